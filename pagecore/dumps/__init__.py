@@ -1,0 +1,118 @@
+"""Read guest memory dumps as streams of page chunks.
+
+One entry point, :func:`open_dump`, detects the format from magic bytes (or takes it from the
+caller) and returns a :class:`~pagecore.dumps.base.DumpReader`. Iterating the reader yields
+:class:`~pagecore.dumps.base.PageChunk` objects — guest frame numbers and a zero-copy,
+read-only ``uint8[k, 4096]`` view of their pages where the format allows — so memory use is
+bounded by the chunk size, never by the dump. Inputs are opened read-only.
+
+Formats are registered in :data:`READERS`; see ``formats-ksm-esxi.md`` for their layouts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import InputError
+from .base import (
+    DEFAULT_CHUNK_PAGES,
+    READERS,
+    DumpReader,
+    DumpStats,
+    PageChunk,
+    check_input_path,
+    register,
+)
+from .raw import RawReader
+
+# Importing a format module registers its reader (see ``register``); add new formats here.
+
+SNIFF_BYTES = 4096
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """Name of the format of ``path``, from its magic bytes.
+
+    Readers with a magic number are tried first; a file that matches none of them and whose
+    size is a whole number of pages is taken as a raw physical image (which has no header).
+
+    Raises
+    ------
+    InputError
+        If no format fits; the message lists what was tried.
+    """
+    path = check_input_path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    tried = []
+    for name, reader in READERS.items():
+        if reader.magic_description is None:
+            continue
+        tried.append(f"{name} ({reader.magic_description})")
+        if reader.sniff(head, size):
+            return name
+    if RawReader.sniff(head, size):
+        return RawReader.name
+    tried.append(f"raw (size a multiple of {RawReader.page_size} bytes; this file has {size:,})")
+    raise InputError(
+        path,
+        "unrecognised memory dump format",
+        offset=0,
+        expected="one of: " + "; ".join(tried),
+        hint="pass --format to force one, or convert the dump to a raw physical image",
+    )
+
+
+def open_dump(
+    path: str | os.PathLike,
+    format: str = "auto",
+    *,
+    chunk_pages: int = DEFAULT_CHUNK_PAGES,
+    skip_bad_pages: bool = False,
+) -> DumpReader:
+    """Open a guest memory dump for streaming.
+
+    Parameters
+    ----------
+    path : path-like
+        The dump. It is opened read-only and never written.
+    format : str
+        ``"auto"`` (detect from magic bytes) or one of ``READERS``.
+    chunk_pages : int
+        Pages per yielded chunk; bounds memory use.
+    skip_bad_pages : bool
+        Count and skip pages that cannot be read instead of failing (where a format supports
+        it; raw images have no per-page structure, so for them it only drops a trailing partial
+        page).
+
+    Returns
+    -------
+    DumpReader
+        Iterable of :class:`PageChunk`; also a context manager.
+    """
+    path = check_input_path(path)
+    if format in (None, "auto"):
+        format = detect_format(path)
+    try:
+        reader = READERS[format]
+    except KeyError:
+        raise InputError(
+            path,
+            f"unknown dump format {format!r}",
+            expected="auto or one of " + ", ".join(sorted(READERS)),
+        ) from None
+    return reader(Path(path), chunk_pages=chunk_pages, skip_bad_pages=skip_bad_pages)
+
+
+__all__ = [
+    "DEFAULT_CHUNK_PAGES",
+    "READERS",
+    "DumpReader",
+    "DumpStats",
+    "PageChunk",
+    "detect_format",
+    "open_dump",
+    "register",
+]

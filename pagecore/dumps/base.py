@@ -1,0 +1,182 @@
+"""The reader contract shared by every dump format."""
+
+from __future__ import annotations
+
+import mmap
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from .. import PAGE_SIZE
+from ..errors import InputError
+
+#: Default pages per chunk: 16 MiB of page data, large enough to amortize per-chunk work and
+#: small enough that memory stays bounded.
+DEFAULT_CHUNK_PAGES = 4096
+
+
+@dataclass
+class PageChunk:
+    """A run of guest pages.
+
+    Attributes
+    ----------
+    gpfn : numpy.ndarray
+        ``uint64[k]`` guest-physical frame numbers (guest-physical address // 4096).
+    pages : numpy.ndarray
+        ``uint8[k, 4096]``; a read-only view into the dump where the format allows.
+    """
+
+    gpfn: np.ndarray
+    pages: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.gpfn.shape[0])
+
+
+@dataclass
+class DumpStats:
+    """What a reader saw: every page of the dump is read, skipped or excluded."""
+
+    pages_read: int = 0
+    pages_skipped: int = 0  # unreadable pages dropped under --skip-bad-pages
+    pages_excluded: int = 0  # pages the dump itself left out (e.g. kdump dump_level)
+    bytes_skipped: int = 0  # trailing bytes that do not form a whole page
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_input_path(path: str | os.PathLike) -> Path:
+    """Return ``path`` as a Path if it is a readable regular file, else raise InputError."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, "no such file", hint="check the path")
+    if p.is_dir():
+        raise InputError(p, "is a directory, not a memory dump", hint="name a dump file inside it")
+    if not p.is_file():
+        raise InputError(p, "is not a regular file", hint="copy the dump to a regular file first")
+    if not os.access(p, os.R_OK):
+        raise InputError(p, "permission denied", hint="make the file readable by this user")
+    return p
+
+
+class DumpReader(ABC):
+    """One dump format. Subclasses set the class attributes and implement :meth:`chunks`.
+
+    A reader must:
+
+    * open its input read-only and never write it;
+    * yield :class:`PageChunk` objects of at most ``chunk_pages`` pages, in any gpfn order,
+      each gpfn at most once;
+    * account for every page in :attr:`stats` (read, skipped or excluded);
+    * raise :class:`~pagecore.errors.InputError` naming the file, byte offset, what was
+      expected and what to do, for any malformed input.
+    """
+
+    name: ClassVar[str]
+    #: Human-readable magic for error messages; None for formats without one (raw).
+    magic_description: ClassVar[str | None] = None
+    page_size: ClassVar[int] = PAGE_SIZE
+
+    def __init__(self, path: Path, *, chunk_pages: int = DEFAULT_CHUNK_PAGES, skip_bad_pages: bool = False):
+        if chunk_pages < 1:
+            raise ValueError(f"chunk_pages must be >= 1, got {chunk_pages}")
+        self.path = Path(path)
+        self.chunk_pages = int(chunk_pages)
+        self.skip_bad_pages = skip_bad_pages
+        self.file_size = self.path.stat().st_size
+        self.stats = DumpStats()
+
+    @classmethod
+    @abstractmethod
+    def sniff(cls, head: bytes, size: int) -> bool:
+        """True if a file starting with ``head`` (up to 4 KiB) of ``size`` bytes is this format."""
+
+    @abstractmethod
+    def chunks(self) -> Iterator[PageChunk]:
+        """Yield the dump's pages in chunks."""
+
+    def __iter__(self) -> Iterator[PageChunk]:
+        return self.chunks()
+
+    @property
+    def pages_hint(self) -> int | None:
+        """Expected number of pages (for progress bars), or None if unknown up front."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources; safe to call twice."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def metadata(self) -> dict:
+        """Provenance of this read, for the page table's file metadata."""
+        return {
+            "source_path": str(self.path),
+            "source_size": self.file_size,
+            "format": self.name,
+            "page_size": self.page_size,
+            **self.stats.as_dict(),
+        }
+
+
+#: format name -> reader class; readers with a magic number are tried in registration order.
+READERS: dict[str, type[DumpReader]] = {}
+
+
+def register(reader: type[DumpReader]) -> type[DumpReader]:
+    """Class decorator: make ``reader`` available to ``open_dump`` under its ``name``."""
+    READERS[reader.name] = reader
+    return reader
+
+
+class MmapReader(DumpReader):
+    """Helper base for formats whose page data can be viewed in a read-only memory map."""
+
+    def __init__(self, path: Path, **kw):
+        super().__init__(path, **kw)
+        self._fh = None
+        self._mm = None
+        self._buf = None
+
+    def _map(self) -> np.ndarray:
+        """Map the whole file read-only; returns a uint8 view (empty files cannot be mapped)."""
+        if self._buf is None:
+            self._fh = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+            self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
+            if hasattr(self._mm, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
+                self._mm.madvise(mmap.MADV_SEQUENTIAL)
+            self._buf = np.frombuffer(self._mm, dtype=np.uint8)
+        return self._buf
+
+    def _release(self, start: int, length: int) -> None:
+        """Tell the kernel we are done with a mapped range, so resident memory stays bounded."""
+        if self._mm is not None and hasattr(mmap, "MADV_DONTNEED") and length > 0:
+            lo = start - start % mmap.PAGESIZE
+            try:
+                self._mm.madvise(mmap.MADV_DONTNEED, lo, start + length - lo)
+            except (OSError, ValueError):
+                pass
+
+    def close(self) -> None:
+        self._buf = None
+        if self._mm is not None:
+            try:
+                self._mm.close()
+            except BufferError:
+                # a caller still holds a chunk view; the map closes when that view is freed
+                pass
+            self._mm = None
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None

@@ -1,0 +1,70 @@
+"""Raw physical memory images: QEMU ``pmemsave``, flat VMware ``.vmem``.
+
+There is no header: the byte at offset ``a`` is guest-physical address ``a``, so page ``i`` of
+the file is guest frame ``i``. Holes are not recorded (a hole reads as whatever the producer
+wrote there, usually zeros).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from ..errors import InputError
+from .base import MmapReader, PageChunk, register
+
+
+@register
+class RawReader(MmapReader):
+    """Reader for headerless physical images; page data is a zero-copy view of a read-only mmap."""
+
+    name = "raw"
+    magic_description = None
+
+    @classmethod
+    def sniff(cls, head: bytes, size: int) -> bool:
+        return size > 0 and size % cls.page_size == 0
+
+    @property
+    def pages_hint(self) -> int:
+        return self.file_size // self.page_size
+
+    def _validate(self) -> int:
+        size = self.file_size
+        if size == 0:
+            raise InputError(
+                self.path, "file is empty", offset=0, expected="at least one 4096-byte page",
+                hint="check that the dump finished writing",
+            )
+        rem = size % self.page_size
+        if rem:
+            if not self.skip_bad_pages:
+                raise InputError(
+                    self.path,
+                    f"size {size:,} bytes is not a multiple of the {self.page_size}-byte page size "
+                    f"({rem} trailing bytes)",
+                    offset=size - rem,
+                    expected="a raw physical image of whole pages",
+                    hint="the dump may be truncated or not raw; pass --format, or --skip-bad-pages to ignore the partial page",
+                )
+            self.stats.bytes_skipped = rem
+            self.stats.pages_skipped = 1
+        return size // self.page_size
+
+    def chunks(self) -> Iterator[PageChunk]:
+        npages = self._validate()
+        if npages == 0:
+            return
+        buf = self._map()
+        ps = self.page_size
+        step = self.chunk_pages
+        prev = None
+        for lo in range(0, npages, step):
+            hi = min(npages, lo + step)
+            if prev is not None:
+                self._release(prev[0] * ps, (prev[1] - prev[0]) * ps)
+            pages = buf[lo * ps : hi * ps].reshape(hi - lo, ps)
+            self.stats.pages_read += hi - lo
+            yield PageChunk(np.arange(lo, hi, dtype=np.uint64), pages)
+            prev = (lo, hi)
