@@ -76,24 +76,7 @@ def _cmd_hash(args) -> int:
 
 
 # ------------------------------------------------------------------------------ share
-def _report_rows(tables) -> tuple[dict, list[tuple[str, dict]]]:
-    import numpy as np
-
-    from .sharing import sharing_report
-
-    vm = tables["vm"].astype(str).to_numpy()
-    h = tables["hash"].to_numpy(np.uint64)
-    z = tables["zero"].to_numpy(np.bool_)
-    names = sorted(set(vm.tolist()))
-    total = sharing_report(h, z, vms=len(names)).to_dict()
-    per_vm = []
-    for name in names:
-        sel = vm == name
-        per_vm.append((name, sharing_report(h[sel], z[sel], vms=1).to_dict()))
-    return total, per_vm
-
-
-def _fmt_table(total: dict, per_vm: list[tuple[str, dict]]) -> str:
+def _fmt_table(total: dict, per_vm: dict[str, dict]) -> str:
     cols = [
         ("pages", "total_pages"),
         ("zero", "zero_pages"),
@@ -109,7 +92,7 @@ def _fmt_table(total: dict, per_vm: list[tuple[str, dict]]) -> str:
         pct = 100.0 * d["reclaimed_pages"] / d["total_pages"] if d["total_pages"] else 0.0
         return f"{label[:16]:<16}{cells}{pct:>12.1f}%"
 
-    for name, d in per_vm:
+    for name, d in per_vm.items():
         lines.append(row(name, d))
     if per_vm:
         lines.append("-" * len(head))
@@ -123,20 +106,16 @@ def _fmt_table(total: dict, per_vm: list[tuple[str, dict]]) -> str:
 
 
 def _cmd_share(args) -> int:
-    from .traces import read_page_tables
+    from .sharing import report_page_tables
 
-    tables = read_page_tables(args.pages, columns=["vm", "hash", "zero"]).to_pandas()
-    total, per_vm = _report_rows(tables)
+    report = report_page_tables(args.pages)
     if args.by != "vm":
-        per_vm = []
+        report.pop("by_vm")
     if args.format == "json":
-        out = dict(total)
-        if per_vm:
-            out["by_vm"] = {name: d for name, d in per_vm}
-        json.dump(out, sys.stdout, indent=2)
+        json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        print(_fmt_table(total, per_vm))
+        print(_fmt_table(report, report.get("by_vm", {})))
     return 0
 
 

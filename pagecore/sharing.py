@@ -169,3 +169,36 @@ def vm_count_sweep(pages: pd.DataFrame, order: list[str] | None = None) -> pd.Da
     for k in ("shared", "reclaimed", "shared_minus_reclaimed", "zero"):
         df[f"{k}_pct"] = 100.0 * df[f"{k}_pages"] / df["total_pages"]
     return df
+
+
+def report_frame(pages: pd.DataFrame) -> dict:
+    """Sharing of all pages together and of each VM on its own.
+
+    Parameters
+    ----------
+    pages : pandas.DataFrame
+        Columns ``vm``, ``hash``, ``zero``.
+
+    Returns
+    -------
+    dict
+        The whole set's :meth:`SharingReport.to_dict` fields at top level, plus ``by_vm``:
+        VM name -> that VM's own report.
+    """
+    vm = pages["vm"].astype(str).to_numpy()
+    h = pages["hash"].to_numpy(np.uint64)
+    z = pages["zero"].to_numpy(np.bool_)
+    names = sorted(set(vm.tolist()))
+    out = sharing_report(h, z, vms=len(names)).to_dict()
+    out["by_vm"] = {}
+    for name in names:
+        sel = vm == name
+        out["by_vm"][name] = sharing_report(h[sel], z[sel], vms=1).to_dict()
+    return out
+
+
+def report_page_tables(paths) -> dict:
+    """:func:`report_frame` of the page tables at ``paths``."""
+    from .traces import read_page_tables
+
+    return report_frame(read_page_tables(paths, columns=["vm", "hash", "zero"]).to_pandas())

@@ -1,0 +1,41 @@
+# pagecore: reproduce Waldspurger, "Memory Resource Management in VMware ESX Server" (OSDI '02).
+#
+# Run from the repository root:  snakemake --cores all
+#
+# results/
+# ├── synth/fig04/vmNN.raw              synthetic guest memory as raw physical images
+# ├── pages/fig04/vmNN.parquet          page tables: vm, gpfn, hash, zero (+ provenance)
+# ├── pages/user/<vm>.parquet           page tables of your own dumps (config: dumps)
+# ├── sharing/fig04.sweep.csv           sharing vs number of VMs (Figure 4)
+# ├── sharing/user.json                 sharing of your own dumps
+# ├── figures/figNN_<slug>.{png,pdf}    the paper's figures, paper data overlaid
+# ├── numbers/figNN.json                paper vs ours: {figure, quantity, unit, paper, ours, kind}
+# ├── logs/<rule>/…                     one log per job
+# └── benchmarks/<rule>/…               one timing per job
+
+import os
+
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+# The default config is found next to this Snakefile, so `--directory` runs work too;
+# `--configfile` overrides it key by key.
+configfile: os.path.join(workflow.basedir, "workflow/config/config.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/synth.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/sharing.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_outputs(),

@@ -1,0 +1,54 @@
+"""One plotting function per paper figure: DataFrames in, a matplotlib Figure out.
+
+Functions never compute results and never save files; callers save with :func:`save_figure`
+(PNG and PDF, atomically, without timestamps so the same data gives the same bytes). Every
+figure uses the committed style ``pagecore.mplstyle`` and draws the paper's own data as
+labelled overlay markers ("paper") beside ours ("pagecore").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from importlib.resources import files
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display; set before pyplot is imported anywhere in pagecore
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .._util import atomic_path  # noqa: E402
+
+STYLE = str(files(__package__) / "pagecore.mplstyle")
+
+#: How the paper's own data is drawn in every figure.
+PAPER_STYLE = dict(linestyle="none", marker="o", markerfacecolor="none", markersize=6, alpha=0.9)
+OURS_STYLE = dict(linestyle="-", marker=".")
+
+
+@contextlib.contextmanager
+def style():
+    """Context manager applying pagecore's style."""
+    with plt.style.context(STYLE):
+        yield
+
+
+def save_figure(fig, stem: str | os.PathLike, formats=("png", "pdf")) -> list[Path]:
+    """Save ``fig`` as ``stem.png`` and ``stem.pdf`` (atomically, no timestamps); close it."""
+    stem = Path(stem)
+    written = []
+    for fmt in formats:
+        path = stem.with_suffix(f".{fmt}")
+        meta = {"Software": None} if fmt == "png" else {"Creator": None, "Producer": None, "CreationDate": None}
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, metadata=meta)
+        written.append(path)
+    plt.close(fig)
+    return written
+
+
+from .fig04 import fig04_page_sharing  # noqa: E402
+
+__all__ = ["PAPER_STYLE", "STYLE", "fig04_page_sharing", "save_figure", "style"]

@@ -1,0 +1,60 @@
+"""Figure 4: page sharing performance for 1..N identical VMs."""
+
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from . import OURS_STYLE, PAPER_STYLE, style
+
+
+def fig04_page_sharing(ours: pd.DataFrame, paper: pd.DataFrame | None = None) -> Figure:
+    """Draw both panels of Figure 4.
+
+    Parameters
+    ----------
+    ours : pandas.DataFrame
+        The VM-count sweep (:func:`pagecore.sharing.vm_count_sweep`): columns ``vms``,
+        ``total_mb``, ``shared_mb``, ``reclaimed_mb``, ``zero_mb``, ``shared_pct``,
+        ``reclaimed_pct``, ``shared_minus_reclaimed_pct``.
+    paper : pandas.DataFrame, optional
+        :data:`pagecore.paper.FIG04` to overlay (same column names, ``vm_mb`` for VM memory).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Top: absolute MB (VM memory, shared (COW), reclaimed, zero pages). Bottom: % of VM
+        memory (shared, reclaimed, shared − reclaimed).
+    """
+    with style():
+        fig = Figure(figsize=(6.4, 8.0))
+        top, bot = fig.subplots(2, 1, sharex=True)
+        series_top = [
+            ("VM memory", "total_mb", "vm_mb", "s", "0.5"),
+            ("Shared (COW)", "shared_mb", "shared_mb", "o", "k"),
+            ("Reclaimed", "reclaimed_mb", "reclaimed_mb", "^", "0.45"),
+            ("Zero pages", "zero_mb", "zero_mb", "D", "tab:blue"),
+        ]
+        for label, col, pcol, marker, color in series_top:
+            top.plot(ours["vms"], ours[col], color=color, label=f"{label} (pagecore)", **{**OURS_STYLE, "marker": marker, "markersize": 4})
+            if paper is not None:
+                top.plot(paper["vms"], paper[pcol], color=color, label=f"{label} (paper)", **{**PAPER_STYLE, "marker": marker})
+        top.set_ylabel("Memory (MB)")
+        top.set_title("Figure 4: Page sharing performance")
+        top.legend(ncol=2, loc="upper left")
+        series_bot = [
+            ("Shared (COW)", "shared_pct", "o", "k"),
+            ("Reclaimed", "reclaimed_pct", "^", "0.45"),
+            ("Shared − Reclaimed", "shared_minus_reclaimed_pct", "v", "tab:red"),
+        ]
+        for label, col, marker, color in series_bot:
+            bot.plot(ours["vms"], ours[col], color=color, label=f"{label} (pagecore)", **{**OURS_STYLE, "marker": marker, "markersize": 4})
+            if paper is not None:
+                bot.plot(paper["vms"], paper[col], color=color, label=f"{label} (paper)", **{**PAPER_STYLE, "marker": marker})
+        bot.set_ylabel("% of VM memory")
+        bot.set_xlabel("Number of VMs")
+        bot.set_ylim(0, 75)
+        bot.set_xticks(list(ours["vms"]))
+        bot.legend(ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+        fig.tight_layout()
+    return fig

@@ -1,0 +1,22 @@
+"""Hash one memory dump into a page table."""
+
+import json
+
+from pagecore._smk import job_log
+from pagecore.hashing import PageKey
+from pagecore.ingest import hash_dump
+
+with job_log(snakemake):
+    h = snakemake.params.hashing
+    key = PageKey.from_env(h["key_env"]) if h.get("key_env") else PageKey.default()
+    meta = hash_dump(
+        snakemake.input.dump,
+        snakemake.output.pages,
+        snakemake.params.vm,
+        format=snakemake.params.format,
+        key=key,
+        threads=snakemake.threads,
+        chunk_pages=h["chunk_pages"],
+        show_progress=False,
+    )
+    print(json.dumps(meta, indent=2))
