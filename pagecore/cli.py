@@ -172,7 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--vm", help="VM name stored in the table (default: the dump's file stem)")
     h.add_argument("--format", default="auto", help="dump format (default: detect from magic bytes)")
     h.add_argument("--threads", type=_nonneg_int, default=0, help="hashing threads (0 = all; default 0)")
-    h.add_argument("--chunk-pages", type=_positive_int, default=4096, help="pages per chunk; bounds memory (default 4096)")
+    h.add_argument(
+        "--chunk-pages", type=_positive_int, default=4096, help="pages per chunk; bounds memory (default 4096)"
+    )
     h.add_argument("--skip-bad-pages", action="store_true", help="count and skip unreadable pages instead of failing")
     kg = h.add_mutually_exclusive_group()
     kg.add_argument("--key-env", metavar="VAR", help="key the hash with the secret in environment variable VAR")
@@ -187,7 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
         "vocabulary: total, zero, shared (COW), reclaimed and shared − reclaimed pages.",
     )
     s.add_argument("pages", nargs="+", help="page tables written by `pagecore hash`")
-    s.add_argument("--by", choices=["total", "vm"], default="total", help="also report each VM on its own (default: total only)")
+    s.add_argument(
+        "--by", choices=["total", "vm"], default="total", help="also report each VM on its own (default: total only)"
+    )
     s.add_argument("--format", choices=["table", "json"], default="table", help="output format (default: table)")
     s.set_defaults(func=_cmd_share)
 
@@ -207,10 +211,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     f4.add_argument("-o", "--output-dir", required=True, help="directory for vmNN.raw files")
     f4.add_argument("--vms", type=_positive_int, default=10, help="number of guests (default 10)")
-    f4.add_argument("--mem-mb", type=float, default=FIG04_DEFAULTS["mem_mb"], help="guest memory in MB (default %(default)s)")
+    f4.add_argument(
+        "--mem-mb", type=float, default=FIG04_DEFAULTS["mem_mb"], help="guest memory in MB (default %(default)s)"
+    )
     for name in ("zero", "intra_dup", "intra_dup_groups", "common", "variant"):
-        f4.add_argument(f"--{name.replace('_', '-')}", type=float, default=FIG04_DEFAULTS[name], help=f"fraction of pages (default %(default)s)")
-    f4.add_argument("--variants", type=_positive_int, default=FIG04_DEFAULTS["variants"], help="versions per variant slot (default %(default)s)")
+        f4.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=float,
+            default=FIG04_DEFAULTS[name],
+            help="fraction of pages (default %(default)s)",
+        )
+    f4.add_argument(
+        "--variants",
+        type=_positive_int,
+        default=FIG04_DEFAULTS["variants"],
+        help="versions per variant slot (default %(default)s)",
+    )
     f4.add_argument("--seed", type=int, default=FIG04_DEFAULTS["seed"], help="seed (default %(default)s)")
     f4.set_defaults(func=_cmd_synth_fig04)
 

@@ -57,7 +57,9 @@ def _fill_defaults(obj, sch) -> None:
         return
     for key, sub in sch.get("properties", {}).items():
         if key not in obj and "default" in sub:
-            obj[key] = sub["default"] if not isinstance(sub["default"], dict | list) else type(sub["default"])(sub["default"])
+            obj[key] = (
+                sub["default"] if not isinstance(sub["default"], dict | list) else type(sub["default"])(sub["default"])
+            )
         if key in obj:
             _fill_defaults(obj[key], sub)
 

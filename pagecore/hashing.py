@@ -172,9 +172,7 @@ class PageKey:
     def from_env(cls, variable: str) -> PageKey:
         value = os.environ.get(variable)
         if not value:
-            raise ConfigError(
-                f"hash key variable {variable} is not set or empty; export it or use --key-file"
-            )
+            raise ConfigError(f"hash key variable {variable} is not set or empty; export it or use --key-file")
         return cls.from_secret(value.encode())
 
     @classmethod
@@ -208,7 +206,8 @@ def as_page_words(pages: np.ndarray) -> np.ndarray:
     if pages.dtype == np.uint64 and pages.shape[1] == WORDS:
         return pages if pages.flags.c_contiguous else np.ascontiguousarray(pages)
     raise ValueError(
-        f"pages must be uint8[n, {PAGE_SIZE}] or uint64[n, {WORDS}], got {pages.dtype}[{', '.join(map(str, pages.shape))}]"
+        f"pages must be uint8[n, {PAGE_SIZE}] or uint64[n, {WORDS}], "
+        f"got {pages.dtype}[{', '.join(map(str, pages.shape))}]"
     )
 
 

@@ -52,15 +52,15 @@ def write_records(path: str | os.PathLike, records: list[Record]) -> None:
     for r in records:
         d = asdict(r)
         d["paper"] = float(d["paper"])
-        d["ours"] = round(float(d["ours"]), 6)
+        d["ours"] = float(d["ours"])
         out.append(d)
     write_json_atomic(path, out)
 
 
 def sweep_records(
     figure: str,
-    ours: "pd.DataFrame",
-    paper: "pd.DataFrame",
+    ours: pd.DataFrame,
+    paper: pd.DataFrame,
     columns: dict[str, tuple[str, str]],
     fitted: set[str],
     key: str = "vms",

@@ -48,9 +48,7 @@ PAGE_TABLE_SCHEMA = pa.schema(
 
 
 def _vm_column(vm: str, n: int) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(
-        pa.array(np.zeros(n, dtype=np.int32)), pa.array([vm], type=pa.string())
-    )
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([vm], type=pa.string()))
 
 
 def page_table_batch(vm: str, gpfn: np.ndarray, hashes: np.ndarray, zero: np.ndarray) -> pa.RecordBatch:

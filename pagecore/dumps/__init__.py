@@ -15,6 +15,9 @@ import os
 from pathlib import Path
 
 from ..errors import InputError
+
+# Importing a format module registers its reader (see ``register``); add new formats here.
+from . import elf, lime  # noqa: F401 - register "elf", "lime"
 from .base import (
     DEFAULT_CHUNK_PAGES,
     READERS,
@@ -25,8 +28,6 @@ from .base import (
     register,
 )
 from .raw import RawReader
-
-# Importing a format module registers its reader (see ``register``); add new formats here.
 
 SNIFF_BYTES = 4096
 

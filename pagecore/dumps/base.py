@@ -47,6 +47,8 @@ class DumpStats:
     pages_skipped: int = 0  # unreadable pages dropped under --skip-bad-pages
     pages_excluded: int = 0  # pages the dump itself left out (e.g. kdump dump_level)
     bytes_skipped: int = 0  # trailing bytes that do not form a whole page
+    pages_partial: int = 0  # pages only partly present (ELF/LiME ranges not page-aligned);
+    # they are counted in pages_read too, and the bytes the dump lacks read as zero
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -152,7 +154,7 @@ class MmapReader(DumpReader):
     def _map(self) -> np.ndarray:
         """Map the whole file read-only; returns a uint8 view (empty files cannot be mapped)."""
         if self._buf is None:
-            self._fh = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+            self._fh = open(self.path, "rb")
             self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
             if hasattr(self._mm, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
                 self._mm.madvise(mmap.MADV_SEQUENTIAL)

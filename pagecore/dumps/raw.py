@@ -34,7 +34,10 @@ class RawReader(MmapReader):
         size = self.file_size
         if size == 0:
             raise InputError(
-                self.path, "file is empty", offset=0, expected="at least one 4096-byte page",
+                self.path,
+                "file is empty",
+                offset=0,
+                expected="at least one 4096-byte page",
                 hint="check that the dump finished writing",
             )
         rem = size % self.page_size
@@ -46,7 +49,10 @@ class RawReader(MmapReader):
                     f"({rem} trailing bytes)",
                     offset=size - rem,
                     expected="a raw physical image of whole pages",
-                    hint="the dump may be truncated or not raw; pass --format, or --skip-bad-pages to ignore the partial page",
+                    hint=(
+                        "the dump may be truncated or not raw; pass --format, "
+                        "or --skip-bad-pages to ignore the partial page"
+                    ),
                 )
             self.stats.bytes_skipped = rem
             self.stats.pages_skipped = 1

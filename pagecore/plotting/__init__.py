@@ -17,9 +17,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display; set before pyplot is imported anywhere in pagecore
 
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from .._util import atomic_path  # noqa: E402
+from .._util import atomic_path
 
 STYLE = str(files(__package__) / "pagecore.mplstyle")
 

@@ -9,5 +9,5 @@ with job_log(snakemake):
     pages = read_page_tables(snakemake.input.pages, columns=["vm", "hash", "zero"]).to_pandas()
     sweep = vm_count_sweep(pages)
     with atomic_path(snakemake.output.sweep) as tmp:
-        sweep.to_csv(tmp, index=False, float_format="%.6g")
+        sweep.to_csv(tmp, index=False, float_format="%.10g")
     print(sweep.to_string())

@@ -1,0 +1,117 @@
+"""The pagecore command: help everywhere, version, JSON output, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import pagecore
+from pagecore.cli import build_parser, main
+
+
+def run(*args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "pagecore", *args], capture_output=True, text=True, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_version():
+    assert run("--version").stdout.strip() == f"pagecore {pagecore.__version__}"
+
+
+def _subcommands(parser, prefix=()):
+    for action in parser._actions:
+        if action.__class__.__name__ == "_SubParsersAction":
+            for name, sub in action.choices.items():
+                yield (*prefix, name)
+                yield from _subcommands(sub, (*prefix, name))
+
+
+def test_every_subcommand_has_help(capsys):
+    cmds = list(_subcommands(build_parser()))
+    assert ("hash",) in cmds and ("share",) in cmds and ("synth", "fig04") in cmds
+    for cmd in cmds:
+        with pytest.raises(SystemExit) as ei:
+            main([*cmd, "--help"])
+        assert ei.value.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith("usage: pagecore " + " ".join(cmd)), cmd
+
+
+@pytest.fixture
+def two_guests(tmp_path):
+    run("synth", "fig04", "-o", str(tmp_path), "--vms", "2", "--mem-mb", "2")
+    tables = []
+    for i in (1, 2):
+        out = tmp_path / f"vm0{i}.parquet"
+        proc = run("hash", str(tmp_path / f"vm0{i}.raw"), "-o", str(out), "--vm", f"vm0{i}")
+        assert f"{512:,} pages of vm0{i}" in proc.stderr
+        tables.append(out)
+    return tables
+
+
+def test_hash_and_share_json(two_guests):
+    from pagecore.sharing import report_page_tables
+
+    proc = run("share", *map(str, two_guests), "--format", "json")
+    got = json.loads(proc.stdout)
+    for k in ("total_pages", "zero_pages", "shared_pages", "reclaimed_pages", "shared_minus_reclaimed_pages"):
+        assert isinstance(got[k], int)
+    assert got["total_pages"] == 1024
+    assert got["shared_minus_reclaimed_pages"] == got["shared_pages"] - got["reclaimed_pages"]
+    lib = report_page_tables(two_guests)
+    lib.pop("by_vm")
+    assert got == json.loads(json.dumps(lib))
+    by_vm = json.loads(run("share", *map(str, two_guests), "--format", "json", "--by", "vm").stdout)
+    assert set(by_vm["by_vm"]) == {"vm01", "vm02"}
+
+
+def test_share_table_is_readable(two_guests):
+    out = run("share", *map(str, two_guests), "--by", "vm").stdout
+    assert "reclaimed" in out and "vm01" in out and "all (2 VMs)" in out
+
+
+def test_progress_is_silent_when_not_a_terminal(tmp_path):
+    (tmp_path / "g.raw").write_bytes(np.zeros(4096 * 3, np.uint8).tobytes())
+    proc = run("hash", str(tmp_path / "g.raw"), "-o", str(tmp_path / "g.parquet"))
+    assert "\r" not in proc.stderr and "%|" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["hash", "/nonexistent/dump.raw", "-o", "x.parquet"], "no such file"),
+        (["share", "/nonexistent/pages.parquet"], "no such page table"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(args, needle, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pagecore", *args], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pagecore: error: ") and needle in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_option_value_exits_2(tmp_path):
+    proc = run("hash", "x", "-o", "y", "--chunk-pages", "0", check=False)
+    assert proc.returncode == 2 and "expected a number >= 1" in proc.stderr
+
+
+def test_key_env_missing_is_a_clear_error(tmp_path):
+    (tmp_path / "g.raw").write_bytes(bytes(4096))
+    proc = run(
+        "hash",
+        str(tmp_path / "g.raw"),
+        "-o",
+        str(tmp_path / "g.parquet"),
+        "--key-env",
+        "PAGECORE_NO_SUCH_VAR",
+        check=False,
+    )
+    assert proc.returncode == 1 and "PAGECORE_NO_SUCH_VAR" in proc.stderr
+    assert not (tmp_path / "g.parquet").exists()

@@ -1,0 +1,200 @@
+"""pcx64-v1 page hash and zero flag: the Numba kernels against the slow twin."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import JIT_DISABLED, scaled
+from slow_twins import is_zero, pcx64
+
+from pagecore.hashing import ALGORITHM, PageKey, as_page_words, hash_pages
+
+
+def _pages(rng, n):
+    return rng.integers(0, 256, size=(n, 4096), dtype=np.uint8)
+
+
+def _check_against_twin(pages, secret=b""):
+    key = PageKey.from_secret(secret) if secret else None
+    h, z = hash_pages(pages, key)
+    for i in range(pages.shape[0]):
+        b = pages[i].tobytes()
+        assert int(h[i]) == pcx64(b, secret), f"page {i}"
+        assert bool(z[i]) == is_zero(b), f"page {i}"
+
+
+def test_algorithm_name():
+    assert ALGORITHM == "pcx64-v1"
+
+
+@pytest.mark.parametrize("n", [1, 2, 7])
+def test_random_pages_match_twin(rng, n):
+    _check_against_twin(_pages(rng, n))
+
+
+def test_edge_cases_match_twin(rng):
+    pages = np.zeros((6, 4096), np.uint8)
+    pages[1, 4095] = 1  # zero but for the last byte
+    pages[2, 0] = 0x80  # zero but for the first byte
+    pages[3] = 0xFF
+    pages[4] = _pages(rng, 1)[0]
+    pages[5] = pages[4]
+    _check_against_twin(pages)
+    h, z = hash_pages(pages)
+    assert z.tolist() == [True, False, False, False, False, False]
+    assert h[4] == h[5] and len(set(h[:5].tolist())) == 5
+
+
+def test_all_identical_and_all_zero(rng):
+    one = _pages(rng, 1)
+    same = np.repeat(one, scaled(50, 3), axis=0)
+    h, z = hash_pages(same)
+    assert len(set(h.tolist())) == 1 and not z.any()
+    h0, z0 = hash_pages(np.zeros((scaled(50, 3), 4096), np.uint8))
+    assert len(set(h0.tolist())) == 1 and z0.all()
+    assert int(h0[0]) == pcx64(bytes(4096))
+
+
+def test_empty_input():
+    h, z = hash_pages(np.zeros((0, 4096), np.uint8))
+    assert h.shape == (0,) and h.dtype == np.uint64 and z.dtype == np.bool_
+
+
+def test_keyed_hash_matches_twin_and_differs(rng):
+    pages = _pages(rng, 3)
+    _check_against_twin(pages, secret=b"s3cret")
+    h0, _ = hash_pages(pages)
+    h1, _ = hash_pages(pages, PageKey.from_secret(b"s3cret"))
+    h2, _ = hash_pages(pages, PageKey.from_secret(b"other"))
+    assert not np.any(h0 == h1) and not np.any(h1 == h2)
+
+
+def test_key_id_is_a_fingerprint_not_the_key():
+    k = PageKey.from_secret(b"hunter2")
+    assert k.keyed and "hunter2" not in k.key_id and len(k.key_id) == 12
+    assert PageKey.default().key_id == "none" and not PageKey.default().keyed
+    assert PageKey.from_secret(b"hunter2").key_id == k.key_id
+
+
+def test_key_from_env_and_file(tmp_path, monkeypatch):
+    from pagecore.errors import ConfigError
+
+    monkeypatch.setenv("PC_TEST_KEY", "abc")
+    assert PageKey.from_env("PC_TEST_KEY").key_id == PageKey.from_secret(b"abc").key_id
+    f = tmp_path / "key"
+    f.write_text("abc\n")
+    assert PageKey.from_file(f).key_id == PageKey.from_secret(b"abc").key_id
+    monkeypatch.delenv("PC_TEST_KEY")
+    with pytest.raises(ConfigError, match="PC_TEST_KEY"):
+        PageKey.from_env("PC_TEST_KEY")
+    with pytest.raises(ConfigError, match="cannot read"):
+        PageKey.from_file(tmp_path / "missing")
+
+
+def test_every_bit_position_changes_the_hash(rng):
+    base = _pages(rng, 1)
+    positions = range(0, 4096 * 8, 61 if not JIT_DISABLED else 997)
+    variants = np.repeat(base, len(positions), axis=0)
+    for row, bit in enumerate(positions):
+        variants[row, bit // 8] ^= 1 << (bit % 8)
+    h, _ = hash_pages(np.vstack([base, variants]))
+    assert len(set(h.tolist())) == len(positions) + 1
+
+
+def test_word_swaps_within_a_lane_change_the_hash(rng):
+    # the lane sums B_l are order-blind; the per-word key must make A_l order-sensitive
+    base = _pages(rng, 1).view(np.uint64).copy()
+    swapped = base.copy()
+    swapped[0, 3], swapped[0, 40] = base[0, 40], base[0, 3]
+    h, _ = hash_pages(np.vstack([base, swapped]))
+    assert h[0] != h[1]
+
+
+@pytest.mark.skipif(JIT_DISABLED, reason="thread count has no meaning without the JIT")
+def test_thread_count_does_not_change_results(rng):
+    pages = _pages(rng, 257)
+    h1, z1 = hash_pages(pages, threads=1)
+    h2, z2 = hash_pages(pages, threads=2)
+    h0, z0 = hash_pages(pages, threads=None)
+    assert np.array_equal(h1, h2) and np.array_equal(h1, h0)
+    assert np.array_equal(z1, z2) and np.array_equal(z1, z0)
+
+
+def test_uint8_and_uint64_views_agree_and_readonly_ok(rng):
+    pages = _pages(rng, 4)
+    pages.setflags(write=False)
+    h8, _ = hash_pages(pages)
+    h64, _ = hash_pages(pages.view(np.uint64))
+    assert np.array_equal(h8, h64)
+
+
+def test_non_contiguous_input_is_copied(rng):
+    pages = _pages(rng, 6)
+    h_all, _ = hash_pages(pages)
+    h_odd, _ = hash_pages(pages[::2])
+    assert np.array_equal(h_all[::2], h_odd)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((3, 4095), np.uint8),
+        np.zeros(4096, np.uint8),
+        np.zeros((2, 4096), np.int16),
+        np.zeros((2, 512), np.float64),
+    ],
+    ids=["short-rows", "1-d", "int16", "float64"],
+)
+def test_bad_shapes_and_dtypes_raise(bad):
+    with pytest.raises(ValueError, match="pages must be"):
+        hash_pages(bad)
+
+
+def test_not_an_array():
+    with pytest.raises(TypeError):
+        as_page_words([[0] * 4096])
+
+
+def test_out_buffers_are_used_and_checked(rng):
+    pages = _pages(rng, 3)
+    out = (np.empty(3, np.uint64), np.empty(3, np.bool_))
+    h, z = hash_pages(pages, out=out)
+    assert h is out[0] and z is out[1]
+    with pytest.raises(ValueError, match="out\\[0\\]"):
+        hash_pages(pages, out=(np.empty(2, np.uint64), np.empty(3, np.bool_)))
+
+
+@pytest.mark.skipif(JIT_DISABLED, reason="already running without the JIT")
+def test_kernels_without_jit():
+    """Run every kernel test again with NUMBA_DISABLE_JIT=1 so the Python bodies are exercised."""
+    here = Path(__file__).parent
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+    files = ["test_hashing.py", "test_sharing.py", "test_synth.py"]
+    proc = subprocess.run(
+        # Without the JIT the kernels run on NumPy scalars, which warn when uint64 arithmetic
+        # wraps; wrapping modulo 2**64 is what the hash specifies, so that warning is ignored.
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-x",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "ignore:overflow encountered:RuntimeWarning",
+            *files,
+        ],
+        cwd=here,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout

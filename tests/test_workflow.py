@@ -1,0 +1,134 @@
+"""The Snakemake pipeline end to end on a tiny config, checking the values it produces."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from slow_twins import sharing_by_content
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.workflow
+
+
+def tiny_config(**overrides):
+    cfg = yaml.safe_load((ROOT / "workflow/config/config.yaml").read_text())
+    cfg["synth"]["fig04"].update(vms=3, mem_mb=1, fitted_to=["shared_mb@1"])
+    for k, v in overrides.items():
+        cfg[k] = v
+    return cfg
+
+
+def snakemake(workdir: Path, cfg: dict, *extra, check=True):
+    cfgfile = workdir / "config.yaml"
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfgfile.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(cfgfile),
+            "--cores",
+            "2",
+            "--quiet",
+            "all",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    wd = tmp_path_factory.mktemp("wf")
+    user = wd / "mydump.raw"
+    user.write_bytes(bytes(4096) * 3 + b"\x07" * 4096 * 2)
+    snakemake(wd, tiny_config(dumps=[{"vm": "mine", "path": str(user)}]))
+    return wd
+
+
+def test_sweep_values_equal_content_grouping_of_the_dumps(run_dir):
+    sweep = pd.read_csv(run_dir / "results/sharing/fig04.sweep.csv")
+    assert sweep["vms"].tolist() == [1, 2, 3]
+    pages = []
+    for i in (1, 2, 3):
+        raw = (run_dir / f"results/synth/fig04/vm{i:02d}.raw").read_bytes()
+        assert len(raw) == 256 * 4096
+        pages += [raw[o : o + 4096] for o in range(0, len(raw), 4096)]
+        twin = sharing_by_content(pages)
+        row = sweep.iloc[i - 1]
+        for k, v in twin.items():
+            assert row[k] == v, (i, k)
+        assert row["reclaimed_mb"] == pytest.approx(twin["reclaimed_pages"] / 256)
+
+
+def test_numbers_file_shape_and_values(run_dir):
+    recs = json.loads((run_dir / "results/numbers/fig04.json").read_text())
+    sweep = pd.read_csv(run_dir / "results/sharing/fig04.sweep.csv").set_index("vms")
+    assert recs and all(set(r) == {"figure", "quantity", "unit", "paper", "ours", "kind"} for r in recs)
+    kinds = {r["quantity"]: r["kind"] for r in recs}
+    assert kinds["shared_mb@1"] == "fitted" and kinds["reclaimed_mb@3"] == "predicted"
+    for r in recs:
+        col, n = r["quantity"].split("@")
+        assert r["ours"] == pytest.approx(sweep.at[int(n), col], rel=1e-6)
+
+
+def test_figures_exist(run_dir):
+    png = (run_dir / "results/figures/fig04_page_sharing.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    assert (run_dir / "results/figures/fig04_page_sharing.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_user_dumps_are_analysed(run_dir):
+    rep = json.loads((run_dir / "results/sharing/user.json").read_text())
+    assert rep["total_pages"] == 5 and rep["zero_pages"] == 3
+    assert rep["reclaimed_pages"] == 3 and rep["shared_pages"] == 5
+    assert set(rep["by_vm"]) == {"mine"}
+
+
+def test_same_inputs_same_bytes(run_dir, tmp_path):
+    user = run_dir / "mydump.raw"
+    snakemake(tmp_path, tiny_config(dumps=[{"vm": "mine", "path": str(user)}]))
+    for rel in [
+        "results/pages/fig04/vm02.parquet",
+        "results/sharing/fig04.sweep.csv",
+        "results/numbers/fig04.json",
+        "results/figures/fig04_page_sharing.png",
+        "results/figures/fig04_page_sharing.pdf",
+        "results/sharing/user.json",
+    ]:
+        assert (tmp_path / rel).read_bytes() == (run_dir / rel).read_bytes(), rel
+
+
+@pytest.mark.parametrize(
+    "mutate,needle",
+    [
+        (lambda c: c["synth"]["fig04"].update(vms=-3), "synth.fig04.vms"),
+        (lambda c: c["synth"]["fig04"]["fractions"].update(zero="lots"), "synth.fig04.fractions.zero"),
+        (lambda c: c["hashing"].update(chunk_pagez=5), "hashing.chunk_pagez"),
+        (lambda c: c.update(dumps=[{"vm": "bad name!", "path": "x"}]), "dumps[0].vm"),
+    ],
+    ids=["negative", "wrong-type", "unknown-key", "bad-vm-name"],
+)
+def test_bad_config_value_names_the_key(tmp_path, mutate, needle):
+    cfg = tiny_config()
+    mutate(cfg)
+    proc = snakemake(tmp_path, cfg, "--dry-run", check=False)
+    assert proc.returncode != 0
+    assert f"config key {needle}" in proc.stderr + proc.stdout
