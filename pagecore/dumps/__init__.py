@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import InputError
 
 # Importing a format module registers its reader (see ``register``); add new formats here.
-from . import elf, lime  # noqa: F401 - register "elf", "lime"
+from . import elf, flattened, kdump, lime  # noqa: F401 - register the formats
 from .base import (
     DEFAULT_CHUNK_PAGES,
     READERS,
