@@ -355,6 +355,11 @@ class KdumpReader(MmapReader):
         return PageChunk(pfns, out)
 
     def chunks(self) -> Iterator[PageChunk]:
+        if self.file_size == 0:
+            raise InputError(
+                self.path, "file is empty", offset=0, expected=f"a {self._kind()} header",
+                hint="check that the dump finished writing",
+            )  # fmt: skip
         src = self._source()
         h = self._parse(src)
         self.header = h

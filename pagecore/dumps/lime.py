@@ -142,7 +142,7 @@ def lime_from_raw(raw: str | os.PathLike, out: str | os.PathLike, splits=PC_SPLI
     """
     raw = Path(raw)
     size = raw.stat().st_size
-    cuts = [0, *[s for s in splits if 0 < s < size], size]
+    cuts = [0, *sorted({s for s in splits if 0 < s < size}), size]
     with open(raw, "rb") as fi, open(out, "wb") as fo:
         for lo, hi in itertools.pairwise(cuts):
             fo.write(HEADER.pack(LIME_MAGIC, LIME_VERSION, lo, hi - 1, b"\0" * 8))
