@@ -104,3 +104,75 @@ def sharing_by_hash(hashes: list[int], zero: list[bool]) -> dict:
         "distinct_pages": len(groups),
         "shared_minus_reclaimed_pages": sum(1 for c in groups.values() if c > 1),
     }
+
+
+def exact_sharing(
+    vms: list[tuple[str, list[tuple[int, bytes, int]]]],
+    *,
+    use_zero_pages=False,
+    max_page_sharing=256,
+    domain: dict[str, int] | None = None,
+) -> dict:
+    """Reference for pagecore.analyze: hash, then verify, then count — with dicts and bytes.
+
+    ``vms``: ``[(vm name, [(gpfn, page bytes, table hash), ...]), ...]`` in table order, pages
+    in gpfn order. The first page of each (domain, hash) is its representative; a later page
+    with that hash but other bytes is ineligible (paper §4.3) and counts as unshared.
+    """
+    domain = domain or {}
+    rep: dict[int, bytes] = {}
+    groups: dict[tuple[int, int], list[tuple[str, bool]]] = {}
+    ineligible = 0
+    false_matches = 0
+    total = zero = 0
+    for name, pages in vms:
+        for _gpfn, data, h in sorted(pages):
+            total += 1
+            zero += is_zero(data)
+            if h in rep and rep[h] != data:
+                ineligible += 1
+                false_matches += 1
+                continue
+            rep.setdefault(h, data)
+            groups.setdefault((domain.get(name, 0), h), []).append((name, is_zero(data)))
+    shared = reclaimed = intra = inter = zsaved = inter_shared = 0
+    ksm_shared = ksm_sharing = ksm_unshared = ksm_zero = 0
+    for members in groups.values():
+        c = len(members)
+        is_z = members[0][1]
+        vms_in = Counter(n for n, _ in members)
+        if use_zero_pages and is_z:
+            ksm_zero += c
+        elif c >= 2:
+            kp = -(-c // max_page_sharing)
+            ksm_shared += kp
+            ksm_sharing += c - kp
+        else:
+            ksm_unshared += 1
+        if c >= 2:
+            shared += c
+            reclaimed += c - 1
+            intra += sum(n - 1 for n in vms_in.values())
+            inter += len(vms_in) - 1
+            zsaved += (c - 1) if is_z else 0
+            inter_shared += c if len(vms_in) >= 2 else 0
+    return {
+        "total_pages": total,
+        "zero_pages": zero,
+        "shared_pages": shared,
+        "reclaimed_pages": reclaimed,
+        "distinct_pages": len(groups) + ineligible,
+        "ineligible_pages": ineligible,
+        "false_matches": false_matches,
+        "unshared_pages": total - shared,
+        "intra_vm_saved_pages": intra,
+        "inter_vm_saved_pages": inter,
+        "zero_saved_pages": zsaved,
+        "inter_vm_shared_pages": inter_shared,
+        "ksm": {
+            "pages_shared": ksm_shared,
+            "pages_sharing": ksm_sharing,
+            "pages_unshared": ksm_unshared + ineligible,
+            "ksm_zero_pages": ksm_zero,
+        },
+    }

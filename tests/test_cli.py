@@ -56,7 +56,7 @@ def two_guests(tmp_path):
 
 
 def test_hash_and_share_json(two_guests):
-    from pagecore.sharing import report_page_tables
+    from pagecore.analyze import analyze_page_tables
 
     proc = run("share", *map(str, two_guests), "--format", "json")
     got = json.loads(proc.stdout)
@@ -64,8 +64,9 @@ def test_hash_and_share_json(two_guests):
         assert isinstance(got[k], int)
     assert got["total_pages"] == 1024
     assert got["shared_minus_reclaimed_pages"] == got["shared_pages"] - got["reclaimed_pages"]
-    lib = report_page_tables(two_guests)
+    lib = analyze_page_tables(two_guests)
     lib.pop("by_vm")
+    assert got["verified"] is True and got["false_matches"] == 0
     assert got == json.loads(json.dumps(lib))
     by_vm = json.loads(run("share", *map(str, two_guests), "--format", "json", "--by", "vm").stdout)
     assert set(by_vm["by_vm"]) == {"vm01", "vm02"}

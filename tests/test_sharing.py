@@ -9,7 +9,7 @@ from conftest import scaled
 from slow_twins import sharing_by_content, sharing_by_hash
 
 from pagecore.hashing import hash_pages
-from pagecore.sharing import report_frame, sharing_report, vm_count_sweep
+from pagecore.sharing import sharing_report, vm_count_sweep
 
 FIELDS = [
     "total_pages",
@@ -106,15 +106,3 @@ def test_vm_count_sweep_order_and_missing(rng):
     assert a.iloc[-1]["reclaimed_pages"] == b.iloc[-1]["reclaimed_pages"]
     with pytest.raises(ValueError, match="vm9"):
         vm_count_sweep(df, order=["vm9"])
-
-
-def test_report_frame_per_vm(rng):
-    df = _frame(rng, vms=3)
-    rep = report_frame(df)
-    assert set(rep["by_vm"]) == {"vm0", "vm1", "vm2"}
-    assert sum(r["total_pages"] for r in rep["by_vm"].values()) == rep["total_pages"]
-    sub = df[df.vm == "vm1"]
-    assert (
-        rep["by_vm"]["vm1"]["reclaimed_pages"]
-        == sharing_by_hash(sub["hash"].tolist(), sub["zero"].tolist())["reclaimed_pages"]
-    )

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.workflow
 def tiny_config(**overrides):
     cfg = yaml.safe_load((ROOT / "workflow/config/config.yaml").read_text())
     cfg["synth"]["fig04"].update(vms=3, mem_mb=1, fitted_to=["shared_mb@1"])
+    cfg["sharing"]["sets"] = {"two": ["fig04/vm01", "fig04/vm02"], "mixed": ["fig04/vm03", "user/mine"]}
     for k, v in overrides.items():
         cfg[k] = v
     return cfg
@@ -132,3 +133,17 @@ def test_bad_config_value_names_the_key(tmp_path, mutate, needle):
     proc = snakemake(tmp_path, cfg, "--dry-run", check=False)
     assert proc.returncode != 0
     assert f"config key {needle}" in proc.stderr + proc.stdout
+
+
+def test_set_reports_and_fig05_table(run_dir):
+    table = pd.read_csv(run_dir / "results/sharing/fig05_table.csv").set_index("workload")
+    assert set(table.index) == {"two", "mixed", "fig04-1vm", "fig04-all"}
+    assert table.at["fig04-all", "vms"] == 3
+    two = json.loads((run_dir / "results/sharing/sets/two.json").read_text())
+    sweep = pd.read_csv(run_dir / "results/sharing/fig04.sweep.csv").set_index("vms")
+    assert two["verified"] is True and two["false_matches"] == 0
+    assert two["reclaimed_pages"] == sweep.at[2, "reclaimed_pages"]
+    assert table.at["two", "reclaimed_mb"] == pytest.approx(sweep.at[2, "reclaimed_mb"])
+    mixed = json.loads((run_dir / "results/sharing/sets/mixed.json").read_text())
+    assert mixed["total_pages"] == 256 + 5 and set(mixed["by_vm"]) == {"vm03", "mine"}
+    assert "salting" in mixed and mixed["salting"]["mode"] == 2

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from . import PAGE_SIZE
-from ._jit import SERIAL
+from .. import PAGE_SIZE
+from .._jit import SERIAL
 
 MB = 1 << 20
 
@@ -140,65 +140,47 @@ def vm_count_sweep(pages: pd.DataFrame, order: list[str] | None = None) -> pd.Da
     Parameters
     ----------
     pages : pandas.DataFrame
-        Page table rows with columns ``vm``, ``hash``, ``zero``.
+        Page table rows with columns ``vm``, ``hash``, ``zero`` and optionally ``eligible``
+        (False for pages made ineligible by a false match; see :mod:`pagecore.verify`).
     order : list of str, optional
         The order in which VMs are added; default: sorted VM names.
 
     Returns
     -------
     pandas.DataFrame
-        One row per VM count ``vms`` with every :class:`SharingReport` field, the ``*_mb``
-        columns and percentages of VM memory (``shared_pct``, ``reclaimed_pct``,
-        ``shared_minus_reclaimed_pct``).
+        One row per VM count ``vms`` with the paper's metrics in pages and MB
+        (``total``, ``zero``, ``shared``, ``reclaimed``, ``shared_minus_reclaimed``), their
+        percentages of VM memory (``*_pct``), and the attribution of saved pages
+        (``intra_vm_saved_pages``, ``inter_vm_saved_pages``, ``zero_saved_pages``), plus
+        ``verified`` and ``false_matches``.
     """
+    from .counts import count_sharing
+
     vm_names = list(order) if order is not None else sorted(pages["vm"].astype(str).unique())
-    by_vm = {name: g for name, g in pages.groupby(pages["vm"].astype(str), sort=False)}
-    missing = [v for v in vm_names if v not in by_vm]
+    vm_col = pages["vm"].astype(str)
+    missing = [v for v in vm_names if v not in set(vm_col)]
     if missing:
         raise ValueError(f"VMs not in the page tables: {', '.join(missing)}")
+    verified = "eligible" in pages.columns
     rows = []
-    hs: list[np.ndarray] = []
-    zs: list[np.ndarray] = []
-    for i, name in enumerate(vm_names, start=1):
-        g = by_vm[name]
-        hs.append(g["hash"].to_numpy(np.uint64))
-        zs.append(g["zero"].to_numpy(np.bool_))
-        rep = sharing_report(np.concatenate(hs), np.concatenate(zs), vms=i)
-        rows.append(rep.to_dict())
+    for i in range(1, len(vm_names) + 1):
+        names = vm_names[:i]
+        sel = vm_col.isin(names).to_numpy()
+        sub = pages[sel]
+        idx = pd.Categorical(vm_col[sel], categories=names).codes
+        el = sub["eligible"].to_numpy(np.bool_) if verified else None
+        d = count_sharing(
+            sub["hash"].to_numpy(np.uint64),
+            sub["zero"].to_numpy(np.bool_),
+            idx,
+            names,
+            eligible=el,
+            verified=verified,
+            top_n=0,
+            false_matches=0 if el is None else int((~el).sum()),
+        ).to_dict()
+        rows.append({k: v for k, v in d.items() if not isinstance(v, dict | list)})
     df = pd.DataFrame(rows)
     for k in ("shared", "reclaimed", "shared_minus_reclaimed", "zero"):
         df[f"{k}_pct"] = 100.0 * df[f"{k}_pages"] / df["total_pages"]
     return df
-
-
-def report_frame(pages: pd.DataFrame) -> dict:
-    """Sharing of all pages together and of each VM on its own.
-
-    Parameters
-    ----------
-    pages : pandas.DataFrame
-        Columns ``vm``, ``hash``, ``zero``.
-
-    Returns
-    -------
-    dict
-        The whole set's :meth:`SharingReport.to_dict` fields at top level, plus ``by_vm``:
-        VM name -> that VM's own report.
-    """
-    vm = pages["vm"].astype(str).to_numpy()
-    h = pages["hash"].to_numpy(np.uint64)
-    z = pages["zero"].to_numpy(np.bool_)
-    names = sorted(set(vm.tolist()))
-    out = sharing_report(h, z, vms=len(names)).to_dict()
-    out["by_vm"] = {}
-    for name in names:
-        sel = vm == name
-        out["by_vm"][name] = sharing_report(h[sel], z[sel], vms=1).to_dict()
-    return out
-
-
-def report_page_tables(paths) -> dict:
-    """:func:`report_frame` of the page tables at ``paths``."""
-    from .traces import read_page_tables
-
-    return report_frame(read_page_tables(paths, columns=["vm", "hash", "zero"]).to_pandas())

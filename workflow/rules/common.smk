@@ -12,6 +12,7 @@ FIG04 = config["synth"]["fig04"]
 wildcard_constraints:
     idx=r"\d\d+",
     vm=r"[A-Za-z0-9._-]+",
+    set=r"[A-Za-z0-9._-]+",
 
 
 def fig04_vm_ids():
@@ -44,6 +45,53 @@ def user_page_tables(wildcards=None):
     return expand("results/pages/user/{vm}.parquet", vm=sorted(user_dumps()))
 
 
+def verifying():
+    """Whether sharing rules byte-compare pages, so they need the dumps as inputs."""
+    return config["sharing"]["verify"] is not False
+
+
+def fig04_dumps_for_verification(wildcards=None):
+    """The synthetic dumps, when verification may read them (and they are kept)."""
+    if not verifying() or not FIG04["keep_dumps"]:
+        return []
+    return expand("results/synth/fig04/vm{idx}.raw", idx=fig04_vm_ids())
+
+
+def all_sets():
+    """VM sets to analyse: one Figure 4 guest, all of them, and the config's own sets."""
+    sets = {
+        "fig04-1vm": ["fig04/vm01"],
+        "fig04-all": [f"fig04/vm{i}" for i in fig04_vm_ids()],
+    }
+    sets.update(config["sharing"]["sets"])
+    return sets
+
+
+def set_names():
+    return sorted(all_sets())
+
+
+def set_page_tables(wildcards):
+    return [f"results/pages/{member}.parquet" for member in all_sets()[wildcards.set]]
+
+
+def set_dumps_for_verification(wildcards):
+    if not verifying():
+        return []
+    out = []
+    for member in all_sets()[wildcards.set]:
+        kind, name = member.split("/", 1)
+        if kind == "fig04" and FIG04["keep_dumps"]:
+            out.append(f"results/synth/fig04/{name}.raw")
+        elif kind == "user":
+            out.append(user_dumps()[name]["path"])
+    return out
+
+
+def set_reports(wildcards=None):
+    return expand("results/sharing/sets/{set}.json", set=set_names())
+
+
 def final_outputs():
     """Everything `snakemake` builds by default."""
     out = [
@@ -51,6 +99,39 @@ def final_outputs():
         "results/figures/fig04_page_sharing.pdf",
         "results/numbers/fig04.json",
     ]
+    out += sim_outputs()
     if config["dumps"]:
         out.append("results/sharing/user.json")
+    out.append("results/sharing/fig05_table.csv")
+    return out
+
+
+# --- replayed memory manager (simulate.smk; Figures 6-8 and the what-if sweeps) -------------
+WHATIF_SCENARIO = {"tau": "fig07", "sample_pages": "fig06", "overcommit": "fig08"}
+
+
+def whatif_scenario(wildcards):
+    """The scenario a what-if dimension sweeps over."""
+    return WHATIF_SCENARIO[wildcards.dim]
+
+
+def whatif_trace(wildcards):
+    return f"results/traces/{WHATIF_SCENARIO[wildcards.dim]}.parquet"
+
+
+def whatif_values(wildcards):
+    return config["sim"]["whatif"][wildcards.dim]
+
+
+def whatif_tables(wildcards=None):
+    return expand("results/sim/whatif_{dim}.csv", dim=list(WHATIF_SCENARIO))
+
+
+def sim_outputs():
+    """Figures 6-8, their numbers and the what-if table and figure."""
+    out = []
+    for fig in ("fig06_active_memory_sampling", "fig07_idle_memory_tax", "fig08_dynamic_reallocation", "whatif_memory_manager"):
+        out += [f"results/figures/{fig}.png", f"results/figures/{fig}.pdf"]
+    out += ["results/numbers/fig06.json", "results/numbers/fig07.json", "results/numbers/fig08.json",
+            "results/numbers/fig08_errors.csv", "results/sim/whatif.csv"]
     return out

@@ -1,8 +1,18 @@
-"""Sharing report (JSON) for the user's own dumps."""
+"""Full sharing analysis (JSON) of a set of page tables: verified, every vocabulary."""
 
 from pagecore._smk import job_log
 from pagecore._util import write_json_atomic
-from pagecore.sharing import report_page_tables
+from pagecore.analyze import analyze_page_tables
 
 with job_log(snakemake):
-    write_json_atomic(snakemake.output.report, report_page_tables(snakemake.input.pages))
+    s = snakemake.params.sharing
+    rep = analyze_page_tables(
+        snakemake.input.pages,
+        verify={True: "yes", False: "no"}.get(s["verify"], s["verify"]),
+        salting_mode=s["salting"]["mode"],
+        salts=s["salting"]["salts"],
+        use_zero_pages=s["ksm"]["use_zero_pages"],
+        max_page_sharing=s["ksm"]["max_page_sharing"],
+        top_n=s["top_contents"],
+    )
+    write_json_atomic(snakemake.output.report, rep)

@@ -1,0 +1,19 @@
+"""A Figure-5-shaped table (one row per VM set) from the set analyses."""
+
+import json
+
+import pandas as pd
+
+from pagecore._smk import job_log
+from pagecore._util import atomic_path
+from pagecore.sharing.tables import fig05_table
+
+with job_log(snakemake):
+    reports = {
+        name: json.loads(open(path).read())
+        for name, path in zip(snakemake.params.names, snakemake.input.reports, strict=True)
+    }
+    table = fig05_table(reports)
+    with atomic_path(snakemake.output.table) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.10g")
+    print(table.to_string())
