@@ -2,8 +2,6 @@
 
 import json
 
-import pandas as pd
-
 from pagecore._smk import job_log
 from pagecore._util import atomic_path
 from pagecore.sharing.tables import fig05_table
