@@ -50,5 +50,19 @@ def save_figure(fig, stem: str | os.PathLike, formats=("png", "pdf")) -> list[Pa
 
 
 from .fig04 import fig04_page_sharing  # noqa: E402
+from .fig06 import fig06_active_memory_sampling  # noqa: E402
+from .fig07 import fig07_idle_memory_tax  # noqa: E402
+from .fig08 import fig08_dynamic_reallocation  # noqa: E402
+from .whatif_sim import whatif_memory_manager  # noqa: E402
 
-__all__ = ["PAPER_STYLE", "STYLE", "fig04_page_sharing", "save_figure", "style"]
+__all__ = [
+    "PAPER_STYLE",
+    "STYLE",
+    "fig04_page_sharing",
+    "fig06_active_memory_sampling",
+    "fig07_idle_memory_tax",
+    "fig08_dynamic_reallocation",
+    "save_figure",
+    "style",
+    "whatif_memory_manager",
+]

@@ -18,3 +18,77 @@ rule fig04_page_sharing:
         "results/logs/fig04_page_sharing.log",
     script:
         "../scripts/fig04_page_sharing.py"
+
+
+rule fig06_active_memory_sampling:
+    input:
+        vms="results/sim/fig06.vms.parquet",
+    output:
+        png=report(
+            "results/figures/fig06_active_memory_sampling.png",
+            caption="../report/fig06_active_memory_sampling.rst",
+            category="Memory manager",
+        ),
+        pdf="results/figures/fig06_active_memory_sampling.pdf",
+        numbers="results/numbers/fig06.json",
+    params:
+        schedule=config["workloads"]["fig06"]["vms"][0]["foreground"]["schedule"],
+    log:
+        "results/logs/fig06_active_memory_sampling.log",
+    script:
+        "../scripts/fig06_active_memory_sampling.py"
+
+
+rule fig07_idle_memory_tax:
+    input:
+        vms="results/sim/fig07.vms.parquet",
+    output:
+        png=report(
+            "results/figures/fig07_idle_memory_tax.png",
+            caption="../report/fig07_idle_memory_tax.rst",
+            category="Memory manager",
+        ),
+        pdf="results/figures/fig07_idle_memory_tax.pdf",
+        numbers="results/numbers/fig07.json",
+    params:
+        scenario=config["workloads"]["fig07"],
+    log:
+        "results/logs/fig07_idle_memory_tax.log",
+    script:
+        "../scripts/fig07_idle_memory_tax.py"
+
+
+rule fig08_dynamic_reallocation:
+    input:
+        vms="results/sim/fig08.vms.parquet",
+        host="results/sim/fig08.host.parquet",
+    output:
+        png=report(
+            "results/figures/fig08_dynamic_reallocation.png",
+            caption="../report/fig08_dynamic_reallocation.rst",
+            category="Memory manager",
+        ),
+        pdf="results/figures/fig08_dynamic_reallocation.pdf",
+        numbers="results/numbers/fig08.json",
+        errors="results/numbers/fig08_errors.csv",
+    log:
+        "results/logs/fig08_dynamic_reallocation.log",
+    script:
+        "../scripts/fig08_dynamic_reallocation.py"
+
+
+rule whatif_memory_manager:
+    input:
+        tables=whatif_tables,
+    output:
+        png=report(
+            "results/figures/whatif_memory_manager.png",
+            caption="../report/whatif_memory_manager.rst",
+            category="Memory manager",
+        ),
+        pdf="results/figures/whatif_memory_manager.pdf",
+        table="results/sim/whatif.csv",
+    log:
+        "results/logs/whatif_memory_manager.log",
+    script:
+        "../scripts/whatif_memory_manager.py"

@@ -1,0 +1,41 @@
+"""pagecore.sim: ESX Server's memory manager, replayed over access traces (paper §3, §5, §6).
+
+One module per mechanism, each behind a contract in :mod:`.contracts` and registered by its
+config name:
+
+==============  ===================  =========================================================
+kind            default              module
+==============  ===================  =========================================================
+sampling        ``esx``              :mod:`.sampling` — active memory by sampling (§5.3)
+allocation      ``idle_tax``         :mod:`.allocation` — shares + idle memory tax (§5.1–5.2)
+admission       ``reservation``      :mod:`.admission` — min + overhead, swap max − min (§6.2)
+states          ``esx``              :mod:`.states` — high/soft/hard/low with hysteresis (§6.3)
+balloon         ``esx``              :mod:`.balloon` — polling driver, adaptive rate (§3.2)
+paging          ``random``           :mod:`.paging` — random victims, share before swap (§3.3)
+sharing         ``zero``             :mod:`.sharing` — background sharing of zero pages (§4.3)
+==============  ===================  =========================================================
+
+:mod:`.memory` holds per-VM page state and the Numba touch path; :mod:`.engine` steps time.
+The simulator never reads or writes files: it takes a trace (frames or Arrow batches) and
+returns DataFrames (:class:`SimResult`).
+"""
+
+from . import admission, allocation, balloon, paging, sampling, sharing, states  # noqa: F401  (register)
+from .contracts import CONTRACTS, KINDS, REGISTRY, create, parameters, register
+from .engine import DEFAULT_MECHANISMS, HostSpec, SimParams, SimResult, Simulator, VMSpec, simulate
+
+__all__ = [
+    "CONTRACTS",
+    "DEFAULT_MECHANISMS",
+    "KINDS",
+    "REGISTRY",
+    "HostSpec",
+    "SimParams",
+    "SimResult",
+    "Simulator",
+    "VMSpec",
+    "create",
+    "parameters",
+    "register",
+    "simulate",
+]

@@ -1,0 +1,622 @@
+"""The one loop that steps simulated time through ESX's memory manager (paper §3, §5, §6).
+
+Time advances in steps of the balloon driver's polling interval (1 s, §3.2). In each step:
+
+1. scheduled events: parameter changes (τ), VM power-on (admission control, §6.2) and
+   power-off; each triggers a recomputation of targets (§6.3);
+2. every running, unblocked VM executes one step of *VM time*: its access-trace events are
+   replayed through the touch path (:func:`pagecore.sim.memory.replay`), and each completed
+   sampling period updates its active-memory estimate (§5.3);
+3. background page sharing (zero pages);
+4. the free-memory state is updated (§6.3); a change of state recomputes targets, as does
+   the periodic rebalance (``rebalance_s``);
+5. balloon drivers poll for their targets (§3.2): a VM above its target inflates by the
+   difference, one below deflates. With ``balloon_in_high`` (default) this happens in every
+   state, since "in every state, targets are computed" (§6.3) and the paper's allocations
+   converge to their targets while the host is in the high state (Figure 7: 179/179 MB;
+   Figure 8: balloons stay inflated through the high periods); without it, the high state
+   only deflates. The swap daemon pages where ballooning is impossible (soft), and
+   everywhere above target (hard, low; §3.3); in low, VMs above their target are blocked;
+6. every ``record_s`` one timeline row per VM and one for the host are recorded.
+
+Machine memory is conserved exactly at every step::
+
+    system = free + Σ_vm (private + unshared zero pages) + Σ_running overhead_used + esx
+
+(the one machine zero page that backs all shared zero pages is counted in ``esx``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ..errors import ConfigError, InputError
+from . import memory as m
+from .contracts import create
+
+PAGES_PER_MB = 256
+STATE_ORDER = ("high", "soft", "hard", "low")
+
+DEFAULT_MECHANISMS = {
+    "sampling": "esx",
+    "allocation": "idle_tax",
+    "admission": "reservation",
+    "states": "esx",
+    "balloon": "esx",
+    "paging": "random",
+    "sharing": "zero",
+}
+
+
+def mb(pages) -> float:
+    return float(pages) / PAGES_PER_MB
+
+
+def pages_of(mb_: float) -> int:
+    return round(float(mb_) * PAGES_PER_MB)
+
+
+@dataclass
+class VMSpec:
+    """One VM of a scenario (the DESIGN.md workload spec).
+
+    ``shares`` defaults to 10 per MB of max (the ESX 2.x "normal" convention [DOC]);
+    ``overhead_mb`` is the reservation (32 MB typical, §6.2); ``start_s``/``stop_s`` are host
+    times; ``balloon_driver_s`` is VM time after power-on when the balloon driver starts;
+    ``zero_freed`` says whether the guest zeroes pages it gets back from the balloon (default:
+    Windows guests do, via the zero page thread [22]).
+    """
+
+    name: str
+    max_mb: float
+    min_mb: float = 0.0
+    shares: float | None = None
+    overhead_mb: float = 32.0
+    start_s: float = 0.0
+    stop_s: float = math.inf
+    balloon_driver_s: float = 0.0
+    os: str = ""
+    zero_freed: bool | None = None
+
+    def __post_init__(self):
+        if self.max_mb <= 0:
+            raise ConfigError(f"VM {self.name}: max_mb must be > 0, got {self.max_mb}")
+        if not 0 <= self.min_mb <= self.max_mb:
+            raise ConfigError(f"VM {self.name}: need 0 <= min_mb <= max_mb, got min {self.min_mb}, max {self.max_mb}")
+        if self.shares is None:
+            self.shares = 10.0 * self.max_mb
+        if self.zero_freed is None:
+            self.zero_freed = self.os == "windows"
+
+
+@dataclass
+class HostSpec:
+    """The machine: ``system_mb`` of machine memory, ``esx_mb`` used by ESX itself, server
+    swap ``swap_mb``, and ``overhead_used_mb``: how much of each VM's 32-MB overhead
+    reservation is actually in use (frame buffer 4–8 MB [TEXT] plus pmap and shadow page
+    tables; 16 MB is UNCONFIRMED). Unused reservation is free memory (§6.2: "unused
+    reservations are not wasted")."""
+
+    system_mb: float
+    esx_mb: float = 0.0
+    swap_mb: float = 4096.0
+    overhead_used_mb: float = 16.0
+
+
+@dataclass
+class SimParams:
+    """Engine parameters; ``mechanisms`` maps each kind to a registered name and
+    ``settings`` holds each kind's parameters (the config sections ``sim.<kind>``)."""
+
+    duration_s: float
+    seed: int = 0
+    tau: float = 0.75
+    tau_schedule: list = field(default_factory=list)  # [(host time s, tau), ...]
+    rebalance_s: float = 15.0
+    record_s: float = 5.0
+    balloon_in_high: bool = True
+    mechanisms: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+    check: bool = False  # assert conservation and counters every step (tests)
+
+
+class HostView:
+    """Host-wide accounting shared with the mechanisms."""
+
+    def __init__(self, spec: HostSpec):
+        self.system_pages = pages_of(spec.system_mb)
+        self.esx_pages = pages_of(spec.esx_mb)
+        if self.esx_pages >= self.system_pages:
+            raise ConfigError(f"host: esx_mb {spec.esx_mb} leaves no memory of system_mb {spec.system_mb}")
+        self.managed_pages = self.system_pages - self.esx_pages
+        self.swap_pages = pages_of(spec.swap_mb)
+        self.overhead_used = pages_of(spec.overhead_used_mb)
+        self.reserved_pages = 0
+        self.swap_reserved_pages = 0
+        self.free = np.array([self.managed_pages], np.int64)
+        self.swap_free = np.array([self.swap_pages], np.int64)
+        self.overhead_pages = 0  # overhead in use by running VMs
+
+
+class _Buffer:
+    """A VM's not-yet-replayed trace events (time-sorted arrays, consumed from ``pos``)."""
+
+    def __init__(self):
+        self.t = np.zeros(0, np.float64)
+        self.g = np.zeros(0, np.uint64)
+        self.f = np.zeros(0, np.uint8)
+        self.pos = 0
+
+    def append(self, t, g, f):
+        if self.pos > 0:
+            self.t, self.g, self.f = self.t[self.pos :], self.g[self.pos :], self.f[self.pos :]
+            self.pos = 0
+        if len(self.t) and len(t) and t[0] < self.t[-1]:
+            raise InputError(None, "access trace is not sorted by time within a VM", hint="sort by (t) before replay")
+        self.t = np.concatenate([self.t, t])
+        self.g = np.concatenate([self.g, g])
+        self.f = np.concatenate([self.f, f])
+
+    @property
+    def last_t(self):
+        return self.t[-1] if len(self.t) else -math.inf
+
+
+class VMState:
+    """Everything the engine and the mechanisms know about one VM."""
+
+    def __init__(self, spec: VMSpec, index: int, host: HostView, rng):
+        self.spec = spec
+        self.name = spec.name
+        self.index = index
+        self.pages = pages_of(spec.max_mb)
+        self.min_pages = pages_of(spec.min_mb)
+        self.overhead_pages = pages_of(spec.overhead_mb)
+        self.shares = float(spec.shares)
+        self.balloon_driver_s = float(spec.balloon_driver_s)
+        self.zero_freed = bool(spec.zero_freed)
+        self.mem = m.VMMemory(self.pages)
+        self.host_free = host.free
+        self.rng = rng
+        self.clock = 0.0
+        self.status = "waiting"  # waiting | running | refused | stopped
+        self.blocked = False
+        self.est: dict = {}
+        self.bal: dict = {}
+        self.scan_credit = 0.0
+        self.target = self.pages
+        self.balloon_target = 0
+        self.buf = _Buffer()
+        self.period = 0
+        self.next_period = 0.0
+        self.active_true = 0
+
+    @property
+    def running(self):
+        return self.status == "running"
+
+
+@dataclass
+class SimResult:
+    """Simulator output: the per-VM and host timelines (schemas in :mod:`pagecore.timelines`)
+    and the event log (``t``, ``vm``, ``event``, ``detail``)."""
+
+    vms: pd.DataFrame
+    host: pd.DataFrame
+    events: pd.DataFrame
+
+
+def _batches(trace):
+    if trace is None:
+        return iter(())
+    if isinstance(trace, pd.DataFrame):
+        return iter((trace,))
+    return iter(trace)
+
+
+def _as_arrays(batch):
+    """(vm names, per-row codes into names, t, gpfn, flags) of a trace batch."""
+    if isinstance(batch, pa.RecordBatch | pa.Table):
+        col = batch.column("vm")
+        if isinstance(col, pa.ChunkedArray):
+            col = col.combine_chunks()
+        if pa.types.is_dictionary(col.type):
+            names = col.dictionary.to_pylist()
+            codes = col.indices.to_numpy(zero_copy_only=False)
+        else:
+            names, codes = np.unique(col.to_numpy(zero_copy_only=False).astype(str), return_inverse=True)
+            names = list(names)
+
+        def get(c):
+            return batch.column(c).to_numpy(zero_copy_only=False)
+
+        has_zero = "zero" in batch.schema.names
+    else:
+        cat = batch["vm"].astype("category")
+        names = [str(x) for x in cat.cat.categories]
+        codes = cat.cat.codes.to_numpy()
+
+        def get(c):
+            return batch[c].to_numpy()
+
+        has_zero = "zero" in batch
+    t = np.ascontiguousarray(get("t"), dtype=np.float64)
+    g = np.ascontiguousarray(get("gpfn"), dtype=np.uint64)
+    f = np.asarray(get("write"), dtype=np.bool_).astype(np.uint8)
+    if has_zero:
+        f |= np.asarray(get("zero"), dtype=np.bool_).astype(np.uint8) << 1
+    return names, codes, t, g, f
+
+
+class Simulator:
+    """Replay ``trace`` (a DataFrame or an iterable of Arrow batches / DataFrames, sorted by
+    ``t`` — VM time since each VM's power-on) for ``vms`` on ``host``."""
+
+    def __init__(self, vms: list[VMSpec], host: HostSpec, params: SimParams, trace=None):
+        names = [v.name for v in vms]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"duplicate VM names in {names}")
+        self.params = params
+        self.host = HostView(host)
+        mech = {**DEFAULT_MECHANISMS, **(params.mechanisms or {})}
+        self.mech = {k: create(k, n, (params.settings or {}).get(k)) for k, n in mech.items()}
+        ss = np.random.SeedSequence(params.seed)
+        kids = ss.spawn(len(vms) + 1)
+        self.rng = np.random.default_rng(kids[0])
+        self.vms = [VMState(s, i, self.host, np.random.default_rng(kids[i + 1])) for i, s in enumerate(vms)]
+        self.by_name = {v.name: v for v in self.vms}
+        self.tau = float(params.tau)
+        self._trace = _batches(trace)
+        self._trace_done = trace is None
+        self._trace_max = -math.inf
+        self.events: list[tuple] = []
+        self.vm_rows: list[tuple] = []
+        self.host_rows: list[tuple] = []
+        self.state = self.mech["states"].state
+
+    # ----------------------------------------------------------------------------- trace
+    def _fill(self, upto: float):
+        """Pull trace batches until every event with t < ``upto`` is buffered."""
+        while not self._trace_done and self._trace_max < upto:
+            try:
+                batch = next(self._trace)
+            except StopIteration:
+                self._trace_done = True
+                break
+            names, codes, t, g, f = _as_arrays(batch)
+            if len(t) == 0:
+                continue
+            self._trace_max = max(self._trace_max, float(t.max()))
+            for ci in np.unique(codes):
+                name = names[ci]
+                if name not in self.by_name:
+                    raise InputError(
+                        None,
+                        f"access trace names VM {name!r}, which is not in the scenario",
+                        expected=f"one of {sorted(self.by_name)}",
+                    )
+                sel = codes == ci
+                v = self.by_name[name]
+                gs = g[sel]
+                if gs.size and int(gs.max()) >= v.pages:
+                    raise InputError(
+                        None,
+                        f"access trace touches gpfn {int(gs.max())} of VM {name!r}, which has only {v.pages} pages",
+                        expected="gpfn < max_mb·256",
+                    )
+                v.buf.append(t[sel], gs, f[sel])
+
+    # ----------------------------------------------------------------------------- events
+    def _log(self, t, vm, event, detail=""):
+        self.events.append((float(t), vm, event, detail))
+
+    def _power_on(self, vm, now):
+        adm = self.mech["admission"]
+        ok, why = adm.admit(vm, self.host)
+        if not ok:
+            vm.status = "refused"
+            self._log(now, vm.name, "refused", why)
+            return
+        adm.reserve(vm, self.host)
+        vm.status = "running"
+        self.host.free[0] -= self.host.overhead_used
+        self.host.overhead_pages += self.host.overhead_used
+        vm.clock = 0.0
+        self.mech["sampling"].start(vm, vm.rng)
+        vm.next_period = self.mech["sampling"].period_s
+        self.mech["balloon"].start(vm)
+        self._log(now, vm.name, "power_on", f"reserved {mb(vm.min_pages + vm.overhead_pages):.0f} MB")
+
+    def _power_off(self, vm, now):
+        mem = vm.mem
+        self.host.free[0] += mem.machine + self.host.overhead_used
+        self.host.swap_free[0] += mem.count(m.SWAPPED)
+        self.host.overhead_pages -= self.host.overhead_used
+        self.mech["admission"].release(vm, self.host)
+        vm.status = "stopped"
+        mem.state[:] = m.UNBACKED
+        mem.c[:6] = 0
+        mem.c[m.UNBACKED] = vm.pages
+        self._log(now, vm.name, "power_off")
+
+    def _recompute(self):
+        run = [v for v in self.vms if v.running]
+        if not run:
+            return
+        avail = self.host.managed_pages - sum(v.overhead_pages for v in run)
+        est = self.mech["sampling"]
+        t = self.mech["allocation"].targets(
+            np.array([v.shares for v in run]),
+            np.array([v.min_pages for v in run]),
+            np.array([v.pages for v in run]),
+            np.array([est.estimate(v) for v in run]),
+            avail,
+            self.tau,
+        )
+        for v, x in zip(run, t, strict=True):
+            v.target = int(x)
+
+    # ----------------------------------------------------------------------------- stepping
+    def _run_vm(self, vm, dt):
+        p = self.params
+        end = vm.clock + dt
+        smp = self.mech["sampling"]
+        mem = vm.mem
+        b = vm.buf
+        while vm.clock < end - 1e-12:
+            seg = min(end, vm.next_period)
+            i = m.replay(
+                b.t,
+                b.g,
+                b.f,
+                b.pos,
+                seg,
+                mem.state,
+                mem.owner,
+                mem.alias,
+                mem.refbit,
+                mem.sampled,
+                mem.stamp,
+                vm.period,
+                mem.hands,
+                mem.c,
+                self.host.free,
+            )
+            b.pos = i
+            if i < len(b.t) and b.t[i] < seg:  # stalled: no free machine memory
+                vm.clock = max(vm.clock, float(b.t[i]))
+                return
+            vm.clock = seg
+            if vm.clock >= vm.next_period - 1e-12:
+                smp.period_end(vm, vm.rng)
+                vm.active_true = int(mem.c[m.C_DISTINCT])
+                mem.c[m.C_DISTINCT] = 0
+                vm.period += 1
+                vm.next_period += smp.period_s
+        del p
+
+    def _reclaim(self, now, dt):
+        run = [v for v in self.vms if v.running]
+        bal = self.mech["balloon"]
+        state = self.state
+        for v in run:
+            size = v.mem.count(m.BALLOONED)
+            need = v.mem.alloc - v.target
+            if state == "high" and not self.params.balloon_in_high:
+                v.balloon_target = max(0, size - max(0, -need))
+            else:
+                v.balloon_target = int(np.clip(size + need, 0, bal.max_pages(v)))
+            bal.poll(v, v.balloon_target, now)
+        if state == "high":
+            return
+        pager = self.mech["paging"]
+        page = []
+        for v in run:
+            need = v.mem.alloc - v.target
+            if need <= 0:
+                continue
+            if state == "soft":
+                can_balloon = bal.available(v, now) and v.mem.count(m.BALLOONED) < bal.max_pages(v)
+                if can_balloon:
+                    continue
+            page.append((v, need))
+        if not page:
+            return
+        budget = pager.rate_pages(dt)
+        total = sum(n for _, n in page)
+        for v, need in page:
+            share = max(1, int(budget * need / total))
+            pager.page_out(v, min(need, share), v.rng, self.host)
+
+    def _block(self, now):
+        for v in self.vms:
+            if not v.running:
+                continue
+            want = self.state == "low" and v.mem.alloc > v.target
+            if want != v.blocked:
+                v.blocked = want
+                self._log(
+                    now,
+                    v.name,
+                    "block" if want else "unblock",
+                    f"alloc {mb(v.mem.alloc):.1f} MB, target {mb(v.target):.1f} MB",
+                )
+
+    def _check(self):
+        h = self.host
+        used = sum(v.mem.machine for v in self.vms if v.status in ("running",))
+        if h.free[0] + used + h.overhead_pages + h.esx_pages != h.system_pages:
+            raise AssertionError(
+                f"conservation: free {h.free[0]} + vms {used} + overhead {h.overhead_pages} + esx {h.esx_pages}"
+                f" != system {h.system_pages}"
+            )
+        for v in self.vms:
+            v.mem.check()
+
+    def _record(self, now):
+        smp = self.mech["sampling"]
+        h = self.host
+        for v in self.vms:
+            if not v.running:
+                continue
+            c = v.mem.c
+            comp = smp.components(v)
+            self.vm_rows.append(
+                (
+                    now,
+                    v.name,
+                    v.clock,
+                    mb(v.mem.alloc),
+                    mb(v.target),
+                    mb(v.active_true),
+                    mb(smp.estimate(v)),
+                    mb(comp["active_slow"]),
+                    mb(comp["active_fast"]),
+                    mb(comp["active_fast_cur"]),
+                    mb(c[m.BALLOONED]),
+                    mb(v.balloon_target),
+                    mb(c[m.SWAPPED]),
+                    mb(c[m.SHARED]),
+                    mb(c[m.ZERO] + c[m.SHARED]),
+                    mb(c[m.PRIVATE]),
+                    v.blocked,
+                    mb(c[m.C_SWAP_OUT]),
+                    mb(c[m.C_SWAP_IN]),
+                    mb(c[m.C_SHARE_BEFORE_SWAP]),
+                    mb(c[m.C_SCAN_SHARED]),
+                    mb(c[m.C_GUEST_FAULT]),
+                    mb(c[m.C_GUEST_PAGEOUT]),
+                    int(c[m.C_EVENTS]),
+                )
+            )
+        used = sum(v.mem.machine for v in self.vms if v.running)
+        self.host_rows.append(
+            (
+                now,
+                mb(h.free[0]),
+                self.state,
+                self.tau,
+                mb(used),
+                mb(h.overhead_pages),
+                mb(h.esx_pages),
+                mb(h.system_pages),
+            )
+        )
+
+    def run(self) -> SimResult:
+        p = self.params
+        dt = float(self.mech["balloon"].poll_s)
+        steps = math.ceil(p.duration_s / dt - 1e-9)
+        sched = sorted((float(t), float(x)) for t, x in (p.tau_schedule or []))
+        si = 0
+        rec_every = max(1, round(p.record_s / dt))
+        reb_every = max(1, round(p.rebalance_s / dt))
+        states = self.mech["states"]
+        self._record(0.0)
+        for k in range(steps):
+            now = k * dt
+            trigger = False
+            while si < len(sched) and sched[si][0] <= now + 1e-9:
+                self.tau = sched[si][1]
+                self._log(now, "", "tau", f"{self.tau:g}")
+                si += 1
+                trigger = True
+            for v in self.vms:
+                if v.status == "waiting" and v.spec.start_s <= now + 1e-9:
+                    self._power_on(v, now)
+                    trigger = trigger or v.running
+                elif v.running and v.spec.stop_s <= now + 1e-9:
+                    self._power_off(v, now)
+                    trigger = True
+            run = [v for v in self.vms if v.running]
+            if run:
+                self._fill(max(v.clock for v in run) + dt)
+            for v in run:
+                if not v.blocked:
+                    self._run_vm(v, dt)
+            self.mech["sharing"].scan(run, dt, self.rng, self.host)
+            old = self.state
+            self.state = states.update(int(self.host.free[0]), self.host.system_pages)
+            if self.state != old:
+                self._log(now + dt, "", "state", f"{old} -> {self.state}")
+                trigger = True
+            if trigger or k % reb_every == 0:
+                self._recompute()
+            self._reclaim(now + dt, dt)
+            self._block(now + dt)
+            if p.check:
+                self._check()
+            if (k + 1) % rec_every == 0:
+                self._record(now + dt)
+        return self._result()
+
+    def _result(self):
+        vms = pd.DataFrame(self.vm_rows, columns=VM_COLUMNS)
+        host = pd.DataFrame(self.host_rows, columns=HOST_COLUMNS)
+        ev = pd.DataFrame(self.events, columns=["t", "vm", "event", "detail"])
+        return SimResult(vms, host, ev)
+
+
+VM_COLUMNS = [
+    "t",
+    "vm",
+    "vm_time",
+    "alloc",
+    "target",
+    "active_true",
+    "active_est",
+    "active_slow",
+    "active_fast",
+    "active_fast_cur",
+    "balloon",
+    "balloon_target",
+    "swapped",
+    "shared",
+    "zero",
+    "private",
+    "blocked",
+    "swap_out",
+    "swap_in",
+    "share_before_swap",
+    "scan_shared",
+    "guest_faults",
+    "guest_pageouts",
+    "events",
+]
+HOST_COLUMNS = ["t", "free", "state", "tau", "vm_machine", "overhead", "esx", "system"]
+
+
+def simulate(vms: Iterable[VMSpec], host: HostSpec, params: SimParams, trace=None) -> SimResult:
+    """Replay an access trace through ESX's memory manager.
+
+    Parameters
+    ----------
+    vms : list of VMSpec
+        The scenario's VMs (see :func:`pagecore.workloads.scenario`).
+    host : HostSpec
+        Machine memory, ESX's own memory, swap, used overhead per VM.
+    params : SimParams
+        Duration, seed, τ and its schedule, mechanism names and parameters.
+    trace : pandas.DataFrame or iterable of Arrow record batches, optional
+        The access trace (``t``, ``vm``, ``gpfn``, ``write``, optional ``zero``), sorted by
+        ``t``, which is each VM's own execution time since power-on. Streamed: batches are
+        pulled only as simulated time reaches them.
+
+    Returns
+    -------
+    SimResult
+        ``vms`` (one row per VM per ``record_s``), ``host`` and ``events``; columns are
+        documented in :mod:`pagecore.timelines`.
+
+    Notes
+    -----
+    Paper §3 (ballooning, paging), §5 (shares, idle memory tax, sampling), §6 (admission,
+    dynamic reallocation).
+    """
+    return Simulator(list(vms), host, params, trace).run()

@@ -1,0 +1,16 @@
+"""Replay one scenario's access trace through the memory manager; write the timelines."""
+
+from pagecore._smk import job_log
+from pagecore.sim import scenarios
+from pagecore.timelines import write_timeline
+from pagecore.workloads import read_trace, scenario
+
+with job_log(snakemake):
+    w = snakemake.params.workloads
+    name = snakemake.wildcards.scenario
+    sc = scenario(name, w[name], seed=w["seed"], chunk_s=w["chunk_s"])
+    res = scenarios.run(sc, snakemake.params.sim, read_trace(snakemake.input.trace))
+    write_timeline(snakemake.output.vms, res.vms, "vm")
+    write_timeline(snakemake.output.host, res.host, "host")
+    write_timeline(snakemake.output.events, res.events, "events")
+    print(res.events.to_string(), flush=True)

@@ -1,0 +1,16 @@
+"""Generate one scenario's access trace (Parquet, streamed) and its workload spec table."""
+
+from pagecore._smk import job_log
+from pagecore._util import atomic_path
+from pagecore.workloads import generate, scenario, write_trace
+
+with job_log(snakemake):
+    w = snakemake.params.workloads
+    name = snakemake.wildcards.scenario
+    sc = scenario(name, w[name], seed=w["seed"], chunk_s=w["chunk_s"])
+    rows = write_trace(
+        snakemake.output.trace, generate(sc), {"scenario": name, "seed": w["seed"], "chunk_s": w["chunk_s"]}
+    )
+    with atomic_path(snakemake.output.spec) as tmp:
+        sc.spec_frame().to_csv(tmp, index=False)
+    print(f"{name}: {rows:,} page references over {sc.duration_min:g} min, {len(sc.vms)} VMs", flush=True)

@@ -1,0 +1,18 @@
+"""One what-if sweep (τ, sample size or overcommitment) of the replayed memory manager."""
+
+from pagecore._smk import job_log
+from pagecore._util import atomic_path
+from pagecore.simreport import run_whatif
+from pagecore.workloads import read_trace, scenario
+
+with job_log(snakemake):
+    w = snakemake.params.workloads
+    name = snakemake.params.scenario
+    dim = snakemake.wildcards.dim
+    sc = scenario(name, w[name], seed=w["seed"], chunk_s=w["chunk_s"])
+    table = run_whatif(
+        dim, snakemake.params.values, sc, snakemake.params.sim, lambda: read_trace(snakemake.input.trace)
+    )
+    with atomic_path(snakemake.output.table) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    print(table.to_string(), flush=True)
