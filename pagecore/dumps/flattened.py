@@ -60,6 +60,15 @@ class _FlatSource:
                 return False
         return True
 
+    def locate(self, offs: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """File offsets of blobs, and whether each lies whole inside one record."""
+        if len(self.vstart) == 0:
+            return offs, np.zeros(len(offs), bool)
+        i = np.searchsorted(self.vstart, offs, side="right") - 1
+        ic = np.clip(i, 0, None)
+        whole = (i >= 0) & (offs + sizes <= self.vend[ic])
+        return self.fstart[ic] + (offs - self.vstart[ic]), whole
+
     def file_offset(self, off: int) -> int | None:
         i = self._find(off)
         return None if i < 0 else int(self.fstart[i] + (off - self.vstart[i]))

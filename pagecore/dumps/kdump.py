@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from . import _pagecodec
 from .base import MmapReader, PageChunk, register
 
 SIGNATURES = (b"KDUMP   ", b"DISKDUMP")
@@ -53,6 +54,9 @@ FLAG_LZO = 0x2
 FLAG_SNAPPY = 0x4
 FLAG_ZSTD = 0x20
 COMPRESSION_FLAGS = {FLAG_ZLIB: "zlib", FLAG_LZO: "lzo", FLAG_SNAPPY: "snappy", FLAG_ZSTD: "zstd"}
+KNOWN_FLAGS = FLAG_ZLIB | FLAG_LZO | FLAG_SNAPPY | FLAG_ZSTD
+# per-page status while decoding (negative zlib codes come from the C library)
+NOT_DONE, BAD_FLAG, BAD_RANGE, BAD_RAW_SIZE, BAD_CODEC, BAD_LENGTH = 1, 2, 3, 4, 5, 6
 #: header ``status`` bit: the producer stopped before writing every page.
 STATUS_INCOMPLETE = 0x8
 
@@ -89,6 +93,15 @@ def _snappy(src, n):
     return cramjam.snappy.decompress_raw(src)
 
 
+def _snappy_into(src, dst) -> int:
+    """Decompress one snappy page straight into ``dst``; returns the bytes written."""
+    import cramjam
+
+    if cramjam.snappy.decompress_raw_len(src) != len(dst):
+        return -1
+    return cramjam.snappy.decompress_raw_into(src, dst)
+
+
 def _zstd(src, n):
     d = getattr(_tls, "zstd", None)
     if d is None:
@@ -123,6 +136,10 @@ class _MmapSource:
 
     def read(self, off: int, n: int) -> np.ndarray:
         return self.buf[off : off + n]
+
+    def locate(self, offs: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """File offsets of blobs, and whether each lies whole inside the file."""
+        return offs, (offs >= 0) & (offs + sizes <= self.size)
 
 
 # --------------------------------------------------------------------------- reader
@@ -261,50 +278,51 @@ class KdumpReader(MmapReader):
         return None
 
     # pages ---------------------------------------------------------------------------
-    def _decode(self, src, h, descs, desc_off, out, lo, hi, bad):
-        """Decompress pages ``lo:hi`` of a chunk into ``out``; record failures in ``bad``."""
+    def _decode_py(self, src, h, offs, sizes, flags, idx, out, status, errors, fileoffs, whole):
+        """Decode pages ``idx`` with the Python codecs (lzo, snappy, zstd; zlib without libz)."""
         bs = h["block_size"]
-        for i in range(lo, hi):
-            d = descs[i]
-            off, size, flags = int(d["offset"]), int(d["size"]), int(d["flags"])
-            where = desc_off + i * PAGE_DESC.itemsize
-            if flags & ~(FLAG_ZLIB | FLAG_LZO | FLAG_SNAPPY | FLAG_ZSTD) or (flags and flags & (flags - 1)):
-                bad[i] = (where, f"unknown compression flag 0x{flags:x} in page descriptor",
-                          "one of 0x0 (raw), 0x1 zlib, 0x2 lzo, 0x4 snappy, 0x20 zstd")  # fmt: skip
-                continue
-            if size == 0 or size > bs or off <= 0 or not src.covered(off, size):
-                bad[i] = (where, f"page descriptor points at {size:,} bytes at offset {off:,}, "
-                          "outside the page data", "data inside the file, 1..block_size bytes")  # fmt: skip
-                continue
-            data = src.read(off, size)
-            if flags == 0:
-                if size != bs:
-                    bad[i] = (where, f"uncompressed page of {size} bytes",
-                              f"{bs} bytes when no compression flag is set")  # fmt: skip
-                    continue
+        buf = src.buf
+        for i in idx.tolist():
+            flag = int(flags[i])
+            n = int(sizes[i])
+            if whole[i]:
+                fo = int(fileoffs[i])
+                data = buf[fo : fo + n]
+            else:  # split over records of a flattened file
+                data = src.read(int(offs[i]), n)
+            if flag == 0:
                 out[i] = data
+                status[i] = 0
                 continue
             try:
-                page = CODECS[flags](data, bs)
+                if flag == FLAG_SNAPPY:
+                    got = _snappy_into(data, out[i])
+                    status[i] = 0 if got == bs else BAD_LENGTH
+                    continue
+                page = CODECS[flag](data, bs)
             except ImportError:
-                raise InputError(
-                    self.path,
-                    f"pages are compressed with {COMPRESSION_FLAGS[flags]} but the Python package "
-                    f"{CODEC_PACKAGES[flags]} is not installed",
-                    hint=f"pip install {CODEC_PACKAGES[flags]}",
-                ) from None
+                errors.append(
+                    InputError(
+                        self.path,
+                        f"pages are compressed with {COMPRESSION_FLAGS[flag]} but the Python package "
+                        f"{CODEC_PACKAGES[flag]} is not installed",
+                        hint=f"pip install {CODEC_PACKAGES[flag]}",
+                    )
+                )
+                return
             except Exception as exc:  # every codec has its own error types
-                bad[i] = (self._where(off), f"corrupt {COMPRESSION_FLAGS[flags]} page data ({exc})",
-                          f"a {COMPRESSION_FLAGS[flags]} stream of one {bs}-byte page")  # fmt: skip
+                status[i] = BAD_CODEC
+                errors.append((i, str(exc)))
                 continue
             if len(page) != bs:
-                bad[i] = (self._where(off), f"{COMPRESSION_FLAGS[flags]} page decompressed to "
-                          f"{len(page)} bytes", f"{bs} bytes")  # fmt: skip
+                status[i] = BAD_LENGTH
                 continue
             out[i] = np.frombuffer(page, np.uint8)
+            status[i] = 0
 
     def _submit(self, pool, src, h, spec):
         pos, pfns = spec
+        bs = h["block_size"]
         k = len(pfns)
         desc_off = h["desc_at"] + pos * PAGE_DESC.itemsize
         if not src.covered(desc_off, k * PAGE_DESC.itemsize):
@@ -319,40 +337,118 @@ class KdumpReader(MmapReader):
             avail = min(avail, k)
             self.stats.pages_skipped += k - avail
             pfns, k = pfns[:avail], avail
-        descs = np.frombuffer(bytes(src.read(desc_off, k * PAGE_DESC.itemsize)), PAGE_DESC) if k else \
-            np.empty(0, PAGE_DESC)  # fmt: skip
+        if k:
+            descs = np.frombuffer(bytes(src.read(desc_off, k * PAGE_DESC.itemsize)), PAGE_DESC)
+        else:
+            descs = np.empty(0, PAGE_DESC)
+        offs = descs["offset"].astype(np.int64)
+        sizes = descs["size"].astype(np.int64)
+        flags = descs["flags"].astype(np.int64)
+        fileoffs, whole = src.locate(offs, sizes)
+        status = np.full(k, NOT_DONE, np.int32)
+        # checks, vectorized; status stays NOT_DONE for pages to decode
+        unknown = ((flags & ~KNOWN_FLAGS) != 0) | ((flags & (flags - 1)) != 0)
+        status[unknown] = BAD_FLAG
+        todo = status == NOT_DONE
+        outside = todo & ((sizes <= 0) | (sizes > bs) | (offs <= 0))
+        contiguous = todo & ~outside & whole
+        for i in np.flatnonzero(todo & ~outside & ~whole).tolist():  # split over records, or missing
+            if not src.covered(int(offs[i]), int(sizes[i])):
+                outside[i] = True
+        status[outside] = BAD_RANGE
+        todo = status == NOT_DONE
+        wrong_raw = todo & (flags == 0) & (sizes != bs)
+        status[wrong_raw] = BAD_RAW_SIZE
+        todo &= ~wrong_raw
         out = np.empty((k, self.page_size), np.uint8)
-        bad: dict[int, tuple] = {}
+        buf = src.buf
+        errors: list = []
+        futs = []
+        raw_idx = np.flatnonzero(todo & (flags == 0) & contiguous)
+        zlib_idx = np.flatnonzero(todo & (flags == FLAG_ZLIB) & contiguous)
+        if not _pagecodec.HAVE_ZLIB:
+            zlib_idx = zlib_idx[:0]
+        done = np.zeros(k, bool)
+        done[raw_idx] = True
+        done[zlib_idx] = True
+        py_idx = np.flatnonzero(todo & ~done)
         step = BATCH_PAGES
-        futs = [pool.submit(self._decode, src, h, descs, desc_off, out, lo, min(k, lo + step), bad)
-                for lo in range(0, k, step)]  # fmt: skip
-        return pfns, out, bad, futs
+        for lo in range(0, len(raw_idx), step):
+            futs.append(pool.submit(_pagecodec.copy_pages, buf, fileoffs, raw_idx[lo : lo + step], out))
+        for lo in range(0, len(zlib_idx), step):
+            futs.append(
+                pool.submit(_pagecodec.inflate_pages, buf, fileoffs, sizes, zlib_idx[lo : lo + step], out, status)
+            )
+        for lo in range(0, len(py_idx), step):
+            futs.append(
+                pool.submit(
+                    self._decode_py,
+                    src,
+                    h,
+                    offs,
+                    sizes,
+                    flags,
+                    py_idx[lo : lo + step],
+                    out,
+                    status,
+                    errors,
+                    fileoffs,
+                    whole,
+                )
+            )
+        status[raw_idx] = 0  # copies cannot fail once the range is checked
+        return pfns, out, (status, offs, sizes, flags, desc_off, errors), futs
 
     def _finish(self, h, job) -> PageChunk:
-        pfns, out, bad, futs = job
+        pfns, out, (status, offs, sizes, flags, desc_off, errors), futs = job
         for f in futs:
             f.result()
-        if bad:
-            i = min(bad)
-            where, problem, expected = bad[i]
+        for e in errors:
+            if isinstance(e, InputError):
+                raise e
+        bad = np.flatnonzero(status != 0)
+        if len(bad):
             if not self.skip_bad_pages:
-                incomplete = h["status"] & STATUS_INCOMPLETE
-                raise InputError(
-                    self.path,
-                    f"{problem} (frame {int(pfns[i]):#x})"
-                    + ("; the header says the dump is incomplete" if incomplete else ""),
-                    offset=where,
-                    expected=expected,
-                    hint="the dump is corrupt or truncated; re-create it, or pass --skip-bad-pages "
-                    "to count and skip such pages",
-                )
-            keep = np.ones(len(pfns), bool)
-            keep[list(bad)] = False
+                i = int(bad[0])
+                raise self._page_error(h, pfns, i, int(status[i]), offs, sizes, flags, desc_off, errors)
+            keep = status == 0
             self.stats.pages_skipped += len(bad)
             pfns, out = pfns[keep], out[keep]
         out.flags.writeable = False
         self.stats.pages_read += len(pfns)
         return PageChunk(pfns, out)
+
+    def _page_error(self, h, pfns, i, code, offs, sizes, flags, desc_off, errors) -> InputError:
+        bs = h["block_size"]
+        flag, off, size = int(flags[i]), int(offs[i]), int(sizes[i])
+        where = desc_off + i * PAGE_DESC.itemsize
+        codec = COMPRESSION_FLAGS.get(flag, "?")
+        if code == BAD_FLAG:
+            problem = f"unknown compression flag 0x{flag:x} in page descriptor"
+            expected = "one of 0x0 (raw), 0x1 zlib, 0x2 lzo, 0x4 snappy, 0x20 zstd"
+        elif code == BAD_RANGE:
+            problem = f"page descriptor points at {size:,} bytes at offset {off:,}, outside the page data"
+            expected = f"data inside the file, 1..{bs} bytes"
+        elif code == BAD_RAW_SIZE:
+            problem = f"uncompressed page of {size} bytes"
+            expected = f"{bs} bytes when no compression flag is set"
+        else:
+            where = self._where(off)
+            detail = next((m for j, m in errors if isinstance(j, int) and j == i), None)
+            if code == BAD_LENGTH or code == -100:
+                problem = f"{codec} page does not decompress to {bs} bytes"
+            else:
+                problem = f"corrupt {codec} page data ({detail or f'zlib error {code}'})"
+            expected = f"a {codec} stream of one {bs}-byte page"
+        incomplete = h["status"] & STATUS_INCOMPLETE
+        return InputError(
+            self.path,
+            f"{problem} (frame {int(pfns[i]):#x})" + ("; the header says the dump is incomplete" if incomplete else ""),
+            offset=where,
+            expected=expected,
+            hint="the dump is corrupt or truncated; re-create it, or pass --skip-bad-pages to count and skip "
+            "such pages",
+        )
 
     def chunks(self) -> Iterator[PageChunk]:
         if self.file_size == 0:
