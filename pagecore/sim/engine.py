@@ -293,24 +293,26 @@ class Simulator:
             if len(t) == 0:
                 continue
             self._trace_max = max(self._trace_max, float(t.max()))
-            for ci in np.unique(codes):
-                name = names[ci]
+            order = np.argsort(codes, kind="stable")
+            sc = codes[order]
+            cuts = np.flatnonzero(np.diff(sc)) + 1
+            for part in np.split(order, cuts):
+                name = names[codes[part[0]]]
                 if name not in self.by_name:
                     raise InputError(
                         None,
                         f"access trace names VM {name!r}, which is not in the scenario",
                         expected=f"one of {sorted(self.by_name)}",
                     )
-                sel = codes == ci
                 v = self.by_name[name]
-                gs = g[sel]
+                gs = g[part]
                 if gs.size and int(gs.max()) >= v.pages:
                     raise InputError(
                         None,
                         f"access trace touches gpfn {int(gs.max())} of VM {name!r}, which has only {v.pages} pages",
                         expected="gpfn < max_mb·256",
                     )
-                v.buf.append(t[sel], gs, f[sel])
+                v.buf.append(t[part], gs, f[part])
 
     # ----------------------------------------------------------------------------- events
     def _log(self, t, vm, event, detail=""):
@@ -429,6 +431,8 @@ class Simulator:
         if not page:
             return
         budget = pager.rate_pages(dt)
+        if budget <= 0:
+            return
         total = sum(n for _, n in page)
         for v, need in page:
             share = max(1, int(budget * need / total))
