@@ -314,17 +314,21 @@ def makedumpfile_elf(src: Path, dst: Path) -> Path:
     makedumpfile finds no PT_LOAD. Only header bytes change; segment data stay in place.
     """
     eh = struct.Struct("<16sHHIQQQIHHHHHH")
-    shutil.copyfile(src, dst)
-    with open(dst, "r+b") as fh:
-        head = bytearray(fh.read(1 << 16))
+    with open(src, "rb") as fh:
+        head = bytearray(fh.read(eh.size))
         f = list(eh.unpack_from(head, 0))
         phoff, phent, phnum = f[5], f[9], f[10]
-        table = bytes(head[phoff : phoff + phent * phnum])
-        f[5], f[6], f[8], f[11], f[12], f[13] = eh.size, 0, eh.size, 0, 0, 0
-        eh.pack_into(head, 0, *f)
-        head[eh.size : eh.size + len(table)] = table
-        fh.seek(0)
+        fh.seek(phoff)
+        table = fh.read(phent * phnum)
+    first_data = min(struct.unpack_from("<Q", table, i * phent + 8)[0] for i in range(phnum))
+    if eh.size + len(table) > first_data:
+        raise CaptureError(f"{src}: no room for the program headers before the first segment's data")
+    shutil.copyfile(src, dst)
+    f[5], f[6], f[8], f[11], f[12], f[13] = eh.size, 0, eh.size, 0, 0, 0
+    eh.pack_into(head, 0, *f)
+    with open(dst, "r+b") as fh:
         fh.write(head)
+        fh.write(table)
     return dst
 
 
