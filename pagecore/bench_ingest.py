@@ -155,8 +155,12 @@ def _libz_speed(blobs: list[bytes], threads: int, repeat: int) -> tuple[float, f
     with ThreadPoolExecutor(threads) as pool:
 
         def parallel():
-            list(pool.map(lambda lo: _pagecodec.inflate_pages(buf, offs, sizes, idx[lo : lo + step], out, status),
-                          range(0, len(idx), step)))  # fmt: skip
+            list(
+                pool.map(
+                    lambda lo: _pagecodec.inflate_pages(buf, offs, sizes, idx[lo : lo + step], out, status),
+                    range(0, len(idx), step),
+                )
+            )
 
         many = nbytes / _best(parallel, repeat) / 1e9
     return one, many

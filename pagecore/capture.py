@@ -278,20 +278,31 @@ def _boot(
         qmp_sock.unlink()
     cmd = [
         qemu,
-        "-machine", "pc",
-        "-accel", accel,
-        "-m", str(ram_mb),
-        "-smp", "1",
+        "-machine",
+        "pc",
+        "-accel",
+        accel,
+        "-m",
+        str(ram_mb),
+        "-smp",
+        "1",
         "-nodefaults",
-        "-display", "none",
+        "-display",
+        "none",
         "-no-reboot",
-        "-kernel", str(kernel),
-        "-initrd", str(initrd),
-        "-append", f"console=ttyS0 rdinit=/init panic=-1 edd=off quiet loglevel=3 {append}",
-        "-serial", f"file:{console}",
-        "-device", "vmcoreinfo",
-        "-qmp", f"unix:{qmp_sock},server=on,wait=off",
-    ]  # fmt: skip
+        "-kernel",
+        str(kernel),
+        "-initrd",
+        str(initrd),
+        "-append",
+        f"console=ttyS0 rdinit=/init panic=-1 edd=off quiet loglevel=3 {append}",
+        "-serial",
+        f"file:{console}",
+        "-device",
+        "vmcoreinfo",
+        "-qmp",
+        f"unix:{qmp_sock},server=on,wait=off",
+    ]
     log = open(work / f"qemu-{accel}.log", "wb")
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     log.close()

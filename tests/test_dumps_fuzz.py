@@ -54,8 +54,13 @@ def _regions(fmt: str, data: bytes, d: Path) -> list[tuple[int, int]]:
         r = KdumpReader(p)
         h = r._parse(r._source())
         r.close()
-        return [(0, 464), (PS, PS + 104), (h["bitmap1"], h["bitmap1"] + 16),
-                (h["bitmap2"], h["bitmap2"] + 16), (h["desc_at"], h["desc_at"] + 6 * PAGE_DESC.itemsize)]  # fmt: skip
+        return [
+            (0, 464),
+            (PS, PS + 104),
+            (h["bitmap1"], h["bitmap1"] + 16),
+            (h["bitmap2"], h["bitmap2"] + 16),
+            (h["desc_at"], h["desc_at"] + 6 * PAGE_DESC.itemsize),
+        ]
     if fmt == "kdump-flat":
         return [(0, 64), (PS, min(len(data), PS + 2048))]
     return [(0, 64)]

@@ -67,9 +67,12 @@ class SegmentReader(MmapReader):
         if self._plan is None:
             if self.file_size == 0:
                 raise InputError(
-                    self.path, "file is empty", offset=0,
-                    expected=f"a {self.name} header", hint="check that the dump finished writing",
-                )  # fmt: skip
+                    self.path,
+                    "file is empty",
+                    offset=0,
+                    expected=f"a {self.name} header",
+                    hint="check that the dump finished writing",
+                )
             buf = self._map()
             segs = []
             for s in self._parse_segments(buf):

@@ -57,8 +57,9 @@ class ElfReader(SegmentReader):
     def _parse_segments(self, buf: np.ndarray) -> list[Segment]:
         size = self.file_size
         if size < 16 or bytes(buf[:4]) != ELF_MAGIC:
-            raise self._bad("not an ELF file", 0, "'\\x7fELF' magic and a 16-byte e_ident",
-                            hint="pass the right --format")  # fmt: skip
+            raise self._bad(
+                "not an ELF file", 0, "'\\x7fELF' magic and a 16-byte e_ident", hint="pass the right --format"
+            )
         cls_, data = int(buf[4]), int(buf[5])
         if cls_ not in _LAYOUT:
             raise self._bad(f"unknown ELF class {cls_}", 4, "1 (ELF32) or 2 (ELF64)")
@@ -67,20 +68,28 @@ class ElfReader(SegmentReader):
         end = "<" if data == 1 else ">"
         eh, ph, sh = (struct.Struct(end + f) for f in _LAYOUT[cls_])
         if size < eh.size:
-            raise self._bad(f"truncated ELF header: {size} bytes, need {eh.size}", 0,
-                            f"a {eh.size}-byte ELF header")  # fmt: skip
-        (_, e_type, _, _, _, e_phoff, e_shoff, _, _, e_phentsize, e_phnum, _e_shentsize, _e_shnum,
-         _) = eh.unpack_from(buf, 0)  # fmt: skip
+            raise self._bad(f"truncated ELF header: {size} bytes, need {eh.size}", 0, f"a {eh.size}-byte ELF header")
+        (_, e_type, _, _, _, e_phoff, e_shoff, _, _, e_phentsize, e_phnum, _e_shentsize, _e_shnum, _) = eh.unpack_from(
+            buf, 0
+        )
         if e_type != ET_CORE:
-            raise self._bad(f"ELF type {e_type} is not a core file", 16, f"e_type {ET_CORE} (ET_CORE)",
-                            hint="this is an executable or library, not a memory dump")  # fmt: skip
+            raise self._bad(
+                f"ELF type {e_type} is not a core file",
+                16,
+                f"e_type {ET_CORE} (ET_CORE)",
+                hint="this is an executable or library, not a memory dump",
+            )
         if e_phentsize < ph.size:
-            raise self._bad(f"e_phentsize {e_phentsize} is smaller than a program header",
-                            eh.size - 12, f">= {ph.size}")  # fmt: skip
+            raise self._bad(
+                f"e_phentsize {e_phentsize} is smaller than a program header", eh.size - 12, f">= {ph.size}"
+            )
         if e_phnum == PN_XNUM:
             if e_shoff == 0 or e_shoff + sh.size > size:
-                raise self._bad("e_phnum is PN_XNUM but section header 0 is missing", eh.size - 10,
-                                "section header 0 with the program header count in sh_info")  # fmt: skip
+                raise self._bad(
+                    "e_phnum is PN_XNUM but section header 0 is missing",
+                    eh.size - 10,
+                    "section header 0 with the program header count in sh_info",
+                )
             e_phnum = sh.unpack_from(buf, e_shoff)[7]  # sh_info
         if e_phnum == 0:
             raise self._bad("ELF core has no program headers", eh.size - 10, "PT_LOAD segments")
@@ -108,13 +117,20 @@ class ElfReader(SegmentReader):
             if p_filesz == 0:
                 continue
             if p_paddr + p_filesz > 1 << 64:
-                raise self._bad(f"PT_LOAD #{i} wraps around the 64-bit address space", at,
-                                "p_paddr + p_filesz < 2**64", hint="the header is corrupt")  # fmt: skip
+                raise self._bad(
+                    f"PT_LOAD #{i} wraps around the 64-bit address space",
+                    at,
+                    "p_paddr + p_filesz < 2**64",
+                    hint="the header is corrupt",
+                )
             segs.append(Segment(p_paddr, p_offset, p_filesz, at, f"PT_LOAD #{i}"))
         if not segs and not excluded:
-            raise self._bad("ELF core has no PT_LOAD segment with data", e_phoff,
-                            "at least one PT_LOAD with p_filesz > 0",
-                            hint="was it written with a filter that matched no memory?")  # fmt: skip
+            raise self._bad(
+                "ELF core has no PT_LOAD segment with data",
+                e_phoff,
+                "at least one PT_LOAD with p_filesz > 0",
+                hint="was it written with a filter that matched no memory?",
+            )
         self.stats.pages_excluded = excluded
         return segs
 

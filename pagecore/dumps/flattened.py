@@ -111,22 +111,46 @@ class FlattenedReader(KdumpReader):
         buf = self._map() if self.file_size else None
         size = self.file_size
         if size == 0:
-            raise InputError(self.path, "file is empty", offset=0, expected="a flattened header",
-                             hint="check that the dump finished writing")  # fmt: skip
+            raise InputError(
+                self.path,
+                "file is empty",
+                offset=0,
+                expected="a flattened header",
+                hint="check that the dump finished writing",
+            )
         if size < HEADER_SIZE:
-            raise InputError(self.path, f"truncated flattened header: {size} bytes", offset=0,
-                             expected=f"a {HEADER_SIZE}-byte makedumpfile header",
-                             hint="the dump is truncated; re-create it")  # fmt: skip
+            raise InputError(
+                self.path,
+                f"truncated flattened header: {size} bytes",
+                offset=0,
+                expected=f"a {HEADER_SIZE}-byte makedumpfile header",
+                hint="the dump is truncated; re-create it",
+            )
         sig, typ, ver = struct.unpack_from(">16sqq", buf, 0)
         if sig != SIGNATURE + b"\0" * 4:
-            raise InputError(self.path, f"bad signature {sig!r}", offset=0,
-                             expected="'makedumpfile' + 4 NULs", hint="pass the right --format")  # fmt: skip
+            raise InputError(
+                self.path,
+                f"bad signature {sig!r}",
+                offset=0,
+                expected="'makedumpfile' + 4 NULs",
+                hint="pass the right --format",
+            )
         if typ != TYPE_FLAT:
-            raise InputError(self.path, f"flattened header type {typ}", offset=16,
-                             expected=f"type {TYPE_FLAT} (flattened)", hint="re-create the dump")  # fmt: skip
+            raise InputError(
+                self.path,
+                f"flattened header type {typ}",
+                offset=16,
+                expected=f"type {TYPE_FLAT} (flattened)",
+                hint="re-create the dump",
+            )
         if ver < 1:
-            raise InputError(self.path, f"flattened header version {ver}", offset=24,
-                             expected="version >= 1", hint="re-create the dump")  # fmt: skip
+            raise InputError(
+                self.path,
+                f"flattened header version {ver}",
+                offset=24,
+                expected="version >= 1",
+                hint="re-create the dump",
+            )
         vs, ve, fs = [], [], []
         off = HEADER_SIZE
         ended = False
@@ -136,18 +160,23 @@ class FlattenedReader(KdumpReader):
                 ended = True
                 break
             if voff < 0 or n < 0:
-                raise InputError(self.path, f"flattened record with offset {voff} and size {n}",
-                                 offset=off, expected="offset >= 0 and size >= 0, or -1/-1 at the end",
-                                 hint="the dump is corrupt; re-create it")  # fmt: skip
+                raise InputError(
+                    self.path,
+                    f"flattened record with offset {voff} and size {n}",
+                    offset=off,
+                    expected="offset >= 0 and size >= 0, or -1/-1 at the end",
+                    hint="the dump is corrupt; re-create it",
+                )
             if off + RECORD.size + n > size:
                 if self.skip_bad_pages:
                     break
                 raise InputError(
                     self.path,
                     f"flattened record of {n:,} bytes runs past the end of the file ({size:,} bytes)",
-                    offset=off, expected="record data inside the file",
+                    offset=off,
+                    expected="record data inside the file",
                     hint="the dump is truncated; re-create it, or pass --skip-bad-pages",
-                )  # fmt: skip
+                )
             if n:
                 vs.append(voff)
                 ve.append(voff + n)
@@ -236,7 +265,6 @@ def write_flattened(path: str | os.PathLike, writes, *, record_bytes: int | None
     return Path(path)
 
 
-def write_kdump_flat(path: str | os.PathLike, pfns, pages, *, record_bytes: int | None = 4096,
-                     **kw) -> Path:  # fmt: skip
+def write_kdump_flat(path: str | os.PathLike, pfns, pages, *, record_bytes: int | None = 4096, **kw) -> Path:
     """Write a flattened kdump file; options as :func:`pagecore.dumps.kdump.kdump_bytes_iter`."""
     return write_flattened(path, kdump_bytes_iter(pfns, pages, **kw), record_bytes=record_bytes)

@@ -169,8 +169,9 @@ class KdumpReader(MmapReader):
 
     # header ------------------------------------------------------------------------
     def _err(self, problem, off, expected, hint="the dump is truncated or corrupt; re-create it"):
-        return InputError(self.path, problem, offset=self._where(off) if off is not None else None,
-                          expected=expected, hint=hint)  # fmt: skip
+        return InputError(
+            self.path, problem, offset=self._where(off) if off is not None else None, expected=expected, hint=hint
+        )
 
     def _need(self, src, off, n, what):
         if not src.covered(off, n):
@@ -183,12 +184,21 @@ class KdumpReader(MmapReader):
 
     def _parse(self, src) -> dict:
         if self.file_size == 0:
-            raise InputError(self.path, "file is empty", offset=0, expected="a kdump header",
-                             hint="check that the dump finished writing")  # fmt: skip
+            raise InputError(
+                self.path,
+                "file is empty",
+                offset=0,
+                expected="a kdump header",
+                hint="check that the dump finished writing",
+            )
         head = bytes(self._need(src, 0, HEADER64_TAIL_AT + HEADER_TAIL.size, "the disk_dump_header"))
         if head[:8] not in SIGNATURES:
-            raise self._err(f"bad signature {head[:8]!r}", 0, "'KDUMP   ' or 'DISKDUMP'",
-                            hint="this is not a kdump-compressed file; pass the right --format")  # fmt: skip
+            raise self._err(
+                f"bad signature {head[:8]!r}",
+                0,
+                "'KDUMP   ' or 'DISKDUMP'",
+                hint="this is not a kdump-compressed file; pass the right --format",
+            )
         version = struct.unpack_from("<i", head, 8)[0]
         tail = None
         for at in (HEADER64_TAIL_AT, HEADER32_TAIL_AT):
@@ -198,13 +208,19 @@ class KdumpReader(MmapReader):
                 tail, tail_at = t, at
                 break
         if tail is None:
-            raise self._err("no valid block_size in the disk_dump_header", HEADER64_TAIL_AT + 4,
-                            "a power of two between 512 and 65536 at byte 428 (64-bit) or 416 (32-bit)")  # fmt: skip
+            raise self._err(
+                "no valid block_size in the disk_dump_header",
+                HEADER64_TAIL_AT + 4,
+                "a power of two between 512 and 65536 at byte 428 (64-bit) or 416 (32-bit)",
+            )
         status, bs, sub_blocks, bitmap_blocks, max_mapnr32 = tail[:5]
         if bs != self.page_size:
-            raise self._err(f"block size {bs} differs from the {self.page_size}-byte page size",
-                            tail_at + 4, f"block_size {self.page_size}",
-                            hint="pagecore handles 4 KiB pages only")  # fmt: skip
+            raise self._err(
+                f"block size {bs} differs from the {self.page_size}-byte page size",
+                tail_at + 4,
+                f"block_size {self.page_size}",
+                hint="pagecore handles 4 KiB pages only",
+            )
         if version < 1 or version > 64:
             raise self._err(f"implausible header_version {version}", 8, "1..6")
         if sub_blocks < 1 or bitmap_blocks < 2 or bitmap_blocks % 2:
@@ -230,14 +246,23 @@ class KdumpReader(MmapReader):
         if not split:
             start_pfn, end_pfn = 0, max_mapnr
         elif not (0 <= start_pfn <= end_pfn <= max_mapnr):
-            raise self._err(f"split dump range [{start_pfn}, {end_pfn}) is outside [0, {max_mapnr})",
-                            bs + 16, "start_pfn <= end_pfn <= max_mapnr")  # fmt: skip
+            raise self._err(
+                f"split dump range [{start_pfn}, {end_pfn}) is outside [0, {max_mapnr})",
+                bs + 16,
+                "start_pfn <= end_pfn <= max_mapnr",
+            )
         return dict(
-            version=version, status=status, block_size=bs, dump_level=dump_level,
-            bitmap1=bitmap_at, bitmap2=bitmap_at + half, max_mapnr=max_mapnr,
-            start_pfn=start_pfn, end_pfn=end_pfn,
+            version=version,
+            status=status,
+            block_size=bs,
+            dump_level=dump_level,
+            bitmap1=bitmap_at,
+            bitmap2=bitmap_at + half,
+            max_mapnr=max_mapnr,
+            start_pfn=start_pfn,
+            end_pfn=end_pfn,
             desc_at=bs * (1 + sub_blocks + bitmap_blocks),
-        )  # fmt: skip
+        )
 
     # pfns ----------------------------------------------------------------------------
     def _dumped_pfns(self, src, h) -> Iterator[np.ndarray]:
@@ -453,9 +478,12 @@ class KdumpReader(MmapReader):
     def chunks(self) -> Iterator[PageChunk]:
         if self.file_size == 0:
             raise InputError(
-                self.path, "file is empty", offset=0, expected=f"a {self._kind()} header",
+                self.path,
+                "file is empty",
+                offset=0,
+                expected=f"a {self._kind()} header",
                 hint="check that the dump finished writing",
-            )  # fmt: skip
+            )
         src = self._source()
         h = self._parse(src)
         self.header = h
@@ -550,8 +578,7 @@ def kdump_bytes_iter(
     head[0:8] = signature
     struct.pack_into("<i", head, 8, header_version)
     head[12 : 12 + 7] = b"Linux\0\0"
-    HEADER_TAIL.pack_into(head, HEADER64_TAIL_AT, flag, bs, 1, bitmap_blocks,
-                          min(max_mapnr, 0xFFFFFFFF), 0, 0, 0, 0, 1)  # fmt: skip
+    HEADER_TAIL.pack_into(head, HEADER64_TAIL_AT, flag, bs, 1, bitmap_blocks, min(max_mapnr, 0xFFFFFFFF), 0, 0, 0, 0, 1)
     yield 0, bytes(head)
     sub = bytearray(bs)
     SUB_HEADER.pack_into(sub, 0, 0, dump_level, 0, 0, max_mapnr, 0, 0, 0, 0, 0, 0, 0, max_mapnr, max_mapnr)

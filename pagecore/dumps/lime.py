@@ -100,9 +100,12 @@ class LimeReader(SegmentReader):
             segs.append(Segment(s_addr, off + HEADER.size, length, off, f"LiME range #{n}"))
             if len(segs) > MAX_RANGES:
                 raise InputError(
-                    self.path, f"more than {MAX_RANGES:,} LiME ranges", offset=off,
-                    expected="a few hundred ranges at most", hint="the file is probably corrupt",
-                )  # fmt: skip
+                    self.path,
+                    f"more than {MAX_RANGES:,} LiME ranges",
+                    offset=off,
+                    expected="a few hundred ranges at most",
+                    hint="the file is probably corrupt",
+                )
             off += HEADER.size + length
         return segs
 
