@@ -318,3 +318,54 @@ def test_cli_hash_every_format(tmp_path, pages, fmt):
 
 def test_every_reader_registered():
     assert set(FORMATS) <= set(READERS)
+
+
+# ------------------------------------------------------------ header variants
+def test_kdump_header_version_5_uses_32bit_max_mapnr(tmp_path, pages):
+    pfns = np.arange(5, 5 + len(pages))
+    p = write_kdump(tmp_path / "v5.kdump", pfns, pages, header_version=5, compression="zstd")
+    raw = bytearray(p.read_bytes())
+    struct.pack_into("<Q", raw, PS + 96, 0)  # a v5 producer leaves max_mapnr_64 unset
+    p.write_bytes(raw)
+    got, _ = read_all(p)
+    assert got == expected(pfns, pages)
+
+
+def test_kdump_split_part_reads_its_own_range(tmp_path, pages):
+    """makedumpfile --split: full bitmaps, descriptors only for [start_pfn, end_pfn)."""
+    part = np.arange(10, 20)
+    p = write_kdump(tmp_path / "part.kdump", part, pages[:10], max_mapnr=64)
+    raw = bytearray(p.read_bytes())
+    r = KdumpReader(p)
+    h = r._parse(r._source())
+    r.close()
+    bm = np.zeros(64 * 8, bool)
+    bm[:30] = True  # frames 0..29 dumped across all parts; 30..39 excluded
+    raw[h["bitmap2"] : h["bitmap2"] + 64] = np.packbits(bm, bitorder="little")[:64].tobytes()
+    bm[30:40] = True
+    raw[h["bitmap1"] : h["bitmap1"] + 64] = np.packbits(bm, bitorder="little")[:64].tobytes()
+    struct.pack_into("<i", raw, PS + 12, 1)  # split
+    struct.pack_into("<QQ", raw, PS + 80, 10, 20)  # start_pfn_64, end_pfn_64
+    p.write_bytes(raw)
+    got, stats = read_all(p)
+    assert got == expected(part, pages[:10])
+    assert stats.pages_excluded == 0  # none of 30..39 lies in this part's range
+
+
+@pytest.mark.parametrize("endian", ["<", ">"])
+@pytest.mark.parametrize("elfclass", [1, 2])
+def test_elf32_and_big_endian(tmp_path, endian, elfclass):
+    data = make_pages(3, seed=4)
+    paddr = 0x5000
+    if elfclass == 2:
+        eh, ph = struct.Struct(endian + "16sHHIQQQIHHHHHH"), struct.Struct(endian + "IIQQQQQQ")
+        phdr = ph.pack(1, 7, eh.size + ph.size, 0, paddr, data.nbytes, data.nbytes, 0)
+    else:
+        eh, ph = struct.Struct(endian + "16sHHIIIIIHHHHHH"), struct.Struct(endian + "IIIIIIII")
+        phdr = ph.pack(1, eh.size + ph.size, 0, paddr, data.nbytes, data.nbytes, 7, 0)
+    ident = b"\x7fELF" + bytes([elfclass, 1 if endian == "<" else 2, 1]) + b"\0" * 9
+    head = eh.pack(ident, 4, 62, 1, 0, eh.size, 0, 0, eh.size, ph.size, 1, 0, 0, 0)
+    p = tmp_path / "c.elf"
+    p.write_bytes(head + phdr + data.tobytes())
+    got, _ = read_all(p)
+    assert got == expected(np.arange(5, 8), data)
