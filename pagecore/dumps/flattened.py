@@ -18,6 +18,7 @@ from __future__ import annotations
 import bisect
 import os
 import struct
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +39,10 @@ class _FlatSource:
     def __init__(self, buf: np.ndarray, vstart: np.ndarray, vend: np.ndarray, fstart: np.ndarray):
         self.buf = buf
         self.vstart, self.vend, self.fstart = vstart, vend, fstart
-        self._vs = vstart.tolist()
         self.size = int(vend[-1]) if len(vend) else 0
 
     def _find(self, off: int) -> int:
-        i = bisect.bisect_right(self._vs, off) - 1
+        i = int(np.searchsorted(self.vstart, off, side="right")) - 1
         if i < 0 or off >= self.vend[i]:
             return -1
         return i
@@ -56,7 +56,7 @@ class _FlatSource:
             return n == 0 and off <= self.size
         while end > self.vend[i]:
             i += 1
-            if i >= len(self._vs) or self.vstart[i] != self.vend[i - 1]:
+            if i >= len(self.vstart) or self.vstart[i] != self.vend[i - 1]:
                 return False
         return True
 
@@ -151,7 +151,8 @@ class FlattenedReader(KdumpReader):
                 expected="version >= 1",
                 hint="re-create the dump",
             )
-        vs, ve, fs = [], [], []
+        # compact arrays, not lists of Python ints: a 100 GB dump has millions of records
+        vs, ve, fs = array("q"), array("q"), array("q")
         off = HEADER_SIZE
         ended = False
         while off + RECORD.size <= size:
@@ -190,9 +191,9 @@ class FlattenedReader(KdumpReader):
                 expected="a 16-byte end record",
                 hint="the dump is truncated; re-create it, or pass --skip-bad-pages",
             )
-        vstart = np.array(vs, np.int64)
-        vend = np.array(ve, np.int64)
-        fstart = np.array(fs, np.int64)
+        vstart = np.frombuffer(vs, np.int64).copy() if len(vs) else np.empty(0, np.int64)
+        vend = np.frombuffer(ve, np.int64).copy() if len(ve) else np.empty(0, np.int64)
+        fstart = np.frombuffer(fs, np.int64).copy() if len(fs) else np.empty(0, np.int64)
         vstart, vend, fstart = _resolve(vstart, vend, fstart)
         self._src = _FlatSource(buf, vstart, vend, fstart)
         return self._src
