@@ -212,3 +212,21 @@ PARAMETERS = {
     "frame_bytes": 16,
     "sharing_overhead_pct_max": 0.5,
 }
+
+# ------------------------------------------------------------- Figures 6-8, more (pagecore.sim)
+#: Figure 7 [INFER]: at τ = 75 % the idle and the active VM's idle-adjusted prices ρ agree to
+#: about 0.1 % (reference, Figure 7 check), so their ratio is 1.
+FIG07_INFER = {"rho_idle_over_active_tau75": 1.0}
+#: Figure 8 extremes [GRAPH]: (MB, minute). The SQL long-query values are "about".
+FIG08_EXTREMES = {
+    "total_alloc_max": (1194.0, 2.4),
+    "total_alloc_min": (832.0, 23.2),
+    "total_active_max": (1030.0, 2.4),
+    "total_shared_max": (345.0, 3.3),
+    "total_shared_min": (95.0, 21.0),
+    "total_balloon_max": (577.0, 21.4),
+    "sql_query_active_peak": (260.0, 68.8),
+    "sql_query_alloc_peak": (260.0, 69.0),
+    "sql_query_balloon_min": (0.0, 68.3),
+    "citrix_alloc_min": (163.0, 5.0),
+}

@@ -37,7 +37,7 @@ def fig06_active_memory_sampling(vms: pd.DataFrame, schedule, paper: dict | None
     v = vms.sort_values("t")
     t = v["t"].to_numpy() / 60
     with style():
-        fig = Figure(figsize=(7.0, 4.2))
+        fig = Figure(figsize=(7.0, 5.2))
         ax = fig.subplots()
         xs, ys = _steps(schedule)
         ax.plot(xs, ys, color="k", lw=1.6, label="toucher memory (input)")
@@ -86,6 +86,6 @@ def fig06_active_memory_sampling(vms: pd.DataFrame, schedule, paper: dict | None
         ax.set_xlabel("Time (min)")
         ax.set_ylabel("Memory (MB)")
         ax.set_title("Figure 6: Active memory sampling (100 pages / 30 s)")
-        ax.legend(loc="upper right", fontsize=7, ncol=2)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=7, ncol=3)
         fig.tight_layout()
     return fig

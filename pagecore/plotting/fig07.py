@@ -26,7 +26,7 @@ def fig07_idle_memory_tax(
     """
     end = vms["t"].max() / 60
     with style():
-        fig = Figure(figsize=(7.0, 4.2))
+        fig = Figure(figsize=(7.0, 5.2))
         ax = fig.subplots()
         for name, color, lab in ((idle_vm, "0.55", "VM1 (idle Windows)"), (active_vm, "k", "VM2 (dbench Linux)")):
             x = vms[vms["vm"] == name].sort_values("t")
@@ -74,6 +74,6 @@ def fig07_idle_memory_tax(
         ax.set_xlabel("Time (min)")
         ax.set_ylabel("Memory (MB)")
         ax.set_title("Figure 7: Idle memory tax (2 × 256 MB VMs, equal shares, ~360 MB)")
-        ax.legend(loc="center right", fontsize=7, ncol=2, bbox_to_anchor=(1.0, 0.42))
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=7, ncol=3)
         fig.tight_layout()
     return fig

@@ -58,7 +58,7 @@ def fig08_dynamic_reallocation(
         ax.set_title("(a) State", loc="left")
         ax.legend(loc="lower right", ncol=2, fontsize=7)
         for ax, who, title, top in (
-            (axs[1], "total", "(b) All VMs", 1300),
+            (axs[1], "total", "(b) All VMs", 1450),
             (axs[2], "citrix", "(c) Citrix MetaFrame", 330),
             (axs[3], "sql", "(d) SQL Server", 330),
         ):
