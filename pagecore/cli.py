@@ -328,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print throughput benchmarks (ratios against baselines measured in the same run)",
         description="Benchmarks; see `python -m pagecore.bench --help`.",
     )
-    b.add_argument("what", choices=["hash"], help="what to benchmark")
+    b.add_argument("what", choices=["hash", "count"], help="what to benchmark")
     b.add_argument("bench_args", nargs=argparse.REMAINDER, help="options passed to the benchmark")
     b.set_defaults(func=_cmd_bench)
     return p

@@ -106,3 +106,35 @@ def test_vm_count_sweep_order_and_missing(rng):
     assert a.iloc[-1]["reclaimed_pages"] == b.iloc[-1]["reclaimed_pages"]
     with pytest.raises(ValueError, match="vm9"):
         vm_count_sweep(df, order=["vm9"])
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["random-dups", "all-identical", "all-distinct", "small-ints", "one", "empty", "two-buckets"],
+)
+def test_count_hashes_matches_counter(rng, kind):
+    from collections import Counter
+
+    from pagecore.sharing.fastcount import count_hashes
+
+    n = scaled(200_000, 3000)
+    if kind == "random-dups":
+        uniq = rng.integers(0, 2**64 - 1, size=n // 3, dtype=np.uint64)
+        h = uniq[rng.integers(0, len(uniq), size=n)]
+    elif kind == "all-identical":
+        h = np.full(n, 0xDEADBEEF, np.uint64)
+    elif kind == "all-distinct":
+        h = rng.permutation(np.arange(n, dtype=np.uint64)) * np.uint64(0x9E3779B97F4A7C15)
+    elif kind == "small-ints":  # every key in the first radix bucket
+        h = rng.integers(0, 50, size=n // 10).astype(np.uint64)
+    elif kind == "one":
+        h = np.array([5], np.uint64)
+    elif kind == "empty":
+        h = np.zeros(0, np.uint64)
+    else:  # keys only in the lowest and highest bucket
+        h = np.concatenate([np.zeros(7, np.uint64), np.full(9, 2**64 - 1, np.uint64), np.array([3], np.uint64)])
+    before = h.copy()
+    d, s, g = count_hashes(h)
+    c = Counter(h.tolist())
+    assert (d, s, g) == (len(c), sum(v for v in c.values() if v > 1), sum(1 for v in c.values() if v > 1))
+    assert np.array_equal(h, before)  # input untouched

@@ -9,8 +9,9 @@ distinct content:
 * **Shared − Reclaimed** — machine pages that hold the single copy of each shared content.
 * **Zero pages** — pages whose bytes are all zero (counted whether or not shared).
 
-Layers: ``_group_stats`` (Numba scan of sorted hashes) → :func:`sharing_report` (public,
-validates input) → :func:`vm_count_sweep` (Figure 4's 1..N VM sweep).
+:func:`sharing_report` counts with :func:`pagecore.sharing.fastcount.count_hashes`;
+:func:`vm_count_sweep` (Figure 4's 1..N VM sweep) uses the full :mod:`.counts` kernel so it
+can honour verification and attribute savings.
 """
 
 from __future__ import annotations
@@ -19,37 +20,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from numba import njit
 
 from .. import PAGE_SIZE
-from .._jit import SERIAL
+from .fastcount import count_hashes
 
 MB = 1 << 20
-
-
-@njit(**SERIAL)
-def _group_stats(sorted_hashes):
-    """Scan sorted hashes; return (distinct, shared_pages, shared_groups)."""
-    n = sorted_hashes.shape[0]
-    if n == 0:
-        return 0, 0, 0
-    distinct = 1
-    shared_pages = 0
-    shared_groups = 0
-    run = 1
-    for i in range(1, n):
-        if sorted_hashes[i] == sorted_hashes[i - 1]:
-            run += 1
-        else:
-            if run > 1:
-                shared_pages += run
-                shared_groups += 1
-            distinct += 1
-            run = 1
-    if run > 1:
-        shared_pages += run
-        shared_groups += 1
-    return distinct, shared_pages, shared_groups
 
 
 @dataclass(frozen=True)
@@ -121,7 +96,7 @@ def sharing_report(hashes: np.ndarray, zero: np.ndarray, vms: int = 1, *, page_s
         raise ValueError(f"hashes must be uint64[n], got {hashes.dtype}{hashes.shape}")
     if zero.shape != hashes.shape or zero.dtype != np.bool_:
         raise ValueError(f"zero must be bool[{hashes.shape[0]}], got {zero.dtype}{zero.shape}")
-    distinct, shared_pages, _ = _group_stats(np.sort(hashes, kind="stable"))
+    distinct, shared_pages, _ = count_hashes(hashes)
     n = int(hashes.shape[0])
     return SharingReport(
         vms=int(vms),
