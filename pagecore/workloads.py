@@ -25,9 +25,10 @@ The guest model
 Each VM's frames are laid out as ``[0, os_mb)`` OS/kernel data, then the foreground region
 (the toucher's memory, a file server's buffer cache, an application's working set):
 
-* **boot** (``boot``): OS pages are written once, uniformly over ``boot_s``; a Windows guest
-  with ``zero: true`` also zeroes every other frame once, in random order, at ``zero_mb_s``
-  (Windows zeroes all "physical" memory at boot, §6.3), which sets ``boot_s``.
+* **boot** (``boot``): OS pages are written once, uniformly over ``boot_s`` seconds; a Windows
+  guest with ``zero: true`` then zeroes every other frame once, in random order, at
+  ``zero_mb_s`` (Windows zeroes all "physical" memory at boot, §6.3). The balloon driver
+  starts when the boot (loading plus zeroing) is over.
 * **background** (``background``): the first ``mb`` MB of OS pages, each touched once every
   ``period_s`` at a fixed random phase (Windows background activity, 10–20 MB in Figure 6).
 * **foreground** (``foreground``): a schedule of ``[from_min, to_min, mb]`` phases in host
@@ -149,10 +150,12 @@ class VMWorkload:
 
     @property
     def boot_s(self) -> float:
-        """Boot duration in VM seconds: zeroing time for zeroing guests, else ``boot_s``."""
+        """Boot duration in VM seconds: loading (``boot_s``) plus, for zeroing guests, the
+        zeroing time."""
+        t = float(self.boot["boot_s"])
         if self.boot["zero"]:
-            return (self.max_mb - self.boot["os_mb"]) / self.boot["zero_mb_s"]
-        return float(self.boot["boot_s"])
+            t += (self.max_mb - self.boot["os_mb"]) / self.boot["zero_mb_s"]
+        return t
 
     def spec(self) -> VMSpec:
         return VMSpec(
@@ -310,10 +313,11 @@ class _VMGen:
         hi = min(hi, self.duration)
         if hi <= lo:
             return parts
-        bs = max(self.boot_s, 1e-9)
+        bs = max(float(w.boot["boot_s"]), 1e-9)
         parts.append(self._sweep(self.os_order, 0.0, self.os_order.size / bs, lo, hi, False))
         if w.boot["zero"]:
-            parts.append(self._sweep(self.zero_order, 0.0, w.boot["zero_mb_s"] * PAGES_PER_MB, lo, hi, True))
+            zr = w.boot["zero_mb_s"] * PAGES_PER_MB
+            parts.append(self._sweep(self.zero_order, float(w.boot["boot_s"]), zr, lo, hi, True))
         bg = w.background
         parts.append(
             self._loop(self.bg_pages, self.bg_phase, bg["period_s"], 0.0, math.inf, lo, hi, bg["write_frac"], -1.0, 1)
