@@ -31,6 +31,8 @@ SIGNATURE = b"makedumpfile"
 HEADER_SIZE = 4096
 TYPE_FLAT = 1
 RECORD = struct.Struct(">qq")
+#: Release the mapping of scanned records every this many bytes.
+RELEASE_EVERY = 64 << 20
 
 
 class _FlatSource:
@@ -154,6 +156,7 @@ class FlattenedReader(KdumpReader):
         # compact arrays, not lists of Python ints: a 100 GB dump has millions of records
         vs, ve, fs = array("q"), array("q"), array("q")
         off = HEADER_SIZE
+        released = off
         ended = False
         while off + RECORD.size <= size:
             voff, n = RECORD.unpack_from(buf, off)
@@ -183,6 +186,9 @@ class FlattenedReader(KdumpReader):
                 ve.append(voff + n)
                 fs.append(off + RECORD.size)
             off += RECORD.size + n
+            if off - released > RELEASE_EVERY:  # keep the scan's mapped pages bounded
+                self._release(released, off - released)
+                released = off
         if not ended and not self.skip_bad_pages:
             raise InputError(
                 self.path,
@@ -195,6 +201,7 @@ class FlattenedReader(KdumpReader):
         vend = np.frombuffer(ve, np.int64).copy() if len(ve) else np.empty(0, np.int64)
         fstart = np.frombuffer(fs, np.int64).copy() if len(fs) else np.empty(0, np.int64)
         vstart, vend, fstart = _resolve(vstart, vend, fstart)
+        self._release(HEADER_SIZE, size - HEADER_SIZE)  # the scan touched every record header
         self._src = _FlatSource(buf, vstart, vend, fstart)
         return self._src
 

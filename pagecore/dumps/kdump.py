@@ -168,6 +168,13 @@ class KdumpReader(MmapReader):
         return "kdump-compressed"
 
     # header ------------------------------------------------------------------------
+    def _release_kdump_range(self, src, off: int, n: int) -> None:
+        """Release the mapping of kdump bytes [off, off+n) once they have been copied."""
+        lo = src.file_offset(off) if hasattr(src, "file_offset") else off
+        hi = src.file_offset(off + n - 1) if hasattr(src, "file_offset") else off + n - 1
+        if lo is not None and hi is not None and hi >= lo:
+            self._release(lo, hi + 1 - lo)
+
     def _err(self, problem, off, expected, hint="the dump is truncated or corrupt; re-create it"):
         return InputError(
             self.path, problem, offset=self._where(off) if off is not None else None, expected=expected, hint=hint
@@ -364,6 +371,7 @@ class KdumpReader(MmapReader):
             pfns, k = pfns[:avail], avail
         if k:
             descs = np.frombuffer(bytes(src.read(desc_off, k * PAGE_DESC.itemsize)), PAGE_DESC)
+            self._release_kdump_range(src, desc_off, k * PAGE_DESC.itemsize)
         else:
             descs = np.empty(0, PAGE_DESC)
         offs = descs["offset"].astype(np.int64)
@@ -422,12 +430,19 @@ class KdumpReader(MmapReader):
                 )
             )
         status[raw_idx] = 0  # copies cannot fail once the range is checked
-        return pfns, out, (status, offs, sizes, flags, desc_off, errors), futs
+        span = None
+        if whole.any():
+            fo = fileoffs[whole]
+            span = (int(fo.min()), int((fo + sizes[whole]).max()))
+        return pfns, out, (status, offs, sizes, flags, desc_off, errors, span), futs
 
     def _finish(self, h, job) -> PageChunk:
-        pfns, out, (status, offs, sizes, flags, desc_off, errors), futs = job
+        pfns, out, (status, offs, sizes, flags, desc_off, errors, span), futs = job
         for f in futs:
             f.result()
+        if span is not None:
+            # the pages are copied out: drop the mapping so resident memory stays bounded
+            self._release(span[0], span[1] - span[0])
         for e in errors:
             if isinstance(e, InputError):
                 raise e
