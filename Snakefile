@@ -32,6 +32,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/synth.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/sharing.smk"
+include: "workflow/rules/bigcount.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/figures.smk"
 

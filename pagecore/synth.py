@@ -84,6 +84,25 @@ def _fill_pages(out, content, patch, patch_pos):
                 out[p, w] ^= _splitmix(q + np.uint64(i)) | np.uint64(1)
 
 
+@njit(**PARALLEL)
+def _content_hash(content, patch, out):
+    for i in prange(content.shape[0]):
+        out[i] = _splitmix(_splitmix(content[i] ^ np.uint64(0x5EED)) ^ patch[i])
+
+
+#: name recorded in the metadata of page tables made by :meth:`Fig04Model.page_table`
+CONTENT_HASH = "synthetic-content-id-v1"
+
+
+def content_hash(content: np.ndarray, patch: np.ndarray) -> np.ndarray:
+    """64-bit hash of a synthetic page from its content and variant-patch ids (hash-only tables)."""
+    content = np.ascontiguousarray(content, dtype=np.uint64)
+    patch = np.ascontiguousarray(patch, dtype=np.uint64)
+    out = np.empty(content.shape[0], np.uint64)
+    _content_hash(content, patch, out)
+    return out
+
+
 def _content_id(seed: int, cls: int, vm: int, idx: np.ndarray) -> np.ndarray:
     """Distinct non-zero 64-bit content ids for (seed, class, vm, index)."""
     idx = np.asarray(idx, dtype=np.uint64)
@@ -209,6 +228,17 @@ class Fig04Model:
                 fh.write(pages.tobytes())
         return self.pages * PAGE_SIZE
 
+    def page_table(self, vm: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(gpfn, hash, zero)`` of VM ``vm`` without generating page bytes.
+
+        For scales where writing page bytes is pointless (billions of pages): the hash is
+        :func:`content_hash` of the page's content and variant ids, so equal pages get equal
+        hashes exactly as with real bytes, with the same class distribution. Such tables are
+        hash-only: they cannot be byte-verified.
+        """
+        content, patch, _, _ = self.layout(vm)
+        return np.arange(self.pages, dtype=np.uint64), content_hash(content, patch), content == 0
+
     # -- the model's own expectation -------------------------------------------------------
     def expected(self, n_vms: int) -> dict[str, float]:
         """Expected Figure 4 metrics (in pages) for ``n_vms`` identical guests.
@@ -296,3 +326,30 @@ FIG04_DEFAULTS = {
     "variants": 8,
     "seed": 20021209,
 }
+
+
+def write_hash_only_shard(model: Fig04Model, vms: range, path: str | os.PathLike, name: str = "vm{:05d}") -> int:
+    """Write the page tables of VMs ``vms`` (0-based) of ``model`` into one Parquet file.
+
+    No page bytes are generated (:meth:`Fig04Model.page_table`): the tables are flagged
+    ``hash_only`` and carry the content model in their metadata. Returns rows written.
+    """
+    from . import __version__  # noqa: F401 - recorded by the writer
+    from .traces import PageTableWriter
+
+    meta = {
+        "format": "synthetic",
+        "source_path": None,
+        "hash_algorithm": CONTENT_HASH,
+        "hash_key_id": "none",
+        "hash_only": True,
+        "verified": False,
+        "generator": {"model": "Fig04Model", **{k: getattr(model, k) for k in model.__dataclass_fields__}},
+        "vms": [name.format(v + 1) for v in vms],
+    }
+    with PageTableWriter(path, name.format(vms[0] + 1) if len(vms) else "", meta) as w:
+        for v in vms:
+            gpfn, h, z = model.page_table(v)
+            w.write(gpfn, h, z, vm=name.format(v + 1))
+        w.metadata["pages"] = w.rows
+    return w.rows

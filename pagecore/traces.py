@@ -90,8 +90,10 @@ class PageTableWriter:
         self._writer = pq.ParquetWriter(tmp, PAGE_TABLE_SCHEMA, compression="zstd")
         return self
 
-    def write(self, gpfn: np.ndarray, hashes: np.ndarray, zero: np.ndarray) -> None:
-        self._writer.write_batch(page_table_batch(self.vm, gpfn, hashes, zero), row_group_size=self.ROW_GROUP)
+    def write(self, gpfn: np.ndarray, hashes: np.ndarray, zero: np.ndarray, vm: str | None = None) -> None:
+        """Append rows; ``vm`` overrides the writer's VM name for this batch (multi-VM tables)."""
+        batch = page_table_batch(self.vm if vm is None else vm, gpfn, hashes, zero)
+        self._writer.write_batch(batch, row_group_size=self.ROW_GROUP)
         self.rows += len(gpfn)
 
     def __exit__(self, exc_type, exc, tb):

@@ -13,6 +13,8 @@ wildcard_constraints:
     idx=r"\d\d+",
     vm=r"[A-Za-z0-9._-]+",
     set=r"[A-Za-z0-9._-]+",
+    shard=r"\d+",
+    part=r"\d+",
 
 
 def fig04_vm_ids():
@@ -90,6 +92,29 @@ def set_dumps_for_verification(wildcards):
 
 def set_reports(wildcards=None):
     return expand("results/sharing/sets/{set}.json", set=set_names())
+
+
+BIG = config["bigcount"]
+
+
+def bigcount_shards():
+    return [f"{s:04d}" for s in range((BIG["vms"] + BIG["vms_per_shard"] - 1) // BIG["vms_per_shard"])]
+
+
+def bigcount_partitions():
+    return [f"{p:05d}" for p in range(1 << BIG["partition_bits"])]
+
+
+def bigcount_vm_names():
+    return [f"vm{v:05d}" for v in range(1, BIG["vms"] + 1)]
+
+
+def bigcount_scattered(wildcards=None):
+    return expand("results/bigcount/scatter/shard{shard}.parquet", shard=bigcount_shards())
+
+
+def bigcount_counts(wildcards=None):
+    return expand("results/bigcount/counts/part{part}.json", part=bigcount_partitions())
 
 
 def final_outputs():

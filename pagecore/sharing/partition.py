@@ -1,0 +1,174 @@
+"""Counting sets larger than memory, and on a cluster: scatter by hash prefix, count, gather.
+
+Pages with equal content have equal hashes, so partitioning a set of page tables by the top
+``bits`` of the hash puts every content group wholly in one partition, and the counts of
+:mod:`.counts` simply add up across partitions:
+
+1. **scatter** (:func:`scatter_table`, one job per page table): write the table's pages as a
+   Parquet file with one row group per partition, in partition order (columns ``hash``,
+   ``zero``, ``vm``: the index of the page's VM in the set's VM list);
+2. **count** (:func:`count_partition`, one job per partition): read row group ``p`` of every
+   scattered table and count it in core (:func:`pagecore.sharing.count_sharing`); save the
+   additive counts (:func:`save_counts`);
+3. **gather** (:func:`gather`): sum the partitions' counts.
+
+Memory per job is bounded by the largest page table (scatter) or the largest partition
+(count) — ``2**bits`` partitions of a set of N pages hold about N / 2**bits pages each.
+Partitioned counts are hash-only: nothing is byte-verified (verify shards with
+:mod:`pagecore.verify` where the dumps exist).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .._util import atomic_path
+from ..errors import InputError
+from ..traces import page_table_metadata, read_page_table
+from .counts import SharingCounts, count_sharing
+
+SCATTER_SCHEMA = pa.schema(
+    [
+        pa.field("hash", pa.uint64(), nullable=False),
+        pa.field("zero", pa.bool_(), nullable=False),
+        pa.field("vm", pa.uint32(), nullable=False),
+    ]
+)
+META_KEY = b"pagecore_scatter"
+
+
+def scatter_table(
+    table_path: str | os.PathLike, out_path: str | os.PathLike, vm_names: Sequence[str], bits: int
+) -> dict:
+    """Write ``table_path``'s pages as ``2**bits`` hash-prefix row groups in ``out_path``.
+
+    Returns the scatter metadata (also stored in the file): partitions, rows per partition,
+    VM names, the source table and its hash metadata.
+    """
+    if not 0 <= bits <= 16:
+        raise ValueError(f"bits must be in 0..16, got {bits}")
+    nparts = 1 << bits
+    table = read_page_table(table_path, ["vm", "hash", "zero"])
+    vm = _vm_indices(table["vm"], {n: i for i, n in enumerate(vm_names)}, table_path)
+    h = table["hash"].to_numpy()
+    z = table["zero"].to_numpy(zero_copy_only=False)
+    part = (h >> np.uint64(64 - bits)).astype(np.int64) if bits else np.zeros(len(h), np.int64)
+    order = np.argsort(part, kind="stable")
+    bounds = np.searchsorted(part[order], np.arange(nparts + 1))
+    src_meta = page_table_metadata(table_path)
+    meta = {
+        "partitions": nparts,
+        "bits": bits,
+        "rows": [int(bounds[p + 1] - bounds[p]) for p in range(nparts)],
+        "vm_names": list(vm_names),
+        "source_table": str(table_path),
+        "hash_algorithm": src_meta.get("hash_algorithm"),
+        "hash_bits": src_meta.get("hash_bits", 64),
+    }
+    with atomic_path(out_path) as tmp:
+        with pq.ParquetWriter(tmp, SCATTER_SCHEMA, compression="zstd") as w:
+            for p in range(nparts):
+                sel = order[bounds[p] : bounds[p + 1]]
+                t = pa.table({"hash": h[sel], "zero": z[sel], "vm": vm[sel]}, schema=SCATTER_SCHEMA)
+                w.write_table(t, row_group_size=max(1, t.num_rows))
+            w.add_key_value_metadata({META_KEY: json.dumps(meta)})
+    return meta
+
+
+def _vm_indices(col: pa.ChunkedArray, index: dict[str, int], path) -> np.ndarray:
+    """Global VM index of every row, decoding dictionary chunks without materializing strings."""
+    out = []
+    for chunk in col.chunks:
+        if not pa.types.is_dictionary(chunk.type):
+            chunk = chunk.dictionary_encode()
+        names = chunk.dictionary.to_pylist()
+        missing = [n for n in names if n not in index]
+        if missing:
+            raise InputError(path, f"VM {missing[0]!r} is not in the set's VM list")
+        lut = np.array([index[n] for n in names], np.uint32)
+        out.append(lut[chunk.indices.to_numpy(zero_copy_only=False)])
+    return np.concatenate(out) if out else np.zeros(0, np.uint32)
+
+
+def scatter_metadata(path: str | os.PathLike) -> dict:
+    raw = (pq.ParquetFile(path).metadata.metadata or {}).get(META_KEY)
+    if raw is None:
+        raise InputError(path, "not a scatter file", hint="make it with pagecore.sharing.partition.scatter_table")
+    return json.loads(raw)
+
+
+def count_partition(scatter_paths: Sequence[str | os.PathLike], p: int, **kw) -> SharingCounts:
+    """Count partition ``p`` across the scattered tables (keyword arguments go to
+    :func:`pagecore.sharing.count_sharing`)."""
+    metas = [scatter_metadata(s) for s in scatter_paths]
+    names = metas[0]["vm_names"]
+    if any(m["vm_names"] != names or m["partitions"] != metas[0]["partitions"] for m in metas):
+        raise ValueError("scatter files disagree on VM list or partition count")
+    if not 0 <= p < metas[0]["partitions"]:
+        raise ValueError(f"partition {p} out of range 0..{metas[0]['partitions'] - 1}")
+    parts = [pq.ParquetFile(s).read_row_group(p) for s in scatter_paths]
+    t = pa.concat_tables(parts)
+    return count_sharing(
+        t["hash"].to_numpy(),
+        t["zero"].to_numpy(zero_copy_only=False),
+        t["vm"].to_numpy(),
+        names,
+        hash_bits=min(int(m.get("hash_bits") or 64) for m in metas),
+        **kw,
+    )
+
+
+def save_counts(counts: SharingCounts, path: str | os.PathLike) -> None:
+    """Store additive counts as JSON (atomically)."""
+    state = {
+        "vm_names": counts.vm_names,
+        "totals": counts.totals.tolist(),
+        "per_vm": counts.per_vm.tolist(),
+        "shrdsvd": counts.shrdsvd.tolist(),
+        "top": [[str(h), s, c, k, zz] for h, s, c, k, zz in counts.top],
+        "use_zero_pages": counts.use_zero_pages,
+        "max_page_sharing": counts.max_page_sharing,
+        "verified": counts.verified,
+        "false_matches": counts.false_matches,
+        "hash_bits": counts.hash_bits,
+        "page_size": counts.page_size,
+        "top_n": counts.top_n,
+    }
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(state))
+
+
+def load_counts(path: str | os.PathLike) -> SharingCounts:
+    s = json.loads(Path(path).read_text())
+    return SharingCounts(
+        vm_names=s["vm_names"],
+        totals=np.array(s["totals"], np.int64),
+        per_vm=np.array(s["per_vm"], np.int64).reshape(len(s["vm_names"]), -1),
+        shrdsvd=np.array(s["shrdsvd"], np.float64),
+        top=[(int(h), int(sa), int(c), int(k), bool(zz)) for h, sa, c, k, zz in s["top"]],
+        use_zero_pages=s["use_zero_pages"],
+        max_page_sharing=s["max_page_sharing"],
+        verified=s["verified"],
+        false_matches=s["false_matches"],
+        hash_bits=s["hash_bits"],
+        page_size=s["page_size"],
+        top_n=s["top_n"],
+    )
+
+
+def gather(count_paths: Sequence[str | os.PathLike]) -> SharingCounts:
+    """Sum the saved counts of every partition."""
+    total = None
+    for p in count_paths:
+        c = load_counts(p)
+        total = c if total is None else total + c
+    if total is None:
+        raise ValueError("no partition counts to gather")
+    return total

@@ -1,0 +1,58 @@
+# Sharing of sets larger than memory: scatter by hash prefix, count each partition, gather.
+# Optional: `snakemake --cores all bigcount` (not part of the default run).
+
+
+rule bigcount_shard:
+    output:
+        pages=temp("results/bigcount/pages/shard{shard}.parquet"),
+    params:
+        big=BIG,
+        model=FIG04,
+    log:
+        "results/logs/bigcount_shard/shard{shard}.log",
+    benchmark:
+        "results/benchmarks/bigcount_shard/shard{shard}.tsv"
+    script:
+        "../scripts/bigcount_shard.py"
+
+
+rule bigcount_scatter:
+    input:
+        pages=rules.bigcount_shard.output.pages,
+    output:
+        scattered=temp("results/bigcount/scatter/shard{shard}.parquet"),
+    params:
+        bits=BIG["partition_bits"],
+        vm_names=bigcount_vm_names(),
+    log:
+        "results/logs/bigcount_scatter/shard{shard}.log",
+    benchmark:
+        "results/benchmarks/bigcount_scatter/shard{shard}.tsv"
+    script:
+        "../scripts/bigcount_scatter.py"
+
+
+rule bigcount_count:
+    input:
+        scattered=bigcount_scattered,
+    output:
+        counts="results/bigcount/counts/part{part}.json",
+    params:
+        ksm=config["sharing"]["ksm"],
+    log:
+        "results/logs/bigcount_count/part{part}.log",
+    benchmark:
+        "results/benchmarks/bigcount_count/part{part}.tsv"
+    script:
+        "../scripts/bigcount_count.py"
+
+
+rule bigcount:
+    input:
+        counts=bigcount_counts,
+    output:
+        report="results/bigcount/report.json",
+    log:
+        "results/logs/bigcount.log",
+    script:
+        "../scripts/bigcount_gather.py"

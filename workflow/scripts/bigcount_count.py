@@ -1,0 +1,15 @@
+"""Count one hash-prefix partition across every scattered shard."""
+
+from pagecore._smk import job_log
+from pagecore.sharing.partition import count_partition, save_counts
+
+with job_log(snakemake):
+    k = snakemake.params.ksm
+    counts = count_partition(
+        snakemake.input.scattered,
+        int(snakemake.wildcards.part),
+        use_zero_pages=k["use_zero_pages"],
+        max_page_sharing=k["max_page_sharing"],
+    )
+    save_counts(counts, snakemake.output.counts)
+    print(f"partition {snakemake.wildcards.part}: {int(counts.totals[0]):,} pages")
