@@ -11,36 +11,24 @@
 #
 # results/capture/qemu/guest.*          the dumps (raw, elf, kdump-zlib.flat, lime, makedumpfile's)
 # results/capture/qemu/manifest.json    versions, accelerator used, sha256 of every dump
-# results/pages/capture/<name>.parquet  one page table per captured dump
+# results/pages/capture/guest.<fmt>.parquet  one page table per captured dump
 
 CAPTURE = {"enabled": False, "ram_mb": 128, "accel": "auto", "kvm_timeout_s": 30, **config.get("capture", {})}
 
-#: captured dump -> page-table name; the same guest in every format
-CAPTURE_DUMPS = {
-    "raw": "guest.raw",
-    "elf": "guest.elf",
-    "kdump-zlib-flat": "guest.kdump-zlib.flat",
-    "lime": "guest.lime",
-}
+#: the captured dumps hashed into page tables: the same paused guest in every format
+CAPTURE_DUMPS = ["raw", "elf", "kdump-zlib.flat", "lime"]
 
-
-def capture_outputs(wildcards=None):
-    """Page tables of the captured dumps, or nothing when capture.enabled is false."""
-    if not CAPTURE["enabled"]:
-        return []
-    return expand("results/pages/capture/{name}.parquet", name=sorted(CAPTURE_DUMPS))
-
-
-def capture_dump_path(wildcards):
-    return f"results/capture/qemu/{CAPTURE_DUMPS[wildcards.name]}"
+#: add to `rule all` (e.g. `final_outputs() + CAPTURE_OUTPUTS`); empty unless capture.enabled
+CAPTURE_OUTPUTS = (
+    expand("results/pages/capture/guest.{name}.parquet", name=CAPTURE_DUMPS) if CAPTURE["enabled"] else []
+)
 
 
 rule capture_qemu_dumps:
     output:
         manifest="results/capture/qemu/manifest.json",
-        dumps=[f"results/capture/qemu/{f}" for f in CAPTURE_DUMPS.values()],
+        dumps=expand("results/capture/qemu/guest.{name}", name=CAPTURE_DUMPS),
     params:
-        out_dir="results/capture/qemu",
         ram_mb=CAPTURE["ram_mb"],
         accel=CAPTURE["accel"],
         kvm_timeout=CAPTURE["kvm_timeout_s"],
@@ -49,16 +37,16 @@ rule capture_qemu_dumps:
     benchmark:
         "results/benchmarks/capture_qemu_dumps/capture.tsv"
     shell:
-        "python -m pagecore.capture -o {params.out_dir} --ram-mb {params.ram_mb} "
+        'python -m pagecore.capture -o "$(dirname {output.manifest})" --ram-mb {params.ram_mb} '
         "--accel {params.accel} --kvm-timeout {params.kvm_timeout} > {log} 2>&1"
 
 
 rule hash_captured_dump:
     input:
-        dump=capture_dump_path,
+        dump="results/capture/qemu/guest.{name}",
         manifest=rules.capture_qemu_dumps.output.manifest,
     output:
-        pages="results/pages/capture/{name}.parquet",
+        pages="results/pages/capture/guest.{name}.parquet",
     log:
         "results/logs/hash_captured_dump/{name}.log",
     benchmark:
