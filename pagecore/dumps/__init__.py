@@ -6,7 +6,20 @@ caller) and returns a :class:`~pagecore.dumps.base.DumpReader`. Iterating the re
 read-only ``uint8[k, 4096]`` view of their pages where the format allows — so memory use is
 bounded by the chunk size, never by the dump. Inputs are opened read-only.
 
-Formats are registered in :data:`READERS`; see ``formats-ksm-esxi.md`` for their layouts.
+Formats are registered in :data:`READERS`, one module each (layouts in their docstrings):
+
+==============  ==============================================  ==========================
+name            producers                                       pages
+==============  ==============================================  ==========================
+``raw``         QEMU ``pmemsave``, flat VMware ``.vmem``        zero-copy mmap views
+``elf``         QEMU ``dump-guest-memory`` elf, ``virsh dump``  zero-copy mmap views
+``lime``        LiME (``format=lime``)                          zero-copy mmap views
+``kdump``       makedumpfile, QEMU ``kdump-raw-*``              decoded in a thread pool
+``kdump-flat``  ``makedumpfile -F``, QEMU ``kdump-zlib/lzo/…``  decoded, read in place
+==============  ==============================================  ==========================
+
+Every page of a dump ends up in the reader's ``stats``: read, skipped (unreadable, under
+``skip_bad_pages``) or excluded (left out by the producer, e.g. kdump ``dump_level``).
 """
 
 from __future__ import annotations
@@ -84,9 +97,10 @@ def open_dump(
     chunk_pages : int
         Pages per yielded chunk; bounds memory use.
     skip_bad_pages : bool
-        Count and skip pages that cannot be read instead of failing (where a format supports
-        it; raw images have no per-page structure, so for them it only drops a trailing partial
-        page).
+        Count and skip pages that cannot be read instead of failing: for kdump, corrupt or
+        truncated compressed pages and missing descriptors; for ELF and LiME, segment data
+        cut off by a truncated file; for raw images (no per-page structure), a trailing
+        partial page. Malformed headers are always an error.
 
     Returns
     -------
