@@ -25,7 +25,7 @@ def tiny_config(**overrides):
     return cfg
 
 
-def snakemake(workdir: Path, cfg: dict, *extra, check=True):
+def snakemake(workdir: Path, cfg: dict, *extra, check=True, target="all"):
     cfgfile = workdir / "config.yaml"
     workdir.mkdir(parents=True, exist_ok=True)
     cfgfile.write_text(yaml.safe_dump(cfg))
@@ -34,6 +34,7 @@ def snakemake(workdir: Path, cfg: dict, *extra, check=True):
             sys.executable,
             "-m",
             "snakemake",
+            target,
             "--snakefile",
             str(ROOT / "Snakefile"),
             "--directory",
@@ -45,7 +46,7 @@ def snakemake(workdir: Path, cfg: dict, *extra, check=True):
             "--quiet",
             "all",
             *extra,
-        ],
+        ],  # --quiet takes "all"
         capture_output=True,
         text=True,
         timeout=600,
@@ -158,30 +159,7 @@ def test_bigcount_scatter_count_gather_equals_in_core(tmp_path):
 
     cfg = tiny_config()
     cfg["bigcount"] = {"vms": 6, "mem_mb": 1, "vms_per_shard": 4, "partition_bits": 2, "seed": 5}
-    cfgfile = tmp_path / "config.yaml"
-    cfgfile.write_text(yaml.safe_dump(cfg))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "bigcount",
-            "--snakefile",
-            str(ROOT / "Snakefile"),
-            "--directory",
-            str(tmp_path),
-            "--configfile",
-            str(cfgfile),
-            "--cores",
-            "2",
-            "--quiet",
-            "all",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    snakemake(tmp_path, cfg, target="bigcount")
     got = json.loads((tmp_path / "results/bigcount/report.json").read_text())
     assert got["partitions"] == 4 and got["vms"] == 6
     f = cfg["synth"]["fig04"]
