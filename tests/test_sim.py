@@ -62,6 +62,11 @@ def test_contract_shape(kind, name):
         create(kind, name, {"no_such_parameter": 1})
 
 
+def test_switching_mechanism_keeps_the_section():
+    """``sim.sampling`` may hold the esx sampler's knobs while ``oracle`` is selected."""
+    assert create("sampling", "oracle", {"alpha_fast": 0.5, "period_s": 20.0}).period_s == 20.0
+
+
 def test_unknown_mechanism_name():
     with pytest.raises(ConfigError, match="unknown sampling mechanism 'psychic'"):
         create("sampling", "psychic")

@@ -48,7 +48,13 @@ def parameters(kind: str, name: str) -> dict:
 
 
 def create(kind: str, name: str, params: dict | None = None):
-    """Build mechanism ``name`` of ``kind`` with ``params`` (a config section)."""
+    """Build mechanism ``name`` of ``kind`` with ``params`` (a config section).
+
+    A config section ``sim.<kind>`` may hold parameters of several implementations of the
+    kind (so switching ``sim.mechanisms.<kind>`` needs no other edit): parameters another
+    registered implementation of the kind knows are ignored; a parameter no implementation
+    knows is an error naming the key.
+    """
     if kind not in REGISTRY:
         raise ConfigError(f"config key sim.mechanisms: unknown kind {kind!r} (valid: {', '.join(KINDS)})")
     impls = REGISTRY[kind]
@@ -58,13 +64,14 @@ def create(kind: str, name: str, params: dict | None = None):
         )
     params = dict(params or {})
     known = parameters(kind, name)
-    extra = sorted(set(params) - set(known))
+    anywhere = set().union(*(parameters(kind, n) for n in impls))
+    extra = sorted(set(params) - anywhere)
     if extra:
         raise ConfigError(
-            f"config key sim.{kind}.{extra[0]}: not a parameter of {kind} mechanism {name!r}"
-            f" (valid: {', '.join(sorted(known))})"
+            f"config key sim.{kind}.{extra[0]}: not a parameter of any {kind} mechanism"
+            f" ({name!r} takes: {', '.join(sorted(known)) or 'none'})"
         )
-    return impls[name](**params)
+    return impls[name](**{k: v for k, v in params.items() if k in known})
 
 
 @runtime_checkable
