@@ -252,6 +252,23 @@ def test_sampler_averages_match_reference_ewma():
     assert s.estimate(vm) == pytest.approx(max(comp.values()))
 
 
+def test_sampled_fraction_is_unbiased():
+    """f = t/n per period is an unbiased estimate of the active fraction (§5.3): over 200
+    periods with 30 % of the pages touched, the mean is within 3 standard errors of 0.3."""
+    s = create("sampling", "esx")
+    vm, _ = _vm(max_mb=8.0, seed=3)
+    s.start(vm, vm.rng)
+    rng = np.random.default_rng(4)
+    fs = []
+    for period in range(200):
+        vm.period = period
+        _touch(vm, rng.choice(vm.pages, int(0.3 * vm.pages), replace=False), t0=period)
+        s.period_end(vm, vm.rng)
+        fs.append(vm.est["last_f"])
+    se = np.sqrt(0.3 * 0.7 / 100 / len(fs))
+    assert abs(np.mean(fs) - 0.3) < 3 * se
+
+
 # ================================================================= hand-written scenarios
 def _writes(vm, start_s, rate_pages_s, count):
     t = start_s + np.arange(count) / rate_pages_s

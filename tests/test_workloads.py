@@ -103,6 +103,14 @@ def test_schema_and_streaming(tmp_path):
     assert sum(b.num_rows for b in read_trace(p, batch_rows=1000)) == rows
 
 
+def test_batches_are_bounded_by_chunk():
+    """Generation streams: each batch holds only its own ``chunk_s`` seconds of events."""
+    sc = _toucher()
+    for k, b in enumerate(generate(sc)):
+        t = b.column("t").to_numpy()
+        assert t.min() >= k * sc.chunk_s and t.max() < (k + 1) * sc.chunk_s
+
+
 def test_bad_inputs_are_clear(tmp_path):
     with pytest.raises(InputError, match="no such access trace"):
         list(read_trace(tmp_path / "missing.parquet"))
