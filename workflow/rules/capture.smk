@@ -13,6 +13,11 @@
 # results/capture/qemu/manifest.json    versions, accelerator used, sha256 of every dump
 # results/pages/capture/guest.<fmt>.parquet  one page table per captured dump
 
+import sys
+
+#: the interpreter running Snakemake, which has pagecore installed (`python` on PATH may not)
+PYTHON = sys.executable
+
 CAPTURE = {"enabled": False, "ram_mb": 128, "accel": "auto", "kvm_timeout_s": 30, **config.get("capture", {})}
 
 #: the captured dumps hashed into page tables: the same paused guest in every format
@@ -29,6 +34,7 @@ rule capture_qemu_dumps:
         manifest="results/capture/qemu/manifest.json",
         dumps=expand("results/capture/qemu/guest.{name}", name=CAPTURE_DUMPS),
     params:
+        python=PYTHON,
         ram_mb=CAPTURE["ram_mb"],
         accel=CAPTURE["accel"],
         kvm_timeout=CAPTURE["kvm_timeout_s"],
@@ -37,7 +43,7 @@ rule capture_qemu_dumps:
     benchmark:
         "results/benchmarks/capture_qemu_dumps/capture.tsv"
     shell:
-        'python -m pagecore.capture -o "$(dirname {output.manifest})" --ram-mb {params.ram_mb} '
+        '"{params.python}" -m pagecore.capture -o "$(dirname {output.manifest})" --ram-mb {params.ram_mb} '
         "--accel {params.accel} --kvm-timeout {params.kvm_timeout} > {log} 2>&1"
 
 
@@ -47,9 +53,11 @@ rule hash_captured_dump:
         manifest=rules.capture_qemu_dumps.output.manifest,
     output:
         pages="results/pages/capture/guest.{name}.parquet",
+    params:
+        python=PYTHON,
     log:
         "results/logs/hash_captured_dump/{name}.log",
     benchmark:
         "results/benchmarks/hash_captured_dump/{name}.tsv"
     shell:
-        "pagecore hash {input.dump} -o {output.pages} --vm captured-{wildcards.name} -q > {log} 2>&1"
+        '"{params.python}" -m pagecore hash {input.dump} -o {output.pages} --vm captured-{wildcards.name} -q > {log} 2>&1'
