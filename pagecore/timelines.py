@@ -19,6 +19,7 @@ active_est          float64               the estimate: max of the three average
 active_slow         float64               slow moving average × VM size
 active_fast         float64               fast moving average × VM size
 active_fast_cur     float64               fast average including the current period
+active_sample       float64               the last period's raw sample, f = t/n, × VM size
 balloon             float64               frames held by the balloon driver (§3.2)
 balloon_target      float64               balloon size the driver is steered toward
 swapped             float64               frames on ESX swap (§3.3)
@@ -75,6 +76,7 @@ VM_TIMELINE_SCHEMA = pa.schema(
             "active_slow",
             "active_fast",
             "active_fast_cur",
+            "active_sample",
             "balloon",
             "balloon_target",
             "swapped",

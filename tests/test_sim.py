@@ -90,7 +90,7 @@ def test_contract_sampling(name):
             vm.mem.c[m.C_DISTINCT] = 0  # as the engine does at every period end
             vm.period += 1
             out.append(s.estimate(vm))
-            assert set(s.components(vm)) == {"active_slow", "active_fast", "active_fast_cur"}
+            assert set(s.components(vm)) == {"active_slow", "active_fast", "active_fast_cur", "active_sample"}
         est.append(out)
     assert est[0] == est[1]
     assert est[0][2] > 0.5 * 1024  # all 1024 pages touched for three periods

@@ -80,7 +80,9 @@ class Estimator(Protocol):
 
     Hooks: ``start(vm, rng)`` when the VM powers on; ``period_end(vm, rng)`` at every end of a
     sampling period of *VM time* (``period_s`` seconds); ``estimate(vm)`` any time, the
-    current estimate of active pages; ``components(vm)`` the named averages behind it (pages).
+    current estimate of active pages; ``components(vm)`` the named averages behind it (pages):
+    ``active_slow``, ``active_fast``, ``active_fast_cur`` and ``active_sample`` (the last
+    complete period's raw sample).
 
     Guarantees: ``0 <= estimate(vm) <= vm.pages``; the same rng stream gives the same values.
     """

@@ -84,7 +84,12 @@ class EsxSampler:
     def components(self, vm):
         e = vm.est
         p = vm.pages
-        return {"active_slow": e["slow"] * p, "active_fast": e["fast"] * p, "active_fast_cur": self._cur(vm) * p}
+        return {
+            "active_slow": e["slow"] * p,
+            "active_fast": e["fast"] * p,
+            "active_fast_cur": self._cur(vm) * p,
+            "active_sample": e["last_f"] * p,
+        }
 
     def estimate(self, vm):
         e = vm.est
@@ -112,6 +117,7 @@ class OracleEstimator:
             "active_slow": vm.est["last"],
             "active_fast": vm.est["last"],
             "active_fast_cur": float(vm.mem.c[C_DISTINCT]),
+            "active_sample": vm.est["last"],
         }
 
     def estimate(self, vm):
