@@ -67,6 +67,10 @@ def test_kdump_excluded_pages_are_counted(tmp_path, pages):
         meta = r.metadata()
     assert got == expected(pfns, pages)
     assert meta["pages_read"] == 40 and meta["pages_excluded"] == 30 and meta["dump_level"] == 31
+    for flat in (False, True):
+        q = write_dump("kdump-flat" if flat else "kdump", tmp_path / f"h{flat}", pfns, pages, excluded=excluded)
+        with open_dump(q) as r:
+            assert r.pages_hint == 40
 
 
 def test_kdump_parallel_equals_serial(tmp_path):

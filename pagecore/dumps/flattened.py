@@ -110,6 +110,8 @@ class FlattenedReader(KdumpReader):
         return None if src is None else src.file_offset(off)
 
     def _source(self):
+        if getattr(self, "_src", None) is not None:  # scanned already (pages_hint)
+            return self._src
         buf = self._map() if self.file_size else None
         size = self.file_size
         if size == 0:

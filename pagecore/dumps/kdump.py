@@ -307,7 +307,22 @@ class KdumpReader(MmapReader):
 
     @property
     def pages_hint(self) -> int | None:
-        return None
+        """Frames set in the 2nd bitmap (within a split part's range); None if unreadable."""
+        try:
+            if self.file_size == 0:
+                return None
+            src = self._source()
+            h = self._parse(src)
+        except InputError:
+            return None
+        lo, hi = h["start_pfn"], h["end_pfn"]
+        n = 0
+        for b in range(lo // 8, -(-hi // 8), BITMAP_STEP):
+            nb = min(BITMAP_STEP, -(-hi // 8) - b)
+            bits = np.unpackbits(np.asarray(src.read(h["bitmap2"] + b, nb)), bitorder="little")
+            first = b * 8
+            n += int(np.count_nonzero(bits[max(lo - first, 0) : min(hi - first, nb * 8)]))
+        return n
 
     # pages ---------------------------------------------------------------------------
     def _decode_py(self, src, h, offs, sizes, flags, idx, out, status, errors, fileoffs, whole):
