@@ -109,6 +109,10 @@ class FlattenedReader(KdumpReader):
         src = getattr(self, "_src", None)
         return None if src is None else src.file_offset(off)
 
+    def close(self) -> None:
+        self._src = None  # drop the index's view of the map before unmapping
+        super().close()
+
     def _source(self):
         if getattr(self, "_src", None) is not None:  # scanned already (pages_hint)
             return self._src
