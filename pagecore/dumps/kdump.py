@@ -238,7 +238,7 @@ class KdumpReader(MmapReader):
             )
         sub = SUB_HEADER.unpack_from(bytes(self._need(src, bs, SUB_HEADER.size, "the kdump_sub_header")))
         (_phys_base, dump_level, split, start_pfn, end_pfn, *_, start64, end64, mapnr64) = sub
-        max_mapnr = mapnr64 if version >= 6 else max_mapnr32
+        max_mapnr = mapnr64 if version >= 6 and mapnr64 else max_mapnr32
         if version >= 6 and split:
             start_pfn, end_pfn = start64, end64
         bitmap_at = bs * (1 + sub_blocks)
