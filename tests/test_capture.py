@@ -102,9 +102,7 @@ def test_snakemake_rule_is_off_by_default(tmp_path):
     for enabled, expect in ((False, False), (True, True)):
         sf = tmp_path / f"Snakefile{enabled}"
         sf.write_text(
-            f'config["capture"] = {{"enabled": {enabled}}}\n'
-            f'include: "{rules}"\n'
-            "rule all:\n    input: CAPTURE_OUTPUTS\n"
+            f'config["capture"] = {{"enabled": {enabled}}}\ninclude: "{rules}"\nrule all:\n    input: CAPTURE_OUTPUTS\n'
         )
         r = subprocess.run(
             [sys.executable, "-m", "snakemake", "-s", str(sf), "-n", "--cores", "1", "-d", str(tmp_path)],
