@@ -328,13 +328,14 @@ FIG04_DEFAULTS = {
 }
 
 
-def write_hash_only_shard(model: Fig04Model, vms: range, path: str | os.PathLike, name: str = "vm{:05d}") -> int:
-    """Write the page tables of VMs ``vms`` (0-based) of ``model`` into one Parquet file.
+def write_hash_only_tables(source, indices, names, path: str | os.PathLike, generator: dict) -> int:
+    """Write hash-only page tables of several VMs into one Parquet file.
 
-    No page bytes are generated (:meth:`Fig04Model.page_table`): the tables are flagged
-    ``hash_only`` and carry the content model in their metadata. Returns rows written.
+    ``source.page_table(i)`` gives ``(gpfn, hash, zero)`` of VM ``i`` (e.g.
+    :meth:`Fig04Model.page_table`, :meth:`pagecore.guests.GuestSet.page_table`); ``names[k]`` is
+    the name of ``indices[k]``. No page bytes exist, so the tables are flagged ``hash_only``
+    and carry ``generator`` (the model's parameters) in their metadata. Returns rows written.
     """
-    from . import __version__  # noqa: F401 - recorded by the writer
     from .traces import PageTableWriter
 
     meta = {
@@ -344,12 +345,18 @@ def write_hash_only_shard(model: Fig04Model, vms: range, path: str | os.PathLike
         "hash_key_id": "none",
         "hash_only": True,
         "verified": False,
-        "generator": {"model": "Fig04Model", **{k: getattr(model, k) for k in model.__dataclass_fields__}},
-        "vms": [name.format(v + 1) for v in vms],
+        "generator": generator,
+        "vms": list(names),
     }
-    with PageTableWriter(path, name.format(vms[0] + 1) if len(vms) else "", meta) as w:
-        for v in vms:
-            gpfn, h, z = model.page_table(v)
-            w.write(gpfn, h, z, vm=name.format(v + 1))
+    with PageTableWriter(path, names[0] if len(names) else "", meta) as w:
+        for i, name in zip(indices, names, strict=True):
+            gpfn, h, z = source.page_table(i)
+            w.write(gpfn, h, z, vm=name)
         w.metadata["pages"] = w.rows
     return w.rows
+
+
+def write_hash_only_shard(model: Fig04Model, vms: range, path: str | os.PathLike, name: str = "vm{:05d}") -> int:
+    """Hash-only page tables of Figure 4 model VMs ``vms`` (0-based) in one file."""
+    generator = {"model": "Fig04Model", **{k: getattr(model, k) for k in model.__dataclass_fields__}}
+    return write_hash_only_tables(model, list(vms), [name.format(v + 1) for v in vms], path, generator)

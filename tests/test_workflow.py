@@ -20,6 +20,13 @@ def tiny_config(**overrides):
     cfg = yaml.safe_load((ROOT / "workflow/config/config.yaml").read_text())
     cfg["synth"]["fig04"].update(vms=3, mem_mb=1, fitted_to=["shared_mb@1"])
     cfg["sharing"]["sets"] = {"two": ["fig04/vm01", "fig04/vm02"], "mixed": ["fig04/vm03", "user/mine"]}
+    tiny = {
+        "guests": [
+            {"name": "t1", "os": "linux", "mem_mb": 2, "apps": ["mail"]},
+            {"name": "t2", "os": "linux", "mem_mb": 1, "apps": ["mail"]},
+        ]
+    }
+    cfg["fig05"]["scenarios"] = {"A": tiny, "B": tiny, "C": tiny}
     for k, v in overrides.items():
         cfg[k] = v
     return cfg
@@ -138,7 +145,7 @@ def test_bad_config_value_names_the_key(tmp_path, mutate, needle):
 
 def test_set_reports_and_fig05_table(run_dir):
     table = pd.read_csv(run_dir / "results/sharing/fig05_table.csv").set_index("workload")
-    assert set(table.index) == {"two", "mixed", "fig04-1vm", "fig04-all"}
+    assert set(table.index) == {"two", "mixed", "fig04-1vm", "fig04-all", "fig05-A", "fig05-B", "fig05-C"}
     assert table.at["fig04-all", "vms"] == 3
     two = json.loads((run_dir / "results/sharing/sets/two.json").read_text())
     sweep = pd.read_csv(run_dir / "results/sharing/fig04.sweep.csv").set_index("vms")
@@ -186,3 +193,14 @@ def test_bigcount_scatter_count_gather_equals_in_core(tmp_path):
     assert not (tmp_path / "results/bigcount/scatter").exists() or not any(
         (tmp_path / "results/bigcount/scatter").iterdir()
     )
+
+
+def test_fig05_outputs(run_dir):
+    recs = json.loads((run_dir / "results/numbers/fig05.json").read_text())
+    assert {r["quantity"].split("@")[1] for r in recs} == {"A", "B", "C"}
+    kinds = {r["quantity"]: r["kind"] for r in recs}
+    assert kinds["reclaimed_mb@A"] == "fitted" and kinds["shared_mb@C"] == "predicted"
+    rep = json.loads((run_dir / "results/sharing/sets/fig05-A.json").read_text())
+    assert rep["total_pages"] == 3 * 256 and rep["verified"] is False  # hash-only tables
+    assert rep["verification"]["reason"] == "hash-only source"
+    assert (run_dir / "results/figures/fig05_real_world_sharing.png").read_bytes().startswith(b"\x89PNG")

@@ -50,6 +50,7 @@ def save_figure(fig, stem: str | os.PathLike, formats=("png", "pdf")) -> list[Pa
 
 
 from .fig04 import fig04_page_sharing  # noqa: E402
+from .fig05 import fig05_real_world_sharing  # noqa: E402
 from .fig06 import fig06_active_memory_sampling  # noqa: E402
 from .fig07 import fig07_idle_memory_tax  # noqa: E402
 from .fig08 import fig08_dynamic_reallocation  # noqa: E402
@@ -59,6 +60,7 @@ __all__ = [
     "PAPER_STYLE",
     "STYLE",
     "fig04_page_sharing",
+    "fig05_real_world_sharing",
     "fig06_active_memory_sampling",
     "fig07_idle_memory_tax",
     "fig08_dynamic_reallocation",

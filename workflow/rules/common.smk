@@ -7,12 +7,14 @@ from pagecore.config import validate_config
 validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 FIG04 = config["synth"]["fig04"]
+FIG05 = config["fig05"]
 
 
 wildcard_constraints:
     idx=r"\d\d+",
     vm=r"[A-Za-z0-9._-]+",
     set=r"[A-Za-z0-9._-]+",
+    scenario=r"[A-Za-z0-9_-]+",
     shard=r"\d+",
     part=r"\d+",
 
@@ -65,6 +67,7 @@ def all_sets():
         "fig04-1vm": ["fig04/vm01"],
         "fig04-all": [f"fig04/vm{i}" for i in fig04_vm_ids()],
     }
+    sets.update({f"fig05-{name}": [f"fig05/{name}"] for name in FIG05["scenarios"]})
     sets.update(config["sharing"]["sets"])
     return sets
 
@@ -88,6 +91,15 @@ def set_dumps_for_verification(wildcards):
         elif kind == "user":
             out.append(user_dumps()[name]["path"])
     return out
+
+
+def fig05_scenario(wildcards):
+    """The guest list of one Figure 5 scenario."""
+    return FIG05["scenarios"][wildcards.scenario]
+
+
+def fig05_reports(wildcards=None):
+    return expand("results/sharing/sets/fig05-{scenario}.json", scenario=sorted(FIG05["scenarios"]))
 
 
 def set_reports(wildcards=None):
@@ -128,6 +140,11 @@ def final_outputs():
     if config["dumps"]:
         out.append("results/sharing/user.json")
     out.append("results/sharing/fig05_table.csv")
+    out += [
+        "results/figures/fig05_real_world_sharing.png",
+        "results/figures/fig05_real_world_sharing.pdf",
+        "results/numbers/fig05.json",
+    ]
     return out
 
 

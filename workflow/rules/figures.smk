@@ -92,3 +92,24 @@ rule whatif_memory_manager:
         "results/logs/whatif_memory_manager.log",
     script:
         "../scripts/whatif_memory_manager.py"
+
+
+rule fig05_real_world_sharing:
+    input:
+        reports=fig05_reports,
+    output:
+        png=report(
+            "results/figures/fig05_real_world_sharing.png",
+            caption="../report/fig05_real_world_sharing.rst",
+            category="Page sharing",
+        ),
+        pdf="results/figures/fig05_real_world_sharing.pdf",
+        numbers="results/numbers/fig05.json",
+        table="results/numbers/fig05_table.csv",
+    params:
+        scenarios=sorted(FIG05["scenarios"]),
+        fitted=FIG05["fitted_to"],
+    log:
+        "results/logs/fig05_real_world_sharing.log",
+    script:
+        "../scripts/fig05_real_world_sharing.py"

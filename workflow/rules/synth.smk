@@ -12,3 +12,18 @@ rule synth_fig04_guest:
         "results/benchmarks/synth_fig04_guest/vm{idx}.tsv"
     script:
         "../scripts/synth_fig04_guest.py"
+
+
+rule synth_fig05_pages:
+    output:
+        pages="results/pages/fig05/{scenario}.parquet",
+    params:
+        scenario=fig05_scenario,
+        catalogue=config["catalogue"],
+        seed=FIG05["seed"],
+    log:
+        "results/logs/synth_fig05_pages/{scenario}.log",
+    benchmark:
+        "results/benchmarks/synth_fig05_pages/{scenario}.tsv"
+    script:
+        "../scripts/synth_fig05_pages.py"
