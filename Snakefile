@@ -33,6 +33,7 @@ include: "workflow/rules/synth.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/sharing.smk"
 include: "workflow/rules/bigcount.smk"
+include: "workflow/rules/capture.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/figures.smk"
 
@@ -40,4 +41,4 @@ include: "workflow/rules/figures.smk"
 rule all:
     default_target: True
     input:
-        final_outputs(),
+        final_outputs() + CAPTURE_OUTPUTS,

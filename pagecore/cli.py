@@ -217,12 +217,18 @@ def _cmd_synth_fig04(args) -> int:
 
 # ------------------------------------------------------------------------------ bench
 def _cmd_bench(args) -> int:
+    if args.what == "ingest":
+        from . import bench_ingest
+
+        return bench_ingest.main(args.bench_args)
     from . import bench
 
     return bench.main([args.what, *args.bench_args])
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .dumps.base import DEFAULT_CHUNK_PAGES
+
     p = argparse.ArgumentParser(
         prog="pagecore",
         description="Measure what page sharing, ballooning and the idle memory tax win back on "
@@ -238,13 +244,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stream a guest memory dump through the pcx64-v1 page hash and write a "
         "Parquet page table (vm, gpfn, hash, zero) with provenance metadata.",
     )
-    h.add_argument("dump", help="memory dump (raw physical image, …)")
+    h.add_argument("dump", help="memory dump: raw image, ELF core, LiME, kdump-compressed or flattened")
     h.add_argument("-o", "--output", required=True, help="page table to write (.parquet)")
     h.add_argument("--vm", help="VM name stored in the table (default: the dump's file stem)")
-    h.add_argument("--format", default="auto", help="dump format (default: detect from magic bytes)")
+    h.add_argument(
+        "--format",
+        default="auto",
+        help="dump format: raw, elf, lime, kdump, kdump-flat (default: auto, detected from magic bytes)",
+    )
     h.add_argument("--threads", type=_nonneg_int, default=0, help="hashing threads (0 = all; default 0)")
     h.add_argument(
-        "--chunk-pages", type=_positive_int, default=4096, help="pages per chunk; bounds memory (default 4096)"
+        "--chunk-pages",
+        type=_positive_int,
+        default=DEFAULT_CHUNK_PAGES,
+        help=f"pages per chunk; bounds memory (default {DEFAULT_CHUNK_PAGES}: 64 MiB)",
     )
     h.add_argument("--skip-bad-pages", action="store_true", help="count and skip unreadable pages instead of failing")
     kg = h.add_mutually_exclusive_group()
@@ -327,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print throughput benchmarks (ratios against baselines measured in the same run)",
         description="Benchmarks; see `python -m pagecore.bench --help`.",
     )
-    b.add_argument("what", choices=["hash", "count"], help="what to benchmark")
+    b.add_argument("what", choices=["hash", "count", "ingest"], help="what to benchmark")
     b.add_argument("bench_args", nargs=argparse.REMAINDER, help="options passed to the benchmark")
     b.set_defaults(func=_cmd_bench)
     return p

@@ -14,8 +14,11 @@ zero       bool                         every byte of the page is zero
 File-level metadata (schema metadata key ``pagecore``, JSON): ``vm``, ``source_path``,
 ``source_size``, ``format``, ``page_size``, ``hash_algorithm``, ``hash_key_id`` (``none`` when
 unkeyed; never the key), ``verified`` (whether equal hashes were byte-compared), counts
-``pages_read``, ``pages_skipped``, ``pages_excluded``, ``bytes_skipped``, and
-``pagecore_version``.
+``pages_read``, ``pages_skipped``, ``pages_excluded`` (left out by the dump itself, e.g. by a
+kdump ``dump_level``), ``pages_partial`` (edge pages of segments that do not cover a whole page),
+``bytes_skipped``, format details such as ``dump_level``, and ``pagecore_version``. Hash-only
+tables (no dump behind them, e.g. synthetic or imported traces) set ``hash_only`` and
+``hash_bits``.
 
 Writers stream row groups to a temporary file and rename it into place on success.
 """

@@ -15,9 +15,9 @@ import numpy as np
 from .. import PAGE_SIZE
 from ..errors import InputError
 
-#: Default pages per chunk: 16 MiB of page data, large enough to amortize per-chunk work and
-#: small enough that memory stays bounded.
-DEFAULT_CHUNK_PAGES = 4096
+#: Default pages per chunk: 64 MiB of page data, large enough to amortize per-chunk work (each
+#: chunk starts a parallel hashing region) and small enough that memory stays bounded.
+DEFAULT_CHUNK_PAGES = 16384
 
 
 @dataclass
