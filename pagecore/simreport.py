@@ -14,14 +14,20 @@ from . import paper
 from .numbers import Record
 
 
+def _finite(records: list[Record]) -> list[Record]:
+    """Drop comparisons our run cannot make (e.g. a shortened scenario misses the window)."""
+    return [r for r in records if np.isfinite(r.ours)]
+
+
 def _window(df, a_min, b_min):
     return df[(df["t"] >= 60 * a_min) & (df["t"] <= 60 * b_min)]
 
 
 def _at(df, col, t_min):
-    """Value of ``col`` at the recorded time nearest ``t_min``."""
-    i = int(np.argmin(np.abs(df["t"].to_numpy() - 60 * t_min)))
-    return float(df[col].iloc[i])
+    """Value of ``col`` at the recorded time nearest ``t_min`` (NaN if none within a minute)."""
+    d = np.abs(df["t"].to_numpy() - 60 * t_min)
+    i = int(np.argmin(d))
+    return float(df[col].iloc[i]) if d[i] <= 60 else float("nan")
 
 
 # ------------------------------------------------------------------------------- Figure 6
@@ -60,7 +66,7 @@ def fig06_records(vms: pd.DataFrame) -> list[Record]:
     for k, mb in enumerate(p["slow_decay_mb"]):
         t = 28.5 + 0.5 * k
         recs.append(Record("fig06", f"slow_average_mb@{t:g}min", "MB", float(mb), _at(v, "active_slow", t), "fitted"))
-    return recs
+    return _finite(recs)
 
 
 def fig06_error(vms: pd.DataFrame) -> dict:
@@ -108,31 +114,40 @@ def fig07_records(
     ratio = cost(m["alloc_active_tau75_mb"], m["usage_active_tau75_mb"]) / cost(
         m["alloc_idle_tau75_mb"], m["usage_idle_tau75_mb"]
     )
-    return [
-        Record("fig07", "alloc_idle_tau0_mb", "MB", p["alloc_tau0_mb"], m["alloc_idle_tau0_mb"], "predicted"),
-        Record("fig07", "alloc_active_tau0_mb", "MB", p["alloc_tau0_mb"], m["alloc_active_tau0_mb"], "predicted"),
-        Record("fig07", "alloc_idle_tau75_mb", "MB", p["alloc_idle_tau75_mb"], m["alloc_idle_tau75_mb"], "predicted"),
-        Record(
-            "fig07", "alloc_active_tau75_mb", "MB", p["alloc_active_tau75_mb"], m["alloc_active_tau75_mb"], "predicted"
-        ),
-        Record("fig07", "usage_idle_tau0_mb", "MB", p["usage_idle_tau0_mb"], m["usage_idle_tau0_mb"], "fitted"),
-        Record(
-            "fig07", "usage_active_tau0_mb", "MB", p["usage_active_tau0_mb"], m["usage_active_tau0_mb"], "predicted"
-        ),
-        Record("fig07", "usage_idle_tau75_mb", "MB", p["usage_idle_tau75_mb"], m["usage_idle_tau75_mb"], "fitted"),
-        Record(
-            "fig07", "usage_active_tau75_mb", "MB", p["usage_active_tau75_mb"], m["usage_active_tau75_mb"], "fitted"
-        ),
-        Record("fig07", "rho_idle_over_rho_active_tau75", "ratio", rho_paper, ratio, "predicted"),
-        Record(
-            "fig07",
-            "alloc_idle_peak_mb",
-            "MB",
-            p["vm_max_mb"],
-            float(vms[vms["vm"] == idle_vm]["alloc"].max()),
-            "predicted",
-        ),
-    ]
+    return _finite(
+        [
+            Record("fig07", "alloc_idle_tau0_mb", "MB", p["alloc_tau0_mb"], m["alloc_idle_tau0_mb"], "predicted"),
+            Record("fig07", "alloc_active_tau0_mb", "MB", p["alloc_tau0_mb"], m["alloc_active_tau0_mb"], "predicted"),
+            Record(
+                "fig07", "alloc_idle_tau75_mb", "MB", p["alloc_idle_tau75_mb"], m["alloc_idle_tau75_mb"], "predicted"
+            ),
+            Record(
+                "fig07",
+                "alloc_active_tau75_mb",
+                "MB",
+                p["alloc_active_tau75_mb"],
+                m["alloc_active_tau75_mb"],
+                "predicted",
+            ),
+            Record("fig07", "usage_idle_tau0_mb", "MB", p["usage_idle_tau0_mb"], m["usage_idle_tau0_mb"], "fitted"),
+            Record(
+                "fig07", "usage_active_tau0_mb", "MB", p["usage_active_tau0_mb"], m["usage_active_tau0_mb"], "predicted"
+            ),
+            Record("fig07", "usage_idle_tau75_mb", "MB", p["usage_idle_tau75_mb"], m["usage_idle_tau75_mb"], "fitted"),
+            Record(
+                "fig07", "usage_active_tau75_mb", "MB", p["usage_active_tau75_mb"], m["usage_active_tau75_mb"], "fitted"
+            ),
+            Record("fig07", "rho_idle_over_rho_active_tau75", "ratio", rho_paper, ratio, "predicted"),
+            Record(
+                "fig07",
+                "alloc_idle_peak_mb",
+                "MB",
+                p["vm_max_mb"],
+                float(vms[vms["vm"] == idle_vm]["alloc"].max()),
+                "predicted",
+            ),
+        ]
+    )
 
 
 # ------------------------------------------------------------------------------- Figure 8
@@ -177,7 +192,10 @@ def fig08_records(vms: pd.DataFrame, host: pd.DataFrame) -> list[Record]:
             pv = float(row[name])
             if not np.isfinite(pv):
                 continue
-            i = int(np.argmin(np.abs(ours["t_min"].to_numpy() - t)))
+            d = np.abs(ours["t_min"].to_numpy() - t)
+            i = int(np.argmin(d))
+            if d[i] > 1.0:
+                continue
             kind = "fitted" if name.endswith("_active") else "predicted"
             recs.append(Record("fig08", f"{name}@{row['t_min']:g}min", "MB", pv, float(ours[name].iloc[i]), kind))
     T = paper.FIG08_TEXT
@@ -249,7 +267,7 @@ def fig08_records(vms: pd.DataFrame, host: pd.DataFrame) -> list[Record]:
     for key, val in ext.items():
         kind = "fitted" if key in ("total_active_max", "sql_query_active_peak") else "predicted"
         recs.append(Record("fig08", f"{key}_mb", "MB", X[key][0], float(val), kind))
-    return recs
+    return _finite(recs)
 
 
 def series_error(records: list[Record]) -> pd.DataFrame:
@@ -283,9 +301,8 @@ def whatif_metrics(dim: str, value: float, vms: pd.DataFrame, host: pd.DataFrame
         m = fig07_means(vms, scenario_info["idle_vm"], scenario_info["active_vm"], scenario_info["t_change_min"])
         a = vms[vms["vm"] == scenario_info["active_vm"]].sort_values("t")
         w = a[a["t"] >= 60 * (scenario_info["t_change_min"] + 2.1)]
-        rate = (w["guest_pageouts"].iloc[-1] - w["guest_pageouts"].iloc[0]) / max(
-            1e-9, (w["t"].iloc[-1] - w["t"].iloc[0]) / 60
-        )
+        span = (w["t"].iloc[-1] - w["t"].iloc[0]) / 60 if len(w) > 1 else 0.0
+        rate = (w["guest_pageouts"].iloc[-1] - w["guest_pageouts"].iloc[0]) / span if span > 0 else float("nan")
         row.update(
             idle_alloc_mb=m["alloc_idle_tau75_mb"],
             active_alloc_mb=m["alloc_active_tau75_mb"],

@@ -72,3 +72,13 @@ def test_fig08_records_and_errors():
     err = series_error(recs)
     assert set(err["series"]) == {k for k in kinds}
     assert (err["mae_mb"] >= 0).all()
+
+
+def test_shortened_runs_skip_what_they_cannot_compare():
+    """A 10-minute Figure 8 run compares only the first points; no NaN reaches the JSON."""
+    vms = _timeline(["exchange", "exchange_client", "citrix", "citrix_client", "sql"], 10)
+    host = pd.DataFrame({"t": np.arange(0, 601, 5.0), "state": "high"})
+    recs = fig08_records(vms, host)
+    assert recs and all(np.isfinite(r.ours) for r in recs)
+    assert not any(r.quantity.endswith("@45min") for r in recs)
+    assert all(np.isfinite(r.ours) for r in fig06_records(_timeline(["w"], 10)))
