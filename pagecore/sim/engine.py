@@ -366,7 +366,6 @@ class Simulator:
 
     # ----------------------------------------------------------------------------- stepping
     def _run_vm(self, vm, dt):
-        p = self.params
         end = vm.clock + dt
         smp = self.mech["sampling"]
         mem = vm.mem
@@ -401,7 +400,6 @@ class Simulator:
                 mem.c[m.C_DISTINCT] = 0
                 vm.period += 1
                 vm.next_period += smp.period_s
-        del p
 
     def _reclaim(self, now, dt):
         run = [v for v in self.vms if v.running]
