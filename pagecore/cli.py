@@ -215,6 +215,72 @@ def _cmd_synth_fig04(args) -> int:
     return 0
 
 
+def _load_workflow_config(path: str) -> dict:
+    """The workflow config at ``path``, validated against the schema next to it when present."""
+    import yaml
+
+    from .config import validate_config
+
+    p = Path(path)
+    if not p.is_file():
+        raise PagecoreError(f"{p}: no such config file; pass --config (the workflow's is workflow/config/config.yaml)")
+    with open(p) as fh:
+        cfg = yaml.safe_load(fh) or {}
+    schema = p.parent.parent / "schemas" / "config.schema.yaml"
+    return validate_config(cfg, schema) if schema.is_file() else cfg
+
+
+def _cmd_synth_fig05(args) -> int:
+    from .guests import GuestSet
+    from .synth import write_hash_only_tables
+
+    cfg = _load_workflow_config(args.config)
+    scenarios = cfg["fig05"]["scenarios"]
+    if args.scenario not in scenarios:
+        raise PagecoreError(
+            f"unknown Figure 5 scenario {args.scenario!r}; the config has {', '.join(sorted(scenarios))}"
+        )
+    gs = GuestSet.from_config(scenarios[args.scenario], cfg["catalogue"], cfg["fig05"]["seed"])
+    names = [g.name for g in gs.guests]
+    generator = {
+        "model": "GuestSet",
+        "scenario": args.scenario,
+        "catalogue": cfg["catalogue"],
+        "seed": cfg["fig05"]["seed"],
+    }
+    rows = write_hash_only_tables(gs, range(len(names)), names, args.output, generator)
+    print(f"{args.output}: {len(names)} guests, {rows:,} pages, {gs.total_mb:,.1f} MB (hash-only)", file=sys.stderr)
+    return 0
+
+
+def _cmd_synth_trace(args) -> int:
+    from .workloads import generate, scenario, write_trace
+
+    cfg = _load_workflow_config(args.config)
+    w = cfg["workloads"]
+    names = sorted(k for k, v in w.items() if isinstance(v, dict) and "vms" in v)
+    if args.scenario not in names:
+        raise PagecoreError(f"unknown workload scenario {args.scenario!r}; the config has {', '.join(names)}")
+    sc = scenario(args.scenario, w[args.scenario], seed=w["seed"], chunk_s=w["chunk_s"])
+    rows = write_trace(
+        args.output, generate(sc), {"scenario": args.scenario, "seed": w["seed"], "chunk_s": w["chunk_s"]}
+    )
+    print(f"{args.output}: {rows:,} page references", file=sys.stderr)
+    return 0
+
+
+def _cmd_import_memorybuddies(args) -> int:
+    from .memorybuddies import import_trace
+
+    meta = import_trace(args.trace, args.output, args.vm, header_bytes=args.header_bytes, max_pages=args.max_pages)
+    print(
+        f"{args.output}: {meta['pages_read']:,} pages of {meta['vm']} (32-bit hashes, hash-only; "
+        f"header {meta['header_bytes']:,} bytes: {meta['header_first_line'][:60]!r})",
+        file=sys.stderr,
+    )
+    return 0
+
+
 # ------------------------------------------------------------------------------ bench
 def _cmd_bench(args) -> int:
     if args.what == "ingest":
@@ -334,6 +400,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f4.add_argument("--seed", type=int, default=FIG04_DEFAULTS["seed"], help="seed (default %(default)s)")
     f4.set_defaults(func=_cmd_synth_fig04)
+
+    f5 = sysub.add_parser(
+        "fig05",
+        help="composed guests of a Figure 5 scenario as a hash-only page table",
+        description="The guests of one Figure 5 scenario (A, B, C in the workflow config), composed from the "
+        "content-class catalogue and written directly as a hash-only page table (no page bytes).",
+    )
+    f5.add_argument("--scenario", required=True, help="scenario name in the config (A, B, C)")
+    f5.add_argument("-o", "--output", required=True, help="page table to write (.parquet)")
+    f5.add_argument("--config", default="workflow/config/config.yaml", help="workflow config (default: %(default)s)")
+    f5.set_defaults(func=_cmd_synth_fig05)
+    tr = sysub.add_parser(
+        "trace",
+        help="an access trace (page references over VM time) of a workload scenario",
+        description="Page references (t, vm, gpfn, write) of one workload scenario of the workflow config "
+        "(fig06, fig07, fig08), streamed into Parquet row groups.",
+    )
+    tr.add_argument("scenario", help="workload scenario name in the config (e.g. fig06)")
+    tr.add_argument("-o", "--output", required=True, help="trace to write (.parquet)")
+    tr.add_argument("--config", default="workflow/config/config.yaml", help="workflow config (default: %(default)s)")
+    tr.set_defaults(func=_cmd_synth_trace)
+
+    im = sub.add_parser(
+        "import",
+        help="import published page-hash traces as page tables",
+        description="Convert published memory traces into (hash-only) page tables.",
+    )
+    imsub = im.add_subparsers(dest="source", metavar="SOURCE", required=True)
+    mb = imsub.add_parser(
+        "memorybuddies",
+        help="a UMass Memory Buddies trace (text header, then 32-bit hashes)",
+        description="A UMass Memory Buddies memory trace as a hash-only page table with 32-bit hashes; see "
+        "pagecore.memorybuddies for how the header and hash list are found.",
+    )
+    mb.add_argument("trace", help="trace file")
+    mb.add_argument("-o", "--output", required=True, help="page table to write (.parquet)")
+    mb.add_argument("--vm", help="machine name (default: the file stem)")
+    mb.add_argument("--header-bytes", type=_nonneg_int, help="header length (default: detect the text lines)")
+    mb.add_argument("--max-pages", type=_positive_int, help="hashes to read (default: to the end of the file)")
+    mb.set_defaults(func=_cmd_import_memorybuddies)
 
     b = sub.add_parser(
         "bench",

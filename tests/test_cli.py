@@ -116,3 +116,18 @@ def test_key_env_missing_is_a_clear_error(tmp_path):
     )
     assert proc.returncode == 1 and "PAGECORE_NO_SUCH_VAR" in proc.stderr
     assert not (tmp_path / "g.parquet").exists()
+
+
+def test_synth_fig05_and_trace_subcommands(tmp_path):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = root / "workflow/config/config.yaml"
+    out = tmp_path / "c.parquet"
+    run("synth", "fig05", "--scenario", "C", "-o", str(out), "--config", str(cfg))
+    rep = json.loads(run("share", str(out), "--format", "json").stdout)
+    assert rep["vms"] == 5 and rep["total_mb"] == pytest.approx(1658, abs=0.01)
+    bad = run("synth", "fig05", "--scenario", "Z", "-o", str(out), "--config", str(cfg), check=False)
+    assert bad.returncode == 1 and "unknown Figure 5 scenario 'Z'" in bad.stderr
+    missing = run("synth", "trace", "fig06", "-o", str(tmp_path / "t.parquet"), "--config", "/nope.yaml", check=False)
+    assert missing.returncode == 1 and "no such config file" in missing.stderr
