@@ -437,3 +437,25 @@ def test_streamed_trace_gives_the_same_result_as_a_frame():
     a = simulate(sc.specs(), sc.host, p, trace_frame(sc))
     b = simulate(sc.specs(), sc.host, p, generate(sc))
     pd.testing.assert_frame_equal(a.vms, b.vms)
+
+
+def test_story_paging_when_the_balloon_cannot_help():
+    """``a``'s driver never starts (a guest still booting). Free memory falls as in the
+    blocking story; in soft ESX must page because ballooning is impossible, so the swap
+    daemon pages ``a`` (above its 50-MB target): its private pages go to swap (nothing is
+    zero, so nothing can be shared first) until free memory is back in the high state; ``b``,
+    which never touched anything, is left alone."""
+    vms = [VMSpec("a", max_mb=100, overhead_mb=0, balloon_driver_s=1e9), VMSpec("b", max_mb=100, overhead_mb=0)]
+    trace = _writes("a", 0.0, 256.0, 100 * 256)
+    p = _params(160, settings={"sharing": {"rate_vm_pages_s": 0.0}, "paging": {"swap_rate_mb_s": 4.0}})
+    res = simulate(vms, HostSpec(system_mb=100, esx_mb=0, swap_mb=1024, overhead_used_mb=0), p, trace)
+    ev = res.events
+    assert ev[ev["event"] == "state"]["detail"].iloc[0] == "high -> soft"
+    a = res.vms[res.vms["vm"] == "a"].iloc[-1]
+    b = res.vms[res.vms["vm"] == "b"].iloc[-1]
+    assert a["balloon"] == 0 and a["swapped"] > 0 and a["share_before_swap"] == 0
+    assert a["swap_out"] == a["swapped"] + a["swap_in"]
+    assert b["alloc"] == 0 and b["swapped"] == 0
+    assert res.host["state"].iloc[-1] == "high"
+    # paging stops once the host is back in high: free memory above 6 % + 1 % hysteresis
+    assert res.host["free"].iloc[-1] > 7.0 and a["alloc"] < 93.0
