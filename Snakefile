@@ -34,6 +34,7 @@ include: "workflow/rules/ingest.smk"
 include: "workflow/rules/sharing.smk"
 include: "workflow/rules/bigcount.smk"
 include: "workflow/rules/capture.smk"
+include: "workflow/rules/compare.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/figures.smk"
 
@@ -42,3 +43,11 @@ rule all:
     default_target: True
     input:
         final_outputs() + CAPTURE_OUTPUTS,
+
+
+onsuccess:
+    # End every run with how many predicted numbers fall within tolerance (issue: paper vs ours).
+    if os.path.exists("results/numbers/comparison.txt"):
+        print("\npaper vs pagecore (results/numbers/comparison.csv):")
+        print(open("results/numbers/comparison.txt").read())
+

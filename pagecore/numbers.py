@@ -92,3 +92,54 @@ def sweep_records(
             q = f"{col}@{k}"
             records.append(Record(figure, q, unit, pv, float(o.at[k, col]), "fitted" if q in fitted else "predicted"))
     return records
+
+
+def comparison_table(records: list[dict], tolerances: dict[str, float], abs_floor: dict[str, float]) -> pd.DataFrame:
+    """Every record with its relative error, tolerance and whether it is within it.
+
+    A number is within tolerance when ``|ours − paper| ≤ max(tol·|paper|, floor[unit])``: ``tol``
+    is the figure's relative tolerance, ``floor`` an absolute reading error per unit (so a paper
+    value of 0 can still be met).
+    """
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        rec = Record(**{k: r[k] for k in ("figure", "quantity", "unit", "paper", "ours", "kind")})
+        if rec.figure not in tolerances:
+            raise ValueError(f"no tolerance configured for {rec.figure} (comparison.tolerances)")
+        tol = float(tolerances[rec.figure])
+        floor = float(abs_floor.get(rec.unit, 0.0))
+        err = abs(rec.ours - rec.paper)
+        rows.append(
+            {
+                "figure": rec.figure,
+                "quantity": rec.quantity,
+                "unit": rec.unit,
+                "paper": rec.paper,
+                "ours": rec.ours,
+                "rel_error": rec.rel_error,
+                "tolerance": tol,
+                "within": bool(err <= max(tol * abs(rec.paper), floor)),
+                "kind": rec.kind,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["figure", "quantity", "unit", "paper", "ours", "rel_error", "tolerance", "within", "kind"]
+    )
+
+
+def summarize(table: pd.DataFrame) -> str:
+    """A short text table: per figure, how many predicted numbers fall within tolerance."""
+    lines = [f"{'figure':<8}{'predicted within tolerance':>28}{'fitted within':>16}{'median |rel err|':>18}"]
+    for fig, g in table.groupby("figure", sort=True):
+        pred = g[g["kind"] == "predicted"]
+        fit = g[g["kind"] == "fitted"]
+        med = pred["rel_error"].abs().median()
+        lines.append(
+            f"{fig:<8}{f'{int(pred.within.sum())} of {len(pred)}':>28}{f'{int(fit.within.sum())} of {len(fit)}':>16}"
+            f"{(f'{100 * med:.1f} %' if med == med else '-'):>18}"
+        )
+    pred = table[table["kind"] == "predicted"]
+    lines.append(f"{'all':<8}{f'{int(pred.within.sum())} of {len(pred)}':>28}")
+    return "\n".join(lines)

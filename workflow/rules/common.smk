@@ -129,7 +129,12 @@ def bigcount_counts(wildcards=None):
     return expand("results/bigcount/counts/part{part}.json", part=bigcount_partitions())
 
 
-def final_outputs():
+def figure_numbers(wildcards=None):
+    """Every results/numbers/figNN.json the default run makes."""
+    return [p for p in final_outputs(with_comparison=False) if p.startswith("results/numbers/fig") and p.endswith(".json")]
+
+
+def final_outputs(with_comparison=True):
     """Everything `snakemake` builds by default."""
     out = [
         "results/figures/fig04_page_sharing.png",
@@ -140,6 +145,8 @@ def final_outputs():
     if config["dumps"]:
         out.append("results/sharing/user.json")
     out.append("results/sharing/fig05_table.csv")
+    if with_comparison:
+        out += ["results/numbers/comparison.csv", "results/numbers/comparison.txt"]
     out += [
         "results/figures/fig05_real_world_sharing.png",
         "results/figures/fig05_real_world_sharing.pdf",
