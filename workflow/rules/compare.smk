@@ -5,7 +5,11 @@ rule comparison:
     input:
         numbers=figure_numbers,
     output:
-        table="results/numbers/comparison.csv",
+        table=report(
+            "results/numbers/comparison.csv",
+            caption="../report/comparison.rst",
+            category="Paper vs ours",
+        ),
         summary="results/numbers/comparison.txt",
     params:
         comparison=config["comparison"],
