@@ -20,7 +20,7 @@ The simulator never reads or writes files: it takes a trace (frames or Arrow bat
 returns DataFrames (:class:`SimResult`).
 """
 
-from . import admission, allocation, balloon, paging, sampling, sharing, states  # noqa: F401  (register)
+from . import admission, allocation, balloon, guestcache, ioremap, paging, sampling, sharing, states  # noqa: F401  (register)
 from .contracts import CONTRACTS, KINDS, REGISTRY, create, parameters, register
 from .engine import DEFAULT_MECHANISMS, HostSpec, SimParams, SimResult, Simulator, VMSpec, simulate
 

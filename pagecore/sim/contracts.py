@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from .engine import HostView, VMState
 
-KINDS = ("sampling", "allocation", "admission", "states", "balloon", "paging", "sharing")
+KINDS = ("sampling", "allocation", "admission", "states", "balloon", "paging", "sharing", "guest_cache", "io_remap")
 
 #: kind -> name -> implementation class
 REGISTRY: dict[str, dict[str, type]] = {k: {} for k in KINDS}
@@ -197,6 +197,40 @@ class Sharing(Protocol):
     def scan(self, vms: list[VMState], dt: float, rng: np.random.Generator, host: HostView) -> int: ...
 
 
+@runtime_checkable
+class GuestCache(Protocol):
+    """A guest's own page cache (paper §3.1–3.2, Figure 2; :mod:`.guestcache`).
+
+    ``cache_pages(vm_mb, boot_mb)``: cache capacity of a guest booted with ``boot_mb`` MB and
+    left ``vm_mb`` by its balloon; ``run(pages, write, vm_mb, boot_mb, host_reclaim_mb, seed)``
+    replays a page-reference trace and returns counters. Guarantees: capacity never grows with
+    ``boot_mb`` at fixed ``vm_mb``; runs are deterministic in the seed.
+    """
+
+    kind: ClassVar[str]
+    name: ClassVar[str]
+
+    def cache_pages(self, vm_mb: float, boot_mb: float | None = None) -> int: ...
+    def run(self, pages, write, vm_mb, boot_mb=None, host_reclaim_mb=0.0, seed=0) -> dict: ...
+
+
+@runtime_checkable
+class IORemap(Protocol):
+    """Hot I/O page remapping into low memory (paper §7; :mod:`.ioremap`).
+
+    ``run(pages, high, low_free, seed)`` replays an I/O trace over guest pages, ``high[p]``
+    saying whether page p starts in high machine memory, with ``low_free`` free low pages, and
+    returns counters (bounce copies, remaps, remaps back). Guarantees: with remapping off
+    (``threshold`` < 0) copies equal the I/Os to high pages; deterministic in the seed.
+    """
+
+    kind: ClassVar[str]
+    name: ClassVar[str]
+    threshold: int
+
+    def run(self, pages, high, low_free: int, seed: int = 0) -> dict: ...
+
+
 CONTRACTS = {
     "sampling": Estimator,
     "allocation": AllocationPolicy,
@@ -205,4 +239,6 @@ CONTRACTS = {
     "balloon": Balloon,
     "paging": Pager,
     "sharing": Sharing,
+    "guest_cache": GuestCache,
+    "io_remap": IORemap,
 }
