@@ -49,21 +49,27 @@ def save_figure(fig, stem: str | os.PathLike, formats=("png", "pdf")) -> list[Pa
     return written
 
 
-from .fig04 import fig04_page_sharing  # noqa: E402
+from .fig02 import fig02_balloon_performance  # noqa: E402
+from .fig04 import fig04_page_sharing, fig04_real_guests  # noqa: E402
 from .fig05 import fig05_real_world_sharing  # noqa: E402
 from .fig06 import fig06_active_memory_sampling  # noqa: E402
 from .fig07 import fig07_idle_memory_tax  # noqa: E402
 from .fig08 import fig08_dynamic_reallocation  # noqa: E402
+from .reclaim import io_remapping, reclaim_balloon_vs_paging  # noqa: E402
 from .whatif_sim import whatif_memory_manager  # noqa: E402
 
 __all__ = [
     "PAPER_STYLE",
     "STYLE",
+    "fig02_balloon_performance",
     "fig04_page_sharing",
+    "fig04_real_guests",
     "fig05_real_world_sharing",
     "fig06_active_memory_sampling",
     "fig07_idle_memory_tax",
     "fig08_dynamic_reallocation",
+    "io_remapping",
+    "reclaim_balloon_vs_paging",
     "save_figure",
     "style",
     "whatif_memory_manager",

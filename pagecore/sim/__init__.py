@@ -13,6 +13,8 @@ states          ``esx``              :mod:`.states` — high/soft/hard/low with 
 balloon         ``esx``              :mod:`.balloon` — polling driver, adaptive rate (§3.2)
 paging          ``random``           :mod:`.paging` — random victims, share before swap (§3.3)
 sharing         ``zero``             :mod:`.sharing` — background sharing of zero pages (§4.3)
+guest_cache     ``lru``              :mod:`.guestcache` — guest LRU cache, balloon vs host paging (§3, Fig. 2)
+io_remap        ``cost_benefit``     :mod:`.ioremap` — hot I/O page remapping to low memory (§7)
 ==============  ===================  =========================================================
 
 :mod:`.memory` holds per-VM page state and the Numba touch path; :mod:`.engine` steps time.
