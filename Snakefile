@@ -34,8 +34,10 @@ include: "workflow/rules/ingest.smk"
 include: "workflow/rules/sharing.smk"
 include: "workflow/rules/bigcount.smk"
 include: "workflow/rules/capture.smk"
+include: "workflow/rules/realguests.smk"
 include: "workflow/rules/compare.smk"
 include: "workflow/rules/simulate.smk"
+include: "workflow/rules/reclaim.smk"
 include: "workflow/rules/figures.smk"
 
 

@@ -129,6 +129,15 @@ def bigcount_counts(wildcards=None):
     return expand("results/bigcount/counts/part{part}.json", part=bigcount_partitions())
 
 
+def fig04_real_ids():
+    """Zero-padded numbers 01..NN of the real identical guests."""
+    return [f"{i:02d}" for i in range(1, config["fig04_real"]["vms"] + 1)]
+
+
+def fig04_real_page_tables(wildcards=None):
+    return expand("results/pages/real/guest{idx}.parquet", idx=fig04_real_ids())
+
+
 def figure_numbers(wildcards=None):
     """Every results/numbers/figNN.json the default run makes."""
     return [p for p in final_outputs(with_comparison=False) if p.startswith("results/numbers/fig") and p.endswith(".json")]
@@ -144,6 +153,8 @@ def final_outputs(with_comparison=True):
     out += sim_outputs()
     if config["dumps"]:
         out.append("results/sharing/user.json")
+    if config["fig04_real"]["enabled"]:
+        out += ["results/figures/fig04_real_guests.png", "results/figures/fig04_real_guests.pdf"]
     out.append("results/sharing/fig05_table.csv")
     if with_comparison:
         out += ["results/numbers/comparison.csv", "results/numbers/comparison.txt"]
@@ -152,7 +163,16 @@ def final_outputs(with_comparison=True):
         "results/figures/fig05_real_world_sharing.pdf",
         "results/numbers/fig05.json",
     ]
+    out += reclaim_outputs()
     return out
+
+
+def reclaim_outputs():
+    """Figure 2, balloon vs host paging, hot I/O page remapping (reclaim.smk)."""
+    out = []
+    for fig in ("fig02_balloon_performance", "reclaim_balloon_vs_paging", "io_remapping"):
+        out += [f"results/figures/{fig}.png", f"results/figures/{fig}.pdf"]
+    return out + ["results/numbers/fig02.json", "results/numbers/io_remap.json"]
 
 
 # --- replayed memory manager (simulate.smk; Figures 6-8 and the what-if sweeps) -------------

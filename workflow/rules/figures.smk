@@ -113,3 +113,57 @@ rule fig05_real_world_sharing:
         "results/logs/fig05_real_world_sharing.log",
     script:
         "../scripts/fig05_real_world_sharing.py"
+
+
+rule fig02_balloon_performance:
+    input:
+        fig02=rules.reclaim_guest.output.fig02,
+    output:
+        png=report(
+            "results/figures/fig02_balloon_performance.png",
+            caption="../report/fig02_balloon_performance.rst",
+            category="Reclamation",
+        ),
+        pdf="results/figures/fig02_balloon_performance.pdf",
+        numbers="results/numbers/fig02.json",
+    params:
+        fitted=config["reclaim"]["fig02"]["fitted_to"],
+    log:
+        "results/logs/fig02_balloon_performance.log",
+    script:
+        "../scripts/fig02_balloon_performance.py"
+
+
+rule reclaim_balloon_vs_paging:
+    input:
+        paging=rules.reclaim_guest.output.paging,
+    output:
+        png=report(
+            "results/figures/reclaim_balloon_vs_paging.png",
+            caption="../report/reclaim_balloon_vs_paging.rst",
+            category="Reclamation",
+        ),
+        pdf="results/figures/reclaim_balloon_vs_paging.pdf",
+    log:
+        "results/logs/reclaim_balloon_vs_paging.log",
+    script:
+        "../scripts/reclaim_balloon_vs_paging.py"
+
+
+rule io_remapping:
+    input:
+        threshold=rules.reclaim_io.output.threshold,
+        scarcity=rules.reclaim_io.output.scarcity,
+    output:
+        png=report(
+            "results/figures/io_remapping.png",
+            caption="../report/io_remapping.rst",
+            category="Reclamation",
+        ),
+        pdf="results/figures/io_remapping.pdf",
+    params:
+        threshold=config["reclaim"]["io"]["scarcity"]["threshold"],
+    log:
+        "results/logs/io_remapping.log",
+    script:
+        "../scripts/io_remapping.py"
