@@ -291,6 +291,10 @@ def _cmd_bench(args) -> int:
         from . import bench_sim
 
         return bench_sim.main(args.bench_args)
+    if args.what == "guest":
+        from . import bench_guest
+
+        return bench_guest.main(args.bench_args)
     from . import bench
 
     return bench.main([args.what, *args.bench_args])
@@ -450,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print throughput benchmarks (ratios against baselines measured in the same run)",
         description="Benchmarks; see `python -m pagecore.bench --help`.",
     )
-    b.add_argument("what", choices=["hash", "count", "ingest", "sim"], help="what to benchmark")
+    b.add_argument("what", choices=["hash", "count", "ingest", "sim", "guest"], help="what to benchmark")
     b.add_argument("bench_args", nargs=argparse.REMAINDER, help="options passed to the benchmark")
     b.set_defaults(func=_cmd_bench)
     return p
