@@ -145,8 +145,10 @@ def exact_sharing(
             ksm_zero += c
         elif c >= 2:
             kp = -(-c // max_page_sharing)
-            ksm_shared += kp
+            left = 1 if c % max_page_sharing == 1 else 0
+            ksm_shared += kp - left
             ksm_sharing += c - kp
+            ksm_unshared += left
         else:
             ksm_unshared += 1
         if c >= 2:

@@ -16,7 +16,9 @@ Linux KSM, as KSM would report for the same pages if all were mergeable and full
     saved), ``pages_unshared`` (contents seen once); with ``use_zero_pages=1`` zero pages are
     mapped to the kernel's zero page instead and counted only in ``ksm_zero_pages``.
     ``general_profit`` = (pages_sharing + ksm_zero_pages)·4 KiB − rmap_items·64 B, where every
-    scanned page has one rmap item (kernel admin guide, "General profit").
+    scanned page not mapped to the zero page has one rmap item (kernel admin guide, "General
+    profit"). A content with k·max_page_sharing + 1 copies leaves its last copy unshared: a
+    new KSM page needs two copies (checked against :mod:`pagecore.sim.ksm`).
 esxtop
     ``SHRD`` shared guest memory (zero pages included), ``ZERO`` zero pages, ``SHRDSVD``
     machine memory saved; per VM, SHRDSVD credits each of a VM's shared pages with
@@ -127,9 +129,17 @@ def _scan(h, s, vm, z, el, nvm, use_zero_pages, max_page_sharing, tot, per_vm, s
             if use_zero_pages and zz:
                 tot[T_KSM_ZERO] += c
             elif c >= 2:
+                # full KSM pages of max_page_sharing mappings, then one more for the rest;
+                # a single leftover copy has no partner to start a new KSM page (mm/ksm.c
+                # stable_tree_search: all dups full -> wait for an unstable-tree match)
                 kp = (c + max_page_sharing - 1) // max_page_sharing
+                left = 0
+                if c % max_page_sharing == 1:
+                    kp -= 1
+                    left = 1
                 tot[T_KSM_SHARED] += kp
-                tot[T_KSM_SHARING] += c - kp
+                tot[T_KSM_SHARING] += c - kp - left
+                tot[T_KSM_UNSHARED] += left
             else:
                 tot[T_KSM_UNSHARED] += 1
             if c >= 2:
@@ -225,7 +235,8 @@ class SharingCounts:
     def to_dict(self) -> dict:
         """Every metric, JSON-ready (see the module docstring for definitions)."""
         t = self.t
-        ksm_rmap = t(T_KSM_SHARED) + t(T_KSM_SHARING) + t(T_KSM_UNSHARED) + t(T_KSM_ZERO)
+        # pages mapped to the kernel zero page lose their rmap item at ksmd's next pass
+        ksm_rmap = t(T_KSM_SHARED) + t(T_KSM_SHARING) + t(T_KSM_UNSHARED)
         ksm_saved = t(T_KSM_SHARING) + t(T_KSM_ZERO)
         out = {
             "vms": len(self.vm_names),
