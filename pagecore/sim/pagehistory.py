@@ -1,0 +1,168 @@
+"""Guest pages whose contents change over time: the input of the sharing scanners.
+
+A :class:`PageHistory` is a set of guest pages (one per ``(vm, gpfn)``), the content each holds
+at time 0, and a time-sorted list of writes ``(t, page, new content)``. Contents are dense ids
+(``0..n_contents-1``) with one 64-bit hash each; two pages are identical iff their content ids
+are equal, so a hash shared by two content ids is a *false match* (paper §4.3).
+
+Build one from a page table (:meth:`PageHistory.from_pages`, static), from successive
+snapshots of the same guests (:meth:`PageHistory.from_snapshots`, writes at snapshot times), or
+add a synthetic write trace (:func:`with_random_writes`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class PageHistory:
+    """Pages, their contents at t = 0 and later writes (see the module docstring).
+
+    Attributes
+    ----------
+    vm : int64[n]
+        VM index of each page (into ``vm_names``).
+    gpfn : uint64[n]
+        Guest frame number of each page.
+    content : int64[n]
+        Content id at t = 0.
+    content_hash : uint64[n_contents]
+        Hash of each content id.
+    zero_content : int
+        Content id of the all-zero page, -1 if none.
+    t, page, new_content : float64[m], int64[m], int64[m]
+        Writes, sorted by time: at ``t[i]`` page ``page[i]`` gets content ``new_content[i]``.
+    """
+
+    vm_names: list[str]
+    vm: np.ndarray
+    gpfn: np.ndarray
+    content: np.ndarray
+    content_hash: np.ndarray
+    zero_content: int = -1
+    t: np.ndarray | None = None
+    page: np.ndarray | None = None
+    new_content: np.ndarray | None = None
+
+    def __post_init__(self):
+        n = len(self.content)
+        if self.vm.shape != (n,) or self.gpfn.shape != (n,):
+            raise ValueError("vm, gpfn and content must have one entry per page")
+        if self.t is None:
+            self.t = np.zeros(0, np.float64)
+            self.page = np.zeros(0, np.int64)
+            self.new_content = np.zeros(0, np.int64)
+        if not (len(self.t) == len(self.page) == len(self.new_content)):
+            raise ValueError("t, page and new_content must have equal length")
+        if len(self.t) and np.any(np.diff(self.t) < 0):
+            raise ValueError("writes must be sorted by time")
+
+    @property
+    def pages(self) -> int:
+        return len(self.content)
+
+    @property
+    def n_contents(self) -> int:
+        return len(self.content_hash)
+
+    @property
+    def last_write_s(self) -> float:
+        return float(self.t[-1]) if len(self.t) else 0.0
+
+    @classmethod
+    def from_pages(cls, hashes, zero, vm, vm_names, gpfn=None) -> PageHistory:
+        """A static history (no writes) of one set of pages; equal hashes are equal contents."""
+        hashes = np.asarray(hashes, np.uint64)
+        zero = np.asarray(zero, bool)
+        uniq, content = np.unique(hashes, return_inverse=True)
+        zc = int(content[np.argmax(zero)]) if zero.any() else -1
+        gpfn = np.arange(len(hashes), dtype=np.uint64) if gpfn is None else np.asarray(gpfn, np.uint64)
+        return cls(list(vm_names), np.asarray(vm, np.int64), gpfn, content.astype(np.int64), uniq, zc)
+
+    @classmethod
+    def from_snapshots(cls, snapshots, times=None) -> PageHistory:
+        """Successive snapshots of the same guests as a history.
+
+        ``snapshots`` is a list of DataFrames (columns vm, gpfn, hash, zero); snapshot ``k``
+        takes effect at ``times[k]`` (default ``k`` seconds... times[0] must be 0). A page
+        missing from a later snapshot keeps its last content; pages are those of snapshot 0.
+        """
+        import pandas as pd
+
+        if not snapshots:
+            raise ValueError("need at least one snapshot")
+        times = list(range(len(snapshots))) if times is None else list(times)
+        if len(times) != len(snapshots) or times[0] != 0:
+            raise ValueError("one time per snapshot, starting at 0")
+        allh = np.concatenate([np.asarray(s["hash"], np.uint64) for s in snapshots])
+        allz = np.concatenate([np.asarray(s["zero"], bool) for s in snapshots])
+        uniq = np.unique(allh)
+        zc = int(np.searchsorted(uniq, allh[np.argmax(allz)])) if allz.any() else -1
+        s0 = snapshots[0]
+        names = list(pd.unique(s0["vm"].astype(str)))
+        key0 = pd.MultiIndex.from_arrays([s0["vm"].astype(str).to_numpy(), np.asarray(s0["gpfn"], np.uint64)])
+        vm = pd.Index(names).get_indexer(s0["vm"].astype(str))
+        content = np.searchsorted(uniq, np.asarray(s0["hash"], np.uint64)).astype(np.int64)
+        cur = content.copy()
+        ts, ps, cs = [], [], []
+        for tk, snap in zip(times[1:], snapshots[1:], strict=True):
+            key = pd.MultiIndex.from_arrays([snap["vm"].astype(str).to_numpy(), np.asarray(snap["gpfn"], np.uint64)])
+            idx = key0.get_indexer(key)
+            keep = idx >= 0
+            idx = idx[keep]
+            c = np.searchsorted(uniq, np.asarray(snap["hash"], np.uint64)[keep]).astype(np.int64)
+            ch = cur[idx] != c
+            ps.append(idx[ch])
+            cs.append(c[ch])
+            ts.append(np.full(int(ch.sum()), float(tk)))
+            cur[idx[ch]] = c[ch]
+        cat = np.concatenate
+        return cls(
+            names,
+            vm.astype(np.int64),
+            np.asarray(s0["gpfn"], np.uint64),
+            content,
+            uniq,
+            zc,
+            cat(ts) if ts else None,
+            cat(ps).astype(np.int64) if ps else None,
+            cat(cs).astype(np.int64) if cs else None,
+        )
+
+
+def with_random_writes(
+    h: PageHistory, *, fraction: float, mean_interval_s: float, duration_s: float, seed: int = 0
+) -> PageHistory:
+    """Add a synthetic write trace: a random ``fraction`` of the pages is rewritten as a Poisson
+    process of mean interval ``mean_interval_s`` until ``duration_s``; each write gives the page a
+    fresh, unique content (so a written page stops being a duplicate)."""
+    if not 0.0 <= fraction <= 1.0 or mean_interval_s <= 0 or duration_s < 0:
+        raise ValueError("fraction in [0, 1], mean_interval_s > 0, duration_s >= 0")
+    rng = np.random.default_rng([seed, 0x5CA9])
+    hot = np.flatnonzero(rng.random(h.pages) < fraction)
+    ts, ps = [], []
+    for p in hot:
+        k = rng.poisson(duration_s / mean_interval_s)
+        ts.append(np.sort(rng.uniform(0.0, duration_s, k)))
+        ps.append(np.full(k, p, np.int64))
+    t = np.concatenate([h.t, *ts]) if ts else h.t
+    page = np.concatenate([h.page, *ps]) if ps else h.page
+    m_new = len(t) - len(h.t)
+    fresh = h.n_contents + np.arange(m_new, dtype=np.int64)
+    new_hash = rng.integers(0, 2**63, m_new, dtype=np.int64).astype(np.uint64) | np.uint64(1 << 63)
+    nc = np.concatenate([h.new_content, fresh])
+    order = np.argsort(t, kind="stable")
+    return PageHistory(
+        h.vm_names,
+        h.vm,
+        h.gpfn,
+        h.content,
+        np.concatenate([h.content_hash, new_hash]),
+        h.zero_content,
+        t[order],
+        page[order],
+        nc[order],
+    )
