@@ -78,3 +78,48 @@ def fig04_page_sharing(ours: pd.DataFrame, paper: pd.DataFrame | None = None) ->
         bot.legend(ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16))
         fig.tight_layout()
     return fig
+
+
+def fig04_real_guests(real: pd.DataFrame, synthetic: pd.DataFrame, paper: pd.DataFrame | None = None) -> Figure:
+    """Figure 4 measured on real QEMU guests beside the synthetic guests and the paper.
+
+    All three are sweeps with columns ``vms``, ``shared_pct``, ``reclaimed_pct`` (and
+    ``zero_pct`` for ours); percentages of VM memory, so guests of different sizes compare.
+    """
+    with style():
+        fig = Figure(figsize=(6.4, 4.4))
+        ax = fig.subplots()
+        for label, col, marker in (("Shared (COW)", "shared_pct", "o"), ("Reclaimed", "reclaimed_pct", "^")):
+            ax.plot(
+                real["vms"],
+                real[col],
+                color="tab:red",
+                label=f"{label}: real QEMU guests",
+                **{**OURS_STYLE, "marker": marker},
+            )
+            ax.plot(
+                synthetic["vms"],
+                synthetic[col],
+                color="0.4",
+                label=f"{label}: synthetic guests",
+                **{**OURS_STYLE, "marker": marker, "linestyle": "--"},
+            )
+            if paper is not None:
+                ax.plot(
+                    paper["vms"], paper[col], color="k", label=f"{label}: paper", **{**PAPER_STYLE, "marker": marker}
+                )
+        ax.plot(
+            real["vms"],
+            real["zero_pct"],
+            color="tab:blue",
+            label="Zero pages: real QEMU guests",
+            **{**OURS_STYLE, "marker": "D"},
+        )
+        ax.set_xlabel("Number of VMs")
+        ax.set_ylabel("% of VM memory")
+        ax.set_ylim(0, 100)
+        ax.set_xticks(sorted(set(real["vms"]) | set(synthetic["vms"])))
+        ax.set_title("Figure 4 on real guests: page sharing vs number of identical VMs")
+        ax.legend(ncol=2, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+        fig.tight_layout()
+    return fig

@@ -1,0 +1,64 @@
+# Optional: Figure 4 measured on N identical real QEMU guests (pagecore.realguests), beside the
+# synthetic one. Off by default (config fig04_real.enabled); needs QEMU, Debian's kernel and
+# busybox (see README, "Real QEMU guests").
+
+
+rule capture_identical_guests:
+    output:
+        dumps=expand("results/real/fig04/guest{idx}.raw", idx=fig04_real_ids()),
+        manifest="results/real/fig04/manifest.json",
+    params:
+        real=config["fig04_real"],
+    log:
+        "results/logs/capture_identical_guests.log",
+    benchmark:
+        "results/benchmarks/capture_identical_guests.tsv"
+    script:
+        "../scripts/capture_identical_guests.py"
+
+
+rule hash_real_guest:
+    input:
+        dump="results/real/fig04/guest{idx}.raw",
+    output:
+        pages="results/pages/real/guest{idx}.parquet",
+    params:
+        vm="guest{idx}",
+        format="raw",
+        hashing=config["hashing"],
+    log:
+        "results/logs/hash_real_guest/guest{idx}.log",
+    script:
+        "../scripts/hash_dump.py"
+
+
+rule fig04_real_sweep:
+    input:
+        pages=fig04_real_page_tables,
+        dumps=expand("results/real/fig04/guest{idx}.raw", idx=fig04_real_ids()),
+    output:
+        sweep="results/sharing/fig04_real.sweep.csv",
+    params:
+        verify=config["sharing"]["verify"],
+    log:
+        "results/logs/fig04_real_sweep.log",
+    script:
+        "../scripts/vm_count_sweep.py"
+
+
+rule fig04_real_guests:
+    input:
+        real=rules.fig04_real_sweep.output.sweep,
+        synthetic=rules.fig04_sweep.output.sweep,
+        manifest=rules.capture_identical_guests.output.manifest,
+    output:
+        png=report(
+            "results/figures/fig04_real_guests.png",
+            caption="../report/fig04_real_guests.rst",
+            category="Page sharing",
+        ),
+        pdf="results/figures/fig04_real_guests.pdf",
+    log:
+        "results/logs/fig04_real_guests.log",
+    script:
+        "../scripts/fig04_real_guests.py"
