@@ -317,6 +317,39 @@ def _boot(
     return None
 
 
+def boot_guest(
+    qemu: str,
+    accel: str,
+    kernel: Path,
+    initrd: Path,
+    ram_mb: int,
+    work: Path,
+    append: str,
+    kvm_timeout: float,
+    tcg_timeout: float,
+    notes: list[str],
+) -> tuple[subprocess.Popen, Path, str, float]:
+    """Boot under KVM (``accel`` auto/kvm, within ``kvm_timeout``) or else TCG.
+
+    Returns ``(process, qmp socket, accelerator used, seconds to the workload marker)``;
+    appends what happened to ``notes``; raises :class:`CaptureError` if no try booted.
+    """
+    tries = []
+    if accel in ("auto", "kvm") and os.access("/dev/kvm", os.R_OK | os.W_OK):
+        tries.append(("kvm", kvm_timeout))
+    if accel in ("auto", "tcg"):
+        tries.append(("tcg", tcg_timeout))
+    for name, limit in tries:
+        t0 = time.monotonic()
+        booted = _boot(qemu, name, kernel, initrd, ram_mb, work, limit, append)
+        if booted is not None:
+            secs = time.monotonic() - t0
+            notes.append(f"guest booted under {name} in {secs:.1f} s")
+            return booted[0], booted[1], name, secs
+        notes.append(f"{name}: no workload marker within {limit:.0f} s (or QEMU exited)")
+    raise CaptureError("guest did not boot: " + "; ".join(notes) + f" (logs in {work})")
+
+
 def makedumpfile_elf(src: Path, dst: Path) -> Path:
     """Copy a QEMU ELF core with its program headers moved right after the ELF header.
 
@@ -427,23 +460,9 @@ def capture(
     if not module.exists():
         res.notes.append(f"{module} missing: no VMCOREINFO in the dumps")
 
-    tries = []
-    if accel in ("auto", "kvm") and os.access("/dev/kvm", os.R_OK | os.W_OK):
-        tries.append(("kvm", kvm_timeout))
-    if accel in ("auto", "tcg"):
-        tries.append(("tcg", tcg_timeout))
-    booted = None
-    for name, limit in tries:
-        t0 = time.monotonic()
-        booted = _boot(qemu, name, kernel, initrd, ram_mb, work, limit, append)
-        if booted is not None:
-            res.accel = name
-            res.notes.append(f"guest booted under {name} in {time.monotonic() - t0:.1f} s")
-            break
-        res.notes.append(f"{name}: no workload marker within {limit:.0f} s (or QEMU exited)")
-    if booted is None:
-        raise CaptureError("guest did not boot: " + "; ".join(res.notes) + f" (logs in {work})")
-    proc, qmp_sock = booted
+    proc, qmp_sock, res.accel, _ = boot_guest(
+        qemu, accel, kernel, initrd, ram_mb, work, append, kvm_timeout, tcg_timeout, res.notes
+    )
     qmp = None
     try:
         qmp = QMP(qmp_sock)

@@ -26,9 +26,9 @@ from .capture import (
     DEFAULT_APPEND,
     QMP,
     CaptureError,
-    _boot,
     _kill,
     _which,
+    boot_guest,
     build_initramfs,
     newest_kernel,
     qemu_version,
@@ -75,23 +75,11 @@ def capture_identical(
     for i in range(1, n + 1):
         gwork = work / f"guest{i:02d}"
         gwork.mkdir(exist_ok=True)
-        tries = []
-        if use in ("auto", "kvm") and os.access("/dev/kvm", os.R_OK | os.W_OK):
-            tries.append(("kvm", kvm_timeout))
-        if use in ("auto", "tcg"):
-            tries.append(("tcg", tcg_timeout))
-        booted = None
-        for name, limit in tries:
-            t0 = time.monotonic()
-            booted = _boot(qemu, name, kernel, initrd, ram_mb, gwork, limit, append)
-            if booted is not None:
-                manifest["guests"][f"guest{i:02d}"] = {"accel": name, "boot_s": round(time.monotonic() - t0, 1)}
-                use = name  # the same accelerator for the rest: identical guests
-                break
-            manifest["notes"].append(f"guest{i:02d}: {name} gave no workload marker within {limit:.0f} s")
-        if booted is None:
-            raise CaptureError(f"guest {i} did not boot (logs in {gwork})")
-        proc, sock = booted
+        proc, sock, used, secs = boot_guest(
+            qemu, use, kernel, initrd, ram_mb, gwork, append, kvm_timeout, tcg_timeout, manifest["notes"]
+        )
+        manifest["guests"][f"guest{i:02d}"] = {"accel": used, "boot_s": round(secs, 1)}
+        use = used  # the same accelerator for the rest: identical guests
         qmp = None
         raw = out / f"guest{i:02d}.raw"
         try:
