@@ -43,11 +43,12 @@ import numba
 import numpy as np
 import pandas as pd
 
-from .._jit import SERIAL
+from .._jit import JIT_DISABLED, SERIAL
 from .contracts import register
 
 PAGE = 4096
 PAGES_PER_MB = 256
+M64 = (1 << 64) - 1
 
 #: Index of each counter in the stats array :func:`_replay` fills.
 STATS = ("refs", "hits", "misses", "writebacks", "host_faults", "host_pageouts", "double_paging", "fresh_allocs")
@@ -98,13 +99,29 @@ def dbench_trace(
 # ----------------------------------------------------------------------------- kernel
 @numba.njit(**SERIAL)
 def _rand(state):
-    """xorshift64* step on ``state[0]``; returns a uint64. Twin: ``slow_twins.xorshift``."""
+    """xorshift64* step on ``state[0]``; returns a uint64. Twin: ``slow_twins_reclaim.XorShift``."""
     x = state[0]
     x ^= x >> numba.uint64(12)
     x ^= x << numba.uint64(25)
     x ^= x >> numba.uint64(27)
     state[0] = x
     return x * numba.uint64(2685821657736338717)
+
+
+if JIT_DISABLED:  # plain Python (coverage runs): NumPy scalars would warn on the wrap-around
+
+    def _rand(state):  # the same generator without Numba
+        x = int(state[0])
+        x ^= x >> 12
+        x ^= (x << 25) & M64
+        x ^= x >> 27
+        state[0] = x
+        return np.uint64((x * 2685821657736338717) & M64)
+
+
+def seed_state(seed: int) -> np.ndarray:
+    """The generator state the kernels start from: ``seed × 0x9E3779B97F4A7C15 + 1`` (mod 2^64)."""
+    return np.array([(int(seed) * 0x9E3779B97F4A7C15 + 1) & M64], np.uint64)
 
 
 @numba.njit(**SERIAL)
@@ -119,7 +136,7 @@ def _host_evict(swapped, used, avoid, state, stats):
 
 
 @numba.njit(**SERIAL)
-def _replay(pages, write, n_pages, capacity, reclaim, warmup, seed, stats):
+def _replay(pages, write, n_pages, capacity, reclaim, warmup, state, stats):
     """Replay ``pages``/``write`` through an LRU cache of ``capacity`` frames.
 
     After ``warmup`` references the host pages out ``reclaim`` uniformly random frames
@@ -131,7 +148,6 @@ def _replay(pages, write, n_pages, capacity, reclaim, warmup, seed, stats):
     nxt = np.full(capacity, -1, np.int64)
     dirty = np.zeros(capacity, np.bool_)
     swapped = np.zeros(capacity, np.bool_)
-    state = np.array([numba.uint64(seed) * numba.uint64(0x9E3779B97F4A7C15) + numba.uint64(1)], np.uint64)
     head = -1  # most recent
     tail = -1  # least recent
     used = 0
@@ -254,7 +270,7 @@ def replay(
         reclaim = 0
     n_pages = int(pages.max()) + 1 if pages.size else 1
     stats = np.zeros(len(STATS), np.int64)
-    _replay(pages, write, n_pages, int(capacity), int(reclaim), int(warmup), int(seed) & ((1 << 63) - 1), stats)
+    _replay(pages, write, n_pages, int(capacity), int(reclaim), int(warmup), seed_state(seed), stats)
     return dict(zip(STATS, (int(x) for x in stats), strict=True))
 
 

@@ -32,7 +32,7 @@ import pandas as pd
 
 from .._jit import SERIAL
 from .contracts import register
-from .guestcache import _rand
+from .guestcache import _rand, seed_state
 
 #: Counters :func:`_io_replay` fills, in order.
 STATS = ("ios", "bounce_copies", "remaps", "remaps_back", "copies")
@@ -74,7 +74,7 @@ def high_backing(guest_pages: int, low_pages: int, seed: int = 0) -> np.ndarray:
 
 
 @numba.njit(**SERIAL)
-def _io_replay(pages, high, threshold, low_free, policy, cb_sample, seed, stats):
+def _io_replay(pages, high, threshold, low_free, policy, cb_sample, state, stats):
     """Replay I/Os on ``pages`` (modifies ``high``); fill ``stats`` (:data:`STATS`)."""
     n = high.size
     count = np.zeros(n, np.int64)
@@ -86,7 +86,6 @@ def _io_replay(pages, high, threshold, low_free, policy, cb_sample, seed, stats)
             low[n_low] = p
             pos[p] = n_low
             n_low += 1
-    state = np.array([numba.uint64(seed) * numba.uint64(0x9E3779B97F4A7C15) + numba.uint64(1)], np.uint64)
     for s in range(stats.size):
         stats[s] = 0
     for i in range(pages.size):
@@ -163,9 +162,7 @@ def replay_io(
     if low_free < 0:
         raise ValueError(f"low_free must be >= 0, got {low_free}")
     stats = np.zeros(len(STATS), np.int64)
-    _io_replay(
-        pages, high, int(threshold), int(low_free), POLICIES[policy], int(cb_sample), int(seed) & ((1 << 63) - 1), stats
-    )
+    _io_replay(pages, high, int(threshold), int(low_free), POLICIES[policy], int(cb_sample), seed_state(seed), stats)
     return dict(zip(STATS, (int(x) for x in stats), strict=True))
 
 
