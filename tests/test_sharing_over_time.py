@@ -207,3 +207,50 @@ def test_cli_ksm_and_scan_json(tmp_path, capsys):
     assert out["reclaimed_pages"] > 0 and out["seconds_to_converge"] > 0
     assert main(["ksm", str(tmp_path / "missing.parquet")]) == 1
     assert "error" in capsys.readouterr().err
+
+
+def test_duplicate_lifetimes_tiny_story():
+    """Pages 0 and 1 start identical; page 1 is rewritten at t = 25 (seen at the snapshot at
+    30); page 2 is zeroed at t = 5, joining page 3 (a zero page) from the snapshot at 10."""
+    from pagecore.sim.lifetime import catchable_fraction, duplicate_episodes, ksm_catchable_fraction, survival
+
+    base = PageHistory.from_pages(np.uint64([7, 7, 9, 0]), np.array([0, 0, 0, 1], bool), np.zeros(4, int), ["a"])
+    zc = base.zero_content
+    hist = PageHistory(
+        base.vm_names,
+        base.vm,
+        base.gpfn,
+        base.content,
+        np.concatenate([base.content_hash, np.uint64([99])]),
+        zc,
+        np.array([5.0, 25.0]),
+        np.array([2, 1]),
+        np.array([zc, base.n_contents]),
+    )
+    ep = duplicate_episodes(hist, [0, 10, 20, 30, 40])
+    got = sorted(zip(ep["page"], ep["start"], ep["end"], ep["censored"], strict=True))
+    assert got == [(0, 0.0, 30.0, False), (1, 0.0, 30.0, False), (2, 10.0, 40.0, True), (3, 10.0, 40.0, True)]
+    assert survival(ep, [0, 30]).fraction.tolist() == [1.0, 0.0]
+    c = catchable_fraction(ep, pages_per_vm=4, rates=[0.1, 1.0])  # passes of 40 s and 4 s
+    assert c.fraction.tolist() == pytest.approx([0.75, 1.0])
+    k = ksm_catchable_fraction(ep, total_pages=4, rates=[0.2])  # T = 20 s: (30-20)/20 = 0.5 each
+    assert k.fraction.tolist() == pytest.approx([0.5])
+
+
+def test_scanreport_runs_every_setting():
+    from pagecore.scanreport import duplicate_lifetimes, sharing_over_time
+
+    h, z, vm, names = random_set(7)
+    hist = PageHistory.from_pages(h, z, vm, names)
+    tl, summ = sharing_over_time(
+        hist,
+        [{"name": "esx", "rate_vm": 20, "rate_total": 40}],
+        [{"name": "ksm", "pages_to_scan": 50, "sleep_ms": 20}],
+    )
+    assert set(tl["setting"]) == {"esx", "ksm"}
+    assert np.allclose(summ["saved_mb"], summ["exact_saved_mb"])
+    surv, catch = duplicate_lifetimes(
+        hist, {"fraction": 0.5, "mean_interval_s": 10, "duration_s": 60, "zero_write_fraction": 0.3}, 10, [1, 10], [100]
+    )
+    assert surv["fraction"].is_monotonic_decreasing
+    assert list(catch["model"]) == ["esx", "esx", "ksm"]

@@ -134,13 +134,23 @@ class PageHistory:
 
 
 def with_random_writes(
-    h: PageHistory, *, fraction: float, mean_interval_s: float, duration_s: float, seed: int = 0
+    h: PageHistory,
+    *,
+    fraction: float,
+    mean_interval_s: float,
+    duration_s: float,
+    zero_write_fraction: float = 0.0,
+    seed: int = 0,
 ) -> PageHistory:
     """Add a synthetic write trace: a random ``fraction`` of the pages is rewritten as a Poisson
     process of mean interval ``mean_interval_s`` until ``duration_s``; each write gives the page a
-    fresh, unique content (so a written page stops being a duplicate)."""
+    fresh, unique content (so a written page stops being a duplicate), except that a
+    ``zero_write_fraction`` of the writes zero the page (a guest freeing and zeroing memory),
+    which makes it a duplicate of the other zero pages."""
     if not 0.0 <= fraction <= 1.0 or mean_interval_s <= 0 or duration_s < 0:
         raise ValueError("fraction in [0, 1], mean_interval_s > 0, duration_s >= 0")
+    if not 0.0 <= zero_write_fraction <= 1.0:
+        raise ValueError(f"zero_write_fraction must be in [0, 1], got {zero_write_fraction}")
     rng = np.random.default_rng([seed, 0x5CA9])
     hot = np.flatnonzero(rng.random(h.pages) < fraction)
     ts, ps = [], []
@@ -153,6 +163,13 @@ def with_random_writes(
     m_new = len(t) - len(h.t)
     fresh = h.n_contents + np.arange(m_new, dtype=np.int64)
     new_hash = rng.integers(0, 2**63, m_new, dtype=np.int64).astype(np.uint64) | np.uint64(1 << 63)
+    zc = h.zero_content
+    chash = np.concatenate([h.content_hash, new_hash])
+    if zero_write_fraction > 0 and zc < 0:  # no zero page yet: add its content id
+        zc = len(chash)
+        chash = np.concatenate([chash, np.zeros(1, np.uint64)])
+    zw = rng.random(m_new) < zero_write_fraction
+    fresh[zw] = zc
     nc = np.concatenate([h.new_content, fresh])
     order = np.argsort(t, kind="stable")
     return PageHistory(
@@ -160,8 +177,8 @@ def with_random_writes(
         h.vm,
         h.gpfn,
         h.content,
-        np.concatenate([h.content_hash, new_hash]),
-        h.zero_content,
+        chash,
+        zc,
         t[order],
         page[order],
         nc[order],

@@ -1,0 +1,36 @@
+"""Sharing over time: the ESX page-sharing scanner vs Linux KSM at several rates (issue 8)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from . import style
+
+
+def scan_sharing_over_time(timeline: pd.DataFrame, summary: pd.DataFrame) -> Figure:
+    """Two panels from :func:`pagecore.scanreport.sharing_over_time`: memory saved over time per
+    setting (dotted: the exact saving of the same pages) and the work done to get there
+    (pages hashed by ESX, pages visited by KSM)."""
+    with style():
+        fig = Figure(figsize=(10.0, 3.8))
+        a, b = fig.subplots(1, 2)
+        for (model, name), g in timeline.groupby(["model", "setting"], sort=False):
+            ls = "-" if model == "esx" else "--"
+            t = g["t"].clip(lower=0.1)
+            (line,) = a.plot(t, g["saved_mb"], ls, label=name)
+            b.plot(t, g["work_pages"], ls, color=line.get_color(), label=name)
+        for _, r in summary.drop_duplicates("model").iterrows():
+            a.axhline(r["exact_saved_mb"], color="0.4", lw=0.8, ls=":")
+        a.set_xscale("log")
+        b.set_xscale("log")
+        b.set_yscale("log")
+        a.set_xlabel("time since the scanner started (s)")
+        a.set_ylabel("memory saved (MB)")
+        a.set_title("sharing found over time")
+        b.set_xlabel("time since the scanner started (s)")
+        b.set_ylabel("pages hashed (ESX) / visited (KSM)")
+        b.set_title("scanner work")
+        a.legend(fontsize="small")
+        fig.tight_layout()
+    return fig
