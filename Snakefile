@@ -38,6 +38,7 @@ include: "workflow/rules/realguests.smk"
 include: "workflow/rules/compare.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/reclaim.smk"
+include: "workflow/rules/scan.smk"
 include: "workflow/rules/figures.smk"
 
 

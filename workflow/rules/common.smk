@@ -164,7 +164,17 @@ def final_outputs(with_comparison=True):
         "results/numbers/fig05.json",
     ]
     out += reclaim_outputs()
+    out += scan_outputs()
     return out
+
+
+def scan_outputs():
+    """Sharing over time (scan.smk): the ESX scanner vs KSM and duplicate lifetimes."""
+    return [
+        f"results/figures/{name}.{ext}"
+        for name in ("scan_sharing_over_time", "scan_duplicate_lifetime")
+        for ext in ("png", "pdf")
+    ] + ["results/scan/fig04.summary.csv"]
 
 
 def reclaim_outputs():

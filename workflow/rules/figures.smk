@@ -167,3 +167,37 @@ rule io_remapping:
         "results/logs/io_remapping.log",
     script:
         "../scripts/io_remapping.py"
+
+
+rule scan_sharing_over_time:
+    input:
+        timeline=rules.scan_over_time.output.timeline,
+        summary=rules.scan_over_time.output.summary,
+    output:
+        png=report(
+            "results/figures/scan_sharing_over_time.png",
+            caption="../report/scan_sharing_over_time.rst",
+            category="Page sharing",
+        ),
+        pdf="results/figures/scan_sharing_over_time.pdf",
+    log:
+        "results/logs/scan_sharing_over_time.log",
+    script:
+        "../scripts/scan_figures.py"
+
+
+rule scan_duplicate_lifetime:
+    input:
+        survival=rules.scan_lifetimes.output.survival,
+        catch=rules.scan_lifetimes.output.catch,
+    output:
+        png=report(
+            "results/figures/scan_duplicate_lifetime.png",
+            caption="../report/scan_duplicate_lifetime.rst",
+            category="Page sharing",
+        ),
+        pdf="results/figures/scan_duplicate_lifetime.pdf",
+    log:
+        "results/logs/scan_duplicate_lifetime.log",
+    script:
+        "../scripts/scan_figures.py"
