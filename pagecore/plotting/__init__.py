@@ -49,6 +49,7 @@ def save_figure(fig, stem: str | os.PathLike, formats=("png", "pdf")) -> list[Pa
     return written
 
 
+from .duplicate_lifetime import scan_duplicate_lifetime  # noqa: E402
 from .fig02 import fig02_balloon_performance  # noqa: E402
 from .fig04 import fig04_page_sharing, fig04_real_guests  # noqa: E402
 from .fig05 import fig05_real_world_sharing  # noqa: E402
@@ -56,6 +57,7 @@ from .fig06 import fig06_active_memory_sampling  # noqa: E402
 from .fig07 import fig07_idle_memory_tax  # noqa: E402
 from .fig08 import fig08_dynamic_reallocation  # noqa: E402
 from .reclaim import io_remapping, reclaim_balloon_vs_paging  # noqa: E402
+from .sharing_over_time import scan_sharing_over_time  # noqa: E402
 from .whatif_sim import whatif_memory_manager  # noqa: E402
 
 __all__ = [
@@ -71,6 +73,8 @@ __all__ = [
     "io_remapping",
     "reclaim_balloon_vs_paging",
     "save_figure",
+    "scan_duplicate_lifetime",
+    "scan_sharing_over_time",
     "style",
     "whatif_memory_manager",
 ]
