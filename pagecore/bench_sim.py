@@ -31,46 +31,12 @@ def _replay_rate(n_events: int, pages: int, steady: bool, seed: int = 0) -> tupl
     f = (rng.random(n_events) < 0.3).astype(np.uint8)
     if steady:
         warm = np.arange(pages, dtype=np.uint64)
-        m.replay(
-            np.zeros(pages),
-            warm,
-            np.ones(pages, np.uint8),
-            0,
-            1.0,
-            mem.state,
-            mem.owner,
-            mem.alias,
-            mem.refbit,
-            mem.sampled,
-            mem.stamp,
-            0,
-            mem.hands,
-            mem.c,
-            host,
-        )
+        mem.replay(np.zeros(pages), warm, np.ones(pages, np.uint8), 0, 1.0, 0, host)
     mem.sampled[rng.choice(pages, 100, replace=False)] = 1
     # compile / warm caches on a prefix, then time the whole array
-    m.replay(
-        t[:1000],
-        g[:1000],
-        f[:1000],
-        0,
-        1e18,
-        mem.state,
-        mem.owner,
-        mem.alias,
-        mem.refbit,
-        mem.sampled,
-        mem.stamp,
-        1,
-        mem.hands,
-        mem.c,
-        host,
-    )
+    mem.replay(t[:1000], g[:1000], f[:1000], 0, 1e18, 1, host)
     t0 = time.perf_counter()
-    i = m.replay(
-        t, g, f, 0, 1e18, mem.state, mem.owner, mem.alias, mem.refbit, mem.sampled, mem.stamp, 2, mem.hands, mem.c, host
-    )
+    i = mem.replay(t, g, f, 0, 1e18, 2, host)
     dt = time.perf_counter() - t0
     assert i == n_events
     return n_events / dt, dt

@@ -30,23 +30,7 @@ def _touch(vm, pages, t0=0.0, write=True):
     t = t0 + np.arange(len(pages), dtype=np.float64) * 1e-3
     f = np.full(len(pages), m.F_WRITE if write else 0, np.uint8)
     mem = vm.mem
-    m.replay(
-        t,
-        pages,
-        f,
-        0,
-        t0 + 1e9,
-        mem.state,
-        mem.owner,
-        mem.alias,
-        mem.refbit,
-        mem.sampled,
-        mem.stamp,
-        vm.period,
-        mem.hands,
-        mem.c,
-        vm.host_free,
-    )
+    mem.replay(t, pages, f, 0, t0 + 1e9, vm.period, vm.host_free)
 
 
 # ================================================================= contract suite (all mechanisms)

@@ -147,9 +147,7 @@ def _random_vm(rng, n=64):
     t = np.sort(rng.random(k))
     g = rng.integers(0, n, k).astype(np.uint64)
     f = rng.integers(0, 4, k).astype(np.uint8)
-    m.replay(
-        t, g, f, 0, 2.0, mem.state, mem.owner, mem.alias, mem.refbit, mem.sampled, mem.stamp, 0, mem.hands, mem.c, host
-    )
+    mem.replay(t, g, f, 0, 2.0, 0, host)
     m.inflate(int(rng.integers(1, n // 2)), mem.state, mem.owner, mem.refbit, mem.hands, mem.c, host)
     m.deflate(int(rng.integers(0, n // 8)), mem.state, mem.owner, mem.hands, mem.c, host, bool(rng.integers(2)))
     m.page_out(n // 8, rng.permutation(n).astype(np.int64), mem.state, mem.c, host, swap)
@@ -172,9 +170,7 @@ def test_replay_matches_twin(seed):
     ref = _snapshot(mem)
     host_ref = host.copy()
     t, g, f = _trace(rng, mem.pages, scaled(3000, 300))
-    i = m.replay(
-        t, g, f, 0, 7.5, mem.state, mem.owner, mem.alias, mem.refbit, mem.sampled, mem.stamp, 3, mem.hands, mem.c, host
-    )
+    i = mem.replay(t, g, f, 0, 7.5, 3, host)
     j = replay_twin(
         t,
         g,
@@ -207,23 +203,7 @@ def test_replay_stalls_without_free_memory(free):
     t = np.arange(10, dtype=np.float64)
     g = np.arange(10, dtype=np.uint64)
     f = np.full(10, m.F_WRITE, np.uint8)
-    i = m.replay(
-        t,
-        g,
-        f,
-        0,
-        100.0,
-        mem.state,
-        mem.owner,
-        mem.alias,
-        mem.refbit,
-        mem.sampled,
-        mem.stamp,
-        0,
-        mem.hands,
-        mem.c,
-        host,
-    )
+    i = mem.replay(t, g, f, 0, 100.0, 0, host)
     assert i == free
     assert host[0] == 0
     assert mem.alloc == free
@@ -233,45 +213,10 @@ def test_replay_empty_and_one_event():
     mem = m.VMMemory(4)
     host = np.array([10], np.int64)
     e = np.zeros(0)
-    assert (
-        m.replay(
-            e,
-            e.astype(np.uint64),
-            e.astype(np.uint8),
-            0,
-            1.0,
-            mem.state,
-            mem.owner,
-            mem.alias,
-            mem.refbit,
-            mem.sampled,
-            mem.stamp,
-            0,
-            mem.hands,
-            mem.c,
-            host,
-        )
-        == 0
-    )
+    assert mem.replay(e, e.astype(np.uint64), e.astype(np.uint8), 0, 1.0, 0, host) == 0
     # a read of an untouched page backs it with a zeroed machine page (footnote 2)
     one = np.array([0.5])
-    i = m.replay(
-        one,
-        np.array([2], np.uint64),
-        np.array([0], np.uint8),
-        0,
-        1.0,
-        mem.state,
-        mem.owner,
-        mem.alias,
-        mem.refbit,
-        mem.sampled,
-        mem.stamp,
-        0,
-        mem.hands,
-        mem.c,
-        host,
-    )
+    i = mem.replay(one, np.array([2], np.uint64), np.array([0], np.uint8), 0, 1.0, 0, host)
     assert i == 1 and mem.state[2] == Z and host[0] == 9
 
 
@@ -304,23 +249,7 @@ def test_guest_gives_free_pages_first_then_cold_then_any():
     t = np.arange(8, dtype=np.float64)
     g = np.arange(8, dtype=np.uint64)
     fl = np.array([1, 1, 1, 1, 1, 1, 3, 3], np.uint8)  # frames 6, 7 zero-filled (guest free list)
-    m.replay(
-        t,
-        g,
-        fl,
-        0,
-        100.0,
-        mem.state,
-        mem.owner,
-        mem.alias,
-        mem.refbit,
-        mem.sampled,
-        mem.stamp,
-        0,
-        mem.hands,
-        mem.c,
-        host,
-    )
+    mem.replay(t, g, fl, 0, 100.0, 0, host)
     mem.refbit[:] = [1, 0, 1, 1, 1, 1, 1, 1]  # frame 1 is cold
     m.inflate(2, mem.state, mem.owner, mem.refbit, mem.hands, mem.c, host)
     assert sorted(np.flatnonzero(mem.state == B)) == [6, 7]
@@ -352,42 +281,10 @@ def test_balloon_fault_rehomes_data_into_a_free_frame():
     host = np.array([100], np.int64)
     one = np.array([0.0])
     # frame 0 written (in use); balloon takes frames 1..3 (unbacked = free)
-    m.replay(
-        one,
-        np.array([0], np.uint64),
-        np.array([1], np.uint8),
-        0,
-        1.0,
-        mem.state,
-        mem.owner,
-        mem.alias,
-        mem.refbit,
-        mem.sampled,
-        mem.stamp,
-        0,
-        mem.hands,
-        mem.c,
-        host,
-    )
+    mem.replay(one, np.array([0], np.uint64), np.array([1], np.uint8), 0, 1.0, 0, host)
     m.inflate(2, mem.state, mem.owner, mem.refbit, mem.hands, mem.c, host)
     assert mem.state.tolist() == [P, B, B, U]
-    m.replay(
-        one,
-        np.array([2], np.uint64),
-        np.array([0], np.uint8),
-        0,
-        1.0,
-        mem.state,
-        mem.owner,
-        mem.alias,
-        mem.refbit,
-        mem.sampled,
-        mem.stamp,
-        0,
-        mem.hands,
-        mem.c,
-        host,
-    )
+    mem.replay(one, np.array([2], np.uint64), np.array([0], np.uint8), 0, 1.0, 0, host)
     assert mem.alias[2] == 3 and mem.owner[3] == 2 and mem.state[3] == P
     assert mem.c[m.C_GUEST_FAULT] == 1 and mem.c[m.C_GUEST_PAGEOUT] == 0
     mem.check()

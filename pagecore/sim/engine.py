@@ -37,6 +37,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import ConfigError, InputError
+from ..timelines import HOST_TIMELINE_SCHEMA, VM_TIMELINE_SCHEMA
 from . import memory as m
 from .contracts import create
 
@@ -372,23 +373,7 @@ class Simulator:
         b = vm.buf
         while vm.clock < end - 1e-12:
             seg = min(end, vm.next_period)
-            i = m.replay(
-                b.t,
-                b.g,
-                b.f,
-                b.pos,
-                seg,
-                mem.state,
-                mem.owner,
-                mem.alias,
-                mem.refbit,
-                mem.sampled,
-                mem.stamp,
-                vm.period,
-                mem.hands,
-                mem.c,
-                self.host.free,
-            )
+            i = mem.replay(b.t, b.g, b.f, b.pos, seg, vm.period, self.host.free)
             b.pos = i
             if i < len(b.t) and b.t[i] < seg:  # stalled: no free machine memory
                 vm.clock = max(vm.clock, float(b.t[i]))
@@ -566,34 +551,9 @@ class Simulator:
         return SimResult(vms, host, ev)
 
 
-VM_COLUMNS = [
-    "t",
-    "vm",
-    "vm_time",
-    "alloc",
-    "target",
-    "active_true",
-    "active_est",
-    "active_slow",
-    "active_fast",
-    "active_fast_cur",
-    "active_sample",
-    "balloon",
-    "balloon_target",
-    "swapped",
-    "shared",
-    "zero",
-    "private",
-    "blocked",
-    "swap_out",
-    "swap_in",
-    "share_before_swap",
-    "scan_shared",
-    "guest_faults",
-    "guest_pageouts",
-    "events",
-]
-HOST_COLUMNS = ["t", "free", "state", "tau", "vm_machine", "overhead", "esx", "system"]
+# Timeline columns, in the order rows are recorded: the contract in pagecore.timelines.
+VM_COLUMNS = VM_TIMELINE_SCHEMA.names
+HOST_COLUMNS = HOST_TIMELINE_SCHEMA.names
 
 
 def simulate(vms: Iterable[VMSpec], host: HostSpec, params: SimParams, trace=None) -> SimResult:

@@ -296,6 +296,27 @@ class VMMemory:
         self.c = np.zeros(NC, np.int64)
         self.c[UNBACKED] = pages
 
+    def replay(self, ts, gpfn, flags, lo: int, t_end: float, period: int, host) -> int:
+        """Replay trace events ``lo …`` with ``ts < t_end`` through :func:`replay` on this VM's
+        frames; returns the index of the first event not replayed."""
+        return replay(
+            ts,
+            gpfn,
+            flags,
+            lo,
+            t_end,
+            self.state,
+            self.owner,
+            self.alias,
+            self.refbit,
+            self.sampled,
+            self.stamp,
+            period,
+            self.hands,
+            self.c,
+            host,
+        )
+
     # counts -------------------------------------------------------------------------------
     @property
     def alloc(self) -> int:
