@@ -19,6 +19,10 @@ from snakemake.utils import min_version
 
 min_version("8.0")
 
+# Jobs draw figures without a display: the library never picks a matplotlib backend (that
+# would break Jupyter), so the workflow sets one for its jobs, which inherit this environment.
+os.environ.setdefault("MPLBACKEND", "Agg")
+
 
 # The default config is found next to this Snakefile, so `--directory` runs work too;
 # `--configfile` overrides it key by key.

@@ -1,5 +1,7 @@
+"""`python -m pagecore`: the same command as `pagecore`."""
+
 import sys
 
-from .cli import main
+from pagecore.cli import main
 
 sys.exit(main())

@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from .errors import ConfigError
+from pagecore.errors import ConfigError
 
 
 def _key_path(err: jsonschema.ValidationError) -> str:

@@ -4,7 +4,7 @@ C. A. Waldspurger, "Memory Resource Management in VMware ESX Server", OSDI '02. 
 from the project's specification of the paper (``shared/reference/esx2002.md``): **TEXT**
 numbers are stated in the paper; **GRAPH** numbers were read off the vector figures (about
 ±0.5 % of the axis range). This module is the only place they are typed in. Nothing in
-:mod:`pagecore.sim` or :mod:`pagecore.synth` may import it: models take parameters and their
+:mod:`pagecore.sim` or :mod:`pagecore.synth.fig04` may import it: models take parameters and their
 outputs are compared against these numbers afterwards.
 """
 

@@ -58,8 +58,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._util import atomic_path
-from .errors import InputError
+from pagecore._util import atomic_path
+from pagecore.errors import InputError
 
 _D = pa.dictionary(pa.int32(), pa.string())
 _F = pa.float64()

@@ -11,6 +11,9 @@ import os
 import numpy as np
 import pytest
 
+# Tests draw figures off screen; the library itself never picks a backend (Jupyter needs inline).
+os.environ.setdefault("MPLBACKEND", "Agg")
+
 JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 
 

@@ -40,7 +40,7 @@ def key_material(secret: bytes = b""):
 
 
 def pcx64(page: bytes, secret: bytes = b"") -> int:
-    """pcx64-v1 of one 4096-byte page, transcribed from pagecore.hashing's module docstring."""
+    """pcx64-v1 of one 4096-byte page, transcribed from pagecore.pages.hashing's module docstring."""
     assert len(page) == PAGE
     w = struct.unpack("<512Q", page)
     K, k0, k1 = key_material(secret)
@@ -113,7 +113,7 @@ def exact_sharing(
     max_page_sharing=256,
     domain: dict[str, int] | None = None,
 ) -> dict:
-    """Reference for pagecore.analyze: hash, then verify, then count — with dicts and bytes.
+    """Reference for pagecore.experiments.analyze: hash, then verify, then count — with dicts and bytes.
 
     ``vms``: ``[(vm name, [(gpfn, page bytes, table hash), ...]), ...]`` in table order, pages
     in gpfn order. The first page of each (domain, hash) is its representative; a later page

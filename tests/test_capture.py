@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from dumps_helpers import FIXTURE_ARCHIVE, read_all, unpack_fixture
 
-from pagecore import capture as cap
+from pagecore.qemu import capture as cap
 
 
 def _parse_newc(data: bytes) -> dict[str, tuple[int, bytes]]:
@@ -85,7 +85,7 @@ def test_makedumpfile_elf_keeps_pages(tmp_path):
 
 
 def test_help_runs():
-    r = subprocess.run([sys.executable, "-m", "pagecore.capture", "--help"], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "pagecore.qemu.capture", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "qemu-system-x86" in r.stdout
 
 

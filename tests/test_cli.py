@@ -56,7 +56,7 @@ def two_guests(tmp_path):
 
 
 def test_hash_and_share_json(two_guests):
-    from pagecore.analyze import analyze_page_tables
+    from pagecore.experiments.analyze import analyze_page_tables
 
     proc = run("share", *map(str, two_guests), "--format", "json")
     got = json.loads(proc.stdout)

@@ -22,7 +22,7 @@ from pagecore.dumps.kdump import PAGE_DESC, KdumpReader, kdump_bytes_iter, write
 from pagecore.dumps.lime import HEADER as LIME_HEADER
 from pagecore.dumps.lime import LIME_MAGIC, lime_from_raw, write_lime
 from pagecore.errors import InputError
-from pagecore.traces import page_table_metadata
+from pagecore.pages.tables import page_table_metadata
 
 FORMATS = ["raw", "elf", "lime", "kdump", "kdump-flat"]
 

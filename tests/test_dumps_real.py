@@ -14,8 +14,8 @@ import pytest
 from dumps_helpers import FIXTURE_ARCHIVE, PS, read_all, unpack_fixture
 
 from pagecore.dumps import detect_format, open_dump
-from pagecore.ingest import hash_dump
-from pagecore.traces import page_table_metadata
+from pagecore.pages.ingest import hash_dump
+from pagecore.pages.tables import page_table_metadata
 
 pytestmark = pytest.mark.skipif(not FIXTURE_ARCHIVE.exists(), reason=f"{FIXTURE_ARCHIVE} not present")
 

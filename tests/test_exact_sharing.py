@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slow_twins import exact_sharing
 
-from pagecore.analyze import analyze_page_tables
 from pagecore.errors import InputError
-from pagecore.hashing import hash_pages
+from pagecore.experiments.analyze import analyze_page_tables
+from pagecore.pages.hashing import hash_pages
+from pagecore.pages.tables import write_page_table
 from pagecore.sharing import count_sharing
 from pagecore.sharing.salting import salt_domains
-from pagecore.traces import write_page_table
 
 SCALAR = [
     "total_pages",

@@ -11,9 +11,9 @@ import yaml
 from conftest import JIT_DISABLED
 
 from pagecore import paper
-from pagecore.guests import CLASS_NAMES, Guest, GuestSet, OSKind, measure
-from pagecore.hashing import hash_pages
+from pagecore.pages.hashing import hash_pages
 from pagecore.sharing import count_sharing
+from pagecore.synth.guests import CLASS_NAMES, Guest, GuestSet, OSKind, measure
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = yaml.safe_load((ROOT / "workflow/config/config.yaml").read_text())
@@ -99,7 +99,7 @@ def _scenario(name, override=None):
 )
 def test_fitted_catalogue_values_hit_their_paper_points(scenario, metric, param):
     """Each FITTED value reproduces its paper point, and a 5 % change in it misses the point:
-    the config's value is the fit (pagecore.guests.fit), not an arbitrary number."""
+    the config's value is the fit (pagecore.synth.guests.fit), not an arbitrary number."""
     p = paper.FIG05.set_index("workload")
     target = float(p.at[scenario, metric])
     got = measure(_scenario(scenario))[metric]

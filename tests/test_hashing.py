@@ -12,7 +12,7 @@ import pytest
 from conftest import JIT_DISABLED, scaled
 from slow_twins import is_zero, pcx64
 
-from pagecore.hashing import ALGORITHM, PageKey, as_page_words, hash_pages
+from pagecore.pages.hashing import ALGORITHM, PageKey, as_page_words, hash_pages
 
 
 def _pages(rng, n):

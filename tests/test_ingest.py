@@ -11,8 +11,8 @@ from slow_twins import is_zero, pcx64
 
 from pagecore.dumps import detect_format, open_dump
 from pagecore.errors import InputError
-from pagecore.ingest import hash_dump
-from pagecore.traces import page_table_metadata, read_page_table
+from pagecore.pages.ingest import hash_dump
+from pagecore.pages.tables import page_table_metadata, read_page_table
 
 
 @pytest.fixture
@@ -124,7 +124,7 @@ def test_unknown_format_name(raw_dump):
 
 
 def test_keyed_hash_is_recorded_by_id_only(raw_dump, tmp_path):
-    from pagecore.hashing import PageKey
+    from pagecore.pages.hashing import PageKey
 
     out = tmp_path / "k.parquet"
     hash_dump(raw_dump[0], out, "g", key=PageKey.from_secret(b"topsecret"), show_progress=False)

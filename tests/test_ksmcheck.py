@@ -1,4 +1,4 @@
-"""The KSM emulator against the real KSM on real QEMU guests (pagecore.ksmcheck).
+"""The KSM emulator against the real KSM on real QEMU guests (pagecore.qemu.ksmcheck).
 
 Needs root (writable /sys/kernel/mm/ksm), qemu-system-x86_64, a kernel in /boot and busybox;
 skips with the reason otherwise. 1.5-2.5 minutes under TCG on 2 cores (two 128 MB guests).
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from pagecore import ksmcheck
+from pagecore.qemu import ksmcheck
 
 
 def test_unavailable_reason_is_text_or_none():

@@ -13,10 +13,10 @@ import sys
 import numpy as np
 import pytest
 
-from pagecore.analyze import analyze_page_tables
 from pagecore.errors import InputError
-from pagecore.memorybuddies import expected_false_matches, import_trace, split_header
-from pagecore.traces import page_table_metadata, read_page_table
+from pagecore.experiments.analyze import analyze_page_tables
+from pagecore.pages.tables import page_table_metadata, read_page_table
+from pagecore.synth.memorybuddies import expected_false_matches, import_trace, split_header
 
 HEADER = b"Darwin 9.4.0 i386\nPROCESSES:\n  1 launchd\n  42 WindowServer\n"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pagecore.hashing import hash_pages
+from pagecore.pages.hashing import hash_pages
 from pagecore.sharing import count_sharing
 
 QEMU = shutil.which("qemu-system-x86_64")
@@ -27,7 +27,7 @@ pytestmark = [
 
 
 def test_two_identical_real_guests(tmp_path):
-    from pagecore.realguests import capture_identical
+    from pagecore.qemu.realguests import capture_identical
 
     m = capture_identical(2, tmp_path, ram_mb=128, accel="tcg")
     assert set(m["guests"]) == {"guest01", "guest02"}

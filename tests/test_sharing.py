@@ -8,7 +8,7 @@ import pytest
 from conftest import scaled
 from slow_twins import sharing_by_content, sharing_by_hash
 
-from pagecore.hashing import hash_pages
+from pagecore.pages.hashing import hash_pages
 from pagecore.sharing import sharing_report, vm_count_sweep
 
 FIELDS = [

@@ -14,9 +14,9 @@ import pytest
 
 from pagecore.cli import main
 from pagecore.sharing import count_sharing
-from pagecore.sim.ksm import KsmSettings, emulate_ksm
-from pagecore.sim.pagehistory import PageHistory, with_random_writes
-from pagecore.sim.scanner import EsxScanner, ScannerSettings, emulate_scanner
+from pagecore.sharing.ksm import KsmSettings, emulate_ksm
+from pagecore.sharing.pagehistory import PageHistory, with_random_writes
+from pagecore.sharing.scanner import EsxScanner, ScannerSettings, emulate_scanner
 
 KSM_KEYS = ("pages_shared", "pages_sharing", "pages_unshared", "ksm_zero_pages", "general_profit")
 
@@ -193,7 +193,7 @@ def test_snapshots_history():
 
 
 def test_cli_ksm_and_scan_json(tmp_path, capsys):
-    from pagecore.synth import FIG04_DEFAULTS, Fig04Model, write_hash_only_shard
+    from pagecore.synth.fig04 import FIG04_DEFAULTS, Fig04Model, write_hash_only_shard
 
     path = tmp_path / "p.parquet"
     write_hash_only_shard(Fig04Model(**{**FIG04_DEFAULTS, "mem_mb": 1}), range(2), path)
@@ -212,7 +212,7 @@ def test_cli_ksm_and_scan_json(tmp_path, capsys):
 def test_duplicate_lifetimes_tiny_story():
     """Pages 0 and 1 start identical; page 1 is rewritten at t = 25 (seen at the snapshot at
     30); page 2 is zeroed at t = 5, joining page 3 (a zero page) from the snapshot at 10."""
-    from pagecore.sim.lifetime import catchable_fraction, duplicate_episodes, ksm_catchable_fraction, survival
+    from pagecore.sharing.lifetime import catchable_fraction, duplicate_episodes, ksm_catchable_fraction, survival
 
     base = PageHistory.from_pages(np.uint64([7, 7, 9, 0]), np.array([0, 0, 0, 1], bool), np.zeros(4, int), ["a"])
     zc = base.zero_content
@@ -238,7 +238,7 @@ def test_duplicate_lifetimes_tiny_story():
 
 
 def test_scanreport_runs_every_setting():
-    from pagecore.scanreport import duplicate_lifetimes, sharing_over_time
+    from pagecore.experiments.scan import duplicate_lifetimes, sharing_over_time
 
     h, z, vm, names = random_set(7)
     hist = PageHistory.from_pages(h, z, vm, names)

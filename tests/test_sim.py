@@ -14,8 +14,8 @@ from pagecore.errors import ConfigError
 from pagecore.sim import CONTRACTS, REGISTRY, HostSpec, SimParams, VMSpec, create, parameters, simulate
 from pagecore.sim import memory as m
 from pagecore.sim.allocation import idle_cost, rho
-from pagecore.sim.engine import HostView, VMState
 from pagecore.sim.sampling import ewma_reference
+from pagecore.sim.state import HostView, VMState
 
 MECHANISMS = [(k, n) for k, impls in REGISTRY.items() for n in impls]
 
@@ -351,7 +351,7 @@ def test_unknown_vm_and_out_of_range_gpfn_are_clear_errors():
 
 # ================================================================= conservation, determinism
 def _small_scenario():
-    from pagecore.workloads import Scenario, VMWorkload
+    from pagecore.synth.workloads import Scenario, VMWorkload
 
     win = dict(
         os="windows",
@@ -395,7 +395,7 @@ def _small_scenario():
 def test_conservation_every_step_and_determinism():
     """Machine memory is conserved after every step (SimParams.check asserts it), and the same
     trace and seed give identical timelines and event logs."""
-    from pagecore.workloads import trace_frame
+    from pagecore.synth.workloads import trace_frame
 
     sc = _small_scenario()
     trace = trace_frame(sc)
@@ -414,7 +414,7 @@ def test_conservation_every_step_and_determinism():
 
 
 def test_streamed_trace_gives_the_same_result_as_a_frame():
-    from pagecore.workloads import generate, trace_frame
+    from pagecore.synth.workloads import generate, trace_frame
 
     sc = _small_scenario()
     p = SimParams(duration_s=sc.duration_s, seed=1, record_s=5.0)

@@ -1,4 +1,4 @@
-"""pagecore.simreport: paper-vs-ours records for Figures 6-8 keep the shared record shape and
+"""pagecore.experiments.memory_manager: paper-vs-ours records for Figures 6-8 keep the shared record shape and
 say which paper numbers were fitted."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 
 from pagecore import paper
-from pagecore.numbers import KINDS
-from pagecore.simreport import fig06_records, fig07_records, fig08_panels, fig08_records, series_error
+from pagecore.experiments.memory_manager import fig06_records, fig07_records, fig08_panels, fig08_records, series_error
+from pagecore.experiments.records import KINDS
 
 
 def _timeline(vms, minutes, **cols):

@@ -12,9 +12,9 @@ import yaml
 from conftest import JIT_DISABLED
 
 from pagecore import paper
-from pagecore.hashing import hash_pages
+from pagecore.pages.hashing import hash_pages
 from pagecore.sharing import sharing_report
-from pagecore.synth import FIG04_DEFAULTS, Fig04Model, calibrate_fig04
+from pagecore.synth.fig04 import FIG04_DEFAULTS, Fig04Model, calibrate_fig04
 
 ROOT = Path(__file__).resolve().parents[1]
 MB_PAGES = 256

@@ -170,7 +170,7 @@ def test_bigcount_scatter_count_gather_equals_in_core(tmp_path):
     import numpy as np
 
     from pagecore.sharing import count_sharing
-    from pagecore.synth import Fig04Model
+    from pagecore.synth.fig04 import Fig04Model
 
     cfg = tiny_config()
     cfg["bigcount"] = {"vms": 6, "mem_mb": 1, "vms_per_shard": 4, "partition_bits": 2, "seed": 5}

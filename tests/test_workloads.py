@@ -1,4 +1,4 @@
-"""pagecore.workloads: deterministic access traces that match their own parameters, the
+"""pagecore.synth.workloads: deterministic access traces that match their own parameters, the
 access-trace schema, streaming, and the timelines' Parquet round trip."""
 
 from __future__ import annotations
@@ -11,8 +11,16 @@ import pytest
 
 from pagecore.errors import ConfigError, InputError
 from pagecore.sim import HostSpec
+from pagecore.synth.workloads import (
+    ACCESS_TRACE_SCHEMA,
+    Scenario,
+    VMWorkload,
+    generate,
+    read_trace,
+    trace_frame,
+    write_trace,
+)
 from pagecore.timelines import read_timeline, write_timeline
-from pagecore.workloads import ACCESS_TRACE_SCHEMA, Scenario, VMWorkload, generate, read_trace, trace_frame, write_trace
 
 
 def _toucher(**kw):
@@ -127,7 +135,7 @@ def test_config_scenarios_build():
     from pathlib import Path
 
     from pagecore.config import load_config
-    from pagecore.workloads import scenario
+    from pagecore.synth.workloads import scenario
 
     root = Path(__file__).resolve().parents[1]
     cfg = load_config(root / "workflow/config/config.yaml", root / "workflow/schemas/config.schema.yaml")

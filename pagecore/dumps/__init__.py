@@ -20,6 +20,9 @@ name            producers                                       pages
 
 Every page of a dump ends up in the reader's ``stats``: read, skipped (unreadable, under
 ``skip_bad_pages``) or excluded (left out by the producer, e.g. kdump ``dump_level``).
+
+Owns: format detection, one reader per format, header consistency checks, and the writers the
+tests and the capture use to make dumps. Must not: hash, count, or plot; write to an input.
 """
 
 from __future__ import annotations
@@ -27,11 +30,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import InputError
-
 # Importing a format module registers its reader (see ``register``); add new formats here.
-from . import elf, flattened, kdump, lime  # noqa: F401 - register the formats
-from .base import (
+from pagecore.dumps import elf, flattened, kdump, lime  # noqa: F401 - register the formats
+from pagecore.dumps.base import (
     DEFAULT_CHUNK_PAGES,
     READERS,
     DumpReader,
@@ -40,7 +41,8 @@ from .base import (
     check_input_path,
     register,
 )
-from .raw import RawReader
+from pagecore.dumps.raw import RawReader
+from pagecore.errors import InputError
 
 SNIFF_BYTES = 4096
 

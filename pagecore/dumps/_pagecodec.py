@@ -2,7 +2,7 @@
 
 Calling ``zlib.decompress`` once per 4 KiB page costs more in Python overhead and GIL
 hand-offs than the inflate itself, so a thread pool of such calls runs *slower* on two
-threads than on one (measured by ``python -m pagecore.bench_ingest``). These Numba kernels
+threads than on one (measured by ``python -m pagecore.bench.ingest``). These Numba kernels
 decode a whole batch of pages in one ``nogil`` call: zlib pages through ``uncompress`` from
 the C library that CPython's own ``zlib`` module links (found with ctypes), raw pages by
 copy. Batches then run in parallel on plain Python threads.

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
-from .base import MmapReader, PageChunk
+from pagecore.dumps.base import MmapReader, PageChunk
+from pagecore.errors import InputError
 
 
 @dataclass(frozen=True)

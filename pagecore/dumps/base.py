@@ -12,8 +12,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from .. import PAGE_SIZE
-from ..errors import InputError
+from pagecore import PAGE_SIZE
+from pagecore.errors import InputError
 
 #: Default pages per chunk: 64 MiB of page data, large enough to amortize per-chunk work (each
 #: chunk starts a parallel hashing region) and small enough that memory stays bounded.

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from .elf import ElfReader
-from .flattened import write_flattened
-from .kdump import PAGE_DESC, KdumpReader
+from pagecore.dumps.elf import ElfReader
+from pagecore.dumps.flattened import write_flattened
+from pagecore.dumps.kdump import PAGE_DESC, KdumpReader
+from pagecore.errors import InputError
 
 Windows = list[tuple[int, int]]  # [(first_pfn, end_pfn), ...]
 
@@ -103,7 +103,7 @@ def crop_kdump(
     record_bytes: int = 16384,
 ) -> Path:
     """Keep only the frames of ``windows`` in the kdump file ``src`` (plain or flattened)."""
-    from . import open_dump
+    from pagecore.dumps import open_dump
 
     reader = open_dump(src)
     if not isinstance(reader, KdumpReader):

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ._segments import Segment, SegmentReader, _pages_touched
-from .base import register
+from pagecore.dumps._segments import Segment, SegmentReader, _pages_touched
+from pagecore.dumps.base import register
+from pagecore.errors import InputError
 
 ELF_MAGIC = b"\x7fELF"
 PT_LOAD = 1

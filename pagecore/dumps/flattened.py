@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from .base import register
-from .kdump import KdumpReader, kdump_bytes_iter
+from pagecore.dumps.base import register
+from pagecore.dumps.kdump import KdumpReader, kdump_bytes_iter
+from pagecore.errors import InputError
 
 SIGNATURE = b"makedumpfile"
 HEADER_SIZE = 4096

@@ -43,9 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from . import _pagecodec
-from .base import MmapReader, PageChunk, register
+from pagecore.dumps import _pagecodec
+from pagecore.dumps.base import MmapReader, PageChunk, register
+from pagecore.errors import InputError
 
 SIGNATURES = (b"KDUMP   ", b"DISKDUMP")
 

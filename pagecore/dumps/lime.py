@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ._segments import Segment, SegmentReader
-from .base import register
+from pagecore.dumps._segments import Segment, SegmentReader
+from pagecore.dumps.base import register
+from pagecore.errors import InputError
 
 LIME_MAGIC = 0x4C694D45
 LIME_VERSION = 1

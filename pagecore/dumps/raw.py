@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..errors import InputError
-from .base import MmapReader, PageChunk, register
+from pagecore.dumps.base import MmapReader, PageChunk, register
+from pagecore.errors import InputError
 
 
 @register

@@ -1,9 +1,15 @@
 """One plotting function per paper figure: DataFrames in, a matplotlib Figure out.
 
 Functions never compute results and never save files; callers save with :func:`save_figure`
-(PNG and PDF, atomically, without timestamps so the same data gives the same bytes). Every
-figure uses the committed style ``pagecore.mplstyle`` and draws the paper's own data as
-labelled overlay markers ("paper") beside ours ("pagecore").
+(PNG and PDF, atomically, without timestamps so the same data gives the same bytes, inside the
+style so its dpi and TrueType fonts apply). The package never chooses a matplotlib backend:
+that would switch a Jupyter kernel off inline plots; workflow jobs and tests run with
+``MPLBACKEND=Agg`` in their environment instead. Every figure uses the committed style
+``pagecore.mplstyle`` and draws the paper's own data as labelled overlay markers ("paper")
+beside ours ("pagecore").
+
+Owns: the style, :func:`save_figure` and one function per figure. Must not: compute results,
+read pipeline files, or set a backend.
 """
 
 from __future__ import annotations
@@ -13,13 +19,9 @@ import os
 from importlib.resources import files
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display; set before pyplot is imported anywhere in pagecore
-
 import matplotlib.pyplot as plt
 
-from .._util import atomic_path
+from pagecore._util import atomic_path
 
 STYLE = str(files(__package__) / "pagecore.mplstyle")
 
@@ -42,23 +44,23 @@ def save_figure(fig, stem: str | os.PathLike, formats=("png", "pdf")) -> list[Pa
     for fmt in formats:
         path = stem.with_suffix(f".{fmt}")
         meta = {"Software": None} if fmt == "png" else {"Creator": None, "Producer": None, "CreationDate": None}
-        with atomic_path(path) as tmp:
+        with atomic_path(path) as tmp, style():
             fig.savefig(tmp, format=fmt, metadata=meta)
         written.append(path)
     plt.close(fig)
     return written
 
 
-from .duplicate_lifetime import scan_duplicate_lifetime  # noqa: E402
-from .fig02 import fig02_balloon_performance  # noqa: E402
-from .fig04 import fig04_page_sharing, fig04_real_guests  # noqa: E402
-from .fig05 import fig05_real_world_sharing  # noqa: E402
-from .fig06 import fig06_active_memory_sampling  # noqa: E402
-from .fig07 import fig07_idle_memory_tax  # noqa: E402
-from .fig08 import fig08_dynamic_reallocation  # noqa: E402
-from .reclaim import io_remapping, reclaim_balloon_vs_paging  # noqa: E402
-from .sharing_over_time import scan_sharing_over_time  # noqa: E402
-from .whatif_sim import whatif_memory_manager  # noqa: E402
+from pagecore.plotting.duplicate_lifetime import scan_duplicate_lifetime  # noqa: E402 - they use style() above
+from pagecore.plotting.fig02 import fig02_balloon_performance  # noqa: E402 - they use style() above
+from pagecore.plotting.fig04 import fig04_page_sharing, fig04_real_guests  # noqa: E402 - they use style() above
+from pagecore.plotting.fig05 import fig05_real_world_sharing  # noqa: E402 - they use style() above
+from pagecore.plotting.fig06 import fig06_active_memory_sampling  # noqa: E402 - they use style() above
+from pagecore.plotting.fig07 import fig07_idle_memory_tax  # noqa: E402 - they use style() above
+from pagecore.plotting.fig08 import fig08_dynamic_reallocation  # noqa: E402 - they use style() above
+from pagecore.plotting.reclaim import io_remapping, reclaim_balloon_vs_paging  # noqa: E402 - they use style() above
+from pagecore.plotting.sharing_over_time import scan_sharing_over_time  # noqa: E402 - they use style() above
+from pagecore.plotting.whatif_sim import whatif_memory_manager  # noqa: E402 - they use style() above
 
 __all__ = [
     "PAPER_STYLE",

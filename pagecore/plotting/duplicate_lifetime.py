@@ -5,12 +5,12 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from . import OURS_STYLE, style
+from pagecore.plotting import OURS_STYLE, style
 
 
 def scan_duplicate_lifetime(surv: pd.DataFrame, catch: pd.DataFrame) -> Figure:
     """Left: fraction of duplicate episodes lasting longer than x; right: fraction of episodes a
-    scanner can ever catch vs its full-pass time (:func:`pagecore.scanreport.duplicate_lifetimes`)."""
+    scanner can ever catch vs its full-pass time (:func:`pagecore.experiments.scan.duplicate_lifetimes`)."""
     with style():
         fig = Figure(figsize=(10.0, 3.8))
         a, b = fig.subplots(1, 2)

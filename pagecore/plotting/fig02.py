@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from . import PAPER_STYLE, style
+from pagecore.plotting import PAPER_STYLE, style
 
 
 def fig02_balloon_performance(ours: pd.DataFrame, paper: pd.DataFrame | None = None) -> Figure:
@@ -18,7 +18,7 @@ def fig02_balloon_performance(ours: pd.DataFrame, paper: pd.DataFrame | None = N
         :func:`pagecore.sim.guestcache.fig02_sweep` rows: ``vm_mb``, ``configured_mbps``,
         ``ballooned_mbps`` (NaN at the boot size), ``overhead_pct``.
     paper : pandas.DataFrame, optional
-        :func:`pagecore.reclaimreport.paper_fig02` (the paper's bars and overheads), drawn as
+        :func:`pagecore.experiments.reclaim.paper_fig02` (the paper's bars and overheads), drawn as
         open red markers on the matching bars.
     """
     with style():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from . import OURS_STYLE, PAPER_STYLE, style
+from pagecore.plotting import OURS_STYLE, PAPER_STYLE, style
 
 
 def fig04_page_sharing(ours: pd.DataFrame, paper: pd.DataFrame | None = None) -> Figure:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from . import style
+from pagecore.plotting import style
 
 
 def fig05_real_world_sharing(ours: pd.DataFrame, paper: pd.DataFrame | None = None) -> Figure:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from . import PAPER_STYLE, style
+from pagecore.plotting import PAPER_STYLE, style
 
 
 def _steps(schedule):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from . import PAPER_STYLE, style
+from pagecore.plotting import PAPER_STYLE, style
 
 
 def fig07_idle_memory_tax(

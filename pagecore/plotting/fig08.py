@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from . import PAPER_STYLE, style
+from pagecore.plotting import PAPER_STYLE, style
 
 STATES = ("high", "soft", "hard", "low")
 SERIES = (
@@ -28,7 +28,7 @@ def fig08_dynamic_reallocation(
     Parameters
     ----------
     panels : pandas.DataFrame
-        :func:`pagecore.simreport.fig08_panels`: ``t_min`` and ``total_*``, ``citrix_*``,
+        :func:`pagecore.experiments.memory_manager.fig08_panels`: ``t_min`` and ``total_*``, ``citrix_*``,
         ``sql_*`` columns for alloc, active, balloon, shared (MB).
     host : pandas.DataFrame
         Host timeline (``t``, ``state``).

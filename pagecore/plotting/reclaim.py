@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from . import style
+from pagecore.plotting import style
 
 METHOD_STYLE = {"balloon": dict(color="0.45", marker="s"), "host paging": dict(color="tab:red", marker="o")}
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from . import style
+from pagecore.plotting import style
 
 
 def scan_sharing_over_time(timeline: pd.DataFrame, summary: pd.DataFrame) -> Figure:
-    """Two panels from :func:`pagecore.scanreport.sharing_over_time`: memory saved over time per
+    """Two panels from :func:`pagecore.experiments.scan.sharing_over_time`: memory saved over time per
     setting (dotted: the exact saving of the same pages) and the work done to get there
     (pages hashed by ESX, pages visited by KSM)."""
     with style():

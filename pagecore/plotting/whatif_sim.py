@@ -5,11 +5,11 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from . import OURS_STYLE, PAPER_STYLE, style
+from pagecore.plotting import OURS_STYLE, PAPER_STYLE, style
 
 
 def whatif_memory_manager(table: pd.DataFrame, paper_fig07: dict | None = None) -> Figure:
-    """Three panels from :func:`pagecore.simreport.whatif_metrics` rows (column ``dim`` =
+    """Three panels from :func:`pagecore.experiments.memory_manager.whatif_metrics` rows (column ``dim`` =
     ``tau``, ``sample_pages`` or ``overcommit``)."""
     with style():
         fig = Figure(figsize=(10.0, 3.6))

@@ -1,19 +1,48 @@
-"""Content-based sharing analysis (paper §4, Figures 4 and 5).
+"""Content-based sharing (paper §4, Figures 4 and 5), exact and over time.
 
-* :mod:`.basic` — the paper's Figure 4 metrics for a set of hashes and the 1..N VM sweep.
-* :mod:`.counts` — exact, verified-aware counts in every vocabulary (paper, KSM, esxtop,
-  attribution), additive across hash partitions.
-* :mod:`.salting` — ESXi ``Mem.ShareForceSalting`` sharing domains.
+Owns: the Figure 4 metrics and the 1..N VM sweep (:mod:`.basic`); exact counts in every
+vocabulary — paper, KSM, esxtop, intra/inter-VM attribution — additive across hash partitions
+(:mod:`.counts`, :mod:`.fastcount`, :mod:`.partition`); ESXi ``Mem.ShareForceSalting`` domains
+(:mod:`.salting`); the Figure 5 table (:mod:`.tables`); and sharing over time: page histories
+(:mod:`.pagehistory`), the ESX page-sharing scanner (:mod:`.scanner`), the Linux KSM emulator
+(:mod:`.ksm`) and duplicate lifetimes (:mod:`.lifetime`). Must not: read dump formats (bytes
+come through :mod:`pagecore.pages`), replay a memory manager, or draw.
 """
 
-from .basic import MB, SharingReport, sharing_report, vm_count_sweep
-from .counts import SharingCounts, count_sharing
+from pagecore.sharing.basic import MB, SharingReport, sharing_report, vm_count_sweep
+from pagecore.sharing.counts import SharingCounts, count_sharing
+from pagecore.sharing.ksm import KsmResult, KsmSettings, emulate_ksm
+from pagecore.sharing.lifetime import catchable_fraction, duplicate_episodes, ksm_catchable_fraction, survival
+from pagecore.sharing.pagehistory import PageHistory, with_random_writes
+from pagecore.sharing.partition import count_partition, gather, load_counts, save_counts, scatter_table
+from pagecore.sharing.salting import salt_domains
+from pagecore.sharing.scanner import ScannerSettings, ScanResult, emulate_scanner
+from pagecore.sharing.tables import fig05_table
 
 __all__ = [
     "MB",
+    "KsmResult",
+    "KsmSettings",
+    "PageHistory",
+    "ScanResult",
+    "ScannerSettings",
     "SharingCounts",
     "SharingReport",
+    "catchable_fraction",
+    "count_partition",
     "count_sharing",
+    "duplicate_episodes",
+    "emulate_ksm",
+    "emulate_scanner",
+    "fig05_table",
+    "gather",
+    "ksm_catchable_fraction",
+    "load_counts",
+    "salt_domains",
+    "save_counts",
+    "scatter_table",
     "sharing_report",
+    "survival",
     "vm_count_sweep",
+    "with_random_writes",
 ]

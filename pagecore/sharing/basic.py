@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from .. import PAGE_SIZE
-from .fastcount import count_hashes
+from pagecore import PAGE_SIZE
+from pagecore.sharing.fastcount import count_hashes
 
 MB = 1 << 20
 
@@ -116,7 +116,7 @@ def vm_count_sweep(pages: pd.DataFrame, order: list[str] | None = None) -> pd.Da
     ----------
     pages : pandas.DataFrame
         Page table rows with columns ``vm``, ``hash``, ``zero`` and optionally ``eligible``
-        (False for pages made ineligible by a false match; see :mod:`pagecore.verify`).
+        (False for pages made ineligible by a false match; see :mod:`pagecore.pages.verify`).
     order : list of str, optional
         The order in which VMs are added; default: sorted VM names.
 
@@ -129,7 +129,7 @@ def vm_count_sweep(pages: pd.DataFrame, order: list[str] | None = None) -> pd.Da
         (``intra_vm_saved_pages``, ``inter_vm_saved_pages``, ``zero_saved_pages``), plus
         ``verified`` and ``false_matches``.
     """
-    from .counts import count_sharing
+    from pagecore.sharing.counts import count_sharing
 
     vm_names = list(order) if order is not None else sorted(pages["vm"].astype(str).unique())
     vm_col = pages["vm"].astype(str)

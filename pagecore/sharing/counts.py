@@ -18,7 +18,7 @@ Linux KSM, as KSM would report for the same pages if all were mergeable and full
     ``general_profit`` = (pages_sharing + ksm_zero_pages)·4 KiB − rmap_items·64 B, where every
     scanned page not mapped to the zero page has one rmap item (kernel admin guide, "General
     profit"). A content with k·max_page_sharing + 1 copies leaves its last copy unshared: a
-    new KSM page needs two copies (checked against :mod:`pagecore.sim.ksm`).
+    new KSM page needs two copies (checked against :mod:`pagecore.sharing.ksm`).
 esxtop
     ``SHRD`` shared guest memory (zero pages included), ``ZERO`` zero pages, ``SHRDSVD``
     machine memory saved; per VM, SHRDSVD credits each of a VM's shared pages with
@@ -31,7 +31,7 @@ Every page is accounted for: ``unshared + ineligible + shared = total`` and
 ``distinct + reclaimed = total``.
 
 Ineligible pages (paper §4.3): a page whose hash matched a different content (a *false match*,
-found by byte comparison in :mod:`pagecore.verify`) is never shared; it counts as its own
+found by byte comparison in :mod:`pagecore.pages.verify`) is never shared; it counts as its own
 content (unshared) here.
 """
 
@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from .. import PAGE_SIZE
-from .._jit import SERIAL
+from pagecore import PAGE_SIZE
+from pagecore._jit import SERIAL
 
 MB = 1 << 20
 RMAP_ITEM_BYTES = 64  # sizeof(struct ksm_rmap_item) on 64-bit (kernel doc, "General profit")
@@ -331,7 +331,7 @@ def count_sharing(
         Sharing domain of each page (ESXi salting, :mod:`pagecore.sharing.salting`): only pages
         with equal salt and equal content share. Default: one domain.
     eligible : bool[n], optional
-        False for pages made ineligible by a false match (:mod:`pagecore.verify`).
+        False for pages made ineligible by a false match (:mod:`pagecore.pages.verify`).
     use_zero_pages : bool
         KSM's ``use_zero_pages``: zero pages go to the kernel zero page (``ksm_zero_pages``).
     max_page_sharing : int

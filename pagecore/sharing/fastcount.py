@@ -19,10 +19,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .._jit import SERIAL
+from pagecore._jit import SERIAL
 
 #: first-level buckets aim at this many keys; measured best on the reference machine
-#: (`python -m pagecore.bench count`): large enough that the scatter has few write streams,
+#: (`python -m pagecore.bench.hashcount count`): large enough that the scatter has few write streams,
 #: small enough that the counting table stays in cache
 L1_TARGET = 65536
 

@@ -15,7 +15,7 @@ Pages with equal content have equal hashes, so partitioning a set of page tables
 Memory per job is bounded by the largest page table (scatter) or the largest partition
 (count) — ``2**bits`` partitions of a set of N pages hold about N / 2**bits pages each.
 Partitioned counts are hash-only: nothing is byte-verified (verify shards with
-:mod:`pagecore.verify` where the dumps exist).
+:mod:`pagecore.pages.verify` where the dumps exist).
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .._util import atomic_path
-from ..errors import InputError
-from ..traces import page_table_metadata, read_page_table
-from .counts import SharingCounts, count_sharing
+from pagecore._util import atomic_path
+from pagecore.errors import InputError
+from pagecore.pages.tables import page_table_metadata, read_page_table
+from pagecore.sharing.counts import SharingCounts, count_sharing
 
 SCATTER_SCHEMA = pa.schema(
     [

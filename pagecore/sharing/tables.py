@@ -13,7 +13,7 @@ def fig05_table(reports: Mapping[str, dict]) -> pd.DataFrame:
     Parameters
     ----------
     reports : mapping
-        Set name -> :func:`pagecore.analyze.analyze_page_tables` result.
+        Set name -> :func:`pagecore.experiments.analyze.analyze_page_tables` result.
 
     Returns
     -------

@@ -1,4 +1,8 @@
-"""pagecore.sim: ESX Server's memory manager, replayed over access traces (paper §3, §5, §6).
+"""pagecore.sim: ESX Server's memory manager and the guest models, replayed over access traces
+(paper §3, §5, §6, §7).
+
+Owns: the engine, one module per mechanism, the guest page cache and I/O remapping models.
+Must not: read or write files, or import the experiments that drive it.
 
 One module per mechanism, each behind a contract in :mod:`.contracts` and registered by its
 config name:
@@ -17,14 +21,16 @@ guest_cache     ``lru``              :mod:`.guestcache` — guest LRU cache, bal
 io_remap        ``cost_benefit``     :mod:`.ioremap` — hot I/O page remapping to low memory (§7)
 ==============  ===================  =========================================================
 
-:mod:`.memory` holds per-VM page state and the Numba touch path; :mod:`.engine` steps time.
+:mod:`.memory` holds per-VM page state and the Numba touch path; :mod:`.state` the host and VM
+state the mechanisms see; :mod:`.engine` steps time.
 The simulator never reads or writes files: it takes a trace (frames or Arrow batches) and
 returns DataFrames (:class:`SimResult`).
 """
 
-from . import admission, allocation, balloon, guestcache, ioremap, paging, sampling, sharing, states  # noqa: F401  (register)
-from .contracts import CONTRACTS, KINDS, REGISTRY, create, parameters, register
-from .engine import DEFAULT_MECHANISMS, HostSpec, SimParams, SimResult, Simulator, VMSpec, simulate
+from pagecore.sim import admission, allocation, balloon, guestcache, ioremap, paging, sampling, sharing, states  # noqa: F401  (register)
+from pagecore.sim.contracts import CONTRACTS, KINDS, REGISTRY, create, parameters, register
+from pagecore.sim.engine import DEFAULT_MECHANISMS, SimParams, SimResult, Simulator, simulate
+from pagecore.synth.specs import HostSpec, VMSpec
 
 __all__ = [
     "CONTRACTS",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .contracts import register
+from pagecore.sim.contracts import register
 
 
 @register

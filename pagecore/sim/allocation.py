@@ -24,7 +24,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .contracts import register
+from pagecore.sim.contracts import register
 
 
 def idle_cost(pages, active, tau: float):

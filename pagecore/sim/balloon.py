@@ -29,8 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from . import memory as m
-from .contracts import register
+from pagecore.sim import memory as m
+from pagecore.sim.contracts import register
 
 
 @register

@@ -17,12 +17,12 @@ import dataclasses
 import inspect
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
-from ..errors import ConfigError
+from pagecore.errors import ConfigError
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from .engine import HostView, VMState
+    from pagecore.sim.state import HostView, VMState
 
 KINDS = ("sampling", "allocation", "admission", "states", "balloon", "paging", "sharing", "guest_cache", "io_remap")
 

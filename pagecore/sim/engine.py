@@ -36,12 +36,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..errors import ConfigError, InputError
-from ..timelines import HOST_TIMELINE_SCHEMA, VM_TIMELINE_SCHEMA
-from . import memory as m
-from .contracts import create
+from pagecore.errors import ConfigError, InputError
+from pagecore.sim import memory as m
+from pagecore.sim.contracts import create
+from pagecore.sim.state import HostView, VMState, mb
+from pagecore.synth.specs import HostSpec, VMSpec
+from pagecore.timelines import HOST_TIMELINE_SCHEMA, VM_TIMELINE_SCHEMA
 
-PAGES_PER_MB = 256
 STATE_ORDER = ("high", "soft", "hard", "low")
 
 DEFAULT_MECHANISMS = {
@@ -53,61 +54,6 @@ DEFAULT_MECHANISMS = {
     "paging": "random",
     "sharing": "zero",
 }
-
-
-def mb(pages) -> float:
-    return float(pages) / PAGES_PER_MB
-
-
-def pages_of(mb_: float) -> int:
-    return round(float(mb_) * PAGES_PER_MB)
-
-
-@dataclass
-class VMSpec:
-    """One VM of a scenario (the DESIGN.md workload spec).
-
-    ``shares`` defaults to 10 per MB of max (the ESX 2.x "normal" convention [DOC]);
-    ``overhead_mb`` is the reservation (32 MB typical, §6.2); ``start_s``/``stop_s`` are host
-    times; ``balloon_driver_s`` is VM time after power-on when the balloon driver starts;
-    ``zero_freed`` says whether the guest zeroes pages it gets back from the balloon (default:
-    Windows guests do, via the zero page thread [22]).
-    """
-
-    name: str
-    max_mb: float
-    min_mb: float = 0.0
-    shares: float | None = None
-    overhead_mb: float = 32.0
-    start_s: float = 0.0
-    stop_s: float = math.inf
-    balloon_driver_s: float = 0.0
-    os: str = ""
-    zero_freed: bool | None = None
-
-    def __post_init__(self):
-        if self.max_mb <= 0:
-            raise ConfigError(f"VM {self.name}: max_mb must be > 0, got {self.max_mb}")
-        if not 0 <= self.min_mb <= self.max_mb:
-            raise ConfigError(f"VM {self.name}: need 0 <= min_mb <= max_mb, got min {self.min_mb}, max {self.max_mb}")
-        if self.shares is None:
-            self.shares = 10.0 * self.max_mb
-        if self.zero_freed is None:
-            self.zero_freed = self.os == "windows"
-
-
-@dataclass
-class HostSpec:
-    """The machine: ``system_mb`` of machine memory, ``esx_mb`` used by ESX itself, server
-    swap ``swap_mb``, and ``overhead_used_mb``: how much of each VM's 32-MB overhead
-    reservation is actually in use (frame buffer 4–8 MB [TEXT] plus pmap and shadow page
-    tables; 16 MB is UNCONFIRMED). Unused reservation is free memory (§6.2: "unused
-    reservations are not wasted")."""
-
-    system_mb: float
-    esx_mb: float = 0.0
-    swap_mb: float = 4096.0
-    overhead_used_mb: float = 16.0
 
 
 @dataclass
@@ -125,82 +71,6 @@ class SimParams:
     mechanisms: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
     check: bool = False  # assert conservation and counters every step (tests)
-
-
-class HostView:
-    """Host-wide accounting shared with the mechanisms."""
-
-    def __init__(self, spec: HostSpec):
-        self.system_pages = pages_of(spec.system_mb)
-        self.esx_pages = pages_of(spec.esx_mb)
-        if self.esx_pages >= self.system_pages:
-            raise ConfigError(f"host: esx_mb {spec.esx_mb} leaves no memory of system_mb {spec.system_mb}")
-        self.managed_pages = self.system_pages - self.esx_pages
-        self.swap_pages = pages_of(spec.swap_mb)
-        self.overhead_used = pages_of(spec.overhead_used_mb)
-        self.reserved_pages = 0
-        self.swap_reserved_pages = 0
-        self.free = np.array([self.managed_pages], np.int64)
-        self.swap_free = np.array([self.swap_pages], np.int64)
-        self.overhead_pages = 0  # overhead in use by running VMs
-
-
-class _Buffer:
-    """A VM's not-yet-replayed trace events (time-sorted arrays, consumed from ``pos``)."""
-
-    def __init__(self):
-        self.t = np.zeros(0, np.float64)
-        self.g = np.zeros(0, np.uint64)
-        self.f = np.zeros(0, np.uint8)
-        self.pos = 0
-
-    def append(self, t, g, f):
-        if self.pos > 0:
-            self.t, self.g, self.f = self.t[self.pos :], self.g[self.pos :], self.f[self.pos :]
-            self.pos = 0
-        if len(self.t) and len(t) and t[0] < self.t[-1]:
-            raise InputError(None, "access trace is not sorted by time within a VM", hint="sort by (t) before replay")
-        self.t = np.concatenate([self.t, t])
-        self.g = np.concatenate([self.g, g])
-        self.f = np.concatenate([self.f, f])
-
-    @property
-    def last_t(self):
-        return self.t[-1] if len(self.t) else -math.inf
-
-
-class VMState:
-    """Everything the engine and the mechanisms know about one VM."""
-
-    def __init__(self, spec: VMSpec, index: int, host: HostView, rng):
-        self.spec = spec
-        self.name = spec.name
-        self.index = index
-        self.pages = pages_of(spec.max_mb)
-        self.min_pages = pages_of(spec.min_mb)
-        self.overhead_pages = pages_of(spec.overhead_mb)
-        self.shares = float(spec.shares)
-        self.balloon_driver_s = float(spec.balloon_driver_s)
-        self.zero_freed = bool(spec.zero_freed)
-        self.mem = m.VMMemory(self.pages)
-        self.host_free = host.free
-        self.rng = rng
-        self.clock = 0.0
-        self.status = "waiting"  # waiting | running | refused | stopped
-        self.blocked = False
-        self.est: dict = {}
-        self.bal: dict = {}
-        self.scan_credit = 0.0
-        self.target = self.pages
-        self.balloon_target = 0
-        self.buf = _Buffer()
-        self.period = 0
-        self.next_period = 0.0
-        self.active_true = 0
-
-    @property
-    def running(self):
-        return self.status == "running"
 
 
 @dataclass
@@ -562,7 +432,7 @@ def simulate(vms: Iterable[VMSpec], host: HostSpec, params: SimParams, trace=Non
     Parameters
     ----------
     vms : list of VMSpec
-        The scenario's VMs (see :func:`pagecore.workloads.scenario`).
+        The scenario's VMs (see :func:`pagecore.synth.workloads.scenario`).
     host : HostSpec
         Machine memory, ESX's own memory, swap, used overhead per VM.
     params : SimParams

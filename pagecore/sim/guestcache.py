@@ -43,8 +43,8 @@ import numba
 import numpy as np
 import pandas as pd
 
-from .._jit import JIT_DISABLED, SERIAL
-from .contracts import register
+from pagecore._jit import JIT_DISABLED, SERIAL
+from pagecore.sim.contracts import register
 
 PAGE = 4096
 PAGES_PER_MB = 256

@@ -30,9 +30,9 @@ import numba
 import numpy as np
 import pandas as pd
 
-from .._jit import SERIAL
-from .contracts import register
-from .guestcache import _rand, seed_state
+from pagecore._jit import SERIAL
+from pagecore.sim.contracts import register
+from pagecore.sim.guestcache import _rand, seed_state
 
 #: Counters :func:`_io_replay` fills, in order.
 STATS = ("ios", "bounce_copies", "remaps", "remaps_back", "copies")

@@ -19,8 +19,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from . import memory as m
-from .contracts import register
+from pagecore.sim import memory as m
+from pagecore.sim.contracts import register
 
 
 @register

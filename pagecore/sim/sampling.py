@@ -30,8 +30,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from .contracts import register
-from .memory import C_DISTINCT, C_SAMPLE_HITS
+from pagecore.sim.contracts import register
+from pagecore.sim.memory import C_DISTINCT, C_SAMPLE_HITS
 
 
 @register

@@ -3,15 +3,15 @@
 ``sim_params(sim_cfg, scenario)`` turns the ``sim:`` config section (plus the scenario's
 ``sim.overrides.<name>`` and its τ schedule) into :class:`~pagecore.sim.engine.SimParams`;
 :func:`run` replays a scenario's trace. A *scenario* is anything with ``name``, ``specs()``,
-``host``, ``duration_s`` and ``tau_schedule_min`` (see :class:`pagecore.workloads.Scenario`).
+``host``, ``duration_s`` and ``tau_schedule_min`` (see :class:`pagecore.synth.workloads.Scenario`).
 """
 
 from __future__ import annotations
 
 import copy
 
-from .contracts import KINDS
-from .engine import SimParams, SimResult, simulate
+from pagecore.sim.contracts import KINDS
+from pagecore.sim.engine import SimParams, SimResult, simulate
 
 
 def _merge(base: dict, over: dict) -> dict:

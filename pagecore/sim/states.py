@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from .contracts import register
+from pagecore.sim.contracts import register
 
 STATES = ("high", "soft", "hard", "low")
 

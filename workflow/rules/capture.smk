@@ -1,6 +1,6 @@
 # Optional: capture real guest memory dumps from a small QEMU guest, then hash them.
 # Off by default; needs `apt-get install qemu-system-x86 linux-image-amd64 busybox-static`
-# (and optionally makedumpfile). See `python -m pagecore.capture --help`.
+# (and optionally makedumpfile). See `python -m pagecore.qemu.capture --help`.
 #
 # config (all optional; defaults in brackets):
 #   capture:
@@ -43,7 +43,7 @@ rule capture_qemu_dumps:
     benchmark:
         "results/benchmarks/capture_qemu_dumps/capture.tsv"
     shell:
-        '"{params.python}" -m pagecore.capture -o "$(dirname {output.manifest})" --ram-mb {params.ram_mb} '
+        '"{params.python}" -m pagecore.qemu.capture -o "$(dirname {output.manifest})" --ram-mb {params.ram_mb} '
         "--accel {params.accel} --kvm-timeout {params.kvm_timeout} > {log} 2>&1"
 
 

@@ -1,4 +1,4 @@
-# Optional: Figure 4 measured on N identical real QEMU guests (pagecore.realguests), beside the
+# Optional: Figure 4 measured on N identical real QEMU guests (pagecore.qemu.realguests), beside the
 # synthetic one. Off by default (config fig04_real.enabled); needs QEMU, Debian's kernel and
 # busybox (see README, "Real QEMU guests").
 

@@ -1,7 +1,7 @@
 """Count one hash-prefix partition across every scattered shard."""
 
-from pagecore._smk import job_log
-from pagecore.sharing.partition import count_partition, save_counts
+from pagecore import job_log
+from pagecore.sharing import count_partition, save_counts
 
 with job_log(snakemake):
     k = snakemake.params.ksm

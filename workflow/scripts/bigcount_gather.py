@@ -1,8 +1,7 @@
 """Sum the partitions' counts into one sharing report."""
 
-from pagecore._smk import job_log
-from pagecore._util import write_json_atomic
-from pagecore.sharing.partition import gather
+from pagecore import job_log, write_json_atomic
+from pagecore.sharing import gather
 
 with job_log(snakemake):
     rep = gather(snakemake.input.counts).to_dict()

@@ -2,8 +2,8 @@
 
 import json
 
-from pagecore._smk import job_log
-from pagecore.sharing.partition import scatter_table
+from pagecore import job_log
+from pagecore.sharing import scatter_table
 
 with job_log(snakemake):
     meta = scatter_table(

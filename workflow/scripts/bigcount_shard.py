@@ -1,6 +1,6 @@
 """Write one shard of hash-only synthetic page tables (no page bytes)."""
 
-from pagecore._smk import job_log
+from pagecore import job_log
 from pagecore.synth import Fig04Model, write_hash_only_shard
 
 with job_log(snakemake):

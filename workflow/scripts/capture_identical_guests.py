@@ -3,8 +3,8 @@
 import json
 from pathlib import Path
 
-from pagecore._smk import job_log
-from pagecore.realguests import capture_identical
+from pagecore import job_log
+from pagecore.qemu import capture_identical
 
 with job_log(snakemake):
     r = snakemake.params.real

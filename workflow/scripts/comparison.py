@@ -2,9 +2,8 @@
 
 import json
 
-from pagecore._smk import job_log
-from pagecore._util import atomic_path
-from pagecore.numbers import comparison_table, summarize
+from pagecore import atomic_path, job_log
+from pagecore.experiments import comparison_table, summarize
 
 with job_log(snakemake):
     records = []

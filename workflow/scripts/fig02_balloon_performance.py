@@ -2,10 +2,9 @@
 
 import pandas as pd
 
-from pagecore._smk import job_log
-from pagecore.numbers import write_records
+from pagecore import job_log
+from pagecore.experiments import fig02_records, paper_fig02, write_records
 from pagecore.plotting import fig02_balloon_performance, save_figure
-from pagecore.reclaimreport import fig02_records, paper_fig02
 
 with job_log(snakemake):
     fig02 = pd.read_csv(snakemake.input.fig02)

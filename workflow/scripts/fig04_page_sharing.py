@@ -5,9 +5,8 @@ VM memory is the configured input (40 MB per guest), so it is drawn but not comp
 
 import pandas as pd
 
-from pagecore import paper
-from pagecore._smk import job_log
-from pagecore.numbers import sweep_records, write_records
+from pagecore import job_log, paper
+from pagecore.experiments import sweep_records, write_records
 from pagecore.plotting import fig04_page_sharing, save_figure
 
 COLUMNS = {

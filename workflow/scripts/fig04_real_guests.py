@@ -2,8 +2,7 @@
 
 import pandas as pd
 
-from pagecore import paper
-from pagecore._smk import job_log
+from pagecore import job_log, paper
 from pagecore.plotting import fig04_real_guests, save_figure
 
 with job_log(snakemake):

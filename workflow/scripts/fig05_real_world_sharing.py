@@ -2,12 +2,10 @@
 
 import json
 
-from pagecore import paper
-from pagecore._smk import job_log
-from pagecore._util import atomic_path
-from pagecore.numbers import sweep_records, write_records
+from pagecore import atomic_path, job_log, paper
+from pagecore.experiments import sweep_records, write_records
 from pagecore.plotting import fig05_real_world_sharing, save_figure
-from pagecore.sharing.tables import fig05_table
+from pagecore.sharing import fig05_table
 
 COLUMNS = {
     "shared_mb": ("shared_mb", "MB"),

@@ -2,9 +2,8 @@
 
 import json
 
-from pagecore._smk import job_log
-from pagecore._util import atomic_path
-from pagecore.sharing.tables import fig05_table
+from pagecore import atomic_path, job_log
+from pagecore.sharing import fig05_table
 
 with job_log(snakemake):
     reports = {

@@ -1,10 +1,8 @@
 """Figure 6 and its paper-vs-ours numbers."""
 
-from pagecore import paper
-from pagecore._smk import job_log
-from pagecore.numbers import write_records
+from pagecore import job_log, paper
+from pagecore.experiments import fig06_error, fig06_records, write_records
 from pagecore.plotting import fig06_active_memory_sampling, save_figure
-from pagecore.simreport import fig06_error, fig06_records
 from pagecore.timelines import read_timeline
 
 with job_log(snakemake):

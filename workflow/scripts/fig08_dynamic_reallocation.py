@@ -1,11 +1,8 @@
 """Figure 8 and its paper-vs-ours numbers (plus a per-series error table)."""
 
-from pagecore import paper
-from pagecore._smk import job_log
-from pagecore._util import atomic_path
-from pagecore.numbers import write_records
+from pagecore import atomic_path, job_log, paper
+from pagecore.experiments import fig08_panels, fig08_records, series_error, write_records
 from pagecore.plotting import fig08_dynamic_reallocation, save_figure
-from pagecore.simreport import fig08_panels, fig08_records, series_error
 from pagecore.timelines import read_timeline
 
 with job_log(snakemake):

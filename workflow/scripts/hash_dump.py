@@ -2,9 +2,8 @@
 
 import json
 
-from pagecore._smk import job_log
-from pagecore.hashing import PageKey
-from pagecore.ingest import hash_dump
+from pagecore import job_log
+from pagecore.pages import PageKey, hash_dump
 
 with job_log(snakemake):
     h = snakemake.params.hashing

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from pagecore._smk import job_log
+from pagecore import job_log
 from pagecore.plotting import reclaim_balloon_vs_paging, save_figure
 
 with job_log(snakemake):

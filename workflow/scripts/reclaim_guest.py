@@ -1,8 +1,7 @@
 """Figure 2 and balloon-vs-host-paging tables from the guest page-cache model (§3, Figure 2)."""
 
-from pagecore._smk import job_log
-from pagecore._util import atomic_path, write_json_atomic
-from pagecore.reclaimreport import run_guest
+from pagecore import atomic_path, job_log, write_json_atomic
+from pagecore.experiments import run_guest
 
 with job_log(snakemake):
     fig02, paging, cost = run_guest(snakemake.params.reclaim)

@@ -1,8 +1,7 @@
 """Hot I/O page remapping (§7): copies vs threshold and under scarce low memory."""
 
-from pagecore._smk import job_log
-from pagecore._util import atomic_path, write_json_atomic
-from pagecore.reclaimreport import run_io
+from pagecore import atomic_path, job_log, write_json_atomic
+from pagecore.experiments import run_io
 
 with job_log(snakemake):
     thr, scar, summary = run_io(snakemake.params.reclaim)

@@ -2,10 +2,8 @@
 
 import pandas as pd
 
-from pagecore._smk import job_log
-from pagecore.plotting import save_figure
-from pagecore.plotting.duplicate_lifetime import scan_duplicate_lifetime
-from pagecore.plotting.sharing_over_time import scan_sharing_over_time
+from pagecore import job_log
+from pagecore.plotting import save_figure, scan_duplicate_lifetime, scan_sharing_over_time
 
 with job_log(snakemake):
     if snakemake.rule == "scan_sharing_over_time":

@@ -1,8 +1,7 @@
 """Duplicate lifetimes of the Figure 4 guests under a synthetic write trace."""
 
-from pagecore._smk import job_log
-from pagecore._util import atomic_path
-from pagecore.scanreport import duplicate_lifetimes, history_from_tables
+from pagecore import atomic_path, job_log
+from pagecore.experiments import duplicate_lifetimes, history_from_tables
 
 with job_log(snakemake):
     cfg = snakemake.params.scan

@@ -1,8 +1,7 @@
 """ESX scanner and KSM emulator over time on the Figure 4 page tables."""
 
-from pagecore._smk import job_log
-from pagecore._util import atomic_path
-from pagecore.scanreport import history_from_tables, sharing_over_time
+from pagecore import atomic_path, job_log
+from pagecore.experiments import history_from_tables, sharing_over_time
 
 with job_log(snakemake):
     cfg = snakemake.params.scan

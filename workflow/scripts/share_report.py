@@ -1,8 +1,7 @@
 """Full sharing analysis (JSON) of a set of page tables: verified, every vocabulary."""
 
-from pagecore._smk import job_log
-from pagecore._util import write_json_atomic
-from pagecore.analyze import analyze_page_tables
+from pagecore import job_log, write_json_atomic
+from pagecore.experiments import analyze_page_tables
 
 with job_log(snakemake):
     s = snakemake.params.sharing

@@ -1,9 +1,9 @@
 """Replay one scenario's access trace through the memory manager; write the timelines."""
 
-from pagecore._smk import job_log
+from pagecore import job_log
 from pagecore.sim import scenarios
+from pagecore.synth import read_trace, scenario
 from pagecore.timelines import write_timeline
-from pagecore.workloads import read_trace, scenario
 
 with job_log(snakemake):
     w = snakemake.params.workloads

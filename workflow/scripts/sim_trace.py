@@ -1,8 +1,7 @@
 """Generate one scenario's access trace (Parquet, streamed) and its workload spec table."""
 
-from pagecore._smk import job_log
-from pagecore._util import atomic_path
-from pagecore.workloads import generate, scenario, write_trace
+from pagecore import atomic_path, job_log
+from pagecore.synth import generate, scenario, write_trace
 
 with job_log(snakemake):
     w = snakemake.params.workloads

@@ -1,9 +1,8 @@
 """One what-if sweep (τ, sample size or overcommitment) of the replayed memory manager."""
 
-from pagecore._smk import job_log
-from pagecore._util import atomic_path
-from pagecore.simreport import run_whatif
-from pagecore.workloads import read_trace, scenario
+from pagecore import atomic_path, job_log
+from pagecore.experiments import run_whatif
+from pagecore.synth import read_trace, scenario
 
 with job_log(snakemake):
     w = snakemake.params.workloads

@@ -1,6 +1,6 @@
 """Write one synthetic Figure 4 guest as a raw physical image."""
 
-from pagecore._smk import job_log
+from pagecore import job_log
 from pagecore.synth import Fig04Model
 
 with job_log(snakemake):

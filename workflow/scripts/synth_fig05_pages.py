@@ -1,8 +1,7 @@
 """Hash-only page tables of one Figure 5 scenario's composed guests."""
 
-from pagecore._smk import job_log
-from pagecore.guests import GuestSet
-from pagecore.synth import write_hash_only_tables
+from pagecore import job_log
+from pagecore.synth import GuestSet, write_hash_only_tables
 
 with job_log(snakemake):
     gs = GuestSet.from_config(snakemake.params.scenario, snakemake.params.catalogue, snakemake.params.seed)

@@ -2,11 +2,9 @@
 
 import numpy as np
 
-from pagecore._smk import job_log
-from pagecore._util import atomic_path
+from pagecore import atomic_path, job_log
+from pagecore.pages import dumps_available, read_page_tables, verify_tables
 from pagecore.sharing import vm_count_sweep
-from pagecore.traces import read_page_tables
-from pagecore.verify import dumps_available, verify_tables
 
 with job_log(snakemake):
     tables = list(snakemake.input.pages)

@@ -2,9 +2,7 @@
 
 import pandas as pd
 
-from pagecore import paper
-from pagecore._smk import job_log
-from pagecore._util import atomic_path
+from pagecore import atomic_path, job_log, paper
 from pagecore.plotting import save_figure, whatif_memory_manager
 
 with job_log(snakemake):

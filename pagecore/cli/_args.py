@@ -1,0 +1,56 @@
+"""Argument types and helpers shared by the subcommand modules."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pagecore.errors import PagecoreError
+
+
+def int_at_least(low: int):
+    """argparse type: a whole number >= ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"expected a number >= {low}, got {v}")
+        return v
+
+    return parse
+
+
+_positive_int = int_at_least(1)
+_nonneg_int = int_at_least(0)
+
+
+positive_int = int_at_least(1)
+nonneg_int = int_at_least(0)
+
+
+def key_from_args(args):
+    from pagecore.pages.hashing import PageKey
+
+    if getattr(args, "key_env", None):
+        return PageKey.from_env(args.key_env)
+    if getattr(args, "key_file", None):
+        return PageKey.from_file(args.key_file)
+    return PageKey.default()
+
+
+def load_workflow_config(path: str) -> dict:
+    """The workflow config at ``path``, validated against the schema next to it when present."""
+    import yaml
+
+    from pagecore.config import validate_config
+
+    p = Path(path)
+    if not p.is_file():
+        raise PagecoreError(f"{p}: no such config file; pass --config (the workflow's is workflow/config/config.yaml)")
+    with open(p) as fh:
+        cfg = yaml.safe_load(fh) or {}
+    schema = p.parent.parent / "schemas" / "config.schema.yaml"
+    return validate_config(cfg, schema) if schema.is_file() else cfg

@@ -1,0 +1,68 @@
+"""`pagecore hash`: a memory dump → a page table."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pagecore.cli._args import key_from_args, nonneg_int, positive_int
+
+
+def _cmd_hash(args) -> int:
+    from pagecore.dumps import READERS  # noqa: F401 - validates --format choices lazily
+    from pagecore.pages.ingest import hash_dump
+
+    vm = args.vm or Path(args.dump).stem
+    meta = hash_dump(
+        args.dump,
+        args.output,
+        vm,
+        format=args.format,
+        key=key_from_args(args),
+        threads=args.threads,
+        chunk_pages=args.chunk_pages,
+        skip_bad_pages=args.skip_bad_pages,
+        show_progress=not args.quiet,
+    )
+    if not args.quiet:
+        extra = ""
+        if meta["pages_skipped"] or meta["pages_excluded"]:
+            extra = f", {meta['pages_skipped']:,} skipped, {meta['pages_excluded']:,} excluded"
+        print(
+            f"{args.output}: {meta['pages']:,} pages of {vm} ({meta['format']}{extra})",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def register(sub) -> None:
+    """Add the `hash` subcommand(s) to the ``pagecore`` parser."""
+    from pagecore.dumps.base import DEFAULT_CHUNK_PAGES
+
+    h = sub.add_parser(
+        "hash",
+        help="hash every page of a memory dump into a page table",
+        description="Stream a guest memory dump through the pcx64-v1 page hash and write a "
+        "Parquet page table (vm, gpfn, hash, zero) with provenance metadata.",
+    )
+    h.add_argument("dump", help="memory dump: raw image, ELF core, LiME, kdump-compressed or flattened")
+    h.add_argument("-o", "--output", required=True, help="page table to write (.parquet)")
+    h.add_argument("--vm", help="VM name stored in the table (default: the dump's file stem)")
+    h.add_argument(
+        "--format",
+        default="auto",
+        help="dump format: raw, elf, lime, kdump, kdump-flat (default: auto, detected from magic bytes)",
+    )
+    h.add_argument("--threads", type=nonneg_int, default=0, help="hashing threads (0 = all; default 0)")
+    h.add_argument(
+        "--chunk-pages",
+        type=positive_int,
+        default=DEFAULT_CHUNK_PAGES,
+        help=f"pages per chunk; bounds memory (default {DEFAULT_CHUNK_PAGES}: 64 MiB)",
+    )
+    h.add_argument("--skip-bad-pages", action="store_true", help="count and skip unreadable pages instead of failing")
+    kg = h.add_mutually_exclusive_group()
+    kg.add_argument("--key-env", metavar="VAR", help="key the hash with the secret in environment variable VAR")
+    kg.add_argument("--key-file", metavar="PATH", help="key the hash with the secret in PATH")
+    h.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    h.set_defaults(func=_cmd_hash)

@@ -1,0 +1,161 @@
+"""`pagecore share`: the sharing analysis of page tables, as a table, JSON or Parquet."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from pagecore.cli._args import nonneg_int, positive_int
+from pagecore.errors import PagecoreError
+
+
+def _fmt_table(rep: dict, by_vm: bool) -> str:
+    cols = [
+        ("pages", "total_pages"),
+        ("zero", "zero_pages"),
+        ("shared", "shared_pages"),
+        ("reclaimed", "reclaimed_pages"),
+        ("shared-recl", "shared_minus_reclaimed_pages"),
+    ]
+    head = f"{'set':<18}" + "".join(f"{c:>13}" for c, _ in cols) + f"{'reclaimed':>11}"
+    lines = [head, "-" * len(head)]
+
+    def row(label, d):
+        cells = "".join(f"{d[k]:>13,}" for _, k in cols)
+        pct = 100.0 * d["reclaimed_pages"] / d["total_pages"] if d["total_pages"] else 0.0
+        return f"{label[:18]:<18}{cells}{pct:>10.1f}%"
+
+    if by_vm:
+        for name, d in rep["by_vm"].items():
+            alone = {
+                "total_pages": d["total_pages"],
+                "zero_pages": d["zero_pages"],
+                "shared_pages": d["alone_shared_pages"],
+                "reclaimed_pages": d["alone_reclaimed_pages"],
+                "shared_minus_reclaimed_pages": d["alone_shared_pages"] - d["alone_reclaimed_pages"],
+            }
+            lines.append(row(f"{name} alone", alone))
+        lines.append("-" * len(head))
+    lines.append(row(f"all ({rep['vms']} VMs)", rep))
+    ver = rep["verification"]
+    if rep["verified"]:
+        check = f"verified: {ver['pages_compared']:,} pages byte-compared, {rep['false_matches']} false matches"
+    else:
+        check = f"unverified ({ver.get('reason')}): expected false matches {rep['expected_false_matches']:.2g}"
+    k = rep["ksm"]
+    e = rep["esxtop"]
+    lines += [
+        "",
+        f"reclaimed {rep['reclaimed_mb']:,.1f} MB of {rep['total_mb']:,.1f} MB; {check}",
+        f"saved pages: intra-VM {rep['intra_vm_saved_pages']:,}, inter-VM {rep['inter_vm_saved_pages']:,}; "
+        f"zero {rep['zero_saved_pages']:,}, non-zero {rep['nonzero_saved_pages']:,}",
+        f"KSM: pages_shared {k['pages_shared']:,}, pages_sharing {k['pages_sharing']:,}, "
+        f"pages_unshared {k['pages_unshared']:,}, ksm_zero_pages {k['ksm_zero_pages']:,} "
+        f"(use_zero_pages={k['use_zero_pages']}), general_profit {k['general_profit'] / 2**20:,.1f} MiB",
+        f"esxtop: SHRD {e['SHRD_mb']:,.1f} MB, ZERO {e['ZERO_mb']:,.1f} MB, SHRDSVD {e['SHRDSVD_mb']:,.1f} MB",
+    ]
+    if "salting" in rep:
+        sg = rep["salting"]
+        lines.append(
+            f"Mem.ShareForceSalting={sg['mode']}: reclaimed {sg['reclaimed_pages_salted']:,} pages "
+            f"(loses {sg['savings_lost_pages']:,}); cross-VM shared pages an attacker could probe: "
+            f"{sg['cross_vm_shared_pages_unsalted']:,} unsalted, {sg['cross_vm_shared_pages_salted']:,} salted"
+        )
+    if rep["top_shared"]:
+        lines.append(
+            "top shared contents: "
+            + ", ".join(
+                f"{t['hash'][:8]}… ×{t['copies']:,} in {t['vms']} VM(s){' (zero)' if t['zero'] else ''}"
+                for t in rep["top_shared"][:5]
+            )
+        )
+    return "\n".join(lines)
+
+
+def _parse_salts(items) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        vm, sep, salt = item.partition("=")
+        if not sep or not vm:
+            raise PagecoreError(f"--salt takes VM=SALT, got {item!r}")
+        out[vm] = salt
+    return out
+
+
+def _cmd_share(args) -> int:
+    from pagecore.experiments.analyze import analyze_page_tables
+
+    rep = analyze_page_tables(
+        args.pages,
+        verify=args.verify,
+        salting_mode=args.salting,
+        salts=_parse_salts(args.salt),
+        use_zero_pages=args.use_zero_pages,
+        max_page_sharing=args.max_page_sharing,
+        top_n=args.top,
+        show_progress=not args.quiet,
+    )
+    if args.format == "json":
+        if args.by != "vm":
+            rep.pop("by_vm")
+        json.dump(rep, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif args.format == "parquet":
+        if not args.output:
+            raise PagecoreError("--format parquet needs -o/--output FILE")
+        _write_share_parquet(rep, args.output, args.by == "vm")
+    else:
+        print(_fmt_table(rep, args.by == "vm"))
+    return 0
+
+
+def _write_share_parquet(rep: dict, path: str, by_vm: bool) -> None:
+    import pandas as pd
+
+    from pagecore._util import atomic_path
+
+    flat = {k: v for k, v in rep.items() if not isinstance(v, dict | list)}
+    flat.update({f"ksm_{k}": v for k, v in rep["ksm"].items() if not k.startswith(("use_", "max_"))})
+    rows = [{"set": "all", **flat}]
+    if by_vm:
+        for name, d in rep["by_vm"].items():
+            rows.append({"set": name, **{k: v for k, v in d.items() if not isinstance(v, dict)}})
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows).to_parquet(tmp, index=False)
+
+
+def register(sub) -> None:
+    """Add the `share` subcommand(s) to the ``pagecore`` parser."""
+    s = sub.add_parser(
+        "share",
+        help="sharing metrics of one or more page tables",
+        description="Content-based sharing of the pages in the given page tables, in the paper's "
+        "vocabulary: total, zero, shared (COW), reclaimed and shared − reclaimed pages.",
+    )
+    s.add_argument("pages", nargs="+", help="page tables written by `pagecore hash`")
+    s.add_argument("--by", choices=["total", "vm"], default="total", help="also report each VM (default: total only)")
+    s.add_argument("--format", choices=["table", "json", "parquet"], default="table", help="output (default: table)")
+    s.add_argument("-o", "--output", help="file for --format parquet")
+    vg = s.add_mutually_exclusive_group()
+    vg.add_argument(
+        "--verify",
+        dest="verify",
+        action="store_const",
+        const="yes",
+        default="auto",
+        help="byte-compare equal-hash pages in the source dumps (default: when the dumps are there)",
+    )
+    vg.add_argument(
+        "--no-verify",
+        dest="verify",
+        action="store_const",
+        const="no",
+        help="count equal hashes as equal pages without reading the dumps",
+    )
+    s.add_argument("--use-zero-pages", action="store_true", help="KSM counters as with use_zero_pages=1")
+    s.add_argument("--max-page-sharing", type=positive_int, default=256, help="KSM max_page_sharing (default 256)")
+    s.add_argument("--salting", type=int, choices=[0, 1, 2], help="also report ESXi Mem.ShareForceSalting at this mode")
+    s.add_argument("--salt", action="append", metavar="VM=SALT", help="sched.mem.pshare.salt of a VM (repeatable)")
+    s.add_argument("--top", type=nonneg_int, default=10, help="most-copied contents to list (default 10)")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=_cmd_share)

@@ -1,0 +1,162 @@
+"""`pagecore synth …` and `pagecore import …`: synthetic guests, traces and published traces."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pagecore.cli._args import load_workflow_config, nonneg_int, positive_int
+from pagecore.errors import PagecoreError
+
+
+def _cmd_synth_fig04(args) -> int:
+    from pagecore._util import progress
+    from pagecore.synth.fig04 import Fig04Model
+
+    model = Fig04Model(
+        mem_mb=args.mem_mb,
+        zero=args.zero,
+        intra_dup=args.intra_dup,
+        intra_dup_groups=args.intra_dup_groups,
+        common=args.common,
+        variant=args.variant,
+        variants=args.variants,
+        seed=args.seed,
+    )
+    out = Path(args.output_dir)
+    with progress(args.vms, desc="write guests", unit="VM") as bar:
+        for i in range(args.vms):
+            path = out / f"vm{i + 1:02d}.raw"
+            model.write_raw(i, path)
+            bar.update(1)
+    print(f"{args.vms} raw dumps of {model.pages:,} pages in {out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_synth_fig05(args) -> int:
+    from pagecore.synth.fig04 import write_hash_only_tables
+    from pagecore.synth.guests import GuestSet
+
+    cfg = load_workflow_config(args.config)
+    scenarios = cfg["fig05"]["scenarios"]
+    if args.scenario not in scenarios:
+        raise PagecoreError(
+            f"unknown Figure 5 scenario {args.scenario!r}; the config has {', '.join(sorted(scenarios))}"
+        )
+    gs = GuestSet.from_config(scenarios[args.scenario], cfg["catalogue"], cfg["fig05"]["seed"])
+    names = [g.name for g in gs.guests]
+    generator = {
+        "model": "GuestSet",
+        "scenario": args.scenario,
+        "catalogue": cfg["catalogue"],
+        "seed": cfg["fig05"]["seed"],
+    }
+    rows = write_hash_only_tables(gs, range(len(names)), names, args.output, generator)
+    print(f"{args.output}: {len(names)} guests, {rows:,} pages, {gs.total_mb:,.1f} MB (hash-only)", file=sys.stderr)
+    return 0
+
+
+def _cmd_synth_trace(args) -> int:
+    from pagecore.synth.workloads import generate, scenario, write_trace
+
+    cfg = load_workflow_config(args.config)
+    w = cfg["workloads"]
+    names = sorted(k for k, v in w.items() if isinstance(v, dict) and "vms" in v)
+    if args.scenario not in names:
+        raise PagecoreError(f"unknown workload scenario {args.scenario!r}; the config has {', '.join(names)}")
+    sc = scenario(args.scenario, w[args.scenario], seed=w["seed"], chunk_s=w["chunk_s"])
+    rows = write_trace(
+        args.output, generate(sc), {"scenario": args.scenario, "seed": w["seed"], "chunk_s": w["chunk_s"]}
+    )
+    print(f"{args.output}: {rows:,} page references", file=sys.stderr)
+    return 0
+
+
+def _cmd_import_memorybuddies(args) -> int:
+    from pagecore.synth.memorybuddies import import_trace
+
+    meta = import_trace(args.trace, args.output, args.vm, header_bytes=args.header_bytes, max_pages=args.max_pages)
+    print(
+        f"{args.output}: {meta['pages_read']:,} pages of {meta['vm']} (32-bit hashes, hash-only; "
+        f"header {meta['header_bytes']:,} bytes: {meta['header_first_line'][:60]!r})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def register(sub) -> None:
+    """Add the `synth` subcommand(s) to the ``pagecore`` parser."""
+    sy = sub.add_parser(
+        "synth",
+        help="write synthetic guests as real dump files",
+        description="Deterministic synthetic guests standing in for the paper's machines.",
+    )
+    sysub = sy.add_subparsers(dest="scenario", metavar="SCENARIO", required=True)
+    f4 = sysub.add_parser(
+        "fig04",
+        help="identical Linux guests of Figure 4 as raw dumps",
+        description="N identical guests (paper Figure 4) written as raw physical images "
+        "vm01.raw … vmNN.raw. Fractions default to the workflow's calibrated values.",
+    )
+    from pagecore.synth.fig04 import FIG04_DEFAULTS
+
+    f4.add_argument("-o", "--output-dir", required=True, help="directory for vmNN.raw files")
+    f4.add_argument("--vms", type=positive_int, default=10, help="number of guests (default 10)")
+    f4.add_argument(
+        "--mem-mb", type=float, default=FIG04_DEFAULTS["mem_mb"], help="guest memory in MB (default %(default)s)"
+    )
+    for name in ("zero", "intra_dup", "intra_dup_groups", "common", "variant"):
+        f4.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=float,
+            default=FIG04_DEFAULTS[name],
+            help="fraction of pages (default %(default)s)",
+        )
+    f4.add_argument(
+        "--variants",
+        type=positive_int,
+        default=FIG04_DEFAULTS["variants"],
+        help="versions per variant slot (default %(default)s)",
+    )
+    f4.add_argument("--seed", type=int, default=FIG04_DEFAULTS["seed"], help="seed (default %(default)s)")
+    f4.set_defaults(func=_cmd_synth_fig04)
+
+    f5 = sysub.add_parser(
+        "fig05",
+        help="composed guests of a Figure 5 scenario as a hash-only page table",
+        description="The guests of one Figure 5 scenario (A, B, C in the workflow config), composed from the "
+        "content-class catalogue and written directly as a hash-only page table (no page bytes).",
+    )
+    f5.add_argument("--scenario", required=True, help="scenario name in the config (A, B, C)")
+    f5.add_argument("-o", "--output", required=True, help="page table to write (.parquet)")
+    f5.add_argument("--config", default="workflow/config/config.yaml", help="workflow config (default: %(default)s)")
+    f5.set_defaults(func=_cmd_synth_fig05)
+    tr = sysub.add_parser(
+        "trace",
+        help="an access trace (page references over VM time) of a workload scenario",
+        description="Page references (t, vm, gpfn, write) of one workload scenario of the workflow config "
+        "(fig06, fig07, fig08), streamed into Parquet row groups.",
+    )
+    tr.add_argument("scenario", help="workload scenario name in the config (e.g. fig06)")
+    tr.add_argument("-o", "--output", required=True, help="trace to write (.parquet)")
+    tr.add_argument("--config", default="workflow/config/config.yaml", help="workflow config (default: %(default)s)")
+    tr.set_defaults(func=_cmd_synth_trace)
+
+    im = sub.add_parser(
+        "import",
+        help="import published page-hash traces as page tables",
+        description="Convert published memory traces into (hash-only) page tables.",
+    )
+    imsub = im.add_subparsers(dest="source", metavar="SOURCE", required=True)
+    mb = imsub.add_parser(
+        "memorybuddies",
+        help="a UMass Memory Buddies trace (text header, then 32-bit hashes)",
+        description="A UMass Memory Buddies memory trace as a hash-only page table with 32-bit hashes; see "
+        "pagecore.synth.memorybuddies for how the header and hash list are found.",
+    )
+    mb.add_argument("trace", help="trace file")
+    mb.add_argument("-o", "--output", required=True, help="page table to write (.parquet)")
+    mb.add_argument("--vm", help="machine name (default: the file stem)")
+    mb.add_argument("--header-bytes", type=nonneg_int, help="header length (default: detect the text lines)")
+    mb.add_argument("--max-pages", type=positive_int, help="hashes to read (default: to the end of the file)")
+    mb.set_defaults(func=_cmd_import_memorybuddies)

@@ -1,0 +1,101 @@
+"""What the engine and the mechanisms share: host-wide accounting and per-VM state.
+
+Kept apart from :mod:`pagecore.sim.engine` so that the mechanism contracts
+(:mod:`pagecore.sim.contracts`) can name these types without importing the engine.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from pagecore.errors import ConfigError, InputError
+from pagecore.sim import memory as m
+from pagecore.synth.specs import HostSpec, VMSpec
+
+PAGES_PER_MB = 256
+
+
+def mb(pages) -> float:
+    return float(pages) / PAGES_PER_MB
+
+
+def pages_of(mb_: float) -> int:
+    return round(float(mb_) * PAGES_PER_MB)
+
+
+class HostView:
+    """Host-wide accounting shared with the mechanisms."""
+
+    def __init__(self, spec: HostSpec):
+        self.system_pages = pages_of(spec.system_mb)
+        self.esx_pages = pages_of(spec.esx_mb)
+        if self.esx_pages >= self.system_pages:
+            raise ConfigError(f"host: esx_mb {spec.esx_mb} leaves no memory of system_mb {spec.system_mb}")
+        self.managed_pages = self.system_pages - self.esx_pages
+        self.swap_pages = pages_of(spec.swap_mb)
+        self.overhead_used = pages_of(spec.overhead_used_mb)
+        self.reserved_pages = 0
+        self.swap_reserved_pages = 0
+        self.free = np.array([self.managed_pages], np.int64)
+        self.swap_free = np.array([self.swap_pages], np.int64)
+        self.overhead_pages = 0  # overhead in use by running VMs
+
+
+class _Buffer:
+    """A VM's not-yet-replayed trace events (time-sorted arrays, consumed from ``pos``)."""
+
+    def __init__(self):
+        self.t = np.zeros(0, np.float64)
+        self.g = np.zeros(0, np.uint64)
+        self.f = np.zeros(0, np.uint8)
+        self.pos = 0
+
+    def append(self, t, g, f):
+        if self.pos > 0:
+            self.t, self.g, self.f = self.t[self.pos :], self.g[self.pos :], self.f[self.pos :]
+            self.pos = 0
+        if len(self.t) and len(t) and t[0] < self.t[-1]:
+            raise InputError(None, "access trace is not sorted by time within a VM", hint="sort by (t) before replay")
+        self.t = np.concatenate([self.t, t])
+        self.g = np.concatenate([self.g, g])
+        self.f = np.concatenate([self.f, f])
+
+    @property
+    def last_t(self):
+        return self.t[-1] if len(self.t) else -math.inf
+
+
+class VMState:
+    """Everything the engine and the mechanisms know about one VM."""
+
+    def __init__(self, spec: VMSpec, index: int, host: HostView, rng):
+        self.spec = spec
+        self.name = spec.name
+        self.index = index
+        self.pages = pages_of(spec.max_mb)
+        self.min_pages = pages_of(spec.min_mb)
+        self.overhead_pages = pages_of(spec.overhead_mb)
+        self.shares = float(spec.shares)
+        self.balloon_driver_s = float(spec.balloon_driver_s)
+        self.zero_freed = bool(spec.zero_freed)
+        self.mem = m.VMMemory(self.pages)
+        self.host_free = host.free
+        self.rng = rng
+        self.clock = 0.0
+        self.status = "waiting"  # waiting | running | refused | stopped
+        self.blocked = False
+        self.est: dict = {}
+        self.bal: dict = {}
+        self.scan_credit = 0.0
+        self.target = self.pages
+        self.balloon_target = 0
+        self.buf = _Buffer()
+        self.period = 0
+        self.next_period = 0.0
+        self.active_true = 0
+
+    @property
+    def running(self):
+        return self.status == "running"
