@@ -54,3 +54,21 @@ def load_workflow_config(path: str) -> dict:
         cfg = yaml.safe_load(fh) or {}
     schema = p.parent.parent / "schemas" / "config.schema.yaml"
     return validate_config(cfg, schema) if schema.is_file() else cfg
+
+
+def command(sub, name: str, func, help: str, description: str, **kw) -> argparse.ArgumentParser:
+    """Add subcommand ``name`` (one-line ``help``, longer ``description``) that runs ``func(args)``."""
+    p = sub.add_parser(name, help=help, description=description, **kw)
+    p.set_defaults(func=func)
+    return p
+
+
+def group(sub, name: str, dest: str, metavar: str, help: str, description: str):
+    """Add a subcommand ``name`` whose own subcommands go in ``dest``; return their subparsers."""
+    p = sub.add_parser(name, help=help, description=description)
+    return p.add_subparsers(dest=dest, metavar=metavar, required=True)
+
+
+def output_arg(p: argparse.ArgumentParser, help: str = "page table to write (.parquet)", required: bool = True):
+    """The ``-o/--output FILE`` option."""
+    p.add_argument("-o", "--output", required=required, help=help)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pagecore.cli._args import key_from_args, nonneg_int, positive_int
+from pagecore.cli._args import command, key_from_args, nonneg_int, output_arg, positive_int
 
 
 def _cmd_hash(args) -> int:
@@ -39,14 +39,16 @@ def register(sub) -> None:
     """Add the `hash` subcommand(s) to the ``pagecore`` parser."""
     from pagecore.dumps.base import DEFAULT_CHUNK_PAGES
 
-    h = sub.add_parser(
+    h = command(
+        sub,
         "hash",
+        _cmd_hash,
         help="hash every page of a memory dump into a page table",
         description="Stream a guest memory dump through the pcx64-v1 page hash and write a "
         "Parquet page table (vm, gpfn, hash, zero) with provenance metadata.",
     )
     h.add_argument("dump", help="memory dump: raw image, ELF core, LiME, kdump-compressed or flattened")
-    h.add_argument("-o", "--output", required=True, help="page table to write (.parquet)")
+    output_arg(h)
     h.add_argument("--vm", help="VM name stored in the table (default: the dump's file stem)")
     h.add_argument(
         "--format",
@@ -65,4 +67,3 @@ def register(sub) -> None:
     kg.add_argument("--key-env", metavar="VAR", help="key the hash with the secret in environment variable VAR")
     kg.add_argument("--key-file", metavar="PATH", help="key the hash with the secret in PATH")
     h.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
-    h.set_defaults(func=_cmd_hash)

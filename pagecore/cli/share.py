@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from pagecore.cli._args import nonneg_int, positive_int
+from pagecore.cli._args import command, nonneg_int, positive_int
 from pagecore.errors import PagecoreError
 
 
@@ -126,8 +126,10 @@ def _write_share_parquet(rep: dict, path: str, by_vm: bool) -> None:
 
 def register(sub) -> None:
     """Add the `share` subcommand(s) to the ``pagecore`` parser."""
-    s = sub.add_parser(
+    s = command(
+        sub,
         "share",
+        _cmd_share,
         help="sharing metrics of one or more page tables",
         description="Content-based sharing of the pages in the given page tables, in the paper's "
         "vocabulary: total, zero, shared (COW), reclaimed and shared − reclaimed pages.",
@@ -158,4 +160,3 @@ def register(sub) -> None:
     s.add_argument("--salt", action="append", metavar="VM=SALT", help="sched.mem.pshare.salt of a VM (repeatable)")
     s.add_argument("--top", type=nonneg_int, default=10, help="most-copied contents to list (default 10)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    s.set_defaults(func=_cmd_share)

@@ -5,24 +5,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pagecore.cli._args import load_workflow_config, nonneg_int, positive_int
+from pagecore.cli._args import command, group, load_workflow_config, nonneg_int, output_arg, positive_int
 from pagecore.errors import PagecoreError
 
 
 def _cmd_synth_fig04(args) -> int:
     from pagecore._util import progress
-    from pagecore.synth.fig04 import Fig04Model
+    from pagecore.synth import FIG04_DEFAULTS, Fig04Model
 
-    model = Fig04Model(
-        mem_mb=args.mem_mb,
-        zero=args.zero,
-        intra_dup=args.intra_dup,
-        intra_dup_groups=args.intra_dup_groups,
-        common=args.common,
-        variant=args.variant,
-        variants=args.variants,
-        seed=args.seed,
-    )
+    model = Fig04Model(**{k: getattr(args, k) for k in FIG04_DEFAULTS})
     out = Path(args.output_dir)
     with progress(args.vms, desc="write guests", unit="VM") as bar:
         for i in range(args.vms):
@@ -86,14 +77,18 @@ def _cmd_import_memorybuddies(args) -> int:
 
 def register(sub) -> None:
     """Add the `synth` subcommand(s) to the ``pagecore`` parser."""
-    sy = sub.add_parser(
+    sysub = group(
+        sub,
         "synth",
+        "scenario",
+        "SCENARIO",
         help="write synthetic guests as real dump files",
         description="Deterministic synthetic guests standing in for the paper's machines.",
     )
-    sysub = sy.add_subparsers(dest="scenario", metavar="SCENARIO", required=True)
-    f4 = sysub.add_parser(
+    f4 = command(
+        sysub,
         "fig04",
+        _cmd_synth_fig04,
         help="identical Linux guests of Figure 4 as raw dumps",
         description="N identical guests (paper Figure 4) written as raw physical images "
         "vm01.raw … vmNN.raw. Fractions default to the workflow's calibrated values.",
@@ -119,44 +114,48 @@ def register(sub) -> None:
         help="versions per variant slot (default %(default)s)",
     )
     f4.add_argument("--seed", type=int, default=FIG04_DEFAULTS["seed"], help="seed (default %(default)s)")
-    f4.set_defaults(func=_cmd_synth_fig04)
 
-    f5 = sysub.add_parser(
+    f5 = command(
+        sysub,
         "fig05",
+        _cmd_synth_fig05,
         help="composed guests of a Figure 5 scenario as a hash-only page table",
         description="The guests of one Figure 5 scenario (A, B, C in the workflow config), composed from the "
         "content-class catalogue and written directly as a hash-only page table (no page bytes).",
     )
     f5.add_argument("--scenario", required=True, help="scenario name in the config (A, B, C)")
-    f5.add_argument("-o", "--output", required=True, help="page table to write (.parquet)")
+    output_arg(f5)
     f5.add_argument("--config", default="workflow/config/config.yaml", help="workflow config (default: %(default)s)")
-    f5.set_defaults(func=_cmd_synth_fig05)
-    tr = sysub.add_parser(
+    tr = command(
+        sysub,
         "trace",
+        _cmd_synth_trace,
         help="an access trace (page references over VM time) of a workload scenario",
         description="Page references (t, vm, gpfn, write) of one workload scenario of the workflow config "
         "(fig06, fig07, fig08), streamed into Parquet row groups.",
     )
     tr.add_argument("scenario", help="workload scenario name in the config (e.g. fig06)")
-    tr.add_argument("-o", "--output", required=True, help="trace to write (.parquet)")
+    output_arg(tr, "trace to write (.parquet)")
     tr.add_argument("--config", default="workflow/config/config.yaml", help="workflow config (default: %(default)s)")
-    tr.set_defaults(func=_cmd_synth_trace)
 
-    im = sub.add_parser(
+    imsub = group(
+        sub,
         "import",
+        "source",
+        "SOURCE",
         help="import published page-hash traces as page tables",
         description="Convert published memory traces into (hash-only) page tables.",
     )
-    imsub = im.add_subparsers(dest="source", metavar="SOURCE", required=True)
-    mb = imsub.add_parser(
+    mb = command(
+        imsub,
         "memorybuddies",
+        _cmd_import_memorybuddies,
         help="a UMass Memory Buddies trace (text header, then 32-bit hashes)",
         description="A UMass Memory Buddies memory trace as a hash-only page table with 32-bit hashes; see "
         "pagecore.synth.memorybuddies for how the header and hash list are found.",
     )
     mb.add_argument("trace", help="trace file")
-    mb.add_argument("-o", "--output", required=True, help="page table to write (.parquet)")
+    output_arg(mb)
     mb.add_argument("--vm", help="machine name (default: the file stem)")
     mb.add_argument("--header-bytes", type=nonneg_int, help="header length (default: detect the text lines)")
     mb.add_argument("--max-pages", type=positive_int, help="hashes to read (default: to the end of the file)")
-    mb.set_defaults(func=_cmd_import_memorybuddies)

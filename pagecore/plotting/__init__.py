@@ -37,6 +37,25 @@ def style():
         yield
 
 
+def plot_vs_paper(ax, ours_x, ours_y, paper_x, paper_y, label: str, color, marker: str) -> None:
+    """Our series as a line and the paper's as hollow markers, same colour and marker, labelled."""
+    ax.plot(
+        ours_x, ours_y, color=color, label=f"{label} (pagecore)", **{**OURS_STYLE, "marker": marker, "markersize": 4}
+    )
+    if paper_x is not None:
+        ax.plot(paper_x, paper_y, color=color, label=f"{label} (paper)", **{**PAPER_STYLE, "marker": marker})
+
+
+def finish_time_axes(ax, xlim, ylim, title: str) -> None:
+    """Limits, the time/memory axis labels, the title and a legend below the plot."""
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_xlabel("Time (min)")
+    ax.set_ylabel("Memory (MB)")
+    ax.set_title(title)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=7, ncol=3)
+
+
 def save_figure(fig, stem: str | os.PathLike, formats=("png", "pdf")) -> list[Path]:
     """Save ``fig`` as ``stem.png`` and ``stem.pdf`` (atomically, no timestamps); close it."""
     stem = Path(stem)

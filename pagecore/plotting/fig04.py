@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from pagecore.plotting import OURS_STYLE, PAPER_STYLE, style
+from pagecore.plotting import OURS_STYLE, PAPER_STYLE, plot_vs_paper, style
 
 
 def fig04_page_sharing(ours: pd.DataFrame, paper: pd.DataFrame | None = None) -> Figure:
@@ -36,21 +36,10 @@ def fig04_page_sharing(ours: pd.DataFrame, paper: pd.DataFrame | None = None) ->
             ("Zero pages", "zero_mb", "zero_mb", "D", "tab:blue"),
         ]
         for label, col, pcol, marker, color in series_top:
-            top.plot(
-                ours["vms"],
-                ours[col],
-                color=color,
-                label=f"{label} (pagecore)",
-                **{**OURS_STYLE, "marker": marker, "markersize": 4},
-            )
-            if paper is not None:
-                top.plot(
-                    paper["vms"],
-                    paper[pcol],
-                    color=color,
-                    label=f"{label} (paper)",
-                    **{**PAPER_STYLE, "marker": marker},
-                )
+            plot_vs_paper(
+                top, ours["vms"], ours[col], None if paper is None else paper["vms"],
+                None if paper is None else paper[pcol], label, color, marker,
+            )  # fmt: skip
         top.set_ylabel("Memory (MB)")
         top.set_title("Figure 4: Page sharing performance")
         top.legend(ncol=2, loc="upper left")
@@ -60,17 +49,10 @@ def fig04_page_sharing(ours: pd.DataFrame, paper: pd.DataFrame | None = None) ->
             ("Shared − Reclaimed", "shared_minus_reclaimed_pct", "v", "tab:red"),
         ]
         for label, col, marker, color in series_bot:
-            bot.plot(
-                ours["vms"],
-                ours[col],
-                color=color,
-                label=f"{label} (pagecore)",
-                **{**OURS_STYLE, "marker": marker, "markersize": 4},
-            )
-            if paper is not None:
-                bot.plot(
-                    paper["vms"], paper[col], color=color, label=f"{label} (paper)", **{**PAPER_STYLE, "marker": marker}
-                )
+            plot_vs_paper(
+                bot, ours["vms"], ours[col], None if paper is None else paper["vms"],
+                None if paper is None else paper[col], label, color, marker,
+            )  # fmt: skip
         bot.set_ylabel("% of VM memory")
         bot.set_xlabel("Number of VMs")
         bot.set_ylim(0, 75)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from pagecore.plotting import PAPER_STYLE, style
+from pagecore.plotting import PAPER_STYLE, finish_time_axes, style
 
 
 def _steps(schedule):
@@ -81,11 +81,6 @@ def fig06_active_memory_sampling(vms: pd.DataFrame, schedule, paper: dict | None
                 arrowprops=dict(arrowstyle="->", lw=0.8),
                 fontsize=8,
             )
-        ax.set_xlim(0, 45)
-        ax.set_ylim(0, 320)
-        ax.set_xlabel("Time (min)")
-        ax.set_ylabel("Memory (MB)")
-        ax.set_title("Figure 6: Active memory sampling (100 pages / 30 s)")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=7, ncol=3)
+        finish_time_axes(ax, (0, 45), (0, 320), "Figure 6: Active memory sampling (100 pages / 30 s)")
         fig.tight_layout()
     return fig

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from pagecore.plotting import PAPER_STYLE, style
+from pagecore.plotting import PAPER_STYLE, finish_time_axes, style
 
 
 def fig07_idle_memory_tax(
@@ -69,11 +69,6 @@ def fig07_idle_memory_tax(
                 **{**PAPER_STYLE, "marker": "+"},
                 label="paper: VM1 usage (mean)",
             )
-        ax.set_xlim(0, end)
-        ax.set_ylim(0, 265)
-        ax.set_xlabel("Time (min)")
-        ax.set_ylabel("Memory (MB)")
-        ax.set_title("Figure 7: Idle memory tax (2 × 256 MB VMs, equal shares, ~360 MB)")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=7, ncol=3)
+        finish_time_axes(ax, (0, end), (0, 265), "Figure 7: Idle memory tax (2 × 256 MB VMs, equal shares, ~360 MB)")
         fig.tight_layout()
     return fig

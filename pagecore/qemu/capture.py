@@ -350,6 +350,29 @@ def boot_guest(
     raise CaptureError("guest did not boot: " + "; ".join(notes) + f" (logs in {work})")
 
 
+def pause_and_save_ram(qmp: QMP, path: Path) -> int:
+    """Stop the guest and ``pmemsave`` its whole base RAM to ``path``; return the RAM bytes."""
+    qmp.cmd("stop")
+    ram = qmp.cmd("query-memory-size-summary")["base-memory"]
+    qmp.cmd("pmemsave", val=0, size=ram, filename=str(path))
+    return ram
+
+
+@contextlib.contextmanager
+def qmp_session(proc: subprocess.Popen, sock: Path):
+    """QMP on a booted guest; on leaving, ask QEMU to quit, close the socket, end our process."""
+    qmp = None
+    try:
+        qmp = QMP(sock)
+        yield qmp
+        with contextlib.suppress(CaptureError, OSError):
+            qmp.cmd("quit")
+    finally:
+        if qmp is not None:
+            qmp.close()
+        _kill(proc)
+
+
 def makedumpfile_elf(src: Path, dst: Path) -> Path:
     """Copy a QEMU ELF core with its program headers moved right after the ELF header.
 
@@ -463,15 +486,10 @@ def capture(
     proc, qmp_sock, res.accel, _ = boot_guest(
         qemu, accel, kernel, initrd, ram_mb, work, append, kvm_timeout, tcg_timeout, res.notes
     )
-    qmp = None
-    try:
-        qmp = QMP(qmp_sock)
-        qmp.cmd("stop")
-        caps = qmp.cmd("query-dump-guest-memory-capability")
-        res.formats_offered = list(caps.get("formats", []))
-        ram = qmp.cmd("query-memory-size-summary")["base-memory"]
+    with qmp_session(proc, qmp_sock) as qmp:
         raw_path = out_dir / "guest.raw"
-        qmp.cmd("pmemsave", val=0, size=ram, filename=str(raw_path))
+        pause_and_save_ram(qmp, raw_path)
+        res.formats_offered = list(qmp.cmd("query-dump-guest-memory-capability").get("formats", []))
         made = {"raw": raw_path}
         for fmt in res.formats_offered:
             if fmt not in FORMAT_FILES:
@@ -480,12 +498,6 @@ def capture(
             dst = out_dir / f"guest.{FORMAT_FILES[fmt]}"
             qmp.cmd("dump-guest-memory", paging=False, protocol=f"file:{dst}", format=fmt)
             made[fmt] = dst
-        with contextlib.suppress(CaptureError, OSError):
-            qmp.cmd("quit")
-    finally:
-        if qmp is not None:
-            qmp.close()
-        _kill(proc)
 
     from pagecore.dumps.lime import lime_from_raw
 

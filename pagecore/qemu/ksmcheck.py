@@ -44,22 +44,14 @@ from pagecore.qemu.capture import (
     boot_guest,
     build_initramfs,
     newest_kernel,
+    pause_and_save_ram,
 )
+from pagecore.sharing.ksm import COUNTERS as KSM_COUNTERS
 
 KSM = Path("/sys/kernel/mm/ksm")
 #: knobs restored after a check, in this order (``run`` last, to its old value)
 KNOBS = ("pages_to_scan", "sleep_millisecs", "use_zero_pages", "smart_scan")
-COUNTERS = (
-    "full_scans",
-    "pages_shared",
-    "pages_sharing",
-    "pages_unshared",
-    "pages_volatile",
-    "ksm_zero_pages",
-    "general_profit",
-    "pages_scanned",
-    "pages_skipped",
-)
+COUNTERS = KSM_COUNTERS  # the same sysfs counters the emulator reports
 PAGE = 4096
 KPF_ZERO_PAGE = 1 << 24
 KPF_THP = 1 << 22
@@ -181,10 +173,8 @@ def run_check(
             procs.append(proc)
             use = used
             qmp = QMP(sock)
-            qmp.cmd("stop")
-            ram = qmp.cmd("query-memory-size-summary")["base-memory"]
             raw = g / "ram.raw"
-            qmp.cmd("pmemsave", val=0, size=ram, filename=str(raw))
+            ram = pause_and_save_ram(qmp, raw)
             guests.append({"pid": proc.pid, "qmp": qmp, "ram": ram, "raw": raw, "accel": used, "boot_s": secs})
         vis_h, vis_z, vis_vm, vis_g = [], [], [], []
         seen = {"guest_pages": 0, "present": 0, "zero_page_before": 0, "thp_before": 0}

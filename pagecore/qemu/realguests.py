@@ -14,7 +14,6 @@ unreliable on CI machines), then TCG. ``python -m pagecore.qemu.realguests --hel
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -24,14 +23,14 @@ from pathlib import Path
 
 from pagecore.qemu.capture import (
     DEFAULT_APPEND,
-    QMP,
     CaptureError,
-    _kill,
     _which,
     boot_guest,
     build_initramfs,
     newest_kernel,
+    pause_and_save_ram,
     qemu_version,
+    qmp_session,
     sha256_file,
 )
 
@@ -80,19 +79,9 @@ def capture_identical(
         )
         manifest["guests"][f"guest{i:02d}"] = {"accel": used, "boot_s": round(secs, 1)}
         use = used  # the same accelerator for the rest: identical guests
-        qmp = None
         raw = out / f"guest{i:02d}.raw"
-        try:
-            qmp = QMP(sock)
-            qmp.cmd("stop")
-            ram = qmp.cmd("query-memory-size-summary")["base-memory"]
-            qmp.cmd("pmemsave", val=0, size=ram, filename=str(raw))
-            with contextlib.suppress(CaptureError, OSError):
-                qmp.cmd("quit")
-        finally:
-            if qmp is not None:
-                qmp.close()
-            _kill(proc)
+        with qmp_session(proc, sock) as qmp:
+            pause_and_save_ram(qmp, raw)
         manifest["guests"][f"guest{i:02d}"].update(bytes=raw.stat().st_size, sha256=sha256_file(raw))
     manifest["captured_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

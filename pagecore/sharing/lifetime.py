@@ -100,25 +100,22 @@ def survival(episodes: pd.DataFrame, grid) -> pd.DataFrame:
 def catchable_fraction(episodes: pd.DataFrame, pages_per_vm: float, rates) -> pd.DataFrame:
     """Fraction of duplicate episodes an ESX-style random scanner at per-VM ``rates`` (pages/s)
     can catch: mean of min(1, L / (pages_per_vm / rate)). Columns ``rate``, ``pass_s``, ``fraction``."""
-    lengths = episodes["length"].to_numpy()
-    out = []
-    for r in rates:
-        if r <= 0:
-            raise ValueError(f"scan rates must be > 0, got {r}")
-        t = pages_per_vm / r
-        out.append((float(r), t, float(np.minimum(1.0, lengths / t).mean()) if len(lengths) else float("nan")))
-    return pd.DataFrame(out, columns=["rate", "pass_s", "fraction"])
+    return _per_rate(episodes, pages_per_vm, rates, lambda lengths, t: np.minimum(1.0, lengths / t))
 
 
 def ksm_catchable_fraction(episodes: pd.DataFrame, total_pages: float, rates) -> pd.DataFrame:
     """Same for KSM scanning ``rates`` pages/s over all ``total_pages`` (full scan T = pages /
     rate): mean of min(1, max(0, L − T) / T)."""
+    return _per_rate(episodes, total_pages, rates, lambda lengths, t: np.minimum(1.0, np.maximum(0.0, lengths - t) / t))
+
+
+def _per_rate(episodes: pd.DataFrame, pages: float, rates, caught) -> pd.DataFrame:
+    """Mean of ``caught(lengths, pass_s)`` over the episodes for each rate (pass = pages / rate)."""
     lengths = episodes["length"].to_numpy()
     out = []
     for r in rates:
         if r <= 0:
             raise ValueError(f"scan rates must be > 0, got {r}")
-        t = total_pages / r
-        f = np.minimum(1.0, np.maximum(0.0, lengths - t) / t)
-        out.append((float(r), t, float(f.mean()) if len(lengths) else float("nan")))
+        t = pages / r
+        out.append((float(r), t, float(caught(lengths, t).mean()) if len(lengths) else float("nan")))
     return pd.DataFrame(out, columns=["rate", "pass_s", "fraction"])

@@ -7,19 +7,12 @@ always be preserved). Reservations only gate admission; actual allocations vary.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
-from pagecore.sim.contracts import register
+from pagecore.sim.contracts import mechanism
 
 
-@register
-@dataclass
+@mechanism("admission", "reservation")
 class Reservation:
     """The paper's rule: reserve ``min + overhead`` memory and ``max − min`` swap."""
-
-    kind: ClassVar[str] = "admission"
-    name: ClassVar[str] = "reservation"
 
     def admit(self, vm, host):
         mem = vm.min_pages + vm.overhead_pages

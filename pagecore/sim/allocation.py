@@ -19,12 +19,9 @@ and lowest ρ.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import numpy as np
 
-from pagecore.sim.contracts import register
+from pagecore.sim.contracts import mechanism
 
 
 def idle_cost(pages, active, tau: float):
@@ -46,13 +43,9 @@ def _inverse_cost(c, active, k):
     return np.where(c <= active, c, active + (c - active) / k)
 
 
-@register
-@dataclass
+@mechanism("allocation", "idle_tax")
 class IdleTax:
     """Min-funding revocation on ρ with the idle memory tax (the paper's policy)."""
-
-    kind: ClassVar[str] = "allocation"
-    name: ClassVar[str] = "idle_tax"
     max_transfers: int = 10000
 
     def targets(self, shares, min_pages, max_pages, active, available, tau):

@@ -26,20 +26,13 @@ Parameters:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 from pagecore.sim import memory as m
-from pagecore.sim.contracts import register
+from pagecore.sim.contracts import mechanism
 
 
-@register
-@dataclass
+@mechanism("balloon", "esx")
 class EsxBalloon:
     """A per-guest driver with an adaptive (multiplicative) rate limit."""
-
-    kind: ClassVar[str] = "balloon"
-    name: ClassVar[str] = "esx"
     poll_s: float = 1.0
     max_fraction: float = 0.65
     rate_min_mb_s: float = 1.0

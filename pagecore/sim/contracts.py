@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 from pagecore.errors import ConfigError
@@ -36,6 +37,23 @@ def register(cls):
         raise ValueError(f"unknown mechanism kind {cls.kind!r}; expected one of {KINDS}")
     REGISTRY[cls.kind][cls.name] = cls
     return cls
+
+
+def mechanism(kind: str | None = None, name: str = ""):
+    """Class decorator: make ``cls`` a dataclass of its parameters and register it.
+
+    ``@mechanism("balloon", "esx")`` sets ``cls.kind`` and ``cls.name`` and adds the class to
+    :data:`REGISTRY`; a subclass of a mechanism may give only ``name`` and keeps its base's kind.
+    """
+
+    def wrap(cls):
+        cls = dataclass(cls)
+        if kind is not None:
+            cls.kind = kind
+        cls.name = name
+        return register(cls)
+
+    return wrap
 
 
 def parameters(kind: str, name: str) -> dict:

@@ -37,14 +37,13 @@ The hot loop is :func:`_replay` (Numba, one reference at a time, O(1) each); its
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numba
 import numpy as np
 import pandas as pd
 
 from pagecore._jit import JIT_DISABLED, SERIAL
-from pagecore.sim.contracts import register
+from pagecore.sim.contracts import mechanism
 
 PAGE = 4096
 PAGES_PER_MB = 256
@@ -309,8 +308,7 @@ class CostModel:
 
 
 # ----------------------------------------------------------------------------- the guest
-@register
-@dataclass
+@mechanism("guest_cache", "lru")
 class LRUGuest:
     """A Linux-like guest: LRU page cache in what memory its kernel leaves free.
 
@@ -320,9 +318,6 @@ class LRUGuest:
     Guarantees: ``cache_pages`` never grows as ``boot_mb`` grows at fixed ``vm_mb``; a run is
     deterministic in its seed.
     """
-
-    kind: ClassVar[str] = "guest_cache"
-    name: ClassVar[str] = "lru"
     kernel_bytes_per_page: float = 68.0
     fixed_mb: float = 24.0
     warmup_fraction: float = 0.5

@@ -23,15 +23,12 @@ The hot loop is :func:`_io_replay` (Numba); its brute-force twin is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import numba
 import numpy as np
 import pandas as pd
 
 from pagecore._jit import SERIAL
-from pagecore.sim.contracts import register
+from pagecore.sim.contracts import mechanism
 from pagecore.sim.guestcache import _rand, seed_state
 
 #: Counters :func:`_io_replay` fills, in order.
@@ -166,13 +163,9 @@ def replay_io(
     return dict(zip(STATS, (int(x) for x in stats), strict=True))
 
 
-@register
-@dataclass
+@mechanism("io_remap", "random")
 class HotPageRemap:
     """Remap hot high pages to low memory; ``random`` low pages go back high when low is scarce."""
-
-    kind: ClassVar[str] = "io_remap"
-    name: ClassVar[str] = "random"
     threshold: int = 16
     cb_sample: int = 16
 
@@ -180,12 +173,9 @@ class HotPageRemap:
         return replay_io(pages, high, self.threshold, low_free, self.name, seed, self.cb_sample)
 
 
-@register
-@dataclass
+@mechanism(name="cost_benefit")
 class CostBenefitRemap(HotPageRemap):
     """As :class:`HotPageRemap`, but the low page with the fewest I/Os goes back high."""
-
-    name: ClassVar[str] = "cost_benefit"
 
 
 def threshold_sweep(

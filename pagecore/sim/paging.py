@@ -14,22 +14,15 @@ clusters writes (§3.3).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import numpy as np
 
 from pagecore.sim import memory as m
-from pagecore.sim.contracts import register
+from pagecore.sim.contracts import mechanism
 
 
-@register
-@dataclass
+@mechanism("paging", "random")
 class RandomPager:
     """Uniform random victims with share-before-swap."""
-
-    kind: ClassVar[str] = "paging"
-    name: ClassVar[str] = "random"
     swap_rate_mb_s: float = 32.0
 
     def rate_pages(self, dt):

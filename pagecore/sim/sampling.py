@@ -25,22 +25,15 @@ Parameters (all UNCONFIRMED except ``sample_pages`` and ``period_s``, which are 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import numpy as np
 
-from pagecore.sim.contracts import register
+from pagecore.sim.contracts import mechanism
 from pagecore.sim.memory import C_DISTINCT, C_SAMPLE_HITS
 
 
-@register
-@dataclass
+@mechanism("sampling", "esx")
 class EsxSampler:
     """The paper's estimator: random sampling, slow/fast/current EWMAs, estimate = max."""
-
-    kind: ClassVar[str] = "sampling"
-    name: ClassVar[str] = "esx"
     sample_pages: int = 100
     period_s: float = 30.0
     alpha_slow: float = 0.27
@@ -96,14 +89,10 @@ class EsxSampler:
         return max(e["slow"], e["fast"], self._cur(vm)) * vm.pages
 
 
-@register
-@dataclass
+@mechanism("sampling", "oracle")
 class OracleEstimator:
     """Not in the paper: the true number of frames touched in the last complete period
     (or the current one, if larger). A what-if baseline for the sampling error."""
-
-    kind: ClassVar[str] = "sampling"
-    name: ClassVar[str] = "oracle"
     period_s: float = 30.0
 
     def start(self, vm, rng):

@@ -10,20 +10,13 @@ UNCONFIRMED in the paper; defaults are ESX 2.x's ``Mem.ShareScanVM`` = 50 pages/
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 from pagecore.sim import memory as m
-from pagecore.sim.contracts import register
+from pagecore.sim.contracts import mechanism
 
 
-@register
-@dataclass
+@mechanism("sharing", "zero")
 class ZeroScanner:
     """Random-order scanning that shares zero pages."""
-
-    kind: ClassVar[str] = "sharing"
-    name: ClassVar[str] = "zero"
     rate_vm_pages_s: float = 50.0
     rate_total_pages_s: float = 200.0
 

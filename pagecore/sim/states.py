@@ -11,21 +11,16 @@ In soft the engine balloons, in hard it pages, in low it pages and blocks VMs ab
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
+from dataclasses import field
 
-from pagecore.sim.contracts import register
+from pagecore.sim.contracts import mechanism
 
 STATES = ("high", "soft", "hard", "low")
 
 
-@register
-@dataclass
+@mechanism("states", "esx")
 class EsxStates:
     """The paper's four-state machine."""
-
-    kind: ClassVar[str] = "states"
-    name: ClassVar[str] = "esx"
     high_pct: float = 6.0
     soft_pct: float = 4.0
     hard_pct: float = 2.0

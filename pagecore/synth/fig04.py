@@ -111,6 +111,30 @@ def _content_id(seed: int, cls: int, vm: int, idx: np.ndarray) -> np.ndarray:
         return (tag << np.uint64(32)) ^ (idx + np.uint64(1)) ^ np.uint64(1 << 63)
 
 
+class ContentLayout:
+    """A guest's pages as four parallel arrays, built class by class: content id, patch word,
+    patch position and content class (the inputs of :func:`_fill_pages`)."""
+
+    def __init__(self):
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add(self, cls: int, content, patch=None, pos=None) -> None:
+        """Append ``len(content)`` pages of class ``cls`` (no patch unless ``patch``/``pos``)."""
+        k = len(content)
+        self.parts.append(
+            (
+                np.asarray(content, np.uint64),
+                np.zeros(k, np.uint64) if patch is None else np.asarray(patch, np.uint64),
+                np.zeros(k, np.int64) if pos is None else np.asarray(pos, np.int64),
+                np.full(k, cls, np.int8),
+            )
+        )
+
+    def permuted(self, perm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(content, patch, pos, cls)``, concatenated and placed at frames by ``perm``."""
+        return tuple(np.concatenate([p[i] for p in self.parts])[perm] for i in range(4))
+
+
 @dataclass(frozen=True)
 class Fig04Model:
     """Content model of one Figure 4 guest; fractions are of the VM's pages.
@@ -180,14 +204,8 @@ class Fig04Model:
         """
         counts = self.counts()
         rng = np.random.default_rng([self.seed, 0xF16_04, vm])
-        parts_c, parts_p, parts_pos, parts_cls = [], [], [], []
-
-        def add(cls, content, patch=None, pos=None):
-            k = len(content)
-            parts_c.append(np.asarray(content, np.uint64))
-            parts_p.append(np.zeros(k, np.uint64) if patch is None else np.asarray(patch, np.uint64))
-            parts_pos.append(np.zeros(k, np.int64) if pos is None else np.asarray(pos, np.int64))
-            parts_cls.append(np.full(k, cls, np.int8))
+        layout = ContentLayout()
+        add = layout.add
 
         add(ZERO, np.zeros(counts["zero"], np.uint64))
         d, g = counts["intra_dup"], self.dup_groups()
@@ -200,13 +218,8 @@ class Fig04Model:
         pos = (slots * 7) % WORDS
         add(VARIANT, _content_id(self.seed, VARIANT, 0, slots), patch, pos)
         add(PRIVATE, _content_id(self.seed, PRIVATE, vm + 1, np.arange(counts["private"])))
-        content = np.concatenate(parts_c)
-        patch = np.concatenate(parts_p)
-        pos = np.concatenate(parts_pos)
-        cls = np.concatenate(parts_cls)
         # guests place contents at different physical frames: a per-VM permutation
-        perm = rng.permutation(self.pages)
-        return content[perm], patch[perm], pos[perm], cls[perm]
+        return layout.permuted(rng.permutation(self.pages))
 
     def iter_pages(self, vm: int, chunk_pages: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield ``(gpfn, pages uint8[k, 4096])`` for VM ``vm``, in gpfn order, chunk by chunk."""

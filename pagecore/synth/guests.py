@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pagecore import PAGE_SIZE
-from pagecore.synth.fig04 import PAGES_PER_MB, WORDS, _content_id, _fill_pages, content_hash
+from pagecore.synth.fig04 import PAGES_PER_MB, WORDS, ContentLayout, _content_id, _fill_pages, content_hash
 
 # content-id class tags (distinct from pagecore.synth.fig04's 0..4)
 OS_SHARED, OS_VARIANT, OS_DUP, APP, PRIV = 5, 6, 7, 8, 9
@@ -147,14 +147,8 @@ class GuestSet:
         c = self.counts(i)
         ot = _tag(g.os)
         rng = np.random.default_rng([self.seed, 0xF16_05, _tag(g.name)])
-        cs, ps, pos, cl = [], [], [], []
-
-        def add(tag, content, patch=None, ppos=None):
-            k = len(content)
-            cs.append(np.asarray(content, np.uint64))
-            ps.append(np.zeros(k, np.uint64) if patch is None else np.asarray(patch, np.uint64))
-            pos.append(np.zeros(k, np.int64) if ppos is None else np.asarray(ppos, np.int64))
-            cl.append(np.full(k, tag, np.int8))
+        layout = ContentLayout()
+        add = layout.add
 
         add(0, np.zeros(c["zero"], np.uint64))
         groups = min(c["intra_dup"], max(1 if c["intra_dup"] else 0, round(o.intra_dup_groups * g.pages)))
@@ -172,7 +166,7 @@ class GuestSet:
             left -= k
         add(PRIV, _content_id(self.seed, PRIV, _tag(g.name) ^ 0xFFFF, np.arange(c["private"])))
         perm = rng.permutation(g.pages)
-        return (np.concatenate(cs)[perm], np.concatenate(ps)[perm], np.concatenate(pos)[perm], np.concatenate(cl)[perm])
+        return layout.permuted(perm)
 
     def page_table(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(gpfn, hash, zero)`` of guest ``i`` without page bytes (hash-only)."""
