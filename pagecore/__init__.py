@@ -32,6 +32,36 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0+unknown"
 
+
+def _numba_cache_fallback() -> str | None:
+    """Point Numba's cache at a temporary directory when it could write nowhere else.
+
+    Numba caches compiled kernels beside their source (``__pycache__``), else under
+    ``$HOME/.cache``; with neither writable (a read-only install and home) every import would
+    fail. Returns the directory chosen, or ``None`` when Numba's own choice works.
+    """
+    import os
+    import sys
+    import tempfile
+
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return None
+    here = os.path.dirname(os.path.abspath(__file__))
+    cache = os.path.join(here, "__pycache__")
+    home = os.path.join(os.path.expanduser("~"), ".cache")
+    if os.access(cache if os.path.isdir(cache) else here, os.W_OK):
+        return None
+    if os.access(home if os.path.isdir(home) else os.path.expanduser("~"), os.W_OK):
+        return None
+    path = tempfile.mkdtemp(prefix="pagecore-numba-cache-")
+    os.environ["NUMBA_CACHE_DIR"] = path
+    if "numba" in sys.modules:  # already imported by the caller: its config was read then
+        sys.modules["numba"].config.CACHE_DIR = path
+    return path
+
+
+_numba_cache_fallback()
+
 PAGE_SIZE = 4096
 """Bytes per guest page (IA-32 small page; paper §4.3 footnote 3)."""
 

@@ -1,7 +1,6 @@
 """`python -m pagecore`: the same command as `pagecore`."""
 
-import sys
 
-from pagecore.cli import main
+from pagecore.cli import console
 
-sys.exit(main())
+console()

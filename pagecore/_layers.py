@@ -8,8 +8,17 @@ each other. Type-only imports count too.
 from __future__ import annotations
 
 #: Importable by every module of the package.
-BASE = ("pagecore", "pagecore._jit", "pagecore._util", "pagecore._smk", "pagecore._layers", "pagecore.config",
-        "pagecore.errors", "pagecore.paper", "pagecore.timelines")
+BASE = (
+    "pagecore",
+    "pagecore._jit",
+    "pagecore._util",
+    "pagecore._smk",
+    "pagecore._layers",
+    "pagecore.config",
+    "pagecore.errors",
+    "pagecore.paper",
+    "pagecore.timelines",
+)
 
 #: Stages in data-flow order; each inner tuple is one rank.
 STAGES = (

@@ -1,36 +1,149 @@
-"""Small shared helpers: atomic outputs and progress bars."""
+"""Small shared helpers: safe atomic outputs (never an input, never a device) and progress bars."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
+import itertools
 import json
 import os
+import shutil
+import stat
 import sys
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+TMP_TAG = ".pagecore-tmp-"
+"""Temporary outputs are named ``.<name>.pagecore-tmp-<pid>-<n>``: recognisable, so that a
+later run writing the same output removes the ones a killed run (SIGKILL) left behind."""
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def _describe(st: os.stat_result) -> str | None:
+    if stat.S_ISREG(st.st_mode):
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        return "is a directory"
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        return "is a device"
+    return "is a special file (FIFO or socket)"
+
+
+def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Path:
+    """The file an output at ``path`` will replace, after refusing anything but a regular file.
+
+    An output is never an input (compared by device and inode, through symbolic links), never a
+    directory, device or special file (``-o /dev/null`` must not replace the device node). A
+    symbolic link to a regular file is followed: the file it names is replaced, the link stays.
+    Call it before any work, so a mistake costs nothing.
+
+    Raises
+    ------
+    InputError
+        Naming the output and what it is.
+    """
+    from pagecore.errors import InputError
+
+    path = Path(path)
+    target = Path(os.path.realpath(path))
+    try:
+        st = os.stat(path)  # follows links: /dev/stdout is a link to a pipe or a terminal
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise InputError(path, f"cannot use as output: {exc.strerror}") from None
+    if st is not None:
+        what = _describe(st)
+        if what:
+            raise InputError(path, f"output {what}", hint="name a regular file to write")
+        for i in inputs:
+            try:
+                ist = os.stat(i)
+            except OSError:
+                continue
+            if (ist.st_dev, ist.st_ino) == (st.st_dev, st.st_ino):
+                raise InputError(
+                    path,
+                    f"output is the input {os.fspath(i)}",
+                    hint="inputs are never overwritten; name another output",
+                )
+    return target
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_temporaries(target: Path) -> list[Path]:
+    """Remove temporaries of ``target`` left by runs whose process is gone; return them."""
+    removed = []
+    for p in target.parent.glob(f".{glob.escape(target.name)}{TMP_TAG}*"):
+        pid = p.name[len(target.name) + 1 + len(TMP_TAG) :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                p.unlink() if not p.is_dir() else shutil.rmtree(p)
+                removed.append(p)
+                print(f"pagecore: removed {p}, left by an interrupted run", file=sys.stderr)
+    return removed
+
+
+_counter = itertools.count()
+
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
-    A failed or interrupted write leaves no file that looks complete (DESIGN.md principle 5).
+    A failed or interrupted write leaves no file that looks complete (DESIGN.md principle 5),
+    and no temporary file either (SIGINT/SIGTERM unwind through here; a SIGKILL's leftovers
+    are removed by the next run writing the same output). The output is checked first
+    (:func:`check_output`: never an input, a directory or a device), and created with the
+    user's umask like any file the user makes. Errors writing it (disk full, read-only file
+    system, no permission) are one-line :class:`~pagecore.errors.InputError`.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    from pagecore.errors import InputError
+
+    target = check_output(path, inputs)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(target.parent, f"cannot create the output directory: {exc.strerror}") from None
+    clean_stale_temporaries(target)
+    tmp = target.parent / f".{target.name}{TMP_TAG}{os.getpid()}-{next(_counter)}"
+    try:
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # mode & ~umask
+    except OSError as exc:
+        raise InputError(target, f"cannot write output: {exc.strerror}", hint="check the directory") from None
     try:
         yield tmp
-        os.replace(tmp, path)
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        ours = exc.filename is not None and Path(exc.filename) in (tmp, target)
+        if ours or exc.errno in _WRITE_ERRNOS or "No space left" in str(exc):
+            raise InputError(
+                target, f"cannot write output: {exc.strerror}", hint="free space or pick another place"
+            ) from None
+        raise
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG}
 
 
 def write_json_atomic(path: str | os.PathLike, obj) -> None:

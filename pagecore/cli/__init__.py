@@ -10,7 +10,10 @@ when it is a terminal. Subcommand modules import the library lazily, inside thei
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
 
 from pagecore import __version__
 from pagecore.cli import bench, hash, overtime, share, synth
@@ -34,16 +37,61 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that outputs unwind like on Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``pagecore`` command; return its exit status.
+
+    Ctrl-C exits 130 and SIGTERM 143, each with one line and no temporary file left (outputs
+    are written through :func:`pagecore._util.atomic_path`, which removes its temporary on
+    the way out). Any error a user can cause is one line on stderr, never a traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.func(args) or 0)
     except PagecoreError as exc:
         print(f"pagecore: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("pagecore: interrupted", file=sys.stderr)
+        print("pagecore: interrupted (Ctrl-C); no output written", file=sys.stderr)
         return 130
+    except Terminated:
+        print("pagecore: terminated (SIGTERM); no output written", file=sys.stderr)
+        return 143
     except BrokenPipeError:
         return 0
+    except MemoryError:
+        print("pagecore: error: out of memory; use smaller --chunk-pages or fewer inputs at once", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the last net: any file-system error is one line, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"pagecore: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def console() -> None:
+    """The ``pagecore`` executable: :func:`main`, then exit at once when interrupted.
+
+    After Ctrl-C or SIGTERM the outputs have already been cleaned up and the line printed;
+    skipping the interpreter's teardown (Numba's thread pools, module finalizers) is what keeps
+    "stops within a second" true on a loaded machine.
+    """
+    code = main()
+    if code in (130, 143):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -8,8 +8,8 @@ from pathlib import Path
 from pagecore.errors import PagecoreError
 
 
-def int_at_least(low: int):
-    """argparse type: a whole number >= ``low``."""
+def int_at_least(low: int, high: int | None = None):
+    """argparse type: a whole number >= ``low`` (and <= ``high`` when given)."""
 
     def parse(text: str) -> int:
         try:
@@ -18,6 +18,8 @@ def int_at_least(low: int):
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if v < low:
             raise argparse.ArgumentTypeError(f"expected a number >= {low}, got {v}")
+        if high is not None and v > high:
+            raise argparse.ArgumentTypeError(f"expected a number <= {high:,}, got {v:,}")
         return v
 
     return parse
@@ -72,3 +74,12 @@ def group(sub, name: str, dest: str, metavar: str, help: str, description: str):
 def output_arg(p: argparse.ArgumentParser, help: str = "page table to write (.parquet)", required: bool = True):
     """The ``-o/--output FILE`` option."""
     p.add_argument("-o", "--output", required=required, help=help)
+
+
+def check_outputs(outputs, inputs) -> None:
+    """Refuse, before any work, outputs that are inputs, directories or devices (one line)."""
+    from pagecore._util import check_output
+
+    for out in outputs:
+        if out is not None:
+            check_output(out, [i for i in inputs if i is not None])

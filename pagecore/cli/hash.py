@@ -5,13 +5,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pagecore.cli._args import command, key_from_args, nonneg_int, output_arg, positive_int
+from pagecore.cli._args import check_outputs, command, int_at_least, key_from_args, nonneg_int, output_arg
+
+#: --chunk-pages above this (4 GiB of pages in memory) is surely a typo
+MAX_CHUNK_PAGES = 1 << 20
 
 
 def _cmd_hash(args) -> int:
     from pagecore.dumps import READERS  # noqa: F401 - validates --format choices lazily
     from pagecore.pages.ingest import hash_dump
 
+    check_outputs([args.output], [args.dump])
     vm = args.vm or Path(args.dump).stem
     meta = hash_dump(
         args.dump,
@@ -58,9 +62,9 @@ def register(sub) -> None:
     h.add_argument("--threads", type=nonneg_int, default=0, help="hashing threads (0 = all; default 0)")
     h.add_argument(
         "--chunk-pages",
-        type=positive_int,
+        type=int_at_least(1, MAX_CHUNK_PAGES),
         default=DEFAULT_CHUNK_PAGES,
-        help=f"pages per chunk; bounds memory (default {DEFAULT_CHUNK_PAGES}: 64 MiB)",
+        help=f"pages per chunk; bounds memory (default {DEFAULT_CHUNK_PAGES}: 64 MiB; at most {MAX_CHUNK_PAGES:,})",
     )
     h.add_argument("--skip-bad-pages", action="store_true", help="count and skip unreadable pages instead of failing")
     kg = h.add_mutually_exclusive_group()

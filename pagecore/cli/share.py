@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from pagecore.cli._args import command, nonneg_int, positive_int
+from pagecore.cli._args import check_outputs, command, int_at_least, key_from_args, nonneg_int
 from pagecore.errors import PagecoreError
 
 
@@ -39,9 +39,17 @@ def _fmt_table(rep: dict, by_vm: bool) -> str:
     lines.append(row(f"all ({rep['vms']} VMs)", rep))
     ver = rep["verification"]
     if rep["verified"]:
-        check = f"verified: {ver['pages_compared']:,} pages byte-compared, {rep['false_matches']} false matches"
+        check = (
+            f"verified: {ver['pages_compared']:,} pages byte-compared; "
+            f"false matches: {ver['false_match_pages']:,} pages, "
+            f"{ver['false_match_pairs']:,} pairs of different contents under one hash"
+            + (f"; {ver['unresolved_pages']:,} pages unresolved (not shared)" if ver["unresolved_pages"] else "")
+        )
     else:
-        check = f"unverified ({ver.get('reason')}): expected false matches {rep['expected_false_matches']:.2g}"
+        check = (
+            f"UNVERIFIED ({ver.get('reason')}): expected false matches {rep['expected_false_matches']:.2g} "
+            "for random-like contents"
+        )
     k = rep["ksm"]
     e = rep["esxtop"]
     lines += [
@@ -85,6 +93,9 @@ def _parse_salts(items) -> dict[str, str]:
 def _cmd_share(args) -> int:
     from pagecore.experiments.analyze import analyze_page_tables
 
+    if args.format == "parquet" and not args.output:
+        raise PagecoreError("--format parquet needs -o/--output FILE")
+    check_outputs([args.output], args.pages)
     rep = analyze_page_tables(
         args.pages,
         verify=args.verify,
@@ -94,6 +105,8 @@ def _cmd_share(args) -> int:
         max_page_sharing=args.max_page_sharing,
         top_n=args.top,
         show_progress=not args.quiet,
+        key=key_from_args(args) if (args.key_env or args.key_file) else None,
+        dump_dir=args.dump_dir,
     )
     if args.format == "json":
         if args.by != "vm":
@@ -154,8 +167,19 @@ def register(sub) -> None:
         const="no",
         help="count equal hashes as equal pages without reading the dumps",
     )
+    s.add_argument("--dump-dir", metavar="DIR", help="look for dumps that moved since hashing in DIR (by file name)")
+    kg = s.add_mutually_exclusive_group()
+    kg.add_argument(
+        "--key-env", metavar="VAR", help="key of keyed tables (to verify them), from environment variable VAR"
+    )
+    kg.add_argument("--key-file", metavar="PATH", help="key of keyed tables (to verify them), from PATH")
     s.add_argument("--use-zero-pages", action="store_true", help="KSM counters as with use_zero_pages=1")
-    s.add_argument("--max-page-sharing", type=positive_int, default=256, help="KSM max_page_sharing (default 256)")
+    s.add_argument(
+        "--max-page-sharing",
+        type=int_at_least(2),
+        default=256,
+        help="KSM max_page_sharing (default 256; KSM needs >= 2)",
+    )
     s.add_argument("--salting", type=int, choices=[0, 1, 2], help="also report ESXi Mem.ShareForceSalting at this mode")
     s.add_argument("--salt", action="append", metavar="VM=SALT", help="sched.mem.pshare.salt of a VM (repeatable)")
     s.add_argument("--top", type=nonneg_int, default=10, help="most-copied contents to list (default 10)")

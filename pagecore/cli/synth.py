@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pagecore.cli._args import command, group, load_workflow_config, nonneg_int, output_arg, positive_int
+from pagecore.cli._args import check_outputs, command, group, load_workflow_config, nonneg_int, output_arg, positive_int
 from pagecore.errors import PagecoreError
 
 
@@ -13,8 +13,11 @@ def _cmd_synth_fig04(args) -> int:
     from pagecore._util import progress
     from pagecore.synth import FIG04_DEFAULTS, Fig04Model
 
-    model = Fig04Model(**{k: getattr(args, k) for k in FIG04_DEFAULTS})
     out = Path(args.output_dir)
+    if out.exists() and not out.is_dir():
+        raise PagecoreError(f"{out}: -o/--output-dir is not a directory")
+    check_outputs([out / f"vm{i + 1:02d}.raw" for i in range(args.vms)], [])
+    model = Fig04Model(**{k: getattr(args, k) for k in FIG04_DEFAULTS})
     with progress(args.vms, desc="write guests", unit="VM") as bar:
         for i in range(args.vms):
             path = out / f"vm{i + 1:02d}.raw"
@@ -28,6 +31,7 @@ def _cmd_synth_fig05(args) -> int:
     from pagecore.synth.fig04 import write_hash_only_tables
     from pagecore.synth.guests import GuestSet
 
+    check_outputs([args.output], [args.config])
     cfg = load_workflow_config(args.config)
     scenarios = cfg["fig05"]["scenarios"]
     if args.scenario not in scenarios:
@@ -50,6 +54,7 @@ def _cmd_synth_fig05(args) -> int:
 def _cmd_synth_trace(args) -> int:
     from pagecore.synth.workloads import generate, scenario, write_trace
 
+    check_outputs([args.output], [args.config])
     cfg = load_workflow_config(args.config)
     w = cfg["workloads"]
     names = sorted(k for k, v in w.items() if isinstance(v, dict) and "vms" in v)
@@ -66,6 +71,7 @@ def _cmd_synth_trace(args) -> int:
 def _cmd_import_memorybuddies(args) -> int:
     from pagecore.synth.memorybuddies import import_trace
 
+    check_outputs([args.output], [args.trace])
     meta = import_trace(args.trace, args.output, args.vm, header_bytes=args.header_bytes, max_pages=args.max_pages)
     print(
         f"{args.output}: {meta['pages_read']:,} pages of {meta['vm']} (32-bit hashes, hash-only; "

@@ -12,11 +12,31 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from pagecore.errors import InputError
+from pagecore.errors import PagecoreError
 from pagecore.pages.tables import page_table_metadata, read_page_tables
-from pagecore.pages.verify import dumps_available, verify_tables
+from pagecore.pages.verify import unavailable_reason, verify_tables
 from pagecore.sharing import count_sharing
 from pagecore.sharing.salting import salt_domains
+
+
+def hash_guarantee(keyed: bool, hash_bits: int, verified: bool) -> str:
+    """What the sharing numbers can be trusted for, in one sentence (README "What pagecore guarantees")."""
+    if verified:
+        return "exact: every page counted as shared was byte-compared with its copies in the dump that was hashed"
+    if hash_bits < 64:
+        return (
+            f"unverified {hash_bits}-bit hashes: expected_false_matches is the expectation for random-like "
+            "contents; equal hashes may be different pages"
+        )
+    if keyed:
+        return (
+            "unverified, keyed pcx64: expected_false_matches is the expectation for random-like contents; "
+            "no way is known to construct colliding pages without the secret key, but no bound is proven"
+        )
+    return (
+        "unverified, unkeyed pcx64: expected_false_matches holds for random-like contents only; pages can be "
+        "constructed to collide (the default key is public), so verify against the dumps or hash with a secret key"
+    )
 
 
 def load_pages(paths: Sequence[str | os.PathLike]):
@@ -38,6 +58,8 @@ def analyze_page_tables(
     max_page_sharing: int = 256,
     top_n: int = 10,
     show_progress: bool = False,
+    key=None,
+    dump_dir: str | os.PathLike | None = None,
 ) -> dict:
     """Full sharing analysis of a set of page tables.
 
@@ -47,12 +69,18 @@ def analyze_page_tables(
     verify : {"auto", "yes", "no"}
         Byte-compare equal-hash pages in the source dumps: ``auto`` when every dump is still
         there unchanged, ``yes`` always (error if a dump is missing), ``no`` never (the report
-        is then flagged unverified, with the expected number of false matches).
+        is then flagged unverified, with the expected number of false matches). A dump that
+        is missing or changed since hashing is never verified against: ``auto`` reports the
+        tables unverified with that reason, ``yes`` fails with it.
     salting_mode : {None, 0, 1, 2}
         Also report ESXi ``Mem.ShareForceSalting`` at this mode (salts per VM in ``salts``):
         savings with and without salting and the cross-VM shared pages an attacker in another
         VM could probe.
     use_zero_pages, max_page_sharing : KSM settings for the ``ksm`` counters.
+    key : PageKey, optional
+        The key keyed tables were hashed with (needed to verify them).
+    dump_dir : path, optional
+        Where to look for dumps that moved since hashing (by file name).
 
     Returns
     -------
@@ -65,20 +93,19 @@ def analyze_page_tables(
     paths = list(paths)
     hashes, zero, vm_idx, names, metas = load_pages(paths)
     hash_bits = min(int(m.get("hash_bits", 64)) for m in metas) if metas else 64
-    hash_only = any(m.get("hash_only") for m in metas)
-    do_verify = verify == "yes" or (verify == "auto" and not hash_only and dumps_available(paths))
-    if verify == "yes" and hash_only:
-        raise InputError(
-            paths[0], "page tables are hash-only (no dump behind them) and cannot be verified", hint="use --no-verify"
-        )
+    reason = unavailable_reason(paths, dump_dir, key) if verify != "no" else "not asked (--no-verify)"
+    if verify == "yes" and reason is not None:
+        raise PagecoreError(f"cannot verify: {reason}")
+    do_verify = reason is None
     eligible = None
-    ver = {"verified": False, "reason": "hash-only source" if hash_only else "source dumps not available or not asked"}
+    ver = {"verified": False, "reason": reason}
     false_matches = 0
     if do_verify:
-        v = verify_tables(paths, show_progress=show_progress)
+        v = verify_tables(paths, key=key, dump_dir=dump_dir, show_progress=show_progress)
+        hashes = v.content_keys(hashes)
         eligible = ~v.ineligible
         ver = v.as_dict()
-        false_matches = v.false_matches
+        false_matches = v.false_match_pages
     kw = dict(
         use_zero_pages=use_zero_pages,
         max_page_sharing=max_page_sharing,
@@ -90,6 +117,8 @@ def analyze_page_tables(
     )
     counts = count_sharing(hashes, zero, vm_idx, names, **kw)
     out = counts.to_dict()
+    keyed = any(m.get("hash_key_id", "none") != "none" for m in metas)
+    ver["hash_guarantee"] = hash_guarantee(keyed, hash_bits, do_verify)
     out["verification"] = ver
     if salting_mode is not None:
         dom = salt_domains(names, salting_mode, salts)

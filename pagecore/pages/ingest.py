@@ -13,6 +13,7 @@ import numpy as np
 from pagecore._util import progress
 from pagecore.dumps import DEFAULT_CHUNK_PAGES, open_dump
 from pagecore.pages.hashing import ALGORITHM, PageKey, hash_pages
+from pagecore.pages.provenance import source_fingerprint
 from pagecore.pages.tables import PageTableWriter
 
 
@@ -39,7 +40,7 @@ def hash_dump(
         hbuf = np.empty(reader.chunk_pages, np.uint64)
         zbuf = np.empty(reader.chunk_pages, np.bool_)
         bar = progress(reader.pages_hint, desc=f"hash {vm}") if show_progress else None
-        with PageTableWriter(out, vm) as writer:
+        with PageTableWriter(out, vm, inputs=[dump]) as writer:
             for chunk in reader:
                 k = len(chunk)
                 h, z = hash_pages(chunk.pages, key, threads=threads, out=(hbuf[:k], zbuf[:k]))
@@ -47,6 +48,7 @@ def hash_dump(
                 if bar is not None:
                     bar.update(k)
             meta = reader.metadata()
+            meta.update(source_fingerprint(dump, key))
             meta.update(
                 hash_algorithm=ALGORITHM,
                 hash_key_id=key.key_id,

@@ -80,11 +80,11 @@ class PageTableWriter:
 
     ROW_GROUP = 1 << 20
 
-    def __init__(self, path: str | os.PathLike, vm: str, metadata: dict | None = None):
+    def __init__(self, path: str | os.PathLike, vm: str, metadata: dict | None = None, inputs=()):
         self.path = Path(path)
         self.vm = vm
         self.metadata = dict(metadata or {})
-        self._ctx = atomic_path(self.path)
+        self._ctx = atomic_path(self.path, inputs)
         self._writer: pq.ParquetWriter | None = None
         self.rows = 0
 
@@ -118,39 +118,131 @@ def write_page_table(path, vm: str, gpfn, hashes, zero, metadata: dict | None = 
 
 
 def read_page_table(path: str | os.PathLike, columns: Sequence[str] | None = None) -> pa.Table:
-    """Read one page table, checking it has the page-table columns and types."""
+    """Read one page table, checking it has the page-table columns and types and no nulls."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such page table", hint="run `pagecore hash` first")
     try:
-        table = pq.read_table(path, columns=list(columns) if columns else None)
+        names = pq.ParquetFile(path).schema_arrow.names
     except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(path, f"not a readable Parquet page table ({exc})") from None
+        raise InputError(path, f"not a readable Parquet page table ({str(exc).splitlines()[0]})") from None
     want = PAGE_TABLE_SCHEMA if columns is None else pa.schema([PAGE_TABLE_SCHEMA.field(c) for c in columns])
     for f in want:
-        if f.name not in table.column_names:
-            raise InputError(path, f"missing column {f.name!r}", expected="a page table written by `pagecore hash`")
+        if f.name not in names:
+            raise InputError(
+                path, f"missing column {f.name!r} (has {', '.join(names) or 'none'})",
+                expected="a page table written by `pagecore hash` (vm, gpfn, hash, zero)",
+            )  # fmt: skip
+    try:
+        table = pq.read_table(path, columns=[f.name for f in want])
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(path, f"not a readable Parquet page table ({str(exc).splitlines()[0]})") from None
+    for f in want:
         got = table.schema.field(f.name).type
         if f.name == "vm":
             if not (pa.types.is_dictionary(got) or pa.types.is_string(got) or pa.types.is_large_string(got)):
                 raise InputError(path, f"column 'vm' has type {got}", expected="string")
         elif got != f.type:
             raise InputError(path, f"column {f.name!r} has type {got}", expected=str(f.type))
+        nulls = table.column(f.name).null_count
+        if nulls:
+            raise InputError(path, f"column {f.name!r} has {nulls:,} null values", hint="re-run `pagecore hash`")
     return table
 
 
 def page_table_metadata(path: str | os.PathLike) -> dict:
     """The ``pagecore`` metadata of a page table (empty dict if absent)."""
-    meta = pq.ParquetFile(path).metadata.metadata or {}
+    try:
+        meta = pq.ParquetFile(path).metadata.metadata or {}
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(path, f"not a readable Parquet page table ({str(exc).splitlines()[0]})") from None
     raw = meta.get(META_KEY)
-    return json.loads(raw) if raw else {}
+    if not raw:
+        return {}
+    try:
+        out = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        out = None
+    if not isinstance(out, dict):
+        raise InputError(path, "malformed pagecore metadata (not a JSON object)", hint="re-run `pagecore hash`")
+    return out
+
+
+#: Metadata that must agree between page tables compared with each other.
+COMPARABLE = ("hash_algorithm", "hash_key_id", "hash_bits", "page_size")
+
+
+def check_comparable(paths: Sequence[str | os.PathLike], metas: Sequence[dict] | None = None) -> list[dict]:
+    """Refuse page tables that cannot be compared with each other; return their metadata.
+
+    The same table given twice and tables hashed with different algorithms, keys or hash widths
+    (a 32-bit Memory Buddies table with 64-bit ones) are each refused with one line saying what
+    to do.
+    """
+    paths = [Path(p) for p in paths]
+    for p in paths:
+        if not p.is_file():
+            raise InputError(p, "no such page table", hint="run `pagecore hash` first")
+    metas = list(metas) if metas is not None else [page_table_metadata(p) for p in paths]
+    seen: dict[tuple[int, int], Path] = {}
+    for p in paths:
+        st = p.stat()
+        if (st.st_dev, st.st_ino) in seen:
+            raise InputError(p, f"the same page table is given twice (also as {seen[st.st_dev, st.st_ino]})")
+        seen[st.st_dev, st.st_ino] = p
+    defaults = {"hash_algorithm": "pcx64-v1", "hash_key_id": "none", "hash_bits": 64, "page_size": 4096}
+    for key in COMPARABLE:
+        vals = [m.get(key, defaults[key]) for m in metas]
+        if len(set(map(str, vals))) > 1:
+            i = next(i for i, v in enumerate(vals) if str(v) != str(vals[0]))
+            hint = {
+                "hash_key_id": "hash every dump with the same --key-env/--key-file (or none)",
+                "hash_bits": "tables of different hash widths cannot be compared; compare like with like",
+            }.get(key, "re-hash the dumps with the same pagecore version")
+            raise InputError(
+                paths[i], f"{key} {vals[i]} differs from {vals[0]} of {paths[0]}: their hashes are not comparable",
+                hint=hint,
+            )  # fmt: skip
+    return metas
 
 
 def read_page_tables(paths: Iterable[str | os.PathLike], columns: Sequence[str] | None = None) -> pa.Table:
-    """Concatenate page tables (vm dictionaries are unified)."""
-    tables = [read_page_table(p, columns) for p in paths]
-    if not tables:
-        raise ValueError("no page tables given")
-    if columns is None or "vm" in columns:
-        tables = [t.cast(t.schema.set(t.schema.get_field_index("vm"), pa.field("vm", pa.string()))) for t in tables]
-    return pa.concat_tables([t.replace_schema_metadata(None) for t in tables])
+    """Concatenate page tables (vm dictionaries are unified) after checking they can be compared.
+
+    Refuses (:func:`check_comparable`) tables that cannot be compared, and any (vm, gpfn)
+    that occurs twice (duplicated rows, or two tables of one VM).
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise InputError(None, "no page tables given")
+    check_comparable(paths)
+    cols = None if columns is None else list(dict.fromkeys([*columns, "vm", "gpfn"]))
+    tables = [read_page_table(p, cols) for p in paths]
+    tables = [t.cast(t.schema.set(t.schema.get_field_index("vm"), pa.field("vm", pa.string()))) for t in tables]
+    table = pa.concat_tables([t.replace_schema_metadata(None) for t in tables])
+    _check_unique_frames(table, paths, np.repeat(np.arange(len(tables)), [t.num_rows for t in tables]))
+    return table if columns is None else table.select(list(columns))
+
+
+def _check_unique_frames(table: pa.Table, paths: Sequence[Path], source: np.ndarray) -> None:
+    """Refuse any (vm, gpfn) that occurs twice; ``source[i]`` is the table of row ``i``."""
+    if table.num_rows < 2:
+        return
+    names, vm_idx = np.unique(table["vm"].to_numpy(zero_copy_only=False).astype(str), return_inverse=True)
+    gpfn = table["gpfn"].to_numpy()
+    order = np.lexsort((gpfn, vm_idx))
+    dup = (vm_idx[order][1:] == vm_idx[order][:-1]) & (gpfn[order][1:] == gpfn[order][:-1])
+    if not dup.any():
+        return
+    k = int(np.flatnonzero(dup)[0])
+    a, b = order[k], order[k + 1]
+    vm, frame = str(names[vm_idx[a]]), int(gpfn[a])
+    if source[a] != source[b]:
+        raise InputError(
+            paths[source[b]], f"VM {vm!r} is also in {paths[source[a]]} (guest frame {frame} in both)",
+            hint="pass --vm NAME when hashing, so each dump has its own VM name, and give each table once",
+        )  # fmt: skip
+    raise InputError(
+        paths[source[a]], f"guest frame {frame} of VM {vm!r} occurs more than once ({int(dup.sum()):,} repeats)",
+        hint="each (vm, gpfn) must be one page: re-run `pagecore hash`",
+    )  # fmt: skip

@@ -1,12 +1,23 @@
 """Hash, then verify (paper §4.2–4.3): byte-compare pages whose hashes are equal.
 
 ESX shares two pages only after a full comparison confirms that their contents are equal; a
-page whose hash matches a different content (a *false match*) becomes ineligible for
-sharing. pagecore does the same after hashing: it re-reads from the dumps only the pages whose
-hash occurs more than once and compares each with the first page of that hash (its
-representative). Memory is bounded: representatives are held for at most
+page whose hash matches a different content (a *false match*) does not share with it. pagecore
+does the same after hashing: it re-reads from the dumps only the pages whose hash occurs more
+than once and groups them **by bytes** within each hash: the first content of a hash is
+variant 0, a different content with the same hash variant 1, and so on, so a hash that covers
+two true contents still shares each of them with its own copies. False matches are counted in
+pages (pages whose content is not their hash's first content) and in pairs (pairs of distinct
+contents under one hash). Memory is bounded: representatives are held for at most
 ``budget_bytes`` worth of hashes at a time, and hash ranges that do not fit are verified in
-further passes.
+further passes; a pass that runs out of room for extra variants marks those pages unresolved
+(ineligible) and says so.
+
+**Every compared byte comes from the file that was hashed.** Before reading, the dump's size
+and a digest of a sample of its pages are checked against what ``pagecore hash`` recorded
+(:mod:`pagecore.pages.provenance`); while reading, every page read is hashed again and must give
+the hash in the table. A dump that is missing, moved (``dump_dir`` finds moved dumps by name) or
+changed is reported as such ("dump changed since hashing"), never as false matches. Keyed
+tables need their key to be verified.
 
 This module joins :mod:`pagecore.dumps` (reading) with page tables; it never writes page bytes
 anywhere.
@@ -26,19 +37,24 @@ from pagecore._jit import SERIAL
 from pagecore._util import progress
 from pagecore.dumps import open_dump
 from pagecore.errors import InputError
+from pagecore.pages.hashing import PageKey, hash_pages
+from pagecore.pages.provenance import DumpChanged, locate_dump
 from pagecore.pages.tables import page_table_metadata, read_page_table
 
 WORDS = PAGE_SIZE // 8
 
 
 @njit(**SERIAL)
-def _verify_chunk(pages, hashes, rows, cand, lo, hi, rep, rep_set, inelig, stats):
-    """Compare each page whose hash is a candidate in [lo, hi) with its representative.
+def _verify_chunk(pages, hashes, rows, cand, lo, hi, first, nxt, rep, used, nvar, variant, stats):
+    """Group the pages whose hash is a candidate in [lo, hi) by their bytes.
 
     ``pages`` uint64[k, 512]; ``hashes``/``rows`` the page-table hash and global row of each
-    page; ``cand`` sorted candidate hashes; ``rep`` uint64[hi-lo, 512] representatives,
-    ``rep_set`` bool[hi-lo]; ``inelig`` bool[n_rows] output; ``stats`` int64[3]: pages
-    compared, words compared, false matches.
+    page; ``cand`` sorted candidate hashes. Representatives: ``rep`` uint64[slots, 512],
+    ``first[r]`` the first slot of candidate ``lo + r`` (-1 none), ``nxt[s]`` the next slot of
+    the same candidate, ``used[0]`` slots in use, ``nvar[r]`` distinct contents found so far.
+    Output ``variant[row]``: 0 for the hash's first content, v > 0 for its v-th other content,
+    -1 when no slot was left for a new content (unresolved). ``stats`` int64[4]: pages
+    compared, words compared, pages of another content (false-match pages), unresolved pages.
     """
     for p in range(pages.shape[0]):
         h = hashes[p]
@@ -46,20 +62,43 @@ def _verify_chunk(pages, hashes, rows, cand, lo, hi, rep, rep_set, inelig, stats
         if i < lo or i >= hi or cand[i] != h:
             continue
         r = i - lo
-        if not rep_set[r]:
+        s = first[r]
+        if s >= 0:
+            stats[0] += 1
+        v = 0
+        prev = -1
+        found = -1
+        while s >= 0:
+            same = True
             for w in range(WORDS):
-                rep[r, w] = pages[p, w]
-            rep_set[r] = True
-            continue
-        stats[0] += 1
-        same = True
-        for w in range(WORDS):
-            stats[1] += 1
-            if pages[p, w] != rep[r, w]:
-                same = False
+                stats[1] += 1
+                if pages[p, w] != rep[s, w]:
+                    same = False
+                    break
+            if same:
+                found = v
                 break
-        if not same:
-            inelig[rows[p]] = True
+            prev = s
+            s = nxt[s]
+            v += 1
+        if found < 0:
+            if used[0] >= rep.shape[0]:
+                variant[rows[p]] = -1
+                stats[3] += 1
+                continue
+            s = used[0]
+            used[0] += 1
+            for w in range(WORDS):
+                rep[s, w] = pages[p, w]
+            nxt[s] = -1
+            if prev < 0:
+                first[r] = s
+            else:
+                nxt[prev] = s
+            nvar[r] += 1
+            found = v
+        variant[rows[p]] = found
+        if found > 0:
             stats[2] += 1
 
 
@@ -67,59 +106,97 @@ def _verify_chunk(pages, hashes, rows, cand, lo, hi, rep, rep_set, inelig, stats
 class Verification:
     """Result of verifying a set of page tables against their dumps."""
 
-    ineligible: np.ndarray  # bool[n] over the concatenated page tables
+    variant: np.ndarray  # int32[n] over the concatenated page tables (see _verify_chunk)
     candidates: int  # distinct hashes with >= 2 pages
     pages_compared: int
     bytes_compared: int
-    false_matches: int
+    false_match_pages: int  # pages whose content is not the first content of their hash
+    false_match_pairs: int  # pairs of distinct contents that share a hash
+    unresolved_pages: int  # pages left ineligible: no room for another content of their hash
+    pages_read: int
     passes: int
+
+    @property
+    def ineligible(self) -> np.ndarray:
+        """Rows that may not share: unresolved ones."""
+        return self.variant < 0
+
+    @property
+    def false_matches(self) -> int:
+        return self.false_match_pages
+
+    def content_keys(self, hashes: np.ndarray) -> np.ndarray:
+        """Hashes made distinct per true content: variant v > 0 of hash h gets a remixed key.
+
+        A remixed key that equals some other hash in ``hashes`` (probability ~n²/2⁶⁴) is
+        reported by making its pages unresolved instead (:attr:`ineligible`).
+        """
+        keys = np.array(hashes, np.uint64, copy=True)
+        m = self.variant > 0
+        if m.any():
+            x = keys[m] ^ (self.variant[m].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+            x ^= x >> np.uint64(31)
+            x *= np.uint64(0xBF58476D1CE4E5B9)
+            x ^= x >> np.uint64(29)
+            clash = np.isin(x, hashes)
+            keys[m] = x
+            if clash.any():
+                idx = np.flatnonzero(m)[clash]
+                self.variant[idx] = -1
+                self.unresolved_pages += int(clash.sum())
+        return keys
 
     def as_dict(self) -> dict:
         return {
             "verified": True,
             "candidate_hashes": self.candidates,
+            "pages_read": self.pages_read,
             "pages_compared": self.pages_compared,
             "bytes_compared": self.bytes_compared,
-            "false_matches": self.false_matches,
-            "ineligible_pages": int(self.ineligible.sum()),
+            "false_match_pages": self.false_match_pages,
+            "false_match_pairs": self.false_match_pairs,
+            "unresolved_pages": self.unresolved_pages,
+            "ineligible_pages": int((self.variant < 0).sum()),
             "passes": self.passes,
         }
 
 
-def dump_of(table_path: str | os.PathLike) -> tuple[Path, str]:
-    """The source dump and format recorded in a page table's metadata."""
+def dump_of(table_path: str | os.PathLike, dump_dir: str | os.PathLike | None = None, key=None) -> tuple[Path, str]:
+    """The source dump and format recorded in a page table's metadata, checked unchanged.
+
+    Raises :class:`~pagecore.pages.provenance.DumpChanged` when it is missing or changed.
+    """
     meta = page_table_metadata(table_path)
-    if "source_path" not in meta:
-        raise InputError(table_path, "page table records no source dump", hint="pass the dump explicitly")
-    src = Path(meta["source_path"])
-    if not src.is_file():
-        raise InputError(
-            src, "source dump of page table is gone", hint=f"restore it, or share {table_path} with --no-verify"
-        )
-    if src.stat().st_size != meta.get("source_size"):
-        raise InputError(
-            src,
-            f"dump size changed since {table_path} was made",
-            expected=f"{meta.get('source_size'):,} bytes",
-            hint="re-run `pagecore hash` on it",
-        )
-    return src, meta.get("format", "auto")
+    return locate_dump(table_path, meta, dump_dir, key), meta.get("format", "auto")
 
 
-def dumps_available(table_paths) -> bool:
-    """True if every page table's source dump still exists with the recorded size."""
+def dumps_available(table_paths, dump_dir: str | os.PathLike | None = None) -> bool:
+    """True if every page table's source dump is there, unchanged (size and sample digest)."""
+    return unavailable_reason(table_paths, dump_dir) is None
+
+
+def unavailable_reason(table_paths, dump_dir: str | os.PathLike | None = None, key: PageKey | None = None):
+    """Why the tables cannot be verified (one line), or ``None`` if they can."""
     for t in table_paths:
         meta = page_table_metadata(t)
-        src = meta.get("source_path")
-        if not src or not Path(src).is_file() or Path(src).stat().st_size != meta.get("source_size"):
-            return False
-    return True
+        if meta.get("hash_only"):
+            return f"{t}: hash-only table (no dump behind it)"
+        kid = meta.get("hash_key_id", "none")
+        if kid != "none" and (key is None or key.key_id != kid):
+            return f"{t}: keyed table (key {kid}); pass its key (--key-env/--key-file) to verify"
+        try:
+            locate_dump(t, meta, dump_dir, key)
+        except InputError as exc:
+            return str(exc)
+    return None
 
 
 def verify_tables(
     table_paths,
     dumps: list[tuple[str | os.PathLike, str]] | None = None,
     *,
+    key: PageKey | None = None,
+    dump_dir: str | os.PathLike | None = None,
     budget_bytes: int = 1 << 30,
     chunk_pages: int = 4096,
     show_progress: bool = False,
@@ -132,20 +209,38 @@ def verify_tables(
         Page tables, in the order their rows are concatenated (the order of
         :func:`pagecore.pages.tables.read_page_tables`).
     dumps : list of (path, format), optional
-        The dump behind each table; default: the ``source_path``/``format`` in each table's
-        metadata.
+        The dump behind each table; default: the recorded ``source_path``/``format`` of each
+        table (or the same file name in ``dump_dir``), checked unchanged.
+    key : PageKey, optional
+        The key the tables were hashed with (default: the unkeyed default); every page read is
+        hashed again with it and must match its table row.
     budget_bytes : int
         Memory for representative pages; more candidates than fit are verified in passes.
 
     Returns
     -------
     Verification
-        ``ineligible[i]`` is True for row ``i`` (of the concatenated tables) whose content
-        differs from the first page with the same hash.
+        ``variant[i]`` for row ``i`` of the concatenated tables: 0 for the first content of its
+        hash, v > 0 for another content with the same hash, -1 if unresolved.
+
+    Raises
+    ------
+    DumpChanged
+        A dump is missing or differs from the one hashed (size, sample digest, or a page that
+        hashes differently now).
     """
     table_paths = [Path(p) for p in table_paths]
+    metas = [page_table_metadata(p) for p in table_paths]
+    key = key or PageKey.default()
+    for p, m in zip(table_paths, metas, strict=True):
+        kid = m.get("hash_key_id", "none")
+        if kid != key.key_id:
+            raise InputError(
+                p, f"table hashed with key {kid}, verification given key {key.key_id}",
+                hint="pass the key the table was hashed with (--key-env/--key-file)",
+            )  # fmt: skip
     if dumps is None:
-        dumps = [dump_of(p) for p in table_paths]
+        dumps = [dump_of(p, dump_dir, key) for p in table_paths]
     if len(dumps) != len(table_paths):
         raise ValueError("need one dump per page table")
     cols = [read_page_table(p, ["gpfn", "hash"]) for p in table_paths]
@@ -153,15 +248,19 @@ def verify_tables(
     all_hash = np.concatenate([c["hash"].to_numpy() for c in cols]) if cols else np.zeros(0, np.uint64)
     uniq, counts = np.unique(all_hash, return_counts=True)
     cand = np.ascontiguousarray(uniq[counts > 1])
-    inelig = np.zeros(all_hash.shape[0], np.bool_)
-    stats = np.zeros(3, np.int64)
-    per_pass = max(1, int(budget_bytes // PAGE_SIZE))
-    passes = 0
+    variant = np.zeros(all_hash.shape[0], np.int32)
+    stats = np.zeros(4, np.int64)
+    per_pass = max(1, int(budget_bytes // PAGE_SIZE) * 15 // 16)
+    passes = pairs = pages_read = 0
     for lo in range(0, len(cand), per_pass):
         hi = min(len(cand), lo + per_pass)
         passes += 1
-        rep = np.empty((hi - lo, WORDS), np.uint64)
-        rep_set = np.zeros(hi - lo, np.bool_)
+        slots = (hi - lo) + max(16, (hi - lo) // 15)
+        rep = np.empty((slots, WORDS), np.uint64)
+        first = np.full(hi - lo, -1, np.int64)
+        nxt = np.full(slots, -1, np.int64)
+        used = np.zeros(1, np.int64)
+        nvar = np.zeros(hi - lo, np.int64)
         for t, (tbl, (dump, fmt)) in enumerate(zip(cols, dumps, strict=True)):
             gpfn = tbl["gpfn"].to_numpy()
             hashes = tbl["hash"].to_numpy()
@@ -174,34 +273,33 @@ def verify_tables(
                     pos_c = np.minimum(pos, len(gsorted) - 1)
                     if len(gsorted) == 0 or np.any(gsorted[pos_c] != chunk.gpfn):
                         bad = chunk.gpfn[(len(gsorted) == 0) | (gsorted[pos_c] != chunk.gpfn)][0]
-                        raise InputError(
-                            dump,
-                            f"guest frame {int(bad)} is not in page table {table_paths[t]}",
-                            expected="the dump the page table was made from",
-                            hint="re-run `pagecore hash` on this dump",
-                        )
+                        raise DumpChanged(dump, f"guest frame {int(bad)} is not in page table {table_paths[t]}")
                     rows = order[pos_c]
+                    want = np.ascontiguousarray(hashes[rows])
+                    got, _ = hash_pages(chunk.pages, key)
+                    if not np.array_equal(got, want):
+                        bad = int(chunk.gpfn[np.flatnonzero(got != want)[0]])
+                        raise DumpChanged(
+                            dump, f"guest frame {bad} no longer has the content hashed into {table_paths[t]}"
+                        )
+                    pages_read += len(chunk)
                     _verify_chunk(
-                        chunk.pages.view(np.uint64),
-                        np.ascontiguousarray(hashes[rows]),
-                        rows + offsets[t],
-                        cand,
-                        lo,
-                        hi,
-                        rep,
-                        rep_set,
-                        inelig,
-                        stats,
-                    )
+                        chunk.pages.view(np.uint64), want, rows + offsets[t], cand, lo, hi,
+                        first, nxt, rep, used, nvar, variant, stats,
+                    )  # fmt: skip
                     if bar is not None:
                         bar.update(len(chunk))
                 if bar is not None:
                     bar.close()
+        pairs += int((nvar * (nvar - 1) // 2).sum())
     return Verification(
-        ineligible=inelig,
+        variant=variant,
         candidates=len(cand),
         pages_compared=int(stats[0]),
         bytes_compared=int(stats[1]) * 8,
-        false_matches=int(stats[2]),
+        false_match_pages=int(stats[2]),
+        false_match_pairs=pairs,
+        unresolved_pages=int(stats[3]),
+        pages_read=pages_read,
         passes=passes,
     )

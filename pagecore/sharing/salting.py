@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from pagecore.errors import ConfigError
+
 MODES = (0, 1, 2)
 
 
@@ -36,11 +38,14 @@ def salt_domains(vm_names: Sequence[str], mode: int, salts: Mapping[str, str] | 
         ``int64[len(vm_names)]``; VMs with equal values may share pages.
     """
     if mode not in MODES:
-        raise ValueError(f"Mem.ShareForceSalting must be one of {MODES}, got {mode!r}")
+        raise ConfigError(f"Mem.ShareForceSalting must be one of {MODES}, got {mode!r}")
     salts = dict(salts or {})
     unknown = set(salts) - set(vm_names)
     if unknown:
-        raise ValueError(f"salts given for unknown VMs: {', '.join(sorted(unknown))}")
+        raise ConfigError(
+            f"--salt names VMs that are not in the page tables: {', '.join(sorted(unknown))}"
+            f" (VMs: {', '.join(vm_names)})"
+        )
     if mode == 0:
         return np.zeros(len(vm_names), np.int64)
     ids: dict[str, int] = {}

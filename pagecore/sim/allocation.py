@@ -46,6 +46,7 @@ def _inverse_cost(c, active, k):
 @mechanism("allocation", "idle_tax")
 class IdleTax:
     """Min-funding revocation on ρ with the idle memory tax (the paper's policy)."""
+
     max_transfers: int = 10000
 
     def targets(self, shares, min_pages, max_pages, active, available, tau):

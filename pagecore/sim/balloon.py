@@ -33,6 +33,7 @@ from pagecore.sim.contracts import mechanism
 @mechanism("balloon", "esx")
 class EsxBalloon:
     """A per-guest driver with an adaptive (multiplicative) rate limit."""
+
     poll_s: float = 1.0
     max_fraction: float = 0.65
     rate_min_mb_s: float = 1.0

@@ -318,6 +318,7 @@ class LRUGuest:
     Guarantees: ``cache_pages`` never grows as ``boot_mb`` grows at fixed ``vm_mb``; a run is
     deterministic in its seed.
     """
+
     kernel_bytes_per_page: float = 68.0
     fixed_mb: float = 24.0
     warmup_fraction: float = 0.5

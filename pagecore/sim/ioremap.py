@@ -166,6 +166,7 @@ def replay_io(
 @mechanism("io_remap", "random")
 class HotPageRemap:
     """Remap hot high pages to low memory; ``random`` low pages go back high when low is scarce."""
+
     threshold: int = 16
     cb_sample: int = 16
 

@@ -23,6 +23,7 @@ from pagecore.sim.contracts import mechanism
 @mechanism("paging", "random")
 class RandomPager:
     """Uniform random victims with share-before-swap."""
+
     swap_rate_mb_s: float = 32.0
 
     def rate_pages(self, dt):

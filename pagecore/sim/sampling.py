@@ -34,6 +34,7 @@ from pagecore.sim.memory import C_DISTINCT, C_SAMPLE_HITS
 @mechanism("sampling", "esx")
 class EsxSampler:
     """The paper's estimator: random sampling, slow/fast/current EWMAs, estimate = max."""
+
     sample_pages: int = 100
     period_s: float = 30.0
     alpha_slow: float = 0.27
@@ -93,6 +94,7 @@ class EsxSampler:
 class OracleEstimator:
     """Not in the paper: the true number of frames touched in the last complete period
     (or the current one, if larger). A what-if baseline for the sampling error."""
+
     period_s: float = 30.0
 
     def start(self, vm, rng):

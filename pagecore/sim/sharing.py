@@ -17,6 +17,7 @@ from pagecore.sim.contracts import mechanism
 @mechanism("sharing", "zero")
 class ZeroScanner:
     """Random-order scanning that shares zero pages."""
+
     rate_vm_pages_s: float = 50.0
     rate_total_pages_s: float = 200.0
 

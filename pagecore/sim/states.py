@@ -21,6 +21,7 @@ STATES = ("high", "soft", "hard", "low")
 @mechanism("states", "esx")
 class EsxStates:
     """The paper's four-state machine."""
+
     high_pct: float = 6.0
     soft_pct: float = 4.0
     hard_pct: float = 2.0

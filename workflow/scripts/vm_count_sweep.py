@@ -12,6 +12,7 @@ with job_log(snakemake):
     mode = snakemake.params.verify
     if mode is True or (mode == "auto" and dumps_available(tables)):
         v = verify_tables(tables)
+        pages["hash"] = v.content_keys(pages["hash"].to_numpy())  # one key per true content
         pages["eligible"] = ~v.ineligible
         print("verification:", v.as_dict())
     else:
