@@ -35,7 +35,13 @@ from ._segments import MAX_SEGMENTS, PHYS_ADDR_LIMIT, SegmentReader, SegmentTabl
 from .base import register
 
 ELF_MAGIC = b"\x7fELF"
+PT_NULL = 0
 PT_LOAD = 1
+PT_NOTE = 4
+#: Most notes a PT_NOTE may hold (QEMU writes a few per vCPU).
+MAX_NOTES = 1 << 16
+#: Program header types a memory dump's core file holds.
+CORE_TYPES = (PT_NULL, PT_LOAD, PT_NOTE)
 PN_XNUM = 0xFFFF
 ET_CORE = 4
 
@@ -131,7 +137,26 @@ class ElfReader(SegmentReader):
         t = np.ndarray(
             (e_phnum,), dtype=_PHDR[cls_].newbyteorder(end), buffer=buf, offset=e_phoff, strides=(e_phentsize,)
         )
-        load = np.flatnonzero(t["p_type"] == PT_LOAD)
+        ptype = t["p_type"]
+        odd = np.flatnonzero(~np.isin(ptype, CORE_TYPES) | ((ptype == PT_NULL) & (t["p_filesz"] > 0)))
+        if len(odd):
+            j = int(odd[0])
+            raise self._bad(
+                f"program header #{j} has type 0x{int(ptype[j]):x}"
+                + (" with file data" if ptype[j] == PT_NULL else ", not one a core file holds"),
+                e_phoff + j * e_phentsize,
+                "PT_LOAD (1) or PT_NOTE (4) (or an empty PT_NULL)",
+                hint="the header is corrupt; re-create the dump",
+            )
+        notes = [
+            (int(t["p_offset"][j]), int(t["p_filesz"][j]), e_phoff + j * e_phentsize)
+            for j in np.flatnonzero(ptype == PT_NOTE)
+        ]
+        self._check_notes(buf, notes, end)
+        ends = [eh.size, table_end] + [o + n for o, n, _ in notes]
+        if e_shoff and e_shoff + max(_e_shnum, 1) * _e_shentsize <= size:
+            ends.append(e_shoff + max(_e_shnum, 1) * _e_shentsize)
+        load = np.flatnonzero(ptype == PT_LOAD)
         t = t[load]
         paddr, filesz, memsz = (t[f].astype(np.uint64) for f in ("p_paddr", "p_filesz", "p_memsz"))
         offset = np.minimum(t["p_offset"].astype(np.uint64), np.uint64(1 << 62))
@@ -181,6 +206,15 @@ class ElfReader(SegmentReader):
                     "segment data apart from the headers",
                     hint="the header is corrupt; re-create the dump",
                 )
+        last = max([*ends, *(segs.offset + segs.size).tolist()])
+        if last < size:
+            raise self._bad(
+                f"{size - last:,} bytes after the end of the last segment or table (at {last:,})",
+                last,
+                "the file to end with its last segment, as dump producers write it (a lowered e_phnum "
+                "or a program header of the wrong type leaves data unaccounted for)",
+                hint="the header is corrupt; re-create the dump",
+            )
         if not len(segs) and not excluded:
             raise self._bad(
                 "ELF core has no PT_LOAD segment with data",
@@ -190,6 +224,34 @@ class ElfReader(SegmentReader):
             )
         self.stats.pages_excluded = excluded
         return segs
+
+    def _check_notes(self, buf, notes, end) -> None:
+        """Each PT_NOTE must hold a chain of notes that ends exactly at its p_filesz."""
+        for off, n, at in notes:
+            if off + n > self.file_size:
+                if self.skip_bad_pages:
+                    continue
+                raise self._bad(
+                    f"PT_NOTE ({n:,} bytes at {off:,}) runs past the end of the file ({self.file_size:,} bytes)",
+                    at,
+                    "note data inside the file",
+                    hint="the dump is truncated; re-create it",
+                )
+            pos, stop = off, off + n
+            for _ in range(MAX_NOTES):
+                if pos + 12 > stop:
+                    break
+                namesz, descsz, _ = struct.unpack_from(end + "III", buf, pos)
+                pos += 12 + (-(-namesz // 4) * 4) + (-(-descsz // 4) * 4)
+            else:
+                pos = -1  # more notes than any dump has
+            if pos != stop and not (pos < stop and not np.asarray(buf[pos:stop]).any()):
+                raise self._bad(
+                    f"the notes of a PT_NOTE ({n:,} bytes at {off:,}) do not end at its p_filesz",
+                    at,
+                    "a chain of ELF notes filling the PT_NOTE exactly",
+                    hint="the header is corrupt; re-create the dump",
+                )
 
 
 def write_elf(path: str | os.PathLike, segments, *, align: int = 1) -> Path:

@@ -26,6 +26,24 @@ Frames set in the 1st bitmap but not the 2nd were left out by the producer (make
 ``stats.pages_excluded``, never silently dropped. Split dumps (``makedumpfile --split``)
 hold the frames ``[start_pfn, end_pfn)``; read each part on its own.
 
+What is checked (each failure names the check): signature, ``header_version``, ``block_size``
+(4096), ``status`` (known bits only; the *incomplete* bit is an error unless
+``skip_bad_pages``, then ``stats.incomplete``), ``sub_hdr_size``/``bitmap_blocks`` against
+``max_mapnr`` (each bitmap exactly ``ceil(max_mapnr / (8 * block_size))`` blocks, as both
+producers write it), the 32- and 64-bit ``max_mapnr`` against each other, ``dump_level``
+(0..31), ``split`` (0 or 1; a split part's range non-empty and inside ``max_mapnr``), the
+vmcoreinfo/note/eraseinfo ranges inside the file; the bitmaps (no bit at or beyond
+``max_mapnr``, the 2nd a subset of the 1st); the descriptor table against the 2nd bitmap and
+the file (its size, the page data starting right after it, every page's data back to back in
+frame order with only the all-zero page shared, the data ending at the end of the file), so a
+flipped bitmap bit cannot shift pages onto the wrong frames; and per page the codec flag
+(known, announced by ``status``), the data inside the file, a raw page's size, and that every
+codec yields exactly one page — with the output bounded *before* decoding (zlib and lzo into
+a 4096-byte buffer, snappy's and zstd's declared lengths checked first, zstd's window capped).
+What no check can protect (:data:`UNPROTECTED`): the bytes of raw (uncompressed) pages, and
+of lzo, snappy and zstd pages (none of these carries a checksum in a kdump file; a changed
+byte may decode to a changed page). zlib pages carry an Adler-32 checksum.
+
 Pages are decompressed by a thread pool, a batch of pages per task, while the caller works
 on the previous chunk: zlib, zstd and cramjam's snappy release the GIL. Memory is bounded by
 two chunks.
@@ -46,6 +64,9 @@ import numpy as np
 from ..errors import InputError
 from . import _pagecodec
 from .base import MmapReader, PageChunk, register
+
+#: Byte ranges no check can protect (module docstring), for the fuzz test.
+UNPROTECTED = ("raw page data", "lzo page data", "snappy page data", "zstd page data (frames without a checksum)")
 
 SIGNATURES = (b"KDUMP   ", b"DISKDUMP")
 
