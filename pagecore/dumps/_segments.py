@@ -162,6 +162,7 @@ class SegmentReader(MmapReader):
                     if keep and (s.paddr + keep) % self.page_size:
                         lost -= 1  # the page holding the cut is still read, partly
                     self.stats.pages_skipped += max(0, lost)
+                    self.stats.bytes_skipped += s.size - keep  # also counts a page cut inside
                     t.size[i] = keep
                     t.offset[i] = min(s.offset, self.file_size)
             t = t.take(t.size > 0)

@@ -51,7 +51,8 @@ class DumpStats:
     pages_read: int = 0
     pages_skipped: int = 0  # unreadable pages dropped under --skip-bad-pages
     pages_excluded: int = 0  # pages the dump itself left out (e.g. kdump dump_level)
-    bytes_skipped: int = 0  # trailing bytes that do not form a whole page
+    bytes_skipped: int = 0  # bytes that do not form a whole page (raw), or a segment or header
+    # lacks because the file is cut short (ELF, LiME; under skip_bad_pages)
     pages_partial: int = 0  # pages only partly present (ELF/LiME ranges not page-aligned);
     # they are counted in pages_read too, and the bytes the dump lacks read as zero
     incomplete: bool = False  # the dump's own header says the producer did not finish (kdump)

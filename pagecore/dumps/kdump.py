@@ -56,7 +56,7 @@ import struct
 import threading
 import zlib
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -186,6 +186,21 @@ def default_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+class _InlineExecutor:
+    """``threads = 1``: run each batch at once in the calling thread (no thread to start)."""
+
+    def submit(self, fn, *args) -> Future:
+        f: Future = Future()
+        try:
+            f.set_result(fn(*args))
+        except BaseException as exc:  # handed to the caller by f.result(), as a pool would
+            f.set_exception(exc)
+        return f
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
 
 
 # -------------------------------------------------------------------------- sources
@@ -619,7 +634,15 @@ class KdumpReader(MmapReader):
         k = len(pfns)
         desc_off = h["desc_at"] + pos * PAGE_DESC.itemsize
         if not src.covered(desc_off, k * PAGE_DESC.itemsize):
-            avail = max(0, (src.size - desc_off) // PAGE_DESC.itemsize) if src.covered(desc_off, 0) else 0
+            # the longest run of descriptors present from desc_off (a flattened file may lack records)
+            lo, hi = 0, k
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if src.covered(desc_off, mid * PAGE_DESC.itemsize):
+                    lo = mid
+                else:
+                    hi = mid - 1
+            avail = lo
             if not self.skip_bad_pages:
                 raise self._err(
                     f"truncated page-descriptor table: descriptors {pos:,}..{pos + k - 1:,} are missing",
@@ -773,7 +796,7 @@ class KdumpReader(MmapReader):
         h = self._header(src)
         self.header = h
         threads = self.threads or default_threads()
-        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kdump")
+        pool = _InlineExecutor() if threads == 1 else ThreadPoolExecutor(threads, thread_name_prefix="kdump")
         try:
             specs = self._chunk_specs(src, h)
             job = None

@@ -69,6 +69,7 @@ class LimeReader(SegmentReader):
             n = len(paddr)
             if size - off < HEADER.size:
                 if n and self.skip_bad_pages:
+                    self.stats.bytes_skipped += size - off  # a cut-off header: report it
                     break
                 raise InputError(
                     self.path,
