@@ -111,8 +111,8 @@ def _zlib(src, n):
     # bounded: at most n bytes are produced; more input left over means a longer stream
     d = zlib.decompressobj()
     out = d.decompress(src, n)
-    if d.unconsumed_tail or not d.eof:
-        raise PageLengthError(f"zlib stream is longer than {n} bytes or incomplete")
+    if d.unconsumed_tail or not d.eof or len(out) != n:
+        raise PageLengthError(f"zlib stream does not hold exactly {n} bytes")
     return out
 
 
@@ -767,9 +767,9 @@ class KdumpReader(MmapReader):
             expected = f"{bs} bytes when no compression flag is set"
         else:
             where = self._where(off)
-            detail = next((m for j, m in errors if isinstance(j, int) and j == i), None)
+            detail = next((e[1] for e in errors if isinstance(e, tuple) and e[0] == i), None)
             if code == BAD_LENGTH or code == -100:
-                problem = f"{codec} page does not decompress to {bs} bytes"
+                problem = f"{codec} page does not decompress to {bs} bytes" + (f" ({detail})" if detail else "")
             else:
                 problem = f"corrupt {codec} page data ({detail or f'zlib error {code}'})"
             expected = f"a {codec} stream of one {bs}-byte page"
