@@ -212,27 +212,34 @@ class SegmentReader(MmapReader):
         buf = self._map()
         ps = self.page_size
         cp = self.chunk_pages
-        done: list[tuple[int, np.ndarray]] = []  # finished partial pages, at most chunk_pages
-        open_pfn, open_page = -1, None  # the partial page segments may still add to
+        # partial pages are assembled in place in one chunk-sized buffer (zero-filled lazily by
+        # the OS), the page being filled at row k; the rows before it are finished
+        pend = pend_pfn = None
+        k, open_pfn = 0, -1
         prev = None
         paddrs, offsets, sizes = t.paddr.tolist(), t.offset.tolist(), t.size.tolist()
-        for paddr, offset, size in zip(paddrs, offsets, sizes, strict=True):
+        for j, (paddr, offset, size) in enumerate(zip(paddrs, offsets, sizes, strict=True)):
             end = paddr + size
             first = -(-paddr // ps)  # first frame covered whole
             last = end // ps  # one past the last frame covered whole
-            edges = [p for p in dict.fromkeys((paddr // ps, (end - 1) // ps)) if not first <= p < last]
-            for pfn in edges:
+            if j % 4096 == 0:
+                self._check_size()
+            head, tail = paddr // ps, (end - 1) // ps
+            for pfn in (head, tail) if tail != head else (head,):
+                if first <= pfn < last:
+                    continue
                 if pfn != open_pfn:
-                    if open_page is not None:
-                        done.append((open_pfn, open_page))
-                    open_pfn, open_page = pfn, np.zeros(ps, np.uint8)
-                    if len(done) >= cp:
-                        yield self._partial_chunk(done)
-                        done = []
+                    if open_pfn >= 0:
+                        k += 1
+                        if k == cp:
+                            yield self._partial_chunk(pend, pend_pfn, k)
+                            pend, k = None, 0
+                    if pend is None:
+                        pend, pend_pfn = np.zeros((cp, ps), np.uint8), np.empty(cp, np.uint64)
+                    pend_pfn[k] = open_pfn = pfn
                 lo, hi = max(paddr, pfn * ps), min(end, (pfn + 1) * ps)
                 src = offset + (lo - paddr)
-                self._check_size()
-                open_page[lo - pfn * ps : hi - pfn * ps] = buf[src : src + (hi - lo)]
+                pend[k, lo - pfn * ps : hi - pfn * ps] = buf[src : src + (hi - lo)]
             if last <= first:
                 continue
             base = offset + (first * ps - paddr)
@@ -246,18 +253,16 @@ class SegmentReader(MmapReader):
                 self.stats.pages_read += hi - lo
                 yield PageChunk(np.arange(lo, hi, dtype=np.uint64), pages)
                 prev = (start, (hi - lo) * ps)
-        if open_page is not None:
-            done.append((open_pfn, open_page))
-        if done:
-            yield self._partial_chunk(done)
+        if open_pfn >= 0:
+            yield self._partial_chunk(pend, pend_pfn, k + 1)
 
-    def _partial_chunk(self, done: list[tuple[int, np.ndarray]]) -> PageChunk:
-        pfns = np.array([p for p, _ in done], dtype=np.uint64)
-        pages = np.stack([pg for _, pg in done])
+    def _partial_chunk(self, pend: np.ndarray, pend_pfn: np.ndarray, k: int) -> PageChunk:
+        self._check_size()  # the pages were copied from the map: the file was whole then
+        pages = pend[:k]
         pages.flags.writeable = False
-        self.stats.pages_read += len(done)
-        self.stats.pages_partial += len(done)
-        return PageChunk(pfns, pages)
+        self.stats.pages_read += k
+        self.stats.pages_partial += k
+        return PageChunk(pend_pfn[:k], pages)
 
 
 def _pages_touched(addr: int, size: int, ps: int = 4096) -> int:
