@@ -40,7 +40,7 @@ from dumps_helpers import FIXTURE_ARCHIVE, PS, make_pages, unpack_fixture
 from pagecore.dumps import open_dump
 from pagecore.dumps.elf import write_elf
 from pagecore.dumps.flattened import write_kdump_flat
-from pagecore.dumps.kdump import FLAG_LZO, FLAG_SNAPPY, FLAG_ZSTD, PAGE_DESC, KdumpReader, write_kdump
+from pagecore.dumps.kdump import FLAG_LZO, FLAG_SNAPPY, FLAG_ZSTD, PAGE_DESC, write_kdump
 from pagecore.dumps.lime import HEADER as LIME_HEADER
 from pagecore.dumps.lime import write_lime
 from pagecore.errors import InputError
@@ -79,8 +79,11 @@ def _mark(mask: np.ndarray, lo: int, hi: int) -> None:
     mask[max(lo, 0) : max(min(hi, len(mask)), 0)] = True
 
 
-def _kdump_unprotected(path: Path, fmt: str, data: bytes) -> np.ndarray:
-    """Bytes of the raw, lzo, snappy and zstd page blobs (as file offsets) of a kdump file."""
+def _kdump_unprotected(path: Path, fmt: str, data: bytes, bitmap2: bool = False) -> np.ndarray:
+    """Bytes of the raw, lzo, snappy and zstd page blobs (as file offsets) of a kdump file.
+
+    With ``bitmap2``, also the 2nd bitmap (unprotected in dumps that exclude frames).
+    """
     mask = np.zeros(len(data), bool)
     with open_dump(path, fmt) as r:
         src = r._source()
@@ -88,6 +91,8 @@ def _kdump_unprotected(path: Path, fmt: str, data: bytes) -> np.ndarray:
         descs = np.frombuffer(bytes(src.read(h["desc_at"], h["ndesc"] * PAGE_DESC.itemsize)), PAGE_DESC)
         unchecked = {0, FLAG_LZO, FLAG_SNAPPY, FLAG_ZSTD}
         blobs = {(int(d["offset"]), int(d["size"])) for d in descs if int(d["flags"]) in unchecked}
+        if bitmap2:
+            blobs.add((h["bitmap2"], h["desc_at"] - h["bitmap2"]))
         if hasattr(src, "vstart"):  # flattened: map kdump ranges through the records
             for a, b in blobs:
                 for vs, ve, fs in zip(src.vstart.tolist(), src.vend.tolist(), src.fstart.tolist(), strict=True):
@@ -324,10 +329,5 @@ def test_fuzz_real_kdump(tmp_path, name, skip):
     out = crop_kdump(d / name, tmp_path / "seed", [(lo, lo + NPAGES)], flattened=name.endswith(".flat"))
     fmt = "kdump-flat" if name.endswith(".flat") else "kdump"
     data = out.read_bytes()
-    mask = _kdump_unprotected(out, fmt, data)
-    if fmt == "kdump":
-        r = KdumpReader(out)
-        h = r._header(r._source())
-        _mark(mask, h["bitmap2"], h["desc_at"])
-        r.close()
+    mask = _kdump_unprotected(out, fmt, data, bitmap2=True)
     run_fuzz(fmt, skip, SLOW_CASES // 4, tmp_path, Seed(data, fmt, mask))

@@ -186,6 +186,8 @@ class DumpReader(ABC):
             "format": self.name,
             "page_size": self.page_size,
             **self.stats.as_dict(),
+            # one line for the user when pages were skipped or the dump is incomplete, else None
+            "damage": self.stats.damage(),
         }
 
 

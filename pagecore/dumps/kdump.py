@@ -42,7 +42,11 @@ codec yields exactly one page — with the output bounded *before* decoding (zli
 a 4096-byte buffer, snappy's and zstd's declared lengths checked first, zstd's window capped).
 What no check can protect (:data:`UNPROTECTED`): the bytes of raw (uncompressed) pages, and
 of lzo, snappy and zstd pages (none of these carries a checksum in a kdump file; a changed
-byte may decode to a changed page). zlib pages carry an Adler-32 checksum.
+byte may decode to a changed page). zlib pages carry an Adler-32 checksum. In a dump that
+leaves frames out (frames in the 1st bitmap but not the 2nd), an edit of the 2nd bitmap that
+keeps its number of set bits (clearing one dumped frame's bit and setting an excluded frame's)
+moves the pages between the two frames onto their neighbours, and nothing in the format can
+tell; in dumps whose two bitmaps are equal (QEMU's) any such edit is caught.
 
 Pages are decompressed by a thread pool, a batch of pages per task, while the caller works
 on the previous chunk: zlib, zstd and cramjam's snappy release the GIL. Memory is bounded by
@@ -66,7 +70,13 @@ from . import _pagecodec
 from .base import MmapReader, PageChunk, register
 
 #: Byte ranges no check can protect (module docstring), for the fuzz test.
-UNPROTECTED = ("raw page data", "lzo page data", "snappy page data", "zstd page data (frames without a checksum)")
+UNPROTECTED = (
+    "raw page data",
+    "lzo page data",
+    "snappy page data",
+    "zstd page data (frames without a checksum)",
+    "2nd bitmap edits that keep its bit count, in dumps that exclude frames",
+)
 
 SIGNATURES = (b"KDUMP   ", b"DISKDUMP")
 
@@ -494,6 +504,7 @@ class KdumpReader(MmapReader):
             if not src.covered(off, k * PAGE_DESC.itemsize):
                 break  # a flattened file missing records: the pages are checked one by one later
             descs = np.frombuffer(bytes(src.read(off, k * PAGE_DESC.itemsize)), PAGE_DESC)
+            self._release_kdump_range(src, off, k * PAGE_DESC.itemsize)
             offs = descs["offset"].astype(np.int64)
             bad = _pagecodec.check_layout(
                 offs, descs["size"].astype(np.int64), descs["flags"].astype(np.int64), bs, state
