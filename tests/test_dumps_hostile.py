@@ -15,6 +15,7 @@ import threading
 import time
 import tracemalloc
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -439,3 +440,29 @@ def test_ctrl_c_stops_a_read_promptly(tmp_path):
     t.join()
     assert stopped - sent[0] < 1.0
     assert os.path.exists(path)
+
+
+def test_truncation_while_a_view_is_in_use_is_one_line(tmp_path):
+    """A page of the map touched after the file shrank: SIGBUS, once a silent death."""
+    import subprocess
+    import sys
+
+    from pagecore.dumps._sigbus import EXIT_STATUS
+
+    path = tmp_path / "d.raw"
+    path.write_bytes(make_pages(256, seed=6).tobytes())
+    code = f"""
+import os
+from pathlib import Path
+from pagecore.dumps import _sigbus, open_dump
+assert _sigbus.install()
+with open_dump({str(path)!r}, "raw", chunk_pages=256) as r:
+    chunk = next(iter(r))
+    os.truncate({str(path)!r}, 4096)
+    print(int(chunk.pages[-1].sum()))  # touches a page past the new end
+"""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == EXIT_STATUS, (p.returncode, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "shrank while being read" in lines[0] and str(path) in lines[0]

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import PAGE_SIZE
 from ..errors import ConfigError, InputError
+from . import _sigbus
 
 #: Default pages per chunk: 64 MiB of page data, large enough to amortize per-chunk work (each
 #: chunk starts a parallel hashing region) and small enough that memory stays bounded.
@@ -213,6 +214,8 @@ class MmapReader(DumpReader):
     def _map(self) -> np.ndarray:
         """Map the whole file read-only; returns a uint8 view (empty files cannot be mapped)."""
         if self._buf is None:
+            _sigbus.install_async()  # a truncation while a view is in use: one line, not a silent death
+            _sigbus.set_current(self.path)
             self._fh = open(self.path, "rb")
             self._check_size()
             self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
@@ -226,7 +229,7 @@ class MmapReader(DumpReader):
 
         Touching a mapped page past the end of a file kills the process with SIGBUS, so every
         reader calls this before it hands out (or reads) each chunk. A file truncated while a
-        chunk is being hashed can still fault; that window is one chunk long.
+        chunk is being hashed faults anyway; :mod:`._sigbus` then prints one line and exits.
         """
         fh = self._fh
         size = os.fstat(fh.fileno()).st_size if fh is not None else self.path.stat().st_size
