@@ -20,6 +20,13 @@ name            producers                                       pages
 
 Every page of a dump ends up in the reader's ``stats``: read, skipped (unreadable, under
 ``skip_bad_pages``) or excluded (left out by the producer, e.g. kdump ``dump_level``).
+:meth:`DumpStats.damage` is one line for the user when pages were skipped or the dump says it
+is incomplete (it is also in :meth:`DumpReader.metadata` as ``damage``); a dump of which no
+page can be read is an error even under ``skip_bad_pages``.
+
+Each format module says in its docstring what it checks and, in ``UNPROTECTED``, which bytes
+no check can protect (page data without a checksum, and the like); ``tests/test_dumps_fuzz.py``
+holds them to it.
 """
 
 from __future__ import annotations
