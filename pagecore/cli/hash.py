@@ -7,8 +7,6 @@ from pathlib import Path
 
 from pagecore.cli._args import check_outputs, command, int_at_least, key_from_args, nonneg_int, output_arg
 
-#: --chunk-pages above this (4 GiB of pages in memory) is surely a typo
-MAX_CHUNK_PAGES = 1 << 20
 
 
 def _cmd_hash(args) -> int:
@@ -28,6 +26,8 @@ def _cmd_hash(args) -> int:
         skip_bad_pages=args.skip_bad_pages,
         show_progress=not args.quiet,
     )
+    if meta.get("damage"):  # loud even with --quiet: the numbers describe only the pages read
+        print(f"pagecore: WARNING: {args.dump}: damaged dump: {meta['damage']}", file=sys.stderr)
     if not args.quiet:
         extra = ""
         if meta["pages_skipped"] or meta["pages_excluded"]:
@@ -41,7 +41,7 @@ def _cmd_hash(args) -> int:
 
 def register(sub) -> None:
     """Add the `hash` subcommand(s) to the ``pagecore`` parser."""
-    from pagecore.dumps.base import DEFAULT_CHUNK_PAGES
+    from pagecore.dumps.base import DEFAULT_CHUNK_PAGES, MAX_CHUNK_PAGES
 
     h = command(
         sub,

@@ -23,6 +23,13 @@ Every page of a dump ends up in the reader's ``stats``: read, skipped (unreadabl
 
 Owns: format detection, one reader per format, header consistency checks, and the writers the
 tests and the capture use to make dumps. Must not: hash, count, or plot; write to an input.
+:meth:`DumpStats.damage` is one line for the user when pages were skipped or the dump says it
+is incomplete (it is also in :meth:`DumpReader.metadata` as ``damage``); a dump of which no
+page can be read is an error even under ``skip_bad_pages``.
+
+Each format module says in its docstring what it checks and, in ``UNPROTECTED``, which bytes
+no check can protect (page data without a checksum, and the like); ``tests/test_dumps_fuzz.py``
+holds them to it.
 """
 
 from __future__ import annotations

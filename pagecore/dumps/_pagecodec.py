@@ -75,3 +75,44 @@ def copy_pages(buf, offs, idx, out) -> None:
     """Copy raw pages ``idx`` (at ``buf[offs[i]:offs[i]+4096]``) into ``out[i]``."""
     if len(idx):
         _copy(buf, offs, idx, out)
+
+
+@njit(nogil=True, boundscheck=False, cache=True)
+def _layout(offs, sizes, flags, bs, state):
+    expect, zero, data_start = state[0], state[1], state[2]
+    for i in range(offs.shape[0]):
+        o = offs[i]
+        n = sizes[i]
+        if o == 0 and n == 0:
+            continue  # an empty descriptor: a page the producer never wrote (checked when read)
+        if o == expect:
+            expect += n
+        elif o == zero and n == bs:  # the flags are the decoder's to check
+            pass
+        elif zero < 0 and data_start <= o < expect and n == bs:
+            zero = o
+        else:
+            state[0], state[1] = expect, zero
+            return i
+    state[0], state[1] = expect, zero
+    return -1
+
+
+def check_layout(offs, sizes, flags, bs: int, state) -> int:
+    """Check that page descriptors (in frame order) lay their data out back to back.
+
+    makedumpfile and QEMU write page data in frame order right after the descriptor table,
+    each blob where the previous one ended, except that every all-zero page may point at one
+    shared raw page. ``state`` is ``int64[3]``: the offset the next new blob must start at,
+    the shared page's offset (-1 while unknown) and the start of the data area; it is updated
+    so slices of the table can be checked in turn. Descriptors that are all zero (offset 0,
+    size 0) are left to the page decoder.
+
+    Returns
+    -------
+    int
+        Index of the first descriptor that breaks the layout, or -1.
+    """
+    if len(offs) == 0:
+        return -1
+    return int(_layout(offs, sizes, flags, bs, state))

@@ -13,11 +13,17 @@ from typing import ClassVar
 import numpy as np
 
 from pagecore import PAGE_SIZE
-from pagecore.errors import InputError
+from pagecore.dumps import _sigbus
+from pagecore.errors import ConfigError, InputError
 
 #: Default pages per chunk: 64 MiB of page data, large enough to amortize per-chunk work (each
 #: chunk starts a parallel hashing region) and small enough that memory stays bounded.
 DEFAULT_CHUNK_PAGES = 16384
+#: Largest accepted ``chunk_pages`` (4 GiB of page data per chunk): a chunk is held in memory.
+MAX_CHUNK_PAGES = 1 << 20
+#: A dump read under ``skip_bad_pages`` whose skipped share of pages exceeds this is "mostly
+#: bad": :meth:`DumpStats.damage` reports it, and the caller must say so loudly.
+MOSTLY_BAD_FRACTION = 0.5
 
 
 @dataclass
@@ -46,12 +52,52 @@ class DumpStats:
     pages_read: int = 0
     pages_skipped: int = 0  # unreadable pages dropped under --skip-bad-pages
     pages_excluded: int = 0  # pages the dump itself left out (e.g. kdump dump_level)
-    bytes_skipped: int = 0  # trailing bytes that do not form a whole page
+    bytes_skipped: int = 0  # bytes that do not form a whole page (raw), or a segment or header
+    # lacks because the file is cut short (ELF, LiME; under skip_bad_pages)
     pages_partial: int = 0  # pages only partly present (ELF/LiME ranges not page-aligned);
     # they are counted in pages_read too, and the bytes the dump lacks read as zero
+    incomplete: bool = False  # the dump's own header says the producer did not finish (kdump)
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def bad_fraction(self) -> float:
+        """Share of the dump's pages that could not be read (skipped / (read + skipped))."""
+        total = self.pages_read + self.pages_skipped
+        return self.pages_skipped / total if total else 0.0
+
+    def damage(self) -> str | None:
+        """One line saying how the dump is damaged, or None if every page was read.
+
+        Callers reading with ``skip_bad_pages`` must show this to the user (and record it):
+        numbers from a damaged dump describe only the pages that could be read.
+        """
+        parts = []
+        if self.incomplete:
+            parts.append("the dump's header says it is incomplete")
+        if self.pages_skipped:
+            parts.append(
+                f"{self.pages_skipped:,} of {self.pages_read + self.pages_skipped:,} pages "
+                f"({100 * self.bad_fraction:.1f} %) were unreadable and skipped"
+            )
+        if not parts:
+            return None
+        if self.bad_fraction > MOSTLY_BAD_FRACTION:
+            parts.append(f"MOSTLY BAD: over {100 * MOSTLY_BAD_FRACTION:.0f} % of the pages are missing")
+        return "; ".join(parts)
+
+
+def check_chunk_pages(chunk_pages) -> int:
+    """Return ``chunk_pages`` if it is a sensible pages-per-chunk count, else raise ConfigError."""
+    if isinstance(chunk_pages, bool) or not isinstance(chunk_pages, int | np.integer):
+        raise ConfigError(f"chunk_pages must be an integer, got {chunk_pages!r}")
+    if not 1 <= chunk_pages <= MAX_CHUNK_PAGES:
+        raise ConfigError(
+            f"chunk_pages {chunk_pages:,} is out of range: expected 1..{MAX_CHUNK_PAGES:,} "
+            f"(a chunk of pages is held in memory; the default is {DEFAULT_CHUNK_PAGES:,})"
+        )
+    return int(chunk_pages)
 
 
 def check_input_path(path: str | os.PathLike) -> Path:
@@ -87,8 +133,7 @@ class DumpReader(ABC):
     page_size: ClassVar[int] = PAGE_SIZE
 
     def __init__(self, path: Path, *, chunk_pages: int = DEFAULT_CHUNK_PAGES, skip_bad_pages: bool = False):
-        if chunk_pages < 1:
-            raise ValueError(f"chunk_pages must be >= 1, got {chunk_pages}")
+        check_chunk_pages(chunk_pages)
         self.path = Path(path)
         self.chunk_pages = int(chunk_pages)
         self.skip_bad_pages = skip_bad_pages
@@ -105,7 +150,20 @@ class DumpReader(ABC):
         """Yield the dump's pages in chunks."""
 
     def __iter__(self) -> Iterator[PageChunk]:
-        return self.chunks()
+        yield from self.chunks()
+        self._check_complete()
+
+    def _check_complete(self) -> None:
+        """After the last chunk: a dump of which no page could be read is an error, skip or not."""
+        st = self.stats
+        if st.pages_read == 0 and st.pages_skipped > 0:
+            raise InputError(
+                self.path,
+                f"no page could be read: all {st.pages_skipped:,} pages are bad"
+                + (" and the header says the dump is incomplete" if st.incomplete else ""),
+                expected="at least one readable page",
+                hint="the dump is corrupt or truncated; re-create it",
+            )
 
     @property
     def pages_hint(self) -> int | None:
@@ -129,6 +187,8 @@ class DumpReader(ABC):
             "format": self.name,
             "page_size": self.page_size,
             **self.stats.as_dict(),
+            # one line for the user when pages were skipped or the dump is incomplete, else None
+            "damage": self.stats.damage(),
         }
 
 
@@ -154,12 +214,32 @@ class MmapReader(DumpReader):
     def _map(self) -> np.ndarray:
         """Map the whole file read-only; returns a uint8 view (empty files cannot be mapped)."""
         if self._buf is None:
+            _sigbus.install_async()  # a truncation while a view is in use: one line, not a silent death
+            _sigbus.set_current(self.path)
             self._fh = open(self.path, "rb")
+            self._check_size()
             self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
             if hasattr(self._mm, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
                 self._mm.madvise(mmap.MADV_SEQUENTIAL)
             self._buf = np.frombuffer(self._mm, dtype=np.uint8)
         return self._buf
+
+    def _check_size(self) -> None:
+        """Raise InputError if the input shrank since it was opened.
+
+        Touching a mapped page past the end of a file kills the process with SIGBUS, so every
+        reader calls this before it hands out (or reads) each chunk. A file truncated while a
+        chunk is being hashed faults anyway; :mod:`._sigbus` then prints one line and exits.
+        """
+        fh = self._fh
+        size = os.fstat(fh.fileno()).st_size if fh is not None else self.path.stat().st_size
+        if size < self.file_size:
+            raise InputError(
+                self.path,
+                f"the file shrank while being read: {self.file_size:,} bytes when opened, {size:,} now",
+                expected="an input that nothing writes while pagecore reads it",
+                hint="wait until the producer has finished (or copy the dump) and run again",
+            )
 
     def _release(self, start: int, length: int) -> None:
         """Tell the kernel we are done with a mapped range, so resident memory stays bounded."""

@@ -8,6 +8,16 @@ whole pages are zero-copy views of the read-only mmap, their edge pages are asse
 the missing bytes as zero (``stats.pages_partial``). Bytes in ``p_memsz`` beyond
 ``p_filesz`` are not in the file; their pages are counted as excluded.
 
+What is checked: the ELF header (magic, class, byte order, ``ET_CORE``, ``e_phentsize``), the
+program header table inside the file, ``p_filesz <= p_memsz``, every ``PT_LOAD`` below the
+52-bit physical address limit, ``PT_LOAD`` ranges (by ``p_memsz``) disjoint in guest-physical
+space, segment data inside the file (else an error, or under ``skip_bad_pages`` the missing
+pages are skipped and counted), apart from each other and from the ELF header and program
+header table, and the file not shrinking while read. What no check can protect
+(:data:`UNPROTECTED`): ELF has no checksum, so the page data of every ``PT_LOAD`` is taken as
+is, and a changed ``p_paddr`` that still yields disjoint segments moves pages to other frames
+undetected (QEMU's ``p_vaddr`` is not a copy of it).
+
 ELF64 and ELF32, little- and big-endian, and ``e_phnum == PN_XNUM`` (the real count in
 section header 0's ``sh_info``, as QEMU writes for guests with > 65,534 blocks) are read.
 """
@@ -20,14 +30,34 @@ from pathlib import Path
 
 import numpy as np
 
-from pagecore.dumps._segments import Segment, SegmentReader, _pages_touched
+from pagecore.dumps._segments import MAX_SEGMENTS, PHYS_ADDR_LIMIT, SegmentReader, SegmentTable
 from pagecore.dumps.base import register
 from pagecore.errors import InputError
 
 ELF_MAGIC = b"\x7fELF"
+PT_NULL = 0
 PT_LOAD = 1
+PT_NOTE = 4
+#: Most notes a PT_NOTE may hold (QEMU writes a few per vCPU).
+MAX_NOTES = 1 << 16
+#: Program header types a memory dump's core file holds.
+CORE_TYPES = (PT_NULL, PT_LOAD, PT_NOTE)
 PN_XNUM = 0xFFFF
 ET_CORE = 4
+
+#: Program header layouts per ELF class (byte order set when read).
+_PHDR = {
+    2: np.dtype(
+        [(f, "u4") for f in ("p_type", "p_flags")]
+        + [(f, "u8") for f in ("p_offset", "p_vaddr", "p_paddr", "p_filesz", "p_memsz", "p_align")]
+    ),
+    1: np.dtype(
+        [(f, "u4") for f in ("p_type", "p_offset", "p_vaddr", "p_paddr", "p_filesz", "p_memsz", "p_flags", "p_align")]
+    ),
+}
+
+#: Byte ranges no check can protect (see the module docstring): names, for the fuzz test.
+UNPROTECTED = ("PT_LOAD data (guest pages, no checksum)", "PT_LOAD p_paddr (no redundant copy)")
 
 #: (ehdr, phdr, shdr-prefix) struct layouts per ELF class, without the endian prefix.
 _LAYOUT = {
@@ -54,7 +84,7 @@ class ElfReader(SegmentReader):
     def _bad(self, problem, offset, expected, hint="the file is not a complete ELF core; re-dump"):
         return InputError(self.path, problem, offset=offset, expected=expected, hint=hint)
 
-    def _parse_segments(self, buf: np.ndarray) -> list[Segment]:
+    def _parse_segments(self, buf: np.ndarray) -> SegmentTable:
         size = self.file_size
         if size < 16 or bytes(buf[:4]) != ELF_MAGIC:
             raise self._bad(
@@ -101,30 +131,91 @@ class ElfReader(SegmentReader):
                 e_phoff if e_phoff < size else 0,
                 "a program header table inside the file",
             )
-        segs = []
-        excluded = 0
-        for i in range(e_phnum):
-            at = e_phoff + i * e_phentsize
-            f = ph.unpack_from(buf, at)
-            if cls_ == 2:
-                p_type, _flags, p_offset, _vaddr, p_paddr, p_filesz, p_memsz, _align = f
-            else:
-                p_type, p_offset, _vaddr, p_paddr, p_filesz, p_memsz, _flags, _align = f
-            if p_type != PT_LOAD:
-                continue
-            if p_memsz > p_filesz:
-                excluded += _pages_touched(p_paddr, p_memsz) - _pages_touched(p_paddr, p_filesz)
-            if p_filesz == 0:
-                continue
-            if p_paddr + p_filesz > 1 << 64:
+        if e_phnum > MAX_SEGMENTS:
+            raise self._bad(f"e_phnum {e_phnum:,} program headers", eh.size - 10, f"at most {MAX_SEGMENTS:,}")
+        table_end = e_phoff + e_phnum * e_phentsize
+        t = np.ndarray(
+            (e_phnum,), dtype=_PHDR[cls_].newbyteorder(end), buffer=buf, offset=e_phoff, strides=(e_phentsize,)
+        )
+        ptype = t["p_type"]
+        odd = np.flatnonzero(~np.isin(ptype, CORE_TYPES) | ((ptype == PT_NULL) & (t["p_filesz"] > 0)))
+        if len(odd):
+            j = int(odd[0])
+            raise self._bad(
+                f"program header #{j} has type 0x{int(ptype[j]):x}"
+                + (" with file data" if ptype[j] == PT_NULL else ", not one a core file holds"),
+                e_phoff + j * e_phentsize,
+                "PT_LOAD (1) or PT_NOTE (4) (or an empty PT_NULL)",
+                hint="the header is corrupt; re-create the dump",
+            )
+        notes = [
+            (int(t["p_offset"][j]), int(t["p_filesz"][j]), e_phoff + j * e_phentsize)
+            for j in np.flatnonzero(ptype == PT_NOTE)
+        ]
+        self._check_notes(buf, notes, end)
+        ends = [eh.size, table_end] + [o + n for o, n, _ in notes]
+        if e_shoff and e_shoff + max(_e_shnum, 1) * _e_shentsize <= size:
+            ends.append(e_shoff + max(_e_shnum, 1) * _e_shentsize)
+        load = np.flatnonzero(ptype == PT_LOAD)
+        t = t[load]
+        paddr, filesz, memsz = (t[f].astype(np.uint64) for f in ("p_paddr", "p_filesz", "p_memsz"))
+        offset = np.minimum(t["p_offset"].astype(np.uint64), np.uint64(1 << 62))
+        at = e_phoff + load * e_phentsize
+        for cond, what, expected in (
+            (filesz > memsz, "p_filesz {f:,} is larger than p_memsz {m:,}", "p_filesz <= p_memsz (ELF spec)"),
+            (
+                (paddr >= PHYS_ADDR_LIMIT) | (memsz > PHYS_ADDR_LIMIT) | (paddr + memsz > PHYS_ADDR_LIMIT),
+                "guest-physical 0x{p:x} + p_memsz {m:,} reaches beyond the 52-bit physical address space",
+                f"p_paddr + p_memsz <= 0x{PHYS_ADDR_LIMIT:x}",
+            ),
+        ):
+            bad = np.flatnonzero(cond)
+            if len(bad):
+                j = int(bad[0])
                 raise self._bad(
-                    f"PT_LOAD #{i} wraps around the 64-bit address space",
-                    at,
-                    "p_paddr + p_filesz < 2**64",
-                    hint="the header is corrupt",
+                    f"PT_LOAD #{int(load[j])}: " + what.format(f=int(filesz[j]), m=int(memsz[j]), p=int(paddr[j])),
+                    int(at[j]),
+                    expected,
+                    hint="the header is corrupt; re-create the dump",
                 )
-            segs.append(Segment(p_paddr, p_offset, p_filesz, at, f"PT_LOAD #{i}"))
-        if not segs and not excluded:
+        paddr, filesz, memsz, offset = (x.astype(np.int64) for x in (paddr, filesz, memsz, offset))
+        full = SegmentTable(paddr, offset, memsz, at, load, "PT_LOAD")
+        has_mem = memsz > 0
+        self._check_disjoint(
+            full.take(has_mem), paddr[has_mem], (paddr + memsz)[has_mem], "guest-physical", self.overlap_hint
+        )
+        ps = self.page_size
+
+        def touched(a, n):
+            return np.where(n > 0, (a + n - 1) // ps - a // ps + 1, 0)
+
+        excluded = int((touched(paddr, memsz) - touched(paddr, filesz)).sum())
+        has_data = filesz > 0
+        segs = SegmentTable(
+            paddr[has_data], offset[has_data], filesz[has_data], at[has_data], load[has_data], "PT_LOAD"
+        )
+        # segment data must not lie in the ELF header or the program header table
+        for lo, hi, what in ((0, eh.size, "the ELF header"), (e_phoff, table_end, "the program header table")):
+            clash = np.flatnonzero((segs.offset < hi) & (segs.offset + segs.size > lo))
+            if len(clash):
+                sg = segs.segment(int(clash[0]))
+                raise self._bad(
+                    f"{sg.label} data (file offset {sg.offset:,}, {sg.size:,} bytes) overlaps {what} "
+                    f"(bytes {lo:,}-{hi:,})",
+                    sg.header_offset,
+                    "segment data apart from the headers",
+                    hint="the header is corrupt; re-create the dump",
+                )
+        last = max([*ends, *(segs.offset + segs.size).tolist()])
+        if last < size:
+            raise self._bad(
+                f"{size - last:,} bytes after the end of the last segment or table (at {last:,})",
+                last,
+                "the file to end with its last segment, as dump producers write it (a lowered e_phnum "
+                "or a program header of the wrong type leaves data unaccounted for)",
+                hint="the header is corrupt; re-create the dump",
+            )
+        if not len(segs) and not excluded:
             raise self._bad(
                 "ELF core has no PT_LOAD segment with data",
                 e_phoff,
@@ -133,6 +224,34 @@ class ElfReader(SegmentReader):
             )
         self.stats.pages_excluded = excluded
         return segs
+
+    def _check_notes(self, buf, notes, end) -> None:
+        """Each PT_NOTE must hold a chain of notes that ends exactly at its p_filesz."""
+        for off, n, at in notes:
+            if off + n > self.file_size:
+                if self.skip_bad_pages:
+                    continue
+                raise self._bad(
+                    f"PT_NOTE ({n:,} bytes at {off:,}) runs past the end of the file ({self.file_size:,} bytes)",
+                    at,
+                    "note data inside the file",
+                    hint="the dump is truncated; re-create it",
+                )
+            pos, stop = off, off + n
+            for _ in range(MAX_NOTES):
+                if pos + 12 > stop:
+                    break
+                namesz, descsz, _ = struct.unpack_from(end + "III", buf, pos)
+                pos += 12 + (-(-namesz // 4) * 4) + (-(-descsz // 4) * 4)
+            else:
+                pos = -1  # more notes than any dump has
+            if pos != stop and not (pos < stop and not np.asarray(buf[pos:stop]).any()):
+                raise self._bad(
+                    f"the notes of a PT_NOTE ({n:,} bytes at {off:,}) do not end at its p_filesz",
+                    at,
+                    "a chain of ELF notes filling the PT_NOTE exactly",
+                    hint="the header is corrupt; re-create the dump",
+                )
 
 
 def write_elf(path: str | os.PathLike, segments, *, align: int = 1) -> Path:

@@ -6,6 +6,12 @@ a 4096-byte header (``signature[16]`` = ``"makedumpfile"`` + NULs, ``type`` i64 
 ``buf_size`` bytes) saying "write these bytes at this offset of the kdump file", ended by a
 record whose offset and size are both -1 (QEMU 7.2 and makedumpfile 1.7.2 files checked).
 
+What is checked, beyond the kdump checks (:mod:`pagecore.dumps.kdump`): the header's
+signature, type and version, every record header (offset and size >= 0, offset + size below
+2**62, data inside the file) and the end record; a read of kdump bytes no record wrote is an
+error. Overlapping records are resolved in O(n log n). What no check can protect
+(:data:`UNPROTECTED`): those of the kdump file inside the records.
+
 Instead of re-assembling the kdump file (``makedumpfile -R``), the reader scans the record
 headers once, builds an index from kdump offsets to file offsets (a later record wins where
 two overlap, as a re-assembly would), and runs :class:`~pagecore.dumps.kdump.KdumpReader`
@@ -15,7 +21,7 @@ can never make the reader spin over gigabytes of imaginary zeros.
 
 from __future__ import annotations
 
-import bisect
+import heapq
 import os
 import struct
 from array import array
@@ -27,10 +33,15 @@ from pagecore.dumps.base import register
 from pagecore.dumps.kdump import KdumpReader, kdump_bytes_iter
 from pagecore.errors import InputError
 
+#: Byte ranges no check can protect: the kdump file's (see :data:`pagecore.dumps.kdump.UNPROTECTED`).
+UNPROTECTED = ("record data: as for kdump (raw pages; lzo, snappy and zstd page data)",)
+
 SIGNATURE = b"makedumpfile"
 HEADER_SIZE = 4096
 TYPE_FLAT = 1
 RECORD = struct.Struct(">qq")
+#: Largest kdump offset a record may write up to (keeps offset arithmetic inside int64).
+MAX_KDUMP_OFFSET = 1 << 62
 #: Release the mapping of scanned records every this many bytes.
 RELEASE_EVERY = 64 << 20
 
@@ -177,6 +188,14 @@ class FlattenedReader(KdumpReader):
                     expected="offset >= 0 and size >= 0, or -1/-1 at the end",
                     hint="the dump is corrupt; re-create it",
                 )
+            if voff + n > MAX_KDUMP_OFFSET:
+                raise InputError(
+                    self.path,
+                    f"flattened record writes {n:,} bytes at kdump offset {voff:,}, beyond any real dump",
+                    offset=off,
+                    expected=f"offset + size <= {MAX_KDUMP_OFFSET:,} (2**62)",
+                    hint="the dump is corrupt; re-create it",
+                )
             if off + RECORD.size + n > size:
                 if self.skip_bad_pages:
                     break
@@ -213,46 +232,40 @@ class FlattenedReader(KdumpReader):
 
 
 def _resolve(vstart, vend, fstart):
-    """Sort records by kdump offset; where records overlap, the later one wins."""
+    """Sort records by kdump offset; where records overlap, the later one wins.
+
+    A sweep over the records' start and end points with a max-heap of the active records (by
+    file order, with lazy deletion): O(n log n) in the number of records n, for any overlap.
+    """
     order = np.argsort(vstart, kind="stable")
     s, e = vstart[order], vend[order]
     if len(s) < 2 or np.all(s[1:] >= e[:-1]):
         return s, e, fstart[order]
-    # rare: paint records from last to first, keeping only bytes not yet painted
-    painted: list[tuple[int, int]] = []  # disjoint, sorted (start, end)
-    out = []
-    for i in range(len(vstart) - 1, -1, -1):
-        a, b, f = int(vstart[i]), int(vend[i]), int(fstart[i])
-        pieces = [(a, b)]
-        j = bisect.bisect_left(painted, (a, -1))
-        j = max(0, j - 1)
-        while j < len(painted) and painted[j][0] < b:
-            pa, pb = painted[j]
-            nxt = []
-            for x, y in pieces:
-                if pb <= x or pa >= y:
-                    nxt.append((x, y))
-                    continue
-                if x < pa:
-                    nxt.append((x, pa))
-                if pb < y:
-                    nxt.append((pb, y))
-            pieces = nxt
+    pts = np.unique(np.concatenate([vstart, vend])).tolist()
+    starts, orders = s.tolist(), order.tolist()
+    ends, fs, vs = vend.tolist(), fstart.tolist(), vstart.tolist()
+    heap: list[int] = []  # -record index: the latest record on top
+    out_s, out_e, out_f, out_r = [], [], [], []
+    j, n = 0, len(starts)
+    for k in range(len(pts) - 1):
+        x = pts[k]
+        while j < n and starts[j] == x:
+            heapq.heappush(heap, -orders[j])
             j += 1
-        for x, y in pieces:
-            out.append((x, y, f + (x - a)))
-        painted.append((a, b))
-        painted.sort()
-        merged = []
-        for pa, pb in painted:
-            if merged and pa <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], pb))
-            else:
-                merged.append((pa, pb))
-        painted = merged
-    out.sort()
-    arr = np.array(out, np.int64).reshape(-1, 3)
-    return arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy()
+        while heap and ends[-heap[0]] <= x:
+            heapq.heappop(heap)
+        if not heap:
+            continue
+        r = -heap[0]
+        y = pts[k + 1]
+        if out_r and out_r[-1] == r and out_e[-1] == x:
+            out_e[-1] = y  # the same record continues
+        else:
+            out_s.append(x)
+            out_e.append(y)
+            out_f.append(fs[r] + (x - vs[r]))
+            out_r.append(r)
+    return np.array(out_s, np.int64), np.array(out_e, np.int64), np.array(out_f, np.int64)
 
 
 def write_flattened(path: str | os.PathLike, writes, *, record_bytes: int | None = None) -> Path:

@@ -26,6 +26,28 @@ Frames set in the 1st bitmap but not the 2nd were left out by the producer (make
 ``stats.pages_excluded``, never silently dropped. Split dumps (``makedumpfile --split``)
 hold the frames ``[start_pfn, end_pfn)``; read each part on its own.
 
+What is checked (each failure names the check): signature, ``header_version``, ``block_size``
+(4096), ``status`` (known bits only; the *incomplete* bit is an error unless
+``skip_bad_pages``, then ``stats.incomplete``), ``sub_hdr_size``/``bitmap_blocks`` against
+``max_mapnr`` (each bitmap exactly ``ceil(max_mapnr / (8 * block_size))`` blocks, as both
+producers write it), the 32- and 64-bit ``max_mapnr`` against each other, ``dump_level``
+(0..31), ``split`` (0 or 1; a split part's range non-empty and inside ``max_mapnr``), the
+vmcoreinfo/note/eraseinfo ranges inside the file; the bitmaps (no bit at or beyond
+``max_mapnr``, the 2nd a subset of the 1st); the descriptor table against the 2nd bitmap and
+the file (its size, the page data starting right after it, every page's data back to back in
+frame order with only the all-zero page shared, the data ending at the end of the file), so a
+flipped bitmap bit cannot shift pages onto the wrong frames; and per page the codec flag
+(known, announced by ``status``), the data inside the file, a raw page's size, and that every
+codec yields exactly one page — with the output bounded *before* decoding (zlib and lzo into
+a 4096-byte buffer, snappy's and zstd's declared lengths checked first, zstd's window capped).
+What no check can protect (:data:`UNPROTECTED`): the bytes of raw (uncompressed) pages, and
+of lzo, snappy and zstd pages (none of these carries a checksum in a kdump file; a changed
+byte may decode to a changed page). zlib pages carry an Adler-32 checksum. In a dump that
+leaves frames out (frames in the 1st bitmap but not the 2nd), an edit of the 2nd bitmap that
+keeps its number of set bits (clearing one dumped frame's bit and setting an excluded frame's)
+moves the pages between the two frames onto their neighbours, and nothing in the format can
+tell; in dumps whose two bitmaps are equal (QEMU's) any such edit is caught.
+
 Pages are decompressed by a thread pool, a batch of pages per task, while the caller works
 on the previous chunk: zlib, zstd and cramjam's snappy release the GIL. Memory is bounded by
 two chunks.
@@ -38,7 +60,7 @@ import struct
 import threading
 import zlib
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +68,15 @@ import numpy as np
 from pagecore.dumps import _pagecodec
 from pagecore.dumps.base import MmapReader, PageChunk, register
 from pagecore.errors import InputError
+
+#: Byte ranges no check can protect (module docstring), for the fuzz test.
+UNPROTECTED = (
+    "raw page data",
+    "lzo page data",
+    "snappy page data",
+    "zstd page data (frames without a checksum)",
+    "2nd bitmap edits that keep its bit count, in dumps that exclude frames",
+)
 
 SIGNATURES = (b"KDUMP   ", b"DISKDUMP")
 
@@ -71,25 +102,58 @@ PAGE_DESC = np.dtype([("offset", "<i8"), ("size", "<u4"), ("flags", "<u4"), ("pa
 BATCH_PAGES = 256
 #: Bitmap bytes examined at a time (bounds memory for guests with huge frame numbers).
 BITMAP_STEP = 1 << 16
+#: Page descriptors checked at a time (bounds the pre-pass's memory: 1.5 MiB).
+DESC_STEP = 1 << 16
+#: Header ``status`` bits makedumpfile and QEMU set: compression (zlib, lzo, snappy, zstd),
+#: incomplete, excluded vmemmap.
+KNOWN_STATUS = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20
 
 
 # --------------------------------------------------------------------------- codecs
 _tls = threading.local()
 
 
+class PageLengthError(ValueError):
+    """A compressed page decodes (or declares it decodes) to other than one page."""
+
+
 def _zlib(src, n):
-    return zlib.decompress(src, bufsize=n)
+    # bounded: at most n bytes are produced; more input left over means a longer stream
+    d = zlib.decompressobj()
+    out = d.decompress(src, n)
+    if d.unconsumed_tail or not d.eof or len(out) != n:
+        raise PageLengthError(f"zlib stream does not hold exactly {n} bytes")
+    return out
 
 
 def _lzo(src, n):
     import lzokay
 
-    return lzokay.decompress(bytes(src), n)
+    # lzokay pads a short result with zeros up to the buffer size (and raises
+    # OutputOverrunError, producing nothing more, if the stream is longer): a page whose
+    # last byte is zero might be short, so check it fits n - 1 bytes too.
+    data = bytes(src)
+    out = lzokay.decompress(data, n)
+    if out[-1] == 0:
+        try:
+            lzokay.decompress(data, n - 1)
+        except lzokay.OutputOverrunError:
+            return out
+        raise PageLengthError(f"lzo page decodes to fewer than {n} bytes")
+    return out
+
+
+def _snappy_len(src) -> int:
+    import cramjam
+
+    return cramjam.snappy.decompress_raw_len(src)
 
 
 def _snappy(src, n):
     import cramjam
 
+    if _snappy_len(src) != n:
+        raise PageLengthError(f"snappy stream declares {_snappy_len(src)} bytes, not {n}")
     return cramjam.snappy.decompress_raw(src)
 
 
@@ -97,16 +161,28 @@ def _snappy_into(src, dst) -> int:
     """Decompress one snappy page straight into ``dst``; returns the bytes written."""
     import cramjam
 
-    # a stream longer than dst raises; a shorter one returns fewer bytes
+    # the stream declares its length up front: refuse anything but one page before decoding
+    n = cramjam.snappy.decompress_raw_len(src)
+    if n != len(dst):
+        raise PageLengthError(f"snappy stream declares {n} bytes, not {len(dst)}")
     return cramjam.snappy.decompress_raw_into(src, dst)
 
 
+#: zstd frames for one page need no more window than this (a frame may ask for up to 2 GiB).
+ZSTD_MAX_WINDOW = 1 << 20
+
+
 def _zstd(src, n):
+    import zstandard
+
     d = getattr(_tls, "zstd", None)
     if d is None:
-        import zstandard
-
-        d = _tls.zstd = zstandard.ZstdDecompressor()
+        d = _tls.zstd = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
+    # a frame that declares its content size is decoded into a buffer of that size whatever
+    # max_output_size says: refuse any declared size but one page before decoding
+    declared = zstandard.frame_content_size(src)
+    if declared not in (-1, n):
+        raise PageLengthError(f"zstd frame declares {declared:,} bytes, not {n}")
     return d.decompress(src, max_output_size=n)
 
 
@@ -120,6 +196,21 @@ def default_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+class _InlineExecutor:
+    """``threads = 1``: run each batch at once in the calling thread (no thread to start)."""
+
+    def submit(self, fn, *args) -> Future:
+        f: Future = Future()
+        try:
+            f.set_result(fn(*args))
+        except BaseException as exc:  # handed to the caller by f.result(), as a pool would
+            f.set_exception(exc)
+        return f
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
 
 
 # -------------------------------------------------------------------------- sources
@@ -235,28 +326,72 @@ class KdumpReader(MmapReader):
                 tail_at + 8,
                 "sub_hdr_size >= 1 and an even bitmap_blocks >= 2",
             )
+        if status & ~KNOWN_STATUS:
+            raise self._err(
+                f"header status 0x{status:x} has unknown bits 0x{status & ~KNOWN_STATUS:x}",
+                tail_at,
+                f"only the bits of 0x{KNOWN_STATUS:x} (compression, incomplete, excluded vmemmap)",
+            )
+        incomplete = bool(status & STATUS_INCOMPLETE)
+        if incomplete:
+            if not self.skip_bad_pages:
+                raise self._err(
+                    "the header's status says the dump is incomplete (bit 0x8: the producer stopped "
+                    "before writing every page, e.g. makedumpfile ran out of disk space)",
+                    tail_at,
+                    "a complete dump (status bit 0x8 clear)",
+                    hint="re-create the dump, or pass --skip-bad-pages to read the pages it has "
+                    "(the result then describes only those pages)",
+                )
+            self.stats.incomplete = True
         sub = SUB_HEADER.unpack_from(bytes(self._need(src, bs, SUB_HEADER.size, "the kdump_sub_header")))
-        (_phys_base, dump_level, split, start_pfn, end_pfn, *_, start64, end64, mapnr64) = sub
+        (_phys_base, dump_level, split, start_pfn, end_pfn, *info, start64, end64, mapnr64) = sub
+        if version >= 6 and mapnr64 and max_mapnr32 != min(mapnr64, 0xFFFFFFFF):
+            raise self._err(
+                f"max_mapnr {max_mapnr32:,} in the header disagrees with max_mapnr_64 {mapnr64:,} in the sub-header",
+                tail_at + 16,
+                "max_mapnr == min(max_mapnr_64, 2**32 - 1)",
+            )
         max_mapnr = mapnr64 if version >= 6 and mapnr64 else max_mapnr32
+        if not 0 <= dump_level <= 31:
+            raise self._err(f"dump_level {dump_level} in the sub-header", bs + 8, "0..31 (makedumpfile -d)")
+        if split not in (0, 1):
+            raise self._err(
+                f"split flag {split} in the sub-header", bs + 12, "0 (whole dump) or 1 (one part of a split dump)"
+            )
         if version >= 6 and split:
             start_pfn, end_pfn = start64, end64
         bitmap_at = bs * (1 + sub_blocks)
         half = bitmap_blocks * bs // 2
-        if max_mapnr > half * 8:
+        need = -(-max_mapnr // (8 * bs)) * bs
+        if max_mapnr == 0 or half != need:
             raise self._err(
-                f"max_mapnr {max_mapnr:,} needs more bitmap than the {half:,} bytes per bitmap the header gives",
-                tail_at + 16 if version < 6 else bs + 96,
-                "max_mapnr <= 8 * bitmap_blocks * block_size / 2",
+                f"bitmap_blocks {bitmap_blocks} does not fit max_mapnr {max_mapnr:,}: each of the two bitmaps "
+                f"has {half:,} bytes, {need:,} are needed",
+                tail_at + 12,
+                "max_mapnr >= 1 and bitmap_blocks == 2 * ceil(max_mapnr / (8 * block_size)), as makedumpfile "
+                "and QEMU write them",
             )
         self._need(src, bitmap_at, 2 * half, "the two page bitmaps")
         if not split:
             start_pfn, end_pfn = 0, max_mapnr
-        elif not (0 <= start_pfn <= end_pfn <= max_mapnr):
+        elif not (0 <= start_pfn < end_pfn <= max_mapnr):
             raise self._err(
-                f"split dump range [{start_pfn}, {end_pfn}) is outside [0, {max_mapnr})",
+                f"split dump range [{start_pfn}, {end_pfn}) is empty or outside [0, {max_mapnr})",
                 bs + 16,
-                "start_pfn <= end_pfn <= max_mapnr",
+                "start_pfn < end_pfn <= max_mapnr",
             )
+        names = ("vmcoreinfo", "note", "eraseinfo")
+        for j, (name, since) in enumerate(zip(names, (3, 4, 5), strict=True)):
+            off, n = info[2 * j], info[2 * j + 1]
+            if version >= since and n and (off < bs or off + n > src.size):
+                raise self._err(
+                    f"the {name} ({n:,} bytes at offset {off:,}) lies outside the file ({src.size:,} bytes)",
+                    bs + 32 + 16 * j,
+                    f"offset_{name} and size_{name} inside the file",
+                )
+        eraseinfo = (info[4], info[5]) if version >= 5 and info[5] else None
+        desc_at = bs * (1 + sub_blocks + bitmap_blocks)
         return dict(
             version=version,
             status=status,
@@ -267,8 +402,137 @@ class KdumpReader(MmapReader):
             max_mapnr=max_mapnr,
             start_pfn=start_pfn,
             end_pfn=end_pfn,
-            desc_at=bs * (1 + sub_blocks + bitmap_blocks),
+            desc_at=desc_at,
+            eraseinfo=eraseinfo,
+            incomplete=incomplete,
         )
+
+    def _prepare(self, src) -> dict:
+        """Parse the headers and check the bitmaps and the descriptor table against them.
+
+        One pass over both bitmaps (bits beyond ``max_mapnr`` clear, the 2nd a subset of the
+        1st; the descriptor count is the 2nd bitmap's bits in range) and one over the
+        descriptor table (:func:`_pagecodec.check_layout`: page data starts right after the
+        table, blobs back to back in frame order, only the shared zero page repeated, data
+        ending at the end of the file): a bit flipped in a bitmap changes the descriptor
+        count, which no longer meets the data, so pages are never moved onto wrong frames.
+        Memory is bounded by :data:`BITMAP_STEP` and :data:`DESC_STEP`.
+        """
+        h = self._parse(src)
+        bs = h["block_size"]
+        half = h["bitmap2"] - h["bitmap1"]
+        lo, hi, mapnr = h["start_pfn"], h["end_pfn"], h["max_mapnr"]
+        n = 0
+        for b in range(0, half, BITMAP_STEP):
+            nb = min(BITMAP_STEP, half - b)
+            bm1 = np.asarray(src.read(h["bitmap1"] + b, nb))
+            bm2 = np.asarray(src.read(h["bitmap2"] + b, nb))
+            stray = np.flatnonzero(bm2 & ~bm1)
+            if len(stray):
+                j = int(stray[0])
+                pfn = (b + j) * 8 + int(
+                    np.flatnonzero(np.unpackbits(bm2[j : j + 1] & ~bm1[j : j + 1], bitorder="little"))[0]
+                )
+                raise self._err(
+                    f"frame {pfn:#x} is dumped (2nd bitmap) but not present in the guest (1st bitmap)",
+                    h["bitmap2"] + b + j,
+                    "the 2nd bitmap a subset of the 1st",
+                )
+            first = b * 8
+            if first + nb * 8 > mapnr:  # bits at and beyond max_mapnr must be clear
+                for at, bm in ((h["bitmap1"], bm1), (h["bitmap2"], bm2)):
+                    bits = np.unpackbits(bm, bitorder="little")[max(0, mapnr - first) :]
+                    if bits.any():
+                        pfn = max(mapnr, first) + int(np.flatnonzero(bits)[0])
+                        raise self._err(
+                            f"bitmap bit for frame {pfn:#x} is set, beyond max_mapnr {mapnr:,}",
+                            at + pfn // 8,
+                            "no frame at or above max_mapnr",
+                        )
+            if first + nb * 8 > lo and first < hi:
+                bits = np.unpackbits(bm2, bitorder="little")
+                n += int(np.count_nonzero(bits[max(lo - first, 0) : min(hi - first, nb * 8)]))
+        h["ndesc"] = n
+        self._check_table(src, h, n, bs)
+        return h
+
+    def _check_table(self, src, h, n, bs) -> None:
+        desc_at = h["desc_at"]
+        desc_end = desc_at + n * PAGE_DESC.itemsize
+        if n == 0:
+            return
+        avail = n
+        if desc_end > src.size:
+            if not self.skip_bad_pages:
+                raise self._err(
+                    f"truncated page-descriptor table: the 2nd bitmap has {n:,} frames, so the table "
+                    f"needs {n * PAGE_DESC.itemsize:,} bytes from offset {desc_at:,}, past the end "
+                    f"({src.size:,} bytes)",
+                    desc_at,
+                    "one 24-byte page_desc per frame set in the 2nd bitmap",
+                    hint="the dump is truncated; re-create it, or pass --skip-bad-pages",
+                )
+            avail = max(0, (src.size - desc_at) // PAGE_DESC.itemsize)
+        if avail == 0 or not src.covered(desc_at, PAGE_DESC.itemsize):
+            return
+        d0 = np.frombuffer(bytes(src.read(desc_at, PAGE_DESC.itemsize)), PAGE_DESC)[0]
+        o0 = int(d0["offset"])
+        state = np.array([desc_end, -1, desc_end], np.int64)
+        if o0 != 0 or int(d0["size"]) != 0:
+            # page data starts right after the table; a producer may pad it to the next block
+            # and QEMU stores its shared zero page first: both are zero bytes
+            gap = o0 - desc_end
+            if gap < 0 or gap >= 2 * bs:
+                raise self._err(
+                    f"the first page's data is at offset {o0:,}, but the descriptor table of the {n:,} "
+                    f"frames in the 2nd bitmap ends at {desc_end:,}: the bitmap and the table disagree",
+                    desc_at,
+                    f"page data starting at {desc_end:,} (or within the next block)",
+                )
+            if gap and src.covered(desc_end, gap) and np.asarray(src.read(desc_end, gap)).any():
+                raise self._err(
+                    f"non-zero bytes between the end of the descriptor table ({desc_end:,}) and the first "
+                    f"page's data ({o0:,}): the table holds more descriptors than the 2nd bitmap has frames "
+                    f"({n:,})",
+                    desc_end,
+                    "the 2nd bitmap's frame count == the number of page descriptors",
+                )
+            state[:] = (o0, o0 - bs if gap >= bs else -1, desc_end)
+        for start in range(0, avail, DESC_STEP):
+            k = min(DESC_STEP, avail - start)
+            off = desc_at + start * PAGE_DESC.itemsize
+            if not src.covered(off, k * PAGE_DESC.itemsize):
+                break  # a flattened file missing records: the pages are checked one by one later
+            descs = np.frombuffer(bytes(src.read(off, k * PAGE_DESC.itemsize)), PAGE_DESC)
+            self._release_kdump_range(src, off, k * PAGE_DESC.itemsize)
+            offs = descs["offset"].astype(np.int64)
+            bad = _pagecodec.check_layout(
+                offs, descs["size"].astype(np.int64), descs["flags"].astype(np.int64), bs, state
+            )
+            if bad >= 0:
+                i = start + bad
+                raise self._err(
+                    f"page descriptor #{i:,} points at offset {int(offs[bad]):,} ({int(descs['size'][bad]):,} bytes, "
+                    f"flags 0x{int(descs['flags'][bad]):x}), but the previous page's data ends at {int(state[0]):,}",
+                    off + bad * PAGE_DESC.itemsize,
+                    "page data back to back in frame order (only the shared zero page repeated), as makedumpfile "
+                    "and QEMU write it",
+                )
+        else:
+            end = int(state[0])
+            if end < src.size and avail == n and h["eraseinfo"] != (end, src.size - end):
+                raise self._err(
+                    f"{src.size - end:,} bytes after the last page's data (which ends at {end:,})",
+                    end,
+                    "the file to end with the last page (or the eraseinfo)",
+                )
+        zero = int(state[1])
+        if zero >= 0 and src.covered(zero, bs) and np.asarray(src.read(zero, bs)).any():
+            raise self._err(
+                f"the page shared by several descriptors (offset {zero:,}) is not all zero",
+                zero,
+                "only the zero page is shared",
+            )
 
     # pfns ----------------------------------------------------------------------------
     def _dumped_pfns(self, src, h) -> Iterator[np.ndarray]:
@@ -304,24 +568,22 @@ class KdumpReader(MmapReader):
         if npend:
             yield pos, np.concatenate(pending)
 
+    def _header(self, src) -> dict:
+        """The checked headers (:meth:`_prepare`), computed once."""
+        h = getattr(self, "_h", None)
+        if h is None:
+            h = self._h = self._prepare(src)
+        return h
+
     @property
     def pages_hint(self) -> int | None:
         """Frames set in the 2nd bitmap (within a split part's range); None if unreadable."""
         try:
             if self.file_size == 0:
                 return None
-            src = self._source()
-            h = self._parse(src)
+            return self._header(self._source())["ndesc"]
         except InputError:
             return None
-        lo, hi = h["start_pfn"], h["end_pfn"]
-        n = 0
-        for b in range(lo // 8, -(-hi // 8), BITMAP_STEP):
-            nb = min(BITMAP_STEP, -(-hi // 8) - b)
-            bits = np.unpackbits(np.asarray(src.read(h["bitmap2"] + b, nb)), bitorder="little")
-            first = b * 8
-            n += int(np.count_nonzero(bits[max(lo - first, 0) : min(hi - first, nb * 8)]))
-        return n
 
     # pages ---------------------------------------------------------------------------
     def _decode_py(self, src, h, offs, sizes, flags, idx, out, status, errors, fileoffs, whole):
@@ -349,7 +611,7 @@ class KdumpReader(MmapReader):
                 continue
             try:
                 if flag == FLAG_SNAPPY:
-                    got = _snappy_into(data, dst[i * bs : (i + 1) * bs])
+                    got = _snappy_into(bytes(data) if not in_one else data, dst[i * bs : (i + 1) * bs])
                     status[i] = 0 if got == bs else BAD_LENGTH
                     continue
                 page = CODECS[flag](data, bs)
@@ -363,6 +625,10 @@ class KdumpReader(MmapReader):
                     )
                 )
                 return
+            except PageLengthError as exc:
+                status[i] = BAD_LENGTH
+                errors.append((i, str(exc)))
+                continue
             except Exception as exc:  # every codec has its own error types
                 status[i] = BAD_CODEC
                 errors.append((i, str(exc)))
@@ -379,7 +645,15 @@ class KdumpReader(MmapReader):
         k = len(pfns)
         desc_off = h["desc_at"] + pos * PAGE_DESC.itemsize
         if not src.covered(desc_off, k * PAGE_DESC.itemsize):
-            avail = max(0, (src.size - desc_off) // PAGE_DESC.itemsize) if src.covered(desc_off, 0) else 0
+            # the longest run of descriptors present from desc_off (a flattened file may lack records)
+            lo, hi = 0, k
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if src.covered(desc_off, mid * PAGE_DESC.itemsize):
+                    lo = mid
+                else:
+                    hi = mid - 1
+            avail = lo
             if not self.skip_bad_pages:
                 raise self._err(
                     f"truncated page-descriptor table: descriptors {pos:,}..{pos + k - 1:,} are missing",
@@ -401,10 +675,12 @@ class KdumpReader(MmapReader):
         fileoffs, whole = src.locate(offs, sizes)
         status = np.full(k, NOT_DONE, np.int32)
         # checks, vectorized; status stays NOT_DONE for pages to decode
-        unknown = ((flags & ~KNOWN_FLAGS) != 0) | ((flags & (flags - 1)) != 0)
+        # a page's codec must be one the header's status announces (makedumpfile and QEMU set it)
+        allowed = h["status"] & KNOWN_FLAGS
+        unknown = ((flags & ~allowed) != 0) | ((flags & (flags - 1)) != 0)
         status[unknown] = BAD_FLAG
         todo = status == NOT_DONE
-        outside = todo & ((sizes <= 0) | (sizes > bs) | (offs <= 0))
+        outside = todo & ((sizes <= 0) | (sizes > bs) | (offs <= 0) | (offs > src.size - sizes))
         contiguous = todo & ~outside & whole
         for i in np.flatnonzero(todo & ~outside & ~whole).tolist():  # split over records, or missing
             if not src.covered(int(offs[i]), int(sizes[i])):
@@ -485,8 +761,15 @@ class KdumpReader(MmapReader):
         where = desc_off + i * PAGE_DESC.itemsize
         codec = COMPRESSION_FLAGS.get(flag, "?")
         if code == BAD_FLAG:
-            problem = f"unknown compression flag 0x{flag:x} in page descriptor"
-            expected = "one of 0x0 (raw), 0x1 zlib, 0x2 lzo, 0x4 snappy, 0x20 zstd"
+            problem = (
+                f"unknown compression flag 0x{flag:x} in page descriptor"
+                if flag & ~KNOWN_FLAGS or flag & (flag - 1)
+                else f"compression flag 0x{flag:x} in page descriptor is not in the header's status 0x{h['status']:x}"
+            )
+            expected = (
+                f"0x0 (raw) or the codec of the header's status 0x{h['status']:x} "
+                "(0x1 zlib, 0x2 lzo, 0x4 snappy, 0x20 zstd)"
+            )
         elif code == BAD_RANGE:
             problem = f"page descriptor points at {size:,} bytes at offset {off:,}, outside the page data"
             expected = f"data inside the file, 1..{bs} bytes"
@@ -495,9 +778,9 @@ class KdumpReader(MmapReader):
             expected = f"{bs} bytes when no compression flag is set"
         else:
             where = self._where(off)
-            detail = next((m for j, m in errors if isinstance(j, int) and j == i), None)
+            detail = next((e[1] for e in errors if isinstance(e, tuple) and e[0] == i), None)
             if code == BAD_LENGTH or code == -100:
-                problem = f"{codec} page does not decompress to {bs} bytes"
+                problem = f"{codec} page does not decompress to {bs} bytes" + (f" ({detail})" if detail else "")
             else:
                 problem = f"corrupt {codec} page data ({detail or f'zlib error {code}'})"
             expected = f"a {codec} stream of one {bs}-byte page"
@@ -521,13 +804,15 @@ class KdumpReader(MmapReader):
                 hint="check that the dump finished writing",
             )
         src = self._source()
-        h = self._parse(src)
+        h = self._header(src)
         self.header = h
         threads = self.threads or default_threads()
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kdump") as pool:
+        pool = _InlineExecutor() if threads == 1 else ThreadPoolExecutor(threads, thread_name_prefix="kdump")
+        try:
             specs = self._chunk_specs(src, h)
             job = None
             for spec in specs:
+                self._check_size()
                 nxt = self._submit(pool, src, h, spec)
                 if job is not None:
                     chunk = self._finish(h, job)
@@ -538,6 +823,9 @@ class KdumpReader(MmapReader):
                 chunk = self._finish(h, job)
                 if len(chunk):
                     yield chunk
+        finally:
+            # on an error or Ctrl-C, drop the queued batches instead of decoding them first
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def metadata(self) -> dict:
         meta = super().metadata()

@@ -15,6 +15,12 @@ is typical); pages they cover only in part are assembled with the missing bytes 
 (``stats.pages_partial``). LiME's ``raw`` and ``padded`` modes have no headers: read those as
 raw images.
 
+What is checked: every header (magic, version, ``s_addr <= e_addr``, below the 52-bit physical
+address limit), the chain of headers (each range's length must land exactly on the next
+header, and the last range on the end of the file — a changed ``s_addr`` or ``e_addr``
+breaks it), ranges disjoint, and the file not shrinking while read. What no check can protect
+(:data:`UNPROTECTED`): the range data (guest pages) — LiME has no checksum.
+
 No LiME producer runs in this repository's test environment (LiME is a kernel module loaded
 inside the guest); :func:`write_lime` / :func:`lime_from_raw` write files in this layout so
 that the reader can be checked against the same guest's raw image.
@@ -25,17 +31,20 @@ from __future__ import annotations
 import itertools
 import os
 import struct
+from array import array
 from pathlib import Path
 
 import numpy as np
 
-from pagecore.dumps._segments import Segment, SegmentReader
+from pagecore.dumps._segments import PHYS_ADDR_LIMIT, SegmentReader, SegmentTable
 from pagecore.dumps.base import register
 from pagecore.errors import InputError
 
 LIME_MAGIC = 0x4C694D45
 LIME_VERSION = 1
 HEADER = struct.Struct("<IIQQ8s")
+#: What no check can protect (module docstring), for the fuzz test.
+UNPROTECTED = ("range data (guest pages, no checksum)",)
 #: Sanity cap on the number of ranges (a real dump has a handful to a few hundred).
 MAX_RANGES = 1 << 20
 
@@ -52,14 +61,15 @@ class LimeReader(SegmentReader):
     def sniff(cls, head: bytes, size: int) -> bool:
         return len(head) >= 4 and struct.unpack_from("<I", head)[0] == LIME_MAGIC
 
-    def _parse_segments(self, buf: np.ndarray) -> list[Segment]:
-        segs = []
+    def _parse_segments(self, buf: np.ndarray) -> SegmentTable:
+        paddr, offset, length_, at = array("q"), array("q"), array("q"), array("q")
         off = 0
         size = self.file_size
         while off < size:
-            n = len(segs)
+            n = len(paddr)
             if size - off < HEADER.size:
                 if n and self.skip_bad_pages:
+                    self.stats.bytes_skipped += size - off  # a cut-off header: report it
                     break
                 raise InputError(
                     self.path,
@@ -96,9 +106,20 @@ class LimeReader(SegmentReader):
                     expected="e_addr >= s_addr (e_addr is inclusive)",
                     hint="the header is corrupt; re-capture the dump",
                 )
+            if e_addr >= PHYS_ADDR_LIMIT:
+                raise InputError(
+                    self.path,
+                    f"LiME range #{n} (0x{s_addr:x}-0x{e_addr:x}) reaches beyond the 52-bit physical address space",
+                    offset=off + 16,
+                    expected=f"e_addr < 0x{PHYS_ADDR_LIMIT:x}",
+                    hint="the header is corrupt; re-capture the dump",
+                )
             length = e_addr - s_addr + 1
-            segs.append(Segment(s_addr, off + HEADER.size, length, off, f"LiME range #{n}"))
-            if len(segs) > MAX_RANGES:
+            paddr.append(s_addr)
+            offset.append(off + HEADER.size)
+            length_.append(length)
+            at.append(off)
+            if len(paddr) > MAX_RANGES:
                 raise InputError(
                     self.path,
                     f"more than {MAX_RANGES:,} LiME ranges",
@@ -107,7 +128,8 @@ class LimeReader(SegmentReader):
                     hint="the file is probably corrupt",
                 )
             off += HEADER.size + length
-        return segs
+        arr = [np.frombuffer(a, np.int64) if len(a) else np.empty(0, np.int64) for a in (paddr, offset, length_, at)]
+        return SegmentTable(*arr, np.arange(len(paddr)), "LiME range")
 
 
 def write_lime(path: str | os.PathLike, ranges) -> Path:

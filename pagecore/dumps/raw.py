@@ -3,6 +3,11 @@
 There is no header: the byte at offset ``a`` is guest-physical address ``a``, so page ``i`` of
 the file is guest frame ``i``. Holes are not recorded (a hole reads as whatever the producer
 wrote there, usually zeros).
+
+What is checked: the size is a whole number of pages (else an error, or under
+``skip_bad_pages`` the trailing partial page is skipped and counted), and the file does not
+shrink while it is read. What no check can protect: every byte (:data:`UNPROTECTED`) — a raw
+image has no header and no checksum, so a changed byte is a changed page.
 """
 
 from __future__ import annotations
@@ -13,6 +18,10 @@ import numpy as np
 
 from pagecore.dumps.base import MmapReader, PageChunk, register
 from pagecore.errors import InputError
+
+#: Byte ranges of a raw image that no check can protect, as (start, end) pairs with ``None``
+#: meaning the end of the file: all of it (page data, no header, no checksum).
+UNPROTECTED = (("page data", 0, None),)
 
 
 @register
@@ -70,6 +79,7 @@ class RawReader(MmapReader):
             hi = min(npages, lo + step)
             if prev is not None:
                 self._release(prev[0] * ps, (prev[1] - prev[0]) * ps)
+            self._check_size()
             pages = buf[lo * ps : hi * ps].reshape(hi - lo, ps)
             self.stats.pages_read += hi - lo
             yield PageChunk(np.arange(lo, hi, dtype=np.uint64), pages)
