@@ -8,7 +8,6 @@ from pathlib import Path
 from pagecore.cli._args import check_outputs, command, int_at_least, key_from_args, nonneg_int, output_arg
 
 
-
 def _cmd_hash(args) -> int:
     from pagecore.dumps import READERS  # noqa: F401 - validates --format choices lazily
     from pagecore.pages.ingest import hash_dump
