@@ -19,6 +19,7 @@ from pagecore.errors import InputError
 from pagecore.pages.compress import (
     SizeCache,
     compressed_sizes,
+    lz4_kernel_compress,
     lzo1x_1_compress,
     page_sizes,
     sample_mask,
@@ -99,6 +100,18 @@ def test_lzo_output_decompresses_to_the_input():
             assert lzokay.decompress(out, n) == data
 
 
+def test_kernel_lz4_output_decompresses_to_the_input():
+    """The kernel-LZ4 port writes valid LZ4 blocks: liblz4 (PyPI lz4) decompresses them."""
+    for p in mixed_pages(40, 6):
+        for n in (0, 1, 12, 13, 14, 100, 1000, PS):
+            data = p[:n].tobytes()
+            out = lz4_kernel_compress(data)
+            assert lz4.block.decompress(out, uncompressed_size=n) == data
+    # a zero page: token, 1 literal, offset, a match of 4096-1-5 bytes (length code 15 + 4071 in
+    # 15 bytes of 255 and one of 246), then a last token and the 5 last literals
+    assert len(lz4_kernel_compress(bytes(PS))) == 1 + 1 + 2 + (4071 // 255 + 1) + 1 + 5
+
+
 def test_lzo_rle_equals_lzo_plus_header_without_zero_runs():
     """Without 4 consecutive zero bytes the RLE path never triggers: same stream + 2-byte header."""
     rng = np.random.default_rng(9)
@@ -117,13 +130,15 @@ def test_lzo_rejects_oversized_input():
         lzo1x_1_compress(bytes(60000))
 
 
-@pytest.mark.parametrize("algorithm", ["lzo", "lzo-rle", "lz4", "zstd"])
+@pytest.mark.parametrize("algorithm", ["lzo", "lzo-rle", "lz4", "zstd", "lz4-pypi"])
 def test_sizes_match_per_page_slow_twin_and_thread_count(algorithm):
     pages = mixed_pages(30, 11)
 
     def slow(p):
-        if algorithm == "lz4":
+        if algorithm == "lz4-pypi":
             return len(lz4.block.compress(p.tobytes(), store_size=False))
+        if algorithm == "lz4":
+            return len(lz4_kernel_compress(p.tobytes()))
         if algorithm == "zstd":
             return len(zstandard.ZstdCompressor(level=3).compress(p.tobytes()))
         return len(lzo1x_1_compress(p.tobytes(), rle=algorithm == "lzo-rle"))
