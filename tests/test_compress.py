@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import zstandard
-
 from dumps_helpers import make_pages
+
 from pagecore.dumps.base import PageChunk
 from pagecore.errors import InputError
 from pagecore.pages.compress import (
@@ -22,13 +22,13 @@ from pagecore.pages.compress import (
     lz4_kernel_compress,
     lzo1x_1_compress,
     page_sizes,
-    sample_mask,
     same_filled,
+    sample_mask,
 )
 from pagecore.sharing.compress import (
     chain_size,
-    esxi_compression,
     estimate_zram,
+    esxi_compression,
     reclamation_ladder,
     zram_mm_stat,
     zsmalloc_classes,
