@@ -164,6 +164,35 @@ def write_pages(dev: str, algorithm: str, chunks, npages: int) -> dict:
     return read_mm_stat(dev)
 
 
+def kernel_page_sizes(dev: str, algorithm: str, pages: np.ndarray) -> np.ndarray:
+    """The kernel's compressed length of each page: write pages one at a time to a fresh
+    device and read the growth of ``compr_data_size`` (``PAGE_SIZE`` for huge pages, 0 for
+    same-filled ones). The caller saves and restores the settings."""
+    _write(sysfs(dev) / "reset", "1")
+    _write(sysfs(dev) / "comp_algorithm", algorithm)
+    size = -(-max(len(pages), 1) * PAGE_SIZE // (1 << 20)) * (1 << 20)
+    _write(sysfs(dev) / "disksize", str(size))
+    out = np.zeros(len(pages), np.int64)
+    fd = os.open(f"/dev/{dev}", os.O_WRONLY | os.O_DIRECT)
+    buf = mmap.mmap(-1, PAGE_SIZE)
+    whole = memoryview(buf)
+    view = np.frombuffer(whole, np.uint8)
+    try:
+        prev = 0
+        for i, p in enumerate(pages):
+            view[:] = p
+            os.pwrite(fd, whole, i * PAGE_SIZE)
+            now = read_mm_stat(dev)["compr_data_size"]
+            out[i] = now - prev
+            prev = now
+    finally:
+        del view
+        whole.release()
+        os.close(fd)
+        buf.close()
+    return out
+
+
 def _dump_chunks(path, fmt="auto"):
     from ..dumps import open_dump
 
