@@ -711,7 +711,8 @@ class ChunkSizer:
         self.algorithms = [check_algorithm(a) for a in algorithms]
         self.threads = resolve_threads(threads)
         self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
-        self.cache = {a: SizeCache() for a in self.algorithms}
+        # one cache per algorithm, and one for the same-filled flag (also a content property)
+        self.cache = {a: SizeCache() for a in [*self.algorithms, "same_filled"]}
         self.stats = SizeStats(
             distinct_compressed={a: 0 for a in self.algorithms},
             nonzero_compressed={a: 0 for a in self.algorithms},
@@ -730,22 +731,28 @@ class ChunkSizer:
         self.close()
 
     def __call__(self, pages: np.ndarray, hashes: np.ndarray, zero: np.ndarray) -> dict[str, np.ndarray]:
+        """``{algorithm: int32[k]}`` sizes and ``"same_filled": bool[k]`` for one chunk."""
+        uh, first, inv = np.unique(hashes, return_index=True, return_inverse=True)
+        inv = inv.reshape(-1)
         out = {}
-        for a in self.algorithms:
+        for a in [*self.algorithms, "same_filled"]:
             cache = self.cache[a]
-            found, size = cache.lookup(hashes)
+            found, size = cache.lookup(uh)
             miss = np.flatnonzero(~found)
             if len(miss):
-                uh, first = np.unique(hashes[miss], return_index=True)
-                rows = miss[first]
+                rows = first[miss]
+                sub = np.ascontiguousarray(pages[rows])
                 t0 = time.perf_counter()
-                sizes = compressed_sizes(np.ascontiguousarray(pages[rows]), a, self.threads, self.pool)
-                self.stats.compress_seconds[a] += time.perf_counter() - t0
-                self.stats.distinct_compressed[a] += len(rows)
-                self.stats.nonzero_compressed[a] += int((~zero[rows]).sum())
-                cache.add(uh, sizes)
-                _, size = cache.lookup(hashes)
-            out[a] = size
+                if a == "same_filled":
+                    new = same_filled(sub, threads=self.threads)[0].astype(np.int32)
+                else:
+                    new = compressed_sizes(sub, a, self.threads, self.pool)
+                    self.stats.compress_seconds[a] += time.perf_counter() - t0
+                    self.stats.distinct_compressed[a] += len(rows)
+                    self.stats.nonzero_compressed[a] += int((~zero[rows]).sum())
+                cache.add(uh[miss], new)
+                size[miss] = new
+            out[a] = size[inv] if a != "same_filled" else size[inv].astype(np.bool_)
         return out
 
 
@@ -761,8 +768,9 @@ def page_table_columns(
     call this per chunk after hashing, append the columns to the record batch (schema fields
     from :func:`page_table_fields`) and record ``compress_algorithms`` in the metadata.
     """
-    cols = {f"csize_{a}": s.astype(np.uint16) for a, s in sizer(pages, hashes, zero).items()}
-    cols["same_filled"] = same_filled(pages, threads=sizer.threads)[0]
+    got = sizer(pages, hashes, zero)
+    cols = {f"csize_{a}": got[a].astype(np.uint16) for a in sizer.algorithms}
+    cols["same_filled"] = got["same_filled"]
     return cols
 
 
@@ -843,6 +851,7 @@ def page_sizes(
     t0 = time.perf_counter()
     parts = []
     vm_pages: dict[str, int] = {}
+    vm_codes: dict[str, int] = {}
     with ChunkSizer(algorithms, threads) as sizer:
         nt = sizer.threads
         seen = 0
@@ -864,25 +873,23 @@ def page_sizes(
                 if pages.shape[0] == 0:
                     continue
                 h, z = hash_pages(pages, threads=nt)
-                same = same_filled(pages, threads=nt)[0]
-                sizes = sizer(pages, h, z)
-                cols = {"vm": np.full(len(gpfn), vm, dtype=object), "gpfn": gpfn, "hash": h, "zero": z}
-                cols["same_filled"] = same
+                got = sizer(pages, h, z)
+                cols = {"vm": np.full(len(gpfn), vm_codes.setdefault(vm, len(vm_codes)), np.int32)}
+                cols.update(gpfn=gpfn, hash=h, zero=z, same_filled=got["same_filled"])
                 for a in sizer.algorithms:
-                    cols[f"csize_{a}"] = sizes[a]
-                parts.append(pd.DataFrame(cols))
+                    cols[f"csize_{a}"] = got[a]
+                parts.append(cols)
                 sizer.stats.pages_sampled += len(gpfn)
         stats = sizer.stats
-    if parts:
-        frame = pd.concat(parts, ignore_index=True)
-    else:
-        frame = pd.DataFrame(
-            {"vm": [], "gpfn": np.zeros(0, np.uint64), "hash": np.zeros(0, np.uint64), "zero": np.zeros(0, bool)}
-        )
-        frame["same_filled"] = np.zeros(0, bool)
-        for a in algorithms:
-            frame[f"csize_{a}"] = np.zeros(0, np.int32)
-    frame["vm"] = frame["vm"].astype("category") if len(frame) else frame["vm"].astype(object)
+    names = ["vm", "gpfn", "hash", "zero", "same_filled"] + [f"csize_{a}" for a in algorithms]
+    dtypes = [np.int32, np.uint64, np.uint64, np.bool_, np.bool_] + [np.int32] * len(algorithms)
+    data = {
+        c: np.concatenate([p[c] for p in parts]) if parts else np.zeros(0, t)
+        for c, t in zip(names, dtypes, strict=True)
+    }
+    cats = sorted(vm_codes, key=vm_codes.get)
+    data["vm"] = pd.Categorical.from_codes(data["vm"], categories=cats) if cats else pd.Categorical([])
+    frame = pd.DataFrame(data)
     stats.wall_seconds = time.perf_counter() - t0
     return PageSizes(frame=frame, algorithms=list(algorithms), stats=stats, sample_fraction=frac, vm_pages=vm_pages)
 
