@@ -106,3 +106,24 @@ def test_edge_cases():
     )
     assert curve["gain"].tolist() == [0, 0, 1]
     assert regions_to_reach(curve, 1.0) == 2
+
+
+def test_plots_return_figures():
+    from matplotlib.figure import Figure
+
+    from pagecore.plotting.compression import compression_ladder
+    from pagecore.plotting.largepages import large_page_breaking
+    from pagecore.sharing.compress import reclamation_ladder
+
+    vm, gpfn, h, z, _ = random_pages(7)
+    reg, curve = large_page_savings(vm, gpfn, h, z)
+    fig = large_page_breaking({"x": curve}, {"x": reg})
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    assert len(fig.axes[0].lines) == 2  # the curve and the proportional reference
+    import pandas as pd
+
+    f = pd.DataFrame({"vm": vm, "hash": h, "zero": z, "same_filled": z, "csize_lz4": np.full(len(h), 900)})
+    fig = compression_ladder({"x": reclamation_ladder(f, "lz4", salting=2)})
+    assert isinstance(fig, Figure)
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    assert sum(heights[:5]) == pytest.approx(100)  # the five steps fill the bar
