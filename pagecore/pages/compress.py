@@ -68,6 +68,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numba import njit, prange
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .._jit import PARALLEL, SERIAL, resolve_threads
 from ..errors import ConfigError
@@ -177,11 +178,19 @@ def _le64(a, i):
 
 @njit(**SERIAL)
 def _ctz64(v):
-    n = 0
-    while (v & np.uint64(1)) == 0:
-        v >>= np.uint64(1)
-        n += 1
-    return n
+    return int(trailing_zeros(v))
+
+
+@njit(**SERIAL)
+def _fill_w32(src, w32):
+    """w32[i] = the little-endian 32-bit word at byte i (one load per probe in the hot loops)."""
+    for i in range(src.shape[0] - 3):
+        w32[i] = _le32(src, i)
+
+
+@njit(**SERIAL)
+def _w64(w32, i):
+    return np.uint64(w32[i]) | (np.uint64(w32[i + 4]) << np.uint64(32))
 
 
 @njit(**SERIAL)
@@ -209,7 +218,7 @@ def _copy(dst, op, src, ii, t):
 
 
 @njit(**SERIAL)
-def _lzo1x_1_block(src, dst, op, dct, rle, st):
+def _lzo1x_1_block(src, dst, op, dct, rle, st, w32):
     """One lzo1x_1_do_compress pass over all of ``src`` (len ≤ 0xbfff, > 20).
 
     ``st[0]`` is the state offset (where a short literal count is OR-ed into the previous
@@ -226,7 +235,7 @@ def _lzo1x_1_block(src, dst, op, dct, rle, st):
         while True:  # "next"
             if ip >= ip_end:
                 return op, n - ii
-            dv = _le32(src, ip)
+            dv = w32[ip]
             run = 0
             m_pos = 0
             if dv == 0 and rle:
@@ -240,7 +249,7 @@ def _lzo1x_1_block(src, dst, op, dct, rle, st):
                 h = int(h) & _D_MASK
                 m_pos = int(dct[h])
                 dct[h] = ip
-                if dv != _le32(src, m_pos):
+                if dv != w32[m_pos]:
                     break  # back to "literal"
             # emit the literal run [ii, ip)
             t = ip - ii
@@ -265,12 +274,12 @@ def _lzo1x_1_block(src, dst, op, dct, rle, st):
                 continue
             # match length: 8 bytes at a time (x86-64 LZO_USE_CTZ64 path)
             m_len = 4
-            v = _le64(src, ip + m_len) ^ _le64(src, m_pos + m_len)
+            v = _w64(w32, ip + m_len) ^ _w64(w32, m_pos + m_len)
             done = False
             if v == 0:
                 while True:
                     m_len += 8
-                    v = _le64(src, ip + m_len) ^ _le64(src, m_pos + m_len)
+                    v = _w64(w32, ip + m_len) ^ _w64(w32, m_pos + m_len)
                     if ip + m_len >= ip_end:
                         done = True
                         break
@@ -329,7 +338,7 @@ def _lzo1x_1_block(src, dst, op, dct, rle, st):
 
 
 @njit(**SERIAL)
-def _lzo1x_1(src, dst, dct, rle):
+def _lzo1x_1(src, dst, dct, rle, w32):
     """Compress ``src`` (≤ 0xbfff bytes) into ``dst``; return the compressed length."""
     n = src.shape[0]
     op = 0
@@ -342,7 +351,8 @@ def _lzo1x_1(src, dst, dct, rle):
     st[0] = -2
     t = n
     if n > 20:
-        op, t = _lzo1x_1_block(src, dst, op, dct, rle, st)
+        _fill_w32(src, w32)
+        op, t = _lzo1x_1_block(src, dst, op, dct, rle, st, w32)
     if t > 0:
         ii = n - t
         if op == data_start and t <= 238:
@@ -364,8 +374,9 @@ def _lzo_sizes_serial(pages, rle, out):
     n, w = pages.shape
     dst = np.empty(w + w // 16 + 64 + 8, np.uint8)
     dct = np.empty(1 << _D_BITS, np.uint16)
+    w32 = np.empty(max(w, 4), np.uint32)
     for i in range(n):
-        out[i] = _lzo1x_1(pages[i], dst, dct, rle)
+        out[i] = _lzo1x_1(pages[i], dst, dct, rle, w32)
 
 
 @njit(**PARALLEL)
@@ -389,7 +400,7 @@ def lzo1x_1_compress(data: bytes | np.ndarray, rle: bool = False) -> bytes:
         raise ValueError(f"lzo1x_1_compress takes at most {LZO_MAX_INPUT - 1} bytes, got {src.shape[0]}")
     dst = np.zeros(lzo_worst(src.shape[0]), np.uint8)
     dct = np.empty(1 << _D_BITS, np.uint16)
-    n = _lzo1x_1(src, dst, dct, bool(rle))
+    n = _lzo1x_1(src, dst, dct, bool(rle), np.empty(max(src.shape[0], 4), np.uint32))
     return dst[:n].tobytes()
 
 
@@ -406,8 +417,8 @@ _LZ4_MASK = 15
 
 
 @njit(**SERIAL)
-def _lz4_hash16(src, i):
-    v = np.uint64(_le32(src, i))
+def _lz4_hash16(w32, i):
+    v = np.uint64(w32[i])
     return int(((v * np.uint64(2654435761)) & np.uint64(0xFFFFFFFF)) >> np.uint64(32 - _LZ4_HASH_BITS_U16))
 
 
@@ -423,7 +434,7 @@ def _lz4_len_bytes(dst, op, n):
 
 
 @njit(**SERIAL)
-def _lz4_kernel(src, dst, table):
+def _lz4_kernel(src, dst, table, w32):
     """LZ4_compress_fast(acceleration=1) as the kernel's lib/lz4 does it for inputs < 64 KiB
     (16-bit position table, no dictionary, unlimited output); returns the compressed length."""
     n = src.shape[0]
@@ -434,9 +445,10 @@ def _lz4_kernel(src, dst, table):
     mflimit = n - _LZ4_MFLIMIT
     matchlimit = n - _LZ4_LASTLITERALS
     if n >= _LZ4_MFLIMIT + 1:
-        table[_lz4_hash16(src, 0)] = 0
+        _fill_w32(src, w32)
+        table[_lz4_hash16(w32, 0)] = 0
         ip = 1
-        fwd_h = _lz4_hash16(src, ip)
+        fwd_h = _lz4_hash16(w32, ip)
         while True:
             # find a match, skipping faster the longer nothing is found
             fwd = ip
@@ -453,9 +465,9 @@ def _lz4_kernel(src, dst, table):
                     last = True
                     break
                 match = int(table[h])
-                fwd_h = _lz4_hash16(src, fwd)
+                fwd_h = _lz4_hash16(w32, fwd)
                 table[h] = ip
-                if _le32(src, match) == _le32(src, ip):
+                if w32[match] == w32[ip]:
                     break
             if last:
                 break
@@ -480,8 +492,15 @@ def _lz4_kernel(src, dst, table):
                 a = ip + _LZ4_MINMATCH
                 b = match + _LZ4_MINMATCH
                 code = 0
-                while a + code < matchlimit and src[a + code] == src[b + code]:
-                    code += 1
+                while a + code + 8 <= matchlimit:
+                    x = _w64(w32, a + code) ^ _w64(w32, b + code)
+                    if x != 0:
+                        code += _ctz64(x) >> 3
+                        break
+                    code += 8
+                else:
+                    while a + code < matchlimit and src[a + code] == src[b + code]:
+                        code += 1
                 ip = a + code
                 if code >= _LZ4_MASK:
                     dst[token] += _LZ4_MASK
@@ -491,11 +510,11 @@ def _lz4_kernel(src, dst, table):
                 anchor = ip
                 if ip > mflimit:
                     break
-                table[_lz4_hash16(src, ip - 2)] = ip - 2
-                h = _lz4_hash16(src, ip)
+                table[_lz4_hash16(w32, ip - 2)] = ip - 2
+                h = _lz4_hash16(w32, ip)
                 match = int(table[h])
                 table[h] = ip
-                if match + 65535 >= ip and _le32(src, match) == _le32(src, ip):
+                if match + 65535 >= ip and w32[match] == w32[ip]:
                     token = op
                     dst[token] = 0
                     op += 1
@@ -504,7 +523,7 @@ def _lz4_kernel(src, dst, table):
             if ip > mflimit:
                 break
             ip += 1
-            fwd_h = _lz4_hash16(src, ip)
+            fwd_h = _lz4_hash16(w32, ip)
     last_run = n - anchor
     if last_run >= _LZ4_MASK:
         dst[op] = _LZ4_MASK << 4
@@ -520,8 +539,9 @@ def _lz4_sizes_serial(pages, out):
     n, w = pages.shape
     dst = np.empty(w + w // 255 + 32, np.uint8)
     table = np.empty(1 << _LZ4_HASH_BITS_U16, np.uint16)
+    w32 = np.empty(max(w, 4), np.uint32)
     for i in range(n):
-        out[i] = _lz4_kernel(pages[i], dst, table)
+        out[i] = _lz4_kernel(pages[i], dst, table, w32)
 
 
 @njit(**PARALLEL)
@@ -541,7 +561,7 @@ def lz4_kernel_compress(data: bytes | np.ndarray) -> bytes:
         raise ValueError(f"lz4_kernel_compress takes less than 64 KiB, got {src.shape[0]} bytes")
     dst = np.zeros(src.shape[0] + src.shape[0] // 255 + 32, np.uint8)
     table = np.empty(1 << _LZ4_HASH_BITS_U16, np.uint16)
-    return dst[: _lz4_kernel(src, dst, table)].tobytes()
+    return dst[: _lz4_kernel(src, dst, table, np.empty(max(src.shape[0], 4), np.uint32))].tobytes()
 
 
 # ---------------------------------------------------------------------------------- sizes
