@@ -127,3 +127,15 @@ def test_plots_return_figures():
     assert isinstance(fig, Figure)
     heights = [p.get_height() for p in fig.axes[0].patches]
     assert sum(heights[:5]) == pytest.approx(100)  # the five steps fill the bar
+
+
+def test_summary_marks():
+    from pagecore.sharing.largepages import large_page_summary
+
+    vm, gpfn, h, z, d = random_pages(3)
+    reg, curve = large_page_savings(vm, gpfn, h, z, domain=d)
+    s = large_page_summary(curve, reg)
+    assert s["regions"] == len(reg) and s["regions_to_reach"]["1"] <= len(reg)
+    assert s["saved_pages_all_broken"] == curve["saved_pages"].iloc[-1]
+    k = s["regions_to_reach"]["0.5"]
+    assert curve["saved_fraction"].iloc[k] >= 0.5 and (k == 0 or curve["saved_fraction"].iloc[k - 1] < 0.5)

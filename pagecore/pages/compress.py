@@ -70,7 +70,7 @@ import numpy as np
 from numba import njit, prange
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-from .._jit import PARALLEL, SERIAL, resolve_threads
+from .._jit import JIT_DISABLED, PARALLEL, SERIAL, resolve_threads
 from ..errors import ConfigError
 
 ALGORITHMS = ("lzo-rle", "lzo", "lz4", "zstd")
@@ -168,17 +168,17 @@ def _le32(a, i):
     return np.uint32(a[i]) | (np.uint32(a[i + 1]) << 8) | (np.uint32(a[i + 2]) << 16) | (np.uint32(a[i + 3]) << 24)
 
 
-@njit(**SERIAL)
-def _le64(a, i):
-    v = np.uint64(0)
-    for k in range(8):
-        v |= np.uint64(a[i + k]) << np.uint64(8 * k)
-    return v
+if JIT_DISABLED:  # the LLVM intrinsic has no pure-Python body (NUMBA_DISABLE_JIT=1 coverage runs)
 
+    def _ctz64(v):
+        v = int(v)
+        return (v & -v).bit_length() - 1
 
-@njit(**SERIAL)
-def _ctz64(v):
-    return int(trailing_zeros(v))
+else:
+
+    @njit(**SERIAL)
+    def _ctz64(v):
+        return int(trailing_zeros(v))
 
 
 @njit(**SERIAL)

@@ -229,3 +229,23 @@ def regions_to_reach(curve, fraction: float) -> int:
     """Fewest regions the greedy curve breaks to reach ``fraction`` of the total savings."""
     hit = np.flatnonzero(curve["saved_fraction"].to_numpy() >= fraction)
     return int(curve["broken"].iloc[hit[0]]) if len(hit) else int(curve["broken"].iloc[-1])
+
+
+def large_page_summary(curve, regions, page_size: int = 4096, marks=(0.5, 0.8, 0.9, 0.99, 1.0)) -> dict:
+    """JSON-ready summary for ``pagecore share`` output: totals and regions needed per mark.
+
+    ``regions_to_reach``: fewest 2 MiB regions the greedy order breaks to reach each fraction
+    of the all-broken savings; ``share_of_regions`` the same as a fraction of all regions.
+    """
+    n = int(curve.attrs.get("regions", len(regions)))
+    total = int(curve.attrs.get("total_saved_pages", 0))
+    reach = {f"{m:g}": regions_to_reach(curve, m) for m in marks}
+    return {
+        "regions": n,
+        "region_pages": REGION_PAGES,
+        "saved_pages_all_broken": total,
+        "saved_mb_all_broken": total * page_size / 2**20,
+        "regions_to_reach": reach,
+        "share_of_regions": {k: (v / n if n else 0.0) for k, v in reach.items()},
+        "regions_without_savings": int((regions["alone"] == 0).sum()) if len(regions) else 0,
+    }
