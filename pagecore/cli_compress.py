@@ -59,7 +59,7 @@ def add_parser(subparsers):
         "--zswap-incompressible",
         choices=("reject", "store"),
         default="reject",
-        help="zswap on pages that do not compress below a page: reject (Linux <= 6.17) or store (6.18)",
+        help="zswap on pages that do not compress below a page: reject (classic) or store (2025 as-is patch)",
     )
     p.add_argument("-o", "--output", default=None, help="also write the JSON report here")
     p.set_defaults(func=run)

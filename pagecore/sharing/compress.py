@@ -14,7 +14,8 @@ zram (:func:`zram_mm_stat`)
     ``ZS_HANDLE_SIZE - 1``) is stored uncompressed as ``PAGE_SIZE`` bytes (``huge_pages``);
     every other page is a zsmalloc object of its compressed length. ``compr_data_size`` sums
     the stored lengths; ``mem_used_total`` is the pages of all zspages zsmalloc allocated.
-zsmalloc (:func:`zsmalloc_classes`, Linux 6.18 mm/zsmalloc.c, CONFIG_ZSMALLOC_CHAIN_SIZE = 8)
+zsmalloc (:func:`zsmalloc_classes`, Linux 6.3+ mm/zsmalloc.c, CONFIG_ZSMALLOC_CHAIN_SIZE = 8;
+checked against this machine's 6.18 kernel: ``mem_used_total`` exact for lz4, lzo and lzo-rle)
     ``zs_malloc`` adds ``ZS_HANDLE_SIZE`` (8) to the length and picks class
     ``ceil((len + 8 - 32) / 16)`` (``ZS_MIN_ALLOC_SIZE`` 32, ``ZS_SIZE_CLASS_DELTA`` 16,
     capped at the last class of ``PAGE_SIZE``). A class of size s uses zspages of
@@ -27,10 +28,13 @@ zswap (:func:`zswap_pool`)
     Linux mm/zswap.c (6.x): a page swapped out is compressed and stored in a zsmalloc pool;
     ``zswap_reject_compress_poor`` counts pages that do not compress to at most
     ``PAGE_SIZE`` (compression fails or ``zs_malloc`` refuses a length > ``PAGE_SIZE``,
-    Linux 5.x-6.17; Linux 6.18 instead stores such pages as-is when writeback is enabled:
-    ``incompressible="store"``). All-zero pages are kept out of zswap by the swap layer's zero
-    map (Linux 6.12+, ``zero_pages="swap"``); before 6.12 zswap stored same-filled pages as
-    a word (``zero_pages="same_filled"``). The pool limit is ``max_pool_percent`` (default
+    Linux 5.x-6.x: ``incompressible="reject"``, the default). The 2025 patch "mm: zswap: store
+    incompressible page as-is" stores pages of length >= ``PAGE_SIZE`` uncompressed when
+    writeback is enabled (``incompressible="store"``; which release first ships it is
+    UNCONFIRMED here — this machine's 6.18 kernel was not checked, zswap being off).
+    All-zero pages are kept out of zswap by the swap layer's zero map (Linux 6.12+,
+    ``zero_pages="swap"``); before 6.12 zswap stored same-filled pages as a word
+    (``zero_pages="same_filled"``). The pool limit is ``max_pool_percent`` (default
     20 %, Documentation/admin-guide/mm/zswap.rst) of host memory.
 ESXi memory compression (:func:`esxi_compression`)
     vSphere Resource Management guide, "Memory Compression": when a page would be swapped,
@@ -61,7 +65,8 @@ from .salting import salt_domains
 ZS_HANDLE_SIZE = 8
 #: MAX(32, chain << PAGE_SHIFT >> OBJ_INDEX_BITS) = 32 on x86-64 (mm/zsmalloc.c ZS_MIN_ALLOC_SIZE).
 ZS_MIN_ALLOC_SIZE = 32
-#: Class spacing (mm/zsmalloc.c ZS_SIZE_CLASS_DELTA; PAGE_SIZE >> CLASS_BITS(8) = 16 before 6.17).
+#: Class spacing (mm/zsmalloc.c ZS_SIZE_CLASS_DELTA: PAGE_SIZE >> CLASS_BITS(8) = 16 with 4 KiB
+#: pages; newer trees fix it at 16 for every page size).
 ZS_SIZE_CLASS_DELTA = 16
 #: Pages per zspage at most (CONFIG_ZSMALLOC_CHAIN_SIZE, default 8 since Linux 6.3; 4 before).
 ZS_CHAIN_SIZE = 8
@@ -206,9 +211,9 @@ def zswap_pool(
     ----------
     incompressible : {"reject", "store"}
         ``"reject"``: a page whose compressed length exceeds ``PAGE_SIZE`` is rejected
-        (``reject_compress_poor``; Linux 5.x-6.17, where the compressor fails or
-        ``zs_malloc`` returns -ENOSPC for len > ZS_MAX_ALLOC_SIZE). ``"store"``: Linux 6.18
-        stores pages with length ≥ ``PAGE_SIZE`` uncompressed (writeback enabled).
+        (``reject_compress_poor``: the compressor fails or ``zs_malloc`` returns -ENOSPC for
+        len > ZS_MAX_ALLOC_SIZE). ``"store"``: pages with length ≥ ``PAGE_SIZE`` are stored
+        uncompressed (the 2025 "store incompressible page as-is" patch, writeback enabled).
     zero_pages : {"swap", "same_filled", "none"}
         ``"swap"``: all-zero pages never reach zswap (swap zeromap, Linux 6.12+);
         ``"same_filled"``: same-filled pages are kept as one word (Linux 4.14-6.11);
