@@ -73,6 +73,8 @@ def test_same_filled_matches_slow_twin(threads):
     same, value = same_filled(pages, threads=threads)
     assert same.tolist() == [slow_same_filled(p) for p in pages]
     assert (value == pages.view(np.uint64)[:, 0]).all()
+    rows = np.arange(59, -1, -2)
+    assert same_filled(pages, threads=threads, rows=rows)[0].tolist() == [slow_same_filled(pages[r]) for r in rows]
 
 
 def test_same_filled_edge_cases():
@@ -146,6 +148,8 @@ def test_sizes_match_per_page_slow_twin_and_thread_count(algorithm):
     want = [slow(p) for p in pages]
     assert compressed_sizes(pages, algorithm, threads=1).tolist() == want
     assert compressed_sizes(pages, algorithm, threads=2).tolist() == want
+    rows = np.array([3, 1, 1, 29, 0] * 5)  # read in place, repeated rows, any order
+    assert compressed_sizes(pages, algorithm, threads=2, rows=rows).tolist() == [want[r] for r in rows]
 
 
 # ------------------------------------------------------------------ dedup, streaming, sampling

@@ -108,13 +108,14 @@ def lzo_worst(n: int) -> int:
 
 # ---------------------------------------------------------------------------------- same-filled
 @njit(**SERIAL)
-def _same_filled_serial(words, out_same, out_value):
-    n, w = words.shape
-    for i in range(n):
-        v = words[i, 0]
+def _same_filled_serial(words, rows, out_same, out_value):
+    w = words.shape[1]
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        v = words[r, 0]
         ok = True
         for j in range(1, w):
-            if words[i, j] != v:
+            if words[r, j] != v:
                 ok = False
                 break
         out_same[i] = ok
@@ -122,15 +123,17 @@ def _same_filled_serial(words, out_same, out_value):
 
 
 @njit(**PARALLEL)
-def _same_filled_parallel(words, out_same, out_value, nchunks):
-    n = words.shape[0]
+def _same_filled_parallel(words, rows, out_same, out_value, nchunks):
+    n = rows.shape[0]
     for c in prange(nchunks):
         a = c * n // nchunks
         b = (c + 1) * n // nchunks
-        _same_filled_serial(words[a:b], out_same[a:b], out_value[a:b])
+        _same_filled_serial(words, rows[a:b], out_same[a:b], out_value[a:b])
 
 
-def same_filled(pages: np.ndarray, threads: int | None = 1) -> tuple[np.ndarray, np.ndarray]:
+def same_filled(
+    pages: np.ndarray, threads: int | None = 1, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """zram's same-filled test: is every 8-byte word of the page equal to the first?
 
     Parameters
@@ -139,6 +142,8 @@ def same_filled(pages: np.ndarray, threads: int | None = 1) -> tuple[np.ndarray,
         ``uint8[n, 4096]`` (or ``uint64[n, 512]``), C-contiguous rows.
     threads : int or None
         1 = serial; ``None``/0 = all Numba threads. Results do not depend on it.
+    rows : int64[k], optional
+        Test only these rows (no copy of the pages); outputs then have length k.
 
     Returns
     -------
@@ -149,16 +154,17 @@ def same_filled(pages: np.ndarray, threads: int | None = 1) -> tuple[np.ndarray,
     from ..hashing import as_page_words
 
     words = as_page_words(pages)
-    n = words.shape[0]
+    rows = np.arange(words.shape[0], dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
+    n = rows.shape[0]
     same = np.empty(n, np.bool_)
     value = np.empty(n, np.uint64)
     if n == 0:
         return same, value
     nt = resolve_threads(threads)
     if nt == 1 or n < 64:
-        _same_filled_serial(words, same, value)
+        _same_filled_serial(words, rows, same, value)
     else:
-        _same_filled_parallel(words, same, value, min(n, nt * 4))
+        _same_filled_parallel(words, rows, same, value, min(n, nt * 4))
     return same, value
 
 
@@ -370,22 +376,23 @@ def _lzo1x_1(src, dst, dct, rle, w32):
 
 
 @njit(**SERIAL)
-def _lzo_sizes_serial(pages, rle, out):
-    n, w = pages.shape
+def _lzo_sizes_serial(pages, rows, rle, out):
+    n = rows.shape[0]
+    w = pages.shape[1]
     dst = np.empty(w + w // 16 + 64 + 8, np.uint8)
     dct = np.empty(1 << _D_BITS, np.uint16)
     w32 = np.empty(max(w, 4), np.uint32)
     for i in range(n):
-        out[i] = _lzo1x_1(pages[i], dst, dct, rle, w32)
+        out[i] = _lzo1x_1(pages[rows[i]], dst, dct, rle, w32)
 
 
 @njit(**PARALLEL)
-def _lzo_sizes_parallel(pages, rle, out, nchunks):
-    n = pages.shape[0]
+def _lzo_sizes_parallel(pages, rows, rle, out, nchunks):
+    n = rows.shape[0]
     for c in prange(nchunks):
         a = c * n // nchunks
         b = (c + 1) * n // nchunks
-        _lzo_sizes_serial(pages[a:b], rle, out[a:b])
+        _lzo_sizes_serial(pages, rows[a:b], rle, out[a:b])
 
 
 def lzo1x_1_compress(data: bytes | np.ndarray, rle: bool = False) -> bytes:
@@ -535,22 +542,23 @@ def _lz4_kernel(src, dst, table, w32):
 
 
 @njit(**SERIAL)
-def _lz4_sizes_serial(pages, out):
-    n, w = pages.shape
+def _lz4_sizes_serial(pages, rows, out):
+    n = rows.shape[0]
+    w = pages.shape[1]
     dst = np.empty(w + w // 255 + 32, np.uint8)
     table = np.empty(1 << _LZ4_HASH_BITS_U16, np.uint16)
     w32 = np.empty(max(w, 4), np.uint32)
     for i in range(n):
-        out[i] = _lz4_kernel(pages[i], dst, table, w32)
+        out[i] = _lz4_kernel(pages[rows[i]], dst, table, w32)
 
 
 @njit(**PARALLEL)
-def _lz4_sizes_parallel(pages, out, nchunks):
-    n = pages.shape[0]
+def _lz4_sizes_parallel(pages, rows, out, nchunks):
+    n = rows.shape[0]
     for c in prange(nchunks):
         a = c * n // nchunks
         b = (c + 1) * n // nchunks
-        _lz4_sizes_serial(pages[a:b], out[a:b])
+        _lz4_sizes_serial(pages, rows[a:b], out[a:b])
 
 
 def lz4_kernel_compress(data: bytes | np.ndarray) -> bytes:
@@ -577,17 +585,17 @@ def _zstd_compressor():
     return c
 
 
-def _py_sizes(pages: np.ndarray, algorithm: str, out: np.ndarray) -> None:
+def _py_sizes(pages: np.ndarray, rows: np.ndarray, algorithm: str, out: np.ndarray) -> None:
     if algorithm == "lz4-pypi":
         import lz4.block
 
         comp = lz4.block.compress
-        for i in range(pages.shape[0]):
-            out[i] = len(comp(pages[i], store_size=False))
+        for i, r in enumerate(rows):
+            out[i] = len(comp(pages[r], store_size=False))
     elif algorithm == "zstd":
         comp = _zstd_compressor().compress
-        for i in range(pages.shape[0]):
-            out[i] = len(comp(pages[i]))
+        for i, r in enumerate(rows):
+            out[i] = len(comp(pages[r]))
     else:  # pragma: no cover - checked by callers
         raise ValueError(algorithm)
 
@@ -600,7 +608,11 @@ def check_algorithm(algorithm: str) -> str:
 
 
 def compressed_sizes(
-    pages: np.ndarray, algorithm: str, threads: int | None = 1, pool: ThreadPoolExecutor | None = None
+    pages: np.ndarray,
+    algorithm: str,
+    threads: int | None = 1,
+    pool: ThreadPoolExecutor | None = None,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
     """Compressed size in bytes of every page (no deduplication).
 
@@ -614,6 +626,8 @@ def compressed_sizes(
         release the GIL).
     pool : ThreadPoolExecutor, optional
         Reuse a pool across calls.
+    rows : int64[k], optional
+        Compress only these rows (read in place, no copy); the result then has length k.
 
     Returns
     -------
@@ -625,7 +639,8 @@ def compressed_sizes(
         raise ValueError(f"pages must be uint8[n, page_size], got {pages.dtype}{pages.shape}")
     if not pages.flags.c_contiguous:
         pages = np.ascontiguousarray(pages)
-    n = pages.shape[0]
+    rows = np.arange(pages.shape[0], dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
+    n = rows.shape[0]
     out = np.zeros(n, np.int32)
     if n == 0:
         return out
@@ -635,26 +650,26 @@ def compressed_sizes(
             raise ValueError(f"pages of {pages.shape[1]} bytes are longer than one LZO1X-1 block")
         rle = algorithm == "lzo-rle"
         if nt == 1 or n < 8:
-            _lzo_sizes_serial(pages, rle, out)
+            _lzo_sizes_serial(pages, rows, rle, out)
         else:
-            _lzo_sizes_parallel(pages, rle, out, min(n, nt * 4))
+            _lzo_sizes_parallel(pages, rows, rle, out, min(n, nt * 4))
         return out
     if algorithm == "lz4":
         if pages.shape[1] >= 65536:
             raise ValueError(f"pages of {pages.shape[1]} bytes are too long for LZ4's 16-bit table")
         if nt == 1 or n < 8:
-            _lz4_sizes_serial(pages, out)
+            _lz4_sizes_serial(pages, rows, out)
         else:
-            _lz4_sizes_parallel(pages, out, min(n, nt * 4))
+            _lz4_sizes_parallel(pages, rows, out, min(n, nt * 4))
         return out
     if nt == 1 or n < 16:
-        _py_sizes(pages, algorithm, out)
+        _py_sizes(pages, rows, algorithm, out)
         return out
     own = pool is None
     pool = pool or ThreadPoolExecutor(nt)
     try:
         bounds = [(k * n // nt, (k + 1) * n // nt) for k in range(nt)]
-        futs = [pool.submit(_py_sizes, pages[a:b], algorithm, out[a:b]) for a, b in bounds if b > a]
+        futs = [pool.submit(_py_sizes, pages, rows[a:b], algorithm, out[a:b]) for a, b in bounds if b > a]
         for f in futs:
             f.result()
     finally:
@@ -760,13 +775,12 @@ class ChunkSizer:
             found, size = cache.lookup(uh)
             miss = np.flatnonzero(~found)
             if len(miss):
-                rows = first[miss]
-                sub = np.ascontiguousarray(pages[rows])
+                rows = first[miss].astype(np.int64)
                 t0 = time.perf_counter()
                 if a == "same_filled":
-                    new = same_filled(sub, threads=self.threads)[0].astype(np.int32)
+                    new = same_filled(pages, threads=self.threads, rows=rows)[0].astype(np.int32)
                 else:
-                    new = compressed_sizes(sub, a, self.threads, self.pool)
+                    new = compressed_sizes(pages, a, self.threads, self.pool, rows=rows)
                     self.stats.compress_seconds[a] += time.perf_counter() - t0
                     self.stats.distinct_compressed[a] += len(rows)
                     self.stats.nonzero_compressed[a] += int((~zero[rows]).sum())
