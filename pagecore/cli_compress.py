@@ -151,7 +151,8 @@ def collect(args):
             reader = open_dump(path)
             hint = reader.pages_hint or path.stat().st_size // PAGE_SIZE
             total += hint
-            streams.append((path.name, reader, None, None))
+            names = {v for v, *_ in streams}
+            streams.append((path.name if path.name not in names else str(path), reader, None, None))
     frac = _sample_fraction(args.sample, total)
     frames, stats, vm_pages = [], SizeStats(), {}
     if streams:

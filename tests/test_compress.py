@@ -329,6 +329,14 @@ def test_cli_dump_and_table_paths(tmp_path, capsys):
     want = zram_mm_stat(compressed_sizes(pages, "lzo-rle"), same_filled(pages)[0])
     assert rep["zram"] == want
     capsys.readouterr()
+    # estimate mode: N pages sampled, intervals around the estimates
+    assert run(_args(inputs=[str(dump)], sample="10")) == 0
+    est = json.loads(capsys.readouterr().out)
+    assert not est["exact"] and est["pages"] == len(pages) and 0 < est["pages_examined"] < len(pages)
+    z = est["zram_estimate"]["compr_data_size"]
+    assert z["low"] <= z["estimate"] <= z["high"]
+    with pytest.raises(InputError, match="--sample"):
+        run(_args(inputs=[str(dump)], sample="lots"))
     # a page table re-reads its dump
     table = tmp_path / "g.parquet"
     n = len(pages)

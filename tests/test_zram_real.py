@@ -75,3 +75,19 @@ def test_every_page_has_the_kernels_size(real_raw, algo):
     mismatch = np.flatnonzero(ours != kernel)
     examples = list(zip(ours[mismatch[:5]], kernel[mismatch[:5]], strict=True))
     assert mismatch.size == 0, f"{mismatch.size} of {len(pages)} pages differ, e.g. {examples}"
+
+
+def test_a_killed_runs_settings_are_restored_first(real_raw):
+    """A state file left by a killed run is restored before anything else."""
+    _offered("lzo")
+    original = zramcheck.selected_algorithm(DEV)
+    zramcheck.save_settings(DEV)  # what a run leaves behind when killed mid-way ...
+    zramcheck._write(zramcheck.sysfs(DEV) / "reset", "1")
+    other = next(a for a in zramcheck.algorithms(DEV) if a != original)
+    zramcheck._write(zramcheck.sysfs(DEV) / "comp_algorithm", other)  # ... with the device changed
+    zramcheck._write(zramcheck.sysfs(DEV) / "disksize", str(1 << 20))
+    (row,) = zramcheck.check(real_raw, ["lzo"], DEV)
+    assert row["same_pages_measured"] == row["same_pages_predicted"]
+    assert zramcheck.selected_algorithm(DEV) == original
+    assert int(zramcheck._read(zramcheck.sysfs(DEV) / "disksize")) == 0
+    assert not zramcheck.state_file(DEV).exists()

@@ -3,8 +3,8 @@
 ``python -m pagecore.qemu.zramcheck DUMP [--algorithm lz4 ...] [--device zram0]`` (root only)
 
 For each algorithm the device offers: the device's settings are saved to
-``STATE_DIR/pagecore-zramcheck-<dev>.json`` (comp_algorithm and disksize — the only settings an
-unused device has), the device is reset, set to the algorithm, sized to the dump, every page
+``STATE_DIR/pagecore-zramcheck-<dev>.json`` (every readable attribute; comp_algorithm and
+disksize are the ones changed and restored), the device is reset, set to the algorithm, sized to the dump, every page
 is written once with ``O_DIRECT`` in page order, ``mm_stat`` is read, and the device is reset and
 its settings restored; the saved file is removed only after the restore. A saved file left by
 a killed run is restored at the start of the next run. A device that holds data (non-zero
@@ -98,12 +98,27 @@ def state_file(dev: str) -> Path:
     return STATE_DIR / f"pagecore-zramcheck-{dev}.json"
 
 
+#: Settings the check changes and restores. Every other readable attribute is recorded in the
+#: state file too (``snapshot``), for the record; write-only ones (mem_limit, algorithm_params)
+#: cannot be read back, and the check only runs on an unused device (disksize 0), where
+#: ``reset`` has already cleared them.
+RESTORED = ("comp_algorithm", "disksize")
+
+
 def save_settings(dev: str) -> dict:
     """Record the device's settings in the state file (atomically) and return them."""
+    snapshot = {}
+    for f in sorted(sysfs(dev).iterdir()):
+        if f.is_file() and os.access(f, os.R_OK) and f.stat().st_mode & 0o444:
+            try:
+                snapshot[f.name] = _read(f)
+            except OSError:
+                continue
     st = {
         "device": dev,
         "comp_algorithm": selected_algorithm(dev),
         "disksize": int(_read(sysfs(dev) / "disksize")),
+        "snapshot": snapshot,
     }
     p = state_file(dev)
     tmp = p.with_suffix(".tmp")
