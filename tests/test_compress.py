@@ -375,3 +375,16 @@ def test_cli_uses_size_columns_of_the_table(tmp_path, capsys):
     assert run(_args(inputs=[str(p)], algorithm="lz4")) == 0
     z = json.loads(capsys.readouterr().out)["zram"]
     assert (z["same_pages"], z["huge_pages"], z["compr_data_size"]) == (1, 1, 100 + PS + 900)
+
+
+def test_zramcheck_says_why_it_cannot_run(monkeypatch):
+    import os
+
+    from pagecore.qemu import zramcheck
+
+    ok, why = zramcheck.available("zram-none")
+    assert not ok and "no /sys/block/zram-none" in why
+    if zramcheck.sysfs("zram0").is_dir():
+        monkeypatch.setattr(os, "geteuid", lambda: 1000)
+        ok, why = zramcheck.available("zram0")
+        assert not ok and "root" in why
