@@ -189,8 +189,22 @@ else:
 
 @njit(**SERIAL)
 def _fill_w32(src, w32):
-    """w32[i] = the little-endian 32-bit word at byte i (one load per probe in the hot loops)."""
-    for i in range(src.shape[0] - 3):
+    """w32[i] = the little-endian 32-bit word at byte i (one load per probe in the hot loops).
+
+    Built from aligned 32-bit words, two at a time, when the length is a multiple of 4."""
+    n = src.shape[0]
+    start = 0
+    if n % 4 == 0 and n >= 8:
+        words = src.view(np.uint32)
+        m32 = np.uint64(0xFFFFFFFF)
+        for q in range(n // 4 - 1):
+            x = np.uint64(words[q]) | (np.uint64(words[q + 1]) << np.uint64(32))
+            w32[4 * q] = np.uint32(x & m32)
+            w32[4 * q + 1] = np.uint32((x >> np.uint64(8)) & m32)
+            w32[4 * q + 2] = np.uint32((x >> np.uint64(16)) & m32)
+            w32[4 * q + 3] = np.uint32((x >> np.uint64(24)) & m32)
+        start = n - 4
+    for i in range(start, n - 3):
         w32[i] = _le32(src, i)
 
 
@@ -218,8 +232,11 @@ def _put_literal_count(dst, op, t):
 
 @njit(**SERIAL)
 def _copy(dst, op, src, ii, t):
-    for k in range(t):
-        dst[op + k] = src[ii + k]
+    if t < 32:  # short literal runs: a plain loop beats the slice machinery
+        for k in range(t):
+            dst[op + k] = src[ii + k]
+    else:
+        dst[op : op + t] = src[ii : ii + t]
     return op + t
 
 
