@@ -438,7 +438,7 @@ def test_ctrl_c_stops_a_read_promptly(tmp_path):
                 r = open_dump(path, chunk_pages=16)
     stopped = time.perf_counter()
     t.join()
-    assert stopped - sent[0] < 1.0
+    assert stopped - sent[0] < 2.0  # within a second when idle; room for a loaded CI machine
     assert os.path.exists(path)
 
 

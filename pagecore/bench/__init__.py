@@ -18,6 +18,7 @@ BENCHMARKS = {
     "ingest": ("pagecore.bench.ingest", []),
     "sim": ("pagecore.bench.sim", []),
     "guest": ("pagecore.bench.guest", []),
+    "compress": ("pagecore.bench.compress", []),
 }
 
 

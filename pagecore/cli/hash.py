@@ -24,6 +24,7 @@ def _cmd_hash(args) -> int:
         chunk_pages=args.chunk_pages,
         skip_bad_pages=args.skip_bad_pages,
         show_progress=not args.quiet,
+        compress=tuple(args.compress or ()),
     )
     if meta.get("damage"):  # loud even with --quiet: the numbers describe only the pages read
         print(f"pagecore: WARNING: {args.dump}: damaged dump: {meta['damage']}", file=sys.stderr)
@@ -41,6 +42,7 @@ def _cmd_hash(args) -> int:
 def register(sub) -> None:
     """Add the `hash` subcommand(s) to the ``pagecore`` parser."""
     from pagecore.dumps.base import DEFAULT_CHUNK_PAGES, MAX_CHUNK_PAGES
+    from pagecore.pages.compress import ALGORITHMS
 
     h = command(
         sub,
@@ -64,6 +66,13 @@ def register(sub) -> None:
         type=int_at_least(1, MAX_CHUNK_PAGES),
         default=DEFAULT_CHUNK_PAGES,
         help=f"pages per chunk; bounds memory (default {DEFAULT_CHUNK_PAGES}: 64 MiB; at most {MAX_CHUNK_PAGES:,})",
+    )
+    h.add_argument(
+        "--compress",
+        action="append",
+        metavar="ALG",
+        choices=ALGORITHMS,
+        help=f"also store each page's compressed size with ALG ({', '.join(ALGORITHMS)}; repeatable) for `compress`",
     )
     h.add_argument("--skip-bad-pages", action="store_true", help="count and skip unreadable pages instead of failing")
     kg = h.add_mutually_exclusive_group()

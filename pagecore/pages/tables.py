@@ -54,20 +54,23 @@ def _vm_column(vm: str, n: int) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([vm], type=pa.string()))
 
 
-def page_table_batch(vm: str, gpfn: np.ndarray, hashes: np.ndarray, zero: np.ndarray) -> pa.RecordBatch:
-    """One record batch of the page-table schema."""
+def page_table_batch(
+    vm: str, gpfn: np.ndarray, hashes: np.ndarray, zero: np.ndarray, extra: dict | None = None, schema=None
+) -> pa.RecordBatch:
+    """One record batch of the page-table schema (plus ``extra`` columns of ``schema``)."""
     n = len(gpfn)
     if not (len(hashes) == len(zero) == n):
         raise ValueError(f"column lengths differ: gpfn {n}, hash {len(hashes)}, zero {len(zero)}")
-    return pa.RecordBatch.from_arrays(
-        [
-            _vm_column(vm, n),
-            pa.array(np.asarray(gpfn, dtype=np.uint64)),
-            pa.array(np.asarray(hashes, dtype=np.uint64)),
-            pa.array(np.asarray(zero, dtype=np.bool_)),
-        ],
-        schema=PAGE_TABLE_SCHEMA,
-    )
+    schema = schema or PAGE_TABLE_SCHEMA
+    cols = [
+        _vm_column(vm, n),
+        pa.array(np.asarray(gpfn, dtype=np.uint64)),
+        pa.array(np.asarray(hashes, dtype=np.uint64)),
+        pa.array(np.asarray(zero, dtype=np.bool_)),
+    ]
+    for f in list(schema)[len(PAGE_TABLE_SCHEMA) :]:
+        cols.append(pa.array(np.asarray((extra or {})[f.name]), type=f.type))
+    return pa.RecordBatch.from_arrays(cols, schema=schema)
 
 
 class PageTableWriter:
@@ -80,8 +83,9 @@ class PageTableWriter:
 
     ROW_GROUP = 1 << 20
 
-    def __init__(self, path: str | os.PathLike, vm: str, metadata: dict | None = None, inputs=()):
+    def __init__(self, path: str | os.PathLike, vm: str, metadata: dict | None = None, inputs=(), extra_fields=()):
         self.path = Path(path)
+        self.schema = pa.schema([*PAGE_TABLE_SCHEMA, *extra_fields])
         self.vm = vm
         self.metadata = dict(metadata or {})
         self._ctx = atomic_path(self.path, inputs)
@@ -90,12 +94,15 @@ class PageTableWriter:
 
     def __enter__(self):
         tmp = self._ctx.__enter__()
-        self._writer = pq.ParquetWriter(tmp, PAGE_TABLE_SCHEMA, compression="zstd")
+        self._writer = pq.ParquetWriter(tmp, self.schema, compression="zstd")
         return self
 
-    def write(self, gpfn: np.ndarray, hashes: np.ndarray, zero: np.ndarray, vm: str | None = None) -> None:
-        """Append rows; ``vm`` overrides the writer's VM name for this batch (multi-VM tables)."""
-        batch = page_table_batch(self.vm if vm is None else vm, gpfn, hashes, zero)
+    def write(
+        self, gpfn: np.ndarray, hashes: np.ndarray, zero: np.ndarray, vm: str | None = None, extra: dict | None = None
+    ) -> None:
+        """Append rows; ``vm`` overrides the writer's VM name for this batch (multi-VM tables);
+        ``extra`` holds the columns of ``extra_fields``."""
+        batch = page_table_batch(self.vm if vm is None else vm, gpfn, hashes, zero, extra, self.schema)
         self._writer.write_batch(batch, row_group_size=self.ROW_GROUP)
         self.rows += len(gpfn)
 

@@ -70,6 +70,7 @@ def save_figure(fig, stem: str | os.PathLike, formats=("png", "pdf")) -> list[Pa
     return written
 
 
+from pagecore.plotting.compression import compression_ladder  # noqa: E402 - they use style() above
 from pagecore.plotting.duplicate_lifetime import scan_duplicate_lifetime  # noqa: E402 - they use style() above
 from pagecore.plotting.fig02 import fig02_balloon_performance  # noqa: E402 - they use style() above
 from pagecore.plotting.fig04 import fig04_page_sharing, fig04_real_guests  # noqa: E402 - they use style() above
@@ -77,6 +78,7 @@ from pagecore.plotting.fig05 import fig05_real_world_sharing  # noqa: E402 - the
 from pagecore.plotting.fig06 import fig06_active_memory_sampling  # noqa: E402 - they use style() above
 from pagecore.plotting.fig07 import fig07_idle_memory_tax  # noqa: E402 - they use style() above
 from pagecore.plotting.fig08 import fig08_dynamic_reallocation  # noqa: E402 - they use style() above
+from pagecore.plotting.largepages import large_page_breaking  # noqa: E402 - they use style() above
 from pagecore.plotting.reclaim import io_remapping, reclaim_balloon_vs_paging  # noqa: E402 - they use style() above
 from pagecore.plotting.sharing_over_time import scan_sharing_over_time  # noqa: E402 - they use style() above
 from pagecore.plotting.whatif_sim import whatif_memory_manager  # noqa: E402 - they use style() above
@@ -84,6 +86,7 @@ from pagecore.plotting.whatif_sim import whatif_memory_manager  # noqa: E402 - t
 __all__ = [
     "PAPER_STYLE",
     "STYLE",
+    "compression_ladder",
     "fig02_balloon_performance",
     "fig04_page_sharing",
     "fig04_real_guests",
@@ -92,6 +95,7 @@ __all__ = [
     "fig07_idle_memory_tax",
     "fig08_dynamic_reallocation",
     "io_remapping",
+    "large_page_breaking",
     "reclaim_balloon_vs_paging",
     "save_figure",
     "scan_duplicate_lifetime",

@@ -1,0 +1,125 @@
+"""``pagecore compress``: what zram, zswap and ESXi's compression cache keep of these pages.
+
+::
+
+    pagecore compress DUMP|PAGES... [--algorithm lzo-rle|lzo|lz4|zstd] [--format table|json]
+                      [--sample FRACTION|N] [--seed S] [--threads T] [-o OUT]
+
+Inputs are dumps (any format :func:`pagecore.dumps.open_dump` reads; the VM is named after
+the file) or page tables (``.parquet``, from ``pagecore hash``). Page tables hold no page
+bytes: unless a table carries ``csize_<alg>`` columns (``pagecore hash --compress ALG``), the
+pages are re-read from the dump recorded in its metadata (``source_path``), which must still
+have the recorded size (``source_size``) and page count.
+
+The library: :mod:`pagecore.experiments.compression` (collects sizes once per distinct content
+with :func:`pagecore.pages.compress.page_sizes` and applies the models of
+:mod:`pagecore.sharing.compress`); this module only parses and prints.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pagecore._util import atomic_path
+from pagecore.cli._args import check_outputs
+
+
+def register(subparsers):
+    """Add the ``compress`` subcommand to the ``pagecore`` parser."""
+    from pagecore.pages.compress import ALGORITHMS, DEFAULT_ALGORITHM
+
+    p = subparsers.add_parser(
+        "compress",
+        help="what zram, zswap and ESXi memory compression keep of these pages",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("inputs", nargs="+", metavar="DUMP|PAGES", help="memory dumps or page tables (.parquet)")
+    p.add_argument(
+        "--algorithm", choices=ALGORITHMS, default=DEFAULT_ALGORITHM, help="compressor (default: %(default)s)"
+    )
+    p.add_argument("--format", choices=("table", "json"), default="table", dest="out_format")
+    p.add_argument(
+        "--sample",
+        default=None,
+        help="estimate from a page sample: a fraction in (0, 1) or a number of pages (>= 1); exact by default",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the page sample")
+    p.add_argument("--threads", type=int, default=0, help="threads (0 = all cores)")
+    p.add_argument("--salting", type=int, choices=(0, 1, 2), default=0, help="Mem.ShareForceSalting for the ladder")
+    p.add_argument(
+        "--esxi-cache-pct", type=float, default=10.0, help="Mem.MemZipMaxPct: cache cap, %% of VM memory (default 10)"
+    )
+    p.add_argument(
+        "--zswap-incompressible",
+        choices=("reject", "store"),
+        default="reject",
+        help="zswap on pages that do not compress below a page: reject (classic) or store (2025 as-is patch)",
+    )
+    p.add_argument("-o", "--output", default=None, help="also write the JSON report here")
+    p.set_defaults(func=run)
+
+
+def format_table(rep: dict) -> str:
+    mb = 2**20
+    lines = [
+        f"compress: {rep['pages']:,} pages ({rep['algorithm']})"
+        + ("" if rep["exact"] else f", estimated from {rep['pages_examined']:,} sampled pages")
+    ]
+    if rep["exact"]:
+        z = rep["zram"]
+        lines.append("zram mm_stat after writing every page once:")
+        for k in ("orig_data_size", "compr_data_size", "mem_used_total"):
+            lines.append(f"  {k:18s} {z[k]:>15,} B  ({z[k] / mb:,.1f} MiB)")
+        lines.append(f"  {'same_pages':18s} {z['same_pages']:>15,}")
+        lines.append(f"  {'huge_pages':18s} {z['huge_pages']:>15,}  (compressed >= {z['huge_class_size']} B)")
+        w = rep["zswap"]
+        lines.append(
+            f"zswap: {w['accepted']:,} accepted, {w['rejected_compress_poor']:,} rejected (poor compression), "
+            f"{w['zero_or_same_filled']:,} zero; pool {w['pool_bytes'] / mb:,.1f} MiB"
+        )
+        for vm, e in rep["esxi"].items():
+            lines.append(
+                f"ESXi {vm}: {e['compressed']:,} compressed "
+                f"({e['slots_1024']:,} quarter, {e['slots_2048']:,} half slots), "
+                f"{e['swapped']:,} swapped ({e['swapped_cache_full']:,} for a full cache), cache "
+                f"{e['cache_bytes'] / mb:,.1f} of {e['cache_limit_bytes'] / mb:,.1f} MiB"
+            )
+        lines.append("reclamation ladder (MiB saved / resident after the step):")
+        for r in rep["ladder"]:
+            res = "" if r["resident_mb"] is None else f"{r['resident_mb']:>12,.1f}"
+            lines.append(f"  {r['step']:44s} {r['saved_mb']:>12,.1f} {res}")
+    else:
+        for k, v in rep["zram_estimate"].items():
+            lines.append(f"  {k:18s} {v['estimate']:>15,.0f}  95% CI [{v['low']:,.0f}, {v['high']:,.0f}]")
+    t = rep["timing"]
+    lines.append(f"time: {t['wall_seconds']:.2f} s, {t['gb_per_s']:.2f} GB/s over {t['input_bytes'] / 1e9:.3f} GB")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    """Run ``pagecore compress`` for parsed ``args``; prints the report, returns 0."""
+    from pagecore.experiments.compression import collect, report
+
+    check_outputs([args.output], args.inputs)
+    t0 = time.perf_counter()
+    ps, nbytes = collect(args)
+    rep = report(ps, args, nbytes, time.perf_counter() - t0)
+    rep["timing"]["wall_seconds"] = time.perf_counter() - t0
+    rep["timing"]["gb_per_s"] = nbytes / rep["timing"]["wall_seconds"] / 1e9
+    text = json.dumps(rep, indent=2, default=_jsonable)
+    if args.output:
+        with atomic_path(args.output, args.inputs) as tmp:
+            Path(tmp).write_text(text + "\n")
+    print(text if args.out_format == "json" else format_table(rep), file=sys.stdout)
+    return 0
+
+
+def _jsonable(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(type(o).__name__)

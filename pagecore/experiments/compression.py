@@ -1,0 +1,193 @@
+"""Compression of guest pages from config or command line: per-page sizes, then every model.
+
+Joins the page stage (:func:`pagecore.pages.compress.page_sizes`: compressed sizes once per
+distinct content, streaming dumps; or the ``csize_<alg>`` columns of tables hashed with
+``pagecore hash --compress``) with the models of :mod:`pagecore.sharing.compress` (zram
+``mm_stat``, zswap, ESXi memory compression, the reclamation ladder). Page tables without sizes
+are re-read from their recorded dump, which must be unchanged since hashing
+(:func:`pagecore.pages.provenance.locate_dump`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pagecore import PAGE_SIZE
+from pagecore.dumps import open_dump
+from pagecore.errors import InputError
+
+
+@dataclass
+class CompressOptions:
+    """What ``pagecore compress`` was asked (the same names as its options)."""
+
+    inputs: list = field(default_factory=list)
+    algorithm: str = "lzo-rle"
+    sample: str | float | None = None
+    seed: int = 0
+    threads: int = 0
+    salting: int = 0
+    esxi_cache_pct: float = 10.0
+    zswap_incompressible: str = "reject"
+
+
+# ------------------------------------------------------------------ sources
+def _table_source(path: Path, algorithm: str):
+    """(vm, chunk iterable or None, table-or-None, pages) for a page table."""
+    import pyarrow.parquet as pq
+
+    from pagecore.pages.tables import page_table_metadata
+
+    meta = page_table_metadata(path)
+    names = pq.ParquetFile(path).schema_arrow.names
+    vm = meta.get("vm", path.stem)
+    rows = pq.ParquetFile(path).metadata.num_rows
+    if f"csize_{algorithm}" in names:
+        cols = ["vm", "gpfn", "hash", "zero", f"csize_{algorithm}"] + (
+            ["same_filled"] if "same_filled" in names else []
+        )
+        return vm, None, _read(path, cols), rows
+    src = meta.get("source_path")
+    if not src:
+        raise InputError(
+            path,
+            "page table has no compressed sizes and records no dump to re-read",
+            expected=f"a csize_{algorithm} column or source_path metadata",
+            hint=f"hash the dump with `pagecore hash --compress {algorithm}` or pass the dump itself",
+        )
+    from pagecore.pages.provenance import locate_dump
+
+    sp = locate_dump(path, meta)
+    reader = open_dump(sp, meta.get("format", "auto"))
+    return vm, reader, None, rows
+
+
+def _read(path, cols):
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path, columns=cols)
+
+
+def _sample_fraction(spec, total_pages: int) -> float | None:
+    if spec is None:
+        return None
+    try:
+        v = float(spec)
+    except ValueError:
+        raise InputError(
+            None, f"--sample {spec!r} is not a number", hint="give a fraction such as 0.05 or a page count"
+        ) from None
+    if v <= 0:
+        raise InputError(None, f"--sample must be > 0, got {spec}")
+    if v < 1:
+        return v
+    return min(1.0, v / max(total_pages, 1))
+
+
+def collect(args: CompressOptions):
+    """Per-page sizes for the inputs: (PageSizes, input bytes)."""
+    import pandas as pd
+
+    from pagecore.dumps import open_dump
+    from pagecore.pages.compress import PageSizes, SizeStats, page_sizes
+
+    alg = args.algorithm
+    streams, tables, total = [], [], 0
+    for name in args.inputs:
+        path = Path(name)
+        if not path.is_file():
+            raise InputError(path, "no such file", hint="pass a memory dump or a page table from `pagecore hash`")
+        if path.suffix == ".parquet":
+            vm, reader, table, rows = _table_source(path, alg)
+            total += rows
+            if table is not None:
+                tables.append(table)
+            else:
+                streams.append((vm, reader, path, rows))
+        else:
+            reader = open_dump(path)
+            hint = reader.pages_hint or path.stat().st_size // PAGE_SIZE
+            total += hint
+            names = {v for v, *_ in streams}
+            streams.append((path.name if path.name not in names else str(path), reader, None, None))
+    frac = _sample_fraction(args.sample, total)
+    frames, stats, vm_pages = [], SizeStats(), {}
+    if streams:
+        try:
+            ps = page_sizes(
+                [(vm, r) for vm, r, _, _ in streams], [alg], threads=args.threads or None, sample=frac, seed=args.seed
+            )
+        finally:
+            for _, r, _, _ in streams:
+                r.close()
+        for _vm, r, tpath, rows in streams:
+            if tpath is not None and r.stats.pages_read != rows:
+                raise InputError(
+                    tpath,
+                    f"dump changed since hashing: {r.stats.pages_read:,} pages read, the table has {rows:,}",
+                    hint="hash the dump again",
+                )
+        frames.append(ps.frame)
+        stats, vm_pages = ps.stats, dict(ps.vm_pages)
+    for t in tables:
+        df = t.to_pandas()
+        df["vm"] = df["vm"].astype(str)
+        if "same_filled" not in df:
+            df["same_filled"] = df["zero"]  # a table without the flag: only zero pages are known same-filled
+        df[f"csize_{alg}"] = df[f"csize_{alg}"].astype(np.int32)
+        if frac is not None and frac < 1:
+            from pagecore.pages.compress import sample_mask
+
+            df = df[sample_mask(len(df), 0, frac, args.seed)]
+        for vm, k in t.column("vm").to_pandas().astype(str).value_counts().items():
+            vm_pages[vm] = vm_pages.get(vm, 0) + int(k)
+        stats.pages += t.num_rows
+        stats.pages_sampled += len(df)
+        frames.append(df)
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    nbytes = stats.pages * PAGE_SIZE  # every page counted, sampled or not
+    return PageSizes(frame=frame, algorithms=[alg], stats=stats, sample_fraction=frac or 1.0, vm_pages=vm_pages), nbytes
+
+
+# ------------------------------------------------------------------ report
+def report(ps, args: CompressOptions, input_bytes: int, wall: float) -> dict:
+    from pagecore.sharing.compress import estimate_zram, esxi_compression, reclamation_ladder, zram_mm_stat, zswap_pool
+
+    alg = args.algorithm
+    f = ps.frame
+    cs = f[f"csize_{alg}"].to_numpy(np.int64)
+    same = f["same_filled"].to_numpy(np.bool_)
+    zero = f["zero"].to_numpy(np.bool_)
+    frac = ps.sample_fraction
+    out = {
+        "algorithm": alg,
+        "inputs": list(args.inputs),
+        "pages": int(ps.stats.pages),
+        "pages_examined": len(f),
+        "sample_fraction": frac,
+        "exact": frac >= 1.0,
+    }
+    if frac >= 1.0:
+        out["zram"] = zram_mm_stat(cs, same)
+        out["zswap"] = zswap_pool(cs, zero, same, incompressible=args.zswap_incompressible)
+        out["esxi"] = {}
+        for vm, sub in f.groupby("vm", observed=True, sort=True):
+            vb = ps.vm_pages.get(str(vm), len(sub)) * PAGE_SIZE
+            out["esxi"][str(vm)] = esxi_compression(sub[f"csize_{alg}"].to_numpy(), vb, max_pct=args.esxi_cache_pct)
+        lad = reclamation_ladder(f, alg, vm_pages=ps.vm_pages, salting=args.salting, max_pct=args.esxi_cache_pct)
+        out["ladder"] = json.loads(lad.to_json(orient="records"))
+    else:
+        out["zram_estimate"] = estimate_zram(cs, same, frac, int(ps.stats.pages))
+        out["note"] = "estimates from a page sample (95 % normal intervals); sharing and the ladder need every page"
+    out["timing"] = {
+        "wall_seconds": wall,
+        "input_bytes": input_bytes,
+        "gb_per_s": input_bytes / wall / 1e9 if wall else None,
+        "contents_compressed": int(ps.stats.distinct_compressed.get(alg, 0)),
+        "compress_seconds": float(ps.stats.compress_seconds.get(alg, 0.0)),
+    }
+    return out

@@ -1,0 +1,969 @@
+"""Per-page compressed sizes, computed once per distinct content, and zram's same-filled test.
+
+What a compressing memory manager stores for a page depends on two per-page facts measured
+here: the page's **compressed size** under the manager's algorithm, and whether the page is
+**same-filled** (one machine word repeated), which zram stores without any memory. The models
+that count what zram, zswap and ESXi keep from these facts are in
+:mod:`pagecore.sharing.compress`.
+
+Algorithms (``ALGORITHMS``)
+---------------------------
+``lz4``
+    The kernel's LZ4 (lib/lz4/lz4_compress.c, ``LZ4_compress_fast`` with acceleration 1, the
+    16-bit position table of inputs < 64 KiB) re-implemented here in Numba
+    (:func:`lz4_kernel_compress`). Linux zram's ``lz4`` backend calls exactly this
+    (drivers/block/zram/backend_lz4.c, Linux 6.12+; crypto/lz4.c before). PyPI ``lz4``
+    (liblz4 1.9.x, ``lz4-pypi`` here) is a different version of the compressor: on the shipped
+    real dump it differs from the kernel on 70 % of non-zero pages (sizes within ~1 % in total,
+    but 11 vs 4 pages above zram's huge threshold), while this port gives the kernel's size for
+    every page (checked page by page against a real zram device, ``tests/test_zram_real.py``).
+    Its output is a valid LZ4 block (tests decompress it with PyPI ``lz4``).
+``lz4-pypi``
+    ``LZ4_compress_default`` of the liblz4 bundled with PyPI ``lz4`` (GIL released, so run in a
+    thread pool); the baseline of the benchmark, not a kernel model.
+``zstd``
+    Zstandard frame at ``ZSTD_LEVEL`` (3, zstd's and zram's default level) via PyPI
+    ``zstandard``, with the content size in the frame header and no checksum, as the kernel's
+    ``zstd_compress_cctx`` writes it with ``zstd_get_params(level, PAGE_SIZE)``.
+``lzo`` and ``lzo-rle``
+    LZO1X-1 as the kernel implements it (lib/lzo/lzo1x_compress.c, Linux 5.1+ for the RLE
+    bitstream). There is no PyPI implementation of the kernel's LZO1X-1 (``lzokay`` is a
+    different, slower and stronger LZO1X compressor), so :func:`lzo1x_1_compress` is written
+    here from the algorithm's description (Documentation/staging/lzo.rst and the structure
+    of lib/lzo/lzo1x_compress.c): a 2^13-entry hash of the next 4 bytes
+    (``(dv * 0x1824429d) >> 19``) finds match candidates; literal runs skip ahead faster the
+    longer they get (``1 + run/32``); matches extend 8 bytes at a time (the x86-64 code path)
+    and are coded as M2 (length ≤ 8, distance ≤ 2 KiB, 2 bytes), M3 (distance ≤ 16 KiB) or M4;
+    ``lzo-rle`` (bitstream version 1, zram's default since Linux 5.1) adds a 2-byte header
+    and codes runs of ≥ 4 zero bytes found at match candidates as one 4-byte instruction.
+    The kernel emits the bytes; here they are emitted too (so tests can decompress plain
+    LZO1X output with ``lzokay``), and the size is what the models use.
+
+Deduplication
+-------------
+A dump has far fewer distinct page contents than pages (zero pages, shared code). Sizes are
+computed once per content, keyed by the page's 64-bit ``pcx64-v1`` hash
+(:mod:`pagecore.hashing`) and remembered for the rest of the stream in sorted runs that are
+merged as they accumulate (:class:`SizeCache`): memory grows with the number of distinct
+contents (10 bytes each), page bytes stay bounded by one chunk. Two different contents with
+one hash would share a size; with d distinct contents that happens with probability about
+d²/2^65 (the sharing report prints the expected number of such false matches).
+
+Same-filled pages
+-----------------
+zram's ``page_same_filled`` (drivers/block/zram/zram_drv.c, Linux 4.13+) compares every
+``unsigned long`` of the page (8 bytes on 64-bit hosts, ``SAME_FILL_WORD``) with the first; such
+pages are recorded by their word and counted in ``same_pages``. :func:`same_filled` is the
+Numba kernel; ``tests/test_compress.py`` has its slow twin.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit, prange
+from numba.cpython.unsafe.numbers import trailing_zeros
+
+from pagecore._jit import JIT_DISABLED, PARALLEL, SERIAL, resolve_threads
+from pagecore.errors import ConfigError
+
+ALGORITHMS = ("lzo-rle", "lzo", "lz4", "zstd")
+#: Also accepted by :func:`compressed_sizes` (not a kernel model): userspace liblz4 via PyPI lz4.
+EXTRA_ALGORITHMS = ("lz4-pypi",)
+#: zram's default since Linux 5.1 (CONFIG_ZRAM_DEF_COMP, drivers/block/zram/Kconfig).
+DEFAULT_ALGORITHM = "lzo-rle"
+#: zstd level zram uses when none is set (ZSTD_CLEVEL_DEFAULT = 3, zstd and Linux 6.12+ zram).
+ZSTD_LEVEL = 3
+#: Bytes compared by zram's page_same_filled: sizeof(unsigned long) on a 64-bit kernel.
+SAME_FILL_WORD = 8
+
+# LZO1X-1 constants (lib/lzo/lzodefs.h, Linux 6.x)
+_D_BITS = 13
+_D_MASK = (1 << _D_BITS) - 1
+_M2_MAX_LEN = 8
+_M3_MAX_LEN = 33
+_M4_MAX_LEN = 9
+_M2_MAX_OFFSET = 0x0800
+_M3_MAX_OFFSET = 0x4000
+_M3_MARKER = 32
+_M4_MARKER = 16
+_MIN_ZERO_RUN = 4
+_MAX_ZERO_RUN = 2047 + _MIN_ZERO_RUN
+_M4_MAX_OFFSET_V0 = 0xBFFF
+_M4_MAX_OFFSET_V1 = 0xBFFE
+#: Output bound of LZO1X-1 for n input bytes (lzo1x_worst_compress in include/linux/lzo.h) + header.
+LZO_MAX_INPUT = _M4_MAX_OFFSET_V1 + 1
+
+
+def lzo_worst(n: int) -> int:
+    """Output bound for ``n`` input bytes (include/linux/lzo.h ``lzo1x_worst_compress`` + 2)."""
+    return n + n // 16 + 64 + 3 + 2
+
+
+# ---------------------------------------------------------------------------------- same-filled
+@njit(**SERIAL)
+def _same_filled_serial(words, rows, out_same, out_value):
+    w = words.shape[1]
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        v = words[r, 0]
+        ok = True
+        for j in range(1, w):
+            if words[r, j] != v:
+                ok = False
+                break
+        out_same[i] = ok
+        out_value[i] = v
+
+
+@njit(**PARALLEL)
+def _same_filled_parallel(words, rows, out_same, out_value, nchunks):
+    n = rows.shape[0]
+    for c in prange(nchunks):
+        a = c * n // nchunks
+        b = (c + 1) * n // nchunks
+        _same_filled_serial(words, rows[a:b], out_same[a:b], out_value[a:b])
+
+
+def same_filled(
+    pages: np.ndarray, threads: int | None = 1, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """zram's same-filled test: is every 8-byte word of the page equal to the first?
+
+    Parameters
+    ----------
+    pages : numpy.ndarray
+        ``uint8[n, 4096]`` (or ``uint64[n, 512]``), C-contiguous rows.
+    threads : int or None
+        1 = serial; ``None``/0 = all Numba threads. Results do not depend on it.
+    rows : int64[k], optional
+        Test only these rows (no copy of the pages); outputs then have length k.
+
+    Returns
+    -------
+    same : bool[n]
+    value : uint64[n]
+        The first word of each page (the fill word where ``same``).
+    """
+    from pagecore.pages.hashing import as_page_words
+
+    words = as_page_words(pages)
+    rows = np.arange(words.shape[0], dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
+    n = rows.shape[0]
+    same = np.empty(n, np.bool_)
+    value = np.empty(n, np.uint64)
+    if n == 0:
+        return same, value
+    nt = resolve_threads(threads)
+    if nt == 1 or n < 64:
+        _same_filled_serial(words, rows, same, value)
+    else:
+        _same_filled_parallel(words, rows, same, value, min(n, nt * 4))
+    return same, value
+
+
+# ---------------------------------------------------------------------------------- LZO1X-1
+@njit(**SERIAL)
+def _le32(a, i):
+    return np.uint32(a[i]) | (np.uint32(a[i + 1]) << 8) | (np.uint32(a[i + 2]) << 16) | (np.uint32(a[i + 3]) << 24)
+
+
+if JIT_DISABLED:  # the LLVM intrinsic has no pure-Python body (NUMBA_DISABLE_JIT=1 coverage runs)
+
+    def _ctz64(v):
+        v = int(v)
+        return (v & -v).bit_length() - 1
+
+else:
+
+    @njit(**SERIAL)
+    def _ctz64(v):
+        return int(trailing_zeros(v))
+
+
+@njit(**SERIAL)
+def _fill_w32(src, w32):
+    """w32[i] = the little-endian 32-bit word at byte i (one load per probe in the hot loops).
+
+    Built from aligned 32-bit words, two at a time, when the length is a multiple of 4."""
+    n = src.shape[0]
+    start = 0
+    if n % 4 == 0 and n >= 8:
+        words = src.view(np.uint32)
+        m32 = np.uint64(0xFFFFFFFF)
+        for q in range(n // 4 - 1):
+            x = np.uint64(words[q]) | (np.uint64(words[q + 1]) << np.uint64(32))
+            w32[4 * q] = np.uint32(x & m32)
+            w32[4 * q + 1] = np.uint32((x >> np.uint64(8)) & m32)
+            w32[4 * q + 2] = np.uint32((x >> np.uint64(16)) & m32)
+            w32[4 * q + 3] = np.uint32((x >> np.uint64(24)) & m32)
+        start = n - 4
+    for i in range(start, n - 3):
+        w32[i] = _le32(src, i)
+
+
+@njit(**SERIAL)
+def _w64(w32, i):
+    return np.uint64(w32[i]) | (np.uint64(w32[i + 4]) << np.uint64(32))
+
+
+@njit(**SERIAL)
+def _put_literal_count(dst, op, t):
+    """Length code of a literal run of t > 3 bytes (the copy follows); returns new op."""
+    if t <= 18:
+        dst[op] = t - 3
+        return op + 1
+    tt = t - 18
+    dst[op] = 0
+    op += 1
+    while tt > 255:
+        tt -= 255
+        dst[op] = 0
+        op += 1
+    dst[op] = tt
+    return op + 1
+
+
+@njit(**SERIAL)
+def _copy(dst, op, src, ii, t):
+    if t < 32:  # short literal runs: a plain loop beats the slice machinery
+        for k in range(t):
+            dst[op + k] = src[ii + k]
+    else:
+        dst[op : op + t] = src[ii : ii + t]
+    return op + t
+
+
+@njit(**SERIAL)
+def _lzo1x_1_block(src, dst, op, dct, rle, st, w32):
+    """One lzo1x_1_do_compress pass over all of ``src`` (len ≤ 0xbfff, > 20).
+
+    ``st[0]`` is the state offset (where a short literal count is OR-ed into the previous
+    instruction); returns (op, literal bytes left at the end)."""
+    n = src.shape[0]
+    ip_end = n - 20
+    for k in range(dct.shape[0]):
+        dct[k] = 0
+    ii = 0
+    ip = 4
+    while True:
+        # "literal": skip ahead, faster the longer the current literal run
+        ip += 1 + ((ip - ii) >> 5)
+        while True:  # "next"
+            if ip >= ip_end:
+                return op, n - ii
+            dv = w32[ip]
+            run = 0
+            m_pos = 0
+            if dv == 0 and rle:
+                ir = ip + 4
+                limit = min(ip_end, ip + _MAX_ZERO_RUN + 1)
+                while ir < limit and src[ir] == 0:
+                    ir += 1
+                run = min(ir - ip, _MAX_ZERO_RUN)
+            else:
+                h = ((np.uint64(dv) * np.uint64(0x1824429D)) & np.uint64(0xFFFFFFFF)) >> np.uint64(32 - _D_BITS)
+                h = int(h) & _D_MASK
+                m_pos = int(dct[h])
+                dct[h] = ip
+                if dv != w32[m_pos]:
+                    break  # back to "literal"
+            # emit the literal run [ii, ip)
+            t = ip - ii
+            if t != 0:
+                if t <= 3:
+                    dst[op + st[0]] |= t
+                    op = _copy(dst, op, src, ii, t)
+                else:
+                    op = _put_literal_count(dst, op, t)
+                    op = _copy(dst, op, src, ii, t)
+            if run:
+                ip += run
+                r = run - _MIN_ZERO_RUN
+                code = (r << 21) | 0xFFFC18 | (r & 7)
+                dst[op] = code & 0xFF
+                dst[op + 1] = (code >> 8) & 0xFF
+                dst[op + 2] = (code >> 16) & 0xFF
+                dst[op + 3] = (code >> 24) & 0xFF
+                op += 4
+                st[0] = -3
+                ii = ip
+                continue
+            # match length: 8 bytes at a time (x86-64 LZO_USE_CTZ64 path)
+            m_len = 4
+            v = _w64(w32, ip + m_len) ^ _w64(w32, m_pos + m_len)
+            done = False
+            if v == 0:
+                while True:
+                    m_len += 8
+                    v = _w64(w32, ip + m_len) ^ _w64(w32, m_pos + m_len)
+                    if ip + m_len >= ip_end:
+                        done = True
+                        break
+                    if v != 0:
+                        break
+            if not done:
+                m_len += _ctz64(v) // 8
+            m_off = ip - m_pos
+            ip += m_len
+            if m_len <= _M2_MAX_LEN and m_off <= _M2_MAX_OFFSET:
+                m_off -= 1
+                dst[op] = (((m_len - 1) << 5) | ((m_off & 7) << 2)) & 0xFF
+                dst[op + 1] = (m_off >> 3) & 0xFF
+                op += 2
+            elif m_off <= _M3_MAX_OFFSET:
+                m_off -= 1
+                if m_len <= _M3_MAX_LEN:
+                    dst[op] = _M3_MARKER | (m_len - 2)
+                    op += 1
+                else:
+                    m_len -= _M3_MAX_LEN
+                    dst[op] = _M3_MARKER
+                    op += 1
+                    while m_len > 255:
+                        m_len -= 255
+                        dst[op] = 0
+                        op += 1
+                    dst[op] = m_len
+                    op += 1
+                dst[op] = (m_off << 2) & 0xFF
+                dst[op + 1] = (m_off >> 6) & 0xFF
+                op += 2
+            else:
+                m_off -= 0x4000
+                if m_len <= _M4_MAX_LEN:
+                    dst[op] = (_M4_MARKER | ((m_off >> 11) & 8) | (m_len - 2)) & 0xFF
+                    op += 1
+                else:
+                    if rle and (m_off & 0x403F) == 0x403F and 261 <= m_len <= 264:
+                        ip -= m_len - 260  # lzo-rle: avoid an ambiguous code
+                        m_len = 260
+                    m_len -= _M4_MAX_LEN
+                    dst[op] = (_M4_MARKER | ((m_off >> 11) & 8)) & 0xFF
+                    op += 1
+                    while m_len > 255:
+                        m_len -= 255
+                        dst[op] = 0
+                        op += 1
+                    dst[op] = m_len
+                    op += 1
+                dst[op] = (m_off << 2) & 0xFF
+                dst[op + 1] = (m_off >> 6) & 0xFF
+                op += 2
+            st[0] = -2
+            ii = ip
+
+
+@njit(**SERIAL)
+def _lzo1x_1(src, dst, dct, rle, w32):
+    """Compress ``src`` (≤ 0xbfff bytes) into ``dst``; return the compressed length."""
+    n = src.shape[0]
+    op = 0
+    if rle:
+        dst[0] = 17
+        dst[1] = 1
+        op = 2
+    data_start = op
+    st = np.empty(1, np.int64)
+    st[0] = -2
+    t = n
+    if n > 20:
+        _fill_w32(src, w32)
+        op, t = _lzo1x_1_block(src, dst, op, dct, rle, st, w32)
+    if t > 0:
+        ii = n - t
+        if op == data_start and t <= 238:
+            dst[op] = 17 + t
+            op += 1
+        elif t <= 3:
+            dst[op + st[0]] |= t
+        else:
+            op = _put_literal_count(dst, op, t)
+        op = _copy(dst, op, src, ii, t)
+    dst[op] = _M4_MARKER | 1
+    dst[op + 1] = 0
+    dst[op + 2] = 0
+    return op + 3
+
+
+@njit(**SERIAL)
+def _lzo_sizes_serial(pages, rows, rle, out):
+    n = rows.shape[0]
+    w = pages.shape[1]
+    dst = np.empty(w + w // 16 + 64 + 8, np.uint8)
+    dct = np.empty(1 << _D_BITS, np.uint16)
+    w32 = np.empty(max(w, 4), np.uint32)
+    for i in range(n):
+        out[i] = _lzo1x_1(pages[rows[i]], dst, dct, rle, w32)
+
+
+@njit(**PARALLEL)
+def _lzo_sizes_parallel(pages, rows, rle, out, nchunks):
+    n = rows.shape[0]
+    for c in prange(nchunks):
+        a = c * n // nchunks
+        b = (c + 1) * n // nchunks
+        _lzo_sizes_serial(pages, rows[a:b], rle, out[a:b])
+
+
+def lzo1x_1_compress(data: bytes | np.ndarray, rle: bool = False) -> bytes:
+    """The kernel's LZO1X-1 (``rle=False``) or lzo-rle (``rle=True``) output for ``data``.
+
+    For tests and inspection; :func:`compressed_sizes` is the fast path. ``data`` is at most
+    49,150 bytes (one ``lzo1x_1_do_compress`` block; pages are 4 KiB).
+    """
+    src = np.frombuffer(bytes(data), np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1)
+    src = np.ascontiguousarray(src, dtype=np.uint8)
+    if src.shape[0] > LZO_MAX_INPUT - 1:
+        raise ValueError(f"lzo1x_1_compress takes at most {LZO_MAX_INPUT - 1} bytes, got {src.shape[0]}")
+    dst = np.zeros(lzo_worst(src.shape[0]), np.uint8)
+    dct = np.empty(1 << _D_BITS, np.uint16)
+    n = _lzo1x_1(src, dst, dct, bool(rle), np.empty(max(src.shape[0], 4), np.uint32))
+    return dst[:n].tobytes()
+
+
+# ---------------------------------------------------------------------------------- LZ4 (kernel)
+# lib/lz4/lz4defs.h (Linux 4.11+, LZ4 1.7.3 adapted by Sven Schmidt): LZ4_MEMORY_USAGE 14,
+# LZ4_HASHLOG 12 (13 bits for 16-bit tables), LZ4_SKIPTRIGGER 6, MINMATCH 4, MFLIMIT 12,
+# LASTLITERALS 5, ML_BITS 4, RUN_MASK 15, MAX_DISTANCE 65535.
+_LZ4_HASH_BITS_U16 = 13
+_LZ4_SKIPTRIGGER = 6
+_LZ4_MINMATCH = 4
+_LZ4_MFLIMIT = 12
+_LZ4_LASTLITERALS = 5
+_LZ4_MASK = 15
+
+
+@njit(**SERIAL)
+def _lz4_hash16(w32, i):
+    v = np.uint64(w32[i])
+    return int(((v * np.uint64(2654435761)) & np.uint64(0xFFFFFFFF)) >> np.uint64(32 - _LZ4_HASH_BITS_U16))
+
+
+@njit(**SERIAL)
+def _lz4_len_bytes(dst, op, n):
+    """Extension bytes of a length field whose 4-bit code saturated (n = length - 15)."""
+    while n >= 255:
+        dst[op] = 255
+        op += 1
+        n -= 255
+    dst[op] = n
+    return op + 1
+
+
+@njit(**SERIAL)
+def _lz4_kernel(src, dst, table, w32):
+    """LZ4_compress_fast(acceleration=1) as the kernel's lib/lz4 does it for inputs < 64 KiB
+    (16-bit position table, no dictionary, unlimited output); returns the compressed length."""
+    n = src.shape[0]
+    for k in range(table.shape[0]):
+        table[k] = 0
+    op = 0
+    anchor = 0
+    mflimit = n - _LZ4_MFLIMIT
+    matchlimit = n - _LZ4_LASTLITERALS
+    if n >= _LZ4_MFLIMIT + 1:
+        _fill_w32(src, w32)
+        table[_lz4_hash16(w32, 0)] = 0
+        ip = 1
+        fwd_h = _lz4_hash16(w32, ip)
+        while True:
+            # find a match, skipping faster the longer nothing is found
+            fwd = ip
+            step = 1
+            search = 1 << _LZ4_SKIPTRIGGER
+            last = False
+            while True:
+                h = fwd_h
+                ip = fwd
+                fwd += step
+                step = search >> _LZ4_SKIPTRIGGER
+                search += 1
+                if fwd > mflimit:
+                    last = True
+                    break
+                match = int(table[h])
+                fwd_h = _lz4_hash16(w32, fwd)
+                table[h] = ip
+                if w32[match] == w32[ip]:
+                    break
+            if last:
+                break
+            # catch up backwards
+            while ip > anchor and match > 0 and src[ip - 1] == src[match - 1]:
+                ip -= 1
+                match -= 1
+            lit = ip - anchor
+            token = op
+            op += 1
+            if lit >= _LZ4_MASK:
+                dst[token] = _LZ4_MASK << 4
+                op = _lz4_len_bytes(dst, op, lit - _LZ4_MASK)
+            else:
+                dst[token] = lit << 4
+            op = _copy(dst, op, src, anchor, lit)
+            while True:  # _next_match
+                off = ip - match
+                dst[op] = off & 0xFF
+                dst[op + 1] = (off >> 8) & 0xFF
+                op += 2
+                a = ip + _LZ4_MINMATCH
+                b = match + _LZ4_MINMATCH
+                code = 0
+                while a + code + 8 <= matchlimit:
+                    x = _w64(w32, a + code) ^ _w64(w32, b + code)
+                    if x != 0:
+                        code += _ctz64(x) >> 3
+                        break
+                    code += 8
+                else:
+                    while a + code < matchlimit and src[a + code] == src[b + code]:
+                        code += 1
+                ip = a + code
+                if code >= _LZ4_MASK:
+                    dst[token] += _LZ4_MASK
+                    op = _lz4_len_bytes(dst, op, code - _LZ4_MASK)
+                else:
+                    dst[token] += code
+                anchor = ip
+                if ip > mflimit:
+                    break
+                table[_lz4_hash16(w32, ip - 2)] = ip - 2
+                h = _lz4_hash16(w32, ip)
+                match = int(table[h])
+                table[h] = ip
+                if match + 65535 >= ip and w32[match] == w32[ip]:
+                    token = op
+                    dst[token] = 0
+                    op += 1
+                    continue
+                break
+            if ip > mflimit:
+                break
+            ip += 1
+            fwd_h = _lz4_hash16(w32, ip)
+    last_run = n - anchor
+    if last_run >= _LZ4_MASK:
+        dst[op] = _LZ4_MASK << 4
+        op = _lz4_len_bytes(dst, op + 1, last_run - _LZ4_MASK)
+    else:
+        dst[op] = last_run << 4
+        op += 1
+    return _copy(dst, op, src, anchor, last_run)
+
+
+@njit(**SERIAL)
+def _lz4_sizes_serial(pages, rows, out):
+    n = rows.shape[0]
+    w = pages.shape[1]
+    dst = np.empty(w + w // 255 + 32, np.uint8)
+    table = np.empty(1 << _LZ4_HASH_BITS_U16, np.uint16)
+    w32 = np.empty(max(w, 4), np.uint32)
+    for i in range(n):
+        out[i] = _lz4_kernel(pages[rows[i]], dst, table, w32)
+
+
+@njit(**PARALLEL)
+def _lz4_sizes_parallel(pages, rows, out, nchunks):
+    n = rows.shape[0]
+    for c in prange(nchunks):
+        a = c * n // nchunks
+        b = (c + 1) * n // nchunks
+        _lz4_sizes_serial(pages, rows[a:b], out[a:b])
+
+
+def lz4_kernel_compress(data: bytes | np.ndarray) -> bytes:
+    """The Linux kernel's LZ4 block (``LZ4_compress_fast``, acceleration 1) for ``data`` < 64 KiB."""
+    src = np.frombuffer(bytes(data), np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1)
+    src = np.ascontiguousarray(src, dtype=np.uint8)
+    if src.shape[0] >= 65536 + 11:
+        raise ValueError(f"lz4_kernel_compress takes less than 64 KiB, got {src.shape[0]} bytes")
+    dst = np.zeros(src.shape[0] + src.shape[0] // 255 + 32, np.uint8)
+    table = np.empty(1 << _LZ4_HASH_BITS_U16, np.uint16)
+    return dst[: _lz4_kernel(src, dst, table, np.empty(max(src.shape[0], 4), np.uint32))].tobytes()
+
+
+# ---------------------------------------------------------------------------------- sizes
+_tls = threading.local()
+
+
+def _zstd_compressor():
+    c = getattr(_tls, "zstd", None)
+    if c is None:
+        import zstandard
+
+        c = _tls.zstd = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True, write_checksum=False)
+    return c
+
+
+def _py_sizes(pages: np.ndarray, rows: np.ndarray, algorithm: str, out: np.ndarray) -> None:
+    if algorithm == "lz4-pypi":
+        import lz4.block
+
+        comp = lz4.block.compress
+        for i, r in enumerate(rows):
+            out[i] = len(comp(pages[r], store_size=False))
+    elif algorithm == "zstd":
+        comp = _zstd_compressor().compress
+        for i, r in enumerate(rows):
+            out[i] = len(comp(pages[r]))
+    else:  # pragma: no cover - checked by callers
+        raise ValueError(algorithm)
+
+
+def check_algorithm(algorithm: str) -> str:
+    """Return ``algorithm`` if known, else raise ConfigError naming the choices."""
+    if algorithm not in ALGORITHMS + EXTRA_ALGORITHMS:
+        raise ConfigError(f"unknown compression algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+    return algorithm
+
+
+def compressed_sizes(
+    pages: np.ndarray,
+    algorithm: str,
+    threads: int | None = 1,
+    pool: ThreadPoolExecutor | None = None,
+    rows: np.ndarray | None = None,
+) -> np.ndarray:
+    """Compressed size in bytes of every page (no deduplication).
+
+    Parameters
+    ----------
+    pages : numpy.ndarray
+        ``uint8[n, 4096]``, C-contiguous rows.
+    algorithm : {"lzo-rle", "lzo", "lz4", "zstd", "lz4-pypi"}
+    threads : int or None
+        Threads (Numba threads for lzo and lz4, a thread pool for zstd and lz4-pypi, which
+        release the GIL).
+    pool : ThreadPoolExecutor, optional
+        Reuse a pool across calls.
+    rows : int64[k], optional
+        Compress only these rows (read in place, no copy); the result then has length k.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``int32[n]``; may exceed 4096 for incompressible pages (the formats' own overhead).
+    """
+    check_algorithm(algorithm)
+    if pages.ndim != 2 or pages.dtype != np.uint8:
+        raise ValueError(f"pages must be uint8[n, page_size], got {pages.dtype}{pages.shape}")
+    if not pages.flags.c_contiguous:
+        pages = np.ascontiguousarray(pages)
+    rows = np.arange(pages.shape[0], dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
+    n = rows.shape[0]
+    out = np.zeros(n, np.int32)
+    if n == 0:
+        return out
+    nt = resolve_threads(threads)
+    if algorithm in ("lzo", "lzo-rle"):
+        if pages.shape[1] >= LZO_MAX_INPUT:
+            raise ValueError(f"pages of {pages.shape[1]} bytes are longer than one LZO1X-1 block")
+        rle = algorithm == "lzo-rle"
+        if nt == 1 or n < 8:
+            _lzo_sizes_serial(pages, rows, rle, out)
+        else:
+            _lzo_sizes_parallel(pages, rows, rle, out, min(n, nt * 4))
+        return out
+    if algorithm == "lz4":
+        if pages.shape[1] >= 65536:
+            raise ValueError(f"pages of {pages.shape[1]} bytes are too long for LZ4's 16-bit table")
+        if nt == 1 or n < 8:
+            _lz4_sizes_serial(pages, rows, out)
+        else:
+            _lz4_sizes_parallel(pages, rows, out, min(n, nt * 4))
+        return out
+    if nt == 1 or n < 16:
+        _py_sizes(pages, rows, algorithm, out)
+        return out
+    own = pool is None
+    pool = pool or ThreadPoolExecutor(nt)
+    try:
+        bounds = [(k * n // nt, (k + 1) * n // nt) for k in range(nt)]
+        futs = [pool.submit(_py_sizes, pages, rows[a:b], algorithm, out[a:b]) for a, b in bounds if b > a]
+        for f in futs:
+            f.result()
+    finally:
+        if own:
+            pool.shutdown()
+    return out
+
+
+# ---------------------------------------------------------------------------------- dedup cache
+class SizeCache:
+    """hash → compressed size for the contents seen so far in a stream.
+
+    Sorted runs of (hash, size); a lookup searches every run; runs are merged when there are
+    more than ``max_runs`` (amortized O(log) per insert, 10 bytes per distinct content).
+    """
+
+    def __init__(self, max_runs: int = 8):
+        self.runs: list[tuple[np.ndarray, np.ndarray]] = []
+        self.max_runs = max_runs
+
+    def __len__(self) -> int:
+        return sum(len(h) for h, _ in self.runs)
+
+    def lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(found bool[n], size int32[n]) for ``hashes``."""
+        n = hashes.shape[0]
+        found = np.zeros(n, np.bool_)
+        size = np.zeros(n, np.int32)
+        for h, s in self.runs:
+            if not len(h):
+                continue
+            pos = np.searchsorted(h, hashes)
+            pos[pos == len(h)] = len(h) - 1
+            hit = h[pos] == hashes
+            size[hit] = s[pos[hit]]
+            found |= hit
+        return found, size
+
+    def add(self, hashes: np.ndarray, sizes: np.ndarray) -> None:
+        """Remember sizes of new, distinct hashes."""
+        if not len(hashes):
+            return
+        o = np.argsort(hashes, kind="stable")
+        self.runs.append((hashes[o].astype(np.uint64), sizes[o].astype(np.int32)))
+        if len(self.runs) > self.max_runs:
+            h = np.concatenate([r[0] for r in self.runs])
+            s = np.concatenate([r[1] for r in self.runs])
+            o = np.argsort(h, kind="stable")
+            self.runs = [(h[o], s[o])]
+
+
+@dataclass
+class SizeStats:
+    """What a streaming size computation did (for the benchmark and the report)."""
+
+    pages: int = 0
+    pages_sampled: int = 0
+    distinct_compressed: dict = field(default_factory=dict)  # algorithm -> contents compressed
+    nonzero_compressed: dict = field(default_factory=dict)  # algorithm -> non-zero contents compressed
+    compress_seconds: dict = field(default_factory=dict)  # algorithm -> time spent compressing
+    wall_seconds: float = 0.0
+
+
+class ChunkSizer:
+    """Compressed sizes of the pages of a stream, once per distinct content.
+
+    Call it once per chunk with the chunk's pages and their ``pcx64-v1`` hashes and zero
+    flags (as :func:`pagecore.hashing.hash_pages` returns them); it returns
+    ``{algorithm: int32[k]}``. Also the hook for ``pagecore hash --compress ALG``
+    (:func:`page_table_columns`).
+    """
+
+    def __init__(self, algorithms: Sequence[str], threads: int | None = None):
+        self.algorithms = [check_algorithm(a) for a in algorithms]
+        self.threads = resolve_threads(threads)
+        self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+        # one cache per algorithm, and one for the same-filled flag (also a content property)
+        self.cache = {a: SizeCache() for a in [*self.algorithms, "same_filled"]}
+        self.stats = SizeStats(
+            distinct_compressed={a: 0 for a in self.algorithms},
+            nonzero_compressed={a: 0 for a in self.algorithms},
+            compress_seconds={a: 0.0 for a in self.algorithms},
+        )
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __call__(self, pages: np.ndarray, hashes: np.ndarray, zero: np.ndarray) -> dict[str, np.ndarray]:
+        """``{algorithm: int32[k]}`` sizes and ``"same_filled": bool[k]`` for one chunk."""
+        uh, first, inv = np.unique(hashes, return_index=True, return_inverse=True)
+        inv = inv.reshape(-1)
+        out = {}
+        for a in [*self.algorithms, "same_filled"]:
+            cache = self.cache[a]
+            found, size = cache.lookup(uh)
+            miss = np.flatnonzero(~found)
+            if len(miss):
+                rows = first[miss].astype(np.int64)
+                t0 = time.perf_counter()
+                if a == "same_filled":
+                    new = same_filled(pages, threads=self.threads, rows=rows)[0].astype(np.int32)
+                else:
+                    new = compressed_sizes(pages, a, self.threads, self.pool, rows=rows)
+                    self.stats.compress_seconds[a] += time.perf_counter() - t0
+                    self.stats.distinct_compressed[a] += len(rows)
+                    self.stats.nonzero_compressed[a] += int((~zero[rows]).sum())
+                cache.add(uh[miss], new)
+                size[miss] = new
+            out[a] = size[inv] if a != "same_filled" else size[inv].astype(np.bool_)
+        return out
+
+
+def page_table_columns(
+    sizer: ChunkSizer, pages: np.ndarray, hashes: np.ndarray, zero: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Extra page-table columns for ``pagecore hash --compress ALG`` (one chunk).
+
+    Returns ``{"csize_<alg>": uint16[k] per algorithm, "same_filled": bool[k]}``. Sizes above
+    65535 cannot occur for 4 KiB pages (LZ4's worst case is 4096 + 4096/255 + 16).
+
+    Wiring (for the lead): in ``ingest``, create ``sizer = ChunkSizer(args.compress)`` once,
+    call this per chunk after hashing, append the columns to the record batch (schema fields
+    from :func:`page_table_fields`) and record ``compress_algorithms`` in the metadata.
+    """
+    got = sizer(pages, hashes, zero)
+    cols = {f"csize_{a}": got[a].astype(np.uint16) for a in sizer.algorithms}
+    cols["same_filled"] = got["same_filled"]
+    return cols
+
+
+def page_table_fields(algorithms: Iterable[str]):
+    """Arrow fields of the columns :func:`page_table_columns` adds."""
+    import pyarrow as pa
+
+    fields = [pa.field(f"csize_{check_algorithm(a)}", pa.uint16(), nullable=False) for a in algorithms]
+    fields.append(pa.field("same_filled", pa.bool_(), nullable=False))
+    return fields
+
+
+# ---------------------------------------------------------------------------------- streams
+@dataclass
+class PageSizes:
+    """Per-page facts of one or more page sources, ready for :mod:`pagecore.sharing.compress`.
+
+    ``columns``: ``vm`` (str), ``gpfn`` (uint64), ``hash`` (uint64), ``zero`` (bool),
+    ``same_filled`` (bool), ``csize_<alg>`` (int32) per algorithm. Under sampling only sampled
+    pages are rows and ``sample_fraction`` < 1 (pages seen in total: ``stats.pages``).
+    """
+
+    frame: object  # pandas.DataFrame
+    algorithms: list[str]
+    stats: SizeStats
+    sample_fraction: float = 1.0
+    vm_pages: dict = field(default_factory=dict)  # vm -> pages in the source (all, not just sampled)
+
+
+def sample_mask(n: int, start: int, fraction: float, seed: int) -> np.ndarray:
+    """Bernoulli(fraction) choice of pages start..start+n-1, independent of chunking."""
+    if fraction >= 1.0:
+        return np.ones(n, np.bool_)
+    # a counter-based hash of (seed, page index) so the sample does not depend on chunk size
+    idx = np.arange(start, start + n, dtype=np.uint64)
+    x = idx * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed & 0xFFFFFFFFFFFFFFFF)
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53) < fraction
+
+
+def page_sizes(
+    sources: Sequence[tuple[str, Iterable]],
+    algorithms: Sequence[str],
+    *,
+    threads: int | None = None,
+    sample: float | None = None,
+    seed: int = 0,
+) -> PageSizes:
+    """Stream page chunks and compute every per-page fact the compression models need.
+
+    Parameters
+    ----------
+    sources : sequence of (vm name, iterable of PageChunk-like objects with ``gpfn``, ``pages``)
+        E.g. ``[("vm1", open_dump(path))]``. Chunks are processed and dropped.
+    algorithms : sequence of str
+    threads : int or None
+        Threads for hashing and compressing; None = all.
+    sample : float, optional
+        Fraction in (0, 1] of pages to examine (estimate mode); pages are chosen by a seeded
+        hash of their position, so the choice does not depend on the chunk size.
+    seed : int
+
+    Returns
+    -------
+    PageSizes
+    """
+    import pandas as pd
+
+    from pagecore.pages.hashing import hash_pages
+
+    frac = 1.0 if sample is None else float(sample)
+    if not (0.0 < frac <= 1.0):
+        raise ConfigError(f"--sample must be a fraction in (0, 1], got {sample!r}")
+    t0 = time.perf_counter()
+    parts = []
+    vm_pages: dict[str, int] = {}
+    vm_codes: dict[str, int] = {}
+    with ChunkSizer(algorithms, threads) as sizer:
+        nt = sizer.threads
+        seen = 0
+        for vm, chunks in sources:
+            vm_pages.setdefault(vm, 0)
+            for chunk in chunks:
+                pages = chunk.pages
+                k = pages.shape[0]
+                if k == 0:
+                    continue
+                gpfn = np.asarray(chunk.gpfn, np.uint64)
+                if frac < 1.0:
+                    m = sample_mask(k, seen, frac, seed)
+                    pages = np.ascontiguousarray(pages[m])
+                    gpfn = gpfn[m]
+                seen += k
+                vm_pages[vm] += k
+                sizer.stats.pages += k
+                if pages.shape[0] == 0:
+                    continue
+                h, z = hash_pages(pages, threads=nt)
+                got = sizer(pages, h, z)
+                cols = {"vm": np.full(len(gpfn), vm_codes.setdefault(vm, len(vm_codes)), np.int32)}
+                cols.update(gpfn=gpfn, hash=h, zero=z, same_filled=got["same_filled"])
+                for a in sizer.algorithms:
+                    cols[f"csize_{a}"] = got[a]
+                parts.append(cols)
+                sizer.stats.pages_sampled += len(gpfn)
+        stats = sizer.stats
+    names = ["vm", "gpfn", "hash", "zero", "same_filled"] + [f"csize_{a}" for a in algorithms]
+    dtypes = [np.int32, np.uint64, np.uint64, np.bool_, np.bool_] + [np.int32] * len(algorithms)
+    data = {
+        c: np.concatenate([p[c] for p in parts]) if parts else np.zeros(0, t)
+        for c, t in zip(names, dtypes, strict=True)
+    }
+    cats = sorted(vm_codes, key=vm_codes.get)
+    data["vm"] = pd.Categorical.from_codes(data["vm"], categories=cats) if cats else pd.Categorical([])
+    frame = pd.DataFrame(data)
+    stats.wall_seconds = time.perf_counter() - t0
+    return PageSizes(frame=frame, algorithms=list(algorithms), stats=stats, sample_fraction=frac, vm_pages=vm_pages)
+
+
+def default_threads() -> int:
+    """All cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+
+
+__all__ = [
+    "ALGORITHMS",
+    "ChunkSizer",
+    "PageSizes",
+    "SizeCache",
+    "compressed_sizes",
+    "lz4_kernel_compress",
+    "lzo1x_1_compress",
+    "page_sizes",
+    "page_table_columns",
+    "page_table_fields",
+    "same_filled",
+    "sample_mask",
+]

@@ -1,0 +1,390 @@
+"""Per-page compressed sizes and the zram / zswap / ESXi / ladder models (issue 16)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import lz4.block
+import lzokay
+import numpy as np
+import pandas as pd
+import pytest
+import zstandard
+from dumps_helpers import make_pages
+
+from pagecore.dumps.base import PageChunk
+from pagecore.errors import InputError
+from pagecore.pages.compress import (
+    SizeCache,
+    compressed_sizes,
+    lz4_kernel_compress,
+    lzo1x_1_compress,
+    page_sizes,
+    same_filled,
+    sample_mask,
+)
+from pagecore.sharing.compress import (
+    chain_size,
+    estimate_zram,
+    esxi_compression,
+    reclamation_ladder,
+    zram_mm_stat,
+    zsmalloc_classes,
+    zsmalloc_pages,
+    zswap_pool,
+)
+
+PS = 4096
+
+
+def mixed_pages(n: int, seed: int) -> np.ndarray:
+    """make_pages plus same-filled, sparse, text-like and short-period pages."""
+    rng = np.random.default_rng(seed)
+    base = make_pages(n, seed)
+    extra = np.zeros((n, PS), np.uint8)
+    for i in range(n):
+        k = i % 6
+        if k == 0:
+            extra[i] = np.frombuffer(np.full(PS // 8, rng.integers(0, 2**63), np.uint64).tobytes(), np.uint8)
+        elif k == 1:
+            extra[i, rng.integers(0, PS, 40)] = rng.integers(1, 256, 40)
+        elif k == 2:
+            extra[i] = rng.integers(0, 3, PS)
+        elif k == 3:
+            extra[i] = np.tile(rng.integers(0, 256, int(rng.integers(1, 300))), PS)[:PS]
+        elif k == 4:
+            extra[i] = (np.arange(PS) // int(rng.integers(1, 40))) % 256
+        else:
+            extra[i, : PS // 2] = rng.integers(0, 256, PS // 2)
+    return np.ascontiguousarray(np.vstack([base, extra]))
+
+
+# ------------------------------------------------------------------ same-filled
+def slow_same_filled(page: np.ndarray) -> bool:
+    words = [bytes(page[i : i + 8]) for i in range(0, PS, 8)]
+    return all(w == words[0] for w in words)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_same_filled_matches_slow_twin(threads):
+    pages = mixed_pages(60, 3)
+    same, value = same_filled(pages, threads=threads)
+    assert same.tolist() == [slow_same_filled(p) for p in pages]
+    assert (value == pages.view(np.uint64)[:, 0]).all()
+    rows = np.arange(59, -1, -2)
+    assert same_filled(pages, threads=threads, rows=rows)[0].tolist() == [slow_same_filled(pages[r]) for r in rows]
+
+
+def test_same_filled_edge_cases():
+    assert same_filled(np.zeros((0, PS), np.uint8))[0].shape == (0,)
+    p = np.zeros((4, PS), np.uint8)
+    p[1] = 7  # every byte 7: one repeated word
+    p[2, :8] = np.arange(8)  # a word repeated... only the first: not same-filled
+    p[3] = np.frombuffer(np.full(PS // 8, 0x0102030405060708, np.uint64).tobytes(), np.uint8)
+    p[3, -1] ^= 1  # last byte differs
+    assert same_filled(p)[0].tolist() == [True, True, False, False]
+    # a 4-byte pattern repeated is same-filled in 8-byte words too; a 16-byte one is not
+    q = np.tile(np.arange(16, dtype=np.uint8), (2, PS // 16))
+    q[0] = np.tile(np.arange(4, dtype=np.uint8), PS // 4)
+    assert same_filled(np.ascontiguousarray(q))[0].tolist() == [True, False]
+
+
+# ------------------------------------------------------------------ LZO1X-1
+def test_lzo_output_decompresses_to_the_input():
+    """Plain LZO1X-1 output is a valid LZO1X stream: lzokay decompresses it back."""
+    pages = mixed_pages(40, 5)
+    for p in pages:
+        for n in (0, 1, 5, 20, 21, 22, 100, 1000, PS):
+            data = p[:n].tobytes()
+            out = lzo1x_1_compress(data)
+            assert lzokay.decompress(out, n) == data
+
+
+def test_kernel_lz4_output_decompresses_to_the_input():
+    """The kernel-LZ4 port writes valid LZ4 blocks: liblz4 (PyPI lz4) decompresses them."""
+    for p in mixed_pages(40, 6):
+        for n in (0, 1, 12, 13, 14, 100, 1000, PS):
+            data = p[:n].tobytes()
+            out = lz4_kernel_compress(data)
+            assert lz4.block.decompress(out, uncompressed_size=n) == data
+    # a zero page: token, 1 literal, offset, a match of 4096-1-5 bytes (length code 15 + 4071 in
+    # 15 bytes of 255 and one of 246), then a last token and the 5 last literals
+    assert len(lz4_kernel_compress(bytes(PS))) == 1 + 1 + 2 + (4071 // 255 + 1) + 1 + 5
+
+
+def test_lzo_rle_equals_lzo_plus_header_without_zero_runs():
+    """Without 4 consecutive zero bytes the RLE path never triggers: same stream + 2-byte header."""
+    rng = np.random.default_rng(9)
+    for _ in range(30):
+        p = rng.integers(1, 256, PS).astype(np.uint8)
+        p[: int(rng.integers(0, PS))] = rng.integers(1, 4, 1)[0]  # compressible, never zero
+        a, b = lzo1x_1_compress(p), lzo1x_1_compress(p, rle=True)
+        assert b[:2] == bytes([17, 1])
+        assert b[2:] == a
+    z = np.zeros(PS, np.uint8)
+    assert len(lzo1x_1_compress(z, rle=True)) < len(lzo1x_1_compress(z))
+
+
+def test_lzo_rejects_oversized_input():
+    with pytest.raises(ValueError):
+        lzo1x_1_compress(bytes(60000))
+
+
+@pytest.mark.parametrize("algorithm", ["lzo", "lzo-rle", "lz4", "zstd", "lz4-pypi"])
+def test_sizes_match_per_page_slow_twin_and_thread_count(algorithm):
+    pages = mixed_pages(30, 11)
+
+    def slow(p):
+        if algorithm == "lz4-pypi":
+            return len(lz4.block.compress(p.tobytes(), store_size=False))
+        if algorithm == "lz4":
+            return len(lz4_kernel_compress(p.tobytes()))
+        if algorithm == "zstd":
+            return len(zstandard.ZstdCompressor(level=3).compress(p.tobytes()))
+        return len(lzo1x_1_compress(p.tobytes(), rle=algorithm == "lzo-rle"))
+
+    want = [slow(p) for p in pages]
+    assert compressed_sizes(pages, algorithm, threads=1).tolist() == want
+    assert compressed_sizes(pages, algorithm, threads=2).tolist() == want
+    rows = np.array([3, 1, 1, 29, 0] * 5)  # read in place, repeated rows, any order
+    assert compressed_sizes(pages, algorithm, threads=2, rows=rows).tolist() == [want[r] for r in rows]
+
+
+# ------------------------------------------------------------------ dedup, streaming, sampling
+def test_size_cache_matches_dict():
+    rng = np.random.default_rng(1)
+    cache, ref = SizeCache(max_runs=2), {}
+    for _ in range(10):
+        h = np.unique(rng.integers(0, 500, 40).astype(np.uint64))
+        found, _ = cache.lookup(h)
+        new = h[~found]
+        s = rng.integers(0, 5000, len(new)).astype(np.int32)
+        cache.add(new, s)
+        ref.update(zip(new.tolist(), s.tolist(), strict=True))
+    q = np.arange(600, dtype=np.uint64)
+    found, size = cache.lookup(q)
+    assert found.tolist() == [int(x) in ref for x in q]
+    assert [int(s) for s, f in zip(size, found, strict=True) if f] == [ref[int(x)] for x in q if int(x) in ref]
+
+
+def _chunks(pages, k):
+    for a in range(0, len(pages), k):
+        yield PageChunk(np.arange(a, min(a + k, len(pages)), dtype=np.uint64), pages[a : a + k])
+
+
+@pytest.mark.parametrize("chunk", [7, 64])
+def test_stream_sizes_equal_brute_force_without_dedup(chunk):
+    pages = mixed_pages(40, 2)
+    pages = np.ascontiguousarray(np.vstack([pages, pages[::3], np.zeros((5, PS), np.uint8)]))
+    ps = page_sizes([("vm", _chunks(pages, chunk))], ["lz4", "lzo-rle"], threads=2)
+    for a in ("lz4", "lzo-rle"):
+        assert ps.frame[f"csize_{a}"].tolist() == compressed_sizes(pages, a).tolist()
+        assert ps.stats.distinct_compressed[a] < len(pages)  # duplicates were not compressed again
+    assert ps.frame["same_filled"].tolist() == [slow_same_filled(p) for p in pages]
+    assert ps.stats.pages == len(pages)
+
+
+def test_sample_is_independent_of_chunking():
+    m = sample_mask(1000, 0, 0.3, 5)
+    assert (np.concatenate([sample_mask(400, 0, 0.3, 5), sample_mask(600, 400, 0.3, 5)]) == m).all()
+    assert 200 < m.sum() < 400
+    pages = mixed_pages(50, 4)
+    a = page_sizes([("vm", _chunks(pages, 9))], ["lzo"], sample=0.5, seed=3)
+    b = page_sizes([("vm", _chunks(pages, 31))], ["lzo"], sample=0.5, seed=3)
+    assert a.frame["gpfn"].tolist() == b.frame["gpfn"].tolist()
+
+
+# ------------------------------------------------------------------ zsmalloc (hand-worked)
+def test_zsmalloc_class_arithmetic_by_hand():
+    c = zsmalloc_classes()
+    assert len(c.size) == 255  # (4096 - 32) / 16 + 1
+    # zs_malloc adds the 8-byte handle: 24 -> 32 (class 0); 25 -> 33 -> class 1 (48 B)
+    assert c.index(np.array([1, 24, 25, 40, 4088, 4089, 5000])).tolist() == [0, 0, 1, 1, 254, 254, 254]
+    # 48-byte class: 4096 % 48 = 16, 8192 % 48 = 32, 12288 % 48 = 0 -> 3 pages, 256 objects
+    assert chain_size(48) == 3 and c.pages[1] == 3 and c.objs[1] == 256
+    assert chain_size(32) == 1 and chain_size(2048) == 1  # powers of two: one page
+    # 3632 B: wastes 464, 928, 1392, 1856, 2320, 2784, 3248, 80 for 1..8 pages -> 8 pages, 9 objects
+    i3632 = (3632 - 32) // 16
+    assert chain_size(3632) == 8 and c.objs[i3632] == 9
+    # every class above 3632 B holds one object per zspage (huge); so huge_class_size = 3632 - 7
+    assert all(c.objs[i] == 1 for i in range(i3632 + 1, 255))
+    assert c.huge_class_size == 3632 - 7
+
+
+def test_zsmalloc_pages_by_hand():
+    assert zsmalloc_pages(np.array([], np.int64)) == 0
+    assert zsmalloc_pages(np.full(128, 24)) == 1  # 128 objects of 32 B fill one page
+    assert zsmalloc_pages(np.full(129, 24)) == 2
+    assert zsmalloc_pages(np.full(257, 40)) == 6  # 48-B class: 256 per 3-page zspage -> 2 zspages
+    assert zsmalloc_pages(np.full(3, 4096)) == 3  # huge objects: one page each
+
+
+def test_zram_mm_stat_by_hand():
+    cs = np.array([10, 10, 40, 3625, 3624, 5000, 4096])
+    same = np.array([True, False, False, False, False, False, False])
+    st = zram_mm_stat(cs, same)
+    assert st["orig_data_size"] == 7 * PS
+    assert st["same_pages"] == 1
+    assert st["huge_pages"] == 3  # 3625, 5000, 4096 are >= huge_class_size 3625
+    assert st["compr_data_size"] == 10 + 40 + 3624 + 3 * PS
+    # 10 -> 32-B class (1 page), 40 -> 48-B class (3 pages), 3624 -> 3632 class (8 pages), 3 huge pages
+    assert st["mem_used_total"] == (1 + 3 + 8 + 3) * PS
+
+
+def test_zswap_rules():
+    cs = np.array([100, 4096, 4097, 5000, 30])
+    zero = np.array([False, False, False, False, True])
+    same = zero.copy()
+    r = zswap_pool(cs, zero, same)
+    assert (r["accepted"], r["rejected_compress_poor"], r["zero_or_same_filled"]) == (2, 2, 1)
+    s = zswap_pool(cs, zero, same, incompressible="store")
+    assert (s["accepted"], s["rejected_compress_poor"]) == (4, 0)
+    assert s["stored_bytes"] == 100 + 3 * PS
+    lim = zswap_pool(np.full(10, 4000), np.zeros(10, bool), np.zeros(10, bool), host_bytes=20 * PS, max_pool_percent=20)
+    assert lim["accepted"] == 4 and lim["rejected_pool_limit"] == 6  # 20 % of 20 pages = 4 huge objects
+
+
+def test_esxi_compression_by_hand():
+    cs = np.array([500, 1024, 1025, 2048, 2049, 4000, 100])
+    r = esxi_compression(cs, vm_bytes=100 * PS, max_pct=10)
+    assert r["compressed"] == 5 and r["swapped"] == 2
+    assert (r["slots_1024"], r["slots_2048"]) == (3, 2)
+    assert r["cache_bytes"] == 3 * 1024 + 2 * 2048
+    assert r["saved_bytes"] == 5 * PS - r["cache_bytes"]
+    capped = esxi_compression(np.full(10, 900), vm_bytes=20 * PS, max_pct=10)  # cap 8192 B = 8 quarter slots
+    assert capped["compressed"] == 8 and capped["swapped_cache_full"] == 2
+
+
+def test_ladder_by_hand():
+    # vm a: zero x3, X x2, Y; vm b: X, Z x2, zero
+    f = pd.DataFrame(
+        {
+            "vm": ["a"] * 6 + ["b"] * 4,
+            "hash": np.array([0, 0, 0, 5, 5, 6, 5, 7, 7, 0], np.uint64),
+            "zero": [True] * 3 + [False] * 3 + [False] * 3 + [True],
+            "same_filled": [True] * 3 + [False] * 3 + [False] * 3 + [True],
+            "csize_lzo": [30, 30, 30, 500, 500, 3000, 500, 1500, 1500, 30],
+        }
+    )
+    lad = reclamation_ladder(f, "lzo", salting=0, max_pct=100).set_index("step")
+    assert lad.loc["zero pages", "saved_pages"] == 3  # 4 zero pages -> 1
+    assert lad.loc["intra-VM sharing", "saved_pages"] == 2  # X twice in a, Z twice in b
+    assert lad.loc["inter-VM sharing (salting 0)", "saved_pages"] == 1  # X in a and b
+    # left: X (500 B -> quarter slot) in a, Y (3000 B, swapped) in a, Z (1500 -> half slot) in b
+    comp = lad.loc["compression (esxi, lzo)", "saved_pages"]
+    assert comp == ((PS - 1024) + (PS - 2048)) / PS
+    assert lad.loc["remains for ballooning / swap", "resident_pages"] == 10 - 3 - 2 - 1 - comp
+    # with the default 10 % cap: a (6 pages) has room for 2457 B (one quarter slot), b (4 pages) for
+    # 1638 B (no half slot)
+    capped = reclamation_ladder(f, "lzo").set_index("step")
+    assert capped.loc["compression (esxi, lzo)", "saved_pages"] == (PS - 1024) / PS
+    salted = reclamation_ladder(f, "lzo", salting=2).set_index("step")
+    assert salted.loc["inter-VM sharing (salting 2)", "saved_pages"] == 0
+    assert salted.loc["salting removes (inter-VM sharing lost)", "saved_pages"] == 1
+
+
+def test_estimate_is_exact_without_sampling_and_covers_with():
+    rng = np.random.default_rng(0)
+    cs = rng.integers(20, 4200, 20000)
+    same = rng.random(20000) < 0.3
+    exact = zram_mm_stat(cs, same)
+    full = estimate_zram(cs, same, 1.0, len(cs))
+    assert full["compr_data_size"]["estimate"] == exact["compr_data_size"]
+    m = sample_mask(len(cs), 0, 0.2, 1)
+    est = estimate_zram(cs[m], same[m], 0.2, len(cs))
+    for k in ("compr_data_size", "same_pages", "huge_pages", "mem_used_total"):
+        e = est[k]
+        assert e["low"] <= exact[k] <= e["high"], (k, e, exact[k])
+
+
+# ------------------------------------------------------------------ CLI
+def _args(**kw):
+    base = dict(
+        algorithm="lzo-rle",
+        out_format="json",
+        sample=None,
+        seed=0,
+        threads=1,
+        salting=0,
+        esxi_cache_pct=10.0,
+        zswap_incompressible="reject",
+        output=None,
+    )
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+def test_cli_dump_and_table_paths(tmp_path, capsys):
+    from pagecore.cli.compress import run
+    from pagecore.pages.tables import write_page_table
+
+    pages = mixed_pages(20, 8)
+    dump = tmp_path / "g.raw"
+    pages.tofile(dump)
+    out = tmp_path / "r.json"
+    assert run(_args(inputs=[str(dump)], output=str(out))) == 0
+    rep = json.loads(out.read_text())
+    want = zram_mm_stat(compressed_sizes(pages, "lzo-rle"), same_filled(pages)[0])
+    assert rep["zram"] == want
+    capsys.readouterr()
+    # estimate mode: N pages sampled, intervals around the estimates
+    assert run(_args(inputs=[str(dump)], sample="10")) == 0
+    est = json.loads(capsys.readouterr().out)
+    assert not est["exact"] and est["pages"] == len(pages) and 0 < est["pages_examined"] < len(pages)
+    z = est["zram_estimate"]["compr_data_size"]
+    assert z["low"] <= z["estimate"] <= z["high"]
+    with pytest.raises(InputError, match="--sample"):
+        run(_args(inputs=[str(dump)], sample="lots"))
+    # a page table re-reads its dump
+    table = tmp_path / "g.parquet"
+    n = len(pages)
+    meta = {"source_path": str(dump), "source_size": dump.stat().st_size, "format": "raw"}
+    write_page_table(table, "g", np.arange(n, dtype=np.uint64), np.zeros(n, np.uint64), np.zeros(n, bool), meta)
+    assert run(_args(inputs=[str(table)])) == 0
+    assert json.loads(capsys.readouterr().out)["zram"] == want
+    # the dump changed: one-line error
+    with open(dump, "ab") as fh:
+        fh.write(bytes(PS))
+    with pytest.raises(InputError, match="dump changed since hashing"):
+        run(_args(inputs=[str(table)]))
+    Path(dump).unlink()
+    with pytest.raises(InputError, match="dump changed since hashing"):
+        run(_args(inputs=[str(table)]))
+
+
+def test_cli_uses_size_columns_of_the_table(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pagecore.cli.compress import run
+
+    t = pa.table(
+        {
+            "vm": pa.array(["v"] * 4),
+            "gpfn": pa.array(np.arange(4, dtype=np.uint64)),
+            "hash": pa.array(np.array([0, 1, 2, 3], np.uint64)),
+            "zero": pa.array([True, False, False, False]),
+            "csize_lz4": pa.array(np.array([20, 100, 3700, 900], np.uint16)),
+            "same_filled": pa.array([True, False, False, False]),
+        }
+    )
+    p = tmp_path / "t.parquet"
+    pq.write_table(t, p)
+    assert run(_args(inputs=[str(p)], algorithm="lz4")) == 0
+    z = json.loads(capsys.readouterr().out)["zram"]
+    assert (z["same_pages"], z["huge_pages"], z["compr_data_size"]) == (1, 1, 100 + PS + 900)
+
+
+def test_zramcheck_says_why_it_cannot_run(monkeypatch):
+    import os
+
+    from pagecore.qemu import zramcheck
+
+    ok, why = zramcheck.available("zram-none")
+    assert not ok and "no /sys/block/zram-none" in why
+    if zramcheck.sysfs("zram0").is_dir():
+        monkeypatch.setattr(os, "geteuid", lambda: 1000)
+        ok, why = zramcheck.available("zram0")
+        assert not ok and "root" in why
