@@ -27,6 +27,26 @@ percentage of guest memory; paper: < 0.5 %), and a CPU-cost proxy (pages hashed,
 bytes compared, chain links followed). A page already shared or ineligible costs one scan slot
 but no hashing. After one full pass over a static set every duplicate has been found, and
 shared/reclaimed pages equal :func:`pagecore.sharing.count_sharing`'s.
+
+Implementation (issue 15): the scanner runs in Numba kernels; the list-of-lists scanner it
+replaced is the slow twin in ``tests/slow_twins_scan.py``, and tests compare the two counter for
+counter and timeline row for row. Layers as in STYLE.md: the ``@njit`` workers
+:func:`_scan_page` and :func:`_write_page` change per-page arrays, a frame pool and a counter
+vector; the driver :func:`_run` owns the tick loop and writes one timeline row per tick into
+preallocated buffers; :class:`EsxScanner` / :func:`emulate_scanner` are the public wrappers.
+The random order is still NumPy's: the driver returns to Python whenever a VM starts a pass, the
+wrapper draws that VM's permutation from the same seeded generator, in the same order as
+before, and the driver resumes where it stopped. Frames live in a pool of one slot per page (a
+page maps at most one shared frame or owns one hint, never both), each bucket's chain is a
+doubly linked list in insertion order, so a chain is walked and a frame unlinked exactly as the
+list version did.
+
+Memory, beyond the :class:`~pagecore.sim.pagehistory.PageHistory` itself (24 B per page and
+8 B per content): **62 B per page** — contents 8, shared frame / hint of the page 4 + 4,
+ineligible 1, the page's place in its VM's scan order 16 (page list and current permutation),
+frame pool 33 (hash 8, page or content 8, reference count 8, kind 1, bucket 4, two links 4 + 4),
+bucket heads and tails 4 (one bucket per ``pages_per_bucket`` = 2 pages) — plus 8 B per content
+id (its hash, cut to ``hash_bits``) and 120 B per tick of timeline.
 """
 
 from __future__ import annotations
@@ -35,12 +55,57 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from .. import PAGE_SIZE
+from .._jit import SERIAL
 from .pagehistory import PageHistory
 
 FRAME_BYTES = 16
 HINT, SHARED = 0, 1
+
+#: counter names, in the order of the counter vector and of the timeline columns
+COUNTERS = (
+    "pages_scanned",
+    "pages_hashed",
+    "bytes_compared",
+    "chain_links",
+    "false_matches",
+    "stale_hints",
+    "cow_breaks",
+    "shared_pages",
+    "reclaimed_pages",
+    "shared_frames",
+    "hint_frames",
+    "overflow_frames",
+)
+(
+    C_SCANNED,
+    C_HASHED,
+    C_COMPARED,
+    C_LINKS,
+    C_FALSE,
+    C_STALE,
+    C_COW,
+    C_SHARED_PAGES,
+    C_RECLAIMED,
+    C_SHARED_FRAMES,
+    C_HINT_FRAMES,
+    C_OVERFLOW,
+    C_INELIGIBLE,
+    C_FREE,  # head of the free list of the frame pool
+) = range(14)
+NC = 14
+_ROW_COLS = 14  # timeline rows: C_SCANNED..C_INELIGIBLE, then min_passes
+
+# loop state of the driver (int64 slots) ...
+I_EV, I_PHASE, I_VI, I_KLEFT, I_GOAL_SET, I_NROWS, I_NEED_VM, I_LAST_RECLAIMED = range(8)
+NI = 8
+# ... and float64 slots
+F_T, F_CONV = range(2)
+NF = 2
+# driver return codes
+DONE, NEED_ROWS, NEED_PERM = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -82,6 +147,279 @@ class ScanResult:
         return {**self.final, "seconds_to_converge": self.seconds_to_converge, "settings": asdict(self.settings)}
 
 
+# ---------------------------------------------------------------------------------- kernels
+@njit(**SERIAL)
+def _unlink(f, head, tail, fbkt, fnext, fprev, c):
+    """Take frame ``f`` out of its chain and put it on the free list."""
+    b = fbkt[f]
+    pr = fprev[f]
+    nx = fnext[f]
+    if pr >= 0:
+        fnext[pr] = nx
+    else:
+        head[b] = nx
+    if nx >= 0:
+        fprev[nx] = pr
+    else:
+        tail[b] = pr
+    fnext[f] = c[C_FREE]
+    c[C_FREE] = f
+
+
+@njit(**SERIAL)
+def _new_frame(kind, key, pay, b, head, tail, fkind, fkey, fpay, fref, fbkt, fnext, fprev, c):
+    """A frame from the free list, appended to the end of chain ``b``."""
+    f = c[C_FREE]
+    c[C_FREE] = fnext[f]
+    fkind[f] = kind
+    fkey[f] = key
+    fpay[f] = pay
+    fref[f] = 0
+    fbkt[f] = b
+    last = tail[b]
+    fprev[f] = last
+    fnext[f] = -1
+    if last >= 0:
+        fnext[last] = f
+    else:
+        head[b] = f
+    tail[b] = f
+    return f
+
+
+@njit(**SERIAL)
+def _drop_hint(p, hint_of, head, tail, fbkt, fnext, fprev, c):
+    f = hint_of[p]
+    if f >= 0:
+        _unlink(f, head, tail, fbkt, fnext, fprev, c)
+        hint_of[p] = -1
+        c[C_HINT_FRAMES] -= 1
+
+
+@njit(**SERIAL)
+def _ref(f, d, fref, cap, c):
+    before = fref[f]
+    after = before + d
+    fref[f] = after
+    c[C_OVERFLOW] += (1 if after > cap else 0) - (1 if before > cap else 0)
+
+
+@njit(**SERIAL)
+def _map(p, f, frame_of, fref, cap, c):
+    frame_of[p] = f
+    _ref(f, 1, fref, cap, c)
+    c[C_SHARED_PAGES] += 1
+    if fref[f] >= 2:
+        c[C_RECLAIMED] += 1
+
+
+@njit(**SERIAL)
+def _write_page(p, new, cid, frame_of, inel, head, tail, fref, fbkt, fnext, fprev, cap, c):
+    """The guest writes content ``new`` into page ``p``."""
+    f = frame_of[p]
+    if f >= 0:  # copy-on-write break: a private copy for p
+        frame_of[p] = -1
+        _ref(f, -1, fref, cap, c)
+        c[C_SHARED_PAGES] -= 1
+        c[C_COW] += 1
+        if fref[f] >= 1:
+            c[C_RECLAIMED] -= 1
+        else:
+            _unlink(f, head, tail, fbkt, fnext, fprev, c)
+            c[C_SHARED_FRAMES] -= 1
+    cid[p] = new
+    if inel[p]:
+        inel[p] = 0
+        c[C_INELIGIBLE] -= 1
+
+
+@njit(**SERIAL)
+def _scan_page(
+    p, cid, hsh, frame_of, hint_of, inel, head, tail, fkind, fkey, fpay, fref, fbkt, fnext, fprev, nb, tmask, cap, c
+):
+    """Hash page ``p`` and share it or leave a hint (paper §4.2)."""
+    c[C_SCANNED] += 1
+    if frame_of[p] >= 0 or inel[p]:
+        return
+    _drop_hint(p, hint_of, head, tail, fbkt, fnext, fprev, c)
+    x = cid[p]
+    hv = hsh[x]
+    c[C_HASHED] += 1
+    b = np.int64(hv % nb)
+    tr = hv & tmask
+    f = head[b]
+    while f >= 0:
+        nx = fnext[f]  # saved first: a stale hint is unlinked below
+        c[C_LINKS] += 1
+        if fkind[f] == SHARED:
+            if fkey[f] != hv:
+                f = nx
+                continue
+            c[C_COMPARED] += PAGE_SIZE
+            if fpay[f] == x:
+                _map(p, f, frame_of, fref, cap, c)
+            else:
+                inel[p] = 1
+                c[C_INELIGIBLE] += 1
+                c[C_FALSE] += 1
+            return
+        if fkey[f] != tr:
+            f = nx
+            continue
+        q = fpay[f]
+        hq = hsh[cid[q]]  # rehash the hinted page
+        c[C_HASHED] += 1
+        if (hq & tmask) != tr or frame_of[q] >= 0:
+            _drop_hint(q, hint_of, head, tail, fbkt, fnext, fprev, c)  # the hinted page changed since: stale
+            c[C_STALE] += 1
+            f = nx
+            continue
+        if hq != hv:
+            f = nx
+            continue  # only the truncated hashes collide
+        c[C_COMPARED] += PAGE_SIZE
+        if cid[q] != x:
+            inel[p] = 1
+            c[C_INELIGIBLE] += 1
+            c[C_FALSE] += 1
+            return
+        _drop_hint(q, hint_of, head, tail, fbkt, fnext, fprev, c)
+        nf = _new_frame(SHARED, hv, x, b, head, tail, fkind, fkey, fpay, fref, fbkt, fnext, fprev, c)
+        c[C_SHARED_FRAMES] += 1
+        _map(q, nf, frame_of, fref, cap, c)
+        _map(p, nf, frame_of, fref, cap, c)
+        return
+    hf = _new_frame(HINT, tr, p, b, head, tail, fkind, fkey, fpay, fref, fbkt, fnext, fprev, c)
+    hint_of[p] = hf
+    c[C_HINT_FRAMES] += 1
+
+
+@njit(**SERIAL)
+def _min_passes(passes):
+    if passes.shape[0] == 0:
+        return 0
+    return passes.min()
+
+
+@njit(**SERIAL)
+def _run(
+    cid,
+    hsh,
+    frame_of,
+    hint_of,
+    inel,
+    head,
+    tail,
+    fkind,
+    fkey,
+    fpay,
+    fref,
+    fbkt,
+    fnext,
+    fprev,
+    nb,
+    tmask,
+    cap,
+    c,
+    ev_t,
+    ev_p,
+    ev_c,
+    perm,
+    vstart,
+    vlen,
+    vpos,
+    passes,
+    credit,
+    active,
+    goal,
+    per_vm,
+    tick_s,
+    settle_passes,
+    until_s,
+    max_s,
+    ist,
+    fst,
+    rows_t,
+    rows_c,
+):
+    """The tick loop; returns DONE, NEED_ROWS (row buffers full) or NEED_PERM (VM
+    ``ist[I_NEED_VM]`` starts a pass: the caller fills its permutation into ``perm``, sets
+    ``vpos`` to 0 and calls again; all loop state lives in ``ist``/``fst``)."""
+    m = ev_t.shape[0]
+    na = active.shape[0]
+    nvm = passes.shape[0]
+    while na > 0:
+        if ist[I_PHASE] == 0:  # a tick begins
+            if ist[I_NROWS] >= rows_t.shape[0]:
+                return NEED_ROWS
+            t = fst[F_T]
+            ev = ist[I_EV]
+            while ev < m and ev_t[ev] <= t:
+                _write_page(ev_p[ev], ev_c[ev], cid, frame_of, inel, head, tail, fref, fbkt, fnext, fprev, cap, c)
+                ev += 1
+            ist[I_EV] = ev
+            if ist[I_GOAL_SET] == 0 and ev >= m:
+                for v in range(nvm):
+                    goal[v] = passes[v] + settle_passes + (1 if vpos[v] < vlen[v] else 0)
+                ist[I_GOAL_SET] = 1
+            ist[I_PHASE] = 1
+            ist[I_VI] = 0
+            ist[I_KLEFT] = -1
+        while ist[I_VI] < na:
+            v = active[ist[I_VI]]
+            if ist[I_KLEFT] < 0:
+                credit[v] += per_vm
+                k = int(credit[v])
+                credit[v] -= k
+                ist[I_KLEFT] = k
+            kleft = ist[I_KLEFT]
+            s0 = vstart[v]
+            ln = vlen[v]
+            pos = vpos[v]
+            while kleft > 0:
+                if pos == ln:  # the queue is empty: a new pass in a fresh random order
+                    vpos[v] = pos
+                    ist[I_KLEFT] = kleft
+                    ist[I_NEED_VM] = v
+                    return NEED_PERM
+                p = perm[s0 + pos]
+                pos += 1
+                if pos == ln:
+                    passes[v] += 1
+                _scan_page(
+                    p, cid, hsh, frame_of, hint_of, inel, head, tail, fkind, fkey, fpay, fref, fbkt, fnext, fprev,
+                    nb, tmask, cap, c,
+                )  # fmt: skip
+                kleft -= 1
+            vpos[v] = pos
+            ist[I_VI] += 1
+            ist[I_KLEFT] = -1
+        t = fst[F_T] + tick_s
+        fst[F_T] = t
+        ist[I_PHASE] = 0
+        r = ist[I_NROWS]
+        rows_t[r] = t
+        for j in range(_ROW_COLS - 1):
+            rows_c[r, j] = c[j]
+        rows_c[r, _ROW_COLS - 1] = _min_passes(passes)
+        ist[I_NROWS] = r + 1
+        if c[C_RECLAIMED] != ist[I_LAST_RECLAIMED]:
+            ist[I_LAST_RECLAIMED] = c[C_RECLAIMED]
+            fst[F_CONV] = t
+        if ist[I_GOAL_SET] != 0:
+            settled = True
+            for i in range(na):
+                if passes[active[i]] < goal[active[i]]:
+                    settled = False
+                    break
+            if settled:
+                return DONE
+        if t >= until_s or t >= max_s:
+            return DONE
+    return DONE
+
+
+# ---------------------------------------------------------------------------------- wrapper
 class EsxScanner:
     """The page-sharing scanner over a page history; call :meth:`run`."""
 
@@ -89,158 +427,83 @@ class EsxScanner:
         self.h = history
         s = self.s = settings or ScannerSettings()
         n = history.pages
-        mask = (1 << s.hash_bits) - 1
-        self.hash = [int(x) & mask for x in history.content_hash.tolist()]
-        self.tmask = (1 << s.hint_hash_bits) - 1
+        if n > 2**31 - 1:
+            raise ValueError(f"the scanner handles up to 2^31 - 1 pages, got {n:,}")
+        mask = np.uint64((1 << s.hash_bits) - 1)
+        self.hash = np.ascontiguousarray(history.content_hash, np.uint64) & mask
+        self.tmask = np.uint64((1 << s.hint_hash_bits) - 1)
         self.nb = max(1, -(-n // s.pages_per_bucket))
-        self.buckets: list[list[list]] = [[] for _ in range(self.nb)]
-        self.cid = history.content.tolist()
-        self.frame_of: list[list | None] = [None] * n  # shared frame mapping the page
-        self.hint_of: list[list | None] = [None] * n  # the page's own hint frame
-        self.ineligible = [False] * n
+        self.cap = min((1 << s.refcount_bits) - 1, 2**62)
+        self.cid = np.array(history.content, np.int64)  # a copy: writes change it
+        self.frame_of = np.full(n, -1, np.int32)  # shared frame mapping the page
+        self.hint_of = np.full(n, -1, np.int32)  # the page's own hint frame
+        self.ineligible = np.zeros(n, np.uint8)
+        self.head = np.full(self.nb, -1, np.int32)
+        self.tail = np.full(self.nb, -1, np.int32)
+        nf = max(n, 1)
+        self.fkind = np.zeros(nf, np.uint8)
+        self.fkey = np.zeros(nf, np.uint64)
+        self.fpay = np.zeros(nf, np.int64)
+        self.fref = np.zeros(nf, np.int64)
+        self.fbkt = np.zeros(nf, np.int32)
+        self.fnext = np.arange(1, nf + 1, dtype=np.int32)  # the free list
+        self.fnext[-1] = -1
+        self.fprev = np.full(nf, -1, np.int32)
         self.rng = np.random.default_rng([s.seed, 0xE5C])
         nvm = len(history.vm_names)
-        vm = history.vm
-        self.vm_pages = [np.flatnonzero(vm == v) for v in range(nvm)]
-        self.queue: list[list[int]] = [[] for _ in range(nvm)]
-        self.passes = [0] * nvm
-        self.credit = [0.0] * nvm
-        self.c = {
-            "pages_scanned": 0,
-            "pages_hashed": 0,
-            "bytes_compared": 0,
-            "chain_links": 0,
-            "false_matches": 0,
-            "stale_hints": 0,
-            "cow_breaks": 0,
-            "shared_pages": 0,
-            "reclaimed_pages": 0,
-            "shared_frames": 0,
-            "hint_frames": 0,
-            "overflow_frames": 0,
-        }
-        self.t = 0.0
-        self._ev = 0
+        vm = np.asarray(history.vm, np.int64)
+        order = np.argsort(vm, kind="stable")  # the pages of each VM, in index order
+        self.vm_pages = order.astype(np.int64)
+        self.vlen = np.bincount(vm, minlength=nvm).astype(np.int64)[:nvm] if n else np.zeros(nvm, np.int64)
+        self.vstart = np.concatenate([[0], np.cumsum(self.vlen)[:-1]]).astype(np.int64) if nvm else self.vlen.copy()
+        self.perm = np.empty(n, np.int64)
+        self.vpos = self.vlen.copy()  # every queue starts empty
+        self.passes = np.zeros(nvm, np.int64)
+        self.credit = np.zeros(nvm, np.float64)
+        self.c = _CounterView(np.zeros(NC, np.int64))
+        self.c.a[C_FREE] = 0
+        self.ist = np.zeros(NI, np.int64)
+        self.fst = np.zeros(NF, np.float64)
 
-    # frames are lists: [kind, hash-or-truncated-hash, page-or-content, refcount, bucket]
-    def _unlink(self, f: list) -> None:
-        self.buckets[f[4]].remove(f)
+    @property
+    def t(self) -> float:
+        return float(self.fst[F_T])
 
-    def _drop_hint(self, p: int) -> None:
-        f = self.hint_of[p]
-        if f is not None:
-            self._unlink(f)
-            self.hint_of[p] = None
-            self.c["hint_frames"] -= 1
-
-    def _ref(self, f: list, d: int) -> None:
-        cap = (1 << self.s.refcount_bits) - 1
-        before = f[3]
-        f[3] += d
-        self.c["overflow_frames"] += (f[3] > cap) - (before > cap)
-
-    def _map(self, p: int, f: list) -> None:
-        self.frame_of[p] = f
-        self._ref(f, 1)
-        self.c["shared_pages"] += 1
-        if f[3] >= 2:
-            self.c["reclaimed_pages"] += 1
+    def _frames(self):
+        return self.fkind, self.fkey, self.fpay, self.fref, self.fbkt, self.fnext, self.fprev
 
     def _write(self, p: int, new: int) -> None:
-        f = self.frame_of[p]
-        if f is not None:  # copy-on-write break: a private copy for p
-            self.frame_of[p] = None
-            self._ref(f, -1)
-            self.c["shared_pages"] -= 1
-            self.c["cow_breaks"] += 1
-            if f[3] >= 1:
-                self.c["reclaimed_pages"] -= 1
-            else:
-                self._unlink(f)
-                self.c["shared_frames"] -= 1
-        self.cid[p] = new
-        self.ineligible[p] = False
+        """The guest writes content ``new`` into page ``p``."""
+        _write_page(
+            p, new, self.cid, self.frame_of, self.ineligible, self.head, self.tail, self.fref, self.fbkt,
+            self.fnext, self.fprev, self.cap, self.c.a,
+        )  # fmt: skip
 
     def _scan_page(self, p: int) -> None:
         """Hash page ``p`` and share it or leave a hint (paper §4.2)."""
-        c = self.c
-        c["pages_scanned"] += 1
-        if self.frame_of[p] is not None or self.ineligible[p]:
-            return
-        self._drop_hint(p)
-        cid = self.cid[p]
-        hv = self.hash[cid]
-        c["pages_hashed"] += 1
-        b = hv % self.nb
-        chain = self.buckets[b]
-        tr = hv & self.tmask
-        for f in list(chain):
-            c["chain_links"] += 1
-            if f[0] == SHARED:
-                if f[1] != hv:
-                    continue
-                c["bytes_compared"] += PAGE_SIZE
-                if f[2] == cid:
-                    self._map(p, f)
-                else:
-                    self.ineligible[p] = True
-                    c["false_matches"] += 1
-                return
-            if f[1] != tr:
-                continue
-            q = f[2]
-            hq = self.hash[self.cid[q]]  # rehash the hinted page
-            c["pages_hashed"] += 1
-            if hq & self.tmask != tr or self.frame_of[q] is not None:
-                self._drop_hint(q)  # the hinted page changed since: a stale hint
-                c["stale_hints"] += 1
-                continue
-            if hq != hv:
-                continue  # only the truncated hashes collide
-            c["bytes_compared"] += PAGE_SIZE
-            if self.cid[q] != cid:
-                self.ineligible[p] = True
-                c["false_matches"] += 1
-                return
-            self._drop_hint(q)
-            nf = [SHARED, hv, cid, 0, b]
-            chain.append(nf)
-            c["shared_frames"] += 1
-            self._map(q, nf)
-            self._map(p, nf)
-            return
-        hf = [HINT, tr, p, 0, b]
-        chain.append(hf)
-        self.hint_of[p] = hf
-        c["hint_frames"] += 1
+        _scan_page(
+            p, self.cid, self.hash, self.frame_of, self.hint_of, self.ineligible, self.head, self.tail,
+            *self._frames(), np.uint64(self.nb), self.tmask, self.cap, self.c.a,
+        )  # fmt: skip
 
     def share_before_swap(self, p: int) -> bool:
         """Scan page ``p`` now, outside the rate caps (§4.3); True if it is shared afterwards."""
         self._scan_page(p)
-        return self.frame_of[p] is not None
+        return bool(self.frame_of[p] >= 0)
 
     def table_bytes(self) -> int:
-        c = self.c
-        frames = c["shared_frames"] + c["hint_frames"]
-        return frames * FRAME_BYTES + c["overflow_frames"] * self.s.overflow_entry_bytes + self.nb * self.s.bucket_bytes
+        a = self.c.a
+        frames = int(a[C_SHARED_FRAMES] + a[C_HINT_FRAMES])
+        return frames * FRAME_BYTES + int(a[C_OVERFLOW]) * self.s.overflow_entry_bytes + self.nb * self.s.bucket_bytes
 
     def snapshot(self) -> dict:
         out = dict(self.c)
-        out["ineligible_pages"] = sum(self.ineligible)
+        out["ineligible_pages"] = int(self.c.a[C_INELIGIBLE])
         out["bytes_hashed"] = out["pages_hashed"] * PAGE_SIZE
         out["table_bytes"] = self.table_bytes()
         out["table_pct_of_memory"] = 100.0 * out["table_bytes"] / max(1, self.h.pages * PAGE_SIZE)
-        out["min_passes"] = min(self.passes) if self.passes else 0
+        out["min_passes"] = int(_min_passes(self.passes))
         return out
-
-    def _next_page(self, v: int) -> int:
-        q = self.queue[v]
-        if not q:
-            q.extend(self.rng.permutation(self.vm_pages[v]).tolist()[::-1])
-        p = q.pop()
-        if not q:
-            self.passes[v] += 1
-        return p
 
     def run(self, *, until_s: float | None = None, settle_passes: int = 1, max_s: float = 1e7) -> ScanResult:
         """Scan until settled or ``until_s``.
@@ -249,34 +512,77 @@ class EsxScanner:
         (one pass finds all sharing of a static set). Timeline: one row per tick.
         """
         h, s = self.h, self.s
-        ev_t, ev_p, ev_c = h.t.tolist(), h.page.tolist(), h.new_content.tolist()
-        active = [v for v, pg in enumerate(self.vm_pages) if len(pg)]
-        rows = [{"t": 0.0, **self.snapshot()}]
-        hist = [(0.0, self.c["reclaimed_pages"])]
-        goal = None
+        ev_t = np.ascontiguousarray(h.t, np.float64)
+        ev_p = np.ascontiguousarray(h.page, np.int64)
+        ev_c = np.ascontiguousarray(h.new_content, np.int64)
+        active = np.flatnonzero(self.vlen > 0).astype(np.int64)
         per_vm = min(s.scan_rate_vm, s.scan_rate_total / max(1, len(active))) * s.tick_s
-        while active:
-            while self._ev < len(ev_t) and ev_t[self._ev] <= self.t:
-                self._write(ev_p[self._ev], ev_c[self._ev])
-                self._ev += 1
-            if goal is None and self._ev >= len(ev_t):
-                goal = [self.passes[v] + settle_passes + (1 if self.queue[v] else 0) for v in range(len(self.passes))]
-            for v in active:
-                self.credit[v] += per_vm
-                k = int(self.credit[v])
-                self.credit[v] -= k
-                for _ in range(k):
-                    self._scan_page(self._next_page(v))
-            self.t += s.tick_s
-            rows.append({"t": self.t, **self.snapshot()})
-            if self.c["reclaimed_pages"] != hist[-1][1]:
-                hist.append((self.t, self.c["reclaimed_pages"]))
-            if goal is not None and all(self.passes[v] >= goal[v] for v in active):
+        ist, fst, a = self.ist, self.fst, self.c.a
+        ist[I_PHASE] = 0
+        ist[I_GOAL_SET] = 0
+        ist[I_NROWS] = 1
+        ist[I_LAST_RECLAIMED] = a[C_RECLAIMED]
+        fst[F_CONV] = 0.0
+        goal = np.zeros(len(self.passes), np.int64)
+        cap = 1024
+        rows_t = np.empty(cap, np.float64)
+        rows_c = np.empty((cap, _ROW_COLS), np.int64)
+        rows_t[0] = 0.0
+        rows_c[0, : _ROW_COLS - 1] = a[: _ROW_COLS - 1]
+        rows_c[0, _ROW_COLS - 1] = _min_passes(self.passes)
+        until = np.inf if until_s is None else float(until_s)
+        nb = np.uint64(self.nb)
+        while True:
+            rc = _run(
+                self.cid, self.hash, self.frame_of, self.hint_of, self.ineligible, self.head, self.tail,
+                *self._frames(), nb, self.tmask, self.cap, a, ev_t, ev_p, ev_c,
+                self.perm, self.vstart, self.vlen, self.vpos, self.passes, self.credit, active, goal,
+                float(per_vm), float(s.tick_s), int(settle_passes), until, float(max_s), ist, fst, rows_t, rows_c,
+            )  # fmt: skip
+            if rc == DONE:
                 break
-            if (until_s is not None and self.t >= until_s) or self.t >= max_s:
-                break
-        final = self.snapshot()
-        return ScanResult(final, pd.DataFrame(rows), float(hist[-1][0]), s)
+            if rc == NEED_PERM:
+                v = int(ist[I_NEED_VM])
+                lo, hi = self.vstart[v], self.vstart[v] + self.vlen[v]
+                self.perm[lo:hi] = self.rng.permutation(self.vm_pages[lo:hi])
+                self.vpos[v] = 0
+            else:  # NEED_ROWS
+                cap *= 4
+                rows_t = np.concatenate([rows_t, np.empty(cap - len(rows_t), np.float64)])
+                rows_c = np.concatenate([rows_c, np.empty((cap - len(rows_c), _ROW_COLS), np.int64)])
+        r = int(ist[I_NROWS])
+        tl = self._timeline(rows_t[:r], rows_c[:r])
+        return ScanResult(self.snapshot(), tl, float(fst[F_CONV]), s)
+
+    def _timeline(self, t: np.ndarray, rows: np.ndarray) -> pd.DataFrame:
+        s = self.s
+        cols = {"t": t}
+        for j, name in enumerate(COUNTERS):
+            cols[name] = rows[:, j]
+        cols["ineligible_pages"] = rows[:, C_INELIGIBLE]
+        cols["bytes_hashed"] = rows[:, C_HASHED] * PAGE_SIZE
+        frames = rows[:, C_SHARED_FRAMES] + rows[:, C_HINT_FRAMES]
+        tb = frames * FRAME_BYTES + rows[:, C_OVERFLOW] * s.overflow_entry_bytes + self.nb * s.bucket_bytes
+        cols["table_bytes"] = tb
+        cols["table_pct_of_memory"] = 100.0 * tb / max(1, self.h.pages * PAGE_SIZE)
+        cols["min_passes"] = rows[:, _ROW_COLS - 1]
+        return pd.DataFrame(cols)
+
+
+class _CounterView:
+    """The counter vector read as the dict of :data:`COUNTERS` (``scanner.c["shared_pages"]``)."""
+
+    def __init__(self, a: np.ndarray):
+        self.a = a
+
+    def __getitem__(self, key: str) -> int:
+        return int(self.a[COUNTERS.index(key)])
+
+    def keys(self):
+        return COUNTERS
+
+    def __iter__(self):
+        return iter(COUNTERS)
 
 
 def emulate_scanner(history: PageHistory, settings: ScannerSettings | None = None, **run_kw) -> ScanResult:
