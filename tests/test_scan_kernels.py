@@ -176,16 +176,36 @@ def test_ksm_address_order_relabelling():
     assert_same(b, slow.emulate_ksm(sorted_hist))
 
 
-def test_ksm_static_history_is_not_copied_or_changed():
-    hist = random_history(9, n=200, address_order=True)
-    before = hist.content.copy()
+def test_ksm_history_is_never_changed_and_ids_are_checked():
+    hist = random_history(9, n=200, address_order=True, writes=True)
+    before = (hist.content.copy(), hist.new_content.copy())
     e = fast_ksm.KsmEmulator(hist)
-    assert e.cid is hist.content  # in address order and never written: read in place
     e.run()
-    np.testing.assert_array_equal(hist.content, before)
-    e._write(0, 1)  # a write by hand takes a private copy first
-    assert e.cid is not hist.content
-    np.testing.assert_array_equal(hist.content, before)
+    e._write(0, 1)
+    np.testing.assert_array_equal(hist.content, before[0])
+    np.testing.assert_array_equal(hist.new_content, before[1])
+    with pytest.raises(ValueError, match="out of range"):
+        e._write(0, hist.n_contents)
+    bad = PageHistory(hist.vm_names, hist.vm, hist.gpfn, hist.content + hist.n_contents, hist.content_hash)
+    with pytest.raises(ValueError, match=r"PageHistory.content must lie in \[0, "):
+        fast_ksm.KsmEmulator(bad)
+
+
+def test_ksm_manual_writes_of_contents_not_met_yet():
+    """Writes (by hand) of contents no page held at first, the zero page among them: the
+    emulator numbers them on first sight and still recognises the zero page."""
+    base = static(np.tile([5, 6, 7], 20))
+    chash = np.concatenate([base.content_hash, np.uint64([0, 8])])  # ids 3 (zero) and 4, unused
+    hist = PageHistory(base.vm_names, base.vm, base.gpfn, base.content, chash, 3)
+    st = KsmSettings(pages_to_scan=9, use_zero_pages=True)
+    ef, es = fast_ksm.KsmEmulator(hist, st), slow.KsmEmulator(hist, st)
+    assert_same(ef.run(), es.run(), "first")
+    for p in range(0, 60, 2):
+        c = 3 if p % 4 else 4
+        ef._write(p, c)
+        es._write(p, c)
+    assert_same(ef.run(), es.run(), "second")
+    assert ef.snapshot()["ksm_zero_pages"] == 15
 
 
 def test_ksm_long_chain_after_cow_breaks():

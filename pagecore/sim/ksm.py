@@ -69,7 +69,7 @@ import pandas as pd
 from numba import njit
 
 from .. import PAGE_SIZE
-from .._jit import SERIAL
+from .._jit import INLINE, SERIAL
 from .pagehistory import PageHistory
 
 RMAP_ITEM_BYTES = 64  # sizeof(struct ksm_rmap_item) on 64-bit
@@ -130,7 +130,7 @@ class KsmSettings:
 
 
 # ---------------------------------------------------------------------------------- kernels
-@njit(**SERIAL)
+@njit(**INLINE)
 def _skip_age(age):
     if age <= 3:
         return 1
@@ -139,28 +139,6 @@ def _skip_age(age):
     if age <= 8:
         return 4
     return 8
-
-
-@njit(**SERIAL)
-def _remove_from_tree(p, state, node, broken, node_cnt, node_cid, cand, c):
-    """Take page ``p`` out of whichever tree holds it (``remove_rmap_item_from_tree``)."""
-    st = state[p]
-    if st == UNSTABLE:
-        c[C_UNSHARED] -= 1
-    elif st == STABLE:
-        nd = node[p]
-        k = node_cnt[nd] - 1
-        node_cnt[nd] = k
-        if k == 0:
-            c[C_SHARED] -= 1
-        else:
-            c[C_SHARING] -= 1
-            x = node_cid[nd]  # the dup may take a mapping again: first candidate of its chain?
-            if cand[x] < 0 or nd < cand[x]:
-                cand[x] = nd
-        node[p] = -1
-        broken[p] = 0
-    state[p] = NONE
 
 
 @njit(**SERIAL)
@@ -173,99 +151,6 @@ def _write_page(p, new, cid, state, broken, c):
         c[C_ZERO] -= 1
         state[p] = NONE
     cid[p] = new
-
-
-@njit(**SERIAL)
-def _visit(
-    p,
-    cid,
-    state,
-    rmap,
-    oldsum,
-    node,
-    broken,
-    age,
-    skips,
-    node_cnt,
-    node_next,
-    node_cid,
-    unstable,
-    cand,
-    tail,
-    c,
-    mps,
-    use_zero_pages,
-    smart_scan,
-    zero_content,
-):
-    """``cmp_and_merge_page`` for page ``p`` (see the module docstring)."""
-    c[C_SCANNED] += 1
-    if rmap[p] == 0:
-        rmap[p] = 1
-        c[C_RMAP] += 1
-    st = state[p]
-    if st == STABLE and broken[p] == 0:
-        return  # a KSM page: stable_tree_search finds itself
-    if smart_scan:
-        a = age[p]
-        if a < 255:
-            age[p] = a + 1
-        if a >= 3:
-            if skips[p] == 0:
-                skips[p] = _skip_age(a)
-            else:
-                c[C_SKIPPED] += 1
-                skips[p] -= 1
-                _remove_from_tree(p, state, node, broken, node_cnt, node_cid, cand, c)
-                return
-    _remove_from_tree(p, state, node, broken, node_cnt, node_cid, cand, c)
-    x = cid[p]
-    # stable tree: the first dup of the chain (creation order) with 0 < mappings < max
-    nd = cand[x]
-    while nd >= 0:
-        k = node_cnt[nd]
-        if 0 < k < mps:
-            node_cnt[nd] = k + 1
-            state[p] = STABLE
-            node[p] = nd
-            c[C_SHARING] += 1
-            return
-        nd = node_next[nd]
-        cand[x] = nd  # full or empty dups before the first candidate are never candidates
-    if oldsum[p] != x:  # volatility filter: the checksum must not have changed
-        oldsum[p] = x
-        return
-    if use_zero_pages and x == zero_content:
-        state[p] = ZEROMAP
-        rmap[p] = 0
-        c[C_RMAP] -= 1
-        c[C_ZERO] += 1
-        return
-    q = unstable[x]
-    if q >= 0 and q != p and state[q] == UNSTABLE and cid[q] == x:
-        unstable[x] = -1
-        _remove_from_tree(q, state, node, broken, node_cnt, node_cid, cand, c)
-        nd = c[C_NODES]
-        c[C_NODES] = nd + 1
-        node_cnt[nd] = 2
-        node_cid[nd] = x
-        node_next[nd] = -1
-        last = tail[x]
-        if last >= 0:
-            node_next[last] = nd
-        tail[x] = nd
-        if cand[x] < 0:
-            cand[x] = nd
-        state[p] = STABLE
-        node[p] = nd
-        state[q] = STABLE
-        node[q] = nd
-        c[C_SHARED] += 1
-        c[C_SHARING] += 1
-        return
-    unstable[x] = p
-    state[p] = UNSTABLE
-    c[C_UNSHARED] += 1
 
 
 @njit(**SERIAL)
@@ -296,7 +181,11 @@ def _run(
     rows_c,
 ):
     """The wake-up loop of ``ksmd``; returns DONE, or NEED_ROWS when the row buffers are full
-    (the caller grows them and calls again: all loop state lives in ``ist``/``fst``)."""
+    (the caller grows them and calls again: all loop state lives in ``ist``/``fst``).
+
+    The visit of a page (``cmp_and_merge_page``) is written out in the loop rather than called:
+    a Numba call that takes arrays costs reference-count updates on each of them, per page.
+    """
     n = state.shape[0]
     m = ev_t.shape[0]
     pts = pi[P_PTS]
@@ -324,13 +213,97 @@ def _run(
         while visited < pts:
             p = cur
             cur += 1
-            if state[p] != ZEROMAP:
-                _visit(
-                    p, cid, state, rmap, oldsum, node, broken, age, skips, node_cnt, node_next, node_cid,
-                    unstable, cand, tail, c, mps, uzp, smart, zc,
-                )  # fmt: skip
+            st = state[p]
+            if st != ZEROMAP:
                 visited += 1
                 since_wrap += 1
+                # ---- cmp_and_merge_page(p)
+                c[C_SCANNED] += 1
+                if rmap[p] == 0:
+                    rmap[p] = 1
+                    c[C_RMAP] += 1
+                if st != STABLE or broken[p] != 0:  # else a KSM page: stable_tree_search finds itself
+                    skip = False
+                    if smart:
+                        a = age[p]
+                        if a < 255:
+                            age[p] = a + 1
+                        if a >= 3:
+                            if skips[p] == 0:
+                                skips[p] = _skip_age(a)
+                            else:
+                                c[C_SKIPPED] += 1
+                                skips[p] -= 1
+                                skip = True
+                    # remove_rmap_item_from_tree(p)
+                    if st == UNSTABLE:
+                        c[C_UNSHARED] -= 1
+                    elif st == STABLE:
+                        nd = node[p]
+                        k = node_cnt[nd] - 1
+                        node_cnt[nd] = k
+                        if k == 0:
+                            c[C_SHARED] -= 1
+                        else:
+                            c[C_SHARING] -= 1
+                            x = node_cid[nd]  # the dup may take a mapping again: first candidate?
+                            if cand[x] < 0 or nd < cand[x]:
+                                cand[x] = nd
+                        node[p] = -1
+                        broken[p] = 0
+                    state[p] = NONE
+                    if not skip:
+                        x = cid[p]
+                        # stable tree: the first dup of the chain (creation order) with 0 < mappings < max
+                        merged = False
+                        nd = cand[x]
+                        while nd >= 0:
+                            k = node_cnt[nd]
+                            if 0 < k < mps:
+                                node_cnt[nd] = k + 1
+                                state[p] = STABLE
+                                node[p] = nd
+                                c[C_SHARING] += 1
+                                merged = True
+                                break
+                            nd = node_next[nd]
+                            cand[x] = nd  # dups before the first candidate are full or empty
+                        if merged:
+                            pass
+                        elif oldsum[p] != x:  # volatility filter: the checksum must not have changed
+                            oldsum[p] = x
+                        elif uzp and x == zc:
+                            state[p] = ZEROMAP
+                            rmap[p] = 0
+                            c[C_RMAP] -= 1
+                            c[C_ZERO] += 1
+                        else:
+                            q = unstable[x]
+                            if q >= 0 and q != p and state[q] == UNSTABLE and cid[q] == x:
+                                unstable[x] = -1
+                                c[C_UNSHARED] -= 1  # q leaves the unstable tree ...
+                                nd = c[C_NODES]  # ... and joins p on a new KSM page (dup)
+                                c[C_NODES] = nd + 1
+                                node_cnt[nd] = 2
+                                node_cid[nd] = x
+                                node_next[nd] = -1
+                                last = tail[x]
+                                if last >= 0:
+                                    node_next[last] = nd
+                                tail[x] = nd
+                                if cand[x] < 0:
+                                    cand[x] = nd
+                                state[p] = STABLE
+                                node[p] = nd
+                                state[q] = STABLE
+                                node[q] = nd
+                                c[C_SHARED] += 1
+                                c[C_SHARING] += 1
+                            else:
+                                unstable[x] = p
+                                state[p] = UNSTABLE
+                                c[C_UNSHARED] += 1
+                # ---- end of cmp_and_merge_page
             if cur == n:
                 cur = 0
                 c[C_FULL] += 1
@@ -378,6 +351,33 @@ def _address_sorted(vm, gpfn):
     return True
 
 
+@njit(**SERIAL)
+def _first_seen_ids(content, order, ev_c, newid, out_cid, out_ev):
+    """Renumber contents in the order the walk first meets them (pages in ``order``, or in
+    index order if ``order`` is empty, then the writes): a page's content id then grows with
+    its address unless it repeats an earlier one, so the per-content arrays are read almost
+    sequentially. Returns the number of ids given."""
+    identity = order.shape[0] == 0
+    nxt = 0
+    for i in range(out_cid.shape[0]):
+        x = content[i] if identity else content[order[i]]
+        y = newid[x]
+        if y < 0:
+            y = nxt
+            newid[x] = y
+            nxt += 1
+        out_cid[i] = y
+    for e in range(ev_c.shape[0]):
+        x = ev_c[e]
+        y = newid[x]
+        if y < 0:
+            y = nxt
+            newid[x] = y
+            nxt += 1
+        out_ev[e] = y
+    return nxt
+
+
 # ---------------------------------------------------------------------------------- wrapper
 @dataclass
 class KsmResult:
@@ -405,17 +405,24 @@ class KsmEmulator:
         content = np.ascontiguousarray(history.content, np.int64)
         vm = np.ascontiguousarray(history.vm, np.int64)
         gpfn = np.ascontiguousarray(history.gpfn, np.uint64)
-        m = len(history.t)
-        # pages are relabelled to their position in address order (VM, then gpfn)
+        ev_c = np.ascontiguousarray(history.new_content, np.int64)
+        history.check_ids()
+        m = len(ev_c)
+        # pages are relabelled to their position in address order (VM, then gpfn) ...
         if _address_sorted(vm, gpfn):
             self._pos = None
-            self.cid = content.copy() if m else content  # written only when the history writes
+            order = np.zeros(0, np.int64)
         else:
             order = np.lexsort((gpfn, vm))
             self._pos = np.empty(n, np.int64)
             self._pos[order] = np.arange(n, dtype=np.int64)
-            self.cid = content[order]
-        self._cid_owned = self.cid is not content
+        # ... and contents to the order the walk first meets them
+        self._newid = np.full(max(history.n_contents, 1), -1, np.int32)
+        self.cid = np.empty(n, np.int32)
+        self._ev_c = np.empty(m, np.int64)
+        self._n_ids = int(_first_seen_ids(content, order, ev_c, self._newid, self.cid, self._ev_c))
+        zc = history.zero_content
+        self._zero = int(self._newid[zc]) if zc >= 0 else -1
         self.state = np.zeros(n, np.uint8)
         self.rmap = np.zeros(n, np.uint8)
         self.oldsum = np.full(n, -1, np.int32)
@@ -423,7 +430,7 @@ class KsmEmulator:
         self.broken = np.zeros(n, np.uint8)
         self.age = np.zeros(n, np.uint8)
         self.skips = np.zeros(n, np.uint8)
-        nc = max(history.n_contents, 1)
+        nc = max(self._n_ids, 1)
         self.unstable = np.full(nc, -1, np.int32)
         self.cand = np.full(nc, -1, np.int32)
         self.tail = np.full(nc, -1, np.int32)
@@ -452,14 +459,24 @@ class KsmEmulator:
         self.node_cnt, self.node_next, self.node_cid = arrs
 
     def _write(self, p: int, new: int) -> None:
-        """The guest writes content ``new`` into page ``p`` (an index into the history)."""
-        if not self._cid_owned:
-            self.cid = self.cid.copy()
-            self._cid_owned = True
+        """The guest writes content ``new`` (a content id of the history) into page ``p``
+        (an index into the history)."""
+        if not (0 <= p < self.h.pages and 0 <= new < self.h.n_contents):
+            raise ValueError(f"page {p} or content {new} out of range")
+        y = int(self._newid[new])
+        if y < 0:  # a content the walk has not met yet
+            y = self._newid[new] = self._n_ids
+            self._n_ids += 1
+            if new == self.h.zero_content:
+                self._zero = y
+            if y >= len(self.unstable):
+                grow = np.full(len(self.unstable), -1, np.int32)
+                per_content = (self.unstable, self.cand, self.tail)
+                self.unstable, self.cand, self.tail = (np.concatenate([a, grow]) for a in per_content)
         self._writes += 1
         self._reserve_nodes()
         q = p if self._pos is None else int(self._pos[p])
-        _write_page(q, new, self.cid, self.state, self.broken, self.c)
+        _write_page(q, y, self.cid, self.state, self.broken, self.c)
 
     def snapshot(self) -> dict:
         return _counters(self.c)
@@ -485,14 +502,14 @@ class KsmEmulator:
         ev_p = np.ascontiguousarray(h.page, np.int64)
         if self._pos is not None:
             ev_p = self._pos[ev_p]
-        ev_c = np.ascontiguousarray(h.new_content, np.int64)
+        ev_c = self._ev_c
         pi = np.array(
             [
                 s.pages_to_scan,
                 s.max_page_sharing,
                 int(s.use_zero_pages),
                 int(s.smart_scan),
-                h.zero_content,
+                self._zero,
                 settle_scans,
                 max_full_scans,
             ],

@@ -148,150 +148,246 @@ class ScanResult:
 
 
 # ---------------------------------------------------------------------------------- kernels
-@njit(**SERIAL)
-def _unlink(f, head, tail, fbkt, fnext, fprev, c):
-    """Take frame ``f`` out of its chain and put it on the free list."""
-    b = fbkt[f]
-    pr = fprev[f]
-    nx = fnext[f]
-    if pr >= 0:
-        fnext[pr] = nx
-    else:
-        head[b] = nx
-    if nx >= 0:
-        fprev[nx] = pr
-    else:
-        tail[b] = pr
-    fnext[f] = c[C_FREE]
-    c[C_FREE] = f
+#: Per-page record: the hash of its content (cut to ``hash_bits``), its content id, the shared
+#: frame mapping it and its own hint frame (-1: none), and whether a false match made it
+#: ineligible. One record per page puts what a scan reads about a page in one cache line.
+PAGE_DTYPE = np.dtype(
+    [("hash", np.uint64), ("cid", np.int32), ("frame", np.int32), ("hint", np.int32), ("inel", np.uint8)], align=True
+)
+#: Frame record (pool slot): key (hash, or truncated hash of a hint), payload (content id of a
+#: shared frame, page of a hint), reference count, chain links, bucket and kind. Free slots are
+#: chained through ``next``.
+FRAME_DTYPE = np.dtype(
+    [
+        ("key", np.uint64),
+        ("pay", np.int32),
+        ("ref", np.int32),
+        ("next", np.int32),
+        ("prev", np.int32),
+        ("bkt", np.int32),
+        ("kind", np.uint8),
+    ],
+    align=True,
+)
+HEAD, TAIL = 0, 1  # columns of the bucket array int32[buckets, 2]
 
 
 @njit(**SERIAL)
-def _new_frame(kind, key, pay, b, head, tail, fkind, fkey, fpay, fref, fbkt, fnext, fprev, c):
-    """A frame from the free list, appended to the end of chain ``b``."""
-    f = c[C_FREE]
-    c[C_FREE] = fnext[f]
-    fkind[f] = kind
-    fkey[f] = key
-    fpay[f] = pay
-    fref[f] = 0
-    fbkt[f] = b
-    last = tail[b]
-    fprev[f] = last
-    fnext[f] = -1
-    if last >= 0:
-        fnext[last] = f
-    else:
-        head[b] = f
-    tail[b] = f
-    return f
-
-
-@njit(**SERIAL)
-def _drop_hint(p, hint_of, head, tail, fbkt, fnext, fprev, c):
-    f = hint_of[p]
-    if f >= 0:
-        _unlink(f, head, tail, fbkt, fnext, fprev, c)
-        hint_of[p] = -1
-        c[C_HINT_FRAMES] -= 1
-
-
-@njit(**SERIAL)
-def _ref(f, d, fref, cap, c):
-    before = fref[f]
-    after = before + d
-    fref[f] = after
-    c[C_OVERFLOW] += (1 if after > cap else 0) - (1 if before > cap else 0)
-
-
-@njit(**SERIAL)
-def _map(p, f, frame_of, fref, cap, c):
-    frame_of[p] = f
-    _ref(f, 1, fref, cap, c)
-    c[C_SHARED_PAGES] += 1
-    if fref[f] >= 2:
-        c[C_RECLAIMED] += 1
-
-
-@njit(**SERIAL)
-def _write_page(p, new, cid, frame_of, inel, head, tail, fref, fbkt, fnext, fprev, cap, c):
+def _write_page(p, new, pg, hsh, bk, fr, cap, c):
     """The guest writes content ``new`` into page ``p``."""
-    f = frame_of[p]
+    f = pg[p]["frame"]
     if f >= 0:  # copy-on-write break: a private copy for p
-        frame_of[p] = -1
-        _ref(f, -1, fref, cap, c)
+        pg[p]["frame"] = -1
+        before = fr[f]["ref"]
+        fr[f]["ref"] = before - 1
+        c[C_OVERFLOW] += (1 if before - 1 > cap else 0) - (1 if before > cap else 0)
         c[C_SHARED_PAGES] -= 1
         c[C_COW] += 1
-        if fref[f] >= 1:
+        if before - 1 >= 1:
             c[C_RECLAIMED] -= 1
-        else:
-            _unlink(f, head, tail, fbkt, fnext, fprev, c)
+        else:  # the last mapping: the frame goes (unlinked, back on the free list)
+            b, pr, nx = fr[f]["bkt"], fr[f]["prev"], fr[f]["next"]
+            if pr >= 0:
+                fr[pr]["next"] = nx
+            else:
+                bk[b, HEAD] = nx
+            if nx >= 0:
+                fr[nx]["prev"] = pr
+            else:
+                bk[b, TAIL] = pr
+            fr[f]["next"] = c[C_FREE]
+            c[C_FREE] = f
             c[C_SHARED_FRAMES] -= 1
-    cid[p] = new
-    if inel[p]:
-        inel[p] = 0
+    pg[p]["cid"] = new
+    pg[p]["hash"] = hsh[new]
+    if pg[p]["inel"]:
+        pg[p]["inel"] = 0
         c[C_INELIGIBLE] -= 1
 
 
 @njit(**SERIAL)
-def _scan_page(
-    p, cid, hsh, frame_of, hint_of, inel, head, tail, fkind, fkey, fpay, fref, fbkt, fnext, fprev, nb, tmask, cap, c
-):
-    """Hash page ``p`` and share it or leave a hint (paper §4.2)."""
-    c[C_SCANNED] += 1
-    if frame_of[p] >= 0 or inel[p]:
-        return
-    _drop_hint(p, hint_of, head, tail, fbkt, fnext, fprev, c)
-    x = cid[p]
-    hv = hsh[x]
-    c[C_HASHED] += 1
-    b = np.int64(hv % nb)
-    tr = hv & tmask
-    f = head[b]
-    while f >= 0:
-        nx = fnext[f]  # saved first: a stale hint is unlinked below
-        c[C_LINKS] += 1
-        if fkind[f] == SHARED:
-            if fkey[f] != hv:
-                f = nx
-                continue
-            c[C_COMPARED] += PAGE_SIZE
-            if fpay[f] == x:
-                _map(p, f, frame_of, fref, cap, c)
+def _scan_pages(pages, npages, pg, bk, fr, nb, tmask, cap, c):
+    """Scan ``pages[:npages]`` in order: hash each and share it or leave a hint (paper §4.2).
+
+    One call per batch, with every step written out in the loop: a Numba call that takes
+    arrays costs reference-count updates on each of them, which per page would cost more than
+    the scan. Frames are unlinked from a chain (and put on the free list) in three places and
+    appended in two; each is marked.
+    """
+    free = c[C_FREE]
+    for i in range(npages):
+        p = pages[i]
+        c[C_SCANNED] += 1
+        if pg[p]["frame"] >= 0 or pg[p]["inel"]:
+            continue  # shared or ineligible: a scan slot, no hashing
+        g = pg[p]["hint"]
+        if g >= 0:  # drop p's own hint (unlink g)
+            b2, pr, nx = fr[g]["bkt"], fr[g]["prev"], fr[g]["next"]
+            if pr >= 0:
+                fr[pr]["next"] = nx
             else:
-                inel[p] = 1
+                bk[b2, HEAD] = nx
+            if nx >= 0:
+                fr[nx]["prev"] = pr
+            else:
+                bk[b2, TAIL] = pr
+            fr[g]["next"] = free
+            free = g
+            pg[p]["hint"] = -1
+            c[C_HINT_FRAMES] -= 1
+        x = pg[p]["cid"]
+        hv = pg[p]["hash"]
+        c[C_HASHED] += 1
+        b = np.int64(hv % nb)
+        tr = hv & tmask
+        done = False
+        f = bk[b, HEAD]
+        while f >= 0:
+            nxt = fr[f]["next"]  # read first: a stale hint f is unlinked below
+            c[C_LINKS] += 1
+            if fr[f]["kind"] == SHARED:
+                if fr[f]["key"] != hv:
+                    f = nxt
+                    continue
+                c[C_COMPARED] += PAGE_SIZE
+                if fr[f]["pay"] == x:  # map p to the shared frame (copy-on-write)
+                    pg[p]["frame"] = f
+                    r = fr[f]["ref"]
+                    fr[f]["ref"] = r + 1
+                    c[C_OVERFLOW] += (1 if r + 1 > cap else 0) - (1 if r > cap else 0)
+                    c[C_SHARED_PAGES] += 1
+                    if r + 1 >= 2:
+                        c[C_RECLAIMED] += 1
+                else:  # a false match
+                    pg[p]["inel"] = 1
+                    c[C_INELIGIBLE] += 1
+                    c[C_FALSE] += 1
+                done = True
+                break
+            if fr[f]["key"] != tr:
+                f = nxt
+                continue
+            q = fr[f]["pay"]
+            hq = pg[q]["hash"]  # rehash the hinted page
+            c[C_HASHED] += 1
+            if (hq & tmask) != tr or pg[q]["frame"] >= 0:
+                g = pg[q]["hint"]  # the hinted page changed since: drop its stale hint (unlink g)
+                if g >= 0:
+                    b2, pr, nx = fr[g]["bkt"], fr[g]["prev"], fr[g]["next"]
+                    if pr >= 0:
+                        fr[pr]["next"] = nx
+                    else:
+                        bk[b2, HEAD] = nx
+                    if nx >= 0:
+                        fr[nx]["prev"] = pr
+                    else:
+                        bk[b2, TAIL] = pr
+                    fr[g]["next"] = free
+                    free = g
+                    pg[q]["hint"] = -1
+                    c[C_HINT_FRAMES] -= 1
+                c[C_STALE] += 1
+                f = nxt
+                continue
+            if hq != hv:
+                f = nxt
+                continue  # only the truncated hashes collide
+            c[C_COMPARED] += PAGE_SIZE
+            if pg[q]["cid"] != x:  # a false match
+                pg[p]["inel"] = 1
                 c[C_INELIGIBLE] += 1
                 c[C_FALSE] += 1
-            return
-        if fkey[f] != tr:
-            f = nx
-            continue
-        q = fpay[f]
-        hq = hsh[cid[q]]  # rehash the hinted page
-        c[C_HASHED] += 1
-        if (hq & tmask) != tr or frame_of[q] >= 0:
-            _drop_hint(q, hint_of, head, tail, fbkt, fnext, fprev, c)  # the hinted page changed since: stale
-            c[C_STALE] += 1
-            f = nx
-            continue
-        if hq != hv:
-            f = nx
-            continue  # only the truncated hashes collide
-        c[C_COMPARED] += PAGE_SIZE
-        if cid[q] != x:
-            inel[p] = 1
-            c[C_INELIGIBLE] += 1
-            c[C_FALSE] += 1
-            return
-        _drop_hint(q, hint_of, head, tail, fbkt, fnext, fprev, c)
-        nf = _new_frame(SHARED, hv, x, b, head, tail, fkind, fkey, fpay, fref, fbkt, fnext, fprev, c)
-        c[C_SHARED_FRAMES] += 1
-        _map(q, nf, frame_of, fref, cap, c)
-        _map(p, nf, frame_of, fref, cap, c)
-        return
-    hf = _new_frame(HINT, tr, p, b, head, tail, fkind, fkey, fpay, fref, fbkt, fnext, fprev, c)
-    hint_of[p] = hf
-    c[C_HINT_FRAMES] += 1
+                done = True
+                break
+            g = pg[q]["hint"]  # drop q's hint (unlink g) ...
+            if g >= 0:
+                b2, pr, nx = fr[g]["bkt"], fr[g]["prev"], fr[g]["next"]
+                if pr >= 0:
+                    fr[pr]["next"] = nx
+                else:
+                    bk[b2, HEAD] = nx
+                if nx >= 0:
+                    fr[nx]["prev"] = pr
+                else:
+                    bk[b2, TAIL] = pr
+                fr[g]["next"] = free
+                free = g
+                pg[q]["hint"] = -1
+                c[C_HINT_FRAMES] -= 1
+            nf = free  # ... and share q and p on a new shared frame (append nf to chain b)
+            free = fr[nf]["next"]
+            fr[nf]["kind"] = SHARED
+            fr[nf]["key"] = hv
+            fr[nf]["pay"] = x
+            fr[nf]["ref"] = 0
+            fr[nf]["bkt"] = b
+            last = bk[b, TAIL]
+            fr[nf]["prev"] = last
+            fr[nf]["next"] = -1
+            if last >= 0:
+                fr[last]["next"] = nf
+            else:
+                bk[b, HEAD] = nf
+            bk[b, TAIL] = nf
+            c[C_SHARED_FRAMES] += 1
+            for r_page in (q, p):  # map q, then p
+                pg[r_page]["frame"] = nf
+                r = fr[nf]["ref"]
+                fr[nf]["ref"] = r + 1
+                c[C_OVERFLOW] += (1 if r + 1 > cap else 0) - (1 if r > cap else 0)
+                c[C_SHARED_PAGES] += 1
+                if r + 1 >= 2:
+                    c[C_RECLAIMED] += 1
+            done = True
+            break
+        if not done:  # no match: a hint frame for p (append nf to chain b)
+            nf = free
+            free = fr[nf]["next"]
+            fr[nf]["kind"] = HINT
+            fr[nf]["key"] = tr
+            fr[nf]["pay"] = p
+            fr[nf]["ref"] = 0
+            fr[nf]["bkt"] = b
+            last = bk[b, TAIL]
+            fr[nf]["prev"] = last
+            fr[nf]["next"] = -1
+            if last >= 0:
+                fr[last]["next"] = nf
+            else:
+                bk[b, HEAD] = nf
+            bk[b, TAIL] = nf
+            pg[p]["hint"] = nf
+            c[C_HINT_FRAMES] += 1
+    c[C_FREE] = free
+
+
+@njit(**SERIAL)
+def _init_state(content, hsh, pg, fr):
+    """Pages hold their content (and its hash), no frame and no hint; every frame slot is free."""
+    for p in range(pg.shape[0]):
+        x = content[p]
+        pg[p]["cid"] = x
+        pg[p]["hash"] = hsh[x]
+        pg[p]["frame"] = -1
+        pg[p]["hint"] = -1
+        pg[p]["inel"] = 0
+    nf = fr.shape[0]
+    for f in range(nf):
+        fr[f]["key"] = 0
+        fr[f]["pay"] = 0
+        fr[f]["ref"] = 0
+        fr[f]["next"] = f + 1 if f + 1 < nf else -1
+        fr[f]["prev"] = -1
+        fr[f]["bkt"] = 0
+        fr[f]["kind"] = HINT
+
+
+@njit(**SERIAL)
+def _sorted(a):
+    for i in range(1, a.shape[0]):
+        if a[i] < a[i - 1]:
+            return False
+    return True
 
 
 @njit(**SERIAL)
@@ -303,20 +399,10 @@ def _min_passes(passes):
 
 @njit(**SERIAL)
 def _run(
-    cid,
+    pg,
     hsh,
-    frame_of,
-    hint_of,
-    inel,
-    head,
-    tail,
-    fkind,
-    fkey,
-    fpay,
-    fref,
-    fbkt,
-    fnext,
-    fprev,
+    bk,
+    fr,
     nb,
     tmask,
     cap,
@@ -332,6 +418,7 @@ def _run(
     credit,
     active,
     goal,
+    batch,
     per_vm,
     tick_s,
     settle_passes,
@@ -344,10 +431,16 @@ def _run(
 ):
     """The tick loop; returns DONE, NEED_ROWS (row buffers full) or NEED_PERM (VM
     ``ist[I_NEED_VM]`` starts a pass: the caller fills its permutation into ``perm``, sets
-    ``vpos`` to 0 and calls again; all loop state lives in ``ist``/``fst``)."""
+    ``vpos`` to 0 and calls again; all loop state lives in ``ist``/``fst``).
+
+    The pages of a tick are gathered into ``batch`` (VM by VM, each in its random order) and
+    scanned by one :func:`_scan_pages` call; the order of visits is the same as scanning each
+    page as it is drawn, since scanning never changes the orders.
+    """
     m = ev_t.shape[0]
     na = active.shape[0]
     nvm = passes.shape[0]
+    cap_b = batch.shape[0]
     while na > 0:
         if ist[I_PHASE] == 0:  # a tick begins
             if ist[I_NROWS] >= rows_t.shape[0]:
@@ -355,7 +448,7 @@ def _run(
             t = fst[F_T]
             ev = ist[I_EV]
             while ev < m and ev_t[ev] <= t:
-                _write_page(ev_p[ev], ev_c[ev], cid, frame_of, inel, head, tail, fref, fbkt, fnext, fprev, cap, c)
+                _write_page(ev_p[ev], ev_c[ev], pg, hsh, bk, fr, cap, c)
                 ev += 1
             ist[I_EV] = ev
             if ist[I_GOAL_SET] == 0 and ev >= m:
@@ -365,6 +458,7 @@ def _run(
             ist[I_PHASE] = 1
             ist[I_VI] = 0
             ist[I_KLEFT] = -1
+        nbatch = 0
         while ist[I_VI] < na:
             v = active[ist[I_VI]]
             if ist[I_KLEFT] < 0:
@@ -377,23 +471,24 @@ def _run(
             ln = vlen[v]
             pos = vpos[v]
             while kleft > 0:
-                if pos == ln:  # the queue is empty: a new pass in a fresh random order
-                    vpos[v] = pos
-                    ist[I_KLEFT] = kleft
-                    ist[I_NEED_VM] = v
-                    return NEED_PERM
-                p = perm[s0 + pos]
+                if pos == ln or nbatch == cap_b:
+                    _scan_pages(batch, nbatch, pg, bk, fr, nb, tmask, cap, c)
+                    nbatch = 0
+                    if pos == ln:  # the queue is empty: a new pass in a fresh random order
+                        vpos[v] = pos
+                        ist[I_KLEFT] = kleft
+                        ist[I_NEED_VM] = v
+                        return NEED_PERM
+                batch[nbatch] = perm[s0 + pos]
+                nbatch += 1
                 pos += 1
                 if pos == ln:
                     passes[v] += 1
-                _scan_page(
-                    p, cid, hsh, frame_of, hint_of, inel, head, tail, fkind, fkey, fpay, fref, fbkt, fnext, fprev,
-                    nb, tmask, cap, c,
-                )  # fmt: skip
                 kleft -= 1
             vpos[v] = pos
             ist[I_VI] += 1
             ist[I_KLEFT] = -1
+        _scan_pages(batch, nbatch, pg, bk, fr, nb, tmask, cap, c)
         t = fst[F_T] + tick_s
         fst[F_T] = t
         ist[I_PHASE] = 0
@@ -429,34 +524,24 @@ class EsxScanner:
         n = history.pages
         if n > 2**31 - 1:
             raise ValueError(f"the scanner handles up to 2^31 - 1 pages, got {n:,}")
+        history.check_ids()
         mask = np.uint64((1 << s.hash_bits) - 1)
         self.hash = np.ascontiguousarray(history.content_hash, np.uint64) & mask
         self.tmask = np.uint64((1 << s.hint_hash_bits) - 1)
         self.nb = max(1, -(-n // s.pages_per_bucket))
-        self.cap = min((1 << s.refcount_bits) - 1, 2**62)
-        self.cid = np.array(history.content, np.int64)  # a copy: writes change it
-        self.frame_of = np.full(n, -1, np.int32)  # shared frame mapping the page
-        self.hint_of = np.full(n, -1, np.int32)  # the page's own hint frame
-        self.ineligible = np.zeros(n, np.uint8)
-        self.head = np.full(self.nb, -1, np.int32)
-        self.tail = np.full(self.nb, -1, np.int32)
-        nf = max(n, 1)
-        self.fkind = np.zeros(nf, np.uint8)
-        self.fkey = np.zeros(nf, np.uint64)
-        self.fpay = np.zeros(nf, np.int64)
-        self.fref = np.zeros(nf, np.int64)
-        self.fbkt = np.zeros(nf, np.int32)
-        self.fnext = np.arange(1, nf + 1, dtype=np.int32)  # the free list
-        self.fnext[-1] = -1
-        self.fprev = np.full(nf, -1, np.int32)
+        self.cap = min((1 << s.refcount_bits) - 1, 2**31 - 1)  # counts never exceed the pages
+        self.pg = np.empty(n, PAGE_DTYPE)
+        self.bk = np.full((self.nb, 2), -1, np.int32)  # chain head and tail per bucket
+        self.fr = np.empty(max(n, 1), FRAME_DTYPE)
+        _init_state(np.ascontiguousarray(history.content, np.int64), self.hash, self.pg, self.fr)
         self.rng = np.random.default_rng([s.seed, 0xE5C])
         nvm = len(history.vm_names)
         vm = np.asarray(history.vm, np.int64)
-        order = np.argsort(vm, kind="stable")  # the pages of each VM, in index order
-        self.vm_pages = order.astype(np.int64)
+        # the pages of each VM, in index order
+        self.vm_pages = np.arange(n, dtype=np.int32) if _sorted(vm) else np.argsort(vm, kind="stable").astype(np.int32)
         self.vlen = np.bincount(vm, minlength=nvm).astype(np.int64)[:nvm] if n else np.zeros(nvm, np.int64)
         self.vstart = np.concatenate([[0], np.cumsum(self.vlen)[:-1]]).astype(np.int64) if nvm else self.vlen.copy()
-        self.perm = np.empty(n, np.int64)
+        self.perm = np.empty(n, np.int32)
         self.vpos = self.vlen.copy()  # every queue starts empty
         self.passes = np.zeros(nvm, np.int64)
         self.credit = np.zeros(nvm, np.float64)
@@ -469,27 +554,24 @@ class EsxScanner:
     def t(self) -> float:
         return float(self.fst[F_T])
 
-    def _frames(self):
-        return self.fkind, self.fkey, self.fpay, self.fref, self.fbkt, self.fnext, self.fprev
-
     def _write(self, p: int, new: int) -> None:
         """The guest writes content ``new`` into page ``p``."""
-        _write_page(
-            p, new, self.cid, self.frame_of, self.ineligible, self.head, self.tail, self.fref, self.fbkt,
-            self.fnext, self.fprev, self.cap, self.c.a,
-        )  # fmt: skip
+        if not (0 <= p < self.h.pages and 0 <= new < self.h.n_contents):
+            raise ValueError(f"page {p} or content {new} out of range")
+        _write_page(p, new, self.pg, self.hash, self.bk, self.fr, self.cap, self.c.a)
 
     def _scan_page(self, p: int) -> None:
         """Hash page ``p`` and share it or leave a hint (paper §4.2)."""
-        _scan_page(
-            p, self.cid, self.hash, self.frame_of, self.hint_of, self.ineligible, self.head, self.tail,
-            *self._frames(), np.uint64(self.nb), self.tmask, self.cap, self.c.a,
-        )  # fmt: skip
+        if not 0 <= p < self.h.pages:
+            raise ValueError(f"page {p} out of range")
+        _scan_pages(
+            np.array([p], np.int32), 1, self.pg, self.bk, self.fr, np.uint64(self.nb), self.tmask, self.cap, self.c.a
+        )
 
     def share_before_swap(self, p: int) -> bool:
         """Scan page ``p`` now, outside the rate caps (§4.3); True if it is shared afterwards."""
         self._scan_page(p)
-        return bool(self.frame_of[p] >= 0)
+        return bool(self.pg[p]["frame"] >= 0)
 
     def table_bytes(self) -> int:
         a = self.c.a
@@ -532,11 +614,11 @@ class EsxScanner:
         rows_c[0, _ROW_COLS - 1] = _min_passes(self.passes)
         until = np.inf if until_s is None else float(until_s)
         nb = np.uint64(self.nb)
+        batch = np.empty(4096, np.int32)
         while True:
             rc = _run(
-                self.cid, self.hash, self.frame_of, self.hint_of, self.ineligible, self.head, self.tail,
-                *self._frames(), nb, self.tmask, self.cap, a, ev_t, ev_p, ev_c,
-                self.perm, self.vstart, self.vlen, self.vpos, self.passes, self.credit, active, goal,
+                self.pg, self.hash, self.bk, self.fr, nb, self.tmask, self.cap, a, ev_t, ev_p, ev_c,
+                self.perm, self.vstart, self.vlen, self.vpos, self.passes, self.credit, active, goal, batch,
                 float(per_vm), float(s.tick_s), int(settle_passes), until, float(max_s), ist, fst, rows_t, rows_c,
             )  # fmt: skip
             if rc == DONE:
