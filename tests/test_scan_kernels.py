@@ -326,3 +326,34 @@ def test_kernels_without_jit():
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout
+
+
+# ---------------------------------------------------------------------------------- benchmark
+def test_fig04_host_is_a_static_address_ordered_history():
+    from pagecore.bench_scan import fig04_host
+    from pagecore.sharing import count_sharing
+
+    h = fig04_host(3, 1, seed=2)
+    assert h.pages == 3 * 256 and len(h.t) == 0
+    assert np.all(np.diff(h.vm) >= 0) and h.gpfn[:256].tolist() == list(range(256))
+    h.check_ids()
+    zero = h.content_hash[h.content] == 0
+    assert zero.any() and np.all(h.content[zero] == h.zero_content)
+    # the emulator on it converges to the exact counts, as on any page set
+    r = fast_ksm.emulate_ksm(h, KsmSettings(smart_scan=False, use_zero_pages=True))
+    want = count_sharing(h.content_hash[h.content], zero, h.vm, h.vm_names, use_zero_pages=True).to_dict()["ksm"]
+    for k in ("pages_shared", "pages_sharing", "pages_unshared", "ksm_zero_pages"):
+        assert r.final[k] == want[k], k
+    assert want["pages_sharing"] > h.pages // 3  # heavy sharing, as in Figure 4
+
+
+@pytest.mark.skipif(JIT_DISABLED, reason="the benchmark is not a kernel test")
+def test_bench_scan_runs(capsys):
+    from pagecore import bench_scan
+
+    assert bench_scan.main(["--rate-host", "2x1", "--twin-host", "1x1", "--host", "2x2"]) == 0
+    out = capsys.readouterr().out
+    assert "KSM " in out and "ESX scanner" in out and "x the twin" in out
+    assert "emulate_ksm to convergence" in out and "2 VMs x 2 MiB = 1,024 pages" in out
+    with pytest.raises(SystemExit):
+        bench_scan.main(["--host", "64"])

@@ -32,32 +32,33 @@ After a static set converges, the counters equal
 :func:`pagecore.sharing.count_sharing`'s ``ksm`` counters for the same pages (with
 ``smart_scan`` off; with it on ``pages_unshared``/``pages_volatile`` keep trading places).
 
-Implementation (issue 15): the replay runs in Numba kernels, about 20–80× faster than the
-dictionary-and-list emulator it replaced (that one lives on as the slow twin in
-``tests/slow_twins_scan.py``; tests compare the two counter for counter and timeline row for
-row). Layers as in STYLE.md: the ``@njit`` workers :func:`_visit` and :func:`_write_page`
-change per-page arrays and a counter vector, the driver :func:`_run` owns the time loop and
-writes timeline rows into preallocated buffers (it returns to Python when they are full, and
-resumes), :class:`KsmEmulator` / :func:`emulate_ksm` are the public wrappers.
+Implementation (issue 15): the replay runs in Numba kernels; the dictionary-and-list emulator
+it replaced is the slow twin in ``tests/slow_twins_scan.py``, and tests compare the two counter
+for counter and timeline row for row. Layers as in STYLE.md: the driver :func:`_run` owns the
+wake-up loop, visits pages (``cmp_and_merge_page`` written out in the loop: a Numba call that
+takes arrays pays reference-count updates per call, more than a visit costs) and writes timeline
+rows into preallocated buffers (it returns to Python when they are full, and resumes);
+:func:`_write_page` applies a write; :class:`KsmEmulator` / :func:`emulate_ksm` are the public
+wrappers.
 
-* Pages are relabelled to their position in address order, so the walk reads every per-page
-  array sequentially (no relabelling, and no copy, when the history is already in address
-  order, as page tables are).
+* Pages are relabelled to their position in address order, and contents renumbered in the
+  order the walk first meets them, so the walk reads the per-page arrays sequentially and the
+  per-content arrays almost so. Outputs do not depend on either numbering.
 * The **stable tree** is, per content, the chain of its KSM pages (*dups*) in creation order,
   with a pointer to the first one that may still take a mapping (those before it are full or
   empty): ``stable_tree_search`` is O(1) amortised instead of a walk of the whole chain. The
-  first non-full dup in creation order is taken, exactly as before; a dup that loses a
-  mapping moves the pointer back to itself.
-* The **unstable tree** is one slot per content id, emptied at the end of every full scan.
+  first non-full dup in creation order is taken, exactly as before; a dup that loses a mapping
+  moves the pointer back to itself if it is earlier.
+* The **unstable tree** is one slot per content, emptied at the end of every full scan.
 
 Memory, beyond the :class:`~pagecore.sim.pagehistory.PageHistory` itself (24 B per page and
-8 B per content): **13 B per page** (old checksum 4, KSM-page node 4, state/rmap/broken/age/skip
-1 each) + **12 B per content id** (unstable slot, chain tail, first candidate) + **12 B per KSM
-page** ever created (at most (pages + writes) / 2; the buffer is reserved but only touched as
-nodes are made) + 8 B per page when the history has writes (a private copy of the contents)
-and, when it is not in address order, another 8 B per page for the relabelled copy. A 64 VM ×
-4 GiB host (67 M pages, ~20 M contents) needs about 1.1 GB for the emulator plus 1.8 GB for the
-history. Page and content ids must stay below 2^31.
+8 B per content): **17 B per page** (content 4, old checksum 4, KSM-page node 4,
+state/rmap/broken/age/skip 1 each) + **12 B per content met** (unstable slot, chain tail, first
+candidate) + 4 B per content id of the history (the renumbering) + **12 B per KSM page** made (at
+most (pages + writes) / 2; the buffer is reserved but only touched as KSM pages are made) + 8 B
+per write; 16 B more per page when the history is not in address order (page tables are). A
+64 VM × 4 GiB host of Figure 4-like guests (67 M pages, 19.5 M contents) takes about 1.5 GB for
+the emulator beside 1.8 GB of history. Page and content ids must stay below 2^31.
 """
 
 from __future__ import annotations

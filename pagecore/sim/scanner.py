@@ -36,17 +36,19 @@ vector; the driver :func:`_run` owns the tick loop and writes one timeline row p
 preallocated buffers; :class:`EsxScanner` / :func:`emulate_scanner` are the public wrappers.
 The random order is still NumPy's: the driver returns to Python whenever a VM starts a pass, the
 wrapper draws that VM's permutation from the same seeded generator, in the same order as
-before, and the driver resumes where it stopped. Frames live in a pool of one slot per page (a
-page maps at most one shared frame or owns one hint, never both), each bucket's chain is a
-doubly linked list in insertion order, so a chain is walked and a frame unlinked exactly as the
-list version did.
+before, and the driver resumes where it stopped. The pages of a tick are scanned in one kernel
+call with every step written out (a Numba call that takes arrays pays reference-count updates
+per call, more than a page's scan costs). What a scan reads about a page (hash, content, shared
+frame, hint, ineligible) is one 24-byte record; frames are 32-byte records in a pool of one slot
+per page (a page maps at most one shared frame or owns one hint, never both, so the pool never
+runs out), and each bucket's chain is a doubly linked list in insertion order, so a chain is
+walked and a frame unlinked exactly as the list version did.
 
 Memory, beyond the :class:`~pagecore.sim.pagehistory.PageHistory` itself (24 B per page and
-8 B per content): **62 B per page** — contents 8, shared frame / hint of the page 4 + 4,
-ineligible 1, the page's place in its VM's scan order 16 (page list and current permutation),
-frame pool 33 (hash 8, page or content 8, reference count 8, kind 1, bucket 4, two links 4 + 4),
-bucket heads and tails 4 (one bucket per ``pages_per_bucket`` = 2 pages) — plus 8 B per content
-id (its hash, cut to ``hash_bits``) and 120 B per tick of timeline.
+8 B per content): **68 B per page** — page record 24, frame pool 32, scan order 8 (the VM's page
+list and its current permutation, int32), bucket heads and tails 4 (8 B per bucket, one bucket
+per ``pages_per_bucket`` = 2 pages) — plus 8 B per content id (its hash cut to ``hash_bits``)
+and 120 B per tick of timeline. Page and content ids must stay below 2^31.
 """
 
 from __future__ import annotations
