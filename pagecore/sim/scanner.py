@@ -60,7 +60,7 @@ import pandas as pd
 from numba import njit
 
 from .. import PAGE_SIZE
-from .._jit import SERIAL
+from .._jit import JIT_DISABLED, SERIAL
 from .pagehistory import PageHistory
 
 FRAME_BYTES = 16
@@ -172,6 +172,41 @@ FRAME_DTYPE = np.dtype(
     align=True,
 )
 HEAD, TAIL = 0, 1  # columns of the bucket array int32[buckets, 2]
+PREFETCH = 16  # pages ahead whose record (2 x PREFETCH) and bucket (PREFETCH) are prefetched
+_RING = 2 * PREFETCH  # a power of two
+
+
+if JIT_DISABLED:
+
+    def _prefetch(arr, i):
+        """A hint to the CPU only: nothing to do in Python."""
+
+else:
+    from llvmlite import ir
+    from numba import types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def _prefetch(typingctx, arr, i):
+        """``llvm.prefetch`` of ``arr[i]`` (read, keep in all cache levels): a hint with no
+        effect on results. The scan's reads are a chain (page -> bucket -> frame -> page);
+        prefetching the next pages' records and buckets overlaps the chains of several pages."""
+        sig = types.void(arr, i)
+
+        def codegen(context, builder, signature, args):
+            aryty, _ = signature.args
+            ary = context.make_array(aryty)(context, builder, args[0])
+            idx = [args[1]] + [context.get_constant(types.intp, 0)] * (aryty.ndim - 1)  # row start
+            ptr = cgutils.get_item_pointer(context, builder, aryty, ary, idx)
+            i8p = ir.IntType(8).as_pointer()
+            i32 = ir.IntType(32)
+            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+            fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty)
+            builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+            return context.get_dummy_value()
+
+        return sig, codegen
 
 
 @njit(**SERIAL)
@@ -217,7 +252,32 @@ def _scan_pages(pages, npages, pg, bk, fr, nb, tmask, cap, c):
     appended in two; each is marked.
     """
     free = c[C_FREE]
-    for i in range(npages):
+    # software pipeline of prefetches (hints only): the record of page i + 2P, the bucket of page
+    # i + P (its index kept in a ring, so the scan of page i reuses it) and the first frame of
+    # the chain of page i + P/2
+    ring = np.full(_RING, -1, np.int64)
+    for i in range(min(npages, 2 * PREFETCH)):
+        _prefetch(pg, pages[i])
+    for i in range(-PREFETCH, npages):
+        j = i + 2 * PREFETCH
+        if j < npages:
+            _prefetch(pg, pages[j])
+        j = i + PREFETCH
+        if j < npages:
+            pa = pages[j]
+            if pg[pa]["frame"] < 0 and not pg[pa]["inel"]:
+                ba = np.int64(pg[pa]["hash"] % nb)
+                ring[j & (_RING - 1)] = ba
+                _prefetch(bk, ba)
+            else:
+                ring[j & (_RING - 1)] = -1
+        j = i + PREFETCH // 2
+        if 0 <= j < npages:
+            ba = ring[j & (_RING - 1)]
+            if ba >= 0 and bk[ba, HEAD] >= 0:
+                _prefetch(fr, bk[ba, HEAD])
+        if i < 0:
+            continue
         p = pages[i]
         c[C_SCANNED] += 1
         if pg[p]["frame"] >= 0 or pg[p]["inel"]:
@@ -240,7 +300,7 @@ def _scan_pages(pages, npages, pg, bk, fr, nb, tmask, cap, c):
         x = pg[p]["cid"]
         hv = pg[p]["hash"]
         c[C_HASHED] += 1
-        b = np.int64(hv % nb)
+        b = ring[i & (_RING - 1)]  # = hv % nb, computed for the prefetch
         tr = hv & tmask
         done = False
         f = bk[b, HEAD]
