@@ -31,9 +31,10 @@ shared/reclaimed pages equal :func:`pagecore.sharing.count_sharing`'s.
 Implementation (issue 15): the scanner runs in Numba kernels; the list-of-lists scanner it
 replaced is the slow twin in ``tests/slow_twins_scan.py``, and tests compare the two counter for
 counter and timeline row for row. Layers as in STYLE.md: the ``@njit`` workers
-:func:`_scan_page` and :func:`_write_page` change per-page arrays, a frame pool and a counter
-vector; the driver :func:`_run` owns the tick loop and writes one timeline row per tick into
-preallocated buffers; :class:`EsxScanner` / :func:`emulate_scanner` are the public wrappers.
+:func:`_scan_pages` (a batch of pages) and :func:`_write_page` change the page records, the
+frame pool and a counter vector; the driver :func:`_run` owns the tick loop and writes one
+timeline row per tick into preallocated buffers; :class:`EsxScanner` / :func:`emulate_scanner`
+are the public wrappers.
 The random order is still NumPy's: the driver returns to Python whenever a VM starts a pass, the
 wrapper draws that VM's permutation from the same seeded generator, in the same order as
 before, and the driver resumes where it stopped. The pages of a tick are scanned in one kernel
@@ -42,7 +43,9 @@ per call, more than a page's scan costs). What a scan reads about a page (hash, 
 frame, hint, ineligible) is one 24-byte record; frames are 32-byte records in a pool of one slot
 per page (a page maps at most one shared frame or owns one hint, never both, so the pool never
 runs out), and each bucket's chain is a doubly linked list in insertion order, so a chain is
-walked and a frame unlinked exactly as the list version did.
+walked and a frame unlinked exactly as the list version did. A scan is a chain of dependent
+reads (page record -> bucket -> frame -> hinted page's record), so the batch loop prefetches the
+records, buckets and first frames of the pages 16-32 ahead (``llvm.prefetch``; hints only).
 
 Memory, beyond the :class:`~pagecore.sim.pagehistory.PageHistory` itself (24 B per page and
 8 B per content): **68 B per page** — page record 24, frame pool 32, scan order 8 (the VM's page
