@@ -3,7 +3,8 @@ baselines timed in the same process, and printing ratios.
 
 Owns: timing helpers and one module per benchmark (``hashcount``: page hashing and counting;
 ``ingest``: dump readers; ``sim``: the memory-manager replay; ``guest``: guest-cache and I/O
-remapping kernels). Must not: assert a speed anywhere (benchmarks print, tests never time).
+remapping kernels; ``compress``: compression; ``scan``: the KSM and ESX scanner emulators).
+Must not: assert a speed anywhere (benchmarks print, tests never time).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ BENCHMARKS = {
     "sim": ("pagecore.bench.sim", []),
     "guest": ("pagecore.bench.guest", []),
     "compress": ("pagecore.bench.compress", []),
+    "scan": ("pagecore.bench.scan", []),
 }
 
 

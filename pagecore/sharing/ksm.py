@@ -31,6 +31,34 @@ Pages KSM cannot see (never touched by the guest, not in the history) are simply
 After a static set converges, the counters equal
 :func:`pagecore.sharing.count_sharing`'s ``ksm`` counters for the same pages (with
 ``smart_scan`` off; with it on ``pages_unshared``/``pages_volatile`` keep trading places).
+
+Implementation (issue 15): the replay runs in Numba kernels; the dictionary-and-list emulator
+it replaced is the slow twin in ``tests/slow_twins_scan.py``, and tests compare the two counter
+for counter and timeline row for row. Layers as in STYLE.md: the driver :func:`_run` owns the
+wake-up loop, visits pages (``cmp_and_merge_page`` written out in the loop: a Numba call that
+takes arrays pays reference-count updates per call, more than a visit costs) and writes timeline
+rows into preallocated buffers (it returns to Python when they are full, and resumes);
+:func:`_write_page` applies a write; :class:`KsmEmulator` / :func:`emulate_ksm` are the public
+wrappers.
+
+* Pages are relabelled to their position in address order, and contents renumbered in the
+  order the walk first meets them, so the walk reads the per-page arrays sequentially and the
+  per-content arrays almost so. Outputs do not depend on either numbering.
+* The **stable tree** is, per content, the chain of its KSM pages (*dups*) in creation order,
+  with a pointer to the first one that may still take a mapping (those before it are full or
+  empty): ``stable_tree_search`` is O(1) amortised instead of a walk of the whole chain. The
+  first non-full dup in creation order is taken, exactly as before; a dup that loses a mapping
+  moves the pointer back to itself if it is earlier.
+* The **unstable tree** is one slot per content, emptied at the end of every full scan.
+
+Memory, beyond the :class:`~pagecore.sim.pagehistory.PageHistory` itself (24 B per page and
+8 B per content): **17 B per page** (content 4, old checksum 4, KSM-page node 4,
+state/rmap/broken/age/skip 1 each) + **12 B per content met** (unstable slot, chain tail, first
+candidate) + 4 B per content id of the history (the renumbering) + **12 B per KSM page** made (at
+most (pages + writes) / 2; the buffer is reserved but only touched as KSM pages are made) + 8 B
+per write; 16 B more per page when the history is not in address order (page tables are). A
+64 VM × 4 GiB host of Figure 4-like guests (67 M pages, 19.5 M contents) takes about 1.5 GB for
+the emulator beside 1.8 GB of history. Page and content ids must stay below 2^31.
 """
 
 from __future__ import annotations
@@ -39,8 +67,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from pagecore import PAGE_SIZE
+from pagecore._jit import INLINE, SERIAL
 from pagecore.sharing.pagehistory import PageHistory
 
 RMAP_ITEM_BYTES = 64  # sizeof(struct ksm_rmap_item) on 64-bit
@@ -58,6 +88,25 @@ COUNTERS = (
     "ksm_zero_pages",
     "general_profit",
 )
+
+# counter slots of the kernels (int64[NC]); pages_volatile and general_profit are derived
+C_FULL, C_SCANNED, C_SKIPPED, C_SHARED, C_SHARING, C_UNSHARED, C_ZERO, C_RMAP, C_NODES = range(9)
+NC = 9
+_ROW_COLS = 8  # timeline rows store slots C_FULL..C_RMAP
+
+# loop state of the driver: int64 slots ...
+I_EV, I_CURSOR, I_NROWS, I_SETTLED, I_PREV_OK, I_PREV0, I_PREV1, I_PREV2, I_LAST0, I_LAST1, I_LAST2 = range(11)
+NI = 11
+# ... and float64 slots
+F_T, F_LAST_SAMPLE, F_CONV = range(3)
+NF = 3
+# parameters
+P_PTS, P_MPS, P_UZP, P_SMART, P_ZERO, P_SETTLE, P_MAXSCANS = range(7)
+Q_SLEEP, Q_SCAN_US, Q_SAMPLE, Q_UNTIL = range(4)
+# driver return codes
+DONE, NEED_ROWS = 0, 1
+
+_INDEX_LIMIT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -81,7 +130,9 @@ class KsmSettings:
             raise ValueError(f"max_page_sharing must be >= 2 (kernel minimum), got {self.max_page_sharing}")
 
 
-def _skip_age(age: int) -> int:
+# ---------------------------------------------------------------------------------- kernels
+@njit(**INLINE)
+def _skip_age(age):
     if age <= 3:
         return 1
     if age <= 5:
@@ -91,6 +142,244 @@ def _skip_age(age: int) -> int:
     return 8
 
 
+@njit(**SERIAL)
+def _write_page(p, new, cid, state, broken, c):
+    """The guest writes content ``new`` into page ``p``."""
+    st = state[p]
+    if st == STABLE:
+        broken[p] = 1  # COW break; counted until the next visit
+    elif st == ZEROMAP:
+        c[C_ZERO] -= 1
+        state[p] = NONE
+    cid[p] = new
+
+
+@njit(**SERIAL)
+def _run(
+    cid,
+    state,
+    rmap,
+    oldsum,
+    node,
+    broken,
+    age,
+    skips,
+    node_cnt,
+    node_next,
+    node_cid,
+    unstable,
+    cand,
+    tail,
+    c,
+    ev_t,
+    ev_p,
+    ev_c,
+    pi,
+    pf,
+    ist,
+    fst,
+    rows_t,
+    rows_c,
+):
+    """The wake-up loop of ``ksmd``; returns DONE, or NEED_ROWS when the row buffers are full
+    (the caller grows them and calls again: all loop state lives in ``ist``/``fst``).
+
+    The visit of a page (``cmp_and_merge_page``) is written out in the loop rather than called:
+    a Numba call that takes arrays costs reference-count updates on each of them, per page.
+    """
+    n = state.shape[0]
+    m = ev_t.shape[0]
+    pts = pi[P_PTS]
+    mps = pi[P_MPS]
+    uzp = pi[P_UZP] != 0
+    smart = pi[P_SMART] != 0
+    zc = pi[P_ZERO]
+    sleep = pf[Q_SLEEP]
+    scan_us = pf[Q_SCAN_US]
+    sample_s = pf[Q_SAMPLE]
+    until_s = pf[Q_UNTIL]
+    while n > 0:
+        if ist[I_NROWS] >= rows_t.shape[0]:
+            return NEED_ROWS
+        t = fst[F_T]
+        ev = ist[I_EV]
+        while ev < m and ev_t[ev] <= t:
+            _write_page(ev_p[ev], ev_c[ev], cid, state, broken, c)
+            ev += 1
+        ist[I_EV] = ev
+        visited = 0
+        scan_end = False
+        since_wrap = 0  # pages visited since the walk last wrapped (or this wake-up began)
+        cur = ist[I_CURSOR]
+        while visited < pts:
+            p = cur
+            cur += 1
+            st = state[p]
+            if st != ZEROMAP:
+                visited += 1
+                since_wrap += 1
+                # ---- cmp_and_merge_page(p)
+                c[C_SCANNED] += 1
+                if rmap[p] == 0:
+                    rmap[p] = 1
+                    c[C_RMAP] += 1
+                if st != STABLE or broken[p] != 0:  # else a KSM page: stable_tree_search finds itself
+                    skip = False
+                    if smart:
+                        a = age[p]
+                        if a < 255:
+                            age[p] = a + 1
+                        if a >= 3:
+                            if skips[p] == 0:
+                                skips[p] = _skip_age(a)
+                            else:
+                                c[C_SKIPPED] += 1
+                                skips[p] -= 1
+                                skip = True
+                    # remove_rmap_item_from_tree(p)
+                    if st == UNSTABLE:
+                        c[C_UNSHARED] -= 1
+                    elif st == STABLE:
+                        nd = node[p]
+                        k = node_cnt[nd] - 1
+                        node_cnt[nd] = k
+                        if k == 0:
+                            c[C_SHARED] -= 1
+                        else:
+                            c[C_SHARING] -= 1
+                            x = node_cid[nd]  # the dup may take a mapping again: first candidate?
+                            if cand[x] < 0 or nd < cand[x]:
+                                cand[x] = nd
+                        node[p] = -1
+                        broken[p] = 0
+                    state[p] = NONE
+                    if not skip:
+                        x = cid[p]
+                        # stable tree: the first dup of the chain (creation order) with 0 < mappings < max
+                        merged = False
+                        nd = cand[x]
+                        while nd >= 0:
+                            k = node_cnt[nd]
+                            if 0 < k < mps:
+                                node_cnt[nd] = k + 1
+                                state[p] = STABLE
+                                node[p] = nd
+                                c[C_SHARING] += 1
+                                merged = True
+                                break
+                            nd = node_next[nd]
+                            cand[x] = nd  # dups before the first candidate are full or empty
+                        if merged:
+                            pass
+                        elif oldsum[p] != x:  # volatility filter: the checksum must not have changed
+                            oldsum[p] = x
+                        elif uzp and x == zc:
+                            state[p] = ZEROMAP
+                            rmap[p] = 0
+                            c[C_RMAP] -= 1
+                            c[C_ZERO] += 1
+                        else:
+                            q = unstable[x]
+                            if q >= 0 and q != p and state[q] == UNSTABLE and cid[q] == x:
+                                unstable[x] = -1
+                                c[C_UNSHARED] -= 1  # q leaves the unstable tree ...
+                                nd = c[C_NODES]  # ... and joins p on a new KSM page (dup)
+                                c[C_NODES] = nd + 1
+                                node_cnt[nd] = 2
+                                node_cid[nd] = x
+                                node_next[nd] = -1
+                                last = tail[x]
+                                if last >= 0:
+                                    node_next[last] = nd
+                                tail[x] = nd
+                                if cand[x] < 0:
+                                    cand[x] = nd
+                                state[p] = STABLE
+                                node[p] = nd
+                                state[q] = STABLE
+                                node[q] = nd
+                                c[C_SHARED] += 1
+                                c[C_SHARING] += 1
+                            else:
+                                unstable[x] = p
+                                state[p] = UNSTABLE
+                                c[C_UNSHARED] += 1
+                # ---- end of cmp_and_merge_page
+            if cur == n:
+                cur = 0
+                c[C_FULL] += 1
+                unstable[:] = -1
+                scan_end = True
+                if since_wrap == 0:
+                    break  # nothing left to visit (every page is on the zero page)
+                since_wrap = 0
+        ist[I_CURSOR] = cur
+        t += visited * scan_us * 1e-6 + sleep
+        if sleep == 0 and visited == 0:
+            t += 1e-3
+        fst[F_T] = t
+        k0, k1, k2 = c[C_SHARED], c[C_SHARING], c[C_ZERO]
+        if k0 != ist[I_LAST0] or k1 != ist[I_LAST1] or k2 != ist[I_LAST2]:
+            ist[I_LAST0], ist[I_LAST1], ist[I_LAST2] = k0, k1, k2
+            fst[F_CONV] = t
+        if scan_end or t - fst[F_LAST_SAMPLE] >= sample_s:
+            r = ist[I_NROWS]
+            rows_t[r] = t
+            for j in range(_ROW_COLS):
+                rows_c[r, j] = c[j]
+            ist[I_NROWS] = r + 1
+            fst[F_LAST_SAMPLE] = t
+        if scan_end and ev >= m:
+            same = ist[I_PREV_OK] != 0 and k0 == ist[I_PREV0] and k1 == ist[I_PREV1] and k2 == ist[I_PREV2]
+            ist[I_SETTLED] = ist[I_SETTLED] + 1 if same else 0
+            ist[I_PREV0], ist[I_PREV1], ist[I_PREV2] = k0, k1, k2
+            ist[I_PREV_OK] = 1
+            if ist[I_SETTLED] >= pi[P_SETTLE]:
+                return DONE
+        if t >= until_s:
+            return DONE
+        if c[C_FULL] >= pi[P_MAXSCANS]:
+            return DONE
+    return DONE
+
+
+@njit(**SERIAL)
+def _address_sorted(vm, gpfn):
+    """True if pages are already in address order (VM, then gpfn)."""
+    for i in range(1, vm.shape[0]):
+        if vm[i] < vm[i - 1] or (vm[i] == vm[i - 1] and gpfn[i] < gpfn[i - 1]):
+            return False
+    return True
+
+
+@njit(**SERIAL)
+def _first_seen_ids(content, order, ev_c, newid, out_cid, out_ev):
+    """Renumber contents in the order the walk first meets them (pages in ``order``, or in
+    index order if ``order`` is empty, then the writes): a page's content id then grows with
+    its address unless it repeats an earlier one, so the per-content arrays are read almost
+    sequentially. Returns the number of ids given."""
+    identity = order.shape[0] == 0
+    nxt = 0
+    for i in range(out_cid.shape[0]):
+        x = content[i] if identity else content[order[i]]
+        y = newid[x]
+        if y < 0:
+            y = nxt
+            newid[x] = y
+            nxt += 1
+        out_cid[i] = y
+    for e in range(ev_c.shape[0]):
+        x = ev_c[e]
+        y = newid[x]
+        if y < 0:
+            y = nxt
+            newid[x] = y
+            nxt += 1
+        out_ev[e] = y
+    return nxt
+
+
+# ---------------------------------------------------------------------------------- wrapper
 @dataclass
 class KsmResult:
     """Counters at the end (``final``), over time (``timeline``: one row per wake-up sample) and
@@ -112,120 +401,86 @@ class KsmEmulator:
         self.h = history
         self.s = settings or KsmSettings()
         n = history.pages
-        # address order: VM, then gpfn
-        self.order = np.lexsort((history.gpfn, history.vm)).tolist()
-        self.cid = history.content.tolist()
-        self.state = [NONE] * n
-        self.rmap = [False] * n
-        self.oldsum = [-1] * n
-        self.node = [-1] * n
-        self.broken = [False] * n
-        self.age = [0] * n
-        self.skips = [0] * n
-        self.node_cnt: list[int] = []
-        self.chains: dict[int, list[int]] = {}
-        self.unstable: dict[int, int] = {}
-        self.c = dict.fromkeys(COUNTERS, 0)
-        self.rmap_items = 0
-        self.t = 0.0
-        self._ev = 0
-        self._cursor = 0
+        if n > _INDEX_LIMIT or history.n_contents > _INDEX_LIMIT:
+            raise ValueError(f"the KSM emulator handles up to 2^31 - 1 pages and contents, got {n:,} pages")
+        content = np.ascontiguousarray(history.content, np.int64)
+        vm = np.ascontiguousarray(history.vm, np.int64)
+        gpfn = np.ascontiguousarray(history.gpfn, np.uint64)
+        ev_c = np.ascontiguousarray(history.new_content, np.int64)
+        history.check_ids()
+        m = len(ev_c)
+        # pages are relabelled to their position in address order (VM, then gpfn) ...
+        if _address_sorted(vm, gpfn):
+            self._pos = None
+            order = np.zeros(0, np.int64)
+        else:
+            order = np.lexsort((gpfn, vm))
+            self._pos = np.empty(n, np.int64)
+            self._pos[order] = np.arange(n, dtype=np.int64)
+        # ... and contents to the order the walk first meets them
+        self._newid = np.full(max(history.n_contents, 1), -1, np.int32)
+        self.cid = np.empty(n, np.int32)
+        self._ev_c = np.empty(m, np.int64)
+        self._n_ids = int(_first_seen_ids(content, order, ev_c, self._newid, self.cid, self._ev_c))
+        zc = history.zero_content
+        self._zero = int(self._newid[zc]) if zc >= 0 else -1
+        self.state = np.zeros(n, np.uint8)
+        self.rmap = np.zeros(n, np.uint8)
+        self.oldsum = np.full(n, -1, np.int32)
+        self.node = np.full(n, -1, np.int32)
+        self.broken = np.zeros(n, np.uint8)
+        self.age = np.zeros(n, np.uint8)
+        self.skips = np.zeros(n, np.uint8)
+        nc = max(self._n_ids, 1)
+        self.unstable = np.full(nc, -1, np.int32)
+        self.cand = np.full(nc, -1, np.int32)
+        self.tail = np.full(nc, -1, np.int32)
+        self._writes = m
+        self._reserve_nodes()
+        self.c = np.zeros(NC, np.int64)
+        self.ist = np.zeros(NI, np.int64)
+        self.fst = np.zeros(NF, np.float64)
 
-    # ------------------------------------------------------------------ tree maintenance
-    def _remove_from_tree(self, p: int) -> None:
-        st = self.state[p]
-        if st == UNSTABLE:
-            self.c["pages_unshared"] -= 1
-        elif st == STABLE:
-            nd = self.node[p]
-            self.node_cnt[nd] -= 1
-            if self.node_cnt[nd] == 0:
-                self.c["pages_shared"] -= 1
-            else:
-                self.c["pages_sharing"] -= 1
-            self.node[p] = -1
-            self.broken[p] = False
-        self.state[p] = NONE
+    @property
+    def t(self) -> float:
+        return float(self.fst[F_T])
+
+    def _reserve_nodes(self) -> None:
+        """Room for every KSM page that can ever exist: each one takes two pages into the
+        stable tree, and a page leaves it only after a write, so at most (pages + writes) / 2."""
+        need = (self.h.pages + self._writes) // 2 + 1
+        old = getattr(self, "node_cnt", None)
+        if old is not None and len(old) >= need:
+            return
+        arrs = [np.empty(need, np.int32) for _ in range(3)]
+        if old is not None:
+            k = len(old)
+            for new, cur in zip(arrs, (self.node_cnt, self.node_next, self.node_cid), strict=True):
+                new[:k] = cur
+        self.node_cnt, self.node_next, self.node_cid = arrs
 
     def _write(self, p: int, new: int) -> None:
-        st = self.state[p]
-        if st == STABLE:
-            self.broken[p] = True  # COW break; counted until the next visit
-        elif st == ZEROMAP:
-            self.c["ksm_zero_pages"] -= 1
-            self.state[p] = NONE
-        self.cid[p] = new
-
-    # ------------------------------------------------------------------ one page
-    def _visit(self, p: int) -> None:
-        s = self.s
-        c = self.c
-        c["pages_scanned"] += 1
-        if not self.rmap[p]:
-            self.rmap[p] = True
-            self.rmap_items += 1
-        st = self.state[p]
-        if st == STABLE and not self.broken[p]:
-            return  # a KSM page: stable_tree_search finds itself
-        if s.smart_scan:
-            age = self.age[p]
-            if age < 255:
-                self.age[p] = age + 1
-            if age >= 3:
-                if self.skips[p] == 0:
-                    self.skips[p] = _skip_age(age)
-                else:
-                    c["pages_skipped"] += 1
-                    self.skips[p] -= 1
-                    self._remove_from_tree(p)
-                    return
-        self._remove_from_tree(p)
-        cid = self.cid[p]
-        chain = self.chains.get(cid)
-        if chain:
-            for nd in chain:
-                k = self.node_cnt[nd]
-                if 0 < k < s.max_page_sharing:
-                    self.node_cnt[nd] = k + 1
-                    self.state[p] = STABLE
-                    self.node[p] = nd
-                    c["pages_sharing"] += 1
-                    return
-        if self.oldsum[p] != cid:
-            self.oldsum[p] = cid
-            return
-        if s.use_zero_pages and cid == self.h.zero_content:
-            self.state[p] = ZEROMAP
-            self.rmap[p] = False
-            self.rmap_items -= 1
-            c["ksm_zero_pages"] += 1
-            return
-        q = self.unstable.get(cid, -1)
-        if q >= 0 and q != p and self.state[q] == UNSTABLE and self.cid[q] == cid:
-            del self.unstable[cid]
-            self._remove_from_tree(q)
-            nd = len(self.node_cnt)
-            self.node_cnt.append(2)
-            if chain is None:
-                chain = self.chains[cid] = []
-            else:
-                chain[:] = [x for x in chain if self.node_cnt[x] > 0]
-            chain.append(nd)
-            for r in (p, q):
-                self.state[r] = STABLE
-                self.node[r] = nd
-            c["pages_shared"] += 1
-            c["pages_sharing"] += 1
-            return
-        self.unstable[cid] = p
-        self.state[p] = UNSTABLE
-        c["pages_unshared"] += 1
+        """The guest writes content ``new`` (a content id of the history) into page ``p``
+        (an index into the history)."""
+        if not (0 <= p < self.h.pages and 0 <= new < self.h.n_contents):
+            raise ValueError(f"page {p} or content {new} out of range")
+        y = int(self._newid[new])
+        if y < 0:  # a content the walk has not met yet
+            y = self._newid[new] = self._n_ids
+            self._n_ids += 1
+            if new == self.h.zero_content:
+                self._zero = y
+            if y >= len(self.unstable):
+                grow = np.full(len(self.unstable), -1, np.int32)
+                per_content = (self.unstable, self.cand, self.tail)
+                self.unstable, self.cand, self.tail = (np.concatenate([a, grow]) for a in per_content)
+        self._writes += 1
+        self._reserve_nodes()
+        q = p if self._pos is None else int(self._pos[p])
+        _write_page(q, y, self.cid, self.state, self.broken, self.c)
 
     def snapshot(self) -> dict:
-        c = dict(self.c)
-        c["pages_volatile"] = self.rmap_items - c["pages_shared"] - c["pages_sharing"] - c["pages_unshared"]
-        c["general_profit"] = (c["pages_sharing"] + c["ksm_zero_pages"]) * PAGE_SIZE - self.rmap_items * RMAP_ITEM_BYTES
-        return c
+        return _counters(self.c)
 
     # ------------------------------------------------------------------ time loop
     def run(
@@ -244,63 +499,93 @@ class KsmEmulator:
         ``t`` and the counters.
         """
         h, s = self.h, self.s
-        n = h.pages
-        sleep = s.sleep_millisecs / 1000.0
-        ev_t, ev_p, ev_c = h.t.tolist(), h.page.tolist(), h.new_content.tolist()
-        order = self.order
-        rows: list[dict] = [{"t": self.t, **self.snapshot()}]
-        last_sample = self.t
-        settled = 0
-        prev = None
-        saved_hist: list[tuple[float, tuple]] = [(self.t, self._key())]
-        while n:
-            while self._ev < len(ev_t) and ev_t[self._ev] <= self.t:
-                self._write(ev_p[self._ev], ev_c[self._ev])
-                self._ev += 1
-            visited = 0
-            scan_end = False
-            since_wrap = 0  # pages visited since the walk last wrapped (or this wake-up began)
-            while visited < s.pages_to_scan:
-                p = order[self._cursor]
-                self._cursor += 1
-                if self.state[p] != ZEROMAP:
-                    self._visit(p)
-                    visited += 1
-                    since_wrap += 1
-                if self._cursor == n:
-                    self._cursor = 0
-                    self.c["full_scans"] += 1
-                    self.unstable.clear()
-                    scan_end = True
-                    if since_wrap == 0:
-                        break  # nothing left to visit (every page is on the zero page)
-                    since_wrap = 0
-            self.t += visited * s.scan_us_per_page * 1e-6 + sleep
-            if sleep == 0 and visited == 0:
-                self.t += 1e-3
-            key = self._key()
-            if key != saved_hist[-1][1]:
-                saved_hist.append((self.t, key))
-            if scan_end or self.t - last_sample >= sample_s:
-                rows.append({"t": self.t, **self.snapshot()})
-                last_sample = self.t
-            if scan_end and self._ev >= len(ev_t):
-                settled = settled + 1 if key == prev else 0
-                prev = key
-                if settled >= settle_scans:
-                    break
-            if until_s is not None and self.t >= until_s:
+        ev_t = np.ascontiguousarray(h.t, np.float64)
+        ev_p = np.ascontiguousarray(h.page, np.int64)
+        if self._pos is not None:
+            ev_p = self._pos[ev_p]
+        ev_c = self._ev_c
+        pi = np.array(
+            [
+                s.pages_to_scan,
+                s.max_page_sharing,
+                int(s.use_zero_pages),
+                int(s.smart_scan),
+                self._zero,
+                settle_scans,
+                max_full_scans,
+            ],
+            np.int64,
+        )
+        pf = np.array(
+            [s.sleep_millisecs / 1000.0, s.scan_us_per_page, sample_s, np.inf if until_s is None else until_s],
+            np.float64,
+        )
+        ist, fst, c = self.ist, self.fst, self.c
+        # a run starts afresh: sample clock, settle count and the convergence history
+        ist[I_NROWS] = 1
+        ist[I_SETTLED] = 0
+        ist[I_PREV_OK] = 0
+        ist[I_LAST0], ist[I_LAST1], ist[I_LAST2] = c[C_SHARED], c[C_SHARING], c[C_ZERO]
+        fst[F_LAST_SAMPLE] = fst[F_T]
+        fst[F_CONV] = fst[F_T]
+        cap = 1024
+        rows_t = np.empty(cap, np.float64)
+        rows_c = np.empty((cap, _ROW_COLS), np.int64)
+        rows_t[0] = fst[F_T]
+        rows_c[0] = c[:_ROW_COLS]
+        while True:
+            rc = _run(
+                self.cid, self.state, self.rmap, self.oldsum, self.node, self.broken, self.age, self.skips,
+                self.node_cnt, self.node_next, self.node_cid, self.unstable, self.cand, self.tail, c,
+                ev_t, ev_p, ev_c, pi, pf, ist, fst, rows_t, rows_c,
+            )  # fmt: skip
+            if rc == DONE:
                 break
-            if self.c["full_scans"] >= max_full_scans:
-                break
+            cap *= 4  # NEED_ROWS
+            rows_t = np.concatenate([rows_t, np.empty(cap - len(rows_t), np.float64)])
+            rows_c = np.concatenate([rows_c, np.empty((cap - len(rows_c), _ROW_COLS), np.int64)])
+        r = int(ist[I_NROWS])
         final = self.snapshot()
-        rows.append({"t": self.t, **final})
-        tl = pd.DataFrame(rows).drop_duplicates(subset=["t"], keep="last").reset_index(drop=True)
-        return KsmResult(final, tl, float(saved_hist[-1][0]), s)
+        tl = _timeline(np.append(rows_t[:r], fst[F_T]), np.vstack([rows_c[:r], c[None, :_ROW_COLS]]))
+        tl = tl.drop_duplicates(subset=["t"], keep="last").reset_index(drop=True)
+        return KsmResult(final, tl, float(fst[F_CONV]), s)
 
-    def _key(self) -> tuple:
-        c = self.c
-        return (c["pages_shared"], c["pages_sharing"], c["ksm_zero_pages"])
+
+def _counters(c: np.ndarray) -> dict:
+    """The sysfs counters (Python ints, in :data:`COUNTERS` order) from a counter vector."""
+    shared, sharing, unshared, rmap = int(c[C_SHARED]), int(c[C_SHARING]), int(c[C_UNSHARED]), int(c[C_RMAP])
+    zero = int(c[C_ZERO])
+    return {
+        "full_scans": int(c[C_FULL]),
+        "pages_scanned": int(c[C_SCANNED]),
+        "pages_skipped": int(c[C_SKIPPED]),
+        "pages_shared": shared,
+        "pages_sharing": sharing,
+        "pages_unshared": unshared,
+        "pages_volatile": rmap - shared - sharing - unshared,
+        "ksm_zero_pages": zero,
+        "general_profit": (sharing + zero) * PAGE_SIZE - rmap * RMAP_ITEM_BYTES,
+    }
+
+
+def _timeline(t: np.ndarray, rows: np.ndarray) -> pd.DataFrame:
+    """Timeline rows (slots C_FULL..C_RMAP) as the ``t`` + :data:`COUNTERS` DataFrame."""
+    shared, sharing, unshared = rows[:, C_SHARED], rows[:, C_SHARING], rows[:, C_UNSHARED]
+    zero, rmap = rows[:, C_ZERO], rows[:, C_RMAP]
+    return pd.DataFrame(
+        {
+            "t": t,
+            "full_scans": rows[:, C_FULL],
+            "pages_scanned": rows[:, C_SCANNED],
+            "pages_skipped": rows[:, C_SKIPPED],
+            "pages_shared": shared,
+            "pages_sharing": sharing,
+            "pages_unshared": unshared,
+            "pages_volatile": rmap - shared - sharing - unshared,
+            "ksm_zero_pages": zero,
+            "general_profit": (sharing + zero) * PAGE_SIZE - rmap * RMAP_ITEM_BYTES,
+        }
+    )
 
 
 def emulate_ksm(history: PageHistory, settings: KsmSettings | None = None, **run_kw) -> KsmResult:

@@ -60,6 +60,15 @@ class PageHistory:
         if len(self.t) and np.any(np.diff(self.t) < 0):
             raise ValueError("writes must be sorted by time")
 
+    def check_ids(self) -> None:
+        """Raise ``ValueError`` unless every content id is in ``[0, n_contents)`` and every
+        written page in ``[0, pages)`` (the scanners' kernels index arrays with them)."""
+        nc, n = self.n_contents, self.pages
+        for name, hi in (("content", nc), ("new_content", nc), ("page", n)):
+            a = getattr(self, name)
+            if len(a) and (int(a.min()) < 0 or int(a.max()) >= hi):
+                raise ValueError(f"PageHistory.{name} must lie in [0, {hi}), got [{int(a.min())}, {int(a.max())}]")
+
     @property
     def pages(self) -> int:
         return len(self.content)

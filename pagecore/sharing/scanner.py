@@ -27,6 +27,31 @@ percentage of guest memory; paper: < 0.5 %), and a CPU-cost proxy (pages hashed,
 bytes compared, chain links followed). A page already shared or ineligible costs one scan slot
 but no hashing. After one full pass over a static set every duplicate has been found, and
 shared/reclaimed pages equal :func:`pagecore.sharing.count_sharing`'s.
+
+Implementation (issue 15): the scanner runs in Numba kernels; the list-of-lists scanner it
+replaced is the slow twin in ``tests/slow_twins_scan.py``, and tests compare the two counter for
+counter and timeline row for row. Layers as in STYLE.md: the ``@njit`` workers
+:func:`_scan_pages` (a batch of pages) and :func:`_write_page` change the page records, the
+frame pool and a counter vector; the driver :func:`_run` owns the tick loop and writes one
+timeline row per tick into preallocated buffers; :class:`EsxScanner` / :func:`emulate_scanner`
+are the public wrappers.
+The random order is still NumPy's: the driver returns to Python whenever a VM starts a pass, the
+wrapper draws that VM's permutation from the same seeded generator, in the same order as
+before, and the driver resumes where it stopped. The pages of a tick are scanned in one kernel
+call with every step written out (a Numba call that takes arrays pays reference-count updates
+per call, more than a page's scan costs). What a scan reads about a page (hash, content, shared
+frame, hint, ineligible) is one 24-byte record; frames are 32-byte records in a pool of one slot
+per page (a page maps at most one shared frame or owns one hint, never both, so the pool never
+runs out), and each bucket's chain is a doubly linked list in insertion order, so a chain is
+walked and a frame unlinked exactly as the list version did. A scan is a chain of dependent
+reads (page record -> bucket -> frame -> hinted page's record), so the batch loop prefetches the
+records, buckets and first frames of the pages 16-32 ahead (``llvm.prefetch``; hints only).
+
+Memory, beyond the :class:`~pagecore.sim.pagehistory.PageHistory` itself (24 B per page and
+8 B per content): **68 B per page** — page record 24, frame pool 32, scan order 8 (the VM's page
+list and its current permutation, int32), bucket heads and tails 4 (8 B per bucket, one bucket
+per ``pages_per_bucket`` = 2 pages) — plus 8 B per content id (its hash cut to ``hash_bits``)
+and 120 B per tick of timeline. Page and content ids must stay below 2^31.
 """
 
 from __future__ import annotations
@@ -35,12 +60,57 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from pagecore import PAGE_SIZE
+from pagecore._jit import JIT_DISABLED, SERIAL
 from pagecore.sharing.pagehistory import PageHistory
 
 FRAME_BYTES = 16
 HINT, SHARED = 0, 1
+
+#: counter names, in the order of the counter vector and of the timeline columns
+COUNTERS = (
+    "pages_scanned",
+    "pages_hashed",
+    "bytes_compared",
+    "chain_links",
+    "false_matches",
+    "stale_hints",
+    "cow_breaks",
+    "shared_pages",
+    "reclaimed_pages",
+    "shared_frames",
+    "hint_frames",
+    "overflow_frames",
+)
+(
+    C_SCANNED,
+    C_HASHED,
+    C_COMPARED,
+    C_LINKS,
+    C_FALSE,
+    C_STALE,
+    C_COW,
+    C_SHARED_PAGES,
+    C_RECLAIMED,
+    C_SHARED_FRAMES,
+    C_HINT_FRAMES,
+    C_OVERFLOW,
+    C_INELIGIBLE,
+    C_FREE,  # head of the free list of the frame pool
+) = range(14)
+NC = 14
+_ROW_COLS = 14  # timeline rows: C_SCANNED..C_INELIGIBLE, then min_passes
+
+# loop state of the driver (int64 slots) ...
+I_EV, I_PHASE, I_VI, I_KLEFT, I_GOAL_SET, I_NROWS, I_NEED_VM, I_LAST_RECLAIMED = range(8)
+NI = 8
+# ... and float64 slots
+F_T, F_CONV = range(2)
+NF = 2
+# driver return codes
+DONE, NEED_ROWS, NEED_PERM = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -82,6 +152,434 @@ class ScanResult:
         return {**self.final, "seconds_to_converge": self.seconds_to_converge, "settings": asdict(self.settings)}
 
 
+# ---------------------------------------------------------------------------------- kernels
+#: Per-page record: the hash of its content (cut to ``hash_bits``), its content id, the shared
+#: frame mapping it and its own hint frame (-1: none), and whether a false match made it
+#: ineligible. One record per page puts what a scan reads about a page in one cache line.
+PAGE_DTYPE = np.dtype(
+    [("hash", np.uint64), ("cid", np.int32), ("frame", np.int32), ("hint", np.int32), ("inel", np.uint8)], align=True
+)
+#: Frame record (pool slot): key (hash, or truncated hash of a hint), payload (content id of a
+#: shared frame, page of a hint), reference count, chain links, bucket and kind. Free slots are
+#: chained through ``next``.
+FRAME_DTYPE = np.dtype(
+    [
+        ("key", np.uint64),
+        ("pay", np.int32),
+        ("ref", np.int32),
+        ("next", np.int32),
+        ("prev", np.int32),
+        ("bkt", np.int32),
+        ("kind", np.uint8),
+    ],
+    align=True,
+)
+HEAD, TAIL = 0, 1  # columns of the bucket array int32[buckets, 2]
+PREFETCH = 16  # pages ahead whose record (2 x PREFETCH) and bucket (PREFETCH) are prefetched
+_RING = 2 * PREFETCH  # a power of two
+
+
+if JIT_DISABLED:
+
+    def _prefetch(arr, i):
+        """A hint to the CPU only: nothing to do in Python."""
+
+else:
+    from llvmlite import ir
+    from numba import types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def _prefetch(typingctx, arr, i):
+        """``llvm.prefetch`` of ``arr[i]`` (read, keep in all cache levels): a hint with no
+        effect on results. The scan's reads are a chain (page -> bucket -> frame -> page);
+        prefetching the next pages' records and buckets overlaps the chains of several pages."""
+        sig = types.void(arr, i)
+
+        def codegen(context, builder, signature, args):
+            aryty, _ = signature.args
+            ary = context.make_array(aryty)(context, builder, args[0])
+            idx = [args[1]] + [context.get_constant(types.intp, 0)] * (aryty.ndim - 1)  # row start
+            ptr = cgutils.get_item_pointer(context, builder, aryty, ary, idx)
+            i8p = ir.IntType(8).as_pointer()
+            i32 = ir.IntType(32)
+            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+            fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty)
+            builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+
+@njit(**SERIAL)
+def _write_page(p, new, pg, hsh, bk, fr, cap, c):
+    """The guest writes content ``new`` into page ``p``."""
+    f = pg[p]["frame"]
+    if f >= 0:  # copy-on-write break: a private copy for p
+        pg[p]["frame"] = -1
+        before = fr[f]["ref"]
+        fr[f]["ref"] = before - 1
+        c[C_OVERFLOW] += (1 if before - 1 > cap else 0) - (1 if before > cap else 0)
+        c[C_SHARED_PAGES] -= 1
+        c[C_COW] += 1
+        if before - 1 >= 1:
+            c[C_RECLAIMED] -= 1
+        else:  # the last mapping: the frame goes (unlinked, back on the free list)
+            b, pr, nx = fr[f]["bkt"], fr[f]["prev"], fr[f]["next"]
+            if pr >= 0:
+                fr[pr]["next"] = nx
+            else:
+                bk[b, HEAD] = nx
+            if nx >= 0:
+                fr[nx]["prev"] = pr
+            else:
+                bk[b, TAIL] = pr
+            fr[f]["next"] = c[C_FREE]
+            c[C_FREE] = f
+            c[C_SHARED_FRAMES] -= 1
+    pg[p]["cid"] = new
+    pg[p]["hash"] = hsh[new]
+    if pg[p]["inel"]:
+        pg[p]["inel"] = 0
+        c[C_INELIGIBLE] -= 1
+
+
+@njit(**SERIAL)
+def _scan_pages(pages, npages, pg, bk, fr, nb, tmask, cap, c):
+    """Scan ``pages[:npages]`` in order: hash each and share it or leave a hint (paper §4.2).
+
+    One call per batch, with every step written out in the loop: a Numba call that takes
+    arrays costs reference-count updates on each of them, which per page would cost more than
+    the scan. Frames are unlinked from a chain (and put on the free list) in three places and
+    appended in two; each is marked.
+    """
+    free = c[C_FREE]
+    # software pipeline of prefetches (hints only): the record of page i + 2P, the bucket of page
+    # i + P (its index kept in a ring, so the scan of page i reuses it) and the first frame of
+    # the chain of page i + P/2
+    ring = np.full(_RING, -1, np.int64)
+    for i in range(min(npages, 2 * PREFETCH)):
+        _prefetch(pg, pages[i])
+    for i in range(-PREFETCH, npages):
+        j = i + 2 * PREFETCH
+        if j < npages:
+            _prefetch(pg, pages[j])
+        j = i + PREFETCH
+        if j < npages:
+            pa = pages[j]
+            if pg[pa]["frame"] < 0 and not pg[pa]["inel"]:
+                ba = np.int64(pg[pa]["hash"] % nb)
+                ring[j & (_RING - 1)] = ba
+                _prefetch(bk, ba)
+            else:
+                ring[j & (_RING - 1)] = -1
+        j = i + PREFETCH // 2
+        if 0 <= j < npages:
+            ba = ring[j & (_RING - 1)]
+            if ba >= 0 and bk[ba, HEAD] >= 0:
+                _prefetch(fr, bk[ba, HEAD])
+        if i < 0:
+            continue
+        p = pages[i]
+        c[C_SCANNED] += 1
+        if pg[p]["frame"] >= 0 or pg[p]["inel"]:
+            continue  # shared or ineligible: a scan slot, no hashing
+        g = pg[p]["hint"]
+        if g >= 0:  # drop p's own hint (unlink g)
+            b2, pr, nx = fr[g]["bkt"], fr[g]["prev"], fr[g]["next"]
+            if pr >= 0:
+                fr[pr]["next"] = nx
+            else:
+                bk[b2, HEAD] = nx
+            if nx >= 0:
+                fr[nx]["prev"] = pr
+            else:
+                bk[b2, TAIL] = pr
+            fr[g]["next"] = free
+            free = g
+            pg[p]["hint"] = -1
+            c[C_HINT_FRAMES] -= 1
+        x = pg[p]["cid"]
+        hv = pg[p]["hash"]
+        c[C_HASHED] += 1
+        b = ring[i & (_RING - 1)]  # = hv % nb, computed for the prefetch
+        tr = hv & tmask
+        done = False
+        f = bk[b, HEAD]
+        while f >= 0:
+            nxt = fr[f]["next"]  # read first: a stale hint f is unlinked below
+            c[C_LINKS] += 1
+            if fr[f]["kind"] == SHARED:
+                if fr[f]["key"] != hv:
+                    f = nxt
+                    continue
+                c[C_COMPARED] += PAGE_SIZE
+                if fr[f]["pay"] == x:  # map p to the shared frame (copy-on-write)
+                    pg[p]["frame"] = f
+                    r = fr[f]["ref"]
+                    fr[f]["ref"] = r + 1
+                    c[C_OVERFLOW] += (1 if r + 1 > cap else 0) - (1 if r > cap else 0)
+                    c[C_SHARED_PAGES] += 1
+                    if r + 1 >= 2:
+                        c[C_RECLAIMED] += 1
+                else:  # a false match
+                    pg[p]["inel"] = 1
+                    c[C_INELIGIBLE] += 1
+                    c[C_FALSE] += 1
+                done = True
+                break
+            if fr[f]["key"] != tr:
+                f = nxt
+                continue
+            q = fr[f]["pay"]
+            hq = pg[q]["hash"]  # rehash the hinted page
+            c[C_HASHED] += 1
+            if (hq & tmask) != tr or pg[q]["frame"] >= 0:
+                g = pg[q]["hint"]  # the hinted page changed since: drop its stale hint (unlink g)
+                if g >= 0:
+                    b2, pr, nx = fr[g]["bkt"], fr[g]["prev"], fr[g]["next"]
+                    if pr >= 0:
+                        fr[pr]["next"] = nx
+                    else:
+                        bk[b2, HEAD] = nx
+                    if nx >= 0:
+                        fr[nx]["prev"] = pr
+                    else:
+                        bk[b2, TAIL] = pr
+                    fr[g]["next"] = free
+                    free = g
+                    pg[q]["hint"] = -1
+                    c[C_HINT_FRAMES] -= 1
+                c[C_STALE] += 1
+                f = nxt
+                continue
+            if hq != hv:
+                f = nxt
+                continue  # only the truncated hashes collide
+            c[C_COMPARED] += PAGE_SIZE
+            if pg[q]["cid"] != x:  # a false match
+                pg[p]["inel"] = 1
+                c[C_INELIGIBLE] += 1
+                c[C_FALSE] += 1
+                done = True
+                break
+            g = pg[q]["hint"]  # drop q's hint (unlink g) ...
+            if g >= 0:
+                b2, pr, nx = fr[g]["bkt"], fr[g]["prev"], fr[g]["next"]
+                if pr >= 0:
+                    fr[pr]["next"] = nx
+                else:
+                    bk[b2, HEAD] = nx
+                if nx >= 0:
+                    fr[nx]["prev"] = pr
+                else:
+                    bk[b2, TAIL] = pr
+                fr[g]["next"] = free
+                free = g
+                pg[q]["hint"] = -1
+                c[C_HINT_FRAMES] -= 1
+            nf = free  # ... and share q and p on a new shared frame (append nf to chain b)
+            free = fr[nf]["next"]
+            fr[nf]["kind"] = SHARED
+            fr[nf]["key"] = hv
+            fr[nf]["pay"] = x
+            fr[nf]["ref"] = 0
+            fr[nf]["bkt"] = b
+            last = bk[b, TAIL]
+            fr[nf]["prev"] = last
+            fr[nf]["next"] = -1
+            if last >= 0:
+                fr[last]["next"] = nf
+            else:
+                bk[b, HEAD] = nf
+            bk[b, TAIL] = nf
+            c[C_SHARED_FRAMES] += 1
+            for r_page in (q, p):  # map q, then p
+                pg[r_page]["frame"] = nf
+                r = fr[nf]["ref"]
+                fr[nf]["ref"] = r + 1
+                c[C_OVERFLOW] += (1 if r + 1 > cap else 0) - (1 if r > cap else 0)
+                c[C_SHARED_PAGES] += 1
+                if r + 1 >= 2:
+                    c[C_RECLAIMED] += 1
+            done = True
+            break
+        if not done:  # no match: a hint frame for p (append nf to chain b)
+            nf = free
+            free = fr[nf]["next"]
+            fr[nf]["kind"] = HINT
+            fr[nf]["key"] = tr
+            fr[nf]["pay"] = p
+            fr[nf]["ref"] = 0
+            fr[nf]["bkt"] = b
+            last = bk[b, TAIL]
+            fr[nf]["prev"] = last
+            fr[nf]["next"] = -1
+            if last >= 0:
+                fr[last]["next"] = nf
+            else:
+                bk[b, HEAD] = nf
+            bk[b, TAIL] = nf
+            pg[p]["hint"] = nf
+            c[C_HINT_FRAMES] += 1
+    c[C_FREE] = free
+
+
+@njit(**SERIAL)
+def _init_state(content, hsh, pg, fr):
+    """Pages hold their content (and its hash), no frame and no hint; every frame slot is free."""
+    for p in range(pg.shape[0]):
+        x = content[p]
+        pg[p]["cid"] = x
+        pg[p]["hash"] = hsh[x]
+        pg[p]["frame"] = -1
+        pg[p]["hint"] = -1
+        pg[p]["inel"] = 0
+    nf = fr.shape[0]
+    for f in range(nf):
+        fr[f]["key"] = 0
+        fr[f]["pay"] = 0
+        fr[f]["ref"] = 0
+        fr[f]["next"] = f + 1 if f + 1 < nf else -1
+        fr[f]["prev"] = -1
+        fr[f]["bkt"] = 0
+        fr[f]["kind"] = HINT
+
+
+@njit(**SERIAL)
+def _sorted(a):
+    for i in range(1, a.shape[0]):
+        if a[i] < a[i - 1]:
+            return False
+    return True
+
+
+@njit(**SERIAL)
+def _min_passes(passes):
+    if passes.shape[0] == 0:
+        return 0
+    return passes.min()
+
+
+@njit(**SERIAL)
+def _run(
+    pg,
+    hsh,
+    bk,
+    fr,
+    nb,
+    tmask,
+    cap,
+    c,
+    ev_t,
+    ev_p,
+    ev_c,
+    perm,
+    vstart,
+    vlen,
+    vpos,
+    passes,
+    credit,
+    active,
+    goal,
+    batch,
+    per_vm,
+    tick_s,
+    settle_passes,
+    until_s,
+    max_s,
+    ist,
+    fst,
+    rows_t,
+    rows_c,
+):
+    """The tick loop; returns DONE, NEED_ROWS (row buffers full) or NEED_PERM (VM
+    ``ist[I_NEED_VM]`` starts a pass: the caller fills its permutation into ``perm``, sets
+    ``vpos`` to 0 and calls again; all loop state lives in ``ist``/``fst``).
+
+    The pages of a tick are gathered into ``batch`` (VM by VM, each in its random order) and
+    scanned by one :func:`_scan_pages` call; the order of visits is the same as scanning each
+    page as it is drawn, since scanning never changes the orders.
+    """
+    m = ev_t.shape[0]
+    na = active.shape[0]
+    nvm = passes.shape[0]
+    cap_b = batch.shape[0]
+    while na > 0:
+        if ist[I_PHASE] == 0:  # a tick begins
+            if ist[I_NROWS] >= rows_t.shape[0]:
+                return NEED_ROWS
+            t = fst[F_T]
+            ev = ist[I_EV]
+            while ev < m and ev_t[ev] <= t:
+                _write_page(ev_p[ev], ev_c[ev], pg, hsh, bk, fr, cap, c)
+                ev += 1
+            ist[I_EV] = ev
+            if ist[I_GOAL_SET] == 0 and ev >= m:
+                for v in range(nvm):
+                    goal[v] = passes[v] + settle_passes + (1 if vpos[v] < vlen[v] else 0)
+                ist[I_GOAL_SET] = 1
+            ist[I_PHASE] = 1
+            ist[I_VI] = 0
+            ist[I_KLEFT] = -1
+        nbatch = 0
+        while ist[I_VI] < na:
+            v = active[ist[I_VI]]
+            if ist[I_KLEFT] < 0:
+                credit[v] += per_vm
+                k = int(credit[v])
+                credit[v] -= k
+                ist[I_KLEFT] = k
+            kleft = ist[I_KLEFT]
+            s0 = vstart[v]
+            ln = vlen[v]
+            pos = vpos[v]
+            while kleft > 0:
+                if pos == ln or nbatch == cap_b:
+                    _scan_pages(batch, nbatch, pg, bk, fr, nb, tmask, cap, c)
+                    nbatch = 0
+                    if pos == ln:  # the queue is empty: a new pass in a fresh random order
+                        vpos[v] = pos
+                        ist[I_KLEFT] = kleft
+                        ist[I_NEED_VM] = v
+                        return NEED_PERM
+                batch[nbatch] = perm[s0 + pos]
+                nbatch += 1
+                pos += 1
+                if pos == ln:
+                    passes[v] += 1
+                kleft -= 1
+            vpos[v] = pos
+            ist[I_VI] += 1
+            ist[I_KLEFT] = -1
+        _scan_pages(batch, nbatch, pg, bk, fr, nb, tmask, cap, c)
+        t = fst[F_T] + tick_s
+        fst[F_T] = t
+        ist[I_PHASE] = 0
+        r = ist[I_NROWS]
+        rows_t[r] = t
+        for j in range(_ROW_COLS - 1):
+            rows_c[r, j] = c[j]
+        rows_c[r, _ROW_COLS - 1] = _min_passes(passes)
+        ist[I_NROWS] = r + 1
+        if c[C_RECLAIMED] != ist[I_LAST_RECLAIMED]:
+            ist[I_LAST_RECLAIMED] = c[C_RECLAIMED]
+            fst[F_CONV] = t
+        if ist[I_GOAL_SET] != 0:
+            settled = True
+            for i in range(na):
+                if passes[active[i]] < goal[active[i]]:
+                    settled = False
+                    break
+            if settled:
+                return DONE
+        if t >= until_s or t >= max_s:
+            return DONE
+    return DONE
+
+
+# ---------------------------------------------------------------------------------- wrapper
 class EsxScanner:
     """The page-sharing scanner over a page history; call :meth:`run`."""
 
@@ -89,158 +587,70 @@ class EsxScanner:
         self.h = history
         s = self.s = settings or ScannerSettings()
         n = history.pages
-        mask = (1 << s.hash_bits) - 1
-        self.hash = [int(x) & mask for x in history.content_hash.tolist()]
-        self.tmask = (1 << s.hint_hash_bits) - 1
+        if n > 2**31 - 1:
+            raise ValueError(f"the scanner handles up to 2^31 - 1 pages, got {n:,}")
+        history.check_ids()
+        mask = np.uint64((1 << s.hash_bits) - 1)
+        self.hash = np.ascontiguousarray(history.content_hash, np.uint64) & mask
+        self.tmask = np.uint64((1 << s.hint_hash_bits) - 1)
         self.nb = max(1, -(-n // s.pages_per_bucket))
-        self.buckets: list[list[list]] = [[] for _ in range(self.nb)]
-        self.cid = history.content.tolist()
-        self.frame_of: list[list | None] = [None] * n  # shared frame mapping the page
-        self.hint_of: list[list | None] = [None] * n  # the page's own hint frame
-        self.ineligible = [False] * n
+        self.cap = min((1 << s.refcount_bits) - 1, 2**31 - 1)  # counts never exceed the pages
+        self.pg = np.empty(n, PAGE_DTYPE)
+        self.bk = np.full((self.nb, 2), -1, np.int32)  # chain head and tail per bucket
+        self.fr = np.empty(max(n, 1), FRAME_DTYPE)
+        _init_state(np.ascontiguousarray(history.content, np.int64), self.hash, self.pg, self.fr)
         self.rng = np.random.default_rng([s.seed, 0xE5C])
         nvm = len(history.vm_names)
-        vm = history.vm
-        self.vm_pages = [np.flatnonzero(vm == v) for v in range(nvm)]
-        self.queue: list[list[int]] = [[] for _ in range(nvm)]
-        self.passes = [0] * nvm
-        self.credit = [0.0] * nvm
-        self.c = {
-            "pages_scanned": 0,
-            "pages_hashed": 0,
-            "bytes_compared": 0,
-            "chain_links": 0,
-            "false_matches": 0,
-            "stale_hints": 0,
-            "cow_breaks": 0,
-            "shared_pages": 0,
-            "reclaimed_pages": 0,
-            "shared_frames": 0,
-            "hint_frames": 0,
-            "overflow_frames": 0,
-        }
-        self.t = 0.0
-        self._ev = 0
+        vm = np.asarray(history.vm, np.int64)
+        # the pages of each VM, in index order
+        self.vm_pages = np.arange(n, dtype=np.int32) if _sorted(vm) else np.argsort(vm, kind="stable").astype(np.int32)
+        self.vlen = np.bincount(vm, minlength=nvm).astype(np.int64)[:nvm] if n else np.zeros(nvm, np.int64)
+        self.vstart = np.concatenate([[0], np.cumsum(self.vlen)[:-1]]).astype(np.int64) if nvm else self.vlen.copy()
+        self.perm = np.empty(n, np.int32)
+        self.vpos = self.vlen.copy()  # every queue starts empty
+        self.passes = np.zeros(nvm, np.int64)
+        self.credit = np.zeros(nvm, np.float64)
+        self.c = _CounterView(np.zeros(NC, np.int64))
+        self.c.a[C_FREE] = 0
+        self.ist = np.zeros(NI, np.int64)
+        self.fst = np.zeros(NF, np.float64)
 
-    # frames are lists: [kind, hash-or-truncated-hash, page-or-content, refcount, bucket]
-    def _unlink(self, f: list) -> None:
-        self.buckets[f[4]].remove(f)
-
-    def _drop_hint(self, p: int) -> None:
-        f = self.hint_of[p]
-        if f is not None:
-            self._unlink(f)
-            self.hint_of[p] = None
-            self.c["hint_frames"] -= 1
-
-    def _ref(self, f: list, d: int) -> None:
-        cap = (1 << self.s.refcount_bits) - 1
-        before = f[3]
-        f[3] += d
-        self.c["overflow_frames"] += (f[3] > cap) - (before > cap)
-
-    def _map(self, p: int, f: list) -> None:
-        self.frame_of[p] = f
-        self._ref(f, 1)
-        self.c["shared_pages"] += 1
-        if f[3] >= 2:
-            self.c["reclaimed_pages"] += 1
+    @property
+    def t(self) -> float:
+        return float(self.fst[F_T])
 
     def _write(self, p: int, new: int) -> None:
-        f = self.frame_of[p]
-        if f is not None:  # copy-on-write break: a private copy for p
-            self.frame_of[p] = None
-            self._ref(f, -1)
-            self.c["shared_pages"] -= 1
-            self.c["cow_breaks"] += 1
-            if f[3] >= 1:
-                self.c["reclaimed_pages"] -= 1
-            else:
-                self._unlink(f)
-                self.c["shared_frames"] -= 1
-        self.cid[p] = new
-        self.ineligible[p] = False
+        """The guest writes content ``new`` into page ``p``."""
+        if not (0 <= p < self.h.pages and 0 <= new < self.h.n_contents):
+            raise ValueError(f"page {p} or content {new} out of range")
+        _write_page(p, new, self.pg, self.hash, self.bk, self.fr, self.cap, self.c.a)
 
     def _scan_page(self, p: int) -> None:
         """Hash page ``p`` and share it or leave a hint (paper §4.2)."""
-        c = self.c
-        c["pages_scanned"] += 1
-        if self.frame_of[p] is not None or self.ineligible[p]:
-            return
-        self._drop_hint(p)
-        cid = self.cid[p]
-        hv = self.hash[cid]
-        c["pages_hashed"] += 1
-        b = hv % self.nb
-        chain = self.buckets[b]
-        tr = hv & self.tmask
-        for f in list(chain):
-            c["chain_links"] += 1
-            if f[0] == SHARED:
-                if f[1] != hv:
-                    continue
-                c["bytes_compared"] += PAGE_SIZE
-                if f[2] == cid:
-                    self._map(p, f)
-                else:
-                    self.ineligible[p] = True
-                    c["false_matches"] += 1
-                return
-            if f[1] != tr:
-                continue
-            q = f[2]
-            hq = self.hash[self.cid[q]]  # rehash the hinted page
-            c["pages_hashed"] += 1
-            if hq & self.tmask != tr or self.frame_of[q] is not None:
-                self._drop_hint(q)  # the hinted page changed since: a stale hint
-                c["stale_hints"] += 1
-                continue
-            if hq != hv:
-                continue  # only the truncated hashes collide
-            c["bytes_compared"] += PAGE_SIZE
-            if self.cid[q] != cid:
-                self.ineligible[p] = True
-                c["false_matches"] += 1
-                return
-            self._drop_hint(q)
-            nf = [SHARED, hv, cid, 0, b]
-            chain.append(nf)
-            c["shared_frames"] += 1
-            self._map(q, nf)
-            self._map(p, nf)
-            return
-        hf = [HINT, tr, p, 0, b]
-        chain.append(hf)
-        self.hint_of[p] = hf
-        c["hint_frames"] += 1
+        if not 0 <= p < self.h.pages:
+            raise ValueError(f"page {p} out of range")
+        _scan_pages(
+            np.array([p], np.int32), 1, self.pg, self.bk, self.fr, np.uint64(self.nb), self.tmask, self.cap, self.c.a
+        )
 
     def share_before_swap(self, p: int) -> bool:
         """Scan page ``p`` now, outside the rate caps (§4.3); True if it is shared afterwards."""
         self._scan_page(p)
-        return self.frame_of[p] is not None
+        return bool(self.pg[p]["frame"] >= 0)
 
     def table_bytes(self) -> int:
-        c = self.c
-        frames = c["shared_frames"] + c["hint_frames"]
-        return frames * FRAME_BYTES + c["overflow_frames"] * self.s.overflow_entry_bytes + self.nb * self.s.bucket_bytes
+        a = self.c.a
+        frames = int(a[C_SHARED_FRAMES] + a[C_HINT_FRAMES])
+        return frames * FRAME_BYTES + int(a[C_OVERFLOW]) * self.s.overflow_entry_bytes + self.nb * self.s.bucket_bytes
 
     def snapshot(self) -> dict:
         out = dict(self.c)
-        out["ineligible_pages"] = sum(self.ineligible)
+        out["ineligible_pages"] = int(self.c.a[C_INELIGIBLE])
         out["bytes_hashed"] = out["pages_hashed"] * PAGE_SIZE
         out["table_bytes"] = self.table_bytes()
         out["table_pct_of_memory"] = 100.0 * out["table_bytes"] / max(1, self.h.pages * PAGE_SIZE)
-        out["min_passes"] = min(self.passes) if self.passes else 0
+        out["min_passes"] = int(_min_passes(self.passes))
         return out
-
-    def _next_page(self, v: int) -> int:
-        q = self.queue[v]
-        if not q:
-            q.extend(self.rng.permutation(self.vm_pages[v]).tolist()[::-1])
-        p = q.pop()
-        if not q:
-            self.passes[v] += 1
-        return p
 
     def run(self, *, until_s: float | None = None, settle_passes: int = 1, max_s: float = 1e7) -> ScanResult:
         """Scan until settled or ``until_s``.
@@ -249,34 +659,77 @@ class EsxScanner:
         (one pass finds all sharing of a static set). Timeline: one row per tick.
         """
         h, s = self.h, self.s
-        ev_t, ev_p, ev_c = h.t.tolist(), h.page.tolist(), h.new_content.tolist()
-        active = [v for v, pg in enumerate(self.vm_pages) if len(pg)]
-        rows = [{"t": 0.0, **self.snapshot()}]
-        hist = [(0.0, self.c["reclaimed_pages"])]
-        goal = None
+        ev_t = np.ascontiguousarray(h.t, np.float64)
+        ev_p = np.ascontiguousarray(h.page, np.int64)
+        ev_c = np.ascontiguousarray(h.new_content, np.int64)
+        active = np.flatnonzero(self.vlen > 0).astype(np.int64)
         per_vm = min(s.scan_rate_vm, s.scan_rate_total / max(1, len(active))) * s.tick_s
-        while active:
-            while self._ev < len(ev_t) and ev_t[self._ev] <= self.t:
-                self._write(ev_p[self._ev], ev_c[self._ev])
-                self._ev += 1
-            if goal is None and self._ev >= len(ev_t):
-                goal = [self.passes[v] + settle_passes + (1 if self.queue[v] else 0) for v in range(len(self.passes))]
-            for v in active:
-                self.credit[v] += per_vm
-                k = int(self.credit[v])
-                self.credit[v] -= k
-                for _ in range(k):
-                    self._scan_page(self._next_page(v))
-            self.t += s.tick_s
-            rows.append({"t": self.t, **self.snapshot()})
-            if self.c["reclaimed_pages"] != hist[-1][1]:
-                hist.append((self.t, self.c["reclaimed_pages"]))
-            if goal is not None and all(self.passes[v] >= goal[v] for v in active):
+        ist, fst, a = self.ist, self.fst, self.c.a
+        ist[I_PHASE] = 0
+        ist[I_GOAL_SET] = 0
+        ist[I_NROWS] = 1
+        ist[I_LAST_RECLAIMED] = a[C_RECLAIMED]
+        fst[F_CONV] = 0.0
+        goal = np.zeros(len(self.passes), np.int64)
+        cap = 1024
+        rows_t = np.empty(cap, np.float64)
+        rows_c = np.empty((cap, _ROW_COLS), np.int64)
+        rows_t[0] = 0.0
+        rows_c[0, : _ROW_COLS - 1] = a[: _ROW_COLS - 1]
+        rows_c[0, _ROW_COLS - 1] = _min_passes(self.passes)
+        until = np.inf if until_s is None else float(until_s)
+        nb = np.uint64(self.nb)
+        batch = np.empty(4096, np.int32)
+        while True:
+            rc = _run(
+                self.pg, self.hash, self.bk, self.fr, nb, self.tmask, self.cap, a, ev_t, ev_p, ev_c,
+                self.perm, self.vstart, self.vlen, self.vpos, self.passes, self.credit, active, goal, batch,
+                float(per_vm), float(s.tick_s), int(settle_passes), until, float(max_s), ist, fst, rows_t, rows_c,
+            )  # fmt: skip
+            if rc == DONE:
                 break
-            if (until_s is not None and self.t >= until_s) or self.t >= max_s:
-                break
-        final = self.snapshot()
-        return ScanResult(final, pd.DataFrame(rows), float(hist[-1][0]), s)
+            if rc == NEED_PERM:
+                v = int(ist[I_NEED_VM])
+                lo, hi = self.vstart[v], self.vstart[v] + self.vlen[v]
+                self.perm[lo:hi] = self.rng.permutation(self.vm_pages[lo:hi])
+                self.vpos[v] = 0
+            else:  # NEED_ROWS
+                cap *= 4
+                rows_t = np.concatenate([rows_t, np.empty(cap - len(rows_t), np.float64)])
+                rows_c = np.concatenate([rows_c, np.empty((cap - len(rows_c), _ROW_COLS), np.int64)])
+        r = int(ist[I_NROWS])
+        tl = self._timeline(rows_t[:r], rows_c[:r])
+        return ScanResult(self.snapshot(), tl, float(fst[F_CONV]), s)
+
+    def _timeline(self, t: np.ndarray, rows: np.ndarray) -> pd.DataFrame:
+        s = self.s
+        cols = {"t": t}
+        for j, name in enumerate(COUNTERS):
+            cols[name] = rows[:, j]
+        cols["ineligible_pages"] = rows[:, C_INELIGIBLE]
+        cols["bytes_hashed"] = rows[:, C_HASHED] * PAGE_SIZE
+        frames = rows[:, C_SHARED_FRAMES] + rows[:, C_HINT_FRAMES]
+        tb = frames * FRAME_BYTES + rows[:, C_OVERFLOW] * s.overflow_entry_bytes + self.nb * s.bucket_bytes
+        cols["table_bytes"] = tb
+        cols["table_pct_of_memory"] = 100.0 * tb / max(1, self.h.pages * PAGE_SIZE)
+        cols["min_passes"] = rows[:, _ROW_COLS - 1]
+        return pd.DataFrame(cols)
+
+
+class _CounterView:
+    """The counter vector read as the dict of :data:`COUNTERS` (``scanner.c["shared_pages"]``)."""
+
+    def __init__(self, a: np.ndarray):
+        self.a = a
+
+    def __getitem__(self, key: str) -> int:
+        return int(self.a[COUNTERS.index(key)])
+
+    def keys(self):
+        return COUNTERS
+
+    def __iter__(self):
+        return iter(COUNTERS)
 
 
 def emulate_scanner(history: PageHistory, settings: ScannerSettings | None = None, **run_kw) -> ScanResult:

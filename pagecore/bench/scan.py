@@ -1,0 +1,190 @@
+"""Benchmarks of the page-sharing scanners (not tests): ``pagecore bench scan``.
+
+Prints
+
+* page visits per second of the Numba KSM emulator (:func:`pagecore.sharing.ksm.emulate_ksm`) and
+  ESX scanner (:func:`pagecore.sharing.scanner.emulate_scanner`), each beside its pure-Python slow
+  twin (``tests/slow_twins_scan.py``) measured in the same run on a smaller host, with the
+  ratio; a visit is one page ``ksmd`` or the scanner looks at (``pages_scanned``);
+* the wall time of KSM, with the kernel's default knobs, to convergence (the counters settled)
+  on a host of Figure 4-like guests: ``--host 64x4096`` is the issue's 64 VMs × 4 GiB
+  (67 M pages); the default is a quick 8 × 512 MiB.
+
+The host is synthesized directly as a static page history (no page bytes, no hashing): every VM
+has the Figure 4 model's classes (:data:`pagecore.synth.FIG04_DEFAULTS`: zero pages, intra-VM
+duplicates, contents common to all VMs, variant slots, private pages) at random guest frames.
+
+Goals (issue 15): >= 5 M page visits per second per core; the 64 × 4 GiB host to KSM
+convergence in under a minute on one core. The emulators are single-threaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pagecore.sharing.pagehistory import PageHistory
+
+PAGES_PER_MIB = 256
+
+
+def fig04_host(n_vms: int, vm_mib: float, seed: int = 0) -> PageHistory:
+    """A static page history of ``n_vms`` Figure 4-like guests of ``vm_mib`` MiB each.
+
+    Content ids are assigned by class, as :class:`pagecore.synth.Fig04Model` lays them out
+    (zero → one id; intra-VM duplicates → ``intra_dup_groups`` ids shared by all VMs; common →
+    one id per slot, shared by all VMs; variant slot ``s`` → one of ``variants`` ids drawn per
+    VM; private → fresh ids), then permuted over each VM's guest frames. Hashes are SplitMix64
+    of the id (the zero page hashes to 0). Pages are in address order.
+    """
+    from pagecore.synth import FIG04_DEFAULTS, Fig04Model
+
+    model = Fig04Model(**{**FIG04_DEFAULTS, "mem_mb": vm_mib})
+    cnt = model.counts()
+    P = model.pages
+    g, m = max(model.dup_groups(), 1), model.variants
+    z, d, cm, v, pr = cnt["zero"], cnt["intra_dup"], cnt["common"], cnt["variant"], cnt["private"]
+    base_dup, base_common = 1, 1 + g
+    base_var = base_common + cm
+    base_priv = base_var + v * m
+    n_contents = base_priv + n_vms * pr
+    content = np.empty(n_vms * P, np.int64)
+    fixed = np.concatenate(
+        [np.zeros(z, np.int64), base_dup + np.arange(d) % g, base_common + np.arange(cm, dtype=np.int64)]
+    )
+    for k in range(n_vms):
+        rng = np.random.default_rng([seed, 0xF16_04, k])
+        var = base_var + np.arange(v, dtype=np.int64) * m + rng.integers(0, m, v)
+        priv = base_priv + k * pr + np.arange(pr, dtype=np.int64)
+        content[k * P : (k + 1) * P] = np.concatenate([fixed, var, priv])[rng.permutation(P)]
+    ids = np.arange(n_contents, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        x = ids * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        chash = x ^ (x >> np.uint64(31)) | np.uint64(1)
+    chash[0] = 0  # the zero page
+    vm = np.repeat(np.arange(n_vms, dtype=np.int64), P)
+    gpfn = np.tile(np.arange(P, dtype=np.uint64), n_vms)
+    return PageHistory([f"vm{k:02d}" for k in range(n_vms)], vm, gpfn, content, chash, 0 if z else -1)
+
+
+def _slow_twins():
+    """The pure-Python twins from the source tree's tests/ (None in an installed package)."""
+    tests = Path(__file__).resolve().parents[2] / "tests"
+    if not (tests / "slow_twins_scan.py").is_file():
+        return None
+    sys.path.insert(0, str(tests))
+    try:
+        import slow_twins_scan
+    finally:
+        sys.path.remove(str(tests))
+    return slow_twins_scan
+
+
+def _rate(fn, hist, settings) -> tuple[float, float, dict]:
+    """Visits per CPU second of one run (CPU time of this process: the emulators are
+    single-threaded, and on a shared machine wall time measures the other tenants)."""
+    t0 = time.process_time()
+    res = fn(hist, settings)
+    dt = max(time.process_time() - t0, 1e-9)
+    return res.final["pages_scanned"] / dt, dt, res.final
+
+
+def _parse_host(text: str) -> tuple[int, float]:
+    try:
+        a, b = text.lower().split("x")
+        return int(a), float(b)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--host wants VMSxMIB, e.g. 64x4096, got {text!r}") from None
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pagecore.sharing.ksm import KsmSettings, emulate_ksm
+    from pagecore.sharing.scanner import ScannerSettings, emulate_scanner
+
+    ap = argparse.ArgumentParser(prog="pagecore bench scan", description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--rate-host", type=_parse_host, default=(4, 256.0), help="host for the visit rates, VMSxMIB (default 4x256)"
+    )
+    ap.add_argument(
+        "--twin-host", type=_parse_host, default=(2, 64.0), help="host for the Python twins, VMSxMIB (default 2x64)"
+    )
+    ap.add_argument(
+        "--host",
+        type=_parse_host,
+        default=(8, 512.0),
+        help="host for KSM convergence, VMSxMIB (default 8x512; the issue's goal: 64x4096 = 67 M pages)",
+    )
+    ap.add_argument("--no-twins", action="store_true", help="skip the Python twins")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    ksm_st, esx_st = KsmSettings(), ScannerSettings(seed=args.seed)
+    t0 = time.perf_counter()
+    tiny = fig04_host(2, 1, args.seed)  # compile / load on a tiny host first
+    emulate_ksm(tiny, ksm_st)
+    emulate_scanner(tiny, esx_st)
+    print(f"compile / load kernels: {time.perf_counter() - t0:.2f} s")
+
+    fast = fig04_host(*args.rate_host, args.seed)
+    twins = None if args.no_twins else _slow_twins()
+    small = fig04_host(*args.twin_host, args.seed)
+    print(
+        f"visit rates: fast on {args.rate_host[0]} x {args.rate_host[1]:g} MiB ({fast.pages:,} pages), "
+        f"Python twins on {args.twin_host[0]} x {args.twin_host[1]:g} MiB ({small.pages:,} pages)"
+    )
+    for name, fn, twin, st in (
+        ("KSM", emulate_ksm, twins and twins.emulate_ksm, ksm_st),
+        ("ESX scanner", emulate_scanner, twins and twins.emulate_scanner, esx_st),
+    ):
+        rate, dt, _ = _rate(fn, fast, st)
+        line = f"  {name:<12} fast {rate / 1e6:7.2f} M visits/s ({dt:6.2f} s CPU)"
+        if twin is not None:
+            trate, tdt, tfinal = _rate(twin, small, st)
+            frate, _, ffinal = _rate(fn, small, st)
+            assert ffinal == tfinal, f"{name}: fast and slow twin disagree"
+            line += (
+                f"   Python twin {trate / 1e6:6.3f} M visits/s ({tdt:5.2f} s CPU)"
+                f"   fast on the twin's host {frate / 1e6:6.2f} M/s = {frate / trate:5.0f}x the twin"
+            )
+        print(line + "   (goal >= 5 M/s)")
+    del fast, small
+
+    n_vms, mib = args.host
+    rss0 = _rss_mb()
+    t0, c0 = time.perf_counter(), time.process_time()
+    host = fig04_host(n_vms, mib, args.seed)
+    t_syn, c_syn = time.perf_counter() - t0, time.process_time() - c0
+    print(f"KSM convergence, {n_vms} VMs x {mib:g} MiB = {host.pages:,} pages, {host.n_contents:,} contents:")
+    print(f"  synthesize the page history: {c_syn:.2f} s CPU, {t_syn:.2f} s wall")
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = emulate_ksm(host, ksm_st)
+    dt, cpu = time.perf_counter() - t0, max(time.process_time() - c0, 1e-9)
+    f = res.final
+    print(
+        f"  emulate_ksm to convergence: {cpu:.2f} s CPU, {dt:.2f} s wall, one thread (goal < 60 s for 67 M pages); "
+        f"{f['full_scans']} full scans, {f['pages_scanned'] / 1e6:.1f} M visits = "
+        f"{f['pages_scanned'] / cpu / 1e6:.1f} M/s per CPU second"
+    )
+    print(
+        f"  emulated: converged after {res.seconds_to_converge:,.0f} s of ksmd time "
+        f"(pages_to_scan {ksm_st.pages_to_scan}, sleep {ksm_st.sleep_millisecs} ms); "
+        f"pages_shared {f['pages_shared']:,}, pages_sharing {f['pages_sharing']:,} "
+        f"({100 * f['pages_sharing'] / host.pages:.1f} % of pages saved)"
+    )
+    print(f"  peak RSS {_rss_mb():,.0f} MB (+{_rss_mb() - rss0:,.0f} MB for history and emulator)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
