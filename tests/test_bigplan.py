@@ -68,18 +68,18 @@ def test_too_little_space_is_one_line_naming_the_key(tmp_path):
 
 def test_workflow_stops_before_any_job_when_the_disk_is_too_small(tmp_path):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump({"bigcount": {"vms": 1_000_000, "mem_mb": 1_000_000}}))  # 5 EB
+    cfg.write_text(yaml.safe_dump({"bigcount": {"vms": 4, "mem_mb": 10**12, "partition_bits": 0}}))  # 20 PB
     cmd = [sys.executable, "-m", "snakemake", "bigcount", "--snakefile", str(ROOT / "Snakefile")]
     cmd += ["--directory", str(tmp_path), "--configfile", str(cfg), "--cores", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
-    assert "config key bigcount: 256,000,000,000,000 pages need about" in proc.stderr + proc.stdout
+    assert "config key bigcount: 1,024,000,000,000,000 pages need about" in proc.stderr + proc.stdout
     assert not (tmp_path / "results").exists()
 
 
 def test_default_run_does_not_check_bigcount_space(tmp_path):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump({"bigcount": {"vms": 1_000_000, "mem_mb": 1_000_000}}))
+    cfg.write_text(yaml.safe_dump({"bigcount": {"vms": 4, "mem_mb": 10**12, "partition_bits": 0}}))
     cmd = [sys.executable, "-m", "snakemake", "--dry-run", "--snakefile", str(ROOT / "Snakefile")]
     cmd += ["--directory", str(tmp_path), "--configfile", str(cfg), "--cores", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

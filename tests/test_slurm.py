@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -77,7 +78,9 @@ def _bigcount(workdir: Path, env: dict, *extra: str) -> subprocess.CompletedProc
 
 def test_bigcount_through_slurm_equals_local_run(slurm, tmp_path):
     local = tmp_path / "local"
+    t0 = time.perf_counter()
     _bigcount(local, slurm, "--cores", "2")
+    t1 = time.perf_counter()
     cluster = tmp_path / "slurm"
     proc = _bigcount(
         cluster,
@@ -91,6 +94,8 @@ def test_bigcount_through_slurm_equals_local_run(slurm, tmp_path):
         "5",
         "--slurm-keep-successful-logs",
     )
+    t2 = time.perf_counter()
+    print(f"\nbigcount {BIG}: local run {t1 - t0:.1f} s, through SLURM {t2 - t1:.1f} s (pytest -s shows this)")
     want = json.loads((local / "results/bigcount/report.json").read_text())
     got = json.loads((cluster / "results/bigcount/report.json").read_text())
     assert got == want

@@ -54,7 +54,7 @@ cmd_install() {
     fi
     command -v apt-get >/dev/null || die "apt-get not found: install slurm-wlm and munge with your package manager"
     apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y slurm-wlm munge
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends slurm-wlm munge
 }
 
 write_configs() {
