@@ -1,13 +1,24 @@
 # Sharing of sets larger than memory: scatter by hash prefix, count each partition, gather.
 # Optional: `snakemake --cores all bigcount` (not part of the default run).
+# Each job asks for the memory its shard, VM or partition needs (mem_mb, used by cluster
+# executors and by --resources mem_mb=...); the run stops with one line before any job starts
+# if the file system of results/ lacks the space its temporary page tables need.
+
+
+localrules:
+    bigcount,
 
 
 rule bigcount_shard:
+    input:
+        bigcount_free_space,
     output:
         pages=temp("results/bigcount/pages/shard{shard}.parquet"),
     params:
         big=BIG,
         model=FIG04,
+    resources:
+        mem_mb=bigcount_mem_mb("shard"),
     log:
         "results/logs/bigcount_shard/shard{shard}.log",
     benchmark:
@@ -24,6 +35,8 @@ rule bigcount_scatter:
     params:
         bits=BIG["partition_bits"],
         vm_names=bigcount_vm_names(),
+    resources:
+        mem_mb=bigcount_mem_mb("scatter"),
     log:
         "results/logs/bigcount_scatter/shard{shard}.log",
     benchmark:
@@ -39,6 +52,8 @@ rule bigcount_count:
         counts="results/bigcount/counts/part{part}.json",
     params:
         ksm=config["sharing"]["ksm"],
+    resources:
+        mem_mb=bigcount_mem_mb("count"),
     log:
         "results/logs/bigcount_count/part{part}.log",
     benchmark:
@@ -52,6 +67,8 @@ rule bigcount:
         counts=bigcount_counts,
     output:
         report="results/bigcount/report.json",
+    resources:
+        mem_mb=bigcount_mem_mb("gather"),
     log:
         "results/logs/bigcount.log",
     script:

@@ -129,6 +129,26 @@ def bigcount_counts(wildcards=None):
     return expand("results/bigcount/counts/part{part}.json", part=bigcount_partitions())
 
 
+def bigcount_mem_mb(stage):
+    """Memory (MiB) one bigcount job of ``stage`` needs, from the config (pagecore.sharing.bigplan)."""
+    from pagecore.sharing.bigplan import job_mem_mb
+
+    return job_mem_mb(BIG, stage)
+
+
+def bigcount_free_space(wildcards=None):
+    """No inputs; stops the run with one line if results/ lacks the disk space bigcount needs.
+
+    An input function of the first bigcount jobs, so it runs while Snakemake builds the job graph
+    (dry runs included) and only when bigcount jobs are part of it; not inside cluster jobs.
+    """
+    if not workflow.remote_exec:
+        from pagecore.sharing.bigplan import check_free_space
+
+        check_free_space(BIG, "results")
+    return []
+
+
 def fig04_real_ids():
     """Zero-padded numbers 01..NN of the real identical guests."""
     return [f"{i:02d}" for i in range(1, config["fig04_real"]["vms"] + 1)]

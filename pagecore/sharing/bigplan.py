@@ -1,0 +1,103 @@
+"""Sizes of a ``bigcount`` run, known from its configuration before it starts.
+
+The scatter/count/gather pipeline (:mod:`.partition`, ``workflow/rules/bigcount.smk``) writes
+every page of the set twice to disk as temporary Parquet files — the hash-only page tables of
+the shards, then the same pages scattered by hash prefix — and bounds each job's memory by the
+shard size (shard and scatter jobs) or the partition size (count jobs). These functions turn a
+``bigcount`` config section into those numbers, so that the workflow can
+
+* refuse to start, with one clear line, when the file system holding ``results/`` has less
+  free space than the run needs (:func:`check_free_space`), and
+* ask a cluster scheduler for the memory each job needs (:func:`job_mem_mb`), instead of one
+  size for every job (pages of one VM for a shard job, of one shard for a scatter job, of one
+  partition for a count job).
+
+The per-page constants were measured (issue 18): hash-only shard files hold 10.6 bytes per page
+and scattered files 6.2 bytes per page (8 random hash bytes do not compress); peak job memory
+at the full 1,073,741,824-page size was 3.4 GB for a scatter job of a 64 Mi-page shard (about 51
+bytes per page) and 2.3 GB for a count job of a 16.8 Mi-page partition (about 137 bytes per
+page). A shard job writes its VMs one at a time, so its memory follows the size of one VM: 318 MB
+with 256 Ki-page VMs, about 360 bytes per page of one VM above the imports.
+
+Before any page is read, a job already holds two Python processes: the script (NumPy, pandas,
+pyarrow, Numba: about 225–260 MB) and, on a cluster, the Snakemake that runs it inside the job
+(about 200 MB). SLURM adds up the resident memory of both: the first real run through SLURM
+(2,048-page VMs) had its shard jobs killed at 420 MB (``exceeded memory limit (440311808 >
+420478976)``) when the base was 400 MiB; the base is now 800 MiB.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+
+from ..errors import ConfigError
+
+PAGES_PER_MB = 256
+#: bytes on disk per page, shard table + scattered table, measured 10.6 + 6.2, with 20 % margin
+DISK_BYTES_PER_PAGE = 20
+#: peak resident bytes per page of one job, by stage (see the module docstring)
+MEM_BYTES_PER_PAGE = {"shard": 360, "scatter": 51, "count": 137}
+#: resident memory of a job before it reads a page (script and in-job Snakemake, imports), MiB
+MEM_BASE_MB = 800
+#: margin on the per-page part of a job's memory request
+MEM_MARGIN = 1.25
+
+
+def _pages_per_vm(big: Mapping) -> int:
+    return round(big["mem_mb"] * PAGES_PER_MB)
+
+
+def total_pages(big: Mapping) -> int:
+    """Pages in the whole synthetic set: ``vms`` × ``mem_mb`` × 256."""
+    return big["vms"] * _pages_per_vm(big)
+
+
+def disk_bytes(big: Mapping) -> int:
+    """Bytes of temporary files the run may hold at once (all shards and all scattered tables).
+
+    Snakemake deletes a shard as soon as its scatter job is done and the scattered tables once
+    every count job is done, but the scheduler may write every shard first, so the estimate is
+    the sum of both.
+    """
+    return total_pages(big) * DISK_BYTES_PER_PAGE
+
+
+def job_mem_mb(big: Mapping, stage: str) -> int:
+    """Memory (MiB) to request for one ``stage`` job: ``shard``, ``scatter``, ``count`` or ``gather``."""
+    if stage == "gather":
+        return MEM_BASE_MB
+    if stage not in MEM_BYTES_PER_PAGE:
+        raise ValueError(f"stage must be shard, scatter, count or gather, got {stage!r}")
+    if stage == "count":
+        pages = -(-total_pages(big) // (1 << big["partition_bits"]))
+    elif stage == "shard":
+        pages = _pages_per_vm(big)
+    else:
+        pages = min(big["vms_per_shard"], big["vms"]) * _pages_per_vm(big)
+    return MEM_BASE_MB + int(-(-MEM_MARGIN * MEM_BYTES_PER_PAGE[stage] * pages // 2**20))
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.1f} MB"
+
+
+def check_free_space(big: Mapping, directory: str | os.PathLike = ".", free_bytes: int | None = None) -> int:
+    """Raise :class:`ConfigError` (one line) if ``directory`` lacks the space the run needs.
+
+    ``directory`` is where ``results/`` will be (the nearest existing parent is asked);
+    ``free_bytes`` overrides the measured free space (tests). Returns the bytes needed.
+    """
+    need = disk_bytes(big)
+    path = os.path.abspath(directory)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    free = shutil.disk_usage(path).free if free_bytes is None else free_bytes
+    if free < need:
+        raise ConfigError(
+            f"config key bigcount: {total_pages(big):,} pages need about {_gb(need)} of temporary page tables "
+            f"under {path}, but only {_gb(free)} is free there; free space, run in another --directory, "
+            "or lower bigcount.vms or bigcount.mem_mb"
+        )
+    return need
