@@ -32,7 +32,7 @@ import os
 import shutil
 from collections.abc import Mapping
 
-from ..errors import ConfigError
+from pagecore.errors import ConfigError
 
 PAGES_PER_MB = 256
 #: bytes on disk per page, shard table + scattered table, measured 10.6 + 6.2, with 20 % margin
