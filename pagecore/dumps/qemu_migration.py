@@ -46,6 +46,7 @@ address: their pages are counted in ``pages_not_guest_ram`` and not yielded. On 
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import struct
@@ -139,6 +140,11 @@ class _In:
             self._peek = b""
         else:
             b = self.fh.read(n)
+        while len(b) < n:  # decompressors may return short reads before the end
+            more = self.fh.read(n - len(b))
+            if not more:
+                break
+            b += more
         if len(b) != n:
             raise self.err(
                 f"migration stream ends inside {what}",
@@ -211,6 +217,8 @@ class QevmWalker:
         self.raw = raw
         self.info = StreamInfo()
         self._cur: int | None = None
+        #: (start, end, carries the block name, header word) of the record just yielded
+        self.span: tuple[int, int, bool, int] = (0, 0, False, 0)
 
     # -- header, configuration ------------------------------------------------
     def _header(self) -> None:
@@ -324,7 +332,8 @@ class QevmWalker:
                     hint="migrate without compression/xbzrle/rdma; unknown flags mean a QEMU pagecore does not know",
                     at=at,
                 )
-            if flags & F_CONTINUE:
+            named = not flags & F_CONTINUE
+            if not named:
                 if cur is None:
                     raise raw.err("CONTINUE record with no block before it", expected="a block name", at=at)
             else:
@@ -343,10 +352,12 @@ class QevmWalker:
             if kind == F_ZERO:
                 fill = raw.u8("zero-page fill byte")
                 info.zero_records += 1
+                self.span = (at, raw.pos, named, word)
                 yield cur, off // PAGE_SIZE, None, fill
             else:
                 data = raw.read(PAGE_SIZE, "page data")
                 info.page_records += 1
+                self.span = (at, raw.pos, named, word)
                 yield cur, off // PAGE_SIZE, data, 0
 
     # -- the stream -----------------------------------------------------------
@@ -487,6 +498,49 @@ class QevmWalker:
         info.devices_source = "VM description (JSON) at the end of the stream"
 
 
+def _frame_maps(info: StreamInfo) -> list[np.ndarray]:
+    """Guest frame of every page of every block (-1: not guest RAM)."""
+    gmaps = []
+    for b in info.blocks:
+        g = np.full(b.pages, -1, np.int64)
+        for off, gpa, length in b.gpa_ranges:
+            g[off // PAGE_SIZE : (off + length) // PAGE_SIZE] = np.arange(length // PAGE_SIZE) + gpa // PAGE_SIZE
+        gmaps.append(g)
+    return gmaps
+
+
+def crop_stream(src: str | Path, dst: str | Path, windows: list[tuple[int, int]]) -> Path:
+    """Copy an uncompressed migration stream keeping only RAM records of guest frames in ``windows``.
+
+    Everything else (header, configuration, RAM setup, section headers and footers, device
+    sections, VM description) is copied verbatim; a kept CONTINUE record whose block is not the
+    block of the previous kept record gets its block name written back (CONTINUE cleared), so
+    the result decodes to exactly the kept pages; the dropped ones then count as excluded.
+    """
+    src, dst = Path(src), Path(dst)
+    info = QemuMigrationReader(src).describe()
+    gmaps = _frame_maps(info)
+    with open(src, "rb") as fh, open(dst, "wb") as out:
+        data = fh.read()
+        w = QevmWalker(_In(io.BytesIO(data), src))
+        pos, prev = 0, None
+        for b, p, _d, _f in w.pages():
+            at, end, named, word = w.span
+            out.write(data[pos:at])
+            g = int(gmaps[b][p])
+            if g >= 0 and any(lo <= g < hi for lo, hi in windows):
+                if named or prev == b:
+                    out.write(data[at:end])
+                else:
+                    name = info.blocks[b].name.encode()
+                    payload = data[end - (1 if word & F_ZERO else PAGE_SIZE) : end]
+                    out.write(struct.pack(">QB", word & ~F_CONTINUE, len(name)) + name + payload)
+                prev = b
+            pos = end
+        out.write(data[pos:])
+    return dst
+
+
 def _chunk(gp: np.ndarray, buf: np.ndarray, n: int) -> PageChunk:
     """A read-only copy of the first ``n`` collected pages."""
     pages = buf[:n].copy()
@@ -529,14 +583,7 @@ class StreamReader(DumpReader):
             w = self._walker(fh, base, what)
             _pc_layout(info.blocks, info.machine, w.raw)
             self.info = info
-            gmaps = []  # guest frame of every page of every block (-1: not guest RAM)
-            for b in info.blocks:
-                g = np.full(b.pages, -1, np.int64)
-                for off, gpa, length in b.gpa_ranges:
-                    g[off // PAGE_SIZE : (off + length) // PAGE_SIZE] = (
-                        np.arange(length // PAGE_SIZE) + gpa // PAGE_SIZE
-                    )
-                gmaps.append(g)
+            gmaps = _frame_maps(info)
             self._not_ram = sum(int((g < 0).sum()) for g in gmaps)
             missing = sum(int(((lst < 0) & (g >= 0)).sum()) for lst, g in zip(last, gmaps, strict=True))
             k = self.chunk_pages
@@ -603,4 +650,4 @@ class QemuMigrationReader(StreamReader):
         return _sniff_qevm(head)
 
 
-__all__ = ["QemuMigrationReader", "QevmWalker", "StreamInfo", "StreamReader"]
+__all__ = ["QemuMigrationReader", "QevmWalker", "StreamInfo", "StreamReader", "crop_stream"]
