@@ -123,10 +123,16 @@ def read_page_table(path: str | os.PathLike, columns: Sequence[str] | None = Non
     if not path.is_file():
         raise InputError(path, "no such page table", hint="run `pagecore hash` first")
     try:
+        if columns is None:  # only the page-table columns: extra ones (e.g. `pagecore live`'s host view) stay out
+            names = pq.read_schema(path).names
+            columns = [c for c in PAGE_TABLE_SCHEMA.names if c in names] or None
+            want_all = True
+        else:
+            want_all = False
         table = pq.read_table(path, columns=list(columns) if columns else None)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(path, f"not a readable Parquet page table ({exc})") from None
-    want = PAGE_TABLE_SCHEMA if columns is None else pa.schema([PAGE_TABLE_SCHEMA.field(c) for c in columns])
+    want = PAGE_TABLE_SCHEMA if want_all else pa.schema([PAGE_TABLE_SCHEMA.field(c) for c in columns])
     for f in want:
         if f.name not in table.column_names:
             raise InputError(path, f"missing column {f.name!r}", expected="a page table written by `pagecore hash`")
