@@ -196,13 +196,16 @@ def test_sigterm_stops_a_paused_read_cleanly(guest, tmp_path):
                 "8",
                 "-o",
                 str(tmp_path),
-            ],  # fmt: skip
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
         )
-        time.sleep(6)
+        while "found by" not in (line := p.stderr.readline()):  # the guest is located: reading starts
+            assert line, "pagecore live exited before reading"
+        time.sleep(2)  # mid-read: 128 MiB at 8 MiB/s takes 16 s, the guest paused
+        assert guest["proc"].poll() is None
         p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=60)
     finally:

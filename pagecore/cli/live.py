@@ -22,9 +22,17 @@ def _positive_float(text: str) -> float:
 
 
 def _cmd_live(args) -> int:
+    import signal
+
     from pagecore.errors import InputError
     from pagecore.qemu import live
     from pagecore.qemu.capture import QMP, CaptureError
+
+    def _stop(signum, frame):  # before and between reads; during a read, read_guest stops at a page boundary
+        raise live.LiveStopped(f"stopped by {signal.Signals(signum).name}; no partial table written")
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
 
     pids = live.find_qemu_pids() if args.all_qemu else list(args.pid or [])
     if not pids:

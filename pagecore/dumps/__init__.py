@@ -31,7 +31,7 @@ import os
 from pathlib import Path
 
 # Importing a format module registers its reader (see ``register``); add new formats here.
-from pagecore.dumps import elf, flattened, kdump, libvirt_save, lime, qemu_migration  # noqa: F401 - register the formats
+from pagecore.dumps import elf, flattened, kdump, libvirt_save, lime, qemu_migration, vmware  # noqa: F401 - register
 from pagecore.dumps.base import (
     DEFAULT_CHUNK_PAGES,
     READERS,
