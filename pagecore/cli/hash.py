@@ -34,7 +34,14 @@ def _cmd_hash(args) -> int:
         )
     from pagecore.dumps.dumplevel import bias_of
 
-    bias = bias_of(meta)
+    zero_pages = None
+    if meta.get("dump_level"):
+        import pyarrow.compute as pc
+
+        from pagecore.pages.tables import read_page_table
+
+        zero_pages = int(pc.sum(read_page_table(args.output, ["zero"])["zero"]).as_py() or 0)
+    bias = bias_of(meta, zero_pages)
     if bias is not None:  # printed even with --quiet: the numbers made from this table are lower bounds
         print(f"pagecore: warning: {bias['message']}", file=sys.stderr)
     return 0

@@ -27,8 +27,13 @@ def excluded_classes(dump_level: int) -> list[str]:
     return out
 
 
-def bias_of(meta: dict) -> dict | None:
+def bias_of(meta: dict, zero_pages: int | None = None) -> dict | None:
     """Why a page table from a dump with this metadata undercounts sharing, or None if it does not.
+
+    A dump is biased when its ``dump_level`` names excluded page classes *and* it actually left
+    pages out (``pages_excluded`` > 0): QEMU's kdump writer puts ``dump_level`` 1 in its header
+    but keeps every page, so its dumps are not flagged. ``zero_pages`` (all-zero pages the table
+    holds, if known) is quoted in the message: makedumpfile ``-d 31`` dumps still hold some.
 
     Returns ``{"vm", "source_path", "dump_level", "missing_classes", "pages_excluded", "message"}``.
     """
@@ -36,11 +41,12 @@ def bias_of(meta: dict) -> dict | None:
     vm = meta.get("vm", "?")
     missing = excluded_classes(int(level)) if level else []
     excluded = int(meta.get("pages_excluded", 0) or 0)
-    if not missing:
+    if not missing or excluded == 0:
         return None
+    held = f"; it still holds {zero_pages:,} all-zero pages" if zero_pages else ""
     msg = (
         f"{vm}: kdump dump_level {level} (makedumpfile -d {level}) left out {', '.join(missing)}"
-        f" ({excluded:,} pages excluded): sharing is underestimated"
+        f" ({excluded:,} pages excluded{held}): sharing is underestimated"
     )
     return {
         "vm": vm,

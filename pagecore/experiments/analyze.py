@@ -94,7 +94,8 @@ def analyze_page_tables(
     counts = count_sharing(hashes, zero, vm_idx, names, **kw)
     out = counts.to_dict()
     out["verification"] = ver
-    biased = [b for b in (bias_of(m) for m in metas) if b is not None]
+    zeros_by_vm = dict(zip(names, np.bincount(vm_idx[zero], minlength=len(names)).tolist(), strict=True))
+    biased = [b for b in (bias_of(m, zeros_by_vm.get(m.get("vm"))) for m in metas) if b is not None]
     out["biased_inputs"] = biased  # filtered kdumps: the classes they miss; every count is then a lower bound
     out["sharing_underestimated"] = bool(biased)
     fuzzy = sorted({m.get("vm", "?") for m in metas if m.get("snapshot") == "unverified (fuzzy)"})
