@@ -105,14 +105,11 @@ def guest(tmp_path_factory):
         "qemu-system-x86_64", accel, cap.newest_kernel(), initrd, 128, work, cap.DEFAULT_APPEND, 15, 300, notes
     )
     with cap.qmp_session(proc, sock) as qmp:  # ends our QEMU (by PID) on leaving
-        yield {
-            "proc": proc,
-            "qmp": qmp,
-            "sock": sock,
-            "work": work,
-            "accel": used,
-            "console": work / f"console-{used}.log",
-        }
+        console = work / f"console-{used}.log"
+        state = {"proc": proc, "qmp": qmp, "sock": sock, "work": work, "accel": used, "console": console}
+        yield state
+        if state["qmp"] is not qmp:  # reconnected after the SIGTERM test handed the socket over
+            state["qmp"].close()
 
 
 def _ticks(console: Path) -> int:
@@ -176,6 +173,7 @@ def test_fuzzy_read_is_marked_and_the_guest_slowdown_measured(guest, tmp_path):
 
 
 @pytest.mark.qemu
+@pytest.mark.slow  # ~30 s on a loaded 2-core host: a fresh `pagecore live` process, a rate-limited read
 def test_sigterm_stops_a_paused_read_cleanly(guest, tmp_path):
     """SIGTERM during a --pause read: the guest runs again and no partial table is left."""
     pid, sock = guest["proc"].pid, guest["sock"]
