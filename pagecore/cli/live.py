@@ -71,11 +71,12 @@ def _cmd_live(args) -> int:
                     key=key,
                     measure_drift=not args.no_drift,
                 )
-                extra = (
-                    f"paused {meta['pause_seconds']:.3f} s"
-                    if args.pause
-                    else f"unverified (fuzzy): {meta['drift_pages']} pages changed between two reads"
-                )
+                if args.pause:
+                    extra = f"paused {meta['pause_seconds']:.3f} s"
+                elif meta["drift_pages"] is None:
+                    extra = "unverified (fuzzy), drift not measured"
+                else:
+                    extra = f"unverified (fuzzy): {meta['drift_pages']:,} pages changed between two reads"
                 print(
                     f"  {out_dir / name}: {meta['pages']:,} pages in {meta['read_seconds']:.2f} s, {extra}, "
                     f"{meta['pages_skipped']:,} unreadable",

@@ -363,6 +363,7 @@ def read_guest(
     kpf = None
     with contextlib.suppress(OSError):
         kpf = os.open("/proc/kpageflags", os.O_RDONLY)
+    hash_pages(np.zeros((1, PAGE_SIZE), np.uint8), key, threads=1)  # compile/load the kernel before timing or pausing
     fd = os.open(f"/proc/{guest.pid}/mem", os.O_RDONLY)
     meta: dict = {}
     paused_at = None
