@@ -374,7 +374,7 @@ class QevmWalker:
             at = raw.pos
             kind = raw.u8("section type")
             if kind == SEC_CONFIG:
-                if at != raw.pos - 1 or info.sections or info.machine:
+                if info.sections or info.machine:
                     raise raw.err("configuration section after other sections", expected="it first", at=at)
                 self._configuration()
             elif kind in (SEC_START, SEC_FULL):
