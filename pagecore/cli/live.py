@@ -71,7 +71,9 @@ def _cmd_live(args) -> int:
                     key=key,
                     measure_drift=not args.no_drift,
                 )
-                if args.pause:
+                if args.pause and meta["pause_seconds"] is None:
+                    extra = "the guest was already paused (left paused)"
+                elif args.pause:
                     extra = f"paused {meta['pause_seconds']:.3f} s"
                 elif meta["drift_pages"] is None:
                     extra = "unverified (fuzzy), drift not measured"

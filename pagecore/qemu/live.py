@@ -206,7 +206,11 @@ def locate_by_qmp(pid: int, qmp: QMP) -> Guest:
         elif name not in host:
             g.notes.append(f"guest-physical {gpa:#x}+{length:#x} ({name}) not read: no host address")
     if not g.regions:
-        raise InputError(f"/proc/{pid}/maps", "no guest RAM found via QMP", hint="pass --force-maps to use sizes only")
+        raise InputError(
+            f"/proc/{pid}/smaps",
+            "no guest RAM block matched a QEMU RAM mapping: " + "; ".join(g.notes),
+            hint="run without a QMP socket to take the largest RAM mapping instead",
+        )
     return g
 
 
