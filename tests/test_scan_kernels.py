@@ -331,7 +331,6 @@ def test_kernels_without_jit():
 # ---------------------------------------------------------------------------------- benchmark
 def test_fig04_host_is_a_static_address_ordered_history():
     from pagecore.bench.scan import fig04_host
-
     from pagecore.sharing import count_sharing
 
     h = fig04_host(3, 1, seed=2)

@@ -16,11 +16,11 @@ import sys
 import threading
 
 from pagecore import __version__
-from pagecore.cli import bench, compress, hash, overtime, share, synth
+from pagecore.cli import bench, compress, hash, live, overtime, share, synth
 from pagecore.errors import PagecoreError
 
 EPILOG = "Paper: C. A. Waldspurger, Memory Resource Management in VMware ESX Server, OSDI '02."
-GROUPS = (hash, share, compress, synth, overtime, bench)
+GROUPS = (hash, share, compress, synth, overtime, live, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,6 +36,18 @@ def _cmd_hash(args) -> int:
             f"{args.output}: {meta['pages']:,} pages of {vm} ({meta['format']}{extra})",
             file=sys.stderr,
         )
+    from pagecore.dumps.dumplevel import bias_of
+
+    zero_pages = None
+    if meta.get("dump_level"):
+        import pyarrow.compute as pc
+
+        from pagecore.pages.tables import read_page_table
+
+        zero_pages = int(pc.sum(read_page_table(args.output, ["zero"])["zero"]).as_py() or 0)
+    bias = bias_of(meta, zero_pages)
+    if bias is not None:  # printed even with --quiet: the numbers made from this table are lower bounds
+        print(f"pagecore: warning: {bias['message']}", file=sys.stderr)
     return 0
 
 
@@ -52,13 +64,18 @@ def register(sub) -> None:
         description="Stream a guest memory dump through the pcx64-v1 page hash and write a "
         "Parquet page table (vm, gpfn, hash, zero) with provenance metadata.",
     )
-    h.add_argument("dump", help="memory dump: raw image, ELF core, LiME, kdump-compressed or flattened")
+    h.add_argument(
+        "dump",
+        help="memory dump: raw image, ELF core, LiME, kdump-compressed or flattened, QEMU migration stream, "
+        "libvirt save image, VMware .vmss/.vmsn (with its .vmem)",
+    )
     output_arg(h)
     h.add_argument("--vm", help="VM name stored in the table (default: the dump's file stem)")
     h.add_argument(
         "--format",
         default="auto",
-        help="dump format: raw, elf, lime, kdump, kdump-flat (default: auto, detected from magic bytes)",
+        help="dump format: raw, elf, lime, kdump, kdump-flat, qemu-migration, libvirt-save, vmware "
+        "(default: auto, detected from magic bytes)",
     )
     h.add_argument("--threads", type=nonneg_int, default=0, help="hashing threads (0 = all; default 0)")
     h.add_argument(

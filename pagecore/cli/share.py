@@ -69,6 +69,10 @@ def _fmt_table(rep: dict, by_vm: bool) -> str:
             f"(loses {sg['savings_lost_pages']:,}); cross-VM shared pages an attacker could probe: "
             f"{sg['cross_vm_shared_pages_unsalted']:,} unsalted, {sg['cross_vm_shared_pages_salted']:,} salted"
         )
+    for b in rep.get("biased_inputs", []):
+        lines.append(f"WARNING: {b['message']}")
+    if rep.get("fuzzy_snapshots"):
+        lines.append("note: unverified (fuzzy) live snapshots of running guests: " + ", ".join(rep["fuzzy_snapshots"]))
     if rep["top_shared"]:
         lines.append(
             "top shared contents: "
@@ -108,6 +112,9 @@ def _cmd_share(args) -> int:
         key=key_from_args(args) if (args.key_env or args.key_file) else None,
         dump_dir=args.dump_dir,
     )
+    if args.format != "table":  # the table prints them itself; JSON/Parquet users still see them
+        for b in rep.get("biased_inputs", []):
+            print(f"pagecore: warning: {b['message']}", file=sys.stderr)
     if args.format == "json":
         if args.by != "vm":
             rep.pop("by_vm")

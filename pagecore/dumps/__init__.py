@@ -16,6 +16,9 @@ name            producers                                       pages
 ``lime``        LiME (``format=lime``)                          zero-copy mmap views
 ``kdump``       makedumpfile, QEMU ``kdump-raw-*``              decoded in a thread pool
 ``kdump-flat``  ``makedumpfile -F``, QEMU ``kdump-zlib/lzo/…``  decoded, read in place
+``qemu-migration`` QEMU ``migrate "exec:cat > FILE"`` (QEVM)    RAM sections, streamed
+``libvirt-save``  ``virsh save`` / managed save (+ gzip/bz2/xz)  the QEMU stream inside
+``vmware``      ``.vmem`` placed by its ``.vmss``/``.vmsn`` map   zero-copy mmap views
 ==============  ==============================================  ==========================
 
 Every page of a dump ends up in the reader's ``stats``: read, skipped (unreadable, under
@@ -38,7 +41,7 @@ import os
 from pathlib import Path
 
 # Importing a format module registers its reader (see ``register``); add new formats here.
-from pagecore.dumps import elf, flattened, kdump, lime  # noqa: F401 - register the formats
+from pagecore.dumps import elf, flattened, kdump, libvirt_save, lime, qemu_migration, vmware  # noqa: F401 - register
 from pagecore.dumps.base import (
     DEFAULT_CHUNK_PAGES,
     READERS,

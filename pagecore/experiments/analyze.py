@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from pagecore.dumps.dumplevel import bias_of
 from pagecore.errors import PagecoreError
 from pagecore.pages.tables import page_table_metadata, read_page_tables
 from pagecore.pages.verify import unavailable_reason, verify_tables
@@ -85,7 +86,9 @@ def analyze_page_tables(
     Returns
     -------
     dict
-        :meth:`pagecore.sharing.SharingCounts.to_dict` plus ``verification`` and, when asked,
+        :meth:`pagecore.sharing.SharingCounts.to_dict` plus ``verification``, ``biased_inputs``
+        (page tables of filtered kdumps, with the page classes they miss; see
+        :func:`pagecore.dumps.dumplevel.bias_of`), ``sharing_underestimated`` and, when asked,
         ``salting``.
     """
     if verify not in ("auto", "yes", "no"):
@@ -120,6 +123,13 @@ def analyze_page_tables(
     keyed = any(m.get("hash_key_id", "none") != "none" for m in metas)
     ver["hash_guarantee"] = hash_guarantee(keyed, hash_bits, do_verify)
     out["verification"] = ver
+    zeros_by_vm = dict(zip(names, np.bincount(vm_idx[zero], minlength=len(names)).tolist(), strict=True))
+    biased = [b for b in (bias_of(m, zeros_by_vm.get(m.get("vm"))) for m in metas) if b is not None]
+    out["biased_inputs"] = biased  # filtered kdumps: the classes they miss; every count is then a lower bound
+    out["sharing_underestimated"] = bool(biased)
+    fuzzy = sorted({m.get("vm", "?") for m in metas if m.get("snapshot") == "unverified (fuzzy)"})
+    if fuzzy:
+        out["fuzzy_snapshots"] = fuzzy  # live reads of running guests (pagecore live without --pause)
     if salting_mode is not None:
         dom = salt_domains(names, salting_mode, salts)
         salted = count_sharing(hashes, zero, vm_idx, names, salt=dom[vm_idx], **kw).to_dict()

@@ -45,7 +45,13 @@ def fig05_real_world_sharing(ours: pd.DataFrame, paper: pd.DataFrame | None = No
                 kw["hatch"] = "///"
             rects = ax.bar(pos, vals, width, label=label, **kw)
             ax.bar_label(rects, fmt="%.1f", fontsize=6, padding=1)
-        labels = [f"{a}\n{t:,.0f} MB, {n} VMs" for a, t, n in zip(w, ours["total_mb"], ours["vms"], strict=True)]
+        biased = ours["sharing_underestimated"] if "sharing_underestimated" in ours else [False] * len(w)
+        labels = [
+            f"{a}{'*' if b else ''}\n{t:,.0f} MB, {n} VMs"
+            for a, t, n, b in zip(w, ours["total_mb"], ours["vms"], biased, strict=True)
+        ]
+        if any(biased):
+            fig.text(0.01, 0.01, "* filtered kdump (makedumpfile -d): sharing underestimated", fontsize=6)
         ax.set_xticks(x, labels)
         ax.set_ylabel("% of guest memory")
         ax.set_title("Figure 5: Real-world page sharing")

@@ -127,6 +127,25 @@ def page_states(pid: int, start: int, npages: int) -> dict:
     }
 
 
+def _live_states(g: dict, out: Path, npg: int) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Page states and hashes of a paused guest's base RAM from a ``pagecore live`` read."""
+    import pyarrow.parquet as pq
+
+    from pagecore.qemu.live import Guest, Region, read_guest
+
+    guest = Guest(g["pid"], f"ksmcheck-{g['pid']}", "ksmcheck: base RAM at the mapping found in /proc/PID/maps")
+    guest.regions.append(Region(0, npg * PAGE, g["start"], "pc.ram", 0))
+    read_guest(guest, out, qmp=g["qmp"], pause=True, max_mb_per_s=None)
+    t = pq.read_table(out)
+    order = np.argsort(t["gpfn"].to_numpy())
+    if len(order) != npg:
+        raise CaptureError(f"live read of pid {g['pid']} gave {len(order)} pages, expected {npg}")
+    col = {c: t[c].to_numpy(zero_copy_only=False)[order] for c in t.column_names if c != "vm"}
+    st = {"present": col["host_present"], "zero_page": col["host_zero_page"], "thp": col["host_thp"],
+          "ksm": col["host_ksm"]}  # fmt: skip
+    return st, col["hash"], col["zero"]
+
+
 def _page_hashes(raw: Path) -> tuple[np.ndarray, np.ndarray]:
     data = np.fromfile(raw, np.uint8).reshape(-1, PAGE)
     h = np.array(
@@ -146,8 +165,13 @@ def run_check(
     accel: str = "auto",
     timeout_s: float = 300.0,
     work_dir: str | None = None,
+    live_read: bool = False,
 ) -> dict:
-    """The whole check (see the module docstring); returns the result dict."""
+    """The whole check (see the module docstring); returns the result dict.
+
+    ``live_read``: take the prediction's input from a paused ``pagecore live`` read of each
+    guest (its page table and host-view columns) instead of ``pmemsave`` + ``page_states``.
+    """
     from pagecore.sharing.ksm import KsmSettings, emulate_ksm
     from pagecore.sharing.pagehistory import PageHistory
 
@@ -174,15 +198,22 @@ def run_check(
             use = used
             qmp = QMP(sock)
             raw = g / "ram.raw"
-            ram = pause_and_save_ram(qmp, raw)
+            if live_read:
+                qmp.cmd("stop")
+                ram = qmp.cmd("query-memory-size-summary")["base-memory"]
+            else:
+                ram = pause_and_save_ram(qmp, raw)
             guests.append({"pid": proc.pid, "qmp": qmp, "ram": ram, "raw": raw, "accel": used, "boot_s": secs})
         vis_h, vis_z, vis_vm, vis_g = [], [], [], []
         seen = {"guest_pages": 0, "present": 0, "zero_page_before": 0, "thp_before": 0}
         for i, g in enumerate(guests):
             npg = g["ram"] // PAGE
             g["start"] = _ram_mapping(g["pid"], g["ram"])
-            st = page_states(g["pid"], g["start"], npg)
-            h, z = _page_hashes(g["raw"])
+            if live_read:
+                st, h, z = _live_states(g, tmp / f"live{i:02d}.parquet", npg)
+            else:
+                st = page_states(g["pid"], g["start"], npg)
+                h, z = _page_hashes(g["raw"])
             vis = st["present"] & ~st["zero_page"]
             seen["guest_pages"] += npg
             seen["present"] += int(st["present"].sum())
@@ -290,12 +321,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-smart-scan", action="store_true", help="smart_scan=0 during the check (default: as found)")
     p.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto", help="accelerator (default auto)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for KSM to settle (default 300)")
+    p.add_argument("--live", action="store_true", help="predict from a paused `pagecore live` read, not pmemsave")
     args = p.parse_args(argv)
     try:
         r = run_check(
             args.vms, ram_mb=args.ram_mb, pages_to_scan=args.pages_to_scan, sleep_ms=args.sleep_ms,
             use_zero_pages=args.use_zero_pages, accel=args.accel, timeout_s=args.timeout,
-            smart_scan=False if args.no_smart_scan else None,
+            smart_scan=False if args.no_smart_scan else None, live_read=args.live,
         )  # fmt: skip
     except CaptureError as exc:
         print(f"pagecore: error: {exc}", file=sys.stderr)

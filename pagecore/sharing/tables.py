@@ -19,7 +19,9 @@ def fig05_table(reports: Mapping[str, dict]) -> pd.DataFrame:
     -------
     pandas.DataFrame
         ``workload, vms, total_mb, shared_mb, shared_pct, reclaimed_mb, reclaimed_pct,
-        zero_reclaimed_mb, intra_vm_saved_mb, inter_vm_saved_mb, verified, false_matches``.
+        zero_reclaimed_mb, intra_vm_saved_mb, inter_vm_saved_mb, verified, false_matches,
+        biased_vms, sharing_underestimated`` (the last two name VMs whose dumps left page classes
+        out, see :func:`pagecore.dumps.dumplevel.bias_of`).
     """
     rows = []
     for name, r in reports.items():
@@ -38,6 +40,9 @@ def fig05_table(reports: Mapping[str, dict]) -> pd.DataFrame:
                 "inter_vm_saved_mb": r["inter_vm_saved_pages"] * mb,
                 "verified": r["verified"],
                 "false_matches": r["false_matches"],
+                # VMs from filtered kdumps (makedumpfile -d): their sharing is underestimated
+                "biased_vms": ", ".join(sorted({b["vm"] for b in r.get("biased_inputs", [])})),
+                "sharing_underestimated": bool(r.get("sharing_underestimated", False)),
             }
         )
     return pd.DataFrame(rows)

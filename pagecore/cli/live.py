@@ -1,0 +1,132 @@
+"""`pagecore live`: running QEMU guests on this host → page tables with the host's view of each page."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from pagecore.cli._args import command, key_from_args, positive_int
+
+
+def _positive_float(text: str) -> float:
+    import argparse
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {v}")
+    return v
+
+
+def _cmd_live(args) -> int:
+    import signal
+
+    from pagecore.errors import InputError
+    from pagecore.qemu import live
+    from pagecore.qemu.capture import QMP, CaptureError
+
+    def _stop(signum, frame):  # before and between reads; during a read, read_guest stops at a page boundary
+        raise live.LiveStopped(f"stopped by {signal.Signals(signum).name}; no partial table written")
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+
+    pids = live.find_qemu_pids() if args.all_qemu else list(args.pid or [])
+    if not pids:
+        raise InputError("/proc", "no QEMU process to read", hint="pass --pid PID or --all-qemu")
+    for pid in pids:
+        why = live.qemu_reason(pid)
+        if why and not args.force:
+            raise InputError(f"/proc/{pid}", why, hint="pass --force to read it anyway")
+    qmp_for = dict(args.qmp or [])
+    out_dir = Path(args.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    key = key_from_args(args)
+    for pid in pids:
+        sock = qmp_for.get(pid) or live.qmp_socket_of(pid)
+        qmp = None
+        if sock:
+            try:
+                qmp = QMP(Path(sock), timeout=10)
+            except (CaptureError, OSError) as e:
+                print(f"pid {pid}: QMP {sock} unusable ({e}); using /proc/{pid}/smaps only", file=sys.stderr)
+        try:
+            guest = live.locate_by_qmp(pid, qmp) if qmp is not None else live.locate_by_maps(pid)
+            print(f"{guest.name} (pid {pid}): {guest.pages:,} pages, found by {guest.how}", file=sys.stderr)
+            for note in guest.notes:
+                print(f"  note: {note}", file=sys.stderr)
+            for i in range(args.count):
+                if i:
+                    time.sleep(args.interval)
+                name = f"{guest.name}.parquet" if args.count == 1 else f"{guest.name}.{i:04d}.parquet"
+                meta = live.read_guest(
+                    guest,
+                    out_dir / name,
+                    qmp=qmp,
+                    pause=args.pause,
+                    max_mb_per_s=None if args.max_mb_per_s == 0 else args.max_mb_per_s,
+                    key=key,
+                    measure_drift=not args.no_drift,
+                )
+                if args.pause and meta["pause_seconds"] is None:
+                    extra = "the guest was already paused (left paused)"
+                elif args.pause:
+                    extra = f"paused {meta['pause_seconds']:.3f} s"
+                elif meta["drift_pages"] is None:
+                    extra = "unverified (fuzzy), drift not measured"
+                else:
+                    extra = f"unverified (fuzzy): {meta['drift_pages']:,} pages changed between two reads"
+                print(
+                    f"  {out_dir / name}: {meta['pages']:,} pages in {meta['read_seconds']:.2f} s, {extra}, "
+                    f"{meta['pages_skipped']:,} unreadable",
+                    file=sys.stderr,
+                )
+        finally:
+            if qmp is not None:
+                qmp.close()
+    return 0
+
+
+def _pid_sock(text: str):
+    import argparse
+
+    pid, sep, sock = text.partition("=")
+    if not sep or not pid.isdigit():
+        raise argparse.ArgumentTypeError(f"expected PID=SOCKET, got {text!r}")
+    return int(pid), sock
+
+
+def register(sub) -> None:
+    """Add the `live` subcommand to the ``pagecore`` parser."""
+    p = command(
+        sub,
+        "live",
+        _cmd_live,
+        help="read running QEMU guests' memory (read-only, rate-limited) into page tables",
+        description="Find each QEMU guest's RAM in its process (QMP when a socket is known, else the "
+        "largest RAM mappings), read it through /proc/PID/mem read-only at a bounded rate, and write one "
+        "page table per guest with the host's view of each page (present, THP, zero page, KSM). Without "
+        "--pause the snapshot is fuzzy: its drift is measured by reading twice and the table is marked "
+        "'unverified (fuzzy)'. Needs root.",
+    )
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--pid", type=positive_int, action="append", help="QEMU process to read (repeatable)")
+    who.add_argument("--all-qemu", action="store_true", help="every qemu-system-* process on this host")
+    p.add_argument("-o", "--output", required=True, help="directory for the page tables (<guest>.parquet)")
+    p.add_argument(
+        "--qmp", type=_pid_sock, action="append", metavar="PID=SOCKET", help="QMP socket of a PID (default: -qmp unix:)"
+    )
+    p.add_argument("--pause", action="store_true", help="stop the guest (QMP) while reading: a consistent snapshot")
+    p.add_argument(
+        "--max-mb-per-s", type=float, default=64.0, help="read rate limit per guest in MiB/s (0: none; default 64)"
+    )
+    p.add_argument("--interval", type=_positive_float, default=60.0, help="seconds between successive reads")
+    p.add_argument("--count", type=positive_int, default=1, help="successive reads per guest (default 1)")
+    p.add_argument("--no-drift", action="store_true", help="fuzzy reads: skip the second pass that measures drift")
+    p.add_argument("--force", action="store_true", help="read a process that is not qemu-system-*")
+    kg = p.add_mutually_exclusive_group()
+    kg.add_argument("--key-env", metavar="VAR", help="key the hash with the secret in environment variable VAR")
+    kg.add_argument("--key-file", metavar="PATH", help="key the hash with the secret in PATH")
