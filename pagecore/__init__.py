@@ -25,12 +25,15 @@ The public API is what these packages export (their ``__all__``) plus the names 
 workflow scripts import only these, so modules can move without breaking them.
 """
 
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("pagecore")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0+unknown"
+def _version() -> str:
+    """The installed version (looked up on first use: importlib.metadata is slow to import)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pagecore")
+    except PackageNotFoundError:  # running from a source tree that was not installed
+        return "0+unknown"
 
 
 def _numba_cache_fallback() -> str | None:
@@ -97,6 +100,9 @@ __all__ = ["PAGE_SIZE", "__version__", *sorted(_LAZY)]
 
 
 def __getattr__(name: str):
+    if name == "__version__":
+        globals()["__version__"] = v = _version()
+        return v
     if name in _LAZY:
         import importlib
 

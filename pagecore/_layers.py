@@ -10,6 +10,7 @@ from __future__ import annotations
 #: Importable by every module of the package.
 BASE = (
     "pagecore",
+    "pagecore._defaults",
     "pagecore._jit",
     "pagecore._util",
     "pagecore._smk",

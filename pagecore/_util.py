@@ -14,8 +14,6 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 TMP_TAG = ".pagecore-tmp-"
 """Temporary outputs are named ``.<name>.pagecore-tmp-<pid>-<n>``: recognisable, so that a
 later run writing the same output removes the ones a killed run (SIGKILL) left behind."""
@@ -152,8 +150,10 @@ def write_json_atomic(path: str | os.PathLike, obj) -> None:
         tmp.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
 
 
-def progress(total: int | None = None, desc: str = "", unit: str = "page", **kw) -> tqdm:
-    """A progress bar on stderr that stays silent when stderr is not a terminal."""
+def progress(total: int | None = None, desc: str = "", unit: str = "page", **kw):
+    """A progress bar (tqdm) on stderr that stays silent when stderr is not a terminal."""
+    from tqdm.auto import tqdm
+
     return tqdm(
         total=total,
         desc=desc,

@@ -131,3 +131,16 @@ def test_notebooks_and_scripts_use_the_public_api(path, source):
             for a in node.names:
                 is_module = importlib.util.find_spec(f"{node.module}.{a.name}") is not None
                 assert a.name in exported or is_module, f"{path.name}: {node.module}.{a.name} is not public"
+
+
+def test_the_command_line_starts_without_the_numeric_stack():
+    """`pagecore --help` and every parser import no numpy/numba/pandas/pyarrow (fast start-up)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pagecore.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('numpy', 'numba', 'pandas', 'pyarrow', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", f"the parser imports {out.strip()}"

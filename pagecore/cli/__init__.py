@@ -15,12 +15,21 @@ import signal
 import sys
 import threading
 
-from pagecore import __version__
 from pagecore.cli import bench, compress, hash, live, overtime, share, synth
 from pagecore.errors import PagecoreError
 
 EPILOG = "Paper: C. A. Waldspurger, Memory Resource Management in VMware ESX Server, OSDI '02."
 GROUPS = (hash, share, compress, synth, overtime, live, bench)
+
+
+class _Version(argparse.Action):
+    """``--version``, looking the version up only when asked (importlib.metadata is slow)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import pagecore
+
+        print(f"pagecore {pagecore.__version__}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         "virtualized hosts (a reproduction of Waldspurger, OSDI '02).",
         epilog=EPILOG,
     )
-    p.add_argument("--version", action="version", version=f"pagecore {__version__}")
+    p.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for group in GROUPS:
         group.register(sub)

@@ -23,15 +23,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from pagecore._util import atomic_path
 from pagecore.cli._args import check_outputs
 
 
 def register(subparsers):
     """Add the ``compress`` subcommand to the ``pagecore`` parser."""
-    from pagecore.pages.compress import ALGORITHMS, DEFAULT_ALGORITHM
+    from pagecore._defaults import COMPRESS_ALGORITHMS as ALGORITHMS
+    from pagecore._defaults import DEFAULT_COMPRESS_ALGORITHM as DEFAULT_ALGORITHM
 
     p = subparsers.add_parser(
         "compress",
@@ -120,6 +119,8 @@ def run(args) -> int:
 
 
 def _jsonable(o):
+    import numpy as np
+
     if isinstance(o, np.generic):
         return o.item()
     raise TypeError(type(o).__name__)

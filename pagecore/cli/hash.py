@@ -53,8 +53,8 @@ def _cmd_hash(args) -> int:
 
 def register(sub) -> None:
     """Add the `hash` subcommand(s) to the ``pagecore`` parser."""
-    from pagecore.dumps.base import DEFAULT_CHUNK_PAGES, MAX_CHUNK_PAGES
-    from pagecore.pages.compress import ALGORITHMS
+    from pagecore._defaults import COMPRESS_ALGORITHMS as ALGORITHMS
+    from pagecore._defaults import DEFAULT_CHUNK_PAGES, MAX_CHUNK_PAGES
 
     h = command(
         sub,

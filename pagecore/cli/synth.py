@@ -99,7 +99,7 @@ def register(sub) -> None:
         description="N identical guests (paper Figure 4) written as raw physical images "
         "vm01.raw … vmNN.raw. Fractions default to the workflow's calibrated values.",
     )
-    from pagecore.synth.fig04 import FIG04_DEFAULTS
+    from pagecore._defaults import FIG04_DEFAULTS
 
     f4.add_argument("-o", "--output-dir", required=True, help="directory for vmNN.raw files")
     f4.add_argument("--vms", type=positive_int, default=10, help="number of guests (default 10)")

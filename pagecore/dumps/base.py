@@ -13,14 +13,10 @@ from typing import ClassVar
 import numpy as np
 
 from pagecore import PAGE_SIZE
+from pagecore._defaults import DEFAULT_CHUNK_PAGES, MAX_CHUNK_PAGES
 from pagecore.dumps import _sigbus
 from pagecore.errors import ConfigError, InputError
 
-#: Default pages per chunk: 64 MiB of page data, large enough to amortize per-chunk work (each
-#: chunk starts a parallel hashing region) and small enough that memory stays bounded.
-DEFAULT_CHUNK_PAGES = 16384
-#: Largest accepted ``chunk_pages`` (4 GiB of page data per chunk): a chunk is held in memory.
-MAX_CHUNK_PAGES = 1 << 20
 #: A dump read under ``skip_bad_pages`` whose skipped share of pages exceeds this is "mostly
 #: bad": :meth:`DumpStats.damage` reports it, and the caller must say so loudly.
 MOSTLY_BAD_FRACTION = 0.5

@@ -70,14 +70,15 @@ import numpy as np
 from numba import njit, prange
 from numba.cpython.unsafe.numbers import trailing_zeros
 
+from pagecore._defaults import COMPRESS_ALGORITHMS, DEFAULT_COMPRESS_ALGORITHM
 from pagecore._jit import JIT_DISABLED, PARALLEL, SERIAL, resolve_threads
 from pagecore.errors import ConfigError
 
-ALGORITHMS = ("lzo-rle", "lzo", "lz4", "zstd")
+ALGORITHMS = COMPRESS_ALGORITHMS
 #: Also accepted by :func:`compressed_sizes` (not a kernel model): userspace liblz4 via PyPI lz4.
 EXTRA_ALGORITHMS = ("lz4-pypi",)
 #: zram's default since Linux 5.1 (CONFIG_ZRAM_DEF_COMP, drivers/block/zram/Kconfig).
-DEFAULT_ALGORITHM = "lzo-rle"
+DEFAULT_ALGORITHM = DEFAULT_COMPRESS_ALGORITHM
 #: zstd level zram uses when none is set (ZSTD_CLEVEL_DEFAULT = 3, zstd and Linux 6.12+ zram).
 ZSTD_LEVEL = 3
 #: Bytes compared by zram's page_same_filled: sizeof(unsigned long) on a 64-bit kernel.

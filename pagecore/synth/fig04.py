@@ -41,6 +41,7 @@ import numpy as np
 from numba import njit, prange
 
 from pagecore import PAGE_SIZE
+from pagecore._defaults import FIG04_DEFAULTS as _FIG04_DEFAULTS
 from pagecore._jit import INLINE, PARALLEL
 from pagecore._util import atomic_path
 
@@ -325,20 +326,7 @@ def calibrate_fig04(
     }
 
 
-#: Defaults of the Figure 4 model, as in the workflow config (workflow/config/config.yaml,
-#: ``synth.fig04``): fractions fitted by :func:`calibrate_fig04` to the paper's 1-VM zero,
-#: shared and reclaimed MB, the 2-VM shared MB and the 10-VM shared percentage, with
-#: ``variants`` = 8 chosen beforehand. tests/test_synth.py checks the two agree.
-FIG04_DEFAULTS = {
-    "mem_mb": 40.0,
-    "zero": 0.0675,
-    "intra_dup": 0.0975,
-    "intra_dup_groups": 0.0424,
-    "common": 0.4152,
-    "variant": 0.1284,
-    "variants": 8,
-    "seed": 20021209,
-}
+FIG04_DEFAULTS = _FIG04_DEFAULTS  # defined in pagecore._defaults (the CLI reads it without numba)
 
 
 def write_hash_only_tables(source, indices, names, path: str | os.PathLike, generator: dict) -> int:
