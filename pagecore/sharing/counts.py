@@ -383,7 +383,7 @@ def _count(h, s, vm, z, el, nvm, use_zero_pages, max_page_sharing, target, bh, b
                         per_vm[v, V_ALONE_SHARED] += cv
                         per_vm[v, V_ALONE_RECLAIMED] += cv - 1
             vms_sum += k
-            if ntop < ntop_max or c >= top_c[ntop_max - 1]:  # rarely true once the list is full
+            if ntop_max and (ntop < ntop_max or c >= top_c[ntop_max - 1]):  # rarely true once full
                 ntop = _top_insert(
                     c, tsalt[j] if has_s else np.int64(0), tab[j, 0], k, zz, top_c, top_s, top_h, top_k, top_z, ntop
                 )
