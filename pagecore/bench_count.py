@@ -301,15 +301,15 @@ def bench_count(n: int, vms: int = 100, repeat: int = 2, seed: int = 0, old: str
 def print_count(n: int, vms: int, rows: list[dict], repeat: int) -> None:
     mine = rows[0]
     print(f"counting {n:,} page hashes over {vms} VMs (best of {repeat}; one core; CPU = process time)")
-    print(f"{'method':<46}{'wall s':>8}{'M pages/s':>11}{'CPU s':>8}{'M pages/s':>11}{'x wall':>8}{'x CPU':>7}")
-    print(f"{'':<46}{'':>8}{'(wall)':>11}{'':>8}{'(CPU)':>11}{'mine/it':>8}{'':>7}")
+    print(f"{'':<46}{'wall':>19}{'CPU':>19}{'count_sharing faster by':>25}")
+    print(f"{'method':<46}{'s':>8}{'M pages/s':>11}{'s':>8}{'M pages/s':>11}{'x (wall)':>12}{'x (CPU)':>13}")
     for r in rows:
         if "skipped" in r:
             print(f"{r['method']:<46}  skipped ({r['skipped']})")
             continue
         print(
             f"{r['method']:<46}{r['wall_s']:>8.2f}{n / r['wall_s'] / 1e6:>11.1f}{r['cpu_s']:>8.2f}"
-            f"{n / r['cpu_s'] / 1e6:>11.1f}{r['wall_s'] / mine['wall_s']:>8.2f}{r['cpu_s'] / mine['cpu_s']:>7.2f}"
+            f"{n / r['cpu_s'] / 1e6:>11.1f}{r['wall_s'] / mine['wall_s']:>12.2f}{r['cpu_s'] / mine['cpu_s']:>13.2f}"
         )
     print()
 
