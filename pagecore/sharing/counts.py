@@ -57,9 +57,14 @@ first eligible page in input order, as before.
 
 Bytes per page: the inputs (hash 8, zero 1, VM index 1–8 as given, optional salt 8 and
 eligibility 1) plus 12 bytes of scratch (16 + salt's 8 with salts) for the bucket-ordered
-copy, allocated by NumPy (transparent huge pages), plus per-bucket tables of a few hundred
-KiB. 500 M pages with a uint8 VM index: 5 GB of input + 6 GB of scratch. (The previous
-sort-then-scan path needed about 75 bytes per page of scratch.)
+copy, allocated by NumPy (transparent huge pages), plus the per-bucket arrays, sized by the
+largest bucket: up to 80 bytes per page *of that bucket* (a table of 2–4 16-byte rows per
+page, and 16 bytes of per-page and per-group indices). With uniform hashes that is a few
+hundred KiB; a content with very many copies (the zero page) makes its bucket large, e.g. 30 %
+zero pages add up to about 24 bytes per page overall. 500 M pages with a uint8 VM index and few
+zero pages: 5 GB of input + 6 GB of scratch. (The previous sort-then-scan path needed about
+75 bytes per page of scratch.) At most 2**31 − 1 pages per call: larger sets are counted by
+hash-prefix partitions (:mod:`.partition`).
 """
 
 from __future__ import annotations
@@ -189,9 +194,10 @@ def _count(h, s, vm, z, el, nvm, use_zero_pages, max_page_sharing, target, bh, b
     cache-sized bucket (see the module docstring, "How it counts").
 
     ``s``, ``vm``, ``z``, ``el`` may be empty, meaning salt 0, VM 0, not zero and eligible for
-    every page. ``bh`` (uint64[n]; ``bhi`` is its int64 view), ``bp`` (uint32[n]) and ``bs`` (int64[n], or empty without
-    salts) are scratch space for the eligible pages in bucket order: hash, ``vm << 1 | zero``
-    and salt (NumPy allocates them, with transparent huge pages, which the scatter needs).
+    every page. ``bh`` (uint64[n]; ``bhi`` is its int64 view), ``bp`` (uint32[n]) and ``bs``
+    (int64[n], or empty without salts) are scratch space for the eligible pages in bucket
+    order: hash, ``vm << 1 | zero`` and salt (NumPy allocates them, with transparent huge
+    pages, which the scatter needs).
     Writes ``tot`` (int64[N_TOTALS]), ``per_vm`` (int64[nvm, N_VM]), ``svd``
     (float64[nvm]) and the top contents into ``top`` = (copies, salt, hash, vms, zero) arrays
     of the wanted length; returns (number of top entries, -1) or (0, i) when page ``i`` has a
@@ -598,6 +604,8 @@ def count_sharing(
     n = hashes.shape[0]
     if hashes.ndim != 1 or hashes.dtype != np.uint64:
         raise ValueError(f"hashes must be uint64[n], got {hashes.dtype}{hashes.shape}")
+    if n >= 1 << 31:
+        raise ValueError(f"at most 2**31 - 1 pages per call, got {n:,}: count hash-prefix partitions (bigcount)")
     zero = np.zeros(0, np.bool_) if zero is None else _flags(zero, n, "zero")
     if vm is None:
         vm = np.zeros(0, np.int64)
