@@ -93,9 +93,11 @@ def check(h, z, vm, nvm, **kw):
 
 @pytest.fixture(params=["one-bucket-target", "tiny-buckets"])
 def buckets(request, monkeypatch):
-    """Default bucket size, and buckets of ~4 pages so small inputs use thousands of buckets."""
+    """Default bucket size, and buckets of ~4 pages in 4 level-1 buckets, so small inputs use
+    both levels and thousands of buckets."""
     if request.param == "tiny-buckets":
         monkeypatch.setattr(counts, "BUCKET_TARGET", 4)
+        monkeypatch.setattr(counts, "L1_MAX_BITS", 2)
     return request.param
 
 

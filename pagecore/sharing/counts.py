@@ -118,6 +118,10 @@ RMAP_ITEM_BYTES = 64  # sizeof(struct ksm_rmap_item) on 64-bit (kernel doc, "Gen
 #: per-page links stay in L2 (measured with ``pagecore bench count``)
 BUCKET_TARGET = 8192
 
+#: at most this many bits of level-1 buckets: 1024 write streams keep the scatter out of TLB
+#: and cache trouble; larger sets split each level-1 bucket again in a small copy
+L1_MAX_BITS = 10
+
 _C1 = np.uint64(0x9E3779B97F4A7C15)  # bucket mixer (golden ratio)
 _C2 = np.uint64(0xBF58476D1CE4E5B9)  # slot mixer (splitmix64)
 _C3 = np.uint64(0x94D049BB133111EB)  # salt mixer (splitmix64)
@@ -189,7 +193,159 @@ def _top_insert(c, s, h, k, zz, top_c, top_s, top_h, top_k, top_z, ntop):
 
 
 @njit(**SERIAL)
-def _count(h, s, vm, z, el, nvm, use_zero_pages, max_page_sharing, target, bh, bhi, bp, bs, tot, per_vm, svd, top):
+def _group_bucket(
+    bh, bhi, bp, bs, lo, m, has_s, use_zero_pages, max_page_sharing, tab, tsalt, g_slot, pslot, gv, cnt, touched,
+    per_vm, svd, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+):  # fmt: skip
+    """Group the ``m`` pages at ``lo`` of one bucket and count them (see :func:`_count`); adds
+    to ``acc`` (distinct, shared, groups, vms_sum, zero_saved, inter_shared, KSM shared,
+    sharing, unshared, zero) and returns the new size of the top list."""
+    ntop_max = top_c.shape[0]
+    distinct = shared = groups = vms_sum = zero_saved = inter_shared = 0
+    ksm_shared = ksm_sharing = ksm_unshared = ksm_zero = 0
+    tbits = _log2_at_least(2 * m)
+    mask = (1 << tbits) - 1
+    shift2 = 64 - tbits
+    ng = 0
+    for i in range(m):
+        key = bhi[lo + i]
+        sk = bs[lo + i] if has_s else np.int64(0)
+        j = _slot(bh[lo + i], sk, shift2)
+        while True:
+            meta = tab[j, 1]
+            if meta == 0:
+                tab[j, 0] = key
+                tab[j, 1] = (i << 32) | 1
+                if has_s:
+                    tsalt[j] = sk
+                g_slot[ng] = j
+                ng += 1
+                break
+            if tab[j, 0] == key and (not has_s or tsalt[j] == sk):
+                tab[j, 1] = meta + 1
+                break
+            j = (j + 1) & mask
+        pslot[i] = j
+    distinct += ng
+    # contents seen once are done; shared ones get a stretch of gv (counting sort by group)
+    off = 0
+    for g in range(ng):
+        j = g_slot[g]
+        meta = tab[j, 1]
+        c = meta & _LOW32
+        if c < 2:
+            tab[j, 1] = 0
+            if use_zero_pages and (bp[lo + (meta >> 32)] & np.uint32(1)) != 0:
+                ksm_zero += 1
+            else:
+                ksm_unshared += 1
+        else:
+            tab[j, 1] = (off << 32) | c
+            off += c
+    for i in range(m):
+        j = pslot[i]
+        meta = tab[j, 1]
+        if (meta & _LOW32) >= 2:
+            gv[meta >> 32] = bp[lo + i]
+            tab[j, 1] = meta + (1 << 32)
+    for g in range(ng):
+        j = g_slot[g]
+        meta = tab[j, 1]
+        c = meta & _LOW32
+        if c < 2:
+            continue
+        tab[j, 1] = 0
+        e = meta >> 32
+        f = e - c  # the group's first page, in input order
+        zz = (gv[f] & np.uint32(1)) != 0
+        if c == 2:  # the commonest shared content: two pages, no tally array needed
+            v1 = np.int64(gv[f] >> np.uint32(1))
+            v2 = np.int64(gv[f + 1] >> np.uint32(1))
+            k = 2 if v1 != v2 else 1
+        else:
+            k = 0
+            for p in range(f, e):
+                v = np.int64(gv[p] >> np.uint32(1))
+                if cnt[v] == 0:
+                    touched[k] = v
+                    k += 1
+                cnt[v] += 1
+        if use_zero_pages and zz:
+            ksm_zero += c
+        elif c <= max_page_sharing:
+            ksm_shared += 1
+            ksm_sharing += c - 1
+        else:
+            # full KSM pages of max_page_sharing mappings, then one more for the rest;
+            # a single leftover copy has no partner to start a new KSM page (mm/ksm.c
+            # stable_tree_search: all dups full -> wait for an unstable-tree match)
+            kp = (c + max_page_sharing - 1) // max_page_sharing
+            left = 0
+            if c % max_page_sharing == 1:
+                kp -= 1
+                left = 1
+            ksm_shared += kp
+            ksm_sharing += c - kp - left
+            ksm_unshared += left
+        shared += c
+        groups += 1
+        if zz:
+            zero_saved += c - 1
+        if c == 2:
+            if k == 2:
+                inter_shared += 2
+                for v in (v1, v2):
+                    per_vm[v, V_SHARED] += 1
+                    per_vm[v, V_INTER_SHARED] += 1
+                    svd[v] += 0.5
+                    if zz:
+                        per_vm[v, V_ZERO_SHARED] += 1
+            else:
+                per_vm[v1, V_SHARED] += 2
+                per_vm[v1, V_ALONE_SHARED] += 2
+                per_vm[v1, V_ALONE_RECLAIMED] += 1
+                svd[v1] += 1.0
+                if zz:
+                    per_vm[v1, V_ZERO_SHARED] += 2
+        else:
+            if k >= 2:
+                inter_shared += c
+            frac = (c - 1) / c
+            for t in range(k):
+                v = touched[t]
+                cv = cnt[v]
+                cnt[v] = 0
+                per_vm[v, V_SHARED] += cv
+                svd[v] += cv * frac
+                if zz:
+                    per_vm[v, V_ZERO_SHARED] += cv
+                if k >= 2:
+                    per_vm[v, V_INTER_SHARED] += cv
+                if cv >= 2:
+                    per_vm[v, V_ALONE_SHARED] += cv
+                    per_vm[v, V_ALONE_RECLAIMED] += cv - 1
+        vms_sum += k
+        if ntop_max and (ntop < ntop_max or c >= top_c[ntop_max - 1]):  # rarely true once full
+            ntop = _top_insert(
+                c, tsalt[j] if has_s else np.int64(0), tab[j, 0], k, zz, top_c, top_s, top_h, top_k, top_z, ntop
+            )
+    acc[0] += distinct
+    acc[1] += shared
+    acc[2] += groups
+    acc[3] += vms_sum
+    acc[4] += zero_saved
+    acc[5] += inter_shared
+    acc[6] += ksm_shared
+    acc[7] += ksm_sharing
+    acc[8] += ksm_unshared
+    acc[9] += ksm_zero
+    return ntop
+
+
+@njit(**SERIAL)
+def _count(
+    h, s, vm, z, el, nvm, use_zero_pages, max_page_sharing, target, l1_max, bh, bhi, bp, bs, tot, per_vm, svd, top
+):
     """Every count of :class:`SharingCounts` in two passes over the pages plus one pass per
     cache-sized bucket (see the module docstring, "How it counts").
 
@@ -211,7 +367,7 @@ def _count(h, s, vm, z, el, nvm, use_zero_pages, max_page_sharing, target, bh, b
     has_el = el.shape[0] > 0
     # ---- pass 1: per-VM pages, zero pages and ineligible pages; bucket histogram
     b1 = 1
-    while b1 < 24 and (n >> b1) > target:
+    while b1 < l1_max and (n >> b1) > target:
         b1 += 1
     nb = 1 << b1
     shift1 = 64 - b1
@@ -243,156 +399,83 @@ def _count(h, s, vm, z, el, nvm, use_zero_pages, max_page_sharing, target, bh, b
         bp[p] = np.uint32((v << 1) | zi)
         if has_s:
             bs[p] = np.int64(s[i])
-    # ---- per bucket: group table (open addressing, linear probing), then one pass per group
-    maxb = 1
+    # ---- per level-1 bucket: split it further (level 2, in a small cache-friendly copy) into
+    # buckets of about ``target`` pages, then group and count each
+    btot = b1
+    while btot < 40 and (n >> btot) > target:
+        btot += 1
+    b2 = btot - b1
+    nb2 = 1 << b2
+    shift12 = 64 - btot
+    mask2 = nb2 - 1
+    max1 = 1
     for b in range(nb):
-        maxb = max(maxb, start[b + 1] - start[b])
-    tbits_max = _log2_at_least(2 * maxb)
+        max1 = max(max1, start[b + 1] - start[b])
+    sh = np.empty(max1 if b2 else 0, np.uint64)
+    shi = sh.view(np.int64)
+    sp = np.empty(max1 if b2 else 0, np.uint32)
+    ss = np.empty(max1 if (b2 and has_s) else 0, np.int64)
+    start2 = np.zeros(nb2 + 1, np.int64)
+    pos2 = np.zeros(nb2, np.int64)
+    tbits_alloc = 1
     # one 16-byte row per slot, so a probe touches one cache line: hash (as int64), and
     # copies (0 = empty slot) + 2**32 * (first page of the group, bucket-local; later the end
     # of its pages in gv); salts in their own array, read only when the hash matches
-    tab = np.zeros((1 << tbits_max, 2), np.int64)
-    tsalt = np.empty((1 << tbits_max) if has_s else 0, np.int64)
-    g_slot = np.empty(maxb, np.int64)  # slot of each group, in order of first appearance
-    pslot = np.empty(maxb, np.int32)  # slot of each page's group
-    gv = np.empty(maxb, np.uint32)  # pages of shared contents, grouped: vm << 1 | zero
+    tab = np.zeros((2, 2), np.int64)
+    tsalt = np.empty(2 if has_s else 0, np.int64)
+    g_slot = np.empty(1, np.int64)  # slot of each group, in order of first appearance
+    pslot = np.empty(1, np.int32)  # slot of each page's group
+    gv = np.empty(1, np.uint32)  # pages of shared contents, grouped: vm << 1 | zero
     cnt = np.zeros(nvm, np.int64)
     touched = np.empty(nvm, np.int64)
+    acc = np.zeros(10, np.int64)
     ntop = 0
-    ntop_max = top_c.shape[0]
-    distinct = shared = groups = vms_sum = zero_saved = inter_shared = 0
-    ksm_shared = ksm_sharing = ksm_unshared = ksm_zero = 0
     for b in range(nb):
-        lo = start[b]
-        m = start[b + 1] - lo
-        if m == 0:
+        lo1 = start[b]
+        m1 = start[b + 1] - lo1
+        if m1 == 0:
             continue
-        tbits = _log2_at_least(2 * m)
-        mask = (1 << tbits) - 1
-        shift2 = 64 - tbits
-        ng = 0
-        for i in range(m):
-            key = bhi[lo + i]
-            sk = bs[lo + i] if has_s else np.int64(0)
-            j = _slot(bh[lo + i], sk, shift2)
-            while True:
-                meta = tab[j, 1]
-                if meta == 0:
-                    tab[j, 0] = key
-                    tab[j, 1] = (i << 32) | 1
-                    if has_s:
-                        tsalt[j] = sk
-                    g_slot[ng] = j
-                    ng += 1
-                    break
-                if tab[j, 0] == key and (not has_s or tsalt[j] == sk):
-                    tab[j, 1] = meta + 1
-                    break
-                j = (j + 1) & mask
-            pslot[i] = j
-        distinct += ng
-        # contents seen once are done; shared ones get a stretch of gv (counting sort by group)
-        off = 0
-        for g in range(ng):
-            j = g_slot[g]
-            meta = tab[j, 1]
-            c = meta & _LOW32
-            if c < 2:
-                tab[j, 1] = 0
-                if use_zero_pages and (bp[lo + (meta >> 32)] & np.uint32(1)) != 0:
-                    ksm_zero += 1
-                else:
-                    ksm_unshared += 1
-            else:
-                tab[j, 1] = (off << 32) | c
-                off += c
-        for i in range(m):
-            j = pslot[i]
-            meta = tab[j, 1]
-            if (meta & _LOW32) >= 2:
-                gv[meta >> 32] = bp[lo + i]
-                tab[j, 1] = meta + (1 << 32)
-        for g in range(ng):
-            j = g_slot[g]
-            meta = tab[j, 1]
-            c = meta & _LOW32
-            if c < 2:
+        if b2 == 0:
+            kh, khi, kp, ks = bh, bhi, bp, bs
+            start2[0] = lo1
+            start2[1] = lo1 + m1
+            nsub = 1
+        else:
+            start2[:] = 0
+            for i in range(lo1, lo1 + m1):
+                start2[(_bucket(bh[i], shift12) & mask2) + 1] += 1
+            for c2 in range(nb2):
+                start2[c2 + 1] += start2[c2]
+            pos2[:] = start2[:-1]
+            for i in range(lo1, lo1 + m1):
+                c2 = _bucket(bh[i], shift12) & mask2
+                q = pos2[c2]
+                pos2[c2] = q + 1
+                sh[q] = bh[i]
+                sp[q] = bp[i]
+                if has_s:
+                    ss[q] = bs[i]
+            kh, khi, kp, ks = sh, shi, sp, ss
+            nsub = nb2
+        for c2 in range(nsub):
+            lo = start2[c2]
+            m = start2[c2 + 1] - lo
+            if m == 0:
                 continue
-            tab[j, 1] = 0
-            e = meta >> 32
-            f = e - c  # the group's first page, in input order
-            zz = (gv[f] & np.uint32(1)) != 0
-            if c == 2:  # the commonest shared content: two pages, no tally array needed
-                v1 = np.int64(gv[f] >> np.uint32(1))
-                v2 = np.int64(gv[f + 1] >> np.uint32(1))
-                k = 2 if v1 != v2 else 1
-            else:
-                k = 0
-                for p in range(f, e):
-                    v = np.int64(gv[p] >> np.uint32(1))
-                    if cnt[v] == 0:
-                        touched[k] = v
-                        k += 1
-                    cnt[v] += 1
-            if use_zero_pages and zz:
-                ksm_zero += c
-            elif c <= max_page_sharing:
-                ksm_shared += 1
-                ksm_sharing += c - 1
-            else:
-                # full KSM pages of max_page_sharing mappings, then one more for the rest;
-                # a single leftover copy has no partner to start a new KSM page (mm/ksm.c
-                # stable_tree_search: all dups full -> wait for an unstable-tree match)
-                kp = (c + max_page_sharing - 1) // max_page_sharing
-                left = 0
-                if c % max_page_sharing == 1:
-                    kp -= 1
-                    left = 1
-                ksm_shared += kp
-                ksm_sharing += c - kp - left
-                ksm_unshared += left
-            shared += c
-            groups += 1
-            if zz:
-                zero_saved += c - 1
-            if c == 2:
-                if k == 2:
-                    inter_shared += 2
-                    for v in (v1, v2):
-                        per_vm[v, V_SHARED] += 1
-                        per_vm[v, V_INTER_SHARED] += 1
-                        svd[v] += 0.5
-                        if zz:
-                            per_vm[v, V_ZERO_SHARED] += 1
-                else:
-                    per_vm[v1, V_SHARED] += 2
-                    per_vm[v1, V_ALONE_SHARED] += 2
-                    per_vm[v1, V_ALONE_RECLAIMED] += 1
-                    svd[v1] += 1.0
-                    if zz:
-                        per_vm[v1, V_ZERO_SHARED] += 2
-            else:
-                if k >= 2:
-                    inter_shared += c
-                frac = (c - 1) / c
-                for t in range(k):
-                    v = touched[t]
-                    cv = cnt[v]
-                    cnt[v] = 0
-                    per_vm[v, V_SHARED] += cv
-                    svd[v] += cv * frac
-                    if zz:
-                        per_vm[v, V_ZERO_SHARED] += cv
-                    if k >= 2:
-                        per_vm[v, V_INTER_SHARED] += cv
-                    if cv >= 2:
-                        per_vm[v, V_ALONE_SHARED] += cv
-                        per_vm[v, V_ALONE_RECLAIMED] += cv - 1
-            vms_sum += k
-            if ntop_max and (ntop < ntop_max or c >= top_c[ntop_max - 1]):  # rarely true once full
-                ntop = _top_insert(
-                    c, tsalt[j] if has_s else np.int64(0), tab[j, 0], k, zz, top_c, top_s, top_h, top_k, top_z, ntop
-                )
+            need = _log2_at_least(2 * m)
+            if need > tbits_alloc or g_slot.shape[0] < m:
+                tbits_alloc = max(need, tbits_alloc)
+                tab = np.zeros((1 << tbits_alloc, 2), np.int64)
+                tsalt = np.empty((1 << tbits_alloc) if has_s else 0, np.int64)
+                g_slot = np.empty(m, np.int64)
+                pslot = np.empty(m, np.int32)
+                gv = np.empty(m, np.uint32)
+            ntop = _group_bucket(
+                kh, khi, kp, ks, lo, m, has_s, use_zero_pages, max_page_sharing, tab, tsalt, g_slot, pslot, gv, cnt,
+                touched, per_vm, svd, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+            )  # fmt: skip
+    distinct, shared, groups, vms_sum, zero_saved, inter_shared = acc[0], acc[1], acc[2], acc[3], acc[4], acc[5]
+    ksm_shared, ksm_sharing, ksm_unshared, ksm_zero = acc[6], acc[7], acc[8], acc[9]
     # ---- totals; ineligible pages are each their own unshared content
     inel = 0
     zero = 0
@@ -655,6 +738,7 @@ def count_sharing(
         bool(use_zero_pages),
         int(max_page_sharing),
         BUCKET_TARGET,
+        L1_MAX_BITS,
         bh,
         bh.view(np.int64),
         bp,
