@@ -44,6 +44,9 @@ How it counts (one core; issue 18)
    (every hash bit counts, so a hash-prefix partition or a narrow hash still spreads evenly).
 2. **Scatter** (second read): eligible pages into bucket order, stably (input order within a
    bucket), as hash, ``vm << 1 | zero`` and, with salts, salt.
+   At most ``2**L1_MAX_BITS`` (1024) such level-1 buckets, so the scatter writes to few
+   enough places at once; a larger set splits each level-1 bucket again, the same way by the
+   next bits, into a small copy (12 bytes × n / 1024 pages) that stays in cache.
 3. **Per bucket**, in cache: an open-addressing table (linear probing, 16-byte rows) maps
    (salt, hash) to a group and counts its copies; contents seen once are finished from the
    table; the pages of shared contents are then counting-sorted into one stretch per
