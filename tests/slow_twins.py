@@ -116,12 +116,13 @@ def exact_sharing(
     """Reference for pagecore.experiments.analyze: hash, then verify, then count — with dicts and bytes.
 
     ``vms``: ``[(vm name, [(gpfn, page bytes, table hash), ...]), ...]`` in table order, pages
-    in gpfn order. The first page of each (domain, hash) is its representative; a later page
-    with that hash but other bytes is ineligible (paper §4.3) and counts as unshared.
+    in gpfn order. Pages share only with pages of the same bytes (and domain): a hash that
+    covers several contents is split by bytes. A false match is a page whose bytes differ from
+    the first page seen with its hash (in table order, then gpfn order).
     """
     domain = domain or {}
-    rep: dict[int, bytes] = {}
-    groups: dict[tuple[int, int], list[tuple[str, bool]]] = {}
+    first: dict[int, bytes] = {}
+    groups: dict[tuple[int, int, bytes], list[tuple[str, bool]]] = {}
     ineligible = 0
     false_matches = 0
     total = zero = 0
@@ -129,12 +130,9 @@ def exact_sharing(
         for _gpfn, data, h in sorted(pages):
             total += 1
             zero += is_zero(data)
-            if h in rep and rep[h] != data:
-                ineligible += 1
-                false_matches += 1
-                continue
-            rep.setdefault(h, data)
-            groups.setdefault((domain.get(name, 0), h), []).append((name, is_zero(data)))
+            first.setdefault(h, data)
+            false_matches += first[h] != data
+            groups.setdefault((domain.get(name, 0), h, data), []).append((name, is_zero(data)))
     shared = reclaimed = intra = inter = zsaved = inter_shared = 0
     ksm_shared = ksm_sharing = ksm_unshared = ksm_zero = 0
     for members in groups.values():

@@ -1,7 +1,8 @@
 """Every benchmark behind ``pagecore bench …``, each measuring a path users run beside
 baselines timed in the same process, and printing ratios.
 
-Owns: timing helpers and one module per benchmark (``hashcount``: page hashing and counting;
+Owns: timing helpers and one module per benchmark (``hashing``: the page hash;
+``count``: the counting path of ``share``, the workflow and ``bigcount``;
 ``ingest``: dump readers; ``sim``: the memory-manager replay; ``guest``: guest-cache and I/O
 remapping kernels; ``compress``: compression; ``scan``: the KSM and ESX scanner emulators).
 Must not: assert a speed anywhere (benchmarks print, tests never time).
@@ -14,8 +15,8 @@ import time
 
 #: ``pagecore bench WHAT`` → (module, arguments put before the user's).
 BENCHMARKS = {
-    "hash": ("pagecore.bench.hashcount", ["hash"]),
-    "count": ("pagecore.bench.hashcount", ["count"]),
+    "hash": ("pagecore.bench.hashing", ["hash"]),
+    "count": ("pagecore.bench.count", []),
     "ingest": ("pagecore.bench.ingest", []),
     "sim": ("pagecore.bench.sim", []),
     "guest": ("pagecore.bench.guest", []),

@@ -61,6 +61,7 @@ def analyze_page_tables(
     show_progress: bool = False,
     key=None,
     dump_dir: str | os.PathLike | None = None,
+    rehash=None,
 ) -> dict:
     """Full sharing analysis of a set of page tables.
 
@@ -82,6 +83,8 @@ def analyze_page_tables(
         The key keyed tables were hashed with (needed to verify them).
     dump_dir : path, optional
         Where to look for dumps that moved since hashing (by file name).
+    rehash : callable, optional
+        The page hash the tables were made with, if not pcx64 (see :func:`verify_tables`).
 
     Returns
     -------
@@ -104,7 +107,7 @@ def analyze_page_tables(
     ver = {"verified": False, "reason": reason}
     false_matches = 0
     if do_verify:
-        v = verify_tables(paths, key=key, dump_dir=dump_dir, show_progress=show_progress)
+        v = verify_tables(paths, key=key, dump_dir=dump_dir, show_progress=show_progress, rehash=rehash)
         hashes = v.content_keys(hashes)
         eligible = ~v.ineligible
         ver = v.as_dict()

@@ -9,9 +9,9 @@ distinct content:
 * **Shared − Reclaimed** — machine pages that hold the single copy of each shared content.
 * **Zero pages** — pages whose bytes are all zero (counted whether or not shared).
 
-:func:`sharing_report` counts with :func:`pagecore.sharing.fastcount.count_hashes`;
-:func:`vm_count_sweep` (Figure 4's 1..N VM sweep) uses the full :mod:`.counts` kernel so it
-can honour verification and attribute savings.
+:func:`sharing_report` counts with :func:`pagecore.sharing.fastcount.count_hashes` and
+:func:`vm_count_sweep` (Figure 4's 1..N VM sweep) with :func:`pagecore.sharing.count_sharing`
+(verification, attribution); both run the one counting kernel of :mod:`.counts`.
 """
 
 from __future__ import annotations

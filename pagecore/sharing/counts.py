@@ -1,8 +1,10 @@
 """Exact sharing analysis of a set of pages, in every vocabulary users compare with.
 
-One pass over pages sorted by (salt, hash) computes additive counts — so the same kernel
-serves an in-core set and each hash-prefix partition of a set larger than memory, whose
-:class:`SharingCounts` are then summed (:meth:`SharingCounts.__add__`).
+One kernel groups pages by (salt, hash) without sorting them and computes additive counts —
+so it serves an in-core set and each hash-prefix partition of a set larger than memory, whose
+:class:`SharingCounts` are then summed (:meth:`SharingCounts.__add__`). It is the only
+counting kernel: ``pagecore share``, the workflow, ``bigcount`` and
+:func:`pagecore.sharing.fastcount.count_hashes` all run it.
 
 Vocabularies (per set, and per VM where it makes sense)
 -------------------------------------------------------
@@ -33,6 +35,39 @@ Every page is accounted for: ``unshared + ineligible + shared = total`` and
 Ineligible pages (paper §4.3): a page whose hash matched a different content (a *false match*,
 found by byte comparison in :mod:`pagecore.pages.verify`) is never shared; it counts as its own
 content (unshared) here.
+
+How it counts (one core; issue 18)
+----------------------------------
+1. **Histogram** (one read of the pages): per-VM pages, zero pages and ineligible pages, and
+   how many eligible pages fall in each of ``2**b`` buckets, chosen by the top ``b`` bits of
+   ``hash · 0x9E3779B97F4A7C15`` so that a bucket holds about :data:`BUCKET_TARGET` pages
+   (every hash bit counts, so a hash-prefix partition or a narrow hash still spreads evenly).
+2. **Scatter** (second read): eligible pages into bucket order, stably (input order within a
+   bucket), as hash, ``vm << 1 | zero`` and, with salts, salt.
+   At most ``2**L1_MAX_BITS`` (1024) such level-1 buckets, so the scatter writes to few
+   enough places at once; a larger set splits each level-1 bucket again, the same way by the
+   next bits, into a small copy (12 bytes × n / 1024 pages) that stays in cache.
+3. **Per bucket**, in cache: an open-addressing table (linear probing, 16-byte rows) maps
+   (salt, hash) to a group and counts its copies; contents seen once are finished from the
+   table; the pages of shared contents are then counting-sorted into one stretch per
+   group, where each group is tallied per VM (distinct VMs, copies per VM) for the
+   attribution, esxtop and per-VM counters, and offered to the top-contents list.
+
+Equal contents always land in the same bucket, so every count is exact. Groups are visited
+in (bucket, first appearance) order; ``shrdsvd`` (a float sum) may therefore differ in the
+last bits from a sum in another order. A content's first page (for its zero flag) is its
+first eligible page in input order, as before.
+
+Bytes per page: the inputs (hash 8, zero 1, VM index 1–8 as given, optional salt 8 and
+eligibility 1) plus 12 bytes of scratch (16 + salt's 8 with salts) for the bucket-ordered
+copy, allocated by NumPy (transparent huge pages), plus the per-bucket arrays, sized by the
+largest bucket: up to 80 bytes per page *of that bucket* (a table of 2–4 16-byte rows per
+page, and 16 bytes of per-page and per-group indices). With uniform hashes that is a few
+hundred KiB; a content with very many copies (the zero page) makes its bucket large, e.g. 30 %
+zero pages add up to about 24 bytes per page overall. 500 M pages with a uint8 VM index and few
+zero pages: 5 GB of input + 6 GB of scratch. (The previous sort-then-scan path needed about
+75 bytes per page of scratch.) At most 2**31 − 1 pages per call: larger sets are counted by
+hash-prefix partitions (:mod:`.partition`).
 """
 
 from __future__ import annotations
@@ -43,7 +78,7 @@ import numpy as np
 from numba import njit
 
 from pagecore import PAGE_SIZE
-from pagecore._jit import SERIAL
+from pagecore._jit import JIT_DISABLED, SERIAL
 
 MB = 1 << 20
 RMAP_ITEM_BYTES = 64  # sizeof(struct ksm_rmap_item) on 64-bit (kernel doc, "General profit")
@@ -82,99 +117,391 @@ RMAP_ITEM_BYTES = 64  # sizeof(struct ksm_rmap_item) on 64-bit (kernel doc, "Gen
 ) = range(9)
 
 
+#: level-1 buckets aim at this many eligible pages, so that a bucket's group table and
+#: per-page links stay in L2 (measured with ``pagecore bench count``)
+BUCKET_TARGET = 8192
+
+#: at most this many bits of level-1 buckets: 1024 write streams keep the scatter out of TLB
+#: and cache trouble; larger sets split each level-1 bucket again in a small copy
+L1_MAX_BITS = 10
+
+_C1 = np.uint64(0x9E3779B97F4A7C15)  # bucket mixer (golden ratio)
+_C2 = np.uint64(0xBF58476D1CE4E5B9)  # slot mixer (splitmix64)
+_C3 = np.uint64(0x94D049BB133111EB)  # salt mixer (splitmix64)
+_M64 = (1 << 64) - 1
+_SIGN = np.int64(-(1 << 63))
+_LOW32 = (1 << 32) - 1  # flips int64 order into uint64 order
+
+
 @njit(**SERIAL)
-def _scan(h, s, vm, z, el, nvm, use_zero_pages, max_page_sharing, tot, per_vm, svd, grp_start, grp_count, grp_vms):
-    """Scan pages sorted by (salt, hash). Writes ``tot`` (int64[N_TOTALS]), ``per_vm``
-    (int64[nvm, N_VM]), ``svd`` (float64[nvm], esxtop SHRDSVD in pages) and the start index
-    copy count and number of VMs of every shared content (``grp_*``, int64[n]); returns how
-    many shared contents there are."""
+def _bucket(h, shift):
+    """Level-1 bucket of hash ``h``: the top bits of ``h·C1`` (every bit of ``h`` counts, so
+    hashes narrower than 64 bits or a partition's fixed prefix still spread evenly)."""
+    return np.int64((h * _C1) >> np.uint64(shift))
+
+
+@njit(**SERIAL)
+def _slot(h, s, shift):
+    """Home slot of (hash, salt) in a table of ``2**(64 - shift)`` slots."""
+    return np.int64(((h ^ (np.uint64(s) * _C3)) * _C2) >> np.uint64(shift))
+
+
+if JIT_DISABLED:  # plain Python (coverage runs): NumPy scalars would warn on the wrap-around
+
+    def _bucket(h, shift):  # the same mixers on Python integers
+        return ((int(h) * int(_C1)) & _M64) >> shift
+
+    def _slot(h, s, shift):
+        return (((int(h) ^ ((int(s) * int(_C3)) & _M64)) * int(_C2)) & _M64) >> shift
+
+
+@njit(**SERIAL)
+def _log2_at_least(m):
+    """Smallest ``b >= 1`` with ``2**b >= m``."""
+    b = 1
+    while (1 << b) < m:
+        b += 1
+    return b
+
+
+@njit(**SERIAL)
+def _top_insert(c, s, h, k, zz, top_c, top_s, top_h, top_k, top_z, ntop):
+    """Keep the ``len(top_c)`` best contents by (copies desc, salt, hash); returns the new size.
+    Hashes are int64 bit patterns of uint64 values, compared as unsigned."""
+    cap = top_c.shape[0]
+    if cap == 0:
+        return ntop
+    # position of the first kept entry that ranks after (c, s, h)
+    p = ntop
+    while p > 0:
+        q = p - 1
+        if top_c[q] > c or (top_c[q] == c and (top_s[q] < s or (top_s[q] == s and (top_h[q] ^ _SIGN) < (h ^ _SIGN)))):
+            break
+        p = q
+    if p >= cap:
+        return ntop
+    last = min(ntop, cap - 1)
+    for q in range(last, p, -1):
+        top_c[q] = top_c[q - 1]
+        top_s[q] = top_s[q - 1]
+        top_h[q] = top_h[q - 1]
+        top_k[q] = top_k[q - 1]
+        top_z[q] = top_z[q - 1]
+    top_c[p] = c
+    top_s[p] = s
+    top_h[p] = h
+    top_k[p] = k
+    top_z[p] = zz
+    return min(ntop + 1, cap)
+
+
+@njit(**SERIAL)
+def _group_bucket(
+    bh, bhi, bp, bs, lo, m, has_s, use_zero_pages, max_page_sharing, tab, tsalt, g_slot, pslot, gv, cnt, touched,
+    per_vm, svd, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+):  # fmt: skip
+    """Group the ``m`` pages at ``lo`` of one bucket and count them (see :func:`_count`); adds
+    to ``acc`` (distinct, shared, groups, vms_sum, zero_saved, inter_shared, KSM shared,
+    sharing, unshared, zero) and returns the new size of the top list."""
+    ntop_max = top_c.shape[0]
+    distinct = shared = groups = vms_sum = zero_saved = inter_shared = 0
+    ksm_shared = ksm_sharing = ksm_unshared = ksm_zero = 0
+    tbits = _log2_at_least(2 * m)
+    mask = (1 << tbits) - 1
+    shift2 = 64 - tbits
+    ng = 0
+    for i in range(m):
+        key = bhi[lo + i]
+        sk = bs[lo + i] if has_s else np.int64(0)
+        j = _slot(bh[lo + i], sk, shift2)
+        while True:
+            meta = tab[j, 1]
+            if meta == 0:
+                tab[j, 0] = key
+                tab[j, 1] = (i << 32) | 1
+                if has_s:
+                    tsalt[j] = sk
+                g_slot[ng] = j
+                ng += 1
+                break
+            if tab[j, 0] == key and (not has_s or tsalt[j] == sk):
+                tab[j, 1] = meta + 1
+                break
+            j = (j + 1) & mask
+        pslot[i] = j
+    distinct += ng
+    # contents seen once are done; shared ones get a stretch of gv (counting sort by group)
+    off = 0
+    for g in range(ng):
+        j = g_slot[g]
+        meta = tab[j, 1]
+        c = meta & _LOW32
+        if c < 2:
+            tab[j, 1] = 0
+            if use_zero_pages and (bp[lo + (meta >> 32)] & np.uint32(1)) != 0:
+                ksm_zero += 1
+            else:
+                ksm_unshared += 1
+        else:
+            tab[j, 1] = (off << 32) | c
+            off += c
+    for i in range(m):
+        j = pslot[i]
+        meta = tab[j, 1]
+        if (meta & _LOW32) >= 2:
+            gv[meta >> 32] = bp[lo + i]
+            tab[j, 1] = meta + (1 << 32)
+    for g in range(ng):
+        j = g_slot[g]
+        meta = tab[j, 1]
+        c = meta & _LOW32
+        if c < 2:
+            continue
+        tab[j, 1] = 0
+        e = meta >> 32
+        f = e - c  # the group's first page, in input order
+        zz = (gv[f] & np.uint32(1)) != 0
+        if c == 2:  # the commonest shared content: two pages, no tally array needed
+            v1 = np.int64(gv[f] >> np.uint32(1))
+            v2 = np.int64(gv[f + 1] >> np.uint32(1))
+            k = 2 if v1 != v2 else 1
+        else:
+            k = 0
+            for p in range(f, e):
+                v = np.int64(gv[p] >> np.uint32(1))
+                if cnt[v] == 0:
+                    touched[k] = v
+                    k += 1
+                cnt[v] += 1
+        if use_zero_pages and zz:
+            ksm_zero += c
+        elif c <= max_page_sharing:
+            ksm_shared += 1
+            ksm_sharing += c - 1
+        else:
+            # full KSM pages of max_page_sharing mappings, then one more for the rest;
+            # a single leftover copy has no partner to start a new KSM page (mm/ksm.c
+            # stable_tree_search: all dups full -> wait for an unstable-tree match)
+            kp = (c + max_page_sharing - 1) // max_page_sharing
+            left = 0
+            if c % max_page_sharing == 1:
+                kp -= 1
+                left = 1
+            ksm_shared += kp
+            ksm_sharing += c - kp - left
+            ksm_unshared += left
+        shared += c
+        groups += 1
+        if zz:
+            zero_saved += c - 1
+        if c == 2:
+            if k == 2:
+                inter_shared += 2
+                for v in (v1, v2):
+                    per_vm[v, V_SHARED] += 1
+                    per_vm[v, V_INTER_SHARED] += 1
+                    svd[v] += 0.5
+                    if zz:
+                        per_vm[v, V_ZERO_SHARED] += 1
+            else:
+                per_vm[v1, V_SHARED] += 2
+                per_vm[v1, V_ALONE_SHARED] += 2
+                per_vm[v1, V_ALONE_RECLAIMED] += 1
+                svd[v1] += 1.0
+                if zz:
+                    per_vm[v1, V_ZERO_SHARED] += 2
+        else:
+            if k >= 2:
+                inter_shared += c
+            frac = (c - 1) / c
+            for t in range(k):
+                v = touched[t]
+                cv = cnt[v]
+                cnt[v] = 0
+                per_vm[v, V_SHARED] += cv
+                svd[v] += cv * frac
+                if zz:
+                    per_vm[v, V_ZERO_SHARED] += cv
+                if k >= 2:
+                    per_vm[v, V_INTER_SHARED] += cv
+                if cv >= 2:
+                    per_vm[v, V_ALONE_SHARED] += cv
+                    per_vm[v, V_ALONE_RECLAIMED] += cv - 1
+        vms_sum += k
+        if ntop_max and (ntop < ntop_max or c >= top_c[ntop_max - 1]):  # rarely true once full
+            ntop = _top_insert(
+                c, tsalt[j] if has_s else np.int64(0), tab[j, 0], k, zz, top_c, top_s, top_h, top_k, top_z, ntop
+            )
+    acc[0] += distinct
+    acc[1] += shared
+    acc[2] += groups
+    acc[3] += vms_sum
+    acc[4] += zero_saved
+    acc[5] += inter_shared
+    acc[6] += ksm_shared
+    acc[7] += ksm_sharing
+    acc[8] += ksm_unshared
+    acc[9] += ksm_zero
+    return ntop
+
+
+@njit(**SERIAL)
+def _count(
+    h, s, vm, z, el, nvm, use_zero_pages, max_page_sharing, target, l1_max, bh, bhi, bp, bs, tot, per_vm, svd, top
+):
+    """Every count of :class:`SharingCounts` in two passes over the pages plus one pass per
+    cache-sized bucket (see the module docstring, "How it counts").
+
+    ``s``, ``vm``, ``z``, ``el`` may be empty, meaning salt 0, VM 0, not zero and eligible for
+    every page. ``bh`` (uint64[n]; ``bhi`` is its int64 view), ``bp`` (uint32[n]) and ``bs``
+    (int64[n], or empty without salts) are scratch space for the eligible pages in bucket
+    order: hash, ``vm << 1 | zero`` and salt (NumPy allocates them, with transparent huge
+    pages, which the scatter needs).
+    Writes ``tot`` (int64[N_TOTALS]), ``per_vm`` (int64[nvm, N_VM]), ``svd``
+    (float64[nvm]) and the top contents into ``top`` = (copies, salt, hash, vms, zero) arrays
+    of the wanted length; returns (number of top entries, -1) or (0, i) when page ``i`` has a
+    VM index outside ``[0, nvm)``.
+    """
+    top_c, top_s, top_h, top_k, top_z = top
     n = h.shape[0]
+    has_s = s.shape[0] > 0
+    has_vm = vm.shape[0] > 0
+    has_z = z.shape[0] > 0
+    has_el = el.shape[0] > 0
+    # ---- pass 1: per-VM pages, zero pages and ineligible pages; bucket histogram
+    b1 = 1
+    while b1 < l1_max and (n >> b1) > target:
+        b1 += 1
+    nb = 1 << b1
+    shift1 = 64 - b1
+    start = np.zeros(nb + 1, np.int64)
+    for i in range(n):
+        v = np.int64(vm[i]) if has_vm else np.int64(0)
+        if v < 0 or v >= nvm:
+            return 0, i
+        per_vm[v, V_PAGES] += 1
+        if has_z and z[i]:
+            per_vm[v, V_ZERO] += 1
+        if has_el and not el[i]:
+            per_vm[v, V_INELIGIBLE] += 1
+            continue
+        start[_bucket(h[i], shift1) + 1] += 1
+    for b in range(nb):
+        start[b + 1] += start[b]
+    # ---- pass 2: scatter eligible pages into bucket order (stable: input order within a bucket)
+    pos = start[:-1].copy()
+    for i in range(n):
+        if has_el and not el[i]:
+            continue
+        b = _bucket(h[i], shift1)
+        p = pos[b]
+        pos[b] = p + 1
+        bh[p] = h[i]
+        v = np.int64(vm[i]) if has_vm else np.int64(0)
+        zi = np.int64(1) if has_z and z[i] else np.int64(0)
+        bp[p] = np.uint32((v << 1) | zi)
+        if has_s:
+            bs[p] = np.int64(s[i])
+    # ---- per level-1 bucket: split it further (level 2, in a small cache-friendly copy) into
+    # buckets of about ``target`` pages, then group and count each
+    btot = b1
+    while btot < 40 and (n >> btot) > target:
+        btot += 1
+    b2 = btot - b1
+    nb2 = 1 << b2
+    shift12 = 64 - btot
+    mask2 = nb2 - 1
+    max1 = 1
+    for b in range(nb):
+        max1 = max(max1, start[b + 1] - start[b])
+    sh = np.empty(max1 if b2 else 0, np.uint64)
+    shi = sh.view(np.int64)
+    sp = np.empty(max1 if b2 else 0, np.uint32)
+    ss = np.empty(max1 if (b2 and has_s) else 0, np.int64)
+    start2 = np.zeros(nb2 + 1, np.int64)
+    pos2 = np.zeros(nb2, np.int64)
+    tbits_alloc = 1
+    # one 16-byte row per slot, so a probe touches one cache line: hash (as int64), and
+    # copies (0 = empty slot) + 2**32 * (first page of the group, bucket-local; later the end
+    # of its pages in gv); salts in their own array, read only when the hash matches
+    tab = np.zeros((2, 2), np.int64)
+    tsalt = np.empty(2 if has_s else 0, np.int64)
+    g_slot = np.empty(1, np.int64)  # slot of each group, in order of first appearance
+    pslot = np.empty(1, np.int32)  # slot of each page's group
+    gv = np.empty(1, np.uint32)  # pages of shared contents, grouped: vm << 1 | zero
     cnt = np.zeros(nvm, np.int64)
     touched = np.empty(nvm, np.int64)
-    ngrp = 0
-    i = 0
-    while i < n:
-        j = i + 1
-        while j < n and h[j] == h[i] and s[j] == s[i]:
-            j += 1
-        # run [i, j) has one (salt, hash); eligible pages are one content
-        c = 0
-        k = 0
-        zz = False
-        first = -1
-        for p in range(i, j):
-            v = vm[p]
-            per_vm[v, V_PAGES] += 1
-            tot[T_PAGES] += 1
-            if z[p]:
-                per_vm[v, V_ZERO] += 1
-                tot[T_ZERO] += 1
-            if not el[p]:
-                tot[T_INELIGIBLE] += 1
-                tot[T_UNSHARED] += 1
-                tot[T_DISTINCT] += 1
-                tot[T_KSM_UNSHARED] += 1
-                per_vm[v, V_INELIGIBLE] += 1
+    acc = np.zeros(10, np.int64)
+    ntop = 0
+    for b in range(nb):
+        lo1 = start[b]
+        m1 = start[b + 1] - lo1
+        if m1 == 0:
+            continue
+        if b2 == 0:
+            kh, khi, kp, ks = bh, bhi, bp, bs
+            start2[0] = lo1
+            start2[1] = lo1 + m1
+            nsub = 1
+        else:
+            start2[:] = 0
+            for i in range(lo1, lo1 + m1):
+                start2[(_bucket(bh[i], shift12) & mask2) + 1] += 1
+            for c2 in range(nb2):
+                start2[c2 + 1] += start2[c2]
+            pos2[:] = start2[:-1]
+            for i in range(lo1, lo1 + m1):
+                c2 = _bucket(bh[i], shift12) & mask2
+                q = pos2[c2]
+                pos2[c2] = q + 1
+                sh[q] = bh[i]
+                sp[q] = bp[i]
+                if has_s:
+                    ss[q] = bs[i]
+            kh, khi, kp, ks = sh, shi, sp, ss
+            nsub = nb2
+        for c2 in range(nsub):
+            lo = start2[c2]
+            m = start2[c2 + 1] - lo
+            if m == 0:
                 continue
-            if first < 0:
-                first = p
-                zz = z[p]
-            c += 1
-            if cnt[v] == 0:
-                touched[k] = v
-                k += 1
-            cnt[v] += 1
-        if c > 0:
-            tot[T_DISTINCT] += 1
-            if use_zero_pages and zz:
-                tot[T_KSM_ZERO] += c
-            elif c >= 2:
-                # full KSM pages of max_page_sharing mappings, then one more for the rest;
-                # a single leftover copy has no partner to start a new KSM page (mm/ksm.c
-                # stable_tree_search: all dups full -> wait for an unstable-tree match)
-                kp = (c + max_page_sharing - 1) // max_page_sharing
-                left = 0
-                if c % max_page_sharing == 1:
-                    kp -= 1
-                    left = 1
-                tot[T_KSM_SHARED] += kp
-                tot[T_KSM_SHARING] += c - kp - left
-                tot[T_KSM_UNSHARED] += left
-            else:
-                tot[T_KSM_UNSHARED] += 1
-            if c >= 2:
-                tot[T_SHARED] += c
-                tot[T_SHARED_GROUPS] += 1
-                tot[T_RECLAIMED] += c - 1
-                tot[T_INTRA] += c - k
-                tot[T_INTER] += k - 1
-                if zz:
-                    tot[T_ZERO_SAVED] += c - 1
-                if k >= 2:
-                    tot[T_INTER_SHARED] += c
-                frac = (c - 1) / c
-                for t in range(k):
-                    v = touched[t]
-                    cv = cnt[v]
-                    per_vm[v, V_SHARED] += cv
-                    svd[v] += cv * frac
-                    if zz:
-                        per_vm[v, V_ZERO_SHARED] += cv
-                    if k >= 2:
-                        per_vm[v, V_INTER_SHARED] += cv
-                    if cv >= 2:
-                        per_vm[v, V_ALONE_SHARED] += cv
-                        per_vm[v, V_ALONE_RECLAIMED] += cv - 1
-                grp_start[ngrp] = first
-                grp_count[ngrp] = c
-                grp_vms[ngrp] = k
-                ngrp += 1
-            else:
-                tot[T_UNSHARED] += 1
-        for t in range(k):
-            cnt[touched[t]] = 0
-        i = j
-    return ngrp
+            need = _log2_at_least(2 * m)
+            if need > tbits_alloc or g_slot.shape[0] < m:
+                tbits_alloc = max(need, tbits_alloc)
+                tab = np.zeros((1 << tbits_alloc, 2), np.int64)
+                tsalt = np.empty((1 << tbits_alloc) if has_s else 0, np.int64)
+                g_slot = np.empty(m, np.int64)
+                pslot = np.empty(m, np.int32)
+                gv = np.empty(m, np.uint32)
+            ntop = _group_bucket(
+                kh, khi, kp, ks, lo, m, has_s, use_zero_pages, max_page_sharing, tab, tsalt, g_slot, pslot, gv, cnt,
+                touched, per_vm, svd, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+            )  # fmt: skip
+    distinct, shared, groups, vms_sum, zero_saved, inter_shared = acc[0], acc[1], acc[2], acc[3], acc[4], acc[5]
+    ksm_shared, ksm_sharing, ksm_unshared, ksm_zero = acc[6], acc[7], acc[8], acc[9]
+    # ---- totals; ineligible pages are each their own unshared content
+    inel = 0
+    zero = 0
+    for v in range(nvm):
+        zero += per_vm[v, V_ZERO]
+        inel += per_vm[v, V_INELIGIBLE]
+    tot[T_PAGES] = n
+    tot[T_ZERO] = zero
+    tot[T_INELIGIBLE] = inel
+    tot[T_DISTINCT] = distinct + inel
+    tot[T_SHARED] = shared
+    tot[T_SHARED_GROUPS] = groups
+    tot[T_RECLAIMED] = shared - groups
+    tot[T_UNSHARED] = n - shared
+    tot[T_INTRA] = shared - vms_sum
+    tot[T_INTER] = vms_sum - groups
+    tot[T_ZERO_SAVED] = zero_saved
+    tot[T_INTER_SHARED] = inter_shared
+    tot[T_KSM_SHARED] = ksm_shared
+    tot[T_KSM_SHARING] = ksm_sharing
+    tot[T_KSM_UNSHARED] = ksm_unshared + inel
+    tot[T_KSM_ZERO] = ksm_zero
+    return ntop, -1
 
 
 @dataclass
@@ -301,6 +628,16 @@ class SharingCounts:
         return out
 
 
+def _flags(a, n: int, name: str) -> np.ndarray:
+    """``a`` as a contiguous bool[n] (a view when it already is one)."""
+    a = np.ascontiguousarray(a)
+    if a.dtype != np.bool_:
+        a = a.astype(np.bool_)
+    if a.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got {a.shape}")
+    return a
+
+
 def count_sharing(
     hashes: np.ndarray,
     zero: np.ndarray,
@@ -322,10 +659,11 @@ def count_sharing(
     ----------
     hashes : uint64[n]
         Content hashes.
-    zero : bool[n]
-        All-zero flags.
-    vm : integer[n]
-        Index of each page's VM in ``vm_names``.
+    zero : bool[n] or None
+        All-zero flags (None: no page is all-zero).
+    vm : integer[n] or None
+        Index of each page's VM in ``vm_names``, any integer dtype (None: every page is in
+        VM 0). Compact dtypes (uint8, uint16, uint32) save memory; nothing is converted.
     vm_names : list of str
     salt : integer[n], optional
         Sharing domain of each page (ESXi salting, :mod:`pagecore.sharing.salting`): only pages
@@ -342,64 +680,82 @@ def count_sharing(
     Returns
     -------
     SharingCounts
+
+    Notes
+    -----
+    One core; time and memory as in the module docstring ("How it counts"). Contents are
+    grouped by (salt, hash); a content's zero flag is that of its first eligible page.
     """
-    hashes = np.asarray(hashes)
+    hashes = np.ascontiguousarray(hashes)
     n = hashes.shape[0]
     if hashes.ndim != 1 or hashes.dtype != np.uint64:
         raise ValueError(f"hashes must be uint64[n], got {hashes.dtype}{hashes.shape}")
-    zero = np.asarray(zero, dtype=np.bool_)
-    vm = np.asarray(vm)
-    if zero.shape != (n,) or vm.shape != (n,):
-        raise ValueError(f"zero and vm must have shape ({n},), got {zero.shape} and {vm.shape}")
+    if n >= 1 << 31:
+        raise ValueError(f"at most 2**31 - 1 pages per call, got {n:,}: count hash-prefix partitions (bigcount)")
+    zero = np.zeros(0, np.bool_) if zero is None else _flags(zero, n, "zero")
+    if vm is None:
+        vm = np.zeros(0, np.int64)
+    else:
+        vm = np.ascontiguousarray(vm)
+        if vm.shape != (n,):
+            raise ValueError(f"zero and vm must have shape ({n},), got {zero.shape} and {vm.shape}")
+        if vm.dtype.kind not in "iu" or vm.dtype == np.uint64:
+            vm = vm.astype(np.int64)
     if max_page_sharing < 2:
         raise ValueError(f"max_page_sharing must be >= 2 (kernel minimum), got {max_page_sharing}")
     nvm = len(vm_names)
-    if n and (vm.min() < 0 or vm.max() >= nvm):
-        raise ValueError(f"vm indices must be in [0, {nvm})")
-    vm = vm.astype(np.int64, copy=False)
+    if nvm >= 1 << 31:
+        raise ValueError(f"at most 2**31 - 1 VMs, got {nvm}")
     if salt is None:
-        order = np.argsort(hashes, kind="stable")
-        s_sorted = np.zeros(n, np.int64)
+        salt = np.zeros(0, np.int64)
     else:
-        salt = np.asarray(salt, dtype=np.int64)
+        salt = np.ascontiguousarray(salt, dtype=np.int64)
         if salt.shape != (n,):
             raise ValueError(f"salt must have shape ({n},), got {salt.shape}")
-        order = np.lexsort((hashes, salt))
-        s_sorted = salt[order]
-    el = np.ones(n, np.bool_) if eligible is None else np.asarray(eligible, dtype=np.bool_)
-    if el.shape != (n,):
-        raise ValueError(f"eligible must have shape ({n},), got {el.shape}")
-    h_sorted = hashes[order]
+    el = np.zeros(0, np.bool_) if eligible is None else _flags(eligible, n, "eligible")
+    if top_n < 0:
+        raise ValueError(f"top_n must be >= 0, got {top_n}")
     tot = np.zeros(N_TOTALS, np.int64)
     per_vm = np.zeros((nvm, N_VM), np.int64)
     svd = np.zeros(nvm, np.float64)
-    gs = np.empty(n, np.int64)
-    gc = np.empty(n, np.int64)
-    gk = np.empty(n, np.int64)
-    z_sorted = zero[order]
-    ng = _scan(
-        h_sorted,
-        s_sorted,
-        vm[order],
-        z_sorted,
-        el[order],
+    top_arrays = (
+        np.zeros(top_n, np.int64),
+        np.zeros(top_n, np.int64),
+        np.zeros(top_n, np.int64),  # hash bits; read back as uint64
+        np.zeros(top_n, np.int64),
+        np.zeros(top_n, np.bool_),
+    )
+    # scratch for the bucket-ordered pages, allocated by NumPy (which asks for transparent huge
+    # pages on large arrays; the scatter writes to thousands of places at once and would
+    # otherwise miss the TLB on most writes); untouched tails cost no memory
+    bh = np.empty(n, np.uint64)
+    bp = np.empty(n, np.uint32)
+    bs = np.empty(n if salt.shape[0] else 0, np.int64)
+    ntop, bad = _count(
+        hashes,
+        salt,
+        vm,
+        zero,
+        el,
         nvm,
-        use_zero_pages,
-        max_page_sharing,
+        bool(use_zero_pages),
+        int(max_page_sharing),
+        BUCKET_TARGET,
+        L1_MAX_BITS,
+        bh,
+        bh.view(np.int64),
+        bp,
+        bs,
         tot,
         per_vm,
         svd,
-        gs,
-        gc,
-        gk,
+        top_arrays,
     )
-    top = []
-    if ng and top_n > 0:
-        pick = np.argsort(-gc[:ng], kind="stable")[:top_n]
-        for g in pick:
-            a = int(gs[g])
-            top.append((int(h_sorted[a]), int(s_sorted[a]), int(gc[g]), int(gk[g]), bool(z_sorted[a])))
-        top.sort(key=lambda t: (-t[2], t[0], t[1]))
+    del bh, bp, bs
+    if bad >= 0:
+        raise ValueError(f"vm indices must be in [0, {nvm}); page {bad} has {vm[bad]}")
+    tc, ts, th, tk, tz = (a[:ntop].tolist() for a in (*top_arrays[:2], top_arrays[2].view(np.uint64), *top_arrays[3:]))
+    top = sorted(zip(th, ts, tc, tk, tz, strict=True), key=lambda t: (-t[2], t[0], t[1]))
     return SharingCounts(
         vm_names=list(vm_names),
         totals=tot,

@@ -1,0 +1,77 @@
+"""Throughput benchmarks: ratios against baselines measured in the same run.
+
+``pagecore bench hash`` prints page-hash throughput on one and on all threads beside
+two baselines on the same in-memory buffer: memory read bandwidth (``numpy.sum`` over it, the
+ceiling for any hash that reads every byte) and a Python loop calling ``xxhash.xxh3_64`` per
+page (a C hash library driven page by page). Ratios, not absolute numbers, are what compare
+across noisy machines. This is a benchmark, not a test: nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from pagecore import PAGE_SIZE
+from pagecore._jit import max_threads
+from pagecore.bench import best_of
+
+
+def bench_hash(mib: int = 512, repeat: int = 5, seed: int = 0) -> dict[str, float]:
+    """Measure GB/s of the page hash and its baselines on ``mib`` MiB of random pages."""
+    from pagecore.pages.hashing import hash_pages
+
+    npages = mib * (1 << 20) // PAGE_SIZE
+    rng = np.random.default_rng(seed)
+    pages = rng.integers(0, 2**63, size=(npages, PAGE_SIZE // 8), dtype=np.uint64)
+    nbytes = pages.nbytes
+    out = (np.empty(npages, np.uint64), np.empty(npages, np.bool_))
+    hash_pages(pages[:4], threads=1)  # compile outside the timing
+    threads = max_threads()
+    if threads > 1:
+        hash_pages(pages[:4], threads=threads)
+    res = {}
+    res["read_bandwidth"] = nbytes / best_of(lambda: pages.sum(), repeat) / 1e9
+    res["hash_1_thread"] = nbytes / best_of(lambda: hash_pages(pages, threads=1, out=out), repeat) / 1e9
+    if threads > 1:
+        res[f"hash_{threads}_threads"] = (
+            nbytes / best_of(lambda: hash_pages(pages, threads=threads, out=out), repeat) / 1e9
+        )
+    try:
+        import xxhash
+    except ImportError:  # optional: part of the test extra
+        xxhash = None
+    if xxhash is not None:
+        b = pages.view(np.uint8)
+        sub = b[: min(npages, 32768)]  # the Python loop is slow; 128 MiB is plenty
+
+        def loop():
+            f = xxhash.xxh3_64_intdigest
+            for i in range(sub.shape[0]):
+                f(sub[i])
+
+        res["xxh3_python_loop"] = sub.nbytes / best_of(loop, max(1, repeat // 2)) / 1e9
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    p = argparse.ArgumentParser(prog="pagecore bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("what", choices=["hash"], help="benchmark to run")
+    p.add_argument("--mib", type=int, default=512, help="buffer size in MiB (default 512; larger than caches)")
+    p.add_argument("--repeat", type=int, default=5, help="repetitions; the best is reported (default 5)")
+    args = p.parse_args(argv)
+    res = bench_hash(args.mib, args.repeat)
+    bw = res["read_bandwidth"]
+    print(f"page hash pcx64-v1 on {args.mib} MiB of random pages (best of {args.repeat})")
+    print(f"{'measure':<22}{'GB/s':>8}{'x read bw':>11}{'x xxh3 loop':>13}")
+    for k, v in res.items():
+        xx = res.get("xxh3_python_loop")
+        print(f"{k:<22}{v:>8.2f}{v / bw:>11.2f}" + (f"{v / xx:>13.2f}" if xx else ""))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

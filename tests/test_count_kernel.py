@@ -1,0 +1,266 @@
+"""The one counting kernel (pagecore.sharing.counts, issue 18) against its slow twin and the
+previous sort-then-scan path: every total, per-VM counter, SHRDSVD and top content, on random
+inputs and named edge cases, with one bucket and with many."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import JIT_DISABLED, scaled
+from slow_twins_count import count_sharing_twin
+
+from pagecore.sharing import count_sharing, counts
+from pagecore.sharing.counts import (
+    T_DISTINCT,
+    T_INELIGIBLE,
+    T_INTER,
+    T_INTER_SHARED,
+    T_INTRA,
+    T_KSM_SHARED,
+    T_KSM_SHARING,
+    T_KSM_UNSHARED,
+    T_KSM_ZERO,
+    T_PAGES,
+    T_RECLAIMED,
+    T_SHARED,
+    T_SHARED_GROUPS,
+    T_UNSHARED,
+    T_ZERO,
+    T_ZERO_SAVED,
+    V_ALONE_RECLAIMED,
+    V_ALONE_SHARED,
+    V_INELIGIBLE,
+    V_INTER_SHARED,
+    V_PAGES,
+    V_SHARED,
+    V_ZERO,
+    V_ZERO_SHARED,
+)
+from pagecore.sharing.fastcount import count_hashes
+
+TOTALS = {
+    "pages": T_PAGES,
+    "zero": T_ZERO,
+    "distinct": T_DISTINCT,
+    "shared": T_SHARED,
+    "shared_groups": T_SHARED_GROUPS,
+    "reclaimed": T_RECLAIMED,
+    "intra": T_INTRA,
+    "inter": T_INTER,
+    "zero_saved": T_ZERO_SAVED,
+    "ineligible": T_INELIGIBLE,
+    "unshared": T_UNSHARED,
+    "ksm_shared": T_KSM_SHARED,
+    "ksm_sharing": T_KSM_SHARING,
+    "ksm_unshared": T_KSM_UNSHARED,
+    "ksm_zero": T_KSM_ZERO,
+    "inter_shared": T_INTER_SHARED,
+}
+PER_VM = {
+    "pages": V_PAGES,
+    "zero": V_ZERO,
+    "shared": V_SHARED,
+    "alone_shared": V_ALONE_SHARED,
+    "alone_reclaimed": V_ALONE_RECLAIMED,
+    "inter_shared": V_INTER_SHARED,
+    "ineligible": V_INELIGIBLE,
+    "zero_shared": V_ZERO_SHARED,
+}
+
+
+def check(h, z, vm, nvm, **kw):
+    """count_sharing equals the twin on every output."""
+    names = [f"vm{i}" for i in range(nvm)]
+    got = count_sharing(h, z, vm, names, **kw)
+    tw_kw = {k: v for k, v in kw.items() if k != "max_page_sharing"}
+    totals, per_vm, svd, top = count_sharing_twin(h, z, vm, nvm, mps=kw.get("max_page_sharing", 256), **tw_kw)
+    assert {k: got.t(i) for k, i in TOTALS.items()} == totals
+    for v in range(nvm):
+        assert {k: int(got.per_vm[v, i]) for k, i in PER_VM.items()} == per_vm[v], v
+    assert got.shrdsvd == pytest.approx(svd, rel=1e-12, abs=1e-9)
+    assert got.top == top
+    d = got.to_dict()  # the identities the module docstring promises
+    assert d["unshared_pages"] + d["shared_pages"] == d["total_pages"]
+    assert d["distinct_pages"] + d["reclaimed_pages"] == d["total_pages"]
+    assert d["intra_vm_saved_pages"] + d["inter_vm_saved_pages"] == d["reclaimed_pages"]
+    return got
+
+
+@pytest.fixture(params=["one-bucket-target", "tiny-buckets"])
+def buckets(request, monkeypatch):
+    """Default bucket size, and buckets of ~4 pages in 4 level-1 buckets, so small inputs use
+    both levels and thousands of buckets."""
+    if request.param == "tiny-buckets":
+        monkeypatch.setattr(counts, "BUCKET_TARGET", 4)
+        monkeypatch.setattr(counts, "L1_MAX_BITS", 2)
+    return request.param
+
+
+@pytest.mark.parametrize("trial", range(scaled(40, 6)))
+def test_random_sets_match_twin(rng, buckets, trial):
+    r = np.random.default_rng(trial)
+    n = int(r.integers(0, scaled(3000, 300)))
+    nvm = int(r.integers(1, 7))
+    alphabet = int(r.integers(1, max(2, n)))
+    h = r.integers(0, alphabet, size=n).astype(np.uint64)
+    if trial % 2:  # spread over the 64-bit range, including values above 2**63
+        h = h * np.uint64(0x9E3779B97F4A7C15)
+    z = h == h[0] if n and trial % 3 == 0 else h == 0
+    vm = r.integers(0, nvm, size=n).astype([np.int64, np.uint8, np.int32, np.uint16][trial % 4])
+    kw = dict(
+        use_zero_pages=bool(trial % 5 == 0),
+        max_page_sharing=int(r.integers(2, 6)),
+        top_n=int(r.integers(0, 12)),
+    )
+    if trial % 3 == 1:
+        kw["eligible"] = r.random(n) > 0.1
+    if trial % 4 == 2:
+        kw["salt"] = r.integers(-2, 3, size=n)
+    check(h, z, vm, nvm, **kw)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "empty",
+        "one-page",
+        "all-identical",
+        "all-zero",
+        "all-distinct",
+        "small-ints",
+        "top-bits-only",
+        "fixed-prefix",
+        "many-salts-one-hash",
+        "all-ineligible",
+        "mps-boundaries",
+        "top-ties",
+        "zero-first-collision",
+        "vm-major-pairs",
+    ],
+)
+def test_named_edge_cases(rng, buckets, case):
+    n = scaled(2000, 200)
+    nvm = 3
+    vm = rng.integers(0, nvm, size=n)
+    kw: dict = {"top_n": 5}
+    if case == "empty":
+        h, vm = np.zeros(0, np.uint64), np.zeros(0, np.int64)
+    elif case == "one-page":
+        h, vm = np.array([2**64 - 1], np.uint64), np.array([2])
+    elif case == "all-identical":
+        h = np.full(n, 0xDEADBEEF, np.uint64)
+    elif case == "all-zero":
+        h = np.zeros(n, np.uint64)
+    elif case == "all-distinct":
+        h = rng.permutation(np.arange(n, dtype=np.uint64)) * np.uint64(0x9E3779B97F4A7C15)
+    elif case == "small-ints":
+        h = rng.integers(0, 7, size=n).astype(np.uint64)
+    elif case == "top-bits-only":  # keys that differ only in their top 3 bits
+        h = rng.integers(0, 8, size=n).astype(np.uint64) << np.uint64(61)
+    elif case == "fixed-prefix":  # one hash-prefix partition of bigcount: top 8 bits equal
+        h = (rng.integers(0, 300, size=n).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) >> np.uint64(8)) | (
+            np.uint64(0xAB) << np.uint64(56)
+        )
+    elif case == "many-salts-one-hash":
+        h = np.full(n, 42, np.uint64)
+        kw["salt"] = rng.integers(0, n // 3, size=n)
+    elif case == "all-ineligible":
+        h = rng.integers(0, 5, size=n).astype(np.uint64)
+        kw["eligible"] = np.zeros(n, bool)
+    elif case == "mps-boundaries":  # contents with k·mps, k·mps ± 1 copies
+        sizes = [2, 3, 4, 5, 7, 8, 9, 16, 17]
+        h = np.repeat(np.arange(len(sizes), dtype=np.uint64) + np.uint64(1), sizes)
+        vm = rng.integers(0, nvm, size=len(h))
+        kw["max_page_sharing"] = 4
+    elif case == "top-ties":  # many contents with the same number of copies: ties by hash
+        h = np.repeat(rng.integers(0, 2**64 - 1, size=n // 4, dtype=np.uint64), 4)
+        vm = rng.integers(0, nvm, size=len(h))
+    elif case == "zero-first-collision":  # hash-only: a zero and a non-zero page share a hash
+        h = np.full(n, 9, np.uint64)
+        z = np.zeros(n, bool)
+        z[1::2] = True
+        for uzp in (False, True):
+            check(h, z, vm, nvm, use_zero_pages=uzp, **kw)
+            check(h, ~z, vm, nvm, use_zero_pages=uzp, **kw)
+        return
+    else:  # page tables concatenated VM by VM, every content in two VMs
+        half = np.arange(n // 2, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        h = np.concatenate([half, half])
+        vm = np.repeat([0, 1], n // 2)
+    z = h == 0
+    for uzp in (False, True):
+        check(h, z, vm[: len(h)], nvm, use_zero_pages=uzp, **kw)
+
+
+def test_matches_previous_sort_then_scan_path(rng, buckets):
+    """The kernel this one replaced (kept in the benchmark as a baseline) gives the same results."""
+    from pagecore.bench.count import count_sharing_sorted
+
+    for trial in range(scaled(20, 3)):
+        n = int(rng.integers(1, scaled(5000, 300)))
+        h = rng.integers(0, n, size=n).astype(np.uint64) * np.uint64(0xBF58476D1CE4E5B9)
+        z = h == h[0]
+        vm = rng.integers(0, 4, size=n)
+        kw = dict(top_n=7, max_page_sharing=int(rng.integers(2, 5)), use_zero_pages=bool(trial % 2))
+        if trial % 3 == 0:
+            kw["salt"] = rng.integers(0, 2, size=n)
+        if trial % 3 == 1:
+            kw["eligible"] = rng.random(n) > 0.2
+        names = ["a", "b", "c", "d"]
+        a, b = count_sharing(h, z, vm, names, **kw), count_sharing_sorted(h, z, vm, names, **kw)
+        assert np.array_equal(a.totals, b.totals) and np.array_equal(a.per_vm, b.per_vm)
+        assert a.shrdsvd == pytest.approx(b.shrdsvd, rel=1e-12)
+        assert a.top == b.top
+
+
+def test_synthetic_benchmark_input_matches_twin(buckets):
+    """The benchmark's input generator, counted by the kernel and the twin."""
+    from pagecore.bench.count import make_pages
+
+    h, z, vm = make_pages(scaled(20_000, 500), vms=7, seed=3)
+    check(h, z, vm, 7, top_n=10)
+
+
+def test_count_hashes_is_the_same_kernel(rng):
+    h = rng.integers(0, 500, size=scaled(10_000, 500)).astype(np.uint64)
+    c = count_sharing(h, None, None, ["all"], top_n=0)
+    assert count_hashes(h) == (c.t(T_DISTINCT), c.t(T_SHARED), c.t(T_SHARED_GROUPS))
+
+
+def test_input_checks():
+    h = np.arange(4, dtype=np.uint64)
+    with pytest.raises(ValueError, match=r"vm indices must be in \[0, 2\); page 3 has 2"):
+        count_sharing(h, h == 0, np.array([0, 1, 0, 2]), ["a", "b"])
+    with pytest.raises(ValueError, match=r"vm indices must be in \[0, 2\)"):
+        count_sharing(h, h == 0, np.array([0, -1, 0, 1]), ["a", "b"])
+    with pytest.raises(ValueError, match="eligible must have shape"):
+        count_sharing(h, h == 0, np.zeros(4, int), ["a"], eligible=np.ones(3, bool))
+    with pytest.raises(ValueError, match="top_n"):
+        count_sharing(h, h == 0, np.zeros(4, int), ["a"], top_n=-1)
+    # vm as uint64 is accepted (converted), input arrays are not modified
+    vm = np.array([0, 1, 1, 0], np.uint64)
+    before = h.copy()
+    count_sharing(h, None, vm, ["a", "b"])
+    assert np.array_equal(h, before)
+
+
+@pytest.mark.skipif(JIT_DISABLED, reason="already running without the JIT")
+def test_kernel_without_jit():
+    """This file again with NUMBA_DISABLE_JIT=1 (small inputs), so the Python bodies run too."""
+    here = Path(__file__).parent
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "test_count_kernel.py"],
+        cwd=here,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout
