@@ -17,7 +17,7 @@ SERIAL = dict(nogil=True, cache=True, boundscheck=False)
 
 #: Options for drivers that own a ``prange``. Caching parallel kernels works with the default
 #: threading layer on Linux and saves about a second per process (measured with
-#: ``python -m pagecore.bench.hashcount hash``), so it is on.
+#: ``pagecore bench hash``), so it is on.
 PARALLEL = dict(nogil=True, cache=True, boundscheck=False, parallel=True)
 
 #: Inline small helpers at Numba IR level so LLVM sees one loop nest.

@@ -8,8 +8,18 @@ each other. Type-only imports count too.
 from __future__ import annotations
 
 #: Importable by every module of the package.
-BASE = ("pagecore", "pagecore._jit", "pagecore._util", "pagecore._smk", "pagecore._layers", "pagecore.config",
-        "pagecore.errors", "pagecore.paper", "pagecore.timelines")
+BASE = (
+    "pagecore",
+    "pagecore._jit",
+    "pagecore._util",
+    "pagecore._smk",
+    "pagecore._layers",
+    "pagecore.config",
+    "pagecore.errors",
+    "pagecore.paper",
+    "pagecore.timelines",
+    "pagecore.notebooks",
+)  # notebooks: runs and renders notebooks/, imports no stage
 
 #: Stages in data-flow order; each inner tuple is one rank.
 STAGES = (

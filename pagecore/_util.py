@@ -10,7 +10,21 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto: it warns in Jupyter without ipywidgets, and bars only show on terminals
+
+
+def _umask() -> int:
+    """The process umask (read without changing it where /proc allows)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -18,10 +32,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
     A failed or interrupted write leaves no file that looks complete (DESIGN.md principle 5).
+    The file gets the mode a plain ``open(path, "w")`` would give (0666 minus the umask), not
+    the private 0600 of a temporary file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     tmp = Path(tmp)
     try:

@@ -13,11 +13,11 @@ import argparse
 import sys
 
 from pagecore import __version__
-from pagecore.cli import bench, hash, overtime, share, synth
+from pagecore.cli import bench, hash, overtime, qemu, share, synth
 from pagecore.errors import PagecoreError
 
 EPILOG = "Paper: C. A. Waldspurger, Memory Resource Management in VMware ESX Server, OSDI '02."
-GROUPS = (hash, share, synth, overtime, bench)
+GROUPS = (hash, share, synth, overtime, bench, qemu)
 
 
 def build_parser() -> argparse.ArgumentParser:

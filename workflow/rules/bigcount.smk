@@ -3,11 +3,12 @@
 
 
 rule bigcount_shard:
+    """Write one shard of the synthetic larger-than-memory VM set as hash-only page tables."""
     output:
         pages=temp("results/bigcount/pages/shard{shard}.parquet"),
     params:
         big=BIG,
-        model=FIG04,
+        model=fig04_model(),
     log:
         "results/logs/bigcount_shard/shard{shard}.log",
     benchmark:
@@ -17,6 +18,7 @@ rule bigcount_shard:
 
 
 rule bigcount_scatter:
+    """Partition one shard's page hashes by hash prefix (scatter)."""
     input:
         pages=rules.bigcount_shard.output.pages,
     output:
@@ -33,6 +35,7 @@ rule bigcount_scatter:
 
 
 rule bigcount_count:
+    """Count sharing within one hash-prefix partition."""
     input:
         scattered=bigcount_scattered,
     output:
@@ -48,6 +51,7 @@ rule bigcount_count:
 
 
 rule bigcount:
+    """Sum the partitions into one sharing report of the whole set (gather; `snakemake bigcount`)."""
     input:
         counts=bigcount_counts,
     output:
