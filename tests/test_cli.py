@@ -102,7 +102,7 @@ def test_share_table_is_readable(tmp_path):
     assert int(rows[0]["reclaimed_pages"]) == rep["by_vm"][names[0]]["alone_reclaimed_pages"]
     out_csv = tmp_path / "share.csv"
     run("share", *tables, "--format", "csv", "-o", str(out_csv))
-    assert [r["set"] for r in csv.DictReader(out_csv.open())] == ["all"]
+    assert [r["set"] for r in csv.DictReader(io.StringIO(out_csv.read_text()))] == ["all"]
 
 
 def test_progress_is_silent_when_not_a_terminal(tmp_path):
