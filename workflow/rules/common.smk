@@ -220,7 +220,7 @@ def sim_outputs():
     return out
 
 
-# --- rule params: only what each output depends on ---------------------------------------
+# --- params of rules, only what each output depends on ----------------------------------
 # Snakemake reruns a job when its params change (rerun-triggers: params), so a rule's params
 # hold exactly the config values its output depends on: adding a VM to synth.fig04.vms or a set
 # to sharing.sets must not rerun the guests or sets that already exist (tests/test_workflow.py).
