@@ -67,6 +67,11 @@ def test_requirements_box():
     box = text.split("**Requirements.**", 1)[1].split("\n\n", 1)[0]
     for needle in ("Python ≥ 3.11", "0.7 GB", "QEMU", "kernel", "Jupyter"):
         assert needle in box, needle
+    # the one command in the box is the package install CI runs (same packages)
+    (cmd,) = [c for c in re.findall(r"`([^`]+)`", box.replace("\n> ", " ")) if " install " in c]
+    ci = (ROOT / ".ci/run").read_text()
+    ci_pkgs = re.search(r"apt-get install -y -qq ([\w .-]+?) >/dev/null", ci).group(1).split()
+    assert cmd.split("install", 1)[1].split() == ci_pkgs
 
 
 def _schema_keys(schema: dict) -> set[str]:
