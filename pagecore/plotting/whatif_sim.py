@@ -12,7 +12,7 @@ def whatif_memory_manager(table: pd.DataFrame, paper_fig07: dict | None = None) 
     """Three panels from :func:`pagecore.experiments.memory_manager.whatif_metrics` rows (column ``dim`` =
     ``tau``, ``sample_pages`` or ``overcommit``)."""
     with style():
-        fig = Figure(figsize=(10.0, 3.6))
+        fig = Figure(figsize=(11.0, 5.0))  # legends below the panels, clear of the twin axes
         a, b, c = fig.subplots(1, 3)
         t = table[table["dim"] == "tau"].sort_values("value")
         a.plot(t["value"], t["idle_alloc_mb"], color="0.5", label="idle VM alloc", **OURS_STYLE)
@@ -60,7 +60,7 @@ def whatif_memory_manager(table: pd.DataFrame, paper_fig07: dict | None = None) 
         b.set_xlabel("pages sampled per 30 s (n)")
         b.set_ylabel("MB")
         b.set_title("Sampling error (Fig. 6 scenario)", loc="left")
-        b.legend(fontsize=7)
+        b.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2))
         o = table[table["dim"] == "overcommit"].sort_values("value")
         c.plot(o["value"], o["mean_balloon_mb"], color="0.5", label="mean balloon", **OURS_STYLE)
         c.plot(o["value"], o["swapped_out_mb"], color="k", label="swapped out", **OURS_STYLE)
@@ -87,4 +87,4 @@ def _legend(ax, twin) -> None:
     """One legend for an axis and its twin, so the right-axis series is labelled too."""
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = twin.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper left")
+    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2))
