@@ -144,8 +144,8 @@ def test_same_inputs_same_bytes(run_dir, tmp_path):
         (lambda c: c.update(dumps=[{"vm": "bad name!", "path": "x"}]), "dumps[0].vm"),
         (lambda c: c["sim"]["states"].update(high_pct=1, low_pct=5), "sim.states"),
         (lambda c: c["sim"]["balloon"].update(rate_min_mb_s=20), "sim.balloon.rate_min_mb_s"),
-        (lambda c: c["sharing"]["sets"].update(x=["fig04/vm09"]), "sharing.sets.x"),
-        (lambda c: c["sharing"]["sets"].update(x=["user/nobody"]), "sharing.sets.x"),
+        (lambda c: c["sharing"].update(sets={"x": ["fig04/vm09"]}), "sharing.sets.x"),
+        (lambda c: c["sharing"].update(sets={"x": ["user/nobody"]}), "sharing.sets.x"),
     ],
     ids=["negative", "wrong-type", "unknown-key", "bad-vm-name", "thresholds", "rates", "no-guest", "no-dump"],
 )

@@ -191,9 +191,12 @@ def read_page_tables(paths: Iterable[str | os.PathLike], columns: Sequence[str] 
     # one schema for all (vm as plain strings so dictionaries unify), with the fields' units
     fields = {f.name: f for f in PAGE_TABLE_SCHEMA}
     fields["vm"] = fields["vm"].with_type(pa.string())
-    tables = [t.select([f.name for f in PAGE_TABLE_SCHEMA if f.name in t.column_names]) for t in tables]
-    target = pa.schema([fields[name] for name in tables[0].column_names])
-    table = pa.concat_tables([t.replace_schema_metadata(None).cast(target) for t in tables])
+    names = list(columns) if columns else tables[0].column_names
+    casted = []
+    for t in tables:
+        t = t.select(names).replace_schema_metadata(None)
+        casted.append(t.cast(pa.schema([fields.get(n, t.schema.field(n)) for n in names])))
+    table = pa.concat_tables(casted)
     # one table: its metadata as written; several: the list of them, in the order given
     meta = metas[0] if len(metas) == 1 else metas
     return table.replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True)})
