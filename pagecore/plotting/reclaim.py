@@ -68,7 +68,7 @@ def io_remapping(threshold: pd.DataFrame, scarcity: pd.DataFrame, scarcity_thres
         :func:`pagecore.sim.ioremap.scarcity_sweep` rows.
     """
     with style():
-        fig = Figure(figsize=(10.0, 4.2))
+        fig = Figure(figsize=(10.0, 5.0))
         ax, ax2 = fig.subplots(1, 2)
         colors = {"network": "tab:blue", "disk": "0.4", "mixed": "tab:green"}
         offs: dict[float, list[str]] = {}  # copies without remapping -> workloads with that baseline
@@ -97,7 +97,7 @@ def io_remapping(threshold: pd.DataFrame, scarcity: pd.DataFrame, scarcity_thres
         ax.set_xlabel("Hot threshold + 1 (I/Os before a page is remapped low)")
         ax.set_ylabel("Page copies (bounce + remap)")
         ax.set_title("Copies vs hot threshold (§7)")
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.15))  # below: no line hidden
         for pol, st in (
             ("no remapping", dict(color="0.3", ls="--")),
             ("random", dict(color="tab:orange", marker="o")),
@@ -110,6 +110,6 @@ def io_remapping(threshold: pd.DataFrame, scarcity: pd.DataFrame, scarcity_thres
         ax2.set_xlabel("Low pages the guest may hold (none free)")
         ax2.set_ylabel("Page copies (millions)")
         ax2.set_title(f"Scarce low memory: which page goes back high (threshold {scarcity_threshold})")
-        ax2.legend(fontsize=7)
+        ax2.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.15))
         fig.tight_layout()
     return fig
