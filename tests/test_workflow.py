@@ -154,7 +154,8 @@ def test_bad_config_value_names_the_key(tmp_path, mutate, needle):
     mutate(cfg)
     proc = snakemake(tmp_path, cfg, "--dry-run", check=False)
     assert proc.returncode != 0
-    assert f"config key {needle}" in proc.stderr + proc.stdout
+    assert f"pagecore: error: config key {needle}" in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr + proc.stdout  # one line, before any job runs
 
 
 def test_set_reports_and_sets_summary(run_dir):

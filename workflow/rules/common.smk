@@ -2,11 +2,16 @@
 # Only functions live here (STYLE.md); rules live in one .smk per stage.
 
 import os
+import sys
 
 from pagecore.config import validate_config
+from pagecore.errors import ConfigError
 
 
-validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+try:
+    validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+except ConfigError as err:  # one line naming the key, before any job runs; no traceback
+    sys.exit(f"pagecore: error: {err}")
 
 FIG04 = config["synth"]["fig04"]
 FIG05 = config["fig05"]
