@@ -72,3 +72,12 @@ def test_sharing_report_names_version_and_inputs(tmp_path):
         (str(b), "b", "/dumps/b.raw"),
     ]
     assert rep["reclaimed_pages"] == 4  # a: 1 2 3 3, b: 1 2 3 4 -> one copy each of 1, 2 and two of 3 freed
+
+
+def test_same_table_same_bytes(tmp_path):
+    """The metadata written at close (schema included) keeps page tables byte-for-byte reproducible."""
+    written = []
+    for sub in ("one", "two"):
+        (tmp_path / sub).mkdir()
+        written.append(_tables(tmp_path / sub)[0].read_bytes())
+    assert written[0] == written[1]
