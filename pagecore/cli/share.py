@@ -35,7 +35,7 @@ def _fmt_table(rep: dict, by_vm: bool) -> str:
         if by_vm and r["set"] == "all":
             lines.append(rule)
         lines.append(line(c))
-    lines.append(textwrap_legend(LEGEND, len(head)))
+    lines += ["", textwrap_legend(LEGEND, len(head))]
     ver = rep["verification"]
     if rep["verified"]:
         check = f"verified: {ver['pages_compared']:,} pages byte-compared, {rep['false_matches']} false matches"
