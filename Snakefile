@@ -10,6 +10,7 @@
 # ├── sharing/user.json                 sharing of your own dumps
 # ├── figures/figNN_<slug>.{png,pdf}    the paper's figures, paper data overlaid
 # ├── numbers/figNN.json                paper vs ours: {figure, quantity, unit, paper, ours, kind}
+# ├── notebooks/<name>.html             the notebooks executed on these results (config: notebooks)
 # ├── logs/<rule>/…                     one log per job
 # └── benchmarks/<rule>/…               one timing per job
 
@@ -44,9 +45,11 @@ include: "workflow/rules/simulate.smk"
 include: "workflow/rules/reclaim.smk"
 include: "workflow/rules/scan.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/notebooks.smk"
 
 
 rule all:
+    """Everything of the default run: figures, numbers, comparison, rendered notebooks."""
     default_target: True
     input:
         final_outputs() + CAPTURE_OUTPUTS,

@@ -78,6 +78,7 @@ _LAZY = {
     "read_page_table": "pagecore.pages",
     "read_page_tables": "pagecore.pages",
     "page_table_metadata": "pagecore.pages",
+    "page_table_frame": "pagecore.pages",
     "verify_tables": "pagecore.pages",
     "count_sharing": "pagecore.sharing",
     "vm_count_sweep": "pagecore.sharing",

@@ -19,7 +19,8 @@ BASE = (
     "pagecore.errors",
     "pagecore.paper",
     "pagecore.timelines",
-)
+    "pagecore.notebooks",
+)  # notebooks: runs and renders notebooks/, imports no stage
 
 #: Stages in data-flow order; each inner tuple is one rank.
 STAGES = (

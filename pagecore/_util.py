@@ -152,7 +152,7 @@ def write_json_atomic(path: str | os.PathLike, obj) -> None:
 
 def progress(total: int | None = None, desc: str = "", unit: str = "page", **kw):
     """A progress bar (tqdm) on stderr that stays silent when stderr is not a terminal."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # not tqdm.auto: it warns in Jupyter without ipywidgets; bars show on terminals only
 
     return tqdm(
         total=total,

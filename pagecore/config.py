@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib.resources import files
 from pathlib import Path
 
 import jsonschema
@@ -25,8 +26,44 @@ def _key_path(err: jsonschema.ValidationError) -> str:
     return key or "<top level>"
 
 
+def _set_at(obj, path, value) -> None:
+    for p in path[:-1]:
+        obj = obj[p]
+    obj[path[-1]] = value
+
+
+def coerce_strings(config: dict, validator) -> dict:
+    """Turn YAML strings that fail validation into the values they spell, in place.
+
+    Snakemake hands nested ``--config`` values over as strings (``--config 'sim={"tau": 0.5}'``
+    gives ``{"tau": "0.5"}``, ``fig04_real={"enabled": true}`` gives ``"true"``). A string that
+    the schema rejects is parsed as YAML; the parsed value replaces it only when it is not a
+    string itself, so a string the schema accepts (a path, a name) is never touched.
+    """
+    for _ in range(1000):  # each pass fixes at least one value; the config is finite
+        changed = False
+        for err in validator.iter_errors(config):
+            if not isinstance(err.instance, str) or not err.absolute_path:
+                continue
+            try:
+                value = yaml.safe_load(err.instance)
+            except yaml.YAMLError:
+                continue
+            if isinstance(value, str) or (value is None and err.instance.strip() not in ("null", "~")):
+                continue
+            _set_at(config, list(err.absolute_path), value)
+            changed = True
+        if not changed:
+            return config
+    return config
+
+
 def validate_config(config: dict, schema: str | os.PathLike) -> dict:
     """Check ``config`` against the JSON schema at ``schema``; fill in schema defaults.
+
+    Strings given where the schema wants another type are read as YAML first (nested
+    ``--config`` values, see `coerce_strings`); then values that constrain each other are
+    checked (`check_consistency`).
 
     Raises
     ------
@@ -38,6 +75,7 @@ def validate_config(config: dict, schema: str | os.PathLike) -> dict:
         sch = yaml.safe_load(fh)
     validator_cls = jsonschema.validators.validator_for(sch)
     validator = validator_cls(sch)
+    coerce_strings(config, validator)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
         e = errors[0]
@@ -46,7 +84,90 @@ def validate_config(config: dict, schema: str | os.PathLike) -> dict:
             what = "unknown key (see workflow/config/config.yaml for the valid ones)"
         raise ConfigError(f"config key {_key_path(e)}: {what}")
     _fill_defaults(config, sch)
+    check_consistency(config)
     return config
+
+
+def _merged(base: dict, over: dict) -> dict:
+    return {**base, **over}
+
+
+def check_consistency(config: dict) -> None:
+    """Check the values that constrain each other, which a JSON schema cannot express.
+
+    Raises `ConfigError` naming the key, before any job runs (the same checks would otherwise
+    fail inside a job with a traceback).
+    """
+    sim = config.get("sim")
+    if isinstance(sim, dict):
+        sections = [("sim", sim)] + [(f"sim.overrides.{k}", v) for k, v in sorted((sim.get("overrides") or {}).items())]
+        for where, sec in sections:
+            st = _merged(sim.get("states") or {}, sec.get("states") or {})
+            if all(k in st for k in ("high_pct", "soft_pct", "hard_pct", "low_pct")):
+                th = [st[k] for k in ("high_pct", "soft_pct", "hard_pct", "low_pct")]
+                if not th[0] > th[1] > th[2] > th[3] >= 0:
+                    raise ConfigError(
+                        f"config key {where}.states: thresholds must satisfy high_pct > soft_pct > hard_pct > "
+                        f"low_pct >= 0, got {th[0]} > {th[1]} > {th[2]} > {th[3]}; reorder them"
+                    )
+            b = _merged(sim.get("balloon") or {}, sec.get("balloon") or {})
+            if "rate_min_mb_s" in b and "rate_max_mb_s" in b and b["rate_min_mb_s"] > b["rate_max_mb_s"]:
+                raise ConfigError(
+                    f"config key {where}.balloon.rate_min_mb_s: {b['rate_min_mb_s']} exceeds rate_max_mb_s "
+                    f"{b['rate_max_mb_s']}; the adaptive rate starts at the minimum and rises to the maximum"
+                )
+    workloads = config.get("workloads")
+    if isinstance(workloads, dict):
+        for name, sc in sorted(workloads.items()):
+            if not isinstance(sc, dict):
+                continue
+            for i, vm in enumerate(sc.get("vms") or []):
+                lo, hi = vm.get("min_mb"), vm.get("max_mb")
+                if isinstance(lo, int | float) and isinstance(hi, int | float) and lo > hi:
+                    raise ConfigError(
+                        f"config key workloads.{name}.vms[{i}].min_mb: {lo} exceeds max_mb {hi} "
+                        f"(VM {vm.get('name', i)}); a VM's guaranteed minimum cannot exceed its memory"
+                    )
+    dumps = config.get("dumps") or []
+    names = [d.get("vm") for d in dumps if isinstance(d, dict)]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"config key dumps: VM name {dup[0]!r} is listed twice; give each dump its own vm name")
+    check_sets(config)
+
+
+def set_members_available(config: dict) -> dict[str, list[str]]:
+    """The page tables a ``sharing.sets`` member may name, by kind (``fig04/vm01``, ``user/web1``…)."""
+    fig04 = config.get("synth", {}).get("fig04", {})
+    return {
+        "fig04": [f"vm{i:02d}" for i in range(1, int(fig04.get("vms", 0)) + 1)],
+        "fig05": sorted((config.get("fig05") or {}).get("scenarios") or {}),
+        "user": sorted(d["vm"] for d in config.get("dumps") or [] if isinstance(d, dict) and "vm" in d),
+    }
+
+
+def check_sets(config: dict) -> None:
+    """Every member of every ``sharing.sets`` entry names a page table the workflow makes."""
+    sets = (config.get("sharing") or {}).get("sets") or {}
+    avail = set_members_available(config)
+    for name, members in sorted(sets.items()):
+        for member in members:
+            kind, _, vm = member.partition("/")
+            if kind not in avail:
+                raise ConfigError(
+                    f"config key sharing.sets.{name}: member {member!r} must start with one of "
+                    f"{', '.join(k + '/' for k in avail)}"
+                )
+            if vm not in avail[kind]:
+                have = ", ".join(avail[kind][:6]) + (" …" if len(avail[kind]) > 6 else "") or "none"
+                hint = {
+                    "fig04": "raise synth.fig04.vms or drop it",
+                    "fig05": "add it to fig05.scenarios",
+                    "user": "add it to dumps",
+                }[kind]
+                raise ConfigError(
+                    f"config key sharing.sets.{name}: member {member!r} does not exist ({kind}/ has: {have}); {hint}"
+                )
 
 
 def _fill_defaults(obj, sch) -> None:
@@ -64,8 +185,29 @@ def _fill_defaults(obj, sch) -> None:
             _fill_defaults(obj[key], sub)
 
 
-def load_config(path: str | os.PathLike, schema: str | os.PathLike) -> dict:
-    """Load and validate a YAML config file (for notebooks and tests)."""
+def load_config(path: str | os.PathLike | None = None, schema: str | os.PathLike | None = None) -> dict:
+    """Load and validate a YAML config file (for notebooks and tests).
+
+    Without ``path``, the workflow's default config shipped with the package (the same file as
+    ``workflow/config/config.yaml``); without ``schema``, the packaged schema.
+    """
+    path = default_config_path() if path is None else Path(path)
+    schema = default_schema_path() if schema is None else Path(schema)
     with open(path) as fh:
         cfg = yaml.safe_load(fh) or {}
-    return validate_config(cfg, Path(schema))
+    return validate_config(cfg, schema)
+
+
+def default_config_path() -> Path:
+    """The default workflow config as installed with pagecore (``pagecore/defaults/config.yaml``)."""
+    return Path(str(files("pagecore") / "defaults" / "config.yaml"))
+
+
+def default_schema_path() -> Path:
+    """The workflow config's JSON schema as installed with pagecore."""
+    return Path(str(files("pagecore") / "defaults" / "config.schema.yaml"))
+
+
+def default_config() -> dict:
+    """The default workflow config, validated, with schema defaults filled in."""
+    return load_config()

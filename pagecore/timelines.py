@@ -2,7 +2,9 @@
 
 :func:`pagecore.sim.simulate` returns DataFrames; workflow scripts store them with
 :func:`write_timeline` and read them back with :func:`read_timeline`, which checks columns
-and types. Memory quantities are MB (= pages · 4096 / 2²⁰, exact to 1/256 MB).
+and types. Memory quantities are MB (= MiB = pages · 4096 / 2²⁰, exact to 1/256 MB); each
+field's unit is also in its Arrow field metadata (``unit``), and the file's provenance in the
+schema metadata (``pagecore``).
 
 VM timeline (``kind="vm"``): one row per running VM every ``record_s`` of host time
 -------------------------------------------------------------------------------------
@@ -52,6 +54,7 @@ state transition, the new τ).
 
 from __future__ import annotations
 
+import json
 import os
 
 import pandas as pd
@@ -110,7 +113,34 @@ EVENTS_SCHEMA = pa.schema(
     [pa.field("t", _F), pa.field("vm", pa.string()), pa.field("event", pa.string()), pa.field("detail", pa.string())]
 )
 
+#: Units of the columns that have one, stored in each Arrow field's metadata (``unit``).
+#: MiB = 2^20 bytes, what the paper (and these column docs) call MB.
+UNITS = {
+    "t": "s",
+    "vm_time": "s",
+    "tau": "fraction of idle memory",
+    "events": "trace events",
+    **{
+        c: "MiB"
+        for c in (
+            "alloc", "target", "active_true", "active_est", "active_slow", "active_fast", "active_fast_cur",
+            "active_sample", "balloon", "balloon_target", "swapped", "shared", "zero", "private", "swap_out",
+            "swap_in", "share_before_swap", "scan_shared", "guest_faults", "guest_pageouts", "free", "vm_machine",
+            "overhead", "esx", "system",
+        )
+    },
+}  # fmt: skip
+
+
+def _with_units(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([f.with_metadata({"unit": UNITS[f.name]}) if f.name in UNITS else f for f in schema])
+
+
+VM_TIMELINE_SCHEMA = _with_units(VM_TIMELINE_SCHEMA)
+HOST_TIMELINE_SCHEMA = _with_units(HOST_TIMELINE_SCHEMA)
+EVENTS_SCHEMA = _with_units(EVENTS_SCHEMA)
 SCHEMAS = {"vm": VM_TIMELINE_SCHEMA, "host": HOST_TIMELINE_SCHEMA, "events": EVENTS_SCHEMA}
+META_KEY = b"pagecore"
 
 
 def to_table(df: pd.DataFrame, kind: str) -> pa.Table:
@@ -122,9 +152,20 @@ def to_table(df: pd.DataFrame, kind: str) -> pa.Table:
     return pa.Table.from_pandas(df[[f.name for f in schema]], schema=schema, preserve_index=False)
 
 
-def write_timeline(path: str | os.PathLike, df: pd.DataFrame, kind: str) -> None:
-    """Write a timeline or event log as Parquet (atomically)."""
+def write_timeline(path: str | os.PathLike, df: pd.DataFrame, kind: str, provenance: dict | None = None) -> None:
+    """Write a timeline or event log as Parquet (atomically).
+
+    The schema metadata (key ``pagecore``, JSON) records ``kind``, ``pagecore_version`` and
+    ``provenance`` (e.g. the scenario, the trace it replayed, the simulator settings);
+    :func:`read_timeline` returns it in ``DataFrame.attrs["pagecore"]``.
+    """
+    from pagecore import __version__
+
+    meta = {"kind": kind, "pagecore_version": __version__, **(provenance or {})}
     table = to_table(df, kind)
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), META_KEY: json.dumps(meta, sort_keys=True, default=str)}
+    )
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
 
@@ -146,8 +187,10 @@ def read_timeline(path: str | os.PathLike, kind: str) -> pd.DataFrame:
         )
         if not ok:
             raise InputError(path, f"column {f.name!r} has type {got}", expected=str(f.type))
+    meta = (table.schema.metadata or {}).get(META_KEY)
     df = table.to_pandas()
     for c in ("vm", "state"):
         if c in df and isinstance(df[c].dtype, pd.CategoricalDtype):
             df[c] = df[c].astype(str)
+    df.attrs["pagecore"] = json.loads(meta) if meta else {}
     return df

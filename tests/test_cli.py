@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import yaml
 
 import pagecore
 from pagecore.cli import build_parser, main
@@ -72,9 +77,32 @@ def test_hash_and_share_json(two_guests):
     assert set(by_vm["by_vm"]) == {"vm01", "vm02"}
 
 
-def test_share_table_is_readable(two_guests):
-    out = run("share", *map(str, two_guests), "--by", "vm").stdout
-    assert "reclaimed" in out and "vm01" in out and "all (2 VMs)" in out
+def test_share_table_is_readable(tmp_path):
+    """Long VM names that differ only at the end stay apart; one unit; each header once; a legend."""
+    run("synth", "fig04", "-o", str(tmp_path), "--vms", "2", "--mem-mb", "1")
+    names = ["production-webserver-frontend-01", "production-webserver-frontend-02"]
+    tables = []
+    for i, name in enumerate(names, 1):
+        out = tmp_path / f"{name}.parquet"
+        run("hash", str(tmp_path / f"vm0{i}.raw"), "-o", str(out), "--vm", name)
+        tables.append(str(out))
+    out = run("share", *tables, "--by", "vm").stdout
+    lines = out.splitlines()
+    for name in names:
+        assert sum(line.startswith(f"{name} alone") for line in lines) == 1, out
+    head = re.split(r"\s{2,}", lines[0].strip())
+    assert len(head) == len(set(head)), head  # no header twice
+    assert "MiB" in out and not re.search(r"\bMB\b", out), out  # one unit, said the same way everywhere
+    assert "MiB = 2^20 bytes" in out and "reclaimed = saved" in out  # the legend
+    rep = json.loads(run("share", *tables, "--format", "json", "--by", "vm").stdout)
+    rows = list(csv.DictReader(io.StringIO(run("share", *tables, "--format", "csv", "--by", "vm").stdout)))
+    assert [r["set"] for r in rows] == [f"{n} alone" for n in names] + ["all"]
+    assert int(rows[-1]["reclaimed_pages"]) == rep["reclaimed_pages"]
+    assert float(rows[-1]["saved_mib"]) == pytest.approx(rep["reclaimed_mb"], rel=1e-5)
+    assert int(rows[0]["reclaimed_pages"]) == rep["by_vm"][names[0]]["alone_reclaimed_pages"]
+    out_csv = tmp_path / "share.csv"
+    run("share", *tables, "--format", "csv", "-o", str(out_csv))
+    assert [r["set"] for r in csv.DictReader(io.StringIO(out_csv.read_text()))] == ["all"]
 
 
 def test_progress_is_silent_when_not_a_terminal(tmp_path):
@@ -124,10 +152,57 @@ def test_synth_fig05_and_trace_subcommands(tmp_path):
     root = Path(__file__).resolve().parents[1]
     cfg = root / "workflow/config/config.yaml"
     out = tmp_path / "c.parquet"
-    run("synth", "fig05", "--scenario", "C", "-o", str(out), "--config", str(cfg))
+    run("synth", "fig05", "C", "-o", str(out), "--config", str(cfg))
     rep = json.loads(run("share", str(out), "--format", "json").stdout)
-    assert rep["vms"] == 5 and rep["total_mb"] == pytest.approx(1658, abs=0.01)
-    bad = run("synth", "fig05", "--scenario", "Z", "-o", str(out), "--config", str(cfg), check=False)
+    guests = yaml.safe_load(cfg.read_text())["fig05"]["scenarios"]["C"]["guests"]
+    assert rep["vms"] == len(guests)
+    assert rep["total_pages"] == sum(round(g["mem_mb"] * 256) for g in guests)
+    bad = run("synth", "fig05", "Z", "-o", str(out), "--config", str(cfg), check=False)
     assert bad.returncode == 1 and "unknown Figure 5 scenario 'Z'" in bad.stderr
     missing = run("synth", "trace", "fig06", "-o", str(tmp_path / "t.parquet"), "--config", "/nope.yaml", check=False)
     assert missing.returncode == 1 and "no such config file" in missing.stderr
+
+
+def test_synth_works_outside_the_repository(tmp_path):
+    """No --config: the default config and schema installed with the package (symlinks in the tree)."""
+    from pathlib import Path
+
+    from pagecore.config import default_config_path, default_schema_path
+
+    root = Path(__file__).resolve().parents[1]
+    assert default_config_path().read_bytes() == (root / "workflow/config/config.yaml").read_bytes()
+    assert default_schema_path().read_bytes() == (root / "workflow/schemas/config.schema.yaml").read_bytes()
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    for args in (["synth", "fig05", "A", "-o", "a.parquet"], ["synth", "trace", "fig07", "-o", "t.parquet"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "pagecore", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "a.parquet").stat().st_size > 0 and (tmp_path / "t.parquet").stat().st_size > 0
+
+
+def test_help_texts_name_one_program(capsys):
+    """Every usage line starts with `pagecore`, including the benchmarks' and the QEMU tools'."""
+    for argv in (["bench", "hash", "--help"], ["bench", "count", "--help"], ["bench", "sim", "--help"],
+                 ["bench", "ingest", "--help"], ["bench", "guest", "--help"], ["qemu", "capture", "--help"],
+                 ["qemu", "realguests", "--help"], ["qemu", "ksmcheck", "--help"]):  # fmt: skip
+        with pytest.raises(SystemExit):
+            main(argv)
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: pagecore {argv[0]} {argv[1]}"), (argv, out[:80])
+        assert "python -m" not in out and "pagecore-" not in out, argv
+
+
+def test_bench_hash_says_when_xxhash_is_missing():
+    from pagecore.bench.hashing import format_hash_result
+
+    res = {"read_bandwidth": 10.0, "hash_1_thread": 8.0}
+    out = format_hash_result(res, 8, 1)
+    assert "xxhash is not installed" in out and "x xxh3 loop" not in out
+    out = format_hash_result({**res, "xxh3_python_loop": 4.0}, 8, 1)
+    assert "xxhash is not installed" not in out and "x xxh3 loop" in out and "2.00" in out

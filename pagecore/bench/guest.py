@@ -1,6 +1,6 @@
 """Benchmarks of the reclamation models (not tests): references replayed per second.
 
-``python -m pagecore.bench.guest`` prints, on one core,
+``pagecore bench guest`` prints, on one core,
 
 * guest page-cache references replayed per second through the LRU kernel
   (:func:`pagecore.sim.guestcache.replay`), without and with host demand paging, on the

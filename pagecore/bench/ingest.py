@@ -1,6 +1,6 @@
 """Ingest benchmark: dump reader + page hash, beside the baselines measured in the same run.
 
-``python -m pagecore.bench.ingest`` writes one synthetic guest image (a mix of zero,
+``pagecore bench ingest`` writes one synthetic guest image (a mix of zero,
 text-like, duplicated and random pages, like guest memory) as raw, ELF, kdump-zlib and
 kdump-snappy (both flattened, as QEMU writes them; and plain kdump-zlib) into a scratch
 directory, then reports GB/s of guest page data for:
@@ -217,7 +217,7 @@ def bench_ingest(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``python -m pagecore.bench.ingest [--mib N] [--repeat R] [--threads T]``."""
+    """Entry point: ``pagecore bench ingest [--mib N] [--repeat R] [--threads T]``."""
     p = argparse.ArgumentParser(prog="pagecore bench ingest", description=__doc__.split("\n\n")[0])
     p.add_argument("--mib", type=int, default=256, help="guest size in MiB (default 256)")
     p.add_argument("--repeat", type=int, default=3, help="repetitions; the best is reported (default 3)")

@@ -1,6 +1,6 @@
 """Benchmarks of the replayed memory manager (not tests).
 
-``python -m pagecore.bench.sim`` prints
+``pagecore bench sim`` prints
 
 * page-reference events replayed per second through the sampling/touch path
   (:func:`pagecore.sim.memory.replay`) on one core, for a 320 MB VM in steady state (every page

@@ -43,19 +43,31 @@ def key_from_args(args):
     return PageKey.default()
 
 
-def load_workflow_config(path: str) -> dict:
-    """The workflow config at ``path``, validated against the schema next to it when present."""
-    import yaml
+def load_workflow_config(path: str | None) -> dict:
+    """The workflow config at ``path`` (default: the one installed with pagecore), validated.
 
-    from pagecore.config import validate_config
+    The schema is the one next to the config when there is one (``../schemas/``), else the
+    packaged schema.
+    """
+    from pagecore.config import default_schema_path, load_config
 
+    if path is None:
+        return load_config()
     p = Path(path)
     if not p.is_file():
-        raise PagecoreError(f"{p}: no such config file; pass --config (the workflow's is workflow/config/config.yaml)")
-    with open(p) as fh:
-        cfg = yaml.safe_load(fh) or {}
+        raise PagecoreError(f"{p}: no such config file; omit --config for the default one")
     schema = p.parent.parent / "schemas" / "config.schema.yaml"
-    return validate_config(cfg, schema) if schema.is_file() else cfg
+    return load_config(p, schema if schema.is_file() else default_schema_path())
+
+
+def add_config_arg(p: argparse.ArgumentParser) -> None:
+    """``--config FILE``: a workflow config; default the one installed with pagecore."""
+    p.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="workflow config (default: the installed copy of workflow/config/config.yaml)",
+    )
 
 
 def command(sub, name: str, func, help: str, description: str, **kw) -> argparse.ArgumentParser:

@@ -10,33 +10,32 @@ from pagecore.errors import PagecoreError
 
 
 def _fmt_table(rep: dict, by_vm: bool) -> str:
-    cols = [
-        ("pages", "total_pages"),
-        ("zero", "zero_pages"),
-        ("shared", "shared_pages"),
-        ("reclaimed", "reclaimed_pages"),
-        ("shared-recl", "shared_minus_reclaimed_pages"),
-    ]
-    head = f"{'set':<18}" + "".join(f"{c:>13}" for c, _ in cols) + f"{'reclaimed':>11}"
-    lines = [head, "-" * len(head)]
+    from pagecore.experiments.sharetable import COLUMNS, LEGEND, share_rows
 
-    def row(label, d):
-        cells = "".join(f"{d[k]:>13,}" for _, k in cols)
-        pct = 100.0 * d["reclaimed_pages"] / d["total_pages"] if d["total_pages"] else 0.0
-        return f"{label[:18]:<18}{cells}{pct:>10.1f}%"
+    rows = share_rows(rep, by_vm)
 
-    if by_vm:
-        for name, d in rep["by_vm"].items():
-            alone = {
-                "total_pages": d["total_pages"],
-                "zero_pages": d["zero_pages"],
-                "shared_pages": d["alone_shared_pages"],
-                "reclaimed_pages": d["alone_reclaimed_pages"],
-                "shared_minus_reclaimed_pages": d["alone_shared_pages"] - d["alone_reclaimed_pages"],
-            }
-            lines.append(row(f"{name} alone", alone))
-        lines.append("-" * len(head))
-    lines.append(row(f"all ({rep['vms']} VMs)", rep))
+    def cell(key, v):
+        if key == "saved_mib":
+            return f"{v:,.1f}"
+        if key == "saved_pct":
+            return f"{v:.1f}"
+        return f"{v:,}" if isinstance(v, int) else str(v)
+
+    cells = [[cell(k, r[k]) for k, _ in COLUMNS] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, (_, h) in enumerate(COLUMNS)]
+
+    def line(values):
+        first = f"{values[0]:<{widths[0]}}"
+        return "  ".join([first] + [f"{v:>{w}}" for v, w in zip(values[1:], widths[1:], strict=True)])
+
+    head = line([h for _, h in COLUMNS])
+    rule = "-" * len(head)
+    lines = [head, rule]
+    for r, c in zip(rows, cells, strict=True):
+        if by_vm and r["set"] == "all":
+            lines.append(rule)
+        lines.append(line(c))
+    lines += ["", textwrap_legend(LEGEND, len(head))]
     ver = rep["verification"]
     if rep["verified"]:
         check = (
@@ -54,13 +53,13 @@ def _fmt_table(rep: dict, by_vm: bool) -> str:
     e = rep["esxtop"]
     lines += [
         "",
-        f"reclaimed {rep['reclaimed_mb']:,.1f} MB of {rep['total_mb']:,.1f} MB; {check}",
+        f"reclaimed {rep['reclaimed_mb']:,.1f} MiB of {rep['total_mb']:,.1f} MiB; {check}",
         f"saved pages: intra-VM {rep['intra_vm_saved_pages']:,}, inter-VM {rep['inter_vm_saved_pages']:,}; "
         f"zero {rep['zero_saved_pages']:,}, non-zero {rep['nonzero_saved_pages']:,}",
         f"KSM: pages_shared {k['pages_shared']:,}, pages_sharing {k['pages_sharing']:,}, "
         f"pages_unshared {k['pages_unshared']:,}, ksm_zero_pages {k['ksm_zero_pages']:,} "
         f"(use_zero_pages={k['use_zero_pages']}), general_profit {k['general_profit'] / 2**20:,.1f} MiB",
-        f"esxtop: SHRD {e['SHRD_mb']:,.1f} MB, ZERO {e['ZERO_mb']:,.1f} MB, SHRDSVD {e['SHRDSVD_mb']:,.1f} MB",
+        f"esxtop: SHRD {e['SHRD_mb']:,.1f} MiB, ZERO {e['ZERO_mb']:,.1f} MiB, SHRDSVD {e['SHRDSVD_mb']:,.1f} MiB",
     ]
     if "salting" in rep:
         sg = rep["salting"]
@@ -82,6 +81,23 @@ def _fmt_table(rep: dict, by_vm: bool) -> str:
             )
         )
     return "\n".join(lines)
+
+
+def textwrap_legend(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width=max(width, 60), initial_indent="", subsequent_indent="  "))
+
+
+def _write_share_csv(rep: dict, by_vm: bool, out) -> None:
+    import csv
+
+    from pagecore.experiments.sharetable import COLUMNS, share_rows
+
+    w = csv.DictWriter(out, fieldnames=[k for k, _ in COLUMNS], lineterminator="\n")
+    w.writeheader()
+    for r in share_rows(rep, by_vm):
+        w.writerow({**r, "saved_mib": f"{r['saved_mib']:.6g}", "saved_pct": f"{r['saved_pct']:.6g}"})
 
 
 def _parse_salts(items) -> dict[str, str]:
@@ -120,6 +136,14 @@ def _cmd_share(args) -> int:
             rep.pop("by_vm")
         json.dump(rep, sys.stdout, indent=2)
         sys.stdout.write("\n")
+    elif args.format == "csv":
+        if args.output:
+            from pagecore._util import atomic_path
+
+            with atomic_path(args.output) as tmp, open(tmp, "w", newline="") as fh:
+                _write_share_csv(rep, args.by == "vm", fh)
+        else:
+            _write_share_csv(rep, args.by == "vm", sys.stdout)
     elif args.format == "parquet":
         if not args.output:
             raise PagecoreError("--format parquet needs -o/--output FILE")
@@ -156,8 +180,14 @@ def register(sub) -> None:
     )
     s.add_argument("pages", nargs="+", help="page tables written by `pagecore hash`")
     s.add_argument("--by", choices=["total", "vm"], default="total", help="also report each VM (default: total only)")
-    s.add_argument("--format", choices=["table", "json", "parquet"], default="table", help="output (default: table)")
-    s.add_argument("-o", "--output", help="file for --format parquet")
+    s.add_argument(
+        "--format",
+        choices=["table", "csv", "json", "parquet"],
+        default="table",
+        help="output: a readable table with a legend (default), the table's rows as CSV, the whole "
+        "report as JSON, or Parquet",
+    )
+    s.add_argument("-o", "--output", help="file for --format parquet (or csv; default stdout)")
     vg = s.add_mutually_exclusive_group()
     vg.add_argument(
         "--verify",

@@ -5,7 +5,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pagecore.cli._args import check_outputs, command, group, load_workflow_config, nonneg_int, output_arg, positive_int
+from pagecore.cli._args import (
+    add_config_arg,
+    check_outputs,
+    command,
+    group,
+    load_workflow_config,
+    nonneg_int,
+    output_arg,
+    positive_int,
+)
 from pagecore.errors import PagecoreError
 
 
@@ -129,9 +138,9 @@ def register(sub) -> None:
         description="The guests of one Figure 5 scenario (A, B, C in the workflow config), composed from the "
         "content-class catalogue and written directly as a hash-only page table (no page bytes).",
     )
-    f5.add_argument("--scenario", required=True, help="scenario name in the config (A, B, C)")
+    f5.add_argument("scenario", help="Figure 5 scenario name in the config (A, B, C)")
     output_arg(f5)
-    f5.add_argument("--config", default="workflow/config/config.yaml", help="workflow config (default: %(default)s)")
+    add_config_arg(f5)
     tr = command(
         sysub,
         "trace",
@@ -142,7 +151,7 @@ def register(sub) -> None:
     )
     tr.add_argument("scenario", help="workload scenario name in the config (e.g. fig06)")
     output_arg(tr, "trace to write (.parquet)")
-    tr.add_argument("--config", default="workflow/config/config.yaml", help="workflow config (default: %(default)s)")
+    add_config_arg(tr)
 
     imsub = group(
         sub,

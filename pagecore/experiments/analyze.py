@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from pagecore import __version__
 from pagecore.dumps.dumplevel import bias_of
 from pagecore.errors import PagecoreError
 from pagecore.pages.tables import page_table_metadata, read_page_tables
@@ -47,6 +48,18 @@ def load_pages(paths: Sequence[str | os.PathLike]):
     names, vm_idx = np.unique(vm_str, return_inverse=True)
     metas = [page_table_metadata(p) for p in paths]
     return table["hash"].to_numpy(), table["zero"].to_numpy(zero_copy_only=False), vm_idx, list(names), metas
+
+
+def input_list(paths: Sequence[str | os.PathLike], metas: Sequence[dict]) -> list[dict]:
+    """What a report was computed from: each page table (as given) with its VM and source dump."""
+    out = []
+    for p, m in zip(paths, metas, strict=True):
+        item = {"page_table": str(p), "vm": m.get("vm")}
+        for k in ("source_path", "format", "hash_algorithm", "hash_key_id", "hash_only"):
+            if k in m:
+                item[k] = m[k]
+        out.append(item)
+    return out
 
 
 def analyze_page_tables(
@@ -89,10 +102,11 @@ def analyze_page_tables(
     Returns
     -------
     dict
-        :meth:`pagecore.sharing.SharingCounts.to_dict` plus ``verification``, ``biased_inputs``
-        (page tables of filtered kdumps, with the page classes they miss; see
-        :func:`pagecore.dumps.dumplevel.bias_of`), ``sharing_underestimated`` and, when asked,
-        ``salting``.
+        ``pagecore_version``, ``inputs`` (each page table with its VM and source dump, see
+        :func:`input_list`), then :meth:`pagecore.sharing.SharingCounts.to_dict` plus
+        ``verification``, ``biased_inputs`` (page tables of filtered kdumps, with the page classes
+        they miss; see :func:`pagecore.dumps.dumplevel.bias_of`), ``sharing_underestimated`` and,
+        when asked, ``salting``.
     """
     if verify not in ("auto", "yes", "no"):
         raise ValueError(f"verify must be auto, yes or no, got {verify!r}")
@@ -122,7 +136,8 @@ def analyze_page_tables(
         eligible=eligible,
     )
     counts = count_sharing(hashes, zero, vm_idx, names, **kw)
-    out = counts.to_dict()
+    out = {"pagecore_version": __version__, "inputs": input_list(paths, metas)}
+    out.update(counts.to_dict())
     keyed = any(m.get("hash_key_id", "none") != "none" for m in metas)
     ver["hash_guarantee"] = hash_guarantee(keyed, hash_bits, do_verify)
     out["verification"] = ver

@@ -11,6 +11,7 @@ from pagecore.pages.ingest import hash_dump
 from pagecore.pages.tables import (
     PAGE_TABLE_SCHEMA,
     PageTableWriter,
+    page_table_frame,
     page_table_metadata,
     read_page_table,
     read_page_tables,
@@ -27,6 +28,7 @@ __all__ = [
     "dumps_available",
     "hash_dump",
     "hash_pages",
+    "page_table_frame",
     "page_table_metadata",
     "read_page_table",
     "read_page_tables",

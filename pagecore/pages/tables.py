@@ -11,20 +11,25 @@ hash       uint64                       ``pcx64-v1`` content hash (see pagecore.
 zero       bool                         every byte of the page is zero
 =========  ===========================  ==============================================
 
-File-level metadata (schema metadata key ``pagecore``, JSON): ``vm``, ``source_path``,
+Metadata (key ``pagecore``, JSON) in both the Parquet footer and the Arrow schema, so
+``pyarrow.parquet.read_schema(path).metadata[b"pagecore"]`` has it, and tables read with
+:func:`read_page_table` carry it too (:func:`page_table_frame` puts it in ``DataFrame.attrs``):
+``vm``, ``source_path``,
 ``source_size``, ``format``, ``page_size``, ``hash_algorithm``, ``hash_key_id`` (``none`` when
 unkeyed; never the key), ``verified`` (whether equal hashes were byte-compared), counts
 ``pages_read``, ``pages_skipped``, ``pages_excluded`` (left out by the dump itself, e.g. by a
 kdump ``dump_level``), ``pages_partial`` (edge pages of segments that do not cover a whole page),
 ``bytes_skipped``, format details such as ``dump_level``, and ``pagecore_version``. Hash-only
 tables (no dump behind them, e.g. synthetic or imported traces) set ``hash_only`` and
-``hash_bits``.
+``hash_bits``. Each field carries its meaning (``description``) and, where it has one, its
+``unit`` in the Arrow field metadata.
 
 Writers stream row groups to a temporary file and rename it into place on success.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -42,12 +47,37 @@ META_KEY = b"pagecore"
 
 PAGE_TABLE_SCHEMA = pa.schema(
     [
-        pa.field("vm", pa.dictionary(pa.int32(), pa.string()), nullable=False),
-        pa.field("gpfn", pa.uint64(), nullable=False),
-        pa.field("hash", pa.uint64(), nullable=False),
-        pa.field("zero", pa.bool_(), nullable=False),
+        pa.field("vm", pa.dictionary(pa.int32(), pa.string()), nullable=False, metadata={"description": "VM name"}),
+        pa.field(
+            "gpfn",
+            pa.uint64(),
+            nullable=False,
+            metadata={"unit": "page (4096 bytes)", "description": "guest-physical frame number (address // 4096)"},
+        ),
+        pa.field(
+            "hash",
+            pa.uint64(),
+            nullable=False,
+            metadata={"description": "page content hash (hash_algorithm in the table metadata)"},
+        ),
+        pa.field("zero", pa.bool_(), nullable=False, metadata={"description": "every byte of the page is zero"}),
     ]
 )
+
+
+def schema_with_metadata(schema: pa.Schema, meta: dict) -> pa.Schema:
+    """``schema`` carrying ``meta`` as JSON under the ``pagecore`` key."""
+    return schema.with_metadata({**(schema.metadata or {}), META_KEY: json.dumps(meta, sort_keys=True)})
+
+
+def arrow_schema_footer(schema: pa.Schema) -> dict[bytes, str]:
+    """Footer entry that stores ``schema`` (with its metadata) as the file's Arrow schema.
+
+    Parquet keeps the Arrow schema as base64 of its IPC serialization under ``ARROW:schema``;
+    writing it again at close replaces the one stored at open, so schema metadata known only at
+    the end (page counts) still reaches ``pyarrow.parquet.read_schema``.
+    """
+    return {b"ARROW:schema": base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")}
 
 
 def _vm_column(vm: str, n: int) -> pa.DictionaryArray:
@@ -110,7 +140,10 @@ class PageTableWriter:
         try:
             if exc_type is None:
                 meta = {"vm": self.vm, "pagecore_version": __version__, **self.metadata}
-                self._writer.add_key_value_metadata({META_KEY: json.dumps(meta, sort_keys=True)})
+                schema = schema_with_metadata(self.schema, meta)
+                self._writer.add_key_value_metadata(
+                    {META_KEY: json.dumps(meta, sort_keys=True), **arrow_schema_footer(schema)}
+                )
             self._writer.close()
         except BaseException as err:
             self._ctx.__exit__(type(err), err, err.__traceback__)
@@ -154,6 +187,9 @@ def read_page_table(path: str | os.PathLike, columns: Sequence[str] | None = Non
         nulls = table.column(f.name).null_count
         if nulls:
             raise InputError(path, f"column {f.name!r} has {nulls:,} null values", hint="re-run `pagecore hash`")
+    meta = (table.schema.metadata or {}).get(META_KEY) or (pq.ParquetFile(path).metadata.metadata or {}).get(META_KEY)
+    if meta:  # older tables kept it in the footer only
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: meta})
     return table
 
 
@@ -217,7 +253,8 @@ def read_page_tables(paths: Iterable[str | os.PathLike], columns: Sequence[str] 
     """Concatenate page tables (vm dictionaries are unified) after checking they can be compared.
 
     Refuses (:func:`check_comparable`) tables that cannot be compared, and any (vm, gpfn)
-    that occurs twice (duplicated rows, or two tables of one VM).
+    that occurs twice (duplicated rows, or two tables of one VM). The result's schema metadata
+    holds the table's own metadata (one table) or the list of them in the order given.
     """
     paths = [Path(p) for p in paths]
     if not paths:
@@ -225,10 +262,21 @@ def read_page_tables(paths: Iterable[str | os.PathLike], columns: Sequence[str] 
     check_comparable(paths)
     cols = None if columns is None else list(dict.fromkeys([*columns, "vm", "gpfn"]))
     tables = [read_page_table(p, cols) for p in paths]
-    tables = [t.cast(t.schema.set(t.schema.get_field_index("vm"), pa.field("vm", pa.string()))) for t in tables]
-    table = pa.concat_tables([t.replace_schema_metadata(None) for t in tables])
+    metas = [json.loads((t.schema.metadata or {}).get(META_KEY, b"{}")) for t in tables]
+    # one schema for all (vm as plain strings so dictionaries unify), with the fields' units
+    fields = {f.name: f for f in PAGE_TABLE_SCHEMA}
+    fields["vm"] = fields["vm"].with_type(pa.string())
+    names = tables[0].column_names
+    casted = []
+    for t in tables:
+        t = t.select(names).replace_schema_metadata(None)
+        casted.append(t.cast(pa.schema([fields.get(n, t.schema.field(n)) for n in names])))
+    table = pa.concat_tables(casted)
     _check_unique_frames(table, paths, np.repeat(np.arange(len(tables)), [t.num_rows for t in tables]))
-    return table if columns is None else table.select(list(columns))
+    if columns is not None:
+        table = table.select(list(columns))
+    meta = metas[0] if len(metas) == 1 else metas
+    return table.replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True)})
 
 
 def _check_unique_frames(table: pa.Table, paths: Sequence[Path], source: np.ndarray) -> None:
@@ -253,3 +301,17 @@ def _check_unique_frames(table: pa.Table, paths: Sequence[Path], source: np.ndar
         paths[source[a]], f"guest frame {frame} of VM {vm!r} occurs more than once ({int(dup.sum()):,} repeats)",
         hint="each (vm, gpfn) must be one page: re-run `pagecore hash`",
     )  # fmt: skip
+
+
+def page_table_frame(paths, columns: Sequence[str] | None = None):
+    """Page tables as one pandas DataFrame; ``df.attrs["pagecore"]`` holds each table's metadata.
+
+    ``paths`` is one path or several; ``attrs["pagecore"]`` is then a dict or a list of dicts
+    (``vm``, ``source_path``, ``hash_algorithm``, counts, ``pagecore_version`` …).
+    """
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    table = read_page_tables(paths, columns)
+    df = table.to_pandas()
+    df.attrs["pagecore"] = json.loads(table.schema.metadata[META_KEY])
+    return df

@@ -28,8 +28,9 @@ def fig02_balloon_performance(ours: pd.DataFrame, paper: pd.DataFrame | None = N
         w = 0.38
         conf = ax.bar(x - w / 2, ours["configured_mbps"], w, color="black", label="configured (pagecore)")
         ball = ax.bar(x + w / 2, ours["ballooned_mbps"], w, color="0.65", label="ballooned from 256 MB (pagecore)")
-        ax.bar_label(conf, fmt="%.1f", fontsize=7, padding=1)
-        ax.bar_label(ball, fmt="%.1f", fontsize=7, padding=1)
+        # values inside the bars, halfway up: the paper's markers sit at the bar tops
+        ax.bar_label(conf, fmt="%.1f", fontsize=7, label_type="center", color="white")
+        ax.bar_label(ball, fmt="%.1f", fontsize=7, label_type="center", color="black")
         if paper is not None:
             p = paper.set_index("vm_mb").reindex(ours["vm_mb"])
             ax.plot(x - w / 2, p["configured_mbps"], color="tab:red", **PAPER_STYLE, label="paper (digitized)")

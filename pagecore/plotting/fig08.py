@@ -8,11 +8,13 @@ from matplotlib.figure import Figure
 from pagecore.plotting import PAPER_STYLE, style
 
 STATES = ("high", "soft", "hard", "low")
+#: (column, label, colour, line style): one colour per quantity, shared by our line and the
+#: paper's markers, so Balloon and Shared (both grey before) tell apart in colour and in print.
 SERIES = (
     ("alloc", "Alloc", "k", "-"),
-    ("active", "Active", "k", ":"),
-    ("balloon", "Balloon", "0.5", "-"),
-    ("shared", "Shared", "0.5", "--"),
+    ("active", "Active", "tab:orange", ":"),
+    ("balloon", "Balloon", "tab:blue", "-"),
+    ("shared", "Shared", "tab:green", "--"),
 )
 MARKERS = {"alloc": "o", "active": "x", "balloon": "s", "shared": "^"}
 
@@ -39,11 +41,12 @@ def fig08_dynamic_reallocation(
         fig = Figure(figsize=(7.0, 9.0))
         axs = fig.subplots(4, 1, sharex=True, gridspec_kw={"height_ratios": [0.8, 2, 1.5, 1.5]})
         ax = axs[0]
-        lvl = host["state"].astype(str).map({s: i for i, s in enumerate(STATES)})
+        # ours just above each state's row and the paper's just below, both clear of the frame
+        lvl = host["state"].astype(str).map({s: i for i, s in enumerate(STATES)}) - 0.12
         ax.step(host["t"] / 60, lvl, where="post", color="k", lw=1.0, label="pagecore")
         if paper_states is not None:
             for _, r in paper_states.iterrows():
-                y = STATES.index(r["state"]) + 0.15
+                y = STATES.index(r["state"]) + 0.12
                 ax.plot(
                     [r["from_min"], r["to_min"]],
                     [y, y],
@@ -54,9 +57,9 @@ def fig08_dynamic_reallocation(
                     label="paper" if _ == 0 else None,
                 )
         ax.set_yticks(range(4), STATES)
-        ax.set_ylim(3.5, -0.5)
-        ax.set_title("(a) State", loc="left")
-        ax.legend(loc="lower right", ncol=2, fontsize=7)
+        ax.set_ylim(3.6, -0.6)
+        ax.set_title("(a) Free-memory state", loc="left")
+        ax.legend(loc="upper right", bbox_to_anchor=(1.0, 1.32), ncol=2, fontsize=7)
         for ax, who, title, top in (
             (axs[1], "total", "(b) All VMs", 1450),
             (axs[2], "citrix", "(c) Citrix MetaFrame", 330),
@@ -68,7 +71,7 @@ def fig08_dynamic_reallocation(
                     ax.plot(
                         paper["t_min"],
                         paper[f"{who}_{key}"],
-                        color="tab:red" if key in ("alloc", "balloon") else "tab:purple",
+                        color=color,
                         **{**PAPER_STYLE, "marker": MARKERS[key], "markersize": 4},
                         label=f"paper {lab}",
                     )

@@ -31,7 +31,7 @@ Steps
    ``--readme``, the "Real QEMU dumps" section of ``data/README.md``; with ``--compress``,
    ``.xz`` copies of every dump for committing.
 
-Run ``python -m pagecore.qemu.capture --help``.
+Run ``pagecore qemu capture --help``.
 """
 
 from __future__ import annotations
@@ -621,7 +621,7 @@ def readme_section(manifest: dict, fixture: dict | None = None) -> str:
         README_BEGIN,
         "## Real QEMU dumps",
         "",
-        "Captured by `python -m pagecore.qemu.capture` (see its docstring): Debian's kernel booted "
+        "Captured by `pagecore qemu capture` (see its docstring): Debian's kernel booted "
         "with a busybox initramfs workload, paused with QMP `stop`, dumped once per format "
         "QEMU offers, plus `pmemsave` for the raw image and makedumpfile's files made from "
         "QEMU's. Debian 12's QEMU 7.2 offers `elf`, `kdump-zlib` (flattened) and `win-dmp` "
@@ -685,7 +685,7 @@ def update_readme(readme: Path, section: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m pagecore.qemu.capture",
+        prog="pagecore qemu capture",
         description="Boot a small Debian-kernel guest under QEMU (KVM if it works, else TCG), "
         "pause it and dump its memory in every format QEMU offers. Needs: apt-get install "
         "qemu-system-x86 linux-image-amd64 busybox-static (optional: makedumpfile).",

@@ -15,7 +15,7 @@ Where ``/sys/kernel/mm/ksm`` is writable (root), QEMU and a kernel are installed
 5. **restore every setting exactly as found** (in a ``finally``) and end only the QEMU processes
    started here, by PID.
 
-``python -m pagecore.qemu.ksmcheck --help``; the result is one JSON object (real and predicted final
+``pagecore qemu ksmcheck --help``; the result is one JSON object (real and predicted final
 counters, convergence times, what KSM could not see).
 """
 
@@ -312,7 +312,7 @@ def run_check(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pagecore.qemu.ksmcheck", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="pagecore qemu ksmcheck", description=__doc__.split("\n\n")[0])
     p.add_argument("--vms", type=int, default=2, help="identical guests (default 2)")
     p.add_argument("--ram-mb", type=int, default=128, help="guest RAM in MB (default 128)")
     p.add_argument("--pages-to-scan", type=int, default=1000, help="KSM pages_to_scan during the check (default 1000)")

@@ -8,7 +8,7 @@ dumps and sweeping 1..N gives a measured Figure 4 beside the synthetic one.
 
 Guests are booted one at a time, so the host never holds more than one; only the QEMU
 processes started here are ended, by PID. KVM is tried under a time limit first (nested KVM is
-unreliable on CI machines), then TCG. ``python -m pagecore.qemu.realguests --help``.
+unreliable on CI machines), then TCG. ``pagecore qemu realguests --help``.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def capture_identical(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pagecore.qemu.realguests", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="pagecore qemu realguests", description=__doc__.split("\n\n")[0])
     p.add_argument("-o", "--output-dir", required=True, help="directory for guestNN.raw and manifest.json")
     p.add_argument("--vms", type=int, default=4, help="number of identical guests (default 4)")
     p.add_argument("--ram-mb", type=int, default=128, help="guest RAM in MB (default 128)")

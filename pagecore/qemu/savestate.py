@@ -6,7 +6,7 @@ On one booted capture guest (:func:`pagecore.qemu.capture.boot_guest`), over QMP
 ``quit``. All of a paused guest, so every file holds the same pages. Only the QEMU process
 started here is ended, by PID.
 
-``python -m pagecore.qemu.savestate OUT_DIR``.
+``pagecore qemu savestate OUT_DIR``.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def capture_saved_state(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="pagecore qemu savestate", description=__doc__.splitlines()[0])
     ap.add_argument("out_dir", type=Path)
     ap.add_argument("--ram-mb", type=int, default=128)
     ap.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         m = capture_saved_state(a.out_dir, ram_mb=a.ram_mb, accel=a.accel)
     except CaptureError as e:
-        print(f"pagecore.qemu.savestate: {e}", file=sys.stderr)
+        print(f"pagecore: error: {e}", file=sys.stderr)
         return 1
     print(json.dumps(m, indent=1))
     return 0

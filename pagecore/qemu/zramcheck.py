@@ -1,6 +1,6 @@
 """Check the zram model against a real zram device: write a dump's pages, read ``mm_stat``.
 
-``python -m pagecore.qemu.zramcheck DUMP [--algorithm lz4 ...] [--device zram0]`` (root only)
+``pagecore qemu zramcheck DUMP [--algorithm lz4 ...] [--device zram0]`` (root only)
 
 For each algorithm the device offers: the device's settings are saved to
 ``STATE_DIR/pagecore-zramcheck-<dev>.json`` (every readable attribute; comp_algorithm and
@@ -257,7 +257,7 @@ def check(path, algos=None, dev: str = "zram0", threads: int | None = None) -> l
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pagecore.qemu.zramcheck", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="pagecore qemu zramcheck", description=__doc__.splitlines()[0])
     ap.add_argument("dump", help="guest memory dump (any format pagecore reads)")
     ap.add_argument("--algorithm", action="append", help="algorithm(s) to check (default: lz4, lzo-rle, lzo)")
     ap.add_argument("--device", default="zram0")

@@ -69,11 +69,18 @@ PAGES_PER_MB = 256
 
 ACCESS_TRACE_SCHEMA = pa.schema(
     [
-        pa.field("t", pa.float64(), nullable=False),
-        pa.field("vm", pa.dictionary(pa.int32(), pa.string()), nullable=False),
-        pa.field("gpfn", pa.uint64(), nullable=False),
-        pa.field("write", pa.bool_(), nullable=False),
-        pa.field("zero", pa.bool_(), nullable=False),
+        pa.field(
+            "t", pa.float64(), nullable=False, metadata={"unit": "s", "description": "VM's own run time since power-on"}
+        ),
+        pa.field("vm", pa.dictionary(pa.int32(), pa.string()), nullable=False, metadata={"description": "VM name"}),
+        pa.field(
+            "gpfn",
+            pa.uint64(),
+            nullable=False,
+            metadata={"unit": "page (4096 bytes)", "description": "guest-physical frame referenced"},
+        ),
+        pa.field("write", pa.bool_(), nullable=False, metadata={"description": "the reference writes"}),
+        pa.field("zero", pa.bool_(), nullable=False, metadata={"description": "the write fills the page with zeros"}),
     ]
 )
 

@@ -10,13 +10,14 @@ localrules:
 
 
 rule bigcount_shard:
+    """Write one shard of the synthetic larger-than-memory VM set as hash-only page tables."""
     input:
         bigcount_free_space,
     output:
         pages=temp("results/bigcount/pages/shard{shard}.parquet"),
     params:
         big=BIG,
-        model=FIG04,
+        model=fig04_model(),
     resources:
         mem_mb=bigcount_mem_mb("shard"),
     log:
@@ -28,6 +29,7 @@ rule bigcount_shard:
 
 
 rule bigcount_scatter:
+    """Partition one shard's page hashes by hash prefix (scatter)."""
     input:
         pages=rules.bigcount_shard.output.pages,
     output:
@@ -46,6 +48,7 @@ rule bigcount_scatter:
 
 
 rule bigcount_count:
+    """Count sharing within one hash-prefix partition."""
     input:
         scattered=bigcount_scattered,
     output:
@@ -63,6 +66,7 @@ rule bigcount_count:
 
 
 rule bigcount:
+    """Sum the partitions into one sharing report of the whole set (gather; `snakemake bigcount`)."""
     input:
         counts=bigcount_counts,
     output:

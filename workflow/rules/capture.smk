@@ -30,6 +30,7 @@ CAPTURE_OUTPUTS = (
 
 
 rule capture_qemu_dumps:
+    """Boot a small QEMU guest, pause it and dump its memory in every format (capture.enabled)."""
     output:
         manifest="results/capture/qemu/manifest.json",
         dumps=expand("results/capture/qemu/guest.{name}", name=CAPTURE_DUMPS),
@@ -48,6 +49,7 @@ rule capture_qemu_dumps:
 
 
 rule hash_captured_dump:
+    """Hash one captured dump into a page table."""
     input:
         dump="results/capture/qemu/guest.{name}",
         manifest=rules.capture_qemu_dumps.output.manifest,

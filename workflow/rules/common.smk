@@ -1,10 +1,17 @@
 # Helpers shared by the rules: config validation and the lists of files rules ask for.
 # Only functions live here (STYLE.md); rules live in one .smk per stage.
 
+import os
+import sys
+
 from pagecore.config import validate_config
+from pagecore.errors import ConfigError
 
 
-validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+try:
+    validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+except ConfigError as err:  # one line naming the key, before any job runs; no traceback
+    sys.exit(f"pagecore: error: {err}")
 
 FIG04 = config["synth"]["fig04"]
 FIG05 = config["fig05"]
@@ -17,6 +24,7 @@ wildcard_constraints:
     scenario=r"[A-Za-z0-9_-]+",
     shard=r"\d+",
     part=r"\d+",
+    name=r"[A-Za-z0-9_-]+",
 
 
 def fig04_vm_ids():
@@ -175,7 +183,7 @@ def final_outputs(with_comparison=True):
         out.append("results/sharing/user.json")
     if config["fig04_real"]["enabled"]:
         out += ["results/figures/fig04_real_guests.png", "results/figures/fig04_real_guests.pdf"]
-    out.append("results/sharing/fig05_table.csv")
+    out.append("results/sharing/sets_summary.csv")
     if with_comparison:
         out += ["results/numbers/comparison.csv", "results/numbers/comparison.txt"]
     out += [
@@ -185,6 +193,7 @@ def final_outputs(with_comparison=True):
     ]
     out += reclaim_outputs()
     out += scan_outputs()
+    out += notebook_outputs()
     return out
 
 
@@ -234,3 +243,67 @@ def sim_outputs():
     out += ["results/numbers/fig06.json", "results/numbers/fig07.json", "results/numbers/fig08.json",
             "results/numbers/fig08_errors.csv", "results/sim/whatif.csv"]
     return out
+
+
+# --- params of rules, only what each output depends on ----------------------------------
+# Snakemake reruns a job when its params change (rerun-triggers: params), so a rule's params
+# hold exactly the config values its output depends on: adding a VM to synth.fig04.vms or a set
+# to sharing.sets must not rerun the guests or sets that already exist (tests/test_workflow.py).
+
+
+def pick(section, *keys):
+    """The named keys of one config section (a dict), for a rule's params."""
+    return {k: section[k] for k in keys if k in section}
+
+
+def fig04_model():
+    """What one synthetic Figure 4 guest depends on (not the number of guests)."""
+    return pick(FIG04, "mem_mb", "variants", "seed", "fractions")
+
+
+def sharing_params():
+    """What a sharing analysis depends on (not the list of sets)."""
+    return pick(config["sharing"], "verify", "salting", "ksm", "top_contents")
+
+
+def scenario_name(wildcards):
+    scenario = getattr(wildcards, "scenario", None)
+    return scenario if scenario else WHATIF_SCENARIO[wildcards.dim]
+
+
+def scenario_workloads(wildcards):
+    """The workloads section reduced to one scenario (plus the shared seed and chunking)."""
+    w = config["workloads"]
+    name = scenario_name(wildcards)
+    return {"seed": w["seed"], "chunk_s": w["chunk_s"], name: w[name]}
+
+
+def scenario_sim(wildcards):
+    """The simulator settings one scenario runs with: no what-if lists, only its own override."""
+    sim = {k: v for k, v in config["sim"].items() if k not in ("whatif", "overrides")}
+    name = scenario_name(wildcards)
+    own = config["sim"].get("overrides", {}).get(name)
+    sim["overrides"] = {name: own} if own else {}
+    return sim
+
+
+# --- notebooks rendered to HTML (notebooks.smk) -------------------------------------------
+#: The notebooks in the repository's notebooks/ directory, by name (without .ipynb).
+NOTEBOOKS = sorted(
+    os.path.splitext(f)[0] for f in os.listdir(os.path.join(workflow.basedir, "notebooks")) if f.endswith(".ipynb")
+) if os.path.isdir(os.path.join(workflow.basedir, "notebooks")) else []
+
+
+def notebook_source(wildcards):
+    return os.path.join(workflow.basedir, "notebooks", f"{wildcards.name}.ipynb")
+
+
+def notebook_data(wildcards):
+    """Pipeline outputs a notebook reads (01 explores the Figure 4 page tables)."""
+    return fig04_page_tables() if wildcards.name.startswith("01_") else []
+
+
+def notebook_outputs():
+    if not config["notebooks"]["render"]:
+        return []
+    return expand("results/notebooks/{name}.html", name=NOTEBOOKS)

@@ -2,6 +2,7 @@
 
 
 rule comparison:
+    """Gather every paper-vs-ours number into comparison.csv and the summary comparison.txt."""
     input:
         numbers=figure_numbers,
     output:

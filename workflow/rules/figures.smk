@@ -2,6 +2,7 @@
 
 
 rule fig04_page_sharing:
+    """Figure 4: sharing vs number of identical VMs, paper points overlaid, and its numbers."""
     input:
         sweep=rules.fig04_sweep.output.sweep,
     output:
@@ -21,6 +22,7 @@ rule fig04_page_sharing:
 
 
 rule fig06_active_memory_sampling:
+    """Figure 6: true vs estimated active memory of the toucher VM, and its numbers."""
     input:
         vms="results/sim/fig06.vms.parquet",
     output:
@@ -40,6 +42,7 @@ rule fig06_active_memory_sampling:
 
 
 rule fig07_idle_memory_tax:
+    """Figure 7: two VMs' allocations as τ goes from 0 to 75 %, and its numbers."""
     input:
         vms="results/sim/fig07.vms.parquet",
     output:
@@ -59,6 +62,7 @@ rule fig07_idle_memory_tax:
 
 
 rule fig08_dynamic_reallocation:
+    """Figure 8: states, aggregate and per-VM allocations of the five-VM run, and its numbers."""
     input:
         vms="results/sim/fig08.vms.parquet",
         host="results/sim/fig08.host.parquet",
@@ -78,6 +82,7 @@ rule fig08_dynamic_reallocation:
 
 
 rule whatif_memory_manager:
+    """What-if figure and table: τ, sample size and overcommitment swept."""
     input:
         tables=whatif_tables,
     output:
@@ -95,6 +100,7 @@ rule whatif_memory_manager:
 
 
 rule fig05_real_world_sharing:
+    """Figure 5: sharing on production hosts A, B, C beside the paper's table, and its numbers."""
     input:
         reports=fig05_reports,
     output:
@@ -105,7 +111,7 @@ rule fig05_real_world_sharing:
         ),
         pdf="results/figures/fig05_real_world_sharing.pdf",
         numbers="results/numbers/fig05.json",
-        table="results/numbers/fig05_table.csv",
+        table="results/numbers/fig05_vs_paper.csv",
     params:
         scenarios=sorted(FIG05["scenarios"]),
         fitted=FIG05["fitted_to"],
@@ -116,6 +122,7 @@ rule fig05_real_world_sharing:
 
 
 rule fig02_balloon_performance:
+    """Figure 2: throughput configured vs ballooned to the same size, and its numbers."""
     input:
         fig02=rules.reclaim_guest.output.fig02,
     output:
@@ -135,6 +142,7 @@ rule fig02_balloon_performance:
 
 
 rule reclaim_balloon_vs_paging:
+    """Figure: ballooning vs random host demand paging of the same memory (double paging)."""
     input:
         paging=rules.reclaim_guest.output.paging,
     output:
@@ -151,6 +159,7 @@ rule reclaim_balloon_vs_paging:
 
 
 rule io_remapping:
+    """Figure: bounce-buffer copies vs remapping threshold, and under scarce low memory."""
     input:
         threshold=rules.reclaim_io.output.threshold,
         scarcity=rules.reclaim_io.output.scarcity,
@@ -170,6 +179,7 @@ rule io_remapping:
 
 
 rule scan_sharing_over_time:
+    """Figure: memory the ESX scanner and KSM find over time at the configured rates."""
     input:
         timeline=rules.scan_over_time.output.timeline,
         summary=rules.scan_over_time.output.summary,
@@ -187,6 +197,7 @@ rule scan_sharing_over_time:
 
 
 rule scan_duplicate_lifetime:
+    """Figure: how long duplicates last under writes and what a scanner at rate R catches."""
     input:
         survival=rules.scan_lifetimes.output.survival,
         catch=rules.scan_lifetimes.output.catch,

@@ -2,6 +2,7 @@
 
 
 rule hash_fig04_guest:
+    """Hash one synthetic Figure 4 dump into a page table (vm, gpfn, hash, zero)."""
     input:
         dump=rules.synth_fig04_guest.output.dump,
     output:
@@ -19,6 +20,7 @@ rule hash_fig04_guest:
 
 
 rule hash_user_dump:
+    """Hash one of your dumps (config: dumps) into a page table."""
     input:
         dump=user_dump_path,
     output:

@@ -4,11 +4,12 @@
 
 
 rule capture_identical_guests:
+    """Boot N identical real QEMU guests and save their RAM (fig04_real.enabled)."""
     output:
         dumps=expand("results/real/fig04/guest{idx}.raw", idx=fig04_real_ids()),
         manifest="results/real/fig04/manifest.json",
     params:
-        real=config["fig04_real"],
+        real=pick(config["fig04_real"], "vms", "ram_mb", "accel", "kvm_timeout_s"),
     log:
         "results/logs/capture_identical_guests.log",
     benchmark:
@@ -18,6 +19,7 @@ rule capture_identical_guests:
 
 
 rule hash_real_guest:
+    """Hash one real guest's RAM into a page table."""
     input:
         dump="results/real/fig04/guest{idx}.raw",
     output:
@@ -33,6 +35,7 @@ rule hash_real_guest:
 
 
 rule fig04_real_sweep:
+    """Sharing of the first 1..N real guests (Figure 4 on real guests)."""
     input:
         pages=fig04_real_page_tables,
         dumps=expand("results/real/fig04/guest{idx}.raw", idx=fig04_real_ids()),
@@ -47,6 +50,7 @@ rule fig04_real_sweep:
 
 
 rule fig04_real_guests:
+    """Figure 4 on real QEMU guests beside the synthetic guests and the paper."""
     input:
         real=rules.fig04_real_sweep.output.sweep,
         synthetic=rules.fig04_sweep.output.sweep,

@@ -2,12 +2,13 @@
 
 
 rule reclaim_guest:
+    """Replay the guest page-cache trace configured and ballooned (Figure 2) and under host paging."""
     output:
         fig02="results/reclaim/fig02.csv",
         paging="results/reclaim/paging.csv",
         cost="results/reclaim/costmodel.json",
     params:
-        reclaim=config["reclaim"],
+        reclaim=pick(config["reclaim"], "seed", "guest", "trace", "fig02", "cost", "paging"),
     log:
         "results/logs/reclaim_guest.log",
     benchmark:
@@ -17,12 +18,13 @@ rule reclaim_guest:
 
 
 rule reclaim_io:
+    """Replay network and disk I/O on a > 4 GB host with and without hot-page remapping."""
     output:
         threshold="results/reclaim/io_threshold.csv",
         scarcity="results/reclaim/io_scarcity.csv",
         summary="results/numbers/io_remap.json",
     params:
-        reclaim=config["reclaim"],
+        reclaim=pick(config["reclaim"], "seed", "io"),
     log:
         "results/logs/reclaim_io.log",
     benchmark:

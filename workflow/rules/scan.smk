@@ -3,13 +3,14 @@
 
 
 rule scan_over_time:
+    """Run the ESX scanner and the KSM emulator over the Figure 4 page tables to convergence."""
     input:
         pages=fig04_page_tables,
     output:
         timeline="results/scan/fig04.timeline.parquet",
         summary="results/scan/fig04.summary.csv",
     params:
-        scan=config["scan"],
+        scan=pick(config["scan"], "esx", "ksm", "seed", "use_zero_pages"),
     log:
         "results/logs/scan_over_time.log",
     benchmark:
@@ -19,13 +20,14 @@ rule scan_over_time:
 
 
 rule scan_lifetimes:
+    """Measure duplicate lifetimes of the Figure 4 guests under a synthetic write trace."""
     input:
         pages=fig04_page_tables,
     output:
         survival="results/scan/fig04.lifetime_survival.csv",
         catch="results/scan/fig04.lifetime_catch.csv",
     params:
-        scan=config["scan"],
+        scan=pick(config["scan"], "writes", "snapshot_interval_s", "catch_rates_esx", "catch_rates_ksm", "seed"),
     log:
         "results/logs/scan_lifetimes.log",
     benchmark:

@@ -2,6 +2,7 @@
 
 
 rule fig04_sweep:
+    """Sharing of the first 1..N Figure 4 guests, byte-verified (the Figure 4 sweep table)."""
     input:
         pages=fig04_page_tables,
         dumps=fig04_dumps_for_verification,
@@ -18,12 +19,13 @@ rule fig04_sweep:
 
 
 rule share_user:
+    """Sharing analysis of all your dumps together (config: dumps)."""
     input:
         pages=user_page_tables,
     output:
         report="results/sharing/user.json",
     params:
-        sharing=config["sharing"],
+        sharing=sharing_params(),
     log:
         "results/logs/share_user.log",
     script:
@@ -31,13 +33,14 @@ rule share_user:
 
 
 rule share_set:
+    """Full sharing analysis of one VM set (config: sharing.sets, plus the built-in sets)."""
     input:
         pages=set_page_tables,
         dumps=set_dumps_for_verification,
     output:
         report="results/sharing/sets/{set}.json",
     params:
-        sharing=config["sharing"],
+        sharing=sharing_params(),
     log:
         "results/logs/share_set/{set}.log",
     benchmark:
@@ -46,14 +49,15 @@ rule share_set:
         "../scripts/share_report.py"
 
 
-rule fig05_table:
+rule sets_summary:
+    """One row per VM set: the Figure-5-shaped summary of every set analysis."""
     input:
         reports=set_reports,
     output:
-        table="results/sharing/fig05_table.csv",
+        table="results/sharing/sets_summary.csv",
     params:
         names=set_names(),
     log:
-        "results/logs/fig05_table.log",
+        "results/logs/sets_summary.log",
     script:
-        "../scripts/fig05_table.py"
+        "../scripts/sets_summary.py"

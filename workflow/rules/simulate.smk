@@ -2,13 +2,14 @@
 
 
 rule sim_trace:
+    """Generate one scenario's access trace (Figures 6-8) from the workloads config."""
     output:
         trace="results/traces/{scenario}.parquet",
         spec="results/traces/{scenario}.spec.csv",
     wildcard_constraints:
         scenario="fig0[678]",
     params:
-        workloads=config["workloads"],
+        workloads=scenario_workloads,
     log:
         "results/logs/sim_trace/{scenario}.log",
     benchmark:
@@ -18,6 +19,7 @@ rule sim_trace:
 
 
 rule sim_replay:
+    """Replay one access trace through the ESX memory manager; write the timelines."""
     input:
         trace=rules.sim_trace.output.trace,
     output:
@@ -27,8 +29,8 @@ rule sim_replay:
     wildcard_constraints:
         scenario="fig0[678]",
     params:
-        sim=config["sim"],
-        workloads=config["workloads"],
+        sim=scenario_sim,
+        workloads=scenario_workloads,
     log:
         "results/logs/sim_replay/{scenario}.log",
     benchmark:
@@ -38,6 +40,7 @@ rule sim_replay:
 
 
 rule sim_whatif:
+    """One what-if sweep (τ, sample size or overcommitment) of the memory manager."""
     input:
         trace=whatif_trace,
     output:
@@ -45,8 +48,8 @@ rule sim_whatif:
     wildcard_constraints:
         dim="tau|sample_pages|overcommit",
     params:
-        sim=config["sim"],
-        workloads=config["workloads"],
+        sim=scenario_sim,
+        workloads=scenario_workloads,
         scenario=whatif_scenario,
         values=whatif_values,
     log:

@@ -2,10 +2,11 @@
 
 
 rule synth_fig04_guest:
+    """Write one synthetic Figure 4 guest as a raw physical memory dump."""
     output:
         dump=fig04_dump("results/synth/fig04/vm{idx}.raw"),
     params:
-        model=FIG04,
+        model=fig04_model(),
     log:
         "results/logs/synth_fig04_guest/vm{idx}.log",
     benchmark:
@@ -15,6 +16,7 @@ rule synth_fig04_guest:
 
 
 rule synth_fig05_pages:
+    """Write the guests of one Figure 5 host as a hash-only page table."""
     output:
         pages="results/pages/fig05/{scenario}.parquet",
     params:
