@@ -44,6 +44,7 @@ include: "workflow/rules/simulate.smk"
 include: "workflow/rules/reclaim.smk"
 include: "workflow/rules/scan.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/sensitivity.smk"
 
 
 rule all:
