@@ -115,3 +115,24 @@ def test_with_value_sets_every_match_and_copies():
     assert CFG["workloads"]["fig07"]["host"]["overhead_used_mb"] == 16.0
     with pytest.raises(KeyError):
         with_value(CFG, "sim.nope", 1)
+
+
+def test_sensitivity_on_figure2_and_tornado(tmp_path):
+    """A swept Figure 2 parameter re-runs Figure 2 at both ends; the tornado chart draws it."""
+    import copy
+
+    from pagecore.experiments.provenance import Param
+    from pagecore.experiments.sensitivity import figure_records, run_param, score
+    from pagecore.plotting import save_figure, sensitivity_tornado
+
+    cfg = copy.deepcopy(CFG)
+    cfg["reclaim"]["trace"]["refs"] = 100_000
+    p = Param("reclaim.guest.kernel_bytes_per_page", "measurement", "test", ("fig02",), 0.0, 136.0)
+    t = run_param(cfg, p)
+    assert set(t["end"]) == {"low", "high"} and set(t["figure"]) == {"fig02"}
+    base = score(figure_records(cfg, ("fig02",)), cfg["comparison"]).assign(param="baseline", end="baseline")
+    # no per-page kernel overhead: ballooned = configured, so the overhead error is largest
+    lo = t[t.end == "low"]["median_err"].item()
+    assert lo >= base["median_err"].item() >= t[t.end == "high"]["median_err"].item()
+    out = save_figure(sensitivity_tornado(pd.concat([base, t]), "fig02"), tmp_path / "tornado")
+    assert out[0].read_bytes().startswith(b"\x89PNG")
