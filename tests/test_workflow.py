@@ -246,6 +246,8 @@ def test_comparison_gathers_every_figure(run_dir):
     summary = (run_dir / "results/numbers/comparison.txt").read_text()
     assert "predicted within" in summary and "null within" in summary and "fig04" in summary
     assert f"over {len(seeds)} seeds" in summary
+    prov = pd.read_csv(run_dir / "results/numbers/provenance.csv")
+    assert {"key", "kind", "source"} <= set(prov.columns) and "sim.tau" in set(prov.key)
     assert set(table.kind) <= {"fitted", "input", "predicted"}
     assert table[table.kind != "predicted"]["source"].notna().all()
 

@@ -34,8 +34,10 @@ rule comparison:
         ),
         scores="results/numbers/scores.csv",
         summary="results/numbers/comparison.txt",
+        provenance="results/numbers/provenance.csv",
     params:
         comparison=config["comparison"],
+        config=config,
         default_seed=config["sim"]["seed"],
     log:
         "results/logs/comparison.log",

@@ -3,7 +3,7 @@
 import json
 
 from pagecore import atomic_path, job_log
-from pagecore.experiments import comparison_table, figure_scores, summarize
+from pagecore.experiments import comparison_table, figure_scores, provenance_table, summarize
 
 with job_log(snakemake):
     default_seed = int(snakemake.params.default_seed)
@@ -26,7 +26,9 @@ with job_log(snakemake):
         table.to_csv(tmp, index=False, float_format="%.6g")
     with atomic_path(snakemake.output.scores) as tmp:
         figure_scores(table).to_csv(tmp, index=False, float_format="%.4g")
-    text = summarize(table)
+    with atomic_path(snakemake.output.provenance) as tmp:
+        provenance_table(snakemake.params.config).to_csv(tmp, index=False)
+    text = summarize(table, default_seed)
     with atomic_path(snakemake.output.summary) as tmp:
         tmp.write_text(text + "\n")
     print(text)
