@@ -469,7 +469,13 @@ def test_shared_pages_are_credited(credit, balloon_pages):
     every mapped frame, the VM is 7680 − 7618 = 62 pages over target and the balloon takes 62
     pages; crediting shared pages (machine pages held alone: 2560), it needs nothing."""
     reads = pd.DataFrame(
-        {"t": np.arange(5120) / 10240.0, "vm": "a", "gpfn": np.arange(5120, dtype=np.uint64), "write": False, "zero": False}
+        {
+            "t": np.arange(5120) / 10240.0,
+            "vm": "a",
+            "gpfn": np.arange(5120, dtype=np.uint64),
+            "write": False,
+            "zero": False,
+        }
     )
     writes = _writes("a", 0.5, 5120.0, 2560)
     writes["gpfn"] += np.uint64(5120)

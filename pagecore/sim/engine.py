@@ -237,7 +237,9 @@ class Simulator:
         if self.params.target_pool == "reservations":
             return h.managed_pages - sum(v.overhead_pages for v in run)
         if self.params.target_pool != "high_threshold":
-            raise ConfigError(f"sim.target_pool must be high_threshold or reservations, got {self.params.target_pool!r}")
+            raise ConfigError(
+                f"sim.target_pool must be high_threshold or reservations, got {self.params.target_pool!r}"
+            )
         st = self.mech["states"]
         pct = float(getattr(st, "high_pct", 6.0)) + float(getattr(st, "hysteresis_pct", 0.0))
         headroom = math.ceil(pct * h.system_pages / 100.0 - 1e-9)
