@@ -46,6 +46,7 @@ include: "workflow/rules/reclaim.smk"
 include: "workflow/rules/scan.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/notebooks.smk"
+include: "workflow/rules/sensitivity.smk"
 
 
 rule all:

@@ -301,11 +301,12 @@ def test_story_admission_refusal_and_parameter_change():
 
 
 def test_story_free_memory_states_and_blocking():
-    """Two 100-MB VMs with equal shares on a 100-MB host (no ESX memory, no overhead, τ = 0,
-    so each VM's target is 50 MB). ``a`` writes one new page every 1/256 s (1 MB/s); its
+    """Two 100-MB VMs with equal shares on a 100-MB host (no ESX memory, no overhead, τ = 0).
+    Targets keep free memory at high + hysteresis = 6 % + 1 % = 7 MB (§6.3), so each VM's
+    target is (100 − 7) / 2 = 46.5 MB. ``a`` writes one new page every 1/256 s (1 MB/s); its
     balloon driver never starts and the swap daemon is off, so nothing reclaims. Free memory
     falls 1 MB per second: below 4 % after 97 s (soft), below 2 % after 99 s (hard), and to
-    0 % at 100 s (low) — where ``a``, far above its 50-MB target, is blocked."""
+    0 % at 100 s (low) — where ``a``, far above its 46.5-MB target, is blocked."""
     vms = [VMSpec("a", max_mb=100, overhead_mb=0, balloon_driver_s=1e9), VMSpec("b", max_mb=100, overhead_mb=0)]
     trace = _writes("a", 0.0, 256.0, 100 * 256)
     res = simulate(vms, HostSpec(system_mb=100, esx_mb=0, swap_mb=1024, overhead_used_mb=0), _params(105), trace)
@@ -315,7 +316,7 @@ def test_story_free_memory_states_and_blocking():
         (97.0, "", "state", "high -> soft"),
         (99.0, "", "state", "soft -> hard"),
         (100.0, "", "state", "hard -> low"),
-        (100.0, "a", "block", "alloc 100.0 MB, target 50.0 MB"),
+        (100.0, "a", "block", "alloc 100.0 MB, target 46.5 MB"),
     ]
     a = res.vms[res.vms["vm"] == "a"].set_index("t")
     assert a.loc[50.0, "alloc"] == 50.0 and a.loc[105.0, "alloc"] == 100.0
@@ -324,7 +325,7 @@ def test_story_free_memory_states_and_blocking():
 
 def test_story_balloon_reclaims_to_target_then_paging_in_hard():
     """Same host, but ``a``'s balloon driver runs: once the host is in the soft state the
-    driver inflates ``a`` toward its 50-MB target, so free memory recovers above 6 % + 1 %
+    driver inflates ``a`` toward its 46.5-MB target, so free memory recovers above 6 % + 1 %
     and the host returns to high; nothing is swapped."""
     vms = [VMSpec("a", max_mb=100, overhead_mb=0), VMSpec("b", max_mb=100, overhead_mb=0)]
     trace = _writes("a", 0.0, 256.0, 100 * 256)
@@ -443,3 +444,49 @@ def test_story_paging_when_the_balloon_cannot_help():
     assert res.host["state"].iloc[-1] == "high"
     # paging stops once the host is back in high: free memory above 6 % + 1 % hysteresis
     assert res.host["free"].iloc[-1] > 7.0 and a["alloc"] < 93.0
+
+
+# ================================================================= issue 14: targets follow §6.3
+def test_targets_keep_free_memory_above_the_high_threshold():
+    """Hand-worked (§6.3 "targets are computed to drive free memory above the high
+    threshold"): a 100-MB host, 10 MB for ESX, 2 MB of overhead in use per VM, two equal VMs
+    at τ = 0. Targets add up to 100 − 10 − 2·2 − (6 % + 1 % hysteresis)·100 = 79 MB: 39.5 MB
+    each. With the old rule (memory minus 32-MB reservations... here 8 MB each) they were
+    (90 − 16) / 2 = 37 MB."""
+    vms = [VMSpec("a", max_mb=100, overhead_mb=8), VMSpec("b", max_mb=100, overhead_mb=8)]
+    host = HostSpec(system_mb=100, esx_mb=10, swap_mb=1024, overhead_used_mb=2)
+    res = simulate(vms, host, _params(2))
+    assert set(res.vms["target"].round(6)) == {39.5}
+    old = simulate(vms, host, _params(2, target_pool="reservations"))
+    assert set(old.vms["target"].round(6)) == {37.0}
+
+
+@pytest.mark.parametrize(("credit", "balloon_pages"), [(True, 0), (False, 62)])
+def test_shared_pages_are_credited(credit, balloon_pages):
+    """Hand-worked: one 100-MB VM on a 32-MB host (8192 pages). It reads 20 MB of untouched
+    pages (zero-filled, footnote 2) and writes 10 MB: 7680 pages mapped. Targets pool:
+    8192 − ceil(7 % · 8192) = 7618 pages. A fast scanner shares the 5120 zero pages. Counting
+    every mapped frame, the VM is 7680 − 7618 = 62 pages over target and the balloon takes 62
+    pages; crediting shared pages (machine pages held alone: 2560), it needs nothing."""
+    reads = pd.DataFrame(
+        {
+            "t": np.arange(5120) / 10240.0,
+            "vm": "a",
+            "gpfn": np.arange(5120, dtype=np.uint64),
+            "write": False,
+            "zero": False,
+        }
+    )
+    writes = _writes("a", 0.5, 5120.0, 2560)
+    writes["gpfn"] += np.uint64(5120)
+    trace = pd.concat([reads, writes], ignore_index=True)
+    vms = [VMSpec("a", max_mb=100, overhead_mb=0)]
+    p = _params(
+        6,
+        credit_shared=credit,
+        settings={"sharing": {"rate_vm_pages_s": 1e6, "rate_total_pages_s": 1e6}, "paging": {"swap_rate_mb_s": 0.0}},
+    )
+    res = simulate(vms, HostSpec(system_mb=32, esx_mb=0, swap_mb=1024, overhead_used_mb=0), p, trace)
+    last = res.vms.iloc[-1]
+    assert last["balloon"] * 256 == balloon_pages
+    assert set(res.host["state"]) == {"high"}

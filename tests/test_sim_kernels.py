@@ -46,10 +46,12 @@ def pick_twin(owner, state, refbit, hands, c):
 def replay_twin(ts, g, fl, lo, t_end, state, owner, alias, refbit, sampled, stamp, period, hands, c, host):
     i = lo
     while i < len(ts) and ts[i] < t_end:
-        if host[0] <= 0:
-            return i
         x = int(g[i])
         w, z = bool(fl[i] & 1), bool(fl[i] & 2)
+        if host[0] <= 0:
+            home = x if owner[x] == x else (alias[x] if alias[x] >= 0 and owner[alias[x]] == x else -1)
+            if home < 0 or not (state[home] in (P, Z) or (state[home] == S and not w)):
+                return i  # only an event that needs a new machine page waits
         if owner[x] == x:
             f = x
         elif alias[x] >= 0 and owner[alias[x]] == x:
@@ -207,6 +209,27 @@ def test_replay_stalls_without_free_memory(free):
     assert i == free
     assert host[0] == 0
     assert mem.alloc == free
+
+
+def test_replay_without_free_memory_only_new_pages_wait():
+    """Hand-worked: frames 0 (private) and 1 (shared zero page) are mapped, frame 2 is not,
+    and the host has no free page. Re-reading/re-writing frame 0 and reading frame 1 need no
+    machine page and go on; writing frame 1 (copy-on-write) would need one and waits."""
+    mem = m.VMMemory(4)
+    host = np.array([3], np.int64)
+    t0 = np.array([0.0, 0.1])
+    mem.replay(t0, np.array([0, 1], np.uint64), np.array([m.F_WRITE, 0], np.uint8), 0, 1.0, 0, host)
+    m.scan_share(np.array([1], np.int64), mem.state, mem.c, host)  # frame 1 (zero) becomes shared
+    assert mem.state[0] == P and mem.state[1] == S
+    host[0] = 0
+    t = np.array([1.0, 1.1, 1.2, 1.3, 1.4])
+    g = np.array([0, 0, 1, 1, 2], np.uint64)
+    f = np.array([0, m.F_WRITE, 0, m.F_WRITE, 0], np.uint8)
+    i = mem.replay(t, g, f, 0, 100.0, 1, host)
+    assert i == 3  # stops at the write to the shared frame
+    assert host[0] == 0 and mem.state[1] == S
+    # an unbacked frame also waits
+    assert mem.replay(t, g, f, 4, 100.0, 1, host) == 4
 
 
 def test_replay_empty_and_one_event():

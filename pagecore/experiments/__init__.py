@@ -19,13 +19,26 @@ from pagecore.experiments.memory_manager import (
     run_whatif,
     series_error,
 )
-from pagecore.experiments.reclaim import fig02_records, paper_fig02, run_guest, run_io
-from pagecore.experiments.records import Record, comparison_table, summarize, sweep_records, write_records
+from pagecore.experiments.nullmodels import NULL_MODELS, null_value
+from pagecore.experiments.provenance import PARAMETERS, provenance_table, swept
+from pagecore.experiments.reclaim import fig02_records, fit_fig02_cost, paper_fig02, run_guest, run_io
+from pagecore.experiments.records import (
+    Record,
+    comparison_table,
+    figure_scores,
+    summarize,
+    sweep_records,
+    write_records,
+)
 from pagecore.experiments.scan import duplicate_lifetimes, history_from_tables, sharing_over_time
+from pagecore.experiments.sensitivity import figure_records, run_param
+from pagecore.experiments.sensitivity import score as sensitivity_score
 from pagecore.experiments.sharetable import LEGEND as SHARE_LEGEND
 from pagecore.experiments.sharetable import share_rows
 
 __all__ = [
+    "NULL_MODELS",
+    "PARAMETERS",
     "SHARE_LEGEND",
     "Record",
     "analyze_page_tables",
@@ -37,16 +50,24 @@ __all__ = [
     "fig07_records",
     "fig08_panels",
     "fig08_records",
+    "figure_records",
+    "figure_scores",
+    "fit_fig02_cost",
     "history_from_tables",
     "load_pages",
+    "null_value",
     "paper_fig02",
+    "provenance_table",
     "run_guest",
     "run_io",
+    "run_param",
     "run_whatif",
+    "sensitivity_score",
     "series_error",
     "share_rows",
     "sharing_over_time",
     "summarize",
     "sweep_records",
+    "swept",
     "write_records",
 ]

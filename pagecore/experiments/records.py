@@ -2,12 +2,23 @@
 
 A figure's numbers file is a JSON list of records::
 
-    {"figure": "fig04", "quantity": "reclaimed_mb@10vms", "unit": "MB",
-     "paper": 234.1, "ours": 234.9, "kind": "predicted"}
+    {"figure": "fig04", "quantity": "reclaimed_mb@10", "unit": "MB",
+     "paper": 234.1, "ours": 234.9, "kind": "predicted", "source": ""}
 
-``kind`` says whether the paper number was used to calibrate an input of the model
-(``"fitted"``) or is a genuine output of the model (``"predicted"``). Comparisons
-(relative error, tolerance) are derived from these records, never typed by hand.
+``kind`` is one of
+
+``fitted``
+    a paper value calibrated an input, or a parameter chosen by looking at a paper output moves
+    the number (``source`` names the parameter and the paper points);
+``input``
+    the number is fixed by the inputs or by arithmetic on them (``source`` says which: e.g.
+    Figure 7's τ = 0 allocations are (512 − ESX − 2 × 32 MB overhead) / 2);
+``predicted``
+    an output of the model that no input was chosen to produce.
+
+Only ``predicted`` records are scored; each quantity is compared once (no MB and % of the same
+thing). Comparisons (relative error, tolerance, the figure's null model) are derived from these
+records, never typed by hand.
 """
 
 from __future__ import annotations
@@ -22,7 +33,7 @@ from pagecore._util import write_json_atomic
 if TYPE_CHECKING:
     import pandas as pd
 
-KINDS = ("fitted", "predicted")
+KINDS = ("fitted", "input", "predicted")
 
 
 @dataclass(frozen=True)
@@ -33,10 +44,13 @@ class Record:
     paper: float
     ours: float
     kind: str
+    source: str = ""
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.kind != "predicted" and not self.source:
+            raise ValueError(f"{self.figure} {self.quantity}: a {self.kind} record must name its source")
 
     @property
     def rel_error(self) -> float:
@@ -64,6 +78,7 @@ def sweep_records(
     columns: dict[str, tuple[str, str]],
     fitted: set[str],
     key: str = "vms",
+    fitted_source: str = "",
 ) -> list[Record]:
     """Records comparing a sweep with the paper's series at every shared ``key`` value.
 
@@ -75,6 +90,8 @@ def sweep_records(
         ``our_column -> (paper_column, unit)``.
     fitted : set of str
         Quantity names (``"<our_column>@<key value>"``) whose paper value calibrated an input.
+    fitted_source : str
+        What those fitted records were fitted through (the ``source`` of each).
     """
     records = []
     p = paper.set_index(key)
@@ -90,29 +107,62 @@ def sweep_records(
             if not math.isfinite(pv):
                 continue
             q = f"{col}@{k}"
-            records.append(Record(figure, q, unit, pv, float(o.at[k, col]), "fitted" if q in fitted else "predicted"))
+            kind = "fitted" if q in fitted else "predicted"
+            src = (fitted_source or "fitted (see config)") if kind == "fitted" else ""
+            records.append(Record(figure, q, unit, pv, float(o.at[k, col]), kind, src))
     return records
 
 
+TABLE_COLUMNS = [
+    "seed",
+    "figure",
+    "quantity",
+    "unit",
+    "paper",
+    "ours",
+    "rel_error",
+    "tolerance",
+    "within",
+    "kind",
+    "source",
+    "null",
+    "null_rel_error",
+    "null_within",
+    "nontrivial",
+]
+
+
+def _within(value: float, paper: float, tol: float, floor: float) -> bool:
+    return bool(math.isfinite(value) and abs(value - paper) <= max(tol * abs(paper), floor))
+
+
 def comparison_table(records: list[dict], tolerances: dict[str, float], abs_floor: dict[str, float]) -> pd.DataFrame:
-    """Every record with its relative error, tolerance and whether it is within it.
+    """Every record with its relative error, tolerance, whether it is within it, and the same for
+    its figure's null model (:mod:`pagecore.experiments.nullmodels`).
 
     A number is within tolerance when ``|ours − paper| ≤ max(tol·|paper|, floor[unit])``: ``tol``
     is the figure's relative tolerance, ``floor`` an absolute reading error per unit (so a paper
-    value of 0 can still be met).
+    value of 0 can still be met). A predicted record is *non-trivial* when the null model is not
+    within tolerance of it. Records may carry a ``seed`` (the run they come from; default 0).
     """
     import pandas as pd
 
+    from pagecore.experiments.nullmodels import null_value
+
     rows = []
     for r in records:
-        rec = Record(**{k: r[k] for k in ("figure", "quantity", "unit", "paper", "ours", "kind")})
+        rec = Record(
+            **{k: r[k] for k in ("figure", "quantity", "unit", "paper", "ours", "kind")}, source=r.get("source", "")
+        )
         if rec.figure not in tolerances:
             raise ValueError(f"no tolerance configured for {rec.figure} (comparison.tolerances)")
         tol = float(tolerances[rec.figure])
         floor = float(abs_floor.get(rec.unit, 0.0))
-        err = abs(rec.ours - rec.paper)
+        null = null_value(rec.figure, rec.quantity)
+        null_within = _within(null, rec.paper, tol, floor)
         rows.append(
             {
+                "seed": r.get("seed", 0),
                 "figure": rec.figure,
                 "quantity": rec.quantity,
                 "unit": rec.unit,
@@ -120,26 +170,94 @@ def comparison_table(records: list[dict], tolerances: dict[str, float], abs_floo
                 "ours": rec.ours,
                 "rel_error": rec.rel_error,
                 "tolerance": tol,
-                "within": bool(err <= max(tol * abs(rec.paper), floor)),
+                "within": _within(rec.ours, rec.paper, tol, floor),
                 "kind": rec.kind,
+                "source": rec.source,
+                "null": null,
+                "null_rel_error": (null - rec.paper) / abs(rec.paper) if rec.paper else float("nan"),
+                "null_within": null_within,
+                "nontrivial": bool(rec.kind == "predicted" and not null_within),
             }
         )
-    return pd.DataFrame(
-        rows, columns=["figure", "quantity", "unit", "paper", "ours", "rel_error", "tolerance", "within", "kind"]
-    )
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
-def summarize(table: pd.DataFrame) -> str:
-    """A short text table: per figure, how many predicted numbers fall within tolerance."""
-    lines = [f"{'figure':<8}{'predicted within tolerance':>28}{'fitted within':>16}{'median |rel err|':>18}"]
-    for fig, g in table.groupby("figure", sort=True):
+def figure_scores(table: pd.DataFrame) -> pd.DataFrame:
+    """Per seed and figure: predicted records within tolerance (ours, null model), non-trivial
+    ones within, median |relative error| of ours and of the null model over predicted records,
+    fitted within and the number of input records."""
+    import pandas as pd
+
+    rows = []
+    for (seed, fig), g in table.groupby(["seed", "figure"], sort=True):
         pred = g[g["kind"] == "predicted"]
+        nt = pred[pred["nontrivial"]]
         fit = g[g["kind"] == "fitted"]
-        med = pred["rel_error"].abs().median()
-        lines.append(
-            f"{fig:<8}{f'{int(pred.within.sum())} of {len(pred)}':>28}{f'{int(fit.within.sum())} of {len(fit)}':>16}"
-            f"{(f'{100 * med:.1f} %' if med == med else '-'):>18}"
+        rows.append(
+            {
+                "seed": seed,
+                "figure": fig,
+                "predicted": len(pred),
+                "within": int(pred["within"].sum()),
+                "null_within": int(pred["null_within"].sum()),
+                "nontrivial": len(nt),
+                "nontrivial_within": int(nt["within"].sum()),
+                "median_err": float(pred["rel_error"].abs().median()) if len(pred) else float("nan"),
+                "null_median_err": float(pred["null_rel_error"].abs().median()) if len(pred) else float("nan"),
+                "fitted": len(fit),
+                "fitted_within": int(fit["within"].sum()),
+                "inputs": int((g["kind"] == "input").sum()),
+            }
         )
-    pred = table[table["kind"] == "predicted"]
-    lines.append(f"{'all':<8}{f'{int(pred.within.sum())} of {len(pred)}':>28}")
+    return pd.DataFrame(rows)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %" if x == x else "-"
+
+
+def summarize(table: pd.DataFrame, default_seed: int | None = None) -> str:
+    """A short text table: per figure, predicted numbers within tolerance for our model and for
+    the figure's null model, the non-trivial ones (which the null model misses), median errors,
+    fitted and input counts; then the score over all seeds with its spread. The per-figure
+    table is for ``default_seed`` (the default run; else the smallest seed)."""
+    sc = figure_scores(table)
+    seeds = sorted(sc["seed"].unique()) if len(sc) else [0]
+    if default_seed is not None and default_seed in seeds:
+        seeds = [default_seed] + [s for s in seeds if s != default_seed]
+    first = sc[sc["seed"] == seeds[0]]
+    head = (
+        f"{'figure':<7}{'predicted within':>17}{'null within':>12}{'non-trivial':>12}"
+        f"{'median err':>11}{'null median':>12}{'fitted within':>14}{'inputs':>7}"
+    )
+    lines = [f"seed {seeds[0]} (the default run)", head]
+    for _, r in first.iterrows():
+        lines.append(
+            f"{r.figure:<7}{f'{r.within} of {r.predicted}':>17}{f'{r.null_within} of {r.predicted}':>12}"
+            f"{f'{r.nontrivial_within} of {r.nontrivial}':>12}{_pct(r.median_err):>11}{_pct(r.null_median_err):>12}"
+            f"{f'{r.fitted_within} of {r.fitted}':>14}{r.inputs:>7}"
+        )
+    t = first.sum(numeric_only=True)
+    lines.append(
+        f"{'all':<7}{f'{int(t.within)} of {int(t.predicted)}':>17}{f'{int(t.null_within)} of {int(t.predicted)}':>12}"
+        f"{f'{int(t.nontrivial_within)} of {int(t.nontrivial)}':>12}"
+    )
+    if len(seeds) > 1:
+        per = sc.groupby("seed")[["within", "predicted", "nontrivial_within", "nontrivial"]].sum()
+        frac = per["within"] / per["predicted"]
+        ntf = per["nontrivial_within"] / per["nontrivial"]
+        lines.append("")
+        lines.append(
+            f"over {len(seeds)} seeds {sorted(map(int, seeds))}: predicted within "
+            f"{100 * frac.mean():.1f} % (min {100 * frac.min():.1f}, max {100 * frac.max():.1f}, "
+            f"sd {100 * frac.std(ddof=1):.1f}); "
+            f"non-trivial within {100 * ntf.mean():.1f} % (min {100 * ntf.min():.1f}, max {100 * ntf.max():.1f})"
+        )
+        for fig, g in sc.groupby("figure", sort=True):
+            w = g["within"] / g["predicted"].where(g["predicted"] > 0)
+            lines.append(
+                f"  {fig}: within {g['within'].min()}-{g['within'].max()} of {g['predicted'].max()}, "
+                f"median err {_pct(g['median_err'].median())} (null {_pct(g['null_median_err'].median())})"
+                + ("" if w.notna().any() else " (nothing predicted)")
+            )
     return "\n".join(lines)

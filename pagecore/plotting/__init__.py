@@ -80,6 +80,7 @@ from pagecore.plotting.fig07 import fig07_idle_memory_tax  # noqa: E402 - they u
 from pagecore.plotting.fig08 import fig08_dynamic_reallocation  # noqa: E402 - they use style() above
 from pagecore.plotting.largepages import large_page_breaking  # noqa: E402 - they use style() above
 from pagecore.plotting.reclaim import io_remapping, reclaim_balloon_vs_paging  # noqa: E402 - they use style() above
+from pagecore.plotting.sensitivity import sensitivity_tornado  # noqa: E402 - they use style() above
 from pagecore.plotting.sharing_over_time import scan_sharing_over_time  # noqa: E402 - they use style() above
 from pagecore.plotting.whatif_sim import whatif_memory_manager  # noqa: E402 - they use style() above
 
@@ -100,6 +101,7 @@ __all__ = [
     "save_figure",
     "scan_duplicate_lifetime",
     "scan_sharing_over_time",
+    "sensitivity_tornado",
     "style",
     "whatif_memory_manager",
 ]

@@ -68,6 +68,8 @@ class SimParams:
     rebalance_s: float = 15.0
     record_s: float = 5.0
     balloon_in_high: bool = True
+    target_pool: str = "high_threshold"  # or "reservations" (the pre-issue-14 rule)
+    credit_shared: bool = True
     mechanisms: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
     check: bool = False  # assert conservation and counters every step (tests)
@@ -218,11 +220,43 @@ class Simulator:
         mem.c[m.UNBACKED] = vm.pages
         self._log(now, vm.name, "power_off")
 
+    def target_pool_pages(self, run) -> int:
+        """Pages the targets of the running VMs ``run`` add up to (§6.3).
+
+        ``high_threshold`` (the paper): "in every state, targets are computed to drive free
+        memory above the high threshold". Free memory is ``system − esx − Σ overhead in use −
+        Σ machine pages of the VMs``; a VM whose targets are met holds ``target`` machine pages
+        (shared pages credited, see :meth:`_need`), so free memory settles at or above the
+        high threshold iff ``Σ target ≤ system − esx − Σ overhead_used − high``. We aim at
+        high + the hysteresis margin, the level at which the state machine returns to high
+        (aiming at exactly 6 % would leave a system that once dropped to soft stuck there).
+        ``reservations``: memory minus the VMs' overhead reservations (32 MB each), the
+        pre-issue-14 rule, which holds the high state only through unused overhead.
+        """
+        h = self.host
+        if self.params.target_pool == "reservations":
+            return h.managed_pages - sum(v.overhead_pages for v in run)
+        if self.params.target_pool != "high_threshold":
+            raise ConfigError(
+                f"sim.target_pool must be high_threshold or reservations, got {self.params.target_pool!r}"
+            )
+        st = self.mech["states"]
+        pct = float(getattr(st, "high_pct", 6.0)) + float(getattr(st, "hysteresis_pct", 0.0))
+        headroom = math.ceil(pct * h.system_pages / 100.0 - 1e-9)
+        return h.managed_pages - len(run) * h.overhead_used - headroom
+
+    def _need(self, v) -> int:
+        """Pages VM ``v`` must give up to reach its target. With ``credit_shared`` only the
+        machine pages it holds alone count (a shared page costs the host nothing more), so a VM
+        whose pages are shared needs less reclaimed; otherwise every mapped frame counts."""
+        held = v.mem.machine if self.params.credit_shared else v.mem.alloc
+        return held - v.target
+
     def _recompute(self):
         run = [v for v in self.vms if v.running]
         if not run:
             return
-        avail = self.host.managed_pages - sum(v.overhead_pages for v in run)
+        avail = self.target_pool_pages(run)
         est = self.mech["sampling"]
         t = self.mech["allocation"].targets(
             np.array([v.shares for v in run]),
@@ -262,7 +296,7 @@ class Simulator:
         state = self.state
         for v in run:
             size = v.mem.count(m.BALLOONED)
-            need = v.mem.alloc - v.target
+            need = self._need(v)
             if state == "high" and not self.params.balloon_in_high:
                 v.balloon_target = max(0, size - max(0, -need))
             else:
@@ -273,7 +307,7 @@ class Simulator:
         pager = self.mech["paging"]
         page = []
         for v in run:
-            need = v.mem.alloc - v.target
+            need = self._need(v)
             if need <= 0:
                 continue
             if state == "soft":
@@ -295,7 +329,7 @@ class Simulator:
         for v in self.vms:
             if not v.running:
                 continue
-            want = self.state == "low" and v.mem.alloc > v.target
+            want = self.state == "low" and self._need(v) > 0
             if want != v.blocked:
                 v.blocked = want
                 self._log(
@@ -330,7 +364,7 @@ class Simulator:
                     v.name,
                     v.clock,
                     mb(v.mem.alloc),
-                    mb(v.target),
+                    mb(v.target + (int(c[m.SHARED]) if self.params.credit_shared else 0)),
                     mb(v.active_true),
                     mb(smp.estimate(v)),
                     mb(comp["active_slow"]),

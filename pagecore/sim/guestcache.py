@@ -350,11 +350,13 @@ def fig02_sweep(
     fit_mb=(128, 256),
     measured: dict | None = None,
     host_write_cost: float = 0.25,
+    cost: CostModel | None = None,
 ) -> tuple[pd.DataFrame, CostModel]:
     """Figure 2: configured vs ballooned throughput at every VM size.
 
     ``measured`` maps VM size -> the paper's *configured* MB/s; the two sizes in ``fit_mb``
-    calibrate the cost model (``t_ref``, ``t_disk``); everything else is predicted.
+    calibrate the cost model (``t_ref``, ``t_disk``); everything else is predicted. A ``cost``
+    model fitted beforehand (the declared fit step) replaces ``measured``/``fit_mb``.
 
     Returns
     -------
@@ -364,9 +366,10 @@ def fig02_sweep(
     """
     conf = {m: guest.run(pages, write, m) for m in sizes_mb}
     ball = {m: guest.run(pages, write, m, boot_mb) for m in sizes_mb if m < boot_mb}
-    if measured is None:
-        raise ValueError("fig02_sweep needs the measured configured throughput at the fit sizes")
-    cost = CostModel.fit([(conf[m], measured[m]) for m in fit_mb], host_write_cost)
+    if cost is None:
+        if measured is None:
+            raise ValueError("fig02_sweep needs a fitted cost model or the measured throughput at the fit sizes")
+        cost = CostModel.fit([(conf[m], measured[m]) for m in fit_mb], host_write_cost)
     rows = []
     for m in sizes_mb:
         c = cost.throughput_mbps(conf[m])

@@ -115,26 +115,46 @@ def _set(state, c, f, newstate):
 
 
 @njit(**SERIAL)
+def _resident(x, w, owner, alias, state):
+    """Whether touching datum ``x`` (a write if ``w``) needs no new machine page: the datum
+    sits in a frame backed by a machine page it may use as is (private or zero-content
+    private page; a shared page only for a read)."""
+    f = -1
+    if owner[x] == x:
+        f = x
+    else:
+        a = alias[x]
+        if a >= 0 and owner[a] == x:
+            f = a
+    if f < 0:
+        return False
+    s = state[f]
+    return s == PRIVATE or s == ZERO or (s == SHARED and not w)
+
+
+@njit(**SERIAL)
 def replay(ts, gpfn, flags, lo, t_end, state, owner, alias, refbit, sampled, stamp, period, hands, c, host):
     """Replay trace events ``lo …`` with ``ts < t_end`` through the touch path.
 
     Per event: resolve the frame holding the data (re-homing it if the balloon took its
     frame), apply the ESX fault rules of the module docstring, set the CLOCK reference bit,
     count the first touch of a sampled frame (§5.3) and the first touch of the frame in the
-    current sampling period (true active memory). Stops early, before an event, when the host
-    has no free machine page (``host[0] <= 0``): the VM waits for reclamation.
+    current sampling period (true active memory). Stops early, before an event that needs a new
+    machine page, when the host has none (``host[0] <= 0``): the VM waits for reclamation.
+    Touches of data already in a backed frame (a read or write of a private page, a read of a
+    shared one) need no machine memory and go on.
 
     Returns the index of the first event not replayed.
     """
     i = lo
     n = ts.shape[0]
     while i < n and ts[i] < t_end:
-        if host[0] <= 0:
-            return i
         x = np.int64(gpfn[i])
         fl = flags[i]
         w = (fl & F_WRITE) != 0
         z = (fl & F_ZERO) != 0
+        if host[0] <= 0 and not _resident(x, w, owner, alias, state):
+            return i
         if owner[x] == x:
             f = x
         else:

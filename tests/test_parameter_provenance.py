@@ -1,0 +1,138 @@
+"""Issue 14: every parameter that moves a compared number has a source; paper values typed into
+the config equal pagecore.paper; null models and record kinds behave as documented."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from pagecore import paper
+from pagecore.experiments.nullmodels import null_value
+from pagecore.experiments.provenance import PARAMETERS, lookup, provenance_table, swept
+from pagecore.experiments.records import Record, comparison_table, figure_scores, summarize
+
+ROOT = Path(__file__).resolve().parents[1]
+CFG = yaml.safe_load((ROOT / "workflow/config/config.yaml").read_text())
+
+
+@pytest.mark.parametrize("param", PARAMETERS, ids=lambda p: p.key)
+def test_every_provenance_row_resolves_in_the_default_config(param):
+    assert lookup(CFG, param.key), f"{param.key} is not in workflow/config/config.yaml"
+    if param.low is not None:
+        assert param.low < param.high
+
+
+def test_provenance_table_and_sweep_list():
+    t = provenance_table(CFG)
+    assert len(t) == len(PARAMETERS) and (t["value"] != "(absent)").all()
+    assert t.loc[t.key == "sim.tau", "value"].item() == "0.75"
+    keys = {p.key for p in swept()}
+    assert "sim.balloon.max_fraction" in keys and "sim.tau" not in keys
+
+
+def test_figure6_schedule_in_config_is_the_papers():
+    sched = CFG["workloads"]["fig06"]["vms"][0]["foreground"]["schedule"]
+    got = pd.DataFrame(sched, columns=["from_min", "to_min", "mb"])
+    pd.testing.assert_frame_equal(got, paper.FIG06_TOUCHER.astype(float), check_dtype=False)
+
+
+def test_figure7_tau_change_is_the_papers():
+    sched = CFG["workloads"]["fig07"]["tau_schedule_min"]
+    assert sched == [[0.0, 0.0], [paper.FIG07["tau_change_min"], paper.PARAMETERS["tax_rate"]]]
+    assert {v["max_mb"] for v in CFG["workloads"]["fig07"]["vms"]} == {paper.FIG07["vm_max_mb"]}
+
+
+def test_figure8_vms_are_the_papers():
+    vms = {v["name"]: (v["max_mb"], v["min_mb"]) for v in CFG["workloads"]["fig08"]["vms"]}
+    want = {r.vm: (float(r.max_mb), float(r.min_mb)) for r in paper.FIG08_VMS.itertuples()}
+    assert vms == want
+
+
+# ------------------------------------------------------------------------------ null models
+def test_null_models_hand_worked():
+    # Figure 2: a ballooned VM as fast as the configured one, no overhead
+    assert null_value("fig02", "overhead_pct@128") == 0.0
+    assert null_value("fig02", "ballooned_mbps@160") == 13.70
+    # Figure 4: n VMs = n times the fitted 1-VM point
+    assert null_value("fig04", "reclaimed_mb@10") == pytest.approx(49.0)
+    # Figure 5: mean reclaimed fraction of hosts A and B = (673/2048 + 345/1846)/2
+    frac = (673 / 2048 + 345 / 1846) / 2
+    assert null_value("fig05", "reclaimed_mb@C") == pytest.approx(frac * 1658)
+    # Figure 7: equal split of 360 MB
+    assert null_value("fig07", "alloc_idle_tau75_mb") == 180.0
+    # Figure 8: 1024 x 320 / 1472 for the SQL VM; total balloon 1472 - 1024
+    assert null_value("fig08", "sql_alloc@40min") == pytest.approx(1024 * 320 / 1472)
+    assert null_value("fig08", "total_balloon@40min") == 448.0
+    assert null_value("fig08", "time_in_high_pct") == 100.0
+    assert math.isnan(null_value("fig08", "total_active@5min"))
+
+
+def _rec(fig, q, paper_v, ours, kind="predicted", source=""):
+    return Record(fig, q, "MB", paper_v, ours, kind, source).__dict__
+
+
+def test_comparison_scores_null_model_and_nontrivial():
+    recs = [
+        _rec("fig08", "total_alloc@40min", 953.0, 960.0),  # null 1024: within 25 % -> trivial
+        _rec("fig08", "total_shared@40min", 169.0, 150.0),  # null 0: outside -> non-trivial, ours within
+        _rec("fig08", "sql_alloc@40min", 160.0, 300.0),  # null 222.6 outside 25 %; ours outside
+        _rec("fig08", "total_active@40min", 384.0, 384.0, "fitted", "fitted: schedules"),
+        _rec("fig08", "sql_alloc_idle_min_mb", 160.0, 160.0, "input", "input: min"),
+    ]
+    t = comparison_table(recs, {"fig08": 0.25}, {"MB": 2.0})
+    assert t["nontrivial"].tolist() == [False, True, True, False, False]
+    s = figure_scores(t).iloc[0]
+    assert (s.predicted, s.within, s.null_within, s.nontrivial, s.nontrivial_within) == (3, 2, 1, 2, 1)
+    assert (s.fitted, s.inputs) == (1, 1)
+    text = summarize(t)
+    assert "2 of 3" in text and "1 of 2" in text
+
+
+def test_summary_reports_spread_over_seeds():
+    a = [{**_rec("fig07", "alloc_idle_tau75_mb", 101.3, 102.0), "seed": 1}]
+    b = [{**_rec("fig07", "alloc_idle_tau75_mb", 101.3, 130.0), "seed": 2}]
+    t = comparison_table(a + b, {"fig07": 0.05}, {"MB": 2.0})
+    text = summarize(t)
+    assert "over 2 seeds" in text and "min 0.0, max 100.0" in text
+
+
+def test_records_other_than_predicted_name_their_source():
+    with pytest.raises(ValueError, match="must name its source"):
+        Record("fig07", "x", "MB", 1.0, 1.0, "input")
+    with pytest.raises(ValueError, match="kind must be"):
+        Record("fig07", "x", "MB", 1.0, 1.0, "guessed", "s")
+
+
+def test_with_value_sets_every_match_and_copies():
+    from pagecore.experiments.provenance import with_value
+
+    c = with_value(CFG, "workloads.*.host.overhead_used_mb", 8.0)
+    assert {c["workloads"][s]["host"]["overhead_used_mb"] for s in ("fig06", "fig07", "fig08")} == {8.0}
+    assert CFG["workloads"]["fig07"]["host"]["overhead_used_mb"] == 16.0
+    with pytest.raises(KeyError):
+        with_value(CFG, "sim.nope", 1)
+
+
+def test_sensitivity_on_figure2_and_tornado(tmp_path):
+    """A swept Figure 2 parameter re-runs Figure 2 at both ends; the tornado chart draws it."""
+    import copy
+
+    from pagecore.experiments.provenance import Param
+    from pagecore.experiments.sensitivity import figure_records, run_param, score
+    from pagecore.plotting import save_figure, sensitivity_tornado
+
+    cfg = copy.deepcopy(CFG)
+    cfg["reclaim"]["trace"]["refs"] = 100_000
+    p = Param("reclaim.guest.kernel_bytes_per_page", "measurement", "test", ("fig02",), 0.0, 136.0)
+    t = run_param(cfg, p)
+    assert set(t["end"]) == {"low", "high"} and set(t["figure"]) == {"fig02"}
+    base = score(figure_records(cfg, ("fig02",)), cfg["comparison"]).assign(param="baseline", end="baseline")
+    # no per-page kernel overhead: ballooned = configured, so the overhead error is largest
+    lo = t[t.end == "low"]["median_err"].item()
+    assert lo >= base["median_err"].item() >= t[t.end == "high"]["median_err"].item()
+    out = save_figure(sensitivity_tornado(pd.concat([base, t]), "fig02"), tmp_path / "tornado")
+    assert out[0].read_bytes().startswith(b"\x89PNG")

@@ -1,0 +1,43 @@
+# Sensitivity of the compared numbers to every UNCONFIRMED parameter (not part of the default
+# run): `snakemake --cores all sensitivity`. One job per parameter, then one tornado chart per
+# figure (results/figures/sensitivity_figNN.png).
+
+from pagecore.experiments import swept
+
+SENS_FIGURES = ["fig02", "fig06", "fig07", "fig08"]
+
+
+def sensitivity_runs(wildcards=None):
+    n = len(swept(tuple(SENS_FIGURES)))
+    return expand("results/sensitivity/{param}.csv", param=["baseline"] + [str(i) for i in range(n)])
+
+
+rule sensitivity_run:
+    output:
+        table="results/sensitivity/{param}.csv",
+    wildcard_constraints:
+        param=r"baseline|\d+",
+    log:
+        "results/logs/sensitivity/{param}.log",
+    benchmark:
+        "results/benchmarks/sensitivity/{param}.tsv"
+    script:
+        "../scripts/sensitivity_run.py"
+
+
+rule sensitivity:
+    input:
+        runs=sensitivity_runs,
+    output:
+        table="results/sensitivity/sensitivity.csv",
+        pngs=report(
+            expand("results/figures/sensitivity_{fig}.png", fig=SENS_FIGURES),
+            caption="../report/sensitivity.rst",
+            category="Sensitivity",
+        ),
+    params:
+        figures=SENS_FIGURES,
+    log:
+        "results/logs/sensitivity.log",
+    script:
+        "../scripts/sensitivity.py"

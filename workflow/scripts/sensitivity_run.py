@@ -1,0 +1,17 @@
+"""One UNCONFIRMED parameter at both ends of its range (or the defaults): per-figure scores."""
+
+from pagecore import atomic_path, job_log
+from pagecore.experiments import figure_records, run_param, swept
+from pagecore.experiments import sensitivity_score as score
+
+with job_log(snakemake):
+    cfg = dict(snakemake.config)
+    which = snakemake.wildcards.param
+    if which == "baseline":
+        table = score(figure_records(cfg, ("fig02", "fig06", "fig07", "fig08")), cfg["comparison"])
+        table["param"], table["end"], table["value"] = "baseline", "baseline", float("nan")
+    else:
+        table = run_param(cfg, swept(("fig02", "fig06", "fig07", "fig08"))[int(which)])
+    with atomic_path(snakemake.output.table) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    print(table.to_string())
