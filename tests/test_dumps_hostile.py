@@ -427,15 +427,14 @@ def test_ctrl_c_stops_a_read_promptly(tmp_path):
         sent.append(time.perf_counter())
         signal.pthread_kill(main, signal.SIGINT)
 
+    t = threading.Thread(target=interrupt)
     with pytest.raises(KeyboardInterrupt):
-        with open_dump(path, chunk_pages=16) as r:
-            r.threads = 2
-            t = threading.Thread(target=interrupt)
-            t.start()
-            while True:  # read the dump again and again until interrupted
+        t.start()
+        while True:  # read the dump again and again until interrupted, closing each reader
+            with open_dump(path, chunk_pages=16) as r:
+                r.threads = 2
                 for _ in r:
                     time.sleep(0.001)
-                r = open_dump(path, chunk_pages=16)
     stopped = time.perf_counter()
     t.join()
     assert stopped - sent[0] < 2.0  # within a second when idle; room for a loaded CI machine
