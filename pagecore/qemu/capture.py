@@ -378,7 +378,9 @@ def makedumpfile_elf(src: Path, dst: Path) -> Path:
 
     makedumpfile 1.7.2 reads program headers at ``sizeof(Elf64_Ehdr)`` whatever ``e_phoff``
     says; QEMU 7.2 puts two section headers there (and writes ``e_ehsize`` = 8), so
-    makedumpfile finds no PT_LOAD. Only header bytes change; segment data stay in place.
+    makedumpfile finds no PT_LOAD. Only header bytes change; segment data stay in place, and the
+    old program header table, which QEMU writes at the end of the file, is cut off (an ELF core
+    ends with its last segment, which pagecore's reader checks).
     """
     eh = struct.Struct("<16sHHIQQQIHHHHHH")
     with open(src, "rb") as fh:
@@ -396,6 +398,8 @@ def makedumpfile_elf(src: Path, dst: Path) -> Path:
     with open(dst, "r+b") as fh:
         fh.write(head)
         fh.write(table)
+        if phoff + len(table) == src.stat().st_size and phoff >= eh.size + len(table):
+            fh.truncate(phoff)  # the old table was the file's tail: drop the stale copy
     return dst
 
 
