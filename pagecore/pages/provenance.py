@@ -1,6 +1,6 @@
 """Which file a page table was made from, and whether that file is still the same.
 
-``pagecore hash`` records the dump's absolute path, size, modification time and a digest of a
+``pagecore hash`` records the dump's absolute path, size and a digest of a
 sample of its pages (:func:`source_fingerprint`); verification finds the dump again
 (:func:`locate_dump`: the recorded path, else the same name in ``dump_dir``) and refuses it
 unless size and digest match, so a moved, replaced or edited dump is reported as such ("dump
@@ -56,7 +56,6 @@ def source_fingerprint(path: str | os.PathLike, key=None) -> dict:
     return {
         "source_path": os.path.abspath(p),
         "source_size": st.st_size,
-        "source_mtime_ns": st.st_mtime_ns,
         "source_digest": sample_digest(p, st.st_size, key),
     }
 

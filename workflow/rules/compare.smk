@@ -3,6 +3,7 @@
 
 
 rule seed_numbers:
+    """Replay Figures 6-8 under one more simulator seed and score its numbers (comparison.seeds)."""
     input:
         fig06="results/traces/fig06.parquet",
         fig07="results/traces/fig07.parquet",

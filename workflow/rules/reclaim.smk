@@ -2,6 +2,7 @@
 
 
 rule fit_fig02_cost:
+    """Fit Figure 2's cost model (t_ref, t_disk) on the paper's configured bars: a declared fit."""
     # A declared fit: Figure 2's cost model (t_ref, t_disk) solved on the paper's configured bars
     # at reclaim.fig02.fit_mb; the targets are listed in the output. No other rule reads paper
     # values into a model run.

@@ -13,6 +13,7 @@ def sensitivity_runs(wildcards=None):
 
 
 rule sensitivity_run:
+    """Sweep one unconfirmed parameter over its plausible range and score every figure it moves."""
     output:
         table="results/sensitivity/{param}.csv",
     wildcard_constraints:
@@ -26,6 +27,7 @@ rule sensitivity_run:
 
 
 rule sensitivity:
+    """Tornado charts: which conclusions depend on guessed parameters (not in the default run)."""
     input:
         runs=sensitivity_runs,
     output:
