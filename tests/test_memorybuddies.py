@@ -47,7 +47,7 @@ def test_analysis_is_unverified_with_32_bit_false_match_estimate(tmp_path, rng):
     assert rep["verified"] is False and rep["hash_bits"] == 32
     assert rep["expected_false_matches"] == pytest.approx(expected_false_matches(rep["distinct_pages"], 32))
     assert rep["expected_false_matches"] > 1e-3  # 32 bits: collisions are a real concern
-    with pytest.raises(PagecoreError, match="cannot verify: .*hash-only"):
+    with pytest.raises(PagecoreError, match=r"cannot verify: .*hash-only"):
         analyze_page_tables([tmp_path / "srv.parquet"], verify="yes")
 
 

@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import pytest
 import pyarrow.parquet as pq
+import pytest
 import yaml
+from slow_twins import sharing_by_content
 
 from pagecore.pages import page_table_metadata
-from slow_twins import sharing_by_content
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.workflow
