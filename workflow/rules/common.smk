@@ -313,3 +313,16 @@ def notebook_outputs():
     if not config["notebooks"]["render"]:
         return []
     return expand("results/notebooks/{name}.html", name=NOTEBOOKS)
+
+
+# --- sensitivity (workflow/rules/sensitivity.smk) -------------------------------------------
+#: Figures whose unconfirmed parameters the sensitivity sweep moves (one tornado chart each).
+SENS_FIGURES = ["fig02", "fig06", "fig07", "fig08"]
+
+
+def sensitivity_runs(wildcards=None):
+    """One table per swept parameter (by index) plus the baseline run."""
+    from pagecore.experiments import swept
+
+    n = len(swept(tuple(SENS_FIGURES)))
+    return expand("results/sensitivity/{param}.csv", param=["baseline"] + [str(i) for i in range(n)])

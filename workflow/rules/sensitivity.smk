@@ -2,16 +2,6 @@
 # run): `snakemake --cores all sensitivity`. One job per parameter, then one tornado chart per
 # figure (results/figures/sensitivity_figNN.png).
 
-from pagecore.experiments import swept
-
-SENS_FIGURES = ["fig02", "fig06", "fig07", "fig08"]
-
-
-def sensitivity_runs(wildcards=None):
-    n = len(swept(tuple(SENS_FIGURES)))
-    return expand("results/sensitivity/{param}.csv", param=["baseline"] + [str(i) for i in range(n)])
-
-
 rule sensitivity_run:
     """Sweep one unconfirmed parameter over its plausible range and score every figure it moves."""
     output:
