@@ -20,6 +20,7 @@ BASE = (
     "pagecore.paper",
     "pagecore.timelines",
     "pagecore.notebooks",
+    "pagecore.vocab",
 )  # notebooks: runs and renders notebooks/, imports no stage
 
 #: Stages in data-flow order; each inner tuple is one rank.

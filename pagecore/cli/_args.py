@@ -95,3 +95,63 @@ def check_outputs(outputs, inputs) -> None:
     for out in outputs:
         if out is not None:
             check_output(out, [i for i in inputs if i is not None])
+
+
+def add_format_args(p: argparse.ArgumentParser, what: str = "report") -> None:
+    """The one ``--format table|json|csv|parquet`` and ``-o/--output FILE`` pair every reporting
+    command takes (:data:`pagecore.vocab.FORMATS`)."""
+    from pagecore.vocab import FORMATS
+
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help=f"output: a readable table (default), the {what}'s rows as CSV, the whole {what} as JSON, "
+        "or its rows as Parquet (needs -o)",
+    )
+    p.add_argument("-o", "--output", help="file to write instead of standard output (required for parquet)")
+
+
+def emit(args, report: dict, rows, table_text) -> None:
+    """Write ``report`` in ``args.format``: ``table`` prints ``table_text()``; ``json`` the whole
+    report; ``csv``/``parquet`` the DataFrame ``rows`` (a callable is called first). Files are
+    written atomically; ``parquet`` needs ``-o``."""
+    import json
+    import sys
+
+    from pagecore._util import atomic_path
+
+    fmt, out = args.format, getattr(args, "output", None)
+    if fmt == "parquet" and not out:
+        raise PagecoreError("--format parquet needs -o/--output FILE")
+    if fmt in ("csv", "parquet") and callable(rows):
+        rows = rows()
+    if fmt == "parquet":
+        with atomic_path(out) as tmp:
+            rows.to_parquet(tmp, index=False)
+        return
+    if fmt == "json":
+        text = json.dumps(report, indent=2, default=_json_default) + "\n"
+    elif fmt == "csv":
+        text = rows.to_csv(index=False)
+    else:
+        text = table_text() + "\n"
+    if out:
+        with atomic_path(out) as tmp, open(tmp, "w", newline="") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+def _json_default(o):
+    import numpy as np
+
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.bool_):
+        return bool(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
