@@ -15,11 +15,11 @@ import signal
 import sys
 import threading
 
-from pagecore.cli import bench, compress, hash, live, overtime, qemu, share, synth
+from pagecore.cli import bench, compress, hash, host, live, overtime, qemu, share, synth
 from pagecore.errors import PagecoreError
 
 EPILOG = "Paper: C. A. Waldspurger, Memory Resource Management in VMware ESX Server, OSDI '02."
-GROUPS = (hash, share, compress, synth, overtime, live, qemu, bench)
+GROUPS = (hash, share, compress, host, synth, overtime, live, qemu, bench)
 
 
 class _Version(argparse.Action):

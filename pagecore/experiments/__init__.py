@@ -4,12 +4,14 @@ Owns: the records every ``results/numbers/*.json`` holds and the comparison tabl
 (:mod:`.records`); the sharing analysis of page tables behind ``pagecore share`` and Figures 4–5
 (:mod:`.analyze`); Figures 6–8 and the what-if sweeps (:mod:`.memory_manager`); Figure 2,
 double paging and I/O remapping (:mod:`.reclaim`); sharing over time and duplicate lifetimes
-(:mod:`.scan`); the rows of `pagecore share`'s table (:mod:`.sharetable`).
+(:mod:`.scan`); the rows of `pagecore share`'s table (:mod:`.sharetable`); your VMs on a host
+(:mod:`.host`, behind `pagecore host`).
 Must not: draw (that is :mod:`pagecore.plotting`) or hold the paper's numbers
 (they live in :mod:`pagecore.paper`).
 """
 
 from pagecore.experiments.analyze import analyze_page_tables, load_pages
+from pagecore.experiments.host import HostSettings, HostVM, host_report, load_vms, settings_from_config
 from pagecore.experiments.memory_manager import (
     fig06_error,
     fig06_records,
@@ -40,6 +42,8 @@ __all__ = [
     "NULL_MODELS",
     "PARAMETERS",
     "SHARE_LEGEND",
+    "HostSettings",
+    "HostVM",
     "Record",
     "analyze_page_tables",
     "comparison_table",
@@ -54,7 +58,9 @@ __all__ = [
     "figure_scores",
     "fit_fig02_cost",
     "history_from_tables",
+    "host_report",
     "load_pages",
+    "load_vms",
     "null_value",
     "paper_fig02",
     "provenance_table",
@@ -64,6 +70,7 @@ __all__ = [
     "run_whatif",
     "sensitivity_score",
     "series_error",
+    "settings_from_config",
     "share_rows",
     "sharing_over_time",
     "summarize",

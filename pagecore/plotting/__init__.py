@@ -78,6 +78,7 @@ from pagecore.plotting.fig05 import fig05_real_world_sharing  # noqa: E402 - the
 from pagecore.plotting.fig06 import fig06_active_memory_sampling  # noqa: E402 - they use style() above
 from pagecore.plotting.fig07 import fig07_idle_memory_tax  # noqa: E402 - they use style() above
 from pagecore.plotting.fig08 import fig08_dynamic_reallocation  # noqa: E402 - they use style() above
+from pagecore.plotting.host import host_whatif  # noqa: E402 - they use style() above
 from pagecore.plotting.largepages import large_page_breaking  # noqa: E402 - they use style() above
 from pagecore.plotting.reclaim import io_remapping, reclaim_balloon_vs_paging  # noqa: E402 - they use style() above
 from pagecore.plotting.sensitivity import sensitivity_tornado  # noqa: E402 - they use style() above
@@ -95,6 +96,7 @@ __all__ = [
     "fig06_active_memory_sampling",
     "fig07_idle_memory_tax",
     "fig08_dynamic_reallocation",
+    "host_whatif",
     "io_remapping",
     "large_page_breaking",
     "reclaim_balloon_vs_paging",

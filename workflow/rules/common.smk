@@ -199,6 +199,7 @@ def final_outputs(with_comparison=True):
     ]
     out += reclaim_outputs()
     out += scan_outputs()
+    out += host_outputs()
     out += notebook_outputs()
     return out
 
@@ -210,6 +211,11 @@ def scan_outputs():
         for name in ("scan_sharing_over_time", "scan_duplicate_lifetime")
         for ext in ("png", "pdf")
     ] + ["results/scan/fig04.summary.csv"]
+
+
+def host_outputs():
+    """Your VMs on a host (host.smk): the what-if on the Figure 4 guests."""
+    return ["results/figures/host_whatif.png", "results/figures/host_whatif.pdf", "results/host/fig04.rows.csv"]
 
 
 def reclaim_outputs():

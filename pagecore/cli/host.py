@@ -1,0 +1,228 @@
+"""`pagecore host`: your VMs on a host of a given size — memory won per mechanism, VMs that fit, time to pay off.
+
+::
+
+    pagecore host PAGES.parquet|DUMP ... --memory 4G [--memory 8G | --memory 2G:16G:2G]
+                  [--policy esx2002,esxi,kvm-ksm] [--activity light|idle:0.8|...] [--vms VMS.yaml]
+                  [--format table|json|csv|parquet] [-o FILE] [--timelines F.parquet] [--plot F.png]
+
+A VM file (``--vms``) lists VMs with their own sizes, reservations, shares and activity::
+
+    - {pages: web1.parquet, activity: busy, reservation_mb: 512}
+    - {dump: db1.elf, name: db1, size_mb: 4096, shares: 80000, trace: db1.trace.parquet}
+
+Settings default to the ``host:`` section of the workflow config (``--config``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from pagecore.cli._args import add_config_arg, add_format_args, check_outputs, command, emit, int_at_least
+from pagecore.errors import PagecoreError
+
+_UNITS = {"": 1.0, "m": 1.0, "mb": 1.0, "mib": 1.0, "g": 1024.0, "gb": 1024.0, "gib": 1024.0, "t": 1024.0**2}
+
+
+def parse_size_mb(text: str) -> float:
+    """``512``, ``512M``, ``4G``, ``1.5GiB`` → MiB."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise PagecoreError(f"--memory {text!r}: expected a size like 512M, 4G or 4096 (MiB)")
+    v = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if v <= 0:
+        raise PagecoreError(f"--memory {text!r}: must be > 0")
+    return v
+
+
+def parse_memory(items) -> list[float] | None:
+    """``--memory`` values: sizes, or ``FROM:TO:STEP`` ranges (inclusive)."""
+    if not items:
+        return None
+    out = []
+    for item in items:
+        for part in str(item).split(","):
+            if part.count(":") == 2:
+                a, b, s = (parse_size_mb(x) for x in part.split(":"))
+                if b < a:
+                    raise PagecoreError(f"--memory {part!r}: FROM must be <= TO")
+                k = 0
+                while a + k * s <= b + 1e-9:
+                    out.append(a + k * s)
+                    k += 1
+            else:
+                out.append(parse_size_mb(part))
+    return sorted(set(out))
+
+
+def _entries(args) -> list[dict]:
+    import yaml
+
+    entries = []
+    if args.vms:
+        try:
+            with open(args.vms) as fh:
+                data = yaml.safe_load(fh)
+        except OSError as exc:
+            raise PagecoreError(f"{args.vms}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise PagecoreError(f"{args.vms}: not YAML ({str(exc).splitlines()[0]})") from None
+        if isinstance(data, dict):
+            data = data.get("vms")
+        if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
+            raise PagecoreError(f"{args.vms}: expected a list of VMs, each a mapping with pages: or dump:")
+        entries += data
+    for p in args.inputs:
+        e = {"pages": p} if p.endswith(".parquet") else {"dump": p}
+        if args.activity:
+            e["activity"] = args.activity
+        entries.append(e)
+    if args.activity:
+        for e in entries:
+            e.setdefault("activity", args.activity)
+    return entries
+
+
+def _settings(args):
+    from pagecore.experiments.host import settings_from_config
+
+    cfg = {}
+    if args.config or not (args.inputs or args.vms):
+        from pagecore.cli._args import load_workflow_config
+
+        cfg = dict(load_workflow_config(args.config).get("host", {}))
+    ksm = dict(cfg.get("ksm", {}))
+    for k in ("pages_to_scan", "sleep_millisecs", "max_page_sharing"):
+        v = getattr(args, f"ksm_{k}")
+        if v is not None:
+            ksm[k] = v
+    if args.ksm_use_zero_pages:
+        ksm["use_zero_pages"] = True
+    if args.ksm_no_smart_scan:
+        ksm["smart_scan"] = False
+    if args.ksm_advisor:
+        ksm["advisor_mode"] = "scan-time"
+    cfg["ksm"] = ksm
+    pol = None
+    if args.policy:
+        pol = tuple(x for item in args.policy for x in item.split(",") if x)
+    return settings_from_config(
+        cfg,
+        memory_mb=parse_memory(args.memory),
+        policies=pol,
+        replicas=args.replicas,
+        max_vms=args.max_vms,
+        verify=args.verify,
+        emulate_vms=args.emulate_vms,
+    )
+
+
+def format_table(rep: dict) -> str:
+    """The readable answer: per policy and host size, VMs that fit and MiB won per mechanism."""
+    from pagecore.vocab import MECHANISMS
+
+    rows = rep["rows"]
+    lines = []
+    names = ", ".join(f"{v['name']} ({v['size_mb']:.0f} MiB, {v['activity']})" for v in rep["vms"])
+    lines.append(f"VMs of the mix: {names}")
+    elig = sorted({v["ksm_eligibility"] for v in rep["vms"]})
+    lines.append(f"KSM eligibility: {', '.join(elig)} pages; replicas beyond the input: {rep['settings']['replicas']}")
+    short = {"zero": "zero", "share_intra": "intra", "share_inter": "inter", "compress": "zip", "balloon": "balloon",
+             "swap": "swap", "free_report": "freerep"}  # fmt: skip
+    head = f"{'policy':<12}{'host MiB':>9}{'fit':>5}" + "".join(f"{short[m]:>9}" for m in MECHANISMS)
+    head += f"{'idle tax':>9}{'boot swap':>10}{'t90 s':>9}{'scan/s':>9}"
+    lines += ["", "memory won at the consolidation answer (MiB; idle tax = memory moved, not won)", head]
+    for (p, h), g in rows.groupby(["policy", "host_mb"], sort=False):
+        by = dict(zip(g["mechanism"], g["saved_mb_at_fit"], strict=True))
+        r0 = g.iloc[0]
+        line = f"{p:<12}{h:>9g}{int(r0['vms_fit']):>5}" + "".join(f"{by.get(m, 0.0):>9.1f}" for m in MECHANISMS)
+        line += f"{by.get('idle_tax', 0.0):>9.1f}{r0['boot_swap_mb_at_fit']:>10.1f}"
+        line += f"{r0['seconds_to_90pct']:>9.0f}{r0['scan_pages_per_s']:>9,.0f}"
+        lines.append(line)
+    lines += ["", "notes:"]
+    for f in rep["fits"]:
+        for n in f.get("notes", []):
+            lines.append(f"  {f['policy']} @ {f['host_mb']:g} MiB: {n}")
+    lines.append(
+        "  fit = largest number of VMs of this mix with nothing swapped after boot (ballooning allowed where the "
+        "policy balloons); boot swap = what booting them all at once would swap before any sharing is found; "
+        "t90 = seconds for the policy's scanner to find 90 % of the converged sharing on the input VMs; "
+        "scan/s = pages hashed (ESX) or compared (KSM) per second"
+    )
+    return "\n".join(lines)
+
+
+def _json_report(rep: dict) -> dict:
+    out = {k: v for k, v in rep.items() if k not in ("rows", "timelines")}
+    out["rows"] = rep["rows"].to_dict(orient="records")
+    return out
+
+
+def _cmd_host(args) -> int:
+    from pagecore.experiments.host import host_report, load_vms
+
+    outs = [args.output, args.timelines, args.plot]
+    check_outputs(outs, list(args.inputs) + ([args.vms] if args.vms else []))
+    settings = _settings(args)
+    entries = _entries(args)
+    for e in entries:
+        e.setdefault("activity", settings.activity)
+    if not entries:
+        raise PagecoreError("give page tables or dumps (or --vms FILE) to place on the host")
+    vms = load_vms(entries, show_progress=not args.quiet)
+    rep = host_report(vms, settings, dump_dir=args.dump_dir)
+    emit(args, _json_report(rep), rep["rows"], lambda: format_table(rep))
+    if args.timelines:
+        from pagecore._util import atomic_path
+
+        with atomic_path(args.timelines) as tmp:
+            rep["timelines"].to_parquet(tmp, index=False)
+    if args.plot:
+        from pagecore.plotting import save_figure
+        from pagecore.plotting.host import host_whatif
+
+        stem = args.plot.rsplit(".", 1)
+        fmt = (stem[1],) if len(stem) == 2 else ("png",)
+        save_figure(host_whatif(rep["rows"], rep["timelines"]), stem[0], formats=fmt)
+    return 0
+
+
+def register(sub) -> None:
+    """Add the `host` subcommand to the ``pagecore`` parser."""
+    p = command(
+        sub,
+        "host",
+        _cmd_host,
+        help="your VMs on a host: memory won per mechanism, VMs that fit, time to pay off",
+        description="Place the VMs of page tables or dumps on a host of the given memory under the esx2002, "
+        "esxi and kvm-ksm policies (and cooperative, with guest free-page lists): memory won per mechanism "
+        "(zero, share_intra, share_inter, compress, balloon, swap, free_report; idle_tax reported as memory "
+        "moved), the largest number of VMs of this mix that fit with nothing swapped after boot, the boot-time "
+        "swap, the time to reach 90 %% of the sharing and the pages scanned per second.",
+    )
+    p.add_argument("inputs", nargs="*", metavar="PAGES|DUMP", help="page tables (.parquet) or dumps (hashed)")
+    p.add_argument("--vms", metavar="FILE", help="YAML list of VMs (size_mb, reservation_mb, shares, activity)")
+    p.add_argument(
+        "--memory",
+        action="append",
+        metavar="SIZE",
+        help="host memory: 4G, 4096 (MiB), 4G,8G or a range 2G:16G:2G (default: config host.memory_mb)",
+    )
+    p.add_argument("--policy", action="append", metavar="P", help="esx2002, esxi, kvm-ksm, cooperative (default all)")
+    p.add_argument("--activity", help="activity: busy, light (default), idle, idle:F or active:F")
+    p.add_argument("--replicas", choices=("distinct", "identical"), help="copies beyond the inputs (default distinct)")
+    p.add_argument("--max-vms", type=int_at_least(1), help="largest mix size tried (default 256)")
+    p.add_argument("--emulate-vms", type=int_at_least(1), help="VMs the scanner timing runs on (default: the inputs)")
+    p.add_argument("--verify", choices=("auto", "yes", "no"), help="byte-compare equal hashes (default auto)")
+    p.add_argument("--dump-dir", metavar="DIR", help="where the dumps behind the page tables are, if they moved")
+    p.add_argument("--ksm-pages-to-scan", type=int_at_least(1), help="KSM pages_to_scan (default 100)")
+    p.add_argument("--ksm-sleep-millisecs", type=int_at_least(0), help="KSM sleep_millisecs (default 20)")
+    p.add_argument("--ksm-max-page-sharing", type=int_at_least(2), help="KSM max_page_sharing (default 256)")
+    p.add_argument("--ksm-use-zero-pages", action="store_true", help="KSM use_zero_pages=1")
+    p.add_argument("--ksm-no-smart-scan", action="store_true", help="KSM smart_scan=0")
+    p.add_argument("--ksm-advisor", action="store_true", help="KSM advisor_mode=scan-time (pages_to_scan auto-tuned)")
+    add_config_arg(p)
+    add_format_args(p, "host report")
+    p.add_argument("--timelines", metavar="FILE", help="write the scanners' savings over time (Parquet)")
+    p.add_argument("--plot", metavar="FILE", help="write the what-if figure (.png or .pdf)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

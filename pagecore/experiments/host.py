@@ -1,0 +1,1018 @@
+"""Your VMs on a host: what each mechanism wins, how many VMs fit, how long until it pays (issue 15).
+
+``pagecore host`` joins the two halves of pagecore: the VMs' *real page contents* (page tables,
+or dumps hashed on the way) drive the sharing emulators and a steady-state memory-manager model
+under one of four policies, and the answer is given in the mechanism keys of
+:mod:`pagecore.vocab`.
+
+Policies (:data:`POLICIES`)
+---------------------------
+``esx2002``
+    The paper's manager: content-based sharing across all VMs (the ESX scanner of §4, at ESX
+    2.x's ``Mem.ShareScanVM``/``ShareScanTotal`` rates), ballooning of idle memory chosen by the
+    idle memory tax (τ = 0.75, §5.2, at most ``Mem.CtlMaxPercent`` = 65 % of a VM), the paper's
+    free-memory states (swapping starts below the hard state, 2 % of memory, §6.3).
+``esxi``
+    Today's ESXi defaults where they differ: ``Mem.ShareForceSalting = 2`` (every VM its own
+    salt, so pages share only within a VM, zero pages included), guest memory backed by 2 MiB
+    large pages that are broken (and their 4 KiB pages shared) only when free memory falls below
+    the vSphere 6+ *high* state (400 % of minFree), broken greedily where they win most
+    (:func:`pagecore.sharing.largepages.large_page_savings`), swapping below *hard* (32 % of
+    minFree), and pages about to be swapped compressed first into a cache of
+    ``Mem.MemZipMaxPct`` = 10 % of the VM (when the tables carry ``csize_<alg>`` columns:
+    ``pagecore hash --compress lz4``).
+``kvm-ksm``
+    A Linux host: KSM over every eligible page with its sysfs settings (the Numba emulator
+    :mod:`pagecore.sharing.ksm`), no idle tax, no ballooning unless a host policy is named
+    (``balloon: none`` by default). Guest RAM is THP-backed: an all-zero 2 MiB-aligned region of
+    a guest is one huge page that KSM does not merge until it is split (measured on real
+    guests, formats-ksm-esxi.md), so its pages cost memory and win nothing; with the host view
+    (``host_*`` columns from ``pagecore live``) pages not present or mapped to the zero page cost
+    nothing and are not KSM candidates, and ``host_thp`` replaces the all-zero-region rule.
+    Swapping starts below the low watermark (1.25 × ``min_free_kbytes`` = 1.25 × √(16 ×
+    memory in KiB), mm/page_alloc.c).
+``cooperative``
+    Free page reporting (issue 20): registered by :mod:`pagecore.experiments.cooperative` when
+    that module is present.
+
+Model (all in pages; one line per quantity, documented in README "Your VMs on a host")
+--------------------------------------------------------------------------------------
+For ``N`` VMs of the mix (the input VMs cycled; see :func:`replicate`) on ``H`` MiB:
+
+* ``touched_i``: pages of VM ``i`` that cost memory before any mechanism acts (every row of
+  its table, or the host view's present, non-zero-page rows);
+* sharing savings ``S`` per mechanism (``zero``, ``share_intra``, ``share_inter``) from the
+  exact content counts of the N VMs (hash then byte comparison when the dumps are there):
+  what the scanner or KSM reaches once converged (the emulators are run too, for the time it
+  takes; the test suite checks that they converge to these counts);
+* capacity ``C = H − hypervisor_mb − N·vm_overhead_mb − free floor`` (the free memory below
+  which the policy swaps);
+* ``demand = Σ touched_i − S``; if it exceeds ``C`` and the policy balloons, the balloon takes
+  idle memory (``(1 − active_i)`` of VM ``i``'s pages, at most 65 % of it, never below its
+  reservation) from the VMs the idle-tax allocation (:class:`pagecore.sim.allocation.IdleTax`)
+  chooses; what still does not fit is compressed (``esxi``) or swapped.
+* **fits** when nothing is swapped after every VM has booted; the boot-time swap (every VM
+  touching its pages before any sharing is found or any balloon driver runs) is reported
+  separately. The consolidation answer is the largest ``N`` that fits (found by sweeping).
+* ``idle_tax``: memory the tax moves between VMs (half the L1 distance between the allocation
+  with τ and with τ = 0), a *reallocation*, never added to the savings.
+
+Time to 90 % and CPU cost come from running the policy's scanner on the input VMs (or the
+``emulate_vms`` first VMs of the mix): the ESX scanner (:mod:`pagecore.sharing.scanner`, salted
+per VM for ``esxi``) or the KSM emulator, reporting pages hashed or compared per second of
+scanning and the time to reach 90 % of the converged savings.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pagecore.errors import ConfigError, InputError
+from pagecore.vocab import HOST_VIEW_COLUMNS, MECHANISMS
+
+PAGE_KIB = 4
+PAGES_PER_MIB = 256
+REGION_PAGES = 512  # 2 MiB large page on x86-64
+
+POLICIES = ("esx2002", "esxi", "kvm-ksm")
+
+#: Named activity profiles: fraction of a VM's pages active (touched within a sampling period).
+#: ASSUMED round values for operators without traces; pass a trace or "idle:F" for your own.
+ACTIVITY_PROFILES = {"idle": 0.05, "light": 0.25, "busy": 0.9}
+
+
+# ------------------------------------------------------------------------------ inputs
+@dataclass
+class HostVM:
+    """One VM of the mix: its pages and what the manager knows about it."""
+
+    name: str
+    frame: pd.DataFrame  # vm, gpfn, hash, zero (+ host_*, csize_*, guest_free) — one row per page
+    size_mb: float
+    reservation_mb: float = 0.0
+    limit_mb: float | None = None
+    shares: float | None = None
+    active: float = ACTIVITY_PROFILES["light"]
+    activity: str = "light"
+    source: str = ""
+    cache: dict = field(default_factory=dict, repr=False)  # per-VM results reused across mix sizes
+
+    def __post_init__(self):
+        if self.shares is None:
+            self.shares = 10.0 * self.size_mb  # ESX 2.x "normal": 10 shares per MB
+        if self.limit_mb is None:
+            self.limit_mb = self.size_mb
+
+
+@dataclass
+class HostSettings:
+    """Everything ``pagecore host`` needs besides the VMs (the ``host:`` config section)."""
+
+    memory_mb: list = field(default_factory=lambda: [1024.0])
+    policies: tuple = POLICIES
+    hypervisor_mb: float = 0.0  # memory the hypervisor itself keeps (ESX: esx_mb)
+    vm_overhead_mb: float = 16.0  # per-VM overhead in use (HostSpec.overhead_used_mb; UNCONFIRMED)
+    replicas: str = "distinct"  # or "identical" (linked clones)
+    max_vms: int = 256
+    tau: float = 0.75  # Mem.IdleTax 75 % (paper §5.2; ESXi default unchanged)
+    balloon_max_pct: float = 65.0  # Mem.CtlMaxPercent
+    esx2002_hard_pct: float = 2.0  # paper §6.3: swapping below 2 % free
+    esxi_high_pct_of_minfree: float = 400.0  # vSphere 6+: break large pages below 400 % of minFree
+    esxi_hard_pct_of_minfree: float = 32.0  # vSphere 6+: hard state (compress + swap)
+    esxi_memzip_max_pct: float = 10.0  # Mem.MemZipMaxPct
+    compress_algorithm: str = "lz4"
+    kvm_thp: bool = True
+    kvm_balloon: str = "none"
+    ksm: dict = field(default_factory=dict)  # KsmSettings fields
+    scanner: dict = field(default_factory=dict)  # ScannerSettings fields
+    emulate_vms: int | None = None  # VMs the scanner emulation runs on (default: the input VMs)
+    verify: str = "auto"
+    seed: int = 0
+    activity: str = "light"  # of VMs that give none
+
+    def __post_init__(self):
+        self.memory_mb = [float(m) for m in np.atleast_1d(self.memory_mb)]
+        if not self.memory_mb or min(self.memory_mb) <= 0:
+            raise ConfigError(f"host: memory must be > 0 MiB, got {self.memory_mb}")
+        bad = [p for p in self.policies if p not in registered_policies()]
+        if bad:
+            raise ConfigError(f"host: unknown policy {bad[0]!r}; choose from {', '.join(registered_policies())}")
+        if self.replicas not in ("distinct", "identical"):
+            raise ConfigError(f"host: replicas must be distinct or identical, got {self.replicas!r}")
+        if self.kvm_balloon not in ("none",):
+            raise ConfigError(f"host: kvm balloon policy {self.kvm_balloon!r} is not known; use none")
+        if not 0 <= self.tau < 1:
+            raise ConfigError(f"host: tau must be in [0, 1), got {self.tau}")
+        if self.max_vms < 1:
+            raise ConfigError(f"host: max_vms must be >= 1, got {self.max_vms}")
+        parse_activity(self.activity)
+
+
+def parse_activity(text) -> tuple[float, str]:
+    """``busy``/``light``/``idle``, ``idle:F`` (fraction F idle) or ``active:F``: the active
+    fraction and its label."""
+    if isinstance(text, int | float):
+        f = float(text)
+        label = f"active:{f:g}"
+    else:
+        s = str(text).strip()
+        if s in ACTIVITY_PROFILES:
+            return ACTIVITY_PROFILES[s], s
+        kind, sep, val = s.partition(":")
+        if not sep or kind not in ("idle", "active"):
+            raise ConfigError(
+                f"activity {s!r}: use one of {', '.join(ACTIVITY_PROFILES)}, idle:F or active:F (F in [0, 1])"
+            )
+        try:
+            f = float(val)
+        except ValueError:
+            raise ConfigError(f"activity {s!r}: {val!r} is not a number in [0, 1]") from None
+        if kind == "idle":
+            f = 1.0 - f
+        label = s
+    if not 0.0 <= f <= 1.0:
+        raise ConfigError(f"activity {text!r}: the fraction must be in [0, 1]")
+    return f, label
+
+
+def activity_from_trace(path, vm: str, pages: int, period_s: float = 60.0) -> float:
+    """Active fraction of ``vm`` in an access trace (``pagecore synth`` format): the mean over
+    sampling periods of distinct pages touched per period, over the VM's pages."""
+    from pagecore.synth.workloads import read_trace
+
+    seen = {}
+    for b in read_trace(path):
+        df = b.to_pandas()
+        df = df[df["vm"].astype(str) == vm]
+        for per, g in df.groupby((df["t"] // period_s).astype(np.int64)):
+            seen.setdefault(int(per), set()).update(g["gpfn"].to_numpy().tolist())
+    if not seen:
+        raise InputError(path, f"trace has no accesses of VM {vm}; name the VM as in the trace")
+    return float(min(1.0, np.mean([len(s) for s in seen.values()]) / max(pages, 1)))
+
+
+def load_vm(entry: dict, index: int, *, tmpdir: str | None = None, show_progress: bool = False) -> HostVM:
+    """A VM from one entry of a VM list: ``pages`` (page table) or ``dump`` (hashed on the way),
+    optional ``name``, ``size_mb``, ``reservation_mb``, ``limit_mb``, ``shares``, ``activity``
+    (profile, ``idle:F``/``active:F``) or ``trace`` (access-trace file)."""
+    from pagecore.pages.tables import read_page_tables
+
+    known = {"pages", "dump", "format", "name", "size_mb", "reservation_mb", "limit_mb", "shares", "activity", "trace"}
+    unknown = sorted(set(entry) - known)
+    if unknown:
+        raise ConfigError(f"host VM #{index + 1}: unknown key {unknown[0]!r}; keys are {', '.join(sorted(known))}")
+    if ("pages" in entry) == ("dump" in entry):
+        raise ConfigError(f"host VM #{index + 1}: give exactly one of pages: (a page table) or dump: (a memory dump)")
+    if "dump" in entry:
+        from pagecore.pages.ingest import hash_dump
+
+        dump = Path(entry["dump"])
+        if not dump.is_file():
+            raise InputError(dump, f"no such dump (host VM #{index + 1})")
+        name = entry.get("name") or dump.stem
+        out = Path(tmpdir or os.environ.get("TMPDIR", "/tmp")) / f"pagecore-host-{os.getpid()}-{index}.parquet"
+        hash_dump(dump, out, name, format=entry.get("format", "auto"), show_progress=show_progress)
+        path, cleanup = out, True
+        source = str(dump)
+    else:
+        path, cleanup = Path(entry["pages"]), False
+        if not path.is_file():
+            raise InputError(path, f"no such page table (host VM #{index + 1})")
+        source = str(path)
+    try:
+        tab = read_page_tables([path])
+        frame = tab.to_pandas()
+    finally:
+        if cleanup:
+            path.unlink(missing_ok=True)
+    frame["vm"] = frame["vm"].astype(str)
+    vms_in = frame["vm"].unique()
+    if len(vms_in) != 1:
+        raise InputError(
+            source, f"holds {len(vms_in)} VMs ({', '.join(map(str, vms_in[:3]))}…); give one page table per VM"
+        )
+    name = str(entry.get("name") or vms_in[0])
+    frame["vm"] = name
+    pages = len(frame)
+    table_mb = pages / PAGES_PER_MIB
+    size_mb = float(entry.get("size_mb", table_mb))
+    if abs(size_mb - table_mb) > max(1.0, 0.01 * table_mb):
+        raise InputError(
+            source,
+            f"VM {name}: size_mb {size_mb:g} does not match its page table ({pages:,} pages = {table_mb:.1f} MiB); "
+            f"set size_mb to {table_mb:.0f} or omit it",
+        )
+    if "trace" in entry:
+        active = activity_from_trace(entry["trace"], name, pages)
+        label = f"trace:{Path(entry['trace']).name}"
+    else:
+        active, label = parse_activity(entry.get("activity", "light"))
+    res = float(entry.get("reservation_mb", 0.0))
+    lim = entry.get("limit_mb")
+    if res < 0 or res > size_mb:
+        raise ConfigError(f"VM {name}: reservation_mb {res:g} must be in [0, size_mb = {size_mb:g}]")
+    if lim is not None and not res <= float(lim):
+        raise ConfigError(f"VM {name}: limit_mb {lim} is below its reservation_mb {res:g}")
+    return HostVM(
+        name=name,
+        frame=frame,
+        size_mb=size_mb,
+        reservation_mb=res,
+        limit_mb=None if lim is None else float(lim),
+        shares=None if entry.get("shares") is None else float(entry["shares"]),
+        active=active,
+        activity=label,
+        source=source,
+    )
+
+
+def load_vms(entries, **kw) -> list[HostVM]:
+    """VMs from a VM list; a VM named twice is refused with both sources named."""
+    vms, seen = [], {}
+    for i, e in enumerate(entries):
+        v = load_vm(e, i, **kw)
+        if v.name in seen:
+            raise InputError(
+                v.source,
+                f"VM {v.name} is listed twice (also from {seen[v.name]}); list each VM once "
+                "or give the copies different name: values",
+            )
+        seen[v.name] = v.source
+        vms.append(v)
+    if not vms:
+        raise ConfigError("host: no VMs given; list page tables or dumps")
+    return vms
+
+
+# ------------------------------------------------------------------------------ contents
+@dataclass
+class PageSet:
+    """The pages of N VMs as flat arrays (one entry per page)."""
+
+    names: list
+    vm: np.ndarray  # int64 VM index
+    gpfn: np.ndarray  # uint64
+    key: np.ndarray  # uint64 content key (hash, remixed per true content when verified)
+    zero: np.ndarray  # bool
+    cost: np.ndarray  # bool: the page costs host memory before any mechanism
+    eligible: np.ndarray  # bool: a candidate for sharing (KSM: present, not zero-page, not in a THP)
+    csize: np.ndarray | None = None  # int32 compressed size, or None
+
+    @property
+    def n_vms(self) -> int:
+        return len(self.names)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        z = x ^ (x >> np.uint64(33))
+        z = z * np.uint64(0xFF51AFD7ED558CCD)
+        z = z ^ (z >> np.uint64(33))
+        z = z * np.uint64(0xC4CEB9FE1A85EC53)
+        return z ^ (z >> np.uint64(33))
+
+
+def content_keys(vms: list[HostVM], verify: str = "auto", dump_dir=None) -> list[np.ndarray]:
+    """Per VM, a content key per page: the page hash, made distinct where byte verification
+    found different contents behind one hash (the ESX scanner's full comparison, §4.2).
+
+    ``verify``: ``yes`` refuses VMs whose page table has no dump behind it (naming the VM);
+    ``auto`` verifies when every dump is there; ``no`` trusts the hashes.
+    """
+    keys = [v.frame["hash"].to_numpy(np.uint64) for v in vms]
+    if verify == "no":
+        return keys
+    paths = [v.source for v in vms]
+    if any(not str(p).endswith(".parquet") for p in paths):
+        if verify == "yes":
+            raise ConfigError(
+                "host: --verify yes needs page tables with their dumps (VMs given as dumps are hashed here)"
+            )
+        return keys
+    from pagecore.pages.verify import unavailable_reason, verify_tables
+
+    for v in vms:
+        reason = unavailable_reason([v.source], dump_dir)
+        if reason is not None:
+            if verify == "yes":
+                raise InputError(
+                    v.source,
+                    f"VM {v.name}: its page table has no bytes behind it ({reason}); the ESX scanner compares "
+                    "bytes before sharing: pass --dump-dir DIR where the dumps are, or --verify no",
+                )
+            return keys
+    ver = verify_tables(paths, dump_dir=dump_dir)
+    allk = ver.content_keys(np.concatenate(keys))
+    inel = ver.ineligible
+    # unresolved pages never share: give each its own key
+    if inel.any():
+        allk = allk.copy()
+        allk[inel] = _mix64(np.flatnonzero(inel).astype(np.uint64) + np.uint64(0xA5A5_0000_0000_0000))
+    out, lo = [], 0
+    for k in keys:
+        out.append(allk[lo : lo + len(k)])
+        lo += len(k)
+    return out
+
+
+def replicate(vms: list[HostVM], keys: list[np.ndarray], n: int, replicas: str = "distinct"):
+    """The first ``n`` VMs of the mix cycled (``vm``, ``vm#2``, …): ``(name, vm, keys, input
+    index)`` per VM.
+
+    ``distinct`` (default): a copy shares with the others exactly what the input VMs share
+    with each other — a content found in two or more input VMs is common; a content found in
+    only one input VM is that VM's own data, which each copy holds in its own version (its keys
+    remapped one to one, so the copy's own duplicates stay duplicates). One input VM therefore
+    gives copies that share only zero pages and their own duplicates: give at least two VMs of a
+    kind to measure inter-VM sharing. ``identical``: linked clones, every page equal to the
+    original's.
+    """
+    m = len(vms)
+    own = _own_masks(vms, keys) if replicas == "distinct" and n > m else None
+    out = []
+    for j in range(n):
+        i = j % m
+        v, k = vms[i], keys[i]
+        copy = j // m
+        name = v.name if copy == 0 else f"{v.name}#{copy + 1}"
+        if copy and own is not None:
+            o = own[i]
+            k = k.copy()
+            k[o] = _mix64(k[o] ^ np.uint64(copy * 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF))
+        out.append((name, v, k, i))
+    return out
+
+
+def _own_masks(vms: list[HostVM], keys: list[np.ndarray]) -> list[np.ndarray]:
+    """Per input VM, its pages whose non-zero content no other input VM holds (cached)."""
+    tag = ("own", tuple(v.name for v in vms))
+    if tag not in vms[0].cache:
+        k_all = np.concatenate([np.unique(k) for k in keys])
+        u, c = np.unique(k_all, return_counts=True)
+        common = u[c > 1]
+        vms[0].cache[tag] = [
+            ~np.isin(k, common) & ~v.frame["zero"].to_numpy(bool) for v, k in zip(vms, keys, strict=True)
+        ]
+    return vms[0].cache[tag]
+
+
+def page_set(members, policy: str, settings: HostSettings) -> PageSet:
+    """Flat arrays of the replicated VMs, with the policy's cost and eligibility rules."""
+    names, vm, gpfn, key, zero, cost, elig, cs = [], [], [], [], [], [], [], []
+    alg = f"csize_{settings.compress_algorithm}"
+    have_cs = all(alg in v.frame for _, v, _, _ in members)
+    for name, v, k, _ in members:
+        f = v.frame
+        n = len(f)
+        names.append(name)
+        vm.append(np.full(n, len(names) - 1, np.int64))
+        g = f["gpfn"].to_numpy(np.uint64)
+        z = f["zero"].to_numpy(bool)
+        gpfn.append(g)
+        key.append(k)
+        zero.append(z)
+        c = np.ones(n, bool)
+        e = np.ones(n, bool)
+        if all(col in f for col in HOST_VIEW_COLUMNS):
+            present = f["host_present"].to_numpy(bool)
+            zp = f["host_zero_page"].to_numpy(bool)
+            c = present & ~zp
+            e = c.copy()
+            if policy == "kvm-ksm" and settings.kvm_thp:
+                thp = f["host_thp"].to_numpy(bool)
+                e &= ~(thp & z)  # an all-zero huge page is not merged until split
+        elif policy == "kvm-ksm" and settings.kvm_thp:
+            e &= ~_zero_regions(g, z)
+        cost.append(c)
+        elig.append(e)
+        if have_cs:
+            cs.append(f[alg].to_numpy(np.int32))
+    return PageSet(
+        names,
+        np.concatenate(vm),
+        np.concatenate(gpfn),
+        np.concatenate(key),
+        np.concatenate(zero),
+        np.concatenate(cost),
+        np.concatenate(elig),
+        np.concatenate(cs) if have_cs else None,
+    )
+
+
+def _zero_regions(gpfn: np.ndarray, zero: np.ndarray) -> np.ndarray:
+    """Pages in a fully present 2 MiB-aligned region whose pages are all zero."""
+    reg = (gpfn // np.uint64(REGION_PAGES)).astype(np.int64)
+    if not len(reg):
+        return np.zeros(0, bool)
+    u, inv, cnt = np.unique(reg, return_inverse=True, return_counts=True)
+    zc = np.bincount(inv, weights=zero.astype(np.float64), minlength=len(u))
+    full_zero = (cnt == REGION_PAGES) & (zc == REGION_PAGES)
+    return full_zero[inv]
+
+
+# ------------------------------------------------------------------------------ sharing at steady state
+def sharing_savings(ps: PageSet, policy: str, settings: HostSettings, mask: np.ndarray | None = None) -> dict:
+    """Pages saved per sharing mechanism once the scanner/KSM has converged, total and per VM.
+
+    ``zero``: zero pages backed by one page (ESX; one per VM under salting; KSM: the kernel
+    zero page with ``use_zero_pages``, else merged like any content); ``share_intra`` /
+    ``share_inter``: the further copies of each non-zero content within / across VMs (for a
+    content in ``v`` VMs with ``n_j`` copies in VM ``j``: intra ``Σ (n_j − 1)``, inter
+    ``v − 1``); under KSM each content keeps ``ceil(n / max_page_sharing)`` pages, the loss
+    taken from ``share_inter`` first. Per-VM values attribute each saved page to the VMs
+    holding the content in proportion to their copies.
+    """
+    sel = ps.eligible & ps.cost
+    if mask is not None:
+        sel &= mask
+    vm = ps.vm[sel]
+    key = ps.key[sel]
+    zero = ps.zero[sel]
+    nv = ps.n_vms
+    salted = policy == "esxi"
+    ksm = policy == "kvm-ksm"
+    kset = _ksm_settings(settings)
+    per_vm = {m: np.zeros(nv) for m in ("zero", "share_intra", "share_inter")}
+    # zero pages
+    zvm = vm[zero]
+    zc = np.bincount(zvm, minlength=nv).astype(np.float64)
+    if ksm and kset.use_zero_pages:
+        per_vm["zero"] = zc
+    elif ksm:
+        tot = zc.sum()
+        saved = tot - math.ceil(tot / kset.max_page_sharing) if tot else 0.0
+        per_vm["zero"] = zc * (saved / tot) if tot else zc
+    elif salted:
+        per_vm["zero"] = np.maximum(zc - 1, 0)
+    else:
+        tot = zc.sum()
+        per_vm["zero"] = zc * ((tot - 1) / tot) if tot else zc
+    # non-zero contents
+    nz = ~zero
+    k, v = key[nz], vm[nz]
+    if len(k):
+        order = np.lexsort((v, k))
+        k, v = k[order], v[order]
+        new_pair = np.ones(len(k), bool)
+        new_pair[1:] = (k[1:] != k[:-1]) | (v[1:] != v[:-1])
+        pair_id = np.cumsum(new_pair) - 1
+        n_pair = np.bincount(pair_id).astype(np.float64)
+        pk, pv = k[new_pair], v[new_pair]
+        new_c = np.ones(len(pk), bool)
+        new_c[1:] = pk[1:] != pk[:-1]
+        cid = np.cumsum(new_c) - 1
+        n_c = np.bincount(cid, weights=n_pair)
+        v_c = np.bincount(cid).astype(np.float64)
+        intra_c = n_c - v_c  # Σ (n_j − 1)
+        inter_c = v_c - 1 if not salted else np.zeros_like(v_c)
+        if ksm:
+            keep = np.ceil(n_c / kset.max_page_sharing)
+            total = n_c - keep
+            intra_c = np.minimum(intra_c, total)
+            inter_c = total - intra_c
+        w = n_pair / n_c[cid]  # the VM's share of the content's copies
+        per_vm["share_intra"] = np.bincount(pv, weights=intra_c[cid] * w, minlength=nv)
+        per_vm["share_inter"] = np.bincount(pv, weights=inter_c[cid] * w, minlength=nv)
+    return {"total": {m: float(a.sum()) for m, a in per_vm.items()}, "per_vm": per_vm}
+
+
+#: KSM's scan-time advisor (Linux 6.7+, mm/ksm.c; formats-ksm-esxi.md): target seconds per full
+#: scan and the bounds of pages_to_scan it may choose.
+ADVISOR = {"advisor_target_scan_time": 200.0, "advisor_min_pages_to_scan": 500, "advisor_max_pages_to_scan": 30000}
+
+
+def _ksm_settings(settings: HostSettings, pages: int | None = None):
+    """:class:`~pagecore.sharing.ksm.KsmSettings` from ``host.ksm``. With ``advisor_mode:
+    scan-time`` the advisor's fixed point is used from the start: the ``pages_to_scan`` that makes
+    one full scan of ``pages`` take ``advisor_target_scan_time``, within the advisor's bounds (the
+    kernel reaches it by an EWMA over the first full scans)."""
+    from pagecore.sharing.ksm import KsmSettings
+
+    k = dict(settings.ksm)
+    mode = k.pop("advisor_mode", "none")
+    adv = {a: k.pop(a, d) for a, d in ADVISOR.items()}
+    if mode not in ("none", "scan-time"):
+        raise ConfigError(f"host.ksm.advisor_mode: none or scan-time, got {mode!r}")
+    if mode == "scan-time" and pages:
+        sleep_s = k.get("sleep_millisecs", 20) / 1000.0
+        want = math.ceil(pages * max(sleep_s, 1e-3) / adv["advisor_target_scan_time"])
+        k["pages_to_scan"] = int(min(max(want, adv["advisor_min_pages_to_scan"]), adv["advisor_max_pages_to_scan"]))
+    try:
+        return KsmSettings(**k)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"host.ksm: {exc}") from None
+
+
+def _scanner_settings(settings: HostSettings):
+    from pagecore.sharing.scanner import ScannerSettings
+
+    try:
+        return ScannerSettings(**{"seed": settings.seed, **settings.scanner})
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"host.scanner: {exc}") from None
+
+
+# ------------------------------------------------------------------------------ the fit
+def min_free_kvm_mb(host_mb: float) -> float:
+    """The low watermark of a Linux host: 1.25 × min_free_kbytes, with min_free_kbytes =
+    √(16 × lowmem KiB) (mm/page_alloc.c, ``calculate_min_free_kbytes``), clamped to [128 KiB,
+    256 MiB] (the kernel's bounds since 5.x)."""
+    kib = min(max(math.sqrt(16.0 * host_mb * 1024.0), 128.0), 262144.0)
+    return 1.25 * kib / 1024.0
+
+
+def min_free_esxi_mb(host_mb: float) -> float:
+    """vSphere 6+ minFree: 6 % of the first 4 GiB, 4 % of the next 8, 2 % of the next 16, 1 %
+    above (formats-ksm-esxi.md)."""
+    tiers = ((4096.0, 0.06), (8192.0, 0.04), (16384.0, 0.02), (math.inf, 0.01))
+    left, out = host_mb, 0.0
+    for size, pct in tiers:
+        take = min(left, size)
+        out += take * pct
+        left -= take
+        if left <= 0:
+            break
+    return out
+
+
+def free_floor_mb(policy: str, host_mb: float, settings: HostSettings) -> float:
+    """Free memory below which the policy swaps."""
+    if policy == "esx2002":
+        return settings.esx2002_hard_pct / 100.0 * host_mb
+    if policy == "esxi":
+        return settings.esxi_hard_pct_of_minfree / 100.0 * min_free_esxi_mb(host_mb)
+    if policy in _EXTRA_POLICIES:
+        return _EXTRA_POLICIES[policy].get("free_floor_mb", min_free_kvm_mb)(host_mb)
+    return min_free_kvm_mb(host_mb)
+
+
+def balloons(policy: str, settings: HostSettings) -> bool:
+    if policy in _EXTRA_POLICIES:
+        return bool(_EXTRA_POLICIES[policy].get("balloons", False))
+    return policy in ("esx2002", "esxi") or settings.kvm_balloon != "none"
+
+
+@dataclass
+class Fit:
+    """The state of N VMs on H MiB under one policy (all memory in MiB)."""
+
+    policy: str
+    host_mb: float
+    n_vms: int
+    fits: bool
+    capacity_mb: float
+    demand_mb: float
+    saved_mb: dict
+    idle_tax_mb: float
+    boot_swap_mb: float
+    swap_mb: float
+    per_vm: pd.DataFrame
+    notes: list = field(default_factory=list)
+
+
+def evaluate(members, policy: str, host_mb: float, settings: HostSettings) -> Fit:
+    """Whether ``members`` (from :func:`replicate`) fit on ``host_mb`` under ``policy``."""
+    from pagecore.sim.allocation import IdleTax
+
+    ps = page_set(members, policy, settings)
+    n = ps.n_vms
+    notes = []
+    overhead = settings.hypervisor_mb + n * settings.vm_overhead_mb
+    cap_mb = host_mb - overhead - free_floor_mb(policy, host_mb, settings)
+    reserve = sum(v.reservation_mb for _, v, _, _ in members)
+    if cap_mb < reserve:
+        # reported by the caller (host smaller than the reservations) when even one mix does not fit
+        pass
+    touched = np.bincount(ps.vm, weights=ps.cost.astype(np.float64), minlength=n)
+    sav = {m: np.zeros(n) for m in MECHANISMS}
+    extra = _EXTRA_POLICIES.get(policy)
+    if extra and "savings" in extra:
+        got = extra["savings"](ps, members, settings)
+        for m_, a in got.items():
+            sav[m_] = np.asarray(a, float)
+        base = extra.get("sharing_policy", "kvm-ksm")
+        sh = sharing_savings(ps, base, settings, mask=extra.get("sharing_mask", lambda p: None)(ps))
+    elif policy == "esxi":
+        high_mb = host_mb - overhead - settings.esxi_high_pct_of_minfree / 100.0 * min_free_esxi_mb(host_mb)
+        sh = {"per_vm": {m: np.zeros(n) for m in ("zero", "share_intra", "share_inter")}}
+        need = touched.sum() / PAGES_PER_MIB - high_mb
+        if need > 0:
+            sh = _esxi_break(members, ps, need * PAGES_PER_MIB, notes)
+        else:
+            notes.append(f"{n} VMs: large pages intact (free memory stays above the high state), nothing shared")
+    else:
+        sh = sharing_savings(ps, policy, settings)
+    for m_ in ("zero", "share_intra", "share_inter"):
+        sav[m_] = sav[m_] + sh["per_vm"][m_]
+    backed = touched - sum(sav[m_] for m_ in ("zero", "share_intra", "share_inter", "free_report"))
+    cap_pages = cap_mb * PAGES_PER_MIB
+    demand = backed.sum()
+    sizes = np.array([v.size_mb for _, v, _, _ in members]) * PAGES_PER_MIB
+    res = np.array([v.reservation_mb for _, v, _, _ in members]) * PAGES_PER_MIB
+    shares = np.array([v.shares for _, v, _, _ in members])
+    act = np.array([v.active for _, v, _, _ in members])
+    active_pages = act * backed
+    idle_tax = 0.0
+    target = backed.copy()
+    if demand > cap_pages and balloons(policy, settings):
+        floor = np.maximum(res, backed - np.minimum((1 - act) * backed, settings.balloon_max_pct / 100.0 * sizes))
+        floor = np.minimum(floor, backed)
+        avail = max(int(cap_pages), 0)
+        tax = IdleTax()
+        target = tax.targets(shares, np.ceil(floor), np.ceil(backed), active_pages, avail, settings.tau).astype(float)
+        flat = tax.targets(shares, np.ceil(floor), np.ceil(backed), active_pages, avail, 0.0).astype(float)
+        idle_tax = 0.5 * float(np.abs(target - flat).sum())
+        target = np.minimum(target, backed)
+        sav["balloon"] = backed - target
+    need = max(0.0, target.sum() - cap_pages)
+    if need > 0 and policy == "esxi":
+        if ps.csize is None:
+            notes.append(f"no csize_{settings.compress_algorithm} column (hash --compress): compression not modelled")
+        else:
+            got = _esxi_compress(ps, target, need, settings)
+            sav["compress"] = got
+            need = max(0.0, need - got.sum())
+    sav["swap"] = target / max(target.sum(), 1) * need if need > 0 else np.zeros(n)
+    boot_swap = max(0.0, touched.sum() - sav["free_report"].sum() - cap_pages)
+    saved_mb = {m_: float(a.sum()) / PAGES_PER_MIB for m_, a in sav.items()}
+    per_vm = pd.DataFrame(
+        {
+            "vm": ps.names,
+            "touched_mb": touched / PAGES_PER_MIB,
+            "active": act,
+            **{f"{m_}_mb": a / PAGES_PER_MIB for m_, a in sav.items()},
+        }
+    )
+    return Fit(
+        policy=policy,
+        host_mb=host_mb,
+        n_vms=n,
+        fits=need <= 0 and cap_mb >= reserve / 1.0,
+        capacity_mb=cap_mb,
+        demand_mb=demand / PAGES_PER_MIB,
+        saved_mb=saved_mb,
+        idle_tax_mb=idle_tax / PAGES_PER_MIB,
+        boot_swap_mb=boot_swap / PAGES_PER_MIB,
+        swap_mb=need / PAGES_PER_MIB,
+        per_vm=per_vm,
+        notes=notes,
+    )
+
+
+def _esxi_break(members, ps: PageSet, need_pages: float, notes: list) -> dict:
+    """ESXi breaks large pages, most savings first, until ``need_pages`` are won or all are
+    broken. Salting keeps sharing within each VM, so each VM's greedy breaking order
+    (:func:`pagecore.sharing.largepages.large_page_savings`) is its own, and the host's greedy
+    order is their merge by gain (the next region is always the best of any VM's next)."""
+    import heapq
+
+    n = ps.n_vms
+    curves = [_vm_curve(v, k, ps, j) for j, (_, v, k, _) in enumerate(members)]
+    heap = [(-int(c[0][1]), j, 1) for j, c in enumerate(curves) if len(c[0]) > 1]
+    heapq.heapify(heap)
+    broken = np.zeros(n, np.int64)
+    won = 0.0
+    while heap and won < need_pages:
+        g, j, pos = heapq.heappop(heap)
+        won += -g
+        broken[j] = pos
+        if pos + 1 < len(curves[j][0]):
+            heapq.heappush(heap, (-int(curves[j][0][pos + 1]), j, pos + 1))
+    total_regions = sum(len(c[0]) - 1 for c in curves)
+    notes.append(f"{n} VMs: {int(broken.sum()):,} of {total_regions:,} large pages broken under pressure")
+    per_vm = {m: np.zeros(n) for m in ("zero", "share_intra", "share_inter")}
+    for j, (_, v, k, _) in enumerate(members):
+        z, intra = _vm_broken_savings(v, k, ps, j, int(broken[j]), curves[j][1])
+        per_vm["zero"][j] = z
+        per_vm["share_intra"][j] = intra
+    # gain_pages: the curve's own count, where every zero page in a broken region is saved; the
+    # savings above keep one zero page per VM (its salt domain), as sharing_savings does
+    return {"total": {m: float(a.sum()) for m, a in per_vm.items()}, "per_vm": per_vm, "gain_pages": won}
+
+
+def _vm_curve(v: HostVM, k: np.ndarray, ps: PageSet, j: int):
+    """(gains with a leading 0, regions in breaking order) of one VM alone (cached per input
+    VM: a copy's keys are a one-to-one remap, so its order is the same)."""
+    from pagecore.sharing.largepages import large_page_savings
+
+    tag = "esxi_curve"
+    if tag not in v.cache:
+        sel = (ps.vm == j) & ps.cost
+        _, curve = large_page_savings(np.zeros(int(sel.sum()), np.int64), ps.gpfn[sel], ps.key[sel], ps.zero[sel])
+        v.cache[tag] = (curve["gain"].to_numpy(np.int64), curve["region"].to_numpy(np.int64)[1:])
+    return v.cache[tag]
+
+
+def _vm_broken_savings(v: HostVM, k, ps: PageSet, j: int, nbroken: int, order) -> tuple[float, float]:
+    """Zero-page and intra-VM savings of one VM with its first ``nbroken`` regions broken."""
+    tag = ("esxi_broken", nbroken)
+    if tag not in v.cache:
+        sel = (ps.vm == j) & ps.cost
+        reg = (ps.gpfn[sel] // np.uint64(REGION_PAGES)).astype(np.int64)
+        m = np.isin(reg, order[:nbroken])
+        key, zero = ps.key[sel][m], ps.zero[sel][m]
+        zc = int(zero.sum())
+        u = np.unique(key[~zero]).size
+        v.cache[tag] = (float(max(zc - 1, 0)), float((~zero).sum() - u))
+    return v.cache[tag]
+
+
+def _esxi_compress(ps: PageSet, target: np.ndarray, need: float, settings: HostSettings) -> np.ndarray:
+    """Pages compression avoids swapping, per VM: the swap victims (spread over VMs in
+    proportion to their allocation) compressed into each VM's cache."""
+    from pagecore.sharing.compress import esxi_compression
+
+    n = ps.n_vms
+    out = np.zeros(n)
+    share = target / max(target.sum(), 1) * need
+    rng = np.random.default_rng(settings.seed)
+    for i in range(n):
+        k = math.ceil(share[i])
+        if k <= 0:
+            continue
+        idx = np.flatnonzero((ps.vm == i) & ps.cost)
+        pick = rng.permutation(idx)[:k]
+        r = esxi_compression(
+            ps.csize[pick], int(target[i] * 4096), max_pct=settings.esxi_memzip_max_pct
+        )  # the cache holds up to MemZipMaxPct of the VM
+        out[i] = r["saved_bytes"] / 4096.0
+    return out
+
+
+def consolidation(vms, keys, policy: str, host_mb: float, settings: HostSettings, cache: dict | None = None):
+    """The largest N (1 … ``max_vms``) whose mix fits on ``host_mb``; the fits evaluated.
+
+    Exponential then binary search over N, assuming more VMs never need less memory (each
+    adds its overhead and at least nothing); both neighbours of the answer are evaluated.
+    """
+    cache = {} if cache is None else cache
+
+    def fit(n):
+        if n not in cache:
+            cache[n] = evaluate(replicate(vms, keys, n, settings.replicas), policy, host_mb, settings)
+        return cache[n]
+
+    if not fit(1).fits:
+        return 0, cache
+    lo, hi = 1, 2
+    while hi <= settings.max_vms and fit(hi).fits:
+        lo, hi = hi, hi * 2
+    hi = min(hi, settings.max_vms + 1)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fit(mid).fits:
+            lo = mid
+        else:
+            hi = mid
+    return lo, cache
+
+
+# ------------------------------------------------------------------------------ over time
+def scan_over_time(members, policy: str, settings: HostSettings) -> dict:
+    """Run the policy's scanner on ``members`` until it converges: the savings timeline (MiB),
+    the time to 90 % of the converged savings and the scanning rate."""
+    from pagecore.sharing.pagehistory import PageHistory
+
+    ps = page_set(members, policy, settings)
+    sel = ps.eligible & ps.cost
+    key = ps.key[sel]
+    vm = ps.vm[sel]
+    if policy == "esxi":  # salting: each VM its own hash domain (zero pages too)
+        key = _mix64(key ^ (vm.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)))
+    hist = PageHistory.from_pages(key, ps.zero[sel] if policy != "esxi" else np.zeros(len(key), bool), vm, ps.names)
+    if policy == "kvm-ksm":
+        from pagecore.sharing.ksm import emulate_ksm
+
+        ks = _ksm_settings(settings, len(key))
+        r = emulate_ksm(hist, ks)
+        tl = r.timeline
+        saved = tl["pages_sharing"].to_numpy(float) + tl["ksm_zero_pages"].to_numpy(float)
+        rate = ks.pages_to_scan / (ks.sleep_millisecs / 1000.0 + ks.pages_to_scan * ks.scan_us_per_page * 1e-6)
+        what = "pages compared per second (KSM visits)"
+        full_scan_s = len(key) / rate if rate else math.inf
+    else:
+        from pagecore.sharing.scanner import emulate_scanner
+
+        ss = _scanner_settings(settings)
+        r = emulate_scanner(hist, ss)
+        tl = r.timeline
+        saved = tl["reclaimed_pages"].to_numpy(float)
+        rate = min(ss.scan_rate_vm * ps.n_vms, ss.scan_rate_total)
+        what = "pages hashed per second (ESX scanner)"
+        full_scan_s = len(key) / rate if rate else math.inf
+    t = tl["t"].to_numpy(float)
+    final = float(saved[-1]) if len(saved) else 0.0
+    hit = np.flatnonzero(saved >= 0.9 * final) if final > 0 else np.zeros(0, np.int64)
+    t90 = float(t[hit[0]]) if len(hit) else 0.0
+    return {
+        "policy": policy,
+        "vms": ps.n_vms,
+        "pages": len(key),
+        "converged_saved_mb": final / PAGES_PER_MIB,
+        "seconds_to_90pct": t90,
+        "scan_pages_per_s": float(rate),
+        "scan_rate_means": what,
+        "full_scan_s": float(full_scan_s),
+        "timeline": pd.DataFrame({"policy": policy, "t_s": t, "saved_mb": saved / PAGES_PER_MIB}),
+    }
+
+
+# ------------------------------------------------------------------------------ the report
+#: Policies other modules add: name -> {"savings": f(ps, members, settings) -> {mech: per-VM
+#: pages}, "balloons": bool, "sharing_policy": base policy for sharing, "free_floor_mb": f}
+_EXTRA_POLICIES: dict = {}
+
+
+def register_policy(name: str, **spec) -> None:
+    """Add a policy (issue 20's ``cooperative``) to :func:`registered_policies`."""
+    _EXTRA_POLICIES[name] = spec
+
+
+def registered_policies() -> tuple:
+    _load_extra()
+    return POLICIES + tuple(p for p in _EXTRA_POLICIES if p not in POLICIES)
+
+
+def _load_extra() -> None:
+    try:  # the cooperative policy registers itself when its module exists
+        import pagecore.experiments.cooperative  # noqa: F401
+    except ImportError:
+        pass
+
+
+def check_reservations(vms: list[HostVM], host_mb: float, settings: HostSettings) -> None:
+    """One line when the host cannot hold the VMs' reservations and overheads at all."""
+    need = settings.hypervisor_mb + sum(v.reservation_mb + settings.vm_overhead_mb for v in vms)
+    if need > host_mb:
+        big = max(vms, key=lambda v: v.reservation_mb)
+        lower = (
+            f"lower reservation_mb of VM {big.name} ({big.reservation_mb:g})"
+            if big.reservation_mb > 0
+            else f"lower vm_overhead_mb ({settings.vm_overhead_mb:g} per VM) or hypervisor_mb"
+        )
+        raise ConfigError(
+            f"host: {host_mb:g} MiB is smaller than the {len(vms)} VMs' reservations and overheads ({need:g} MiB): "
+            f"give at least {math.ceil(need)} MiB or {lower}"
+        )
+
+
+def host_report(vms: list[HostVM], settings: HostSettings, *, dump_dir=None, progress=None) -> dict:
+    """The whole answer: per policy and host size, savings per mechanism, the consolidation
+    answer, boot-time swap, the time to 90 % and the scanning cost (see the module docstring)."""
+    check_reservations(vms, max(settings.memory_mb), settings)
+    for v in vms:
+        v.cache.clear()
+    keys = content_keys(vms, settings.verify, dump_dir)
+    rows, timelines, scans, fits = [], [], {}, []
+    n_in = len(vms)
+    n_emu = settings.emulate_vms or n_in
+    steps = [(p, h) for p in settings.policies for h in settings.memory_mb]
+    for p in settings.policies:
+        scans[p] = scan_over_time(replicate(vms, keys, n_emu, settings.replicas), p, settings)
+        timelines.append(scans[p].pop("timeline"))
+    for p, h in steps:
+        n_fit, cache = consolidation(vms, keys, p, h, settings)
+        at = cache[max(n_fit, 1)] if n_fit else cache[1]
+        mine = cache.get(n_in) or evaluate(replicate(vms, keys, n_in, settings.replicas), p, h, settings)
+        fits.append({"policy": p, "host_mb": h, "vms_fit": n_fit, "evaluated": sorted(cache)})
+        for m_ in MECHANISMS:
+            rows.append(
+                {
+                    "policy": p,
+                    "host_mb": h,
+                    "vms_fit": n_fit,
+                    "kind": "saving",
+                    "mechanism": m_,
+                    "saved_mb_input_vms": mine.saved_mb[m_],
+                    "saved_mb_at_fit": at.saved_mb[m_] if n_fit else 0.0,
+                    "boot_swap_mb_at_fit": at.boot_swap_mb if n_fit else 0.0,
+                    "swap_mb_input_vms": mine.swap_mb,
+                    "seconds_to_90pct": scans[p]["seconds_to_90pct"],
+                    "scan_pages_per_s": scans[p]["scan_pages_per_s"],
+                }
+            )
+        rows.append(
+            {
+                "policy": p,
+                "host_mb": h,
+                "vms_fit": n_fit,
+                "kind": "reallocation",
+                "mechanism": "idle_tax",
+                "saved_mb_input_vms": mine.idle_tax_mb,
+                "saved_mb_at_fit": at.idle_tax_mb if n_fit else 0.0,
+                "boot_swap_mb_at_fit": at.boot_swap_mb if n_fit else 0.0,
+                "swap_mb_input_vms": mine.swap_mb,
+                "seconds_to_90pct": scans[p]["seconds_to_90pct"],
+                "scan_pages_per_s": scans[p]["scan_pages_per_s"],
+            }
+        )
+        fits[-1]["notes"] = list(dict.fromkeys(mine.notes + (at.notes if n_fit else [])))
+        if progress:
+            progress()
+    table = pd.DataFrame(rows)
+    return {
+        "vms": [
+            {
+                "name": v.name,
+                "source": v.source,
+                "size_mb": v.size_mb,
+                "reservation_mb": v.reservation_mb,
+                "shares": v.shares,
+                "activity": v.activity,
+                "active": v.active,
+                "ksm_eligibility": "host_view" if all(c in v.frame for c in HOST_VIEW_COLUMNS) else "all",
+            }
+            for v in vms
+        ],
+        "settings": {k: v for k, v in settings.__dict__.items()},
+        "mechanisms": list(MECHANISMS),
+        "reallocations": ["idle_tax"],
+        "scan": scans,
+        "fits": fits,
+        "rows": table,
+        "timelines": pd.concat(timelines, ignore_index=True) if timelines else pd.DataFrame(),
+    }
+
+
+def settings_from_config(cfg: dict, **over) -> HostSettings:
+    """:class:`HostSettings` from the workflow config's ``host:`` section."""
+    h = dict(cfg or {})
+    h.pop("vms", None)
+    h.pop("guests", None)
+    known = set(HostSettings.__dataclass_fields__)
+    bad = sorted(set(h) - known)
+    if bad:
+        raise ConfigError(f"host: unknown key {bad[0]!r}")
+    if "policies" in h:
+        h["policies"] = tuple(h["policies"])
+    h.update({k: v for k, v in over.items() if v is not None})
+    return HostSettings(**h)
+
+
+__all__ = [
+    "ACTIVITY_PROFILES",
+    "POLICIES",
+    "Fit",
+    "HostSettings",
+    "HostVM",
+    "check_reservations",
+    "consolidation",
+    "content_keys",
+    "evaluate",
+    "host_report",
+    "load_vm",
+    "load_vms",
+    "parse_activity",
+    "register_policy",
+    "registered_policies",
+    "replicate",
+    "scan_over_time",
+    "settings_from_config",
+    "sharing_savings",
+]

@@ -1,0 +1,393 @@
+"""`pagecore host` (issue 15): steady-state savings against slow twins and the emulators, the fit
+arithmetic by hand, the consolidation search against a linear scan, bad input, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from collections import Counter, defaultdict
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pagecore.errors import ConfigError, InputError
+from pagecore.experiments import host as H
+
+
+def _vm(name, hashes, zero=None, gpfn=None, **kw):
+    hashes = np.asarray(hashes, np.uint64)
+    zero = hashes == 0 if zero is None else np.asarray(zero, bool)
+    gpfn = np.arange(len(hashes), dtype=np.uint64) if gpfn is None else np.asarray(gpfn, np.uint64)
+    frame = pd.DataFrame({"vm": name, "gpfn": gpfn, "hash": hashes, "zero": zero})
+    return H.HostVM(name=name, frame=frame, size_mb=len(hashes) / 256, **kw)
+
+
+def _members(vms, n=None, replicas="distinct"):
+    keys = [v.frame["hash"].to_numpy(np.uint64) for v in vms]
+    return H.replicate(vms, keys, n or len(vms), replicas)
+
+
+# ------------------------------------------------------------------ slow twins
+def _slow_savings(members, policy, mps=256, use_zero_pages=False):
+    """Per-content counting with dictionaries: the obviously-correct version."""
+    per = defaultdict(Counter)  # content -> Counter(vm -> copies)
+    zeros = Counter()
+    for j, (_, v, k, _) in enumerate(members):
+        for h, z in zip(k.tolist(), v.frame["zero"].tolist(), strict=True):
+            if z:
+                zeros[j] += 1
+            else:
+                per[h][j] += 1
+    out = {"zero": 0.0, "share_intra": 0.0, "share_inter": 0.0}
+    nz = sum(zeros.values())
+    if policy == "esx2002":
+        out["zero"] = max(nz - 1, 0)
+    elif policy == "esxi":
+        out["zero"] = sum(max(c - 1, 0) for c in zeros.values())
+    elif use_zero_pages:
+        out["zero"] = nz
+    else:
+        out["zero"] = nz - math.ceil(nz / mps) if nz else 0
+    for c in per.values():
+        total_copies = sum(c.values())
+        intra = sum(n - 1 for n in c.values())
+        inter = len(c) - 1
+        if policy == "esxi":
+            inter = 0
+        if policy == "kvm-ksm":
+            total = total_copies - math.ceil(total_copies / mps)
+            intra = min(intra, total)
+            inter = total - intra
+        out["share_intra"] += intra
+        out["share_inter"] += inter
+    return out
+
+
+def _random_vms(rng, n_vms=4, pages=300, contents=60):
+    vms = []
+    for i in range(n_vms):
+        h = rng.integers(0, contents, pages).astype(np.uint64)
+        vms.append(_vm(f"v{i}", h))
+    return vms
+
+
+@pytest.mark.parametrize("policy", ["esx2002", "esxi", "kvm-ksm"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sharing_savings_equal_the_slow_twin(policy, seed):
+    rng = np.random.default_rng(seed)
+    vms = _random_vms(rng)
+    st = H.HostSettings(kvm_thp=False, ksm={"max_page_sharing": 3 if seed == 2 else 256})
+    members = _members(vms)
+    ps = H.page_set(members, policy, st)
+    got = H.sharing_savings(ps, policy, st)["total"]
+    want = _slow_savings(members, policy, mps=st.ksm.get("max_page_sharing", 256))
+    for m in want:
+        assert got[m] == pytest.approx(want[m]), m
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["all_zero", "all_distinct", "all_same", "one_vm", "empty_vm"],
+)
+def test_sharing_savings_edge_cases(case):
+    if case == "all_zero":
+        vms = [_vm("a", np.zeros(100)), _vm("b", np.zeros(50))]
+    elif case == "all_distinct":
+        vms = [_vm("a", np.arange(1, 101)), _vm("b", np.arange(101, 201))]
+    elif case == "all_same":
+        vms = [_vm("a", np.full(100, 7)), _vm("b", np.full(100, 7))]
+    elif case == "one_vm":
+        vms = [_vm("a", [1, 1, 2, 0, 0])]
+    else:
+        vms = [_vm("a", [1, 1, 2]), _vm("b", np.zeros(0))]
+    st = H.HostSettings(kvm_thp=False)
+    for policy in ("esx2002", "esxi", "kvm-ksm"):
+        members = _members(vms)
+        got = H.sharing_savings(H.page_set(members, policy, st), policy, st)["total"]
+        want = _slow_savings(members, policy)
+        assert got == pytest.approx(want), (case, policy)
+
+
+def test_ksm_emulator_converges_to_the_steady_state_savings():
+    from pagecore.sharing.ksm import KsmSettings, emulate_ksm
+    from pagecore.sharing.pagehistory import PageHistory
+
+    rng = np.random.default_rng(5)
+    vms = _random_vms(rng, pages=400, contents=80)
+    st = H.HostSettings(kvm_thp=False)
+    members = _members(vms)
+    ps = H.page_set(members, "kvm-ksm", st)
+    want = sum(H.sharing_savings(ps, "kvm-ksm", st)["total"].values())
+    hist = PageHistory.from_pages(ps.key, ps.zero, ps.vm, ps.names)
+    r = emulate_ksm(hist, KsmSettings(smart_scan=False))
+    assert r.final["pages_sharing"] + r.final["ksm_zero_pages"] == want
+
+
+def test_esx_scanner_converges_to_the_steady_state_savings():
+    rng = np.random.default_rng(6)
+    vms = _random_vms(rng, pages=300, contents=50)
+    st = H.HostSettings()
+    members = _members(vms)
+    ps = H.page_set(members, "esx2002", st)
+    want = sum(H.sharing_savings(ps, "esx2002", st)["total"].values())
+    got = H.scan_over_time(members, "esx2002", st)
+    assert got["converged_saved_mb"] * 256 == pytest.approx(want)
+    assert 0 < got["seconds_to_90pct"] <= got["full_scan_s"] * 3
+
+
+# ------------------------------------------------------------------ the fit, by hand
+def _hand_vms():
+    # each VM: 256 zero pages, 256 pages of contents common to both (1..256), 512 of its own
+    a = np.concatenate([np.zeros(256), np.arange(1, 257), np.arange(1000, 1512)])
+    b = np.concatenate([np.zeros(256), np.arange(1, 257), np.arange(5000, 5512)])
+    return [_vm("a", a, activity="idle:0.5", active=0.5), _vm("b", b, activity="idle:0.5", active=0.5)]
+
+
+def test_fit_arithmetic_by_hand():
+    vms = _hand_vms()
+    st = H.HostSettings(vm_overhead_mb=1.0, hypervisor_mb=2.0, kvm_thp=False)
+    # esx2002: zero 511 pages saved, inter 256 → backed 2048 − 767 = 1281 pages = 5.00390625 MiB
+    host = 100.0
+    f = H.evaluate(_members(vms), "esx2002", host, st)
+    assert f.saved_mb["zero"] == pytest.approx(511 / 256)
+    assert f.saved_mb["share_inter"] == pytest.approx(1.0)
+    assert f.saved_mb["share_intra"] == 0
+    assert f.demand_mb == pytest.approx(1281 / 256)
+    assert f.capacity_mb == pytest.approx(host - 2.0 - 2 * 1.0 - 0.02 * host)
+    assert f.fits and f.swap_mb == 0 and f.saved_mb["balloon"] == 0
+    # kvm-ksm: 512 zero pages merge into ceil(512/256) = 2 KSM pages
+    f = H.evaluate(_members(vms), "kvm-ksm", host, st)
+    assert f.saved_mb["zero"] == pytest.approx(510 / 256)
+    assert f.capacity_mb == pytest.approx(host - 4.0 - H.min_free_kvm_mb(host))
+    # a host too small for 1281 pages: capacity 4 MiB
+    small = 8.0 / 0.98  # esx2002 capacity = small − 4 − 2 % of small = 4 MiB
+    f = H.evaluate(_members(vms), "esx2002", small, st)
+    assert f.capacity_mb == pytest.approx(4.0)
+    # the balloon takes idle memory (half of each VM) down to the capacity: 1281 − 1024 pages
+    assert f.fits and f.saved_mb["balloon"] == pytest.approx((1281 - 1024) / 256, abs=2 / 256)
+    # KSM does not balloon: the same host swaps
+    f = H.evaluate(_members(vms), "kvm-ksm", small, st)
+    assert not f.fits and f.swap_mb > 0
+    # boot-time swap: every page touched before any sharing
+    assert f.boot_swap_mb == pytest.approx(2048 / 256 - f.capacity_mb)
+
+
+def test_balloon_never_goes_below_reservation_or_active_memory():
+    vms = _hand_vms()
+    vms[0].reservation_mb = 4.0  # all of VM a
+    st = H.HostSettings(vm_overhead_mb=0.0, esx2002_hard_pct=0.0)
+    f = H.evaluate(_members(vms), "esx2002", 3.0, st)
+    per = f.per_vm.set_index("vm")
+    assert per.loc["a", "balloon_mb"] == pytest.approx(0.0, abs=1e-9)
+    assert not f.fits
+
+
+def test_consolidation_equals_a_linear_scan():
+    rng = np.random.default_rng(3)
+    vms = _random_vms(rng, n_vms=3, pages=256, contents=400)
+    keys = [v.frame["hash"].to_numpy(np.uint64) for v in vms]
+    for policy in ("esx2002", "esxi", "kvm-ksm"):
+        st = H.HostSettings(vm_overhead_mb=0.5, max_vms=40)
+        n, _ = H.consolidation(vms, keys, policy, 12.0, st)
+        linear = [H.evaluate(H.replicate(vms, keys, k), policy, 12.0, st).fits for k in range(1, 41)]
+        want = next((k for k, ok in enumerate(linear, 1) if not ok), 41) - 1
+        assert n == want, policy
+        assert all(linear[:want]), policy
+
+
+def test_replicas_share_what_the_inputs_share():
+    a = _vm("a", [0, 1, 2, 3, 3])
+    b = _vm("b", [0, 1, 9, 9, 8])
+    keys = [a.frame["hash"].to_numpy(np.uint64), b.frame["hash"].to_numpy(np.uint64)]
+    m = H.replicate([a, b], keys, 4)
+    a2 = m[2][2]
+    assert m[2][0] == "a#2" and m[2][3] == 0
+    assert a2[0] == 0 and a2[1] == 1  # zero and common content kept
+    assert a2[2] != 2 and a2[3] == a2[4] != 3  # own contents remapped one to one
+    same = H.replicate([a, b], keys, 4, "identical")
+    assert np.array_equal(same[2][2], keys[0])
+
+
+def test_esxi_shares_nothing_until_pressure_and_breaks_greedily():
+    from pagecore.sharing.largepages import large_page_savings
+
+    rng = np.random.default_rng(4)
+    vms = []
+    for i in range(3):
+        h = rng.integers(1, 300, 2048).astype(np.uint64)
+        h[rng.random(2048) < 0.2] = 0
+        vms.append(_vm(f"v{i}", h))
+    st = H.HostSettings(vm_overhead_mb=0.0)
+    members = _members(vms)
+    roomy = H.evaluate(members, "esxi", 4096.0, st)
+    assert roomy.saved_mb["zero"] == 0 and roomy.saved_mb["share_intra"] == 0
+    # the heap merge of per-VM greedy curves equals the greedy curve of all VMs with salting
+    ps = H.page_set(members, "esxi", st)
+    _, curve = large_page_savings(ps.vm, ps.gpfn, ps.key, ps.zero, domain=ps.vm)
+    for need in (1, 50, 400, 10**9):
+        notes = []
+        res = H._esxi_break(members, ps, need, notes)
+        got = res["total"]
+        saved = curve["saved_pages"].to_numpy()
+        k = int(np.flatnonzero(saved >= need)[0]) if (saved >= need).any() else len(saved) - 1
+        assert res["gain_pages"] == saved[k], need
+        assert f"{k:,} of {len(curve) - 1:,} large pages broken" in notes[0]
+        # the savings keep one zero page per VM that has zero pages in its broken regions
+        won = got["zero"] + got["share_intra"]
+        assert saved[k] - len(vms) <= won <= saved[k], need
+        assert got["share_inter"] == 0
+
+
+def test_thp_zero_regions_are_not_ksm_candidates():
+    h = np.concatenate([np.zeros(512), np.arange(1, 513), np.zeros(100), np.ones(100)])
+    v = _vm("a", h)
+    on = H.page_set(_members([v]), "kvm-ksm", H.HostSettings(kvm_thp=True))
+    off = H.page_set(_members([v]), "kvm-ksm", H.HostSettings(kvm_thp=False))
+    assert (~on.eligible).sum() == 512 and off.eligible.all()
+    assert on.cost.all()
+
+
+def test_host_view_decides_cost_and_eligibility():
+    h = np.array([0, 0, 5, 5, 0, 7], np.uint64)
+    v = _vm("a", h)
+    v.frame["host_present"] = [False, True, True, True, True, True]
+    v.frame["host_zero_page"] = [False, True, False, False, False, False]
+    v.frame["host_thp"] = [False, False, False, False, True, False]
+    v.frame["host_ksm"] = False
+    ps = H.page_set(_members([v]), "kvm-ksm", H.HostSettings())
+    assert ps.cost.tolist() == [False, False, True, True, True, True]
+    assert ps.eligible.tolist() == [False, False, True, True, False, True]
+
+
+def test_ksm_advisor_fixed_point():
+    st = H.HostSettings(ksm={"advisor_mode": "scan-time", "sleep_millisecs": 20})
+    assert H._ksm_settings(st, 10_000).pages_to_scan == 500  # floor
+    assert H._ksm_settings(st, 10**9).pages_to_scan == 30000  # ceiling
+    assert H._ksm_settings(st, 2 * 10**7).pages_to_scan == 2000  # 2e7 pages × 0.02 s / 200 s
+
+
+# ------------------------------------------------------------------ bad input
+def _table(path, name, hashes):
+    from pagecore.pages.tables import write_page_table
+
+    hashes = np.asarray(hashes, np.uint64)
+    write_page_table(path, name, np.arange(len(hashes), dtype=np.uint64), hashes, hashes == 0, {"hash_only": True})
+    return path
+
+
+@pytest.fixture
+def tables(tmp_path):
+    rng = np.random.default_rng(9)
+    out = []
+    for name in ("a", "b"):
+        out.append(_table(tmp_path / f"{name}.parquet", name, rng.integers(0, 200, 1024)))
+    return out
+
+
+def test_bad_inputs_are_one_line_errors_naming_the_vm(tables, tmp_path):
+    with pytest.raises(InputError, match=r"VM a is listed twice"):
+        H.load_vms([{"pages": str(tables[0])}, {"pages": str(tables[0])}])
+    with pytest.raises(InputError, match=r"VM a: size_mb 100 does not match its page table .*set size_mb to 4"):
+        H.load_vms([{"pages": str(tables[0]), "size_mb": 100}])
+    vms = H.load_vms([{"pages": str(t), "reservation_mb": 4} for t in tables])
+    with pytest.raises(ConfigError, match=r"smaller than the 2 VMs' reservations .*reservation_mb of VM a"):
+        H.host_report(vms, H.HostSettings(memory_mb=[6], verify="no"))
+    with pytest.raises(InputError, match=r"VM a: its page table has no bytes behind it"):
+        H.host_report(vms, H.HostSettings(memory_mb=[64], verify="yes"))
+    with pytest.raises(ConfigError, match="unknown policy"):
+        H.HostSettings(policies=("vmware",))
+    with pytest.raises(ConfigError, match="activity"):
+        H.parse_activity("sleepy")
+    with pytest.raises(ConfigError, match="give exactly one of pages"):
+        H.load_vms([{"pages": str(tables[0]), "dump": "x"}])
+    with pytest.raises(ConfigError, match="unknown key 'size'"):
+        H.load_vms([{"pages": str(tables[0]), "size": 4}])
+    for e in (InputError, ConfigError):
+        assert issubclass(e, Exception)
+
+
+def test_activity_profiles():
+    assert H.parse_activity("idle:0.8") == (pytest.approx(0.2), "idle:0.8")
+    assert H.parse_activity("active:0.3")[0] == pytest.approx(0.3)
+    assert H.parse_activity("busy")[0] == H.ACTIVITY_PROFILES["busy"]
+    with pytest.raises(ConfigError):
+        H.parse_activity("idle:1.5")
+
+
+def test_activity_from_a_trace(tmp_path):
+    import pyarrow as pa
+
+    from pagecore.synth.workloads import ACCESS_TRACE_SCHEMA, write_trace
+
+    t = np.array([0.0, 1.0, 2.0, 61.0, 62.0])
+    g = np.array([0, 1, 1, 2, 3], np.uint64)
+    vm = pa.DictionaryArray.from_arrays(pa.array(np.zeros(5, np.int32)), pa.array(["a"]))
+    b = pa.RecordBatch.from_arrays(
+        [pa.array(t), vm, pa.array(g), pa.array(np.zeros(5, bool)), pa.array(np.zeros(5, bool))],
+        schema=ACCESS_TRACE_SCHEMA,
+    )
+    path = tmp_path / "t.parquet"
+    write_trace(path, [b])
+    # two sampling periods touch 2 distinct pages each, of 8 pages
+    assert H.activity_from_trace(path, "a", 8) == pytest.approx(0.25)
+    with pytest.raises(InputError, match="no accesses of VM b"):
+        H.activity_from_trace(path, "b", 8)
+
+
+# ------------------------------------------------------------------ the command
+def _run(*args, check=True):
+    p = subprocess.run([sys.executable, "-m", "pagecore", *args], capture_output=True, text=True, timeout=600)
+    if check:
+        assert p.returncode == 0, p.stderr
+    return p
+
+
+def test_cli_every_format_plot_and_timelines(tables, tmp_path):
+    a, b = map(str, tables)
+    out = _run("host", a, b, "--memory", "64,96", "--policy", "esx2002,kvm-ksm", "--verify", "no", "-q").stdout
+    assert "esx2002" in out and "kvm-ksm" in out and "fit" in out and "idle tax" in out
+    rep = json.loads(_run("host", a, b, "--memory", "64", "--format", "json", "--verify", "no").stdout)
+    assert rep["mechanisms"] == ["zero", "share_intra", "share_inter", "compress", "balloon", "swap", "free_report"]
+    assert rep["reallocations"] == ["idle_tax"]
+    assert {r["policy"] for r in rep["rows"]} == {"esx2002", "esxi", "kvm-ksm"}
+    assert rep["vms"][0]["ksm_eligibility"] == "all"
+    csv = _run("host", a, b, "--memory", "64", "--format", "csv", "--verify", "no").stdout
+    assert csv.splitlines()[0].startswith("policy,host_mb,vms_fit,kind,mechanism")
+    pq = tmp_path / "rows.parquet"
+    png = tmp_path / "h.png"
+    tl = tmp_path / "tl.parquet"
+    _run("host", a, b, "--memory", "64", "--format", "parquet", "-o", str(pq), "--plot", str(png),
+         "--timelines", str(tl), "--verify", "no")  # fmt: skip
+    rows = pd.read_parquet(pq)
+    assert set(rows["mechanism"]) == {"zero", "share_intra", "share_inter", "compress", "balloon", "swap",
+                                      "free_report", "idle_tax"}  # fmt: skip
+    assert (rows[rows["mechanism"] == "idle_tax"]["kind"] == "reallocation").all()
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+    assert set(pd.read_parquet(tl)["policy"]) == {"esx2002", "esxi", "kvm-ksm"}
+
+
+def test_cli_errors_are_one_line(tables, tmp_path):
+    a = str(tables[0])
+    p = _run("host", a, a, "--memory", "16", check=False)
+    assert p.returncode != 0 and "listed twice" in p.stderr and "Traceback" not in p.stderr
+    p = _run("host", a, "--memory", "16", "-o", a, "--format", "csv", check=False)
+    assert p.returncode != 0 and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    p = _run("host", a, "--memory", "lots", check=False)
+    assert p.returncode != 0 and "expected a size" in p.stderr
+    p = _run("host", a, "--memory", "16", "--format", "parquet", check=False)
+    assert p.returncode != 0 and "needs -o" in p.stderr
+
+
+def test_cli_vm_file_and_ranges(tables, tmp_path):
+    import yaml
+
+    f = tmp_path / "vms.yaml"
+    f.write_text(yaml.safe_dump([{"pages": str(tables[0]), "activity": "busy", "shares": 5000},
+                                 {"pages": str(tables[1]), "name": "bee", "activity": "idle:0.9"}]))  # fmt: skip
+    rep = json.loads(_run("host", "--vms", str(f), "--memory", "48:64:8", "--format", "json", "--verify", "no").stdout)
+    assert [v["name"] for v in rep["vms"]] == ["a", "bee"]
+    assert sorted({r["host_mb"] for r in rep["rows"]}) == [48.0, 56.0, 64.0]
+    assert rep["vms"][1]["active"] == pytest.approx(0.1)

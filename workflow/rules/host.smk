@@ -1,0 +1,38 @@
+# Your VMs on a host (issue 15): the Figure 4 guests placed on hosts of the configured sizes
+# under each policy (pagecore.experiments.host; the same model as `pagecore host`).
+
+
+rule host_whatif_run:
+    """Place the Figure 4 guests on each host size under each policy: savings per mechanism, VMs that fit."""
+    input:
+        pages=fig04_page_tables,
+    output:
+        rows="results/host/fig04.rows.csv",
+        report="results/host/fig04.json",
+        timelines="results/host/fig04.timelines.parquet",
+    params:
+        host=config["host"],
+    log:
+        "results/logs/host_whatif_run.log",
+    benchmark:
+        "results/benchmarks/host_whatif_run.tsv"
+    script:
+        "../scripts/host_whatif.py"
+
+
+rule host_whatif:
+    """Figure: VMs that fit and memory won per mechanism against host size, per policy."""
+    input:
+        rows=rules.host_whatif_run.output.rows,
+        timelines=rules.host_whatif_run.output.timelines,
+    output:
+        png=report(
+            "results/figures/host_whatif.png",
+            caption="../report/host_whatif.rst",
+            category="Your VMs on a host",
+        ),
+        pdf="results/figures/host_whatif.pdf",
+    log:
+        "results/logs/host_whatif.log",
+    script:
+        "../scripts/host_figure.py"
