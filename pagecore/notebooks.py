@@ -14,7 +14,7 @@ from pathlib import Path
 
 #: Calls that draw: a cell making one of them must show an image.
 PLOT_CALL = re.compile(
-    r"\b(?:plt\.(?:plot|subplots|figure|bar|barh|hist|imshow)|fig\d\d\w*|whatif_memory_manager|io_remapping|"
+    r"\b(?:plt\.(?:plot|subplots|figure|bar|barh|hist|imshow)|fig\d\d\w*|whatif_memory_manager|io_remapping|host_whatif|"
     r"reclaim_balloon_vs_paging|scan_\w+)\s*\(|\.plot(?:\.\w+)?\s*\("
 )
 #: Text outputs that are objects' reprs rather than something meant for a reader.
