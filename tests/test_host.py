@@ -391,3 +391,34 @@ def test_cli_vm_file_and_ranges(tables, tmp_path):
     assert [v["name"] for v in rep["vms"]] == ["a", "bee"]
     assert sorted({r["host_mb"] for r in rep["rows"]}) == [48.0, 56.0, 64.0]
     assert rep["vms"][1]["active"] == pytest.approx(0.1)
+
+
+def test_esxi_compresses_before_it_swaps():
+    rng = np.random.default_rng(12)
+    vms = []
+    for i in range(2):
+        v = _vm(f"c{i}", rng.integers(1, 10**9, 2048), active=0.9, activity="busy")
+        vms.append(v)
+    st = H.HostSettings(vm_overhead_mb=0.0, balloon_max_pct=0.0)
+    host = 14.0  # 16 MiB of distinct pages: about 2 MiB must go
+    plain = H.evaluate(_members(vms), "esxi", host, st)
+    assert plain.swap_mb > 0 and plain.saved_mb["compress"] == 0
+    assert any("compression not modelled" in n for n in plain.notes)
+    for v in vms:  # every page compresses to 1000 bytes: a 1 KiB slot, 3 KiB saved per page
+        v.frame["csize_lz4"] = np.int32(1000)
+    zipped = H.evaluate(_members(vms), "esxi", host, st)
+    # each victim wins 3/4 of a page in a 1 KiB slot; 4/3 × need victims fit in the 10 % caches
+    need = plain.swap_mb
+    assert zipped.saved_mb["compress"] == pytest.approx(need, abs=2 / 256)
+    assert zipped.swap_mb == 0 and zipped.fits
+    for v in vms:  # pages that do not compress below 2 KiB are swapped anyway
+        v.frame["csize_lz4"] = np.int32(3000)
+    f = H.evaluate(_members(vms), "esxi", host, st)
+    assert f.saved_mb["compress"] == 0 and f.swap_mb == pytest.approx(need, abs=2 / 256)
+    for v in vms:  # a cache of 1 % holds only part of it: the rest is swapped
+        v.frame["csize_lz4"] = np.int32(1000)
+    st.esxi_memzip_max_pct = 1.0
+    f = H.evaluate(_members(vms), "esxi", host, st)
+    cache_pages = 2 * int(0.01 * f.per_vm["touched_mb"].iloc[0] * 256 * 4096 // 1024)  # 1 KiB slots that fit
+    assert f.saved_mb["compress"] == pytest.approx(cache_pages * 0.75 / 256, abs=4 / 256)
+    assert f.swap_mb > 0 and not f.fits

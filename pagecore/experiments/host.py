@@ -77,6 +77,7 @@ from pagecore.errors import ConfigError, InputError
 from pagecore.vocab import HOST_VIEW_COLUMNS, MECHANISMS
 
 PAGE_KIB = 4
+PAGE_BYTES = 4096
 PAGES_PER_MIB = 256
 REGION_PAGES = 512  # 2 MiB large page on x86-64
 
@@ -675,10 +676,10 @@ def evaluate(members, policy: str, host_mb: float, settings: HostSettings) -> Fi
         if ps.csize is None:
             notes.append(f"no csize_{settings.compress_algorithm} column (hash --compress): compression not modelled")
         else:
-            got = _esxi_compress(ps, target, need, settings)
-            sav["compress"] = got
-            need = max(0.0, need - got.sum())
-    sav["swap"] = target / max(target.sum(), 1) * need if need > 0 else np.zeros(n)
+            sav["compress"], sav["swap"] = _esxi_compress(ps, target, need, settings)
+            need = float(sav["swap"].sum())
+    if not sav["swap"].any():
+        sav["swap"] = target / max(target.sum(), 1) * need if need > 0 else np.zeros(n)
     boot_swap = max(0.0, touched.sum() - sav["free_report"].sum() - cap_pages)
     saved_mb = {m_: float(a.sum()) / PAGES_PER_MIB for m_, a in sav.items()}
     per_vm = pd.DataFrame(
@@ -763,26 +764,42 @@ def _vm_broken_savings(v: HostVM, k, ps: PageSet, j: int, nbroken: int, order) -
     return v.cache[tag]
 
 
-def _esxi_compress(ps: PageSet, target: np.ndarray, need: float, settings: HostSettings) -> np.ndarray:
-    """Pages compression avoids swapping, per VM: the swap victims (spread over VMs in
-    proportion to their allocation) compressed into each VM's cache."""
-    from pagecore.sharing.compress import esxi_compression
+def _esxi_compress(
+    ps: PageSet, target: np.ndarray, need: float, settings: HostSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """(pages won by compression, pages swapped) per VM when ``need`` pages must be reclaimed.
+
+    Each VM gives its share of ``need`` (in proportion to its allocation) from victims in random
+    order, as ESXi does for pages chosen for swapping: a victim that compresses to at most
+    2 KiB takes the smallest slot (1 or 2 KiB) that holds it while the VM's cache stays within
+    ``Mem.MemZipMaxPct`` of the VM, winning a page minus its slot; any other victim is
+    swapped, winning a whole page. Victims are taken until the VM's share is won.
+    """
+    from pagecore.sharing.compress import ESXI_MAX_COMPRESSED, ESXI_SLOTS
 
     n = ps.n_vms
-    out = np.zeros(n)
+    won = np.zeros(n)
+    swapped = np.zeros(n)
     share = target / max(target.sum(), 1) * need
     rng = np.random.default_rng(settings.seed)
+    slots = sorted(ESXI_SLOTS)
     for i in range(n):
-        k = math.ceil(share[i])
-        if k <= 0:
+        if share[i] <= 0:
             continue
-        idx = np.flatnonzero((ps.vm == i) & ps.cost)
-        pick = rng.permutation(idx)[:k]
-        r = esxi_compression(
-            ps.csize[pick], int(target[i] * 4096), max_pct=settings.esxi_memzip_max_pct
-        )  # the cache holds up to MemZipMaxPct of the VM
-        out[i] = r["saved_bytes"] / 4096.0
-    return out
+        idx = rng.permutation(np.flatnonzero((ps.vm == i) & ps.cost))
+        cs = ps.csize[idx].astype(np.int64)
+        slot = np.zeros(len(cs), np.int64)
+        for sz in reversed(slots):
+            slot[cs <= sz] = sz
+        ok = (cs <= ESXI_MAX_COMPRESSED) & (slot > 0)
+        cap = target[i] * PAGE_BYTES * settings.esxi_memzip_max_pct / 100.0
+        ok &= np.cumsum(np.where(ok, slot, 0)) <= cap
+        gain = np.where(ok, 1.0 - slot / PAGE_BYTES, 1.0)
+        k = int(np.searchsorted(np.cumsum(gain), share[i] - 1e-9)) + 1
+        k = min(k, len(gain))
+        won[i] = gain[:k][ok[:k]].sum()
+        swapped[i] = float((~ok[:k]).sum())
+    return won, swapped
 
 
 def consolidation(vms, keys, policy: str, host_mb: float, settings: HostSettings, cache: dict | None = None):
