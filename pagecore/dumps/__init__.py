@@ -8,18 +8,18 @@ bounded by the chunk size, never by the dump. Inputs are opened read-only.
 
 Formats are registered in :data:`READERS`, one module each (layouts in their docstrings):
 
-==============  ==============================================  ==========================
-name            producers                                       pages
-==============  ==============================================  ==========================
-``raw``         QEMU ``pmemsave``, flat VMware ``.vmem``        zero-copy mmap views
-``elf``         QEMU ``dump-guest-memory`` elf, ``virsh dump``  zero-copy mmap views
-``lime``        LiME (``format=lime``)                          zero-copy mmap views
-``kdump``       makedumpfile, QEMU ``kdump-raw-*``              decoded in a thread pool
-``kdump-flat``  ``makedumpfile -F``, QEMU ``kdump-zlib/lzo/…``  decoded, read in place
-``qemu-migration`` QEMU ``migrate "exec:cat > FILE"`` (QEVM)    RAM sections, streamed
-``libvirt-save``  ``virsh save`` / managed save (+ gzip/bz2/xz)  the QEMU stream inside
-``vmware``      ``.vmem`` placed by its ``.vmss``/``.vmsn`` map   zero-copy mmap views
-==============  ==============================================  ==========================
+==================  ===============================================  ==========================
+name                producers                                        pages
+==================  ===============================================  ==========================
+``raw``             QEMU ``pmemsave``, flat VMware ``.vmem``         zero-copy mmap views
+``elf``             QEMU ``dump-guest-memory`` elf, ``virsh dump``   zero-copy mmap views
+``lime``            LiME (``format=lime``)                           zero-copy mmap views
+``kdump``           makedumpfile, QEMU ``kdump-raw-*``               decoded in a thread pool
+``kdump-flat``      ``makedumpfile -F``, QEMU ``kdump-zlib/lzo/…``   decoded, read in place
+``qemu-migration``  QEMU ``migrate "exec:cat > FILE"`` (QEVM)        RAM sections, streamed
+``libvirt-save``    ``virsh save`` / managed save (+ gzip/bz2/xz)    the QEMU stream inside
+``vmware``          ``.vmem`` placed by its ``.vmss``/``.vmsn`` map  zero-copy mmap views
+==================  ===============================================  ==========================
 
 Every page of a dump ends up in the reader's ``stats``: read, skipped (unreadable, under
 ``skip_bad_pages``) or excluded (left out by the producer, e.g. kdump ``dump_level``).

@@ -113,7 +113,7 @@ class Verification:
     false_match_pages: int  # pages whose content is not the first content of their hash
     false_match_pairs: int  # pairs of distinct contents that share a hash
     unresolved_pages: int  # pages left ineligible: no room for another content of their hash
-    pages_read: int
+    pages_read: int  # pages read from the dumps, summed over all passes (each pass reads every dump)
     passes: int
 
     @property
