@@ -4,12 +4,20 @@ Owns: the records every ``results/numbers/*.json`` holds and the comparison tabl
 (:mod:`.records`); the sharing analysis of page tables behind ``pagecore share`` and Figures 4–5
 (:mod:`.analyze`); Figures 6–8 and the what-if sweeps (:mod:`.memory_manager`); Figure 2,
 double paging and I/O remapping (:mod:`.reclaim`); sharing over time and duplicate lifetimes
-(:mod:`.scan`); the rows of `pagecore share`'s table (:mod:`.sharetable`).
+(:mod:`.scan`); the rows of `pagecore share`'s table (:mod:`.sharetable`); free page reporting
+predicted from a guest's free-page list (:mod:`.cooperative`).
 Must not: draw (that is :mod:`pagecore.plotting`) or hold the paper's numbers
 (they live in :mod:`pagecore.paper`).
 """
 
 from pagecore.experiments.analyze import analyze_page_tables, load_pages
+from pagecore.experiments.cooperative import (
+    ReportingParams,
+    free_report,
+    reclaim_timeline,
+    reportable_mask,
+    synthetic_guest_free,
+)
 from pagecore.experiments.memory_manager import (
     fig06_error,
     fig06_records,
@@ -41,6 +49,7 @@ __all__ = [
     "PARAMETERS",
     "SHARE_LEGEND",
     "Record",
+    "ReportingParams",
     "analyze_page_tables",
     "comparison_table",
     "duplicate_lifetimes",
@@ -53,11 +62,14 @@ __all__ = [
     "figure_records",
     "figure_scores",
     "fit_fig02_cost",
+    "free_report",
     "history_from_tables",
     "load_pages",
     "null_value",
     "paper_fig02",
     "provenance_table",
+    "reclaim_timeline",
+    "reportable_mask",
     "run_guest",
     "run_io",
     "run_param",
@@ -69,5 +81,6 @@ __all__ = [
     "summarize",
     "sweep_records",
     "swept",
+    "synthetic_guest_free",
     "write_records",
 ]

@@ -43,7 +43,13 @@ import numpy as np
 import pandas as pd
 
 from pagecore.errors import PagecoreError
-from pagecore.experiments.cooperative import X86_64_ZONES, ReportingParams, free_report, reclaim_timeline
+from pagecore.experiments.cooperative import (
+    X86_64_ZONES,
+    ReportingParams,
+    free_report,
+    reclaim_timeline,
+    reportable_mask,
+)
 from pagecore.qemu.capture import (
     MARKER,
     CaptureError,
@@ -179,7 +185,7 @@ def sample(pid: int, start: int, npages: int) -> dict:
 # ----------------------------------------------------------------- parsing the console
 def parse_console(text: str) -> dict:
     """Free-page runs, buddyinfo, zone watermarks and checks from the guest's console output."""
-    runs, orders, buddy, zones = [], {}, [], {}
+    runs, orders, buddy, zones, used = [], {}, [], {}, {}
     zone = None
     info = {}
     for line in text.splitlines():
@@ -203,6 +209,9 @@ def parse_console(text: str) -> dict:
                 m = re.match(r"(pages free|low|start_pfn:|managed)\s+(\d+)", body)
                 if m:
                     zones[zone][m.group(1).rstrip(":").replace(" ", "_")] = int(m.group(2))
+        elif line.startswith("PCFREE-U "):
+            _, who, a, n = line.split()[:4]
+            used.setdefault(who, []).append((int(a, 16), int(n, 16)))
         elif line.startswith("PCFREE-PFNS "):
             info["pfns"] = int(line.split()[1], 16)
         elif line.startswith(("PCFREE-ORDERPARAM", "PCFREE-DMESG", "PCFREE-MEMFREE", "PCFREE-WARN")):
@@ -210,8 +219,8 @@ def parse_console(text: str) -> dict:
             info.setdefault(k.removeprefix("PCFREE-").lower(), []).append(v.strip())
     free_pages = sum(n for _, n in runs)
     nr_free = sum(z.get("pages_free", 0) for z in zones.values())
-    return {"runs": runs, "orders": orders, "buddyinfo": buddy, "zones": zones, "free_pages": free_pages,
-            "zoneinfo_free_pages": nr_free, **info}  # fmt: skip
+    return {"runs": runs, "used": used, "orders": orders, "buddyinfo": buddy, "zones": zones,
+            "free_pages": free_pages, "zoneinfo_free_pages": nr_free, **info}  # fmt: skip
 
 
 def guest_free_mask(runs, npages: int) -> np.ndarray:
@@ -305,6 +314,7 @@ def run_guest(
         "samples": samples,
         "table": str(table_path),
         "console": {k: v for k, v in parsed.items() if k != "runs"},
+        "notes": list(notes),
     }
     (out_dir / f"{name}.run.json").write_text(json.dumps(res, indent=1, default=_json) + "\n")
     return res
@@ -379,8 +389,6 @@ def compare(on: dict, off: dict, *, gap: float, steady_s: float = 4.0) -> dict:
         "off_model": {k: int(v) for k, v in pr.items() if k != "vm"},
     }
     own = free_report(on_table, params_for(on), where=on["table"]).iloc[0]
-    from pagecore.experiments.cooperative import reportable_mask
-
     mask = reportable_mask(on_table, params_for(on))
     present = on_table["host_present"].to_numpy(bool)
     free = on_table[GUEST_FREE_COLUMN].to_numpy(bool)
@@ -404,7 +412,41 @@ def compare(on: dict, off: dict, *, gap: float, steady_s: float = 4.0) -> dict:
         "off_drop_kb": off_drop["drop_kb"],
         "passes": int(tl["pass_no"].max()),
     }
-    return {"steady": steady, "consistency": consistency, "delay": delay}
+    return {"steady": steady, "consistency": consistency, "delay": delay, "refault": refault(on, on_table, gap=gap)}
+
+
+def refault(on: dict, on_table: pd.DataFrame, *, gap: float) -> dict | None:
+    """Phase 2 allocates pages the guest reported after phase 1: measured host growth against the model.
+
+    Model: :func:`~pagecore.experiments.cooperative.reclaim_timeline` on the reporting guest's final
+    table (its free-page list stands in for the one after phase 1) with phase 2's frames (printed by
+    the guest from ``/proc/self/pagemap``) reused after the report pass; per 4 KiB page, and per
+    2 MiB chunk for a host that backs guest RAM with transparent huge pages.
+    """
+    frames = on["console"].get("used", {}).get("phase2")
+    if not frames:
+        return None
+    gp = np.unique(np.concatenate([np.arange(a, a + n, dtype=np.uint64) for a, n in frames]))
+    gp = gp[gp < len(on_table)]
+    params = params_for(on)
+    t_p1 = on["marks"]["phase1 freeing"]
+    pre = _window(on["samples"], t_p1 + gap - 4.0, t_p1 + gap - 0.5)
+    held = _window(on["samples"], on["marks"]["phase2 touched"] + 0.5, on["marks"]["phase2 freeing"])
+    reuse = pd.DataFrame({"t": 100.0, "vm": on["name"], "gpfn": gp})
+    tl = reclaim_timeline(on_table, params, reuse=reuse)
+    before = tl.loc[tl["event"] == "report", "backed"].iloc[-1] if (tl["event"] == "report").any() else None
+    after = tl["backed"].iloc[-1]
+    mask = reportable_mask(on_table, params)
+    hit = mask[gp.astype(np.int64)]
+    chunks = np.unique(gp[hit] >> np.uint64(params.order))
+    kb = PAGE // 1024
+    return {
+        "phase2_pages": len(gp),
+        "phase2_pages_in_reported_chunks": int(hit.sum()),
+        "measured_growth_kb": held - pre,
+        "predicted_growth_kb_4k": None if before is None else int(after - before) * kb,
+        "predicted_growth_kb_thp": len(chunks) * params.chunk_pages * kb,
+    }
 
 
 def run(
@@ -494,6 +536,15 @@ def summary_lines(result: dict) -> list[str]:
         f"model-reported pages of the reporting guest absent on the host: {k['reported_pages_host_absent']}; "
         f"free but unreported pages present: {k['free_unreported_host_present']}",
     ]
+    r = c.get("refault")
+    if r:
+        pred = r["predicted_growth_kb_4k"]
+        lines.append(
+            f"phase 2 reuses {r['phase2_pages_in_reported_chunks']} of its {r['phase2_pages']} pages from reported "
+            f"chunks: host grew {r['measured_growth_kb'] * mib:.1f} MiB, predicted "
+            f"{'-' if pred is None else f'{pred * mib:.1f}'} MiB per 4 KiB page, "
+            f"{r['predicted_growth_kb_thp'] * mib:.1f} MiB per 2 MiB chunk"
+        )
     return lines
 
 

@@ -1,8 +1,10 @@
 /* pcfree: the guest side of `pagecore qemu freereport` (pagecore/qemu/freereport.py).
  *
  *   pcfree alloc MB HOLD_S NAME   allocate MB MiB of anonymous memory, write every page (a non-zero
- *                                 pattern), print "PCFREE NAME touched", hold HOLD_S seconds, print
- *                                 "PCFREE NAME freeing" and exit (the kernel frees it all).
+ *                                 pattern), print the guest frames it got ("PCFREE-U NAME <first pfn
+ *                                 hex> <pages hex>" runs, from /proc/self/pagemap), print "PCFREE NAME
+ *                                 touched", hold HOLD_S seconds, print "PCFREE NAME freeing" and exit
+ *                                 (the kernel frees it all).
  *   pcfree freelist               read /proc/kpageflags and print the pages the buddy allocator holds
  *                                 free as runs "PCFREE-F <first pfn hex> <pages hex>", then
  *                                 "PCFREE-PFNS <frames read hex>".
@@ -23,6 +25,36 @@
 
 #define KPF_BUDDY (1ULL << 10)
 
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The guest frames backing [p, p + len) as sorted runs (root sees PFNs in /proc/self/pagemap). */
+static void print_frames(unsigned char *p, size_t len, const char *name) {
+    size_t n = len / 4096, k = 0;
+    uint64_t *pm = malloc(n * 8), *pfn = malloc(n * 8);
+    int fd = open("/proc/self/pagemap", O_RDONLY);
+    if (!pm || !pfn || fd < 0 || pread(fd, pm, n * 8, (off_t)((uintptr_t)p / 4096 * 8)) != (ssize_t)(n * 8)) {
+        printf("PCFREE-WARN %s: /proc/self/pagemap unreadable\n", name);
+        return;
+    }
+    close(fd);
+    for (size_t i = 0; i < n; i++)
+        if (pm[i] >> 63)
+            pfn[k++] = pm[i] & ((1ULL << 55) - 1);
+    qsort(pfn, k, 8, cmp_u64);
+    for (size_t i = 0; i < k;) {
+        size_t j = i + 1;
+        while (j < k && pfn[j] == pfn[j - 1] + 1)
+            j++;
+        printf("PCFREE-U %s %llx %zx\n", name, (unsigned long long)pfn[i], j - i);
+        i = j;
+    }
+    free(pm);
+    free(pfn);
+}
+
 static int do_alloc(long mb, int hold, const char *name) {
     size_t len = (size_t)mb << 20;
     unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -35,6 +67,7 @@ static int do_alloc(long mb, int hold, const char *name) {
         w[0] = 0x7063667265650000ULL ^ i; /* distinct non-zero page contents */
         w[1] = i * 0x9E3779B97F4A7C15ULL + 1;
     }
+    print_frames(p, len, name);
     printf("PCFREE %s touched\n", name);
     fflush(stdout);
     sleep(hold);
