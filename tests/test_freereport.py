@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from pagecore.qemu import freereport as fr
@@ -126,3 +127,30 @@ def test_real_guests_match_the_model(tmp_path):
     assert c["consistency"]["reported_pages_host_absent"] >= 0.99
     # without reporting, freeing memory gives the host nothing back
     assert c["delay"]["off_drop_kb"] < 0.05 * c["delay"]["on_drop_kb"]
+
+
+def test_write_table_is_a_page_table_with_guest_free_and_host_view(tmp_path):
+    from pagecore.experiments.cooperative import free_report
+    from pagecore.pages import page_table_frame, page_table_metadata
+
+    raw = tmp_path / "ram.raw"
+    pages = np.zeros((8, 4096), np.uint8)
+    pages[1, 0] = 1
+    pages[5, 7] = 9
+    raw.write_bytes(pages.tobytes())
+    present = np.array([1, 1, 0, 0, 1, 1, 0, 1], bool)
+    out = tmp_path / "g.pages.parquet"
+    assert fr.write_table(out, "g", raw, [(2, 4)], present) == 8
+    assert page_table_frame([out])["gpfn"].tolist() == list(range(8))  # a valid page table
+    df = pd.read_parquet(out)  # with the optional columns
+    assert df["gpfn"].tolist() == list(range(8))
+    assert df["guest_free"].tolist() == [False, False, True, True, True, True, False, False]
+    assert df["host_present"].tolist() == present.tolist()
+    assert df["zero"].tolist() == [True, False, True, True, True, False, True, True]
+    assert page_table_metadata(out)["format"] == "raw"
+    assert (
+        free_report(df, fr.ReportingParams(order=1, max_order=2, capacity=1, zones=(("Z", 0),)))["discarded"].iloc[0]
+        == 2
+    )  # chunks (2,3) and (4,5) are free; of them only 4 and 5 are backed
+    with pytest.raises(fr.CaptureError, match="pagemap"):
+        fr.write_table(out, "g", raw, [], present[:3])

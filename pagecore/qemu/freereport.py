@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pagecore.errors import PagecoreError
 from pagecore.experiments.cooperative import (
@@ -231,6 +232,42 @@ def guest_free_mask(runs, npages: int) -> np.ndarray:
     return free
 
 
+# ------------------------------------------------------------------------- page table
+#: Columns a freereport page table adds to :data:`pagecore.pages.PAGE_TABLE_SCHEMA`.
+EXTRA_FIELDS = (
+    pa.field(GUEST_FREE_COLUMN, pa.bool_(), nullable=False,
+             metadata={"description": "page in the guest's buddy free lists (KPF_BUDDY, guest /proc/kpageflags)"}),
+    pa.field("host_present", pa.bool_(), nullable=False,
+             metadata={"description": "page backed on the host (present bit of QEMU's /proc/PID/pagemap)"}),
+)  # fmt: skip
+
+
+def write_table(path: Path, vm: str, raw: Path, runs, present: np.ndarray, notes=()) -> int:
+    """Hash the saved RAM ``raw`` into a page table with ``guest_free`` and ``host_present``; return pages."""
+    from pagecore.pages import ALGORITHM, PageTableWriter, hash_pages
+
+    pages = np.memmap(raw, np.uint8, "r").reshape(-1, PAGE)
+    n = len(pages)
+    if len(present) != n:
+        raise CaptureError(f"{raw}: {n} pages saved but {len(present)} pagemap entries read")
+    free = guest_free_mask(runs, n)
+    meta = {"source_path": str(raw), "source_size": n * PAGE, "format": "raw", "page_size": PAGE,
+            "hash_algorithm": ALGORITHM, "hash_key_id": "none", "verified": False, "pages_read": n,
+            "pages_skipped": 0, "pages_excluded": 0, "pages_partial": 0, "bytes_skipped": 0,
+            "guest_free": "the guest's KPF_BUDDY pages, printed on its console just before the pause",
+            "host_view": "pagemap present bits of the QEMU process, read just before the pause",
+            "notes": list(notes)}  # fmt: skip
+    with PageTableWriter(path, vm, meta, extra_fields=EXTRA_FIELDS) as w:
+        step = 1 << 16
+        for lo in range(0, n, step):
+            hi = min(n, lo + step)
+            h, z = hash_pages(pages[lo:hi])
+            w.write(np.arange(lo, hi, dtype=np.uint64), h, z,
+                    extra={GUEST_FREE_COLUMN: free[lo:hi], "host_present": present[lo:hi]})  # fmt: skip
+    del pages
+    return n
+
+
 # --------------------------------------------------------------------------- one guest
 def run_guest(
     name: str,
@@ -249,8 +286,6 @@ def run_guest(
     notes: list[str],
 ) -> dict:
     """Boot one guest, sample it through the workload, dump it; return samples, marks and the table path."""
-    from pagecore.pages.hashing import hash_pages
-
     work = out_dir / f".work-{name}"
     work.mkdir(parents=True, exist_ok=True)
     extra = ("-device", f"virtio-balloon-pci,free-page-reporting={'on' if reporting else 'off'}")
@@ -286,21 +321,8 @@ def run_guest(
         pause_and_save_ram(qmp, raw)
     text = console.read_text(errors="replace")
     parsed = parse_console(text)
-    pages = np.memmap(raw, np.uint8, "r").reshape(-1, PAGE)
-    h, z = hash_pages(pages)
-    table = pd.DataFrame(
-        {
-            "vm": name,
-            "gpfn": np.arange(npages, dtype=np.uint64),
-            "hash": h,
-            "zero": z,
-            GUEST_FREE_COLUMN: guest_free_mask(parsed["runs"], npages),
-            "host_present": present,
-        }
-    )
-    del pages
     table_path = out_dir / f"{name}.pages.parquet"
-    table.to_parquet(table_path, index=False)
+    write_table(table_path, name, raw, parsed["runs"], present, notes=[f"reporting {'on' if reporting else 'off'}"])
     pd.DataFrame(samples).to_csv(out_dir / f"{name}.samples.csv", index=False)
     shutil.copy(console, out_dir / f"{name}.console.log")
     raw.unlink()
