@@ -20,6 +20,12 @@ virtio-balloon-pci,free-page-reporting=on`` and one with the balloon device but 
    the RAM (``pmemsave``); the page table (``vm, gpfn, hash, zero, guest_free, host_present``)
    is written as Parquet.
 
+Outputs in ``--out-dir``: ``fpr-on.pages.parquet`` / ``fpr-off.pages.parquet`` (page tables with the
+optional ``guest_free`` and ``host_present`` columns), ``fpr-*.samples.csv`` (``t`` in s from the
+workload marker, ``vmrss_kb``, ``rollup_rss_kb``, ``ram_kb``), ``fpr-*.console.log``, ``fpr-*.run.json``
+(marks: host time each console line was seen; accelerator; parsed console) and ``freereport.json``
+(the comparison).
+
 :func:`compare` predicts the reporting guest's steady-state host memory from the *other* guest
 (its dump, host view and free-page list; :func:`pagecore.experiments.cooperative.free_report`)
 and the reclaim delay from :func:`pagecore.experiments.cooperative.reclaim_timeline`, and puts
