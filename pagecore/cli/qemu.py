@@ -1,4 +1,4 @@
-"""`pagecore qemu …`: real QEMU guests (capture dumps, Figure 4 on real guests, the KSM check)."""
+"""`pagecore qemu …`: real QEMU guests (capture dumps, Figure 4 on real guests, the KSM check, free page reporting)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ TOOLS = {
     "ksmcheck": "pagecore.qemu.ksmcheck",
     "zramcheck": "pagecore.qemu.zramcheck",
     "savestate": "pagecore.qemu.savestate",
+    "freereport": "pagecore.qemu.freereport",
 }
 
 
@@ -28,7 +29,8 @@ def register(sub) -> None:
         sub,
         "qemu",
         _cmd_qemu,
-        help="real guests and host devices: capture dumps, Figure 4 on real guests, KSM and zram checks, saved state",
+        help="real guests and host devices: capture dumps, real-guest Figure 4, KSM and zram checks, saved state, "
+        "free page reporting",
         description="Tools that boot real guests (need qemu-system-x86, a kernel and busybox); "
         "`pagecore qemu WHAT --help` lists each one's options.",
     )

@@ -5,12 +5,20 @@ Owns: the records every ``results/numbers/*.json`` holds and the comparison tabl
 (:mod:`.analyze`); Figures 6–8 and the what-if sweeps (:mod:`.memory_manager`); Figure 2,
 double paging and I/O remapping (:mod:`.reclaim`); sharing over time and duplicate lifetimes
 (:mod:`.scan`); the rows of `pagecore share`'s table (:mod:`.sharetable`); your VMs on a host
-(:mod:`.host`, behind `pagecore host`).
+(:mod:`.host`, behind `pagecore host`); free page reporting predicted from a guest's free-page
+list (:mod:`.cooperative`) and the approaches side by side (:mod:`.approaches`).
 Must not: draw (that is :mod:`pagecore.plotting`) or hold the paper's numbers
 (they live in :mod:`pagecore.paper`).
 """
 
 from pagecore.experiments.analyze import analyze_page_tables, load_pages
+from pagecore.experiments.cooperative import (
+    ReportingParams,
+    free_report,
+    reclaim_timeline,
+    reportable_mask,
+    synthetic_guest_free,
+)
 from pagecore.experiments.host import HostSettings, HostVM, host_report, load_vms, settings_from_config
 from pagecore.experiments.memory_manager import (
     fig06_error,
@@ -45,6 +53,7 @@ __all__ = [
     "HostSettings",
     "HostVM",
     "Record",
+    "ReportingParams",
     "analyze_page_tables",
     "comparison_table",
     "duplicate_lifetimes",
@@ -57,6 +66,7 @@ __all__ = [
     "figure_records",
     "figure_scores",
     "fit_fig02_cost",
+    "free_report",
     "history_from_tables",
     "host_report",
     "load_pages",
@@ -64,6 +74,8 @@ __all__ = [
     "null_value",
     "paper_fig02",
     "provenance_table",
+    "reclaim_timeline",
+    "reportable_mask",
     "run_guest",
     "run_io",
     "run_param",
@@ -76,5 +88,6 @@ __all__ = [
     "summarize",
     "sweep_records",
     "swept",
+    "synthetic_guest_free",
     "write_records",
 ]

@@ -269,9 +269,20 @@ def _kill(proc: subprocess.Popen) -> None:
 
 
 def _boot(
-    qemu: str, accel: str, kernel: Path, initrd: Path, ram_mb: int, work: Path, timeout: float, append: str
+    qemu: str,
+    accel: str,
+    kernel: Path,
+    initrd: Path,
+    ram_mb: int,
+    work: Path,
+    timeout: float,
+    append: str,
+    extra_args: tuple[str, ...] = (),
 ) -> tuple[subprocess.Popen, Path] | None:
-    """Start QEMU; return (process, qmp socket) once the marker is on the console, else None."""
+    """Start QEMU; return (process, qmp socket) once the marker is on the console, else None.
+
+    ``extra_args`` are appended to QEMU's command line (devices such as a virtio-balloon).
+    """
     console = work / f"console-{accel}.log"
     qmp_sock = work / f"qmp-{accel}.sock"
     with contextlib.suppress(FileNotFoundError):
@@ -302,6 +313,7 @@ def _boot(
         "vmcoreinfo",
         "-qmp",
         f"unix:{qmp_sock},server=on,wait=off",
+        *extra_args,
     ]
     log = open(work / f"qemu-{accel}.log", "wb")
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
@@ -328,8 +340,11 @@ def boot_guest(
     kvm_timeout: float,
     tcg_timeout: float,
     notes: list[str],
+    extra_args: tuple[str, ...] = (),
 ) -> tuple[subprocess.Popen, Path, str, float]:
     """Boot under KVM (``accel`` auto/kvm, within ``kvm_timeout``) or else TCG.
+
+    ``extra_args`` are appended to QEMU's command line.
 
     Returns ``(process, qmp socket, accelerator used, seconds to the workload marker)``;
     appends what happened to ``notes``; raises :class:`CaptureError` if no try booted.
@@ -341,7 +356,7 @@ def boot_guest(
         tries.append(("tcg", tcg_timeout))
     for name, limit in tries:
         t0 = time.monotonic()
-        booted = _boot(qemu, name, kernel, initrd, ram_mb, work, limit, append)
+        booted = _boot(qemu, name, kernel, initrd, ram_mb, work, limit, append, tuple(extra_args))
         if booted is not None:
             secs = time.monotonic() - t0
             notes.append(f"guest booted under {name} in {secs:.1f} s")
