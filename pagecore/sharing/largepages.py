@@ -249,3 +249,93 @@ def large_page_summary(curve, regions, page_size: int = 4096, marks=(0.5, 0.8, 0
         "share_of_regions": {k: (v / n if n else 0.0) for k, v in reach.items()},
         "regions_without_savings": int((regions["alone"] == 0).sum()) if len(regions) else 0,
     }
+
+
+def savings_with_small_pages(vm, gpfn, hashes, zero, small, *, domain=None) -> dict:
+    """Savings when only the pages where ``small`` is true are 4 KiB pages (the rest lie in
+    unbroken large pages): the module docstring's definition, for any set of broken regions.
+
+    Returns ``{"zero": zero pages among the small ones, "nonzero": Σ_c max(b_c − 1, 0),
+    "total": their sum}`` (pages), where ``b_c`` counts the small copies of non-zero content c
+    (contents are (domain, hash)).
+    """
+    small = np.asarray(small, np.bool_)
+    zero = np.asarray(zero, np.bool_)
+    hashes = np.asarray(hashes, np.uint64)
+    z = int((small & zero).sum())
+    sel = small & ~zero
+    if domain is None:
+        distinct = np.unique(hashes[sel]).size
+    else:
+        d = np.asarray(domain, np.int64)[sel]
+        distinct = np.unique(np.stack([d, hashes[sel].view(np.int64)], axis=1), axis=0).shape[0] if sel.any() else 0
+    nz = int(sel.sum()) - int(distinct)
+    return {"zero": z, "nonzero": nz, "total": z + nz}
+
+
+def backable_regions(vm, gpfn, region_pages: int = REGION_PAGES, full=None):
+    """Which pages lie in a 2 MiB region a large page can back.
+
+    A region can be one large page only when all ``region_pages`` of its aligned guest frames
+    are in the table (and, when ``full`` is given, every one of its pages has ``full`` true,
+    e.g. ``host_thp`` for the regions the host *does* back with a huge page). A region with a
+    hole (a ROM, the PCI hole, an unreadable page) is made of small pages anyway.
+
+    Returns
+    -------
+    in_backable : bool[n]
+        Per page: its region is backable.
+    regions, backable : int
+        Number of regions, and of backable ones.
+    """
+    import pandas as pd
+
+    gpfn = np.asarray(gpfn, np.uint64)
+    n = gpfn.shape[0]
+    if n == 0:
+        return np.zeros(0, np.bool_), 0, 0
+    vm_codes, _ = pd.factorize(pd.Series(np.asarray(vm)).astype(str))
+    key = vm_codes.astype(np.int64) * (1 << 44) + (gpfn // np.uint64(region_pages)).astype(np.int64)
+    uk, idx, cnt = np.unique(key, return_inverse=True, return_counts=True)
+    ok = cnt == region_pages
+    if full is not None:
+        ok &= np.bincount(idx, weights=np.asarray(full, np.bool_), minlength=len(uk)).astype(np.int64) == cnt
+    return ok[idx], len(uk), int(ok.sum())
+
+
+def large_page_report(vm, gpfn, hashes, zero, *, thp=None, page_size: int = 4096, marks=(0.5, 0.9, 0.99)) -> dict:
+    """The large-page section of ``pagecore share`` (issue 16 item 3), JSON-ready.
+
+    ``backable``: regions whose 512 frames are all present; ``lost_if_backed``: the sharing and
+    zero-page savings a host loses by backing every backable region with one 2 MiB page (pages
+    inside are not shared until the large page is broken); ``regions_to_reach``: fewest
+    regions the greedy order (:func:`large_page_savings`) breaks to get each fraction of the
+    savings back. With the host's view (``thp``: ``host_thp`` from ``pagecore live``), the
+    same loss for the regions the host backs with transparent huge pages now.
+    """
+    _, curve = large_page_savings(vm, gpfn, hashes, zero, page_size=page_size)
+    total = int(curve.attrs["total_saved_pages"])
+    in_b, n_reg, n_b = backable_regions(vm, gpfn)
+    kept = savings_with_small_pages(vm, gpfn, hashes, zero, ~in_b)
+    lost = total - kept["total"]
+    mb = page_size / 2**20
+    out = {
+        "region_bytes": REGION_PAGES * page_size,
+        "regions": n_reg,
+        "backable_regions": n_b,
+        "backable_pages": int(in_b.sum()),
+        "saved_pages_small_pages": total,
+        "saved_pages_if_backed": kept["total"],
+        "lost_pages_if_backed": lost,
+        "lost_mb_if_backed": lost * mb,
+        "lost_zero_pages_if_backed": int(np.asarray(zero, bool).sum()) - kept["zero"] if len(zero) else 0,
+        "lost_fraction_if_backed": lost / total if total else 0.0,
+        "regions_to_reach": {f"{m:g}": regions_to_reach(curve, m) for m in marks},
+    }
+    if thp is not None:
+        in_t, _, n_t = backable_regions(vm, gpfn, full=thp)
+        kept_t = savings_with_small_pages(vm, gpfn, hashes, zero, ~in_t)
+        out["host_thp_regions"] = n_t
+        out["lost_pages_host_thp"] = total - kept_t["total"]
+        out["lost_mb_host_thp"] = (total - kept_t["total"]) * mb
+    return out
