@@ -13,6 +13,7 @@ TOOLS = {
     "ksmcheck": "pagecore.qemu.ksmcheck",
     "zramcheck": "pagecore.qemu.zramcheck",
     "savestate": "pagecore.qemu.savestate",
+    "virshsave": "pagecore.qemu.virshsave",
 }
 
 
