@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from pagecore.cli._args import add_format_args, check_outputs, command, int_at_least, nonneg_int, positive_int
 from pagecore.errors import PagecoreError
 
@@ -55,6 +57,13 @@ def _run(emulator_cls, settings_cls, savings, args, **settings) -> int:
     rep["ksm_eligibility"] = info["ksm_eligibility"]
     rep["series"] = info
     rep["savings_pages"] = savings(em)  # mechanism keys (pagecore.vocab)
+    end = float(res.timeline["t"].iloc[-1]) if len(res.timeline) else 0.0
+    if end < history.last_write_s:  # e.g. KSM's max_full_scans reached first on a tiny history
+        rep["warning"] = (
+            f"the run stopped at {end:,.1f} s, before the last write at {history.last_write_s:,.1f} s: "
+            "later changes were not replayed"
+        )
+        print(f"pagecore: warning: {rep['warning']}", file=sys.stderr)
 
     def rows():
         tl = res.timeline.copy()
