@@ -18,7 +18,7 @@ import pytest
 from pagecore.cli import main
 from pagecore.errors import InputError
 from pagecore.pages.tables import write_page_table
-from pagecore.sharing.pagehistory import history_from_tables
+from pagecore.sharing.pagehistory import read_history
 
 
 def table(path, vm, hashes, *, gpfn=None, present=None, host_zero=None, meta=None):
@@ -110,7 +110,7 @@ READS_B = [[1, 9, 0, 8], [1, 9, 0, 8], [1, 9, 0, 0]]
 
 def test_series_replays_the_changes_at_the_reads_times(tmp_path):
     paths = series(tmp_path, READS_A, READS_B, [100.0, 110.0, 125.0], [101.0, 111.0, 126.0])
-    h, info = history_from_tables(paths[::-1], series=True)  # any order: each VM's reads are sorted by time
+    h, info = read_history(paths[::-1], series=True)  # any order: each VM's reads are sorted by time
     assert info["reads"] == 3 and info["times_from"] == "taken_at" and info["ksm_eligibility"] == "all"
     assert h.vm_names == ["a", "b"] or h.vm_names == ["b", "a"]
     a0 = h.vm_names.index("a")
@@ -164,7 +164,7 @@ def test_series_with_host_view_leaves_out_pages_never_present(tmp_path, capsys):
         i = t.schema.get_field_index("host_present")
         t = t.set_column(i, t.schema.field(i), pa.array([True, True, False, True]))
         pq.write_table(t, p)
-    h, info = history_from_tables(paths, series=True)
+    h, info = read_history(paths, series=True)
     assert info["ksm_eligibility"] == "host_view" and info["pages_not_eligible"] == 1 and h.pages == 7
     assert main(["ksm", *paths, "--series", "--format", "json", "--pages-to-scan", "4", "--no-smart-scan"]) == 0
     rep = json.loads(capsys.readouterr().out)
@@ -197,7 +197,7 @@ def test_series_refuses_mixed_inputs_in_one_line(tmp_path, capsys, case, needle)
     elif case == "same_time":
         paths[2] = table(tmp_path / "x.parquet", "a", [1, 1, 3, 4], meta={"taken_at": 100.0})
     with pytest.raises(InputError, match=needle):
-        history_from_tables(paths, series=True)
+        read_history(paths, series=True)
     assert main(["ksm", *paths, "--series"]) == 1
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1 and "Traceback" not in err
@@ -205,7 +205,7 @@ def test_series_refuses_mixed_inputs_in_one_line(tmp_path, capsys, case, needle)
 
 def test_series_without_read_times_takes_the_interval(tmp_path):
     paths = [table(tmp_path / f"a.{k}.parquet", "a", r) for k, r in enumerate(READS_A)]
-    h, info = history_from_tables(paths, series=True, interval=30)
+    h, info = read_history(paths, series=True, interval=30)
     assert info["times_from"] == "interval" and h.t.tolist() == [30.0, 60.0]
     with pytest.raises(InputError, match="interval must be > 0"):
-        history_from_tables(paths, series=True, interval=0)
+        read_history(paths, series=True, interval=0)

@@ -10,10 +10,10 @@ from pagecore.errors import PagecoreError
 
 def _history_from_args(args):
     """A page history from page tables: one set, or a series of reads (--series/--snapshots)."""
-    from pagecore.sharing.pagehistory import history_from_tables
+    from pagecore.sharing.pagehistory import read_history
 
     try:
-        return history_from_tables(args.pages, series=args.series, interval=args.interval)
+        return read_history(args.pages, series=args.series, interval=args.interval)
     except OSError as exc:
         raise PagecoreError(f"cannot read page tables: {exc}") from None
 

@@ -4,12 +4,14 @@ Owns: the records every ``results/numbers/*.json`` holds and the comparison tabl
 (:mod:`.records`); the sharing analysis of page tables behind ``pagecore share`` and Figures 4–5
 (:mod:`.analyze`); Figures 6–8 and the what-if sweeps (:mod:`.memory_manager`); Figure 2,
 double paging and I/O remapping (:mod:`.reclaim`); sharing over time and duplicate lifetimes
-(:mod:`.scan`); the rows of `pagecore share`'s table (:mod:`.sharetable`).
+(:mod:`.scan`); large pages on the Figure 4 guests (:mod:`.largepages`); the rows of
+`pagecore share`'s table (:mod:`.sharetable`).
 Must not: draw (that is :mod:`pagecore.plotting`) or hold the paper's numbers
 (they live in :mod:`pagecore.paper`).
 """
 
 from pagecore.experiments.analyze import analyze_page_tables, load_pages
+from pagecore.experiments.largepages import large_page_sets
 from pagecore.experiments.memory_manager import (
     fig06_error,
     fig06_records,
@@ -54,6 +56,7 @@ __all__ = [
     "figure_scores",
     "fit_fig02_cost",
     "history_from_tables",
+    "large_page_sets",
     "load_pages",
     "null_value",
     "paper_fig02",

@@ -8,7 +8,7 @@ are equal, so a hash shared by two content ids is a *false match* (paper §4.3).
 Build one from a page table (:meth:`PageHistory.from_pages`, static), from successive
 snapshots of the same guests (:meth:`PageHistory.from_snapshots`, writes at snapshot times), from
 a series of page tables on disk such as ``pagecore live --count N`` writes
-(:func:`history_from_tables`: each VM's reads in time order, a page whose content changed between
+(:func:`read_history`: each VM's reads in time order, a page whose content changed between
 two reads written at the later read's time), or add a synthetic write trace
 (:func:`with_random_writes`).
 """
@@ -180,7 +180,7 @@ def _host_eligible(path, n: int) -> np.ndarray:
     return present & ~t["host_zero_page"].to_numpy(zero_copy_only=False).astype(bool)
 
 
-def history_from_tables(paths, *, series: bool = False, interval: float | None = None, host_view: bool = True):
+def read_history(paths, *, series: bool = False, interval: float | None = None, host_view: bool = True):
     """A :class:`PageHistory` from page tables on disk, and what it was built from.
 
     Parameters
