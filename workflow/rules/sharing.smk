@@ -64,8 +64,7 @@ rule sets_summary:
 
 
 rule largepages:
-    """Large pages (issue 16): sharing and zero-page savings per 2 MiB region and the greedy
-    breaking curve, on the Figure 4 guests (``fig04``) or the real guests (``real``)."""
+    """Large pages (issue 16): savings per 2 MiB region and the breaking curve (Figure 4 or real guests)."""
     input:
         pages=largepage_page_tables,
     output:
