@@ -106,21 +106,38 @@ def _greedy(zero_r, reg_ptr, reg_content, reg_k, con_ptr, con_region, order_out,
                         _seg_update(tree, size, o, gain[o] * 4294967296 - o)
 
 
+#: bits of a region number in the (vm, region) key; the VM code takes the bits above
+_REGION_BITS = 40
+
+
+def _content_ids(domain: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Dense ids of the (domain, hash) pairs, numbered in (domain, signed hash) order."""
+    n = len(h)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    order = np.lexsort((h, domain)) if domain.any() else np.argsort(h, kind="stable")
+    ds, hs = domain[order], h[order]
+    new = np.ones(n, np.bool_)
+    new[1:] = (hs[1:] != hs[:-1]) | (ds[1:] != ds[:-1])
+    ids = np.empty(n, np.int64)
+    ids[order] = np.cumsum(new) - 1
+    return ids
+
+
 def _structure(vm_codes, gpfn, hashes, zero, domain, region_pages):
     """Regions, contents and their (region, content) incidence."""
-    region_of_page = gpfn // np.uint64(region_pages)
-    key = np.stack([vm_codes.astype(np.int64), region_of_page.astype(np.int64)], axis=1)
-    regions, reg_idx = np.unique(key, axis=0, return_inverse=True)
+    region_of_page = (gpfn // np.uint64(region_pages)).astype(np.int64)
+    if len(region_of_page) and int(region_of_page.max()) >= 1 << _REGION_BITS:
+        raise ValueError(f"guest frame numbers must stay below 2^{_REGION_BITS} regions")
+    # one int64 key per (vm, region): its sort order is the (vm, region) order (1-D sorts are fast)
+    key = (vm_codes.astype(np.int64) << _REGION_BITS) | region_of_page
+    ukey, reg_idx = np.unique(key, return_inverse=True)
     reg_idx = reg_idx.reshape(-1)
+    regions = np.stack([ukey >> _REGION_BITS, ukey & ((1 << _REGION_BITS) - 1)], axis=1)
     nreg = len(regions)
     zero_r = np.bincount(reg_idx[zero], minlength=nreg).astype(np.int64)
     nz = ~zero
-    ckey = np.stack([domain[nz].astype(np.int64), hashes[nz].view(np.int64)], axis=1)
-    if len(ckey):
-        _, con_idx = np.unique(ckey, axis=0, return_inverse=True)
-        con_idx = con_idx.reshape(-1)
-    else:
-        con_idx = np.zeros(0, np.int64)
+    con_idx = _content_ids(domain[nz].astype(np.int64), hashes[nz].view(np.int64))
     ncon = int(con_idx.max()) + 1 if len(con_idx) else 0
     pair = reg_idx[nz].astype(np.int64) * max(ncon, 1) + con_idx
     upair, k = np.unique(pair, return_counts=True)
@@ -268,7 +285,8 @@ def savings_with_small_pages(vm, gpfn, hashes, zero, small, *, domain=None) -> d
         distinct = np.unique(hashes[sel]).size
     else:
         d = np.asarray(domain, np.int64)[sel]
-        distinct = np.unique(np.stack([d, hashes[sel].view(np.int64)], axis=1), axis=0).shape[0] if sel.any() else 0
+        ids = _content_ids(d, hashes[sel].view(np.int64))
+        distinct = int(ids.max()) + 1 if len(ids) else 0
     nz = int(sel.sum()) - int(distinct)
     return {"zero": z, "nonzero": nz, "total": z + nz}
 
