@@ -124,6 +124,18 @@ def _content_ids(domain: np.ndarray, h: np.ndarray) -> np.ndarray:
     return ids
 
 
+def _vm_codes(vm) -> tuple[np.ndarray, list[str]]:
+    """VM codes (in sorted-name order) and names; integer VM indices are taken as they are."""
+    import pandas as pd
+
+    a = np.asarray(vm)
+    if a.dtype.kind in "iu":
+        names, codes = np.unique(a, return_inverse=True)
+        return codes.reshape(-1).astype(np.int64), [str(x) for x in names]
+    codes, names = pd.factorize(pd.Series(a).astype(str), sort=True)
+    return codes.astype(np.int64), list(names)
+
+
 def _structure(vm_codes, gpfn, hashes, zero, domain, region_pages):
     """Regions, contents and their (region, content) incidence."""
     region_of_page = (gpfn // np.uint64(region_pages)).astype(np.int64)
@@ -144,12 +156,10 @@ def _structure(vm_codes, gpfn, hashes, zero, domain, region_pages):
     p_reg = upair // max(ncon, 1)
     p_con = upair % max(ncon, 1)
     reg_ptr = np.zeros(nreg + 1, np.int64)
-    np.add.at(reg_ptr, p_reg + 1, 1)
-    reg_ptr = np.cumsum(reg_ptr)
+    reg_ptr[1:] = np.cumsum(np.bincount(p_reg, minlength=nreg))
     o = np.argsort(p_con, kind="stable")
     con_ptr = np.zeros(ncon + 1, np.int64)
-    np.add.at(con_ptr, p_con + 1, 1)
-    con_ptr = np.cumsum(con_ptr)
+    con_ptr[1:] = np.cumsum(np.bincount(p_con, minlength=ncon))
     copies = np.bincount(con_idx, minlength=ncon).astype(np.int64)
     return regions, reg_idx, zero_r, reg_ptr, p_con.astype(np.int64), k.astype(np.int64), con_ptr, p_reg[o], copies
 
@@ -195,7 +205,7 @@ def large_page_savings(
     n = gpfn.shape[0]
     if hashes.shape != (n,) or zero.shape != (n,):
         raise ValueError("gpfn, hashes and zero must have the same length")
-    vm_codes, vm_names = pd.factorize(pd.Series(np.asarray(vm)).astype(str), sort=True)
+    vm_codes, vm_names = _vm_codes(vm)
     domain = np.zeros(n, np.int64) if domain is None else np.asarray(domain, np.int64)
     regions, reg_idx, zero_r, reg_ptr, reg_con, reg_k, con_ptr, con_reg, copies = _structure(
         vm_codes, gpfn, hashes, zero, domain, region_pages
@@ -206,9 +216,9 @@ def large_page_savings(
     attributed = zero_r.astype(np.float64)
     if len(reg_k):
         preg = np.repeat(np.arange(nreg), np.diff(reg_ptr))
-        np.add.at(alone, preg, reg_k - 1)
+        alone += np.bincount(preg, weights=reg_k - 1, minlength=nreg).astype(np.int64)
         share = reg_k * (copies[reg_con] - 1) / copies[reg_con]
-        np.add.at(attributed, preg, share)
+        attributed += np.bincount(preg, weights=share, minlength=nreg)
     total = int(zero_r.sum() + (copies - 1).sum())
     reg_df = pd.DataFrame(
         {
@@ -306,13 +316,12 @@ def backable_regions(vm, gpfn, region_pages: int = REGION_PAGES, full=None):
     regions, backable : int
         Number of regions, and of backable ones.
     """
-    import pandas as pd
 
     gpfn = np.asarray(gpfn, np.uint64)
     n = gpfn.shape[0]
     if n == 0:
         return np.zeros(0, np.bool_), 0, 0
-    vm_codes, _ = pd.factorize(pd.Series(np.asarray(vm)).astype(str))
+    vm_codes, _ = _vm_codes(vm)
     key = vm_codes.astype(np.int64) * (1 << 44) + (gpfn // np.uint64(region_pages)).astype(np.int64)
     uk, idx, cnt = np.unique(key, return_inverse=True, return_counts=True)
     ok = cnt == region_pages
