@@ -89,6 +89,13 @@ def test_share_ksm_counts_only_the_host_view(tmp_path, capsys):
     out = tmp_path / "s.parquet"
     assert main(["share", a, b, "-q", "--format", "parquet", "-o", str(out)]) == 0
     assert pd.read_parquet(out).loc[0, "ksm_eligibility"] == "host_view"
+    # pagecore ksm over the same tables: the emulator sees the same eight pages and ends where share's count does
+    assert main(["ksm", a, b, "--format", "json", "--pages-to-scan", "4"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["ksm_eligibility"] == "host_view" and rep["series"]["pages_not_eligible"] == 4
+    assert (rep["pages_shared"], rep["pages_sharing"]) == (2, 3)
+    assert main(["ksm", a, b, "--pages-to-scan", "4"]) == 0
+    assert "eligibility: host_view" in capsys.readouterr().out
     # one table without the view: KSM over all pages, with a note saying why
     c = table(tmp_path / "c.parquet", "c", [3])
     rep = _share_json(capsys, a, b, c)
