@@ -216,3 +216,55 @@ def test_series_without_read_times_takes_the_interval(tmp_path):
     assert info["times_from"] == "interval" and h.t.tolist() == [30.0, 60.0]
     with pytest.raises(InputError, match="interval must be > 0"):
         read_history(paths, series=True, interval=0)
+
+
+# ------------------------------------------------------------------ emulators' savings by mechanism
+def slow_split(content, vm, zero_content):
+    """Dict-counting twin: per content, c copies in k VMs save c − k within VMs and k − 1 across."""
+    from collections import Counter, defaultdict
+
+    copies, vms = Counter(), defaultdict(set)
+    for c, v in zip(content.tolist(), vm.tolist(), strict=True):
+        copies[c] += 1
+        vms[c].add(v)
+    out = {"zero": 0, "share_intra": 0, "share_inter": 0}
+    for c, n in copies.items():
+        if c == zero_content:
+            out["zero"] += n - 1
+        else:
+            out["share_intra"] += n - len(vms[c])
+            out["share_inter"] += len(vms[c]) - 1
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_emulator_savings_split_adds_up_and_matches_the_twin(seed):
+    from pagecore.sharing import PageHistory, ksm_savings, scanner_savings, with_random_writes
+    from pagecore.sharing.ksm import KsmEmulator, KsmSettings
+    from pagecore.sharing.scanner import EsxScanner, ScannerSettings
+
+    rng = np.random.default_rng(seed)
+    n = 1500
+    h = rng.integers(0, 200, n).astype(np.uint64)
+    z = h < 15
+    h[z] = 0
+    vm = rng.integers(0, 3, n)
+    static = PageHistory.from_pages(h, z, vm, ["a", "b", "c"], rng.permutation(n))  # not in address order
+    # a static set converges to full sharing: the split is the twin's, exactly
+    em = KsmEmulator(static, KsmSettings(pages_to_scan=500, smart_scan=False))
+    em.run()
+    assert ksm_savings(em) == slow_split(static.content, static.vm, static.zero_content)
+    sc = EsxScanner(static, ScannerSettings(scan_rate_vm=1000, scan_rate_total=3000))
+    sc.run()
+    assert scanner_savings(sc) == slow_split(static.content, static.vm, static.zero_content)
+    # with writes, chains and use_zero_pages: the split always adds up to the emulator's own total
+    hist = with_random_writes(static, fraction=0.1, mean_interval_s=20, duration_s=60, zero_write_fraction=0.3)
+    for uzp, mps in ((False, 256), (True, 3), (False, 2)):
+        em = KsmEmulator(hist, KsmSettings(pages_to_scan=300, use_zero_pages=uzp, max_page_sharing=mps))
+        f = em.run().final
+        s = ksm_savings(em)
+        assert sum(s.values()) == f["pages_sharing"] + f["ksm_zero_pages"], (uzp, mps)
+        assert min(s.values()) >= 0 and (not uzp or s["zero"] >= f["ksm_zero_pages"])
+    sc = EsxScanner(hist, ScannerSettings(scan_rate_vm=500, scan_rate_total=1500))
+    f = sc.run().final
+    assert sum(scanner_savings(sc).values()) == f["reclaimed_pages"]
