@@ -8,6 +8,7 @@
 # ├── pages/user/<vm>.parquet           page tables of your own dumps (config: dumps)
 # ├── sharing/fig04.sweep.csv           sharing vs number of VMs (Figure 4)
 # ├── sharing/user.json                 sharing of your own dumps
+# ├── largepages/<guests>.*.parquet     large pages: breaking curve, savings per 2 MiB region (+ summary.json)
 # ├── figures/figNN_<slug>.{png,pdf}    the paper's figures, paper data overlaid
 # ├── numbers/figNN.json                paper vs ours: {figure, quantity, unit, paper, ours, kind}
 # ├── notebooks/<name>.html             the notebooks executed on these results (config: notebooks)

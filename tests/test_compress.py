@@ -303,7 +303,7 @@ def test_estimate_is_exact_without_sampling_and_covers_with():
 def _args(**kw):
     base = dict(
         algorithm="lzo-rle",
-        out_format="json",
+        format="json",
         sample=None,
         seed=0,
         threads=1,
@@ -352,6 +352,31 @@ def test_cli_dump_and_table_paths(tmp_path, capsys):
     Path(dump).unlink()
     with pytest.raises(InputError, match="dump changed since hashing"):
         run(_args(inputs=[str(table)]))
+
+
+def test_cli_format_set_and_mechanism_keys(tmp_path, capsys):
+    """compress takes the one --format set; its ladder steps carry the vocabulary's mechanism keys."""
+    from pagecore.cli import main
+
+    pages = np.concatenate([mixed_pages(12, 3), np.zeros((5, PS), np.uint8), mixed_pages(4, 3)])
+    dump = tmp_path / "g.raw"
+    pages.tofile(dump)
+    assert main(["compress", str(dump), "--format", "json", "--threads", "1"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    zeros = int((pages == 0).all(axis=1).sum())
+    assert rep["savings_pages"]["zero"] == zeros - 1  # one zero page kept, as the ladder counts
+    assert set(rep["savings_pages"]) == {"zero", "share_intra", "share_inter", "compress"}
+    assert rep["savings_pages"]["share_intra"] >= 4  # the last four pages repeat four of the first
+    assert main(["compress", str(dump), "--format", "csv", "--threads", "1"]) == 0
+    rows = pd.read_csv(__import__("io").StringIO(capsys.readouterr().out))
+    keyed = rows.dropna(subset=["mechanism"])
+    assert dict(zip(keyed["mechanism"], keyed["saved_pages"], strict=True)) == rep["savings_pages"]
+    assert rows["mechanism"].isna().sum() == 2  # "remains" and "salting removes" are no savings
+    out = tmp_path / "c.parquet"
+    assert main(["compress", str(dump), "--format", "parquet", "-o", str(out), "--threads", "1"]) == 0
+    assert pd.read_parquet(out)["step"].tolist() == rows["step"].tolist()
+    assert main(["compress", str(dump), "--format", "parquet"]) == 1
+    assert "needs -o" in capsys.readouterr().err
 
 
 def test_cli_uses_size_columns_of_the_table(tmp_path, capsys):

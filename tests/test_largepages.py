@@ -139,3 +139,37 @@ def test_summary_marks():
     assert s["saved_pages_all_broken"] == curve["saved_pages"].iloc[-1]
     k = s["regions_to_reach"]["0.5"]
     assert curve["saved_fraction"].iloc[k] >= 0.5 and (k == 0 or curve["saved_fraction"].iloc[k - 1] < 0.5)
+
+
+def test_large_page_report_against_the_slow_twin():
+    """Backable regions are the full ones; the savings they hide and those a host's THP hide
+    are the slow twin's savings with only the other regions broken."""
+    from pagecore.sharing.largepages import backable_regions, large_page_report
+
+    rng = np.random.default_rng(11)
+    # a: regions 0 and 1 full, region 2 with one frame missing; b: region 0 half full
+    ga = np.concatenate([np.arange(1024), np.arange(1024, 1535)]).astype(np.uint64)
+    gb = np.arange(256, dtype=np.uint64)
+    vm = np.array(["a"] * len(ga) + ["b"] * len(gb))
+    gpfn = np.concatenate([ga, gb])
+    h = rng.integers(0, 300, len(gpfn)).astype(np.uint64)
+    z = h < 20
+    h[z] = 0
+    rows = as_rows(vm, gpfn, h, z, np.zeros(len(h), int))
+    allr = {(v, g // 512) for v, g, *_ in rows}
+    total = slow_savings(rows, allr)
+    in_b, n, nb = backable_regions(vm, gpfn)
+    assert (n, nb) == (4, 2) and in_b.sum() == 1024
+    thp = (vm == "a") & (gpfn >= 512) & (gpfn < 1024)  # the host backs a's region 1 with a THP
+    rep = large_page_report(vm, gpfn, h, z, thp=thp)
+    assert rep["regions"] == 4 and rep["backable_regions"] == 2 and rep["backable_pages"] == 1024
+    assert rep["saved_pages_small_pages"] == total
+    kept = slow_savings(rows, {("a", 2), ("b", 0)})
+    assert rep["saved_pages_if_backed"] == kept and rep["lost_pages_if_backed"] == total - kept
+    assert rep["lost_zero_pages_if_backed"] == int(z[in_b].sum())
+    assert rep["host_thp_regions"] == 1
+    assert rep["lost_pages_host_thp"] == total - slow_savings(rows, allr - {("a", 1)})
+    reach = rep["regions_to_reach"]
+    assert reach["0.5"] <= reach["0.9"] <= reach["0.99"] <= 4
+    # a THP flag on part of a region does not make it a large page
+    assert large_page_report(vm, gpfn, h, z, thp=thp & (gpfn != 700))["host_thp_regions"] == 0

@@ -365,3 +365,32 @@ def test_notebook_rendered_from_the_results(run_dir):
     assert "data:image/png;base64," in html or 'src="data:image/png' in html
     assert "the pipeline&#39;s page tables" in html or "the pipeline's page tables" in html
     assert "3 page tables" in html and "Traceback" not in html
+
+
+def test_large_page_rule_on_the_fig04_guests(tmp_path):
+    """The large-page rule alone (issue 16): region counts and savings against the slow twin of
+    tests/test_largepages.py; its figure and summary are in the default target."""
+    from test_largepages import slow_savings
+
+    cfg = tiny_config()
+    cfg["synth"]["fig04"].update(vms=2, mem_mb=4)  # 1,024 pages each: two 2 MiB regions per guest
+    wd = tmp_path / "wf"
+    snakemake(wd, cfg, target="results/figures/large_page_breaking_fig04.png")
+    summary = json.loads((wd / "results/largepages/fig04.summary.json").read_text())
+    assert set(summary) == {"2 guests", "vm01 alone"}
+    rows = []
+    for t in sorted((wd / "results/pages/fig04").glob("vm*.parquet")):
+        d = pq.read_table(t).to_pandas()
+        rows += [(str(v), int(g), int(h), bool(z), 0) for v, g, h, z in zip(d.vm, d.gpfn, d.hash, d.zero, strict=True)]
+    regions = {(v, g // 512) for v, g, *_ in rows}
+    s = summary["2 guests"]
+    assert s["regions"] == len(regions) == 4 and s["backable_regions"] == 4
+    assert s["saved_pages_small_pages"] == slow_savings(rows, regions)
+    assert s["saved_pages_if_backed"] == 0 and s["lost_pages_if_backed"] == s["saved_pages_small_pages"]
+    one = summary["vm01 alone"]
+    assert one["saved_pages_small_pages"] == slow_savings([r for r in rows if r[0] == "vm01"], regions)
+    curves = pd.read_parquet(wd / "results/largepages/fig04.curves.parquet")
+    assert curves.groupby("set")["saved_fraction"].max().tolist() == [1.0, 1.0]
+    assert (wd / "results/figures/large_page_breaking_fig04.pdf").read_bytes().startswith(b"%PDF")
+    dry = snakemake(wd, cfg, "--dry-run", "--forceall", check=False)
+    assert "large_page_breaking" in dry.stdout + dry.stderr

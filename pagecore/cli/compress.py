@@ -2,8 +2,12 @@
 
 ::
 
-    pagecore compress DUMP|PAGES... [--algorithm lzo-rle|lzo|lz4|zstd] [--format table|json]
+    pagecore compress DUMP|PAGES... [--algorithm lzo-rle|lzo|lz4|zstd] [--format table|json|csv|parquet]
                       [--sample FRACTION|N] [--seed S] [--threads T] [-o OUT]
+
+``--format`` is the one set of every reporting command (:mod:`pagecore.cli._args`): the JSON
+report, or as CSV/Parquet rows the reclamation ladder with the mechanism key of each step
+(sampled runs: the zram estimates with their intervals).
 
 Inputs are dumps (any format :func:`pagecore.dumps.open_dump` reads; the VM is named after
 the file) or page tables (``.parquet``, from ``pagecore hash``). Page tables hold no page
@@ -19,12 +23,9 @@ with :func:`pagecore.pages.compress.page_sizes` and applies the models of
 from __future__ import annotations
 
 import json
-import sys
 import time
-from pathlib import Path
 
-from pagecore._util import atomic_path
-from pagecore.cli._args import check_outputs
+from pagecore.cli._args import add_format_args, check_outputs, emit
 
 
 def register(subparsers):
@@ -41,7 +42,7 @@ def register(subparsers):
     p.add_argument(
         "--algorithm", choices=ALGORITHMS, default=DEFAULT_ALGORITHM, help="compressor (default: %(default)s)"
     )
-    p.add_argument("--format", choices=("table", "json"), default="table", dest="out_format")
+    add_format_args(p)
     p.add_argument(
         "--sample",
         default=None,
@@ -59,7 +60,6 @@ def register(subparsers):
         default="reject",
         help="zswap on pages that do not compress below a page: reject (classic) or store (2025 as-is patch)",
     )
-    p.add_argument("-o", "--output", default=None, help="also write the JSON report here")
     p.set_defaults(func=run)
 
 
@@ -91,7 +91,8 @@ def format_table(rep: dict) -> str:
         lines.append("reclamation ladder (MiB saved / resident after the step):")
         for r in rep["ladder"]:
             res = "" if r["resident_mb"] is None else f"{r['resident_mb']:>12,.1f}"
-            lines.append(f"  {r['step']:44s} {r['saved_mb']:>12,.1f} {res}")
+            key = f"  [{r['mechanism']}]" if r.get("mechanism") else ""
+            lines.append(f"  {r['step']:44s} {r['saved_mb']:>12,.1f} {res:>12}{key}")
     else:
         for k, v in rep["zram_estimate"].items():
             lines.append(f"  {k:18s} {v['estimate']:>15,.0f}  95% CI [{v['low']:,.0f}, {v['high']:,.0f}]")
@@ -101,20 +102,20 @@ def format_table(rep: dict) -> str:
 
 
 def run(args) -> int:
-    """Run ``pagecore compress`` for parsed ``args``; prints the report, returns 0."""
-    from pagecore.experiments.compression import collect, report
+    """Run ``pagecore compress`` for parsed ``args``; writes the report in ``args.format``, returns 0."""
+    from pagecore.errors import PagecoreError
+    from pagecore.experiments.compression import collect, report, report_rows
 
+    if args.format == "parquet" and not args.output:
+        raise PagecoreError("--format parquet needs -o/--output FILE")
     check_outputs([args.output], args.inputs)
     t0 = time.perf_counter()
     ps, nbytes = collect(args)
     rep = report(ps, args, nbytes, time.perf_counter() - t0)
     rep["timing"]["wall_seconds"] = time.perf_counter() - t0
     rep["timing"]["gb_per_s"] = nbytes / rep["timing"]["wall_seconds"] / 1e9
-    text = json.dumps(rep, indent=2, default=_jsonable)
-    if args.output:
-        with atomic_path(args.output, args.inputs) as tmp:
-            Path(tmp).write_text(text + "\n")
-    print(text if args.out_format == "json" else format_table(rep), file=sys.stdout)
+    rep = json.loads(json.dumps(rep, default=_jsonable))  # plain types for every format
+    emit(args, rep, lambda: report_rows(rep), lambda: format_table(rep))
     return 0
 
 

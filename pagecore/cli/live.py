@@ -45,49 +45,66 @@ def _cmd_live(args) -> int:
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
     key = key_from_args(args)
-    for pid in pids:
-        sock = qmp_for.get(pid) or live.qmp_socket_of(pid)
-        qmp = None
-        if sock:
+    opened: list[tuple[live.Guest, QMP | None]] = []
+    try:
+        for pid in pids:
+            sock = qmp_for.get(pid) or live.qmp_socket_of(pid)
+            qmp = None
+            if sock:
+                try:
+                    qmp = QMP(Path(sock), timeout=10)
+                except (CaptureError, OSError) as e:
+                    print(f"pid {pid}: QMP {sock} unusable ({e}); using /proc/{pid}/smaps only", file=sys.stderr)
             try:
-                qmp = QMP(Path(sock), timeout=10)
-            except (CaptureError, OSError) as e:
-                print(f"pid {pid}: QMP {sock} unusable ({e}); using /proc/{pid}/smaps only", file=sys.stderr)
-        try:
-            guest = live.locate_by_qmp(pid, qmp) if qmp is not None else live.locate_by_maps(pid)
+                guest = live.locate_by_qmp(pid, qmp) if qmp is not None else live.locate_by_maps(pid)
+            except BaseException:
+                if qmp is not None:
+                    qmp.close()
+                raise
+            opened.append((guest, qmp))
             print(f"{guest.name} (pid {pid}): {guest.pages:,} pages, found by {guest.how}", file=sys.stderr)
             for note in guest.notes:
                 print(f"  note: {note}", file=sys.stderr)
-            for i in range(args.count):
-                if i:
-                    time.sleep(args.interval)
-                name = f"{guest.name}.parquet" if args.count == 1 else f"{guest.name}.{i:04d}.parquet"
-                meta = live.read_guest(
-                    guest,
-                    out_dir / name,
-                    qmp=qmp,
-                    pause=args.pause,
-                    max_mb_per_s=None if args.max_mb_per_s == 0 else args.max_mb_per_s,
-                    key=key,
-                    measure_drift=not args.no_drift,
-                )
-                if args.pause and meta["pause_seconds"] is None:
-                    extra = "the guest was already paused (left paused)"
-                elif args.pause:
-                    extra = f"paused {meta['pause_seconds']:.3f} s"
-                elif meta["drift_pages"] is None:
-                    extra = "unverified (fuzzy), drift not measured"
-                else:
-                    extra = f"unverified (fuzzy): {meta['drift_pages']:,} pages changed between two reads"
-                print(
-                    f"  {out_dir / name}: {meta['pages']:,} pages in {meta['read_seconds']:.2f} s, {extra}, "
-                    f"{meta['pages_skipped']:,} unreadable",
-                    file=sys.stderr,
-                )
-        finally:
+        # read i of every guest together, so a series (--count N) holds each read of all guests at one time
+        for i in range(args.count):
+            if i:
+                time.sleep(args.interval)
+            for guest, qmp in opened:
+                _read_one(args, guest, qmp, out_dir, i, key)
+    finally:
+        for _, qmp in opened:
             if qmp is not None:
                 qmp.close()
     return 0
+
+
+def _read_one(args, guest, qmp, out_dir: Path, i: int, key) -> None:
+    """Read ``guest`` once into ``<guest>.parquet`` (``<guest>.NNNN.parquet`` in a series) and say how it went."""
+    from pagecore.qemu import live
+
+    name = f"{guest.name}.parquet" if args.count == 1 else f"{guest.name}.{i:04d}.parquet"
+    meta = live.read_guest(
+        guest,
+        out_dir / name,
+        qmp=qmp,
+        pause=args.pause,
+        max_mb_per_s=None if args.max_mb_per_s == 0 else args.max_mb_per_s,
+        key=key,
+        measure_drift=not args.no_drift,
+    )
+    if args.pause and meta["pause_seconds"] is None:
+        extra = "the guest was already paused (left paused)"
+    elif args.pause:
+        extra = f"paused {meta['pause_seconds']:.3f} s"
+    elif meta["drift_pages"] is None:
+        extra = "unverified (fuzzy), drift not measured"
+    else:
+        extra = f"unverified (fuzzy): {meta['drift_pages']:,} pages changed between two reads"
+    print(
+        f"  {out_dir / name}: {meta['pages']:,} pages in {meta['read_seconds']:.2f} s, {extra}, "
+        f"{meta['pages_skipped']:,} unreadable",
+        file=sys.stderr,
+    )
 
 
 def _pid_sock(text: str):
@@ -124,7 +141,13 @@ def register(sub) -> None:
         "--max-mb-per-s", type=float, default=64.0, help="read rate limit per guest in MiB/s (0: none; default 64)"
     )
     p.add_argument("--interval", type=_positive_float, default=60.0, help="seconds between successive reads")
-    p.add_argument("--count", type=positive_int, default=1, help="successive reads per guest (default 1)")
+    p.add_argument(
+        "--count",
+        type=positive_int,
+        default=1,
+        help="successive reads of every guest (default 1); N > 1 writes <guest>.NNNN.parquet, a series for "
+        "`pagecore ksm/scan --series`",
+    )
     p.add_argument("--no-drift", action="store_true", help="fuzzy reads: skip the second pass that measures drift")
     p.add_argument("--force", action="store_true", help="read a process that is not qemu-system-*")
     kg = p.add_mutually_exclusive_group()

@@ -2,56 +2,86 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
-from pagecore.cli._args import command, int_at_least, nonneg_int, positive_int
+from pagecore.cli._args import add_format_args, check_outputs, command, int_at_least, nonneg_int, positive_int
 from pagecore.errors import PagecoreError
 
 
 def _history_from_args(args):
-    """A page history from page tables: one set, or successive snapshots (--snapshots)."""
-    from pagecore.pages.tables import read_page_tables
-    from pagecore.sharing.pagehistory import PageHistory
+    """A page history from page tables: one set, or a series of reads (--series/--snapshots)."""
+    from pagecore.sharing.pagehistory import read_history
 
-    cols = ["vm", "gpfn", "hash", "zero"]
     try:
-        if args.snapshots:
-            snaps = [read_page_tables([p], columns=cols).to_pandas() for p in args.pages]
-            return PageHistory.from_snapshots(snaps, [k * args.interval for k in range(len(snaps))])
-        df = read_page_tables(args.pages, columns=cols).to_pandas()
-    except (OSError, ValueError) as exc:
+        return read_history(args.pages, series=args.series, interval=args.interval)
+    except OSError as exc:
         raise PagecoreError(f"cannot read page tables: {exc}") from None
-    vm, names = df["vm"].astype(str).factorize()
-    return PageHistory.from_pages(df["hash"].to_numpy(), df["zero"].to_numpy(), vm, list(names), df["gpfn"].to_numpy())
 
 
-def _print_result(res, fmt) -> None:
-    out = res.to_dict()
-    if fmt == "json":
-        json.dump(out, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return
-    for k, v in res.final.items():
-        print(f"{k:<22}{v:>16,}")
-    print(f"{'seconds_to_converge':<22}{out['seconds_to_converge']:>16,.2f}")
+def _eligibility_words(info: dict) -> str:
+    if info["ksm_eligibility"] == "host_view":
+        return f"host_view (pages present in the host; {info['pages_not_eligible']:,} others left out)"
+    return "all (every page counted as mergeable)"
 
 
-def _run(emulate, settings_cls, args, **settings) -> int:
+def _table(rep: dict, final: dict) -> str:
+    lines = [f"{k:<22}{v:>16,}" for k, v in final.items()]
+    lines.append(f"{'seconds_to_converge':<22}{rep['seconds_to_converge']:>16,.2f}")
+    s = rep["series"]
+    if s["reads"] > 1:
+        lines.append(
+            f"series: {s['reads']} reads (times from {s['times_from']}, last at {s['read_times_s'][-1]:,.1f} s), "
+            f"{s['writes']:,} page writes replayed"
+        )
+    lines.append("eligibility: " + _eligibility_words(s))
+    lines.append(
+        "saved at the end, by mechanism: " + ", ".join(f"{k} {v:,} pages" for k, v in rep["savings_pages"].items())
+    )
+    return "\n".join(lines)
+
+
+def _run(emulator_cls, settings_cls, savings, args, **settings) -> int:
+    from pagecore.cli._args import emit
+
+    if args.format == "parquet" and not args.output:
+        raise PagecoreError("--format parquet needs -o/--output FILE")
+    check_outputs([args.output], args.pages)
     try:
         st = settings_cls(**settings)
     except ValueError as exc:
         raise PagecoreError(str(exc)) from None
-    _print_result(emulate(_history_from_args(args), st), args.format)
+    history, info = _history_from_args(args)
+    em = emulator_cls(history, st)
+    res = em.run()
+    rep = res.to_dict()
+    rep["ksm_eligibility"] = info["ksm_eligibility"]
+    rep["series"] = info
+    rep["savings_pages"] = savings(em)  # mechanism keys (pagecore.vocab)
+    end = float(res.timeline["t"].iloc[-1]) if len(res.timeline) else 0.0
+    if end < history.last_write_s:  # e.g. KSM's max_full_scans reached first on a tiny history
+        rep["warning"] = (
+            f"the run stopped at {end:,.1f} s, before the last write at {history.last_write_s:,.1f} s: "
+            "later changes were not replayed"
+        )
+        print(f"pagecore: warning: {rep['warning']}", file=sys.stderr)
+
+    def rows():
+        tl = res.timeline.copy()
+        tl["ksm_eligibility"] = info["ksm_eligibility"]
+        return tl
+
+    emit(args, rep, rows, lambda: _table(rep, res.final))
     return 0
 
 
 def _cmd_ksm(args) -> int:
-    from pagecore.sharing.ksm import KsmSettings, emulate_ksm
+    from pagecore.sharing.emulated_savings import ksm_savings
+    from pagecore.sharing.ksm import KsmEmulator, KsmSettings
 
     return _run(
-        emulate_ksm,
+        KsmEmulator,
         KsmSettings,
+        ksm_savings,
         args,
         pages_to_scan=args.pages_to_scan,
         sleep_millisecs=args.sleep_ms,
@@ -62,11 +92,13 @@ def _cmd_ksm(args) -> int:
 
 
 def _cmd_scan(args) -> int:
-    from pagecore.sharing.scanner import ScannerSettings, emulate_scanner
+    from pagecore.sharing.emulated_savings import scanner_savings
+    from pagecore.sharing.scanner import EsxScanner, ScannerSettings
 
     return _run(
-        emulate_scanner,
+        EsxScanner,
         ScannerSettings,
+        scanner_savings,
         args,
         scan_rate_vm=args.rate_vm,
         scan_rate_total=args.rate_total,
@@ -81,10 +113,20 @@ def register(sub) -> None:
     def _over_time_inputs(sp):
         sp.add_argument("pages", nargs="+", help="page tables written by `pagecore hash`")
         sp.add_argument(
-            "--snapshots", action="store_true", help="the tables are successive snapshots of the same guests"
+            "--series",
+            "--snapshots",
+            dest="series",
+            action="store_true",
+            help="the tables are successive reads of the same guests (pagecore live --count N): "
+            "content changes between reads are replayed as writes at the later read's time",
         )
-        sp.add_argument("--interval", type=float, default=60.0, help="seconds between snapshots (default %(default)s)")
-        sp.add_argument("--format", choices=["table", "json"], default="table", help="output (default: table)")
+        sp.add_argument(
+            "--interval",
+            type=float,
+            default=None,
+            help="seconds between successive reads (default: the read times recorded by pagecore live)",
+        )
+        add_format_args(sp, "run")
 
     ks = command(
         sub,

@@ -14,6 +14,7 @@ TOOLS = {
     "zramcheck": "pagecore.qemu.zramcheck",
     "savestate": "pagecore.qemu.savestate",
     "freereport": "pagecore.qemu.freereport",
+    "virshsave": "pagecore.qemu.virshsave",
 }
 
 

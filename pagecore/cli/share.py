@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
-from pagecore.cli._args import check_outputs, command, int_at_least, key_from_args, nonneg_int
+from pagecore.cli._args import add_format_args, check_outputs, command, int_at_least, key_from_args, nonneg_int
 from pagecore.errors import PagecoreError
 
 
@@ -56,7 +55,8 @@ def _fmt_table(rep: dict, by_vm: bool) -> str:
         f"reclaimed {rep['reclaimed_mb']:,.1f} MiB of {rep['total_mb']:,.1f} MiB; {check}",
         f"saved pages: intra-VM {rep['intra_vm_saved_pages']:,}, inter-VM {rep['inter_vm_saved_pages']:,}; "
         f"zero {rep['zero_saved_pages']:,}, non-zero {rep['nonzero_saved_pages']:,}",
-        f"KSM: pages_shared {k['pages_shared']:,}, pages_sharing {k['pages_sharing']:,}, "
+        "saved by mechanism: " + ", ".join(f"{m} {v:,.1f} MiB" for m, v in rep["savings_mb"].items()),
+        f"KSM ({_eligibility_words(k)}): pages_shared {k['pages_shared']:,}, pages_sharing {k['pages_sharing']:,}, "
         f"pages_unshared {k['pages_unshared']:,}, ksm_zero_pages {k['ksm_zero_pages']:,} "
         f"(use_zero_pages={k['use_zero_pages']}), general_profit {k['general_profit'] / 2**20:,.1f} MiB",
         f"esxtop: SHRD {e['SHRD_mb']:,.1f} MiB, ZERO {e['ZERO_mb']:,.1f} MiB, SHRDSVD {e['SHRDSVD_mb']:,.1f} MiB",
@@ -68,6 +68,10 @@ def _fmt_table(rep: dict, by_vm: bool) -> str:
             f"(loses {sg['savings_lost_pages']:,}); cross-VM shared pages an attacker could probe: "
             f"{sg['cross_vm_shared_pages_unsalted']:,} unsalted, {sg['cross_vm_shared_pages_salted']:,} salted"
         )
+    if k.get("eligibility_note"):
+        lines.append(f"note: {k['eligibility_note']}")
+    if "large_pages" in rep:
+        lines += _large_page_lines(rep["large_pages"])
     for b in rep.get("biased_inputs", []):
         lines.append(f"WARNING: {b['message']}")
     if rep.get("fuzzy_snapshots"):
@@ -83,21 +87,57 @@ def _fmt_table(rep: dict, by_vm: bool) -> str:
     return "\n".join(lines)
 
 
+def _eligibility_words(k: dict) -> str:
+    if k.get("eligibility") == "host_view":
+        return f"eligibility host_view: pages present in the host, {k.get('pages_not_eligible', 0):,} others left out"
+    return "eligibility all: every page counted as mergeable"
+
+
+def _large_page_lines(lp: dict) -> list[str]:
+    """The large-page section of the table (issue 16): regions, backable ones, sharing lost."""
+    reach = lp["regions_to_reach"]
+    lines = [
+        f"large pages ({lp['region_bytes'] // 2**20} MiB regions): {lp['regions']:,} regions, "
+        f"{lp['backable_regions']:,} backable by a large page (every 4 KiB frame present); backing them loses "
+        f"{lp['lost_mb_if_backed']:,.1f} MiB of the sharing+zero savings "
+        f"({100 * lp['lost_fraction_if_backed']:.1f} %, {lp['lost_zero_pages_if_backed']:,} of them zero pages)",
+        "  breaking the most profitable regions first gets back "
+        + ", ".join(f"{100 * float(m):g} % after {n:,}" for m, n in reach.items())
+        + f" of {lp['regions']:,} regions",
+    ]
+    if "host_thp_regions" in lp:
+        lines.append(
+            f"  host view: {lp['host_thp_regions']:,} regions backed by transparent huge pages now, hiding "
+            f"{lp['lost_mb_host_thp']:,.1f} MiB of savings until split"
+        )
+    return lines
+
+
 def textwrap_legend(text: str, width: int) -> str:
     import textwrap
 
     return "\n".join(textwrap.wrap(text, width=max(width, 60), initial_indent="", subsequent_indent="  "))
 
 
-def _write_share_csv(rep: dict, by_vm: bool, out) -> None:
-    import csv
+def _share_csv_frame(rep: dict, by_vm: bool):
+    """The table's rows (CSV): :data:`pagecore.experiments.sharetable.COLUMNS`, then the
+    mechanism keys and the KSM counters of the whole set with the eligibility they used."""
+    import pandas as pd
 
     from pagecore.experiments.sharetable import COLUMNS, share_rows
+    from pagecore.vocab import MECHANISMS
 
-    w = csv.DictWriter(out, fieldnames=[k for k, _ in COLUMNS], lineterminator="\n")
-    w.writeheader()
+    rows = []
     for r in share_rows(rep, by_vm):
-        w.writerow({**r, "saved_mib": f"{r['saved_mib']:.6g}", "saved_pct": f"{r['saved_pct']:.6g}"})
+        row = {**r, "saved_mib": f"{r['saved_mib']:.6g}", "saved_pct": f"{r['saved_pct']:.6g}"}
+        whole = r["set"] == "all"
+        for m in (m for m in MECHANISMS if m in rep["savings_pages"]):
+            row[f"{m}_saved_pages"] = rep["savings_pages"][m] if whole else ""
+        for k in ("pages_shared", "pages_sharing", "pages_unshared", "ksm_zero_pages", "eligibility"):
+            row[f"ksm_{k}"] = rep["ksm"][k] if whole else ""
+        rows.append(row)
+    cols = [k for k, _ in COLUMNS] + [k for k in rows[0] if k not in dict(COLUMNS)]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def _parse_salts(items) -> dict[str, str]:
@@ -111,6 +151,7 @@ def _parse_salts(items) -> dict[str, str]:
 
 
 def _cmd_share(args) -> int:
+    from pagecore.cli._args import emit
     from pagecore.experiments.analyze import analyze_page_tables
 
     if args.format == "parquet" and not args.output:
@@ -127,45 +168,35 @@ def _cmd_share(args) -> int:
         show_progress=not args.quiet,
         key=key_from_args(args) if (args.key_env or args.key_file) else None,
         dump_dir=args.dump_dir,
+        large_pages=args.large_pages,
     )
     if args.format != "table":  # the table prints them itself; JSON/Parquet users still see them
         for b in rep.get("biased_inputs", []):
             print(f"pagecore: warning: {b['message']}", file=sys.stderr)
-    if args.format == "json":
-        if args.by != "vm":
-            rep.pop("by_vm")
-        json.dump(rep, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    elif args.format == "csv":
-        if args.output:
-            from pagecore._util import atomic_path
-
-            with atomic_path(args.output) as tmp, open(tmp, "w", newline="") as fh:
-                _write_share_csv(rep, args.by == "vm", fh)
-        else:
-            _write_share_csv(rep, args.by == "vm", sys.stdout)
-    elif args.format == "parquet":
-        if not args.output:
-            raise PagecoreError("--format parquet needs -o/--output FILE")
-        _write_share_parquet(rep, args.output, args.by == "vm")
-    else:
-        print(_fmt_table(rep, args.by == "vm"))
+    by_vm = args.by == "vm"
+    if args.format == "json" and not by_vm:
+        rep.pop("by_vm")
+    rows = (lambda: _share_csv_frame(rep, by_vm)) if args.format == "csv" else (lambda: _share_frame(rep, by_vm))
+    emit(args, rep, rows, lambda: _fmt_table(rep, by_vm))
     return 0
 
 
-def _write_share_parquet(rep: dict, path: str, by_vm: bool) -> None:
+def _share_frame(rep: dict, by_vm: bool):
+    """The Parquet rows: the whole set's scalar fields (KSM counters as ``ksm_*``, saved pages
+    per mechanism key as ``<key>_saved_pages``), then each VM's (``--by vm``)."""
     import pandas as pd
-
-    from pagecore._util import atomic_path
 
     flat = {k: v for k, v in rep.items() if not isinstance(v, dict | list)}
     flat.update({f"ksm_{k}": v for k, v in rep["ksm"].items() if not k.startswith(("use_", "max_"))})
+    flat.update({f"{k}_saved_pages": v for k, v in rep["savings_pages"].items()})
+    if "large_pages" in rep:
+        lp = rep["large_pages"]
+        flat.update({f"large_pages_{k}": v for k, v in lp.items() if not isinstance(v, dict | list)})
     rows = [{"set": "all", **flat}]
     if by_vm:
         for name, d in rep["by_vm"].items():
             rows.append({"set": name, **{k: v for k, v in d.items() if not isinstance(v, dict)}})
-    with atomic_path(path) as tmp:
-        pd.DataFrame(rows).to_parquet(tmp, index=False)
+    return pd.DataFrame(rows)
 
 
 def register(sub) -> None:
@@ -180,14 +211,13 @@ def register(sub) -> None:
     )
     s.add_argument("pages", nargs="+", help="page tables written by `pagecore hash`")
     s.add_argument("--by", choices=["total", "vm"], default="total", help="also report each VM (default: total only)")
+    add_format_args(s)
     s.add_argument(
-        "--format",
-        choices=["table", "csv", "json", "parquet"],
-        default="table",
-        help="output: a readable table with a legend (default), the table's rows as CSV, the whole "
-        "report as JSON, or Parquet",
+        "--no-large-pages",
+        dest="large_pages",
+        action="store_false",
+        help="leave out the large-page section (2 MiB regions; default: included)",
     )
-    s.add_argument("-o", "--output", help="file for --format parquet (or csv; default stdout)")
     vg = s.add_mutually_exclusive_group()
     vg.add_argument(
         "--verify",

@@ -4,9 +4,10 @@ Owns: the records every ``results/numbers/*.json`` holds and the comparison tabl
 (:mod:`.records`); the sharing analysis of page tables behind ``pagecore share`` and Figures 4–5
 (:mod:`.analyze`); Figures 6–8 and the what-if sweeps (:mod:`.memory_manager`); Figure 2,
 double paging and I/O remapping (:mod:`.reclaim`); sharing over time and duplicate lifetimes
-(:mod:`.scan`); the rows of `pagecore share`'s table (:mod:`.sharetable`); your VMs on a host
-(:mod:`.host`, behind `pagecore host`); free page reporting predicted from a guest's free-page
-list (:mod:`.cooperative`) and the approaches side by side (:mod:`.approaches`).
+(:mod:`.scan`); large pages on the Figure 4 guests (:mod:`.largepages`); the rows of
+`pagecore share`'s table (:mod:`.sharetable`); your VMs on a host (:mod:`.host`, behind
+`pagecore host`); free page reporting predicted from a guest's free-page list
+(:mod:`.cooperative`) and the approaches side by side (:mod:`.approaches`).
 Must not: draw (that is :mod:`pagecore.plotting`) or hold the paper's numbers
 (they live in :mod:`pagecore.paper`).
 """
@@ -20,6 +21,7 @@ from pagecore.experiments.cooperative import (
     synthetic_guest_free,
 )
 from pagecore.experiments.host import HostSettings, HostVM, host_report, load_vms, settings_from_config
+from pagecore.experiments.largepages import large_page_sets
 from pagecore.experiments.memory_manager import (
     fig06_error,
     fig06_records,
@@ -69,6 +71,7 @@ __all__ = [
     "free_report",
     "history_from_tables",
     "host_report",
+    "large_page_sets",
     "load_pages",
     "load_vms",
     "null_value",

@@ -19,6 +19,7 @@ from pagecore.pages.tables import page_table_metadata, read_page_tables
 from pagecore.pages.verify import unavailable_reason, verify_tables
 from pagecore.sharing import count_sharing
 from pagecore.sharing.salting import salt_domains
+from pagecore.vocab import HOST_VIEW_COLUMNS, ksm_eligibility
 
 
 def hash_guarantee(keyed: bool, hash_bits: int, verified: bool) -> str:
@@ -50,6 +51,72 @@ def load_pages(paths: Sequence[str | os.PathLike]):
     return table["hash"].to_numpy(), table["zero"].to_numpy(zero_copy_only=False), vm_idx, list(names), metas
 
 
+def host_view_mask(paths: Sequence[str | os.PathLike]) -> tuple[np.ndarray | None, str | None]:
+    """Pages KSM can see, from the host-view columns of live page tables, in row order.
+
+    Returns ``(mask, note)``: ``mask`` is ``host_present & ~host_zero_page`` over the
+    concatenated tables (the order :func:`load_pages` reads them in) when *every* table carries
+    the host-view columns (:data:`pagecore.vocab.HOST_VIEW_COLUMNS`, written by ``pagecore
+    live``), else ``None``. A page that is not present has no rmap item and is never scanned; a
+    page mapped to the host's zero page is not an anonymous page, which ksmd skips (mm/ksm.c,
+    ``scan_get_next_rmap_item``: ``PageAnon``). ``note`` says why the host view was not used
+    when only some tables have it.
+    """
+    import pyarrow.parquet as pq
+
+    have = [set(HOST_VIEW_COLUMNS) <= set(pq.ParquetFile(p).schema_arrow.names) for p in paths]
+    if not any(have):
+        return None, None
+    if not all(have):
+        missing = [str(p) for p, h in zip(paths, have, strict=True) if not h]
+        return None, (
+            f"host view ignored: {len(missing)} of {len(paths)} page tables have no host-view columns "
+            f"({', '.join(missing[:3])}{' …' if len(missing) > 3 else ''}); KSM counted over all pages"
+        )
+    parts = []
+    for p in paths:
+        t = pq.read_table(p, columns=["host_present", "host_zero_page"])
+        present = t["host_present"].to_numpy(zero_copy_only=False).astype(bool)
+        zp = t["host_zero_page"].to_numpy(zero_copy_only=False).astype(bool)
+        parts.append(present & ~zp)
+    return np.concatenate(parts), None
+
+
+def mechanism_savings(counts: dict, zero_pages: int, zero_vms: int) -> dict:
+    """Saved pages per mechanism key (:data:`pagecore.vocab.MECHANISMS`): ``zero``,
+    ``share_intra``, ``share_inter``.
+
+    The counting kernel attributes every saved page to intra- or inter-VM sharing, zero pages
+    included; the vocabulary keeps zero pages apart. All eligible zero pages are one content
+    (``zero_pages`` copies in ``zero_vms`` VMs), of which ``zero_pages − zero_vms`` saved pages
+    are intra-VM and ``zero_vms − 1`` inter-VM; those leave the ``share_*`` keys.
+    """
+    zero_saved = int(counts["zero_saved_pages"])
+    zi, zx = (zero_pages - zero_vms, zero_vms - 1) if zero_pages else (0, 0)
+    if zi + zx != zero_saved:  # zero pages split over several contents (salting): keep the sum exact
+        zi, zx = zero_saved, 0
+    return {
+        "zero": zero_saved,
+        "share_intra": int(counts["intra_vm_saved_pages"]) - zi,
+        "share_inter": int(counts["inter_vm_saved_pages"]) - zx,
+    }
+
+
+def _large_pages(paths, hashes, zero, vm_idx) -> dict:
+    """The large-page section, from the tables' guest frames (and ``host_thp`` where every table has it)."""
+    import pyarrow.parquet as pq
+
+    from pagecore.sharing.largepages import large_page_report
+
+    gpfn = np.concatenate([pq.read_table(p, columns=["gpfn"])["gpfn"].to_numpy() for p in paths])
+    thp = None
+    if all("host_thp" in pq.ParquetFile(p).schema_arrow.names for p in paths):
+        thp = np.concatenate(
+            [pq.read_table(p, columns=["host_thp"])["host_thp"].to_numpy(zero_copy_only=False) for p in paths]
+        ).astype(bool)
+    return large_page_report(vm_idx, gpfn, hashes, zero, thp=thp)
+
+
 def input_list(paths: Sequence[str | os.PathLike], metas: Sequence[dict]) -> list[dict]:
     """What a report was computed from: each page table (as given) with its VM and source dump."""
     out = []
@@ -75,6 +142,7 @@ def analyze_page_tables(
     key=None,
     dump_dir: str | os.PathLike | None = None,
     rehash=None,
+    large_pages: bool = True,
 ) -> dict:
     """Full sharing analysis of a set of page tables.
 
@@ -98,6 +166,9 @@ def analyze_page_tables(
         Where to look for dumps that moved since hashing (by file name).
     rehash : callable, optional
         The page hash the tables were made with, if not pcx64 (see :func:`verify_tables`).
+    large_pages : bool
+        Add the ``large_pages`` section (:func:`pagecore.sharing.largepages.large_page_report`:
+        2 MiB regions, how many a large page can back, the savings backing them loses).
 
     Returns
     -------
@@ -106,7 +177,10 @@ def analyze_page_tables(
         :func:`input_list`), then :meth:`pagecore.sharing.SharingCounts.to_dict` plus
         ``verification``, ``biased_inputs`` (page tables of filtered kdumps, with the page classes
         they miss; see :func:`pagecore.dumps.dumplevel.bias_of`), ``sharing_underestimated`` and,
-        when asked, ``salting``.
+        when asked, ``salting``. ``savings_pages``/``savings_mb`` hold the saved memory by
+        mechanism key (:data:`pagecore.vocab.MECHANISMS`: ``zero``, ``share_intra``,
+        ``share_inter``); ``ksm["eligibility"]`` says which pages the KSM counters considered
+        (``all``, or the ``host_view`` of live tables: see :func:`host_view_mask`).
     """
     if verify not in ("auto", "yes", "no"):
         raise ValueError(f"verify must be auto, yes or no, got {verify!r}")
@@ -138,6 +212,22 @@ def analyze_page_tables(
     counts = count_sharing(hashes, zero, vm_idx, names, **kw)
     out = {"pagecore_version": __version__, "inputs": input_list(paths, metas)}
     out.update(counts.to_dict())
+    zmask = zero if eligible is None else zero & eligible
+    zero_vms = int(np.unique(vm_idx[zmask]).size)
+    saved = mechanism_savings(out, int(zmask.sum()), zero_vms)
+    out["savings_pages"] = saved  # mechanism keys (pagecore.vocab); they add up to reclaimed_pages
+    out["savings_mb"] = {k: v * out["page_size"] / 2**20 for k, v in saved.items()}
+    host, note = host_view_mask(paths)
+    if host is not None:  # KSM sees only the pages present in the host (pagecore live)
+        el = None if eligible is None else eligible[host]
+        sub = count_sharing(hashes[host], zero[host], vm_idx[host], names, **{**kw, "eligible": el})
+        out["ksm"] = sub.to_dict()["ksm"]
+        out["ksm"]["pages_not_eligible"] = int((~host).sum())
+    out["ksm"]["eligibility"] = ksm_eligibility(HOST_VIEW_COLUMNS if host is not None else ())
+    if note:
+        out["ksm"]["eligibility_note"] = note
+    if large_pages:
+        out["large_pages"] = _large_pages(paths, hashes, zero, vm_idx)
     keyed = any(m.get("hash_key_id", "none") != "none" for m in metas)
     ver["hash_guarantee"] = hash_guarantee(keyed, hash_bits, do_verify)
     out["verification"] = ver

@@ -154,6 +154,34 @@ def collect(args: CompressOptions):
 
 
 # ------------------------------------------------------------------ report
+#: Reclamation-ladder steps (by the start of their name) and the mechanism key each wins memory
+#: by (:data:`pagecore.vocab.MECHANISMS`); "remains" and "salting removes" win nothing.
+LADDER_MECHANISMS = (
+    ("zero pages", "zero"),
+    ("intra-VM sharing", "share_intra"),
+    ("inter-VM sharing", "share_inter"),
+    ("compression", "compress"),
+)
+
+
+def ladder_mechanism(step: str) -> str | None:
+    """The mechanism key of a ladder step (``None`` for the rows that are not savings)."""
+    return next((key for prefix, key in LADDER_MECHANISMS if step.startswith(prefix)), None)
+
+
+def report_rows(rep: dict):
+    """The rows of ``pagecore compress --format csv|parquet``: the reclamation ladder with its
+    mechanism keys (exact runs), or the zram estimates with their intervals (sampled runs)."""
+    import pandas as pd
+
+    if rep["exact"]:
+        df = pd.DataFrame(rep["ladder"])
+    else:
+        df = pd.DataFrame([{"quantity": k, **v} for k, v in rep["zram_estimate"].items()])
+    df.insert(0, "algorithm", rep["algorithm"])
+    return df
+
+
 def report(ps, args: CompressOptions, input_bytes: int, wall: float) -> dict:
     from pagecore.sharing.compress import estimate_zram, esxi_compression, reclamation_ladder, zram_mm_stat, zswap_pool
 
@@ -179,7 +207,11 @@ def report(ps, args: CompressOptions, input_bytes: int, wall: float) -> dict:
             vb = ps.vm_pages.get(str(vm), len(sub)) * PAGE_SIZE
             out["esxi"][str(vm)] = esxi_compression(sub[f"csize_{alg}"].to_numpy(), vb, max_pct=args.esxi_cache_pct)
         lad = reclamation_ladder(f, alg, vm_pages=ps.vm_pages, salting=args.salting, max_pct=args.esxi_cache_pct)
+        lad["mechanism"] = [ladder_mechanism(step) for step in lad["step"]]
         out["ladder"] = json.loads(lad.to_json(orient="records"))
+        keyed = lad.dropna(subset=["mechanism"])
+        out["savings_pages"] = dict(zip(keyed["mechanism"], keyed["saved_pages"].astype(float), strict=True))
+        out["savings_mb"] = dict(zip(keyed["mechanism"], keyed["saved_mb"].astype(float), strict=True))
     else:
         out["zram_estimate"] = estimate_zram(cs, same, frac, int(ps.stats.pages))
         out["note"] = "estimates from a page sample (95 % normal intervals); sharing and the ladder need every page"

@@ -5,15 +5,18 @@ vocabulary — paper, KSM, esxtop, intra/inter-VM attribution — additive acros
 (:mod:`.counts`, :mod:`.fastcount`, :mod:`.partition`); ESXi ``Mem.ShareForceSalting`` domains
 (:mod:`.salting`); the Figure 5 table (:mod:`.tables`); and sharing over time: page histories
 (:mod:`.pagehistory`), the ESX page-sharing scanner (:mod:`.scanner`), the Linux KSM emulator
-(:mod:`.ksm`) and duplicate lifetimes (:mod:`.lifetime`). Must not: read dump formats (bytes
+(:mod:`.ksm`), what they saved by mechanism (:mod:`.emulated_savings`), duplicate lifetimes
+(:mod:`.lifetime`); large pages (:mod:`.largepages`). Must not: read dump formats (bytes
 come through :mod:`pagecore.pages`), replay a memory manager, or draw.
 """
 
 from pagecore.sharing.basic import MB, SharingReport, sharing_report, vm_count_sweep
 from pagecore.sharing.counts import SharingCounts, count_sharing
+from pagecore.sharing.emulated_savings import ksm_savings, scanner_savings
 from pagecore.sharing.ksm import KsmResult, KsmSettings, emulate_ksm
+from pagecore.sharing.largepages import large_page_report, large_page_savings
 from pagecore.sharing.lifetime import catchable_fraction, duplicate_episodes, ksm_catchable_fraction, survival
-from pagecore.sharing.pagehistory import PageHistory, with_random_writes
+from pagecore.sharing.pagehistory import PageHistory, read_history, with_random_writes
 from pagecore.sharing.partition import count_partition, gather, load_counts, save_counts, scatter_table
 from pagecore.sharing.salting import salt_domains
 from pagecore.sharing.scanner import ScannerSettings, ScanResult, emulate_scanner
@@ -37,9 +40,14 @@ __all__ = [
     "fig05_table",
     "gather",
     "ksm_catchable_fraction",
+    "ksm_savings",
+    "large_page_report",
+    "large_page_savings",
     "load_counts",
+    "read_history",
     "salt_domains",
     "save_counts",
+    "scanner_savings",
     "scatter_table",
     "sharing_report",
     "survival",

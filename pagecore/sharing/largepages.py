@@ -106,33 +106,60 @@ def _greedy(zero_r, reg_ptr, reg_content, reg_k, con_ptr, con_region, order_out,
                         _seg_update(tree, size, o, gain[o] * 4294967296 - o)
 
 
+#: bits of a region number in the (vm, region) key; the VM code takes the bits above
+_REGION_BITS = 40
+
+
+def _content_ids(domain: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Dense ids of the (domain, hash) pairs, numbered in (domain, signed hash) order."""
+    n = len(h)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    order = np.lexsort((h, domain)) if domain.any() else np.argsort(h, kind="stable")
+    ds, hs = domain[order], h[order]
+    new = np.ones(n, np.bool_)
+    new[1:] = (hs[1:] != hs[:-1]) | (ds[1:] != ds[:-1])
+    ids = np.empty(n, np.int64)
+    ids[order] = np.cumsum(new) - 1
+    return ids
+
+
+def _vm_codes(vm) -> tuple[np.ndarray, list[str]]:
+    """VM codes (in sorted-name order) and names; integer VM indices are taken as they are."""
+    import pandas as pd
+
+    a = np.asarray(vm)
+    if a.dtype.kind in "iu":
+        names, codes = np.unique(a, return_inverse=True)
+        return codes.reshape(-1).astype(np.int64), [str(x) for x in names]
+    codes, names = pd.factorize(pd.Series(a).astype(str), sort=True)
+    return codes.astype(np.int64), list(names)
+
+
 def _structure(vm_codes, gpfn, hashes, zero, domain, region_pages):
     """Regions, contents and their (region, content) incidence."""
-    region_of_page = gpfn // np.uint64(region_pages)
-    key = np.stack([vm_codes.astype(np.int64), region_of_page.astype(np.int64)], axis=1)
-    regions, reg_idx = np.unique(key, axis=0, return_inverse=True)
+    region_of_page = (gpfn // np.uint64(region_pages)).astype(np.int64)
+    if len(region_of_page) and int(region_of_page.max()) >= 1 << _REGION_BITS:
+        raise ValueError(f"guest frame numbers must stay below 2^{_REGION_BITS} regions")
+    # one int64 key per (vm, region): its sort order is the (vm, region) order (1-D sorts are fast)
+    key = (vm_codes.astype(np.int64) << _REGION_BITS) | region_of_page
+    ukey, reg_idx = np.unique(key, return_inverse=True)
     reg_idx = reg_idx.reshape(-1)
+    regions = np.stack([ukey >> _REGION_BITS, ukey & ((1 << _REGION_BITS) - 1)], axis=1)
     nreg = len(regions)
     zero_r = np.bincount(reg_idx[zero], minlength=nreg).astype(np.int64)
     nz = ~zero
-    ckey = np.stack([domain[nz].astype(np.int64), hashes[nz].view(np.int64)], axis=1)
-    if len(ckey):
-        _, con_idx = np.unique(ckey, axis=0, return_inverse=True)
-        con_idx = con_idx.reshape(-1)
-    else:
-        con_idx = np.zeros(0, np.int64)
+    con_idx = _content_ids(domain[nz].astype(np.int64), hashes[nz].view(np.int64))
     ncon = int(con_idx.max()) + 1 if len(con_idx) else 0
     pair = reg_idx[nz].astype(np.int64) * max(ncon, 1) + con_idx
     upair, k = np.unique(pair, return_counts=True)
     p_reg = upair // max(ncon, 1)
     p_con = upair % max(ncon, 1)
     reg_ptr = np.zeros(nreg + 1, np.int64)
-    np.add.at(reg_ptr, p_reg + 1, 1)
-    reg_ptr = np.cumsum(reg_ptr)
+    reg_ptr[1:] = np.cumsum(np.bincount(p_reg, minlength=nreg))
     o = np.argsort(p_con, kind="stable")
     con_ptr = np.zeros(ncon + 1, np.int64)
-    np.add.at(con_ptr, p_con + 1, 1)
-    con_ptr = np.cumsum(con_ptr)
+    con_ptr[1:] = np.cumsum(np.bincount(p_con, minlength=ncon))
     copies = np.bincount(con_idx, minlength=ncon).astype(np.int64)
     return regions, reg_idx, zero_r, reg_ptr, p_con.astype(np.int64), k.astype(np.int64), con_ptr, p_reg[o], copies
 
@@ -178,7 +205,7 @@ def large_page_savings(
     n = gpfn.shape[0]
     if hashes.shape != (n,) or zero.shape != (n,):
         raise ValueError("gpfn, hashes and zero must have the same length")
-    vm_codes, vm_names = pd.factorize(pd.Series(np.asarray(vm)).astype(str), sort=True)
+    vm_codes, vm_names = _vm_codes(vm)
     domain = np.zeros(n, np.int64) if domain is None else np.asarray(domain, np.int64)
     regions, reg_idx, zero_r, reg_ptr, reg_con, reg_k, con_ptr, con_reg, copies = _structure(
         vm_codes, gpfn, hashes, zero, domain, region_pages
@@ -189,9 +216,9 @@ def large_page_savings(
     attributed = zero_r.astype(np.float64)
     if len(reg_k):
         preg = np.repeat(np.arange(nreg), np.diff(reg_ptr))
-        np.add.at(alone, preg, reg_k - 1)
+        alone += np.bincount(preg, weights=reg_k - 1, minlength=nreg).astype(np.int64)
         share = reg_k * (copies[reg_con] - 1) / copies[reg_con]
-        np.add.at(attributed, preg, share)
+        attributed += np.bincount(preg, weights=share, minlength=nreg)
     total = int(zero_r.sum() + (copies - 1).sum())
     reg_df = pd.DataFrame(
         {
@@ -249,3 +276,93 @@ def large_page_summary(curve, regions, page_size: int = 4096, marks=(0.5, 0.8, 0
         "share_of_regions": {k: (v / n if n else 0.0) for k, v in reach.items()},
         "regions_without_savings": int((regions["alone"] == 0).sum()) if len(regions) else 0,
     }
+
+
+def savings_with_small_pages(vm, gpfn, hashes, zero, small, *, domain=None) -> dict:
+    """Savings when only the pages where ``small`` is true are 4 KiB pages (the rest lie in
+    unbroken large pages): the module docstring's definition, for any set of broken regions.
+
+    Returns ``{"zero": zero pages among the small ones, "nonzero": Σ_c max(b_c − 1, 0),
+    "total": their sum}`` (pages), where ``b_c`` counts the small copies of non-zero content c
+    (contents are (domain, hash)).
+    """
+    small = np.asarray(small, np.bool_)
+    zero = np.asarray(zero, np.bool_)
+    hashes = np.asarray(hashes, np.uint64)
+    z = int((small & zero).sum())
+    sel = small & ~zero
+    if domain is None:
+        distinct = np.unique(hashes[sel]).size
+    else:
+        d = np.asarray(domain, np.int64)[sel]
+        ids = _content_ids(d, hashes[sel].view(np.int64))
+        distinct = int(ids.max()) + 1 if len(ids) else 0
+    nz = int(sel.sum()) - int(distinct)
+    return {"zero": z, "nonzero": nz, "total": z + nz}
+
+
+def backable_regions(vm, gpfn, region_pages: int = REGION_PAGES, full=None):
+    """Which pages lie in a 2 MiB region a large page can back.
+
+    A region can be one large page only when all ``region_pages`` of its aligned guest frames
+    are in the table (and, when ``full`` is given, every one of its pages has ``full`` true,
+    e.g. ``host_thp`` for the regions the host *does* back with a huge page). A region with a
+    hole (a ROM, the PCI hole, an unreadable page) is made of small pages anyway.
+
+    Returns
+    -------
+    in_backable : bool[n]
+        Per page: its region is backable.
+    regions, backable : int
+        Number of regions, and of backable ones.
+    """
+
+    gpfn = np.asarray(gpfn, np.uint64)
+    n = gpfn.shape[0]
+    if n == 0:
+        return np.zeros(0, np.bool_), 0, 0
+    vm_codes, _ = _vm_codes(vm)
+    key = vm_codes.astype(np.int64) * (1 << 44) + (gpfn // np.uint64(region_pages)).astype(np.int64)
+    uk, idx, cnt = np.unique(key, return_inverse=True, return_counts=True)
+    ok = cnt == region_pages
+    if full is not None:
+        ok &= np.bincount(idx, weights=np.asarray(full, np.bool_), minlength=len(uk)).astype(np.int64) == cnt
+    return ok[idx], len(uk), int(ok.sum())
+
+
+def large_page_report(vm, gpfn, hashes, zero, *, thp=None, page_size: int = 4096, marks=(0.5, 0.9, 0.99)) -> dict:
+    """The large-page section of ``pagecore share`` (issue 16 item 3), JSON-ready.
+
+    ``backable``: regions whose 512 frames are all present; ``lost_if_backed``: the sharing and
+    zero-page savings a host loses by backing every backable region with one 2 MiB page (pages
+    inside are not shared until the large page is broken); ``regions_to_reach``: fewest
+    regions the greedy order (:func:`large_page_savings`) breaks to get each fraction of the
+    savings back. With the host's view (``thp``: ``host_thp`` from ``pagecore live``), the
+    same loss for the regions the host backs with transparent huge pages now.
+    """
+    _, curve = large_page_savings(vm, gpfn, hashes, zero, page_size=page_size)
+    total = int(curve.attrs["total_saved_pages"])
+    in_b, n_reg, n_b = backable_regions(vm, gpfn)
+    kept = savings_with_small_pages(vm, gpfn, hashes, zero, ~in_b)
+    lost = total - kept["total"]
+    mb = page_size / 2**20
+    out = {
+        "region_bytes": REGION_PAGES * page_size,
+        "regions": n_reg,
+        "backable_regions": n_b,
+        "backable_pages": int(in_b.sum()),
+        "saved_pages_small_pages": total,
+        "saved_pages_if_backed": kept["total"],
+        "lost_pages_if_backed": lost,
+        "lost_mb_if_backed": lost * mb,
+        "lost_zero_pages_if_backed": int(np.asarray(zero, bool).sum()) - kept["zero"] if len(zero) else 0,
+        "lost_fraction_if_backed": lost / total if total else 0.0,
+        "regions_to_reach": {f"{m:g}": regions_to_reach(curve, m) for m in marks},
+    }
+    if thp is not None:
+        in_t, _, n_t = backable_regions(vm, gpfn, full=thp)
+        kept_t = savings_with_small_pages(vm, gpfn, hashes, zero, ~in_t)
+        out["host_thp_regions"] = n_t
+        out["lost_pages_host_thp"] = total - kept_t["total"]
+        out["lost_mb_host_thp"] = (total - kept_t["total"]) * mb
+    return out

@@ -6,15 +6,22 @@ at time 0, and a time-sorted list of writes ``(t, page, new content)``. Contents
 are equal, so a hash shared by two content ids is a *false match* (paper §4.3).
 
 Build one from a page table (:meth:`PageHistory.from_pages`, static), from successive
-snapshots of the same guests (:meth:`PageHistory.from_snapshots`, writes at snapshot times), or
-add a synthetic write trace (:func:`with_random_writes`).
+snapshots of the same guests (:meth:`PageHistory.from_snapshots`, writes at snapshot times), from
+a series of page tables on disk such as ``pagecore live --count N`` writes
+(:func:`read_history`: each VM's reads in time order, a page whose content changed between
+two reads written at the later read's time), or add a synthetic write trace
+(:func:`with_random_writes`).
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
+
+from pagecore.errors import InputError
+from pagecore.vocab import HOST_VIEW_COLUMNS, ksm_eligibility
 
 
 @dataclass
@@ -81,6 +88,25 @@ class PageHistory:
     def last_write_s(self) -> float:
         return float(self.t[-1]) if len(self.t) else 0.0
 
+    def subset(self, keep) -> PageHistory:
+        """Only the pages where ``keep`` is true (their writes too); content ids are unchanged."""
+        keep = np.asarray(keep, np.bool_)
+        if keep.shape != (self.pages,):
+            raise ValueError(f"keep must have one flag per page ({self.pages}), got shape {keep.shape}")
+        new_index = np.cumsum(keep) - 1
+        ev = keep[self.page]
+        return PageHistory(
+            self.vm_names,
+            self.vm[keep],
+            self.gpfn[keep],
+            self.content[keep],
+            self.content_hash,
+            self.zero_content,
+            self.t[ev],
+            new_index[self.page[ev]].astype(np.int64),
+            self.new_content[ev],
+        )
+
     @classmethod
     def from_pages(cls, hashes, zero, vm, vm_names, gpfn=None) -> PageHistory:
         """A static history (no writes) of one set of pages; equal hashes are equal contents."""
@@ -140,6 +166,170 @@ class PageHistory:
             cat(ps).astype(np.int64) if ps else None,
             cat(cs).astype(np.int64) if cs else None,
         )
+
+
+def _host_eligible(path, n: int) -> np.ndarray:
+    """Pages KSM can see in a live table: present in the host and not the host's zero page (see
+    :func:`pagecore.experiments.analyze.host_view_mask`)."""
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(path, columns=["host_present", "host_zero_page"])
+    if t.num_rows != n:
+        raise InputError(path, f"{t.num_rows:,} host-view rows for {n:,} pages", hint="re-run `pagecore live`")
+    present = t["host_present"].to_numpy(zero_copy_only=False).astype(bool)
+    return present & ~t["host_zero_page"].to_numpy(zero_copy_only=False).astype(bool)
+
+
+def read_history(paths, *, series: bool = False, interval: float | None = None, host_view: bool = True):
+    """A :class:`PageHistory` from page tables on disk, and what it was built from.
+
+    Parameters
+    ----------
+    paths : page tables (``pagecore hash`` or ``pagecore live``).
+    series : bool
+        ``False``: one set of pages (a static history). ``True``: the tables are successive
+        reads of the same guests (``pagecore live --count N`` writes ``<guest>.NNNN.parquet``).
+        Each VM's reads are put in time order; every VM must be in every read, with the same
+        guest frames each time. The first read of each VM is its content at t = 0; a page whose
+        content differs from the previous read is written at the later read's time.
+    interval : float, optional
+        Seconds between successive reads. Default: the read times recorded in the tables
+        (``taken_at``, written by ``pagecore live``); needed for tables without them.
+    host_view : bool
+        Where every table has the host-view columns (:data:`pagecore.vocab.HOST_VIEW_COLUMNS`),
+        keep only the pages KSM can see (present, not the host's zero page; in a series: in
+        any read).
+
+    Returns
+    -------
+    history : PageHistory
+    info : dict
+        ``ksm_eligibility`` (``all`` or ``host_view``), ``pages_not_eligible``, ``reads``,
+        ``read_times_s`` (per read, seconds after the first), ``times_from`` (``taken_at``,
+        ``interval`` or ``static``) and ``writes``.
+
+    Raises
+    ------
+    InputError
+        One line: tables that cannot be compared (hash algorithm, key, width, page size;
+        :func:`pagecore.pages.tables.check_comparable`), a series whose reads do not hold the
+        same VMs or frames, reads of one VM at the same time, mixed recorded and missing times.
+    """
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from pagecore.pages.tables import check_comparable, read_page_tables
+
+    paths = list(paths)
+    if not paths:
+        raise InputError(None, "no page tables given")
+    if interval is not None and not interval > 0:
+        raise InputError(None, f"--interval must be > 0 seconds, got {interval}")
+    metas = check_comparable(paths)
+    use_host = host_view and all(set(HOST_VIEW_COLUMNS) <= set(pq.ParquetFile(p).schema_arrow.names) for p in paths)
+    eligibility = ksm_eligibility(HOST_VIEW_COLUMNS if use_host else ())
+    cols = ["vm", "gpfn", "hash", "zero"]
+    if not series:
+        df = read_page_tables(paths, columns=cols).to_pandas()
+        vm, names = df["vm"].astype(str).factorize()
+        h = PageHistory.from_pages(df["hash"].to_numpy(), df["zero"].to_numpy(), vm, list(names), df["gpfn"].to_numpy())
+        keep = None
+        if use_host:
+            sizes = [pq.ParquetFile(p).metadata.num_rows for p in paths]
+            keep = np.concatenate([_host_eligible(p, n) for p, n in zip(paths, sizes, strict=True)])
+        info = {"reads": 1, "read_times_s": [0.0], "times_from": "static"}
+    else:
+        frames = [read_page_tables([p], columns=cols).to_pandas() for p in paths]
+        taken = [m.get("taken_at") for m in metas]
+        if interval is None and any(t is None for t in taken):
+            i = next(i for i, t in enumerate(taken) if t is None)
+            raise InputError(
+                paths[i], "no read time recorded (taken_at)", hint="pass --interval SECONDS between successive reads"
+            )
+        reads: dict[str, list[tuple[float, int]]] = {}
+        for i, f in enumerate(frames):
+            for v in pd.unique(f["vm"].astype(str)):
+                k = len(reads.setdefault(v, []))
+                reads[v].append((float(taken[i]) if interval is None else k * float(interval), i))
+        counts = {v: len(r) for v, r in reads.items()}
+        if len(set(counts.values())) > 1:
+            lo, hi = min(counts, key=counts.get), max(counts, key=counts.get)
+            raise InputError(
+                paths[reads[lo][-1][1]],
+                f"VM {lo!r} has {counts[lo]} reads, VM {hi!r} has {counts[hi]}: a series needs every VM in every read",
+                hint="give the same number of `pagecore live --count N` reads of each guest",
+            )
+        t0 = min(t for r in reads.values() for t, _ in r)
+        first, later = [], []
+        for v, r in reads.items():
+            r.sort()
+            for (ta, ia), (tb, ib) in itertools.pairwise(r):
+                if ta == tb:
+                    raise InputError(paths[ib], f"VM {v!r} is read twice at the same time (also in {paths[ia]})")
+            pick = [(t - t0, frames[i][frames[i]["vm"].astype(str) == v], i) for t, i in r]
+            first.append(pick[0])
+            later.extend((t, sub, i, v, pick[0][2]) for t, sub, i in pick[1:])
+        s0 = pd.concat([f for _, f, _ in first], ignore_index=True)
+        allh = np.concatenate([s0["hash"].to_numpy(np.uint64)] + [f["hash"].to_numpy(np.uint64) for _, f, *_ in later])
+        allz = np.concatenate([s0["zero"].to_numpy(bool)] + [f["zero"].to_numpy(bool) for _, f, *_ in later])
+        uniq = np.unique(allh)
+        zc = int(np.searchsorted(uniq, allh[np.argmax(allz)])) if allz.any() else -1
+        vm_str = s0["vm"].astype(str).to_numpy()
+        names = list(dict.fromkeys(vm_str))
+        key0 = pd.MultiIndex.from_arrays([vm_str, s0["gpfn"].to_numpy(np.uint64)])
+        content = np.searchsorted(uniq, s0["hash"].to_numpy(np.uint64)).astype(np.int64)
+        cur = content.copy()
+        ts, ps, cs = [], [], []
+        for t, f, i, v, i0 in sorted(later, key=lambda x: x[0]):
+            idx = key0.get_indexer(pd.MultiIndex.from_arrays([f["vm"].astype(str).to_numpy(), f["gpfn"].to_numpy()]))
+            if (idx < 0).any() or len(idx) != int((vm_str == v).sum()):
+                raise InputError(
+                    paths[i],
+                    f"VM {v!r}: its guest frames differ from its first read ({paths[i0]})",
+                    hint="a series is successive reads of the same guests (pagecore live --count N)",
+                )
+            c = np.searchsorted(uniq, f["hash"].to_numpy(np.uint64)).astype(np.int64)
+            ch = cur[idx] != c
+            ps.append(idx[ch])
+            cs.append(c[ch])
+            ts.append(np.full(int(ch.sum()), float(t)))
+            cur[idx[ch]] = c[ch]
+        cat = np.concatenate
+        h = PageHistory(
+            names,
+            pd.Index(names).get_indexer(vm_str).astype(np.int64),
+            s0["gpfn"].to_numpy(np.uint64),
+            content,
+            uniq,
+            zc,
+            cat(ts) if ts else None,
+            cat(ps).astype(np.int64) if ps else None,
+            cat(cs).astype(np.int64) if cs else None,
+        )
+        keep = None
+        if use_host:
+            keep = np.zeros(h.pages, bool)
+            for v, r in reads.items():
+                for _, i in r:
+                    f = frames[i]
+                    fvm = f["vm"].astype(str).to_numpy()
+                    mine = fvm == v
+                    el = _host_eligible(paths[i], len(f))[mine]
+                    idx = key0.get_indexer(pd.MultiIndex.from_arrays([fvm[mine], f["gpfn"].to_numpy()[mine]]))
+                    keep[idx[el]] = True
+        times = sorted({round(t, 6) for _, f, *_ in later} | {round(t, 6) for t, _, _ in first})
+        info = {
+            "reads": next(iter(counts.values())),
+            "read_times_s": times,
+            "times_from": "taken_at" if interval is None else "interval",
+        }
+    info["ksm_eligibility"] = eligibility
+    info["pages_not_eligible"] = 0 if keep is None else int((~keep).sum())
+    if keep is not None:
+        h = h.subset(keep)
+    info["pages"] = h.pages
+    info["writes"] = len(h.t)
+    return h, info
 
 
 def with_random_writes(

@@ -200,8 +200,22 @@ def final_outputs(with_comparison=True):
     out += reclaim_outputs()
     out += scan_outputs()
     out += host_outputs()
+    out += largepage_outputs()
     out += notebook_outputs()
     return out
+
+
+def largepage_outputs():
+    """Large pages (sharing.smk, figures.smk): on the Figure 4 guests, and on the real guests when enabled."""
+    guests = ["fig04"] + (["real"] if config["fig04_real"]["enabled"] else [])
+    return [f"results/figures/large_page_breaking_{g}.{ext}" for g in guests for ext in ("png", "pdf")] + [
+        f"results/largepages/{g}.summary.json" for g in guests
+    ]
+
+
+def largepage_page_tables(wildcards):
+    """The page tables of the guests a large-page rule runs on (``fig04`` or ``real``)."""
+    return fig04_real_page_tables() if wildcards.guests == "real" else fig04_page_tables()
 
 
 def scan_outputs():

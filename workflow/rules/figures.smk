@@ -212,3 +212,23 @@ rule scan_duplicate_lifetime:
         "results/logs/scan_duplicate_lifetime.log",
     script:
         "../scripts/scan_figures.py"
+
+
+rule large_page_breaking:
+    """Figure: savings reached vs 2 MiB large pages broken, most profitable first, and where they lie."""
+    input:
+        curves="results/largepages/{guests}.curves.parquet",
+        regions="results/largepages/{guests}.regions.parquet",
+    output:
+        png=report(
+            "results/figures/large_page_breaking_{guests}.png",
+            caption="../report/large_page_breaking.rst",
+            category="Page sharing",
+        ),
+        pdf="results/figures/large_page_breaking_{guests}.pdf",
+    wildcard_constraints:
+        guests="fig04|real",
+    log:
+        "results/logs/large_page_breaking/{guests}.log",
+    script:
+        "../scripts/large_page_breaking.py"

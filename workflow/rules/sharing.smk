@@ -61,3 +61,21 @@ rule sets_summary:
         "results/logs/sets_summary.log",
     script:
         "../scripts/sets_summary.py"
+
+
+rule largepages:
+    """Large pages (issue 16): savings per 2 MiB region and the breaking curve (Figure 4 or real guests)."""
+    input:
+        pages=largepage_page_tables,
+    output:
+        curves="results/largepages/{guests}.curves.parquet",
+        regions="results/largepages/{guests}.regions.parquet",
+        summary="results/largepages/{guests}.summary.json",
+    wildcard_constraints:
+        guests="fig04|real",
+    log:
+        "results/logs/largepages/{guests}.log",
+    benchmark:
+        "results/benchmarks/largepages/{guests}.tsv"
+    script:
+        "../scripts/largepages.py"
