@@ -422,3 +422,56 @@ def test_esxi_compresses_before_it_swaps():
     cache_pages = 2 * int(0.01 * f.per_vm["touched_mb"].iloc[0] * 256 * 4096 // 1024)  # 1 KiB slots that fit
     assert f.saved_mb["compress"] == pytest.approx(cache_pages * 0.75 / 256, abs=4 / 256)
     assert f.swap_mb > 0 and not f.fits
+
+
+def test_cooperative_discards_reported_chunks_then_shares_the_rest():
+    from pagecore.experiments.cooperative import free_report
+
+    n = 59 * 512
+    rng = np.random.default_rng(21)
+    vms = []
+    for name in ("g1", "g2"):
+        h = rng.integers(1, 5000, n).astype(np.uint64)
+        v = _vm(name, h, activity="busy", active=0.9)
+        free = np.zeros(n, bool)
+        free[20 * 512 :] = True  # the top 39 chunks are free in the guest
+        v.frame["guest_free"] = free
+        vms.append(v)
+    st = H.HostSettings(vm_overhead_mb=0.0, kvm_thp=False)
+    f = H.evaluate(_members(vms), "cooperative", 4096.0, st)
+    want = sum(int(free_report(v.frame)["discarded"].sum()) for v in vms)
+    assert want > 0
+    assert f.saved_mb["free_report"] == pytest.approx(want / 256)
+    # KSM shares only the pages that were not discarded
+    ps = H.page_set(_members(vms), "kvm-ksm", st)
+    reported = H._reported(_members(vms), ps)
+    rest = H.sharing_savings(ps, "kvm-ksm", st, mask=~reported)["total"]
+    assert f.saved_mb["share_inter"] == pytest.approx(rest["share_inter"] / 256)
+    full = H.sharing_savings(ps, "kvm-ksm", st)["total"]
+    assert rest["share_inter"] < full["share_inter"]
+    # without the guests' free pages the policy refuses, naming the VM
+    for v in vms:
+        del v.frame["guest_free"]
+        v.cache.clear()
+    with pytest.raises(InputError, match=r"VM g1: the cooperative policy needs the guest's free pages"):
+        H.evaluate(_members(vms), "cooperative", 4096.0, st)
+
+
+def test_optional_columns_are_read_with_the_table(tmp_path):
+    import pyarrow as pa
+
+    from pagecore.pages.tables import PageTableWriter
+
+    path = tmp_path / "g.parquet"
+    fields = [
+        pa.field("guest_free", pa.bool_()),
+        pa.field("host_present", pa.bool_()),
+        pa.field("csize_lz4", pa.int32()),
+    ]
+    g = np.arange(8, dtype=np.uint64)
+    with PageTableWriter(path, "g", {"hash_only": True}, extra_fields=fields) as w:
+        w.write(g, g + 1, np.zeros(8, bool), extra={"guest_free": g > 5, "host_present": g < 7,
+                                                     "csize_lz4": np.full(8, 100, np.int32)})  # fmt: skip
+    v = H.load_vm({"pages": str(path)}, 0)
+    assert v.frame["guest_free"].tolist() == [False] * 6 + [True] * 2
+    assert v.frame["host_present"].sum() == 7 and (v.frame["csize_lz4"] == 100).all()

@@ -208,7 +208,9 @@ def register(sub) -> None:
         metavar="SIZE",
         help="host memory: 4G, 4096 (MiB), 4G,8G or a range 2G:16G:2G (default: config host.memory_mb)",
     )
-    p.add_argument("--policy", action="append", metavar="P", help="esx2002, esxi, kvm-ksm, cooperative (default all)")
+    p.add_argument(
+        "--policy", action="append", metavar="P", help="esx2002, esxi, kvm-ksm, cooperative (default: the first three)"
+    )
     p.add_argument("--activity", help="activity: busy, light (default), idle, idle:F or active:F")
     p.add_argument("--replicas", choices=("distinct", "identical"), help="copies beyond the inputs (default distinct)")
     p.add_argument("--max-vms", type=int_at_least(1), help="largest mix size tried (default 256)")

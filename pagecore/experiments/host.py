@@ -32,8 +32,12 @@ Policies (:data:`POLICIES`)
     Swapping starts below the low watermark (1.25 × ``min_free_kbytes`` = 1.25 × √(16 ×
     memory in KiB), mm/page_alloc.c).
 ``cooperative``
-    Free page reporting (issue 20): registered by :mod:`pagecore.experiments.cooperative` when
-    that module is present.
+    A Linux host whose guests talk to it (issue 20): virtio-balloon free page reporting discards
+    the guests' free memory in whole 2 MiB chunks (:func:`pagecore.experiments.cooperative.
+    free_report`: the kernel's order, zone watermark and delay), then KSM acts on what is left
+    (as ``kvm-ksm``) and the balloon driver may take idle memory (a cooperating guest has one).
+    It needs each guest's free-page list (the ``guest_free`` column, from ``pagecore qemu
+    freereport`` or a synthetic guest's content model) and refuses without it.
 
 Model (all in pages; one line per quantity, documented in README "Your VMs on a host")
 --------------------------------------------------------------------------------------
@@ -81,7 +85,9 @@ PAGE_BYTES = 4096
 PAGES_PER_MIB = 256
 REGION_PAGES = 512  # 2 MiB large page on x86-64
 
-POLICIES = ("esx2002", "esxi", "kvm-ksm")
+POLICIES = ("esx2002", "esxi", "kvm-ksm", "cooperative")
+#: What ``pagecore host`` runs unless told otherwise (``cooperative`` needs guest free-page lists).
+DEFAULT_POLICIES = ("esx2002", "esxi", "kvm-ksm")
 
 #: Named activity profiles: fraction of a VM's pages active (touched within a sampling period).
 #: ASSUMED round values for operators without traces; pass a trace or "idle:F" for your own.
@@ -116,7 +122,7 @@ class HostSettings:
     """Everything ``pagecore host`` needs besides the VMs (the ``host:`` config section)."""
 
     memory_mb: list = field(default_factory=lambda: [1024.0])
-    policies: tuple = POLICIES
+    policies: tuple = DEFAULT_POLICIES
     hypervisor_mb: float = 0.0  # memory the hypervisor itself keeps (ESX: esx_mb)
     vm_overhead_mb: float = 16.0  # per-VM overhead in use (HostSpec.overhead_used_mb; UNCONFIRMED)
     replicas: str = "distinct"  # or "identical" (linked clones)
@@ -141,9 +147,9 @@ class HostSettings:
         self.memory_mb = [float(m) for m in np.atleast_1d(self.memory_mb)]
         if not self.memory_mb or min(self.memory_mb) <= 0:
             raise ConfigError(f"host: memory must be > 0 MiB, got {self.memory_mb}")
-        bad = [p for p in self.policies if p not in registered_policies()]
+        bad = [p for p in self.policies if p not in POLICIES]
         if bad:
-            raise ConfigError(f"host: unknown policy {bad[0]!r}; choose from {', '.join(registered_policies())}")
+            raise ConfigError(f"host: unknown policy {bad[0]!r}; choose from {', '.join(POLICIES)}")
         if self.replicas not in ("distinct", "identical"):
             raise ConfigError(f"host: replicas must be distinct or identical, got {self.replicas!r}")
         if self.kvm_balloon not in ("none",):
@@ -229,6 +235,7 @@ def load_vm(entry: dict, index: int, *, tmpdir: str | None = None, show_progress
     try:
         tab = read_page_tables([path])
         frame = tab.to_pandas()
+        frame = _with_optional_columns(frame, path)
     finally:
         if cleanup:
             path.unlink(missing_ok=True)
@@ -271,6 +278,33 @@ def load_vm(entry: dict, index: int, *, tmpdir: str | None = None, show_progress
         activity=label,
         source=source,
     )
+
+
+def _with_optional_columns(frame: pd.DataFrame, path) -> pd.DataFrame:
+    """The page table's optional columns (:mod:`pagecore.vocab`: host view, compressed sizes,
+    ``same_filled``, ``guest_free``) beside the base ones, in the same row order."""
+    import pyarrow.parquet as pq
+
+    from pagecore.vocab import COMPRESSED_SIZE_PREFIX, GUEST_FREE_COLUMN, SAME_FILLED_COLUMN
+
+    names = pq.ParquetFile(path).schema_arrow.names
+    want = [
+        c
+        for c in names
+        if c in HOST_VIEW_COLUMNS
+        or c in (GUEST_FREE_COLUMN, SAME_FILLED_COLUMN)
+        or c.startswith(COMPRESSED_SIZE_PREFIX)
+    ]
+    if not want:
+        return frame
+    extra = pq.read_table(path, columns=want).to_pandas()
+    if len(extra) != len(frame):
+        raise InputError(path, "optional columns do not have one value per page", hint="re-run `pagecore hash`")
+    for c in want:
+        if extra[c].isna().any():
+            raise InputError(path, f"column {c!r} has null values", hint="re-run `pagecore hash`")
+        frame[c] = extra[c].to_numpy()
+    return frame
 
 
 def load_vms(entries, **kw) -> list[HostVM]:
@@ -425,10 +459,10 @@ def page_set(members, policy: str, settings: HostSettings) -> PageSet:
             zp = f["host_zero_page"].to_numpy(bool)
             c = present & ~zp
             e = c.copy()
-            if policy == "kvm-ksm" and settings.kvm_thp:
+            if policy in ("kvm-ksm", "cooperative") and settings.kvm_thp:
                 thp = f["host_thp"].to_numpy(bool)
                 e &= ~(thp & z)  # an all-zero huge page is not merged until split
-        elif policy == "kvm-ksm" and settings.kvm_thp:
+        elif policy in ("kvm-ksm", "cooperative") and settings.kvm_thp:
             e &= ~_zero_regions(g, z)
         cost.append(c)
         elig.append(e)
@@ -588,15 +622,11 @@ def free_floor_mb(policy: str, host_mb: float, settings: HostSettings) -> float:
         return settings.esx2002_hard_pct / 100.0 * host_mb
     if policy == "esxi":
         return settings.esxi_hard_pct_of_minfree / 100.0 * min_free_esxi_mb(host_mb)
-    if policy in _EXTRA_POLICIES:
-        return _EXTRA_POLICIES[policy].get("free_floor_mb", min_free_kvm_mb)(host_mb)
     return min_free_kvm_mb(host_mb)
 
 
 def balloons(policy: str, settings: HostSettings) -> bool:
-    if policy in _EXTRA_POLICIES:
-        return bool(_EXTRA_POLICIES[policy].get("balloons", False))
-    return policy in ("esx2002", "esxi") or settings.kvm_balloon != "none"
+    return policy in ("esx2002", "esxi", "cooperative") or settings.kvm_balloon != "none"
 
 
 @dataclass
@@ -632,13 +662,10 @@ def evaluate(members, policy: str, host_mb: float, settings: HostSettings) -> Fi
         pass
     touched = np.bincount(ps.vm, weights=ps.cost.astype(np.float64), minlength=n)
     sav = {m: np.zeros(n) for m in MECHANISMS}
-    extra = _EXTRA_POLICIES.get(policy)
-    if extra and "savings" in extra:
-        got = extra["savings"](ps, members, settings)
-        for m_, a in got.items():
-            sav[m_] = np.asarray(a, float)
-        base = extra.get("sharing_policy", "kvm-ksm")
-        sh = sharing_savings(ps, base, settings, mask=extra.get("sharing_mask", lambda p: None)(ps))
+    if policy == "cooperative":
+        reported = _reported(members, ps)
+        sav["free_report"] = np.bincount(ps.vm, weights=(reported & ps.cost).astype(float), minlength=n)
+        sh = sharing_savings(ps, "kvm-ksm", settings, mask=~reported)
     elif policy == "esxi":
         high_mb = host_mb - overhead - settings.esxi_high_pct_of_minfree / 100.0 * min_free_esxi_mb(host_mb)
         sh = {"per_vm": {m: np.zeros(n) for m in ("zero", "share_intra", "share_inter")}}
@@ -838,12 +865,14 @@ def scan_over_time(members, policy: str, settings: HostSettings) -> dict:
 
     ps = page_set(members, policy, settings)
     sel = ps.eligible & ps.cost
+    if policy == "cooperative":  # KSM on what free page reporting leaves
+        sel &= ~_reported(members, ps)
     key = ps.key[sel]
     vm = ps.vm[sel]
     if policy == "esxi":  # salting: each VM its own hash domain (zero pages too)
         key = _mix64(key ^ (vm.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)))
     hist = PageHistory.from_pages(key, ps.zero[sel] if policy != "esxi" else np.zeros(len(key), bool), vm, ps.names)
-    if policy == "kvm-ksm":
+    if policy in ("kvm-ksm", "cooperative"):
         from pagecore.sharing.ksm import emulate_ksm
 
         ks = _ksm_settings(settings, len(key))
@@ -881,26 +910,24 @@ def scan_over_time(members, policy: str, settings: HostSettings) -> dict:
 
 
 # ------------------------------------------------------------------------------ the report
-#: Policies other modules add: name -> {"savings": f(ps, members, settings) -> {mech: per-VM
-#: pages}, "balloons": bool, "sharing_policy": base policy for sharing, "free_floor_mb": f}
-_EXTRA_POLICIES: dict = {}
+def _reported(members, ps: PageSet) -> np.ndarray:
+    """Pages free page reporting discards (whole free 2 MiB chunks above the zone watermark),
+    per page of ``ps``; the VMs must carry ``guest_free``."""
+    from pagecore.experiments.cooperative import reportable_mask
+    from pagecore.vocab import GUEST_FREE_COLUMN
 
-
-def register_policy(name: str, **spec) -> None:
-    """Add a policy (issue 20's ``cooperative``) to :func:`registered_policies`."""
-    _EXTRA_POLICIES[name] = spec
-
-
-def registered_policies() -> tuple:
-    _load_extra()
-    return POLICIES + tuple(p for p in _EXTRA_POLICIES if p not in POLICIES)
-
-
-def _load_extra() -> None:
-    try:  # the cooperative policy registers itself when its module exists
-        import pagecore.experiments.cooperative  # noqa: F401
-    except ImportError:
-        pass
+    out = []
+    for _, v, _, _ in members:
+        if GUEST_FREE_COLUMN not in v.frame:
+            raise InputError(
+                v.source or None,
+                f"VM {v.name}: the cooperative policy needs the guest's free pages (a {GUEST_FREE_COLUMN} column, "
+                "from `pagecore qemu freereport` or a synthetic guest); pagecore does not guess them",
+            )
+        if "reported" not in v.cache:
+            v.cache["reported"] = reportable_mask(v.frame)
+        out.append(v.cache["reported"])
+    return np.concatenate(out) if out else np.zeros(0, bool)
 
 
 def check_reservations(vms: list[HostVM], host_mb: float, settings: HostSettings) -> None:
@@ -1026,8 +1053,6 @@ __all__ = [
     "load_vm",
     "load_vms",
     "parse_activity",
-    "register_policy",
-    "registered_policies",
     "replicate",
     "scan_over_time",
     "settings_from_config",
