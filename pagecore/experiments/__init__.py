@@ -13,6 +13,7 @@ Must not: draw (that is :mod:`pagecore.plotting`) or hold the paper's numbers
 """
 
 from pagecore.experiments.analyze import analyze_page_tables, load_pages
+from pagecore.experiments.approaches import compare_approaches, with_guest_free
 from pagecore.experiments.cooperative import (
     ReportingParams,
     free_report,
@@ -57,6 +58,7 @@ __all__ = [
     "Record",
     "ReportingParams",
     "analyze_page_tables",
+    "compare_approaches",
     "comparison_table",
     "duplicate_lifetimes",
     "fig02_records",
@@ -92,5 +94,6 @@ __all__ = [
     "sweep_records",
     "swept",
     "synthetic_guest_free",
+    "with_guest_free",
     "write_records",
 ]

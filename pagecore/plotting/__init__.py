@@ -78,7 +78,7 @@ from pagecore.plotting.fig05 import fig05_real_world_sharing  # noqa: E402 - the
 from pagecore.plotting.fig06 import fig06_active_memory_sampling  # noqa: E402 - they use style() above
 from pagecore.plotting.fig07 import fig07_idle_memory_tax  # noqa: E402 - they use style() above
 from pagecore.plotting.fig08 import fig08_dynamic_reallocation  # noqa: E402 - they use style() above
-from pagecore.plotting.host import host_whatif  # noqa: E402 - they use style() above
+from pagecore.plotting.host import host_whatif, reclamation_approaches  # noqa: E402 - they use style() above
 from pagecore.plotting.largepages import large_page_breaking  # noqa: E402 - they use style() above
 from pagecore.plotting.reclaim import io_remapping, reclaim_balloon_vs_paging  # noqa: E402 - they use style() above
 from pagecore.plotting.sensitivity import sensitivity_tornado  # noqa: E402 - they use style() above
@@ -100,6 +100,7 @@ __all__ = [
     "io_remapping",
     "large_page_breaking",
     "reclaim_balloon_vs_paging",
+    "reclamation_approaches",
     "save_figure",
     "scan_duplicate_lifetime",
     "scan_sharing_over_time",

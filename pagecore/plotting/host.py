@@ -107,3 +107,41 @@ def host_whatif(rows: pd.DataFrame, timelines: pd.DataFrame | None = None) -> Fi
             c.legend(fontsize="small")
         fig.tight_layout()
         return fig
+
+
+def reclamation_approaches(timeline: pd.DataFrame, table: pd.DataFrame, title: str = "") -> Figure:
+    """Transparent vs cooperative reclamation (issue 20): (a) memory each approach reclaims over
+    time, (b) what it reclaims in the end, labelled with what it needs from the guest and what it
+    spends.
+
+    ``timeline``: :func:`pagecore.experiments.approaches.compare_approaches`'s timeline
+    (approach, t_s, reclaimed_mb); ``table``: its table (approach, reclaimed_mb, cpu,
+    needs_from_guest).
+    """
+    with style():
+        fig = Figure(figsize=(12.5, 4.4))
+        a, b = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.1, 1]})
+        names = list(dict.fromkeys(table["approach"]))
+        for name in names:
+            t = timeline[(timeline["approach"] == name) & (timeline["t_s"] > 0)]
+            ls = "--" if "+" in name else "-"
+            a.step(t["t_s"], t["reclaimed_mb"], where="post", ls=ls, label=name)
+        a.set_xscale("log")
+        a.set_xlabel("seconds after the host asks for memory")
+        a.set_ylabel("memory reclaimed (MiB)")
+        a.set_title("(a) over time" + (f" — {title}" if title else ""))
+        a.legend(fontsize="x-small", loc="upper left")
+        y = np.arange(len(names))[::-1]
+        vals = [float(table.set_index("approach").loc[n, "reclaimed_mb"]) for n in names]
+        b.barh(y, vals, color="#1f77b4")
+        top = max([*vals, 1.0])
+        for yi, n, v in zip(y, names, vals, strict=True):
+            row = table.set_index("approach").loc[n]
+            b.text(v + 0.01 * top, yi, f"{v:,.0f} MiB · needs {row['needs_from_guest']} · {row['cpu']}",
+                   va="center", fontsize=6.5)  # fmt: skip
+        b.set_yticks(y, names, fontsize="small")
+        b.set_xlim(0, top * 2.1)
+        b.set_xlabel("memory reclaimed once settled (MiB)")
+        b.set_title("(b) what each wins, needs and spends")
+        fig.tight_layout()
+        return fig

@@ -36,3 +36,39 @@ rule host_whatif:
         "results/logs/host_whatif.log",
     script:
         "../scripts/host_figure.py"
+
+
+rule reclamation_approaches_run:
+    """Transparent vs cooperative reclamation on the Figure 4 guests (free pages from the content model)."""
+    input:
+        pages=fig04_page_tables,
+    output:
+        timeline="results/host/approaches.timeline.parquet",
+        table="results/host/approaches.csv",
+    params:
+        host=config["host"],
+        balloon=pick(config["sim"]["balloon"], "rate_min_mb_s", "rate_max_mb_s"),
+    log:
+        "results/logs/reclamation_approaches_run.log",
+    benchmark:
+        "results/benchmarks/reclamation_approaches_run.tsv"
+    script:
+        "../scripts/reclamation_approaches.py"
+
+
+rule reclamation_approaches:
+    """Figure: memory each reclamation approach wins over time, what it needs from the guest and spends."""
+    input:
+        timeline=rules.reclamation_approaches_run.output.timeline,
+        table=rules.reclamation_approaches_run.output.table,
+    output:
+        png=report(
+            "results/figures/reclamation_approaches.png",
+            caption="../report/reclamation_approaches.rst",
+            category="Your VMs on a host",
+        ),
+        pdf="results/figures/reclamation_approaches.pdf",
+    log:
+        "results/logs/reclamation_approaches.log",
+    script:
+        "../scripts/host_figure.py"

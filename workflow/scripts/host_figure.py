@@ -1,10 +1,15 @@
-"""The host what-if figure."""
+"""The host what-if figure and the reclamation-approaches figure."""
 
 import pandas as pd
 
 from pagecore import job_log
-from pagecore.plotting import host_whatif, save_figure
+from pagecore.plotting import host_whatif, reclamation_approaches, save_figure
 
 with job_log(snakemake):
-    fig = host_whatif(pd.read_csv(snakemake.input.rows), pd.read_parquet(snakemake.input.timelines))
+    if snakemake.rule == "reclamation_approaches":
+        fig = reclamation_approaches(
+            pd.read_parquet(snakemake.input.timeline), pd.read_csv(snakemake.input.table), "Figure 4 guests"
+        )
+    else:
+        fig = host_whatif(pd.read_csv(snakemake.input.rows), pd.read_parquet(snakemake.input.timelines))
     save_figure(fig, snakemake.output.png.removesuffix(".png"))
