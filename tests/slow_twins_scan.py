@@ -176,10 +176,12 @@ class KsmEmulator:
         settled = 0
         prev = None
         saved_hist: list[tuple[float, tuple]] = [(self.t, self._key())]
+        full_at_write = 0  # full_scans when the last write so far was applied
         while n:
             while self._ev < len(ev_t) and ev_t[self._ev] <= self.t:
                 self._write(ev_p[self._ev], ev_c[self._ev])
                 self._ev += 1
+                full_at_write = self.c["full_scans"]
             visited = 0
             scan_end = False
             since_wrap = 0  # pages visited since the walk last wrapped (or this wake-up began)
@@ -214,7 +216,9 @@ class KsmEmulator:
                     break
             if until_s is not None and self.t >= until_s:
                 break
-            if self.c["full_scans"] >= max_full_scans:
+            done_writes = self._ev >= len(ev_t)
+            since = self.c["full_scans"] - (full_at_write if done_writes else 0)
+            if since >= max_full_scans and (done_writes or sleep + s.scan_us_per_page == 0):
                 break
         final = self.snapshot()
         rows.append({"t": self.t, **final})

@@ -357,3 +357,19 @@ def test_bench_scan_runs(capsys):
     assert "emulate_ksm to convergence" in out and "2 VMs x 2 MiB = 1,024 pages" in out
     with pytest.raises(SystemExit):
         bench_scan.main(["--host", "64"])
+
+
+def test_ksm_replays_every_write_even_past_max_full_scans():
+    """A history whose last write comes after more full scans than max_full_scans still replays
+    it (found by the live-series work: a run used to stop at t = 16 s before writes at 25 s)."""
+    from pagecore.sharing.ksm import KsmEmulator
+
+    h = PageHistory.from_pages(np.array([1, 2, 3, 4], np.uint64), np.zeros(4, bool), np.zeros(4, np.int64), ["a"])
+    h.t = np.array([25.0])
+    h.page = np.array([1])
+    h.new_content = np.array([0])  # page 1 becomes a copy of page 0 at t = 25 s
+    st = KsmSettings(pages_to_scan=100, sleep_millisecs=20, smart_scan=False)
+    fast = KsmEmulator(h, st).run(max_full_scans=50)
+    assert fast.final["pages_sharing"] == 1
+    slow_run = slow.KsmEmulator(h, st).run(max_full_scans=50)
+    assert slow_run.final == fast.final

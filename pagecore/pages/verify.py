@@ -181,6 +181,8 @@ def unavailable_reason(table_paths, dump_dir: str | os.PathLike | None = None, k
         meta = page_table_metadata(t)
         if meta.get("hash_only"):
             return f"{t}: hash-only table (no dump behind it)"
+        if meta.get("format") == "live":
+            return f"{t}: a live read of a running guest (its pages cannot be read again to compare bytes)"
         kid = meta.get("hash_key_id", "none")
         if kid != "none" and (key is None or key.key_id != kid):
             return f"{t}: keyed table (key {kid}); pass its key (--key-env/--key-file) to verify"

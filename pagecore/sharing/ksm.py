@@ -96,7 +96,8 @@ _ROW_COLS = 8  # timeline rows store slots C_FULL..C_RMAP
 
 # loop state of the driver: int64 slots ...
 I_EV, I_CURSOR, I_NROWS, I_SETTLED, I_PREV_OK, I_PREV0, I_PREV1, I_PREV2, I_LAST0, I_LAST1, I_LAST2 = range(11)
-NI = 11
+I_FULL_AT_WRITE = 11  # full_scans when the last write so far was applied
+NI = 12
 # ... and float64 slots
 F_T, F_LAST_SAMPLE, F_CONV = range(3)
 NF = 3
@@ -206,6 +207,7 @@ def _run(
         while ev < m and ev_t[ev] <= t:
             _write_page(ev_p[ev], ev_c[ev], cid, state, broken, c)
             ev += 1
+            ist[I_FULL_AT_WRITE] = c[C_FULL]
         ist[I_EV] = ev
         visited = 0
         scan_end = False
@@ -338,7 +340,9 @@ def _run(
                 return DONE
         if t >= until_s:
             return DONE
-        if c[C_FULL] >= pi[P_MAXSCANS]:
+        # a safety stop counted from the last write, so pending writes are always replayed; when
+        # time cannot advance (no sleep, no scan cost) it counts from the start
+        if c[C_FULL] - (ist[I_FULL_AT_WRITE] if ev >= m else 0) >= pi[P_MAXSCANS] and (ev >= m or sleep + scan_us == 0):
             return DONE
     return DONE
 
@@ -494,9 +498,11 @@ class KsmEmulator:
         """Run ``ksmd`` until the counters settle or ``until_s``.
 
         Settled: after the last write, ``settle_scans`` consecutive full scans ended with equal
-        pages_shared, pages_sharing and ksm_zero_pages. Returns a :class:`KsmResult`; its
-        timeline has one row per ``sample_s`` of emulated time and per full scan, columns
-        ``t`` and the counters.
+        pages_shared, pages_sharing and ksm_zero_pages. ``max_full_scans`` stops a run that does
+        not settle, counted after the last write (every write is replayed first), or from the
+        start when emulated time cannot advance (``sleep_millisecs`` and ``scan_us_per_page`` 0).
+        Returns a :class:`KsmResult`; its timeline has one row per ``sample_s`` of emulated time
+        and per full scan, columns ``t`` and the counters.
         """
         h, s = self.h, self.s
         ev_t = np.ascontiguousarray(h.t, np.float64)
