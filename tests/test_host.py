@@ -475,3 +475,25 @@ def test_optional_columns_are_read_with_the_table(tmp_path):
     v = H.load_vm({"pages": str(path)}, 0)
     assert v.frame["guest_free"].tolist() == [False] * 6 + [True] * 2
     assert v.frame["host_present"].sum() == 7 and (v.frame["csize_lz4"] == 100).all()
+
+
+def test_kvm_mom_balloons_guest_free_memory_above_20_percent():
+    vms = _hand_vms()  # 2 × 1024 pages, active 0.5 → 512 idle pages each
+    st = H.HostSettings(vm_overhead_mb=0.0, kvm_thp=False)
+    small = 4.5
+    assert not H.evaluate(_members(vms), "kvm-ksm", small, st).fits  # no balloon: swaps
+    st.kvm_balloon = "mom"
+    f = H.evaluate(_members(vms), "kvm-ksm", small, st)
+    # each guest may give its free memory (the idle half of the 640.5 pages it backs after
+    # sharing) above 20 % of its 1024 pages
+    backed = 1281
+    give = 2 * (0.5 * backed / 2 - 0.2 * 1024)
+    aim = (0.8 * small) * 256
+    assert f.saved_mb["balloon"] == pytest.approx(min(give, backed - aim) / 256, abs=3 / 256)
+    assert f.idle_tax_mb == 0
+    for v in vms:  # the guests' own free-page lists replace the idle estimate
+        v.frame["guest_free"] = False
+    f = H.evaluate(_members(vms), "kvm-ksm", small, st)
+    assert f.saved_mb["balloon"] == 0 and not f.fits
+    with pytest.raises(ConfigError, match="none or mom"):
+        H.HostSettings(kvm_balloon="ovirt")

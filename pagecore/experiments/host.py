@@ -24,8 +24,10 @@ Policies (:data:`POLICIES`)
 ``kvm-ksm``
     A Linux host: KSM over every eligible page with its sysfs settings (the Numba emulator
     :mod:`pagecore.sharing.ksm`), no idle tax, no ballooning unless a host policy is named
-    (``balloon: none`` by default). Guest RAM is THP-backed: an all-zero 2 MiB-aligned region of
-    a guest is one huge page that KSM does not merge until it is split (measured on real
+    (``kvm_balloon: none`` by default; ``mom``: oVirt MOM's auto-balloon rule, :data:`MOM` — once
+    host free memory is below 20 %, each guest gives its free memory above 20 % of its size, its
+    ``guest_free`` pages when known, else its idle part). Guest RAM is THP-backed: an all-zero
+    2 MiB-aligned region of a guest is one huge page that KSM does not merge until it is split (measured on real
     guests, formats-ksm-esxi.md), so its pages cost memory and win nothing; with the host view
     (``host_*`` columns from ``pagecore live``) pages not present or mapped to the zero page cost
     nothing and are not KSM candidates, and ``host_thp`` replaces the all-zero-region rule.
@@ -152,8 +154,8 @@ class HostSettings:
             raise ConfigError(f"host: unknown policy {bad[0]!r}; choose from {', '.join(POLICIES)}")
         if self.replicas not in ("distinct", "identical"):
             raise ConfigError(f"host: replicas must be distinct or identical, got {self.replicas!r}")
-        if self.kvm_balloon not in ("none",):
-            raise ConfigError(f"host: kvm balloon policy {self.kvm_balloon!r} is not known; use none")
+        if self.kvm_balloon not in ("none", "mom"):
+            raise ConfigError(f"host: kvm balloon policy {self.kvm_balloon!r} is not known; use none or mom")
         if not 0 <= self.tau < 1:
             raise ConfigError(f"host: tau must be in [0, 1), got {self.tau}")
         if self.max_vms < 1:
@@ -629,6 +631,12 @@ def balloons(policy: str, settings: HostSettings) -> bool:
     return policy in ("esx2002", "esxi", "cooperative") or settings.kvm_balloon != "none"
 
 
+#: oVirt MOM's auto-balloon rule (mom/doc/balloon.rules, balloon.policy): the host is under
+#: pressure below 20 % free; a guest keeps at least 20 % of its memory free; targets move by at
+#: most 5 % of a guest's memory per collection interval (the pace, not the steady state).
+MOM = {"pressure_threshold": 0.20, "min_guest_free_percent": 0.20, "max_balloon_change_percent": 0.05}
+
+
 @dataclass
 class Fit:
     """The state of N VMs on H MiB under one policy (all memory in MiB)."""
@@ -688,12 +696,21 @@ def evaluate(members, policy: str, host_mb: float, settings: HostSettings) -> Fi
     active_pages = act * backed
     idle_tax = 0.0
     target = backed.copy()
-    if demand > cap_pages and balloons(policy, settings):
-        floor = np.maximum(res, backed - np.minimum((1 - act) * backed, settings.balloon_max_pct / 100.0 * sizes))
-        floor = np.minimum(floor, backed)
-        avail = max(int(cap_pages), 0)
+    mom = policy == "kvm-ksm" and settings.kvm_balloon == "mom"
+    aim = cap_pages  # what the balloon aims to bring the VMs' memory down to
+    if mom:  # MOM balloons while host free memory is under 20 %, only guest free memory above 20 %
+        aim = min(cap_pages, ((1 - MOM["pressure_threshold"]) * host_mb - overhead) * PAGES_PER_MIB)
+    if demand > aim and balloons(policy, settings):
+        if mom:
+            free = _guest_free_pages(members, ps, act, backed)
+            give = np.maximum(free - MOM["min_guest_free_percent"] * sizes, 0.0)
+        else:
+            give = np.minimum((1 - act) * backed, settings.balloon_max_pct / 100.0 * sizes)
+        floor = np.minimum(np.maximum(res, backed - give), backed)
+        avail = max(int(aim), 0)
         tax = IdleTax()
-        target = tax.targets(shares, np.ceil(floor), np.ceil(backed), active_pages, avail, settings.tau).astype(float)
+        tau = 0.0 if mom else settings.tau  # MOM has no idle tax
+        target = tax.targets(shares, np.ceil(floor), np.ceil(backed), active_pages, avail, tau).astype(float)
         flat = tax.targets(shares, np.ceil(floor), np.ceil(backed), active_pages, avail, 0.0).astype(float)
         idle_tax = 0.5 * float(np.abs(target - flat).sum())
         target = np.minimum(target, backed)
@@ -731,6 +748,18 @@ def evaluate(members, policy: str, host_mb: float, settings: HostSettings) -> Fi
         per_vm=per_vm,
         notes=notes,
     )
+
+
+def _guest_free_pages(members, ps: PageSet, act: np.ndarray, backed: np.ndarray) -> np.ndarray:
+    """Per VM, the memory its guest holds free: its ``guest_free`` pages when the table says,
+    else its idle part (``1 − active`` of what it backs)."""
+    from pagecore.vocab import GUEST_FREE_COLUMN
+
+    out = (1 - act) * backed
+    for j, (_, v, _, _) in enumerate(members):
+        if GUEST_FREE_COLUMN in v.frame:
+            out[j] = float(v.frame[GUEST_FREE_COLUMN].to_numpy(bool).sum())
+    return out
 
 
 def _esxi_break(members, ps: PageSet, need_pages: float, notes: list) -> dict:
