@@ -114,6 +114,7 @@ def _settings(args):
         max_vms=args.max_vms,
         verify=args.verify,
         emulate_vms=args.emulate_vms,
+        kvm_balloon=args.kvm_balloon,
     )
 
 
@@ -222,6 +223,7 @@ def register(sub) -> None:
     p.add_argument("--ksm-max-page-sharing", type=int_at_least(2), help="KSM max_page_sharing (default 256)")
     p.add_argument("--ksm-use-zero-pages", action="store_true", help="KSM use_zero_pages=1")
     p.add_argument("--ksm-no-smart-scan", action="store_true", help="KSM smart_scan=0")
+    p.add_argument("--kvm-balloon", choices=("none", "mom"), help="Linux host balloon policy (default none)")
     p.add_argument("--ksm-advisor", action="store_true", help="KSM advisor_mode=scan-time (pages_to_scan auto-tuned)")
     add_config_arg(p)
     add_format_args(p, "host report")
