@@ -268,3 +268,18 @@ def test_emulator_savings_split_adds_up_and_matches_the_twin(seed):
     sc = EsxScanner(hist, ScannerSettings(scan_rate_vm=500, scan_rate_total=1500))
     f = sc.run().final
     assert sum(scanner_savings(sc).values()) == f["reclaimed_pages"]
+
+
+def test_duplicate_lifetimes_from_a_series_of_reads(tmp_path, capsys):
+    paths = series(tmp_path, READS_A, READS_B, [100.0, 110.0, 125.0], [101.0, 111.0, 126.0])
+    out = tmp_path / "life.csv"
+    assert main(["scan", *paths, "--series", "--format", "json", "--lifetimes", str(out)]) == 0
+    capsys.readouterr()
+    life = pd.read_csv(out)
+    assert set(life["table"]) == {"survival", "catchable"}
+    assert set(life.loc[life["table"] == "catchable", "model"]) == {"esx", "ksm"}
+    # every duplicate the reads show starts after the first read and lasts to the end (censored)
+    assert life.loc[life["table"] == "survival", "censored_fraction"].iloc[0] == 1.0
+    assert main(["scan", paths[0], "--lifetimes", str(tmp_path / "x.csv")]) != 0
+    assert "--lifetimes needs --series" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()

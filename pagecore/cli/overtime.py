@@ -45,7 +45,9 @@ def _run(emulator_cls, settings_cls, savings, args, **settings) -> int:
 
     if args.format == "parquet" and not args.output:
         raise PagecoreError("--format parquet needs -o/--output FILE")
-    check_outputs([args.output], args.pages)
+    if getattr(args, "lifetimes", None) and not args.series:
+        raise PagecoreError("--lifetimes needs --series (successive reads of the same guests)")
+    check_outputs([args.output, getattr(args, "lifetimes", None)], args.pages)
     try:
         st = settings_cls(**settings)
     except ValueError as exc:
@@ -64,6 +66,9 @@ def _run(emulator_cls, settings_cls, savings, args, **settings) -> int:
             "later changes were not replayed"
         )
         print(f"pagecore: warning: {rep['warning']}", file=sys.stderr)
+
+    if getattr(args, "lifetimes", None):
+        _write_lifetimes(args, history, info)
 
     def rows():
         tl = res.timeline.copy()
@@ -107,6 +112,19 @@ def _cmd_scan(args) -> int:
     )
 
 
+def _write_lifetimes(args, history, info) -> None:
+    """``--lifetimes FILE.csv``: duplicate lifetimes observed in a series of real reads."""
+    import pandas as pd
+
+    from pagecore._util import atomic_path
+    from pagecore.experiments.scan import series_lifetimes
+
+    surv, catch = series_lifetimes(history, info["read_times_s"], [5, 10, 20, 50, 100, 200, 500], [500, 5000, 50000])
+    out = pd.concat([surv.assign(table="survival"), catch.assign(table="catchable")], ignore_index=True)
+    with atomic_path(args.lifetimes) as tmp:
+        out.to_csv(tmp, index=False, float_format="%.6g")
+
+
 def register(sub) -> None:
     """Add the `overtime` subcommand(s) to the ``pagecore`` parser."""
 
@@ -127,6 +145,12 @@ def register(sub) -> None:
             help="seconds between successive reads (default: the read times recorded by pagecore live)",
         )
         add_format_args(sp, "run")
+        sp.add_argument(
+            "--lifetimes",
+            metavar="FILE",
+            help="with --series: write the duplicate lifetimes the reads show (survival and the fraction a "
+            "scanner at each rate could catch) as CSV",
+        )
 
     ks = command(
         sub,

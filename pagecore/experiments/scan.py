@@ -122,3 +122,19 @@ def duplicate_lifetimes(history: PageHistory, writes: dict, interval_s: float, r
     esx = catchable_fraction(ep, per_vm, rates).assign(model="esx")
     ksm = ksm_catchable_fraction(ep, history.pages, ksm_rates).assign(model="ksm")
     return surv, pd.concat([esx, ksm], ignore_index=True)
+
+
+def series_lifetimes(history: PageHistory, times, rates, ksm_rates):
+    """Duplicate lifetimes from a series of real reads (``pagecore live --count N``): the
+    history's own writes, observed at the read ``times`` — no synthetic write trace. Returns
+    ``(survival, catch)`` as :func:`duplicate_lifetimes` does."""
+    times = np.asarray(times, float)
+    if len(times) < 2:
+        raise ValueError("duplicate lifetimes need at least two reads")
+    ep = duplicate_episodes(history, times)
+    surv = survival(ep, times[:-1])
+    surv["censored_fraction"] = float(ep["censored"].mean()) if len(ep) else np.nan
+    per_vm = history.pages / max(1, len(history.vm_names))
+    esx = catchable_fraction(ep, per_vm, rates).assign(model="esx")
+    ksm = ksm_catchable_fraction(ep, history.pages, ksm_rates).assign(model="ksm")
+    return surv, pd.concat([esx, ksm], ignore_index=True)
