@@ -499,3 +499,20 @@ def test_synthetic_contents_share_os_pages_across_guests_of_one_kind():
     assert np.array_equal(synthetic_contents(sc, {"os_shared": {"windows": 0.5, "linux": 0.25}}, seed=1)["w1"], w1)
     with pytest.raises(ConfigError, match="no fraction for OS kind 'linux'"):
         synthetic_contents(sc, {"os_shared": {"windows": 0.5}}, seed=1)
+
+
+def test_content_mechanism_without_shared_contents_replays_like_the_zero_mechanism():
+    """No content is given and every write is unique, so the content scanner can share only
+    zero pages: the whole replay (ballooning, share-before-swap through the table, stalls) must
+    equal the zero mechanism's, row for row."""
+    from pagecore.synth.workloads import trace_frame
+
+    sc = _small()
+    trace = trace_frame(sc)
+    out = []
+    for name in ("zero", "content"):
+        p = SimParams(duration_s=sc.duration_s, seed=4, tau=0.75, record_s=2.0, mechanisms={"sharing": name})
+        out.append(simulate(sc.specs(), sc.host, p, trace))
+    pd.testing.assert_frame_equal(out[0].vms, out[1].vms)
+    pd.testing.assert_frame_equal(out[0].events, out[1].events)
+    assert out[1].host["shared_machine"].max() == 0
