@@ -516,3 +516,14 @@ def test_content_mechanism_without_shared_contents_replays_like_the_zero_mechani
     pd.testing.assert_frame_equal(out[0].vms, out[1].vms)
     pd.testing.assert_frame_equal(out[0].events, out[1].events)
     assert out[1].host["shared_machine"].max() == 0
+
+
+def test_table_slot_hash_is_the_same_with_and_without_the_jit():
+    """The pure-Python home slot (used under NUMBA_DISABLE_JIT) is the compiled one."""
+    from numba import njit
+
+    jit = njit(m._slot0_jit)
+    keys = np.random.default_rng(0).integers(1, 1 << 62, 200)
+    for k in [1, 2, (1 << 63) - 1, *keys.tolist()]:
+        for mask in (7, 1023, (1 << 20) - 1):
+            assert m._slot0_py(k, mask) == jit(np.int64(k), np.int64(mask))

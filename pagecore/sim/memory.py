@@ -51,7 +51,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from pagecore._jit import SERIAL
+from pagecore._jit import JIT_DISABLED, SERIAL
 
 # frame states
 UNBACKED, PRIVATE, ZERO, SHARED, SWAPPED, BALLOONED = 0, 1, 2, 3, 4, 5
@@ -167,14 +167,26 @@ def _resident(x, w, owner, alias, state):
 
 
 # ----------------------------------------------------------------------------- content table
-@njit(**SERIAL)
-def _slot0(key, mask):
-    """Home slot of ``key`` (SplitMix64 finalizer of the content id)."""
+def _slot0_py(key, mask):
+    """Home slot of ``key``: the SplitMix64 finalizer of the content id, in Python integers
+    (used when ``NUMBA_DISABLE_JIT`` is set, where numpy would warn about the wrap-around)."""
+    m64 = (1 << 64) - 1
+    z = (int(key) + 0x9E3779B97F4A7C15) & m64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m64
+    return (z ^ (z >> 31)) & int(mask)
+
+
+def _slot0_jit(key, mask):
+    """Home slot of ``key`` (SplitMix64 finalizer of the content id; uint64 arithmetic wraps)."""
     z = np.uint64(key) + np.uint64(0x9E3779B97F4A7C15)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     z = z ^ (z >> np.uint64(31))
     return np.int64(z & np.uint64(mask))
+
+
+_slot0 = _slot0_py if JIT_DISABLED else njit(**SERIAL)(_slot0_jit)
 
 
 @njit(**SERIAL)
