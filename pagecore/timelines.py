@@ -25,14 +25,16 @@ active_sample       float64               the last period's raw sample, f = t/n,
 balloon             float64               frames held by the balloon driver (§3.2)
 balloon_target      float64               balloon size the driver is steered toward
 swapped             float64               frames on ESX swap (§3.3)
-shared              float64               frames mapped copy-on-write to the shared zero page
+shared              float64               frames mapped copy-on-write to a shared page: the zero page,
+                                          or (content sharing) a shared content's page
 zero                float64               frames whose contents are zero (shared or not)
 private             float64               frames with a private machine page and data
 blocked             bool                  VM blocked in the low state (§6.3)
 swap_out            float64               cumulative MB written to ESX swap
 swap_in             float64               cumulative MB swapped back in on touch
-share_before_swap   float64               cumulative zero pages shared by the swap daemon
-scan_shared         float64               cumulative zero pages shared by the scanner
+share_before_swap   float64               cumulative pages shared by the swap daemon instead of written
+                                          (zero pages; with content sharing, any content)
+scan_shared         float64               cumulative machine pages the scanner reclaimed by sharing
 guest_faults        float64               cumulative MB of data the guest re-homed
 guest_pageouts      float64               cumulative MB of in-use data the guest evicted
 events              int64                 cumulative trace events replayed
@@ -42,8 +44,9 @@ Host timeline (``kind="host"``): one row every ``record_s``
 -----------------------------------------------------------
 ``t`` (float64 s), ``free`` (MB of free machine memory), ``state`` (dictionary: high, soft,
 hard, low), ``tau`` (float64), ``vm_machine`` (MB held by VMs alone), ``overhead`` (MB of VM
-overhead in use), ``esx`` (MB), ``system`` (MB). Conservation: ``system = free + vm_machine +
-overhead + esx`` in every row.
+overhead in use), ``esx`` (MB), ``system`` (MB), ``shared_machine`` (MB of machine pages backing
+shared non-zero contents, one page per content; 0 unless ``sim.mechanisms.sharing: content``).
+Conservation: ``system = free + vm_machine + overhead + esx + shared_machine`` in every row.
 
 Event log (``kind="events"``)
 -----------------------------
@@ -106,6 +109,7 @@ HOST_TIMELINE_SCHEMA = pa.schema(
         pa.field("overhead", _F),
         pa.field("esx", _F),
         pa.field("system", _F),
+        pa.field("shared_machine", _F),
     ]
 )
 
@@ -126,7 +130,7 @@ UNITS = {
             "alloc", "target", "active_true", "active_est", "active_slow", "active_fast", "active_fast_cur",
             "active_sample", "balloon", "balloon_target", "swapped", "shared", "zero", "private", "swap_out",
             "swap_in", "share_before_swap", "scan_shared", "guest_faults", "guest_pageouts", "free", "vm_machine",
-            "overhead", "esx", "system",
+            "overhead", "esx", "system", "shared_machine",
         )
     },
 }  # fmt: skip
@@ -141,11 +145,17 @@ HOST_TIMELINE_SCHEMA = _with_units(HOST_TIMELINE_SCHEMA)
 EVENTS_SCHEMA = _with_units(EVENTS_SCHEMA)
 SCHEMAS = {"vm": VM_TIMELINE_SCHEMA, "host": HOST_TIMELINE_SCHEMA, "events": EVENTS_SCHEMA}
 META_KEY = b"pagecore"
+#: Columns added after the first release, with the value that holds where they are absent
+#: (timelines written before content sharing have no shared content pages).
+OPTIONAL = {"host": {"shared_machine": 0.0}}
 
 
 def to_table(df: pd.DataFrame, kind: str) -> pa.Table:
     """A DataFrame from :class:`pagecore.sim.SimResult` as an Arrow table of ``kind``."""
     schema = SCHEMAS[kind]
+    fill = {c: v for c, v in OPTIONAL.get(kind, {}).items() if c not in df.columns}
+    if fill:
+        df = df.assign(**fill)
     missing = [f.name for f in schema if f.name not in df.columns]
     if missing:
         raise ValueError(f"{kind} timeline lacks columns {missing}")
@@ -179,6 +189,8 @@ def read_timeline(path: str | os.PathLike, kind: str) -> pd.DataFrame:
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(path, f"not a readable Parquet timeline ({exc})") from None
     for f in SCHEMAS[kind]:
+        if f.name not in table.column_names and f.name in OPTIONAL.get(kind, {}):
+            table = table.append_column(f, pa.array([OPTIONAL[kind][f.name]] * table.num_rows, f.type))
         if f.name not in table.column_names:
             raise InputError(path, f"missing column {f.name!r}", expected=f"a {kind} timeline")
         got = table.schema.field(f.name).type

@@ -1,6 +1,9 @@
 """The simulator's Numba kernels (pagecore.sim.memory) against slow pure-Python twins written
 from the module docstring: the touch path (replay), the guest's frame choice, balloon
-inflate/deflate, the swap daemon and the zero-page scan."""
+inflate/deflate, the swap daemon and the zero-page scan. These twins are the zero-page model
+written before page contents existed: they check that, without content sharing, the kernels
+still change frame states exactly as before. The content-sharing twins are in
+tests/test_sim_content.py."""
 
 from __future__ import annotations
 
@@ -150,8 +153,8 @@ def _random_vm(rng, n=64):
     g = rng.integers(0, n, k).astype(np.uint64)
     f = rng.integers(0, 4, k).astype(np.uint8)
     mem.replay(t, g, f, 0, 2.0, 0, host)
-    m.inflate(int(rng.integers(1, n // 2)), mem.state, mem.owner, mem.refbit, mem.hands, mem.c, host)
-    m.deflate(int(rng.integers(0, n // 8)), mem.state, mem.owner, mem.hands, mem.c, host, bool(rng.integers(2)))
+    mem.inflate(int(rng.integers(1, n // 2)), host)
+    mem.deflate(int(rng.integers(0, n // 8)), host, bool(rng.integers(2)))
     m.page_out(n // 8, rng.permutation(n).astype(np.int64), mem.state, mem.c, host, swap)
     mem.sampled[rng.integers(0, n, 10)] = 1
     mem.refbit[:] = rng.integers(0, 2, n)
@@ -250,7 +253,7 @@ def test_inflate_and_page_out_match_twins(seed):
     ref = _snapshot(mem)
     h2 = host.copy()
     k = int(rng.integers(0, mem.pages))
-    a = m.inflate(k, mem.state, mem.owner, mem.refbit, mem.hands, mem.c, host)
+    a = mem.inflate(k, host)
     b = inflate_twin(k, ref["state"], ref["owner"], ref["refbit"], ref["hands"], ref["c"], h2)
     assert a == b
     for key in ("state", "owner", "refbit", "hands", "c"):
@@ -274,10 +277,10 @@ def test_guest_gives_free_pages_first_then_cold_then_any():
     fl = np.array([1, 1, 1, 1, 1, 1, 3, 3], np.uint8)  # frames 6, 7 zero-filled (guest free list)
     mem.replay(t, g, fl, 0, 100.0, 0, host)
     mem.refbit[:] = [1, 0, 1, 1, 1, 1, 1, 1]  # frame 1 is cold
-    m.inflate(2, mem.state, mem.owner, mem.refbit, mem.hands, mem.c, host)
+    mem.inflate(2, host)
     assert sorted(np.flatnonzero(mem.state == B)) == [6, 7]
     assert mem.c[m.C_GUEST_PAGEOUT] == 0
-    m.inflate(1, mem.state, mem.owner, mem.refbit, mem.hands, mem.c, host)
+    mem.inflate(1, host)
     assert mem.state[1] == B
     assert mem.c[m.C_GUEST_PAGEOUT] == 1
     mem.check()
@@ -287,6 +290,7 @@ def test_share_before_swap():
     """§4.3: the swap daemon shares a zero page instead of writing it."""
     mem = m.VMMemory(4)
     mem.state[:] = [Z, P, Z, P]
+    mem.cont[:] = [0, 7, 0, 8]
     mem.c[:6] = np.bincount(mem.state, minlength=6)
     host = np.array([0], np.int64)
     swap = np.array([100], np.int64)
@@ -305,7 +309,7 @@ def test_balloon_fault_rehomes_data_into_a_free_frame():
     one = np.array([0.0])
     # frame 0 written (in use); balloon takes frames 1..3 (unbacked = free)
     mem.replay(one, np.array([0], np.uint64), np.array([1], np.uint8), 0, 1.0, 0, host)
-    m.inflate(2, mem.state, mem.owner, mem.refbit, mem.hands, mem.c, host)
+    mem.inflate(2, host)
     assert mem.state.tolist() == [P, B, B, U]
     mem.replay(one, np.array([2], np.uint64), np.array([0], np.uint8), 0, 1.0, 0, host)
     assert mem.alias[2] == 3 and mem.owner[3] == 2 and mem.state[3] == P

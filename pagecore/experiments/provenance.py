@@ -117,6 +117,27 @@ PARAMETERS: tuple[Param, ...] = (
     _pm50(
         "sim.sharing.rate_total_pages_s", "doc", "UNCONFIRMED; ESX 2.x Mem.ShareScanTotal = 200 pages/s [DOC]", S, 200.0
     ),
+    Param(
+        "sim.mechanisms.sharing",
+        "paper",
+        "§4.2-4.3: content-based sharing (hint and shared frames, copy-on-write); the default `zero` shares only "
+        "zero pages (issue 14's honest evaluation: content sharing did not change the Figure 6-8 score, see "
+        "HELPER_NOTES_s3replay.md); neither choice was made by looking at a figure",
+        S,
+    ),
+    Param(
+        "sim.contents.os_shared.windows",
+        "assumption",
+        "UNCONFIRMED: half of the boot-loaded OS pages are code and read-only data identical across Windows guests; "
+        "no source, set before any content run was scored; moves numbers only with sim.mechanisms.sharing: content",
+        S,
+    ),
+    Param(
+        "sim.contents.os_shared.linux",
+        "assumption",
+        "UNCONFIRMED: as for Windows; moves numbers only with sim.mechanisms.sharing: content",
+        ("fig07",),
+    ),
     # --- workloads (pagecore.synth.workloads) ------------------------------------------------
     Param(
         "workloads.*.host.overhead_used_mb",

@@ -16,18 +16,21 @@ admission       ``reservation``      :mod:`.admission` — min + overhead, swap 
 states          ``esx``              :mod:`.states` — high/soft/hard/low with hysteresis (§6.3)
 balloon         ``esx``              :mod:`.balloon` — polling driver, adaptive rate (§3.2)
 paging          ``random``           :mod:`.paging` — random victims, share before swap (§3.3)
-sharing         ``zero``             :mod:`.sharing` — background sharing of zero pages (§4.3)
+sharing         ``zero``             :mod:`.sharing` — background sharing: zero pages, or ``content``
+                                     (hint and shared frames, copy-on-write; §4.2–4.3)
 guest_cache     ``lru``              :mod:`.guestcache` — guest LRU cache, balloon vs host paging (§3, Fig. 2)
 io_remap        ``cost_benefit``     :mod:`.ioremap` — hot I/O page remapping to low memory (§7)
 ==============  ===================  =========================================================
 
-:mod:`.memory` holds per-VM page state and the Numba touch path; :mod:`.state` the host and VM
-state the mechanisms see; :mod:`.engine` steps time.
+:mod:`.memory` holds per-VM page state, the content table and the Numba kernels;
+:mod:`.contents` page contents per VM (from page tables or a content model per OS kind);
+:mod:`.state` the host and VM state the mechanisms see; :mod:`.engine` steps time.
 The simulator never reads or writes files: it takes a trace (frames or Arrow batches) and
 returns DataFrames (:class:`SimResult`).
 """
 
 from pagecore.sim import admission, allocation, balloon, guestcache, ioremap, paging, sampling, sharing, states  # noqa: F401  (register)
+from pagecore.sim.contents import contents_from_page_tables, synthetic_contents
 from pagecore.sim.contracts import CONTRACTS, KINDS, REGISTRY, create, parameters, register
 from pagecore.sim.engine import DEFAULT_MECHANISMS, SimParams, SimResult, Simulator, simulate
 from pagecore.synth.specs import HostSpec, VMSpec
@@ -42,8 +45,10 @@ __all__ = [
     "SimResult",
     "Simulator",
     "VMSpec",
+    "contents_from_page_tables",
     "create",
     "parameters",
     "register",
     "simulate",
+    "synthetic_contents",
 ]

@@ -68,7 +68,7 @@ class EsxBalloon:
         paged = int(mem.c[m.C_GUEST_PAGEOUT]) - b["pageouts"]
         if target > size:
             step = min(target - size, b["rate"])
-            done = m.inflate(step, mem.state, mem.owner, mem.refbit, mem.hands, mem.c, vm.host_free)
+            done = mem.inflate(step, vm.host_free)
             grew = int(mem.c[m.C_GUEST_PAGEOUT]) - b["pageouts"] - paged
             if paged + grew > 0:
                 b["rate"] = max(self._pages(self.rate_min_mb_s), b["rate"] // 2)
@@ -77,7 +77,7 @@ class EsxBalloon:
             delta = done
         elif target < size:
             n = min(size - target, self._pages(self.rate_max_mb_s))
-            delta = -m.deflate(n, mem.state, mem.owner, mem.hands, mem.c, vm.host_free, vm.zero_freed)
+            delta = -mem.deflate(n, vm.host_free, vm.zero_freed)
         else:
             delta = 0
         b["pageouts"] = int(mem.c[m.C_GUEST_PAGEOUT])

@@ -206,8 +206,11 @@ class Pager(Protocol):
 @runtime_checkable
 class Sharing(Protocol):
     """Background page sharing (paper §4.3): ``scan(vms, dt, rng, host)`` examines pages of
-    the running VMs for ``dt`` seconds and returns machine pages reclaimed. Guarantee: never
-    changes what a guest reads."""
+    the running VMs for ``dt`` seconds and returns machine pages reclaimed. ``uses_contents``
+    (class attribute) says whether it shares non-zero contents through ``host.table``; the
+    engine then routes share-before-swap through the same table and the scenario glue gives
+    the guests page contents. Guarantees: never changes what a guest reads (a frame's content
+    id); machine memory stays conserved with one page per shared non-zero content."""
 
     kind: ClassVar[str]
     name: ClassVar[str]

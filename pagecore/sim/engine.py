@@ -7,7 +7,8 @@ Time advances in steps of the balloon driver's polling interval (1 s, §3.2). In
 2. every running, unblocked VM executes one step of *VM time*: its access-trace events are
    replayed through the touch path (:func:`pagecore.sim.memory.replay`), and each completed
    sampling period updates its active-memory estimate (§5.3);
-3. background page sharing (zero pages);
+3. background page sharing (``sim.mechanisms.sharing``: zero pages, or by content with hint
+   and shared frames, §4.2-4.3);
 4. the free-memory state is updated (§6.3); a change of state recomputes targets, as does
    the periodic rebalance (``rebalance_s``);
 5. balloon drivers poll for their targets (§3.2): a VM above its target inflates by the
@@ -22,8 +23,16 @@ Time advances in steps of the balloon driver's polling interval (1 s, §3.2). In
 Machine memory is conserved exactly at every step::
 
     system = free + Σ_vm (private + unshared zero pages) + Σ_running overhead_used + esx
+             + shared content pages
 
-(the one machine zero page that backs all shared zero pages is counted in ``esx``).
+(the one machine zero page that backs all shared zero pages is counted in ``esx``; every
+non-zero content that is shared holds one machine page, whatever its reference count, until
+the count drops to zero; ``check=True`` asserts this, and every reference count, every step).
+
+Page contents (§4.2) come from the trace's writes (fresh content; zero-filling writes zeros)
+and, optionally, from ``contents``: per VM an int64 content id per gpfn that the datum holds
+when first touched (:mod:`pagecore.sim.contents` builds them from page tables or from a
+synthetic content model).
 """
 
 from __future__ import annotations
@@ -38,8 +47,9 @@ import pyarrow as pa
 
 from pagecore.errors import ConfigError, InputError
 from pagecore.sim import memory as m
+from pagecore.sim.contents import check_contents
 from pagecore.sim.contracts import create
-from pagecore.sim.state import HostView, VMState, mb
+from pagecore.sim.state import HostView, VMState, mb, pages_of
 from pagecore.synth.specs import HostSpec, VMSpec
 from pagecore.timelines import HOST_TIMELINE_SCHEMA, VM_TIMELINE_SCHEMA
 
@@ -131,10 +141,11 @@ class Simulator:
     """Replay ``trace`` (a DataFrame or an iterable of Arrow batches / DataFrames, sorted by
     ``t`` — VM time since each VM's power-on) for ``vms`` on ``host``."""
 
-    def __init__(self, vms: list[VMSpec], host: HostSpec, params: SimParams, trace=None):
+    def __init__(self, vms: list[VMSpec], host: HostSpec, params: SimParams, trace=None, contents=None):
         names = [v.name for v in vms]
         if len(set(names)) != len(names):
             raise ConfigError(f"duplicate VM names in {names}")
+        images = check_contents(contents, {v.name: pages_of(v.max_mb) for v in vms})
         self.params = params
         self.host = HostView(host)
         mech = {**DEFAULT_MECHANISMS, **(params.mechanisms or {})}
@@ -142,7 +153,13 @@ class Simulator:
         ss = np.random.SeedSequence(params.seed)
         kids = ss.spawn(len(vms) + 1)
         self.rng = np.random.default_rng(kids[0])
-        self.vms = [VMState(s, i, self.host, np.random.default_rng(kids[i + 1])) for i, s in enumerate(vms)]
+        self.host.content_sharing = bool(getattr(self.mech["sharing"], "uses_contents", False))
+        self.vms = [
+            VMState(s, i, self.host, np.random.default_rng(kids[i + 1]), image=images.get(s.name))
+            for i, s in enumerate(vms)
+        ]
+        # fresh content ids (writes) start above every given one
+        self.host.next_id[0] = 1 + max([0] + [int(a.max(initial=0)) for a in images.values()])
         self.by_name = {v.name: v for v in self.vms}
         self.tau = float(params.tau)
         self._trace = _batches(trace)
@@ -210,13 +227,16 @@ class Simulator:
 
     def _power_off(self, vm, now):
         mem = vm.mem
+        mem.release_shared(self.host.free)
         self.host.free[0] += mem.machine + self.host.overhead_used
         self.host.swap_free[0] += mem.count(m.SWAPPED)
         self.host.overhead_pages -= self.host.overhead_used
         self.mech["admission"].release(vm, self.host)
         vm.status = "stopped"
         mem.state[:] = m.UNBACKED
+        mem.cont[:] = -1
         mem.c[:6] = 0
+        mem.c[m.C_SHARED_CONTENT] = 0
         mem.c[m.UNBACKED] = vm.pages
         self._log(now, vm.name, "power_off")
 
@@ -342,13 +362,16 @@ class Simulator:
     def _check(self):
         h = self.host
         used = sum(v.mem.machine for v in self.vms if v.status in ("running",))
-        if h.free[0] + used + h.overhead_pages + h.esx_pages != h.system_pages:
+        shared = h.shared_pages
+        if h.free[0] + used + h.overhead_pages + h.esx_pages + shared != h.system_pages:
             raise AssertionError(
                 f"conservation: free {h.free[0]} + vms {used} + overhead {h.overhead_pages} + esx {h.esx_pages}"
-                f" != system {h.system_pages}"
+                f" + shared content pages {shared} != system {h.system_pages}"
             )
         for v in self.vms:
             v.mem.check()
+        states, conts, _ = h.frame_lists()
+        h.table.check(states, conts)
 
     def _record(self, now):
         smp = self.mech["sampling"]
@@ -375,7 +398,7 @@ class Simulator:
                     mb(v.balloon_target),
                     mb(c[m.SWAPPED]),
                     mb(c[m.SHARED]),
-                    mb(c[m.ZERO] + c[m.SHARED]),
+                    mb(v.mem.zero_pages),
                     mb(c[m.PRIVATE]),
                     v.blocked,
                     mb(c[m.C_SWAP_OUT]),
@@ -398,6 +421,7 @@ class Simulator:
                 mb(h.overhead_pages),
                 mb(h.esx_pages),
                 mb(h.system_pages),
+                mb(h.shared_pages),
             )
         )
 
@@ -460,7 +484,7 @@ VM_COLUMNS = VM_TIMELINE_SCHEMA.names
 HOST_COLUMNS = HOST_TIMELINE_SCHEMA.names
 
 
-def simulate(vms: Iterable[VMSpec], host: HostSpec, params: SimParams, trace=None) -> SimResult:
+def simulate(vms: Iterable[VMSpec], host: HostSpec, params: SimParams, trace=None, contents=None) -> SimResult:
     """Replay an access trace through ESX's memory manager.
 
     Parameters
@@ -475,6 +499,13 @@ def simulate(vms: Iterable[VMSpec], host: HostSpec, params: SimParams, trace=Non
         The access trace (``t``, ``vm``, ``gpfn``, ``write``, optional ``zero``), sorted by
         ``t``, which is each VM's own execution time since power-on. Streamed: batches are
         pulled only as simulated time reaches them.
+    contents : dict of str to numpy.ndarray of int64, optional
+        Page contents per VM name: one content id per gpfn (``-1``: none given, ``0``: a zero
+        page, other values: equal ids are identical pages), what each datum holds when it is
+        first touched in its own frame. Build them with
+        :func:`pagecore.sim.contents.contents_from_page_tables` (real page tables) or
+        :func:`pagecore.sim.contents.synthetic_contents` (a content model per OS kind). Only
+        ``sim.mechanisms.sharing: content`` shares non-zero contents; VMs not named get none.
 
     Returns
     -------
@@ -484,7 +515,7 @@ def simulate(vms: Iterable[VMSpec], host: HostSpec, params: SimParams, trace=Non
 
     Notes
     -----
-    Paper §3 (ballooning, paging), §5 (shares, idle memory tax, sampling), §6 (admission,
-    dynamic reallocation).
+    Paper §3 (ballooning, paging), §4 (page sharing), §5 (shares, idle memory tax, sampling),
+    §6 (admission, dynamic reallocation).
     """
-    return Simulator(list(vms), host, params, trace).run()
+    return Simulator(list(vms), host, params, trace, contents).run()

@@ -4,7 +4,10 @@ When ballooning is impossible or not enough, ESX pages VM memory to its own swap
 without the guest's involvement. Victims are chosen **uniformly at random** among the VM's
 pages that hold a machine page (the paper: "randomized"; uniformity is UNCONFIRMED), and a
 victim that is a zero page is **shared instead of written** (share before swap, §4.3; this is
-how Figure 8 reclaims 325 MB of zero pages at boot). A touch of a swapped page swaps it back
+how Figure 8 reclaims 325 MB of zero pages at boot). With the content scanner
+(``sim.mechanisms.sharing: content``) a victim is looked up in the content table first, as the
+scanner does: it is shared if its content is already shared or a valid hint's, and written to
+swap only otherwise (:func:`pagecore.sim.memory.page_out_content`). A touch of a swapped page swaps it back
 in (:func:`pagecore.sim.memory.replay`).
 
 ``swap_rate_mb_s = 32``: machine memory the daemon reclaims host-wide per second, sharing
@@ -37,4 +40,14 @@ class RandomPager:
         if cand.size == 0:
             return 0
         pick = rng.permutation(cand)[: 2 * count + 16] if cand.size > 2 * count + 16 else rng.permutation(cand)
-        return int(m.page_out(count, pick.astype(np.int64), st, vm.mem.c, vm.host_free, host.swap_free))
+        pick = pick.astype(np.int64)
+        if not host.content_sharing:
+            return int(m.page_out(count, pick, st, vm.mem.c, vm.host_free, host.swap_free))
+        states, conts, counters = host.frame_lists()
+        t = host.table
+        return int(
+            m.page_out_content(
+                count, pick, vm.index, states, conts, counters, t.keys, t.refs, t.hvm, t.hfr, t.stat,
+                vm.host_free, host.swap_free,
+            )
+        )  # fmt: skip

@@ -2,7 +2,10 @@
 
 ``sim_params(sim_cfg, scenario)`` turns the ``sim:`` config section (plus the scenario's
 ``sim.overrides.<name>`` and its τ schedule) into :class:`~pagecore.sim.engine.SimParams`;
-:func:`run` replays a scenario's trace. A *scenario* is anything with ``name``, ``specs()``,
+:func:`run` replays a scenario's trace. With a sharing mechanism that shares by content
+(``sim.mechanisms.sharing: content``), :func:`run` gives the guests the synthetic page contents
+of ``sim.contents`` (:func:`pagecore.sim.contents.synthetic_contents`) unless contents are
+passed in. A *scenario* is anything with ``name``, ``specs()``,
 ``host``, ``duration_s`` and ``tau_schedule_min`` (see :class:`pagecore.synth.workloads.Scenario`).
 """
 
@@ -10,8 +13,9 @@ from __future__ import annotations
 
 import copy
 
-from pagecore.sim.contracts import KINDS
-from pagecore.sim.engine import SimParams, SimResult, simulate
+from pagecore.sim.contents import synthetic_contents
+from pagecore.sim.contracts import KINDS, REGISTRY
+from pagecore.sim.engine import DEFAULT_MECHANISMS, SimParams, SimResult, simulate
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -24,11 +28,15 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
+def _config(sim_cfg: dict, scenario, overrides: dict) -> dict:
+    cfg = _merge(sim_cfg, (sim_cfg.get("overrides") or {}).get(scenario.name, {}))
+    return _merge(cfg, overrides)
+
+
 def sim_params(sim_cfg: dict, scenario, **overrides) -> SimParams:
     """SimParams for ``scenario`` from the ``sim:`` config; keyword ``overrides`` replace
     sections (e.g. ``sampling={"sample_pages": 50}``) or scalars (``tau=0.5``)."""
-    cfg = _merge(sim_cfg, (sim_cfg.get("overrides") or {}).get(scenario.name, {}))
-    cfg = _merge(cfg, overrides)
+    cfg = _config(sim_cfg, scenario, overrides)
     tau = float(cfg.get("tau", 0.75))
     sched = [(60.0 * a, float(x)) for a, x in getattr(scenario, "tau_schedule_min", [])]
     if "tau" in overrides:  # an explicit τ replaces the scenario's schedule
@@ -48,6 +56,22 @@ def sim_params(sim_cfg: dict, scenario, **overrides) -> SimParams:
     )
 
 
-def run(scenario, sim_cfg: dict, trace, **overrides) -> SimResult:
-    """Replay ``trace`` for ``scenario`` with the ``sim:`` config."""
-    return simulate(scenario.specs(), scenario.host, sim_params(sim_cfg, scenario, **overrides), trace)
+def scenario_contents(scenario, sim_cfg: dict, **overrides) -> dict | None:
+    """The synthetic page contents the replay of ``scenario`` uses: ``None`` unless the selected
+    sharing mechanism shares by content; then :func:`synthetic_contents` of ``sim.contents``
+    (seeded by ``sim.contents.seed``, so the guests' contents do not change with ``sim.seed``)."""
+    cfg = _config(sim_cfg, scenario, overrides)
+    name = {**DEFAULT_MECHANISMS, **(cfg.get("mechanisms") or {})}["sharing"]
+    if not getattr(REGISTRY["sharing"].get(name), "uses_contents", False):
+        return None
+    model = cfg.get("contents") or {}
+    return synthetic_contents(scenario, model, int(model.get("seed", cfg.get("seed", 0))))
+
+
+def run(scenario, sim_cfg: dict, trace, page_contents=None, **overrides) -> SimResult:
+    """Replay ``trace`` for ``scenario`` with the ``sim:`` config; ``page_contents`` (VM name ->
+    content id per gpfn, see :func:`pagecore.sim.simulate`) replaces the synthetic contents."""
+    if page_contents is None:
+        page_contents = scenario_contents(scenario, sim_cfg, **overrides)
+    params = sim_params(sim_cfg, scenario, **overrides)
+    return simulate(scenario.specs(), scenario.host, params, trace, page_contents)

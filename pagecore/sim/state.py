@@ -41,6 +41,41 @@ class HostView:
         self.free = np.array([self.managed_pages], np.int64)
         self.swap_free = np.array([self.swap_pages], np.int64)
         self.overhead_pages = 0  # overhead in use by running VMs
+        # page sharing (§4.3): the global content table, the counter of fresh content ids,
+        # whether the sharing mechanism shares non-zero contents, and every VM's frames by index
+        self.table = m.ContentTable()
+        self.next_id = np.array([1], np.int64)
+        self.content_sharing = False
+        self.mems: dict[int, m.VMMemory] = {}
+        self._lists = None
+
+    def register(self, index: int, mem: m.VMMemory) -> None:
+        """Make VM ``index``'s frames reachable from the content table's hints."""
+        self.mems[int(index)] = mem
+        self._lists = None
+
+    def frame_lists(self):
+        """Every registered VM's ``(states, conts, counters)`` as Numba typed lists, by VM index
+        (what the content kernels take)."""
+        if self._lists is None:
+            from numba.typed import List
+
+            n = max(self.mems, default=-1) + 1
+            if sorted(self.mems) != list(range(n)):
+                raise ValueError(f"VM indexes must be 0..{n - 1}, got {sorted(self.mems)}")
+            lists = (List(), List(), List())
+            for i in range(n):
+                mem = self.mems[i]
+                lists[0].append(mem.state)
+                lists[1].append(mem.cont)
+                lists[2].append(mem.c)
+            self._lists = lists
+        return self._lists
+
+    @property
+    def shared_pages(self) -> int:
+        """Machine pages backing shared non-zero contents (one per content, §4.3)."""
+        return self.table.shared_pages
 
 
 class _Buffer:
@@ -70,7 +105,7 @@ class _Buffer:
 class VMState:
     """Everything the engine and the mechanisms know about one VM."""
 
-    def __init__(self, spec: VMSpec, index: int, host: HostView, rng):
+    def __init__(self, spec: VMSpec, index: int, host: HostView, rng, image=None):
         self.spec = spec
         self.name = spec.name
         self.index = index
@@ -80,7 +115,8 @@ class VMState:
         self.shares = float(spec.shares)
         self.balloon_driver_s = float(spec.balloon_driver_s)
         self.zero_freed = bool(spec.zero_freed)
-        self.mem = m.VMMemory(self.pages)
+        self.mem = m.VMMemory(self.pages, table=host.table, next_id=host.next_id, image=image)
+        host.register(index, self.mem)
         self.host_free = host.free
         self.rng = rng
         self.clock = 0.0
