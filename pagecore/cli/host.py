@@ -140,6 +140,19 @@ def format_table(rep: dict) -> str:
         line += f"{by.get('idle_tax', 0.0):>9.1f}{r0['boot_swap_mb_at_fit']:>10.1f}"
         line += f"{r0['seconds_to_90pct']:>9.0f}{r0['scan_pages_per_s']:>9,.0f}"
         lines.append(line)
+    if rep.get("replay"):
+        lines += [
+            "",
+            "cross-check: the memory-manager replay (sharing scanner inside it) at the answer and one VM more",
+        ]
+        lines.append(f"{'policy':<12}{'host MiB':>9}{'VMs':>5}{'model':>8}{'replay':>8}{'swap out after boot':>21}"
+                     f"{'in boot':>9}{'shared at end':>15}")  # fmt: skip
+        for r in rep["replay"]:
+            lines.append(
+                f"{r['policy']:<12}{r['host_mb']:>9g}{r['vms']:>5}{'fits' if r['model_fits'] else 'no':>8}"
+                f"{'fits' if r['fits'] else 'no':>8}{r['swap_out_after_boot_mb']:>19.1f} M"
+                f"{r['swap_out_in_boot_mb']:>7.1f} M{r['shared_mb_end']:>13.1f} M"
+            )
     lines += ["", "notes:"]
     for f in rep["fits"]:
         for n in f.get("notes", []):
@@ -171,7 +184,7 @@ def _cmd_host(args) -> int:
     if not entries:
         raise PagecoreError("give page tables or dumps (or --vms FILE) to place on the host")
     vms = load_vms(entries, show_progress=not args.quiet)
-    rep = host_report(vms, settings, dump_dir=args.dump_dir)
+    rep = host_report(vms, settings, dump_dir=args.dump_dir, with_replay=args.replay)
     emit(args, _json_report(rep), rep["rows"], lambda: format_table(rep))
     if args.timelines:
         from pagecore._util import atomic_path
@@ -227,6 +240,11 @@ def register(sub) -> None:
     p.add_argument("--ksm-advisor", action="store_true", help="KSM advisor_mode=scan-time (pages_to_scan auto-tuned)")
     add_config_arg(p)
     add_format_args(p, "host report")
+    p.add_argument(
+        "--replay",
+        action="store_true",
+        help="cross-check esx2002/esxi with the memory-manager replay at the answer and one VM more (slow)",
+    )
     p.add_argument("--timelines", metavar="FILE", help="write the scanners' savings over time (Parquet)")
     p.add_argument("--plot", metavar="FILE", help="write the what-if figure (.png or .pdf)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

@@ -938,6 +938,114 @@ def scan_over_time(members, policy: str, settings: HostSettings) -> dict:
     }
 
 
+# ------------------------------------------------------------------------------ the replay
+def replay(
+    members,
+    policy: str,
+    host_mb: float,
+    settings: HostSettings,
+    sim_cfg: dict | None = None,
+    *,
+    boot_s: float = 60.0,
+    duration_s: float | None = None,
+    period_s: float = 30.0,
+) -> dict:
+    """Run the paper's memory manager (:mod:`pagecore.sim`, ``sharing: content``: the scanner
+    inside the replay) on ``members`` with their real page contents, and report what it swaps.
+
+    Every VM boots at t = 0 and touches each of its pages once in random order within
+    ``boot_s`` (the page's content, from its page table, loads on that first touch); then every
+    ``period_s`` it reads its active pages (``active`` of them, a fixed random set). Reads keep
+    shared pages shared; the idle pages are what sampling finds idle and the balloon takes.
+    ``esxi`` keeps each VM's contents to itself (salting); large pages and compression are not
+    in the replay. The run lasts ``duration_s`` (default: three passes of the scanner over all
+    pages at its rates, at least 15 minutes). Returns the memory written to swap after boot
+    (MiB; the mix fits when it is 0 and admission control refused no VM), during boot, and the
+    replay's swapped, shared and ballooned memory at the end.
+    """
+    from pagecore.config import load_config
+    from pagecore.sim.contents import contents_from_page_tables
+    from pagecore.sim.engine import DEFAULT_MECHANISMS
+    from pagecore.sim.scenarios import sim_params
+    from pagecore.synth.specs import HostSpec, VMSpec
+
+    if policy not in ("esx2002", "esxi"):
+        raise ConfigError(f"host: the replay runs the ESX manager (esx2002, esxi), not {policy}")
+    sim_cfg = sim_cfg if sim_cfg is not None else load_config()["sim"]
+    rng = np.random.default_rng(settings.seed)
+    if duration_s is None:
+        ss = _scanner_settings(settings)
+        total = sum(len(v.frame) for _, v, _, _ in members)
+        rate = min(ss.scan_rate_vm * len(members), ss.scan_rate_total)
+        duration_s = max(900.0, boot_s + 3 * total / rate)
+    specs, rows, tables = [], [], []
+    for name, v, k, _ in members:
+        n = len(v.frame)
+        specs.append(
+            VMSpec(
+                name=name,
+                max_mb=n / PAGES_PER_MIB,
+                min_mb=min(v.reservation_mb, n / PAGES_PER_MIB),
+                shares=v.shares,
+                overhead_mb=settings.vm_overhead_mb,
+                balloon_driver_s=boot_s,
+            )
+        )
+        z = v.frame["zero"].to_numpy(bool)
+        key = k if policy != "esxi" else _mix64(k ^ np.uint64(len(tables) * 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF))
+        tables.append(pd.DataFrame({"vm": name, "gpfn": np.arange(n, dtype=np.uint64), "hash": key, "zero": z}))
+        order = rng.permutation(n)
+        t_boot = np.sort(rng.uniform(0.0, boot_s, n))
+        rows.append(pd.DataFrame({"t": t_boot, "vm": name, "gpfn": order.astype(np.uint64), "write": True,
+                                  "zero": z[order]}))  # fmt: skip
+        act = rng.permutation(n)[: round(v.active * n)]
+        for t0 in np.arange(boot_s, duration_s, period_s):
+            ts = np.sort(t0 + rng.uniform(0.0, period_s, len(act)))
+            rows.append(
+                pd.DataFrame({"t": ts, "vm": name, "gpfn": act.astype(np.uint64), "write": False, "zero": False})
+            )
+
+    trace = pd.concat(rows, ignore_index=True).sort_values(["t"], kind="stable").reset_index(drop=True)
+    trace["vm"] = trace["vm"].astype("category")
+    contents = contents_from_page_tables(
+        pd.concat(tables, ignore_index=True), {sp.name: round(sp.max_mb * PAGES_PER_MIB) for sp in specs}
+    )
+
+    class _Scenario:  # what sim_params needs of a scenario
+        name = "host"
+        tau_schedule_min = ()
+
+    _Scenario.duration_s = duration_s
+    params = sim_params(
+        sim_cfg, _Scenario, tau=settings.tau, mechanisms={**DEFAULT_MECHANISMS, **(sim_cfg.get("mechanisms") or {}),
+                                                          "sharing": "content"}
+    )  # fmt: skip
+    host = HostSpec(system_mb=host_mb, esx_mb=settings.hypervisor_mb, overhead_used_mb=settings.vm_overhead_mb)
+    from pagecore.sim.engine import simulate
+
+    res = simulate(specs, host, params, trace, contents)
+    vmtl, ev = res.vms, res.events
+    refused = sorted(ev.loc[ev["event"] == "refused", "vm"].astype(str).unique()) if len(ev) else []
+    settle = boot_s + 2 * period_s  # boot done and the balloon drivers running
+    per_t = vmtl.groupby("t")[["swap_out", "swapped", "shared", "balloon"]].sum()
+    before = per_t[per_t.index <= settle]
+    out_at_settle = float(before["swap_out"].iloc[-1]) if len(before) else 0.0
+    last = per_t.iloc[-1] if len(per_t) else pd.Series({"swap_out": 0.0, "swapped": 0.0, "shared": 0.0, "balloon": 0.0})
+    return {
+        "policy": policy,
+        "host_mb": host_mb,
+        "vms": len(members),
+        "refused": refused,
+        "duration_s": duration_s,
+        "swap_out_after_boot_mb": float(last["swap_out"]) - out_at_settle,
+        "swap_out_in_boot_mb": out_at_settle,
+        "swapped_mb_end": float(last["swapped"]),
+        "shared_mb_end": float(last["shared"]),
+        "balloon_mb_end": float(last["balloon"]),
+        "fits": not refused and float(last["swap_out"]) - out_at_settle <= 0.0,
+    }
+
+
 # ------------------------------------------------------------------------------ the report
 def _reported(members, ps: PageSet) -> np.ndarray:
     """Pages free page reporting discards (whole free 2 MiB chunks above the zone watermark),
@@ -975,9 +1083,13 @@ def check_reservations(vms: list[HostVM], host_mb: float, settings: HostSettings
         )
 
 
-def host_report(vms: list[HostVM], settings: HostSettings, *, dump_dir=None, progress=None) -> dict:
+def host_report(
+    vms: list[HostVM], settings: HostSettings, *, dump_dir=None, progress=None, with_replay: bool = False
+) -> dict:
     """The whole answer: per policy and host size, savings per mechanism, the consolidation
-    answer, boot-time swap, the time to 90 % and the scanning cost (see the module docstring)."""
+    answer, boot-time swap, the time to 90 % and the scanning cost (see the module docstring).
+    ``with_replay``: also run the memory-manager replay (:func:`replay`) at each ESX policy's
+    consolidation answer and one VM more, as a cross-check of the steady-state model."""
     check_reservations(vms, max(settings.memory_mb), settings)
     for v in vms:
         v.cache.clear()
@@ -1050,7 +1162,19 @@ def host_report(vms: list[HostVM], settings: HostSettings, *, dump_dir=None, pro
         "fits": fits,
         "rows": table,
         "timelines": pd.concat(timelines, ignore_index=True) if timelines else pd.DataFrame(),
+        "replay": _replays(vms, keys, fits, settings) if with_replay else [],
     }
+
+
+def _replays(vms, keys, fits: list, settings: HostSettings) -> list:
+    out = []
+    for f in fits:
+        if f["policy"] not in ("esx2002", "esxi"):
+            continue
+        for n in sorted({max(f["vms_fit"], 1), f["vms_fit"] + 1}):
+            r = replay(replicate(vms, keys, n, settings.replicas), f["policy"], f["host_mb"], settings)
+            out.append({**r, "model_fits": n <= f["vms_fit"]})
+    return out
 
 
 def settings_from_config(cfg: dict, **over) -> HostSettings:
@@ -1082,6 +1206,7 @@ __all__ = [
     "load_vm",
     "load_vms",
     "parse_activity",
+    "replay",
     "replicate",
     "scan_over_time",
     "settings_from_config",
