@@ -527,3 +527,31 @@ def test_table_slot_hash_is_the_same_with_and_without_the_jit():
     for k in [1, 2, (1 << 63) - 1, *keys.tolist()]:
         for mask in (7, 1023, (1 << 20) - 1):
             assert m._slot0_py(k, mask) == jit(np.int64(k), np.int64(mask))
+
+
+def test_page_table_snapshot_replayed_through_the_engine():
+    """The path ``pagecore host`` takes: page tables -> content ids -> a load trace -> the
+    replay. Two 1-MB VMs whose tables hold the same 100 non-zero pages (different frames), 50
+    zero pages each and 106 unique pages: after the scanner has seen everything, 100 contents
+    are shared (one machine page each), the zero pages map the zero page, and the unique pages
+    stay private: machine memory = 100 + 2·106 pages."""
+    from pagecore.sim import load_trace
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for k, name in enumerate(("a", "b")):
+        g = rng.permutation(256)
+        h = np.concatenate([np.arange(1000, 1100), np.zeros(50), 5000 + 1000 * k + np.arange(106)]).astype(np.uint64)
+        z = np.r_[np.zeros(100, bool), np.ones(50, bool), np.zeros(106, bool)]
+        rows.append(pd.DataFrame({"vm": name, "gpfn": g.astype(np.uint64), "hash": h, "zero": z}))
+    contents = contents_from_page_tables(pd.concat(rows), pages={"a": 256, "b": 256})
+    trace = load_trace(contents, t=0.5)
+    assert len(trace) == 512 and not trace["write"].any()
+    vms = [VMSpec("a", max_mb=1, overhead_mb=0), VMSpec("b", max_mb=1, overhead_mb=0)]
+    host = HostSpec(system_mb=16, esx_mb=0, swap_mb=64, overhead_used_mb=0)
+    res = simulate(vms, host, _params(20), trace, contents)
+    last = res.host.iloc[-1]
+    assert last["shared_machine"] * 256 == 100
+    assert last["vm_machine"] * 256 == 2 * 106
+    v = res.vms[res.vms["t"] == 20.0].set_index("vm")
+    assert (v["shared"] * 256).tolist() == [150, 150] and (v["zero"] * 256).tolist() == [50, 50]

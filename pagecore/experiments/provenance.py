@@ -120,9 +120,9 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "sim.mechanisms.sharing",
         "paper",
-        "§4.2-4.3: content-based sharing (hint and shared frames, copy-on-write); the default `zero` shares only "
-        "zero pages (issue 14's honest evaluation: content sharing did not change the Figure 6-8 score, see "
-        "HELPER_NOTES_s3replay.md); neither choice was made by looking at a figure",
+        "§4.2-4.3: content-based sharing (hint and shared frames, copy-on-write) is `content`; the default `zero` "
+        "shares only zero pages, kept because `content` left the default run's Figure 6-8 score unchanged "
+        "(17 of 160 on 5 seeds) and would add the unsourced sim.contents.os_shared; not chosen by looking at a figure",
         S,
     ),
     Param(

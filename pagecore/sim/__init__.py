@@ -30,7 +30,7 @@ returns DataFrames (:class:`SimResult`).
 """
 
 from pagecore.sim import admission, allocation, balloon, guestcache, ioremap, paging, sampling, sharing, states  # noqa: F401  (register)
-from pagecore.sim.contents import contents_from_page_tables, synthetic_contents
+from pagecore.sim.contents import contents_from_page_tables, load_trace, synthetic_contents
 from pagecore.sim.contracts import CONTRACTS, KINDS, REGISTRY, create, parameters, register
 from pagecore.sim.engine import DEFAULT_MECHANISMS, SimParams, SimResult, Simulator, simulate
 from pagecore.synth.specs import HostSpec, VMSpec
@@ -47,6 +47,7 @@ __all__ = [
     "VMSpec",
     "contents_from_page_tables",
     "create",
+    "load_trace",
     "parameters",
     "register",
     "simulate",

@@ -11,7 +11,8 @@ Two sources:
 
 :func:`contents_from_page_tables`
     real guests: page tables (``vm``, ``gpfn``, ``hash``, ``zero``; DESIGN.md) mapped to dense
-    content ids, equal hashes to equal ids (what ``pagecore host`` feeds the replay).
+    content ids, equal hashes to equal ids (what ``pagecore host`` feeds the replay);
+    :func:`load_trace` reads each such page once so the replay starts from the snapshot.
 :func:`synthetic_contents`
     the synthetic scenarios of Figures 6-8: a content model per OS kind (config ``sim.contents``).
     The first ``boot.os_mb`` MB of a guest are what its OS loads at boot (kernel, drivers,
@@ -118,6 +119,27 @@ def contents_from_page_tables(table, pages: Mapping[str, int] | None = None) -> 
         a[g] = ids[sel]
         out[name] = a
     return out
+
+
+def load_trace(contents: Mapping[str, np.ndarray], t: float = 0.0):
+    """An access trace that reads every page with a content id once at VM time ``t``, so a
+    replay starts from the snapshot the contents describe (each read backs the frame with its
+    content). Concatenate it before a workload trace (both sorted by ``t``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``t``, ``vm``, ``gpfn``, ``write`` (False), ``zero`` (False), VMs in name order.
+    """
+    import pandas as pd
+
+    parts = []
+    for name in sorted(contents):
+        g = np.flatnonzero(np.asarray(contents[name]) >= 0).astype(np.uint64)
+        parts.append(pd.DataFrame({"t": float(t), "vm": name, "gpfn": g, "write": False, "zero": False}))
+    if not parts:
+        return pd.DataFrame({"t": [], "vm": [], "gpfn": np.zeros(0, np.uint64), "write": [], "zero": []})
+    return pd.concat(parts, ignore_index=True)
 
 
 def synthetic_contents(scenario, model: Mapping, seed: int) -> dict[str, np.ndarray]:

@@ -32,8 +32,9 @@ hash match is a verified match). A write gives a frame fresh unique content (the
 counter ``next_id``), a zero-filling write content 0. The first touch of a datum in its own
 frame takes the datum's *image* content if one was given (``image[x] >= 0``: what the guest
 loads at boot or holds in a snapshot, see :mod:`pagecore.sim.contents`); otherwise a read
-gives a zeroed page and a write fresh content. Data the guest re-homes or brings back into a
-freed frame is written anew (fresh content), as the zero-page model always treated it.
+gives a zeroed page and a write fresh content. Data the guest re-homes into another frame is
+written anew (fresh content), and data returning to its own freed frame is touched like data
+without an image, both as the zero-page model always treated them.
 
 Invariants: ZERO frames hold content 0, PRIVATE and SWAPPED frames content > 0, SHARED frames
 content 0 (mapped to the one machine zero page, counted with ESX's own memory) or > 0 (mapped
