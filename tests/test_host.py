@@ -497,3 +497,23 @@ def test_kvm_mom_balloons_guest_free_memory_above_20_percent():
     assert f.saved_mb["balloon"] == 0 and not f.fits
     with pytest.raises(ConfigError, match="none or mom"):
         H.HostSettings(kvm_balloon="ovirt")
+
+
+def test_replay_cross_check_shares_contents_and_reports_swap():
+    rng = np.random.default_rng(41)
+    common = rng.integers(1, 10**9, 256).astype(np.uint64)
+    vms = []
+    for i in range(2):
+        h = np.concatenate([common, rng.integers(1, 10**9, 256).astype(np.uint64)])
+        vms.append(_vm(f"r{i}", h, active=0.25, activity="light"))
+    st = H.HostSettings(vm_overhead_mb=0.0, hypervisor_mb=0.0, scanner={"scan_rate_vm": 200, "scan_rate_total": 400})
+    roomy = H.replay(_members(vms), "esx2002", 64.0, st, boot_s=5.0, duration_s=120.0)
+    assert roomy["fits"] and roomy["swap_out_after_boot_mb"] == 0 and not roomy["refused"]
+    # the 256 common pages are found and shared across the two VMs: one copy's frames map the other's
+    assert roomy["shared_mb_end"] >= 0.9 * 256 / 256
+    salted = H.replay(_members(vms), "esxi", 64.0, st, boot_s=5.0, duration_s=120.0)
+    assert salted["shared_mb_end"] == 0  # salting: no content is shared across VMs
+    tight = H.replay(_members(vms), "esx2002", 2.2, st, boot_s=5.0, duration_s=120.0)
+    assert tight["swap_out_in_boot_mb"] > 0
+    with pytest.raises(ConfigError, match="replay runs the ESX manager"):
+        H.replay(_members(vms), "kvm-ksm", 64.0, st)
