@@ -31,7 +31,7 @@ import numpy as np
 
 from pagecore import PAGE_SIZE
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # pagecore/bench/compress.py -> the repository
 
 
 def _args(inputs, algorithm, threads):
