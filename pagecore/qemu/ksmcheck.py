@@ -719,7 +719,7 @@ def compare_with_emulator(
         Called with the setting's index after it was measured and KSM unmerged (e.g. collapse
         the guests' huge pages); returns a note or None.
     timelines : dict, optional
-        Filled with ``{(index, "real"|"predicted"): DataFrame}``.
+        Filled with ``{(index, "real"|"predicted"|"input"): DataFrame}``.
     attempts : int
         Tries per setting: a run during which another process's mergeable memory appears is
         abandoned (:class:`Contaminated`), unmerged and repeated.
@@ -779,6 +779,7 @@ def compare_with_emulator(
         preds["calibrated"] = preds[f"cost_of_{calibrate_on}"]
         if timelines is not None:
             timelines[(i, "real")] = real
+            timelines[(i, "input")] = pd.concat(tables_of[i], ignore_index=True)
         rf, pf = _final(real), preds["calibrated"].final
         hist0, _ = walk_history(tables_of[i], use_zero_pages=s.use_zero_pages, drop_zero=True)
         p0 = emulate_ksm(hist0, replace(s, scan_us_per_page=costs[calibrate_on].scan_us_per_page(s.pages_to_scan)))
@@ -989,7 +990,10 @@ def _live_table(g: _Guest, out: Path) -> pd.DataFrame:
 def _save_timelines(tl: dict, out: Path, scenario: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for (i, kind), df in tl.items():
-        df.to_csv(out / f"{scenario}.setting{i}.{kind}.csv", index=False)
+        if kind == "input":  # the pages and their host view, for replaying the comparison offline
+            df.to_parquet(out / f"{scenario}.setting{i}.input.parquet", index=False)
+        else:
+            df.to_csv(out / f"{scenario}.setting{i}.{kind}.csv", index=False)
 
 
 def run_check(
@@ -1047,7 +1051,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for KSM to settle (default 180)")
     p.add_argument("--live", action="store_true", help="input from a paused `pagecore live` read")
     p.add_argument("--state-file", type=Path, default=STATE_FILE, help=f"saved settings (default {STATE_FILE})")
-    p.add_argument("--timelines", type=Path, help="write real and predicted counter timelines (CSV) here")
+    p.add_argument(
+        "--timelines", type=Path, help="write real and predicted counter timelines (CSV) and the inputs (Parquet) here"
+    )
     p.add_argument(
         "--no-collapse",
         action="store_true",
