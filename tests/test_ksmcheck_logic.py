@@ -332,3 +332,12 @@ def test_workload_initramfs_appends_seeded_data(tmp_path):
     assert data in a and a.count(b"TRAILER!!!") == 2
     plain = ksmcheck.build_workload_initramfs(tmp_path / "c.cpio", ksmcheck.Workload(1, 1, 1), busybox).read_bytes()
     assert a.startswith(plain) and plain.count(b"TRAILER!!!") == 1
+
+
+@pytest.mark.parametrize("bad", ["abc", "0:20", "100", "100:20,x"])
+def test_bad_settings_are_one_line_usage_errors(bad, capsys):
+    with pytest.raises(SystemExit) as e:
+        ksmcheck.main(["--settings", bad])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("pagecore qemu ksmcheck: error: --settings:")

@@ -16,7 +16,9 @@ Where ``/sys/kernel/mm/ksm`` is writable (root), QEMU and a kernel are installed
    KSM), or a ``pagecore live`` read (``--live``); turn KSM on, sample the real counters and
    ksmd's CPU time every 50 ms until two full scans change nothing (:func:`sample_real_ksm`);
    unmerge (``run=2``) and collapse the guests' RAM back into huge pages (``MADV_COLLAPSE``)
-   so the next setting starts from the same host state;
+   so the next setting starts from the same host state (``--no-collapse``: leave the 4 KiB
+   pages). KSM only runs while no other process has mergeable memory (it would merge theirs
+   too): the check waits for them to end, and a run they disturb is unmerged and repeated;
 4. compare (:func:`compare_with_emulator`, the one harness; any input reader can be plugged in):
    the emulator (:func:`pagecore.sharing.emulate_ksm`) fed the same pages under the THP rule of
    :func:`walk_history` predicts the steady ``pages_shared``/``pages_sharing``; ksmd's scan cost
@@ -25,7 +27,10 @@ Where ``/sys/kernel/mm/ksm`` is writable (root), QEMU and a kernel are installed
 5. **restore every setting exactly as found** (in a ``finally``, also on SIGTERM; ``run`` last)
    and end only the QEMU processes started here, by PID.
 
-``pagecore qemu ksmcheck --help``; the result is one JSON object.
+``pagecore qemu ksmcheck --help``; the result is one JSON object. Measured (README, "Sharing
+over time"): the steady counters agree within 0.5 %; on THP-backed guest RAM the real KSM makes
+about a third of its merges one full scan later than the emulator, so predicted times to converge
+are 25–34 % short there, and within 10 % on 4 KiB pages.
 """
 
 from __future__ import annotations
@@ -71,9 +76,6 @@ STATE_FILE = Path(os.environ.get("PAGECORE_KSM_STATE", "/run/pagecore-ksmcheck.j
 KNOBS = ("pages_to_scan", "sleep_millisecs", "use_zero_pages", "smart_scan", "max_page_sharing", "advisor_mode")
 COUNTERS = KSM_COUNTERS  # the same sysfs counters the emulator reports
 PAGE = 4096
-KPF_ZERO_PAGE = 1 << 24
-KPF_THP = 1 << 22
-KPF_KSM = 1 << 21
 #: present only on kernels (6.12+) whose THP split maps all-zero subpages to the shared zero page
 THP_SPLIT_TO_ZEROPAGE = Path("/sys/kernel/mm/transparent_hugepage/shrink_underused")
 SAMPLE_S = 0.05  # real counters are sampled this often
@@ -1060,7 +1062,10 @@ def main(argv: list[str] | None = None) -> int:
         help="between settings, leave guest RAM split into 4 KiB pages (default: collapse into huge pages again)",
     )
     args = p.parse_args(argv)
-    settings = [_parse_setting(x, args.smart_scan, args.use_zero_pages) for x in args.settings.split(",")]
+    try:
+        settings = [_parse_setting(x, args.smart_scan, args.use_zero_pages) for x in args.settings.split(",")]
+    except (argparse.ArgumentTypeError, ValueError) as exc:
+        p.error(f"--settings: {exc}")
     if not 0 <= args.calibrate_on < len(settings):
         p.error(f"--calibrate-on must index one of the {len(settings)} settings")
     if args.vms:
