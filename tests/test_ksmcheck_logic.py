@@ -341,3 +341,20 @@ def test_bad_settings_are_one_line_usage_errors(bad, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("pagecore qemu ksmcheck: error: --settings:")
+
+
+def test_calibration_window_ends_where_the_saving_first_reaches_its_steady_value():
+    real = pd.DataFrame(
+        {"t": [0.0, 1, 2, 3, 4, 5], "pages_sharing": [0, 0, 50, 100, 100, 100], "full_scans": [0, 0, 1, 1, 2, 3]}
+    )
+    assert ksmcheck._calibration_window(real)["t"].tolist() == [0, 1, 2, 3]
+    flat = real.assign(pages_sharing=0)  # nothing shared: the whole run
+    assert len(ksmcheck._calibration_window(flat)) == 6
+    assert len(ksmcheck._calibration_window(real.iloc[:1])) == 1
+
+
+def test_merges_by_full_scan_from_the_last_sample_of_each_scan():
+    real = pd.DataFrame(
+        {"t": [0.0, 1, 2, 3, 4, 5], "pages_sharing": [0, 0, 50, 80, 100, 100], "full_scans": [0, 0, 1, 1, 2, 3]}
+    )
+    assert ksmcheck._merges_by_scan(real) == [0, 80, 20, 0]
