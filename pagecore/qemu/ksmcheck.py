@@ -30,7 +30,10 @@ Where ``/sys/kernel/mm/ksm`` is writable (root), QEMU and a kernel are installed
 ``pagecore qemu ksmcheck --help``; the result is one JSON object. Measured (README, "Sharing
 over time"): the steady counters agree within 0.5 %; on THP-backed guest RAM the real KSM makes
 about a third of its merges one full scan later than the emulator, so predicted times to converge
-are 25–34 % short there, and within 10 % on 4 KiB pages.
+are 25–34 % short there, and within 10 % on 4 KiB pages. (Cause, not modelled by the emulator: an
+all-zero piece of a huge page in the unstable tree becomes the shared zero page when ksmd splits
+the huge page; Linux 6.18 then abandons every search that crosses that stale node until the
+next full scan.)
 """
 
 from __future__ import annotations
