@@ -517,3 +517,15 @@ def test_replay_cross_check_shares_contents_and_reports_swap():
     assert tight["swap_out_in_boot_mb"] > 0
     with pytest.raises(ConfigError, match="replay runs the ESX manager"):
         H.replay(_members(vms), "kvm-ksm", 64.0, st)
+
+
+def test_ksm_walks_thp_zero_pieces_but_never_merges_them():
+    h = np.concatenate([np.zeros(512), np.arange(1, 257), np.arange(1, 257), np.zeros(10)])
+    v = _vm("t", h)
+    st = H.HostSettings(kvm_thp=True, ksm={"smart_scan": False})
+    got = H.scan_over_time(_members([v]), "kvm-ksm", st)
+    assert got["pages"] == len(h)  # the all-zero huge page is walked (costs visits) ...
+    ps = H.page_set(_members([v]), "kvm-ksm", st)
+    want = sum(H.sharing_savings(ps, "kvm-ksm", st)["total"].values())
+    assert want == 256 + 9  # ... but only the 256 copies and the 10 zero pages outside it merge
+    assert got["converged_saved_mb"] * 256 == pytest.approx(want)

@@ -893,15 +893,25 @@ def scan_over_time(members, policy: str, settings: HostSettings) -> dict:
     from pagecore.sharing.pagehistory import PageHistory
 
     ps = page_set(members, policy, settings)
-    sel = ps.eligible & ps.cost
+    ksm = policy in ("kvm-ksm", "cooperative")
+    # KSM walks every page that costs memory; the ineligible ones (all-zero pieces of a THP) cost
+    # a visit but never merge (measured on real KSM: ksmcheck's walk_history), so they walk with
+    # contents of their own
+    sel = ps.cost.copy() if ksm else ps.eligible & ps.cost
     if policy == "cooperative":  # KSM on what free page reporting leaves
         sel &= ~_reported(members, ps)
-    key = ps.key[sel]
+    key = ps.key[sel].copy()
     vm = ps.vm[sel]
+    zero = ps.zero[sel].copy()
+    if ksm:
+        lone = ~ps.eligible[sel]
+        key[lone] = _mix64(np.flatnonzero(lone).astype(np.uint64) ^ np.uint64(0x7A11_0000_0000_0001))
+        zero[lone] = False
     if policy == "esxi":  # salting: each VM its own hash domain (zero pages too)
         key = _mix64(key ^ (vm.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)))
-    hist = PageHistory.from_pages(key, ps.zero[sel] if policy != "esxi" else np.zeros(len(key), bool), vm, ps.names)
-    if policy in ("kvm-ksm", "cooperative"):
+        zero[:] = False
+    hist = PageHistory.from_pages(key, zero, vm, ps.names)
+    if ksm:
         from pagecore.sharing.ksm import emulate_ksm
 
         ks = _ksm_settings(settings, len(key))
@@ -921,10 +931,11 @@ def scan_over_time(members, policy: str, settings: HostSettings) -> dict:
         rate = min(ss.scan_rate_vm * ps.n_vms, ss.scan_rate_total)
         what = "pages hashed per second (ESX scanner)"
         full_scan_s = len(key) / rate if rate else math.inf
+    from pagecore.sharing.ksmtime import time_to_fraction
+
     t = tl["t"].to_numpy(float)
     final = float(saved[-1]) if len(saved) else 0.0
-    hit = np.flatnonzero(saved >= 0.9 * final) if final > 0 else np.zeros(0, np.int64)
-    t90 = float(t[hit[0]]) if len(hit) else 0.0
+    t90 = float(time_to_fraction(t, saved, 0.9)) if len(saved) else 0.0  # the real-KSM check's definition
     return {
         "policy": policy,
         "vms": ps.n_vms,
