@@ -117,42 +117,92 @@ RMAP_ITEM_BYTES = 64  # sizeof(struct ksm_rmap_item) on 64-bit (kernel doc, "Gen
 ) = range(9)
 
 
-#: level-1 buckets aim at this many eligible pages, so that a bucket's group table and
-#: per-page links stay in L2 (measured with ``pagecore bench count``)
-BUCKET_TARGET = 8192
+#: sub-buckets aim at this many eligible pages, so that a sub-bucket's group table (32 bytes
+#: per slot, at least two slots per page) and per-page slot indices stay in L2 (measured with
+#: ``pagecore bench count``)
+BUCKET_TARGET = 4096
 
 #: at most this many bits of level-1 buckets: 1024 write streams keep the scatter out of TLB
 #: and cache trouble; larger sets split each level-1 bucket again in a small copy
 L1_MAX_BITS = 10
 
-_C1 = np.uint64(0x9E3779B97F4A7C15)  # bucket mixer (golden ratio)
+#: a sub-bucket's group table starts with room for at most this many contents and doubles
+#: when it fills (only sub-buckets dominated by a few heavy contents, such as the zero page,
+#: are this large)
+HEAVY_GROUPS = 1 << 16
+
+_C1 = np.uint64(0x9E3779B97F4A7C15)  # key mixer (golden ratio), a bijection of uint64
+_C1_INV = np.uint64(pow(0x9E3779B97F4A7C15, -1, 1 << 64))  # its inverse, to report a hash
 _C2 = np.uint64(0xBF58476D1CE4E5B9)  # slot mixer (splitmix64)
 _C3 = np.uint64(0x94D049BB133111EB)  # salt mixer (splitmix64)
 _M64 = (1 << 64) - 1
 _SIGN = np.int64(-(1 << 63))
-_LOW32 = (1 << 32) - 1  # flips int64 order into uint64 order
+_LOW32 = (1 << 32) - 1
+# a group's row in the table: key, A = copies | distinct VMs << 32,
+# B = VM of its latest page | RUN2 (that VM's run has >= 2 pages) | ZZ (first page is zero), salt
+_K1 = np.int64(1 << 32)
+_RUN2 = np.int64(1 << 32)
+_ZZ = np.int64(1 << 33)
+_NONE = np.int64(_LOW32)  # "no VM yet" in B
 
 
 @njit(**SERIAL)
-def _bucket(h, shift):
-    """Level-1 bucket of hash ``h``: the top bits of ``h·C1`` (every bit of ``h`` counts, so
-    hashes narrower than 64 bits or a partition's fixed prefix still spread evenly)."""
-    return np.int64((h * _C1) >> np.uint64(shift))
+def _mix(h):
+    """The mixed key ``h·C1`` (uint64): every bit of ``h`` reaches its top bits, which choose
+    the buckets (so hashes narrower than 64 bits or a partition's fixed prefix still spread)."""
+    return h * _C1
 
 
 @njit(**SERIAL)
-def _slot(h, s, shift):
-    """Home slot of (hash, salt) in a table of ``2**(64 - shift)`` slots."""
-    return np.int64(((h ^ (np.uint64(s) * _C3)) * _C2) >> np.uint64(shift))
+def _record(k, b1, p, packed):
+    """A page's 8-byte record: ``k << b1 | payload`` when packed (the top ``b1`` bits of ``k``
+    are its level-1 bucket, known from where it is stored), else ``k``."""
+    if packed:
+        return (k << np.uint64(b1)) | np.uint64(p)
+    return k
+
+
+@njit(**SERIAL)
+def _top(x, drop, keep):
+    """Bits ``[64 - drop - keep, 64 - drop)`` of ``x`` as an int: ``(x << drop) >> (64 - keep)``."""
+    return np.int64((np.uint64(x) << np.uint64(drop)) >> np.uint64(64 - keep))
+
+
+@njit(**SERIAL)
+def _slot(key, s, shift):
+    """Home slot of (key, salt) in a table of ``2**(64 - shift)`` slots."""
+    return np.int64(((np.uint64(key) ^ (np.uint64(s) * _C3)) * _C2) >> np.uint64(shift))
+
+
+@njit(**SERIAL)
+def _hash_of(key, bucket, b1, packed):
+    """The page hash (as int64 bits) of a group's key in level-1 bucket ``bucket``."""
+    k = np.uint64(key)
+    if packed:
+        k = (np.uint64(bucket) << np.uint64(64 - b1)) | (k >> np.uint64(b1))
+    return np.int64(k * _C1_INV)
 
 
 if JIT_DISABLED:  # plain Python (coverage runs): NumPy scalars would warn on the wrap-around
 
-    def _bucket(h, shift):  # the same mixers on Python integers
-        return ((int(h) * int(_C1)) & _M64) >> shift
+    def _mix(h):
+        return (int(h) * int(_C1)) & _M64
 
-    def _slot(h, s, shift):
-        return (((int(h) ^ ((int(s) * int(_C3)) & _M64)) * int(_C2)) & _M64) >> shift
+    def _record(k, b1, p, packed):
+        return ((int(k) << b1) & _M64) | int(p) if packed else int(k)
+
+    def _top(x, drop, keep):
+        return ((int(x) << drop) & _M64) >> (64 - keep)
+
+    def _slot(key, s, shift):
+        return (((int(key) & _M64 ^ ((int(s) * int(_C3)) & _M64)) * int(_C2)) & _M64) >> shift
+
+    def _hash_of(key, bucket, b1, packed):
+        k = int(key) & _M64
+        if packed:
+            k = (int(bucket) << (64 - b1)) | (k >> b1)
+        k = (k * int(_C1_INV)) & _M64
+        return k - (1 << 64) if k >= 1 << 63 else k
 
 
 @njit(**SERIAL)
@@ -196,83 +246,146 @@ def _top_insert(c, s, h, k, zz, top_c, top_s, top_h, top_k, top_z, ntop):
 
 
 @njit(**SERIAL)
-def _group_bucket(
-    bh, bhi, bp, bs, lo, m, has_s, use_zero_pages, max_page_sharing, tab, tsalt, g_slot, pslot, gv, cnt, touched,
-    per_vm, svd, top_c, top_s, top_h, top_k, top_z, ntop, acc,
-):  # fmt: skip
-    """Group the ``m`` pages at ``lo`` of one bucket and count them (see :func:`_count`); adds
-    to ``acc`` (distinct, shared, groups, vms_sum, zero_saved, inter_shared, KSM shared,
-    sharing, unshared, zero) and returns the new size of the top list."""
-    ntop_max = top_c.shape[0]
-    distinct = shared = groups = vms_sum = zero_saved = inter_shared = 0
-    ksm_shared = ksm_sharing = ksm_unshared = ksm_zero = 0
-    tbits = _log2_at_least(2 * m)
+def _run_step(tab, j, v, pairs, singles):
+    """Page of VM ``v`` joins the group in row ``j``, whose pages arrive VM by VM: extend the
+    current run or close it (a closed run is one (content, VM) pair of a shared content;
+    ``singles`` counts those with one copy)."""
+    b = tab[j, 2]
+    lv = b & _LOW32
+    if v == lv:
+        tab[j, 2] = b | _RUN2
+    elif lv == _NONE:
+        tab[j, 2] = (b & _ZZ) | v
+        tab[j, 1] += _K1
+    else:
+        pairs[lv] += 1
+        if (b & _RUN2) == 0:
+            singles[lv] += 1
+        tab[j, 2] = (b & _ZZ) | v
+        tab[j, 1] += _K1
+
+
+@njit(**SERIAL)
+def _find(tab, mask, shift, key, sk, has_s):
+    """Row of (key, salt), or of the empty slot where it belongs."""
+    j = _slot(key, sk, shift)
+    while tab[j, 1] != 0 and not (tab[j, 0] == key and (not has_s or tab[j, 3] == sk)):
+        j = (j + 1) & mask
+    return j
+
+
+@njit(**SERIAL)
+def _grow(tab, tbits, gslot, ng, has_s):
+    """A table of twice the slots holding the same groups (``gslot`` updated)."""
+    tbits += 1
+    new = np.zeros((1 << tbits, 4), np.int64)
     mask = (1 << tbits) - 1
-    shift2 = 64 - tbits
+    shift = 64 - tbits
+    for g in range(ng):
+        j = gslot[g]
+        q = _find(new, mask, shift, tab[j, 0], tab[j, 3], has_s)
+        for c in range(4):
+            new[q, c] = tab[j, c]
+        gslot[g] = q
+    return new, tbits
+
+
+@njit(**SERIAL)
+def _group(
+    keys, pay, sal, lo, m, pmask, packed, has_s, vm_blocks, bucket, b1, use_zero_pages, max_page_sharing, tab, tbits,
+    pslot, gslot, hist, pairs, singles, svd, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+):  # fmt: skip
+    """Group the ``m`` records at ``lo`` of one sub-bucket by (salt, key) and count them;
+    adds to ``hist`` (int64[nvm * 16]: pages per VM by class), ``pairs``, ``singles``,
+    ``svd`` and ``acc`` (distinct, shared, groups, vms_sum, zero_saved, inter_shared, KSM
+    shared, sharing, unshared, zero). Uses the first ``2**tbits`` rows of ``tab``; returns
+    (new top size, table): the table grows when more than half full, and is left all empty."""
+    ntop_max = top_c.shape[0]
+    mask = (1 << tbits) - 1
+    shift = 64 - tbits
     ng = 0
+    keymask = ~pmask
+    # ---- pass A: find or insert each page's group, count copies; with the pages of each VM
+    # in one block, a group's pages arrive VM by VM, so (content, VM) pairs are runs
     for i in range(m):
-        key = bhi[lo + i]
-        sk = bs[lo + i] if has_s else np.int64(0)
-        j = _slot(bh[lo + i], sk, shift2)
+        r = keys[lo + i]
+        if packed:
+            p = r & pmask
+            key = r & keymask
+        else:
+            p = np.int64(pay[lo + i])
+            key = r
+        v = p >> 1
+        sk = sal[lo + i] if has_s else np.int64(0)
+        j = _slot(key, sk, shift)
         while True:
-            meta = tab[j, 1]
-            if meta == 0:
+            a = tab[j, 1]
+            if a == 0:
                 tab[j, 0] = key
-                tab[j, 1] = (i << 32) | 1
+                tab[j, 1] = _K1 | 1
+                tab[j, 2] = v | ((p & 1) << 33)
                 if has_s:
-                    tsalt[j] = sk
-                g_slot[ng] = j
+                    tab[j, 3] = sk
+                gslot[ng] = j
                 ng += 1
                 break
-            if tab[j, 0] == key and (not has_s or tsalt[j] == sk):
-                tab[j, 1] = meta + 1
+            if tab[j, 0] == key and (not has_s or tab[j, 3] == sk):
+                tab[j, 1] = a + 1
+                if vm_blocks:
+                    _run_step(tab, j, v, pairs, singles)
                 break
             j = (j + 1) & mask
         pslot[i] = j
-    distinct += ng
-    # contents seen once are done; shared ones get a stretch of gv (counting sort by group)
-    off = 0
+        if 2 * ng > mask + 1:  # a heavy sub-bucket with more contents than planned
+            tab, tbits = _grow(tab, tbits, gslot, ng, has_s)
+            mask = (1 << tbits) - 1
+            shift = 64 - tbits
+            for q in range(i + 1):
+                r = keys[lo + q]
+                pslot[q] = _find(tab, mask, shift, r & keymask if packed else r, sal[lo + q] if has_s else 0, has_s)
+    if not vm_blocks:  # visit the pages VM by VM (stably) to find the runs
+        vs = np.empty(m, np.int64)
+        for i in range(m):
+            vs[i] = ((keys[lo + i] & pmask) if packed else np.int64(pay[lo + i])) >> 1
+        for g in range(ng):
+            j = gslot[g]
+            tab[j, 2] = (tab[j, 2] & _ZZ) | _NONE
+            tab[j, 1] &= _LOW32
+        for i in np.argsort(vs, kind="mergesort"):
+            _run_step(tab, pslot[i], vs[i], pairs, singles)
+    # ---- pass B: each page's class (shared, zero content, in >= 2 VMs, its own zero flag)
+    for i in range(m):
+        j = pslot[i]
+        a = tab[j, 1]
+        c = a & _LOW32
+        p = (keys[lo + i] & pmask) if packed else np.int64(pay[lo + i])
+        v = p >> 1
+        col = v * 16 + (p & 1)
+        if c >= 2:
+            col += 2 + ((tab[j, 2] >> 31) & 4) + (8 if (a >> 32) >= 2 else 0)
+            svd[v] += (c - 1) / c
+        hist[col] += 1
+    # ---- per group: totals, the last run of each shared content, the top list; empty the row
+    shared = groups = vms_sum = zero_saved = inter_shared = 0
+    ksm_shared = ksm_sharing = ksm_unshared = ksm_zero = 0
     for g in range(ng):
-        j = g_slot[g]
-        meta = tab[j, 1]
-        c = meta & _LOW32
+        j = gslot[g]
+        a = tab[j, 1]
+        b = tab[j, 2]
+        tab[j, 1] = 0
+        c = a & _LOW32
+        zz = (b & _ZZ) != 0
         if c < 2:
-            tab[j, 1] = 0
-            if use_zero_pages and (bp[lo + (meta >> 32)] & np.uint32(1)) != 0:
+            if use_zero_pages and zz:
                 ksm_zero += 1
             else:
                 ksm_unshared += 1
-        else:
-            tab[j, 1] = (off << 32) | c
-            off += c
-    for i in range(m):
-        j = pslot[i]
-        meta = tab[j, 1]
-        if (meta & _LOW32) >= 2:
-            gv[meta >> 32] = bp[lo + i]
-            tab[j, 1] = meta + (1 << 32)
-    for g in range(ng):
-        j = g_slot[g]
-        meta = tab[j, 1]
-        c = meta & _LOW32
-        if c < 2:
             continue
-        tab[j, 1] = 0
-        e = meta >> 32
-        f = e - c  # the group's first page, in input order
-        zz = (gv[f] & np.uint32(1)) != 0
-        if c == 2:  # the commonest shared content: two pages, no tally array needed
-            v1 = np.int64(gv[f] >> np.uint32(1))
-            v2 = np.int64(gv[f + 1] >> np.uint32(1))
-            k = 2 if v1 != v2 else 1
-        else:
-            k = 0
-            for p in range(f, e):
-                v = np.int64(gv[p] >> np.uint32(1))
-                if cnt[v] == 0:
-                    touched[k] = v
-                    k += 1
-                cnt[v] += 1
+        k = a >> 32
+        lv = b & _LOW32
+        pairs[lv] += 1
+        if (b & _RUN2) == 0:
+            singles[lv] += 1
         if use_zero_pages and zz:
             ksm_zero += c
         elif c <= max_page_sharing:
@@ -292,47 +405,17 @@ def _group_bucket(
             ksm_unshared += left
         shared += c
         groups += 1
+        vms_sum += k
         if zz:
             zero_saved += c - 1
-        if c == 2:
-            if k == 2:
-                inter_shared += 2
-                for v in (v1, v2):
-                    per_vm[v, V_SHARED] += 1
-                    per_vm[v, V_INTER_SHARED] += 1
-                    svd[v] += 0.5
-                    if zz:
-                        per_vm[v, V_ZERO_SHARED] += 1
-            else:
-                per_vm[v1, V_SHARED] += 2
-                per_vm[v1, V_ALONE_SHARED] += 2
-                per_vm[v1, V_ALONE_RECLAIMED] += 1
-                svd[v1] += 1.0
-                if zz:
-                    per_vm[v1, V_ZERO_SHARED] += 2
-        else:
-            if k >= 2:
-                inter_shared += c
-            frac = (c - 1) / c
-            for t in range(k):
-                v = touched[t]
-                cv = cnt[v]
-                cnt[v] = 0
-                per_vm[v, V_SHARED] += cv
-                svd[v] += cv * frac
-                if zz:
-                    per_vm[v, V_ZERO_SHARED] += cv
-                if k >= 2:
-                    per_vm[v, V_INTER_SHARED] += cv
-                if cv >= 2:
-                    per_vm[v, V_ALONE_SHARED] += cv
-                    per_vm[v, V_ALONE_RECLAIMED] += cv - 1
-        vms_sum += k
+        if k >= 2:
+            inter_shared += c
         if ntop_max and (ntop < ntop_max or c >= top_c[ntop_max - 1]):  # rarely true once full
             ntop = _top_insert(
-                c, tsalt[j] if has_s else np.int64(0), tab[j, 0], k, zz, top_c, top_s, top_h, top_k, top_z, ntop
-            )
-    acc[0] += distinct
+                c, tab[j, 3] if has_s else np.int64(0), _hash_of(tab[j, 0], bucket, b1, packed), k, zz,
+                top_c, top_s, top_h, top_k, top_z, ntop,
+            )  # fmt: skip
+    acc[0] += ng
     acc[1] += shared
     acc[2] += groups
     acc[3] += vms_sum
@@ -342,21 +425,23 @@ def _group_bucket(
     acc[7] += ksm_sharing
     acc[8] += ksm_unshared
     acc[9] += ksm_zero
-    return ntop
+    return ntop, tab
 
 
 @njit(**SERIAL)
 def _count(
-    h, s, vm, z, el, nvm, use_zero_pages, max_page_sharing, target, l1_max, bh, bhi, bp, bs, tot, per_vm, svd, top
-):
-    """Every count of :class:`SharingCounts` in two passes over the pages plus one pass per
-    cache-sized bucket (see the module docstring, "How it counts").
+    h, s, vm, z, el, nvm, use_zero_pages, max_page_sharing, target, b1, packed, keys, keysi, pay, sal, tot, per_vm,
+    svd, top,
+):  # fmt: skip
+    """Every count of :class:`SharingCounts` in two passes over the pages plus a few passes over
+    each cache-sized sub-bucket (see the module docstring, "How it counts").
 
     ``s``, ``vm``, ``z``, ``el`` may be empty, meaning salt 0, VM 0, not zero and eligible for
-    every page. ``bh`` (uint64[n]; ``bhi`` is its int64 view), ``bp`` (uint32[n]) and ``bs``
-    (int64[n], or empty without salts) are scratch space for the eligible pages in bucket
-    order: hash, ``vm << 1 | zero`` and salt (NumPy allocates them, with transparent huge
-    pages, which the scatter needs).
+    every page. ``keys`` (uint64[n]; ``keysi`` is its int64 view), ``pay`` (uint32[n], or
+    empty when ``packed``) and ``sal`` (int64[n], or empty without salts) are scratch space for
+    the eligible pages' records in bucket order (NumPy allocates them, with transparent huge
+    pages, which the scatter needs). ``b1`` level-1 bucket bits; ``packed``: a page's
+    ``vm << 1 | zero`` fits in ``b1`` bits and is stored in its record.
     Writes ``tot`` (int64[N_TOTALS]), ``per_vm`` (int64[nvm, N_VM]), ``svd``
     (float64[nvm]) and the top contents into ``top`` = (copies, salt, hash, vms, zero) arrays
     of the wanted length; returns (number of top entries, -1) or (0, i) when page ``i`` has a
@@ -368,69 +453,71 @@ def _count(
     has_vm = vm.shape[0] > 0
     has_z = z.shape[0] > 0
     has_el = el.shape[0] > 0
-    # ---- pass 1: per-VM pages, zero pages and ineligible pages; bucket histogram
-    b1 = 1
-    while b1 < l1_max and (n >> b1) > target:
-        b1 += 1
     nb = 1 << b1
-    shift1 = 64 - b1
+    # ---- pass 1: bucket histogram; VM range; is each VM's set of pages one block?
     start = np.zeros(nb + 1, np.int64)
+    seen = np.zeros(max(nvm, 1), np.bool_)
+    vm_blocks = True
+    prev = np.int64(-1)
     for i in range(n):
-        v = np.int64(vm[i]) if has_vm else np.int64(0)
-        if v < 0 or v >= nvm:
-            return 0, i
-        per_vm[v, V_PAGES] += 1
-        if has_z and z[i]:
-            per_vm[v, V_ZERO] += 1
+        if has_vm:
+            v = np.int64(vm[i])
+            if v != prev:
+                if v < 0 or v >= nvm:
+                    return 0, i
+                if seen[v]:
+                    vm_blocks = False
+                seen[v] = True
+                prev = v
         if has_el and not el[i]:
+            v = np.int64(vm[i]) if has_vm else np.int64(0)
+            per_vm[v, V_PAGES] += 1
             per_vm[v, V_INELIGIBLE] += 1
+            if has_z and z[i]:
+                per_vm[v, V_ZERO] += 1
             continue
-        start[_bucket(h[i], shift1) + 1] += 1
+        start[_top(_mix(h[i]), 0, b1) + 1] += 1
     for b in range(nb):
         start[b + 1] += start[b]
-    # ---- pass 2: scatter eligible pages into bucket order (stable: input order within a bucket)
+    # ---- pass 2: scatter eligible pages' records into bucket order (stable)
     pos = start[:-1].copy()
     for i in range(n):
         if has_el and not el[i]:
             continue
-        b = _bucket(h[i], shift1)
-        p = pos[b]
-        pos[b] = p + 1
-        bh[p] = h[i]
+        k = _mix(h[i])
+        b = _top(k, 0, b1)
+        q = pos[b]
+        pos[b] = q + 1
         v = np.int64(vm[i]) if has_vm else np.int64(0)
-        zi = np.int64(1) if has_z and z[i] else np.int64(0)
-        bp[p] = np.uint32((v << 1) | zi)
+        p = (v << 1) | (np.int64(1) if has_z and z[i] else np.int64(0))
+        keys[q] = _record(k, b1, p, packed)
+        if not packed:
+            pay[q] = np.uint32(p)
         if has_s:
-            bs[p] = np.int64(s[i])
+            sal[q] = np.int64(s[i])
     # ---- per level-1 bucket: split it further (level 2, in a small cache-friendly copy) into
-    # buckets of about ``target`` pages, then group and count each
-    btot = b1
-    while btot < 40 and (n >> btot) > target:
-        btot += 1
-    b2 = btot - b1
-    nb2 = 1 << b2
-    shift12 = 64 - btot
-    mask2 = nb2 - 1
+    # sub-buckets of about ``target`` pages, then group and count each
+    pmask = np.int64((1 << b1) - 1) if packed else np.int64(0)
     max1 = 1
     for b in range(nb):
         max1 = max(max1, start[b + 1] - start[b])
-    sh = np.empty(max1 if b2 else 0, np.uint64)
-    shi = sh.view(np.int64)
-    sp = np.empty(max1 if b2 else 0, np.uint32)
-    ss = np.empty(max1 if (b2 and has_s) else 0, np.int64)
-    start2 = np.zeros(nb2 + 1, np.int64)
-    pos2 = np.zeros(nb2, np.int64)
-    tbits_alloc = 1
-    # one 16-byte row per slot, so a probe touches one cache line: hash (as int64), and
-    # copies (0 = empty slot) + 2**32 * (first page of the group, bucket-local; later the end
-    # of its pages in gv); salts in their own array, read only when the hash matches
-    tab = np.zeros((2, 2), np.int64)
-    tsalt = np.empty(2 if has_s else 0, np.int64)
-    g_slot = np.empty(1, np.int64)  # slot of each group, in order of first appearance
-    pslot = np.empty(1, np.int32)  # slot of each page's group
-    gv = np.empty(1, np.uint32)  # pages of shared contents, grouped: vm << 1 | zero
-    cnt = np.zeros(nvm, np.int64)
-    touched = np.empty(nvm, np.int64)
+    split = max1 > 2 * target
+    sk = np.empty(max1 if split else 0, np.uint64)
+    ski = sk.view(np.int64)
+    sp = np.empty(max1 if (split and not packed) else 0, np.uint32)
+    ss = np.empty(max1 if (split and has_s) else 0, np.int64)
+    b2max = 1
+    while b2max < 16 and (max1 >> b2max) > target:
+        b2max += 1
+    start2 = np.zeros((1 << b2max) + 1, np.int64)
+    pos2 = np.zeros(1 << b2max, np.int64)
+    drop2 = 0 if packed else b1  # level-2 bits are the record's top bits when packed
+    tab = np.zeros((1 << _log2_at_least(2 * min(max1, 2 * target)), 4), np.int64)
+    pslot = np.empty(max1, np.int64)
+    gslot = np.empty(max1, np.int64)
+    hist = np.zeros(max(nvm, 1) * 16, np.int64)
+    pairs = np.zeros(max(nvm, 1), np.int64)
+    singles = np.zeros(max(nvm, 1), np.int64)
     acc = np.zeros(10, np.int64)
     ntop = 0
     for b in range(nb):
@@ -438,45 +525,60 @@ def _count(
         m1 = start[b + 1] - lo1
         if m1 == 0:
             continue
-        if b2 == 0:
-            kh, khi, kp, ks = bh, bhi, bp, bs
-            start2[0] = lo1
-            start2[1] = lo1 + m1
-            nsub = 1
-        else:
-            start2[:] = 0
-            for i in range(lo1, lo1 + m1):
-                start2[(_bucket(bh[i], shift12) & mask2) + 1] += 1
-            for c2 in range(nb2):
-                start2[c2 + 1] += start2[c2]
-            pos2[:] = start2[:-1]
-            for i in range(lo1, lo1 + m1):
-                c2 = _bucket(bh[i], shift12) & mask2
-                q = pos2[c2]
-                pos2[c2] = q + 1
-                sh[q] = bh[i]
-                sp[q] = bp[i]
-                if has_s:
-                    ss[q] = bs[i]
-            kh, khi, kp, ks = sh, shi, sp, ss
-            nsub = nb2
-        for c2 in range(nsub):
+        if m1 <= 2 * target:
+            tb = _log2_at_least(2 * m1)
+            ntop, tab = _group(
+                keysi, pay, sal, lo1, m1, pmask, packed, has_s, vm_blocks, b, b1, use_zero_pages, max_page_sharing,
+                tab, tb, pslot, gslot, hist, pairs, singles, svd, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+            )  # fmt: skip
+            continue
+        b2 = 1
+        while b2 < b2max and (m1 >> b2) > target:
+            b2 += 1
+        nb2 = 1 << b2
+        start2[: nb2 + 1] = 0
+        for i in range(lo1, lo1 + m1):
+            start2[_top(keys[i], drop2, b2) + 1] += 1
+        for c2 in range(nb2):
+            start2[c2 + 1] += start2[c2]
+        pos2[:nb2] = start2[:nb2]
+        for i in range(lo1, lo1 + m1):
+            c2 = _top(keys[i], drop2, b2)
+            q = pos2[c2]
+            pos2[c2] = q + 1
+            sk[q] = keys[i]
+            if not packed:
+                sp[q] = pay[i]
+            if has_s:
+                ss[q] = sal[i]
+        for c2 in range(nb2):
             lo = start2[c2]
             m = start2[c2 + 1] - lo
             if m == 0:
                 continue
-            need = _log2_at_least(2 * m)
-            if need > tbits_alloc or g_slot.shape[0] < m:
-                tbits_alloc = max(need, tbits_alloc)
-                tab = np.zeros((1 << tbits_alloc, 2), np.int64)
-                tsalt = np.empty((1 << tbits_alloc) if has_s else 0, np.int64)
-                g_slot = np.empty(m, np.int64)
-                pslot = np.empty(m, np.int32)
-                gv = np.empty(m, np.uint32)
-            ntop = _group_bucket(
-                kh, khi, kp, ks, lo, m, has_s, use_zero_pages, max_page_sharing, tab, tsalt, g_slot, pslot, gv, cnt,
-                touched, per_vm, svd, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+            tb = _log2_at_least(2 * min(m, HEAVY_GROUPS))
+            if (1 << tb) > tab.shape[0]:
+                tab = np.zeros((1 << tb, 4), np.int64)
+            ntop, tab = _group(
+                ski, sp, ss, lo, m, pmask, packed, has_s, vm_blocks, b, b1, use_zero_pages, max_page_sharing,
+                tab, tb, pslot, gslot, hist, pairs, singles, svd, top_c, top_s, top_h, top_k, top_z, ntop, acc,
             )  # fmt: skip
+    # ---- per VM, from the page classes, the (content, VM) pairs and the ineligible pages
+    for v in range(nvm):
+        base = v * 16
+        for col in range(16):
+            x = hist[base + col]
+            per_vm[v, V_PAGES] += x
+            if col & 1:
+                per_vm[v, V_ZERO] += x
+            if col & 2:
+                per_vm[v, V_SHARED] += x
+                if col & 4:
+                    per_vm[v, V_ZERO_SHARED] += x
+                if col & 8:
+                    per_vm[v, V_INTER_SHARED] += x
+        per_vm[v, V_ALONE_SHARED] = per_vm[v, V_SHARED] - singles[v]
+        per_vm[v, V_ALONE_RECLAIMED] = per_vm[v, V_SHARED] - pairs[v]
     distinct, shared, groups, vms_sum, zero_saved, inter_shared = acc[0], acc[1], acc[2], acc[3], acc[4], acc[5]
     ksm_shared, ksm_sharing, ksm_unshared, ksm_zero = acc[6], acc[7], acc[8], acc[9]
     # ---- totals; ineligible pages are each their own unshared content
@@ -725,33 +827,27 @@ def count_sharing(
         np.zeros(top_n, np.int64),
         np.zeros(top_n, np.bool_),
     )
-    # scratch for the bucket-ordered pages, allocated by NumPy (which asks for transparent huge
-    # pages on large arrays; the scatter writes to thousands of places at once and would
+    # level-1 buckets: enough for sub-buckets of about BUCKET_TARGET pages, at most
+    # 2**L1_MAX_BITS; and at least as many bits as a page's payload (vm << 1 | zero) when that
+    # fits, so the payload rides in the bits of the key the bucket makes redundant
+    b1 = 1
+    while b1 < L1_MAX_BITS and (n >> b1) > BUCKET_TARGET:
+        b1 += 1
+    pbits = (2 * max(nvm, 1) - 1).bit_length()
+    packed = pbits <= L1_MAX_BITS
+    if packed:
+        b1 = max(b1, pbits)
+    # scratch for the bucket-ordered records, allocated by NumPy (which asks for transparent
+    # huge pages on large arrays; the scatter writes to a thousand places at once and would
     # otherwise miss the TLB on most writes); untouched tails cost no memory
-    bh = np.empty(n, np.uint64)
-    bp = np.empty(n, np.uint32)
-    bs = np.empty(n if salt.shape[0] else 0, np.int64)
+    keys = np.empty(n, np.uint64)
+    pay = np.empty(0 if packed else n, np.uint32)
+    sal = np.empty(n if salt.shape[0] else 0, np.int64)
     ntop, bad = _count(
-        hashes,
-        salt,
-        vm,
-        zero,
-        el,
-        nvm,
-        bool(use_zero_pages),
-        int(max_page_sharing),
-        BUCKET_TARGET,
-        L1_MAX_BITS,
-        bh,
-        bh.view(np.int64),
-        bp,
-        bs,
-        tot,
-        per_vm,
-        svd,
-        top_arrays,
-    )
-    del bh, bp, bs
+        hashes, salt, vm, zero, el, nvm, bool(use_zero_pages), int(max_page_sharing), BUCKET_TARGET, b1, packed,
+        keys, keys.view(np.int64), pay, sal, tot, per_vm, svd, top_arrays,
+    )  # fmt: skip
+    del keys, pay, sal
     if bad >= 0:
         raise ValueError(f"vm indices must be in [0, {nvm}); page {bad} has {vm[bad]}")
     tc, ts, th, tk, tz = (a[:ntop].tolist() for a in (*top_arrays[:2], top_arrays[2].view(np.uint64), *top_arrays[3:]))
