@@ -38,36 +38,44 @@ content (unshared) here.
 
 How it counts (one core; issue 18)
 ----------------------------------
-1. **Histogram** (one read of the pages): per-VM pages, zero pages and ineligible pages, and
-   how many eligible pages fall in each of ``2**b`` buckets, chosen by the top ``b`` bits of
-   ``hash · 0x9E3779B97F4A7C15`` so that a bucket holds about :data:`BUCKET_TARGET` pages
-   (every hash bit counts, so a hash-prefix partition or a narrow hash still spreads evenly).
-2. **Scatter** (second read): eligible pages into bucket order, stably (input order within a
-   bucket), as hash, ``vm << 1 | zero`` and, with salts, salt.
-   At most ``2**L1_MAX_BITS`` (1024) such level-1 buckets, so the scatter writes to few
-   enough places at once; a larger set splits each level-1 bucket again, the same way by the
-   next bits, into a small copy (12 bytes × n / 1024 pages) that stays in cache.
-3. **Per bucket**, in cache: an open-addressing table (linear probing, 16-byte rows) maps
-   (salt, hash) to a group and counts its copies; contents seen once are finished from the
-   table; the pages of shared contents are then counting-sorted into one stretch per
-   group, where each group is tallied per VM (distinct VMs, copies per VM) for the
-   attribution, esxtop and per-VM counters, and offered to the top-contents list.
+1. **Histogram** (one read of the hashes and VM indices): ineligible pages (counted per VM
+   and left out), whether each VM's pages form one block, and how many eligible pages fall in
+   each of ``2**b1`` level-1 buckets, chosen by the top bits of the mixed key
+   ``k = hash · 0x9E3779B97F4A7C15`` (a bijection in which every hash bit counts, so a
+   hash-prefix partition or a narrow hash still spreads evenly).
+2. **Scatter** (second read): each eligible page becomes one 8-byte record in bucket order,
+   stably (input order within a bucket): ``k << b1 | vm << 1 | zero`` — the top ``b1`` bits
+   of ``k`` are the bucket, known from where the record is, so the payload rides in their
+   place (``b1`` is raised to the payload's width, at most :data:`L1_MAX_BITS`; with more
+   than 512 VMs the payload goes to a second, 4-byte array). With salts, the salt goes to a
+   third array. At most 1024 level-1 buckets, so the scatter writes to few enough places at
+   once; a larger set splits each level-1 bucket again, by the next bits of ``k``, into a
+   small copy that stays in cache, so sub-buckets hold about :data:`BUCKET_TARGET` pages.
+3. **Per sub-bucket**, in cache: an open-addressing table (linear probing, 32-byte rows: key,
+   copies and distinct VMs, the VM of the latest page with its run state and the zero flag of
+   the first page, salt) groups pages by (salt, key). When each VM's pages form one block,
+   a content's pages arrive VM by VM, so its (content, VM) pairs are runs, counted as they
+   close, and no per-content list of pages is needed; otherwise the runs are found by
+   visiting the sub-bucket's pages in VM order (a stable sort). A second pass over the pages
+   sums per VM, in registers while the VM stays the same, the pages of shared contents, of
+   shared zero contents, of contents in two or more VMs and SHRDSVD; a pass over the contents
+   gives the totals, the KSM counters and the top contents. A sub-bucket dominated by a few
+   heavy contents (the zero page) is large; its table starts with room for
+   :data:`HEAVY_GROUPS` contents and doubles as they arrive.
 
-Equal contents always land in the same bucket, so every count is exact. Groups are visited
-in (bucket, first appearance) order; ``shrdsvd`` (a float sum) may therefore differ in the
-last bits from a sum in another order. A content's first page (for its zero flag) is its
-first eligible page in input order, as before.
+Equal contents always land in the same sub-bucket, so every count is exact. ``shrdsvd`` (a
+float sum per VM, page by page) may differ in the last bits from a sum in another order. A
+content's first page (for its zero flag) is its first eligible page in input order.
 
 Bytes per page: the inputs (hash 8, zero 1, VM index 1–8 as given, optional salt 8 and
-eligibility 1) plus 12 bytes of scratch (16 + salt's 8 with salts) for the bucket-ordered
-copy, allocated by NumPy (transparent huge pages), plus the per-bucket arrays, sized by the
-largest bucket: up to 80 bytes per page *of that bucket* (a table of 2–4 16-byte rows per
-page, and 16 bytes of per-page and per-group indices). With uniform hashes that is a few
-hundred KiB; a content with very many copies (the zero page) makes its bucket large, e.g. 30 %
-zero pages add up to about 24 bytes per page overall. 500 M pages with a uint8 VM index and few
-zero pages: 5 GB of input + 6 GB of scratch. (The previous sort-then-scan path needed about
-75 bytes per page of scratch.) At most 2**31 − 1 pages per call: larger sets are counted by
-hash-prefix partitions (:mod:`.partition`).
+eligibility 1) plus 8 bytes of scratch (12 with more than 512 VMs, 8 more with salts) for the
+bucket-ordered records, allocated by NumPy (transparent huge pages), plus a copy of the
+largest level-1 bucket (8 bytes and 8 of indices per page of it) and its largest sub-bucket's
+table: with uniform hashes a few hundred KiB; a content with very many copies (the zero page)
+makes its bucket large, e.g. 30 % zero pages add about 5 bytes per page overall. 500 M pages
+with a uint8 VM index and few zero pages: 5 GB of input + 4 GB of scratch (the previous
+counting kernel needed 12 bytes per page, the sort-then-scan one before it about 75). At most
+2**31 − 1 pages per call: larger sets are counted by hash-prefix partitions (:mod:`.partition`).
 """
 
 from __future__ import annotations
@@ -78,7 +86,7 @@ import numpy as np
 from numba import njit
 
 from pagecore import PAGE_SIZE
-from pagecore._jit import JIT_DISABLED, SERIAL
+from pagecore._jit import INLINE, JIT_DISABLED, SERIAL
 
 MB = 1 << 20
 RMAP_ITEM_BYTES = 64  # sizeof(struct ksm_rmap_item) on 64-bit (kernel doc, "General profit")
@@ -118,9 +126,9 @@ RMAP_ITEM_BYTES = 64  # sizeof(struct ksm_rmap_item) on 64-bit (kernel doc, "Gen
 
 
 #: sub-buckets aim at this many eligible pages, so that a sub-bucket's group table (32 bytes
-#: per slot, at least two slots per page) and per-page slot indices stay in L2 (measured with
-#: ``pagecore bench count``)
-BUCKET_TARGET = 4096
+#: per slot, two slots per page: 64 KiB) stays in cache beside the level-1 bucket being split
+#: (1024 to 4096 measured with ``pagecore bench count``; 1024 was best)
+BUCKET_TARGET = 1024
 
 #: at most this many bits of level-1 buckets: 1024 write streams keep the scatter out of TLB
 #: and cache trouble; larger sets split each level-1 bucket again in a small copy
@@ -146,14 +154,14 @@ _ZZ = np.int64(1 << 33)
 _NONE = np.int64(_LOW32)  # "no VM yet" in B
 
 
-@njit(**SERIAL)
+@njit(**INLINE)
 def _mix(h):
     """The mixed key ``h·C1`` (uint64): every bit of ``h`` reaches its top bits, which choose
     the buckets (so hashes narrower than 64 bits or a partition's fixed prefix still spread)."""
     return h * _C1
 
 
-@njit(**SERIAL)
+@njit(**INLINE)
 def _record(k, b1, p, packed):
     """A page's 8-byte record: ``k << b1 | payload`` when packed (the top ``b1`` bits of ``k``
     are its level-1 bucket, known from where it is stored), else ``k``."""
@@ -162,19 +170,19 @@ def _record(k, b1, p, packed):
     return k
 
 
-@njit(**SERIAL)
+@njit(**INLINE)
 def _top(x, drop, keep):
     """Bits ``[64 - drop - keep, 64 - drop)`` of ``x`` as an int: ``(x << drop) >> (64 - keep)``."""
     return np.int64((np.uint64(x) << np.uint64(drop)) >> np.uint64(64 - keep))
 
 
-@njit(**SERIAL)
+@njit(**INLINE)
 def _slot(key, s, shift):
     """Home slot of (key, salt) in a table of ``2**(64 - shift)`` slots."""
     return np.int64(((np.uint64(key) ^ (np.uint64(s) * _C3)) * _C2) >> np.uint64(shift))
 
 
-@njit(**SERIAL)
+@njit(**INLINE)
 def _hash_of(key, bucket, b1, packed):
     """The page hash (as int64 bits) of a group's key in level-1 bucket ``bucket``."""
     k = np.uint64(key)
@@ -265,7 +273,7 @@ def _run_step(tab, j, v, pairs, singles):
         tab[j, 1] += _K1
 
 
-@njit(**SERIAL)
+@njit(**INLINE)
 def _find(tab, mask, shift, key, sk, has_s):
     """Row of (key, salt), or of the empty slot where it belongs."""
     j = _slot(key, sk, shift)
@@ -291,23 +299,17 @@ def _grow(tab, tbits, gslot, ng, has_s):
 
 
 @njit(**SERIAL)
-def _group(
-    keys, pay, sal, lo, m, pmask, packed, has_s, vm_blocks, bucket, b1, use_zero_pages, max_page_sharing, tab, tbits,
-    pslot, gslot, hist, pairs, singles, svd, top_c, top_s, top_h, top_k, top_z, ntop, acc,
-):  # fmt: skip
-    """Group the ``m`` records at ``lo`` of one sub-bucket by (salt, key) and count them;
-    adds to ``hist`` (int64[nvm * 16]: pages per VM by class), ``pairs``, ``singles``,
-    ``svd`` and ``acc`` (distinct, shared, groups, vms_sum, zero_saved, inter_shared, KSM
-    shared, sharing, unshared, zero). Uses the first ``2**tbits`` rows of ``tab``; returns
-    (new top size, table): the table grows when more than half full, and is left all empty."""
-    ntop_max = top_c.shape[0]
+def _insert(keys, pay, sal, lo, i0, m, pmask, packed, has_s, vm_blocks, tab, tbits, pslot, gslot, ng, pairs, singles):
+    """Pass A over pages ``i0 <= i < m`` of the sub-bucket at ``lo``: find or insert each page's
+    group (row ``pslot[i]``), count its copies; with each VM's pages in one block, a group's
+    pages arrive VM by VM, so its (content, VM) pairs are runs, tracked here (see
+    :func:`_run_step`, written out here because the call costs more than its body). Returns
+    (next page, groups) early when the table of ``2**tbits`` slots becomes half full."""
     mask = (1 << tbits) - 1
     shift = 64 - tbits
-    ng = 0
     keymask = ~pmask
-    # ---- pass A: find or insert each page's group, count copies; with the pages of each VM
-    # in one block, a group's pages arrive VM by VM, so (content, VM) pairs are runs
-    for i in range(m):
+    half = 1 << (tbits - 1)
+    for i in range(i0, m):
         r = keys[lo + i]
         if packed:
             p = r & pmask
@@ -330,41 +332,114 @@ def _group(
                 ng += 1
                 break
             if tab[j, 0] == key and (not has_s or tab[j, 3] == sk):
-                tab[j, 1] = a + 1
                 if vm_blocks:
-                    _run_step(tab, j, v, pairs, singles)
+                    b = tab[j, 2]
+                    lv = b & _LOW32
+                    if v == lv:
+                        tab[j, 2] = b | _RUN2
+                        tab[j, 1] = a + 1
+                    else:
+                        pairs[lv] += 1
+                        if (b & _RUN2) == 0:
+                            singles[lv] += 1
+                        tab[j, 2] = (b & _ZZ) | v
+                        tab[j, 1] = a + 1 + _K1
+                else:
+                    tab[j, 1] = a + 1
                 break
             j = (j + 1) & mask
         pslot[i] = j
-        if 2 * ng > mask + 1:  # a heavy sub-bucket with more contents than planned
-            tab, tbits = _grow(tab, tbits, gslot, ng, has_s)
-            mask = (1 << tbits) - 1
-            shift = 64 - tbits
-            for q in range(i + 1):
-                r = keys[lo + q]
-                pslot[q] = _find(tab, mask, shift, r & keymask if packed else r, sal[lo + q] if has_s else 0, has_s)
+        if ng > half:
+            return i + 1, ng
+    return m, ng
+
+
+@njit(**SERIAL)
+def _group(
+    keys, pay, sal, lo, m, pmask, packed, has_s, vm_blocks, bucket, b1, use_zero_pages, max_page_sharing, tab, tbits,
+    pslot, gslot, hist, pairs, singles, svd, frac, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+):  # fmt: skip
+    """Group the ``m`` records at ``lo`` of one sub-bucket by (salt, key) and count them
+    (:func:`_insert`, then :func:`_tally`). Uses the first ``2**tbits`` rows of ``tab``;
+    returns (new top size, table): the table grows when more than half full, and is left all
+    empty."""
+    i = 0
+    ng = 0
+    while True:
+        i, ng = _insert(keys, pay, sal, lo, i, m, pmask, packed, has_s, vm_blocks, tab, tbits, pslot, gslot, ng, pairs,
+                        singles)  # fmt: skip
+        if i == m:
+            break
+        # a heavy sub-bucket with more contents than planned: twice the slots, rows moved
+        tab, tbits = _grow(tab, tbits, gslot, ng, has_s)
+        mask = (1 << tbits) - 1
+        shift = 64 - tbits
+        for q in range(i):
+            r = keys[lo + q]
+            pslot[q] = _find(tab, mask, shift, r & ~pmask if packed else r, sal[lo + q] if has_s else 0, has_s)
     if not vm_blocks:  # visit the pages VM by VM (stably) to find the runs
         vs = np.empty(m, np.int64)
-        for i in range(m):
-            vs[i] = ((keys[lo + i] & pmask) if packed else np.int64(pay[lo + i])) >> 1
+        for q in range(m):
+            vs[q] = ((keys[lo + q] & pmask) if packed else np.int64(pay[lo + q])) >> 1
         for g in range(ng):
             j = gslot[g]
             tab[j, 2] = (tab[j, 2] & _ZZ) | _NONE
             tab[j, 1] &= _LOW32
-        for i in np.argsort(vs, kind="mergesort"):
-            _run_step(tab, pslot[i], vs[i], pairs, singles)
-    # ---- pass B: each page's class (shared, zero content, in >= 2 VMs, its own zero flag)
-    for i in range(m):
+        for q in np.argsort(vs, kind="mergesort"):
+            _run_step(tab, pslot[q], vs[q], pairs, singles)
+    ntop = _tally(
+        keys, pay, lo, m, pmask, packed, has_s, bucket, b1, use_zero_pages, max_page_sharing, tab, pslot, gslot, ng,
+        hist, pairs, singles, svd, frac, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+    )  # fmt: skip
+    return ntop, tab
+
+
+@njit(**SERIAL)
+def _tally(
+    keys, pay, lo, m, pmask, packed, has_s, bucket, b1, use_zero_pages, max_page_sharing, tab, pslot, gslot, ng, hist,
+    pairs, singles, svd, frac, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+):  # fmt: skip
+    """Passes B and C over a grouped sub-bucket: adds to ``hist`` (int64[nvm, 8]: pages, zero
+    pages, shared, zero shared, inter-VM shared pages per VM; ``frac[c]`` is (c - 1) / c),
+    ``pairs``, ``singles``, ``svd`` and ``acc`` (distinct, shared, groups,
+    vms_sum, zero_saved, inter_shared, KSM shared, sharing, unshared, zero); empties the rows;
+    returns the new size of the top list."""
+    ntop_max = top_c.shape[0]
+    # ---- pass B: per VM, pages, zero pages, pages of shared contents, of shared zero contents
+    # and of contents in >= 2 VMs, and SHRDSVD; summed in registers while the VM stays the
+    # same (each VM's pages are one stretch of a sub-bucket when its pages are one block)
+    cur = np.int64(-1)
+    n_pages = n_zero = n_shared = n_zz = n_inter = 0
+    f_svd = 0.0
+    for i in range(m + 1):
+        if i < m:
+            p = (keys[lo + i] & pmask) if packed else np.int64(pay[lo + i])
+            v = p >> 1
+        else:
+            v = np.int64(-2)
+        if v != cur:
+            if cur >= 0:
+                hist[cur, 0] += n_pages
+                hist[cur, 1] += n_zero
+                hist[cur, 2] += n_shared
+                hist[cur, 3] += n_zz
+                hist[cur, 4] += n_inter
+                svd[cur] += f_svd
+            if i == m:
+                break
+            cur = v
+            n_pages = n_zero = n_shared = n_zz = n_inter = 0
+            f_svd = 0.0
         j = pslot[i]
         a = tab[j, 1]
         c = a & _LOW32
-        p = (keys[lo + i] & pmask) if packed else np.int64(pay[lo + i])
-        v = p >> 1
-        col = v * 16 + (p & 1)
-        if c >= 2:
-            col += 2 + ((tab[j, 2] >> 31) & 4) + (8 if (a >> 32) >= 2 else 0)
-            svd[v] += (c - 1) / c
-        hist[col] += 1
+        sh = np.int64(1) if c >= 2 else np.int64(0)
+        n_pages += 1
+        n_zero += p & 1
+        n_shared += sh
+        n_zz += sh & (tab[j, 2] >> 33)
+        n_inter += np.int64(1) if (a >> 32) >= 2 else np.int64(0)
+        f_svd += frac[c] if c < frac.shape[0] else (c - 1) / c
     # ---- per group: totals, the last run of each shared content, the top list; empty the row
     shared = groups = vms_sum = zero_saved = inter_shared = 0
     ksm_shared = ksm_sharing = ksm_unshared = ksm_zero = 0
@@ -425,7 +500,7 @@ def _group(
     acc[7] += ksm_sharing
     acc[8] += ksm_unshared
     acc[9] += ksm_zero
-    return ntop, tab
+    return ntop
 
 
 @njit(**SERIAL)
@@ -513,9 +588,12 @@ def _count(
     pos2 = np.zeros(1 << b2max, np.int64)
     drop2 = 0 if packed else b1  # level-2 bits are the record's top bits when packed
     tab = np.zeros((1 << _log2_at_least(2 * min(max1, 2 * target)), 4), np.int64)
-    pslot = np.empty(max1, np.int64)
-    gslot = np.empty(max1, np.int64)
-    hist = np.zeros(max(nvm, 1) * 16, np.int64)
+    pslot = np.empty(max1, np.int32)
+    gslot = np.empty(max1, np.int32)
+    hist = np.zeros((max(nvm, 1), 8), np.int64)
+    frac = np.zeros(256, np.float64)
+    for c in range(1, 256):
+        frac[c] = (c - 1) / c
     pairs = np.zeros(max(nvm, 1), np.int64)
     singles = np.zeros(max(nvm, 1), np.int64)
     acc = np.zeros(10, np.int64)
@@ -529,7 +607,7 @@ def _count(
             tb = _log2_at_least(2 * m1)
             ntop, tab = _group(
                 keysi, pay, sal, lo1, m1, pmask, packed, has_s, vm_blocks, b, b1, use_zero_pages, max_page_sharing,
-                tab, tb, pslot, gslot, hist, pairs, singles, svd, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+                tab, tb, pslot, gslot, hist, pairs, singles, svd, frac, top_c, top_s, top_h, top_k, top_z, ntop, acc,
             )  # fmt: skip
             continue
         b2 = 1
@@ -561,22 +639,15 @@ def _count(
                 tab = np.zeros((1 << tb, 4), np.int64)
             ntop, tab = _group(
                 ski, sp, ss, lo, m, pmask, packed, has_s, vm_blocks, b, b1, use_zero_pages, max_page_sharing,
-                tab, tb, pslot, gslot, hist, pairs, singles, svd, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+                tab, tb, pslot, gslot, hist, pairs, singles, svd, frac, top_c, top_s, top_h, top_k, top_z, ntop, acc,
             )  # fmt: skip
     # ---- per VM, from the page classes, the (content, VM) pairs and the ineligible pages
     for v in range(nvm):
-        base = v * 16
-        for col in range(16):
-            x = hist[base + col]
-            per_vm[v, V_PAGES] += x
-            if col & 1:
-                per_vm[v, V_ZERO] += x
-            if col & 2:
-                per_vm[v, V_SHARED] += x
-                if col & 4:
-                    per_vm[v, V_ZERO_SHARED] += x
-                if col & 8:
-                    per_vm[v, V_INTER_SHARED] += x
+        per_vm[v, V_PAGES] += hist[v, 0]
+        per_vm[v, V_ZERO] += hist[v, 1]
+        per_vm[v, V_SHARED] = hist[v, 2]
+        per_vm[v, V_ZERO_SHARED] = hist[v, 3]
+        per_vm[v, V_INTER_SHARED] = hist[v, 4]
         per_vm[v, V_ALONE_SHARED] = per_vm[v, V_SHARED] - singles[v]
         per_vm[v, V_ALONE_RECLAIMED] = per_vm[v, V_SHARED] - pairs[v]
     distinct, shared, groups, vms_sum, zero_saved, inter_shared = acc[0], acc[1], acc[2], acc[3], acc[4], acc[5]
