@@ -308,11 +308,33 @@ def read_page_tables(paths: Iterable[str | os.PathLike], columns: Sequence[str] 
     return table.replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True)})
 
 
+def vm_index(column) -> tuple[list[str], np.ndarray]:
+    """Sorted distinct VM names of a ``vm`` column and each row's index into them (int64):
+    what ``numpy.unique(names, return_inverse=True)`` gives, without making a Python string
+    of every row (Arrow dictionary-encodes the column; issue 18: 10 times faster)."""
+    import pyarrow.compute as pc
+
+    col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if len(col) == 0:
+        return [], np.zeros(0, np.int64)
+    if not pa.types.is_dictionary(col.type):
+        col = pc.dictionary_encode(col)
+    names = col.dictionary.to_pylist()
+    order = sorted(range(len(names)), key=names.__getitem__)
+    rank = np.empty(len(names), np.int64)
+    rank[order] = np.arange(len(names))
+    idx = rank[col.indices.to_numpy(zero_copy_only=False)]
+    used = np.bincount(idx, minlength=len(names)) > 0
+    if not used.all():  # a dictionary may hold names no row uses
+        idx = (np.cumsum(used) - 1)[idx]
+    return [names[i] for i in order if used[rank[i]]], idx
+
+
 def _check_unique_frames(table: pa.Table, paths: Sequence[Path], source: np.ndarray) -> None:
     """Refuse any (vm, gpfn) that occurs twice; ``source[i]`` is the table of row ``i``."""
     if table.num_rows < 2:
         return
-    names, vm_idx = np.unique(table["vm"].to_numpy(zero_copy_only=False).astype(str), return_inverse=True)
+    names, vm_idx = vm_index(table["vm"])
     gpfn = table["gpfn"].to_numpy()
     order = np.lexsort((gpfn, vm_idx))
     dup = (vm_idx[order][1:] == vm_idx[order][:-1]) & (gpfn[order][1:] == gpfn[order][:-1])
