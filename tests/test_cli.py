@@ -206,3 +206,24 @@ def test_bench_hash_says_when_xxhash_is_missing():
     assert "xxhash is not installed" in out and "x xxh3 loop" not in out
     out = format_hash_result({**res, "xxh3_python_loop": 4.0}, 8, 1)
     assert "xxhash is not installed" not in out and "x xxh3 loop" in out and "2.00" in out
+
+
+def test_whole_process_bench_helpers(tmp_path):
+    """`pagecore bench hash --whole-process SIZE`: sizes parse to whole pages, the dump it writes
+    has distinct pages, and mincore finds a file just written (and read) in the page cache."""
+    import numpy as np
+
+    from pagecore.bench.wholeproc import make_raw, parse_size, resident_fraction
+
+    assert parse_size("8G") == parse_size("8GiB") == 8 << 30
+    assert parse_size("512M") == 512 << 20 and parse_size("4096") == 4096
+    for bad in ("100", "0", "-4K"):
+        with pytest.raises(ValueError, match="whole number"):
+            parse_size(bad)
+    path = tmp_path / "d.raw"
+    make_raw(path, 64 * 4096)
+    pages = np.fromfile(path, np.uint64).reshape(64, 512)
+    nonzero = pages[pages.any(axis=1)]
+    assert len(np.unique(nonzero, axis=0)) == len(nonzero) > 0
+    path.read_bytes()
+    assert resident_fraction(path) > 0.9

@@ -1,6 +1,7 @@
-"""The one counting kernel (pagecore.sharing.counts, issue 18) against its slow twin and the
-previous sort-then-scan path: every total, per-VM counter, SHRDSVD and top content, on random
-inputs and named edge cases, with one bucket and with many."""
+"""The one counting kernel (pagecore.sharing.counts, issue 18) against its slow twin: every
+total, per-VM counter, SHRDSVD and top content, on random inputs and named edge cases, with
+one bucket and with many, payloads packed into the records and in their own array, VMs in
+blocks and interleaved, and group tables that must grow."""
 
 from __future__ import annotations
 
@@ -91,13 +92,17 @@ def check(h, z, vm, nvm, **kw):
     return got
 
 
-@pytest.fixture(params=["one-bucket-target", "tiny-buckets"])
+@pytest.fixture(params=["one-bucket-target", "tiny-buckets", "tiny-packed", "tiny-tables"])
 def buckets(request, monkeypatch):
-    """Default bucket size, and buckets of ~4 pages in 4 level-1 buckets, so small inputs use
-    both levels and thousands of buckets."""
-    if request.param == "tiny-buckets":
+    """Default sizes; sub-buckets of ~4 pages in 4 level-1 buckets (payload in its own array:
+    more than 1 VM needs more than 2 bits); the same with up to 1024 level-1 buckets (payload
+    packed into the records); and group tables that start with room for 2 contents and grow."""
+    if request.param in ("tiny-buckets", "tiny-packed"):
         monkeypatch.setattr(counts, "BUCKET_TARGET", 4)
-        monkeypatch.setattr(counts, "L1_MAX_BITS", 2)
+        monkeypatch.setattr(counts, "L1_MAX_BITS", 2 if request.param == "tiny-buckets" else 10)
+    if request.param == "tiny-tables":
+        monkeypatch.setattr(counts, "BUCKET_TARGET", 2)
+        monkeypatch.setattr(counts, "HEAVY_GROUPS", 2)
     return request.param
 
 
@@ -112,6 +117,8 @@ def test_random_sets_match_twin(rng, buckets, trial):
         h = h * np.uint64(0x9E3779B97F4A7C15)
     z = h == h[0] if n and trial % 3 == 0 else h == 0
     vm = r.integers(0, nvm, size=n).astype([np.int64, np.uint8, np.int32, np.uint16][trial % 4])
+    if trial % 2:  # page tables concatenated VM by VM: each VM's pages one block
+        vm = np.sort(vm)
     kw = dict(
         use_zero_pages=bool(trial % 5 == 0),
         max_page_sharing=int(r.integers(2, 6)),
@@ -197,25 +204,24 @@ def test_named_edge_cases(rng, buckets, case):
         check(h, z, vm[: len(h)], nvm, use_zero_pages=uzp, **kw)
 
 
-def test_matches_previous_sort_then_scan_path(rng, buckets):
-    """The kernel this one replaced (kept in the benchmark as a baseline) gives the same results."""
-    from pagecore.bench.count import count_sharing_sorted
+def test_many_vms_payload_in_its_own_array(rng, buckets):
+    """More than 512 VMs: the payload no longer fits in the record's spare bits."""
+    n = scaled(6000, 600)
+    h = rng.integers(0, n // 3, size=n).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    for vm in (rng.integers(0, 700, size=n), np.sort(rng.integers(0, 700, size=n))):
+        check(h, h == h[0], vm, 700, top_n=4, salt=vm // 3 if buckets == "tiny-packed" else None)
 
-    for trial in range(scaled(20, 3)):
-        n = int(rng.integers(1, scaled(5000, 300)))
-        h = rng.integers(0, n, size=n).astype(np.uint64) * np.uint64(0xBF58476D1CE4E5B9)
-        z = h == h[0]
-        vm = rng.integers(0, 4, size=n)
-        kw = dict(top_n=7, max_page_sharing=int(rng.integers(2, 5)), use_zero_pages=bool(trial % 2))
-        if trial % 3 == 0:
-            kw["salt"] = rng.integers(0, 2, size=n)
-        if trial % 3 == 1:
-            kw["eligible"] = rng.random(n) > 0.2
-        names = ["a", "b", "c", "d"]
-        a, b = count_sharing(h, z, vm, names, **kw), count_sharing_sorted(h, z, vm, names, **kw)
-        assert np.array_equal(a.totals, b.totals) and np.array_equal(a.per_vm, b.per_vm)
-        assert a.shrdsvd == pytest.approx(b.shrdsvd, rel=1e-12)
-        assert a.top == b.top
+
+def test_heavy_content_and_growing_tables(rng, buckets):
+    """One content with most of the pages (the zero page) beside many small ones, salted per
+    VM, in blocks and interleaved."""
+    n = scaled(5000, 500)
+    h = rng.integers(1, n, size=n).astype(np.uint64)
+    h[rng.random(n) < 0.6] = 0
+    vm = np.sort(rng.integers(0, 5, size=n))
+    for v in (vm, rng.permutation(vm)):
+        check(h, h == 0, v, 5, top_n=3)
+        check(h, h == 0, v, 5, top_n=3, salt=v % 2, use_zero_pages=True)
 
 
 def test_synthetic_benchmark_input_matches_twin(buckets):

@@ -140,3 +140,26 @@ def test_read_page_table_rejects_wrong_files(tmp_path):
         read_page_table(junk)
     with pytest.raises(InputError, match="no such page table"):
         read_page_table(tmp_path / "missing.parquet")
+
+
+def test_vm_index_equals_numpy_unique():
+    """pages.tables.vm_index (Arrow dictionary encoding) gives numpy.unique's names and inverse,
+    for plain and dictionary columns, several chunks, unused dictionary entries, no rows."""
+    import pyarrow as pa
+
+    from pagecore.pages.tables import vm_index
+
+    rng = np.random.default_rng(1)
+    pool = np.array(["b", "a", "vm10", "vm2", "é", "a b", ""])
+    for trial in range(60):
+        v = pool[rng.integers(0, int(rng.integers(1, len(pool) + 1)), size=int(rng.integers(0, 50)))]
+        cut = len(v) // 2
+        plain = pa.chunked_array([pa.array(v[:cut].tolist(), pa.string()), pa.array(v[cut:].tolist(), pa.string())])
+        want_names, want_idx = np.unique(v.astype(str), return_inverse=True)
+        names, idx = vm_index(plain)
+        assert names == want_names.tolist() and np.array_equal(idx, want_idx.reshape(-1)), trial
+        codes = rng.integers(0, 2, size=len(v)).astype(np.int32)  # 'x' is never used
+        d = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(["z", "y", "x"]))
+        want_names, want_idx = np.unique(np.array(d.to_pylist(), dtype=str), return_inverse=True)
+        names, idx = vm_index(d)
+        assert names == want_names.tolist() and np.array_equal(idx, want_idx.reshape(-1)), trial

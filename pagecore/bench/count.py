@@ -2,20 +2,18 @@
 
 ``pagecore share``, the workflow and ``bigcount`` all count with
 :func:`pagecore.sharing.count_sharing` (every vocabulary, attribution, top contents; salting
-is a second call with per-page sharing domains). This benchmark times exactly that call on
-synthetic hashes with Figure-4-like duplication over ``--vms`` VMs, beside
-
-* ``numpy.unique(return_counts=True)`` on the same hashes (the obvious way to count them), and
-* the previous counting path (a stable ``argsort`` by (salt, hash), then a Numba scan of the
-  sorted pages; kept here, unchanged, as :func:`count_sharing_sorted`), where its memory
-  (about 75 bytes per page) fits,
-
-and checks that each returns the same number of distinct contents. ``--verify`` also measures
-byte verification (:mod:`pagecore.verify`, what ``pagecore share`` does unless ``--no-verify``)
-on a synthetic raw dump with many duplicates: bytes compared per second against the read
-bandwidth of the same file, and ``pagecore share --no-verify``'s library path
-(:func:`pagecore.analyze.analyze_page_tables`, reading Parquet page tables) split into loading
-and counting. Nothing here asserts a speed.
+is a second call with per-page sharing domains; :func:`pagecore.sharing.fastcount.count_hashes`
+is a wrapper of it). This benchmark times exactly that call on synthetic hashes with
+Figure-4-like duplication over ``--vms`` VMs, beside ``numpy.unique(return_counts=True)`` on
+the same hashes (the obvious way to count them, and the baseline: it finds only the distinct
+contents and their copies), checks that both find the same number of distinct contents, and
+prints wall and CPU time (CPU = process time, which other sessions on the machine do not
+inflate as much) with ratios. ``--verify`` also measures byte verification
+(:mod:`pagecore.pages.verify`, what ``pagecore share`` does unless ``--no-verify``) on a
+synthetic raw dump with many duplicates: bytes compared per second against the read bandwidth
+of the same file, and ``pagecore share --no-verify``'s library path
+(:func:`pagecore.experiments.analyze.analyze_page_tables`, reading Parquet page tables) split
+into loading and counting. Nothing here asserts a speed.
 """
 
 from __future__ import annotations
@@ -25,176 +23,6 @@ import sys
 import time
 
 import numpy as np
-from numba import njit
-
-from pagecore._jit import SERIAL
-from pagecore.sharing.counts import (
-    N_TOTALS,
-    N_VM,
-    T_DISTINCT,
-    T_INELIGIBLE,
-    T_INTER,
-    T_INTER_SHARED,
-    T_INTRA,
-    T_KSM_SHARED,
-    T_KSM_SHARING,
-    T_KSM_UNSHARED,
-    T_KSM_ZERO,
-    T_PAGES,
-    T_RECLAIMED,
-    T_SHARED,
-    T_SHARED_GROUPS,
-    T_UNSHARED,
-    T_ZERO,
-    T_ZERO_SAVED,
-    V_ALONE_RECLAIMED,
-    V_ALONE_SHARED,
-    V_INELIGIBLE,
-    V_INTER_SHARED,
-    V_PAGES,
-    V_SHARED,
-    V_ZERO,
-    V_ZERO_SHARED,
-    SharingCounts,
-)
-
-OLD_BYTES_PER_PAGE = 75  # measured from the allocations of count_sharing_sorted below
-
-
-# ----------------------------------------------------------------------------- old path
-@njit(**SERIAL)
-def _scan(h, s, vm, z, el, nvm, use_zero_pages, max_page_sharing, tot, per_vm, svd, grp_start, grp_count, grp_vms):
-    """Scan pages sorted by (salt, hash). Writes ``tot`` (int64[N_TOTALS]), ``per_vm``
-    (int64[nvm, N_VM]), ``svd`` (float64[nvm], esxtop SHRDSVD in pages) and the start index
-    copy count and number of VMs of every shared content (``grp_*``, int64[n]); returns how
-    many shared contents there are."""
-    n = h.shape[0]
-    cnt = np.zeros(nvm, np.int64)
-    touched = np.empty(nvm, np.int64)
-    ngrp = 0
-    i = 0
-    while i < n:
-        j = i + 1
-        while j < n and h[j] == h[i] and s[j] == s[i]:
-            j += 1
-        # run [i, j) has one (salt, hash); eligible pages are one content
-        c = 0
-        k = 0
-        zz = False
-        first = -1
-        for p in range(i, j):
-            v = vm[p]
-            per_vm[v, V_PAGES] += 1
-            tot[T_PAGES] += 1
-            if z[p]:
-                per_vm[v, V_ZERO] += 1
-                tot[T_ZERO] += 1
-            if not el[p]:
-                tot[T_INELIGIBLE] += 1
-                tot[T_UNSHARED] += 1
-                tot[T_DISTINCT] += 1
-                tot[T_KSM_UNSHARED] += 1
-                per_vm[v, V_INELIGIBLE] += 1
-                continue
-            if first < 0:
-                first = p
-                zz = z[p]
-            c += 1
-            if cnt[v] == 0:
-                touched[k] = v
-                k += 1
-            cnt[v] += 1
-        if c > 0:
-            tot[T_DISTINCT] += 1
-            if use_zero_pages and zz:
-                tot[T_KSM_ZERO] += c
-            elif c >= 2:
-                # full KSM pages of max_page_sharing mappings, then one more for the rest;
-                # a single leftover copy has no partner to start a new KSM page (mm/ksm.c
-                # stable_tree_search: all dups full -> wait for an unstable-tree match)
-                kp = (c + max_page_sharing - 1) // max_page_sharing
-                left = 0
-                if c % max_page_sharing == 1:
-                    kp -= 1
-                    left = 1
-                tot[T_KSM_SHARED] += kp
-                tot[T_KSM_SHARING] += c - kp - left
-                tot[T_KSM_UNSHARED] += left
-            else:
-                tot[T_KSM_UNSHARED] += 1
-            if c >= 2:
-                tot[T_SHARED] += c
-                tot[T_SHARED_GROUPS] += 1
-                tot[T_RECLAIMED] += c - 1
-                tot[T_INTRA] += c - k
-                tot[T_INTER] += k - 1
-                if zz:
-                    tot[T_ZERO_SAVED] += c - 1
-                if k >= 2:
-                    tot[T_INTER_SHARED] += c
-                frac = (c - 1) / c
-                for t in range(k):
-                    v = touched[t]
-                    cv = cnt[v]
-                    per_vm[v, V_SHARED] += cv
-                    svd[v] += cv * frac
-                    if zz:
-                        per_vm[v, V_ZERO_SHARED] += cv
-                    if k >= 2:
-                        per_vm[v, V_INTER_SHARED] += cv
-                    if cv >= 2:
-                        per_vm[v, V_ALONE_SHARED] += cv
-                        per_vm[v, V_ALONE_RECLAIMED] += cv - 1
-                grp_start[ngrp] = first
-                grp_count[ngrp] = c
-                grp_vms[ngrp] = k
-                ngrp += 1
-            else:
-                tot[T_UNSHARED] += 1
-        for t in range(k):
-            cnt[touched[t]] = 0
-        i = j
-    return ngrp
-
-
-def count_sharing_sorted(
-    hashes, zero, vm, vm_names, *, salt=None, eligible=None, use_zero_pages=False, max_page_sharing=256, top_n=10
-) -> SharingCounts:
-    """The counting path before issue 18 (sort, then scan), unchanged, as a baseline."""
-    n = hashes.shape[0]
-    nvm = len(vm_names)
-    vm = vm.astype(np.int64, copy=False)
-    if salt is None:
-        order = np.argsort(hashes, kind="stable")
-        s_sorted = np.zeros(n, np.int64)
-    else:
-        salt = np.asarray(salt, dtype=np.int64)
-        order = np.lexsort((hashes, salt))
-        s_sorted = salt[order]
-    el = np.ones(n, np.bool_) if eligible is None else np.asarray(eligible, dtype=np.bool_)
-    h_sorted = hashes[order]
-    tot = np.zeros(N_TOTALS, np.int64)
-    per_vm = np.zeros((nvm, N_VM), np.int64)
-    svd = np.zeros(nvm, np.float64)
-    gs = np.empty(n, np.int64)
-    gc = np.empty(n, np.int64)
-    gk = np.empty(n, np.int64)
-    z_sorted = zero[order]
-    ng = _scan(
-        h_sorted, s_sorted, vm[order], z_sorted, el[order], nvm, use_zero_pages, max_page_sharing, tot, per_vm, svd,
-        gs, gc, gk,
-    )  # fmt: skip
-    top = []
-    if ng and top_n > 0:
-        pick = np.argsort(-gc[:ng], kind="stable")[:top_n]
-        for g in pick:
-            a = int(gs[g])
-            top.append((int(h_sorted[a]), int(s_sorted[a]), int(gc[g]), int(gk[g]), bool(z_sorted[a])))
-        top.sort(key=lambda t: (-t[2], t[0], t[1]))
-    return SharingCounts(
-        vm_names=list(vm_names), totals=tot, per_vm=per_vm, shrdsvd=svd, top=top,
-        use_zero_pages=bool(use_zero_pages), max_page_sharing=int(max_page_sharing), top_n=top_n,
-    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -248,19 +76,18 @@ def _timed(fn, repeat: int):
 
 
 # ----------------------------------------------------------------------------- counting
-def bench_count(n: int, vms: int = 100, repeat: int = 2, seed: int = 0, old: str = "auto") -> list[dict]:
-    """Rows (method, wall s, CPU s, pages/s, distinct contents) for counting ``n`` pages.
-
-    ``old``: run the previous sort-then-scan path ``"yes"``, ``"no"`` or ``"auto"`` (when its
-    ~75 bytes per page fit in the available memory with room to spare).
-    """
+def bench_count(n: int, vms: int = 100, repeat: int = 2, seed: int = 0, salts: bool = True) -> list[dict]:
+    """Rows (method, wall s, CPU s, distinct contents) for counting ``n`` pages over ``vms`` VMs:
+    :func:`pagecore.sharing.count_sharing` as ``share`` calls it, with salts (``share
+    --salting 2``: pairs of VMs share a salt) when ``salts`` and memory allow, and
+    ``numpy.unique(return_counts=True)``."""
     from pagecore.sharing import count_sharing
     from pagecore.sharing.counts import T_DISTINCT
     from pagecore.sharing.salting import salt_domains
 
     h, z, vm = make_pages(n, vms, seed=seed)
     names = [f"vm{i:03d}" for i in range(vms)]
-    # compile outside the timing (every dtype combination used below)
+    # compile (or load from the cache) outside the timing, for the dtypes used below
     count_sharing(h[:1000], z[:1000], vm[:1000], names)
     count_sharing(h[:1000], z[:1000], vm[:1000], names, salt=np.zeros(1000, np.int64))
     rows = []
@@ -270,7 +97,7 @@ def bench_count(n: int, vms: int = 100, repeat: int = 2, seed: int = 0, old: str
         rows.append({"method": name, "wall_s": wall, "cpu_s": cpu, "distinct": int(distinct_of(out))})
 
     add("count_sharing (share, workflow, bigcount)", lambda: count_sharing(h, z, vm, names), lambda c: c.t(T_DISTINCT))
-    if _mem_available() > n * 48:
+    if salts and _mem_available() > n * 40:  # salt 8 + records 8 + salts scratch 8 bytes per page, with room
         # share --salting 2 with pairs of VMs sharing a salt: the second count_sharing call
         dom = salt_domains(names, 2, {nm: str(i // 2) for i, nm in enumerate(names)})
         salt = dom[vm]
@@ -281,35 +108,22 @@ def bench_count(n: int, vms: int = 100, repeat: int = 2, seed: int = 0, old: str
         )
         del salt
     add("numpy.unique(return_counts=True)", lambda: np.unique(h, return_counts=True), lambda r: len(r[0]))
-    run_old = old == "yes" or (old == "auto" and _mem_available() > n * (OLD_BYTES_PER_PAGE + 16))
-    if run_old:
-        count_sharing_sorted(h[:1000], z[:1000], vm[:1000], names)
-        add(
-            "previous path: argsort + scan",
-            lambda: count_sharing_sorted(h, z, vm, names),
-            lambda c: c.t(T_DISTINCT),
-        )
-    else:
-        rows.append({"method": "previous path: argsort + scan", "skipped": f"needs ~{OLD_BYTES_PER_PAGE} B/page"})
     want = rows[0]["distinct"]
     for r in rows:
-        if r.get("distinct", want) not in (want, -1):
+        if r["distinct"] not in (want, -1):
             raise AssertionError(f"{r['method']} counted {r['distinct']} distinct contents, expected {want}")
     return rows
 
 
 def print_count(n: int, vms: int, rows: list[dict], repeat: int) -> None:
-    mine = rows[0]
+    base = next(r for r in rows if r["method"].startswith("numpy.unique"))
     print(f"counting {n:,} page hashes over {vms} VMs (best of {repeat}; one core; CPU = process time)")
-    print(f"{'':<46}{'wall':>19}{'CPU':>19}{'count_sharing faster by':>25}")
-    print(f"{'method':<46}{'s':>8}{'M pages/s':>11}{'s':>8}{'M pages/s':>11}{'x (wall)':>12}{'x (CPU)':>13}")
+    print(f"{'':<46}{'wall':>19}{'CPU':>19}{'numpy.unique time / this':>26}")
+    print(f"{'method':<46}{'s':>8}{'M pages/s':>11}{'s':>8}{'M pages/s':>11}{'x (wall)':>12}{'x (CPU)':>14}")
     for r in rows:
-        if "skipped" in r:
-            print(f"{r['method']:<46}  skipped ({r['skipped']})")
-            continue
         print(
             f"{r['method']:<46}{r['wall_s']:>8.2f}{n / r['wall_s'] / 1e6:>11.1f}{r['cpu_s']:>8.2f}"
-            f"{n / r['cpu_s'] / 1e6:>11.1f}{r['wall_s'] / mine['wall_s']:>12.2f}{r['cpu_s'] / mine['cpu_s']:>13.2f}"
+            f"{n / r['cpu_s'] / 1e6:>11.1f}{base['wall_s'] / r['wall_s']:>12.2f}{base['cpu_s'] / r['cpu_s']:>14.2f}"
         )
     print()
 
@@ -421,14 +235,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vms", type=int, default=100, help="VMs the pages belong to (default 100)")
     p.add_argument("--repeat", type=int, default=2, help="repetitions; the best is reported (default 2)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--old", choices=["auto", "yes", "no"], default="auto", help="run the previous path (default auto)")
+    p.add_argument("--no-salts", action="store_true", help="skip the salted call (share --salting)")
     p.add_argument("--verify", action="store_true", help="also measure share --no-verify and byte verification")
     p.add_argument("--verify-mib", type=int, default=512, help="size of the synthetic raw dump (default 512 MiB)")
     p.add_argument("--tmpdir", default=None, help="where to write the synthetic dump (default: system temp)")
     args = p.parse_args(argv)
     for x in args.pages:
         n = int(x)
-        rows = bench_count(n, args.vms, args.repeat, args.seed, args.old)
+        rows = bench_count(n, args.vms, args.repeat, args.seed, not args.no_salts)
         print_count(n, args.vms, rows, args.repeat)
     if args.verify:
         r = bench_share(args.verify_mib, args.repeat, args.seed, args.tmpdir)

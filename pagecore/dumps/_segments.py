@@ -249,6 +249,7 @@ class SegmentReader(MmapReader):
                     self._release(*prev)
                 start = base + (lo - first) * ps
                 self._check_size()
+                self._populate(start, (hi - lo) * ps)
                 pages = buf[start : start + (hi - lo) * ps].reshape(hi - lo, ps)
                 self.stats.pages_read += hi - lo
                 yield PageChunk(np.arange(lo, hi, dtype=np.uint64), pages)

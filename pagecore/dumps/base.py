@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -236,6 +237,20 @@ class MmapReader(DumpReader):
                 expected="an input that nothing writes while pagecore reads it",
                 hint="wait until the producer has finished (or copy the dump) and run again",
             )
+
+    #: ``MADV_POPULATE_READ`` (Linux 5.14): map a range's cached pages in one call instead of
+    #: one page fault per 64 KiB (1.5 times faster hashing of a cached raw dump, issue 18)
+    _MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22 if sys.platform.startswith("linux") else None)
+
+    def _populate(self, start: int, length: int) -> None:
+        """Map ``[start, start + length)`` before it is read (a hint: failures are ignored)."""
+        adv = self._MADV_POPULATE_READ
+        if self._mm is not None and adv is not None and length > 0:
+            lo = start - start % mmap.PAGESIZE
+            try:
+                self._mm.madvise(adv, lo, start + length - lo)
+            except (OSError, ValueError):  # an older kernel: fall back to page faults from now on
+                self._MADV_POPULATE_READ = None
 
     def _release(self, start: int, length: int) -> None:
         """Tell the kernel we are done with a mapped range, so resident memory stays bounded."""

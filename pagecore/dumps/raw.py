@@ -80,6 +80,7 @@ class RawReader(MmapReader):
             if prev is not None:
                 self._release(prev[0] * ps, (prev[1] - prev[0]) * ps)
             self._check_size()
+            self._populate(lo * ps, (hi - lo) * ps)
             pages = buf[lo * ps : hi * ps].reshape(hi - lo, ps)
             self.stats.pages_read += hi - lo
             yield PageChunk(np.arange(lo, hi, dtype=np.uint64), pages)

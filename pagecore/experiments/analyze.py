@@ -15,7 +15,7 @@ import numpy as np
 from pagecore import __version__
 from pagecore.dumps.dumplevel import bias_of
 from pagecore.errors import PagecoreError
-from pagecore.pages.tables import page_table_metadata, read_page_tables
+from pagecore.pages.tables import page_table_metadata, read_page_tables, vm_index
 from pagecore.pages.verify import unavailable_reason, verify_tables
 from pagecore.sharing import count_sharing
 from pagecore.sharing.salting import salt_domains
@@ -45,10 +45,9 @@ def hash_guarantee(keyed: bool, hash_bits: int, verified: bool) -> str:
 def load_pages(paths: Sequence[str | os.PathLike]):
     """Concatenated (hash, zero, vm index) arrays, the VM names and per-table metadata."""
     table = read_page_tables(paths, columns=["vm", "hash", "zero"])
-    vm_str = table["vm"].to_numpy(zero_copy_only=False).astype(str)
-    names, vm_idx = np.unique(vm_str, return_inverse=True)
+    names, vm_idx = vm_index(table["vm"])
     metas = [page_table_metadata(p) for p in paths]
-    return table["hash"].to_numpy(), table["zero"].to_numpy(zero_copy_only=False), vm_idx, list(names), metas
+    return table["hash"].to_numpy(), table["zero"].to_numpy(zero_copy_only=False), vm_idx, names, metas
 
 
 def host_view_mask(paths: Sequence[str | os.PathLike]) -> tuple[np.ndarray | None, str | None]:

@@ -38,36 +38,44 @@ content (unshared) here.
 
 How it counts (one core; issue 18)
 ----------------------------------
-1. **Histogram** (one read of the pages): per-VM pages, zero pages and ineligible pages, and
-   how many eligible pages fall in each of ``2**b`` buckets, chosen by the top ``b`` bits of
-   ``hash · 0x9E3779B97F4A7C15`` so that a bucket holds about :data:`BUCKET_TARGET` pages
-   (every hash bit counts, so a hash-prefix partition or a narrow hash still spreads evenly).
-2. **Scatter** (second read): eligible pages into bucket order, stably (input order within a
-   bucket), as hash, ``vm << 1 | zero`` and, with salts, salt.
-   At most ``2**L1_MAX_BITS`` (1024) such level-1 buckets, so the scatter writes to few
-   enough places at once; a larger set splits each level-1 bucket again, the same way by the
-   next bits, into a small copy (12 bytes × n / 1024 pages) that stays in cache.
-3. **Per bucket**, in cache: an open-addressing table (linear probing, 16-byte rows) maps
-   (salt, hash) to a group and counts its copies; contents seen once are finished from the
-   table; the pages of shared contents are then counting-sorted into one stretch per
-   group, where each group is tallied per VM (distinct VMs, copies per VM) for the
-   attribution, esxtop and per-VM counters, and offered to the top-contents list.
+1. **Histogram** (one read of the hashes and VM indices): ineligible pages (counted per VM
+   and left out), whether each VM's pages form one block, and how many eligible pages fall in
+   each of ``2**b1`` level-1 buckets, chosen by the top bits of the mixed key
+   ``k = hash · 0x9E3779B97F4A7C15`` (a bijection in which every hash bit counts, so a
+   hash-prefix partition or a narrow hash still spreads evenly).
+2. **Scatter** (second read): each eligible page becomes one 8-byte record in bucket order,
+   stably (input order within a bucket): ``k << b1 | vm << 1 | zero`` — the top ``b1`` bits
+   of ``k`` are the bucket, known from where the record is, so the payload rides in their
+   place (``b1`` is raised to the payload's width, at most :data:`L1_MAX_BITS`; with more
+   than 512 VMs the payload goes to a second, 4-byte array). With salts, the salt goes to a
+   third array. At most 1024 level-1 buckets, so the scatter writes to few enough places at
+   once; a larger set splits each level-1 bucket again, by the next bits of ``k``, into a
+   small copy that stays in cache, so sub-buckets hold about :data:`BUCKET_TARGET` pages.
+3. **Per sub-bucket**, in cache: an open-addressing table (linear probing, 32-byte rows: key,
+   copies and distinct VMs, the VM of the latest page with its run state and the zero flag of
+   the first page, salt) groups pages by (salt, key). When each VM's pages form one block,
+   a content's pages arrive VM by VM, so its (content, VM) pairs are runs, counted as they
+   close, and no per-content list of pages is needed; otherwise the runs are found by
+   visiting the sub-bucket's pages in VM order (a stable sort). A second pass over the pages
+   sums per VM, in registers while the VM stays the same, the pages of shared contents, of
+   shared zero contents, of contents in two or more VMs and SHRDSVD; a pass over the contents
+   gives the totals, the KSM counters and the top contents. A sub-bucket dominated by a few
+   heavy contents (the zero page) is large; its table starts with room for
+   :data:`HEAVY_GROUPS` contents and doubles as they arrive.
 
-Equal contents always land in the same bucket, so every count is exact. Groups are visited
-in (bucket, first appearance) order; ``shrdsvd`` (a float sum) may therefore differ in the
-last bits from a sum in another order. A content's first page (for its zero flag) is its
-first eligible page in input order, as before.
+Equal contents always land in the same sub-bucket, so every count is exact. ``shrdsvd`` (a
+float sum per VM, page by page) may differ in the last bits from a sum in another order. A
+content's first page (for its zero flag) is its first eligible page in input order.
 
 Bytes per page: the inputs (hash 8, zero 1, VM index 1–8 as given, optional salt 8 and
-eligibility 1) plus 12 bytes of scratch (16 + salt's 8 with salts) for the bucket-ordered
-copy, allocated by NumPy (transparent huge pages), plus the per-bucket arrays, sized by the
-largest bucket: up to 80 bytes per page *of that bucket* (a table of 2–4 16-byte rows per
-page, and 16 bytes of per-page and per-group indices). With uniform hashes that is a few
-hundred KiB; a content with very many copies (the zero page) makes its bucket large, e.g. 30 %
-zero pages add up to about 24 bytes per page overall. 500 M pages with a uint8 VM index and few
-zero pages: 5 GB of input + 6 GB of scratch. (The previous sort-then-scan path needed about
-75 bytes per page of scratch.) At most 2**31 − 1 pages per call: larger sets are counted by
-hash-prefix partitions (:mod:`.partition`).
+eligibility 1) plus 8 bytes of scratch (12 with more than 512 VMs, 8 more with salts) for the
+bucket-ordered records, allocated by NumPy (transparent huge pages), plus a copy of the
+largest level-1 bucket (8 bytes and 8 of indices per page of it) and its largest sub-bucket's
+table: with uniform hashes a few hundred KiB; a content with very many copies (the zero page)
+makes its bucket large, e.g. 30 % zero pages add about 5 bytes per page overall. 500 M pages
+with a uint8 VM index and few zero pages: 5 GB of input + 4 GB of scratch (the previous
+counting kernel needed 12 bytes per page, the sort-then-scan one before it about 75). At most
+2**31 − 1 pages per call: larger sets are counted by hash-prefix partitions (:mod:`.partition`).
 """
 
 from __future__ import annotations
@@ -78,7 +86,7 @@ import numpy as np
 from numba import njit
 
 from pagecore import PAGE_SIZE
-from pagecore._jit import JIT_DISABLED, SERIAL
+from pagecore._jit import INLINE, JIT_DISABLED, SERIAL
 
 MB = 1 << 20
 RMAP_ITEM_BYTES = 64  # sizeof(struct ksm_rmap_item) on 64-bit (kernel doc, "General profit")
@@ -117,42 +125,92 @@ RMAP_ITEM_BYTES = 64  # sizeof(struct ksm_rmap_item) on 64-bit (kernel doc, "Gen
 ) = range(9)
 
 
-#: level-1 buckets aim at this many eligible pages, so that a bucket's group table and
-#: per-page links stay in L2 (measured with ``pagecore bench count``)
-BUCKET_TARGET = 8192
+#: sub-buckets aim at this many eligible pages, so that a sub-bucket's group table (32 bytes
+#: per slot, two slots per page: 64 KiB) stays in cache beside the level-1 bucket being split
+#: (512, 1024 and 4096 measured at 20 M hashes, best of 5: 1024 was fastest, by about 8 %)
+BUCKET_TARGET = 1024
 
 #: at most this many bits of level-1 buckets: 1024 write streams keep the scatter out of TLB
 #: and cache trouble; larger sets split each level-1 bucket again in a small copy
 L1_MAX_BITS = 10
 
-_C1 = np.uint64(0x9E3779B97F4A7C15)  # bucket mixer (golden ratio)
+#: a sub-bucket's group table starts with room for at most this many contents and doubles
+#: when it fills (only sub-buckets dominated by a few heavy contents, such as the zero page,
+#: are this large)
+HEAVY_GROUPS = 1 << 16
+
+_C1 = np.uint64(0x9E3779B97F4A7C15)  # key mixer (golden ratio), a bijection of uint64
+_C1_INV = np.uint64(pow(0x9E3779B97F4A7C15, -1, 1 << 64))  # its inverse, to report a hash
 _C2 = np.uint64(0xBF58476D1CE4E5B9)  # slot mixer (splitmix64)
 _C3 = np.uint64(0x94D049BB133111EB)  # salt mixer (splitmix64)
 _M64 = (1 << 64) - 1
 _SIGN = np.int64(-(1 << 63))
-_LOW32 = (1 << 32) - 1  # flips int64 order into uint64 order
+_LOW32 = (1 << 32) - 1
+# a group's row in the table: key, A = copies | distinct VMs << 32,
+# B = VM of its latest page | RUN2 (that VM's run has >= 2 pages) | ZZ (first page is zero), salt
+_K1 = np.int64(1 << 32)
+_RUN2 = np.int64(1 << 32)
+_ZZ = np.int64(1 << 33)
+_NONE = np.int64(_LOW32)  # "no VM yet" in B
 
 
-@njit(**SERIAL)
-def _bucket(h, shift):
-    """Level-1 bucket of hash ``h``: the top bits of ``h·C1`` (every bit of ``h`` counts, so
-    hashes narrower than 64 bits or a partition's fixed prefix still spread evenly)."""
-    return np.int64((h * _C1) >> np.uint64(shift))
+@njit(**INLINE)
+def _mix(h):
+    """The mixed key ``h·C1`` (uint64): every bit of ``h`` reaches its top bits, which choose
+    the buckets (so hashes narrower than 64 bits or a partition's fixed prefix still spread)."""
+    return h * _C1
 
 
-@njit(**SERIAL)
-def _slot(h, s, shift):
-    """Home slot of (hash, salt) in a table of ``2**(64 - shift)`` slots."""
-    return np.int64(((h ^ (np.uint64(s) * _C3)) * _C2) >> np.uint64(shift))
+@njit(**INLINE)
+def _record(k, b1, p, packed):
+    """A page's 8-byte record: ``k << b1 | payload`` when packed (the top ``b1`` bits of ``k``
+    are its level-1 bucket, known from where it is stored), else ``k``."""
+    if packed:
+        return (k << np.uint64(b1)) | np.uint64(p)
+    return k
+
+
+@njit(**INLINE)
+def _top(x, drop, keep):
+    """Bits ``[64 - drop - keep, 64 - drop)`` of ``x`` as an int: ``(x << drop) >> (64 - keep)``."""
+    return np.int64((np.uint64(x) << np.uint64(drop)) >> np.uint64(64 - keep))
+
+
+@njit(**INLINE)
+def _slot(key, s, shift):
+    """Home slot of (key, salt) in a table of ``2**(64 - shift)`` slots."""
+    return np.int64(((np.uint64(key) ^ (np.uint64(s) * _C3)) * _C2) >> np.uint64(shift))
+
+
+@njit(**INLINE)
+def _hash_of(key, bucket, b1, packed):
+    """The page hash (as int64 bits) of a group's key in level-1 bucket ``bucket``."""
+    k = np.uint64(key)
+    if packed:
+        k = (np.uint64(bucket) << np.uint64(64 - b1)) | (k >> np.uint64(b1))
+    return np.int64(k * _C1_INV)
 
 
 if JIT_DISABLED:  # plain Python (coverage runs): NumPy scalars would warn on the wrap-around
 
-    def _bucket(h, shift):  # the same mixers on Python integers
-        return ((int(h) * int(_C1)) & _M64) >> shift
+    def _mix(h):
+        return (int(h) * int(_C1)) & _M64
 
-    def _slot(h, s, shift):
-        return (((int(h) ^ ((int(s) * int(_C3)) & _M64)) * int(_C2)) & _M64) >> shift
+    def _record(k, b1, p, packed):
+        return ((int(k) << b1) & _M64) | int(p) if packed else int(k)
+
+    def _top(x, drop, keep):
+        return ((int(x) << drop) & _M64) >> (64 - keep)
+
+    def _slot(key, s, shift):
+        return (((int(key) & _M64 ^ ((int(s) * int(_C3)) & _M64)) * int(_C2)) & _M64) >> shift
+
+    def _hash_of(key, bucket, b1, packed):
+        k = int(key) & _M64
+        if packed:
+            k = (int(bucket) << (64 - b1)) | (k >> b1)
+        k = (k * int(_C1_INV)) & _M64
+        return k - (1 << 64) if k >= 1 << 63 else k
 
 
 @njit(**SERIAL)
@@ -196,83 +254,213 @@ def _top_insert(c, s, h, k, zz, top_c, top_s, top_h, top_k, top_z, ntop):
 
 
 @njit(**SERIAL)
-def _group_bucket(
-    bh, bhi, bp, bs, lo, m, has_s, use_zero_pages, max_page_sharing, tab, tsalt, g_slot, pslot, gv, cnt, touched,
-    per_vm, svd, top_c, top_s, top_h, top_k, top_z, ntop, acc,
-):  # fmt: skip
-    """Group the ``m`` pages at ``lo`` of one bucket and count them (see :func:`_count`); adds
-    to ``acc`` (distinct, shared, groups, vms_sum, zero_saved, inter_shared, KSM shared,
-    sharing, unshared, zero) and returns the new size of the top list."""
-    ntop_max = top_c.shape[0]
-    distinct = shared = groups = vms_sum = zero_saved = inter_shared = 0
-    ksm_shared = ksm_sharing = ksm_unshared = ksm_zero = 0
-    tbits = _log2_at_least(2 * m)
+def _run_step(tab, j, v, pairs, singles):
+    """Page of VM ``v`` joins the group in row ``j``, whose pages arrive VM by VM: extend the
+    current run or close it (a closed run is one (content, VM) pair of a shared content;
+    ``singles`` counts those with one copy)."""
+    b = tab[j, 2]
+    lv = b & _LOW32
+    if v == lv:
+        tab[j, 2] = b | _RUN2
+    elif lv == _NONE:
+        tab[j, 2] = (b & _ZZ) | v
+        tab[j, 1] += _K1
+    else:
+        pairs[lv] += 1
+        if (b & _RUN2) == 0:
+            singles[lv] += 1
+        tab[j, 2] = (b & _ZZ) | v
+        tab[j, 1] += _K1
+
+
+@njit(**INLINE)
+def _find(tab, mask, shift, key, sk, has_s):
+    """Row of (key, salt), or of the empty slot where it belongs."""
+    j = _slot(key, sk, shift)
+    while tab[j, 1] != 0 and not (tab[j, 0] == key and (not has_s or tab[j, 3] == sk)):
+        j = (j + 1) & mask
+    return j
+
+
+@njit(**SERIAL)
+def _grow(tab, tbits, gslot, ng, has_s):
+    """A table of twice the slots holding the same groups (``gslot`` updated)."""
+    tbits += 1
+    new = np.zeros((1 << tbits, 4), np.int64)
     mask = (1 << tbits) - 1
-    shift2 = 64 - tbits
-    ng = 0
-    for i in range(m):
-        key = bhi[lo + i]
-        sk = bs[lo + i] if has_s else np.int64(0)
-        j = _slot(bh[lo + i], sk, shift2)
+    shift = 64 - tbits
+    for g in range(ng):
+        j = gslot[g]
+        q = _find(new, mask, shift, tab[j, 0], tab[j, 3], has_s)
+        for c in range(4):
+            new[q, c] = tab[j, c]
+        gslot[g] = q
+    return new, tbits
+
+
+@njit(**SERIAL)
+def _insert(keys, pay, sal, lo, i0, m, pmask, packed, has_s, vm_blocks, tab, tbits, pslot, gslot, ng, pairs, singles):
+    """Pass A over pages ``i0 <= i < m`` of the sub-bucket at ``lo``: find or insert each page's
+    group (row ``pslot[i]``), count its copies; with each VM's pages in one block, a group's
+    pages arrive VM by VM, so its (content, VM) pairs are runs, tracked here (see
+    :func:`_run_step`, written out here because the call costs more than its body). Returns
+    (next page, groups) early when the table of ``2**tbits`` slots becomes half full."""
+    mask = (1 << tbits) - 1
+    shift = 64 - tbits
+    keymask = ~pmask
+    half = 1 << (tbits - 1)
+    for i in range(i0, m):
+        r = keys[lo + i]
+        if packed:
+            p = r & pmask
+            key = r & keymask
+        else:
+            p = np.int64(pay[lo + i])
+            key = r
+        v = p >> 1
+        sk = sal[lo + i] if has_s else np.int64(0)
+        j = _slot(key, sk, shift)
         while True:
-            meta = tab[j, 1]
-            if meta == 0:
+            a = tab[j, 1]
+            if a == 0:
                 tab[j, 0] = key
-                tab[j, 1] = (i << 32) | 1
+                tab[j, 1] = _K1 | 1
+                tab[j, 2] = v | ((p & 1) << 33)
                 if has_s:
-                    tsalt[j] = sk
-                g_slot[ng] = j
+                    tab[j, 3] = sk
+                gslot[ng] = j
                 ng += 1
                 break
-            if tab[j, 0] == key and (not has_s or tsalt[j] == sk):
-                tab[j, 1] = meta + 1
+            if tab[j, 0] == key and (not has_s or tab[j, 3] == sk):
+                if vm_blocks:
+                    b = tab[j, 2]
+                    lv = b & _LOW32
+                    if v == lv:
+                        tab[j, 2] = b | _RUN2
+                        tab[j, 1] = a + 1
+                    else:
+                        pairs[lv] += 1
+                        if (b & _RUN2) == 0:
+                            singles[lv] += 1
+                        tab[j, 2] = (b & _ZZ) | v
+                        tab[j, 1] = a + 1 + _K1
+                else:
+                    tab[j, 1] = a + 1
                 break
             j = (j + 1) & mask
         pslot[i] = j
-    distinct += ng
-    # contents seen once are done; shared ones get a stretch of gv (counting sort by group)
-    off = 0
+        if ng > half:
+            return i + 1, ng
+    return m, ng
+
+
+@njit(**SERIAL)
+def _group(
+    keys, pay, sal, lo, m, pmask, packed, has_s, vm_blocks, bucket, b1, use_zero_pages, max_page_sharing, tab, tbits,
+    pslot, gslot, hist, pairs, singles, svd, frac, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+):  # fmt: skip
+    """Group the ``m`` records at ``lo`` of one sub-bucket by (salt, key) and count them
+    (:func:`_insert`, then :func:`_tally`). Uses the first ``2**tbits`` rows of ``tab``;
+    returns (new top size, table): the table grows when more than half full, and is left all
+    empty."""
+    i = 0
+    ng = 0
+    while True:
+        i, ng = _insert(keys, pay, sal, lo, i, m, pmask, packed, has_s, vm_blocks, tab, tbits, pslot, gslot, ng, pairs,
+                        singles)  # fmt: skip
+        if i == m:
+            break
+        # a heavy sub-bucket with more contents than planned: twice the slots, rows moved
+        tab, tbits = _grow(tab, tbits, gslot, ng, has_s)
+        mask = (1 << tbits) - 1
+        shift = 64 - tbits
+        for q in range(i):
+            r = keys[lo + q]
+            pslot[q] = _find(tab, mask, shift, r & ~pmask if packed else r, sal[lo + q] if has_s else 0, has_s)
+    if not vm_blocks:  # visit the pages VM by VM (stably) to find the runs
+        vs = np.empty(m, np.int64)
+        for q in range(m):
+            vs[q] = ((keys[lo + q] & pmask) if packed else np.int64(pay[lo + q])) >> 1
+        for g in range(ng):
+            j = gslot[g]
+            tab[j, 2] = (tab[j, 2] & _ZZ) | _NONE
+            tab[j, 1] &= _LOW32
+        for q in np.argsort(vs, kind="mergesort"):
+            _run_step(tab, pslot[q], vs[q], pairs, singles)
+    ntop = _tally(
+        keys, pay, lo, m, pmask, packed, has_s, bucket, b1, use_zero_pages, max_page_sharing, tab, pslot, gslot, ng,
+        hist, pairs, singles, svd, frac, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+    )  # fmt: skip
+    return ntop, tab
+
+
+@njit(**SERIAL)
+def _tally(
+    keys, pay, lo, m, pmask, packed, has_s, bucket, b1, use_zero_pages, max_page_sharing, tab, pslot, gslot, ng, hist,
+    pairs, singles, svd, frac, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+):  # fmt: skip
+    """Passes B and C over a grouped sub-bucket: adds to ``hist`` (int64[nvm, 8]: pages, zero
+    pages, shared, zero shared, inter-VM shared pages per VM; ``frac[c]`` is (c - 1) / c),
+    ``pairs``, ``singles``, ``svd`` and ``acc`` (distinct, shared, groups,
+    vms_sum, zero_saved, inter_shared, KSM shared, sharing, unshared, zero); empties the rows;
+    returns the new size of the top list."""
+    ntop_max = top_c.shape[0]
+    # ---- pass B: per VM, pages, zero pages, pages of shared contents, of shared zero contents
+    # and of contents in >= 2 VMs, and SHRDSVD; summed in registers while the VM stays the
+    # same (each VM's pages are one stretch of a sub-bucket when its pages are one block)
+    cur = np.int64(-1)
+    n_pages = n_zero = n_shared = n_zz = n_inter = 0
+    f_svd = 0.0
+    for i in range(m + 1):
+        if i < m:
+            p = (keys[lo + i] & pmask) if packed else np.int64(pay[lo + i])
+            v = p >> 1
+        else:
+            v = np.int64(-2)
+        if v != cur:
+            if cur >= 0:
+                hist[cur, 0] += n_pages
+                hist[cur, 1] += n_zero
+                hist[cur, 2] += n_shared
+                hist[cur, 3] += n_zz
+                hist[cur, 4] += n_inter
+                svd[cur] += f_svd
+            if i == m:
+                break
+            cur = v
+            n_pages = n_zero = n_shared = n_zz = n_inter = 0
+            f_svd = 0.0
+        j = pslot[i]
+        a = tab[j, 1]
+        c = a & _LOW32
+        sh = np.int64(1) if c >= 2 else np.int64(0)
+        n_pages += 1
+        n_zero += p & 1
+        n_shared += sh
+        n_zz += sh & (tab[j, 2] >> 33)
+        n_inter += np.int64(1) if (a >> 32) >= 2 else np.int64(0)
+        f_svd += frac[c] if c < frac.shape[0] else (c - 1) / c
+    # ---- per group: totals, the last run of each shared content, the top list; empty the row
+    shared = groups = vms_sum = zero_saved = inter_shared = 0
+    ksm_shared = ksm_sharing = ksm_unshared = ksm_zero = 0
     for g in range(ng):
-        j = g_slot[g]
-        meta = tab[j, 1]
-        c = meta & _LOW32
+        j = gslot[g]
+        a = tab[j, 1]
+        b = tab[j, 2]
+        tab[j, 1] = 0
+        c = a & _LOW32
+        zz = (b & _ZZ) != 0
         if c < 2:
-            tab[j, 1] = 0
-            if use_zero_pages and (bp[lo + (meta >> 32)] & np.uint32(1)) != 0:
+            if use_zero_pages and zz:
                 ksm_zero += 1
             else:
                 ksm_unshared += 1
-        else:
-            tab[j, 1] = (off << 32) | c
-            off += c
-    for i in range(m):
-        j = pslot[i]
-        meta = tab[j, 1]
-        if (meta & _LOW32) >= 2:
-            gv[meta >> 32] = bp[lo + i]
-            tab[j, 1] = meta + (1 << 32)
-    for g in range(ng):
-        j = g_slot[g]
-        meta = tab[j, 1]
-        c = meta & _LOW32
-        if c < 2:
             continue
-        tab[j, 1] = 0
-        e = meta >> 32
-        f = e - c  # the group's first page, in input order
-        zz = (gv[f] & np.uint32(1)) != 0
-        if c == 2:  # the commonest shared content: two pages, no tally array needed
-            v1 = np.int64(gv[f] >> np.uint32(1))
-            v2 = np.int64(gv[f + 1] >> np.uint32(1))
-            k = 2 if v1 != v2 else 1
-        else:
-            k = 0
-            for p in range(f, e):
-                v = np.int64(gv[p] >> np.uint32(1))
-                if cnt[v] == 0:
-                    touched[k] = v
-                    k += 1
-                cnt[v] += 1
+        k = a >> 32
+        lv = b & _LOW32
+        pairs[lv] += 1
+        if (b & _RUN2) == 0:
+            singles[lv] += 1
         if use_zero_pages and zz:
             ksm_zero += c
         elif c <= max_page_sharing:
@@ -292,47 +480,17 @@ def _group_bucket(
             ksm_unshared += left
         shared += c
         groups += 1
+        vms_sum += k
         if zz:
             zero_saved += c - 1
-        if c == 2:
-            if k == 2:
-                inter_shared += 2
-                for v in (v1, v2):
-                    per_vm[v, V_SHARED] += 1
-                    per_vm[v, V_INTER_SHARED] += 1
-                    svd[v] += 0.5
-                    if zz:
-                        per_vm[v, V_ZERO_SHARED] += 1
-            else:
-                per_vm[v1, V_SHARED] += 2
-                per_vm[v1, V_ALONE_SHARED] += 2
-                per_vm[v1, V_ALONE_RECLAIMED] += 1
-                svd[v1] += 1.0
-                if zz:
-                    per_vm[v1, V_ZERO_SHARED] += 2
-        else:
-            if k >= 2:
-                inter_shared += c
-            frac = (c - 1) / c
-            for t in range(k):
-                v = touched[t]
-                cv = cnt[v]
-                cnt[v] = 0
-                per_vm[v, V_SHARED] += cv
-                svd[v] += cv * frac
-                if zz:
-                    per_vm[v, V_ZERO_SHARED] += cv
-                if k >= 2:
-                    per_vm[v, V_INTER_SHARED] += cv
-                if cv >= 2:
-                    per_vm[v, V_ALONE_SHARED] += cv
-                    per_vm[v, V_ALONE_RECLAIMED] += cv - 1
-        vms_sum += k
+        if k >= 2:
+            inter_shared += c
         if ntop_max and (ntop < ntop_max or c >= top_c[ntop_max - 1]):  # rarely true once full
             ntop = _top_insert(
-                c, tsalt[j] if has_s else np.int64(0), tab[j, 0], k, zz, top_c, top_s, top_h, top_k, top_z, ntop
-            )
-    acc[0] += distinct
+                c, tab[j, 3] if has_s else np.int64(0), _hash_of(tab[j, 0], bucket, b1, packed), k, zz,
+                top_c, top_s, top_h, top_k, top_z, ntop,
+            )  # fmt: skip
+    acc[0] += ng
     acc[1] += shared
     acc[2] += groups
     acc[3] += vms_sum
@@ -347,16 +505,18 @@ def _group_bucket(
 
 @njit(**SERIAL)
 def _count(
-    h, s, vm, z, el, nvm, use_zero_pages, max_page_sharing, target, l1_max, bh, bhi, bp, bs, tot, per_vm, svd, top
-):
-    """Every count of :class:`SharingCounts` in two passes over the pages plus one pass per
-    cache-sized bucket (see the module docstring, "How it counts").
+    h, s, vm, z, el, nvm, use_zero_pages, max_page_sharing, target, b1, packed, keys, keysi, pay, sal, tot, per_vm,
+    svd, top,
+):  # fmt: skip
+    """Every count of :class:`SharingCounts` in two passes over the pages plus a few passes over
+    each cache-sized sub-bucket (see the module docstring, "How it counts").
 
     ``s``, ``vm``, ``z``, ``el`` may be empty, meaning salt 0, VM 0, not zero and eligible for
-    every page. ``bh`` (uint64[n]; ``bhi`` is its int64 view), ``bp`` (uint32[n]) and ``bs``
-    (int64[n], or empty without salts) are scratch space for the eligible pages in bucket
-    order: hash, ``vm << 1 | zero`` and salt (NumPy allocates them, with transparent huge
-    pages, which the scatter needs).
+    every page. ``keys`` (uint64[n]; ``keysi`` is its int64 view), ``pay`` (uint32[n], or
+    empty when ``packed``) and ``sal`` (int64[n], or empty without salts) are scratch space for
+    the eligible pages' records in bucket order (NumPy allocates them, with transparent huge
+    pages, which the scatter needs). ``b1`` level-1 bucket bits; ``packed``: a page's
+    ``vm << 1 | zero`` fits in ``b1`` bits and is stored in its record.
     Writes ``tot`` (int64[N_TOTALS]), ``per_vm`` (int64[nvm, N_VM]), ``svd``
     (float64[nvm]) and the top contents into ``top`` = (copies, salt, hash, vms, zero) arrays
     of the wanted length; returns (number of top entries, -1) or (0, i) when page ``i`` has a
@@ -368,69 +528,74 @@ def _count(
     has_vm = vm.shape[0] > 0
     has_z = z.shape[0] > 0
     has_el = el.shape[0] > 0
-    # ---- pass 1: per-VM pages, zero pages and ineligible pages; bucket histogram
-    b1 = 1
-    while b1 < l1_max and (n >> b1) > target:
-        b1 += 1
     nb = 1 << b1
-    shift1 = 64 - b1
+    # ---- pass 1: bucket histogram; VM range; is each VM's set of pages one block?
     start = np.zeros(nb + 1, np.int64)
+    seen = np.zeros(max(nvm, 1), np.bool_)
+    vm_blocks = True
+    prev = np.int64(-1)
     for i in range(n):
-        v = np.int64(vm[i]) if has_vm else np.int64(0)
-        if v < 0 or v >= nvm:
-            return 0, i
-        per_vm[v, V_PAGES] += 1
-        if has_z and z[i]:
-            per_vm[v, V_ZERO] += 1
+        if has_vm:
+            v = np.int64(vm[i])
+            if v != prev:
+                if v < 0 or v >= nvm:
+                    return 0, i
+                if seen[v]:
+                    vm_blocks = False
+                seen[v] = True
+                prev = v
         if has_el and not el[i]:
+            v = np.int64(vm[i]) if has_vm else np.int64(0)
+            per_vm[v, V_PAGES] += 1
             per_vm[v, V_INELIGIBLE] += 1
+            if has_z and z[i]:
+                per_vm[v, V_ZERO] += 1
             continue
-        start[_bucket(h[i], shift1) + 1] += 1
+        start[_top(_mix(h[i]), 0, b1) + 1] += 1
     for b in range(nb):
         start[b + 1] += start[b]
-    # ---- pass 2: scatter eligible pages into bucket order (stable: input order within a bucket)
+    # ---- pass 2: scatter eligible pages' records into bucket order (stable)
     pos = start[:-1].copy()
     for i in range(n):
         if has_el and not el[i]:
             continue
-        b = _bucket(h[i], shift1)
-        p = pos[b]
-        pos[b] = p + 1
-        bh[p] = h[i]
+        k = _mix(h[i])
+        b = _top(k, 0, b1)
+        q = pos[b]
+        pos[b] = q + 1
         v = np.int64(vm[i]) if has_vm else np.int64(0)
-        zi = np.int64(1) if has_z and z[i] else np.int64(0)
-        bp[p] = np.uint32((v << 1) | zi)
+        p = (v << 1) | (np.int64(1) if has_z and z[i] else np.int64(0))
+        keys[q] = _record(k, b1, p, packed)
+        if not packed:
+            pay[q] = np.uint32(p)
         if has_s:
-            bs[p] = np.int64(s[i])
+            sal[q] = np.int64(s[i])
     # ---- per level-1 bucket: split it further (level 2, in a small cache-friendly copy) into
-    # buckets of about ``target`` pages, then group and count each
-    btot = b1
-    while btot < 40 and (n >> btot) > target:
-        btot += 1
-    b2 = btot - b1
-    nb2 = 1 << b2
-    shift12 = 64 - btot
-    mask2 = nb2 - 1
+    # sub-buckets of about ``target`` pages, then group and count each
+    pmask = np.int64((1 << b1) - 1) if packed else np.int64(0)
     max1 = 1
     for b in range(nb):
         max1 = max(max1, start[b + 1] - start[b])
-    sh = np.empty(max1 if b2 else 0, np.uint64)
-    shi = sh.view(np.int64)
-    sp = np.empty(max1 if b2 else 0, np.uint32)
-    ss = np.empty(max1 if (b2 and has_s) else 0, np.int64)
-    start2 = np.zeros(nb2 + 1, np.int64)
-    pos2 = np.zeros(nb2, np.int64)
-    tbits_alloc = 1
-    # one 16-byte row per slot, so a probe touches one cache line: hash (as int64), and
-    # copies (0 = empty slot) + 2**32 * (first page of the group, bucket-local; later the end
-    # of its pages in gv); salts in their own array, read only when the hash matches
-    tab = np.zeros((2, 2), np.int64)
-    tsalt = np.empty(2 if has_s else 0, np.int64)
-    g_slot = np.empty(1, np.int64)  # slot of each group, in order of first appearance
-    pslot = np.empty(1, np.int32)  # slot of each page's group
-    gv = np.empty(1, np.uint32)  # pages of shared contents, grouped: vm << 1 | zero
-    cnt = np.zeros(nvm, np.int64)
-    touched = np.empty(nvm, np.int64)
+    split = max1 > 2 * target
+    sk = np.empty(max1 if split else 0, np.uint64)
+    ski = sk.view(np.int64)
+    sp = np.empty(max1 if (split and not packed) else 0, np.uint32)
+    ss = np.empty(max1 if (split and has_s) else 0, np.int64)
+    b2max = 1
+    while b2max < 16 and (max1 >> b2max) > target:
+        b2max += 1
+    start2 = np.zeros((1 << b2max) + 1, np.int64)
+    pos2 = np.zeros(1 << b2max, np.int64)
+    drop2 = 0 if packed else b1  # level-2 bits are the record's top bits when packed
+    tab = np.zeros((1 << _log2_at_least(2 * min(max1, 2 * target)), 4), np.int64)
+    pslot = np.empty(max1, np.int32)
+    gslot = np.empty(max1, np.int32)
+    hist = np.zeros((max(nvm, 1), 8), np.int64)
+    frac = np.zeros(256, np.float64)
+    for c in range(1, 256):
+        frac[c] = (c - 1) / c
+    pairs = np.zeros(max(nvm, 1), np.int64)
+    singles = np.zeros(max(nvm, 1), np.int64)
     acc = np.zeros(10, np.int64)
     ntop = 0
     for b in range(nb):
@@ -438,45 +603,53 @@ def _count(
         m1 = start[b + 1] - lo1
         if m1 == 0:
             continue
-        if b2 == 0:
-            kh, khi, kp, ks = bh, bhi, bp, bs
-            start2[0] = lo1
-            start2[1] = lo1 + m1
-            nsub = 1
-        else:
-            start2[:] = 0
-            for i in range(lo1, lo1 + m1):
-                start2[(_bucket(bh[i], shift12) & mask2) + 1] += 1
-            for c2 in range(nb2):
-                start2[c2 + 1] += start2[c2]
-            pos2[:] = start2[:-1]
-            for i in range(lo1, lo1 + m1):
-                c2 = _bucket(bh[i], shift12) & mask2
-                q = pos2[c2]
-                pos2[c2] = q + 1
-                sh[q] = bh[i]
-                sp[q] = bp[i]
-                if has_s:
-                    ss[q] = bs[i]
-            kh, khi, kp, ks = sh, shi, sp, ss
-            nsub = nb2
-        for c2 in range(nsub):
+        if m1 <= 2 * target:
+            tb = _log2_at_least(2 * m1)
+            ntop, tab = _group(
+                keysi, pay, sal, lo1, m1, pmask, packed, has_s, vm_blocks, b, b1, use_zero_pages, max_page_sharing,
+                tab, tb, pslot, gslot, hist, pairs, singles, svd, frac, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+            )  # fmt: skip
+            continue
+        b2 = 1
+        while b2 < b2max and (m1 >> b2) > target:
+            b2 += 1
+        nb2 = 1 << b2
+        start2[: nb2 + 1] = 0
+        for i in range(lo1, lo1 + m1):
+            start2[_top(keys[i], drop2, b2) + 1] += 1
+        for c2 in range(nb2):
+            start2[c2 + 1] += start2[c2]
+        pos2[:nb2] = start2[:nb2]
+        for i in range(lo1, lo1 + m1):
+            c2 = _top(keys[i], drop2, b2)
+            q = pos2[c2]
+            pos2[c2] = q + 1
+            sk[q] = keys[i]
+            if not packed:
+                sp[q] = pay[i]
+            if has_s:
+                ss[q] = sal[i]
+        for c2 in range(nb2):
             lo = start2[c2]
             m = start2[c2 + 1] - lo
             if m == 0:
                 continue
-            need = _log2_at_least(2 * m)
-            if need > tbits_alloc or g_slot.shape[0] < m:
-                tbits_alloc = max(need, tbits_alloc)
-                tab = np.zeros((1 << tbits_alloc, 2), np.int64)
-                tsalt = np.empty((1 << tbits_alloc) if has_s else 0, np.int64)
-                g_slot = np.empty(m, np.int64)
-                pslot = np.empty(m, np.int32)
-                gv = np.empty(m, np.uint32)
-            ntop = _group_bucket(
-                kh, khi, kp, ks, lo, m, has_s, use_zero_pages, max_page_sharing, tab, tsalt, g_slot, pslot, gv, cnt,
-                touched, per_vm, svd, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+            tb = _log2_at_least(2 * min(m, HEAVY_GROUPS))
+            if (1 << tb) > tab.shape[0]:
+                tab = np.zeros((1 << tb, 4), np.int64)
+            ntop, tab = _group(
+                ski, sp, ss, lo, m, pmask, packed, has_s, vm_blocks, b, b1, use_zero_pages, max_page_sharing,
+                tab, tb, pslot, gslot, hist, pairs, singles, svd, frac, top_c, top_s, top_h, top_k, top_z, ntop, acc,
             )  # fmt: skip
+    # ---- per VM, from the page classes, the (content, VM) pairs and the ineligible pages
+    for v in range(nvm):
+        per_vm[v, V_PAGES] += hist[v, 0]
+        per_vm[v, V_ZERO] += hist[v, 1]
+        per_vm[v, V_SHARED] = hist[v, 2]
+        per_vm[v, V_ZERO_SHARED] = hist[v, 3]
+        per_vm[v, V_INTER_SHARED] = hist[v, 4]
+        per_vm[v, V_ALONE_SHARED] = per_vm[v, V_SHARED] - singles[v]
+        per_vm[v, V_ALONE_RECLAIMED] = per_vm[v, V_SHARED] - pairs[v]
     distinct, shared, groups, vms_sum, zero_saved, inter_shared = acc[0], acc[1], acc[2], acc[3], acc[4], acc[5]
     ksm_shared, ksm_sharing, ksm_unshared, ksm_zero = acc[6], acc[7], acc[8], acc[9]
     # ---- totals; ineligible pages are each their own unshared content
@@ -725,33 +898,27 @@ def count_sharing(
         np.zeros(top_n, np.int64),
         np.zeros(top_n, np.bool_),
     )
-    # scratch for the bucket-ordered pages, allocated by NumPy (which asks for transparent huge
-    # pages on large arrays; the scatter writes to thousands of places at once and would
+    # level-1 buckets: enough for sub-buckets of about BUCKET_TARGET pages, at most
+    # 2**L1_MAX_BITS; and at least as many bits as a page's payload (vm << 1 | zero) when that
+    # fits, so the payload rides in the bits of the key the bucket makes redundant
+    b1 = 1
+    while b1 < L1_MAX_BITS and (n >> b1) > BUCKET_TARGET:
+        b1 += 1
+    pbits = (2 * max(nvm, 1) - 1).bit_length()
+    packed = pbits <= L1_MAX_BITS
+    if packed:
+        b1 = max(b1, pbits)
+    # scratch for the bucket-ordered records, allocated by NumPy (which asks for transparent
+    # huge pages on large arrays; the scatter writes to a thousand places at once and would
     # otherwise miss the TLB on most writes); untouched tails cost no memory
-    bh = np.empty(n, np.uint64)
-    bp = np.empty(n, np.uint32)
-    bs = np.empty(n if salt.shape[0] else 0, np.int64)
+    keys = np.empty(n, np.uint64)
+    pay = np.empty(0 if packed else n, np.uint32)
+    sal = np.empty(n if salt.shape[0] else 0, np.int64)
     ntop, bad = _count(
-        hashes,
-        salt,
-        vm,
-        zero,
-        el,
-        nvm,
-        bool(use_zero_pages),
-        int(max_page_sharing),
-        BUCKET_TARGET,
-        L1_MAX_BITS,
-        bh,
-        bh.view(np.int64),
-        bp,
-        bs,
-        tot,
-        per_vm,
-        svd,
-        top_arrays,
-    )
-    del bh, bp, bs
+        hashes, salt, vm, zero, el, nvm, bool(use_zero_pages), int(max_page_sharing), BUCKET_TARGET, b1, packed,
+        keys, keys.view(np.int64), pay, sal, tot, per_vm, svd, top_arrays,
+    )  # fmt: skip
+    del keys, pay, sal
     if bad >= 0:
         raise ValueError(f"vm indices must be in [0, {nvm}); page {bad} has {vm[bad]}")
     tc, ts, th, tk, tz = (a[:ntop].tolist() for a in (*top_arrays[:2], top_arrays[2].view(np.uint64), *top_arrays[3:]))

@@ -28,7 +28,7 @@ def count_hashes(hashes: np.ndarray) -> tuple[int, int, int]:
 
     Notes
     -----
-    Memory: the input plus 12 bytes per page of scratch (see :mod:`.counts`).
+    Memory: the input plus 8 bytes per page of scratch (see :mod:`.counts`).
     """
     hashes = np.ascontiguousarray(hashes)
     if hashes.ndim != 1 or hashes.dtype != np.uint64:

@@ -1,0 +1,182 @@
+"""``pagecore bench hash --whole-process SIZE``: the ``pagecore hash`` command, as a process, against ``cat``.
+
+Writes a raw dump of ``SIZE`` (distinct random pages with 20 % zero pages), reads it into the
+page cache and checks with ``mincore`` that it is all there, then times, best of
+``--repeat``, in child processes whose CPU time comes from ``wait4``:
+
+* ``cat FILE > /dev/null`` — the baseline: what reading the cached file costs at all;
+* ``python -m pagecore hash FILE -o OUT --quiet`` — what users run, start to finish;
+* the fixed cost, separately: the same command on a one-page dump (interpreter start-up,
+  imports, Numba dispatch of the cached kernels, an empty table), and, in this process,
+  writing a 1 M-row page table (Parquet, what a 4 GiB dump adds).
+
+Prints the ratio of ``cat``'s time to ``pagecore hash``'s (goal >= 0.9, issue 18). Nothing
+here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pagecore import PAGE_SIZE
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``"8G"``, ``"512M"``, ``"4096"`` → bytes (binary units), a whole number of pages."""
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = t[-1:] if t[-1:] in _UNITS and not t[-1:].isdigit() else ""
+    size = int(float(t[: len(t) - len(unit)]) * _UNITS[unit])
+    if size <= 0 or size % PAGE_SIZE:
+        raise ValueError(f"size must be a positive whole number of {PAGE_SIZE}-byte pages, got {text!r}")
+    return size
+
+
+def make_raw(path: Path, size: int, seed: int = 0) -> None:
+    """A raw dump of ``size`` bytes: distinct pages (a random 64 MiB block repeated, each page's
+    first word made unique) and 20 % zero pages."""
+    rng = np.random.default_rng(seed)
+    block_pages = min(size // PAGE_SIZE, 16384)
+    block = rng.integers(0, 2**63, size=(block_pages, PAGE_SIZE // 8), dtype=np.uint64)
+    zero = rng.random(block_pages) < 0.2
+    with open(path, "wb") as f:
+        for lo in range(0, size // PAGE_SIZE, block_pages):
+            k = min(block_pages, size // PAGE_SIZE - lo)
+            out = block[:k].copy()
+            out[:, 0] = np.arange(lo, lo + k, dtype=np.uint64)
+            out[zero[:k]] = 0
+            f.write(out.tobytes())
+
+
+def resident_fraction(path: Path) -> float:
+    """Fraction of the file's pages in the page cache (``mincore`` on a read-only map)."""
+    size = path.stat().st_size
+    if size == 0:
+        return 1.0
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    with open(path, "rb") as fh:
+        p = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fh.fileno(), 0)
+    if p is None or p == ctypes.c_void_p(-1).value:
+        raise OSError(ctypes.get_errno(), f"mmap of {path} failed")
+    try:
+        pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+        vec = (ctypes.c_ubyte * pages)()
+        if libc.mincore(ctypes.c_void_p(p), ctypes.c_size_t(size), vec) != 0:
+            raise OSError(ctypes.get_errno(), f"mincore of {path} failed")
+        return float(np.count_nonzero(np.frombuffer(vec, np.uint8) & 1)) / pages
+    finally:
+        libc.munmap(ctypes.c_void_p(p), ctypes.c_size_t(size))
+
+
+def run_child(cmd: list[str], stdout=None, env=None) -> tuple[float, float]:
+    """Wall and CPU (user + system, from ``wait4``) seconds of one child process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, env=env)
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.stderr:
+        proc.stderr.close()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {err[-2000:]}")
+    return wall, ru.ru_utime + ru.ru_stime
+
+
+def best(fn, repeat: int) -> tuple[float, float]:
+    """Best wall and best CPU time of ``repeat`` runs of ``fn() -> (wall, cpu)``."""
+    walls, cpus = zip(*(fn() for _ in range(max(1, repeat))), strict=True)
+    return min(walls), min(cpus)
+
+
+def parquet_1m_rows(d: Path) -> tuple[float, float]:
+    """Wall and CPU seconds to write a 1 M-row page table as ``pagecore hash`` does."""
+    from pagecore.pages.tables import PageTableWriter
+
+    n = 1 << 20
+    rng = np.random.default_rng(0)
+    h = rng.integers(0, 2**63, size=n, dtype=np.uint64)
+    z = rng.random(n) < 0.2
+    gpfn = np.arange(n, dtype=np.uint64)
+    step = 16384  # DEFAULT_CHUNK_PAGES: one write per chunk, as hash_dump makes them
+    t0, c0 = time.perf_counter(), time.process_time()
+    with PageTableWriter(d / "p1m.parquet", "vm") as w:
+        for lo in range(0, n, step):
+            w.write(gpfn[lo : lo + step], h[lo : lo + step], z[lo : lo + step])
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def bench_whole_process(size: int, repeat: int = 3, tmpdir=None, keep: Path | None = None) -> dict:
+    """Run the whole-process comparison on a ``size``-byte raw dump; returns the timings."""
+    py = [sys.executable, "-m", "pagecore", "hash"]
+    res: dict = {"size": size}
+    with tempfile.TemporaryDirectory(dir=tmpdir) as td:
+        d = Path(td)
+        raw = keep if keep is not None and keep.exists() and keep.stat().st_size == size else d / "guest.raw"
+        if raw == d / "guest.raw":
+            make_raw(raw, size)
+        tiny = d / "tiny.raw"
+        make_raw(tiny, PAGE_SIZE)
+        out = d / "out.parquet"
+        cat = ["cat", str(raw)]
+        with open(os.devnull, "wb") as null:
+            run_child(cat, stdout=null)  # into the page cache
+            res["resident"] = resident_fraction(raw)
+            # one run of each to load Numba's cache files and the interpreter's .pyc files
+            run_child([*py, str(tiny), "-o", str(out), "--quiet"])
+            out.unlink()
+            res["cat"] = best(lambda: run_child(cat, stdout=null), repeat)
+
+            def hash_run(path=raw):
+                r = run_child([*py, str(path), "-o", str(out), "--quiet"])
+                out.unlink()
+                return r
+
+            res["hash"] = best(hash_run, repeat)
+            res["tiny"] = best(lambda: hash_run(tiny), repeat)
+            version = [sys.executable, "-m", "pagecore", "--version"]
+            res["startup"] = best(lambda: run_child(version, stdout=null), repeat)
+            res["resident_after"] = resident_fraction(raw)
+        res["parquet_1m"] = best(lambda: parquet_1m_rows(d), repeat)
+    return res
+
+
+def print_whole_process(r: dict, repeat: int) -> None:
+    size = r["size"]
+    gib = size / (1 << 30)
+    print(
+        f"pagecore hash as a whole process on a {gib:g} GiB raw dump in the page cache "
+        f"({r['resident']:.1%} resident before, {r['resident_after']:.1%} after; best of {repeat}; "
+        "CPU = user + system of the child)"
+    )
+    print(f"{'':<52}{'wall s':>8}{'GB/s':>8}{'CPU s':>8}{'cat / this':>12}")
+    cw = r["cat"][0]
+    for key, label in (("cat", "cat FILE > /dev/null"), ("hash", "pagecore hash FILE -o OUT --quiet")):
+        w, c = r[key]
+        print(f"{label:<52}{w:>8.3f}{size / w / 1e9:>8.2f}{c:>8.3f}{cw / w:>12.2f}")
+    print("fixed cost")
+    for key, label in (
+        ("startup", "python -m pagecore --version (interpreter + CLI)"),
+        ("tiny", "pagecore hash on a 1-page dump (+ imports, dispatch)"),
+        ("parquet_1m", "writing a 1 M-row page table (in process)"),
+    ):
+        w, c = r[key]
+        print(f"{label:<52}{w:>8.3f}{'':>8}{c:>8.3f}")
+    fixed = r["tiny"][0] + r["parquet_1m"][0]
+    print(f"{'fixed cost of a 4 GiB dump (1-page run + 1 M rows)':<52}{fixed:>8.3f}")
+    w = r["hash"][0] - r["tiny"][0]
+    if w > 0:
+        print(f"{'pagecore hash minus the 1-page run':<52}{w:>8.3f}{size / w / 1e9:>8.2f}{'':>8}{cw / w:>12.2f}")
+    print()
