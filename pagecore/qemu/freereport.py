@@ -68,7 +68,6 @@ from pagecore.qemu.capture import (
     qemu_version,
     qmp_session,
 )
-from pagecore.qemu.ksmcheck import _ram_mapping
 from pagecore.vocab import GUEST_FREE_COLUMN
 
 PAGE = 4096
@@ -109,6 +108,22 @@ grep -E '^Node|^ +pages free|^ +low |^ +start_pfn|^ +managed' /proc/zoneinfo | s
 echo PCFREE-DONE
 while true; do sleep 3600; done
 """
+
+
+def _ram_mapping(pid: int, ram_bytes: int) -> int:
+    """Host start address of the guest RAM block: the smallest anonymous mapping of at least
+    ``ram_bytes`` in ``/proc/PID/maps`` (QEMU aligns the block at the end of a larger reservation)."""
+    best = None
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        m = re.match(r"([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)", line)
+        if not m:
+            continue
+        lo, hi = int(m.group(1), 16), int(m.group(2), 16)
+        if m.group(4) == "" and hi - lo >= ram_bytes and (best is None or hi - lo < best[1] - best[0]):
+            best = (lo, hi)
+    if best is None:
+        raise CaptureError(f"guest RAM mapping of {ram_bytes} bytes not found in /proc/{pid}/maps")
+    return best[1] - ram_bytes if (best[1] - best[0]) > ram_bytes else best[0]
 
 
 def unavailable_reason() -> str | None:

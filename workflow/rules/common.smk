@@ -236,7 +236,11 @@ def host_outputs():
         "results/figures/reclamation_approaches.png",
         "results/figures/reclamation_approaches.pdf",
         "results/host/approaches.csv",
-    ]
+    ] + (
+        ["results/figures/reclamation_approaches_real.png", "results/host/approaches_real.csv"]
+        if config["host"]["approaches_real"]["enabled"]
+        else []
+    )
 
 
 def reclaim_outputs():

@@ -72,3 +72,53 @@ rule reclamation_approaches:
         "results/logs/reclamation_approaches.log",
     script:
         "../scripts/host_figure.py"
+
+
+rule freereport_capture:
+    """Boot two real guests (free page reporting on and off), run the alloc/free workload, save RAM and free pages."""
+    output:
+        off="results/host/freereport/fpr-off.pages.parquet",
+        on="results/host/freereport/fpr-on.pages.parquet",
+        summary="results/host/freereport/freereport.json",
+    params:
+        real=config["host"]["approaches_real"],
+    log:
+        "results/logs/freereport_capture.log",
+    benchmark:
+        "results/benchmarks/freereport_capture.tsv"
+    script:
+        "../scripts/freereport_capture.py"
+
+
+rule reclamation_approaches_real_run:
+    """Transparent vs cooperative reclamation on a real guest's RAM and its own free-page list."""
+    input:
+        pages=rules.freereport_capture.output.off,
+    output:
+        timeline="results/host/approaches_real.timeline.parquet",
+        table="results/host/approaches_real.csv",
+    params:
+        host=config["host"],
+        balloon=pick(config["sim"]["balloon"], "rate_min_mb_s", "rate_max_mb_s"),
+    log:
+        "results/logs/reclamation_approaches_real_run.log",
+    script:
+        "../scripts/reclamation_approaches.py"
+
+
+rule reclamation_approaches_real:
+    """Figure: the reclamation approaches on a real guest (optional: host.approaches_real.enabled)."""
+    input:
+        timeline=rules.reclamation_approaches_real_run.output.timeline,
+        table=rules.reclamation_approaches_real_run.output.table,
+    output:
+        png=report(
+            "results/figures/reclamation_approaches_real.png",
+            caption="../report/reclamation_approaches.rst",
+            category="Your VMs on a host",
+        ),
+        pdf="results/figures/reclamation_approaches_real.pdf",
+    log:
+        "results/logs/reclamation_approaches_real.log",
+    script:
+        "../scripts/host_figure.py"
