@@ -1191,8 +1191,8 @@ def _replays(vms, keys, fits: list, settings: HostSettings) -> list:
 def settings_from_config(cfg: dict, **over) -> HostSettings:
     """:class:`HostSettings` from the workflow config's ``host:`` section."""
     h = dict(cfg or {})
-    h.pop("vms", None)
-    h.pop("guests", None)
+    for k in ("vms", "guests", "approaches_real"):  # workflow-only keys
+        h.pop(k, None)
     known = set(HostSettings.__dataclass_fields__)
     bad = sorted(set(h) - known)
     if bad:
