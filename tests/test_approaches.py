@@ -76,3 +76,16 @@ def test_guest_free_from_the_content_model_only_when_missing(vms):
     bare = H.HostVM(name="b", frame=vms[1].frame.drop(columns="guest_free"), size_mb=1.0)
     A.with_guest_free([bare], rule="zero")
     assert (bare.frame["guest_free"] == bare.frame["zero"]).all()
+
+
+def test_reporting_wins_only_what_the_host_backed(vms):
+    v = vms[0]
+    v.frame["host_present"] = True
+    v.frame["host_zero_page"] = False
+    v.frame["host_thp"] = False
+    v.frame["host_ksm"] = False
+    v.frame.loc[v.frame.index[-512:], "host_present"] = False  # the last free chunk was never backed
+    st = H.HostSettings(kvm_thp=False)
+    _, tab, _ = A.compare_approaches([v], st)
+    got = tab.set_index("approach").loc["free page reporting", "reclaimed_mb"] * 256
+    assert got == int(free_report(v.frame)["discarded"].sum()) == 38 * 512

@@ -109,7 +109,10 @@ def compare_approaches(vms, settings, *, host_mb: float | None = None, balloon: 
     # free page reporting alone
     tl = coop.reclaim_timeline(frames)
     fpr_t = np.array(sorted(set(tl["t"].tolist())), float)
-    fpr_v = np.array([tl[tl["t"] <= t].groupby("vm")["reported"].last().sum() for t in fpr_t], float)
+    # what the host gets back: the pages it backed before minus what it backs now (a reported
+    # page the host never backed wins nothing)
+    start = tl[tl["event"] == "start"].groupby("vm")["backed"].first()
+    fpr_v = np.array([(start - tl[tl["t"] <= t].groupby("vm")["backed"].last()).sum() for t in fpr_t], float)
     fpr_final = float(fpr_v[-1]) if len(fpr_v) else 0.0
     reports = int(tl["event"].eq("report").sum())
 
