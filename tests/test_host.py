@@ -529,3 +529,20 @@ def test_ksm_walks_thp_zero_pieces_but_never_merges_them():
     want = sum(H.sharing_savings(ps, "kvm-ksm", st)["total"].values())
     assert want == 256 + 9  # ... but only the 256 copies and the 10 zero pages outside it merge
     assert got["converged_saved_mb"] * 256 == pytest.approx(want)
+
+
+def test_cooperative_reporting_order_is_configurable():
+    n = 59 * 512
+    h = np.arange(1, n + 1, dtype=np.uint64)
+    v = _vm("g", h)
+    free = np.zeros(n, bool)
+    free[20 * 512 :] = True
+    free[20 * 512 + 300] = False  # one used page in the first free 2 MiB chunk
+    v.frame["guest_free"] = free
+    order9 = H.evaluate(_members([v]), "cooperative", 4096.0, H.HostSettings(kvm_thp=False)).saved_mb["free_report"]
+    v.cache.clear()
+    st = H.HostSettings(kvm_thp=False, reporting={"order": 8})
+    order8 = H.evaluate(_members([v]), "cooperative", 4096.0, st).saved_mb["free_report"]
+    assert order8 == pytest.approx(order9 + 1.0)  # the free 1 MiB half of the broken chunk is reported too
+    with pytest.raises(ConfigError, match="host.reporting"):
+        H.HostSettings(reporting={"order": 12})

@@ -103,11 +103,12 @@ def compare_approaches(vms, settings, *, host_mb: float | None = None, balloon: 
     keys = content_keys(vms, "no")
     members = replicate(vms, keys, len(vms))
     frames = pd.concat([v.frame for v in vms], ignore_index=True)
-    rep_mask = coop.reportable_mask(frames)
+    params = settings.reporting_params()
+    rep_mask = coop.reportable_mask(frames, params)
     pages_total = len(frames)
 
     # free page reporting alone
-    tl = coop.reclaim_timeline(frames)
+    tl = coop.reclaim_timeline(frames, params)
     fpr_t = np.array(sorted(set(tl["t"].tolist())), float)
     # what the host gets back: the pages it backed before minus what it backs now (a reported
     # page the host never backed wins nothing)

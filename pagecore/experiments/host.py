@@ -144,6 +144,7 @@ class HostSettings:
     verify: str = "auto"
     seed: int = 0
     activity: str = "light"  # of VMs that give none
+    reporting: dict = field(default_factory=dict)  # free page reporting (ReportingParams fields)
 
     def __post_init__(self):
         self.memory_mb = [float(m) for m in np.atleast_1d(self.memory_mb)]
@@ -161,6 +162,17 @@ class HostSettings:
         if self.max_vms < 1:
             raise ConfigError(f"host: max_vms must be >= 1, got {self.max_vms}")
         parse_activity(self.activity)
+        self.reporting_params()  # refuse bad free page reporting settings early
+
+    def reporting_params(self):
+        """Free page reporting as configured (``host.reporting``; defaults: the kernel's order 9,
+        2 s delay, 32 blocks per call — :class:`pagecore.experiments.cooperative.ReportingParams`)."""
+        from pagecore.experiments.cooperative import ReportingParams
+
+        try:
+            return ReportingParams(**self.reporting)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"host.reporting: {exc}") from None
 
 
 def parse_activity(text) -> tuple[float, str]:
@@ -671,7 +683,7 @@ def evaluate(members, policy: str, host_mb: float, settings: HostSettings) -> Fi
     touched = np.bincount(ps.vm, weights=ps.cost.astype(np.float64), minlength=n)
     sav = {m: np.zeros(n) for m in MECHANISMS}
     if policy == "cooperative":
-        reported = _reported(members, ps)
+        reported = _reported(members, ps, settings)
         sav["free_report"] = np.bincount(ps.vm, weights=(reported & ps.cost).astype(float), minlength=n)
         sh = sharing_savings(ps, "kvm-ksm", settings, mask=~reported)
     elif policy == "esxi":
@@ -899,7 +911,7 @@ def scan_over_time(members, policy: str, settings: HostSettings) -> dict:
     # contents of their own
     sel = ps.cost.copy() if ksm else ps.eligible & ps.cost
     if policy == "cooperative":  # KSM on what free page reporting leaves
-        sel &= ~_reported(members, ps)
+        sel &= ~_reported(members, ps, settings)
     key = ps.key[sel].copy()
     vm = ps.vm[sel]
     zero = ps.zero[sel].copy()
@@ -1058,12 +1070,13 @@ def replay(
 
 
 # ------------------------------------------------------------------------------ the report
-def _reported(members, ps: PageSet) -> np.ndarray:
+def _reported(members, ps: PageSet, settings: HostSettings | None = None) -> np.ndarray:
     """Pages free page reporting discards (whole free 2 MiB chunks above the zone watermark),
     per page of ``ps``; the VMs must carry ``guest_free``."""
     from pagecore.experiments.cooperative import reportable_mask
     from pagecore.vocab import GUEST_FREE_COLUMN
 
+    settings = settings or HostSettings()
     out = []
     for _, v, _, _ in members:
         if GUEST_FREE_COLUMN not in v.frame:
@@ -1073,7 +1086,7 @@ def _reported(members, ps: PageSet) -> np.ndarray:
                 "from `pagecore qemu freereport` or a synthetic guest); pagecore does not guess them",
             )
         if "reported" not in v.cache:
-            v.cache["reported"] = reportable_mask(v.frame)
+            v.cache["reported"] = reportable_mask(v.frame, settings.reporting_params())
         out.append(v.cache["reported"])
     return np.concatenate(out) if out else np.zeros(0, bool)
 
