@@ -544,5 +544,5 @@ def test_cooperative_reporting_order_is_configurable():
     st = H.HostSettings(kvm_thp=False, reporting={"order": 8})
     order8 = H.evaluate(_members([v]), "cooperative", 4096.0, st).saved_mb["free_report"]
     assert order8 == pytest.approx(order9 + 1.0)  # the free 1 MiB half of the broken chunk is reported too
-    with pytest.raises(ConfigError, match="host.reporting"):
+    with pytest.raises(ConfigError, match=r"host\.reporting"):
         H.HostSettings(reporting={"order": 12})
