@@ -546,3 +546,26 @@ def test_cooperative_reporting_order_is_configurable():
     assert order8 == pytest.approx(order9 + 1.0)  # the free 1 MiB half of the broken chunk is reported too
     with pytest.raises(ConfigError, match=r"host\.reporting"):
         H.HostSettings(reporting={"order": 12})
+
+
+def test_mixed_page_tables_are_refused_before_any_number(tables, tmp_path):
+    keyed = _table(tmp_path / "k.parquet", "k", np.arange(1, 1025))
+    from pagecore.pages.tables import write_page_table
+
+    write_page_table(keyed, "k", np.arange(1024, dtype=np.uint64), np.arange(1, 1025, dtype=np.uint64),
+                     np.zeros(1024, bool), {"hash_only": True, "hash_key_id": "k1"})  # fmt: skip
+    with pytest.raises(InputError, match="key"):
+        H.load_vms([{"pages": str(tables[0])}, {"pages": str(keyed)}])
+    with pytest.raises(InputError, match="given twice"):  # one file under two VM names
+        H.load_vms([{"pages": str(tables[0])}, {"pages": str(tables[0]), "name": "other"}])
+
+
+def test_cli_refuses_to_write_over_a_table_named_in_the_vm_file(tables, tmp_path):
+    import yaml
+
+    f = tmp_path / "vms.yaml"
+    f.write_text(yaml.safe_dump([{"pages": str(tables[0])}, {"pages": str(tables[1])}]))
+    before = tables[1].read_bytes()
+    p = _run("host", "--vms", str(f), "--memory", "64", "--format", "csv", "-o", str(tables[1]), check=False)
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    assert tables[1].read_bytes() == before

@@ -176,9 +176,11 @@ def _cmd_host(args) -> int:
     from pagecore.experiments.host import host_report, load_vms
 
     outs = [args.output, args.timelines, args.plot]
-    check_outputs(outs, list(args.inputs) + ([args.vms] if args.vms else []))
-    settings = _settings(args)
     entries = _entries(args)
+    # every file a VM comes from (including those a --vms file names) is an input, never an output
+    inputs = [e.get(k) for e in entries for k in ("pages", "dump", "trace") if e.get(k)]
+    check_outputs(outs, inputs + ([args.vms] if args.vms else []))
+    settings = _settings(args)
     for e in entries:
         e.setdefault("activity", settings.activity)
     if not entries:

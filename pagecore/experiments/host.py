@@ -110,6 +110,7 @@ class HostVM:
     active: float = ACTIVITY_PROFILES["light"]
     activity: str = "light"
     source: str = ""
+    meta: dict = field(default_factory=dict, repr=False)  # the page table's metadata (hash, key, page size)
     cache: dict = field(default_factory=dict, repr=False)  # per-VM results reused across mix sizes
 
     def __post_init__(self):
@@ -222,7 +223,7 @@ def load_vm(entry: dict, index: int, *, tmpdir: str | None = None, show_progress
     """A VM from one entry of a VM list: ``pages`` (page table) or ``dump`` (hashed on the way),
     optional ``name``, ``size_mb``, ``reservation_mb``, ``limit_mb``, ``shares``, ``activity``
     (profile, ``idle:F``/``active:F``) or ``trace`` (access-trace file)."""
-    from pagecore.pages.tables import read_page_tables
+    from pagecore.pages.tables import page_table_metadata, read_page_tables
 
     known = {"pages", "dump", "format", "name", "size_mb", "reservation_mb", "limit_mb", "shares", "activity", "trace"}
     unknown = sorted(set(entry) - known)
@@ -250,6 +251,7 @@ def load_vm(entry: dict, index: int, *, tmpdir: str | None = None, show_progress
         tab = read_page_tables([path])
         frame = tab.to_pandas()
         frame = _with_optional_columns(frame, path)
+        meta = page_table_metadata(path)
     finally:
         if cleanup:
             path.unlink(missing_ok=True)
@@ -291,6 +293,7 @@ def load_vm(entry: dict, index: int, *, tmpdir: str | None = None, show_progress
         active=active,
         activity=label,
         source=source,
+        meta=meta,
     )
 
 
@@ -336,6 +339,11 @@ def load_vms(entries, **kw) -> list[HostVM]:
         vms.append(v)
     if not vms:
         raise ConfigError("host: no VMs given; list page tables or dumps")
+    # pages are compared across VMs: refuse one file given twice under two names, and tables of
+    # different hash algorithms, keys, widths or page sizes, exactly as `share` does
+    from pagecore.pages.tables import check_comparable
+
+    check_comparable([v.source for v in vms], [v.meta for v in vms])
     return vms
 
 
@@ -677,9 +685,6 @@ def evaluate(members, policy: str, host_mb: float, settings: HostSettings) -> Fi
     overhead = settings.hypervisor_mb + n * settings.vm_overhead_mb
     cap_mb = host_mb - overhead - free_floor_mb(policy, host_mb, settings)
     reserve = sum(v.reservation_mb for _, v, _, _ in members)
-    if cap_mb < reserve:
-        # reported by the caller (host smaller than the reservations) when even one mix does not fit
-        pass
     touched = np.bincount(ps.vm, weights=ps.cost.astype(np.float64), minlength=n)
     sav = {m: np.zeros(n) for m in MECHANISMS}
     if policy == "cooperative":
@@ -750,7 +755,7 @@ def evaluate(members, policy: str, host_mb: float, settings: HostSettings) -> Fi
         policy=policy,
         host_mb=host_mb,
         n_vms=n,
-        fits=need <= 0 and cap_mb >= reserve / 1.0,
+        fits=need <= 0 and cap_mb >= reserve,
         capacity_mb=cap_mb,
         demand_mb=demand / PAGES_PER_MIB,
         saved_mb=saved_mb,

@@ -115,13 +115,7 @@ def duplicate_lifetimes(history: PageHistory, writes: dict, interval_s: float, r
     ``catch`` has ``model`` = esx (per-VM rates) or ksm (system-wide pages/s)."""
     h = with_random_writes(history, seed=seed, **writes)
     times = np.arange(0.0, writes["duration_s"] + 1e-9, interval_s)
-    ep = duplicate_episodes(h, times)
-    surv = survival(ep, times[:-1])
-    surv["censored_fraction"] = float(ep["censored"].mean()) if len(ep) else np.nan
-    per_vm = history.pages / max(1, len(history.vm_names))
-    esx = catchable_fraction(ep, per_vm, rates).assign(model="esx")
-    ksm = ksm_catchable_fraction(ep, history.pages, ksm_rates).assign(model="ksm")
-    return surv, pd.concat([esx, ksm], ignore_index=True)
+    return _lifetimes(h, history, times, rates, ksm_rates)
 
 
 def series_lifetimes(history: PageHistory, times, rates, ksm_rates):
@@ -131,10 +125,16 @@ def series_lifetimes(history: PageHistory, times, rates, ksm_rates):
     times = np.asarray(times, float)
     if len(times) < 2:
         raise ValueError("duplicate lifetimes need at least two reads")
-    ep = duplicate_episodes(history, times)
+    return _lifetimes(history, history, times, rates, ksm_rates)
+
+
+def _lifetimes(h: PageHistory, base: PageHistory, times, rates, ksm_rates):
+    """Duplicate episodes of ``h`` seen at ``times``: survival and the fraction a scanner at each
+    rate could catch (sized by ``base``'s pages)."""
+    ep = duplicate_episodes(h, times)
     surv = survival(ep, times[:-1])
     surv["censored_fraction"] = float(ep["censored"].mean()) if len(ep) else np.nan
-    per_vm = history.pages / max(1, len(history.vm_names))
+    per_vm = base.pages / max(1, len(base.vm_names))
     esx = catchable_fraction(ep, per_vm, rates).assign(model="esx")
-    ksm = ksm_catchable_fraction(ep, history.pages, ksm_rates).assign(model="ksm")
+    ksm = ksm_catchable_fraction(ep, base.pages, ksm_rates).assign(model="ksm")
     return surv, pd.concat([esx, ksm], ignore_index=True)

@@ -149,11 +149,7 @@ class PageHistory:
             keep = idx >= 0
             idx = idx[keep]
             c = np.searchsorted(uniq, np.asarray(snap["hash"], np.uint64)[keep]).astype(np.int64)
-            ch = cur[idx] != c
-            ps.append(idx[ch])
-            cs.append(c[ch])
-            ts.append(np.full(int(ch.sum()), float(tk)))
-            cur[idx[ch]] = c[ch]
+            _record_changes(cur, idx, c, float(tk), ts, ps, cs)
         cat = np.concatenate
         return cls(
             names,
@@ -289,11 +285,7 @@ def read_history(paths, *, series: bool = False, interval: float | None = None, 
                     hint="a series is successive reads of the same guests (pagecore live --count N)",
                 )
             c = np.searchsorted(uniq, f["hash"].to_numpy(np.uint64)).astype(np.int64)
-            ch = cur[idx] != c
-            ps.append(idx[ch])
-            cs.append(c[ch])
-            ts.append(np.full(int(ch.sum()), float(t)))
-            cur[idx[ch]] = c[ch]
+            _record_changes(cur, idx, c, float(t), ts, ps, cs)
         cat = np.concatenate
         h = PageHistory(
             names,
@@ -330,6 +322,16 @@ def read_history(paths, *, series: bool = False, interval: float | None = None, 
     info["pages"] = h.pages
     info["writes"] = len(h.t)
     return h, info
+
+
+def _record_changes(cur, idx, c, t: float, ts: list, ps: list, cs: list) -> None:
+    """Pages ``idx`` read with contents ``c`` at time ``t``: those whose content differs from
+    ``cur`` become writes (appended to ``ts``/``ps``/``cs``) and ``cur`` is updated."""
+    ch = cur[idx] != c
+    ps.append(idx[ch])
+    cs.append(c[ch])
+    ts.append(np.full(int(ch.sum()), t))
+    cur[idx[ch]] = c[ch]
 
 
 def with_random_writes(
