@@ -23,7 +23,10 @@ def test_quick_start_is_two_pinned_commands():
     lines = quick_start()
     assert len(lines) == 2
     for line in lines:
-        assert "pip install -c constraints.txt -e " in line, line
+        # uv (pinned itself) installs the pinned versions, byte-compiled: this machine kind sets
+        # PYTHONDONTWRITEBYTECODE, so without it every job would recompile its imports' sources
+        assert "pip install -q -c constraints.txt uv && uv pip install --compile-bytecode -c constraints.txt -e " in line
+
     assert lines[0].endswith("snakemake --cores all") and lines[1].endswith("pytest")
 
 
@@ -54,6 +57,7 @@ def test_constraints_pin_every_dependency():
             pins[name.lower().replace("_", "-")] = version
     assert not wanted - set(pins), sorted(wanted - set(pins))
     assert "pygments" in pins  # snakemake[reports], for `snakemake --report` after line 1
+    assert "uv" in pins  # the Quick start's installer
 
 
 def test_refresh_command_is_documented_and_parses():
