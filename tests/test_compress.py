@@ -12,15 +12,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import zstandard
+from compress_reference import lz4_kernel_reference
 from dumps_helpers import make_pages
 
 from pagecore.dumps.base import PageChunk
 from pagecore.errors import InputError
 from pagecore.pages.compress import (
-    SizeCache,
+    ContentTable,
     compressed_sizes,
     lz4_kernel_compress,
+    lz4_kernel_size,
     lzo1x_1_compress,
+    new_content_facts,
     page_sizes,
     same_filled,
     sample_mask,
@@ -30,6 +33,7 @@ from pagecore.sharing.compress import (
     estimate_zram,
     esxi_compression,
     reclamation_ladder,
+    vm_codes_sorted,
     zram_mm_stat,
     zsmalloc_classes,
     zsmalloc_pages,
@@ -114,6 +118,81 @@ def test_kernel_lz4_output_decompresses_to_the_input():
     assert len(lz4_kernel_compress(bytes(PS))) == 1 + 1 + 2 + (4071 // 255 + 1) + 1 + 5
 
 
+def lz4_edge_inputs() -> list[bytes]:
+    """Named edge cases of LZ4_compress_generic's control flow."""
+    rng = np.random.default_rng(12)
+    rand = rng.integers(0, 256, PS).astype(np.uint8)
+    out = {
+        "empty": b"",
+        "below LZ4_minLength (12 bytes)": bytes(range(12)),
+        "LZ4_minLength (13 bytes)": bytes(13),
+        "zero page": bytes(PS),
+        "0xff page": b"\xff" * PS,
+        "random page (no match: all literals, > 15 + 255 of them)": rand.tobytes(),
+        "random page whose first word recurs (a match at position 0 of the zeroed table)": (
+            rand[:4].tobytes() + rand[4:2000].tobytes() + rand[:4].tobytes() + rand[2004:].tobytes()
+        ),
+        "match running into the last 5 bytes (matchlimit)": rand[:100].tobytes() * 2,
+        "match ending exactly at mflimit": rand[:50].tobytes() + rand[:50].tobytes() + rand[:12].tobytes(),
+        "long literal run then a long match (length bytes > 255)": rand[:700].tobytes() + bytes(PS - 700),
+        "catch-up backwards over equal bytes": b"ab" * 7 + rand[:300].tobytes() + b"ab" * 7 + rand[:300].tobytes(),
+        "half random, half zero": rand[: PS // 2].tobytes() + bytes(PS // 2),
+        "64 KiB - 1 of text (16-bit positions near their limit)": (b"lorem ipsum dolor sit amet " * 2500)[:65535],
+        "64 KiB + 10, the largest input that uses the 16-bit table": (
+            np.random.default_rng(13).integers(0, 4, 65546).astype(np.uint8).tobytes()
+        ),
+    }
+    for period in range(1, 9):
+        out[f"period {period}"] = (rand[:period].tobytes() * PS)[:PS]
+    return list(out.items())
+
+
+@pytest.mark.parametrize(("name", "data"), lz4_edge_inputs(), ids=[n for n, _ in lz4_edge_inputs()])
+def test_kernel_lz4_port_equals_the_python_transliteration_on_edge_cases(name, data):
+    """The Numba port writes exactly the bytes of the kernel's LZ4_compress_generic (byU16),
+    transliterated line by line into slow Python (tests/compress_reference.py)."""
+    want = lz4_kernel_reference(data)
+    assert lz4_kernel_compress(data) == want, name
+    assert lz4_kernel_size(data) == len(want), name
+    assert lz4.block.decompress(want, uncompressed_size=len(data)) == data
+
+
+def test_kernel_lz4_port_equals_the_python_transliteration_on_random_pages():
+    pages = mixed_pages(24, 21)
+    rng = np.random.default_rng(4)
+    want = []
+    for p in pages:
+        n = int(rng.choice([PS, PS, int(rng.integers(13, PS))]))
+        data = p[:n].tobytes()
+        ref = lz4_kernel_reference(data)
+        assert lz4_kernel_compress(data) == ref
+        assert lz4_kernel_size(data) == len(ref)
+        want.append(len(lz4_kernel_reference(p.tobytes())))
+    # the size-only fast path, serial and threaded, reading rows in place
+    assert compressed_sizes(pages, "lz4", threads=1).tolist() == want
+    assert compressed_sizes(pages, "lz4", threads=2).tolist() == want
+
+
+@pytest.mark.parametrize("algorithm", [None, "lz4", "lzo", "lzo-rle"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_new_content_facts_match_slow_twins(algorithm, threads):
+    """Same-filled flag and size in one pass, over more rows than one work block, in any order."""
+    pages = mixed_pages(45, 8)  # 90 pages: several blocks of 32
+    rows = np.random.default_rng(3).permutation(np.r_[np.arange(len(pages)), [5, 5, 89]])
+    same, size = new_content_facts(pages, rows, algorithm, True, threads)
+    assert same.tolist() == [slow_same_filled(pages[r]) for r in rows]
+    if algorithm is None:
+        assert size is None
+        return
+    if algorithm == "lz4":
+        want = [len(lz4_kernel_reference(pages[r].tobytes())) for r in rows]
+    else:
+        want = [len(lzo1x_1_compress(pages[r].tobytes(), rle=algorithm == "lzo-rle")) for r in rows]
+    assert size.tolist() == want
+    no_same, size2 = new_content_facts(pages, rows, algorithm, False, threads)
+    assert no_same is None and size2.tolist() == want
+
+
 def test_lzo_rle_equals_lzo_plus_header_without_zero_runs():
     """Without 4 consecutive zero bytes the RLE path never triggers: same stream + 2-byte header."""
     rng = np.random.default_rng(9)
@@ -153,20 +232,25 @@ def test_sizes_match_per_page_slow_twin_and_thread_count(algorithm):
 
 
 # ------------------------------------------------------------------ dedup, streaming, sampling
-def test_size_cache_matches_dict():
+def test_content_table_matches_dict():
+    """Content ids from the open-addressing table against a dict, across calls and growth."""
     rng = np.random.default_rng(1)
-    cache, ref = SizeCache(max_runs=2), {}
-    for _ in range(10):
-        h = np.unique(rng.integers(0, 500, 40).astype(np.uint64))
-        found, _ = cache.lookup(h)
-        new = h[~found]
-        s = rng.integers(0, 5000, len(new)).astype(np.int32)
-        cache.add(new, s)
-        ref.update(zip(new.tolist(), s.tolist(), strict=True))
-    q = np.arange(600, dtype=np.uint64)
-    found, size = cache.lookup(q)
-    assert found.tolist() == [int(x) in ref for x in q]
-    assert [int(s) for s, f in zip(size, found, strict=True) if f] == [ref[int(x)] for x in q if int(x) in ref]
+    table, ref = ContentTable(capacity=4), {}
+    for _ in range(12):
+        h = rng.integers(0, 700, int(rng.integers(0, 120))).astype(np.uint64)
+        h[: len(h) // 10] = 0  # hash 0 is a key like any other
+        before = len(ref)
+        ids, new = table.claim(h)
+        want_new = []
+        for i, x in enumerate(h.tolist()):
+            if x not in ref:
+                ref[x] = len(ref)
+                want_new.append(i)
+        assert ids.tolist() == [ref[x] for x in h.tolist()]
+        assert new.tolist() == want_new  # first occurrence of each new content, in order
+        assert ids[new].tolist() == list(range(before, len(ref)))
+        assert len(table) == len(ref)
+    assert table.claim(np.zeros(0, np.uint64))[0].shape == (0,)
 
 
 def _chunks(pages, k):
@@ -283,6 +367,48 @@ def test_ladder_by_hand():
     salted = reclamation_ladder(f, "lzo", salting=2).set_index("step")
     assert salted.loc["inter-VM sharing (salting 2)", "saved_pages"] == 0
     assert salted.loc["salting removes (inter-VM sharing lost)", "saved_pages"] == 1
+
+
+def test_vm_codes_without_strings_equal_pandas_factorize():
+    rng = np.random.default_rng(2)
+    names = np.array(["vm10", "vm2", "b", "a", "unused"])
+    vm = names[rng.integers(0, 4, 300)]
+    want_codes, want_names = pd.factorize(pd.Series(vm).astype(str), sort=True)
+    for col in (pd.Series(vm), pd.Series(pd.Categorical(vm, categories=["vm2", "unused", "vm10", "b", "a"]))):
+        codes, got_names = vm_codes_sorted(col)
+        assert got_names == list(want_names) and codes.tolist() == want_codes.tolist()
+
+
+def test_esxi_rows_per_vm_equal_groupby():
+    from pagecore.experiments.compression import _vm_rows
+
+    rng = np.random.default_rng(5)
+    vm = np.array(["x", "a", "m"])[rng.integers(0, 3, 200)]
+    for col in (pd.Series(vm), pd.Series(pd.Categorical(vm, categories=["m", "q", "x", "a"]))):
+        want = [(str(k), g.index.to_numpy().tolist()) for k, g in col.groupby(col, observed=True, sort=True)]
+        assert [(k, r.tolist()) for k, r in _vm_rows(col)] == want
+
+
+@pytest.mark.parametrize("salting", [0, 2])
+def test_ladder_same_for_categorical_vm_and_records(salting):
+    rng = np.random.default_rng(6)
+    n = 400
+    f = pd.DataFrame(
+        {
+            "vm": np.array(["b", "a", "c"])[rng.integers(0, 3, n)],
+            "hash": rng.integers(0, 60, n).astype(np.uint64),
+            "csize_lz4": rng.integers(20, 4200, n),
+        }
+    )
+    f["zero"] = f["hash"] == 0
+    f["same_filled"] = f["zero"]
+    salts = {"a": "s1", "b": "s1", "c": "s2"}
+    want = reclamation_ladder(f, "lz4", salting=salting, salts=salts)
+    cat = f.assign(vm=pd.Categorical(f["vm"], categories=["c", "b", "a"]))
+    pd.testing.assert_frame_equal(reclamation_ladder(cat, "lz4", salting=salting, salts=salts), want)
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(reclamation_ladder(cat, "lz4", salting=salting, salts=salts, as_records=True)), want
+    )
 
 
 def test_estimate_is_exact_without_sampling_and_covers_with():
