@@ -270,6 +270,32 @@ def test_stream_sizes_equal_brute_force_without_dedup(chunk):
     assert ps.stats.pages == len(pages)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sizer_slices_share_contents_across_threads(threads):
+    """A chunk of many slices (worker threads take them as they come free): every page gets the
+    size of its content, each content is compressed once, hashes are hash_pages' own."""
+    from pagecore.pages.compress import ChunkSizer
+    from pagecore.pages.hashing import hash_pages
+
+    base = mixed_pages(60, 13)
+    rng = np.random.default_rng(14)
+    pages = np.ascontiguousarray(base[rng.integers(0, len(base), 1500)])  # copies in every slice
+    with ChunkSizer(["lz4", "lzo-rle", "zstd"], threads=threads) as sizer:
+        h, z, got = sizer.hash_and_size(pages[:1000])
+        h2, z2, got2 = sizer.hash_and_size(pages[1000:])  # a second chunk: contents seen before
+        again = sizer(pages[:700], *hash_pages(pages[:700]))  # the hook for pagecore hash --compress
+    wh, wz = hash_pages(pages)
+    assert np.concatenate([h, h2]).tolist() == wh.tolist() and np.concatenate([z, z2]).tolist() == wz.tolist()
+    for a in ("lz4", "lzo-rle", "zstd"):
+        want = compressed_sizes(pages, a)
+        assert np.concatenate([got[a], got2[a]]).tolist() == want.tolist()
+        assert again[a].tolist() == want[:700].tolist()
+        assert sizer.stats.distinct_compressed[a] == len(np.unique(wh))
+    same = [slow_same_filled(p) for p in pages]
+    assert np.concatenate([got["same_filled"], got2["same_filled"]]).tolist() == same
+    assert sizer.stats.nonzero_compressed["lz4"] == len(np.unique(wh[~wz]))
+
+
 def test_sample_is_independent_of_chunking():
     m = sample_mask(1000, 0, 0.3, 5)
     assert (np.concatenate([sample_mask(400, 0, 0.3, 5), sample_mask(600, 400, 0.3, 5)]) == m).all()

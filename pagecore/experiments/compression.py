@@ -237,10 +237,15 @@ def report(ps, args: CompressOptions, input_bytes: int, wall: float) -> dict:
     else:
         out["zram_estimate"] = estimate_zram(cs, same, frac, int(ps.stats.pages))
         out["note"] = "estimates from a page sample (95 % normal intervals); sharing and the ladder need every page"
+    from pagecore._jit import resolve_threads
+
+    threads = resolve_threads(getattr(args, "threads", 0) or None)
     out["timing"] = {
         "wall_seconds": wall,
         "input_bytes": input_bytes,
+        "threads": threads,
         "gb_per_s": input_bytes / wall / 1e9 if wall else None,
+        "gb_per_s_per_core": input_bytes / wall / 1e9 / threads if wall else None,
         "contents_compressed": int(ps.stats.distinct_compressed.get(alg, 0)),
         "compress_seconds": float(ps.stats.compress_seconds.get(alg, 0.0)),
     }

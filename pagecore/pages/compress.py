@@ -43,11 +43,21 @@ Deduplication
 -------------
 A dump has far fewer distinct page contents than pages (zero pages, shared code). Sizes are
 computed once per content, keyed by the page's 64-bit ``pcx64-v1`` hash
-(:mod:`pagecore.hashing`) and remembered for the rest of the stream in sorted runs that are
-merged as they accumulate (:class:`SizeCache`): memory grows with the number of distinct
-contents (10 bytes each), page bytes stay bounded by one chunk. Two different contents with
-one hash would share a size; with d distinct contents that happens with probability about
+(:mod:`pagecore.hashing`) in an open-addressing table of the whole stream
+(:class:`ContentTable`): memory grows with the number of distinct contents (about 40 bytes
+each with the sizes), page bytes stay bounded by one chunk. Two different contents with one
+hash would share a size; with d distinct contents that happens with probability about
 d²/2^65 (the sharing report prints the expected number of such false matches).
+
+Speed
+-----
+``pagecore compress`` reads every page once to hash it and once more only for contents new to
+the stream, when the same-filled test and the compressor run in one pass (:func:`new_content_facts`).
+The ports compute the compressed *size* without writing the literal bytes (the matches and
+every length code are the kernel's; :func:`lz4_kernel_compress` and :func:`lzo1x_1_compress`
+write the full output, and the tests compare both paths). Input words are read with unaligned
+native loads, as the kernel's ``LZ4_read32`` / ``get_unaligned_le32`` do. A chunk is cut into
+slices taken by worker threads as they come free (:class:`ChunkSizer`).
 
 Same-filled pages
 -----------------
@@ -728,8 +738,8 @@ def _rehash(keys, ids, new_keys, new_ids):
 class ContentTable:
     """Content ids for the 64-bit page hashes of a stream: the same hash, the same id.
 
-    One open-addressing table (8-byte key + 8-byte id per slot, at most half full), so memory
-    grows with the number of distinct contents, about 32 bytes each.
+    One open-addressing table (8-byte key + 8-byte id per slot, at most half full, so 32 to 64
+    bytes per distinct content); memory grows with the number of distinct contents only.
     """
 
     def __init__(self, capacity: int = 1 << 12):
