@@ -1,4 +1,4 @@
-"""Slow, obviously-correct twin of the kernel-LZ4 port in pagecore.pages.compress.
+"""Slow, obviously-correct twins of the kernel-LZ4 and LZO1X-1 ports in pagecore.pages.compress.
 
 A line-by-line transliteration of ``LZ4_compress_generic`` from the kernel's lib/lz4/lz4_compress.c
 (Linux 4.11+, LZ4 1.7.3) for the case zram uses on a page: ``noDict``, ``byU16`` table,
@@ -152,3 +152,200 @@ def lz4_kernel_reference(source: bytes) -> bytes:
         # Prepare next loop
         ip += 1
         forward_h = _hash4(_read32(source, ip))
+
+
+# ---------------------------------------------------------------------------------- LZO1X-1
+# lib/lzo/lzo1x_compress.c and lzodefs.h (Linux 5.1+: lzo and lzo-rle), the x86-64 build
+# (CONFIG_HAVE_EFFICIENT_UNALIGNED_ACCESS, LZO_USE_CTZ64, LZO_FAST_64BIT_MEMORY_ACCESS).
+D_BITS = 13
+D_MASK = (1 << D_BITS) - 1
+M2_MAX_LEN = 8
+M3_MAX_LEN = 33
+M4_MAX_LEN = 9
+M2_MAX_OFFSET = 0x0800
+M3_MAX_OFFSET = 0x4000
+M4_MAX_OFFSET_V0 = 0xBFFF
+M4_MAX_OFFSET_V1 = 0xBFFE
+M3_MARKER = 32
+M4_MARKER = 16
+MIN_ZERO_RUN_LENGTH = 4
+MAX_ZERO_RUN_LENGTH = 2047 + MIN_ZERO_RUN_LENGTH
+LZO_VERSION = 1
+
+
+def _u64(src: bytes, p: int) -> int:
+    return int.from_bytes(src[p : p + 8], "little")
+
+
+def _ctz(v: int) -> int:
+    return (v & -v).bit_length() - 1
+
+
+def _lzo1x_1_do_compress(src: bytes, out: bytearray, ti: int, dict_: list, state: list, bitstream_version: int):
+    """``lzo1x_1_do_compress`` on all of ``src`` (one block); appends to ``out``; returns the new ``*tp``."""
+    in_len = len(src)
+    in_end = in_len
+    ip_end = in_len - 20
+    ip = 0
+    ii = ip
+    ip += 4 - ti if ti < 4 else 0
+    goto_literal = True
+    while True:
+        m_pos = 0
+        run_length = 0
+        if goto_literal:  # literal:
+            ip += 1 + ((ip - ii) >> 5)
+        goto_literal = True
+        # next:
+        if ip >= ip_end:
+            break
+        dv = _read32(src, ip)
+        if dv == 0 and bitstream_version:
+            ir = ip + 4
+            limit = min(ip_end, ip + MAX_ZERO_RUN_LENGTH + 1)
+            while ir + 32 <= limit:
+                if _u64(src, ir) | _u64(src, ir + 8) | _u64(src, ir + 16) | _u64(src, ir + 24):
+                    break
+                ir += 32
+            while ir + 8 <= limit:
+                dv64 = _u64(src, ir)
+                if dv64:
+                    ir += _ctz(dv64) >> 3
+                    break
+                ir += 8
+            while ir < limit and src[ir] == 0:
+                ir += 1
+            run_length = ir - ip
+            if run_length > MAX_ZERO_RUN_LENGTH:
+                run_length = MAX_ZERO_RUN_LENGTH
+        else:
+            t = (((dv * 0x1824429D) & 0xFFFFFFFF) >> (32 - D_BITS)) & D_MASK
+            m_pos = dict_[t]
+            dict_[t] = ip
+            if dv != _read32(src, m_pos):
+                continue  # goto literal
+        ii -= ti
+        ti = 0
+        t = ip - ii
+        if t != 0:
+            if t <= 3:
+                out[len(out) + state[0]] |= t
+                out.extend(src[ii : ii + t])
+            elif t <= 16:
+                out.append(t - 3)
+                out.extend(src[ii : ii + t])
+            else:
+                if t <= 18:
+                    out.append(t - 3)
+                else:
+                    tt = t - 18
+                    out.append(0)
+                    while tt > 255:
+                        tt -= 255
+                        out.append(0)
+                    out.append(tt)
+                out.extend(src[ii : ii + t])
+        if run_length:
+            ip += run_length
+            run_length -= MIN_ZERO_RUN_LENGTH
+            out.extend((((run_length << 21) | 0xFFFC18 | (run_length & 0x7)) & 0xFFFFFFFF).to_bytes(4, "little"))
+            state[0] = -3
+            ii = ip  # finished_writing_instruction
+            goto_literal = False  # goto next
+            continue
+        m_len = 4
+        v = _u64(src, ip + m_len) ^ _u64(src, m_pos + m_len)
+        done = False
+        if v == 0:
+            while True:
+                m_len += 8
+                v = _u64(src, ip + m_len) ^ _u64(src, m_pos + m_len)
+                if ip + m_len >= ip_end:
+                    done = True  # goto m_len_done
+                    break
+                if v != 0:
+                    break
+        if not done:
+            m_len += _ctz(v) // 8
+        # m_len_done:
+        m_off = ip - m_pos
+        ip += m_len
+        if m_len <= M2_MAX_LEN and m_off <= M2_MAX_OFFSET:
+            m_off -= 1
+            out.append((((m_len - 1) << 5) | ((m_off & 7) << 2)) & 0xFF)
+            out.append((m_off >> 3) & 0xFF)
+        elif m_off <= M3_MAX_OFFSET:
+            m_off -= 1
+            if m_len <= M3_MAX_LEN:
+                out.append(M3_MARKER | (m_len - 2))
+            else:
+                m_len -= M3_MAX_LEN
+                out.append(M3_MARKER | 0)
+                while m_len > 255:
+                    m_len -= 255
+                    out.append(0)
+                out.append(m_len)
+            out.append((m_off << 2) & 0xFF)
+            out.append((m_off >> 6) & 0xFF)
+        else:
+            m_off -= 0x4000
+            if m_len <= M4_MAX_LEN:
+                out.append((M4_MARKER | ((m_off >> 11) & 8) | (m_len - 2)) & 0xFF)
+            else:
+                if (m_off & 0x403F) == 0x403F and 261 <= m_len <= 264 and bitstream_version:
+                    ip -= m_len - 260
+                    m_len = 260
+                m_len -= M4_MAX_LEN
+                out.append((M4_MARKER | ((m_off >> 11) & 8)) & 0xFF)
+                while m_len > 255:
+                    m_len -= 255
+                    out.append(0)
+                out.append(m_len)
+            out.append((m_off << 2) & 0xFF)
+            out.append((m_off >> 6) & 0xFF)
+        state[0] = -2
+        ii = ip  # finished_writing_instruction
+        goto_literal = False  # goto next
+    return in_end - (ii - ti)
+
+
+def lzo1x_1_reference(source: bytes, bitstream_version: int = 0) -> bytes:
+    """``lzo1x_1_compress`` (``bitstream_version`` 0) or ``lzorle1x_1_compress`` (1) of the kernel,
+    for inputs of at most one block (``m4_max_offset + 1`` bytes; a page is one block)."""
+    src = bytes(source)
+    in_len = len(src)
+    out = bytearray()
+    state = [-2]  # signed char state_offset
+    if bitstream_version > 0:
+        out += bytes([17, bitstream_version])
+        m4_max_offset = M4_MAX_OFFSET_V1
+    else:
+        m4_max_offset = M4_MAX_OFFSET_V0
+    if in_len > m4_max_offset + 1:
+        raise ValueError("the reference compresses one block only")
+    data_start = len(out)
+    t = 0
+    l = in_len
+    if l > 20:
+        dict_ = [0] * (1 << D_BITS)  # memset(wrkmem, 0, D_SIZE * sizeof(lzo_dict_t))
+        t = _lzo1x_1_do_compress(src, out, t, dict_, state, bitstream_version)
+        l = 0
+    t += l
+    if t > 0:
+        ii = in_len - t
+        if len(out) == data_start and t <= 238:
+            out.append(17 + t)
+        elif t <= 3:
+            out[len(out) + state[0]] |= t
+        elif t <= 18:
+            out.append(t - 3)
+        else:
+            tt = t - 18
+            out.append(0)
+            while tt > 255:
+                tt -= 255
+                out.append(0)
+            out.append(tt)
+        out.extend(src[ii : ii + t])
+    out += bytes([M4_MARKER | 1, 0, 0])
+    return bytes(out)

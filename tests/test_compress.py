@@ -12,12 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import zstandard
-from compress_reference import lz4_kernel_reference
+from compress_reference import lz4_kernel_reference, lzo1x_1_reference
 from dumps_helpers import make_pages
 
 from pagecore.dumps.base import PageChunk
 from pagecore.errors import InputError
 from pagecore.pages.compress import (
+    LZO_MAX_INPUT,
     ContentTable,
     compressed_sizes,
     lz4_kernel_compress,
@@ -171,6 +172,52 @@ def test_kernel_lz4_port_equals_the_python_transliteration_on_random_pages():
     # the size-only fast path, serial and threaded, reading rows in place
     assert compressed_sizes(pages, "lz4", threads=1).tolist() == want
     assert compressed_sizes(pages, "lz4", threads=2).tolist() == want
+
+
+def lzo_edge_inputs() -> list[tuple[str, bytes]]:
+    """The LZ4 edge cases that fit one LZO1X-1 block, plus LZO's own: inputs around the 20-byte
+    minimum, zero runs for lzo-rle (shorter than 4, at the run cap of 2051, reaching ip_end) and
+    far matches (M4 distances > 16 KiB)."""
+    rng = np.random.default_rng(15)
+    rand = rng.integers(1, 256, 40000).astype(np.uint8).tobytes()
+    out = [(n, d) for n, d in lz4_edge_inputs() if len(d) < LZO_MAX_INPUT]
+    out += [
+        ("20 bytes (no block)", rand[:20]),
+        ("21 bytes (one block)", rand[:21]),
+        ("zero runs of 1..5 bytes between random bytes", b"".join(rand[i : i + 7] + bytes(i % 6) for i in range(600))),
+        ("a zero run longer than MAX_ZERO_RUN_LENGTH", rand[:50] + bytes(3000) + rand[50:1100]),
+        ("a zero run reaching ip_end", rand[:100] + bytes(200)),
+        ("M4 matches (distance > 16 KiB)", rand[:20000] + rand[:300] + rand[20300:20400]),
+    ]
+    # lzo-rle cuts an M4 match of 261..264 bytes at distance 0x4000 + 0x403f to 260 (ambiguous code);
+    # a period-8 filler keeps the literal runs short so the second copy of A is probed where it starts
+    pat = b"abcdefgh" * 6000
+    for length in (260, 261, 262, 264, 265):
+        a = b"Z" + rand[: length - 1]
+        data = pat[:1000] + a + pat[: 0x803F - length] + a + b"z" + pat[:99]
+        out.append((f"M4 match of {length} bytes at distance 0x803f", data))
+    return out
+
+
+@pytest.mark.parametrize(("name", "data"), lzo_edge_inputs(), ids=[n for n, _ in lzo_edge_inputs()])
+def test_lzo_port_equals_the_python_transliteration_on_edge_cases(name, data):
+    """The Numba LZO1X-1 / lzo-rle port writes exactly the bytes of the kernel's
+    lzo1x_1_compress / lzorle1x_1_compress transliterated into slow Python."""
+    want = {}
+    for rle in (False, True):
+        want[rle] = lzo1x_1_reference(data, int(rle))
+        assert lzo1x_1_compress(data, rle=rle) == want[rle], (name, rle)
+    if "0x803f" in name:  # the cut happens exactly for 261..264 bytes: the streams differ then
+        cut = any(f" {n} bytes" in name for n in (261, 262, 263, 264))
+        assert (want[True][2:] != want[False]) == cut
+
+
+def test_lzo_port_equals_the_python_transliteration_on_random_pages():
+    pages = mixed_pages(20, 22)
+    for algorithm in ("lzo", "lzo-rle"):
+        want = [len(lzo1x_1_reference(p.tobytes(), int(algorithm == "lzo-rle"))) for p in pages]
+        assert compressed_sizes(pages, algorithm, threads=1).tolist() == want  # the size-only path
+        assert compressed_sizes(pages, algorithm, threads=2).tolist() == want
 
 
 @pytest.mark.parametrize("algorithm", [None, "lz4", "lzo", "lzo-rle"])
