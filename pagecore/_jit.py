@@ -9,13 +9,6 @@ from __future__ import annotations
 
 import os
 
-#: Idle OpenMP threads sleep instead of spinning (libgomp spins for a while after every parallel
-#: region by default). Set before Numba loads libgomp; a user's own setting wins. On the shared
-#: 2-core machine (load average 6-8) spinning threads burned the cores other threads needed:
-#: ``pagecore compress`` on the ten Figure 4 guests took 0.72-0.82 s wall / 0.26-0.29 CPU-s
-#: with the default and 0.51-0.53 s / 0.17-0.20 CPU-s with ``passive`` (/work/helpers notes s4compress).
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-
 import numba
 
 #: Options for serial leaf kernels. ``cache=True`` stores the machine code next to the module
