@@ -12,15 +12,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import zstandard
+from compress_reference import lz4_kernel_reference, lzo1x_1_reference
 from dumps_helpers import make_pages
 
 from pagecore.dumps.base import PageChunk
 from pagecore.errors import InputError
 from pagecore.pages.compress import (
-    SizeCache,
+    LZO_MAX_INPUT,
+    ContentTable,
     compressed_sizes,
     lz4_kernel_compress,
+    lz4_kernel_size,
     lzo1x_1_compress,
+    new_content_facts,
     page_sizes,
     same_filled,
     sample_mask,
@@ -30,6 +34,7 @@ from pagecore.sharing.compress import (
     estimate_zram,
     esxi_compression,
     reclamation_ladder,
+    vm_codes_sorted,
     zram_mm_stat,
     zsmalloc_classes,
     zsmalloc_pages,
@@ -114,6 +119,127 @@ def test_kernel_lz4_output_decompresses_to_the_input():
     assert len(lz4_kernel_compress(bytes(PS))) == 1 + 1 + 2 + (4071 // 255 + 1) + 1 + 5
 
 
+def lz4_edge_inputs() -> list[bytes]:
+    """Named edge cases of LZ4_compress_generic's control flow."""
+    rng = np.random.default_rng(12)
+    rand = rng.integers(0, 256, PS).astype(np.uint8)
+    out = {
+        "empty": b"",
+        "below LZ4_minLength (12 bytes)": bytes(range(12)),
+        "LZ4_minLength (13 bytes)": bytes(13),
+        "zero page": bytes(PS),
+        "0xff page": b"\xff" * PS,
+        "random page (no match: all literals, > 15 + 255 of them)": rand.tobytes(),
+        "random page whose first word recurs (a match at position 0 of the zeroed table)": (
+            rand[:4].tobytes() + rand[4:2000].tobytes() + rand[:4].tobytes() + rand[2004:].tobytes()
+        ),
+        "match running into the last 5 bytes (matchlimit)": rand[:100].tobytes() * 2,
+        "match ending exactly at mflimit": rand[:50].tobytes() + rand[:50].tobytes() + rand[:12].tobytes(),
+        "long literal run then a long match (length bytes > 255)": rand[:700].tobytes() + bytes(PS - 700),
+        "catch-up backwards over equal bytes": b"ab" * 7 + rand[:300].tobytes() + b"ab" * 7 + rand[:300].tobytes(),
+        "half random, half zero": rand[: PS // 2].tobytes() + bytes(PS // 2),
+        "64 KiB - 1 of text (16-bit positions near their limit)": (b"lorem ipsum dolor sit amet " * 2500)[:65535],
+        "64 KiB + 10, the largest input that uses the 16-bit table": (
+            np.random.default_rng(13).integers(0, 4, 65546).astype(np.uint8).tobytes()
+        ),
+    }
+    for period in range(1, 9):
+        out[f"period {period}"] = (rand[:period].tobytes() * PS)[:PS]
+    return list(out.items())
+
+
+@pytest.mark.parametrize(("name", "data"), lz4_edge_inputs(), ids=[n for n, _ in lz4_edge_inputs()])
+def test_kernel_lz4_port_equals_the_python_transliteration_on_edge_cases(name, data):
+    """The Numba port writes exactly the bytes of the kernel's LZ4_compress_generic (byU16),
+    transliterated line by line into slow Python (tests/compress_reference.py)."""
+    want = lz4_kernel_reference(data)
+    assert lz4_kernel_compress(data) == want, name
+    assert lz4_kernel_size(data) == len(want), name
+    assert lz4.block.decompress(want, uncompressed_size=len(data)) == data
+
+
+def test_kernel_lz4_port_equals_the_python_transliteration_on_random_pages():
+    pages = mixed_pages(24, 21)
+    rng = np.random.default_rng(4)
+    want = []
+    for p in pages:
+        n = int(rng.choice([PS, PS, int(rng.integers(13, PS))]))
+        data = p[:n].tobytes()
+        ref = lz4_kernel_reference(data)
+        assert lz4_kernel_compress(data) == ref
+        assert lz4_kernel_size(data) == len(ref)
+        want.append(len(lz4_kernel_reference(p.tobytes())))
+    # the size-only fast path, serial and threaded, reading rows in place
+    assert compressed_sizes(pages, "lz4", threads=1).tolist() == want
+    assert compressed_sizes(pages, "lz4", threads=2).tolist() == want
+
+
+def lzo_edge_inputs() -> list[tuple[str, bytes]]:
+    """The LZ4 edge cases that fit one LZO1X-1 block, plus LZO's own: inputs around the 20-byte
+    minimum, zero runs for lzo-rle (shorter than 4, at the run cap of 2051, reaching ip_end) and
+    far matches (M4 distances > 16 KiB)."""
+    rng = np.random.default_rng(15)
+    rand = rng.integers(1, 256, 40000).astype(np.uint8).tobytes()
+    out = [(n, d) for n, d in lz4_edge_inputs() if len(d) < LZO_MAX_INPUT]
+    out += [
+        ("20 bytes (no block)", rand[:20]),
+        ("21 bytes (one block)", rand[:21]),
+        ("zero runs of 1..5 bytes between random bytes", b"".join(rand[i : i + 7] + bytes(i % 6) for i in range(600))),
+        ("a zero run longer than MAX_ZERO_RUN_LENGTH", rand[:50] + bytes(3000) + rand[50:1100]),
+        ("a zero run reaching ip_end", rand[:100] + bytes(200)),
+        ("M4 matches (distance > 16 KiB)", rand[:20000] + rand[:300] + rand[20300:20400]),
+    ]
+    # lzo-rle cuts an M4 match of 261..264 bytes at distance 0x4000 + 0x403f to 260 (ambiguous code);
+    # a period-8 filler keeps the literal runs short so the second copy of A is probed where it starts
+    pat = b"abcdefgh" * 6000
+    for length in (260, 261, 262, 264, 265):
+        a = b"Z" + rand[: length - 1]
+        data = pat[:1000] + a + pat[: 0x803F - length] + a + b"z" + pat[:99]
+        out.append((f"M4 match of {length} bytes at distance 0x803f", data))
+    return out
+
+
+@pytest.mark.parametrize(("name", "data"), lzo_edge_inputs(), ids=[n for n, _ in lzo_edge_inputs()])
+def test_lzo_port_equals_the_python_transliteration_on_edge_cases(name, data):
+    """The Numba LZO1X-1 / lzo-rle port writes exactly the bytes of the kernel's
+    lzo1x_1_compress / lzorle1x_1_compress transliterated into slow Python."""
+    want = {}
+    for rle in (False, True):
+        want[rle] = lzo1x_1_reference(data, int(rle))
+        assert lzo1x_1_compress(data, rle=rle) == want[rle], (name, rle)
+    if "0x803f" in name:  # the cut happens exactly for 261..264 bytes: the streams differ then
+        cut = any(f" {n} bytes" in name for n in (261, 262, 263, 264))
+        assert (want[True][2:] != want[False]) == cut
+
+
+def test_lzo_port_equals_the_python_transliteration_on_random_pages():
+    pages = mixed_pages(20, 22)
+    for algorithm in ("lzo", "lzo-rle"):
+        want = [len(lzo1x_1_reference(p.tobytes(), int(algorithm == "lzo-rle"))) for p in pages]
+        assert compressed_sizes(pages, algorithm, threads=1).tolist() == want  # the size-only path
+        assert compressed_sizes(pages, algorithm, threads=2).tolist() == want
+
+
+@pytest.mark.parametrize("algorithm", [None, "lz4", "lzo", "lzo-rle"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_new_content_facts_match_slow_twins(algorithm, threads):
+    """Same-filled flag and size in one pass, over more rows than one work block, in any order."""
+    pages = mixed_pages(45, 8)  # 90 pages: several blocks of 32
+    rows = np.random.default_rng(3).permutation(np.r_[np.arange(len(pages)), [5, 5, 89]])
+    same, size = new_content_facts(pages, rows, algorithm, True, threads)
+    assert same.tolist() == [slow_same_filled(pages[r]) for r in rows]
+    if algorithm is None:
+        assert size is None
+        return
+    if algorithm == "lz4":
+        want = [len(lz4_kernel_reference(pages[r].tobytes())) for r in rows]
+    else:
+        want = [len(lzo1x_1_compress(pages[r].tobytes(), rle=algorithm == "lzo-rle")) for r in rows]
+    assert size.tolist() == want
+    no_same, size2 = new_content_facts(pages, rows, algorithm, False, threads)
+    assert no_same is None and size2.tolist() == want
+
+
 def test_lzo_rle_equals_lzo_plus_header_without_zero_runs():
     """Without 4 consecutive zero bytes the RLE path never triggers: same stream + 2-byte header."""
     rng = np.random.default_rng(9)
@@ -153,20 +279,25 @@ def test_sizes_match_per_page_slow_twin_and_thread_count(algorithm):
 
 
 # ------------------------------------------------------------------ dedup, streaming, sampling
-def test_size_cache_matches_dict():
+def test_content_table_matches_dict():
+    """Content ids from the open-addressing table against a dict, across calls and growth."""
     rng = np.random.default_rng(1)
-    cache, ref = SizeCache(max_runs=2), {}
-    for _ in range(10):
-        h = np.unique(rng.integers(0, 500, 40).astype(np.uint64))
-        found, _ = cache.lookup(h)
-        new = h[~found]
-        s = rng.integers(0, 5000, len(new)).astype(np.int32)
-        cache.add(new, s)
-        ref.update(zip(new.tolist(), s.tolist(), strict=True))
-    q = np.arange(600, dtype=np.uint64)
-    found, size = cache.lookup(q)
-    assert found.tolist() == [int(x) in ref for x in q]
-    assert [int(s) for s, f in zip(size, found, strict=True) if f] == [ref[int(x)] for x in q if int(x) in ref]
+    table, ref = ContentTable(capacity=4), {}
+    for _ in range(12):
+        h = rng.integers(0, 700, int(rng.integers(0, 120))).astype(np.uint64)
+        h[: len(h) // 10] = 0  # hash 0 is a key like any other
+        before = len(ref)
+        ids, new = table.claim(h)
+        want_new = []
+        for i, x in enumerate(h.tolist()):
+            if x not in ref:
+                ref[x] = len(ref)
+                want_new.append(i)
+        assert ids.tolist() == [ref[x] for x in h.tolist()]
+        assert new.tolist() == want_new  # first occurrence of each new content, in order
+        assert ids[new].tolist() == list(range(before, len(ref)))
+        assert len(table) == len(ref)
+    assert table.claim(np.zeros(0, np.uint64))[0].shape == (0,)
 
 
 def _chunks(pages, k):
@@ -184,6 +315,32 @@ def test_stream_sizes_equal_brute_force_without_dedup(chunk):
         assert ps.stats.distinct_compressed[a] < len(pages)  # duplicates were not compressed again
     assert ps.frame["same_filled"].tolist() == [slow_same_filled(p) for p in pages]
     assert ps.stats.pages == len(pages)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sizer_slices_share_contents_across_threads(threads):
+    """A chunk of many slices (worker threads take them as they come free): every page gets the
+    size of its content, each content is compressed once, hashes are hash_pages' own."""
+    from pagecore.pages.compress import ChunkSizer
+    from pagecore.pages.hashing import hash_pages
+
+    base = mixed_pages(60, 13)
+    rng = np.random.default_rng(14)
+    pages = np.ascontiguousarray(base[rng.integers(0, len(base), 1500)])  # copies in every slice
+    with ChunkSizer(["lz4", "lzo-rle", "zstd"], threads=threads) as sizer:
+        h, z, got = sizer.hash_and_size(pages[:1000])
+        h2, z2, got2 = sizer.hash_and_size(pages[1000:])  # a second chunk: contents seen before
+        again = sizer(pages[:700], *hash_pages(pages[:700]))  # the hook for pagecore hash --compress
+    wh, wz = hash_pages(pages)
+    assert np.concatenate([h, h2]).tolist() == wh.tolist() and np.concatenate([z, z2]).tolist() == wz.tolist()
+    for a in ("lz4", "lzo-rle", "zstd"):
+        want = compressed_sizes(pages, a)
+        assert np.concatenate([got[a], got2[a]]).tolist() == want.tolist()
+        assert again[a].tolist() == want[:700].tolist()
+        assert sizer.stats.distinct_compressed[a] == len(np.unique(wh))
+    same = [slow_same_filled(p) for p in pages]
+    assert np.concatenate([got["same_filled"], got2["same_filled"]]).tolist() == same
+    assert sizer.stats.nonzero_compressed["lz4"] == len(np.unique(wh[~wz]))
 
 
 def test_sample_is_independent_of_chunking():
@@ -283,6 +440,48 @@ def test_ladder_by_hand():
     salted = reclamation_ladder(f, "lzo", salting=2).set_index("step")
     assert salted.loc["inter-VM sharing (salting 2)", "saved_pages"] == 0
     assert salted.loc["salting removes (inter-VM sharing lost)", "saved_pages"] == 1
+
+
+def test_vm_codes_without_strings_equal_pandas_factorize():
+    rng = np.random.default_rng(2)
+    names = np.array(["vm10", "vm2", "b", "a", "unused"])
+    vm = names[rng.integers(0, 4, 300)]
+    want_codes, want_names = pd.factorize(pd.Series(vm).astype(str), sort=True)
+    for col in (pd.Series(vm), pd.Series(pd.Categorical(vm, categories=["vm2", "unused", "vm10", "b", "a"]))):
+        codes, got_names = vm_codes_sorted(col)
+        assert got_names == list(want_names) and codes.tolist() == want_codes.tolist()
+
+
+def test_esxi_rows_per_vm_equal_groupby():
+    from pagecore.experiments.compression import _vm_rows
+
+    rng = np.random.default_rng(5)
+    vm = np.array(["x", "a", "m"])[rng.integers(0, 3, 200)]
+    for col in (pd.Series(vm), pd.Series(pd.Categorical(vm, categories=["m", "q", "x", "a"]))):
+        want = [(str(k), g.index.to_numpy().tolist()) for k, g in col.groupby(col, observed=True, sort=True)]
+        assert [(k, r.tolist()) for k, r in _vm_rows(col)] == want
+
+
+@pytest.mark.parametrize("salting", [0, 2])
+def test_ladder_same_for_categorical_vm_and_records(salting):
+    rng = np.random.default_rng(6)
+    n = 400
+    f = pd.DataFrame(
+        {
+            "vm": np.array(["b", "a", "c"])[rng.integers(0, 3, n)],
+            "hash": rng.integers(0, 60, n).astype(np.uint64),
+            "csize_lz4": rng.integers(20, 4200, n),
+        }
+    )
+    f["zero"] = f["hash"] == 0
+    f["same_filled"] = f["zero"]
+    salts = {"a": "s1", "b": "s1", "c": "s2"}
+    want = reclamation_ladder(f, "lz4", salting=salting, salts=salts)
+    cat = f.assign(vm=pd.Categorical(f["vm"], categories=["c", "b", "a"]))
+    pd.testing.assert_frame_equal(reclamation_ladder(cat, "lz4", salting=salting, salts=salts), want)
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(reclamation_ladder(cat, "lz4", salting=salting, salts=salts, as_records=True)), want
+    )
 
 
 def test_estimate_is_exact_without_sampling_and_covers_with():

@@ -97,7 +97,10 @@ def format_table(rep: dict) -> str:
         for k, v in rep["zram_estimate"].items():
             lines.append(f"  {k:18s} {v['estimate']:>15,.0f}  95% CI [{v['low']:,.0f}, {v['high']:,.0f}]")
     t = rep["timing"]
-    lines.append(f"time: {t['wall_seconds']:.2f} s, {t['gb_per_s']:.2f} GB/s over {t['input_bytes'] / 1e9:.3f} GB")
+    lines.append(
+        f"time: {t['wall_seconds']:.2f} s, {t['gb_per_s']:.2f} GB/s ({t['gb_per_s_per_core']:.2f} per core, "
+        f"{t['threads']} threads) over {t['input_bytes'] / 1e9:.3f} GB"
+    )
     return "\n".join(lines)
 
 
@@ -114,6 +117,7 @@ def run(args) -> int:
     rep = report(ps, args, nbytes, time.perf_counter() - t0)
     rep["timing"]["wall_seconds"] = time.perf_counter() - t0
     rep["timing"]["gb_per_s"] = nbytes / rep["timing"]["wall_seconds"] / 1e9
+    rep["timing"]["gb_per_s_per_core"] = rep["timing"]["gb_per_s"] / rep["timing"]["threads"]
     rep = json.loads(json.dumps(rep, default=_jsonable))  # plain types for every format
     emit(args, rep, lambda: report_rows(rep), lambda: format_table(rep))
     return 0

@@ -10,7 +10,7 @@ are re-read from their recorded dump, which must be unchanged since hashing
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -182,6 +182,22 @@ def report_rows(rep: dict):
     return df
 
 
+def _vm_rows(vm):
+    """(name, row indices in order) per VM, in the order ``groupby("vm", observed=True, sort=True)``
+    gives them (category order for a categorical column), without pandas' per-group objects."""
+    import pandas as pd
+
+    if isinstance(vm.dtype, pd.CategoricalDtype):
+        codes = vm.cat.codes.to_numpy(np.int64)
+        names = [str(c) for c in vm.cat.categories]
+    else:
+        codes, uniq = pd.factorize(vm, sort=True)
+        names = [str(u) for u in uniq]
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+    return [(name, order[bounds[k] : bounds[k + 1]]) for k, name in enumerate(names) if bounds[k + 1] > bounds[k]]
+
+
 def report(ps, args: CompressOptions, input_bytes: int, wall: float) -> dict:
     from pagecore.sharing.compress import estimate_zram, esxi_compression, reclamation_ladder, zram_mm_stat, zswap_pool
 
@@ -203,22 +219,33 @@ def report(ps, args: CompressOptions, input_bytes: int, wall: float) -> dict:
         out["zram"] = zram_mm_stat(cs, same)
         out["zswap"] = zswap_pool(cs, zero, same, incompressible=args.zswap_incompressible)
         out["esxi"] = {}
-        for vm, sub in f.groupby("vm", observed=True, sort=True):
-            vb = ps.vm_pages.get(str(vm), len(sub)) * PAGE_SIZE
-            out["esxi"][str(vm)] = esxi_compression(sub[f"csize_{alg}"].to_numpy(), vb, max_pct=args.esxi_cache_pct)
-        lad = reclamation_ladder(f, alg, vm_pages=ps.vm_pages, salting=args.salting, max_pct=args.esxi_cache_pct)
-        lad["mechanism"] = [ladder_mechanism(step) for step in lad["step"]]
-        out["ladder"] = json.loads(lad.to_json(orient="records"))
-        keyed = lad.dropna(subset=["mechanism"])
-        out["savings_pages"] = dict(zip(keyed["mechanism"], keyed["saved_pages"].astype(float), strict=True))
-        out["savings_mb"] = dict(zip(keyed["mechanism"], keyed["saved_mb"].astype(float), strict=True))
+        for vm, rows in _vm_rows(f["vm"]):
+            vb = ps.vm_pages.get(vm, len(rows)) * PAGE_SIZE
+            out["esxi"][vm] = esxi_compression(cs[rows], vb, max_pct=args.esxi_cache_pct)
+        lad = reclamation_ladder(
+            f, alg, vm_pages=ps.vm_pages, salting=args.salting, max_pct=args.esxi_cache_pct, as_records=True
+        )
+        for r in lad:
+            r["mechanism"] = ladder_mechanism(r["step"])
+            for k, v in r.items():  # JSON has no NaN: the "salting removes" row has no resident count
+                if isinstance(v, float) and math.isnan(v):
+                    r[k] = None
+        out["ladder"] = lad
+        keyed = [r for r in lad if r["mechanism"] is not None]
+        out["savings_pages"] = {r["mechanism"]: float(r["saved_pages"]) for r in keyed}
+        out["savings_mb"] = {r["mechanism"]: float(r["saved_mb"]) for r in keyed}
     else:
         out["zram_estimate"] = estimate_zram(cs, same, frac, int(ps.stats.pages))
         out["note"] = "estimates from a page sample (95 % normal intervals); sharing and the ladder need every page"
+    from pagecore._jit import resolve_threads
+
+    threads = resolve_threads(getattr(args, "threads", 0) or None)
     out["timing"] = {
         "wall_seconds": wall,
         "input_bytes": input_bytes,
+        "threads": threads,
         "gb_per_s": input_bytes / wall / 1e9 if wall else None,
+        "gb_per_s_per_core": input_bytes / wall / 1e9 / threads if wall else None,
         "contents_compressed": int(ps.stats.distinct_compressed.get(alg, 0)),
         "compress_seconds": float(ps.stats.compress_seconds.get(alg, 0.0)),
     }

@@ -43,11 +43,21 @@ Deduplication
 -------------
 A dump has far fewer distinct page contents than pages (zero pages, shared code). Sizes are
 computed once per content, keyed by the page's 64-bit ``pcx64-v1`` hash
-(:mod:`pagecore.hashing`) and remembered for the rest of the stream in sorted runs that are
-merged as they accumulate (:class:`SizeCache`): memory grows with the number of distinct
-contents (10 bytes each), page bytes stay bounded by one chunk. Two different contents with
-one hash would share a size; with d distinct contents that happens with probability about
+(:mod:`pagecore.hashing`) in an open-addressing table of the whole stream
+(:class:`ContentTable`): memory grows with the number of distinct contents (about 40 bytes
+each with the sizes), page bytes stay bounded by one chunk. Two different contents with one
+hash would share a size; with d distinct contents that happens with probability about
 d²/2^65 (the sharing report prints the expected number of such false matches).
+
+Speed
+-----
+``pagecore compress`` reads every page once to hash it and once more only for contents new to
+the stream, when the same-filled test and the compressor run in one pass (:func:`new_content_facts`).
+The ports compute the compressed *size* without writing the literal bytes (the matches and
+every length code are the kernel's; :func:`lz4_kernel_compress` and :func:`lzo1x_1_compress`
+write the full output, and the tests compare both paths). Input words are read with unaligned
+native loads, as the kernel's ``LZ4_read32`` / ``get_unaligned_le32`` do. A chunk is cut into
+slices taken by worker threads as they come free (:class:`ChunkSizer`).
 
 Same-filled pages
 -----------------
@@ -67,7 +77,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, parallel_chunksize, prange
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from pagecore._defaults import COMPRESS_ALGORITHMS, DEFAULT_COMPRESS_ALGORITHM
@@ -170,11 +180,6 @@ def same_filled(
 
 
 # ---------------------------------------------------------------------------------- LZO1X-1
-@njit(**SERIAL)
-def _le32(a, i):
-    return np.uint32(a[i]) | (np.uint32(a[i + 1]) << 8) | (np.uint32(a[i + 2]) << 16) | (np.uint32(a[i + 3]) << 24)
-
-
 if JIT_DISABLED:  # the LLVM intrinsic has no pure-Python body (NUMBA_DISABLE_JIT=1 coverage runs)
 
     def _ctz64(v):
@@ -188,30 +193,47 @@ else:
         return int(trailing_zeros(v))
 
 
-@njit(**SERIAL)
-def _fill_w32(src, w32):
-    """w32[i] = the little-endian 32-bit word at byte i (one load per probe in the hot loops).
+if JIT_DISABLED:  # pure-Python loads for NUMBA_DISABLE_JIT=1 coverage runs
 
-    Built from aligned 32-bit words, two at a time, when the length is a multiple of 4."""
-    n = src.shape[0]
-    start = 0
-    if n % 4 == 0 and n >= 8:
-        words = src.view(np.uint32)
-        m32 = np.uint64(0xFFFFFFFF)
-        for q in range(n // 4 - 1):
-            x = np.uint64(words[q]) | (np.uint64(words[q + 1]) << np.uint64(32))
-            w32[4 * q] = np.uint32(x & m32)
-            w32[4 * q + 1] = np.uint32((x >> np.uint64(8)) & m32)
-            w32[4 * q + 2] = np.uint32((x >> np.uint64(16)) & m32)
-            w32[4 * q + 3] = np.uint32((x >> np.uint64(24)) & m32)
-        start = n - 4
-    for i in range(start, n - 3):
-        w32[i] = _le32(src, i)
+    def _ld32(a, i):
+        return np.uint32(int.from_bytes(bytes(a[i : i + 4]), "little"))
 
+    def _ld64(a, i):
+        return np.uint64(int.from_bytes(bytes(a[i : i + 8]), "little"))
 
-@njit(**SERIAL)
-def _w64(w32, i):
-    return np.uint64(w32[i]) | (np.uint64(w32[i + 4]) << np.uint64(32))
+else:
+    import sys
+
+    from llvmlite import ir
+    from numba import types
+    from numba.extending import intrinsic
+
+    if sys.byteorder != "little":  # pragma: no cover - x86-64 and arm64 hosts are little-endian
+        raise ImportError("pagecore's compressor ports read little-endian words with native loads")
+
+    def _unaligned_load(bits):
+        ty = types.uint32 if bits == 32 else types.uint64
+
+        def impl(typingctx, arr, i):
+            if not (isinstance(arr, types.Array) and arr.ndim == 1 and arr.dtype == types.uint8 and arr.layout == "C"):
+                return None
+
+            def codegen(context, builder, signature, args):
+                ary = context.make_array(signature.args[0])(context, builder, args[0])
+                idx = context.cast(builder, args[1], signature.args[1], types.intp)
+                ptr = builder.bitcast(builder.gep(ary.data, [idx]), ir.IntType(bits).as_pointer())
+                return builder.load(ptr, align=1)
+
+            return ty(arr, i), codegen
+
+        impl.__name__ = f"_ld{bits}"
+        return intrinsic(impl)
+
+    #: ``_ld32(a, i)``: the little-endian uint32 at byte ``i`` of a contiguous ``uint8`` array,
+    #: one unaligned load (LZ4_read32 / the LZO ports' 4-byte reads); no bounds check.
+    _ld32 = _unaligned_load(32)
+    #: ``_ld64(a, i)``: the same for 8 bytes (LZ4_read_ARCH on 64-bit).
+    _ld64 = _unaligned_load(64)
 
 
 @njit(**SERIAL)
@@ -242,7 +264,7 @@ def _copy(dst, op, src, ii, t):
 
 
 @njit(**SERIAL)
-def _lzo1x_1_block(src, dst, op, dct, rle, st, w32):
+def _lzo1x_1_block(src, dst, op, dct, rle, st, emit):
     """One lzo1x_1_do_compress pass over all of ``src`` (len ≤ 0xbfff, > 20).
 
     ``st[0]`` is the state offset (where a short literal count is OR-ed into the previous
@@ -259,7 +281,7 @@ def _lzo1x_1_block(src, dst, op, dct, rle, st, w32):
         while True:  # "next"
             if ip >= ip_end:
                 return op, n - ii
-            dv = w32[ip]
+            dv = _ld32(src, ip)
             run = 0
             m_pos = 0
             if dv == 0 and rle:
@@ -273,17 +295,17 @@ def _lzo1x_1_block(src, dst, op, dct, rle, st, w32):
                 h = int(h) & _D_MASK
                 m_pos = int(dct[h])
                 dct[h] = ip
-                if dv != w32[m_pos]:
+                if dv != _ld32(src, m_pos):
                     break  # back to "literal"
             # emit the literal run [ii, ip)
             t = ip - ii
             if t != 0:
                 if t <= 3:
                     dst[op + st[0]] |= t
-                    op = _copy(dst, op, src, ii, t)
+                    op = _copy(dst, op, src, ii, t) if emit else op + t
                 else:
                     op = _put_literal_count(dst, op, t)
-                    op = _copy(dst, op, src, ii, t)
+                    op = _copy(dst, op, src, ii, t) if emit else op + t
             if run:
                 ip += run
                 r = run - _MIN_ZERO_RUN
@@ -298,12 +320,12 @@ def _lzo1x_1_block(src, dst, op, dct, rle, st, w32):
                 continue
             # match length: 8 bytes at a time (x86-64 LZO_USE_CTZ64 path)
             m_len = 4
-            v = _w64(w32, ip + m_len) ^ _w64(w32, m_pos + m_len)
+            v = _ld64(src, ip + m_len) ^ _ld64(src, m_pos + m_len)
             done = False
             if v == 0:
                 while True:
                     m_len += 8
-                    v = _w64(w32, ip + m_len) ^ _w64(w32, m_pos + m_len)
+                    v = _ld64(src, ip + m_len) ^ _ld64(src, m_pos + m_len)
                     if ip + m_len >= ip_end:
                         done = True
                         break
@@ -362,8 +384,11 @@ def _lzo1x_1_block(src, dst, op, dct, rle, st, w32):
 
 
 @njit(**SERIAL)
-def _lzo1x_1(src, dst, dct, rle, w32):
-    """Compress ``src`` (≤ 0xbfff bytes) into ``dst``; return the compressed length."""
+def _lzo1x_1(src, dst, dct, rle, emit):
+    """Compress ``src`` (≤ 0xbfff bytes) into ``dst``; return the compressed length.
+
+    With ``emit`` false the literal bytes are not copied (``dst`` is scratch then: it holds the
+    instructions at their offsets and garbage between); the length is the same."""
     n = src.shape[0]
     op = 0
     if rle:
@@ -375,8 +400,7 @@ def _lzo1x_1(src, dst, dct, rle, w32):
     st[0] = -2
     t = n
     if n > 20:
-        _fill_w32(src, w32)
-        op, t = _lzo1x_1_block(src, dst, op, dct, rle, st, w32)
+        op, t = _lzo1x_1_block(src, dst, op, dct, rle, st, emit)
     if t > 0:
         ii = n - t
         if op == data_start and t <= 238:
@@ -386,31 +410,11 @@ def _lzo1x_1(src, dst, dct, rle, w32):
             dst[op + st[0]] |= t
         else:
             op = _put_literal_count(dst, op, t)
-        op = _copy(dst, op, src, ii, t)
+        op = _copy(dst, op, src, ii, t) if emit else op + t
     dst[op] = _M4_MARKER | 1
     dst[op + 1] = 0
     dst[op + 2] = 0
     return op + 3
-
-
-@njit(**SERIAL)
-def _lzo_sizes_serial(pages, rows, rle, out):
-    n = rows.shape[0]
-    w = pages.shape[1]
-    dst = np.empty(w + w // 16 + 64 + 8, np.uint8)
-    dct = np.empty(1 << _D_BITS, np.uint16)
-    w32 = np.empty(max(w, 4), np.uint32)
-    for i in range(n):
-        out[i] = _lzo1x_1(pages[rows[i]], dst, dct, rle, w32)
-
-
-@njit(**PARALLEL)
-def _lzo_sizes_parallel(pages, rows, rle, out, nchunks):
-    n = rows.shape[0]
-    for c in prange(nchunks):
-        a = c * n // nchunks
-        b = (c + 1) * n // nchunks
-        _lzo_sizes_serial(pages, rows[a:b], rle, out[a:b])
 
 
 def lzo1x_1_compress(data: bytes | np.ndarray, rle: bool = False) -> bytes:
@@ -425,7 +429,7 @@ def lzo1x_1_compress(data: bytes | np.ndarray, rle: bool = False) -> bytes:
         raise ValueError(f"lzo1x_1_compress takes at most {LZO_MAX_INPUT - 1} bytes, got {src.shape[0]}")
     dst = np.zeros(lzo_worst(src.shape[0]), np.uint8)
     dct = np.empty(1 << _D_BITS, np.uint16)
-    n = _lzo1x_1(src, dst, dct, bool(rle), np.empty(max(src.shape[0], 4), np.uint32))
+    n = _lzo1x_1(src, dst, dct, bool(rle), True)
     return dst[:n].tobytes()
 
 
@@ -442,9 +446,9 @@ _LZ4_MASK = 15
 
 
 @njit(**SERIAL)
-def _lz4_hash16(w32, i):
-    v = np.uint64(w32[i])
-    return int(((v * np.uint64(2654435761)) & np.uint64(0xFFFFFFFF)) >> np.uint64(32 - _LZ4_HASH_BITS_U16))
+def _lz4_hash16(v):
+    """LZ4_hash4 for the 16-bit table (lz4_compress.c): (v * 2654435761U) >> (32 - 13), in 32 bits."""
+    return int(((np.uint64(v) * np.uint64(2654435761)) & np.uint64(0xFFFFFFFF)) >> np.uint64(32 - _LZ4_HASH_BITS_U16))
 
 
 @njit(**SERIAL)
@@ -459,27 +463,49 @@ def _lz4_len_bytes(dst, op, n):
 
 
 @njit(**SERIAL)
-def _lz4_kernel(src, dst, table, w32):
+def _lz4_ext(n):
+    """Bytes that length code ``n`` (literal run or match length - 4) adds after its token nibble."""
+    return 0 if n < _LZ4_MASK else (n - _LZ4_MASK) // 255 + 1
+
+
+@njit(**SERIAL)
+def _lz4_count(src, a, b, limit):
+    """LZ4_count: equal bytes at ``a`` and ``b`` (b < a), reading at most up to ``limit``; 8 at a time."""
+    code = 0
+    while a + code + 8 <= limit:
+        x = _ld64(src, a + code) ^ _ld64(src, b + code)
+        if x != 0:
+            return code + (_ctz64(x) >> 3)
+        code += 8
+    while a + code < limit and src[a + code] == src[b + code]:
+        code += 1
+    return code
+
+
+@njit(**SERIAL)
+def _lz4_kernel(src, dst, table, emit):
     """LZ4_compress_fast(acceleration=1) as the kernel's lib/lz4 does it for inputs < 64 KiB
-    (16-bit position table, no dictionary, unlimited output); returns the compressed length."""
+    (16-bit position table, no dictionary, unlimited output); returns the compressed length.
+
+    ``table`` is ``uint16[8192]`` (zeroed here, as LZ4_resetStream does). With ``emit`` false
+    nothing is written to ``dst`` (it may be empty): only the length is computed, with the same
+    matches and lengths (the literal copies, which are most of the output's bytes, are skipped).
+    Reads are unaligned little-endian loads of the input, as the kernel's LZ4_read32/LZ4_read_ARCH."""
     n = src.shape[0]
-    for k in range(table.shape[0]):
-        table[k] = 0
+    table[:] = 0
     op = 0
     anchor = 0
     mflimit = n - _LZ4_MFLIMIT
     matchlimit = n - _LZ4_LASTLITERALS
     if n >= _LZ4_MFLIMIT + 1:
-        _fill_w32(src, w32)
-        table[_lz4_hash16(w32, 0)] = 0
+        table[_lz4_hash16(_ld32(src, 0))] = 0
         ip = 1
-        fwd_h = _lz4_hash16(w32, ip)
+        fwd_h = _lz4_hash16(_ld32(src, ip))
         while True:
             # find a match, skipping faster the longer nothing is found
             fwd = ip
             step = 1
             search = 1 << _LZ4_SKIPTRIGGER
-            last = False
             while True:
                 h = fwd_h
                 ip = fwd
@@ -487,14 +513,13 @@ def _lz4_kernel(src, dst, table, w32):
                 step = search >> _LZ4_SKIPTRIGGER
                 search += 1
                 if fwd > mflimit:
-                    last = True
                     break
                 match = int(table[h])
-                fwd_h = _lz4_hash16(w32, fwd)
+                fwd_h = _lz4_hash16(_ld32(src, fwd))
                 table[h] = ip
-                if w32[match] == w32[ip]:
+                if _ld32(src, match) == _ld32(src, ip):
                     break
-            if last:
+            if fwd > mflimit:
                 break
             # catch up backwards
             while ip > anchor and match > 0 and src[ip - 1] == src[match - 1]:
@@ -502,54 +527,53 @@ def _lz4_kernel(src, dst, table, w32):
                 match -= 1
             lit = ip - anchor
             token = op
-            op += 1
-            if lit >= _LZ4_MASK:
-                dst[token] = _LZ4_MASK << 4
-                op = _lz4_len_bytes(dst, op, lit - _LZ4_MASK)
+            if emit:
+                op += 1
+                if lit >= _LZ4_MASK:
+                    dst[token] = _LZ4_MASK << 4
+                    op = _lz4_len_bytes(dst, op, lit - _LZ4_MASK)
+                else:
+                    dst[token] = lit << 4
+                op = _copy(dst, op, src, anchor, lit)
             else:
-                dst[token] = lit << 4
-            op = _copy(dst, op, src, anchor, lit)
+                op += 1 + _lz4_ext(lit) + lit
             while True:  # _next_match
-                off = ip - match
-                dst[op] = off & 0xFF
-                dst[op + 1] = (off >> 8) & 0xFF
+                if emit:
+                    off = ip - match
+                    dst[op] = off & 0xFF
+                    dst[op + 1] = (off >> 8) & 0xFF
+                code = _lz4_count(src, ip + _LZ4_MINMATCH, match + _LZ4_MINMATCH, matchlimit)
                 op += 2
-                a = ip + _LZ4_MINMATCH
-                b = match + _LZ4_MINMATCH
-                code = 0
-                while a + code + 8 <= matchlimit:
-                    x = _w64(w32, a + code) ^ _w64(w32, b + code)
-                    if x != 0:
-                        code += _ctz64(x) >> 3
-                        break
-                    code += 8
+                ip += _LZ4_MINMATCH + code
+                if emit:
+                    if code >= _LZ4_MASK:
+                        dst[token] += _LZ4_MASK
+                        op = _lz4_len_bytes(dst, op, code - _LZ4_MASK)
+                    else:
+                        dst[token] += code
                 else:
-                    while a + code < matchlimit and src[a + code] == src[b + code]:
-                        code += 1
-                ip = a + code
-                if code >= _LZ4_MASK:
-                    dst[token] += _LZ4_MASK
-                    op = _lz4_len_bytes(dst, op, code - _LZ4_MASK)
-                else:
-                    dst[token] += code
+                    op += _lz4_ext(code)
                 anchor = ip
                 if ip > mflimit:
                     break
-                table[_lz4_hash16(w32, ip - 2)] = ip - 2
-                h = _lz4_hash16(w32, ip)
+                table[_lz4_hash16(_ld32(src, ip - 2))] = ip - 2
+                h = _lz4_hash16(_ld32(src, ip))
                 match = int(table[h])
                 table[h] = ip
-                if match + 65535 >= ip and w32[match] == w32[ip]:
+                if match + 65535 >= ip and _ld32(src, match) == _ld32(src, ip):
                     token = op
-                    dst[token] = 0
+                    if emit:
+                        dst[token] = 0
                     op += 1
                     continue
                 break
             if ip > mflimit:
                 break
             ip += 1
-            fwd_h = _lz4_hash16(w32, ip)
+            fwd_h = _lz4_hash16(_ld32(src, ip))
     last_run = n - anchor
+    if not emit:
+        return op + 1 + _lz4_ext(last_run) + last_run
     if last_run >= _LZ4_MASK:
         dst[op] = _LZ4_MASK << 4
         op = _lz4_len_bytes(dst, op + 1, last_run - _LZ4_MASK)
@@ -557,26 +581,6 @@ def _lz4_kernel(src, dst, table, w32):
         dst[op] = last_run << 4
         op += 1
     return _copy(dst, op, src, anchor, last_run)
-
-
-@njit(**SERIAL)
-def _lz4_sizes_serial(pages, rows, out):
-    n = rows.shape[0]
-    w = pages.shape[1]
-    dst = np.empty(w + w // 255 + 32, np.uint8)
-    table = np.empty(1 << _LZ4_HASH_BITS_U16, np.uint16)
-    w32 = np.empty(max(w, 4), np.uint32)
-    for i in range(n):
-        out[i] = _lz4_kernel(pages[rows[i]], dst, table, w32)
-
-
-@njit(**PARALLEL)
-def _lz4_sizes_parallel(pages, rows, out, nchunks):
-    n = rows.shape[0]
-    for c in prange(nchunks):
-        a = c * n // nchunks
-        b = (c + 1) * n // nchunks
-        _lz4_sizes_serial(pages, rows[a:b], out[a:b])
 
 
 def lz4_kernel_compress(data: bytes | np.ndarray) -> bytes:
@@ -587,7 +591,16 @@ def lz4_kernel_compress(data: bytes | np.ndarray) -> bytes:
         raise ValueError(f"lz4_kernel_compress takes less than 64 KiB, got {src.shape[0]} bytes")
     dst = np.zeros(src.shape[0] + src.shape[0] // 255 + 32, np.uint8)
     table = np.empty(1 << _LZ4_HASH_BITS_U16, np.uint16)
-    return dst[: _lz4_kernel(src, dst, table, np.empty(max(src.shape[0], 4), np.uint32))].tobytes()
+    return dst[: _lz4_kernel(src, dst, table, True)].tobytes()
+
+
+def lz4_kernel_size(data: bytes | np.ndarray) -> int:
+    """Length of :func:`lz4_kernel_compress`'s output, computed without writing it (the fast path)."""
+    src = np.frombuffer(bytes(data), np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1)
+    src = np.ascontiguousarray(src, dtype=np.uint8)
+    if src.shape[0] >= 65536 + 11:
+        raise ValueError(f"lz4_kernel_size takes less than 64 KiB, got {src.shape[0]} bytes")
+    return int(_lz4_kernel(src, np.empty(0, np.uint8), np.empty(1 << _LZ4_HASH_BITS_U16, np.uint16), False))
 
 
 # ---------------------------------------------------------------------------------- sizes
@@ -662,24 +675,9 @@ def compressed_sizes(
     out = np.zeros(n, np.int32)
     if n == 0:
         return out
+    if algorithm in _NUMBA_CODES:
+        return new_content_facts(pages, rows, algorithm, False, threads)[1]
     nt = resolve_threads(threads)
-    if algorithm in ("lzo", "lzo-rle"):
-        if pages.shape[1] >= LZO_MAX_INPUT:
-            raise ValueError(f"pages of {pages.shape[1]} bytes are longer than one LZO1X-1 block")
-        rle = algorithm == "lzo-rle"
-        if nt == 1 or n < 8:
-            _lzo_sizes_serial(pages, rows, rle, out)
-        else:
-            _lzo_sizes_parallel(pages, rows, rle, out, min(n, nt * 4))
-        return out
-    if algorithm == "lz4":
-        if pages.shape[1] >= 65536:
-            raise ValueError(f"pages of {pages.shape[1]} bytes are too long for LZ4's 16-bit table")
-        if nt == 1 or n < 8:
-            _lz4_sizes_serial(pages, rows, out)
-        else:
-            _lz4_sizes_parallel(pages, rows, out, min(n, nt * 4))
-        return out
     if nt == 1 or n < 16:
         _py_sizes(pages, rows, algorithm, out)
         return out
@@ -696,76 +694,219 @@ def compressed_sizes(
     return out
 
 
-# ---------------------------------------------------------------------------------- dedup cache
-class SizeCache:
-    """hash → compressed size for the contents seen so far in a stream.
+# ---------------------------------------------------------------------------------- dedup table
+@njit(**SERIAL)
+def _claim(hashes, keys, ids, next_id, out_ids, new_rows):
+    """Content id of every hash in an open-addressing table (linear probing, ``ids`` -1 = empty).
 
-    Sorted runs of (hash, size); a lookup searches every run; runs are merged when there are
-    more than ``max_runs`` (amortized O(log) per insert, 10 bytes per distinct content).
+    Unseen hashes are inserted with ids ``next_id, next_id + 1, …`` in order of first
+    occurrence, and ``new_rows`` gets each one's first row. Returns how many were inserted.
+    ``keys`` has a power-of-two length with room for every hash (the caller grows it)."""
+    mask = keys.shape[0] - 1
+    k = 0
+    for i in range(hashes.shape[0]):
+        h = hashes[i]
+        s = h & np.uint64(mask)  # pcx64 hashes are uniform: their low bits index the table
+        while True:
+            c = ids[s]
+            if c < 0:
+                keys[s] = h
+                ids[s] = next_id + k
+                out_ids[i] = next_id + k
+                new_rows[k] = i
+                k += 1
+                break
+            if keys[s] == h:
+                out_ids[i] = c
+                break
+            s = (s + np.uint64(1)) & np.uint64(mask)
+    return k
+
+
+@njit(**SERIAL)
+def _rehash(keys, ids, new_keys, new_ids):
+    mask = new_keys.shape[0] - 1
+    for j in range(keys.shape[0]):
+        if ids[j] >= 0:
+            s = keys[j] & np.uint64(mask)
+            while new_ids[s] >= 0:
+                s = (s + np.uint64(1)) & np.uint64(mask)
+            new_keys[s] = keys[j]
+            new_ids[s] = ids[j]
+
+
+class ContentTable:
+    """Content ids for the 64-bit page hashes of a stream: the same hash, the same id.
+
+    One open-addressing table (8-byte key + 8-byte id per slot, at most half full, so 32 to 64
+    bytes per distinct content); memory grows with the number of distinct contents only.
     """
 
-    def __init__(self, max_runs: int = 8):
-        self.runs: list[tuple[np.ndarray, np.ndarray]] = []
-        self.max_runs = max_runs
+    def __init__(self, capacity: int = 1 << 12):
+        cap = 1 << max(4, int(capacity - 1).bit_length())
+        self.keys = np.zeros(cap, np.uint64)
+        self.ids = np.full(cap, -1, np.int64)
+        self.n = 0
 
     def __len__(self) -> int:
-        return sum(len(h) for h, _ in self.runs)
+        return self.n
 
-    def lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(found bool[n], size int32[n]) for ``hashes``."""
-        n = hashes.shape[0]
-        found = np.zeros(n, np.bool_)
-        size = np.zeros(n, np.int32)
-        for h, s in self.runs:
-            if not len(h):
-                continue
-            pos = np.searchsorted(h, hashes)
-            pos[pos == len(h)] = len(h) - 1
-            hit = h[pos] == hashes
-            size[hit] = s[pos[hit]]
-            found |= hit
-        return found, size
+    def claim(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(content id int64[k] per hash, first row int64[m] of each content new in this call);
+        new contents get ids ``len(self)`` … ``len(self) + m - 1`` in the order of ``new_rows``."""
+        hashes = np.ascontiguousarray(hashes, np.uint64)
+        need = 2 * (self.n + len(hashes))
+        if need > len(self.keys):
+            cap = 1 << (need - 1).bit_length()
+            keys, ids = np.zeros(cap, np.uint64), np.full(cap, -1, np.int64)
+            _rehash(self.keys, self.ids, keys, ids)
+            self.keys, self.ids = keys, ids
+        out = np.empty(len(hashes), np.int64)
+        new = np.empty(len(hashes), np.int64)
+        m = _claim(hashes, self.keys, self.ids, self.n, out, new) if len(hashes) else 0
+        self.n += m
+        return out, new[:m]
 
-    def add(self, hashes: np.ndarray, sizes: np.ndarray) -> None:
-        """Remember sizes of new, distinct hashes."""
-        if not len(hashes):
-            return
-        o = np.argsort(hashes, kind="stable")
-        self.runs.append((hashes[o].astype(np.uint64), sizes[o].astype(np.int32)))
-        if len(self.runs) > self.max_runs:
-            h = np.concatenate([r[0] for r in self.runs])
-            s = np.concatenate([r[1] for r in self.runs])
-            o = np.argsort(h, kind="stable")
-            self.runs = [(h[o], s[o])]
+
+#: Numba compressor codes of :func:`_new_facts` (0: same-filled test only).
+_NUMBA_CODES = {"lz4": 1, "lzo": 2, "lzo-rle": 3}
+#: Pages per work item of :func:`_new_facts` (dynamic scheduling: contents differ in cost).
+_BLOCK = 32
+
+
+@njit(**SERIAL)
+def _new_facts_block(pages, rows, alg, want_same, out_same, out_size, table, dct, dst):
+    w = pages.shape[1]
+    nw = w // 8
+    for i in range(rows.shape[0]):
+        p = pages[rows[i]]
+        if want_same:
+            v = _ld64(p, 0)
+            ok = True
+            for j in range(1, nw):
+                if _ld64(p, 8 * j) != v:
+                    ok = False
+                    break
+            out_same[i] = ok
+        if alg == 1:
+            out_size[i] = _lz4_kernel(p, dst, table, False)
+        elif alg >= 2:
+            out_size[i] = _lzo1x_1(p, dst, dct, alg == 3, False)
+
+
+@njit(**PARALLEL)
+def _new_facts(pages, rows, alg, want_same, out_same, out_size, block):
+    """Same-filled flag (``want_same``) and compressed size under ``alg`` of pages[rows]:
+    blocks of ``block`` rows (the caller sets ``parallel_chunksize(1)``, so they are handed out
+    one at a time to whichever thread is free)."""
+    n = rows.shape[0]
+    w = pages.shape[1]
+    nblocks = (n + block - 1) // block
+    for c in prange(nblocks):
+        a = c * block
+        b = min(n, a + block)
+        table = np.empty(1 << _LZ4_HASH_BITS_U16, np.uint16)
+        dct = np.empty(1 << _D_BITS, np.uint16)
+        dst = np.empty(w + w // 16 + 64 + 8 if alg >= 2 else 0, np.uint8)
+        _new_facts_block(pages, rows[a:b], alg, want_same, out_same[a:b], out_size[a:b], table, dct, dst)
+
+
+def new_content_facts(
+    pages: np.ndarray, rows: np.ndarray, algorithm: str | None, same: bool, threads: int | None = 1
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(same-filled bool[k] or None, compressed size int32[k] or None) of ``pages[rows]``, in one
+    pass over each page; ``algorithm`` must be a Numba one (lz4, lzo, lzo-rle) or None."""
+    rows = np.asarray(rows, np.int64)
+    k = rows.shape[0]
+    alg = 0 if algorithm is None else _NUMBA_CODES[algorithm]
+    if alg >= 2 and pages.shape[1] >= LZO_MAX_INPUT:
+        raise ValueError(f"pages of {pages.shape[1]} bytes are longer than one LZO1X-1 block")
+    if alg == 1 and pages.shape[1] >= 65536:
+        raise ValueError(f"pages of {pages.shape[1]} bytes are too long for LZ4's 16-bit table")
+    out_same = np.zeros(k, np.bool_)
+    out_size = np.zeros(k, np.int32)
+    if k:
+        w = pages.shape[1]
+        table = np.empty(1 << _LZ4_HASH_BITS_U16, np.uint16)
+        dct = np.empty(1 << _D_BITS, np.uint16)
+        if resolve_threads(threads) == 1 or k <= _BLOCK:
+            dst = np.empty(w + w // 16 + 64 + 8 if alg >= 2 else 0, np.uint8)
+            _new_facts_block(pages, rows, alg, same, out_same, out_size, table, dct, dst)
+        else:
+            with parallel_chunksize(1):
+                _new_facts(pages, rows, alg, same, out_same, out_size, _BLOCK)
+    return (out_same if same else None), (out_size if alg else None)
+
+
+#: Where :func:`page_sizes` spends its time (:attr:`SizeStats.stages`).
+STAGES = ("read", "hash", "dedupe", "compress", "gather")
 
 
 @dataclass
 class SizeStats:
-    """What a streaming size computation did (for the benchmark and the report)."""
+    """What a streaming size computation did, and where its time went (for the benchmark and
+    the report): seconds waiting for the reader's next chunk, hashing, finding new contents,
+    compressing them (with the same-filled test), and building the per-page columns."""
 
     pages: int = 0
     pages_sampled: int = 0
     distinct_compressed: dict = field(default_factory=dict)  # algorithm -> contents compressed
     nonzero_compressed: dict = field(default_factory=dict)  # algorithm -> non-zero contents compressed
     compress_seconds: dict = field(default_factory=dict)  # algorithm -> time spent compressing
+    #: stage -> [wall seconds, CPU seconds]; stages: read (the main thread waiting for the
+    #: reader's next chunk), hash, dedupe, compress (all algorithms, with the same-filled test),
+    #: gather (per-page columns from per-content values). hash, dedupe and compress run in the
+    #: worker threads: their wall seconds are summed over the threads' slices (time a thread was
+    #: busy with the stage, including time the OS had it descheduled) and their CPU seconds are
+    #: the threads' own (``time.thread_time``); read and gather are the main thread's wall and
+    #: the process's CPU seconds.
+    stages: dict = field(default_factory=lambda: {s: [0.0, 0.0] for s in STAGES})
     wall_seconds: float = 0.0
+
+    def clock(self) -> tuple[float, float]:
+        return time.perf_counter(), time.process_time()
+
+    def add(self, stage: str, since: tuple[float, float]) -> tuple[float, float]:
+        """Charge the time since ``since`` (a :meth:`clock`) to ``stage``; returns the clock now."""
+        now = self.clock()
+        acc = self.stages[stage]
+        acc[0] += now[0] - since[0]
+        acc[1] += now[1] - since[1]
+        return now
 
 
 class ChunkSizer:
     """Compressed sizes of the pages of a stream, once per distinct content.
 
-    Call it once per chunk with the chunk's pages and their ``pcx64-v1`` hashes and zero
-    flags (as :func:`pagecore.hashing.hash_pages` returns them); it returns
-    ``{algorithm: int32[k]}``. Also the hook for ``pagecore hash --compress ALG``
-    (:func:`page_table_columns`).
+    :meth:`hash_and_size` hashes a chunk and returns every page's facts; ``sizer(pages, hashes,
+    zero)`` does the same for a chunk already hashed (the hook for ``pagecore hash --compress
+    ALG``, :func:`page_table_columns`). Either returns ``{algorithm: int32[k], "same_filled":
+    bool[k]}``.
+
+    How the work is split: a chunk is cut into slices handed to ``threads`` worker threads as
+    they come free (no barrier between stages, so a thread the OS deschedules on a loaded machine
+    does not hold the others up). Each slice is hashed, its hashes are looked up in the stream's
+    :class:`ContentTable` under a lock, and only the contents new to the stream are read again:
+    the Numba compressors and the same-filled test run in one pass over each
+    (:func:`new_content_facts`, GIL released); zstd and lz4-pypi call their libraries per page.
+    A content met again in a later slice takes the size computed for its first occurrence; the
+    per-page columns are gathered once all slices of the chunk are done.
     """
 
-    def __init__(self, algorithms: Sequence[str], threads: int | None = None):
+    #: Pages per work slice: at least this many (per-slice overhead), at most ``_SLICE_MAX``.
+    _SLICE_MIN = 256
+    _SLICE_MAX = 2048
+
+    def __init__(self, algorithms: Sequence[str], threads: int | None = None, key=None):
         self.algorithms = [check_algorithm(a) for a in algorithms]
         self.threads = resolve_threads(threads)
         self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
-        # one cache per algorithm, and one for the same-filled flag (also a content property)
-        self.cache = {a: SizeCache() for a in [*self.algorithms, "same_filled"]}
+        self.key = key
+        self.table = ContentTable()
+        self._lock = threading.Lock()
+        # per content id: the same-filled flag and each algorithm's size (grown by doubling)
+        self.same = np.zeros(1 << 12, np.bool_)
+        self.size = {a: np.zeros(1 << 12, np.int32) for a in self.algorithms}
         self.stats = SizeStats(
             distinct_compressed={a: 0 for a in self.algorithms},
             nonzero_compressed={a: 0 for a in self.algorithms},
@@ -783,29 +924,107 @@ class ChunkSizer:
     def __exit__(self, *exc):
         self.close()
 
+    def _grow(self, n: int) -> None:
+        if n > len(self.same):
+            cap = 1 << (n - 1).bit_length()
+            self.same = np.concatenate([self.same, np.zeros(cap - len(self.same), np.bool_)])
+            self.size = {a: np.concatenate([v, np.zeros(cap - len(v), np.int32)]) for a, v in self.size.items()}
+
+    def _slice(self, pages, lo, hi, h, z, ids, hashed) -> dict:
+        """Hash (unless ``hashed``), look up and size the new contents of pages[lo:hi]; returns
+        this slice's share of the stats (busy wall / thread CPU seconds per stage)."""
+        from pagecore.pages.hashing import hash_pages
+
+        t = (time.perf_counter(), time.thread_time())
+        acc = {}
+
+        def lap(stage):
+            nonlocal t
+            now = (time.perf_counter(), time.thread_time())
+            w, c = acc.get(stage, (0.0, 0.0))
+            acc[stage] = (w + now[0] - t[0], c + now[1] - t[1])
+            t = now
+
+        if not hashed:
+            hash_pages(pages[lo:hi], key=self.key, threads=1, out=(h[lo:hi], z[lo:hi]))
+            lap("hash")
+        with self._lock:  # ids of new contents are handed out in order, under the lock
+            n0 = len(self.table)
+            got, rows = self.table.claim(h[lo:hi])
+        ids[lo:hi] = got
+        lap("dedupe")
+        m = len(rows)
+        acc["new"] = m
+        if m:
+            rows += lo
+            acc["nonzero"] = int((~z[rows]).sum())
+            same_done = False
+            for a in self.algorithms:
+                t0 = time.perf_counter()
+                if a in _NUMBA_CODES:
+                    same, size = new_content_facts(pages, rows, a, not same_done, 1)
+                    if same is not None:
+                        self.same[n0 : n0 + m] = same
+                        same_done = True
+                else:
+                    size = compressed_sizes(pages, a, 1, rows=rows)
+                self.size[a][n0 : n0 + m] = size
+                acc[a] = time.perf_counter() - t0
+            if not same_done:
+                self.same[n0 : n0 + m] = new_content_facts(pages, rows, None, True, 1)[0]
+            lap("compress")
+        return acc
+
+    def _run(self, pages, h, z, hashed) -> dict[str, np.ndarray]:
+        st = self.stats
+        n = pages.shape[0]
+        if pages.dtype != np.uint8 or not pages.flags.c_contiguous:
+            pages = np.ascontiguousarray(pages).view(np.uint8).reshape(n, -1)
+        ids = np.empty(n, np.int64)
+        # room for every content this chunk can add, before any worker writes (no reallocation
+        # while slices run); the table itself grows under the lock
+        self._grow(len(self.table) + n)
+        step = min(self._SLICE_MAX, max(self._SLICE_MIN, -(-n // (4 * self.threads))))
+        bounds = [(lo, min(n, lo + step)) for lo in range(0, n, step)]
+        if self.pool is None or len(bounds) == 1:
+            parts = [self._slice(pages, lo, hi, h, z, ids, hashed) for lo, hi in bounds]
+        else:
+            futs = [self.pool.submit(self._slice, pages, lo, hi, h, z, ids, hashed) for lo, hi in bounds]
+            parts = [f.result() for f in futs]
+        for acc in parts:
+            for stage in ("hash", "dedupe", "compress"):
+                if stage in acc:
+                    st.stages[stage][0] += acc[stage][0]
+                    st.stages[stage][1] += acc[stage][1]
+            for a in self.algorithms:
+                if a in acc:
+                    st.compress_seconds[a] += acc[a]
+                st.distinct_compressed[a] += acc["new"]
+                st.nonzero_compressed[a] += acc.get("nonzero", 0)
+        c = st.clock()
+        out = {a: self.size[a].take(ids) for a in self.algorithms}
+        out["same_filled"] = self.same.take(ids)
+        st.add("gather", c)
+        return out
+
+    def hash_and_size(self, pages: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """(hashes uint64[k], zero bool[k], ``{algorithm: int32[k], "same_filled": bool[k]}``)
+        of one chunk ``uint8[k, page_size]``, hashing with this sizer's key."""
+        n = pages.shape[0]
+        h = np.empty(n, np.uint64)
+        z = np.empty(n, np.bool_)
+        got = self._run(pages, h, z, hashed=False) if n else {a: np.zeros(0, np.int32) for a in self.algorithms}
+        if not n:
+            got["same_filled"] = np.zeros(0, np.bool_)
+        return h, z, got
+
     def __call__(self, pages: np.ndarray, hashes: np.ndarray, zero: np.ndarray) -> dict[str, np.ndarray]:
         """``{algorithm: int32[k]}`` sizes and ``"same_filled": bool[k]`` for one chunk."""
-        uh, first, inv = np.unique(hashes, return_index=True, return_inverse=True)
-        inv = inv.reshape(-1)
-        out = {}
-        for a in [*self.algorithms, "same_filled"]:
-            cache = self.cache[a]
-            found, size = cache.lookup(uh)
-            miss = np.flatnonzero(~found)
-            if len(miss):
-                rows = first[miss].astype(np.int64)
-                t0 = time.perf_counter()
-                if a == "same_filled":
-                    new = same_filled(pages, threads=self.threads, rows=rows)[0].astype(np.int32)
-                else:
-                    new = compressed_sizes(pages, a, self.threads, self.pool, rows=rows)
-                    self.stats.compress_seconds[a] += time.perf_counter() - t0
-                    self.stats.distinct_compressed[a] += len(rows)
-                    self.stats.nonzero_compressed[a] += int((~zero[rows]).sum())
-                cache.add(uh[miss], new)
-                size[miss] = new
-            out[a] = size[inv] if a != "same_filled" else size[inv].astype(np.bool_)
-        return out
+        h = np.ascontiguousarray(hashes, np.uint64)
+        z = np.ascontiguousarray(zero, np.bool_)
+        if not len(h):
+            return {**{a: np.zeros(0, np.int32) for a in self.algorithms}, "same_filled": np.zeros(0, np.bool_)}
+        return self._run(pages, h, z, hashed=True)
 
 
 def page_table_columns(
@@ -895,8 +1114,6 @@ def page_sizes(
     """
     import pandas as pd
 
-    from pagecore.pages.hashing import hash_pages
-
     frac = 1.0 if sample is None else float(sample)
     if not (0.0 < frac <= 1.0):
         raise ConfigError(f"--sample must be a fraction in (0, 1], got {sample!r}")
@@ -905,11 +1122,17 @@ def page_sizes(
     vm_pages: dict[str, int] = {}
     vm_codes: dict[str, int] = {}
     with ChunkSizer(algorithms, threads) as sizer:
-        nt = sizer.threads
+        st = sizer.stats
         seen = 0
         for vm, chunks in sources:
             vm_pages.setdefault(vm, 0)
-            for chunk in chunks:
+            it = iter(chunks)
+            while True:
+                c = st.clock()
+                chunk = next(it, None)
+                c = st.add("read", c)
+                if chunk is None:
+                    break
                 pages = chunk.pages
                 k = pages.shape[0]
                 if k == 0:
@@ -921,17 +1144,16 @@ def page_sizes(
                     gpfn = gpfn[m]
                 seen += k
                 vm_pages[vm] += k
-                sizer.stats.pages += k
+                st.pages += k
                 if pages.shape[0] == 0:
                     continue
-                h, z = hash_pages(pages, threads=nt)
-                got = sizer(pages, h, z)
+                h, z, got = sizer.hash_and_size(pages)
                 cols = {"vm": np.full(len(gpfn), vm_codes.setdefault(vm, len(vm_codes)), np.int32)}
                 cols.update(gpfn=gpfn, hash=h, zero=z, same_filled=got["same_filled"])
                 for a in sizer.algorithms:
                     cols[f"csize_{a}"] = got[a]
                 parts.append(cols)
-                sizer.stats.pages_sampled += len(gpfn)
+                st.pages_sampled += len(gpfn)
         stats = sizer.stats
     names = ["vm", "gpfn", "hash", "zero", "same_filled"] + [f"csize_{a}" for a in algorithms]
     dtypes = [np.int32, np.uint64, np.uint64, np.bool_, np.bool_] + [np.int32] * len(algorithms)
@@ -957,11 +1179,13 @@ def default_threads() -> int:
 __all__ = [
     "ALGORITHMS",
     "ChunkSizer",
+    "ContentTable",
     "PageSizes",
-    "SizeCache",
     "compressed_sizes",
     "lz4_kernel_compress",
+    "lz4_kernel_size",
     "lzo1x_1_compress",
+    "new_content_facts",
     "page_sizes",
     "page_table_columns",
     "page_table_fields",

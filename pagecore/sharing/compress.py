@@ -51,6 +51,7 @@ Reclamation ladder (:func:`reclamation_ladder`)
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -110,6 +111,7 @@ def chain_size(class_size: int, page_size: int = PAGE_SIZE, max_chain: int = ZS_
     return best
 
 
+@functools.lru_cache(maxsize=16)
 def zsmalloc_classes(
     page_size: int = PAGE_SIZE,
     max_chain: int = ZS_CHAIN_SIZE,
@@ -117,7 +119,9 @@ def zsmalloc_classes(
     min_alloc: int = ZS_MIN_ALLOC_SIZE,
     delta: int = ZS_SIZE_CLASS_DELTA,
 ) -> ZsClasses:
-    """Build zsmalloc's class table as ``zs_create_pool`` does (largest class first)."""
+    """Build zsmalloc's class table as ``zs_create_pool`` does (largest class first).
+
+    Cached per configuration; the arrays of the result are shared and read-only."""
     n = -(-(page_size - min_alloc) // delta) + 1
     size = np.zeros(n, np.int64)
     pages = np.zeros(n, np.int64)
@@ -137,6 +141,8 @@ def zsmalloc_classes(
             continue
         size[i], pages[i], objs[i], owner[i] = s, ppz, opz, i
         prev = i
+    for a in (size, pages, objs, owner):
+        a.flags.writeable = False  # the result is cached and shared
     return ZsClasses(size, pages, objs, owner, int(huge), page_size, handle_size, min_alloc, delta)
 
 
@@ -332,6 +338,43 @@ def esxi_compression(
 
 
 # ------------------------------------------------------------------ ladder
+def vm_codes_sorted(vm) -> tuple[np.ndarray, list[str]]:
+    """(code int64[n], names) of a VM column, names sorted, without converting every row to a
+    string when the column is categorical (as :func:`pagecore.pages.compress.page_sizes` makes it)."""
+    import pandas as pd
+
+    if isinstance(vm.dtype, pd.CategoricalDtype):
+        cats = [str(c) for c in vm.cat.categories]
+        codes = vm.cat.codes.to_numpy(np.int64)
+        if (codes < 0).any():
+            raise ValueError("the vm column has missing values")
+        names = sorted(set(cats))
+        rank = np.array([names.index(c) for c in cats], np.int64)
+        codes = rank[codes] if len(cats) else codes
+        used = np.unique(codes)  # as pd.factorize: only the names that occur
+        if len(used) < len(names):
+            remap = np.full(len(names), -1, np.int64)
+            remap[used] = np.arange(len(used))
+            codes, names = remap[codes], [names[i] for i in used]
+        return codes, names
+    codes, names = pd.factorize(vm.astype(str), sort=True)
+    return codes.astype(np.int64), list(names)
+
+
+def _first_per_domain(hashes: np.ndarray, dom: np.ndarray, sel: np.ndarray, one_domain: bool) -> np.ndarray:
+    """Indices (ascending) of the first page of each (domain, hash) among the pages ``sel``."""
+    from pagecore.pages.compress import ContentTable
+
+    idx = np.flatnonzero(sel)
+    if one_domain:
+        return idx[ContentTable(2 * len(idx)).claim(hashes[idx])[1]]
+    firsts = []
+    for d in np.unique(dom[idx]):
+        part = idx[dom[idx] == d]
+        firsts.append(part[ContentTable(2 * len(part)).claim(hashes[part])[1]])
+    return np.sort(np.concatenate(firsts)) if firsts else idx[:0]
+
+
 def reclamation_ladder(
     frame,
     algorithm: str,
@@ -342,6 +385,7 @@ def reclamation_ladder(
     compression: str = "esxi",
     max_pct: float = ESXI_MEMZIP_MAX_PCT,
     page_size: int = PAGE_SIZE,
+    as_records: bool = False,
 ):
     """What each technique wins back, applied in order to one set of VMs.
 
@@ -367,13 +411,13 @@ def reclamation_ladder(
     Returns
     -------
     pandas.DataFrame
-        Columns ``step``, ``saved_pages``, ``resident_pages``, ``saved_mb``, ``resident_mb``.
+        Columns ``step``, ``saved_pages``, ``resident_pages``, ``saved_mb``, ``resident_mb``
+        (with ``as_records``: the same rows as a list of dicts, without building a frame).
     """
     import pandas as pd
 
     col = f"csize_{algorithm}"
-    vm_codes, vm_names = pd.factorize(frame["vm"].astype(str), sort=True)
-    vm_names = list(vm_names)
+    vm_codes, vm_names = vm_codes_sorted(frame["vm"])
     hashes = frame["hash"].to_numpy(np.uint64)
     zero = frame["zero"].to_numpy(np.bool_)
     total = len(frame)
@@ -383,28 +427,31 @@ def reclamation_ladder(
     zero_saved = max(n_zero - 1, 0)
     rows.append(("zero pages", zero_saved))
     # sharing among non-zero pages: within VMs only, then across (salted) domains
+    dom = salt_domains(vm_names, salting, salts)[vm_codes]
+    one_domain = dom.size == 0 or bool((dom == dom[0]).all())
     if nz.any():
-        c_all = count_sharing(hashes[nz], zero[nz], vm_codes[nz], vm_names, top_n=0)
-        intra = c_all.to_dict()["intra_vm_saved_pages"]
-        inter_free = c_all.to_dict()["inter_vm_saved_pages"]
-        dom = salt_domains(vm_names, salting, salts)[vm_codes]
-        c_salt = count_sharing(hashes[nz], zero[nz], vm_codes[nz], vm_names, salt=dom[nz], top_n=0)
-        inter = c_salt.to_dict()["inter_vm_saved_pages"]
+        h_nz, z_nz, v_nz = hashes[nz], zero[nz], vm_codes[nz]
+        c_all = count_sharing(h_nz, z_nz, v_nz, vm_names, top_n=0).to_dict()
+        intra = c_all["intra_vm_saved_pages"]
+        inter_free = c_all["inter_vm_saved_pages"]
+        if one_domain:  # one sharing domain: the salted count is the unsalted one
+            inter = inter_free
+        else:
+            c_salt = count_sharing(h_nz, z_nz, v_nz, vm_names, salt=dom[nz], top_n=0)
+            inter = c_salt.to_dict()["inter_vm_saved_pages"]
     else:
         intra = inter_free = inter = 0
-        dom = np.zeros(total, np.int64)
     rows.append(("intra-VM sharing", intra))
     rows.append((f"inter-VM sharing (salting {salting})", inter))
     # one resident page per (domain, content) among non-zero pages: the first seen
-    keys = pd.DataFrame({"d": dom[nz], "h": hashes[nz]})
-    first = ~keys.duplicated().to_numpy()
-    idx_nz = np.flatnonzero(nz)[first]
+    idx_nz = _first_per_domain(hashes, dom, nz, one_domain)
     sizes = frame[col].to_numpy(np.int64)[idx_nz]
     if compression == "esxi":
         saved_c = 0
+        vm_counts = np.bincount(vm_codes, minlength=len(vm_names))
         for v, name in enumerate(vm_names):
             sel = vm_codes[idx_nz] == v
-            vb = (vm_pages or {}).get(name, int((vm_codes == v).sum())) * page_size
+            vb = (vm_pages or {}).get(name, int(vm_counts[v])) * page_size
             r = esxi_compression(sizes[sel], vb, max_pct=max_pct, page_size=page_size)
             saved_c += r["saved_bytes"]
     elif compression == "zram":
@@ -421,10 +468,12 @@ def reclamation_ladder(
         out.append((step, float(saved), resident))
     out.append(("remains for ballooning / swap", 0.0, resident))
     out.append(("salting removes (inter-VM sharing lost)", float(inter_free - inter), float("nan")))
-    df = pd.DataFrame(out, columns=["step", "saved_pages", "resident_pages"])
-    df["saved_mb"] = df["saved_pages"] * page_size / 2**20
-    df["resident_mb"] = df["resident_pages"] * page_size / 2**20
-    return df
+    mib = page_size / 2**20
+    records = [
+        {"step": step, "saved_pages": saved, "resident_pages": res, "saved_mb": saved * mib, "resident_mb": res * mib}
+        for step, saved, res in out
+    ]
+    return records if as_records else pd.DataFrame(records)
 
 
 # ------------------------------------------------------------------ estimates
