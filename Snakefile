@@ -24,6 +24,9 @@ min_version("8.0")
 # Jobs draw figures without a display: the library never picks a matplotlib backend (that
 # would break Jupyter), so the workflow sets one for its jobs, which inherit this environment.
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Jobs share the cores: an OpenMP worker that spins after a parallel region (libgomp's default)
+# burns the CPU another job needs, so the jobs' Numba threads wait passively.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 # The default config is found next to this Snakefile, so `--directory` runs work too;
