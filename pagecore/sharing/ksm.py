@@ -16,7 +16,13 @@ has it settled?" can be answered before turning it on. Semantics follow ``mm/ksm
   both pages into a new KSM page (a new *dup* of a stable-node chain once the others are full);
   no match inserts it (``pages_unshared``);
 * ``smart_scan`` skips pages that keep failing to merge: from their 4th visit on they are skipped
-  1, 2, 4 then 8 visits at a time (``should_skip_rmap_item``), leaving the trees meanwhile;
+  1, 2, 4 then 8 visits at a time (``should_skip_rmap_item``), leaving the trees meanwhile; a
+  skipped page is not returned by ``scan_get_next_rmap_item``, so it counts neither in
+  ``pages_scanned`` nor against ``pages_to_scan``;
+* since 6.10 a page that is not a KSM page has its checksum checked before the stable-tree
+  lookup (``KsmSettings.volatility_first``);
+* on THP-backed guest RAM (a :class:`ThpBacking`), the **stale zero node** of 6.12+ makes
+  unstable-tree searches give up for the rest of a full scan (see :class:`ThpBacking`);
 * a write to a KSM page breaks copy-on-write; the counters still count the page until ``ksmd``
   visits it again (as in the kernel). A write to a zero-mapped page ends that mapping.
 
@@ -26,7 +32,8 @@ Counters: ``pages_shared`` (KSM pages), ``pages_sharing`` (further mappings), ``
 ``pages_scanned``, ``pages_skipped``, ``full_scans``.
 
 Time model: a wake-up at time t scans, the scan itself takes ``scan_us_per_page`` per visited
-page (default 0: instantaneous), then ksmd sleeps. Writes with time ≤ t apply before the batch.
+page (default 0: instantaneous), then ksmd sleeps (``sleep_millisecs``, in whole jiffies when
+``KsmSettings.hz`` is set). Writes with time ≤ t apply before the batch.
 Pages KSM cannot see (never touched by the guest, not in the history) are simply absent.
 After a static set converges, the counters equal
 :func:`pagecore.sharing.count_sharing`'s ``ksm`` counters for the same pages (with
@@ -171,18 +178,22 @@ class ThpBacking:
     Given to :class:`KsmEmulator`, it turns on the **stale zero node** of Linux >= 6.12 with
     ``use_zero_pages`` off (``KsmSettings.stale_zero_node``), measured on 6.18 by
     ``pagecore qemu ksmcheck``: per full scan, the first all-zero piece of a huge page that
-    reaches the unstable tree is inserted (its key, all zeros, sorts first). When that huge page
-    is split — a merge of any of its pages, or a second all-zero piece of it matching the node
-    (``try_to_merge_one_page`` splits a large folio before merging) — the split maps its all-zero
-    pieces to the shared zero page (``split_huge_page`` remapping zero-filled subpages, 6.12+),
-    so the node no longer points to a mergeable page. ``unstable_tree_search_insert`` then gives
+    reaches the unstable tree is inserted (its key, all zeros, sorts first; later all-zero pieces
+    match it and never merge). When a page of that huge page merges (``try_to_merge_one_page``
+    splits a large folio before merging), the split maps its all-zero pieces to the shared zero
+    page (``split_huge_page`` remapping zero-filled subpages, 6.12+), so the node no longer
+    points to a mergeable page. An all-zero piece in a huge page split earlier is on the zero
+    page and never becomes the node. ``unstable_tree_search_insert`` then gives
     up on every search that reaches it (``tree_page = get_mergeable_page(tree_rmap_item); if
     (!tree_page) return NULL;`` in mm/ksm.c, 6.18): the page is neither merged nor inserted, for
     the rest of the full scan (the tree is rebuilt at the next one). Searches that reach it are
     those for keys ordered below the root's (the zero node lies on the leftmost path): the
     emulator has no byte order of contents, so a fixed pseudo-random ``stale_below_fraction`` of
     the contents (by their hash, :func:`stale_below`) stand for them, and all-zero pieces
-    (the smallest key) always. Stable-tree lookups are not affected.
+    Stable-tree lookups are not affected. Not modelled: the kernel's deferred-split shrinker
+    for underused huge pages (6.12+) can split the node's huge page at a time the emulator
+    cannot know (a likely reason why one boot of the same guests deferred 17 % of the merges
+    and another 37 %).
     """
 
     block: np.ndarray
