@@ -12,7 +12,18 @@ import numpy as np
 import pandas as pd
 
 from pagecore import PAGE_SIZE
-from pagecore.sharing.ksm import COUNTERS, NONE, RMAP_ITEM_BYTES, STABLE, UNSTABLE, ZEROMAP, KsmResult, KsmSettings
+from pagecore.sharing.ksm import (
+    COUNTERS,
+    NONE,
+    RMAP_ITEM_BYTES,
+    STABLE,
+    UNSTABLE,
+    ZEROMAP,
+    KsmResult,
+    KsmSettings,
+    ThpBacking,
+    stale_below,
+)
 from pagecore.sharing.pagehistory import PageHistory
 from pagecore.sharing.scanner import FRAME_BYTES, HINT, SHARED, ScannerSettings, ScanResult
 
@@ -31,10 +42,21 @@ def _skip_age(age: int) -> int:
 class KsmEmulator:
     """``ksmd`` over a page history; call :meth:`run` (see the module docstring)."""
 
-    def __init__(self, history: PageHistory, settings: KsmSettings | None = None):
+    def __init__(self, history: PageHistory, settings: KsmSettings | None = None, thp: ThpBacking | None = None):
         self.h = history
         self.s = settings or KsmSettings()
         n = history.pages
+        # THP-backed pages (the stale zero node, see ThpBacking): huge page and all-zero flag per
+        # page, the huge pages split so far, and per full scan the zero node's huge page and
+        # whether it went stale
+        self.stale_on = thp is not None and self.s.stale_zero_node
+        self.thp_blk = [int(b) for b in thp.block] if self.stale_on else None
+        self.thp_zero = [bool(z) for z in thp.zero] if self.stale_on else None
+        self.split: set[int] = set()
+        self.znode: int | None = None
+        self.stale = False
+        hashes = history.content_hash
+        self.below = stale_below(hashes, self.s.stale_below_fraction).tolist() if self.stale_on else None
         # address order: VM, then gpfn
         self.order = np.lexsort((history.gpfn, history.vm)).tolist()
         self.cid = history.content.tolist()
@@ -80,7 +102,16 @@ class KsmEmulator:
         self.cid[p] = new
 
     # ------------------------------------------------------------------ one page
-    def _visit(self, p: int) -> None:
+    def _split(self, p: int) -> None:
+        """Merging page ``p`` splits its huge page; the zero node goes stale if it lived there."""
+        b = self.thp_blk[p]
+        if b >= 0:
+            self.split.add(b)
+            if b == self.znode:
+                self.stale = True
+
+    def _visit(self, p: int) -> bool:
+        """cmp_and_merge_page; False if smart scan skipped the page (not a scan)."""
         s = self.s
         c = self.c
         c["pages_scanned"] += 1
@@ -89,7 +120,7 @@ class KsmEmulator:
             self.rmap_items += 1
         st = self.state[p]
         if st == STABLE and not self.broken[p]:
-            return  # a KSM page: stable_tree_search finds itself
+            return True  # a KSM page: stable_tree_search finds itself
         if s.smart_scan:
             age = self.age[p]
             if age < 255:
@@ -99,11 +130,16 @@ class KsmEmulator:
                     self.skips[p] = _skip_age(age)
                 else:
                     c["pages_skipped"] += 1
+                    c["pages_scanned"] -= 1  # skipped before ksmd returns it: not scanned
                     self.skips[p] -= 1
                     self._remove_from_tree(p)
-                    return
+                    return False
         self._remove_from_tree(p)
         cid = self.cid[p]
+        volatile = self.oldsum[p] != cid
+        if volatile and s.volatility_first:  # 6.10+: checksum before the stable tree
+            self.oldsum[p] = cid
+            return True
         chain = self.chains.get(cid)
         if chain:
             for nd in chain:
@@ -113,16 +149,25 @@ class KsmEmulator:
                     self.state[p] = STABLE
                     self.node[p] = nd
                     c["pages_sharing"] += 1
-                    return
-        if self.oldsum[p] != cid:
+                    if self.stale_on:
+                        self._split(p)
+                    return True
+        if volatile:
             self.oldsum[p] = cid
-            return
+            return True
         if s.use_zero_pages and cid == self.h.zero_content:
             self.state[p] = ZEROMAP
             self.rmap[p] = False
             self.rmap_items -= 1
             c["ksm_zero_pages"] += 1
-            return
+            return True
+        if self.stale_on:
+            b = self.thp_blk[p]
+            if self.thp_zero[p]:
+                if self.znode is None and b not in self.split:
+                    self.znode = b  # this scan's zero node (later all-zero pieces match it, never merge)
+            elif self.stale and self.below[cid]:
+                return True  # the search reaches the stale node and gives up: not inserted
         q = self.unstable.get(cid, -1)
         if q >= 0 and q != p and self.state[q] == UNSTABLE and self.cid[q] == cid:
             del self.unstable[cid]
@@ -139,10 +184,14 @@ class KsmEmulator:
                 self.node[r] = nd
             c["pages_shared"] += 1
             c["pages_sharing"] += 1
-            return
+            if self.stale_on:
+                self._split(p)
+                self._split(q)
+            return True
         self.unstable[cid] = p
         self.state[p] = UNSTABLE
         c["pages_unshared"] += 1
+        return True
 
     def snapshot(self) -> dict:
         c = dict(self.c)
@@ -168,7 +217,7 @@ class KsmEmulator:
         """
         h, s = self.h, self.s
         n = h.pages
-        sleep = s.sleep_millisecs / 1000.0
+        sleep = s.sleep_s
         ev_t, ev_p, ev_c = h.t.tolist(), h.page.tolist(), h.new_content.tolist()
         order = self.order
         rows: list[dict] = [{"t": self.t, **self.snapshot()}]
@@ -189,13 +238,14 @@ class KsmEmulator:
                 p = order[self._cursor]
                 self._cursor += 1
                 if self.state[p] != ZEROMAP:
-                    self._visit(p)
-                    visited += 1
+                    if self._visit(p):
+                        visited += 1
                     since_wrap += 1
                 if self._cursor == n:
                     self._cursor = 0
                     self.c["full_scans"] += 1
                     self.unstable.clear()
+                    self.znode, self.stale = None, False
                     scan_end = True
                     if since_wrap == 0:
                         break  # nothing left to visit (every page is on the zero page)
@@ -230,9 +280,11 @@ class KsmEmulator:
         return (c["pages_shared"], c["pages_sharing"], c["ksm_zero_pages"])
 
 
-def emulate_ksm(history: PageHistory, settings: KsmSettings | None = None, **run_kw) -> KsmResult:
+def emulate_ksm(
+    history: PageHistory, settings: KsmSettings | None = None, thp: ThpBacking | None = None, **run_kw
+) -> KsmResult:
     """Run the KSM emulator over ``history`` (see :class:`KsmEmulator.run`)."""
-    return KsmEmulator(history, settings).run(**run_kw)
+    return KsmEmulator(history, settings, thp).run(**run_kw)
 
 
 # ====================================================================================== ESX

@@ -42,8 +42,9 @@ def test_real_ksm_agrees_with_the_emulator_over_time(tmp_path):
     freshly booted, THP-backed guests; the second on the 4 KiB pages KSM's splits and unmerging
     left (``collapse=False``): there, ksmd's scan cost fitted on the first setting predicts the
     time to 90 % of the steady pages_sharing within 30 %. (On THP-backed memory the real KSM
-    merges about a third of the sharing one full scan later than the emulator: measured, printed,
-    not asserted; README "Sharing over time".) Every KSM setting is restored; only our QEMU
+    merges a sixth to a third of the sharing one full scan later — the stale zero node the
+    emulator models from the host's THP view, ``pagecore.sharing.ksm.ThpBacking``; the first
+    setting's own-fit error is printed, not asserted.) Every KSM setting is restored; only our QEMU
     processes are ended. About 5 min under TCG on 2 shared cores, more while other processes
     with mergeable memory make it wait.
     """

@@ -10,6 +10,7 @@ overflow). Sizes shrink when the JIT is off (the file runs once more that way).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -101,7 +102,19 @@ KSM_SETTINGS = [
     KsmSettings(pages_to_scan=13, max_page_sharing=3, sleep_millisecs=0),
     KsmSettings(pages_to_scan=50, max_page_sharing=4, scan_us_per_page=7.5, use_zero_pages=True),
     KsmSettings(pages_to_scan=1000, sleep_millisecs=0, use_zero_pages=True),
+    KsmSettings(pages_to_scan=29, sleep_millisecs=10, hz=250, volatility_first=False),
 ]
+
+
+def random_thp(hist, seed):
+    """Random THP backing of ``hist``'s pages: runs of pages in huge pages (some 4 KiB), and a
+    random share of the THP pages flagged as all-zero pieces."""
+    rng = np.random.default_rng([seed, 0x7A9])
+    n = hist.pages
+    block = np.repeat(np.arange(n), rng.integers(1, 9, n))[:n].astype(np.int64)
+    block[rng.random(n) < 0.3] = -1
+    zero = (block >= 0) & (rng.random(n) < 0.25)
+    return fast_ksm.ThpBacking(block, zero)
 
 
 # ---------------------------------------------------------------------------------- KSM
@@ -121,6 +134,21 @@ def test_ksm_random_histories(seed, writes):
         # with sleep 0 and no scan cost emulated time stands still: the writes never come
         f, s = both_ksm(hist, settings, max_full_scans=60)
         assert_same(f, s, f"seed {seed} settings {settings}")
+
+
+@pytest.mark.parametrize("seed", range(scaled(8, 2)))
+@pytest.mark.parametrize("writes", [False, True])
+def test_ksm_stale_zero_node_random_histories(seed, writes):
+    """THP-backed pages (the stale zero node), random fractions of contents below the root."""
+    n = scaled(700, 150)
+    rng = np.random.default_rng(seed)
+    for k, base in enumerate(KSM_SETTINGS[seed % 4 :: 4]):
+        hist = random_history(seed, n=n, nvm=1 + seed % 3, distinct=60 + 40 * k, writes=writes,
+                              address_order=bool((seed + k) % 2))  # fmt: skip
+        st = dataclasses.replace(base, stale_below_fraction=float(rng.choice([0.0, 0.3, 0.5, 1.0])))
+        thp = random_thp(hist, seed)
+        f, s = both_ksm(hist, st, thp=thp, max_full_scans=60)
+        assert_same(f, s, f"seed {seed} settings {st}")
 
 
 def test_ksm_run_options():

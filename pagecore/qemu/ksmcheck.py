@@ -404,6 +404,21 @@ def read_walk(pid: int, name: str, key=None) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def host_hz() -> int:
+    """The running kernel's tick rate (``CONFIG_HZ`` from ``/proc/config.gz`` or
+    ``/boot/config-$(uname -r)``; ksmd's sleep is rounded up to whole jiffies), 0 when unknown
+    (then the emulator does not round)."""
+    import gzip
+
+    for path, opener in ((Path("/proc/config.gz"), gzip.open), (Path(f"/boot/config-{os.uname().release}"), open)):
+        with contextlib.suppress(OSError, ValueError, EOFError):
+            with opener(path, "rt") as f:
+                for line in f:
+                    if line.startswith("CONFIG_HZ="):
+                        return int(line.split("=", 1)[1])
+    return 0
+
+
 def thp_zero_pages_merge() -> bool:
     """False on kernels whose THP split maps all-zero subpages to the shared zero page (6.12+,
     detected by ``transparent_hugepage/shrink_underused``): there KSM never merges them."""
@@ -476,6 +491,41 @@ def walk_history(
     chash = np.concatenate([uniq, np.zeros(k, np.uint64)])  # contents of their own (hash unused)
     hist = PageHistory(names, np.concatenate(vms), np.concatenate(gs), content, chash, zc)
     return hist, info
+
+
+def walk_thp(tables: Sequence[pd.DataFrame], *, use_zero_pages: bool = False, thp_zero_merge: bool | None = None):
+    """Which of :func:`walk_history`'s pages (same arguments, same order) sit in transparent
+    huge pages: a :class:`~pagecore.sharing.ksm.ThpBacking` (2 MiB block of the host virtual
+    address — ``mapping`` + position in it — per page, and the all-zero pieces that are walked
+    but never merged), or None when no walked page is THP-backed or the kernel merges all-zero
+    THP pieces (then the stale zero node cannot arise). Tables without a ``mapping`` column
+    (``pagecore live`` reads) take the guest frame number as the address."""
+    from pagecore.sharing.ksm import ThpBacking
+
+    if thp_zero_merge is None:
+        thp_zero_merge = thp_zero_pages_merge()
+    if use_zero_pages or thp_zero_merge:
+        return None
+    blocks, zeros = [], []
+    for i, t in enumerate(tables):
+        walk = t["host_present"].to_numpy(bool) & ~t["host_zero_page"].to_numpy(bool)
+        thp = t["host_thp"].to_numpy(bool)
+        gpfn = t["gpfn"].to_numpy(np.uint64).astype(np.int64)
+        if "mapping" in t:
+            mp = t["mapping"].to_numpy(np.uint64).astype(np.int64)
+            first = pd.Series(gpfn).groupby(mp).transform("min").to_numpy()
+            addr = mp + (gpfn - first) * 4096
+        else:
+            mp, addr = np.zeros(len(t), np.int64), gpfn * 4096
+        key = pd.MultiIndex.from_arrays([np.full(len(t), i), mp, addr >> 21])
+        blocks.append(np.where(thp, pd.factorize(key)[0], -1)[walk].astype(np.int64))
+        zeros.append((thp & t["zero"].to_numpy(bool))[walk])
+    # one id space over all processes
+    offs = np.cumsum([0] + [int(b.max(initial=-1)) + 1 for b in blocks])
+    block = np.concatenate([np.where(b >= 0, b + o, -1) for b, o in zip(blocks, offs, strict=False)])
+    if not (block >= 0).any():
+        return None
+    return ThpBacking(block, np.concatenate(zeros))
 
 
 # ------------------------------------------------------------------------------ the real KSM
@@ -741,12 +791,16 @@ def compare_with_emulator(
     from pagecore.sharing.ksm import emulate_ksm
     from pagecore.sharing.ksmtime import ScanCost, calibrate_scan_cost, time_to_fraction
 
-    runs, tables_of = [], []
+    runs, tables_of, thp_of = [], [], []
+    hz = host_hz()
+    settings = [replace(s, hz=s.hz or hz) for s in settings]  # ksmd's sleep in whole jiffies
     for i, s in enumerate(settings):
         notes = []
         for attempt in range(attempts):
             tables = list(read_input())
             hist, info = walk_history(tables, use_zero_pages=s.use_zero_pages, thp_zero_merge=thp_zero_merge)
+            thp = walk_thp(tables, use_zero_pages=s.use_zero_pages, thp_zero_merge=thp_zero_merge)
+            info["thp_huge_pages"] = 0 if thp is None else len(np.unique(thp.block[thp.block >= 0]))
             _log(f"setting {i} ({s.pages_to_scan}:{s.sleep_millisecs}), attempt {attempt + 1}: {info['walked']} pages")
             try:
                 real = sample_real_ksm(session, s, timeout_s=timeout_s)
@@ -763,11 +817,12 @@ def compare_with_emulator(
         if real is None:
             raise CaptureError(f"setting {i}: every attempt was disturbed: " + "; ".join(notes))
         tables_of.append(tables)
+        thp_of.append(thp)
         runs.append((s, hist, info, real, notes))
     costs, costs_cpu = [], []
     for s, _h, _i, real, _n in runs:
         w = _calibration_window(real)
-        args = (w["t"], w["pages_scanned"], s.pages_to_scan, s.sleep_millisecs)
+        args = (w["t"], w["pages_scanned"], s.pages_to_scan, 1000.0 * s.sleep_s)
         costs.append(calibrate_scan_cost(*args))
         cpu = w["ksmd_cpu_s"].to_numpy() if w["ksmd_cpu_s"].notna().all() else None
         costs_cpu.append(calibrate_scan_cost(*args, cpu) if cpu is not None else costs[-1])
@@ -776,12 +831,17 @@ def compare_with_emulator(
         preds = {}
         cands = [("nominal", ScanCost(0.0, 0.0, "none"))] + [(f"cost_of_{j}", c) for j, c in enumerate(costs)]
         cands += [(f"cpu_wakeup_cost_of_{j}", c) for j, c in enumerate(costs_cpu)]
+        thp = thp_of[i]
         for label, cost in cands:
-            r = emulate_ksm(hist, replace(s, scan_us_per_page=cost.scan_us_per_page(s.pages_to_scan)), sample_s=0.001)
+            st = replace(s, scan_us_per_page=cost.scan_us_per_page(s.pages_to_scan))
+            r = emulate_ksm(hist, st, thp=thp, sample_s=0.001)
             preds[label] = r
             if timelines is not None and label == f"cost_of_{calibrate_on}":
                 timelines[(i, "predicted")] = r.timeline
         preds["calibrated"] = preds[f"cost_of_{calibrate_on}"]
+        # the same without the stale zero node (ThpBacking), for comparison
+        st = replace(s, scan_us_per_page=costs[calibrate_on].scan_us_per_page(s.pages_to_scan))
+        preds["no_stale_node"] = emulate_ksm(hist, st, sample_s=0.001) if thp is not None else preds["calibrated"]
         if timelines is not None:
             timelines[(i, "real")] = real
             timelines[(i, "input")] = pd.concat(tables_of[i], ignore_index=True)
@@ -819,6 +879,8 @@ def compare_with_emulator(
                 j: _rel(t_pred[f"cpu_wakeup_cost_of_{j}"], t_real) for j in range(len(costs))
             },
             "real_merges_by_full_scan": _merges_by_scan(real),
+            "predicted_merges_by_full_scan": _merges_by_scan(preds["calibrated"].timeline),
+            "time_error_calibrated_without_stale_node": _rel(t_pred["no_stale_node"], t_real),
             "time_error_nominal": _rel(t_pred["nominal"], t_real),
             "calibrated_on": calibrate_on,
             "real_seconds": round(float(real["t"].iloc[-1]), 2),
@@ -833,10 +895,11 @@ def compare_with_emulator(
             {
                 "pages_to_scan": s.pages_to_scan,
                 "sleep_millisecs": s.sleep_millisecs,
+                "hz": s.hz,
                 "window_s": round(float(_calibration_window(real)["t"].iloc[-1]), 3),
                 "per_page": asdict(c),
                 "cpu_wakeup": asdict(cc),
-                "period_ms": round(c.period_ms(s.pages_to_scan, s.sleep_millisecs), 3),
+                "period_ms": round(c.period_ms(s.pages_to_scan, 1000.0 * s.sleep_s), 3),
                 **_sched_summary(_calibration_window(real), s.pages_to_scan),
             }
             for (s, _h, _i, real, _n), c, cc in zip(runs, costs, costs_cpu, strict=True)
@@ -1050,7 +1113,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--smart-scan",
         action="store_true",
-        help="smart_scan=1 during the check (default 0: the emulator counts skipped pages as scanned)",
+        help="smart_scan=1 during the check (default 0)",
     )
     p.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto", help="accelerator (default auto)")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for KSM to settle (default 180)")

@@ -16,7 +16,13 @@ has it settled?" can be answered before turning it on. Semantics follow ``mm/ksm
   both pages into a new KSM page (a new *dup* of a stable-node chain once the others are full);
   no match inserts it (``pages_unshared``);
 * ``smart_scan`` skips pages that keep failing to merge: from their 4th visit on they are skipped
-  1, 2, 4 then 8 visits at a time (``should_skip_rmap_item``), leaving the trees meanwhile;
+  1, 2, 4 then 8 visits at a time (``should_skip_rmap_item``), leaving the trees meanwhile; a
+  skipped page is not returned by ``scan_get_next_rmap_item``, so it counts neither in
+  ``pages_scanned`` nor against ``pages_to_scan``;
+* since 6.10 a page that is not a KSM page has its checksum checked before the stable-tree
+  lookup (``KsmSettings.volatility_first``);
+* on THP-backed guest RAM (a :class:`ThpBacking`), the **stale zero node** of 6.12+ makes
+  unstable-tree searches give up for the rest of a full scan (see :class:`ThpBacking`);
 * a write to a KSM page breaks copy-on-write; the counters still count the page until ``ksmd``
   visits it again (as in the kernel). A write to a zero-mapped page ends that mapping.
 
@@ -26,7 +32,8 @@ Counters: ``pages_shared`` (KSM pages), ``pages_sharing`` (further mappings), ``
 ``pages_scanned``, ``pages_skipped``, ``full_scans``.
 
 Time model: a wake-up at time t scans, the scan itself takes ``scan_us_per_page`` per visited
-page (default 0: instantaneous), then ksmd sleeps. Writes with time ≤ t apply before the batch.
+page (default 0: instantaneous), then ksmd sleeps (``sleep_millisecs``, in whole jiffies when
+``KsmSettings.hz`` is set). Writes with time ≤ t apply before the batch.
 Pages KSM cannot see (never touched by the guest, not in the history) are simply absent.
 After a static set converges, the counters equal
 :func:`pagecore.sharing.count_sharing`'s ``ksm`` counters for the same pages (with
@@ -97,12 +104,13 @@ _ROW_COLS = 8  # timeline rows store slots C_FULL..C_RMAP
 # loop state of the driver: int64 slots ...
 I_EV, I_CURSOR, I_NROWS, I_SETTLED, I_PREV_OK, I_PREV0, I_PREV1, I_PREV2, I_LAST0, I_LAST1, I_LAST2 = range(11)
 I_FULL_AT_WRITE = 11  # full_scans when the last write so far was applied
-NI = 12
+I_ZNODE, I_STALE = 12, 13  # THP: huge page of this scan's zero node (-1: none), and whether it went stale
+NI = 14
 # ... and float64 slots
 F_T, F_LAST_SAMPLE, F_CONV = range(3)
 NF = 3
 # parameters
-P_PTS, P_MPS, P_UZP, P_SMART, P_ZERO, P_SETTLE, P_MAXSCANS = range(7)
+P_PTS, P_MPS, P_UZP, P_SMART, P_ZERO, P_SETTLE, P_MAXSCANS, P_VOLFIRST, P_STALE = range(9)
 Q_SLEEP, Q_SCAN_US, Q_SAMPLE, Q_UNTIL = range(4)
 # driver return codes
 DONE, NEED_ROWS = 0, 1
@@ -121,6 +129,21 @@ class KsmSettings:
     smart_scan: bool = True
     #: CPU time per visited page, added to each wake-up (0 = scanning takes no time)
     scan_us_per_page: float = 0.0
+    #: kernel tick rate: ksmd sleeps ``msecs_to_jiffies(sleep_millisecs)`` jiffies, i.e. the
+    #: sleep rounded up to whole ticks (``ksm_thread``; HZ=250: 10 ms -> 12 ms). 0 = no rounding.
+    hz: int = 0
+    #: a page that is not a KSM page has its checksum checked *before* the stable-tree lookup
+    #: (Linux >= 6.10, "mm/ksm: don't waste time searching stable tree for fast changing
+    #: page"): a page whose content changed since its last visit (or a first visit) records
+    #: the checksum and is not merged into an existing KSM page until its next visit. False:
+    #: the older order (stable tree first).
+    volatility_first: bool = True
+    #: THP-backed guest RAM only (a :class:`ThpBacking` given to the emulator): the stale
+    #: unstable-tree node of Linux >= 6.12 (see :class:`ThpBacking`). False: ignore it.
+    stale_zero_node: bool = True
+    #: fraction of contents whose unstable-tree search path crosses the stale node (those
+    #: ordered below the tree's root; about half of the keys)
+    stale_below_fraction: float = 0.5
 
     def __post_init__(self):
         if self.pages_to_scan < 1:
@@ -129,6 +152,71 @@ class KsmSettings:
             raise ValueError(f"sleep_millisecs must be >= 0, got {self.sleep_millisecs}")
         if self.max_page_sharing < 2:
             raise ValueError(f"max_page_sharing must be >= 2 (kernel minimum), got {self.max_page_sharing}")
+        if self.hz < 0:
+            raise ValueError(f"hz must be >= 0 (0: no rounding to jiffies), got {self.hz}")
+        if not 0.0 <= self.stale_below_fraction <= 1.0:
+            raise ValueError(f"stale_below_fraction must be in [0, 1], got {self.stale_below_fraction}")
+
+    @property
+    def sleep_s(self) -> float:
+        """The time ksmd sleeps between wake-ups: ``sleep_millisecs`` rounded up to whole
+        jiffies when ``hz`` is set (``msecs_to_jiffies``)."""
+        if self.hz <= 0:
+            return self.sleep_millisecs / 1000.0
+        return -(-self.sleep_millisecs * self.hz // 1000) / self.hz
+
+
+@dataclass(frozen=True)
+class ThpBacking:
+    """Which pages of a history are backed by transparent huge pages on the host.
+
+    ``block``: int64 per history page, the id of its 2 MiB huge page (-1: a 4 KiB page);
+    ``zero``: bool per history page, an all-zero 4 KiB piece of a huge page (the check's
+    :func:`pagecore.qemu.ksmcheck.walk_history` gives such pieces contents of their own: they
+    are walked but never merged).
+
+    Given to :class:`KsmEmulator`, it turns on the **stale zero node** of Linux >= 6.12 with
+    ``use_zero_pages`` off (``KsmSettings.stale_zero_node``), measured on 6.18 by
+    ``pagecore qemu ksmcheck``: per full scan, the first all-zero piece of a huge page that
+    reaches the unstable tree is inserted (its key, all zeros, sorts first; later all-zero pieces
+    match it and never merge). When a page of that huge page merges (``try_to_merge_one_page``
+    splits a large folio before merging), the split maps its all-zero pieces to the shared zero
+    page (``split_huge_page`` remapping zero-filled subpages, 6.12+), so the node no longer
+    points to a mergeable page. An all-zero piece in a huge page split earlier is on the zero
+    page and never becomes the node. ``unstable_tree_search_insert`` then gives
+    up on every search that reaches it (``tree_page = get_mergeable_page(tree_rmap_item); if
+    (!tree_page) return NULL;`` in mm/ksm.c, 6.18): the page is neither merged nor inserted, for
+    the rest of the full scan (the tree is rebuilt at the next one). Searches that reach it are
+    those for keys ordered below the root's (the zero node lies on the leftmost path): the
+    emulator has no byte order of contents, so a fixed pseudo-random ``stale_below_fraction`` of
+    the contents (by their hash, :func:`stale_below`) stand for them, and all-zero pieces
+    Stable-tree lookups are not affected. Not modelled: the kernel's deferred-split shrinker
+    for underused huge pages (6.12+) can split the node's huge page at a time the emulator
+    cannot know (a likely reason why one boot of the same guests deferred 17 % of the merges
+    and another 37 %).
+    """
+
+    block: np.ndarray
+    zero: np.ndarray
+
+    def __post_init__(self):
+        b, z = np.asarray(self.block), np.asarray(self.zero)
+        if b.shape != z.shape or b.ndim != 1:
+            raise ValueError("ThpBacking: block and zero must be 1-D arrays of one value per page")
+        if np.any(z & (b < 0)):
+            raise ValueError("ThpBacking: an all-zero THP piece must have a block id >= 0")
+
+
+def stale_below(content_hash: np.ndarray, fraction: float) -> np.ndarray:
+    """Which contents count as ordered below the unstable tree's root (bool per content): a
+    fixed pseudo-random ``fraction`` of them, by a SplitMix64 finalizer of their hash (so the
+    choice does not depend on content numbering)."""
+    with np.errstate(over="ignore"):
+        x = np.asarray(content_hash, np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return (x >> np.uint64(11)).astype(np.float64) * (1.0 / 2**53) < fraction
 
 
 # ---------------------------------------------------------------------------------- kernels
@@ -171,6 +259,10 @@ def _run(
     unstable,
     cand,
     tail,
+    thp_blk,
+    thp_zero,
+    split,
+    below,
     c,
     ev_t,
     ev_p,
@@ -195,6 +287,8 @@ def _run(
     uzp = pi[P_UZP] != 0
     smart = pi[P_SMART] != 0
     zc = pi[P_ZERO]
+    volfirst = pi[P_VOLFIRST] != 0
+    stale_on = pi[P_STALE] != 0
     sleep = pf[Q_SLEEP]
     scan_us = pf[Q_SCAN_US]
     sample_s = pf[Q_SAMPLE]
@@ -211,7 +305,7 @@ def _run(
         ist[I_EV] = ev
         visited = 0
         scan_end = False
-        since_wrap = 0  # pages visited since the walk last wrapped (or this wake-up began)
+        since_wrap = 0  # pages visited or skipped since the walk last wrapped (or this wake-up began)
         cur = ist[I_CURSOR]
         while visited < pts:
             p = cur
@@ -255,34 +349,57 @@ def _run(
                         node[p] = -1
                         broken[p] = 0
                     state[p] = NONE
-                    if not skip:
+                    if skip:  # should_skip_rmap_item: skipped before it is returned, not a scan
+                        visited -= 1
+                        c[C_SCANNED] -= 1
+                    else:
                         x = cid[p]
-                        # stable tree: the first dup of the chain (creation order) with 0 < mappings < max
+                        vol = oldsum[p] != x
                         merged = False
-                        nd = cand[x]
-                        while nd >= 0:
-                            k = node_cnt[nd]
-                            if 0 < k < mps:
-                                node_cnt[nd] = k + 1
-                                state[p] = STABLE
-                                node[p] = nd
-                                c[C_SHARING] += 1
-                                merged = True
-                                break
-                            nd = node_next[nd]
-                            cand[x] = nd  # dups before the first candidate are full or empty
-                        if merged:
-                            pass
-                        elif oldsum[p] != x:  # volatility filter: the checksum must not have changed
+                        if vol and volfirst:  # 6.10+: the checksum first (for a page that is not a KSM page)
                             oldsum[p] = x
+                        else:
+                            # stable tree: the first dup of the chain (creation order) with 0 < mappings < max
+                            nd = cand[x]
+                            while nd >= 0:
+                                k = node_cnt[nd]
+                                if 0 < k < mps:
+                                    node_cnt[nd] = k + 1
+                                    state[p] = STABLE
+                                    node[p] = nd
+                                    c[C_SHARING] += 1
+                                    merged = True
+                                    break
+                                nd = node_next[nd]
+                                cand[x] = nd  # dups before the first candidate are full or empty
+                        if merged:
+                            if stale_on:  # merging p splits its huge page
+                                b = thp_blk[p]
+                                if b >= 0:
+                                    split[b] = 1
+                                    if b == ist[I_ZNODE]:
+                                        ist[I_STALE] = 1
+                        elif vol:
+                            if not volfirst:  # volatility filter: the checksum must not have changed
+                                oldsum[p] = x
                         elif uzp and x == zc:
                             state[p] = ZEROMAP
                             rmap[p] = 0
                             c[C_RMAP] -= 1
                             c[C_ZERO] += 1
                         else:
+                            # unstable_tree_search_insert
+                            blocked = False
+                            if stale_on:
+                                if thp_zero[p] != 0:
+                                    if ist[I_ZNODE] < 0 and split[thp_blk[p]] == 0:
+                                        ist[I_ZNODE] = thp_blk[p]  # the scan's zero node
+                                elif ist[I_STALE] != 0 and below[x] != 0:
+                                    blocked = True  # the search reaches the stale node: gives up
                             q = unstable[x]
-                            if q >= 0 and q != p and state[q] == UNSTABLE and cid[q] == x:
+                            if blocked:
+                                pass  # neither merged nor inserted (stays volatile)
+                            elif q >= 0 and q != p and state[q] == UNSTABLE and cid[q] == x:
                                 unstable[x] = -1
                                 c[C_UNSHARED] -= 1  # q leaves the unstable tree ...
                                 nd = c[C_NODES]  # ... and joins p on a new KSM page (dup)
@@ -302,6 +419,16 @@ def _run(
                                 node[q] = nd
                                 c[C_SHARED] += 1
                                 c[C_SHARING] += 1
+                                if stale_on:  # the merge splits both pages' huge pages
+                                    b = thp_blk[p]
+                                    b2 = thp_blk[q]
+                                    if b >= 0:
+                                        split[b] = 1
+                                    if b2 >= 0:
+                                        split[b2] = 1
+                                    zn = ist[I_ZNODE]
+                                    if zn >= 0 and (b == zn or b2 == zn):
+                                        ist[I_STALE] = 1
                             else:
                                 unstable[x] = p
                                 state[p] = UNSTABLE
@@ -311,6 +438,8 @@ def _run(
                 cur = 0
                 c[C_FULL] += 1
                 unstable[:] = -1
+                ist[I_ZNODE] = -1
+                ist[I_STALE] = 0
                 scan_end = True
                 if since_wrap == 0:
                     break  # nothing left to visit (every page is on the zero page)
@@ -401,7 +530,7 @@ class KsmResult:
 class KsmEmulator:
     """``ksmd`` over a page history; call :meth:`run` (see the module docstring)."""
 
-    def __init__(self, history: PageHistory, settings: KsmSettings | None = None):
+    def __init__(self, history: PageHistory, settings: KsmSettings | None = None, thp: ThpBacking | None = None):
         self.h = history
         self.s = settings or KsmSettings()
         n = history.pages
@@ -444,10 +573,41 @@ class KsmEmulator:
         self.c = np.zeros(NC, np.int64)
         self.ist = np.zeros(NI, np.int64)
         self.fst = np.zeros(NF, np.float64)
+        self._thp_setup(thp, order)
 
     @property
     def t(self) -> float:
         return float(self.fst[F_T])
+
+    def _thp_setup(self, thp: ThpBacking | None, order: np.ndarray) -> None:
+        """Per-page huge-page ids and all-zero flags in walk order, a split flag per huge page
+        and the "ordered below the root" flag per (renumbered) content (:class:`ThpBacking`)."""
+        n = self.h.pages
+        self._stale_on = thp is not None and self.s.stale_zero_node
+        self.ist[I_ZNODE] = -1
+        if not self._stale_on:
+            self.thp_blk = np.full(1, -1, np.int32)
+            self.thp_zero = np.zeros(1, np.uint8)
+            self.split = np.zeros(1, np.uint8)
+            self.below = np.zeros(1, np.uint8)
+            return
+        blk = np.asarray(thp.block, np.int64)
+        zero = np.asarray(thp.zero, bool)
+        if len(blk) != n:
+            raise ValueError(f"ThpBacking has {len(blk):,} pages, the history {n:,}")
+        if len(order):
+            blk, zero = blk[order], zero[order]
+        # huge-page ids renumbered densely
+        _, dense = np.unique(blk, return_inverse=True)
+        dense = dense.astype(np.int32) - (1 if (blk < 0).any() else 0)
+        self.thp_blk = np.where(blk >= 0, dense, -1).astype(np.int32)
+        self.thp_zero = zero.astype(np.uint8)
+        self.split = np.zeros(max(int(self.thp_blk.max(initial=-1)) + 1, 1), np.uint8)
+        below_orig = stale_below(self.h.content_hash, self.s.stale_below_fraction)
+        self.below = np.zeros(len(self.unstable), np.uint8)
+        ids = self._newid[: len(below_orig)]
+        met = ids >= 0
+        self.below[ids[met]] = below_orig[met]
 
     def _reserve_nodes(self) -> None:
         """Room for every KSM page that can ever exist: each one takes two pages into the
@@ -478,6 +638,10 @@ class KsmEmulator:
                 grow = np.full(len(self.unstable), -1, np.int32)
                 per_content = (self.unstable, self.cand, self.tail)
                 self.unstable, self.cand, self.tail = (np.concatenate([a, grow]) for a in per_content)
+                if self._stale_on:
+                    self.below = np.concatenate([self.below, np.zeros(len(grow), np.uint8)])
+            if self._stale_on:
+                self.below[y] = stale_below(self.h.content_hash[new : new + 1], self.s.stale_below_fraction)[0]
         self._writes += 1
         self._reserve_nodes()
         q = p if self._pos is None else int(self._pos[p])
@@ -519,11 +683,13 @@ class KsmEmulator:
                 self._zero,
                 settle_scans,
                 max_full_scans,
+                int(s.volatility_first),
+                int(self._stale_on),
             ],
             np.int64,
         )
         pf = np.array(
-            [s.sleep_millisecs / 1000.0, s.scan_us_per_page, sample_s, np.inf if until_s is None else until_s],
+            [s.sleep_s, s.scan_us_per_page, sample_s, np.inf if until_s is None else until_s],
             np.float64,
         )
         ist, fst, c = self.ist, self.fst, self.c
@@ -542,7 +708,8 @@ class KsmEmulator:
         while True:
             rc = _run(
                 self.cid, self.state, self.rmap, self.oldsum, self.node, self.broken, self.age, self.skips,
-                self.node_cnt, self.node_next, self.node_cid, self.unstable, self.cand, self.tail, c,
+                self.node_cnt, self.node_next, self.node_cid, self.unstable, self.cand, self.tail,
+                self.thp_blk, self.thp_zero, self.split, self.below, c,
                 ev_t, ev_p, ev_c, pi, pf, ist, fst, rows_t, rows_c,
             )  # fmt: skip
             if rc == DONE:
@@ -594,6 +761,9 @@ def _timeline(t: np.ndarray, rows: np.ndarray) -> pd.DataFrame:
     )
 
 
-def emulate_ksm(history: PageHistory, settings: KsmSettings | None = None, **run_kw) -> KsmResult:
-    """Run the KSM emulator over ``history`` (see :class:`KsmEmulator.run`)."""
-    return KsmEmulator(history, settings).run(**run_kw)
+def emulate_ksm(
+    history: PageHistory, settings: KsmSettings | None = None, thp: ThpBacking | None = None, **run_kw
+) -> KsmResult:
+    """Run the KSM emulator over ``history`` (see :class:`KsmEmulator.run`; ``thp``: which pages
+    are backed by huge pages on the host, see :class:`ThpBacking`)."""
+    return KsmEmulator(history, settings, thp).run(**run_kw)

@@ -98,9 +98,10 @@ COUNTERS = (
     C_HINT_FRAMES,
     C_OVERFLOW,
     C_INELIGIBLE,
-    C_FREE,  # head of the free list of the frame pool
-) = range(14)
-NC = 14
+    C_FREE,  # head of the free list of the frame pool (-1: empty)
+    C_HWM,  # frame slots ever used: slots from here on are fresh (never initialised)
+) = range(15)
+NC = 15
 _ROW_COLS = 14  # timeline rows: C_SCANNED..C_INELIGIBLE, then min_passes
 
 # loop state of the driver (int64 slots) ...
@@ -246,8 +247,13 @@ def _write_page(p, new, pg, hsh, bk, fr, cap, c):
 
 
 @njit(**SERIAL)
-def _scan_pages(pages, npages, pg, bk, fr, nb, tmask, cap, c):
+def _scan_pages(pages, npages, nahead, ring, pg, bk, fr, nb, tmask, cap, c):
     """Scan ``pages[:npages]`` in order: hash each and share it or leave a hint (paper §4.2).
+
+    ``pages[npages:npages + nahead]`` are the pages expected to be scanned next (the next
+    tick's): only prefetched, so the next call's first pages find their records, buckets and
+    first frames in cache (a guess: a wrong one costs a little time, never a result). ``ring``
+    is scratch (int64[_RING]).
 
     One call per batch, with every step written out in the loop: a Numba call that takes
     arrays costs reference-count updates on each of them, which per page would cost more than
@@ -255,18 +261,25 @@ def _scan_pages(pages, npages, pg, bk, fr, nb, tmask, cap, c):
     appended in two; each is marked.
     """
     free = c[C_FREE]
+    hwm = c[C_HWM]
+    # the busiest counters live in locals (written back at the end)
+    n_scanned = c[C_SCANNED]
+    n_hashed = c[C_HASHED]
+    n_compared = c[C_COMPARED]
+    n_links = c[C_LINKS]
+    n_hints = c[C_HINT_FRAMES]
     # software pipeline of prefetches (hints only): the record of page i + 2P, the bucket of page
     # i + P (its index kept in a ring, so the scan of page i reuses it) and the first frame of
-    # the chain of page i + P/2
-    ring = np.full(_RING, -1, np.int64)
-    for i in range(min(npages, 2 * PREFETCH)):
+    # the chain of page i + P/2 (prefetching the hinted page's record as well was slower)
+    nall = npages + nahead
+    for i in range(min(nall, 2 * PREFETCH)):
         _prefetch(pg, pages[i])
-    for i in range(-PREFETCH, npages):
+    for i in range(-PREFETCH, nall):
         j = i + 2 * PREFETCH
-        if j < npages:
+        if j < nall:
             _prefetch(pg, pages[j])
         j = i + PREFETCH
-        if j < npages:
+        if j < nall:
             pa = pages[j]
             if pg[pa]["frame"] < 0 and not pg[pa]["inel"]:
                 ba = np.int64(pg[pa]["hash"] % nb)
@@ -275,14 +288,14 @@ def _scan_pages(pages, npages, pg, bk, fr, nb, tmask, cap, c):
             else:
                 ring[j & (_RING - 1)] = -1
         j = i + PREFETCH // 2
-        if 0 <= j < npages:
+        if 0 <= j < nall:
             ba = ring[j & (_RING - 1)]
             if ba >= 0 and bk[ba, HEAD] >= 0:
                 _prefetch(fr, bk[ba, HEAD])
-        if i < 0:
+        if i < 0 or i >= npages:
             continue
         p = pages[i]
-        c[C_SCANNED] += 1
+        n_scanned += 1
         if pg[p]["frame"] >= 0 or pg[p]["inel"]:
             continue  # shared or ineligible: a scan slot, no hashing
         g = pg[p]["hint"]
@@ -299,22 +312,22 @@ def _scan_pages(pages, npages, pg, bk, fr, nb, tmask, cap, c):
             fr[g]["next"] = free
             free = g
             pg[p]["hint"] = -1
-            c[C_HINT_FRAMES] -= 1
+            n_hints -= 1
         x = pg[p]["cid"]
         hv = pg[p]["hash"]
-        c[C_HASHED] += 1
+        n_hashed += 1
         b = ring[i & (_RING - 1)]  # = hv % nb, computed for the prefetch
         tr = hv & tmask
         done = False
         f = bk[b, HEAD]
         while f >= 0:
             nxt = fr[f]["next"]  # read first: a stale hint f is unlinked below
-            c[C_LINKS] += 1
+            n_links += 1
             if fr[f]["kind"] == SHARED:
                 if fr[f]["key"] != hv:
                     f = nxt
                     continue
-                c[C_COMPARED] += PAGE_SIZE
+                n_compared += PAGE_SIZE
                 if fr[f]["pay"] == x:  # map p to the shared frame (copy-on-write)
                     pg[p]["frame"] = f
                     r = fr[f]["ref"]
@@ -334,7 +347,7 @@ def _scan_pages(pages, npages, pg, bk, fr, nb, tmask, cap, c):
                 continue
             q = fr[f]["pay"]
             hq = pg[q]["hash"]  # rehash the hinted page
-            c[C_HASHED] += 1
+            n_hashed += 1
             if (hq & tmask) != tr or pg[q]["frame"] >= 0:
                 g = pg[q]["hint"]  # the hinted page changed since: drop its stale hint (unlink g)
                 if g >= 0:
@@ -350,14 +363,14 @@ def _scan_pages(pages, npages, pg, bk, fr, nb, tmask, cap, c):
                     fr[g]["next"] = free
                     free = g
                     pg[q]["hint"] = -1
-                    c[C_HINT_FRAMES] -= 1
+                    n_hints -= 1
                 c[C_STALE] += 1
                 f = nxt
                 continue
             if hq != hv:
                 f = nxt
                 continue  # only the truncated hashes collide
-            c[C_COMPARED] += PAGE_SIZE
+            n_compared += PAGE_SIZE
             if pg[q]["cid"] != x:  # a false match
                 pg[p]["inel"] = 1
                 c[C_INELIGIBLE] += 1
@@ -378,9 +391,13 @@ def _scan_pages(pages, npages, pg, bk, fr, nb, tmask, cap, c):
                 fr[g]["next"] = free
                 free = g
                 pg[q]["hint"] = -1
-                c[C_HINT_FRAMES] -= 1
-            nf = free  # ... and share q and p on a new shared frame (append nf to chain b)
-            free = fr[nf]["next"]
+                n_hints -= 1
+            if free >= 0:  # ... and share q and p on a new shared frame (append nf to chain b)
+                nf = free
+                free = fr[nf]["next"]
+            else:
+                nf = hwm
+                hwm += 1
             fr[nf]["kind"] = SHARED
             fr[nf]["key"] = hv
             fr[nf]["pay"] = x
@@ -406,8 +423,12 @@ def _scan_pages(pages, npages, pg, bk, fr, nb, tmask, cap, c):
             done = True
             break
         if not done:  # no match: a hint frame for p (append nf to chain b)
-            nf = free
-            free = fr[nf]["next"]
+            if free >= 0:
+                nf = free
+                free = fr[nf]["next"]
+            else:
+                nf = hwm
+                hwm += 1
             fr[nf]["kind"] = HINT
             fr[nf]["key"] = tr
             fr[nf]["pay"] = p
@@ -422,13 +443,20 @@ def _scan_pages(pages, npages, pg, bk, fr, nb, tmask, cap, c):
                 bk[b, HEAD] = nf
             bk[b, TAIL] = nf
             pg[p]["hint"] = nf
-            c[C_HINT_FRAMES] += 1
+            n_hints += 1
     c[C_FREE] = free
+    c[C_HWM] = hwm
+    c[C_SCANNED] = n_scanned
+    c[C_HASHED] = n_hashed
+    c[C_COMPARED] = n_compared
+    c[C_LINKS] = n_links
+    c[C_HINT_FRAMES] = n_hints
 
 
 @njit(**SERIAL)
-def _init_state(content, hsh, pg, fr):
-    """Pages hold their content (and its hash), no frame and no hint; every frame slot is free."""
+def _init_state(content, hsh, pg):
+    """Pages hold their content (and its hash), no frame and no hint. Frame slots need no
+    initialisation: a slot is written in full when it is first taken (``C_HWM``)."""
     for p in range(pg.shape[0]):
         x = content[p]
         pg[p]["cid"] = x
@@ -436,15 +464,6 @@ def _init_state(content, hsh, pg, fr):
         pg[p]["frame"] = -1
         pg[p]["hint"] = -1
         pg[p]["inel"] = 0
-    nf = fr.shape[0]
-    for f in range(nf):
-        fr[f]["key"] = 0
-        fr[f]["pay"] = 0
-        fr[f]["ref"] = 0
-        fr[f]["next"] = f + 1 if f + 1 < nf else -1
-        fr[f]["prev"] = -1
-        fr[f]["bkt"] = 0
-        fr[f]["kind"] = HINT
 
 
 @njit(**SERIAL)
@@ -453,6 +472,25 @@ def _sorted(a):
         if a[i] < a[i - 1]:
             return False
     return True
+
+
+@njit(**SERIAL)
+def _fill_ahead(batch, nbatch, perm, vstart, vlen, vpos, credit, active, per_vm):
+    """Put the pages the next tick will most likely scan first (each active VM's next
+    ``credit + per_vm`` pages of its current order, up to ``2 * PREFETCH``) after
+    ``batch[:nbatch]``, for prefetching only; returns how many."""
+    k = 0
+    room = min(2 * PREFETCH, batch.shape[0] - nbatch)
+    for i in range(active.shape[0]):
+        v = active[i]
+        take = min(int(credit[v] + per_vm), vlen[v] - vpos[v])
+        base = vstart[v] + vpos[v]
+        for j in range(take):
+            if k == room:
+                return k
+            batch[nbatch + k] = perm[base + j]
+            k += 1
+    return k
 
 
 @njit(**SERIAL)
@@ -484,6 +522,7 @@ def _run(
     active,
     goal,
     batch,
+    ring,
     per_vm,
     tick_s,
     settle_passes,
@@ -505,7 +544,7 @@ def _run(
     m = ev_t.shape[0]
     na = active.shape[0]
     nvm = passes.shape[0]
-    cap_b = batch.shape[0]
+    cap_b = batch.shape[0] - 2 * PREFETCH  # room for the next tick's first pages (prefetch only)
     while na > 0:
         if ist[I_PHASE] == 0:  # a tick begins
             if ist[I_NROWS] >= rows_t.shape[0]:
@@ -537,7 +576,7 @@ def _run(
             pos = vpos[v]
             while kleft > 0:
                 if pos == ln or nbatch == cap_b:
-                    _scan_pages(batch, nbatch, pg, bk, fr, nb, tmask, cap, c)
+                    _scan_pages(batch, nbatch, 0, ring, pg, bk, fr, nb, tmask, cap, c)
                     nbatch = 0
                     if pos == ln:  # the queue is empty: a new pass in a fresh random order
                         vpos[v] = pos
@@ -553,7 +592,8 @@ def _run(
             vpos[v] = pos
             ist[I_VI] += 1
             ist[I_KLEFT] = -1
-        _scan_pages(batch, nbatch, pg, bk, fr, nb, tmask, cap, c)
+        nahead = _fill_ahead(batch, nbatch, perm, vstart, vlen, vpos, credit, active, per_vm)
+        _scan_pages(batch, nbatch, nahead, ring, pg, bk, fr, nb, tmask, cap, c)
         t = fst[F_T] + tick_s
         fst[F_T] = t
         ist[I_PHASE] = 0
@@ -598,7 +638,7 @@ class EsxScanner:
         self.pg = np.empty(n, PAGE_DTYPE)
         self.bk = np.full((self.nb, 2), -1, np.int32)  # chain head and tail per bucket
         self.fr = np.empty(max(n, 1), FRAME_DTYPE)
-        _init_state(np.ascontiguousarray(history.content, np.int64), self.hash, self.pg, self.fr)
+        _init_state(np.ascontiguousarray(history.content, np.int64), self.hash, self.pg)
         self.rng = np.random.default_rng([s.seed, 0xE5C])
         nvm = len(history.vm_names)
         vm = np.asarray(history.vm, np.int64)
@@ -611,7 +651,7 @@ class EsxScanner:
         self.passes = np.zeros(nvm, np.int64)
         self.credit = np.zeros(nvm, np.float64)
         self.c = _CounterView(np.zeros(NC, np.int64))
-        self.c.a[C_FREE] = 0
+        self.c.a[C_FREE] = -1  # free list empty; slots are taken from C_HWM up
         self.ist = np.zeros(NI, np.int64)
         self.fst = np.zeros(NF, np.float64)
 
@@ -629,9 +669,11 @@ class EsxScanner:
         """Hash page ``p`` and share it or leave a hint (paper §4.2)."""
         if not 0 <= p < self.h.pages:
             raise ValueError(f"page {p} out of range")
+        ring = np.empty(_RING, np.int64)
         _scan_pages(
-            np.array([p], np.int32), 1, self.pg, self.bk, self.fr, np.uint64(self.nb), self.tmask, self.cap, self.c.a
-        )
+            np.array([p], np.int32), 1, 0, ring, self.pg, self.bk, self.fr, np.uint64(self.nb), self.tmask, self.cap,
+            self.c.a,
+        )  # fmt: skip
 
     def share_before_swap(self, p: int) -> bool:
         """Scan page ``p`` now, outside the rate caps (§4.3); True if it is shared afterwards."""
@@ -679,11 +721,12 @@ class EsxScanner:
         rows_c[0, _ROW_COLS - 1] = _min_passes(self.passes)
         until = np.inf if until_s is None else float(until_s)
         nb = np.uint64(self.nb)
-        batch = np.empty(4096, np.int32)
+        batch = np.empty(4096 + 2 * PREFETCH, np.int32)
+        ring = np.empty(_RING, np.int64)
         while True:
             rc = _run(
                 self.pg, self.hash, self.bk, self.fr, nb, self.tmask, self.cap, a, ev_t, ev_p, ev_c,
-                self.perm, self.vstart, self.vlen, self.vpos, self.passes, self.credit, active, goal, batch,
+                self.perm, self.vstart, self.vlen, self.vpos, self.passes, self.credit, active, goal, batch, ring,
                 float(per_vm), float(s.tick_s), int(settle_passes), until, float(max_s), ist, fst, rows_t, rows_c,
             )  # fmt: skip
             if rc == DONE:
