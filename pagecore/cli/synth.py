@@ -69,7 +69,13 @@ def _cmd_synth_trace(args) -> int:
     names = sorted(k for k, v in w.items() if isinstance(v, dict) and "vms" in v)
     if args.scenario not in names:
         raise PagecoreError(f"unknown workload scenario {args.scenario!r}; the config has {', '.join(names)}")
-    sc = scenario(args.scenario, w[args.scenario], seed=w["seed"], chunk_s=w["chunk_s"])
+    sc_cfg = w[args.scenario]
+    if args.scenario == "fig08" and w.get("fig08_fit"):  # the declared fit's schedules, as the pipeline's
+        from pagecore.experiments import apply_fig08_fit, fit_fig08_active
+
+        f = w["fig08_fit"]
+        sc_cfg = apply_fig08_fit(sc_cfg, fit_fig08_active(sc_cfg, f.get("split", "max_mb"), f.get("lead_min", 1.0)))
+    sc = scenario(args.scenario, sc_cfg, seed=w["seed"], chunk_s=w["chunk_s"])
     rows = write_trace(
         args.output, generate(sc), {"scenario": args.scenario, "seed": w["seed"], "chunk_s": w["chunk_s"]}
     )

@@ -24,17 +24,26 @@ from pagecore.experiments.cooperative import (
 from pagecore.experiments.host import HostSettings, HostVM, host_report, load_vms, settings_from_config
 from pagecore.experiments.largepages import large_page_sets
 from pagecore.experiments.memory_manager import (
+    apply_fig08_fit,
     fig06_error,
     fig06_records,
     fig07_records,
     fig08_panels,
     fig08_records,
+    fit_fig08_active,
     run_whatif,
     series_error,
 )
 from pagecore.experiments.nullmodels import NULL_MODELS, null_value
 from pagecore.experiments.provenance import PARAMETERS, provenance_table, swept
-from pagecore.experiments.reclaim import fig02_records, fit_fig02_cost, paper_fig02, run_guest, run_io
+from pagecore.experiments.reclaim import (
+    fig02_records,
+    fig02_required_cache_loss,
+    fit_fig02_cost,
+    paper_fig02,
+    run_guest,
+    run_io,
+)
 from pagecore.experiments.records import (
     Record,
     comparison_table,
@@ -58,10 +67,12 @@ __all__ = [
     "Record",
     "ReportingParams",
     "analyze_page_tables",
+    "apply_fig08_fit",
     "compare_approaches",
     "comparison_table",
     "duplicate_lifetimes",
     "fig02_records",
+    "fig02_required_cache_loss",
     "fig06_error",
     "fig06_records",
     "fig07_records",
@@ -70,6 +81,7 @@ __all__ = [
     "figure_records",
     "figure_scores",
     "fit_fig02_cost",
+    "fit_fig08_active",
     "free_report",
     "history_from_tables",
     "host_report",

@@ -176,3 +176,67 @@ def run_io(cfg: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         "random_over_cost_benefit": {int(k): float(v) for k, v in (worst["random"] / worst["cost_benefit"]).items()},
     }
     return thr, scar, summary
+
+
+#: Boot-sized kernel tables of Linux 2.4 (i386), bytes per physical page of the memory the kernel
+#: booted with: ``struct page`` 64 (include/linux/mm.h), page-cache hash pointer 4
+#: (mm/filemap.c page_cache_init), dentry hash 4 (fs/dcache.c dcache_init: one 8-byte list head
+#: per 2 pages), inode hash 2 (fs/inode.c inode_init: one per 4 pages). Smaller tables (buffer,
+#: TCP hashes) are left out; powers-of-two rounding can at most double the three hash tables.
+LINUX24_BOOT_TABLES_B_PER_PAGE = {"struct_page": 64.0, "page_cache_hash": 4.0, "dentry_hash": 4.0, "inode_hash": 2.0}
+
+
+def fig02_required_cache_loss(cfg: dict, fit: dict | None = None, sizes_mb=None, tol_pages: int = 16) -> pd.DataFrame:
+    """How much page cache a ballooned guest would have to lose to show the paper's overhead.
+
+    For each ballooned size M the configured guest's cache is shrunk by ``x`` pages until the
+    replayed throughput falls by the paper's overhead (bisection to ``tol_pages``); ``x`` is
+    compared with the loss our model predicts (boot-sized descriptors) and expressed per
+    ballooned page, the unit of any mechanism sized by the memory the kernel booted with.
+    A diagnostic for the Figure 2 caption, not part of the default run (about 20 replays per size).
+
+    Returns
+    -------
+    DataFrame
+        ``vm_mb, balloon_mb, paper_overhead_pct, ours_overhead_pct, ours_loss_mb, needed_loss_mb,
+        needed_b_per_ballooned_page, boot_tables_b_per_page``.
+    """
+    from pagecore.sim.guestcache import PAGES_PER_MB, replay
+
+    guest, pages, write = guest_and_trace(cfg)
+    cost = cost_model(fit if fit is not None else fit_fig02_cost(cfg))
+    boot = float(cfg["fig02"]["boot_mb"])
+    warm = int(guest.warmup_fraction * len(pages))
+    p = paper_fig02().set_index("vm_mb")
+    sizes = [m for m in (sizes_mb or cfg["fig02"]["sizes_mb"]) if m < boot and m in p.index]
+
+    def tput(cap):
+        return cost.throughput_mbps(replay(pages, write, int(cap), 0, warm, 0))
+
+    rows = []
+    for m in sizes:
+        conf = guest.cache_pages(m)
+        ball = guest.cache_pages(m, boot)
+        c = tput(conf)
+        target = float(p.at[m, "overhead_pct"])
+        lo, hi = 0, conf - 1
+        while hi - lo > tol_pages:
+            mid = (lo + hi) // 2
+            if 100 * (c - tput(conf - mid)) / c < target:
+                lo = mid
+            else:
+                hi = mid
+        need_mb = hi / PAGES_PER_MB
+        rows.append(
+            {
+                "vm_mb": m,
+                "balloon_mb": boot - m,
+                "paper_overhead_pct": target,
+                "ours_overhead_pct": 100 * (c - tput(ball)) / c,
+                "ours_loss_mb": (conf - ball) / PAGES_PER_MB,
+                "needed_loss_mb": need_mb,
+                "needed_b_per_ballooned_page": need_mb * 2**20 / ((boot - m) * PAGES_PER_MB),
+                "boot_tables_b_per_page": sum(LINUX24_BOOT_TABLES_B_PER_PAGE.values()),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -12,7 +12,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pagecore.experiments.memory_manager import fig06_records, fig07_records, fig08_records
+from pagecore.experiments.memory_manager import (
+    apply_fig08_fit,
+    fig06_records,
+    fig07_records,
+    fig08_records,
+    fit_fig08_active,
+)
 from pagecore.experiments.provenance import Param, with_value
 from pagecore.experiments.records import comparison_table
 
@@ -28,7 +34,11 @@ def figure_records(cfg: dict, figures) -> list:
     for name in ("fig06", "fig07", "fig08"):
         if name not in figures:
             continue
-        sc = scenario(name, w[name], seed=w["seed"], chunk_s=w["chunk_s"])
+        wc = w[name]
+        if name == "fig08" and w.get("fig08_fit"):  # the declared fit, as the pipeline's sim_trace
+            f = w["fig08_fit"]
+            wc = apply_fig08_fit(wc, fit_fig08_active(wc, f.get("split", "max_mb"), float(f.get("lead_min", 1.0))))
+        sc = scenario(name, wc, seed=w["seed"], chunk_s=w["chunk_s"])
         res = scenarios.run(sc, sim, generate(sc))
         if name == "fig06":
             recs += fig06_records(res.vms)

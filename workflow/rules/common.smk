@@ -315,6 +315,14 @@ def scenario_workloads(wildcards):
     return {"seed": w["seed"], "chunk_s": w["chunk_s"], name: w[name]}
 
 
+def scenario_fit(wildcards):
+    """The declared fit a scenario's trace is generated with: Figure 8's active-memory fit when
+    workloads.fig08_fit is set (its schedules replace the configured ones), else nothing."""
+    if scenario_name(wildcards) == "fig08" and config["workloads"].get("fig08_fit"):
+        return {"fit": "results/fits/fig08_active.json"}
+    return {}
+
+
 def scenario_sim(wildcards):
     """The simulator settings one scenario runs with: no what-if lists, only its own override."""
     sim = {k: v for k, v in config["sim"].items() if k not in ("whatif", "overrides")}
