@@ -198,3 +198,9 @@ def test_kernels_without_jit():
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout
+
+
+def test_kernel_module_shares_the_algorithm_shape():
+    from pagecore.pages import _pcx64, hashing
+
+    assert (_pcx64.WORDS, _pcx64.LANES, _pcx64.LANE_WORDS) == (hashing.WORDS, hashing.LANES, hashing.LANE_WORDS)

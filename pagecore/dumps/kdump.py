@@ -65,9 +65,17 @@ from pathlib import Path
 
 import numpy as np
 
-from pagecore.dumps import _pagecodec
 from pagecore.dumps.base import MmapReader, PageChunk, register
 from pagecore.errors import InputError
+
+
+def _codec():
+    """The batch decoders (:mod:`._pagecodec`), imported on first use: their Numba kernels are
+    not needed to detect or open a dump, and importing Numba costs ``pagecore hash`` start-up."""
+    from pagecore.dumps import _pagecodec
+
+    return _pagecodec
+
 
 #: Byte ranges no check can protect (module docstring), for the fuzz test.
 UNPROTECTED = (
@@ -506,7 +514,7 @@ class KdumpReader(MmapReader):
             descs = np.frombuffer(bytes(src.read(off, k * PAGE_DESC.itemsize)), PAGE_DESC)
             self._release_kdump_range(src, off, k * PAGE_DESC.itemsize)
             offs = descs["offset"].astype(np.int64)
-            bad = _pagecodec.check_layout(
+            bad = _codec().check_layout(
                 offs, descs["size"].astype(np.int64), descs["flags"].astype(np.int64), bs, state
             )
             if bad >= 0:
@@ -696,6 +704,7 @@ class KdumpReader(MmapReader):
         futs = []
         raw_idx = np.flatnonzero(todo & (flags == 0) & contiguous)
         zlib_idx = np.flatnonzero(todo & (flags == FLAG_ZLIB) & contiguous)
+        _pagecodec = _codec()
         if not _pagecodec.HAVE_ZLIB:
             zlib_idx = zlib_idx[:0]
         done = np.zeros(k, bool)

@@ -12,7 +12,6 @@ import numpy as np
 
 from pagecore._util import progress
 from pagecore.dumps import DEFAULT_CHUNK_PAGES, open_dump
-from pagecore.pages.compress import ChunkSizer, page_table_columns, page_table_fields
 from pagecore.pages.hashing import ALGORITHM, PageKey, hash_pages
 from pagecore.pages.provenance import source_fingerprint
 from pagecore.pages.tables import PageTableWriter
@@ -39,6 +38,8 @@ def hash_dump(
     once per distinct content) and ``same_filled`` columns for ``pagecore compress``.
     """
     key = key or PageKey.default()
+    if compress:  # imported only when asked for: its Numba kernels cost start-up (issue 18)
+        from pagecore.pages.compress import ChunkSizer, page_table_columns, page_table_fields
     with open_dump(dump, format, chunk_pages=chunk_pages, skip_bad_pages=skip_bad_pages) as reader:
         hbuf = np.empty(reader.chunk_pages, np.uint64)
         zbuf = np.empty(reader.chunk_pages, np.bool_)
