@@ -119,6 +119,9 @@ class DumpReader(ABC):
     * open its input read-only and never write it;
     * yield :class:`PageChunk` objects of at most ``chunk_pages`` pages, in any gpfn order,
       each gpfn at most once;
+    * never reuse a chunk's page buffer for a later chunk, and keep mapped pages mapped until
+      two more chunks have been requested (the caller hashes a chunk while the next is read:
+      :func:`pagecore.pages.ingest.hashed_chunks`);
     * account for every page in :attr:`stats` (read, skipped or excluded);
     * raise :class:`~pagecore.errors.InputError` naming the file, byte offset, what was
       expected and what to do, for any malformed input.

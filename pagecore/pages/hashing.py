@@ -160,6 +160,22 @@ def hash_pages(
     Paper §4.2–4.3: a 64-bit hash per scanned page keys the global sharing table; a hash match
     is confirmed by a full comparison before pages are shared.
     """
+    return hash_pages_start(pages, key, threads, out)()
+
+
+def hash_pages_start(
+    pages: np.ndarray,
+    key: PageKey | None = None,
+    threads: int | None = 1,
+    out: tuple[np.ndarray, np.ndarray] | None = None,
+):
+    """Start :func:`hash_pages` and return at once; call the returned function for its result.
+
+    With the native kernel the pages are hashed on the hashing threads meanwhile, so a caller
+    can read the next chunk of a dump while this one is hashed (:func:`.ingest.hashed_chunks`).
+    ``pages`` and ``out`` must not change until the result has been collected. Without the
+    native kernel the work is done before this returns.
+    """
     words = as_page_words(pages)
     key = key or _DEFAULT_KEY
     n = words.shape[0]
@@ -173,26 +189,27 @@ def hash_pages(
         if out_zero.shape != (n,) or out_zero.dtype != np.bool_:
             raise ValueError(f"out[1] must be bool[{n}], got {out_zero.dtype}{out_zero.shape}")
     if n == 0:
-        return out_hash, out_zero
+        return lambda: (out_hash, out_zero)
     nthreads = resolve_threads(threads)
     # a few chunks per thread balances load without per-page scheduling overhead
     nchunks = 1 if nthreads == 1 or n < 2 else min(n, nthreads * 4)
     fn = _native.kernel()
     if fn is not None:
         if out_hash.flags.c_contiguous and out_zero.flags.c_contiguous:
-            _hash_native(fn, words, key, out_hash, out_zero, nthreads, nchunks)
-        else:  # the kernel writes through plain pointers
-            h, z = np.empty(n, np.uint64), np.empty(n, np.bool_)
-            _hash_native(fn, words, key, h, z, nthreads, nchunks)
-            out_hash[:], out_zero[:] = h, z
-        return out_hash, out_zero
+            wait = _hash_native(fn, words, key, out_hash, out_zero, nthreads, nchunks)
+            return lambda: (wait(), (out_hash, out_zero))[1]
+        # the kernel writes through plain pointers: hash into contiguous arrays, then copy
+        h, z = np.empty(n, np.uint64), np.empty(n, np.bool_)
+        _hash_native(fn, words, key, h, z, nthreads, nchunks)()
+        out_hash[:], out_zero[:] = h, z
+        return lambda: (out_hash, out_zero)
     from pagecore.pages import _pcx64
 
     if nchunks == 1:
         _pcx64._hash_serial(words, key.words, key.k0, key.k1, out_hash, out_zero)
     else:
         _pcx64._hash_parallel(words, key.words, key.k0, key.k1, out_hash, out_zero, nchunks)
-    return out_hash, out_zero
+    return lambda: (out_hash, out_zero)
 
 
 _pools: dict[int, ThreadPoolExecutor] = {}
@@ -207,20 +224,27 @@ def _pool(nthreads: int) -> ThreadPoolExecutor:
         return pool
 
 
-def _hash_native(fn, words, key, out_hash, out_zero, nthreads, nchunks) -> None:
-    """Run the native kernel on ``nchunks`` slices, on ``nthreads`` threads (ctypes drops the GIL)."""
+def _hash_native(fn, words, key, out_hash, out_zero, nthreads, nchunks):
+    """Start the native kernel on ``nchunks`` slices, on ``nthreads`` threads (ctypes drops the
+    GIL); return a function that waits for them (and keeps the arrays alive until then)."""
     n = words.shape[0]
     kp, k0, k1 = key.words.ctypes.data, int(key.k0), int(key.k1)
     base, hbase, zbase = words.ctypes.data, out_hash.ctypes.data, out_zero.ctypes.data
     scratch = np.empty((nchunks, 2 * LANES), np.uint64)
     sbase = scratch.ctypes.data
+    keep = (words, key.words, out_hash, out_zero, scratch)  # alive while any slice runs
 
-    def run(c: int) -> None:
+    def run(c: int, keep=keep) -> None:
         lo, hi = c * n // nchunks, (c + 1) * n // nchunks
         fn(base + lo * PAGE_SIZE, hi - lo, kp, k0, k1, hbase + 8 * lo, zbase + lo, sbase + c * 16 * 8)
 
     if nchunks == 1:
         run(0)
-    else:
-        for f in [_pool(nthreads).submit(run, c) for c in range(nchunks)]:
+        return lambda: None
+    futures = [_pool(nthreads).submit(run, c) for c in range(nchunks)]
+
+    def wait() -> None:
+        for f in futures:
             f.result()
+
+    return wait
