@@ -257,6 +257,7 @@ def test_native_kernel_writes_strided_outputs_and_slices(rng):
     out_z = np.zeros((9, 2), np.bool_)
     h, z = hash_pages(pages, out=(out_h[:, 1], out_z[:, 1]), threads=2)  # non-contiguous outputs
     assert np.array_equal(out_h[:, 1], h0) and np.array_equal(out_z[:, 1], z0) and not out_h[:, 0].any()
+    assert np.array_equal(h, h0) and np.array_equal(z, z0)
     h2, _ = hash_pages(pages[3:7], threads=2)  # a view that starts mid-array
     assert np.array_equal(h2, h0[3:7])
 
