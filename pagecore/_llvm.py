@@ -34,6 +34,10 @@ def _get():
             import llvmlite
             import llvmlite.binding as ll
 
+            try:  # needed by llvmlite < 0.45; an error (nothing to do) in later versions
+                ll.initialize()
+            except RuntimeError:
+                pass
             ll.initialize_native_target()
             ll.initialize_native_asmprinter()
             triple = ll.get_process_triple()
