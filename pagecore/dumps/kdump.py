@@ -60,7 +60,6 @@ import struct
 import threading
 import zlib
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -209,7 +208,9 @@ def default_threads() -> int:
 class _InlineExecutor:
     """``threads = 1``: run each batch at once in the calling thread (no thread to start)."""
 
-    def submit(self, fn, *args) -> Future:
+    def submit(self, fn, *args) -> Future:  # noqa: F821 - imported here: concurrent.futures costs start-up
+        from concurrent.futures import Future
+
         f: Future = Future()
         try:
             f.set_result(fn(*args))
@@ -816,6 +817,8 @@ class KdumpReader(MmapReader):
         h = self._header(src)
         self.header = h
         threads = self.threads or default_threads()
+        from concurrent.futures import ThreadPoolExecutor  # not at the top: it imports logging (start-up)
+
         pool = _InlineExecutor() if threads == 1 else ThreadPoolExecutor(threads, thread_name_prefix="kdump")
         try:
             specs = self._chunk_specs(src, h)

@@ -38,7 +38,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -212,11 +211,14 @@ def hash_pages_start(
     return lambda: (out_hash, out_zero)
 
 
-_pools: dict[int, ThreadPoolExecutor] = {}
+_pools: dict = {}
 _pools_lock = threading.Lock()
 
 
-def _pool(nthreads: int) -> ThreadPoolExecutor:
+def _pool(nthreads: int):
+    """The hashing threads (a ThreadPoolExecutor per thread count, made on first use)."""
+    from concurrent.futures import ThreadPoolExecutor  # not at the top: it imports logging (start-up)
+
     with _pools_lock:
         pool = _pools.get(nthreads)
         if pool is None:
