@@ -49,15 +49,16 @@ def set_current(path) -> None:
 
 
 #: The handler: ``write(2, msg, strlen(msg)); _exit(EXIT_STATUS)`` (async-signal-safe calls
-#: only); ``pagecore_sigbus_msg`` is :data:`_msg`, the C functions are the C library's.
+#: only); ``pagecore_sigbus_msg_ptr`` is set to :data:`_msg`, the C functions are the C library's.
 HANDLER_IR = f"""
-@pagecore_sigbus_msg = external global [{MSG_CAP + 1} x i8]
+@pagecore_sigbus_msg_ptr = global ptr null
 declare i64 @strlen(ptr)
 declare i64 @write(i32, ptr, i64)
 declare void @_exit(i32) noreturn
 define void @pagecore_on_sigbus(i32 %signum) {{
-  %n = call i64 @strlen(ptr @pagecore_sigbus_msg)
-  %w = call i64 @write(i32 2, ptr @pagecore_sigbus_msg, i64 %n)
+  %m = load volatile ptr, ptr @pagecore_sigbus_msg_ptr
+  %n = call i64 @strlen(ptr %m)
+  %w = call i64 @write(i32 2, ptr %m, i64 %n)
   call void @_exit(i32 {EXIT_STATUS})
   unreachable
 }}
@@ -70,7 +71,11 @@ def install_async() -> None:
 
 
 def install() -> bool:
-    """Install the SIGBUS handler once; False where that is not possible (then SIGBUS kills)."""
+    """Install the SIGBUS handler once; False where that is not possible (then SIGBUS kills).
+
+    The handler is a cached shared library loaded with ctypes (see :mod:`pagecore._llvm`); the
+    first time on a machine it is compiled with llvmlite, and linked for the next process.
+    """
     global _installed, _handler
     if _installed:
         return True
@@ -80,13 +85,28 @@ def install() -> bool:
         try:
             from pagecore import _llvm
 
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-            externals = {
-                name: ctypes.cast(getattr(libc, name), ctypes.c_void_p).value for name in ("strlen", "write", "_exit")
-            }
-            externals["pagecore_sigbus_msg"] = _msg.ctypes.data
-            (address,) = _llvm.compile_ir(HANDLER_IR, ["pagecore_on_sigbus"], externals)
-            _handler = address
+            try:  # the process's own symbols include the C library's (no ldconfig subprocess)
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.signal  # noqa: B018 - present?
+            except (OSError, AttributeError):
+                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            so = _llvm.library_path("sigbus", HANDLER_IR.encode())
+            lib = _llvm.open_library(so)
+            if lib is not None:
+                address = ctypes.cast(lib.pagecore_on_sigbus, ctypes.c_void_p).value
+                msg_ptr = ctypes.c_void_p.in_dll(lib, "pagecore_sigbus_msg_ptr")
+            else:
+                externals = {
+                    name: ctypes.cast(getattr(libc, name), ctypes.c_void_p).value
+                    for name in ("strlen", "write", "_exit")
+                }
+                address, ptr_at = _llvm.compile_ir(
+                    HANDLER_IR, ["pagecore_on_sigbus", "pagecore_sigbus_msg_ptr"], externals
+                )
+                msg_ptr = ctypes.c_void_p.from_address(ptr_at)
+                _llvm.link_ir_library(HANDLER_IR, so)  # for the next process
+            msg_ptr.value = _msg.ctypes.data
+            _handler = (address, lib)  # keep the library loaded
             sighandler_t = ctypes.c_void_p
             libc.signal.restype = sighandler_t
             libc.signal.argtypes = [ctypes.c_int, sighandler_t]

@@ -2,14 +2,17 @@
 
 Numba compiles :func:`pagecore.pages._pcx64.hash_into` (the serial ``pcx64-v1`` kernel on raw
 pointers, built from the same ``_hash_page`` as the jitted kernels) into a C function once per
-machine; its object code is stored in a cache file and every later process loads it with
-llvmlite in about 10 ms (:mod:`pagecore._llvm`) instead of importing Numba and dispatching a
-cached kernel (about a second: issue 18). Threads are Python threads calling it through ctypes,
-which releases the GIL.
+machine; its object code is stored in a cache file, and also linked into a shared library
+(``ld -shared``), which every later process loads with ctypes in about a millisecond — without
+importing Numba (about a second for its import and first dispatch: issue 18) or even llvmlite
+(40-70 ms). Without a linker, the object file is loaded through llvmlite's JIT in about 10 ms
+(:mod:`pagecore._llvm`). Threads are Python threads calling the kernel through ctypes, which
+releases the GIL.
 
-The cache file is named by a SHA-256 of this module's, ``_pcx64``'s and ``hashing``'s source, the
-llvmlite version and the host's triple, CPU and CPU features, so an edit, an upgrade or another
-machine builds a new one (written atomically; concurrent builders are harmless). It lives where
+The cache files are named by a SHA-256 of this module's, ``_pcx64``'s and ``hashing``'s source
+and the host's CPU (the object file: llvmlite's triple, CPU name and features and its version;
+the shared library: /proc/cpuinfo), so an edit, an upgrade or another machine builds new ones
+(written atomically; concurrent builders are harmless). It lives where
 Numba keeps its own cache: ``$NUMBA_CACHE_DIR``, else ``__pycache__`` beside this module, else
 ``~/.cache/pagecore``. Building checks that the object refers to no outside symbol (no Numba
 runtime, no Python API), so loading cannot fail half-way.
@@ -25,12 +28,13 @@ import ctypes
 import hashlib
 import json
 import os
-import tempfile
 import threading
 from pathlib import Path
 
 #: Bumped when the cache file's layout or the C signature changes.
-FORMAT = "pagecore-native-pcx64/1"
+FORMAT = "pagecore-native-pcx64/2"
+#: The C entry point's name in the cached machine code.
+SYMBOL = "pagecore_pcx64_hash_into"
 _HERE = Path(__file__).resolve().parent
 _SOURCES = ("_native.py", "_pcx64.py", "hashing.py")
 _PREFIX = "pcx64-native-"
@@ -76,26 +80,33 @@ def kernel():
 
 def cache_dir() -> Path:
     """Where the machine code is cached (see the module docstring)."""
-    env = os.environ.get("NUMBA_CACHE_DIR")
-    if env:
-        return Path(env) / "pagecore"
-    here = _HERE / "__pycache__"
-    if os.access(here if here.is_dir() else _HERE, os.W_OK):
-        return here
-    return Path(os.path.expanduser("~")) / ".cache" / "pagecore"
+    from pagecore import _llvm
+
+    return _llvm.cache_dir()
 
 
 def cache_key(target_description: str) -> str:
-    h = hashlib.sha256(f"{FORMAT}\n{target_description}\n".encode())
-    for name in _SOURCES:
-        h.update((_HERE / name).read_bytes())
+    h = hashlib.sha256(f"{target_description}\n".encode())
+    for src in _sources():
+        h.update(src)
     return h.hexdigest()[:24]
 
 
+def _sources() -> list[bytes]:
+    return [FORMAT.encode()] + [(_HERE / name).read_bytes() for name in _SOURCES]
+
+
 def _load_or_build():
+    """The shared library if there is one (ctypes only: no llvmlite import), else the object file
+    through llvmlite (linking the shared library for next time), else build both with Numba."""
     global _status
     from pagecore import _llvm
 
+    so = _llvm.library_path(_PREFIX.rstrip("-"), *_sources())
+    lib = _llvm.open_library(so)
+    if lib is not None:
+        _status = f"native machine code loaded from {so}"
+        return CFUNC(ctypes.cast(lib[SYMBOL], ctypes.c_void_p).value)
     _, _, desc = _llvm.target()
     path = cache_dir() / f"{_PREFIX}{cache_key(desc)}.bin"
     try:
@@ -108,7 +119,11 @@ def _load_or_build():
     header = json.loads(blob[4 : 4 + header_len])
     if header.get("format") != FORMAT:
         raise RuntimeError(f"{path}: not a {FORMAT} file")
-    (addr,) = _llvm.load_object(blob[4 + header_len :], [header["symbol"]])
+    body = blob[4 + header_len :]
+    jit, pic = body[: header["jit_size"]], body[header["jit_size"] :]
+    if so is not None and not so.exists() and pic and _llvm.link_library(pic, so):
+        how += f" (and linked into {so} for the next process)"
+    (addr,) = _llvm.load_object(jit, [SYMBOL])
     _status = f"native machine code {how}"
     return CFUNC(addr)
 
@@ -124,10 +139,13 @@ def build(path: Path) -> bytes:
     u64p = types.CPointer(types.uint64)
     sig = types.void(u64p, types.int64, u64p, types.uint64, types.uint64, u64p, types.CPointer(types.uint8), u64p)
     compiled = cfunc(sig, nopython=True, boundscheck=False)(hash_into)
-    symbol = compiled.native_name
     mod = ll.parse_assembly(compiled.inspect_llvm())
     for fn in mod.functions:  # keep only the C entry point visible, so the optimiser drops the rest
-        if not fn.is_declaration and fn.name != symbol:
+        if fn.is_declaration:
+            continue
+        if fn.name == compiled.native_name:
+            fn.name = SYMBOL
+        else:
             fn.linkage = "internal"
     for gv in mod.global_variables:
         if not gv.is_declaration:
@@ -141,9 +159,15 @@ def build(path: Path) -> bytes:
     if outside:
         raise RuntimeError(f"the compiled hash kernel refers to outside symbols {sorted(outside)}")
     obj = tm.emit_object(mod)
-    header = json.dumps({"format": FORMAT, "symbol": symbol}).encode()
-    blob = len(header).to_bytes(4, "little") + header + obj
+    try:
+        pic = _llvm.emit_pic(mod)  # for the shared library (see pagecore._llvm)
+    except Exception:  # no PIC code: later processes load the object through llvmlite
+        pic = b""
+    header = json.dumps({"format": FORMAT, "symbol": SYMBOL, "jit_size": len(obj)}).encode()
+    blob = len(header).to_bytes(4, "little") + header + obj + pic
     path.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile  # not at the top: only a build needs it
+
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
