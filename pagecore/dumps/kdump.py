@@ -164,17 +164,6 @@ def _snappy(src, n):
     return cramjam.snappy.decompress_raw(src)
 
 
-def _snappy_into(src, dst) -> int:
-    """Decompress one snappy page straight into ``dst``; returns the bytes written."""
-    import cramjam
-
-    # the stream declares its length up front: refuse anything but one page before decoding
-    n = cramjam.snappy.decompress_raw_len(src)
-    if n != len(dst):
-        raise PageLengthError(f"snappy stream declares {n} bytes, not {len(dst)}")
-    return cramjam.snappy.decompress_raw_into(src, dst)
-
-
 #: zstd frames for one page need no more window than this (a frame may ask for up to 2 GiB).
 ZSTD_MAX_WINDOW = 1 << 20
 
@@ -609,6 +598,14 @@ class KdumpReader(MmapReader):
             whole[idx].tolist(),
             strict=True,
         )
+        snappy_len = snappy_into = None
+        if (flags[idx] == FLAG_SNAPPY).any():  # looked up once: per page they cost a tenth of the decode
+            try:
+                import cramjam
+
+                snappy_len, snappy_into = cramjam.snappy.decompress_raw_len, cramjam.snappy.decompress_raw_into
+            except ImportError:
+                pass  # reported per page below, by CODECS
         for i, flag, n, fo, in_one in rows:
             if in_one:
                 data = mv[fo : fo + n]
@@ -619,8 +616,13 @@ class KdumpReader(MmapReader):
                 status[i] = 0
                 continue
             try:
-                if flag == FLAG_SNAPPY:
-                    got = _snappy_into(bytes(data) if not in_one else data, dst[i * bs : (i + 1) * bs])
+                if flag == FLAG_SNAPPY and snappy_into is not None:
+                    if not in_one:
+                        data = bytes(data)
+                    # the stream declares its length up front: refuse anything but one page before decoding
+                    if snappy_len(data) != bs:
+                        raise PageLengthError(f"snappy stream declares {snappy_len(data)} bytes, not {bs}")
+                    got = snappy_into(data, dst[i * bs : (i + 1) * bs])
                     status[i] = 0 if got == bs else BAD_LENGTH
                     continue
                 page = CODECS[flag](data, bs)
