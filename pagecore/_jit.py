@@ -8,8 +8,7 @@ bit-exact on every machine and thread count.
 from __future__ import annotations
 
 import os
-
-import numba
+import sys
 
 #: Options for serial leaf kernels. ``cache=True`` stores the machine code next to the module
 #: so a second process does not pay the compile time again.
@@ -27,8 +26,21 @@ JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 
 
 def max_threads() -> int:
-    """Number of threads Numba may use in this process."""
-    return int(numba.config.NUMBA_NUM_THREADS)
+    """Number of threads Numba may use in this process.
+
+    Numba's own setting once Numba is imported; before that the same rule (``NUMBA_NUM_THREADS``,
+    else the CPUs this process may run on), so that code which needs no jitted kernel (the hash
+    path of ``pagecore hash``) does not import Numba for it."""
+    numba = sys.modules.get("numba")
+    if numba is not None and hasattr(numba, "config"):
+        return int(numba.config.NUMBA_NUM_THREADS)
+    env = os.environ.get("NUMBA_NUM_THREADS", "")
+    if env.strip().isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def resolve_threads(threads: int | None) -> int:

@@ -12,6 +12,7 @@ BASE = (
     "pagecore",
     "pagecore._defaults",
     "pagecore._jit",
+    "pagecore._llvm",
     "pagecore._util",
     "pagecore._smk",
     "pagecore._layers",

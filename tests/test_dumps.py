@@ -373,3 +373,59 @@ def test_elf32_and_big_endian(tmp_path, endian, elfclass):
     p.write_bytes(head + phdr + data.tobytes())
     got, _ = read_all(p)
     assert got == expected(np.arange(5, 8), data)
+
+
+def _scan_flat_twin(buf: bytes, off: int, stop: int, size: int, max_offset: int, cap: int):
+    """Slow twin of _pagecodec.scan_flat: one struct.unpack per record."""
+    import struct
+
+    from pagecore.dumps import _pagecodec as pc
+
+    recs = []
+    while True:
+        if off + 16 > size:
+            return recs, off, pc.SCAN_FILE_ENDS, 0, 0
+        if off >= stop or len(recs) == cap:
+            return recs, off, pc.SCAN_MORE, 0, 0
+        voff, n = struct.unpack_from(">qq", buf, off)
+        if voff == -1 and n == -1:
+            return recs, off, pc.SCAN_END_RECORD, voff, n
+        if voff < 0 or n < 0:
+            return recs, off, pc.SCAN_NEGATIVE, voff, n
+        if voff + n > max_offset:
+            return recs, off, pc.SCAN_TOO_FAR, voff, n
+        if off + 16 + n > size:
+            return recs, off, pc.SCAN_PAST_END, voff, n
+        if n:
+            recs.append((voff, voff + n, off + 16))
+        off += 16 + n
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("ending", ["end", "negative", "too_far", "past_end", "cut_header", "none"])
+def test_flattened_record_scan_kernel_matches_twin(seed, ending):
+    import struct
+
+    from pagecore.dumps import _pagecodec as pc
+
+    rng = np.random.default_rng(seed)
+    out = bytearray()
+    for _ in range(int(rng.integers(0, 40))):
+        n = int(rng.choice([0, 1, 7, 4096, int(rng.integers(0, 300))]))
+        out += struct.pack(">qq", int(rng.integers(0, 1 << 40)), n) + rng.bytes(n)
+    tail = {
+        "end": struct.pack(">qq", -1, -1),
+        "negative": struct.pack(">qq", -5, 3) + bytes(3),
+        "too_far": struct.pack(">qq", (1 << 62) - 2, 3) + bytes(3),
+        "past_end": struct.pack(">qq", 0, 1000) + bytes(10),
+        "cut_header": struct.pack(">qq", 0, 1)[:9],
+        "none": b"",
+    }[ending]
+    buf = bytes(out + tail)
+    arr = np.frombuffer(buf, np.uint8) if buf else np.zeros(0, np.uint8)
+    for stop, cap in ((len(buf) + 1, 64), (int(rng.integers(0, len(buf) + 1)), 64), (len(buf) + 1, 3)):
+        vs, ve, fs = (np.empty(cap, np.int64) for _ in range(3))
+        k, at, code, voff, n = pc.scan_flat(arr, 0, stop, len(buf), 1 << 62, vs, ve, fs)
+        recs, at2, code2, voff2, n2 = _scan_flat_twin(buf, 0, stop, len(buf), 1 << 62, cap)
+        assert (at, code, voff, n) == (at2, code2, voff2, n2)
+        assert list(zip(vs[:k].tolist(), ve[:k].tolist(), fs[:k].tolist(), strict=True)) == recs

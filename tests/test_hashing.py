@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -198,3 +199,124 @@ def test_kernels_without_jit():
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout
+
+
+def test_kernel_module_shares_the_algorithm_shape():
+    from pagecore.pages import _pcx64, hashing
+
+    assert (_pcx64.WORDS, _pcx64.LANES, _pcx64.LANE_WORDS) == (hashing.WORDS, hashing.LANES, hashing.LANE_WORDS)
+
+
+def _native_or_skip():
+    from pagecore.pages import _native
+
+    if JIT_DISABLED:
+        pytest.skip("NUMBA_DISABLE_JIT=1: the native kernel is off by design")
+    fn = _native.kernel()
+    if fn is None:
+        pytest.fail(f"the native hash kernel should load here: {_native.status()}")
+    return fn
+
+
+def _jitted(pages, key, nchunks):
+    """The Numba-dispatched kernels, called directly (what hash_pages falls back to)."""
+    from pagecore.pages import _pcx64
+
+    words = as_page_words(pages)
+    h, z = np.empty(len(words), np.uint64), np.empty(len(words), np.bool_)
+    if nchunks == 1:
+        _pcx64._hash_serial(words, key.words, key.k0, key.k1, h, z)
+    else:
+        _pcx64._hash_parallel(words, key.words, key.k0, key.k1, h, z, nchunks)
+    return h, z
+
+
+@pytest.mark.parametrize("secret", [b"", b"k3y"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_native_kernel_matches_jitted_kernels_and_twin(rng, secret, threads):
+    """The machine code hash_pages runs (Numba's cfunc of hash_into, loaded by llvmlite) against
+    the jitted kernels and the slow twin: random pages, zero pages, a page zero but for one byte."""
+    _native_or_skip()
+    key = PageKey.from_secret(secret) if secret else PageKey.default()
+    pages = _pages(rng, 37)
+    pages[3] = 0
+    pages[4] = 0
+    pages[4, 2048] = 1
+    pages[5] = pages[6]
+    h, z = hash_pages(pages, key, threads=threads)
+    hj, zj = _jitted(pages, key, 1 if threads == 1 else 8)
+    assert np.array_equal(h, hj) and np.array_equal(z, zj)
+    for i in (0, 3, 4, 5, 36):
+        assert int(h[i]) == pcx64(pages[i].tobytes(), secret) and bool(z[i]) == is_zero(pages[i].tobytes())
+
+
+def test_native_kernel_writes_strided_outputs_and_slices(rng):
+    _native_or_skip()
+    pages = _pages(rng, 9)
+    h0, z0 = hash_pages(pages)
+    out_h = np.zeros((9, 2), np.uint64)
+    out_z = np.zeros((9, 2), np.bool_)
+    h, z = hash_pages(pages, out=(out_h[:, 1], out_z[:, 1]), threads=2)  # non-contiguous outputs
+    assert np.array_equal(out_h[:, 1], h0) and np.array_equal(out_z[:, 1], z0) and not out_h[:, 0].any()
+    assert np.array_equal(h, h0) and np.array_equal(z, z0)
+    h2, _ = hash_pages(pages[3:7], threads=2)  # a view that starts mid-array
+    assert np.array_equal(h2, h0[3:7])
+
+
+def test_native_cache_is_built_once_then_loaded_without_numba(tmp_path):
+    """A fresh cache directory: the first process builds the machine code with Numba, the second
+    loads it and hashes without ever importing Numba; both agree with the twin."""
+    if JIT_DISABLED:
+        pytest.skip("NUMBA_DISABLE_JIT=1: the native kernel is off by design")
+    code = (
+        "import sys, numpy as np\n"
+        "from pagecore.pages import _native\n"
+        "from pagecore.pages.hashing import hash_pages\n"
+        "p = np.arange(3 * 4096, dtype=np.uint8).reshape(3, 4096)\n"
+        "h, z = hash_pages(p, threads=2)\n"
+        "print(_native.status()); print('numba' in sys.modules); print(' '.join(map(str, h.tolist())))\n"
+        "print('llvmlite' in sys.modules)\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    outs = [
+        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+        for _ in range(2)
+    ]
+    first, second = (o.splitlines() for o in outs)
+    assert first[0].startswith("native machine code built with Numba"), first
+    assert second[0].startswith("native machine code loaded from"), second
+    assert second[1] == "False", "loading the cached kernel imported Numba"
+    if shutil.which("ld") and os.path.exists("/proc/cpuinfo"):  # a shared library: not even llvmlite
+        assert second[0].endswith(".so") and second[3] == "False", second
+    p = np.arange(3 * 4096, dtype=np.uint8).reshape(3, 4096)
+    expected = " ".join(str(pcx64(p[i].tobytes())) for i in range(3))
+    assert first[2] == second[2] == expected
+    assert len(list((tmp_path / "pagecore").glob("pcx64-native-*.bin"))) == 1
+
+
+def test_native_kernel_can_be_switched_off():
+    env = {**os.environ, "PAGECORE_NATIVE_HASH": "0"}
+    code = (
+        "import numpy as np\nfrom pagecore.pages import _native\nfrom pagecore.pages.hashing import hash_pages\n"
+        "hash_pages(np.zeros((2, 4096), np.uint8)); print(_native.status())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.startswith("disabled"), out
+
+
+def test_pagecore_hash_of_a_raw_dump_does_not_import_numba(tmp_path):
+    """Start-up is the fixed cost of every `pagecore hash` (issue 18): a raw dump is detected,
+    read, hashed and written without importing Numba (once the native kernel is cached)."""
+    if JIT_DISABLED:
+        pytest.skip("NUMBA_DISABLE_JIT=1: the native kernel is off by design")
+    _native_or_skip()  # builds the cache in this process if needed
+    dump = tmp_path / "g.raw"
+    dump.write_bytes(bytes(4096) + bytes(range(256)) * 16)
+    code = (
+        "import sys\nfrom pagecore.cli import main\n"
+        f"rc = main(['hash', {str(dump)!r}, '-o', {str(tmp_path / 'g.parquet')!r}, '--quiet'])\n"
+        "print(rc, sorted(m for m in sys.modules if m in ('numba', 'pandas', 'llvmlite')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    linked = shutil.which("ld") and os.path.exists("/proc/cpuinfo")  # else llvmlite loads the kernel
+    assert out.strip() in (("0 []",) if linked else ("0 []", "0 ['llvmlite']")), out

@@ -163,3 +163,46 @@ def test_vm_index_equals_numpy_unique():
         want_names, want_idx = np.unique(np.array(d.to_pylist(), dtype=str), return_inverse=True)
         names, idx = vm_index(d)
         assert names == want_names.tolist() and np.array_equal(idx, want_idx.reshape(-1)), trial
+
+
+@pytest.mark.parametrize("fmt", ["raw", "elf", "lime", "kdump"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_hashed_chunks_overlapping_read_and_hash_match_the_twin(tmp_path, fmt, threads):
+    """hashed_chunks hashes chunk i while the reader makes chunk i + 1 (two output buffers take
+    turns, mapped chunks are released two requests later): every page's hash, checked against
+    the twin while the following chunks are read."""
+    from dumps_helpers import make_pages, write_dump
+
+    from pagecore.pages.ingest import hashed_chunks
+
+    pages = make_pages(23, seed=7)
+    pages[4] = 0
+    pfns = np.arange(23) if fmt != "kdump" else np.arange(23) * 2
+    path = write_dump(fmt, tmp_path / f"g.{fmt}", pfns, pages)
+    seen = {}
+    with open_dump(path, chunk_pages=4) as r:
+        held = []
+        for chunk, h, z in hashed_chunks(r, threads=threads):
+            held.append(chunk)  # the pages of earlier chunks must still read right
+            for g, p, hh, zz in zip(chunk.gpfn.tolist(), chunk.pages, h.tolist(), z.tolist(), strict=True):
+                seen[g] = (hh, zz)
+                assert hh == pcx64(p.tobytes()) and zz == is_zero(p.tobytes())
+        for chunk in held:  # never overwritten by later chunks
+            for g, p in zip(chunk.gpfn.tolist(), chunk.pages, strict=True):
+                assert seen[g][0] == pcx64(p.tobytes())
+    assert sorted(seen) == sorted(pfns.tolist())
+    for g, p in zip(pfns.tolist(), pages, strict=True):
+        assert seen[g] == (pcx64(p.tobytes()), is_zero(p.tobytes()))
+
+
+def test_hashed_chunks_left_early_waits_for_the_hash_in_flight(tmp_path):
+    from dumps_helpers import make_pages, write_dump
+
+    from pagecore.pages.ingest import hashed_chunks
+
+    path = write_dump("raw", tmp_path / "g.raw", np.arange(40), make_pages(40, seed=3))
+    with open_dump(path, chunk_pages=4) as r:
+        gen = hashed_chunks(r, threads=2)
+        chunk, h, _ = next(gen)
+        assert h[0] == pcx64(chunk.pages[0].tobytes())
+        gen.close()  # the next chunk's hash was started; closing waits for it

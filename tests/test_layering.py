@@ -146,3 +146,12 @@ def test_the_command_line_starts_without_the_numeric_stack():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", f"the parser imports {out.strip()}"
+
+
+def test_version_lookup_agrees_with_importlib_metadata():
+    """``pagecore.__version__`` reads the dist-info itself (start-up); it must say what pip says."""
+    from importlib.metadata import version
+
+    import pagecore
+
+    assert pagecore._version() == version("pagecore")

@@ -133,11 +133,11 @@ SLOW_HASH = textwrap.dedent(
     """
     import sys, time
     import pagecore.pages.ingest as ingest
-    real = ingest.hash_pages
+    real = ingest.hash_pages_start  # what hash_dump starts per chunk (through hashed_chunks)
     def slow(*a, **k):
         time.sleep(0.2)
         return real(*a, **k)
-    ingest.hash_pages = slow
+    ingest.hash_pages_start = slow
     from pagecore.cli import console
     sys.argv[0] = "pagecore"
     console()

@@ -79,19 +79,17 @@ def _write_all(pages: np.ndarray, d: Path) -> dict[str, Path]:
 
 
 def _ingest(path: Path, threads: int, chunk_pages: int) -> int:
+    """Read and hash every page as ``pagecore hash`` does (:func:`~pagecore.pages.ingest.hashed_chunks`:
+    the next chunk is read while this one is hashed), without writing the table."""
     from pagecore.dumps import open_dump
-    from pagecore.pages.hashing import hash_pages
+    from pagecore.pages.ingest import hashed_chunks
 
     n = 0
-    hb = np.empty(chunk_pages, np.uint64)
-    zb = np.empty(chunk_pages, np.bool_)
     with open_dump(path, chunk_pages=chunk_pages) as r:
         if hasattr(r, "threads"):
             r.threads = threads
-        for c in r:
-            k = len(c)
-            hash_pages(c.pages, threads=threads, out=(hb[:k], zb[:k]))
-            n += k
+        for c, _, _ in hashed_chunks(r, threads=threads):
+            n += len(c)
     return n
 
 

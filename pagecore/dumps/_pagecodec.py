@@ -116,3 +116,62 @@ def check_layout(offs, sizes, flags, bs: int, state) -> int:
     if len(offs) == 0:
         return -1
     return int(_layout(offs, sizes, flags, bs, state))
+
+
+@njit(nogil=True, boundscheck=False, cache=True)
+def _be64(buf, o):
+    """The big-endian signed 64-bit integer at ``buf[o : o + 8]``."""
+    v = np.int64(buf[o])
+    if v >= 128:
+        v -= 256
+    for j in range(1, 8):
+        v = (v << 8) | np.int64(buf[o + j])
+    return v
+
+
+@njit(nogil=True, boundscheck=False, cache=True)
+def _scan_flat(buf, off, stop, size, max_offset, vs, ve, fs):
+    k = 0
+    cap = vs.shape[0]
+    while True:
+        if off + 16 > size:
+            return k, off, SCAN_FILE_ENDS, 0, 0
+        if off >= stop or k == cap:
+            return k, off, SCAN_MORE, 0, 0
+        voff = _be64(buf, off)
+        n = _be64(buf, off + 8)
+        if voff == -1 and n == -1:
+            return k, off, SCAN_END_RECORD, voff, n
+        if voff < 0 or n < 0:
+            return k, off, SCAN_NEGATIVE, voff, n
+        if voff > max_offset or n > max_offset - voff:
+            return k, off, SCAN_TOO_FAR, voff, n
+        if off + 16 + n > size:
+            return k, off, SCAN_PAST_END, voff, n
+        if n:
+            vs[k] = voff
+            ve[k] = voff + n
+            fs[k] = off + 16
+            k += 1
+        off += 16 + n
+
+
+#: What :func:`scan_flat` stopped at (``code``).
+SCAN_MORE, SCAN_END_RECORD, SCAN_NEGATIVE, SCAN_TOO_FAR, SCAN_PAST_END, SCAN_FILE_ENDS = range(6)
+
+
+def scan_flat(buf, off: int, stop: int, size: int, max_offset: int, vs, ve, fs) -> tuple[int, int, int, int, int]:
+    """Walk the records of a flattened kdump file (big-endian ``int64 offset, int64 size`` then
+    ``size`` bytes of data) from byte ``off``, storing each non-empty record's kdump range
+    ``[vs, ve)`` and the file offset of its data ``fs``, until a record starts at or after
+    ``stop``, the output arrays are full, or something that is not an ordinary record.
+
+    Returns ``(records stored, offset reached, code, offset field, size field)``; ``code`` is
+    :data:`SCAN_MORE` (``stop`` or full: call again from the offset reached),
+    :data:`SCAN_END_RECORD` (-1/-1 at the offset reached), :data:`SCAN_NEGATIVE`,
+    :data:`SCAN_TOO_FAR` (offset + size > ``max_offset``), :data:`SCAN_PAST_END` (the record's
+    data runs past ``size``) or :data:`SCAN_FILE_ENDS` (no whole record header left). One
+    Python loop step per record cost a flattened read a quarter of its time (issue 18).
+    """
+    k, at, code, voff, n = _scan_flat(buf, off, stop, size, max_offset, vs, ve, fs)
+    return int(k), int(at), int(code), int(voff), int(n)

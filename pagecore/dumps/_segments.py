@@ -216,7 +216,7 @@ class SegmentReader(MmapReader):
         # the OS), the page being filled at row k; the rows before it are finished
         pend = pend_pfn = None
         k, open_pfn = 0, -1
-        prev = None
+        held: list[tuple[int, int]] = []  # chunks handed out that may still be in use
         paddrs, offsets, sizes = t.paddr.tolist(), t.offset.tolist(), t.size.tolist()
         for j, (paddr, offset, size) in enumerate(zip(paddrs, offsets, sizes, strict=True)):
             end = paddr + size
@@ -245,15 +245,15 @@ class SegmentReader(MmapReader):
             base = offset + (first * ps - paddr)
             for lo in range(first, last, cp):
                 hi = min(last, lo + cp)
-                if prev is not None:
-                    self._release(*prev)
+                if len(held) == 2:  # a chunk stays mapped until two more have been requested
+                    self._release(*held.pop(0))
                 start = base + (lo - first) * ps
                 self._check_size()
                 self._populate(start, (hi - lo) * ps)
                 pages = buf[start : start + (hi - lo) * ps].reshape(hi - lo, ps)
                 self.stats.pages_read += hi - lo
                 yield PageChunk(np.arange(lo, hi, dtype=np.uint64), pages)
-                prev = (start, (hi - lo) * ps)
+                held.append((start, (hi - lo) * ps))
         if open_pfn >= 0:
             yield self._partial_chunk(pend, pend_pfn, k + 1)
 

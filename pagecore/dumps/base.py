@@ -119,6 +119,9 @@ class DumpReader(ABC):
     * open its input read-only and never write it;
     * yield :class:`PageChunk` objects of at most ``chunk_pages`` pages, in any gpfn order,
       each gpfn at most once;
+    * never reuse a chunk's page buffer for a later chunk, and keep mapped pages mapped until
+      two more chunks have been requested (the caller hashes a chunk while the next is read:
+      :func:`pagecore.pages.ingest.hashed_chunks`);
     * account for every page in :attr:`stats` (read, skipped or excluded);
     * raise :class:`~pagecore.errors.InputError` naming the file, byte offset, what was
       expected and what to do, for any malformed input.
@@ -243,7 +246,11 @@ class MmapReader(DumpReader):
     _MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22 if sys.platform.startswith("linux") else None)
 
     def _populate(self, start: int, length: int) -> None:
-        """Map ``[start, start + length)`` before it is read (a hint: failures are ignored)."""
+        """Map ``[start, start + length)`` before it is read, and ask the kernel to start reading
+        the ``length`` bytes after it from disk (hints: failures are ignored).
+
+        Without the read-ahead, a dump that is not in the page cache was read in the page
+        faults of ``MADV_POPULATE_READ``, 2.4 times slower than ``cat`` reads it (issue 18)."""
         adv = self._MADV_POPULATE_READ
         if self._mm is not None and adv is not None and length > 0:
             lo = start - start % mmap.PAGESIZE
@@ -251,6 +258,20 @@ class MmapReader(DumpReader):
                 self._mm.madvise(adv, lo, start + length - lo)
             except (OSError, ValueError):  # an older kernel: fall back to page faults from now on
                 self._MADV_POPULATE_READ = None
+        self._willneed(start + length, length)
+
+    def _willneed(self, start: int, length: int) -> None:
+        """Start reading ``[start, start + length)`` of the file into the page cache (asynchronous)."""
+        if self._mm is None or not hasattr(mmap, "MADV_WILLNEED"):
+            return
+        length = min(length, len(self._mm) - start)
+        if length <= 0:
+            return
+        lo = start - start % mmap.PAGESIZE
+        try:
+            self._mm.madvise(mmap.MADV_WILLNEED, lo, start + length - lo)
+        except (OSError, ValueError):
+            pass
 
     def _release(self, start: int, length: int) -> None:
         """Tell the kernel we are done with a mapped range, so resident memory stays bounded."""

@@ -24,7 +24,6 @@ from __future__ import annotations
 import heapq
 import os
 import struct
-from array import array
 from pathlib import Path
 
 import numpy as np
@@ -170,17 +169,27 @@ class FlattenedReader(KdumpReader):
                 expected="version >= 1",
                 hint="re-create the dump",
             )
-        # compact arrays, not lists of Python ints: a 100 GB dump has millions of records
-        vs, ve, fs = array("q"), array("q"), array("q")
-        off = HEADER_SIZE
-        released = off
+        # a kernel walks the records (one Python step per record cost a quarter of the read);
+        # it stops at anything unusual, which is then judged here
+        from pagecore.dumps import _pagecodec as pc
+
+        cap = 1 << 16
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        off = released = HEADER_SIZE
         ended = False
-        while off + RECORD.size <= size:
-            voff, n = RECORD.unpack_from(buf, off)
-            if voff == -1 and n == -1:
+        while True:
+            vs, ve, fs = (np.empty(cap, np.int64) for _ in range(3))
+            k, off, code, voff, n = pc.scan_flat(buf, off, released + RELEASE_EVERY, size, MAX_KDUMP_OFFSET, vs, ve, fs)
+            if k:
+                parts.append((vs[:k], ve[:k], fs[:k]))
+            if off - released > RELEASE_EVERY:  # keep the scan's mapped pages bounded
+                self._release(released, off - released)
+                released = off
+            if code == pc.SCAN_MORE:
+                continue
+            if code == pc.SCAN_END_RECORD:
                 ended = True
-                break
-            if voff < 0 or n < 0:
+            elif code == pc.SCAN_NEGATIVE:
                 raise InputError(
                     self.path,
                     f"flattened record with offset {voff} and size {n}",
@@ -188,7 +197,7 @@ class FlattenedReader(KdumpReader):
                     expected="offset >= 0 and size >= 0, or -1/-1 at the end",
                     hint="the dump is corrupt; re-create it",
                 )
-            if voff + n > MAX_KDUMP_OFFSET:
+            elif code == pc.SCAN_TOO_FAR:
                 raise InputError(
                     self.path,
                     f"flattened record writes {n:,} bytes at kdump offset {voff:,}, beyond any real dump",
@@ -196,9 +205,7 @@ class FlattenedReader(KdumpReader):
                     expected=f"offset + size <= {MAX_KDUMP_OFFSET:,} (2**62)",
                     hint="the dump is corrupt; re-create it",
                 )
-            if off + RECORD.size + n > size:
-                if self.skip_bad_pages:
-                    break
+            elif code == pc.SCAN_PAST_END and not self.skip_bad_pages:
                 raise InputError(
                     self.path,
                     f"flattened record of {n:,} bytes runs past the end of the file ({size:,} bytes)",
@@ -206,14 +213,7 @@ class FlattenedReader(KdumpReader):
                     expected="record data inside the file",
                     hint="the dump is truncated; re-create it, or pass --skip-bad-pages",
                 )
-            if n:
-                vs.append(voff)
-                ve.append(voff + n)
-                fs.append(off + RECORD.size)
-            off += RECORD.size + n
-            if off - released > RELEASE_EVERY:  # keep the scan's mapped pages bounded
-                self._release(released, off - released)
-                released = off
+            break
         if not ended and not self.skip_bad_pages:
             raise InputError(
                 self.path,
@@ -222,9 +222,10 @@ class FlattenedReader(KdumpReader):
                 expected="a 16-byte end record",
                 hint="the dump is truncated; re-create it, or pass --skip-bad-pages",
             )
-        vstart = np.frombuffer(vs, np.int64).copy() if len(vs) else np.empty(0, np.int64)
-        vend = np.frombuffer(ve, np.int64).copy() if len(ve) else np.empty(0, np.int64)
-        fstart = np.frombuffer(fs, np.int64).copy() if len(fs) else np.empty(0, np.int64)
+        if parts:
+            vstart, vend, fstart = (np.concatenate(col) for col in zip(*parts, strict=True))
+        else:
+            vstart = vend = fstart = np.empty(0, np.int64)
         vstart, vend, fstart = _resolve(vstart, vend, fstart)
         self._release(HEADER_SIZE, size - HEADER_SIZE)  # the scan touched every record header
         self._src = _FlatSource(buf, vstart, vend, fstart)

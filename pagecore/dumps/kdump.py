@@ -60,14 +60,21 @@ import struct
 import threading
 import zlib
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from pagecore.dumps import _pagecodec
 from pagecore.dumps.base import MmapReader, PageChunk, register
 from pagecore.errors import InputError
+
+
+def _codec():
+    """The batch decoders (:mod:`._pagecodec`), imported on first use: their Numba kernels are
+    not needed to detect or open a dump, and importing Numba costs ``pagecore hash`` start-up."""
+    from pagecore.dumps import _pagecodec
+
+    return _pagecodec
+
 
 #: Byte ranges no check can protect (module docstring), for the fuzz test.
 UNPROTECTED = (
@@ -157,17 +164,6 @@ def _snappy(src, n):
     return cramjam.snappy.decompress_raw(src)
 
 
-def _snappy_into(src, dst) -> int:
-    """Decompress one snappy page straight into ``dst``; returns the bytes written."""
-    import cramjam
-
-    # the stream declares its length up front: refuse anything but one page before decoding
-    n = cramjam.snappy.decompress_raw_len(src)
-    if n != len(dst):
-        raise PageLengthError(f"snappy stream declares {n} bytes, not {len(dst)}")
-    return cramjam.snappy.decompress_raw_into(src, dst)
-
-
 #: zstd frames for one page need no more window than this (a frame may ask for up to 2 GiB).
 ZSTD_MAX_WINDOW = 1 << 20
 
@@ -201,7 +197,9 @@ def default_threads() -> int:
 class _InlineExecutor:
     """``threads = 1``: run each batch at once in the calling thread (no thread to start)."""
 
-    def submit(self, fn, *args) -> Future:
+    def submit(self, fn, *args) -> Future:  # noqa: F821 - imported here: concurrent.futures costs start-up
+        from concurrent.futures import Future
+
         f: Future = Future()
         try:
             f.set_result(fn(*args))
@@ -506,7 +504,7 @@ class KdumpReader(MmapReader):
             descs = np.frombuffer(bytes(src.read(off, k * PAGE_DESC.itemsize)), PAGE_DESC)
             self._release_kdump_range(src, off, k * PAGE_DESC.itemsize)
             offs = descs["offset"].astype(np.int64)
-            bad = _pagecodec.check_layout(
+            bad = _codec().check_layout(
                 offs, descs["size"].astype(np.int64), descs["flags"].astype(np.int64), bs, state
             )
             if bad >= 0:
@@ -600,6 +598,14 @@ class KdumpReader(MmapReader):
             whole[idx].tolist(),
             strict=True,
         )
+        snappy_len = snappy_into = None
+        if (flags[idx] == FLAG_SNAPPY).any():  # looked up once: per page they cost a tenth of the decode
+            try:
+                import cramjam
+
+                snappy_len, snappy_into = cramjam.snappy.decompress_raw_len, cramjam.snappy.decompress_raw_into
+            except ImportError:
+                pass  # reported per page below, by CODECS
         for i, flag, n, fo, in_one in rows:
             if in_one:
                 data = mv[fo : fo + n]
@@ -610,8 +616,13 @@ class KdumpReader(MmapReader):
                 status[i] = 0
                 continue
             try:
-                if flag == FLAG_SNAPPY:
-                    got = _snappy_into(bytes(data) if not in_one else data, dst[i * bs : (i + 1) * bs])
+                if flag == FLAG_SNAPPY and snappy_into is not None:
+                    if not in_one:
+                        data = bytes(data)
+                    # the stream declares its length up front: refuse anything but one page before decoding
+                    if snappy_len(data) != bs:
+                        raise PageLengthError(f"snappy stream declares {snappy_len(data)} bytes, not {bs}")
+                    got = snappy_into(data, dst[i * bs : (i + 1) * bs])
                     status[i] = 0 if got == bs else BAD_LENGTH
                     continue
                 page = CODECS[flag](data, bs)
@@ -696,6 +707,7 @@ class KdumpReader(MmapReader):
         futs = []
         raw_idx = np.flatnonzero(todo & (flags == 0) & contiguous)
         zlib_idx = np.flatnonzero(todo & (flags == FLAG_ZLIB) & contiguous)
+        _pagecodec = _codec()
         if not _pagecodec.HAVE_ZLIB:
             zlib_idx = zlib_idx[:0]
         done = np.zeros(k, bool)
@@ -807,6 +819,8 @@ class KdumpReader(MmapReader):
         h = self._header(src)
         self.header = h
         threads = self.threads or default_threads()
+        from concurrent.futures import ThreadPoolExecutor  # not at the top: it imports logging (start-up)
+
         pool = _InlineExecutor() if threads == 1 else ThreadPoolExecutor(threads, thread_name_prefix="kdump")
         try:
             specs = self._chunk_specs(src, h)

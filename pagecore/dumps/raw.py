@@ -74,14 +74,15 @@ class RawReader(MmapReader):
         buf = self._map()
         ps = self.page_size
         step = self.chunk_pages
-        prev = None
+        held: list[tuple[int, int]] = []  # the chunks handed out that may still be in use
         for lo in range(0, npages, step):
             hi = min(npages, lo + step)
-            if prev is not None:
-                self._release(prev[0] * ps, (prev[1] - prev[0]) * ps)
+            if len(held) == 2:  # a chunk stays mapped until two more have been requested
+                a, b = held.pop(0)
+                self._release(a * ps, (b - a) * ps)
             self._check_size()
             self._populate(lo * ps, (hi - lo) * ps)
             pages = buf[lo * ps : hi * ps].reshape(hi - lo, ps)
             self.stats.pages_read += hi - lo
             yield PageChunk(np.arange(lo, hi, dtype=np.uint64), pages)
-            prev = (lo, hi)
+            held.append((lo, hi))

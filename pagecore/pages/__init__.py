@@ -4,34 +4,43 @@ Owns: the Numba page-hash kernels (:mod:`.hashing`), dump → page table (:mod:`
 hash-then-compare verification against the dumps (:mod:`.verify`), and the Arrow schemas,
 readers and atomic writers of page tables (:mod:`.tables`). Must not: know any policy
 (sharing vocabularies, memory managers) or draw.
+
+The names below are imported on first use, so ``pagecore hash`` (which needs ``ingest``) does
+not import ``verify``'s Numba kernels at start-up (issue 18).
 """
 
-from pagecore.pages.hashing import ALGORITHM, PageKey, hash_pages
-from pagecore.pages.ingest import hash_dump
-from pagecore.pages.tables import (
-    PAGE_TABLE_SCHEMA,
-    PageTableWriter,
-    page_table_frame,
-    page_table_metadata,
-    read_page_table,
-    read_page_tables,
-    write_page_table,
-)
-from pagecore.pages.verify import Verification, dumps_available, verify_tables
+from __future__ import annotations
 
-__all__ = [
-    "ALGORITHM",
-    "PAGE_TABLE_SCHEMA",
-    "PageKey",
-    "PageTableWriter",
-    "Verification",
-    "dumps_available",
-    "hash_dump",
-    "hash_pages",
-    "page_table_frame",
-    "page_table_metadata",
-    "read_page_table",
-    "read_page_tables",
-    "verify_tables",
-    "write_page_table",
-]
+import importlib
+
+#: exported name -> submodule that defines it
+_EXPORTS = {
+    "ALGORITHM": "hashing",
+    "PageKey": "hashing",
+    "hash_pages": "hashing",
+    "hash_dump": "ingest",
+    "PAGE_TABLE_SCHEMA": "tables",
+    "PageTableWriter": "tables",
+    "page_table_frame": "tables",
+    "page_table_metadata": "tables",
+    "read_page_table": "tables",
+    "read_page_tables": "tables",
+    "write_page_table": "tables",
+    "Verification": "verify",
+    "dumps_available": "verify",
+    "verify_tables": "verify",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"pagecore.pages.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pagecore.pages' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

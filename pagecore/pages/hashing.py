@@ -27,116 +27,31 @@ runs at memory bandwidth; the keyed SipHash finish makes the output a pseudo-ran
 the lane state, so without the secret a stored hash cannot confirm a guessed page.
 The zero flag is the OR of all words being zero.
 
-Layers (see STYLE.md): ``_hash_page`` (inlined leaf) → ``_hash_serial`` (writes into
-preallocated outputs) → ``_hash_parallel`` (owns the ``prange``) → :func:`hash_pages` (checks
-shapes and dtypes, carries this docstring).
+The Numba kernels are in :mod:`._pcx64`. :func:`hash_pages` (checks shapes and dtypes, carries
+this docstring) runs them as machine code loaded without importing Numba (:mod:`._native`, on
+Python threads), or through Numba's dispatcher where that is not available; both give the same
+hashes. This module itself imports no Numba, so ``pagecore hash`` starts fast (issue 18).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from numba import njit, prange
 
 from pagecore import PAGE_SIZE
-from pagecore._jit import INLINE, PARALLEL, SERIAL, resolve_threads
+from pagecore._jit import resolve_threads
 from pagecore.errors import ConfigError
+from pagecore.pages import _native
 
 ALGORITHM = "pcx64-v1"
 WORDS = PAGE_SIZE // 8
 LANES = 8
 LANE_WORDS = WORDS // LANES
-
-_M32 = np.uint64(0xFFFFFFFF)
-_S32 = np.uint64(32)
-_P = np.uint64(0x9E3779B97F4A7C15)
-_SIP_C = (
-    np.uint64(0x736F6D6570736575),
-    np.uint64(0x646F72616E646F6D),
-    np.uint64(0x6C7967656E657261),
-    np.uint64(0x7465646279746573),
-)
-
-
-@njit(**INLINE)
-def _rotl(x, b):
-    return (x << np.uint64(b)) | (x >> np.uint64(64 - b))
-
-
-@njit(**INLINE)
-def _sipround(v0, v1, v2, v3):
-    v0 += v1
-    v1 = _rotl(v1, 13)
-    v1 ^= v0
-    v0 = _rotl(v0, 32)
-    v2 += v3
-    v3 = _rotl(v3, 16)
-    v3 ^= v2
-    v0 += v3
-    v3 = _rotl(v3, 21)
-    v3 ^= v0
-    v2 += v1
-    v1 = _rotl(v1, 17)
-    v1 ^= v2
-    v2 = _rotl(v2, 32)
-    return v0, v1, v2, v3
-
-
-@njit(**INLINE)
-def _hash_page(p, kw, k0, k1, st):
-    """Hash one page ``p`` (uint64[512]); ``st`` is uint64[16] scratch. Returns (hash, zero)."""
-    z = np.uint64(0)
-    for l in range(LANES):
-        a = np.uint64(0)
-        b = np.uint64(0)
-        base = l * LANE_WORDS
-        for j in range(base, base + LANE_WORDS):
-            w = p[j]
-            x = w ^ kw[j]
-            a += (x & _M32) * (x >> _S32)
-            b += w
-            z |= w
-        st[2 * l] = a
-        st[2 * l + 1] = b
-    v0 = k0 ^ _SIP_C[0]
-    v1 = k1 ^ _SIP_C[1]
-    v2 = k0 ^ _SIP_C[2]
-    v3 = k1 ^ _SIP_C[3]
-    for i in range(4):
-        m = ((st[4 * i] ^ _rotl(st[4 * i + 1], 29)) * _P) ^ (st[4 * i + 2] + _rotl(st[4 * i + 3], 41))
-        v3 ^= m
-        v0, v1, v2, v3 = _sipround(v0, v1, v2, v3)
-        v0 ^= m
-    v2 ^= np.uint64(0xFF)
-    for _ in range(3):
-        v0, v1, v2, v3 = _sipround(v0, v1, v2, v3)
-    return v0 ^ v1 ^ v2 ^ v3, z == np.uint64(0)
-
-
-@njit(**SERIAL)
-def _hash_serial(pages, kw, k0, k1, out_hash, out_zero):
-    st = np.empty(2 * LANES, np.uint64)
-    for i in range(pages.shape[0]):
-        h, zz = _hash_page(pages[i], kw, k0, k1, st)
-        out_hash[i] = h
-        out_zero[i] = zz
-
-
-@njit(**PARALLEL)
-def _hash_parallel(pages, kw, k0, k1, out_hash, out_zero, nchunks):
-    n = pages.shape[0]
-    for c in prange(nchunks):
-        lo = c * n // nchunks
-        hi = (c + 1) * n // nchunks
-        st = np.empty(2 * LANES, np.uint64)
-        for i in range(lo, hi):
-            h, zz = _hash_page(pages[i], kw, k0, k1, st)
-            out_hash[i] = h
-            out_zero[i] = zz
 
 
 @dataclass(frozen=True)
@@ -244,6 +159,22 @@ def hash_pages(
     Paper §4.2–4.3: a 64-bit hash per scanned page keys the global sharing table; a hash match
     is confirmed by a full comparison before pages are shared.
     """
+    return hash_pages_start(pages, key, threads, out)()
+
+
+def hash_pages_start(
+    pages: np.ndarray,
+    key: PageKey | None = None,
+    threads: int | None = 1,
+    out: tuple[np.ndarray, np.ndarray] | None = None,
+):
+    """Start :func:`hash_pages` and return at once; call the returned function for its result.
+
+    With the native kernel the pages are hashed on the hashing threads meanwhile, so a caller
+    can read the next chunk of a dump while this one is hashed (:func:`.ingest.hashed_chunks`).
+    ``pages`` and ``out`` must not change until the result has been collected. Without the
+    native kernel the work is done before this returns.
+    """
     words = as_page_words(pages)
     key = key or _DEFAULT_KEY
     n = words.shape[0]
@@ -257,12 +188,65 @@ def hash_pages(
         if out_zero.shape != (n,) or out_zero.dtype != np.bool_:
             raise ValueError(f"out[1] must be bool[{n}], got {out_zero.dtype}{out_zero.shape}")
     if n == 0:
-        return out_hash, out_zero
+        return lambda: (out_hash, out_zero)
     nthreads = resolve_threads(threads)
-    if nthreads == 1 or n < 2:
-        _hash_serial(words, key.words, key.k0, key.k1, out_hash, out_zero)
+    # a few chunks per thread balances load without per-page scheduling overhead
+    nchunks = 1 if nthreads == 1 or n < 2 else min(n, nthreads * 4)
+    fn = _native.kernel()
+    if fn is not None:
+        if out_hash.flags.c_contiguous and out_zero.flags.c_contiguous:
+            wait = _hash_native(fn, words, key, out_hash, out_zero, nthreads, nchunks)
+            return lambda: (wait(), (out_hash, out_zero))[1]
+        # the kernel writes through plain pointers: hash into contiguous arrays, then copy
+        h, z = np.empty(n, np.uint64), np.empty(n, np.bool_)
+        _hash_native(fn, words, key, h, z, nthreads, nchunks)()
+        out_hash[:], out_zero[:] = h, z
+        return lambda: (out_hash, out_zero)
+    from pagecore.pages import _pcx64
+
+    if nchunks == 1:
+        _pcx64._hash_serial(words, key.words, key.k0, key.k1, out_hash, out_zero)
     else:
-        # a few chunks per thread balances load without per-page scheduling overhead
-        nchunks = min(n, nthreads * 4)
-        _hash_parallel(words, key.words, key.k0, key.k1, out_hash, out_zero, nchunks)
-    return out_hash, out_zero
+        _pcx64._hash_parallel(words, key.words, key.k0, key.k1, out_hash, out_zero, nchunks)
+    return lambda: (out_hash, out_zero)
+
+
+_pools: dict = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(nthreads: int):
+    """The hashing threads (a ThreadPoolExecutor per thread count, made on first use)."""
+    from concurrent.futures import ThreadPoolExecutor  # not at the top: it imports logging (start-up)
+
+    with _pools_lock:
+        pool = _pools.get(nthreads)
+        if pool is None:
+            pool = _pools[nthreads] = ThreadPoolExecutor(nthreads, thread_name_prefix="pagecore-hash")
+        return pool
+
+
+def _hash_native(fn, words, key, out_hash, out_zero, nthreads, nchunks):
+    """Start the native kernel on ``nchunks`` slices, on ``nthreads`` threads (ctypes drops the
+    GIL); return a function that waits for them (and keeps the arrays alive until then)."""
+    n = words.shape[0]
+    kp, k0, k1 = key.words.ctypes.data, int(key.k0), int(key.k1)
+    base, hbase, zbase = words.ctypes.data, out_hash.ctypes.data, out_zero.ctypes.data
+    scratch = np.empty((nchunks, 2 * LANES), np.uint64)
+    sbase = scratch.ctypes.data
+    keep = (words, key.words, out_hash, out_zero, scratch)  # alive while any slice runs
+
+    def run(c: int, keep=keep) -> None:
+        lo, hi = c * n // nchunks, (c + 1) * n // nchunks
+        fn(base + lo * PAGE_SIZE, hi - lo, kp, k0, k1, hbase + 8 * lo, zbase + lo, sbase + c * 16 * 8)
+
+    if nchunks == 1:
+        run(0)
+        return lambda: None
+    futures = [_pool(nthreads).submit(run, c) for c in range(nchunks)]
+
+    def wait() -> None:
+        for f in futures:
+            f.result()
+
+    return wait

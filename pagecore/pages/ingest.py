@@ -7,13 +7,13 @@ This is the one place that joins :mod:`pagecore.dumps` (which reads) and
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import numpy as np
 
 from pagecore._util import progress
 from pagecore.dumps import DEFAULT_CHUNK_PAGES, open_dump
-from pagecore.pages.compress import ChunkSizer, page_table_columns, page_table_fields
-from pagecore.pages.hashing import ALGORITHM, PageKey, hash_pages
+from pagecore.pages.hashing import ALGORITHM, PageKey, hash_pages_start
 from pagecore.pages.provenance import source_fingerprint
 from pagecore.pages.tables import PageTableWriter
 
@@ -39,20 +39,18 @@ def hash_dump(
     once per distinct content) and ``same_filled`` columns for ``pagecore compress``.
     """
     key = key or PageKey.default()
+    if compress:  # imported only when asked for: its Numba kernels cost start-up (issue 18)
+        from pagecore.pages.compress import ChunkSizer, page_table_columns, page_table_fields
     with open_dump(dump, format, chunk_pages=chunk_pages, skip_bad_pages=skip_bad_pages) as reader:
-        hbuf = np.empty(reader.chunk_pages, np.uint64)
-        zbuf = np.empty(reader.chunk_pages, np.bool_)
         bar = progress(reader.pages_hint, desc=f"hash {vm}") if show_progress else None
         sizer = ChunkSizer(compress, threads) if compress else None
         fields = page_table_fields(compress) if compress else ()
         with PageTableWriter(out, vm, inputs=[dump], extra_fields=fields) as writer:
-            for chunk in reader:
-                k = len(chunk)
-                h, z = hash_pages(chunk.pages, key, threads=threads, out=(hbuf[:k], zbuf[:k]))
+            for chunk, h, z in hashed_chunks(reader, key, threads):
                 extra = page_table_columns(sizer, chunk.pages, h, z) if sizer is not None else None
                 writer.write(chunk.gpfn, h, z, extra=extra)
                 if bar is not None:
-                    bar.update(k)
+                    bar.update(len(chunk))
             meta = reader.metadata()
             meta.update(source_fingerprint(dump, key))
             meta.update(
@@ -68,3 +66,34 @@ def hash_dump(
         if bar is not None:
             bar.close()
     return {"vm": vm, **meta}
+
+
+def hashed_chunks(reader, key: PageKey | None = None, threads: int | None = None) -> Iterator[tuple]:
+    """Yield ``(chunk, hashes, zero)`` for every chunk of ``reader``, hashing one chunk while the
+    reader makes the next.
+
+    Reading a chunk (mapping it, decoding it) and hashing it used to take turns, so the hashing
+    threads waited while the reader worked and the other way round (issue 18: readers at
+    0.25-0.64 x their decoders). Here chunk *i* is hashed on the hashing threads while the
+    caller writes chunk *i - 1* and the reader makes chunk *i + 1*. ``hashes`` and ``zero`` are
+    valid until the next chunk is requested (two buffers take turns); readers keep a chunk's
+    pages valid until two more chunks have been requested (mapped readers release them then).
+    """
+    key = key or PageKey.default()
+    bufs = [(np.empty(reader.chunk_pages, np.uint64), np.empty(reader.chunk_pages, np.bool_)) for _ in range(2)]
+    pending = None
+    try:
+        for i, chunk in enumerate(reader):
+            k = len(chunk)
+            hb, zb = bufs[i % 2]
+            started = (chunk, hash_pages_start(chunk.pages, key, threads, out=(hb[:k], zb[:k])))
+            if pending is not None:
+                done, pending = pending, None
+                yield (done[0], *done[1]())
+            pending = started
+        if pending is not None:
+            done, pending = pending, None
+            yield (done[0], *done[1]())
+    finally:
+        if pending is not None:  # an error or an abandoned loop: let the threads finish with the pages
+            pending[1]()
