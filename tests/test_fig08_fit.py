@@ -98,3 +98,13 @@ def test_default_config_types_no_figure8_schedule_and_declares_the_fit():
     assert CFG["workloads"]["fig08_fit"]["split"] == "max_mb"
     fit = fit_fig08_active(f8, **CFG["workloads"]["fig08_fit"])
     assert set(fit["schedules"]) == {v["name"] for v in f8["vms"]}
+
+
+def test_a_shorter_run_keeps_only_the_segments_it_reaches():
+    """A 10-minute Figure 8 run (the workflow test's): segments end at the run's end, none after it."""
+    short = {**_fig08(), "duration_min": 10.0}
+    rows = fit_fig08_active(short, lead_min=1.0)["schedules"]["sql"]
+    # marks 5 and 10 start at 1.5 and 6.5 min; the 15-minute mark's segment would start at 11.5
+    assert [r[:2] for r in rows] == [[1.5, 6.5], [6.5, 10.0]]
+    full = fit_fig08_active(_fig08(), lead_min=1.0)["schedules"]["sql"]
+    assert [r[2] for r in rows] == [r[2] for r in full[:2]]

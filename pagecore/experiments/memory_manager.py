@@ -561,7 +561,9 @@ def fit_fig08_active(fig08: dict, split: str | dict = "max_mb", lead_min: float 
         rows = []
         for a, b, tm, mb in zip(starts, ends, t, target[n], strict=True):
             targets[f"{n}@{tm:g}min"] = round(float(mb), 3)
-            rows.append([round(a, 3), round(b, 3), round(min(cap, max(FIG08_FIT_MIN_MB, float(mb) - bg)), 3)])
+            if a >= end:  # a run shorter than the paper's 90 min keeps only the segments it reaches
+                continue
+            rows.append([round(a, 3), round(min(b, end), 3), round(min(cap, max(FIG08_FIT_MIN_MB, float(mb) - bg)), 3)])
         schedules[n] = rows
     return {
         "fit": "fig08_active",

@@ -2,8 +2,7 @@
 
 
 rule fig04_guest:
-    """Write one synthetic Figure 4 guest as a raw physical memory dump and hash it into a page
-    table (vm, gpfn, hash, zero), in one job: the dump is read back like any user's dump."""
+    """Write one synthetic Figure 4 guest as a raw memory dump and hash that dump into a page table (one job)."""
     output:
         dump=fig04_dump("results/synth/fig04/vm{idx}.raw"),
         pages="results/pages/fig04/vm{idx}.parquet",
