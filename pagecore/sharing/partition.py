@@ -125,9 +125,15 @@ def count_partition(scatter_paths: Sequence[str | os.PathLike], p: int, **kw) ->
         raise ValueError("scatter files disagree on VM list or partition count")
     if not 0 <= p < metas[0]["partitions"]:
         raise ValueError(f"partition {p} out of range 0..{metas[0]['partitions'] - 1}")
+    kw.setdefault("hash_bits", min(int(m.get("hash_bits") or 64) for m in metas))
+    if len(scatter_paths) == 1:  # one row group: count NumPy views of its Arrow columns
+        t = pq.ParquetFile(scatter_paths[0]).read_row_group(p)
+        h, vm = (t[c].combine_chunks().to_numpy() for c in ("hash", "vm"))
+        return count_sharing(h, t["zero"].to_numpy(zero_copy_only=False), vm, names, **kw)
     # one row group at a time into arrays of the partition's size (known from the metadata), so
     # the job holds the pages once (13 bytes each) beside the counter's scratch, not an Arrow
-    # copy as well
+    # copy of all of them as well (measured on the largest partition of the full run, every
+    # zero page: 3.3 GB instead of 4.6 GB)
     n = sum(int(m["rows"][p]) for m in metas)
     h = np.empty(n, np.uint64)
     z = np.empty(n, np.bool_)
@@ -143,7 +149,8 @@ def count_partition(scatter_paths: Sequence[str | os.PathLike], p: int, **kw) ->
         vm[at : at + k] = t["vm"].to_numpy()
         at += k
         del t
-    return count_sharing(h, z, vm, names, hash_bits=min(int(m.get("hash_bits") or 64) for m in metas), **kw)
+    pa.default_memory_pool().release_unused()  # the last row group's buffers, before the scratch
+    return count_sharing(h, z, vm, names, **kw)
 
 
 def save_counts(counts: SharingCounts, path: str | os.PathLike) -> None:
