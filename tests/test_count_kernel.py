@@ -206,12 +206,15 @@ def test_named_edge_cases(rng, buckets, case):
         check(h, z, vm[: len(h)], nvm, use_zero_pages=uzp, **kw)
 
 
-def test_many_vms_payload_in_its_own_array(rng, buckets):
-    """More than 512 VMs: the payload no longer fits in the record's spare bits."""
+@pytest.mark.parametrize("nvm", [700, 3000])
+def test_many_vms_payload_in_its_own_array(rng, buckets, nvm):
+    """Many VMs: 700 fit in 11 record bits (packed unless the level-1 bits are capped lower, as in
+    ``tiny-buckets``); 3000 need 13, more than the record's spare bits, so the payload goes to
+    its own array."""
     n = scaled(6000, 600)
     h = rng.integers(0, n // 3, size=n).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-    for vm in (rng.integers(0, 700, size=n), np.sort(rng.integers(0, 700, size=n))):
-        check(h, h == h[0], vm, 700, top_n=4, salt=vm // 3 if buckets == "tiny-packed" else None)
+    for vm in (rng.integers(0, nvm, size=n), np.sort(rng.integers(0, nvm, size=n))):
+        check(h, h == h[0], vm, nvm, top_n=4, salt=vm // 3 if buckets == "tiny-packed" else None)
 
 
 def test_heavy_content(rng, buckets):
