@@ -128,7 +128,7 @@ def count_partition(scatter_paths: Sequence[str | os.PathLike], p: int, **kw) ->
     kw.setdefault("hash_bits", min(int(m.get("hash_bits") or 64) for m in metas))
     if len(scatter_paths) == 1:  # one row group: count NumPy views of its Arrow columns
         t = pq.ParquetFile(scatter_paths[0]).read_row_group(p)
-        h, vm = (t[c].combine_chunks().to_numpy() for c in ("hash", "vm"))
+        h, vm = (t[c].to_numpy() for c in ("hash", "vm"))  # no copy of a single chunk
         return count_sharing(h, t["zero"].to_numpy(zero_copy_only=False), vm, names, **kw)
     # one row group at a time into arrays of the partition's size (known from the metadata), so
     # the job holds the pages once (13 bytes each) beside the counter's scratch, not an Arrow
