@@ -18,9 +18,10 @@ at 1/16 of the full size, 67 M pages; the first full run, with zstd on the hashe
 and 6.2). Peak job memory at the full 1,073,741,824-page size was 3.4 GB for a scatter job of a
 64 Mi-page shard (about 51 bytes per page). Count jobs: every zero page has one hash, so one
 partition holds all of them (6.75 % of the set, 72.5 M pages) beside its 16.8 M share; that job
-peaked at 3.3 GB for 88.1 M pages (measured on a partition of that shape read from 16 scatter
-files, ``/usr/bin/time``; the previous counter and reader peaked at 4.6 GB on it, above what was
-asked for), about 36 bytes per page with the imports, and every count job asks for it
+peaked at 3.3 GB for 88.1 M pages with the VMs' payload in its own array and 2.6 GB once it
+rode in the records (measured on a partition of that shape read from 16 scatter files,
+``/usr/bin/time``; the previous counter and reader peaked at 4.6 GB on it, above what was asked
+for), about 36 bytes per page with the imports, and every count job asks for it
 (:func:`job_mem_mb`'s ``zero_fraction``). A shard job writes its VMs one at a time, so its
 memory follows the size of one VM: 318 MB with 256 Ki-page VMs, about 360 bytes per page of one
 VM above the imports.
