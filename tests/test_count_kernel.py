@@ -1,7 +1,7 @@
 """The one counting kernel (pagecore.sharing.counts, issue 18) against its slow twin: every
 total, per-VM counter, SHRDSVD and top content, on random inputs and named edge cases, with
 one bucket and with many, payloads packed into the records and in their own array, VMs in
-blocks and interleaved, and group tables that must grow."""
+blocks and interleaved, and insertion sorts that must fall back to the merge sort."""
 
 from __future__ import annotations
 
@@ -92,17 +92,19 @@ def check(h, z, vm, nvm, **kw):
     return got
 
 
-@pytest.fixture(params=["one-bucket-target", "tiny-buckets", "tiny-packed", "tiny-tables"])
+@pytest.fixture(params=["one-bucket-target", "tiny-buckets", "tiny-packed", "tiny-sorts"])
 def buckets(request, monkeypatch):
-    """Default sizes; sub-buckets of ~4 pages in 4 level-1 buckets (payload in its own array:
+    """Default sizes; level-1 buckets of ~4 pages, at most 4 of them (payload in its own array:
     more than 1 VM needs more than 2 bits); the same with up to 1024 level-1 buckets (payload
-    packed into the records); and group tables that start with room for 2 contents and grow."""
+    packed into the records); and level-2 sorts of one bit whose insertion sorts give up at once
+    for the merge sort (``SORT_MOVES`` 0)."""
     if request.param in ("tiny-buckets", "tiny-packed"):
         monkeypatch.setattr(counts, "BUCKET_TARGET", 4)
         monkeypatch.setattr(counts, "L1_MAX_BITS", 2 if request.param == "tiny-buckets" else 10)
-    if request.param == "tiny-tables":
+    if request.param == "tiny-sorts":
         monkeypatch.setattr(counts, "BUCKET_TARGET", 2)
-        monkeypatch.setattr(counts, "HEAVY_GROUPS", 2)
+        monkeypatch.setattr(counts, "L2_MAX_BITS", 1)
+        monkeypatch.setattr(counts, "SORT_MOVES", 0)
     return request.param
 
 
@@ -204,15 +206,18 @@ def test_named_edge_cases(rng, buckets, case):
         check(h, z, vm[: len(h)], nvm, use_zero_pages=uzp, **kw)
 
 
-def test_many_vms_payload_in_its_own_array(rng, buckets):
-    """More than 512 VMs: the payload no longer fits in the record's spare bits."""
+@pytest.mark.parametrize("nvm", [700, 3000])
+def test_many_vms_payload_in_its_own_array(rng, buckets, nvm):
+    """Many VMs: 700 fit in 11 record bits (packed unless the level-1 bits are capped lower, as in
+    ``tiny-buckets``); 3000 need 13, more than the record's spare bits, so the payload goes to
+    its own array."""
     n = scaled(6000, 600)
     h = rng.integers(0, n // 3, size=n).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-    for vm in (rng.integers(0, 700, size=n), np.sort(rng.integers(0, 700, size=n))):
-        check(h, h == h[0], vm, 700, top_n=4, salt=vm // 3 if buckets == "tiny-packed" else None)
+    for vm in (rng.integers(0, nvm, size=n), np.sort(rng.integers(0, nvm, size=n))):
+        check(h, h == h[0], vm, nvm, top_n=4, salt=vm // 3 if buckets == "tiny-packed" else None)
 
 
-def test_heavy_content_and_growing_tables(rng, buckets):
+def test_heavy_content(rng, buckets):
     """One content with most of the pages (the zero page) beside many small ones, salted per
     VM, in blocks and interleaved."""
     n = scaled(5000, 500)
@@ -222,6 +227,20 @@ def test_heavy_content_and_growing_tables(rng, buckets):
     for v in (vm, rng.permutation(vm)):
         check(h, h == 0, v, 5, top_n=3)
         check(h, h == 0, v, 5, top_n=3, salt=v % 2, use_zero_pages=True)
+
+
+def test_vm_blocks_in_any_order(rng, buckets):
+    """Each VM's pages one block, but the blocks not in VM order (VM 3, then 0, then 2, 1):
+    runs are still (content, VM) pairs, and a content's zero flag is that of its first page in
+    input order, which here is in a later VM than some of its other pages. Contents with more
+    copies than the copy classes (more than 16) included."""
+    n = scaled(4000, 400)
+    h = rng.integers(0, n // 8, size=n).astype(np.uint64)
+    z = rng.random(n) < 0.3  # hash-only: zero flags that disagree within a content
+    vm = np.repeat(np.array([3, 0, 2, 1]), -(-n // 4))[:n]
+    for salt in (None, rng.integers(0, 2, size=n)):
+        check(h, z, vm, 4, top_n=6, salt=salt)
+        check(h, z, vm, 4, top_n=6, salt=salt, use_zero_pages=True, max_page_sharing=3)
 
 
 def test_synthetic_benchmark_input_matches_twin(buckets):

@@ -12,12 +12,19 @@ shard size (shard and scatter jobs) or the partition size (count jobs). These fu
   size for every job (pages of one VM for a shard job, of one shard for a scatter job, of one
   partition for a count job).
 
-The per-page constants were measured (issue 18): hash-only shard files hold 10.6 bytes per page
-and scattered files 6.2 bytes per page (8 random hash bytes do not compress); peak job memory
-at the full 1,073,741,824-page size was 3.4 GB for a scatter job of a 64 Mi-page shard (about 51
-bytes per page) and 2.3 GB for a count job of a 16.8 Mi-page partition (about 137 bytes per
-page). A shard job writes its VMs one at a time, so its memory follows the size of one VM: 318 MB
-with 256 Ki-page VMs, about 360 bytes per page of one VM above the imports.
+The per-page constants were measured (issue 18). On disk: hash-only shard files hold 8.1 bytes
+per page and scattered files 8.0 (hashes stored plain: random hashes do not compress; measured
+at 1/16 of the full size, 67 M pages; the first full run, with zstd on the hashes, measured 10.6
+and 6.2). Peak job memory at the full 1,073,741,824-page size was 3.4 GB for a scatter job of a
+64 Mi-page shard (about 51 bytes per page). Count jobs: every zero page has one hash, so one
+partition holds all of them (6.75 % of the set, 72.5 M pages) beside its 16.8 M share; that job
+peaked at 3.3 GB for 88.1 M pages with the VMs' payload in its own array and 2.6 GB once it
+rode in the records (measured on a partition of that shape read from 16 scatter files,
+``/usr/bin/time``; the previous counter and reader peaked at 4.6 GB on it, above what was asked
+for), about 36 bytes per page with the imports, and every count job asks for it
+(:func:`job_mem_mb`'s ``zero_fraction``). A shard job writes its VMs one at a time, so its
+memory follows the size of one VM: 318 MB with 256 Ki-page VMs, about 360 bytes per page of one
+VM above the imports.
 
 Before any page is read, a job already holds two Python processes: the script (NumPy, pandas,
 pyarrow, Numba: about 225–260 MB) and, on a cluster, the Snakemake that runs it inside the job
@@ -35,10 +42,10 @@ from collections.abc import Mapping
 from pagecore.errors import ConfigError
 
 PAGES_PER_MB = 256
-#: bytes on disk per page, shard table + scattered table, measured 10.6 + 6.2, with 20 % margin
+#: bytes on disk per page, shard table + scattered table, measured 8.1 + 8.0, with 24 % margin
 DISK_BYTES_PER_PAGE = 20
 #: peak resident bytes per page of one job, by stage (see the module docstring)
-MEM_BYTES_PER_PAGE = {"shard": 360, "scatter": 51, "count": 137}
+MEM_BYTES_PER_PAGE = {"shard": 360, "scatter": 51, "count": 36}
 #: resident memory of a job before it reads a page (script and in-job Snakemake, imports), MiB
 MEM_BASE_MB = 800
 #: margin on the per-page part of a job's memory request
@@ -64,14 +71,22 @@ def disk_bytes(big: Mapping) -> int:
     return total_pages(big) * DISK_BYTES_PER_PAGE
 
 
-def job_mem_mb(big: Mapping, stage: str) -> int:
-    """Memory (MiB) to request for one ``stage`` job: ``shard``, ``scatter``, ``count`` or ``gather``."""
+def job_mem_mb(big: Mapping, stage: str, zero_fraction: float = 0.0) -> int:
+    """Memory (MiB) to request for one ``stage`` job: ``shard``, ``scatter``, ``count`` or ``gather``.
+
+    ``zero_fraction`` is the content model's fraction of zero pages: they all have one hash, so
+    one partition holds every zero page of the set beside its share of the rest (6.75 % of the
+    full set: 72 M pages beside 16.8 M); which partition is known only from the hash, so every
+    count job asks for that much.
+    """
     if stage == "gather":
         return MEM_BASE_MB
     if stage not in MEM_BYTES_PER_PAGE:
         raise ValueError(f"stage must be shard, scatter, count or gather, got {stage!r}")
+    if not 0.0 <= zero_fraction <= 1.0:
+        raise ValueError(f"zero_fraction must be in [0, 1], got {zero_fraction}")
     if stage == "count":
-        pages = -(-total_pages(big) // (1 << big["partition_bits"]))
+        pages = -(-total_pages(big) // (1 << big["partition_bits"])) + round(zero_fraction * total_pages(big))
     elif stage == "shard":
         pages = _pages_per_vm(big)
     else:

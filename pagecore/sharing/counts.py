@@ -38,44 +38,50 @@ content (unshared) here.
 
 How it counts (one core; issue 18)
 ----------------------------------
-1. **Histogram** (one read of the hashes and VM indices): ineligible pages (counted per VM
-   and left out), whether each VM's pages form one block, and how many eligible pages fall in
-   each of ``2**b1`` level-1 buckets, chosen by the top bits of the mixed key
-   ``k = hash · 0x9E3779B97F4A7C15`` (a bijection in which every hash bit counts, so a
-   hash-prefix partition or a narrow hash still spreads evenly).
+Contents are found by sorting the pages by (key, salt) in cache-sized pieces — not by a hash
+table, whose "is this content new?" branch is a coin flip per page, and not by one large
+sort.
+
+1. **Histogram** (one read of the hashes, VM indices and zero flags): pages and zero pages per
+   VM (summed while the VM stays the same), ineligible pages (counted per VM and left out),
+   whether each VM's pages form one block, and how many eligible pages fall in each of
+   ``2**b1`` level-1 buckets, chosen by the top bits of the mixed key
+   ``k = (hash ^ salt · C3) · C1`` (for a given salt a bijection of the hash in which every
+   hash bit counts, so a hash-prefix partition, a narrow hash or one content under many salts
+   still spread evenly).
 2. **Scatter** (second read): each eligible page becomes one 8-byte record in bucket order,
    stably (input order within a bucket): ``k << b1 | vm << 1 | zero`` — the top ``b1`` bits
    of ``k`` are the bucket, known from where the record is, so the payload rides in their
    place (``b1`` is raised to the payload's width, at most :data:`L1_MAX_BITS`; with more
-   than 512 VMs the payload goes to a second, 4-byte array). With salts, the salt goes to a
-   third array. At most 1024 level-1 buckets, so the scatter writes to few enough places at
-   once; a larger set splits each level-1 bucket again, by the next bits of ``k``, into a
-   small copy that stays in cache, so sub-buckets hold about :data:`BUCKET_TARGET` pages.
-3. **Per sub-bucket**, in cache: an open-addressing table (linear probing, 32-byte rows: key,
-   copies and distinct VMs, the VM of the latest page with its run state and the zero flag of
-   the first page, salt) groups pages by (salt, key). When each VM's pages form one block,
-   a content's pages arrive VM by VM, so its (content, VM) pairs are runs, counted as they
-   close, and no per-content list of pages is needed; otherwise the runs are found by
-   visiting the sub-bucket's pages in VM order (a stable sort). A second pass over the pages
-   sums per VM, in registers while the VM stays the same, the pages of shared contents, of
-   shared zero contents, of contents in two or more VMs and SHRDSVD; a pass over the contents
-   gives the totals, the KSM counters and the top contents. A sub-bucket dominated by a few
-   heavy contents (the zero page) is large; its table starts with room for
-   :data:`HEAVY_GROUPS` contents and doubles as they arrive.
+   than 2048 VMs the payload goes to a second, 4-byte array). With salts, the salt goes to a
+   third array. At most 4096 level-1 buckets, so the scatter writes to few enough places at
+   once; buckets aim at :data:`BUCKET_TARGET` pages so that one fits in the core's L2 cache.
+3. **Per level-1 bucket**, in cache: a counting sort by the next ``log2(pages) - 1`` bits of
+   the key (:data:`L2_SHIFT`) into a copy, then an insertion sort (stable, by key then salt)
+   that only moves records within their sub-bucket of about two pages; then one scan: each
+   run of equal (key, salt) is a content with its copies, its pages in input order. When each
+   VM's pages form one block (page tables concatenated VM by VM), a content's pages arrive VM
+   by VM, so its (content, VM) pairs are runs; otherwise each content's pages are counted per
+   VM in a small array. Per (content, VM) pair the scan adds to that VM's pages by their
+   content's copies (2, 3, ... :data:`COPY_CLASSES` or more: shared pages and SHRDSVD are sums
+   over these classes), inter-VM shared pages, pairs and one-page pairs (for the per-VM
+   "alone" counters) and zero shared pages; per content, the totals, the KSM counters and the
+   top contents.
 
-Equal contents always land in the same sub-bucket, so every count is exact. ``shrdsvd`` (a
-float sum per VM, page by page) may differ in the last bits from a sum in another order. A
-content's first page (for its zero flag) is its first eligible page in input order.
+Equal contents always land in the same bucket, so every count is exact. ``shrdsvd`` (float
+sums per VM) may differ in the last bits from a sum in another order. A content's first page
+(for its zero flag) is its first eligible page in input order.
 
 Bytes per page: the inputs (hash 8, zero 1, VM index 1–8 as given, optional salt 8 and
-eligibility 1) plus 8 bytes of scratch (12 with more than 512 VMs, 8 more with salts) for the
-bucket-ordered records, allocated by NumPy (transparent huge pages), plus a copy of the
-largest level-1 bucket (8 bytes and 8 of indices per page of it) and its largest sub-bucket's
-table: with uniform hashes a few hundred KiB; a content with very many copies (the zero page)
-makes its bucket large, e.g. 30 % zero pages add about 5 bytes per page overall. 500 M pages
-with a uint8 VM index and few zero pages: 5 GB of input + 4 GB of scratch (the previous
-counting kernel needed 12 bytes per page, the sort-then-scan one before it about 75). At most
-2**31 − 1 pages per call: larger sets are counted by hash-prefix partitions (:mod:`.partition`).
+eligibility 1) plus 8 bytes of scratch (12 with more than 2048 VMs, 8 more with salts) for the
+bucket-ordered records, allocated by NumPy (transparent huge pages), plus a sorted copy of the
+largest level-1 bucket (8 bytes per page of it, 12 / 20 as above) and 512 KiB of level-2
+counters: with uniform hashes well under 1 MiB; a content with very many copies (the zero
+page) makes its bucket large, e.g. 30 % zero pages add about 2.4 bytes per page overall. 500 M
+pages with a uint8 VM index and few zero pages: 5 GB of input + 4 GB of scratch (the hash
+table kernel before this one needed 8 bytes per page plus 16 per page of its largest bucket,
+the sort-then-scan one before it about 75). At most 2**31 − 1 pages per call: larger sets are
+counted by hash-prefix partitions (:mod:`.partition`).
 """
 
 from __future__ import annotations
@@ -125,49 +131,61 @@ RMAP_ITEM_BYTES = 64  # sizeof(struct ksm_rmap_item) on 64-bit (kernel doc, "Gen
 ) = range(9)
 
 
-#: sub-buckets aim at this many eligible pages, so that a sub-bucket's group table (32 bytes
-#: per slot, two slots per page: 64 KiB) stays in cache beside the level-1 bucket being split
-#: (512, 1024 and 4096 measured at 20 M hashes, best of 5: 1024 was fastest, by about 8 %)
-BUCKET_TARGET = 1024
+#: level-1 buckets aim at this many eligible pages, so that a bucket and its sorted copy (8
+#: bytes per page each, plus the level-2 counters) stay in the core's L2 cache
+BUCKET_TARGET = 1 << 15
 
-#: at most this many bits of level-1 buckets: 1024 write streams keep the scatter out of TLB
-#: and cache trouble; larger sets split each level-1 bucket again in a small copy
-L1_MAX_BITS = 10
+#: at most this many bits of level-1 buckets, so that buckets stay cache-sized up to about 134 M
+#: pages (at 200 M hashes, best of 2, load 4-5: 10 bits 45.0 ns/page, 12 bits 41.7; the scatter's
+#: 4096 write streams cost less than buckets that spill out of L2)
+L1_MAX_BITS = 12
 
-#: a sub-bucket's group table starts with room for at most this many contents and doubles
-#: when it fills (only sub-buckets dominated by a few heavy contents, such as the zero page,
-#: are this large)
-HEAVY_GROUPS = 1 << 16
+#: at most this many bits of level-2 sub-buckets (the counting sort of a level-1 bucket); a
+#: bucket of ``m`` pages gets ``log2(m)`` bits, so that a sub-bucket holds about one page
+L2_MAX_BITS = 16
+
+#: a level-1 bucket of ``m`` pages is split into ``2**(log2(m) - L2_SHIFT)`` sub-buckets (about
+#: two pages each: fewer counters to clear and sum, few moves for the insertion sort; 0, 1, 2,
+#: 3 measured at 20 M hashes: 1 was fastest)
+L2_SHIFT = 1
+
+#: pages are counted per VM by their content's copies 2, 3, ... up to this many (for shared
+#: pages and SHRDSVD); contents with more copies add their SHRDSVD one page at a time
+COPY_CLASSES = 16
+
+#: the insertion sort that finishes a level-1 bucket gives up for a stable merge sort after this
+#: many moves per page (only keys that agree in their top 20-odd bits cost moves)
+SORT_MOVES = 64
 
 _C1 = np.uint64(0x9E3779B97F4A7C15)  # key mixer (golden ratio), a bijection of uint64
 _C1_INV = np.uint64(pow(0x9E3779B97F4A7C15, -1, 1 << 64))  # its inverse, to report a hash
-_C2 = np.uint64(0xBF58476D1CE4E5B9)  # slot mixer (splitmix64)
 _C3 = np.uint64(0x94D049BB133111EB)  # salt mixer (splitmix64)
 _M64 = (1 << 64) - 1
 _SIGN = np.int64(-(1 << 63))
 _LOW32 = (1 << 32) - 1
-# a group's row in the table: key, A = copies | distinct VMs << 32,
-# B = VM of its latest page | RUN2 (that VM's run has >= 2 pages) | ZZ (first page is zero), salt
-_K1 = np.int64(1 << 32)
-_RUN2 = np.int64(1 << 32)
-_ZZ = np.int64(1 << 33)
-_NONE = np.int64(_LOW32)  # "no VM yet" in B
+# columns of the per-VM scratch of _scan_bucket: pages of shared zero contents; pages of
+# contents in >= 2 VMs | (content, VM) pairs << 32 (each < 2**31 pages); pairs of one page; then
+# pages by their content's copies (0, 1, 2, ..., COPY_CLASSES or more)
+H_ZZ, H_INTER_PAIRS, H_SINGLES, H_CLASSES = range(4)
+_PAIR = np.int64(1 << 32)
 
 
 @njit(**INLINE)
-def _mix(h):
-    """The mixed key ``h·C1`` (uint64): every bit of ``h`` reaches its top bits, which choose
-    the buckets (so hashes narrower than 64 bits or a partition's fixed prefix still spread)."""
-    return h * _C1
+def _mix(h, s):
+    """The mixed key ``(h ^ s·C3)·C1`` (uint64): every bit of the hash ``h`` and the salt ``s``
+    reaches its top bits, which choose the buckets (so hashes narrower than 64 bits, a
+    partition's fixed prefix or one content under many salts still spread). For a given salt
+    it is a bijection of ``h``; salt 0 leaves ``h·C1``."""
+    return (np.uint64(h) ^ (np.uint64(s) * _C3)) * _C1
 
 
 @njit(**INLINE)
 def _record(k, b1, p, packed):
-    """A page's 8-byte record: ``k << b1 | payload`` when packed (the top ``b1`` bits of ``k``
-    are its level-1 bucket, known from where it is stored), else ``k``."""
+    """A page's 8-byte record (int64 bits): ``k << b1 | payload`` when packed (the top ``b1``
+    bits of ``k`` are its level-1 bucket, known from where it is stored), else ``k``."""
     if packed:
-        return (k << np.uint64(b1)) | np.uint64(p)
-    return k
+        return np.int64((k << np.uint64(b1)) | np.uint64(p))
+    return np.int64(k)
 
 
 @njit(**INLINE)
@@ -177,39 +195,32 @@ def _top(x, drop, keep):
 
 
 @njit(**INLINE)
-def _slot(key, s, shift):
-    """Home slot of (key, salt) in a table of ``2**(64 - shift)`` slots."""
-    return np.int64(((np.uint64(key) ^ (np.uint64(s) * _C3)) * _C2) >> np.uint64(shift))
-
-
-@njit(**INLINE)
-def _hash_of(key, bucket, b1, packed):
-    """The page hash (as int64 bits) of a group's key in level-1 bucket ``bucket``."""
+def _hash_of(key, s, bucket, b1, packed):
+    """The page hash (as int64 bits) of a content's key (payload bits cleared) and salt in
+    level-1 bucket ``bucket``."""
     k = np.uint64(key)
     if packed:
         k = (np.uint64(bucket) << np.uint64(64 - b1)) | (k >> np.uint64(b1))
-    return np.int64(k * _C1_INV)
+    return np.int64((k * _C1_INV) ^ (np.uint64(s) * _C3))
 
 
 if JIT_DISABLED:  # plain Python (coverage runs): NumPy scalars would warn on the wrap-around
 
-    def _mix(h):
-        return (int(h) * int(_C1)) & _M64
+    def _mix(h, s):
+        return ((int(h) & _M64 ^ ((int(s) * int(_C3)) & _M64)) * int(_C1)) & _M64
 
     def _record(k, b1, p, packed):
-        return ((int(k) << b1) & _M64) | int(p) if packed else int(k)
+        r = ((int(k) << b1) & _M64) | int(p) if packed else int(k)
+        return r - (1 << 64) if r >= 1 << 63 else r
 
     def _top(x, drop, keep):
         return ((int(x) << drop) & _M64) >> (64 - keep)
 
-    def _slot(key, s, shift):
-        return (((int(key) & _M64 ^ ((int(s) * int(_C3)) & _M64)) * int(_C2)) & _M64) >> shift
-
-    def _hash_of(key, bucket, b1, packed):
+    def _hash_of(key, s, bucket, b1, packed):
         k = int(key) & _M64
         if packed:
             k = (int(bucket) << (64 - b1)) | (k >> b1)
-        k = (k * int(_C1_INV)) & _M64
+        k = ((k * int(_C1_INV)) & _M64) ^ ((int(s) * int(_C3)) & _M64)
         return k - (1 << 64) if k >= 1 << 63 else k
 
 
@@ -254,213 +265,138 @@ def _top_insert(c, s, h, k, zz, top_c, top_s, top_h, top_k, top_z, ntop):
 
 
 @njit(**SERIAL)
-def _run_step(tab, j, v, pairs, singles):
-    """Page of VM ``v`` joins the group in row ``j``, whose pages arrive VM by VM: extend the
-    current run or close it (a closed run is one (content, VM) pair of a shared content;
-    ``singles`` counts those with one copy)."""
-    b = tab[j, 2]
-    lv = b & _LOW32
-    if v == lv:
-        tab[j, 2] = b | _RUN2
-    elif lv == _NONE:
-        tab[j, 2] = (b & _ZZ) | v
-        tab[j, 1] += _K1
-    else:
-        pairs[lv] += 1
-        if (b & _RUN2) == 0:
-            singles[lv] += 1
-        tab[j, 2] = (b & _ZZ) | v
-        tab[j, 1] += _K1
-
-
-@njit(**INLINE)
-def _find(tab, mask, shift, key, sk, has_s):
-    """Row of (key, salt), or of the empty slot where it belongs."""
-    j = _slot(key, sk, shift)
-    while tab[j, 1] != 0 and not (tab[j, 0] == key and (not has_s or tab[j, 3] == sk)):
-        j = (j + 1) & mask
-    return j
-
-
-@njit(**SERIAL)
-def _grow(tab, tbits, gslot, ng, has_s):
-    """A table of twice the slots holding the same groups (``gslot`` updated)."""
-    tbits += 1
-    new = np.zeros((1 << tbits, 4), np.int64)
-    mask = (1 << tbits) - 1
-    shift = 64 - tbits
-    for g in range(ng):
-        j = gslot[g]
-        q = _find(new, mask, shift, tab[j, 0], tab[j, 3], has_s)
-        for c in range(4):
-            new[q, c] = tab[j, c]
-        gslot[g] = q
-    return new, tbits
-
-
-@njit(**SERIAL)
-def _insert(keys, pay, sal, lo, i0, m, pmask, packed, has_s, vm_blocks, tab, tbits, pslot, gslot, ng, pairs, singles):
-    """Pass A over pages ``i0 <= i < m`` of the sub-bucket at ``lo``: find or insert each page's
-    group (row ``pslot[i]``), count its copies; with each VM's pages in one block, a group's
-    pages arrive VM by VM, so its (content, VM) pairs are runs, tracked here (see
-    :func:`_run_step`, written out here because the call costs more than its body). Returns
-    (next page, groups) early when the table of ``2**tbits`` slots becomes half full."""
-    mask = (1 << tbits) - 1
-    shift = 64 - tbits
-    keymask = ~pmask
-    half = 1 << (tbits - 1)
-    for i in range(i0, m):
-        r = keys[lo + i]
-        if packed:
-            p = r & pmask
-            key = r & keymask
-        else:
-            p = np.int64(pay[lo + i])
-            key = r
-        v = p >> 1
-        sk = sal[lo + i] if has_s else np.int64(0)
-        j = _slot(key, sk, shift)
-        while True:
-            a = tab[j, 1]
-            if a == 0:
-                tab[j, 0] = key
-                tab[j, 1] = _K1 | 1
-                tab[j, 2] = v | ((p & 1) << 33)
-                if has_s:
-                    tab[j, 3] = sk
-                gslot[ng] = j
-                ng += 1
+def _sort_bucket(rk, rp, rs, m, keymask, packed, has_s, sort_moves):
+    """Finish sorting ``m`` records (``rk`` int64 bits, payload ``rp`` when not packed, salt
+    ``rs`` when ``has_s``) already ordered by their top bits, by (key, salt) as unsigned and
+    signed ints, stably: an insertion sort, which moves each record only past the few records of
+    its sub-bucket. Falls back to a stable merge sort if the moves exceed ``sort_moves`` per
+    record (keys that agree in many top bits, which mixed keys make unlikely)."""
+    limit = sort_moves * m + 1024
+    moves = 0
+    for i in range(1, m):
+        x = rk[i]
+        kx = (x & keymask) ^ _SIGN
+        sx = rs[i] if has_s else np.int64(0)
+        j = i
+        while j > 0:
+            ky = (rk[j - 1] & keymask) ^ _SIGN
+            if ky < kx or (ky == kx and (not has_s or rs[j - 1] <= sx)):
                 break
-            if tab[j, 0] == key and (not has_s or tab[j, 3] == sk):
-                if vm_blocks:
-                    b = tab[j, 2]
-                    lv = b & _LOW32
-                    if v == lv:
-                        tab[j, 2] = b | _RUN2
-                        tab[j, 1] = a + 1
-                    else:
-                        pairs[lv] += 1
-                        if (b & _RUN2) == 0:
-                            singles[lv] += 1
-                        tab[j, 2] = (b & _ZZ) | v
-                        tab[j, 1] = a + 1 + _K1
-                else:
-                    tab[j, 1] = a + 1
-                break
-            j = (j + 1) & mask
-        pslot[i] = j
-        if ng > half:
-            return i + 1, ng
-    return m, ng
+            j -= 1
+        if j == i:
+            continue
+        px = rp[i] if not packed else np.uint32(0)
+        for q in range(i, j, -1):
+            rk[q] = rk[q - 1]
+            if not packed:
+                rp[q] = rp[q - 1]
+            if has_s:
+                rs[q] = rs[q - 1]
+        rk[j] = x
+        if not packed:
+            rp[j] = px
+        if has_s:
+            rs[j] = sx
+        moves += i - j
+        if moves > limit:
+            # stable: the sorted prefix keeps the input order of equal records, as does the rest
+            kk = np.empty(m, np.int64)
+            for q in range(m):
+                kk[q] = (rk[q] & keymask) ^ _SIGN
+            order = np.arange(m)
+            if has_s:
+                order = np.argsort(rs[:m], kind="mergesort")
+                kk = kk[order]
+            order = order[np.argsort(kk, kind="mergesort")]
+            rk[:m] = rk[:m][order]
+            if not packed:
+                rp[:m] = rp[:m][order]
+            if has_s:
+                rs[:m] = rs[:m][order]
+            return
 
 
 @njit(**SERIAL)
-def _group(
-    keys, pay, sal, lo, m, pmask, packed, has_s, vm_blocks, bucket, b1, use_zero_pages, max_page_sharing, tab, tbits,
-    pslot, gslot, hist, pairs, singles, svd, frac, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+def _scan_bucket(
+    rk, rp, rs, m, keymask, pmask, packed, has_s, vm_blocks, bucket, b1, use_zero_pages, max_page_sharing,
+    hist, svd, vcount, touched, top_c, top_s, top_h, top_k, top_z, ntop, acc,
 ):  # fmt: skip
-    """Group the ``m`` records at ``lo`` of one sub-bucket by (salt, key) and count them
-    (:func:`_insert`, then :func:`_tally`). Uses the first ``2**tbits`` rows of ``tab``;
-    returns (new top size, table): the table grows when more than half full, and is left all
-    empty."""
-    i = 0
-    ng = 0
-    while True:
-        i, ng = _insert(keys, pay, sal, lo, i, m, pmask, packed, has_s, vm_blocks, tab, tbits, pslot, gslot, ng, pairs,
-                        singles)  # fmt: skip
-        if i == m:
-            break
-        # a heavy sub-bucket with more contents than planned: twice the slots, rows moved
-        tab, tbits = _grow(tab, tbits, gslot, ng, has_s)
-        mask = (1 << tbits) - 1
-        shift = 64 - tbits
-        for q in range(i):
-            r = keys[lo + q]
-            pslot[q] = _find(tab, mask, shift, r & ~pmask if packed else r, sal[lo + q] if has_s else 0, has_s)
-    if not vm_blocks:  # visit the pages VM by VM (stably) to find the runs
-        vs = np.empty(m, np.int64)
-        for q in range(m):
-            vs[q] = ((keys[lo + q] & pmask) if packed else np.int64(pay[lo + q])) >> 1
-        for g in range(ng):
-            j = gslot[g]
-            tab[j, 2] = (tab[j, 2] & _ZZ) | _NONE
-            tab[j, 1] &= _LOW32
-        for q in np.argsort(vs, kind="mergesort"):
-            _run_step(tab, pslot[q], vs[q], pairs, singles)
-    ntop = _tally(
-        keys, pay, lo, m, pmask, packed, has_s, bucket, b1, use_zero_pages, max_page_sharing, tab, pslot, gslot, ng,
-        hist, pairs, singles, svd, frac, top_c, top_s, top_h, top_k, top_z, ntop, acc,
-    )  # fmt: skip
-    return ntop, tab
-
-
-@njit(**SERIAL)
-def _tally(
-    keys, pay, lo, m, pmask, packed, has_s, bucket, b1, use_zero_pages, max_page_sharing, tab, pslot, gslot, ng, hist,
-    pairs, singles, svd, frac, top_c, top_s, top_h, top_k, top_z, ntop, acc,
-):  # fmt: skip
-    """Passes B and C over a grouped sub-bucket: adds to ``hist`` (int64[nvm, 8]: pages, zero
-    pages, shared, zero shared, inter-VM shared pages per VM; ``frac[c]`` is (c - 1) / c),
-    ``pairs``, ``singles``, ``svd`` and ``acc`` (distinct, shared, groups,
-    vms_sum, zero_saved, inter_shared, KSM shared, sharing, unshared, zero); empties the rows;
-    returns the new size of the top list."""
+    """Count the ``m`` records of one level-1 bucket sorted by (key, salt) (stably: each
+    content's pages in input order). Adds per VM to ``hist`` (int64[nvm, H_CLASSES +
+    COPY_CLASSES + 1], see :data:`H_ZZ` ...) and ``svd`` (pages of contents with
+    ``COPY_CLASSES`` or more copies), and to ``acc`` (distinct, shared, groups, vms_sum,
+    zero_saved, inter_shared, KSM shared, sharing, unshared, zero); returns the new size of the
+    top list. ``vcount`` and ``touched`` (int64[nvm], ``vcount`` all 0) are scratch for VMs
+    whose pages interleave."""
     ntop_max = top_c.shape[0]
-    # ---- pass B: per VM, pages, zero pages, pages of shared contents, of shared zero contents
-    # and of contents in >= 2 VMs, and SHRDSVD; summed in registers while the VM stays the
-    # same (each VM's pages are one stretch of a sub-bucket when its pages are one block)
-    cur = np.int64(-1)
-    n_pages = n_zero = n_shared = n_zz = n_inter = 0
-    f_svd = 0.0
-    for i in range(m + 1):
-        if i < m:
-            p = (keys[lo + i] & pmask) if packed else np.int64(pay[lo + i])
-            v = p >> 1
-        else:
-            v = np.int64(-2)
-        if v != cur:
-            if cur >= 0:
-                hist[cur, 0] += n_pages
-                hist[cur, 1] += n_zero
-                hist[cur, 2] += n_shared
-                hist[cur, 3] += n_zz
-                hist[cur, 4] += n_inter
-                svd[cur] += f_svd
-            if i == m:
-                break
-            cur = v
-            n_pages = n_zero = n_shared = n_zz = n_inter = 0
-            f_svd = 0.0
-        j = pslot[i]
-        a = tab[j, 1]
-        c = a & _LOW32
-        sh = np.int64(1) if c >= 2 else np.int64(0)
-        n_pages += 1
-        n_zero += p & 1
-        n_shared += sh
-        n_zz += sh & (tab[j, 2] >> 33)
-        n_inter += np.int64(1) if (a >> 32) >= 2 else np.int64(0)
-        f_svd += frac[c] if c < frac.shape[0] else (c - 1) / c
-    # ---- per group: totals, the last run of each shared content, the top list; empty the row
-    shared = groups = vms_sum = zero_saved = inter_shared = 0
+    cap = hist.shape[1] - 1 - H_CLASSES
+    distinct = shared = groups = vms_sum = zero_saved = inter_shared = 0
     ksm_shared = ksm_sharing = ksm_unshared = ksm_zero = 0
-    for g in range(ng):
-        j = gslot[g]
-        a = tab[j, 1]
-        b = tab[j, 2]
-        tab[j, 1] = 0
-        c = a & _LOW32
-        zz = (b & _ZZ) != 0
-        if c < 2:
+    i = 0
+    while i < m:
+        r0 = rk[i]
+        key = r0 & keymask
+        s0 = rs[i] if has_s else np.int64(0)
+        j = i + 1
+        while j < m and (rk[j] & keymask) == key and (not has_s or rs[j] == s0):
+            j += 1
+        c = j - i
+        p0 = (r0 & pmask) if packed else np.int64(rp[i])
+        zz = p0 & 1
+        distinct += 1
+        if c == 1:
             if use_zero_pages and zz:
                 ksm_zero += 1
             else:
                 ksm_unshared += 1
+            i = j
             continue
-        k = a >> 32
-        lv = b & _LOW32
-        pairs[lv] += 1
-        if (b & _RUN2) == 0:
-            singles[lv] += 1
+        cls = H_CLASSES + min(c, cap)
+        big = c >= cap
+        f = (c - 1) / c
+        if vm_blocks:  # a content's pages arrive VM by VM: its (content, VM) pairs are runs
+            pl = (rk[j - 1] & pmask) if packed else np.int64(rp[j - 1])
+            inter = np.int64(1) if (pl >> 1) != (p0 >> 1) else np.int64(0)
+            k = 0
+            q = i
+            v = p0 >> 1
+            while True:
+                e = q + 1
+                while e < j and (((rk[e] & pmask) if packed else np.int64(rp[e])) >> 1) == v:
+                    e += 1
+                r = e - q
+                k += 1
+                hist[v, cls] += r
+                hist[v, H_INTER_PAIRS] += r * inter + _PAIR
+                hist[v, H_SINGLES] += np.int64(r == 1)
+                if zz:
+                    hist[v, H_ZZ] += r
+                if big:
+                    svd[v] += r * f
+                if e == j:
+                    break
+                q = e
+                v = ((rk[q] & pmask) if packed else np.int64(rp[q])) >> 1
+        else:  # count each VM's pages of the content, then one update per VM
+            k = 0
+            for q in range(i, j):
+                v = ((rk[q] & pmask) if packed else np.int64(rp[q])) >> 1
+                if vcount[v] == 0:
+                    touched[k] = v
+                    k += 1
+                vcount[v] += 1
+            inter = np.int64(1) if k >= 2 else np.int64(0)
+            for t in range(k):
+                v = touched[t]
+                r = vcount[v]
+                vcount[v] = 0
+                hist[v, cls] += r
+                hist[v, H_INTER_PAIRS] += r * inter + _PAIR
+                hist[v, H_SINGLES] += np.int64(r == 1)
+                if zz:
+                    hist[v, H_ZZ] += r
+                if big:
+                    svd[v] += r * f
         if use_zero_pages and zz:
             ksm_zero += c
         elif c <= max_page_sharing:
@@ -487,10 +423,10 @@ def _tally(
             inter_shared += c
         if ntop_max and (ntop < ntop_max or c >= top_c[ntop_max - 1]):  # rarely true once full
             ntop = _top_insert(
-                c, tab[j, 3] if has_s else np.int64(0), _hash_of(tab[j, 0], bucket, b1, packed), k, zz,
-                top_c, top_s, top_h, top_k, top_z, ntop,
-            )  # fmt: skip
-    acc[0] += ng
+                c, s0, _hash_of(key, s0, bucket, b1, packed), k, zz != 0, top_c, top_s, top_h, top_k, top_z, ntop
+            )
+        i = j
+    acc[0] += distinct
     acc[1] += shared
     acc[2] += groups
     acc[3] += vms_sum
@@ -505,17 +441,17 @@ def _tally(
 
 @njit(**SERIAL)
 def _count(
-    h, s, vm, z, el, nvm, use_zero_pages, max_page_sharing, target, b1, packed, keys, keysi, pay, sal, tot, per_vm,
+    h, s, vm, z, el, nvm, use_zero_pages, max_page_sharing, b1, b2max, sort_moves, packed, keys, pay, sal, tot, per_vm,
     svd, top,
 ):  # fmt: skip
-    """Every count of :class:`SharingCounts` in two passes over the pages plus a few passes over
-    each cache-sized sub-bucket (see the module docstring, "How it counts").
+    """Every count of :class:`SharingCounts` in two passes over the pages plus three over
+    each cache-sized level-1 bucket (see the module docstring, "How it counts").
 
     ``s``, ``vm``, ``z``, ``el`` may be empty, meaning salt 0, VM 0, not zero and eligible for
-    every page. ``keys`` (uint64[n]; ``keysi`` is its int64 view), ``pay`` (uint32[n], or
-    empty when ``packed``) and ``sal`` (int64[n], or empty without salts) are scratch space for
-    the eligible pages' records in bucket order (NumPy allocates them, with transparent huge
-    pages, which the scatter needs). ``b1`` level-1 bucket bits; ``packed``: a page's
+    every page. ``keys`` (int64[n]), ``pay`` (uint32[n], or empty when ``packed``) and ``sal``
+    (int64[n], or empty without salts) are scratch space for the eligible pages' records in
+    bucket order (NumPy allocates them, with transparent huge pages, which the scatter needs).
+    ``b1`` level-1 bucket bits; ``b2max`` the most level-2 bits; ``packed``: a page's
     ``vm << 1 | zero`` fits in ``b1`` bits and is stored in its record.
     Writes ``tot`` (int64[N_TOTALS]), ``per_vm`` (int64[nvm, N_VM]), ``svd``
     (float64[nvm]) and the top contents into ``top`` = (copies, salt, hash, vms, zero) arrays
@@ -529,29 +465,37 @@ def _count(
     has_z = z.shape[0] > 0
     has_el = el.shape[0] > 0
     nb = 1 << b1
-    # ---- pass 1: bucket histogram; VM range; is each VM's set of pages one block?
+    # ---- pass 1: bucket histogram; VM range; pages and zero pages per VM (summed while the
+    # VM stays the same); is each VM's set of pages one block?
     start = np.zeros(nb + 1, np.int64)
     seen = np.zeros(max(nvm, 1), np.bool_)
     vm_blocks = True
-    prev = np.int64(-1)
+    prev = np.int64(-1) if has_vm else np.int64(0)
+    n_pages = n_zero = 0
     for i in range(n):
         if has_vm:
             v = np.int64(vm[i])
             if v != prev:
                 if v < 0 or v >= nvm:
                     return 0, i
+                if prev >= 0:
+                    per_vm[prev, V_PAGES] += n_pages
+                    per_vm[prev, V_ZERO] += n_zero
+                n_pages = n_zero = 0
                 if seen[v]:
                     vm_blocks = False
                 seen[v] = True
                 prev = v
+        n_pages += 1
+        zi = np.int64(1) if has_z and z[i] else np.int64(0)
+        n_zero += zi
         if has_el and not el[i]:
-            v = np.int64(vm[i]) if has_vm else np.int64(0)
-            per_vm[v, V_PAGES] += 1
-            per_vm[v, V_INELIGIBLE] += 1
-            if has_z and z[i]:
-                per_vm[v, V_ZERO] += 1
+            per_vm[prev, V_INELIGIBLE] += 1
             continue
-        start[_top(_mix(h[i]), 0, b1) + 1] += 1
+        start[_top(_mix(h[i], s[i] if has_s else 0), 0, b1) + 1] += 1
+    if n and nvm:
+        per_vm[prev, V_PAGES] += n_pages
+        per_vm[prev, V_ZERO] += n_zero
     for b in range(nb):
         start[b + 1] += start[b]
     # ---- pass 2: scatter eligible pages' records into bucket order (stable)
@@ -559,7 +503,8 @@ def _count(
     for i in range(n):
         if has_el and not el[i]:
             continue
-        k = _mix(h[i])
+        si = np.int64(s[i]) if has_s else np.int64(0)
+        k = _mix(h[i], si)
         b = _top(k, 0, b1)
         q = pos[b]
         pos[b] = q + 1
@@ -569,87 +514,63 @@ def _count(
         if not packed:
             pay[q] = np.uint32(p)
         if has_s:
-            sal[q] = np.int64(s[i])
-    # ---- per level-1 bucket: split it further (level 2, in a small cache-friendly copy) into
-    # sub-buckets of about ``target`` pages, then group and count each
+            sal[q] = si
+    # ---- per level-1 bucket: a counting sort by the next bits of the key into a copy that
+    # stays in cache, an insertion sort that finishes it, and one scan of the contents
     pmask = np.int64((1 << b1) - 1) if packed else np.int64(0)
+    keymask = ~pmask
+    drop2 = 0 if packed else b1  # level-2 bits are the record's top bits when packed
     max1 = 1
     for b in range(nb):
         max1 = max(max1, start[b + 1] - start[b])
-    split = max1 > 2 * target
-    sk = np.empty(max1 if split else 0, np.uint64)
-    ski = sk.view(np.int64)
-    sp = np.empty(max1 if (split and not packed) else 0, np.uint32)
-    ss = np.empty(max1 if (split and has_s) else 0, np.int64)
-    b2max = 1
-    while b2max < 16 and (max1 >> b2max) > target:
-        b2max += 1
-    start2 = np.zeros((1 << b2max) + 1, np.int64)
-    pos2 = np.zeros(1 << b2max, np.int64)
-    drop2 = 0 if packed else b1  # level-2 bits are the record's top bits when packed
-    tab = np.zeros((1 << _log2_at_least(2 * min(max1, 2 * target)), 4), np.int64)
-    pslot = np.empty(max1, np.int32)
-    gslot = np.empty(max1, np.int32)
-    hist = np.zeros((max(nvm, 1), 8), np.int64)
-    frac = np.zeros(256, np.float64)
-    for c in range(1, 256):
-        frac[c] = (c - 1) / c
-    pairs = np.zeros(max(nvm, 1), np.int64)
-    singles = np.zeros(max(nvm, 1), np.int64)
+    rk = np.empty(max1, np.int64)
+    rp = np.empty(0 if packed else max1, np.uint32)
+    rs = np.empty(max1 if has_s else 0, np.int64)
+    cnt = np.zeros((1 << b2max) + 1, np.int64)
+    hist = np.zeros((max(nvm, 1), H_CLASSES + COPY_CLASSES + 1), np.int64)
+    vcount = np.zeros(max(nvm, 1), np.int64)
+    touched = np.zeros(max(nvm, 1), np.int64)
     acc = np.zeros(10, np.int64)
     ntop = 0
     for b in range(nb):
-        lo1 = start[b]
-        m1 = start[b + 1] - lo1
-        if m1 == 0:
+        lo = start[b]
+        m = start[b + 1] - lo
+        if m == 0:
             continue
-        if m1 <= 2 * target:
-            tb = _log2_at_least(2 * m1)
-            ntop, tab = _group(
-                keysi, pay, sal, lo1, m1, pmask, packed, has_s, vm_blocks, b, b1, use_zero_pages, max_page_sharing,
-                tab, tb, pslot, gslot, hist, pairs, singles, svd, frac, top_c, top_s, top_h, top_k, top_z, ntop, acc,
-            )  # fmt: skip
-            continue
-        b2 = 1
-        while b2 < b2max and (m1 >> b2) > target:
-            b2 += 1
+        b2 = max(1, min(b2max, _log2_at_least(m) - L2_SHIFT))
         nb2 = 1 << b2
-        start2[: nb2 + 1] = 0
-        for i in range(lo1, lo1 + m1):
-            start2[_top(keys[i], drop2, b2) + 1] += 1
+        cnt[: nb2 + 1] = 0
+        for i in range(lo, lo + m):
+            cnt[_top(keys[i], drop2, b2) + 1] += 1
         for c2 in range(nb2):
-            start2[c2 + 1] += start2[c2]
-        pos2[:nb2] = start2[:nb2]
-        for i in range(lo1, lo1 + m1):
+            cnt[c2 + 1] += cnt[c2]
+        for i in range(lo, lo + m):
             c2 = _top(keys[i], drop2, b2)
-            q = pos2[c2]
-            pos2[c2] = q + 1
-            sk[q] = keys[i]
+            q = cnt[c2]
+            cnt[c2] = q + 1
+            rk[q] = keys[i]
             if not packed:
-                sp[q] = pay[i]
+                rp[q] = pay[i]
             if has_s:
-                ss[q] = sal[i]
-        for c2 in range(nb2):
-            lo = start2[c2]
-            m = start2[c2 + 1] - lo
-            if m == 0:
-                continue
-            tb = _log2_at_least(2 * min(m, HEAVY_GROUPS))
-            if (1 << tb) > tab.shape[0]:
-                tab = np.zeros((1 << tb, 4), np.int64)
-            ntop, tab = _group(
-                ski, sp, ss, lo, m, pmask, packed, has_s, vm_blocks, b, b1, use_zero_pages, max_page_sharing,
-                tab, tb, pslot, gslot, hist, pairs, singles, svd, frac, top_c, top_s, top_h, top_k, top_z, ntop, acc,
-            )  # fmt: skip
-    # ---- per VM, from the page classes, the (content, VM) pairs and the ineligible pages
+                rs[q] = sal[i]
+        _sort_bucket(rk, rp, rs, m, keymask, packed, has_s, sort_moves)
+        ntop = _scan_bucket(
+            rk, rp, rs, m, keymask, pmask, packed, has_s, vm_blocks, b, b1, use_zero_pages, max_page_sharing,
+            hist, svd, vcount, touched, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+        )  # fmt: skip
+    # ---- per VM, from the (content, VM) pairs of shared contents and the pages by copies
     for v in range(nvm):
-        per_vm[v, V_PAGES] += hist[v, 0]
-        per_vm[v, V_ZERO] += hist[v, 1]
-        per_vm[v, V_SHARED] = hist[v, 2]
-        per_vm[v, V_ZERO_SHARED] = hist[v, 3]
-        per_vm[v, V_INTER_SHARED] = hist[v, 4]
-        per_vm[v, V_ALONE_SHARED] = per_vm[v, V_SHARED] - singles[v]
-        per_vm[v, V_ALONE_RECLAIMED] = per_vm[v, V_SHARED] - pairs[v]
+        sh = 0
+        for c in range(2, COPY_CLASSES + 1):
+            sh += hist[v, H_CLASSES + c]
+        for c in range(2, COPY_CLASSES):
+            svd[v] += hist[v, H_CLASSES + c] * ((c - 1) / c)
+        pairs = hist[v, H_INTER_PAIRS] >> 32
+        per_vm[v, V_SHARED] = sh
+        per_vm[v, V_ZERO_SHARED] = hist[v, H_ZZ]
+        per_vm[v, V_INTER_SHARED] = hist[v, H_INTER_PAIRS] & _LOW32
+        per_vm[v, V_ALONE_SHARED] = sh - hist[v, H_SINGLES]
+        per_vm[v, V_ALONE_RECLAIMED] = sh - pairs
     distinct, shared, groups, vms_sum, zero_saved, inter_shared = acc[0], acc[1], acc[2], acc[3], acc[4], acc[5]
     ksm_shared, ksm_sharing, ksm_unshared, ksm_zero = acc[6], acc[7], acc[8], acc[9]
     # ---- totals; ineligible pages are each their own unshared content
@@ -911,12 +832,13 @@ def count_sharing(
     # scratch for the bucket-ordered records, allocated by NumPy (which asks for transparent
     # huge pages on large arrays; the scatter writes to a thousand places at once and would
     # otherwise miss the TLB on most writes); untouched tails cost no memory
-    keys = np.empty(n, np.uint64)
+    keys = np.empty(n, np.int64)
     pay = np.empty(0 if packed else n, np.uint32)
     sal = np.empty(n if salt.shape[0] else 0, np.int64)
     ntop, bad = _count(
-        hashes, salt, vm, zero, el, nvm, bool(use_zero_pages), int(max_page_sharing), BUCKET_TARGET, b1, packed,
-        keys, keys.view(np.int64), pay, sal, tot, per_vm, svd, top_arrays,
+        hashes, salt, vm, zero, el, nvm, bool(use_zero_pages), int(max_page_sharing), b1, L2_MAX_BITS, SORT_MOVES,
+        packed,
+        keys, pay, sal, tot, per_vm, svd, top_arrays,
     )  # fmt: skip
     del keys, pay, sal
     if bad >= 0:

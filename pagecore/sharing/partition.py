@@ -42,6 +42,14 @@ SCATTER_SCHEMA = pa.schema(
     ]
 )
 META_KEY = b"pagecore_scatter"
+#: random hashes neither compress nor dictionary-encode: stored plain, so that writing and
+#: reading them is a copy (16 M rows: written in 0.42 s instead of 0.99 s, read in 0.13 s
+#: instead of 0.56 s, 8.0 bytes per page on disk instead of 7.3)
+SCATTER_WRITE_OPTIONS = dict(
+    compression={"hash": "none", "zero": "zstd", "vm": "zstd"},
+    use_dictionary=["vm"],
+    column_encoding={"hash": "PLAIN", "zero": "PLAIN"},
+)
 
 
 def scatter_table(
@@ -59,9 +67,13 @@ def scatter_table(
     vm = _vm_indices(table["vm"], {n: i for i, n in enumerate(vm_names)}, table_path)
     h = table["hash"].to_numpy()
     z = table["zero"].to_numpy(zero_copy_only=False)
-    part = (h >> np.uint64(64 - bits)).astype(np.int64) if bits else np.zeros(len(h), np.int64)
+    # partition numbers as uint16: NumPy's stable sort of 16-bit keys is a radix sort (one
+    # pass, where a 64-bit key took a merge sort); stable, so each partition keeps the table's
+    # order and the counter still sees each VM's pages as one block
+    part = (h >> np.uint64(64 - bits)).astype(np.uint16) if bits else np.zeros(len(h), np.uint16)
     order = np.argsort(part, kind="stable")
-    bounds = np.searchsorted(part[order], np.arange(nparts + 1))
+    bounds = np.zeros(nparts + 1, np.int64)
+    np.cumsum(np.bincount(part, minlength=nparts), out=bounds[1:])
     src_meta = page_table_metadata(table_path)
     meta = {
         "partitions": nparts,
@@ -73,7 +85,7 @@ def scatter_table(
         "hash_bits": src_meta.get("hash_bits", 64),
     }
     with atomic_path(out_path) as tmp:
-        with pq.ParquetWriter(tmp, SCATTER_SCHEMA, compression="zstd") as w:
+        with pq.ParquetWriter(tmp, SCATTER_SCHEMA, **SCATTER_WRITE_OPTIONS) as w:
             for p in range(nparts):
                 sel = order[bounds[p] : bounds[p + 1]]
                 t = pa.table({"hash": h[sel], "zero": z[sel], "vm": vm[sel]}, schema=SCATTER_SCHEMA)
@@ -113,16 +125,32 @@ def count_partition(scatter_paths: Sequence[str | os.PathLike], p: int, **kw) ->
         raise ValueError("scatter files disagree on VM list or partition count")
     if not 0 <= p < metas[0]["partitions"]:
         raise ValueError(f"partition {p} out of range 0..{metas[0]['partitions'] - 1}")
-    parts = [pq.ParquetFile(s).read_row_group(p) for s in scatter_paths]
-    t = pa.concat_tables(parts)
-    return count_sharing(
-        t["hash"].to_numpy(),
-        t["zero"].to_numpy(zero_copy_only=False),
-        t["vm"].to_numpy(),
-        names,
-        hash_bits=min(int(m.get("hash_bits") or 64) for m in metas),
-        **kw,
-    )
+    kw.setdefault("hash_bits", min(int(m.get("hash_bits") or 64) for m in metas))
+    if len(scatter_paths) == 1:  # one row group: count NumPy views of its Arrow columns
+        t = pq.ParquetFile(scatter_paths[0]).read_row_group(p)
+        h, vm = (t[c].to_numpy() for c in ("hash", "vm"))  # no copy of a single chunk
+        return count_sharing(h, t["zero"].to_numpy(zero_copy_only=False), vm, names, **kw)
+    # one row group at a time into arrays of the partition's size (known from the metadata), so
+    # the job holds the pages once (13 bytes each) beside the counter's scratch, not an Arrow
+    # copy of all of them as well (measured on the largest partition of the full run, every
+    # zero page: 3.3 GB instead of 4.6 GB)
+    n = sum(int(m["rows"][p]) for m in metas)
+    h = np.empty(n, np.uint64)
+    z = np.empty(n, np.bool_)
+    vm = np.empty(n, np.uint32)
+    at = 0
+    for s, m in zip(scatter_paths, metas, strict=True):
+        t = pq.ParquetFile(s).read_row_group(p)
+        k = t.num_rows
+        if k != int(m["rows"][p]):
+            raise InputError(s, f"row group {p} holds {k:,} rows, its metadata says {int(m['rows'][p]):,}")
+        h[at : at + k] = t["hash"].to_numpy()
+        z[at : at + k] = t["zero"].to_numpy(zero_copy_only=False)
+        vm[at : at + k] = t["vm"].to_numpy()
+        at += k
+        del t
+    pa.default_memory_pool().release_unused()  # the last row group's buffers, before the scratch
+    return count_sharing(h, z, vm, names, **kw)
 
 
 def save_counts(counts: SharingCounts, path: str | os.PathLike) -> None:

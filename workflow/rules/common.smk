@@ -159,7 +159,7 @@ def bigcount_mem_mb(stage):
     """Memory (MiB) one bigcount job of ``stage`` needs, from the config (pagecore.sharing.bigplan)."""
     from pagecore.sharing.bigplan import job_mem_mb
 
-    return job_mem_mb(BIG, stage)
+    return job_mem_mb(BIG, stage, zero_fraction=FIG04["fractions"]["zero"])
 
 
 def bigcount_free_space(wildcards=None):
