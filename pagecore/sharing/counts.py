@@ -308,11 +308,19 @@ def _sort_bucket(rk, rp, rs, m, keymask, packed, has_s, sort_moves):
                 order = np.argsort(rs[:m], kind="mergesort")
                 kk = kk[order]
             order = order[np.argsort(kk, kind="mergesort")]
-            rk[:m] = rk[:m][order]
+            # element loops, not slice assignment: Numba would compile its shape-mismatch error
+            # message (string formatting), seconds of compilation for a path never taken
+            tk = rk[:m].copy()
+            for q in range(m):
+                rk[q] = tk[order[q]]
             if not packed:
-                rp[:m] = rp[:m][order]
+                tp = rp[:m].copy()
+                for q in range(m):
+                    rp[q] = tp[order[q]]
             if has_s:
-                rs[:m] = rs[:m][order]
+                ts = rs[:m].copy()
+                for q in range(m):
+                    rs[q] = ts[order[q]]
             return
 
 
