@@ -37,7 +37,8 @@ timeline row per tick into preallocated buffers; :class:`EsxScanner` / :func:`em
 are the public wrappers.
 The random order is still NumPy's: the driver returns to Python whenever a VM starts a pass, the
 wrapper draws that VM's permutation from the same seeded generator, in the same order as
-before, and the driver resumes where it stopped. The pages of a tick are scanned in one kernel
+before (NumPy's shuffle redone bit for bit in Numba, :mod:`pagecore.sharing.pcg64`), and the
+driver resumes where it stopped. The pages of a tick are scanned in one kernel
 call with every step written out (a Numba call that takes arrays pays reference-count updates
 per call, more than a page's scan costs). What a scan reads about a page (hash, content, shared
 frame, hint, ineligible) is one 16-byte record; frames are 16-byte records (key, payload whose
@@ -68,6 +69,7 @@ from numba import njit
 from pagecore import PAGE_SIZE
 from pagecore._jit import INLINE, JIT_DISABLED, SERIAL
 from pagecore.sharing.pagehistory import PageHistory
+from pagecore.sharing.pcg64 import permutation_into
 
 FRAME_BYTES = 16
 HINT, SHARED = 0, 1
@@ -739,7 +741,7 @@ class EsxScanner:
             if rc == NEED_PERM:
                 v = int(ist[I_NEED_VM])
                 lo, hi = self.vstart[v], self.vstart[v] + self.vlen[v]
-                self.perm[lo:hi] = self.rng.permutation(self.vm_pages[lo:hi])
+                permutation_into(self.rng, self.vm_pages[lo:hi], self.perm[lo:hi])  # = rng.permutation
                 self.vpos[v] = 0
             else:  # NEED_ROWS
                 cap *= 4
