@@ -631,7 +631,9 @@ class EsxScanner:
             raise ValueError(f"the scanner handles up to 2^31 - 1 pages, got {n:,}")
         history.check_ids()
         mask = np.uint64((1 << s.hash_bits) - 1)
-        self.hash = np.ascontiguousarray(history.content_hash, np.uint64) & mask
+        self.hash = np.ascontiguousarray(history.content_hash, np.uint64)  # read only: no copy when it fits
+        if s.hash_bits < 64:
+            self.hash = self.hash & mask
         self.tmask = np.uint64((1 << s.hint_hash_bits) - 1)
         self.nb = max(1, -(-n // s.pages_per_bucket))
         self.cap = min((1 << s.refcount_bits) - 1, 2**31 - 1)  # counts never exceed the pages
