@@ -31,6 +31,9 @@ Policies (:data:`POLICIES`)
     guests, formats-ksm-esxi.md), so its pages cost memory and win nothing; with the host view
     (``host_*`` columns from ``pagecore live``) pages not present or mapped to the zero page cost
     nothing and are not KSM candidates, and ``host_thp`` replaces the all-zero-region rule.
+    The KSM emulator gets the huge pages (:func:`thp_backing`), so its timeline follows the
+    stale zero node of Linux 6.12+ that the real-KSM check validated (merges one full scan late
+    while an all-zero piece's tree node is stale; :class:`pagecore.sharing.ThpBacking`).
     Swapping starts below the low watermark (1.25 × ``min_free_kbytes`` = 1.25 × √(16 ×
     memory in KiB), mm/page_alloc.c).
 ``cooperative``
@@ -904,6 +907,52 @@ def consolidation(vms, keys, policy: str, host_mb: float, settings: HostSettings
 
 
 # ------------------------------------------------------------------------------ over time
+def thp_backing(members, ps: PageSet, sel: np.ndarray, ks, settings: HostSettings):
+    """The :class:`~pagecore.sharing.ksm.ThpBacking` of the pages KSM walks (``sel`` of
+    :func:`page_set`'s pages, in order), so the emulator models the stale zero node of
+    THP-backed guest RAM as the real-KSM check validated it (``pagecore qemu ksmcheck``), or None
+    (``kvm_thp`` off, ``use_zero_pages`` on, or ``stale_zero_node`` off).
+
+    Huge pages: with the host view, the pages with ``host_thp``, grouped by 2 MiB block of the
+    host virtual address (``mapping`` + position, else the guest frame number), as
+    :func:`pagecore.qemu.ksmcheck.walk_thp` does; without it the policy's assumption that all of
+    guest RAM is THP-backed: each 2 MiB-aligned block of guest frames is one huge page. The
+    all-zero pieces that are walked but never merged are the pages :func:`page_set` made
+    ineligible (with the host view: all-zero pages with ``host_thp``; without: the pages of an
+    all-zero huge page). Without the host view the model therefore cannot change a prediction:
+    the only unmergeable all-zero pieces lie in all-zero huge pages, where nothing merges, so the
+    zero node never goes stale (the zero pages of mixed huge pages merge as zero pages, standing
+    for their return to the zero page when the huge page is split)."""
+    from pagecore.sharing.ksm import ThpBacking
+
+    if not settings.kvm_thp or ks.use_zero_pages or not ks.stale_zero_node:
+        return None
+    blocks, start = [], 0
+    for j, (_, v, _, _) in enumerate(members):
+        f = v.frame
+        n = len(f)
+        gpfn = f["gpfn"].to_numpy(np.uint64).astype(np.int64)
+        if all(c in f for c in HOST_VIEW_COLUMNS):
+            thp = f["host_thp"].to_numpy(bool)
+        else:
+            thp = np.ones(n, bool)
+        if "mapping" in f:
+            mp = f["mapping"].to_numpy(np.uint64).astype(np.int64)
+            first = pd.Series(gpfn).groupby(mp).transform("min").to_numpy()
+            addr = mp + (gpfn - first) * 4096
+        else:
+            mp, addr = np.zeros(n, np.int64), gpfn * 4096
+        key = pd.MultiIndex.from_arrays([np.full(n, j), mp, addr >> 21])
+        blocks.append(np.where(thp, pd.factorize(key)[0] + start, -1))
+        start += n  # factorize ids are < n: one id space over all VMs
+    block = np.concatenate(blocks) if blocks else np.zeros(0, np.int64)
+    zero = (block >= 0) & ~ps.eligible
+    block, zero = block[sel], zero[sel]
+    if not (block >= 0).any():
+        return None
+    return ThpBacking(block.astype(np.int64), zero)
+
+
 def scan_over_time(members, policy: str, settings: HostSettings) -> dict:
     """Run the policy's scanner on ``members`` until it converges: the savings timeline (MiB),
     the time to 90 % of the converged savings and the scanning rate."""
@@ -932,7 +981,7 @@ def scan_over_time(members, policy: str, settings: HostSettings) -> dict:
         from pagecore.sharing.ksm import emulate_ksm
 
         ks = _ksm_settings(settings, len(key))
-        r = emulate_ksm(hist, ks)
+        r = emulate_ksm(hist, ks, thp=thp_backing(members, ps, sel, ks, settings))
         tl = r.timeline
         saved = tl["pages_sharing"].to_numpy(float) + tl["ksm_zero_pages"].to_numpy(float)
         rate = ks.pages_to_scan / (ks.sleep_millisecs / 1000.0 + ks.pages_to_scan * ks.scan_us_per_page * 1e-6)

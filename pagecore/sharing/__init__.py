@@ -13,7 +13,7 @@ come through :mod:`pagecore.pages`), replay a memory manager, or draw.
 from pagecore.sharing.basic import MB, SharingReport, sharing_report, vm_count_sweep
 from pagecore.sharing.counts import SharingCounts, count_sharing
 from pagecore.sharing.emulated_savings import ksm_savings, scanner_savings
-from pagecore.sharing.ksm import KsmResult, KsmSettings, emulate_ksm
+from pagecore.sharing.ksm import KsmResult, KsmSettings, ThpBacking, emulate_ksm, stale_below
 from pagecore.sharing.largepages import large_page_report, large_page_savings
 from pagecore.sharing.lifetime import catchable_fraction, duplicate_episodes, ksm_catchable_fraction, survival
 from pagecore.sharing.pagehistory import PageHistory, read_history, with_random_writes
@@ -31,6 +31,7 @@ __all__ = [
     "ScannerSettings",
     "SharingCounts",
     "SharingReport",
+    "ThpBacking",
     "catchable_fraction",
     "count_partition",
     "count_sharing",
@@ -50,6 +51,7 @@ __all__ = [
     "scanner_savings",
     "scatter_table",
     "sharing_report",
+    "stale_below",
     "survival",
     "vm_count_sweep",
     "with_random_writes",

@@ -58,7 +58,7 @@ def ksm_savings(em: KsmEmulator) -> dict:
 
 def scanner_savings(sc: EsxScanner) -> dict:
     """Saved pages by mechanism key at the scanner's current state (after :meth:`EsxScanner.run`)."""
-    owner = sc.pg["frame"].astype(np.int64)
+    owner = sc.page_frames()
     zc = sc.h.zero_content
     zero_owner = (sc.fr["pay"] == zc) if zc >= 0 else np.zeros(len(sc.fr), bool)
     return split_by_owner(owner, sc.h.vm, zero_owner)

@@ -37,21 +37,25 @@ timeline row per tick into preallocated buffers; :class:`EsxScanner` / :func:`em
 are the public wrappers.
 The random order is still NumPy's: the driver returns to Python whenever a VM starts a pass, the
 wrapper draws that VM's permutation from the same seeded generator, in the same order as
-before, and the driver resumes where it stopped. The pages of a tick are scanned in one kernel
+before (NumPy's shuffle redone bit for bit in Numba, :mod:`pagecore.sharing.pcg64`), and the
+driver resumes where it stopped. The pages of a tick are scanned in one kernel
 call with every step written out (a Numba call that takes arrays pays reference-count updates
 per call, more than a page's scan costs). What a scan reads about a page (hash, content, shared
-frame, hint, ineligible) is one 24-byte record; frames are 32-byte records in a pool of one slot
-per page (a page maps at most one shared frame or owns one hint, never both, so the pool never
-runs out), and each bucket's chain is a doubly linked list in insertion order, so a chain is
-walked and a frame unlinked exactly as the list version did. A scan is a chain of dependent
-reads (page record -> bucket -> frame -> hinted page's record), so the batch loop prefetches the
-records, buckets and first frames of the pages 16-32 ahead (``llvm.prefetch``; hints only).
+frame, hint, ineligible) is one 16-byte record; frames are 16-byte records (key, payload whose
+sign is the kind, chain link) in a pool of one slot per page (a page maps at most one shared frame
+or owns one hint, never both, so the pool never runs out), with the reference counts of shared
+frames in a separate array read only on a hit. Each bucket's chain is a singly linked list in
+insertion order with a tail pointer, so a chain is walked exactly as the list version did; a frame
+is unlinked by finding its predecessor from the chain head (chains hold one or two frames on
+average), or from the walk that found it. A scan is a chain of dependent reads (page record ->
+bucket -> frame -> hinted page's record), so the batch loop prefetches the records, buckets and
+first frames of the pages 16-32 ahead (``llvm.prefetch``; hints only).
 
 Memory, beyond the :class:`~pagecore.sim.pagehistory.PageHistory` itself (24 B per page and
-8 B per content): **68 B per page** — page record 24, frame pool 32, scan order 8 (the VM's page
-list and its current permutation, int32), bucket heads and tails 4 (8 B per bucket, one bucket
-per ``pages_per_bucket`` = 2 pages) — plus 8 B per content id (its hash cut to ``hash_bits``)
-and 120 B per tick of timeline. Page and content ids must stay below 2^31.
+8 B per content): **48 B per page** — page record 16, frame pool 16 + reference count 4, scan
+order 8 (the VM's page list and its current permutation, int32), bucket heads and tails 4 (8 B
+per bucket, one bucket per ``pages_per_bucket`` = 2 pages) — plus 8 B per content id (its hash
+cut to ``hash_bits``) and 120 B per tick of timeline. Page and content ids must stay below 2^31.
 """
 
 from __future__ import annotations
@@ -63,8 +67,9 @@ import pandas as pd
 from numba import njit
 
 from pagecore import PAGE_SIZE
-from pagecore._jit import JIT_DISABLED, SERIAL
+from pagecore._jit import INLINE, JIT_DISABLED, SERIAL
 from pagecore.sharing.pagehistory import PageHistory
+from pagecore.sharing.pcg64 import permutation_into
 
 FRAME_BYTES = 16
 HINT, SHARED = 0, 1
@@ -154,27 +159,19 @@ class ScanResult:
 
 
 # ---------------------------------------------------------------------------------- kernels
-#: Per-page record: the hash of its content (cut to ``hash_bits``), its content id, the shared
-#: frame mapping it and its own hint frame (-1: none), and whether a false match made it
-#: ineligible. One record per page puts what a scan reads about a page in one cache line.
-PAGE_DTYPE = np.dtype(
-    [("hash", np.uint64), ("cid", np.int32), ("frame", np.int32), ("hint", np.int32), ("inel", np.uint8)], align=True
-)
-#: Frame record (pool slot): key (hash, or truncated hash of a hint), payload (content id of a
-#: shared frame, page of a hint), reference count, chain links, bucket and kind. Free slots are
-#: chained through ``next``.
-FRAME_DTYPE = np.dtype(
-    [
-        ("key", np.uint64),
-        ("pay", np.int32),
-        ("ref", np.int32),
-        ("next", np.int32),
-        ("prev", np.int32),
-        ("bkt", np.int32),
-        ("kind", np.uint8),
-    ],
-    align=True,
-)
+#: Per-page record (16 bytes): the hash of its content (cut to ``hash_bits``), its content id and
+#: one link: ``f + 1`` (> 0) for the shared frame ``f`` mapping it, ``-(g + 1)`` for its own hint
+#: frame ``g``, :data:`INELIGIBLE` after a false match, 0 for none (a page maps a shared frame, owns
+#: a hint or is ineligible, never two of them). One record per page: what a scan reads about a
+#: page is in one cache line.
+PAGE_DTYPE = np.dtype([("hash", np.uint64), ("cid", np.int32), ("link", np.int32)], align=True)
+INELIGIBLE = np.int32(-(2**31))
+#: Frame record (pool slot, 16 bytes): key (the page hash cut to ``hash_bits``, for a hint as
+#: well: the scan compares its ``hint_hash_bits`` low bits, so the bucket of every frame is
+#: ``key % buckets``), payload (content id ``x`` of a shared frame; ``-(p + 1)`` for the hint of
+#: page ``p``: the sign is the kind) and the chain link. Free slots are chained through ``next``.
+#: Reference counts of shared frames live in a separate int32 array (read only on a hit).
+FRAME_DTYPE = np.dtype([("key", np.uint64), ("pay", np.int32), ("next", np.int32)], align=True)
 HEAD, TAIL = 0, 1  # columns of the bucket array int32[buckets, 2]
 PREFETCH = 16  # pages ahead whose record (2 x PREFETCH) and bucket (PREFETCH) are prefetched
 _RING = 2 * PREFETCH  # a power of two
@@ -213,41 +210,72 @@ else:
         return sig, codegen
 
 
+@njit(**INLINE)
+def _unlink(bk, fr, b, g, pr):
+    """Take frame ``g`` out of chain ``b`` given its predecessor ``pr`` (-1: ``g`` is the head)."""
+    nx = fr[g]["next"]
+    if pr >= 0:
+        fr[pr]["next"] = nx
+    else:
+        bk[b, HEAD] = nx
+    if nx < 0:
+        bk[b, TAIL] = pr
+
+
+@njit(**INLINE)
+def _pred(bk, fr, b, g):
+    """The frame before ``g`` in chain ``b`` (-1: ``g`` is the head). Chains are singly linked:
+    with one bucket per two pages they hold one or two frames on average."""
+    pr = -1
+    f = bk[b, HEAD]
+    while f != g:
+        pr = f
+        f = fr[f]["next"]
+    return pr
+
+
+@njit(**INLINE)
+def _append(bk, fr, b, nf):
+    """Put frame ``nf`` at the end of chain ``b`` (chains keep insertion order)."""
+    fr[nf]["next"] = -1
+    last = bk[b, TAIL]
+    if last >= 0:
+        fr[last]["next"] = nf
+    else:
+        bk[b, HEAD] = nf
+    bk[b, TAIL] = nf
+
+
 @njit(**SERIAL)
-def _write_page(p, new, pg, hsh, bk, fr, cap, c):
+def _write_page(p, new, pg, hsh, bk, fr, fref, nb, cap, c):
     """The guest writes content ``new`` into page ``p``."""
-    f = pg[p]["frame"]
-    if f >= 0:  # copy-on-write break: a private copy for p
-        pg[p]["frame"] = -1
-        before = fr[f]["ref"]
-        fr[f]["ref"] = before - 1
+    lk = pg[p]["link"]
+    if lk > 0:  # copy-on-write break: a private copy for p
+        f = lk - 1
+        pg[p]["link"] = 0
+        before = fref[f]
+        fref[f] = before - 1
         c[C_OVERFLOW] += (1 if before - 1 > cap else 0) - (1 if before > cap else 0)
         c[C_SHARED_PAGES] -= 1
         c[C_COW] += 1
         if before - 1 >= 1:
             c[C_RECLAIMED] -= 1
         else:  # the last mapping: the frame goes (unlinked, back on the free list)
-            b, pr, nx = fr[f]["bkt"], fr[f]["prev"], fr[f]["next"]
-            if pr >= 0:
-                fr[pr]["next"] = nx
-            else:
-                bk[b, HEAD] = nx
-            if nx >= 0:
-                fr[nx]["prev"] = pr
-            else:
-                bk[b, TAIL] = pr
+            b = np.int64(fr[f]["key"] % nb)
+            _unlink(bk, fr, b, f, _pred(bk, fr, b, f))
             fr[f]["next"] = c[C_FREE]
             c[C_FREE] = f
             c[C_SHARED_FRAMES] -= 1
+    elif lk == INELIGIBLE:
+        pg[p]["link"] = 0
+        c[C_INELIGIBLE] -= 1
+    # (a hint stays: it is stale now)
     pg[p]["cid"] = new
     pg[p]["hash"] = hsh[new]
-    if pg[p]["inel"]:
-        pg[p]["inel"] = 0
-        c[C_INELIGIBLE] -= 1
 
 
 @njit(**SERIAL)
-def _scan_pages(pages, npages, nahead, ring, pg, bk, fr, nb, tmask, cap, c):
+def _scan_pages(pages, npages, nahead, ring, pg, bk, fr, fref, nb, tmask, cap, c):
     """Scan ``pages[:npages]`` in order: hash each and share it or leave a hint (paper §4.2).
 
     ``pages[npages:npages + nahead]`` are the pages expected to be scanned next (the next
@@ -255,10 +283,9 @@ def _scan_pages(pages, npages, nahead, ring, pg, bk, fr, nb, tmask, cap, c):
     first frames in cache (a guess: a wrong one costs a little time, never a result). ``ring``
     is scratch (int64[_RING]).
 
-    One call per batch, with every step written out in the loop: a Numba call that takes
-    arrays costs reference-count updates on each of them, which per page would cost more than
-    the scan. Frames are unlinked from a chain (and put on the free list) in three places and
-    appended in two; each is marked.
+    One call per batch, with every step written out in the loop (small helpers are inlined at
+    Numba IR level): a Numba call that takes arrays costs reference-count updates on each of
+    them, which per page would cost more than the scan.
     """
     free = c[C_FREE]
     hwm = c[C_HWM]
@@ -281,7 +308,8 @@ def _scan_pages(pages, npages, nahead, ring, pg, bk, fr, nb, tmask, cap, c):
         j = i + PREFETCH
         if j < nall:
             pa = pages[j]
-            if pg[pa]["frame"] < 0 and not pg[pa]["inel"]:
+            lk = pg[pa]["link"]
+            if lk <= 0 and lk != INELIGIBLE:
                 ba = np.int64(pg[pa]["hash"] % nb)
                 ring[j & (_RING - 1)] = ba
                 _prefetch(bk, ba)
@@ -296,101 +324,96 @@ def _scan_pages(pages, npages, nahead, ring, pg, bk, fr, nb, tmask, cap, c):
             continue
         p = pages[i]
         n_scanned += 1
-        if pg[p]["frame"] >= 0 or pg[p]["inel"]:
+        lk = pg[p]["link"]
+        if lk > 0 or lk == INELIGIBLE:
             continue  # shared or ineligible: a scan slot, no hashing
-        g = pg[p]["hint"]
-        if g >= 0:  # drop p's own hint (unlink g)
-            b2, pr, nx = fr[g]["bkt"], fr[g]["prev"], fr[g]["next"]
-            if pr >= 0:
-                fr[pr]["next"] = nx
-            else:
-                bk[b2, HEAD] = nx
-            if nx >= 0:
-                fr[nx]["prev"] = pr
-            else:
-                bk[b2, TAIL] = pr
+        hv = pg[p]["hash"]
+        b = ring[i & (_RING - 1)]  # = hv % nb, computed for the prefetch
+        if lk < 0:  # drop p's own hint g (unlink it; its bucket is b unless p was written since)
+            g = -lk - 1
+            kg = fr[g]["key"]
+            bg = b if kg == hv else np.int64(kg % nb)
+            _unlink(bk, fr, bg, g, _pred(bk, fr, bg, g))
             fr[g]["next"] = free
             free = g
-            pg[p]["hint"] = -1
+            pg[p]["link"] = 0
             n_hints -= 1
         x = pg[p]["cid"]
-        hv = pg[p]["hash"]
         n_hashed += 1
-        b = ring[i & (_RING - 1)]  # = hv % nb, computed for the prefetch
         tr = hv & tmask
         done = False
+        prev = -1  # the frame before f in chain b
         f = bk[b, HEAD]
         while f >= 0:
             nxt = fr[f]["next"]  # read first: a stale hint f is unlinked below
             n_links += 1
-            if fr[f]["kind"] == SHARED:
+            pay = fr[f]["pay"]
+            if pay >= 0:  # a shared frame
                 if fr[f]["key"] != hv:
+                    prev = f
                     f = nxt
                     continue
                 n_compared += PAGE_SIZE
-                if fr[f]["pay"] == x:  # map p to the shared frame (copy-on-write)
-                    pg[p]["frame"] = f
-                    r = fr[f]["ref"]
-                    fr[f]["ref"] = r + 1
+                if pay == x:  # map p to the shared frame (copy-on-write)
+                    pg[p]["link"] = f + 1
+                    r = fref[f]
+                    fref[f] = r + 1
                     c[C_OVERFLOW] += (1 if r + 1 > cap else 0) - (1 if r > cap else 0)
                     c[C_SHARED_PAGES] += 1
                     if r + 1 >= 2:
                         c[C_RECLAIMED] += 1
                 else:  # a false match
-                    pg[p]["inel"] = 1
+                    pg[p]["link"] = INELIGIBLE
                     c[C_INELIGIBLE] += 1
                     c[C_FALSE] += 1
                 done = True
                 break
-            if fr[f]["key"] != tr:
+            if (fr[f]["key"] & tmask) != tr:
+                prev = f
                 f = nxt
                 continue
-            q = fr[f]["pay"]
+            q = -pay - 1
             hq = pg[q]["hash"]  # rehash the hinted page
             n_hashed += 1
-            if (hq & tmask) != tr or pg[q]["frame"] >= 0:
-                g = pg[q]["hint"]  # the hinted page changed since: drop its stale hint (unlink g)
-                if g >= 0:
-                    b2, pr, nx = fr[g]["bkt"], fr[g]["prev"], fr[g]["next"]
-                    if pr >= 0:
-                        fr[pr]["next"] = nx
+            lq = pg[q]["link"]
+            if (hq & tmask) != tr or lq > 0:
+                if lq < 0 and lq != INELIGIBLE:  # the hinted page changed since: drop its stale hint (unlink g)
+                    g = -lq - 1
+                    if g == f:
+                        _unlink(bk, fr, b, g, prev)
                     else:
-                        bk[b2, HEAD] = nx
-                    if nx >= 0:
-                        fr[nx]["prev"] = pr
-                    else:
-                        bk[b2, TAIL] = pr
+                        bg = np.int64(fr[g]["key"] % nb)
+                        _unlink(bk, fr, bg, g, _pred(bk, fr, bg, g))
+                        prev = f
                     fr[g]["next"] = free
                     free = g
-                    pg[q]["hint"] = -1
+                    pg[q]["link"] = 0
                     n_hints -= 1
+                else:
+                    prev = f
                 c[C_STALE] += 1
                 f = nxt
                 continue
             if hq != hv:
+                prev = f
                 f = nxt
                 continue  # only the truncated hashes collide
             n_compared += PAGE_SIZE
             if pg[q]["cid"] != x:  # a false match
-                pg[p]["inel"] = 1
+                pg[p]["link"] = INELIGIBLE
                 c[C_INELIGIBLE] += 1
                 c[C_FALSE] += 1
                 done = True
                 break
-            g = pg[q]["hint"]  # drop q's hint (unlink g) ...
-            if g >= 0:
-                b2, pr, nx = fr[g]["bkt"], fr[g]["prev"], fr[g]["next"]
-                if pr >= 0:
-                    fr[pr]["next"] = nx
+            if lq < 0 and lq != INELIGIBLE:  # drop q's hint (unlink g) ...
+                g = -lq - 1
+                if g == f:
+                    _unlink(bk, fr, b, g, prev)
                 else:
-                    bk[b2, HEAD] = nx
-                if nx >= 0:
-                    fr[nx]["prev"] = pr
-                else:
-                    bk[b2, TAIL] = pr
+                    bg = np.int64(fr[g]["key"] % nb)
+                    _unlink(bk, fr, bg, g, _pred(bk, fr, bg, g))
                 fr[g]["next"] = free
                 free = g
-                pg[q]["hint"] = -1
                 n_hints -= 1
             if free >= 0:  # ... and share q and p on a new shared frame (append nf to chain b)
                 nf = free
@@ -398,28 +421,16 @@ def _scan_pages(pages, npages, nahead, ring, pg, bk, fr, nb, tmask, cap, c):
             else:
                 nf = hwm
                 hwm += 1
-            fr[nf]["kind"] = SHARED
             fr[nf]["key"] = hv
             fr[nf]["pay"] = x
-            fr[nf]["ref"] = 0
-            fr[nf]["bkt"] = b
-            last = bk[b, TAIL]
-            fr[nf]["prev"] = last
-            fr[nf]["next"] = -1
-            if last >= 0:
-                fr[last]["next"] = nf
-            else:
-                bk[b, HEAD] = nf
-            bk[b, TAIL] = nf
+            _append(bk, fr, b, nf)
             c[C_SHARED_FRAMES] += 1
-            for r_page in (q, p):  # map q, then p
-                pg[r_page]["frame"] = nf
-                r = fr[nf]["ref"]
-                fr[nf]["ref"] = r + 1
-                c[C_OVERFLOW] += (1 if r + 1 > cap else 0) - (1 if r > cap else 0)
-                c[C_SHARED_PAGES] += 1
-                if r + 1 >= 2:
-                    c[C_RECLAIMED] += 1
+            pg[q]["link"] = nf + 1
+            pg[p]["link"] = nf + 1
+            fref[nf] = 2
+            c[C_OVERFLOW] += 1 if 2 > cap else 0  # q: 0 -> 1, p: 1 -> 2 mappings (cap >= 1)
+            c[C_SHARED_PAGES] += 2
+            c[C_RECLAIMED] += 1
             done = True
             break
         if not done:  # no match: a hint frame for p (append nf to chain b)
@@ -429,20 +440,10 @@ def _scan_pages(pages, npages, nahead, ring, pg, bk, fr, nb, tmask, cap, c):
             else:
                 nf = hwm
                 hwm += 1
-            fr[nf]["kind"] = HINT
-            fr[nf]["key"] = tr
-            fr[nf]["pay"] = p
-            fr[nf]["ref"] = 0
-            fr[nf]["bkt"] = b
-            last = bk[b, TAIL]
-            fr[nf]["prev"] = last
-            fr[nf]["next"] = -1
-            if last >= 0:
-                fr[last]["next"] = nf
-            else:
-                bk[b, HEAD] = nf
-            bk[b, TAIL] = nf
-            pg[p]["hint"] = nf
+            fr[nf]["key"] = hv
+            fr[nf]["pay"] = -p - 1
+            _append(bk, fr, b, nf)
+            pg[p]["link"] = -nf - 1
             n_hints += 1
     c[C_FREE] = free
     c[C_HWM] = hwm
@@ -461,9 +462,7 @@ def _init_state(content, hsh, pg):
         x = content[p]
         pg[p]["cid"] = x
         pg[p]["hash"] = hsh[x]
-        pg[p]["frame"] = -1
-        pg[p]["hint"] = -1
-        pg[p]["inel"] = 0
+        pg[p]["link"] = 0
 
 
 @njit(**SERIAL)
@@ -506,6 +505,7 @@ def _run(
     hsh,
     bk,
     fr,
+    fref,
     nb,
     tmask,
     cap,
@@ -552,7 +552,7 @@ def _run(
             t = fst[F_T]
             ev = ist[I_EV]
             while ev < m and ev_t[ev] <= t:
-                _write_page(ev_p[ev], ev_c[ev], pg, hsh, bk, fr, cap, c)
+                _write_page(ev_p[ev], ev_c[ev], pg, hsh, bk, fr, fref, nb, cap, c)
                 ev += 1
             ist[I_EV] = ev
             if ist[I_GOAL_SET] == 0 and ev >= m:
@@ -576,7 +576,7 @@ def _run(
             pos = vpos[v]
             while kleft > 0:
                 if pos == ln or nbatch == cap_b:
-                    _scan_pages(batch, nbatch, 0, ring, pg, bk, fr, nb, tmask, cap, c)
+                    _scan_pages(batch, nbatch, 0, ring, pg, bk, fr, fref, nb, tmask, cap, c)
                     nbatch = 0
                     if pos == ln:  # the queue is empty: a new pass in a fresh random order
                         vpos[v] = pos
@@ -593,7 +593,7 @@ def _run(
             ist[I_VI] += 1
             ist[I_KLEFT] = -1
         nahead = _fill_ahead(batch, nbatch, perm, vstart, vlen, vpos, credit, active, per_vm)
-        _scan_pages(batch, nbatch, nahead, ring, pg, bk, fr, nb, tmask, cap, c)
+        _scan_pages(batch, nbatch, nahead, ring, pg, bk, fr, fref, nb, tmask, cap, c)
         t = fst[F_T] + tick_s
         fst[F_T] = t
         ist[I_PHASE] = 0
@@ -631,13 +631,16 @@ class EsxScanner:
             raise ValueError(f"the scanner handles up to 2^31 - 1 pages, got {n:,}")
         history.check_ids()
         mask = np.uint64((1 << s.hash_bits) - 1)
-        self.hash = np.ascontiguousarray(history.content_hash, np.uint64) & mask
+        self.hash = np.ascontiguousarray(history.content_hash, np.uint64)  # read only: no copy when it fits
+        if s.hash_bits < 64:
+            self.hash = self.hash & mask
         self.tmask = np.uint64((1 << s.hint_hash_bits) - 1)
         self.nb = max(1, -(-n // s.pages_per_bucket))
         self.cap = min((1 << s.refcount_bits) - 1, 2**31 - 1)  # counts never exceed the pages
         self.pg = np.empty(n, PAGE_DTYPE)
         self.bk = np.full((self.nb, 2), -1, np.int32)  # chain head and tail per bucket
         self.fr = np.empty(max(n, 1), FRAME_DTYPE)
+        self.fref = np.empty(max(n, 1), np.int32)  # reference counts of shared frames
         _init_state(np.ascontiguousarray(history.content, np.int64), self.hash, self.pg)
         self.rng = np.random.default_rng([s.seed, 0xE5C])
         nvm = len(history.vm_names)
@@ -663,7 +666,7 @@ class EsxScanner:
         """The guest writes content ``new`` into page ``p``."""
         if not (0 <= p < self.h.pages and 0 <= new < self.h.n_contents):
             raise ValueError(f"page {p} or content {new} out of range")
-        _write_page(p, new, self.pg, self.hash, self.bk, self.fr, self.cap, self.c.a)
+        _write_page(p, new, self.pg, self.hash, self.bk, self.fr, self.fref, np.uint64(self.nb), self.cap, self.c.a)
 
     def _scan_page(self, p: int) -> None:
         """Hash page ``p`` and share it or leave a hint (paper §4.2)."""
@@ -671,14 +674,20 @@ class EsxScanner:
             raise ValueError(f"page {p} out of range")
         ring = np.empty(_RING, np.int64)
         _scan_pages(
-            np.array([p], np.int32), 1, 0, ring, self.pg, self.bk, self.fr, np.uint64(self.nb), self.tmask, self.cap,
+            np.array([p], np.int32), 1, 0, ring, self.pg, self.bk, self.fr, self.fref, np.uint64(self.nb), self.tmask,
+            self.cap,
             self.c.a,
         )  # fmt: skip
+
+    def page_frames(self) -> np.ndarray:
+        """The shared frame each page maps (int64 per page, -1: none)."""
+        lk = self.pg["link"].astype(np.int64)
+        return np.where(lk > 0, lk - 1, -1)
 
     def share_before_swap(self, p: int) -> bool:
         """Scan page ``p`` now, outside the rate caps (§4.3); True if it is shared afterwards."""
         self._scan_page(p)
-        return bool(self.pg[p]["frame"] >= 0)
+        return bool(self.pg[p]["link"] > 0)
 
     def table_bytes(self) -> int:
         a = self.c.a
@@ -725,7 +734,7 @@ class EsxScanner:
         ring = np.empty(_RING, np.int64)
         while True:
             rc = _run(
-                self.pg, self.hash, self.bk, self.fr, nb, self.tmask, self.cap, a, ev_t, ev_p, ev_c,
+                self.pg, self.hash, self.bk, self.fr, self.fref, nb, self.tmask, self.cap, a, ev_t, ev_p, ev_c,
                 self.perm, self.vstart, self.vlen, self.vpos, self.passes, self.credit, active, goal, batch, ring,
                 float(per_vm), float(s.tick_s), int(settle_passes), until, float(max_s), ist, fst, rows_t, rows_c,
             )  # fmt: skip
@@ -734,7 +743,7 @@ class EsxScanner:
             if rc == NEED_PERM:
                 v = int(ist[I_NEED_VM])
                 lo, hi = self.vstart[v], self.vstart[v] + self.vlen[v]
-                self.perm[lo:hi] = self.rng.permutation(self.vm_pages[lo:hi])
+                permutation_into(self.rng, self.vm_pages[lo:hi], self.perm[lo:hi])  # = rng.permutation
                 self.vpos[v] = 0
             else:  # NEED_ROWS
                 cap *= 4
