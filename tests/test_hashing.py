@@ -97,6 +97,13 @@ def test_key_from_env_and_file(tmp_path, monkeypatch):
         PageKey.from_file(tmp_path / "missing")
 
 
+def test_key_from_the_workflow_hashing_section(monkeypatch):
+    monkeypatch.setenv("PC_TEST_KEY", "abc")
+    assert PageKey.from_config({"key_env": "PC_TEST_KEY"}).key_id == PageKey.from_secret(b"abc").key_id
+    assert PageKey.from_config({"key_env": None}).key_id == "none"
+    assert PageKey.from_config({}) is PageKey.default()
+
+
 def test_every_bit_position_changes_the_hash(rng):
     base = _pages(rng, 1)
     positions = range(0, 4096 * 8, 61 if not JIT_DISABLED else 997)

@@ -25,7 +25,8 @@ def test_quick_start_is_two_pinned_commands():
     for line in lines:
         # uv (pinned itself) installs the pinned versions, byte-compiled: this machine kind sets
         # PYTHONDONTWRITEBYTECODE, so without it every job would recompile its imports' sources
-        assert "pip install -q -c constraints.txt uv && uv pip install --compile-bytecode -c constraints.txt -e " in line
+        install = "pip install -q -c constraints.txt uv && uv pip install --compile-bytecode -c constraints.txt -e "
+        assert install in line, line
 
     assert lines[0].endswith("snakemake --cores all") and lines[1].endswith("pytest")
 

@@ -84,6 +84,12 @@ class PageKey:
         return _DEFAULT_KEY
 
     @classmethod
+    def from_config(cls, hashing: dict) -> PageKey:
+        """The key a workflow ``hashing:`` section names: its ``key_env`` variable's secret, else
+        the unkeyed default."""
+        return cls.from_env(hashing["key_env"]) if hashing.get("key_env") else cls.default()
+
+    @classmethod
     def from_env(cls, variable: str) -> PageKey:
         value = os.environ.get(variable)
         if not value:

@@ -13,13 +13,12 @@ with job_log(snakemake):
     n = model.write_raw(vm, snakemake.output.dump)
     print(f"vm{snakemake.wildcards.idx}: {n:,} bytes, classes {model.counts()}", flush=True)
     h = snakemake.params.hashing
-    key = PageKey.from_env(h["key_env"]) if h.get("key_env") else PageKey.default()
     meta = hash_dump(
         snakemake.output.dump,
         snakemake.output.pages,
         snakemake.params.vm,
         format="raw",
-        key=key,
+        key=PageKey.from_config(h),
         threads=snakemake.threads,
         chunk_pages=h["chunk_pages"],
         show_progress=False,

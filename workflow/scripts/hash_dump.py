@@ -7,13 +7,12 @@ from pagecore.pages import PageKey, hash_dump
 
 with job_log(snakemake):
     h = snakemake.params.hashing
-    key = PageKey.from_env(h["key_env"]) if h.get("key_env") else PageKey.default()
     meta = hash_dump(
         snakemake.input.dump,
         snakemake.output.pages,
         snakemake.params.vm,
         format=snakemake.params.format,
-        key=key,
+        key=PageKey.from_config(h),
         threads=snakemake.threads,
         chunk_pages=h["chunk_pages"],
         show_progress=False,
