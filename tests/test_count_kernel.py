@@ -289,3 +289,15 @@ def test_kernel_without_jit():
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout
+
+
+@pytest.mark.parametrize("has_s", [False, True])
+@pytest.mark.parametrize("m", [0, 1, 2, 3, 7, 64, 1000])
+def test_stable_order_is_pythons_stable_sort(m, has_s):
+    """The insertion sort's fallback: a merge sort by (key, salt), equal records in input order."""
+    rng = np.random.default_rng(m + 10 * has_s)
+    kk = rng.integers(-3, 3, m).astype(np.int64)  # many ties, negative keys too
+    ss = rng.integers(0, 3, m).astype(np.int64)
+    got = counts._stable_order(kk, ss, has_s, m)
+    want = sorted(range(m), key=lambda i: (kk[i], ss[i]) if has_s else kk[i])
+    assert got.tolist() == want

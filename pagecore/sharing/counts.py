@@ -265,6 +265,43 @@ def _top_insert(c, s, h, k, zz, top_c, top_s, top_h, top_k, top_z, ntop):
 
 
 @njit(**SERIAL)
+def _stable_order(kk, ss, has_s, m):
+    """Indices ``0..m-1`` ordered stably by ``(kk, ss)`` (by ``kk`` alone without ``has_s``): a
+    bottom-up merge sort, the insertion sort's fallback (written out: Numba's ``argsort(kind=
+    "mergesort")`` costs seconds of compilation on every fresh install)."""
+    a = np.empty(m, np.int64)
+    for q in range(m):
+        a[q] = q
+    b = np.empty(m, np.int64)
+    width = 1
+    while width < m:
+        for lo in range(0, m, 2 * width):
+            mid = min(lo + width, m)
+            hi = min(lo + 2 * width, m)
+            i, j, k = lo, mid, lo
+            while i < mid and j < hi:
+                x, y = a[i], a[j]
+                if kk[y] < kk[x] or (has_s and kk[y] == kk[x] and ss[y] < ss[x]):  # equal: left first
+                    b[k] = y
+                    j += 1
+                else:
+                    b[k] = x
+                    i += 1
+                k += 1
+            while i < mid:
+                b[k] = a[i]
+                i += 1
+                k += 1
+            while j < hi:
+                b[k] = a[j]
+                j += 1
+                k += 1
+        a, b = b, a
+        width *= 2
+    return a
+
+
+@njit(**SERIAL)
 def _sort_bucket(rk, rp, rs, m, keymask, packed, has_s, sort_moves):
     """Finish sorting ``m`` records (``rk`` int64 bits, payload ``rp`` when not packed, salt
     ``rs`` when ``has_s``) already ordered by their top bits, by (key, salt) as unsigned and
@@ -303,11 +340,7 @@ def _sort_bucket(rk, rp, rs, m, keymask, packed, has_s, sort_moves):
             kk = np.empty(m, np.int64)
             for q in range(m):
                 kk[q] = (rk[q] & keymask) ^ _SIGN
-            order = np.arange(m)
-            if has_s:
-                order = np.argsort(rs[:m], kind="mergesort")
-                kk = kk[order]
-            order = order[np.argsort(kk, kind="mergesort")]
+            order = _stable_order(kk, rs, has_s, m)
             # element loops, not slice assignment: Numba would compile its shape-mismatch error
             # message (string formatting), seconds of compilation for a path never taken
             tk = rk[:m].copy()
@@ -477,7 +510,7 @@ def _count(
     # VM stays the same); is each VM's set of pages one block?
     start = np.zeros(nb + 1, np.int64)
     seen = np.zeros(max(nvm, 1), np.bool_)
-    vm_blocks = True
+    vm_blocks = np.bool_(True)  # not the literal True: Numba would compile _scan_bucket twice
     prev = np.int64(-1) if has_vm else np.int64(0)
     n_pages = n_zero = 0
     for i in range(n):
@@ -539,7 +572,7 @@ def _count(
     vcount = np.zeros(max(nvm, 1), np.int64)
     touched = np.zeros(max(nvm, 1), np.int64)
     acc = np.zeros(10, np.int64)
-    ntop = 0
+    ntop = np.int64(0)  # not the literal 0: Numba would compile _scan_bucket twice
     for b in range(nb):
         lo = start[b]
         m = start[b + 1] - lo
