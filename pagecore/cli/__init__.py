@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 
+from pagecore._signals import Terminated, handlers
 from pagecore.cli import bench, compress, hash, host, live, overtime, qemu, share, synth
 from pagecore.errors import PagecoreError
 
@@ -46,14 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread so that outputs unwind like on Ctrl-C."""
-
-
-def _on_sigterm(signum, frame):
-    raise Terminated
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the ``pagecore`` command; return its exit status.
 
@@ -63,11 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return int(args.func(args) or 0)
+        with handlers():  # never lost inside a Numba compile (see pagecore._signals)
+            return int(args.func(args) or 0)
     except PagecoreError as exc:
         print(f"pagecore: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -86,9 +75,6 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"pagecore: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def console() -> None:
