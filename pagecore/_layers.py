@@ -13,6 +13,7 @@ BASE = (
     "pagecore._defaults",
     "pagecore._jit",
     "pagecore._llvm",
+    "pagecore._signals",
     "pagecore._util",
     "pagecore._smk",
     "pagecore._layers",
