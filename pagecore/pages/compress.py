@@ -1008,9 +1008,9 @@ class ChunkSizer:
     #: Pages per work slice: at least this many (per-slice overhead), at most ``_SLICE_MAX``.
     _SLICE_MIN = 256
     _SLICE_MAX = 2048
-    #: New contents per compress work item: new contents bunch up (on the shipped real dump
-    #: three quarters of them lie in its last eighth), so they are shared out in blocks of
-    #: this many, which any thread takes when it comes free
+    #: New contents bunch up (on the shipped real dump three quarters of them lie in its last
+    #: eighth), so a slice's new contents are split into one block per thread, which any thread
+    #: takes when it comes free; blocks have at least this many contents
     _BLOCK_PAGES = 32
 
     def __init__(self, algorithms: Sequence[str], threads: int | None = None, key=None, release_mapped=False):
@@ -1067,8 +1067,11 @@ class ChunkSizer:
             lap.acc["new"] = lap.acc.get("new", 0) + m
             lap.acc["nonzero"] = lap.acc.get("nonzero", 0) + int((~job.z[rows]).sum())
         lap("dedupe")
-        bs = self._BLOCK_PAGES
-        return [(i, rows[b : b + bs], n0 + b) for b in range(0, m, bs)]
+        # one block per thread (of at least _BLOCK_PAGES): enough to share out a slice whose
+        # contents are mostly new, few enough that per-call costs stay small next to the work
+        nb = max(1, min(self.threads, m // self._BLOCK_PAGES))
+        cuts = [b * m // nb for b in range(nb + 1)]
+        return [(i, rows[a:b], n0 + a) for a, b in zip(cuts[:-1], cuts[1:], strict=True)] if m else []
 
     def _compress_block(self, job: _ChunkJob, rows: np.ndarray, id0: int, lap) -> None:
         """Same-filled flags and sizes of the new contents at ``rows`` (ids ``id0`` …)."""
