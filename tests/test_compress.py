@@ -421,6 +421,37 @@ def test_mapped_dump_pages_are_released_by_the_workers(tmp_path):
     assert not _is_readonly_file_view(pages) and not _is_readonly_file_view(pages[3:9])
 
 
+def test_uncached_dump_is_left_to_the_reader(tmp_path):
+    """A dump wholly in the page cache is mapped by the workers; one that is not keeps the
+    reader's populate (cachestat probes); the sizes are the same either way."""
+    import os
+
+    from pagecore.dumps import open_dump
+    from pagecore.pages.compress import _file_cached, _map_in_workers
+
+    pages = np.ascontiguousarray(np.vstack([mixed_pages(40, 26), np.zeros((400, PS), np.uint8)]))
+    dump = tmp_path / "g.raw"
+    with open(dump, "wb") as fh:
+        fh.write(pages.tobytes())
+        fh.flush()
+        os.fsync(fh.fileno())
+    dump.read_bytes()
+    if not _file_cached(dump):
+        pytest.skip("this kernel cannot tell what is cached (cachestat(2), Linux 6.5+)")
+    want = page_sizes([("g.raw", _chunks(pages, 128))], ["lz4"], threads=2).columns["csize_lz4"]
+    with open_dump(dump, chunk_pages=128) as reader:
+        assert _map_in_workers(reader) and reader._MADV_POPULATE_READ is None
+    fd = os.open(dump, os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+    assert not _file_cached(dump)
+    with open_dump(dump, chunk_pages=128) as reader:
+        assert not _map_in_workers(reader) and reader._MADV_POPULATE_READ is not None
+        got = page_sizes([("g.raw", reader)], ["lz4"], threads=2)
+    assert got.columns["csize_lz4"].tolist() == want.tolist()
+    assert not _file_cached(tmp_path / "missing.raw")
+
+
 def test_page_sizes_columns_and_lazy_frame():
     """The arrays page_sizes returns and the frame built from them on demand hold the same
     facts; a PageSizes made from a frame gives the same arrays back."""
