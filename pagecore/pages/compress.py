@@ -57,7 +57,12 @@ The ports compute the compressed *size* without writing the literal bytes (the m
 every length code are the kernel's; :func:`lz4_kernel_compress` and :func:`lzo1x_1_compress`
 write the full output, and the tests compare both paths). Input words are read with unaligned
 native loads, as the kernel's ``LZ4_read32`` / ``get_unaligned_le32`` do. A chunk is cut into
-slices taken by worker threads as they come free (:class:`ChunkSizer`).
+slices taken by worker threads as they come free, and the new contents a slice finds are
+shared out in one block per thread (:class:`ChunkSizer`). For a memory-mapped dump in the page
+cache the worker threads also map the pages (page faults on first touch) and drop their
+page-table entries when a slice is done (:func:`_map_in_workers`, :func:`_release_mapped`):
+on this kind of machine that mapping costs about as much CPU as hashing the bytes, and done by
+the reader and at ``munmap`` it ran on one core.
 
 Same-filled pages
 -----------------
