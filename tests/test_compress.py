@@ -452,6 +452,23 @@ def test_uncached_dump_is_left_to_the_reader(tmp_path):
     assert not _file_cached(tmp_path / "missing.raw")
 
 
+def test_sizer_works_in_a_forked_child():
+    """The kept worker pool is not inherited by a forked child (its threads do not exist there)."""
+    import multiprocessing as mp
+
+    pages = mixed_pages(20, 27)
+    want = compressed_sizes(pages, "lz4").tolist()
+    parent = page_sizes([("vm", _chunks(pages, 16))], ["lz4"], threads=2).columns["csize_lz4"].tolist()
+    assert parent == want
+    with mp.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(_sizes_in_child, (pages,)).get(timeout=120)
+    assert got == want
+
+
+def _sizes_in_child(pages):
+    return page_sizes([("vm", _chunks(pages, 16))], ["lz4"], threads=2).columns["csize_lz4"].tolist()
+
+
 def test_page_sizes_columns_and_lazy_frame():
     """The arrays page_sizes returns and the frame built from them on demand hold the same
     facts; a PageSizes made from a frame gives the same arrays back."""

@@ -944,6 +944,8 @@ class SizeStats:
 
 _pools: dict = {}
 _pools_lock = threading.Lock()
+if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's threads: new pools there
+    os.register_at_fork(after_in_child=_pools.clear)
 
 
 def _worker_pool(threads: int) -> ThreadPoolExecutor:
