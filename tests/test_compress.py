@@ -34,6 +34,7 @@ from pagecore.sharing.compress import (
     estimate_zram,
     esxi_compression,
     reclamation_ladder,
+    sorted_vm_codes,
     vm_codes_sorted,
     zram_mm_stat,
     zsmalloc_classes,
@@ -343,6 +344,154 @@ def test_sizer_slices_share_contents_across_threads(threads):
     assert sizer.stats.nonzero_compressed["lz4"] == len(np.unique(wh[~wz]))
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_sizer_shares_out_bunched_new_contents(threads, monkeypatch):
+    """New contents bunched in one slice (as in the shipped real dump, whose last eighth holds
+    three quarters of them) are compressed in blocks any thread takes: sizes, flags and counts
+    still equal brute force for every thread count, slice size and block size."""
+    from pagecore.pages.compress import ChunkSizer
+
+    base = mixed_pages(40, 21)
+    zeros = np.zeros((300, PS), np.uint8)
+    pages = np.ascontiguousarray(np.vstack([zeros, base[:5], zeros, base, base[::-1]]))
+    want = {a: compressed_sizes(pages, a) for a in ("lz4", "zstd")}
+    same = [slow_same_filled(p) for p in pages]
+    for slice_min, block in ((16, 1), (16, 3), (256, 32), (2048, 7)):
+        monkeypatch.setattr(ChunkSizer, "_SLICE_MIN", slice_min)
+        monkeypatch.setattr(ChunkSizer, "_BLOCK_PAGES", block)
+        with ChunkSizer(["lz4", "zstd"], threads=threads) as sizer:
+            h, z, got = sizer.hash_and_size(pages)
+        for a in ("lz4", "zstd"):
+            assert got[a].tolist() == want[a].tolist()
+            assert sizer.stats.distinct_compressed[a] == len(np.unique(h))
+        assert got["same_filled"].tolist() == same
+        assert sizer.stats.nonzero_compressed["lz4"] == len(np.unique(h[~z]))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sizer_worker_error_reaches_the_caller(threads, monkeypatch):
+    """A failure in one worker stops the others (none waits forever) and is raised to the caller."""
+    from pagecore.pages import compress as pc
+
+    calls = []
+
+    def boom(*a, **k):
+        calls.append(1)
+        raise RuntimeError("compressor failed")
+
+    monkeypatch.setattr(pc.ChunkSizer, "_SLICE_MIN", 16)
+    monkeypatch.setattr(pc, "new_content_facts", boom)
+    pages = mixed_pages(30, 22)
+    with pc.ChunkSizer(["lz4"], threads=threads) as sizer, pytest.raises(RuntimeError, match="compressor failed"):
+        sizer.hash_and_size(pages)
+    assert calls
+
+
+def test_mapped_dump_pages_are_released_by_the_workers(tmp_path):
+    """page_sizes on a raw dump (the reader maps it; the worker threads fault the pages in and
+    drop their page-table entries when a slice is done) equals page_sizes on the same pages in
+    memory; a released view still reads the file's bytes, and only read-only file views count."""
+    import mmap
+
+    from pagecore.dumps import open_dump
+    from pagecore.pages.compress import _is_readonly_file_view, _release_mapped
+
+    pages = mixed_pages(50, 23)
+    pages = np.ascontiguousarray(np.vstack([np.zeros((600, PS), np.uint8), pages, pages[:9]]))
+    dump = tmp_path / "g.raw"
+    pages.tofile(dump)
+    mem = page_sizes([("g.raw", _chunks(pages, 256))], ["lz4"], threads=2)
+    for threads in (1, 2):
+        with open_dump(dump, chunk_pages=256) as reader:
+            got = page_sizes([("g.raw", reader)], ["lz4"], threads=threads)
+        for c in ("gpfn", "hash", "zero", "same_filled", "csize_lz4"):
+            assert got.columns[c].tolist() == mem.columns[c].tolist()
+        assert got.stats.distinct_compressed == mem.stats.distinct_compressed
+    with open(dump, "rb") as fh:
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        view = np.frombuffer(mm, np.uint8).reshape(-1, PS)[600:700]
+        assert _is_readonly_file_view(view)
+        _release_mapped(view)
+        assert (view == pages[600:700]).all()  # faulted back in from the page cache
+        del view
+        mm.close()
+        cow = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
+        assert not _is_readonly_file_view(np.frombuffer(cow, np.uint8))
+        cow.close()
+    assert not _is_readonly_file_view(pages) and not _is_readonly_file_view(pages[3:9])
+
+
+def test_uncached_dump_is_left_to_the_reader(tmp_path):
+    """A dump wholly in the page cache is mapped by the workers; one that is not keeps the
+    reader's populate (cachestat probes); the sizes are the same either way."""
+    import os
+
+    from pagecore.dumps import open_dump
+    from pagecore.pages.compress import _file_cached, _map_in_workers
+
+    pages = np.ascontiguousarray(np.vstack([mixed_pages(40, 26), np.zeros((400, PS), np.uint8)]))
+    dump = tmp_path / "g.raw"
+    with open(dump, "wb") as fh:
+        fh.write(pages.tobytes())
+        fh.flush()
+        os.fsync(fh.fileno())
+    dump.read_bytes()
+    if not _file_cached(dump):
+        pytest.skip("this kernel cannot tell what is cached (cachestat(2), Linux 6.5+)")
+    want = page_sizes([("g.raw", _chunks(pages, 128))], ["lz4"], threads=2).columns["csize_lz4"]
+    with open_dump(dump, chunk_pages=128) as reader:
+        assert _map_in_workers(reader) and reader._MADV_POPULATE_READ is None
+    fd = os.open(dump, os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+    assert not _file_cached(dump)
+    with open_dump(dump, chunk_pages=128) as reader:
+        assert not _map_in_workers(reader) and reader._MADV_POPULATE_READ is not None
+        got = page_sizes([("g.raw", reader)], ["lz4"], threads=2)
+    assert got.columns["csize_lz4"].tolist() == want.tolist()
+    assert not _file_cached(tmp_path / "missing.raw")
+
+
+def test_sizer_works_in_a_forked_child():
+    """The kept worker pool is not inherited by a forked child (its threads do not exist there)."""
+    import multiprocessing as mp
+
+    pages = mixed_pages(20, 27)
+    want = compressed_sizes(pages, "lz4").tolist()
+    parent = page_sizes([("vm", _chunks(pages, 16))], ["lz4"], threads=2).columns["csize_lz4"].tolist()
+    assert parent == want
+    with mp.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(_sizes_in_child, (pages,)).get(timeout=120)
+    assert got == want
+
+
+def _sizes_in_child(pages):
+    return page_sizes([("vm", _chunks(pages, 16))], ["lz4"], threads=2).columns["csize_lz4"].tolist()
+
+
+def test_page_sizes_columns_and_lazy_frame():
+    """The arrays page_sizes returns and the frame built from them on demand hold the same
+    facts; a PageSizes made from a frame gives the same arrays back."""
+    from pagecore.pages.compress import PageSizes
+
+    a, b = mixed_pages(20, 24), mixed_pages(20, 25)
+    ps = page_sizes([("vm2", _chunks(a, 13)), ("vm1", _chunks(b, 13))], ["lz4"], threads=1)
+    f = ps.frame
+    assert list(f.columns) == ["vm", "gpfn", "hash", "zero", "same_filled", "csize_lz4"]
+    assert list(f["vm"].cat.categories) == ["vm2", "vm1"] == ps.vm_names
+    assert f["vm"].astype(str).tolist() == ["vm2"] * len(a) + ["vm1"] * len(b)
+    assert f["csize_lz4"].tolist() == compressed_sizes(np.vstack([a, b]), "lz4").tolist()
+    back = PageSizes(frame=f, algorithms=["lz4"])
+    assert back.vm_names == ps.vm_names and len(back) == len(ps) == len(a) + len(b)
+    for c in ps.columns:
+        assert back.columns[c].tolist() == ps.columns[c].tolist()
+    plain = PageSizes(frame=f.assign(vm=f["vm"].astype(str)), algorithms=["lz4"])  # strings: sorted names
+    assert plain.vm_names == ["vm1", "vm2"]
+    assert plain.columns["vm"].tolist() == [1] * len(a) + [0] * len(b)
+    empty = page_sizes([("vm", _chunks(a[:0], 4))], ["lz4"])
+    assert len(empty) == 0 and len(empty.frame) == 0 and empty.vm_names == []
+
+
 def test_sample_is_independent_of_chunking():
     m = sample_mask(1000, 0, 0.3, 5)
     assert (np.concatenate([sample_mask(400, 0, 0.3, 5), sample_mask(600, 400, 0.3, 5)]) == m).all()
@@ -450,6 +599,18 @@ def test_vm_codes_without_strings_equal_pandas_factorize():
     for col in (pd.Series(vm), pd.Series(pd.Categorical(vm, categories=["vm2", "unused", "vm10", "b", "a"]))):
         codes, got_names = vm_codes_sorted(col)
         assert got_names == list(want_names) and codes.tolist() == want_codes.tolist()
+    # the same from codes and names (PageSizes.columns), including one name and no rows
+    for cats in (["vm2", "unused", "vm10", "b", "a"], ["a", "b", "vm10", "vm2"], ["b", "a", "vm2", "vm10", "x", "y"]):
+        codes = np.array([cats.index(v) for v in vm])
+        got_codes, got_names = sorted_vm_codes(codes, cats)
+        assert got_names == list(want_names) and got_codes.tolist() == want_codes.tolist()
+    assert [c.tolist() if isinstance(c, np.ndarray) else c for c in sorted_vm_codes(np.zeros(3, int), ["z"])] == [
+        [0, 0, 0],
+        ["z"],
+    ]
+    assert sorted_vm_codes(np.zeros(0, int), ["z"])[1] == [] and sorted_vm_codes(np.zeros(0, int), [])[1] == []
+    with pytest.raises(ValueError, match="missing"):
+        sorted_vm_codes(np.array([0, -1]), ["a", "b"])
 
 
 def test_esxi_rows_per_vm_equal_groupby():
@@ -457,7 +618,12 @@ def test_esxi_rows_per_vm_equal_groupby():
 
     rng = np.random.default_rng(5)
     vm = np.array(["x", "a", "m"])[rng.integers(0, 3, 200)]
-    for col in (pd.Series(vm), pd.Series(pd.Categorical(vm, categories=["m", "q", "x", "a"]))):
+    for col in (
+        pd.Series(vm),
+        pd.Series(pd.Categorical(vm, categories=["m", "q", "x", "a"])),
+        pd.Series(vm[:1].repeat(7)),
+        pd.Series(pd.Categorical(vm[:1].repeat(7), categories=["x", "a", "m"])),
+    ):
         want = [(str(k), g.index.to_numpy().tolist()) for k, g in col.groupby(col, observed=True, sort=True)]
         assert [(k, r.tolist()) for k, r in _vm_rows(col)] == want
 

@@ -11,6 +11,7 @@ are re-read from their recorded dump, which must be unchanged since hashing
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,8 +123,10 @@ def collect(args: CompressOptions):
                 [(vm, r) for vm, r, _, _ in streams], [alg], threads=args.threads or None, sample=frac, seed=args.seed
             )
         finally:
+            t_close = (time.perf_counter(), time.process_time())
             for _, r, _, _ in streams:
                 r.close()
+        ps.stats.stages["close"] = [time.perf_counter() - t_close[0], time.process_time() - t_close[1]]
         for _vm, r, tpath, rows in streams:
             if tpath is not None and r.stats.pages_read != rows:
                 raise InputError(
@@ -131,7 +134,7 @@ def collect(args: CompressOptions):
                     f"dump changed since hashing: {r.stats.pages_read:,} pages read, the table has {rows:,}",
                     hint="hash the dump again",
                 )
-        frames.append(ps.frame)
+        frames.append(None)  # ps.frame, built below only when tables join the dumps
         stats, vm_pages = ps.stats, dict(ps.vm_pages)
     for t in tables:
         df = t.to_pandas()
@@ -148,8 +151,12 @@ def collect(args: CompressOptions):
         stats.pages += t.num_rows
         stats.pages_sampled += len(df)
         frames.append(df)
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     nbytes = stats.pages * PAGE_SIZE  # every page counted, sampled or not
+    if streams and not tables:  # the arrays as page_sizes made them (no DataFrame unless asked for)
+        ps.vm_pages, ps.sample_fraction = vm_pages, frac or 1.0
+        return ps, nbytes
+    frames[0] = ps.frame if streams else frames[0]
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     return PageSizes(frame=frame, algorithms=[alg], stats=stats, sample_fraction=frac or 1.0, vm_pages=vm_pages), nbytes
 
 
@@ -193,25 +200,40 @@ def _vm_rows(vm):
     else:
         codes, uniq = pd.factorize(vm, sort=True)
         names = [str(u) for u in uniq]
+    return _rows_by_code(codes, names)
+
+
+def _rows_by_code(codes: np.ndarray, names) -> list:
+    """(name, row indices in order) for each of ``names`` that some row's code points at."""
+    codes = np.asarray(codes, np.int64)
+    if len(names) == 1:
+        return [(str(names[0]), np.arange(len(codes)))] if len(codes) else []
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
-    return [(name, order[bounds[k] : bounds[k + 1]]) for k, name in enumerate(names) if bounds[k + 1] > bounds[k]]
+    return [(str(name), order[bounds[k] : bounds[k + 1]]) for k, name in enumerate(names) if bounds[k + 1] > bounds[k]]
 
 
 def report(ps, args: CompressOptions, input_bytes: int, wall: float) -> dict:
-    from pagecore.sharing.compress import estimate_zram, esxi_compression, reclamation_ladder, zram_mm_stat, zswap_pool
+    from pagecore.sharing.compress import (
+        estimate_zram,
+        esxi_compression,
+        ladder_from_arrays,
+        sorted_vm_codes,
+        zram_mm_stat,
+        zswap_pool,
+    )
 
     alg = args.algorithm
-    f = ps.frame
-    cs = f[f"csize_{alg}"].to_numpy(np.int64)
-    same = f["same_filled"].to_numpy(np.bool_)
-    zero = f["zero"].to_numpy(np.bool_)
+    cols = ps.columns  # numpy arrays (no DataFrame for dumps: see PageSizes)
+    cs = np.asarray(cols[f"csize_{alg}"], np.int64)
+    same = np.asarray(cols["same_filled"], np.bool_)
+    zero = np.asarray(cols["zero"], np.bool_)
     frac = ps.sample_fraction
     out = {
         "algorithm": alg,
         "inputs": list(args.inputs),
         "pages": int(ps.stats.pages),
-        "pages_examined": len(f),
+        "pages_examined": len(cs),
         "sample_fraction": frac,
         "exact": frac >= 1.0,
     }
@@ -219,11 +241,21 @@ def report(ps, args: CompressOptions, input_bytes: int, wall: float) -> dict:
         out["zram"] = zram_mm_stat(cs, same)
         out["zswap"] = zswap_pool(cs, zero, same, incompressible=args.zswap_incompressible)
         out["esxi"] = {}
-        for vm, rows in _vm_rows(f["vm"]):
+        for vm, rows in _rows_by_code(cols["vm"], ps.vm_names):
             vb = ps.vm_pages.get(vm, len(rows)) * PAGE_SIZE
             out["esxi"][vm] = esxi_compression(cs[rows], vb, max_pct=args.esxi_cache_pct)
-        lad = reclamation_ladder(
-            f, alg, vm_pages=ps.vm_pages, salting=args.salting, max_pct=args.esxi_cache_pct, as_records=True
+        vm_codes, vm_names = sorted_vm_codes(cols["vm"], ps.vm_names)
+        lad = ladder_from_arrays(
+            vm_codes,
+            vm_names,
+            cols["hash"],
+            zero,
+            cs,
+            algorithm=alg,
+            vm_pages=ps.vm_pages,
+            salting=args.salting,
+            max_pct=args.esxi_cache_pct,
+            as_records=True,
         )
         for r in lad:
             r["mechanism"] = ladder_mechanism(r["step"])

@@ -344,21 +344,33 @@ def vm_codes_sorted(vm) -> tuple[np.ndarray, list[str]]:
     import pandas as pd
 
     if isinstance(vm.dtype, pd.CategoricalDtype):
-        cats = [str(c) for c in vm.cat.categories]
-        codes = vm.cat.codes.to_numpy(np.int64)
-        if (codes < 0).any():
-            raise ValueError("the vm column has missing values")
-        names = sorted(set(cats))
-        rank = np.array([names.index(c) for c in cats], np.int64)
-        codes = rank[codes] if len(cats) else codes
-        used = np.unique(codes)  # as pd.factorize: only the names that occur
-        if len(used) < len(names):
-            remap = np.full(len(names), -1, np.int64)
-            remap[used] = np.arange(len(used))
-            codes, names = remap[codes], [names[i] for i in used]
-        return codes, names
+        return sorted_vm_codes(vm.cat.codes.to_numpy(np.int64), [str(c) for c in vm.cat.categories])
     codes, names = pd.factorize(vm.astype(str), sort=True)
     return codes.astype(np.int64), list(names)
+
+
+def sorted_vm_codes(codes: np.ndarray, names) -> tuple[np.ndarray, list[str]]:
+    """:func:`vm_codes_sorted` for a VM column given as ``codes`` (int[n]) into ``names``:
+    the codes renumbered so that the names are sorted and only the names that occur remain
+    (as ``pandas.factorize(..., sort=True)`` of the strings gives them)."""
+    cats = [str(c) for c in names]
+    codes = np.asarray(codes, np.int64)
+    if codes.size and (codes < 0).any():
+        raise ValueError("the vm column has missing values")
+    names = sorted(set(cats))
+    if not cats:
+        return codes, names
+    rank = np.array([names.index(c) for c in cats], np.int64)
+    if not (len(names) == len(cats) and (rank == np.arange(len(cats))).all()):
+        codes = rank[codes]
+    if len(names) == 1:  # one name: it occurs if any row does
+        return codes, names if codes.size else []
+    used = np.flatnonzero(np.bincount(codes, minlength=len(names)))  # as pd.factorize: only names that occur
+    if len(used) < len(names):
+        remap = np.full(len(names), -1, np.int64)
+        remap[used] = np.arange(len(used))
+        codes, names = remap[codes], [names[i] for i in used]
+    return codes, names
 
 
 def _first_per_domain(hashes: np.ndarray, dom: np.ndarray, sel: np.ndarray, one_domain: bool) -> np.ndarray:
@@ -414,13 +426,53 @@ def reclamation_ladder(
         Columns ``step``, ``saved_pages``, ``resident_pages``, ``saved_mb``, ``resident_mb``
         (with ``as_records``: the same rows as a list of dicts, without building a frame).
     """
-    import pandas as pd
-
     col = f"csize_{algorithm}"
     vm_codes, vm_names = vm_codes_sorted(frame["vm"])
-    hashes = frame["hash"].to_numpy(np.uint64)
-    zero = frame["zero"].to_numpy(np.bool_)
-    total = len(frame)
+    return ladder_from_arrays(
+        vm_codes,
+        vm_names,
+        frame["hash"].to_numpy(np.uint64),
+        frame["zero"].to_numpy(np.bool_),
+        frame[col].to_numpy(np.int64),
+        frame["same_filled"].to_numpy(np.bool_) if compression == "zram" else None,
+        algorithm=algorithm,
+        vm_pages=vm_pages,
+        salting=salting,
+        salts=salts,
+        compression=compression,
+        max_pct=max_pct,
+        page_size=page_size,
+        as_records=as_records,
+    )
+
+
+def ladder_from_arrays(
+    vm_codes: np.ndarray,
+    vm_names: list[str],
+    hashes: np.ndarray,
+    zero: np.ndarray,
+    sizes: np.ndarray,
+    same: np.ndarray | None = None,
+    *,
+    algorithm: str,
+    vm_pages: dict | None = None,
+    salting: int = 0,
+    salts: dict | None = None,
+    compression: str = "esxi",
+    max_pct: float = ESXI_MEMZIP_MAX_PCT,
+    page_size: int = PAGE_SIZE,
+    as_records: bool = False,
+):
+    """:func:`reclamation_ladder` on the frame's columns as arrays: ``vm_codes``/``vm_names``
+    as :func:`vm_codes_sorted` (or :func:`sorted_vm_codes`) returns them, the page hashes, zero
+    flags, compressed sizes under ``algorithm`` and (for ``compression="zram"``) same-filled
+    flags."""
+    import pandas as pd
+
+    vm_codes = np.asarray(vm_codes, np.int64)
+    hashes = np.asarray(hashes, np.uint64)
+    zero = np.asarray(zero, np.bool_)
+    total = len(hashes)
     nz = ~zero
     rows = []
     n_zero = int(zero.sum())
@@ -445,18 +497,20 @@ def reclamation_ladder(
     rows.append((f"inter-VM sharing (salting {salting})", inter))
     # one resident page per (domain, content) among non-zero pages: the first seen
     idx_nz = _first_per_domain(hashes, dom, nz, one_domain)
-    sizes = frame[col].to_numpy(np.int64)[idx_nz]
+    sizes = np.asarray(sizes, np.int64)[idx_nz]
     if compression == "esxi":
         saved_c = 0
         vm_counts = np.bincount(vm_codes, minlength=len(vm_names))
+        vm_res = vm_codes[idx_nz]
         for v, name in enumerate(vm_names):
-            sel = vm_codes[idx_nz] == v
+            sel = vm_res == v
             vb = (vm_pages or {}).get(name, int(vm_counts[v])) * page_size
             r = esxi_compression(sizes[sel], vb, max_pct=max_pct, page_size=page_size)
             saved_c += r["saved_bytes"]
     elif compression == "zram":
-        same = frame["same_filled"].to_numpy(np.bool_)[idx_nz]
-        st = zram_mm_stat(sizes, same, page_size=page_size)
+        if same is None:
+            raise ValueError("compression='zram' needs the same-filled flags")
+        st = zram_mm_stat(sizes, np.asarray(same, np.bool_)[idx_nz], page_size=page_size)
         saved_c = max(st["orig_data_size"] - st["mem_used_total"], 0)
     else:
         raise ValueError(f"compression must be 'esxi' or 'zram', got {compression!r}")
