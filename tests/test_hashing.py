@@ -327,3 +327,23 @@ def test_pagecore_hash_of_a_raw_dump_does_not_import_numba(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     linked = shutil.which("ld") and os.path.exists("/proc/cpuinfo")  # else llvmlite loads the kernel
     assert out.strip() in (("0 []",) if linked else ("0 []", "0 ['llvmlite']")), out
+
+
+def _hash_in_child(pages):
+    h, z = hash_pages(pages, threads=2)
+    return h.tolist(), z.tolist()
+
+
+def test_hashing_threads_work_in_a_forked_child():
+    """The kept hashing threads are not inherited by a forked child (it once waited forever for
+    threads that exist only in the parent)."""
+    import multiprocessing as mp
+
+    pages = np.random.default_rng(8).integers(0, 256, (64, 4096), dtype=np.uint8)
+    pages[5] = 0
+    h, z = hash_pages(pages, threads=2)  # the parent's pool now exists
+    want = (h.tolist(), z.tolist())
+    assert want == tuple(x.tolist() for x in hash_pages(pages, threads=1))
+    with mp.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(_hash_in_child, (pages,)).get(timeout=120)
+    assert got == want

@@ -221,6 +221,18 @@ _pools: dict = {}
 _pools_lock = threading.Lock()
 
 
+def _forget_pools_in_child() -> None:
+    """A forked child has none of the parent's threads: its pools would take work and never
+    run it (the child hung). Start afresh there."""
+    global _pools_lock
+    _pools.clear()
+    _pools_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools_in_child)
+
+
 def _pool(nthreads: int):
     """The hashing threads (a ThreadPoolExecutor per thread count, made on first use)."""
     from concurrent.futures import ThreadPoolExecutor  # not at the top: it imports logging (start-up)
