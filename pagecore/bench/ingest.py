@@ -17,12 +17,13 @@ GB/s of guest page data, wall and CPU seconds (all threads of this process), for
   does it (:func:`~pagecore.pages.ingest.hashed_chunks`, ``--chunk-pages`` defaults to the
   CLI's), Parquet writing excluded (see ``pagecore bench hash --whole-process`` for that);
 * ``<codec> decode 1T / NT``: the codec alone decompressing the same pages from memory, in a
-  Python loop on one thread and over a thread pool of N; for zlib also ``libz-kernel``, the
-  system libz driven by the reader's nogil Numba kernel (the reader's own zlib decoder).
+  Python loop on one thread and over a thread pool of N (``zlib``, cramjam's ``snappy``); and
+  the reader's own decoders alone, in its batches: ``zlib decode libz-kernel`` (the system libz
+  driven by a nogil Numba kernel) and ``snappy decode kernel`` (the nogil snappy decoder).
 
 Baselines (goal: every reader >= 0.8 x its baseline, issue 18). A reader's baseline is what
-its decoder alone achieves: for a compressed format, the codec's own N-thread speed (the
-reader's decoder: ``libz-kernel`` for zlib); for the uncompressed formats (raw, ELF, LiME),
+its decoder alone achieves: for a compressed format, the N-thread speed of the decoder the
+reader runs (``libz-kernel`` for zlib, ``kernel`` for snappy); for the uncompressed formats (raw, ELF, LiME),
 whose "decoding" is getting the file's bytes, the better of ``hash only`` (hashing pages that
 are already in memory: the ceiling for anything that must hash every page) and ``read
 bandwidth`` -- so the kernel's cost of mapping the page cache into the process counts against
@@ -183,33 +184,33 @@ def _codec_speed(blobs: list[bytes], codec: str, threads: int, repeat: int) -> t
     return one, many
 
 
-def _libz_speed(blobs: list[bytes], threads: int, repeat: int) -> tuple[float, float]:
-    """The reader's own zlib path (system libz from a nogil Numba kernel), 1 and N threads."""
-    from pagecore.dumps import _pagecodec
+def _kernel_speed(blobs: list[bytes], decode, threads: int, repeat: int) -> tuple[float, float]:
+    """A reader's own batch decoder (``decode(buf, offs, sizes, idx, out, status)``, a nogil
+    kernel of :mod:`pagecore.dumps._pagecodec`) on 1 and N threads, batches as the reader makes."""
+    from pagecore.dumps.kdump import BATCH_PAGES
 
-    if not _pagecodec.HAVE_ZLIB:
-        return 0.0, 0.0
     buf = np.frombuffer(b"".join(blobs), np.uint8)
     sizes = np.array([len(b) for b in blobs], np.int64)
     offs = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     out = np.empty((len(blobs), PAGE_SIZE), np.uint8)
     status = np.zeros(len(blobs), np.int32)
     idx = np.arange(len(blobs))
-    _pagecodec.inflate_pages(buf, offs, sizes, idx[:2], out, status)  # compile
+    decode(buf, offs, sizes, idx[:2], out, status)  # compile
     nbytes = out.nbytes
-    one = nbytes / best_of(lambda: _pagecodec.inflate_pages(buf, offs, sizes, idx, out, status), repeat) / 1e9
-    step = 256
+    one = nbytes / best_of(lambda: decode(buf, offs, sizes, idx, out, status), repeat) / 1e9
+    step = BATCH_PAGES
     with ThreadPoolExecutor(threads) as pool:
 
         def parallel():
             list(
                 pool.map(
-                    lambda lo: _pagecodec.inflate_pages(buf, offs, sizes, idx[lo : lo + step], out, status),
-                    range(0, len(idx), step),
+                    lambda lo: decode(buf, offs, sizes, idx[lo : lo + step], out, status), range(0, len(idx), step)
                 )
             )
 
         many = nbytes / best_of(parallel, repeat) / 1e9
+    if status.any():
+        raise RuntimeError("the reader's decoder failed on the benchmark's own pages")
     return one, many
 
 
@@ -264,11 +265,16 @@ def bench_ingest(
             one, many = _codec_speed(blobs, codec, threads, repeat)
             res[f"{codec} decode 1T"] = one
             res[f"{codec} decode {threads}T"] = many
-            if codec == "zlib":
-                one, many = _libz_speed(blobs, threads, repeat)
-                if one:
-                    res["zlib decode libz-kernel 1T"] = one
-                    res[f"zlib decode libz-kernel {threads}T"] = many
+            from pagecore.dumps import _pagecodec
+
+            if codec == "zlib" and _pagecodec.HAVE_ZLIB:
+                one, many = _kernel_speed(blobs, _pagecodec.inflate_pages, threads, repeat)
+                res["zlib decode libz-kernel 1T"] = one
+                res[f"zlib decode libz-kernel {threads}T"] = many
+            if codec == "snappy":
+                one, many = _kernel_speed(blobs, _pagecodec.unsnappy_pages, threads, repeat)
+                res["snappy decode kernel 1T"] = one
+                res[f"snappy decode kernel {threads}T"] = many
         if load:
             load.append(os.getloadavg())
         res["_cpu"] = cpu

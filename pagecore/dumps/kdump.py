@@ -49,8 +49,9 @@ moves the pages between the two frames onto their neighbours, and nothing in the
 tell; in dumps whose two bitmaps are equal (QEMU's) any such edit is caught.
 
 Pages are decompressed by a thread pool, a batch of pages per task, while the caller works
-on the previous chunk: zlib, zstd and cramjam's snappy release the GIL. Memory is bounded by
-two chunks.
+on the previous chunk: zlib and snappy pages by nogil kernels (:mod:`._pagecodec`; a snappy
+page the kernel refuses is decoded again with cramjam, whose error is reported), lzo and zstd
+one Python call per page (zstd releases the GIL). Memory is bounded by two chunks.
 """
 
 from __future__ import annotations
@@ -707,12 +708,16 @@ class KdumpReader(MmapReader):
         futs = []
         raw_idx = np.flatnonzero(todo & (flags == 0) & contiguous)
         zlib_idx = np.flatnonzero(todo & (flags == FLAG_ZLIB) & contiguous)
+        # snappy pages whole in the file: the nogil kernel; any it refuses are decoded again with
+        # cramjam in _finish, so errors and their messages are cramjam's
+        snappy_idx = np.flatnonzero(todo & (flags == FLAG_SNAPPY) & contiguous)
         _pagecodec = _codec()
         if not _pagecodec.HAVE_ZLIB:
             zlib_idx = zlib_idx[:0]
         done = np.zeros(k, bool)
         done[raw_idx] = True
         done[zlib_idx] = True
+        done[snappy_idx] = True
         py_idx = np.flatnonzero(todo & ~done)
         step = BATCH_PAGES
         for lo in range(0, len(raw_idx), step):
@@ -720,6 +725,10 @@ class KdumpReader(MmapReader):
         for lo in range(0, len(zlib_idx), step):
             futs.append(
                 pool.submit(_pagecodec.inflate_pages, buf, fileoffs, sizes, zlib_idx[lo : lo + step], out, status)
+            )
+        for lo in range(0, len(snappy_idx), step):
+            futs.append(
+                pool.submit(_pagecodec.unsnappy_pages, buf, fileoffs, sizes, snappy_idx[lo : lo + step], out, status)
             )
         for lo in range(0, len(py_idx), step):
             futs.append(
@@ -743,12 +752,20 @@ class KdumpReader(MmapReader):
         if whole.any():
             fo = fileoffs[whole]
             span = (int(fo.min()), int((fo + sizes[whole]).max()))
-        return pfns, out, (status, offs, sizes, flags, desc_off, errors, span), futs
+
+        def redo_snappy():
+            """Decode the snappy pages the kernel refused with cramjam (its errors, its messages)."""
+            again = snappy_idx[status[snappy_idx] != 0]
+            if len(again):
+                self._decode_py(src, h, offs, sizes, flags, again, out, status, errors, fileoffs, whole)
+
+        return pfns, out, (status, offs, sizes, flags, desc_off, errors, span, redo_snappy), futs
 
     def _finish(self, h, job) -> PageChunk:
-        pfns, out, (status, offs, sizes, flags, desc_off, errors, span), futs = job
+        pfns, out, (status, offs, sizes, flags, desc_off, errors, span, redo_snappy), futs = job
         for f in futs:
             f.result()
+        redo_snappy()
         if span is not None:
             # the pages are copied out: drop the mapping so resident memory stays bounded
             self._release(span[0], span[1] - span[0])
