@@ -214,3 +214,25 @@ def test_random_corruptions_and_garbage():
     for _ in range(200):
         blobs.append(HDR + bytes(rng.integers(0, 256, int(rng.integers(0, 64)), dtype=np.uint8)))
     check(blobs)
+
+
+def test_kdump_chunk_buffers_are_reused_only_when_nothing_refers_to_them(tmp_path):
+    """Decoded chunks land in reused buffers (a fresh 64 MiB array per chunk cost page faults
+    and zeroing), but never in one a caller still holds: held chunks keep their pages."""
+    from dumps_helpers import write_dump
+
+    from pagecore.dumps import open_dump
+
+    pages = make_pages(64, seed=9)
+    path = write_dump("kdump", tmp_path / "d.kdump", np.arange(64), pages, compression="snappy")
+    with open_dump(path, chunk_pages=8) as r:
+        held = list(r)  # every chunk kept: no buffer may be reused
+        assert len({c.pages.base.ctypes.data for c in held}) == len(held) == 8
+        for c in held:
+            assert (c.pages == pages[c.gpfn.astype(np.int64)]).all()
+    with open_dump(path, chunk_pages=8) as r:
+        seen = set()
+        for c in r:  # each chunk dropped before the next but one: buffers come round again
+            assert (c.pages == pages[c.gpfn.astype(np.int64)]).all()
+            seen.add(c.pages.base.ctypes.data)
+        assert len(seen) < 8

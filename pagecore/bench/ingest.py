@@ -57,7 +57,6 @@ import numpy as np
 from pagecore import PAGE_SIZE
 from pagecore._defaults import DEFAULT_CHUNK_PAGES
 from pagecore._jit import max_threads
-from pagecore.bench import best_of
 from pagecore.bench.wholeproc import resident_fraction
 
 
@@ -165,28 +164,25 @@ def _decode_fn(codec: str):
     return cramjam.snappy.decompress_raw
 
 
-def _codec_speed(blobs: list[bytes], codec: str, threads: int, repeat: int) -> tuple[float, float]:
+def _codec_measures(blobs: list[bytes], codec: str, threads: int, pool) -> dict:
+    """``{name: fn}``: the codec's Python decoder on one thread and on ``pool`` (N threads)."""
     f = _decode_fn(codec)
-    nbytes = len(blobs) * PAGE_SIZE
 
     def serial(lo=0, hi=None):
         for b in blobs[lo:hi]:
             f(b)
 
-    one = nbytes / best_of(serial, repeat) / 1e9
     step = 256
-    with ThreadPoolExecutor(threads) as pool:
 
-        def parallel():
-            list(pool.map(lambda lo: serial(lo, lo + step), range(0, len(blobs), step)))
+    def parallel():
+        list(pool.map(lambda lo: serial(lo, lo + step), range(0, len(blobs), step)))
 
-        many = nbytes / best_of(parallel, repeat) / 1e9
-    return one, many
+    return {f"{codec} decode 1T": serial, f"{codec} decode {threads}T": parallel}
 
 
-def _kernel_speed(blobs: list[bytes], decode, threads: int, repeat: int) -> tuple[float, float]:
-    """A reader's own batch decoder (``decode(buf, offs, sizes, idx, out, status)``, a nogil
-    kernel of :mod:`pagecore.dumps._pagecodec`) on 1 and N threads, batches as the reader makes."""
+def _kernel_measures(blobs: list[bytes], decode, name: str, threads: int, pool) -> dict:
+    """``{name: fn}``: a reader's own batch decoder (``decode(buf, offs, sizes, idx, out, status)``,
+    a nogil kernel of :mod:`pagecore.dumps._pagecodec`) on 1 and N threads, in the reader's batches."""
     from pagecore.dumps.kdump import BATCH_PAGES
 
     buf = np.frombuffer(b"".join(blobs), np.uint8)
@@ -195,23 +191,15 @@ def _kernel_speed(blobs: list[bytes], decode, threads: int, repeat: int) -> tupl
     out = np.empty((len(blobs), PAGE_SIZE), np.uint8)
     status = np.zeros(len(blobs), np.int32)
     idx = np.arange(len(blobs))
-    decode(buf, offs, sizes, idx[:2], out, status)  # compile
-    nbytes = out.nbytes
-    one = nbytes / best_of(lambda: decode(buf, offs, sizes, idx, out, status), repeat) / 1e9
-    step = BATCH_PAGES
-    with ThreadPoolExecutor(threads) as pool:
-
-        def parallel():
-            list(
-                pool.map(
-                    lambda lo: decode(buf, offs, sizes, idx[lo : lo + step], out, status), range(0, len(idx), step)
-                )
-            )
-
-        many = nbytes / best_of(parallel, repeat) / 1e9
+    decode(buf, offs, sizes, idx, out, status)  # compile, and check
     if status.any():
-        raise RuntimeError("the reader's decoder failed on the benchmark's own pages")
-    return one, many
+        raise RuntimeError(f"{name} failed on the benchmark's own pages")
+    step = BATCH_PAGES
+
+    def parallel():
+        list(pool.map(lambda lo: decode(buf, offs, sizes, idx[lo : lo + step], out, status), range(0, len(idx), step)))
+
+    return {f"{name} 1T": lambda: decode(buf, offs, sizes, idx, out, status), f"{name} {threads}T": parallel}
 
 
 def bench_ingest(
@@ -252,29 +240,32 @@ def bench_ingest(
         for name, path in files.items():
             _ingest(path, threads, chunk_pages)  # first run: Numba kernels load outside the timing
             measures[f"{name} ingest+hash"] = lambda p=path: _ingest(p, threads, chunk_pages)
-        # interleave the measures, best of `repeat` rounds: load from other processes then
-        # hits every measure alike instead of whichever happened to run during it
-        best = dict.fromkeys(measures, (float("inf"), 0.0))
-        for _ in range(repeat):
-            for name, fn in measures.items():
-                best[name] = min(best[name], _timed(fn))
-        res.update({name: nbytes / t / 1e9 for name, (t, _) in best.items()})
-        cpu = {name: (c, t) for name, (t, c) in best.items()}
+        from pagecore.dumps import _pagecodec
+
+        pool = ThreadPoolExecutor(threads)
         for codec in ("zlib", "snappy"):
             blobs = _codec_blobs(pages, codec)
-            one, many = _codec_speed(blobs, codec, threads, repeat)
-            res[f"{codec} decode 1T"] = one
-            res[f"{codec} decode {threads}T"] = many
-            from pagecore.dumps import _pagecodec
-
+            measures.update(_codec_measures(blobs, codec, threads, pool))
             if codec == "zlib" and _pagecodec.HAVE_ZLIB:
-                one, many = _kernel_speed(blobs, _pagecodec.inflate_pages, threads, repeat)
-                res["zlib decode libz-kernel 1T"] = one
-                res[f"zlib decode libz-kernel {threads}T"] = many
+                measures.update(
+                    _kernel_measures(blobs, _pagecodec.inflate_pages, "zlib decode libz-kernel", threads, pool)
+                )
             if codec == "snappy":
-                one, many = _kernel_speed(blobs, _pagecodec.unsnappy_pages, threads, repeat)
-                res["snappy decode kernel 1T"] = one
-                res[f"snappy decode kernel {threads}T"] = many
+                measures.update(
+                    _kernel_measures(blobs, _pagecodec.unsnappy_pages, "snappy decode kernel", threads, pool)
+                )
+        # interleave the measures, best of `repeat` rounds: load from other processes then
+        # hits every measure alike instead of whichever happened to run during it (a reader
+        # and its baseline are measured minutes apart otherwise)
+        best = dict.fromkeys(measures, (float("inf"), 0.0))
+        try:
+            for _ in range(repeat):
+                for name, fn in measures.items():
+                    best[name] = min(best[name], _timed(fn))
+        finally:
+            pool.shutdown()
+        res.update({name: nbytes / t / 1e9 for name, (t, _) in best.items()})
+        cpu = {name: (c, t) for name, (t, c) in best.items()}
         if load:
             load.append(os.getloadavg())
         res["_cpu"] = cpu

@@ -51,13 +51,16 @@ tell; in dumps whose two bitmaps are equal (QEMU's) any such edit is caught.
 Pages are decompressed by a thread pool, a batch of pages per task, while the caller works
 on the previous chunk: zlib and snappy pages by nogil kernels (:mod:`._pagecodec`; a snappy
 page the kernel refuses is decoded again with cramjam, whose error is reported), lzo and zstd
-one Python call per page (zstd releases the GIL). Memory is bounded by two chunks.
+one Python call per page (zstd releases the GIL). Memory is bounded by the page data of
+:attr:`KdumpReader.KEEP_BUFFERS` chunks (buffers are reused once nothing refers to them) plus
+the chunks a caller still holds.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import sys
 import threading
 import zlib
 from collections.abc import Iterator
@@ -240,10 +243,40 @@ class KdumpReader(MmapReader):
     magic_description = "'KDUMP   ' or 'DISKDUMP' at byte 0"
     #: Decompression threads; set before iterating (default: all usable CPUs).
     threads: int | None = None
+    #: Chunk buffers kept for reuse (the chunk being decoded, the one being hashed, the one the
+    #: caller holds, and one spare: :func:`pagecore.pages.ingest.hashed_chunks`).
+    KEEP_BUFFERS = 4
 
     @classmethod
     def sniff(cls, head: bytes, size: int) -> bool:
         return head[:8] in SIGNATURES
+
+    def _page_buffer(self, k: int) -> np.ndarray:
+        """A ``uint8[k, page_size]`` array to decode a chunk into: the buffer of an earlier chunk
+        if nothing refers to it any more, else a new one.
+
+        A fresh 64 MiB array costs the kernel a page fault and a page of zeroes per 4 KiB
+        (a sixth of a snappy read's CPU, issue 18). Reuse is decided by reference count: a
+        chunk's pages are a view of its buffer, and every view (also a caller's) refers to it,
+        so a buffer anyone can still see is never written again."""
+        # the first entry is referred to by nothing but the list: its count, taken the same way,
+        # is what a free buffer's is (whatever this Python counts for the loop and the call)
+        bufs = self.__dict__.setdefault("_bufs", [np.empty(0, np.uint8)])
+        free = None
+        for b in bufs:
+            n = sys.getrefcount(b)
+            if free is None:
+                free = n
+            elif n == free and b.shape[0] >= k:
+                return b[:k]
+        b = np.empty((k, self.page_size), np.uint8)
+        if len(bufs) <= self.KEEP_BUFFERS:
+            bufs.append(b)
+        return b[:k]
+
+    def close(self) -> None:
+        self.__dict__.pop("_bufs", None)
+        super().close()
 
     # source hooks (the flattened reader overrides these) --------------------------
     def _source(self):
@@ -702,7 +735,7 @@ class KdumpReader(MmapReader):
         wrong_raw = todo & (flags == 0) & (sizes != bs)
         status[wrong_raw] = BAD_RAW_SIZE
         todo &= ~wrong_raw
-        out = np.empty((k, self.page_size), np.uint8)
+        out = self._page_buffer(k)
         buf = src.buf
         errors: list = []
         futs = []
