@@ -236,3 +236,46 @@ def test_kdump_chunk_buffers_are_reused_only_when_nothing_refers_to_them(tmp_pat
             assert (c.pages == pages[c.gpfn.astype(np.int64)]).all()
             seen.add(c.pages.base.ctypes.data)
         assert len(seen) < 8
+
+
+@pytest.mark.parametrize("compression", ["snappy", "zlib"])
+def test_pages_split_over_flattened_records_go_through_the_kernels(monkeypatch, tmp_path, compression):
+    """Pages split over records (small records: most of them) are gathered and decoded by the
+    kernels, not one Python call each; a corrupt split page still gets the Python codec's error."""
+    from dumps_helpers import read_all
+
+    from pagecore.dumps import kdump
+    from pagecore.dumps.flattened import write_kdump_flat
+    from pagecore.errors import InputError
+
+    if compression == "zlib" and not _pagecodec.HAVE_ZLIB:
+        pytest.skip("no system libz")
+    pages = make_pages(120, seed=11)
+    path = write_kdump_flat(tmp_path / "f", np.arange(120), pages, compression=compression, record_bytes=700)
+    calls = []
+    real = kdump.KdumpReader._decode_py
+    monkeypatch.setattr(kdump.KdumpReader, "_decode_py", lambda self, *a: calls.append(len(a[5])) or real(self, *a))
+    got, stats = read_all(path)
+    assert stats.pages_read == 120 and all(got[i] == pages[i].tobytes() for i in range(120))
+    assert calls == []  # nothing needed Python
+    # a split page with a corrupt stream: refused by the kernel, judged by the Python codec
+    data = bytearray(path.read_bytes())
+    from pagecore.dumps import open_dump
+
+    with open_dump(path) as r:
+        src = r._source()
+        h = r._header(src)
+        descs = np.frombuffer(bytes(src.read(h["desc_at"], h["ndesc"] * kdump.PAGE_DESC.itemsize)), kdump.PAGE_DESC)
+        _, whole = src.locate(descs["offset"].astype(np.int64), descs["size"].astype(np.int64))
+        flag = {"snappy": kdump.FLAG_SNAPPY, "zlib": kdump.FLAG_ZLIB}[compression]
+        i = int(np.flatnonzero(~whole & (descs["flags"] == flag) & (descs["size"] > 40))[0])
+        # snappy: the first byte of the declared length (no checksum: another byte could decode
+        # to another valid page); zlib: a byte of the deflate data (the Adler-32 catches it)
+        at = src.file_offset(int(descs["offset"][i]) + (0 if compression == "snappy" else 20))
+    assert at is not None
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError) as ei:
+        read_all(path)
+    assert compression in ei.value.problem and f"{i:#x}" in ei.value.problem
+    assert calls  # the Python codec judged it
