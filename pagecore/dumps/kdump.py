@@ -49,9 +49,10 @@ moves the pages between the two frames onto their neighbours, and nothing in the
 tell; in dumps whose two bitmaps are equal (QEMU's) any such edit is caught.
 
 Pages are decompressed by a thread pool, a batch of pages per task, while the caller works
-on the previous chunk: zlib and snappy pages by nogil kernels (:mod:`._pagecodec`; a snappy
-page the kernel refuses is decoded again with cramjam, whose error is reported), lzo and zstd
-one Python call per page (zstd releases the GIL). Memory is bounded by the page data of
+on the previous chunk: raw, zlib and snappy pages by nogil kernels (:mod:`._pagecodec`; pages
+split over records of a flattened file are gathered first; a snappy page, or a split zlib page,
+that a kernel refuses is decoded again by the Python codec, whose error is reported), lzo and
+zstd one Python call per page (zstd releases the GIL). Memory is bounded by the page data of
 :attr:`KdumpReader.KEEP_BUFFERS` chunks (buffers are reused once nothing refers to them) plus
 the chunks a caller still holds.
 """
@@ -805,7 +806,7 @@ class KdumpReader(MmapReader):
             fo = fileoffs[whole]
             span = (int(fo.min()), int((fo + sizes[whole]).max()))
 
-        def redo_snappy():
+        def redo_refused():
             """Decode the pages a kernel refused (snappy; zlib split over records) again in Python,
             with cramjam or zlib (their errors, their messages)."""
             retry = np.concatenate([snappy_idx, split])
@@ -813,13 +814,13 @@ class KdumpReader(MmapReader):
             if len(again):
                 self._decode_py(src, h, offs, sizes, flags, again, out, status, errors, fileoffs, whole)
 
-        return pfns, out, (status, offs, sizes, flags, desc_off, errors, span, redo_snappy), futs
+        return pfns, out, (status, offs, sizes, flags, desc_off, errors, span, redo_refused), futs
 
     def _finish(self, h, job) -> PageChunk:
-        pfns, out, (status, offs, sizes, flags, desc_off, errors, span, redo_snappy), futs = job
+        pfns, out, (status, offs, sizes, flags, desc_off, errors, span, redo_refused), futs = job
         for f in futs:
             f.result()
-        redo_snappy()
+        redo_refused()
         if span is not None:
             # the pages are copied out: drop the mapping so resident memory stays bounded
             self._release(span[0], span[1] - span[0])
