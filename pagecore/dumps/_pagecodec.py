@@ -1,11 +1,13 @@
-"""GIL-free page decoding for kdump files: zlib via the system libz, raw page copies.
+"""GIL-free page decoding for kdump files: zlib via the system libz, snappy, raw page copies.
 
 Calling ``zlib.decompress`` once per 4 KiB page costs more in Python overhead and GIL
 hand-offs than the inflate itself, so a thread pool of such calls runs *slower* on two
 threads than on one (measured by ``python -m pagecore.bench.ingest``). These Numba kernels
 decode a whole batch of pages in one ``nogil`` call: zlib pages through ``uncompress`` from
-the C library that CPython's own ``zlib`` module links (found with ctypes), raw pages by
-copy. Batches then run in parallel on plain Python threads.
+the C library that CPython's own ``zlib`` module links (found with ctypes), snappy pages by
+:func:`unsnappy_pages` (a snappy decoder written here: cramjam's is one Python call per page
+under the GIL, so two threads decoded no faster than one), raw pages by copy. Batches then
+run in parallel on plain Python threads.
 
 The kernels are serial (no ``prange``): several of them run at once on pool threads while the
 caller's parallel hash kernel runs, and Numba's threading layers do not all allow parallel
@@ -13,7 +15,8 @@ regions launched concurrently from different threads. They are compiled without
 ``cache=True`` because the ctypes function pointer is process-specific.
 
 Status codes written per page: 0 ok; zlib's own negative codes (``Z_DATA_ERROR`` -3,
-``Z_BUF_ERROR`` -5, ``Z_MEM_ERROR`` -4); -100 the page inflated to the wrong length.
+``Z_BUF_ERROR`` -5, ``Z_MEM_ERROR`` -4); -100 the page inflated (or a snappy stream declares
+or decodes) to the wrong length; :data:`SNAPPY_CORRUPT` a snappy stream that is not valid.
 """
 
 from __future__ import annotations
@@ -69,6 +72,156 @@ def _copy(buf, offs, idx, out):
         i = idx[j]
         o = offs[i]
         out[i, :] = buf[o : o + page]
+
+
+#: Status of a snappy page whose stream is invalid (cut short, a copy before the start of the
+#: page or with offset 0, an element running past the page, a bad length varint).
+SNAPPY_CORRUPT = -101
+SNAPPY_BAD_LENGTH = -100
+
+
+@njit(nogil=True, boundscheck=False, cache=True, inline="always")
+def _copy_short(dst, o, src, p, n):
+    """``dst[o : o + n] = src[p : p + n]`` for a few bytes, forward (unsigned indices: Numba adds
+    no negative-index branch, so the loops stay tight and vectorize)."""
+    o, p = np.uint64(o), np.uint64(p)
+    for k in range(np.uint64(n)):
+        dst[o + k] = src[p + k]
+
+
+@njit(nogil=True, boundscheck=False, cache=True, inline="always")
+def _copy16(dst, o, src, p):
+    """``dst[o + k] = src[p + k]`` for k = 0..15, forward, byte by byte: a fixed count compiles
+    to straight-line code. Snappy elements shorter than 16 bytes copy 16 and let the next
+    element overwrite the rest (the caller checks both ranges have room)."""
+    o, p = np.uint64(o), np.uint64(p)
+    for k in range(16):
+        dst[o + k] = src[p + k]
+
+
+@njit(nogil=True, boundscheck=False, cache=True)
+def _copy_long(dst, o, src, p, n):
+    """As :func:`_copy_short` for longer runs (not inlined: a vectorized loop with alias checks)."""
+    o, p = np.uint64(o), np.uint64(p)
+    for k in range(np.uint64(n)):
+        dst[o + k] = src[p + k]
+
+
+@njit(nogil=True, boundscheck=False, cache=True)
+def _unsnappy(buf, start, n, dst):
+    """Decode the raw snappy stream ``buf[start : start + n]`` into ``dst`` (one page); return
+    0, :data:`SNAPPY_BAD_LENGTH` or :data:`SNAPPY_CORRUPT`. Strict as the reference decoder
+    (cramjam's ``snap``): the declared length must be the page size, every element must lie
+    inside the input and the page, a copy's offset must be 1..bytes written so far, and the
+    stream must end exactly where the page does. Every index is checked before use."""
+    page = dst.shape[0]
+    end = start + n
+    p = start
+    length = 0
+    shift = 0
+    while True:  # the uncompressed length, a little-endian base-128 varint of at most 5 bytes
+        if p >= end or shift > 28:
+            return SNAPPY_CORRUPT
+        b = np.int64(buf[p])
+        p += 1
+        length |= (b & 0x7F) << shift
+        if b < 128:
+            break
+        shift += 7
+    if length != page:
+        return SNAPPY_BAD_LENGTH
+    o = 0
+    while p < end:
+        tag = np.int64(buf[p])
+        p += 1
+        kind = tag & 3
+        if kind == 0:  # literal: length - 1 in the tag, or in the 1-4 bytes after it
+            ln = (tag >> 2) + 1
+            if ln > 60:
+                nb = ln - 60
+                if nb > end - p:
+                    return SNAPPY_CORRUPT
+                v = np.int64(0)
+                for k in range(nb):
+                    v |= np.int64(buf[p + k]) << (8 * k)
+                p += nb
+                ln = v + 1
+            if ln > end - p or ln > page - o:
+                return SNAPPY_CORRUPT
+            if ln <= 16 and o + 16 <= page and p + 16 <= buf.shape[0]:
+                _copy16(dst, o, buf, p)
+            elif ln <= 16:
+                _copy_short(dst, o, buf, p, ln)
+            else:
+                _copy_long(dst, o, buf, p, ln)
+            o += ln
+            p += ln
+            continue
+        if kind == 1:  # copy, 3-bit length - 4 and 11-bit offset
+            if p >= end:
+                return SNAPPY_CORRUPT
+            ln = 4 + ((tag >> 2) & 7)
+            off = ((tag >> 5) << 8) | np.int64(buf[p])
+            p += 1
+        elif kind == 2:  # copy, 6-bit length - 1 and 16-bit offset
+            if 2 > end - p:
+                return SNAPPY_CORRUPT
+            ln = (tag >> 2) + 1
+            off = np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8)
+            p += 2
+        else:  # copy, 6-bit length - 1 and 32-bit offset
+            if 4 > end - p:
+                return SNAPPY_CORRUPT
+            ln = (tag >> 2) + 1
+            off = (
+                np.int64(buf[p])
+                | (np.int64(buf[p + 1]) << 8)
+                | (np.int64(buf[p + 2]) << 16)
+                | (np.int64(buf[p + 3]) << 24)
+            )
+            p += 4
+        if off == 0 or off > o or ln > page - o:
+            return SNAPPY_CORRUPT
+        if ln <= 16 and o + 16 <= page:  # the common case; forward byte by byte, so any offset
+            _copy16(dst, o, dst, o - off)
+            o += ln
+            continue
+        if off >= ln and ln <= 16:
+            _copy_short(dst, o, dst, o - off, ln)
+            o += ln
+            continue
+        if off == 1:  # a run of one byte
+            v = dst[o - 1]
+            for k in range(np.uint64(o), np.uint64(o + ln)):
+                dst[k] = v
+            o += ln
+            continue
+        # where off < ln the copy reads bytes it writes (a repeated pattern): copy in pieces no
+        # longer than the distance back to the source, which doubles with every piece
+        src = o - off
+        while ln > 0:
+            m = min(o - src, ln)
+            _copy_long(dst, o, dst, src, m)
+            o += m
+            ln -= m
+    if o != page:
+        return SNAPPY_BAD_LENGTH
+    return 0
+
+
+@njit(nogil=True, boundscheck=False, cache=True)
+def _unsnappy_batch(buf, offs, sizes, idx, out, status):
+    for j in range(idx.shape[0]):
+        i = idx[j]
+        status[i] = _unsnappy(buf, offs[i], sizes[i], out[i])
+
+
+def unsnappy_pages(buf, offs, sizes, idx, out, status) -> None:
+    """Decode snappy pages ``idx`` (raw snappy stream at ``buf[offs[i]:offs[i]+sizes[i]]``, which
+    the caller has checked lies inside ``buf``) into ``out[i]``; ``status[i]`` is 0 or the
+    failure (module docstring). A failed page's ``out[i]`` holds garbage."""
+    if len(idx):
+        _unsnappy_batch(buf, offs, sizes, idx, out, status)
 
 
 def copy_pages(buf, offs, idx, out) -> None:

@@ -49,14 +49,19 @@ moves the pages between the two frames onto their neighbours, and nothing in the
 tell; in dumps whose two bitmaps are equal (QEMU's) any such edit is caught.
 
 Pages are decompressed by a thread pool, a batch of pages per task, while the caller works
-on the previous chunk: zlib, zstd and cramjam's snappy release the GIL. Memory is bounded by
-two chunks.
+on the previous chunk: raw, zlib and snappy pages by nogil kernels (:mod:`._pagecodec`; pages
+split over records of a flattened file are gathered first; a snappy page, or a split zlib page,
+that a kernel refuses is decoded again by the Python codec, whose error is reported), lzo and
+zstd one Python call per page (zstd releases the GIL). Memory is bounded by the page data of
+:attr:`KdumpReader.KEEP_BUFFERS` chunks (buffers are reused once nothing refers to them) plus
+the chunks a caller still holds.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import sys
 import threading
 import zlib
 from collections.abc import Iterator
@@ -239,10 +244,40 @@ class KdumpReader(MmapReader):
     magic_description = "'KDUMP   ' or 'DISKDUMP' at byte 0"
     #: Decompression threads; set before iterating (default: all usable CPUs).
     threads: int | None = None
+    #: Chunk buffers kept for reuse (the chunk being decoded, the one being hashed, the one the
+    #: caller holds, and one spare: :func:`pagecore.pages.ingest.hashed_chunks`).
+    KEEP_BUFFERS = 4
 
     @classmethod
     def sniff(cls, head: bytes, size: int) -> bool:
         return head[:8] in SIGNATURES
+
+    def _page_buffer(self, k: int) -> np.ndarray:
+        """A ``uint8[k, page_size]`` array to decode a chunk into: the buffer of an earlier chunk
+        if nothing refers to it any more, else a new one.
+
+        A fresh 64 MiB array costs the kernel a page fault and a page of zeroes per 4 KiB
+        (a sixth of a snappy read's CPU, issue 18). Reuse is decided by reference count: a
+        chunk's pages are a view of its buffer, and every view (also a caller's) refers to it,
+        so a buffer anyone can still see is never written again."""
+        # the first entry is referred to by nothing but the list: its count, taken the same way,
+        # is what a free buffer's is (whatever this Python counts for the loop and the call)
+        bufs = self.__dict__.setdefault("_bufs", [np.empty(0, np.uint8)])
+        free = None
+        for b in bufs:
+            n = sys.getrefcount(b)
+            if free is None:
+                free = n
+            elif n == free and b.shape[0] >= k:
+                return b[:k]
+        b = np.empty((k, self.page_size), np.uint8)
+        if len(bufs) <= self.KEEP_BUFFERS:
+            bufs.append(b)
+        return b[:k]
+
+    def close(self) -> None:
+        self.__dict__.pop("_bufs", None)
+        super().close()
 
     # source hooks (the flattened reader overrides these) --------------------------
     def _source(self):
@@ -701,18 +736,29 @@ class KdumpReader(MmapReader):
         wrong_raw = todo & (flags == 0) & (sizes != bs)
         status[wrong_raw] = BAD_RAW_SIZE
         todo &= ~wrong_raw
-        out = np.empty((k, self.page_size), np.uint8)
+        out = self._page_buffer(k)
         buf = src.buf
         errors: list = []
         futs = []
         raw_idx = np.flatnonzero(todo & (flags == 0) & contiguous)
         zlib_idx = np.flatnonzero(todo & (flags == FLAG_ZLIB) & contiguous)
+        # snappy pages whole in the file: the nogil kernel; any it refuses are decoded again with
+        # cramjam in _finish, so errors and their messages are cramjam's
+        snappy_idx = np.flatnonzero(todo & (flags == FLAG_SNAPPY) & contiguous)
         _pagecodec = _codec()
         if not _pagecodec.HAVE_ZLIB:
             zlib_idx = zlib_idx[:0]
+        # raw, zlib and snappy pages split over records of a flattened file (QEMU writes 16 KiB
+        # records, so about one page in ten): gathered into one array and decoded by the same
+        # kernels, instead of one Python call per page under the GIL; any page a kernel refuses
+        # is decoded again in Python in _finish (its errors, its messages)
+        kernel_flags = (flags == 0) | (flags == FLAG_SNAPPY) | ((flags == FLAG_ZLIB) & _pagecodec.HAVE_ZLIB)
+        split = np.flatnonzero(todo & ~contiguous & kernel_flags)
         done = np.zeros(k, bool)
         done[raw_idx] = True
         done[zlib_idx] = True
+        done[snappy_idx] = True
+        done[split] = True
         py_idx = np.flatnonzero(todo & ~done)
         step = BATCH_PAGES
         for lo in range(0, len(raw_idx), step):
@@ -721,6 +767,22 @@ class KdumpReader(MmapReader):
             futs.append(
                 pool.submit(_pagecodec.inflate_pages, buf, fileoffs, sizes, zlib_idx[lo : lo + step], out, status)
             )
+        for lo in range(0, len(snappy_idx), step):
+            futs.append(
+                pool.submit(_pagecodec.unsnappy_pages, buf, fileoffs, sizes, snappy_idx[lo : lo + step], out, status)
+            )
+        if len(split):
+            gbuf = np.concatenate([np.asarray(src.read(int(offs[i]), int(sizes[i]))) for i in split.tolist()])
+            goffs = np.zeros(k, np.int64)
+            goffs[split] = np.cumsum(sizes[split]) - sizes[split]
+            for codec, decode in ((FLAG_SNAPPY, _pagecodec.unsnappy_pages), (FLAG_ZLIB, _pagecodec.inflate_pages)):
+                sel = split[flags[split] == codec]
+                for lo in range(0, len(sel), step):
+                    futs.append(pool.submit(decode, gbuf, goffs, sizes, sel[lo : lo + step], out, status))
+            sel = split[flags[split] == 0]  # raw pages (their size is checked above)
+            for lo in range(0, len(sel), step):
+                futs.append(pool.submit(_pagecodec.copy_pages, gbuf, goffs, sel[lo : lo + step], out))
+            status[sel] = 0
         for lo in range(0, len(py_idx), step):
             futs.append(
                 pool.submit(
@@ -743,12 +805,22 @@ class KdumpReader(MmapReader):
         if whole.any():
             fo = fileoffs[whole]
             span = (int(fo.min()), int((fo + sizes[whole]).max()))
-        return pfns, out, (status, offs, sizes, flags, desc_off, errors, span), futs
+
+        def redo_refused():
+            """Decode the pages a kernel refused (snappy; zlib split over records) again in Python,
+            with cramjam or zlib (their errors, their messages)."""
+            retry = np.concatenate([snappy_idx, split])
+            again = retry[status[retry] != 0]
+            if len(again):
+                self._decode_py(src, h, offs, sizes, flags, again, out, status, errors, fileoffs, whole)
+
+        return pfns, out, (status, offs, sizes, flags, desc_off, errors, span, redo_refused), futs
 
     def _finish(self, h, job) -> PageChunk:
-        pfns, out, (status, offs, sizes, flags, desc_off, errors, span), futs = job
+        pfns, out, (status, offs, sizes, flags, desc_off, errors, span, redo_refused), futs = job
         for f in futs:
             f.result()
+        redo_refused()
         if span is not None:
             # the pages are copied out: drop the mapping so resident memory stays bounded
             self._release(span[0], span[1] - span[0])
