@@ -245,6 +245,16 @@ class MmapReader(DumpReader):
     #: one page fault per 64 KiB (1.5 times faster hashing of a cached raw dump, issue 18)
     _MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22 if sys.platform.startswith("linux") else None)
 
+    def populate_on_read(self, on: bool) -> None:
+        """Whether each chunk is mapped with ``MADV_POPULATE_READ`` before it is handed out (the
+        default). Off, its pages are faulted in by whoever touches them first (e.g. several
+        hashing threads at once, cheaper for a dump in the page cache); the read-ahead hint for
+        the next chunk stays either way."""
+        if on:
+            self.__dict__.pop("_MADV_POPULATE_READ", None)
+        else:
+            self._MADV_POPULATE_READ = None
+
     def _populate(self, start: int, length: int) -> None:
         """Map ``[start, start + length)`` before it is read, and ask the kernel to start reading
         the ``length`` bytes after it from disk (hints: failures are ignored).

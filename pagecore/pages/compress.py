@@ -1347,13 +1347,13 @@ def _map_in_workers(reader) -> bool:
     Returns whether the reader was switched."""
     from pagecore.dumps.base import MmapReader
 
-    if not (isinstance(reader, MmapReader) and hasattr(reader, "_MADV_POPULATE_READ")):
+    if not isinstance(reader, MmapReader):
         return False
     if not _file_cached(reader.path):
         # a dump that is not all in the page cache is read faster by the reader's populate (one
         # thread reading ahead in order) than by two threads' page faults at two places
         return False
-    reader._MADV_POPULATE_READ = None  # instance attribute: _populate then only hints read-ahead
+    reader.populate_on_read(False)  # the read-ahead hint stays
     return True
 
 
