@@ -29,6 +29,12 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+# Scheduling: rules carry `priority:` so the jobs many others wait on run first (the Figure 4
+# guests, the traces, then the jobs on the long Figure 4 / host chain); the seed and what-if
+# replays, which nothing but the comparison and one figure waits on, fill the cores after them.
+# Left to itself Snakemake ran the last Figure 4 guest two thirds into the run, and the chain
+# behind it then ran on about one core.
+
 # The default config is found next to this Snakefile, so `--directory` runs work too;
 # `--configfile` overrides it key by key.
 configfile: os.path.join(workflow.basedir, "workflow/config/config.yaml")

@@ -32,7 +32,7 @@ returns DataFrames (:class:`SimResult`).
 from pagecore.sim import admission, allocation, balloon, guestcache, ioremap, paging, sampling, sharing, states  # noqa: F401  (register)
 from pagecore.sim.contents import contents_from_page_tables, load_trace, synthetic_contents
 from pagecore.sim.contracts import CONTRACTS, KINDS, REGISTRY, create, parameters, register
-from pagecore.sim.engine import DEFAULT_MECHANISMS, SimParams, SimResult, Simulator, simulate
+from pagecore.sim.engine import DEFAULT_MECHANISMS, PreparedTrace, SimParams, SimResult, Simulator, simulate
 from pagecore.synth.specs import HostSpec, VMSpec
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "KINDS",
     "REGISTRY",
     "HostSpec",
+    "PreparedTrace",
     "SimParams",
     "SimResult",
     "Simulator",

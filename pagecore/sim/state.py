@@ -93,6 +93,9 @@ class _Buffer:
             self.pos = 0
         if len(self.t) and len(t) and t[0] < self.t[-1]:
             raise InputError(None, "access trace is not sorted by time within a VM", hint="sort by (t) before replay")
+        if len(self.t) == 0:  # nothing left to keep: take the arrays as they are (never written)
+            self.t, self.g, self.f, self.pos = t, g, f, 0
+            return
         self.t = np.concatenate([self.t, t])
         self.g = np.concatenate([self.g, g])
         self.f = np.concatenate([self.f, f])

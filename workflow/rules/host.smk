@@ -16,6 +16,7 @@ rule host_whatif_run:
         "results/logs/host_whatif_run.log",
     benchmark:
         "results/benchmarks/host_whatif_run.tsv"
+    priority: 30
     script:
         "../scripts/host_whatif.py"
 
@@ -52,6 +53,7 @@ rule reclamation_approaches_run:
         "results/logs/reclamation_approaches_run.log",
     benchmark:
         "results/benchmarks/reclamation_approaches_run.tsv"
+    priority: 30
     script:
         "../scripts/reclamation_approaches.py"
 

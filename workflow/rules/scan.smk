@@ -15,6 +15,7 @@ rule scan_over_time:
         "results/logs/scan_over_time.log",
     benchmark:
         "results/benchmarks/scan_over_time.tsv"
+    priority: 20
     script:
         "../scripts/scan_over_time.py"
 
@@ -32,5 +33,6 @@ rule scan_lifetimes:
         "results/logs/scan_lifetimes.log",
     benchmark:
         "results/benchmarks/scan_lifetimes.tsv"
+    priority: 20
     script:
         "../scripts/scan_lifetimes.py"

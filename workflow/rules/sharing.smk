@@ -14,6 +14,7 @@ rule fig04_sweep:
         "results/logs/fig04_sweep.log",
     benchmark:
         "results/benchmarks/fig04_sweep.tsv"
+    priority: 30
     script:
         "../scripts/vm_count_sweep.py"
 
@@ -45,6 +46,7 @@ rule share_set:
         "results/logs/share_set/{set}.log",
     benchmark:
         "results/benchmarks/share_set/{set}.tsv"
+    priority: 20
     script:
         "../scripts/share_report.py"
 
@@ -77,5 +79,6 @@ rule largepages:
         "results/logs/largepages/{guests}.log",
     benchmark:
         "results/benchmarks/largepages/{guests}.tsv"
+    priority: 20
     script:
         "../scripts/largepages.py"

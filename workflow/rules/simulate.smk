@@ -14,6 +14,7 @@ rule fit_fig08_active:
         fit=config["workloads"].get("fig08_fit") or {},
     log:
         "results/logs/fit_fig08_active.log",
+    priority: 45
     script:
         "../scripts/fit_fig08_active.py"
 
@@ -33,6 +34,7 @@ rule sim_trace:
         "results/logs/sim_trace/{scenario}.log",
     benchmark:
         "results/benchmarks/sim_trace/{scenario}.tsv"
+    priority: 40
     script:
         "../scripts/sim_trace.py"
 
@@ -54,6 +56,7 @@ rule sim_replay:
         "results/logs/sim_replay/{scenario}.log",
     benchmark:
         "results/benchmarks/sim_replay/{scenario}.tsv"
+    priority: 20
     script:
         "../scripts/sim_replay.py"
 

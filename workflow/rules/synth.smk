@@ -14,6 +14,7 @@ rule fig04_guest:
         "results/logs/fig04_guest/vm{idx}.log",
     benchmark:
         "results/benchmarks/fig04_guest/vm{idx}.tsv"
+    priority: 50
     script:
         "../scripts/fig04_guest.py"
 
