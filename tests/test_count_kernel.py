@@ -92,17 +92,13 @@ def check(h, z, vm, nvm, **kw):
     return got
 
 
-@pytest.fixture(params=["one-bucket-target", "tiny-buckets", "tiny-packed", "tiny-sorts", "tiny-flat"])
+@pytest.fixture(params=["one-bucket-target", "tiny-buckets", "tiny-packed", "tiny-sorts"])
 def buckets(request, monkeypatch):
     """Default sizes; level-1 buckets of ~4 pages, at most 4 of them (payload in its own array:
     more than 1 VM needs more than 2 bits); the same with up to 1024 level-1 buckets (payload
-    packed into the records); level-2 sorts of one bit whose insertion sorts give up at once
-    for the merge sort (``SORT_MOVES`` 0); and tiny packed buckets of which only those of at
-    most 3 pages go to the flat scan (``FLAT_MAX``), the others, with VMs in blocks or not, to
-    the run scan (by default every bucket with VMs in blocks is scanned flat)."""
-    if request.param == "tiny-flat":
-        monkeypatch.setattr(counts, "FLAT_MAX", 3)
-    if request.param in ("tiny-buckets", "tiny-packed", "tiny-flat"):
+    packed into the records); and level-2 sorts of one bit whose insertion sorts give up at once
+    for the merge sort (``SORT_MOVES`` 0)."""
+    if request.param in ("tiny-buckets", "tiny-packed"):
         monkeypatch.setattr(counts, "BUCKET_TARGET", 4)
         monkeypatch.setattr(counts, "L1_MAX_BITS", 2 if request.param == "tiny-buckets" else 10)
     if request.param == "tiny-sorts":
@@ -273,9 +269,9 @@ def test_salts_of_vms_match_twin(rng, buckets, trial, blocks):
 @pytest.mark.parametrize("blocks", [True, False])
 def test_salts_of_vms_with_colliding_keys(rng, buckets, blocks):
     """Different contents whose mixed keys ``(hash ^ salt·C3)·C1`` are equal: hash ``h`` under
-    salt 1 and ``h ^ C3 ^ 2·C3`` under salt 2. Sorted by key alone their pages interleave (VM 0
-    salt 1, VM 1 salt 2, VM 2 salt 1 again), which the kernel must detect and sort by (key,
-    salt) instead; beside them ordinary contents."""
+    salt 1 and ``h ^ C3 ^ 2·C3`` under salt 2, in VMs 0 (salt 1), 1 (salt 2) and 2 (salt 1
+    again), beside ordinary contents. Their records differ only in the salt, which the kernel
+    takes from the VM index after the scatter: sorted by key alone they would interleave."""
     m64 = (1 << 64) - 1
     c3 = int(counts._C3)
     base = [int(x) for x in rng.integers(0, 2**63, size=scaled(60, 12), dtype=np.uint64)]

@@ -50,12 +50,16 @@ sort.
    hash bit counts, so a hash-prefix partition, a narrow hash or one content under many salts
    still spread evenly).
 2. **Scatter** (second read): each eligible page becomes one 8-byte record in bucket order,
-   stably (input order within a bucket): ``k << b1 | vm << 1 | zero`` — the top ``b1`` bits
-   of ``k`` are the bucket, known from where the record is, so the payload rides in their
-   place (``b1`` is raised to the payload's width, at most :data:`L1_MAX_BITS`; with more
-   than 2048 VMs the payload goes to a second, 4-byte array). With salts, the salt goes to a
-   third array. At most 4096 level-1 buckets, so the scatter writes to few enough places at
-   once; buckets aim at :data:`BUCKET_TARGET` pages so that one fits in the core's L2 cache.
+   stably (input order within a bucket): ``k << b1 | vm << 1 | zero`` — the top ``b1`` bits of
+   ``k`` are the bucket, known from where the record is, so the payload rides in their place
+   (``b1`` is raised to the payload's width, at most :data:`L1_MAX_BITS`; with more than 2048
+   VMs the payload goes to a second, 4-byte array). With salts, the salt goes to a third array
+   — unless every page's salt is its VM's (``share --salting``: sharing domains are sets of
+   VMs, checked in one read of the salts and VM indices first); then it is looked up by the VM
+   index when a bucket is copied for step 3, so the records carry no salt and no 8 bytes of
+   salt scratch per page are needed. At most 4096 level-1 buckets, so the scatter writes to few
+   enough places at once; buckets aim at :data:`BUCKET_TARGET` pages so that one fits in the
+   core's L2 cache.
 3. **Per level-1 bucket**, in cache: a counting sort by the next ``log2(pages) - 1`` bits of
    the key (:data:`L2_SHIFT`) into a copy, then an insertion sort (stable, by key then salt)
    that only moves records within their sub-bucket of about two pages; then one scan: each
@@ -73,15 +77,15 @@ sums per VM) may differ in the last bits from a sum in another order. A content'
 (for its zero flag) is its first eligible page in input order.
 
 Bytes per page: the inputs (hash 8, zero 1, VM index 1–8 as given, optional salt 8 and
-eligibility 1) plus 8 bytes of scratch (12 with more than 2048 VMs, 8 more with salts) for the
-bucket-ordered records, allocated by NumPy (transparent huge pages), plus a sorted copy of the
-largest level-1 bucket (8 bytes per page of it, 12 / 20 as above) and 512 KiB of level-2
-counters: with uniform hashes well under 1 MiB; a content with very many copies (the zero
-page) makes its bucket large, e.g. 30 % zero pages add about 2.4 bytes per page overall. 500 M
-pages with a uint8 VM index and few zero pages: 5 GB of input + 4 GB of scratch (the hash
-table kernel before this one needed 8 bytes per page plus 16 per page of its largest bucket,
-the sort-then-scan one before it about 75). At most 2**31 − 1 pages per call: larger sets are
-counted by hash-prefix partitions (:mod:`.partition`).
+eligibility 1) plus 8 bytes of scratch (12 with more than 2048 VMs, 8 more with salts that are
+not those of the pages' VMs) for the bucket-ordered records, allocated by NumPy (transparent
+huge pages), plus a sorted copy of the largest level-1 bucket (8 bytes per page of it, 12 / 20
+as above) and 512 KiB of level-2 counters: with uniform hashes well under 1 MiB; a content with
+very many copies (the zero page) makes its bucket large, e.g. 30 % zero pages add about 2.4
+bytes per page overall. 500 M pages with a uint8 VM index and few zero pages: 5 GB of input + 4
+GB of scratch (the hash table kernel before this one needed 8 bytes per page plus 16 per page
+of its largest bucket, the sort-then-scan one before it about 75). At most 2**31 − 1 pages per
+call: larger sets are counted by hash-prefix partitions (:mod:`.partition`).
 """
 
 from __future__ import annotations
@@ -156,12 +160,6 @@ COPY_CLASSES = 16
 #: the insertion sort that finishes a level-1 bucket gives up for a stable merge sort after this
 #: many moves per page (only keys that agree in their top 20-odd bits cost moves)
 SORT_MOVES = 64
-
-#: level-1 buckets of at most this many pages are counted by :func:`_scan_flat` when each VM's
-#: pages form one block (its five int32 scratch arrays of this size, 5 MiB, are allocated once);
-#: larger ones (a content with very many copies, such as the zero page) by the run scan, whose
-#: scratch does not grow with the bucket
-FLAT_MAX = 1 << 18
 
 _C1 = np.uint64(0x9E3779B97F4A7C15)  # key mixer (golden ratio), a bijection of uint64
 _C1_INV = np.uint64(pow(0x9E3779B97F4A7C15, -1, 1 << 64))  # its inverse, to report a hash
@@ -487,131 +485,6 @@ def _scan_bucket(
 
 
 @njit(**SERIAL)
-def _scan_flat(
-    rk, rp, rs, vs, m, keymask, pmask, packed, salt_src, bucket, b1, use_zero_pages, max_page_sharing,
-    hist, svd, cs, cp, ps, pg, info, top_c, top_s, top_h, top_k, top_z, ntop, acc,
-):  # fmt: skip
-    """:func:`_scan_bucket` for a bucket whose VMs' pages form blocks, with few branches whose
-    outcome depends on the data (each costs a pipeline flush when mispredicted, about one per
-    content in the run scan). Three loops with fixed trip counts: (1) mark content and
-    (content, VM) pair starts (``cs``/``ps``, written at every record, advanced by 0 or 1;
-    ``cp`` the first pair of each content, ``pg`` the content of each pair); (2) per content, its
-    totals and a word ``info`` (copy class, in >= 2 VMs, shared zero, shared); (3) per pair, the
-    VM's counters, weighted by 0/1 flags instead of tested. Adds exactly what :func:`_scan_bucket`
-    adds, in the same order (so SHRDSVD's float sums are the same). Scratch ``cs``, ``cp``, ``ps``,
-    ``pg``, ``info``: int32[>= m + 1].
-
-    A record's salt is ``rs[i]`` (``salt_src`` 1), its VM's ``vs[vm]`` (2) or 0 (0). With 2 the
-    records are sorted by key alone; if two adjacent records have equal keys but different salts
-    (different contents whose mixed keys collide) nothing is added and it returns (ntop,
-    False): the caller sorts the bucket by (key, salt) and scans again with ``salt_src`` 1.
-    Returns (new size of the top list, True) otherwise."""
-    ntop_max = top_c.shape[0]
-    cap = hist.shape[1] - 1 - H_CLASSES
-    # ---- (1) content starts cs[g] with their first pair cp[g]; pair starts ps[p] with their content pg[p]
-    x = rk[0]
-    pk = x & keymask
-    pv = ((x & pmask) if packed else np.int64(rp[0])) >> 1
-    psl = rs[0] if salt_src == 1 else (vs[pv] if salt_src == 2 else np.int64(0))
-    mixed = np.int64(0)
-    cs[0] = 0
-    cp[0] = 0
-    ps[0] = 0
-    pg[0] = 0
-    g = np.int64(1)
-    p = np.int64(1)
-    for i in range(1, m):
-        x = rk[i]
-        key = x & keymask
-        v = ((x & pmask) if packed else np.int64(rp[i])) >> 1
-        sl = rs[i] if salt_src == 1 else (vs[v] if salt_src == 2 else np.int64(0))
-        same = np.int64(key == pk)
-        mixed += same & np.int64(sl != psl)
-        nc = (1 - same) | np.int64(sl != psl)
-        cs[g] = i
-        cp[g] = p
-        g += nc
-        ps[p] = i
-        pg[p] = g - 1
-        p += nc | np.int64(v != pv)
-        pk = key
-        psl = sl
-        pv = v
-    cs[g] = m
-    cp[g] = p
-    ps[p] = m
-    if salt_src == 2 and mixed:
-        return ntop, False
-    ng = g
-    npairs = p
-    # ---- (2) per content
-    shared = groups = vms_sum = zero_saved = inter_shared = 0
-    ksm_shared = ksm_sharing = ksm_unshared = ksm_zero = 0
-    for g in range(ng):
-        lo = cs[g]
-        c = np.int64(cs[g + 1]) - lo
-        k = np.int64(cp[g + 1]) - cp[g]
-        p0 = (rk[lo] & pmask) if packed else np.int64(rp[lo])
-        zz = p0 & 1
-        sh = np.int64(c >= 2)
-        inter = np.int64(k >= 2)
-        shared += c * sh
-        groups += sh
-        vms_sum += k * sh
-        zero_saved += (c - 1) * zz
-        inter_shared += c * inter
-        info[g] = min(c, cap) | (inter << 8) | ((zz & sh) << 9) | (sh << 10)
-        if use_zero_pages and zz:
-            ksm_zero += c
-        elif c <= max_page_sharing:
-            ksm_shared += sh
-            ksm_sharing += c - 1
-            ksm_unshared += 1 - sh
-        else:  # as in _scan_bucket
-            kp = (c + max_page_sharing - 1) // max_page_sharing
-            left = 0
-            if c % max_page_sharing == 1:
-                kp -= 1
-                left = 1
-            ksm_shared += kp
-            ksm_sharing += c - kp - left
-            ksm_unshared += left
-        if sh and ntop_max and (ntop < ntop_max or c >= top_c[ntop_max - 1]):  # rarely true once full
-            key = rk[lo] & keymask
-            s0 = rs[lo] if salt_src == 1 else (vs[p0 >> 1] if salt_src == 2 else np.int64(0))
-            ntop = _top_insert(
-                c, s0, _hash_of(key, s0, bucket, b1, packed), k, zz != 0, top_c, top_s, top_h, top_k, top_z, ntop
-            )
-    # ---- (3) per (content, VM) pair; a single page's content goes to the unused class 1
-    for p in range(npairs):
-        lo = ps[p]
-        r = np.int64(ps[p + 1]) - lo
-        w = np.int64(info[pg[p]])
-        v = ((rk[lo] & pmask) if packed else np.int64(rp[lo])) >> 1
-        cls = w & 255
-        sh = (w >> 10) & 1
-        hist[v, H_CLASSES + cls] += r
-        hist[v, H_INTER_PAIRS] += (r * ((w >> 8) & 1) + _PAIR) * sh
-        hist[v, H_SINGLES] += np.int64(r == 1) & sh
-        hist[v, H_ZZ] += r * ((w >> 9) & 1)
-        if cls == cap:
-            gg = pg[p]
-            c = np.int64(cs[gg + 1]) - cs[gg]
-            svd[v] += r * ((c - 1) / c)
-    acc[0] += ng
-    acc[1] += shared
-    acc[2] += groups
-    acc[3] += vms_sum
-    acc[4] += zero_saved
-    acc[5] += inter_shared
-    acc[6] += ksm_shared
-    acc[7] += ksm_sharing
-    acc[8] += ksm_unshared
-    acc[9] += ksm_zero
-    return ntop, True
-
-
-@njit(**SERIAL)
 def _salt_per_vm(s, vm, nvm, vs):
     """Whether every page's salt is that of its VM (``share --salting``: sharing domains are sets
     of VMs), writing each VM's salt to ``vs`` (int64[nvm]); False as soon as one is not, or a VM
@@ -633,19 +506,18 @@ def _salt_per_vm(s, vm, nvm, vs):
 
 @njit(**SERIAL)
 def _count(
-    h, s, vs, vm, z, el, nvm, use_zero_pages, max_page_sharing, b1, b2max, sort_moves, flat_max, packed, keys, pay,
-    sal, tot, per_vm, svd, top,
+    h, s, vs, vm, z, el, nvm, use_zero_pages, max_page_sharing, b1, b2max, sort_moves, packed, keys, pay, sal, tot,
+    per_vm, svd, top,
 ):  # fmt: skip
     """Every count of :class:`SharingCounts` in two passes over the pages plus three over
     each cache-sized level-1 bucket (see the module docstring, "How it counts").
 
     ``s``, ``vm``, ``z``, ``el`` may be empty, meaning salt 0, VM 0, not zero and eligible for
     every page. ``vs`` (int64[nvm], with ``s`` empty) gives the salt of each VM's pages instead:
-    then records carry no salt, buckets are sorted by key alone and only a bucket where two
-    contents' mixed keys collide is sorted again by (key, salt). ``keys`` (int64[n]), ``pay``
-    (uint32[n], or empty when ``packed``) and ``sal`` (int64[n], or empty without ``s``) are
-    scratch space for the eligible pages' records in bucket order (NumPy allocates them, with
-    transparent huge pages, which the scatter needs).
+    then the records carry no salt through the scatter; it is looked up when a level-1 bucket is
+    copied for its sort. ``keys`` (int64[n]), ``pay`` (uint32[n], or empty when ``packed``) and ``sal``
+    (int64[n], or empty without salts) are scratch space for the eligible pages' records in
+    bucket order (NumPy allocates them, with transparent huge pages, which the scatter needs).
     ``b1`` level-1 bucket bits; ``b2max`` the most level-2 bits; ``packed``: a page's
     ``vm << 1 | zero`` fits in ``b1`` bits and is stored in its record.
     Writes ``tot`` (int64[N_TOTALS]), ``per_vm`` (int64[nvm, N_VM]), ``svd``
@@ -657,6 +529,7 @@ def _count(
     n = h.shape[0]
     has_s = s.shape[0] > 0
     by_vm = vs.shape[0] > 0
+    with_s = has_s or by_vm  # records are sorted and compared by (key, salt)
     has_vm = vm.shape[0] > 0
     has_z = z.shape[0] > 0
     has_el = el.shape[0] > 0
@@ -721,19 +594,12 @@ def _count(
         max1 = max(max1, start[b + 1] - start[b])
     rk = np.empty(max1, np.int64)
     rp = np.empty(0 if packed else max1, np.uint32)
-    rs = np.empty(max1 if has_s or by_vm else 0, np.int64)
-    salt_src = 1 if has_s else (2 if by_vm else 0)
+    rs = np.empty(max1 if with_s else 0, np.int64)
     cnt = np.zeros((1 << b2max) + 1, np.int64)
     hist = np.zeros((max(nvm, 1), H_CLASSES + COPY_CLASSES + 1), np.int64)
     vcount = np.zeros(max(nvm, 1), np.int64)
     touched = np.zeros(max(nvm, 1), np.int64)
     acc = np.zeros(10, np.int64)
-    nflat = min(max1, flat_max) + 1 if vm_blocks else 0
-    cs = np.empty(nflat, np.int32)
-    cp = np.empty(nflat, np.int32)
-    ps = np.empty(nflat, np.int32)
-    pg = np.empty(nflat, np.int32)
-    info = np.empty(nflat, np.int32)
     ntop = np.int64(0)  # not the literal 0: Numba would compile _scan_bucket twice
     for b in range(nb):
         lo = start[b]
@@ -756,26 +622,12 @@ def _count(
                 rp[q] = pay[i]
             if has_s:
                 rs[q] = sal[i]
-        _sort_bucket(rk, rp, rs, m, keymask, packed, has_s, sort_moves)
-        if vm_blocks and m <= flat_max:
-            ntop, ok = _scan_flat(
-                rk, rp, rs, vs, m, keymask, pmask, packed, salt_src, b, b1, use_zero_pages, max_page_sharing,
-                hist, svd, cs, cp, ps, pg, info, top_c, top_s, top_h, top_k, top_z, ntop, acc,
-            )  # fmt: skip
-            if ok:
-                continue
-        if by_vm:  # salts from the VMs: sort by (key, salt) for the scans that compare rs
+        if by_vm:  # the salt of each record's VM (a loop of its own keeps the one above as it was)
             for q in range(m):
                 rs[q] = vs[((rk[q] & pmask) if packed else np.int64(rp[q])) >> 1]
-            _sort_bucket(rk, rp, rs, m, keymask, packed, True, sort_moves)
-            if vm_blocks and m <= flat_max:
-                ntop, ok = _scan_flat(
-                    rk, rp, rs, vs, m, keymask, pmask, packed, 1, b, b1, use_zero_pages, max_page_sharing,
-                    hist, svd, cs, cp, ps, pg, info, top_c, top_s, top_h, top_k, top_z, ntop, acc,
-                )  # fmt: skip
-                continue
+        _sort_bucket(rk, rp, rs, m, keymask, packed, with_s, sort_moves)
         ntop = _scan_bucket(
-            rk, rp, rs, m, keymask, pmask, packed, has_s or by_vm, vm_blocks, b, b1, use_zero_pages, max_page_sharing,
+            rk, rp, rs, m, keymask, pmask, packed, with_s, vm_blocks, b, b1, use_zero_pages, max_page_sharing,
             hist, svd, vcount, touched, top_c, top_s, top_h, top_k, top_z, ntop, acc,
         )  # fmt: skip
     # ---- per VM, from the (content, VM) pairs of shared contents and the pages by copies
@@ -1054,8 +906,8 @@ def count_sharing(
     # otherwise miss the TLB on most writes); untouched tails cost no memory
     keys = np.empty(n, np.int64)
     pay = np.empty(0 if packed else n, np.uint32)
-    # salts that are sharing domains of VMs (share --salting) ride in the VM index: no salt in
-    # the records, which then move half the bytes
+    # salts that are sharing domains of VMs (share --salting) ride in the VM index: the scatter
+    # then moves 8 bytes per page instead of 16
     vsalt = np.zeros(max(nvm, 1), np.int64) if salt.shape[0] else np.zeros(0, np.int64)
     if salt.shape[0] and _salt_per_vm(salt, vm, nvm, vsalt):
         salt = np.zeros(0, np.int64)
@@ -1064,7 +916,7 @@ def count_sharing(
     sal = np.empty(n if salt.shape[0] else 0, np.int64)
     ntop, bad = _count(
         hashes, salt, vsalt, vm, zero, el, nvm, bool(use_zero_pages), int(max_page_sharing), b1, L2_MAX_BITS,
-        SORT_MOVES, FLAT_MAX, packed,
+        SORT_MOVES, packed,
         keys, pay, sal, tot, per_vm, svd, top_arrays,
     )  # fmt: skip
     del keys, pay, sal
