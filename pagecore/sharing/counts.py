@@ -513,11 +513,12 @@ def _count(
     each cache-sized level-1 bucket (see the module docstring, "How it counts").
 
     ``s``, ``vm``, ``z``, ``el`` may be empty, meaning salt 0, VM 0, not zero and eligible for
-    every page. ``vs`` (int64[nvm], with ``s`` empty) gives the salt of each VM's pages instead:
-    then the records carry no salt through the scatter; it is looked up when a level-1 bucket is
-    copied for its sort. ``keys`` (int64[n]), ``pay`` (uint32[n], or empty when ``packed``) and ``sal``
-    (int64[n], or empty without salts) are scratch space for the eligible pages' records in
-    bucket order (NumPy allocates them, with transparent huge pages, which the scatter needs).
+    every page. ``vs`` (int64[nvm], or empty) is the salt of each VM's pages when every page's
+    salt is its VM's: then ``sal`` is empty, the records carry no salt through the scatter and
+    it is looked up when a level-1 bucket is copied for its sort. ``keys`` (int64[n]), ``pay``
+    (uint32[n], or empty when ``packed``) and ``sal`` (int64[n], or empty without salts) are
+    scratch space for the eligible pages' records in bucket order (NumPy allocates them, with
+    transparent huge pages, which the scatter needs).
     ``b1`` level-1 bucket bits; ``b2max`` the most level-2 bits; ``packed``: a page's
     ``vm << 1 | zero`` fits in ``b1`` bits and is stored in its record.
     Writes ``tot`` (int64[N_TOTALS]), ``per_vm`` (int64[nvm, N_VM]), ``svd``
@@ -528,8 +529,8 @@ def _count(
     top_c, top_s, top_h, top_k, top_z = top
     n = h.shape[0]
     has_s = s.shape[0] > 0
-    by_vm = vs.shape[0] > 0
-    with_s = has_s or by_vm  # records are sorted and compared by (key, salt)
+    by_vm = vs.shape[0] > 0  # salts of VMs: looked up after the scatter
+    keep_s = sal.shape[0] > 0  # salts carried through the scatter
     has_vm = vm.shape[0] > 0
     has_z = z.shape[0] > 0
     has_el = el.shape[0] > 0
@@ -561,7 +562,7 @@ def _count(
         if has_el and not el[i]:
             per_vm[prev, V_INELIGIBLE] += 1
             continue
-        start[_top(_mix(h[i], s[i] if has_s else (vs[prev] if by_vm else 0)), 0, b1) + 1] += 1
+        start[_top(_mix(h[i], s[i] if has_s else 0), 0, b1) + 1] += 1
     if n and nvm:
         per_vm[prev, V_PAGES] += n_pages
         per_vm[prev, V_ZERO] += n_zero
@@ -572,17 +573,17 @@ def _count(
     for i in range(n):
         if has_el and not el[i]:
             continue
-        v = np.int64(vm[i]) if has_vm else np.int64(0)
-        si = np.int64(s[i]) if has_s else (vs[v] if by_vm else np.int64(0))
+        si = np.int64(s[i]) if has_s else np.int64(0)
         k = _mix(h[i], si)
         b = _top(k, 0, b1)
         q = pos[b]
         pos[b] = q + 1
+        v = np.int64(vm[i]) if has_vm else np.int64(0)
         p = (v << 1) | (np.int64(1) if has_z and z[i] else np.int64(0))
         keys[q] = _record(k, b1, p, packed)
         if not packed:
             pay[q] = np.uint32(p)
-        if has_s:
+        if keep_s:
             sal[q] = si
     # ---- per level-1 bucket: a counting sort by the next bits of the key into a copy that
     # stays in cache, an insertion sort that finishes it, and one scan of the contents
@@ -594,7 +595,7 @@ def _count(
         max1 = max(max1, start[b + 1] - start[b])
     rk = np.empty(max1, np.int64)
     rp = np.empty(0 if packed else max1, np.uint32)
-    rs = np.empty(max1 if with_s else 0, np.int64)
+    rs = np.empty(max1 if has_s else 0, np.int64)
     cnt = np.zeros((1 << b2max) + 1, np.int64)
     hist = np.zeros((max(nvm, 1), H_CLASSES + COPY_CLASSES + 1), np.int64)
     vcount = np.zeros(max(nvm, 1), np.int64)
@@ -620,14 +621,14 @@ def _count(
             rk[q] = keys[i]
             if not packed:
                 rp[q] = pay[i]
-            if has_s:
+            if keep_s:
                 rs[q] = sal[i]
         if by_vm:  # the salt of each record's VM (a loop of its own keeps the one above as it was)
             for q in range(m):
                 rs[q] = vs[((rk[q] & pmask) if packed else np.int64(rp[q])) >> 1]
-        _sort_bucket(rk, rp, rs, m, keymask, packed, with_s, sort_moves)
+        _sort_bucket(rk, rp, rs, m, keymask, packed, has_s, sort_moves)
         ntop = _scan_bucket(
-            rk, rp, rs, m, keymask, pmask, packed, with_s, vm_blocks, b, b1, use_zero_pages, max_page_sharing,
+            rk, rp, rs, m, keymask, pmask, packed, has_s, vm_blocks, b, b1, use_zero_pages, max_page_sharing,
             hist, svd, vcount, touched, top_c, top_s, top_h, top_k, top_z, ntop, acc,
         )  # fmt: skip
     # ---- per VM, from the (content, VM) pairs of shared contents and the pages by copies
@@ -909,11 +910,9 @@ def count_sharing(
     # salts that are sharing domains of VMs (share --salting) ride in the VM index: the scatter
     # then moves 8 bytes per page instead of 16
     vsalt = np.zeros(max(nvm, 1), np.int64) if salt.shape[0] else np.zeros(0, np.int64)
-    if salt.shape[0] and _salt_per_vm(salt, vm, nvm, vsalt):
-        salt = np.zeros(0, np.int64)
-    else:
+    if not (salt.shape[0] and _salt_per_vm(salt, vm, nvm, vsalt)):
         vsalt = np.zeros(0, np.int64)
-    sal = np.empty(n if salt.shape[0] else 0, np.int64)
+    sal = np.empty(n if salt.shape[0] and not vsalt.shape[0] else 0, np.int64)
     ntop, bad = _count(
         hashes, salt, vsalt, vm, zero, el, nvm, bool(use_zero_pages), int(max_page_sharing), b1, L2_MAX_BITS,
         SORT_MOVES, packed,
