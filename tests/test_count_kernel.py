@@ -243,6 +243,66 @@ def test_vm_blocks_in_any_order(rng, buckets):
         check(h, z, vm, 4, top_n=6, salt=salt, use_zero_pages=True, max_page_sharing=3)
 
 
+@pytest.mark.parametrize("blocks", [True, False])
+@pytest.mark.parametrize("trial", range(scaled(12, 3)))
+def test_salts_of_vms_match_twin(rng, buckets, trial, blocks):
+    """Salts that are sharing domains of VMs (``share --salting``): the records carry no salt
+    (the kernel takes each VM's salt from its VM index). Random sets, VMs in blocks or not."""
+    r = np.random.default_rng(100 + trial)
+    n = int(r.integers(1, scaled(3000, 300)))
+    nvm = int(r.integers(1, 9))
+    h = r.integers(0, max(2, n // 3), size=n).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    vm = r.integers(0, nvm, size=n).astype(np.uint8)
+    if blocks:
+        vm = np.sort(vm)
+    vsalt = r.integers(-3, 3, size=nvm)
+    salt = vsalt[vm]
+    vs = np.zeros(nvm, np.int64)
+    if not JIT_DISABLED:
+        assert counts._salt_per_vm(salt.astype(np.int64), vm, nvm, vs)
+    kw = dict(top_n=int(r.integers(0, 8)), use_zero_pages=bool(trial % 3 == 0), max_page_sharing=int(r.integers(2, 6)))
+    if trial % 4 == 1:
+        kw["eligible"] = r.random(n) > 0.1
+    check(h, h == h[0], vm, nvm, salt=salt, **kw)
+
+
+@pytest.mark.parametrize("blocks", [True, False])
+def test_salts_of_vms_with_colliding_keys(rng, buckets, blocks):
+    """Different contents whose mixed keys ``(hash ^ salt·C3)·C1`` are equal: hash ``h`` under
+    salt 1 and ``h ^ C3 ^ 2·C3`` under salt 2, in VMs 0 (salt 1), 1 (salt 2) and 2 (salt 1
+    again), beside ordinary contents. Their records differ only in the salt, which the kernel
+    takes from the VM index after the scatter: sorted by key alone they would interleave."""
+    m64 = (1 << 64) - 1
+    c3 = int(counts._C3)
+    base = [int(x) for x in rng.integers(0, 2**63, size=scaled(60, 12), dtype=np.uint64)]
+    other = [x ^ ((c3 ^ (2 * c3)) & m64) for x in base]
+    assert all(((x ^ c3) * int(counts._C1)) & m64 == ((y ^ (2 * c3 & m64)) * int(counts._C1)) & m64
+               for x, y in zip(base, other, strict=True))  # fmt: skip
+    plain = [int(x) for x in rng.integers(0, 50, size=scaled(300, 60))]
+    t = len(plain) // 3
+    p0, p1, p2 = plain[:t], plain[t : 2 * t], plain[2 * t :]
+    h = np.array(base + p0 + other + p1 + base + p2, np.uint64)
+    vm = np.repeat([0, 1, 2], [len(base) + len(p0), len(other) + len(p1), len(base) + len(p2)])
+    if not blocks:
+        order = rng.permutation(len(h))
+        h, vm = h[order], vm[order]
+    vsalt = np.array([1, 2, 1])
+    for uzp in (False, True):
+        check(h, h == h[0], vm, 3, salt=vsalt[vm], top_n=5, use_zero_pages=uzp, max_page_sharing=2)
+
+
+def test_salt_per_vm_detection():
+    vm = np.array([0, 1, 1, 0, 2], np.uint8)
+    vs = np.zeros(3, np.int64)
+    assert counts._salt_per_vm(np.array([5, -1, -1, 5, 0], np.int64), vm, 3, vs)
+    assert vs.tolist() == [5, -1, 0]
+    assert not counts._salt_per_vm(np.array([5, -1, -2, 5, 0], np.int64), vm, 3, vs)  # VM 1 has two salts
+    assert not counts._salt_per_vm(np.zeros(5, np.int64), vm, 2, vs)  # VM 2 out of range: _count reports it
+    assert counts._salt_per_vm(np.full(3, 7, np.int64), np.zeros(0, np.int64), 1, vs)  # no VMs: one VM
+    with pytest.raises(ValueError, match=r"vm indices must be in \[0, 2\); page 4 has 2"):
+        count_sharing(np.arange(5, dtype=np.uint64), None, vm, ["a", "b"], salt=np.zeros(5, np.int64))
+
+
 def test_synthetic_benchmark_input_matches_twin(buckets):
     """The benchmark's input generator, counted by the kernel and the twin."""
     from pagecore.bench.count import make_pages

@@ -97,7 +97,7 @@ def bench_count(n: int, vms: int = 100, repeat: int = 2, seed: int = 0, salts: b
         rows.append({"method": name, "wall_s": wall, "cpu_s": cpu, "distinct": int(distinct_of(out))})
 
     add("count_sharing (share, workflow, bigcount)", lambda: count_sharing(h, z, vm, names), lambda c: c.t(T_DISTINCT))
-    if salts and _mem_available() > n * 40:  # salt 8 + records 8 + salts scratch 8 bytes per page, with room
+    if salts and _mem_available() > n * 24:  # salt 8 + records 8 bytes per page (salts of VMs: no salt scratch), room
         # share --salting 2 with pairs of VMs sharing a salt: the second count_sharing call
         dom = salt_domains(names, 2, {nm: str(i // 2) for i, nm in enumerate(names)})
         salt = dom[vm]

@@ -50,12 +50,16 @@ sort.
    hash bit counts, so a hash-prefix partition, a narrow hash or one content under many salts
    still spread evenly).
 2. **Scatter** (second read): each eligible page becomes one 8-byte record in bucket order,
-   stably (input order within a bucket): ``k << b1 | vm << 1 | zero`` — the top ``b1`` bits
-   of ``k`` are the bucket, known from where the record is, so the payload rides in their
-   place (``b1`` is raised to the payload's width, at most :data:`L1_MAX_BITS`; with more
-   than 2048 VMs the payload goes to a second, 4-byte array). With salts, the salt goes to a
-   third array. At most 4096 level-1 buckets, so the scatter writes to few enough places at
-   once; buckets aim at :data:`BUCKET_TARGET` pages so that one fits in the core's L2 cache.
+   stably (input order within a bucket): ``k << b1 | vm << 1 | zero`` — the top ``b1`` bits of
+   ``k`` are the bucket, known from where the record is, so the payload rides in their place
+   (``b1`` is raised to the payload's width, at most :data:`L1_MAX_BITS`; with more than 2048
+   VMs the payload goes to a second, 4-byte array). With salts, the salt goes to a third array
+   — unless every page's salt is its VM's (``share --salting``: sharing domains are sets of
+   VMs, checked in one read of the salts and VM indices first); then it is looked up by the VM
+   index when a bucket is copied for step 3, so the records carry no salt and no 8 bytes of
+   salt scratch per page are needed. At most 4096 level-1 buckets, so the scatter writes to few
+   enough places at once; buckets aim at :data:`BUCKET_TARGET` pages so that one fits in the
+   core's L2 cache.
 3. **Per level-1 bucket**, in cache: a counting sort by the next ``log2(pages) - 1`` bits of
    the key (:data:`L2_SHIFT`) into a copy, then an insertion sort (stable, by key then salt)
    that only moves records within their sub-bucket of about two pages; then one scan: each
@@ -73,15 +77,15 @@ sums per VM) may differ in the last bits from a sum in another order. A content'
 (for its zero flag) is its first eligible page in input order.
 
 Bytes per page: the inputs (hash 8, zero 1, VM index 1–8 as given, optional salt 8 and
-eligibility 1) plus 8 bytes of scratch (12 with more than 2048 VMs, 8 more with salts) for the
-bucket-ordered records, allocated by NumPy (transparent huge pages), plus a sorted copy of the
-largest level-1 bucket (8 bytes per page of it, 12 / 20 as above) and 512 KiB of level-2
-counters: with uniform hashes well under 1 MiB; a content with very many copies (the zero
-page) makes its bucket large, e.g. 30 % zero pages add about 2.4 bytes per page overall. 500 M
-pages with a uint8 VM index and few zero pages: 5 GB of input + 4 GB of scratch (the hash
-table kernel before this one needed 8 bytes per page plus 16 per page of its largest bucket,
-the sort-then-scan one before it about 75). At most 2**31 − 1 pages per call: larger sets are
-counted by hash-prefix partitions (:mod:`.partition`).
+eligibility 1) plus 8 bytes of scratch (12 with more than 2048 VMs, 8 more with salts that are
+not those of the pages' VMs) for the bucket-ordered records, allocated by NumPy (transparent
+huge pages), plus a sorted copy of the largest level-1 bucket (8 bytes per page of it, 12 / 20
+as above) and 512 KiB of level-2 counters: with uniform hashes well under 1 MiB; a content with
+very many copies (the zero page) makes its bucket large, e.g. 30 % zero pages add about 2.4
+bytes per page overall. 500 M pages with a uint8 VM index and few zero pages: 5 GB of input + 4
+GB of scratch (the hash table kernel before this one needed 8 bytes per page plus 16 per page
+of its largest bucket, the sort-then-scan one before it about 75). At most 2**31 − 1 pages per
+call: larger sets are counted by hash-prefix partitions (:mod:`.partition`).
 """
 
 from __future__ import annotations
@@ -481,17 +485,40 @@ def _scan_bucket(
 
 
 @njit(**SERIAL)
+def _salt_per_vm(s, vm, nvm, vs):
+    """Whether every page's salt is that of its VM (``share --salting``: sharing domains are sets
+    of VMs), writing each VM's salt to ``vs`` (int64[nvm]); False as soon as one is not, or a VM
+    index is outside ``[0, nvm)`` (left for :func:`_count` to report)."""
+    has_vm = vm.shape[0] > 0
+    seen = np.zeros(max(nvm, 1), np.bool_)
+    for i in range(s.shape[0]):
+        v = np.int64(vm[i]) if has_vm else np.int64(0)
+        if v < 0 or v >= nvm:
+            return False
+        if seen[v]:
+            if vs[v] != s[i]:
+                return False
+        else:
+            seen[v] = True
+            vs[v] = s[i]
+    return True
+
+
+@njit(**SERIAL)
 def _count(
-    h, s, vm, z, el, nvm, use_zero_pages, max_page_sharing, b1, b2max, sort_moves, packed, keys, pay, sal, tot, per_vm,
-    svd, top,
+    h, s, vs, vm, z, el, nvm, use_zero_pages, max_page_sharing, b1, b2max, sort_moves, packed, keys, pay, sal, tot,
+    per_vm, svd, top,
 ):  # fmt: skip
     """Every count of :class:`SharingCounts` in two passes over the pages plus three over
     each cache-sized level-1 bucket (see the module docstring, "How it counts").
 
     ``s``, ``vm``, ``z``, ``el`` may be empty, meaning salt 0, VM 0, not zero and eligible for
-    every page. ``keys`` (int64[n]), ``pay`` (uint32[n], or empty when ``packed``) and ``sal``
-    (int64[n], or empty without salts) are scratch space for the eligible pages' records in
-    bucket order (NumPy allocates them, with transparent huge pages, which the scatter needs).
+    every page. ``vs`` (int64[nvm], or empty) is the salt of each VM's pages when every page's
+    salt is its VM's: then ``sal`` is empty, the records carry no salt through the scatter and
+    it is looked up when a level-1 bucket is copied for its sort. ``keys`` (int64[n]), ``pay``
+    (uint32[n], or empty when ``packed``) and ``sal`` (int64[n], or empty without salts) are
+    scratch space for the eligible pages' records in bucket order (NumPy allocates them, with
+    transparent huge pages, which the scatter needs).
     ``b1`` level-1 bucket bits; ``b2max`` the most level-2 bits; ``packed``: a page's
     ``vm << 1 | zero`` fits in ``b1`` bits and is stored in its record.
     Writes ``tot`` (int64[N_TOTALS]), ``per_vm`` (int64[nvm, N_VM]), ``svd``
@@ -502,6 +529,8 @@ def _count(
     top_c, top_s, top_h, top_k, top_z = top
     n = h.shape[0]
     has_s = s.shape[0] > 0
+    by_vm = vs.shape[0] > 0  # salts of VMs: looked up after the scatter
+    keep_s = sal.shape[0] > 0  # salts carried through the scatter
     has_vm = vm.shape[0] > 0
     has_z = z.shape[0] > 0
     has_el = el.shape[0] > 0
@@ -554,7 +583,7 @@ def _count(
         keys[q] = _record(k, b1, p, packed)
         if not packed:
             pay[q] = np.uint32(p)
-        if has_s:
+        if keep_s:
             sal[q] = si
     # ---- per level-1 bucket: a counting sort by the next bits of the key into a copy that
     # stays in cache, an insertion sort that finishes it, and one scan of the contents
@@ -592,8 +621,11 @@ def _count(
             rk[q] = keys[i]
             if not packed:
                 rp[q] = pay[i]
-            if has_s:
+            if keep_s:
                 rs[q] = sal[i]
+        if by_vm:  # the salt of each record's VM (a loop of its own keeps the one above as it was)
+            for q in range(m):
+                rs[q] = vs[((rk[q] & pmask) if packed else np.int64(rp[q])) >> 1]
         _sort_bucket(rk, rp, rs, m, keymask, packed, has_s, sort_moves)
         ntop = _scan_bucket(
             rk, rp, rs, m, keymask, pmask, packed, has_s, vm_blocks, b, b1, use_zero_pages, max_page_sharing,
@@ -875,10 +907,15 @@ def count_sharing(
     # otherwise miss the TLB on most writes); untouched tails cost no memory
     keys = np.empty(n, np.int64)
     pay = np.empty(0 if packed else n, np.uint32)
-    sal = np.empty(n if salt.shape[0] else 0, np.int64)
+    # salts that are sharing domains of VMs (share --salting) ride in the VM index: the scatter
+    # then moves 8 bytes per page instead of 16
+    vsalt = np.zeros(max(nvm, 1), np.int64) if salt.shape[0] else np.zeros(0, np.int64)
+    if not (salt.shape[0] and _salt_per_vm(salt, vm, nvm, vsalt)):
+        vsalt = np.zeros(0, np.int64)
+    sal = np.empty(n if salt.shape[0] and not vsalt.shape[0] else 0, np.int64)
     ntop, bad = _count(
-        hashes, salt, vm, zero, el, nvm, bool(use_zero_pages), int(max_page_sharing), b1, L2_MAX_BITS, SORT_MOVES,
-        packed,
+        hashes, salt, vsalt, vm, zero, el, nvm, bool(use_zero_pages), int(max_page_sharing), b1, L2_MAX_BITS,
+        SORT_MOVES, packed,
         keys, pay, sal, tot, per_vm, svd, top_arrays,
     )  # fmt: skip
     del keys, pay, sal
