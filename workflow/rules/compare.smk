@@ -4,11 +4,10 @@
 
 if EXTRA_SEEDS:
 
+    # One job for all seeds: it reads each trace once and replays it per seed (one job per seed
+    # paid a Python start, the kernels' loading and three trace reads each).
     rule seed_numbers:
-        """Replay Figures 6-8 under every other simulator seed and score their numbers (comparison.seeds).
-
-        One job for all seeds: it reads each trace once and replays it per seed (one job per seed
-        paid a Python start, the kernels' loading and three trace reads each)."""
+        """Replay Figures 6-8 under every other simulator seed and score their numbers (comparison.seeds)."""
         input:
             fig06="results/traces/fig06.parquet",
             fig07="results/traces/fig07.parquet",
