@@ -387,18 +387,7 @@ def _first_per_domain(hashes: np.ndarray, dom: np.ndarray, sel: np.ndarray, one_
     return np.sort(np.concatenate(firsts)) if firsts else idx[:0]
 
 
-def reclamation_ladder(
-    frame,
-    algorithm: str,
-    *,
-    vm_pages: dict | None = None,
-    salting: int = 0,
-    salts: dict | None = None,
-    compression: str = "esxi",
-    max_pct: float = ESXI_MEMZIP_MAX_PCT,
-    page_size: int = PAGE_SIZE,
-    as_records: bool = False,
-):
+def reclamation_ladder(frame, algorithm: str, *, compression: str = "esxi", **options):
     """What each technique wins back, applied in order to one set of VMs.
 
     Steps (pages saved at each, and pages still resident after it):
@@ -419,6 +408,9 @@ def reclamation_ladder(
     frame : pandas.DataFrame
         :class:`pagecore.pages.compress.PageSizes` ``.frame`` (vm, hash, zero, same_filled,
         ``csize_<algorithm>``).
+    options
+        ``vm_pages``, ``salting``, ``salts``, ``max_pct``, ``page_size``, ``as_records``: as
+        :func:`ladder_from_arrays`, which does the work on the frame's columns.
 
     Returns
     -------
@@ -436,13 +428,8 @@ def reclamation_ladder(
         frame[col].to_numpy(np.int64),
         frame["same_filled"].to_numpy(np.bool_) if compression == "zram" else None,
         algorithm=algorithm,
-        vm_pages=vm_pages,
-        salting=salting,
-        salts=salts,
         compression=compression,
-        max_pct=max_pct,
-        page_size=page_size,
-        as_records=as_records,
+        **options,
     )
 
 
