@@ -218,7 +218,8 @@ def test_random_corruptions_and_garbage():
 
 def test_kdump_chunk_buffers_are_reused_only_when_nothing_refers_to_them(tmp_path):
     """Decoded chunks land in reused buffers (a fresh 64 MiB array per chunk cost page faults
-    and zeroing), but never in one a caller still holds: held chunks keep their pages."""
+    and zeroing), also across readers, but never in one a caller still holds: held chunks keep
+    their pages."""
     from dumps_helpers import write_dump
 
     from pagecore.dumps import open_dump
@@ -227,15 +228,25 @@ def test_kdump_chunk_buffers_are_reused_only_when_nothing_refers_to_them(tmp_pat
     path = write_dump("kdump", tmp_path / "d.kdump", np.arange(64), pages, compression="snappy")
     with open_dump(path, chunk_pages=8) as r:
         held = list(r)  # every chunk kept: no buffer may be reused
-        assert len({c.pages.base.ctypes.data for c in held}) == len(held) == 8
+        assert len({c.pages.ctypes.data for c in held}) == len(held) == 8
         for c in held:
             assert (c.pages == pages[c.gpfn.astype(np.int64)]).all()
-    with open_dump(path, chunk_pages=8) as r:
-        seen = set()
-        for c in r:  # each chunk dropped before the next but one: buffers come round again
-            assert (c.pages == pages[c.gpfn.astype(np.int64)]).all()
-            seen.add(c.pages.base.ctypes.data)
-        assert len(seen) < 8
+    with open_dump(path, chunk_pages=8) as r2:  # another reader while the first one's chunks are held
+        again = list(r2)
+        assert not {c.pages.ctypes.data for c in held} & {c.pages.ctypes.data for c in again}
+    for c in held:  # the held chunks were not written over
+        assert (c.pages == pages[c.gpfn.astype(np.int64)]).all()
+    del held, again, c
+    seen = set()
+    for _ in range(2):  # a reader after another: the buffers come round again (process-wide)
+        with open_dump(path, chunk_pages=8) as r:
+            for c in r:  # each chunk dropped before the next but one
+                assert (c.pages == pages[c.gpfn.astype(np.int64)]).all()
+                seen.add(c.pages.ctypes.data)
+            del c
+    assert len(seen) < 8
+    with open_dump(path, chunk_pages=16) as r:  # larger chunks: buffers too small are replaced
+        assert all((c.pages == pages[c.gpfn.astype(np.int64)]).all() for c in r)
 
 
 @pytest.mark.parametrize("compression", ["snappy", "zlib"])

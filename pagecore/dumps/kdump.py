@@ -53,12 +53,13 @@ on the previous chunk: raw, zlib and snappy pages by nogil kernels (:mod:`._page
 split over records of a flattened file are gathered first; a snappy page, or a split zlib page,
 that a kernel refuses is decoded again by the Python codec, whose error is reported), lzo and
 zstd one Python call per page (zstd releases the GIL). Memory is bounded by the page data of
-:attr:`KdumpReader.KEEP_BUFFERS` chunks (buffers are reused once nothing refers to them) plus
-the chunks a caller still holds.
+:attr:`KdumpReader.KEEP_BUFFERS` chunks (buffers are reused once nothing refers to them, by
+every kdump reader of the process, and kept after they close) plus the chunks a caller still holds.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 import sys
@@ -235,6 +236,73 @@ class _MmapSource:
         return offs, (offs >= 0) & (offs + sizes <= self.size)
 
 
+# --------------------------------------------------------------------------- buffers
+class _ChunkBuffers:
+    """Chunk buffers shared by the kdump readers of a process, reused once nothing refers to them.
+
+    A fresh 64 MiB array costs the kernel a page fault and a page of zeroes per 4 KiB (a sixth of
+    a snappy read's CPU, issue 18), so buffers are reused -- across readers too: a process that
+    reads several dumps (``pagecore host`` with ``dump:`` entries, the benchmark) pays for them
+    once. Reuse is decided by reference count: a chunk's pages are a view of its buffer, and
+    every view (also a caller's) refers to it, so a buffer anyone can still see is never
+    written again. When a reader closes, the free buffers are handed to the kernel with
+    ``MADV_FREE``: they stay mapped and cost nothing to reuse unless the kernel needed the memory
+    meanwhile (then it dropped them without writing them anywhere, and they come back as zeroes).
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        # (1-D array, its mmap): the array is what every chunk view refers to (numpy collapses a
+        # view's base to it). The first entry is referred to by nothing but the list: its count,
+        # taken the same way, is what a free buffer's is (whatever this Python counts)
+        self._bufs: list[tuple[np.ndarray, object]] = [(np.empty(0, np.uint8), None)]
+
+    def take(self, k: int, page_size: int, keep: int) -> np.ndarray:
+        """A ``uint8[k, page_size]`` view of a free buffer of at least ``k`` pages, or of a new one
+        (kept for reuse while fewer than ``keep`` are)."""
+        n = k * page_size
+        with self._lock:
+            free, small = None, None
+            for j, (b, _) in enumerate(self._bufs):
+                c = sys.getrefcount(b)
+                if free is None:
+                    free = c
+                elif c == free:
+                    if b.shape[0] >= n:
+                        return b[:n].reshape(k, page_size)
+                    small = j  # free but too small (a reader with smaller chunks): replace it
+            if small is None and len(self._bufs) > keep:
+                return np.empty((k, page_size), np.uint8)
+            mm = mmap.mmap(-1, max(n, 1))  # anonymous, page-aligned: MADV_FREE applies to it whole
+            b = np.frombuffer(mm, np.uint8)
+            if small is None:
+                self._bufs.append((b, mm))
+            else:
+                self._bufs[small] = (b, mm)
+            return b[:n].reshape(k, page_size)
+
+    def idle(self) -> None:
+        """Let the kernel take back the free buffers' memory if it needs it (``MADV_FREE``)."""
+        advice = getattr(mmap, "MADV_FREE", None)
+        if advice is None:
+            return
+        with self._lock:
+            free = None
+            for b, mm in self._bufs:
+                c = sys.getrefcount(b)
+                if free is None:
+                    free = c
+                elif c == free:
+                    try:
+                        mm.madvise(advice)
+                    except OSError:  # pragma: no cover - a kernel without MADV_FREE (< 4.5)
+                        return
+
+
+#: The process's chunk buffers (:class:`_ChunkBuffers`).
+_BUFFERS = _ChunkBuffers()
+
+
 # --------------------------------------------------------------------------- reader
 @register
 class KdumpReader(MmapReader):
@@ -244,8 +312,10 @@ class KdumpReader(MmapReader):
     magic_description = "'KDUMP   ' or 'DISKDUMP' at byte 0"
     #: Decompression threads; set before iterating (default: all usable CPUs).
     threads: int | None = None
-    #: Chunk buffers kept for reuse (the chunk being decoded, the one being hashed, the one the
-    #: caller holds, and one spare: :func:`pagecore.pages.ingest.hashed_chunks`).
+    #: Chunk buffers kept for reuse, by all readers of the process together (two chunks being
+    #: decoded, the one being hashed and the one the caller holds:
+    #: :func:`pagecore.pages.ingest.hashed_chunks`); kept after the readers close (``MADV_FREE``:
+    #: the kernel may take the memory back), so reading another dump costs no fresh memory.
     KEEP_BUFFERS = 4
 
     @classmethod
@@ -253,30 +323,11 @@ class KdumpReader(MmapReader):
         return head[:8] in SIGNATURES
 
     def _page_buffer(self, k: int) -> np.ndarray:
-        """A ``uint8[k, page_size]`` array to decode a chunk into: the buffer of an earlier chunk
-        if nothing refers to it any more, else a new one.
-
-        A fresh 64 MiB array costs the kernel a page fault and a page of zeroes per 4 KiB
-        (a sixth of a snappy read's CPU, issue 18). Reuse is decided by reference count: a
-        chunk's pages are a view of its buffer, and every view (also a caller's) refers to it,
-        so a buffer anyone can still see is never written again."""
-        # the first entry is referred to by nothing but the list: its count, taken the same way,
-        # is what a free buffer's is (whatever this Python counts for the loop and the call)
-        bufs = self.__dict__.setdefault("_bufs", [np.empty(0, np.uint8)])
-        free = None
-        for b in bufs:
-            n = sys.getrefcount(b)
-            if free is None:
-                free = n
-            elif n == free and b.shape[0] >= k:
-                return b[:k]
-        b = np.empty((k, self.page_size), np.uint8)
-        if len(bufs) <= self.KEEP_BUFFERS:
-            bufs.append(b)
-        return b[:k]
+        """A ``uint8[k, page_size]`` array to decode a chunk into (:data:`_BUFFERS`)."""
+        return _BUFFERS.take(k, self.page_size, self.KEEP_BUFFERS)
 
     def close(self) -> None:
-        self.__dict__.pop("_bufs", None)
+        _BUFFERS.idle()
         super().close()
 
     # source hooks (the flattened reader overrides these) --------------------------
