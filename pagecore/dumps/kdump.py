@@ -217,6 +217,30 @@ class _InlineExecutor:
         pass
 
 
+def _run_jobs(jobs: list, take) -> None:
+    """Run ``jobs[take()]`` until ``take`` runs past the end (several of these share one list)."""
+    n = len(jobs)
+    while (i := take()) < n:
+        fn, args = jobs[i]
+        fn(*args)
+
+
+def _start(pool, jobs: list, threads: int) -> list:
+    """Run ``jobs`` ((function, arguments) per batch) on ``pool``; return the futures to wait for.
+
+    One task per thread pulls batches from the shared list (``itertools.count`` hands out each
+    index once; its ``__next__`` is atomic under the GIL) instead of one task per batch: a
+    chunk's 100-odd futures, each with a lock, a condition and a work item, made the garbage
+    collector run every few chunks, and each full collection cost a snappy read ~15 ms (issue 18).
+    """
+    import itertools
+
+    if not jobs:
+        return []
+    take = itertools.count().__next__
+    return [pool.submit(_run_jobs, jobs, take) for _ in range(min(threads, len(jobs)))]
+
+
 # -------------------------------------------------------------------------- sources
 class _MmapSource:
     """The dump file itself, as a read-only mmap (zero-copy slices)."""
@@ -790,7 +814,7 @@ class KdumpReader(MmapReader):
         out = self._page_buffer(k)
         buf = src.buf
         errors: list = []
-        futs = []
+        jobs: list = []  # (function, arguments) per batch: run by _start
         raw_idx = np.flatnonzero(todo & (flags == 0) & contiguous)
         zlib_idx = np.flatnonzero(todo & (flags == FLAG_ZLIB) & contiguous)
         # snappy pages whole in the file: the nogil kernel; any it refuses are decoded again with
@@ -799,8 +823,9 @@ class KdumpReader(MmapReader):
         _pagecodec = _codec()
         if not _pagecodec.HAVE_ZLIB:
             zlib_idx = zlib_idx[:0]
-        # raw, zlib and snappy pages split over records of a flattened file (QEMU writes 16 KiB
-        # records, so about one page in ten): gathered into one array and decoded by the same
+        # raw, zlib and snappy pages split over records of a flattened file (a producer that cuts
+        # its records regardless of page boundaries; QEMU's write_cache packs whole blobs into 16 KiB
+        # records and splits none): gathered into one array and decoded by the same
         # kernels, instead of one Python call per page under the GIL; any page a kernel refuses
         # is decoded again in Python in _finish (its errors, its messages)
         kernel_flags = (flags == 0) | (flags == FLAG_SNAPPY) | ((flags == FLAG_ZLIB) & _pagecodec.HAVE_ZLIB)
@@ -813,15 +838,11 @@ class KdumpReader(MmapReader):
         py_idx = np.flatnonzero(todo & ~done)
         step = BATCH_PAGES
         for lo in range(0, len(raw_idx), step):
-            futs.append(pool.submit(_pagecodec.copy_pages, buf, fileoffs, raw_idx[lo : lo + step], out))
+            jobs.append((_pagecodec.copy_pages, (buf, fileoffs, raw_idx[lo : lo + step], out)))
         for lo in range(0, len(zlib_idx), step):
-            futs.append(
-                pool.submit(_pagecodec.inflate_pages, buf, fileoffs, sizes, zlib_idx[lo : lo + step], out, status)
-            )
+            jobs.append((_pagecodec.inflate_pages, (buf, fileoffs, sizes, zlib_idx[lo : lo + step], out, status)))
         for lo in range(0, len(snappy_idx), step):
-            futs.append(
-                pool.submit(_pagecodec.unsnappy_pages, buf, fileoffs, sizes, snappy_idx[lo : lo + step], out, status)
-            )
+            jobs.append((_pagecodec.unsnappy_pages, (buf, fileoffs, sizes, snappy_idx[lo : lo + step], out, status)))
         if len(split):
             gbuf = np.concatenate([np.asarray(src.read(int(offs[i]), int(sizes[i]))) for i in split.tolist()])
             goffs = np.zeros(k, np.int64)
@@ -829,28 +850,15 @@ class KdumpReader(MmapReader):
             for codec, decode in ((FLAG_SNAPPY, _pagecodec.unsnappy_pages), (FLAG_ZLIB, _pagecodec.inflate_pages)):
                 sel = split[flags[split] == codec]
                 for lo in range(0, len(sel), step):
-                    futs.append(pool.submit(decode, gbuf, goffs, sizes, sel[lo : lo + step], out, status))
+                    jobs.append((decode, (gbuf, goffs, sizes, sel[lo : lo + step], out, status)))
             sel = split[flags[split] == 0]  # raw pages (their size is checked above)
             for lo in range(0, len(sel), step):
-                futs.append(pool.submit(_pagecodec.copy_pages, gbuf, goffs, sel[lo : lo + step], out))
+                jobs.append((_pagecodec.copy_pages, (gbuf, goffs, sel[lo : lo + step], out)))
             status[sel] = 0
         for lo in range(0, len(py_idx), step):
-            futs.append(
-                pool.submit(
-                    self._decode_py,
-                    src,
-                    h,
-                    offs,
-                    sizes,
-                    flags,
-                    py_idx[lo : lo + step],
-                    out,
-                    status,
-                    errors,
-                    fileoffs,
-                    whole,
-                )
-            )
+            batch = py_idx[lo : lo + step]
+            jobs.append((self._decode_py, (src, h, offs, sizes, flags, batch, out, status, errors, fileoffs, whole)))
+        futs = _start(pool, jobs, self.threads or default_threads())
         status[raw_idx] = 0  # copies cannot fail once the range is checked
         span = None
         if whole.any():
