@@ -249,6 +249,41 @@ def test_kdump_chunk_buffers_are_reused_only_when_nothing_refers_to_them(tmp_pat
         assert all((c.pages == pages[c.gpfn.astype(np.int64)]).all() for c in r)
 
 
+def _lazy_free_kib() -> int:
+    from pathlib import Path
+
+    for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+        if line.startswith("LazyFree:"):
+            return int(line.split()[1])
+    raise LookupError
+
+
+def test_kdump_chunk_buffers_are_handed_to_the_kernel_when_the_reader_closes(tmp_path):
+    """The shared chunk buffers stay mapped after a reader closes, but MADV_FREE lets the kernel
+    take their memory back (it shows as LazyFree); buffers a caller still holds are not touched."""
+    from dumps_helpers import write_dump
+
+    from pagecore.dumps import open_dump
+
+    try:
+        _lazy_free_kib()
+    except (OSError, LookupError):
+        pytest.skip("no LazyFree in /proc/self/smaps_rollup (not Linux >= 4.14)")
+    pages = make_pages(1024, seed=12)
+    path = write_dump("kdump", tmp_path / "d.kdump", np.arange(1024), pages, compression="snappy")
+    with open_dump(path, chunk_pages=256) as r:
+        chunks = iter(r)
+        held = next(chunks)
+        for c in chunks:  # read to the end (the other chunks' buffers are then free)
+            assert (c.pages == pages[c.gpfn.astype(np.int64)]).all()
+        del c
+        before = _lazy_free_kib()
+    after = _lazy_free_kib()
+    # at least one free 1 MiB buffer handed back (buffers of earlier readers may have been replaced)
+    assert after >= 1024 and after > before
+    assert (held.pages == pages[held.gpfn.astype(np.int64)]).all()  # the held one kept its pages
+
+
 @pytest.mark.parametrize("compression", ["snappy", "zlib"])
 def test_pages_split_over_flattened_records_go_through_the_kernels(monkeypatch, tmp_path, compression):
     """Pages split over records (small records: most of them) are gathered and decoded by the

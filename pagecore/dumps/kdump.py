@@ -297,7 +297,11 @@ class _ChunkBuffers:
                     small = j  # free but too small (a reader with smaller chunks): replace it
             if small is None and len(self._bufs) > keep:
                 return np.empty((k, page_size), np.uint8)
-            mm = mmap.mmap(-1, max(n, 1))  # anonymous, page-aligned: MADV_FREE applies to it whole
+            if not hasattr(mmap, "MAP_PRIVATE"):  # pragma: no cover - not Unix
+                return np.empty((k, page_size), np.uint8)
+            # private (a shared map would be shared with forked children, and MADV_FREE refuses it),
+            # anonymous, page-aligned: MADV_FREE applies to it whole
+            mm = mmap.mmap(-1, max(n, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
             b = np.frombuffer(mm, np.uint8)
             if small is None:
                 self._bufs.append((b, mm))
@@ -325,6 +329,17 @@ class _ChunkBuffers:
 
 #: The process's chunk buffers (:class:`_ChunkBuffers`).
 _BUFFERS = _ChunkBuffers()
+
+
+def _buffers_in_child() -> None:
+    """A forked child starts with buffers of its own (its copies of the parent's are private, but
+    the lock may have been held by a thread the child does not have)."""
+    global _BUFFERS
+    _BUFFERS = _ChunkBuffers()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_buffers_in_child)
 
 
 # --------------------------------------------------------------------------- reader
