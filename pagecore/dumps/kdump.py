@@ -217,15 +217,18 @@ class _InlineExecutor:
         pass
 
 
-def _run_jobs(jobs: list, take) -> None:
-    """Run ``jobs[take()]`` until ``take`` runs past the end (several of these share one list)."""
+def _run_jobs(jobs: list, take, stop) -> None:
+    """Run ``jobs[take()]`` until ``take`` runs past the end (several of these share one list) or
+    ``stop`` (a :class:`threading.Event`, or None) is set."""
     n = len(jobs)
     while (i := take()) < n:
+        if stop is not None and stop.is_set():
+            return
         fn, args = jobs[i]
         fn(*args)
 
 
-def _start(pool, jobs: list, threads: int) -> list:
+def _start(pool, jobs: list, threads: int, stop=None) -> list:
     """Run ``jobs`` ((function, arguments) per batch) on ``pool``; return the futures to wait for.
 
     One task per thread pulls batches from the shared list (``itertools.count`` hands out each
@@ -238,7 +241,7 @@ def _start(pool, jobs: list, threads: int) -> list:
     if not jobs:
         return []
     take = itertools.count().__next__
-    return [pool.submit(_run_jobs, jobs, take) for _ in range(min(threads, len(jobs)))]
+    return [pool.submit(_run_jobs, jobs, take, stop) for _ in range(min(threads, len(jobs)))]
 
 
 # -------------------------------------------------------------------------- sources
@@ -873,7 +876,7 @@ class KdumpReader(MmapReader):
         for lo in range(0, len(py_idx), step):
             batch = py_idx[lo : lo + step]
             jobs.append((self._decode_py, (src, h, offs, sizes, flags, batch, out, status, errors, fileoffs, whole)))
-        futs = _start(pool, jobs, self.threads or default_threads())
+        futs = _start(pool, jobs, self.threads or default_threads(), getattr(self, "_stop", None))
         status[raw_idx] = 0  # copies cannot fail once the range is checked
         span = None
         if whole.any():
@@ -968,6 +971,7 @@ class KdumpReader(MmapReader):
         from concurrent.futures import ThreadPoolExecutor  # not at the top: it imports logging (start-up)
 
         pool = _InlineExecutor() if threads == 1 else ThreadPoolExecutor(threads, thread_name_prefix="kdump")
+        self._stop = stop = threading.Event()
         try:
             specs = self._chunk_specs(src, h)
             job = None
@@ -985,6 +989,7 @@ class KdumpReader(MmapReader):
                     yield chunk
         finally:
             # on an error or Ctrl-C, drop the queued batches instead of decoding them first
+            stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
 
     def metadata(self) -> dict:
