@@ -287,6 +287,39 @@ def test_kdump_chunk_buffers_are_handed_to_the_kernel_when_the_reader_closes(tmp
     assert (held.pages == pages[held.gpfn.astype(np.int64)]).all()  # the held one kept its pages
 
 
+def test_kdump_chunk_buffers_are_not_shared_with_a_forked_child(tmp_path):
+    """A child forked while the parent holds chunks reads a dump of its own into the pool's
+    buffers; the parent's chunks keep their pages (the child starts a pool of its own, and the
+    buffers are private maps besides: either alone protects the parent)."""
+    import os
+
+    from dumps_helpers import write_dump
+
+    from pagecore.dumps import open_dump
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no os.fork")
+    a, b = make_pages(64, seed=13), make_pages(64, seed=14)
+    pa = write_dump("kdump", tmp_path / "a.kdump", np.arange(64), a, compression="snappy")
+    pb = write_dump("kdump", tmp_path / "b.kdump", np.arange(64), b, compression="snappy")
+    with open_dump(pa, chunk_pages=16) as r:
+        held = list(r)
+    del r
+    pid = os.fork()
+    if pid == 0:  # the child: read the other dump, with the buffers freed in its copy
+        code = 1
+        try:
+            del held
+            with open_dump(pb, chunk_pages=16) as r:
+                code = 0 if all((c.pages == b[c.gpfn.astype(np.int64)]).all() for c in r) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    for c in held:
+        assert (c.pages == a[c.gpfn.astype(np.int64)]).all()
+
+
 @pytest.mark.parametrize("compression", ["snappy", "zlib"])
 def test_pages_split_over_flattened_records_go_through_the_kernels(monkeypatch, tmp_path, compression):
     """Pages split over records (small records: most of them) are gathered and decoded by the
