@@ -148,6 +148,35 @@ def test_flattened_out_of_order_and_overwritten_records(tmp_path, pages):
     assert got == expected(pfns, pages)
 
 
+@pytest.mark.parametrize("compression", ["zlib", "snappy", None])
+def test_flattened_packed_records_as_qemu_writes_them(tmp_path, pages, compression):
+    """``pack``: consecutive writes share records of at most ``record_bytes`` (QEMU's write_cache),
+    no blob is split over two records, and the file reads back as the unpacked one does."""
+    if compression == "snappy":
+        pytest.importorskip("cramjam")
+    pfns = np.arange(len(pages))
+    writes = list(kdump_bytes_iter(pfns, pages, compression=compression))
+    path = write_flattened(tmp_path / "p.flat", writes, record_bytes=16384, pack=True)
+    raw = path.read_bytes()
+    off, recs = 4096, []
+    while True:
+        voff, n = RECORD.unpack_from(raw, off)
+        if voff == -1:
+            break
+        recs.append((voff, n))
+        off += 16 + n
+    assert off + 16 == len(raw)
+    assert all(n <= 16384 for _, n in recs)
+    assert len(recs) < sum(-(-len(d) // 16384) for _, d in writes)  # writes were packed together
+    starts = {v for v, _ in recs}
+    for o, d in writes:  # a write no longer than a record starts a record or follows in one
+        if len(d) <= 16384:
+            assert any(v <= o and o + len(d) <= v + n for v, n in recs), o
+    assert 0 in starts
+    got, _ = read_all(path)
+    assert got == expected(pfns, pages)
+
+
 # ---------------------------------------------------------------- bad input
 def _err(path, fmt="auto", **kw) -> InputError:
     with pytest.raises(InputError) as ei:

@@ -2,7 +2,8 @@
 
 ``pagecore bench ingest`` writes one synthetic guest image (a mix of zero, text-like,
 duplicated and random pages, like guest memory) as raw, ELF, LiME, kdump-zlib and
-kdump-snappy (both flattened, as QEMU writes them; and plain kdump-zlib) into a scratch
+kdump-snappy (both flattened, as QEMU writes them: page data packed into records of up to
+16 KiB, ``write_flattened(pack=True)``; and plain kdump-zlib) into a scratch
 directory, brings every file into the page cache the same way (written, flushed, evicted, then
 read back in 1 MiB reads, as a dump read once from disk: see "Page cache" below), then reports
 GB/s of guest page data, wall and CPU seconds (all threads of this process), for:
@@ -93,11 +94,11 @@ def _write_all(pages: np.ndarray, d: Path) -> dict[str, Path]:
         "elf": write_elf(d / "guest.elf", [(0, pages)]),
         "lime": write_lime(d / "guest.lime", [(0, pages)]),
         "kdump-zlib (flat)": write_kdump_flat(
-            d / "guest.zlib.flat", pfns, pages, compression="zlib", record_bytes=16384
+            d / "guest.zlib.flat", pfns, pages, compression="zlib", record_bytes=16384, pack=True
         ),
         "kdump-zlib (plain)": write_kdump(d / "guest.zlib.kdump", pfns, pages, compression="zlib"),
         "kdump-snappy (flat)": write_kdump_flat(
-            d / "guest.snappy.flat", pfns, pages, compression="snappy", record_bytes=16384
+            d / "guest.snappy.flat", pfns, pages, compression="snappy", record_bytes=16384, pack=True
         ),
     }
 

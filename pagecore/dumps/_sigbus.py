@@ -18,7 +18,6 @@ milliseconds, and Numba is not imported for it: that cost ``pagecore hash`` a se
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import signal
 import threading
@@ -89,7 +88,9 @@ def install() -> bool:
                 libc = ctypes.CDLL(None, use_errno=True)
                 libc.signal  # noqa: B018 - present?
             except (OSError, AttributeError):
-                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+                from ctypes.util import find_library  # only here: it imports tempfile, random (start-up)
+
+                libc = ctypes.CDLL(find_library("c") or "libc.so.6", use_errno=True)
             so = _llvm.library_path("sigbus", HANDLER_IR.encode())
             lib = _llvm.open_library(so)
             if lib is not None:

@@ -53,12 +53,13 @@ on the previous chunk: raw, zlib and snappy pages by nogil kernels (:mod:`._page
 split over records of a flattened file are gathered first; a snappy page, or a split zlib page,
 that a kernel refuses is decoded again by the Python codec, whose error is reported), lzo and
 zstd one Python call per page (zstd releases the GIL). Memory is bounded by the page data of
-:attr:`KdumpReader.KEEP_BUFFERS` chunks (buffers are reused once nothing refers to them) plus
-the chunks a caller still holds.
+:attr:`KdumpReader.KEEP_BUFFERS` chunks (buffers are reused once nothing refers to them, by
+every kdump reader of the process, and kept after they close) plus the chunks a caller still holds.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 import sys
@@ -216,6 +217,33 @@ class _InlineExecutor:
         pass
 
 
+def _run_jobs(jobs: list, take, stop) -> None:
+    """Run ``jobs[take()]`` until ``take`` runs past the end (several of these share one list) or
+    ``stop`` (a :class:`threading.Event`, or None) is set."""
+    n = len(jobs)
+    while (i := take()) < n:
+        if stop is not None and stop.is_set():
+            return
+        fn, args = jobs[i]
+        fn(*args)
+
+
+def _start(pool, jobs: list, threads: int, stop=None) -> list:
+    """Run ``jobs`` ((function, arguments) per batch) on ``pool``; return the futures to wait for.
+
+    One task per thread pulls batches from the shared list (``itertools.count`` hands out each
+    index once; its ``__next__`` is atomic under the GIL) instead of one task per batch: a
+    chunk's 100-odd futures, each with a lock, a condition and a work item, made the garbage
+    collector run every few chunks, and each full collection cost a snappy read ~15 ms (issue 18).
+    """
+    import itertools
+
+    if not jobs:
+        return []
+    take = itertools.count().__next__
+    return [pool.submit(_run_jobs, jobs, take, stop) for _ in range(min(threads, len(jobs)))]
+
+
 # -------------------------------------------------------------------------- sources
 class _MmapSource:
     """The dump file itself, as a read-only mmap (zero-copy slices)."""
@@ -235,6 +263,95 @@ class _MmapSource:
         return offs, (offs >= 0) & (offs + sizes <= self.size)
 
 
+# --------------------------------------------------------------------------- buffers
+class _ChunkBuffers:
+    """Chunk buffers shared by the kdump readers of a process, reused once nothing refers to them.
+
+    A fresh 64 MiB array costs the kernel a page fault and a page of zeroes per 4 KiB (a sixth of
+    a snappy read's CPU, issue 18), so buffers are reused -- across readers too: a process that
+    reads several dumps (``pagecore host`` with ``dump:`` entries, the benchmark) pays for them
+    once. Reuse is decided by reference count: a chunk's pages are a view of its buffer, and
+    every view (also a caller's) refers to it, so a buffer anyone can still see is never
+    written again. When a reader closes, the free buffers are handed to the kernel with
+    ``MADV_FREE``: they stay mapped and cost nothing to reuse unless the kernel needed the memory
+    meanwhile (then it dropped them without writing them anywhere, and they come back as zeroes).
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        # (1-D array, its mmap): the array is what every chunk view refers to (numpy collapses a
+        # view's base to it). The first entry is referred to by nothing but the list: its count,
+        # taken the same way, is what a free buffer's is (whatever this Python counts)
+        self._bufs: list[tuple[np.ndarray, object]] = [(np.empty(0, np.uint8), None)]
+
+    def take(self, k: int, page_size: int, keep: int) -> np.ndarray:
+        """A ``uint8[k, page_size]`` view of a free buffer of at least ``k`` pages, or of a new one
+        (kept for reuse while fewer than ``keep`` are)."""
+        n = k * page_size
+        with self._lock:
+            free, small = None, None
+            for j, (b, _) in enumerate(self._bufs):
+                c = sys.getrefcount(b)
+                if free is None:
+                    free = c
+                elif c == free:
+                    if b.shape[0] >= n:
+                        return b[:n].reshape(k, page_size)
+                    small = j  # free but too small (a reader with smaller chunks): replace it
+            if small is None and len(self._bufs) > keep:
+                return np.empty((k, page_size), np.uint8)
+            if not hasattr(mmap, "MAP_PRIVATE"):  # pragma: no cover - not Unix
+                return np.empty((k, page_size), np.uint8)
+            # private (a shared map would be shared with forked children, and MADV_FREE refuses it),
+            # anonymous, page-aligned: MADV_FREE applies to it whole
+            mm = mmap.mmap(-1, max(n, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            if hasattr(mmap, "MADV_HUGEPAGE"):
+                # 2 MiB pages: a fresh buffer costs the kernel a fault per 2 MiB instead of per 4 KiB
+                # (256 MiB of fresh buffers: ~40 instead of ~200-250 ms of CPU here), and fewer TLB misses
+                try:
+                    mm.madvise(mmap.MADV_HUGEPAGE)
+                except OSError:  # pragma: no cover - a kernel without transparent huge pages
+                    pass
+            b = np.frombuffer(mm, np.uint8)
+            if small is None:
+                self._bufs.append((b, mm))
+            else:
+                self._bufs[small] = (b, mm)
+            return b[:n].reshape(k, page_size)
+
+    def idle(self) -> None:
+        """Let the kernel take back the free buffers' memory if it needs it (``MADV_FREE``)."""
+        advice = getattr(mmap, "MADV_FREE", None)
+        if advice is None:
+            return
+        with self._lock:
+            free = None
+            for b, mm in self._bufs:
+                c = sys.getrefcount(b)
+                if free is None:
+                    free = c
+                elif c == free:
+                    try:
+                        mm.madvise(advice)
+                    except OSError:  # pragma: no cover - a kernel without MADV_FREE (< 4.5)
+                        return
+
+
+#: The process's chunk buffers (:class:`_ChunkBuffers`).
+_BUFFERS = _ChunkBuffers()
+
+
+def _buffers_in_child() -> None:
+    """A forked child starts with buffers of its own (its copies of the parent's are private, but
+    the lock may have been held by a thread the child does not have)."""
+    global _BUFFERS
+    _BUFFERS = _ChunkBuffers()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_buffers_in_child)
+
+
 # --------------------------------------------------------------------------- reader
 @register
 class KdumpReader(MmapReader):
@@ -244,8 +361,10 @@ class KdumpReader(MmapReader):
     magic_description = "'KDUMP   ' or 'DISKDUMP' at byte 0"
     #: Decompression threads; set before iterating (default: all usable CPUs).
     threads: int | None = None
-    #: Chunk buffers kept for reuse (the chunk being decoded, the one being hashed, the one the
-    #: caller holds, and one spare: :func:`pagecore.pages.ingest.hashed_chunks`).
+    #: Chunk buffers kept for reuse, by all readers of the process together (two chunks being
+    #: decoded, the one being hashed and the one the caller holds:
+    #: :func:`pagecore.pages.ingest.hashed_chunks`); kept after the readers close (``MADV_FREE``:
+    #: the kernel may take the memory back), so reading another dump costs no fresh memory.
     KEEP_BUFFERS = 4
 
     @classmethod
@@ -253,30 +372,11 @@ class KdumpReader(MmapReader):
         return head[:8] in SIGNATURES
 
     def _page_buffer(self, k: int) -> np.ndarray:
-        """A ``uint8[k, page_size]`` array to decode a chunk into: the buffer of an earlier chunk
-        if nothing refers to it any more, else a new one.
-
-        A fresh 64 MiB array costs the kernel a page fault and a page of zeroes per 4 KiB
-        (a sixth of a snappy read's CPU, issue 18). Reuse is decided by reference count: a
-        chunk's pages are a view of its buffer, and every view (also a caller's) refers to it,
-        so a buffer anyone can still see is never written again."""
-        # the first entry is referred to by nothing but the list: its count, taken the same way,
-        # is what a free buffer's is (whatever this Python counts for the loop and the call)
-        bufs = self.__dict__.setdefault("_bufs", [np.empty(0, np.uint8)])
-        free = None
-        for b in bufs:
-            n = sys.getrefcount(b)
-            if free is None:
-                free = n
-            elif n == free and b.shape[0] >= k:
-                return b[:k]
-        b = np.empty((k, self.page_size), np.uint8)
-        if len(bufs) <= self.KEEP_BUFFERS:
-            bufs.append(b)
-        return b[:k]
+        """A ``uint8[k, page_size]`` array to decode a chunk into (:data:`_BUFFERS`)."""
+        return _BUFFERS.take(k, self.page_size, self.KEEP_BUFFERS)
 
     def close(self) -> None:
-        self.__dict__.pop("_bufs", None)
+        _BUFFERS.idle()
         super().close()
 
     # source hooks (the flattened reader overrides these) --------------------------
@@ -739,7 +839,7 @@ class KdumpReader(MmapReader):
         out = self._page_buffer(k)
         buf = src.buf
         errors: list = []
-        futs = []
+        jobs: list = []  # (function, arguments) per batch: run by _start
         raw_idx = np.flatnonzero(todo & (flags == 0) & contiguous)
         zlib_idx = np.flatnonzero(todo & (flags == FLAG_ZLIB) & contiguous)
         # snappy pages whole in the file: the nogil kernel; any it refuses are decoded again with
@@ -748,8 +848,9 @@ class KdumpReader(MmapReader):
         _pagecodec = _codec()
         if not _pagecodec.HAVE_ZLIB:
             zlib_idx = zlib_idx[:0]
-        # raw, zlib and snappy pages split over records of a flattened file (QEMU writes 16 KiB
-        # records, so about one page in ten): gathered into one array and decoded by the same
+        # raw, zlib and snappy pages split over records of a flattened file (a producer that cuts
+        # its records regardless of page boundaries; QEMU's write_cache packs whole blobs into 16 KiB
+        # records and splits none): gathered into one array and decoded by the same
         # kernels, instead of one Python call per page under the GIL; any page a kernel refuses
         # is decoded again in Python in _finish (its errors, its messages)
         kernel_flags = (flags == 0) | (flags == FLAG_SNAPPY) | ((flags == FLAG_ZLIB) & _pagecodec.HAVE_ZLIB)
@@ -762,15 +863,11 @@ class KdumpReader(MmapReader):
         py_idx = np.flatnonzero(todo & ~done)
         step = BATCH_PAGES
         for lo in range(0, len(raw_idx), step):
-            futs.append(pool.submit(_pagecodec.copy_pages, buf, fileoffs, raw_idx[lo : lo + step], out))
+            jobs.append((_pagecodec.copy_pages, (buf, fileoffs, raw_idx[lo : lo + step], out)))
         for lo in range(0, len(zlib_idx), step):
-            futs.append(
-                pool.submit(_pagecodec.inflate_pages, buf, fileoffs, sizes, zlib_idx[lo : lo + step], out, status)
-            )
+            jobs.append((_pagecodec.inflate_pages, (buf, fileoffs, sizes, zlib_idx[lo : lo + step], out, status)))
         for lo in range(0, len(snappy_idx), step):
-            futs.append(
-                pool.submit(_pagecodec.unsnappy_pages, buf, fileoffs, sizes, snappy_idx[lo : lo + step], out, status)
-            )
+            jobs.append((_pagecodec.unsnappy_pages, (buf, fileoffs, sizes, snappy_idx[lo : lo + step], out, status)))
         if len(split):
             gbuf = np.concatenate([np.asarray(src.read(int(offs[i]), int(sizes[i]))) for i in split.tolist()])
             goffs = np.zeros(k, np.int64)
@@ -778,28 +875,15 @@ class KdumpReader(MmapReader):
             for codec, decode in ((FLAG_SNAPPY, _pagecodec.unsnappy_pages), (FLAG_ZLIB, _pagecodec.inflate_pages)):
                 sel = split[flags[split] == codec]
                 for lo in range(0, len(sel), step):
-                    futs.append(pool.submit(decode, gbuf, goffs, sizes, sel[lo : lo + step], out, status))
+                    jobs.append((decode, (gbuf, goffs, sizes, sel[lo : lo + step], out, status)))
             sel = split[flags[split] == 0]  # raw pages (their size is checked above)
             for lo in range(0, len(sel), step):
-                futs.append(pool.submit(_pagecodec.copy_pages, gbuf, goffs, sel[lo : lo + step], out))
+                jobs.append((_pagecodec.copy_pages, (gbuf, goffs, sel[lo : lo + step], out)))
             status[sel] = 0
         for lo in range(0, len(py_idx), step):
-            futs.append(
-                pool.submit(
-                    self._decode_py,
-                    src,
-                    h,
-                    offs,
-                    sizes,
-                    flags,
-                    py_idx[lo : lo + step],
-                    out,
-                    status,
-                    errors,
-                    fileoffs,
-                    whole,
-                )
-            )
+            batch = py_idx[lo : lo + step]
+            jobs.append((self._decode_py, (src, h, offs, sizes, flags, batch, out, status, errors, fileoffs, whole)))
+        futs = _start(pool, jobs, self.threads or default_threads(), getattr(self, "_stop", None))
         status[raw_idx] = 0  # copies cannot fail once the range is checked
         span = None
         if whole.any():
@@ -894,6 +978,7 @@ class KdumpReader(MmapReader):
         from concurrent.futures import ThreadPoolExecutor  # not at the top: it imports logging (start-up)
 
         pool = _InlineExecutor() if threads == 1 else ThreadPoolExecutor(threads, thread_name_prefix="kdump")
+        self._stop = stop = threading.Event()
         try:
             specs = self._chunk_specs(src, h)
             job = None
@@ -911,6 +996,7 @@ class KdumpReader(MmapReader):
                     yield chunk
         finally:
             # on an error or Ctrl-C, drop the queued batches instead of decoding them first
+            stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
 
     def metadata(self) -> dict:
