@@ -67,6 +67,17 @@ rule all:
         final_outputs() + CAPTURE_OUTPUTS,
 
 
+onstart:
+    # Local runs: no job rate limit. With the limit (Snakemake's default --max-jobs-per-timespan
+    # 100/1s) every scheduling round starts a 1 s timer thread that triggers another round, and
+    # each job's end starts one more such chain: by the end of the default run the main process
+    # rescheduled (checking every ready job's input sizes) and started a thread ~60 times a
+    # second, 20-40 s of its CPU. Without it Snakemake schedules when a job ends, as it always
+    # does; remote executors (SLURM) keep the limit, which protects their controller.
+    if workflow.local_exec and getattr(workflow, "scheduler", None) is not None:
+        workflow.scheduler.job_rate_limiter = None
+
+
 onsuccess:
     # End every run with how many predicted numbers fall within tolerance (issue: paper vs ours).
     if os.path.exists("results/numbers/comparison.txt"):
