@@ -76,11 +76,12 @@ def install_compile_lock() -> None:
     run. With it, a process whose cache lookup misses takes an exclusive ``flock`` on
     ``<index>.lock`` beside Numba's cache index, looks again (the process it waited for has
     usually written the kernel by then) and compiles only if it is still missing; saving the
-    kernel releases the lock. Locks are taken in call order (a caller's before its callees'),
-    so processes cannot deadlock; a process that dies releases its locks; one that holds a lock
-    because its compilation failed is waited for at most :data:`COMPILE_LOCK_WAIT_S`. Where a
-    lock cannot be taken (no ``fcntl``, a read-only cache) Numba compiles as before. Machine
-    code and results are the same either way. Idempotent; installed by the first kernel module.
+    kernel, or the end of a failed compilation, releases the lock. Locks are taken in call
+    order (a caller's before its callees'), so processes cannot deadlock; a process that dies
+    releases its locks; one that holds a lock longer than :data:`COMPILE_LOCK_WAIT_S` is not
+    waited for any more. Where a lock cannot be taken (no ``fcntl``, a read-only cache) Numba
+    compiles as before. Machine code and results are the same either way. Idempotent;
+    installed by the first kernel module that asks for its decorator options.
     """
     global _lock_installed
     if _lock_installed or JIT_DISABLED:
@@ -90,9 +91,10 @@ def install_compile_lock() -> None:
         import fcntl
 
         from numba.core.caching import Cache
+        from numba.core.dispatcher import Dispatcher
     except ImportError:  # not POSIX, or another Numba
         return
-    load, save = Cache.load_overload, Cache.save_overload
+    load, save, compile_ = Cache.load_overload, Cache.save_overload, Dispatcher.compile
     held: dict[str, int] = {}  # lock path -> file descriptor, this process
 
     def lock_path(cache) -> str | None:
@@ -153,4 +155,18 @@ def install_compile_lock() -> None:
             if fd is not None:
                 release(fd)
 
-    Cache.load_overload, Cache.save_overload = load_overload, save_overload
+    def compile(self, sig):
+        """Numba's ``Dispatcher.compile``; the lock this call took is released however it ends
+        (a failed compilation saves nothing, so ``save_overload`` would not release it)."""
+        cache = getattr(self, "_cache", None)
+        path = lock_path(cache) if isinstance(cache, Cache) else None
+        already = path in held
+        try:
+            return compile_(self, sig)
+        finally:
+            if path is not None and not already:
+                fd = held.pop(path, None)
+                if fd is not None:
+                    release(fd)
+
+    Cache.load_overload, Cache.save_overload, Dispatcher.compile = load_overload, save_overload, compile

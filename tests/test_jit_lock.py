@@ -81,3 +81,21 @@ def test_options_are_fresh_dicts():
     assert _jit.PARALLEL["parallel"] is True and _jit.INLINE["inline"] == "always"
     with pytest.raises(AttributeError):
         _jit.NOT_AN_OPTION  # noqa: B018
+
+
+def test_a_failed_compilation_releases_the_lock(tmp_path, monkeypatch):
+    import fcntl
+    import importlib
+    import os
+
+    (tmp_path / "kern_fails.py").write_text(KERNEL)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    kern = importlib.import_module("kern_fails")
+    with pytest.raises(Exception, match=r"(?i)typing|resolution"):  # Numba's TypingError
+        kern.total("not an array")
+    (lock,) = tmp_path.rglob("*.lock")
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError while this process still held it
+    finally:
+        os.close(fd)
