@@ -10,17 +10,27 @@ from __future__ import annotations
 import os
 import sys
 
-#: Options for serial leaf kernels. ``cache=True`` stores the machine code next to the module
-#: so a second process does not pay the compile time again.
-SERIAL = dict(nogil=True, cache=True, boundscheck=False)
+_OPTIONS = {
+    # Serial leaf kernels. ``cache=True`` stores the machine code next to the module so a second
+    # process does not pay the compile time again.
+    "SERIAL": dict(nogil=True, cache=True, boundscheck=False),
+    # Drivers that own a ``prange``. Caching parallel kernels works with the default threading
+    # layer on Linux and saves about a second per process (measured with ``pagecore bench
+    # hash``), so it is on.
+    "PARALLEL": dict(nogil=True, cache=True, boundscheck=False, parallel=True),
+    # Inline small helpers at Numba IR level so LLVM sees one loop nest.
+    "INLINE": dict(nogil=True, cache=True, boundscheck=False, inline="always"),
+}
 
-#: Options for drivers that own a ``prange``. Caching parallel kernels works with the default
-#: threading layer on Linux and saves about a second per process (measured with
-#: ``pagecore bench hash``), so it is on.
-PARALLEL = dict(nogil=True, cache=True, boundscheck=False, parallel=True)
 
-#: Inline small helpers at Numba IR level so LLVM sees one loop nest.
-INLINE = dict(nogil=True, cache=True, boundscheck=False, inline="always")
+def __getattr__(name: str):
+    """``SERIAL``, ``PARALLEL``, ``INLINE``: the decorator options; a kernel module asking for
+    them has imported Numba, so this is where :func:`install_compile_lock` is installed."""
+    if name in _OPTIONS:
+        install_compile_lock()
+        return dict(_OPTIONS[name])
+    raise AttributeError(f"module 'pagecore._jit' has no attribute {name!r}")
+
 
 JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 
@@ -50,3 +60,113 @@ def resolve_threads(threads: int | None) -> int:
     if threads < 0:
         raise ValueError(f"threads must be >= 0, got {threads}")
     return min(int(threads), max_threads())
+
+
+#: How long a process waits for another one compiling the same kernel before compiling it itself.
+COMPILE_LOCK_WAIT_S = 120.0
+
+_lock_installed = False
+
+
+def install_compile_lock() -> None:
+    """Let one process at a time compile a cached kernel; the others then load its machine code.
+
+    Without it, processes that first call the same kernel at the same time (two workflow jobs
+    on a fresh clone, whose cache is empty) each compile it: up to 25 s of CPU in one default
+    run. With it, a process whose cache lookup misses takes an exclusive ``flock`` on
+    ``<index>.lock`` beside Numba's cache index, looks again (the process it waited for has
+    usually written the kernel by then) and compiles only if it is still missing; saving the
+    kernel, or the end of a failed compilation, releases the lock. Locks are taken in call
+    order (a caller's before its callees'), so processes cannot deadlock; a process that dies
+    releases its locks; one that holds a lock longer than :data:`COMPILE_LOCK_WAIT_S` is not
+    waited for any more. Where a lock cannot be taken (no ``fcntl``, a read-only cache) Numba
+    compiles as before. Machine code and results are the same either way. Idempotent;
+    installed by the first kernel module that asks for its decorator options.
+    """
+    global _lock_installed
+    if _lock_installed or JIT_DISABLED:
+        return
+    _lock_installed = True
+    try:
+        import fcntl
+
+        from numba.core.caching import Cache
+        from numba.core.dispatcher import Dispatcher
+    except ImportError:  # not POSIX, or another Numba
+        return
+    load, save, compile_ = Cache.load_overload, Cache.save_overload, Dispatcher.compile
+    held: dict[str, int] = {}  # lock path -> file descriptor, this process
+
+    def lock_path(cache) -> str | None:
+        try:
+            return os.path.join(cache._cache_path, cache._cache_file._index_name + ".lock")
+        except AttributeError:
+            return None
+
+    def acquire(path: str) -> int | None:
+        import time
+
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:
+            return None
+        deadline = time.monotonic() + COMPILE_LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    return None
+                time.sleep(0.05)
+            except OSError:
+                os.close(fd)
+                return None
+
+    def release(fd: int) -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def load_overload(self, sig, target_context):
+        data = load(self, sig, target_context)
+        if data is not None or not getattr(self, "_enabled", False):
+            return data
+        path = lock_path(self)
+        if path is None or path in held:  # this process compiles this kernel already
+            return data
+        fd = acquire(path)
+        if fd is None:
+            return data
+        data = load(self, sig, target_context)  # written by the process we waited for?
+        if data is not None:
+            release(fd)
+            return data
+        held[path] = fd
+        return None
+
+    def save_overload(self, sig, data):
+        try:
+            save(self, sig, data)
+        finally:
+            fd = held.pop(lock_path(self) or "", None)
+            if fd is not None:
+                release(fd)
+
+    def compile(self, sig):
+        """Numba's ``Dispatcher.compile``; the lock this call took is released however it ends
+        (a failed compilation saves nothing, so ``save_overload`` would not release it)."""
+        cache = getattr(self, "_cache", None)
+        path = lock_path(cache) if isinstance(cache, Cache) else None
+        already = path in held
+        try:
+            return compile_(self, sig)
+        finally:
+            if path is not None and not already:
+                fd = held.pop(path, None)
+                if fd is not None:
+                    release(fd)
+
+    Cache.load_overload, Cache.save_overload, Dispatcher.compile = load_overload, save_overload, compile

@@ -12,51 +12,61 @@ Must not: draw (that is :mod:`pagecore.plotting`) or hold the paper's numbers
 (they live in :mod:`pagecore.paper`).
 """
 
-from pagecore.experiments.analyze import analyze_page_tables, load_pages
-from pagecore.experiments.approaches import compare_approaches, with_guest_free
-from pagecore.experiments.cooperative import (
-    ReportingParams,
-    free_report,
-    reclaim_timeline,
-    reportable_mask,
-    synthetic_guest_free,
-)
-from pagecore.experiments.host import HostSettings, HostVM, host_report, load_vms, settings_from_config
-from pagecore.experiments.largepages import large_page_sets
-from pagecore.experiments.memory_manager import (
-    apply_fig08_fit,
-    fig06_error,
-    fig06_records,
-    fig07_records,
-    fig08_panels,
-    fig08_records,
-    fit_fig08_active,
-    run_whatif,
-    series_error,
-)
-from pagecore.experiments.nullmodels import NULL_MODELS, null_value
-from pagecore.experiments.provenance import PARAMETERS, provenance_table, swept
-from pagecore.experiments.reclaim import (
-    fig02_records,
-    fig02_required_cache_loss,
-    fit_fig02_cost,
-    paper_fig02,
-    run_guest,
-    run_io,
-)
-from pagecore.experiments.records import (
-    Record,
-    comparison_table,
-    figure_scores,
-    summarize,
-    sweep_records,
-    write_records,
-)
-from pagecore.experiments.scan import duplicate_lifetimes, history_from_tables, sharing_over_time
-from pagecore.experiments.sensitivity import figure_records, run_param
-from pagecore.experiments.sensitivity import score as sensitivity_score
-from pagecore.experiments.sharetable import LEGEND as SHARE_LEGEND
-from pagecore.experiments.sharetable import share_rows
+# Names are imported on first use (PEP 562), so a job that needs the records of one figure
+# does not import every experiment's dependencies (the simulator, the sharing kernels, Numba):
+# about 1 s of CPU per workflow job that draws a figure.
+#: public name -> (module, name in that module)
+_LAZY = {
+    "analyze_page_tables": ("pagecore.experiments.analyze", "analyze_page_tables"),
+    "load_pages": ("pagecore.experiments.analyze", "load_pages"),
+    "compare_approaches": ("pagecore.experiments.approaches", "compare_approaches"),
+    "with_guest_free": ("pagecore.experiments.approaches", "with_guest_free"),
+    "ReportingParams": ("pagecore.experiments.cooperative", "ReportingParams"),
+    "free_report": ("pagecore.experiments.cooperative", "free_report"),
+    "reclaim_timeline": ("pagecore.experiments.cooperative", "reclaim_timeline"),
+    "reportable_mask": ("pagecore.experiments.cooperative", "reportable_mask"),
+    "synthetic_guest_free": ("pagecore.experiments.cooperative", "synthetic_guest_free"),
+    "HostSettings": ("pagecore.experiments.host", "HostSettings"),
+    "HostVM": ("pagecore.experiments.host", "HostVM"),
+    "host_report": ("pagecore.experiments.host", "host_report"),
+    "load_vms": ("pagecore.experiments.host", "load_vms"),
+    "settings_from_config": ("pagecore.experiments.host", "settings_from_config"),
+    "large_page_sets": ("pagecore.experiments.largepages", "large_page_sets"),
+    "apply_fig08_fit": ("pagecore.experiments.memory_manager", "apply_fig08_fit"),
+    "fig06_error": ("pagecore.experiments.memory_manager", "fig06_error"),
+    "fig06_records": ("pagecore.experiments.memory_manager", "fig06_records"),
+    "fig07_records": ("pagecore.experiments.memory_manager", "fig07_records"),
+    "fig08_panels": ("pagecore.experiments.memory_manager", "fig08_panels"),
+    "fig08_records": ("pagecore.experiments.memory_manager", "fig08_records"),
+    "fit_fig08_active": ("pagecore.experiments.memory_manager", "fit_fig08_active"),
+    "run_whatif": ("pagecore.experiments.memory_manager", "run_whatif"),
+    "series_error": ("pagecore.experiments.memory_manager", "series_error"),
+    "NULL_MODELS": ("pagecore.experiments.nullmodels", "NULL_MODELS"),
+    "null_value": ("pagecore.experiments.nullmodels", "null_value"),
+    "PARAMETERS": ("pagecore.experiments.provenance", "PARAMETERS"),
+    "provenance_table": ("pagecore.experiments.provenance", "provenance_table"),
+    "swept": ("pagecore.experiments.provenance", "swept"),
+    "fig02_records": ("pagecore.experiments.reclaim", "fig02_records"),
+    "fig02_required_cache_loss": ("pagecore.experiments.reclaim", "fig02_required_cache_loss"),
+    "fit_fig02_cost": ("pagecore.experiments.reclaim", "fit_fig02_cost"),
+    "paper_fig02": ("pagecore.experiments.reclaim", "paper_fig02"),
+    "run_guest": ("pagecore.experiments.reclaim", "run_guest"),
+    "run_io": ("pagecore.experiments.reclaim", "run_io"),
+    "Record": ("pagecore.experiments.records", "Record"),
+    "comparison_table": ("pagecore.experiments.records", "comparison_table"),
+    "figure_scores": ("pagecore.experiments.records", "figure_scores"),
+    "summarize": ("pagecore.experiments.records", "summarize"),
+    "sweep_records": ("pagecore.experiments.records", "sweep_records"),
+    "write_records": ("pagecore.experiments.records", "write_records"),
+    "duplicate_lifetimes": ("pagecore.experiments.scan", "duplicate_lifetimes"),
+    "history_from_tables": ("pagecore.experiments.scan", "history_from_tables"),
+    "sharing_over_time": ("pagecore.experiments.scan", "sharing_over_time"),
+    "figure_records": ("pagecore.experiments.sensitivity", "figure_records"),
+    "run_param": ("pagecore.experiments.sensitivity", "run_param"),
+    "sensitivity_score": ("pagecore.experiments.sensitivity", "score"),
+    "SHARE_LEGEND": ("pagecore.experiments.sharetable", "LEGEND"),
+    "share_rows": ("pagecore.experiments.sharetable", "share_rows"),
+}
 
 __all__ = [
     "NULL_MODELS",
@@ -109,3 +119,18 @@ __all__ = [
     "with_guest_free",
     "write_records",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pagecore.experiments' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

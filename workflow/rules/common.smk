@@ -156,10 +156,17 @@ def bigcount_counts(wildcards=None):
 
 
 def bigcount_mem_mb(stage):
-    """Memory (MiB) one bigcount job of ``stage`` needs, from the config (pagecore.sharing.bigplan)."""
-    from pagecore.sharing.bigplan import job_mem_mb
+    """Memory (MiB) one bigcount job of ``stage`` needs, from the config (pagecore.sharing.bigplan).
 
-    return job_mem_mb(BIG, stage, zero_fraction=FIG04["fractions"]["zero"])
+    A resource function, so only runs that have bigcount jobs import pagecore.sharing (pandas,
+    Numba: about 2 s of the main process's CPU in the default run otherwise)."""
+
+    def mem_mb(wildcards):
+        from pagecore.sharing.bigplan import job_mem_mb
+
+        return job_mem_mb(BIG, stage, zero_fraction=FIG04["fractions"]["zero"])
+
+    return mem_mb
 
 
 def bigcount_free_space(wildcards=None):

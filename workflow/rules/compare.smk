@@ -21,8 +21,6 @@ if EXTRA_SEEDS:
             outputs=[(s, f"results/numbers/seeds/{s}.json") for s in EXTRA_SEEDS],
         log:
             "results/logs/seed_numbers.log",
-        benchmark:
-            "results/benchmarks/seed_numbers.tsv"
         script:
             "../scripts/seed_numbers.py"
 

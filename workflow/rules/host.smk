@@ -14,8 +14,6 @@ rule host_whatif_run:
         host=config["host"],
     log:
         "results/logs/host_whatif_run.log",
-    benchmark:
-        "results/benchmarks/host_whatif_run.tsv"
     priority: 30
     script:
         "../scripts/host_whatif.py"
@@ -51,8 +49,6 @@ rule reclamation_approaches_run:
         balloon=pick(config["sim"]["balloon"], "rate_min_mb_s", "rate_max_mb_s"),
     log:
         "results/logs/reclamation_approaches_run.log",
-    benchmark:
-        "results/benchmarks/reclamation_approaches_run.tsv"
     priority: 30
     script:
         "../scripts/reclamation_approaches.py"
@@ -86,8 +82,6 @@ rule freereport_capture:
         real=config["host"]["approaches_real"],
     log:
         "results/logs/freereport_capture.log",
-    benchmark:
-        "results/benchmarks/freereport_capture.tsv"
     script:
         "../scripts/freereport_capture.py"
 

@@ -13,7 +13,5 @@ rule hash_user_dump:
         hashing=config["hashing"],
     log:
         "results/logs/hash_user_dump/{vm}.log",
-    benchmark:
-        "results/benchmarks/hash_user_dump/{vm}.tsv"
     script:
         "../scripts/hash_dump.py"

@@ -11,7 +11,5 @@ rule render_notebook:
         html="results/notebooks/{name}.html",
     log:
         "results/logs/render_notebook/{name}.log",
-    benchmark:
-        "results/benchmarks/render_notebook/{name}.tsv"
     script:
         "../scripts/render_notebook.py"

@@ -12,8 +12,6 @@ rule capture_identical_guests:
         real=pick(config["fig04_real"], "vms", "ram_mb", "accel", "kvm_timeout_s"),
     log:
         "results/logs/capture_identical_guests.log",
-    benchmark:
-        "results/benchmarks/capture_identical_guests.tsv"
     script:
         "../scripts/capture_identical_guests.py"
 

@@ -28,8 +28,6 @@ rule reclaim_guest:
         reclaim=pick(config["reclaim"], "seed", "guest", "trace", "fig02", "cost", "paging"),
     log:
         "results/logs/reclaim_guest.log",
-    benchmark:
-        "results/benchmarks/reclaim_guest.tsv"
     script:
         "../scripts/reclaim_guest.py"
 
@@ -44,7 +42,5 @@ rule reclaim_io:
         reclaim=pick(config["reclaim"], "seed", "io"),
     log:
         "results/logs/reclaim_io.log",
-    benchmark:
-        "results/benchmarks/reclaim_io.tsv"
     script:
         "../scripts/reclaim_io.py"

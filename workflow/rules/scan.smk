@@ -13,8 +13,6 @@ rule scan_over_time:
         scan=pick(config["scan"], "esx", "ksm", "seed", "use_zero_pages"),
     log:
         "results/logs/scan_over_time.log",
-    benchmark:
-        "results/benchmarks/scan_over_time.tsv"
     priority: 20
     script:
         "../scripts/scan_over_time.py"
@@ -31,8 +29,6 @@ rule scan_lifetimes:
         scan=pick(config["scan"], "writes", "snapshot_interval_s", "catch_rates_esx", "catch_rates_ksm", "seed"),
     log:
         "results/logs/scan_lifetimes.log",
-    benchmark:
-        "results/benchmarks/scan_lifetimes.tsv"
     priority: 20
     script:
         "../scripts/scan_lifetimes.py"

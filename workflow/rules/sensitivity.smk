@@ -10,8 +10,6 @@ rule sensitivity_run:
         param=r"baseline|\d+",
     log:
         "results/logs/sensitivity/{param}.log",
-    benchmark:
-        "results/benchmarks/sensitivity/{param}.tsv"
     script:
         "../scripts/sensitivity_run.py"
 

@@ -12,8 +12,6 @@ rule fig04_sweep:
         verify=config["sharing"]["verify"],
     log:
         "results/logs/fig04_sweep.log",
-    benchmark:
-        "results/benchmarks/fig04_sweep.tsv"
     priority: 30
     script:
         "../scripts/vm_count_sweep.py"
@@ -44,8 +42,6 @@ rule share_set:
         sharing=sharing_params(),
     log:
         "results/logs/share_set/{set}.log",
-    benchmark:
-        "results/benchmarks/share_set/{set}.tsv"
     priority: 20
     script:
         "../scripts/share_report.py"
@@ -77,8 +73,6 @@ rule largepages:
         guests="fig04|real",
     log:
         "results/logs/largepages/{guests}.log",
-    benchmark:
-        "results/benchmarks/largepages/{guests}.tsv"
     priority: 20
     script:
         "../scripts/largepages.py"

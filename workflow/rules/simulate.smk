@@ -32,8 +32,6 @@ rule sim_trace:
         workloads=scenario_workloads,
     log:
         "results/logs/sim_trace/{scenario}.log",
-    benchmark:
-        "results/benchmarks/sim_trace/{scenario}.tsv"
     priority: 40
     script:
         "../scripts/sim_trace.py"
@@ -54,8 +52,6 @@ rule sim_replay:
         workloads=scenario_workloads,
     log:
         "results/logs/sim_replay/{scenario}.log",
-    benchmark:
-        "results/benchmarks/sim_replay/{scenario}.tsv"
     priority: 20
     script:
         "../scripts/sim_replay.py"
@@ -76,7 +72,5 @@ rule sim_whatif:
         values=whatif_values,
     log:
         "results/logs/sim_whatif/{dim}.log",
-    benchmark:
-        "results/benchmarks/sim_whatif/{dim}.tsv"
     script:
         "../scripts/sim_whatif.py"

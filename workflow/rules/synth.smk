@@ -12,8 +12,6 @@ rule fig04_guest:
         hashing=config["hashing"],
     log:
         "results/logs/fig04_guest/vm{idx}.log",
-    benchmark:
-        "results/benchmarks/fig04_guest/vm{idx}.tsv"
     priority: 50
     script:
         "../scripts/fig04_guest.py"
@@ -29,7 +27,5 @@ rule synth_fig05_pages:
         seed=FIG05["seed"],
     log:
         "results/logs/synth_fig05_pages/{scenario}.log",
-    benchmark:
-        "results/benchmarks/synth_fig05_pages/{scenario}.tsv"
     script:
         "../scripts/synth_fig05_pages.py"

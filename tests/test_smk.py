@@ -1,0 +1,64 @@
+"""pagecore._smk: a workflow job's log and its own timing file."""
+
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from pagecore._smk import TIMING_HEADER, _process_start, job_log, timing_path
+
+
+@pytest.mark.parametrize(
+    "log,expected",
+    [
+        ("results/logs/fig04_guest/vm01.log", "results/benchmarks/fig04_guest/vm01.tsv"),
+        ("results/logs/comparison.log", "results/benchmarks/comparison.tsv"),
+        ("/abs/run/results/logs/sim_replay/fig06.log", "/abs/run/results/benchmarks/sim_replay/fig06.tsv"),
+        ("logs/elsewhere.log", None),
+        ("results/logs/not_a_log.txt", None),
+    ],
+)
+def test_timing_path_mirrors_the_log(log, expected):
+    assert timing_path(log) == expected
+
+
+def test_process_start_is_before_now():
+    start = _process_start()
+    assert 0 < time.time() - start < 24 * 3600
+
+
+def _smk(tmp_path, bench_iteration=None):
+    log = tmp_path / "results/logs/rule/job.log"
+    log.parent.mkdir(parents=True)
+    return SimpleNamespace(log=[str(log)], bench_iteration=bench_iteration)
+
+
+def test_job_log_writes_its_timing_in_snakemakes_columns(tmp_path):
+    smk = _smk(tmp_path)
+    with job_log(smk):
+        print("hello")
+        sum(i * i for i in range(200_000))  # some CPU
+    assert (tmp_path / "results/logs/rule/job.log").read_text() == "hello\n"
+    header, row, *rest = (tmp_path / "results/benchmarks/rule/job.tsv").read_text().splitlines()
+    assert rest == []
+    assert header.split("\t") == list(TIMING_HEADER)
+    values = dict(zip(TIMING_HEADER, row.split("\t"), strict=True))
+    assert float(values["s"]) > 0
+    assert float(values["cpu_time"]) > 0
+    assert float(values["max_rss"]) > 1  # MB: a Python process with pytest loaded
+    assert values["io_in"] == "NA"
+
+
+def test_job_log_leaves_the_timing_to_snakemakes_benchmark(tmp_path):
+    smk = _smk(tmp_path, bench_iteration=0)  # the rule has `benchmark:`; Snakemake writes that file
+    with job_log(smk):
+        pass
+    assert not (tmp_path / "results/benchmarks").exists()
+
+
+def test_failed_job_writes_no_timing_and_logs_the_error(tmp_path):
+    smk = _smk(tmp_path)
+    with pytest.raises(RuntimeError), job_log(smk):
+        raise RuntimeError("boom")
+    assert "RuntimeError: boom" in (tmp_path / "results/logs/rule/job.log").read_text()
+    assert not (tmp_path / "results/benchmarks").exists()
