@@ -35,8 +35,10 @@ better of ``hash only`` (hashing pages that are already in memory: the ceiling f
 that must hash every page) and ``read bandwidth`` -- so the kernel's cost of mapping the page
 cache into the process counts against the reader, not against the baseline. Ratios against
 ``hash only, chunked`` are printed too, and every ratio is also given in CPU terms (the
-baseline's CPU seconds over the reader's: steadier
-than wall time on a shared machine, where a 2-thread measure may get one core or two).
+baseline's CPU seconds over the reader's: steadier than wall time on a shared machine, where a
+2-thread measure may get one core or two). The codec baselines decode every page of the image;
+a kdump file stores zero pages once (shared) and incompressible pages raw, so a reader can pass
+1 x (kdump-lzo does: lzokay holds the GIL and its zero pages cost two decodes in ``CODECS``).
 
 Page cache: how a file got into the page cache decides the size of its folios (on Linux 6.x
 with large folios: a file read from disk gets mostly 2 MiB folios, one written in small writes
