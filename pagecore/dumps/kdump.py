@@ -782,7 +782,7 @@ class KdumpReader(MmapReader):
             if len(page) != bs:
                 status[i] = BAD_LENGTH
                 continue
-            out[i] = np.frombuffer(page, np.uint8)
+            dst[i * bs : (i + 1) * bs] = page  # half the cost of out[i] = np.frombuffer(page, np.uint8)
             status[i] = 0
 
     def _submit(self, pool, src, h, spec):
