@@ -1,0 +1,26 @@
+"""The ingest benchmark's codec baselines decode exactly what the kdump files hold compressed."""
+
+import numpy as np
+import pytest
+
+from pagecore.bench.ingest import _codec_blobs, guest_like_pages
+from pagecore.dumps.kdump import COMPRESSION_FLAGS, PAGE_DESC, KdumpReader, write_kdump
+
+
+@pytest.mark.parametrize("codec", ["zlib", "snappy", "lzo", "zstd"])
+def test_codec_blobs_are_the_files_compressed_pages(tmp_path, codec):
+    pages = guest_like_pages(512, seed=3)
+    pages[7] = 0  # zero pages are stored once, raw
+    pages[9] = np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8)  # does not shrink: raw
+    path = write_kdump(tmp_path / f"g.{codec}", np.arange(len(pages), dtype=np.uint64), pages, compression=codec)
+    # the file's own descriptors (frame order): the pages its reader decodes with this codec
+    with KdumpReader(path) as r:
+        desc_at = r._header(r._source())["desc_at"]
+    raw = path.read_bytes()
+    descs = np.frombuffer(raw[desc_at : desc_at + len(pages) * PAGE_DESC.itemsize], PAGE_DESC)
+    flag = {v: k for k, v in COMPRESSION_FLAGS.items()}[codec]
+    stored = [raw[int(d["offset"]) : int(d["offset"]) + int(d["size"])] for d in descs if int(d["flags"]) == flag]
+    assert int(descs["flags"][7]) == 0 and int(descs["flags"][9]) == 0
+    blobs = _codec_blobs(pages, codec)
+    assert 0 < len(blobs) < len(pages)
+    assert blobs == stored
