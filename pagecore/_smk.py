@@ -42,10 +42,11 @@ def write_timing(path: str, started: float) -> None:
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
     rss_mb = max(me.ru_maxrss, kids.ru_maxrss) / 1024  # Linux reports KiB
+    from pagecore._util import atomic_path
+
     row = (f"{wall:.4f}", str(timedelta(seconds=int(wall))), f"{rss_mb:.2f}", *["NA"] * 6, f"{cpu:.2f}")
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w") as fh:
-        fh.write("\t".join(TIMING_HEADER) + "\n" + "\t".join(row) + "\n")
+    with atomic_path(path) as tmp:
+        tmp.write_text("\t".join(TIMING_HEADER) + "\n" + "\t".join(row) + "\n")
 
 
 @contextlib.contextmanager

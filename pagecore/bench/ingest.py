@@ -168,21 +168,15 @@ def _ingest(path: Path, threads: int, chunk_pages: int) -> int:
 def _codec_blobs(pages: np.ndarray, codec: str) -> list[bytes]:
     """The compressed pages a kdump file of ``pages`` holds: what its reader must decode.
 
-    As the writer (:func:`~pagecore.dumps.kdump.kdump_bytes_iter`, like makedumpfile and QEMU)
-    stores them: all-zero pages point at one shared raw zero page and a page that does not shrink
-    is stored raw, so neither is decoded by the reader and neither is in the baseline.
+    As the writer stores them (:func:`~pagecore.dumps.kdump.stored_page`, like makedumpfile and
+    QEMU): all-zero pages point at one shared raw zero page and a page that does not shrink is
+    stored raw, so neither is decoded by the reader and neither is in the baseline.
     """
-    from pagecore.dumps.kdump import COMPRESSION_FLAGS, _compress
+    from pagecore.dumps.kdump import COMPRESSION_FLAGS, stored_page
 
     flag = {v: k for k, v in COMPRESSION_FLAGS.items()}[codec]
-    blobs = []
-    for p in pages:
-        if not p.any():
-            continue
-        c = _compress(flag, p.tobytes())
-        if len(c) < PAGE_SIZE:
-            blobs.append(c)
-    return blobs
+    stored = (stored_page(flag, p.tobytes()) for p in pages if p.any())
+    return [c for c, f in stored if f]
 
 
 def _decode_fn(codec: str):

@@ -280,8 +280,7 @@ class _ChunkBuffers:
     def __init__(self):
         self._lock = threading.Lock()
         # (1-D array, its mmap): the array is what every chunk view refers to (numpy collapses a
-        # view's base to it). The first entry is referred to by nothing but the list: its count,
-        # taken the same way, is what a free buffer's is (whatever this Python counts)
+        # view's base to it). The first entry is the reference count's yardstick (:meth:`_free`)
         self._bufs: list[tuple[np.ndarray, object]] = [(np.empty(0, np.uint8), None)]
 
     def take(self, k: int, page_size: int, keep: int) -> np.ndarray:
@@ -289,15 +288,12 @@ class _ChunkBuffers:
         (kept for reuse while fewer than ``keep`` are)."""
         n = k * page_size
         with self._lock:
-            free, small = None, None
-            for j, (b, _) in enumerate(self._bufs):
-                c = sys.getrefcount(b)
-                if free is None:
-                    free = c
-                elif c == free:
-                    if b.shape[0] >= n:
-                        return b[:n].reshape(k, page_size)
-                    small = j  # free but too small (a reader with smaller chunks): replace it
+            small = None
+            for j in self._free():
+                b = self._bufs[j][0]
+                if b.shape[0] >= n:
+                    return b[:n].reshape(k, page_size)
+                small = j  # free but too small (a reader with smaller chunks): replace it
             if small is None and len(self._bufs) > keep:
                 return np.empty((k, page_size), np.uint8)
             if not hasattr(mmap, "MAP_PRIVATE"):  # pragma: no cover - not Unix
@@ -325,16 +321,18 @@ class _ChunkBuffers:
         if advice is None:
             return
         with self._lock:
-            free = None
-            for b, mm in self._bufs:
-                c = sys.getrefcount(b)
-                if free is None:
-                    free = c
-                elif c == free:
-                    try:
-                        mm.madvise(advice)
-                    except OSError:  # pragma: no cover - a kernel without MADV_FREE (< 4.5)
-                        return
+            for j in self._free():
+                try:
+                    self._bufs[j][1].madvise(advice)
+                except OSError:  # pragma: no cover - a kernel without MADV_FREE (< 4.5)
+                    return
+
+    def _free(self) -> list[int]:
+        """Indexes of the buffers nothing but this list refers to (call with the lock held)."""
+        # entry 0 is referred to by nothing but the list: its count, taken the same way, is what
+        # a free buffer's is (whatever this Python counts)
+        counts = [sys.getrefcount(b) for b, _ in self._bufs]
+        return [j for j in range(1, len(counts)) if counts[j] == counts[0]]
 
 
 #: The process's chunk buffers (:class:`_ChunkBuffers`).
@@ -785,7 +783,7 @@ class KdumpReader(MmapReader):
             dst[i * bs : (i + 1) * bs] = page  # half the cost of out[i] = np.frombuffer(page, np.uint8)
             status[i] = 0
 
-    def _submit(self, pool, src, h, spec):
+    def _submit(self, pool, src, h, spec, threads: int, stop):
         pos, pfns = spec
         bs = h["block_size"]
         k = len(pfns)
@@ -883,7 +881,7 @@ class KdumpReader(MmapReader):
         for lo in range(0, len(py_idx), step):
             batch = py_idx[lo : lo + step]
             jobs.append((self._decode_py, (src, h, offs, sizes, flags, batch, out, status, errors, fileoffs, whole)))
-        futs = _start(pool, jobs, self.threads or default_threads(), getattr(self, "_stop", None))
+        futs = _start(pool, jobs, threads, stop)
         status[raw_idx] = 0  # copies cannot fail once the range is checked
         span = None
         if whole.any():
@@ -978,13 +976,13 @@ class KdumpReader(MmapReader):
         from concurrent.futures import ThreadPoolExecutor  # not at the top: it imports logging (start-up)
 
         pool = _InlineExecutor() if threads == 1 else ThreadPoolExecutor(threads, thread_name_prefix="kdump")
-        self._stop = stop = threading.Event()
+        stop = threading.Event()
         try:
             specs = self._chunk_specs(src, h)
             job = None
             for spec in specs:
                 self._check_size()
-                nxt = self._submit(pool, src, h, spec)
+                nxt = self._submit(pool, src, h, spec, threads, stop)
                 if job is not None:
                     chunk = self._finish(h, job)
                     if len(chunk):
@@ -1024,6 +1022,16 @@ def _compress(flag: int, page: bytes) -> bytes:
 
         return zstandard.ZstdCompressor(level=1).compress(page)
     raise ValueError(f"unknown compression flag {flag}")
+
+
+def stored_page(flag: int, page: bytes) -> tuple[bytes, int]:
+    """How a kdump writer stores one page that is not all zero: ``(bytes, flag)``, compressed with
+    ``flag`` if that makes it smaller, else raw (flag 0), as makedumpfile and QEMU do."""
+    if flag:
+        c = _compress(flag, page)
+        if len(c) < len(page):
+            return c, flag
+    return page, 0
 
 
 def kdump_bytes_iter(
@@ -1096,12 +1104,8 @@ def kdump_bytes_iter(
                 off += bs
             descs[j] = (zero_off, bs, 0, 0)
             continue
-        c = _compress(flag, page) if flag else page
-        if flag and len(c) < bs:
-            descs[j] = (off, len(c), flag, 0)
-        else:
-            c = page
-            descs[j] = (off, bs, 0, 0)
+        c, stored = stored_page(flag, page)
+        descs[j] = (off, len(c), stored, 0)
         blobs.append(c)
         off += len(c)
     yield desc_at, descs.tobytes()
