@@ -92,9 +92,10 @@ def install_compile_lock() -> None:
 
         from numba.core.caching import Cache
         from numba.core.dispatcher import Dispatcher
-    except ImportError:  # not POSIX, or another Numba
+
+        load, save, compile_ = Cache.load_overload, Cache.save_overload, Dispatcher.compile
+    except (ImportError, AttributeError):  # not POSIX, or a Numba without these hooks: compile as before
         return
-    load, save, compile_ = Cache.load_overload, Cache.save_overload, Dispatcher.compile
     held: dict[str, int] = {}  # lock path -> file descriptor, this process
 
     def lock_path(cache) -> str | None:
