@@ -48,6 +48,68 @@ def test_every_subcommand_has_help(capsys):
         assert out.startswith("usage: pagecore " + " ".join(cmd)), cmd
 
 
+def test_groups_name_the_commands_each_module_registers():
+    """`pagecore.cli.GROUPS` (the map that lets one command line build one module's parser) says
+    exactly which top-level commands each module adds, and together they are the full parser's."""
+    import argparse
+
+    from pagecore.cli import GROUPS, group_module
+
+    full = [n for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction) for n in a.choices]
+    assert sorted(full) == sorted(c for cmds in GROUPS.values() for c in cmds)
+    for name, commands in GROUPS.items():
+        p = argparse.ArgumentParser()
+        sub = p.add_subparsers()
+        group_module(name).register(sub)
+        assert tuple(sub.choices) == commands, name
+
+
+@pytest.mark.parametrize(
+    "argv, only",
+    [
+        (["hash", "x.raw", "-o", "y.parquet"], "hash"),
+        (["ksm", "--help"], "overtime"),
+        (["import", "x"], "synth"),
+        (["--help"], None),
+        (["nosuchcommand"], None),
+        ([], None),
+    ],
+)
+def test_a_command_line_builds_only_its_module(argv, only):
+    from pagecore.cli import _named_group
+
+    assert _named_group(argv) == only
+
+
+def test_one_command_parser_equals_the_full_one(capsys):
+    """What a command's own parser prints (usage, help, errors) is what the full parser prints."""
+    for argv in (["hash", "--help"], ["ksm", "run", "--help"], ["share"], ["hash", "a", "--bogus"]):
+        outs = []
+        for only in (None, __import__("pagecore.cli", fromlist=["x"])._named_group(argv)):
+            with pytest.raises(SystemExit) as ei:
+                build_parser(only).parse_args(argv)
+            outs.append((ei.value.code, *capsys.readouterr()))
+        assert outs[0] == outs[1], argv
+
+
+def test_unknown_command_lists_every_command():
+    proc = run("nosuchcommand", check=False)
+    assert proc.returncode == 2 and "hash" in proc.stderr and "qemu" in proc.stderr and "ksm" in proc.stderr
+
+
+def test_the_command_starts_blas_with_one_thread_unless_told():
+    code = "import os, pagecore.cli as c; c._one_blas_thread(); print(os.environ.get('OPENBLAS_NUM_THREADS'))"
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
+    }
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "1"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={**env, "OMP_NUM_THREADS": "2"}, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "None"
+
+
 @pytest.fixture
 def two_guests(tmp_path):
     run("synth", "fig04", "-o", str(tmp_path), "--vms", "2", "--mem-mb", "2")

@@ -10,15 +10,29 @@ when it is a terminal. Subcommand modules import the library lazily, inside thei
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 
 from pagecore._signals import Terminated, handlers
-from pagecore.cli import bench, compress, hash, host, live, overtime, qemu, share, synth
 from pagecore.errors import PagecoreError
 
 EPILOG = "Paper: C. A. Waldspurger, Memory Resource Management in VMware ESX Server, OSDI '02."
-GROUPS = (hash, share, compress, host, synth, overtime, live, qemu, bench)
+#: The subcommand modules, in the order ``pagecore --help`` lists them, each with the top-level
+#: commands it registers (tests/test_cli.py checks the names against what each one registers).
+#: A command line that names one of them builds only that module's parser: importing and
+#: registering all of them is about 30 ms of every run's start-up (issue 18).
+GROUPS = {
+    "hash": ("hash",),
+    "share": ("share",),
+    "compress": ("compress",),
+    "host": ("host",),
+    "synth": ("synth", "import"),
+    "overtime": ("ksm", "scan"),
+    "live": ("live",),
+    "qemu": ("qemu",),
+    "bench": ("bench",),
+}
 
 
 class _Version(argparse.Action):
@@ -31,7 +45,19 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def group_module(name: str):
+    """The subcommand module ``pagecore.cli.<name>`` (imported on first use)."""
+    return importlib.import_module(f"pagecore.cli.{name}")
+
+
+def _named_group(argv: list[str]) -> str | None:
+    """The module whose command ``argv`` names (its first word that is not an option), if any."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return next((g for g, commands in GROUPS.items() if word in commands), None)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``pagecore`` parser: every subcommand, or only module ``only``'s (for one command line)."""
     p = argparse.ArgumentParser(
         prog="pagecore",
         description="Measure what page sharing, ballooning and the idle memory tax win back on "
@@ -40,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for group in GROUPS:
-        group.register(sub)
+    for name in (only,) if only else GROUPS:
+        group_module(name).register(sub)
     return p
 
 
@@ -52,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     are written through :func:`pagecore._util.atomic_path`, which removes its temporary on
     the way out). Any error a user can cause is one line on stderr, never a traceback.
     """
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_named_group(argv))
     args = parser.parse_args(argv)
     try:
         with handlers():  # never lost inside a Numba compile (see pagecore._signals)
@@ -77,6 +104,19 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _one_blas_thread() -> None:
+    """Start NumPy's BLAS with one thread unless the user chose a number.
+
+    pagecore does no BLAS-heavy work (its kernels are Numba loops; the only linear algebra is a
+    2 x 2 solve), and OpenBLAS starting its thread pool is about 50 ms of wall time and 70 ms
+    of CPU time in every process that imports NumPy (issue 18: start-up). Must run before NumPy
+    is imported; a user's ``OPENBLAS_NUM_THREADS``, ``GOTO_NUM_THREADS`` or ``OMP_NUM_THREADS``
+    wins.
+    """
+    if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")):
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+
 def console() -> None:
     """The ``pagecore`` executable: :func:`main`, then exit at once when interrupted.
 
@@ -84,6 +124,7 @@ def console() -> None:
     skipping the interpreter's teardown (Numba's thread pools, module finalizers) is what keeps
     "stops within a second" true on a loaded machine.
     """
+    _one_blas_thread()
     code = main()
     if code in (130, 143):
         sys.stdout.flush()

@@ -37,7 +37,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pagecore import __version__
 from pagecore._util import atomic_path
@@ -132,6 +131,86 @@ WRITE_OPTIONS = dict(
 )
 
 
+def _pq():
+    """``pyarrow.parquet``, imported when a table is read (writing does not need it)."""
+    import pyarrow.parquet as pq
+
+    return pq
+
+
+#: ``pyarrow.parquet.ParquetWriter``'s defaults (pyarrow 26) for what it passes on.
+_PQ_WRITER_DEFAULTS = dict(
+    version="2.6",
+    use_dictionary=True,
+    compression="snappy",
+    write_statistics=True,
+    use_deprecated_int96_timestamps=False,
+    compression_level=None,
+    use_byte_stream_split=False,
+    column_encoding=None,
+    writer_engine_version="V2",
+    data_page_version="1.0",
+    use_compliant_nested_type=True,
+    encryption_properties=None,
+    write_batch_size=None,
+    dictionary_pagesize_limit=None,
+    store_schema=True,
+    write_page_index=False,
+    write_page_checksum=False,
+    sorting_columns=None,
+    store_decimal_as_integer=False,
+    write_time_adjusted_to_utc=False,
+    max_rows_per_page=None,
+    bloom_filter_options=None,
+    use_content_defined_chunking=False,
+)
+
+
+class LeanParquetWriter:
+    """``pyarrow.parquet.ParquetWriter`` for a local path, without importing ``pyarrow.parquet``.
+
+    That module imports ``pyarrow.fs`` and the cloud file systems with it, about 50 ms of every
+    ``pagecore hash`` run's start-up (issue 18: the fixed cost). This writer builds the same
+    ``pyarrow._parquet.ParquetWriter`` with the same arguments the public class passes for a
+    local file (its defaults, then ``options``), so the file is byte for byte the same
+    (``tests/test_tables.py`` compares them); where the private class is missing or takes other
+    arguments (another pyarrow), :func:`parquet_writer` falls back to the public one.
+    """
+
+    def __init__(self, path, schema: pa.Schema, **options):
+        from pyarrow import _parquet
+
+        self.schema = schema
+        self._sink = pa.OSFile(os.fspath(path), "wb")
+        try:
+            self._writer = _parquet.ParquetWriter(self._sink, schema, **{**_PQ_WRITER_DEFAULTS, **options})
+        except BaseException:
+            self._sink.close()
+            raise
+
+    def write_batch(self, batch: pa.RecordBatch, row_group_size: int | None = None) -> None:
+        if not batch.schema.equals(self.schema, check_metadata=False):
+            raise ValueError(f"batch schema does not match the file's:\n{batch.schema}\nvs.\n{self.schema}")
+        self._writer.write_table(pa.Table.from_batches([batch], batch.schema), row_group_size=row_group_size)
+
+    def add_key_value_metadata(self, key_value_metadata: dict) -> None:
+        self._writer.add_key_value_metadata(key_value_metadata)
+
+    def close(self) -> None:
+        try:
+            self._writer.close()
+        finally:
+            self._sink.close()
+
+
+def parquet_writer(path, schema: pa.Schema, **options):
+    """A Parquet writer for local ``path``: :class:`LeanParquetWriter`, or pyarrow's own."""
+    try:
+        return LeanParquetWriter(path, schema, **options)
+    except (ImportError, AttributeError, TypeError):
+        return _pq().ParquetWriter(path, schema, **options)
+
+
 class PageTableWriter:
     """Stream page-table batches into a Parquet file that appears only when complete.
 
@@ -148,12 +227,12 @@ class PageTableWriter:
         self.vm = vm
         self.metadata = dict(metadata or {})
         self._ctx = atomic_path(self.path, inputs)
-        self._writer: pq.ParquetWriter | None = None
+        self._writer: LeanParquetWriter | None = None
         self.rows = 0
 
     def __enter__(self):
         tmp = self._ctx.__enter__()
-        self._writer = pq.ParquetWriter(tmp, self.schema, **WRITE_OPTIONS)
+        self._writer = parquet_writer(tmp, self.schema, **WRITE_OPTIONS)
         return self
 
     def write(
@@ -192,7 +271,7 @@ def read_page_table(path: str | os.PathLike, columns: Sequence[str] | None = Non
     if not path.is_file():
         raise InputError(path, "no such page table", hint="run `pagecore hash` first")
     try:
-        names = pq.ParquetFile(path).schema_arrow.names
+        names = _pq().ParquetFile(path).schema_arrow.names
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(path, f"not a readable Parquet page table ({str(exc).splitlines()[0]})") from None
     want = PAGE_TABLE_SCHEMA if columns is None else pa.schema([PAGE_TABLE_SCHEMA.field(c) for c in columns])
@@ -203,7 +282,7 @@ def read_page_table(path: str | os.PathLike, columns: Sequence[str] | None = Non
                 expected="a page table written by `pagecore hash` (vm, gpfn, hash, zero)",
             )  # fmt: skip
     try:
-        table = pq.read_table(path, columns=[f.name for f in want])
+        table = _pq().read_table(path, columns=[f.name for f in want])
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(path, f"not a readable Parquet page table ({str(exc).splitlines()[0]})") from None
     for f in want:
@@ -216,7 +295,9 @@ def read_page_table(path: str | os.PathLike, columns: Sequence[str] | None = Non
         nulls = table.column(f.name).null_count
         if nulls:
             raise InputError(path, f"column {f.name!r} has {nulls:,} null values", hint="re-run `pagecore hash`")
-    meta = (table.schema.metadata or {}).get(META_KEY) or (pq.ParquetFile(path).metadata.metadata or {}).get(META_KEY)
+    meta = (table.schema.metadata or {}).get(META_KEY) or (_pq().ParquetFile(path).metadata.metadata or {}).get(
+        META_KEY
+    )
     if meta:  # older tables kept it in the footer only
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: meta})
     return table
@@ -225,7 +306,7 @@ def read_page_table(path: str | os.PathLike, columns: Sequence[str] | None = Non
 def page_table_metadata(path: str | os.PathLike) -> dict:
     """The ``pagecore`` metadata of a page table (empty dict if absent)."""
     try:
-        meta = pq.ParquetFile(path).metadata.metadata or {}
+        meta = _pq().ParquetFile(path).metadata.metadata or {}
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(path, f"not a readable Parquet page table ({str(exc).splitlines()[0]})") from None
     raw = meta.get(META_KEY)
