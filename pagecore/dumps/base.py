@@ -33,10 +33,15 @@ class PageChunk:
         ``uint64[k]`` guest-physical frame numbers (guest-physical address // 4096).
     pages : numpy.ndarray
         ``uint8[k, 4096]``; a read-only view into the dump where the format allows.
+    decoded : object
+        What a decode hook made of these pages while the reader decoded them
+        (:attr:`pagecore.dumps.kdump.KdumpReader.decode_hook`: the page hashes, for
+        :func:`pagecore.pages.ingest.hashed_chunks`), else ``None``.
     """
 
     gpfn: np.ndarray
     pages: np.ndarray
+    decoded: object = None
 
     def __len__(self) -> int:
         return int(self.gpfn.shape[0])

@@ -217,6 +217,44 @@ def hash_pages_start(
     return lambda: (out_hash, out_zero)
 
 
+def rows_hasher(pages: np.ndarray, key: PageKey | None, out_hash: np.ndarray, out_zero: np.ndarray):
+    """Return ``hash_rows(lo, hi)``, which hashes ``pages[lo:hi]`` into ``out_hash[lo:hi]`` and
+    ``out_zero[lo:hi]`` on the calling thread, as :func:`hash_pages` would.
+
+    For callers that hash a buffer range by range as it fills (:func:`.ingest.hashed_chunks`
+    hashes each range of a kdump chunk right after it is decoded, while it is in cache): the
+    shapes are checked once here, not per range. Ranges may be hashed concurrently from several
+    threads (the native kernel releases the GIL) and again (the result is overwritten).
+    ``pages``, ``out_hash`` and ``out_zero`` must stay alive while ``hash_rows`` is used; it
+    refers to all three.
+    """
+    words = as_page_words(pages)
+    key = key or _DEFAULT_KEY
+    n = words.shape[0]
+    for a, dtype, name in ((out_hash, np.uint64, "out_hash"), (out_zero, np.bool_, "out_zero")):
+        if a.shape != (n,) or a.dtype != dtype or not a.flags.c_contiguous or not a.flags.writeable:
+            raise ValueError(f"{name} must be a writable contiguous {np.dtype(dtype)}[{n}], got {a.dtype}{a.shape}")
+    fn = _native.kernel()
+    if fn is None:
+        from pagecore.pages import _pcx64
+
+        def hash_rows(lo: int, hi: int) -> None:
+            _pcx64._hash_serial(words[lo:hi], key.words, key.k0, key.k1, out_hash[lo:hi], out_zero[lo:hi])
+
+        return hash_rows
+    kp, k0, k1 = key.words.ctypes.data, int(key.k0), int(key.k1)
+    base, hbase, zbase = words.ctypes.data, out_hash.ctypes.data, out_zero.ctypes.data
+    keep = (words, key.words, out_hash, out_zero)  # alive while hash_rows is
+
+    def hash_rows(lo: int, hi: int, keep=keep) -> None:
+        if not 0 <= lo <= hi <= n:
+            raise IndexError(f"rows {lo}..{hi} outside 0..{n}")
+        scratch = np.empty(2 * LANES, np.uint64)
+        fn(base + lo * PAGE_SIZE, hi - lo, kp, k0, k1, hbase + 8 * lo, zbase + lo, scratch.ctypes.data)
+
+    return hash_rows
+
+
 _pools: dict = {}
 _pools_lock = threading.Lock()
 

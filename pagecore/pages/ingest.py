@@ -13,7 +13,7 @@ import numpy as np
 
 from pagecore._util import progress
 from pagecore.dumps import DEFAULT_CHUNK_PAGES, open_dump
-from pagecore.pages.hashing import ALGORITHM, PageKey, hash_pages_start
+from pagecore.pages.hashing import ALGORITHM, PageKey, hash_pages, hash_pages_start, rows_hasher
 from pagecore.pages.provenance import source_fingerprint
 from pagecore.pages.tables import PageTableWriter
 
@@ -68,6 +68,23 @@ def hash_dump(
     return {"vm": vm, **meta}
 
 
+class _HashAsDecoded:
+    """A kdump chunk's decode hook (:class:`pagecore.dumps.kdump.DecodeHook`): hashes each range
+    of pages on the thread that decoded it, right after, while the pages are in its cache."""
+
+    def __init__(self, key: PageKey, pages: np.ndarray):
+        k = pages.shape[0]
+        self.hashes = np.empty(k, np.uint64)
+        self.zero = np.empty(k, np.bool_)
+        self.decoded = rows_hasher(pages, key, self.hashes, self.zero)
+
+    def done(self, keep: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        del self.decoded  # refers to the page buffer, which the reader reuses once nothing refers to it
+        if keep is None:
+            return self.hashes, self.zero
+        return self.hashes[keep], self.zero[keep]
+
+
 def hashed_chunks(reader, key: PageKey | None = None, threads: int | None = None) -> Iterator[tuple]:
     """Yield ``(chunk, hashes, zero)`` for every chunk of ``reader``, hashing one chunk while the
     reader makes the next.
@@ -78,8 +95,17 @@ def hashed_chunks(reader, key: PageKey | None = None, threads: int | None = None
     caller writes chunk *i - 1* and the reader makes chunk *i + 1*. ``hashes`` and ``zero`` are
     valid until the next chunk is requested (two buffers take turns); readers keep a chunk's
     pages valid until two more chunks have been requested (mapped readers release them then).
+
+    Readers that decode pages (kdump: ``reader.decode_hook``) hash them instead on their own
+    decoding threads, each range of pages right after decoding it: hashing a whole chunk after it
+    was decoded read its 64 MiB back from memory (issue 18). Pages a Python codec decoded again
+    are hashed again, pages dropped by ``skip_bad_pages`` are dropped from the hashes, so the
+    hashes are those of :func:`~pagecore.pages.hashing.hash_pages` on ``chunk.pages``.
     """
     key = key or PageKey.default()
+    if hasattr(reader, "decode_hook") and reader.decode_hook is None:
+        yield from _hashed_as_decoded(reader, key, threads)
+        return
     bufs = [(np.empty(reader.chunk_pages, np.uint64), np.empty(reader.chunk_pages, np.bool_)) for _ in range(2)]
     pending = None
     try:
@@ -97,3 +123,16 @@ def hashed_chunks(reader, key: PageKey | None = None, threads: int | None = None
     finally:
         if pending is not None:  # an error or an abandoned loop: let the threads finish with the pages
             pending[1]()
+
+
+def _hashed_as_decoded(reader, key: PageKey, threads: int | None) -> Iterator[tuple]:
+    """:func:`hashed_chunks` for a reader with a ``decode_hook``: the reader hashes as it decodes."""
+    reader.decode_hook = lambda pages: _HashAsDecoded(key, pages)
+    try:
+        for chunk in reader:
+            hz = chunk.decoded
+            if not (isinstance(hz, tuple) and len(hz) == 2 and len(hz[0]) == len(chunk)):
+                hz = hash_pages(chunk.pages, key, threads)  # a chunk the hook did not see
+            yield chunk, *hz
+    finally:
+        reader.decode_hook = None
