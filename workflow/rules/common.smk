@@ -367,22 +367,23 @@ NOTEBOOKS = sorted(
 ) if os.path.isdir(os.path.join(workflow.basedir, "notebooks")) else []
 
 
-def notebook_source(wildcards):
-    return os.path.join(workflow.basedir, "notebooks", f"{wildcards.name}.ipynb")
+def notebook_source(name):
+    return os.path.join(workflow.basedir, "notebooks", f"{name}.ipynb")
 
 
-def notebook_data(wildcards):
-    """Pipeline outputs a notebook reads (01 explores the Figure 4 page tables), and one output of
-    a job that runs the same Numba kernels, so a fresh clone compiles them once, not twice at once
+def notebook_data(wildcards=None):
+    """Pipeline outputs the notebooks read (01 explores the Figure 4 page tables), and outputs of
+    jobs that run the same Numba kernels, so a fresh clone compiles them once, not twice at once
     (03 replays the memory manager like sim_replay; 04 sizes a host like host_whatif_run)."""
-    n = wildcards.name[:3]
-    if n == "01_":
-        return fig04_page_tables() + ["results/sharing/sets/fig04-all.json"]
-    if n == "03_":
-        return ["results/sim/fig07.vms.parquet"]
-    if n == "04_":
-        return ["results/host/fig04.json"]
-    return []
+    out = []
+    names = {name[:3] for name in NOTEBOOKS}
+    if "01_" in names:
+        out += fig04_page_tables() + ["results/sharing/sets/fig04-all.json"]
+    if "03_" in names:
+        out.append("results/sim/fig07.vms.parquet")
+    if "04_" in names:
+        out.append("results/host/fig04.json")
+    return out
 
 
 def notebook_outputs():
