@@ -30,10 +30,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 # Scheduling: rules carry `priority:` so the jobs many others wait on run first (the Figure 4
-# guests, the traces, then the jobs on the long Figure 4 / host chain); the seed and what-if
-# replays, which nothing but the comparison and one figure waits on, fill the cores after them.
+# guests, the Figure 5 hosts, the traces, then the jobs on the long Figure 4 / host chain and the
+# reclamation runs, then the figures they feed); of the jobs nothing but the comparison, one
+# figure job or the notebooks waits on, the longest start first (the seed replays, then the
+# notebooks' one job), and the what-if sweeps, three shorter jobs, fill the cores at the end.
 # Left to itself Snakemake ran the last Figure 4 guest two thirds into the run, and the chain
-# behind it then ran on about one core.
+# behind it then ran on about one core; the Figure 5 chain (hosts, sets, figure) ran last.
 
 # The default config is found next to this Snakefile, so `--directory` runs work too;
 # `--configfile` overrides it key by key.

@@ -49,6 +49,7 @@ rule figures_page_sharing:
         fig05_fitted=FIG05["fitted_to"],
     log:
         "results/logs/figures_page_sharing.log",
+    priority: 20
     script:
         "../scripts/figures.py"
 
@@ -139,6 +140,7 @@ rule figures_reclamation:
         io_threshold=config["reclaim"]["io"]["scarcity"]["threshold"],
     log:
         "results/logs/figures_reclamation.log",
+    priority: 20
     script:
         "../scripts/figures.py"
 
@@ -159,5 +161,6 @@ rule large_page_breaking:
         guests="fig04|real",
     log:
         "results/logs/large_page_breaking/{guests}.log",
+    priority: 20
     script:
         "../scripts/large_page_breaking.py"

@@ -60,6 +60,7 @@ rule figures_host:
         figures=["host_whatif", "reclamation_approaches"],
     log:
         "results/logs/figures_host.log",
+    priority: 20
     script:
         "../scripts/figures.py"
 

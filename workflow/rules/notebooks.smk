@@ -15,6 +15,6 @@ if NOTEBOOKS:
             html=expand("results/notebooks/{name}.html", name=NOTEBOOKS),
         log:
             "results/logs/render_notebooks.log",
-        priority: 10
+        priority: 12
         script:
             "../scripts/render_notebooks.py"
