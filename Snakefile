@@ -31,9 +31,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Scheduling: rules carry `priority:` so the jobs many others wait on run first (the Figure 4
 # guests, the Figure 5 hosts, the traces, then the jobs on the long Figure 4 / host chain and the
-# reclamation runs, then the figures they feed); of the jobs nothing but the comparison, one
-# figure job or the notebooks waits on, the longest start first (the seed replays, then the
-# notebooks' one job), and the what-if sweeps, three shorter jobs, fill the cores at the end.
+# reclamation runs, then the figures they feed); then the what-if sweeps (the memory-manager
+# figures wait on them) and, last, the two longest jobs nothing but the comparison waits on (the
+# seed replays, the notebooks' one job), side by side on the two cores.
 # Left to itself Snakemake ran the last Figure 4 guest two thirds into the run, and the chain
 # behind it then ran on about one core; the Figure 5 chain (hosts, sets, figure) ran last.
 

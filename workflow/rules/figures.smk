@@ -103,6 +103,7 @@ rule figures_memory_manager:
         fig07_scenario=config["workloads"]["fig07"],
     log:
         "results/logs/figures_memory_manager.log",
+    priority: 20
     script:
         "../scripts/figures.py"
 
