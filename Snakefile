@@ -30,10 +30,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 # Scheduling: rules carry `priority:` so the jobs many others wait on run first (the Figure 4
-# guests, the traces, then the jobs on the long Figure 4 / host chain); the seed and what-if
-# replays, which nothing but the comparison and one figure waits on, fill the cores after them.
+# guests, the Figure 5 hosts, the traces, then the jobs on the long Figure 4 / host chain and the
+# reclamation runs, then the figures they feed); then the what-if sweeps (the memory-manager
+# figures wait on them) and, last, the two longest jobs nothing but the comparison waits on (the
+# seed replays, the notebooks' one job), side by side on the two cores.
 # Left to itself Snakemake ran the last Figure 4 guest two thirds into the run, and the chain
-# behind it then ran on about one core.
+# behind it then ran on about one core; the Figure 5 chain (hosts, sets, figure) ran last.
 
 # The default config is found next to this Snakefile, so `--directory` runs work too;
 # `--configfile` overrides it key by key.

@@ -38,6 +38,40 @@ def execute_notebook(path: str | os.PathLike, cwd: str | os.PathLike, timeout: i
     return nb
 
 
+#: Run silently in the kernel before each notebook after the first: a fresh session, as in a new
+#: kernel (no names of the previous notebook; cells numbered from 1); imported modules stay loaded.
+_NEW_SESSION = "get_ipython().reset(new_session=True)"
+
+
+def execute_notebooks(paths, cwd: str | os.PathLike, timeout: int = 1200) -> list:
+    """Run the notebooks at ``paths`` one after another in one kernel; return them executed.
+
+    Each notebook starts in a new session of that kernel (its names cleared, its cells numbered
+    from 1), so it shows what it shows in a kernel of its own; the kernel starts once and each
+    module is imported once (a kernel's start and imports cost about 3 CPU-seconds). Raises
+    nbclient's ``CellExecutionError`` (naming the cell) when a cell fails.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    nbs = [nbformat.read(Path(p), as_version=4) for p in paths]
+    if not nbs:
+        return []
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    opts = dict(timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
+    owner = NotebookClient(nbs[0], **opts)
+    with owner.setup_kernel(env=env):
+        for i, nb in enumerate(nbs):
+            if i:
+                reply = owner.wait_for_reply(owner.kc.execute(_NEW_SESSION, silent=True, store_history=False))
+                if reply is None or reply["content"]["status"] != "ok":
+                    raise RuntimeError(f"could not start a new kernel session before {paths[i]}: {reply}")
+            client = NotebookClient(nb, km=owner.km, **opts)
+            client.kc = owner.kc
+            client.execute()
+    return nbs
+
+
 def _texts(cell) -> list[str]:
     out = []
     for o in cell.get("outputs", []):

@@ -111,3 +111,35 @@ def test_checks_catch_what_a_reader_would_miss():
     assert quoted_numbers_missing(_nb(text, shown)) == ["1,358"]
     shown.outputs[0].text = "reclaimed 234.8 MB, 1,358 pages\n"
     assert quoted_numbers_missing(_nb(text, shown)) == []
+
+
+def _strip(nb):
+    """What a reader sees of each code cell: its number and outputs (no timing metadata)."""
+    return [(c.execution_count, [dict(o) for o in c.outputs]) for c in nb.cells if c.cell_type == "code"]
+
+
+def test_notebooks_in_one_kernel_each_start_a_fresh_session(tmp_path):
+    """execute_notebooks (the workflow's one-kernel run): each notebook sees none of the previous
+    one's names, numbers its cells from 1, and shows what it shows in a kernel of its own."""
+    from pagecore.notebooks import execute_notebooks
+
+    first = _nb(new_code_cell("x = 41\nimport json\nx + 1"), new_code_cell("print(sorted(json.loads('[2, 1]')))"))
+    second = _nb(
+        new_code_cell("print('x' in dir(), 'json' in dir())"),
+        new_code_cell("y = 3\ny * 2"),
+        new_markdown_cell("text"),
+        new_code_cell("print(In[1], Out[2])"),
+    )
+    paths = []
+    for name, nb in (("a", first), ("b", second)):
+        paths.append(tmp_path / f"{name}.ipynb")
+        nbformat.write(nb, paths[-1])
+    a, b = execute_notebooks(paths, tmp_path)
+    assert [c.execution_count for c in b.cells if c.cell_type == "code"] == [1, 2, 3]
+    assert b.cells[0].outputs[0].text == "False False\n"
+    assert b.cells[1].outputs[0].data["text/plain"] == "6"
+    assert b.cells[3].outputs[0].text == "print('x' in dir(), 'json' in dir()) 6\n"
+    assert a.cells[0].outputs[0].data["text/plain"] == "42"
+    alone = execute_notebook(paths[1], tmp_path)
+    assert _strip(alone) == _strip(b)
+    assert execute_notebooks([], tmp_path) == []

@@ -142,7 +142,9 @@ def vm_count_sweep(pages: pd.DataFrame, order: list[str] | None = None) -> pd.Da
         names = vm_names[:i]
         sel = vm_col.isin(names).to_numpy()
         sub = pages[sel]
-        idx = pd.Categorical(vm_col[sel], categories=names).codes
+        # int64 like the VM indices of analyze_page_tables: the same kernel signature (int8
+        # codes would compile the counting kernel once more in a fresh clone, ~4 CPU-s)
+        idx = pd.Categorical(vm_col[sel], categories=names).codes.astype(np.int64)
         el = sub["eligible"].to_numpy(np.bool_) if verified else None
         d = count_sharing(
             sub["hash"].to_numpy(np.uint64),

@@ -805,6 +805,15 @@ def _flags(a, n: int, name: str) -> np.ndarray:
     return a
 
 
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """``a`` itself when read-only, else a read-only view of it."""
+    if not a.flags.writeable:
+        return a
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
 def count_sharing(
     hashes: np.ndarray,
     zero: np.ndarray,
@@ -913,6 +922,10 @@ def count_sharing(
     if not (salt.shape[0] and _salt_per_vm(salt, vm, nvm, vsalt)):
         vsalt = np.zeros(0, np.int64)
     sal = np.empty(n if salt.shape[0] and not vsalt.shape[0] else 0, np.int64)
+    # the kernel only reads the inputs: passing them all read-only (views, no copies) gives one
+    # Numba signature per VM-index dtype, whether they came writable (NumPy, pandas) or not
+    # (Arrow): each signature is one more compilation in a fresh clone (~4 CPU-s)
+    hashes, salt, vm, zero, el = (_read_only(a) for a in (hashes, salt, vm, zero, el))
     ntop, bad = _count(
         hashes, salt, vsalt, vm, zero, el, nvm, bool(use_zero_pages), int(max_page_sharing), b1, L2_MAX_BITS,
         SORT_MOVES, packed,

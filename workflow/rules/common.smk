@@ -14,21 +14,39 @@ except ConfigError as err:  # one line naming the key, before any job runs; no t
     sys.exit(f"pagecore: error: {err}")
 
 
-def _byte_compile_pagecore():
-    """Compile pagecore's modules once per run (a no-op when up to date): an editable install is
-    not byte-compiled by the installer, and where PYTHONDONTWRITEBYTECODE is set (as on the
-    reference machine) every job would otherwise recompile each module it imports (~0.7 s CPU)."""
+def _byte_compile_imports():
+    """Let the jobs cache the bytecode of what they import, and compile pagecore's modules and the
+    ones this process imported (Snakemake's own) once (each a no-op when up to date).
+
+    Where PYTHONDONTWRITEBYTECODE is set (as on the reference machine) a module without cached
+    bytecode is compiled in memory by every process that imports it: each job would recompile
+    what it imports (~0.7 s of CPU for pagecore alone, seconds for pandas, Matplotlib, Numba). An
+    editable install is never byte-compiled by the installer, and an environment installed
+    without byte-compiling all of it (uv's --compile-bytecode compiles about 7,000 modules, about
+    38 CPU-seconds; the jobs import about 1,700) has none for the rest. So the jobs run with the
+    bytecode cache on: the first job that imports a module writes its bytecode (atomically, as
+    Python always does) and the others read it."""
     import compileall
+    import py_compile
 
     import pagecore
 
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # for the jobs, which inherit this environment
     try:
         compileall.compile_dir(os.path.dirname(pagecore.__file__), quiet=2)
     except OSError:  # a read-only install: jobs compile in memory, as before
         pass
+    for module in list(sys.modules.values()):
+        spec = getattr(module, "__spec__", None)
+        source, cached = getattr(spec, "origin", None), getattr(spec, "cached", None)
+        if source and cached and source.endswith(".py") and not os.path.exists(cached):
+            try:
+                py_compile.compile(source, cfile=cached, doraise=True)
+            except (OSError, py_compile.PyCompileError):  # read-only, or not Python we can compile
+                pass
 
 
-_byte_compile_pagecore()
+_byte_compile_imports()
 
 
 FIG04 = config["synth"]["fig04"]
@@ -367,22 +385,23 @@ NOTEBOOKS = sorted(
 ) if os.path.isdir(os.path.join(workflow.basedir, "notebooks")) else []
 
 
-def notebook_source(wildcards):
-    return os.path.join(workflow.basedir, "notebooks", f"{wildcards.name}.ipynb")
+def notebook_source(name):
+    return os.path.join(workflow.basedir, "notebooks", f"{name}.ipynb")
 
 
-def notebook_data(wildcards):
-    """Pipeline outputs a notebook reads (01 explores the Figure 4 page tables), and one output of
-    a job that runs the same Numba kernels, so a fresh clone compiles them once, not twice at once
+def notebook_data(wildcards=None):
+    """Pipeline outputs the notebooks read (01 explores the Figure 4 page tables), and outputs of
+    jobs that run the same Numba kernels, so a fresh clone compiles them once, not twice at once
     (03 replays the memory manager like sim_replay; 04 sizes a host like host_whatif_run)."""
-    n = wildcards.name[:3]
-    if n == "01_":
-        return fig04_page_tables() + ["results/sharing/sets/fig04-all.json"]
-    if n == "03_":
-        return ["results/sim/fig07.vms.parquet"]
-    if n == "04_":
-        return ["results/host/fig04.json"]
-    return []
+    out = []
+    names = {name[:3] for name in NOTEBOOKS}
+    if "01_" in names:
+        out += fig04_page_tables() + ["results/sharing/sets/fig04-all.json"]
+    if "03_" in names:
+        out.append("results/sim/fig07.vms.parquet")
+    if "04_" in names:
+        out.append("results/host/fig04.json")
+    return out
 
 
 def notebook_outputs():

@@ -19,24 +19,6 @@ rule host_whatif_run:
         "../scripts/host_whatif.py"
 
 
-rule host_whatif:
-    """Figure: VMs that fit and memory won per mechanism against host size, per policy."""
-    input:
-        rows=rules.host_whatif_run.output.rows,
-        timelines=rules.host_whatif_run.output.timelines,
-    output:
-        png=report(
-            "results/figures/host_whatif.png",
-            caption="../report/host_whatif.rst",
-            category="Your VMs on a host",
-        ),
-        pdf="results/figures/host_whatif.pdf",
-    log:
-        "results/logs/host_whatif.log",
-    script:
-        "../scripts/host_figure.py"
-
-
 rule reclamation_approaches_run:
     """Transparent vs cooperative reclamation on the Figure 4 guests (free pages from the content model)."""
     input:
@@ -54,22 +36,33 @@ rule reclamation_approaches_run:
         "../scripts/reclamation_approaches.py"
 
 
-rule reclamation_approaches:
-    """Figure: memory each reclamation approach wins over time, what it needs from the guest and spends."""
+rule figures_host:
+    """Figures: VMs that fit and memory won per host size and policy; the reclamation approaches over time."""
     input:
-        timeline=rules.reclamation_approaches_run.output.timeline,
-        table=rules.reclamation_approaches_run.output.table,
+        host_whatif_rows=rules.host_whatif_run.output.rows,
+        host_whatif_timelines=rules.host_whatif_run.output.timelines,
+        approaches_timeline=rules.reclamation_approaches_run.output.timeline,
+        approaches_table=rules.reclamation_approaches_run.output.table,
     output:
-        png=report(
+        host_whatif_png=report(
+            "results/figures/host_whatif.png",
+            caption="../report/host_whatif.rst",
+            category="Your VMs on a host",
+        ),
+        host_whatif_pdf="results/figures/host_whatif.pdf",
+        approaches_png=report(
             "results/figures/reclamation_approaches.png",
             caption="../report/reclamation_approaches.rst",
             category="Your VMs on a host",
         ),
-        pdf="results/figures/reclamation_approaches.pdf",
+        approaches_pdf="results/figures/reclamation_approaches.pdf",
+    params:
+        figures=["host_whatif", "reclamation_approaches"],
     log:
-        "results/logs/reclamation_approaches.log",
+        "results/logs/figures_host.log",
+    priority: 20
     script:
-        "../scripts/host_figure.py"
+        "../scripts/figures.py"
 
 
 rule freereport_capture:
@@ -105,16 +98,18 @@ rule reclamation_approaches_real_run:
 rule reclamation_approaches_real:
     """Figure: the reclamation approaches on a real guest (optional: host.approaches_real.enabled)."""
     input:
-        timeline=rules.reclamation_approaches_real_run.output.timeline,
-        table=rules.reclamation_approaches_real_run.output.table,
+        approaches_real_timeline=rules.reclamation_approaches_real_run.output.timeline,
+        approaches_real_table=rules.reclamation_approaches_real_run.output.table,
     output:
-        png=report(
+        approaches_real_png=report(
             "results/figures/reclamation_approaches_real.png",
             caption="../report/reclamation_approaches.rst",
             category="Your VMs on a host",
         ),
-        pdf="results/figures/reclamation_approaches_real.pdf",
+        approaches_real_pdf="results/figures/reclamation_approaches_real.pdf",
+    params:
+        figures=["reclamation_approaches_real"],
     log:
         "results/logs/reclamation_approaches_real.log",
     script:
-        "../scripts/host_figure.py"
+        "../scripts/figures.py"

@@ -12,6 +12,7 @@ rule fit_fig02_cost:
         reclaim=config["reclaim"],
     log:
         "results/logs/fit_fig02_cost.log",
+    priority: 25
     script:
         "../scripts/fit_fig02_cost.py"
 
@@ -28,6 +29,7 @@ rule reclaim_guest:
         reclaim=pick(config["reclaim"], "seed", "guest", "trace", "fig02", "cost", "paging"),
     log:
         "results/logs/reclaim_guest.log",
+    priority: 25
     script:
         "../scripts/reclaim_guest.py"
 
@@ -42,5 +44,6 @@ rule reclaim_io:
         reclaim=pick(config["reclaim"], "seed", "io"),
     log:
         "results/logs/reclaim_io.log",
+    priority: 25
     script:
         "../scripts/reclaim_io.py"

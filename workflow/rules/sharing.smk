@@ -57,6 +57,7 @@ rule sets_summary:
         names=set_names(),
     log:
         "results/logs/sets_summary.log",
+    priority: 20
     script:
         "../scripts/sets_summary.py"
 

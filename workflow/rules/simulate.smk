@@ -72,5 +72,6 @@ rule sim_whatif:
         values=whatif_values,
     log:
         "results/logs/sim_whatif/{dim}.log",
+    priority: 16
     script:
         "../scripts/sim_whatif.py"

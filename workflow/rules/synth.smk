@@ -27,5 +27,6 @@ rule synth_fig05_pages:
         seed=FIG05["seed"],
     log:
         "results/logs/synth_fig05_pages/{scenario}.log",
+    priority: 40
     script:
         "../scripts/synth_fig05_pages.py"
