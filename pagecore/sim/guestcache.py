@@ -123,7 +123,7 @@ def seed_state(seed: int) -> np.ndarray:
     return np.array([(int(seed) * 0x9E3779B97F4A7C15 + 1) & M64], np.uint64)
 
 
-@numba.njit(**SERIAL)
+@numba.njit("void(boolean[::1], int64, int64, uint64[::1], int64[::1])", **SERIAL)  # one signature (-1 is a literal)
 def _host_evict(swapped, used, avoid, state, stats):
     """Page out one uniformly random resident frame other than ``avoid`` (among ``used``)."""
     while True:

@@ -133,7 +133,9 @@ def _guest_pick(owner, state, cont, refbit, hands, avoid, c):
     return -1
 
 
-@njit(**SERIAL)
+# _back and _set take one signature each: a state constant passed as a literal would
+# otherwise compile one copy per state (6 for _set) on a fresh clone
+@njit("void(uint8[::1], int64[::1], int64[::1], int64, int64)", **SERIAL)
 def _back(state, c, host, f, newstate):
     """Give frame ``f`` a fresh machine page (host free −1) and state ``newstate``."""
     c[state[f]] -= 1
@@ -142,8 +144,9 @@ def _back(state, c, host, f, newstate):
     host[0] -= 1
 
 
-@njit(**SERIAL)
+@njit("void(uint8[::1], int64[::1], int64, int64)", **SERIAL)
 def _set(state, c, f, newstate):
+    """Move frame ``f`` to ``newstate``, keeping the per-state counters."""
     c[state[f]] -= 1
     state[f] = newstate
     c[newstate] += 1

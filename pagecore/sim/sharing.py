@@ -30,13 +30,19 @@ Set both rates to 0 to switch background sharing off (share-before-swap in
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
+from pagecore._jit import JIT_DISABLED, SERIAL
+from pagecore.sharing.pcg64 import _next32
 from pagecore.sim import memory as m
 from pagecore.sim.contracts import mechanism
 
+_M32 = np.uint64(0xFFFFFFFF)
+_S32 = np.uint64(32)
 
-def _candidates(scanner, vms, dt, rng):
-    """Per VM, the random frames it scans in ``dt`` seconds (one rng draw per VM, in order)."""
+
+def _counts(scanner, vms, dt):
+    """Per VM, how many random frames it scans in ``dt`` seconds: ``[(vm, n), ...]``, n > 0."""
     if not vms or scanner.rate_vm_pages_s <= 0 or scanner.rate_total_pages_s <= 0:
         return []
     per_vm = min(scanner.rate_vm_pages_s, scanner.rate_total_pages_s / len(vms)) * dt
@@ -48,8 +54,73 @@ def _candidates(scanner, vms, dt, rng):
         if n <= 0:
             continue
         vm.scan_credit -= n
-        out.append((vm, rng.integers(0, vm.pages, size=n)))
+        out.append((vm, n))
     return out
+
+
+@njit(**SERIAL)
+def _integers(st, high, out, o, n):
+    """``out[o:o + n] = rng.integers(0, high, size=n)`` for a PCG64 generator whose state is
+    ``st`` (uint64[6], see :mod:`pagecore.sharing.pcg64`), advancing ``st`` as NumPy does:
+    ``random_bounded_uint64_fill`` for ``1 <= high < 2^32`` (``distributions.c``): nothing drawn
+    for ``high == 1``, else Lemire's method on 32-bit draws (``buffered_bounded_lemire_uint32``)."""
+    rng_ = np.uint64(high - 1)
+    if rng_ == 0:
+        out[o : o + n] = 0
+        return
+    excl = rng_ + np.uint64(1)
+    for i in range(o, o + n):
+        x = _next32(st) * excl
+        left = x & _M32
+        if left < excl:
+            threshold = (_M32 - rng_) % excl
+            while left < threshold:
+                x = _next32(st) * excl
+                left = x & _M32
+        out[i] = np.int64(x >> _S32)
+
+
+@njit(**SERIAL)
+def _zero_scan(st, vm, high, count, states, counters, host):
+    """:meth:`ZeroScanner.scan` of the VMs ``vm`` (indexes into ``states``/``counters``): per VM
+    in order, ``count`` random frames below ``high`` drawn from ``st`` and scanned
+    (:func:`pagecore.sim.memory.scan_share`). Returns pages shared."""
+    done = 0
+    for j in range(vm.shape[0]):
+        cand = np.empty(count[j], np.int64)
+        _integers(st, high[j], cand, 0, count[j])
+        done += m.scan_share(cand, states[vm[j]], counters[vm[j]], host)
+    return done
+
+
+@njit(**SERIAL)
+def _draw_all(st, high, count, out):
+    """``out`` = the concatenated draws ``rng.integers(0, high[j], count[j])``, in order."""
+    o = 0
+    for j in range(high.shape[0]):
+        _integers(st, high[j], out, o, count[j])
+        o += count[j]
+
+
+def _pcg64_state(rng, picks):
+    """(state dict, uint64[6] state) of ``rng`` for the kernels above, or None when they cannot
+    reproduce its draws (not PCG64, a VM of 2^32 pages or more, Numba disabled)."""
+    bg = rng.bit_generator
+    if JIT_DISABLED or type(bg) is not np.random.PCG64 or any(vm.pages >= 1 << 32 for vm, _ in picks):
+        return None
+    s = bg.state
+    mask = (1 << 64) - 1
+    x, inc = s["state"]["state"], s["state"]["inc"]
+    st = np.array([x >> 64, x & mask, inc >> 64, inc & mask, s["has_uint32"], s["uinteger"]], np.uint64)
+    return s, st
+
+
+def _put_state(rng, s, st):
+    """Write the advanced state back: ``rng`` is where NumPy's own draws would have left it."""
+    s["state"]["state"] = (int(st[0]) << 64) | int(st[1])
+    s["has_uint32"] = int(st[4])
+    s["uinteger"] = int(st[5])
+    rng.bit_generator.state = s
 
 
 @mechanism("sharing", "zero")
@@ -62,9 +133,23 @@ class ZeroScanner:
     uses_contents = False
 
     def scan(self, vms, dt, rng, host):
-        done = 0
-        for vm, cand in _candidates(self, vms, dt, rng):
-            done += int(m.scan_share(cand, vm.mem.state, vm.mem.c, vm.host_free))
+        picks = _counts(self, vms, dt)
+        if not picks:
+            return 0
+        got = _pcg64_state(rng, picks)
+        if got is None:
+            done = 0
+            for vm, n in picks:
+                done += int(m.scan_share(rng.integers(0, vm.pages, size=n), vm.mem.state, vm.mem.c, vm.host_free))
+            return done
+        # one kernel call draws and scans every VM (the same draws, in the same order)
+        s, st = got
+        states, _, counters = host.frame_lists()
+        vm = np.array([v.index for v, _ in picks], np.int64)
+        high = np.array([v.pages for v, _ in picks], np.int64)
+        count = np.array([n for _, n in picks], np.int64)
+        done = int(_zero_scan(st, vm, high, count, states, counters, host.free))
+        _put_state(rng, s, st)
         return done
 
 
@@ -79,11 +164,19 @@ class ContentScanner:
     uses_contents = True
 
     def scan(self, vms, dt, rng, host):
-        picks = _candidates(self, vms, dt, rng)
+        picks = _counts(self, vms, dt)
         if not picks:
             return 0
-        cand_vm = np.concatenate([np.full(len(c), vm.index, np.int64) for vm, c in picks])
-        cand_f = np.concatenate([c for _, c in picks]).astype(np.int64)
+        count = np.array([n for _, n in picks], np.int64)
+        cand_vm = np.repeat(np.array([vm.index for vm, _ in picks], np.int64), count)
+        got = _pcg64_state(rng, picks)
+        if got is None:
+            cand_f = np.concatenate([rng.integers(0, vm.pages, size=n) for vm, n in picks]).astype(np.int64)
+        else:
+            s, st = got
+            cand_f = np.empty(int(count.sum()), np.int64)
+            _draw_all(st, np.array([vm.pages for vm, _ in picks], np.int64), count, cand_f)
+            _put_state(rng, s, st)
         states, conts, counters = host.frame_lists()
         t = host.table
         t.reserve(len(cand_f), states, conts)
