@@ -1,6 +1,5 @@
-"""Slow twins of the background scanners' one-call kernels (pagecore.sim.sharing._zero_scan,
-_draw_all): the per-VM NumPy draws ``rng.integers(0, pages, size=n)`` and per-VM scans the
-kernels replaced."""
+"""Slow twins of the background scanners' one-call draws (pagecore.sim.sharing._draw_all): the
+per-VM NumPy draws ``rng.integers(0, pages, size=n)`` the kernel replaced."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The background scanners draw their random frames in one kernel call
-(pagecore.sim.sharing._integers/_zero_scan/_draw_all): the same frames as NumPy's
+(pagecore.sim.sharing._integers/_draw_all): the same frames as NumPy's
 ``rng.integers`` and the generator left in the same state; the same scan results as the
 per-VM NumPy twins (tests/slow_twins_simscan.py)."""
 

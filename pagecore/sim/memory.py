@@ -52,7 +52,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from pagecore._jit import JIT_DISABLED, SERIAL
+from pagecore._jit import INLINE, JIT_DISABLED, SERIAL
 
 # frame states
 UNBACKED, PRIVATE, ZERO, SHARED, SWAPPED, BALLOONED = 0, 1, 2, 3, 4, 5
@@ -133,9 +133,9 @@ def _guest_pick(owner, state, cont, refbit, hands, avoid, c):
     return -1
 
 
-# _back and _set take one signature each: a state constant passed as a literal would
-# otherwise compile one copy per state (6 for _set) on a fresh clone
-@njit("void(uint8[::1], int64[::1], int64[::1], int64, int64)", **SERIAL)
+# _back and _set are inlined into their callers: compiled on their own, a state constant passed
+# as a literal would compile one copy per state (6 for _set) on a fresh clone
+@njit(**INLINE)
 def _back(state, c, host, f, newstate):
     """Give frame ``f`` a fresh machine page (host free −1) and state ``newstate``."""
     c[state[f]] -= 1
@@ -144,7 +144,7 @@ def _back(state, c, host, f, newstate):
     host[0] -= 1
 
 
-@njit("void(uint8[::1], int64[::1], int64, int64)", **SERIAL)
+@njit(**INLINE)
 def _set(state, c, f, newstate):
     """Move frame ``f`` to ``newstate``, keeping the per-state counters."""
     c[state[f]] -= 1

@@ -32,13 +32,56 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from pagecore._jit import JIT_DISABLED, SERIAL
-from pagecore.sharing.pcg64 import _next32
+from pagecore._jit import INLINE, JIT_DISABLED, SERIAL
 from pagecore.sim import memory as m
 from pagecore.sim.contracts import mechanism
 
-_M32 = np.uint64(0xFFFFFFFF)
-_S32 = np.uint64(32)
+_U = np.uint64
+_M32 = _U(0xFFFFFFFF)
+_S32 = _U(32)
+_MUL_HI = _U(0x2360ED051FC65DA4)
+_MUL_LO = _U(0x4385DF649FCCF645)
+
+
+# NumPy's PCG64 step and its buffered 32-bit output, as in pagecore.sharing.pcg64 (which the
+# replay does not import: the sharing stage's package pulls in every analysis module).
+@njit(**INLINE)
+def _mulhi(a, b):
+    """The high 64 bits of the 128-bit product of two uint64."""
+    a0, a1 = a & _M32, a >> _S32
+    b0, b1 = b & _M32, b >> _S32
+    p00, p01, p10, p11 = a0 * b0, a0 * b1, a1 * b0, a1 * b1
+    mid = (p00 >> _S32) + (p01 & _M32) + (p10 & _M32)
+    return p11 + (p01 >> _S32) + (p10 >> _S32) + (mid >> _S32)
+
+
+@njit(**INLINE)
+def _next64(st):
+    """One PCG64 step and its XSL-RR output; ``st`` = uint64[6]: state high, state low,
+    increment high, increment low, has_uint32, uinteger."""
+    sh, sl, ih, il = st[0], st[1], st[2], st[3]
+    lo = sl * _MUL_LO
+    hi = _mulhi(sl, _MUL_LO) + sl * _MUL_HI + sh * _MUL_LO
+    lo2 = lo + il
+    hi2 = hi + ih + (_U(1) if lo2 < lo else _U(0))
+    st[0] = hi2
+    st[1] = lo2
+    v = hi2 ^ lo2
+    r = hi2 >> _U(58)
+    return (v >> r) | (v << ((_U(64) - r) & _U(63)))
+
+
+@njit(**INLINE)
+def _next32(st):
+    """NumPy's ``next_uint32``: the low half of a fresh 64-bit output, the high half kept for
+    the next call."""
+    if st[4] != 0:
+        st[4] = _U(0)
+        return st[5]
+    nx = _next64(st)
+    st[4] = _U(1)
+    st[5] = nx >> _S32
+    return nx & _M32
 
 
 def _counts(scanner, vms, dt):
@@ -78,19 +121,6 @@ def _integers(st, high, out, o, n):
                 x = _next32(st) * excl
                 left = x & _M32
         out[i] = np.int64(x >> _S32)
-
-
-@njit(**SERIAL)
-def _zero_scan(st, vm, high, count, states, counters, host):
-    """:meth:`ZeroScanner.scan` of the VMs ``vm`` (indexes into ``states``/``counters``): per VM
-    in order, ``count`` random frames below ``high`` drawn from ``st`` and scanned
-    (:func:`pagecore.sim.memory.scan_share`). Returns pages shared."""
-    done = 0
-    for j in range(vm.shape[0]):
-        cand = np.empty(count[j], np.int64)
-        _integers(st, high[j], cand, 0, count[j])
-        done += m.scan_share(cand, states[vm[j]], counters[vm[j]], host)
-    return done
 
 
 @njit(**SERIAL)
@@ -142,14 +172,16 @@ class ZeroScanner:
             for vm, n in picks:
                 done += int(m.scan_share(rng.integers(0, vm.pages, size=n), vm.mem.state, vm.mem.c, vm.host_free))
             return done
-        # one kernel call draws and scans every VM (the same draws, in the same order)
+        # one kernel call draws every VM's frames (the same draws, in the same order)
         s, st = got
-        states, _, counters = host.frame_lists()
-        vm = np.array([v.index for v, _ in picks], np.int64)
-        high = np.array([v.pages for v, _ in picks], np.int64)
-        count = np.array([n for _, n in picks], np.int64)
-        done = int(_zero_scan(st, vm, high, count, states, counters, host.free))
+        count = [n for _, n in picks]
+        cand = np.empty(sum(count), np.int64)
+        _draw_all(st, np.array([vm.pages for vm, _ in picks], np.int64), np.array(count, np.int64), cand)
         _put_state(rng, s, st)
+        done = o = 0
+        for vm, n in picks:
+            done += int(m.scan_share(cand[o : o + n], vm.mem.state, vm.mem.c, vm.host_free))
+            o += n
         return done
 
 
