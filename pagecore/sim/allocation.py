@@ -19,6 +19,8 @@ and lowest ρ.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -129,7 +131,7 @@ def _alloc_sum(lam, s, lo, hi, a, k, p):
         if x > hi_i:
             x = hi_i
         p[i] = x
-    return _pairwise_sum(p, 0, p.shape[0])
+    return _pairwise_sum(p, np.int64(0), p.shape[0])
 
 
 @njit(**SERIAL)
@@ -148,11 +150,11 @@ def _idle_tax(s, lo, hi, a, available, k, max_transfers):
     formulation (tests/slow_twins_alloc.py), so the same pages."""
     n = s.shape[0]
     buf = np.empty(n, np.float64)
-    lam_lo, lam_hi = 1e-12, 1.0
+    lam_lo, lam_hi = 1e-12, 1.0  # (math, not NumPy, calls below: the same IEEE results, less to compile)
     while _alloc_sum(lam_hi, s, lo, hi, a, k, buf) > available:
         lam_hi *= 16
     for _ in range(200):
-        mid = np.sqrt(lam_lo * lam_hi)
+        mid = math.sqrt(lam_lo * lam_hi)
         if _alloc_sum(mid, s, lo, hi, a, k, buf) > available:
             lam_lo = mid
         else:
@@ -163,7 +165,7 @@ def _idle_tax(s, lo, hi, a, available, k, max_transfers):
     p = np.empty(n, np.int64)
     total = 0
     for i in range(n):
-        v = np.int64(np.floor(buf[i]))
+        v = math.floor(buf[i])
         if v < lo[i]:
             v = lo[i]
         if v > hi[i]:
@@ -187,10 +189,13 @@ def _idle_tax(s, lo, hi, a, available, k, max_transfers):
     # single-page min-funding transfers while one narrows the ρ gap
     r = np.empty(n, np.float64)
     for _ in range(max_transfers):
+        rmax = -np.inf
+        rmin = np.inf
         for i in range(n):
             r[i] = _rho1(s[i], p[i], a[i], k)
-        rmax = r.max()
-        gap = rmax - r.min()
+            rmax = max(rmax, r[i])
+            rmin = min(rmin, r[i])
+        gap = rmax - rmin
         m = abs(gap)
         if not m > 1.0:
             m = 1.0

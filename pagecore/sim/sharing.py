@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from pagecore._jit import INLINE, JIT_DISABLED, SERIAL
+from pagecore._jit import JIT_DISABLED, SERIAL
 from pagecore.sim import memory as m
 from pagecore.sim.contracts import mechanism
 
@@ -45,7 +45,7 @@ _MUL_LO = _U(0x4385DF649FCCF645)
 
 # NumPy's PCG64 step and its buffered 32-bit output, as in pagecore.sharing.pcg64 (which the
 # replay does not import: the sharing stage's package pulls in every analysis module).
-@njit(**INLINE)
+@njit(**SERIAL)
 def _mulhi(a, b):
     """The high 64 bits of the 128-bit product of two uint64."""
     a0, a1 = a & _M32, a >> _S32
@@ -55,7 +55,7 @@ def _mulhi(a, b):
     return p11 + (p01 >> _S32) + (p10 >> _S32) + (mid >> _S32)
 
 
-@njit(**INLINE)
+@njit(**SERIAL)
 def _next64(st):
     """One PCG64 step and its XSL-RR output; ``st`` = uint64[6]: state high, state low,
     increment high, increment low, has_uint32, uinteger."""
@@ -71,7 +71,7 @@ def _next64(st):
     return (v >> r) | (v << ((_U(64) - r) & _U(63)))
 
 
-@njit(**INLINE)
+@njit(**SERIAL)
 def _next32(st):
     """NumPy's ``next_uint32``: the low half of a fresh 64-bit output, the high half kept for
     the next call."""
@@ -126,7 +126,7 @@ def _integers(st, high, out, o, n):
 @njit(**SERIAL)
 def _draw_all(st, high, count, out):
     """``out`` = the concatenated draws ``rng.integers(0, high[j], count[j])``, in order."""
-    o = 0
+    o = np.int64(0)  # not a literal 0: _integers would compile for it too
     for j in range(high.shape[0]):
         _integers(st, high[j], out, o, count[j])
         o += count[j]
