@@ -24,7 +24,7 @@ import math
 import numpy as np
 from numba import njit
 
-from pagecore._jit import SERIAL
+from pagecore._jit import JIT_DISABLED, SERIAL
 from pagecore.sim.contracts import mechanism
 
 
@@ -250,5 +250,8 @@ class IdleTax:
             return hi.copy()
         if lo.sum() >= available:
             return lo.copy()
-        k = 1.0 / (1.0 - tau)
-        return _idle_tax(s, lo, hi, np.ascontiguousarray(a), available, float(k), int(self.max_transfers))
+        args = (s, lo, hi, np.ascontiguousarray(a), available, float(1.0 / (1.0 - tau)), int(self.max_transfers))
+        if JIT_DISABLED:  # plain Python: a VM at 0 pages has ρ = inf, and inf − inf warns (NaN: no transfer)
+            with np.errstate(invalid="ignore"):
+                return _idle_tax(*args)
+        return _idle_tax(*args)
