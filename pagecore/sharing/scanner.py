@@ -562,7 +562,9 @@ def _run(
             ist[I_PHASE] = 1
             ist[I_VI] = 0
             ist[I_KLEFT] = -1
-        nbatch = 0
+        # np.int64(0), not 0, here and below: a literal 0 reaching a call types that argument as
+        # Literal[int](0), and Numba compiles _scan_pages once more for it on a fresh clone
+        nbatch = np.int64(0)
         while ist[I_VI] < na:
             v = active[ist[I_VI]]
             if ist[I_KLEFT] < 0:
@@ -576,8 +578,8 @@ def _run(
             pos = vpos[v]
             while kleft > 0:
                 if pos == ln or nbatch == cap_b:
-                    _scan_pages(batch, nbatch, 0, ring, pg, bk, fr, fref, nb, tmask, cap, c)
-                    nbatch = 0
+                    _scan_pages(batch, nbatch, np.int64(0), ring, pg, bk, fr, fref, nb, tmask, cap, c)
+                    nbatch = np.int64(0)
                     if pos == ln:  # the queue is empty: a new pass in a fresh random order
                         vpos[v] = pos
                         ist[I_KLEFT] = kleft

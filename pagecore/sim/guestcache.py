@@ -147,9 +147,11 @@ def _replay(pages, write, n_pages, capacity, reclaim, warmup, state, stats):
     nxt = np.full(capacity, -1, np.int64)
     dirty = np.zeros(capacity, np.bool_)
     swapped = np.zeros(capacity, np.bool_)
-    head = -1  # most recent
-    tail = -1  # least recent
-    used = 0
+    # np.int64, not literals: a variable still holding its literal start value types a call's
+    # argument as Literal[int], and Numba compiles _host_evict once more for each such call
+    head = np.int64(-1)  # most recent
+    tail = np.int64(-1)  # least recent
+    used = np.int64(0)
     for s in range(stats.size):
         stats[s] = 0
     for i in range(pages.size):
@@ -158,7 +160,7 @@ def _replay(pages, write, n_pages, capacity, reclaim, warmup, state, stats):
                 raise ValueError("host reclaim must leave at least one resident frame")
             stats[5] = 0
             for _ in range(reclaim):
-                _host_evict(swapped, used, -1, state, stats)
+                _host_evict(swapped, used, np.int64(-1), state, stats)
         counting = i >= warmup
         p = pages[i]
         f = where[p]

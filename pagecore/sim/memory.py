@@ -52,7 +52,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from pagecore._jit import JIT_DISABLED, SERIAL
+from pagecore._jit import INLINE, JIT_DISABLED, SERIAL
 
 # frame states
 UNBACKED, PRIVATE, ZERO, SHARED, SWAPPED, BALLOONED = 0, 1, 2, 3, 4, 5
@@ -133,7 +133,9 @@ def _guest_pick(owner, state, cont, refbit, hands, avoid, c):
     return -1
 
 
-@njit(**SERIAL)
+# _back and _set are inlined into their callers: compiled on their own, a state constant passed
+# as a literal would compile one copy per state (6 for _set) on a fresh clone
+@njit(**INLINE)
 def _back(state, c, host, f, newstate):
     """Give frame ``f`` a fresh machine page (host free −1) and state ``newstate``."""
     c[state[f]] -= 1
@@ -142,8 +144,9 @@ def _back(state, c, host, f, newstate):
     host[0] -= 1
 
 
-@njit(**SERIAL)
+@njit(**INLINE)
 def _set(state, c, f, newstate):
+    """Move frame ``f`` to ``newstate``, keeping the per-state counters."""
     c[state[f]] -= 1
     state[f] = newstate
     c[newstate] += 1

@@ -30,13 +30,62 @@ Set both rates to 0 to switch background sharing off (share-before-swap in
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
+from pagecore._jit import JIT_DISABLED, SERIAL
 from pagecore.sim import memory as m
 from pagecore.sim.contracts import mechanism
 
+_U = np.uint64
+_M32 = _U(0xFFFFFFFF)
+_S32 = _U(32)
+_MUL_HI = _U(0x2360ED051FC65DA4)
+_MUL_LO = _U(0x4385DF649FCCF645)
 
-def _candidates(scanner, vms, dt, rng):
-    """Per VM, the random frames it scans in ``dt`` seconds (one rng draw per VM, in order)."""
+
+# NumPy's PCG64 step and its buffered 32-bit output, as in pagecore.sharing.pcg64 (which the
+# replay does not import: the sharing stage's package pulls in every analysis module).
+@njit(**SERIAL)
+def _mulhi(a, b):
+    """The high 64 bits of the 128-bit product of two uint64."""
+    a0, a1 = a & _M32, a >> _S32
+    b0, b1 = b & _M32, b >> _S32
+    p00, p01, p10, p11 = a0 * b0, a0 * b1, a1 * b0, a1 * b1
+    mid = (p00 >> _S32) + (p01 & _M32) + (p10 & _M32)
+    return p11 + (p01 >> _S32) + (p10 >> _S32) + (mid >> _S32)
+
+
+@njit(**SERIAL)
+def _next64(st):
+    """One PCG64 step and its XSL-RR output; ``st`` = uint64[6]: state high, state low,
+    increment high, increment low, has_uint32, uinteger."""
+    sh, sl, ih, il = st[0], st[1], st[2], st[3]
+    lo = sl * _MUL_LO
+    hi = _mulhi(sl, _MUL_LO) + sl * _MUL_HI + sh * _MUL_LO
+    lo2 = lo + il
+    hi2 = hi + ih + (_U(1) if lo2 < lo else _U(0))
+    st[0] = hi2
+    st[1] = lo2
+    v = hi2 ^ lo2
+    r = hi2 >> _U(58)
+    return (v >> r) | (v << ((_U(64) - r) & _U(63)))
+
+
+@njit(**SERIAL)
+def _next32(st):
+    """NumPy's ``next_uint32``: the low half of a fresh 64-bit output, the high half kept for
+    the next call."""
+    if st[4] != 0:
+        st[4] = _U(0)
+        return st[5]
+    nx = _next64(st)
+    st[4] = _U(1)
+    st[5] = nx >> _S32
+    return nx & _M32
+
+
+def _counts(scanner, vms, dt):
+    """Per VM, how many random frames it scans in ``dt`` seconds: ``[(vm, n), ...]``, n > 0."""
     if not vms or scanner.rate_vm_pages_s <= 0 or scanner.rate_total_pages_s <= 0:
         return []
     per_vm = min(scanner.rate_vm_pages_s, scanner.rate_total_pages_s / len(vms)) * dt
@@ -48,8 +97,60 @@ def _candidates(scanner, vms, dt, rng):
         if n <= 0:
             continue
         vm.scan_credit -= n
-        out.append((vm, rng.integers(0, vm.pages, size=n)))
+        out.append((vm, n))
     return out
+
+
+@njit(**SERIAL)
+def _integers(st, high, out, o, n):
+    """``out[o:o + n] = rng.integers(0, high, size=n)`` for a PCG64 generator whose state is
+    ``st`` (uint64[6], see :mod:`pagecore.sharing.pcg64`), advancing ``st`` as NumPy does:
+    ``random_bounded_uint64_fill`` for ``1 <= high < 2^32`` (``distributions.c``): nothing drawn
+    for ``high == 1``, else Lemire's method on 32-bit draws (``buffered_bounded_lemire_uint32``)."""
+    rng_ = np.uint64(high - 1)
+    if rng_ == 0:
+        out[o : o + n] = 0
+        return
+    excl = rng_ + np.uint64(1)
+    for i in range(o, o + n):
+        x = _next32(st) * excl
+        left = x & _M32
+        if left < excl:
+            threshold = (_M32 - rng_) % excl
+            while left < threshold:
+                x = _next32(st) * excl
+                left = x & _M32
+        out[i] = np.int64(x >> _S32)
+
+
+@njit(**SERIAL)
+def _draw_all(st, high, count, out):
+    """``out`` = the concatenated draws ``rng.integers(0, high[j], count[j])``, in order."""
+    o = np.int64(0)  # not a literal 0: _integers would compile for it too
+    for j in range(high.shape[0]):
+        _integers(st, high[j], out, o, count[j])
+        o += count[j]
+
+
+def _pcg64_state(rng, picks):
+    """(state dict, uint64[6] state) of ``rng`` for the kernels above, or None when they cannot
+    reproduce its draws (not PCG64, a VM of 2^32 pages or more, Numba disabled)."""
+    bg = rng.bit_generator
+    if JIT_DISABLED or type(bg) is not np.random.PCG64 or any(vm.pages >= 1 << 32 for vm, _ in picks):
+        return None
+    s = bg.state
+    mask = (1 << 64) - 1
+    x, inc = s["state"]["state"], s["state"]["inc"]
+    st = np.array([x >> 64, x & mask, inc >> 64, inc & mask, s["has_uint32"], s["uinteger"]], np.uint64)
+    return s, st
+
+
+def _put_state(rng, s, st):
+    """Write the advanced state back: ``rng`` is where NumPy's own draws would have left it."""
+    s["state"]["state"] = (int(st[0]) << 64) | int(st[1])
+    s["has_uint32"] = int(st[4])
+    s["uinteger"] = int(st[5])
+    rng.bit_generator.state = s
 
 
 @mechanism("sharing", "zero")
@@ -62,9 +163,25 @@ class ZeroScanner:
     uses_contents = False
 
     def scan(self, vms, dt, rng, host):
-        done = 0
-        for vm, cand in _candidates(self, vms, dt, rng):
-            done += int(m.scan_share(cand, vm.mem.state, vm.mem.c, vm.host_free))
+        picks = _counts(self, vms, dt)
+        if not picks:
+            return 0
+        got = _pcg64_state(rng, picks)
+        if got is None:
+            done = 0
+            for vm, n in picks:
+                done += int(m.scan_share(rng.integers(0, vm.pages, size=n), vm.mem.state, vm.mem.c, vm.host_free))
+            return done
+        # one kernel call draws every VM's frames (the same draws, in the same order)
+        s, st = got
+        count = [n for _, n in picks]
+        cand = np.empty(sum(count), np.int64)
+        _draw_all(st, np.array([vm.pages for vm, _ in picks], np.int64), np.array(count, np.int64), cand)
+        _put_state(rng, s, st)
+        done = o = 0
+        for vm, n in picks:
+            done += int(m.scan_share(cand[o : o + n], vm.mem.state, vm.mem.c, vm.host_free))
+            o += n
         return done
 
 
@@ -79,11 +196,19 @@ class ContentScanner:
     uses_contents = True
 
     def scan(self, vms, dt, rng, host):
-        picks = _candidates(self, vms, dt, rng)
+        picks = _counts(self, vms, dt)
         if not picks:
             return 0
-        cand_vm = np.concatenate([np.full(len(c), vm.index, np.int64) for vm, c in picks])
-        cand_f = np.concatenate([c for _, c in picks]).astype(np.int64)
+        count = np.array([n for _, n in picks], np.int64)
+        cand_vm = np.repeat(np.array([vm.index for vm, _ in picks], np.int64), count)
+        got = _pcg64_state(rng, picks)
+        if got is None:
+            cand_f = np.concatenate([rng.integers(0, vm.pages, size=n) for vm, n in picks]).astype(np.int64)
+        else:
+            s, st = got
+            cand_f = np.empty(int(count.sum()), np.int64)
+            _draw_all(st, np.array([vm.pages for vm, _ in picks], np.int64), count, cand_f)
+            _put_state(rng, s, st)
         states, conts, counters = host.frame_lists()
         t = host.table
         t.reserve(len(cand_f), states, conts)
