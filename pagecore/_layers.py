@@ -13,6 +13,7 @@ BASE = (
     "pagecore._defaults",
     "pagecore._jit",
     "pagecore._llvm",
+    "pagecore._pcg64",
     "pagecore._signals",
     "pagecore._util",
     "pagecore._smk",

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from slow_twins_simscan import content_scan, zero_scan
 
+from pagecore._pcg64 import write_state as _put_state
 from pagecore.sim import memory as m
 from pagecore.sim.contracts import create
-from pagecore.sim.sharing import _draw_all, _integers, _pcg64_state, _put_state
+from pagecore.sim.sharing import _draw_all, _integers, _pcg64_state
 from pagecore.sim.state import HostView, VMState
 from pagecore.synth.specs import HostSpec, VMSpec
 

@@ -32,56 +32,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from pagecore._jit import JIT_DISABLED, SERIAL
+from pagecore._jit import SERIAL
+from pagecore._pcg64 import M32, S32, next32, read_state, write_state
 from pagecore.sim import memory as m
 from pagecore.sim.contracts import mechanism
-
-_U = np.uint64
-_M32 = _U(0xFFFFFFFF)
-_S32 = _U(32)
-_MUL_HI = _U(0x2360ED051FC65DA4)
-_MUL_LO = _U(0x4385DF649FCCF645)
-
-
-# NumPy's PCG64 step and its buffered 32-bit output, as in pagecore.sharing.pcg64 (which the
-# replay does not import: the sharing stage's package pulls in every analysis module).
-@njit(**SERIAL)
-def _mulhi(a, b):
-    """The high 64 bits of the 128-bit product of two uint64."""
-    a0, a1 = a & _M32, a >> _S32
-    b0, b1 = b & _M32, b >> _S32
-    p00, p01, p10, p11 = a0 * b0, a0 * b1, a1 * b0, a1 * b1
-    mid = (p00 >> _S32) + (p01 & _M32) + (p10 & _M32)
-    return p11 + (p01 >> _S32) + (p10 >> _S32) + (mid >> _S32)
-
-
-@njit(**SERIAL)
-def _next64(st):
-    """One PCG64 step and its XSL-RR output; ``st`` = uint64[6]: state high, state low,
-    increment high, increment low, has_uint32, uinteger."""
-    sh, sl, ih, il = st[0], st[1], st[2], st[3]
-    lo = sl * _MUL_LO
-    hi = _mulhi(sl, _MUL_LO) + sl * _MUL_HI + sh * _MUL_LO
-    lo2 = lo + il
-    hi2 = hi + ih + (_U(1) if lo2 < lo else _U(0))
-    st[0] = hi2
-    st[1] = lo2
-    v = hi2 ^ lo2
-    r = hi2 >> _U(58)
-    return (v >> r) | (v << ((_U(64) - r) & _U(63)))
-
-
-@njit(**SERIAL)
-def _next32(st):
-    """NumPy's ``next_uint32``: the low half of a fresh 64-bit output, the high half kept for
-    the next call."""
-    if st[4] != 0:
-        st[4] = _U(0)
-        return st[5]
-    nx = _next64(st)
-    st[4] = _U(1)
-    st[5] = nx >> _S32
-    return nx & _M32
 
 
 def _counts(scanner, vms, dt):
@@ -104,7 +58,7 @@ def _counts(scanner, vms, dt):
 @njit(**SERIAL)
 def _integers(st, high, out, o, n):
     """``out[o:o + n] = rng.integers(0, high, size=n)`` for a PCG64 generator whose state is
-    ``st`` (uint64[6], see :mod:`pagecore.sharing.pcg64`), advancing ``st`` as NumPy does:
+    ``st`` (uint64[6], see :mod:`pagecore._pcg64`), advancing ``st`` as NumPy does:
     ``random_bounded_uint64_fill`` for ``1 <= high < 2^32`` (``distributions.c``): nothing drawn
     for ``high == 1``, else Lemire's method on 32-bit draws (``buffered_bounded_lemire_uint32``)."""
     rng_ = np.uint64(high - 1)
@@ -113,14 +67,14 @@ def _integers(st, high, out, o, n):
         return
     excl = rng_ + np.uint64(1)
     for i in range(o, o + n):
-        x = _next32(st) * excl
-        left = x & _M32
+        x = next32(st) * excl
+        left = x & M32
         if left < excl:
-            threshold = (_M32 - rng_) % excl
+            threshold = (M32 - rng_) % excl
             while left < threshold:
-                x = _next32(st) * excl
-                left = x & _M32
-        out[i] = np.int64(x >> _S32)
+                x = next32(st) * excl
+                left = x & M32
+        out[i] = np.int64(x >> S32)
 
 
 @njit(**SERIAL)
@@ -135,22 +89,9 @@ def _draw_all(st, high, count, out):
 def _pcg64_state(rng, picks):
     """(state dict, uint64[6] state) of ``rng`` for the kernels above, or None when they cannot
     reproduce its draws (not PCG64, a VM of 2^32 pages or more, Numba disabled)."""
-    bg = rng.bit_generator
-    if JIT_DISABLED or type(bg) is not np.random.PCG64 or any(vm.pages >= 1 << 32 for vm, _ in picks):
+    if any(vm.pages >= 1 << 32 for vm, _ in picks):
         return None
-    s = bg.state
-    mask = (1 << 64) - 1
-    x, inc = s["state"]["state"], s["state"]["inc"]
-    st = np.array([x >> 64, x & mask, inc >> 64, inc & mask, s["has_uint32"], s["uinteger"]], np.uint64)
-    return s, st
-
-
-def _put_state(rng, s, st):
-    """Write the advanced state back: ``rng`` is where NumPy's own draws would have left it."""
-    s["state"]["state"] = (int(st[0]) << 64) | int(st[1])
-    s["has_uint32"] = int(st[4])
-    s["uinteger"] = int(st[5])
-    rng.bit_generator.state = s
+    return read_state(rng)
 
 
 @mechanism("sharing", "zero")
@@ -177,7 +118,7 @@ class ZeroScanner:
         count = [n for _, n in picks]
         cand = np.empty(sum(count), np.int64)
         _draw_all(st, np.array([vm.pages for vm, _ in picks], np.int64), np.array(count, np.int64), cand)
-        _put_state(rng, s, st)
+        write_state(rng, s, st)
         done = o = 0
         for vm, n in picks:
             done += int(m.scan_share(cand[o : o + n], vm.mem.state, vm.mem.c, vm.host_free))
@@ -208,7 +149,7 @@ class ContentScanner:
             s, st = got
             cand_f = np.empty(int(count.sum()), np.int64)
             _draw_all(st, np.array([vm.pages for vm, _ in picks], np.int64), count, cand_f)
-            _put_state(rng, s, st)
+            write_state(rng, s, st)
         states, conts, counters = host.frame_lists()
         t = host.table
         t.reserve(len(cand_f), states, conts)
