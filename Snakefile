@@ -27,6 +27,11 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # Jobs share the cores: an OpenMP worker that spins after a parallel region (libgomp's default)
 # burns the CPU another job needs, so the jobs' Numba threads wait passively.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Jobs do no BLAS-heavy work (2 x 2 solves at most): OpenBLAS starting its thread pool in each
+# job that imports NumPy costs about 70 ms of CPU, so one thread unless the user chose otherwise
+# (the `pagecore` command does the same).
+if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")):
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
 
 # Scheduling: rules carry `priority:` so the jobs many others wait on run first (the Figure 4
