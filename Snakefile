@@ -31,7 +31,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # job that imports NumPy costs about 70 ms of CPU, so one thread unless the user chose otherwise
 # (the `pagecore` command does the same).
 if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")):
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 # Scheduling: rules carry `priority:` so the jobs many others wait on run first (the Figure 4
