@@ -125,18 +125,34 @@ _LAZY = {
 __all__ = ["PAGE_SIZE", "__version__", *sorted(_LAZY)]
 
 
+def lazy_exports(package: str, table: dict, namespace: dict):
+    """``(__getattr__, __dir__)`` for ``package`` (PEP 562), whose public names are imported on
+    first use: ``table`` maps each name to the module that defines it, or to ``(module, its name
+    there)``; a module name without a dot is a submodule of ``package``. A name, once imported, is
+    kept in ``namespace`` (the package's ``globals()``), so each is looked up once. Used by
+    ``pagecore`` and the stage packages so a job imports only what it uses (issue 18)."""
+    import importlib
+
+    def __getattr__(name: str):
+        if name not in table:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        where = table[name]
+        module, attr = where if isinstance(where, tuple) else (where, name)
+        value = getattr(importlib.import_module(module if "." in module else f"{package}.{module}"), attr)
+        namespace[name] = value
+        return value
+
+    def __dir__():
+        return sorted(set(namespace) | set(table))
+
+    return __getattr__, __dir__
+
+
+_lazy_getattr, __dir__ = lazy_exports("pagecore", _LAZY, globals())
+
+
 def __getattr__(name: str):
     if name == "__version__":
         globals()["__version__"] = v = _version()
         return v
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'pagecore' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return _lazy_getattr(name)

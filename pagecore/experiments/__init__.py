@@ -12,6 +12,8 @@ Must not: draw (that is :mod:`pagecore.plotting`) or hold the paper's numbers
 (they live in :mod:`pagecore.paper`).
 """
 
+from pagecore import lazy_exports
+
 # Names are imported on first use (PEP 562), so a job that needs the records of one figure
 # does not import every experiment's dependencies (the simulator, the sharing kernels, Numba):
 # about 1 s of CPU per workflow job that draws a figure.
@@ -71,16 +73,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'pagecore.experiments' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports("pagecore.experiments", _LAZY, globals())

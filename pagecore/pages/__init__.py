@@ -11,7 +11,7 @@ not import ``verify``'s Numba kernels at start-up (issue 18).
 
 from __future__ import annotations
 
-import importlib
+from pagecore import lazy_exports
 
 #: exported name -> submodule that defines it
 _EXPORTS = {
@@ -34,13 +34,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"pagecore.pages.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'pagecore.pages' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports("pagecore.pages", _EXPORTS, globals())

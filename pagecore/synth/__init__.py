@@ -8,6 +8,8 @@ policies or replay anything (the simulator consumes what this package writes), o
 paper's results (parameters come from the config, each with its source).
 """
 
+from pagecore import lazy_exports
+
 # Names are imported on first use (PEP 562), so a job that needs one generator does not import
 # the others' dependencies: the workload traces import pandas and pyarrow.parquet, about 0.8 s of
 # CPU in each of the ten Figure 4 guest jobs, which need only the content model.
@@ -38,15 +40,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'pagecore.synth' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports("pagecore.synth", _LAZY, globals())
