@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from pagecore.sim.allocation import _inverse_cost, rho
+from pagecore.sim.allocation import rho
 
 
 def idle_tax_targets(shares, min_pages, max_pages, active, available, tau, max_transfers=10000):
     # a VM at zero pages has ρ = inf, and inf − inf is NaN (a gap no transfer narrows)
     with np.errstate(invalid="ignore"):
         return _targets(shares, min_pages, max_pages, active, available, tau, max_transfers)
+
+
+def _inverse_cost(c, active, k):
+    return np.where(c <= active, c, active + (c - active) / k)
 
 
 def _targets(shares, min_pages, max_pages, active, available, tau, max_transfers):

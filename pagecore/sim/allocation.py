@@ -43,10 +43,6 @@ def rho(shares, pages, active, tau: float):
         return np.where(c > 0, np.asarray(shares, float) / np.where(c > 0, c, 1.0), np.inf)
 
 
-def _inverse_cost(c, active, k):
-    return np.where(c <= active, c, active + (c - active) / k)
-
-
 @njit(**SERIAL)
 def _pairwise_block(x, i0, n):
     """NumPy's float64 sum of ``x[i0:i0+n]`` for ``n <= 128``: below 8 elements one running
@@ -239,7 +235,7 @@ class IdleTax:
         s = np.ascontiguousarray(shares, np.float64)
         lo = np.ascontiguousarray(min_pages, np.int64)
         hi = np.ascontiguousarray(max_pages, np.int64)
-        a = np.clip(np.asarray(active, float), 0, None).astype(np.float64, copy=False)
+        a = np.ascontiguousarray(np.clip(np.asarray(active, float), 0, None), np.float64)
         n = len(s)
         if n == 0:
             return np.zeros(0, np.int64)
@@ -250,7 +246,7 @@ class IdleTax:
             return hi.copy()
         if lo.sum() >= available:
             return lo.copy()
-        args = (s, lo, hi, np.ascontiguousarray(a), available, float(1.0 / (1.0 - tau)), int(self.max_transfers))
+        args = (s, lo, hi, a, available, float(1.0 / (1.0 - tau)), int(self.max_transfers))
         if JIT_DISABLED:  # plain Python: a VM at 0 pages has ρ = inf, and inf − inf warns (NaN: no transfer)
             with np.errstate(invalid="ignore"):
                 return _idle_tax(*args)

@@ -94,6 +94,21 @@ def _pcg64_state(rng, picks):
     return read_state(rng)
 
 
+def _draws(rng, picks):
+    """``(count, frames)``: each picked VM's ``rng.integers(0, vm.pages, size=n)``, in order and
+    concatenated; drawn in one kernel call (:func:`_draw_all`) when it can reproduce NumPy's draws,
+    which leaves ``rng`` where NumPy's own would."""
+    count = np.array([n for _, n in picks], np.int64)
+    got = _pcg64_state(rng, picks)
+    if got is None:
+        return count, np.concatenate([rng.integers(0, vm.pages, size=n) for vm, n in picks]).astype(np.int64)
+    s, st = got
+    frames = np.empty(int(count.sum()), np.int64)
+    _draw_all(st, np.array([vm.pages for vm, _ in picks], np.int64), count, frames)
+    write_state(rng, s, st)
+    return count, frames
+
+
 @mechanism("sharing", "zero")
 class ZeroScanner:
     """Random-order scanning that shares zero pages."""
@@ -107,18 +122,7 @@ class ZeroScanner:
         picks = _counts(self, vms, dt)
         if not picks:
             return 0
-        got = _pcg64_state(rng, picks)
-        if got is None:
-            done = 0
-            for vm, n in picks:
-                done += int(m.scan_share(rng.integers(0, vm.pages, size=n), vm.mem.state, vm.mem.c, vm.host_free))
-            return done
-        # one kernel call draws every VM's frames (the same draws, in the same order)
-        s, st = got
-        count = [n for _, n in picks]
-        cand = np.empty(sum(count), np.int64)
-        _draw_all(st, np.array([vm.pages for vm, _ in picks], np.int64), np.array(count, np.int64), cand)
-        write_state(rng, s, st)
+        _, cand = _draws(rng, picks)
         done = o = 0
         for vm, n in picks:
             done += int(m.scan_share(cand[o : o + n], vm.mem.state, vm.mem.c, vm.host_free))
@@ -140,16 +144,8 @@ class ContentScanner:
         picks = _counts(self, vms, dt)
         if not picks:
             return 0
-        count = np.array([n for _, n in picks], np.int64)
+        count, cand_f = _draws(rng, picks)
         cand_vm = np.repeat(np.array([vm.index for vm, _ in picks], np.int64), count)
-        got = _pcg64_state(rng, picks)
-        if got is None:
-            cand_f = np.concatenate([rng.integers(0, vm.pages, size=n) for vm, n in picks]).astype(np.int64)
-        else:
-            s, st = got
-            cand_f = np.empty(int(count.sum()), np.int64)
-            _draw_all(st, np.array([vm.pages for vm, _ in picks], np.int64), count, cand_f)
-            write_state(rng, s, st)
         states, conts, counters = host.frame_lists()
         t = host.table
         t.reserve(len(cand_f), states, conts)
