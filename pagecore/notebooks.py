@@ -24,18 +24,12 @@ QUOTED = re.compile(r"\*\*(\d[\d,]*(?:\.\d+)?)[^*]*\*\*")
 
 
 def execute_notebook(path: str | os.PathLike, cwd: str | os.PathLike, timeout: int = 1200):
-    """Run every cell of the notebook at ``path`` with working directory ``cwd``; return it executed.
+    """Run every cell of the notebook at ``path`` in a kernel of its own, with working directory
+    ``cwd``; return it executed (:func:`execute_notebooks` of one notebook).
 
     Raises nbclient's ``CellExecutionError`` (naming the cell) when a cell fails.
     """
-    import nbformat
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(Path(path), as_version=4)
-    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
-    client.execute(env=env)
-    return nb
+    return execute_notebooks([path], cwd, timeout)[0]
 
 
 #: Run silently in the kernel before each notebook after the first: a fresh session, as in a new
