@@ -27,6 +27,22 @@ def test_process_start_is_before_now():
     assert 0 < time.time() - start < 24 * 3600
 
 
+def test_process_start_is_exact_to_a_clock_tick():
+    """A new process's start is within a few clock ticks of when it was launched (btime of
+    /proc/stat, whole seconds, was up to 1 s early)."""
+    import subprocess
+    import sys
+
+    before = time.time()
+    out = subprocess.run(
+        [sys.executable, "-c", "from pagecore._smk import _process_start; print(repr(_process_start()))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert before - 0.05 <= float(out) <= before + 1.0
+
+
 def _smk(tmp_path, bench_iteration=None):
     log = tmp_path / "results/logs/rule/job.log"
     log.parent.mkdir(parents=True)
