@@ -34,13 +34,8 @@ if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS",
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
-# Scheduling: rules carry `priority:` so the jobs many others wait on run first (the Figure 4
-# guests, the Figure 5 hosts, the traces, then the jobs on the long Figure 4 / host chain and the
-# reclamation runs, then the figures they feed); then the what-if sweeps (the memory-manager
-# figures wait on them) and, last, the two longest jobs nothing but the comparison waits on (the
-# seed replays, the notebooks' one job), side by side on the two cores.
-# Left to itself Snakemake ran the last Figure 4 guest two thirds into the run, and the chain
-# behind it then ran on about one core; the Figure 5 chain (hosts, sets, figure) ran last.
+# Scheduling: rules carry `priority: priority_of(...)`, from one table (PRIORITY in
+# workflow/rules/common.smk, which says why).
 
 # The default config is found next to this Snakefile, so `--directory` runs work too;
 # `--configfile` overrides it key by key.

@@ -394,3 +394,35 @@ def test_large_page_rule_on_the_fig04_guests(tmp_path):
     assert (wd / "results/figures/large_page_breaking_fig04.pdf").read_bytes().startswith(b"%PDF")
     dry = snakemake(wd, cfg, "--dry-run", "--forceall", check=False)
     assert "large_page_breaking" in dry.stdout + dry.stderr
+
+
+def test_scheduling_priorities_put_one_job_per_kernel_family_first(tmp_path):
+    """The default run's dry run carries PRIORITY (workflow/rules/common.smk): the first Figure 4
+    guest and the Figure 7 replay (they compile the page filler and the replay kernels on a fresh
+    clone) ahead of their siblings, the two longest jobs ahead of the figures."""
+    cfg = yaml.safe_load((ROOT / "workflow/config/config.yaml").read_text())
+    cfgfile = tmp_path / "config.yaml"
+    cfgfile.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+         "--configfile", str(cfgfile), "--cores", "2", "--dry-run"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    prio, rule, wc = {}, None, ""
+    for line in proc.stdout.splitlines():
+        s = line.strip()
+        if m := re.match(r"^(?:local)?rule (\w+):$", s):
+            rule, wc = m.group(1), ""
+        elif rule and s.startswith("wildcards:"):
+            wc = s.split(":", 1)[1].strip()
+        elif rule and s.startswith("priority:"):
+            prio[f"{rule}[{wc}]" if wc else rule] = int(s.split(":", 1)[1])
+    guests = {k: v for k, v in prio.items() if k.startswith("fig04_guest[")}
+    replays = {k: v for k, v in prio.items() if k.startswith("sim_replay[")}
+    assert len(guests) == cfg["synth"]["fig04"]["vms"] and len(replays) == 3
+    assert guests.pop("fig04_guest[idx=01]") > max(guests.values())
+    assert replays.pop("sim_replay[scenario=fig07]") > max(replays.values())
+    figures = [v for k, v in prio.items() if k.startswith("figures_")]
+    assert len(figures) == 4
+    assert min(prio["seed_numbers"], prio["render_notebooks"]) > max(figures)

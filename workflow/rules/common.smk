@@ -49,6 +49,50 @@ def _byte_compile_imports():
 _byte_compile_imports()
 
 
+# --- scheduling --------------------------------------------------------------------------
+# Snakemake starts the ready job of highest priority. On a fresh clone Numba's cache is empty:
+# the first job that calls a kernel compiles it, and a job that calls it meanwhile waits for
+# that compilation (pagecore/_jit.py) with its core idle. So the run starts with one job per
+# family of kernels beside jobs that need none: the first Figure 4 guest (the page filler) and
+# the Figure 7 replay (the replay kernels, which the notebooks' job also waits on) beside the
+# traces. The two longest jobs (the seed replays and the notebooks) and the host run (scanner
+# kernels) start as soon as they can, then the other guests and the Figure 4 sweep (counting
+# kernels), then the other replays and the sets; the short jobs (figures, reclamation runs,
+# the comparison) fill both cores at the end. Measured on a fresh clone: see README "Speed".
+PRIORITY = {
+    "fit_fig08_active": 60,
+    "sim_trace": 60,
+    "seed_numbers": 50,
+    "render_notebooks": 50,
+    "host_whatif_run": 50,
+    "fig04_guest": 45,
+    "fig04_sweep": 40,
+    "sim_replay": 30,
+    "sim_whatif": 30,
+    "synth_fig05_pages": 30,
+    "share_set": 30,
+    "sets_summary": 30,
+}
+#: Every other rule's priority.
+PRIORITY_REST = 20
+#: Jobs that run ahead of their siblings (wildcard, its value, the job's priority), by rule name.
+FIRST_JOB = {"fig04_guest": ("idx", "01", 60), "sim_replay": ("scenario", "fig07", 55)}
+
+
+def priority_of(rule_name):
+    """The ``priority:`` of a rule: a number or, for a rule in FIRST_JOB, a function of the
+    wildcards that puts that job ahead of its siblings."""
+    rest = PRIORITY.get(rule_name, PRIORITY_REST)
+    if rule_name not in FIRST_JOB:
+        return rest
+    name, value, first = FIRST_JOB[rule_name]
+
+    def priority(wildcards):
+        return first if wildcards[name] == value else rest
+
+    return priority
+
+
 FIG04 = config["synth"]["fig04"]
 FIG05 = config["fig05"]
 

@@ -21,7 +21,7 @@ if EXTRA_SEEDS:
             outputs=[(s, f"results/numbers/seeds/{s}.json") for s in EXTRA_SEEDS],
         log:
             "results/logs/seed_numbers.log",
-        priority: 15
+        priority: priority_of("seed_numbers")
         script:
             "../scripts/seed_numbers.py"
 

@@ -49,7 +49,7 @@ rule figures_page_sharing:
         fig05_fitted=FIG05["fitted_to"],
     log:
         "results/logs/figures_page_sharing.log",
-    priority: 20
+    priority: priority_of("figures_page_sharing")
     script:
         "../scripts/figures.py"
 
@@ -103,7 +103,7 @@ rule figures_memory_manager:
         fig07_scenario=config["workloads"]["fig07"],
     log:
         "results/logs/figures_memory_manager.log",
-    priority: 20
+    priority: priority_of("figures_memory_manager")
     script:
         "../scripts/figures.py"
 
@@ -141,7 +141,7 @@ rule figures_reclamation:
         io_threshold=config["reclaim"]["io"]["scarcity"]["threshold"],
     log:
         "results/logs/figures_reclamation.log",
-    priority: 20
+    priority: priority_of("figures_reclamation")
     script:
         "../scripts/figures.py"
 
@@ -162,6 +162,6 @@ rule large_page_breaking:
         guests="fig04|real",
     log:
         "results/logs/large_page_breaking/{guests}.log",
-    priority: 20
+    priority: priority_of("large_page_breaking")
     script:
         "../scripts/large_page_breaking.py"

@@ -14,7 +14,7 @@ rule host_whatif_run:
         host=config["host"],
     log:
         "results/logs/host_whatif_run.log",
-    priority: 30
+    priority: priority_of("host_whatif_run")
     script:
         "../scripts/host_whatif.py"
 
@@ -31,7 +31,7 @@ rule reclamation_approaches_run:
         balloon=pick(config["sim"]["balloon"], "rate_min_mb_s", "rate_max_mb_s"),
     log:
         "results/logs/reclamation_approaches_run.log",
-    priority: 30
+    priority: priority_of("reclamation_approaches_run")
     script:
         "../scripts/reclamation_approaches.py"
 
@@ -60,7 +60,7 @@ rule figures_host:
         figures=["host_whatif", "reclamation_approaches"],
     log:
         "results/logs/figures_host.log",
-    priority: 20
+    priority: priority_of("figures_host")
     script:
         "../scripts/figures.py"
 

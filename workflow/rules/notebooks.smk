@@ -15,6 +15,6 @@ if NOTEBOOKS:
             html=expand("results/notebooks/{name}.html", name=NOTEBOOKS),
         log:
             "results/logs/render_notebooks.log",
-        priority: 12
+        priority: priority_of("render_notebooks")
         script:
             "../scripts/render_notebooks.py"

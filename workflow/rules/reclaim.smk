@@ -12,7 +12,7 @@ rule fit_fig02_cost:
         reclaim=config["reclaim"],
     log:
         "results/logs/fit_fig02_cost.log",
-    priority: 25
+    priority: priority_of("fit_fig02_cost")
     script:
         "../scripts/fit_fig02_cost.py"
 
@@ -29,7 +29,7 @@ rule reclaim_guest:
         reclaim=pick(config["reclaim"], "seed", "guest", "trace", "fig02", "cost", "paging"),
     log:
         "results/logs/reclaim_guest.log",
-    priority: 25
+    priority: priority_of("reclaim_guest")
     script:
         "../scripts/reclaim_guest.py"
 
@@ -44,6 +44,6 @@ rule reclaim_io:
         reclaim=pick(config["reclaim"], "seed", "io"),
     log:
         "results/logs/reclaim_io.log",
-    priority: 25
+    priority: priority_of("reclaim_io")
     script:
         "../scripts/reclaim_io.py"

@@ -13,7 +13,7 @@ rule scan_over_time:
         scan=pick(config["scan"], "esx", "ksm", "seed", "use_zero_pages"),
     log:
         "results/logs/scan_over_time.log",
-    priority: 20
+    priority: priority_of("scan_over_time")
     script:
         "../scripts/scan_over_time.py"
 
@@ -29,6 +29,6 @@ rule scan_lifetimes:
         scan=pick(config["scan"], "writes", "snapshot_interval_s", "catch_rates_esx", "catch_rates_ksm", "seed"),
     log:
         "results/logs/scan_lifetimes.log",
-    priority: 20
+    priority: priority_of("scan_lifetimes")
     script:
         "../scripts/scan_lifetimes.py"

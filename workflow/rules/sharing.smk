@@ -12,7 +12,7 @@ rule fig04_sweep:
         verify=config["sharing"]["verify"],
     log:
         "results/logs/fig04_sweep.log",
-    priority: 30
+    priority: priority_of("fig04_sweep")
     script:
         "../scripts/vm_count_sweep.py"
 
@@ -42,7 +42,7 @@ rule share_set:
         sharing=sharing_params(),
     log:
         "results/logs/share_set/{set}.log",
-    priority: 20
+    priority: priority_of("share_set")
     script:
         "../scripts/share_report.py"
 
@@ -57,7 +57,7 @@ rule sets_summary:
         names=set_names(),
     log:
         "results/logs/sets_summary.log",
-    priority: 20
+    priority: priority_of("sets_summary")
     script:
         "../scripts/sets_summary.py"
 
@@ -74,6 +74,6 @@ rule largepages:
         guests="fig04|real",
     log:
         "results/logs/largepages/{guests}.log",
-    priority: 20
+    priority: priority_of("largepages")
     script:
         "../scripts/largepages.py"

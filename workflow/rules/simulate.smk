@@ -14,7 +14,7 @@ rule fit_fig08_active:
         fit=config["workloads"].get("fig08_fit") or {},
     log:
         "results/logs/fit_fig08_active.log",
-    priority: 45
+    priority: priority_of("fit_fig08_active")
     script:
         "../scripts/fit_fig08_active.py"
 
@@ -32,7 +32,7 @@ rule sim_trace:
         workloads=scenario_workloads,
     log:
         "results/logs/sim_trace/{scenario}.log",
-    priority: 40
+    priority: priority_of("sim_trace")
     script:
         "../scripts/sim_trace.py"
 
@@ -52,7 +52,7 @@ rule sim_replay:
         workloads=scenario_workloads,
     log:
         "results/logs/sim_replay/{scenario}.log",
-    priority: 20
+    priority: priority_of("sim_replay")
     script:
         "../scripts/sim_replay.py"
 
@@ -72,6 +72,6 @@ rule sim_whatif:
         values=whatif_values,
     log:
         "results/logs/sim_whatif/{dim}.log",
-    priority: 16
+    priority: priority_of("sim_whatif")
     script:
         "../scripts/sim_whatif.py"

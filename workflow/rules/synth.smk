@@ -12,7 +12,7 @@ rule fig04_guest:
         hashing=config["hashing"],
     log:
         "results/logs/fig04_guest/vm{idx}.log",
-    priority: 50
+    priority: priority_of("fig04_guest")
     script:
         "../scripts/fig04_guest.py"
 
@@ -27,6 +27,6 @@ rule synth_fig05_pages:
         seed=FIG05["seed"],
     log:
         "results/logs/synth_fig05_pages/{scenario}.log",
-    priority: 40
+    priority: priority_of("synth_fig05_pages")
     script:
         "../scripts/synth_fig05_pages.py"
