@@ -150,8 +150,32 @@ def write_json_atomic(path: str | os.PathLike, obj) -> None:
         tmp.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
 
 
+class SilentBar:
+    """What :func:`progress` returns when stderr is not a terminal: tqdm's counting interface
+    (``update``, ``close``, a context manager, ``n`` and ``total``) without importing tqdm, whose
+    import (with its ``importlib.metadata`` version lookup) costs a command about 0.05 s."""
+
+    def __init__(self, total: int | None = None):
+        self.total = total
+        self.n = 0
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def progress(total: int | None = None, desc: str = "", unit: str = "page", **kw):
-    """A progress bar (tqdm) on stderr that stays silent when stderr is not a terminal."""
+    """A progress bar (tqdm) on stderr; a :class:`SilentBar` when stderr is not a terminal."""
+    if not sys.stderr.isatty():
+        return SilentBar(total)
     from tqdm import tqdm  # not tqdm.auto: it warns in Jupyter without ipywidgets; bars show on terminals only
 
     return tqdm(
@@ -159,7 +183,6 @@ def progress(total: int | None = None, desc: str = "", unit: str = "page", **kw)
         desc=desc,
         unit=unit,
         unit_scale=True,
-        disable=not sys.stderr.isatty(),
         file=sys.stderr,
         leave=False,
         **kw,

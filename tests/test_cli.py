@@ -173,6 +173,41 @@ def test_progress_is_silent_when_not_a_terminal(tmp_path):
     assert "\r" not in proc.stderr and "%|" not in proc.stderr
 
 
+def test_progress_off_a_terminal_neither_draws_nor_imports_tqdm(tmp_path):
+    """Without a terminal `pagecore hash` counts with a SilentBar: tqdm (about 0.05 s of
+    import) is not imported; the run's own output is unchanged."""
+    (tmp_path / "g.raw").write_bytes(np.zeros(4096 * 3, np.uint8).tobytes())
+    code = (
+        "import sys; from pagecore.cli import main; "
+        f"rc = main(['hash', {str(tmp_path / 'g.raw')!r}, '-o', {str(tmp_path / 'g.parquet')!r}]); "
+        "print(rc, 'tqdm' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.split()[-2:] == ["0", "False"]
+
+
+def test_progress_bar_on_a_terminal_and_silent_bar_off_it(monkeypatch):
+    import io
+
+    from pagecore._util import SilentBar, progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    with progress(10, desc="x") as bar:
+        assert isinstance(bar, SilentBar)
+        bar.update(3)
+        bar.update()
+    assert (bar.n, bar.total) == (4, 10)
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    with progress(10, desc="drawn") as bar:
+        bar.update(10)
+    assert not isinstance(bar, SilentBar) and "drawn" in term.getvalue()
+
+
 @pytest.mark.parametrize(
     "args,needle",
     [
