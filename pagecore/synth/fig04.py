@@ -38,11 +38,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from pagecore import PAGE_SIZE
 from pagecore._defaults import FIG04_DEFAULTS as _FIG04_DEFAULTS
-from pagecore._jit import INLINE, PARALLEL
+from pagecore._jit import INLINE, SERIAL
 from pagecore._util import atomic_path
 
 WORDS = PAGE_SIZE // 8
@@ -64,11 +64,11 @@ def _splitmix(x):
     return z ^ (z >> np.uint64(31))
 
 
-@njit(**PARALLEL)
+@njit(**SERIAL)
 def _fill_pages(out, content, patch, patch_pos):
     """out[p] = page of content id ``content[p]`` (0 = zero page), XOR-patched at
     ``VARIANT_WORDS`` positions by ``patch[p]`` when it is non-zero."""
-    for p in prange(out.shape[0]):
+    for p in range(out.shape[0]):
         c = content[p]
         if c == np.uint64(0):
             for w in range(WORDS):
@@ -85,9 +85,9 @@ def _fill_pages(out, content, patch, patch_pos):
                 out[p, w] ^= _splitmix(q + np.uint64(i)) | np.uint64(1)
 
 
-@njit(**PARALLEL)
+@njit(**SERIAL)
 def _content_hash(content, patch, out):
-    for i in prange(content.shape[0]):
+    for i in range(content.shape[0]):
         out[i] = _splitmix(_splitmix(content[i] ^ np.uint64(0x5EED)) ^ patch[i])
 
 
