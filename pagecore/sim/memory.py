@@ -301,7 +301,7 @@ def _share_one(v, f, states, conts, counters, keys, refs, hvm, hfr, tstat, host,
             tstat[T_HINTS] -= 1
         return 0
     if insert_hint:
-        _insert(keys, refs, hvm, hfr, tstat, key, 0, v, f)
+        _insert(keys, refs, hvm, hfr, tstat, key, np.int64(0), v, f)  # not a literal: one signature
         tstat[T_HINTS] += 1
     return 0
 
@@ -312,10 +312,10 @@ def scan_content(cand_vm, cand_f, states, conts, counters, keys, refs, hvm, hfr,
     that can be (zero pages, contents already shared, valid hints), recording unmatched
     private pages as hints. Returns machine pages reclaimed."""
     done = 0
+    # flag and counter slot as run-time values: literals would compile _share_one once per caller
+    hint, why = np.bool_(True), np.int64(C_SCAN_SHARED)
     for j in range(cand_f.shape[0]):
-        done += _share_one(
-            cand_vm[j], cand_f[j], states, conts, counters, keys, refs, hvm, hfr, tstat, host, True, C_SCAN_SHARED
-        )
+        done += _share_one(cand_vm[j], cand_f[j], states, conts, counters, keys, refs, hvm, hfr, tstat, host, hint, why)
     return done
 
 
@@ -328,11 +328,12 @@ def page_out_content(count, candidates, v, states, conts, counters, keys, refs, 
     done = 0
     st = states[v]
     c = counters[v]
+    hint, why = np.bool_(False), np.int64(C_SHARE_BEFORE_SWAP)  # run-time values (see scan_content)
     for j in range(candidates.shape[0]):
         if done >= count:
             break
         f = candidates[j]
-        if _share_one(v, f, states, conts, counters, keys, refs, hvm, hfr, tstat, host, False, C_SHARE_BEFORE_SWAP):
+        if _share_one(v, f, states, conts, counters, keys, refs, hvm, hfr, tstat, host, hint, why):
             done += 1
         elif st[f] == PRIVATE and swap_free[0] > 0:
             _set(st, c, f, SWAPPED)
