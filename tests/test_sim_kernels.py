@@ -200,6 +200,27 @@ def test_replay_matches_twin(seed):
     mem.check()
 
 
+@pytest.mark.parametrize("k", [1, m.AHEAD - 1, m.AHEAD, m.AHEAD + 1, 2 * m.AHEAD + 3])
+@pytest.mark.parametrize("start", [0, 1])
+def test_replay_matches_twin_around_the_prefetch_distance(k, start):
+    """Traces just shorter and longer than the prefetch distance (the kernel reads ``AHEAD``
+    events ahead to prefetch their frames), replayed from a later start, stopping at ``t_end``
+    or at the trace's end: the prefetch is a hint and changes nothing."""
+    for t_end in (5.0, 11.0):
+        rng = np.random.default_rng(1000 * k + 10 * start + int(t_end))
+        mem, host = _random_vm(rng)
+        ref = _snapshot(mem)
+        host_ref = host.copy()
+        t, g, f = _trace(rng, mem.pages, k)
+        i = mem.replay(t, g, f, start, t_end, 1, host)
+        keys = ("state", "owner", "alias", "refbit", "sampled", "stamp")
+        j = replay_twin(t, g, f, start, t_end, *(ref[x] for x in keys), 1, ref["hands"], ref["c"], host_ref)
+        assert i == j
+        for x in ARRAYS:
+            np.testing.assert_array_equal(getattr(mem, x), ref[x], err_msg=x)
+        assert host[0] == host_ref[0]
+
+
 @pytest.mark.parametrize("free", [0, 1, 5])
 def test_replay_stalls_without_free_memory(free):
     """With ``free`` machine pages left, the VM replays until it would need one more."""

@@ -301,7 +301,7 @@ def _share_one(v, f, states, conts, counters, keys, refs, hvm, hfr, tstat, host,
             tstat[T_HINTS] -= 1
         return 0
     if insert_hint:
-        _insert(keys, refs, hvm, hfr, tstat, key, 0, v, f)
+        _insert(keys, refs, hvm, hfr, tstat, key, np.int64(0), v, f)  # not a literal: one signature
         tstat[T_HINTS] += 1
     return 0
 
@@ -312,10 +312,10 @@ def scan_content(cand_vm, cand_f, states, conts, counters, keys, refs, hvm, hfr,
     that can be (zero pages, contents already shared, valid hints), recording unmatched
     private pages as hints. Returns machine pages reclaimed."""
     done = 0
+    # flag and counter slot as run-time values: literals would compile _share_one once per caller
+    hint, why = np.bool_(True), np.int64(C_SCAN_SHARED)
     for j in range(cand_f.shape[0]):
-        done += _share_one(
-            cand_vm[j], cand_f[j], states, conts, counters, keys, refs, hvm, hfr, tstat, host, True, C_SCAN_SHARED
-        )
+        done += _share_one(cand_vm[j], cand_f[j], states, conts, counters, keys, refs, hvm, hfr, tstat, host, hint, why)
     return done
 
 
@@ -328,11 +328,12 @@ def page_out_content(count, candidates, v, states, conts, counters, keys, refs, 
     done = 0
     st = states[v]
     c = counters[v]
+    hint, why = np.bool_(False), np.int64(C_SHARE_BEFORE_SWAP)  # run-time values (see scan_content)
     for j in range(candidates.shape[0]):
         if done >= count:
             break
         f = candidates[j]
-        if _share_one(v, f, states, conts, counters, keys, refs, hvm, hfr, tstat, host, False, C_SHARE_BEFORE_SWAP):
+        if _share_one(v, f, states, conts, counters, keys, refs, hvm, hfr, tstat, host, hint, why):
             done += 1
         elif st[f] == PRIVATE and swap_free[0] > 0:
             _set(st, c, f, SWAPPED)
@@ -385,6 +386,41 @@ def _resident(x, w, owner, alias, state):
     return s == PRIVATE or s == ZERO or (s == SHARED and not w)
 
 
+if JIT_DISABLED:
+
+    def _prefetch(arr, i):
+        """A hint to the CPU only: nothing to do in Python."""
+
+else:
+    from llvmlite import ir
+    from numba import types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def _prefetch(typingctx, arr, i):
+        """``llvm.prefetch`` of ``arr[i]`` (for a write, keep in all cache levels): a hint with
+        no effect on results."""
+        sig = types.void(arr, i)
+
+        def codegen(context, builder, signature, args):
+            aryty, _ = signature.args
+            ary = context.make_array(aryty)(context, builder, args[0])
+            ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+            i8p = ir.IntType(8).as_pointer()
+            i32 = ir.IntType(32)
+            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+            fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty)
+            builder.call(fn, [builder.bitcast(ptr, i8p), i32(1), i32(3), i32(1)])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+
+#: Events ahead of the current one whose frame (at home) is prefetched by :func:`replay`.
+AHEAD = 16
+
+
 @njit(**SERIAL)
 def _fresh(next_id):
     x = next_id[0]
@@ -429,11 +465,24 @@ def replay(
     frame (a read or write of a private page, a read of a shared one) need no machine memory
     and go on.
 
+    Traces touch frames in random order, so each event's frame arrays miss the caches; the
+    kernel prefetches the home frame of the event :data:`AHEAD` events later (a hint only), which
+    overlaps those misses (10-40 % less time in this kernel on Figure 8's trace, measured).
+
     Returns the index of the first event not replayed.
     """
     i = lo
     n = ts.shape[0]
     while i < n and ts[i] < t_end:
+        if i + AHEAD < n:
+            # traces touch frames at random: fetch a later event's frame while this one is done
+            y = np.int64(gpfn[i + AHEAD])
+            _prefetch(owner, y)
+            _prefetch(state, y)
+            _prefetch(refbit, y)
+            _prefetch(sampled, y)
+            _prefetch(stamp, y)
+            _prefetch(cont, y)
         x = np.int64(gpfn[i])
         fl = flags[i]
         w = (fl & F_WRITE) != 0
