@@ -236,6 +236,22 @@ def copy_pages(buf, offs, idx, out) -> None:
 
 
 @njit(nogil=True, boundscheck=False, cache=True)
+def _zero(idx, out):
+    page = np.uint64(out.shape[1])
+    for j in range(idx.shape[0]):
+        row = out[idx[j]]
+        for k in range(page):  # compiled to a memset
+            row[k] = 0
+
+
+def zero_pages(idx, out) -> None:
+    """Fill rows ``idx`` of ``out`` with zero bytes (pages that point at a dump's shared zero page:
+    nothing to read)."""
+    if len(idx):
+        _zero(idx, out)
+
+
+@njit(nogil=True, boundscheck=False, cache=True)
 def _layout(offs, sizes, flags, bs, state):
     expect, zero, data_start = state[0], state[1], state[2]
     for i in range(offs.shape[0]):

@@ -51,7 +51,8 @@ tell; in dumps whose two bitmaps are equal (QEMU's) any such edit is caught.
 Pages are decompressed by a thread pool, a range of :data:`BATCH_PAGES` rows per task, while
 the caller works on the previous chunk (a :attr:`KdumpReader.decode_hook` may work on each range
 right after, on the same thread: ``pagecore hash`` hashes the pages there, while they are in
-cache): raw, zlib and snappy pages by nogil kernels (:mod:`._pagecodec`; pages
+cache): pages that point at the shared zero page are filled with zeros (and the hook is told,
+so it need not read them); raw, zlib and snappy pages by nogil kernels (:mod:`._pagecodec`; pages
 split over records of a flattened file are gathered first; a snappy page, or a split zlib page,
 that a kernel refuses is decoded again by the Python codec, whose error is reported), lzo and
 zstd one Python call per page (zstd releases the GIL). Memory is bounded by the page data of
@@ -233,6 +234,12 @@ class DecodeHook(Protocol):
     chunk (``skip_bad_pages``) or reported as errors. :meth:`done` is called once the chunk is
     finished; a chunk that ends in an error never gets it.
     """
+
+    def known_zero(self, rows: np.ndarray) -> None:
+        """Optional: ``rows`` (sorted ``int64``) point at the dump's shared zero page (checked all
+        zero when the dump was opened); the reader fills them with zeros, so they hold zero bytes
+        by the time :meth:`decoded` covers them, and a hook need not read them. Called before any
+        :meth:`decoded`, only when there are such rows."""
 
     def decoded(self, lo: int, hi: int) -> None:
         """Rows ``lo .. hi - 1`` of the chunk's page buffer hold their final content."""
@@ -623,6 +630,7 @@ class KdumpReader(MmapReader):
                 bits = np.unpackbits(bm2, bitorder="little")
                 n += int(np.count_nonzero(bits[max(lo - first, 0) : min(hi - first, nb * 8)]))
         h["ndesc"] = n
+        h["zero_page"] = -1  # kdump offset of the shared zero page, once checked (_check_table)
         self._check_table(src, h, n, bs)
         return h
 
@@ -703,6 +711,8 @@ class KdumpReader(MmapReader):
                 zero,
                 "only the zero page is shared",
             )
+        if zero >= 0 and src.covered(zero, bs):
+            h["zero_page"] = zero  # checked all zero: rows pointing here are filled, not read
 
     # pfns ----------------------------------------------------------------------------
     def _dumped_pfns(self, src, h) -> Iterator[np.ndarray]:
@@ -873,6 +883,14 @@ class KdumpReader(MmapReader):
         wrong_raw = todo & (flags == 0) & (sizes != bs)
         status[wrong_raw] = BAD_RAW_SIZE
         todo &= ~wrong_raw
+        # raw pages that point at the shared zero page (checked all zero when the dump was opened):
+        # filled with zeros, not read -- and a decode hook is told, so it need not read them either
+        zero_idx = np.flatnonzero(todo & (flags == 0) & (offs == h["zero_page"])) if h["zero_page"] >= 0 else None
+        if zero_idx is not None and len(zero_idx):
+            todo[zero_idx] = False
+            status[zero_idx] = 0
+        else:
+            zero_idx = np.empty(0, np.int64)
         out = self._page_buffer(k)
         buf = src.buf
         errors: list = []
@@ -905,6 +923,7 @@ class KdumpReader(MmapReader):
         if _pagecodec.HAVE_ZLIB:
             kernels[FLAG_ZLIB] = _pagecodec.inflate_pages
         parts: list = [
+            (_pagecodec.zero_pages, (), zero_idx, (out,)),
             (_pagecodec.copy_pages, (buf, fileoffs), raw_idx, (out,)),
             (kernels.get(FLAG_ZLIB), (buf, fileoffs, sizes), zlib_idx, (out, status)),
             (_pagecodec.unsnappy_pages, (buf, fileoffs, sizes), snappy_idx, (out, status)),
@@ -924,6 +943,8 @@ class KdumpReader(MmapReader):
         bounds = np.arange(0, k + step, step).clip(max=k)
         cuts = [np.searchsorted(rows, bounds).tolist() for _, _, rows, _ in parts]
         hook = self.decode_hook(out) if self.decode_hook is not None else None
+        if hook is not None and len(zero_idx) and hasattr(hook, "known_zero"):
+            hook.known_zero(zero_idx)
         for r in range(len(bounds) - 1):
             calls = [
                 (fn, pre, rows[c[r] : c[r + 1]], post)
