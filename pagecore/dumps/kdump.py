@@ -52,10 +52,11 @@ Pages are decompressed by a thread pool, a range of :data:`BATCH_PAGES` rows per
 the caller works on the previous chunk (a :attr:`KdumpReader.decode_hook` may work on each range
 right after, on the same thread: ``pagecore hash`` hashes the pages there, while they are in
 cache): pages that point at the shared zero page are filled with zeros (and the hook is told,
-so it need not read them); raw, zlib and snappy pages by nogil kernels (:mod:`._pagecodec`; pages
-split over records of a flattened file are gathered first; a snappy page, or a split zlib page,
-that a kernel refuses is decoded again by the Python codec, whose error is reported), lzo and
-zstd one Python call per page (zstd releases the GIL). Memory is bounded by the page data of
+so it need not read them); raw, zlib, snappy, lzo and zstd pages by nogil kernels
+(:mod:`._pagecodec`: lzo and zstd through liblzo2 and python-zstandard's own zstd; pages split
+over records of a flattened file are gathered first; a snappy, lzo or zstd page, or a split zlib
+page, that a kernel refuses is decoded again by the Python codec, whose verdict and error stand),
+lzo and zstd one Python call per page where those libraries are missing. Memory is bounded by the page data of
 :attr:`KdumpReader.KEEP_BUFFERS` chunks (buffers are reused once nothing refers to them, by
 every kdump reader of the process, and kept after they close) plus the chunks a caller still holds.
 """
@@ -903,30 +904,41 @@ class KdumpReader(MmapReader):
         _pagecodec = _codec()
         if not _pagecodec.HAVE_ZLIB:
             zlib_idx = zlib_idx[:0]
+        # lzo and zstd pages: the system liblzo2 / libzstd from nogil kernels, which accept only plain
+        # one-page streams and leave everything else to the Python codecs (lzokay, zstandard) in
+        # _finish -- whose verdicts and messages stand, as for snappy
+        kernels = {FLAG_SNAPPY: _pagecodec.unsnappy_pages}
+        if _pagecodec.HAVE_ZLIB:
+            kernels[FLAG_ZLIB] = _pagecodec.inflate_pages
+        if _pagecodec.HAVE_LZO:
+            kernels[FLAG_LZO] = _pagecodec.unlzo_pages
+        if _pagecodec.HAVE_ZSTD:
+            kernels[FLAG_ZSTD] = _pagecodec.unzstd_pages
+        lib_idx = {f: np.flatnonzero(todo & (flags == f) & contiguous) for f in (FLAG_LZO, FLAG_ZSTD) if f in kernels}
         # raw, zlib and snappy pages split over records of a flattened file (a producer that cuts
         # its records regardless of page boundaries; QEMU's write_cache packs whole blobs into 16 KiB
         # records and splits none): gathered into one array and decoded by the same
         # kernels, instead of one Python call per page under the GIL; any page a kernel refuses
         # is decoded again in Python in _finish (its errors, its messages)
-        kernel_flags = (flags == 0) | (flags == FLAG_SNAPPY) | ((flags == FLAG_ZLIB) & _pagecodec.HAVE_ZLIB)
+        kernel_flags = (flags == 0) | np.isin(flags, list(kernels))
         split = np.flatnonzero(todo & ~contiguous & kernel_flags)
         done = np.zeros(k, bool)
         done[raw_idx] = True
         done[zlib_idx] = True
         done[snappy_idx] = True
         done[split] = True
+        for rows in lib_idx.values():
+            done[rows] = True
         py_idx = np.flatnonzero(todo & ~done)
         # one job per range of BATCH_PAGES rows: every decoder's pages of those rows, then the decode
         # hook on the range (see _run_jobs); parts are (function, leading arguments, rows, trailing
         # arguments), each decoder's rows sorted
-        kernels = {FLAG_SNAPPY: _pagecodec.unsnappy_pages}
-        if _pagecodec.HAVE_ZLIB:
-            kernels[FLAG_ZLIB] = _pagecodec.inflate_pages
         parts: list = [
             (_pagecodec.zero_pages, (), zero_idx, (out,)),
             (_pagecodec.copy_pages, (buf, fileoffs), raw_idx, (out,)),
             (kernels.get(FLAG_ZLIB), (buf, fileoffs, sizes), zlib_idx, (out, status)),
             (_pagecodec.unsnappy_pages, (buf, fileoffs, sizes), snappy_idx, (out, status)),
+            *((kernels[f], (buf, fileoffs, sizes), rows, (out, status)) for f, rows in lib_idx.items()),
         ]
         if len(split):
             gbuf = np.concatenate([np.asarray(src.read(int(offs[i]), int(sizes[i]))) for i in split.tolist()])
@@ -961,9 +973,9 @@ class KdumpReader(MmapReader):
             span = (int(fo.min()), int((fo + sizes[whole]).max()))
 
         def redo_refused():
-            """Decode the pages a kernel refused (snappy; zlib split over records) again in Python,
-            with cramjam or zlib (their errors, their messages)."""
-            retry = np.concatenate([snappy_idx, split])
+            """Decode the pages a kernel refused (snappy, lzo, zstd; zlib split over records) again in
+            Python, with cramjam, lzokay, zstandard or zlib (their errors, their messages)."""
+            retry = np.concatenate([snappy_idx, split, *lib_idx.values()])
             again = retry[status[retry] != 0]
             if len(again):
                 self._decode_py(src, h, offs, sizes, flags, again, out, status, errors, fileoffs, whole)
