@@ -16,8 +16,9 @@ codecs, whose verdicts and messages stand.
 
 The kernels are serial (no ``prange``): several of them run at once on pool threads while the
 caller's parallel hash kernel runs, and Numba's threading layers do not all allow parallel
-regions launched concurrently from different threads. They are compiled without
-``cache=True`` because the ctypes function pointer is process-specific.
+regions launched concurrently from different threads. The zlib kernel is compiled without
+``cache=True`` because it calls its ctypes function as a global (compiled in as a
+process-specific address); the lzo and zstd kernels take theirs as arguments and are cached.
 
 Status codes written per page: 0 ok; zlib's own negative codes (``Z_DATA_ERROR`` -3,
 ``Z_BUF_ERROR`` -5, ``Z_MEM_ERROR`` -4); -100 the page inflated (or a snappy stream declares
@@ -140,8 +141,13 @@ if HAVE_ZSTD:
     _zstd_decompress = _ZSTD.ZSTD_decompressDCtx
     _zstd_decompress.restype, _zstd_decompress.argtypes = _sz, [_sz, _sz, _sz, _sz, _sz]
 
-    @njit(nogil=True, boundscheck=False)
-    def _unzstd(buf, offs, sizes, idx, out, status):
+    # the library functions are arguments, not globals: a global ctypes function is compiled in as
+    # its process-specific address, an argument is passed at run time, so the kernel can be cached
+    # (compiling it cost `pagecore hash` ~0.4-0.8 s at every start)
+    @njit(nogil=True, boundscheck=False, cache=True)
+    def _unzstd(
+        _zstd_create, _zstd_free, _zstd_header, _zstd_frame_size, _zstd_decompress, buf, offs, sizes, idx, out, status
+    ):
         page = np.uint64(out.shape[1])
         hdr = np.zeros(8, np.uint64)
         hp = hdr.ctypes.data
@@ -172,7 +178,19 @@ if HAVE_ZSTD:
         with python-zstandard's zstd (:func:`_zstd_lib`); ``status[i]`` 0, or :data:`LEFT_TO_PYTHON`
         (``out[i]`` garbage)."""
         if len(idx):
-            _unzstd(buf, offs, sizes, idx, out, status)
+            _unzstd(
+                _zstd_create,
+                _zstd_free,
+                _zstd_header,
+                _zstd_frame_size,
+                _zstd_decompress,
+                buf,
+                offs,
+                sizes,
+                idx,
+                out,
+                status,
+            )
 
 
 _LZO = _cdll(ctypes.util.find_library("lzo2"), "liblzo2.so.2")
@@ -186,8 +204,8 @@ if HAVE_LZO:
     _lzo_decompress.restype = ctypes.c_int
     _lzo_decompress.argtypes = [ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t]
 
-    @njit(nogil=True, boundscheck=False)
-    def _unlzo(buf, offs, sizes, idx, out, status):
+    @njit(nogil=True, boundscheck=False, cache=True)  # the library function an argument: see _unzstd
+    def _unlzo(_lzo_decompress, buf, offs, sizes, idx, out, status):
         page = out.shape[1]
         dl = np.empty(1, np.uint64)
         base = buf.ctypes.data
@@ -226,7 +244,7 @@ if HAVE_LZO:
         """Decode LZO1X pages ``idx`` (``buf[offs[i]:offs[i]+sizes[i]]``) into ``out[i]`` with the
         system liblzo2; ``status[i]`` 0, or :data:`LEFT_TO_PYTHON` (``out[i]`` garbage)."""
         if len(idx):
-            _unlzo(buf, offs, sizes, idx, out, status)
+            _unlzo(_lzo_decompress, buf, offs, sizes, idx, out, status)
 
 
 @njit(nogil=True, boundscheck=False, cache=True)
