@@ -306,3 +306,111 @@ def test_rows_hasher_equals_hash_pages_on_any_ranges(rng, monkeypatch, native):
     if native:
         with pytest.raises(IndexError):
             rows_hasher(pages, None, np.zeros(40, np.uint64), np.zeros(40, np.bool_))(30, 41)
+
+
+# ------------------------------------------------------------------ the shared zero page (issue 18)
+@pytest.mark.parametrize("native", [True, False])
+def test_rows_hasher_with_known_zero_rows_matches_the_slow_twin(rng, monkeypatch, native):
+    """Rows known to be zero get the key's zero-page hash without being read; every other row is
+    hashed as hash_pages does (the jitted kernel with a row mask, against the slow twin)."""
+    from pagecore.pages import _native
+
+    if not native:
+        monkeypatch.setattr(_native, "kernel", lambda: None)
+    n = 50
+    pages = rng.integers(0, 256, size=(n, 4096), dtype=np.uint8)
+    pages[9, 4095] = 0  # zero rows not marked stay hashed (and flagged zero) as usual
+    pages[10] = 0
+    for known in ([0], [n - 1], [1, 2, 3, 20, 21], list(range(n)), sorted(rng.choice(n, 17, replace=False).tolist())):
+        filled = pages.copy()
+        filled[known] = 0
+        mask = np.zeros(n, np.bool_)
+        mask[known] = True
+        for key, secret in ((None, b""), (PageKey.from_secret(SECRET), SECRET)):
+            h = np.zeros(n, np.uint64)
+            z = np.zeros(n, np.bool_)
+            hash_rows = rows_hasher(filled, key, h, z, known_zero=mask)
+            for lo, hi in [(0, 0), (0, 1), (n - 1, n), (3, 17), (17, n), (0, 3), (3, 3), (1, 2)]:
+                hash_rows(lo, hi)
+            want = [pcx64(p.tobytes(), secret) for p in filled]
+            assert h.tolist() == want and z.tolist() == [is_zero(p.tobytes()) for p in filled]
+            assert np.array_equal(h, hash_pages(filled, key)[0])
+            # marked rows are not read: garbage there still gets the zero-page hash (the caller's promise)
+            garbage = filled.copy()
+            garbage[known] = 0xA5
+            rows_hasher(garbage, key, h, z, known_zero=mask)(0, n)
+            assert h.tolist() == want and z[known].all()
+            with pytest.raises(IndexError):
+                hash_rows(3, n + 1)
+    with pytest.raises(ValueError, match="known_zero"):
+        rows_hasher(pages, None, np.zeros(n, np.uint64), np.zeros(n, np.bool_), known_zero=np.zeros(n, np.uint8))
+
+
+@pytest.mark.parametrize("compression", ["zlib", "snappy", "zstd", None])
+@pytest.mark.parametrize("container", ["plain", "flat"])
+def test_shared_zero_page_rows_are_filled_and_told_to_the_hook(tmp_path, monkeypatch, compression, container):
+    """Rows pointing at the shared zero page are filled with zeros (buffers that held garbage
+    included), the hook is told exactly those rows before any range, and the hashes as decoded
+    are the slow twin's."""
+    pages = _pages(300, seed=13)
+    pages[40:140] = 0  # a long run, and scattered ones (_pages)
+    path, pfns = _write(tmp_path, container, compression, pages)
+    want = {int(g): p.tobytes() for g, p in zip(pfns, pages, strict=True)}
+    take = K._ChunkBuffers.take
+
+    def dirty(self, k, page_size, keep):
+        buf = take(self, k, page_size, keep)
+        buf[:] = 0xA5  # what a reused buffer may hold
+        return buf
+
+    monkeypatch.setattr(K._ChunkBuffers, "take", dirty)
+    _check(path, want, key=PageKey.from_secret(SECRET), twin=True, chunk_pages=64)
+    told = []
+
+    class Recorder:
+        def __init__(self, buf):
+            self.zero, self.ranges = None, []
+            told.append(self)
+
+        def known_zero(self, rows):
+            assert not self.ranges and self.zero is None  # before any range, once
+            self.zero = rows.tolist()
+
+        def decoded(self, lo, hi):
+            self.ranges.append((lo, hi))
+
+        def done(self, keep):
+            return self.zero or []
+
+    with open_dump(path, chunk_pages=64) as r:
+        r.decode_hook = Recorder
+        for c in r:
+            assert c.decoded == [i for i, p in enumerate(c.pages) if not p.any()]
+            assert all(p.tobytes() == want[int(g)] for g, p in zip(c.gpfn, c.pages, strict=True))
+    assert sum(len(t.zero or []) for t in told) == int((~pages.any(axis=1)).sum())
+
+
+def test_a_compressed_page_at_the_zero_page_offset_is_decoded_not_filled(tmp_path):
+    """Only raw descriptors of the shared zero page are filled: one that claims a codec is decoded
+    by that codec, which refuses the zero bytes (an error, or a skipped page)."""
+    from pagecore.errors import InputError
+
+    pages = _pages(60, seed=14)
+    pfns = np.arange(len(pages))
+    path = write_dump("kdump", tmp_path / "z.kdump", pfns, pages, compression="zlib")
+    r = KdumpReader(path)
+    h = r._prepare(r._source())
+    r.close()
+    assert h["zero_page"] > 0
+    raw = bytearray(path.read_bytes())
+    descs = np.frombuffer(bytes(raw[h["desc_at"] : h["desc_at"] + h["ndesc"] * PAGE_DESC.itemsize]), PAGE_DESC)
+    victim = int(np.flatnonzero(descs["offset"] == h["zero_page"])[3])
+    at = h["desc_at"] + victim * PAGE_DESC.itemsize + 12  # its flags
+    raw[at : at + 4] = K.FLAG_ZLIB.to_bytes(4, "little")
+    path.write_bytes(raw)
+    with pytest.raises(InputError, match="zlib"):
+        with open_dump(path) as r:
+            list(hashed_chunks(r))
+    want = {int(g): p.tobytes() for g, p in zip(pfns, pages, strict=True) if g != victim}
+    stats, seen = _check(path, want, skip=True)
+    assert stats.pages_skipped == 1 and seen == len(pages) - 1

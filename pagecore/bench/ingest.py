@@ -23,13 +23,16 @@ GB/s of guest page data, wall and CPU seconds (all threads of this process), for
   Python loop on one thread and over a thread pool of N (``zlib``, cramjam's ``snappy``); and
   the reader's own decoders alone, in its batches: ``zlib decode libz-kernel`` (the system libz
   driven by a nogil Numba kernel) and ``snappy decode kernel`` (the nogil snappy decoder);
-  for lzo and zstd, which the reader decodes one Python call per page on its pool threads
-  (lzokay, zstandard), the reader's own per-page function (``kdump.CODECS[flag]``, length checks
-  included) in a Python loop on one thread and over N threads in 256-page batches.
+  ``lzo decode kernel`` (liblzo2) and ``zstd decode kernel`` (python-zstandard's zstd), driven
+  by nogil Numba kernels as the reader runs them; and the reader's Python per-page functions for
+  lzo and zstd (``kdump.CODECS[flag]``, length checks included: lzokay, zstandard, what the reader
+  falls back to where those libraries are missing and for pages the kernels leave to them) in a
+  Python loop on one thread and over N threads in 256-page batches.
 
 Baselines (goal: every reader >= 0.8 x its baseline, issue 18). A reader's baseline is what
 its decoder alone achieves: for a compressed format, the N-thread speed of the decoder the
-reader runs (``libz-kernel`` for zlib, ``kernel`` for snappy, ``CODECS[flag]`` for lzo and zstd);
+reader runs (``libz-kernel`` for zlib, ``kernel`` for snappy, lzo and zstd; ``CODECS[flag]`` for lzo
+and zstd where their libraries are missing);
 for the uncompressed formats (raw, ELF, LiME), whose "decoding" is getting the file's bytes, the
 better of ``hash only`` (hashing pages that are already in memory: the ceiling for anything
 that must hash every page) and ``read bandwidth`` -- so the kernel's cost of mapping the page
@@ -292,6 +295,10 @@ def bench_ingest(
                 measures.update(
                     _kernel_measures(blobs, _pagecodec.unsnappy_pages, "snappy decode kernel", threads, pool)
                 )
+            if codec == "lzo" and _pagecodec.HAVE_LZO:
+                measures.update(_kernel_measures(blobs, _pagecodec.unlzo_pages, "lzo decode kernel", threads, pool))
+            if codec == "zstd" and _pagecodec.HAVE_ZSTD:
+                measures.update(_kernel_measures(blobs, _pagecodec.unzstd_pages, "zstd decode kernel", threads, pool))
         # interleave the measures, best of `repeat` rounds: load from other processes then
         # hits every measure alike instead of whichever happened to run during it (a reader
         # and its baseline are measured minutes apart otherwise)

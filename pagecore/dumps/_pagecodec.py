@@ -1,4 +1,4 @@
-"""GIL-free page decoding for kdump files: zlib via the system libz, snappy, raw page copies.
+"""GIL-free page decoding for kdump files: zlib via the system libz, snappy, lzo, zstd, raw pages.
 
 Calling ``zlib.decompress`` once per 4 KiB page costs more in Python overhead and GIL
 hand-offs than the inflate itself, so a thread pool of such calls runs *slower* on two
@@ -6,17 +6,24 @@ threads than on one (measured by ``python -m pagecore.bench.ingest``). These Num
 decode a whole batch of pages in one ``nogil`` call: zlib pages through ``uncompress`` from
 the C library that CPython's own ``zlib`` module links (found with ctypes), snappy pages by
 :func:`unsnappy_pages` (a snappy decoder written here: cramjam's is one Python call per page
-under the GIL, so two threads decoded no faster than one), raw pages by copy. Batches then
-run in parallel on plain Python threads.
+under the GIL, so two threads decoded no faster than one), lzo pages through
+``lzo1x_decompress_safe`` of the system liblzo2 (lzokay holds the GIL) and zstd pages through
+``ZSTD_decompressDCtx`` of the zstd python-zstandard carries (one Python call per page cost
+about a microsecond beside the codec: issue 18), raw pages by copy, the shared zero page's rows
+by a fill. Batches then run in parallel on plain Python threads. The lzo and zstd kernels accept
+only plain one-page streams and leave the rest (:data:`LEFT_TO_PYTHON`) to the reader's Python
+codecs, whose verdicts and messages stand.
 
 The kernels are serial (no ``prange``): several of them run at once on pool threads while the
 caller's parallel hash kernel runs, and Numba's threading layers do not all allow parallel
-regions launched concurrently from different threads. They are compiled without
-``cache=True`` because the ctypes function pointer is process-specific.
+regions launched concurrently from different threads. The zlib kernel is compiled without
+``cache=True`` because it calls its ctypes function as a global (compiled in as a
+process-specific address); the lzo and zstd kernels take theirs as arguments and are cached.
 
 Status codes written per page: 0 ok; zlib's own negative codes (``Z_DATA_ERROR`` -3,
 ``Z_BUF_ERROR`` -5, ``Z_MEM_ERROR`` -4); -100 the page inflated (or a snappy stream declares
-or decodes) to the wrong length; :data:`SNAPPY_CORRUPT` a snappy stream that is not valid.
+or decodes) to the wrong length; :data:`SNAPPY_CORRUPT` a snappy stream that is not valid;
+:data:`LEFT_TO_PYTHON` an lzo or zstd page left to the Python codec.
 """
 
 from __future__ import annotations
@@ -63,6 +70,181 @@ if HAVE_ZLIB:
         """Inflate zlib pages ``idx`` (blob at ``buf[offs[i]:offs[i]+sizes[i]]``) into ``out[i]``."""
         if len(idx):
             _inflate(buf, offs, sizes, idx, out, status)
+
+
+def _cdll(*names):
+    """The first of ``names`` (file names, or None) that loads, or None."""
+    for name in names:
+        if not name:
+            continue
+        try:
+            return ctypes.CDLL(name)
+        except OSError:
+            continue
+    return None
+
+
+#: Status of a page the libzstd / liblzo2 kernels leave to the Python codec (zstandard, lzokay):
+#: anything but a plain one-page stream (errors, frames with a dictionary, a window over
+#: :data:`ZSTD_MAX_WINDOW`, skippable frames, trailing bytes, another length). The reader decodes
+#: such pages again with the Python codec, whose verdict and message stand, so these kernels only
+#: ever accept pages that codec accepts too (tests/test_codec_kernels.py).
+LEFT_TO_PYTHON = -102
+#: zstd frames for one page need no more window than this (the reader's Python codec refuses more).
+ZSTD_MAX_WINDOW = 1 << 20
+_ZSTD_UNKNOWN = np.uint64(0xFFFFFFFFFFFFFFFF)  # ZSTD_CONTENTSIZE_UNKNOWN
+
+
+def _zstd_lib():
+    """The zstd library the reader's Python codec runs: python-zstandard links its own copy of zstd,
+    and its cffi module exports it. Not the system libzstd: corruption checks differ between zstd
+    versions (1.5.4 decodes a damaged frame that 1.5.7 refuses), and the kernel must never accept
+    a page the Python codec refuses. None (the Python codec decodes every page) if that module is
+    missing or its zstd is not the one ``zstandard`` reports."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("zstandard._cffi")
+        import zstandard  # the version it runs
+    except ImportError:
+        return None
+    lib = _cdll(spec.origin) if spec is not None else None
+    if lib is None or not hasattr(lib, "ZSTD_versionNumber"):
+        return None
+    major, minor, release = zstandard.ZSTD_VERSION
+    return lib if lib.ZSTD_versionNumber() == major * 10000 + minor * 100 + release else None
+
+
+_ZSTD = _zstd_lib()
+HAVE_ZSTD = (
+    _ZSTD is not None
+    and all(
+        hasattr(_ZSTD, f)
+        for f in ("ZSTD_createDCtx", "ZSTD_freeDCtx", "ZSTD_getFrameHeader", "ZSTD_findFrameCompressedSize")
+    )
+    and hasattr(_ZSTD, "ZSTD_decompressDCtx")
+)
+
+if HAVE_ZSTD:
+    _sz = ctypes.c_size_t
+    _zstd_create = _ZSTD.ZSTD_createDCtx
+    _zstd_create.restype, _zstd_create.argtypes = _sz, []
+    _zstd_free = _ZSTD.ZSTD_freeDCtx
+    _zstd_free.restype, _zstd_free.argtypes = _sz, [_sz]
+    # size_t ZSTD_getFrameHeader(ZSTD_frameHeader *h, const void *src, size_t n): 0 when the header is
+    # whole; h: u64 frameContentSize, u64 windowSize, u32 blockSizeMax, u32 frameType, u32 headerSize,
+    # u32 dictID, ... (zstd.h, stable since 1.3)
+    _zstd_header = _ZSTD.ZSTD_getFrameHeader
+    _zstd_header.restype, _zstd_header.argtypes = _sz, [_sz, _sz, _sz]
+    _zstd_frame_size = _ZSTD.ZSTD_findFrameCompressedSize
+    _zstd_frame_size.restype, _zstd_frame_size.argtypes = _sz, [_sz, _sz]
+    _zstd_decompress = _ZSTD.ZSTD_decompressDCtx
+    _zstd_decompress.restype, _zstd_decompress.argtypes = _sz, [_sz, _sz, _sz, _sz, _sz]
+
+    # the library functions are arguments, not globals: a global ctypes function is compiled in as
+    # its process-specific address, an argument is passed at run time, so the kernel can be cached
+    # (compiling it cost `pagecore hash` ~0.4-0.8 s at every start)
+    @njit(nogil=True, boundscheck=False, cache=True)
+    def _unzstd(
+        _zstd_create, _zstd_free, _zstd_header, _zstd_frame_size, _zstd_decompress, buf, offs, sizes, idx, out, status
+    ):
+        page = np.uint64(out.shape[1])
+        hdr = np.zeros(8, np.uint64)
+        hp = hdr.ctypes.data
+        base = buf.ctypes.data
+        ctx = _zstd_create()
+        for j in range(idx.shape[0]):
+            i = idx[j]
+            src = base + offs[i]
+            n = np.uint64(sizes[i])
+            status[i] = LEFT_TO_PYTHON
+            if ctx == 0 or _zstd_header(hp, src, n) != 0:
+                continue
+            content, window = hdr[0], hdr[1]
+            frame_type, dict_id = hdr[2] >> np.uint64(32), hdr[3] >> np.uint64(32)
+            if frame_type != 0 or dict_id != 0 or window > ZSTD_MAX_WINDOW:
+                continue
+            if content != page and content != _ZSTD_UNKNOWN:
+                continue
+            if _zstd_frame_size(src, n) != n:  # exactly one frame, nothing after it
+                continue
+            if _zstd_decompress(ctx, out[i].ctypes.data, page, src, n) == page:
+                status[i] = 0
+        if ctx != 0:
+            _zstd_free(ctx)
+
+    def unzstd_pages(buf, offs, sizes, idx, out, status) -> None:
+        """Decode zstd pages ``idx`` (one frame at ``buf[offs[i]:offs[i]+sizes[i]]``) into ``out[i]``
+        with python-zstandard's zstd (:func:`_zstd_lib`); ``status[i]`` 0, or :data:`LEFT_TO_PYTHON`
+        (``out[i]`` garbage)."""
+        if len(idx):
+            _unzstd(
+                _zstd_create,
+                _zstd_free,
+                _zstd_header,
+                _zstd_frame_size,
+                _zstd_decompress,
+                buf,
+                offs,
+                sizes,
+                idx,
+                out,
+                status,
+            )
+
+
+_LZO = _cdll(ctypes.util.find_library("lzo2"), "liblzo2.so.2")
+HAVE_LZO = _LZO is not None and hasattr(_LZO, "lzo1x_decompress_safe")
+
+if HAVE_LZO:
+    # int lzo1x_decompress_safe(const lzo_bytep src, lzo_uint src_len, lzo_bytep dst, lzo_uintp dst_len,
+    # lzo_voidp wrkmem): 0 (LZO_E_OK) only for a stream that ends with its end marker exactly at
+    # src_len, with every match inside the output; *dst_len is then the output's length
+    _lzo_decompress = _LZO.lzo1x_decompress_safe
+    _lzo_decompress.restype = ctypes.c_int
+    _lzo_decompress.argtypes = [ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t]
+
+    @njit(nogil=True, boundscheck=False, cache=True)  # the library function an argument: see _unzstd
+    def _unlzo(_lzo_decompress, buf, offs, sizes, idx, out, status):
+        page = out.shape[1]
+        dl = np.empty(1, np.uint64)
+        base = buf.ctypes.data
+        probe = np.empty(page + 8, np.uint8)
+        sink = np.empty(page, np.uint8)
+        for j in range(idx.shape[0]):
+            i = idx[j]
+            o, n = offs[i], sizes[i]
+            status[i] = LEFT_TO_PYTHON
+            # liblzo2 ends a stream at any M4 instruction of distance 0x4000, whatever its length;
+            # lzokay only at the canonical 11 00 00 (length 3). Accept only streams ending in it:
+            if n < 4 or n > page or buf[o + n - 3] != 0x11 or buf[o + n - 2] != 0 or buf[o + n - 1] != 0:
+                continue
+            dl[0] = page
+            rc = _lzo_decompress(base + o, n, out[i].ctypes.data, dl.ctypes.data, 0)
+            if rc != 0 or dl[0] != page:
+                continue
+            # ... and as an instruction of its own: after 10 or a 00 the 11 may be the last length
+            # byte of an extended-length end (10 00.. 11 00 00, which lzokay refuses). Decode the
+            # stream again with a 00 inserted before the 11: an extended length just grows and still
+            # ends the stream, while after a whole instruction (the page already full) a 00 starts
+            # one that writes past the page
+            if buf[o + n - 4] == 0 or buf[o + n - 4] == 0x10:
+                for k in range(n - 3):
+                    probe[k] = buf[o + k]
+                probe[n - 3] = 0
+                probe[n - 2] = 0x11
+                probe[n - 1] = 0
+                probe[n] = 0
+                dl[0] = page
+                if _lzo_decompress(probe.ctypes.data, n + 1, sink.ctypes.data, dl.ctypes.data, 0) == 0:
+                    continue
+            status[i] = 0
+
+    def unlzo_pages(buf, offs, sizes, idx, out, status) -> None:
+        """Decode LZO1X pages ``idx`` (``buf[offs[i]:offs[i]+sizes[i]]``) into ``out[i]`` with the
+        system liblzo2; ``status[i]`` 0, or :data:`LEFT_TO_PYTHON` (``out[i]`` garbage)."""
+        if len(idx):
+            _unlzo(_lzo_decompress, buf, offs, sizes, idx, out, status)
 
 
 @njit(nogil=True, boundscheck=False, cache=True)
@@ -233,6 +415,22 @@ def copy_pages(buf, offs, idx, out) -> None:
     """Copy raw pages ``idx`` (at ``buf[offs[i]:offs[i]+4096]``) into ``out[i]``."""
     if len(idx):
         _copy(buf, offs, idx, out)
+
+
+@njit(nogil=True, boundscheck=False, cache=True)
+def _zero(idx, out):
+    page = np.uint64(out.shape[1])
+    for j in range(idx.shape[0]):
+        row = out[idx[j]]
+        for k in range(page):  # compiled to a memset
+            row[k] = 0
+
+
+def zero_pages(idx, out) -> None:
+    """Fill rows ``idx`` of ``out`` with zero bytes (pages that point at a dump's shared zero page:
+    nothing to read)."""
+    if len(idx):
+        _zero(idx, out)
 
 
 @njit(nogil=True, boundscheck=False, cache=True)

@@ -51,10 +51,12 @@ tell; in dumps whose two bitmaps are equal (QEMU's) any such edit is caught.
 Pages are decompressed by a thread pool, a range of :data:`BATCH_PAGES` rows per task, while
 the caller works on the previous chunk (a :attr:`KdumpReader.decode_hook` may work on each range
 right after, on the same thread: ``pagecore hash`` hashes the pages there, while they are in
-cache): raw, zlib and snappy pages by nogil kernels (:mod:`._pagecodec`; pages
-split over records of a flattened file are gathered first; a snappy page, or a split zlib page,
-that a kernel refuses is decoded again by the Python codec, whose error is reported), lzo and
-zstd one Python call per page (zstd releases the GIL). Memory is bounded by the page data of
+cache): pages that point at the shared zero page are filled with zeros (and the hook is told,
+so it need not read them); raw, zlib, snappy, lzo and zstd pages by nogil kernels
+(:mod:`._pagecodec`: lzo and zstd through liblzo2 and python-zstandard's own zstd; pages split
+over records of a flattened file are gathered first; a snappy, lzo or zstd page, or a split zlib
+page, that a kernel refuses is decoded again by the Python codec, whose verdict and error stand),
+lzo and zstd one Python call per page where those libraries are missing. Memory is bounded by the page data of
 :attr:`KdumpReader.KEEP_BUFFERS` chunks (buffers are reused once nothing refers to them, by
 every kdump reader of the process, and kept after they close) plus the chunks a caller still holds.
 """
@@ -233,6 +235,12 @@ class DecodeHook(Protocol):
     chunk (``skip_bad_pages``) or reported as errors. :meth:`done` is called once the chunk is
     finished; a chunk that ends in an error never gets it.
     """
+
+    def known_zero(self, rows: np.ndarray) -> None:
+        """Optional: ``rows`` (sorted ``int64``) point at the dump's shared zero page (checked all
+        zero when the dump was opened); the reader fills them with zeros, so they hold zero bytes
+        by the time :meth:`decoded` covers them, and a hook need not read them. Called before any
+        :meth:`decoded`, only when there are such rows."""
 
     def decoded(self, lo: int, hi: int) -> None:
         """Rows ``lo .. hi - 1`` of the chunk's page buffer hold their final content."""
@@ -623,6 +631,7 @@ class KdumpReader(MmapReader):
                 bits = np.unpackbits(bm2, bitorder="little")
                 n += int(np.count_nonzero(bits[max(lo - first, 0) : min(hi - first, nb * 8)]))
         h["ndesc"] = n
+        h["zero_page"] = -1  # kdump offset of the shared zero page, once checked (_check_table)
         self._check_table(src, h, n, bs)
         return h
 
@@ -703,6 +712,8 @@ class KdumpReader(MmapReader):
                 zero,
                 "only the zero page is shared",
             )
+        if zero >= 0 and src.covered(zero, bs):
+            h["zero_page"] = zero  # checked all zero: rows pointing here are filled, not read
 
     # pfns ----------------------------------------------------------------------------
     def _dumped_pfns(self, src, h) -> Iterator[np.ndarray]:
@@ -873,6 +884,14 @@ class KdumpReader(MmapReader):
         wrong_raw = todo & (flags == 0) & (sizes != bs)
         status[wrong_raw] = BAD_RAW_SIZE
         todo &= ~wrong_raw
+        # raw pages that point at the shared zero page (checked all zero when the dump was opened):
+        # filled with zeros, not read -- and a decode hook is told, so it need not read them either
+        zero_idx = np.flatnonzero(todo & (flags == 0) & (offs == h["zero_page"])) if h["zero_page"] >= 0 else None
+        if zero_idx is not None and len(zero_idx):
+            todo[zero_idx] = False
+            status[zero_idx] = 0
+        else:
+            zero_idx = np.empty(0, np.int64)
         out = self._page_buffer(k)
         buf = src.buf
         errors: list = []
@@ -885,29 +904,41 @@ class KdumpReader(MmapReader):
         _pagecodec = _codec()
         if not _pagecodec.HAVE_ZLIB:
             zlib_idx = zlib_idx[:0]
+        # lzo and zstd pages: the system liblzo2 / libzstd from nogil kernels, which accept only plain
+        # one-page streams and leave everything else to the Python codecs (lzokay, zstandard) in
+        # _finish -- whose verdicts and messages stand, as for snappy
+        kernels = {FLAG_SNAPPY: _pagecodec.unsnappy_pages}
+        if _pagecodec.HAVE_ZLIB:
+            kernels[FLAG_ZLIB] = _pagecodec.inflate_pages
+        if _pagecodec.HAVE_LZO:
+            kernels[FLAG_LZO] = _pagecodec.unlzo_pages
+        if _pagecodec.HAVE_ZSTD:
+            kernels[FLAG_ZSTD] = _pagecodec.unzstd_pages
+        lib_idx = {f: np.flatnonzero(todo & (flags == f) & contiguous) for f in (FLAG_LZO, FLAG_ZSTD) if f in kernels}
         # raw, zlib and snappy pages split over records of a flattened file (a producer that cuts
         # its records regardless of page boundaries; QEMU's write_cache packs whole blobs into 16 KiB
         # records and splits none): gathered into one array and decoded by the same
         # kernels, instead of one Python call per page under the GIL; any page a kernel refuses
         # is decoded again in Python in _finish (its errors, its messages)
-        kernel_flags = (flags == 0) | (flags == FLAG_SNAPPY) | ((flags == FLAG_ZLIB) & _pagecodec.HAVE_ZLIB)
+        kernel_flags = (flags == 0) | np.isin(flags, list(kernels))
         split = np.flatnonzero(todo & ~contiguous & kernel_flags)
         done = np.zeros(k, bool)
         done[raw_idx] = True
         done[zlib_idx] = True
         done[snappy_idx] = True
         done[split] = True
+        for rows in lib_idx.values():
+            done[rows] = True
         py_idx = np.flatnonzero(todo & ~done)
         # one job per range of BATCH_PAGES rows: every decoder's pages of those rows, then the decode
         # hook on the range (see _run_jobs); parts are (function, leading arguments, rows, trailing
         # arguments), each decoder's rows sorted
-        kernels = {FLAG_SNAPPY: _pagecodec.unsnappy_pages}
-        if _pagecodec.HAVE_ZLIB:
-            kernels[FLAG_ZLIB] = _pagecodec.inflate_pages
         parts: list = [
+            (_pagecodec.zero_pages, (), zero_idx, (out,)),
             (_pagecodec.copy_pages, (buf, fileoffs), raw_idx, (out,)),
             (kernels.get(FLAG_ZLIB), (buf, fileoffs, sizes), zlib_idx, (out, status)),
             (_pagecodec.unsnappy_pages, (buf, fileoffs, sizes), snappy_idx, (out, status)),
+            *((kernels[f], (buf, fileoffs, sizes), rows, (out, status)) for f, rows in lib_idx.items()),
         ]
         if len(split):
             gbuf = np.concatenate([np.asarray(src.read(int(offs[i]), int(sizes[i]))) for i in split.tolist()])
@@ -924,6 +955,8 @@ class KdumpReader(MmapReader):
         bounds = np.arange(0, k + step, step).clip(max=k)
         cuts = [np.searchsorted(rows, bounds).tolist() for _, _, rows, _ in parts]
         hook = self.decode_hook(out) if self.decode_hook is not None else None
+        if hook is not None and len(zero_idx) and hasattr(hook, "known_zero"):
+            hook.known_zero(zero_idx)
         for r in range(len(bounds) - 1):
             calls = [
                 (fn, pre, rows[c[r] : c[r + 1]], post)
@@ -940,9 +973,9 @@ class KdumpReader(MmapReader):
             span = (int(fo.min()), int((fo + sizes[whole]).max()))
 
         def redo_refused():
-            """Decode the pages a kernel refused (snappy; zlib split over records) again in Python,
-            with cramjam or zlib (their errors, their messages)."""
-            retry = np.concatenate([snappy_idx, split])
+            """Decode the pages a kernel refused (snappy, lzo, zstd; zlib split over records) again in
+            Python, with cramjam, lzokay, zstandard or zlib (their errors, their messages)."""
+            retry = np.concatenate([snappy_idx, split, *lib_idx.values()])
             again = retry[status[retry] != 0]
             if len(again):
                 self._decode_py(src, h, offs, sizes, flags, again, out, status, errors, fileoffs, whole)

@@ -110,6 +110,21 @@ def _hash_parallel(pages, kw, k0, k1, out_hash, out_zero, nchunks):
             out_zero[i] = zz
 
 
+@njit(**SERIAL)
+def _hash_rows_known_zero(pages, lo, hi, known_zero, kw, k0, k1, zero_hash, out_hash, out_zero):
+    """Rows ``lo .. hi - 1``: ``zero_hash`` and True where ``known_zero`` says the page is all zero
+    (the caller knows it: it wrote zeros there), else the page's hash, as ``_hash_serial``."""
+    st = np.empty(2 * LANES, np.uint64)
+    for i in range(lo, hi):
+        if known_zero[i]:
+            out_hash[i] = zero_hash
+            out_zero[i] = True
+        else:
+            h, zz = _hash_page(pages[i], kw, k0, k1, st)
+            out_hash[i] = h
+            out_zero[i] = zz
+
+
 def hash_into(pp, n, kp, k0, k1, oh, oz, sp):
     """``_hash_serial`` on raw pointers: ``n`` pages at ``pp`` (uint64[n, 512]), key words at
     ``kp`` (uint64[512]), outputs at ``oh`` (uint64[n]) and ``oz`` (bool[n]), scratch at ``sp``

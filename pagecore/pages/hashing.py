@@ -217,9 +217,20 @@ def hash_pages_start(
     return lambda: (out_hash, out_zero)
 
 
-def rows_hasher(pages: np.ndarray, key: PageKey | None, out_hash: np.ndarray, out_zero: np.ndarray):
+def rows_hasher(
+    pages: np.ndarray,
+    key: PageKey | None,
+    out_hash: np.ndarray,
+    out_zero: np.ndarray,
+    known_zero: np.ndarray | None = None,
+):
     """Return ``hash_rows(lo, hi)``, which hashes ``pages[lo:hi]`` into ``out_hash[lo:hi]`` and
     ``out_zero[lo:hi]`` on the calling thread, as :func:`hash_pages` would.
+
+    ``known_zero`` (``bool[n]``, optional): rows the caller guarantees are all zero by the time
+    they are hashed (a kdump reader fills the rows of its shared zero page with zeros instead of
+    reading them): they get the key's hash of a zero page and ``out_zero`` True without being
+    read (a third of a guest's pages, often more). A row wrongly marked gets a wrong hash.
 
     For callers that hash a buffer range by range as it fills (:func:`.ingest.hashed_chunks`
     hashes each range of a kdump chunk right after it is decoded, while it is in cache): the
@@ -234,6 +245,11 @@ def rows_hasher(pages: np.ndarray, key: PageKey | None, out_hash: np.ndarray, ou
     for a, dtype, name in ((out_hash, np.uint64, "out_hash"), (out_zero, np.bool_, "out_zero")):
         if a.shape != (n,) or a.dtype != dtype or not a.flags.c_contiguous or not a.flags.writeable:
             raise ValueError(f"{name} must be a writable contiguous {np.dtype(dtype)}[{n}], got {a.dtype}{a.shape}")
+    if known_zero is not None:
+        if known_zero.shape != (n,) or known_zero.dtype != np.bool_ or not known_zero.flags.c_contiguous:
+            raise ValueError(f"known_zero must be a contiguous bool[{n}], got {known_zero.dtype}{known_zero.shape}")
+        if known_zero.any():
+            return _rows_hasher_known_zero(words, key, out_hash, out_zero, known_zero)
     fn = _native.kernel()
     if fn is None:
         from pagecore.pages import _pcx64
@@ -251,6 +267,24 @@ def rows_hasher(pages: np.ndarray, key: PageKey | None, out_hash: np.ndarray, ou
             raise IndexError(f"rows {lo}..{hi} outside 0..{n}")
         scratch = np.empty(2 * LANES, np.uint64)
         fn(base + lo * PAGE_SIZE, hi - lo, kp, k0, k1, hbase + 8 * lo, zbase + lo, scratch.ctypes.data)
+
+    return hash_rows
+
+
+def _rows_hasher_known_zero(words, key: PageKey, out_hash, out_zero, known_zero):
+    """:func:`rows_hasher` with rows known to be zero: one jitted call per range (Numba is loaded
+    anyway by the readers that know such rows: kdump's decoders)."""
+    from pagecore.pages import _pcx64
+
+    n = words.shape[0]
+    zero_hash = hash_pages(np.zeros((1, WORDS), np.uint64), key)[0][0]
+    kw, k0, k1 = key.words, key.k0, key.k1
+    fn = _pcx64._hash_rows_known_zero
+
+    def hash_rows(lo: int, hi: int) -> None:
+        if not 0 <= lo <= hi <= n:
+            raise IndexError(f"rows {lo}..{hi} outside 0..{n}")
+        fn(words, lo, hi, known_zero, kw, k0, k1, zero_hash, out_hash, out_zero)
 
     return hash_rows
 
