@@ -284,8 +284,9 @@ def test_reclaim_outputs(run_dir):
         assert (run_dir / f"results/figures/{fig}.png").read_bytes().startswith(b"\x89PNG")
 
 
-def planned_jobs(workdir: Path, cfg: dict, *extra) -> set[str]:
-    """The jobs a dry run in ``workdir`` would run, as ``rule`` or ``rule[wildcards]``."""
+def dry_run(workdir: Path, cfg: dict, *extra) -> dict[str, dict[str, str]]:
+    """The jobs a dry run in ``workdir`` would run, as ``rule`` or ``rule[wildcards]``, each with
+    the fields Snakemake prints for it (``priority``, ``reason``, ...)."""
     cfgfile = workdir / "config.planned.yaml"
     cfgfile.write_text(yaml.safe_dump(cfg))
     proc = subprocess.run(
@@ -294,16 +295,23 @@ def planned_jobs(workdir: Path, cfg: dict, *extra) -> set[str]:
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    jobs, rule, wc = set(), None, ""
+    jobs, rule, fields = {}, None, {}
     for line in [*(proc.stdout + "\n" + proc.stderr).splitlines(), ""]:
         m = re.match(r"^(?:local)?rule (\w+):$", line.strip())
         if m or not line.strip():
             if rule:
-                jobs.add(f"{rule}[{wc}]" if wc else rule)
-            rule, wc = (m.group(1), "") if m else (None, "")
-        elif rule and line.strip().startswith("wildcards:"):
-            wc = line.split(":", 1)[1].strip()
+                wc = fields.get("wildcards", "")
+                jobs[f"{rule}[{wc}]" if wc else rule] = fields
+            rule, fields = (m.group(1), {}) if m else (None, {})
+        elif rule and ":" in line:
+            key, value = line.split(":", 1)
+            fields[key.strip()] = value.strip()
     return jobs
+
+
+def planned_jobs(workdir: Path, cfg: dict, *extra) -> set[str]:
+    """The jobs a dry run in ``workdir`` would run, as ``rule`` or ``rule[wildcards]``."""
+    return set(dry_run(workdir, cfg, *extra))
 
 
 def test_nothing_to_do_after_a_run(run_dir):
@@ -401,23 +409,7 @@ def test_scheduling_priorities_put_one_job_per_kernel_family_first(tmp_path):
     guest and the Figure 7 replay (they compile the page filler and the replay kernels on a fresh
     clone) ahead of their siblings, the two longest jobs ahead of the figures."""
     cfg = yaml.safe_load((ROOT / "workflow/config/config.yaml").read_text())
-    cfgfile = tmp_path / "config.yaml"
-    cfgfile.write_text(yaml.safe_dump(cfg))
-    proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-         "--configfile", str(cfgfile), "--cores", "2", "--dry-run"],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    prio, rule, wc = {}, None, ""
-    for line in proc.stdout.splitlines():
-        s = line.strip()
-        if m := re.match(r"^(?:local)?rule (\w+):$", s):
-            rule, wc = m.group(1), ""
-        elif rule and s.startswith("wildcards:"):
-            wc = s.split(":", 1)[1].strip()
-        elif rule and s.startswith("priority:"):
-            prio[f"{rule}[{wc}]" if wc else rule] = int(s.split(":", 1)[1])
+    prio = {job: int(fields["priority"]) for job, fields in dry_run(tmp_path, cfg).items() if "priority" in fields}
     guests = {k: v for k, v in prio.items() if k.startswith("fig04_guest[")}
     replays = {k: v for k, v in prio.items() if k.startswith("sim_replay[")}
     assert len(guests) == cfg["synth"]["fig04"]["vms"] and len(replays) == 3
