@@ -58,7 +58,7 @@ _byte_compile_imports()
 # traces. The two longest jobs (the seed replays and the notebooks) and the host run (scanner
 # kernels) start as soon as they can, then the other guests and the Figure 4 sweep (counting
 # kernels), then the other replays and the sets; the short jobs (figures, reclamation runs,
-# the comparison) fill both cores at the end. Measured on a fresh clone: see README "Speed".
+# the comparison) fill both cores at the end. Measured on a fresh clone: README "Quick start".
 PRIORITY = {
     "fit_fig08_active": 60,
     "sim_trace": 60,
