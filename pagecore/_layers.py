@@ -11,6 +11,7 @@ from __future__ import annotations
 BASE = (
     "pagecore",
     "pagecore._defaults",
+    "pagecore._intrinsics",
     "pagecore._jit",
     "pagecore._llvm",
     "pagecore._pcg64",

@@ -33,59 +33,9 @@ import ctypes.util
 import threading
 
 import numpy as np
-from llvmlite import ir
 from numba import njit
-from numba.core import config as numba_config
-from numba.core import types
-from numba.extending import intrinsic
 
-
-def _address(fn) -> int:
-    """The address of the ctypes function ``fn``, for the ``_ccall*`` intrinsics."""
-    return ctypes.cast(fn, ctypes.c_void_p).value
-
-
-def _ccall_codegen(context, builder, signature, args):
-    i64 = ir.IntType(64)
-    fnty = ir.FunctionType(i64, [i64] * (len(args) - 1))
-    return builder.call(builder.inttoptr(args[0], fnty.as_pointer()), list(args[1:]))
-
-
-# Calls of a C function by its address (a run-time integer), every argument and the result a
-# 64-bit integer (pointers, size_t; a function returning a C int leaves its value in the low 32
-# bits: truncate with np.int32). Kernels take library functions as addresses, not as ctypes
-# function arguments: a ctypes function compiled in as a global is a process-specific constant
-# (the kernel could not be cached), and Numba's dispatcher types every distinct ctypes function
-# argument again at each call (about 40-70 µs each here; 150 µs per call of the zstd kernel with
-# three, more than decoding its pages in a 128-row range).
-@intrinsic
-def _ccall2(typingctx, fn, a, b):
-    return types.uint64(types.uint64, types.uint64, types.uint64), _ccall_codegen
-
-
-@intrinsic
-def _ccall3(typingctx, fn, a, b, c):
-    return types.uint64(types.uint64, types.uint64, types.uint64, types.uint64), _ccall_codegen
-
-
-@intrinsic
-def _ccall4(typingctx, fn, a, b, c, d):
-    return types.uint64(*[types.uint64] * 5), _ccall_codegen
-
-
-@intrinsic
-def _ccall5(typingctx, fn, a, b, c, d, e):
-    return types.uint64(*[types.uint64] * 6), _ccall_codegen
-
-
-if numba_config.DISABLE_JIT:  # the kernels run as Python (their tests do so too): call through ctypes
-
-    def _ccaller(nargs: int):
-        proto = ctypes.CFUNCTYPE(ctypes.c_uint64, *[ctypes.c_uint64] * nargs)
-        return lambda fn, *args: np.uint64(proto(int(fn))(*(int(a) for a in args)))
-
-    _ccall2, _ccall3, _ccall4, _ccall5 = (_ccaller(n) for n in (2, 3, 4, 5))
-
+from pagecore._intrinsics import address, ccall2, ccall3, ccall4, ccall5
 
 _LIB = None
 for _name in (ctypes.util.find_library("z"), "libz.so.1"):
@@ -106,7 +56,7 @@ if HAVE_ZLIB:
     _uncompress.restype = ctypes.c_int
     _uncompress.argtypes = [ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_ulong]
 
-    _UNCOMPRESS = _address(_uncompress)
+    _UNCOMPRESS = address(_uncompress)
 
     @njit(nogil=True, boundscheck=False, cache=True)
     def _inflate(uncompress, buf, offs, sizes, idx, out, status):
@@ -116,7 +66,7 @@ if HAVE_ZLIB:
         for j in range(idx.shape[0]):
             i = idx[j]
             dl[0] = page
-            rc = np.int32(_ccall4(uncompress, out[i].ctypes.data, dl.ctypes.data, base + offs[i], sizes[i]))
+            rc = np.int32(ccall4(uncompress, out[i].ctypes.data, dl.ctypes.data, base + offs[i], sizes[i]))
             if rc == 0 and dl[0] != page:
                 rc = -100
             status[i] = rc
@@ -196,9 +146,9 @@ if HAVE_ZSTD:
     _zstd_decompress = _ZSTD.ZSTD_decompressDCtx
     _zstd_decompress.restype, _zstd_decompress.argtypes = _sz, [_sz, _sz, _sz, _sz, _sz]
 
-    _ZSTD_FNS = np.array([_address(f) for f in (_zstd_header, _zstd_frame_size, _zstd_decompress)], np.uint64)
+    _ZSTD_FNS = np.array([address(f) for f in (_zstd_header, _zstd_frame_size, _zstd_decompress)], np.uint64)
 
-    # the library functions are passed as addresses (see _ccall2): the kernel is cached (compiling
+    # the library functions are passed as addresses (see pagecore._intrinsics): the kernel is cached (compiling
     # it cost `pagecore hash` ~0.4-0.8 s at every start) and cheap to call
     @njit(nogil=True, boundscheck=False, cache=True)
     def _unzstd(ctx, fns, buf, offs, sizes, idx, out, status):
@@ -212,7 +162,7 @@ if HAVE_ZSTD:
             src = base + offs[i]
             n = np.uint64(sizes[i])
             status[i] = LEFT_TO_PYTHON
-            if ctx == 0 or _ccall3(_zstd_header, hp, src, n) != 0:
+            if ctx == 0 or ccall3(_zstd_header, hp, src, n) != 0:
                 continue
             content, window = hdr[0], hdr[1]
             frame_type, dict_id = hdr[2] >> np.uint64(32), hdr[3] >> np.uint64(32)
@@ -220,9 +170,9 @@ if HAVE_ZSTD:
                 continue
             if content != page and content != _ZSTD_UNKNOWN:
                 continue
-            if _ccall2(_zstd_frame_size, src, n) != n:  # exactly one frame, nothing after it
+            if ccall2(_zstd_frame_size, src, n) != n:  # exactly one frame, nothing after it
                 continue
-            if _ccall5(_zstd_decompress, ctx, out[i].ctypes.data, page, src, n) == page:
+            if ccall5(_zstd_decompress, ctx, out[i].ctypes.data, page, src, n) == page:
                 status[i] = 0
 
     class _ZstdContext:
@@ -276,9 +226,9 @@ if HAVE_LZO:
     _lzo_decompress.restype = ctypes.c_int
     _lzo_decompress.argtypes = [ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t]
 
-    _LZO_DECOMPRESS = _address(_lzo_decompress)
+    _LZO_DECOMPRESS = address(_lzo_decompress)
 
-    @njit(nogil=True, boundscheck=False, cache=True)  # the library function an address: see _ccall2
+    @njit(nogil=True, boundscheck=False, cache=True)  # the library function an address: see pagecore._intrinsics
     def _unlzo(lzo_decompress, buf, offs, sizes, idx, out, status):
         page = out.shape[1]
         dl = np.empty(1, np.uint64)
@@ -294,7 +244,7 @@ if HAVE_LZO:
             if n < 4 or n > page or buf[o + n - 3] != 0x11 or buf[o + n - 2] != 0 or buf[o + n - 1] != 0:
                 continue
             dl[0] = page
-            rc = np.int32(_ccall5(lzo_decompress, base + o, n, out[i].ctypes.data, dl.ctypes.data, 0))
+            rc = np.int32(ccall5(lzo_decompress, base + o, n, out[i].ctypes.data, dl.ctypes.data, 0))
             if rc != 0 or dl[0] != page:
                 continue
             # ... and as an instruction of its own: after 10 or a 00 the 11 may be the last length
@@ -310,7 +260,7 @@ if HAVE_LZO:
                 probe[n - 1] = 0
                 probe[n] = 0
                 dl[0] = page
-                rc = np.int32(_ccall5(lzo_decompress, probe.ctypes.data, n + 1, sink.ctypes.data, dl.ctypes.data, 0))
+                rc = np.int32(ccall5(lzo_decompress, probe.ctypes.data, n + 1, sink.ctypes.data, dl.ctypes.data, 0))
                 if rc == 0:
                     continue
             status[i] = 0

@@ -67,7 +67,8 @@ import pandas as pd
 from numba import njit
 
 from pagecore import PAGE_SIZE
-from pagecore._jit import INLINE, JIT_DISABLED, SERIAL
+from pagecore._intrinsics import prefetch_read
+from pagecore._jit import INLINE, SERIAL
 from pagecore.sharing.pagehistory import PageHistory
 from pagecore.sharing.pcg64 import permutation_into
 
@@ -177,37 +178,9 @@ PREFETCH = 16  # pages ahead whose record (2 x PREFETCH) and bucket (PREFETCH) a
 _RING = 2 * PREFETCH  # a power of two
 
 
-if JIT_DISABLED:
-
-    def _prefetch(arr, i):
-        """A hint to the CPU only: nothing to do in Python."""
-
-else:
-    from llvmlite import ir
-    from numba import types
-    from numba.core import cgutils
-    from numba.extending import intrinsic
-
-    @intrinsic
-    def _prefetch(typingctx, arr, i):
-        """``llvm.prefetch`` of ``arr[i]`` (read, keep in all cache levels): a hint with no
-        effect on results. The scan's reads are a chain (page -> bucket -> frame -> page);
-        prefetching the next pages' records and buckets overlaps the chains of several pages."""
-        sig = types.void(arr, i)
-
-        def codegen(context, builder, signature, args):
-            aryty, _ = signature.args
-            ary = context.make_array(aryty)(context, builder, args[0])
-            idx = [args[1]] + [context.get_constant(types.intp, 0)] * (aryty.ndim - 1)  # row start
-            ptr = cgutils.get_item_pointer(context, builder, aryty, ary, idx)
-            i8p = ir.IntType(8).as_pointer()
-            i32 = ir.IntType(32)
-            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-            fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty)
-            builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
-            return context.get_dummy_value()
-
-        return sig, codegen
+# The scan's reads are a chain (page -> bucket -> frame -> page); prefetching the next pages'
+# records and buckets overlaps the chains of several pages.
+_prefetch = prefetch_read
 
 
 @njit(**INLINE)

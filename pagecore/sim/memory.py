@@ -52,6 +52,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from pagecore._intrinsics import prefetch_write
 from pagecore._jit import INLINE, JIT_DISABLED, SERIAL
 
 # frame states
@@ -386,35 +387,7 @@ def _resident(x, w, owner, alias, state):
     return s == PRIVATE or s == ZERO or (s == SHARED and not w)
 
 
-if JIT_DISABLED:
-
-    def _prefetch(arr, i):
-        """A hint to the CPU only: nothing to do in Python."""
-
-else:
-    from llvmlite import ir
-    from numba import types
-    from numba.core import cgutils
-    from numba.extending import intrinsic
-
-    @intrinsic
-    def _prefetch(typingctx, arr, i):
-        """``llvm.prefetch`` of ``arr[i]`` (for a write, keep in all cache levels): a hint with
-        no effect on results."""
-        sig = types.void(arr, i)
-
-        def codegen(context, builder, signature, args):
-            aryty, _ = signature.args
-            ary = context.make_array(aryty)(context, builder, args[0])
-            ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
-            i8p = ir.IntType(8).as_pointer()
-            i32 = ir.IntType(32)
-            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-            fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty)
-            builder.call(fn, [builder.bitcast(ptr, i8p), i32(1), i32(3), i32(1)])
-            return context.get_dummy_value()
-
-        return sig, codegen
+_prefetch = prefetch_write  # the replay writes the frames it prefetches
 
 
 #: Events ahead of the current one whose frame (at home) is prefetched by :func:`replay`.
