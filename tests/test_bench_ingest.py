@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pagecore.bench.ingest import _codec_blobs, guest_like_pages
+from pagecore.bench.ingest import _codec_blobs, _read, baseline, guest_like_pages
 from pagecore.dumps.kdump import COMPRESSION_FLAGS, PAGE_DESC, KdumpReader, write_kdump
 
 
@@ -24,3 +24,13 @@ def test_codec_blobs_are_the_files_compressed_pages(tmp_path, codec):
     blobs = _codec_blobs(pages, codec)
     assert 0 < len(blobs) < len(pages)
     assert blobs == stored
+
+
+def test_reader_alone_reads_every_page_and_is_judged_against_its_decoder(tmp_path):
+    pages = guest_like_pages(300, seed=5)
+    path = write_kdump(tmp_path / "g.snappy", np.arange(len(pages), dtype=np.uint64), pages, compression="snappy")
+    assert _read(path, 2, 128) == len(pages)
+    res = {"snappy decode 2T": 1.0, "snappy decode kernel 2T": 2.0, "hash only": 5.0, "read bandwidth": 4.0}
+    assert baseline(res, "kdump-snappy (flat) ingest only", 2) == ("snappy decode kernel 2T", 2.0)
+    assert baseline(res, "raw ingest+hash", 2) == ("hash only", 5.0)
+    assert baseline(res, "snappy decode 2T", 2) is None
