@@ -37,6 +37,12 @@ share_before_swap   float64               cumulative pages shared by the swap da
 scan_shared         float64               cumulative machine pages the scanner reclaimed by sharing
 guest_faults        float64               cumulative MB of data the guest re-homed
 guest_pageouts      float64               cumulative MB of in-use data the guest evicted
+cow_breaks          float64               cumulative MB of shared frames a write made private again
+                                          (copy-on-write, §4.1; a guest re-homing data into a
+                                          shared free frame included)
+balloon_shared      float64               cumulative MB of shared frames (zero page or a shared
+                                          content) the guest gave its balloon: ESX reclaimed no
+                                          machine page for them (§3.2: the guest picks the pages)
 events              int64                 cumulative trace events replayed
 ==================  ====================  =====================================================
 
@@ -94,7 +100,16 @@ VM_TIMELINE_SCHEMA = pa.schema(
     + [pa.field("blocked", pa.bool_())]
     + [
         pa.field(c, _F)
-        for c in ("swap_out", "swap_in", "share_before_swap", "scan_shared", "guest_faults", "guest_pageouts")
+        for c in (
+            "swap_out",
+            "swap_in",
+            "share_before_swap",
+            "scan_shared",
+            "guest_faults",
+            "guest_pageouts",
+            "cow_breaks",
+            "balloon_shared",
+        )
     ]
     + [pa.field("events", pa.int64())]
 )
@@ -129,7 +144,8 @@ UNITS = {
         for c in (
             "alloc", "target", "active_true", "active_est", "active_slow", "active_fast", "active_fast_cur",
             "active_sample", "balloon", "balloon_target", "swapped", "shared", "zero", "private", "swap_out",
-            "swap_in", "share_before_swap", "scan_shared", "guest_faults", "guest_pageouts", "free", "vm_machine",
+            "swap_in", "share_before_swap", "scan_shared", "guest_faults", "guest_pageouts", "cow_breaks",
+            "balloon_shared", "free", "vm_machine",
             "overhead", "esx", "system", "shared_machine",
         )
     },
@@ -146,8 +162,9 @@ EVENTS_SCHEMA = _with_units(EVENTS_SCHEMA)
 SCHEMAS = {"vm": VM_TIMELINE_SCHEMA, "host": HOST_TIMELINE_SCHEMA, "events": EVENTS_SCHEMA}
 META_KEY = b"pagecore"
 #: Columns added after the first release, with the value that holds where they are absent
-#: (timelines written before content sharing have no shared content pages).
-OPTIONAL = {"host": {"shared_machine": 0.0}}
+#: (timelines written before content sharing have no shared content pages; those written before
+#: the sharing-loss counters do not know them: NaN).
+OPTIONAL = {"host": {"shared_machine": 0.0}, "vm": {"cow_breaks": float("nan"), "balloon_shared": float("nan")}}
 
 
 def to_table(df: pd.DataFrame, kind: str) -> pa.Table:

@@ -172,9 +172,11 @@ class World:
                 vm.c[m.C_GUEST_PAGEOUT] += 1
             if s in (P, Z):
                 self.free += 1
-            elif s == S and vm.cont[f] != 0:
-                self.release(vm.cont[f])
-                vm.c[m.C_SHARED_CONTENT] -= 1
+            elif s == S:
+                vm.c[m.C_BALLOON_SHARED] += 1
+                if vm.cont[f] != 0:
+                    self.release(vm.cont[f])
+                    vm.c[m.C_SHARED_CONTENT] -= 1
             vm.owner[f] = m.BALLOON
             vm.refbit[f] = 0
             vm.cont[f] = -1

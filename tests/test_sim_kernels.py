@@ -109,6 +109,8 @@ def inflate_twin(count, state, owner, refbit, hands, c, host):
             c[m.C_GUEST_PAGEOUT] += 1
         if state[f] in (P, Z):
             host[0] += 1
+        elif state[f] == m.SHARED:
+            c[m.C_BALLOON_SHARED] += 1
         owner[f] = m.BALLOON
         refbit[f] = 0
         _set(state, c, f, B)
@@ -335,4 +337,41 @@ def test_balloon_fault_rehomes_data_into_a_free_frame():
     mem.replay(one, np.array([2], np.uint64), np.array([0], np.uint8), 0, 1.0, 0, host)
     assert mem.alias[2] == 3 and mem.owner[3] == 2 and mem.state[3] == P
     assert mem.c[m.C_GUEST_FAULT] == 1 and mem.c[m.C_GUEST_PAGEOUT] == 0
+    mem.check()
+
+
+def test_balloon_taking_a_shared_free_page_frees_no_machine_page():
+    """Hand-worked (§3.2, §4.3): three frames read while untouched (zeroed machine pages,
+    footnote 2: host 100 -> 97); the scanner shares frame 0 (host 98). The guest's balloon
+    takes free frames in order: frame 0 is shared, so ballooning it frees nothing (host stays
+    98) and is counted in C_BALLOON_SHARED; frame 1 is a private zero page (host 99)."""
+    mem = m.VMMemory(3)
+    host = np.array([100], np.int64)
+    mem.replay(np.arange(3.0), np.arange(3, dtype=np.uint64), np.zeros(3, np.uint8), 0, 10.0, 0, host)
+    assert mem.state.tolist() == [Z, Z, Z] and host[0] == 97
+    assert m.scan_share(np.array([0], np.int64), mem.state, mem.c, host) == 1 and host[0] == 98
+    assert mem.inflate(1, host) == 1
+    assert mem.state.tolist() == [B, Z, Z] and host[0] == 98 and mem.c[m.C_BALLOON_SHARED] == 1
+    assert mem.inflate(1, host) == 1
+    assert mem.state.tolist() == [B, B, Z] and host[0] == 99 and mem.c[m.C_BALLOON_SHARED] == 1
+    mem.check()
+
+
+def test_cow_break_and_rehoming_into_a_shared_frame_count_as_cow():
+    """Hand-worked: a write to a shared zero frame breaks copy-on-write (C_COW 1, a new
+    machine page); data the guest re-homes into a shared free frame is written there, which is
+    a second copy-on-write break (C_COW 2), not a balloon loss."""
+    mem = m.VMMemory(3)
+    host = np.array([100], np.int64)
+    mem.replay(np.arange(3.0), np.arange(3, dtype=np.uint64), np.zeros(3, np.uint8), 0, 10.0, 0, host)
+    m.scan_share(np.array([0, 1, 2], np.int64), mem.state, mem.c, host)
+    assert mem.state.tolist() == [S, S, S] and host[0] == 100
+    mem.replay(np.array([0.0]), np.array([0], np.uint64), np.array([1], np.uint8), 0, 1.0, 0, host)
+    assert mem.state.tolist() == [P, S, S] and mem.c[m.C_COW] == 1 and host[0] == 99
+    mem.inflate(1, host)  # the balloon takes frame 1 (shared, free): nothing freed
+    assert mem.state.tolist() == [P, B, S] and mem.c[m.C_BALLOON_SHARED] == 1 and host[0] == 99
+    # datum 1's frame is ballooned: the guest re-homes it into free frame 2 (shared) and writes it
+    mem.replay(np.array([0.0]), np.array([1], np.uint64), np.array([0], np.uint8), 0, 1.0, 0, host)
+    assert mem.alias[1] == 2 and mem.state.tolist() == [P, B, P]
+    assert mem.c[m.C_COW] == 2 and mem.c[m.C_BALLOON_SHARED] == 1 and host[0] == 98
     mem.check()

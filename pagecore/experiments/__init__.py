@@ -43,6 +43,7 @@ _LAZY = {
     "fit_fig08_active": ("pagecore.experiments.memory_manager", "fit_fig08_active"),
     "run_whatif": ("pagecore.experiments.memory_manager", "run_whatif"),
     "series_error": ("pagecore.experiments.memory_manager", "series_error"),
+    "sharing_budget": ("pagecore.experiments.memory_manager", "sharing_budget"),
     "NULL_MODELS": ("pagecore.experiments.nullmodels", "NULL_MODELS"),
     "null_value": ("pagecore.experiments.nullmodels", "null_value"),
     "PARAMETERS": ("pagecore.experiments.provenance", "PARAMETERS"),

@@ -413,6 +413,58 @@ def series_error(records: list[Record]) -> pd.DataFrame:
     ).reset_index()
 
 
+#: Columns of :func:`sharing_budget`, in order: the shared frames at the start and end of the
+#: window, what made frames shared, what made shared frames stop being shared, and the rest.
+SHARING_BUDGET_COLUMNS = (
+    "shared_start",
+    "scan_shared",
+    "share_before_swap",
+    "cow_breaks",
+    "balloon_shared",
+    "other",
+    "shared_end",
+)
+
+
+def sharing_budget(vms: pd.DataFrame, t0_min: float, t1_min: float) -> pd.DataFrame:
+    """Where a replay's shared frames came from and went between host minutes ``t0_min`` and
+    ``t1_min`` (the recorded rows nearest to them), per VM and in total (row ``total``), MB:
+
+    ``shared_end = shared_start + scan_shared + share_before_swap - cow_breaks - balloon_shared
+    + other``.
+
+    With zero-page sharing (``sim.mechanisms.sharing: zero``) every frame the scanner or the swap
+    daemon shares is one frame, so ``other`` is 0 while no VM powers off; with content sharing
+    a matched hint shares two frames for one machine page (``scan_shared`` counts pages), and
+    ``other`` holds the difference. Needs the timeline's cumulative counters (``cow_breaks`` and
+    ``balloon_shared`` exist from this version on)."""
+    need = ("shared", "scan_shared", "share_before_swap", "cow_breaks", "balloon_shared")
+    miss = [c for c in need if c not in vms.columns]
+    if miss:
+        raise ValueError(f"timeline lacks columns {miss} (written before the sharing-loss counters?)")
+    rows = []
+    for vm, d in vms.groupby("vm", sort=False):
+        d = d.sort_values("t")
+        tm = d["t"].to_numpy() / 60.0
+        a = d.iloc[int(np.argmin(np.abs(tm - t0_min)))]
+        b = d.iloc[int(np.argmin(np.abs(tm - t1_min)))]
+        row = {"vm": vm, "shared_start": float(a["shared"]), "shared_end": float(b["shared"])}
+        for c in need[1:]:
+            row[c] = float(b[c] - a[c])
+        row["other"] = (
+            row["shared_end"]
+            - row["shared_start"]
+            - row["scan_shared"]
+            - row["share_before_swap"]
+            + row["cow_breaks"]
+            + row["balloon_shared"]
+        )
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=["vm", *SHARING_BUDGET_COLUMNS])
+    total = out[list(SHARING_BUDGET_COLUMNS)].sum().to_dict()
+    return pd.concat([out, pd.DataFrame([{"vm": "total", **total}])], ignore_index=True)
+
+
 # ------------------------------------------------------------------------------- what-if
 def whatif_metrics(dim: str, value: float, vms: pd.DataFrame, host: pd.DataFrame, scenario_info: dict) -> dict:
     """One row of the what-if table for a run with parameter ``dim`` = ``value``."""

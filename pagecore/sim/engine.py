@@ -461,6 +461,8 @@ class Simulator:
                     mb(c[m.C_SCAN_SHARED]),
                     mb(c[m.C_GUEST_FAULT]),
                     mb(c[m.C_GUEST_PAGEOUT]),
+                    mb(c[m.C_COW]),
+                    mb(c[m.C_BALLOON_SHARED]),
                     int(c[m.C_EVENTS]),
                 )
             )

@@ -69,7 +69,7 @@ F_ZERO = 2
 C_SAMPLE_HITS = 6  # sampled frames touched for the first time in the current period
 C_DISTINCT = 7  # distinct frames touched in the current period
 C_SWAP_IN = 8  # pages swapped in on touch (§3.3)
-C_COW = 9  # copy-on-write breaks of shared zero pages
+C_COW = 9  # copy-on-write breaks of shared pages (zero or content; a re-homing write included)
 C_GUEST_FAULT = 10  # touches of data the guest had to re-home (balloon took its frame)
 C_GUEST_PAGEOUT = 11  # in-use data the guest evicted to its virtual disk
 C_SWAP_OUT = 12  # pages written to ESX swap (§3.3)
@@ -77,7 +77,8 @@ C_SHARE_BEFORE_SWAP = 13  # zero pages shared by the swap daemon instead of writ
 C_SCAN_SHARED = 14  # zero pages shared by the background scanner
 C_EVENTS = 15  # trace events replayed
 C_SHARED_CONTENT = 16  # frames SHARED with non-zero content (mapped to a ContentTable page)
-NC = 17
+C_BALLOON_SHARED = 17  # shared frames (zero or content) the guest handed to its balloon: no machine page freed
+NC = 18
 
 # ContentTable: one global open-addressing hash table of shared frames and hint frames (§4.3)
 EMPTY = -1  # table key of an unused slot
@@ -538,8 +539,10 @@ def inflate(count, state, owner, refbit, hands, c, host, cont, keys, refs, tstat
     """Balloon ``count`` frames the guest chooses (free, then cold, then any; §3.2).
 
     Each frame's machine page (if any) returns to the host; a frame sharing non-zero content
-    drops its reference (the shared page is freed at zero). Returns the number of frames
-    ballooned."""
+    drops its reference (the shared page is freed at zero). A shared frame (the zero page or a
+    content's page) frees no machine page that is not still shared: the guest cannot tell shared
+    free pages from private ones, so its balloon takes them alike; they are counted in
+    ``c[C_BALLOON_SHARED]``. Returns the number of frames ballooned."""
     done = 0
     for _ in range(count):
         f = _guest_pick(owner, state, cont, refbit, hands, -1, c)
@@ -551,9 +554,11 @@ def inflate(count, state, owner, refbit, hands, c, host, cont, keys, refs, tstat
             c[C_GUEST_PAGEOUT] += 1
         if s == PRIVATE or s == ZERO:
             host[0] += 1
-        elif s == SHARED and cont[f] != 0:
-            _release(cont[f], keys, refs, tstat, host)
-            c[C_SHARED_CONTENT] -= 1
+        elif s == SHARED:
+            c[C_BALLOON_SHARED] += 1
+            if cont[f] != 0:
+                _release(cont[f], keys, refs, tstat, host)
+                c[C_SHARED_CONTENT] -= 1
         owner[f] = BALLOON
         refbit[f] = 0
         cont[f] = -1

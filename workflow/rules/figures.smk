@@ -85,6 +85,7 @@ rule figures_memory_manager:
         fig08_pdf="results/figures/fig08_dynamic_reallocation.pdf",
         fig08_numbers="results/numbers/fig08.json",
         fig08_errors="results/numbers/fig08_errors.csv",
+        fig08_sharing_budget="results/numbers/fig08_sharing_budget.csv",
         whatif_png=report(
             "results/figures/whatif_memory_manager.png",
             caption="../report/whatif_memory_manager.rst",

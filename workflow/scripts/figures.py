@@ -114,7 +114,7 @@ def fig07_idle_memory_tax(key="fig07"):
 
 def fig08_dynamic_reallocation(key="fig08"):
     """Figure 8: states, aggregate and per-VM allocations of the five-VM run (plus a per-series error table)."""
-    from pagecore.experiments import fig08_panels, fig08_records, series_error, write_records
+    from pagecore.experiments import fig08_panels, fig08_records, series_error, sharing_budget, write_records
     from pagecore.plotting import fig08_dynamic_reallocation as draw
     from pagecore.timelines import read_timeline
 
@@ -127,6 +127,12 @@ def fig08_dynamic_reallocation(key="fig08"):
     with atomic_path(snakemake.output.fig08_errors) as tmp:
         err.to_csv(tmp, index=False, float_format="%.4g")
     print(err.to_string())
+    # where the shared frames came from and went once the benchmarks run (20-90 min): the
+    # scanner's sharing against copy-on-write breaks and shared free frames the balloons took
+    budget = sharing_budget(vms, 20.0, 90.0)
+    with atomic_path(snakemake.output.fig08_sharing_budget) as tmp:
+        budget.to_csv(tmp, index=False, float_format="%.4g")
+    print(budget.to_string())
     for r in records:
         if "@" not in r.quantity:
             print(f"{r.quantity:36s} paper {r.paper:8.1f}  ours {r.ours:8.1f}  ({r.kind})")
