@@ -179,7 +179,7 @@ def _cmd_host(args) -> int:
     entries = _entries(args)
     # every file a VM comes from (including those a --vms file names) is an input, never an output
     inputs = [e.get(k) for e in entries for k in ("pages", "dump", "trace") if e.get(k)]
-    check_outputs(outs, inputs + ([args.vms] if args.vms else []))
+    check_outputs(outs, inputs + ([args.vms] if args.vms else []), args.dump_dir)
     settings = _settings(args)
     for e in entries:
         e.setdefault("activity", settings.activity)

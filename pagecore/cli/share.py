@@ -156,7 +156,7 @@ def _cmd_share(args) -> int:
 
     if args.format == "parquet" and not args.output:
         raise PagecoreError("--format parquet needs -o/--output FILE")
-    check_outputs([args.output], args.pages)
+    check_outputs([args.output], args.pages, args.dump_dir)
     rep = analyze_page_tables(
         args.pages,
         verify=args.verify,

@@ -1,0 +1,86 @@
+"""Session 9 adversarial review of the commands against README "What pagecore guarantees".
+
+Each test is a case a careless or hostile user produces that once gave a wrong number with exit
+0, destroyed a file, left a partial output or a traceback; each builds tiny synthetic inputs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pagecore.pages import hash_dump
+
+
+def cli(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "pagecore", *args], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
+
+
+def one_line_error(proc, code=1):
+    assert proc.returncode == code, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("pagecore: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def dumps(tmp_path):
+    """Two 24-page raw dumps with some zero and duplicated pages, and their page tables."""
+    out = []
+    for i in range(2):
+        rng = np.random.default_rng(i)
+        pages = rng.integers(0, 256, (24, 4096), dtype=np.uint8)
+        pages[4:8] = pages[2]
+        pages[10:12] = 0
+        dump = tmp_path / f"g{i}.raw"
+        dump.write_bytes(pages.tobytes())
+        table = tmp_path / f"g{i}.parquet"
+        hash_dump(dump, table, f"g{i}", show_progress=False)
+        out.append((dump, table))
+    return out
+
+
+# ------------------------------------------------------------------------------ lost files
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["share", "--format", "json"],
+        ["compress", "--format", "json"],
+        ["host", "--memory", "1G", "--format", "json", "-q"],
+    ],
+)
+def test_the_dump_behind_a_page_table_is_an_input_never_an_output(dumps, command):
+    """`share`/`compress`/`host` read the dump a table records (to verify or compress its pages):
+    `-o` naming that dump replaced it with the report, exit 0."""
+    (dump, table), _ = dumps
+    before = dump.read_bytes()
+    line = one_line_error(cli(command[0], str(table), *command[1:], "-o", str(dump)))
+    assert "output is the input" in line
+    assert dump.read_bytes() == before
+
+
+def test_the_dump_found_in_dump_dir_is_an_input(dumps, tmp_path):
+    (dump, table), _ = dumps
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / dump.name).write_bytes(dump.read_bytes())
+    before = (moved / dump.name).read_bytes()
+    one_line_error(cli("share", str(table), "--dump-dir", str(moved), "--format", "json", "-o", str(moved / dump.name)))
+    assert (moved / dump.name).read_bytes() == before
+
+
+def test_two_outputs_naming_one_file_are_refused(dumps, tmp_path):
+    """`host -o r --timelines r` wrote the report, then the timelines over it: one output lost."""
+    (_, table), _ = dumps
+    out = tmp_path / "r.parquet"
+    line = one_line_error(
+        cli("host", str(table), "--memory", "1G", "--format", "parquet", "-o", str(out), "--timelines", str(out), "-q")
+    )
+    assert "two outputs" in line
+    assert not out.exists()
