@@ -84,3 +84,25 @@ def test_two_outputs_naming_one_file_are_refused(dumps, tmp_path):
     )
     assert "two outputs" in line
     assert not out.exists()
+
+
+# ------------------------------------------------------------------------------ wrong numbers
+@pytest.mark.parametrize("command", [["share"], ["ksm"], ["host", "--memory", "1G", "-q"]])
+def test_one_dump_hashed_under_two_vm_names_is_refused(dumps, tmp_path, command):
+    """`hash g0.raw --vm other` beside g0's own table counted every page of g0 as shared between
+    two VMs (share: 48.8 % saved became 68.8 %), exit 0."""
+    (dump, table), _ = dumps
+    again = tmp_path / "again.parquet"
+    hash_dump(dump, again, "other", show_progress=False)
+    line = one_line_error(cli(command[0], str(table), str(again), *command[1:]))
+    assert "same dump" in line and dump.name in line
+
+
+def test_copies_of_one_dump_are_distinct_guests(dumps, tmp_path):
+    """Identical guests as two files are two VMs (what `synth fig04` writes): not refused."""
+    (dump, table), _ = dumps
+    copy = tmp_path / "copy.raw"
+    copy.write_bytes(dump.read_bytes())
+    hash_dump(copy, tmp_path / "copy.parquet", "copy", show_progress=False)
+    proc = cli("share", str(table), str(tmp_path / "copy.parquet"), "--format", "json")
+    assert proc.returncode == 0, proc.stderr

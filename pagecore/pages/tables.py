@@ -343,6 +343,7 @@ def check_comparable(paths: Sequence[str | os.PathLike], metas: Sequence[dict] |
         if (st.st_dev, st.st_ino) in seen:
             raise InputError(p, f"the same page table is given twice (also as {seen[st.st_dev, st.st_ino]})")
         seen[st.st_dev, st.st_ino] = p
+    _check_distinct_dumps(paths, metas)
     defaults = {"hash_algorithm": "pcx64-v1", "hash_key_id": "none", "hash_bits": 64, "page_size": 4096}
     for key in COMPARABLE:
         vals = [m.get(key, defaults[key]) for m in metas]
@@ -357,6 +358,24 @@ def check_comparable(paths: Sequence[str | os.PathLike], metas: Sequence[dict] |
                 hint=hint,
             )  # fmt: skip
     return metas
+
+
+def _check_distinct_dumps(paths: Sequence[Path], metas: Sequence[dict]) -> None:
+    """Refuse two tables hashed from one dump file (same recorded path, size and sample digest)
+    under two VM names: every page of it would count as shared between two VMs."""
+    seen: dict[tuple, int] = {}
+    for i, m in enumerate(metas):
+        ident = (m.get("source_path"), m.get("source_size"), m.get("source_digest"))
+        if not all(ident):
+            continue  # live reads, imported traces, synthetic tables: nothing to compare
+        if ident in seen and metas[seen[ident]].get("vm") != m.get("vm"):  # one name: a duplicate-frame error
+            j = seen[ident]
+            raise InputError(
+                paths[i], f"hashed from the same dump as {paths[j]} ({ident[0]}; VM {m.get('vm')!r} and "
+                f"{metas[j].get('vm')!r}): one guest given twice would count all its pages as shared",
+                hint="give each dump once (identical guests: `host --replicas identical`, or copies of the dump)",
+            )  # fmt: skip
+        seen[ident] = i
 
 
 def read_page_tables(paths: Iterable[str | os.PathLike], columns: Sequence[str] | None = None) -> pa.Table:
