@@ -106,3 +106,43 @@ def test_copies_of_one_dump_are_distinct_guests(dumps, tmp_path):
     hash_dump(copy, tmp_path / "copy.parquet", "copy", show_progress=False)
     proc = cli("share", str(table), str(tmp_path / "copy.parquet"), "--format", "json")
     assert proc.returncode == 0, proc.stderr
+
+
+# ------------------------------------------------------------------------------ configs and options
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_config_numbers_must_be_finite(tmp_path, value):
+    """NaN passes every minimum/maximum of the schema: `host.vm_overhead_mb: .nan` made 0 VMs fit
+    on a 1 GiB host, exit 0."""
+    import yaml
+
+    from pagecore.config import default_config_path, load_config
+    from pagecore.errors import ConfigError
+
+    cfg = yaml.safe_load(default_config_path().read_text())
+    cfg["host"]["vm_overhead_mb"] = yaml.safe_load(value)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match=r"host\.vm_overhead_mb: .* not a finite number"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("text", [b"host: [unclosed\n", b"\xff\xfe host"])
+def test_a_config_that_is_not_yaml_is_one_line(dumps, tmp_path, text):
+    (_, table), _ = dumps
+    path = tmp_path / "config.yaml"
+    path.write_bytes(text)
+    line = one_line_error(cli("host", str(table), "--memory", "1G", "-q", "--config", str(path)))
+    assert "not a YAML config" in line
+
+
+@pytest.mark.parametrize(
+    "options,needle",
+    [
+        (["--ksm-sleep-millisecs", "0"], "sleep_millisecs 0"),  # was ZeroDivisionError
+        (["--policy", ","], "no policy given"),  # was KeyError: 'policy'
+    ],
+)
+def test_host_degenerate_options_are_one_line(dumps, options, needle):
+    (_, table), _ = dumps
+    line = one_line_error(cli("host", str(table), "--memory", "1G", "-q", *options))
+    assert needle in line

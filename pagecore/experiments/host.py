@@ -154,6 +154,8 @@ class HostSettings:
         self.memory_mb = [float(m) for m in np.atleast_1d(self.memory_mb)]
         if not self.memory_mb or min(self.memory_mb) <= 0:
             raise ConfigError(f"host: memory must be > 0 MiB, got {self.memory_mb}")
+        if not self.policies:
+            raise ConfigError(f"host: no policy given; choose from {', '.join(POLICIES)}")
         bad = [p for p in self.policies if p not in POLICIES]
         if bad:
             raise ConfigError(f"host: unknown policy {bad[0]!r}; choose from {', '.join(POLICIES)}")
@@ -981,10 +983,16 @@ def scan_over_time(members, policy: str, settings: HostSettings) -> dict:
         from pagecore.sharing.ksm import emulate_ksm
 
         ks = _ksm_settings(settings, len(key))
+        wake_s = ks.sleep_millisecs / 1000.0 + ks.pages_to_scan * ks.scan_us_per_page * 1e-6
+        if not wake_s > 0:
+            raise ConfigError(
+                "host.ksm: sleep_millisecs 0 with scan_us_per_page 0 makes KSM scan in no time at all "
+                "(every time would be 0 s); set sleep_millisecs >= 1 or a scan_us_per_page"
+            )
         r = emulate_ksm(hist, ks, thp=thp_backing(members, ps, sel, ks, settings))
         tl = r.timeline
         saved = tl["pages_sharing"].to_numpy(float) + tl["ksm_zero_pages"].to_numpy(float)
-        rate = ks.pages_to_scan / (ks.sleep_millisecs / 1000.0 + ks.pages_to_scan * ks.scan_us_per_page * 1e-6)
+        rate = ks.pages_to_scan / wake_s
         what = "pages compared per second (KSM visits)"
         full_scan_s = len(key) / rate if rate else math.inf
     else:
