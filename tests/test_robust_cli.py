@@ -146,3 +146,31 @@ def test_host_degenerate_options_are_one_line(dumps, options, needle):
     (_, table), _ = dumps
     line = one_line_error(cli("host", str(table), "--memory", "1G", "-q", *options))
     assert needle in line
+
+
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        ("size_mb: .nan", "size_mb"),  # passed `abs(size - table) > tol`: exit 0
+        ("reservation_mb: .nan", "reservation_mb"),  # passed `res < 0 or res > size`: exit 0
+        ("shares: -5", "shares"),  # reached the allocator: exit 0
+        ("shares: 0", "shares"),
+        ("shares: lots", "shares"),  # ValueError traceback
+        ("limit_mb: x", "limit_mb"),  # ValueError traceback
+        ("activity: true", "activity"),  # read as active:1
+    ],
+)
+def test_vm_file_values_of_the_wrong_type_or_range_are_one_line(dumps, tmp_path, extra, needle):
+    (_, table), _ = dumps
+    vms = tmp_path / "vms.yaml"
+    vms.write_text(f"- {{pages: {table}, {extra}}}\n")
+    line = one_line_error(cli("host", "--vms", str(vms), "--memory", "1G", "-q"))
+    assert "host VM #1" in line and needle in line
+
+
+@pytest.mark.parametrize("value", ["5", "[a.parquet]"])
+def test_vm_file_pages_that_is_not_a_file_name_is_one_line(tmp_path, value):
+    vms = tmp_path / "vms.yaml"
+    vms.write_text(f"- {{pages: {value}}}\n")
+    line = one_line_error(cli("host", "--vms", str(vms), "--memory", "1G", "-q"))
+    assert "pages: expected a file name" in line

@@ -121,7 +121,7 @@ def _source_dumps(inputs, dump_dir=None) -> list[str]:
 
     out = []
     for i in inputs:
-        if not (os.fspath(i).endswith(".parquet") and os.path.isfile(i)):
+        if not (isinstance(i, str | os.PathLike) and os.fspath(i).endswith(".parquet") and os.path.isfile(i)):
             continue
         try:
             src = page_table_metadata(i).get("source_path")

@@ -173,10 +173,12 @@ def _json_report(rep: dict) -> dict:
 
 
 def _cmd_host(args) -> int:
-    from pagecore.experiments.host import host_report, load_vms
+    from pagecore.experiments.host import check_vm_entry, host_report, load_vms
 
     outs = [args.output, args.timelines, args.plot]
     entries = _entries(args)
+    for i, e in enumerate(entries):
+        check_vm_entry(e, i)
     # every file a VM comes from (including those a --vms file names) is an input, never an output
     inputs = [e.get(k) for e in entries for k in ("pages", "dump", "trace") if e.get(k)]
     check_outputs(outs, inputs + ([args.vms] if args.vms else []), args.dump_dir)

@@ -224,6 +224,30 @@ def activity_from_trace(path, vm: str, pages: int, period_s: float = 60.0) -> fl
     return float(min(1.0, np.mean([len(s) for s in seen.values()]) / max(pages, 1)))
 
 
+def check_vm_entry(entry: dict, index: int) -> None:
+    """Refuse VM-list values of the wrong type or range, naming the VM and key: a NaN size or
+    reservation passed every comparison below and a negative ``shares`` reached the allocator."""
+    for key in ("pages", "dump", "trace", "format"):
+        if key in entry and not (isinstance(entry[key], str) and entry[key]):
+            raise ConfigError(f"host VM #{index + 1}: {key}: expected a file name, got {entry[key]!r}")
+    if "name" in entry and not isinstance(entry["name"], str | int):
+        raise ConfigError(f"host VM #{index + 1}: name: expected a name, got {entry['name']!r}")
+    for key, low, strict in (("size_mb", 0.0, True), ("reservation_mb", 0.0, False), ("limit_mb", 0.0, False),
+                             ("shares", 0.0, True)):  # fmt: skip
+        v = entry.get(key)
+        if v is None:
+            continue
+        ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        if not ok or (v <= low if strict else v < low):
+            raise ConfigError(
+                f"host VM #{index + 1}: {key}: expected a finite number {'>' if strict else '>='} {low:g}, got {v!r}"
+            )
+    if isinstance(entry.get("activity"), bool):
+        raise ConfigError(
+            f"host VM #{index + 1}: activity: expected busy, light, idle, idle:F or active:F, got a boolean"
+        )
+
+
 def load_vm(entry: dict, index: int, *, tmpdir: str | None = None, show_progress: bool = False) -> HostVM:
     """A VM from one entry of a VM list: ``pages`` (page table) or ``dump`` (hashed on the way),
     optional ``name``, ``size_mb``, ``reservation_mb``, ``limit_mb``, ``shares``, ``activity``
@@ -236,6 +260,7 @@ def load_vm(entry: dict, index: int, *, tmpdir: str | None = None, show_progress
         raise ConfigError(f"host VM #{index + 1}: unknown key {unknown[0]!r}; keys are {', '.join(sorted(known))}")
     if ("pages" in entry) == ("dump" in entry):
         raise ConfigError(f"host VM #{index + 1}: give exactly one of pages: (a page table) or dump: (a memory dump)")
+    check_vm_entry(entry, index)
     if "dump" in entry:
         from pagecore.pages.ingest import hash_dump
 
@@ -1285,6 +1310,7 @@ __all__ = [
     "HostSettings",
     "HostVM",
     "check_reservations",
+    "check_vm_entry",
     "consolidation",
     "content_keys",
     "evaluate",
