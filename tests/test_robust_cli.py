@@ -174,3 +174,38 @@ def test_vm_file_pages_that_is_not_a_file_name_is_one_line(tmp_path, value):
     vms.write_text(f"- {{pages: {value}}}\n")
     line = one_line_error(cli("host", "--vms", str(vms), "--memory", "1G", "-q"))
     assert "pages: expected a file name" in line
+
+
+@pytest.mark.parametrize(
+    "command,options",
+    [
+        (["scan"], ["--rate-vm", "nan"]),  # nothing shared, exit 0
+        (["scan"], ["--rate-total", "inf"]),
+        (["scan"], ["--seed", "-1"]),  # ValueError traceback
+        (["compress"], ["--esxi-cache-pct", "-5"]),  # a cache of -0.0 MiB, every page swapped, exit 0
+        (["compress"], ["--esxi-cache-pct", "150"]),  # a cache larger than the VM
+        (["compress"], ["--esxi-cache-pct", "nan"]),  # ValueError traceback
+        (["compress"], ["--threads", "-1"]),  # ValueError traceback
+    ],
+)
+def test_absurd_numeric_options_are_refused_by_the_parser(dumps, command, options):
+    (dump, table), _ = dumps
+    proc = cli(*command, str(table if command == ["scan"] else dump), *options)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert options[0] in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_compress_sample_must_be_finite(dumps, value):
+    """`--sample nan` and `--sample inf` silently became an exact run."""
+    (dump, _), _ = dumps
+    line = one_line_error(cli("compress", str(dump), "--sample", value))
+    assert "--sample must be a finite number" in line
+
+
+def test_scanner_settings_refuse_nan_rates():
+    from pagecore.sharing.scanner import ScannerSettings
+
+    for bad in ({"scan_rate_vm": float("nan")}, {"scan_rate_total": float("nan")}, {"tick_s": float("nan")}):
+        with pytest.raises(ValueError):
+            ScannerSettings(**bad)

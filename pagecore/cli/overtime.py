@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from pagecore.cli._args import add_format_args, check_outputs, command, int_at_least, nonneg_int, positive_int
+from pagecore.cli._args import (
+    add_format_args,
+    check_outputs,
+    command,
+    float_in,
+    int_at_least,
+    nonneg_int,
+    positive_int,
+)
 from pagecore.errors import PagecoreError
 
 
@@ -176,7 +184,11 @@ def register(sub) -> None:
         "random order, rate caps) and print what it shared, its hash-table memory and CPU-cost proxy.",
     )
     _over_time_inputs(sc)
-    sc.add_argument("--rate-vm", type=float, default=50.0, help="pages/s per VM (default 50, ESX 2.x)")
-    sc.add_argument("--rate-total", type=float, default=200.0, help="pages/s system-wide (default 200, ESX 2.x)")
+    sc.add_argument(
+        "--rate-vm", type=float_in(0, above=True), default=50.0, help="pages/s per VM (default 50, ESX 2.x)"
+    )
+    sc.add_argument(
+        "--rate-total", type=float_in(0, above=True), default=200.0, help="pages/s system-wide (default 200, ESX 2.x)"
+    )
     sc.add_argument("--hash-bits", type=int, default=64, help="page-hash bits used (default 64)")
-    sc.add_argument("--seed", type=int, default=0, help="seed of the scan order (default 0)")
+    sc.add_argument("--seed", type=nonneg_int, default=0, help="seed of the scan order (default 0)")

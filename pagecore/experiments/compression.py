@@ -82,8 +82,8 @@ def _sample_fraction(spec, total_pages: int) -> float | None:
         raise InputError(
             None, f"--sample {spec!r} is not a number", hint="give a fraction such as 0.05 or a page count"
         ) from None
-    if v <= 0:
-        raise InputError(None, f"--sample must be > 0, got {spec}")
+    if not 0 < v < math.inf:  # NaN too
+        raise InputError(None, f"--sample must be a finite number > 0, got {spec}")
     if v < 1:
         return v
     return min(1.0, v / max(total_pages, 1))
