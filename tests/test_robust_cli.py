@@ -209,3 +209,45 @@ def test_scanner_settings_refuse_nan_rates():
     for bad in ({"scan_rate_vm": float("nan")}, {"scan_rate_total": float("nan")}, {"tick_s": float("nan")}):
         with pytest.raises(ValueError):
             ScannerSettings(**bad)
+
+
+# ------------------------------------------------------------------------------ dump readers
+def test_a_cut_or_corrupt_vmware_checkpoint_is_one_line_never_struct_error(tmp_path):
+    """A .vmss cut inside a tag of its memory group, or with a tag whose name length points past
+    the group, raised struct.error (a traceback) instead of naming the problem."""
+    from pagecore.dumps import open_dump
+    from pagecore.dumps.vmware import write_vmware
+    from pagecore.errors import InputError
+
+    pages = np.arange(8 * 4096, dtype=np.uint32).astype(np.uint8).reshape(8, 4096)
+    vmss = write_vmware(tmp_path / "g.vmem", [(0, 0, 4), (6, 4, 4)], pages)
+    data = vmss.read_bytes()
+    cases = [data[:cut] for cut in range(12, len(data))]
+    for at in range(12, len(data)):
+        b = bytearray(data)
+        b[at] = 0xFF  # a tag flag or name length of 255: its name or data reach past the group
+        cases.append(bytes(b))
+    for case in cases:
+        vmss.write_bytes(case)
+        try:
+            with open_dump(vmss, "vmware") as r:
+                for _ in r:
+                    pass
+        except InputError:
+            pass
+
+
+# ------------------------------------------------------------------------------ share options
+def test_two_salts_for_one_vm_are_refused(dumps):
+    """`--salt g0=1 --salt g0=2` kept the last one silently."""
+    (_, table), _ = dumps
+    line = one_line_error(cli("share", str(table), "--salting", "2", "--salt", "g0=1", "--salt", "g0=2"))
+    assert "two salts" in line
+
+
+@pytest.mark.parametrize("command", [["share"], ["host", "--memory", "1G", "-q"]])
+def test_a_dump_dir_that_is_not_a_directory_is_refused(dumps, tmp_path, command):
+    """A mistyped --dump-dir was ignored without a word."""
+    (_, table), _ = dumps
+    line = one_line_error(cli(command[0], str(table), *command[1:], "--dump-dir", str(tmp_path / "nowhere")))
+    assert "--dump-dir" in line and "no such directory" in line

@@ -16,6 +16,7 @@ Settings default to the ``host:`` section of the workflow config (``--config``).
 
 from __future__ import annotations
 
+import os
 import re
 
 from pagecore.cli._args import add_config_arg, add_format_args, check_outputs, command, emit, int_at_least
@@ -181,6 +182,8 @@ def _cmd_host(args) -> int:
         check_vm_entry(e, i)
     # every file a VM comes from (including those a --vms file names) is an input, never an output
     inputs = [e.get(k) for e in entries for k in ("pages", "dump", "trace") if e.get(k)]
+    if args.dump_dir is not None and not os.path.isdir(args.dump_dir):
+        raise PagecoreError(f"--dump-dir {args.dump_dir}: no such directory")
     check_outputs(outs, inputs + ([args.vms] if args.vms else []), args.dump_dir)
     settings = _settings(args)
     for e in entries:
