@@ -251,3 +251,52 @@ def test_a_dump_dir_that_is_not_a_directory_is_refused(dumps, tmp_path, command)
     (_, table), _ = dumps
     line = one_line_error(cli(command[0], str(table), *command[1:], "--dump-dir", str(tmp_path / "nowhere")))
     assert "--dump-dir" in line and "no such directory" in line
+
+
+# ------------------------------------------------------------------------------ page tables that lie
+def _edited(table_path, out, edit):
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(table_path)
+    pq.write_table(edit(t), out)
+    return out
+
+
+@pytest.mark.parametrize(
+    "edit,needle",
+    [
+        (lambda t: t.slice(0, 0), "no pages"),  # share: a report of 0 pages, exit 0
+        (lambda t: t.slice(0, 20), "metadata records 24 pages"),  # a cut table: 20 pages reported
+        (
+            lambda t: t.set_column(3, t.schema.field(3), pa_array([True] * t.num_rows)),
+            "zero column",  # every page reported zero, also after verification
+        ),
+    ],
+)
+def test_page_tables_that_contradict_themselves_are_refused(dumps, tmp_path, edit, needle):
+    (_, table), (_, other) = dumps
+    bad = _edited(table, tmp_path / "bad.parquet", edit)
+    line = one_line_error(cli("share", str(bad)))
+    assert needle in line
+    line = one_line_error(cli("share", str(bad), str(other)))  # with another: IndexError traceback
+    assert needle in line
+
+
+def test_a_page_table_of_other_page_size_is_refused_alone(dumps, tmp_path):
+    import json
+
+    (_, table), _ = dumps
+
+    def edit(t):
+        meta = json.loads(t.schema.metadata[b"pagecore"])
+        meta["page_size"] = 8192
+        return t.replace_schema_metadata({**t.schema.metadata, b"pagecore": json.dumps(meta)})
+
+    bad = _edited(table, tmp_path / "bad.parquet", edit)
+    assert "page_size 8192" in one_line_error(cli("share", str(bad)))
+
+
+def pa_array(values):
+    import pyarrow as pa
+
+    return pa.array(values)

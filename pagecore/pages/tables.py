@@ -298,9 +298,41 @@ def read_page_table(path: str | os.PathLike, columns: Sequence[str] | None = Non
     meta = (table.schema.metadata or {}).get(META_KEY) or (_pq().ParquetFile(path).metadata.metadata or {}).get(
         META_KEY
     )
+    _check_consistent(path, table, meta)
     if meta:  # older tables kept it in the footer only
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: meta})
     return table
+
+
+def _check_consistent(path: Path, table: pa.Table, meta) -> None:
+    """Refuse a table that contradicts itself: no rows, a row count other than the ``pages`` its
+    metadata records (cut or edited), a page size other than 4096, or ``zero`` flags that do not
+    mark exactly the rows of one hash (the zero page's): each once gave a report with exit 0."""
+    try:
+        m = json.loads(meta) if meta else {}
+    except (ValueError, UnicodeDecodeError):
+        m = {}
+    m = m if isinstance(m, dict) else {}
+    if table.num_rows == 0:
+        raise InputError(path, "the page table has no pages", hint="re-run `pagecore hash` on a dump with pages")
+    pages = m.get("pages")
+    if isinstance(pages, int) and not isinstance(pages, bool) and pages != table.num_rows:
+        raise InputError(
+            path, f"{table.num_rows:,} rows, but its metadata records {pages:,} pages: the table was cut or edited",
+            hint="re-run `pagecore hash`",
+        )  # fmt: skip
+    if m.get("page_size", 4096) != 4096:
+        raise InputError(path, f"page_size {m.get('page_size')!r}", expected="4096 (pagecore handles 4 KiB pages only)")
+    if "zero" in table.column_names and "hash" in table.column_names:
+        zero = table["zero"].to_numpy(zero_copy_only=False)
+        if zero.any():
+            h = table["hash"].to_numpy()
+            zh = h[zero]
+            if (zh != zh[0]).any() or (h[~zero] == zh[0]).any():
+                raise InputError(
+                    path, "the zero column does not mark exactly the pages of one hash (the zero page's)",
+                    hint="the table was edited; re-run `pagecore hash`",
+                )  # fmt: skip
 
 
 def page_table_metadata(path: str | os.PathLike) -> dict:
