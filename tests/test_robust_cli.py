@@ -300,3 +300,23 @@ def pa_array(values):
     import pyarrow as pa
 
     return pa.array(values)
+
+
+# ------------------------------------------------------------------------------ synth
+@pytest.mark.parametrize(
+    "options,code",
+    [
+        (["--mem-mb", "0"], 2),  # ValueError traceback
+        (["--mem-mb", "nan"], 2),
+        (["--mem-mb", "inf"], 2),  # OverflowError traceback
+        (["--zero", "1.5"], 2),
+        (["--seed", "-1"], 2),
+        (["--zero", "0.6", "--common", "0.6"], 1),  # fractions summing past 1: ValueError traceback
+        (["--mem-mb", "0.001"], 1),  # a guest of no pages: ValueError traceback
+    ],
+)
+def test_synth_fig04_absurd_options_are_one_line_and_write_nothing(tmp_path, options, code):
+    out = tmp_path / "guests"
+    proc = cli("synth", "fig04", "-o", str(out), "--vms", "2", "--mem-mb", "1", *options)
+    assert proc.returncode == code and "Traceback" not in proc.stderr, proc.stderr
+    assert not out.exists() or not list(out.iterdir())
