@@ -320,3 +320,20 @@ def test_synth_fig04_absurd_options_are_one_line_and_write_nothing(tmp_path, opt
     proc = cli("synth", "fig04", "-o", str(out), "--vms", "2", "--mem-mb", "1", *options)
     assert proc.returncode == code and "Traceback" not in proc.stderr, proc.stderr
     assert not out.exists() or not list(out.iterdir())
+
+
+# ------------------------------------------------------------------------------ live
+@pytest.mark.parametrize("options", [["--max-mb-per-s", "-1"], ["--max-mb-per-s", "nan"], ["--interval", "nan"]])
+def test_live_rate_limit_and_interval_must_be_finite(tmp_path, options):
+    """A negative or NaN --max-mb-per-s read the guest unthrottled (the pacer's wait was never
+    positive); --interval nan reached time.sleep (ValueError)."""
+    proc = cli("live", "--pid", "1", "-o", str(tmp_path / "out"), *options)
+    assert proc.returncode == 2 and options[0] in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("rate", [-1.0, float("nan"), float("inf")])
+def test_the_live_pacer_refuses_a_rate_that_would_not_throttle(rate):
+    from pagecore.qemu.live import _Pacer
+
+    with pytest.raises(ValueError, match="read rate limit"):
+        _Pacer(rate)
