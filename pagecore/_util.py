@@ -47,6 +47,8 @@ def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
     """
     from pagecore.errors import InputError
 
+    if os.fspath(path).endswith(("/", os.sep)):  # Path() drops the slash: `-o new/` wrote a file `new`
+        raise InputError(path, "output names a directory (it ends with /)", hint="name a regular file to write")
     path = Path(path)
     target = Path(os.path.realpath(path))
     try:

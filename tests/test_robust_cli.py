@@ -337,3 +337,11 @@ def test_the_live_pacer_refuses_a_rate_that_would_not_throttle(rate):
 
     with pytest.raises(ValueError, match="read rate limit"):
         _Pacer(rate)
+
+
+def test_an_output_ending_with_a_slash_is_refused(dumps, tmp_path):
+    """`-o new/` wrote a page table named `new`, where the user meant a directory."""
+    (dump, _), _ = dumps
+    line = one_line_error(cli("hash", str(dump), "-o", str(tmp_path / "new") + "/"))
+    assert "ends with /" in line
+    assert not (tmp_path / "new").exists()
