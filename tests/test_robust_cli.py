@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+from dumps_helpers import make_pages, write_dump
 
 from pagecore.pages import hash_dump
 
@@ -345,3 +346,17 @@ def test_an_output_ending_with_a_slash_is_refused(dumps, tmp_path):
     line = one_line_error(cli("hash", str(dump), "-o", str(tmp_path / "new") + "/"))
     assert "ends with /" in line
     assert not (tmp_path / "new").exists()
+
+
+def test_forcing_raw_on_a_dump_of_another_format_is_loud(tmp_path):
+    """An ELF core cut to whole pages hashed with --format raw gave a confident table of its
+    headers and shifted pages, without a word."""
+    elf = write_dump("elf", tmp_path / "g.elf", np.arange(8), make_pages(8))
+    cut = tmp_path / "g.bin"
+    cut.write_bytes(elf.read_bytes()[: 8 * 4096])
+    proc = cli("hash", str(cut), "--format", "raw", "-q", "-o", str(tmp_path / "g.parquet"))
+    assert proc.returncode == 0 and "WARNING" in proc.stderr and "say elf" in proc.stderr
+    raw = tmp_path / "r.raw"
+    raw.write_bytes(make_pages(8).tobytes())
+    proc = cli("hash", str(raw), "--format", "raw", "-q", "-o", str(tmp_path / "r.parquet"))
+    assert proc.returncode == 0 and not proc.stderr
