@@ -360,3 +360,38 @@ def test_forcing_raw_on_a_dump_of_another_format_is_loud(tmp_path):
     raw.write_bytes(make_pages(8).tobytes())
     proc = cli("hash", str(raw), "--format", "raw", "-q", "-o", str(tmp_path / "r.parquet"))
     assert proc.returncode == 0 and not proc.stderr
+
+
+# ------------------------------------------------------------------------------ compress inputs
+@pytest.mark.parametrize("pair", ["dump,dump", "dump,hardlink", "dump,table", "table,table-other-vm"])
+def test_compress_refuses_one_guest_given_twice(dumps, tmp_path, pair):
+    """Each of these counted one guest's pages twice (zram sizes and the sharing ladder), exit 0."""
+    (dump, table), _ = dumps
+    link = tmp_path / "link.raw"
+    link.hardlink_to(dump)
+    other = tmp_path / "other.parquet"
+    hash_dump(dump, other, "other", show_progress=False)
+    inputs = {"dump,dump": [dump, dump], "dump,hardlink": [dump, link], "dump,table": [dump, table],
+              "table,table-other-vm": [table, other]}[pair]  # fmt: skip
+    line = one_line_error(cli("compress", *map(str, inputs), "--format", "json"))
+    assert "same guest" in line
+
+
+def test_compress_refuses_a_keyed_table_beside_a_dump(dumps, tmp_path):
+    """A keyed table's hashes never meet a dump's (hashed with the default key): no sharing
+    between them was found, exit 0."""
+    from pagecore.pages.hashing import PageKey
+
+    (dump, _), (other_dump, _) = dumps
+    keyed = tmp_path / "keyed.parquet"
+    hash_dump(dump, keyed, "k", key=PageKey.from_secret(b"secret"), compress=("lzo-rle",), show_progress=False)
+    line = one_line_error(cli("compress", str(keyed), str(other_dump), "--format", "json"))
+    assert "hash_key_id" in line
+
+
+def test_compress_of_two_copies_is_two_guests(dumps, tmp_path):
+    (dump, _), _ = dumps
+    copy = tmp_path / "copy.raw"
+    copy.write_bytes(dump.read_bytes())
+    proc = cli("compress", str(dump), str(copy), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
