@@ -395,3 +395,33 @@ def test_compress_of_two_copies_is_two_guests(dumps, tmp_path):
     copy.write_bytes(dump.read_bytes())
     proc = cli("compress", str(dump), str(copy), "--format", "json")
     assert proc.returncode == 0, proc.stderr
+
+
+# ------------------------------------------------------------------------------ other inputs
+@pytest.mark.parametrize("command", ["hash", "share"])
+def test_the_key_file_is_an_input_never_an_output(dumps, tmp_path, command):
+    """`-o` naming the --key-file replaced the secret key with the output, exit 0: every table
+    keyed with it could no longer be verified."""
+    (dump, _), _ = dumps
+    key = tmp_path / "key.bin"
+    key.write_bytes(b"a secret of some length")
+    keyed = tmp_path / "keyed.parquet"
+    from pagecore.pages.hashing import PageKey
+
+    hash_dump(dump, keyed, "g0", key=PageKey.from_file(key), show_progress=False)
+    args = {"hash": ["hash", str(dump)], "share": ["share", str(keyed), "--format", "json"]}[command]
+    line = one_line_error(cli(*args, "--key-file", str(key), "-o", str(key)))
+    assert "output is the input" in line
+    assert key.read_bytes() == b"a secret of some length"
+
+
+def test_the_host_config_is_an_input_never_an_output(dumps, tmp_path):
+    from pagecore.config import default_config_path
+
+    (_, table), _ = dumps
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(default_config_path().read_text())
+    before = cfg.read_bytes()
+    line = one_line_error(cli("host", str(table), "--memory", "1G", "-q", "--config", str(cfg), "-o", str(cfg)))
+    assert "output is the input" in line
+    assert cfg.read_bytes() == before

@@ -16,7 +16,7 @@ def _cmd_hash(args) -> int:
     from pagecore.dumps import READERS  # noqa: F401 - validates --format choices lazily
     from pagecore.pages.ingest import hash_dump
 
-    check_outputs([args.output], [args.dump])
+    check_outputs([args.output], [args.dump, args.key_file])
     vm = args.vm or Path(args.dump).stem
     if args.format == "raw":  # loud even with --quiet: the format's headers become guest pages
         from pagecore.dumps import detect_format

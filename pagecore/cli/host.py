@@ -184,7 +184,7 @@ def _cmd_host(args) -> int:
     inputs = [e.get(k) for e in entries for k in ("pages", "dump", "trace") if e.get(k)]
     if args.dump_dir is not None and not os.path.isdir(args.dump_dir):
         raise PagecoreError(f"--dump-dir {args.dump_dir}: no such directory")
-    check_outputs(outs, inputs + ([args.vms] if args.vms else []), args.dump_dir)
+    check_outputs(outs, [*inputs, args.vms, args.config], args.dump_dir)
     settings = _settings(args)
     for e in entries:
         e.setdefault("activity", settings.activity)

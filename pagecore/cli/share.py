@@ -161,7 +161,7 @@ def _cmd_share(args) -> int:
         raise PagecoreError("--format parquet needs -o/--output FILE")
     if args.dump_dir is not None and not os.path.isdir(args.dump_dir):
         raise PagecoreError(f"--dump-dir {args.dump_dir}: no such directory")
-    check_outputs([args.output], args.pages, args.dump_dir)
+    check_outputs([args.output], [*args.pages, args.key_file], args.dump_dir)
     rep = analyze_page_tables(
         args.pages,
         verify=args.verify,
