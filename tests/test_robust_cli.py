@@ -425,3 +425,11 @@ def test_the_host_config_is_an_input_never_an_output(dumps, tmp_path):
     line = one_line_error(cli("host", str(table), "--memory", "1G", "-q", "--config", str(cfg), "-o", str(cfg)))
     assert "output is the input" in line
     assert cfg.read_bytes() == before
+
+
+def test_a_host_memory_range_of_a_million_sizes_is_refused(dumps):
+    """`--memory 1M:1T:1M` built a million host sizes, each a full consolidation search: a run of
+    hours instead of an error."""
+    (_, table), _ = dumps
+    line = one_line_error(cli("host", str(table), "-q", "--memory", "1M:1T:1M"))
+    assert "host sizes" in line and "STEP" in line

@@ -25,6 +25,10 @@ from pagecore.errors import PagecoreError
 _UNITS = {"": 1.0, "m": 1.0, "mb": 1.0, "mib": 1.0, "g": 1024.0, "gb": 1024.0, "gib": 1024.0, "t": 1024.0**2}
 
 
+#: Host sizes one ``--memory`` range may list (each is a full consolidation search).
+MAX_HOST_SIZES = 1000
+
+
 def parse_size_mb(text: str) -> float:
     """``512``, ``512M``, ``4G``, ``1.5GiB`` → MiB."""
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
@@ -47,6 +51,11 @@ def parse_memory(items) -> list[float] | None:
                 a, b, s = (parse_size_mb(x) for x in part.split(":"))
                 if b < a:
                     raise PagecoreError(f"--memory {part!r}: FROM must be <= TO")
+                if (b - a) / s + 1 > MAX_HOST_SIZES:  # 1M:1T:1M is a million hosts: hours, not an answer
+                    raise PagecoreError(
+                        f"--memory {part!r}: {int((b - a) / s) + 1:,} host sizes; at most {MAX_HOST_SIZES:,} "
+                        "(use a larger STEP)"
+                    )
                 k = 0
                 while a + k * s <= b + 1e-9:
                     out.append(a + k * s)
