@@ -433,3 +433,38 @@ def test_a_host_memory_range_of_a_million_sizes_is_refused(dumps):
     (_, table), _ = dumps
     line = one_line_error(cli("host", str(table), "-q", "--memory", "1M:1T:1M"))
     assert "host sizes" in line and "STEP" in line
+
+
+# ------------------------------------------------------------------------------ interrupted runs
+def test_all_or_nothing_renames_every_output_or_none(tmp_path):
+    from pagecore._util import all_or_nothing, atomic_path
+
+    with pytest.raises(KeyboardInterrupt), all_or_nothing():
+        with atomic_path(tmp_path / "a.txt") as tmp:
+            tmp.write_text("a")
+        raise KeyboardInterrupt
+    assert not list(tmp_path.iterdir())  # neither the output nor a temporary
+    with all_or_nothing():
+        for name in ("a.txt", "b.txt"):
+            with atomic_path(tmp_path / name) as tmp:
+                tmp.write_text(name)
+        assert not (tmp_path / "a.txt").exists()  # not before the block ends
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
+
+
+def test_host_interrupted_while_plotting_leaves_no_report(dumps, tmp_path, monkeypatch):
+    """Ctrl-C while the plot was drawn left the report and timelines in place, and the command
+    said "no output written"."""
+    import pagecore.plotting
+    from pagecore.cli import main
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pagecore.plotting, "save_figure", interrupted)
+    (_, t0), (_, t1) = dumps
+    out = tmp_path / "out"
+    code = main(["host", str(t0), str(t1), "-q", "--memory", "1G", "--format", "parquet", "-o", str(out / "r.parquet"),
+                 "--timelines", str(out / "t.parquet"), "--plot", str(out / "p.png")])  # fmt: skip
+    assert code == 130
+    assert not out.exists() or not list(out.iterdir())

@@ -201,19 +201,20 @@ def _cmd_host(args) -> int:
         raise PagecoreError("give page tables or dumps (or --vms FILE) to place on the host")
     vms = load_vms(entries, show_progress=not args.quiet)
     rep = host_report(vms, settings, dump_dir=args.dump_dir, with_replay=args.replay)
-    emit(args, _json_report(rep), rep["rows"], lambda: format_table(rep))
-    if args.timelines:
-        from pagecore._util import atomic_path
+    from pagecore._util import all_or_nothing, atomic_path
 
-        with atomic_path(args.timelines) as tmp:
-            rep["timelines"].to_parquet(tmp, index=False)
-    if args.plot:
-        from pagecore.plotting import save_figure
-        from pagecore.plotting.host import host_whatif
+    with all_or_nothing():  # the report, timelines and plot appear together or not at all
+        emit(args, _json_report(rep), rep["rows"], lambda: format_table(rep))
+        if args.timelines:
+            with atomic_path(args.timelines) as tmp:
+                rep["timelines"].to_parquet(tmp, index=False)
+        if args.plot:
+            from pagecore.plotting import save_figure
+            from pagecore.plotting.host import host_whatif
 
-        stem = args.plot.rsplit(".", 1)
-        fmt = (stem[1],) if len(stem) == 2 else ("png",)
-        save_figure(host_whatif(rep["rows"], rep["timelines"]), stem[0], formats=fmt)
+            stem = args.plot.rsplit(".", 1)
+            fmt = (stem[1],) if len(stem) == 2 else ("png",)
+            save_figure(host_whatif(rep["rows"], rep["timelines"]), stem[0], formats=fmt)
     return 0
 
 

@@ -75,15 +75,17 @@ def _run(emulator_cls, settings_cls, savings, args, **settings) -> int:
         )
         print(f"pagecore: warning: {rep['warning']}", file=sys.stderr)
 
-    if getattr(args, "lifetimes", None):
-        _write_lifetimes(args, history, info)
+    from pagecore._util import all_or_nothing
 
     def rows():
         tl = res.timeline.copy()
         tl["ksm_eligibility"] = info["ksm_eligibility"]
         return tl
 
-    emit(args, rep, rows, lambda: _table(rep, res.final))
+    with all_or_nothing():  # --lifetimes and -o appear together or not at all
+        if getattr(args, "lifetimes", None):
+            _write_lifetimes(args, history, info)
+        emit(args, rep, rows, lambda: _table(rep, res.final))
     return 0
 
 

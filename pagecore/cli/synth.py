@@ -31,7 +31,9 @@ def _cmd_synth_fig04(args) -> int:
         model = Fig04Model(**{k: getattr(args, k) for k in FIG04_DEFAULTS})
     except ValueError as exc:  # fractions that sum past 1, a size of no pages
         raise PagecoreError(f"synth fig04: {exc}") from None
-    with progress(args.vms, desc="write guests", unit="VM") as bar:
+    from pagecore._util import all_or_nothing
+
+    with all_or_nothing(), progress(args.vms, desc="write guests", unit="VM") as bar:  # every guest or none
         for i in range(args.vms):
             path = out / f"vm{i + 1:02d}.raw"
             model.write_raw(i, path)
