@@ -468,3 +468,20 @@ def test_host_interrupted_while_plotting_leaves_no_report(dumps, tmp_path, monke
                  "--timelines", str(out / "t.parquet"), "--plot", str(out / "p.png")])  # fmt: skip
     assert code == 130
     assert not out.exists() or not list(out.iterdir())
+
+
+def test_a_key_file_is_read_bounded(tmp_path):
+    """`--key-file /dev/zero` read without end until the kernel killed the process; a dump named
+    as the key file was read whole and used as the key."""
+    from pagecore.errors import ConfigError
+    from pagecore.pages.hashing import MAX_KEY_FILE_BYTES, PageKey
+
+    big = tmp_path / "dump.raw"
+    big.write_bytes(b"k" * (MAX_KEY_FILE_BYTES + 1))
+    with pytest.raises(ConfigError, match="longer than"):
+        PageKey.from_file(big)  # first: a regression fails here, before reading /dev/zero
+    with pytest.raises(ConfigError, match="longer than"):
+        PageKey.from_file("/dev/zero")
+    ok = tmp_path / "key"
+    ok.write_bytes(b"k" * MAX_KEY_FILE_BYTES)
+    assert PageKey.from_file(ok).keyed
