@@ -485,3 +485,10 @@ def test_a_key_file_is_read_bounded(tmp_path):
     ok = tmp_path / "key"
     ok.write_bytes(b"k" * MAX_KEY_FILE_BYTES)
     assert PageKey.from_file(ok).keyed
+
+
+def test_ksm_sleep_0_is_refused_not_reported_as_0_seconds(dumps):
+    """`ksm --sleep-ms 0` printed seconds_to_converge 0.00 (the emulated scan costs no time)."""
+    (_, table), _ = dumps
+    line = one_line_error(cli("ksm", str(table), "--sleep-ms", "0"))
+    assert "--sleep-ms 0" in line

@@ -93,6 +93,11 @@ def _cmd_ksm(args) -> int:
     from pagecore.sharing.emulated_savings import ksm_savings
     from pagecore.sharing.ksm import KsmEmulator, KsmSettings
 
+    if args.sleep_ms == 0:  # the emulator's scan cost is 0: every time it reported was 0.00 s
+        raise PagecoreError(
+            "--sleep-ms 0: the emulated scan takes no time, so KSM would find everything in 0 s; "
+            "use --sleep-ms 1 or more"
+        )
     return _run(
         KsmEmulator,
         KsmSettings,
