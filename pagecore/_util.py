@@ -47,6 +47,8 @@ def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
     """
     from pagecore.errors import InputError
 
+    if os.fspath(path).endswith(("/", os.sep)):  # Path() drops the slash: `-o new/` wrote a file `new`
+        raise InputError(path, "output names a directory (it ends with /)", hint="name a regular file to write")
     path = Path(path)
     target = Path(os.path.realpath(path))
     try:
@@ -125,6 +127,9 @@ def atomic_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (
         raise InputError(target, f"cannot write output: {exc.strerror}", hint="check the directory") from None
     try:
         yield tmp
+        if _DEFERRED is not None:  # inside all_or_nothing(): renamed with the command's other outputs
+            _DEFERRED.append((tmp, target))
+            return
         os.replace(tmp, target)
     except OSError as exc:
         with contextlib.suppress(OSError):
@@ -142,6 +147,38 @@ def atomic_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (
 
 
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG}
+
+#: Finished temporaries waiting for the end of :func:`all_or_nothing` (None outside it).
+_DEFERRED: list[tuple[Path, Path]] | None = None
+
+
+@contextlib.contextmanager
+def all_or_nothing() -> Iterator[None]:
+    """Outputs written inside (through :func:`atomic_path`) appear together when the block ends,
+    or none does: a command writing a report, timelines and a plot that is interrupted after the
+    first no longer leaves it in place while saying "no output written"."""
+    from pagecore.errors import InputError
+
+    global _DEFERRED
+    if _DEFERRED is not None:  # nested: the outer block renames
+        yield
+        return
+    _DEFERRED = pending = []
+    try:
+        yield
+        _DEFERRED = None
+        while pending:
+            tmp, target = pending[0]
+            try:
+                os.replace(tmp, target)
+            except OSError as exc:
+                raise InputError(target, f"cannot write output: {exc.strerror}", hint="check the directory") from None
+            pending.pop(0)
+    finally:
+        _DEFERRED = None
+        for tmp, _ in pending:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
 
 def write_json_atomic(path: str | os.PathLike, obj) -> None:

@@ -76,6 +76,7 @@ def validate_config(config: dict, schema: str | os.PathLike) -> dict:
     validator_cls = jsonschema.validators.validator_for(sch)
     validator = validator_cls(sch)
     coerce_strings(config, validator)
+    _check_finite(config)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
         e = errors[0]
@@ -86,6 +87,23 @@ def validate_config(config: dict, schema: str | os.PathLike) -> dict:
     _fill_defaults(config, sch)
     check_consistency(config)
     return config
+
+
+def _check_finite(obj, path: tuple = ()) -> None:
+    """Refuse NaN and infinities (YAML ``.nan``, ``.inf``): NaN passes every ``minimum`` and
+    ``maximum`` of the schema (each comparison is false) and then turns the numbers it touches
+    into confident nonsense (``host.vm_overhead_mb: .nan`` made 0 VMs fit on any host)."""
+    import math
+
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _check_finite(v, (*path, str(k)))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            _check_finite(v, (*path, f"[{i}]"))
+    elif isinstance(obj, float) and not math.isfinite(obj):
+        key = ".".join(path).replace(".[", "[") or "<top level>"
+        raise ConfigError(f"config key {key}: {obj} is not a finite number; give a number")
 
 
 def _merged(base: dict, over: dict) -> dict:
@@ -193,8 +211,11 @@ def load_config(path: str | os.PathLike | None = None, schema: str | os.PathLike
     """
     path = default_config_path() if path is None else Path(path)
     schema = default_schema_path() if schema is None else Path(schema)
-    with open(path) as fh:
-        cfg = yaml.safe_load(fh) or {}
+    try:
+        with open(path, encoding="utf-8") as fh:
+            cfg = yaml.safe_load(fh) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not a YAML config ({str(exc).splitlines()[0]})") from None
     return validate_config(cfg, schema)
 
 

@@ -23,6 +23,7 @@ def _batches(n, seed, schema=PAGE_TABLE_SCHEMA, step=1000):
     rng = np.random.default_rng(seed)
     h = rng.integers(0, 2**63, size=n, dtype=np.uint64)
     z = rng.random(n) < 0.3
+    h[z] = 2**63 + 1  # the zero page's hash: one value, on zero rows only (read_page_table checks it)
     g = rng.permutation(n).astype(np.uint64)
     extra = {f.name: rng.integers(0, 4096, size=n).astype(f.type.to_pandas_dtype()) for f in list(schema)[4:]}
     for lo in range(0, n, step):

@@ -25,6 +25,27 @@ def int_at_least(low: int, high: int | None = None):
     return parse
 
 
+def float_in(low: float, high: float | None = None, *, above: bool = False):
+    """argparse type: a finite number >= ``low`` (> ``low`` when ``above``) and <= ``high``;
+    ``nan`` and ``inf`` are refused (NaN passes every comparison and then spreads into results)."""
+    import math
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if v < low or (above and v == low):
+            raise argparse.ArgumentTypeError(f"expected a number {'>' if above else '>='} {low:g}, got {v:g}")
+        if high is not None and v > high:
+            raise argparse.ArgumentTypeError(f"expected a number <= {high:g}, got {v:g}")
+        return v
+
+    return parse
+
+
 _positive_int = int_at_least(1)
 _nonneg_int = int_at_least(0)
 
@@ -88,13 +109,50 @@ def output_arg(p: argparse.ArgumentParser, help: str = "page table to write (.pa
     p.add_argument("-o", "--output", required=required, help=help)
 
 
-def check_outputs(outputs, inputs) -> None:
-    """Refuse, before any work, outputs that are inputs, directories or devices (one line)."""
+def check_outputs(outputs, inputs, dump_dir=None) -> None:
+    """Refuse, before any work, outputs that are inputs, directories or devices, and two outputs
+    that are one file (one line).
+
+    The dump a page table was hashed from is an input too (verification and ``compress`` read
+    it, also as the same name in ``dump_dir``): ``share t.parquet -o dump.raw`` must not replace it.
+    """
+    import os
+
     from pagecore._util import check_output
 
+    inputs = [i for i in inputs if i is not None]
+    inputs += _source_dumps(inputs, dump_dir)
+    seen: dict[str, str] = {}
     for out in outputs:
-        if out is not None:
-            check_output(out, [i for i in inputs if i is not None])
+        if out is None:
+            continue
+        check_output(out, inputs)
+        real = os.path.realpath(out)
+        if real in seen:
+            raise PagecoreError(f"{out}: the same file is named as two outputs (also as {seen[real]}); name each once")
+        seen[real] = os.fspath(out)
+
+
+def _source_dumps(inputs, dump_dir=None) -> list[str]:
+    """The dumps the page tables among ``inputs`` record (``source_path``), and the same names in
+    ``dump_dir``; tables that cannot be read are left to the command to report."""
+    import os
+
+    from pagecore.pages.tables import page_table_metadata
+
+    out = []
+    for i in inputs:
+        if not (isinstance(i, str | os.PathLike) and os.fspath(i).endswith(".parquet") and os.path.isfile(i)):
+            continue
+        try:
+            src = page_table_metadata(i).get("source_path")
+        except PagecoreError:
+            continue
+        if isinstance(src, str) and src:
+            out.append(src)
+            if dump_dir is not None:
+                out.append(os.path.join(dump_dir, os.path.basename(src)))
+    return out
 
 
 def add_format_args(p: argparse.ArgumentParser, what: str = "report") -> None:

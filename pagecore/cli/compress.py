@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import time
 
-from pagecore.cli._args import add_format_args, check_outputs, emit
+from pagecore.cli._args import add_format_args, check_outputs, emit, float_in, nonneg_int
 
 
 def register(subparsers):
@@ -48,11 +48,14 @@ def register(subparsers):
         default=None,
         help="estimate from a page sample: a fraction in (0, 1) or a number of pages (>= 1); exact by default",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the page sample")
-    p.add_argument("--threads", type=int, default=0, help="threads (0 = all cores)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the page sample")
+    p.add_argument("--threads", type=nonneg_int, default=0, help="threads (0 = all cores)")
     p.add_argument("--salting", type=int, choices=(0, 1, 2), default=0, help="Mem.ShareForceSalting for the ladder")
     p.add_argument(
-        "--esxi-cache-pct", type=float, default=10.0, help="Mem.MemZipMaxPct: cache cap, %% of VM memory (default 10)"
+        "--esxi-cache-pct",
+        type=float_in(0, 100),
+        default=10.0,
+        help="Mem.MemZipMaxPct: cache cap, %% of VM memory (default 10)",
     )
     p.add_argument(
         "--zswap-incompressible",

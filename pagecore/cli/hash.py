@@ -16,8 +16,22 @@ def _cmd_hash(args) -> int:
     from pagecore.dumps import READERS  # noqa: F401 - validates --format choices lazily
     from pagecore.pages.ingest import hash_dump
 
-    check_outputs([args.output], [args.dump])
+    check_outputs([args.output], [args.dump, args.key_file])
     vm = args.vm or Path(args.dump).stem
+    if args.format == "raw":  # loud even with --quiet: the format's headers become guest pages
+        from pagecore.dumps import detect_format
+        from pagecore.errors import PagecoreError
+
+        try:
+            looks = detect_format(args.dump)
+        except PagecoreError:
+            looks = None
+        if looks not in (None, "raw"):
+            print(
+                f"pagecore: WARNING: {args.dump}: --format raw on a file whose magic bytes say {looks}: its headers "
+                "and encoding are hashed as if they were guest pages (use --format auto)",
+                file=sys.stderr,
+            )
     meta = hash_dump(
         args.dump,
         args.output,

@@ -16,12 +16,17 @@ Settings default to the ``host:`` section of the workflow config (``--config``).
 
 from __future__ import annotations
 
+import os
 import re
 
 from pagecore.cli._args import add_config_arg, add_format_args, check_outputs, command, emit, int_at_least
 from pagecore.errors import PagecoreError
 
 _UNITS = {"": 1.0, "m": 1.0, "mb": 1.0, "mib": 1.0, "g": 1024.0, "gb": 1024.0, "gib": 1024.0, "t": 1024.0**2}
+
+
+#: Host sizes one ``--memory`` range may list (each is a full consolidation search).
+MAX_HOST_SIZES = 1000
 
 
 def parse_size_mb(text: str) -> float:
@@ -46,6 +51,11 @@ def parse_memory(items) -> list[float] | None:
                 a, b, s = (parse_size_mb(x) for x in part.split(":"))
                 if b < a:
                     raise PagecoreError(f"--memory {part!r}: FROM must be <= TO")
+                if (b - a) / s + 1 > MAX_HOST_SIZES:  # 1M:1T:1M is a million hosts: hours, not an answer
+                    raise PagecoreError(
+                        f"--memory {part!r}: {int((b - a) / s) + 1:,} host sizes; at most {MAX_HOST_SIZES:,} "
+                        "(use a larger STEP)"
+                    )
                 k = 0
                 while a + k * s <= b + 1e-9:
                     out.append(a + k * s)
@@ -173,13 +183,17 @@ def _json_report(rep: dict) -> dict:
 
 
 def _cmd_host(args) -> int:
-    from pagecore.experiments.host import host_report, load_vms
+    from pagecore.experiments.host import check_vm_entry, host_report, load_vms
 
     outs = [args.output, args.timelines, args.plot]
     entries = _entries(args)
+    for i, e in enumerate(entries):
+        check_vm_entry(e, i)
     # every file a VM comes from (including those a --vms file names) is an input, never an output
     inputs = [e.get(k) for e in entries for k in ("pages", "dump", "trace") if e.get(k)]
-    check_outputs(outs, inputs + ([args.vms] if args.vms else []))
+    if args.dump_dir is not None and not os.path.isdir(args.dump_dir):
+        raise PagecoreError(f"--dump-dir {args.dump_dir}: no such directory")
+    check_outputs(outs, [*inputs, args.vms, args.config], args.dump_dir)
     settings = _settings(args)
     for e in entries:
         e.setdefault("activity", settings.activity)
@@ -187,19 +201,20 @@ def _cmd_host(args) -> int:
         raise PagecoreError("give page tables or dumps (or --vms FILE) to place on the host")
     vms = load_vms(entries, show_progress=not args.quiet)
     rep = host_report(vms, settings, dump_dir=args.dump_dir, with_replay=args.replay)
-    emit(args, _json_report(rep), rep["rows"], lambda: format_table(rep))
-    if args.timelines:
-        from pagecore._util import atomic_path
+    from pagecore._util import all_or_nothing, atomic_path
 
-        with atomic_path(args.timelines) as tmp:
-            rep["timelines"].to_parquet(tmp, index=False)
-    if args.plot:
-        from pagecore.plotting import save_figure
-        from pagecore.plotting.host import host_whatif
+    with all_or_nothing():  # the report, timelines and plot appear together or not at all
+        emit(args, _json_report(rep), rep["rows"], lambda: format_table(rep))
+        if args.timelines:
+            with atomic_path(args.timelines) as tmp:
+                rep["timelines"].to_parquet(tmp, index=False)
+        if args.plot:
+            from pagecore.plotting import save_figure
+            from pagecore.plotting.host import host_whatif
 
-        stem = args.plot.rsplit(".", 1)
-        fmt = (stem[1],) if len(stem) == 2 else ("png",)
-        save_figure(host_whatif(rep["rows"], rep["timelines"]), stem[0], formats=fmt)
+            stem = args.plot.rsplit(".", 1)
+            fmt = (stem[1],) if len(stem) == 2 else ("png",)
+            save_figure(host_whatif(rep["rows"], rep["timelines"]), stem[0], formats=fmt)
     return 0
 
 

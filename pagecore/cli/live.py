@@ -6,19 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from pagecore.cli._args import command, key_from_args, positive_int
-
-
-def _positive_float(text: str) -> float:
-    import argparse
-
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {v}")
-    return v
+from pagecore.cli._args import command, float_in, key_from_args, positive_int
 
 
 def _cmd_live(args) -> int:
@@ -138,9 +126,12 @@ def register(sub) -> None:
     )
     p.add_argument("--pause", action="store_true", help="stop the guest (QMP) while reading: a consistent snapshot")
     p.add_argument(
-        "--max-mb-per-s", type=float, default=64.0, help="read rate limit per guest in MiB/s (0: none; default 64)"
+        "--max-mb-per-s",
+        type=float_in(0),
+        default=64.0,
+        help="read rate limit per guest in MiB/s (0: none; default 64)",
     )
-    p.add_argument("--interval", type=_positive_float, default=60.0, help="seconds between successive reads")
+    p.add_argument("--interval", type=float_in(0, above=True), default=60.0, help="seconds between successive reads")
     p.add_argument(
         "--count",
         type=positive_int,

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from pagecore.cli._args import add_format_args, check_outputs, command, int_at_least, nonneg_int, positive_int
+from pagecore.cli._args import (
+    add_format_args,
+    check_outputs,
+    command,
+    float_in,
+    int_at_least,
+    nonneg_int,
+    positive_int,
+)
 from pagecore.errors import PagecoreError
 
 
@@ -67,15 +75,17 @@ def _run(emulator_cls, settings_cls, savings, args, **settings) -> int:
         )
         print(f"pagecore: warning: {rep['warning']}", file=sys.stderr)
 
-    if getattr(args, "lifetimes", None):
-        _write_lifetimes(args, history, info)
+    from pagecore._util import all_or_nothing
 
     def rows():
         tl = res.timeline.copy()
         tl["ksm_eligibility"] = info["ksm_eligibility"]
         return tl
 
-    emit(args, rep, rows, lambda: _table(rep, res.final))
+    with all_or_nothing():  # --lifetimes and -o appear together or not at all
+        if getattr(args, "lifetimes", None):
+            _write_lifetimes(args, history, info)
+        emit(args, rep, rows, lambda: _table(rep, res.final))
     return 0
 
 
@@ -83,6 +93,11 @@ def _cmd_ksm(args) -> int:
     from pagecore.sharing.emulated_savings import ksm_savings
     from pagecore.sharing.ksm import KsmEmulator, KsmSettings
 
+    if args.sleep_ms == 0:  # the emulator's scan cost is 0: every time it reported was 0.00 s
+        raise PagecoreError(
+            "--sleep-ms 0: the emulated scan takes no time, so KSM would find everything in 0 s; "
+            "use --sleep-ms 1 or more"
+        )
     return _run(
         KsmEmulator,
         KsmSettings,
@@ -176,7 +191,11 @@ def register(sub) -> None:
         "random order, rate caps) and print what it shared, its hash-table memory and CPU-cost proxy.",
     )
     _over_time_inputs(sc)
-    sc.add_argument("--rate-vm", type=float, default=50.0, help="pages/s per VM (default 50, ESX 2.x)")
-    sc.add_argument("--rate-total", type=float, default=200.0, help="pages/s system-wide (default 200, ESX 2.x)")
+    sc.add_argument(
+        "--rate-vm", type=float_in(0, above=True), default=50.0, help="pages/s per VM (default 50, ESX 2.x)"
+    )
+    sc.add_argument(
+        "--rate-total", type=float_in(0, above=True), default=200.0, help="pages/s system-wide (default 200, ESX 2.x)"
+    )
     sc.add_argument("--hash-bits", type=int, default=64, help="page-hash bits used (default 64)")
-    sc.add_argument("--seed", type=int, default=0, help="seed of the scan order (default 0)")
+    sc.add_argument("--seed", type=nonneg_int, default=0, help="seed of the scan order (default 0)")

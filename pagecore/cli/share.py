@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from pagecore.cli._args import add_format_args, check_outputs, command, int_at_least, key_from_args, nonneg_int
@@ -146,6 +147,8 @@ def _parse_salts(items) -> dict[str, str]:
         vm, sep, salt = item.partition("=")
         if not sep or not vm:
             raise PagecoreError(f"--salt takes VM=SALT, got {item!r}")
+        if vm in out and out[vm] != salt:
+            raise PagecoreError(f"--salt gives VM {vm!r} two salts ({out[vm]!r} and {salt!r}); give one")
         out[vm] = salt
     return out
 
@@ -156,7 +159,9 @@ def _cmd_share(args) -> int:
 
     if args.format == "parquet" and not args.output:
         raise PagecoreError("--format parquet needs -o/--output FILE")
-    check_outputs([args.output], args.pages)
+    if args.dump_dir is not None and not os.path.isdir(args.dump_dir):
+        raise PagecoreError(f"--dump-dir {args.dump_dir}: no such directory")
+    check_outputs([args.output], [*args.pages, args.key_file], args.dump_dir)
     rep = analyze_page_tables(
         args.pages,
         verify=args.verify,

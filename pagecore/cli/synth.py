@@ -9,6 +9,7 @@ from pagecore.cli._args import (
     add_config_arg,
     check_outputs,
     command,
+    float_in,
     group,
     load_workflow_config,
     nonneg_int,
@@ -26,8 +27,13 @@ def _cmd_synth_fig04(args) -> int:
     if out.exists() and not out.is_dir():
         raise PagecoreError(f"{out}: -o/--output-dir is not a directory")
     check_outputs([out / f"vm{i + 1:02d}.raw" for i in range(args.vms)], [])
-    model = Fig04Model(**{k: getattr(args, k) for k in FIG04_DEFAULTS})
-    with progress(args.vms, desc="write guests", unit="VM") as bar:
+    try:
+        model = Fig04Model(**{k: getattr(args, k) for k in FIG04_DEFAULTS})
+    except ValueError as exc:  # fractions that sum past 1, a size of no pages
+        raise PagecoreError(f"synth fig04: {exc}") from None
+    from pagecore._util import all_or_nothing
+
+    with all_or_nothing(), progress(args.vms, desc="write guests", unit="VM") as bar:  # every guest or none
         for i in range(args.vms):
             path = out / f"vm{i + 1:02d}.raw"
             model.write_raw(i, path)
@@ -119,12 +125,15 @@ def register(sub) -> None:
     f4.add_argument("-o", "--output-dir", required=True, help="directory for vmNN.raw files")
     f4.add_argument("--vms", type=positive_int, default=10, help="number of guests (default 10)")
     f4.add_argument(
-        "--mem-mb", type=float, default=FIG04_DEFAULTS["mem_mb"], help="guest memory in MB (default %(default)s)"
+        "--mem-mb",
+        type=float_in(0, above=True),
+        default=FIG04_DEFAULTS["mem_mb"],
+        help="guest memory in MB (default %(default)s)",
     )
     for name in ("zero", "intra_dup", "intra_dup_groups", "common", "variant"):
         f4.add_argument(
             f"--{name.replace('_', '-')}",
-            type=float,
+            type=float_in(0, 1),
             default=FIG04_DEFAULTS[name],
             help="fraction of pages (default %(default)s)",
         )
@@ -134,7 +143,7 @@ def register(sub) -> None:
         default=FIG04_DEFAULTS["variants"],
         help="versions per variant slot (default %(default)s)",
     )
-    f4.add_argument("--seed", type=int, default=FIG04_DEFAULTS["seed"], help="seed (default %(default)s)")
+    f4.add_argument("--seed", type=nonneg_int, default=FIG04_DEFAULTS["seed"], help="seed (default %(default)s)")
 
     f5 = command(
         sysub,

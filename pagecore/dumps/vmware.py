@@ -82,13 +82,17 @@ def parse_checkpoint(path: Path) -> dict:
             break
         at = pos
         pos += 2
+        nidx = (flags >> 6) & 3
+        if pos + nlen + 4 * nidx > end:  # a cut or corrupt group: one line, never struct.error
+            raise InputError(path, "tag name and indices run past the memory group", offset=at)
         name = data[pos : pos + nlen].decode("ascii", "replace")
         pos += nlen
-        nidx = (flags >> 6) & 3
         idx = struct.unpack_from(f"<{nidx}I", data, pos) if nidx else ()
         pos += 4 * nidx
         dlen = flags & 0x3F
         if dlen in (62, 63):
+            if pos + 2 * width + 2 > end:
+                raise InputError(path, f"tag {name} data size runs past the memory group", offset=at)
             (big,) = struct.unpack_from("<Q" if width == 8 else "<I", data, pos)
             pos += 2 * width + 2
             if pos + big > end:

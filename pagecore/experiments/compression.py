@@ -82,11 +82,44 @@ def _sample_fraction(spec, total_pages: int) -> float | None:
         raise InputError(
             None, f"--sample {spec!r} is not a number", hint="give a fraction such as 0.05 or a page count"
         ) from None
-    if v <= 0:
-        raise InputError(None, f"--sample must be > 0, got {spec}")
+    if not 0 < v < math.inf:  # NaN too
+        raise InputError(None, f"--sample must be a finite number > 0, got {spec}")
     if v < 1:
         return v
     return min(1.0, v / max(total_pages, 1))
+
+
+def _kept_flags(paths: list, algorithm: str) -> list:
+    """Whether each page table keeps its own hashes (it has ``csize_<algorithm>``; else its dump
+    is re-read and hashed with the default key)."""
+    import pyarrow.parquet as pq
+
+    return [f"csize_{algorithm}" in pq.ParquetFile(p).schema_arrow.names for p in paths]
+
+
+def _guest_keys(path: Path) -> list:
+    """What identifies the guest an input reads: the file itself (device, inode) and, for a page
+    table, the dump it records (that file, and its path, size and sample digest)."""
+    import os
+
+    st = path.stat()
+    keys: list = [("file", st.st_dev, st.st_ino)]
+    if path.suffix == ".parquet":
+        from pagecore.pages.tables import page_table_metadata
+
+        meta = page_table_metadata(path)
+        src = meta.get("source_path")
+        if isinstance(src, str) and src:
+            ident = (src, meta.get("source_size"), meta.get("source_digest"))
+            if all(ident):
+                keys.append(("source", *ident))
+            try:
+                sst = os.stat(src)
+            except OSError:
+                sst = None
+            if sst is not None and sst.st_size == meta.get("source_size"):
+                keys.append(("file", sst.st_dev, sst.st_ino))
+    return keys
 
 
 def collect(args: CompressOptions):
@@ -98,10 +131,19 @@ def collect(args: CompressOptions):
 
     alg = args.algorithm
     streams, tables, total = [], [], 0
+    seen: dict = {}
     for name in args.inputs:
         path = Path(name)
         if not path.is_file():
             raise InputError(path, "no such file", hint="pass a memory dump or a page table from `pagecore hash`")
+        for key in _guest_keys(path):
+            if key in seen:
+                raise InputError(
+                    path, f"reads the same guest as {seen[key]} (one dump, or a page table and its dump): "
+                    "its pages would be counted twice",
+                    hint="give each guest once",
+                )  # fmt: skip
+            seen[key] = path
         if path.suffix == ".parquet":
             vm, reader, table, rows = _table_source(path, alg)
             total += rows
@@ -115,6 +157,13 @@ def collect(args: CompressOptions):
             total += hint
             names = {v for v, *_ in streams}
             streams.append((path.name if path.name not in names else str(path), reader, None, None))
+    if tables:  # their own hashes meet the dumps' (hashed here with the default key) and each other's
+        from pagecore.pages.tables import check_comparable, page_table_metadata
+
+        kept = [Path(n) for n in args.inputs if Path(n).suffix == ".parquet"]
+        kept = [p for p, t in zip(kept, _kept_flags(kept, alg), strict=True) if t]
+        others = [Path(n) for n in args.inputs if Path(n) not in kept]
+        check_comparable(kept + others, [page_table_metadata(p) for p in kept] + [{} for _ in others])
     frac = _sample_fraction(args.sample, total)
     frames, stats, vm_pages = [], SizeStats(), {}
     if streams:

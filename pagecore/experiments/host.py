@@ -154,6 +154,8 @@ class HostSettings:
         self.memory_mb = [float(m) for m in np.atleast_1d(self.memory_mb)]
         if not self.memory_mb or min(self.memory_mb) <= 0:
             raise ConfigError(f"host: memory must be > 0 MiB, got {self.memory_mb}")
+        if not self.policies:
+            raise ConfigError(f"host: no policy given; choose from {', '.join(POLICIES)}")
         bad = [p for p in self.policies if p not in POLICIES]
         if bad:
             raise ConfigError(f"host: unknown policy {bad[0]!r}; choose from {', '.join(POLICIES)}")
@@ -222,6 +224,30 @@ def activity_from_trace(path, vm: str, pages: int, period_s: float = 60.0) -> fl
     return float(min(1.0, np.mean([len(s) for s in seen.values()]) / max(pages, 1)))
 
 
+def check_vm_entry(entry: dict, index: int) -> None:
+    """Refuse VM-list values of the wrong type or range, naming the VM and key: a NaN size or
+    reservation passed every comparison below and a negative ``shares`` reached the allocator."""
+    for key in ("pages", "dump", "trace", "format"):
+        if key in entry and not (isinstance(entry[key], str) and entry[key]):
+            raise ConfigError(f"host VM #{index + 1}: {key}: expected a file name, got {entry[key]!r}")
+    if "name" in entry and not isinstance(entry["name"], str | int):
+        raise ConfigError(f"host VM #{index + 1}: name: expected a name, got {entry['name']!r}")
+    for key, low, strict in (("size_mb", 0.0, True), ("reservation_mb", 0.0, False), ("limit_mb", 0.0, False),
+                             ("shares", 0.0, True)):  # fmt: skip
+        v = entry.get(key)
+        if v is None:
+            continue
+        ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        if not ok or (v <= low if strict else v < low):
+            raise ConfigError(
+                f"host VM #{index + 1}: {key}: expected a finite number {'>' if strict else '>='} {low:g}, got {v!r}"
+            )
+    if isinstance(entry.get("activity"), bool):
+        raise ConfigError(
+            f"host VM #{index + 1}: activity: expected busy, light, idle, idle:F or active:F, got a boolean"
+        )
+
+
 def load_vm(entry: dict, index: int, *, tmpdir: str | None = None, show_progress: bool = False) -> HostVM:
     """A VM from one entry of a VM list: ``pages`` (page table) or ``dump`` (hashed on the way),
     optional ``name``, ``size_mb``, ``reservation_mb``, ``limit_mb``, ``shares``, ``activity``
@@ -234,6 +260,7 @@ def load_vm(entry: dict, index: int, *, tmpdir: str | None = None, show_progress
         raise ConfigError(f"host VM #{index + 1}: unknown key {unknown[0]!r}; keys are {', '.join(sorted(known))}")
     if ("pages" in entry) == ("dump" in entry):
         raise ConfigError(f"host VM #{index + 1}: give exactly one of pages: (a page table) or dump: (a memory dump)")
+    check_vm_entry(entry, index)
     if "dump" in entry:
         from pagecore.pages.ingest import hash_dump
 
@@ -981,10 +1008,16 @@ def scan_over_time(members, policy: str, settings: HostSettings) -> dict:
         from pagecore.sharing.ksm import emulate_ksm
 
         ks = _ksm_settings(settings, len(key))
+        wake_s = ks.sleep_millisecs / 1000.0 + ks.pages_to_scan * ks.scan_us_per_page * 1e-6
+        if not wake_s > 0:
+            raise ConfigError(
+                "host.ksm: sleep_millisecs 0 with scan_us_per_page 0 makes KSM scan in no time at all "
+                "(every time would be 0 s); set sleep_millisecs >= 1 or a scan_us_per_page"
+            )
         r = emulate_ksm(hist, ks, thp=thp_backing(members, ps, sel, ks, settings))
         tl = r.timeline
         saved = tl["pages_sharing"].to_numpy(float) + tl["ksm_zero_pages"].to_numpy(float)
-        rate = ks.pages_to_scan / (ks.sleep_millisecs / 1000.0 + ks.pages_to_scan * ks.scan_us_per_page * 1e-6)
+        rate = ks.pages_to_scan / wake_s
         what = "pages compared per second (KSM visits)"
         full_scan_s = len(key) / rate if rate else math.inf
     else:
@@ -1277,6 +1310,7 @@ __all__ = [
     "HostSettings",
     "HostVM",
     "check_reservations",
+    "check_vm_entry",
     "consolidation",
     "content_keys",
     "evaluate",

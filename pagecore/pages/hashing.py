@@ -39,7 +39,6 @@ import hashlib
 import os
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -52,6 +51,10 @@ ALGORITHM = "pcx64-v1"
 WORDS = PAGE_SIZE // 8
 LANES = 8
 LANE_WORDS = WORDS // LANES
+
+
+#: Longest key file read (a key is a secret of a few dozen bytes, not a dump).
+MAX_KEY_FILE_BYTES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -98,10 +101,13 @@ class PageKey:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> PageKey:
-        try:
-            data = Path(path).read_bytes()
+        try:  # at most MAX_KEY_FILE_BYTES: /dev/zero (or a dump named by mistake) was read whole
+            with open(path, "rb") as fh:  # a pipe is fine: --key-file <(pass show pagecore)
+                data = fh.read(MAX_KEY_FILE_BYTES + 1)
         except OSError as exc:
             raise ConfigError(f"cannot read hash key file {path}: {exc.strerror}") from None
+        if len(data) > MAX_KEY_FILE_BYTES:
+            raise ConfigError(f"hash key file {path} is longer than {MAX_KEY_FILE_BYTES:,} bytes; is it the key?")
         if not data.strip():
             raise ConfigError(f"hash key file {path} is empty")
         return cls.from_secret(data.strip())

@@ -298,9 +298,41 @@ def read_page_table(path: str | os.PathLike, columns: Sequence[str] | None = Non
     meta = (table.schema.metadata or {}).get(META_KEY) or (_pq().ParquetFile(path).metadata.metadata or {}).get(
         META_KEY
     )
+    _check_consistent(path, table, meta)
     if meta:  # older tables kept it in the footer only
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: meta})
     return table
+
+
+def _check_consistent(path: Path, table: pa.Table, meta) -> None:
+    """Refuse a table that contradicts itself: no rows, a row count other than the ``pages`` its
+    metadata records (cut or edited), a page size other than 4096, or ``zero`` flags that do not
+    mark exactly the rows of one hash (the zero page's): each once gave a report with exit 0."""
+    try:
+        m = json.loads(meta) if meta else {}
+    except (ValueError, UnicodeDecodeError):
+        m = {}
+    m = m if isinstance(m, dict) else {}
+    if table.num_rows == 0:
+        raise InputError(path, "the page table has no pages", hint="re-run `pagecore hash` on a dump with pages")
+    pages = m.get("pages")
+    if isinstance(pages, int) and not isinstance(pages, bool) and pages != table.num_rows:
+        raise InputError(
+            path, f"{table.num_rows:,} rows, but its metadata records {pages:,} pages: the table was cut or edited",
+            hint="re-run `pagecore hash`",
+        )  # fmt: skip
+    if m.get("page_size", 4096) != 4096:
+        raise InputError(path, f"page_size {m.get('page_size')!r}", expected="4096 (pagecore handles 4 KiB pages only)")
+    if "zero" in table.column_names and "hash" in table.column_names:
+        zero = table["zero"].to_numpy(zero_copy_only=False)
+        if zero.any():
+            h = table["hash"].to_numpy()
+            zh = h[zero]
+            if (zh != zh[0]).any() or (h[~zero] == zh[0]).any():
+                raise InputError(
+                    path, "the zero column does not mark exactly the pages of one hash (the zero page's)",
+                    hint="the table was edited; re-run `pagecore hash`",
+                )  # fmt: skip
 
 
 def page_table_metadata(path: str | os.PathLike) -> dict:
@@ -343,6 +375,7 @@ def check_comparable(paths: Sequence[str | os.PathLike], metas: Sequence[dict] |
         if (st.st_dev, st.st_ino) in seen:
             raise InputError(p, f"the same page table is given twice (also as {seen[st.st_dev, st.st_ino]})")
         seen[st.st_dev, st.st_ino] = p
+    _check_distinct_dumps(paths, metas)
     defaults = {"hash_algorithm": "pcx64-v1", "hash_key_id": "none", "hash_bits": 64, "page_size": 4096}
     for key in COMPARABLE:
         vals = [m.get(key, defaults[key]) for m in metas]
@@ -357,6 +390,24 @@ def check_comparable(paths: Sequence[str | os.PathLike], metas: Sequence[dict] |
                 hint=hint,
             )  # fmt: skip
     return metas
+
+
+def _check_distinct_dumps(paths: Sequence[Path], metas: Sequence[dict]) -> None:
+    """Refuse two tables hashed from one dump file (same recorded path, size and sample digest)
+    under two VM names: every page of it would count as shared between two VMs."""
+    seen: dict[tuple, int] = {}
+    for i, m in enumerate(metas):
+        ident = (m.get("source_path"), m.get("source_size"), m.get("source_digest"))
+        if not all(ident):
+            continue  # live reads, imported traces, synthetic tables: nothing to compare
+        if ident in seen and metas[seen[ident]].get("vm") != m.get("vm"):  # one name: a duplicate-frame error
+            j = seen[ident]
+            raise InputError(
+                paths[i], f"hashed from the same dump as {paths[j]} ({ident[0]}; VM {m.get('vm')!r} and "
+                f"{metas[j].get('vm')!r}): one guest given twice would count all its pages as shared",
+                hint="give each dump once (identical guests: `host --replicas identical`, or copies of the dump)",
+            )  # fmt: skip
+        seen[ident] = i
 
 
 def read_page_tables(paths: Iterable[str | os.PathLike], columns: Sequence[str] | None = None) -> pa.Table:

@@ -271,6 +271,8 @@ class _Pacer:
     """Keep the average read rate at most ``mb_per_s`` (None: unlimited)."""
 
     def __init__(self, mb_per_s: float | None):
+        if mb_per_s is not None and not 0 <= mb_per_s < float("inf"):  # NaN or < 0 would read unthrottled
+            raise ValueError(f"read rate limit must be a finite number >= 0 MiB/s, got {mb_per_s}")
         self.rate = None if not mb_per_s else mb_per_s * (1 << 20)
         self.t0 = time.monotonic()
         self.bytes = 0

@@ -60,6 +60,7 @@ cut to ``hash_bits``) and 120 B per tick of timeline. Page and content ids must 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -136,9 +137,11 @@ class ScannerSettings:
     seed: int = 0
 
     def __post_init__(self):
-        if self.scan_rate_vm <= 0 or self.scan_rate_total <= 0:
-            raise ValueError("scan rates must be > 0 pages/s")
-        if self.tick_s <= 0:
+        if not (0 < self.scan_rate_vm < math.inf and 0 < self.scan_rate_total < math.inf):  # NaN too
+            raise ValueError(
+                f"scan rates must be finite and > 0 pages/s, got {self.scan_rate_vm} and {self.scan_rate_total}"
+            )
+        if not 0 < self.tick_s < math.inf:
             raise ValueError(f"tick_s must be > 0, got {self.tick_s}")
         if not 1 <= self.hint_hash_bits <= self.hash_bits <= 64:
             raise ValueError("need 1 <= hint_hash_bits <= hash_bits <= 64")

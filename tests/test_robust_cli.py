@@ -1,0 +1,494 @@
+"""Session 9 adversarial review of the commands against README "What pagecore guarantees".
+
+Each test is a case a careless or hostile user produces that once gave a wrong number with exit
+0, destroyed a file, left a partial output or a traceback; each builds tiny synthetic inputs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from dumps_helpers import make_pages, write_dump
+
+from pagecore.pages import hash_dump
+
+
+def cli(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "pagecore", *args], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
+
+
+def one_line_error(proc, code=1):
+    assert proc.returncode == code, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("pagecore: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def dumps(tmp_path):
+    """Two 24-page raw dumps with some zero and duplicated pages, and their page tables."""
+    out = []
+    for i in range(2):
+        rng = np.random.default_rng(i)
+        pages = rng.integers(0, 256, (24, 4096), dtype=np.uint8)
+        pages[4:8] = pages[2]
+        pages[10:12] = 0
+        dump = tmp_path / f"g{i}.raw"
+        dump.write_bytes(pages.tobytes())
+        table = tmp_path / f"g{i}.parquet"
+        hash_dump(dump, table, f"g{i}", show_progress=False)
+        out.append((dump, table))
+    return out
+
+
+# ------------------------------------------------------------------------------ lost files
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["share", "--format", "json"],
+        ["compress", "--format", "json"],
+        ["host", "--memory", "1G", "--format", "json", "-q"],
+    ],
+)
+def test_the_dump_behind_a_page_table_is_an_input_never_an_output(dumps, command):
+    """`share`/`compress`/`host` read the dump a table records (to verify or compress its pages):
+    `-o` naming that dump replaced it with the report, exit 0."""
+    (dump, table), _ = dumps
+    before = dump.read_bytes()
+    line = one_line_error(cli(command[0], str(table), *command[1:], "-o", str(dump)))
+    assert "output is the input" in line
+    assert dump.read_bytes() == before
+
+
+def test_the_dump_found_in_dump_dir_is_an_input(dumps, tmp_path):
+    (dump, table), _ = dumps
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / dump.name).write_bytes(dump.read_bytes())
+    before = (moved / dump.name).read_bytes()
+    one_line_error(cli("share", str(table), "--dump-dir", str(moved), "--format", "json", "-o", str(moved / dump.name)))
+    assert (moved / dump.name).read_bytes() == before
+
+
+def test_two_outputs_naming_one_file_are_refused(dumps, tmp_path):
+    """`host -o r --timelines r` wrote the report, then the timelines over it: one output lost."""
+    (_, table), _ = dumps
+    out = tmp_path / "r.parquet"
+    line = one_line_error(
+        cli("host", str(table), "--memory", "1G", "--format", "parquet", "-o", str(out), "--timelines", str(out), "-q")
+    )
+    assert "two outputs" in line
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------------------ wrong numbers
+@pytest.mark.parametrize("command", [["share"], ["ksm"], ["host", "--memory", "1G", "-q"]])
+def test_one_dump_hashed_under_two_vm_names_is_refused(dumps, tmp_path, command):
+    """`hash g0.raw --vm other` beside g0's own table counted every page of g0 as shared between
+    two VMs (share: 48.8 % saved became 68.8 %), exit 0."""
+    (dump, table), _ = dumps
+    again = tmp_path / "again.parquet"
+    hash_dump(dump, again, "other", show_progress=False)
+    line = one_line_error(cli(command[0], str(table), str(again), *command[1:]))
+    assert "same dump" in line and dump.name in line
+
+
+def test_copies_of_one_dump_are_distinct_guests(dumps, tmp_path):
+    """Identical guests as two files are two VMs (what `synth fig04` writes): not refused."""
+    (dump, table), _ = dumps
+    copy = tmp_path / "copy.raw"
+    copy.write_bytes(dump.read_bytes())
+    hash_dump(copy, tmp_path / "copy.parquet", "copy", show_progress=False)
+    proc = cli("share", str(table), str(tmp_path / "copy.parquet"), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+
+
+# ------------------------------------------------------------------------------ configs and options
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_config_numbers_must_be_finite(tmp_path, value):
+    """NaN passes every minimum/maximum of the schema: `host.vm_overhead_mb: .nan` made 0 VMs fit
+    on a 1 GiB host, exit 0."""
+    import yaml
+
+    from pagecore.config import default_config_path, load_config
+    from pagecore.errors import ConfigError
+
+    cfg = yaml.safe_load(default_config_path().read_text())
+    cfg["host"]["vm_overhead_mb"] = yaml.safe_load(value)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match=r"host\.vm_overhead_mb: .* not a finite number"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("text", [b"host: [unclosed\n", b"\xff\xfe host"])
+def test_a_config_that_is_not_yaml_is_one_line(dumps, tmp_path, text):
+    (_, table), _ = dumps
+    path = tmp_path / "config.yaml"
+    path.write_bytes(text)
+    line = one_line_error(cli("host", str(table), "--memory", "1G", "-q", "--config", str(path)))
+    assert "not a YAML config" in line
+
+
+@pytest.mark.parametrize(
+    "options,needle",
+    [
+        (["--ksm-sleep-millisecs", "0"], "sleep_millisecs 0"),  # was ZeroDivisionError
+        (["--policy", ","], "no policy given"),  # was KeyError: 'policy'
+    ],
+)
+def test_host_degenerate_options_are_one_line(dumps, options, needle):
+    (_, table), _ = dumps
+    line = one_line_error(cli("host", str(table), "--memory", "1G", "-q", *options))
+    assert needle in line
+
+
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        ("size_mb: .nan", "size_mb"),  # passed `abs(size - table) > tol`: exit 0
+        ("reservation_mb: .nan", "reservation_mb"),  # passed `res < 0 or res > size`: exit 0
+        ("shares: -5", "shares"),  # reached the allocator: exit 0
+        ("shares: 0", "shares"),
+        ("shares: lots", "shares"),  # ValueError traceback
+        ("limit_mb: x", "limit_mb"),  # ValueError traceback
+        ("activity: true", "activity"),  # read as active:1
+    ],
+)
+def test_vm_file_values_of_the_wrong_type_or_range_are_one_line(dumps, tmp_path, extra, needle):
+    (_, table), _ = dumps
+    vms = tmp_path / "vms.yaml"
+    vms.write_text(f"- {{pages: {table}, {extra}}}\n")
+    line = one_line_error(cli("host", "--vms", str(vms), "--memory", "1G", "-q"))
+    assert "host VM #1" in line and needle in line
+
+
+@pytest.mark.parametrize("value", ["5", "[a.parquet]"])
+def test_vm_file_pages_that_is_not_a_file_name_is_one_line(tmp_path, value):
+    vms = tmp_path / "vms.yaml"
+    vms.write_text(f"- {{pages: {value}}}\n")
+    line = one_line_error(cli("host", "--vms", str(vms), "--memory", "1G", "-q"))
+    assert "pages: expected a file name" in line
+
+
+@pytest.mark.parametrize(
+    "command,options",
+    [
+        (["scan"], ["--rate-vm", "nan"]),  # nothing shared, exit 0
+        (["scan"], ["--rate-total", "inf"]),
+        (["scan"], ["--seed", "-1"]),  # ValueError traceback
+        (["compress"], ["--esxi-cache-pct", "-5"]),  # a cache of -0.0 MiB, every page swapped, exit 0
+        (["compress"], ["--esxi-cache-pct", "150"]),  # a cache larger than the VM
+        (["compress"], ["--esxi-cache-pct", "nan"]),  # ValueError traceback
+        (["compress"], ["--threads", "-1"]),  # ValueError traceback
+    ],
+)
+def test_absurd_numeric_options_are_refused_by_the_parser(dumps, command, options):
+    (dump, table), _ = dumps
+    proc = cli(*command, str(table if command == ["scan"] else dump), *options)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert options[0] in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_compress_sample_must_be_finite(dumps, value):
+    """`--sample nan` and `--sample inf` silently became an exact run."""
+    (dump, _), _ = dumps
+    line = one_line_error(cli("compress", str(dump), "--sample", value))
+    assert "--sample must be a finite number" in line
+
+
+def test_scanner_settings_refuse_nan_rates():
+    from pagecore.sharing.scanner import ScannerSettings
+
+    for bad in ({"scan_rate_vm": float("nan")}, {"scan_rate_total": float("nan")}, {"tick_s": float("nan")}):
+        with pytest.raises(ValueError):
+            ScannerSettings(**bad)
+
+
+# ------------------------------------------------------------------------------ dump readers
+def test_a_cut_or_corrupt_vmware_checkpoint_is_one_line_never_struct_error(tmp_path):
+    """A .vmss cut inside a tag of its memory group, or with a tag whose name length points past
+    the group, raised struct.error (a traceback) instead of naming the problem."""
+    from pagecore.dumps import open_dump
+    from pagecore.dumps.vmware import write_vmware
+    from pagecore.errors import InputError
+
+    pages = np.arange(8 * 4096, dtype=np.uint32).astype(np.uint8).reshape(8, 4096)
+    vmss = write_vmware(tmp_path / "g.vmem", [(0, 0, 4), (6, 4, 4)], pages)
+    data = vmss.read_bytes()
+    cases = [data[:cut] for cut in range(12, len(data))]
+    for at in range(12, len(data)):
+        b = bytearray(data)
+        b[at] = 0xFF  # a tag flag or name length of 255: its name or data reach past the group
+        cases.append(bytes(b))
+    for case in cases:
+        vmss.write_bytes(case)
+        try:
+            with open_dump(vmss, "vmware") as r:
+                for _ in r:
+                    pass
+        except InputError:
+            pass
+
+
+# ------------------------------------------------------------------------------ share options
+def test_two_salts_for_one_vm_are_refused(dumps):
+    """`--salt g0=1 --salt g0=2` kept the last one silently."""
+    (_, table), _ = dumps
+    line = one_line_error(cli("share", str(table), "--salting", "2", "--salt", "g0=1", "--salt", "g0=2"))
+    assert "two salts" in line
+
+
+@pytest.mark.parametrize("command", [["share"], ["host", "--memory", "1G", "-q"]])
+def test_a_dump_dir_that_is_not_a_directory_is_refused(dumps, tmp_path, command):
+    """A mistyped --dump-dir was ignored without a word."""
+    (_, table), _ = dumps
+    line = one_line_error(cli(command[0], str(table), *command[1:], "--dump-dir", str(tmp_path / "nowhere")))
+    assert "--dump-dir" in line and "no such directory" in line
+
+
+# ------------------------------------------------------------------------------ page tables that lie
+def _edited(table_path, out, edit):
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(table_path)
+    pq.write_table(edit(t), out)
+    return out
+
+
+@pytest.mark.parametrize(
+    "edit,needle",
+    [
+        (lambda t: t.slice(0, 0), "no pages"),  # share: a report of 0 pages, exit 0
+        (lambda t: t.slice(0, 20), "metadata records 24 pages"),  # a cut table: 20 pages reported
+        (
+            lambda t: t.set_column(3, t.schema.field(3), pa_array([True] * t.num_rows)),
+            "zero column",  # every page reported zero, also after verification
+        ),
+    ],
+)
+def test_page_tables_that_contradict_themselves_are_refused(dumps, tmp_path, edit, needle):
+    (_, table), (_, other) = dumps
+    bad = _edited(table, tmp_path / "bad.parquet", edit)
+    line = one_line_error(cli("share", str(bad)))
+    assert needle in line
+    line = one_line_error(cli("share", str(bad), str(other)))  # with another: IndexError traceback
+    assert needle in line
+
+
+def test_a_page_table_of_other_page_size_is_refused_alone(dumps, tmp_path):
+    import json
+
+    (_, table), _ = dumps
+
+    def edit(t):
+        meta = json.loads(t.schema.metadata[b"pagecore"])
+        meta["page_size"] = 8192
+        return t.replace_schema_metadata({**t.schema.metadata, b"pagecore": json.dumps(meta)})
+
+    bad = _edited(table, tmp_path / "bad.parquet", edit)
+    assert "page_size 8192" in one_line_error(cli("share", str(bad)))
+
+
+def pa_array(values):
+    import pyarrow as pa
+
+    return pa.array(values)
+
+
+# ------------------------------------------------------------------------------ synth
+@pytest.mark.parametrize(
+    "options,code",
+    [
+        (["--mem-mb", "0"], 2),  # ValueError traceback
+        (["--mem-mb", "nan"], 2),
+        (["--mem-mb", "inf"], 2),  # OverflowError traceback
+        (["--zero", "1.5"], 2),
+        (["--seed", "-1"], 2),
+        (["--zero", "0.6", "--common", "0.6"], 1),  # fractions summing past 1: ValueError traceback
+        (["--mem-mb", "0.001"], 1),  # a guest of no pages: ValueError traceback
+    ],
+)
+def test_synth_fig04_absurd_options_are_one_line_and_write_nothing(tmp_path, options, code):
+    out = tmp_path / "guests"
+    proc = cli("synth", "fig04", "-o", str(out), "--vms", "2", "--mem-mb", "1", *options)
+    assert proc.returncode == code and "Traceback" not in proc.stderr, proc.stderr
+    assert not out.exists() or not list(out.iterdir())
+
+
+# ------------------------------------------------------------------------------ live
+@pytest.mark.parametrize("options", [["--max-mb-per-s", "-1"], ["--max-mb-per-s", "nan"], ["--interval", "nan"]])
+def test_live_rate_limit_and_interval_must_be_finite(tmp_path, options):
+    """A negative or NaN --max-mb-per-s read the guest unthrottled (the pacer's wait was never
+    positive); --interval nan reached time.sleep (ValueError)."""
+    proc = cli("live", "--pid", "1", "-o", str(tmp_path / "out"), *options)
+    assert proc.returncode == 2 and options[0] in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("rate", [-1.0, float("nan"), float("inf")])
+def test_the_live_pacer_refuses_a_rate_that_would_not_throttle(rate):
+    from pagecore.qemu.live import _Pacer
+
+    with pytest.raises(ValueError, match="read rate limit"):
+        _Pacer(rate)
+
+
+def test_an_output_ending_with_a_slash_is_refused(dumps, tmp_path):
+    """`-o new/` wrote a page table named `new`, where the user meant a directory."""
+    (dump, _), _ = dumps
+    line = one_line_error(cli("hash", str(dump), "-o", str(tmp_path / "new") + "/"))
+    assert "ends with /" in line
+    assert not (tmp_path / "new").exists()
+
+
+def test_forcing_raw_on_a_dump_of_another_format_is_loud(tmp_path):
+    """An ELF core cut to whole pages hashed with --format raw gave a confident table of its
+    headers and shifted pages, without a word."""
+    elf = write_dump("elf", tmp_path / "g.elf", np.arange(8), make_pages(8))
+    cut = tmp_path / "g.bin"
+    cut.write_bytes(elf.read_bytes()[: 8 * 4096])
+    proc = cli("hash", str(cut), "--format", "raw", "-q", "-o", str(tmp_path / "g.parquet"))
+    assert proc.returncode == 0 and "WARNING" in proc.stderr and "say elf" in proc.stderr
+    raw = tmp_path / "r.raw"
+    raw.write_bytes(make_pages(8).tobytes())
+    proc = cli("hash", str(raw), "--format", "raw", "-q", "-o", str(tmp_path / "r.parquet"))
+    assert proc.returncode == 0 and not proc.stderr
+
+
+# ------------------------------------------------------------------------------ compress inputs
+@pytest.mark.parametrize("pair", ["dump,dump", "dump,hardlink", "dump,table", "table,table-other-vm"])
+def test_compress_refuses_one_guest_given_twice(dumps, tmp_path, pair):
+    """Each of these counted one guest's pages twice (zram sizes and the sharing ladder), exit 0."""
+    (dump, table), _ = dumps
+    link = tmp_path / "link.raw"
+    link.hardlink_to(dump)
+    other = tmp_path / "other.parquet"
+    hash_dump(dump, other, "other", show_progress=False)
+    inputs = {"dump,dump": [dump, dump], "dump,hardlink": [dump, link], "dump,table": [dump, table],
+              "table,table-other-vm": [table, other]}[pair]  # fmt: skip
+    line = one_line_error(cli("compress", *map(str, inputs), "--format", "json"))
+    assert "same guest" in line
+
+
+def test_compress_refuses_a_keyed_table_beside_a_dump(dumps, tmp_path):
+    """A keyed table's hashes never meet a dump's (hashed with the default key): no sharing
+    between them was found, exit 0."""
+    from pagecore.pages.hashing import PageKey
+
+    (dump, _), (other_dump, _) = dumps
+    keyed = tmp_path / "keyed.parquet"
+    hash_dump(dump, keyed, "k", key=PageKey.from_secret(b"secret"), compress=("lzo-rle",), show_progress=False)
+    line = one_line_error(cli("compress", str(keyed), str(other_dump), "--format", "json"))
+    assert "hash_key_id" in line
+
+
+def test_compress_of_two_copies_is_two_guests(dumps, tmp_path):
+    (dump, _), _ = dumps
+    copy = tmp_path / "copy.raw"
+    copy.write_bytes(dump.read_bytes())
+    proc = cli("compress", str(dump), str(copy), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+
+
+# ------------------------------------------------------------------------------ other inputs
+@pytest.mark.parametrize("command", ["hash", "share"])
+def test_the_key_file_is_an_input_never_an_output(dumps, tmp_path, command):
+    """`-o` naming the --key-file replaced the secret key with the output, exit 0: every table
+    keyed with it could no longer be verified."""
+    (dump, _), _ = dumps
+    key = tmp_path / "key.bin"
+    key.write_bytes(b"a secret of some length")
+    keyed = tmp_path / "keyed.parquet"
+    from pagecore.pages.hashing import PageKey
+
+    hash_dump(dump, keyed, "g0", key=PageKey.from_file(key), show_progress=False)
+    args = {"hash": ["hash", str(dump)], "share": ["share", str(keyed), "--format", "json"]}[command]
+    line = one_line_error(cli(*args, "--key-file", str(key), "-o", str(key)))
+    assert "output is the input" in line
+    assert key.read_bytes() == b"a secret of some length"
+
+
+def test_the_host_config_is_an_input_never_an_output(dumps, tmp_path):
+    from pagecore.config import default_config_path
+
+    (_, table), _ = dumps
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(default_config_path().read_text())
+    before = cfg.read_bytes()
+    line = one_line_error(cli("host", str(table), "--memory", "1G", "-q", "--config", str(cfg), "-o", str(cfg)))
+    assert "output is the input" in line
+    assert cfg.read_bytes() == before
+
+
+def test_a_host_memory_range_of_a_million_sizes_is_refused(dumps):
+    """`--memory 1M:1T:1M` built a million host sizes, each a full consolidation search: a run of
+    hours instead of an error."""
+    (_, table), _ = dumps
+    line = one_line_error(cli("host", str(table), "-q", "--memory", "1M:1T:1M"))
+    assert "host sizes" in line and "STEP" in line
+
+
+# ------------------------------------------------------------------------------ interrupted runs
+def test_all_or_nothing_renames_every_output_or_none(tmp_path):
+    from pagecore._util import all_or_nothing, atomic_path
+
+    with pytest.raises(KeyboardInterrupt), all_or_nothing():
+        with atomic_path(tmp_path / "a.txt") as tmp:
+            tmp.write_text("a")
+        raise KeyboardInterrupt
+    assert not list(tmp_path.iterdir())  # neither the output nor a temporary
+    with all_or_nothing():
+        for name in ("a.txt", "b.txt"):
+            with atomic_path(tmp_path / name) as tmp:
+                tmp.write_text(name)
+        assert not (tmp_path / "a.txt").exists()  # not before the block ends
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
+
+
+def test_host_interrupted_while_plotting_leaves_no_report(dumps, tmp_path, monkeypatch):
+    """Ctrl-C while the plot was drawn left the report and timelines in place, and the command
+    said "no output written"."""
+    import pagecore.plotting
+    from pagecore.cli import main
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pagecore.plotting, "save_figure", interrupted)
+    (_, t0), (_, t1) = dumps
+    out = tmp_path / "out"
+    code = main(["host", str(t0), str(t1), "-q", "--memory", "1G", "--format", "parquet", "-o", str(out / "r.parquet"),
+                 "--timelines", str(out / "t.parquet"), "--plot", str(out / "p.png")])  # fmt: skip
+    assert code == 130
+    assert not out.exists() or not list(out.iterdir())
+
+
+def test_a_key_file_is_read_bounded(tmp_path):
+    """`--key-file /dev/zero` read without end until the kernel killed the process; a dump named
+    as the key file was read whole and used as the key."""
+    from pagecore.errors import ConfigError
+    from pagecore.pages.hashing import MAX_KEY_FILE_BYTES, PageKey
+
+    big = tmp_path / "dump.raw"
+    big.write_bytes(b"k" * (MAX_KEY_FILE_BYTES + 1))
+    with pytest.raises(ConfigError, match="longer than"):
+        PageKey.from_file(big)  # first: a regression fails here, before reading /dev/zero
+    with pytest.raises(ConfigError, match="longer than"):
+        PageKey.from_file("/dev/zero")
+    ok = tmp_path / "key"
+    ok.write_bytes(b"k" * MAX_KEY_FILE_BYTES)
+    assert PageKey.from_file(ok).keyed
+
+
+def test_ksm_sleep_0_is_refused_not_reported_as_0_seconds(dumps):
+    """`ksm --sleep-ms 0` printed seconds_to_converge 0.00 (the emulated scan costs no time)."""
+    (_, table), _ = dumps
+    line = one_line_error(cli("ksm", str(table), "--sleep-ms", "0"))
+    assert "--sleep-ms 0" in line
