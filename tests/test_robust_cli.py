@@ -492,3 +492,20 @@ def test_ksm_sleep_0_is_refused_not_reported_as_0_seconds(dumps):
     (_, table), _ = dumps
     line = one_line_error(cli("ksm", str(table), "--sleep-ms", "0"))
     assert "--sleep-ms 0" in line
+
+
+@pytest.mark.parametrize("aligned", [False, True])
+def test_hash_says_when_pages_are_only_partly_in_the_dump(tmp_path, aligned):
+    """ELF segments whose edges are not on a page boundary: the missing bytes are read as zeros,
+    which `pagecore hash` says even with --quiet (and says nothing when every page is whole)."""
+    from pagecore.dumps.elf import write_elf
+
+    data = np.random.default_rng(2).integers(0, 256, 3 * 4096, dtype=np.uint8)
+    start = 4096 if aligned else 4096 + 0x800
+    path = write_elf(tmp_path / "u.elf", [(start, data)], align=8)
+    proc = cli("hash", str(path), "-o", str(tmp_path / "u.parquet"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    if aligned:
+        assert proc.stderr == ""
+    else:
+        assert "2 pages only partly present" in proc.stderr and "read as zeros" in proc.stderr

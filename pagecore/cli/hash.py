@@ -46,6 +46,13 @@ def _cmd_hash(args) -> int:
     )
     if meta.get("damage"):  # loud even with --quiet: the numbers describe only the pages read
         print(f"pagecore: WARNING: {args.dump}: damaged dump: {meta['damage']}", file=sys.stderr)
+    if meta.get("pages_partial"):  # loud even with --quiet: part of these pages' bytes are made up
+        n = meta["pages_partial"]
+        print(
+            f"pagecore: warning: {args.dump}: {n:,} page{'s' if n != 1 else ''} only partly present in the dump "
+            "(segment or range edges not on a 4 KiB boundary): the missing bytes were read as zeros and hashed so",
+            file=sys.stderr,
+        )
     if not args.quiet:
         extra = ""
         if meta["pages_skipped"] or meta["pages_excluded"]:
