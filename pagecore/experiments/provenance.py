@@ -230,7 +230,10 @@ PARAMETERS: tuple[Param, ...] = (
         "workloads.fig08_fit",
         "fitted",
         "the declared fit fig08_active: every fig08 VM's foreground schedule from paper.FIG08 citrix_active, "
-        "sql_active and total_active - citrix_active - sql_active (targets listed in results/fits/fig08_active.json)",
+        "sql_active and total_active - citrix_active - sql_active (targets listed in results/fits/fig08_active.json); "
+        "no segment starts before its VM has booted (OS loading + zeroing): the applications run on the booted guest "
+        "(§6.3 TEXT: the VMs boot together zeroing all memory, the balloon drivers start late in boot, the "
+        "benchmarks start later)",
         ("fig08",),
     ),
     Param(
