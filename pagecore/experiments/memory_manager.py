@@ -626,7 +626,7 @@ def fit_fig08_active(fig08: dict, split: str | dict = "max_mb", lead_min: float 
     the 5-minute mark's segment started at 5 - 2.5 - ``lead_min`` = 1.5 min, inside the boot
     (which ends at 2.27-2.44 min), so about 720 MB of application data were written while the
     guests were still zeroing and no balloon driver was running, and ESX paged about 450 MB of
-    it (issue 14; HELPER_NOTES_s9boot.md). A segment that would end by the boot's end is dropped.
+    it (issue 14). A segment that would end by the boot's end is dropped.
 
     Parameters
     ----------
@@ -687,6 +687,8 @@ def fit_fig08_active(fig08: dict, split: str | dict = "max_mb", lead_min: float 
             if b <= booted:
                 continue
             a = max(a, math.ceil(booted * 1000.0 - 1e-9) / 1000.0)  # rounded up: the rows keep 3 decimals
+            if a >= min(b, end):
+                continue
             rows.append([round(a, 3), round(min(b, end), 3), round(min(cap, max(FIG08_FIT_MIN_MB, float(mb) - bg)), 3)])
         schedules[n] = rows
     return {

@@ -226,7 +226,7 @@ PARAMETERS: tuple[Param, ...] = (
         "UNCONFIRMED: each Windows 2000 guest loads 40 MB of OS data at boot (no source; set when the replay was "
         "first written; Figure 7's Windows VM uses 32 MB). It is the only non-zero data while the guests zero their "
         "memory with no balloon driver, so ESX's random pager writes about 2.4 MB per MB of it to swap at boot "
-        "(os_mb 20/30/40: 49/74/96 MB, paper 35; HELPER_NOTES_s9boot.md); not swept",
+        "(measured, issue 14: os_mb 20/30/40 give 49/74/96 MB, paper 35); not swept",
         ("fig08",),
     ),
     Param(
