@@ -108,3 +108,28 @@ def test_a_shorter_run_keeps_only_the_segments_it_reaches():
     assert [r[:2] for r in rows] == [[1.5, 6.5], [6.5, 10.0]]
     full = fit_fig08_active(_fig08(), lead_min=1.0)["schedules"]["sql"]
     assert [r[2] for r in rows] == [r[2] for r in full[:2]]
+
+
+def test_no_segment_starts_before_its_vm_has_booted():
+    """Applications run on the booted guest (§6.3: the VMs boot, zeroing all memory, and the
+    benchmarks start later): each VM's first segment starts at its boot's end, worked by hand."""
+    f = _fig08()
+    for v in f["vms"]:
+        v["boot"] = {"zero": True, "zero_mb_s": 6.0, "os_mb": 40.0, "boot_s": 100.0}
+    f["vms"][1]["start_min"] = 3.0  # exchange_client powers on at 3 min
+    f["vms"][4]["boot"] = {"zero": False, "os_mb": 40.0, "boot_s": 500.0}  # sql: an 8.33-min boot, no zeroing
+    fit = fit_fig08_active(f, lead_min=1.0)
+    s = fit["schedules"]
+    # exchange (256 MB): 100 s loading + (256 - 40) MB / 6 MB/s = 136 s = 2.2667 min, rounded up
+    assert s["exchange"][0][:2] == [pytest.approx(2.267), pytest.approx(6.5)]
+    # citrix (320 MB): 100 + 280 / 6 = 146.67 s = 2.4444 min -> 2.445; the next segment is unchanged
+    assert s["citrix"][0][:2] == [pytest.approx(2.445), pytest.approx(6.5)]
+    assert s["citrix"][1][:2] == [pytest.approx(6.5), pytest.approx(11.5)]
+    # exchange_client starts at 3 min: booted at 3 + 2.2667 = 5.2667 min
+    assert s["exchange_client"][0][0] == pytest.approx(5.267)
+    # sql booted at 500 s = 8.333 min: the 1.5-6.5 segment is dropped, the 6.5-11.5 one starts at 8.334
+    assert s["sql"][0][:2] == [pytest.approx(8.334), pytest.approx(11.5)]
+    assert s["sql"][0][2] == pytest.approx(51.0)  # the 10-minute mark's target (sql_active@10)
+    assert len(s["sql"]) == len(s["citrix"]) - 1
+    # the targets are the paper's whatever the boot: the rule moves only when a segment starts
+    assert fit["targets"] == fit_fig08_active(_fig08(), lead_min=1.0)["targets"]

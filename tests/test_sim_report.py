@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from pagecore import paper
 from pagecore.experiments.memory_manager import fig06_records, fig07_records, fig08_panels, fig08_records, series_error
@@ -117,6 +118,35 @@ def test_sharing_budget_by_hand():
         "balloon_shared": 4.0, "other": 0.0, "shared_end": 14.0,
     }  # fmt: skip
     assert b.loc["b", "other"] == 1.0 and b.loc["total", "shared_end"] == 17.0 and b.loc["total", "other"] == 1.0
+
+
+def test_boot_paging_by_hand():
+    """Hand-worked: two VMs recorded every 30 s for 2 min; the marks 0, 1, 2 min take the rows at
+    0, 60 and 120 s. VM a shared 5 then 9 MB of zero pages and wrote 1 then 2 MB of data; b shared
+    3 MB by 2 min, wrote 4 MB and swapped 1 MB back in: the totals are the sums per mark."""
+    from pagecore.experiments.memory_manager import BOOT_PAGING_COLUMNS, boot_paging
+
+    rows = []
+    for vm, sbs, out, sin in (
+        ("a", (0, 2, 5, 7, 9), (0, 0, 1, 1, 2), (0, 0, 0, 0, 0)),
+        ("b", (0, 0, 0, 1, 3), (0, 1, 2, 3, 4), (0, 0, 0, 0, 1)),
+    ):
+        for i, t in enumerate((0.0, 30.0, 60.0, 90.0, 120.0)):
+            rows.append(
+                {"t": t, "vm": vm, "share_before_swap": float(sbs[i]), "swap_out": float(out[i]),
+                 "swap_in": float(sin[i]), "swapped": float(out[i] - sin[i]), "balloon": 10.0 * i,
+                 "alloc": 100.0 + i, "shared": float(sbs[i])}
+            )  # fmt: skip
+    b = boot_paging(pd.DataFrame(rows), t1_min=2.0, step_min=1.0)
+    assert list(b.columns) == ["t_min", "vm", *BOOT_PAGING_COLUMNS]
+    at = b.set_index(["t_min", "vm"])
+    assert at.loc[(1.0, "a"), ["zero_shared", "data_paged", "balloon", "alloc"]].tolist() == [5.0, 1.0, 20.0, 102.0]
+    assert at.loc[(2.0, "b"), ["zero_shared", "data_paged", "swapped_in", "swapped"]].tolist() == [3.0, 4.0, 1.0, 3.0]
+    tot = at.loc[(2.0, "total"), ["zero_shared", "data_paged", "swapped", "balloon"]]
+    assert tot.tolist() == [12.0, 6.0, 5.0, 80.0]
+    assert at.loc[(0.0, "total"), "zero_shared"] == 0.0 and len(b) == 3 * 3
+    with pytest.raises(ValueError, match="swap_out"):
+        boot_paging(pd.DataFrame(rows).drop(columns="swap_out"))
 
 
 def test_sharing_budget_closes_on_a_zero_sharing_replay():

@@ -44,6 +44,7 @@ _LAZY = {
     "run_whatif": ("pagecore.experiments.memory_manager", "run_whatif"),
     "series_error": ("pagecore.experiments.memory_manager", "series_error"),
     "sharing_budget": ("pagecore.experiments.memory_manager", "sharing_budget"),
+    "boot_paging": ("pagecore.experiments.memory_manager", "boot_paging"),
     "NULL_MODELS": ("pagecore.experiments.nullmodels", "NULL_MODELS"),
     "null_value": ("pagecore.experiments.nullmodels", "null_value"),
     "PARAMETERS": ("pagecore.experiments.provenance", "PARAMETERS"),

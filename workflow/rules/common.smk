@@ -368,7 +368,8 @@ def sim_outputs():
     for fig in ("fig06_active_memory_sampling", "fig07_idle_memory_tax", "fig08_dynamic_reallocation", "whatif_memory_manager"):
         out += [f"results/figures/{fig}.png", f"results/figures/{fig}.pdf"]
     out += ["results/numbers/fig06.json", "results/numbers/fig07.json", "results/numbers/fig08.json",
-            "results/numbers/fig08_errors.csv", "results/numbers/fig08_sharing_budget.csv", "results/sim/whatif.csv"]
+            "results/numbers/fig08_errors.csv", "results/numbers/fig08_sharing_budget.csv",
+            "results/numbers/fig08_boot_paging.csv", "results/sim/whatif.csv"]
     return out
 
 

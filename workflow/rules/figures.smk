@@ -86,6 +86,7 @@ rule figures_memory_manager:
         fig08_numbers="results/numbers/fig08.json",
         fig08_errors="results/numbers/fig08_errors.csv",
         fig08_sharing_budget="results/numbers/fig08_sharing_budget.csv",
+        fig08_boot_paging="results/numbers/fig08_boot_paging.csv",
         whatif_png=report(
             "results/figures/whatif_memory_manager.png",
             caption="../report/whatif_memory_manager.rst",
