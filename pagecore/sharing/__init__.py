@@ -20,7 +20,7 @@ from pagecore.sharing.pagehistory import PageHistory, read_history, with_random_
 from pagecore.sharing.partition import count_partition, gather, load_counts, save_counts, scatter_table
 from pagecore.sharing.salting import salt_domains
 from pagecore.sharing.scanner import ScannerSettings, ScanResult, emulate_scanner
-from pagecore.sharing.tables import fig05_table
+from pagecore.sharing.tables import fig05_scaled, fig05_structure, fig05_table
 
 __all__ = [
     "MB",
@@ -38,6 +38,8 @@ __all__ = [
     "duplicate_episodes",
     "emulate_ksm",
     "emulate_scanner",
+    "fig05_scaled",
+    "fig05_structure",
     "fig05_table",
     "gather",
     "ksm_catchable_fraction",
