@@ -126,6 +126,4 @@ def fig05_scaled(table: pd.DataFrame, src: str, dst: str) -> pd.DataFrame:
         ),
     }
     mb = float(b["total_mb"]) / float(a["total_mb"])
-    return pd.DataFrame(
-        {k: {"per_vm": f * v, "per_mb": mb * v, "actual": x} for k, (f, v, x) in rows.items()}
-    ).T
+    return pd.DataFrame({k: {"per_vm": f * v, "per_mb": mb * v, "actual": x} for k, (f, v, x) in rows.items()}).T
