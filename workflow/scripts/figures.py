@@ -67,7 +67,7 @@ def fig05_real_world_sharing(key="fig05"):
 
     from pagecore.experiments import sweep_records, write_records
     from pagecore.plotting import fig05_real_world_sharing as draw
-    from pagecore.sharing import fig05_table
+    from pagecore.sharing import fig05_structure, fig05_table
 
     p = snakemake.params
     reports = {
@@ -80,6 +80,9 @@ def fig05_real_world_sharing(key="fig05"):
     )
     write_records(snakemake.output.fig05_numbers, recs)
     side = ours.merge(paper.FIG05, on="workload", suffixes=("", "_paper"))
+    # how the sharing is structured (copies per content, bounds on content in every VM / in pairs)
+    structure = fig05_structure(ours).merge(fig05_structure(paper.FIG05), on="workload", suffixes=("", "_paper"))
+    side = side.merge(structure, on="workload")
     with atomic_path(snakemake.output.fig05_table) as tmp:
         side.to_csv(tmp, index=False, float_format="%.10g")
     print(side.to_string())
