@@ -229,6 +229,12 @@ def test_fig05_outputs(run_dir):
     assert rep["total_pages"] == 3 * 256 and rep["verified"] is False  # hash-only tables
     assert "hash-only table (no dump behind it)" in rep["verification"]["reason"]
     assert (run_dir / "results/figures/fig05_real_world_sharing.png").read_bytes().startswith(b"\x89PNG")
+    side = pd.read_csv(run_dir / "results/numbers/fig05_vs_paper.csv").set_index("workload")
+    # the paper's own structure (pagecore.sharing.fig05_structure): B's 469 MB of non-zero shared
+    # in 194 MB of contents, at most (275 - 194)/7 MB in all nine VMs
+    assert side.at["B", "distinct_mb_paper"] == pytest.approx(194)
+    assert side.at["B", "max_common_mb_paper"] == pytest.approx(81 / 7)
+    assert side.at["B", "distinct_mb"] == pytest.approx(side.at["B", "shared_mb"] - side.at["B", "reclaimed_mb"])
 
 
 def test_comparison_gathers_every_figure(run_dir):
