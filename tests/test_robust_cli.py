@@ -6,28 +6,12 @@ Each test is a case a careless or hostile user produces that once gave a wrong n
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+from cli_helpers import cli, one_line_error
 from dumps_helpers import make_pages, write_dump
 
 from pagecore.pages import hash_dump
-
-
-def cli(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "pagecore", *args], capture_output=True, text=True, timeout=300, cwd=cwd
-    )
-
-
-def one_line_error(proc, code=1):
-    assert proc.returncode == code, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("pagecore: "), proc.stderr
-    assert "Traceback" not in proc.stderr
-    return lines[0]
 
 
 @pytest.fixture

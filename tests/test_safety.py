@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from cli_helpers import cli, one_line_error
 
 from pagecore._util import TMP_TAG, atomic_path, check_output
 from pagecore.errors import InputError
@@ -27,20 +28,6 @@ from pagecore.pages import PageKey, hash_dump, page_table_metadata, read_page_ta
 from pagecore.pages.hashing import LANE_WORDS, hash_pages
 from pagecore.pages.provenance import DumpChanged
 from pagecore.pages.tables import META_KEY, write_page_table
-
-
-def cli(*args, cwd=None, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "pagecore", *args], capture_output=True, text=True, timeout=300, cwd=cwd, env=env
-    )
-
-
-def one_line_error(proc, code=1):
-    assert proc.returncode == code, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("pagecore: "), proc.stderr
-    assert "Traceback" not in proc.stderr
-    return lines[0]
 
 
 @pytest.fixture
