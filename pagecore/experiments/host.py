@@ -74,14 +74,15 @@ scanning and the time to reach 90 % of the converged savings.
 
 from __future__ import annotations
 
+import contextlib
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from pagecore._util import run_tmpdir
 from pagecore.errors import ConfigError, InputError
 from pagecore.vocab import HOST_VIEW_COLUMNS, MECHANISMS
 
@@ -252,8 +253,6 @@ def load_vm(entry: dict, index: int, *, tmpdir: str | None = None, show_progress
     """A VM from one entry of a VM list: ``pages`` (page table) or ``dump`` (hashed on the way),
     optional ``name``, ``size_mb``, ``reservation_mb``, ``limit_mb``, ``shares``, ``activity``
     (profile, ``idle:F``/``active:F``) or ``trace`` (access-trace file)."""
-    from pagecore.pages.tables import page_table_metadata, read_page_tables
-
     known = {"pages", "dump", "format", "name", "size_mb", "reservation_mb", "limit_mb", "shares", "activity", "trace"}
     unknown = sorted(set(entry) - known)
     if unknown:
@@ -268,23 +267,21 @@ def load_vm(entry: dict, index: int, *, tmpdir: str | None = None, show_progress
         if not dump.is_file():
             raise InputError(dump, f"no such dump (host VM #{index + 1})")
         name = entry.get("name") or dump.stem
-        out = Path(tmpdir or os.environ.get("TMPDIR", "/tmp")) / f"pagecore-host-{os.getpid()}-{index}.parquet"
-        hash_dump(dump, out, name, format=entry.get("format", "auto"), show_progress=show_progress)
-        path, cleanup = out, True
         source = str(dump)
+        with contextlib.ExitStack() as stack:
+            # hashed into a run directory that is removed whatever happens (a SIGKILLed run's is
+            # removed by the next `host` run: pagecore._util.run_tmpdir)
+            where = Path(tmpdir) if tmpdir else stack.enter_context(run_tmpdir("host"))
+            path = where / f"vm{index}.parquet"
+            stack.callback(path.unlink, missing_ok=True)
+            hash_dump(dump, path, name, format=entry.get("format", "auto"), show_progress=show_progress)
+            frame, meta = _read_vm_table(path)
     else:
-        path, cleanup = Path(entry["pages"]), False
+        path = Path(entry["pages"])
         if not path.is_file():
             raise InputError(path, f"no such page table (host VM #{index + 1})")
         source = str(path)
-    try:
-        tab = read_page_tables([path])
-        frame = tab.to_pandas()
-        frame = _with_optional_columns(frame, path)
-        meta = page_table_metadata(path)
-    finally:
-        if cleanup:
-            path.unlink(missing_ok=True)
+        frame, meta = _read_vm_table(path)
     frame["vm"] = frame["vm"].astype(str)
     vms_in = frame["vm"].unique()
     if len(vms_in) != 1:
@@ -327,6 +324,13 @@ def load_vm(entry: dict, index: int, *, tmpdir: str | None = None, show_progress
     )
 
 
+def _read_vm_table(path: Path) -> tuple[pd.DataFrame, dict]:
+    from pagecore.pages.tables import page_table_metadata, read_page_tables
+
+    frame = read_page_tables([path]).to_pandas()
+    return _with_optional_columns(frame, path), page_table_metadata(path)
+
+
 def _with_optional_columns(frame: pd.DataFrame, path) -> pd.DataFrame:
     """The page table's optional columns (:mod:`pagecore.vocab`: host view, compressed sizes,
     ``same_filled``, ``guest_free``) beside the base ones, in the same row order."""
@@ -357,16 +361,19 @@ def _with_optional_columns(frame: pd.DataFrame, path) -> pd.DataFrame:
 def load_vms(entries, **kw) -> list[HostVM]:
     """VMs from a VM list; a VM named twice is refused with both sources named."""
     vms, seen = [], {}
-    for i, e in enumerate(entries):
-        v = load_vm(e, i, **kw)
-        if v.name in seen:
-            raise InputError(
-                v.source,
-                f"VM {v.name} is listed twice (also from {seen[v.name]}); list each VM once "
-                "or give the copies different name: values",
-            )
-        seen[v.name] = v.source
-        vms.append(v)
+    with contextlib.ExitStack() as stack:
+        if any("dump" in e for e in entries) and kw.get("tmpdir") is None:
+            kw["tmpdir"] = stack.enter_context(run_tmpdir("host"))  # one per run, not one per dump
+        for i, e in enumerate(entries):
+            v = load_vm(e, i, **kw)
+            if v.name in seen:
+                raise InputError(
+                    v.source,
+                    f"VM {v.name} is listed twice (also from {seen[v.name]}); list each VM once "
+                    "or give the copies different name: values",
+                )
+            seen[v.name] = v.source
+            vms.append(v)
     if not vms:
         raise ConfigError("host: no VMs given; list page tables or dumps")
     # pages are compared across VMs: refuse one file given twice under two names, and tables of
