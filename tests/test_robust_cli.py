@@ -6,6 +6,8 @@ Each test is a case a careless or hostile user produces that once gave a wrong n
 
 from __future__ import annotations
 
+import fcntl
+import os
 import subprocess
 import sys
 
@@ -16,9 +18,9 @@ from dumps_helpers import make_pages, write_dump
 from pagecore.pages import hash_dump
 
 
-def cli(*args, cwd=None):
+def cli(*args, cwd=None, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "pagecore", *args], capture_output=True, text=True, timeout=300, cwd=cwd
+        [sys.executable, "-m", "pagecore", *args], capture_output=True, text=True, timeout=300, cwd=cwd, env=env
     )
 
 
@@ -509,3 +511,101 @@ def test_hash_says_when_pages_are_only_partly_in_the_dump(tmp_path, aligned):
         assert proc.stderr == ""
     else:
         assert "2 pages only partly present" in proc.stderr and "read as zeros" in proc.stderr
+
+
+# ------------------------------------------------------------------------------ session 9, second pass
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def _host_env(tmpdir):
+    return {**os.environ, "TMPDIR": str(tmpdir)}
+
+
+def test_host_hashes_dumps_in_a_run_directory_it_removes(dumps, tmp_path):
+    """`host DUMP` hashed into `$TMPDIR/pagecore-host-<pid>-<i>.parquet`: nothing else knew the
+    name, so a SIGKILLed run left it for good. Now a run directory is removed on the way out
+    (success and error alike)."""
+    (d0, _), (d1, _) = dumps
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    ok = cli("host", str(d0), str(d1), "--memory", "1G", "-q", "--format", "json", env=_host_env(tmp))
+    assert ok.returncode == 0, ok.stderr
+    bad = tmp_path / "bad.raw"
+    bad.write_bytes(b"x" * 5000)  # not a dump: the second VM fails after the first was hashed
+    err = cli("host", str(d0), str(bad), "--memory", "1G", "-q", env=_host_env(tmp))
+    assert err.returncode == 1 and "Traceback" not in err.stderr
+    assert list(tmp.iterdir()) == []
+
+
+def test_host_removes_what_a_killed_run_left_and_nothing_of_a_live_one(dumps, tmp_path):
+    """Temporaries of a SIGKILLed `host` run (its PID gone) are removed by the next run, one line
+    each; a directory of a live process, or whose lock a live process holds, stays."""
+    (d0, _), _ = dumps
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    dead = _dead_pid()
+    stale_dir = tmp / f"pagecore-host-{dead}-abc123_x"
+    stale_dir.mkdir()
+    (stale_dir / ".lock").write_bytes(b"")
+    (stale_dir / "vm0.parquet").write_bytes(b"PAR1 half a table")
+    legacy = tmp / f"pagecore-host-{dead}-0.parquet"  # the name older versions used
+    legacy.write_bytes(b"PAR1 half a table")
+    live = subprocess.Popen(["sleep", "60"])
+    try:
+        live_dir = tmp / f"pagecore-host-{live.pid}-def456"
+        live_dir.mkdir()
+        live_file = tmp / f"pagecore-host-{live.pid}-1.parquet"
+        live_file.write_bytes(b"PAR1")
+        locked = tmp / f"pagecore-host-{_dead_pid()}-locked"  # PID gone (another namespace?), lock held
+        locked.mkdir()
+        fd = os.open(locked / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        other = tmp / "pagecore-host-notes.txt"  # not ours by name
+        other.write_text("keep")
+        proc = cli("host", str(d0), "--memory", "1G", "-q", "--format", "json", env=_host_env(tmp))
+        assert proc.returncode == 0, proc.stderr
+        assert not stale_dir.exists() and not legacy.exists()
+        for p in (stale_dir, legacy):
+            assert f"removed {p}, left by an interrupted run" in proc.stderr
+        assert live_dir.is_dir() and live_file.is_file() and locked.is_dir() and other.is_file()
+        assert sorted(p.name for p in tmp.iterdir()) == sorted(p.name for p in (live_dir, live_file, locked, other))
+    finally:
+        live.kill()
+        live.wait()
+    os.close(fd)
+
+
+def test_two_dumps_that_are_one_file_are_named_as_dumps(dumps, tmp_path):
+    """`host a.raw hardlink.raw` said "the same page table is given twice"."""
+    (d0, t0), _ = dumps
+    link = tmp_path / "link.raw"
+    link.hardlink_to(d0)
+    line = one_line_error(cli("host", str(d0), str(link), "--memory", "1G", "-q"))
+    assert "the same dump is given twice" in line
+    t_link = tmp_path / "tlink.parquet"
+    t_link.hardlink_to(t0)
+    line = one_line_error(cli("share", str(t0), str(t_link)))
+    assert "the same page table is given twice" in line
+
+
+@pytest.mark.parametrize("how", ["file", "env"])
+def test_a_short_key_is_refused(dumps, tmp_path, how):
+    """Every keyed table stores a 48-bit digest of the raw secret (`hash_key_id`): a 5-byte key
+    was accepted, and is found by guessing against the table."""
+    (dump, _), _ = dumps
+    out = tmp_path / "k.parquet"
+    key = tmp_path / "key"
+    key.write_text("short\n")
+    opt = ["--key-file", str(key)] if how == "file" else ["--key-env", "PC_TEST_SHORT_KEY"]
+    env = {**os.environ, "PC_TEST_SHORT_KEY": "short"}
+    proc = cli("hash", str(dump), "-o", str(out), "-q", *opt, env=env)
+    line = one_line_error(proc)
+    assert "holds 5 bytes" in line and "at least 16" in line
+    assert not out.exists()
+    key.write_text("0123456789abcdef\n")  # 16 bytes: enough
+    env["PC_TEST_SHORT_KEY"] = "0123456789abcdef"
+    proc = cli("hash", str(dump), "-o", str(out), "-q", *opt, env=env)
+    assert proc.returncode == 0, proc.stderr
