@@ -609,3 +609,61 @@ def test_a_short_key_is_refused(dumps, tmp_path, how):
     env["PC_TEST_SHORT_KEY"] = "0123456789abcdef"
     proc = cli("hash", str(dump), "-o", str(out), "-q", *opt, env=env)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_host_vm_counts_are_bounded(dumps):
+    """`host --max-vms 100000000 --memory 1T` on a 40-page VM ran for CPU-minutes (the search
+    doubled N up to 65,536 VMs of 16 MiB overhead, each evaluation Python work per VM)."""
+    from pagecore.cli.host import MAX_VMS as CLI_MAX_VMS
+    from pagecore.errors import ConfigError
+    from pagecore.experiments.host import MAX_VMS, HostSettings
+
+    assert CLI_MAX_VMS == MAX_VMS == 16384
+    for key in ("max_vms", "emulate_vms"):  # config and library: fails at once on the old code
+        with pytest.raises(ConfigError, match=rf"{key} must be in \[1, 16,384\]"):
+            HostSettings(**{key: 100_000_000})
+        HostSettings(**{key: MAX_VMS})
+    (_, table), _ = dumps
+    for opt in ("--max-vms", "--emulate-vms"):
+        proc = cli("host", str(table), "--memory", "1T", "-q", opt, "100000000")
+        assert proc.returncode == 2 and opt in proc.stderr and "16,384" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("option", ["emulate", "search"])
+def test_host_refuses_a_mix_over_the_page_bound(dumps, monkeypatch, option):
+    """A mix is materialised page by page (31 bytes a page): 4,096 copies of a 4 GiB VM would
+    need half a TiB of working memory; refused naming the option and what would pass."""
+    import pagecore.experiments.host as host
+    from pagecore.errors import ConfigError
+
+    (_, t0), (_, t1) = dumps  # 24 pages each
+    monkeypatch.setattr(host, "MAX_MIX_PAGES", 24 * 10)
+    vms = host.load_vms([{"pages": str(t0)}, {"pages": str(t1)}])
+    settings = host.HostSettings(memory_mb=[1024.0], policies=("esx2002",), verify="no",
+                                 **({"emulate_vms": 11} if option == "emulate" else {"max_vms": 256}))  # fmt: skip
+    opt = "--emulate-vms" if option == "emulate" else r"--max-vms \(host.max_vms\)"
+    with pytest.raises(ConfigError, match=rf"a mix of \d+ of these VMs holds \d+ pages .* give {opt} 10 or less"):
+        host.host_report(vms, settings)
+    assert host.mix_pages(vms, 10) == 240 and host.mix_pages(vms, 11) == 264
+
+
+def test_host_says_when_the_answer_is_only_max_vms(dumps):
+    """With every VM fitting up to --max-vms, `fit` printed --max-vms as the largest number that
+    fits, with no word that the search stopped there. Also: 1 TiB was printed 1.04858e+06 MiB."""
+    import json
+
+    (_, t0), (_, t1) = dumps
+    proc = cli("host", str(t0), str(t1), "--memory", "1T", "-q", "--max-vms", "3", "--policy", "esx2002",
+               "--format", "json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    fit = json.loads(proc.stdout)["fits"][0]
+    assert fit["vms_fit"] == 3 and fit["at_max_vms"] is True
+    assert "at least this many fit" in fit["notes"][0]
+    proc = cli("host", str(t0), str(t1), "--memory", "1T", "-q", "--max-vms", "3", "--policy", "esx2002")
+    assert proc.returncode == 0, proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("esx2002"))
+    assert row.split()[1:3] == ["1048576", "3+"], row
+    proc = cli("host", str(t0), str(t1), "--memory", "64M", "-q", "--max-vms", "256", "--policy", "esx2002",
+               "--format", "json")  # fmt: skip
+    fit = json.loads(proc.stdout)["fits"][0]
+    assert 0 < fit["vms_fit"] < 256 and fit["at_max_vms"] is False

@@ -124,6 +124,39 @@ class HostVM:
             self.limit_mb = self.size_mb
 
 
+#: Most VMs ``max_vms`` (``--max-vms``) and ``emulate_vms`` (``--emulate-vms``) may name: 16 ×
+#: the 1,024 VMs per host of vSphere 8's configuration maximums, room for hosts of thousands of
+#: microVMs. Every VM of a mix costs Python work in each evaluation; 16,384 copies of a 40-page VM
+#: under the three default policies take about 7 s, while 100,000,000 ran for CPU-minutes.
+MAX_VMS = 16384
+
+#: Most pages of one replicated mix that ``host`` evaluates or emulates: 2^30 pages = 4 TiB of
+#: guest memory, already about 31 GiB of working arrays (31 bytes a page in :func:`page_set`).
+MAX_MIX_PAGES = 1 << 30
+
+
+def mix_pages(vms: list[HostVM], n: int) -> int:
+    """Pages of the first ``n`` VMs of the mix (the input VMs cycled, :func:`replicate`)."""
+    sizes = [len(v.frame) for v in vms]
+    full, rest = divmod(n, len(sizes))
+    return full * sum(sizes) + sum(sizes[:rest])
+
+
+def check_mix_size(vms: list[HostVM], n: int, option: str) -> None:
+    """Refuse, naming ``option``, a mix of ``n`` VMs over :data:`MAX_MIX_PAGES` pages."""
+    pages = mix_pages(vms, n)
+    if pages > MAX_MIX_PAGES:
+        lo, hi = 0, n  # the largest mix within the bound (pages grow with n)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if mix_pages(vms, mid) <= MAX_MIX_PAGES else (lo, mid)
+        raise ConfigError(
+            f"host: a mix of {n:,} of these VMs holds {pages:,} pages ({pages / (1 << 18):,.0f} GiB); pagecore "
+            f"evaluates at most {MAX_MIX_PAGES:,} pages ({MAX_MIX_PAGES >> 18:,} GiB) at once: "
+            + (f"give {option} {lo:,} or less" if lo else "give smaller VMs")
+        )
+
+
 @dataclass
 class HostSettings:
     """Everything ``pagecore host`` needs besides the VMs (the ``host:`` config section)."""
@@ -166,8 +199,13 @@ class HostSettings:
             raise ConfigError(f"host: kvm balloon policy {self.kvm_balloon!r} is not known; use none or mom")
         if not 0 <= self.tau < 1:
             raise ConfigError(f"host: tau must be in [0, 1), got {self.tau}")
-        if self.max_vms < 1:
-            raise ConfigError(f"host: max_vms must be >= 1, got {self.max_vms}")
+        for key in ("max_vms", "emulate_vms"):
+            v = getattr(self, key)
+            if v is not None and not 1 <= v <= MAX_VMS:
+                raise ConfigError(
+                    f"host: {key} must be in [1, {MAX_VMS:,}] (pagecore's bound on VMs in a mix: 16 × vSphere 8's "
+                    f"1,024 per host), got {v:,}"
+                )
         parse_activity(self.activity)
         self.reporting_params()  # refuse bad free page reporting settings early
 
@@ -922,6 +960,7 @@ def consolidation(vms, keys, policy: str, host_mb: float, settings: HostSettings
 
     def fit(n):
         if n not in cache:
+            check_mix_size(vms, n, "--max-vms (host.max_vms)")
             cache[n] = evaluate(replicate(vms, keys, n, settings.replicas), policy, host_mb, settings)
         return cache[n]
 
@@ -1209,12 +1248,13 @@ def host_report(
     ``with_replay``: also run the memory-manager replay (:func:`replay`) at each ESX policy's
     consolidation answer and one VM more, as a cross-check of the steady-state model."""
     check_reservations(vms, max(settings.memory_mb), settings)
+    n_in = len(vms)
+    n_emu = settings.emulate_vms or n_in
+    check_mix_size(vms, n_emu, "--emulate-vms")  # before any work
     for v in vms:
         v.cache.clear()
     keys = content_keys(vms, settings.verify, dump_dir)
     rows, timelines, scans, fits = [], [], {}, []
-    n_in = len(vms)
-    n_emu = settings.emulate_vms or n_in
     steps = [(p, h) for p in settings.policies for h in settings.memory_mb]
     for p in settings.policies:
         scans[p] = scan_over_time(replicate(vms, keys, n_emu, settings.replicas), p, settings)
@@ -1223,7 +1263,8 @@ def host_report(
         n_fit, cache = consolidation(vms, keys, p, h, settings)
         at = cache[max(n_fit, 1)] if n_fit else cache[1]
         mine = cache.get(n_in) or evaluate(replicate(vms, keys, n_in, settings.replicas), p, h, settings)
-        fits.append({"policy": p, "host_mb": h, "vms_fit": n_fit, "evaluated": sorted(cache)})
+        fits.append({"policy": p, "host_mb": h, "vms_fit": n_fit, "evaluated": sorted(cache),
+                     "at_max_vms": n_fit == settings.max_vms})  # fmt: skip
         for m_ in MECHANISMS:
             rows.append(
                 {
@@ -1256,6 +1297,16 @@ def host_report(
             }
         )
         fits[-1]["notes"] = list(dict.fromkeys(mine.notes + (at.notes if n_fit else [])))
+        if n_fit == settings.max_vms:  # the search stopped at the bound: a lower bound, not the answer
+            fits[-1]["notes"].insert(
+                0,
+                f"{n_fit} VMs is max_vms (--max-vms): at least this many fit; "
+                + (
+                    f"raise it (at most {MAX_VMS:,}) to find how many"
+                    if n_fit < MAX_VMS
+                    else "pagecore searches no further"
+                ),
+            )
         if progress:
             progress()
     table = pd.DataFrame(rows)
@@ -1290,6 +1341,7 @@ def _replays(vms, keys, fits: list, settings: HostSettings) -> list:
         if f["policy"] not in ("esx2002", "esxi"):
             continue
         for n in sorted({max(f["vms_fit"], 1), f["vms_fit"] + 1}):
+            check_mix_size(vms, n, "--max-vms (host.max_vms)")
             r = replay(replicate(vms, keys, n, settings.replicas), f["policy"], f["host_mb"], settings)
             out.append({**r, "model_fits": n <= f["vms_fit"]})
     return out
