@@ -667,3 +667,38 @@ def test_host_says_when_the_answer_is_only_max_vms(dumps):
                "--format", "json")  # fmt: skip
     fit = json.loads(proc.stdout)["fits"][0]
     assert 0 < fit["vms_fit"] < 256 and fit["at_max_vms"] is False
+
+
+def test_the_numba_cache_fallback_is_one_private_directory_per_user(tmp_path, monkeypatch):
+    """With the install and home read-only, every run made a new `$TMPDIR/pagecore-numba-cache-*`
+    and left it (recompiling every kernel); now one per user is reused, but only when it is a
+    directory of this user that no one else can write."""
+    import tempfile
+
+    import pagecore
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "set")
+    monkeypatch.delenv("NUMBA_CACHE_DIR")  # restored after the test
+    monkeypatch.setattr(os, "access", lambda *a, **k: False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        monkeypatch.setattr(numba.config, "CACHE_DIR", numba.config.CACHE_DIR)
+
+    def fallback():
+        os.environ.pop("NUMBA_CACHE_DIR", None)
+        return pagecore._numba_cache_fallback()
+
+    first, second = fallback(), fallback()
+    assert first == second == str(tmp_path / f"pagecore-numba-cache-{os.getuid()}")
+    assert os.stat(first).st_mode & 0o777 == 0o700
+    os.chmod(first, 0o777)  # writable by others: not trusted
+    third = fallback()
+    assert third != first and os.path.dirname(third) == str(tmp_path)
+    os.rmdir(third)
+    os.chmod(first, 0o700)
+    os.rmdir(first)
+    os.symlink(tmp_path / "elsewhere", first)  # a link planted under the name: not followed
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
+    fourth = fallback()
+    assert fourth != first and os.path.dirname(fourth) == str(tmp_path)
