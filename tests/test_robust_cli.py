@@ -702,3 +702,21 @@ def test_the_numba_cache_fallback_is_one_private_directory_per_user(tmp_path, mo
     (tmp_path / "elsewhere").mkdir(mode=0o700)
     fourth = fallback()
     assert fourth != first and os.path.dirname(fourth) == str(tmp_path)
+
+
+def test_synth_fig04_refuses_before_filling_the_disk(tmp_path, monkeypatch, capsys):
+    """`synth fig04 --vms N --mem-mb M` wrote guests (all kept until the last is done) until the
+    disk was full, for every other process on it too, then removed them: refused up front."""
+    import shutil
+
+    from pagecore.cli import main
+
+    out = tmp_path / "new" / "guests"
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=2 * 256 * 4096))  # 2 MiB free
+    assert main(["synth", "fig04", "-o", str(out), "--vms", "3", "--mem-mb", "1"]) == 1  # 3 MiB
+    err = capsys.readouterr().err
+    assert "3 guests of 256 pages need 3.0 MiB" in err and "has 2.0 MiB free" in err and "--vms" in err
+    assert not out.exists() or not list(out.iterdir())
+    assert main(["synth", "fig04", "-o", str(out), "--vms", "2", "--mem-mb", "1"]) == 0  # 2 MiB: fits
+    assert sorted(p.name for p in out.iterdir()) == ["vm01.raw", "vm02.raw"]
