@@ -79,9 +79,24 @@ def _numba_cache_fallback() -> str | None:
         return None
     if os.access(home if os.path.isdir(home) else os.path.expanduser("~"), os.W_OK):
         return None
+    import stat
     import tempfile  # not at the top: it costs every start-up 10-20 ms
 
-    path = tempfile.mkdtemp(prefix="pagecore-numba-cache-")
+    # One directory per user, reused: a new one per run was left behind by every run (and
+    # recompiled every kernel). Used only when it is a real directory of this user that no one
+    # else can write (a cache of compiled code another user planted would run as ours).
+    path = os.path.join(tempfile.gettempdir(), f"pagecore-numba-cache-{os.getuid()}")
+    try:
+        os.mkdir(path, 0o700)
+    except OSError:
+        pass
+    try:
+        st = os.lstat(path)
+        ours = stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
+    except OSError:
+        ours = False
+    if not ours:
+        path = tempfile.mkdtemp(prefix="pagecore-numba-cache-")
     os.environ["NUMBA_CACHE_DIR"] = path
     if "numba" in sys.modules:  # already imported by the caller: its config was read then
         sys.modules["numba"].config.CACHE_DIR = path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import glob
 import itertools
 import json
@@ -11,6 +12,7 @@ import os
 import shutil
 import stat
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -96,6 +98,94 @@ def clean_stale_temporaries(target: Path) -> list[Path]:
                 removed.append(p)
                 print(f"pagecore: removed {p}, left by an interrupted run", file=sys.stderr)
     return removed
+
+
+RUN_DIR_PREFIX = "pagecore-"
+"""Per-run temporary directories are ``$TMPDIR/pagecore-<command>-<pid>-<random>/`` holding a
+``.lock`` the run keeps locked (:func:`run_tmpdir`): recognisable, so that the next run of the
+command removes those a killed run (SIGKILL) left behind, and never one of a live process."""
+
+_LOCK_NAME = ".lock"
+
+
+def _held_by_a_live_run(d: Path) -> bool:
+    """Whether another process still holds the lock of run directory ``d`` (a ``flock`` dies
+    with its process, also under SIGKILL and across PID namespaces)."""
+    try:
+        fd = os.open(d / _LOCK_NAME, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # cannot tell: keep it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # also releases the lock we may just have taken
+    return False
+
+
+def clean_stale_run_dirs(command: str, base: str | os.PathLike | None = None) -> list[Path]:
+    """Remove the temporary directories (and, from older versions, the temporary files
+    ``pagecore-<command>-<pid>-<i>.parquet``) that runs of ``command`` whose process is gone
+    left in ``base`` (default: the temporary directory); one line on stderr for each.
+
+    A directory is removed only when its PID is not alive *and* its lock is free, a file only
+    when its PID is not alive; anything else is left alone.
+    """
+    import re
+
+    base = Path(base if base is not None else tempfile.gettempdir())
+    pattern = re.compile(rf"{re.escape(RUN_DIR_PREFIX + command)}-(\d+)-(?:\d+\.parquet|[A-Za-z0-9_]+)")
+    removed = []
+    for p in base.glob(f"{glob.escape(RUN_DIR_PREFIX + command)}-*"):
+        m = pattern.fullmatch(p.name)
+        if not m or int(m.group(1)) == os.getpid() or _alive(int(m.group(1))):
+            continue
+        try:
+            if p.is_symlink():
+                continue  # never follow a link someone put there
+            if p.is_dir():
+                if p.name.endswith(".parquet") or _held_by_a_live_run(p):
+                    continue
+                shutil.rmtree(p)
+            elif p.name.endswith(".parquet"):
+                p.unlink()
+            else:
+                continue
+        except OSError:
+            continue
+        removed.append(p)
+        print(f"pagecore: removed {p}, left by an interrupted run", file=sys.stderr)
+    return removed
+
+
+@contextlib.contextmanager
+def run_tmpdir(command: str, base: str | os.PathLike | None = None) -> Iterator[Path]:
+    """A private temporary directory for one run of ``command``, removed with everything in it
+    when the block ends: normally, on an error, on Ctrl-C or SIGTERM (both unwind through here,
+    :mod:`pagecore._signals`). Stale directories of killed runs are removed first
+    (:func:`clean_stale_run_dirs`)."""
+    from pagecore.errors import InputError
+
+    base = Path(base if base is not None else tempfile.gettempdir())
+    clean_stale_run_dirs(command, base)
+    try:
+        d = Path(tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{command}-{os.getpid()}-", dir=base))
+    except OSError as exc:
+        raise InputError(base, f"cannot make a temporary directory: {exc.strerror}", hint="set TMPDIR") from None
+    try:
+        fd = os.open(d / _LOCK_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException:
+        shutil.rmtree(d, ignore_errors=True)
+        raise
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+        os.close(fd)
 
 
 _counter = itertools.count()

@@ -85,11 +85,12 @@ def test_key_id_is_a_fingerprint_not_the_key():
 def test_key_from_env_and_file(tmp_path, monkeypatch):
     from pagecore.errors import ConfigError
 
-    monkeypatch.setenv("PC_TEST_KEY", "abc")
-    assert PageKey.from_env("PC_TEST_KEY").key_id == PageKey.from_secret(b"abc").key_id
+    secret = "abc-a-long-enough-secret"
+    monkeypatch.setenv("PC_TEST_KEY", secret)
+    assert PageKey.from_env("PC_TEST_KEY").key_id == PageKey.from_secret(secret.encode()).key_id
     f = tmp_path / "key"
-    f.write_text("abc\n")
-    assert PageKey.from_file(f).key_id == PageKey.from_secret(b"abc").key_id
+    f.write_text(secret + "\n")
+    assert PageKey.from_file(f).key_id == PageKey.from_secret(secret.encode()).key_id
     monkeypatch.delenv("PC_TEST_KEY")
     with pytest.raises(ConfigError, match="PC_TEST_KEY"):
         PageKey.from_env("PC_TEST_KEY")
@@ -98,8 +99,9 @@ def test_key_from_env_and_file(tmp_path, monkeypatch):
 
 
 def test_key_from_the_workflow_hashing_section(monkeypatch):
-    monkeypatch.setenv("PC_TEST_KEY", "abc")
-    assert PageKey.from_config({"key_env": "PC_TEST_KEY"}).key_id == PageKey.from_secret(b"abc").key_id
+    secret = "abc-a-long-enough-secret"
+    monkeypatch.setenv("PC_TEST_KEY", secret)
+    assert PageKey.from_config({"key_env": "PC_TEST_KEY"}).key_id == PageKey.from_secret(secret.encode()).key_id
     assert PageKey.from_config({"key_env": None}).key_id == "none"
     assert PageKey.from_config({}) is PageKey.default()
 

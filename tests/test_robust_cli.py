@@ -6,6 +6,11 @@ Each test is a case a careless or hostile user produces that once gave a wrong n
 
 from __future__ import annotations
 
+import fcntl
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from cli_helpers import cli, one_line_error
@@ -493,3 +498,212 @@ def test_hash_says_when_pages_are_only_partly_in_the_dump(tmp_path, aligned):
         assert proc.stderr == ""
     else:
         assert "2 pages only partly present" in proc.stderr and "read as zeros" in proc.stderr
+
+
+# ------------------------------------------------------------------------------ session 9, second pass
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def _host_env(tmpdir):
+    return {**os.environ, "TMPDIR": str(tmpdir)}
+
+
+def test_host_hashes_dumps_in_a_run_directory_it_removes(dumps, tmp_path):
+    """`host DUMP` hashed into `$TMPDIR/pagecore-host-<pid>-<i>.parquet`: nothing else knew the
+    name, so a SIGKILLed run left it for good. Now a run directory is removed on the way out
+    (success and error alike)."""
+    (d0, _), (d1, _) = dumps
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    ok = cli("host", str(d0), str(d1), "--memory", "1G", "-q", "--format", "json", env=_host_env(tmp))
+    assert ok.returncode == 0, ok.stderr
+    bad = tmp_path / "bad.raw"
+    bad.write_bytes(b"x" * 5000)  # not a dump: the second VM fails after the first was hashed
+    err = cli("host", str(d0), str(bad), "--memory", "1G", "-q", env=_host_env(tmp))
+    assert err.returncode == 1 and "Traceback" not in err.stderr
+    assert list(tmp.iterdir()) == []
+
+
+def test_host_removes_what_a_killed_run_left_and_nothing_of_a_live_one(dumps, tmp_path):
+    """Temporaries of a SIGKILLed `host` run (its PID gone) are removed by the next run, one line
+    each; a directory of a live process, or whose lock a live process holds, stays."""
+    (d0, _), _ = dumps
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    dead = _dead_pid()
+    stale_dir = tmp / f"pagecore-host-{dead}-abc123_x"
+    stale_dir.mkdir()
+    (stale_dir / ".lock").write_bytes(b"")
+    (stale_dir / "vm0.parquet").write_bytes(b"PAR1 half a table")
+    legacy = tmp / f"pagecore-host-{dead}-0.parquet"  # the name older versions used
+    legacy.write_bytes(b"PAR1 half a table")
+    live = subprocess.Popen(["sleep", "60"])
+    try:
+        live_dir = tmp / f"pagecore-host-{live.pid}-def456"
+        live_dir.mkdir()
+        live_file = tmp / f"pagecore-host-{live.pid}-1.parquet"
+        live_file.write_bytes(b"PAR1")
+        locked = tmp / f"pagecore-host-{_dead_pid()}-locked"  # PID gone (another namespace?), lock held
+        locked.mkdir()
+        fd = os.open(locked / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        other = tmp / "pagecore-host-notes.txt"  # not ours by name
+        other.write_text("keep")
+        proc = cli("host", str(d0), "--memory", "1G", "-q", "--format", "json", env=_host_env(tmp))
+        assert proc.returncode == 0, proc.stderr
+        assert not stale_dir.exists() and not legacy.exists()
+        for p in (stale_dir, legacy):
+            assert f"removed {p}, left by an interrupted run" in proc.stderr
+        assert live_dir.is_dir() and live_file.is_file() and locked.is_dir() and other.is_file()
+        assert sorted(p.name for p in tmp.iterdir()) == sorted(p.name for p in (live_dir, live_file, locked, other))
+    finally:
+        live.kill()
+        live.wait()
+    os.close(fd)
+
+
+def test_two_dumps_that_are_one_file_are_named_as_dumps(dumps, tmp_path):
+    """`host a.raw hardlink.raw` said "the same page table is given twice"."""
+    (d0, t0), _ = dumps
+    link = tmp_path / "link.raw"
+    link.hardlink_to(d0)
+    line = one_line_error(cli("host", str(d0), str(link), "--memory", "1G", "-q"))
+    assert "the same dump is given twice" in line
+    t_link = tmp_path / "tlink.parquet"
+    t_link.hardlink_to(t0)
+    line = one_line_error(cli("share", str(t0), str(t_link)))
+    assert "the same page table is given twice" in line
+
+
+@pytest.mark.parametrize("how", ["file", "env"])
+def test_a_short_key_is_refused(dumps, tmp_path, how):
+    """Every keyed table stores a 48-bit digest of the raw secret (`hash_key_id`): a 5-byte key
+    was accepted, and is found by guessing against the table."""
+    (dump, _), _ = dumps
+    out = tmp_path / "k.parquet"
+    key = tmp_path / "key"
+    key.write_text("short\n")
+    opt = ["--key-file", str(key)] if how == "file" else ["--key-env", "PC_TEST_SHORT_KEY"]
+    env = {**os.environ, "PC_TEST_SHORT_KEY": "short"}
+    proc = cli("hash", str(dump), "-o", str(out), "-q", *opt, env=env)
+    line = one_line_error(proc)
+    assert "holds 5 bytes" in line and "at least 16" in line
+    assert not out.exists()
+    key.write_text("0123456789abcdef\n")  # 16 bytes: enough
+    env["PC_TEST_SHORT_KEY"] = "0123456789abcdef"
+    proc = cli("hash", str(dump), "-o", str(out), "-q", *opt, env=env)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_host_vm_counts_are_bounded(dumps):
+    """`host --max-vms 100000000 --memory 1T` on a 40-page VM ran for CPU-minutes (the search
+    doubled N up to 65,536 VMs of 16 MiB overhead, each evaluation Python work per VM)."""
+    from pagecore.cli.host import MAX_VMS as CLI_MAX_VMS
+    from pagecore.errors import ConfigError
+    from pagecore.experiments.host import MAX_VMS, HostSettings
+
+    assert CLI_MAX_VMS == MAX_VMS == 16384
+    for key in ("max_vms", "emulate_vms"):  # config and library: fails at once on the old code
+        with pytest.raises(ConfigError, match=rf"{key} must be in \[1, 16,384\]"):
+            HostSettings(**{key: 100_000_000})
+        HostSettings(**{key: MAX_VMS})
+    (_, table), _ = dumps
+    for opt in ("--max-vms", "--emulate-vms"):
+        proc = cli("host", str(table), "--memory", "1T", "-q", opt, "100000000")
+        assert proc.returncode == 2 and opt in proc.stderr and "16,384" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("option", ["emulate", "search"])
+def test_host_refuses_a_mix_over_the_page_bound(dumps, monkeypatch, option):
+    """A mix is materialised page by page (31 bytes a page): 4,096 copies of a 4 GiB VM would
+    need half a TiB of working memory; refused naming the option and what would pass."""
+    import pagecore.experiments.host as host
+    from pagecore.errors import ConfigError
+
+    (_, t0), (_, t1) = dumps  # 24 pages each
+    monkeypatch.setattr(host, "MAX_MIX_PAGES", 24 * 10)
+    vms = host.load_vms([{"pages": str(t0)}, {"pages": str(t1)}])
+    settings = host.HostSettings(memory_mb=[1024.0], policies=("esx2002",), verify="no",
+                                 **({"emulate_vms": 11} if option == "emulate" else {"max_vms": 256}))  # fmt: skip
+    opt = "--emulate-vms" if option == "emulate" else r"--max-vms \(host.max_vms\)"
+    with pytest.raises(ConfigError, match=rf"a mix of \d+ of these VMs holds \d+ pages .* give {opt} 10 or less"):
+        host.host_report(vms, settings)
+    assert host.mix_pages(vms, 10) == 240 and host.mix_pages(vms, 11) == 264
+
+
+def test_host_says_when_the_answer_is_only_max_vms(dumps):
+    """With every VM fitting up to --max-vms, `fit` printed --max-vms as the largest number that
+    fits, with no word that the search stopped there. Also: 1 TiB was printed 1.04858e+06 MiB."""
+    import json
+
+    (_, t0), (_, t1) = dumps
+    proc = cli("host", str(t0), str(t1), "--memory", "1T", "-q", "--max-vms", "3", "--policy", "esx2002",
+               "--format", "json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    fit = json.loads(proc.stdout)["fits"][0]
+    assert fit["vms_fit"] == 3 and fit["at_max_vms"] is True
+    assert "at least this many fit" in fit["notes"][0]
+    proc = cli("host", str(t0), str(t1), "--memory", "1T", "-q", "--max-vms", "3", "--policy", "esx2002")
+    assert proc.returncode == 0, proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("esx2002"))
+    assert row.split()[1:3] == ["1048576", "3+"], row
+    proc = cli("host", str(t0), str(t1), "--memory", "64M", "-q", "--max-vms", "256", "--policy", "esx2002",
+               "--format", "json")  # fmt: skip
+    fit = json.loads(proc.stdout)["fits"][0]
+    assert 0 < fit["vms_fit"] < 256 and fit["at_max_vms"] is False
+
+
+def test_the_numba_cache_fallback_is_one_private_directory_per_user(tmp_path, monkeypatch):
+    """With the install and home read-only, every run made a new `$TMPDIR/pagecore-numba-cache-*`
+    and left it (recompiling every kernel); now one per user is reused, but only when it is a
+    directory of this user that no one else can write."""
+    import tempfile
+
+    import pagecore
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "set")
+    monkeypatch.delenv("NUMBA_CACHE_DIR")  # restored after the test
+    monkeypatch.setattr(os, "access", lambda *a, **k: False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        monkeypatch.setattr(numba.config, "CACHE_DIR", numba.config.CACHE_DIR)
+
+    def fallback():
+        os.environ.pop("NUMBA_CACHE_DIR", None)
+        return pagecore._numba_cache_fallback()
+
+    first, second = fallback(), fallback()
+    assert first == second == str(tmp_path / f"pagecore-numba-cache-{os.getuid()}")
+    assert os.stat(first).st_mode & 0o777 == 0o700
+    os.chmod(first, 0o777)  # writable by others: not trusted
+    third = fallback()
+    assert third != first and os.path.dirname(third) == str(tmp_path)
+    os.rmdir(third)
+    os.chmod(first, 0o700)
+    os.rmdir(first)
+    os.symlink(tmp_path / "elsewhere", first)  # a link planted under the name: not followed
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
+    fourth = fallback()
+    assert fourth != first and os.path.dirname(fourth) == str(tmp_path)
+
+
+def test_synth_fig04_refuses_before_filling_the_disk(tmp_path, monkeypatch, capsys):
+    """`synth fig04 --vms N --mem-mb M` wrote guests (all kept until the last is done) until the
+    disk was full, for every other process on it too, then removed them: refused up front."""
+    import shutil
+
+    from pagecore.cli import main
+
+    out = tmp_path / "new" / "guests"
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=2 * 256 * 4096))  # 2 MiB free
+    assert main(["synth", "fig04", "-o", str(out), "--vms", "3", "--mem-mb", "1"]) == 1  # 3 MiB
+    err = capsys.readouterr().err
+    assert "3 guests of 256 pages need 3.0 MiB" in err and "has 2.0 MiB free" in err and "--vms" in err
+    assert not out.exists() or not list(out.iterdir())
+    assert main(["synth", "fig04", "-o", str(out), "--vms", "2", "--mem-mb", "1"]) == 0  # 2 MiB: fits
+    assert sorted(p.name for p in out.iterdir()) == ["vm01.raw", "vm02.raw"]

@@ -118,6 +118,8 @@ def register(sub) -> None:
     )
     h.add_argument("--skip-bad-pages", action="store_true", help="count and skip unreadable pages instead of failing")
     kg = h.add_mutually_exclusive_group()
-    kg.add_argument("--key-env", metavar="VAR", help="key the hash with the secret in environment variable VAR")
-    kg.add_argument("--key-file", metavar="PATH", help="key the hash with the secret in PATH")
+    kg.add_argument(
+        "--key-env", metavar="VAR", help="key the hash with the secret (at least 16 bytes) in environment variable VAR"
+    )
+    kg.add_argument("--key-file", metavar="PATH", help="key the hash with the secret (at least 16 bytes) in PATH")
     h.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")

@@ -28,6 +28,10 @@ _UNITS = {"": 1.0, "m": 1.0, "mb": 1.0, "mib": 1.0, "g": 1024.0, "gb": 1024.0, "
 #: Host sizes one ``--memory`` range may list (each is a full consolidation search).
 MAX_HOST_SIZES = 1000
 
+#: Most VMs ``--max-vms`` / ``--emulate-vms`` may name (:data:`pagecore.experiments.host.MAX_VMS`;
+#: kept here so that ``pagecore --help`` imports no numpy).
+MAX_VMS = 16384
+
 
 def parse_size_mb(text: str) -> float:
     """``512``, ``512M``, ``4G``, ``1.5GiB`` → MiB."""
@@ -128,6 +132,11 @@ def _settings(args):
     )
 
 
+def _mib(h: float) -> str:
+    """A host size in MiB, every digit kept (``:g`` printed 1 TiB as 1.04858e+06)."""
+    return f"{h:.10g}"
+
+
 def format_table(rep: dict) -> str:
     """The readable answer: per policy and host size, VMs that fit and MiB won per mechanism."""
     from pagecore.vocab import MECHANISMS
@@ -140,13 +149,15 @@ def format_table(rep: dict) -> str:
     lines.append(f"KSM eligibility: {', '.join(elig)} pages; replicas beyond the input: {rep['settings']['replicas']}")
     short = {"zero": "zero", "share_intra": "intra", "share_inter": "inter", "compress": "zip", "balloon": "balloon",
              "swap": "swap", "free_report": "freerep"}  # fmt: skip
-    head = f"{'policy':<12}{'host MiB':>9}{'fit':>5}" + "".join(f"{short[m]:>9}" for m in MECHANISMS)
+    capped = {(f["policy"], f["host_mb"]) for f in rep["fits"] if f.get("at_max_vms")}
+    head = f"{'policy':<12}{'host MiB':>9}{'fit':>7}" + "".join(f"{short[m]:>9}" for m in MECHANISMS)
     head += f"{'idle tax':>9}{'boot swap':>10}{'t90 s':>9}{'scan/s':>9}"
     lines += ["", "memory won at the consolidation answer (MiB; idle tax = memory moved, not won)", head]
     for (p, h), g in rows.groupby(["policy", "host_mb"], sort=False):
         by = dict(zip(g["mechanism"], g["saved_mb_at_fit"], strict=True))
         r0 = g.iloc[0]
-        line = f"{p:<12}{h:>9g}{int(r0['vms_fit']):>5}" + "".join(f"{by.get(m, 0.0):>9.1f}" for m in MECHANISMS)
+        fit = f"{int(r0['vms_fit'])}{'+' if (p, h) in capped else ''}"  # +: stopped at --max-vms
+        line = f"{p:<12}{_mib(h):>9} {fit:>6}" + "".join(f"{by.get(m, 0.0):>9.1f}" for m in MECHANISMS)
         line += f"{by.get('idle_tax', 0.0):>9.1f}{r0['boot_swap_mb_at_fit']:>10.1f}"
         line += f"{r0['seconds_to_90pct']:>9.0f}{r0['scan_pages_per_s']:>9,.0f}"
         lines.append(line)
@@ -159,16 +170,17 @@ def format_table(rep: dict) -> str:
                      f"{'in boot':>9}{'shared at end':>15}")  # fmt: skip
         for r in rep["replay"]:
             lines.append(
-                f"{r['policy']:<12}{r['host_mb']:>9g}{r['vms']:>5}{'fits' if r['model_fits'] else 'no':>8}"
+                f"{r['policy']:<12}{_mib(r['host_mb']):>9} {r['vms']:>4}{'fits' if r['model_fits'] else 'no':>8}"
                 f"{'fits' if r['fits'] else 'no':>8}{r['swap_out_after_boot_mb']:>19.1f} M"
                 f"{r['swap_out_in_boot_mb']:>7.1f} M{r['shared_mb_end']:>13.1f} M"
             )
     lines += ["", "notes:"]
     for f in rep["fits"]:
         for n in f.get("notes", []):
-            lines.append(f"  {f['policy']} @ {f['host_mb']:g} MiB: {n}")
+            lines.append(f"  {f['policy']} @ {_mib(f['host_mb'])} MiB: {n}")
     lines.append(
-        "  fit = largest number of VMs of this mix with nothing swapped after boot (ballooning allowed where the "
+        "  fit = largest number of VMs of this mix with nothing swapped after boot (N+: the search stopped at "
+        "--max-vms, at least N fit; ballooning allowed where the "
         "policy balloons); boot swap = what booting them all at once would swap before any sharing is found; "
         "t90 = seconds for the policy's scanner to find 90 % of the converged sharing on the input VMs; "
         "scan/s = pages hashed (ESX) or compared (KSM) per second"
@@ -244,8 +256,17 @@ def register(sub) -> None:
     )
     p.add_argument("--activity", help="activity: busy, light (default), idle, idle:F or active:F")
     p.add_argument("--replicas", choices=("distinct", "identical"), help="copies beyond the inputs (default distinct)")
-    p.add_argument("--max-vms", type=int_at_least(1), help="largest mix size tried (default 256)")
-    p.add_argument("--emulate-vms", type=int_at_least(1), help="VMs the scanner timing runs on (default: the inputs)")
+    p.add_argument(
+        "--max-vms",
+        type=int_at_least(1, MAX_VMS),
+        help=f"largest mix size tried (default 256; at most {MAX_VMS:,}, and a mix of at most 2^30 pages = 4 TiB "
+        "of guest memory is evaluated: more is refused)",
+    )
+    p.add_argument(
+        "--emulate-vms",
+        type=int_at_least(1, MAX_VMS),
+        help=f"VMs the scanner timing runs on (default: the inputs; at most {MAX_VMS:,} and 2^30 pages)",
+    )
     p.add_argument("--verify", choices=("auto", "yes", "no"), help="byte-compare equal hashes (default auto)")
     p.add_argument("--dump-dir", metavar="DIR", help="where the dumps behind the page tables are, if they moved")
     p.add_argument("--ksm-pages-to-scan", type=int_at_least(1), help="KSM pages_to_scan (default 100)")

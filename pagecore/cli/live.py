@@ -142,5 +142,7 @@ def register(sub) -> None:
     p.add_argument("--no-drift", action="store_true", help="fuzzy reads: skip the second pass that measures drift")
     p.add_argument("--force", action="store_true", help="read a process that is not qemu-system-*")
     kg = p.add_mutually_exclusive_group()
-    kg.add_argument("--key-env", metavar="VAR", help="key the hash with the secret in environment variable VAR")
-    kg.add_argument("--key-file", metavar="PATH", help="key the hash with the secret in PATH")
+    kg.add_argument(
+        "--key-env", metavar="VAR", help="key the hash with the secret (at least 16 bytes) in environment variable VAR"
+    )
+    kg.add_argument("--key-file", metavar="PATH", help="key the hash with the secret (at least 16 bytes) in PATH")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from pagecore import PAGE_SIZE
 from pagecore.cli._args import (
     add_config_arg,
     check_outputs,
@@ -19,6 +20,30 @@ from pagecore.cli._args import (
 from pagecore.errors import PagecoreError
 
 
+def _size(b: int) -> str:
+    return f"{b / 2**30:,.1f} GiB" if b >= 2**30 else f"{b / 2**20:,.1f} MiB"
+
+
+def _check_free_space(out: Path, need: int, what: str) -> None:
+    """Refuse before writing when ``need`` bytes cannot fit in the file system of ``out``: every
+    guest is kept (as a temporary) until all are written, so a run too large filled the disk,
+    for everything else on it too, before failing."""
+    import shutil
+
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return  # cannot tell: writing says so if it fails
+    if need > free:
+        raise PagecoreError(
+            f"synth fig04: {what} need {_size(need)}; {probe} has {_size(free)} free "
+            "(fewer --vms or a smaller --mem-mb)"
+        )
+
+
 def _cmd_synth_fig04(args) -> int:
     from pagecore._util import progress
     from pagecore.synth import FIG04_DEFAULTS, Fig04Model
@@ -31,6 +56,7 @@ def _cmd_synth_fig04(args) -> int:
         model = Fig04Model(**{k: getattr(args, k) for k in FIG04_DEFAULTS})
     except ValueError as exc:  # fractions that sum past 1, a size of no pages
         raise PagecoreError(f"synth fig04: {exc}") from None
+    _check_free_space(out, args.vms * model.pages * PAGE_SIZE, f"{args.vms:,} guests of {model.pages:,} pages")
     from pagecore._util import all_or_nothing
 
     with all_or_nothing(), progress(args.vms, desc="write guests", unit="VM") as bar:  # every guest or none

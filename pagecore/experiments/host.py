@@ -74,14 +74,15 @@ scanning and the time to reach 90 % of the converged savings.
 
 from __future__ import annotations
 
+import contextlib
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from pagecore._util import run_tmpdir
 from pagecore.errors import ConfigError, InputError
 from pagecore.vocab import HOST_VIEW_COLUMNS, MECHANISMS
 
@@ -121,6 +122,39 @@ class HostVM:
             self.shares = 10.0 * self.size_mb  # ESX 2.x "normal": 10 shares per MB
         if self.limit_mb is None:
             self.limit_mb = self.size_mb
+
+
+#: Most VMs ``max_vms`` (``--max-vms``) and ``emulate_vms`` (``--emulate-vms``) may name: 16 ×
+#: the 1,024 VMs per host of vSphere 8's configuration maximums, room for hosts of thousands of
+#: microVMs. Every VM of a mix costs Python work in each evaluation; 16,384 copies of a 40-page VM
+#: under the three default policies take about 7 s, while 100,000,000 ran for CPU-minutes.
+MAX_VMS = 16384
+
+#: Most pages of one replicated mix that ``host`` evaluates or emulates: 2^30 pages = 4 TiB of
+#: guest memory, already about 31 GiB of working arrays (31 bytes a page in :func:`page_set`).
+MAX_MIX_PAGES = 1 << 30
+
+
+def mix_pages(vms: list[HostVM], n: int) -> int:
+    """Pages of the first ``n`` VMs of the mix (the input VMs cycled, :func:`replicate`)."""
+    sizes = [len(v.frame) for v in vms]
+    full, rest = divmod(n, len(sizes))
+    return full * sum(sizes) + sum(sizes[:rest])
+
+
+def check_mix_size(vms: list[HostVM], n: int, option: str) -> None:
+    """Refuse, naming ``option``, a mix of ``n`` VMs over :data:`MAX_MIX_PAGES` pages."""
+    pages = mix_pages(vms, n)
+    if pages > MAX_MIX_PAGES:
+        lo, hi = 0, n  # the largest mix within the bound (pages grow with n)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if mix_pages(vms, mid) <= MAX_MIX_PAGES else (lo, mid)
+        raise ConfigError(
+            f"host: a mix of {n:,} of these VMs holds {pages:,} pages ({pages / (1 << 18):,.0f} GiB); pagecore "
+            f"evaluates at most {MAX_MIX_PAGES:,} pages ({MAX_MIX_PAGES >> 18:,} GiB) at once: "
+            + (f"give {option} {lo:,} or less" if lo else "give smaller VMs")
+        )
 
 
 @dataclass
@@ -165,8 +199,13 @@ class HostSettings:
             raise ConfigError(f"host: kvm balloon policy {self.kvm_balloon!r} is not known; use none or mom")
         if not 0 <= self.tau < 1:
             raise ConfigError(f"host: tau must be in [0, 1), got {self.tau}")
-        if self.max_vms < 1:
-            raise ConfigError(f"host: max_vms must be >= 1, got {self.max_vms}")
+        for key in ("max_vms", "emulate_vms"):
+            v = getattr(self, key)
+            if v is not None and not 1 <= v <= MAX_VMS:
+                raise ConfigError(
+                    f"host: {key} must be in [1, {MAX_VMS:,}] (pagecore's bound on VMs in a mix: 16 × vSphere 8's "
+                    f"1,024 per host), got {v:,}"
+                )
         parse_activity(self.activity)
         self.reporting_params()  # refuse bad free page reporting settings early
 
@@ -252,8 +291,6 @@ def load_vm(entry: dict, index: int, *, tmpdir: str | None = None, show_progress
     """A VM from one entry of a VM list: ``pages`` (page table) or ``dump`` (hashed on the way),
     optional ``name``, ``size_mb``, ``reservation_mb``, ``limit_mb``, ``shares``, ``activity``
     (profile, ``idle:F``/``active:F``) or ``trace`` (access-trace file)."""
-    from pagecore.pages.tables import page_table_metadata, read_page_tables
-
     known = {"pages", "dump", "format", "name", "size_mb", "reservation_mb", "limit_mb", "shares", "activity", "trace"}
     unknown = sorted(set(entry) - known)
     if unknown:
@@ -268,23 +305,21 @@ def load_vm(entry: dict, index: int, *, tmpdir: str | None = None, show_progress
         if not dump.is_file():
             raise InputError(dump, f"no such dump (host VM #{index + 1})")
         name = entry.get("name") or dump.stem
-        out = Path(tmpdir or os.environ.get("TMPDIR", "/tmp")) / f"pagecore-host-{os.getpid()}-{index}.parquet"
-        hash_dump(dump, out, name, format=entry.get("format", "auto"), show_progress=show_progress)
-        path, cleanup = out, True
         source = str(dump)
+        with contextlib.ExitStack() as stack:
+            # hashed into a run directory that is removed whatever happens (a SIGKILLed run's is
+            # removed by the next `host` run: pagecore._util.run_tmpdir)
+            where = Path(tmpdir) if tmpdir else stack.enter_context(run_tmpdir("host"))
+            path = where / f"vm{index}.parquet"
+            stack.callback(path.unlink, missing_ok=True)
+            hash_dump(dump, path, name, format=entry.get("format", "auto"), show_progress=show_progress)
+            frame, meta = _read_vm_table(path)
     else:
-        path, cleanup = Path(entry["pages"]), False
+        path = Path(entry["pages"])
         if not path.is_file():
             raise InputError(path, f"no such page table (host VM #{index + 1})")
         source = str(path)
-    try:
-        tab = read_page_tables([path])
-        frame = tab.to_pandas()
-        frame = _with_optional_columns(frame, path)
-        meta = page_table_metadata(path)
-    finally:
-        if cleanup:
-            path.unlink(missing_ok=True)
+        frame, meta = _read_vm_table(path)
     frame["vm"] = frame["vm"].astype(str)
     vms_in = frame["vm"].unique()
     if len(vms_in) != 1:
@@ -327,6 +362,13 @@ def load_vm(entry: dict, index: int, *, tmpdir: str | None = None, show_progress
     )
 
 
+def _read_vm_table(path: Path) -> tuple[pd.DataFrame, dict]:
+    from pagecore.pages.tables import page_table_metadata, read_page_tables
+
+    frame = read_page_tables([path]).to_pandas()
+    return _with_optional_columns(frame, path), page_table_metadata(path)
+
+
 def _with_optional_columns(frame: pd.DataFrame, path) -> pd.DataFrame:
     """The page table's optional columns (:mod:`pagecore.vocab`: host view, compressed sizes,
     ``same_filled``, ``guest_free``) beside the base ones, in the same row order."""
@@ -357,16 +399,19 @@ def _with_optional_columns(frame: pd.DataFrame, path) -> pd.DataFrame:
 def load_vms(entries, **kw) -> list[HostVM]:
     """VMs from a VM list; a VM named twice is refused with both sources named."""
     vms, seen = [], {}
-    for i, e in enumerate(entries):
-        v = load_vm(e, i, **kw)
-        if v.name in seen:
-            raise InputError(
-                v.source,
-                f"VM {v.name} is listed twice (also from {seen[v.name]}); list each VM once "
-                "or give the copies different name: values",
-            )
-        seen[v.name] = v.source
-        vms.append(v)
+    with contextlib.ExitStack() as stack:
+        if any("dump" in e for e in entries) and kw.get("tmpdir") is None:
+            kw["tmpdir"] = stack.enter_context(run_tmpdir("host"))  # one per run, not one per dump
+        for i, e in enumerate(entries):
+            v = load_vm(e, i, **kw)
+            if v.name in seen:
+                raise InputError(
+                    v.source,
+                    f"VM {v.name} is listed twice (also from {seen[v.name]}); list each VM once "
+                    "or give the copies different name: values",
+                )
+            seen[v.name] = v.source
+            vms.append(v)
     if not vms:
         raise ConfigError("host: no VMs given; list page tables or dumps")
     # pages are compared across VMs: refuse one file given twice under two names, and tables of
@@ -915,6 +960,7 @@ def consolidation(vms, keys, policy: str, host_mb: float, settings: HostSettings
 
     def fit(n):
         if n not in cache:
+            check_mix_size(vms, n, "--max-vms (host.max_vms)")
             cache[n] = evaluate(replicate(vms, keys, n, settings.replicas), policy, host_mb, settings)
         return cache[n]
 
@@ -1202,12 +1248,13 @@ def host_report(
     ``with_replay``: also run the memory-manager replay (:func:`replay`) at each ESX policy's
     consolidation answer and one VM more, as a cross-check of the steady-state model."""
     check_reservations(vms, max(settings.memory_mb), settings)
+    n_in = len(vms)
+    n_emu = settings.emulate_vms or n_in
+    check_mix_size(vms, n_emu, "--emulate-vms")  # before any work
     for v in vms:
         v.cache.clear()
     keys = content_keys(vms, settings.verify, dump_dir)
     rows, timelines, scans, fits = [], [], {}, []
-    n_in = len(vms)
-    n_emu = settings.emulate_vms or n_in
     steps = [(p, h) for p in settings.policies for h in settings.memory_mb]
     for p in settings.policies:
         scans[p] = scan_over_time(replicate(vms, keys, n_emu, settings.replicas), p, settings)
@@ -1216,7 +1263,8 @@ def host_report(
         n_fit, cache = consolidation(vms, keys, p, h, settings)
         at = cache[max(n_fit, 1)] if n_fit else cache[1]
         mine = cache.get(n_in) or evaluate(replicate(vms, keys, n_in, settings.replicas), p, h, settings)
-        fits.append({"policy": p, "host_mb": h, "vms_fit": n_fit, "evaluated": sorted(cache)})
+        fits.append({"policy": p, "host_mb": h, "vms_fit": n_fit, "evaluated": sorted(cache),
+                     "at_max_vms": n_fit == settings.max_vms})  # fmt: skip
         for m_ in MECHANISMS:
             rows.append(
                 {
@@ -1249,6 +1297,16 @@ def host_report(
             }
         )
         fits[-1]["notes"] = list(dict.fromkeys(mine.notes + (at.notes if n_fit else [])))
+        if n_fit == settings.max_vms:  # the search stopped at the bound: a lower bound, not the answer
+            fits[-1]["notes"].insert(
+                0,
+                f"{n_fit} VMs is max_vms (--max-vms): at least this many fit; "
+                + (
+                    f"raise it (at most {MAX_VMS:,}) to find how many"
+                    if n_fit < MAX_VMS
+                    else "pagecore searches no further"
+                ),
+            )
         if progress:
             progress()
     table = pd.DataFrame(rows)
@@ -1283,6 +1341,7 @@ def _replays(vms, keys, fits: list, settings: HostSettings) -> list:
         if f["policy"] not in ("esx2002", "esxi"):
             continue
         for n in sorted({max(f["vms_fit"], 1), f["vms_fit"] + 1}):
+            check_mix_size(vms, n, "--max-vms (host.max_vms)")
             r = replay(replicate(vms, keys, n, settings.replicas), f["policy"], f["host_mb"], settings)
             out.append({**r, "model_fits": n <= f["vms_fit"]})
     return out

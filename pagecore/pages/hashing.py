@@ -56,6 +56,21 @@ LANE_WORDS = WORDS // LANES
 #: Longest key file read (a key is a secret of a few dozen bytes, not a dump).
 MAX_KEY_FILE_BYTES = 1 << 16
 
+#: Shortest secret taken from ``--key-file`` / ``--key-env`` (after stripping white space). Every
+#: keyed table stores :attr:`PageKey.key_id`, a 48-bit digest of the raw secret, so a short one
+#: (a word, a PIN) is found by guessing offline against it, and with it the key.
+#: 16 bytes of random data are beyond guessing.
+MIN_KEY_BYTES = 16
+
+
+def _check_key_length(secret: bytes, where: str) -> None:
+    if len(secret) < MIN_KEY_BYTES:
+        raise ConfigError(
+            f"hash key {where} holds {len(secret)} bytes; a key needs at least {MIN_KEY_BYTES} "
+            "(page tables store a 48-bit fingerprint of it, from which a short key can be guessed): "
+            "make one with `head -c 32 /dev/urandom | base64`"
+        )
+
 
 @dataclass(frozen=True)
 class PageKey:
@@ -97,6 +112,7 @@ class PageKey:
         value = os.environ.get(variable)
         if not value:
             raise ConfigError(f"hash key variable {variable} is not set or empty; export it or use --key-file")
+        _check_key_length(value.encode(), f"variable {variable}")
         return cls.from_secret(value.encode())
 
     @classmethod
@@ -110,6 +126,7 @@ class PageKey:
             raise ConfigError(f"hash key file {path} is longer than {MAX_KEY_FILE_BYTES:,} bytes; is it the key?")
         if not data.strip():
             raise ConfigError(f"hash key file {path} is empty")
+        _check_key_length(data.strip(), f"file {path}")
         return cls.from_secret(data.strip())
 
     @property

@@ -373,7 +373,7 @@ def check_comparable(paths: Sequence[str | os.PathLike], metas: Sequence[dict] |
     for p in paths:
         st = p.stat()
         if (st.st_dev, st.st_ino) in seen:
-            raise InputError(p, f"the same page table is given twice (also as {seen[st.st_dev, st.st_ino]})")
+            raise InputError(p, f"the same {_kind(p)} is given twice (also as {seen[st.st_dev, st.st_ino]})")
         seen[st.st_dev, st.st_ino] = p
     _check_distinct_dumps(paths, metas)
     defaults = {"hash_algorithm": "pcx64-v1", "hash_key_id": "none", "hash_bits": 64, "page_size": 4096}
@@ -390,6 +390,15 @@ def check_comparable(paths: Sequence[str | os.PathLike], metas: Sequence[dict] |
                 hint=hint,
             )  # fmt: skip
     return metas
+
+
+def _kind(path: Path) -> str:
+    """``page table`` (a Parquet file) or ``dump``: what `host` was given at ``path``."""
+    try:
+        with open(path, "rb") as fh:
+            return "page table" if fh.read(4) == b"PAR1" else "dump"
+    except OSError:
+        return "file"
 
 
 def _check_distinct_dumps(paths: Sequence[Path], metas: Sequence[dict]) -> None:
