@@ -110,8 +110,8 @@ def output_arg(p: argparse.ArgumentParser, help: str = "page table to write (.pa
 
 
 def check_outputs(outputs, inputs, dump_dir=None) -> None:
-    """Refuse, before any work, outputs that are inputs, directories or devices, and two outputs
-    that are one file (one line).
+    """Refuse, before any work, outputs that are inputs, directories or devices, two outputs
+    that are one file, and a ``dump_dir`` (``--dump-dir``) that is not a directory (one line).
 
     The dump a page table was hashed from is an input too (verification and ``compress`` read
     it, also as the same name in ``dump_dir``): ``share t.parquet -o dump.raw`` must not replace it.
@@ -120,6 +120,8 @@ def check_outputs(outputs, inputs, dump_dir=None) -> None:
 
     from pagecore._util import check_output
 
+    if dump_dir is not None and not os.path.isdir(dump_dir):
+        raise PagecoreError(f"--dump-dir {dump_dir}: no such directory")
     inputs = [i for i in inputs if i is not None]
     inputs += _source_dumps(inputs, dump_dir)
     seen: dict[str, str] = {}

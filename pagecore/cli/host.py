@@ -16,9 +16,9 @@ Settings default to the ``host:`` section of the workflow config (``--config``).
 
 from __future__ import annotations
 
-import os
 import re
 
+from pagecore._defaults import MAX_VMS
 from pagecore.cli._args import add_config_arg, add_format_args, check_outputs, command, emit, int_at_least
 from pagecore.errors import PagecoreError
 
@@ -28,9 +28,6 @@ _UNITS = {"": 1.0, "m": 1.0, "mb": 1.0, "mib": 1.0, "g": 1024.0, "gb": 1024.0, "
 #: Host sizes one ``--memory`` range may list (each is a full consolidation search).
 MAX_HOST_SIZES = 1000
 
-#: Most VMs ``--max-vms`` / ``--emulate-vms`` may name (:data:`pagecore.experiments.host.MAX_VMS`;
-#: kept here so that ``pagecore --help`` imports no numpy).
-MAX_VMS = 16384
 
 
 def parse_size_mb(text: str) -> float:
@@ -203,8 +200,6 @@ def _cmd_host(args) -> int:
         check_vm_entry(e, i)
     # every file a VM comes from (including those a --vms file names) is an input, never an output
     inputs = [e.get(k) for e in entries for k in ("pages", "dump", "trace") if e.get(k)]
-    if args.dump_dir is not None and not os.path.isdir(args.dump_dir):
-        raise PagecoreError(f"--dump-dir {args.dump_dir}: no such directory")
     check_outputs(outs, [*inputs, args.vms, args.config], args.dump_dir)
     settings = _settings(args)
     for e in entries:

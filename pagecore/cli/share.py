@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from pagecore.cli._args import add_format_args, check_outputs, command, int_at_least, key_from_args, nonneg_int
@@ -159,8 +158,6 @@ def _cmd_share(args) -> int:
 
     if args.format == "parquet" and not args.output:
         raise PagecoreError("--format parquet needs -o/--output FILE")
-    if args.dump_dir is not None and not os.path.isdir(args.dump_dir):
-        raise PagecoreError(f"--dump-dir {args.dump_dir}: no such directory")
     check_outputs([args.output], [*args.pages, args.key_file], args.dump_dir)
     rep = analyze_page_tables(
         args.pages,

@@ -105,13 +105,13 @@ def _guest_keys(path: Path) -> list:
     st = path.stat()
     keys: list = [("file", st.st_dev, st.st_ino)]
     if path.suffix == ".parquet":
-        from pagecore.pages.tables import page_table_metadata
+        from pagecore.pages.tables import page_table_metadata, source_identity
 
         meta = page_table_metadata(path)
         src = meta.get("source_path")
         if isinstance(src, str) and src:
-            ident = (src, meta.get("source_size"), meta.get("source_digest"))
-            if all(ident):
+            ident = source_identity(meta)
+            if ident is not None:
                 keys.append(("source", *ident))
             try:
                 sst = os.stat(src)

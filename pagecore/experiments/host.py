@@ -82,6 +82,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pagecore._defaults import MAX_VMS
 from pagecore._util import run_tmpdir
 from pagecore.errors import ConfigError, InputError
 from pagecore.vocab import HOST_VIEW_COLUMNS, MECHANISMS
@@ -124,11 +125,6 @@ class HostVM:
             self.limit_mb = self.size_mb
 
 
-#: Most VMs ``max_vms`` (``--max-vms``) and ``emulate_vms`` (``--emulate-vms``) may name: 16 ×
-#: the 1,024 VMs per host of vSphere 8's configuration maximums, room for hosts of thousands of
-#: microVMs. Every VM of a mix costs Python work in each evaluation; 16,384 copies of a 40-page VM
-#: under the three default policies take about 7 s, while 100,000,000 ran for CPU-minutes.
-MAX_VMS = 16384
 
 #: Most pages of one replicated mix that ``host`` evaluates or emulates: 2^30 pages = 4 TiB of
 #: guest memory, already about 31 GiB of working arrays (31 bytes a page in :func:`page_set`).

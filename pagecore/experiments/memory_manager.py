@@ -415,6 +415,13 @@ def series_error(records: list[Record]) -> pd.DataFrame:
     ).reset_index()
 
 
+def _nearest_rows(d: pd.DataFrame, marks_min) -> list[pd.Series]:
+    """The rows of one VM's timeline ``d`` recorded nearest to each of ``marks_min`` (minutes)."""
+    d = d.sort_values("t")
+    tm = d["t"].to_numpy() / 60.0
+    return [d.iloc[int(np.argmin(np.abs(tm - mk)))] for mk in marks_min]
+
+
 #: Columns of :func:`sharing_budget`, in order: the shared frames at the start and end of the
 #: window, what made frames shared, what made shared frames stop being shared, and the rest.
 SHARING_BUDGET_COLUMNS = (
@@ -446,10 +453,7 @@ def sharing_budget(vms: pd.DataFrame, t0_min: float, t1_min: float) -> pd.DataFr
         raise ValueError(f"timeline lacks columns {miss} (written before the sharing-loss counters?)")
     rows = []
     for vm, d in vms.groupby("vm", sort=False):
-        d = d.sort_values("t")
-        tm = d["t"].to_numpy() / 60.0
-        a = d.iloc[int(np.argmin(np.abs(tm - t0_min)))]
-        b = d.iloc[int(np.argmin(np.abs(tm - t1_min)))]
+        a, b = _nearest_rows(d, (t0_min, t1_min))
         row = {"vm": vm, "shared_start": float(a["shared"]), "shared_end": float(b["shared"])}
         for c in need[1:]:
             row[c] = float(b[c] - a[c])
@@ -504,10 +508,7 @@ def boot_paging(vms: pd.DataFrame, t1_min: float = 10.0, step_min: float = 1.0) 
     marks = np.arange(0.0, t1_min + 1e-9, step_min)
     rows = []
     for vm, d in vms.groupby("vm", sort=False):
-        d = d.sort_values("t")
-        tm = d["t"].to_numpy() / 60.0
-        for mk in marks:
-            r = d.iloc[int(np.argmin(np.abs(tm - mk)))]
+        for mk, r in zip(marks, _nearest_rows(d, marks), strict=True):
             rows.append({"t_min": float(mk), "vm": vm, **{k: float(r[c]) for k, c in src.items()}})
     out = pd.DataFrame(rows, columns=["t_min", "vm", *BOOT_PAGING_COLUMNS])
     if out.empty:
