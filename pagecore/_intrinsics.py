@@ -5,6 +5,10 @@ address.
   row ``i`` of a 2-D array), keeping the line in all cache levels: a hint with no effect on
   results. Kernels whose reads form chains through random addresses (the replay's frames, the
   scanner's page -> bucket -> frame records) prefetch the items of the events or pages ahead.
+* :func:`stream_store` — ``arr[i] = v`` as a non-temporal store (``movnti``): the line is not
+  read first and bypasses the caches. For whole 64-byte lines written at once (the counter's
+  scatter flushes its write-combining buffers with it); the same thread reads the values back as
+  usual. :func:`store_fence` orders them before later stores of other threads.
 * :func:`ccall2` ... :func:`ccall5` — call the C function at address ``fn`` (a run-time integer,
   :func:`address` of a ctypes function) with 2 to 5 arguments, every argument and the result a
   64-bit integer (pointers, ``size_t``; a function returning a C ``int`` leaves its value in the
@@ -44,6 +48,13 @@ if JIT_DISABLED:
         return lambda fn, *args: np.uint64(proto(int(fn))(*(int(a) for a in args)))
 
     ccall2, ccall3, ccall4, ccall5 = (_ccaller(n) for n in (2, 3, 4, 5))
+
+    def stream_store(arr, i, v):
+        """``arr[i] = v`` (the non-temporal hint means nothing in Python)."""
+        arr[i] = v
+
+    def store_fence():
+        """Nothing to order in Python."""
 
 else:
     from llvmlite import ir
@@ -103,3 +114,27 @@ else:
     def ccall5(typingctx, fn, a, b, c, d, e):
         """``fn(a, b, c, d, e)``, ``fn`` a C function's address."""
         return _u64(5), _ccall_codegen
+
+    @intrinsic
+    def stream_store(typingctx, arr, i, v):
+        """``arr[i] = v`` (1-D ``arr``, ``v`` cast to its dtype) with LLVM's ``!nontemporal``."""
+
+        def codegen(context, builder, signature, args):
+            aryty, _, vty = signature.args
+            ary = context.make_array(aryty)(context, builder, args[0])
+            ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+            st = builder.store(context.cast(builder, args[2], vty, aryty.dtype), ptr)
+            st.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
+            return context.get_dummy_value()
+
+        return types.void(arr, i, v), codegen
+
+    @intrinsic
+    def store_fence(typingctx):
+        """``fence seq_cst``: non-temporal stores before it are visible to other threads after it."""
+
+        def codegen(context, builder, signature, args):
+            builder.fence("seq_cst")
+            return context.get_dummy_value()
+
+        return types.void(), codegen

@@ -92,15 +92,19 @@ def check(h, z, vm, nvm, **kw):
     return got
 
 
-@pytest.fixture(params=["one-bucket-target", "tiny-buckets", "tiny-packed", "tiny-sorts"])
+@pytest.fixture(params=["one-bucket-target", "tiny-buckets", "tiny-packed", "tiny-sorts", "tiny-blocks"])
 def buckets(request, monkeypatch):
     """Default sizes; level-1 buckets of ~4 pages, at most 4 of them (payload in its own array:
-    more than 1 VM needs more than 2 bits); the same with up to 1024 level-1 buckets (payload
-    packed into the records); and level-2 sorts of one bit whose insertion sorts give up at once
-    for the merge sort (``SORT_MOVES`` 0)."""
+    more than 1 VM needs more than 2 bits), in chains of scatter blocks of one cache line; the
+    same with up to 1024 level-1 buckets (payload packed into the records) and blocks of two
+    lines; level-2 sorts of one bit whose insertion sorts give up at once for the merge sort
+    (``SORT_MOVES`` 0); and default buckets in chains of blocks of two cache lines."""
     if request.param in ("tiny-buckets", "tiny-packed"):
         monkeypatch.setattr(counts, "BUCKET_TARGET", 4)
         monkeypatch.setattr(counts, "L1_MAX_BITS", 2 if request.param == "tiny-buckets" else 10)
+        monkeypatch.setattr(counts, "SCATTER_BLOCK", counts.WC_LINE if request.param == "tiny-buckets" else 16)
+    if request.param == "tiny-blocks":
+        monkeypatch.setattr(counts, "SCATTER_BLOCK", 16)
     if request.param == "tiny-sorts":
         monkeypatch.setattr(counts, "BUCKET_TARGET", 2)
         monkeypatch.setattr(counts, "L2_MAX_BITS", 1)

@@ -42,27 +42,30 @@ Contents are found by sorting the pages by (key, salt) in cache-sized pieces —
 table, whose "is this content new?" branch is a coin flip per page, and not by one large
 sort.
 
-1. **Histogram** (one read of the hashes, VM indices and zero flags): pages and zero pages per
-   VM (summed while the VM stays the same), ineligible pages (counted per VM and left out),
-   whether each VM's pages form one block, and how many eligible pages fall in each of
-   ``2**b1`` level-1 buckets, chosen by the top bits of the mixed key
-   ``k = (hash ^ salt · C3) · C1`` (for a given salt a bijection of the hash in which every
-   hash bit counts, so a hash-prefix partition, a narrow hash or one content under many salts
-   still spread evenly).
-2. **Scatter** (second read): each eligible page becomes one 8-byte record in bucket order,
-   stably (input order within a bucket): ``k << b1 | vm << 1 | zero`` — the top ``b1`` bits of
-   ``k`` are the bucket, known from where the record is, so the payload rides in their place
-   (``b1`` is raised to the payload's width, at most :data:`L1_MAX_BITS`; with more than 2048
-   VMs the payload goes to a second, 4-byte array). With salts, the salt goes to a third array
-   — unless every page's salt is its VM's (``share --salting``: sharing domains are sets of
-   VMs, checked in one read of the salts and VM indices first); then it is looked up by the VM
-   index when a bucket is copied for step 3, so the records carry no salt and no 8 bytes of
-   salt scratch per page are needed. At most 4096 level-1 buckets, so the scatter writes to few
+1. **Per-page bookkeeping** (in the same, only read of the hashes, VM indices and zero flags
+   as step 2): pages and zero pages per VM (summed while the VM stays the same), ineligible
+   pages (counted per VM and left out), and whether each VM's pages form one block.
+2. **Scatter**: each eligible page becomes one 8-byte record in its level-1 bucket, one of
+   ``2**b1`` chosen by the top bits of the mixed key ``k = (hash ^ salt · C3) · C1`` (for a
+   given salt a bijection of the hash in which every hash bit counts, so a hash-prefix
+   partition, a narrow hash or one content under many salts still spread evenly), stably
+   (input order within a bucket): ``k << b1 | vm << 1 | zero`` — the top ``b1`` bits of ``k``
+   are the bucket, known from where the record is, so the payload rides in their place (``b1``
+   is raised to the payload's width, at most :data:`L1_MAX_BITS`; with more than 2048 VMs the
+   payload goes to a second, 4-byte array). With salts, the salt goes to a third array —
+   unless every page's salt is its VM's (``share --salting``: sharing domains are sets of VMs,
+   checked in one read of the salts and VM indices first); then it is looked up by the VM index
+   when a bucket is copied for step 3, so the records carry no salt and no 8 bytes of salt
+   scratch per page are needed. A bucket is a chain of blocks of :data:`SCATTER_BLOCK`
+   records (each bucket starts in its own block and takes the next free one when it fills), so
+   no histogram pass is needed to place the buckets; records go through a write-combining
+   buffer of one cache line per bucket, written out as whole lines with non-temporal stores
+   (no read of the line first). At most 4096 level-1 buckets, so the scatter writes to few
    enough places at once; buckets aim at :data:`BUCKET_TARGET` pages so that one fits in the
    core's L2 cache.
-3. **Per level-1 bucket**, in cache: a counting sort by the next ``log2(pages) - 1`` bits of
+3. **Per level-1 bucket**, in cache: a counting sort by the next ``log2(pages)`` bits of
    the key (:data:`L2_SHIFT`) into a copy, then an insertion sort (stable, by key then salt)
-   that only moves records within their sub-bucket of about two pages; then one scan: each
+   that only moves records within their sub-bucket of about one page; then one scan: each
    run of equal (key, salt) is a content with its copies, its pages in input order. When each
    VM's pages form one block (page tables concatenated VM by VM), a content's pages arrive VM
    by VM, so its (content, VM) pairs are runs; otherwise each content's pages are counted per
@@ -72,6 +75,12 @@ sort.
    "alone" counters) and zero shared pages; per content, the totals, the KSM counters and the
    top contents.
 
+The common case — VM indices and zero flags given, no salts, every page eligible, the payload
+packed — runs through copies of the one pass, the bucket sort and the scan written out for it
+(fewer live values, so the loops keep them in registers; indices unsigned, so Numba emits no
+wrap-around code for negative ones): the general versions handle everything else, and the
+tests run both against the twin.
+
 Equal contents always land in the same bucket, so every count is exact. ``shrdsvd`` (float
 sums per VM) may differ in the last bits from a sum in another order. A content's first page
 (for its zero flag) is its first eligible page in input order.
@@ -79,7 +88,8 @@ sums per VM) may differ in the last bits from a sum in another order. A content'
 Bytes per page: the inputs (hash 8, zero 1, VM index 1–8 as given, optional salt 8 and
 eligibility 1) plus 8 bytes of scratch (12 with more than 2048 VMs, 8 more with salts that are
 not those of the pages' VMs) for the bucket-ordered records, allocated by NumPy (transparent
-huge pages), plus a sorted copy of the largest level-1 bucket (8 bytes per page of it, 12 / 20
+huge pages), plus the unused tail of each level-1 bucket's last block (at most 8 KiB a bucket,
+32 MiB in all), plus a sorted copy of the largest level-1 bucket (8 bytes per page of it, 12 / 20
 as above) and 512 KiB of level-2 counters: with uniform hashes well under 1 MiB; a content with
 very many copies (the zero page) makes its bucket large, e.g. 30 % zero pages add about 2.4
 bytes per page overall. 500 M pages with a uint8 VM index and few zero pages: 5 GB of input + 4
@@ -96,6 +106,7 @@ import numpy as np
 from numba import njit
 
 from pagecore import PAGE_SIZE
+from pagecore._intrinsics import store_fence, stream_store
 from pagecore._jit import INLINE, JIT_DISABLED, SERIAL
 
 MB = 1 << 20
@@ -144,14 +155,22 @@ BUCKET_TARGET = 1 << 15
 #: 4096 write streams cost less than buckets that spill out of L2)
 L1_MAX_BITS = 12
 
-#: at most this many bits of level-2 sub-buckets (the counting sort of a level-1 bucket); a
-#: bucket of ``m`` pages gets ``log2(m)`` bits, so that a sub-bucket holds about one page
-L2_MAX_BITS = 16
+#: at most this many bits of level-2 sub-buckets (the counting sort of a level-1 bucket, with
+#: 4-byte counters: 512 KiB); a bucket of ``m`` pages gets ``log2(m)`` bits, so that a
+#: sub-bucket holds about one page (buckets of 122 K pages at 500 M hashes get 17)
+L2_MAX_BITS = 17
 
 #: a level-1 bucket of ``m`` pages is split into ``2**(log2(m) - L2_SHIFT)`` sub-buckets (about
-#: two pages each: fewer counters to clear and sum, few moves for the insertion sort; 0, 1, 2,
-#: 3 measured at 20 M hashes: 1 was fastest)
-L2_SHIFT = 1
+#: one page each; at 50 M hashes, same process, load 1.8: 0 20.4 ns/page, 1 22.0, 2 23.8, -1
+#: 20.8; session 4 measured 1 fastest at 20 M hashes, before the one-pass scatter)
+L2_SHIFT = 0
+
+#: records per block of the scatter's buckets (chains of blocks; a power of two, a multiple
+#: of WC_LINE; smaller when the mean bucket is)
+SCATTER_BLOCK = 1 << 10
+
+#: records per write-combining buffer of the scatter (one 64-byte cache line of int64)
+WC_LINE = 8
 
 #: pages are counted per VM by their content's copies 2, 3, ... up to this many (for shared
 #: pages and SHRDSVD); contents with more copies add their SHRDSVD one page at a time
@@ -172,6 +191,7 @@ _LOW32 = (1 << 32) - 1
 # pages by their content's copies (0, 1, 2, ..., COPY_CLASSES or more)
 H_ZZ, H_INTER_PAIRS, H_SINGLES, H_CLASSES = range(4)
 _PAIR = np.int64(1 << 32)
+_U = np.uint64  # an index known to be >= 0: Numba then emits no wrap-around of negative indices
 
 
 @njit(**INLINE)
@@ -362,6 +382,62 @@ def _sort_bucket(rk, rp, rs, m, keymask, packed, has_s, sort_moves):
 
 
 @njit(**SERIAL)
+def _sort_packed(rk, rp, rs, m, keymask, packed, has_s, sort_moves):
+    """:func:`_sort_bucket` for records with their payload packed and no salts, written out
+    for them (unsigned indices; ``packed`` and ``has_s`` are True and False, passed on so that
+    :func:`_sort_bucket` is compiled once); past ``sort_moves`` moves per record it hands the
+    rest to :func:`_sort_bucket`."""
+    limit = sort_moves * m + 1024
+    moves = 0
+    for i in range(1, m):
+        x = rk[_U(i)]
+        kx = (x & keymask) ^ _SIGN
+        j = i
+        while j > 0:
+            y = rk[_U(j - 1)]
+            if ((y & keymask) ^ _SIGN) <= kx:
+                break
+            rk[_U(j)] = y
+            j -= 1
+        if j != i:
+            rk[_U(j)] = x
+            moves += i - j
+            if moves > limit:
+                _sort_bucket(rk, rp, rs, m, keymask, packed, has_s, sort_moves)
+                return
+
+
+@njit(**INLINE)
+def _ksm_pages(c, max_page_sharing):
+    """KSM pages and copies left unshared for one content of ``c`` ≥ 2 copies: one KSM page up to
+    ``max_page_sharing`` copies; beyond, full KSM pages of ``max_page_sharing`` mappings and one
+    more for the rest, except that a single leftover copy has no partner to start a new KSM page
+    (mm/ksm.c stable_tree_search: all dups full -> wait for an unstable-tree match)."""
+    if c <= max_page_sharing:
+        return 1, 0
+    kp = (c + max_page_sharing - 1) // max_page_sharing
+    if c % max_page_sharing == 1:
+        return kp - 1, 1
+    return kp, 0
+
+
+@njit(**INLINE)
+def _add_totals(acc, distinct, shared, groups, vms_sum, zero_saved, inter_shared, ksm_shared, ksm_sharing,
+                ksm_unshared, ksm_zero):  # fmt: skip
+    """Add one bucket's scan totals to ``acc`` (the order :func:`_scan_bucket` documents)."""
+    acc[0] += distinct
+    acc[1] += shared
+    acc[2] += groups
+    acc[3] += vms_sum
+    acc[4] += zero_saved
+    acc[5] += inter_shared
+    acc[6] += ksm_shared
+    acc[7] += ksm_sharing
+    acc[8] += ksm_unshared
+    acc[9] += ksm_zero
+
+
+@njit(**SERIAL)
 def _scan_bucket(
     rk, rp, rs, m, keymask, pmask, packed, has_s, vm_blocks, bucket, b1, use_zero_pages, max_page_sharing,
     hist, svd, vcount, touched, top_c, top_s, top_h, top_k, top_z, ntop, acc,
@@ -444,18 +520,8 @@ def _scan_bucket(
                     svd[v] += r * f
         if use_zero_pages and zz:
             ksm_zero += c
-        elif c <= max_page_sharing:
-            ksm_shared += 1
-            ksm_sharing += c - 1
         else:
-            # full KSM pages of max_page_sharing mappings, then one more for the rest;
-            # a single leftover copy has no partner to start a new KSM page (mm/ksm.c
-            # stable_tree_search: all dups full -> wait for an unstable-tree match)
-            kp = (c + max_page_sharing - 1) // max_page_sharing
-            left = 0
-            if c % max_page_sharing == 1:
-                kp -= 1
-                left = 1
+            kp, left = _ksm_pages(c, max_page_sharing)
             ksm_shared += kp
             ksm_sharing += c - kp - left
             ksm_unshared += left
@@ -471,16 +537,87 @@ def _scan_bucket(
                 c, s0, _hash_of(key, s0, bucket, b1, packed), k, zz != 0, top_c, top_s, top_h, top_k, top_z, ntop
             )
         i = j
-    acc[0] += distinct
-    acc[1] += shared
-    acc[2] += groups
-    acc[3] += vms_sum
-    acc[4] += zero_saved
-    acc[5] += inter_shared
-    acc[6] += ksm_shared
-    acc[7] += ksm_sharing
-    acc[8] += ksm_unshared
-    acc[9] += ksm_zero
+    _add_totals(acc, distinct, shared, groups, vms_sum, zero_saved, inter_shared, ksm_shared, ksm_sharing,
+                ksm_unshared, ksm_zero)  # fmt: skip
+    return ntop
+
+
+@njit(**SERIAL)
+def _scan_packed(
+    rk, m, pmask, bucket, b1, use_zero_pages, max_page_sharing, hist, svd, top_c, top_s, top_h, top_k, top_z, ntop,
+    acc,
+):  # fmt: skip
+    """:func:`_scan_bucket` for its most common case, written out for it: payloads packed in the
+    records, no salts, each VM's pages one block (fewer live values: its loops keep them in
+    registers)."""
+    ntop_max = top_c.shape[0]
+    cap = hist.shape[1] - 1 - H_CLASSES
+    keymask = ~pmask
+    s0 = np.int64(0)  # the salt (a variable, not a literal: _top_insert is compiled once)
+    distinct = shared = groups = vms_sum = zero_saved = inter_shared = 0
+    ksm_shared = ksm_sharing = ksm_unshared = ksm_zero = 0
+    i = 0
+    while i < m:
+        r0 = rk[_U(i)]
+        key = r0 & keymask
+        j = i + 1
+        while j < m and (rk[_U(j)] & keymask) == key:
+            j += 1
+        c = j - i
+        p0 = r0 & pmask
+        zz = p0 & 1
+        distinct += 1
+        if c == 1:
+            if use_zero_pages and zz:
+                ksm_zero += 1
+            else:
+                ksm_unshared += 1
+            i = j
+            continue
+        cls = H_CLASSES + min(c, cap)
+        big = c >= cap
+        inter = np.int64(1) if ((rk[_U(j - 1)] & pmask) >> 1) != (p0 >> 1) else np.int64(0)
+        k = 0
+        q = i
+        v = p0 >> 1
+        while True:
+            e = q + 1
+            while e < j and ((rk[_U(e)] & pmask) >> 1) == v:
+                e += 1
+            r = e - q
+            k += 1
+            hist[_U(v), _U(cls)] += r
+            hist[_U(v), H_INTER_PAIRS] += r * inter + _PAIR
+            hist[_U(v), H_SINGLES] += np.int64(r == 1)
+            if zz:
+                hist[_U(v), H_ZZ] += r
+            if big:
+                svd[_U(v)] += r * ((c - 1) / c)
+            if e == j:
+                break
+            q = e
+            v = (rk[_U(q)] & pmask) >> 1
+        if use_zero_pages and zz:
+            ksm_zero += c
+        else:
+            kp, left = _ksm_pages(c, max_page_sharing)
+            ksm_shared += kp
+            ksm_sharing += c - kp - left
+            ksm_unshared += left
+        shared += c
+        groups += 1
+        vms_sum += k
+        if zz:
+            zero_saved += c - 1
+        if k >= 2:
+            inter_shared += c
+        if ntop_max and (ntop < ntop_max or c >= top_c[ntop_max - 1]):  # rarely true once full
+            ntop = _top_insert(
+                c, s0, _hash_of(key, s0, bucket, b1, True), k, zz != 0, top_c, top_s, top_h, top_k, top_z, ntop
+            )
+        i = j
+    _add_totals(acc, distinct, shared, groups, vms_sum, zero_saved, inter_shared, ksm_shared, ksm_sharing,
+                ksm_unshared, ksm_zero)  # fmt: skip
     return ntop
 
 
@@ -505,20 +642,147 @@ def _salt_per_vm(s, vm, nvm, vs):
 
 
 @njit(**SERIAL)
+def _scatter_packed(h, vs, vm, z, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm):
+    """The one pass of :func:`_count` written out for its most common case: VM indices and zero
+    flags given, no salts or salts of VMs (``vs``, int64[nvm], or empty: none), every page
+    eligible, payloads packed. Returns (next free block, each
+    VM's pages one block, -1) or (0, False, i) when page ``i`` has a VM index outside
+    ``[0, nvm)``."""
+    n = h.shape[0]
+    by_vm = vs.shape[0] > 0
+    seen = np.zeros(max(nvm, 1), np.bool_)
+    vm_blocks = np.bool_(True)
+    free = np.int64(size.shape[0])
+    prev = np.int64(-1)
+    n_pages = n_zero = 0
+    for i in range(n):
+        v = np.int64(vm[_U(i)])
+        if v != prev:
+            if v < 0 or v >= nvm:
+                return 0, False, i
+            if prev >= 0:
+                per_vm[prev, V_PAGES] += n_pages
+                per_vm[prev, V_ZERO] += n_zero
+            n_pages = n_zero = 0
+            if seen[v]:
+                vm_blocks = False
+            seen[v] = True
+            prev = v
+        n_pages += 1
+        zi = np.int64(z[_U(i)])
+        n_zero += zi
+        k = _mix(h[_U(i)], vs[_U(v)] if by_vm else 0)
+        b = _U(_top(k, 0, b1))
+        off = size[b] & (bs - 1)
+        size[b] += 1
+        blk = cur[b]
+        q = blk * bs + off
+        t = off & (WC_LINE - 1)
+        w = b * _U(WC_LINE)
+        wcb[w + _U(t)] = _record(k, b1, (v << 1) | zi, True)
+        if t == WC_LINE - 1:
+            for x in range(WC_LINE):  # a whole line: written without reading it first
+                stream_store(keys, q - (WC_LINE - 1) + x, wcb[w + _U(x)])
+            if off == bs - 1:
+                nxt[blk] = free
+                cur[b] = free
+                free += 1
+    if n:
+        per_vm[prev, V_PAGES] += n_pages
+        per_vm[prev, V_ZERO] += n_zero
+    return free, vm_blocks, -1
+
+
+@njit(**SERIAL)
+def _copy_packed(keys, nxt, b, m, bs, b2, cnt, rk):
+    """The counting sort of :func:`_count` for packed records: the ``m`` records of level-1
+    bucket ``b`` (its chain of blocks in ``keys``) into ``rk`` by their top ``b2`` bits,
+    stably; ``cnt`` (int32[>= 2**b2 + 1]) is scratch."""
+    nb2 = 1 << b2
+    for c2 in range(nb2 + 1):
+        cnt[_U(c2)] = 0
+    blk = b
+    left = m
+    while left > 0:
+        lo = blk * bs
+        for i in range(lo, lo + min(bs, left)):
+            cnt[_U(_top(keys[_U(i)], 0, b2) + 1)] += 1
+        left -= bs
+        blk = nxt[_U(blk)]
+    for c2 in range(nb2):
+        cnt[_U(c2 + 1)] += cnt[_U(c2)]
+    blk = b
+    left = m
+    while left > 0:
+        lo = blk * bs
+        for i in range(lo, lo + min(bs, left)):
+            x = keys[_U(i)]
+            c2 = _U(_top(x, 0, b2))
+            q = cnt[c2]
+            cnt[c2] = q + 1
+            rk[_U(q)] = x
+        left -= bs
+        blk = nxt[_U(blk)]
+
+
+@njit(**SERIAL)
+def _copy_sort(
+    keys, pay, sal, vs, nxt, b, m, bs, b2, drop2, cnt, rk, rp, rs, pmask, keymask, packed, has_s, keep_s, by_vm,
+    sort_moves,
+):  # fmt: skip
+    """Level-1 bucket ``b`` of :func:`_count` (``m`` records in its chain of blocks in ``keys``,
+    ``pay``, ``sal``) sorted into ``rk``, ``rp``, ``rs``: a counting sort by the ``b2`` bits
+    below ``drop2``, then :func:`_sort_bucket`. ``cnt`` (int32[>= 2**b2 + 1]) is scratch."""
+    nb2 = 1 << b2
+    cnt[: nb2 + 1] = 0
+    blk = b  # the bucket's chain of blocks, all full but the last
+    left = m
+    while left > 0:
+        lo = blk * bs
+        for i in range(lo, lo + min(bs, left)):
+            cnt[_U(_top(keys[_U(i)], drop2, b2) + 1)] += 1
+        left -= bs
+        blk = nxt[blk]
+    for c2 in range(nb2):
+        cnt[c2 + 1] += cnt[c2]
+    blk = b
+    left = m
+    while left > 0:
+        lo = blk * bs
+        for i in range(lo, lo + min(bs, left)):
+            x = keys[_U(i)]
+            c2 = _U(_top(x, drop2, b2))
+            q = cnt[c2]
+            cnt[c2] = q + 1
+            rk[_U(q)] = x
+            if not packed:
+                rp[q] = pay[i]
+            if keep_s:
+                rs[q] = sal[i]
+        left -= bs
+        blk = nxt[blk]
+    if by_vm:  # the salt of each record's VM (a loop of its own keeps the one above as it was)
+        for q in range(m):
+            rs[q] = vs[((rk[q] & pmask) if packed else np.int64(rp[q])) >> 1]
+    _sort_bucket(rk, rp, rs, m, keymask, packed, has_s, sort_moves)
+
+
+@njit(**SERIAL)
 def _count(
-    h, s, vs, vm, z, el, nvm, use_zero_pages, max_page_sharing, b1, b2max, sort_moves, packed, keys, pay, sal, tot,
+    h, s, vs, vm, z, el, nvm, use_zero_pages, max_page_sharing, b1, b2max, sort_moves, packed, bs, keys, pay, sal, tot,
     per_vm, svd, top,
 ):  # fmt: skip
-    """Every count of :class:`SharingCounts` in two passes over the pages plus three over
-    each cache-sized level-1 bucket (see the module docstring, "How it counts").
+    """Every count of :class:`SharingCounts` in one pass over the pages plus four over each
+    cache-sized level-1 bucket (see the module docstring, "How it counts").
 
     ``s``, ``vm``, ``z``, ``el`` may be empty, meaning salt 0, VM 0, not zero and eligible for
     every page. ``vs`` (int64[nvm], or empty) is the salt of each VM's pages when every page's
     salt is its VM's: then ``sal`` is empty, the records carry no salt through the scatter and
-    it is looked up when a level-1 bucket is copied for its sort. ``keys`` (int64[n]), ``pay``
-    (uint32[n], or empty when ``packed``) and ``sal`` (int64[n], or empty without salts) are
-    scratch space for the eligible pages' records in bucket order (NumPy allocates them, with
-    transparent huge pages, which the scatter needs).
+    it is looked up when a level-1 bucket is copied for its sort. ``keys`` (int64[r]), ``pay``
+    (uint32[r], or empty when ``packed``) and ``sal`` (int64[r], or empty without salts) are
+    scratch space for the eligible pages' records in chains of blocks of ``bs`` records, one
+    chain per level-1 bucket, ``r = (2**b1 + n // bs + 1) * bs`` (NumPy allocates them, with
+    transparent huge pages, which the scatter needs; ``keys`` aligned to 64 bytes).
     ``b1`` level-1 bucket bits; ``b2max`` the most level-2 bits; ``packed``: a page's
     ``vm << 1 | zero`` fits in ``b1`` bits and is stored in its record.
     Writes ``tot`` (int64[N_TOTALS]), ``per_vm`` (int64[nvm, N_VM]), ``svd``
@@ -535,14 +799,29 @@ def _count(
     has_z = z.shape[0] > 0
     has_el = el.shape[0] > 0
     nb = 1 << b1
-    # ---- pass 1: bucket histogram; VM range; pages and zero pages per VM (summed while the
-    # VM stays the same); is each VM's set of pages one block?
-    start = np.zeros(nb + 1, np.int64)
+    # ---- one pass: VM range; pages and zero pages per VM (summed while the VM stays the same);
+    # is each VM's set of pages one block?; and the scatter of eligible pages' records into
+    # their level-1 buckets, stably. A bucket is a chain of blocks of SCATTER_BLOCK records in
+    # ``keys`` (block ``b`` starts bucket ``b``; a full block gets the next free one), so no
+    # histogram pass is needed to place the buckets. Records go through write-combining
+    # buffers, one cache line per bucket, written as whole lines with non-temporal stores
+    # (blocks are whole lines: count_sharing aligns ``keys`` to 64 bytes).
+    size = np.zeros(nb, np.int64)  # records per bucket
+    cur = np.arange(nb)  # the block each bucket fills
+    nxt = np.zeros(keys.shape[0] // bs, np.int64)  # next block of a bucket's chain
+    free = np.int64(nb)
+    wcb = np.empty(nb * WC_LINE, np.int64)
     seen = np.zeros(max(nvm, 1), np.bool_)
     vm_blocks = np.bool_(True)  # not the literal True: Numba would compile _scan_bucket twice
     prev = np.int64(-1) if has_vm else np.int64(0)
     n_pages = n_zero = 0
-    for i in range(n):
+    fast = packed and has_vm and has_z and not has_el and (by_vm or not has_s) and nvm > 0
+    if fast:  # salts of VMs are looked up, not read
+        free, vm_blocks, bad = _scatter_packed(h, vs, vm, z, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm)
+        if bad >= 0:
+            return 0, bad
+    for i in range(0 if fast else n):
+        v = np.int64(0)
         if has_vm:
             v = np.int64(vm[i])
             if v != prev:
@@ -562,29 +841,36 @@ def _count(
         if has_el and not el[i]:
             per_vm[prev, V_INELIGIBLE] += 1
             continue
-        start[_top(_mix(h[i], s[i] if has_s else 0), 0, b1) + 1] += 1
-    if n and nvm:
-        per_vm[prev, V_PAGES] += n_pages
-        per_vm[prev, V_ZERO] += n_zero
-    for b in range(nb):
-        start[b + 1] += start[b]
-    # ---- pass 2: scatter eligible pages' records into bucket order (stable)
-    pos = start[:-1].copy()
-    for i in range(n):
-        if has_el and not el[i]:
-            continue
         si = np.int64(s[i]) if has_s else np.int64(0)
         k = _mix(h[i], si)
         b = _top(k, 0, b1)
-        q = pos[b]
-        pos[b] = q + 1
-        v = np.int64(vm[i]) if has_vm else np.int64(0)
-        p = (v << 1) | (np.int64(1) if has_z and z[i] else np.int64(0))
-        keys[q] = _record(k, b1, p, packed)
+        p = (v << 1) | zi
+        off = size[_U(b)] & (bs - 1)
+        size[_U(b)] += 1
+        blk = cur[_U(b)]
+        q = blk * bs + off
+        t = off & (WC_LINE - 1)
+        wcb[_U(b * WC_LINE + t)] = _record(k, b1, p, packed)
+        if t == WC_LINE - 1:
+            for x in range(WC_LINE):  # a whole line: written without reading it first
+                stream_store(keys, q - (WC_LINE - 1) + x, wcb[_U(b * WC_LINE + x)])
+            if off == bs - 1:
+                nxt[blk] = free
+                cur[b] = free
+                free += 1
         if not packed:
             pay[q] = np.uint32(p)
         if keep_s:
             sal[q] = si
+    if n and nvm and not fast:
+        per_vm[prev, V_PAGES] += n_pages
+        per_vm[prev, V_ZERO] += n_zero
+    for b in range(nb):  # each bucket's last, partly filled line
+        off = size[b] & (bs - 1)
+        base = cur[b] * bs + off - (off & (WC_LINE - 1))
+        for x in range(off & (WC_LINE - 1)):
+            keys[base + x] = wcb[b * WC_LINE + x]
+    store_fence()
     # ---- per level-1 bucket: a counting sort by the next bits of the key into a copy that
     # stays in cache, an insertion sort that finishes it, and one scan of the contents
     pmask = np.int64((1 << b1) - 1) if packed else np.int64(0)
@@ -592,45 +878,37 @@ def _count(
     drop2 = 0 if packed else b1  # level-2 bits are the record's top bits when packed
     max1 = 1
     for b in range(nb):
-        max1 = max(max1, start[b + 1] - start[b])
+        max1 = max(max1, size[b])
     rk = np.empty(max1, np.int64)
     rp = np.empty(0 if packed else max1, np.uint32)
     rs = np.empty(max1 if has_s else 0, np.int64)
-    cnt = np.zeros((1 << b2max) + 1, np.int64)
+    cnt = np.zeros((1 << b2max) + 1, np.int32)  # 4 bytes: half the cache of int64
     hist = np.zeros((max(nvm, 1), H_CLASSES + COPY_CLASSES + 1), np.int64)
     vcount = np.zeros(max(nvm, 1), np.int64)
     touched = np.zeros(max(nvm, 1), np.int64)
     acc = np.zeros(10, np.int64)
     ntop = np.int64(0)  # not the literal 0: Numba would compile _scan_bucket twice
     for b in range(nb):
-        lo = start[b]
-        m = start[b + 1] - lo
+        m = size[b]
         if m == 0:
             continue
         b2 = max(1, min(b2max, _log2_at_least(m) - L2_SHIFT))
-        nb2 = 1 << b2
-        cnt[: nb2 + 1] = 0
-        for i in range(lo, lo + m):
-            cnt[_top(keys[i], drop2, b2) + 1] += 1
-        for c2 in range(nb2):
-            cnt[c2 + 1] += cnt[c2]
-        for i in range(lo, lo + m):
-            c2 = _top(keys[i], drop2, b2)
-            q = cnt[c2]
-            cnt[c2] = q + 1
-            rk[q] = keys[i]
-            if not packed:
-                rp[q] = pay[i]
-            if keep_s:
-                rs[q] = sal[i]
-        if by_vm:  # the salt of each record's VM (a loop of its own keeps the one above as it was)
-            for q in range(m):
-                rs[q] = vs[((rk[q] & pmask) if packed else np.int64(rp[q])) >> 1]
-        _sort_bucket(rk, rp, rs, m, keymask, packed, has_s, sort_moves)
-        ntop = _scan_bucket(
-            rk, rp, rs, m, keymask, pmask, packed, has_s, vm_blocks, b, b1, use_zero_pages, max_page_sharing,
-            hist, svd, vcount, touched, top_c, top_s, top_h, top_k, top_z, ntop, acc,
-        )  # fmt: skip
+        if packed and not has_s:
+            _copy_packed(keys, nxt, b, m, bs, b2, cnt, rk)
+            _sort_packed(rk, rp, rs, m, keymask, packed, has_s, sort_moves)
+        else:
+            _copy_sort(keys, pay, sal, vs, nxt, b, m, bs, b2, drop2, cnt, rk, rp, rs, pmask, keymask, packed, has_s,
+                       keep_s, by_vm, sort_moves)  # fmt: skip
+        if packed and vm_blocks and not has_s:
+            ntop = _scan_packed(
+                rk, m, pmask, b, b1, use_zero_pages, max_page_sharing, hist, svd, top_c, top_s, top_h, top_k, top_z,
+                ntop, acc,
+            )  # fmt: skip
+        else:
+            ntop = _scan_bucket(
+                rk, rp, rs, m, keymask, pmask, packed, has_s, vm_blocks, b, b1, use_zero_pages, max_page_sharing,
+                hist, svd, vcount, touched, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+            )  # fmt: skip
     # ---- per VM, from the (content, VM) pairs of shared contents and the pages by copies
     for v in range(nvm):
         sh = 0
@@ -914,21 +1192,29 @@ def count_sharing(
     # scratch for the bucket-ordered records, allocated by NumPy (which asks for transparent
     # huge pages on large arrays; the scatter writes to a thousand places at once and would
     # otherwise miss the TLB on most writes); untouched tails cost no memory
-    keys = np.empty(n, np.int64)
-    pay = np.empty(0 if packed else n, np.uint32)
+    # blocks: one per bucket to start, one more each time one fills; no larger than the mean
+    # bucket (so small sets touch little more memory than their records)
+    bs = SCATTER_BLOCK
+    while bs > WC_LINE and bs > n >> b1:
+        bs >>= 1
+    nrec = ((1 << b1) + n // bs + 1) * bs
+    keys = np.empty(nrec + WC_LINE, np.int64)
+    skip = (-(keys.ctypes.data // 8)) % WC_LINE  # records before the first 64-byte line
+    keys = keys[skip : skip + nrec]
+    pay = np.empty(0 if packed else nrec, np.uint32)
     # salts that are sharing domains of VMs (share --salting) ride in the VM index: the scatter
     # then moves 8 bytes per page instead of 16
     vsalt = np.zeros(max(nvm, 1), np.int64) if salt.shape[0] else np.zeros(0, np.int64)
     if not (salt.shape[0] and _salt_per_vm(salt, vm, nvm, vsalt)):
         vsalt = np.zeros(0, np.int64)
-    sal = np.empty(n if salt.shape[0] and not vsalt.shape[0] else 0, np.int64)
+    sal = np.empty(nrec if salt.shape[0] and not vsalt.shape[0] else 0, np.int64)
     # the kernel only reads the inputs: passing them all read-only (views, no copies) gives one
     # Numba signature per VM-index dtype, whether they came writable (NumPy, pandas) or not
     # (Arrow): each signature is one more compilation in a fresh clone (~4 CPU-s)
     hashes, salt, vm, zero, el = (_read_only(a) for a in (hashes, salt, vm, zero, el))
     ntop, bad = _count(
         hashes, salt, vsalt, vm, zero, el, nvm, bool(use_zero_pages), int(max_page_sharing), b1, L2_MAX_BITS,
-        SORT_MOVES, packed,
+        SORT_MOVES, packed, bs,
         keys, pay, sal, tot, per_vm, svd, top_arrays,
     )  # fmt: skip
     del keys, pay, sal
