@@ -356,14 +356,7 @@ def test_shared_zero_page_rows_are_filled_and_told_to_the_hook(tmp_path, monkeyp
     pages[40:140] = 0  # a long run, and scattered ones (_pages)
     path, pfns = _write(tmp_path, container, compression, pages)
     want = {int(g): p.tobytes() for g, p in zip(pfns, pages, strict=True)}
-    take = K._ChunkBuffers.take
-
-    def dirty(self, k, page_size, keep):
-        buf = take(self, k, page_size, keep)
-        buf[:] = 0xA5  # what a reused buffer may hold
-        return buf
-
-    monkeypatch.setattr(K._ChunkBuffers, "take", dirty)
+    _dirty_chunk_buffers(monkeypatch)
     _check(path, want, key=PageKey.from_secret(SECRET), twin=True, chunk_pages=64)
     told = []
 
@@ -414,3 +407,166 @@ def test_a_compressed_page_at_the_zero_page_offset_is_decoded_not_filled(tmp_pat
     want = {int(g): p.tobytes() for g, p in zip(pfns, pages, strict=True) if g != victim}
     stats, seen = _check(path, want, skip=True)
     assert stats.pages_skipped == 1 and seen == len(pages) - 1
+
+
+@pytest.mark.parametrize("compression", ["zlib", "snappy", "lzo", "zstd", None])
+@pytest.mark.parametrize("container", ["plain", "flat", "packed"])
+def test_zero_rows_are_filled_only_when_the_pages_are_read(tmp_path, monkeypatch, compression, container):
+    """Under the page hash's hook (``lazy_rows``) neither the shared zero page's rows nor the raw
+    pages are written while decoding: the hashes are the slow twin's all the same, the chunk's
+    buffer still holds what was there before in those rows, and reading ``chunk.pages`` fills them
+    (once) -- the bytes then equal the dump's."""
+    from pagecore.dumps.base import LazyPageChunk
+
+    pages = _pages(300, seed=15)
+    pages[40:140] = 0
+    pages[200:230] = np.random.default_rng(3).integers(0, 256, (30, 4096), dtype=np.uint8)  # stored raw
+    if container == "packed":  # as QEMU writes: whole blobs packed into 16 KiB records
+        pfns = np.arange(len(pages)) * 3
+        path = write_dump(
+            "kdump-flat", tmp_path / "p.flat", pfns, pages, compression=compression, record_bytes=16384, pack=True
+        )
+    else:
+        path, pfns = _write(tmp_path, container, compression, pages)
+    want = {int(g): p.tobytes() for g, p in zip(pfns, pages, strict=True)}
+    flag = {v: k for k, v in K.COMPRESSION_FLAGS.items()}.get(compression, 0)
+    raw = {int(g) for g, p in zip(pfns, pages, strict=True) if p.any() and K.stored_page(flag, p.tobytes())[1] == 0}
+    assert len(raw) >= 30
+    _dirty_chunk_buffers(monkeypatch)
+    lazy = left_raw = 0
+    with open_dump(path, chunk_pages=64) as r:
+        r.threads = 2
+        for chunk, h, z in hashed_chunks(r, PageKey.from_secret(SECRET)):
+            before = np.array(chunk._pages)  # the buffer as the reader left it
+            unfilled = [(before[i] == 0xA5).all() for i in range(len(chunk))]
+            for i, g in enumerate(chunk.gpfn.tolist()):
+                if not any(want[g]):
+                    assert unfilled[i]  # not written
+                elif g in raw:  # not written, unless split over records (gathered and copied)
+                    assert unfilled[i] or (container == "flat" and before[i].tobytes() == want[g])
+                    left_raw += bool(unfilled[i])
+                else:
+                    assert before[i].tobytes() == want[g]
+            assert isinstance(chunk, LazyPageChunk) == any(unfilled)
+            lazy += isinstance(chunk, LazyPageChunk)
+            assert not getattr(chunk, "filled", False) or not any(unfilled)
+            for p, g, x, y in zip(chunk.pages, chunk.gpfn.tolist(), h.tolist(), z.tolist(), strict=True):
+                assert p.tobytes() == want[g]
+                assert x == pcx64(want[g], SECRET) and y == is_zero(want[g])
+            assert getattr(chunk, "filled", True) and not chunk.pages.flags.writeable
+    assert lazy >= 2 and (left_raw >= 10 or container == "flat")  # 700-byte records split every raw page
+
+
+def test_zero_rows_of_a_chunk_with_skipped_pages_are_filled_before_the_kept_rows_are_taken(tmp_path):
+    """``skip_bad_pages`` copies the kept rows out of the buffer: the zero rows are filled first."""
+    pages = _pages(120, seed=16)
+    pfns = np.arange(len(pages))
+    path = write_dump("kdump", tmp_path / "s.kdump", pfns, pages, compression="zlib")
+    r = KdumpReader(path)
+    h = r._prepare(r._source())
+    r.close()
+    raw = bytearray(path.read_bytes())
+    descs = np.frombuffer(bytes(raw[h["desc_at"] : h["desc_at"] + h["ndesc"] * PAGE_DESC.itemsize]), PAGE_DESC)
+    victim = int(np.flatnonzero(descs["flags"] == K.FLAG_ZLIB)[5])
+    at = int(descs["offset"][victim])
+    raw[at : at + 2] = b"\xff\xff"  # not a zlib stream
+    path.write_bytes(raw)
+    want = {int(g): p.tobytes() for g, p in zip(pfns, pages, strict=True) if g != victim}
+    stats, seen = _check(path, want, skip=True, chunk_pages=64, key=PageKey.from_secret(SECRET), twin=True)
+    assert stats.pages_skipped == 1 and seen == len(pages) - 1
+
+
+def test_a_lazy_chunk_fills_once_whoever_reads_it_first():
+    """``LazyPageChunk.pages``: ``fill`` runs once, before any reader of ``pages`` returns, also when
+    several threads read it at once; a ``fill`` that fails runs again on the next read."""
+    import threading
+    import time
+
+    from pagecore.dumps.base import LazyPageChunk
+
+    buf = np.full((4, 4096), 0xA5, np.uint8)
+    calls = []
+
+    def fill():
+        calls.append(1)
+        time.sleep(0.05)  # other threads arrive meanwhile
+        buf[1] = 0
+
+    c = LazyPageChunk(np.arange(4, dtype=np.uint64), buf, None, fill)
+    assert not c.filled and len(c) == 4
+    seen = []
+    ts = [threading.Thread(target=lambda: seen.append(int(c.pages[1].max()))) for _ in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert calls == [1] and seen == [0, 0, 0, 0] and c.filled
+    n = []
+
+    def broken():
+        n.append(1)
+        if len(n) == 1:
+            raise RuntimeError("boom")
+
+    d = LazyPageChunk(np.arange(1, dtype=np.uint64), buf[:1], None, broken)
+    with pytest.raises(RuntimeError):
+        d.pages  # noqa: B018
+    assert not d.filled
+    d.pages  # noqa: B018
+    assert n == [1, 1] and d.filled
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_rows_hasher_with_rows_elsewhere_matches_the_slow_twin(rng, monkeypatch, native):
+    """``rows_hasher(elsewhere=(src, offsets))``: rows with an offset are hashed from ``src`` at that
+    byte offset (any alignment, a read-only source), not from the buffer (garbage there); known-zero
+    rows win; any range, keyed and unkeyed -- the slow twin's hashes."""
+    from pagecore.pages import _native
+
+    if not native:
+        monkeypatch.setattr(_native, "kernel", lambda: None)
+    n = 40
+    pages = make_pages(n, seed=21)
+    pages[3::7] = 0
+    src = np.zeros(n * 4160 + 4096, np.uint8)
+    at = 5 + rng.permutation(n) * 4160 + rng.integers(0, 50, n)  # unaligned, not in row order
+    for i in range(n):
+        src[at[i] : at[i] + 4096] = pages[i]
+    src.flags.writeable = False
+    off = np.where(rng.random(n) < 0.5, at, -1).astype(np.int64)
+    known = ~pages.any(axis=1) & (rng.random(n) < 0.7)
+    buf = pages.copy()
+    buf[off >= 0] = 0xA5  # not read
+    buf[known] = 0x5A  # not read
+    for key in (None, PageKey.from_secret(SECRET)):
+        secret = SECRET if key is not None else b""
+        want_h = [pcx64(p.tobytes(), secret) for p in pages]
+        want_z = [is_zero(p.tobytes()) for p in pages]
+        for kz in (None, known):
+            if kz is None:
+                buf2 = buf.copy()
+                buf2[known] = 0  # no promise made: the rows must hold their bytes
+            else:
+                buf2 = buf
+            h, z = np.zeros(n, np.uint64), np.zeros(n, np.bool_)
+            hash_rows = rows_hasher(buf2, key, h, z, known_zero=kz, elsewhere=(src, off))
+            for lo, hi in ((0, 5), (5, 6), (6, 31), (31, n)):
+                hash_rows(lo, hi)
+            assert h.tolist() == want_h and z.tolist() == want_z
+    with pytest.raises(IndexError, match="outside the source"):
+        rows_hasher(buf, None, h, z, elsewhere=(src, np.full(n, len(src) - 4095, np.int64)))
+    with pytest.raises(ValueError, match="elsewhere"):
+        rows_hasher(buf, None, h, z, elsewhere=(src, off.astype(np.int32)))
+
+
+def _dirty_chunk_buffers(monkeypatch):
+    """Every chunk buffer the kdump reader takes comes back holding 0xA5 bytes, as a reused one
+    may: rows a reader leaves unfilled show up."""
+    take = K._ChunkBuffers.take
+
+    def dirty(self, k, page_size, keep):
+        buf = take(self, k, page_size, keep)
+        buf[:] = 0xA5
+        return buf
+
+    monkeypatch.setattr(K._ChunkBuffers, "take", dirty)

@@ -20,10 +20,16 @@ GB/s of guest page data, wall and CPU seconds (all threads of this process), for
   does it (:func:`~pagecore.pages.ingest.hashed_chunks`, ``--chunk-pages`` defaults to the
   CLI's), Parquet writing excluded (see ``pagecore bench hash --whole-process`` for that);
 * ``<kdump format> ingest only``: the same reader without the hash (``for chunk in reader``): its
-  decoding, zero fills and raw-page copies alone, so what the hash adds is visible;
+  decoding, zero fills and raw-page copies alone, so what the hash adds is visible. Under the
+  hash (``ingest+hash``) a kdump reader neither fills the shared zero page's rows nor copies its
+  raw pages into the chunk: the hash takes a zero page's hash for the former and hashes the
+  latter where the mapped file holds them, and the rows are filled only if the chunk's pages are
+  read (``pagecore hash`` reads them only for ``--compress``), so ``ingest+hash`` can take less
+  CPU than ``ingest only``;
 * ``<codec> decode 1T / NT``: the codec alone decompressing the same pages from memory, in a
   Python loop on one thread and over a thread pool of N (``zlib``, cramjam's ``snappy``); and
-  the reader's own decoders alone, in its batches: ``zlib decode libz-kernel`` (the system libz
+  the reader's own decoders alone, in 256-page batches that N tasks take in turn (as the reader
+  runs its batches: no future per batch): ``zlib decode libz-kernel`` (the system libz
   driven by a nogil Numba kernel) and ``snappy decode kernel`` (the nogil snappy decoder);
   ``lzo decode kernel`` (liblzo2) and ``zstd decode kernel`` (python-zstandard's zstd), driven
   by nogil Numba kernels as the reader runs them; and the reader's Python per-page functions for
@@ -61,6 +67,7 @@ A benchmark, not a test: nothing here asserts a speed.
 from __future__ import annotations
 
 import argparse
+import itertools
 import mmap
 import os
 import shutil
@@ -242,10 +249,19 @@ def _kernel_measures(blobs: list[bytes], decode, name: str, threads: int, pool) 
     # the decoder alone in 256-page batches, as the reader decoded before it hashed each range
     # while in cache (kdump.BATCH_PAGES = 128 since): smaller batches only add task overhead to
     # the decoder alone, and a slower baseline would flatter the reader
+    # N tasks that each take the next batch, as the reader runs its batches (kdump._start): one
+    # future per batch cost the baseline 3-4 % of its CPU that the reader does not pay
     step = 256
+    nbatch = -(-len(idx) // step)
+
+    def pull(take) -> None:
+        while (b := take()) < nbatch:
+            decode(buf, offs, sizes, idx[b * step : (b + 1) * step], out, status)
 
     def parallel():
-        list(pool.map(lambda lo: decode(buf, offs, sizes, idx[lo : lo + step], out, status), range(0, len(idx), step)))
+        take = itertools.count().__next__  # atomic under the GIL: each batch decoded once
+        for f in [pool.submit(pull, take) for _ in range(min(threads, nbatch))]:
+            f.result()
 
     return {f"{name} 1T": lambda: decode(buf, offs, sizes, idx, out, status), f"{name} {threads}T": parallel}
 

@@ -538,6 +538,61 @@ def _scan_flat(buf, off, stop, size, max_offset, vs, ve, fs):
         off += 16 + n
 
 
+@njit(nogil=True, boundscheck=False, cache=True, inline="always")
+def _is_last_at_or_before(vstart, n, i, o):
+    """Whether record ``i`` is the last one starting at or before kdump offset ``o``."""
+    return 0 <= i < n and vstart[i] <= o and (i + 1 == n or vstart[i + 1] > o)
+
+
+@njit(nogil=True, boundscheck=False, cache=True)
+def _locate_flat(vstart, vend, fstart, offs, sizes, fileoffs, whole):
+    n = vstart.shape[0]
+    # hints: blobs mostly follow each other (j: the record found last going forward), and many
+    # point back at one shared zero page (b: the record found last going back)
+    j = b = 0
+    for t in range(offs.shape[0]):
+        o = offs[t]
+        # i = the last record with vstart[i] <= o (-1 if none), as searchsorted(side="right") - 1
+        if _is_last_at_or_before(vstart, n, j, o):
+            i = j
+        elif _is_last_at_or_before(vstart, n, j + 1, o):
+            i = j + 1
+        elif _is_last_at_or_before(vstart, n, b, o):
+            i = b
+        else:
+            lo, hi = 0, n  # vstart[:lo] <= o < vstart[hi:]
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if vstart[mid] <= o:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            i = lo - 1
+        ic = i if i > 0 else 0
+        fileoffs[t] = fstart[ic] + (o - vstart[ic])
+        whole[t] = i >= 0 and o + sizes[t] <= vend[ic]
+        if i >= j:
+            j = i
+        elif i >= 0:
+            b = i
+
+
+def locate_flat(vstart, vend, fstart, offs, sizes) -> tuple[np.ndarray, np.ndarray]:
+    """For blobs at kdump offsets ``offs`` (``sizes`` bytes) in a flattened file whose records
+    (sorted, disjoint) cover kdump bytes ``[vstart, vend)`` with data at file offset ``fstart``:
+    each blob's file offset (through the last record starting at or before it) and whether it
+    lies whole in that record. ``numpy.searchsorted`` restarted its search at every shared zero
+    page (blobs point back at it), a tenth of a flattened read's main-thread time (issue 18)."""
+    fileoffs = np.empty(offs.shape[0], np.int64)
+    whole = np.empty(offs.shape[0], np.bool_)
+    if vstart.shape[0] == 0:
+        fileoffs[:] = offs
+        whole[:] = False
+    elif offs.shape[0]:
+        _locate_flat(vstart, vend, fstart, offs, sizes, fileoffs, whole)
+    return fileoffs, whole
+
+
 #: What :func:`scan_flat` stopped at (``code``).
 SCAN_MORE, SCAN_END_RECORD, SCAN_NEGATIVE, SCAN_TOO_FAR, SCAN_PAST_END, SCAN_FILE_ENDS = range(6)
 

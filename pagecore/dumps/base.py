@@ -5,6 +5,7 @@ from __future__ import annotations
 import mmap
 import os
 import sys
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -45,6 +46,39 @@ class PageChunk:
 
     def __len__(self) -> int:
         return int(self.gpfn.shape[0])
+
+
+class LazyPageChunk(PageChunk):
+    """A :class:`PageChunk` whose ``pages`` are completed by ``fill()`` when first read.
+
+    A kdump reader whose decode hook needs no bytes of the rows that point at the dump's shared
+    zero page (the page hash: it knows a zero page's hash) leaves those rows unfilled; whoever
+    reads ``pages`` (``pagecore hash --compress``, a test) gets them filled with zeros first, so
+    ``pages`` is always what an eager reader returns. ``fill`` runs once, under a lock.
+    """
+
+    def __init__(self, gpfn: np.ndarray, pages: np.ndarray, decoded: object = None, fill=None):
+        self._fill = fill
+        self._fill_lock = threading.Lock()
+        super().__init__(gpfn, pages, decoded)
+
+    @property
+    def pages(self) -> np.ndarray:  # type: ignore[override]
+        if self._fill is not None:
+            with self._fill_lock:
+                if self._fill is not None:
+                    self._fill()
+                    self._fill = None  # only now: another thread must not see the rows unfilled
+        return self._pages
+
+    @pages.setter
+    def pages(self, value: np.ndarray) -> None:
+        self._pages = value
+
+    @property
+    def filled(self) -> bool:
+        """Whether ``pages`` is complete (read once, or nothing was left to fill)."""
+        return self._fill is None
 
 
 @dataclass

@@ -76,10 +76,9 @@ class _FlatSource:
         """File offsets of blobs, and whether each lies whole inside one record."""
         if len(self.vstart) == 0:
             return offs, np.zeros(len(offs), bool)
-        i = np.searchsorted(self.vstart, offs, side="right") - 1
-        ic = np.clip(i, 0, None)
-        whole = (i >= 0) & (offs + sizes <= self.vend[ic])
-        return self.fstart[ic] + (offs - self.vstart[ic]), whole
+        from pagecore.dumps import _pagecodec as pc
+
+        return pc.locate_flat(self.vstart, self.vend, self.fstart, offs, sizes)
 
     def file_offset(self, off: int) -> int | None:
         i = self._find(off)

@@ -75,7 +75,7 @@ from typing import Protocol
 
 import numpy as np
 
-from pagecore.dumps.base import MmapReader, PageChunk, register
+from pagecore.dumps.base import LazyPageChunk, MmapReader, PageChunk, register
 from pagecore.errors import InputError
 
 
@@ -236,11 +236,24 @@ class DecodeHook(Protocol):
     finished; a chunk that ends in an error never gets it.
     """
 
+    #: Optional (default False): the hook never reads, in the chunk's buffer, the rows
+    #: :meth:`known_zero` and :meth:`elsewhere` name. The reader then leaves them unfilled while it
+    #: decodes and fills them when the chunk's ``pages`` is first read
+    #: (:class:`~pagecore.dumps.base.LazyPageChunk`): a consumer that only wants the hashes never
+    #: pays for writing a third of a guest's memory as zeros, nor for copying its raw pages.
+    lazy_rows: bool
+
     def known_zero(self, rows: np.ndarray) -> None:
         """Optional: ``rows`` (sorted ``int64``) point at the dump's shared zero page (checked all
         zero when the dump was opened); the reader fills them with zeros, so they hold zero bytes
-        by the time :meth:`decoded` covers them, and a hook need not read them. Called before any
-        :meth:`decoded`, only when there are such rows."""
+        by the time :meth:`decoded` covers them (unless the hook says :attr:`lazy_rows`), and a hook
+        need not read them. Called before any :meth:`decoded`, only when there are such rows."""
+
+    def elsewhere(self, rows: np.ndarray, src: np.ndarray, offsets: np.ndarray) -> None:
+        """Optional, used only with :attr:`lazy_rows`: ``rows`` (sorted ``int64``) are raw pages the
+        reader does not copy into the buffer while decoding; row ``i``'s page is
+        ``src[offsets[i] : offsets[i] + page size]`` (``src`` the mapped file). Called before any
+        :meth:`decoded`, after :meth:`known_zero`, only when there are such rows."""
 
     def decoded(self, lo: int, hi: int) -> None:
         """Rows ``lo .. hi - 1`` of the chunk's page buffer hold their final content."""
@@ -893,10 +906,17 @@ class KdumpReader(MmapReader):
         else:
             zero_idx = np.empty(0, np.int64)
         out = self._page_buffer(k)
+        hook = self.decode_hook(out) if self.decode_hook is not None else None
+        # rows of the shared zero page, and raw pages: filled while decoding, or -- when the hook
+        # never reads them in the buffer (the page hash knows a zero page's hash, and hashes a raw
+        # page where the file holds it) -- only once someone reads the chunk's pages
+        lazy = hook is not None and getattr(hook, "lazy_rows", False)
+        lazy_zero = lazy and len(zero_idx) > 0 and hasattr(hook, "known_zero")
         buf = src.buf
         errors: list = []
         jobs: list = []  # (decoder calls, first row, end row) per range of rows: run by _start
         raw_idx = np.flatnonzero(todo & (flags == 0) & contiguous)
+        lazy_raw = lazy and len(raw_idx) > 0 and hasattr(hook, "elsewhere")
         zlib_idx = np.flatnonzero(todo & (flags == FLAG_ZLIB) & contiguous)
         # snappy pages whole in the file: the nogil kernel; any it refuses are decoded again with
         # cramjam in _finish, so errors and their messages are cramjam's
@@ -920,22 +940,19 @@ class KdumpReader(MmapReader):
         # records and splits none): gathered into one array and decoded by the same
         # kernels, instead of one Python call per page under the GIL; any page a kernel refuses
         # is decoded again in Python in _finish (its errors, its messages)
-        kernel_flags = (flags == 0) | np.isin(flags, list(kernels))
+        kernel_flags = flags == 0
+        for f in kernels:  # (np.isin cost more than these few compares)
+            kernel_flags |= flags == f
         split = np.flatnonzero(todo & ~contiguous & kernel_flags)
-        done = np.zeros(k, bool)
-        done[raw_idx] = True
-        done[zlib_idx] = True
-        done[snappy_idx] = True
-        done[split] = True
-        for rows in lib_idx.values():
-            done[rows] = True
-        py_idx = np.flatnonzero(todo & ~done)
+        # every other page to decode goes to a kernel: raw, zlib, snappy, lzo and zstd pages whole in the
+        # file (raw_idx, zlib_idx, snappy_idx, lib_idx) or split over records (split)
+        py_idx = np.flatnonzero(todo & ~kernel_flags)
         # one job per range of BATCH_PAGES rows: every decoder's pages of those rows, then the decode
         # hook on the range (see _run_jobs); parts are (function, leading arguments, rows, trailing
         # arguments), each decoder's rows sorted
         parts: list = [
-            (_pagecodec.zero_pages, (), zero_idx, (out,)),
-            (_pagecodec.copy_pages, (buf, fileoffs), raw_idx, (out,)),
+            (None if lazy_zero else _pagecodec.zero_pages, (), zero_idx, (out,)),
+            (None if lazy_raw else _pagecodec.copy_pages, (buf, fileoffs), raw_idx, (out,)),
             (kernels.get(FLAG_ZLIB), (buf, fileoffs, sizes), zlib_idx, (out, status)),
             (_pagecodec.unsnappy_pages, (buf, fileoffs, sizes), snappy_idx, (out, status)),
             *((kernels[f], (buf, fileoffs, sizes), rows, (out, status)) for f, rows in lib_idx.items()),
@@ -950,21 +967,33 @@ class KdumpReader(MmapReader):
             parts.append((_pagecodec.copy_pages, (gbuf, goffs), sel, (out,)))
             status[sel] = 0
         parts.append((self._decode_py, (src, h, offs, sizes, flags), py_idx, (out, status, errors, fileoffs, whole)))
-        parts = [p for p in parts if len(p[2])]
         step = BATCH_PAGES
         bounds = np.arange(0, k + step, step).clip(max=k)
+        # the ranges holding a page to decode, copy or fill (or one the hook hashes without it being
+        # filled); a range without holds only bad pages: dropped or reported
+        busy = np.zeros(len(bounds) - 1, bool)
+        for p in parts:
+            busy[p[2] // step] = True
+        parts = [p for p in parts if len(p[2]) and p[0] is not None]
         cuts = [np.searchsorted(rows, bounds).tolist() for _, _, rows, _ in parts]
-        hook = self.decode_hook(out) if self.decode_hook is not None else None
         if hook is not None and len(zero_idx) and hasattr(hook, "known_zero"):
             hook.known_zero(zero_idx)
-        for r in range(len(bounds) - 1):
-            calls = [
-                (fn, pre, rows[c[r] : c[r + 1]], post)
-                for (fn, pre, rows, post), c in zip(parts, cuts, strict=True)
-                if c[r + 1] > c[r]
-            ]
-            if calls:  # a range with nothing to decode holds only bad pages: dropped or reported
-                jobs.append((calls, int(bounds[r]), int(bounds[r + 1])))
+        if lazy_raw:
+            hook.elsewhere(raw_idx, buf, fileoffs)
+        lo_hi = bounds.tolist()
+        if len(parts) == 1:  # the usual case: one codec (or raw pages only)
+            (fn, pre, rows, post), c = parts[0], cuts[0]
+            for r in np.flatnonzero(busy).tolist():
+                a, b = c[r], c[r + 1]
+                jobs.append(([(fn, pre, rows[a:b], post)] if b > a else [], lo_hi[r], lo_hi[r + 1]))
+        else:
+            for r in np.flatnonzero(busy).tolist():
+                calls = [
+                    (fn, pre, rows[c[r] : c[r + 1]], post)
+                    for (fn, pre, rows, post), c in zip(parts, cuts, strict=True)
+                    if c[r + 1] > c[r]
+                ]
+                jobs.append((calls, lo_hi[r], lo_hi[r + 1]))
         futs = _start(pool, jobs, threads, stop, hook)
         status[raw_idx] = 0  # copies cannot fail once the range is checked
         span = None
@@ -975,6 +1004,8 @@ class KdumpReader(MmapReader):
         def redo_refused():
             """Decode the pages a kernel refused (snappy, lzo, zstd; zlib split over records) again in
             Python, with cramjam, lzokay, zstandard or zlib (their errors, their messages)."""
+            if not status.any():  # every page decoded (the usual case)
+                return
             retry = np.concatenate([snappy_idx, split, *lib_idx.values()])
             again = retry[status[retry] != 0]
             if len(again):
@@ -983,10 +1014,22 @@ class KdumpReader(MmapReader):
                     for i in again[status[again] == 0].tolist():
                         hook.decoded(i, i + 1)
 
-        return pfns, out, (status, offs, sizes, flags, desc_off, errors, span, redo_refused, hook), futs
+        fill = None
+        if lazy_zero or lazy_raw:
+
+            def fill():
+                """Complete the chunk's buffer: the rows the hook did not need, when its pages are read."""
+                if lazy_zero:
+                    _pagecodec.zero_pages(zero_idx, out)
+                if lazy_raw:
+                    if self._fh is not None:
+                        self._check_size()  # the raw pages are read from the map: the file must be whole
+                    _pagecodec.copy_pages(buf, fileoffs, raw_idx, out)
+
+        return pfns, out, (status, offs, sizes, flags, desc_off, errors, span, redo_refused, hook, fill), futs
 
     def _finish(self, h, job) -> PageChunk:
-        pfns, out, (status, offs, sizes, flags, desc_off, errors, span, redo_refused, hook), futs = job
+        pfns, out, (status, offs, sizes, flags, desc_off, errors, span, redo_refused, hook, fill), futs = job
         for f in futs:
             f.result()
         redo_refused()
@@ -1004,10 +1047,18 @@ class KdumpReader(MmapReader):
                 raise self._page_error(h, pfns, i, int(status[i]), offs, sizes, flags, desc_off, errors)
             keep = status == 0
             self.stats.pages_skipped += len(bad)
+            if fill is not None:  # the kept rows are copied out: fill the zero rows first
+                fill()
+                fill = None
             pfns, out = pfns[keep], out[keep]
-        out.flags.writeable = False
+        decoded = hook.done(keep) if hook is not None else None
         self.stats.pages_read += len(pfns)
-        return PageChunk(pfns, out, hook.done(keep) if hook is not None else None)
+        if fill is not None:  # the zero rows are filled (in the writable buffer) when pages is first read
+            pages = out.view()
+            pages.flags.writeable = False
+            return LazyPageChunk(pfns, pages, decoded, fill)
+        out.flags.writeable = False
+        return PageChunk(pfns, out, decoded)
 
     def _page_error(self, h, pfns, i, code, offs, sizes, flags, desc_off, errors) -> InputError:
         bs = h["block_size"]

@@ -125,6 +125,28 @@ def _hash_rows_known_zero(pages, lo, hi, known_zero, kw, k0, k1, zero_hash, out_
             out_zero[i] = zz
 
 
+@njit(**SERIAL)
+def _hash_rows_elsewhere(pages, lo, hi, known_zero, src, src_off, kw, k0, k1, zero_hash, out_hash, out_zero):
+    """As :func:`_hash_rows_known_zero`, and rows with ``src_off[i] >= 0`` hashed from the page at
+    byte ``src_off[i]`` of ``src`` (``uint8[:]``, any alignment) instead of ``pages[i]`` (a reader
+    that has not copied them there: raw pages of a kdump file, hashed where the file holds them)."""
+    st = np.empty(2 * LANES, np.uint64)
+    nbytes = pages.shape[1] * 8
+    for i in range(lo, hi):
+        o = src_off[i]
+        if known_zero[i]:
+            out_hash[i] = zero_hash
+            out_zero[i] = True
+        elif o >= 0:
+            h, zz = _hash_page(src[o : o + nbytes].view(np.uint64), kw, k0, k1, st)
+            out_hash[i] = h
+            out_zero[i] = zz
+        else:
+            h, zz = _hash_page(pages[i], kw, k0, k1, st)
+            out_hash[i] = h
+            out_zero[i] = zz
+
+
 def hash_into(pp, n, kp, k0, k1, oh, oz, sp):
     """``_hash_serial`` on raw pointers: ``n`` pages at ``pp`` (uint64[n, 512]), key words at
     ``kp`` (uint64[512]), outputs at ``oh`` (uint64[n]) and ``oz`` (bool[n]), scratch at ``sp``

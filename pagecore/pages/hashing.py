@@ -36,6 +36,7 @@ hashes. This module itself imports no Numba, so ``pagecore hash`` starts fast (i
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import threading
 from dataclasses import dataclass, field
@@ -246,6 +247,7 @@ def rows_hasher(
     out_hash: np.ndarray,
     out_zero: np.ndarray,
     known_zero: np.ndarray | None = None,
+    elsewhere: tuple[np.ndarray, np.ndarray] | None = None,
 ):
     """Return ``hash_rows(lo, hi)``, which hashes ``pages[lo:hi]`` into ``out_hash[lo:hi]`` and
     ``out_zero[lo:hi]`` on the calling thread, as :func:`hash_pages` would.
@@ -254,6 +256,11 @@ def rows_hasher(
     they are hashed (a kdump reader fills the rows of its shared zero page with zeros instead of
     reading them): they get the key's hash of a zero page and ``out_zero`` True without being
     read (a third of a guest's pages, often more). A row wrongly marked gets a wrong hash.
+
+    ``elsewhere`` (``(src, src_off)``, optional; ``src`` ``uint8[:]``, ``src_off`` ``int64[n]``):
+    rows with ``src_off[i] >= 0`` are hashed from the page at byte ``src_off[i]`` of ``src``, not
+    from ``pages[i]`` (a kdump reader's raw pages, hashed where the file holds them instead of
+    after a copy). ``known_zero`` wins over it.
 
     For callers that hash a buffer range by range as it fills (:func:`.ingest.hashed_chunks`
     hashes each range of a kdump chunk right after it is decoded, while it is in cache): the
@@ -271,8 +278,21 @@ def rows_hasher(
     if known_zero is not None:
         if known_zero.shape != (n,) or known_zero.dtype != np.bool_ or not known_zero.flags.c_contiguous:
             raise ValueError(f"known_zero must be a contiguous bool[{n}], got {known_zero.dtype}{known_zero.shape}")
-        if known_zero.any():
-            return _rows_hasher_known_zero(words, key, out_hash, out_zero, known_zero)
+    if elsewhere is not None:
+        src, src_off = elsewhere
+        if src_off.shape != (n,) or src_off.dtype != np.int64 or not src_off.flags.c_contiguous:
+            raise ValueError(f"elsewhere offsets must be a contiguous int64[{n}], got {src_off.dtype}{src_off.shape}")
+        if src.ndim != 1 or src.dtype != np.uint8:
+            raise ValueError(f"elsewhere source must be uint8[:], got {src.dtype}{src.shape}")
+        outside = (src_off >= 0) & (src_off > src.shape[0] - PAGE_SIZE)
+        if outside.any():
+            raise IndexError(f"row {int(np.flatnonzero(outside)[0])}: a page outside the source")
+        if (src_off >= 0).any():
+            if known_zero is None:
+                known_zero = np.zeros(n, np.bool_)
+            return _rows_hasher_known_zero(words, key, out_hash, out_zero, known_zero, (src, src_off))
+    if known_zero is not None and known_zero.any():
+        return _rows_hasher_known_zero(words, key, out_hash, out_zero, known_zero)
     fn = _native.kernel()
     if fn is None:
         from pagecore.pages import _pcx64
@@ -294,14 +314,39 @@ def rows_hasher(
     return hash_rows
 
 
-def _rows_hasher_known_zero(words, key: PageKey, out_hash, out_zero, known_zero):
-    """:func:`rows_hasher` with rows known to be zero: one jitted call per range (Numba is loaded
-    anyway by the readers that know such rows: kdump's decoders)."""
+_ZERO_HASHES: dict = {}
+
+
+def _zero_page_hash(key: PageKey) -> np.uint64:
+    """The key's hash of an all-zero page (computed once per key: a kdump reader asks for it twice per
+    chunk)."""
+    ident = (key.words.tobytes(), int(key.k0), int(key.k1))
+    h = _ZERO_HASHES.get(ident)
+    if h is None:
+        if len(_ZERO_HASHES) > 16:  # a process that uses many keys: stay small
+            _ZERO_HASHES.clear()
+        h = _ZERO_HASHES[ident] = hash_pages(np.zeros((1, WORDS), np.uint64), key)[0][0]
+    return h
+
+
+def _rows_hasher_known_zero(words, key: PageKey, out_hash, out_zero, known_zero, elsewhere=None):
+    """:func:`rows_hasher` with rows known to be zero (and rows held elsewhere): one jitted call per
+    range (Numba is loaded anyway by the readers that know such rows: kdump's decoders)."""
     from pagecore.pages import _pcx64
 
     n = words.shape[0]
-    zero_hash = hash_pages(np.zeros((1, WORDS), np.uint64), key)[0][0]
+    zero_hash = _zero_page_hash(key)
     kw, k0, k1 = key.words, key.k0, key.k1
+    if elsewhere is not None:
+        src, src_off = elsewhere
+        fe = _pcx64._hash_rows_elsewhere
+
+        def hash_rows(lo: int, hi: int) -> None:
+            if not 0 <= lo <= hi <= n:
+                raise IndexError(f"rows {lo}..{hi} outside 0..{n}")
+            fe(words, lo, hi, known_zero, src, src_off, kw, k0, k1, zero_hash, out_hash, out_zero)
+
+        return hash_rows
     fn = _pcx64._hash_rows_known_zero
 
     def hash_rows(lo: int, hi: int) -> None:
@@ -356,7 +401,16 @@ def _hash_native(fn, words, key, out_hash, out_zero, nthreads, nchunks):
     if nchunks == 1:
         run(0)
         return lambda: None
-    futures = [_pool(nthreads).submit(run, c) for c in range(nchunks)]
+    # one task per thread, each taking the next slice (``itertools.count`` hands each out once, atomic
+    # under the GIL) instead of a future per slice: a chunk's 8 futures and their wake-ups cost a
+    # chunked read ~4 % of the hash's CPU (issue 18)
+    take = itertools.count().__next__
+
+    def slices() -> None:
+        while (c := take()) < nchunks:
+            run(c)
+
+    futures = [_pool(nthreads).submit(slices) for _ in range(min(nthreads, nchunks))]
 
     def wait() -> None:
         for f in futures:

@@ -72,23 +72,39 @@ class _HashAsDecoded:
     """A kdump chunk's decode hook (:class:`pagecore.dumps.kdump.DecodeHook`): hashes each range
     of pages on the thread that decoded it, right after, while the pages are in its cache."""
 
+    #: rows :meth:`known_zero` and :meth:`elsewhere` name are never read in the chunk's buffer, so
+    #: the reader need not fill them while it decodes (it fills them if the chunk's pages are read:
+    #: ``hash_dump --compress`` does)
+    lazy_rows = True
+
     def __init__(self, key: PageKey, pages: np.ndarray):
         k = pages.shape[0]
         self.key, self.pages = key, pages
         self.hashes = np.empty(k, np.uint64)
         self.zero = np.empty(k, np.bool_)
+        self._mask = self._src = None
         self.decoded = rows_hasher(pages, key, self.hashes, self.zero)
 
     def known_zero(self, rows: np.ndarray) -> None:
         """Rows the reader fills with zeros (its shared zero page): their hash is the key's zero-page
         hash, not read (a third of a guest's pages, often more)."""
         if len(rows):
-            mask = np.zeros(self.pages.shape[0], np.bool_)
-            mask[rows] = True
-            self.decoded = rows_hasher(self.pages, self.key, self.hashes, self.zero, known_zero=mask)
+            self._mask = np.zeros(self.pages.shape[0], np.bool_)
+            self._mask[rows] = True
+            self.decoded = rows_hasher(self.pages, self.key, self.hashes, self.zero, self._mask, self._src)
+
+    def elsewhere(self, rows: np.ndarray, src: np.ndarray, offsets: np.ndarray) -> None:
+        """Rows whose pages the reader has not copied into the buffer (a kdump file's raw pages): each
+        is hashed where it lies, ``src[offsets[row] : offsets[row] + page size]``."""
+        if len(rows):
+            off = np.full(self.pages.shape[0], -1, np.int64)
+            off[rows] = offsets[rows]
+            self._src = (src, off)
+            self.decoded = rows_hasher(self.pages, self.key, self.hashes, self.zero, self._mask, self._src)
 
     def done(self, keep: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        del self.decoded, self.pages  # refer to the page buffer, which the reader reuses once nothing refers to it
+        # they refer to the page buffer (reused once nothing refers to it) and the mapped file
+        del self.decoded, self.pages, self._src
         if keep is None:
             return self.hashes, self.zero
         return self.hashes[keep], self.zero[keep]
