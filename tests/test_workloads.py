@@ -84,6 +84,59 @@ def test_trace_matches_its_parameters():
     assert third.gpfn.nunique() == 4 * 256
 
 
+def test_free_on_shrink_zeroes_the_pages_a_phase_gives_up():
+    """Hand-worked: phases of 8, 6, 0 and 4 MB over minutes 0-1-2-3-4 at a 4 MB/s zero page
+    thread. Without ``free_on_shrink`` only the idle phase at 2 min zeroes the 8 MB dirtied
+    before it. With it, the 6 MB phase at 1 min frees and zeroes the 2 MB above 6 MB (0.5 s),
+    and the idle phase then zeroes only the 6 MB still dirty; no other row changes."""
+
+    def sc(free):
+        vm = VMWorkload(
+            name="w",
+            os="windows",
+            max_mb=32.0,
+            boot={"zero": False, "os_mb": 4.0, "boot_s": 2.0},
+            foreground={
+                "period_s": 5.0,
+                "write_frac": 1.0,
+                "schedule": [[0.0, 1.0, 8.0], [1.0, 2.0, 6.0], [2.0, 3.0, 0.0], [3.0, 4.0, 4.0]],
+            },
+            zpt_mb_s=4.0,
+        )
+        vm.free_on_shrink = free
+        return Scenario("t", 4.0, HostSpec(system_mb=256), [vm], seed=5, chunk_s=20.0)
+
+    base, free = trace_frame(sc(False)), trace_frame(sc(True))
+    fg0 = 4 * 256  # first foreground frame
+    z0, z1 = base[base.zero], free[free.zero]
+    assert sorted(z0.gpfn) == list(range(fg0, fg0 + 8 * 256)) and z0.t.min() >= 120
+    early, late = z1[z1.t < 120], z1[z1.t >= 120]
+    assert sorted(early.gpfn) == list(range(fg0 + 6 * 256, fg0 + 8 * 256))
+    assert early.t.min() >= 60 and early.t.max() < 60 + 2 / 4.0 + 1e-9
+    assert sorted(late.gpfn) == list(range(fg0, fg0 + 6 * 256))
+    assert late.t.max() < 120 + 6 / 4.0 + 1e-9
+    key = ["t", "gpfn"]
+    pd_eq = base[~base.zero].sort_values(key).reset_index(drop=True)
+    assert pd_eq.equals(free[~free.zero].sort_values(key).reset_index(drop=True))
+
+
+def test_free_on_shrink_is_a_scenario_key():
+    from pagecore.synth.workloads import scenario
+
+    cfg = {
+        "duration_min": 1.0,
+        "host": {"system_mb": 64.0},
+        "free_on_shrink": True,
+        "vms": [
+            {"name": "a", "os": "windows", "max_mb": 64.0},
+            {"name": "b", "os": "linux", "max_mb": 64.0},
+        ],
+    }
+    assert [v.free_on_shrink for v in scenario("x", cfg).vms] == [True, True]
+    del cfg["free_on_shrink"]
+    assert [v.free_on_shrink for v in scenario("x", cfg).vms] == [False, False]
+
+
 def test_boot_zeroing_touches_every_page_once():
     """OS pages are written during the 4-s load, then the other 6 MB are zeroed at 2 MB/s;
     the balloon driver starts when both are done."""

@@ -246,6 +246,13 @@ PARAMETERS: tuple[Param, ...] = (
         ("fig08",),
     ),
     Param(
+        "workloads.fig08.free_on_shrink",
+        "assumption",
+        "false: pages a fitted working set gives up stay cached in the guest; the paper does not say whether "
+        "Figure 8's applications released memory (true, a what-if: Windows' zero page thread zeroes what they free)",
+        ("fig08",),
+    ),
+    Param(
         "workloads.fig08_fit.split",
         "assumption",
         "how the exchange, exchange_client and citrix_client VMs share panel (b) - (c) - (d): in proportion to their "

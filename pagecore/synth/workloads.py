@@ -40,7 +40,10 @@ Each VM's frames are laid out as ``[0, os_mb)`` OS/kernel data, then the foregro
   (a file server's buffer cache fills all memory it is given).
 * **zero page thread** (``zpt_mb_s > 0``, Windows): when the foreground becomes idle
   (``mb = 0``), every region page dirtied since the last run is zeroed at ``zpt_mb_s`` — the
-  ZPT spike of Figure 6.
+  ZPT spike of Figure 6. With the scenario's ``free_on_shrink`` (default false), a phase that
+  is smaller than the one before also frees the pages it gives up, and the zero page thread
+  zeroes them at the start of the phase (an application that releases memory instead of
+  keeping it cached; a what-if, no source says which Figure 8's applications did).
 
 Per-event write flags come from a counter-based hash of (seed, vm, page, touch number), so
 the trace does not depend on ``chunk_s``.
@@ -117,6 +120,7 @@ class VMWorkload:
     foreground: dict = field(default_factory=dict)
     zpt_mb_s: float = 0.0
     balloon_driver_delay_s: float = 0.0
+    free_on_shrink: bool = False  # the scenario's ``free_on_shrink`` (see the module docstring)
 
     def __post_init__(self):
         b = {"zero": False, "zero_mb_s": 2.0, "os_mb": 32.0, "boot_s": 30.0, **self.boot}
@@ -223,6 +227,8 @@ def scenario(name: str, cfg: dict, seed: int = 0, chunk_s: float = 60.0) -> Scen
         vms = [VMWorkload(**v) for v in cfg["vms"]]
     except TypeError as exc:
         raise ConfigError(f"config key workloads.{name}: {exc}") from None
+    for v in vms:
+        v.free_on_shrink = bool(cfg.get("free_on_shrink", False))
     return Scenario(
         name,
         float(cfg["duration_min"]),
@@ -276,6 +282,9 @@ class _VMGen:
                 if p == 0 and hw > 0:
                     self.zpt.append((max(a, 0.0), rng.permutation(self.fg_pages[:hw])))
                     hw = 0
+                elif w.free_on_shrink and 0 < p < hw:  # the pages given up are freed, then zeroed
+                    self.zpt.append((max(a, 0.0), rng.permutation(self.fg_pages[p:hw])))
+                    hw = p
                 hw = max(hw, p)
 
     def _loop(self, pages, phase, period, a, b, lo, hi, write_frac, first_write_until, tag):
