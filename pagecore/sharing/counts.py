@@ -543,17 +543,45 @@ def _scan_bucket(
 
 
 @njit(**SERIAL)
+def _scan_mixed(rk, i, e, vs, pmask, bucket, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c,
+                top_s, top_h, top_k, top_z, ntop, acc):  # fmt: skip
+    """The records ``rk[i:e]`` of one key whose pages have different salts (salts of VMs,
+    ``vs``): sorted by salt, stably, in a copy and counted by :func:`_scan_bucket` — the order
+    of the general path, so even the float sums are the same. Returns the new size of the top
+    list. Only for keys equal under two salts (``(h ^ s·C3)·C1`` of two different contents)."""
+    m = e - i
+    trk = rk[i:e].copy()
+    trs = np.empty(m, np.int64)
+    for q in range(m):
+        trs[q] = vs[(trk[q] & pmask) >> 1]
+    rp = np.empty(0, np.uint32)
+    yes = np.bool_(True)  # not the literal True: the general kernels are compiled once
+    keymask = ~pmask
+    _sort_bucket(trk, rp, trs, m, keymask, yes, yes, sort_moves)
+    nvm = hist.shape[0]
+    vcount = np.zeros(nvm, np.int64)
+    touched = np.zeros(nvm, np.int64)
+    return _scan_bucket(
+        trk, rp, trs, m, keymask, pmask, yes, yes, yes, bucket, b1, use_zero_pages, max_page_sharing, hist, svd,
+        vcount, touched, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+    )  # fmt: skip
+
+
+@njit(**SERIAL)
 def _scan_packed(
-    rk, m, pmask, bucket, b1, use_zero_pages, max_page_sharing, hist, svd, top_c, top_s, top_h, top_k, top_z, ntop,
-    acc,
+    rk, m, pmask, vs, bucket, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c, top_s, top_h, top_k,
+    top_z, ntop, acc,
 ):  # fmt: skip
     """:func:`_scan_bucket` for its most common case, written out for it: payloads packed in the
-    records, no salts, each VM's pages one block (fewer live values: its loops keep them in
-    registers)."""
+    records, no salts or salts of VMs (``vs``, int64[nvm], or empty: none), each VM's pages one
+    block (fewer live values: its loops keep them in registers). With salts of VMs the records
+    were sorted by key alone: a content is a run of equal key and equal salt of its pages' VMs,
+    and a key whose run holds several salts (two contents whose mixed keys are equal) goes to
+    :func:`_scan_mixed`, so the contents are counted in the order of the general path."""
     ntop_max = top_c.shape[0]
     cap = hist.shape[1] - 1 - H_CLASSES
     keymask = ~pmask
-    s0 = np.int64(0)  # the salt (a variable, not a literal: _top_insert is compiled once)
+    by_vm = vs.shape[0] > 0
     distinct = shared = groups = vms_sum = zero_saved = inter_shared = 0
     ksm_shared = ksm_sharing = ksm_unshared = ksm_zero = 0
     i = 0
@@ -561,8 +589,26 @@ def _scan_packed(
         r0 = rk[_U(i)]
         key = r0 & keymask
         j = i + 1
-        while j < m and (rk[_U(j)] & keymask) == key:
-            j += 1
+        if by_vm:
+            s0 = vs[_U((r0 & pmask) >> 1)]
+            while j < m and (rk[_U(j)] & keymask) == key and vs[_U((rk[_U(j)] & pmask) >> 1)] == s0:
+                j += 1
+            if j < m and (rk[_U(j)] & keymask) == key:  # another salt under the same key: rare
+                e = j + 1
+                while e < m and (rk[_U(e)] & keymask) == key:
+                    e += 1
+                _add_totals(acc, distinct, shared, groups, vms_sum, zero_saved, inter_shared, ksm_shared, ksm_sharing,
+                            ksm_unshared, ksm_zero)  # fmt: skip
+                distinct = shared = groups = vms_sum = zero_saved = inter_shared = 0
+                ksm_shared = ksm_sharing = ksm_unshared = ksm_zero = 0
+                ntop = _scan_mixed(rk, i, e, vs, pmask, bucket, b1, use_zero_pages, max_page_sharing, sort_moves, hist,
+                                   svd, top_c, top_s, top_h, top_k, top_z, ntop, acc)  # fmt: skip
+                i = e
+                continue
+        else:
+            s0 = np.int64(0)
+            while j < m and (rk[_U(j)] & keymask) == key:
+                j += 1
         c = j - i
         p0 = r0 & pmask
         zz = p0 & 1
@@ -881,7 +927,11 @@ def _count(
         max1 = max(max1, size[b])
     rk = np.empty(max1, np.int64)
     rp = np.empty(0 if packed else max1, np.uint32)
-    rs = np.empty(max1 if has_s else 0, np.int64)
+    # packed records of VMs whose pages form blocks, without salts or with salts of VMs: the
+    # written-out copy, sort and scan
+    fast_b = packed and vm_blocks and (by_vm or not has_s)
+    no_s = np.bool_(False)
+    rs = np.empty(max1 if has_s and not fast_b else 0, np.int64)
     cnt = np.zeros((1 << b2max) + 1, np.int32)  # 4 bytes: half the cache of int64
     hist = np.zeros((max(nvm, 1), H_CLASSES + COPY_CLASSES + 1), np.int64)
     vcount = np.zeros(max(nvm, 1), np.int64)
@@ -893,22 +943,24 @@ def _count(
         if m == 0:
             continue
         b2 = max(1, min(b2max, _log2_at_least(m) - L2_SHIFT))
+        if fast_b:  # sorted by key alone; _scan_packed tells the salts of VMs apart
+            _copy_packed(keys, nxt, b, m, bs, b2, cnt, rk)
+            _sort_packed(rk, rp, rs, m, keymask, packed, no_s, sort_moves)
+            ntop = _scan_packed(
+                rk, m, pmask, vs, b, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c, top_s, top_h,
+                top_k, top_z, ntop, acc,
+            )  # fmt: skip
+            continue
         if packed and not has_s:
             _copy_packed(keys, nxt, b, m, bs, b2, cnt, rk)
             _sort_packed(rk, rp, rs, m, keymask, packed, has_s, sort_moves)
         else:
             _copy_sort(keys, pay, sal, vs, nxt, b, m, bs, b2, drop2, cnt, rk, rp, rs, pmask, keymask, packed, has_s,
                        keep_s, by_vm, sort_moves)  # fmt: skip
-        if packed and vm_blocks and not has_s:
-            ntop = _scan_packed(
-                rk, m, pmask, b, b1, use_zero_pages, max_page_sharing, hist, svd, top_c, top_s, top_h, top_k, top_z,
-                ntop, acc,
-            )  # fmt: skip
-        else:
-            ntop = _scan_bucket(
-                rk, rp, rs, m, keymask, pmask, packed, has_s, vm_blocks, b, b1, use_zero_pages, max_page_sharing,
-                hist, svd, vcount, touched, top_c, top_s, top_h, top_k, top_z, ntop, acc,
-            )  # fmt: skip
+        ntop = _scan_bucket(
+            rk, rp, rs, m, keymask, pmask, packed, has_s, vm_blocks, b, b1, use_zero_pages, max_page_sharing,
+            hist, svd, vcount, touched, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+        )  # fmt: skip
     # ---- per VM, from the (content, VM) pairs of shared contents and the pages by copies
     for v in range(nvm):
         sh = 0
