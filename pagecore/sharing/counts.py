@@ -573,15 +573,15 @@ def _scan_packed(
     top_z, ntop, acc,
 ):  # fmt: skip
     """:func:`_scan_bucket` for its most common case, written out for it: payloads packed in the
-    records, no salts or salts of VMs (``vs``, int64[nvm], or empty: none), each VM's pages one
-    block (fewer live values: its loops keep them in registers). With salts of VMs the records
+    records, no salts or salts of VMs (``vs``, int64[nvm]; None without salts, a compilation of
+    its own without the salt's live values), each VM's pages one block (fewer live values: its
+    loops keep them in registers). With salts of VMs the records
     were sorted by key alone: a content is a run of equal key and equal salt of its pages' VMs,
     and a key whose run holds several salts (two contents whose mixed keys are equal) goes to
     :func:`_scan_mixed`, so the contents are counted in the order of the general path."""
     ntop_max = top_c.shape[0]
     cap = hist.shape[1] - 1 - H_CLASSES
     keymask = ~pmask
-    by_vm = vs.shape[0] > 0
     distinct = shared = groups = vms_sum = zero_saved = inter_shared = 0
     ksm_shared = ksm_sharing = ksm_unshared = ksm_zero = 0
     i = 0
@@ -589,7 +589,7 @@ def _scan_packed(
         r0 = rk[_U(i)]
         key = r0 & keymask
         j = i + 1
-        if by_vm:
+        if vs is not None:  # (compiled out without salts)
             s0 = vs[_U((r0 & pmask) >> 1)]
             while j < m and (rk[_U(j)] & keymask) == key and vs[_U((rk[_U(j)] & pmask) >> 1)] == s0:
                 j += 1
@@ -946,10 +946,16 @@ def _count(
         if fast_b:  # sorted by key alone; _scan_packed tells the salts of VMs apart
             _copy_packed(keys, nxt, b, m, bs, b2, cnt, rk)
             _sort_packed(rk, rp, rs, m, keymask, packed, no_s, sort_moves)
-            ntop = _scan_packed(
-                rk, m, pmask, vs, b, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c, top_s, top_h,
-                top_k, top_z, ntop, acc,
-            )  # fmt: skip
+            if by_vm:
+                ntop = _scan_packed(
+                    rk, m, pmask, vs, b, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c, top_s,
+                    top_h, top_k, top_z, ntop, acc,
+                )  # fmt: skip
+            else:
+                ntop = _scan_packed(
+                    rk, m, pmask, None, b, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c, top_s,
+                    top_h, top_k, top_z, ntop, acc,
+                )  # fmt: skip
             continue
         if packed and not has_s:
             _copy_packed(keys, nxt, b, m, bs, b2, cnt, rk)
