@@ -106,7 +106,7 @@ import numpy as np
 from numba import njit
 
 from pagecore import PAGE_SIZE
-from pagecore._intrinsics import store_fence, stream_store
+from pagecore._intrinsics import store_fence, stream_line, stream_store
 from pagecore._jit import INLINE, JIT_DISABLED, SERIAL
 
 MB = 1 << 20
@@ -690,17 +690,20 @@ def _salt_per_vm(s, vm, nvm, vs):
 @njit(**SERIAL)
 def _scatter_packed(h, vs, vm, z, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm):
     """The one pass of :func:`_count` written out for its most common case: VM indices and zero
-    flags given, no salts or salts of VMs (``vs``, int64[nvm], or empty: none), every page
-    eligible, payloads packed. Returns (next free block, each
-    VM's pages one block, -1) or (0, False, i) when page ``i`` has a VM index outside
-    ``[0, nvm)``."""
+    flags given, no salts or salts of VMs (``vs``, int64[nvm]; None without salts, a compilation
+    of its own), every page eligible, payloads packed. Each bucket's next record goes to
+    ``pos[b]`` (one array read per page, not two); ``size`` and ``cur`` are filled from the
+    chains at the end. A full line of a write-combining buffer goes out as one 64-byte
+    non-temporal store. Returns (next free block, each VM's pages one block, -1) or (0, False,
+    i) when page ``i`` has a VM index outside ``[0, nvm)``."""
     n = h.shape[0]
-    by_vm = vs.shape[0] > 0
+    nb = size.shape[0]
     seen = np.zeros(max(nvm, 1), np.bool_)
     vm_blocks = np.bool_(True)
-    free = np.int64(size.shape[0])
+    free = np.int64(nb)
     prev = np.int64(-1)
     n_pages = n_zero = 0
+    pos = np.arange(nb) * bs  # bucket b starts in block b
     for i in range(n):
         v = np.int64(vm[_U(i)])
         if v != prev:
@@ -717,25 +720,30 @@ def _scatter_packed(h, vs, vm, z, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm
         n_pages += 1
         zi = np.int64(z[_U(i)])
         n_zero += zi
-        k = _mix(h[_U(i)], vs[_U(v)] if by_vm else 0)
+        k = _mix(h[_U(i)], vs[_U(v)] if vs is not None else 0)
         b = _U(_top(k, 0, b1))
-        off = size[b] & (bs - 1)
-        size[b] += 1
-        blk = cur[b]
-        q = blk * bs + off
-        t = off & (WC_LINE - 1)
+        q = pos[b]
+        pos[b] = q + 1
         w = b * _U(WC_LINE)
-        wcb[w + _U(t)] = _record(k, b1, (v << 1) | zi, True)
-        if t == WC_LINE - 1:
-            for x in range(WC_LINE):  # a whole line: written without reading it first
-                stream_store(keys, q - (WC_LINE - 1) + x, wcb[w + _U(x)])
-            if off == bs - 1:
-                nxt[blk] = free
-                cur[b] = free
+        wcb[w + _U(q & (WC_LINE - 1))] = _record(k, b1, (v << 1) | zi, True)
+        if (q & (WC_LINE - 1)) == WC_LINE - 1:  # a whole line: written without reading it first
+            stream_line(keys, _U(q - (WC_LINE - 1)), wcb, w)
+            if (q & (bs - 1)) == bs - 1:
+                nxt[_U(q // bs)] = free
+                pos[b] = free * bs
                 free += 1
     if n:
         per_vm[prev, V_PAGES] += n_pages
         per_vm[prev, V_ZERO] += n_zero
+    for b in range(nb):  # records per bucket: full blocks of its chain and the last one's
+        last = pos[b] // bs
+        blk = b
+        full = 0
+        while blk != last:
+            blk = nxt[blk]
+            full += 1
+        size[b] = full * bs + (pos[b] & (bs - 1))
+        cur[b] = last
     return free, vm_blocks, -1
 
 
@@ -863,7 +871,10 @@ def _count(
     n_pages = n_zero = 0
     fast = packed and has_vm and has_z and not has_el and (by_vm or not has_s) and nvm > 0
     if fast:  # salts of VMs are looked up, not read
-        free, vm_blocks, bad = _scatter_packed(h, vs, vm, z, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm)
+        if by_vm:
+            free, vm_blocks, bad = _scatter_packed(h, vs, vm, z, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm)
+        else:
+            free, vm_blocks, bad = _scatter_packed(h, None, vm, z, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm)
         if bad >= 0:
             return 0, bad
     for i in range(0 if fast else n):
