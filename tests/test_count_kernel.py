@@ -413,3 +413,24 @@ def test_stable_order_is_pythons_stable_sort(m, has_s):
     got = counts._stable_order(kk, ss, has_s, m)
     want = sorted(range(m), key=lambda i: (kk[i], ss[i]) if has_s else kk[i])
     assert got.tolist() == want
+
+
+def test_stream_line_copies_one_aligned_line():
+    """The scatter's 64-byte non-temporal store: eight int64 from anywhere in ``src`` to a
+    64-byte aligned line of ``dst``, nothing else written."""
+    from numba import njit
+
+    from pagecore._intrinsics import store_fence, stream_line
+
+    @njit
+    def put(dst, i, src, j):
+        stream_line(dst, i, src, j)
+        store_fence()
+
+    raw = np.full(40, -1, np.int64)
+    skip = (-(raw.ctypes.data // 8)) % 8
+    dst = raw[skip : skip + 32]
+    src = np.arange(100, 120, dtype=np.int64)
+    put(dst, 8, src, 3)
+    assert dst[8:16].tolist() == list(range(103, 111))
+    assert (dst[:8] == -1).all() and (dst[16:] == -1).all()
