@@ -584,7 +584,7 @@ def _scan_packed(
     keymask = ~pmask
     distinct = shared = groups = vms_sum = zero_saved = inter_shared = 0
     ksm_shared = ksm_sharing = ksm_unshared = ksm_zero = 0
-    i = 0
+    i = np.int64(0)  # not the literal 0: Numba would compile _scan_mixed twice
     while i < m:
         r0 = rk[_U(i)]
         key = r0 & keymask
