@@ -59,8 +59,8 @@ sort.
    scratch per page are needed. A bucket is a chain of blocks of :data:`SCATTER_BLOCK`
    records (each bucket starts in its own block and takes the next free one when it fills), so
    no histogram pass is needed to place the buckets; records go through a write-combining
-   buffer of one cache line per bucket, written out as whole lines with non-temporal stores
-   (no read of the line first). At most 4096 level-1 buckets, so the scatter writes to few
+   buffer of one cache line per bucket, written out as whole lines with one 64-byte
+   non-temporal store each (no read of the line first). At most 4096 level-1 buckets, so the scatter writes to few
    enough places at once; buckets aim at :data:`BUCKET_TARGET` pages so that one fits in the
    core's L2 cache.
 3. **Per level-1 bucket**, in cache: a counting sort by the next ``log2(pages)`` bits of
@@ -75,11 +75,16 @@ sort.
    "alone" counters) and zero shared pages; per content, the totals, the KSM counters and the
    top contents.
 
-The common case — VM indices and zero flags given, no salts, every page eligible, the payload
-packed — runs through copies of the one pass, the bucket sort and the scan written out for it
-(fewer live values, so the loops keep them in registers; indices unsigned, so Numba emits no
-wrap-around code for negative ones): the general versions handle everything else, and the
-tests run both against the twin.
+The common case — VM indices and zero flags given, no salts or salts of VMs (``share
+--salting``), every page eligible, the payload packed, each VM's pages one block — runs through
+copies of the one pass, the bucket sort and the scan written out for it (fewer live values, so
+the loops keep them in registers; indices unsigned, so Numba emits no wrap-around code for
+negative ones; compiled apart with and without salts): the general versions handle everything
+else, and the tests run both against the twin. With salts of VMs the common case sorts the
+records by key alone and its scan tells the salts apart by the VM index: a content is a run
+of equal key and equal salt, and a key under several salts (two contents whose mixed keys are
+equal) is sorted by salt and counted by the general scan, so the contents are counted in the
+same order as by the general path.
 
 Equal contents always land in the same bucket, so every count is exact. ``shrdsvd`` (float
 sums per VM) may differ in the last bits from a sum in another order. A content's first page
