@@ -60,9 +60,9 @@ sort.
    records (each bucket starts in its own block and takes the next free one when it fills), so
    no histogram pass is needed to place the buckets; records go through a write-combining
    buffer of one cache line per bucket, written out as whole lines with one 64-byte
-   non-temporal store each (no read of the line first). At most 4096 level-1 buckets, so the scatter writes to few
-   enough places at once; buckets aim at :data:`BUCKET_TARGET` pages so that one fits in the
-   core's L2 cache.
+   non-temporal store each (no read of the line first). At most 4096 level-1 buckets, so the
+   scatter writes to few enough places at once; buckets aim at :data:`BUCKET_TARGET` pages so
+   that one fits in the core's L2 cache.
 3. **Per level-1 bucket**, in cache: a counting sort by the next ``log2(pages)`` bits of
    the key (:data:`L2_SHIFT`) into a copy, then an insertion sort (stable, by key then salt)
    that only moves records within their sub-bucket of about one page; then one scan: each
@@ -580,10 +580,10 @@ def _scan_packed(
     """:func:`_scan_bucket` for its most common case, written out for it: payloads packed in the
     records, no salts or salts of VMs (``vs``, int64[nvm]; None without salts, a compilation of
     its own without the salt's live values), each VM's pages one block (fewer live values: its
-    loops keep them in registers). With salts of VMs the records
-    were sorted by key alone: a content is a run of equal key and equal salt of its pages' VMs,
-    and a key whose run holds several salts (two contents whose mixed keys are equal) goes to
-    :func:`_scan_mixed`, so the contents are counted in the order of the general path."""
+    loops keep them in registers). With salts of VMs the records were sorted by key alone: a
+    content is a run of equal key and equal salt of its pages' VMs, and a key whose run holds
+    several salts (two contents whose mixed keys are equal) goes to :func:`_scan_mixed`, so the
+    contents are counted in the order of the general path."""
     ntop_max = top_c.shape[0]
     cap = hist.shape[1] - 1 - H_CLASSES
     keymask = ~pmask
