@@ -1275,6 +1275,8 @@ def count_sharing(
     keys = np.empty(nrec + WC_LINE, np.int64)
     skip = (-(keys.ctypes.data // 8)) % WC_LINE  # records before the first 64-byte line
     keys = keys[skip : skip + nrec]
+    # the scatter writes whole lines with 64-byte non-temporal stores, which fault when unaligned
+    assert keys.ctypes.data % 64 == 0
     pay = np.empty(0 if packed else nrec, np.uint32)
     # salts that are sharing domains of VMs (share --salting) ride in the VM index: the scatter
     # then moves 8 bytes per page instead of 16
