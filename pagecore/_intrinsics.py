@@ -9,6 +9,9 @@ address.
   read first and bypasses the caches. For whole 64-byte lines written at once (the counter's
   scatter flushes its write-combining buffers with it); the same thread reads the values back as
   usual. :func:`store_fence` orders them before later stores of other threads.
+* :func:`stream_line` — ``dst[i:i + 8] = src[j:j + 8]`` (int64) as one 64-byte non-temporal vector
+  store (``vmovntdq``: one store instead of eight ``movnti``); ``dst[i]`` must start a 64-byte
+  line.
 * :func:`ccall2` ... :func:`ccall5` — call the C function at address ``fn`` (a run-time integer,
   :func:`address` of a ctypes function) with 2 to 5 arguments, every argument and the result a
   64-bit integer (pointers, ``size_t``; a function returning a C ``int`` leaves its value in the
@@ -55,6 +58,10 @@ if JIT_DISABLED:
 
     def store_fence():
         """Nothing to order in Python."""
+
+    def stream_line(dst, i, src, j):
+        """``dst[i:i + 8] = src[j:j + 8]`` (the non-temporal hint means nothing in Python)."""
+        dst[i : i + 8] = src[j : j + 8]
 
 else:
     from llvmlite import ir
@@ -128,6 +135,30 @@ else:
             return context.get_dummy_value()
 
         return types.void(arr, i, v), codegen
+
+    @intrinsic
+    def stream_line(typingctx, dst, i, src, j):
+        """``dst[i:i + 8] = src[j:j + 8]`` (1-D int64 arrays) as one 64-byte store with LLVM's
+        ``!nontemporal``; ``dst[i]`` must be 64-byte aligned (the store says so), ``src[j]`` need
+        not be."""
+
+        def codegen(context, builder, signature, args):
+            dty, _, sty, _ = signature.args
+            d = context.make_array(dty)(context, builder, args[0])
+            s = context.make_array(sty)(context, builder, args[2])
+            dp = cgutils.get_item_pointer(context, builder, dty, d, [args[1]])
+            sp = cgutils.get_item_pointer(context, builder, sty, s, [args[3]])
+            vt = ir.VectorType(ir.IntType(64), 8)
+            v = builder.load(builder.bitcast(sp, vt.as_pointer()), align=8)
+            st = builder.store(v, builder.bitcast(dp, vt.as_pointer()), align=64)
+            st.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
+            return context.get_dummy_value()
+
+        if not (isinstance(dst, types.Array) and isinstance(src, types.Array)):
+            return None
+        if dst.dtype != types.int64 or src.dtype != types.int64 or dst.ndim != 1 or src.ndim != 1:
+            return None
+        return types.void(dst, i, src, j), codegen
 
     @intrinsic
     def store_fence(typingctx):

@@ -295,6 +295,54 @@ def test_salts_of_vms_with_colliding_keys(rng, buckets, blocks):
         check(h, h == h[0], vm, 3, salt=vsalt[vm], top_n=5, use_zero_pages=uzp, max_page_sharing=2)
 
 
+@pytest.mark.parametrize(
+    "case", ["empty", "one-vm", "all-identical", "all-zero", "skewed", "shared-top-bits", "colliding-heavy"]
+)
+def test_salts_of_vms_in_blocks_edge_cases(rng, buckets, case):
+    """Salts of VMs with each VM's pages one block: the records are sorted by key alone and the
+    scan tells the salts apart (a key under several salts is sorted by salt). Empty input, one
+    VM, one content everywhere, all zero pages, one content with most pages, keys that agree in
+    their top 40 bits under every salt, and a content of thousands of copies whose key equals
+    another content's under another salt (the sort of that key gives up its insertion sort)."""
+    n = scaled(3000, 300)
+    nvm = 4
+    vsalt = np.array([3, -1, 3, 7])
+    m64 = (1 << 64) - 1
+    c1inv, c3 = int(counts._C1_INV), int(counts._C3)
+    kw: dict = {"top_n": 5}
+    vm = np.sort(rng.integers(0, nvm, size=n))
+    if case == "empty":
+        h, vm = np.zeros(0, np.uint64), np.zeros(0, np.uint8)
+    elif case == "one-vm":
+        h = rng.integers(0, 50, size=n).astype(np.uint64)
+        vm = np.zeros(n, np.uint8)
+    elif case == "all-identical":
+        h = np.full(n, 0xDEADBEEF, np.uint64)
+    elif case == "all-zero":
+        h = np.zeros(n, np.uint64)
+    elif case == "skewed":  # the zero page holds 90 % of the pages
+        h = rng.integers(1, 200, size=n).astype(np.uint64)
+        h[rng.random(n) < 0.9] = 0
+    elif case == "shared-top-bits":  # mixed keys (h ^ s·C3)·C1 equal in their top 40 bits
+        low = rng.integers(0, 60, size=n)
+        h = np.array(
+            [
+                ((((0xABCDEF1234 << 24) | int(x)) * c1inv) & m64) ^ ((int(vsalt[v]) * c3) & m64)
+                for x, v in zip(low, vm, strict=True)
+            ],
+            np.uint64,
+        )
+    else:  # colliding-heavy: hash x under salt 3 (VMs 0, 2) and y under salt -1 (VM 1) share a key
+        x = 0x1234567890ABCDEF
+        y = x ^ ((3 * c3) & m64) ^ ((-1 * c3) & m64)
+        k = n // 2
+        h = np.array([x] * k + [y] * k + [x] * k + list(rng.integers(0, 30, size=n // 4)), np.uint64)
+        vm = np.repeat([0, 1, 2, 3], [k, k, k, n // 4])
+    z = h == 0
+    for uzp in (False, True):
+        check(h, z, vm, nvm, salt=vsalt[vm], use_zero_pages=uzp, max_page_sharing=3, **kw)
+
+
 def test_salt_per_vm_detection():
     vm = np.array([0, 1, 1, 0, 2], np.uint8)
     vs = np.zeros(3, np.int64)
@@ -365,3 +413,24 @@ def test_stable_order_is_pythons_stable_sort(m, has_s):
     got = counts._stable_order(kk, ss, has_s, m)
     want = sorted(range(m), key=lambda i: (kk[i], ss[i]) if has_s else kk[i])
     assert got.tolist() == want
+
+
+def test_stream_line_copies_one_aligned_line():
+    """The scatter's 64-byte non-temporal store: eight int64 from anywhere in ``src`` to a
+    64-byte aligned line of ``dst``, nothing else written."""
+    from numba import njit
+
+    from pagecore._intrinsics import store_fence, stream_line
+
+    @njit
+    def put(dst, i, src, j):
+        stream_line(dst, i, src, j)
+        store_fence()
+
+    raw = np.full(40, -1, np.int64)
+    skip = (-(raw.ctypes.data // 8)) % 8
+    dst = raw[skip : skip + 32]
+    src = np.arange(100, 120, dtype=np.int64)
+    put(dst, 8, src, 3)
+    assert dst[8:16].tolist() == list(range(103, 111))
+    assert (dst[:8] == -1).all() and (dst[16:] == -1).all()

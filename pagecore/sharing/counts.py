@@ -59,10 +59,10 @@ sort.
    scratch per page are needed. A bucket is a chain of blocks of :data:`SCATTER_BLOCK`
    records (each bucket starts in its own block and takes the next free one when it fills), so
    no histogram pass is needed to place the buckets; records go through a write-combining
-   buffer of one cache line per bucket, written out as whole lines with non-temporal stores
-   (no read of the line first). At most 4096 level-1 buckets, so the scatter writes to few
-   enough places at once; buckets aim at :data:`BUCKET_TARGET` pages so that one fits in the
-   core's L2 cache.
+   buffer of one cache line per bucket, written out as whole lines with one 64-byte
+   non-temporal store each (no read of the line first). At most 4096 level-1 buckets, so the
+   scatter writes to few enough places at once; buckets aim at :data:`BUCKET_TARGET` pages so
+   that one fits in the core's L2 cache.
 3. **Per level-1 bucket**, in cache: a counting sort by the next ``log2(pages)`` bits of
    the key (:data:`L2_SHIFT`) into a copy, then an insertion sort (stable, by key then salt)
    that only moves records within their sub-bucket of about one page; then one scan: each
@@ -75,11 +75,16 @@ sort.
    "alone" counters) and zero shared pages; per content, the totals, the KSM counters and the
    top contents.
 
-The common case — VM indices and zero flags given, no salts, every page eligible, the payload
-packed — runs through copies of the one pass, the bucket sort and the scan written out for it
-(fewer live values, so the loops keep them in registers; indices unsigned, so Numba emits no
-wrap-around code for negative ones): the general versions handle everything else, and the
-tests run both against the twin.
+The common case — VM indices and zero flags given, no salts or salts of VMs (``share
+--salting``), every page eligible, the payload packed, each VM's pages one block — runs through
+copies of the one pass, the bucket sort and the scan written out for it (fewer live values, so
+the loops keep them in registers; indices unsigned, so Numba emits no wrap-around code for
+negative ones; compiled apart with and without salts): the general versions handle everything
+else, and the tests run both against the twin. With salts of VMs the common case sorts the
+records by key alone and its scan tells the salts apart by the VM index: a content is a run
+of equal key and equal salt, and a key under several salts (two contents whose mixed keys are
+equal) is sorted by salt and counted by the general scan, so the contents are counted in the
+same order as by the general path.
 
 Equal contents always land in the same bucket, so every count is exact. ``shrdsvd`` (float
 sums per VM) may differ in the last bits from a sum in another order. A content's first page
@@ -106,7 +111,7 @@ import numpy as np
 from numba import njit
 
 from pagecore import PAGE_SIZE
-from pagecore._intrinsics import store_fence, stream_store
+from pagecore._intrinsics import store_fence, stream_line, stream_store
 from pagecore._jit import INLINE, JIT_DISABLED, SERIAL
 
 MB = 1 << 20
@@ -543,26 +548,72 @@ def _scan_bucket(
 
 
 @njit(**SERIAL)
+def _scan_mixed(rk, i, e, vs, pmask, bucket, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c,
+                top_s, top_h, top_k, top_z, ntop, acc):  # fmt: skip
+    """The records ``rk[i:e]`` of one key whose pages have different salts (salts of VMs,
+    ``vs``): sorted by salt, stably, in a copy and counted by :func:`_scan_bucket` — the order
+    of the general path, so even the float sums are the same. Returns the new size of the top
+    list. Only for keys equal under two salts (``(h ^ s·C3)·C1`` of two different contents)."""
+    m = e - i
+    trk = rk[i:e].copy()
+    trs = np.empty(m, np.int64)
+    for q in range(m):
+        trs[q] = vs[(trk[q] & pmask) >> 1]
+    rp = np.empty(0, np.uint32)
+    yes = np.bool_(True)  # not the literal True: the general kernels are compiled once
+    keymask = ~pmask
+    _sort_bucket(trk, rp, trs, m, keymask, yes, yes, sort_moves)
+    nvm = hist.shape[0]
+    vcount = np.zeros(nvm, np.int64)
+    touched = np.zeros(nvm, np.int64)
+    return _scan_bucket(
+        trk, rp, trs, m, keymask, pmask, yes, yes, yes, bucket, b1, use_zero_pages, max_page_sharing, hist, svd,
+        vcount, touched, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+    )  # fmt: skip
+
+
+@njit(**SERIAL)
 def _scan_packed(
-    rk, m, pmask, bucket, b1, use_zero_pages, max_page_sharing, hist, svd, top_c, top_s, top_h, top_k, top_z, ntop,
-    acc,
+    rk, m, pmask, vs, bucket, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c, top_s, top_h, top_k,
+    top_z, ntop, acc,
 ):  # fmt: skip
     """:func:`_scan_bucket` for its most common case, written out for it: payloads packed in the
-    records, no salts, each VM's pages one block (fewer live values: its loops keep them in
-    registers)."""
+    records, no salts or salts of VMs (``vs``, int64[nvm]; None without salts, a compilation of
+    its own without the salt's live values), each VM's pages one block (fewer live values: its
+    loops keep them in registers). With salts of VMs the records were sorted by key alone: a
+    content is a run of equal key and equal salt of its pages' VMs, and a key whose run holds
+    several salts (two contents whose mixed keys are equal) goes to :func:`_scan_mixed`, so the
+    contents are counted in the order of the general path."""
     ntop_max = top_c.shape[0]
     cap = hist.shape[1] - 1 - H_CLASSES
     keymask = ~pmask
-    s0 = np.int64(0)  # the salt (a variable, not a literal: _top_insert is compiled once)
     distinct = shared = groups = vms_sum = zero_saved = inter_shared = 0
     ksm_shared = ksm_sharing = ksm_unshared = ksm_zero = 0
-    i = 0
+    i = np.int64(0)  # not the literal 0: Numba would compile _scan_mixed twice
     while i < m:
         r0 = rk[_U(i)]
         key = r0 & keymask
         j = i + 1
-        while j < m and (rk[_U(j)] & keymask) == key:
-            j += 1
+        if vs is not None:  # (compiled out without salts)
+            s0 = vs[_U((r0 & pmask) >> 1)]
+            while j < m and (rk[_U(j)] & keymask) == key and vs[_U((rk[_U(j)] & pmask) >> 1)] == s0:
+                j += 1
+            if j < m and (rk[_U(j)] & keymask) == key:  # another salt under the same key: rare
+                e = j + 1
+                while e < m and (rk[_U(e)] & keymask) == key:
+                    e += 1
+                _add_totals(acc, distinct, shared, groups, vms_sum, zero_saved, inter_shared, ksm_shared, ksm_sharing,
+                            ksm_unshared, ksm_zero)  # fmt: skip
+                distinct = shared = groups = vms_sum = zero_saved = inter_shared = 0
+                ksm_shared = ksm_sharing = ksm_unshared = ksm_zero = 0
+                ntop = _scan_mixed(rk, i, e, vs, pmask, bucket, b1, use_zero_pages, max_page_sharing, sort_moves, hist,
+                                   svd, top_c, top_s, top_h, top_k, top_z, ntop, acc)  # fmt: skip
+                i = e
+                continue
+        else:
+            s0 = np.int64(0)
+            while j < m and (rk[_U(j)] & keymask) == key:
+                j += 1
         c = j - i
         p0 = r0 & pmask
         zz = p0 & 1
@@ -644,17 +695,20 @@ def _salt_per_vm(s, vm, nvm, vs):
 @njit(**SERIAL)
 def _scatter_packed(h, vs, vm, z, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm):
     """The one pass of :func:`_count` written out for its most common case: VM indices and zero
-    flags given, no salts or salts of VMs (``vs``, int64[nvm], or empty: none), every page
-    eligible, payloads packed. Returns (next free block, each
-    VM's pages one block, -1) or (0, False, i) when page ``i`` has a VM index outside
-    ``[0, nvm)``."""
+    flags given, no salts or salts of VMs (``vs``, int64[nvm]; None without salts, a compilation
+    of its own), every page eligible, payloads packed. Each bucket's next record goes to
+    ``pos[b]`` (one array read per page, not two); ``size`` and ``cur`` are filled from the
+    chains at the end. A full line of a write-combining buffer goes out as one 64-byte
+    non-temporal store. Returns (next free block, each VM's pages one block, -1) or (0, False,
+    i) when page ``i`` has a VM index outside ``[0, nvm)``."""
     n = h.shape[0]
-    by_vm = vs.shape[0] > 0
+    nb = size.shape[0]
     seen = np.zeros(max(nvm, 1), np.bool_)
     vm_blocks = np.bool_(True)
-    free = np.int64(size.shape[0])
+    free = np.int64(nb)
     prev = np.int64(-1)
     n_pages = n_zero = 0
+    pos = np.arange(nb) * bs  # bucket b starts in block b
     for i in range(n):
         v = np.int64(vm[_U(i)])
         if v != prev:
@@ -671,25 +725,30 @@ def _scatter_packed(h, vs, vm, z, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm
         n_pages += 1
         zi = np.int64(z[_U(i)])
         n_zero += zi
-        k = _mix(h[_U(i)], vs[_U(v)] if by_vm else 0)
+        k = _mix(h[_U(i)], vs[_U(v)] if vs is not None else 0)
         b = _U(_top(k, 0, b1))
-        off = size[b] & (bs - 1)
-        size[b] += 1
-        blk = cur[b]
-        q = blk * bs + off
-        t = off & (WC_LINE - 1)
+        q = pos[b]
+        pos[b] = q + 1
         w = b * _U(WC_LINE)
-        wcb[w + _U(t)] = _record(k, b1, (v << 1) | zi, True)
-        if t == WC_LINE - 1:
-            for x in range(WC_LINE):  # a whole line: written without reading it first
-                stream_store(keys, q - (WC_LINE - 1) + x, wcb[w + _U(x)])
-            if off == bs - 1:
-                nxt[blk] = free
-                cur[b] = free
+        wcb[w + _U(q & (WC_LINE - 1))] = _record(k, b1, (v << 1) | zi, True)
+        if (q & (WC_LINE - 1)) == WC_LINE - 1:  # a whole line: written without reading it first
+            stream_line(keys, _U(q - (WC_LINE - 1)), wcb, w)
+            if (q & (bs - 1)) == bs - 1:
+                nxt[_U(q // bs)] = free
+                pos[b] = free * bs
                 free += 1
     if n:
         per_vm[prev, V_PAGES] += n_pages
         per_vm[prev, V_ZERO] += n_zero
+    for b in range(nb):  # records per bucket: full blocks of its chain and the last one's
+        last = pos[b] // bs
+        blk = b
+        full = 0
+        while blk != last:
+            blk = nxt[blk]
+            full += 1
+        size[b] = full * bs + (pos[b] & (bs - 1))
+        cur[b] = last
     return free, vm_blocks, -1
 
 
@@ -817,7 +876,10 @@ def _count(
     n_pages = n_zero = 0
     fast = packed and has_vm and has_z and not has_el and (by_vm or not has_s) and nvm > 0
     if fast:  # salts of VMs are looked up, not read
-        free, vm_blocks, bad = _scatter_packed(h, vs, vm, z, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm)
+        if by_vm:
+            free, vm_blocks, bad = _scatter_packed(h, vs, vm, z, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm)
+        else:
+            free, vm_blocks, bad = _scatter_packed(h, None, vm, z, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm)
         if bad >= 0:
             return 0, bad
     for i in range(0 if fast else n):
@@ -881,7 +943,11 @@ def _count(
         max1 = max(max1, size[b])
     rk = np.empty(max1, np.int64)
     rp = np.empty(0 if packed else max1, np.uint32)
-    rs = np.empty(max1 if has_s else 0, np.int64)
+    # packed records of VMs whose pages form blocks, without salts or with salts of VMs: the
+    # written-out copy, sort and scan
+    fast_b = packed and vm_blocks and (by_vm or not has_s)
+    no_s = np.bool_(False)
+    rs = np.empty(max1 if has_s and not fast_b else 0, np.int64)
     cnt = np.zeros((1 << b2max) + 1, np.int32)  # 4 bytes: half the cache of int64
     hist = np.zeros((max(nvm, 1), H_CLASSES + COPY_CLASSES + 1), np.int64)
     vcount = np.zeros(max(nvm, 1), np.int64)
@@ -893,22 +959,30 @@ def _count(
         if m == 0:
             continue
         b2 = max(1, min(b2max, _log2_at_least(m) - L2_SHIFT))
+        if fast_b:  # sorted by key alone; _scan_packed tells the salts of VMs apart
+            _copy_packed(keys, nxt, b, m, bs, b2, cnt, rk)
+            _sort_packed(rk, rp, rs, m, keymask, packed, no_s, sort_moves)
+            if by_vm:
+                ntop = _scan_packed(
+                    rk, m, pmask, vs, b, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c, top_s,
+                    top_h, top_k, top_z, ntop, acc,
+                )  # fmt: skip
+            else:
+                ntop = _scan_packed(
+                    rk, m, pmask, None, b, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c, top_s,
+                    top_h, top_k, top_z, ntop, acc,
+                )  # fmt: skip
+            continue
         if packed and not has_s:
             _copy_packed(keys, nxt, b, m, bs, b2, cnt, rk)
             _sort_packed(rk, rp, rs, m, keymask, packed, has_s, sort_moves)
         else:
             _copy_sort(keys, pay, sal, vs, nxt, b, m, bs, b2, drop2, cnt, rk, rp, rs, pmask, keymask, packed, has_s,
                        keep_s, by_vm, sort_moves)  # fmt: skip
-        if packed and vm_blocks and not has_s:
-            ntop = _scan_packed(
-                rk, m, pmask, b, b1, use_zero_pages, max_page_sharing, hist, svd, top_c, top_s, top_h, top_k, top_z,
-                ntop, acc,
-            )  # fmt: skip
-        else:
-            ntop = _scan_bucket(
-                rk, rp, rs, m, keymask, pmask, packed, has_s, vm_blocks, b, b1, use_zero_pages, max_page_sharing,
-                hist, svd, vcount, touched, top_c, top_s, top_h, top_k, top_z, ntop, acc,
-            )  # fmt: skip
+        ntop = _scan_bucket(
+            rk, rp, rs, m, keymask, pmask, packed, has_s, vm_blocks, b, b1, use_zero_pages, max_page_sharing,
+            hist, svd, vcount, touched, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+        )  # fmt: skip
     # ---- per VM, from the (content, VM) pairs of shared contents and the pages by copies
     for v in range(nvm):
         sh = 0
@@ -1201,6 +1275,8 @@ def count_sharing(
     keys = np.empty(nrec + WC_LINE, np.int64)
     skip = (-(keys.ctypes.data // 8)) % WC_LINE  # records before the first 64-byte line
     keys = keys[skip : skip + nrec]
+    # the scatter writes whole lines with 64-byte non-temporal stores, which fault when unaligned
+    assert keys.ctypes.data % 64 == 0
     pay = np.empty(0 if packed else nrec, np.uint32)
     # salts that are sharing domains of VMs (share --salting) ride in the VM index: the scatter
     # then moves 8 bytes per page instead of 16
