@@ -129,3 +129,26 @@ def test_status_codes_agree_with_the_reader():
         kdump.FLAG_SNAPPY,
         kdump.FLAG_ZSTD,
     )
+
+
+def test_unpack_descs_matches_the_structured_dtype():
+    """``unpack_descs`` (one pass over the raw table) against numpy's structured ``page_desc`` fields,
+    on random records (any flags, sizes with the top bit set, negative offsets), a table at an odd
+    address (copied first), and an empty one; a length that is not whole records is refused."""
+    rng = np.random.default_rng(9)
+    for k in (0, 1, 7, 1000):
+        descs = np.zeros(k, kdump.PAGE_DESC)
+        descs["offset"] = rng.integers(-(2**63), 2**63 - 1, k, dtype=np.int64)
+        descs["size"] = rng.integers(0, 2**32, k, dtype=np.uint64).astype(np.uint32)
+        descs["flags"] = rng.integers(0, 2**32, k, dtype=np.uint64).astype(np.uint32)
+        descs["page_flags"] = rng.integers(0, 2**63, k, dtype=np.uint64)
+        raw = np.frombuffer(descs.tobytes(), np.uint8)
+        odd = np.empty(len(raw) + 1, np.uint8)[1:]
+        odd[:] = raw
+        for r in (raw, odd):
+            offs, sizes, flags = C.unpack_descs(r)
+            assert offs.tolist() == descs["offset"].astype(np.int64).tolist()
+            assert sizes.tolist() == descs["size"].astype(np.int64).tolist()
+            assert flags.tolist() == descs["flags"].astype(np.int64).tolist()
+    with pytest.raises(ValueError, match="24"):
+        C.unpack_descs(np.zeros(25, np.uint8))

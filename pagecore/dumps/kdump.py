@@ -695,17 +695,14 @@ class KdumpReader(MmapReader):
             off = desc_at + start * PAGE_DESC.itemsize
             if not src.covered(off, k * PAGE_DESC.itemsize):
                 break  # a flattened file missing records: the pages are checked one by one later
-            descs = np.frombuffer(bytes(src.read(off, k * PAGE_DESC.itemsize)), PAGE_DESC)
+            offs, sizes, flags = _codec().unpack_descs(src.read(off, k * PAGE_DESC.itemsize))
             self._release_kdump_range(src, off, k * PAGE_DESC.itemsize)
-            offs = descs["offset"].astype(np.int64)
-            bad = _codec().check_layout(
-                offs, descs["size"].astype(np.int64), descs["flags"].astype(np.int64), bs, state
-            )
+            bad = _codec().check_layout(offs, sizes, flags, bs, state)
             if bad >= 0:
                 i = start + bad
                 raise self._err(
-                    f"page descriptor #{i:,} points at offset {int(offs[bad]):,} ({int(descs['size'][bad]):,} bytes, "
-                    f"flags 0x{int(descs['flags'][bad]):x}), but the previous page's data ends at {int(state[0]):,}",
+                    f"page descriptor #{i:,} points at offset {int(offs[bad]):,} ({int(sizes[bad]):,} bytes, "
+                    f"flags 0x{int(flags[bad]):x}), but the previous page's data ends at {int(state[0]):,}",
                     off + bad * PAGE_DESC.itemsize,
                     "page data back to back in frame order (only the shared zero page repeated), as makedumpfile "
                     "and QEMU write it",
@@ -871,14 +868,10 @@ class KdumpReader(MmapReader):
             avail = min(avail, k)
             self.stats.pages_skipped += k - avail
             pfns, k = pfns[:avail], avail
+        raw = src.read(desc_off, k * PAGE_DESC.itemsize) if k else np.empty(0, np.uint8)
+        offs, sizes, flags = _codec().unpack_descs(raw)
         if k:
-            descs = np.frombuffer(bytes(src.read(desc_off, k * PAGE_DESC.itemsize)), PAGE_DESC)
             self._release_kdump_range(src, desc_off, k * PAGE_DESC.itemsize)
-        else:
-            descs = np.empty(0, PAGE_DESC)
-        offs = descs["offset"].astype(np.int64)
-        sizes = descs["size"].astype(np.int64)
-        flags = descs["flags"].astype(np.int64)
         fileoffs, whole = src.locate(offs, sizes)
         _pagecodec = _codec()
         # the rows to decode go to nogil kernels: raw pages by copy, zlib through the system libz, snappy,
