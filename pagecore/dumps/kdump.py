@@ -695,17 +695,14 @@ class KdumpReader(MmapReader):
             off = desc_at + start * PAGE_DESC.itemsize
             if not src.covered(off, k * PAGE_DESC.itemsize):
                 break  # a flattened file missing records: the pages are checked one by one later
-            descs = np.frombuffer(bytes(src.read(off, k * PAGE_DESC.itemsize)), PAGE_DESC)
+            offs, sizes, flags = _codec().unpack_descs(src.read(off, k * PAGE_DESC.itemsize))
             self._release_kdump_range(src, off, k * PAGE_DESC.itemsize)
-            offs = descs["offset"].astype(np.int64)
-            bad = _codec().check_layout(
-                offs, descs["size"].astype(np.int64), descs["flags"].astype(np.int64), bs, state
-            )
+            bad = _codec().check_layout(offs, sizes, flags, bs, state)
             if bad >= 0:
                 i = start + bad
                 raise self._err(
-                    f"page descriptor #{i:,} points at offset {int(offs[bad]):,} ({int(descs['size'][bad]):,} bytes, "
-                    f"flags 0x{int(descs['flags'][bad]):x}), but the previous page's data ends at {int(state[0]):,}",
+                    f"page descriptor #{i:,} points at offset {int(offs[bad]):,} ({int(sizes[bad]):,} bytes, "
+                    f"flags 0x{int(flags[bad]):x}), but the previous page's data ends at {int(state[0]):,}",
                     off + bad * PAGE_DESC.itemsize,
                     "page data back to back in frame order (only the shared zero page repeated), as makedumpfile "
                     "and QEMU write it",
@@ -871,62 +868,18 @@ class KdumpReader(MmapReader):
             avail = min(avail, k)
             self.stats.pages_skipped += k - avail
             pfns, k = pfns[:avail], avail
+        raw = src.read(desc_off, k * PAGE_DESC.itemsize) if k else np.empty(0, np.uint8)
+        offs, sizes, flags = _codec().unpack_descs(raw)
         if k:
-            descs = np.frombuffer(bytes(src.read(desc_off, k * PAGE_DESC.itemsize)), PAGE_DESC)
             self._release_kdump_range(src, desc_off, k * PAGE_DESC.itemsize)
-        else:
-            descs = np.empty(0, PAGE_DESC)
-        offs = descs["offset"].astype(np.int64)
-        sizes = descs["size"].astype(np.int64)
-        flags = descs["flags"].astype(np.int64)
         fileoffs, whole = src.locate(offs, sizes)
-        status = np.full(k, NOT_DONE, np.int32)
-        # checks, vectorized; status stays NOT_DONE for pages to decode
-        # a page's codec must be one the header's status announces (makedumpfile and QEMU set it)
-        allowed = h["status"] & KNOWN_FLAGS
-        unknown = ((flags & ~allowed) != 0) | ((flags & (flags - 1)) != 0)
-        status[unknown] = BAD_FLAG
-        todo = status == NOT_DONE
-        outside = todo & ((sizes <= 0) | (sizes > bs) | (offs <= 0) | (offs > src.size - sizes))
-        contiguous = todo & ~outside & whole
-        for i in np.flatnonzero(todo & ~outside & ~whole).tolist():  # split over records, or missing
-            if not src.covered(int(offs[i]), int(sizes[i])):
-                outside[i] = True
-        status[outside] = BAD_RANGE
-        todo = status == NOT_DONE
-        wrong_raw = todo & (flags == 0) & (sizes != bs)
-        status[wrong_raw] = BAD_RAW_SIZE
-        todo &= ~wrong_raw
-        # raw pages that point at the shared zero page (checked all zero when the dump was opened):
-        # filled with zeros, not read -- and a decode hook is told, so it need not read them either
-        zero_idx = np.flatnonzero(todo & (flags == 0) & (offs == h["zero_page"])) if h["zero_page"] >= 0 else None
-        if zero_idx is not None and len(zero_idx):
-            todo[zero_idx] = False
-            status[zero_idx] = 0
-        else:
-            zero_idx = np.empty(0, np.int64)
-        out = self._page_buffer(k)
-        hook = self.decode_hook(out) if self.decode_hook is not None else None
-        # rows of the shared zero page, and raw pages: filled while decoding, or -- when the hook
-        # never reads them in the buffer (the page hash knows a zero page's hash, and hashes a raw
-        # page where the file holds it) -- only once someone reads the chunk's pages
-        lazy = hook is not None and getattr(hook, "lazy_rows", False)
-        lazy_zero = lazy and len(zero_idx) > 0 and hasattr(hook, "known_zero")
-        buf = src.buf
-        errors: list = []
-        jobs: list = []  # (decoder calls, first row, end row) per range of rows: run by _start
-        raw_idx = np.flatnonzero(todo & (flags == 0) & contiguous)
-        lazy_raw = lazy and len(raw_idx) > 0 and hasattr(hook, "elsewhere")
-        zlib_idx = np.flatnonzero(todo & (flags == FLAG_ZLIB) & contiguous)
-        # snappy pages whole in the file: the nogil kernel; any it refuses are decoded again with
-        # cramjam in _finish, so errors and their messages are cramjam's
-        snappy_idx = np.flatnonzero(todo & (flags == FLAG_SNAPPY) & contiguous)
         _pagecodec = _codec()
-        if not _pagecodec.HAVE_ZLIB:
-            zlib_idx = zlib_idx[:0]
-        # lzo and zstd pages: the system liblzo2 / libzstd from nogil kernels, which accept only plain
-        # one-page streams and leave everything else to the Python codecs (lzokay, zstandard) in
-        # _finish -- whose verdicts and messages stand, as for snappy
+        # the rows to decode go to nogil kernels: raw pages by copy, zlib through the system libz, snappy,
+        # lzo and zstd (liblzo2 and python-zstandard's zstd, which accept only plain one-page streams);
+        # a snappy, lzo or zstd page a kernel refuses is decoded again with the Python codec in _finish
+        # (cramjam, lzokay, zstandard: their verdicts and messages stand); codecs without a kernel go to
+        # the Python codecs at once
+        kflags = FLAG_SNAPPY
         kernels = {FLAG_SNAPPY: _pagecodec.unsnappy_pages}
         if _pagecodec.HAVE_ZLIB:
             kernels[FLAG_ZLIB] = _pagecodec.inflate_pages
@@ -934,48 +887,86 @@ class KdumpReader(MmapReader):
             kernels[FLAG_LZO] = _pagecodec.unlzo_pages
         if _pagecodec.HAVE_ZSTD:
             kernels[FLAG_ZSTD] = _pagecodec.unzstd_pages
-        lib_idx = {f: np.flatnonzero(todo & (flags == f) & contiguous) for f in (FLAG_LZO, FLAG_ZSTD) if f in kernels}
-        # raw, zlib and snappy pages split over records of a flattened file (a producer that cuts
-        # its records regardless of page boundaries; QEMU's write_cache packs whole blobs into 16 KiB
-        # records and splits none): gathered into one array and decoded by the same
-        # kernels, instead of one Python call per page under the GIL; any page a kernel refuses
-        # is decoded again in Python in _finish (its errors, its messages)
-        kernel_flags = flags == 0
-        for f in kernels:  # (np.isin cost more than these few compares)
-            kernel_flags |= flags == f
-        split = np.flatnonzero(todo & ~contiguous & kernel_flags)
-        # every other page to decode goes to a kernel: raw, zlib, snappy, lzo and zstd pages whole in the
-        # file (raw_idx, zlib_idx, snappy_idx, lib_idx) or split over records (split)
-        py_idx = np.flatnonzero(todo & ~kernel_flags)
+        for f in kernels:
+            kflags |= f
+        # a blob not whole in one record of a flattened file may still be there, split over several
+        # (a producer that cuts its records regardless of page boundaries; QEMU's write_cache packs whole
+        # blobs into 16 KiB records and splits none), or missing: asked one by one (none, usually)
+        uncovered = np.zeros(k, np.bool_)
+        for i in np.flatnonzero(~whole).tolist():
+            f, n, o = int(flags[i]), int(sizes[i]), int(offs[i])
+            good_flag = not (f & ~(h["status"] & KNOWN_FLAGS)) and not (f & (f - 1))
+            if good_flag and 0 < n <= bs and 0 < o <= src.size - n and not src.covered(o, n):
+                uncovered[i] = True
+        # every check and the decoder of every row (_pagecodec.classify): status BAD_FLAG, BAD_RANGE or
+        # BAD_RAW_SIZE, else 0 for the rows of the shared zero page (checked all zero when the dump was
+        # opened: filled with zeros, not read -- and a decode hook is told, so it need not read them
+        # either) and raw pages, NOT_DONE for pages to decode
+        step = BATCH_PAGES
+        status, rows_of, ccuts, busy, span = _pagecodec.classify(
+            offs,
+            sizes,
+            flags,
+            fileoffs,
+            whole,
+            uncovered,
+            h["status"] & KNOWN_FLAGS,
+            kflags,
+            h["zero_page"],
+            src.size,
+            bs,
+            step,
+        )
+        zero_idx, raw_idx = rows_of[_pagecodec.C_ZERO], rows_of[_pagecodec.C_RAW]
+        snappy_idx, split, py_idx = rows_of[_pagecodec.C_SNAPPY], rows_of[_pagecodec.C_SPLIT], rows_of[_pagecodec.C_PY]
+        lib_idx = {FLAG_LZO: rows_of[_pagecodec.C_LZO], FLAG_ZSTD: rows_of[_pagecodec.C_ZSTD]}
+        out = self._page_buffer(k)
+        hook = self.decode_hook(out) if self.decode_hook is not None else None
+        # rows of the shared zero page, and raw pages: filled while decoding, or -- when the hook
+        # never reads them in the buffer (the page hash knows a zero page's hash, and hashes a raw
+        # page where the file holds it) -- only once someone reads the chunk's pages
+        lazy = hook is not None and getattr(hook, "lazy_rows", False)
+        lazy_zero = lazy and len(zero_idx) > 0 and hasattr(hook, "known_zero")
+        lazy_raw = lazy and len(raw_idx) > 0 and hasattr(hook, "elsewhere")
+        buf = src.buf
+        errors: list = []
+        jobs: list = []  # (decoder calls, first row, end row) per range of rows: run by _start
         # one job per range of BATCH_PAGES rows: every decoder's pages of those rows, then the decode
         # hook on the range (see _run_jobs); parts are (function, leading arguments, rows, trailing
-        # arguments), each decoder's rows sorted
+        # arguments, the cuts of rows at the ranges' bounds or None), each decoder's rows sorted
+        C = _pagecodec
         parts: list = [
-            (None if lazy_zero else _pagecodec.zero_pages, (), zero_idx, (out,)),
-            (None if lazy_raw else _pagecodec.copy_pages, (buf, fileoffs), raw_idx, (out,)),
-            (kernels.get(FLAG_ZLIB), (buf, fileoffs, sizes), zlib_idx, (out, status)),
-            (_pagecodec.unsnappy_pages, (buf, fileoffs, sizes), snappy_idx, (out, status)),
-            *((kernels[f], (buf, fileoffs, sizes), rows, (out, status)) for f, rows in lib_idx.items()),
+            (None if lazy_zero else C.zero_pages, (), zero_idx, (out,), ccuts[C.C_ZERO]),
+            (None if lazy_raw else C.copy_pages, (buf, fileoffs), raw_idx, (out,), ccuts[C.C_RAW]),
+            (kernels.get(FLAG_ZLIB), (buf, fileoffs, sizes), rows_of[C.C_ZLIB], (out, status), ccuts[C.C_ZLIB]),
+            (C.unsnappy_pages, (buf, fileoffs, sizes), snappy_idx, (out, status), ccuts[C.C_SNAPPY]),
+            (kernels.get(FLAG_LZO), (buf, fileoffs, sizes), lib_idx[FLAG_LZO], (out, status), ccuts[C.C_LZO]),
+            (kernels.get(FLAG_ZSTD), (buf, fileoffs, sizes), lib_idx[FLAG_ZSTD], (out, status), ccuts[C.C_ZSTD]),
         ]
-        if len(split):
+        if len(split):  # gathered into one array and decoded by the same kernels
             gbuf = np.concatenate([np.asarray(src.read(int(offs[i]), int(sizes[i]))) for i in split.tolist()])
             goffs = np.zeros(k, np.int64)
             goffs[split] = np.cumsum(sizes[split]) - sizes[split]
             for codec, decode in kernels.items():
-                parts.append((decode, (gbuf, goffs, sizes), split[flags[split] == codec], (out, status)))
+                parts.append((decode, (gbuf, goffs, sizes), split[flags[split] == codec], (out, status), None))
             sel = split[flags[split] == 0]  # raw pages (their size is checked above)
-            parts.append((_pagecodec.copy_pages, (gbuf, goffs), sel, (out,)))
+            parts.append((_pagecodec.copy_pages, (gbuf, goffs), sel, (out,), None))
             status[sel] = 0
-        parts.append((self._decode_py, (src, h, offs, sizes, flags), py_idx, (out, status, errors, fileoffs, whole)))
-        step = BATCH_PAGES
+        parts.append(
+            (
+                self._decode_py,
+                (src, h, offs, sizes, flags),
+                py_idx,
+                (out, status, errors, fileoffs, whole),
+                ccuts[C.C_PY],
+            )
+        )
         bounds = np.arange(0, k + step, step).clip(max=k)
-        # the ranges holding a page to decode, copy or fill (or one the hook hashes without it being
-        # filled); a range without holds only bad pages: dropped or reported
-        busy = np.zeros(len(bounds) - 1, bool)
-        for p in parts:
-            busy[p[2] // step] = True
+        # busy: the ranges holding a page to decode, copy or fill (or one the hook hashes without it
+        # being filled); a range without holds only bad pages: dropped or reported
         parts = [p for p in parts if len(p[2]) and p[0] is not None]
-        cuts = [np.searchsorted(rows, bounds).tolist() for _, _, rows, _ in parts]
+        cuts = [(c if c is not None else np.searchsorted(rows, bounds)).tolist() for _, _, rows, _, c in parts]
+        parts = [p[:4] for p in parts]
         if hook is not None and len(zero_idx) and hasattr(hook, "known_zero"):
             hook.known_zero(zero_idx)
         if lazy_raw:
@@ -995,11 +986,6 @@ class KdumpReader(MmapReader):
                 ]
                 jobs.append((calls, lo_hi[r], lo_hi[r + 1]))
         futs = _start(pool, jobs, threads, stop, hook)
-        status[raw_idx] = 0  # copies cannot fail once the range is checked
-        span = None
-        if whole.any():
-            fo = fileoffs[whole]
-            span = (int(fo.min()), int((fo + sizes[whole]).max()))
 
         def redo_refused():
             """Decode the pages a kernel refused (snappy, lzo, zstd; zlib split over records) again in

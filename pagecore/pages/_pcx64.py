@@ -14,6 +14,7 @@ import numpy as np
 from numba import carray, njit, prange
 
 from pagecore import PAGE_SIZE
+from pagecore._intrinsics import prefetch_read
 from pagecore._jit import INLINE, PARALLEL, SERIAL
 
 # the algorithm's shape, as defined in :mod:`.hashing` (not imported from there: hashing imports
@@ -132,12 +133,24 @@ def _hash_rows_elsewhere(pages, lo, hi, known_zero, src, src_off, kw, k0, k1, ze
     that has not copied them there: raw pages of a kdump file, hashed where the file holds them)."""
     st = np.empty(2 * LANES, np.uint64)
     nbytes = pages.shape[1] * 8
+    ahead = lo  # rows before this one have been looked at for the prefetch
     for i in range(lo, hi):
         o = src_off[i]
         if known_zero[i]:
             out_hash[i] = zero_hash
             out_zero[i] = True
         elif o >= 0:
+            # prefetch the next such row's page while this one is hashed: these pages come from the
+            # mapped file (memory, not cache), and the CPU's own prefetcher stops at each page's end
+            # (hashing scattered pages: 0.65 -> 0.53 us a page; issue 18)
+            ahead = max(ahead, i + 1)
+            while ahead < hi and (known_zero[ahead] or src_off[ahead] < 0):
+                ahead += 1
+            if ahead < hi:
+                p = src_off[ahead]
+                for line in range(0, nbytes, 64):
+                    prefetch_read(src, p + line)
+                ahead += 1
             h, zz = _hash_page(src[o : o + nbytes].view(np.uint64), kw, k0, k1, st)
             out_hash[i] = h
             out_zero[i] = zz
