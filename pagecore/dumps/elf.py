@@ -13,10 +13,13 @@ program header table inside the file, ``p_filesz <= p_memsz``, every ``PT_LOAD``
 52-bit physical address limit, ``PT_LOAD`` ranges (by ``p_memsz``) disjoint in guest-physical
 space, segment data inside the file (else an error, or under ``skip_bad_pages`` the missing
 pages are skipped and counted), apart from each other and from the ELF header and program
-header table, and the file not shrinking while read. What no check can protect
+header table, no page-sized stretch of the file that nothing describes (inside it or at its
+end), and the file not shrinking while read. What no check can protect
 (:data:`UNPROTECTED`): ELF has no checksum, so the page data of every ``PT_LOAD`` is taken as
-is, and a changed ``p_paddr`` that still yields disjoint segments moves pages to other frames
-undetected (QEMU's ``p_vaddr`` is not a copy of it).
+is, a changed ``p_paddr`` that still yields disjoint segments moves pages to other frames
+undetected (QEMU's ``p_vaddr`` is not a copy of it), and the last segment's ``p_filesz``
+lowered by less than a page reads its lost tail as zeros (``p_memsz`` beyond ``p_filesz``):
+QEMU's dumps end with a few bytes no header describes, so a short undescribed tail is accepted.
 
 ELF64 and ELF32, little- and big-endian, and ``e_phnum == PN_XNUM`` (the real count in
 section header 0's ``sh_info``, as QEMU writes for guests with > 65,534 blocks) are read.
@@ -57,7 +60,11 @@ _PHDR = {
 }
 
 #: Byte ranges no check can protect (see the module docstring): names, for the fuzz test.
-UNPROTECTED = ("PT_LOAD data (guest pages, no checksum)", "PT_LOAD p_paddr (no redundant copy)")
+UNPROTECTED = (
+    "PT_LOAD data (guest pages, no checksum)",
+    "PT_LOAD p_paddr (no redundant copy)",
+    "the last PT_LOAD's p_filesz lowered by less than a page (a short undescribed tail is accepted)",
+)
 
 #: (ehdr, phdr, shdr-prefix) struct layouts per ELF class, without the endian prefix.
 _LAYOUT = {
@@ -206,6 +213,21 @@ class ElfReader(SegmentReader):
                     "segment data apart from the headers",
                     hint="the header is corrupt; re-create the dump",
                 )
+        # no page-sized stretch of the file that nothing describes: a moved e_phoff or a lowered
+        # e_phnum can drop a segment's header while its data stays (same rule as the tail below)
+        seg_ranges = zip(segs.offset.tolist(), (segs.offset + segs.size).tolist(), strict=True)
+        described = sorted([(0, eh.size), (e_phoff, table_end), *((o, o + n) for o, n, _ in notes), *seg_ranges])
+        cur = 0
+        for lo, hi in described:
+            if lo - cur >= ps:
+                raise self._bad(
+                    f"{lo - cur:,} bytes at file offset {cur:,} that no header describes",
+                    cur,
+                    "segments, notes and headers back to back, as dump producers write them (a moved "
+                    "e_phoff or a lowered e_phnum leaves a segment's data without its header)",
+                    hint="the header is corrupt; re-create the dump",
+                )
+            cur = max(cur, hi)
         last = max([*ends, *(segs.offset + segs.size).tolist()])
         # QEMU 7.2's dump-guest-memory ends with a few bytes no header describes (11 in our
         # captures); less than a page cannot hide a page of guest memory, so it is accepted
