@@ -161,8 +161,10 @@ class ElfReader(SegmentReader):
         ]
         self._check_notes(buf, notes, end)
         ends = [eh.size, table_end] + [o + n for o, n, _ in notes]
+        shdrs = []  # the section header table, when there is one inside the file (PN_XNUM dumps)
         if e_shoff and e_shoff + max(_e_shnum, 1) * _e_shentsize <= size:
-            ends.append(e_shoff + max(_e_shnum, 1) * _e_shentsize)
+            shdrs.append((e_shoff, e_shoff + max(_e_shnum, 1) * _e_shentsize))
+            ends.append(shdrs[0][1])
         load = np.flatnonzero(ptype == PT_LOAD)
         t = t[load]
         paddr, filesz, memsz = (t[f].astype(np.uint64) for f in ("p_paddr", "p_filesz", "p_memsz"))
@@ -216,7 +218,8 @@ class ElfReader(SegmentReader):
         # no page-sized stretch of the file that nothing describes: a moved e_phoff or a lowered
         # e_phnum can drop a segment's header while its data stays (same rule as the tail below)
         seg_ranges = zip(segs.offset.tolist(), (segs.offset + segs.size).tolist(), strict=True)
-        described = sorted([(0, eh.size), (e_phoff, table_end), *((o, o + n) for o, n, _ in notes), *seg_ranges])
+        headers = [(0, eh.size), (e_phoff, table_end), *shdrs, *((o, o + n) for o, n, _ in notes)]
+        described = sorted([*headers, *seg_ranges])
         cur = 0
         for lo, hi in described:
             if lo - cur >= ps:

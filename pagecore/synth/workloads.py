@@ -224,11 +224,10 @@ def scenario(name: str, cfg: dict, seed: int = 0, chunk_s: float = 60.0) -> Scen
     """Build a :class:`Scenario` from its config section ``workloads.<name>``."""
     try:
         host = HostSpec(**cfg["host"])
-        vms = [VMWorkload(**v) for v in cfg["vms"]]
+        free_on_shrink = bool(cfg.get("free_on_shrink", False))  # a scenario key, given to each VM
+        vms = [VMWorkload(**v, free_on_shrink=free_on_shrink) for v in cfg["vms"]]
     except TypeError as exc:
         raise ConfigError(f"config key workloads.{name}: {exc}") from None
-    for v in vms:
-        v.free_on_shrink = bool(cfg.get("free_on_shrink", False))
     return Scenario(
         name,
         float(cfg["duration_min"]),
