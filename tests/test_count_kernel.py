@@ -92,13 +92,21 @@ def check(h, z, vm, nvm, **kw):
     return got
 
 
-@pytest.fixture(params=["one-bucket-target", "tiny-buckets", "tiny-packed", "tiny-sorts", "tiny-blocks"])
+@pytest.fixture(params=["one-bucket-target", "tiny-buckets", "tiny-packed", "tiny-sorts", "tiny-blocks", "threads"])
 def buckets(request, monkeypatch):
     """Default sizes; level-1 buckets of ~4 pages, at most 4 of them (payload in its own array:
     more than 1 VM needs more than 2 bits), in chains of scatter blocks of one cache line; the
     same with up to 1024 level-1 buckets (payload packed into the records) and blocks of two
     lines; level-2 sorts of one bit whose insertion sorts give up at once for the merge sort
-    (``SORT_MOVES`` 0); and default buckets in chains of blocks of two cache lines."""
+    (``SORT_MOVES`` 0); default buckets in chains of blocks of two cache lines; and every call
+    on 3 threads (whatever it asks for), the pages scattered in ranges of 16 or more pages and
+    the buckets counted in up to 5 ranges, with level-1 buckets of ~8 pages."""
+    if request.param == "threads":
+        monkeypatch.setattr(counts, "resolve_threads", lambda threads: 3)
+        monkeypatch.setattr(counts, "SCATTER_MIN_PAGES", 16)
+        monkeypatch.setattr(counts, "COUNT_CHUNKS", 5)
+        monkeypatch.setattr(counts, "BUCKET_TARGET", 8)
+        monkeypatch.setattr(counts, "SCATTER_BLOCK", 16)
     if request.param in ("tiny-buckets", "tiny-packed"):
         monkeypatch.setattr(counts, "BUCKET_TARGET", 4)
         monkeypatch.setattr(counts, "L1_MAX_BITS", 2 if request.param == "tiny-buckets" else 10)
@@ -384,6 +392,76 @@ def test_input_checks():
     before = h.copy()
     count_sharing(h, None, vm, ["a", "b"])
     assert np.array_equal(h, before)
+
+
+def _same(a, b):
+    """Two SharingCounts equal to the bit (SHRDSVD's float sums included)."""
+    assert np.array_equal(a.totals, b.totals)
+    assert np.array_equal(a.per_vm, b.per_vm)
+    assert a.shrdsvd.tobytes() == b.shrdsvd.tobytes()
+    assert a.top == b.top
+
+
+@pytest.mark.parametrize("threads", [2, 3, 7])
+def test_threads_give_the_same_bits(rng, monkeypatch, threads):
+    """The same counts, to the bit, on any number of threads and ranges of pages: VMs in blocks
+    that cross the ranges' ends (still blocks), a VM that comes back in a later range (not
+    blocks), salts (of VMs and not), ineligible pages, payloads in their own array; and the
+    twin agrees."""
+    monkeypatch.setattr(counts, "SCATTER_MIN_PAGES", 8)
+    monkeypatch.setattr(counts, "BUCKET_TARGET", 16)
+    monkeypatch.setattr("pagecore._jit.max_threads", lambda: 8)
+    n = scaled(5000, 600)
+    h = rng.integers(0, n // 3, size=n).astype(np.uint64)
+    z = h < n // 40
+    blocks = np.repeat(np.arange(5), -(-n // 5))[:n]  # 5 VMs, each ~n/5 pages: crosses range ends
+    back = blocks.copy()
+    back[-7:] = 0  # VM 0 again at the end, in the last range
+    inter = rng.integers(0, 5, size=n)
+    for vm in (blocks, back, inter):
+        for kw in ({}, {"salt": (vm // 2).astype(np.int64)}, {"salt": rng.integers(0, 3, size=n)},
+                   {"eligible": rng.random(n) > 0.05}):  # fmt: skip
+            one = count_sharing(h, z, vm, [f"vm{i}" for i in range(5)], top_n=7, threads=1, **kw)
+            many = count_sharing(h, z, vm, [f"vm{i}" for i in range(5)], top_n=7, threads=threads, **kw)
+            _same(one, many)
+            check(h, z, vm, 5, top_n=7, **kw)
+    # more than 2048 VMs: payloads in their own array
+    vm = np.repeat(np.arange(3000), 2)
+    h2 = rng.integers(0, 2000, size=vm.shape[0]).astype(np.uint64)
+    names = [f"v{i}" for i in range(3000)]
+    _same(count_sharing(h2, None, vm, names, threads=1), count_sharing(h2, None, vm, names, threads=threads))
+
+
+def test_threads_vm_blocks_and_bad_index_across_ranges(monkeypatch):
+    """Whether each VM's pages form one block is decided across the scatter's ranges (a VM that
+    ends one range and starts the next is one block; one that comes back is not), and a bad VM
+    index is reported at its first page whatever range it is in."""
+    monkeypatch.setattr(counts, "SCATTER_MIN_PAGES", 4)
+    monkeypatch.setattr("pagecore._jit.max_threads", lambda: 4)
+    part = lambda blocks, order: (None, None, np.array(order, np.int64), blocks, -1)  # noqa: E731
+    assert counts._vm_blocks([part(True, [0, 1]), part(True, [1, 2]), part(True, [2])])
+    assert not counts._vm_blocks([part(True, [0, 1]), part(True, [2, 0])])
+    assert not counts._vm_blocks([part(True, [0]), part(False, [1])])
+    assert counts._vm_blocks([part(True, [0]), part(True, []), part(True, [0])])  # an empty range between
+    h = np.arange(16, dtype=np.uint64)
+    vm = np.zeros(16, np.int64)
+    vm[[9, 13]] = 5
+    with pytest.raises(ValueError, match=r"page 9 has 5"):
+        count_sharing(h, None, vm, ["a", "b"], threads=4)
+    with pytest.raises(ValueError, match="threads must be >= 0"):
+        count_sharing(h, None, None, ["a"], threads=-1)
+
+
+def test_chunks_cover_the_buckets_and_ignore_threads():
+    """Ranges of level-1 buckets: cover every bucket once, in order, about equal in records; at
+    most COUNT_CHUNKS; fewer for very many VMs; one for an empty set."""
+    size = np.array([5, 0, 100, 3, 3, 3, 90, 0, 1, 1], np.int64)
+    ch = counts._chunks(size, 4)
+    assert ch[0][0] == 0 and ch[-1][1] == len(size)
+    assert all(a < b for a, b in ch) and all(ch[i][1] == ch[i + 1][0] for i in range(len(ch) - 1))
+    assert 2 <= len(ch) <= counts.COUNT_CHUNKS
+    assert counts._chunks(np.zeros(8, np.int64), 4) == [(0, 8)]
+    assert counts._chunks(size, 1 << 30) == [(0, len(size))]  # per-VM scratch too large for more
 
 
 @pytest.mark.skipif(JIT_DISABLED, reason="already running without the JIT")

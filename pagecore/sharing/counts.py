@@ -105,6 +105,8 @@ call: larger sets are counted by hash-prefix partitions (:mod:`.partition`).
 
 from __future__ import annotations
 
+import itertools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -112,7 +114,7 @@ from numba import njit
 
 from pagecore import PAGE_SIZE
 from pagecore._intrinsics import store_fence, stream_line, stream_store
-from pagecore._jit import INLINE, JIT_DISABLED, SERIAL
+from pagecore._jit import INLINE, JIT_DISABLED, SERIAL, resolve_threads
 
 MB = 1 << 20
 RMAP_ITEM_BYTES = 64  # sizeof(struct ksm_rmap_item) on 64-bit (kernel doc, "General profit")
@@ -169,6 +171,18 @@ L2_MAX_BITS = 17
 #: one page each; at 50 M hashes, same process, load 1.8: 0 20.4 ns/page, 1 22.0, 2 23.8, -1
 #: 20.8; session 4 measured 1 fastest at 20 M hashes, before the one-pass scatter)
 L2_SHIFT = 0
+
+#: the level-1 buckets are counted in at most this many ranges of about equal records, on as
+#: many threads as :func:`count_sharing` is given (the ranges never depend on the threads)
+COUNT_CHUNKS = 8
+
+#: the most per-VM scratch (each range's ``hist`` and ``svd`` rows and scan scratch, 184 bytes
+#: per VM) all ranges may hold: sets of very many VMs are counted in fewer ranges
+CHUNK_SCRATCH_BYTES = 1 << 26
+
+#: the one pass over the pages runs on as many threads as it is given, each over a range of at
+#: least this many pages
+SCATTER_MIN_PAGES = 1 << 20
 
 #: records per block of the scatter's buckets (chains of blocks; a power of two, a multiple
 #: of WC_LINE; smaller when the mean bucket is)
@@ -693,23 +707,23 @@ def _salt_per_vm(s, vm, nvm, vs):
 
 
 @njit(**SERIAL)
-def _scatter_packed(h, vs, vm, z, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm):
+def _scatter_packed(h, vs, vm, z, a, e, base, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm, seen, order):
     """The one pass of :func:`_count` written out for its most common case: VM indices and zero
     flags given, no salts or salts of VMs (``vs``, int64[nvm]; None without salts, a compilation
     of its own), every page eligible, payloads packed. Each bucket's next record goes to
     ``pos[b]`` (one array read per page, not two); ``size`` and ``cur`` are filled from the
     chains at the end. A full line of a write-combining buffer goes out as one 64-byte
-    non-temporal store. Returns (next free block, each VM's pages one block, -1) or (0, False,
-    i) when page ``i`` has a VM index outside ``[0, nvm)``."""
-    n = h.shape[0]
+    non-temporal store. Pages ``a <= i < e`` into the blocks from ``base`` on, as
+    :func:`_scatter`. Returns (number of VMs in ``order``, each VM's pages one block, -1) or
+    (0, False, i) when page ``i`` has a VM index outside ``[0, nvm)``."""
     nb = size.shape[0]
-    seen = np.zeros(max(nvm, 1), np.bool_)
     vm_blocks = np.bool_(True)
-    free = np.int64(nb)
+    free = np.int64(base + nb)
     prev = np.int64(-1)
+    nord = 0
     n_pages = n_zero = 0
-    pos = np.arange(nb) * bs  # bucket b starts in block b
-    for i in range(n):
+    pos = (np.arange(nb) + base) * bs  # bucket b starts in block base + b
+    for i in range(a, e):
         v = np.int64(vm[_U(i)])
         if v != prev:
             if v < 0 or v >= nvm:
@@ -720,6 +734,9 @@ def _scatter_packed(h, vs, vm, z, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm
             n_pages = n_zero = 0
             if seen[v]:
                 vm_blocks = False
+            else:
+                order[nord] = v
+                nord += 1
             seen[v] = True
             prev = v
         n_pages += 1
@@ -737,89 +754,95 @@ def _scatter_packed(h, vs, vm, z, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm
                 nxt[_U(q // bs)] = free
                 pos[b] = free * bs
                 free += 1
-    if n:
+    if e > a:
         per_vm[prev, V_PAGES] += n_pages
         per_vm[prev, V_ZERO] += n_zero
     for b in range(nb):  # records per bucket: full blocks of its chain and the last one's
         last = pos[b] // bs
-        blk = b
+        blk = base + b
         full = 0
         while blk != last:
             blk = nxt[blk]
             full += 1
         size[b] = full * bs + (pos[b] & (bs - 1))
         cur[b] = last
-    return free, vm_blocks, -1
+    return nord, vm_blocks, -1
 
 
 @njit(**SERIAL)
-def _copy_packed(keys, nxt, b, m, bs, b2, cnt, rk):
-    """The counting sort of :func:`_count` for packed records: the ``m`` records of level-1
-    bucket ``b`` (its chain of blocks in ``keys``) into ``rk`` by their top ``b2`` bits,
-    stably; ``cnt`` (int32[>= 2**b2 + 1]) is scratch."""
+def _copy_packed(keys, nxt, bases, sizes, b, bs, b2, cnt, rk):
+    """The counting sort of :func:`_buckets` for packed records: the records of level-1 bucket
+    ``b`` (its chain of blocks from each range of :func:`_scatter`: ``sizes[p, b]`` records
+    from block ``bases[p] + b``) into ``rk`` by their top ``b2`` bits, stably; ``cnt``
+    (int32[>= 2**b2 + 1]) is scratch."""
     nb2 = 1 << b2
     for c2 in range(nb2 + 1):
         cnt[_U(c2)] = 0
-    blk = b
-    left = m
-    while left > 0:
-        lo = blk * bs
-        for i in range(lo, lo + min(bs, left)):
-            cnt[_U(_top(keys[_U(i)], 0, b2) + 1)] += 1
-        left -= bs
-        blk = nxt[_U(blk)]
+    for p in range(bases.shape[0]):
+        blk = bases[p] + b
+        left = sizes[p, b]
+        while left > 0:
+            lo = blk * bs
+            for i in range(lo, lo + min(bs, left)):
+                cnt[_U(_top(keys[_U(i)], 0, b2) + 1)] += 1
+            left -= bs
+            blk = nxt[_U(blk)]
     for c2 in range(nb2):
         cnt[_U(c2 + 1)] += cnt[_U(c2)]
-    blk = b
-    left = m
-    while left > 0:
-        lo = blk * bs
-        for i in range(lo, lo + min(bs, left)):
-            x = keys[_U(i)]
-            c2 = _U(_top(x, 0, b2))
-            q = cnt[c2]
-            cnt[c2] = q + 1
-            rk[_U(q)] = x
-        left -= bs
-        blk = nxt[_U(blk)]
+    for p in range(bases.shape[0]):
+        blk = bases[p] + b
+        left = sizes[p, b]
+        while left > 0:
+            lo = blk * bs
+            for i in range(lo, lo + min(bs, left)):
+                x = keys[_U(i)]
+                c2 = _U(_top(x, 0, b2))
+                q = cnt[c2]
+                cnt[c2] = q + 1
+                rk[_U(q)] = x
+            left -= bs
+            blk = nxt[_U(blk)]
 
 
 @njit(**SERIAL)
 def _copy_sort(
-    keys, pay, sal, vs, nxt, b, m, bs, b2, drop2, cnt, rk, rp, rs, pmask, keymask, packed, has_s, keep_s, by_vm,
-    sort_moves,
+    keys, pay, sal, vs, nxt, bases, sizes, b, m, bs, b2, drop2, cnt, rk, rp, rs, pmask, keymask, packed, has_s, keep_s,
+    by_vm, sort_moves,
 ):  # fmt: skip
-    """Level-1 bucket ``b`` of :func:`_count` (``m`` records in its chain of blocks in ``keys``,
-    ``pay``, ``sal``) sorted into ``rk``, ``rp``, ``rs``: a counting sort by the ``b2`` bits
-    below ``drop2``, then :func:`_sort_bucket`. ``cnt`` (int32[>= 2**b2 + 1]) is scratch."""
+    """Level-1 bucket ``b`` of :func:`_buckets` (``m`` records in its chains of blocks in
+    ``keys``, ``pay``, ``sal``, as :func:`_copy_packed`) sorted into ``rk``, ``rp``, ``rs``: a
+    counting sort by the ``b2`` bits below ``drop2``, then :func:`_sort_bucket`. ``cnt``
+    (int32[>= 2**b2 + 1]) is scratch."""
     nb2 = 1 << b2
     cnt[: nb2 + 1] = 0
-    blk = b  # the bucket's chain of blocks, all full but the last
-    left = m
-    while left > 0:
-        lo = blk * bs
-        for i in range(lo, lo + min(bs, left)):
-            cnt[_U(_top(keys[_U(i)], drop2, b2) + 1)] += 1
-        left -= bs
-        blk = nxt[blk]
+    for p in range(bases.shape[0]):  # each range's chain of blocks, all full but the last
+        blk = bases[p] + b
+        left = sizes[p, b]
+        while left > 0:
+            lo = blk * bs
+            for i in range(lo, lo + min(bs, left)):
+                cnt[_U(_top(keys[_U(i)], drop2, b2) + 1)] += 1
+            left -= bs
+            blk = nxt[blk]
     for c2 in range(nb2):
         cnt[c2 + 1] += cnt[c2]
-    blk = b
-    left = m
-    while left > 0:
-        lo = blk * bs
-        for i in range(lo, lo + min(bs, left)):
-            x = keys[_U(i)]
-            c2 = _U(_top(x, drop2, b2))
-            q = cnt[c2]
-            cnt[c2] = q + 1
-            rk[_U(q)] = x
-            if not packed:
-                rp[q] = pay[i]
-            if keep_s:
-                rs[q] = sal[i]
-        left -= bs
-        blk = nxt[blk]
+    for p in range(bases.shape[0]):
+        blk = bases[p] + b
+        left = sizes[p, b]
+        while left > 0:
+            lo = blk * bs
+            for i in range(lo, lo + min(bs, left)):
+                x = keys[_U(i)]
+                c2 = _U(_top(x, drop2, b2))
+                q = cnt[c2]
+                cnt[c2] = q + 1
+                rk[_U(q)] = x
+                if not packed:
+                    rp[q] = pay[i]
+                if keep_s:
+                    rs[q] = sal[i]
+            left -= bs
+            blk = nxt[blk]
     if by_vm:  # the salt of each record's VM (a loop of its own keeps the one above as it was)
         for q in range(m):
             rs[q] = vs[((rk[q] & pmask) if packed else np.int64(rp[q])) >> 1]
@@ -827,12 +850,9 @@ def _copy_sort(
 
 
 @njit(**SERIAL)
-def _count(
-    h, s, vs, vm, z, el, nvm, use_zero_pages, max_page_sharing, b1, b2max, sort_moves, packed, bs, keys, pay, sal, tot,
-    per_vm, svd, top,
-):  # fmt: skip
-    """Every count of :class:`SharingCounts` in one pass over the pages plus four over each
-    cache-sized level-1 bucket (see the module docstring, "How it counts").
+def _scatter(h, s, vs, vm, z, el, a, e, base, nvm, b1, packed, bs, keys, pay, sal, nxt, per_vm, seen, order):
+    """The one pass over the pages of :func:`count_sharing` (see the module docstring, "How it
+    counts", steps 1 and 2).
 
     ``s``, ``vm``, ``z``, ``el`` may be empty, meaning salt 0, VM 0, not zero and eligible for
     every page. ``vs`` (int64[nvm], or empty) is the salt of each VM's pages when every page's
@@ -842,15 +862,16 @@ def _count(
     scratch space for the eligible pages' records in chains of blocks of ``bs`` records, one
     chain per level-1 bucket, ``r = (2**b1 + n // bs + 1) * bs`` (NumPy allocates them, with
     transparent huge pages, which the scatter needs; ``keys`` aligned to 64 bytes).
-    ``b1`` level-1 bucket bits; ``b2max`` the most level-2 bits; ``packed``: a page's
-    ``vm << 1 | zero`` fits in ``b1`` bits and is stored in its record.
-    Writes ``tot`` (int64[N_TOTALS]), ``per_vm`` (int64[nvm, N_VM]), ``svd``
-    (float64[nvm]) and the top contents into ``top`` = (copies, salt, hash, vms, zero) arrays
-    of the wanted length; returns (number of top entries, -1) or (0, i) when page ``i`` has a
-    VM index outside ``[0, nvm)``.
+    ``b1`` level-1 bucket bits; ``packed``: a page's ``vm << 1 | zero`` fits in ``b1`` bits and
+    is stored in its record. Pages ``a <= i < e`` only, into the blocks from ``base`` on (block
+    ``base + b`` starts bucket ``b``; ``nxt`` links the blocks of a chain): ranges of pages into
+    disjoint ranges of blocks can be scattered at the same time, and a bucket's chains, read
+    range by range, hold its records in input order. Adds pages, zero pages and ineligible pages
+    to ``per_vm`` (int64[nvm, N_VM]); marks the VMs met in ``seen`` (bool[nvm], all False) and
+    lists them in the order first met in ``order``. Returns (records per bucket, number of VMs
+    in ``order``, whether each VM's pages form one block in the range, -1) or (.., .., .., i)
+    when page ``i`` has a VM index outside ``[0, nvm)``.
     """
-    top_c, top_s, top_h, top_k, top_z = top
-    n = h.shape[0]
     has_s = s.shape[0] > 0
     by_vm = vs.shape[0] > 0  # salts of VMs: looked up after the scatter
     keep_s = sal.shape[0] > 0  # salts carried through the scatter
@@ -858,43 +879,52 @@ def _count(
     has_z = z.shape[0] > 0
     has_el = el.shape[0] > 0
     nb = 1 << b1
-    # ---- one pass: VM range; pages and zero pages per VM (summed while the VM stays the same);
-    # is each VM's set of pages one block?; and the scatter of eligible pages' records into
-    # their level-1 buckets, stably. A bucket is a chain of blocks of SCATTER_BLOCK records in
-    # ``keys`` (block ``b`` starts bucket ``b``; a full block gets the next free one), so no
-    # histogram pass is needed to place the buckets. Records go through write-combining
-    # buffers, one cache line per bucket, written as whole lines with non-temporal stores
-    # (blocks are whole lines: count_sharing aligns ``keys`` to 64 bytes).
+    # VM range; pages and zero pages per VM (summed while the VM stays the same); is each VM's
+    # set of pages one block?; and the scatter of eligible pages' records into their level-1
+    # buckets, stably. A bucket is a chain of blocks of SCATTER_BLOCK records in ``keys`` (block
+    # ``b`` starts bucket ``b``; a full block gets the next free one), so no histogram pass is
+    # needed to place the buckets. Records go through write-combining buffers, one cache line per
+    # bucket, written as whole lines with non-temporal stores (blocks are whole lines:
+    # count_sharing aligns ``keys`` to 64 bytes).
     size = np.zeros(nb, np.int64)  # records per bucket
-    cur = np.arange(nb)  # the block each bucket fills
-    nxt = np.zeros(keys.shape[0] // bs, np.int64)  # next block of a bucket's chain
-    free = np.int64(nb)
+    cur = np.arange(nb) + base  # the block each bucket fills
+    free = np.int64(base + nb)
     wcb = np.empty(nb * WC_LINE, np.int64)
-    seen = np.zeros(max(nvm, 1), np.bool_)
+    nord = 0
+    if not has_vm and e > a:
+        order[0] = 0
+        nord = 1
     vm_blocks = np.bool_(True)  # not the literal True: Numba would compile _scan_bucket twice
     prev = np.int64(-1) if has_vm else np.int64(0)
     n_pages = n_zero = 0
     fast = packed and has_vm and has_z and not has_el and (by_vm or not has_s) and nvm > 0
     if fast:  # salts of VMs are looked up, not read
         if by_vm:
-            free, vm_blocks, bad = _scatter_packed(h, vs, vm, z, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm)
+            nord, vm_blocks, bad = _scatter_packed(
+                h, vs, vm, z, a, e, base, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm, seen, order
+            )
         else:
-            free, vm_blocks, bad = _scatter_packed(h, None, vm, z, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm)
+            nord, vm_blocks, bad = _scatter_packed(
+                h, None, vm, z, a, e, base, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm, seen, order
+            )
         if bad >= 0:
-            return 0, bad
-    for i in range(0 if fast else n):
+            return size, nord, vm_blocks, bad
+    for i in range(a, a if fast else e):
         v = np.int64(0)
         if has_vm:
             v = np.int64(vm[i])
             if v != prev:
                 if v < 0 or v >= nvm:
-                    return 0, i
+                    return size, nord, vm_blocks, i
                 if prev >= 0:
                     per_vm[prev, V_PAGES] += n_pages
                     per_vm[prev, V_ZERO] += n_zero
                 n_pages = n_zero = 0
                 if seen[v]:
                     vm_blocks = False
+                else:
+                    order[nord] = v
+                    nord += 1
                 seen[v] = True
                 prev = v
         n_pages += 1
@@ -924,22 +954,42 @@ def _count(
             pay[q] = np.uint32(p)
         if keep_s:
             sal[q] = si
-    if n and nvm and not fast:
+    if e > a and nvm and not fast:
         per_vm[prev, V_PAGES] += n_pages
         per_vm[prev, V_ZERO] += n_zero
     for b in range(nb):  # each bucket's last, partly filled line
         off = size[b] & (bs - 1)
-        base = cur[b] * bs + off - (off & (WC_LINE - 1))
+        line = cur[b] * bs + off - (off & (WC_LINE - 1))
         for x in range(off & (WC_LINE - 1)):
-            keys[base + x] = wcb[b * WC_LINE + x]
+            keys[line + x] = wcb[b * WC_LINE + x]
     store_fence()
-    # ---- per level-1 bucket: a counting sort by the next bits of the key into a copy that
-    # stays in cache, an insertion sort that finishes it, and one scan of the contents
+    return size, nord, vm_blocks, -1
+
+
+@njit(**SERIAL)
+def _buckets(
+    keys, pay, sal, vs, nxt, bases, sizes, size, lo, hi, has_s, vm_blocks, use_zero_pages, max_page_sharing, b1,
+    b2max, sort_moves, packed, bs, hist, svd, top,
+):  # fmt: skip
+    """Count the level-1 buckets ``lo <= b < hi`` left by :func:`_scatter` (in ``keys``,
+    ``pay``, ``sal``: ``sizes[p, b]`` records from block ``bases[p] + b`` of each range ``p``
+    of pages, linked by ``nxt``; ``size`` their sum):
+    per bucket a counting sort by the next bits of the key into a copy that stays in cache, an
+    insertion sort that finishes it, and one scan of the contents. Adds to ``hist``
+    (int64[nvm, H_CLASSES + COPY_CLASSES + 1]) and ``svd`` (float64[nvm]) and keeps the top
+    contents in ``top`` = (copies, salt, hash, vms, zero) arrays of the wanted length; returns
+    (number of top entries, the scan totals (int64[10], the order of :func:`_add_totals`)).
+    Buckets are independent: ranges of them can be counted at the same time, each into its own
+    ``hist``, ``svd`` and ``top``."""
+    top_c, top_s, top_h, top_k, top_z = top
+    by_vm = vs.shape[0] > 0
+    keep_s = sal.shape[0] > 0
+    nvm = hist.shape[0]
     pmask = np.int64((1 << b1) - 1) if packed else np.int64(0)
     keymask = ~pmask
     drop2 = 0 if packed else b1  # level-2 bits are the record's top bits when packed
     max1 = 1
-    for b in range(nb):
+    for b in range(lo, hi):
         max1 = max(max1, size[b])
     rk = np.empty(max1, np.int64)
     rp = np.empty(0 if packed else max1, np.uint32)
@@ -949,18 +999,17 @@ def _count(
     no_s = np.bool_(False)
     rs = np.empty(max1 if has_s and not fast_b else 0, np.int64)
     cnt = np.zeros((1 << b2max) + 1, np.int32)  # 4 bytes: half the cache of int64
-    hist = np.zeros((max(nvm, 1), H_CLASSES + COPY_CLASSES + 1), np.int64)
     vcount = np.zeros(max(nvm, 1), np.int64)
     touched = np.zeros(max(nvm, 1), np.int64)
     acc = np.zeros(10, np.int64)
     ntop = np.int64(0)  # not the literal 0: Numba would compile _scan_bucket twice
-    for b in range(nb):
+    for b in range(lo, hi):
         m = size[b]
         if m == 0:
             continue
         b2 = max(1, min(b2max, _log2_at_least(m) - L2_SHIFT))
         if fast_b:  # sorted by key alone; _scan_packed tells the salts of VMs apart
-            _copy_packed(keys, nxt, b, m, bs, b2, cnt, rk)
+            _copy_packed(keys, nxt, bases, sizes, b, bs, b2, cnt, rk)
             _sort_packed(rk, rp, rs, m, keymask, packed, no_s, sort_moves)
             if by_vm:
                 ntop = _scan_packed(
@@ -974,15 +1023,36 @@ def _count(
                 )  # fmt: skip
             continue
         if packed and not has_s:
-            _copy_packed(keys, nxt, b, m, bs, b2, cnt, rk)
+            _copy_packed(keys, nxt, bases, sizes, b, bs, b2, cnt, rk)
             _sort_packed(rk, rp, rs, m, keymask, packed, has_s, sort_moves)
         else:
-            _copy_sort(keys, pay, sal, vs, nxt, b, m, bs, b2, drop2, cnt, rk, rp, rs, pmask, keymask, packed, has_s,
-                       keep_s, by_vm, sort_moves)  # fmt: skip
+            _copy_sort(keys, pay, sal, vs, nxt, bases, sizes, b, m, bs, b2, drop2, cnt, rk, rp, rs, pmask, keymask,
+                       packed, has_s, keep_s, by_vm, sort_moves)  # fmt: skip
         ntop = _scan_bucket(
             rk, rp, rs, m, keymask, pmask, packed, has_s, vm_blocks, b, b1, use_zero_pages, max_page_sharing,
             hist, svd, vcount, touched, top_c, top_s, top_h, top_k, top_z, ntop, acc,
         )  # fmt: skip
+    return ntop, acc
+
+
+@njit(**SERIAL)
+def _merge_top(top, ntop, part, npart):
+    """Keep in ``top`` (of size ``ntop``) the best of it and the ``npart`` entries of ``part``
+    (the same kind of arrays); returns the new size. The kept set does not depend on the order
+    of the merges: :func:`_top_insert` ranks by (copies desc, salt, hash), unique per content."""
+    top_c, top_s, top_h, top_k, top_z = top
+    for q in range(npart):
+        ntop = _top_insert(part[0][q], part[1][q], part[2][q], part[3][q], part[4][q], top_c, top_s, top_h, top_k,
+                           top_z, ntop)  # fmt: skip
+    return ntop
+
+
+@njit(**SERIAL)
+def _finish(n, hist, svd, acc, tot, per_vm):
+    """The counts of :class:`SharingCounts` from the scan's per-VM ``hist``, ``svd`` (to which
+    the pages of contents with fewer than COPY_CLASSES copies are added here), totals ``acc``
+    and the scatter's pages per VM in ``per_vm``: writes ``per_vm`` and ``tot``."""
+    nvm = per_vm.shape[0]
     # ---- per VM, from the (content, VM) pairs of shared contents and the pages by copies
     for v in range(nvm):
         sh = 0
@@ -1020,7 +1090,6 @@ def _count(
     tot[T_KSM_SHARING] = ksm_sharing
     tot[T_KSM_UNSHARED] = ksm_unshared + inel
     tot[T_KSM_ZERO] = ksm_zero
-    return ntop, -1
 
 
 @dataclass
@@ -1166,6 +1235,88 @@ def _read_only(a: np.ndarray) -> np.ndarray:
     return v
 
 
+def _chunks(size: np.ndarray, nvm: int) -> list[tuple[int, int]]:
+    """Ranges of level-1 buckets for :func:`_buckets`, about equal in records: at most
+    :data:`COUNT_CHUNKS`, fewer when the ranges' per-VM scratch would pass
+    :data:`CHUNK_SCRATCH_BYTES` in all. Fixed by the input alone (never by the
+    number of threads), so the float sums add up in the same order whatever it is."""
+    nb = size.shape[0]
+    per_vm = (H_CLASSES + COPY_CLASSES + 1) * 8 + 8 + 16  # hist and svd rows, vcount and touched
+    k = max(1, min(COUNT_CHUNKS, nb, CHUNK_SCRATCH_BYTES // max(1, nvm * per_vm)))
+    ends = np.cumsum(size)
+    total = int(ends[-1])
+    cuts = [0]
+    for j in range(1, k):
+        c = int(np.searchsorted(ends, total * j // k, side="right"))
+        if cuts[-1] < c < nb:
+            cuts.append(c)
+    cuts.append(nb)
+    return list(itertools.pairwise(cuts))
+
+
+def _run(fn, items, threads: int) -> list:
+    """``[fn(x) for x in items]``, on up to ``threads`` threads (Numba kernels release the GIL)."""
+    items = list(items)
+    threads = min(threads, len(items))
+    if threads <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pagecore-count") as pool:
+        return list(pool.map(fn, items))
+
+
+def _vm_blocks(parts) -> bool:
+    """Whether each VM's pages form one block of the input, from the ranges of
+    :func:`_scatter`: each range's VMs one block each, and the VMs in the order met, ranges
+    joined (a VM that ends one range and starts the next once), all different."""
+    if not all(p[3] for p in parts):
+        return False
+    seq: list[int] = []
+    for p in parts:
+        order = p[2].tolist()
+        if seq and order and order[0] == seq[-1]:
+            order = order[1:]
+        seq.extend(order)
+    return len(seq) == len(set(seq))
+
+
+def _count_buckets(
+    keys, pay, sal, vsalt, nxt, bases, sizes, nvm, has_s, vm_blocks, use_zero_pages, max_page_sharing, b1, packed, bs,
+    svd, top, tot, per_vm, n, threads,
+):  # fmt: skip
+    """Steps 3 and 4 of "How it counts" over ranges of level-1 buckets (:func:`_chunks`), on
+    ``threads`` threads (Numba kernels release the GIL), each range into its own per-VM
+    scratch; then the ranges' results are added in range order and :func:`_finish` writes
+    ``tot``, ``per_vm`` and ``svd``. Returns the number of top entries in ``top``."""
+    size = sizes.sum(axis=0)
+    chunks = _chunks(size, nvm)
+    cols = H_CLASSES + COPY_CLASSES + 1
+    top_n = top[0].shape[0]
+
+    def one(lo_hi):
+        lo, hi = lo_hi
+        hist = np.zeros((max(nvm, 1), cols), np.int64)
+        part_svd = np.zeros(nvm, np.float64)
+        part_top = tuple(np.zeros(top_n, a.dtype) for a in top)
+        ntop, acc = _buckets(
+            keys, pay, sal, vsalt, nxt, bases, sizes, size, lo, hi, has_s, vm_blocks, use_zero_pages, max_page_sharing,
+            b1, L2_MAX_BITS, SORT_MOVES, packed, bs, hist, part_svd, part_top,
+        )  # fmt: skip
+        return hist, part_svd, part_top, ntop, acc
+
+    parts = _run(one, chunks, threads)
+    hist = parts[0][0]
+    acc = parts[0][4]
+    ntop = np.int64(0)
+    for j, (h, part_svd, part_top, part_ntop, part_acc) in enumerate(parts):
+        if j:
+            hist += h
+            acc += part_acc
+        svd += part_svd  # in range order: the same float sums for any number of threads
+        ntop = _merge_top(top, ntop, part_top, part_ntop)
+    _finish(n, hist[:nvm], svd, acc, tot, per_vm)
+    return int(ntop)
+
+
 def count_sharing(
     hashes: np.ndarray,
     zero: np.ndarray,
@@ -1180,6 +1331,7 @@ def count_sharing(
     verified: bool = False,
     false_matches: int = 0,
     hash_bits: int = 64,
+    threads: int = 1,
 ) -> SharingCounts:
     """Exact sharing counts of a set of pages.
 
@@ -1204,6 +1356,9 @@ def count_sharing(
         KSM's cap on sharers per KSM page (kernel default 256, minimum 2).
     top_n : int
         How many of the most-copied contents to keep.
+    threads : int
+        Threads for the per-bucket sort and scan (0: all available; the one pass over the pages
+        is one thread). The result does not depend on it, to the bit.
 
     Returns
     -------
@@ -1211,7 +1366,7 @@ def count_sharing(
 
     Notes
     -----
-    One core; time and memory as in the module docstring ("How it counts"). Contents are
+    Time and memory as in the module docstring ("How it counts"). Contents are
     grouped by (salt, hash); a content's zero flag is that of its first eligible page.
     """
     hashes = np.ascontiguousarray(hashes)
@@ -1271,7 +1426,13 @@ def count_sharing(
     bs = SCATTER_BLOCK
     while bs > WC_LINE and bs > n >> b1:
         bs >>= 1
-    nrec = ((1 << b1) + n // bs + 1) * bs
+    # the one pass in ranges of pages, one per thread, each into blocks of its own
+    threads = resolve_threads(threads)
+    nparts = max(1, min(threads, n // SCATTER_MIN_PAGES))
+    cuts = [n * p // nparts for p in range(nparts + 1)]
+    blocks = [(1 << b1) + (e - a) // bs + 1 for a, e in itertools.pairwise(cuts)]
+    bases = np.cumsum([0, *blocks[:-1]]).astype(np.int64)
+    nrec = sum(blocks) * bs
     keys = np.empty(nrec + WC_LINE, np.int64)
     skip = (-(keys.ctypes.data // 8)) % WC_LINE  # records before the first 64-byte line
     keys = keys[skip : skip + nrec]
@@ -1288,14 +1449,29 @@ def count_sharing(
     # Numba signature per VM-index dtype, whether they came writable (NumPy, pandas) or not
     # (Arrow): each signature is one more compilation in a fresh clone (~4 CPU-s)
     hashes, salt, vm, zero, el = (_read_only(a) for a in (hashes, salt, vm, zero, el))
-    ntop, bad = _count(
-        hashes, salt, vsalt, vm, zero, el, nvm, bool(use_zero_pages), int(max_page_sharing), b1, L2_MAX_BITS,
-        SORT_MOVES, packed, bs,
-        keys, pay, sal, tot, per_vm, svd, top_arrays,
+    nxt = np.zeros(nrec // bs, np.int64)  # next block of a bucket's chain
+
+    def scatter(p):
+        pv = np.zeros((nvm, N_VM), np.int64)
+        seen = np.zeros(max(nvm, 1), np.bool_)
+        order = np.zeros(max(nvm, 1), np.int64)
+        size, nord, blocks_p, bad = _scatter(
+            hashes, salt, vsalt, vm, zero, el, cuts[p], cuts[p + 1], bases[p], nvm, b1, packed, bs, keys, pay, sal,
+            nxt, pv, seen, order,
+        )  # fmt: skip
+        return size, pv, order[:nord], bool(blocks_p), int(bad)
+
+    parts = _run(scatter, range(nparts), threads)
+    for _, _, _, _, bad in parts:
+        if bad >= 0:
+            raise ValueError(f"vm indices must be in [0, {nvm}); page {bad} has {vm[bad]}")
+    for _, pv, _, _, _ in parts:
+        per_vm += pv
+    sizes = np.stack([part[0] for part in parts])
+    ntop = _count_buckets(
+        keys, pay, sal, vsalt, nxt, bases, sizes, nvm, salt.shape[0] > 0, _vm_blocks(parts),
+        bool(use_zero_pages), int(max_page_sharing), b1, packed, bs, svd, top_arrays, tot, per_vm, n, threads,
     )  # fmt: skip
-    del keys, pay, sal
-    if bad >= 0:
-        raise ValueError(f"vm indices must be in [0, {nvm}); page {bad} has {vm[bad]}")
     tc, ts, th, tk, tz = (a[:ntop].tolist() for a in (*top_arrays[:2], top_arrays[2].view(np.uint64), *top_arrays[3:]))
     top = sorted(zip(th, ts, tc, tk, tz, strict=True), key=lambda t: (-t[2], t[0], t[1]))
     return SharingCounts(
