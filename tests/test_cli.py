@@ -135,6 +135,8 @@ def test_hash_and_share_json(two_guests):
     lib.pop("by_vm")
     assert got["verified"] is True and got["false_matches"] == 0
     assert got == json.loads(json.dumps(lib))
+    for t in ("1", "2"):  # all cores by default; the report does not depend on it
+        assert json.loads(run("share", *map(str, two_guests), "--format", "json", "--threads", t).stdout) == got
     by_vm = json.loads(run("share", *map(str, two_guests), "--format", "json", "--by", "vm").stdout)
     assert set(by_vm["by_vm"]) == {"vm01", "vm02"}
 

@@ -76,14 +76,22 @@ def _timed(fn, repeat: int):
 
 
 # ----------------------------------------------------------------------------- counting
-def bench_count(n: int, vms: int = 100, repeat: int = 2, seed: int = 0, salts: bool = True) -> list[dict]:
-    """Rows (method, wall s, CPU s, distinct contents) for counting ``n`` pages over ``vms`` VMs:
-    :func:`pagecore.sharing.count_sharing` as ``share`` calls it, with salts (``share
-    --salting 2``: pairs of VMs share a salt) when ``salts`` and memory allow, and
-    ``numpy.unique(return_counts=True)``."""
+def bench_count(
+    n: int, vms: int = 100, repeat: int = 2, seed: int = 0, salts: bool = True, threads: int = 0
+) -> list[dict]:
+    """Rows (method, threads, wall s, CPU s, distinct contents) for counting ``n`` pages over
+    ``vms`` VMs: :func:`pagecore.sharing.count_sharing` as ``share`` calls it (on one thread,
+    and on ``threads``, 0 = all cores, ``share``'s default), with salts (``share --salting 2``:
+    pairs of VMs share a salt) when ``salts`` and memory allow, and
+    ``numpy.unique(return_counts=True)``. Every call on more threads must give the counts of
+    the call on one, to the bit."""
+    from pagecore._jit import resolve_threads
     from pagecore.sharing import count_sharing
     from pagecore.sharing.counts import T_DISTINCT
     from pagecore.sharing.salting import salt_domains
+
+    threads = resolve_threads(threads)
+    counts = (1, threads) if threads > 1 else (1,)
 
     h, z, vm = make_pages(n, vms, seed=seed)
     names = [f"vm{i:03d}" for i in range(vms)]
@@ -91,23 +99,28 @@ def bench_count(n: int, vms: int = 100, repeat: int = 2, seed: int = 0, salts: b
     count_sharing(h[:1000], z[:1000], vm[:1000], names)
     count_sharing(h[:1000], z[:1000], vm[:1000], names, salt=np.zeros(1000, np.int64))
     rows = []
+    first: dict = {}
 
-    def add(name, fn, distinct_of):
+    def add(name, t, fn, distinct_of):
         wall, cpu, out = _timed(fn, repeat)
-        rows.append({"method": name, "wall_s": wall, "cpu_s": cpu, "distinct": int(distinct_of(out))})
+        rows.append({"method": name, "threads": t, "wall_s": wall, "cpu_s": cpu, "distinct": int(distinct_of(out))})
+        if hasattr(out, "to_dict"):  # the same counts on any number of threads
+            d = out.to_dict()
+            if first.setdefault(name, d) != d:
+                raise AssertionError(f"{name}: {t} threads counted differently from 1")
 
-    add("count_sharing (share, workflow, bigcount)", lambda: count_sharing(h, z, vm, names), lambda c: c.t(T_DISTINCT))
+    for t in counts:
+        add("count_sharing (share, workflow, bigcount)", t, lambda t=t: count_sharing(h, z, vm, names, threads=t),
+            lambda c: c.t(T_DISTINCT))  # fmt: skip
     if salts and _mem_available() > n * 24:  # salt 8 + records 8 bytes per page (salts of VMs: no salt scratch), room
         # share --salting 2 with pairs of VMs sharing a salt: the second count_sharing call
         dom = salt_domains(names, 2, {nm: str(i // 2) for i, nm in enumerate(names)})
         salt = dom[vm]
-        add(
-            "count_sharing with salts (share --salting 2)",
-            lambda: count_sharing(h, z, vm, names, salt=salt),
-            lambda c: -1,
-        )
+        for t in counts:
+            add("count_sharing with salts (share --salting 2)", t,
+                lambda t=t: count_sharing(h, z, vm, names, salt=salt, threads=t), lambda c: -1)  # fmt: skip
         del salt
-    add("numpy.unique(return_counts=True)", lambda: np.unique(h, return_counts=True), lambda r: len(r[0]))
+    add("numpy.unique(return_counts=True)", 1, lambda: np.unique(h, return_counts=True), lambda r: len(r[0]))
     want = rows[0]["distinct"]
     for r in rows:
         if r["distinct"] not in (want, -1):
@@ -117,12 +130,18 @@ def bench_count(n: int, vms: int = 100, repeat: int = 2, seed: int = 0, salts: b
 
 def print_count(n: int, vms: int, rows: list[dict], repeat: int) -> None:
     base = next(r for r in rows if r["method"].startswith("numpy.unique"))
-    print(f"counting {n:,} page hashes over {vms} VMs (best of {repeat}; one core; CPU = process time)")
-    print(f"{'':<46}{'wall':>19}{'CPU':>19}{'numpy.unique time / this':>26}")
-    print(f"{'method':<46}{'s':>8}{'M pages/s':>11}{'s':>8}{'M pages/s':>11}{'x (wall)':>12}{'x (CPU)':>14}")
+    print(
+        f"counting {n:,} page hashes over {vms} VMs (best of {repeat}; CPU = process time, all threads; "
+        "numpy.unique runs on one thread)"
+    )
+    print(f"{'':<54}{'wall':>19}{'CPU':>19}{'numpy.unique time / this':>26}")
+    print(
+        f"{'method':<46}{'threads':>8}{'s':>8}{'M pages/s':>11}{'s':>8}{'M pages/s':>11}{'x (wall)':>12}"
+        f"{'x (CPU)':>14}"
+    )
     for r in rows:
         print(
-            f"{r['method']:<46}{r['wall_s']:>8.2f}{n / r['wall_s'] / 1e6:>11.1f}{r['cpu_s']:>8.2f}"
+            f"{r['method']:<46}{r['threads']:>8}{r['wall_s']:>8.2f}{n / r['wall_s'] / 1e6:>11.1f}{r['cpu_s']:>8.2f}"
             f"{n / r['cpu_s'] / 1e6:>11.1f}{base['wall_s'] / r['wall_s']:>12.2f}{base['cpu_s'] / r['cpu_s']:>14.2f}"
         )
     print()
@@ -236,13 +255,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=2, help="repetitions; the best is reported (default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-salts", action="store_true", help="skip the salted call (share --salting)")
+    p.add_argument(
+        "--threads", type=int, default=0, help="threads of the second count_sharing row (default 0: all cores)"
+    )
     p.add_argument("--verify", action="store_true", help="also measure share --no-verify and byte verification")
     p.add_argument("--verify-mib", type=int, default=512, help="size of the synthetic raw dump (default 512 MiB)")
     p.add_argument("--tmpdir", default=None, help="where to write the synthetic dump (default: system temp)")
     args = p.parse_args(argv)
     for x in args.pages:
         n = int(x)
-        rows = bench_count(n, args.vms, args.repeat, args.seed, not args.no_salts)
+        rows = bench_count(n, args.vms, args.repeat, args.seed, not args.no_salts, args.threads)
         print_count(n, args.vms, rows, args.repeat)
     if args.verify:
         r = bench_share(args.verify_mib, args.repeat, args.seed, args.tmpdir)

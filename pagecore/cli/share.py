@@ -171,6 +171,7 @@ def _cmd_share(args) -> int:
         key=key_from_args(args) if (args.key_env or args.key_file) else None,
         dump_dir=args.dump_dir,
         large_pages=args.large_pages,
+        threads=args.threads,
     )
     if args.format != "table":  # the table prints them itself; JSON/Parquet users still see them
         for b in rep.get("biased_inputs", []):
@@ -252,4 +253,7 @@ def register(sub) -> None:
     s.add_argument("--salting", type=int, choices=[0, 1, 2], help="also report ESXi Mem.ShareForceSalting at this mode")
     s.add_argument("--salt", action="append", metavar="VM=SALT", help="sched.mem.pshare.salt of a VM (repeatable)")
     s.add_argument("--top", type=nonneg_int, default=10, help="most-copied contents to list (default 10)")
+    s.add_argument(
+        "--threads", type=nonneg_int, default=0, help="counting threads (0 = all cores; the counts do not depend on it)"
+    )
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

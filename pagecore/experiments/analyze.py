@@ -142,6 +142,7 @@ def analyze_page_tables(
     dump_dir: str | os.PathLike | None = None,
     rehash=None,
     large_pages: bool = True,
+    threads: int = 1,
 ) -> dict:
     """Full sharing analysis of a set of page tables.
 
@@ -168,6 +169,9 @@ def analyze_page_tables(
     large_pages : bool
         Add the ``large_pages`` section (:func:`pagecore.sharing.largepages.large_page_report`:
         2 MiB regions, how many a large page can back, the savings backing them loses).
+    threads : int
+        Counting threads (:func:`pagecore.sharing.count_sharing`; 0 = all cores). The report
+        does not depend on it.
 
     Returns
     -------
@@ -207,6 +211,7 @@ def analyze_page_tables(
         false_matches=false_matches,
         hash_bits=hash_bits,
         eligible=eligible,
+        threads=threads,
     )
     counts = count_sharing(hashes, zero, vm_idx, names, **kw)
     out = {"pagecore_version": __version__, "inputs": input_list(paths, metas)}

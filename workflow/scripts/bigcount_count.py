@@ -10,6 +10,7 @@ with job_log(snakemake):
         int(snakemake.wildcards.part),
         use_zero_pages=k["use_zero_pages"],
         max_page_sharing=k["max_page_sharing"],
+        threads=snakemake.threads,
     )
     save_counts(counts, snakemake.output.counts)
     print(f"partition {snakemake.wildcards.part}: {int(counts.totals[0]):,} pages")

@@ -13,5 +13,6 @@ with job_log(snakemake):
         use_zero_pages=s["ksm"]["use_zero_pages"],
         max_page_sharing=s["ksm"]["max_page_sharing"],
         top_n=s["top_contents"],
+        threads=snakemake.threads,
     )
     write_json_atomic(snakemake.output.report, rep)
