@@ -36,11 +36,18 @@ Ineligible pages (paper §4.3): a page whose hash matched a different content (a
 found by byte comparison in :mod:`pagecore.pages.verify`) is never shared; it counts as its own
 content (unshared) here.
 
-How it counts (one core; issue 18)
-----------------------------------
+How it counts (issue 18)
+------------------------
 Contents are found by sorting the pages by (key, salt) in cache-sized pieces — not by a hash
 table, whose "is this content new?" branch is a coin flip per page, and not by one large
-sort.
+sort. Steps 1-2 and step 3 each run on ``threads`` threads (``count_sharing(threads=)``,
+``pagecore share --threads``, all cores by default there; 1 by default in the library, so
+that workflow jobs sharing the cores do not each take them all): the pages are scattered in
+``threads`` ranges (of at least :data:`SCATTER_MIN_PAGES`), each into blocks of its own, a
+level-1 bucket's chains read range by range, so its records keep the input order; the buckets
+are counted in up to :data:`COUNT_CHUNKS` ranges of about equal records, each into its own
+per-VM counters, added in range order. The ranges of buckets depend on the input alone, so
+every count, SHRDSVD's float sums included, is the same to the bit on any number of threads.
 
 1. **Per-page bookkeeping** (in the same, only read of the hashes, VM indices and zero flags
    as step 2): pages and zero pages per VM (summed while the VM stays the same), ineligible
@@ -94,8 +101,9 @@ Bytes per page: the inputs (hash 8, zero 1, VM index 1–8 as given, optional sa
 eligibility 1) plus 8 bytes of scratch (12 with more than 2048 VMs, 8 more with salts that are
 not those of the pages' VMs) for the bucket-ordered records, allocated by NumPy (transparent
 huge pages), plus the unused tail of each level-1 bucket's last block (at most 8 KiB a bucket,
-32 MiB in all), plus a sorted copy of the largest level-1 bucket (8 bytes per page of it, 12 / 20
-as above) and 512 KiB of level-2 counters: with uniform hashes well under 1 MiB; a content with
+32 MiB in all per thread), plus per thread a sorted copy of the largest level-1 bucket of its
+ranges (8 bytes per page of it, 12 / 20 as above) and 512 KiB of level-2 counters, and per range
+of buckets 184 bytes per VM (at most :data:`CHUNK_SCRATCH_BYTES` in all): with uniform hashes well under 1 MiB; a content with
 very many copies (the zero page) makes its bucket large, e.g. 30 % zero pages add about 2.4
 bytes per page overall. 500 M pages with a uint8 VM index and few zero pages: 5 GB of input + 4
 GB of scratch (the hash table kernel before this one needed 8 bytes per page plus 16 per page
