@@ -103,12 +103,13 @@ not those of the pages' VMs) for the bucket-ordered records, allocated by NumPy 
 huge pages), plus the unused tail of each level-1 bucket's last block (at most 8 KiB a bucket,
 32 MiB in all per thread), plus per thread a sorted copy of the largest level-1 bucket of its
 ranges (8 bytes per page of it, 12 / 20 as above) and 512 KiB of level-2 counters, and per range
-of buckets 184 bytes per VM (at most :data:`CHUNK_SCRATCH_BYTES` in all): with uniform hashes well under 1 MiB; a content with
-very many copies (the zero page) makes its bucket large, e.g. 30 % zero pages add about 2.4
-bytes per page overall. 500 M pages with a uint8 VM index and few zero pages: 5 GB of input + 4
-GB of scratch (the hash table kernel before this one needed 8 bytes per page plus 16 per page
-of its largest bucket, the sort-then-scan one before it about 75). At most 2**31 − 1 pages per
-call: larger sets are counted by hash-prefix partitions (:mod:`.partition`).
+of buckets 184 bytes per VM (at most :data:`CHUNK_SCRATCH_BYTES` in all): with uniform hashes
+well under 1 MiB; a content with very many copies (the zero page) makes its bucket large, e.g.
+30 % zero pages add about 2.4 bytes per page overall. 500 M pages with a uint8 VM index and few
+zero pages: 5 GB of input + 4 GB of scratch (the hash table kernel before this one needed 8
+bytes per page plus 16 per page of its largest bucket, the sort-then-scan one before it about
+75). At most 2**31 − 1 pages per call: larger sets are counted by hash-prefix partitions
+(:mod:`.partition`).
 """
 
 from __future__ import annotations
