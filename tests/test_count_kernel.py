@@ -104,6 +104,7 @@ def buckets(request, monkeypatch):
     if request.param == "threads":
         monkeypatch.setattr(counts, "resolve_threads", lambda threads: 3)
         monkeypatch.setattr(counts, "SCATTER_MIN_PAGES", 16)
+        monkeypatch.setattr(counts, "SCATTER_RANGE_TAILS", 0)
         monkeypatch.setattr(counts, "COUNT_CHUNKS", 5)
         monkeypatch.setattr(counts, "BUCKET_TARGET", 8)
         monkeypatch.setattr(counts, "SCATTER_BLOCK", 16)
@@ -409,6 +410,7 @@ def test_threads_give_the_same_bits(rng, monkeypatch, threads):
     blocks), salts (of VMs and not), ineligible pages, payloads in their own array; and the
     twin agrees."""
     monkeypatch.setattr(counts, "SCATTER_MIN_PAGES", 8)
+    monkeypatch.setattr(counts, "SCATTER_RANGE_TAILS", 0)
     monkeypatch.setattr(counts, "BUCKET_TARGET", 16)
     monkeypatch.setattr("pagecore._jit.max_threads", lambda: 8)
     n = scaled(5000, 600)
@@ -437,6 +439,7 @@ def test_threads_vm_blocks_and_bad_index_across_ranges(monkeypatch):
     ends one range and starts the next is one block; one that comes back is not), and a bad VM
     index is reported at its first page whatever range it is in."""
     monkeypatch.setattr(counts, "SCATTER_MIN_PAGES", 4)
+    monkeypatch.setattr(counts, "SCATTER_RANGE_TAILS", 0)
     monkeypatch.setattr("pagecore._jit.max_threads", lambda: 4)
     part = lambda blocks, order: (None, None, np.array(order, np.int64), blocks, -1)  # noqa: E731
     assert counts._vm_blocks([part(True, [0, 1]), part(True, [1, 2]), part(True, [2])])
@@ -450,6 +453,18 @@ def test_threads_vm_blocks_and_bad_index_across_ranges(monkeypatch):
         count_sharing(h, None, vm, ["a", "b"], threads=4)
     with pytest.raises(ValueError, match="threads must be >= 0"):
         count_sharing(h, None, None, ["a"], threads=-1)
+
+
+def test_scatter_ranges_are_few_enough():
+    """One range per thread, but never so many that the ranges' unused block tails (2**b1 blocks
+    each) pass a quarter of the records: 64 threads on 50 M pages get 5 ranges; small sets one."""
+    b1, bs = 11, counts.SCATTER_BLOCK
+    cuts = counts._scatter_ranges(50_000_000, 64, b1, bs)
+    assert len(cuts) - 1 == 50_000_000 // (counts.SCATTER_RANGE_TAILS * (1 << b1) * bs)
+    assert cuts[0] == 0 and cuts[-1] == 50_000_000 and cuts == sorted(cuts)
+    assert counts._scatter_ranges(50_000_000, 2, b1, bs) == [0, 25_000_000, 50_000_000]
+    assert counts._scatter_ranges(100_000, 2, 8, 256) == [0, 100_000]
+    assert counts._scatter_ranges(0, 4, 1, 8) == [0, 0]
 
 
 def test_chunks_cover_the_buckets_and_ignore_threads():

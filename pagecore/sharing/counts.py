@@ -43,7 +43,8 @@ table, whose "is this content new?" branch is a coin flip per page, and not by o
 sort. Steps 1-2 and step 3 each run on ``threads`` threads (``count_sharing(threads=)``,
 ``pagecore share --threads``, all cores by default there; 1 by default in the library, so
 that workflow jobs sharing the cores do not each take them all): the pages are scattered in
-``threads`` ranges (of at least :data:`SCATTER_MIN_PAGES`), each into blocks of its own, a
+``threads`` ranges (:func:`_scatter_ranges`: large enough that their blocks' unused tails add
+at most a quarter to the scratch), each into blocks of its own, a
 level-1 bucket's chains read range by range, so its records keep the input order; the buckets
 are counted in up to :data:`COUNT_CHUNKS` ranges of about equal records, each into its own
 per-VM counters, added in range order. The ranges of buckets depend on the input alone, so
@@ -190,8 +191,11 @@ COUNT_CHUNKS = 8
 CHUNK_SCRATCH_BYTES = 1 << 26
 
 #: the one pass over the pages runs on as many threads as it is given, each over a range of at
-#: least this many pages
+#: least this many pages, and of at least SCATTER_RANGE_TAILS times the records its buckets'
+#: last blocks can leave unused (2**b1 blocks), so that more ranges add at most a quarter to
+#: the scratch on machines with many cores
 SCATTER_MIN_PAGES = 1 << 20
+SCATTER_RANGE_TAILS = 4
 
 #: records per block of the scatter's buckets (chains of blocks; a power of two, a multiple
 #: of WC_LINE; smaller when the mean bucket is)
@@ -1263,6 +1267,14 @@ def _chunks(size: np.ndarray, nvm: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(cuts))
 
 
+def _scatter_ranges(n: int, threads: int, b1: int, bs: int) -> list[int]:
+    """Bounds of the ranges of pages the one pass scatters on ``threads`` threads: as many as
+    threads, but each of at least :data:`SCATTER_MIN_PAGES` pages and :data:`SCATTER_RANGE_TAILS`
+    times its buckets' block tails (``2**b1`` blocks of ``bs`` records); one for small sets."""
+    nparts = max(1, min(threads, n // max(1, SCATTER_MIN_PAGES, SCATTER_RANGE_TAILS * (1 << b1) * bs)))
+    return [n * p // nparts for p in range(nparts + 1)]
+
+
 def _run(fn, items, threads: int) -> list:
     """``[fn(x) for x in items]``, on up to ``threads`` threads (Numba kernels release the GIL)."""
     items = list(items)
@@ -1437,8 +1449,8 @@ def count_sharing(
         bs >>= 1
     # the one pass in ranges of pages, one per thread, each into blocks of its own
     threads = resolve_threads(threads)
-    nparts = max(1, min(threads, n // SCATTER_MIN_PAGES))
-    cuts = [n * p // nparts for p in range(nparts + 1)]
+    cuts = _scatter_ranges(n, threads, b1, bs)
+    nparts = len(cuts) - 1
     blocks = [(1 << b1) + (e - a) // bs + 1 for a, e in itertools.pairwise(cuts)]
     bases = np.cumsum([0, *blocks[:-1]]).astype(np.int64)
     nrec = sum(blocks) * bs
