@@ -1,17 +1,18 @@
 """``pagecore bench count``: the counting path users run, against baselines in the same process.
 
 ``pagecore share``, the workflow and ``bigcount`` all count with
-:func:`pagecore.sharing.count_sharing` (every vocabulary, attribution, top contents; salting
-is a second call with per-page sharing domains; :func:`pagecore.sharing.fastcount.count_hashes`
-is a wrapper of it). This benchmark times exactly that call on synthetic hashes with
-Figure-4-like duplication over ``--vms`` VMs, beside ``numpy.unique(return_counts=True)`` on
-the same hashes (the obvious way to count them, and the baseline: it finds only the distinct
-contents and their copies), checks that both find the same number of distinct contents, and
-prints wall and CPU time (CPU = process time, which other sessions on the machine do not
-inflate as much) with ratios. ``--verify`` also measures byte verification
-(:mod:`pagecore.pages.verify`, what ``pagecore share`` does unless ``--no-verify``) on a
-synthetic raw dump with many duplicates: bytes compared per second against the read bandwidth
-of the same file, and ``pagecore share --no-verify``'s library path
+:func:`pagecore.sharing.count_sharing` (every vocabulary, attribution, top contents; salting is
+a second call with per-page sharing domains; :func:`pagecore.sharing.fastcount.count_hashes` is
+a wrapper of it). This benchmark times exactly that call on synthetic hashes with Figure-4-like
+duplication over ``--vms`` VMs, on one thread and on ``--threads`` (default all cores, as
+``pagecore share`` runs it; the counts must be the same to the bit), beside
+``numpy.unique(return_counts=True)`` (one thread) on the same hashes (the obvious way to count
+them, and the baseline: it finds only the distinct contents and their copies), checks that both
+find the same number of distinct contents, and prints wall and CPU time (CPU = process time,
+which other sessions on the machine do not inflate as much) with ratios. ``--verify`` also
+measures byte verification (:mod:`pagecore.pages.verify`, what ``pagecore share`` does unless
+``--no-verify``) on a synthetic raw dump with many duplicates: bytes compared per second against
+the read bandwidth of the same file, and ``pagecore share --no-verify``'s library path
 (:func:`pagecore.experiments.analyze.analyze_page_tables`, reading Parquet page tables) split
 into loading and counting. Nothing here asserts a speed.
 """
