@@ -183,10 +183,11 @@ def _read_file(path, bufsize: int = 1 << 20) -> int:
             total += k
 
 
-def bench_share(mib: int = 512, repeat: int = 2, seed: int = 0, tmpdir=None) -> dict:
+def bench_share(mib: int = 512, repeat: int = 2, seed: int = 0, tmpdir=None, threads: int = 0) -> dict:
     """``pagecore share``'s library path on a synthetic raw dump: counting with verification
     off (split into loading the page table and counting) and byte verification on its own,
-    in bytes compared per second against the read bandwidth of the same file."""
+    in bytes compared per second against the read bandwidth of the same file; counting on
+    ``threads`` threads (0 = all cores, ``share``'s default)."""
     import tempfile
     from pathlib import Path
 
@@ -206,15 +207,19 @@ def bench_share(mib: int = 512, repeat: int = 2, seed: int = 0, tmpdir=None) -> 
         res["pages"] = npages
         res["file_bytes"] = size
         res["read"] = _timed(lambda: _read_file(dump), repeat)[:2]
-        res["share_no_verify"] = _timed(lambda: analyze_page_tables([table], verify="no"), repeat)[:2]
+        res["share_no_verify"] = _timed(
+            lambda: analyze_page_tables([table], verify="no", threads=threads), repeat
+        )[:2]
         res["load"] = _timed(lambda: load_pages([table]), repeat)[:2]
         hz = load_pages([table])
-        res["count"] = _timed(lambda: count_sharing(hz[0], hz[1], hz[2], hz[3]), repeat)[:2]
+        res["count"] = _timed(lambda: count_sharing(hz[0], hz[1], hz[2], hz[3], threads=threads), repeat)[:2]
         wall, cpu, v = _timed(lambda: verify_tables([table]), repeat)
         res["verify"] = (wall, cpu)
         res["bytes_compared"] = v.bytes_compared
         res["pages_compared"] = v.pages_compared
-        res["share_verify"] = _timed(lambda: analyze_page_tables([table], verify="yes"), repeat)[:2]
+        res["share_verify"] = _timed(
+            lambda: analyze_page_tables([table], verify="yes", threads=threads), repeat
+        )[:2]
     return res
 
 
@@ -268,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = bench_count(n, args.vms, args.repeat, args.seed, not args.no_salts, args.threads)
         print_count(n, args.vms, rows, args.repeat)
     if args.verify:
-        r = bench_share(args.verify_mib, args.repeat, args.seed, args.tmpdir)
+        r = bench_share(args.verify_mib, args.repeat, args.seed, args.tmpdir, args.threads)
         print_share(args.verify_mib, r, args.repeat)
     return 0
 
