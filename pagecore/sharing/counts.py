@@ -863,14 +863,14 @@ def _copy_sort(
 
 
 @njit(**SERIAL)
-def _scatter(h, s, vs, vm, z, el, a, e, base, nvm, b1, packed, bs, keys, pay, sal, nxt, per_vm, seen, order):
+def _scatter(h, s, vm, z, el, a, e, base, nvm, b1, packed, bs, keys, pay, sal, nxt, per_vm, seen, order):
     """The one pass over the pages of :func:`count_sharing` (see the module docstring, "How it
     counts", steps 1 and 2).
 
     ``s``, ``vm``, ``z``, ``el`` may be empty, meaning salt 0, VM 0, not zero and eligible for
-    every page. ``vs`` (int64[nvm], or empty) is the salt of each VM's pages when every page's
-    salt is its VM's: then ``sal`` is empty, the records carry no salt through the scatter and
-    it is looked up when a level-1 bucket is copied for its sort. ``keys`` (int64[r]), ``pay``
+    every page. When every page's salt is its VM's (``share --salting``), ``sal`` is empty: the
+    records carry no salt through the scatter and it is looked up by the VM index when a
+    level-1 bucket is copied for its sort. ``keys`` (int64[r]), ``pay``
     (uint32[r], or empty when ``packed``) and ``sal`` (int64[r], or empty without salts) are
     scratch space for the eligible pages' records in chains of blocks of ``bs`` records, one
     chain per level-1 bucket, ``r = (2**b1 + n // bs + 1) * bs`` (NumPy allocates them, with
@@ -886,8 +886,7 @@ def _scatter(h, s, vs, vm, z, el, a, e, base, nvm, b1, packed, bs, keys, pay, sa
     when page ``i`` has a VM index outside ``[0, nvm)``.
     """
     has_s = s.shape[0] > 0
-    by_vm = vs.shape[0] > 0  # salts of VMs: looked up after the scatter
-    keep_s = sal.shape[0] > 0  # salts carried through the scatter
+    keep_s = sal.shape[0] > 0  # salts carried through the scatter (not when they are the VMs')
     has_vm = vm.shape[0] > 0
     has_z = z.shape[0] > 0
     has_el = el.shape[0] > 0
@@ -910,19 +909,7 @@ def _scatter(h, s, vs, vm, z, el, a, e, base, nvm, b1, packed, bs, keys, pay, sa
     vm_blocks = np.bool_(True)  # not the literal True: Numba would compile _scan_bucket twice
     prev = np.int64(-1) if has_vm else np.int64(0)
     n_pages = n_zero = 0
-    fast = packed and has_vm and has_z and not has_el and (by_vm or not has_s) and nvm > 0
-    if fast:  # salts of VMs are looked up, not read
-        if by_vm:
-            nord, vm_blocks, bad = _scatter_packed(
-                h, vs, vm, z, a, e, base, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm, seen, order
-            )
-        else:
-            nord, vm_blocks, bad = _scatter_packed(
-                h, None, vm, z, a, e, base, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm, seen, order
-            )
-        if bad >= 0:
-            return size, nord, vm_blocks, bad
-    for i in range(a, a if fast else e):
+    for i in range(a, e):
         v = np.int64(0)
         if has_vm:
             v = np.int64(vm[i])
@@ -967,15 +954,39 @@ def _scatter(h, s, vs, vm, z, el, a, e, base, nvm, b1, packed, bs, keys, pay, sa
             pay[q] = np.uint32(p)
         if keep_s:
             sal[q] = si
-    if e > a and nvm and not fast:
+    if e > a and nvm:
         per_vm[prev, V_PAGES] += n_pages
         per_vm[prev, V_ZERO] += n_zero
-    for b in range(nb):  # each bucket's last, partly filled line
+    _flush_lines(keys, size, cur, wcb, bs)
+    return size, nord, vm_blocks, -1
+
+
+@njit(**SERIAL)
+def _flush_lines(keys, size, cur, wcb, bs):
+    """The end of a scatter: each bucket's last, partly filled line from its write-combining
+    buffer into ``keys``, then a fence for the non-temporal stores."""
+    for b in range(size.shape[0]):
         off = size[b] & (bs - 1)
         line = cur[b] * bs + off - (off & (WC_LINE - 1))
         for x in range(off & (WC_LINE - 1)):
             keys[line + x] = wcb[b * WC_LINE + x]
     store_fence()
+
+
+@njit(**SERIAL)
+def _scatter_fast(h, vs, vm, z, a, e, base, nvm, b1, bs, keys, nxt, per_vm, seen, order):
+    """:func:`_scatter` for its most common case (VM indices and zero flags given, every page
+    eligible, no salts or salts of VMs ``vs`` — None without salts —, payloads packed), through
+    :func:`_scatter_packed`: an entry of its own, so a process compiles only the scatter it runs."""
+    nb = 1 << b1
+    size = np.zeros(nb, np.int64)
+    cur = np.arange(nb) + base
+    wcb = np.empty(nb * WC_LINE, np.int64)
+    nord, vm_blocks, bad = _scatter_packed(h, vs, vm, z, a, e, base, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm,
+                                           seen, order)  # fmt: skip
+    if bad >= 0:
+        return size, nord, vm_blocks, bad
+    _flush_lines(keys, size, cur, wcb, bs)
     return size, nord, vm_blocks, -1
 
 
@@ -1006,11 +1017,7 @@ def _buckets(
         max1 = max(max1, size[b])
     rk = np.empty(max1, np.int64)
     rp = np.empty(0 if packed else max1, np.uint32)
-    # packed records of VMs whose pages form blocks, without salts or with salts of VMs: the
-    # written-out copy, sort and scan
-    fast_b = packed and vm_blocks and (by_vm or not has_s)
-    no_s = np.bool_(False)
-    rs = np.empty(max1 if has_s and not fast_b else 0, np.int64)
+    rs = np.empty(max1 if has_s else 0, np.int64)
     cnt = np.zeros((1 << b2max) + 1, np.int32)  # 4 bytes: half the cache of int64
     vcount = np.zeros(max(nvm, 1), np.int64)
     touched = np.zeros(max(nvm, 1), np.int64)
@@ -1021,20 +1028,6 @@ def _buckets(
         if m == 0:
             continue
         b2 = max(1, min(b2max, _log2_at_least(m) - L2_SHIFT))
-        if fast_b:  # sorted by key alone; _scan_packed tells the salts of VMs apart
-            _copy_packed(keys, nxt, bases, sizes, b, bs, b2, cnt, rk)
-            _sort_packed(rk, rp, rs, m, keymask, packed, no_s, sort_moves)
-            if by_vm:
-                ntop = _scan_packed(
-                    rk, m, pmask, vs, b, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c, top_s,
-                    top_h, top_k, top_z, ntop, acc,
-                )  # fmt: skip
-            else:
-                ntop = _scan_packed(
-                    rk, m, pmask, None, b, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c, top_s,
-                    top_h, top_k, top_z, ntop, acc,
-                )  # fmt: skip
-            continue
         if packed and not has_s:
             _copy_packed(keys, nxt, bases, sizes, b, bs, b2, cnt, rk)
             _sort_packed(rk, rp, rs, m, keymask, packed, has_s, sort_moves)
@@ -1044,6 +1037,43 @@ def _buckets(
         ntop = _scan_bucket(
             rk, rp, rs, m, keymask, pmask, packed, has_s, vm_blocks, b, b1, use_zero_pages, max_page_sharing,
             hist, svd, vcount, touched, top_c, top_s, top_h, top_k, top_z, ntop, acc,
+        )  # fmt: skip
+    return ntop, acc
+
+
+@njit(**SERIAL)
+def _buckets_packed(
+    keys, vs, nxt, bases, sizes, size, lo, hi, use_zero_pages, max_page_sharing, b1, b2max, sort_moves, bs, hist, svd,
+    top,
+):  # fmt: skip
+    """:func:`_buckets` for packed records of VMs whose pages form blocks, without salts (``vs``
+    None) or with salts of VMs (``vs``): the written-out copy, sort and scan, the records sorted
+    by key alone (:func:`_scan_packed` tells the salts of VMs apart). An entry of its own, so a
+    process compiles only the bucket count it runs."""
+    top_c, top_s, top_h, top_k, top_z = top
+    pmask = np.int64((1 << b1) - 1)
+    keymask = ~pmask
+    max1 = 1
+    for b in range(lo, hi):
+        max1 = max(max1, size[b])
+    rk = np.empty(max1, np.int64)
+    rp = np.empty(0, np.uint32)
+    rs = np.empty(0, np.int64)
+    cnt = np.zeros((1 << b2max) + 1, np.int32)  # 4 bytes: half the cache of int64
+    acc = np.zeros(10, np.int64)
+    yes = np.bool_(True)  # the arguments _sort_bucket (its fallback) is compiled for elsewhere
+    no_s = np.bool_(False)
+    ntop = np.int64(0)
+    for b in range(lo, hi):
+        m = size[b]
+        if m == 0:
+            continue
+        b2 = max(1, min(b2max, _log2_at_least(m) - L2_SHIFT))
+        _copy_packed(keys, nxt, bases, sizes, b, bs, b2, cnt, rk)
+        _sort_packed(rk, rp, rs, m, keymask, yes, no_s, sort_moves)
+        ntop = _scan_packed(
+            rk, m, pmask, vs, b, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c, top_s, top_h,
+            top_k, top_z, ntop, acc,
         )  # fmt: skip
     return ntop, acc
 
@@ -1310,6 +1340,10 @@ def _count_buckets(
     ``tot``, ``per_vm`` and ``svd``. Returns the number of top entries in ``top``."""
     size = sizes.sum(axis=0)
     chunks = _chunks(size, nvm)
+    # packed records of VMs whose pages form blocks, without salts or with salts of VMs: the
+    # written-out copy, sort and scan (an entry of its own: compiled only where it runs)
+    by_vm = vsalt.shape[0] > 0
+    fast = packed and vm_blocks and (by_vm or not has_s)
     cols = H_CLASSES + COPY_CLASSES + 1
     top_n = top[0].shape[0]
 
@@ -1318,10 +1352,16 @@ def _count_buckets(
         hist = np.zeros((max(nvm, 1), cols), np.int64)
         part_svd = np.zeros(nvm, np.float64)
         part_top = tuple(np.zeros(top_n, a.dtype) for a in top)
-        ntop, acc = _buckets(
-            keys, pay, sal, vsalt, nxt, bases, sizes, size, lo, hi, has_s, vm_blocks, use_zero_pages, max_page_sharing,
-            b1, L2_MAX_BITS, SORT_MOVES, packed, bs, hist, part_svd, part_top,
-        )  # fmt: skip
+        if fast:
+            ntop, acc = _buckets_packed(
+                keys, vsalt if by_vm else None, nxt, bases, sizes, size, lo, hi, use_zero_pages, max_page_sharing, b1,
+                L2_MAX_BITS, SORT_MOVES, bs, hist, part_svd, part_top,
+            )  # fmt: skip
+        else:
+            ntop, acc = _buckets(
+                keys, pay, sal, vsalt, nxt, bases, sizes, size, lo, hi, has_s, vm_blocks, use_zero_pages,
+                max_page_sharing, b1, L2_MAX_BITS, SORT_MOVES, packed, bs, hist, part_svd, part_top,
+            )  # fmt: skip
         return hist, part_svd, part_top, ntop, acc
 
     parts = _run(one, chunks, threads)
@@ -1471,15 +1511,25 @@ def count_sharing(
     # (Arrow): each signature is one more compilation in a fresh clone (~4 CPU-s)
     hashes, salt, vm, zero, el = (_read_only(a) for a in (hashes, salt, vm, zero, el))
     nxt = np.zeros(nrec // bs, np.int64)  # next block of a bucket's chain
+    # VM indices and zero flags given, every page eligible, no salts or salts of VMs, payloads
+    # packed: the written-out scatter (an entry of its own: compiled only where it runs)
+    fast = packed and vm.shape[0] > 0 and zero.shape[0] > 0 and el.shape[0] == 0 and nvm > 0
+    fast = fast and (vsalt.shape[0] > 0 or salt.shape[0] == 0)
 
     def scatter(p):
         pv = np.zeros((nvm, N_VM), np.int64)
         seen = np.zeros(max(nvm, 1), np.bool_)
         order = np.zeros(max(nvm, 1), np.int64)
-        size, nord, blocks_p, bad = _scatter(
-            hashes, salt, vsalt, vm, zero, el, cuts[p], cuts[p + 1], bases[p], nvm, b1, packed, bs, keys, pay, sal,
-            nxt, pv, seen, order,
-        )  # fmt: skip
+        if fast:  # the common case's written-out scatter; salts of VMs are looked up, not read
+            size, nord, blocks_p, bad = _scatter_fast(
+                hashes, vsalt if vsalt.shape[0] else None, vm, zero, cuts[p], cuts[p + 1], bases[p], nvm, b1, bs, keys,
+                nxt, pv, seen, order,
+            )  # fmt: skip
+        else:
+            size, nord, blocks_p, bad = _scatter(
+                hashes, salt, vm, zero, el, cuts[p], cuts[p + 1], bases[p], nvm, b1, packed, bs, keys, pay,
+                sal, nxt, pv, seen, order,
+            )  # fmt: skip
         return size, pv, order[:nord], bool(blocks_p), int(bad)
 
     parts = _run(scatter, range(nparts), threads)
