@@ -39,16 +39,16 @@ content (unshared) here.
 How it counts (issue 18)
 ------------------------
 Contents are found by sorting the pages by (key, salt) in cache-sized pieces — not by a hash
-table, whose "is this content new?" branch is a coin flip per page, and not by one large
-sort. Steps 1-2 and step 3 each run on ``threads`` threads (``count_sharing(threads=)``,
-``pagecore share --threads``, all cores by default there; 1 by default in the library, so
-that workflow jobs sharing the cores do not each take them all): the pages are scattered in
-``threads`` ranges (:func:`_scatter_ranges`: large enough that their blocks' unused tails add
-at most a quarter to the scratch), each into blocks of its own, a
-level-1 bucket's chains read range by range, so its records keep the input order; the buckets
-are counted in up to :data:`COUNT_CHUNKS` ranges of about equal records, each into its own
-per-VM counters, added in range order. The ranges of buckets depend on the input alone, so
-every count, SHRDSVD's float sums included, is the same to the bit on any number of threads.
+table, whose "is this content new?" branch is a coin flip per page, and not by one large sort.
+Steps 1-2 and step 3 each run on ``threads`` threads (``count_sharing(threads=)``, ``pagecore
+share --threads``, all cores by default there; 1 by default in the library, so that workflow
+jobs sharing the cores do not each take them all): the pages are scattered in ``threads`` ranges
+(:func:`_scatter_ranges`: large enough that their blocks' unused tails add at most a quarter to
+the scratch), each into blocks of its own, a level-1 bucket's chains read range by range, so its
+records keep the input order; the buckets are counted in up to :data:`COUNT_CHUNKS` ranges of
+about equal records, each into its own per-VM counters, added in range order. The ranges of
+buckets depend on the input alone, so every count, SHRDSVD's float sums included, is the same to
+the bit on any number of threads.
 
 1. **Per-page bookkeeping** (in the same, only read of the hashes, VM indices and zero flags
    as step 2): pages and zero pages per VM (summed while the VM stays the same), ineligible
@@ -87,15 +87,17 @@ The common case — VM indices and zero flags given, no salts or salts of VMs (`
 --salting``), every page eligible, the payload packed, each VM's pages one block — runs through
 copies of the one pass, the bucket sort and the scan written out for it (fewer live values, so
 the loops keep them in registers; indices unsigned, so Numba emits no wrap-around code for
-negative ones; compiled apart with and without salts): the general versions handle everything
-else, and the tests run both against the twin. With salts of VMs the common case sorts the
+negative ones; compiled apart with and without salts; entries of their own, chosen in Python,
+so a process compiles only the path it runs): the general versions handle everything else, and
+the tests run both against the twin. With salts of VMs the common case sorts the
 records by key alone and its scan tells the salts apart by the VM index: a content is a run
 of equal key and equal salt, and a key under several salts (two contents whose mixed keys are
 equal) is sorted by salt and counted by the general scan, so the contents are counted in the
 same order as by the general path.
 
 Equal contents always land in the same bucket, so every count is exact. ``shrdsvd`` (float
-sums per VM) may differ in the last bits from a sum in another order. A content's first page
+sums per VM) may differ in the last bits from a sum in another order (never with the number of
+threads). A content's first page
 (for its zero flag) is its first eligible page in input order.
 
 Bytes per page: the inputs (hash 8, zero 1, VM index 1–8 as given, optional salt 8 and
