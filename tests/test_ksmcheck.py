@@ -69,3 +69,24 @@ def test_real_ksm_agrees_with_the_emulator_over_time(tmp_path):
             print(where, "time to 90 %:", rec["seconds_to_90pct"], "error", rec["time_error_calibrated"])
             if i == 1:  # 4 KiB pages, cost fitted on setting 0
                 assert abs(rec["time_error_calibrated"]) <= 0.30, (where, rec["seconds_to_90pct"])
+
+
+@pytest.mark.slow
+@pytest.mark.qemu
+def test_ksm_predicted_from_a_live_read_matches_real_ksm():
+    """Issue 17's goal: KSM's counters predicted from a paused live read are within 5 % of real KSM's.
+
+    Two fresh guests, KSM off while reading; pagecore.qemu.ksmcheck turns KSM on, restores every
+    setting and ends only its own QEMU processes. ~5 min under TCG on a loaded host. Here, not in
+    tests/test_live.py: that module's own guest (mergeable memory) lives until its last test, and
+    the check rightly refuses to run KSM beside another process's mergeable memory.
+    """
+    _skip_unless_idle_ksm()
+    r = ksmcheck.run_check(2, accel="tcg", timeout_s=180, live_read=True)
+    assert r["settings_restored"]
+    real, pred = r["real"], r["predicted_without_zero_pages"]  # a THP split hides all-zero pieces from KSM
+    for k in ("pages_shared", "pages_sharing", "general_profit"):
+        assert abs(real[k] - pred[k]) <= 0.05 * real[k], (k, real[k], pred[k])
+    print(
+        f"\nlive-read prediction vs real KSM: { ({k: (pred[k], real[k]) for k in ('pages_shared', 'pages_sharing')}) }"
+    )
