@@ -1336,7 +1336,7 @@ def _count_buckets(
     keys, pay, sal, vsalt, nxt, bases, sizes, nvm, has_s, vm_blocks, use_zero_pages, max_page_sharing, b1, packed, bs,
     svd, top, tot, per_vm, n, threads,
 ):  # fmt: skip
-    """Steps 3 and 4 of "How it counts" over ranges of level-1 buckets (:func:`_chunks`), on
+    """Step 3 of "How it counts" (module docstring) over ranges of level-1 buckets (:func:`_chunks`), on
     ``threads`` threads (Numba kernels release the GIL), each range into its own per-VM
     scratch; then the ranges' results are added in range order and :func:`_finish` writes
     ``tot``, ``per_vm`` and ``svd``. Returns the number of top entries in ``top``."""
