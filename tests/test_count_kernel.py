@@ -527,3 +527,21 @@ def test_stream_line_copies_one_aligned_line():
     put(dst, 8, src, 3)
     assert dst[8:16].tolist() == list(range(103, 111))
     assert (dst[:8] == -1).all() and (dst[16:] == -1).all()
+
+
+def test_bench_count_goals_line_reads_the_rows():
+    """`pagecore bench count` states issue 18's goals from its own rows (no speed is asserted:
+    the rows here are made up): one core's rate from the 1-thread CPU time, the ratio to
+    numpy.unique's wall time per thread count."""
+    from pagecore.bench.count import goals_line
+
+    rows = [
+        {"method": "count_sharing (share, workflow, bigcount)", "threads": 1, "wall_s": 2.0, "cpu_s": 2.0},
+        {"method": "count_sharing (share, workflow, bigcount)", "threads": 2, "wall_s": 1.0, "cpu_s": 2.0},
+        {"method": "count_sharing with salts (share --salting 2)", "threads": 1, "wall_s": 9.0, "cpu_s": 9.0},
+        {"method": "numpy.unique(return_counts=True)", "threads": 1, "wall_s": 2.5, "cpu_s": 2.5},
+    ]
+    line = goals_line(50_000_000, rows)
+    assert "one core >= 30 M pages/s: 25.0 (not met)" in line
+    assert "on 1 thread(s): 1.25 x (not met)" in line and "on 2 thread(s): 2.50 x (met)" in line
+    assert "9.00" not in line  # the salted row is not the goal's

@@ -145,7 +145,22 @@ def print_count(n: int, vms: int, rows: list[dict], repeat: int) -> None:
             f"{r['method']:<46}{r['threads']:>8}{r['wall_s']:>8.2f}{n / r['wall_s'] / 1e6:>11.1f}{r['cpu_s']:>8.2f}"
             f"{n / r['cpu_s'] / 1e6:>11.1f}{base['wall_s'] / r['wall_s']:>12.2f}{base['cpu_s'] / r['cpu_s']:>14.2f}"
         )
+    print(goals_line(n, rows))
     print()
+
+
+def goals_line(n: int, rows: list[dict]) -> str:
+    """Issue 18's goals for the count, read off ``rows``: >= 30 M pages/s on one core and >= 2 x
+    ``numpy.unique`` (wall time), per thread count of the unsalted count; "met" or "not met"."""
+    base = next(r for r in rows if r["method"].startswith("numpy.unique"))
+    plain = [r for r in rows if r["method"].startswith("count_sharing (")]
+    one = next(r for r in plain if r["threads"] == 1)
+    rate = n / one["cpu_s"] / 1e6
+    parts = [f"goals (issue 18): one core >= 30 M pages/s: {rate:.1f} ({'met' if rate >= 30 else 'not met'})"]
+    for r in plain:
+        x = base["wall_s"] / r["wall_s"]
+        parts.append(f">= 2 x numpy.unique on {r['threads']} thread(s): {x:.2f} x ({'met' if x >= 2 else 'not met'})")
+    return "; ".join(parts)
 
 
 # ----------------------------------------------------------------------------- share --no-verify and verify
