@@ -441,11 +441,13 @@ def test_threads_vm_blocks_and_bad_index_across_ranges(monkeypatch):
     monkeypatch.setattr(counts, "SCATTER_MIN_PAGES", 4)
     monkeypatch.setattr(counts, "SCATTER_RANGE_TAILS", 0)
     monkeypatch.setattr("pagecore._jit.max_threads", lambda: 4)
-    part = lambda blocks, order: (None, None, np.array(order, np.int64), blocks, -1)  # noqa: E731
-    assert counts._vm_blocks([part(True, [0, 1]), part(True, [1, 2]), part(True, [2])])
-    assert not counts._vm_blocks([part(True, [0, 1]), part(True, [2, 0])])
-    assert not counts._vm_blocks([part(True, [0]), part(False, [1])])
-    assert counts._vm_blocks([part(True, [0]), part(True, []), part(True, [0])])  # an empty range between
+    def vm_blocks(*ranges):  # (the range's VMs one block each, its VMs in the order met) per range
+        return counts._vm_blocks([b for b, _ in ranges], [np.array(o, np.int64) for _, o in ranges])
+
+    assert vm_blocks((True, [0, 1]), (True, [1, 2]), (True, [2]))
+    assert not vm_blocks((True, [0, 1]), (True, [2, 0]))
+    assert not vm_blocks((True, [0]), (False, [1]))
+    assert vm_blocks((True, [0]), (True, []), (True, [0]))  # an empty range between
     h = np.arange(16, dtype=np.uint64)
     vm = np.zeros(16, np.int64)
     vm[[9, 13]] = 5
@@ -467,8 +469,9 @@ def test_scatter_ranges_are_few_enough():
     assert counts._scatter_ranges(0, 4, 1, 8) == [0, 0]
 
 
-def test_chunks_cover_the_buckets_and_ignore_threads():
-    """Ranges of level-1 buckets: cover every bucket once, in order, about equal in records; at
+def test_chunks_cover_the_buckets():
+    """Ranges of level-1 buckets (a function of the bucket sizes and the VM count only, so the
+    threads cannot change them): cover every bucket once, in order, about equal in records; at
     most COUNT_CHUNKS; fewer for very many VMs; one for an empty set."""
     size = np.array([5, 0, 100, 3, 3, 3, 90, 0, 1, 1], np.int64)
     ch = counts._chunks(size, 4)

@@ -160,11 +160,11 @@ class ElfReader(SegmentReader):
             for j in np.flatnonzero(ptype == PT_NOTE)
         ]
         self._check_notes(buf, notes, end)
-        ends = [eh.size, table_end] + [o + n for o, n, _ in notes]
-        shdrs = []  # the section header table, when there is one inside the file (PN_XNUM dumps)
+        # what the headers describe besides the segments: the ELF header, the program header table,
+        # the notes and the section header table when there is one in the file (PN_XNUM dumps)
+        headers = [(0, eh.size), (e_phoff, table_end), *((o, o + n) for o, n, _ in notes)]
         if e_shoff and e_shoff + max(_e_shnum, 1) * _e_shentsize <= size:
-            shdrs.append((e_shoff, e_shoff + max(_e_shnum, 1) * _e_shentsize))
-            ends.append(shdrs[0][1])
+            headers.append((e_shoff, e_shoff + max(_e_shnum, 1) * _e_shentsize))
         load = np.flatnonzero(ptype == PT_LOAD)
         t = t[load]
         paddr, filesz, memsz = (t[f].astype(np.uint64) for f in ("p_paddr", "p_filesz", "p_memsz"))
@@ -218,9 +218,8 @@ class ElfReader(SegmentReader):
         # no page-sized stretch of the file that nothing describes: a moved e_phoff or a lowered
         # e_phnum can drop a segment's header while its data stays (same rule as the tail below)
         seg_ranges = zip(segs.offset.tolist(), (segs.offset + segs.size).tolist(), strict=True)
-        headers = [(0, eh.size), (e_phoff, table_end), *shdrs, *((o, o + n) for o, n, _ in notes)]
         described = sorted([*headers, *seg_ranges])
-        cur = 0
+        cur = 0  # the end of what is described so far; at the loop's end, of all of it
         for lo, hi in described:
             if lo - cur >= ps:
                 raise self._bad(
@@ -231,7 +230,7 @@ class ElfReader(SegmentReader):
                     hint="the header is corrupt; re-create the dump",
                 )
             cur = max(cur, hi)
-        last = max([*ends, *(segs.offset + segs.size).tolist()])
+        last = cur
         # QEMU 7.2's dump-guest-memory ends with a few bytes no header describes (11 in our
         # captures); less than a page cannot hide a page of guest memory, so it is accepted
         if size - last >= ps:

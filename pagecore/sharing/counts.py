@@ -784,26 +784,35 @@ def _scatter_packed(h, vs, vm, z, a, e, base, nvm, b1, bs, keys, size, cur, nxt,
     return nord, vm_blocks, -1
 
 
+@njit(**INLINE)
+def _sub_bucket_starts(keys, nxt, bases, sizes, b, bs, drop, b2, cnt):
+    """The counting sort's first pass over level-1 bucket ``b`` (its chain of blocks from each
+    range of :func:`_scatter`: ``sizes[p, b]`` records from block ``bases[p] + b``): leaves in
+    ``cnt[c]`` the first position of sub-bucket ``c`` (the ``b2`` bits of a record below its top
+    ``drop``)."""
+    nb2 = 1 << b2
+    for c2 in range(nb2 + 1):
+        cnt[_U(c2)] = 0
+    for p in range(bases.shape[0]):  # each range's chain of blocks, all full but the last
+        blk = bases[p] + b
+        left = sizes[p, b]
+        while left > 0:
+            lo = blk * bs
+            for i in range(lo, lo + min(bs, left)):
+                cnt[_U(_top(keys[_U(i)], drop, b2) + 1)] += 1
+            left -= bs
+            blk = nxt[_U(blk)]
+    for c2 in range(nb2):
+        cnt[_U(c2 + 1)] += cnt[_U(c2)]
+
+
 @njit(**SERIAL)
 def _copy_packed(keys, nxt, bases, sizes, b, bs, b2, cnt, rk):
     """The counting sort of :func:`_buckets` for packed records: the records of level-1 bucket
     ``b`` (its chain of blocks from each range of :func:`_scatter`: ``sizes[p, b]`` records
     from block ``bases[p] + b``) into ``rk`` by their top ``b2`` bits, stably; ``cnt``
     (int32[>= 2**b2 + 1]) is scratch."""
-    nb2 = 1 << b2
-    for c2 in range(nb2 + 1):
-        cnt[_U(c2)] = 0
-    for p in range(bases.shape[0]):
-        blk = bases[p] + b
-        left = sizes[p, b]
-        while left > 0:
-            lo = blk * bs
-            for i in range(lo, lo + min(bs, left)):
-                cnt[_U(_top(keys[_U(i)], 0, b2) + 1)] += 1
-            left -= bs
-            blk = nxt[_U(blk)]
-    for c2 in range(nb2):
-        cnt[_U(c2 + 1)] += cnt[_U(c2)]
+    _sub_bucket_starts(keys, nxt, bases, sizes, b, bs, 0, b2, cnt)
     for p in range(bases.shape[0]):
         blk = bases[p] + b
         left = sizes[p, b]
@@ -828,19 +837,7 @@ def _copy_sort(
     ``keys``, ``pay``, ``sal``, as :func:`_copy_packed`) sorted into ``rk``, ``rp``, ``rs``: a
     counting sort by the ``b2`` bits below ``drop2``, then :func:`_sort_bucket`. ``cnt``
     (int32[>= 2**b2 + 1]) is scratch."""
-    nb2 = 1 << b2
-    cnt[: nb2 + 1] = 0
-    for p in range(bases.shape[0]):  # each range's chain of blocks, all full but the last
-        blk = bases[p] + b
-        left = sizes[p, b]
-        while left > 0:
-            lo = blk * bs
-            for i in range(lo, lo + min(bs, left)):
-                cnt[_U(_top(keys[_U(i)], drop2, b2) + 1)] += 1
-            left -= bs
-            blk = nxt[blk]
-    for c2 in range(nb2):
-        cnt[c2 + 1] += cnt[c2]
+    _sub_bucket_starts(keys, nxt, bases, sizes, b, bs, drop2, b2, cnt)
     for p in range(bases.shape[0]):
         blk = bases[p] + b
         left = sizes[p, b]
@@ -1317,15 +1314,16 @@ def _run(fn, items, threads: int) -> list:
         return list(pool.map(fn, items))
 
 
-def _vm_blocks(parts) -> bool:
+def _vm_blocks(in_blocks, orders) -> bool:
     """Whether each VM's pages form one block of the input, from the ranges of
-    :func:`_scatter`: each range's VMs one block each, and the VMs in the order met, ranges
-    joined (a VM that ends one range and starts the next once), all different."""
-    if not all(p[3] for p in parts):
+    :func:`_scatter` (``in_blocks``: whether each range's VMs are one block each; ``orders``:
+    each range's VMs in the order met): the ranges' orders joined (a VM that ends one range and
+    starts the next once) all different."""
+    if not all(in_blocks):
         return False
     seq: list[int] = []
-    for p in parts:
-        order = p[2].tolist()
+    for order in orders:
+        order = order.tolist()
         if seq and order and order[0] == seq[-1]:
             order = order[1:]
         seq.extend(order)
@@ -1534,15 +1532,15 @@ def count_sharing(
             )  # fmt: skip
         return size, pv, order[:nord], bool(blocks_p), int(bad)
 
-    parts = _run(scatter, range(nparts), threads)
-    for _, _, _, _, bad in parts:
+    range_sizes, range_per_vm, orders, in_blocks, bads = zip(*_run(scatter, range(nparts), threads), strict=True)
+    for bad in bads:  # the first bad page of the first range that has one: the first in the input
         if bad >= 0:
             raise ValueError(f"vm indices must be in [0, {nvm}); page {bad} has {vm[bad]}")
-    for _, pv, _, _, _ in parts:
+    for pv in range_per_vm:
         per_vm += pv
-    sizes = np.stack([part[0] for part in parts])
+    sizes = np.stack(range_sizes)
     ntop = _count_buckets(
-        keys, pay, sal, vsalt, nxt, bases, sizes, nvm, salt.shape[0] > 0, _vm_blocks(parts),
+        keys, pay, sal, vsalt, nxt, bases, sizes, nvm, salt.shape[0] > 0, _vm_blocks(in_blocks, orders),
         bool(use_zero_pages), int(max_page_sharing), b1, packed, bs, svd, top_arrays, tot, per_vm, n, threads,
     )  # fmt: skip
     tc, ts, th, tk, tz = (a[:ntop].tolist() for a in (*top_arrays[:2], top_arrays[2].view(np.uint64), *top_arrays[3:]))
