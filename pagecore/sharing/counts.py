@@ -1418,8 +1418,10 @@ def count_sharing(
     top_n : int
         How many of the most-copied contents to keep.
     threads : int
-        Threads for the per-bucket sort and scan (0: all available; the one pass over the pages
-        is one thread). The result does not depend on it, to the bit.
+        Threads (0: all available) for the one pass over the pages (in ranges of at least
+        :data:`SCATTER_MIN_PAGES` pages, one per thread) and for the per-bucket sort and scan
+        (in the :data:`COUNT_CHUNKS` ranges of buckets). The result does not depend on it, to
+        the bit.
 
     Returns
     -------
