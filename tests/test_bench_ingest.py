@@ -1,5 +1,7 @@
 """The ingest benchmark's codec baselines decode exactly what the kdump files hold compressed."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -65,3 +67,36 @@ def test_kernel_baseline_decodes_every_compressed_page_once(threads):
     import cramjam
 
     assert all(got[i].tobytes() == bytes(cramjam.snappy.decompress_raw(b)) for i, b in enumerate(blobs))
+
+
+def test_paired_ratio_is_the_median_of_the_ratios_within_each_round():
+    """A slow period of the host that spans one round slows the reader and its baseline alike:
+    the paired ratio does not move, while the best of each taken apart would pair the baseline's
+    fast round with the reader's slow one."""
+    from pagecore.bench.ingest import paired
+
+    rounds = {
+        "base": [(1.0, 2.0), (2.0, 4.0), (1.1, 2.2)],  # round 2: the host at half speed
+        "reader": [(1.25, 2.5), (2.5, 5.0), (1.1 / 0.8, 2.2 / 0.8)],
+    }
+    wall, cpu = paired(rounds, "reader", "base")
+    assert wall == pytest.approx(0.8) and cpu == pytest.approx(0.8)
+    rounds["reader"][0] = (2.5, 5.0)  # one round of the reader alone slowed: the median holds
+    assert paired(rounds, "reader", "base") == pytest.approx((0.8, 0.8))
+    rounds["reader"][2] = (2.2, 4.4)  # two of three slowed: now it shows
+    assert paired(rounds, "reader", "base") == pytest.approx((0.5, 0.5))
+    with pytest.raises(ValueError):  # rounds must pair up
+        paired({"base": [(1.0, 1.0)], "reader": []}, "reader", "base")
+
+
+def test_main_prints_a_paired_ratio_for_every_reader(capsys):
+    """The whole benchmark at a tiny size: every reader's line carries both ratios and the
+    paired one, each a number (timings at this size mean nothing; only the report is checked)."""
+    from pagecore.bench.ingest import main
+
+    assert main(["--mib", "2", "--repeat", "2"]) == 0
+    out = capsys.readouterr().out
+    readers = [line for line in out.splitlines() if "ingest+hash" in line or "ingest only" in line]
+    assert len(readers) == 3 + 2 * 5  # raw, ELF, LiME; five kdump files read with and without the hash
+    for line in readers:  # ratio, CPU ratio, then the paired wall / CPU ratios
+        assert re.search(r"\d\.\d\d\s+\d\.\d\d\s+\d+\.\d\d /\s*\d+\.\d\d\s+\S", line), line

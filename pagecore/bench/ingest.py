@@ -48,7 +48,11 @@ cache into the process counts against the reader, not against the baseline. Rati
 ``hash only, chunked`` are printed too, and every ratio is also given in CPU terms (the
 baseline's CPU seconds over the reader's: steadier than wall time on a shared machine, where a
 2-thread measure may get one core or two). Each measure's wall and CPU seconds are the least of
-its rounds, each taken on its own (not the CPU of the wall-best round). The codec baselines
+its rounds, each taken on its own (not the CPU of the wall-best round). Beside these, the
+``paired`` column gives the median over the rounds of the ratio within each round (a reader and
+its baseline run seconds apart in a round): this host's speed changes over tens of seconds, and
+the best of each measure taken apart can pair a fast period of one with a slow one of the
+other, while a slow period that spans a round slows both sides of its ratio. The codec baselines
 decode exactly the compressed pages the kdump files hold: a kdump file stores zero pages once
 (shared) and incompressible pages raw, which its reader copies instead of decoding, so a
 baseline that decoded every page of the image would do work the reader never does and flatter
@@ -371,12 +375,14 @@ def bench_ingest(
         # round is slow in wall time but not in CPU), for readers and baselines alike
         best = dict.fromkeys(measures, float("inf"))
         best_cpu = dict.fromkeys(measures, float("inf"))
+        rounds: dict[str, list[tuple[float, float]]] = {name: [] for name in measures}
         try:
             for _ in range(repeat):
                 for name, fn in measures.items():
                     t, c = _timed(fn)
                     best[name] = min(best[name], t)
                     best_cpu[name] = min(best_cpu[name], c)
+                    rounds[name].append((t, c))
         finally:
             pool.shutdown()
         res.update({name: nbytes / t / 1e9 for name, t in best.items()})
@@ -384,6 +390,7 @@ def bench_ingest(
         if load:
             load.append(os.getloadavg())
         res["_cpu"] = cpu
+        res["_rounds"] = rounds
         res["_threads"] = threads
         res["_file_mb"] = {k: v.stat().st_size / 1e6 for k, v in files.items()}
         res["_resident"] = resident
@@ -410,6 +417,18 @@ def baseline(res: dict, measure: str, threads: int) -> tuple[str, float] | None:
     return ref, res[ref]
 
 
+def paired(rounds: dict, measure: str, base: str) -> tuple[float, float]:
+    """Median over the rounds of the baseline's time over the measure's in the same round
+    (wall, CPU): a reader and its baseline run seconds apart in each round, so a slow period of
+    the host that spans a round slows both, and the median of the per-round ratios stays put
+    where the best of each, taken apart, may pair a fast round of one with a slow one of the
+    other."""
+    pairs = list(zip(rounds[base], rounds[measure], strict=True))
+    wall = float(np.median([b[0] / m[0] for b, m in pairs]))
+    cpu = float(np.median([b[1] / m[1] for b, m in pairs]))
+    return wall, cpu
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``pagecore bench ingest [--mib N] [--repeat R] [--threads T]``."""
     p = argparse.ArgumentParser(prog="pagecore bench ingest", description=__doc__.split("\n\n")[0])
@@ -434,15 +453,20 @@ def main(argv: list[str] | None = None) -> int:
     threads = res.pop("_threads")
     sizes = res.pop("_file_mb")
     cpu = res.pop("_cpu")
+    rounds = res.pop("_rounds")
     resident = res.pop("_resident")
     load = res.pop("_load")
     print(
         f"ingest + pcx64-v1 hash of a {args.mib} MiB guest-like image, {threads} threads, "
         f"{args.chunk_pages}-page chunks, best of {args.repeat}"
     )
-    print(f"{'measure':<34}{'GB/s':>8}{'wall s':>8}{'CPU s':>8}{'ratio':>8}{'CPU':>6}  vs")
+    print(
+        "ratio, CPU: the baseline's best time over the measure's best (each the least of the rounds); "
+        "paired: the median over the rounds of the same ratio within each round (wall / CPU)"
+    )
+    print(f"{'measure':<34}{'GB/s':>8}{'wall s':>8}{'CPU s':>8}{'ratio':>8}{'CPU':>6}{'paired':>12}  vs")
     for k, v in res.items():
-        ratio, cratio, vs, wall, c = "", "", "", "", ""
+        ratio, cratio, pair, vs, wall, c = "", "", "", "", "", ""
         if k in cpu:
             c, t = cpu[k]
             wall, c = f"{t:8.3f}", f"{c:8.3f}"
@@ -450,9 +474,11 @@ def main(argv: list[str] | None = None) -> int:
         if base is not None:
             ratio, vs = f"{v / base[1]:8.2f}", f"  {base[0]}"
             cratio = f"{cpu[base[0]][0] / cpu[k][0]:6.2f}"
+            pw, pc = paired(rounds, k, base[0])
+            pair = f"{pw:7.2f} /{pc:4.2f}"
             if base[0] in ("hash only", "read bandwidth"):
                 vs += f" ({v / res['hash only, chunked']:.2f} x hash only, chunked)"
-        print(f"{k:<34}{v:>8.2f}{wall:>8}{c:>8}{ratio:>8}{cratio:>6}{vs}")
+        print(f"{k:<34}{v:>8.2f}{wall:>8}{c:>8}{ratio:>8}{cratio:>6}{pair:>12}{vs}")
     print("file sizes (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in sizes.items()))
     low = {k: f for k, f in resident.items() if f < 0.999}
     state = (
