@@ -10,7 +10,9 @@ duplication over ``--vms`` VMs, on one thread and on ``--threads`` (default all 
 them, and the baseline: it finds only the distinct contents and their copies), checks that both
 find the same number of distinct contents, and prints wall and CPU time (CPU = process time,
 which other sessions on the machine do not inflate as much) with ratios. The methods take
-turns in every round (``--repeat`` rounds), so each ratio is given twice: best time over best
+turns in every round (``--repeat`` rounds; in each, a method is called ``--warm`` times in a row
+and its least time counts, so that no method runs only on memory another one just left), so each
+ratio is given twice: best time over best
 time, and *paired*, the median over the rounds of the ratio within each round (the host's
 speed changes over tens of seconds; a slow period that spans a round slows both sides of its
 ratio, while the best of each taken apart can pair a fast period with a slow one). ``--verify`` also
@@ -69,7 +71,7 @@ def _mem_available() -> int:
 
 
 def _timed(fn, repeat: int):
-    """Best wall and CPU seconds of ``repeat`` calls, and the last result."""
+    """Best wall and CPU seconds of ``repeat`` calls in a row, and the last result."""
     wall = cpu = float("inf")
     out = None
     for _ in range(repeat):
@@ -80,20 +82,16 @@ def _timed(fn, repeat: int):
     return wall, cpu, out
 
 
-def _once(fn):
-    """Wall and CPU seconds of one call, and its result."""
-    t0, c0 = time.perf_counter(), time.process_time()
-    out = fn()
-    return time.perf_counter() - t0, time.process_time() - c0, out
-
-
 def paired(row: dict, base: dict) -> tuple[float, float]:
     """Median over the rounds of ``base``'s time over ``row``'s in the same round (wall, CPU).
 
     The methods take turns in every round, so a round's calls run seconds apart: a slow period
     of the host (this one's speed changes over tens of seconds) that spans a round slows both
     sides of its ratio, where the best of each method taken apart can pair a fast period of one
-    with a slow one of the other."""
+    with a slow one of the other. In a round each method is called ``warm`` times in a row and
+    its least time counts: a call right after another method's ran up to 1.3 times slower for
+    ``numpy.unique`` (its sorted copy and outputs take more memory than the count's scratch, and
+    memory this VM has not used recently arrives slowly), which would flatter the count."""
     pairs = list(zip(base["rounds"], row["rounds"], strict=True))
     return (
         float(np.median([b[0] / r[0] for b, r in pairs])),
@@ -103,14 +101,15 @@ def paired(row: dict, base: dict) -> tuple[float, float]:
 
 # ----------------------------------------------------------------------------- counting
 def bench_count(
-    n: int, vms: int = 100, repeat: int = 2, seed: int = 0, salts: bool = True, threads: int = 0
+    n: int, vms: int = 100, repeat: int = 2, seed: int = 0, salts: bool = True, threads: int = 0, warm: int = 2
 ) -> list[dict]:
     """Rows (method, threads, wall s, CPU s, distinct contents) for counting ``n`` pages over
     ``vms`` VMs: :func:`pagecore.sharing.count_sharing` as ``share`` calls it (on one thread,
     and on ``threads``, 0 = all cores, ``share``'s default), with salts (``share --salting 2``:
     pairs of VMs share a salt) when ``salts`` and memory allow, and
-    ``numpy.unique(return_counts=True)``. Every call on more threads must give the counts of
-    the call on one, to the bit."""
+    ``numpy.unique(return_counts=True)``, in ``repeat`` rounds in which the methods take turns,
+    each called ``warm`` times in a row (:func:`paired`). Every call on more threads must give
+    the counts of the call on one, to the bit."""
     from pagecore._jit import resolve_threads
     from pagecore.sharing import count_sharing
     from pagecore.sharing.counts import T_DISTINCT
@@ -145,7 +144,7 @@ def bench_count(
     first: dict = {}
     for _ in range(repeat):
         for row, (name, t, fn, distinct_of) in zip(rows, calls, strict=True):
-            wall, cpu, out = _once(fn)
+            wall, cpu, out = _timed(fn, warm)
             row["wall_s"], row["cpu_s"] = min(row["wall_s"], wall), min(row["cpu_s"], cpu)
             row["rounds"].append((wall, cpu))
             row["distinct"] = int(distinct_of(out))
@@ -161,10 +160,11 @@ def bench_count(
     return rows
 
 
-def print_count(n: int, vms: int, rows: list[dict], repeat: int) -> None:
+def print_count(n: int, vms: int, rows: list[dict], repeat: int, warm: int = 2) -> None:
     base = next(r for r in rows if r["method"].startswith("numpy.unique"))
     print(
-        f"counting {n:,} page hashes over {vms} VMs (best of {repeat}, the methods taking turns in each round; "
+        f"counting {n:,} page hashes over {vms} VMs (best of {repeat} rounds, the methods taking turns, each "
+        f"called {warm} times in a row per round; "
         "CPU = process time, all threads; numpy.unique runs on one thread)"
     )
     print(
@@ -317,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--repeat", type=int, default=2, help="rounds, the methods taking turns; best and paired ratios (default 2)"
     )
+    p.add_argument(
+        "--warm", type=int, default=2, help="calls of each method in a row per round, the least counts (default 2)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-salts", action="store_true", help="skip the salted call (share --salting)")
     p.add_argument(
@@ -328,8 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     for x in args.pages:
         n = int(x)
-        rows = bench_count(n, args.vms, args.repeat, args.seed, not args.no_salts, args.threads)
-        print_count(n, args.vms, rows, args.repeat)
+        rows = bench_count(n, args.vms, args.repeat, args.seed, not args.no_salts, args.threads, args.warm)
+        print_count(n, args.vms, rows, args.repeat, args.warm)
     if args.verify:
         r = bench_share(args.verify_mib, args.repeat, args.seed, args.tmpdir, args.threads)
         print_share(args.verify_mib, r, args.repeat)
