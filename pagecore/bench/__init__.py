@@ -35,6 +35,25 @@ def best_of(fn, repeat: int) -> float:
     return best
 
 
+def paired_ratio(base_rounds, rounds) -> tuple[float, float]:
+    """The median over the rounds of the baseline's time over the measure's in the same round,
+    for wall and CPU time (each round a ``(wall s, CPU s)`` pair of each; as many rounds of both).
+
+    A measure and its baseline take turns in every round, seconds apart: a slow period of the
+    host (this one's speed changes over tens of seconds) that spans a round slows both sides of
+    its ratio, while the best of each taken apart can pair a fast period of one with a slow one
+    of the other."""
+    import statistics
+
+    pairs = list(zip(base_rounds, rounds, strict=True))
+    if not pairs:
+        raise ValueError("no rounds to pair")
+    return (
+        float(statistics.median(b[0] / m[0] for b, m in pairs)),
+        float(statistics.median(b[1] / m[1] for b, m in pairs)),
+    )
+
+
 def run(what: str, argv: list[str]) -> int:
     """Run benchmark ``what`` with its command-line arguments ``argv``."""
     module, pre = BENCHMARKS[what]

@@ -84,20 +84,15 @@ def _timed(fn, repeat: int):
 
 
 def paired(row: dict, base: dict) -> tuple[float, float]:
-    """Median over the rounds of ``base``'s time over ``row``'s in the same round (wall, CPU).
+    """:func:`pagecore.bench.paired_ratio` of a row of :func:`bench_count` against ``base``'s.
 
-    The methods take turns in every round, so a round's calls run seconds apart: a slow period
-    of the host (this one's speed changes over tens of seconds) that spans a round slows both
-    sides of its ratio, where the best of each method taken apart can pair a fast period of one
-    with a slow one of the other. In a round each method is called ``warm`` times in a row and
-    its least time counts: a call right after another method's ran up to 1.3 times slower for
-    ``numpy.unique`` (its sorted copy and outputs take more memory than the count's scratch, and
-    memory this VM has not used recently arrives slowly), which would flatter the count."""
-    pairs = list(zip(base["rounds"], row["rounds"], strict=True))
-    return (
-        float(np.median([b[0] / r[0] for b, r in pairs])),
-        float(np.median([b[1] / r[1] for b, r in pairs])),
-    )
+    In a round each method is called ``warm`` times in a row and its least time counts: a call
+    right after another method's ran up to 1.3 times slower for ``numpy.unique`` (its sorted copy
+    and outputs take more memory than the count's scratch, and memory this VM has not used
+    recently arrives slowly), which would flatter the count."""
+    from pagecore.bench import paired_ratio
+
+    return paired_ratio(base["rounds"], row["rounds"])
 
 
 # ----------------------------------------------------------------------------- counting

@@ -418,15 +418,11 @@ def baseline(res: dict, measure: str, threads: int) -> tuple[str, float] | None:
 
 
 def paired(rounds: dict, measure: str, base: str) -> tuple[float, float]:
-    """Median over the rounds of the baseline's time over the measure's in the same round
-    (wall, CPU): a reader and its baseline run seconds apart in each round, so a slow period of
-    the host that spans a round slows both, and the median of the per-round ratios stays put
-    where the best of each, taken apart, may pair a fast round of one with a slow one of the
-    other."""
-    pairs = list(zip(rounds[base], rounds[measure], strict=True))
-    wall = float(np.median([b[0] / m[0] for b, m in pairs]))
-    cpu = float(np.median([b[1] / m[1] for b, m in pairs]))
-    return wall, cpu
+    """:func:`pagecore.bench.paired_ratio` of ``measure`` against ``base`` (names in ``rounds``):
+    a reader and its baseline run seconds apart in each round."""
+    from pagecore.bench import paired_ratio
+
+    return paired_ratio(rounds[base], rounds[measure])
 
 
 def main(argv: list[str] | None = None) -> int:
