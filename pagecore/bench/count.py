@@ -9,16 +9,16 @@ duplication over ``--vms`` VMs, on one thread and on ``--threads`` (default all 
 ``numpy.unique(return_counts=True)`` (one thread) on the same hashes (the obvious way to count
 them, and the baseline: it finds only the distinct contents and their copies), checks that both
 find the same number of distinct contents, and prints wall and CPU time (CPU = process time,
-which other sessions on the machine do not inflate as much) with ratios. The methods take
-turns in every round (``--repeat`` rounds; in each, a method is called ``--warm`` times in a row
-and its least time counts, so that no method runs only on memory another one just left), so each
-ratio is given twice: best time over best
-time, and *paired*, the median over the rounds of the ratio within each round (the host's
-speed changes over tens of seconds; a slow period that spans a round slows both sides of its
-ratio, while the best of each taken apart can pair a fast period with a slow one). ``--verify`` also
-measures byte verification (:mod:`pagecore.pages.verify`, what ``pagecore share`` does unless
-``--no-verify``) on a synthetic raw dump with many duplicates: bytes compared per second against
-the read bandwidth of the same file, and ``pagecore share --no-verify``'s library path
+which other sessions on the machine do not inflate as much) with ratios. The methods take turns
+in every round (``--repeat`` rounds; in each, a method is called ``--warm`` times in a row and
+its least time counts, so that no method runs only on memory another one just left), so each
+ratio is given twice: best time over best time, and *paired*, the median over the rounds of the
+ratio within each round (the host's speed changes over tens of seconds; a slow period that spans
+a round slows both sides of its ratio, while the best of each taken apart can pair a fast period
+with a slow one). ``--verify`` also measures byte verification (:mod:`pagecore.pages.verify`,
+what ``pagecore share`` does unless ``--no-verify``) on a synthetic raw dump with many
+duplicates: bytes compared per second against the read bandwidth of the same file, and
+``pagecore share --no-verify``'s library path
 (:func:`pagecore.experiments.analyze.analyze_page_tables`, reading Parquet page tables) split
 into loading and counting. Nothing here asserts a speed.
 """
