@@ -559,8 +559,7 @@ def test_bench_count_goals_line_reads_the_rows():
 
 def test_bench_count_paired_ratio_takes_each_round_on_its_own():
     """The paired ratio is the median of the per-round ratios: a round in which the count alone
-    was slow (another process on its core) moves the best-over-best ratio not at all and the
-    paired one only if it is most of the rounds."""
+    was slow (another process on its core) moves it only when such rounds are most of them."""
     from pagecore.bench.count import paired
 
     base = {"rounds": [(2.0, 2.0), (2.0, 2.0), (2.0, 2.0)]}

@@ -35,6 +35,21 @@ def best_of(fn, repeat: int) -> float:
     return best
 
 
+def timed(fn, repeat: int = 1):
+    """``(wall s, CPU s, result)``: the least wall and the least CPU time (process time, all
+    threads), each taken on its own, of ``repeat`` calls of ``fn()`` in a row, and the last
+    call's result (a call's result is freed before the next call, not held beside it)."""
+    wall = cpu = float("inf")
+    out = None
+    for _ in range(max(1, repeat)):
+        out = None
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = fn()
+        wall = min(wall, time.perf_counter() - t0)
+        cpu = min(cpu, time.process_time() - c0)
+    return wall, cpu, out
+
+
 def paired_ratio(base_rounds, rounds) -> tuple[float, float]:
     """The median over the rounds of the baseline's time over the measure's in the same round,
     for wall and CPU time (each round a ``(wall s, CPU s)`` pair of each; as many rounds of both).

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import numpy as np
+
+from pagecore.bench import paired_ratio, timed
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -70,19 +71,6 @@ def _mem_available() -> int:
     return 1 << 62
 
 
-def _timed(fn, repeat: int):
-    """Best wall and CPU seconds of ``repeat`` calls in a row, and the last result."""
-    wall = cpu = float("inf")
-    out = None
-    for _ in range(repeat):
-        out = None  # the previous call's result is freed before the next call, not held beside it
-        t0, c0 = time.perf_counter(), time.process_time()
-        out = fn()
-        wall = min(wall, time.perf_counter() - t0)
-        cpu = min(cpu, time.process_time() - c0)
-    return wall, cpu, out
-
-
 def paired(row: dict, base: dict) -> tuple[float, float]:
     """:func:`pagecore.bench.paired_ratio` of a row of :func:`bench_count` against ``base``'s.
 
@@ -90,8 +78,6 @@ def paired(row: dict, base: dict) -> tuple[float, float]:
     right after another method's ran up to 1.3 times slower for ``numpy.unique`` (its sorted copy
     and outputs take more memory than the count's scratch, and memory this VM has not used
     recently arrives slowly), which would flatter the count."""
-    from pagecore.bench import paired_ratio
-
     return paired_ratio(base["rounds"], row["rounds"])
 
 
@@ -140,7 +126,7 @@ def bench_count(
     first: dict = {}
     for _ in range(repeat):
         for row, (name, t, fn, distinct_of) in zip(rows, calls, strict=True):
-            wall, cpu, out = _timed(fn, warm)
+            wall, cpu, out = timed(fn, warm)
             row["wall_s"], row["cpu_s"] = min(row["wall_s"], wall), min(row["cpu_s"], cpu)
             row["rounds"].append((wall, cpu))
             row["distinct"] = int(distinct_of(out))
@@ -258,18 +244,18 @@ def bench_share(mib: int = 512, repeat: int = 2, seed: int = 0, tmpdir=None, thr
         _read_file(dump)  # into the page cache
         res["pages"] = npages
         res["file_bytes"] = size
-        res["read"] = _timed(lambda: _read_file(dump), repeat)[:2]
-        res["share_no_verify"] = _timed(
+        res["read"] = timed(lambda: _read_file(dump), repeat)[:2]
+        res["share_no_verify"] = timed(
             lambda: analyze_page_tables([table], verify="no", threads=threads), repeat
         )[:2]
-        res["load"] = _timed(lambda: load_pages([table]), repeat)[:2]
+        res["load"] = timed(lambda: load_pages([table]), repeat)[:2]
         hz = load_pages([table])
-        res["count"] = _timed(lambda: count_sharing(hz[0], hz[1], hz[2], hz[3], threads=threads), repeat)[:2]
-        wall, cpu, v = _timed(lambda: verify_tables([table]), repeat)
+        res["count"] = timed(lambda: count_sharing(hz[0], hz[1], hz[2], hz[3], threads=threads), repeat)[:2]
+        wall, cpu, v = timed(lambda: verify_tables([table]), repeat)
         res["verify"] = (wall, cpu)
         res["bytes_compared"] = v.bytes_compared
         res["pages_compared"] = v.pages_compared
-        res["share_verify"] = _timed(
+        res["share_verify"] = timed(
             lambda: analyze_page_tables([table], verify="yes", threads=threads), repeat
         )[:2]
     return res

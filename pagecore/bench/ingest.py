@@ -78,7 +78,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -88,6 +87,7 @@ import numpy as np
 from pagecore import PAGE_SIZE
 from pagecore._defaults import DEFAULT_CHUNK_PAGES
 from pagecore._jit import max_threads
+from pagecore.bench import paired_ratio, timed
 from pagecore.bench.wholeproc import resident_fraction
 
 
@@ -158,13 +158,6 @@ def _map_only(path: Path) -> None:
         int(view[::PAGE_SIZE].sum())
         del view
         mm.close()
-
-
-def _timed(fn) -> tuple[float, float]:
-    """Wall and CPU (all threads of this process) seconds of one call of ``fn()``."""
-    t0, c0 = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def _ingest(path: Path, threads: int, chunk_pages: int) -> int:
@@ -379,7 +372,7 @@ def bench_ingest(
         try:
             for _ in range(repeat):
                 for name, fn in measures.items():
-                    t, c = _timed(fn)
+                    t, c, _ = timed(fn)
                     best[name] = min(best[name], t)
                     best_cpu[name] = min(best_cpu[name], c)
                     rounds[name].append((t, c))
@@ -420,8 +413,6 @@ def baseline(res: dict, measure: str, threads: int) -> tuple[str, float] | None:
 def paired(rounds: dict, measure: str, base: str) -> tuple[float, float]:
     """:func:`pagecore.bench.paired_ratio` of ``measure`` against ``base`` (names in ``rounds``):
     a reader and its baseline run seconds apart in each round."""
-    from pagecore.bench import paired_ratio
-
     return paired_ratio(rounds[base], rounds[measure])
 
 
@@ -429,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: ``pagecore bench ingest [--mib N] [--repeat R] [--threads T]``."""
     p = argparse.ArgumentParser(prog="pagecore bench ingest", description=__doc__.split("\n\n")[0])
     p.add_argument("--mib", type=int, default=256, help="guest size in MiB (default 256)")
-    p.add_argument("--repeat", type=int, default=3, help="repetitions; the best is reported (default 3)")
+    p.add_argument("--repeat", type=int, default=3, help="rounds; best-of and paired ratios (default 3)")
     p.add_argument("--threads", type=int, default=0, help="threads (0 = all; default 0)")
     p.add_argument(
         "--chunk-pages",

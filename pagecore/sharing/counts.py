@@ -722,16 +722,19 @@ def _salt_per_vm(s, vm, nvm, vs):
 
 
 @njit(**SERIAL)
-def _scatter_packed(h, vs, vm, z, a, e, base, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm, seen, order):
-    """The one pass of :func:`_count` written out for its most common case: VM indices and zero
-    flags given, no salts or salts of VMs (``vs``, int64[nvm]; None without salts, a compilation
-    of its own), every page eligible, payloads packed. Each bucket's next record goes to
-    ``pos[b]`` (one array read per page, not two); ``size`` and ``cur`` are filled from the
+def _scatter_packed(h, vs, vm, z, a, e, base, nvm, b1, bs, keys, nxt, per_vm, seen, order):
+    """:func:`_scatter` written out for its most common case: VM indices and zero flags given,
+    no salts or salts of VMs (``vs``, int64[nvm]; None without salts, a compilation of its own),
+    every page eligible, payloads packed; an entry of its own, chosen in Python, so a process
+    compiles only the scatter it runs. Each bucket's next record goes to ``pos[b]`` (one array
+    read per page, not two); the records per bucket and the block each ends in are read off the
     chains at the end. A full line of a write-combining buffer goes out as one 64-byte
-    non-temporal store. Pages ``a <= i < e`` into the blocks from ``base`` on, as
-    :func:`_scatter`. Returns (number of VMs in ``order``, each VM's pages one block, -1) or
-    (0, False, i) when page ``i`` has a VM index outside ``[0, nvm)``."""
-    nb = size.shape[0]
+    non-temporal store. Pages ``a <= i < e`` into the blocks from ``base`` on; returns what
+    :func:`_scatter` returns."""
+    nb = 1 << b1
+    size = np.zeros(nb, np.int64)
+    cur = np.empty(nb, np.int64)
+    wcb = np.empty(nb * WC_LINE, np.int64)
     vm_blocks = np.bool_(True)
     free = np.int64(base + nb)
     prev = np.int64(-1)
@@ -742,7 +745,7 @@ def _scatter_packed(h, vs, vm, z, a, e, base, nvm, b1, bs, keys, size, cur, nxt,
         v = np.int64(vm[_U(i)])
         if v != prev:
             if v < 0 or v >= nvm:
-                return 0, False, i
+                return size, 0, False, i
             if prev >= 0:
                 per_vm[prev, V_PAGES] += n_pages
                 per_vm[prev, V_ZERO] += n_zero
@@ -781,7 +784,8 @@ def _scatter_packed(h, vs, vm, z, a, e, base, nvm, b1, bs, keys, size, cur, nxt,
             full += 1
         size[b] = full * bs + (pos[b] & (bs - 1))
         cur[b] = last
-    return nord, vm_blocks, -1
+    _flush_lines(keys, size, cur, wcb, bs)
+    return size, nord, vm_blocks, -1
 
 
 @njit(**INLINE)
@@ -970,23 +974,6 @@ def _flush_lines(keys, size, cur, wcb, bs):
         for x in range(off & (WC_LINE - 1)):
             keys[line + x] = wcb[b * WC_LINE + x]
     store_fence()
-
-
-@njit(**SERIAL)
-def _scatter_fast(h, vs, vm, z, a, e, base, nvm, b1, bs, keys, nxt, per_vm, seen, order):
-    """:func:`_scatter` for its most common case (VM indices and zero flags given, every page
-    eligible, no salts or salts of VMs ``vs`` — None without salts —, payloads packed), through
-    :func:`_scatter_packed`: an entry of its own, so a process compiles only the scatter it runs."""
-    nb = 1 << b1
-    size = np.zeros(nb, np.int64)
-    cur = np.arange(nb) + base
-    wcb = np.empty(nb * WC_LINE, np.int64)
-    nord, vm_blocks, bad = _scatter_packed(h, vs, vm, z, a, e, base, nvm, b1, bs, keys, size, cur, nxt, wcb, per_vm,
-                                           seen, order)  # fmt: skip
-    if bad >= 0:
-        return size, nord, vm_blocks, bad
-    _flush_lines(keys, size, cur, wcb, bs)
-    return size, nord, vm_blocks, -1
 
 
 @njit(**SERIAL)
@@ -1523,7 +1510,7 @@ def count_sharing(
         seen = np.zeros(max(nvm, 1), np.bool_)
         order = np.zeros(max(nvm, 1), np.int64)
         if fast:  # the common case's written-out scatter; salts of VMs are looked up, not read
-            size, nord, blocks_p, bad = _scatter_fast(
+            size, nord, blocks_p, bad = _scatter_packed(
                 hashes, vsalt if vsalt.shape[0] else None, vm, zero, cuts[p], cuts[p + 1], bases[p], nvm, b1, bs, keys,
                 nxt, pv, seen, order,
             )  # fmt: skip
