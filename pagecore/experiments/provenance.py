@@ -1,8 +1,17 @@
 """Where every parameter that moves a compared number comes from (machine-readable).
 
-One row per config key (dotted path; ``*`` matches every element of a list): its *kind* of
-source and the source itself, the figures it moves, and for UNCONFIRMED parameters the
-plausible range the sensitivity sweep (``snakemake sensitivity``) covers.
+One row per config key (dotted path; ``*`` matches every element of a list or value of a mapping,
+a number one element of a list): its *kind* of source and the source itself, the figures it
+moves, and for UNCONFIRMED parameters the plausible range the sensitivity sweep (``snakemake
+sensitivity``) covers. A row covers its key and everything below it.
+
+Every value in the sections that make compared numbers (:data:`MODEL_SECTIONS`) has a row, or is
+in :data:`EXEMPT` with the reason it moves no compared number (a label, a what-if sweep, an
+experiment with no paper number); :func:`unclassified` lists the values that have neither, and
+the tests require it to be empty. ``moves`` is what a change of the value moves; a row whose
+value moves nothing at the defaults (e.g. a rate of a mechanism that is off) says so in its
+source and has an empty ``moves``. ``pagecore.experiments.provenance_check`` (run by a slow
+test) changes every value and compares what moves with ``moves``.
 
 Kinds:
 
@@ -33,6 +42,7 @@ class Param:
     moves: tuple[str, ...]
     low: float | None = None  # sensitivity range (UNCONFIRMED parameters only)
     high: float | None = None
+    relative: bool = False  # low and high are factors on each matched value (values that differ per VM)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -42,6 +52,11 @@ class Param:
 def _pm50(key, kind, source, moves, value):
     """A parameter swept over ±50 % of its default."""
     return Param(key, kind, source, moves, 0.5 * value, 1.5 * value)
+
+
+def _x50(key, kind, source, moves):
+    """A parameter whose values (one per VM, possibly different) are swept over ±50 % each."""
+    return Param(key, kind, source, moves, 0.5, 1.5, relative=True)
 
 
 S = ("fig06", "fig07", "fig08")
@@ -215,10 +230,17 @@ PARAMETERS: tuple[Param, ...] = (
         9.0,
     ),
     Param(
-        "workloads.*.vms.*.boot.boot_s",
+        "workloads.fig07.vms.0.boot.boot_s",
         "paper",
         "Figure 7 GRAPH: 'VM1 boots' 0-1.6 min (about 100 s of OS loading)",
-        ("fig07", "fig08"),
+        ("fig07",),
+    ),
+    _x50(
+        "workloads.fig08.vms.*.boot.boot_s",
+        "assumption",
+        "UNCONFIRMED: each Windows 2000 guest loads its OS for 100 s, as Figure 7's Windows VM (GRAPH there); "
+        "Figure 8 does not show the boot's phases",
+        ("fig08",),
     ),
     Param(
         "workloads.fig08.vms.*.boot.os_mb",
@@ -226,8 +248,11 @@ PARAMETERS: tuple[Param, ...] = (
         "UNCONFIRMED: each Windows 2000 guest loads 40 MB of OS data at boot (no source; set when the replay was "
         "first written; Figure 7's Windows VM uses 32 MB). It is the only non-zero data while the guests zero their "
         "memory with no balloon driver, so ESX's random pager writes about 2.4 MB per MB of it to swap at boot "
-        "(measured, issue 14: os_mb 20/30/40 give 49/74/96 MB, paper 35); not swept",
+        "(measured, issue 14: os_mb 20/30/40 give 49/74/96 MB, paper 35)",
         ("fig08",),
+        0.5,
+        1.5,
+        True,
     ),
     Param(
         "workloads.fig08.vms.*.max_mb", "paper", "Figure 8 TEXT: = paper.FIG08_VMS max_mb (equality tested)", ("fig08",)
@@ -312,7 +337,411 @@ PARAMETERS: tuple[Param, ...] = (
     Param("catalogue.os.linux.zero", "fitted", "guests.fit on zero_reclaimed_mb@B", ("fig05",)),
     Param("catalogue.os.winnt4.zero", "assumption", "NT's zero page thread keeps ~10 % free pages zeroed", ("fig05",)),
     Param("catalogue.apps", "assumption", "sizes of the era's server binaries and libraries", ("fig05",)),
+    # --- every other value of the model sections (issue 14: every parameter that moves a number) --
+    Param(
+        "sim.seed",
+        "assumption",
+        "the simulator's random choices (sampled pages, paging victims, scan order): a fixed seed (20021209, the "
+        "first day of OSDI '02) set before any run was scored; the score is reported over comparison.seeds, whose "
+        "spread shows what it moves",
+        S,
+    ),
+    _pm50(
+        "sim.record_s",
+        "assumption",
+        "UNCONFIRMED: the replay records its state every 5 s of VM time (no source; finer than the 30-s sampling "
+        "period and the paper's 5-min marks); extrema, time in a state and averages read off the record move with it",
+        S,
+        5.0,
+    ),
+    Param("sim.mechanisms.sampling", "paper", "§5.3: statistical sampling of active memory (`oracle` is a what-if)", S),
+    Param("sim.mechanisms.allocation", "paper", "§5.2: proportional shares with the idle memory tax", S),
+    Param("sim.mechanisms.admission", "paper", "§6.2: admission control by min + overhead reservations", S),
+    Param("sim.mechanisms.states", "paper", "§6.3: four free-memory states (high, soft, hard, low)", S),
+    Param("sim.mechanisms.balloon", "paper", "§3.2: the balloon driver, polling once per second", S),
+    Param("sim.mechanisms.paging", "paper", "§3.3: ESX's swap daemon pages randomly chosen victims", S),
+    Param(
+        "sim.contents.seed",
+        "assumption",
+        "where each guest places its shared OS pages: a fixed seed set before any content run was scored; moves "
+        "nothing with the default sharing mechanism (zero)",
+        (),
+    ),
+    Param(
+        "workloads.seed",
+        "assumption",
+        "the traces' random draws (page orders, phases, write flags): a fixed seed set before any run was scored; "
+        "comparison.seeds re-run only the simulator on the same traces, so the score's spread does not include it",
+        S,
+    ),
+    Param(
+        "workloads.*.duration_min",
+        "paper",
+        "the figures' time axes (GRAPH): Figure 6 0-45 min, Figure 7 0-65, Figure 8 0-90",
+        S,
+    ),
+    Param(
+        "workloads.fig06.host",
+        "assumption",
+        "Figure 6's VM runs alone (TEXT); a 1 GB host that is never short of memory (not stated): moves no Figure 6 "
+        "number",
+        (),
+    ),
+    Param("workloads.fig07.host.system_mb", "paper", "Figure 7 TEXT: a 512 MB host", ("fig07",)),
+    Param(
+        "workloads.*.host.swap_mb",
+        "assumption",
+        "swap space larger than anything the runs page (not stated): never fills, moves nothing",
+        (),
+    ),
+    Param(
+        "workloads.fig08.host.esx_mb",
+        "input",
+        "88 MB as Figure 7's host (an input there); with system_mb it leaves the 1 GB for VMs the text states",
+        ("fig08",),
+    ),
+    Param(
+        "workloads.*.vms.*.os",
+        "paper",
+        "the guests' OS (TEXT): Figure 6 Windows 2000 Advanced Server, Figure 7 Windows 2000 and Linux, Figure 8 "
+        "five Windows 2000 guests; it selects the content model of sim.contents",
+        S,
+    ),
+    Param(
+        "workloads.fig06.vms.*.min_mb",
+        "assumption",
+        "no reservation (not stated); the VM is never short of memory, so it moves nothing",
+        (),
+    ),
+    Param("workloads.fig06.vms.*.start_min", "paper", "Figure 6 GRAPH: the VM runs from the plot's start", ("fig06",)),
+    Param(
+        "workloads.fig06.vms.*.boot.zero",
+        "paper",
+        "Figure 6 GRAPH: the VM is already booted when the plot starts (no boot-time zeroing in the figure)",
+        ("fig06",),
+    ),
+    _pm50(
+        "workloads.fig06.vms.*.boot.os_mb",
+        "assumption",
+        "UNCONFIRMED: 32 MB of OS data loaded at boot (no source; Figure 8's guests use 40)",
+        ("fig06",),
+        32.0,
+    ),
+    Param(
+        "workloads.fig06.vms.*.boot.boot_s",
+        "assumption",
+        "the VM is already booted when the plot starts; 10 s of OS loading before it, which moves nothing",
+        (),
+    ),
+    _pm50(
+        "workloads.fig06.vms.*.background.period_s",
+        "assumption",
+        "UNCONFIRMED: the background activity touches its pages every 20 s (no source)",
+        ("fig06",),
+        20.0,
+    ),
+    _pm50(
+        "workloads.fig06.vms.*.background.write_frac",
+        "assumption",
+        "UNCONFIRMED: 30 % of background touches write (no source)",
+        ("fig06",),
+        0.3,
+    ),
+    Param(
+        "workloads.fig06.vms.*.foreground.write_frac",
+        "assumption",
+        "UNCONFIRMED: the toucher writes what it touches (no source; the text says it touches memory)",
+        ("fig06",),
+        0.5,
+        1.0,
+    ),
+    Param(
+        "workloads.fig07.vms.*.min_mb",
+        "assumption",
+        "UNCONFIRMED: no reservation; any min below ~100 MB gives the same result",
+        ("fig07",),
+    ),
+    Param(
+        "workloads.fig07.vms.*.shares",
+        "paper",
+        "Figure 7 TEXT: identical shares (only their ratio matters)",
+        ("fig07",),
+    ),
+    Param(
+        "workloads.fig07.vms.0.boot.zero",
+        "paper",
+        "§6.3 TEXT: Windows zeroes all 'physical' memory at boot",
+        ("fig07",),
+    ),
+    Param(
+        "workloads.fig07.vms.1.boot.zero",
+        "assumption",
+        "Linux does not zero its memory at boot (it zeroes a page when it allocates it)",
+        ("fig07",),
+    ),
+    _x50(
+        "workloads.fig07.vms.*.boot.os_mb",
+        "assumption",
+        "UNCONFIRMED: OS data loaded at boot, 32 MB (Windows) and 24 MB (Linux); no source",
+        ("fig07",),
+    ),
+    _pm50(
+        "workloads.fig07.vms.1.boot.boot_s",
+        "assumption",
+        "UNCONFIRMED: the Linux VM loads its OS for 30 s (no source)",
+        ("fig07",),
+        30.0,
+    ),
+    _x50(
+        "workloads.fig07.vms.*.background.period_s",
+        "assumption",
+        "UNCONFIRMED: background pages touched every 30 s (no source)",
+        ("fig07",),
+    ),
+    _x50(
+        "workloads.fig07.vms.*.background.write_frac",
+        "assumption",
+        "UNCONFIRMED: 30 % of background touches write (no source)",
+        ("fig07",),
+    ),
+    _pm50(
+        "workloads.fig07.vms.1.foreground.period_s",
+        "assumption",
+        "UNCONFIRMED: dbench's buffer-cache working set is cycled every 30 s (no source)",
+        ("fig07",),
+        30.0,
+    ),
+    _pm50(
+        "workloads.fig07.vms.1.foreground.write_frac",
+        "assumption",
+        "UNCONFIRMED: half of dbench's touches write (no source)",
+        ("fig07",),
+        0.5,
+    ),
+    _pm50(
+        "workloads.fig07.vms.1.foreground.cold_mb",
+        "assumption",
+        "UNCONFIRMED: a 60 MB cold tail of dbench's file set (client count not stated)",
+        ("fig07",),
+        60.0,
+    ),
+    _pm50(
+        "workloads.fig07.vms.1.foreground.cold_period_s",
+        "assumption",
+        "UNCONFIRMED: the cold tail is re-read every 5 min (no source)",
+        ("fig07",),
+        300.0,
+    ),
+    Param(
+        "workloads.fig07.vms.0.zpt_mb_s",
+        "fitted",
+        "Windows' zero page thread at 8 MB/s, the value fitted on Figure 6 (workloads.fig06 zpt_mb_s); moves no "
+        "Figure 7 number (the idle VM frees nothing for it to zero)",
+        (),
+    ),
+    Param(
+        "workloads.fig07.vms.1.zpt_mb_s",
+        "measurement",
+        "Linux has no zero page thread (it zeroes pages on allocation): 0",
+        (),
+    ),
+    Param(
+        "workloads.fig08.vms.*.boot.zero",
+        "paper",
+        "§6.3 TEXT: Windows zeroes all 'physical' memory at boot",
+        ("fig08",),
+    ),
+    _x50(
+        "workloads.fig08.vms.*.background.mb",
+        "assumption",
+        "UNCONFIRMED: each guest's background activity, 8-12 MB (no source; Figure 6 TEXT: 10-20 MB, Figure 7 GRAPH: "
+        "idle usage 5-14 MB); the declared fit subtracts it from the fitted active memory",
+        ("fig08",),
+    ),
+    _x50(
+        "workloads.fig08.vms.*.background.period_s",
+        "assumption",
+        "UNCONFIRMED: background pages touched every 30 s (no source)",
+        ("fig08",),
+    ),
+    _x50(
+        "workloads.fig08.vms.*.background.write_frac",
+        "assumption",
+        "UNCONFIRMED: 30 % of background touches write (no source)",
+        ("fig08",),
+    ),
+    _x50(
+        "workloads.fig08.vms.*.foreground.period_s",
+        "assumption",
+        "UNCONFIRMED: each working set is cycled every 30 s (no source; the paper's sampling period)",
+        ("fig08",),
+    ),
+    _x50(
+        "workloads.fig08.vms.*.foreground.write_frac",
+        "assumption",
+        "UNCONFIRMED: 40 % of the applications' touches write (no source)",
+        ("fig08",),
+    ),
+    Param(
+        "workloads.fig08.vms.*.zpt_mb_s",
+        "fitted",
+        "Windows' zero page thread at 8 MB/s, the value fitted on Figure 6 (workloads.fig06 zpt_mb_s); moves no "
+        "Figure 8 number with the default free_on_shrink: false (nothing is freed for it to zero)",
+        (),
+    ),
+    Param(
+        "reclaim.seed", "assumption", "the trace's random draws: a fixed seed set before any run was scored", ("fig02",)
+    ),
+    Param(
+        "reclaim.guest.warmup_fraction",
+        "assumption",
+        "UNCONFIRMED: the first half of the trace warms the guest's cache and is not timed (no source)",
+        ("fig02",),
+        0.25,
+        0.75,
+    ),
+    Param(
+        "reclaim.trace.refs",
+        "assumption",
+        "UNCONFIRMED: a dbench run is 2 M page references (no source)",
+        ("fig02",),
+        1_000_000,
+        3_000_000,
+    ),
+    _pm50(
+        "reclaim.trace.run_pages",
+        "assumption",
+        "UNCONFIRMED: reads and writes of geometric runs of mean 8 pages (no source)",
+        ("fig02",),
+        8.0,
+    ),
+    _pm50(
+        "reclaim.trace.write_fraction",
+        "assumption",
+        "UNCONFIRMED: 30 % of dbench's operations write (NetBench's mix, no figure given)",
+        ("fig02",),
+        0.3,
+    ),
+    Param("reclaim.fig02.sizes_mb", "paper", "Figure 2 GRAPH: VM sizes 128-256 MB on the x-axis", ("fig02",)),
+    Param(
+        "reclaim.fig02.boot_mb",
+        "paper",
+        "Figure 2 TEXT: the VM boots with 256 MB and is ballooned down to each size",
+        ("fig02",),
+    ),
+    Param(
+        "reclaim.fig02.fitted_to",
+        "fitted",
+        "the paper points the declared cost fit calibrated on (their records are `fitted`)",
+        ("fig02",),
+    ),
+    Param(
+        "reclaim.cost",
+        "assumption",
+        "a host page-out costs a quarter of a disk transfer (asynchronous and clustered, §3.3; no figure given); "
+        "Figure 2's runs page nothing on the host, so it moves none of its numbers",
+        (),
+    ),
+    Param("synth.fig04.vms", "paper", "Figure 4 GRAPH: 1 to 10 identical VMs", ("fig04",)),
+    Param(
+        "synth.fig04.seed",
+        "assumption",
+        "page contents, layout and variant draws: a fixed seed set before fitting",
+        ("fig04",),
+    ),
+    Param(
+        "synth.fig04.fitted_to",
+        "fitted",
+        "the paper points calibrate_fig04 fitted the fractions on (their records are `fitted`)",
+        ("fig04",),
+    ),
+    Param("catalogue.os.*.max_shared", "assumption", "UNCONFIRMED: OS pages fill at most 60 % of a guest", ("fig05",)),
+    Param(
+        "catalogue.os.*.variant",
+        "assumption",
+        "UNCONFIRMED: ~10 % of OS pages vary per boot, like Figure 4's per-boot variation",
+        ("fig05",),
+    ),
+    Param(
+        "catalogue.os.*.variants", "assumption", "UNCONFIRMED: 8 versions per slot, as synth.fig04.variants", ("fig05",)
+    ),
+    Param(
+        "catalogue.os.*.intra_dup",
+        "assumption",
+        "UNCONFIRMED: 1 % of a guest's pages are patterns repeated within it",
+        ("fig05",),
+    ),
+    Param(
+        "catalogue.os.*.intra_dup_groups",
+        "assumption",
+        "UNCONFIRMED: those repeated pages hold 0.4 % of a guest's pages in distinct contents",
+        ("fig05",),
+    ),
+    Param("fig05.seed", "assumption", "page-table draws: a fixed seed set before fitting", ("fig05",)),
+    Param(
+        "fig05.scenarios.*.guests.*.os",
+        "paper",
+        "Figure 5 TEXT: host A runs Windows NT 4.0, hosts B and C Linux",
+        ("fig05",),
+    ),
+    Param(
+        "fig05.scenarios.A.guests.*.mem_mb",
+        "input",
+        "Figure 5 TEXT gives A's total only: 2048 MB over 10 VMs = 204.8 MB each",
+        ("fig05",),
+    ),
+    Param(
+        "fig05.scenarios.*.guests.*.mem_mb",
+        "assumption",
+        "UNCONFIRMED individual sizes within the paper's range and total (TEXT: B 9 VMs of 64-768 MB, 1846 MB; C 5 VMs "
+        "of 32-512 MB, 1658 MB)",
+        ("fig05",),
+    ),
+    Param(
+        "fig05.scenarios.*.guests.*.apps",
+        "assumption",
+        "UNCONFIRMED: which guest ran which application (the paper names the services, not their placement)",
+        ("fig05",),
+    ),
+    Param(
+        "fig05.fitted_to",
+        "fitted",
+        "the paper points guests.fit calibrated the catalogue on (their records are `fitted`)",
+        ("fig05",),
+    ),
+    Param(
+        "comparison.tolerances",
+        "assumption",
+        "per figure, from the precision of the paper's numbers and of what the model claims, set before looking at the "
+        "results (config comments); Figure 2's 0.5-point floor was first set with the results known and is kept "
+        "because it is stricter than the reading error of an overhead from two bars (±1.5-1.8 points)",
+        ("fig02", "fig04", "fig05", "fig06", "fig07", "fig08"),
+    ),
+    Param(
+        "comparison.abs_floor",
+        "measurement",
+        "reading error of a digitized value, per unit (±0.5 % of an axis: 2 MB, 0.5 points, 0.1 MB/s)",
+        ("fig02", "fig04", "fig05", "fig06", "fig07", "fig08"),
+    ),
+    Param(
+        "comparison.seeds",
+        "assumption",
+        "the simulator seeds the score is reported over (sim.seed and four more, fixed before scoring)",
+        S,
+    ),
 )
+
+#: Values of :data:`MODEL_SECTIONS` that move no compared number, and why.
+EXEMPT: dict[str, str] = {
+    "sim.whatif": "what-if sweeps (results/sim/whatif.csv): no paper number is compared",
+    "workloads.chunk_s": "trace rows per Parquet row group (memory per batch); the generators' draws do not "
+    "depend on it",
+    "workloads.*.vms.*.name": "a label",
+    "fig05.scenarios.*.guests.*.name": "a label",
+    "reclaim.paging": "the balloon-vs-host-paging sweep (results/reclaim): no paper number is compared",
+    "reclaim.io": "the I/O page remapping experiment (§7): no paper number is compared",
+    "synth.fig04.keep_dumps": "keeps or deletes the synthetic dumps (disk use only)",
+}
 
 
 def _resolve(cfg, parts):
@@ -324,6 +753,8 @@ def _resolve(cfg, parts):
         return [x for item in items for x in _resolve(item, rest)]
     if isinstance(cfg, dict) and head in cfg:
         return _resolve(cfg[head], rest)
+    if isinstance(cfg, list) and head.isdigit() and int(head) < len(cfg):
+        return _resolve(cfg[int(head)], rest)
     return []
 
 
@@ -363,37 +794,104 @@ def swept(figures: tuple[str, ...] = S) -> list[Param]:
     return [p for p in PARAMETERS if p.low is not None and set(p.moves) & set(figures)]
 
 
-def _assign(cfg, parts, value):
+def _assign(cfg, parts, new):
+    """Set every match of ``parts`` in ``cfg`` to ``new(old value)``; returns the number set."""
     head, rest = parts[0], parts[1:]
-    targets = (
-        list(cfg.values())
-        if head == "*" and isinstance(cfg, dict)
-        else cfg
-        if head == "*" and isinstance(cfg, list)
-        else [cfg]
-    )
-    n = 0
-    for t in targets:
-        if head != "*":
-            if not isinstance(t, dict) or head not in t:
-                continue
-            if not rest:
-                t[head] = value
-                n += 1
-            else:
-                n += _assign(t[head], rest, value)
-        elif not rest:
+    if head == "*":
+        if not rest:
             raise ValueError("a key cannot end in *")
-        else:
-            n += _assign(t, rest, value)
-    return n
+        targets = list(cfg.values()) if isinstance(cfg, dict) else cfg if isinstance(cfg, list) else []
+        return sum(_assign(t, rest, new) for t in targets)
+    if isinstance(cfg, list) and head.isdigit() and int(head) < len(cfg):
+        i: int | str = int(head)
+    elif isinstance(cfg, dict) and head in cfg:
+        i = head
+    else:
+        return 0
+    if rest:
+        return _assign(cfg[i], rest, new)
+    cfg[i] = new(cfg[i])
+    return 1
+
+
+def _with(cfg: dict, key: str, new) -> dict:
+    import copy
+
+    out = copy.deepcopy(cfg)
+    if _assign(out, key.split("."), new) == 0:
+        raise KeyError(f"{key} matches nothing in the config")
+    return out
 
 
 def with_value(cfg: dict, key: str, value) -> dict:
     """A deep copy of ``cfg`` with every match of dotted ``key`` set to ``value``."""
-    import copy
+    return _with(cfg, key, lambda old: value)
 
-    out = copy.deepcopy(cfg)
-    if _assign(out, key.split("."), value) == 0:
-        raise KeyError(f"{key} matches nothing in the config")
+
+def with_scaled(cfg: dict, key: str, factor: float) -> dict:
+    """A deep copy of ``cfg`` with every (numeric) match of dotted ``key`` multiplied by ``factor``
+    (an integer value stays an integer, rounded)."""
+
+    def new(old):
+        if isinstance(old, bool) or not isinstance(old, int | float):
+            raise TypeError(f"{key}: cannot scale {old!r}")
+        return round(old * factor) if isinstance(old, int) else old * factor
+
+    return _with(cfg, key, new)
+
+
+def swept_config(cfg: dict, p: Param, end: str) -> dict:
+    """``cfg`` with ``p`` at its ``end`` ("low" or "high") of the sweep."""
+    v = p.low if end == "low" else p.high
+    return with_scaled(cfg, p.key, v) if p.relative else with_value(cfg, p.key, v)
+
+
+# ----------------------------------------------------------------------------- completeness
+#: Config sections whose values can move a compared number.
+MODEL_SECTIONS = ("sim", "workloads", "reclaim", "synth", "catalogue", "fig05", "comparison")
+
+
+def _leaves(d, path=()):
+    """(path, value) of every value below ``d``; a list of mappings is walked by index, any
+    other list is one value."""
+    if isinstance(d, dict):
+        for k, v in d.items():
+            yield from _leaves(v, (*path, str(k)))
+    elif isinstance(d, list) and d and all(isinstance(v, dict) for v in d):
+        for i, v in enumerate(d):
+            yield from _leaves(v, (*path, str(i)))
+    else:
+        yield path, d
+
+
+def _covers(key: str, path: tuple[str, ...]) -> bool:
+    parts = key.split(".")
+    return len(parts) <= len(path) and all(k in ("*", p) for k, p in zip(parts, path, strict=False))
+
+
+def row_of(path: str):
+    """The provenance row (:class:`Param`) or the :data:`EXEMPT` key that covers the dotted
+    config ``path`` (the longest key that does), or None."""
+    parts = tuple(path.split("."))
+    keys = [k for k in [p.key for p in PARAMETERS] + list(EXEMPT) if _covers(k, parts)]
+    if not keys:
+        return None
+    # the most specific: the longest, then the one with fewest wildcards
+    best = max(keys, key=lambda k: (len(k.split(".")), -k.split(".").count("*")))
+    return next((p for p in PARAMETERS if p.key == best), best)
+
+
+def unclassified(cfg: dict) -> list[str]:
+    """Dotted paths of the values in :data:`MODEL_SECTIONS` of ``cfg`` that neither a provenance
+    row nor :data:`EXEMPT` covers."""
+    out = []
+    for sec in MODEL_SECTIONS:
+        for path, _ in _leaves(cfg.get(sec, {}), (sec,)):
+            if row_of(".".join(path)) is None:
+                out.append(".".join(path))
     return out
+
+
+def leaves(cfg: dict) -> list[tuple[str, object]]:
+    """(dotted path, value) of every value in :data:`MODEL_SECTIONS` of ``cfg``."""
+    return [(".".join(p), v) for sec in MODEL_SECTIONS for p, v in _leaves(cfg.get(sec, {}), (sec,))]

@@ -19,7 +19,7 @@ from pagecore.experiments.memory_manager import (
     fig08_records,
     fit_fig08_active,
 )
-from pagecore.experiments.provenance import Param, with_value
+from pagecore.experiments.provenance import Param, swept_config
 from pagecore.experiments.records import comparison_table
 
 
@@ -72,11 +72,95 @@ def score(records: list, comparison: dict) -> pd.DataFrame:
 
 
 def run_param(cfg: dict, p: Param) -> pd.DataFrame:
-    """One parameter at its low and high value: a row per (figure, end)."""
+    """One parameter at its low and high value: a row per (figure, end). ``value`` is the value
+    set, or for a :attr:`~pagecore.experiments.provenance.Param.relative` parameter (values that
+    differ per VM) the factor each was multiplied by (``relative`` True)."""
     rows = []
     for end, value in (("low", p.low), ("high", p.high)):
-        c = with_value(cfg, p.key, value)
-        s = score(figure_records(c, p.moves), cfg["comparison"])
-        s["param"], s["end"], s["value"] = p.key, end, value
+        s = score(figure_records(swept_config(cfg, p, end), p.moves), cfg["comparison"])
+        s["param"], s["end"], s["value"], s["relative"] = p.key, end, value, p.relative
         rows.append(s)
     return pd.concat(rows, ignore_index=True)
+
+
+# ----------------------------------------------------------------------------- provenance check
+def _figures_of(path: str) -> tuple[str, ...]:
+    """The figures a value at dotted ``path`` can move that :func:`figure_records` makes in memory
+    (Figures 4 and 5 need their page tables: their sections give ())."""
+    parts = path.split(".")
+    if parts[0] == "reclaim":
+        return ("fig02",)
+    if parts[0] == "workloads" and len(parts) > 1 and parts[1] in ("fig06", "fig07", "fig08"):
+        return (parts[1],)
+    if parts[0] == "workloads" and len(parts) > 1 and parts[1] == "fig08_fit":
+        return ("fig08",)
+    if parts[0] in ("sim", "workloads"):
+        return ("fig06", "fig07", "fig08")
+    return ()
+
+
+def _changed(v):
+    """Values to try instead of ``v`` (in order, the first the model accepts counts), or []."""
+    if isinstance(v, bool):
+        return [not v]
+    if isinstance(v, int):
+        return [v + max(1, v // 2), max(0, v - max(1, v // 2))]
+    if isinstance(v, float):
+        return [v * 1.5, v * 0.5] if v else [0.5]
+    return []
+
+
+def provenance_check(cfg: dict, paths: list[str] | None = None) -> pd.DataFrame:
+    """Change each value of the model sections (or of ``paths``) in turn and record which figures'
+    compared numbers move, against what its provenance row declares
+    (:mod:`pagecore.experiments.provenance`).
+
+    A number is changed by half (× 1.5, or × 0.5 where the model refuses that), an integer by half
+    or one, a flag flipped; text and lists are skipped, and so are Figures 4 and 5 (their numbers
+    need page tables). A row is ``ok`` when the figures that moved are among the row's ``moves``
+    (none for an :data:`~pagecore.experiments.provenance.EXEMPT` value)."""
+    from pagecore.experiments.provenance import leaves, row_of
+
+    def path_set(c, path, value):
+        *head, last = path.split(".")
+        for h in head:
+            c = c[int(h)] if isinstance(c, list) else c[h]
+        c[int(last) if isinstance(c, list) else last] = value
+
+    import copy
+
+    base: dict = {}
+    rows = []
+    want = dict(leaves(cfg))
+    for path in paths if paths is not None else list(want):
+        v = want[path]
+        figs = _figures_of(path)
+        row = row_of(path)
+        declared = () if row is None or isinstance(row, str) else tuple(row.moves)
+        rec = {"path": path, "value": v, "changed_to": None, "moved": "", "n_moved": 0, "declared": " ".join(declared)}
+        tries = _changed(v) if figs else []
+        if not tries:
+            rows.append({**rec, "ok": True, "note": "skipped"})
+            continue
+        if figs not in base:
+            base[figs] = {(r.figure, r.quantity): r.ours for r in figure_records(cfg, figs)}
+        got = None
+        for nv in tries:
+            c = copy.deepcopy(cfg)
+            path_set(c, path, nv)
+            try:
+                got = {(r.figure, r.quantity): r.ours for r in figure_records(c, figs)}
+            except ValueError:  # the model refuses the value: try the other way
+                continue
+            rec["changed_to"] = nv
+            break
+        if got is None:
+            rows.append({**rec, "ok": False, "note": "every change refused"})
+            continue
+        b = base[figs]
+        moved = [k for k in b if not np.isclose(got.get(k, np.nan), b[k], rtol=1e-9, atol=0.0, equal_nan=True)]
+        figs_moved = sorted({k[0] for k in moved})
+        rec.update(moved=" ".join(figs_moved), n_moved=len(moved))
+        ok = set(figs_moved) <= set(declared)
+        rows.append({**rec, "ok": ok, "note": "" if ok else "moves figures its provenance row does not declare"})
+    return pd.DataFrame(rows)

@@ -24,14 +24,15 @@ def sensitivity_tornado(table, figure: str):
         dhi = 100 * (float(hi["median_err"].iloc[0]) - b) if len(hi) else 0.0
         vlo = lo["value"].iloc[0] if len(lo) else np.nan
         vhi = hi["value"].iloc[0] if len(hi) else np.nan
-        rows.append((param, dlo, dhi, vlo, vhi))
+        rel = "relative" in g and bool(g["relative"].fillna(False).astype(bool).any())
+        rows.append((param, dlo, dhi, vlo, vhi, "×" if rel else ""))
     rows.sort(key=lambda r: abs(r[2] - r[1]) + max(abs(r[1]), abs(r[2])))
     with style():
         fig, ax = plt.subplots(figsize=(7.0, 0.45 * max(len(rows), 1) + 1.4))
         y = np.arange(len(rows))
         ax.barh(y, [r[1] for r in rows], color="tab:blue", label="low end")
         ax.barh(y, [r[2] for r in rows], color="tab:orange", alpha=0.8, label="high end")
-        ax.set_yticks(y, [f"{r[0]}  [{r[3]:g}, {r[4]:g}]" for r in rows], fontsize=7)
+        ax.set_yticks(y, [f"{r[0]}  [{r[5]}{r[3]:g}, {r[5]}{r[4]:g}]" for r in rows], fontsize=7)
         ax.axvline(0, color="k", lw=0.8)
         ax.set_xlabel("change in median |relative error| vs defaults (percentage points)")
         ax.set_title(f"{figure}: sensitivity to unconfirmed parameters (baseline median error {100 * b:.1f} %)")

@@ -136,6 +136,12 @@ class VMWorkload:
         }
         if b["os_mb"] > self.max_mb:
             raise ConfigError(f"workload {self.name}: boot.os_mb {b['os_mb']} exceeds max_mb {self.max_mb}")
+        for part in ("background", "foreground"):
+            d = getattr(self, part)
+            if not 0.0 <= d["write_frac"] <= 1.0:
+                raise ConfigError(f"workload {self.name}: {part}.write_frac must be in [0, 1], got {d['write_frac']}")
+            if not d["period_s"] > 0:
+                raise ConfigError(f"workload {self.name}: {part}.period_s must be > 0, got {d['period_s']}")
         if self.background["mb"] > b["os_mb"]:
             raise ConfigError(f"workload {self.name}: background.mb must be <= boot.os_mb")
         for row in self.foreground["schedule"]:
