@@ -218,3 +218,31 @@ def test_provenance_check_on_every_value():
     bad = t[~t["ok"]]
     assert bad.empty, bad[["path", "changed_to", "moved", "declared", "note"]].to_string()
     assert (t["note"] != "skipped").sum() > 120
+
+
+def test_figure4_in_memory_equals_hashing_the_dumps(tmp_path):
+    """The sensitivity sweep's hash-only Figure 4 (fig04_sweep_from_config) counts what hashing
+    the model's raw dumps counts (the pipeline's fig04_guest + vm_count_sweep, unverified)."""
+    import copy
+
+    from pagecore.experiments.sharing_figures import fig04_records, fig04_sweep_from_config
+    from pagecore.pages import hash_dump, read_page_tables
+    from pagecore.sharing import vm_count_sweep
+    from pagecore.synth import Fig04Model
+
+    synth = copy.deepcopy(CFG["synth"])
+    f = synth["fig04"]
+    f["vms"], f["mem_mb"] = 3, 2
+    model = Fig04Model(mem_mb=f["mem_mb"], variants=f["variants"], seed=f["seed"], **f["fractions"])
+    tables = []
+    for vm in range(3):
+        model.write_raw(vm, tmp_path / f"vm{vm}.raw")
+        hash_dump(tmp_path / f"vm{vm}.raw", tmp_path / f"vm{vm}.parquet", f"vm{vm + 1:02d}", format="raw")
+        tables.append(tmp_path / f"vm{vm}.parquet")
+    want = vm_count_sweep(read_page_tables(tables, columns=["vm", "hash", "zero"]).to_pandas())
+    got = fig04_sweep_from_config(synth)
+    cols = ["vms", "total_pages", "zero_pages", "shared_pages", "reclaimed_pages"]
+    pd.testing.assert_frame_equal(got[cols], want[cols])
+    assert got["shared_pages"].iloc[-1] > 0  # the guests do share
+    recs = fig04_records(got, ["shared_mb@2"])
+    assert {r.kind for r in recs} == {"fitted", "predicted"}

@@ -2,12 +2,14 @@
 
 Owns: the records every ``results/numbers/*.json`` holds and the comparison table
 (:mod:`.records`); the sharing analysis of page tables behind ``pagecore share`` and Figures 4–5
-(:mod:`.analyze`); Figures 6–8 and the what-if sweeps (:mod:`.memory_manager`); Figure 2,
-double paging and I/O remapping (:mod:`.reclaim`); sharing over time and duplicate lifetimes
-(:mod:`.scan`); large pages on the Figure 4 guests (:mod:`.largepages`); the rows of
-`pagecore share`'s table (:mod:`.sharetable`); your VMs on a host (:mod:`.host`, behind
-`pagecore host`); free page reporting predicted from a guest's free-page list
-(:mod:`.cooperative`) and the approaches side by side (:mod:`.approaches`).
+(:mod:`.analyze`) and their records (:mod:`.sharing_figures`); Figures 6–8 and the what-if sweeps
+(:mod:`.memory_manager`); Figure 2, double paging and I/O remapping (:mod:`.reclaim`); sharing
+over time and duplicate lifetimes (:mod:`.scan`); large pages on the Figure 4 guests
+(:mod:`.largepages`); the rows of `pagecore share`'s table (:mod:`.sharetable`); your VMs on a
+host (:mod:`.host`, behind `pagecore host`); free page reporting predicted from a guest's
+free-page list (:mod:`.cooperative`) and the approaches side by side (:mod:`.approaches`);
+where every parameter comes from (:mod:`.provenance`) and what the unconfirmed ones move
+(:mod:`.sensitivity`).
 Must not: draw (that is :mod:`pagecore.plotting`) or hold the paper's numbers
 (they live in :mod:`pagecore.paper`).
 """
@@ -68,6 +70,11 @@ _LAZY = {
     "figure_records": ("pagecore.experiments.sensitivity", "figure_records"),
     "run_param": ("pagecore.experiments.sensitivity", "run_param"),
     "sensitivity_score": ("pagecore.experiments.sensitivity", "score"),
+    "fig04_records": ("pagecore.experiments.sharing_figures", "fig04_records"),
+    "fig04_sweep_from_config": ("pagecore.experiments.sharing_figures", "fig04_sweep_from_config"),
+    "fig05_records": ("pagecore.experiments.sharing_figures", "fig05_records"),
+    "fig05_table_from_config": ("pagecore.experiments.sharing_figures", "fig05_table_from_config"),
+    "provenance_check": ("pagecore.experiments.sensitivity", "provenance_check"),
     "SHARE_LEGEND": ("pagecore.experiments.sharetable", "LEGEND"),
     "share_rows": ("pagecore.experiments.sharetable", "share_rows"),
 }

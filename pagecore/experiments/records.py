@@ -9,7 +9,10 @@ A figure's numbers file is a JSON list of records::
 
 ``fitted``
     a paper value calibrated an input, or a parameter chosen by looking at a paper output moves
-    the number (``source`` names the parameter and the paper points);
+    the number (``source`` names the parameter and the paper points). This holds within the
+    figure whose values were used: a parameter fitted on Figure 6 leaves the Figure 8 numbers it
+    moves ``predicted`` (calibrated on one figure, predicted on another;
+    :mod:`pagecore.experiments.provenance` lists which figures each parameter moves);
 ``input``
     the number is fixed by the inputs or by arithmetic on them (``source`` says which: e.g.
     Figure 7's τ = 0 allocations are (512 − ESX − 2 × 32 MB overhead) / 2);

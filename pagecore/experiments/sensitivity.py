@@ -24,8 +24,9 @@ from pagecore.experiments.records import comparison_table
 
 
 def figure_records(cfg: dict, figures) -> list:
-    """Records of ``figures`` (fig02, fig06-fig08) for a full config ``cfg`` (traces generated in
-    memory)."""
+    """Records of ``figures`` (fig02, fig04-fig08) for a full config ``cfg`` (traces generated in
+    memory; Figures 4 and 5 from hash-only page tables in a temporary directory,
+    :mod:`pagecore.experiments.sharing_figures`)."""
     from pagecore.sim import scenarios
     from pagecore.synth import generate, scenario
 
@@ -47,6 +48,14 @@ def figure_records(cfg: dict, figures) -> list:
             recs += fig07_records(res.vms, idle, active, w["fig07"]["tau_schedule_min"][-1][0])
         else:
             recs += fig08_records(res.vms, res.host)
+    if "fig04" in figures:
+        from pagecore.experiments.sharing_figures import fig04_records, fig04_sweep_from_config
+
+        recs += fig04_records(fig04_sweep_from_config(cfg["synth"]), cfg["synth"]["fig04"]["fitted_to"])
+    if "fig05" in figures:
+        from pagecore.experiments.sharing_figures import fig05_records, fig05_table_from_config
+
+        recs += fig05_records(fig05_table_from_config(cfg), cfg["fig05"]["fitted_to"])
     if "fig02" in figures:
         from pagecore.experiments.reclaim import fig02_records, fit_fig02_cost, run_guest
 
@@ -85,11 +94,14 @@ def run_param(cfg: dict, p: Param) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- provenance check
 def _figures_of(path: str) -> tuple[str, ...]:
-    """The figures a value at dotted ``path`` can move that :func:`figure_records` makes in memory
-    (Figures 4 and 5 need their page tables: their sections give ())."""
+    """The figures a value at dotted ``path`` can move (() for the scoring's own settings)."""
     parts = path.split(".")
     if parts[0] == "reclaim":
         return ("fig02",)
+    if parts[0] == "synth":
+        return ("fig04",)
+    if parts[0] in ("catalogue", "fig05"):
+        return ("fig05",)
     if parts[0] == "workloads" and len(parts) > 1 and parts[1] in ("fig06", "fig07", "fig08"):
         return (parts[1],)
     if parts[0] == "workloads" and len(parts) > 1 and parts[1] == "fig08_fit":
@@ -104,9 +116,9 @@ def _changed(v):
     if isinstance(v, bool):
         return [not v]
     if isinstance(v, int):
-        return [v + max(1, v // 2), max(0, v - max(1, v // 2))]
+        return [v + max(1, v // 2), max(0, v - max(1, v // 2)), v + 1, max(0, v - 1)]
     if isinstance(v, float):
-        return [v * 1.5, v * 0.5] if v else [0.5]
+        return [v * 1.5, v * 0.5, v * 1.1, v * 0.9] if v else [0.5]
     return []
 
 
@@ -115,10 +127,11 @@ def provenance_check(cfg: dict, paths: list[str] | None = None) -> pd.DataFrame:
     compared numbers move, against what its provenance row declares
     (:mod:`pagecore.experiments.provenance`).
 
-    A number is changed by half (× 1.5, or × 0.5 where the model refuses that), an integer by half
-    or one, a flag flipped; text and lists are skipped, and so are Figures 4 and 5 (their numbers
-    need page tables). A row is ``ok`` when the figures that moved are among the row's ``moves``
-    (none for an :data:`~pagecore.experiments.provenance.EXEMPT` value)."""
+    A number is changed by half (× 1.5, else × 0.5, × 1.1 or × 0.9, the first the model accepts),
+    an integer by half or one, a flag flipped; text and lists are skipped, and so is the ``comparison`` section (it
+    scores the numbers, it does not make them). A row is ``ok`` when the figures that moved are
+    among the row's ``moves`` (none for an :data:`~pagecore.experiments.provenance.EXEMPT`
+    value)."""
     from pagecore.experiments.provenance import leaves, row_of
 
     def path_set(c, path, value):

@@ -457,7 +457,7 @@ def notebook_outputs():
 
 # --- sensitivity (workflow/rules/sensitivity.smk) -------------------------------------------
 #: Figures whose unconfirmed parameters the sensitivity sweep moves (one tornado chart each).
-SENS_FIGURES = ["fig02", "fig06", "fig07", "fig08"]
+SENS_FIGURES = ["fig02", "fig04", "fig05", "fig06", "fig07", "fig08"]
 
 
 def sensitivity_runs(wildcards=None):

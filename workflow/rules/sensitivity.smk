@@ -8,6 +8,8 @@ rule sensitivity_run:
         table="results/sensitivity/{param}.csv",
     wildcard_constraints:
         param=r"baseline|\d+",
+    params:
+        figures=SENS_FIGURES,
     log:
         "results/logs/sensitivity/{param}.log",
     script:

@@ -34,38 +34,21 @@ def fig02_balloon_performance(key="fig02"):
     _records(key, fig02_records(fig02, snakemake.params.fig02_fitted), 24, ".2f")
 
 
-#: What Figure 4's numbers compare: VM memory is the configured input (40 MB per guest), so it is
-#: drawn but not compared; the percentages are the MB series over that input (each quantity once).
-FIG04_COLUMNS = {"shared_mb": ("shared_mb", "MB"), "reclaimed_mb": ("reclaimed_mb", "MB"), "zero_mb": ("zero_mb", "MB")}
-FIG04_SOURCE = "fitted: synth.fig04.fractions calibrated on these points (pagecore.synth.calibrate_fig04)"
-
-
 def fig04_page_sharing(key="fig04"):
     """Figure 4: sharing vs number of identical VMs."""
-    from pagecore.experiments import sweep_records, write_records
+    from pagecore.experiments import fig04_records, write_records
     from pagecore.plotting import fig04_page_sharing as draw
 
     sweep = pd.read_csv(snakemake.input.fig04_sweep)
     _save(draw(sweep, paper.FIG04), key)
-    fitted = set(snakemake.params.fig04_fitted)
-    records = sweep_records("fig04", sweep, paper.FIG04, FIG04_COLUMNS, fitted, fitted_source=FIG04_SOURCE)
-    write_records(snakemake.output.fig04_numbers, records)
-
-
-#: Figure 5's percentages are the MB columns over the input host size: only the MB columns are compared.
-FIG05_COLUMNS = {
-    "shared_mb": ("shared_mb", "MB"),
-    "reclaimed_mb": ("reclaimed_mb", "MB"),
-    "zero_reclaimed_mb": ("zero_reclaimed_mb", "MB"),
-}
-FIG05_SOURCE = "fitted: catalogue.os shared_mb / zero calibrated on these points (pagecore.synth.guests.fit)"
+    write_records(snakemake.output.fig04_numbers, fig04_records(sweep, snakemake.params.fig04_fitted))
 
 
 def fig05_real_world_sharing(key="fig05"):
     """Figure 5 as a table and a chart (production hosts A, B, C), paper vs ours."""
     import json
 
-    from pagecore.experiments import sweep_records, write_records
+    from pagecore.experiments import fig05_records, write_records
     from pagecore.plotting import fig05_real_world_sharing as draw
     from pagecore.sharing import fig05_structure, fig05_table
 
@@ -75,10 +58,7 @@ def fig05_real_world_sharing(key="fig05"):
     }
     ours = fig05_table(reports)
     _save(draw(ours, paper.FIG05), key)
-    recs = sweep_records(
-        "fig05", ours, paper.FIG05, FIG05_COLUMNS, set(p.fig05_fitted), key="workload", fitted_source=FIG05_SOURCE
-    )
-    write_records(snakemake.output.fig05_numbers, recs)
+    write_records(snakemake.output.fig05_numbers, fig05_records(ours, p.fig05_fitted))
     side = ours.merge(paper.FIG05, on="workload", suffixes=("", "_paper"))
     # how the sharing is structured (copies per content, bounds on content in every VM / in pairs)
     structure = fig05_structure(ours).merge(fig05_structure(paper.FIG05), on="workload", suffixes=("", "_paper"))

@@ -7,11 +7,12 @@ from pagecore.experiments import sensitivity_score as score
 with job_log(snakemake):
     cfg = dict(snakemake.config)
     which = snakemake.wildcards.param
+    figures = tuple(snakemake.params.figures)
     if which == "baseline":
-        table = score(figure_records(cfg, ("fig02", "fig06", "fig07", "fig08")), cfg["comparison"])
+        table = score(figure_records(cfg, figures), cfg["comparison"])
         table["param"], table["end"], table["value"] = "baseline", "baseline", float("nan")
     else:
-        table = run_param(cfg, swept(("fig02", "fig06", "fig07", "fig08"))[int(which)])
+        table = run_param(cfg, swept(figures)[int(which)])
     with atomic_path(snakemake.output.table) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     print(table.to_string())

@@ -1,0 +1,89 @@
+"""Figures 4 and 5: paper-vs-ours records of the sharing measured on the synthetic guests.
+
+The pipeline measures them on page tables it writes (Figure 4: raw dumps of the Figure 4
+content model, hashed and byte-verified; Figure 5: hash-only tables of the composed guests, read
+by the ``share_set`` analysis). :func:`fig04_sweep_from_config` and :func:`fig05_table_from_config`
+measure the same in a temporary directory from a config alone, hash-only, for the sensitivity
+sweep and the provenance check: equal contents get equal hashes either way, so the counts are
+the pipeline's (``tests/test_parameter_provenance.py`` compares them with raw dumps).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pandas as pd
+
+from pagecore import paper
+from pagecore.experiments.records import Record, sweep_records
+
+#: What Figure 4's numbers compare: VM memory is the configured input (40 MB per guest), so it is
+#: drawn but not compared; the percentages are the MB series over that input (each quantity once).
+FIG04_COLUMNS = {"shared_mb": ("shared_mb", "MB"), "reclaimed_mb": ("reclaimed_mb", "MB"), "zero_mb": ("zero_mb", "MB")}
+FIG04_SOURCE = "fitted: synth.fig04.fractions calibrated on these points (pagecore.synth.calibrate_fig04)"
+
+#: Figure 5's percentages are the MB columns over the input host size: only the MB columns are compared.
+FIG05_COLUMNS = {
+    "shared_mb": ("shared_mb", "MB"),
+    "reclaimed_mb": ("reclaimed_mb", "MB"),
+    "zero_reclaimed_mb": ("zero_reclaimed_mb", "MB"),
+}
+FIG05_SOURCE = "fitted: catalogue.os shared_mb / zero calibrated on these points (pagecore.synth.guests.fit)"
+
+
+def fig04_records(sweep: pd.DataFrame, fitted) -> list[Record]:
+    """Figure 4's records from the VM-count sweep (:func:`pagecore.sharing.vm_count_sweep`);
+    ``fitted``: the quantities ``synth.fig04.fitted_to`` names."""
+    return sweep_records("fig04", sweep, paper.FIG04, FIG04_COLUMNS, set(fitted), fitted_source=FIG04_SOURCE)
+
+
+def fig05_records(table: pd.DataFrame, fitted) -> list[Record]:
+    """Figure 5's records from the hosts' table (:func:`pagecore.sharing.fig05_table`); ``fitted``:
+    the quantities ``fig05.fitted_to`` names."""
+    return sweep_records(
+        "fig05", table, paper.FIG05, FIG05_COLUMNS, set(fitted), key="workload", fitted_source=FIG05_SOURCE
+    )
+
+
+def fig04_sweep_from_config(synth: dict) -> pd.DataFrame:
+    """The Figure 4 sweep of the guests ``synth["fig04"]`` describes (names ``vm01`` ... as the
+    pipeline's), from hash-only page tables."""
+    from pagecore.sharing import vm_count_sweep
+    from pagecore.synth import Fig04Model
+
+    f = synth["fig04"]
+    model = Fig04Model(mem_mb=f["mem_mb"], variants=f["variants"], seed=f["seed"], **f["fractions"])
+    frames = []
+    for vm in range(int(f["vms"])):
+        _, h, z = model.page_table(vm)
+        frames.append(pd.DataFrame({"vm": f"vm{vm + 1:02d}", "hash": h, "zero": z}))
+    return vm_count_sweep(pd.concat(frames, ignore_index=True))
+
+
+def fig05_table_from_config(cfg: dict, tmpdir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Figure 5's table for the hosts of ``cfg["fig05"]`` composed from ``cfg["catalogue"]``:
+    each host's guests written as one hash-only page table (as the pipeline's
+    ``synth_fig05_pages``) and analysed with the config's ``sharing`` settings (as ``share_set``)."""
+    from pagecore.experiments.analyze import analyze_page_tables
+    from pagecore.sharing import fig05_table
+    from pagecore.synth import GuestSet, write_hash_only_tables
+
+    f, s = cfg["fig05"], cfg["sharing"]
+    reports = {}
+    with tempfile.TemporaryDirectory(dir=tmpdir) as d:
+        for name in sorted(f["scenarios"]):
+            gs = GuestSet.from_config(f["scenarios"][name], cfg["catalogue"], f["seed"])
+            names = [g.name for g in gs.guests]
+            path = os.path.join(d, f"{name}.parquet")
+            write_hash_only_tables(gs, range(len(names)), names, path, {"model": "GuestSet", "scenario": name})
+            reports[name] = analyze_page_tables(
+                [path],
+                verify="no",
+                salting_mode=s["salting"]["mode"],
+                salts=s["salting"]["salts"],
+                use_zero_pages=s["ksm"]["use_zero_pages"],
+                max_page_sharing=s["ksm"]["max_page_sharing"],
+                top_n=s["top_contents"],
+            )
+    return fig05_table(reports)
