@@ -27,8 +27,12 @@ def test_every_provenance_row_resolves_in_the_default_config(param):
 
 
 def test_provenance_table_and_sweep_list():
+    from pagecore.experiments.provenance import EXEMPT
+
     t = provenance_table(CFG)
-    assert len(t) == len(PARAMETERS) and (t["value"] != "(absent)").all()
+    assert len(t) == len(PARAMETERS) + len(EXEMPT) and (t["value"] != "(absent)").all()
+    assert set(t["kind"]) <= {"paper", "doc", "measurement", "assumption", "fitted", "input", "exempt"}
+    assert t.loc[t.key == "workloads.fig08.vms.*.background.mb", "sweep_relative"].item() is True
     assert t.loc[t.key == "sim.tau", "value"].item() == "0.75"
     keys = {p.key for p in swept()}
     assert "sim.balloon.max_fraction" in keys and "sim.tau" not in keys
@@ -185,6 +189,8 @@ def test_relative_sweep_scales_each_vms_value():
     assert c["reclaim"]["trace"]["refs"] == 3_000_000 and isinstance(c["reclaim"]["trace"]["refs"], int)
     with pytest.raises(TypeError):
         with_scaled(CFG, "sim.mechanisms.sharing", 2.0)
+    apps = with_scaled(CFG, "catalogue.apps.*", 2.0)["catalogue"]["apps"]  # every value of a mapping
+    assert apps == {k: 2 * v for k, v in CFG["catalogue"]["apps"].items()}
     # a list element by index
     assert lookup(CFG, "workloads.fig07.vms.1.start_min") == [5.2]
 

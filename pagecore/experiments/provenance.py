@@ -788,28 +788,34 @@ def lookup(cfg: dict, key: str) -> list:
 
 
 def provenance_table(cfg: dict):
-    """The provenance rows with the values the config holds (a pandas DataFrame)."""
+    """The provenance rows with the values the config holds (a pandas DataFrame), then the
+    :data:`EXEMPT` values (kind ``exempt``, the reason as the source). ``sweep_relative``: the
+    sweep's ends are factors on each value."""
     import pandas as pd
 
-    rows = []
-    for p in PARAMETERS:
-        vals = lookup(cfg, p.key)
+    def shown(vals):
         if vals and all(isinstance(v, int | float | bool | str) for v in vals):
             uniq = sorted({str(v) for v in vals})
-            value = uniq[0] if len(uniq) == 1 else ", ".join(uniq)
-        else:
-            value = "(structured)" if vals else "(absent)"
-        rows.append(
-            {
-                "key": p.key,
-                "value": value,
-                "kind": p.kind,
-                "source": p.source,
-                "moves": " ".join(p.moves),
-                "sweep_low": p.low,
-                "sweep_high": p.high,
-            }
-        )
+            return uniq[0] if len(uniq) == 1 else ", ".join(uniq)
+        return "(structured)" if vals else "(absent)"
+
+    rows = [
+        {
+            "key": p.key,
+            "value": shown(lookup(cfg, p.key)),
+            "kind": p.kind,
+            "source": p.source,
+            "moves": " ".join(p.moves),
+            "sweep_low": p.low,
+            "sweep_high": p.high,
+            "sweep_relative": p.relative if p.low is not None else None,
+        }
+        for p in PARAMETERS
+    ]
+    rows += [
+        {"key": k, "value": shown(lookup(cfg, k)), "kind": "exempt", "source": why, "moves": ""}
+        for k, why in EXEMPT.items()
+    ]
     return pd.DataFrame(rows)
 
 
@@ -822,10 +828,12 @@ def _assign(cfg, parts, new):
     """Set every match of ``parts`` in ``cfg`` to ``new(old value)``; returns the number set."""
     head, rest = parts[0], parts[1:]
     if head == "*":
-        if not rest:
-            raise ValueError("a key cannot end in *")
-        targets = list(cfg.values()) if isinstance(cfg, dict) else cfg if isinstance(cfg, list) else []
-        return sum(_assign(t, rest, new) for t in targets)
+        slots = list(cfg) if isinstance(cfg, dict) else range(len(cfg)) if isinstance(cfg, list) else []
+        if not rest:  # every value of a mapping or element of a list
+            for i in slots:
+                cfg[i] = new(cfg[i])
+            return len(slots)
+        return sum(_assign(cfg[i], rest, new) for i in slots)
     if isinstance(cfg, list) and head.isdigit() and int(head) < len(cfg):
         i: int | str = int(head)
     elif isinstance(cfg, dict) and head in cfg:
