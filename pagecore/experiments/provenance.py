@@ -106,8 +106,11 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "sim.balloon_in_high",
         "assumption",
-        "UNCONFIRMED; §6.3's table: high = no reclamation, so false (set from the text, not from a figure)",
+        "UNCONFIRMED; §6.3's table: high = no reclamation, so false (set from the text, not from a figure); swept as "
+        "a flag (0 = false, 1 = true)",
         S,
+        0.0,
+        1.0,
     ),
     Param("sim.balloon.poll_s", "paper", "§3.2 TEXT: drivers poll once per second", S),
     Param(
@@ -182,7 +185,15 @@ PARAMETERS: tuple[Param, ...] = (
         1088.0,
         1136.0,
     ),
-    Param("workloads.fig06.vms.*.max_mb", "assumption", "UNCONFIRMED VM size; above the 285-MB peak", ("fig06",)),
+    Param(
+        "workloads.fig06.vms.*.max_mb",
+        "assumption",
+        "UNCONFIRMED VM size; above the 285-MB peak (swept from 320 MB, the smallest that holds the 250-MB toucher, "
+        "the OS and the background, to 1.5 x)",
+        ("fig06",),
+        320.0,
+        576.0,
+    ),
     Param("workloads.fig06.vms.*.background.mb", "paper", "Figure 6 TEXT: 10-20 MB of background activity", ("fig06",)),
     Param(
         "workloads.fig06.vms.*.foreground.schedule",
@@ -274,8 +285,11 @@ PARAMETERS: tuple[Param, ...] = (
         "workloads.fig08.free_on_shrink",
         "assumption",
         "false: pages a fitted working set gives up stay cached in the guest; the paper does not say whether "
-        "Figure 8's applications released memory (true, a what-if: Windows' zero page thread zeroes what they free)",
+        "Figure 8's applications released memory (true, a what-if: Windows' zero page thread zeroes what they free); "
+        "swept as a flag (0 = false, 1 = true)",
         ("fig08",),
+        0.0,
+        1.0,
     ),
     Param(
         "workloads.fig08_fit.split",
@@ -469,8 +483,10 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "workloads.fig07.vms.*.min_mb",
         "assumption",
-        "UNCONFIRMED: no reservation; any min below ~100 MB gives the same result",
+        "UNCONFIRMED: no reservation; any min below ~100 MB gives the same result (swept 0-100 MB)",
         ("fig07",),
+        0.0,
+        100.0,
     ),
     Param(
         "workloads.fig07.vms.*.shares",
@@ -487,8 +503,11 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "workloads.fig07.vms.1.boot.zero",
         "assumption",
-        "Linux does not zero its memory at boot (it zeroes a page when it allocates it)",
+        "Linux does not zero its memory at boot (it zeroes a page when it allocates it); swept as a flag (0 = false, "
+        "1 = true)",
         ("fig07",),
+        0.0,
+        1.0,
     ),
     _x50(
         "workloads.fig07.vms.*.boot.os_mb",
