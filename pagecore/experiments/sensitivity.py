@@ -9,6 +9,8 @@ whose range moves a figure's error a lot is one the figure's conclusions depend 
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 
@@ -139,8 +141,6 @@ def provenance_check(cfg: dict, paths: list[str] | None = None) -> pd.DataFrame:
         for h in head:
             c = c[int(h)] if isinstance(c, list) else c[h]
         c[int(last) if isinstance(c, list) else last] = value
-
-    import copy
 
     base: dict = {}
     rows = []
