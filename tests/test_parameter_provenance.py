@@ -56,6 +56,22 @@ def test_figure8_vms_are_the_papers():
     assert vms == want
 
 
+def test_figure2_4_5_setups_are_the_papers():
+    """The setups typed into the config for Figures 2, 4 and 5 equal pagecore.paper: Figure 2's
+    sizes and boot size, Figure 4's guest count and size, Figure 5's guest counts, OS and host
+    totals (the individual sizes of B and C are assumptions that must add up to the paper's)."""
+    assert CFG["reclaim"]["fig02"]["sizes_mb"] == paper.FIG02["vm_mb"].tolist()
+    assert CFG["reclaim"]["fig02"]["boot_mb"] == max(paper.FIG02["vm_mb"])
+    f4 = CFG["synth"]["fig04"]
+    assert (f4["vms"], f4["mem_mb"]) == (paper.FIG04_TEXT["max_vms"], paper.FIG04_TEXT["vm_mb_configured"])
+    for row in paper.FIG05.itertuples():
+        guests = CFG["fig05"]["scenarios"][row.workload]["guests"]
+        assert len(guests) == row.vms
+        assert sum(g["mem_mb"] for g in guests) == pytest.approx(row.total_mb, abs=1e-6)
+        want_os = "winnt4" if "WinNT" in row.guests else "linux"
+        assert {g["os"] for g in guests} == {want_os}
+
+
 # ------------------------------------------------------------------------------ null models
 def test_null_models_hand_worked():
     # Figure 2: a ballooned VM as fast as the configured one, no overhead
