@@ -9,8 +9,6 @@ whose range moves a figure's error a lot is one the figure's conclusions depend 
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pandas as pd
 
@@ -134,13 +132,7 @@ def provenance_check(cfg: dict, paths: list[str] | None = None) -> pd.DataFrame:
     scores the numbers, it does not make them). A row is ``ok`` when the figures that moved are
     among the row's ``moves`` (none for an :data:`~pagecore.experiments.provenance.EXEMPT`
     value)."""
-    from pagecore.experiments.provenance import leaves, row_of
-
-    def path_set(c, path, value):
-        *head, last = path.split(".")
-        for h in head:
-            c = c[int(h)] if isinstance(c, list) else c[h]
-        c[int(last) if isinstance(c, list) else last] = value
+    from pagecore.experiments.provenance import leaves, row_of, with_value
 
     base: dict = {}
     rows = []
@@ -159,10 +151,8 @@ def provenance_check(cfg: dict, paths: list[str] | None = None) -> pd.DataFrame:
             base[figs] = {(r.figure, r.quantity): r.ours for r in figure_records(cfg, figs)}
         got = None
         for nv in tries:
-            c = copy.deepcopy(cfg)
-            path_set(c, path, nv)
             try:
-                got = {(r.figure, r.quantity): r.ours for r in figure_records(c, figs)}
+                got = {(r.figure, r.quantity): r.ours for r in figure_records(with_value(cfg, path, nv), figs)}
             except ValueError:  # the model refuses the value: try the other way
                 continue
             rec["changed_to"] = nv
