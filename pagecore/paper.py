@@ -106,6 +106,7 @@ FIG07 = {
     "available_mb": 360.0,  # TEXT: about 360 MB available for VMs
     "vm_max_mb": 256.0,  # TEXT
     "tau_change_min": 30.9,  # GRAPH
+    "vm1_boot_min": 1.6,  # GRAPH: "VM1 boots" 0-1.6 min (then its usage spikes as Windows zeroes memory)
     "alloc_tau0_mb": 179.0,  # TEXT: both VMs at tau = 0
     "alloc_idle_tau75_mb": 101.3,  # GRAPH mean, VM1 (idle) after tau = 75 %
     "alloc_active_tau75_mb": 242.5,  # GRAPH mean, VM2 (dbench) after tau = 75 %

@@ -8,8 +8,8 @@ over time and duplicate lifetimes (:mod:`.scan`); large pages on the Figure 4 gu
 (:mod:`.largepages`); the rows of `pagecore share`'s table (:mod:`.sharetable`); your VMs on a
 host (:mod:`.host`, behind `pagecore host`); free page reporting predicted from a guest's
 free-page list (:mod:`.cooperative`) and the approaches side by side (:mod:`.approaches`);
-where every parameter comes from (:mod:`.provenance`) and what the unconfirmed ones move
-(:mod:`.sensitivity`).
+where every parameter comes from (:mod:`.provenance`), what the unconfirmed ones move
+(:mod:`.sensitivity`) and which predicted numbers a value chosen on a figure moves (:mod:`.influence`).
 Must not: draw (that is :mod:`pagecore.plotting`) or hold the paper's numbers
 (they live in :mod:`pagecore.paper`).
 """
@@ -47,6 +47,11 @@ _LAZY = {
     "series_error": ("pagecore.experiments.memory_manager", "series_error"),
     "sharing_budget": ("pagecore.experiments.memory_manager", "sharing_budget"),
     "boot_paging": ("pagecore.experiments.memory_manager", "boot_paging"),
+    "check_defaults": ("pagecore.experiments.influence", "check_defaults"),
+    "influence_moves": ("pagecore.experiments.influence", "moves"),
+    "influence_runs": ("pagecore.experiments.influence", "influence_runs"),
+    "relabel": ("pagecore.experiments.influence", "relabel"),
+    "seed_spread": ("pagecore.experiments.influence", "seed_spread"),
     "NULL_MODELS": ("pagecore.experiments.nullmodels", "NULL_MODELS"),
     "null_value": ("pagecore.experiments.nullmodels", "null_value"),
     "PARAMETERS": ("pagecore.experiments.provenance", "PARAMETERS"),
@@ -61,6 +66,7 @@ _LAZY = {
     "Record": ("pagecore.experiments.records", "Record"),
     "comparison_table": ("pagecore.experiments.records", "comparison_table"),
     "figure_scores": ("pagecore.experiments.records", "figure_scores"),
+    "gather_records": ("pagecore.experiments.records", "gather_records"),
     "summarize": ("pagecore.experiments.records", "summarize"),
     "sweep_records": ("pagecore.experiments.records", "sweep_records"),
     "write_records": ("pagecore.experiments.records", "write_records"),

@@ -272,8 +272,9 @@ def fig08_panels(vms: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-#: Minutes after power-on whose Figure 8 numbers the boot parameters were tuned on (zeroing
-#: rate and OS loading time iterated until the aggregate peaks landed at about 2.4 min).
+#: Minutes after power-on whose Figure 8 numbers the boot zeroing rate was tuned on (iterated
+#: until the aggregate peaks landed at about 2.4 min). The later numbers it moves are labelled
+#: ``fitted`` by the influence step (:mod:`pagecore.experiments.influence`).
 FIG08_BOOT_MIN = 5.0
 
 #: Why each Figure 8 number is not a prediction (record ``source``).
@@ -281,7 +282,7 @@ FIG08_SOURCES = {
     "active": "fitted: the declared fit fig08_active (results/fits/fig08_active.json) sets every VM's foreground "
     "schedule from paper.FIG08 citrix_active, sql_active and total_active - citrix_active - sql_active "
     "(the other three VMs' split by workloads.fig08_fit.split, an assumption)",
-    "boot": "fitted: workloads.fig08 boot zero_mb_s/boot_s iterated until the boot-time peaks matched Figure 8 "
+    "boot": "fitted: workloads.fig08 boot zero_mb_s iterated until the boot-time peaks matched Figure 8 "
     f"(every number in the first {FIG08_BOOT_MIN:g} min)",
     "sql_min": "input: the SQL VM's min_mb 160 (TEXT) floors its allocation",
 }
@@ -292,7 +293,8 @@ def fig08_records(vms: pd.DataFrame, host: pd.DataFrame) -> list[Record]:
 
     Active series are fitted (the working-set sizes were read off them); every number in the
     boot window (the first :data:`FIG08_BOOT_MIN` minutes, and the boot-time extremes) is
-    fitted (the boot parameters were tuned on them); the SQL idle minimum is the input min size.
+    fitted (the boot zeroing rate was tuned on them); the SQL idle minimum is the input min size.
+    The later numbers the zeroing rate moves are made ``fitted`` by the influence step.
     Each quantity is compared once: the text's "approaches 1200 MB" is the graph's 1194 MB
     maximum, "35 MB paged" is one number (not also the run's total swap-out), and "sharing saves
     about 200 MB" is the mean of the shared series already compared point by point.

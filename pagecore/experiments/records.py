@@ -135,6 +135,29 @@ TABLE_COLUMNS = [
 ]
 
 
+def gather_records(numbers: list, seeds: list, default_seed: int) -> list[dict]:
+    """Every record of the default run's figure files (``numbers``, JSON lists of records) with
+    ``seed`` = ``default_seed``, then each seed file's (``seeds``: Figures 6-8 re-run at another
+    simulator seed) plus, for that seed, the default run's records of the figures it does not
+    re-run."""
+    import json
+    from pathlib import Path
+
+    records = []
+    for path in numbers:
+        records += [{**r, "seed": default_seed} for r in json.loads(Path(path).read_text())]
+    for path in seeds:
+        recs = json.loads(Path(path).read_text())
+        if not recs:
+            continue
+        seed = recs[0]["seed"]
+        figs = {r["figure"] for r in recs}
+        records += recs + [
+            {**r, "seed": seed} for r in records if r["seed"] == default_seed and r["figure"] not in figs
+        ]
+    return records
+
+
 def _within(value: float, paper: float, tol: float, floor: float) -> bool:
     return bool(math.isfinite(value) and abs(value - paper) <= max(tol * abs(paper), floor))
 

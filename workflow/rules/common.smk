@@ -63,6 +63,7 @@ PRIORITY = {
     "fit_fig08_active": 60,
     "sim_trace": 60,
     "seed_numbers": 50,
+    "influence": 50,
     "render_notebooks": 50,
     "host_whatif_run": 50,
     "fig04_guest": 45,

@@ -26,11 +26,25 @@ if EXTRA_SEEDS:
             "../scripts/seed_numbers.py"
 
 
+rule influence:
+    """Influence step runs: each value chosen on a figure perturbed, that figure's predicted numbers."""
+    output:
+        runs="results/numbers/influence_runs.csv",
+    params:
+        config=config,
+    log:
+        "results/logs/influence.log",
+    priority: priority_of("influence")
+    script:
+        "../scripts/influence.py"
+
+
 rule comparison:
-    """Gather every paper-vs-ours number into comparison.csv and the summary comparison.txt."""
+    """Gather every paper-vs-ours number into comparison.csv and comparison.txt (influence step applied)."""
     input:
         numbers=figure_numbers,
         seeds=extra_seed_numbers,
+        influence_runs="results/numbers/influence_runs.csv",
     output:
         table=report(
             "results/numbers/comparison.csv",
@@ -40,6 +54,7 @@ rule comparison:
         scores="results/numbers/scores.csv",
         summary="results/numbers/comparison.txt",
         provenance="results/numbers/provenance.csv",
+        influence="results/numbers/influence.csv",
     params:
         comparison=config["comparison"],
         config=config,

@@ -1,0 +1,178 @@
+"""The influence step: which predicted numbers a value chosen by looking at a figure moves (issue 14).
+
+The rule (:mod:`pagecore.experiments.records`): a parameter chosen by looking at a paper output
+makes every number it moves in that figure ``fitted``. A record function knows the numbers a
+value was tuned *on* (Figure 8's first 5 minutes for the boot zeroing rate), not every number
+the value *moves*. This step measures that, for every provenance row with
+:attr:`~pagecore.experiments.provenance.Param.chosen_on` figures:
+
+1. the figure is re-run from the config at the value × (1 − step) and × (1 + step) (a flag
+   flipped; a value that cannot be perturbed, such as a schedule or a zero, moves every number
+   of the figure, conservatively);
+2. a predicted number *moves* when it changes by more than ``spread_k`` times its sample
+   standard deviation over the comparison's seeds (a change inside the run-to-run noise is not a
+   move; a figure the seeds do not re-run has no noise, so any change counts);
+3. :func:`relabel` makes every predicted record that moved ``fitted``, naming the parameter and
+   the move, for every seed.
+
+In the pipeline :func:`influence_runs` (rule ``influence``) needs only the config and runs beside
+the figures; the comparison applies :func:`moves` with the seeds' spread, checks the runs started
+from the pipeline's own numbers (:func:`check_defaults`) and relabels.
+
+Declared fits (:data:`~pagecore.experiments.provenance.DECLARED_FITS`: code with listed targets)
+are not part of the step: their targets are ``fitted`` and the rest of their figure is held out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+from pagecore.experiments.provenance import PARAMETERS, Param, lookup, with_each, with_scaled
+
+#: Columns of ``results/numbers/influence.csv``.
+COLUMNS = ["param", "figure", "quantity", "unit", "end", "ours", "perturbed", "delta", "seed_sd", "threshold", "moved"]
+
+#: What :func:`perturbations` says of a value it cannot perturb.
+NOT_PERTURBABLE = "not perturbable"
+
+
+def chosen() -> list[Param]:
+    """The provenance rows chosen by looking at a figure (those the step runs)."""
+    return [p for p in PARAMETERS if p.chosen_on]
+
+
+def perturbations(cfg: dict, p: Param, step: float) -> list[tuple[str, dict]] | None:
+    """``(label, config)`` for each perturbed value of ``p``: every match × (1 − step) and
+    × (1 + step) (integers rounded), or flags flipped. None when ``p`` has no value it can change
+    (text, lists, mappings, or numbers that scaling leaves equal, such as 0)."""
+    vals = lookup(cfg, p.key)
+    if not vals:
+        return None
+    if all(isinstance(v, bool) for v in vals):
+        ends = [("flipped", with_each(cfg, p.key, lambda old: not old))]
+    elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals):
+        ends = [
+            (f"x{1 - step:g}", with_scaled(cfg, p.key, 1 - step)),
+            (f"x{1 + step:g}", with_scaled(cfg, p.key, 1 + step)),
+        ]
+    else:
+        return None
+    ends = [(label, c) for label, c in ends if lookup(c, p.key) != vals]
+    return ends or None
+
+
+def seed_spread(records: Iterable[dict]) -> dict[tuple[str, str], float]:
+    """Sample standard deviation (ddof 1) of each ``(figure, quantity)``'s ``ours`` over the seeds
+    the records carry (``seed``); 0 for a quantity with one seed."""
+    vals: dict[tuple[str, str], dict] = {}
+    for r in records:
+        vals.setdefault((r["figure"], r["quantity"]), {})[r.get("seed", 0)] = float(r["ours"])
+    return {k: float(np.std(list(v.values()), ddof=1)) if len(v) > 1 else 0.0 for k, v in vals.items()}
+
+
+#: Columns of ``results/numbers/influence_runs.csv`` (:func:`influence_runs`).
+RUN_COLUMNS = COLUMNS[:8]
+
+
+def influence_runs(
+    cfg: dict,
+    params: Iterable[Param] | None = None,
+    step: float = 0.1,
+    records: Callable | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """Every (parameter, end, predicted record of a figure it was chosen on): the record at the
+    defaults (``ours``), perturbed, and the change (:data:`RUN_COLUMNS`). Needs only the config,
+    so the pipeline runs it beside the figures; :func:`moves` then says which changes are moves.
+
+    ``records(cfg, figures)`` makes a figure's records from a config (default
+    :func:`pagecore.experiments.sensitivity.figure_records`); the records at the defaults are
+    made by the same function, so a change is the parameter's alone."""
+    if not 0 < step < 1:
+        raise ValueError(f"influence step must be in (0, 1), got {step}")
+    if records is None:
+        from pagecore.experiments.sensitivity import figure_records as records
+    params = chosen() if params is None else list(params)
+    base: dict[str, list] = {}
+    rows = []
+    for p in params:
+        for fig in p.chosen_on:
+            if fig not in base:
+                base[fig] = [r for r in records(cfg, (fig,)) if r.figure == fig]
+            pred = [r for r in base[fig] if r.kind == "predicted"]
+            if not pred:
+                continue
+            ends = perturbations(cfg, p, step)
+            if ends is None:
+                rows += [(p.key, fig, r.quantity, r.unit, NOT_PERTURBABLE, r.ours, math.nan, math.nan) for r in pred]
+                continue
+            for label, c in ends:
+                if progress:
+                    progress(f"{p.key} {label} on {fig}")
+                got = {r.quantity: r.ours for r in records(c, (fig,)) if r.figure == fig}
+                for r in pred:
+                    v = float(got.get(r.quantity, math.nan))
+                    rows.append((p.key, fig, r.quantity, r.unit, label, r.ours, v, v - r.ours))
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def moves(runs: pd.DataFrame, spread: dict[tuple[str, str], float], spread_k: float = 2.0) -> pd.DataFrame:
+    """:func:`influence_runs` with each change's noise threshold (``spread_k`` × the number's
+    spread over the seeds, plus a rounding floor) and whether it is a move (:data:`COLUMNS`): a
+    change beyond the threshold, a number no longer made, or a value that cannot be perturbed."""
+    out = runs.copy()
+    keys = list(zip(out["figure"], out["quantity"], strict=True))
+    out["seed_sd"] = [float(spread.get(k, 0.0)) for k in keys]
+    out["threshold"] = spread_k * out["seed_sd"] + 1e-9 * (1.0 + out["ours"].abs())
+    out["moved"] = ~(out["delta"].abs() <= out["threshold"])
+    return out[COLUMNS]
+
+
+def check_defaults(runs: pd.DataFrame, records: Iterable[dict]) -> None:
+    """Refuse influence runs whose records at the defaults are not the pipeline's ``records`` of
+    the same seed (a kind differs, a value by more than the 6 significant digits some figure files
+    keep, or a number is missing): they were made from other inputs, and their changes would be
+    mixed with that difference."""
+    ours = {(r["figure"], r["quantity"]): r for r in records}
+    for (fig, q), g in runs.groupby(["figure", "quantity"], sort=False):
+        p = ours.get((fig, q))
+        v = float(g["ours"].iloc[0])
+        if p is None or p["kind"] != "predicted" or not math.isclose(float(p["ours"]), v, rel_tol=1e-5, abs_tol=1e-6):
+            got = "missing" if p is None else f"{p['kind']} {p['ours']}"
+            raise ValueError(
+                f"{fig} {q}: the influence runs start from predicted {v} but the pipeline's record is {got}; "
+                "they were made from other inputs (re-run the influence rule)"
+            )
+
+
+def relabel(records: list[dict], table: pd.DataFrame) -> list[dict]:
+    """``records`` (dicts, any seeds) with every predicted record that ``table`` says moved made
+    ``fitted``, its source naming the parameter and its largest move."""
+    moved = table[table["moved"]]
+    if moved.empty:
+        return list(records)
+    why = {}
+    for (fig, q), g in moved.groupby(["figure", "quantity"], sort=False):
+        g = g.assign(size=g["delta"].abs().fillna(np.inf)).sort_values("size", ascending=False)
+        r = g.iloc[0]
+        params = ", ".join(dict.fromkeys(g["param"]))
+        if r["end"] == NOT_PERTURBABLE:
+            how = "cannot be perturbed, so every predicted number of the figure counts as moved"
+        elif not math.isfinite(r["delta"]):
+            how = f"at {r['end']} the number is no longer made"
+        else:
+            how = f"moves it by {r['delta']:+.3g} {r['unit']} at {r['end']} (noise threshold {r['threshold']:.3g})"
+        why[(fig, q)] = (
+            f"fitted (influence step, results/numbers/influence.csv): {params} chosen on {fig}; {r['param']} {how}"
+        )
+    out = []
+    for rec in records:
+        k = (rec["figure"], rec["quantity"])
+        if rec["kind"] == "predicted" and k in why:
+            rec = {**rec, "kind": "fitted", "source": why[k]}
+        out.append(rec)
+    return out

@@ -1,0 +1,140 @@
+"""Issue 14: the influence step labels fitted every predicted number a value chosen on its figure
+moves (pagecore.experiments.influence); the Windows boot time is the paper's Figure 7 reading."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from pagecore import paper
+from pagecore.experiments.influence import (
+    COLUMNS,
+    NOT_PERTURBABLE,
+    RUN_COLUMNS,
+    check_defaults,
+    chosen,
+    influence_runs,
+    moves,
+    perturbations,
+    relabel,
+    seed_spread,
+)
+from pagecore.experiments.provenance import DECLARED_FITS, PARAMETERS, Param, lookup
+from pagecore.experiments.records import Record
+
+ROOT = Path(__file__).resolve().parents[1]
+CFG = yaml.safe_load((ROOT / "workflow/config/config.yaml").read_text())
+
+
+def test_every_fitted_value_is_a_declared_fit_or_names_its_figures():
+    for p in PARAMETERS:
+        if p.kind == "fitted":
+            assert bool(p.chosen_on) != (p.key in DECLARED_FITS), p.key
+    rows = {p.key: p for p in PARAMETERS}
+    assert all(rows[k].kind == "fitted" for k in DECLARED_FITS)
+    assert "workloads.*.vms.*.boot.zero_mb_s" in {p.key for p in chosen()}
+    with pytest.raises(ValueError, match="only a fitted value"):
+        Param("x.y", "assumption", "s", (), chosen_on=("fig02",))
+
+
+def test_windows_boot_time_is_figure7s_reading():
+    want = paper.FIG07["vm1_boot_min"] * 60
+    assert CFG["workloads"]["fig07"]["vms"][0]["boot"]["boot_s"] == want
+    assert set(lookup(CFG, "workloads.fig08.vms.*.boot.boot_s")) == {want}
+
+
+def test_seed_spread_hand_worked():
+    recs = [
+        {"figure": "f", "quantity": "a", "ours": 1.0, "seed": 1},
+        {"figure": "f", "quantity": "a", "ours": 3.0, "seed": 2},
+        {"figure": "f", "quantity": "b", "ours": 5.0, "seed": 1},
+    ]
+    sp = seed_spread(recs)
+    assert sp[("f", "a")] == pytest.approx(math.sqrt(2.0))  # sample sd of 1 and 3
+    assert sp[("f", "b")] == 0.0
+
+
+def test_perturbations():
+    cfg = {"a": {"x": 10.0, "n": 10, "z": 0.0, "flag": True, "s": [[1, 2]], "d": {"k": 0.0}}}
+    ends = perturbations(cfg, Param("a.x", "fitted", "s", ()), 0.1)
+    assert [lbl for lbl, _ in ends] == ["x0.9", "x1.1"]
+    assert [c["a"]["x"] for _, c in ends] == pytest.approx([9.0, 11.0])
+    assert cfg["a"]["x"] == 10.0  # a copy
+    assert [c["a"]["n"] for _, c in perturbations(cfg, Param("a.n", "fitted", "s", ()), 0.1)] == [9, 11]
+    assert [c["a"]["flag"] for _, c in perturbations(cfg, Param("a.flag", "fitted", "s", ()), 0.1)] == [False]
+    for key in ("a.z", "a.s", "a.d"):  # zero does not scale; lists and mappings cannot be perturbed
+        assert perturbations(cfg, Param(key, "fitted", "s", ()), 0.1) is None
+
+
+def _toy_records(cfg, figures):
+    """A toy model: q1 = 2·p, q2 = 7 (does not depend on p), q3 = p² (only while p < 1.05)."""
+    p = cfg["m"]["p"]
+    recs = [Record("figX", "q1", "MB", 2.0, 2 * p, "predicted"), Record("figX", "q2", "MB", 7.0, 7.0, "predicted")]
+    recs.append(Record("figX", "fit", "MB", 1.0, p, "fitted", "its target"))
+    if p < 1.05:
+        recs.append(Record("figX", "q3", "MB", 1.0, p * p, "predicted"))
+    return recs
+
+
+def test_influence_runs_and_moves_hand_worked():
+    cfg = {"m": {"p": 1.0, "s": "text"}}
+    runs = influence_runs(cfg, [Param("m.p", "fitted", "s", (), chosen_on=("figX",))], 0.1, records=_toy_records)
+    assert list(runs.columns) == RUN_COLUMNS and set(runs["end"]) == {"x0.9", "x1.1"}
+    assert set(runs["quantity"]) == {"q1", "q2", "q3"}  # predicted only
+    d = runs.set_index(["quantity", "end"])["delta"]
+    assert d["q1", "x0.9"] == pytest.approx(-0.2) and d["q1", "x1.1"] == pytest.approx(0.2)
+    assert d["q2", "x0.9"] == 0.0 and math.isnan(d["q3", "x1.1"])  # q3 no longer made at 1.1
+    # spread: q1 varies by 0.15 over the seeds: 0.2 is inside 2 x 0.15, outside 1 x 0.15
+    m = moves(runs, {("figX", "q1"): 0.15}, spread_k=2.0)
+    assert list(m.columns) == COLUMNS
+    moved = m.groupby("quantity")["moved"].any()
+    assert not moved["q1"] and not moved["q2"] and moved["q3"]
+    assert moves(runs, {("figX", "q1"): 0.15}, spread_k=1.0).groupby("quantity")["moved"].any()["q1"]
+    # a value the step cannot perturb moves every predicted number of its figure
+    text = influence_runs(cfg, [Param("m.s", "fitted", "s", (), chosen_on=("figX",))], 0.1, records=_toy_records)
+    assert set(text["end"]) == {NOT_PERTURBABLE} and moves(text, {})["moved"].all()
+    with pytest.raises(ValueError, match="step"):
+        influence_runs(cfg, [], 0.0, records=_toy_records)
+
+
+def test_relabel_every_seed_and_only_predicted():
+    runs = pd.DataFrame(
+        [("m.p", "figX", "q1", "MB", "x1.1", 2.0, 2.2, 0.2), ("m.p", "figX", "q2", "MB", "x1.1", 7.0, 7.0, 0.0)],
+        columns=RUN_COLUMNS,
+    )
+    m = moves(runs, {})
+    recs = [
+        {"figure": "figX", "quantity": "q1", "kind": "predicted", "source": "", "seed": s, "ours": 2.0} for s in (1, 2)
+    ] + [
+        {"figure": "figX", "quantity": "q2", "kind": "predicted", "source": "", "seed": 1, "ours": 7.0},
+        {"figure": "figX", "quantity": "fit", "kind": "fitted", "source": "its target", "seed": 1, "ours": 1.0},
+    ]
+    out = relabel(recs, m)
+    assert [r["kind"] for r in out] == ["fitted", "fitted", "predicted", "fitted"]
+    assert "m.p" in out[0]["source"] and "+0.2 MB at x1.1" in out[0]["source"]
+    assert out[3]["source"] == "its target" and recs[0]["kind"] == "predicted"  # inputs untouched
+
+
+def test_check_defaults_refuses_runs_from_other_inputs():
+    runs = pd.DataFrame([("m.p", "figX", "q1", "MB", "x1.1", 2.0, 2.2, 0.2)], columns=RUN_COLUMNS)
+    ok = [{"figure": "figX", "quantity": "q1", "kind": "predicted", "ours": 2.0}]
+    check_defaults(runs, ok)
+    for bad in ({"ours": 2.5}, {"kind": "fitted"}, {"quantity": "other"}):
+        with pytest.raises(ValueError, match="other inputs"):
+            check_defaults(runs, [{**ok[0], **bad}])
+
+
+def test_figure2_trace_shape_moves_its_overheads_and_a_neutral_value_does_not():
+    """The real step on Figure 2: the trace shape (chosen on Figure 2's configured bars) moves its
+    predicted overheads; a value that moves no Figure 2 number moves none of them."""
+    shape = next(p for p in chosen() if p.key == "reclaim.trace.mb_per_client")
+    runs = influence_runs(CFG, [shape], 0.1)
+    assert len(runs) and set(runs["figure"]) == {"fig02"}
+    assert moves(runs, {})["moved"].all()
+    neutral = Param("reclaim.cost.host_write_cost", "fitted", "test", (), chosen_on=("fig02",))
+    assert lookup(CFG, neutral.key), "pick another Figure 2 value that moves nothing"
+    assert not moves(influence_runs(CFG, [neutral], 0.1), {})["moved"].any()
