@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -138,3 +139,52 @@ def test_figure2_trace_shape_moves_its_overheads_and_a_neutral_value_does_not():
     neutral = Param("reclaim.cost.host_write_cost", "fitted", "test", (), chosen_on=("fig02",))
     assert lookup(CFG, neutral.key), "pick another Figure 2 value that moves nothing"
     assert not moves(influence_runs(CFG, [neutral], 0.1), {})["moved"].any()
+
+
+# ------------------------------------------------------------------ the declared slow-gain fit
+def _toy_fig06(alpha, period_s=30.0, record_s=5.0, minutes=40.0, seed=3):
+    """A VM timeline whose per-period samples are random and whose slow average is their
+    exponential average with gain ``alpha`` (recorded every ``record_s``, as the replay does)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(0.0, minutes * 60 + 1e-9, record_s)
+    n = int(t.max() // period_s)
+    f = rng.uniform(10, 250, n)
+    k = np.floor(t / period_s + 1e-9).astype(int)  # periods finished by each record
+    a, slow = 0.0, np.zeros(n + 1)
+    for i, x in enumerate(f):
+        a += alpha * (x - a)
+        slow[i + 1] = a
+    sample = np.concatenate([[0.0], f])[k]
+    return pd.DataFrame({"t": t, "vm_time": t, "active_sample": sample, "active_slow": slow[k]})
+
+
+def test_fig06_slow_gain_fit_hand_worked():
+    """Targets that are the exponential average with gain 0.41 of the samples are fitted at 0.41,
+    whatever gain the run itself used; a slow average the samples do not explain is refused."""
+    from pagecore.experiments.memory_manager import fig06_slow_times_min, fit_fig06_alpha_slow
+
+    truth = _toy_fig06(0.41)
+    idx = [int(np.argmin(np.abs(truth["t"].to_numpy() - 60 * m))) for m in fig06_slow_times_min(11)]
+    targets = truth["active_slow"].to_numpy()[idx]
+    run = _toy_fig06(0.2)  # the same samples, replayed with gain 0.2
+    fit = fit_fig06_alpha_slow(run, 0.2, 30.0, targets_mb=targets)
+    assert fit["alpha_slow"] == pytest.approx(0.41) and fit["rmse_at_fit_mb"] < 1e-6
+    assert fit["config_is_fit"] is False and len(fit["targets"]) == 11
+    assert fit_fig06_alpha_slow(truth, 0.41, 30.0, targets_mb=targets)["config_is_fit"] is True
+    with pytest.raises(ValueError, match="not recoverable"):
+        fit_fig06_alpha_slow(run, 0.3, 30.0, targets_mb=targets)  # the run's gain was not 0.3
+
+
+def test_fig06_slow_gain_in_the_config_is_the_declared_fit():
+    from pagecore.experiments.memory_manager import fit_fig06_alpha_slow
+    from pagecore.sim import scenarios
+    from pagecore.synth import generate, scenario
+
+    w, sim = CFG["workloads"], CFG["sim"]
+    sc = scenario("fig06", w["fig06"], seed=w["seed"], chunk_s=w["chunk_s"])
+    res = scenarios.run(sc, sim, generate(sc))
+    fit = fit_fig06_alpha_slow(res.vms, sim["sampling"]["alpha_slow"], sim["sampling"]["period_s"])
+    assert fit["config_is_fit"], fit["alpha_slow"]
+    assert "sim.sampling.alpha_slow" in DECLARED_FITS

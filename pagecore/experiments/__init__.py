@@ -42,6 +42,7 @@ _LAZY = {
     "fig07_records": ("pagecore.experiments.memory_manager", "fig07_records"),
     "fig08_panels": ("pagecore.experiments.memory_manager", "fig08_panels"),
     "fig08_records": ("pagecore.experiments.memory_manager", "fig08_records"),
+    "fit_fig06_alpha_slow": ("pagecore.experiments.memory_manager", "fit_fig06_alpha_slow"),
     "fit_fig08_active": ("pagecore.experiments.memory_manager", "fit_fig08_active"),
     "run_whatif": ("pagecore.experiments.memory_manager", "run_whatif"),
     "series_error": ("pagecore.experiments.memory_manager", "series_error"),

@@ -40,7 +40,8 @@ FIG06_SOURCES = {
     "above the 250 MB toucher + 14 MB background",
     "zpt_spike_mb": "fitted: workloads.fig06 zpt_mb_s = 8 chosen so the spike lands within one sample (Figure 6), "
     "alpha_fast read off Figure 6",
-    "slow_average_mb": "fitted: sim.sampling.alpha_slow fitted on these points (paper.FIG06 slow_decay_mb)",
+    "slow_average_mb": "fitted: sim.sampling.alpha_slow, the declared fit fig06_alpha_slow on these points "
+    "(paper.FIG06 slow_decay_mb; results/fits/fig06_alpha_slow.json)",
 }
 
 
@@ -82,8 +83,7 @@ def fig06_records(vms: pd.DataFrame) -> list[Record]:
             S["zpt_spike_mb"],
         ),
     ]
-    for k, mb in enumerate(p["slow_decay_mb"]):
-        t = 28.5 + 0.5 * k
+    for mb, t in zip(p["slow_decay_mb"], fig06_slow_times_min(), strict=True):
         recs.append(
             Record(
                 "fig06",
@@ -96,6 +96,77 @@ def fig06_records(vms: pd.DataFrame) -> list[Record]:
             )
         )
     return _finite(recs)
+
+
+def fig06_slow_times_min(n: int | None = None) -> np.ndarray:
+    """Minutes of Figure 6's digitized slow-average points (paper.FIG06 slow_decay_mb): every
+    0.5 min from 28.5 min, after the zero page thread's spike."""
+    n = len(paper.FIG06["slow_decay_mb"]) if n is None else n
+    return 28.5 + 0.5 * np.arange(n)
+
+
+def fit_fig06_alpha_slow(
+    vms: pd.DataFrame,
+    alpha_slow: float,
+    period_s: float,
+    targets_mb=None,
+    grid=None,
+) -> dict:
+    """The declared fit of the slow average's gain (``sim.sampling.alpha_slow``) on Figure 6's
+    slow-average points after the zero page thread's spike (``targets_mb``, default
+    ``paper.FIG06["slow_decay_mb"]`` at :func:`fig06_slow_times_min`).
+
+    The replay's per-period samples (``active_sample``, MB, read at the first record at or after
+    each period's end in VM time) do not depend on the gain while the VM is never short of
+    memory, so every gain of ``grid`` (default 0.05-0.95 by 0.01) is evaluated by re-averaging
+    them: ``a_k = a_{k-1} + alpha (f_k - a_{k-1})`` from the replay's initial value. The
+    result is the gain of least RMS error at the targets. Refused (ValueError) when the
+    re-averaging at the run's own ``alpha_slow`` does not give the replay's ``active_slow`` at
+    the targets' times (the samples are not recoverable, e.g. the VM was blocked)."""
+    targets = np.asarray(paper.FIG06["slow_decay_mb"] if targets_mb is None else targets_mb, float)
+    grid = np.round(np.arange(0.05, 0.9501, 0.01), 2) if grid is None else np.asarray(grid, float)
+    v = vms.sort_values("t")
+    t, vt = v["t"].to_numpy(float), v["vm_time"].to_numpy(float)
+    ends = np.arange(period_s, vt.max() + 1e-9, period_s)
+    first = np.searchsorted(vt, ends - 1e-9, side="left")
+    ends, first = ends[first < len(vt)], first[first < len(vt)]
+    f = v["active_sample"].to_numpy(float)[first]
+    t_end = t[first]  # host time at which each period's sample is first recorded
+    a0 = float(v["active_slow"].iloc[0])
+    times_s = 60.0 * fig06_slow_times_min(len(targets))
+    at = np.searchsorted(t_end, times_s, side="right") - 1  # last period end recorded by then
+    if (at < 0).any():
+        raise ValueError("the replay ends before Figure 6's slow-average points")
+
+    def averaged(alpha):
+        out = np.empty(len(f))
+        a = a0
+        for k, x in enumerate(f):
+            a += alpha * (x - a)
+            out[k] = a
+        return out[at]
+
+    replay = np.array([float(v["active_slow"].iloc[np.argmin(np.abs(t - ts))]) for ts in times_s])
+    if not np.allclose(averaged(alpha_slow), replay, rtol=1e-9, atol=1e-6):
+        raise ValueError(
+            "re-averaging the replay's samples does not give its slow average; the samples are not recoverable "
+            "(was the VM short of memory or blocked?)"
+        )
+    rmse = np.array([float(np.sqrt(np.mean((averaged(a) - targets) ** 2))) for a in grid])
+    best = float(grid[int(np.argmin(rmse))])
+    step = float(np.min(np.diff(grid))) if len(grid) > 1 else 0.0
+    return {
+        "fit": "fig06_alpha_slow",
+        "parameter": "sim.sampling.alpha_slow",
+        "targets": [f"slow_average_mb@{m:g}min" for m in fig06_slow_times_min(len(targets))],
+        "target_mb": targets.tolist(),
+        "grid": grid.tolist(),
+        "rmse_mb": rmse.tolist(),
+        "alpha_slow": best,
+        "rmse_at_fit_mb": float(rmse.min()),
+        "config_alpha_slow": float(alpha_slow),
+        "config_is_fit": bool(abs(best - alpha_slow) <= step / 2 + 1e-12),
+    }
 
 
 def fig06_error(vms: pd.DataFrame) -> dict:

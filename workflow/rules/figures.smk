@@ -70,6 +70,7 @@ rule figures_memory_manager:
         ),
         fig06_pdf="results/figures/fig06_active_memory_sampling.pdf",
         fig06_numbers="results/numbers/fig06.json",
+        fig06_fit="results/fits/fig06_alpha_slow.json",
         fig07_png=report(
             "results/figures/fig07_idle_memory_tax.png",
             caption="../report/fig07_idle_memory_tax.rst",
@@ -102,6 +103,10 @@ rule figures_memory_manager:
             "whatif_memory_manager",
         ],
         fig06_schedule=config["workloads"]["fig06"]["vms"][0]["foreground"]["schedule"],
+        fig06_sampling={
+            **config["sim"]["sampling"],
+            **config["sim"].get("overrides", {}).get("fig06", {}).get("sampling", {}),
+        },
         fig07_scenario=config["workloads"]["fig07"],
     log:
         "results/logs/figures_memory_manager.log",
