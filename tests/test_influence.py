@@ -124,9 +124,15 @@ def test_check_defaults_refuses_runs_from_other_inputs():
     runs = pd.DataFrame([("m.p", "figX", "q1", "MB", "x1.1", 2.0, 2.2, 0.2)], columns=RUN_COLUMNS)
     ok = [{"figure": "figX", "quantity": "q1", "kind": "predicted", "ours": 2.0}]
     check_defaults(runs, ok)
+    check_defaults(runs, ok, figures=["figX"])
     for bad in ({"ours": 2.5}, {"kind": "fitted"}, {"quantity": "other"}):
         with pytest.raises(ValueError, match="other inputs"):
-            check_defaults(runs, [{**ok[0], **bad}])
+            check_defaults(runs, [{**ok[0], **bad}], figures=["figX"])
+    # a predicted number of a figure the step covers that the runs do not have
+    more = [*ok, {"figure": "figX", "quantity": "q9", "kind": "predicted", "ours": 1.0}]
+    with pytest.raises(ValueError, match="leave out"):
+        check_defaults(runs, more, figures=["figX"])
+    check_defaults(runs, [*ok, {**more[1], "figure": "figY"}], figures=["figX"])  # figY is not covered
 
 
 def test_figure2_trace_shape_moves_its_overheads_and_a_neutral_value_does_not():

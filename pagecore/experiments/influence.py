@@ -132,12 +132,22 @@ def moves(runs: pd.DataFrame, spread: dict[tuple[str, str], float], spread_k: fl
     return out[COLUMNS]
 
 
-def check_defaults(runs: pd.DataFrame, records: Iterable[dict]) -> None:
+def check_defaults(runs: pd.DataFrame, records: Iterable[dict], figures: Iterable[str] | None = None) -> None:
     """Refuse influence runs whose records at the defaults are not the pipeline's ``records`` of
     the same seed (a kind differs, a value by more than the 6 significant digits some figure files
-    keep, or a number is missing): they were made from other inputs, and their changes would be
-    mixed with that difference."""
+    keep, or a number is missing), or that leave out a predicted record of one of ``figures``
+    (default: every figure a value was chosen on): they were made from other inputs, and their
+    changes would be mixed with that difference or miss a number."""
+    records = list(records)
     ours = {(r["figure"], r["quantity"]): r for r in records}
+    figures = {f for p in chosen() for f in p.chosen_on} if figures is None else set(figures)
+    covered = set(zip(runs["figure"], runs["quantity"], strict=True))
+    left = sorted(k for k, r in ours.items() if r["kind"] == "predicted" and k[0] in figures and k not in covered)
+    if left:
+        raise ValueError(
+            f"the influence runs leave out predicted records of the pipeline ({left[:3]}...); "
+            "they were made from other inputs (re-run the influence rule)"
+        )
     for (fig, q), g in runs.groupby(["figure", "quantity"], sort=False):
         p = ours.get((fig, q))
         v = float(g["ours"].iloc[0])
