@@ -118,6 +118,10 @@ def test_summary_reports_spread_over_seeds():
     t = comparison_table(a + b, {"fig07": 0.05}, {"MB": 2.0})
     text = summarize(t)
     assert "over 2 seeds" in text and "min 0.0, max 100.0" in text
+    # seed 1 (the first) is within and the null model (the 179-MB equal split) is not
+    assert "default seed beats its null model on count (1 vs 0), beats it on median error" in text
+    t2 = comparison_table([{**r, "seed": 2} for r in b] + [{**r, "seed": 3} for r in b], {"fig07": 0.05}, {"MB": 2.0})
+    assert "ties its null model on count (0 vs 0), beats it on median error" in summarize(t2)
 
 
 def test_records_other_than_predicted_name_their_source():

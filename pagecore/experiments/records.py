@@ -281,9 +281,24 @@ def summarize(table: pd.DataFrame, default_seed: int | None = None) -> str:
         )
         for fig, g in sc.groupby("figure", sort=True):
             w = g["within"] / g["predicted"].where(g["predicted"] > 0)
+            row = first[first["figure"] == fig]
             lines.append(
                 f"  {fig}: within {g['within'].min()}-{g['within'].max()} of {g['predicted'].max()}, "
                 f"median err {_pct(g['median_err'].median())} (null {_pct(g['null_median_err'].median())})"
-                + ("" if w.notna().any() else " (nothing predicted)")
+                + ("; " + _against_null(row.iloc[0]) if w.notna().any() and len(row) else " (nothing predicted)")
             )
     return "\n".join(lines)
+
+
+def _against_null(r) -> str:
+    """How a figure's predicted numbers on one seed fare against its null model: on the count
+    within tolerance and on the median error (issue 14: the model should beat it on both)."""
+
+    def word(ours, null, lower_is_better):
+        if not (math.isfinite(ours) and math.isfinite(null)) or ours == null:
+            return "ties"
+        return "beats" if (ours < null) == lower_is_better else "loses to"
+
+    c = word(float(r.within), float(r.null_within), False)
+    m = word(float(r.median_err), float(r.null_median_err), True)
+    return f"default seed {c} its null model on count ({r.within} vs {r.null_within}), {m} it on median error"
