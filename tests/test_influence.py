@@ -101,6 +101,20 @@ def test_influence_runs_and_moves_hand_worked():
     with pytest.raises(ValueError, match="step"):
         influence_runs(cfg, [], 0.0, records=_toy_records)
 
+    # an end the model refuses (here p > 1.05 is invalid) cannot be measured: every number moved
+    def strict(c, figures):
+        if c["m"]["p"] > 1.05:
+            raise ValueError("p must be <= 1.05")
+        return _toy_records(c, figures)
+
+    runs = influence_runs(cfg, [Param("m.p", "fitted", "s", (), chosen_on=("figX",))], 0.1, records=strict)
+    up = moves(runs, {})
+    refused = up[up["end"].str.startswith("x1.1 refused by the model (p must be")]
+    assert len(refused) == 3 and refused["moved"].all()
+    assert not up[(up["end"] == "x0.9") & (up["quantity"] == "q2")]["moved"].any()
+    recs = [{"figure": "figX", "quantity": "q2", "kind": "predicted", "source": "", "seed": 1, "ours": 7.0}]
+    assert "cannot be measured at x1.1 refused by the model" in relabel(recs, up)[0]["source"]
+
 
 def test_relabel_every_seed_and_only_predicted():
     runs = pd.DataFrame(

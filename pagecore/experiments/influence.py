@@ -7,8 +7,8 @@ the value *moves*. This step measures that, for every provenance row with
 :attr:`~pagecore.experiments.provenance.Param.chosen_on` figures:
 
 1. the figure is re-run from the config at the value × (1 − step) and × (1 + step) (a flag
-   flipped; a value that cannot be perturbed, such as a schedule or a zero, moves every number
-   of the figure, conservatively);
+   flipped; a value that cannot be perturbed, such as a schedule or a zero, or whose perturbed
+   value the model refuses, moves every number of the figure, conservatively);
 2. a predicted number *moves* when it changes by more than ``spread_k`` times its sample
    standard deviation over the comparison's seeds (a change inside the run-to-run noise is not a
    move; a figure the seeds do not re-run has no noise, so any change counts);
@@ -113,7 +113,10 @@ def influence_runs(
             for label, c in ends:
                 if progress:
                     progress(f"{p.key} {label} on {fig}")
-                got = {r.quantity: r.ours for r in records(c, (fig,)) if r.figure == fig}
+                try:
+                    got = {r.quantity: r.ours for r in records(c, (fig,)) if r.figure == fig}
+                except ValueError as e:  # the model refuses the perturbed value: cannot tell, so moved
+                    label, got = f"{label} refused by the model ({str(e)[:80]})", {}
                 for r in pred:
                     v = float(got.get(r.quantity, math.nan))
                     rows.append((p.key, fig, r.quantity, r.unit, label, r.ours, v, v - r.ours))
@@ -172,6 +175,8 @@ def relabel(records: list[dict], table: pd.DataFrame) -> list[dict]:
         params = ", ".join(dict.fromkeys(g["param"]))
         if r["end"] == NOT_PERTURBABLE:
             how = "cannot be perturbed, so every predicted number of the figure counts as moved"
+        elif "refused by the model" in r["end"]:
+            how = f"cannot be measured at {r['end']}, so it counts as moved"
         elif not math.isfinite(r["delta"]):
             how = f"at {r['end']} the number is no longer made"
         else:
