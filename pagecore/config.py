@@ -106,8 +106,15 @@ def _check_finite(obj, path: tuple = ()) -> None:
         raise ConfigError(f"config key {key}: {obj} is not a finite number; give a number")
 
 
-def _merged(base: dict, over: dict) -> dict:
-    return {**base, **over}
+def scenario_section(sim: dict, scenario: str | None, section: str) -> dict:
+    """The ``sim.<section>`` values the replay of ``scenario`` uses: the section with
+    ``sim.overrides.<scenario>.<section>`` over it (None: the section alone). A light twin of the
+    merge :mod:`pagecore.sim.scenarios` does for a run, for code that must not import the
+    simulator (the Snakefile, figure jobs); the sections are flat, so one level is the whole merge."""
+    out = dict(sim.get(section) or {})
+    if scenario is not None:
+        out.update((((sim.get("overrides") or {}).get(scenario)) or {}).get(section) or {})
+    return out
 
 
 def check_consistency(config: dict) -> None:
@@ -118,9 +125,9 @@ def check_consistency(config: dict) -> None:
     """
     sim = config.get("sim")
     if isinstance(sim, dict):
-        sections = [("sim", sim)] + [(f"sim.overrides.{k}", v) for k, v in sorted((sim.get("overrides") or {}).items())]
-        for where, sec in sections:
-            st = _merged(sim.get("states") or {}, sec.get("states") or {})
+        for name in [None, *sorted(sim.get("overrides") or {})]:
+            where = "sim" if name is None else f"sim.overrides.{name}"
+            st = scenario_section(sim, name, "states")
             if all(k in st for k in ("high_pct", "soft_pct", "hard_pct", "low_pct")):
                 th = [st[k] for k in ("high_pct", "soft_pct", "hard_pct", "low_pct")]
                 if not th[0] > th[1] > th[2] > th[3] >= 0:
@@ -128,7 +135,7 @@ def check_consistency(config: dict) -> None:
                         f"config key {where}.states: thresholds must satisfy high_pct > soft_pct > hard_pct > "
                         f"low_pct >= 0, got {th[0]} > {th[1]} > {th[2]} > {th[3]}; reorder them"
                     )
-            b = _merged(sim.get("balloon") or {}, sec.get("balloon") or {})
+            b = scenario_section(sim, name, "balloon")
             if "rate_min_mb_s" in b and "rate_max_mb_s" in b and b["rate_min_mb_s"] > b["rate_max_mb_s"]:
                 raise ConfigError(
                     f"config key {where}.balloon.rate_min_mb_s: {b['rate_min_mb_s']} exceeds rate_max_mb_s "

@@ -208,3 +208,19 @@ def test_fig06_slow_gain_in_the_config_is_the_declared_fit():
     fit = fit_fig06_alpha_slow(res.vms, sim["sampling"]["alpha_slow"], sim["sampling"]["period_s"])
     assert fit["config_is_fit"], fit["alpha_slow"]
     assert "sim.sampling.alpha_slow" in DECLARED_FITS
+
+
+def test_scenario_section_is_the_section_with_its_override():
+    """The Figure 6 fit reads the sampling settings its replay used (the scenario's override over
+    the section), and the config check tests each override merged the same way."""
+    from pagecore.config import check_consistency, scenario_section
+    from pagecore.errors import ConfigError
+
+    sim = {"sampling": {"alpha_slow": 0.27, "period_s": 30.0}, "overrides": {"fig06": {"sampling": {"period_s": 10.0}}}}
+    assert scenario_section(sim, "fig06", "sampling") == {"alpha_slow": 0.27, "period_s": 10.0}
+    assert scenario_section(sim, "fig07", "sampling") == scenario_section(sim, None, "sampling") == sim["sampling"]
+    assert scenario_section(sim, "fig06", "states") == {}
+    states = {"high_pct": 6, "soft_pct": 4, "hard_pct": 2, "low_pct": 1}
+    check_consistency({"sim": {"states": states}})
+    with pytest.raises(ConfigError, match=r"sim\.overrides\.fig07\.states"):
+        check_consistency({"sim": {"states": states, "overrides": {"fig07": {"states": {"soft_pct": 7}}}}})

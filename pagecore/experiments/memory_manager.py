@@ -123,30 +123,26 @@ def fit_fig06_alpha_slow(
     result is the gain of least RMS error at the targets. Refused (ValueError) when the
     re-averaging at the run's own ``alpha_slow`` does not give the replay's ``active_slow`` at
     the targets' times (the samples are not recoverable, e.g. the VM was blocked)."""
+    from pagecore.sim.sampling import ewma_reference  # the sampler's own averages, written out
+
     targets = np.asarray(paper.FIG06["slow_decay_mb"] if targets_mb is None else targets_mb, float)
     grid = np.round(np.arange(0.05, 0.9501, 0.01), 2) if grid is None else np.asarray(grid, float)
     v = vms.sort_values("t")
-    t, vt = v["t"].to_numpy(float), v["vm_time"].to_numpy(float)
-    ends = np.arange(period_s, vt.max() + 1e-9, period_s)
-    first = np.searchsorted(vt, ends - 1e-9, side="left")
-    ends, first = ends[first < len(vt)], first[first < len(vt)]
+    vt = v["vm_time"].to_numpy(float)
+    first = np.searchsorted(vt, np.arange(period_s, vt.max() + 1e-9, period_s) - 1e-9, side="left")
+    first = first[first < len(vt)]  # the first record after each period's end
     f = v["active_sample"].to_numpy(float)[first]
-    t_end = t[first]  # host time at which each period's sample is first recorded
     a0 = float(v["active_slow"].iloc[0])
-    times_s = 60.0 * fig06_slow_times_min(len(targets))
-    at = np.searchsorted(t_end, times_s, side="right") - 1  # last period end recorded by then
+    minutes = fig06_slow_times_min(len(targets))
+    # the last period end recorded by each target's time (host time)
+    at = np.searchsorted(v["t"].to_numpy(float)[first], 60.0 * minutes, side="right") - 1
     if (at < 0).any():
         raise ValueError("the replay ends before Figure 6's slow-average points")
 
     def averaged(alpha):
-        out = np.empty(len(f))
-        a = a0
-        for k, x in enumerate(f):
-            a += alpha * (x - a)
-            out[k] = a
-        return out[at]
+        return ewma_reference(f, alpha, a0)[at]
 
-    replay = np.array([float(v["active_slow"].iloc[np.argmin(np.abs(t - ts))]) for ts in times_s])
+    replay = np.array([_at(v, "active_slow", m) for m in minutes])  # as fig06_records reads it
     if not np.allclose(averaged(alpha_slow), replay, rtol=1e-9, atol=1e-6):
         raise ValueError(
             "re-averaging the replay's samples does not give its slow average; the samples are not recoverable "

@@ -4,7 +4,7 @@
 import os
 import sys
 
-from pagecore.config import validate_config
+from pagecore.config import scenario_section, validate_config
 from pagecore.errors import ConfigError
 
 

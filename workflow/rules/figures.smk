@@ -103,10 +103,7 @@ rule figures_memory_manager:
             "whatif_memory_manager",
         ],
         fig06_schedule=config["workloads"]["fig06"]["vms"][0]["foreground"]["schedule"],
-        fig06_sampling={
-            **config["sim"]["sampling"],
-            **config["sim"].get("overrides", {}).get("fig06", {}).get("sampling", {}),
-        },
+        fig06_sampling=scenario_section(config["sim"], "fig06", "sampling"),
         fig07_scenario=config["workloads"]["fig07"],
     log:
         "results/logs/figures_memory_manager.log",
