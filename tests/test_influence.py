@@ -195,6 +195,9 @@ def test_fig06_slow_gain_fit_hand_worked():
     assert fit_fig06_alpha_slow(truth, 0.41, 30.0, targets_mb=targets)["config_is_fit"] is True
     with pytest.raises(ValueError, match="not recoverable"):
         fit_fig06_alpha_slow(run, 0.3, 30.0, targets_mb=targets)  # the run's gain was not 0.3
+    # a run that ends before the targets (a shortened config): no fit, and the reason
+    short = fit_fig06_alpha_slow(_toy_fig06(0.2, minutes=20.0), 0.2, 30.0, targets_mb=targets)
+    assert short["made"] is False and "ends at 20 min" in short["reason"] and "alpha_slow" not in short
 
 
 def test_fig06_slow_gain_in_the_config_is_the_declared_fit():

@@ -120,7 +120,8 @@ def fit_fig06_alpha_slow(
     each period's end in VM time) do not depend on the gain while the VM is never short of
     memory, so every gain of ``grid`` (default 0.05-0.95 by 0.01) is evaluated by re-averaging
     them: ``a_k = a_{k-1} + alpha (f_k - a_{k-1})`` from the replay's initial value. The
-    result is the gain of least RMS error at the targets. Refused (ValueError) when the
+    result is the gain of least RMS error at the targets. Not made (``made`` False, with the
+    reason) when the run ends before the targets, whose records are then dropped too. Refused (ValueError) when the
     re-averaging at the run's own ``alpha_slow`` does not give the replay's ``active_slow`` at
     the targets' times (the samples are not recoverable, e.g. the VM was blocked)."""
     from pagecore.sim.sampling import ewma_reference  # the sampler's own averages, written out
@@ -134,15 +135,18 @@ def fit_fig06_alpha_slow(
     f = v["active_sample"].to_numpy(float)[first]
     a0 = float(v["active_slow"].iloc[0])
     minutes = fig06_slow_times_min(len(targets))
+    fit = {"fit": "fig06_alpha_slow", "parameter": "sim.sampling.alpha_slow"}
+    fit["targets"] = [f"slow_average_mb@{m:g}min" for m in minutes]
+    replay = np.array([_at(v, "active_slow", m) for m in minutes])  # as fig06_records reads it
+    if not np.isfinite(replay).all():  # a shortened run: fig06_records drops these points too
+        end = float(v["t"].iloc[-1]) / 60.0
+        return {**fit, "made": False, "reason": f"the replay ends at {end:g} min, before the targets"}
     # the last period end recorded by each target's time (host time)
     at = np.searchsorted(v["t"].to_numpy(float)[first], 60.0 * minutes, side="right") - 1
-    if (at < 0).any():
-        raise ValueError("the replay ends before Figure 6's slow-average points")
 
     def averaged(alpha):
         return ewma_reference(f, alpha, a0)[at]
 
-    replay = np.array([_at(v, "active_slow", m) for m in minutes])  # as fig06_records reads it
     if not np.allclose(averaged(alpha_slow), replay, rtol=1e-9, atol=1e-6):
         raise ValueError(
             "re-averaging the replay's samples does not give its slow average; the samples are not recoverable "
@@ -152,9 +156,8 @@ def fit_fig06_alpha_slow(
     best = float(grid[int(np.argmin(rmse))])
     step = float(np.min(np.diff(grid))) if len(grid) > 1 else 0.0
     return {
-        "fit": "fig06_alpha_slow",
-        "parameter": "sim.sampling.alpha_slow",
-        "targets": [f"slow_average_mb@{m:g}min" for m in fig06_slow_times_min(len(targets))],
+        **fit,
+        "made": True,
         "target_mb": targets.tolist(),
         "grid": grid.tolist(),
         "rmse_mb": rmse.tolist(),

@@ -84,6 +84,9 @@ def fig06_active_memory_sampling(key="fig06"):
     sampling = snakemake.params.fig06_sampling
     fit = fit_fig06_alpha_slow(vms, float(sampling["alpha_slow"]), float(sampling["period_s"]))
     write_json_atomic(snakemake.output.fig06_fit, fit)
+    if not fit["made"]:
+        print(f"fit fig06_alpha_slow not made: {fit['reason']}")
+        return
     best, rms, cfg_a = fit["alpha_slow"], fit["rmse_at_fit_mb"], fit["config_alpha_slow"]
     print(f"fit fig06_alpha_slow: {best:g} (RMS {rms:.2f} MB), config {cfg_a:g}")
     if not fit["config_is_fit"]:
