@@ -16,6 +16,7 @@ BASE = (
     "pagecore._llvm",
     "pagecore._pcg64",
     "pagecore._signals",
+    "pagecore._sort",
     "pagecore._util",
     "pagecore._smk",
     "pagecore._layers",

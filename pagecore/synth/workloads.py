@@ -63,6 +63,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pagecore import __version__
+from pagecore._sort import stable_argsort
 from pagecore._util import atomic_path
 from pagecore.errors import ConfigError, InputError
 from pagecore.synth.specs import HostSpec, VMSpec
@@ -398,7 +399,7 @@ def generate(sc: Scenario) -> Iterator[pa.RecordBatch]:
                 vs.append(np.full(t.size, i, np.int32))
         if ts:
             t = np.concatenate(ts)
-            order = np.argsort(t, kind="stable")
+            order = stable_argsort(t)
             yield pa.RecordBatch.from_arrays(
                 [
                     pa.array(t[order]),
