@@ -434,6 +434,26 @@ def test_threads_give_the_same_bits(rng, monkeypatch, threads):
     _same(count_sharing(h2, None, vm, names, threads=1), count_sharing(h2, None, vm, names, threads=threads))
 
 
+def test_every_page_eligible_counts_as_without_flags(rng, monkeypatch):
+    """Eligibility flags that are all true (verification found no false match) give the counts
+    of no flags, to the bit, through the common path's kernels: the general scatter is not run
+    (nor compiled, in a fresh clone, for a pipeline whose pages are all eligible)."""
+    n = 4000
+    h = rng.integers(0, n // 3, size=n).astype(np.uint64)
+    z = h < n // 40
+    vm = np.repeat(np.arange(4), n // 4)
+    names = [f"vm{i}" for i in range(4)]
+    want = count_sharing(h, z, vm, names, top_n=5)
+
+    def general(*a):
+        raise AssertionError("the general scatter ran")
+
+    monkeypatch.setattr(counts, "_scatter", general)
+    _same(count_sharing(h, z, vm, names, top_n=5, eligible=np.ones(n, bool)), want)
+    with pytest.raises(AssertionError, match="general scatter"):  # one ineligible page: general path
+        count_sharing(h, z, vm, names, eligible=np.arange(n) != 7)
+
+
 def test_threads_vm_blocks_and_bad_index_across_ranges(monkeypatch):
     """Whether each VM's pages form one block is decided across the scatter's ranges (a VM that
     ends one range and starts the next is one block; one that comes back is not), and a bad VM

@@ -1446,6 +1446,8 @@ def count_sharing(
         if salt.shape != (n,):
             raise ValueError(f"salt must have shape ({n},), got {salt.shape}")
     el = np.zeros(0, np.bool_) if eligible is None else _flags(eligible, n, "eligible")
+    if el.shape[0] and el.all():  # every page eligible (no false match, as nearly always): the
+        el = np.zeros(0, np.bool_)  # same counts as without flags, by the common path's kernels
     if top_n < 0:
         raise ValueError(f"top_n must be >= 0, got {top_n}")
     tot = np.zeros(N_TOTALS, np.int64)
