@@ -28,6 +28,7 @@ def __getattr__(name: str):
     them has imported Numba, so this is where :func:`install_compile_lock` is installed."""
     if name in _OPTIONS:
         install_compile_lock()
+        install_compile_log()
         return dict(_OPTIONS[name])
     raise AttributeError(f"module 'pagecore._jit' has no attribute {name!r}")
 
@@ -171,3 +172,60 @@ def install_compile_lock() -> None:
                     release(fd)
 
     Cache.load_overload, Cache.save_overload, Dispatcher.compile = load_overload, save_overload, compile
+
+
+#: Environment variable naming a file to which each process appends the Numba compilations it
+#: made (``pagecore bench quickstart`` sets it for the pipeline's jobs).
+COMPILE_LOG_ENV = "PAGECORE_COMPILE_LOG"
+
+_log_installed = False
+
+
+def install_compile_log() -> None:
+    """Where :data:`COMPILE_LOG_ENV` names a file, append to it, when this process exits, one
+    tab-separated line per kernel Numba compiled in it: pid, the script it ran, the kernel
+    (module.qualname), its CPU seconds without and with the kernels it compiled inside it
+    (the callees a caller's compilation compiles), and the signature. Only measures: no effect
+    on what is compiled. Idempotent; a no-op without the variable or with Numba's JIT off."""
+    global _log_installed
+    path = os.environ.get(COMPILE_LOG_ENV, "")
+    if _log_installed or not path or JIT_DISABLED:
+        return
+    _log_installed = True
+    import atexit
+    import time
+
+    try:
+        from numba.core import event
+    except ImportError:  # pragma: no cover - a Numba without compile events
+        return
+    stack: list[list[float]] = []  # [start CPU s, CPU s of the compilations inside] per open one
+    rows: list[str] = []
+
+    class _Listener(event.Listener):
+        def on_start(self, ev):
+            stack.append([time.process_time(), 0.0])
+
+        def on_end(self, ev):
+            if not stack:
+                return
+            t0, inner = stack.pop()
+            total = time.process_time() - t0
+            if stack:
+                stack[-1][1] += total
+            fn = getattr(ev.data.get("dispatcher"), "py_func", None)
+            name = f"{fn.__module__}.{fn.__qualname__}" if fn is not None else "?"
+            sig = str(ev.data.get("args", "")).replace("\t", " ").replace("\n", " ")
+            script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "-"
+            rows.append(f"{os.getpid()}\t{script}\t{name}\t{total - inner:.4f}\t{total:.4f}\t{sig[:300]}\n")
+
+    def dump() -> None:
+        if rows:
+            try:
+                with open(path, "a", encoding="utf-8") as f:
+                    f.write("".join(rows))
+            except OSError:
+                pass
+
+    event.register("numba:compile", _Listener())
+    atexit.register(dump)

@@ -288,7 +288,8 @@ def test_synth_works_outside_the_repository(tmp_path):
 def test_help_texts_name_one_program(capsys):
     """Every usage line starts with `pagecore`, including the benchmarks' and the QEMU tools'."""
     for argv in (["bench", "hash", "--help"], ["bench", "count", "--help"], ["bench", "sim", "--help"],
-                 ["bench", "ingest", "--help"], ["bench", "guest", "--help"], ["qemu", "capture", "--help"],
+                 ["bench", "ingest", "--help"], ["bench", "guest", "--help"], ["bench", "quickstart", "--help"],
+                 ["qemu", "capture", "--help"],
                  ["qemu", "realguests", "--help"], ["qemu", "ksmcheck", "--help"]):  # fmt: skip
         with pytest.raises(SystemExit):
             main(argv)

@@ -4,7 +4,8 @@ baselines timed in the same process, and printing ratios.
 Owns: timing helpers and one module per benchmark (``hashing``: the page hash;
 ``count``: the counting path of ``share``, the workflow and ``bigcount``;
 ``ingest``: dump readers; ``sim``: the memory-manager replay; ``guest``: guest-cache and I/O
-remapping kernels; ``compress``: compression; ``scan``: the KSM and ESX scanner emulators).
+remapping kernels; ``compress``: compression; ``scan``: the KSM and ESX scanner emulators; ``quickstart``: the
+README's Quick start line 1 from a clean clone, step by step, with its jobs and compilations).
 Must not: assert a speed anywhere (benchmarks print, tests never time).
 """
 
@@ -22,6 +23,7 @@ BENCHMARKS = {
     "guest": ("pagecore.bench.guest", []),
     "compress": ("pagecore.bench.compress", []),
     "scan": ("pagecore.bench.scan", []),
+    "quickstart": ("pagecore.bench.quickstart", []),
 }
 
 
