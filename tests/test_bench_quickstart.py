@@ -82,7 +82,7 @@ def test_a_whole_run_on_a_made_up_repository(tmp_path):
     job found, the clone removed; a failing step is reported with its log."""
     head = "s\\th:m:s\\tmax_rss\\tmax_vms\\tmax_uss\\tmax_pss\\tio_in\\tio_out\\tmean_load\\tcpu_time"
     line = (
-        "export X=1 && sleep 0.2 && test \"$X\" = 1 && test \"$HOME\" != /root && mkdir -p results/benchmarks/j && "
+        'export X=1 && sleep 0.2 && test "$X" = 1 && test "$HOME" != /root && mkdir -p results/benchmarks/j && '
         f"printf '{head}\\n1.5\\t0\\t1\\tNA\\tNA\\tNA\\tNA\\tNA\\tNA\\t1.25\\n' > results/benchmarks/j/one.tsv && "
         "date '+[%a %b %e %H:%M:%S %Y]'"
     )
@@ -97,7 +97,25 @@ def test_a_whole_run_on_a_made_up_repository(tmp_path):
     assert list(work.iterdir()) == []  # the clone is gone
     text = qs.format_run(r)
     assert "j/one" in text and "under 150 s: met" in text and "goal 90 s: met" in text
+    assert "not measured" in text  # the made-up repository has no pagecore that logs compilations
     bad = _fake_repo(tmp_path / "bad", "echo working && echo broken >&2 && false")
     with pytest.raises(RuntimeError, match=r"(?s)failed \(exit 1\).*broken"):
         qs.run_one(bad, "HEAD", work, log=lambda m: None)
     assert qs.main(["--repo", str(tmp_path / "missing"), "--workdir", str(work)]) == 1
+
+
+def test_report_of_a_run_with_compilations():
+    comp = [
+        {"pid": 1, "script": "share_report.py", "kernel": "m.a", "self_s": 2.0, "total_s": 3.0, "signature": ""},
+        {"pid": 1, "script": "share_report.py", "kernel": "m.b", "self_s": 1.0, "total_s": 1.0, "signature": ""},
+        {"pid": 2, "script": "host_whatif.py", "kernel": "m.a", "self_s": 0.5, "total_s": 0.5, "signature": ""},
+    ]
+    r = {"rev": "HEAD", "commit": "abc", "date": "d", "host_sort_10M_s": 0.2, "total_s": 151.0,
+         "steps": [{"step": "snakemake --cores all", "wall_s": 140.0}], "snakemake_to_first_job_s": 6.0,
+         "jobs": [], "jobs_cpu_s": 0.0, "compile": comp, "compile_cpu_s": 3.5}  # fmt: skip
+    text = qs.format_run(r)
+    assert "3.5 CPU-s in 2 processes" in text
+    assert "   3.00 CPU-s    2 kernels  share_report.py" in text  # by script, largest first
+    assert "   2.50 CPU-s    2 times   m.a" in text  # by kernel, over processes
+    assert "6 s to Snakemake's first job" in text and "134 s of jobs" in text
+    assert "under 150 s: NOT met" in text

@@ -184,13 +184,15 @@ def run_one(repo: Path, rev: str, workdir: Path | None = None, keep: bool = Fals
             to_first = max(0.0, first.timestamp() - marks[-2])
         jobs = job_table(clone / "results" / "benchmarks")
         comp = compile_table(clog)
+        jit = clone / "pagecore" / "_jit.py"  # an older revision may not log its compilations
+        logged = jit.is_file() and "PAGECORE_COMPILE_LOG" in jit.read_text(encoding="utf-8")
         return {
             "rev": rev, "commit": commit, "date": dt.datetime.now().isoformat(timespec="seconds"),
             "host_sort_10M_s": speed, "total_s": marks[-1] - marks[0],
             "steps": [{"step": p, "wall_s": s} for p, s in zip(parts, step_s, strict=True)],
             "snakemake_to_first_job_s": to_first, "jobs": jobs,
             "jobs_cpu_s": sum(j["cpu_s"] for j in jobs), "compile": comp,
-            "compile_cpu_s": sum(c["self_s"] for c in comp),
+            "compile_cpu_s": sum(c["self_s"] for c in comp) if logged else None,
         }  # fmt: skip
     finally:
         if keep:
@@ -224,12 +226,16 @@ def format_run(r: dict, top: int = 10) -> str:
     for j in jobs[:top]:
         out.append(f"    {j['cpu_s']:7.2f} CPU-s {j['wall_s']:7.2f} s  {j['job']}")
     comp = r["compile"]
-    out.append(
-        f"  Numba compilation: {r['compile_cpu_s']:.1f} CPU-s in {len({c['pid'] for c in comp})} processes; by script:"
-    )
+    if r["compile_cpu_s"] is None:
+        out.append("  Numba compilation: not measured (this revision's pagecore does not log its compilations)")
+        comp = []
+    else:
+        n = len({c["pid"] for c in comp})
+        out.append(f"  Numba compilation: {r['compile_cpu_s']:.1f} CPU-s in {n} processes; by script:")
     for name, s, n in _sums(comp, "script", "self_s")[:top]:
         out.append(f"    {s:7.2f} CPU-s {n:4d} kernels  {name}")
-    out.append("  by kernel (without the kernels compiled inside it):")
+    if comp:
+        out.append("  by kernel (without the kernels compiled inside it):")
     for name, s, n in _sums(comp, "kernel", "self_s")[:top]:
         out.append(f"    {s:7.2f} CPU-s {n:4d} times   {name}")
     t = r["total_s"]
