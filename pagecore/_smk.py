@@ -53,6 +53,21 @@ def write_timing(path: str, started: float) -> None:
         tmp.write_text("\t".join(TIMING_HEADER) + "\n" + "\t".join(row) + "\n")
 
 
+def read_timing(path) -> tuple[float, float] | None:
+    """(wall s, CPU s) of a benchmark file in the columns of :data:`TIMING_HEADER` (written by
+    :func:`write_timing` or by Snakemake's ``benchmark:``; its first row); None if it has no row
+    or no such numbers (NA)."""
+    with open(path, encoding="utf-8") as fh:
+        lines = fh.read().splitlines()
+    if len(lines) < 2:
+        return None
+    cols = dict(zip(lines[0].split("\t"), lines[1].split("\t"), strict=False))
+    try:
+        return float(cols["s"]), float(cols["cpu_time"])
+    except (KeyError, ValueError):
+        return None
+
+
 @contextlib.contextmanager
 def job_log(smk):
     """Redirect stdout and stderr to ``smk.log[0]`` for the duration of a Snakemake script.

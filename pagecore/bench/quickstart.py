@@ -26,6 +26,7 @@ import datetime as dt
 import itertools
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -82,19 +83,15 @@ def first_job_time(log: str) -> dt.datetime | None:
 
 
 def job_table(benchmarks: Path) -> list[dict]:
-    """Every job's benchmark file under ``benchmarks`` (Snakemake's ``benchmark:`` TSV): job
+    """Every job's benchmark file under ``benchmarks`` (:func:`pagecore._smk.read_timing`): job
     (the file's path without ``.tsv``), wall s, CPU s; largest CPU first."""
+    from pagecore._smk import read_timing
+
     rows = []
     for f in sorted(Path(benchmarks).rglob("*.tsv")):
-        head, *data = f.read_text().splitlines()
-        if not data:
-            continue
-        cols = dict(zip(head.split("\t"), data[0].split("\t"), strict=False))
-        try:
-            wall, cpu = float(cols["s"]), float(cols["cpu_time"])
-        except (KeyError, ValueError):
-            continue
-        rows.append({"job": str(f.relative_to(benchmarks).with_suffix("")), "wall_s": wall, "cpu_s": cpu})
+        got = read_timing(f)
+        if got is not None:
+            rows.append({"job": str(f.relative_to(benchmarks).with_suffix("")), "wall_s": got[0], "cpu_s": got[1]})
     return sorted(rows, key=lambda r: (-r["cpu_s"], r["job"]))
 
 
@@ -202,8 +199,6 @@ def run_one(repo: Path, rev: str, workdir: Path | None = None, keep: bool = Fals
 
 
 def _q(p) -> str:
-    import shlex
-
     return shlex.quote(str(p))
 
 

@@ -38,6 +38,8 @@ COLUMNS = ["param", "figure", "quantity", "unit", "end", "ours", "perturbed", "d
 
 #: What :func:`perturbations` says of a value it cannot perturb.
 NOT_PERTURBABLE = "not perturbable"
+#: what an end's label says when the model refused its perturbed value (ValueError)
+REFUSED = "refused by the model"
 
 
 def chosen() -> list[Param]:
@@ -116,7 +118,7 @@ def influence_runs(
                 try:
                     got = {r.quantity: r.ours for r in records(c, (fig,)) if r.figure == fig}
                 except ValueError as e:  # the model refuses the perturbed value: cannot tell, so moved
-                    label, got = f"{label} refused by the model ({str(e)[:80]})", {}
+                    label, got = f"{label} {REFUSED} ({str(e)[:80]})", {}
                 for r in pred:
                     v = float(got.get(r.quantity, math.nan))
                     rows.append((p.key, fig, r.quantity, r.unit, label, r.ours, v, v - r.ours))
@@ -175,7 +177,7 @@ def relabel(records: list[dict], table: pd.DataFrame) -> list[dict]:
         params = ", ".join(dict.fromkeys(g["param"]))
         if r["end"] == NOT_PERTURBABLE:
             how = "cannot be perturbed, so every predicted number of the figure counts as moved"
-        elif "refused by the model" in r["end"]:
+        elif REFUSED in r["end"]:
             how = f"cannot be measured at {r['end']}, so it counts as moved"
         elif not math.isfinite(r["delta"]):
             how = f"at {r['end']} the number is no longer made"
