@@ -450,7 +450,7 @@ def test_host_interrupted_while_plotting_leaves_no_report(dumps, tmp_path, monke
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pagecore.plotting, "save_figure", interrupted)
+    monkeypatch.setattr(pagecore.plotting, "save_figure_file", interrupted)
     (_, t0), (_, t1) = dumps
     out = tmp_path / "out"
     code = main(["host", str(t0), str(t1), "-q", "--memory", "1G", "--format", "parquet", "-o", str(out / "r.parquet"),

@@ -72,10 +72,12 @@ def _entries(args) -> list[dict]:
     entries = []
     if args.vms:
         try:
-            with open(args.vms) as fh:
+            with open(args.vms, encoding="utf-8") as fh:
                 data = yaml.safe_load(fh)
         except OSError as exc:
             raise PagecoreError(f"{args.vms}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise PagecoreError(f"{args.vms}: not a YAML text file (byte {exc.start} is not UTF-8)") from None
         except yaml.YAMLError as exc:
             raise PagecoreError(f"{args.vms}: not YAML ({str(exc).splitlines()[0]})") from None
         if isinstance(data, dict):
@@ -195,6 +197,13 @@ def _cmd_host(args) -> int:
     from pagecore.experiments.host import check_vm_entry, host_report, load_vms
 
     outs = [args.output, args.timelines, args.plot]
+    if args.plot:  # the file named is the file written: its name says its format, checked before the work
+        from pagecore.plotting import figure_format
+
+        try:
+            figure_format(args.plot)
+        except ValueError as e:
+            raise PagecoreError(f"--plot {e}") from None
     entries = _entries(args)
     for i, e in enumerate(entries):
         check_vm_entry(e, i)
@@ -216,12 +225,10 @@ def _cmd_host(args) -> int:
             with atomic_path(args.timelines) as tmp:
                 rep["timelines"].to_parquet(tmp, index=False)
         if args.plot:
-            from pagecore.plotting import save_figure
+            from pagecore.plotting import save_figure_file
             from pagecore.plotting.host import host_whatif
 
-            stem = args.plot.rsplit(".", 1)
-            fmt = (stem[1],) if len(stem) == 2 else ("png",)
-            save_figure(host_whatif(rep["rows"], rep["timelines"]), stem[0], formats=fmt)
+            save_figure_file(host_whatif(rep["rows"], rep["timelines"]), args.plot)
     return 0
 
 

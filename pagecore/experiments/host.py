@@ -91,6 +91,9 @@ PAGE_KIB = 4
 PAGE_BYTES = 4096
 PAGES_PER_MIB = 256
 REGION_PAGES = 512  # 2 MiB large page on x86-64
+#: how far a VM's ``size_mb`` may be from its page table's size, as a fraction of it (a dump may
+#: lack a few of the VM's pages: a kdump's excluded pages, firmware holes); at least one page
+SIZE_SLACK = 0.01
 
 POLICIES = ("esx2002", "esxi", "kvm-ksm", "cooperative")
 #: What ``pagecore host`` runs unless told otherwise (``cooperative`` needs guest free-page lists).
@@ -327,11 +330,13 @@ def load_vm(entry: dict, index: int, *, tmpdir: str | None = None, show_progress
     pages = len(frame)
     table_mb = pages / PAGES_PER_MIB
     size_mb = float(entry.get("size_mb", table_mb))
-    if abs(size_mb - table_mb) > max(1.0, 0.01 * table_mb):
+    # a dump may lack a few of the VM's pages (a kdump's excluded pages, firmware holes): 1 % of
+    # them, and never less than one page, but not a whole MiB of a small VM
+    if abs(size_mb - table_mb) > max(SIZE_SLACK * table_mb, 1.0 / PAGES_PER_MIB):
         raise InputError(
             source,
-            f"VM {name}: size_mb {size_mb:g} does not match its page table ({pages:,} pages = {table_mb:.1f} MiB); "
-            f"set size_mb to {table_mb:.0f} or omit it",
+            f"VM {name}: size_mb {size_mb:g} does not match its page table ({pages:,} pages = {table_mb:.6g} MiB); "
+            f"set size_mb to {table_mb:.6g} or omit it",
         )
     if "trace" in entry:
         active = activity_from_trace(entry["trace"], name, pages)

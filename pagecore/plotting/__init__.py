@@ -56,18 +56,49 @@ def finish_time_axes(ax, xlim, ylim, title: str) -> None:
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=7, ncol=3)
 
 
-def save_figure(fig, stem: str | os.PathLike, formats=("png", "pdf")) -> list[Path]:
+#: the formats a figure file may have (its name's suffix), as :func:`save_figure_file` writes them
+FIGURE_FORMATS = ("png", "pdf")
+
+
+def _save(fig, path: Path, fmt: str) -> None:
+    """``fig`` into ``path`` as ``fmt`` (atomically, no timestamps)."""
+    meta = {"Software": None} if fmt == "png" else {"Creator": None, "Producer": None, "CreationDate": None}
+    with atomic_path(path) as tmp, style():
+        fig.savefig(tmp, format=fmt, metadata=meta)
+
+
+def save_figure(fig, stem: str | os.PathLike, formats=FIGURE_FORMATS) -> list[Path]:
     """Save ``fig`` as ``stem.png`` and ``stem.pdf`` (atomically, no timestamps); close it."""
     stem = Path(stem)
     written = []
     for fmt in formats:
         path = stem.with_suffix(f".{fmt}")
-        meta = {"Software": None} if fmt == "png" else {"Creator": None, "Producer": None, "CreationDate": None}
-        with atomic_path(path) as tmp, style():
-            fig.savefig(tmp, format=fmt, metadata=meta)
+        _save(fig, path, fmt)
         written.append(path)
     plt.close(fig)
     return written
+
+
+def figure_format(path: str | os.PathLike) -> str:
+    """The format of a figure file named ``path`` (its suffix, one of :data:`FIGURE_FORMATS`);
+    ValueError for any other name, so a command can refuse it before its work."""
+    fmt = Path(path).suffix.lower().lstrip(".")
+    if fmt not in FIGURE_FORMATS:
+        ends = " or ".join(f".{f}" for f in FIGURE_FORMATS)
+        raise ValueError(f"{os.fspath(path)!r}: a figure file must end in {ends}")
+    return fmt
+
+
+def save_figure_file(fig, path: str | os.PathLike) -> Path:
+    """Save ``fig`` into exactly ``path`` (format from its suffix, :func:`figure_format`;
+    atomically, no timestamps); close it."""
+    path = Path(path)
+    fmt = figure_format(path)
+    try:
+        _save(fig, path, fmt)
+    finally:
+        plt.close(fig)
+    return path
 
 
 from pagecore.plotting.compression import compression_ladder  # noqa: E402 - they use style() above
@@ -86,6 +117,7 @@ from pagecore.plotting.sharing_over_time import scan_sharing_over_time  # noqa: 
 from pagecore.plotting.whatif_sim import whatif_memory_manager  # noqa: E402 - they use style() above
 
 __all__ = [
+    "FIGURE_FORMATS",
     "PAPER_STYLE",
     "STYLE",
     "compression_ladder",
@@ -96,12 +128,14 @@ __all__ = [
     "fig06_active_memory_sampling",
     "fig07_idle_memory_tax",
     "fig08_dynamic_reallocation",
+    "figure_format",
     "host_whatif",
     "io_remapping",
     "large_page_breaking",
     "reclaim_balloon_vs_paging",
     "reclamation_approaches",
     "save_figure",
+    "save_figure_file",
     "scan_duplicate_lifetime",
     "scan_sharing_over_time",
     "sensitivity_tornado",
