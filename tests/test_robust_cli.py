@@ -235,6 +235,13 @@ def test_two_salts_for_one_vm_are_refused(dumps):
     assert "two salts" in line
 
 
+def test_a_salt_without_salting_is_refused(dumps):
+    """`--salt g0=1` without --salting was ignored without a word (session 17 audit)."""
+    (_, table), _ = dumps
+    line = one_line_error(cli("share", str(table), "--salt", "nosuchvm=1"))
+    assert "--salting" in line
+
+
 @pytest.mark.parametrize("command", [["share"], ["host", "--memory", "1G", "-q"]])
 def test_a_dump_dir_that_is_not_a_directory_is_refused(dumps, tmp_path, command):
     """A mistyped --dump-dir was ignored without a word."""

@@ -74,6 +74,8 @@ def _fmt_table(rep: dict, by_vm: bool) -> str:
         lines += _large_page_lines(rep["large_pages"])
     for b in rep.get("biased_inputs", []):
         lines.append(f"WARNING: {b['message']}")
+    for d in rep.get("damaged_inputs", []):
+        lines.append(f"WARNING: {d['vm']}: hashed from a damaged dump ({d['damage']}): only the pages read are counted")
     if rep.get("fuzzy_snapshots"):
         lines.append("note: unverified (fuzzy) live snapshots of running guests: " + ", ".join(rep["fuzzy_snapshots"]))
     if rep["top_shared"]:
@@ -159,6 +161,8 @@ def _cmd_share(args) -> int:
     if args.format == "parquet" and not args.output:
         raise PagecoreError("--format parquet needs -o/--output FILE")
     check_outputs([args.output], [*args.pages, args.key_file], args.dump_dir)
+    if args.salt and args.salting is None:  # salts only change the salted counts --salting asks for
+        raise PagecoreError("--salt sets the salts of --salting's counts; give --salting 0, 1 or 2 with it")
     rep = analyze_page_tables(
         args.pages,
         verify=args.verify,

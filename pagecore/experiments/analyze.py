@@ -15,7 +15,7 @@ import numpy as np
 from pagecore import __version__
 from pagecore.dumps.dumplevel import bias_of
 from pagecore.errors import PagecoreError
-from pagecore.pages.tables import page_table_metadata, read_page_tables, vm_index
+from pagecore.pages.tables import page_table_metadata, read_page_tables, vm_index, warn_damaged
 from pagecore.pages.verify import unavailable_reason, verify_tables
 from pagecore.sharing import count_sharing
 from pagecore.sharing.salting import salt_domains
@@ -179,7 +179,9 @@ def analyze_page_tables(
         ``pagecore_version``, ``inputs`` (each page table with its VM and source dump, see
         :func:`input_list`), then :meth:`pagecore.sharing.SharingCounts.to_dict` plus
         ``verification``, ``biased_inputs`` (page tables of filtered kdumps, with the page classes
-        they miss; see :func:`pagecore.dumps.dumplevel.bias_of`), ``sharing_underestimated`` and,
+        they miss; see :func:`pagecore.dumps.dumplevel.bias_of`), ``damaged_inputs`` (tables
+        hashed from damaged dumps: :func:`pagecore.pages.tables.warn_damaged`),
+        ``sharing_underestimated`` and,
         when asked, ``salting``. ``savings_pages``/``savings_mb`` hold the saved memory by
         mechanism key (:data:`pagecore.vocab.MECHANISMS`: ``zero``, ``share_intra``,
         ``share_inter``); ``ksm["eligibility"]`` says which pages the KSM counters considered
@@ -238,6 +240,7 @@ def analyze_page_tables(
     zeros_by_vm = dict(zip(names, np.bincount(vm_idx[zero], minlength=len(names)).tolist(), strict=True))
     biased = [b for b in (bias_of(m, zeros_by_vm.get(m.get("vm"))) for m in metas) if b is not None]
     out["biased_inputs"] = biased  # filtered kdumps: the classes they miss; every count is then a lower bound
+    out["damaged_inputs"] = warn_damaged(paths, metas)  # hashed with --skip-bad-pages from damaged dumps
     out["sharing_underestimated"] = bool(biased)
     fuzzy = sorted({m.get("vm", "?") for m in metas if m.get("snapshot") == "unverified (fuzzy)"})
     if fuzzy:

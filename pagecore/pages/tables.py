@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -43,6 +44,10 @@ from pagecore._util import atomic_path
 from pagecore.errors import InputError
 
 META_KEY = b"pagecore"
+
+#: guest frame numbers are below this: x86-64 physical addresses have at most 52 bits (4 KiB
+#: pages; the dump readers' limit, :data:`pagecore.dumps._segments.PHYS_ADDR_LIMIT`)
+MAX_GPFN = 1 << 40
 
 PAGE_TABLE_SCHEMA = pa.schema(
     [
@@ -306,8 +311,9 @@ def read_page_table(path: str | os.PathLike, columns: Sequence[str] | None = Non
 
 def _check_consistent(path: Path, table: pa.Table, meta) -> None:
     """Refuse a table that contradicts itself: no rows, a row count other than the ``pages`` its
-    metadata records (cut or edited), a page size other than 4096, or ``zero`` flags that do not
-    mark exactly the rows of one hash (the zero page's): each once gave a report with exit 0."""
+    metadata records (cut or edited), a page size other than 4096, a guest frame number no x86-64
+    guest has (:data:`MAX_GPFN`), or ``zero`` flags that do not mark exactly the rows of one hash
+    (the zero page's): each once gave a report with exit 0 (or a traceback)."""
     try:
         m = json.loads(meta) if meta else {}
     except (ValueError, UnicodeDecodeError):
@@ -323,6 +329,16 @@ def _check_consistent(path: Path, table: pa.Table, meta) -> None:
         )  # fmt: skip
     if m.get("page_size", 4096) != 4096:
         raise InputError(path, f"page_size {m.get('page_size')!r}", expected="4096 (pagecore handles 4 KiB pages only)")
+    if "gpfn" in table.column_names:
+        import pyarrow.compute as pc
+
+        top = pc.max(table["gpfn"]).as_py()
+        if top is not None and top >= MAX_GPFN:
+            raise InputError(
+                path, f"guest frame number {top:,} is beyond x86-64's 52-bit physical address space",
+                expected=f"frame numbers below 2^40 ({MAX_GPFN:,})",
+                hint="the table was edited; re-run `pagecore hash`",
+            )  # fmt: skip
     if "zero" in table.column_names and "hash" in table.column_names:
         zero = table["zero"].to_numpy(zero_copy_only=False)
         if zero.any():
@@ -377,6 +393,7 @@ def check_comparable(paths: Sequence[str | os.PathLike], metas: Sequence[dict] |
             raise InputError(p, f"the same {_kind(p)} is given twice (also as {seen[st.st_dev, st.st_ino]})")
         seen[st.st_dev, st.st_ino] = p
     _check_distinct_dumps(paths, metas)
+    _check_no_bare_tables(paths, metas)
     defaults = {"hash_algorithm": "pcx64-v1", "hash_key_id": "none", "hash_bits": 64, "page_size": 4096}
     for key in COMPARABLE:
         vals = [m.get(key, defaults[key]) for m in metas]
@@ -390,7 +407,62 @@ def check_comparable(paths: Sequence[str | os.PathLike], metas: Sequence[dict] |
                 paths[i], f"{key} {vals[i]} differs from {vals[0]} of {paths[0]}: their hashes are not comparable",
                 hint=hint,
             )  # fmt: skip
+    warn_damaged(paths, metas)
     return metas
+
+
+def _check_no_bare_tables(paths: Sequence[Path], metas: Sequence[dict]) -> None:
+    """Refuse a page table without ``pagecore`` metadata beside other inputs: how its hashes were
+    made (algorithm, key, width) is unknown, so they cannot be compared with anything (a table
+    rewritten by pandas loses the metadata: a keyed table then counted against unkeyed ones as if
+    comparable, with exit 0). Tables that all lack it are compared with each other as given."""
+    bare = [i for i, m in enumerate(metas) if not m and _kind(paths[i]) == "page table"]
+    if bare and len(bare) < len(paths):
+        i = bare[0]
+        j = next(j for j in range(len(paths)) if j not in bare)
+        raise InputError(
+            paths[i], f"has no pagecore metadata, so how its hashes were made (algorithm, key, width) is unknown: "
+            f"they cannot be compared with {paths[j]}'s",
+            hint="hash its dump again with `pagecore hash` (a table rewritten by pandas or another tool loses "
+            "its metadata)",
+        )  # fmt: skip
+
+
+def damage_of(meta: dict) -> str | None:
+    """How the dump behind a page table was damaged (``pagecore hash --skip-bad-pages`` records it:
+    unreadable pages skipped, or a dump its producer did not finish), or None."""
+    if meta.get("damage"):
+        return str(meta["damage"])
+    skipped = meta.get("pages_skipped") or 0
+    parts = []
+    if meta.get("incomplete"):
+        parts.append("the dump's header says it is incomplete")
+    if isinstance(skipped, int) and skipped > 0:
+        parts.append(f"{skipped:,} unreadable pages were skipped")
+    return "; ".join(parts) or None
+
+
+_WARNED: set[str] = set()
+
+
+def warn_damaged(paths: Sequence[str | os.PathLike], metas: Sequence[dict]) -> list[dict]:
+    """Say on standard error, once per table and process, that a page table comes from a
+    damaged dump (:func:`damage_of`): every number from it describes only the pages that could be
+    read. Returns ``{"table", "vm", "source_path", "damage"}`` for each such table, for reports."""
+    out = []
+    for p, m in zip(paths, metas, strict=True):
+        d = damage_of(m)
+        if d is None:
+            continue
+        out.append({"table": os.fspath(p), "vm": m.get("vm"), "source_path": m.get("source_path"), "damage": d})
+        if os.fspath(p) not in _WARNED:
+            _WARNED.add(os.fspath(p))
+            print(
+                f"pagecore: WARNING: {os.fspath(p)}: hashed from a damaged dump ({d}): its numbers describe only "
+                "the pages that could be read",
+                file=sys.stderr,
+            )
+    return out
 
 
 def _kind(path: Path) -> str:

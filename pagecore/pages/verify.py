@@ -274,7 +274,10 @@ def verify_tables(
             hashes = tbl["hash"].to_numpy()
             order = np.argsort(gpfn, kind="stable")
             gsorted = gpfn[order]
-            with open_dump(dump, fmt, chunk_pages=chunk_pages) as reader:
+            # a table hashed with --skip-bad-pages from a damaged dump: read it as it was hashed
+            m = metas[t]
+            skip = bool(m.get("pages_skipped") or m.get("bytes_skipped") or m.get("incomplete"))
+            with open_dump(dump, fmt, chunk_pages=chunk_pages, skip_bad_pages=skip) as reader:
                 bar = progress(reader.pages_hint, desc=f"verify {Path(dump).name}") if show_progress else None
                 for chunk in reader:
                     pos = np.searchsorted(gsorted, chunk.gpfn)
