@@ -1,8 +1,8 @@
 """Session 17 audit: page tables that once gave a number with exit 0 and nothing said.
 
 - A table from a damaged dump (``hash --skip-bad-pages``) was used by ``share``, ``ksm``, ``scan``
-  and ``host`` without a word of the damage; ``share`` could not verify it at all (its error
-  advised ``--skip-bad-pages``, which ``share`` does not have).
+  and ``host`` without a word of the damage; ``share`` and ``compress`` could not read its dump
+  again at all (their error advised ``--skip-bad-pages``, which neither has).
 - A table without pagecore metadata (rewritten by pandas) was compared with others as if hashed
   the same way: a keyed table counted against unkeyed ones.
 """
@@ -53,7 +53,7 @@ def test_damage_is_recorded_and_only_for_damaged_tables(tables):
 @pytest.mark.parametrize(
     "command",
     [["share", "--no-verify"], ["share", "--format", "json"], ["ksm"], ["scan"],
-     ["host", "-q", "--memory", "64M", "--verify", "no"]],
+     ["host", "-q", "--memory", "64M", "--verify", "no"], ["compress"]],
 )  # fmt: skip
 def test_every_command_says_a_table_is_damaged(tables, command):
     whole, cut = map(str, tables)

@@ -15,6 +15,18 @@ bytes: unless a table carries ``csize_<alg>`` columns (``pagecore hash --compres
 pages are re-read from the dump recorded in its metadata (``source_path``), which must still
 have the recorded size (``source_size``) and page count.
 
+Every page table is checked before anything is counted
+(:func:`pagecore.pages.compress.check_sized_page_table`: the checks of ``pagecore share``'s
+table reader, then the ``csize_<alg>`` and ``same_filled`` columns): a cut, edited or
+hand-made table is refused with one line naming the file and the problem.
+
+``--sample`` examines a seeded Bernoulli sample of the pages and reports each ``mm_stat``
+counter with a 95 % interval, both within what the guest's pages could give
+(:func:`pagecore.sharing.compress.estimate_zram`). A sample of fewer than
+:data:`~pagecore.sharing.compress.MIN_SAMPLE_PAGES` pages is refused (sample more, or run
+exactly); one of fewer than :data:`~pagecore.sharing.compress.RELIABLE_SAMPLE_PAGES` is reported
+with an ``UNRELIABLE`` warning (on stderr, in the table and as ``warning`` in JSON).
+
 The library: :mod:`pagecore.experiments.compression` (collects sizes once per distinct content
 with :func:`pagecore.pages.compress.page_sizes` and applies the models of
 :mod:`pagecore.sharing.compress`); this module only parses and prints.
@@ -46,7 +58,8 @@ def register(subparsers):
     p.add_argument(
         "--sample",
         default=None,
-        help="estimate from a page sample: a fraction in (0, 1) or a number of pages (>= 1); exact by default",
+        help="estimate from a page sample: a fraction in (0, 1) or a number of pages (>= 1); exact by default; "
+        "fewer than 5 sampled pages are refused, fewer than 100 flagged unreliable",
     )
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the page sample")
     p.add_argument("--threads", type=nonneg_int, default=0, help="threads (0 = all cores)")
@@ -97,6 +110,8 @@ def format_table(rep: dict) -> str:
             key = f"  [{r['mechanism']}]" if r.get("mechanism") else ""
             lines.append(f"  {r['step']:44s} {r['saved_mb']:>12,.1f} {res:>12}{key}")
     else:
+        if rep.get("warning"):
+            lines.append(f"  *** {rep['warning']} ***")
         for k, v in rep["zram_estimate"].items():
             lines.append(f"  {k:18s} {v['estimate']:>15,.0f}  95% CI [{v['low']:,.0f}, {v['high']:,.0f}]")
     t = rep["timing"]
@@ -109,6 +124,8 @@ def format_table(rep: dict) -> str:
 
 def run(args) -> int:
     """Run ``pagecore compress`` for parsed ``args``; writes the report in ``args.format``, returns 0."""
+    import sys
+
     from pagecore.errors import PagecoreError
     from pagecore.experiments.compression import collect, report, report_rows
 
@@ -116,8 +133,10 @@ def run(args) -> int:
         raise PagecoreError("--format parquet needs -o/--output FILE")
     check_outputs([args.output], args.inputs)
     t0 = time.perf_counter()
-    ps, nbytes = collect(args)
+    ps, nbytes = collect(args)  # every table checked as `share` checks it, its sizes too, before counting
     rep = report(ps, args, nbytes, time.perf_counter() - t0)
+    if rep.get("warning"):  # a sample too small to trust: loud even with --format json
+        print(f"pagecore: warning: {rep['warning']}", file=sys.stderr)
     rep["timing"]["wall_seconds"] = time.perf_counter() - t0
     rep["timing"]["gb_per_s"] = nbytes / rep["timing"]["wall_seconds"] / 1e9
     rep["timing"]["gb_per_s_per_core"] = rep["timing"]["gb_per_s"] / rep["timing"]["threads"]

@@ -38,11 +38,14 @@ class CompressOptions:
 
 # ------------------------------------------------------------------ sources
 def _table_source(path: Path, algorithm: str):
-    """(vm, chunk iterable or None, table-or-None, pages) for a page table."""
+    """(vm, chunk iterable or None, table-or-None, pages) for a page table, checked first as
+    ``share`` checks it, its compressed sizes too (:func:`pagecore.pages.compress.check_sized_page_table`)."""
     import pyarrow.parquet as pq
 
+    from pagecore.pages.compress import check_sized_page_table
     from pagecore.pages.tables import page_table_metadata
 
+    check_sized_page_table(path, algorithm)
     meta = page_table_metadata(path)
     names = pq.ParquetFile(path).schema_arrow.names
     vm = meta.get("vm", path.stem)
@@ -63,7 +66,9 @@ def _table_source(path: Path, algorithm: str):
     from pagecore.pages.provenance import locate_dump
 
     sp = locate_dump(path, meta)
-    reader = open_dump(sp, meta.get("format", "auto"))
+    # a table hashed with --skip-bad-pages from a damaged dump: its dump read as it was hashed
+    skip = bool(meta.get("pages_skipped") or meta.get("bytes_skipped") or meta.get("incomplete"))
+    reader = open_dump(sp, meta.get("format", "auto"), skip_bad_pages=skip)
     return vm, reader, None, rows
 
 
@@ -264,9 +269,11 @@ def _rows_by_code(codes: np.ndarray, names) -> list:
 
 def report(ps, args: CompressOptions, input_bytes: int, wall: float) -> dict:
     from pagecore.sharing.compress import (
+        ESTIMATE_NOTE,
         estimate_zram,
         esxi_compression,
         ladder_from_arrays,
+        sample_warning,
         sorted_vm_codes,
         zram_mm_stat,
         zswap_pool,
@@ -317,7 +324,10 @@ def report(ps, args: CompressOptions, input_bytes: int, wall: float) -> dict:
         out["savings_mb"] = {r["mechanism"]: float(r["saved_mb"]) for r in keyed}
     else:
         out["zram_estimate"] = estimate_zram(cs, same, frac, int(ps.stats.pages))
-        out["note"] = "estimates from a page sample (95 % normal intervals); sharing and the ladder need every page"
+        out["note"] = ESTIMATE_NOTE
+        warning = sample_warning(len(cs), int(ps.stats.pages))
+        if warning:
+            out["warning"] = warning
     from pagecore._jit import resolve_threads
 
     threads = resolve_threads(getattr(args, "threads", 0) or None)

@@ -1228,6 +1228,104 @@ def page_table_fields(algorithms: Iterable[str]):
     return fields
 
 
+def size_bound(algorithm: str, page_size: int = 4096) -> int:
+    """The largest compressed size ``algorithm`` can give a page of ``page_size`` bytes.
+
+    Each compressor's documented output bound: LZ4 ``LZ4_COMPRESSBOUND`` (n + n/255 + 16,
+    lib/lz4), LZO1X-1 ``lzo1x_worst_compress`` plus lzo-rle's 2-byte header (:func:`lzo_worst`),
+    zstd ``ZSTD_COMPRESSBOUND`` (n + n/256 + (128 KiB − n)/2048 below 128 KiB, frame header
+    included). A stored size above it cannot have come from the compressor."""
+    check_algorithm(algorithm)
+    n = page_size
+    if algorithm.startswith("lz4"):
+        return n + n // 255 + 16
+    if algorithm.startswith("lzo"):
+        return lzo_worst(n)
+    return n + (n >> 8) + (((128 << 10) - n) >> 11 if n < (128 << 10) else 0)
+
+
+def check_size_columns(path, table, algorithm: str) -> None:
+    """Refuse a page table whose ``csize_<algorithm>`` / ``same_filled`` columns cannot be true.
+
+    ``table`` (pyarrow) holds ``hash``, ``zero``, ``csize_<algorithm>`` and, if the table has it,
+    ``same_filled``; ``pagecore hash --compress`` writes them (:func:`page_table_columns`). Every
+    page, zero and same-filled ones included, is stored with the size its compressor gave it, so
+    a size must be an integer in [1, :func:`size_bound`]; no value may be null; a zero page is
+    same-filled; one content (one hash) has one size and one same-filled flag. Each of these
+    once gave ``pagecore compress`` a negative or impossible report with exit 0, or a traceback.
+
+    Raises
+    ------
+    pagecore.errors.InputError
+        Naming ``path`` and the first problem found.
+    """
+    import pyarrow as pa
+
+    from pagecore.errors import InputError
+
+    col = f"csize_{algorithm}"
+    hint = f"re-run `pagecore hash --compress {algorithm}`"
+    got = table.schema.field(col).type
+    if not pa.types.is_integer(got):
+        raise InputError(path, f"column {col!r} has type {got}", expected="integer byte counts (uint16)", hint=hint)
+    names = [col] + (["same_filled"] if "same_filled" in table.column_names else [])
+    for name in names:
+        nulls = table.column(name).null_count
+        if nulls:
+            raise InputError(path, f"column {name!r} has {nulls:,} null values", hint=hint)
+    size = table.column(col).to_numpy().astype(np.int64, copy=False)
+    hi = size_bound(algorithm)
+    bad = (size < 1) | (size > hi)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InputError(
+            path, f"column {col!r} holds {int(bad.sum()):,} impossible sizes (row {i:,}: {int(size[i]):,} bytes)",
+            expected=f"a compressed size in 1..{hi:,} bytes ({algorithm}'s bound for a 4096-byte page)", hint=hint,
+        )  # fmt: skip
+    hashes = table.column("hash").to_numpy()
+    ids, first = ContentTable(2 * len(hashes)).claim(hashes)
+    lead = first[ids]  # each row's first row of the same content
+    if (size != size[lead]).any():
+        i = int(np.argmax(size != size[lead]))
+        raise InputError(
+            path, f"column {col!r} gives one content two sizes (rows {int(lead[i]):,} and {i:,}, "
+            f"{int(size[lead[i]]):,} and {int(size[i]):,} bytes)", hint=hint,
+        )  # fmt: skip
+    if "same_filled" in table.column_names:
+        got = table.schema.field("same_filled").type
+        if not pa.types.is_boolean(got):
+            raise InputError(path, f"column 'same_filled' has type {got}", expected="bool", hint=hint)
+        same = table.column("same_filled").to_numpy(zero_copy_only=False).astype(np.bool_, copy=False)
+        zero = table.column("zero").to_numpy(zero_copy_only=False).astype(np.bool_, copy=False)
+        if (zero & ~same).any():
+            i = int(np.argmax(zero & ~same))
+            raise InputError(path, f"row {i:,} is a zero page not marked same_filled", hint=hint)
+        if (same != same[lead]).any():
+            i = int(np.argmax(same != same[lead]))
+            raise InputError(
+                path, f"column 'same_filled' gives one content two values (rows {int(lead[i]):,} and {i:,})",
+                hint=hint,
+            )  # fmt: skip
+
+
+def check_sized_page_table(path, algorithm: str) -> None:
+    """Refuse a page table ``pagecore compress`` cannot trust, with one line naming the problem.
+
+    The checks of :func:`pagecore.pages.tables.read_page_tables` on the table alone (columns,
+    types, nulls, row count against the recorded ``pages``, ``page_size`` 4096, the zero flags,
+    each frame once), then, if it carries ``csize_<algorithm>``, :func:`check_size_columns`."""
+    import pyarrow.parquet as pq
+
+    from pagecore.pages.tables import read_page_tables
+
+    read_page_tables([path])
+    names = pq.ParquetFile(path).schema_arrow.names
+    col = f"csize_{algorithm}"
+    if col in names:
+        cols = ["hash", "zero", col] + (["same_filled"] if "same_filled" in names else [])
+        check_size_columns(path, pq.read_table(path, columns=cols), algorithm)
+
+
 # ---------------------------------------------------------------------------------- streams
 class PageSizes:
     """Per-page facts of one or more page sources, ready for :mod:`pagecore.sharing.compress`.
@@ -1323,8 +1421,10 @@ def sample_mask(n: int, start: int, fraction: float, seed: int) -> np.ndarray:
     """Bernoulli(fraction) choice of pages start..start+n-1, independent of chunking."""
     if fraction >= 1.0:
         return np.ones(n, np.bool_)
-    # a counter-based hash of (seed, page index) so the sample does not depend on chunk size
-    idx = np.arange(start, start + n, dtype=np.uint64)
+    # a counter-based hash of (seed, page index) so the sample does not depend on chunk size:
+    # SplitMix64 of the (index + 1)-th state (without the + 1, page 0 hashed to 0 under seed 0
+    # and was in every default sample, whatever the fraction)
+    idx = np.arange(start, start + n, dtype=np.uint64) + np.uint64(1)
     x = idx * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed & 0xFFFFFFFFFFFFFFFF)
     x ^= x >> np.uint64(30)
     x *= np.uint64(0xBF58476D1CE4E5B9)
@@ -1508,6 +1608,8 @@ __all__ = [
     "ChunkSizer",
     "ContentTable",
     "PageSizes",
+    "check_size_columns",
+    "check_sized_page_table",
     "compressed_sizes",
     "lz4_kernel_compress",
     "lz4_kernel_size",
@@ -1518,4 +1620,5 @@ __all__ = [
     "page_table_fields",
     "same_filled",
     "sample_mask",
+    "size_bound",
 ]

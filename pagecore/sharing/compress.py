@@ -518,55 +518,143 @@ def ladder_from_arrays(
 
 
 # ------------------------------------------------------------------ estimates
-def ci_total(values: np.ndarray, fraction: float, population: int, z: float = 1.96) -> tuple[float, float, float]:
-    """Estimate of a population total from a Bernoulli(``fraction``) sample, with a CI.
+#: Fewest sampled pages an estimate is made from: with fewer, :func:`estimate_zram` refuses
+#: (``pagecore compress --sample`` says to sample more or run exactly). Five pages leave every
+#: interval most of the possible range; none at all (``--sample 1e-9``) leaves nothing to scale.
+MIN_SAMPLE_PAGES = 5
+#: Below this many sampled pages the intervals rest on too few pages for their normal
+#: approximation to be trusted: the report carries :func:`sample_warning` (a loud line).
+RELIABLE_SAMPLE_PAGES = 100
+#: What a sampled report says of its numbers.
+ESTIMATE_NOTE = (
+    "estimates from a page sample: totals scaled from the sampled pages' mean (ratio estimator), "
+    "95 % Agresti-Coull intervals (z^2/2 pseudo-pages at each bound of a page's value), clamped to "
+    "what the unsampled pages could add; sharing and the ladder need every page"
+)
 
-    Horvitz-Thompson: total ≈ Σ sample / fraction; variance ≈ (1 − f)/f² · Σ x² (Poisson
-    sampling), so the normal interval is est ± z·sqrt(var).
+
+def sample_warning(sampled: int, population: int) -> str | None:
+    """The warning a sampled report carries when it rests on fewer than
+    :data:`RELIABLE_SAMPLE_PAGES` pages (None when it does not, or every page was sampled)."""
+    if sampled >= min(RELIABLE_SAMPLE_PAGES, population):
+        return None
+    return (
+        f"UNRELIABLE: the estimates rest on {sampled:,} sampled pages of {population:,} (fewer than "
+        f"{RELIABLE_SAMPLE_PAGES}); their intervals are wide and approximate: give a larger --sample "
+        "or run without --sample for the exact counts"
+    )
+
+
+def ci_total(
+    values: np.ndarray, fraction: float, population: int, z: float = 1.96, *, bound: float
+) -> tuple[float, float, float]:
+    """Estimate of a population total from a Bernoulli(``fraction``) sample of its pages, with
+    an interval of about 95 % (``z`` 1.96), both within what is possible.
+
+    ``values`` are the sampled pages' values, each in [0, ``bound``]; ``population`` is N, the
+    number of pages sampled from. Given its size n, a Bernoulli sample is a simple random
+    sample of n of the N pages, so the total is estimated as N · mean (the ratio estimator;
+    Horvitz-Thompson's Σ / fraction, used before, is unbounded when n misses its expectation:
+    one page sampled at 1e-9 gave 4 TB for a 2 MiB guest). The interval is Agresti-Coull's,
+    generalised to values in [0, bound]: z²/2 pseudo-pages at 0 and at ``bound`` join the
+    sample, and its mean ± z·sd/√ñ (finite-population corrected) is scaled by N. For 0/1 values
+    (page counts) it is the Agresti-Coull interval of a proportion; it never shrinks to a point
+    when the sample merely missed rare pages (the normal interval said ``[0, 0]`` same pages).
+    Every bound is clamped to [Σ sample, Σ sample + (N − n) · bound]: the sampled pages are
+    known, each unsampled one adds between 0 and ``bound``.
+
+    ``fraction`` only says how the sample was drawn: the estimate conditions on n.
+
+    Returns (estimate, low, high); exact (all three the sum) when every page was sampled.
     """
     values = np.asarray(values, np.float64)
-    if fraction >= 1.0:
-        s = float(values.sum())
-        return s, s, s
-    est = float(values.sum()) / fraction
-    var = (1 - fraction) / fraction**2 * float((values**2).sum())
-    half = z * math.sqrt(var)
-    return est, est - half, est + half
+    n, big_n = int(values.size), int(population)
+    total = float(values.sum())
+    if n > big_n:
+        raise ValueError(f"{n} sampled values from a population of {big_n}")
+    if n == big_n:
+        return total, total, total
+    if n == 0:
+        raise ValueError("no sampled values to estimate from")
+    lo_hard, hi_hard = total, total + (big_n - n) * float(bound)
+    est = big_n * total / n
+    w = z * z / 2
+    nt = n + 2 * w
+    mt = (total + w * bound) / nt
+    var = max((float((values**2).sum()) + w * bound * bound) / nt - mt * mt, 0.0)
+    half = z * math.sqrt(var * (1 - n / big_n) / nt)
+    low = min(max(big_n * (mt - half), lo_hard), est)
+    high = max(min(big_n * (mt + half), hi_hard), est)
+    return est, low, high
 
 
 def estimate_zram(csize: np.ndarray, same: np.ndarray, fraction: float, population: int, z: float = 1.96) -> dict:
     """``mm_stat`` estimates with confidence intervals from a page sample.
 
-    Per sampled page, its contribution to each counter: orig 4096; compr its stored length;
-    same/huge 0/1; mem_used its class's zspage bytes per object (the last, partly filled
-    zspage of each class is ignored: at most 8 pages per used class).
+    Per sampled page, its contribution to each counter: orig 4096; compr its stored length
+    (0 to ``PAGE_SIZE``); same/huge 0/1; mem_used its class's zspage bytes per object (at most
+    ``PAGE_SIZE``). Each total and its interval come from :func:`ci_total`, so every estimate and
+    bound lies in what the N = ``population`` pages could give (page counts in [0, N], bytes in
+    [0, N · 4096]). ``mem_used_total`` adds zsmalloc's rounding to whole zspages: the estimate
+    rounds each class's scaled object count up; the interval goes from the linear total's low end
+    (and at least the memory of the sampled pages alone) to its high end plus the most the
+    rounding can add (``objs − 1`` objects' share in every class, about 554 pages with 4 KiB
+    pages). When every page was sampled the counters are exact (:func:`zram_mm_stat`).
+
+    Raises
+    ------
+    pagecore.errors.ConfigError
+        Fewer than :data:`MIN_SAMPLE_PAGES` pages sampled (and not all of them): too few to
+        estimate from.
     """
+    from pagecore.errors import ConfigError
+
     classes = zsmalloc_classes()
     csize = np.asarray(csize, np.int64)
     same = np.asarray(same, np.bool_)
+    n, big_n = int(csize.size), int(population)
+    orig = {"estimate": big_n * PAGE_SIZE, "low": big_n * PAGE_SIZE, "high": big_n * PAGE_SIZE}
+    if n == big_n:  # every page: the counters themselves
+        st = zram_mm_stat(csize, same, classes)
+        out = {k: {"estimate": st[k], "low": st[k], "high": st[k]} for k in _ESTIMATED}
+        out["orig_data_size"] = orig
+        return out
+    if n < MIN_SAMPLE_PAGES:
+        raise ConfigError(
+            f"--sample chose {n:,} of {big_n:,} pages, fewer than {MIN_SAMPLE_PAGES} to estimate from: "
+            f"give a larger --sample (e.g. --sample {min(RELIABLE_SAMPLE_PAGES, big_n)} pages) "
+            "or run without --sample for the exact counts"
+        )
     huge = (~same) & (csize >= classes.huge_class_size)
     length = np.where(same, 0, np.where(huge, PAGE_SIZE, csize))
     mem = np.where(same, 0.0, _object_cost(np.maximum(length, 1), classes))
+    owners = np.unique(classes.owner)
+    cost = classes.pages[owners] * classes.page_size / classes.objs[owners]
     out = {}
-    for name, v in (
-        ("compr_data_size", length),
-        ("mem_used_total", mem),
-        ("same_pages", same.astype(np.float64)),
-        ("huge_pages", huge.astype(np.float64)),
+    for name, v, bound in (
+        ("compr_data_size", length, PAGE_SIZE),
+        ("mem_used_total", mem, float(cost.max())),
+        ("same_pages", same.astype(np.float64), 1.0),
+        ("huge_pages", huge.astype(np.float64), 1.0),
     ):
-        est, lo, hi = ci_total(v, fraction, population, z)
+        est, lo, hi = ci_total(v, fraction, big_n, z, bound=bound)
         out[name] = {"estimate": est, "low": lo, "high": hi}
     # zspages are allocated whole: scale each class's object count, then round up per class
-    # (plug-in estimate; the interval keeps the half-width of the linear estimate)
     stored = length[~same]
-    if stored.size and fraction < 1.0:
+    m = out["mem_used_total"]
+    rounding = float(((classes.objs[owners] - 1) * cost).sum())  # the most whole zspages add
+    low = max(m["low"], float(zsmalloc_pages(stored, classes) * PAGE_SIZE))  # the sampled pages alone
+    high = m["high"] + rounding
+    plug = 0.0
+    if stored.size:
         owner = classes.owner[classes.index(np.maximum(stored, 1))]
-        k = np.bincount(owner, minlength=len(classes.size)) / fraction
+        k = np.bincount(owner, minlength=len(classes.size)) * (big_n / n)
         used = np.flatnonzero(k)
         plug = float((np.ceil(k[used] / classes.objs[used]) * classes.pages[used]).sum() * PAGE_SIZE)
-        m = out["mem_used_total"]
-        half = (m["high"] - m["low"]) / 2
-        out["mem_used_total"] = {"estimate": plug, "low": plug - half, "high": plug + half}
-    out["orig_data_size"] = {"estimate": population * PAGE_SIZE, "low": population * PAGE_SIZE}
-    out["orig_data_size"]["high"] = population * PAGE_SIZE
+    out["mem_used_total"] = {"estimate": min(max(plug, low), high), "low": low, "high": high}
+    out["orig_data_size"] = orig
     return out
+
+
+#: The counters :func:`estimate_zram` estimates from a sample (``orig_data_size`` is known).
+_ESTIMATED = ("compr_data_size", "mem_used_total", "same_pages", "huge_pages")
