@@ -11,7 +11,9 @@ Must not: assert a speed anywhere (benchmarks print, tests never time).
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import math
 import time
 
 #: ``pagecore bench WHAT`` → (module, arguments put before the user's).
@@ -25,6 +27,24 @@ BENCHMARKS = {
     "scan": ("pagecore.bench.scan", []),
     "quickstart": ("pagecore.bench.quickstart", []),
 }
+
+
+def whole_number(low: int = 1):
+    """argparse type: a whole number >= ``low``, also written in float notation (``5e6``, as
+    ``bench count --pages`` takes it); ``2.5``, ``nan`` and ``inf`` are refused, never truncated."""
+
+    def parse(text: str) -> int:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not math.isfinite(v) or v != int(v):
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+        if v < low:
+            raise argparse.ArgumentTypeError(f"expected a number >= {low}, got {text}")
+        return int(v)
+
+    return parse
 
 
 def best_of(fn, repeat: int) -> float:

@@ -46,6 +46,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from pagecore import PAGE_SIZE
+from pagecore.cli._args import nonneg_int, positive_int
 
 REPO = Path(__file__).resolve().parents[2]  # pagecore/bench/compress.py -> the repository
 
@@ -263,11 +264,13 @@ def bench(name, inputs, algorithm, threads, repeat: int = 3, cli: bool = True, r
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="pagecore bench compress", description=__doc__.splitlines()[0])
-    ap.add_argument("--vms", type=int, default=10, help="Figure 4 guests (default 10, the paper's maximum)")
-    ap.add_argument("--threads", type=int, default=0, help="threads for compress (0 = all)")
+    ap.add_argument("--vms", type=nonneg_int, default=10, help="Figure 4 guests (default 10, the paper's maximum)")
+    ap.add_argument("--threads", type=nonneg_int, default=0, help="threads for compress (0 = all)")
     ap.add_argument("--algorithm", default="lz4")
     ap.add_argument("--real", default=None, help="a raw dump instead of the shipped real one")
-    ap.add_argument("--repeat", type=int, default=3, help="measured runs after the warm-up; the fastest is shown")
+    ap.add_argument(
+        "--repeat", type=positive_int, default=3, help="measured runs after the warm-up; the fastest is shown"
+    )
     ap.add_argument("--json", action="store_true")
     ap.add_argument(
         "--realtime",

@@ -30,7 +30,8 @@ import sys
 
 import numpy as np
 
-from pagecore.bench import paired_ratio, timed
+from pagecore.bench import paired_ratio, timed, whole_number
+from pagecore.cli._args import nonneg_int, positive_int
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -103,8 +104,9 @@ def bench_count(
     h, z, vm = make_pages(n, vms, seed=seed)
     names = [f"vm{i:03d}" for i in range(vms)]
     # compile (or load from the cache) outside the timing, for the dtypes used below
-    count_sharing(h[:1000], z[:1000], vm[:1000], names)
-    count_sharing(h[:1000], z[:1000], vm[:1000], names, salt=np.zeros(1000, np.int64))
+    k = min(n, 1000)
+    count_sharing(h[:k], z[:k], vm[:k], names)
+    count_sharing(h[:k], z[:k], vm[:k], names, salt=np.zeros(k, np.int64))
     calls = []  # (method, threads, fn, distinct_of), timed in turns, round by round
     for t in counts:
         calls.append(("count_sharing (share, workflow, bigcount)", t,
@@ -245,9 +247,7 @@ def bench_share(mib: int = 512, repeat: int = 2, seed: int = 0, tmpdir=None, thr
         res["pages"] = npages
         res["file_bytes"] = size
         res["read"] = timed(lambda: _read_file(dump), repeat)[:2]
-        res["share_no_verify"] = timed(
-            lambda: analyze_page_tables([table], verify="no", threads=threads), repeat
-        )[:2]
+        res["share_no_verify"] = timed(lambda: analyze_page_tables([table], verify="no", threads=threads), repeat)[:2]
         res["load"] = timed(lambda: load_pages([table]), repeat)[:2]
         hz = load_pages([table])
         res["count"] = timed(lambda: count_sharing(hz[0], hz[1], hz[2], hz[3], threads=threads), repeat)[:2]
@@ -255,9 +255,7 @@ def bench_share(mib: int = 512, repeat: int = 2, seed: int = 0, tmpdir=None, thr
         res["verify"] = (wall, cpu)
         res["bytes_compared"] = v.bytes_compared
         res["pages_compared"] = v.pages_compared
-        res["share_verify"] = timed(
-            lambda: analyze_page_tables([table], verify="yes", threads=threads), repeat
-        )[:2]
+        res["share_verify"] = timed(lambda: analyze_page_tables([table], verify="yes", threads=threads), repeat)[:2]
     return res
 
 
@@ -290,29 +288,36 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="pagecore bench count", description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--pages",
-        type=float,
+        type=whole_number(1),
         nargs="+",
-        default=[5e6],
+        default=[5_000_000],
         help="numbers of hashes to count, e.g. 50e6 500e6 (default 5e6: under a minute)",
     )
-    p.add_argument("--vms", type=int, default=100, help="VMs the pages belong to (default 100)")
+    p.add_argument("--vms", type=positive_int, default=100, help="VMs the pages belong to (default 100)")
     p.add_argument(
-        "--repeat", type=int, default=2, help="rounds, the methods taking turns; best and paired ratios (default 2)"
+        "--repeat",
+        type=positive_int,
+        default=2,
+        help="rounds, the methods taking turns; best and paired ratios (default 2)",
     )
     p.add_argument(
-        "--warm", type=int, default=2, help="calls of each method in a row per round, the least counts (default 2)"
+        "--warm",
+        type=positive_int,
+        default=2,
+        help="calls of each method in a row per round, the least counts (default 2)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--no-salts", action="store_true", help="skip the salted call (share --salting)")
     p.add_argument(
-        "--threads", type=int, default=0, help="threads of the second count_sharing row (default 0: all cores)"
+        "--threads", type=nonneg_int, default=0, help="threads of the second count_sharing row (default 0: all cores)"
     )
     p.add_argument("--verify", action="store_true", help="also measure share --no-verify and byte verification")
-    p.add_argument("--verify-mib", type=int, default=512, help="size of the synthetic raw dump (default 512 MiB)")
+    p.add_argument(
+        "--verify-mib", type=positive_int, default=512, help="size of the synthetic raw dump (default 512 MiB)"
+    )
     p.add_argument("--tmpdir", default=None, help="where to write the synthetic dump (default: system temp)")
     args = p.parse_args(argv)
-    for x in args.pages:
-        n = int(x)
+    for n in args.pages:
         rows = bench_count(n, args.vms, args.repeat, args.seed, not args.no_salts, args.threads, args.warm)
         print_count(n, args.vms, rows, args.repeat, args.warm)
     if args.verify:

@@ -17,6 +17,7 @@ import numpy as np
 from pagecore import PAGE_SIZE
 from pagecore._jit import max_threads
 from pagecore.bench import best_of
+from pagecore.cli._args import positive_int
 
 
 def bench_hash(mib: int = 512, repeat: int = 5, seed: int = 0) -> dict[str, float]:
@@ -56,26 +57,39 @@ def bench_hash(mib: int = 512, repeat: int = 5, seed: int = 0) -> dict[str, floa
     return res
 
 
+def _size_arg(text: str) -> int:
+    """argparse type of ``--whole-process``: a size such as ``8G`` in bytes, whole pages."""
+    from pagecore.bench.wholeproc import parse_size
+
+    try:
+        return parse_size(text)
+    except (ValueError, KeyError, OverflowError):
+        raise argparse.ArgumentTypeError(
+            f"expected a positive size in whole 4096-byte pages such as 8G or 512M, got {text!r}"
+        ) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["hash"]:
         argv = argv[1:]
     p = argparse.ArgumentParser(prog="pagecore bench hash", description=__doc__.split("\n\n")[0])
-    p.add_argument("--mib", type=int, default=512, help="buffer size in MiB (default 512; larger than caches)")
-    p.add_argument("--repeat", type=int, default=5, help="repetitions; the best is reported (default 5)")
+    p.add_argument("--mib", type=positive_int, default=512, help="buffer size in MiB (default 512; larger than caches)")
+    p.add_argument("--repeat", type=positive_int, default=5, help="repetitions; the best is reported (default 5)")
     p.add_argument(
         "--whole-process",
         metavar="SIZE",
+        type=_size_arg,
         help="instead: time the pagecore hash command on a raw dump of SIZE (e.g. 8G) in the page cache "
         "against cat of the same file, with the fixed cost apart (see pagecore.bench.wholeproc)",
     )
     p.add_argument("--tmpdir", default=None, help="where --whole-process writes its dump (default: system temp)")
     args = p.parse_args(argv)
     if args.whole_process:
-        from pagecore.bench.wholeproc import bench_whole_process, parse_size, print_whole_process
+        from pagecore.bench.wholeproc import bench_whole_process, print_whole_process
 
         repeat = min(args.repeat, 3)
-        print_whole_process(bench_whole_process(parse_size(args.whole_process), repeat, args.tmpdir), repeat)
+        print_whole_process(bench_whole_process(args.whole_process, repeat, args.tmpdir), repeat)
         return 0
     res = bench_hash(args.mib, args.repeat)
     print(format_hash_result(res, args.mib, args.repeat))

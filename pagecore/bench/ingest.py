@@ -85,10 +85,11 @@ from pathlib import Path
 import numpy as np
 
 from pagecore import PAGE_SIZE
-from pagecore._defaults import DEFAULT_CHUNK_PAGES
+from pagecore._defaults import DEFAULT_CHUNK_PAGES, MAX_CHUNK_PAGES
 from pagecore._jit import max_threads
 from pagecore.bench import paired_ratio, timed
 from pagecore.bench.wholeproc import resident_fraction
+from pagecore.cli._args import int_at_least, nonneg_int, positive_int
 
 
 def guest_like_pages(npages: int, seed: int = 0) -> np.ndarray:
@@ -419,12 +420,12 @@ def paired(rounds: dict, measure: str, base: str) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``pagecore bench ingest [--mib N] [--repeat R] [--threads T]``."""
     p = argparse.ArgumentParser(prog="pagecore bench ingest", description=__doc__.split("\n\n")[0])
-    p.add_argument("--mib", type=int, default=256, help="guest size in MiB (default 256)")
-    p.add_argument("--repeat", type=int, default=3, help="rounds; best-of and paired ratios (default 3)")
-    p.add_argument("--threads", type=int, default=0, help="threads (0 = all; default 0)")
+    p.add_argument("--mib", type=positive_int, default=256, help="guest size in MiB (default 256)")
+    p.add_argument("--repeat", type=positive_int, default=3, help="rounds; best-of and paired ratios (default 3)")
+    p.add_argument("--threads", type=nonneg_int, default=0, help="threads (0 = all; default 0)")
     p.add_argument(
         "--chunk-pages",
-        type=int,
+        type=int_at_least(1, MAX_CHUNK_PAGES),
         default=DEFAULT_CHUNK_PAGES,
         help=f"pages per chunk (default {DEFAULT_CHUNK_PAGES}, as pagecore hash)",
     )

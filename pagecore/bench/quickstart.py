@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pagecore.cli._args import positive_int
+
 #: issue 18: Quick start line 1 must stay under this many seconds, with this goal
 LIMIT_S = 150.0
 GOAL_S = 90.0
@@ -257,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--workdir", type=Path, default=None, help="where the temporary clones go (default: the system's)")
     p.add_argument("--keep", action="store_true", help="keep each clone (its results/ and logs)")
-    p.add_argument("--top", type=int, default=10, help="rows of each table (default 10)")
+    p.add_argument("--top", type=positive_int, default=10, help="rows of each table (default 10)")
     p.add_argument("--json", type=Path, default=None, help="also write every run's measurements to this JSON file")
     a = p.parse_args(argv)
     try:

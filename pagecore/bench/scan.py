@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pagecore.cli._args import nonneg_int, positive_int
 from pagecore.sharing.pagehistory import PageHistory
 
 PAGES_PER_MIB = 256
@@ -103,11 +104,22 @@ def _rate(fn, hist, settings, repeat: int = 1) -> tuple[float, float, dict]:
 
 
 def _parse_host(text: str) -> tuple[int, float]:
+    """argparse type of ``--host``, ``--rate-host`` and ``--twin-host``: ``VMSxMIB``, at least one
+    VM of at least one page (argparse names the option in its error line)."""
+    import math
+
     try:
         a, b = text.lower().split("x")
-        return int(a), float(b)
+        vms, mib = int(a), float(b)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--host wants VMSxMIB, e.g. 64x4096, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected VMSxMIB, e.g. 64x4096, got {text!r}") from None
+    if vms < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 VM in VMSxMIB, got {text!r}")
+    if not math.isfinite(mib) or round(mib * PAGES_PER_MIB) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected guests of at least one page (MIB >= {1 / PAGES_PER_MIB:g}) in VMSxMIB, got {text!r}"
+        )
+    return vms, mib
 
 
 def _rss_mb() -> float:
@@ -133,9 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--no-twins", action="store_true", help="skip the Python twins")
     ap.add_argument(
-        "--repeat", type=int, default=5, help="runs per visit rate, the fastest counts (default 5; fast and twin alike)"
+        "--repeat",
+        type=positive_int,
+        default=5,
+        help="runs per visit rate, the fastest counts (default 5; fast and twin alike)",
     )
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=nonneg_int, default=0)
     args = ap.parse_args(argv)
 
     ksm_st, esx_st = KsmSettings(), ScannerSettings(seed=args.seed)

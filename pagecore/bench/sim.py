@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pagecore.cli._args import positive_int
 from pagecore.sim import memory as m
 
 
@@ -54,7 +55,9 @@ def _scenario(config: Path, schema: Path, name: str):
 def main(argv: list[str] | None = None) -> int:
     root = Path(__file__).resolve().parents[2]
     ap = argparse.ArgumentParser(prog="pagecore bench sim", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--events", type=int, default=20_000_000, help="events for the touch-path benchmark (default 20M)")
+    ap.add_argument(
+        "--events", type=positive_int, default=20_000_000, help="events for the touch-path benchmark (default 20M)"
+    )
     ap.add_argument(
         "--scenario", default="fig08", choices=["fig06", "fig07", "fig08", "none"], help="scenario to replay end to end"
     )

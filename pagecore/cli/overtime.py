@@ -55,6 +55,8 @@ def _run(emulator_cls, settings_cls, savings, args, **settings) -> int:
         raise PagecoreError("--format parquet needs -o/--output FILE")
     if getattr(args, "lifetimes", None) and not args.series:
         raise PagecoreError("--lifetimes needs --series (successive reads of the same guests)")
+    if args.interval is not None and not args.series:
+        raise PagecoreError("--interval needs --series (the seconds between successive reads of the same guests)")
     check_outputs([args.output, getattr(args, "lifetimes", None)], args.pages)
     try:
         st = settings_cls(**settings)
@@ -155,9 +157,9 @@ def register(sub) -> None:
         )
         sp.add_argument(
             "--interval",
-            type=float,
+            type=float_in(0, above=True),
             default=None,
-            help="seconds between successive reads (default: the read times recorded by pagecore live)",
+            help="with --series: seconds between successive reads (default: the read times recorded by pagecore live)",
         )
         add_format_args(sp, "run")
         sp.add_argument(

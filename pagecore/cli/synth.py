@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -44,6 +46,48 @@ def _check_free_space(out: Path, need: int, what: str) -> None:
         )
 
 
+_GUEST = re.compile(r"vm\d{2,}\.raw")
+_GUEST_TMP = re.compile(r"\.vm\d{2,}\.raw\.pagecore-tmp-(\d+)-\d+")
+
+
+def _listing(paths, n: int = 3) -> str:
+    names = sorted(p.name for p in paths)
+    return ", ".join(names[:n]) + (f" and {len(names) - n:,} more" if len(names) > n else "")
+
+
+def _earlier_run(out: Path, names: set[str], force: bool) -> list[Path]:
+    """Refuse, before writing, an output directory that is not empty: guests of an earlier run
+    left beside this run's (fewer ``--vms``) gave a directory of mixed runs, and guests that
+    page tables were hashed from were replaced without a word. With ``force``, the directory may
+    hold an earlier run's guests (regular files ``vmNN.raw``) and nothing else; return those
+    this run does not write (to remove once its own are in place). Temporaries of killed runs
+    are not counted (writing removes them)."""
+    from pagecore._util import _alive
+
+    if not out.is_dir():
+        return []
+    entries = []
+    for p in out.iterdir():
+        m = _GUEST_TMP.fullmatch(p.name)
+        if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+            continue
+        entries.append(p)
+    if not entries:
+        return []
+    if not force:
+        raise PagecoreError(
+            f"synth fig04: {out} is not empty (it holds {_listing(entries)}); this run's guests would mix with "
+            "what is there: pick a new or empty directory, or pass --force to replace an earlier run's guests"
+        )
+    foreign = [p for p in entries if not (_GUEST.fullmatch(p.name) and p.is_file() and not p.is_symlink())]
+    if foreign:
+        raise PagecoreError(
+            f"synth fig04 --force: {out} holds files synth does not write ({_listing(foreign)}); --force replaces "
+            "only an earlier run's guests (regular files vmNN.raw): move the others away or pick another directory"
+        )
+    return sorted(p for p in entries if p.name not in names)
+
+
 def _cmd_synth_fig04(args) -> int:
     from pagecore._util import progress
     from pagecore.synth import FIG04_DEFAULTS, Fig04Model
@@ -51,7 +95,9 @@ def _cmd_synth_fig04(args) -> int:
     out = Path(args.output_dir)
     if out.exists() and not out.is_dir():
         raise PagecoreError(f"{out}: -o/--output-dir is not a directory")
-    check_outputs([out / f"vm{i + 1:02d}.raw" for i in range(args.vms)], [])
+    targets = [out / f"vm{i + 1:02d}.raw" for i in range(args.vms)]
+    check_outputs(targets, [])
+    stale = _earlier_run(out, {t.name for t in targets}, args.force)
     try:
         model = Fig04Model(**{k: getattr(args, k) for k in FIG04_DEFAULTS})
     except ValueError as exc:  # fractions that sum past 1, a size of no pages
@@ -64,7 +110,10 @@ def _cmd_synth_fig04(args) -> int:
             path = out / f"vm{i + 1:02d}.raw"
             model.write_raw(i, path)
             bar.update(1)
-    print(f"{args.vms} raw dumps of {model.pages:,} pages in {out}", file=sys.stderr)
+    for p in stale:  # only once this run's guests are all in place
+        p.unlink()
+    gone = f"; removed the earlier run's {_listing(stale)}" if stale else ""
+    print(f"{args.vms} raw dumps of {model.pages:,} pages in {out}{gone}", file=sys.stderr)
     return 0
 
 
@@ -148,7 +197,15 @@ def register(sub) -> None:
     )
     from pagecore._defaults import FIG04_DEFAULTS
 
-    f4.add_argument("-o", "--output-dir", required=True, help="directory for vmNN.raw files")
+    f4.add_argument(
+        "-o", "--output-dir", required=True, help="directory for vmNN.raw files: new or empty unless --force"
+    )
+    f4.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a directory holding an earlier run's guests (vmNN.raw and nothing else): "
+        "replace them, and remove those this run does not write once its own are in place",
+    )
     f4.add_argument("--vms", type=positive_int, default=10, help="number of guests (default 10)")
     f4.add_argument(
         "--mem-mb",

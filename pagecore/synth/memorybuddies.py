@@ -9,8 +9,16 @@ filter segment "that can be ignored" (the repository's readme).
 The readme does not say where the header ends or how long the hash list is, and the
 repository's ``traceReader.c`` is not available here, so this importer:
 
-* takes the header to be the longest prefix of text lines (printable ASCII, tab, CR, LF) that
-  ends with a newline — or exactly ``header_bytes`` bytes when given;
+* takes the header to be the text lines (printable ASCII, tab, CR, LF) at the start of the
+  file, ending with a newline — or exactly ``header_bytes`` bytes when given. Hash values can
+  look like text too (a 32-bit hash whose bytes are text up to a newline, about 1 trace in 160
+  with random hashes), so the longest such prefix may have swallowed the first hashes: every
+  line end within :data:`SWALLOW_WINDOW` bytes before the end of that prefix is a possible
+  header end, and each one the file fits (whole 32-bit hashes after it, or room for the page
+  count) is a candidate. One candidate is the header; several are refused, naming them, with
+  the advice to pass ``--header-bytes`` (hashes are never silently dropped or misaligned). A
+  swallow longer than the window needs ~4 more hash bytes, all text, per extra byte: with
+  random hashes, about one trace in 10^9;
 * reads 32-bit little-endian hashes from there to the end of the file — or ``max_pages`` of
   them when given (to leave out a Bloom filter) — and rejects a trailing partial value unless
   ``max_pages`` is set;
@@ -38,9 +46,16 @@ _TEXT = set(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
 _COUNT = re.compile(rb"^\s*(?:pages|num_pages|hashes|npages)\s*[:=]?\s*(\d+)\s*$", re.IGNORECASE | re.MULTILINE)
 
 
-def split_header(data: bytes) -> int:
-    """Length of the text header: the longest prefix of whole text lines."""
-    end = 0
+#: How far before the end of the longest text prefix an earlier line end is still a possible
+#: header end (the hashes after it looking like text lines): a swallow of ``d`` bytes needs
+#: ``d - 1`` text bytes (98 of 256 values) and a newline, so one of more than 16 bytes has a
+#: chance of about 0.383^16 / 256 / 0.62 ≈ 1e-9 per trace with random hashes.
+SWALLOW_WINDOW = 16
+
+
+def line_ends(data: bytes) -> list[int]:
+    """Ends (offsets just past the newline) of the whole text lines at the start of ``data``."""
+    ends = []
     i = 0
     n = len(data)
     while i < n:
@@ -50,9 +65,62 @@ def split_header(data: bytes) -> int:
         line = data[i:j]
         if not all(b in _TEXT for b in line):
             break
-        end = j + 1
+        ends.append(j + 1)
         i = j + 1
-    return end
+    return ends
+
+
+def split_header(data: bytes) -> int:
+    """Length of the longest prefix of whole text lines (the header, unless it swallowed hashes
+    that look like text: :func:`header_candidates`)."""
+    ends = line_ends(data)
+    return ends[-1] if ends else 0
+
+
+def _fits(header: bytes, size: int, max_pages: int | None) -> bool:
+    """Whether a header of these bytes fits a file of ``size`` bytes: whole 32-bit hashes after
+    it, or (with a page count, given or in the header) room for that many."""
+    count = max_pages
+    if count is None:
+        m = _COUNT.search(header)
+        count = int(m.group(1)) if m else None
+    body = size - len(header)
+    if count is None:
+        return body > 0 and body % 4 == 0
+    return count > 0 and count * 4 <= body
+
+
+def header_candidates(data: bytes, size: int, max_pages: int | None = None) -> list[int]:
+    """Header lengths the start of a trace (``data``, of a file of ``size`` bytes) allows: the
+    line ends within :data:`SWALLOW_WINDOW` bytes of the end of the longest text prefix that the
+    file fits (:func:`_fits`), shortest first. One is the header; more than one is ambiguous."""
+    ends = line_ends(data)
+    if not ends:
+        return []
+    last = ends[-1]
+    return [e for e in ends if last - e <= SWALLOW_WINDOW and _fits(data[:e], size, max_pages)]
+
+
+def detect_header(path, data: bytes, size: int, max_pages: int | None = None) -> int:
+    """The header length of the trace at ``path`` (``data``: its start; ``size``: its length).
+
+    The one candidate of :func:`header_candidates`; with none, the longest text prefix (the
+    caller then says what does not fit); with several, an :class:`InputError` naming them.
+    """
+    cands = header_candidates(data, size, max_pages)
+    if len(cands) == 1:
+        return cands[0]
+    if not cands:
+        return split_header(data)
+    listed = ", ".join(f"{c:,}" for c in cands[:-1]) + f" or {cands[-1]:,}"
+    raise InputError(
+        path,
+        f"cannot tell where the text header ends: after {listed} bytes all fit the file "
+        "(page hashes can look like text lines)",
+        offset=cands[0],
+        expected="a text header followed by 32-bit page hashes",
+        hint="look at the start of the file (head -c 200 FILE | od -c) and pass --header-bytes N",
+    )
 
 
 def import_trace(
@@ -71,7 +139,7 @@ def import_trace(
         raise InputError(path, "file is empty", offset=0, expected="a text header followed by 32-bit page hashes")
     with open(path, "rb") as fh:
         head = fh.read(min(size, 1 << 20))
-    hdr = split_header(head) if header_bytes is None else header_bytes
+    hdr = detect_header(path, head, size, max_pages) if header_bytes is None else header_bytes
     if not 0 <= hdr <= size:
         raise InputError(path, f"header length {hdr} is outside the file ({size:,} bytes)")
     header = head[:hdr]
@@ -137,4 +205,4 @@ def expected_false_matches(distinct: int, bits: int = 32) -> float:
     return d * (d - 1) / 2 / 2.0**bits
 
 
-__all__ = ["expected_false_matches", "import_trace", "split_header"]
+__all__ = ["detect_header", "expected_false_matches", "header_candidates", "import_trace", "line_ends", "split_header"]
