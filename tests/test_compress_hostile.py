@@ -317,3 +317,19 @@ def test_the_help_states_the_sample_thresholds(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert f"fewer than {MIN_SAMPLE_PAGES} sampled pages are refused" in text
     assert f"fewer than {RELIABLE_SAMPLE_PAGES} flagged unreliable" in text
+
+
+def test_two_tables_of_one_vm_name_are_refused(guest, tmp_path, capsys):
+    """Two dumps hashed under one VM name were counted as one VM: their common pages as intra-VM
+    sharing, exit 0 (``share`` refuses them too)."""
+    dump, _ = guest
+    other = tmp_path / "other.raw"
+    other.write_bytes(make_pages(64, 8).tobytes())
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    hash_dump(dump, a, "same", show_progress=False)
+    hash_dump(other, b, "same", show_progress=False)
+    line = refused(["compress", str(a), str(b)], capsys, out=tmp_path / "r.json")
+    assert "VM 'same' is also in" in line and "--vm NAME" in line
+    hash_dump(other, b, "other", show_progress=False)
+    capsys.readouterr()
+    assert main(["compress", str(a), str(b), "--format", "json"]) == 0

@@ -137,6 +137,7 @@ def collect(args: CompressOptions):
     alg = args.algorithm
     streams, tables, total = [], [], 0
     seen: dict = {}
+    vms_of: dict = {}  # VM name -> the table it came from
     for name in args.inputs:
         path = Path(name)
         if not path.is_file():
@@ -151,6 +152,12 @@ def collect(args: CompressOptions):
             seen[key] = path
         if path.suffix == ".parquet":
             vm, reader, table, rows = _table_source(path, alg)
+            if vm in vms_of:  # two tables of one VM name would be counted as one VM (its sharing intra-VM)
+                raise InputError(
+                    path, f"VM {vm!r} is also in {vms_of[vm]}: its pages would be counted as one VM's",
+                    hint="pass --vm NAME when hashing, so each dump has its own VM name",
+                )  # fmt: skip
+            vms_of[vm] = path
             total += rows
             if table is not None:
                 tables.append(table)
