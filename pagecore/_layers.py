@@ -10,6 +10,7 @@ from __future__ import annotations
 #: Importable by every module of the package.
 BASE = (
     "pagecore",
+    "pagecore._argtypes",
     "pagecore._defaults",
     "pagecore._intrinsics",
     "pagecore._jit",

@@ -46,7 +46,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from pagecore import PAGE_SIZE
-from pagecore.cli._args import nonneg_int, positive_int
+from pagecore._argtypes import nonneg_int, positive_int
 
 REPO = Path(__file__).resolve().parents[2]  # pagecore/bench/compress.py -> the repository
 

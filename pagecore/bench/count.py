@@ -30,8 +30,8 @@ import sys
 
 import numpy as np
 
+from pagecore._argtypes import nonneg_int, positive_int
 from pagecore.bench import paired_ratio, timed, whole_number
-from pagecore.cli._args import nonneg_int, positive_int
 
 
 # ----------------------------------------------------------------------------- inputs

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pagecore._argtypes import positive_int
 from pagecore.bench import best_of
-from pagecore.cli._args import positive_int
 from pagecore.sim.guestcache import dbench_trace, replay
 from pagecore.sim.ioremap import high_backing, io_trace, replay_io
 

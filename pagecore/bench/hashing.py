@@ -15,9 +15,9 @@ import sys
 import numpy as np
 
 from pagecore import PAGE_SIZE
+from pagecore._argtypes import positive_int
 from pagecore._jit import max_threads
 from pagecore.bench import best_of
-from pagecore.cli._args import positive_int
 
 
 def bench_hash(mib: int = 512, repeat: int = 5, seed: int = 0) -> dict[str, float]:

@@ -85,11 +85,11 @@ from pathlib import Path
 import numpy as np
 
 from pagecore import PAGE_SIZE
+from pagecore._argtypes import int_at_least, nonneg_int, positive_int
 from pagecore._defaults import DEFAULT_CHUNK_PAGES, MAX_CHUNK_PAGES
 from pagecore._jit import max_threads
 from pagecore.bench import paired_ratio, timed
 from pagecore.bench.wholeproc import resident_fraction
-from pagecore.cli._args import int_at_least, nonneg_int, positive_int
 
 
 def guest_like_pages(npages: int, seed: int = 0) -> np.ndarray:

@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pagecore.cli._args import positive_int
+from pagecore._argtypes import positive_int
 
 #: issue 18: Quick start line 1 must stay under this many seconds, with this goal
 LIMIT_S = 150.0

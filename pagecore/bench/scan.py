@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pagecore.cli._args import nonneg_int, positive_int
+from pagecore._argtypes import nonneg_int, positive_int
 from pagecore.sharing.pagehistory import PageHistory
 
 PAGES_PER_MIB = 256

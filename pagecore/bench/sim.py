@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pagecore.cli._args import positive_int
+from pagecore._argtypes import positive_int
 from pagecore.sim import memory as m
 
 
