@@ -10,6 +10,8 @@ rule sensitivity_run:
         param=r"baseline|\d+",
     params:
         figures=SENS_FIGURES,
+        # the whole config: a table is made again when any value it was made from changes
+        config=config,
     log:
         "results/logs/sensitivity/{param}.log",
     script:

@@ -5,7 +5,7 @@ from pagecore.experiments import figure_records, run_param, swept
 from pagecore.experiments import sensitivity_score as score
 
 with job_log(snakemake):
-    cfg = dict(snakemake.config)
+    cfg = dict(snakemake.params.config)  # a param, so a changed config makes the table again
     which = snakemake.wildcards.param
     figures = tuple(snakemake.params.figures)
     if which == "baseline":
