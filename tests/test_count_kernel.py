@@ -607,3 +607,30 @@ def test_bench_count_runs_and_reports_both_ratios(capsys):
         assert nums[1] > 0 and nums[3] > 0 and all(x >= 0 for x in nums[-3:])
     assert rows[-1].split()[-3:] == ["1.00", "1.00", "1.00"]
     assert "on 2 thread(s): best" in out and "paired" in out.splitlines()[-2]
+
+
+def test_careless_vm_indices_flags_and_top_n_are_refused():
+    """Session 17 audit: a first page of VM -1 skipped the range check (pandas codes use -1 for a
+    missing name), its pages counted as the last VM's; float indices were truncated (0.3 -> 0); a
+    NaN zero flag was True; a fractional top_n was a NumPy TypeError from inside."""
+    h = np.array([1, 1, 2, 2, 3], np.uint64)
+    z = np.array([0, 0, 0, 0, 1], bool)
+    for vm in ([-1, 1, 0, 1, 0], [-1, -1, -1, -1, -1], [0, 1, 0, 1, -1]):
+        with pytest.raises(ValueError, match=r"vm indices must be in \[0, 2\)"):
+            count_sharing(h, z, np.array(vm), ["a", "b"])
+        with pytest.raises(ValueError, match=r"vm indices must be in \[0, 2\)"):
+            count_sharing(h, z, np.array(vm), ["a", "b"], salt=np.arange(5))  # the general path too
+    with pytest.raises(ValueError, match="whole VM indices"):
+        count_sharing(h, z, np.array([0.3, 1.9, 0, 1, 0]), ["a", "b"])
+    with pytest.raises(ValueError, match="whole VM indices"):
+        count_sharing(h, z, np.array([0, np.nan, 0, 1, 0]), ["a", "b"])
+    whole = count_sharing(h, z, np.array([0.0, 1.0, 0.0, 1.0, 0.0]), ["a", "b"])  # whole floats: as ints
+    assert np.array_equal(whole.per_vm, count_sharing(h, z, np.array([0, 1, 0, 1, 0]), ["a", "b"]).per_vm)
+    with pytest.raises(ValueError, match="zero must be bool flags"):
+        count_sharing(h, np.array([0, 0, np.nan, 0, 1]), np.zeros(5, int), ["a"])
+    with pytest.raises(ValueError, match="zero must be bool flags"):
+        count_sharing(h, np.array([0, 0, 2, 0, 1]), np.zeros(5, int), ["a"])
+    assert count_sharing(h, np.array([0, 0, 0, 0, 1.0]), np.zeros(5, int), ["a"]).t(T_ZERO) == 1
+    for bad in (2.5, True, -1):
+        with pytest.raises(ValueError, match="top_n must be a whole number"):
+            count_sharing(h, z, np.zeros(5, int), ["a"], top_n=bad)

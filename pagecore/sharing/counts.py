@@ -737,7 +737,7 @@ def _scatter_packed(h, vs, vm, z, a, e, base, nvm, b1, bs, keys, nxt, per_vm, se
     wcb = np.empty(nb * WC_LINE, np.int64)
     vm_blocks = np.bool_(True)
     free = np.int64(base + nb)
-    prev = np.int64(-1)
+    prev = np.int64(-2)  # no VM index: a first page of VM -1 must meet the range check too
     nord = 0
     n_pages = n_zero = 0
     pos = (np.arange(nb) + base) * bs  # bucket b starts in block base + b
@@ -910,7 +910,7 @@ def _scatter(h, s, vm, z, el, a, e, base, nvm, b1, packed, bs, keys, pay, sal, n
         order[0] = 0
         nord = 1
     vm_blocks = np.bool_(True)  # not the literal True: Numba would compile _scan_bucket twice
-    prev = np.int64(-1) if has_vm else np.int64(0)
+    prev = np.int64(-2) if has_vm else np.int64(0)  # no VM index: a first page of VM -1 meets the check
     n_pages = n_zero = 0
     for i in range(a, e):
         v = np.int64(0)
@@ -1246,12 +1246,15 @@ class SharingCounts:
 
 
 def _flags(a, n: int, name: str) -> np.ndarray:
-    """``a`` as a contiguous bool[n] (a view when it already is one)."""
+    """``a`` as a contiguous bool[n] (a view when it already is one); numbers must be 0 or 1 (a NaN
+    flag was taken as True)."""
     a = np.ascontiguousarray(a)
-    if a.dtype != np.bool_:
-        a = a.astype(np.bool_)
     if a.shape != (n,):
         raise ValueError(f"{name} must have shape ({n},), got {a.shape}")
+    if a.dtype != np.bool_:
+        if a.dtype.kind not in "iuf" or not np.isin(a, (0, 1)).all():
+            raise ValueError(f"{name} must be bool flags (or numbers 0 and 1), got {a.dtype}")
+        a = a.astype(np.bool_)
     return a
 
 
@@ -1432,6 +1435,10 @@ def count_sharing(
         vm = np.ascontiguousarray(vm)
         if vm.shape != (n,):
             raise ValueError(f"zero and vm must have shape ({n},), got {zero.shape} and {vm.shape}")
+        if vm.dtype.kind == "f" and n and not (np.isfinite(vm).all() and (vm == np.floor(vm)).all()):
+            raise ValueError(f"vm must hold whole VM indices, got {vm.dtype} values that are not (or NaN)")
+        if vm.dtype.kind not in "iuf":
+            raise ValueError(f"vm must be integer VM indices, got {vm.dtype}")
         if vm.dtype.kind not in "iu" or vm.dtype == np.uint64:
             vm = vm.astype(np.int64)
     if max_page_sharing < 2:
@@ -1448,8 +1455,8 @@ def count_sharing(
     el = np.zeros(0, np.bool_) if eligible is None else _flags(eligible, n, "eligible")
     if el.shape[0] and el.all():  # every page eligible (no false match, as nearly always): the
         el = np.zeros(0, np.bool_)  # same counts as without flags, by the common path's kernels
-    if top_n < 0:
-        raise ValueError(f"top_n must be >= 0, got {top_n}")
+    if isinstance(top_n, bool) or not isinstance(top_n, int | np.integer) or top_n < 0:
+        raise ValueError(f"top_n must be a whole number >= 0, got {top_n!r}")
     tot = np.zeros(N_TOTALS, np.int64)
     per_vm = np.zeros((nvm, N_VM), np.int64)
     svd = np.zeros(nvm, np.float64)
