@@ -42,7 +42,7 @@ def coerce_strings(config: dict, validator) -> dict:
     """
     for _ in range(1000):  # each pass fixes at least one value; the config is finite
         changed = False
-        for err in validator.iter_errors(config):
+        for err in _leaf_errors(validator.iter_errors(config)):
             if not isinstance(err.instance, str) or not err.absolute_path:
                 continue
             try:
@@ -56,6 +56,45 @@ def coerce_strings(config: dict, validator) -> dict:
         if not changed:
             return config
     return config
+
+
+def _leaf_errors(errors):
+    """The errors and, for ``oneOf``/``anyOf`` failures, the errors of each alternative (their
+    ``context``): a string inside a mapping that only a ``oneOf`` branch accepts
+    (``--config 'workloads={"fig08_fit": {"split": {"exchange": 1}}}'`` gives ``"1"``) is
+    reported there, not at the mapping."""
+    for err in errors:
+        yield err
+        if err.context:
+            yield from _leaf_errors(err.context)
+
+
+def _is_int(checker, instance) -> bool:
+    """JSON-schema ``integer`` as the code needs it: a Python int, not a bool and not a float.
+
+    Draft 2020-12 calls ``3.0`` an integer; the workflow then fails on it inside a job
+    (``range(3.0)``) or names outputs after it (``results/numbers/seeds/1.0.json``)."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+def _validator_class(sch: dict):
+    """The JSON-schema validator for ``sch`` with the strict `_is_int` integer type."""
+    base = jsonschema.validators.validator_for(sch)
+    return jsonschema.validators.extend(base, type_checker=base.TYPE_CHECKER.redefine("integer", _is_int))
+
+
+def _message(e: jsonschema.ValidationError) -> str:
+    """The schema error ``e`` as the end of a one-line message."""
+    if e.validator == "additionalProperties":
+        return "unknown key (see workflow/config/config.yaml for the valid ones)"
+    types = e.validator_value if isinstance(e.validator_value, list) else [e.validator_value]
+    if e.validator == "type" and "integer" in types and "number" not in types:
+        if isinstance(e.instance, bool):
+            return f"{str(e.instance).lower()} is a boolean, not an integer; give a whole number"
+        if isinstance(e.instance, float):
+            hint = f"write {int(e.instance)}" if e.instance.is_integer() else "give a whole number"
+            return f"{e.instance!r} is not an integer; {hint}"
+    return e.message
 
 
 def validate_config(config: dict, schema: str | os.PathLike) -> dict:
@@ -73,17 +112,13 @@ def validate_config(config: dict, schema: str | os.PathLike) -> dict:
     """
     with open(schema) as fh:
         sch = yaml.safe_load(fh)
-    validator_cls = jsonschema.validators.validator_for(sch)
-    validator = validator_cls(sch)
+    validator = _validator_class(sch)(sch)
     coerce_strings(config, validator)
     _check_finite(config)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
         e = errors[0]
-        what = e.message
-        if e.validator == "additionalProperties":
-            what = "unknown key (see workflow/config/config.yaml for the valid ones)"
-        raise ConfigError(f"config key {_key_path(e)}: {what}")
+        raise ConfigError(f"config key {_key_path(e)}: {_message(e)}")
     _fill_defaults(config, sch)
     check_consistency(config)
     return config
@@ -159,6 +194,288 @@ def check_consistency(config: dict) -> None:
     if dup:
         raise ConfigError(f"config key dumps: VM name {dup[0]!r} is listed twice; give each dump its own vm name")
     check_sets(config)
+    check_schedules(config)
+    check_fig08_fit(config)
+    check_comparison(config)
+    check_host(config)
+    check_fig05(config)
+    check_reclaim(config)
+
+
+def _section(config: dict, *keys: str) -> dict:
+    """``config[k0][k1]…`` when every level is a mapping, else ``{}`` (partial configs in tests)."""
+    for k in keys:
+        config = config.get(k) if isinstance(config, dict) else None
+    return config if isinstance(config, dict) else {}
+
+
+#: Scenarios whose code reads the last ``tau_schedule_min`` entry as "the" τ change (Figure 7's
+#: records, its what-if sweep and its plot: ``tau_schedule_min[-1]``): they need one.
+TAU_CHANGE_SCENARIOS = ("fig07",)
+
+
+def check_schedules(config: dict) -> None:
+    """``workloads.<s>.tau_schedule_min`` and every VM's ``foreground.schedule`` in time order.
+
+    The simulator sorts the τ schedule, but Figure 7's records, what-if sweep and plot take its
+    last entry as the τ change, so an unsorted schedule changed Figure 7's numbers silently; an
+    empty one failed with an IndexError inside a job. Times must rise strictly and lie inside
+    the run (a change after ``duration_min`` never happens). Foreground phases are replayed in
+    list order (the zero page thread starts at the first idle phase after a busy one), so each
+    row must start no earlier than the previous one ends, and end no earlier than it starts.
+    """
+    for name, sc in sorted(_section(config, "workloads").items()):
+        if not isinstance(sc, dict) or name == "fig08_fit":
+            continue
+        key = f"workloads.{name}.tau_schedule_min"
+        sched = sc.get("tau_schedule_min") or []
+        if not sched and name in TAU_CHANGE_SCENARIOS:
+            raise ConfigError(
+                f"config key {key}: empty; Figure {name[3:].lstrip('0')} needs the τ change as [[minute, tau], ...] "
+                "(default [[0.0, 0.0], [30.9, 0.75]])"
+            )
+        times = [row[0] for row in sched]
+        for i in range(1, len(times)):
+            if not times[i] > times[i - 1]:
+                raise ConfigError(
+                    f"config key {key}: times must be strictly increasing, got {times[i - 1]:g} then {times[i]:g} "
+                    f"(entries {i - 1} and {i}); list the [minute, tau] pairs in time order, one per minute"
+                )
+        dur = sc.get("duration_min")
+        if times and isinstance(dur, int | float) and times[-1] >= dur:
+            raise ConfigError(
+                f"config key {key}: τ change at minute {times[-1]:g} is not before the end of the run "
+                f"(duration_min {dur:g}); it would never happen"
+            )
+        for i, vm in enumerate(sc.get("vms") or []):
+            rows = _section(vm, "foreground").get("schedule") or []
+            where = f"workloads.{name}.vms[{i}].foreground.schedule"
+            for j, row in enumerate(rows):
+                if row[1] < row[0]:
+                    raise ConfigError(
+                        f"config key {where}[{j}]: ends (minute {row[1]:g}) before it starts (minute {row[0]:g}); "
+                        "rows are [from_min, to_min, mb]"
+                    )
+                if j and row[0] < rows[j - 1][1]:
+                    raise ConfigError(
+                        f"config key {where}[{j}]: starts at minute {row[0]:g}, before the previous row ends "
+                        f"(minute {rows[j - 1][1]:g}); list the rows in time order without overlap"
+                    )
+
+
+def fig08_panel_vms() -> list[str]:
+    """The Figure 8 VMs with their own active-memory panel in the paper (``paper.FIG08``
+    ``<vm>_active`` columns): the fit gives them their panel, not a share of ``split``."""
+    from pagecore import paper
+
+    cols = paper.FIG08.columns
+    return sorted(c[: -len("_active")] for c in cols if c.endswith("_active") and c != "total_active")
+
+
+def check_fig08_fit(config: dict) -> None:
+    """``workloads.fig08_fit``: the panel VMs exist, and a ``split`` mapping names every other
+    Figure 8 VM (``workloads.fig08.vms``) and only those, with weights adding up to more than 0.
+
+    The fit gives a VM missing from the mapping weight 0, so a misspelled name silently took a
+    VM's working set away."""
+    workloads = _section(config, "workloads")
+    fit = workloads.get("fig08_fit")
+    if not isinstance(fit, dict):
+        return
+    vms = [v.get("name") for v in _section(workloads, "fig08").get("vms") or [] if isinstance(v, dict)]
+    panel = fig08_panel_vms()
+    missing = [n for n in panel if n not in vms]
+    if missing:
+        raise ConfigError(
+            f"config key workloads.fig08.vms: no VM named {missing[0]!r}; workloads.fig08_fit fits it to its own "
+            f"panel of Figure 8 (set workloads.fig08_fit: null to fit nothing)"
+        )
+    split = fit.get("split")
+    if not isinstance(split, dict):
+        return
+    rest = [n for n in vms if n not in panel]
+    for n in split:
+        if n in panel:
+            raise ConfigError(
+                f"config key workloads.fig08_fit.split.{n}: VM {n!r} follows its own panel of Figure 8, not the "
+                f"split; name only {', '.join(rest)}"
+            )
+        if n not in rest:
+            raise ConfigError(
+                f"config key workloads.fig08_fit.split.{n}: no Figure 8 VM named {n!r} (workloads.fig08.vms); "
+                f"name {', '.join(rest)}"
+            )
+    absent = [n for n in rest if n not in split]
+    if absent:
+        raise ConfigError(
+            f"config key workloads.fig08_fit.split: no weight for VM {absent[0]!r}; give each of "
+            f"{', '.join(rest)} a weight (0 for none)"
+        )
+    if not sum(split.values()) > 0:
+        raise ConfigError("config key workloads.fig08_fit.split: the weights add up to 0; give some VM a weight > 0")
+
+
+def compared_figures() -> list[str]:
+    """The figures whose numbers are compared with the paper's (``pagecore.paper.FIGNN``)."""
+    import re
+
+    from pagecore import paper
+
+    return sorted(n.lower() for n in vars(paper) if re.fullmatch(r"FIG\d\d", n))
+
+
+def check_comparison(config: dict) -> None:
+    """``comparison.tolerances`` has one entry per compared figure, and no other."""
+    comparison = _section(config, "comparison")
+    if "tolerances" not in comparison:
+        return
+    tol = comparison.get("tolerances") or {}
+    figs = compared_figures()
+    for name in tol:
+        if name not in figs:
+            raise ConfigError(
+                f"config key comparison.tolerances.{name}: no figure {name} is compared with the paper; "
+                f"figures: {', '.join(figs)}"
+            )
+    for name in figs:
+        if name not in tol:
+            raise ConfigError(f"config key comparison.tolerances.{name}: missing; every compared figure needs one")
+
+
+#: The named activities of ``pagecore.experiments.host.parse_activity`` (its ACTIVITY_PROFILES;
+#: this base module may not import a stage, and tests/test_config_hostile.py checks the two agree).
+ACTIVITY_NAMES = ("idle", "light", "busy")
+
+
+def activity_error(text) -> str | None:
+    """Why ``text`` is not an activity ``parse_activity`` accepts, or None: ``busy``, ``light``,
+    ``idle``, ``idle:F`` or ``active:F`` with F in [0, 1]."""
+    s = str(text).strip()
+    if s in ACTIVITY_NAMES:
+        return None
+    kind, sep, val = s.partition(":")
+    if not sep or kind not in ("idle", "active"):
+        return f"use one of {', '.join(ACTIVITY_NAMES)}, idle:F or active:F (F in [0, 1])"
+    try:
+        f = float(val)
+    except ValueError:
+        return f"{val!r} is not a number in [0, 1]"
+    if not 0.0 <= f <= 1.0:
+        return "the fraction must be in [0, 1]"
+    return None
+
+
+def check_host(config: dict) -> None:
+    """``host.activity`` is an activity the host what-if can parse."""
+    host = _section(config, "host")
+    if "activity" in host:
+        why = activity_error(host["activity"])
+        if why:
+            raise ConfigError(f"config key host.activity: {host['activity']!r}: {why}")
+
+
+def check_fig05(config: dict) -> None:
+    """Every Figure 5 guest names an OS kind of ``catalogue.os`` and applications of
+    ``catalogue.apps``, and guest names are unique per scenario."""
+    scenarios = _section(config, "fig05", "scenarios")
+    if not scenarios:
+        return
+    cat = _section(config, "catalogue")
+    kinds, apps = sorted(_section(cat, "os")), sorted(_section(cat, "apps"))
+    for sname, sc in sorted(scenarios.items()):
+        seen = set()
+        for i, g in enumerate((sc if isinstance(sc, dict) else {}).get("guests") or []):
+            where = f"fig05.scenarios.{sname}.guests[{i}]"
+            if g.get("os") not in kinds:
+                raise ConfigError(
+                    f"config key {where}.os: unknown OS kind {g.get('os')!r}; catalogue.os has {', '.join(kinds)}"
+                )
+            for a in g.get("apps") or []:
+                if a not in apps:
+                    raise ConfigError(
+                        f"config key {where}.apps: unknown application {a!r}; catalogue.apps has "
+                        f"{', '.join(apps) or 'none'}"
+                    )
+            if g.get("name") in seen:
+                raise ConfigError(
+                    f"config key {where}.name: guest {g.get('name')!r} is listed twice in scenario {sname}"
+                )
+            seen.add(g.get("name"))
+
+
+def guest_cache_pages(guest: dict, vm_mb: float, boot_mb: float | None = None) -> int:
+    """Page-cache pages of a ``reclaim.guest`` guest left ``vm_mb`` of the ``boot_mb`` it booted
+    with: the arithmetic of ``pagecore.sim.guestcache.LRUGuest.cache_pages`` (which raises "no
+    page cache left" inside a job below 1; tests/test_config_hostile.py checks the two agree)."""
+    boot_mb = vm_mb if boot_mb is None else boot_mb
+    kernel_mb = boot_mb * float(guest.get("kernel_bytes_per_page", 68.0)) / 4096
+    return int((vm_mb - float(guest.get("fixed_mb", 24.0)) - kernel_mb) * 256)
+
+
+def check_reclaim(config: dict) -> None:
+    """``reclaim``: Figure 2's fit sizes are bars of the paper, every guest size leaves page
+    cache, host paging reclaims less than the cache, and the I/O headline threshold is swept."""
+    reclaim = _section(config, "reclaim")
+    if not reclaim:
+        return
+    guest = _section(reclaim, "guest")
+
+    def need_cache(key: str, vm_mb: float, boot_mb: float | None = None) -> int:
+        pages = guest_cache_pages(guest, vm_mb, boot_mb)
+        if pages < 1:
+            booted = f" of a guest booted with {boot_mb:g} MB" if boot_mb is not None else ""
+            kernel_mb = (vm_mb if boot_mb is None else boot_mb) * float(guest.get("kernel_bytes_per_page", 68.0)) / 4096
+            raise ConfigError(
+                f"config key {key}: no page cache left in {vm_mb:g} MB{booted} (reclaim.guest fixed_mb "
+                f"{float(guest.get('fixed_mb', 24.0)):g} MB + kernel tables {kernel_mb:.1f} MB)"
+            )
+        return pages
+
+    f = _section(reclaim, "fig02")
+    if f.get("fit_mb") is not None:
+        from pagecore import paper
+
+        bars = [float(m) for m in paper.FIG02.vm_mb]
+        fit = list(f["fit_mb"])
+        for m in fit:
+            if float(m) not in bars:
+                raise ConfigError(
+                    f"config key reclaim.fig02.fit_mb: the paper has no configured bar at {m:g} MB; "
+                    f"choose two of {', '.join(f'{b:g}' for b in bars)}"
+                )
+        if len(set(map(float, fit))) != len(fit):
+            raise ConfigError("config key reclaim.fig02.fit_mb: give two different sizes (two unknowns, two points)")
+        for m in fit:
+            need_cache("reclaim.fig02.fit_mb", m)
+    for m in f.get("sizes_mb") or []:
+        need_cache("reclaim.fig02.sizes_mb", m)
+        if isinstance(f.get("boot_mb"), int | float) and m < f["boot_mb"]:
+            need_cache("reclaim.fig02.sizes_mb", m, f["boot_mb"])
+    p = _section(reclaim, "paging")
+    for boot in p.get("boot_mb") or []:
+        cap = need_cache("reclaim.paging.boot_mb", boot, boot)
+        for r in p.get("reclaim_mb") or []:
+            if r > boot:
+                raise ConfigError(
+                    f"config key reclaim.paging.reclaim_mb: {r:g} MB is more than the {boot:g} MB guest "
+                    "(reclaim.paging.boot_mb)"
+                )
+            need_cache("reclaim.paging.reclaim_mb", boot - r, boot)
+            if int(r * 256) >= cap:
+                raise ConfigError(
+                    f"config key reclaim.paging.reclaim_mb: host paging of {r:g} MB from the {boot:g} MB guest "
+                    f"takes its whole page cache ({cap / 256:g} MB); reclaim less"
+                )
+    io = _section(reclaim, "io")
+    if "threshold" in io and "thresholds" in io and io["threshold"] not in io["thresholds"]:
+        raise ConfigError(
+            f"config key reclaim.io.threshold: {io['threshold']} is not one of reclaim.io.thresholds "
+            f"({', '.join(map(str, io['thresholds']))}); the headline is read off that sweep"
+        )
+    if "low_pages" in io and "guest_pages" in io and io["low_pages"] > io["guest_pages"]:
+        raise ConfigError(
+            f"config key reclaim.io.low_pages: {io['low_pages']} exceeds reclaim.io.guest_pages {io['guest_pages']}"
+        )
 
 
 def set_members_available(config: dict) -> dict[str, list[str]]:

@@ -1,0 +1,237 @@
+"""Careless or inconsistent config is refused with one line naming the key, before any job runs.
+
+Each case below once passed validation and then either changed a figure's numbers silently (an
+unsorted τ schedule, a misspelled VM name in the Figure 8 split) or failed inside a job with a
+traceback (a float where an integer belongs, a threshold outside the sweep, an unknown OS kind,
+a guest size that leaves no page cache).
+"""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pagecore.config import (
+    activity_error,
+    compared_figures,
+    fig08_panel_vms,
+    guest_cache_pages,
+    validate_config,
+)
+from pagecore.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
+_DEFAULT = yaml.safe_load((ROOT / "workflow/config/config.yaml").read_text())
+
+
+def default() -> dict:
+    return copy.deepcopy(_DEFAULT)
+
+
+def refusal(cfg: dict) -> str:
+    with pytest.raises(ConfigError) as exc:
+        validate_config(cfg, SCHEMA)
+    msg = str(exc.value)
+    assert "\n" not in msg, msg
+    return msg
+
+
+def test_the_default_config_passes():
+    validate_config(default(), SCHEMA)
+
+
+def _w(c):
+    return c["workloads"]
+
+
+CASES = [
+    # 1. schedules
+    (lambda c: _w(c)["fig07"].update(tau_schedule_min=[[30.9, 0.75], [0.0, 0.0]]), "workloads.fig07.tau_schedule_min"),
+    (lambda c: _w(c)["fig07"].update(tau_schedule_min=[[0.0, 0.0], [0.0, 0.75]]), "workloads.fig07.tau_schedule_min"),
+    (lambda c: _w(c)["fig07"].update(tau_schedule_min=[]), "workloads.fig07.tau_schedule_min"),
+    (lambda c: _w(c)["fig07"].update(tau_schedule_min=[[0.0, 0.0], [70.0, 0.75]]), "workloads.fig07.tau_schedule_min"),
+    (lambda c: _w(c)["fig06"].update(tau_schedule_min=[[5.0, 0.5], [1.0, 0.0]]), "workloads.fig06.tau_schedule_min"),
+    (
+        lambda c: _w(c)["fig06"]["vms"][0]["foreground"]["schedule"].reverse(),
+        "workloads.fig06.vms[0].foreground.schedule[1]",
+    ),
+    (
+        lambda c: _w(c)["fig06"]["vms"][0]["foreground"].update(schedule=[[0.0, 10.0, 50.0], [5.0, 12.0, 100.0]]),
+        "workloads.fig06.vms[0].foreground.schedule[1]",
+    ),
+    (
+        lambda c: _w(c)["fig06"]["vms"][0]["foreground"].update(schedule=[[10.0, 5.0, 50.0]]),
+        "workloads.fig06.vms[0].foreground.schedule[0]",
+    ),
+    # 2. Figure 8 split
+    (
+        lambda c: _w(c).update(fig08_fit={"split": {"exchange": 1, "exchange_clent": 1, "citrix_client": 1}}),
+        "workloads.fig08_fit.split.exchange_clent",
+    ),
+    (
+        lambda c: _w(c).update(fig08_fit={"split": {"exchange": 1, "citrix_client": 1}}),
+        "workloads.fig08_fit.split",
+    ),
+    (
+        lambda c: _w(c).update(
+            fig08_fit={"split": {"exchange": 1, "exchange_client": 1, "citrix_client": 1, "sql": 2}}
+        ),
+        "workloads.fig08_fit.split.sql",
+    ),
+    (
+        lambda c: _w(c).update(fig08_fit={"split": {"exchange": 0, "exchange_client": 0, "citrix_client": 0}}),
+        "workloads.fig08_fit.split",
+    ),
+    (lambda c: _w(c)["fig08"]["vms"][4].update(name="sql2000"), "workloads.fig08.vms"),
+    # 3. integers
+    (lambda c: c["synth"]["fig04"].update(vms=3.0), "synth.fig04.vms"),
+    (lambda c: c["synth"]["fig04"].update(vms=True), "synth.fig04.vms"),
+    (lambda c: c["bigcount"].update(partition_bits=1.0), "bigcount.partition_bits"),
+    (lambda c: c["comparison"].update(seeds=[1.0, 2.0, 20021209]), "comparison.seeds[0]"),
+    (lambda c: c["sim"].update(seed=2.5), "sim.seed"),
+    (lambda c: c["sharing"]["salting"].update(mode=1.0), "sharing.salting.mode"),
+    # 4. values only a job used to check
+    (lambda c: c["reclaim"]["io"].update(threshold=3), "reclaim.io.threshold"),
+    (lambda c: c["reclaim"]["io"].update(thresholds=[0, 16, 16]), "reclaim.io.thresholds"),
+    (lambda c: c["reclaim"]["io"].update(low_pages=70000), "reclaim.io.low_pages"),
+    (lambda c: c["host"].update(activity="lihgt"), "host.activity"),
+    (lambda c: c["host"].update(activity="idle:1.5"), "host.activity"),
+    (lambda c: c["host"].update(activity="active:lots"), "host.activity"),
+    (lambda c: c["fig05"]["scenarios"]["A"]["guests"][0].update(os="lnux"), "fig05.scenarios.A.guests[0].os"),
+    (lambda c: c["fig05"]["scenarios"]["B"]["guests"][1].update(apps=["apache2"]), "fig05.scenarios.B.guests[1].apps"),
+    (lambda c: c["fig05"]["scenarios"]["C"]["guests"][1].update(name="c01"), "fig05.scenarios.C.guests[1].name"),
+    (lambda c: c["reclaim"]["fig02"].update(fit_mb=[100, 300]), "reclaim.fig02.fit_mb"),
+    (lambda c: c["reclaim"]["fig02"].update(fit_mb=[128.5, 256]), "reclaim.fig02.fit_mb"),
+    (lambda c: c["reclaim"]["fig02"].update(fit_mb=[128, 128]), "reclaim.fig02.fit_mb"),
+    (lambda c: c["reclaim"]["fig02"].update(sizes_mb=[20, 128, 256]), "reclaim.fig02.sizes_mb"),
+    (lambda c: c["reclaim"]["paging"].update(reclaim_mb=[0, 32, 400]), "reclaim.paging.reclaim_mb"),
+    (lambda c: c["reclaim"]["paging"].update(reclaim_mb=[0, 32, 180]), "reclaim.paging.reclaim_mb"),
+    (lambda c: c["reclaim"]["paging"].update(boot_mb=[256, 24]), "reclaim.paging.boot_mb"),
+    (lambda c: c["reclaim"]["guest"].update(fixed_mb=200.0), "reclaim.fig02.fit_mb"),
+    # 5. tolerances
+    (lambda c: c["comparison"]["tolerances"].update(fig09=0.1), "comparison.tolerances.fig09"),
+    (lambda c: c["comparison"]["tolerances"].pop("fig02"), "comparison.tolerances.fig02"),
+]
+
+
+@pytest.mark.parametrize("mutate,key", CASES, ids=[f"{i:02d}-{k}" for i, (_, k) in enumerate(CASES)])
+def test_refused_with_one_line_naming_the_key(mutate, key):
+    cfg = default()
+    mutate(cfg)
+    msg = refusal(cfg)
+    assert msg.startswith(f"config key {key}:"), msg
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda c: _w(c)["fig07"].update(tau_schedule_min=[[0.0, 0.0], [10.0, 0.5], [30.9, 0.75]]),
+        lambda c: _w(c)["fig06"].update(tau_schedule_min=[[0.0, 0.5]]),
+        lambda c: _w(c).update(fig08_fit={"split": {"exchange": 1, "exchange_client": 0, "citrix_client": 2}}),
+        lambda c: _w(c).update(fig08_fit={"split": "equal"}),
+        lambda c: _w(c).update(fig08_fit=None),
+        lambda c: c["reclaim"]["io"].update(threshold=1024),
+        lambda c: c["host"].update(activity="idle:0.9"),
+        lambda c: c["host"].update(activity=" active:0.3 "),
+        lambda c: c["reclaim"]["fig02"].update(fit_mb=[160.0, 224]),
+        lambda c: c["reclaim"]["paging"].update(reclaim_mb=[0, 32, 150]),
+    ],
+)
+def test_careful_variations_pass(mutate):
+    cfg = default()
+    mutate(cfg)
+    validate_config(cfg, SCHEMA)
+
+
+def test_float_integer_message_says_what_to_write():
+    cfg = default()
+    cfg["synth"]["fig04"]["vms"] = 3.0
+    assert refusal(cfg) == "config key synth.fig04.vms: 3.0 is not an integer; write 3"
+
+
+def test_command_line_strings_inside_a_split_mapping_are_read_as_yaml():
+    """`--config 'workloads={"fig08_fit": {"split": {...}}}'` hands the weights over as strings;
+    they sit under a oneOf and used to be refused as a whole mapping."""
+    cfg = default()
+    _w(cfg)["fig08_fit"] = {"split": {"exchange": "1", "exchange_client": "2", "citrix_client": "0.5"}}
+    validate_config(cfg, SCHEMA)
+    assert _w(cfg)["fig08_fit"]["split"] == {"exchange": 1, "exchange_client": 2, "citrix_client": 0.5}
+    cfg = default()
+    _w(cfg)["fig08_fit"] = {"split": {"exchange": "1", "exchange_clent": "1", "citrix_client": "1"}}
+    assert refusal(cfg).startswith("config key workloads.fig08_fit.split.exchange_clent:")
+
+
+# ---------------------------------------------------------------- the copies agree with the code
+def test_activity_check_agrees_with_parse_activity():
+    from pagecore.experiments.host import ACTIVITY_PROFILES, parse_activity
+
+    texts = [*ACTIVITY_PROFILES, "lihgt", "", "idle:", "idle:0", "idle:1", "idle:0.5", "active:0.25", "active:1.01",
+             "active:-0.1", "active:nan", "idle:inf", "busy:0.5", "active", "Light", " light ", "active: 0.5",
+             "idle:1e-1", "idle:x"]  # fmt: skip
+    for text in texts:
+        try:
+            parse_activity(text)
+            ok = True
+        except ConfigError:
+            ok = False
+        assert (activity_error(text) is None) == ok, text
+
+
+def test_cache_arithmetic_agrees_with_the_guest_model():
+    from pagecore.sim.guestcache import LRUGuest
+
+    for kbpp, fixed in [(68.0, 24.0), (0.0, 0.0), (200.0, 100.0)]:
+        guest = LRUGuest(kernel_bytes_per_page=kbpp, fixed_mb=fixed)
+        for boot in (26, 64, 128, 192, 256, 1000):
+            for vm in (1, 20, 24.5, 25, 26, 30, 64, 100, 128, 192, 256):
+                if vm > boot:
+                    continue
+                ours = guest_cache_pages({"kernel_bytes_per_page": kbpp, "fixed_mb": fixed}, vm, boot)
+                try:
+                    assert guest.cache_pages(vm, boot) == ours
+                except ValueError:
+                    assert ours < 1, (kbpp, fixed, vm, boot)
+
+
+def test_fig08_panel_vms_are_the_fits():
+    from pagecore.experiments.memory_manager import FIG08_PANEL_VMS
+
+    assert fig08_panel_vms() == sorted(FIG08_PANEL_VMS)
+
+
+def test_compared_figures_are_the_default_tolerances():
+    assert compared_figures() == sorted(_DEFAULT["comparison"]["tolerances"])
+
+
+# ---------------------------------------------------------------- through snakemake, before any job
+def _dry_run(tmp_path, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "all", "--snakefile", str(ROOT / "Snakefile"), "--directory",
+         str(tmp_path), "--cores", "1", "-n", *args],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def test_snakemake_refuses_an_unsorted_tau_schedule_from_a_configfile(tmp_path):
+    extra = tmp_path / "over.yaml"
+    extra.write_text(yaml.safe_dump({"workloads": {"fig07": {"tau_schedule_min": [[30.9, 0.75], [0.0, 0.0]]}}}))
+    proc = _dry_run(tmp_path, "--configfile", str(extra))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "pagecore: error: config key workloads.fig07.tau_schedule_min: times must be strictly increasing" in out
+    assert "Traceback" not in out
+
+
+def test_snakemake_refuses_a_misspelled_split_vm_from_the_command_line(tmp_path):
+    split = '{"fig08_fit": {"split": {"exchange": 1, "exchange_clent": 1, "citrix_client": 1}}}'
+    proc = _dry_run(tmp_path, "--config", f"workloads={split}")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "pagecore: error: config key workloads.fig08_fit.split.exchange_clent: no Figure 8 VM" in out
+    assert "Traceback" not in out
