@@ -82,7 +82,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pagecore._defaults import MAX_VMS
+from pagecore._defaults import COMPRESS_ALGORITHMS, MAX_VMS
 from pagecore._util import run_tmpdir
 from pagecore.errors import ConfigError, InputError
 from pagecore.vocab import HOST_VIEW_COLUMNS, MECHANISMS
@@ -156,6 +156,66 @@ def check_mix_size(vms: list[HostVM], n: int, option: str) -> None:
         )
 
 
+#: ``verify`` values: byte-compare pages with equal hashes always, when the dumps are there, never.
+VERIFY = ("auto", "yes", "no")
+
+
+def _is_real(v) -> bool:
+    """A real number, NaN and infinities included (the caller bounds it), not a bool."""
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
+
+
+def _is_int(v) -> bool:
+    """A whole number given as an integer (4.5 or 4.0 is not a count), not a bool."""
+    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+
+
+def _fields_by_kind(cls) -> dict:
+    """``{field: "int" | "float" | "bool"}`` of a settings dataclass, from its defaults."""
+    import dataclasses
+
+    out = {}
+    for f in dataclasses.fields(cls):
+        kinds = ((bool, "bool"), (int, "int"), (float, "float"))  # bool first: a bool is an int
+        out[f.name] = next((k for t, k in kinds if isinstance(f.default, t)), None)
+    return out
+
+
+def _ksm_fields() -> dict:
+    from pagecore.sharing.ksm import KsmSettings
+
+    kinds = _fields_by_kind(KsmSettings)
+    kinds.update({"advisor_mode": None, "advisor_target_scan_time": "float", "advisor_min_pages_to_scan": "int",
+                  "advisor_max_pages_to_scan": "int"})  # fmt: skip
+    return kinds
+
+
+def _scanner_fields() -> dict:
+    from pagecore.sharing.scanner import ScannerSettings
+
+    return _fields_by_kind(ScannerSettings)
+
+
+def _reporting_fields() -> dict:
+    from pagecore.experiments.cooperative import ReportingParams
+
+    return _fields_by_kind(ReportingParams)
+
+
+def _check_knobs(where: str, values: dict, kinds: dict) -> None:
+    """Refuse, naming ``where.key``, a value of the wrong kind: the settings classes compare
+    ranges only, so NaN, 2.5 pages or a boolean count passed them. Unknown keys are left to the
+    class, which names them."""
+    for key, v in values.items():
+        kind = kinds.get(key)
+        if kind == "bool" and not isinstance(v, bool | np.bool_):
+            raise ConfigError(f"{where}.{key}: expected True or False, got {v!r}")
+        if kind == "int" and not _is_int(v):
+            raise ConfigError(f"{where}.{key}: expected a whole number, got {v!r}")
+        if kind == "float" and not (_is_real(v) and math.isfinite(v)):
+            raise ConfigError(f"{where}.{key}: expected a finite number, got {v!r}")
+
+
 @dataclass
 class HostSettings:
     """Everything ``pagecore host`` needs besides the VMs (the ``host:`` config section)."""
@@ -184,28 +244,90 @@ class HostSettings:
     reporting: dict = field(default_factory=dict)  # free page reporting (ReportingParams fields)
 
     def __post_init__(self):
-        self.memory_mb = [float(m) for m in np.atleast_1d(self.memory_mb)]
-        if not self.memory_mb or min(self.memory_mb) <= 0:
-            raise ConfigError(f"host: memory must be > 0 MiB, got {self.memory_mb}")
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse, naming the field, a value of the wrong type or range (:class:`ConfigError`).
+
+        Run on construction and again by :func:`host_report` and :func:`consolidation` (the
+        fields may be assigned after construction). Every field is checked here, the one door
+        for notebooks, the CLI and the config: NaN passed every comparison and made 0 VMs fit,
+        a negative overhead made every VM fit, and a non-integer ``max_vms`` never ended the
+        consolidation search.
+        """
+        mem = self.memory_mb
+        if isinstance(mem, str | bytes | bool) or not np.ndim(mem) <= 1:
+            raise ConfigError(f"host: memory_mb must be a host size in MiB or a list of them, got {mem!r}")
+        for m in np.atleast_1d(mem).tolist():
+            if not _is_real(m) or not 0 < m < math.inf:
+                raise ConfigError(f"host: memory_mb: every host size must be a finite number > 0 MiB, got {m!r}")
+        self.memory_mb = [float(m) for m in np.atleast_1d(mem).tolist()]
+        if not self.memory_mb:
+            raise ConfigError("host: memory_mb: give at least one host size in MiB")
+        if isinstance(self.policies, str):
+            raise ConfigError(
+                f"host: policies must be a list of policy names, got the string {self.policies!r}; "
+                f"write ({self.policies!r},)"
+            )
         if not self.policies:
             raise ConfigError(f"host: no policy given; choose from {', '.join(POLICIES)}")
         bad = [p for p in self.policies if p not in POLICIES]
         if bad:
             raise ConfigError(f"host: unknown policy {bad[0]!r}; choose from {', '.join(POLICIES)}")
-        if self.replicas not in ("distinct", "identical"):
-            raise ConfigError(f"host: replicas must be distinct or identical, got {self.replicas!r}")
+        for key, choices in (("replicas", ("distinct", "identical")), ("verify", VERIFY),
+                             ("compress_algorithm", COMPRESS_ALGORITHMS)):  # fmt: skip
+            if getattr(self, key) not in choices:
+                raise ConfigError(f"host: {key} must be one of {', '.join(choices)}, got {getattr(self, key)!r}")
         if self.kvm_balloon not in ("none", "mom"):
             raise ConfigError(f"host: kvm balloon policy {self.kvm_balloon!r} is not known; use none or mom")
-        if not 0 <= self.tau < 1:
-            raise ConfigError(f"host: tau must be in [0, 1), got {self.tau}")
+        if not isinstance(self.kvm_thp, bool | np.bool_):
+            raise ConfigError(f"host: kvm_thp must be True or False, got {self.kvm_thp!r}")
+        for key, lo, hi, hi_open in (
+            ("tau", 0.0, 1.0, True),
+            ("hypervisor_mb", 0.0, math.inf, True),
+            ("vm_overhead_mb", 0.0, math.inf, True),
+            ("balloon_max_pct", 0.0, 100.0, False),
+            ("esx2002_hard_pct", 0.0, 100.0, False),
+            ("esxi_high_pct_of_minfree", 0.0, math.inf, True),
+            ("esxi_hard_pct_of_minfree", 0.0, math.inf, True),
+            ("esxi_memzip_max_pct", 0.0, 100.0, False),
+        ):
+            v = getattr(self, key)
+            if not _is_real(v) or not (lo <= v < hi if hi_open else lo <= v <= hi):
+                what = f"in [{lo:g}, {hi:g}{')' if hi_open else ']'}" if hi < math.inf else f"a finite number >= {lo:g}"
+                raise ConfigError(f"host: {key} must be {what}, got {v!r}")
+        if self.esxi_high_pct_of_minfree < self.esxi_hard_pct_of_minfree:
+            raise ConfigError(
+                f"host: esxi_high_pct_of_minfree ({self.esxi_high_pct_of_minfree:g}) is below "
+                f"esxi_hard_pct_of_minfree ({self.esxi_hard_pct_of_minfree:g}); the high state is above the hard state"
+            )
         for key in ("max_vms", "emulate_vms"):
             v = getattr(self, key)
-            if v is not None and not 1 <= v <= MAX_VMS:
+            if v is None and key == "emulate_vms":
+                continue
+            if not _is_int(v):
+                raise ConfigError(f"host: {key} must be a whole number of VMs, got {v!r}")
+            if not 1 <= v <= MAX_VMS:
                 raise ConfigError(
                     f"host: {key} must be in [1, {MAX_VMS:,}] (pagecore's bound on VMs in a mix: 16 × vSphere 8's "
                     f"1,024 per host), got {v:,}"
                 )
+            setattr(self, key, int(v))
+        if not _is_int(self.seed) or self.seed < 0:
+            raise ConfigError(f"host: seed must be a whole number >= 0, got {self.seed!r}")
+        if isinstance(self.activity, bool):
+            raise ConfigError("host: activity: expected busy, light, idle, idle:F or active:F, got a boolean")
         parse_activity(self.activity)
+        for key, cls in (("ksm", "KsmSettings"), ("scanner", "ScannerSettings"), ("reporting", "ReportingParams")):
+            v = getattr(self, key)
+            if not isinstance(v, dict):
+                raise ConfigError(f"host: {key} must be a mapping of {cls} fields, got {v!r}")
+        _check_knobs("host.ksm", self.ksm, _ksm_fields())
+        _check_knobs("host.scanner", self.scanner, _scanner_fields())
+        _check_knobs("host.reporting", {k: v for k, v in self.reporting.items() if k != "low_wmark_pages"},
+                     _reporting_fields())  # fmt: skip
+        _ksm_settings(self)  # refuse unknown or out-of-range KSM and scanner settings early
+        _scanner_settings(self)
         self.reporting_params()  # refuse bad free page reporting settings early
 
     def reporting_params(self):
@@ -303,7 +425,7 @@ def load_vm(entry: dict, index: int, *, tmpdir: str | None = None, show_progress
         dump = Path(entry["dump"])
         if not dump.is_file():
             raise InputError(dump, f"no such dump (host VM #{index + 1})")
-        name = entry.get("name") or dump.stem
+        name = str(entry.get("name") or dump.stem)  # a YAML name: 5 is an int; hash_dump takes text
         source = str(dump)
         with contextlib.ExitStack() as stack:
             # hashed into a run directory that is removed whatever happens (a SIGKILLed run's is
@@ -672,6 +794,13 @@ def _ksm_settings(settings: HostSettings, pages: int | None = None):
     adv = {a: k.pop(a, d) for a, d in ADVISOR.items()}
     if mode not in ("none", "scan-time"):
         raise ConfigError(f"host.ksm.advisor_mode: none or scan-time, got {mode!r}")
+    if not adv["advisor_target_scan_time"] > 0:
+        raise ConfigError(f"host.ksm.advisor_target_scan_time: must be > 0 s, got {adv['advisor_target_scan_time']!r}")
+    if not 1 <= adv["advisor_min_pages_to_scan"] <= adv["advisor_max_pages_to_scan"]:
+        raise ConfigError(
+            "host.ksm: need 1 <= advisor_min_pages_to_scan <= advisor_max_pages_to_scan, got "
+            f"{adv['advisor_min_pages_to_scan']} and {adv['advisor_max_pages_to_scan']}"
+        )
     if mode == "scan-time" and pages:
         sleep_s = k.get("sleep_millisecs", 20) / 1000.0
         want = math.ceil(pages * max(sleep_s, 1e-3) / adv["advisor_target_scan_time"])
@@ -957,6 +1086,7 @@ def consolidation(vms, keys, policy: str, host_mb: float, settings: HostSettings
     Exponential then binary search over N, assuming more VMs never need less memory (each
     adds its overhead and at least nothing); both neighbours of the answer are evaluated.
     """
+    settings.validate()  # a max_vms of 4.5 assigned after construction never ended the search below
     cache = {} if cache is None else cache
 
     def fit(n):
@@ -1248,6 +1378,9 @@ def host_report(
     answer, boot-time swap, the time to 90 % and the scanning cost (see the module docstring).
     ``with_replay``: also run the memory-manager replay (:func:`replay`) at each ESX policy's
     consolidation answer and one VM more, as a cross-check of the steady-state model."""
+    if not isinstance(settings, HostSettings):
+        raise ConfigError(f"host: settings must be a HostSettings, got {type(settings).__name__}")
+    settings.validate()  # fields assigned after construction are checked too
     check_reservations(vms, max(settings.memory_mb), settings)
     n_in = len(vms)
     n_emu = settings.emulate_vms or n_in

@@ -13,6 +13,7 @@ import numpy as np
 
 from pagecore._util import progress
 from pagecore.dumps import DEFAULT_CHUNK_PAGES, open_dump
+from pagecore.errors import ConfigError
 from pagecore.pages.hashing import ALGORITHM, PageKey, hash_pages, hash_pages_start, rows_hasher
 from pagecore.pages.provenance import source_fingerprint
 from pagecore.pages.tables import PageTableWriter
@@ -37,7 +38,11 @@ def hash_dump(
     (memory-mapped, read-only) view and only hashes are kept. ``out`` appears only if the
     whole dump was read. ``compress`` adds ``csize_<alg>`` (bytes after compression, computed
     once per distinct content) and ``same_filled`` columns for ``pagecore compress``.
+
+    ``vm`` is the VM name stored in every row: any non-blank text (``pagecore hash --vm`` takes
+    the same), else :class:`~pagecore.errors.ConfigError` (a ``ValueError``) before the dump is read.
     """
+    check_vm_name(vm)
     key = key or PageKey.default()
     if compress:  # imported only when asked for: its Numba kernels cost start-up (issue 18)
         from pagecore.pages.compress import ChunkSizer, page_table_columns, page_table_fields
@@ -66,6 +71,18 @@ def hash_dump(
         if bar is not None:
             bar.close()
     return {"vm": vm, **meta}
+
+
+def check_vm_name(vm) -> None:
+    """Refuse a VM name that is not non-blank text: ``vm=5`` failed deep in the writer
+    (``'int' object has no attribute 'encode'``), ``vm=""`` wrote a table of a nameless VM, and a
+    name with an undecodable command-line byte (a lone surrogate) failed in Arrow's encoder."""
+    if not isinstance(vm, str) or not vm.strip():
+        raise ConfigError(f"vm: expected a VM name (non-blank text), got {vm!r}")
+    try:
+        vm.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"vm: {vm!r} is not valid text (undecodable bytes); give a UTF-8 VM name") from None
 
 
 class _HashAsDecoded:
