@@ -303,3 +303,15 @@ def test_interval_must_be_a_positive_number(table, capsys, value):
     with pytest.raises(SystemExit) as ei:
         main(["ksm", str(table), "--series", f"--interval={value}"])
     assert ei.value.code == 2 and "argument --interval: " in capsys.readouterr().err
+
+
+def test_hash_with_an_empty_vm_name_is_refused(tmp_path):
+    """`hash --vm ""` fell back to the dump's file stem without a word (session 17 audit)."""
+    from cli_helpers import cli, one_line_error
+
+    dump = tmp_path / "g.raw"
+    dump.write_bytes(bytes(4096) * 4)
+    for name in ("", "  "):
+        line = one_line_error(cli("hash", str(dump), "-o", str(tmp_path / "t.parquet"), "--vm", name))
+        assert "--vm needs a name" in line
+    assert not (tmp_path / "t.parquet").exists()

@@ -14,13 +14,15 @@ def _cmd_hash(args) -> int:
     # import (10-20 ms of start-up, issue 18); no effect when NumPy is already imported
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from pagecore.dumps import READERS  # noqa: F401 - validates --format choices lazily
+    from pagecore.errors import PagecoreError
     from pagecore.pages.ingest import hash_dump
 
     check_outputs([args.output], [args.dump, args.key_file])
+    if args.vm is not None and not args.vm.strip():  # `--vm ""` fell back to the file stem without a word
+        raise PagecoreError("--vm needs a name (omit it for the dump's file stem)")
     vm = args.vm or Path(args.dump).stem
     if args.format == "raw":  # loud even with --quiet: the format's headers become guest pages
         from pagecore.dumps import detect_format
-        from pagecore.errors import PagecoreError
 
         try:
             looks = detect_format(args.dump)
