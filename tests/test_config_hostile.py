@@ -235,3 +235,17 @@ def test_snakemake_refuses_a_misspelled_split_vm_from_the_command_line(tmp_path)
     assert proc.returncode != 0
     assert "pagecore: error: config key workloads.fig08_fit.split.exchange_clent: no Figure 8 VM" in out
     assert "Traceback" not in out
+
+
+def test_snakemake_refuses_a_vm_that_cannot_be_before_any_job(tmp_path):
+    """A workload VM whose OS does not fit in its memory failed only in its trace job (audit);
+    the Snakefile builds every scenario's VMs (no trace) and refuses it in one line."""
+    cfg = yaml.safe_load((ROOT / "workflow" / "config" / "config.yaml").read_text())
+    vms = cfg["workloads"]["fig06"]["vms"]
+    vms[0]["max_mb"] = vms[0]["boot"]["os_mb"] - 1
+    extra = tmp_path / "over.yaml"
+    extra.write_text(yaml.safe_dump({"workloads": {"fig06": {"vms": vms}}}))
+    proc = _dry_run(tmp_path, "--configfile", str(extra))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in out
+    assert f"pagecore: error: workload {vms[0]['name']}: boot.os_mb" in out and "exceeds max_mb" in out

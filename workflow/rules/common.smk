@@ -8,8 +8,20 @@ from pagecore.config import scenario_section, validate_config
 from pagecore.errors import ConfigError
 
 
+def _check_workloads():
+    """Build each workload scenario's VMs once (no trace), so a VM that cannot be (boot.os_mb above
+    max_mb, a foreground that does not fit above it) is refused here, not in its trace job."""
+    from pagecore.synth.workloads import scenario
+
+    w = config["workloads"]
+    for name, section in w.items():
+        if isinstance(section, dict) and "vms" in section:
+            scenario(name, section, seed=w["seed"], chunk_s=w["chunk_s"])
+
+
 try:
     validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+    _check_workloads()
 except ConfigError as err:  # one line naming the key, before any job runs; no traceback
     sys.exit(f"pagecore: error: {err}")
 
