@@ -197,7 +197,6 @@ def check_consistency(config: dict) -> None:
     check_schedules(config)
     check_fig08_fit(config)
     check_comparison(config)
-    check_host(config)
     check_fig05(config)
     check_reclaim(config)
 
@@ -342,38 +341,6 @@ def check_comparison(config: dict) -> None:
             raise ConfigError(f"config key comparison.tolerances.{name}: missing; every compared figure needs one")
 
 
-#: The named activities of ``pagecore.experiments.host.parse_activity`` (its ACTIVITY_PROFILES;
-#: this base module may not import a stage, and tests/test_config_hostile.py checks the two agree).
-ACTIVITY_NAMES = ("idle", "light", "busy")
-
-
-def activity_error(text) -> str | None:
-    """Why ``text`` is not an activity ``parse_activity`` accepts, or None: ``busy``, ``light``,
-    ``idle``, ``idle:F`` or ``active:F`` with F in [0, 1]."""
-    s = str(text).strip()
-    if s in ACTIVITY_NAMES:
-        return None
-    kind, sep, val = s.partition(":")
-    if not sep or kind not in ("idle", "active"):
-        return f"use one of {', '.join(ACTIVITY_NAMES)}, idle:F or active:F (F in [0, 1])"
-    try:
-        f = float(val)
-    except ValueError:
-        return f"{val!r} is not a number in [0, 1]"
-    if not 0.0 <= f <= 1.0:
-        return "the fraction must be in [0, 1]"
-    return None
-
-
-def check_host(config: dict) -> None:
-    """``host.activity`` is an activity the host what-if can parse."""
-    host = _section(config, "host")
-    if "activity" in host:
-        why = activity_error(host["activity"])
-        if why:
-            raise ConfigError(f"config key host.activity: {host['activity']!r}: {why}")
-
-
 def check_fig05(config: dict) -> None:
     """Every Figure 5 guest names an OS kind of ``catalogue.os`` and applications of
     ``catalogue.apps``, and guest names are unique per scenario."""
@@ -403,34 +370,13 @@ def check_fig05(config: dict) -> None:
             seen.add(g.get("name"))
 
 
-def guest_cache_pages(guest: dict, vm_mb: float, boot_mb: float | None = None) -> int:
-    """Page-cache pages of a ``reclaim.guest`` guest left ``vm_mb`` of the ``boot_mb`` it booted
-    with: the arithmetic of ``pagecore.sim.guestcache.LRUGuest.cache_pages`` (which raises "no
-    page cache left" inside a job below 1; tests/test_config_hostile.py checks the two agree)."""
-    boot_mb = vm_mb if boot_mb is None else boot_mb
-    kernel_mb = boot_mb * float(guest.get("kernel_bytes_per_page", 68.0)) / 4096
-    return int((vm_mb - float(guest.get("fixed_mb", 24.0)) - kernel_mb) * 256)
-
-
 def check_reclaim(config: dict) -> None:
-    """``reclaim``: Figure 2's fit sizes are bars of the paper, every guest size leaves page
-    cache, host paging reclaims less than the cache, and the I/O headline threshold is swept."""
+    """``reclaim``: Figure 2's fit sizes are two different bars of the paper, and the I/O headline
+    threshold is swept (what the guest model makes of each size:
+    :func:`pagecore.experiments.config_models.check_models`)."""
     reclaim = _section(config, "reclaim")
     if not reclaim:
         return
-    guest = _section(reclaim, "guest")
-
-    def need_cache(key: str, vm_mb: float, boot_mb: float | None = None) -> int:
-        pages = guest_cache_pages(guest, vm_mb, boot_mb)
-        if pages < 1:
-            booted = f" of a guest booted with {boot_mb:g} MB" if boot_mb is not None else ""
-            kernel_mb = (vm_mb if boot_mb is None else boot_mb) * float(guest.get("kernel_bytes_per_page", 68.0)) / 4096
-            raise ConfigError(
-                f"config key {key}: no page cache left in {vm_mb:g} MB{booted} (reclaim.guest fixed_mb "
-                f"{float(guest.get('fixed_mb', 24.0)):g} MB + kernel tables {kernel_mb:.1f} MB)"
-            )
-        return pages
-
     f = _section(reclaim, "fig02")
     if f.get("fit_mb") is not None:
         from pagecore import paper
@@ -445,27 +391,6 @@ def check_reclaim(config: dict) -> None:
                 )
         if len(set(map(float, fit))) != len(fit):
             raise ConfigError("config key reclaim.fig02.fit_mb: give two different sizes (two unknowns, two points)")
-        for m in fit:
-            need_cache("reclaim.fig02.fit_mb", m)
-    for m in f.get("sizes_mb") or []:
-        need_cache("reclaim.fig02.sizes_mb", m)
-        if isinstance(f.get("boot_mb"), int | float) and m < f["boot_mb"]:
-            need_cache("reclaim.fig02.sizes_mb", m, f["boot_mb"])
-    p = _section(reclaim, "paging")
-    for boot in p.get("boot_mb") or []:
-        cap = need_cache("reclaim.paging.boot_mb", boot, boot)
-        for r in p.get("reclaim_mb") or []:
-            if r > boot:
-                raise ConfigError(
-                    f"config key reclaim.paging.reclaim_mb: {r:g} MB is more than the {boot:g} MB guest "
-                    "(reclaim.paging.boot_mb)"
-                )
-            need_cache("reclaim.paging.reclaim_mb", boot - r, boot)
-            if int(r * 256) >= cap:
-                raise ConfigError(
-                    f"config key reclaim.paging.reclaim_mb: host paging of {r:g} MB from the {boot:g} MB guest "
-                    f"takes its whole page cache ({cap / 256:g} MB); reclaim less"
-                )
     io = _section(reclaim, "io")
     if "threshold" in io and "thresholds" in io and io["threshold"] not in io["thresholds"]:
         raise ConfigError(

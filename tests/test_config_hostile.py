@@ -16,18 +16,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pagecore.config import (
-    activity_error,
-    compared_figures,
-    fig08_panel_vms,
-    guest_cache_pages,
-    validate_config,
-)
+from pagecore.config import compared_figures, fig08_panel_vms
+from pagecore.config import validate_config as _validate
 from pagecore.errors import ConfigError
+from pagecore.experiments.config_models import check_models
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 _DEFAULT = yaml.safe_load((ROOT / "workflow/config/config.yaml").read_text())
+
+
+def validate_config(cfg: dict, schema) -> dict:
+    """What the Snakefile runs on a config: the schema and consistency checks, then the models'."""
+    _validate(cfg, schema)
+    check_models(cfg)
+    return cfg
 
 
 def default() -> dict:
@@ -167,38 +170,7 @@ def test_command_line_strings_inside_a_split_mapping_are_read_as_yaml():
     assert refusal(cfg).startswith("config key workloads.fig08_fit.split.exchange_clent:")
 
 
-# ---------------------------------------------------------------- the copies agree with the code
-def test_activity_check_agrees_with_parse_activity():
-    from pagecore.experiments.host import ACTIVITY_PROFILES, parse_activity
-
-    texts = [*ACTIVITY_PROFILES, "lihgt", "", "idle:", "idle:0", "idle:1", "idle:0.5", "active:0.25", "active:1.01",
-             "active:-0.1", "active:nan", "idle:inf", "busy:0.5", "active", "Light", " light ", "active: 0.5",
-             "idle:1e-1", "idle:x"]  # fmt: skip
-    for text in texts:
-        try:
-            parse_activity(text)
-            ok = True
-        except ConfigError:
-            ok = False
-        assert (activity_error(text) is None) == ok, text
-
-
-def test_cache_arithmetic_agrees_with_the_guest_model():
-    from pagecore.sim.guestcache import LRUGuest
-
-    for kbpp, fixed in [(68.0, 24.0), (0.0, 0.0), (200.0, 100.0)]:
-        guest = LRUGuest(kernel_bytes_per_page=kbpp, fixed_mb=fixed)
-        for boot in (26, 64, 128, 192, 256, 1000):
-            for vm in (1, 20, 24.5, 25, 26, 30, 64, 100, 128, 192, 256):
-                if vm > boot:
-                    continue
-                ours = guest_cache_pages({"kernel_bytes_per_page": kbpp, "fixed_mb": fixed}, vm, boot)
-                try:
-                    assert guest.cache_pages(vm, boot) == ours
-                except ValueError:
-                    assert ours < 1, (kbpp, fixed, vm, boot)
-
-
+# ---------------------------------------------------------------- lists read off the code
 def test_fig08_panel_vms_are_the_fits():
     from pagecore.experiments.memory_manager import FIG08_PANEL_VMS
 

@@ -5,23 +5,13 @@ import os
 import sys
 
 from pagecore.config import scenario_section, validate_config
+from pagecore.experiments.config_models import check_models
 from pagecore.errors import ConfigError
-
-
-def _check_workloads():
-    """Build each workload scenario's VMs once (no trace), so a VM that cannot be (boot.os_mb above
-    max_mb, a foreground that does not fit above it) is refused here, not in its trace job."""
-    from pagecore.synth.workloads import scenario
-
-    w = config["workloads"]
-    for name, section in w.items():
-        if isinstance(section, dict) and "vms" in section:
-            scenario(name, section, seed=w["seed"], chunk_s=w["chunk_s"])
 
 
 try:
     validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
-    _check_workloads()
+    check_models(config)  # what the models themselves would refuse inside a job
 except ConfigError as err:  # one line naming the key, before any job runs; no traceback
     sys.exit(f"pagecore: error: {err}")
 
