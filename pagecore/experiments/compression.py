@@ -43,18 +43,14 @@ def _table_source(path: Path, algorithm: str):
     import pyarrow.parquet as pq
 
     from pagecore.pages.compress import check_sized_page_table
-    from pagecore.pages.tables import page_table_metadata
+    from pagecore.pages.tables import hashed_skipping, page_table_metadata
 
-    check_sized_page_table(path, algorithm)
+    table = check_sized_page_table(path, algorithm)  # the table with its sizes, read once, or None
     meta = page_table_metadata(path)
-    names = pq.ParquetFile(path).schema_arrow.names
     vm = meta.get("vm", path.stem)
     rows = pq.ParquetFile(path).metadata.num_rows
-    if f"csize_{algorithm}" in names:
-        cols = ["vm", "gpfn", "hash", "zero", f"csize_{algorithm}"] + (
-            ["same_filled"] if "same_filled" in names else []
-        )
-        return vm, None, _read(path, cols), rows
+    if table is not None:
+        return vm, None, table, rows
     src = meta.get("source_path")
     if not src:
         raise InputError(
@@ -66,16 +62,8 @@ def _table_source(path: Path, algorithm: str):
     from pagecore.pages.provenance import locate_dump
 
     sp = locate_dump(path, meta)
-    # a table hashed with --skip-bad-pages from a damaged dump: its dump read as it was hashed
-    skip = bool(meta.get("pages_skipped") or meta.get("bytes_skipped") or meta.get("incomplete"))
-    reader = open_dump(sp, meta.get("format", "auto"), skip_bad_pages=skip)
+    reader = open_dump(sp, meta.get("format", "auto"), skip_bad_pages=hashed_skipping(meta))  # as it was hashed
     return vm, reader, None, rows
-
-
-def _read(path, cols):
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path, columns=cols)
 
 
 def _sample_fraction(spec, total_pages: int) -> float | None:

@@ -1308,22 +1308,30 @@ def check_size_columns(path, table, algorithm: str) -> None:
             )  # fmt: skip
 
 
-def check_sized_page_table(path, algorithm: str) -> None:
-    """Refuse a page table ``pagecore compress`` cannot trust, with one line naming the problem.
+def check_sized_page_table(path, algorithm: str):
+    """Refuse a page table ``pagecore compress`` cannot trust, with one line naming the problem;
+    return what it read.
 
     The checks of :func:`pagecore.pages.tables.read_page_tables` on the table alone (columns,
     types, nulls, row count against the recorded ``pages``, ``page_size`` 4096, the zero flags,
-    each frame once), then, if it carries ``csize_<algorithm>``, :func:`check_size_columns`."""
+    each frame once), then, if it carries ``csize_<algorithm>``, :func:`check_size_columns`.
+    Returns the checked table (``vm``, ``gpfn``, ``hash``, ``zero`` and the size columns) when it
+    carries the sizes, else None (its pages are read again from its dump): each column is read
+    once."""
     import pyarrow.parquet as pq
 
     from pagecore.pages.tables import read_page_tables
 
-    read_page_tables([path])
+    table = read_page_tables([path])
     names = pq.ParquetFile(path).schema_arrow.names
     col = f"csize_{algorithm}"
-    if col in names:
-        cols = ["hash", "zero", col] + (["same_filled"] if "same_filled" in names else [])
-        check_size_columns(path, pq.read_table(path, columns=cols), algorithm)
+    if col not in names:
+        return None
+    sizes = pq.read_table(path, columns=[col] + (["same_filled"] if "same_filled" in names else []))
+    for name in sizes.column_names:
+        table = table.append_column(sizes.schema.field(name), sizes.column(name))
+    check_size_columns(path, table, algorithm)
+    return table
 
 
 # ---------------------------------------------------------------------------------- streams

@@ -442,6 +442,13 @@ def damage_of(meta: dict) -> str | None:
     return "; ".join(parts) or None
 
 
+def hashed_skipping(meta: dict) -> bool:
+    """Whether the table was hashed with ``--skip-bad-pages`` from a dump that needed it (pages or
+    bytes skipped, or a dump its producer did not finish): its dump must be read again the same
+    way (verification, ``compress``) to give the same pages."""
+    return bool(meta.get("pages_skipped") or meta.get("bytes_skipped") or meta.get("incomplete"))
+
+
 _WARNED: set[str] = set()
 
 

@@ -39,7 +39,7 @@ from pagecore.dumps import open_dump
 from pagecore.errors import InputError
 from pagecore.pages.hashing import PageKey, hash_pages
 from pagecore.pages.provenance import DumpChanged, locate_dump
-from pagecore.pages.tables import page_table_metadata, read_page_table
+from pagecore.pages.tables import hashed_skipping, page_table_metadata, read_page_table
 
 WORDS = PAGE_SIZE // 8
 
@@ -274,9 +274,7 @@ def verify_tables(
             hashes = tbl["hash"].to_numpy()
             order = np.argsort(gpfn, kind="stable")
             gsorted = gpfn[order]
-            # a table hashed with --skip-bad-pages from a damaged dump: read it as it was hashed
-            m = metas[t]
-            skip = bool(m.get("pages_skipped") or m.get("bytes_skipped") or m.get("incomplete"))
+            skip = hashed_skipping(metas[t])  # a table hashed from a damaged dump: read it as it was hashed
             with open_dump(dump, fmt, chunk_pages=chunk_pages, skip_bad_pages=skip) as reader:
                 bar = progress(reader.pages_hint, desc=f"verify {Path(dump).name}") if show_progress else None
                 for chunk in reader:
