@@ -185,8 +185,8 @@ def _ksm_fields() -> dict:
     from pagecore.sharing.ksm import KsmSettings
 
     kinds = _fields_by_kind(KsmSettings)
-    kinds.update({"advisor_mode": None, "advisor_target_scan_time": "float", "advisor_min_pages_to_scan": "int",
-                  "advisor_max_pages_to_scan": "int"})  # fmt: skip
+    kinds["advisor_mode"] = None  # a name, checked by _ksm_settings
+    kinds.update({k: "float" if isinstance(v, float) else "int" for k, v in ADVISOR.items()})  # the advisor's knobs
     return kinds
 
 
