@@ -376,6 +376,7 @@ class Simulator:
             else:
                 v.balloon_target = int(np.clip(size + need, 0, bal.max_pages(v)))
             bal.poll(v, v.balloon_target, now)
+        self._sync_swap()
         if state == "high":
             return
         pager = self.mech["paging"]
@@ -398,6 +399,15 @@ class Simulator:
         for v, need in page:
             share = max(1, int(budget * need / total))
             pager.page_out(v, min(need, share), v.rng, self.host)
+
+    def _sync_swap(self):
+        """Free swap = swap − the pages swapped out now (§3.3). The model keeps no swap cache:
+        a slot is in use only while its page is swapped out, so a swap-in (a touch) or the
+        balloon taking a swapped frame frees it. (The touch and balloon kernels do not see the
+        swap counter; without this the slots of pages swapped back in were never returned and
+        a long run's paging stopped on a full swap that held far fewer pages.)"""
+        h = self.host
+        h.swap_free[0] = h.swap_pages - sum(v.mem.count(m.SWAPPED) for v in self.vms if v.running)
 
     def _block(self, now):
         for v in self.vms:
@@ -422,6 +432,9 @@ class Simulator:
                 f"conservation: free {h.free[0]} + vms {used} + overhead {h.overhead_pages} + esx {h.esx_pages}"
                 f" + shared content pages {shared} != system {h.system_pages}"
             )
+        swapped = sum(v.mem.count(m.SWAPPED) for v in self.vms if v.running)
+        if h.swap_free[0] + swapped != h.swap_pages:
+            raise AssertionError(f"swap: free {h.swap_free[0]} + swapped {swapped} != swap {h.swap_pages}")
         for v in self.vms:
             v.mem.check()
         states, conts, _ = h.frame_lists()
