@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from pagecore.sim import HostSpec, SimParams, Simulator, VMSpec
+from pagecore.errors import InputError
+from pagecore.sim import HostSpec, SimParams, Simulator, VMSpec, simulate
 from pagecore.sim import memory as m
 
 
@@ -53,3 +55,44 @@ def test_swap_slots_are_returned_when_pages_come_back():
     assert sim.host.swap_pages == 512
     assert int(sim.host.swap_free[0]) + a.count(m.SWAPPED) == 512
     assert a.c[m.C_SWAP_IN] > 0 and a.c[m.C_SWAP_OUT] > 512
+
+
+def _trace(t, vm="a"):
+    return pd.DataFrame(
+        {"t": np.asarray(t, float), "vm": vm, "gpfn": np.arange(len(t), dtype=np.uint64), "write": True}
+    )
+
+
+@pytest.mark.parametrize("wrap", ["frame", "batches", "prepared"])
+@pytest.mark.parametrize(
+    ("times", "match"),
+    [
+        ([5.0, 0.1], r"not sorted by time within VM 'a': t = 0\.1"),  # was replayed at 5 s, after the 5-s event
+        ([np.nan, 1.0, 2.0], "event 0 has time t = nan"),  # the replay stopped at the NaN: nothing replayed
+        ([0.5, np.nan, 2.0], "event 1 has time t = nan"),
+        ([-3.0, 1.0], r"event 0 has time t = -3\.0"),
+        ([1.0, np.inf], "event 1 has time t = inf"),
+    ],
+)
+def test_trace_times_out_of_order_or_not_finite_are_refused(times, match, wrap):
+    """A trace is sorted by each VM's time since power-on (>= 0, finite). Within one batch an
+    event earlier than the one before it was replayed late without a word (``[5, 0.1]``: both
+    at 5 s), and a NaN time stopped the VM's replay there (every later event silently lost)."""
+    from pagecore.sim import PreparedTrace
+
+    trace = _trace(times)
+    trace = {"frame": trace, "batches": [trace], "prepared": None}[wrap]
+    if wrap == "prepared":
+        with pytest.raises(InputError, match=match):
+            PreparedTrace(_trace(times))
+        return
+    p = SimParams(duration_s=8, record_s=1, settings={"sharing": {"rate_vm_pages_s": 0.0}})
+    with pytest.raises(InputError, match=match):
+        simulate([VMSpec("a", max_mb=4, overhead_mb=0)], HostSpec(system_mb=64), p, trace)
+
+
+def test_trace_without_a_column_is_a_clear_error():
+    p = SimParams(duration_s=2, record_s=1)
+    trace = pd.DataFrame({"t": [0.0], "vm": "a", "gpfn": np.array([1], np.uint64)})
+    with pytest.raises(InputError, match=r"lacks column\(s\) write"):
+        simulate([VMSpec("a", max_mb=4, overhead_mb=0)], HostSpec(system_mb=64), p, trace)

@@ -104,7 +104,14 @@ def _batches(trace):
 
 
 def _as_arrays(batch):
-    """(vm names, per-row codes into names, t, gpfn, flags) of a trace batch."""
+    """(vm names, per-row codes into names, t, gpfn, flags) of a trace batch; a time that is not
+    finite or is negative is refused (a NaN stopped the VM's replay there without a word)."""
+    have = batch.schema.names if isinstance(batch, pa.RecordBatch | pa.Table) else list(batch.columns)
+    missing = [c for c in ("t", "vm", "gpfn", "write") if c not in have]
+    if missing:
+        raise InputError(
+            None, f"access trace lacks column(s) {', '.join(missing)}", expected="columns t, vm, gpfn, write [, zero]"
+        )
     if isinstance(batch, pa.RecordBatch | pa.Table):
         col = batch.column("vm")
         if isinstance(col, pa.ChunkedArray):
@@ -130,6 +137,13 @@ def _as_arrays(batch):
 
         has_zero = "zero" in batch
     t = np.ascontiguousarray(get("t"), dtype=np.float64)
+    if t.size and not (np.isfinite(t).all() and t.min() >= 0):
+        bad = int(np.flatnonzero(~(np.isfinite(t) & (t >= 0)))[0])
+        raise InputError(
+            None,
+            f"access trace event {bad} has time t = {float(t[bad])!r}",
+            expected="a finite time >= 0 (seconds of the VM's time since its power-on)",
+        )
     g = np.ascontiguousarray(get("gpfn"), dtype=np.uint64)
     f = np.asarray(get("write"), dtype=np.bool_).astype(np.uint8)
     if has_zero:
@@ -155,10 +169,7 @@ class PreparedTrace:
                 continue
             for name, part in _split_by_vm(names, codes):
                 ts = t[part]
-                if name in last and ts[0] < last[name]:
-                    raise InputError(
-                        None, "access trace is not sorted by time within a VM", hint="sort by (t) before replay"
-                    )
+                _check_sorted(name, ts, last.get(name, -math.inf))
                 last[name] = ts[-1]
                 lists = parts.setdefault(name, ([], [], []))
                 lists[0].append(ts)
@@ -171,6 +182,19 @@ class PreparedTrace:
     def __len__(self) -> int:
         """Events in the trace."""
         return sum(len(t) for t, _, _ in self.vms.values())
+
+
+def _check_sorted(name, ts, after):
+    """Refuse one VM's event times ``ts`` unless they are sorted and start at or after ``after``
+    (the VM's last time so far). An event earlier than the one before it was replayed late, at
+    the later one's time, without a word."""
+    if ts[0] < after or (ts.size > 1 and bool((ts[1:] < ts[:-1]).any())):
+        at = ts[0] if ts[0] < after else ts[1:][ts[1:] < ts[:-1]][0]
+        raise InputError(
+            None,
+            f"access trace is not sorted by time within VM {name!r}: t = {float(at)!r} comes after a later event",
+            hint="sort by (t) before replay",
+        )
 
 
 def _split_by_vm(names, codes):
@@ -256,6 +280,7 @@ class Simulator:
                 f"access trace touches gpfn {int(g.max())} of VM {name!r}, which has only {v.pages} pages",
                 expected="gpfn < max_mb·256",
             )
+        _check_sorted(name, t, v.buf.last_t)
         v.buf.append(t, g, f)
 
     # ----------------------------------------------------------------------------- events
