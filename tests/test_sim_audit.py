@@ -96,3 +96,103 @@ def test_trace_without_a_column_is_a_clear_error():
     trace = pd.DataFrame({"t": [0.0], "vm": "a", "gpfn": np.array([1], np.uint64)})
     with pytest.raises(InputError, match=r"lacks column\(s\) write"):
         simulate([VMSpec("a", max_mb=4, overhead_mb=0)], HostSpec(system_mb=64), p, trace)
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"shares": -5}, "shares must be >= 0"),  # was taken as 0 shares: pinned at min
+        ({"shares": NAN}, "shares must be >= 0"),
+        ({"shares": INF}, "shares must be >= 0"),
+        ({"overhead_mb": -8}, "overhead_mb must be >= 0"),  # reserved less than min
+        ({"max_mb": INF}, "max_mb must be > 0 and finite"),  # an OverflowError deep in the engine
+        ({"start_s": NAN}, "start_s must be >= 0"),  # the VM never powered on, silently
+        ({"start_s": -5}, "start_s must be >= 0"),
+        ({"start_s": 2, "stop_s": 1}, "stop_s must be after start_s"),  # ran one step anyway
+        ({"stop_s": NAN}, "stop_s must be after start_s"),  # never stopped
+        ({"balloon_driver_s": NAN}, "balloon_driver_s must be >= 0"),  # the driver never loaded
+    ],
+)
+def test_vm_spec_refuses_careless_values(kw, match):
+    from pagecore.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        VMSpec("a", **{"max_mb": 4, **kw})
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"system_mb": NAN}, "system_mb must be > 0"),
+        ({"esx_mb": -4}, "esx_mb must be >= 0"),  # created 4 MB of machine memory
+        ({"swap_mb": -1}, "swap_mb must be >= 0"),  # every VM refused for want of swap
+        ({"overhead_used_mb": -4}, "overhead_used_mb must be >= 0"),  # each power-on created memory
+    ],
+)
+def test_host_spec_refuses_careless_values(kw, match):
+    from pagecore.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        HostSpec(**{"system_mb": 64, **kw})
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"tau": 1.0}, r"tax rate must be in \[0, 1\)"),  # k = 1/(1 − τ) undefined
+        ({"tau": NAN}, r"tax rate must be in \[0, 1\)"),
+        ({"tau_schedule": [(NAN, 0.5), (10, 0.75)]}, "tau_schedule entries"),  # held back every later change
+        ({"tau_schedule": [(10, 1.0)]}, "tau_schedule entries"),  # failed at 10 s, deep in the run
+        ({"duration_s": -1}, "duration_s must be >= 0"),  # an empty timeline
+        ({"duration_s": NAN}, "duration_s must be >= 0"),
+        ({"record_s": 0}, "record_s must be > 0"),  # a row every step
+        ({"record_s": -1}, "record_s must be > 0"),
+        ({"rebalance_s": -1}, "rebalance_s must be > 0"),  # a rebalance every step
+        ({"target_pool": "all"}, "target_pool must be"),
+    ],
+)
+def test_sim_params_refuse_careless_values(kw, match):
+    from pagecore.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        SimParams(**{"duration_s": 10, **kw})
+
+
+def test_empty_vm_list_and_record_interval_off_the_step_are_refused():
+    """No VMs gave a host timeline of an idle host; ``record_s = 0.3`` with 1-s steps gave a row
+    every 1 s (``round(0.3)`` clipped to one step), ``2.5`` a row every 2 s."""
+    from pagecore.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no VMs to simulate"):
+        simulate([], HostSpec(system_mb=64), SimParams(duration_s=2))
+    for rec, every in ((0.3, "1"), (2.5, "2")):
+        with pytest.raises(ConfigError, match=f"record_s = {rec} s is not a whole number.*a row every {every} s"):
+            simulate([VMSpec("a", max_mb=4)], HostSpec(system_mb=64), SimParams(duration_s=2, record_s=rec))
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "kw"),
+    [
+        ("sampling", "esx", {"period_s": NAN}),  # no period ever ended: the estimate never moved
+        ("sampling", "esx", {"initial_fraction": 2.0}),  # an estimate of twice the VM
+        ("sampling", "oracle", {"period_s": NAN}),
+        ("states", "esx", {"hysteresis_pct": NAN}),  # a state below high was never left
+        ("states", "esx", {"hysteresis_pct": -1.0}),
+        ("states", "esx", {"high_pct": 150.0}),  # targets below every min
+        ("balloon", "esx", {"poll_s": 0.0}),  # ZeroDivisionError in the engine
+        ("balloon", "esx", {"poll_s": -1.0}),  # no step at all: an empty timeline
+        ("paging", "random", {"swap_rate_mb_s": -1.0}),  # paging off without a word
+        ("paging", "random", {"swap_rate_mb_s": NAN}),
+        ("sharing", "zero", {"rate_vm_pages_s": NAN}),
+        ("sharing", "content", {"rate_total_pages_s": -1.0}),
+        ("allocation", "idle_tax", {"max_transfers": -1}),
+    ],
+)
+def test_mechanism_parameters_refuse_careless_values(kind, name, kw):
+    from pagecore.sim import create
+
+    with pytest.raises(ValueError, match=next(iter(kw))):
+        create(kind, name, kw)

@@ -84,6 +84,25 @@ class SimParams:
     settings: dict = field(default_factory=dict)
     check: bool = False  # assert conservation and counters every step (tests)
 
+    def __post_init__(self):
+        # the config schema's rules, for parameters built in code: a negative duration gave an
+        # empty timeline, a NaN time in the τ schedule held back every later change, a negative
+        # record_s or rebalance_s was taken as one step
+        if not 0 <= self.duration_s < math.inf:
+            raise ConfigError(f"sim: duration_s must be >= 0 and finite, got {self.duration_s}")
+        if not 0 <= self.tau < 1:
+            raise ConfigError(f"sim.tau: the tax rate must be in [0, 1) (§5.2: k = 1/(1 − τ)), got {self.tau}")
+        for item in self.tau_schedule or []:
+            if len(item) != 2 or not 0 <= item[0] < math.inf or not 0 <= item[1] < 1:
+                raise ConfigError(
+                    f"sim: tau_schedule entries must be (host time >= 0 s, τ in [0, 1)), got {tuple(item)!r}"
+                )
+        for key in ("rebalance_s", "record_s"):
+            if not 0 < getattr(self, key) < math.inf:
+                raise ConfigError(f"sim.{key} must be > 0 and finite, got {getattr(self, key)}")
+        if self.target_pool not in ("high_threshold", "reservations"):
+            raise ConfigError(f"sim.target_pool must be high_threshold or reservations, got {self.target_pool!r}")
+
 
 @dataclass
 class SimResult:
@@ -213,6 +232,8 @@ class Simulator:
     ``t`` — VM time since each VM's power-on) for ``vms`` on ``host``."""
 
     def __init__(self, vms: list[VMSpec], host: HostSpec, params: SimParams, trace=None, contents=None):
+        if not vms:
+            raise ConfigError("no VMs to simulate: the scenario's VM list is empty")
         names = [v.name for v in vms]
         if len(set(names)) != len(names):
             raise ConfigError(f"duplicate VM names in {names}")
@@ -241,6 +262,13 @@ class Simulator:
         self.vm_rows: list[tuple] = []
         self.host_rows: list[tuple] = []
         self.state = self.mech["states"].state
+        dt = float(self.mech["balloon"].poll_s)
+        if abs(params.record_s / dt - round(params.record_s / dt)) > 1e-9:
+            raise ConfigError(
+                f"sim.record_s = {params.record_s:g} s is not a whole number of simulator steps (the balloon "
+                f"poll_s = {dt:g} s); the timeline would have had a row every "
+                f"{max(1, round(params.record_s / dt)) * dt:g} s"
+            )
 
     # ----------------------------------------------------------------------------- trace
     def _fill(self, upto: float):
