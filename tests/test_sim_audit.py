@@ -196,3 +196,16 @@ def test_mechanism_parameters_refuse_careless_values(kind, name, kw):
 
     with pytest.raises(ValueError, match=next(iter(kw))):
         create(kind, name, kw)
+
+
+@pytest.mark.parametrize(
+    ("gpfn", "match"),
+    [(np.array([1.5]), r"gpfn not an integer \(float64\)"), (np.array([-1]), r"gpfn -1 \(int64\)")],
+)
+def test_trace_gpfn_must_be_a_non_negative_integer(gpfn, match):
+    """A float gpfn 1.5 was truncated to frame 1 without a word; -1 was refused as gpfn
+    18446744073709551615."""
+    p = SimParams(duration_s=2, record_s=1)
+    trace = pd.DataFrame({"t": [0.0], "vm": "a", "gpfn": gpfn, "write": [True]})
+    with pytest.raises(InputError, match=match):
+        simulate([VMSpec("a", max_mb=4, overhead_mb=0)], HostSpec(system_mb=64), p, trace)

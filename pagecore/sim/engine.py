@@ -163,7 +163,12 @@ def _as_arrays(batch):
             f"access trace event {bad} has time t = {float(t[bad])!r}",
             expected="a finite time >= 0 (seconds of the VM's time since its power-on)",
         )
-    g = np.ascontiguousarray(get("gpfn"), dtype=np.uint64)
+    g = get("gpfn")
+    if g.dtype.kind not in "ui" or (g.dtype.kind == "i" and g.size and g.min() < 0):
+        bad = "not an integer" if g.dtype.kind not in "ui" else f"{int(g.min())}"
+        # a float gpfn was truncated (1.5 -> 1), a negative one named as 2^64 - 1 in the error
+        raise InputError(None, f"access trace gpfn {bad} ({g.dtype})", expected="integer gpfns >= 0 (uint64)")
+    g = np.ascontiguousarray(g, dtype=np.uint64)
     f = np.asarray(get("write"), dtype=np.bool_).astype(np.uint8)
     if has_zero:
         f |= np.asarray(get("zero"), dtype=np.bool_).astype(np.uint8) << 1
