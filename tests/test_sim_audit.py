@@ -209,3 +209,32 @@ def test_trace_gpfn_must_be_a_non_negative_integer(gpfn, match):
     trace = pd.DataFrame({"t": [0.0], "vm": "a", "gpfn": gpfn, "write": [True]})
     with pytest.raises(InputError, match=match):
         simulate([VMSpec("a", max_mb=4, overhead_mb=0)], HostSpec(system_mb=64), p, trace)
+
+
+@pytest.mark.parametrize(("balloon_in_high", "balloon_mb"), [(None, 0.0), (False, 0.0), (True, 53.5)])
+def test_no_reclamation_in_the_high_state_by_default(balloon_in_high, balloon_mb):
+    """§6.3's table: in the high state "free memory is sufficient and no reclamation is
+    performed". Two 100-MB VMs, equal shares, τ = 0, on a 100-MB host: targets (100 − 7) / 2 =
+    46.5 MB each. ``a`` writes 60 MB (10 MB/s), 13.5 MB above its target, but free memory stays
+    at 40 % (high), so by default nothing inflates; ``balloon_in_high=True`` (the
+    figure-informed reading) balloons it down to 46.5 MB: a balloon of 40 + 13.5 = 53.5 MB, as
+    the guest first gives up its 40 MB of never-touched (free, unbacked) pages (§3.2: the
+    guest's own policy), which reclaim nothing. The library default was True while the
+    workflow config (false) and its README say false."""
+    from pagecore.sim.scenarios import sim_params
+
+    n = 60 * 256
+    trace = pd.DataFrame({"t": np.arange(n) / 2560.0, "vm": "a", "gpfn": np.arange(n, dtype=np.uint64), "write": True})
+    kw = {} if balloon_in_high is None else {"balloon_in_high": balloon_in_high}
+    p = SimParams(duration_s=20, tau=0.0, record_s=1, check=True, settings={"sharing": {"rate_vm_pages_s": 0.0}}, **kw)
+    vms = [VMSpec("a", max_mb=100, overhead_mb=0), VMSpec("b", max_mb=100, overhead_mb=0)]
+    res = simulate(vms, HostSpec(system_mb=100, overhead_used_mb=0), p, trace)
+    a = res.vms[res.vms["vm"] == "a"].iloc[-1]
+    assert set(res.host["state"]) == {"high"}
+    assert a["target"] == 46.5 and a["balloon"] == balloon_mb
+    assert a["alloc"] == (60.0 if balloon_mb == 0 else 46.5)
+
+    class _Sc:
+        name, duration_s = "x", 1.0
+
+    assert sim_params({}, _Sc()).balloon_in_high is False

@@ -11,12 +11,14 @@ Time advances in steps of the balloon driver's polling interval (1 s, §3.2). In
    and shared frames, §4.2-4.3);
 4. the free-memory state is updated (§6.3); a change of state recomputes targets, as does
    the periodic rebalance (``rebalance_s``);
-5. balloon drivers poll for their targets (§3.2): a VM above its target inflates by the
-   difference, one below deflates. With ``balloon_in_high`` (default) this happens in every
-   state, since "in every state, targets are computed" (§6.3) and the paper's allocations
-   converge to their targets while the host is in the high state (Figure 7: 179/179 MB;
-   Figure 8: balloons stay inflated through the high periods); without it, the high state
-   only deflates. The swap daemon pages where ballooning is impossible (soft), and
+5. balloon drivers poll for their targets (§3.2): a VM below its target deflates; one above
+   it inflates by the difference outside the high state (§6.3's table: high, "no
+   reclamation"; the default, as in the workflow config). With ``balloon_in_high`` it
+   inflates in every state, since "in every state, targets are computed" (§6.3) and the
+   paper's allocations converge to their targets while the host is in the high state
+   (Figure 7: 179/179 MB; Figure 8: balloons stay inflated through the high periods): a
+   reading chosen by looking at those figures (``workflow/config/figure_informed.yaml``).
+   The swap daemon pages where ballooning is impossible (soft), and
    everywhere above target (hard, low; §3.3); in low, VMs above their target are blocked;
 6. every ``record_s`` one timeline row per VM and one for the host are recorded.
 
@@ -77,7 +79,7 @@ class SimParams:
     tau_schedule: list = field(default_factory=list)  # [(host time s, tau), ...]
     rebalance_s: float = 15.0
     record_s: float = 5.0
-    balloon_in_high: bool = True
+    balloon_in_high: bool = False  # §6.3: no reclamation in high (see the module docstring)
     target_pool: str = "high_threshold"  # or "reservations" (the pre-issue-14 rule)
     credit_shared: bool = True
     mechanisms: dict = field(default_factory=dict)
