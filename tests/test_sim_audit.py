@@ -189,6 +189,9 @@ def test_empty_vm_list_and_record_interval_off_the_step_are_refused():
         ("sharing", "zero", {"rate_vm_pages_s": NAN}),
         ("sharing", "content", {"rate_total_pages_s": -1.0}),
         ("allocation", "idle_tax", {"max_transfers": -1}),
+        ("guest_cache", "lru", {"kernel_bytes_per_page": -1000.0}),  # ballooned cache > configured cache
+        ("guest_cache", "lru", {"fixed_mb": -5.0}),
+        ("guest_cache", "lru", {"warmup_fraction": 2.0}),
     ],
 )
 def test_mechanism_parameters_refuse_careless_values(kind, name, kw):
