@@ -241,3 +241,35 @@ def test_no_reclamation_in_the_high_state_by_default(balloon_in_high, balloon_mb
         name, duration_s = "x", 1.0
 
     assert sim_params({}, _Sc()).balloon_in_high is False
+
+
+def test_a_vm_starts_only_once_its_overhead_memory_is_free():
+    """§6.2: admission reserves min + overhead, but the memory may be held by other VMs' pages
+    above their reservations; it must be reclaimed before the VM runs, and free memory never
+    goes below zero. A 64-MB host, 8 MB of overhead in use per VM. ``a`` (64 MB, min 0, driver
+    never loads) writes 62 MB at 2 MB/s; the swap daemon (1 MB/s) holds it at its target
+    64 − 8 − ceil(7 % of 64 MB) = 51.52 MB, leaving 4.48 MB free (7 %, high). ``b`` (16 MB,
+    8-MB reservation) is admitted at 40 s and takes the 4.48 MB free; the host drops to low, ``a``
+    (new target 43.52 MB) is paged 1 MB per step, and ``b`` takes it: 5.48, 6.48, 7.48, 8 MB, so
+    it powers on at 44 s. Before the fix ``b`` powered on at 40 s with free memory at −3.5 MB."""
+    n = 62 * 256
+    trace = pd.DataFrame({"t": np.arange(n) / 512.0, "vm": "a", "gpfn": np.arange(n, dtype=np.uint64), "write": True})
+    vms = [
+        VMSpec("a", max_mb=64, overhead_mb=0, balloon_driver_s=1e9),
+        VMSpec("b", max_mb=16, overhead_mb=8, start_s=40),
+    ]
+    p = SimParams(
+        duration_s=50,
+        record_s=1,
+        tau=0.0,
+        check=True,
+        settings={"sharing": {"rate_vm_pages_s": 0.0}, "paging": {"swap_rate_mb_s": 1.0}},
+    )
+    res = simulate(vms, HostSpec(system_mb=64, swap_mb=1024, overhead_used_mb=8), p, trace)
+    h = res.host.set_index("t")
+    assert (h["free"] >= 0).all()
+    assert h.loc[40.0, "free"] == pytest.approx(64 - 8 - 51.52, abs=0.01)
+    ev = res.events[res.events["vm"] == "b"]
+    assert ev[["t", "event"]].values.tolist() == [[40.0, "power_on_wait"], [44.0, "power_on"]]
+    assert ev["detail"].iloc[0] == "needs 8.0 MB of overhead in use, found 4.5 MB free"
+    assert h.loc[44.0, "overhead"] == pytest.approx(8 + 7.48, abs=0.01) and h.loc[45.0, "overhead"] == 16.0

@@ -323,16 +323,39 @@ class Simulator:
         self.events.append((float(t), vm, event, detail))
 
     def _power_on(self, vm, now):
-        adm = self.mech["admission"]
-        ok, why = adm.admit(vm, self.host)
-        if not ok:
-            vm.status = "refused"
-            self._log(now, vm.name, "refused", why)
+        """Admit ``vm`` (§6.2) and start it once it holds its overhead memory in use.
+
+        Admission reserves ``min + overhead``, so the memory exists, but other VMs may hold it
+        (their allocations above their own reservations): the VM then takes what is free
+        (never more: free memory cannot go below zero), waits as ``starting`` while
+        reclamation frees the rest (the free-memory states see the shortage, the targets count
+        its whole overhead as in use), and starts at the step it holds all of it. (It used to
+        start at once and drive free memory below zero: machine memory made up.)"""
+        h = self.host
+        if vm.status == "waiting":
+            adm = self.mech["admission"]
+            ok, why = adm.admit(vm, h)
+            if not ok:
+                vm.status = "refused"
+                self._log(now, vm.name, "refused", why)
+                return
+            adm.reserve(vm, h)
+            vm.status = "starting"
+        take = int(min(max(h.free[0], 0), h.overhead_used - vm.overhead_held))
+        h.free[0] -= take
+        h.overhead_pages += take
+        vm.overhead_held += take
+        if vm.overhead_held < h.overhead_used:
+            if not vm.waited:
+                vm.waited = True
+                self._log(
+                    now,
+                    vm.name,
+                    "power_on_wait",
+                    f"needs {mb(h.overhead_used):.1f} MB of overhead in use, found {mb(vm.overhead_held):.1f} MB free",
+                )
             return
-        adm.reserve(vm, self.host)
         vm.status = "running"
-        self.host.free[0] -= self.host.overhead_used
-        self.host.overhead_pages += self.host.overhead_used
         vm.clock = 0.0
         self.mech["sampling"].start(vm, vm.rng)
         vm.next_period = self.mech["sampling"].period_s
@@ -364,12 +387,13 @@ class Simulator:
         high threshold iff ``Σ target ≤ system − esx − Σ overhead_used − high``. We aim at
         high + the hysteresis margin, the level at which the state machine returns to high
         (aiming at exactly 6 % would leave a system that once dropped to soft stuck there).
+        The overhead of admitted VMs still waiting to start counts as in use.
         ``reservations``: memory minus the VMs' overhead reservations (32 MB each), the
         pre-issue-14 rule, which holds the high state only through unused overhead.
         """
         h = self.host
         if self.params.target_pool == "reservations":
-            return h.managed_pages - sum(v.overhead_pages for v in run)
+            return h.managed_pages - sum(v.overhead_pages for v in run + self._starting())
         if self.params.target_pool != "high_threshold":
             raise ConfigError(
                 f"sim.target_pool must be high_threshold or reservations, got {self.params.target_pool!r}"
@@ -377,7 +401,11 @@ class Simulator:
         st = self.mech["states"]
         pct = float(getattr(st, "high_pct", 6.0)) + float(getattr(st, "hysteresis_pct", 0.0))
         headroom = math.ceil(pct * h.system_pages / 100.0 - 1e-9)
-        return h.managed_pages - len(run) * h.overhead_used - headroom
+        return h.managed_pages - (len(run) + len(self._starting())) * h.overhead_used - headroom
+
+    def _starting(self):
+        """Admitted VMs waiting for free memory for their overhead (:meth:`_power_on`)."""
+        return [v for v in self.vms if v.status == "starting"]
 
     def _need(self, v) -> int:
         """Pages VM ``v`` must give up to reach its target. With ``credit_shared`` only the
@@ -573,9 +601,18 @@ class Simulator:
                 si += 1
                 trigger = True
             for v in self.vms:
-                if v.status == "waiting" and v.spec.start_s <= now + 1e-9:
+                if v.status == "starting" and v.spec.stop_s <= now + 1e-9:  # never got its memory
+                    self.mech["admission"].release(v, self.host)
+                    self.host.free[0] += v.overhead_held
+                    self.host.overhead_pages -= v.overhead_held
+                    v.overhead_held = 0
+                    v.status = "stopped"
+                    self._log(now, v.name, "power_off", "before it could start")
+                    trigger = True
+                elif v.status in ("waiting", "starting") and v.spec.start_s <= now + 1e-9:
+                    was = v.status
                     self._power_on(v, now)
-                    trigger = trigger or v.running
+                    trigger = trigger or v.running or (was == "waiting" and v.status == "starting")
                 elif v.running and v.spec.stop_s <= now + 1e-9:
                     self._power_off(v, now)
                     trigger = True
