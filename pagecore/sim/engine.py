@@ -520,6 +520,8 @@ class Simulator:
                 f"conservation: free {h.free[0]} + vms {used} + overhead {h.overhead_pages} + esx {h.esx_pages}"
                 f" + shared content pages {shared} != system {h.system_pages}"
             )
+        if h.free[0] < 0:
+            raise AssertionError(f"free machine memory below zero: {h.free[0]} pages")
         swapped = sum(v.mem.count(m.SWAPPED) for v in self.vms if v.running)
         if h.swap_free[0] + swapped != h.swap_pages:
             raise AssertionError(f"swap: free {h.swap_free[0]} + swapped {swapped} != swap {h.swap_pages}")
