@@ -273,3 +273,12 @@ def test_a_vm_starts_only_once_its_overhead_memory_is_free():
     assert ev[["t", "event"]].values.tolist() == [[40.0, "power_on_wait"], [44.0, "power_on"]]
     assert ev["detail"].iloc[0] == "needs 8.0 MB of overhead in use, found 4.5 MB free"
     assert h.loc[44.0, "overhead"] == pytest.approx(8 + 7.48, abs=0.01) and h.loc[45.0, "overhead"] == 16.0
+
+
+def test_two_tau_changes_at_one_time_the_later_listed_holds():
+    """A τ schedule [(2 s, 0.75), (2 s, 0.0)] ends at τ = 0 (the later entry), as it reads; it
+    was sorted by (time, τ), so 0.75 was applied last and held."""
+    p = SimParams(duration_s=4, record_s=1, tau_schedule=[(2, 0.75), (2, 0.0)])
+    res = simulate([VMSpec("a", max_mb=4)], HostSpec(system_mb=64), p)
+    assert res.events[res.events["event"] == "tau"]["detail"].tolist() == ["0.75", "0"]
+    assert res.host["tau"].iloc[-1] == 0.0

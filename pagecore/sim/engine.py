@@ -588,7 +588,8 @@ class Simulator:
         p = self.params
         dt = float(self.mech["balloon"].poll_s)
         steps = math.ceil(p.duration_s / dt - 1e-9)
-        sched = sorted((float(t), float(x)) for t, x in (p.tau_schedule or []))
+        # by time only (stable): of two changes at one time the later listed holds, not the larger τ
+        sched = sorted(((float(t), float(x)) for t, x in (p.tau_schedule or [])), key=lambda e: e[0])
         si = 0
         rec_every = max(1, round(p.record_s / dt))
         reb_every = max(1, round(p.rebalance_s / dt))
