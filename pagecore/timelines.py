@@ -57,7 +57,7 @@ Conservation: ``system = free + vm_machine + overhead + esx + shared_machine`` i
 Event log (``kind="events"``)
 -----------------------------
 ``t`` (float64 s), ``vm`` (string, empty for host events), ``event`` (power_on, refused,
-power_off, tau, state, block, unblock), ``detail`` (string: the reason for a refusal, the
+power_on_wait, power_off, tau, state, block, unblock), ``detail`` (string: the reason for a refusal, the
 state transition, the new τ).
 """
 

@@ -519,6 +519,7 @@ def test_shared_pages_are_credited(credit, balloon_pages):
     p = _params(
         6,
         credit_shared=credit,
+        balloon_in_high=True,  # the host stays in high: the balloon moves only when it may inflate there
         settings={"sharing": {"rate_vm_pages_s": 1e6, "rate_total_pages_s": 1e6}, "paging": {"swap_rate_mb_s": 0.0}},
     )
     res = simulate(vms, HostSpec(system_mb=32, esx_mb=0, swap_mb=1024, overhead_used_mb=0), p, trace)

@@ -231,6 +231,10 @@ class IdleTax:
 
     max_transfers: int = 10000
 
+    def __post_init__(self):
+        if not self.max_transfers >= 0:
+            raise ValueError(f"max_transfers must be >= 0, got {self.max_transfers}")
+
     def targets(self, shares, min_pages, max_pages, active, available, tau):
         s = np.ascontiguousarray(shares, np.float64)
         lo = np.ascontiguousarray(min_pages, np.int64)

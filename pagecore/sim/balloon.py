@@ -26,6 +26,8 @@ Parameters:
 
 from __future__ import annotations
 
+import math
+
 from pagecore.sim import memory as m
 from pagecore.sim.contracts import mechanism
 
@@ -41,10 +43,12 @@ class EsxBalloon:
     unavailable_during_boot: bool = True
 
     def __post_init__(self):
+        if not 0 < self.poll_s < math.inf:  # the engine's step: 0 divided by zero, < 0 ran no step
+            raise ValueError(f"poll_s must be > 0 and finite, got {self.poll_s}")
         if not 0 <= self.max_fraction <= 1:
             raise ValueError(f"max_fraction must be in [0, 1], got {self.max_fraction}")
-        if not 0 < self.rate_min_mb_s <= self.rate_max_mb_s:
-            raise ValueError("need 0 < rate_min_mb_s <= rate_max_mb_s")
+        if not 0 < self.rate_min_mb_s <= self.rate_max_mb_s < math.inf:
+            raise ValueError("need 0 < rate_min_mb_s <= rate_max_mb_s < inf")
 
     def _pages(self, mb_s):
         return max(1, round(mb_s * 256 * self.poll_s))

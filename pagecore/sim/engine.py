@@ -11,12 +11,14 @@ Time advances in steps of the balloon driver's polling interval (1 s, §3.2). In
    and shared frames, §4.2-4.3);
 4. the free-memory state is updated (§6.3); a change of state recomputes targets, as does
    the periodic rebalance (``rebalance_s``);
-5. balloon drivers poll for their targets (§3.2): a VM above its target inflates by the
-   difference, one below deflates. With ``balloon_in_high`` (default) this happens in every
-   state, since "in every state, targets are computed" (§6.3) and the paper's allocations
-   converge to their targets while the host is in the high state (Figure 7: 179/179 MB;
-   Figure 8: balloons stay inflated through the high periods); without it, the high state
-   only deflates. The swap daemon pages where ballooning is impossible (soft), and
+5. balloon drivers poll for their targets (§3.2): a VM below its target deflates; one above
+   it inflates by the difference outside the high state (§6.3's table: high, "no
+   reclamation"; the default, as in the workflow config). With ``balloon_in_high`` it
+   inflates in every state, since "in every state, targets are computed" (§6.3) and the
+   paper's allocations converge to their targets while the host is in the high state
+   (Figure 7: 179/179 MB; Figure 8: balloons stay inflated through the high periods): a
+   reading chosen by looking at those figures (``workflow/config/figure_informed.yaml``).
+   The swap daemon pages where ballooning is impossible (soft), and
    everywhere above target (hard, low; §3.3); in low, VMs above their target are blocked;
 6. every ``record_s`` one timeline row per VM and one for the host are recorded.
 
@@ -77,12 +79,31 @@ class SimParams:
     tau_schedule: list = field(default_factory=list)  # [(host time s, tau), ...]
     rebalance_s: float = 15.0
     record_s: float = 5.0
-    balloon_in_high: bool = True
+    balloon_in_high: bool = False  # §6.3: no reclamation in high (see the module docstring)
     target_pool: str = "high_threshold"  # or "reservations" (the pre-issue-14 rule)
     credit_shared: bool = True
     mechanisms: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
     check: bool = False  # assert conservation and counters every step (tests)
+
+    def __post_init__(self):
+        # the config schema's rules, for parameters built in code: a negative duration gave an
+        # empty timeline, a NaN time in the τ schedule held back every later change, a negative
+        # record_s or rebalance_s was taken as one step
+        if not 0 <= self.duration_s < math.inf:
+            raise ConfigError(f"sim: duration_s must be >= 0 and finite, got {self.duration_s}")
+        if not 0 <= self.tau < 1:
+            raise ConfigError(f"sim.tau: the tax rate must be in [0, 1) (§5.2: k = 1/(1 − τ)), got {self.tau}")
+        for item in self.tau_schedule or []:
+            if len(item) != 2 or not 0 <= item[0] < math.inf or not 0 <= item[1] < 1:
+                raise ConfigError(
+                    f"sim: tau_schedule entries must be (host time >= 0 s, τ in [0, 1)), got {tuple(item)!r}"
+                )
+        for key in ("rebalance_s", "record_s"):
+            if not 0 < getattr(self, key) < math.inf:
+                raise ConfigError(f"sim.{key} must be > 0 and finite, got {getattr(self, key)}")
+        if self.target_pool not in ("high_threshold", "reservations"):
+            raise ConfigError(f"sim.target_pool must be high_threshold or reservations, got {self.target_pool!r}")
 
 
 @dataclass
@@ -104,7 +125,14 @@ def _batches(trace):
 
 
 def _as_arrays(batch):
-    """(vm names, per-row codes into names, t, gpfn, flags) of a trace batch."""
+    """(vm names, per-row codes into names, t, gpfn, flags) of a trace batch; a time that is not
+    finite or is negative is refused (a NaN stopped the VM's replay there without a word)."""
+    have = batch.schema.names if isinstance(batch, pa.RecordBatch | pa.Table) else list(batch.columns)
+    missing = [c for c in ("t", "vm", "gpfn", "write") if c not in have]
+    if missing:
+        raise InputError(
+            None, f"access trace lacks column(s) {', '.join(missing)}", expected="columns t, vm, gpfn, write [, zero]"
+        )
     if isinstance(batch, pa.RecordBatch | pa.Table):
         col = batch.column("vm")
         if isinstance(col, pa.ChunkedArray):
@@ -130,7 +158,19 @@ def _as_arrays(batch):
 
         has_zero = "zero" in batch
     t = np.ascontiguousarray(get("t"), dtype=np.float64)
-    g = np.ascontiguousarray(get("gpfn"), dtype=np.uint64)
+    if t.size and not (np.isfinite(t).all() and t.min() >= 0):
+        bad = int(np.flatnonzero(~(np.isfinite(t) & (t >= 0)))[0])
+        raise InputError(
+            None,
+            f"access trace event {bad} has time t = {float(t[bad])!r}",
+            expected="a finite time >= 0 (seconds of the VM's time since its power-on)",
+        )
+    g = get("gpfn")
+    if g.dtype.kind not in "ui" or (g.dtype.kind == "i" and g.size and g.min() < 0):
+        bad = "not an integer" if g.dtype.kind not in "ui" else f"{int(g.min())}"
+        # a float gpfn was truncated (1.5 -> 1), a negative one named as 2^64 - 1 in the error
+        raise InputError(None, f"access trace gpfn {bad} ({g.dtype})", expected="integer gpfns >= 0 (uint64)")
+    g = np.ascontiguousarray(g, dtype=np.uint64)
     f = np.asarray(get("write"), dtype=np.bool_).astype(np.uint8)
     if has_zero:
         f |= np.asarray(get("zero"), dtype=np.bool_).astype(np.uint8) << 1
@@ -155,10 +195,7 @@ class PreparedTrace:
                 continue
             for name, part in _split_by_vm(names, codes):
                 ts = t[part]
-                if name in last and ts[0] < last[name]:
-                    raise InputError(
-                        None, "access trace is not sorted by time within a VM", hint="sort by (t) before replay"
-                    )
+                _check_sorted(name, ts, last.get(name, -math.inf))
                 last[name] = ts[-1]
                 lists = parts.setdefault(name, ([], [], []))
                 lists[0].append(ts)
@@ -171,6 +208,19 @@ class PreparedTrace:
     def __len__(self) -> int:
         """Events in the trace."""
         return sum(len(t) for t, _, _ in self.vms.values())
+
+
+def _check_sorted(name, ts, after):
+    """Refuse one VM's event times ``ts`` unless they are sorted and start at or after ``after``
+    (the VM's last time so far). An event earlier than the one before it was replayed late, at
+    the later one's time, without a word."""
+    if ts[0] < after or (ts.size > 1 and bool((ts[1:] < ts[:-1]).any())):
+        at = ts[0] if ts[0] < after else ts[1:][ts[1:] < ts[:-1]][0]
+        raise InputError(
+            None,
+            f"access trace is not sorted by time within VM {name!r}: t = {float(at)!r} comes after a later event",
+            hint="sort by (t) before replay",
+        )
 
 
 def _split_by_vm(names, codes):
@@ -189,6 +239,8 @@ class Simulator:
     ``t`` — VM time since each VM's power-on) for ``vms`` on ``host``."""
 
     def __init__(self, vms: list[VMSpec], host: HostSpec, params: SimParams, trace=None, contents=None):
+        if not vms:
+            raise ConfigError("no VMs to simulate: the scenario's VM list is empty")
         names = [v.name for v in vms]
         if len(set(names)) != len(names):
             raise ConfigError(f"duplicate VM names in {names}")
@@ -217,6 +269,13 @@ class Simulator:
         self.vm_rows: list[tuple] = []
         self.host_rows: list[tuple] = []
         self.state = self.mech["states"].state
+        dt = float(self.mech["balloon"].poll_s)
+        if abs(params.record_s / dt - round(params.record_s / dt)) > 1e-9:
+            raise ConfigError(
+                f"sim.record_s = {params.record_s:g} s is not a whole number of simulator steps (the balloon "
+                f"poll_s = {dt:g} s); the timeline would have had a row every "
+                f"{max(1, round(params.record_s / dt)) * dt:g} s"
+            )
 
     # ----------------------------------------------------------------------------- trace
     def _fill(self, upto: float):
@@ -256,6 +315,7 @@ class Simulator:
                 f"access trace touches gpfn {int(g.max())} of VM {name!r}, which has only {v.pages} pages",
                 expected="gpfn < max_mb·256",
             )
+        _check_sorted(name, t, v.buf.last_t)
         v.buf.append(t, g, f)
 
     # ----------------------------------------------------------------------------- events
@@ -263,16 +323,39 @@ class Simulator:
         self.events.append((float(t), vm, event, detail))
 
     def _power_on(self, vm, now):
-        adm = self.mech["admission"]
-        ok, why = adm.admit(vm, self.host)
-        if not ok:
-            vm.status = "refused"
-            self._log(now, vm.name, "refused", why)
+        """Admit ``vm`` (§6.2) and start it once it holds its overhead memory in use.
+
+        Admission reserves ``min + overhead``, so the memory exists, but other VMs may hold it
+        (their allocations above their own reservations): the VM then takes what is free
+        (never more: free memory cannot go below zero), waits as ``starting`` while
+        reclamation frees the rest (the free-memory states see the shortage, the targets count
+        its whole overhead as in use), and starts at the step it holds all of it. (It used to
+        start at once and drive free memory below zero: machine memory made up.)"""
+        h = self.host
+        if vm.status == "waiting":
+            adm = self.mech["admission"]
+            ok, why = adm.admit(vm, h)
+            if not ok:
+                vm.status = "refused"
+                self._log(now, vm.name, "refused", why)
+                return
+            adm.reserve(vm, h)
+            vm.status = "starting"
+        take = int(min(max(h.free[0], 0), h.overhead_used - vm.overhead_held))
+        h.free[0] -= take
+        h.overhead_pages += take
+        vm.overhead_held += take
+        if vm.overhead_held < h.overhead_used:
+            if not vm.waited:
+                vm.waited = True
+                self._log(
+                    now,
+                    vm.name,
+                    "power_on_wait",
+                    f"needs {mb(h.overhead_used):.1f} MB of overhead in use, found {mb(vm.overhead_held):.1f} MB free",
+                )
             return
-        adm.reserve(vm, self.host)
         vm.status = "running"
-        self.host.free[0] -= self.host.overhead_used
-        self.host.overhead_pages += self.host.overhead_used
         vm.clock = 0.0
         self.mech["sampling"].start(vm, vm.rng)
         vm.next_period = self.mech["sampling"].period_s
@@ -304,12 +387,13 @@ class Simulator:
         high threshold iff ``Σ target ≤ system − esx − Σ overhead_used − high``. We aim at
         high + the hysteresis margin, the level at which the state machine returns to high
         (aiming at exactly 6 % would leave a system that once dropped to soft stuck there).
+        The overhead of admitted VMs still waiting to start counts as in use.
         ``reservations``: memory minus the VMs' overhead reservations (32 MB each), the
         pre-issue-14 rule, which holds the high state only through unused overhead.
         """
         h = self.host
         if self.params.target_pool == "reservations":
-            return h.managed_pages - sum(v.overhead_pages for v in run)
+            return h.managed_pages - sum(v.overhead_pages for v in run + self._starting())
         if self.params.target_pool != "high_threshold":
             raise ConfigError(
                 f"sim.target_pool must be high_threshold or reservations, got {self.params.target_pool!r}"
@@ -317,7 +401,11 @@ class Simulator:
         st = self.mech["states"]
         pct = float(getattr(st, "high_pct", 6.0)) + float(getattr(st, "hysteresis_pct", 0.0))
         headroom = math.ceil(pct * h.system_pages / 100.0 - 1e-9)
-        return h.managed_pages - len(run) * h.overhead_used - headroom
+        return h.managed_pages - (len(run) + len(self._starting())) * h.overhead_used - headroom
+
+    def _starting(self):
+        """Admitted VMs waiting for free memory for their overhead (:meth:`_power_on`)."""
+        return [v for v in self.vms if v.status == "starting"]
 
     def _need(self, v) -> int:
         """Pages VM ``v`` must give up to reach its target. With ``credit_shared`` only the
@@ -376,6 +464,7 @@ class Simulator:
             else:
                 v.balloon_target = int(np.clip(size + need, 0, bal.max_pages(v)))
             bal.poll(v, v.balloon_target, now)
+        self._sync_swap()
         if state == "high":
             return
         pager = self.mech["paging"]
@@ -398,6 +487,15 @@ class Simulator:
         for v, need in page:
             share = max(1, int(budget * need / total))
             pager.page_out(v, min(need, share), v.rng, self.host)
+
+    def _sync_swap(self):
+        """Free swap = swap − the pages swapped out now (§3.3). The model keeps no swap cache:
+        a slot is in use only while its page is swapped out, so a swap-in (a touch) or the
+        balloon taking a swapped frame frees it. (The touch and balloon kernels do not see the
+        swap counter; without this the slots of pages swapped back in were never returned and
+        a long run's paging stopped on a full swap that held far fewer pages.)"""
+        h = self.host
+        h.swap_free[0] = h.swap_pages - sum(v.mem.count(m.SWAPPED) for v in self.vms if v.running)
 
     def _block(self, now):
         for v in self.vms:
@@ -422,6 +520,11 @@ class Simulator:
                 f"conservation: free {h.free[0]} + vms {used} + overhead {h.overhead_pages} + esx {h.esx_pages}"
                 f" + shared content pages {shared} != system {h.system_pages}"
             )
+        if h.free[0] < 0:
+            raise AssertionError(f"free machine memory below zero: {h.free[0]} pages")
+        swapped = sum(v.mem.count(m.SWAPPED) for v in self.vms if v.running)
+        if h.swap_free[0] + swapped != h.swap_pages:
+            raise AssertionError(f"swap: free {h.swap_free[0]} + swapped {swapped} != swap {h.swap_pages}")
         for v in self.vms:
             v.mem.check()
         states, conts, _ = h.frame_lists()
@@ -485,7 +588,8 @@ class Simulator:
         p = self.params
         dt = float(self.mech["balloon"].poll_s)
         steps = math.ceil(p.duration_s / dt - 1e-9)
-        sched = sorted((float(t), float(x)) for t, x in (p.tau_schedule or []))
+        # by time only (stable): of two changes at one time the later listed holds, not the larger τ
+        sched = sorted(((float(t), float(x)) for t, x in (p.tau_schedule or [])), key=lambda e: e[0])
         si = 0
         rec_every = max(1, round(p.record_s / dt))
         reb_every = max(1, round(p.rebalance_s / dt))
@@ -500,9 +604,18 @@ class Simulator:
                 si += 1
                 trigger = True
             for v in self.vms:
-                if v.status == "waiting" and v.spec.start_s <= now + 1e-9:
+                if v.status == "starting" and v.spec.stop_s <= now + 1e-9:  # never got its memory
+                    self.mech["admission"].release(v, self.host)
+                    self.host.free[0] += v.overhead_held
+                    self.host.overhead_pages -= v.overhead_held
+                    v.overhead_held = 0
+                    v.status = "stopped"
+                    self._log(now, v.name, "power_off", "before it could start")
+                    trigger = True
+                elif v.status in ("waiting", "starting") and v.spec.start_s <= now + 1e-9:
+                    was = v.status
                     self._power_on(v, now)
-                    trigger = trigger or v.running
+                    trigger = trigger or v.running or (was == "waiting" and v.status == "starting")
                 elif v.running and v.spec.stop_s <= now + 1e-9:
                     self._power_off(v, now)
                     trigger = True

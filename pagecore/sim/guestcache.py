@@ -36,6 +36,7 @@ The hot loop is :func:`_replay` (Numba, one reference at a time, O(1) each); its
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numba
@@ -324,6 +325,15 @@ class LRUGuest:
     kernel_bytes_per_page: float = 68.0
     fixed_mb: float = 24.0
     warmup_fraction: float = 0.5
+
+    def __post_init__(self):
+        # a negative kernel size per page made a ballooned guest's cache larger than a
+        # configured one's (the contract above), a negative fixed size gave memory away
+        for key in ("kernel_bytes_per_page", "fixed_mb"):
+            if not 0 <= getattr(self, key) < math.inf:
+                raise ValueError(f"{key} must be >= 0 and finite, got {getattr(self, key)}")
+        if not 0 <= self.warmup_fraction <= 1:
+            raise ValueError(f"warmup_fraction must be in [0, 1], got {self.warmup_fraction}")
 
     def cache_pages(self, vm_mb: float, boot_mb: float | None = None) -> int:
         boot_mb = vm_mb if boot_mb is None else boot_mb

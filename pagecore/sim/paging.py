@@ -17,6 +17,8 @@ clusters writes (§3.3).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from pagecore.sim import memory as m
@@ -28,6 +30,10 @@ class RandomPager:
     """Uniform random victims with share-before-swap."""
 
     swap_rate_mb_s: float = 32.0
+
+    def __post_init__(self):
+        if not 0 <= self.swap_rate_mb_s < math.inf:  # < 0 switched paging off without a word
+            raise ValueError(f"swap_rate_mb_s must be >= 0 and finite (0: no paging), got {self.swap_rate_mb_s}")
 
     def rate_pages(self, dt):
         return int(self.swap_rate_mb_s * 256 * dt)

@@ -25,6 +25,8 @@ Parameters (all UNCONFIRMED except ``sample_pages`` and ``period_s``, which are 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from pagecore.sim.contracts import mechanism
@@ -44,11 +46,13 @@ class EsxSampler:
     def __post_init__(self):
         if self.sample_pages < 1:
             raise ValueError(f"sample_pages must be >= 1, got {self.sample_pages}")
-        if self.period_s <= 0:
-            raise ValueError(f"period_s must be > 0, got {self.period_s}")
+        if not 0 < self.period_s < math.inf:  # NaN: no period ever ended, the estimate never moved
+            raise ValueError(f"period_s must be > 0 and finite, got {self.period_s}")
         for a in ("alpha_slow", "alpha_fast"):
             if not 0 < getattr(self, a) <= 1:
                 raise ValueError(f"{a} must be in (0, 1], got {getattr(self, a)}")
+        if not 0 <= self.initial_fraction <= 1:  # a fraction: outside, the estimate left [0, VM size]
+            raise ValueError(f"initial_fraction must be in [0, 1], got {self.initial_fraction}")
 
     def _draw(self, vm, rng):
         n = min(self.sample_pages, vm.pages)
@@ -96,6 +100,10 @@ class OracleEstimator:
     (or the current one, if larger). A what-if baseline for the sampling error."""
 
     period_s: float = 30.0
+
+    def __post_init__(self):
+        if not 0 < self.period_s < math.inf:
+            raise ValueError(f"period_s must be > 0 and finite, got {self.period_s}")
 
     def start(self, vm, rng):
         vm.est.update(last=0.0)

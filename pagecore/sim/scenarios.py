@@ -80,7 +80,7 @@ def sim_params(sim_cfg: dict, scenario, **overrides) -> SimParams:
         tau_schedule=sched,
         rebalance_s=float(cfg.get("rebalance_s", 15.0)),
         record_s=float(cfg.get("record_s", 5.0)),
-        balloon_in_high=bool(cfg.get("balloon_in_high", True)),
+        balloon_in_high=bool(cfg.get("balloon_in_high", False)),
         target_pool=str(cfg.get("target_pool", "high_threshold")),
         credit_shared=bool(cfg.get("credit_shared", True)),
         mechanisms=dict(cfg.get("mechanisms", {})),

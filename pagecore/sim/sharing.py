@@ -29,6 +29,8 @@ Set both rates to 0 to switch background sharing off (share-before-swap in
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -36,6 +38,13 @@ from pagecore._jit import SERIAL
 from pagecore._pcg64 import M32, S32, next32, read_state, write_state
 from pagecore.sim import memory as m
 from pagecore.sim.contracts import mechanism
+
+
+def _check_rates(scanner):
+    """Refuse a scan rate that is negative or not finite (NaN failed deep in a run)."""
+    for key in ("rate_vm_pages_s", "rate_total_pages_s"):
+        if not 0 <= getattr(scanner, key) < math.inf:
+            raise ValueError(f"{key} must be >= 0 and finite (0: no background sharing), got {getattr(scanner, key)}")
 
 
 def _counts(scanner, vms, dt):
@@ -118,6 +127,9 @@ class ZeroScanner:
 
     uses_contents = False
 
+    def __post_init__(self):
+        _check_rates(self)
+
     def scan(self, vms, dt, rng, host):
         picks = _counts(self, vms, dt)
         if not picks:
@@ -139,6 +151,9 @@ class ContentScanner:
     rate_total_pages_s: float = 200.0
 
     uses_contents = True
+
+    def __post_init__(self):
+        _check_rates(self)
 
     def scan(self, vms, dt, rng, host):
         picks = _counts(self, vms, dt)

@@ -123,7 +123,9 @@ class VMState:
         self.host_free = host.free
         self.rng = rng
         self.clock = 0.0
-        self.status = "waiting"  # waiting | running | refused | stopped
+        self.status = "waiting"  # waiting | starting (admitted, waits for free memory) | running | refused | stopped
+        self.waited = False  # a power_on_wait was logged
+        self.overhead_held = 0  # overhead pages in use taken so far while starting
         self.blocked = False
         self.est: dict = {}
         self.bal: dict = {}

@@ -30,8 +30,13 @@ class EsxStates:
     state: str = field(default="high", init=False)
 
     def __post_init__(self):
-        if not self.high_pct > self.soft_pct > self.hard_pct > self.low_pct >= 0:
-            raise ValueError("thresholds must satisfy high > soft > hard > low >= 0")
+        if not 100 >= self.high_pct > self.soft_pct > self.hard_pct > self.low_pct >= 0:
+            raise ValueError(
+                "thresholds must satisfy 100 >= high_pct > soft_pct > hard_pct > low_pct >= 0, got "
+                f"{self.high_pct}, {self.soft_pct}, {self.hard_pct}, {self.low_pct}"
+            )
+        if not 0 <= self.hysteresis_pct < 100:  # NaN: a state below high was never left
+            raise ValueError(f"hysteresis_pct must be >= 0 (percentage points), got {self.hysteresis_pct}")
 
     def update(self, free_pages, system_pages):
         pct = 100.0 * free_pages / system_pages

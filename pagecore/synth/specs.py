@@ -35,12 +35,32 @@ class VMSpec:
     zero_freed: bool | None = None
 
     def __post_init__(self):
-        if self.max_mb <= 0:
-            raise ConfigError(f"VM {self.name}: max_mb must be > 0, got {self.max_mb}")
+        if not 0 < self.max_mb < math.inf:
+            raise ConfigError(f"VM {self.name}: max_mb must be > 0 and finite, got {self.max_mb}")
         if not 0 <= self.min_mb <= self.max_mb:
             raise ConfigError(f"VM {self.name}: need 0 <= min_mb <= max_mb, got min {self.min_mb}, max {self.max_mb}")
         if self.shares is None:
             self.shares = 10.0 * self.max_mb
+        # the config schema's rules, for specs built in code: a negative or NaN share count was
+        # taken as 0 shares, a negative overhead created memory, a NaN time never came
+        if not 0 <= self.shares < math.inf:
+            raise ConfigError(
+                f"VM {self.name}: shares must be >= 0 and finite (0 pins the VM at min), got {self.shares}"
+            )
+        if not 0 <= self.overhead_mb < math.inf:
+            raise ConfigError(f"VM {self.name}: overhead_mb must be >= 0 and finite, got {self.overhead_mb}")
+        if not 0 <= self.start_s < math.inf:
+            raise ConfigError(f"VM {self.name}: start_s must be >= 0 and finite (host seconds), got {self.start_s}")
+        if not self.stop_s > self.start_s:
+            raise ConfigError(
+                f"VM {self.name}: stop_s must be after start_s (inf: never stops), got start {self.start_s}, "
+                f"stop {self.stop_s}"
+            )
+        if not self.balloon_driver_s >= 0:
+            raise ConfigError(
+                f"VM {self.name}: balloon_driver_s must be >= 0 (inf: the driver never loads), "
+                f"got {self.balloon_driver_s}"
+            )
         if self.zero_freed is None:
             self.zero_freed = self.os == "windows"
 
@@ -57,3 +77,12 @@ class HostSpec:
     esx_mb: float = 0.0
     swap_mb: float = 4096.0
     overhead_used_mb: float = 16.0
+
+    def __post_init__(self):
+        # the config schema's rules, for hosts built in code: a negative esx_mb or overhead
+        # created machine memory, a negative swap refused every VM with a puzzling reason
+        if not 0 < self.system_mb < math.inf:
+            raise ConfigError(f"host: system_mb must be > 0 and finite, got {self.system_mb}")
+        for key in ("esx_mb", "swap_mb", "overhead_used_mb"):
+            if not 0 <= getattr(self, key) < math.inf:
+                raise ConfigError(f"host: {key} must be >= 0 and finite, got {getattr(self, key)}")
