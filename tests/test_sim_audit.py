@@ -171,6 +171,11 @@ def test_empty_vm_list_and_record_interval_off_the_step_are_refused():
     for rec, every in ((0.3, "1"), (2.5, "2")):
         with pytest.raises(ConfigError, match=f"record_s = {rec} s is not a whole number.*a row every {every} s"):
             simulate([VMSpec("a", max_mb=4)], HostSpec(system_mb=64), SimParams(duration_s=2, record_s=rec))
+    # the rebalance period likewise: the sensitivity sweep's 7.5 and 22.5 s ran as 8 and 22 s
+    for reb, every in ((7.5, "8"), (22.5, "22")):
+        match = f"rebalance_s = {reb} s is not a whole number.*rebalanced every {every} s"
+        with pytest.raises(ConfigError, match=match):
+            simulate([VMSpec("a", max_mb=4)], HostSpec(system_mb=64), SimParams(duration_s=2, rebalance_s=reb))
 
 
 @pytest.mark.parametrize(

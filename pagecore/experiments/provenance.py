@@ -91,7 +91,15 @@ PARAMETERS: tuple[Param, ...] = (
         chosen_on=("fig06",),
     ),
     Param("sim.sampling.initial_fraction", "assumption", "averages start at 0 at power-on (no source)", S, 0.0, 0.5),
-    Param("sim.rebalance_s", "doc", "UNCONFIRMED; ESX 2.x/4 15-s reallocation period [DOC]", S, 7.5, 22.5),
+    Param(
+        "sim.rebalance_s",
+        "doc",
+        "UNCONFIRMED; ESX 2.x/4 15-s reallocation period [DOC]; swept over ±50 % in whole 1-s steps (the replay's "
+        "step, the balloon poll)",
+        S,
+        8.0,
+        22.0,
+    ),
     Param("sim.states.high_pct", "paper", "§6.3 TEXT: 6 %", S),
     Param("sim.states.soft_pct", "paper", "§6.3 TEXT: 4 %", S),
     Param("sim.states.hard_pct", "paper", "§6.3 TEXT: 2 %", S),

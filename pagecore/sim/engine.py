@@ -270,12 +270,14 @@ class Simulator:
         self.host_rows: list[tuple] = []
         self.state = self.mech["states"].state
         dt = float(self.mech["balloon"].poll_s)
-        if abs(params.record_s / dt - round(params.record_s / dt)) > 1e-9:
-            raise ConfigError(
-                f"sim.record_s = {params.record_s:g} s is not a whole number of simulator steps (the balloon "
-                f"poll_s = {dt:g} s); the timeline would have had a row every "
-                f"{max(1, round(params.record_s / dt)) * dt:g} s"
-            )
+        for key, what in (("record_s", "the timeline would have had a row every"),
+                          ("rebalance_s", "allocations would have been rebalanced every")):  # fmt: skip
+            every = getattr(params, key)
+            if abs(every / dt - round(every / dt)) > 1e-9:
+                raise ConfigError(
+                    f"sim.{key} = {every:g} s is not a whole number of simulator steps (the balloon "
+                    f"poll_s = {dt:g} s); {what} {max(1, round(every / dt)) * dt:g} s"
+                )
 
     # ----------------------------------------------------------------------------- trace
     def _fill(self, upto: float):
