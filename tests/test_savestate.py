@@ -231,3 +231,63 @@ def test_real_virsh_save_gives_exactly_the_elf_dumps_pages(tmp_path):
     assert meta["domain_name"].startswith("pagecore-virshsave") and meta["domain_memory"] == "131072 KiB"
     for name, pid in man["daemons_started_here"]:  # ended again, by PID
         assert not Path(f"/proc/{pid}").exists() or name not in Path(f"/proc/{pid}/cmdline").read_text(), name
+
+
+# ------------------------------------------------------------- audit (helper s18mig)
+def _devices_tail(name: str = "timer") -> bytes:
+    """One device section after RAM, EOF, and QEMU's VM description naming it."""
+    desc = json.dumps({"page_size": PS, "devices": [{"name": name, "instance_id": 0, "version": 2}]}).encode()
+    full = b"\x04" + struct.pack(">I", 3) + _name(name) + struct.pack(">II", 0, 2) + b"\x11" * 24
+    return full + b"\x7e" + struct.pack(">I", 3) + b"\x00\x06" + struct.pack(">I", len(desc)) + desc
+
+
+def _small_stream(fill: int = 1, tail: bytes = b"\x00") -> bytes:
+    recs = [("pc.ram", 0, "page", page(fill))] + [(None, i, "zero", b"\0") for i in (1, 2, 3)]
+    return qevm({"pc.ram": 4 * PS}, [recs, []], tail=tail)
+
+
+@pytest.mark.parametrize("comp", ["gzip", "bzip2", "xz"])
+@pytest.mark.parametrize("damage", ["cut", "flip"])
+def test_damaged_compressed_save_image_is_one_clear_error(tmp_path, comp, damage):
+    """A save image whose compressed stream is cut or corrupt was read as a whole guest (bzip2, xz
+    cut by 10 bytes: the pages came before the damage, so the decompressor's end was never checked)
+    or ended in a traceback from the decompressor (gzip cut; gzip, xz corrupt)."""
+    s = write(tmp_path, _small_stream())
+    data = write_libvirt_save(tmp_path / "g.save", "<domain><name>x</name></domain>", s, comp).read_bytes()
+    if damage == "cut":
+        data = data[:-10]
+    else:
+        data = bytearray(data)
+        data[-30] ^= 0xFF
+    p = write(tmp_path, bytes(data), f"bad.{comp}.save")
+    with pytest.raises(InputError) as e:  # a flipped bzip2 byte may first decode to a bad magic
+        read_all(p)
+    assert str(p) in str(e.value) and f"{comp}-decompressed" in str(e.value)
+    if damage == "cut":
+        assert "the data cannot be read (EOFError: Compressed file ended" in str(e.value)
+
+
+@pytest.mark.parametrize("with_devices", [False, True])
+def test_second_stream_in_one_file_is_refused_not_ignored(tmp_path, with_devices):
+    """Two saves in one file (``exec:cat >> F``): only the first one's pages were read, exit 0."""
+    tail = _devices_tail() if with_devices else b"\x00"
+    p = write(tmp_path, _small_stream(1, tail) + _small_stream(2, tail))
+    with pytest.raises(InputError, match="second migration stream starts"):
+        read_all(p)
+    alone = write(tmp_path, _small_stream(1, tail), "one.qevm")
+    assert read_all(alone)[0] == {0: page(1), 1: bytes(PS), 2: bytes(PS), 3: bytes(PS)}
+
+
+def test_bytes_after_the_eof_section_are_refused_but_a_vm_description_is_not(tmp_path):
+    with pytest.raises(InputError, match="7,000 bytes after the end of the stream"):
+        read_all(write(tmp_path, _small_stream(tail=b"\x00" + b"garbage" * 1000)))
+    desc = b'{"page_size": 4096, "devices": []}'
+    ok = write(tmp_path, _small_stream(tail=b"\x00\x06" + struct.pack(">I", len(desc)) + desc), "ok.qevm")
+    assert len(read_all(ok)[0]) == 4
+
+
+def test_mapped_ram_stream_is_refused_by_its_capability(tmp_path):
+    """QEMU >= 9.0 ``mapped-ram`` puts each block's pages at fixed file offsets, not in records."""
+    sub = b"\x05" + _name("configuration/capabilities") + struct.pack(">II", 1, 1) + _name("mapped-ram")
+    with pytest.raises(InputError, match="capability mapped-ram"):
+        read_all(write(tmp_path, qevm({"pc.ram": PS}, [[], []], subsections=sub)))

@@ -28,9 +28,13 @@ CONTINUE      0x020   ORed in: same block as the previous record (else u8 len + 
 MULTIFD_FLUSH 0x200   (QEMU >= 8.1) none
 ============  ======  ==================================================================
 
-XBZRLE (0x40), RDMA hooks (0x80), compressed pages (0x100), the obsolete FULL (0x01), postcopy
-and ``x-ignore-shared`` streams are refused with a clear error; so is any unknown section type,
-version, flag or configuration subsection: nothing is guessed. Every RAM page is sent at least
+XBZRLE (0x40), RDMA hooks (0x80), compressed pages (0x100), the obsolete FULL (0x01), postcopy,
+``x-ignore-shared`` and ``mapped-ram`` streams are refused with a clear error; so is any unknown
+section type, version, flag or configuration subsection: nothing is guessed. After the EOF
+section only the VM description may follow, and a second ``QEVM`` stream in the same file (two
+saves written with ``>>``) is refused, not ignored. The first pass reads the stream to its very
+end, so a compressed image's own checks (end-of-stream marker, CRC) are made before any page is
+used; a decompressor's error is one line naming the file. Every RAM page is sent at least
 once (zero pages as ZERO records) and a page dirtied during migration again later; the last
 record of a page wins, so the reader makes two passes (the first only indexes which record of
 each page is the last; memory: 8 bytes per guest page). Device sections (``FULL`` after RAM)
@@ -48,8 +52,10 @@ from __future__ import annotations
 
 import io
 import json
+import lzma
 import re
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,10 +89,14 @@ RAM_SECTION_VERSION = 4
 SKIPPABLE_COMMANDS = {1: "OPEN_RETURN_PATH", 2: "PING"}
 #: configuration subsections known to QEMU 7.2, with how to read them
 KNOWN_CONFIG_SUBSECTIONS = ("configuration/target-page-bits", "configuration/capabilities", "configuration/uuid")
-#: capabilities that change the RAM setup record (extra fields per block)
-LAYOUT_CAPABILITIES = ("x-ignore-shared", "postcopy-ram")
+#: capabilities that change the RAM setup record (extra fields per block; mapped-ram, QEMU >= 9.0,
+#: also moves the pages out of the stream to fixed file offsets)
+LAYOUT_CAPABILITIES = ("x-ignore-shared", "postcopy-ram", "mapped-ram")
 #: most bytes of device state kept while looking for the VM description at the end
 DEVICE_TAIL_MAX = 64 << 20
+#: what a decompressor (or the disk) raises on damaged input: Python's gzip, bz2 and lzma modules
+#: raise EOFError for a cut stream, zlib.error/LZMAError/OSError for corrupt data
+_READ_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError)
 
 
 @dataclass
@@ -134,14 +144,28 @@ class _In:
             problem = f"{problem} ({self.what})"
         return InputError(self.path, problem, offset=where, expected=expected, hint=hint)
 
+    def raw_read(self, n: int) -> bytes:
+        """Up to ``n`` bytes from the file (no peeked byte, no offset update); a decompressor's or
+        the disk's error on damaged input becomes an InputError saying where it happened."""
+        try:
+            return self.fh.read(n)
+        except Exception as e:
+            if not isinstance(e, _READ_ERRORS) and type(e).__name__ != "ZstdError":  # zstandard is optional
+                raise
+            raise self.err(
+                f"the data cannot be read ({'zlib.error' if isinstance(e, zlib.error) else type(e).__name__}: {e})",
+                expected="an intact file",
+                hint="the file is truncated or corrupt; re-create it",
+            ) from None
+
     def read(self, n: int, what: str) -> bytes:
         if self._peek:
-            b = self._peek + self.fh.read(n - 1) if n > 1 else self._peek
+            b = self._peek + self.raw_read(n - 1) if n > 1 else self._peek
             self._peek = b""
         else:
-            b = self.fh.read(n)
+            b = self.raw_read(n)
         while len(b) < n:  # decompressors may return short reads before the end
-            more = self.fh.read(n - len(b))
+            more = self.raw_read(n - len(b))
             if not more:
                 break
             b += more
@@ -156,7 +180,7 @@ class _In:
 
     def peek(self) -> int | None:
         if not self._peek:
-            self._peek = self.fh.read(1)
+            self._peek = self.raw_read(1)
         return self._peek[0] if self._peek else None
 
     def u8(self, what: str) -> int:
@@ -438,6 +462,8 @@ class QevmWalker:
                 if not ram_done:
                     raise raw.err("stream ends before its RAM section ends", expected="a RAM END section", at=at)
                 info.devices_source = "no device sections"
+                if not stop_at_devices:
+                    self._after_eof()
                 return
             else:
                 raise raw.err(
@@ -447,12 +473,14 @@ class QevmWalker:
                     at=at,
                 )
 
-    def _list_devices(self, first_at: int) -> None:
-        """Device sections from the VM description (JSON) at the stream's end; never parsed."""
-        raw, info = self.raw, self.info
-        tail = bytearray()
+    def _rest(self, first_at: int) -> bytes:
+        """The rest of the stream (at most :data:`DEVICE_TAIL_MAX` bytes), read to its very end, so
+        that a compressed image's checksums are checked; refuses a second stream appended to it."""
+        raw = self.raw
+        tail = bytearray(raw._peek)
+        raw._peek = b""
         while True:
-            block = raw.fh.read(1 << 20)
+            block = raw.raw_read(1 << 20)
             if not block:
                 break
             tail += block
@@ -462,7 +490,33 @@ class QevmWalker:
                     expected="device sections of at most that size",
                     at=first_at,
                 )
-        end = bytes(tail)
+        second = tail.find(MAGIC + struct.pack(">I", FILE_VERSION))
+        if second >= 0:
+            raise raw.err(
+                "a second migration stream starts here, after the first one's RAM",
+                expected="one stream per file",
+                hint="the file holds two saves (written with >> or saved twice); split it, only the first was read",
+                at=raw.pos + second,
+            )
+        return bytes(tail)
+
+    def _after_eof(self) -> None:
+        """After the EOF marker QEMU writes at most its VM description (0x06, be32 length, JSON)."""
+        raw = self.raw
+        at = raw.pos
+        end = self._rest(at)
+        if end and not (end[0] == SEC_VMDESC and len(end) >= 5 and struct.unpack_from(">I", end, 1)[0] == len(end) - 5):
+            raise raw.err(
+                f"{len(end):,} bytes after the end of the stream (the EOF section)",
+                expected="nothing, or the VM description (0x06, its length, JSON to the end of the file)",
+                hint="the file is corrupt or holds more than one stream",
+                at=at,
+            )
+
+    def _list_devices(self, first_at: int) -> None:
+        """Device sections from the VM description (JSON) at the stream's end; never parsed."""
+        raw, info = self.raw, self.info
+        end = self._rest(first_at)
         desc = None
         for m in re.finditer(rb"\x00\x06", end):
             p = m.start() + 1
