@@ -485,3 +485,71 @@ with open_dump({str(path)!r}, "raw", chunk_pages=256) as r:
     assert p.returncode == EXIT_STATUS, (p.returncode, p.stderr)
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "shrank while being read" in lines[0] and str(path) in lines[0]
+
+
+# ------------------------------------------------------- audit (helper s18mig): lost files
+@pytest.mark.parametrize("out_name", ["g.vmem", "g.vmss"])
+def test_output_never_replaces_the_other_file_of_a_vmware_dump(tmp_path, capsys, out_name):
+    """A VMware dump is two files: `hash g.vmss -o g.vmem` replaced the guest's memory with the page
+    table (exit 0), and `share t.parquet -o g.vmem` did the same after a table was made from it."""
+    from pagecore.cli import main as cli_main
+    from pagecore.dumps.vmware import write_vmware
+
+    pg = make_pages(6, seed=3)
+    vmss = write_vmware(tmp_path / "g.vmem", [(0, 0, 3), (0x100, 3, 3)], pg)
+    vmem = tmp_path / "g.vmem"
+    before = {p.name: p.read_bytes() for p in (vmss, vmem)}
+    dump = vmss if out_name == "g.vmem" else vmem
+    fmt = ["--format", "vmware"] if dump == vmem else []
+    rc = cli_main(["hash", str(dump), "-o", str(tmp_path / out_name), "-q", *fmt])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "output is the input" in err[0]
+    table = tmp_path / "t.parquet"
+    assert cli_main(["hash", str(vmss), "-o", str(table), "-q"]) == 0
+    rc = cli_main(["share", str(table), "-o", str(tmp_path / out_name)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "output is the input" in err[0]
+    assert {p.name: p.read_bytes() for p in (vmss, vmem)} == before
+
+
+def _vmss(tmp_path, name: str, tags: list, vmem_pages: int) -> Path:
+    """A checkpoint whose memory group holds exactly ``tags`` (name, value, indices), beside a .vmem."""
+    from pagecore.dumps.vmware import GROUP, HEADER
+
+    make_pages(vmem_pages, seed=5).tofile(tmp_path / f"{name}.vmem")
+    mem = b""
+    for tname, value, idx in tags:
+        raw = value if isinstance(value, bytes) else value.to_bytes(8, "little")
+        mem += bytes([len(raw) | len(idx) << 6, len(tname)]) + tname.encode() + struct.pack(f"<{len(idx)}I", *idx) + raw
+    mem += b"\0\0"
+    p = tmp_path / f"{name}.vmss"
+    p.write_bytes(HEADER.pack(0xBED2BED2, 0, 1) + GROUP.pack(b"memory", HEADER.size + GROUP.size, len(mem)) + mem)
+    return p
+
+
+def _region(ppn, fpn, n, i=0):
+    return [("regionPPN", ppn, (i,)), ("regionPageNum", fpn, (i,)), ("regionSize", n, (i,))]
+
+
+def test_vmware_region_map_that_is_not_what_the_vmem_holds_is_refused(tmp_path):
+    """Each was read with exit 0 (or a TypeError traceback): a region tag of 2 bytes, a region tag
+    given twice (the last won), a region beyond the physical address space, a .vmem half of whose
+    pages no region places (they were dropped without a word), an empty .vmem (a 0-page table)."""
+    count = [("regionsCount", 1, ())]
+    short = _vmss(tmp_path, "short", count + _region(0, 0, 4)[:2] + [("regionSize", b"\x04\x00", (0,))], 4)
+    assert "not all integers" in _err(short).problem
+    dup = _vmss(tmp_path, "dup", [*count, ("regionPPN", 0x100, (0,)), *_region(0, 0, 4)], 4)
+    assert "regionPPN[0] appears twice" in _err(dup).problem
+    huge = _vmss(tmp_path, "huge", count + _region(1 << 60, 0, 4), 4)
+    assert "52-bit" in _err(huge).problem
+    half = _vmss(tmp_path, "half", count + _region(0, 0, 2), 4)
+    assert "2 of its 4 pages are placed by no region" in _err(half).problem
+    got, st = read_all(half, skip_bad_pages=True)
+    assert len(got) == 2 and st.pages_skipped == 2 and st.damage()
+    with open(tmp_path / "half.vmem", "ab") as fh:
+        fh.write(b"x" * 100)
+    assert "100 bytes that are not a whole page" in _err(half).problem
+    empty = _vmss(tmp_path, "empty", [], 0)
+    assert "empty" in _err(empty).problem
+    ok = _vmss(tmp_path, "ok", count + _region(0x100, 0, 4), 4)
+    assert sorted(read_all(ok)[0]) == [0x100, 0x101, 0x102, 0x103]

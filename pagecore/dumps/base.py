@@ -209,6 +209,11 @@ class DumpReader(ABC):
         """Expected number of pages (for progress bars), or None if unknown up front."""
         return None
 
+    @property
+    def input_paths(self) -> list[Path]:
+        """Every file this reader reads (the dump, and any file found beside it): an output must be none."""
+        return [self.path]
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources; safe to call twice."""
 
