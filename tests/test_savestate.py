@@ -291,3 +291,25 @@ def test_mapped_ram_stream_is_refused_by_its_capability(tmp_path):
     sub = b"\x05" + _name("configuration/capabilities") + struct.pack(">II", 1, 1) + _name("mapped-ram")
     with pytest.raises(InputError, match="capability mapped-ram"):
         read_all(write(tmp_path, qevm({"pc.ram": PS}, [[], []], subsections=sub)))
+
+
+def test_old_machine_types_place_ram_above_4gib_as_qemu_does(tmp_path):
+    """``pc-i440fx-1.4`` to ``1.7`` lack ``gigabyte_align``: 3.5 GiB stay below 4 GiB (the reader put
+    the last 512 MiB of them above 4 GiB, as for newer types). Without a configuration section
+    (machine types <= 2.3) the machine is unknown: refused where q35 and i440fx differ."""
+    size = 0xE0000000 + 2 * PS
+    last = size // PS - 1
+    recs = [[("pc.ram", 0xD0000000 // PS, "page", page(1)), (None, last, "page", page(2))], []]
+    got, _ = read_all(write(tmp_path, qevm({"pc.ram": size}, recs, machine="pc-i440fx-1.7")))
+    assert got == {0xD0000000 // PS: page(1), (1 << 32) // PS + 1: page(2)}
+    got, _ = read_all(write(tmp_path, qevm({"pc.ram": size}, recs, machine="pc-i440fx-2.0"), "new.qevm"))
+    assert got == {(1 << 32) // PS + 0x10000000 // PS: page(1), (1 << 32) // PS + 0x20000000 // PS + 1: page(2)}
+
+    def unnamed(blocks, sections):
+        s = qevm(blocks, sections, machine="x")
+        return s[:8] + s[8 + 1 + 4 + 1 :]  # without the CONFIGURATION section
+
+    with pytest.raises(InputError, match="names no machine type"):
+        read_all(write(tmp_path, unnamed({"pc.ram": 0xB0000000}, [[], []]), "old.qevm"))
+    small = write(tmp_path, unnamed({"pc.ram": 4 * PS}, [[("pc.ram", 3, "page", page(3))], []]), "small.qevm")
+    assert read_all(small)[0] == {3: page(3)}

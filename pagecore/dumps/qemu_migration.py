@@ -42,10 +42,13 @@ are listed from the stream's own VM description, never parsed.
 
 Guest-physical addresses: block ``pc.ram`` of a PC machine (i440fx or q35, named by the
 configuration section) starts at 0; RAM beyond the machine's below-4 GiB limit continues at
-4 GiB (QEMU's default ``max-ram-below-4g``); ``pc.bios`` is mapped just below 4 GiB, as in
-QEMU's ELF dumps. Other blocks (option ROMs, ACPI tables, video RAM) have no fixed guest
-address: their pages are counted in ``pages_not_guest_ram`` and not yielded. On a paused
-128 MiB guest (QEMU 7.2, TCG) this gives exactly the pages of ``dump-guest-memory`` (ELF).
+4 GiB (QEMU's default ``max-ram-below-4g``; ``pc_piix.c``: 3 GiB below 4 GiB from 3.5 GiB of
+RAM on, but 3.5 GiB on ``pc-i440fx-1.x``, which lack ``gigabyte_align``; ``pc_q35.c``: 2 GiB
+from 2.75 GiB on; a stream without a configuration section, machine types <= 2.3, names no
+machine type, so one with 2.75 GiB or more, where the two differ, is refused); ``pc.bios``
+is mapped just below 4 GiB, as in QEMU's ELF dumps. Other blocks (option ROMs, ACPI tables,
+video RAM) have no fixed guest address: their pages are counted in ``pages_not_guest_ram`` and
+not yielded. On a paused 128 MiB guest (QEMU 7.2, TCG) this gives exactly the pages of ``dump-guest-memory`` (ELF).
 """
 
 from __future__ import annotations
@@ -214,9 +217,19 @@ def _pc_layout(blocks: list[RamBlock], machine: str, raw: _In) -> None:
             expected="a PC guest whose RAM is the block pc.ram (QEMU -m, or libvirt's memory backend)",
             hint="NUMA and other multi-backend guests are not supported; dump them with dump-guest-memory",
         )
+    if machine == "" and ram.size >= 0xB0000000:
+        # machine types <= 2.3 send no configuration; below 2.75 GiB every PC machine keeps all RAM
+        # below 4 GiB, above it q35 and i440fx split it differently (the stream was read as i440fx)
+        raise raw.err(
+            f"the stream names no machine type and its guest has {ram.size:,} bytes of RAM",
+            expected="a configuration section (machine types >= 2.4), or less than 2.75 GiB of RAM",
+            hint="where RAM continues above 4 GiB depends on the machine type; dump with dump-guest-memory",
+        )
     if machine.startswith("pc-q35") or machine == "q35":
         lowmem = 0x80000000 if ram.size >= 0xB0000000 else 0xB0000000
-    elif machine.startswith("pc-i440fx") or machine == "pc" or machine.startswith("pc-1.") or machine == "":
+    elif re.fullmatch(r"pc-(i440fx-)?1\.[0-7]", machine):
+        lowmem = 0xE0000000  # no gigabyte_align before pc-i440fx-2.0: 3.5 GiB below 4 GiB, always
+    elif machine.startswith("pc-i440fx") or machine == "pc" or machine == "":
         lowmem = 0xC0000000 if ram.size >= 0xE0000000 else 0xE0000000
     else:
         raise raw.err(
