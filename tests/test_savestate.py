@@ -313,3 +313,18 @@ def test_old_machine_types_place_ram_above_4gib_as_qemu_does(tmp_path):
         read_all(write(tmp_path, unnamed({"pc.ram": 0xB0000000}, [[], []]), "old.qevm"))
     small = write(tmp_path, unnamed({"pc.ram": 4 * PS}, [[("pc.ram", 3, "page", page(3))], []]), "small.qevm")
     assert read_all(small)[0] == {3: page(3)}
+
+
+def test_ram_blocks_that_are_guest_ram_elsewhere_are_refused_not_left_out(tmp_path):
+    """A hot-plugged DIMM (block named by its memory backend, ``mem1``) was counted as 'not guest
+    RAM' and left out of the table with exit 0; firmware, ROM and video blocks still are."""
+    recs = [[("pc.ram", 1, "page", page(1)), ("mem1", 0, "page", page(2))], []]
+    with pytest.raises(InputError, match=r"RAM block 'mem1' .* cannot place"):
+        read_all(write(tmp_path, qevm({"pc.ram": 2 * PS, "mem1": PS}, recs)))
+    others = ["0000:00:02.0/vga.vram", "/rom@etc/acpi/tables", "pc.bios", "pc.rom", "system.flash0",
+              "0000:00:03.0/e1000.rom", "qxl.vgavram", "qxl.vrom", "bochs-display-vram", "vmsvga.fifo"]  # fmt: skip
+    blocks = {"pc.ram": 2 * PS, **dict.fromkeys(others, PS)}
+    recs = [[("pc.ram", 1, "page", page(1))] + [(b, 0, "page", page(2)) for b in others], []]
+    got, _ = read_all(write(tmp_path, qevm(blocks, recs), "ok.qevm"))
+    assert got[1] == page(1) and got[(1 << 32) // PS - 1] == page(2)  # pc.bios, just below 4 GiB
+    assert len(got) == 2

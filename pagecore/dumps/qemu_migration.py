@@ -47,8 +47,11 @@ RAM on, but 3.5 GiB on ``pc-i440fx-1.x``, which lack ``gigabyte_align``; ``pc_q3
 from 2.75 GiB on; a stream without a configuration section, machine types <= 2.3, names no
 machine type, so one with 2.75 GiB or more, where the two differ, is refused); ``pc.bios``
 is mapped just below 4 GiB, as in QEMU's ELF dumps. Other blocks (option ROMs, ACPI tables,
-video RAM) have no fixed guest address: their pages are counted in ``pages_not_guest_ram`` and
-not yielded. On a paused 128 MiB guest (QEMU 7.2, TCG) this gives exactly the pages of ``dump-guest-memory`` (ELF).
+video RAM: :data:`NOT_GUEST_RAM_ENDINGS`, :data:`NOT_GUEST_RAM_PREFIXES`) have no fixed guest
+address: their pages are counted in ``pages_not_guest_ram`` and not yielded. Any other block
+(a memory backend's: hot-plugged DIMMs, virtio-mem) is guest RAM the stream does not place, so
+the stream is refused rather than read without it. On a paused 128 MiB guest (QEMU 7.2, TCG)
+this gives exactly the pages of ``dump-guest-memory`` (ELF).
 """
 
 from __future__ import annotations
@@ -95,6 +98,11 @@ KNOWN_CONFIG_SUBSECTIONS = ("configuration/target-page-bits", "configuration/cap
 #: capabilities that change the RAM setup record (extra fields per block; mapped-ram, QEMU >= 9.0,
 #: also moves the pages out of the stream to fixed file offsets)
 LAYOUT_CAPABILITIES = ("x-ignore-shared", "postcopy-ram", "mapped-ram")
+#: RAM blocks that are not guest RAM (firmware, option ROMs, fw_cfg blobs, video memory), by the
+#: end of their name's last component (QEMU names PCI devices' blocks ``0000:00:02.0/vga.vram``)
+NOT_GUEST_RAM_ENDINGS = ("rom", "bios", "vram", ".fifo")
+#: ... or by the start of their name (fw_cfg ROM blobs; OVMF's pflash devices)
+NOT_GUEST_RAM_PREFIXES = ("/rom@", "system.flash")
 #: most bytes of device state kept while looking for the VM description at the end
 DEVICE_TAIL_MAX = 64 << 20
 #: what a decompressor (or the disk) raises on damaged input: Python's gzip, bz2 and lzma modules
@@ -236,6 +244,18 @@ def _pc_layout(blocks: list[RamBlock], machine: str, raw: _In) -> None:
             f"machine type {machine!r} has no known guest-physical layout",
             expected="a PC machine (pc-i440fx-*, pc-q35-*)",
             hint="dump the guest with dump-guest-memory instead",
+        )
+    for b in blocks:
+        last = b.name.rsplit("/", 1)[-1].lower()
+        if b is ram or b.name.startswith(NOT_GUEST_RAM_PREFIXES) or last.endswith(NOT_GUEST_RAM_ENDINGS):
+            continue
+        # a pc-dimm, virtio-mem or NUMA memory backend is named by its id: guest RAM that sits at
+        # an address only its device state knows; it was left out of the table without a word
+        raise raw.err(
+            f"RAM block {b.name!r} ({b.size:,} bytes) is neither pc.ram nor firmware, an option ROM or "
+            "video memory: guest RAM pagecore cannot place (a pc-dimm, virtio-mem or NUMA memory backend?)",
+            expected="pc.ram, with firmware (pc.bios, /rom@..., *.rom, system.flash*) and video RAM (*vram)",
+            hint="its pages would be missing from the table; dump the guest with dump-guest-memory (ELF) instead",
         )
     below = min(ram.size, lowmem)
     ram.gpa_ranges = [(0, 0, below)]
