@@ -328,3 +328,16 @@ def test_ram_blocks_that_are_guest_ram_elsewhere_are_refused_not_left_out(tmp_pa
     got, _ = read_all(write(tmp_path, qevm(blocks, recs), "ok.qevm"))
     assert got[1] == page(1) and got[(1 << 32) // PS - 1] == page(2)  # pc.bios, just below 4 GiB
     assert len(got) == 2
+
+
+def test_zstd_save_image_failing_its_checksum_is_one_clear_error(tmp_path):
+    """The zstandard package's ZstdError went up as a traceback."""
+    zstandard = pytest.importorskip("zstandard")
+    s = write(tmp_path, _small_stream())
+    data = write_libvirt_save(tmp_path / "raw.save", "<domain><name>x</name></domain>", s).read_bytes()
+    off = HEADER.size + struct.unpack_from("<I", data, 20)[0]
+    z = bytearray(zstandard.ZstdCompressor(write_checksum=True).compress(data[off:]))
+    z[-2] ^= 0xFF  # the frame's content checksum
+    p = write(tmp_path, data[:28] + struct.pack("<I", 5) + data[32:off] + bytes(z), "z.save")
+    with pytest.raises(InputError, match=r"cannot be read .*ZstdError.*checksum"):
+        read_all(p)
