@@ -9,6 +9,7 @@ by an independent, obviously-correct encoder) cover the record kinds and every r
 from __future__ import annotations
 
 import json
+import os
 import struct
 import tarfile
 from pathlib import Path
@@ -340,4 +341,23 @@ def test_zstd_save_image_failing_its_checksum_is_one_clear_error(tmp_path):
     z[-2] ^= 0xFF  # the frame's content checksum
     p = write(tmp_path, data[:28] + struct.pack("<I", 5) + data[32:off] + bytes(z), "z.save")
     with pytest.raises(InputError, match=r"cannot be read .*ZstdError.*checksum"):
+        read_all(p)
+
+
+def test_stream_rewritten_between_the_two_passes_is_refused(tmp_path, monkeypatch):
+    """The reader indexes the stream, then reads it again: a save rewritten in place in between
+    (same size, other pages) gave the second save's pages under the first one's index, exit 0."""
+    from pagecore.dumps.qemu_migration import StreamReader
+
+    p = write(tmp_path, _small_stream(1))
+    index = StreamReader._index
+
+    def index_then_rewrite(self):
+        out = index(self)
+        p.write_bytes(_small_stream(2))
+        os.utime(p, ns=(0, 10**9))
+        return out
+
+    monkeypatch.setattr(StreamReader, "_index", index_then_rewrite)
+    with pytest.raises(InputError, match="changed while being read"):
         read_all(p)

@@ -59,6 +59,7 @@ from __future__ import annotations
 import io
 import json
 import lzma
+import os
 import re
 import struct
 import zlib
@@ -663,7 +664,24 @@ class StreamReader(DumpReader):
             last.append(np.full(w.info.blocks[i].pages, -1, np.int64))
         return w.info, last
 
+    def _stamp(self) -> tuple[int, ...]:
+        st = os.stat(self.path)
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+    def _check_unchanged(self, stamp: tuple[int, ...], first: StreamInfo, second: StreamInfo) -> None:
+        """The stream is read twice: refuse a file that changed in between (a save rewritten in place
+        while it was hashed mixed the pages of two saves, with exit 0)."""
+        if self._stamp() != stamp or second.records != first.records:
+            raise InputError(
+                self.path,
+                "the file changed while being read (a migration stream is read twice: "
+                f"{first.records:,} RAM records the first time, {second.records:,} the second)",
+                expected="an input that nothing writes while pagecore reads it",
+                hint="wait until the save has finished (or copy the file) and run again",
+            )
+
     def chunks(self) -> Iterator[PageChunk]:
+        stamp = self._stamp()
         info, last = self._index()
         fh, base, what = self._open_stream()
         with fh:
@@ -691,6 +709,7 @@ class StreamReader(DumpReader):
                     self.stats.pages_read += n
                     yield _chunk(gp, buf, n)
                     n = 0
+            self._check_unchanged(stamp, info, w.info)
             if n:
                 self.stats.pages_read += n
                 yield _chunk(gp, buf, n)
