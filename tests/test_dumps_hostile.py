@@ -553,3 +553,23 @@ def test_vmware_region_map_that_is_not_what_the_vmem_holds_is_refused(tmp_path):
     assert "empty" in _err(empty).problem
     ok = _vmss(tmp_path, "ok", count + _region(0x100, 0, 4), 4)
     assert sorted(read_all(ok)[0]) == [0x100, 0x101, 0x102, 0x103]
+
+
+def test_crop_never_writes_its_input(tmp_path, pages):
+    """crop_raw(f, f) truncated f, crop_stream(f, f) emptied it (then failed), before reading it."""
+    from pagecore.dumps.crop import crop_elf, crop_kdump, crop_raw
+    from pagecore.dumps.qemu_migration import crop_stream
+
+    cases = [
+        (crop_raw, write_dump("raw", tmp_path / "d.raw", np.arange(len(pages)), pages)),
+        (crop_elf, write_dump("elf", tmp_path / "d.elf", np.arange(len(pages)), pages)),
+        (crop_kdump, write_dump("kdump", tmp_path / "d.kdump", np.arange(len(pages)), pages)),
+    ]
+    qevm = tmp_path / "s.qevm"
+    qevm.write_bytes(b"QEVM\0\0\0\3" + bytes(64))
+    cases.append((crop_stream, qevm))
+    for crop, src in cases:
+        before = src.read_bytes()
+        with pytest.raises(InputError, match="output is the input"):
+            crop(src, src, [(0, 4)])
+        assert src.read_bytes() == before, crop.__name__

@@ -71,6 +71,7 @@ from typing import BinaryIO
 import numpy as np
 
 from pagecore import PAGE_SIZE
+from pagecore._util import check_output
 from pagecore.dumps.base import DumpReader, PageChunk, register
 from pagecore.errors import InputError
 
@@ -606,6 +607,7 @@ def crop_stream(src: str | Path, dst: str | Path, windows: list[tuple[int, int]]
     the result decodes to exactly the kept pages; the dropped ones then count as excluded.
     """
     src, dst = Path(src), Path(dst)
+    check_output(dst, [src])  # crop_stream(f, f) emptied f before reading it
     info = QemuMigrationReader(src).describe()
     gmaps = _frame_maps(info)
     with open(src, "rb") as fh, open(dst, "wb") as out:
