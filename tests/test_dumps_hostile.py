@@ -573,3 +573,33 @@ def test_crop_never_writes_its_input(tmp_path, pages):
         with pytest.raises(InputError, match="output is the input"):
             crop(src, src, [(0, 4)])
         assert src.read_bytes() == before, crop.__name__
+
+
+@pytest.mark.parametrize(
+    "head,what",
+    [
+        (b"QFI\xfb\x00\x00\x00\x03", "qcow2 disk image"),
+        (b"\x1f\x8b\x08\x00", "gzip-compressed"),
+        (b"\xfd7zXZ\x00\x00\x04", "xz-compressed"),
+        (b"BZh91AY&SY", "bzip2-compressed"),
+        (b"QEVM\x00\x00\x00\x04", "migration stream of a version"),
+    ],
+)
+def test_auto_detection_never_takes_a_disk_image_or_compressed_file_as_raw(tmp_path, capsys, head, what):
+    """A qcow2 disk, a compressed dump or a QEVM stream of another version whose size is a multiple
+    of 4 KiB was hashed as raw guest memory with exit 0; --format raw still reads it, loudly."""
+    from pagecore.cli import main as cli_main
+    from pagecore.dumps import detect_format
+
+    p = tmp_path / "x.img"
+    p.write_bytes(head + bytes(4 * PS - len(head)))
+    with pytest.raises(InputError, match=what):
+        detect_format(p)
+    rc = cli_main(["hash", str(p), "-o", str(tmp_path / "t.parquet"), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and what in err[0] and not (tmp_path / "t.parquet").exists()
+    assert cli_main(["hash", str(p), "-o", str(tmp_path / "t.parquet"), "-q", "--format", "raw"]) == 0
+    assert what in capsys.readouterr().err
+    z = tmp_path / "zero.raw"
+    z.write_bytes(bytes(2 * PS))
+    assert detect_format(z) == "raw"
