@@ -603,3 +603,18 @@ def test_auto_detection_never_takes_a_disk_image_or_compressed_file_as_raw(tmp_p
     z = tmp_path / "zero.raw"
     z.write_bytes(bytes(2 * PS))
     assert detect_format(z) == "raw"
+
+
+def test_vmem_shrinking_while_read_is_one_line(tmp_path):
+    """The VMware reader had no size check: a .vmem cut while read killed the process (SIGBUS)."""
+    from pagecore.dumps.vmware import write_vmware
+
+    vmss = write_vmware(tmp_path / "g.vmem", [(0, 0, 128), (0x1000, 128, 128)], make_pages(256, seed=6))
+    with open_dump(vmss, "vmware", chunk_pages=16) as r:
+        it = iter(r)
+        next(it)
+        with open(tmp_path / "g.vmem", "r+b") as fh:
+            fh.truncate((tmp_path / "g.vmem").stat().st_size // 3)
+        with pytest.raises(InputError, match="shrank while being read"):
+            for c in it:
+                c.pages.sum()

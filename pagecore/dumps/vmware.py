@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import itertools
 import mmap
+import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from pagecore import PAGE_SIZE
+from pagecore.dumps import _sigbus
 from pagecore.dumps.base import DumpReader, PageChunk, register
 from pagecore.errors import InputError
 
@@ -205,6 +207,7 @@ class VmwareReader(DumpReader):
                 )
             self.stats.pages_skipped = unplaced + (rem > 0)
         self.stats.bytes_skipped = unplaced * PAGE_SIZE + rem
+        self._vmem_size = vsize
         self._fh = None
         self._mm = None
 
@@ -216,16 +219,29 @@ class VmwareReader(DumpReader):
     def pages_hint(self) -> int:
         return sum(n for _, _, n in self.regions)
 
+    def _check_size(self) -> None:
+        """As :meth:`MmapReader._check_size`: a .vmem cut while read was a silent SIGBUS death."""
+        size = os.fstat(self._fh.fileno()).st_size
+        if size < self._vmem_size:
+            raise InputError(
+                self.vmem,
+                f"the file shrank while being read: {self._vmem_size:,} bytes when opened, {size:,} now",
+                expected="an input that nothing writes while pagecore reads it",
+                hint="wait until the VM is suspended or powered off (or copy the files) and run again",
+            )
+
     def chunks(self) -> Iterator[PageChunk]:
+        _sigbus.install_async()  # a cut while a view is in use: one line, not a silent death
+        _sigbus.set_current(self.vmem)
         self._fh = open(self.vmem, "rb")
-        if self.vmem.stat().st_size == 0:
-            return
+        self._check_size()
         self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
         buf = np.frombuffer(self._mm, np.uint8)
         pages = buf[: len(buf) // PAGE_SIZE * PAGE_SIZE].reshape(-1, PAGE_SIZE)
         for ppn, fpn, n in self.regions:
             for first in range(0, n, self.chunk_pages):
                 k = min(self.chunk_pages, n - first)
+                self._check_size()
                 self.stats.pages_read += k
                 yield PageChunk(np.arange(ppn + first, ppn + first + k, dtype=np.uint64), pages[fpn + first :][:k])
 
