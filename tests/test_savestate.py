@@ -361,3 +361,47 @@ def test_stream_rewritten_between_the_two_passes_is_refused(tmp_path, monkeypatc
     monkeypatch.setattr(StreamReader, "_index", index_then_rewrite)
     with pytest.raises(InputError, match="changed while being read"):
         read_all(p)
+
+
+def test_failed_savestate_capture_leaves_no_partial_file_and_keeps_an_earlier_capture(tmp_path, monkeypatch):
+    """``pagecore qemu savestate OUT`` wrote guest.raw, guest.elf and guest.qevm straight into OUT: a
+    migration that failed half-way left a cut guest.qevm and replaced an earlier capture's files.
+    QEMU is replaced here by a fake QMP that writes what each command would."""
+    import contextlib
+
+    from pagecore.qemu import savestate
+    from pagecore.qemu.capture import CaptureError
+
+    class FakeQMP:
+        def cmd(self, name, **kw):
+            if name == "query-memory-size-summary":
+                return {"base-memory": PS}
+            if name == "pmemsave":
+                Path(kw["filename"]).write_bytes(b"new" * 100)
+            if name == "dump-guest-memory":
+                Path(kw["protocol"][5:]).write_bytes(b"\x7fELF new")
+            if name == "migrate":
+                Path(kw["uri"].split("> ", 1)[1].strip("'")).write_bytes(b"QEVM cut")
+            if name == "query-migrate":
+                return {"status": status, "error-desc": "disk full"}
+            return {}
+
+    monkeypatch.setattr(savestate, "_which", lambda name, how: name)
+    monkeypatch.setattr(savestate, "newest_kernel", lambda: Path("/boot/vmlinuz"))
+    monkeypatch.setattr(savestate, "build_initramfs", lambda path, busybox: path)
+    monkeypatch.setattr(savestate, "boot_guest", lambda *a: (None, None, "tcg", None))
+    monkeypatch.setattr(savestate, "qmp_session", lambda proc, sock: contextlib.nullcontext(FakeQMP()))
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = {"guest.raw": b"old raw", "guest.elf": b"old elf", "guest.qevm": b"old qevm", "savestate.json": b"{}"}
+    for name, data in earlier.items():
+        (out / name).write_bytes(data)
+    status = "failed"
+    with pytest.raises(CaptureError, match="failed disk full"):
+        savestate.capture_saved_state(out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier  # no partial file, no stage left
+    status = "completed"
+    monkeypatch.setattr(savestate, "qemu_version", lambda qemu: "fake")
+    man = savestate.capture_saved_state(out)
+    assert sorted(p.name for p in out.iterdir()) == sorted(earlier) and (out / "guest.qevm").read_bytes() == b"QEVM cut"
+    assert sorted(man["files"]) == ["guest.elf", "guest.qevm", "guest.raw"]
