@@ -405,3 +405,13 @@ def test_failed_savestate_capture_leaves_no_partial_file_and_keeps_an_earlier_ca
     man = savestate.capture_saved_state(out)
     assert sorted(p.name for p in out.iterdir()) == sorted(earlier) and (out / "guest.qevm").read_bytes() == b"QEVM cut"
     assert sorted(man["files"]) == ["guest.elf", "guest.qevm", "guest.raw"]
+
+
+@pytest.mark.parametrize("desc", [b'{"devices": [1]}', b'["devices"]', b'{"devices": 5}', b'{"page_size": 4096}'])
+def test_vm_description_that_is_not_qemus_is_one_clear_error(tmp_path, desc):
+    """JSON of the wrong shape at the end of the stream was an AttributeError or TypeError traceback."""
+    full = b"\x04" + struct.pack(">I", 3) + _name("timer") + struct.pack(">II", 0, 2) + b"\x11" * 24
+    tail = full + b"\x7e" + struct.pack(">I", 3) + b"\x00\x06" + struct.pack(">I", len(desc)) + desc
+    p = write(tmp_path, _small_stream(tail=tail))
+    with pytest.raises(InputError, match="VM description at the end of the stream is not QEMU's"):
+        read_all(p)

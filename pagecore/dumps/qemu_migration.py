@@ -561,9 +561,20 @@ class QevmWalker:
                 except ValueError:
                     continue
                 break
-        if desc is None or "devices" not in desc:
+        if desc is None:
             info.devices_source += "; no VM description at the end of the stream, so the list stops there"
             return
+        if not (
+            isinstance(desc, dict)
+            and isinstance(desc.get("devices"), list)
+            and all(isinstance(d, dict) for d in desc["devices"])
+        ):  # was an AttributeError/TypeError traceback
+            raise raw.err(
+                "the VM description at the end of the stream is not QEMU's (no list of device objects)",
+                expected='JSON {"devices": [{"name": ..., "instance_id": ...}, ...]}',
+                hint="the stream is corrupt",
+                at=first_at,
+            )
         devices = []
         for d in desc["devices"]:
             devices.append(
