@@ -618,3 +618,15 @@ def test_vmem_shrinking_while_read_is_one_line(tmp_path):
         with pytest.raises(InputError, match="shrank while being read"):
             for c in it:
                 c.pages.sum()
+
+
+def test_a_dump_holding_no_page_at_all_is_an_error(tmp_path):
+    """An ELF core whose only PT_LOAD has no file data, and a migration stream that sent no page,
+    made an empty page table with exit 0 (every page 'excluded')."""
+    from test_savestate import qevm
+
+    elf = write_elf(tmp_path / "nodata.elf", [(0, b"", 1 << 20)])
+    assert "holds no guest page: all 256 pages" in _err(elf).problem
+    stream = tmp_path / "nosent.qevm"
+    stream.write_bytes(qevm({"pc.ram": 4 * PS}, [[], []]))
+    assert "holds no guest page: all 4 pages" in _err(stream).problem

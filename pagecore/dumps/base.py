@@ -193,8 +193,17 @@ class DumpReader(ABC):
         self._check_complete()
 
     def _check_complete(self) -> None:
-        """After the last chunk: a dump of which no page could be read is an error, skip or not."""
+        """After the last chunk: a dump of which no page could be read is an error, skip or not;
+        so is one that holds no page at all (every page excluded by its producer: an ELF core of
+        PT_LOADs without data, a migration stream that sent none), which made an empty table."""
         st = self.stats
+        if st.pages_read == 0 and st.pages_skipped == 0 and st.pages_excluded > 0:
+            raise InputError(
+                self.path,
+                f"the dump holds no guest page: all {st.pages_excluded:,} pages are left out of it",
+                expected="at least one page of guest memory",
+                hint="the producer wrote no memory (a filter or a cut that kept nothing); re-create the dump",
+            )
         if st.pages_read == 0 and st.pages_skipped > 0:
             raise InputError(
                 self.path,
