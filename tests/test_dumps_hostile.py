@@ -630,3 +630,18 @@ def test_a_dump_holding_no_page_at_all_is_an_error(tmp_path):
     stream = tmp_path / "nosent.qevm"
     stream.write_bytes(qevm({"pc.ram": 4 * PS}, [[], []]))
     assert "holds no guest page: all 4 pages" in _err(stream).problem
+
+
+@pytest.mark.parametrize("fmt", ["raw", "elf", "lime", "kdump"])
+def test_input_growing_while_read_is_one_line(tmp_path, fmt):
+    """A raw image still being written (or copied) was hashed up to its size when opened, exit 0."""
+    pages = make_pages(64, seed=8)
+    path = write_dump(fmt, tmp_path / f"d.{fmt}", np.arange(64), pages)
+    with open_dump(path, fmt, chunk_pages=16) as r:
+        it = iter(r)
+        next(it)
+        with open(path, "ab") as fh:
+            fh.write(bytes(64 * PS))
+        with pytest.raises(InputError, match="changed size while being read"):
+            for _ in it:
+                pass

@@ -294,6 +294,20 @@ class MmapReader(DumpReader):
                 hint="wait until the producer has finished (or copy the dump) and run again",
             )
 
+    def _check_complete(self) -> None:
+        """Also refuse an input that grew while read: a raw image still being written (or copied)
+        was hashed up to the size it had when opened, with exit 0."""
+        super()._check_complete()
+        fh = self._fh
+        size = os.fstat(fh.fileno()).st_size if fh is not None else self.path.stat().st_size
+        if size != self.file_size:
+            raise InputError(
+                self.path,
+                f"the file changed size while being read: {self.file_size:,} bytes when opened, {size:,} now",
+                expected="an input that nothing writes while pagecore reads it",
+                hint="wait until the producer (or the copy) has finished and run again",
+            )
+
     #: ``MADV_POPULATE_READ`` (Linux 5.14): map a range's cached pages in one call instead of
     #: one page fault per 64 KiB (1.5 times faster hashing of a cached raw dump, issue 18)
     _MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22 if sys.platform.startswith("linux") else None)
