@@ -415,3 +415,11 @@ def test_vm_description_that_is_not_qemus_is_one_clear_error(tmp_path, desc):
     p = write(tmp_path, _small_stream(tail=tail))
     with pytest.raises(InputError, match="VM description at the end of the stream is not QEMU's"):
         read_all(p)
+
+
+def test_ram_claimed_beyond_what_the_index_can_hold_is_refused_up_front(tmp_path):
+    """A 4 KiB stream claiming a 2 PiB pc.ram ended in a MemoryError (the CLI: 'out of memory; use
+    smaller --chunk-pages'), or, for claims near the machine's memory, in swapping."""
+    p = write(tmp_path, qevm({"pc.ram": 1 << 51}, [[("pc.ram", 0, "page", page(1))], []]))
+    with pytest.raises(InputError, match=r"needs .* MiB for its index, more than this machine.s"):
+        read_all(p)

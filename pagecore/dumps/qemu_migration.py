@@ -344,7 +344,7 @@ class QevmWalker:
     # -- RAM ------------------------------------------------------------------
     def _ram_setup(self) -> None:
         raw, info = self.raw, self.info
-        at = raw.pos
+        at = setup_at = raw.pos
         word = raw.be64("RAM setup")
         if word & FLAG_MASK != F_MEM_SIZE:
             raise raw.err(f"RAM section starts with flags {word & FLAG_MASK:#x}", expected="MEM_SIZE (0x4)", at=at)
@@ -365,6 +365,16 @@ class QevmWalker:
                 raise raw.err(f"RAM block {name!r} listed twice", expected="unique block names", at=at)
             info.blocks.append(RamBlock(name, size))
             seen += size
+        need = 16 * (total // PAGE_SIZE)  # the first pass's index and the frame map: 8 + 8 bytes a page
+        have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        if need > have:  # was a MemoryError, or swapping, on a header claiming petabytes
+            raise raw.err(
+                f"the stream's RAM blocks total {total:,} bytes: reading it needs {need >> 20:,} MiB for its "
+                f"index, more than this machine's {have >> 20:,} MiB",
+                expected="a guest whose RAM is at most 256 times this machine's memory",
+                hint="read it on a machine with more memory (or the RAM setup record is corrupt)",
+                at=setup_at,
+            )
 
     def _ram_data(self, setup: bool) -> Iterator[tuple[int, int, bytes | None, int]]:
         raw, info = self.raw, self.info
