@@ -485,3 +485,163 @@ with open_dump({str(path)!r}, "raw", chunk_pages=256) as r:
     assert p.returncode == EXIT_STATUS, (p.returncode, p.stderr)
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "shrank while being read" in lines[0] and str(path) in lines[0]
+
+
+# ------------------------------------------------------- audit (helper s18mig): lost files
+@pytest.mark.parametrize("out_name", ["g.vmem", "g.vmss"])
+def test_output_never_replaces_the_other_file_of_a_vmware_dump(tmp_path, capsys, out_name):
+    """A VMware dump is two files: `hash g.vmss -o g.vmem` replaced the guest's memory with the page
+    table (exit 0), and `share t.parquet -o g.vmem` did the same after a table was made from it."""
+    from pagecore.cli import main as cli_main
+    from pagecore.dumps.vmware import write_vmware
+
+    pg = make_pages(6, seed=3)
+    vmss = write_vmware(tmp_path / "g.vmem", [(0, 0, 3), (0x100, 3, 3)], pg)
+    vmem = tmp_path / "g.vmem"
+    before = {p.name: p.read_bytes() for p in (vmss, vmem)}
+    dump = vmss if out_name == "g.vmem" else vmem
+    fmt = ["--format", "vmware"] if dump == vmem else []
+    rc = cli_main(["hash", str(dump), "-o", str(tmp_path / out_name), "-q", *fmt])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "output is the input" in err[0]
+    table = tmp_path / "t.parquet"
+    assert cli_main(["hash", str(vmss), "-o", str(table), "-q"]) == 0
+    rc = cli_main(["share", str(table), "-o", str(tmp_path / out_name)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "output is the input" in err[0]
+    assert {p.name: p.read_bytes() for p in (vmss, vmem)} == before
+
+
+def _vmss(tmp_path, name: str, tags: list, vmem_pages: int) -> Path:
+    """A checkpoint whose memory group holds exactly ``tags`` (name, value, indices), beside a .vmem."""
+    from pagecore.dumps.vmware import GROUP, HEADER
+
+    make_pages(vmem_pages, seed=5).tofile(tmp_path / f"{name}.vmem")
+    mem = b""
+    for tname, value, idx in tags:
+        raw = value if isinstance(value, bytes) else value.to_bytes(8, "little")
+        mem += bytes([len(raw) | len(idx) << 6, len(tname)]) + tname.encode() + struct.pack(f"<{len(idx)}I", *idx) + raw
+    mem += b"\0\0"
+    p = tmp_path / f"{name}.vmss"
+    p.write_bytes(HEADER.pack(0xBED2BED2, 0, 1) + GROUP.pack(b"memory", HEADER.size + GROUP.size, len(mem)) + mem)
+    return p
+
+
+def _region(ppn, fpn, n, i=0):
+    return [("regionPPN", ppn, (i,)), ("regionPageNum", fpn, (i,)), ("regionSize", n, (i,))]
+
+
+def test_vmware_region_map_that_is_not_what_the_vmem_holds_is_refused(tmp_path):
+    """Each was read with exit 0 (or a TypeError traceback): a region tag of 2 bytes, a region tag
+    given twice (the last won), a region beyond the physical address space, a .vmem half of whose
+    pages no region places (they were dropped without a word), an empty .vmem (a 0-page table)."""
+    count = [("regionsCount", 1, ())]
+    short = _vmss(tmp_path, "short", count + _region(0, 0, 4)[:2] + [("regionSize", b"\x04\x00", (0,))], 4)
+    assert "not all integers" in _err(short).problem
+    dup = _vmss(tmp_path, "dup", [*count, ("regionPPN", 0x100, (0,)), *_region(0, 0, 4)], 4)
+    assert "regionPPN[0] appears twice" in _err(dup).problem
+    huge = _vmss(tmp_path, "huge", count + _region(1 << 60, 0, 4), 4)
+    assert "52-bit" in _err(huge).problem
+    half = _vmss(tmp_path, "half", count + _region(0, 0, 2), 4)
+    assert "2 of its 4 pages are placed by no region" in _err(half).problem
+    got, st = read_all(half, skip_bad_pages=True)
+    assert len(got) == 2 and st.pages_skipped == 2 and st.damage()
+    with open(tmp_path / "half.vmem", "ab") as fh:
+        fh.write(b"x" * 100)
+    assert "100 bytes that are not a whole page" in _err(half).problem
+    empty = _vmss(tmp_path, "empty", [], 0)
+    assert "empty" in _err(empty).problem
+    ok = _vmss(tmp_path, "ok", count + _region(0x100, 0, 4), 4)
+    assert sorted(read_all(ok)[0]) == [0x100, 0x101, 0x102, 0x103]
+
+
+def test_crop_never_writes_its_input(tmp_path, pages):
+    """crop_raw(f, f) truncated f, crop_stream(f, f) emptied it (then failed), before reading it."""
+    from pagecore.dumps.crop import crop_elf, crop_kdump, crop_raw
+    from pagecore.dumps.qemu_migration import crop_stream
+
+    cases = [
+        (crop_raw, write_dump("raw", tmp_path / "d.raw", np.arange(len(pages)), pages)),
+        (crop_elf, write_dump("elf", tmp_path / "d.elf", np.arange(len(pages)), pages)),
+        (crop_kdump, write_dump("kdump", tmp_path / "d.kdump", np.arange(len(pages)), pages)),
+    ]
+    qevm = tmp_path / "s.qevm"
+    qevm.write_bytes(b"QEVM\0\0\0\3" + bytes(64))
+    cases.append((crop_stream, qevm))
+    for crop, src in cases:
+        before = src.read_bytes()
+        with pytest.raises(InputError, match="output is the input"):
+            crop(src, src, [(0, 4)])
+        assert src.read_bytes() == before, crop.__name__
+
+
+@pytest.mark.parametrize(
+    "head,what",
+    [
+        (b"QFI\xfb\x00\x00\x00\x03", "qcow2 disk image"),
+        (b"\x1f\x8b\x08\x00", "gzip-compressed"),
+        (b"\xfd7zXZ\x00\x00\x04", "xz-compressed"),
+        (b"BZh91AY&SY", "bzip2-compressed"),
+        (b"QEVM\x00\x00\x00\x04", "migration stream of a version"),
+    ],
+)
+def test_auto_detection_never_takes_a_disk_image_or_compressed_file_as_raw(tmp_path, capsys, head, what):
+    """A qcow2 disk, a compressed dump or a QEVM stream of another version whose size is a multiple
+    of 4 KiB was hashed as raw guest memory with exit 0; --format raw still reads it, loudly."""
+    from pagecore.cli import main as cli_main
+    from pagecore.dumps import detect_format
+
+    p = tmp_path / "x.img"
+    p.write_bytes(head + bytes(4 * PS - len(head)))
+    with pytest.raises(InputError, match=what):
+        detect_format(p)
+    rc = cli_main(["hash", str(p), "-o", str(tmp_path / "t.parquet"), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and what in err[0] and not (tmp_path / "t.parquet").exists()
+    assert cli_main(["hash", str(p), "-o", str(tmp_path / "t.parquet"), "-q", "--format", "raw"]) == 0
+    assert what in capsys.readouterr().err
+    z = tmp_path / "zero.raw"
+    z.write_bytes(bytes(2 * PS))
+    assert detect_format(z) == "raw"
+
+
+def test_vmem_shrinking_while_read_is_one_line(tmp_path):
+    """The VMware reader had no size check: a .vmem cut while read killed the process (SIGBUS)."""
+    from pagecore.dumps.vmware import write_vmware
+
+    vmss = write_vmware(tmp_path / "g.vmem", [(0, 0, 128), (0x1000, 128, 128)], make_pages(256, seed=6))
+    with open_dump(vmss, "vmware", chunk_pages=16) as r:
+        it = iter(r)
+        next(it)
+        with open(tmp_path / "g.vmem", "r+b") as fh:
+            fh.truncate((tmp_path / "g.vmem").stat().st_size // 3)
+        with pytest.raises(InputError, match="shrank while being read"):
+            for c in it:
+                c.pages.sum()
+
+
+def test_a_dump_holding_no_page_at_all_is_an_error(tmp_path):
+    """An ELF core whose only PT_LOAD has no file data, and a migration stream that sent no page,
+    made an empty page table with exit 0 (every page 'excluded')."""
+    from test_savestate import qevm
+
+    elf = write_elf(tmp_path / "nodata.elf", [(0, b"", 1 << 20)])
+    assert "holds no guest page: all 256 pages" in _err(elf).problem
+    stream = tmp_path / "nosent.qevm"
+    stream.write_bytes(qevm({"pc.ram": 4 * PS}, [[], []]))
+    assert "holds no guest page: all 4 pages" in _err(stream).problem
+
+
+@pytest.mark.parametrize("fmt", ["raw", "elf", "lime", "kdump"])
+def test_input_growing_while_read_is_one_line(tmp_path, fmt):
+    """A raw image still being written (or copied) was hashed up to its size when opened, exit 0."""
+    pages = make_pages(64, seed=8)
+    path = write_dump(fmt, tmp_path / f"d.{fmt}", np.arange(64), pages)
+    with open_dump(path, fmt, chunk_pages=16) as r:
+        it = iter(r)
+        next(it)
+        with open(path, "ab") as fh:
+            fh.write(bytes(64 * PS))
+        with pytest.raises(InputError, match="changed size while being read"):
+            for _ in it:
+                pass

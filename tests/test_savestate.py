@@ -9,6 +9,7 @@ by an independent, obviously-correct encoder) cover the record kinds and every r
 from __future__ import annotations
 
 import json
+import os
 import struct
 import tarfile
 from pathlib import Path
@@ -231,3 +232,194 @@ def test_real_virsh_save_gives_exactly_the_elf_dumps_pages(tmp_path):
     assert meta["domain_name"].startswith("pagecore-virshsave") and meta["domain_memory"] == "131072 KiB"
     for name, pid in man["daemons_started_here"]:  # ended again, by PID
         assert not Path(f"/proc/{pid}").exists() or name not in Path(f"/proc/{pid}/cmdline").read_text(), name
+
+
+# ------------------------------------------------------------- audit (helper s18mig)
+def _devices_tail(name: str = "timer") -> bytes:
+    """One device section after RAM, EOF, and QEMU's VM description naming it."""
+    desc = json.dumps({"page_size": PS, "devices": [{"name": name, "instance_id": 0, "version": 2}]}).encode()
+    full = b"\x04" + struct.pack(">I", 3) + _name(name) + struct.pack(">II", 0, 2) + b"\x11" * 24
+    return full + b"\x7e" + struct.pack(">I", 3) + b"\x00\x06" + struct.pack(">I", len(desc)) + desc
+
+
+def _small_stream(fill: int = 1, tail: bytes = b"\x00") -> bytes:
+    recs = [("pc.ram", 0, "page", page(fill))] + [(None, i, "zero", b"\0") for i in (1, 2, 3)]
+    return qevm({"pc.ram": 4 * PS}, [recs, []], tail=tail)
+
+
+@pytest.mark.parametrize("comp", ["gzip", "bzip2", "xz"])
+@pytest.mark.parametrize("damage", ["cut", "flip"])
+def test_damaged_compressed_save_image_is_one_clear_error(tmp_path, comp, damage):
+    """A save image whose compressed stream is cut or corrupt was read as a whole guest (bzip2, xz
+    cut by 10 bytes: the pages came before the damage, so the decompressor's end was never checked)
+    or ended in a traceback from the decompressor (gzip cut; gzip, xz corrupt)."""
+    s = write(tmp_path, _small_stream())
+    data = write_libvirt_save(tmp_path / "g.save", "<domain><name>x</name></domain>", s, comp).read_bytes()
+    if damage == "cut":
+        data = data[:-10]
+    else:
+        data = bytearray(data)
+        data[-30] ^= 0xFF
+    p = write(tmp_path, bytes(data), f"bad.{comp}.save")
+    with pytest.raises(InputError) as e:  # a flipped bzip2 byte may first decode to a bad magic
+        read_all(p)
+    assert str(p) in str(e.value) and f"{comp}-decompressed" in str(e.value)
+    if damage == "cut":
+        assert "the data cannot be read (EOFError: Compressed file ended" in str(e.value)
+
+
+@pytest.mark.parametrize("with_devices", [False, True])
+def test_second_stream_in_one_file_is_refused_not_ignored(tmp_path, with_devices):
+    """Two saves in one file (``exec:cat >> F``): only the first one's pages were read, exit 0."""
+    tail = _devices_tail() if with_devices else b"\x00"
+    p = write(tmp_path, _small_stream(1, tail) + _small_stream(2, tail))
+    with pytest.raises(InputError, match="second migration stream starts"):
+        read_all(p)
+    alone = write(tmp_path, _small_stream(1, tail), "one.qevm")
+    assert read_all(alone)[0] == {0: page(1), 1: bytes(PS), 2: bytes(PS), 3: bytes(PS)}
+
+
+def test_bytes_after_the_eof_section_are_refused_but_a_vm_description_is_not(tmp_path):
+    with pytest.raises(InputError, match="7,000 bytes after the end of the stream"):
+        read_all(write(tmp_path, _small_stream(tail=b"\x00" + b"garbage" * 1000)))
+    desc = b'{"page_size": 4096, "devices": []}'
+    ok = write(tmp_path, _small_stream(tail=b"\x00\x06" + struct.pack(">I", len(desc)) + desc), "ok.qevm")
+    assert len(read_all(ok)[0]) == 4
+
+
+def test_mapped_ram_stream_is_refused_by_its_capability(tmp_path):
+    """QEMU >= 9.0 ``mapped-ram`` puts each block's pages at fixed file offsets, not in records."""
+    sub = b"\x05" + _name("configuration/capabilities") + struct.pack(">II", 1, 1) + _name("mapped-ram")
+    with pytest.raises(InputError, match="capability mapped-ram"):
+        read_all(write(tmp_path, qevm({"pc.ram": PS}, [[], []], subsections=sub)))
+
+
+def test_old_machine_types_place_ram_above_4gib_as_qemu_does(tmp_path):
+    """``pc-i440fx-1.4`` to ``1.7`` lack ``gigabyte_align``: 3.5 GiB stay below 4 GiB (the reader put
+    the last 512 MiB of them above 4 GiB, as for newer types). Without a configuration section
+    (machine types <= 2.3) the machine is unknown: refused where q35 and i440fx differ."""
+    size = 0xE0000000 + 2 * PS
+    last = size // PS - 1
+    recs = [[("pc.ram", 0xD0000000 // PS, "page", page(1)), (None, last, "page", page(2))], []]
+    got, _ = read_all(write(tmp_path, qevm({"pc.ram": size}, recs, machine="pc-i440fx-1.7")))
+    assert got == {0xD0000000 // PS: page(1), (1 << 32) // PS + 1: page(2)}
+    got, _ = read_all(write(tmp_path, qevm({"pc.ram": size}, recs, machine="pc-i440fx-2.0"), "new.qevm"))
+    assert got == {(1 << 32) // PS + 0x10000000 // PS: page(1), (1 << 32) // PS + 0x20000000 // PS + 1: page(2)}
+
+    def unnamed(blocks, sections):
+        s = qevm(blocks, sections, machine="x")
+        return s[:8] + s[8 + 1 + 4 + 1 :]  # without the CONFIGURATION section
+
+    with pytest.raises(InputError, match="names no machine type"):
+        read_all(write(tmp_path, unnamed({"pc.ram": 0xB0000000}, [[], []]), "old.qevm"))
+    small = write(tmp_path, unnamed({"pc.ram": 4 * PS}, [[("pc.ram", 3, "page", page(3))], []]), "small.qevm")
+    assert read_all(small)[0] == {3: page(3)}
+
+
+def test_ram_blocks_that_are_guest_ram_elsewhere_are_refused_not_left_out(tmp_path):
+    """A hot-plugged DIMM (block named by its memory backend, ``mem1``) was counted as 'not guest
+    RAM' and left out of the table with exit 0; firmware, ROM and video blocks still are."""
+    recs = [[("pc.ram", 1, "page", page(1)), ("mem1", 0, "page", page(2))], []]
+    with pytest.raises(InputError, match=r"RAM block 'mem1' .* cannot place"):
+        read_all(write(tmp_path, qevm({"pc.ram": 2 * PS, "mem1": PS}, recs)))
+    others = ["0000:00:02.0/vga.vram", "/rom@etc/acpi/tables", "pc.bios", "pc.rom", "system.flash0",
+              "0000:00:03.0/e1000.rom", "qxl.vgavram", "qxl.vrom", "bochs-display-vram", "vmsvga.fifo"]  # fmt: skip
+    blocks = {"pc.ram": 2 * PS, **dict.fromkeys(others, PS)}
+    recs = [[("pc.ram", 1, "page", page(1))] + [(b, 0, "page", page(2)) for b in others], []]
+    got, _ = read_all(write(tmp_path, qevm(blocks, recs), "ok.qevm"))
+    assert got[1] == page(1) and got[(1 << 32) // PS - 1] == page(2)  # pc.bios, just below 4 GiB
+    assert len(got) == 2
+
+
+def test_zstd_save_image_failing_its_checksum_is_one_clear_error(tmp_path):
+    """The zstandard package's ZstdError went up as a traceback."""
+    zstandard = pytest.importorskip("zstandard")
+    s = write(tmp_path, _small_stream())
+    data = write_libvirt_save(tmp_path / "raw.save", "<domain><name>x</name></domain>", s).read_bytes()
+    off = HEADER.size + struct.unpack_from("<I", data, 20)[0]
+    z = bytearray(zstandard.ZstdCompressor(write_checksum=True).compress(data[off:]))
+    z[-2] ^= 0xFF  # the frame's content checksum
+    p = write(tmp_path, data[:28] + struct.pack("<I", 5) + data[32:off] + bytes(z), "z.save")
+    with pytest.raises(InputError, match=r"cannot be read .*ZstdError.*checksum"):
+        read_all(p)
+
+
+def test_stream_rewritten_between_the_two_passes_is_refused(tmp_path, monkeypatch):
+    """The reader indexes the stream, then reads it again: a save rewritten in place in between
+    (same size, other pages) gave the second save's pages under the first one's index, exit 0."""
+    from pagecore.dumps.qemu_migration import StreamReader
+
+    p = write(tmp_path, _small_stream(1))
+    index = StreamReader._index
+
+    def index_then_rewrite(self):
+        out = index(self)
+        p.write_bytes(_small_stream(2))
+        os.utime(p, ns=(0, 10**9))
+        return out
+
+    monkeypatch.setattr(StreamReader, "_index", index_then_rewrite)
+    with pytest.raises(InputError, match="changed while being read"):
+        read_all(p)
+
+
+def test_failed_savestate_capture_leaves_no_partial_file_and_keeps_an_earlier_capture(tmp_path, monkeypatch):
+    """``pagecore qemu savestate OUT`` wrote guest.raw, guest.elf and guest.qevm straight into OUT: a
+    migration that failed half-way left a cut guest.qevm and replaced an earlier capture's files.
+    QEMU is replaced here by a fake QMP that writes what each command would."""
+    import contextlib
+
+    from pagecore.qemu import savestate
+    from pagecore.qemu.capture import CaptureError
+
+    class FakeQMP:
+        def cmd(self, name, **kw):
+            if name == "query-memory-size-summary":
+                return {"base-memory": PS}
+            if name == "pmemsave":
+                Path(kw["filename"]).write_bytes(b"new" * 100)
+            if name == "dump-guest-memory":
+                Path(kw["protocol"][5:]).write_bytes(b"\x7fELF new")
+            if name == "migrate":
+                Path(kw["uri"].split("> ", 1)[1].strip("'")).write_bytes(b"QEVM cut")
+            if name == "query-migrate":
+                return {"status": status, "error-desc": "disk full"}
+            return {}
+
+    monkeypatch.setattr(savestate, "_which", lambda name, how: name)
+    monkeypatch.setattr(savestate, "newest_kernel", lambda: Path("/boot/vmlinuz"))
+    monkeypatch.setattr(savestate, "build_initramfs", lambda path, busybox: path)
+    monkeypatch.setattr(savestate, "boot_guest", lambda *a: (None, None, "tcg", None))
+    monkeypatch.setattr(savestate, "qmp_session", lambda proc, sock: contextlib.nullcontext(FakeQMP()))
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = {"guest.raw": b"old raw", "guest.elf": b"old elf", "guest.qevm": b"old qevm", "savestate.json": b"{}"}
+    for name, data in earlier.items():
+        (out / name).write_bytes(data)
+    status = "failed"
+    with pytest.raises(CaptureError, match="failed disk full"):
+        savestate.capture_saved_state(out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier  # no partial file, no stage left
+    status = "completed"
+    monkeypatch.setattr(savestate, "qemu_version", lambda qemu: "fake")
+    man = savestate.capture_saved_state(out)
+    assert sorted(p.name for p in out.iterdir()) == sorted(earlier) and (out / "guest.qevm").read_bytes() == b"QEVM cut"
+    assert sorted(man["files"]) == ["guest.elf", "guest.qevm", "guest.raw"]
+
+
+@pytest.mark.parametrize("desc", [b'{"devices": [1]}', b'["devices"]', b'{"devices": 5}', b'{"page_size": 4096}'])
+def test_vm_description_that_is_not_qemus_is_one_clear_error(tmp_path, desc):
+    """JSON of the wrong shape at the end of the stream was an AttributeError or TypeError traceback."""
+    full = b"\x04" + struct.pack(">I", 3) + _name("timer") + struct.pack(">II", 0, 2) + b"\x11" * 24
+    tail = full + b"\x7e" + struct.pack(">I", 3) + b"\x00\x06" + struct.pack(">I", len(desc)) + desc
+    p = write(tmp_path, _small_stream(tail=tail))
+    with pytest.raises(InputError, match="VM description at the end of the stream is not QEMU's"):
+        read_all(p)
+
+
+def test_ram_claimed_beyond_what_the_index_can_hold_is_refused_up_front(tmp_path):
+    """A 4 KiB stream claiming a 2 PiB pc.ram ended in a MemoryError (the CLI: 'out of memory; use
+    smaller --chunk-pages'), or, for claims near the machine's memory, in swapping."""
+    p = write(tmp_path, qevm({"pc.ram": 1 << 51}, [[("pc.ram", 0, "page", page(1))], []]))
+    with pytest.raises(InputError, match=r"needs .* MiB for its index, more than this machine.s"):
+        read_all(p)

@@ -104,13 +104,14 @@ def _source_dumps(inputs, dump_dir=None) -> list[str]:
         if not (isinstance(i, str | os.PathLike) and os.fspath(i).endswith(".parquet") and os.path.isfile(i)):
             continue
         try:
-            src = page_table_metadata(i).get("source_path")
+            meta = page_table_metadata(i)
         except PagecoreError:
             continue
-        if isinstance(src, str) and src:
-            out.append(src)
-            if dump_dir is not None:
-                out.append(os.path.join(dump_dir, os.path.basename(src)))
+        for src in (meta.get("source_path"), meta.get("vmem_path")):  # a VMware dump is two files
+            if isinstance(src, str) and src:
+                out.append(src)
+                if dump_dir is not None:
+                    out.append(os.path.join(dump_dir, os.path.basename(src)))
     return out
 
 

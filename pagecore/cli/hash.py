@@ -23,11 +23,16 @@ def _cmd_hash(args) -> int:
     vm = args.vm or Path(args.dump).stem
     if args.format == "raw":  # loud even with --quiet: the format's headers become guest pages
         from pagecore.dumps import detect_format
+        from pagecore.dumps.raw import foreign_magic
 
         try:
             looks = detect_format(args.dump)
         except PagecoreError:
-            looks = None
+            try:  # detection refuses a qcow2 disk or a compressed file: still warn about it here
+                with open(args.dump, "rb") as fh:
+                    looks = foreign_magic(fh.read(16))
+            except OSError:
+                looks = None
         if looks not in (None, "raw"):
             print(
                 f"pagecore: WARNING: {args.dump}: --format raw on a file whose magic bytes say {looks}: its headers "

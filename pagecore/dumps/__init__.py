@@ -51,7 +51,7 @@ from pagecore.dumps.base import (
     check_input_path,
     register,
 )
-from pagecore.dumps.raw import RawReader
+from pagecore.dumps.raw import RawReader, foreign_magic
 from pagecore.errors import InputError
 
 SNIFF_BYTES = 4096
@@ -79,6 +79,15 @@ def detect_format(path: str | os.PathLike) -> str:
         tried.append(f"{name} ({reader.magic_description})")
         if reader.sniff(head, size):
             return name
+    foreign = foreign_magic(head)
+    if foreign is not None:  # not a raw image, whatever its size
+        raise InputError(
+            path,
+            f"the file starts with the magic bytes of {foreign}, not a memory dump",
+            offset=0,
+            expected="one of: " + "; ".join(tried),
+            hint="decompress or convert it first (a raw image has no header); --format raw reads it as it is",
+        )
     if RawReader.sniff(head, size):
         return RawReader.name
     tried.append(f"raw (size a multiple of {RawReader.page_size} bytes; this file has {size:,})")

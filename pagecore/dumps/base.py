@@ -193,8 +193,17 @@ class DumpReader(ABC):
         self._check_complete()
 
     def _check_complete(self) -> None:
-        """After the last chunk: a dump of which no page could be read is an error, skip or not."""
+        """After the last chunk: a dump of which no page could be read is an error, skip or not;
+        so is one that holds no page at all (every page excluded by its producer: an ELF core of
+        PT_LOADs without data, a migration stream that sent none), which made an empty table."""
         st = self.stats
+        if st.pages_read == 0 and st.pages_skipped == 0 and st.pages_excluded > 0:
+            raise InputError(
+                self.path,
+                f"the dump holds no guest page: all {st.pages_excluded:,} pages are left out of it",
+                expected="at least one page of guest memory",
+                hint="the producer wrote no memory (a filter or a cut that kept nothing); re-create the dump",
+            )
         if st.pages_read == 0 and st.pages_skipped > 0:
             raise InputError(
                 self.path,
@@ -208,6 +217,11 @@ class DumpReader(ABC):
     def pages_hint(self) -> int | None:
         """Expected number of pages (for progress bars), or None if unknown up front."""
         return None
+
+    @property
+    def input_paths(self) -> list[Path]:
+        """Every file this reader reads (the dump, and any file found beside it): an output must be none."""
+        return [self.path]
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources; safe to call twice."""
@@ -278,6 +292,20 @@ class MmapReader(DumpReader):
                 f"the file shrank while being read: {self.file_size:,} bytes when opened, {size:,} now",
                 expected="an input that nothing writes while pagecore reads it",
                 hint="wait until the producer has finished (or copy the dump) and run again",
+            )
+
+    def _check_complete(self) -> None:
+        """Also refuse an input that grew while read: a raw image still being written (or copied)
+        was hashed up to the size it had when opened, with exit 0."""
+        super()._check_complete()
+        fh = self._fh
+        size = os.fstat(fh.fileno()).st_size if fh is not None else self.path.stat().st_size
+        if size != self.file_size:
+            raise InputError(
+                self.path,
+                f"the file changed size while being read: {self.file_size:,} bytes when opened, {size:,} now",
+                expected="an input that nothing writes while pagecore reads it",
+                hint="wait until the producer (or the copy) has finished and run again",
             )
 
     #: ``MADV_POPULATE_READ`` (Linux 5.14): map a range's cached pages in one call instead of

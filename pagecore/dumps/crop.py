@@ -15,6 +15,8 @@ producer could have written it, with as little rewriting as possible:
   the page-descriptor table is rewritten for the kept frames, pointing at the producer's
   compressed page bytes, copied verbatim (QEMU's shared zero page stays shared). The output
   is plain kdump, or flattened (records of at most ``record_bytes``) when ``flattened``.
+
+``dst`` is never ``src`` (refused before anything is read or written).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pagecore._util import check_output
 from pagecore.dumps.elf import ElfReader
 from pagecore.dumps.flattened import write_flattened
 from pagecore.dumps.kdump import PAGE_DESC, KdumpReader
@@ -42,6 +45,7 @@ def _in_windows(pfns: np.ndarray, windows: Windows) -> np.ndarray:
 
 def crop_raw(src: str | os.PathLike, dst: str | os.PathLike, windows: Windows, ps: int = 4096) -> Path:
     """Copy the raw image ``src`` to ``dst`` up to the last window, zero outside the windows."""
+    check_output(dst, [src])  # crop_raw(f, f) truncated f before reading it
     end = max(hi for _, hi in windows)
     size = min(Path(src).stat().st_size // ps, end)
     with open(src, "rb") as fi, open(dst, "wb") as fo:
@@ -58,6 +62,7 @@ def crop_raw(src: str | os.PathLike, dst: str | os.PathLike, windows: Windows, p
 
 def crop_elf(src: str | os.PathLike, dst: str | os.PathLike, windows: Windows, ps: int = 4096) -> Path:
     """Cut the PT_LOAD data of the ELF core ``src`` to ``windows``; see the module docstring."""
+    check_output(dst, [src])
     reader = ElfReader(Path(src))
     segs = reader._segments()
     raw = Path(src).read_bytes()
@@ -103,6 +108,7 @@ def crop_kdump(
     record_bytes: int = 16384,
 ) -> Path:
     """Keep only the frames of ``windows`` in the kdump file ``src`` (plain or flattened)."""
+    check_output(dst, [src])
     from pagecore.dumps import open_dump
 
     reader = open_dump(src)

@@ -28,9 +28,13 @@ CONTINUE      0x020   ORed in: same block as the previous record (else u8 len + 
 MULTIFD_FLUSH 0x200   (QEMU >= 8.1) none
 ============  ======  ==================================================================
 
-XBZRLE (0x40), RDMA hooks (0x80), compressed pages (0x100), the obsolete FULL (0x01), postcopy
-and ``x-ignore-shared`` streams are refused with a clear error; so is any unknown section type,
-version, flag or configuration subsection: nothing is guessed. Every RAM page is sent at least
+XBZRLE (0x40), RDMA hooks (0x80), compressed pages (0x100), the obsolete FULL (0x01), postcopy,
+``x-ignore-shared`` and ``mapped-ram`` streams are refused with a clear error; so is any unknown
+section type, version, flag or configuration subsection: nothing is guessed. After the EOF
+section only the VM description may follow, and a second ``QEVM`` stream in the same file (two
+saves written with ``>>``) is refused, not ignored. The first pass reads the stream to its very
+end, so a compressed image's own checks (end-of-stream marker, CRC) are made before any page is
+used; a decompressor's error is one line naming the file. Every RAM page is sent at least
 once (zero pages as ZERO records) and a page dirtied during migration again later; the last
 record of a page wins, so the reader makes two passes (the first only indexes which record of
 each page is the last; memory: 8 bytes per guest page). Device sections (``FULL`` after RAM)
@@ -38,18 +42,27 @@ are listed from the stream's own VM description, never parsed.
 
 Guest-physical addresses: block ``pc.ram`` of a PC machine (i440fx or q35, named by the
 configuration section) starts at 0; RAM beyond the machine's below-4 GiB limit continues at
-4 GiB (QEMU's default ``max-ram-below-4g``); ``pc.bios`` is mapped just below 4 GiB, as in
-QEMU's ELF dumps. Other blocks (option ROMs, ACPI tables, video RAM) have no fixed guest
-address: their pages are counted in ``pages_not_guest_ram`` and not yielded. On a paused
-128 MiB guest (QEMU 7.2, TCG) this gives exactly the pages of ``dump-guest-memory`` (ELF).
+4 GiB (QEMU's default ``max-ram-below-4g``; ``pc_piix.c``: 3 GiB below 4 GiB from 3.5 GiB of
+RAM on, but 3.5 GiB on ``pc-i440fx-1.x``, which lack ``gigabyte_align``; ``pc_q35.c``: 2 GiB
+from 2.75 GiB on; a stream without a configuration section, machine types <= 2.3, names no
+machine type, so one with 2.75 GiB or more, where the two differ, is refused); ``pc.bios``
+is mapped just below 4 GiB, as in QEMU's ELF dumps. Other blocks (option ROMs, ACPI tables,
+video RAM: :data:`NOT_GUEST_RAM_ENDINGS`, :data:`NOT_GUEST_RAM_PREFIXES`) have no fixed guest
+address: their pages are counted in ``pages_not_guest_ram`` and not yielded. Any other block
+(a memory backend's: hot-plugged DIMMs, virtio-mem) is guest RAM the stream does not place, so
+the stream is refused rather than read without it. On a paused 128 MiB guest (QEMU 7.2, TCG)
+this gives exactly the pages of ``dump-guest-memory`` (ELF).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import lzma
+import os
 import re
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +71,7 @@ from typing import BinaryIO
 import numpy as np
 
 from pagecore import PAGE_SIZE
+from pagecore._util import check_output
 from pagecore.dumps.base import DumpReader, PageChunk, register
 from pagecore.errors import InputError
 
@@ -83,10 +97,19 @@ RAM_SECTION_VERSION = 4
 SKIPPABLE_COMMANDS = {1: "OPEN_RETURN_PATH", 2: "PING"}
 #: configuration subsections known to QEMU 7.2, with how to read them
 KNOWN_CONFIG_SUBSECTIONS = ("configuration/target-page-bits", "configuration/capabilities", "configuration/uuid")
-#: capabilities that change the RAM setup record (extra fields per block)
-LAYOUT_CAPABILITIES = ("x-ignore-shared", "postcopy-ram")
+#: capabilities that change the RAM setup record (extra fields per block; mapped-ram, QEMU >= 9.0,
+#: also moves the pages out of the stream to fixed file offsets)
+LAYOUT_CAPABILITIES = ("x-ignore-shared", "postcopy-ram", "mapped-ram")
+#: RAM blocks that are not guest RAM (firmware, option ROMs, fw_cfg blobs, video memory), by the
+#: end of their name's last component (QEMU names PCI devices' blocks ``0000:00:02.0/vga.vram``)
+NOT_GUEST_RAM_ENDINGS = ("rom", "bios", "vram", ".fifo")
+#: ... or by the start of their name (fw_cfg ROM blobs; OVMF's pflash devices)
+NOT_GUEST_RAM_PREFIXES = ("/rom@", "system.flash")
 #: most bytes of device state kept while looking for the VM description at the end
 DEVICE_TAIL_MAX = 64 << 20
+#: what a decompressor (or the disk) raises on damaged input: Python's gzip, bz2 and lzma modules
+#: raise EOFError for a cut stream, zlib.error/LZMAError/OSError for corrupt data
+_READ_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError)
 
 
 @dataclass
@@ -134,14 +157,28 @@ class _In:
             problem = f"{problem} ({self.what})"
         return InputError(self.path, problem, offset=where, expected=expected, hint=hint)
 
+    def raw_read(self, n: int) -> bytes:
+        """Up to ``n`` bytes from the file (no peeked byte, no offset update); a decompressor's or
+        the disk's error on damaged input becomes an InputError saying where it happened."""
+        try:
+            return self.fh.read(n)
+        except Exception as e:
+            if not isinstance(e, _READ_ERRORS) and type(e).__name__ != "ZstdError":  # zstandard is optional
+                raise
+            raise self.err(
+                f"the data cannot be read ({'zlib.error' if isinstance(e, zlib.error) else type(e).__name__}: {e})",
+                expected="an intact file",
+                hint="the file is truncated or corrupt; re-create it",
+            ) from None
+
     def read(self, n: int, what: str) -> bytes:
         if self._peek:
-            b = self._peek + self.fh.read(n - 1) if n > 1 else self._peek
+            b = self._peek + self.raw_read(n - 1) if n > 1 else self._peek
             self._peek = b""
         else:
-            b = self.fh.read(n)
+            b = self.raw_read(n)
         while len(b) < n:  # decompressors may return short reads before the end
-            more = self.fh.read(n - len(b))
+            more = self.raw_read(n - len(b))
             if not more:
                 break
             b += more
@@ -156,7 +193,7 @@ class _In:
 
     def peek(self) -> int | None:
         if not self._peek:
-            self._peek = self.fh.read(1)
+            self._peek = self.raw_read(1)
         return self._peek[0] if self._peek else None
 
     def u8(self, what: str) -> int:
@@ -190,15 +227,37 @@ def _pc_layout(blocks: list[RamBlock], machine: str, raw: _In) -> None:
             expected="a PC guest whose RAM is the block pc.ram (QEMU -m, or libvirt's memory backend)",
             hint="NUMA and other multi-backend guests are not supported; dump them with dump-guest-memory",
         )
+    if machine == "" and ram.size >= 0xB0000000:
+        # machine types <= 2.3 send no configuration; below 2.75 GiB every PC machine keeps all RAM
+        # below 4 GiB, above it q35 and i440fx split it differently (the stream was read as i440fx)
+        raise raw.err(
+            f"the stream names no machine type and its guest has {ram.size:,} bytes of RAM",
+            expected="a configuration section (machine types >= 2.4), or less than 2.75 GiB of RAM",
+            hint="where RAM continues above 4 GiB depends on the machine type; dump with dump-guest-memory",
+        )
     if machine.startswith("pc-q35") or machine == "q35":
         lowmem = 0x80000000 if ram.size >= 0xB0000000 else 0xB0000000
-    elif machine.startswith("pc-i440fx") or machine == "pc" or machine.startswith("pc-1.") or machine == "":
+    elif re.fullmatch(r"pc-(i440fx-)?1\.[0-7]", machine):
+        lowmem = 0xE0000000  # no gigabyte_align before pc-i440fx-2.0: 3.5 GiB below 4 GiB, always
+    elif machine.startswith("pc-i440fx") or machine == "pc" or machine == "":
         lowmem = 0xC0000000 if ram.size >= 0xE0000000 else 0xE0000000
     else:
         raise raw.err(
             f"machine type {machine!r} has no known guest-physical layout",
             expected="a PC machine (pc-i440fx-*, pc-q35-*)",
             hint="dump the guest with dump-guest-memory instead",
+        )
+    for b in blocks:
+        last = b.name.rsplit("/", 1)[-1].lower()
+        if b is ram or b.name.startswith(NOT_GUEST_RAM_PREFIXES) or last.endswith(NOT_GUEST_RAM_ENDINGS):
+            continue
+        # a pc-dimm, virtio-mem or NUMA memory backend is named by its id: guest RAM that sits at
+        # an address only its device state knows; it was left out of the table without a word
+        raise raw.err(
+            f"RAM block {b.name!r} ({b.size:,} bytes) is neither pc.ram nor firmware, an option ROM or "
+            "video memory: guest RAM pagecore cannot place (a pc-dimm, virtio-mem or NUMA memory backend?)",
+            expected="pc.ram, with firmware (pc.bios, /rom@..., *.rom, system.flash*) and video RAM (*vram)",
+            hint="its pages would be missing from the table; dump the guest with dump-guest-memory (ELF) instead",
         )
     below = min(ram.size, lowmem)
     ram.gpa_ranges = [(0, 0, below)]
@@ -285,7 +344,7 @@ class QevmWalker:
     # -- RAM ------------------------------------------------------------------
     def _ram_setup(self) -> None:
         raw, info = self.raw, self.info
-        at = raw.pos
+        at = setup_at = raw.pos
         word = raw.be64("RAM setup")
         if word & FLAG_MASK != F_MEM_SIZE:
             raise raw.err(f"RAM section starts with flags {word & FLAG_MASK:#x}", expected="MEM_SIZE (0x4)", at=at)
@@ -306,6 +365,16 @@ class QevmWalker:
                 raise raw.err(f"RAM block {name!r} listed twice", expected="unique block names", at=at)
             info.blocks.append(RamBlock(name, size))
             seen += size
+        need = 16 * (total // PAGE_SIZE)  # the first pass's index and the frame map: 8 + 8 bytes a page
+        have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        if need > have:  # was a MemoryError, or swapping, on a header claiming petabytes
+            raise raw.err(
+                f"the stream's RAM blocks total {total:,} bytes: reading it needs {need >> 20:,} MiB for its "
+                f"index, more than this machine's {have >> 20:,} MiB",
+                expected="a guest whose RAM is at most 256 times this machine's memory",
+                hint="read it on a machine with more memory (or the RAM setup record is corrupt)",
+                at=setup_at,
+            )
 
     def _ram_data(self, setup: bool) -> Iterator[tuple[int, int, bytes | None, int]]:
         raw, info = self.raw, self.info
@@ -438,6 +507,8 @@ class QevmWalker:
                 if not ram_done:
                     raise raw.err("stream ends before its RAM section ends", expected="a RAM END section", at=at)
                 info.devices_source = "no device sections"
+                if not stop_at_devices:
+                    self._after_eof()
                 return
             else:
                 raise raw.err(
@@ -447,12 +518,14 @@ class QevmWalker:
                     at=at,
                 )
 
-    def _list_devices(self, first_at: int) -> None:
-        """Device sections from the VM description (JSON) at the stream's end; never parsed."""
-        raw, info = self.raw, self.info
-        tail = bytearray()
+    def _rest(self, first_at: int) -> bytes:
+        """The rest of the stream (at most :data:`DEVICE_TAIL_MAX` bytes), read to its very end, so
+        that a compressed image's checksums are checked; refuses a second stream appended to it."""
+        raw = self.raw
+        tail = bytearray(raw._peek)
+        raw._peek = b""
         while True:
-            block = raw.fh.read(1 << 20)
+            block = raw.raw_read(1 << 20)
             if not block:
                 break
             tail += block
@@ -462,7 +535,33 @@ class QevmWalker:
                     expected="device sections of at most that size",
                     at=first_at,
                 )
-        end = bytes(tail)
+        second = tail.find(MAGIC + struct.pack(">I", FILE_VERSION))
+        if second >= 0:
+            raise raw.err(
+                "a second migration stream starts here, after the first one's RAM",
+                expected="one stream per file",
+                hint="the file holds two saves (written with >> or saved twice); split it, only the first was read",
+                at=raw.pos + second,
+            )
+        return bytes(tail)
+
+    def _after_eof(self) -> None:
+        """After the EOF marker QEMU writes at most its VM description (0x06, be32 length, JSON)."""
+        raw = self.raw
+        at = raw.pos
+        end = self._rest(at)
+        if end and not (end[0] == SEC_VMDESC and len(end) >= 5 and struct.unpack_from(">I", end, 1)[0] == len(end) - 5):
+            raise raw.err(
+                f"{len(end):,} bytes after the end of the stream (the EOF section)",
+                expected="nothing, or the VM description (0x06, its length, JSON to the end of the file)",
+                hint="the file is corrupt or holds more than one stream",
+                at=at,
+            )
+
+    def _list_devices(self, first_at: int) -> None:
+        """Device sections from the VM description (JSON) at the stream's end; never parsed."""
+        raw, info = self.raw, self.info
+        end = self._rest(first_at)
         desc = None
         for m in re.finditer(rb"\x00\x06", end):
             p = m.start() + 1
@@ -472,9 +571,20 @@ class QevmWalker:
                 except ValueError:
                     continue
                 break
-        if desc is None or "devices" not in desc:
+        if desc is None:
             info.devices_source += "; no VM description at the end of the stream, so the list stops there"
             return
+        if not (
+            isinstance(desc, dict)
+            and isinstance(desc.get("devices"), list)
+            and all(isinstance(d, dict) for d in desc["devices"])
+        ):  # was an AttributeError/TypeError traceback
+            raise raw.err(
+                "the VM description at the end of the stream is not QEMU's (no list of device objects)",
+                expected='JSON {"devices": [{"name": ..., "instance_id": ...}, ...]}',
+                hint="the stream is corrupt",
+                at=first_at,
+            )
         devices = []
         for d in desc["devices"]:
             devices.append(
@@ -518,6 +628,7 @@ def crop_stream(src: str | Path, dst: str | Path, windows: list[tuple[int, int]]
     the result decodes to exactly the kept pages; the dropped ones then count as excluded.
     """
     src, dst = Path(src), Path(dst)
+    check_output(dst, [src])  # crop_stream(f, f) emptied f before reading it
     info = QemuMigrationReader(src).describe()
     gmaps = _frame_maps(info)
     with open(src, "rb") as fh, open(dst, "wb") as out:
@@ -576,7 +687,24 @@ class StreamReader(DumpReader):
             last.append(np.full(w.info.blocks[i].pages, -1, np.int64))
         return w.info, last
 
+    def _stamp(self) -> tuple[int, ...]:
+        st = os.stat(self.path)
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+    def _check_unchanged(self, stamp: tuple[int, ...], first: StreamInfo, second: StreamInfo) -> None:
+        """The stream is read twice: refuse a file that changed in between (a save rewritten in place
+        while it was hashed mixed the pages of two saves, with exit 0)."""
+        if self._stamp() != stamp or second.records != first.records:
+            raise InputError(
+                self.path,
+                "the file changed while being read (a migration stream is read twice: "
+                f"{first.records:,} RAM records the first time, {second.records:,} the second)",
+                expected="an input that nothing writes while pagecore reads it",
+                hint="wait until the save has finished (or copy the file) and run again",
+            )
+
     def chunks(self) -> Iterator[PageChunk]:
+        stamp = self._stamp()
         info, last = self._index()
         fh, base, what = self._open_stream()
         with fh:
@@ -604,6 +732,7 @@ class StreamReader(DumpReader):
                     self.stats.pages_read += n
                     yield _chunk(gp, buf, n)
                     n = 0
+            self._check_unchanged(stamp, info, w.info)
             if n:
                 self.stats.pages_read += n
                 yield _chunk(gp, buf, n)

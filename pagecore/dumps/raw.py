@@ -23,6 +23,34 @@ from pagecore.errors import InputError
 #: meaning the end of the file: all of it (page data, no header, no checksum).
 UNPROTECTED = (("page data", 0, None),)
 
+#: Files starting like these are not memory images, whatever their size: auto-detection does not
+#: take them as raw (a qcow2 disk, a compressed dump or a QEVM stream of another version whose
+#: size was a multiple of 4 KiB was hashed as guest pages with exit 0); ``--format raw`` still can.
+FOREIGN_MAGICS = (
+    (b"\x1f\x8b\x08", "a gzip-compressed file"),
+    (b"\xfd7zXZ\x00", "an xz-compressed file"),
+    (b"\x28\xb5\x2f\xfd", "a zstd-compressed file"),
+    (b"\x89LZO\x00\r\n\x1a\n", "an lzop-compressed file"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"PK\x03\x04", "a zip archive"),
+    (b"QFI\xfb", "a qcow2 disk image"),
+    (b"KDMV", "a VMDK disk image"),
+    (b"vhdxfile", "a VHDX disk image"),
+    (b"QEVM", "a QEMU migration stream of a version pagecore does not read"),
+    (b"PAGEDU64", "a Windows crash dump"),
+    (b"PAGEDUMP", "a Windows crash dump"),
+)
+
+
+def foreign_magic(head: bytes) -> str | None:
+    """What a file starting with ``head`` is if its magic says it is no memory image, else None."""
+    for magic, what in FOREIGN_MAGICS:
+        if head.startswith(magic):
+            return what
+    if head[:3] == b"BZh" and head[3:4] in b"123456789" and head[4:10] == b"1AY&SY":
+        return "a bzip2-compressed file"
+    return None
+
 
 @register
 class RawReader(MmapReader):

@@ -20,15 +20,19 @@ community notes on the format)::
 
 In group ``memory``: ``regionsCount``; per region ``i``: ``regionPPN[i]`` (first guest page),
 ``regionPageNum[i]`` (first ``.vmem`` page) and ``regionSize[i]`` (pages). No regions (or
-``regionsCount`` 0): the ``.vmem`` is flat from guest-physical 0. Regions must not overlap and
-must lie inside the ``.vmem``; memory stored inside the checkpoint itself (no ``.vmem``) is not
-supported.
+``regionsCount`` 0): the ``.vmem`` is flat from guest-physical 0. Regions must not overlap, must
+lie inside the ``.vmem`` and below the 52-bit physical limit, and must place every page of it (a
+page no region places, or a tail that is not a whole page, is an error; under ``skip_bad_pages``
+it is skipped and counted); region tags must be integers and appear once. Memory stored inside
+the checkpoint itself (no ``.vmem``) is not supported. Both files are inputs: an output may be
+neither (:attr:`VmwareReader.input_paths`).
 """
 
 from __future__ import annotations
 
 import itertools
 import mmap
+import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from pagecore import PAGE_SIZE
+from pagecore.dumps import _sigbus
 from pagecore.dumps.base import DumpReader, PageChunk, register
 from pagecore.errors import InputError
 
@@ -43,6 +48,10 @@ MAGICS = (0xBED2BED0, 0xBAD1BAD1, 0xBED2BED2, 0xBED3BED3)
 HEADER = struct.Struct("<III")
 GROUP = struct.Struct("<64sQQ")
 MAX_GROUPS = 4096
+#: the memory group's tags that place the ``.vmem``: each must be an integer and appear once
+REGION_TAGS = ("regionsCount", "regionPPN", "regionPageNum", "regionSize")
+#: guest pages end below this (the 52-bit physical address limit of ``_segments``)
+MAX_GUEST_PAGES = (1 << 52) // PAGE_SIZE
 
 
 def parse_checkpoint(path: Path) -> dict:
@@ -105,6 +114,8 @@ def parse_checkpoint(path: Path) -> dict:
             raw = data[pos : pos + dlen]
             value = int.from_bytes(raw, "little") if dlen in (4, 8) else raw
             pos += dlen
+        if name in REGION_TAGS and (name, tuple(idx)) in tags:
+            raise InputError(path, f"tag {name}{list(idx)} appears twice", offset=at, expected="each region tag once")
         tags[(name, tuple(idx))] = value
     return {"version": version, "groups": groups, "memory": tags}
 
@@ -122,6 +133,15 @@ def regions_of(path: Path, tags: dict, vmem_pages: int) -> list[tuple[int, int, 
             ppn, fpn, n = (tags[(k, (i,))] for k in ("regionPPN", "regionPageNum", "regionSize"))
         except KeyError as e:
             raise InputError(path, f"region {i} lacks tag {e.args[0][0]}", expected="regionPPN/PageNum/Size") from None
+        if not all(isinstance(v, int) for v in (ppn, fpn, n)):  # a 2-byte tag was bytes: a TypeError
+            raise InputError(path, f"region {i}'s tags are not all integers", expected="4- or 8-byte tags")
+        if ppn + n > MAX_GUEST_PAGES:
+            raise InputError(
+                path,
+                f"region {i} (guest pages {ppn:#x}+{n:#x}) reaches beyond the 52-bit physical address space",
+                expected=f"guest pages below {MAX_GUEST_PAGES:#x}",
+                hint="the checkpoint is corrupt",
+            )
         if fpn + n > vmem_pages:
             raise InputError(
                 path,
@@ -164,26 +184,64 @@ class VmwareReader(DumpReader):
             if not self.vmem.is_file():
                 raise InputError(p, f"no {self.vmem.name} beside this checkpoint", hint="copy the .vmem next to it")
         vsize = self.vmem.stat().st_size
+        if vsize == 0:  # was a table of 0 pages, exit 0
+            raise InputError(
+                self.path, f"{self.vmem.name} is empty", expected="guest pages", hint="copy the .vmem again"
+            )
         self.info = parse_checkpoint(self.checkpoint)
         self.regions = regions_of(self.checkpoint, self.info["memory"], vsize // PAGE_SIZE)
-        self.stats.bytes_skipped = 0
+        # every byte of the .vmem must be a page some region places (regions are disjoint in it):
+        # a .vmem of another checkpoint, or a cut one, was read in part with exit 0
+        unplaced = vsize // PAGE_SIZE - sum(n for _, _, n in self.regions)
+        rem = vsize % PAGE_SIZE
+        if unplaced or rem:
+            if not self.skip_bad_pages:
+                raise InputError(
+                    self.path,
+                    f"{self.vmem.name}: {unplaced:,} of its {vsize // PAGE_SIZE:,} pages are placed by no region of "
+                    f"{self.checkpoint.name}"
+                    + (f", and it ends with {rem:,} bytes that are not a whole page" if rem else ""),
+                    expected="a .vmem whose every page the checkpoint's memory regions place",
+                    hint="the .vmem belongs to another checkpoint or is damaged; pass --skip-bad-pages to read "
+                    "only the placed pages",
+                )
+            self.stats.pages_skipped = unplaced + (rem > 0)
+        self.stats.bytes_skipped = unplaced * PAGE_SIZE + rem
+        self._vmem_size = vsize
         self._fh = None
         self._mm = None
+
+    @property
+    def input_paths(self) -> list[Path]:
+        return [self.checkpoint, self.vmem]
 
     @property
     def pages_hint(self) -> int:
         return sum(n for _, _, n in self.regions)
 
+    def _check_size(self) -> None:
+        """As :meth:`MmapReader._check_size`: a .vmem cut while read was a silent SIGBUS death."""
+        size = os.fstat(self._fh.fileno()).st_size
+        if size < self._vmem_size:
+            raise InputError(
+                self.vmem,
+                f"the file shrank while being read: {self._vmem_size:,} bytes when opened, {size:,} now",
+                expected="an input that nothing writes while pagecore reads it",
+                hint="wait until the VM is suspended or powered off (or copy the files) and run again",
+            )
+
     def chunks(self) -> Iterator[PageChunk]:
+        _sigbus.install_async()  # a cut while a view is in use: one line, not a silent death
+        _sigbus.set_current(self.vmem)
         self._fh = open(self.vmem, "rb")
-        if self.vmem.stat().st_size == 0:
-            return
+        self._check_size()
         self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
         buf = np.frombuffer(self._mm, np.uint8)
         pages = buf[: len(buf) // PAGE_SIZE * PAGE_SIZE].reshape(-1, PAGE_SIZE)
         for ppn, fpn, n in self.regions:
             for first in range(0, n, self.chunk_pages):
                 k = min(self.chunk_pages, n - first)
+                self._check_size()
                 self.stats.pages_read += k
                 yield PageChunk(np.arange(ppn + first, ppn + first + k, dtype=np.uint64), pages[fpn + first :][:k])
 

@@ -50,7 +50,8 @@ def hash_dump(
         bar = progress(reader.pages_hint, desc=f"hash {vm}") if show_progress else None
         sizer = ChunkSizer(compress, threads) if compress else None
         fields = page_table_fields(compress) if compress else ()
-        with PageTableWriter(out, vm, inputs=[dump], extra_fields=fields) as writer:
+        # the reader's own inputs too: `hash g.vmss -o g.vmem` replaced the guest's memory file
+        with PageTableWriter(out, vm, inputs=[dump, *reader.input_paths], extra_fields=fields) as writer:
             for chunk, h, z in hashed_chunks(reader, key, threads):
                 extra = page_table_columns(sizer, chunk.pages, h, z) if sizer is not None else None
                 writer.write(chunk.gpfn, h, z, extra=extra)

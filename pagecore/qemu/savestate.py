@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import tempfile
@@ -61,6 +62,10 @@ def capture_saved_state(
 ) -> dict:
     """Boot, pause, and write ``guest.qevm``, ``guest.elf`` and ``guest.raw`` of the same paused guest.
 
+    The files are written in a hidden directory inside ``out_dir`` and moved into it only when all
+    of them are complete (with ``savestate.json``): a failed capture leaves no partial file and
+    does not replace the files of an earlier one.
+
     Returns a manifest dict (versions, accelerator, files, query-migrate result).
     """
     qemu = _which("qemu-system-x86_64", "apt-get install qemu-system-x86")
@@ -68,6 +73,15 @@ def capture_saved_state(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     kernel = newest_kernel()
+    with tempfile.TemporaryDirectory(prefix=".pagecore-savestate-", dir=out_dir) as stage:
+        manifest = _capture(Path(stage), qemu, busybox, kernel, ram_mb, accel, kvm_timeout, tcg_timeout)
+        for f in sorted(Path(stage).iterdir()):  # all complete: only now replace an earlier capture's
+            os.replace(f, out_dir / f.name)
+    return manifest
+
+
+def _capture(out_dir: Path, qemu, busybox: Path, kernel, ram_mb, accel, kvm_timeout, tcg_timeout) -> dict:
+    """:func:`capture_saved_state` into the staging directory ``out_dir``."""
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="pagecore-savestate-") as tmp:
         work = Path(tmp)
