@@ -171,6 +171,16 @@ def check_consistency(config: dict) -> None:
                         f"low_pct >= 0, got {th[0]} > {th[1]} > {th[2]} > {th[3]}; reorder them"
                     )
             b = scenario_section(sim, name, "balloon")
+            dt = b.get("poll_s", 1.0)
+            over = (sim.get("overrides") or {}).get(name) or {} if name is not None else {}
+            for key in ("record_s", "rebalance_s"):  # the replay steps by the balloon poll
+                every = over.get(key, sim.get(key))
+                ok = not isinstance(every, int | float) or not isinstance(dt, int | float) or dt <= 0
+                if not ok and abs(every / dt - round(every / dt)) > 1e-9:
+                    raise ConfigError(
+                        f"config key {where}.{key}: {every:g} s is not a whole number of simulator steps "
+                        f"(balloon.poll_s = {dt:g} s); the replay would run it as {max(1, round(every / dt)) * dt:g} s"
+                    )
             if "rate_min_mb_s" in b and "rate_max_mb_s" in b and b["rate_min_mb_s"] > b["rate_max_mb_s"]:
                 raise ConfigError(
                     f"config key {where}.balloon.rate_min_mb_s: {b['rate_min_mb_s']} exceeds rate_max_mb_s "

@@ -120,6 +120,13 @@ CASES = [
     # 5. tolerances
     (lambda c: c["comparison"]["tolerances"].update(fig09=0.1), "comparison.tolerances.fig09"),
     (lambda c: c["comparison"]["tolerances"].pop("fig02"), "comparison.tolerances.fig02"),
+    # 6. intervals the replay runs in whole steps of the balloon poll (2.5 s ran as 2 s)
+    (lambda c: c["sim"].update(record_s=2.5), "sim.record_s"),
+    (lambda c: c["sim"].update(rebalance_s=7.5), "sim.rebalance_s"),
+    (
+        lambda c: c["sim"]["overrides"].setdefault("fig06", {}).update(balloon={"poll_s": 2.0}),
+        "sim.overrides.fig06.record_s",
+    ),
 ]
 
 
