@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from pagecore.cli._args import command, float_in, key_from_args, positive_int
+from pagecore.cli._args import check_outputs, command, float_in, key_from_args, positive_int
 
 
 def _cmd_live(args) -> int:
@@ -31,7 +31,25 @@ def _cmd_live(args) -> int:
             raise InputError(f"/proc/{pid}", why, hint="pass --force to read it anyway")
     qmp_for = dict(args.qmp or [])
     out_dir = Path(args.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(out_dir, "-o/--output is not a directory", hint="name a directory for the page tables")
+    # every table this run writes, named before any read: two guests of one name (or one PID given
+    # twice) would replace each other's table, and no table may replace the key file
+    if len(set(pids)) < len(pids):
+        twice = next(p for p in pids if pids.count(p) > 1)
+        raise InputError("--pid", f"PID {twice} is given twice", hint="name each once")
+    names: dict[int, str] = {}
+    for pid in pids:
+        names[pid] = live.table_stem(live.guest_name(pid), pid)
+        other = next((o for o in names if o != pid and names[o] == names[pid]), None)
+        if other is not None:
+            raise InputError(
+                out_dir / f"{names[pid]}.parquet",
+                f"guests {other} and {pid} would both be written here (one name, {names[pid]!r})",
+                hint="read them into separate -o directories",
+            )
+    check_outputs([out_dir / _table_name(names[pid], args.count, i) for pid in pids for i in range(args.count)],
+                  [args.key_file])  # fmt: skip
     key = key_from_args(args)
     opened: list[tuple[live.Guest, QMP | None]] = []
     try:
@@ -70,7 +88,7 @@ def _read_one(args, guest, qmp, out_dir: Path, i: int, key) -> None:
     """Read ``guest`` once into ``<guest>.parquet`` (``<guest>.NNNN.parquet`` in a series) and say how it went."""
     from pagecore.qemu import live
 
-    name = f"{guest.name}.parquet" if args.count == 1 else f"{guest.name}.{i:04d}.parquet"
+    name = _table_name(live.table_stem(guest.name, guest.pid), args.count, i)
     meta = live.read_guest(
         guest,
         out_dir / name,
@@ -93,6 +111,11 @@ def _read_one(args, guest, qmp, out_dir: Path, i: int, key) -> None:
         f"{meta['pages_skipped']:,} unreadable",
         file=sys.stderr,
     )
+
+
+def _table_name(stem: str, count: int, i: int) -> str:
+    """``<stem>.parquet``, or ``<stem>.NNNN.parquet`` for read ``i`` of a series."""
+    return f"{stem}.parquet" if count == 1 else f"{stem}.{i:04d}.parquet"
 
 
 def _pid_sock(text: str):

@@ -129,6 +129,13 @@ def guest_name(pid: int) -> str:
     return f"qemu-{pid}"
 
 
+def table_stem(name: str, pid: int) -> str:
+    """A file name stem for guest ``name``: QEMU's ``-name`` is anyone's text, so a ``/`` or a leading
+    dot (``-name ../x``) must not place the table outside the output directory or hide it."""
+    stem = re.sub(r"[^A-Za-z0-9_.+-]", "_", name).lstrip(".")
+    return stem or f"qemu-{pid}"
+
+
 def qmp_socket_of(pid: int) -> str | None:
     """The QMP UNIX socket named by ``-qmp unix:PATH`` on QEMU's command line, if any."""
     args = _cmdline(pid)
@@ -465,4 +472,5 @@ __all__ = [
     "qmp_socket_of",
     "read_guest",
     "read_live_table",
+    "table_stem",
 ]

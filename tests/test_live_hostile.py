@@ -1,0 +1,106 @@
+"""`pagecore live` on careless or hostile input: the tables it writes stay inside ``-o``, never
+replace each other or an input, and a refused run leaves nothing behind.
+
+The guests are stand-in processes (a mergeable anonymous mapping, like QEMU's guest RAM) whose
+command line carries ``-name``: QEMU's ``-name`` is whatever the guest's owner typed, so it is
+hostile input to the reader. Each stand-in is ended by its PID.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HOLDER = """
+import mmap, sys, time
+n = int(sys.argv[1])
+m = mmap.mmap(-1, n * 4096, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+m.madvise(mmap.MADV_MERGEABLE)  # what QEMU does to guest RAM
+m.write(bytes(range(256)) * (n * 16))
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+pytestmark = pytest.mark.skipif(not hasattr(mmap, "MADV_MERGEABLE"), reason="no MADV_MERGEABLE on this platform")
+
+
+@pytest.fixture
+def stand_in():
+    """Start stand-in guests named by ``-name``; every one is ended by its PID."""
+    procs: list[subprocess.Popen] = []
+
+    def start(name: str | None, pages: int = 64) -> int:
+        extra = ["-name", name] if name is not None else []
+        p = subprocess.Popen([sys.executable, "-c", HOLDER, str(pages), *extra], stdout=subprocess.PIPE, text=True)
+        procs.append(p)
+        assert p.stdout.readline().strip() == "ready"
+        return p.pid
+
+    yield start
+    for p in procs:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+
+
+def _live(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "pagecore", "live", "--force", "--max-mb-per-s", "0", "--no-drift", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+
+
+def _one_line_error(r, needle: str) -> None:
+    assert r.returncode != 0 and needle in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_guest_name_with_a_path_stays_inside_the_output_directory(stand_in, tmp_path):
+    """`-name ../escaped` wrote ``escaped.parquet`` beside the -o directory, not in it."""
+    pid = stand_in("../escaped")
+    out = tmp_path / "out"
+    r = _live("--pid", pid, "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert [p.name for p in out.iterdir()] == ["_escaped.parquet"]
+    import pyarrow.parquet as pq
+
+    assert set(pq.read_table(out / "_escaped.parquet", columns=["vm"])["vm"].to_pylist()) == {"../escaped"}
+
+
+def test_two_guests_of_one_name_are_refused_before_any_read(stand_in, tmp_path):
+    """Two guests named alike (or one PID given twice) each wrote `<name>.parquet`: the second read
+    replaced the first without a word."""
+    a, b = stand_in("same"), stand_in("same", pages=128)
+    out = tmp_path / "out"
+    _one_line_error(_live("--pid", a, "--pid", b, "-o", out), "would both be written")
+    _one_line_error(_live("--pid", a, "--pid", a, "-o", out), "given twice")
+    assert not out.exists()
+
+
+def test_a_table_never_replaces_the_key_file(stand_in, tmp_path):
+    """`--key-file DIR/g.parquet -o DIR` replaced the secret with the table keyed by it."""
+    pid = stand_in("g")
+    key = tmp_path / "g.parquet"
+    key.write_text("a secret of more than sixteen bytes\n")
+    _one_line_error(_live("--pid", pid, "--key-file", key, "-o", tmp_path), "is the input")
+    assert key.read_text() == "a secret of more than sixteen bytes\n"
+
+
+def test_refused_runs_leave_no_directory(stand_in, tmp_path):
+    """A run refused before reading created the -o directory anyway; -o naming a file is one line."""
+    missing = tmp_path / "gone"
+    _one_line_error(_live("--pid", 2**22 + 12345, "-o", missing), "no such process")
+    assert not missing.exists()
+    f = tmp_path / "file"
+    f.write_text("kept\n")
+    _one_line_error(_live("--pid", stand_in("g"), "-o", f), "not a directory")
+    assert f.read_text() == "kept\n"
