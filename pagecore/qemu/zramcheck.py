@@ -17,15 +17,19 @@ The prediction is :func:`pagecore.sharing.compress.zram_mm_stat` on the sizes
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import mmap
 import os
+import stat
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from pagecore import PAGE_SIZE
+from pagecore.errors import InputError, PagecoreError
 
 STATE_DIR = Path(os.environ.get("PAGECORE_STATE_DIR", "/var/tmp"))
 MM_STAT_FIELDS = (
@@ -105,6 +109,67 @@ def state_file(dev: str) -> Path:
 RESTORED = ("comp_algorithm", "disksize")
 
 
+def boot_id() -> str | None:
+    """This boot's id (a state file from another boot describes a device the reboot reset)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def lock(dev: str):
+    """Hold ``dev`` for one check: a second check (another process) is refused, not let loose on
+    the device (it restored, i.e. reset, the first one's device mid-run and removed its saved
+    settings). The lock is ``flock`` on the device's sysfs directory, released when the process
+    ends, however it ends."""
+    try:
+        fd = os.open(sysfs(dev), os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise ZramUnavailable(f"no /sys/block/{dev} ({exc.strerror})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ZramUnavailable(f"another zramcheck is using {dev}; run one at a time") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def load_state(dev: str) -> dict | None:
+    """The settings a killed run saved for ``dev`` (None if none), checked before anything is reset:
+    the file must be a regular file of this user, not writable by others (``STATE_DIR`` is
+    world-writable), of this boot, name this device, an algorithm it offers and ``disksize`` 0 (a
+    check only runs on an unused device). Anything else is a one-line :class:`InputError`."""
+    p = state_file(dev)
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        return None
+    fix = f"check /sys/block/{dev} by hand (reset it if nothing uses it), then remove the file"
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise InputError(p, "not a zramcheck state file of this user (a link, another owner or writable by others)",
+                         hint=fix)  # fmt: skip
+    try:
+        state = json.loads(p.read_text())
+        if not isinstance(state, dict):
+            raise ValueError("not a JSON object")
+        if state.get("device") != dev:
+            raise ValueError(f"it names device {state.get('device')!r}, not {dev}")
+        algo, size = state.get("comp_algorithm"), state.get("disksize")
+        if not isinstance(algo, str) or algo not in algorithms(dev):
+            raise ValueError(f"comp_algorithm {algo!r} is not one {dev} offers")
+        if size != 0 or isinstance(size, bool):
+            raise ValueError(f"disksize {size!r} (a check only runs on an unused device, disksize 0)")
+    except (ValueError, OSError) as exc:
+        raise InputError(p, f"not a usable zramcheck state file ({exc})", hint=fix) from None
+    saved_boot = state.get("boot_id")
+    if saved_boot is not None and saved_boot != boot_id():
+        raise InputError(p, "saved in another boot: the reboot reset the device since", hint=fix)
+    return state
+
+
 def save_settings(dev: str) -> dict:
     """Record the device's settings in the state file (atomically) and return them."""
     snapshot = {}
@@ -118,21 +183,22 @@ def save_settings(dev: str) -> dict:
         "device": dev,
         "comp_algorithm": selected_algorithm(dev),
         "disksize": int(_read(sysfs(dev) / "disksize")),
+        "boot_id": boot_id(),
         "snapshot": snapshot,
     }
-    p = state_file(dev)
-    tmp = p.with_suffix(".tmp")
-    tmp.write_text(json.dumps(st))
-    os.replace(tmp, p)
+    from pagecore._util import write_json_atomic  # a new file (O_EXCL), never through a planted link
+
+    write_json_atomic(state_file(dev), st)
+    os.chmod(state_file(dev), 0o644)  # whatever the umask: load_state refuses a file others may write
     return st
 
 
 def restore_settings(dev: str) -> dict | None:
     """Reset the device and put back the settings of the state file, then remove the file."""
     p = state_file(dev)
-    if not p.exists():
+    st = load_state(dev)
+    if st is None:
         return None
-    st = json.loads(p.read_text())
     _write(sysfs(dev) / "reset", "1")
     _write(sysfs(dev) / "comp_algorithm", st["comp_algorithm"])
     if st["disksize"]:
@@ -219,13 +285,18 @@ def _dump_chunks(path, fmt="auto"):
 def check(path, algos=None, dev: str = "zram0", threads: int | None = None) -> list[dict]:
     """Predict and measure ``mm_stat`` for the pages of dump ``path``; one row per algorithm.
 
-    Raises ZramUnavailable when the device cannot be used.
+    Raises ZramUnavailable when the device cannot be used (also while another check runs on it).
     """
+    with lock(dev):
+        return _check(path, algos, dev, threads)
+
+
+def _check(path, algos, dev: str, threads: int | None) -> list[dict]:
     from pagecore.dumps import open_dump
     from pagecore.pages.compress import page_sizes
     from pagecore.sharing.compress import zram_mm_stat
 
-    if state_file(dev).exists():
+    if os.path.lexists(state_file(dev)):
         restore_settings(dev)  # a killed run left the device configured
     ok, why = available(dev)
     if not ok:
@@ -268,6 +339,9 @@ def main(argv=None) -> int:
     except ZramUnavailable as exc:
         print(f"zramcheck: skipped: {exc}", file=sys.stderr)
         return 2
+    except PagecoreError as exc:
+        print(f"pagecore: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
