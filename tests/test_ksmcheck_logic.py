@@ -11,6 +11,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -231,7 +232,10 @@ def test_a_killed_runs_leftovers_are_restored_by_the_next_run(fake_ksm, tmp_path
         assert (fake_ksm / k).read_text().strip() == KNOB_VALUES[k]
 
 
-def test_leftover_guest_is_ended_only_if_pid_and_start_time_match(fake_ksm, tmp_path):
+def test_leftover_guest_is_ended_only_if_pid_and_start_time_match(fake_ksm, tmp_path, monkeypatch):
+    from pagecore.qemu import live
+
+    monkeypatch.setattr(live, "qemu_reason", lambda pid: None)  # the stand-ins pass for QEMU
     state = tmp_path / "state.json"
     mine = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -273,6 +277,52 @@ def test_a_damaged_state_file_is_a_one_line_error(fake_ksm, tmp_path):
     state.write_text("{not json")
     with pytest.raises(ksmcheck.CaptureError, match="not a ksmcheck state file"):
         ksmcheck.KsmSession(state, fake_ksm).__enter__()
+
+
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        ({"run": None}, "run None"),  # was KeyError: 'run'
+        ({"run": "1"}, "run '1'"),  # would have turned KSM on
+        ({"guests": 5}, "integer pid"),  # was TypeError
+        ({"guests": [7]}, "integer pid"),  # was AttributeError
+        ({"knobs": {"../../../proc/sys/vm/overcommit_memory": "1"}}, "not one a check changes"),
+        ({"boot_id": "another-boot"}, "another boot"),  # its PIDs and start times mean nothing here
+    ],
+)
+def test_a_hand_edited_or_other_boot_state_file_is_one_line_and_changes_nothing(fake_ksm, tmp_path, edit, needle):
+    state = tmp_path / "state.json"
+    ksmcheck.save_state(state, ksmcheck.read_ksm(fake_ksm))
+    saved = json.loads(state.read_text())
+    saved["owner"] = dict(zip(("pid", "start"), _dead_pid(), strict=True))
+    saved.update({k: v for k, v in edit.items() if v is not None})
+    saved = {k: v for k, v in saved.items() if edit.get(k, "") is not None}
+    state.write_text(json.dumps(saved))
+    (fake_ksm / "pages_to_scan").write_text("1000\n")  # what the killed run left
+    with pytest.raises(ksmcheck.CaptureError, match=needle) as e:
+        ksmcheck.recover_leftovers(state, fake_ksm)
+    assert str(state) in str(e.value) and "\n" not in str(e.value)
+    assert (fake_ksm / "pages_to_scan").read_text() == "1000\n" and (fake_ksm / "run").read_text() == "0\n"
+    assert state.exists()
+
+
+def test_a_recorded_process_that_is_not_qemu_is_never_ended(fake_ksm, tmp_path):
+    """A (hand-edited) state file naming a live process by PID and start time ended it, whatever it
+    was; only QEMU processes are ended now, anything else is left running and reported."""
+    state = tmp_path / "state.json"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        ksmcheck.save_state(state, ksmcheck.read_ksm(fake_ksm), [other.pid])
+        saved = json.loads(state.read_text())
+        saved["owner"] = dict(zip(("pid", "start"), _dead_pid(), strict=True))
+        state.write_text(json.dumps(saved))
+        r = ksmcheck.recover_leftovers(state, fake_ksm)
+        assert r["ended_guests"] == [] and r["left_running_not_qemu"] == [other.pid]
+        time.sleep(0.2)
+        assert other.poll() is None and not state.exists()
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_session_refuses_a_ksm_in_use(fake_ksm, tmp_path):

@@ -149,26 +149,48 @@ def save_state(path: Path, found: dict, guests: Sequence[int] = ()) -> dict:
         "run": knob_value("run", found.get("run", "0")),
         "knobs": {k: knob_value(k, found[k]) for k in KNOBS if k in found},
         "guests": [{"pid": p, "start": _proc_start(p)} for p in guests],
+        "boot_id": _boot_id(),
         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_json_atomic(path, state)
     return state
 
 
+def _boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+
+
 def load_state(path: Path) -> dict | None:
-    """The saved state at ``path``, None if there is none; a damaged file is a one-line error."""
+    """The saved state at ``path``, None if there is none; a damaged, hand-edited or other-boot
+    file is a one-line error (checked whole before anything is written or ended)."""
     try:
         text = Path(path).read_text()
     except FileNotFoundError:
         return None
     try:
         state = json.loads(text)
-        if state.get("version") != 1 or not isinstance(state.get("knobs"), dict):
+        if not isinstance(state, dict) or state.get("version") != 1 or not isinstance(state.get("knobs"), dict):
             raise ValueError("unknown layout")
-    except (ValueError, AttributeError) as exc:
+        if state.get("run") != "0":  # a check only starts on an idle KSM (run=0)
+            raise ValueError(f"run {state.get('run')!r}, not '0'")
+        bad = [k for k, v in state["knobs"].items() if k not in KNOBS or not isinstance(v, str)]
+        if bad:
+            raise ValueError(f"knob {bad[0]!r} is not one a check changes, as text")
+        guests, owner = state.get("guests", []), state.get("owner", {})
+        recs = [*guests, owner] if isinstance(guests, list) else [None]
+        if not all(
+            isinstance(g, dict) and all(isinstance(g.get(k), int | None) for k in ("pid", "start")) for g in recs
+        ):
+            raise ValueError("guests and owner are records of an integer pid and start time")
+    except ValueError as exc:
         raise CaptureError(
             f"{path}: not a ksmcheck state file ({exc}); restore /sys/kernel/mm/ksm by hand, then remove it"
         ) from None
+    if state.get("boot_id") not in (None, _boot_id()):  # its PIDs and start times are another boot's
+        raise CaptureError(f"{path}: saved in another boot; check /sys/kernel/mm/ksm by hand, then remove it")
     return state
 
 
@@ -221,16 +243,26 @@ def recover_leftovers(path: Path = STATE_FILE, ksm_dir: Path = KSM) -> dict | No
         return None
     if _same_process(state.get("owner", {})) and state["owner"]["pid"] != os.getpid():
         raise CaptureError(f"another ksmcheck (pid {state['owner']['pid']}) is running; its state is {path}")
-    ended = []
+    from pagecore.qemu.live import qemu_reason
+
+    ended, left = [], []
     for g in state.get("guests", []):
         if _same_process(g):
-            _end_pid(int(g["pid"]))
-            ended.append(int(g["pid"]))
+            if qemu_reason(int(g["pid"])) is None:  # the file records QEMUs: never end anything else
+                _end_pid(int(g["pid"]))
+                ended.append(int(g["pid"]))
+            else:
+                left.append(int(g["pid"]))
     failed = restore_settings(state, ksm_dir)
     if failed:
         raise CaptureError(f"could not restore the KSM settings saved in {path}: {'; '.join(failed)}")
     Path(path).unlink()
-    return {"state_file": str(path), "ended_guests": ended, "restored": state["knobs"] | {"run": state["run"]}}
+    return {
+        "state_file": str(path),
+        "ended_guests": ended,
+        "left_running_not_qemu": left,
+        "restored": state["knobs"] | {"run": state["run"]},
+    }
 
 
 class KsmSession:
