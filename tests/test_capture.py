@@ -144,3 +144,36 @@ def test_real_capture_every_format_agrees(tmp_path):
             assert set(raw) <= set(got) and all(g >= 0xFFFC0 for g in set(got) - set(raw)), name
         else:
             assert stats.pages_excluded > 0
+
+
+def test_a_signal_while_a_guest_boots_ends_its_qemu(tmp_path):
+    """SIGTERM while waiting for the workload marker: the QEMU just started ran on (seen with
+    `pagecore qemu capture`: exit 143, qemu-system-x86_64 still running, re-parented to init).
+    The stand-in "QEMU" is a shell that records its PID and sleeps."""
+    import signal
+    import threading
+
+    fake = tmp_path / "qemu-stand-in"
+    fake.write_text(f"#!/bin/sh\necho $$ > {tmp_path / 'pid'}\nexec sleep 60\n")
+    fake.chmod(0o755)
+
+    class Stop(BaseException):
+        pass
+
+    def stop(signum, frame):
+        raise Stop
+
+    old = signal.signal(signal.SIGTERM, stop)
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
+    try:
+        timer.start()
+        with pytest.raises(Stop):
+            cap._boot(str(fake), "tcg", tmp_path / "k", tmp_path / "i", 64, tmp_path, 30, "")
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, old)
+    pid = int((tmp_path / "pid").read_text())
+    alive = os.path.exists(f"/proc/{pid}") and "Z" not in open(f"/proc/{pid}/stat").read().split(")")[1][:3]
+    if alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive

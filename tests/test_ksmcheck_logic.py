@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -323,6 +324,86 @@ def test_a_recorded_process_that_is_not_qemu_is_never_ended(fake_ksm, tmp_path):
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_second_session_is_refused_whatever_its_state_file(fake_ksm, tmp_path):
+    """Two checks with different state files: the second found KSM idle (the first was booting its
+    guests), waited, and on leaving "restored" KSM (run=2, run=0) under the first one's
+    measurement. The KSM directory is locked for the whole session now."""
+    with ksmcheck.KsmSession(tmp_path / "first.json", fake_ksm, foreign_wait_s=0) as s:
+        s.set(pages_to_scan=1000)
+        with pytest.raises(ksmcheck.CaptureError, match="another ksmcheck is using"):
+            ksmcheck.KsmSession(tmp_path / "second.json", fake_ksm).__enter__()
+        assert (fake_ksm / "pages_to_scan").read_text() == "1000\n" and not (tmp_path / "second.json").exists()
+    assert s.restored is True
+    with ksmcheck.KsmSession(tmp_path / "second.json", fake_ksm):  # free again once the first has left
+        pass
+
+
+def test_sigterm_while_guests_boot_ends_every_guest(monkeypatch, tmp_path):
+    """SIGTERM while the second guest booted (in a thread): the check restored KSM and exited, and
+    both QEMU processes ran on with nothing recorded to end them (seen with real TCG guests). Here
+    the guests are stand-in processes and booting the second one takes a second."""
+    import signal
+    import threading
+    from pathlib import Path
+
+    procs: list[subprocess.Popen] = []
+
+    def boot_guest(qemu, use, kernel, initrd, ram_mb, d, append, kvm_t, tcg_t, notes):
+        p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        procs.append(p)
+        time.sleep(1.0 if len(procs) > 1 else 0.0)
+        return p, d / "qmp.sock", "tcg", 0.1
+
+    class FakeQMP:
+        def __init__(self, sock):
+            pass
+
+        def cmd(self, *a, **k):
+            return {}
+
+        def close(self):
+            pass
+
+    class Session:
+        def add_guest(self, pid):
+            pass
+
+    monkeypatch.setattr(ksmcheck, "boot_guest", boot_guest)
+    monkeypatch.setattr(ksmcheck, "QMP", FakeQMP)
+    monkeypatch.setattr(ksmcheck, "_which", lambda name, hint: name)
+    monkeypatch.setattr(ksmcheck, "newest_kernel", lambda: Path("/boot/vmlinuz-stand-in"))
+    monkeypatch.setattr(ksmcheck, "build_workload_initramfs", lambda path, w: path)
+    old = signal.signal(signal.SIGTERM, ksmcheck._raise_on_term)  # what KsmSession installs
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
+    try:
+        timer.start()
+        with pytest.raises(ksmcheck.CaptureError, match="SIGTERM"):
+            ksmcheck.boot_scenario(Session(), ["base", "base"], tmp_path)
+        assert len(procs) == 2 and [p.poll() is not None for p in procs] == [True, True]
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, old)
+        time.sleep(1.2)  # (old code: the second stand-in appears after the exception)
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+
+@pytest.mark.parametrize("vms", ["0", "-1"])
+def test_vms_below_one_is_a_usage_error(vms, monkeypatch, capsys):
+    """`--vms 0` ran every scenario and `--vms -1` a scenario of no guests, without a word."""
+    from pagecore.qemu import realguests
+
+    calls = []
+    monkeypatch.setattr(ksmcheck, "run_scenarios", lambda *a, **k: calls.append(a) or {})
+    for main in (ksmcheck.main, realguests.main):  # realguests: a ValueError traceback
+        with pytest.raises(SystemExit) as e:
+            main(["--vms", vms, *(["-o", "unused"] if main is realguests.main else [])])
+        assert e.value.code == 2 and "--vms must be at least 1" in capsys.readouterr().err
+    assert calls == []
 
 
 def test_session_refuses_a_ksm_in_use(fake_ksm, tmp_path):

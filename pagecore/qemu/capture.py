@@ -319,12 +319,16 @@ def _boot(
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     log.close()
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return None
-        if console.exists() and MARKER in console.read_text(errors="replace"):
-            return proc, qmp_sock
-        time.sleep(0.5)
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return None
+            if console.exists() and MARKER in console.read_text(errors="replace"):
+                return proc, qmp_sock
+            time.sleep(0.5)
+    except BaseException:  # Ctrl-C or SIGTERM while waiting: the caller never gets this QEMU to end
+        _kill(proc)
+        raise
     _kill(proc)
     return None
 

@@ -283,13 +283,38 @@ class KsmSession:
         self.recovered: dict | None = None
         self.restored: bool | None = None
         self._old_term = None
+        self._lock: int | None = None
+
+    def _take_lock(self) -> None:
+        """``flock`` on the KSM directory for the whole session, whatever the state file: a second
+        check (another ``--state-file``) found KSM idle while the first booted its guests, and on
+        leaving "restored" it (run=2, run=0) under the first one's measurement."""
+        import fcntl
+
+        self._lock = os.open(self.ksm_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock)
+            self._lock = None
+            raise CaptureError(f"another ksmcheck is using {self.ksm_dir}; run one at a time") from None
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def __enter__(self) -> KsmSession:
-        self.recovered = recover_leftovers(self.state_file, self.ksm_dir)
-        self.found = read_ksm(self.ksm_dir)
-        if self.found.get("run") != "0" or int(self.found.get("pages_shared", "0")):
-            raise CaptureError(f"KSM is already in use here (run={self.found.get('run')}); not touching it")
-        self.state = save_state(self.state_file, self.found)
+        self._take_lock()
+        try:
+            self.recovered = recover_leftovers(self.state_file, self.ksm_dir)
+            self.found = read_ksm(self.ksm_dir)
+            if self.found.get("run") != "0" or int(self.found.get("pages_shared", "0")):
+                raise CaptureError(f"KSM is already in use here (run={self.found.get('run')}); not touching it")
+            self.state = save_state(self.state_file, self.found)
+        except BaseException:
+            self._release_lock()
+            raise
         if threading.current_thread() is threading.main_thread():
             self._old_term = signal.signal(signal.SIGTERM, _raise_on_term)
         return self
@@ -317,6 +342,7 @@ class KsmSession:
             if self.restored:
                 self.state_file.unlink(missing_ok=True)
         finally:
+            self._release_lock()
             if self._old_term is not None:
                 signal.signal(signal.SIGTERM, self._old_term)
 
@@ -981,18 +1007,29 @@ def boot_scenario(
                 _kill(proc)
             with lock:
                 errors.append(f"guest {i} ({w}): {exc}")
+        finally:
+            done[i].set()
 
     unknown = [w for w in workloads if w not in WORKLOADS]
     if unknown:
         raise CaptureError(f"unknown workload {unknown[0]!r}; known: {', '.join(WORKLOADS)}")
 
-    boot(0, accel)
-    if guests[0] is not None:
-        threads = [threading.Thread(target=boot, args=(i, guests[0].accel)) for i in range(1, len(workloads))]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
+    done = [threading.Event() for _ in workloads]
+    started: list[int] = []
+    try:
+        boot(0, accel)
+        if guests[0] is not None:
+            threads = [threading.Thread(target=boot, args=(i, guests[0].accel)) for i in range(1, len(workloads))]
+            for i, th in enumerate(threads, 1):
+                th.start()
+                started.append(i)
+            for th in threads:
+                th.join()
+    except BaseException:  # SIGTERM or Ctrl-C while booting: no guest may outlive the check
+        for i in started:  # (an interrupted join() may return at once for a live thread: wait on events)
+            done[i].wait()  # a guest still booting is ended once it is up
+        end_guests([g for g in guests if g is not None])
+        raise
     booted = [g for g in guests if g is not None]
     if errors:
         end_guests(booted)
@@ -1166,6 +1203,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--settings: {exc}")
     if not 0 <= args.calibrate_on < len(settings):
         p.error(f"--calibrate-on must index one of the {len(settings)} settings")
+    if args.vms is not None and args.vms < 1:
+        p.error(f"--vms must be at least 1, got {args.vms}")
     if args.vms:
         scen = {"identical": ("base",) * args.vms}
     else:

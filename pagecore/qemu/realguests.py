@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto", help="accelerator (default auto)")
     p.add_argument("--kvm-timeout", type=float, default=30.0, help="seconds to wait for KVM (default 30)")
     args = p.parse_args(argv)
+    if args.vms < 1:
+        p.error(f"--vms must be at least 1, got {args.vms}")
     try:
         m = capture_identical(
             args.vms, args.output_dir, ram_mb=args.ram_mb, accel=args.accel, kvm_timeout=args.kvm_timeout
