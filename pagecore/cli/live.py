@@ -30,6 +30,9 @@ def _cmd_live(args) -> int:
         if why and not args.force:
             raise InputError(f"/proc/{pid}", why, hint="pass --force to read it anyway")
     qmp_for = dict(args.qmp or [])
+    stray = sorted(set(qmp_for) - set(pids))
+    if stray:
+        raise InputError("--qmp", f"PID {stray[0]} is not one of the processes to read", hint="pass --pid for it too")
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(out_dir, "-o/--output is not a directory", hint="name a directory for the page tables")
@@ -55,6 +58,12 @@ def _cmd_live(args) -> int:
     try:
         for pid in pids:
             sock = qmp_for.get(pid) or live.qmp_socket_of(pid)
+            if sock and live.qmp_socket_owned(pid, sock) is False:
+                raise InputError(
+                    sock,
+                    f"not a socket of process {pid} (another QEMU's QMP would be read and paused instead)",
+                    hint=f"give this QEMU's own socket with --qmp {pid}=SOCKET",
+                )
             qmp = None
             if sock:
                 try:
