@@ -104,3 +104,20 @@ def test_refused_runs_leave_no_directory(stand_in, tmp_path):
     f.write_text("kept\n")
     _one_line_error(_live("--pid", stand_in("g"), "-o", f), "not a directory")
     assert f.read_text() == "kept\n"
+
+
+def test_an_earlier_series_is_never_mixed_into_a_new_one(stand_in, tmp_path):
+    """`--count 4`, then `--count 2` into the same directory: reads 0002 and 0003 of the first
+    run stayed beside the new 0000 and 0001, and `ksm --series DIR/*.parquet` replayed four reads
+    of two runs as one series. The same run again replaces its own files."""
+    pid = stand_in("ser")
+    out = tmp_path / "out"
+    series = ["--count", "4", "--interval", "0.05"]
+    assert _live("--pid", pid, *series, "-o", out).returncode == 0
+    first = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert len(first) == 4
+    _one_line_error(_live("--pid", pid, "--count", "2", "--interval", "0.05", "-o", out), "ser.0002.parquet")
+    _one_line_error(_live("--pid", pid, "-o", out), "would mix the two runs")
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == first
+    r = _live("--pid", pid, *series, "-o", out)
+    assert r.returncode == 0 and sorted(p.name for p in out.iterdir()) == sorted(first), r.stderr

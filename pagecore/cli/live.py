@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+import re
 import sys
 import time
 from pathlib import Path
@@ -51,8 +53,24 @@ def _cmd_live(args) -> int:
                 f"guests {other} and {pid} would both be written here (one name, {names[pid]!r})",
                 hint="read them into separate -o directories",
             )
-    check_outputs([out_dir / _table_name(names[pid], args.count, i) for pid in pids for i in range(args.count)],
-                  [args.key_file])  # fmt: skip
+    outs = [out_dir / _table_name(names[pid], args.count, i) for pid in pids for i in range(args.count)]
+    check_outputs(outs, [args.key_file])
+    # reads of an earlier run this one would not replace (`--count 4`, then `--count 2`: .0002 and
+    # .0003 stayed, and `ksm --series DIR/*.parquet` replayed two runs as one series)
+    ours = {o.name for o in outs}
+    stale = sorted(
+        f.name
+        for stem in names.values()
+        for f in out_dir.glob(f"{glob.escape(stem)}.*parquet")
+        if re.fullmatch(re.escape(stem) + r"(\.\d{4})?\.parquet", f.name) and f.name not in ours
+    )
+    if stale:
+        raise InputError(
+            out_dir,
+            f"holds reads of an earlier run this one would not replace ({', '.join(stale[:3])}"
+            f"{', …' if len(stale) > 3 else ''}): DIR/*.parquet would mix the two runs as one series",
+            hint="move them away or pick another -o directory",
+        )
     key = key_from_args(args)
     opened: list[tuple[live.Guest, QMP | None]] = []
     try:
