@@ -129,3 +129,11 @@ def test_saved_settings_are_this_boots_and_not_writable_by_others(fake, monkeypa
     assert st["boot_id"] == zramcheck.boot_id() and st["comp_algorithm"] == "lz4"
     assert os.stat(state).st_mode & 0o777 == 0o644
     assert zramcheck.load_state(DEV)["disksize"] == 0
+
+
+@pytest.mark.parametrize("dev", ["../kernel/mm/ksm", "sda", "zram", "zram0/../zram1"])
+def test_only_zram_device_names_are_used(dev, capsys):
+    """`--device ../kernel/mm/ksm` named /sys/kernel/mm/ksm as the device and a state file
+    outside the state directory; only zramN is a device name."""
+    assert zramcheck.main(["no-dump-needed.raw", "--device", dev]) == 2
+    assert "is not a zram device name" in capsys.readouterr().err

@@ -22,6 +22,7 @@ import fcntl
 import json
 import mmap
 import os
+import re
 import stat
 import sys
 from pathlib import Path
@@ -287,6 +288,8 @@ def check(path, algos=None, dev: str = "zram0", threads: int | None = None) -> l
 
     Raises ZramUnavailable when the device cannot be used (also while another check runs on it).
     """
+    if not re.fullmatch(r"zram\d+", dev):  # it names a sysfs directory and the state file
+        raise ZramUnavailable(f"{dev!r} is not a zram device name (zram0, zram1, ...)")
     with lock(dev):
         return _check(path, algos, dev, threads)
 
