@@ -392,6 +392,16 @@ def test_sigterm_while_guests_boot_ends_every_guest(monkeypatch, tmp_path):
             p.wait()
 
 
+def test_settings_not_restored_is_an_error_not_a_json_field(monkeypatch, capsys, tmp_path):
+    """A check whose restore failed printed ``"settings_restored": false`` in its JSON and exited 0."""
+    monkeypatch.setattr(ksmcheck, "run_scenarios", lambda *a, **k: {"scenarios": {}, "settings_restored": False})
+    assert ksmcheck.main(["--state-file", str(tmp_path / "s.json")]) == 1
+    err = capsys.readouterr().err
+    assert "not all restored" in err and str(tmp_path / "s.json") in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setattr(ksmcheck, "run_scenarios", lambda *a, **k: {"scenarios": {}, "settings_restored": True})
+    assert ksmcheck.main(["--state-file", str(tmp_path / "s.json")]) == 0
+
+
 @pytest.mark.parametrize("vms", ["0", "-1"])
 def test_vms_below_one_is_a_usage_error(vms, monkeypatch, capsys):
     """`--vms 0` ran every scenario and `--vms -1` a scenario of no guests, without a word."""

@@ -1219,6 +1219,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pagecore: error: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(r, indent=2))
+    if r.get("settings_restored") is False:  # said only inside the JSON, the run exited 0
+        print(
+            f"pagecore: error: the KSM settings found were not all restored; they are saved in {args.state_file} "
+            "and the next run restores them (or restore /sys/kernel/mm/ksm by hand, then remove it)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
