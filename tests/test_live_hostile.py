@@ -121,3 +121,28 @@ def test_an_earlier_series_is_never_mixed_into_a_new_one(stand_in, tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == first
     r = _live("--pid", pid, *series, "-o", out)
     assert r.returncode == 0 and sorted(p.name for p in out.iterdir()) == sorted(first), r.stderr
+
+
+def test_a_guest_that_exits_mid_read_is_one_line_and_leaves_nothing(tmp_path):
+    """The process ended 1.5 s into a rate-limited read: the error named /proc/PID/pagemap
+    ("No such file or directory") and the -o directory it had created stayed, empty."""
+    p = subprocess.Popen(
+        [sys.executable, "-c", HOLDER.replace("time.sleep(600)", "time.sleep(1.5)"), "2048"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        out = tmp_path / "out"
+        r = subprocess.run(
+            [sys.executable, "-m", "pagecore", "live", "--pid", str(p.pid), "--force", "--max-mb-per-s", "2",
+             "-o", str(out)],
+            capture_output=True, text=True, timeout=300,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        )  # fmt: skip
+    finally:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+    assert r.returncode == 1 and "exited during the read" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not out.exists()

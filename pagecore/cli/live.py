@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import re
 import sys
@@ -73,6 +74,7 @@ def _cmd_live(args) -> int:
         )
     key = key_from_args(args)
     opened: list[tuple[live.Guest, QMP | None]] = []
+    created = not out_dir.exists()
     try:
         for pid in pids:
             sock = qmp_for.get(pid) or live.qmp_socket_of(pid)
@@ -104,6 +106,11 @@ def _cmd_live(args) -> int:
                 time.sleep(args.interval)
             for guest, qmp in opened:
                 _read_one(args, guest, qmp, out_dir, i, key)
+    except BaseException:
+        if created:  # a run that wrote nothing leaves no empty -o directory (rmdir: only if empty)
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()
+        raise
     finally:
         for _, qmp in opened:
             if qmp is not None:

@@ -501,6 +501,12 @@ def read_guest(
                 "taken_at": time.time(),
             }
             w.metadata.update(meta)
+    except (FileNotFoundError, ProcessLookupError) as exc:  # /proc/PID/pagemap of a process that ended
+        if _running(guest.pid):
+            raise
+        raise InputError(
+            f"/proc/{guest.pid}", f"the process exited during the read ({exc.strerror}); no table written"
+        ) from None
     finally:
         if paused_at is not None:  # error or signal while paused: always resume the guest
             with contextlib.suppress(CaptureError, OSError):
@@ -509,6 +515,15 @@ def read_guest(
         if kpf is not None:
             os.close(kpf)
     return meta
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not exited (a zombie has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
 
 
 def read_live_table(path: str | os.PathLike):
