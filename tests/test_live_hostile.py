@@ -29,6 +29,20 @@ time.sleep(600)
 pytestmark = pytest.mark.skipif(not hasattr(mmap, "MADV_MERGEABLE"), reason="no MADV_MERGEABLE on this platform")
 
 
+def _ptrace_scope() -> str:
+    try:
+        return Path("/proc/sys/kernel/yama/ptrace_scope").read_text().strip()
+    except OSError:
+        return "0"
+
+
+#: the tests that read a stand-in's memory: `pagecore live` is its sibling, not its parent
+reads_memory = pytest.mark.skipif(
+    os.geteuid() != 0 and _ptrace_scope() != "0",
+    reason="reading a sibling's /proc/PID/mem needs root or kernel.yama.ptrace_scope=0",
+)
+
+
 @pytest.fixture
 def stand_in():
     """Start stand-in guests named by ``-name``; every one is ended by its PID."""
@@ -63,6 +77,7 @@ def _one_line_error(r, needle: str) -> None:
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+@reads_memory
 def test_a_guest_name_with_a_path_stays_inside_the_output_directory(stand_in, tmp_path):
     """`-name ../escaped` wrote ``escaped.parquet`` beside the -o directory, not in it."""
     pid = stand_in("../escaped")
@@ -106,6 +121,7 @@ def test_refused_runs_leave_no_directory(stand_in, tmp_path):
     assert f.read_text() == "kept\n"
 
 
+@reads_memory
 def test_an_earlier_series_is_never_mixed_into_a_new_one(stand_in, tmp_path):
     """`--count 4`, then `--count 2` into the same directory: reads 0002 and 0003 of the first
     run stayed beside the new 0000 and 0001, and `ksm --series DIR/*.parquet` replayed four reads
@@ -123,6 +139,7 @@ def test_an_earlier_series_is_never_mixed_into_a_new_one(stand_in, tmp_path):
     assert r.returncode == 0 and sorted(p.name for p in out.iterdir()) == sorted(first), r.stderr
 
 
+@reads_memory
 def test_a_guest_that_exits_mid_read_is_one_line_and_leaves_nothing(tmp_path):
     """The process ended 1.5 s into a rate-limited read: the error named /proc/PID/pagemap
     ("No such file or directory") and the -o directory it had created stayed, empty."""
