@@ -402,6 +402,18 @@ def test_settings_not_restored_is_an_error_not_a_json_field(monkeypatch, capsys,
     assert ksmcheck.main(["--state-file", str(tmp_path / "s.json")]) == 0
 
 
+def test_a_killed_checks_work_directory_is_removed_by_the_next(tmp_path):
+    """A SIGKILLed check left /tmp/ksmcheck-XXXX (initramfs, console logs, ~4 MB) for good."""
+    dead, _ = _dead_pid()
+    gone = tmp_path / f"ksmcheck-{dead}-abc"
+    running = tmp_path / f"ksmcheck-{os.getpid()}-def"
+    other = tmp_path / "ksmcheck-notapid-x"
+    for d in (gone, running, other):
+        (d / "guest00-base").mkdir(parents=True)
+    assert ksmcheck.remove_dead_work_dirs(str(tmp_path)) == [gone]
+    assert not gone.exists() and running.exists() and other.exists()
+
+
 @pytest.mark.parametrize("vms", ["0", "-1"])
 def test_vms_below_one_is_a_usage_error(vms, monkeypatch, capsys):
     """`--vms 0` ran every scenario and `--vms -1` a scenario of no guests, without a word."""

@@ -1068,7 +1068,9 @@ def run_scenarios(
     why = unavailable_reason()
     if why:
         raise CaptureError(f"cannot check against real KSM: {why}")
-    tmp = Path(work_dir or tempfile.mkdtemp(prefix="ksmcheck-"))
+    if work_dir is None:
+        remove_dead_work_dirs()
+    tmp = Path(work_dir or tempfile.mkdtemp(prefix=f"ksmcheck-{os.getpid()}-"))
     result: dict = {"kernel": os.uname().release, "thp_zero_pages_merge": thp_zero_pages_merge(), "scenarios": {}}
     try:
         with KsmSession(state_file, foreign_wait_s=foreign_wait_s) as session:
@@ -1110,6 +1112,20 @@ def run_scenarios(
         if work_dir is None:
             shutil.rmtree(tmp, ignore_errors=True)
     return result
+
+
+def remove_dead_work_dirs(parent: str | None = None) -> list[Path]:
+    """Remove the temporary directories (``ksmcheck-PID-*``: initramfs, console logs) of checks that
+    are gone without cleaning up (SIGKILL); only this user's, only of PIDs no longer running."""
+    gone = []
+    for d in Path(parent or tempfile.gettempdir()).glob("ksmcheck-*-*"):
+        pid = d.name.split("-")[1]
+        with contextlib.suppress(OSError):
+            if pid.isdigit() and d.is_dir() and not d.is_symlink() and d.stat().st_uid == os.geteuid():
+                if _proc_start(int(pid)) is None:
+                    shutil.rmtree(d)
+                    gone.append(d)
+    return gone
 
 
 def _live_table(g: _Guest, out: Path) -> pd.DataFrame:
