@@ -414,6 +414,22 @@ def test_a_killed_checks_work_directory_is_removed_by_the_next(tmp_path):
     assert not gone.exists() and running.exists() and other.exists()
 
 
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--timeout", "nan"], "--timeout must be"),  # never timed out
+        (["--timeout", "-1"], "--timeout must be"),  # stopped before KSM scanned: real_settled false
+        (["--timeout", "inf"], "--timeout must be"),
+        (["--ram-mb", "0"], "--ram-mb must be at least 1"),
+    ],
+)
+def test_bad_timeouts_and_sizes_are_usage_errors(args, needle, monkeypatch, capsys):
+    monkeypatch.setattr(ksmcheck, "run_scenarios", lambda *a, **k: pytest.fail("a check started"))
+    with pytest.raises(SystemExit) as e:
+        ksmcheck.main(args)
+    assert e.value.code == 2 and needle in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("vms", ["0", "-1"])
 def test_vms_below_one_is_a_usage_error(vms, monkeypatch, capsys):
     """`--vms 0` ran every scenario and `--vms -1` a scenario of no guests, without a word."""

@@ -1221,6 +1221,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--calibrate-on must index one of the {len(settings)} settings")
     if args.vms is not None and args.vms < 1:
         p.error(f"--vms must be at least 1, got {args.vms}")
+    if not 0 < args.timeout < float("inf"):  # NaN never timed out; <= 0 stopped before KSM had scanned
+        p.error(f"--timeout must be a finite number of seconds > 0, got {args.timeout}")
+    if args.ram_mb < 1:
+        p.error(f"--ram-mb must be at least 1, got {args.ram_mb}")
     if args.vms:
         scen = {"identical": ("base",) * args.vms}
     else:
