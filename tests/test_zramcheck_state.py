@@ -137,3 +137,14 @@ def test_only_zram_device_names_are_used(dev, capsys):
     outside the state directory; only zramN is a device name."""
     assert zramcheck.main(["no-dump-needed.raw", "--device", dev]) == 2
     assert "is not a zram device name" in capsys.readouterr().err
+
+
+def test_a_device_in_use_now_is_not_reset_by_a_restore(fake, monkeypatch, capsys):
+    """A killed run's file, and since then the device became swap: the restore reset it (EBUSY at
+    best, someone's data at worst). It is refused in one line now, the file kept."""
+    dev, state, saved = fake
+    _write_state(state, saved)
+    monkeypatch.setattr(zramcheck, "in_use", lambda d: True)
+    assert zramcheck.main(["no-dump-needed.raw", "--device", DEV]) == 1
+    assert "is in use now" in capsys.readouterr().err
+    assert _untouched(dev) and state.exists()

@@ -92,11 +92,16 @@ def available(dev: str = "zram0") -> tuple[bool, str]:
             return False, f"{dev} is initialized (disksize != 0): it may hold someone's data"
     except OSError as exc:
         return False, f"cannot read {dev} settings: {exc}"
-    swaps = Path("/proc/swaps").read_text() if Path("/proc/swaps").exists() else ""
-    mounts = Path("/proc/mounts").read_text() if Path("/proc/mounts").exists() else ""
-    if f"/dev/{dev} " in swaps or f"/dev/{dev} " in mounts:
+    if in_use(dev):
         return False, f"/dev/{dev} is in use (swap or mounted)"
     return True, ""
+
+
+def in_use(dev: str) -> bool:
+    """Whether ``/dev/dev`` is a swap device or mounted."""
+    swaps = Path("/proc/swaps").read_text() if Path("/proc/swaps").exists() else ""
+    mounts = Path("/proc/mounts").read_text() if Path("/proc/mounts").exists() else ""
+    return f"/dev/{dev} " in swaps or f"/dev/{dev} " in mounts
 
 
 def state_file(dev: str) -> Path:
@@ -200,6 +205,12 @@ def restore_settings(dev: str) -> dict | None:
     st = load_state(dev)
     if st is None:
         return None
+    if in_use(dev):  # set up (swap, a file system) since the run that saved the file died
+        raise InputError(
+            p,
+            f"/dev/{dev} is in use now (swap or mounted); not resetting it",
+            hint=f"if it should not be, swapoff/umount it and run again; else remove {p.name}",
+        )
     _write(sysfs(dev) / "reset", "1")
     _write(sysfs(dev) / "comp_algorithm", st["comp_algorithm"])
     if st["disksize"]:
