@@ -5,6 +5,8 @@ Where ``/sys/kernel/mm/ksm`` is writable (root), QEMU and a kernel are installed
 1. **save every KSM setting as found to a file** (:data:`STATE_FILE`, in ``/run``) before
    changing anything; a run that was killed leaves that file behind and the next run restores
    those settings (and ends the QEMU processes that run started, by PID and start time) first;
+   one check at a time (``flock`` on the KSM directory), and a file that is damaged, hand-edited
+   or of another boot is refused in one line;
 2. boot the guests of a *scenario* — identical guests (one workload) or mixed guests (different
    workloads, :data:`WORKLOADS`) — all at once, and **pause** them, so their memory is static
    while KSM works; QEMU marks guest RAM ``MADV_MERGEABLE`` (``-machine mem-merge=on`` is its

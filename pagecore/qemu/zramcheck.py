@@ -7,8 +7,10 @@ For each algorithm the device offers: the device's settings are saved to
 disksize are the ones changed and restored), the device is reset, set to the algorithm, sized to the dump, every page
 is written once with ``O_DIRECT`` in page order, ``mm_stat`` is read, and the device is reset and
 its settings restored; the saved file is removed only after the restore. A saved file left by
-a killed run is restored at the start of the next run. A device that holds data (non-zero
-``disksize``, listed in /proc/swaps or mounted) is never touched.
+a killed run is restored at the start of the next run (after checking it: this user's, this
+boot's, this device's, nothing anyone else could have written). A device that holds data
+(non-zero ``disksize``, listed in /proc/swaps or mounted) is never touched, and one check at a
+time uses a device (``flock`` on its sysfs directory).
 
 The prediction is :func:`pagecore.sharing.compress.zram_mm_stat` on the sizes
 :mod:`pagecore.pages.compress` computes for the same pages.
