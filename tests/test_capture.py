@@ -144,3 +144,96 @@ def test_real_capture_every_format_agrees(tmp_path):
             assert set(raw) <= set(got) and all(g >= 0xFFFC0 for g in set(got) - set(raw)), name
         else:
             assert stats.pages_excluded > 0
+
+
+def test_a_signal_while_a_guest_boots_ends_its_qemu(tmp_path):
+    """SIGTERM while waiting for the workload marker: the QEMU just started ran on (seen with
+    `pagecore qemu capture`: exit 143, qemu-system-x86_64 still running, re-parented to init).
+    The stand-in "QEMU" is a shell that records its PID and sleeps."""
+    import signal
+    import threading
+
+    fake = tmp_path / "qemu-stand-in"
+    fake.write_text(f"#!/bin/sh\necho $$ > {tmp_path / 'pid'}\nexec sleep 60\n")
+    fake.chmod(0o755)
+
+    class Stop(BaseException):
+        pass
+
+    def stop(signum, frame):
+        raise Stop
+
+    old = signal.signal(signal.SIGTERM, stop)
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
+    try:
+        timer.start()
+        with pytest.raises(Stop):
+            cap._boot(str(fake), "tcg", tmp_path / "k", tmp_path / "i", 64, tmp_path, 30, "")
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, old)
+    pid = int((tmp_path / "pid").read_text())
+    alive = os.path.exists(f"/proc/{pid}") and "Z" not in open(f"/proc/{pid}/stat").read().split(")")[1][:3]
+    if alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive
+
+
+def _fake_guest(monkeypatch, fail_on: str | None):
+    """capture() with a stand-in guest: pmemsave writes 4 zero pages, dump-guest-memory a marker,
+    and the command ``fail_on`` fails part-way (as QEMU's does when the disk fills up)."""
+    import contextlib
+
+    class FakeQMP:
+        def cmd(self, name, **kw):
+            size = 4096 if name == fail_on else 4 * 4096  # a failing write stops part-way
+            if name == "pmemsave":
+                Path(kw["filename"]).write_bytes(bytes(size))
+            elif name == "dump-guest-memory":
+                Path(kw["protocol"].removeprefix("file:")).write_bytes(b"ELF new" * size)
+            if name == fail_on:
+                raise cap.CaptureError(f"QMP {name}: No space left on device")
+            if name == "query-memory-size-summary":
+                return {"base-memory": 4 * 4096}
+            elif name == "query-dump-guest-memory-capability":
+                return {"formats": ["elf"]}
+            return {}
+
+    @contextlib.contextmanager
+    def session(proc, sock):
+        yield FakeQMP()
+
+    monkeypatch.setattr(cap, "_which", lambda name, hint: name)
+    monkeypatch.setattr(cap, "qemu_version", lambda q: "QEMU stand-in")
+    monkeypatch.setattr(cap, "boot_guest", lambda *a, **k: (None, Path("sock"), "tcg", 0.1))
+    monkeypatch.setattr(cap, "qmp_session", session)
+
+
+@pytest.mark.parametrize("fail_on", ["pmemsave", "dump-guest-memory"])
+def test_a_failed_capture_keeps_the_earlier_one_whole(tmp_path, monkeypatch, fail_on):
+    """A capture into the directory of an earlier one that failed mid-way overwrote its guest.raw
+    (pmemsave writes straight to the output) and left the new files beside the old manifest."""
+    out = tmp_path / "cap"
+    out.mkdir()
+    for name in ("guest.raw", "guest.elf", "manifest.json"):
+        (out / name).write_text(f"earlier {name}\n")
+    (tmp_path / "vmlinuz-x").write_bytes(b"kernel")
+    (tmp_path / "busybox").write_bytes(b"busybox")
+    _fake_guest(monkeypatch, fail_on)
+    with pytest.raises(cap.CaptureError, match="No space left"):
+        cap.capture(out, kernel=tmp_path / "vmlinuz-x", busybox=tmp_path / "busybox", makedumpfile=False)
+    assert sorted(p.name for p in out.iterdir() if p.name != ".work") == ["guest.elf", "guest.raw", "manifest.json"]
+    for name in ("guest.raw", "guest.elf", "manifest.json"):
+        assert (out / name).read_text() == f"earlier {name}\n"
+
+
+def test_a_capture_appears_whole(tmp_path, monkeypatch):
+    out = tmp_path / "cap"
+    (tmp_path / "vmlinuz-x").write_bytes(b"kernel")
+    (tmp_path / "busybox").write_bytes(b"busybox")
+    _fake_guest(monkeypatch, None)
+    res = cap.capture(out, kernel=tmp_path / "vmlinuz-x", busybox=tmp_path / "busybox", makedumpfile=False)
+    assert sorted(p.name for p in out.iterdir()) == ["guest.elf", "guest.lime", "guest.raw", "manifest.json"]
+    manifest = __import__("json").loads((out / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"guest.elf", "guest.lime", "guest.raw"} and res.out_dir == out
+    assert (out / "guest.raw").read_bytes() == bytes(4 * 4096)

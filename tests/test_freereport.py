@@ -154,3 +154,23 @@ def test_write_table_is_a_page_table_with_guest_free_and_host_view(tmp_path):
     )  # chunks (2,3) and (4,5) are free; of them only 4 and 5 are backed
     with pytest.raises(fr.CaptureError, match="pagemap"):
         fr.write_table(out, "g", raw, [], present[:3])
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--interval", "0"], "--interval must be"),
+        (["--interval", "-1"], "--interval must be"),
+        (["--interval", "nan"], "--interval must be"),
+        (["--gap", "-3"], "--gap must be at least 0"),
+        (["--ram-mb", "0"], "--ram-mb must be at least 1"),
+    ],
+)
+def test_bad_numbers_are_usage_errors_before_any_guest(tmp_path, capsys, monkeypatch, args, needle):
+    """`--interval -1` (or 0, or NaN) sampled the guest in a busy loop; `--gap -3` and `--ram-mb 0`
+    went on to boot guests. Each is a usage error now, before anything is built or booted."""
+    monkeypatch.setattr(fr, "run", lambda *a, **k: pytest.fail("a guest run started"))
+    with pytest.raises(SystemExit) as e:
+        fr.main(["-o", str(tmp_path / "out"), *args])
+    assert e.value.code == 2 and needle in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -231,7 +233,10 @@ def test_a_killed_runs_leftovers_are_restored_by_the_next_run(fake_ksm, tmp_path
         assert (fake_ksm / k).read_text().strip() == KNOB_VALUES[k]
 
 
-def test_leftover_guest_is_ended_only_if_pid_and_start_time_match(fake_ksm, tmp_path):
+def test_leftover_guest_is_ended_only_if_pid_and_start_time_match(fake_ksm, tmp_path, monkeypatch):
+    from pagecore.qemu import live
+
+    monkeypatch.setattr(live, "qemu_reason", lambda pid: None)  # the stand-ins pass for QEMU
     state = tmp_path / "state.json"
     mine = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -273,6 +278,170 @@ def test_a_damaged_state_file_is_a_one_line_error(fake_ksm, tmp_path):
     state.write_text("{not json")
     with pytest.raises(ksmcheck.CaptureError, match="not a ksmcheck state file"):
         ksmcheck.KsmSession(state, fake_ksm).__enter__()
+
+
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        ({"run": None}, "run None"),  # was KeyError: 'run'
+        ({"run": "1"}, "run '1'"),  # would have turned KSM on
+        ({"guests": 5}, "integer pid"),  # was TypeError
+        ({"guests": [7]}, "integer pid"),  # was AttributeError
+        ({"knobs": {"../../../proc/sys/vm/overcommit_memory": "1"}}, "not one a check changes"),
+        ({"boot_id": "another-boot"}, "another boot"),  # its PIDs and start times mean nothing here
+    ],
+)
+def test_a_hand_edited_or_other_boot_state_file_is_one_line_and_changes_nothing(fake_ksm, tmp_path, edit, needle):
+    state = tmp_path / "state.json"
+    ksmcheck.save_state(state, ksmcheck.read_ksm(fake_ksm))
+    saved = json.loads(state.read_text())
+    saved["owner"] = dict(zip(("pid", "start"), _dead_pid(), strict=True))
+    saved.update({k: v for k, v in edit.items() if v is not None})
+    saved = {k: v for k, v in saved.items() if edit.get(k, "") is not None}
+    state.write_text(json.dumps(saved))
+    (fake_ksm / "pages_to_scan").write_text("1000\n")  # what the killed run left
+    with pytest.raises(ksmcheck.CaptureError, match=needle) as e:
+        ksmcheck.recover_leftovers(state, fake_ksm)
+    assert str(state) in str(e.value) and "\n" not in str(e.value)
+    assert (fake_ksm / "pages_to_scan").read_text() == "1000\n" and (fake_ksm / "run").read_text() == "0\n"
+    assert state.exists()
+
+
+def test_a_recorded_process_that_is_not_qemu_is_never_ended(fake_ksm, tmp_path):
+    """A (hand-edited) state file naming a live process by PID and start time ended it, whatever it
+    was; only QEMU processes are ended now, anything else is left running and reported."""
+    state = tmp_path / "state.json"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        ksmcheck.save_state(state, ksmcheck.read_ksm(fake_ksm), [other.pid])
+        saved = json.loads(state.read_text())
+        saved["owner"] = dict(zip(("pid", "start"), _dead_pid(), strict=True))
+        state.write_text(json.dumps(saved))
+        r = ksmcheck.recover_leftovers(state, fake_ksm)
+        assert r["ended_guests"] == [] and r["left_running_not_qemu"] == [other.pid]
+        time.sleep(0.2)
+        assert other.poll() is None and not state.exists()
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_second_session_is_refused_whatever_its_state_file(fake_ksm, tmp_path):
+    """Two checks with different state files: the second found KSM idle (the first was booting its
+    guests), waited, and on leaving "restored" KSM (run=2, run=0) under the first one's
+    measurement. The KSM directory is locked for the whole session now."""
+    with ksmcheck.KsmSession(tmp_path / "first.json", fake_ksm, foreign_wait_s=0) as s:
+        s.set(pages_to_scan=1000)
+        with pytest.raises(ksmcheck.CaptureError, match="another ksmcheck is using"):
+            ksmcheck.KsmSession(tmp_path / "second.json", fake_ksm).__enter__()
+        assert (fake_ksm / "pages_to_scan").read_text() == "1000\n" and not (tmp_path / "second.json").exists()
+    assert s.restored is True
+    with ksmcheck.KsmSession(tmp_path / "second.json", fake_ksm):  # free again once the first has left
+        pass
+
+
+def test_sigterm_while_guests_boot_ends_every_guest(monkeypatch, tmp_path):
+    """SIGTERM while the second guest booted (in a thread): the check restored KSM and exited, and
+    both QEMU processes ran on with nothing recorded to end them (seen with real TCG guests). Here
+    the guests are stand-in processes and booting the second one takes a second."""
+    import signal
+    import threading
+    from pathlib import Path
+
+    procs: list[subprocess.Popen] = []
+
+    def boot_guest(qemu, use, kernel, initrd, ram_mb, d, append, kvm_t, tcg_t, notes):
+        p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        procs.append(p)
+        time.sleep(1.0 if len(procs) > 1 else 0.0)
+        return p, d / "qmp.sock", "tcg", 0.1
+
+    class FakeQMP:
+        def __init__(self, sock):
+            pass
+
+        def cmd(self, *a, **k):
+            return {}
+
+        def close(self):
+            pass
+
+    class Session:
+        def add_guest(self, pid):
+            pass
+
+    monkeypatch.setattr(ksmcheck, "boot_guest", boot_guest)
+    monkeypatch.setattr(ksmcheck, "QMP", FakeQMP)
+    monkeypatch.setattr(ksmcheck, "_which", lambda name, hint: name)
+    monkeypatch.setattr(ksmcheck, "newest_kernel", lambda: Path("/boot/vmlinuz-stand-in"))
+    monkeypatch.setattr(ksmcheck, "build_workload_initramfs", lambda path, w: path)
+    old = signal.signal(signal.SIGTERM, ksmcheck._raise_on_term)  # what KsmSession installs
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
+    try:
+        timer.start()
+        with pytest.raises(ksmcheck.CaptureError, match="SIGTERM"):
+            ksmcheck.boot_scenario(Session(), ["base", "base"], tmp_path)
+        assert len(procs) == 2 and [p.poll() is not None for p in procs] == [True, True]
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, old)
+        time.sleep(1.2)  # (old code: the second stand-in appears after the exception)
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+
+def test_settings_not_restored_is_an_error_not_a_json_field(monkeypatch, capsys, tmp_path):
+    """A check whose restore failed printed ``"settings_restored": false`` in its JSON and exited 0."""
+    monkeypatch.setattr(ksmcheck, "run_scenarios", lambda *a, **k: {"scenarios": {}, "settings_restored": False})
+    assert ksmcheck.main(["--state-file", str(tmp_path / "s.json")]) == 1
+    err = capsys.readouterr().err
+    assert "not all restored" in err and str(tmp_path / "s.json") in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setattr(ksmcheck, "run_scenarios", lambda *a, **k: {"scenarios": {}, "settings_restored": True})
+    assert ksmcheck.main(["--state-file", str(tmp_path / "s.json")]) == 0
+
+
+def test_a_killed_checks_work_directory_is_removed_by_the_next(tmp_path):
+    """A SIGKILLed check left /tmp/ksmcheck-XXXX (initramfs, console logs, ~4 MB) for good."""
+    dead, _ = _dead_pid()
+    gone = tmp_path / f"ksmcheck-{dead}-abc"
+    running = tmp_path / f"ksmcheck-{os.getpid()}-def"
+    other = tmp_path / "ksmcheck-notapid-x"
+    for d in (gone, running, other):
+        (d / "guest00-base").mkdir(parents=True)
+    assert ksmcheck.remove_dead_work_dirs(str(tmp_path)) == [gone]
+    assert not gone.exists() and running.exists() and other.exists()
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--timeout", "nan"], "--timeout must be"),  # never timed out
+        (["--timeout", "-1"], "--timeout must be"),  # stopped before KSM scanned: real_settled false
+        (["--timeout", "inf"], "--timeout must be"),
+        (["--ram-mb", "0"], "--ram-mb must be at least 1"),
+    ],
+)
+def test_bad_timeouts_and_sizes_are_usage_errors(args, needle, monkeypatch, capsys):
+    monkeypatch.setattr(ksmcheck, "run_scenarios", lambda *a, **k: pytest.fail("a check started"))
+    with pytest.raises(SystemExit) as e:
+        ksmcheck.main(args)
+    assert e.value.code == 2 and needle in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("vms", ["0", "-1"])
+def test_vms_below_one_is_a_usage_error(vms, monkeypatch, capsys):
+    """`--vms 0` ran every scenario and `--vms -1` a scenario of no guests, without a word."""
+    from pagecore.qemu import realguests
+
+    calls = []
+    monkeypatch.setattr(ksmcheck, "run_scenarios", lambda *a, **k: calls.append(a) or {})
+    for main in (ksmcheck.main, realguests.main):  # realguests: a ValueError traceback
+        with pytest.raises(SystemExit) as e:
+            main(["--vms", vms, *(["-o", "unused"] if main is realguests.main else [])])
+        assert e.value.code == 2 and "--vms must be at least 1" in capsys.readouterr().err
+    assert calls == []
 
 
 def test_session_refuses_a_ksm_in_use(fake_ksm, tmp_path):

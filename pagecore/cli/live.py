@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import re
 import sys
 import time
 from pathlib import Path
 
-from pagecore.cli._args import command, float_in, key_from_args, positive_int
+from pagecore.cli._args import check_outputs, command, float_in, key_from_args, positive_int
 
 
 def _cmd_live(args) -> int:
@@ -30,13 +33,57 @@ def _cmd_live(args) -> int:
         if why and not args.force:
             raise InputError(f"/proc/{pid}", why, hint="pass --force to read it anyway")
     qmp_for = dict(args.qmp or [])
+    stray = sorted(set(qmp_for) - set(pids))
+    if stray:
+        raise InputError("--qmp", f"PID {stray[0]} is not one of the processes to read", hint="pass --pid for it too")
     out_dir = Path(args.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(out_dir, "-o/--output is not a directory", hint="name a directory for the page tables")
+    # every table this run writes, named before any read: two guests of one name (or one PID given
+    # twice) would replace each other's table, and no table may replace the key file
+    if len(set(pids)) < len(pids):
+        twice = next(p for p in pids if pids.count(p) > 1)
+        raise InputError("--pid", f"PID {twice} is given twice", hint="name each once")
+    names: dict[int, str] = {}
+    for pid in pids:
+        names[pid] = live.table_stem(live.guest_name(pid), pid)
+        other = next((o for o in names if o != pid and names[o] == names[pid]), None)
+        if other is not None:
+            raise InputError(
+                out_dir / f"{names[pid]}.parquet",
+                f"guests {other} and {pid} would both be written here (one name, {names[pid]!r})",
+                hint="read them into separate -o directories",
+            )
+    outs = [out_dir / _table_name(names[pid], args.count, i) for pid in pids for i in range(args.count)]
+    check_outputs(outs, [args.key_file])
+    # reads of an earlier run this one would not replace (`--count 4`, then `--count 2`: .0002 and
+    # .0003 stayed, and `ksm --series DIR/*.parquet` replayed two runs as one series)
+    ours = {o.name for o in outs}
+    stale = sorted(
+        f.name
+        for stem in names.values()
+        for f in out_dir.glob(f"{glob.escape(stem)}.*parquet")
+        if re.fullmatch(re.escape(stem) + r"(\.\d{4})?\.parquet", f.name) and f.name not in ours
+    )
+    if stale:
+        raise InputError(
+            out_dir,
+            f"holds reads of an earlier run this one would not replace ({', '.join(stale[:3])}"
+            f"{', …' if len(stale) > 3 else ''}): DIR/*.parquet would mix the two runs as one series",
+            hint="move them away or pick another -o directory",
+        )
     key = key_from_args(args)
     opened: list[tuple[live.Guest, QMP | None]] = []
+    created = not out_dir.exists()
     try:
         for pid in pids:
             sock = qmp_for.get(pid) or live.qmp_socket_of(pid)
+            if sock and live.qmp_socket_owned(pid, sock) is False:
+                raise InputError(
+                    sock,
+                    f"not a socket of process {pid} (another QEMU's QMP would be read and paused instead)",
+                    hint=f"give this QEMU's own socket with --qmp {pid}=SOCKET",
+                )
             qmp = None
             if sock:
                 try:
@@ -59,6 +106,11 @@ def _cmd_live(args) -> int:
                 time.sleep(args.interval)
             for guest, qmp in opened:
                 _read_one(args, guest, qmp, out_dir, i, key)
+    except BaseException:
+        if created:  # a run that wrote nothing leaves no empty -o directory (rmdir: only if empty)
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()
+        raise
     finally:
         for _, qmp in opened:
             if qmp is not None:
@@ -70,7 +122,7 @@ def _read_one(args, guest, qmp, out_dir: Path, i: int, key) -> None:
     """Read ``guest`` once into ``<guest>.parquet`` (``<guest>.NNNN.parquet`` in a series) and say how it went."""
     from pagecore.qemu import live
 
-    name = f"{guest.name}.parquet" if args.count == 1 else f"{guest.name}.{i:04d}.parquet"
+    name = _table_name(live.table_stem(guest.name, guest.pid), args.count, i)
     meta = live.read_guest(
         guest,
         out_dir / name,
@@ -93,6 +145,11 @@ def _read_one(args, guest, qmp, out_dir: Path, i: int, key) -> None:
         f"{meta['pages_skipped']:,} unreadable",
         file=sys.stderr,
     )
+
+
+def _table_name(stem: str, count: int, i: int) -> str:
+    """``<stem>.parquet``, or ``<stem>.NNNN.parquet`` for read ``i`` of a series."""
+    return f"{stem}.parquet" if count == 1 else f"{stem}.{i:04d}.parquet"
 
 
 def _pid_sock(text: str):

@@ -319,12 +319,16 @@ def _boot(
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     log.close()
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return None
-        if console.exists() and MARKER in console.read_text(errors="replace"):
-            return proc, qmp_sock
-        time.sleep(0.5)
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return None
+            if console.exists() and MARKER in console.read_text(errors="replace"):
+                return proc, qmp_sock
+            time.sleep(0.5)
+    except BaseException:  # Ctrl-C or SIGTERM while waiting: the caller never gets this QEMU to end
+        _kill(proc)
+        raise
     _kill(proc)
     return None
 
@@ -461,6 +465,27 @@ def _makedumpfile_extras(mdf: str, made: dict, out_dir: Path, notes: list[str]) 
 
 
 # ------------------------------------------------------------------------------ main
+def staging_dir(out_dir: Path, what: str) -> Path:
+    """A fresh ``out_dir/.<what>-PID`` for a run's outputs, moved into ``out_dir`` only when the run
+    has made them all: a failed or interrupted run leaves no partial dump beside an earlier run's
+    manifest and never overwrites that run's files. Staging directories of runs that are gone
+    (SIGKILL) are removed."""
+    for old in out_dir.glob(f".{what}-*"):
+        pid = old.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
+    stage = out_dir / f".{what}-{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    return stage
+
+
+def publish(stage: Path, out_dir: Path, names, manifest: str = "manifest.json") -> None:
+    """Move the staged files ``names`` into ``out_dir``, the manifest last."""
+    for name in [*names, manifest]:
+        os.replace(stage / name, out_dir / name)
+
+
 def capture(
     out_dir: Path,
     *,
@@ -505,8 +530,21 @@ def capture(
     proc, qmp_sock, res.accel, _ = boot_guest(
         qemu, accel, kernel, initrd, ram_mb, work, append, kvm_timeout, tcg_timeout, res.notes
     )
+    stage = staging_dir(out_dir, "capture")
+    try:
+        _capture_into(stage, proc, qmp_sock, res, makedumpfile)
+        publish(stage, out_dir, res.files)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
+    return res
+
+
+def _capture_into(stage: Path, proc, qmp_sock: Path, res: CaptureResult, makedumpfile: bool) -> None:
+    """Dump the booted guest into ``stage`` (and end it); fill ``res`` and write the manifest there."""
+    (stage / ".work").mkdir()
     with qmp_session(proc, qmp_sock) as qmp:
-        raw_path = out_dir / "guest.raw"
+        raw_path = stage / "guest.raw"
         pause_and_save_ram(qmp, raw_path)
         res.formats_offered = list(qmp.cmd("query-dump-guest-memory-capability").get("formats", []))
         made = {"raw": raw_path}
@@ -514,18 +552,18 @@ def capture(
             if fmt not in FORMAT_FILES:
                 res.notes.append(f"format {fmt} offered by QEMU but not read by pagecore: skipped")
                 continue
-            dst = out_dir / f"guest.{FORMAT_FILES[fmt]}"
+            dst = stage / f"guest.{FORMAT_FILES[fmt]}"
             qmp.cmd("dump-guest-memory", paging=False, protocol=f"file:{dst}", format=fmt)
             made[fmt] = dst
 
     from pagecore.dumps.lime import lime_from_raw
 
-    lime = out_dir / "guest.lime"
+    lime = stage / "guest.lime"
     lime_from_raw(made["raw"], lime)
     made["lime (written by pagecore from the raw image)"] = lime
     mdf = shutil.which("makedumpfile") if makedumpfile else None
     if mdf:
-        made.update(_makedumpfile_extras(mdf, made, out_dir, res.notes))
+        made.update(_makedumpfile_extras(mdf, made, stage, res.notes))
     for key, path in made.items():
         if key == "raw":
             what = "QMP pmemsave of guest RAM"
@@ -549,9 +587,7 @@ def capture(
         "notes": res.notes,
         "captured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    shutil.rmtree(work, ignore_errors=True)
-    return res
+    (stage / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 #: Guest-physical windows (frame ranges) kept in the committed fixtures: the first MiB (BIOS

@@ -605,6 +605,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
     p.add_argument("--reuse-runs", action="store_true", help="compare the guests of an earlier run in --out-dir")
     args = p.parse_args(argv)
+    if not args.interval > 0 or args.interval == float("inf"):  # 0, negative: sampled as fast as it could
+        p.error(f"--interval must be a finite number of seconds > 0, got {args.interval}")
+    for opt in ("ram_mb", "alloc_mb", "reuse_mb", "hold", "gap"):
+        if getattr(args, opt) < (1 if opt == "ram_mb" else 0):
+            p.error(
+                f"--{opt.replace('_', '-')} must be at least {1 if opt == 'ram_mb' else 0}, got {getattr(args, opt)}"
+            )
     try:
         res = run(
             args.out_dir, ram_mb=args.ram_mb, alloc_mb=args.alloc_mb, reuse_mb=args.reuse_mb, hold=args.hold,

@@ -5,6 +5,8 @@ Where ``/sys/kernel/mm/ksm`` is writable (root), QEMU and a kernel are installed
 1. **save every KSM setting as found to a file** (:data:`STATE_FILE`, in ``/run``) before
    changing anything; a run that was killed leaves that file behind and the next run restores
    those settings (and ends the QEMU processes that run started, by PID and start time) first;
+   one check at a time (``flock`` on the KSM directory), and a file that is damaged, hand-edited
+   or of another boot is refused in one line;
 2. boot the guests of a *scenario* — identical guests (one workload) or mixed guests (different
    workloads, :data:`WORKLOADS`) — all at once, and **pause** them, so their memory is static
    while KSM works; QEMU marks guest RAM ``MADV_MERGEABLE`` (``-machine mem-merge=on`` is its
@@ -149,26 +151,48 @@ def save_state(path: Path, found: dict, guests: Sequence[int] = ()) -> dict:
         "run": knob_value("run", found.get("run", "0")),
         "knobs": {k: knob_value(k, found[k]) for k in KNOBS if k in found},
         "guests": [{"pid": p, "start": _proc_start(p)} for p in guests],
+        "boot_id": _boot_id(),
         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_json_atomic(path, state)
     return state
 
 
+def _boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+
+
 def load_state(path: Path) -> dict | None:
-    """The saved state at ``path``, None if there is none; a damaged file is a one-line error."""
+    """The saved state at ``path``, None if there is none; a damaged, hand-edited or other-boot
+    file is a one-line error (checked whole before anything is written or ended)."""
     try:
         text = Path(path).read_text()
     except FileNotFoundError:
         return None
     try:
         state = json.loads(text)
-        if state.get("version") != 1 or not isinstance(state.get("knobs"), dict):
+        if not isinstance(state, dict) or state.get("version") != 1 or not isinstance(state.get("knobs"), dict):
             raise ValueError("unknown layout")
-    except (ValueError, AttributeError) as exc:
+        if state.get("run") != "0":  # a check only starts on an idle KSM (run=0)
+            raise ValueError(f"run {state.get('run')!r}, not '0'")
+        bad = [k for k, v in state["knobs"].items() if k not in KNOBS or not isinstance(v, str)]
+        if bad:
+            raise ValueError(f"knob {bad[0]!r} is not one a check changes, as text")
+        guests, owner = state.get("guests", []), state.get("owner", {})
+        recs = [*guests, owner] if isinstance(guests, list) else [None]
+        if not all(
+            isinstance(g, dict) and all(isinstance(g.get(k), int | None) for k in ("pid", "start")) for g in recs
+        ):
+            raise ValueError("guests and owner are records of an integer pid and start time")
+    except ValueError as exc:
         raise CaptureError(
             f"{path}: not a ksmcheck state file ({exc}); restore /sys/kernel/mm/ksm by hand, then remove it"
         ) from None
+    if state.get("boot_id") not in (None, _boot_id()):  # its PIDs and start times are another boot's
+        raise CaptureError(f"{path}: saved in another boot; check /sys/kernel/mm/ksm by hand, then remove it")
     return state
 
 
@@ -221,16 +245,26 @@ def recover_leftovers(path: Path = STATE_FILE, ksm_dir: Path = KSM) -> dict | No
         return None
     if _same_process(state.get("owner", {})) and state["owner"]["pid"] != os.getpid():
         raise CaptureError(f"another ksmcheck (pid {state['owner']['pid']}) is running; its state is {path}")
-    ended = []
+    from pagecore.qemu.live import qemu_reason
+
+    ended, left = [], []
     for g in state.get("guests", []):
         if _same_process(g):
-            _end_pid(int(g["pid"]))
-            ended.append(int(g["pid"]))
+            if qemu_reason(int(g["pid"])) is None:  # the file records QEMUs: never end anything else
+                _end_pid(int(g["pid"]))
+                ended.append(int(g["pid"]))
+            else:
+                left.append(int(g["pid"]))
     failed = restore_settings(state, ksm_dir)
     if failed:
         raise CaptureError(f"could not restore the KSM settings saved in {path}: {'; '.join(failed)}")
     Path(path).unlink()
-    return {"state_file": str(path), "ended_guests": ended, "restored": state["knobs"] | {"run": state["run"]}}
+    return {
+        "state_file": str(path),
+        "ended_guests": ended,
+        "left_running_not_qemu": left,
+        "restored": state["knobs"] | {"run": state["run"]},
+    }
 
 
 class KsmSession:
@@ -251,13 +285,38 @@ class KsmSession:
         self.recovered: dict | None = None
         self.restored: bool | None = None
         self._old_term = None
+        self._lock: int | None = None
+
+    def _take_lock(self) -> None:
+        """``flock`` on the KSM directory for the whole session, whatever the state file: a second
+        check (another ``--state-file``) found KSM idle while the first booted its guests, and on
+        leaving "restored" it (run=2, run=0) under the first one's measurement."""
+        import fcntl
+
+        self._lock = os.open(self.ksm_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock)
+            self._lock = None
+            raise CaptureError(f"another ksmcheck is using {self.ksm_dir}; run one at a time") from None
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def __enter__(self) -> KsmSession:
-        self.recovered = recover_leftovers(self.state_file, self.ksm_dir)
-        self.found = read_ksm(self.ksm_dir)
-        if self.found.get("run") != "0" or int(self.found.get("pages_shared", "0")):
-            raise CaptureError(f"KSM is already in use here (run={self.found.get('run')}); not touching it")
-        self.state = save_state(self.state_file, self.found)
+        self._take_lock()
+        try:
+            self.recovered = recover_leftovers(self.state_file, self.ksm_dir)
+            self.found = read_ksm(self.ksm_dir)
+            if self.found.get("run") != "0" or int(self.found.get("pages_shared", "0")):
+                raise CaptureError(f"KSM is already in use here (run={self.found.get('run')}); not touching it")
+            self.state = save_state(self.state_file, self.found)
+        except BaseException:
+            self._release_lock()
+            raise
         if threading.current_thread() is threading.main_thread():
             self._old_term = signal.signal(signal.SIGTERM, _raise_on_term)
         return self
@@ -285,6 +344,7 @@ class KsmSession:
             if self.restored:
                 self.state_file.unlink(missing_ok=True)
         finally:
+            self._release_lock()
             if self._old_term is not None:
                 signal.signal(signal.SIGTERM, self._old_term)
 
@@ -949,18 +1009,29 @@ def boot_scenario(
                 _kill(proc)
             with lock:
                 errors.append(f"guest {i} ({w}): {exc}")
+        finally:
+            done[i].set()
 
     unknown = [w for w in workloads if w not in WORKLOADS]
     if unknown:
         raise CaptureError(f"unknown workload {unknown[0]!r}; known: {', '.join(WORKLOADS)}")
 
-    boot(0, accel)
-    if guests[0] is not None:
-        threads = [threading.Thread(target=boot, args=(i, guests[0].accel)) for i in range(1, len(workloads))]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
+    done = [threading.Event() for _ in workloads]
+    started: list[int] = []
+    try:
+        boot(0, accel)
+        if guests[0] is not None:
+            threads = [threading.Thread(target=boot, args=(i, guests[0].accel)) for i in range(1, len(workloads))]
+            for i, th in enumerate(threads, 1):
+                th.start()
+                started.append(i)
+            for th in threads:
+                th.join()
+    except BaseException:  # SIGTERM or Ctrl-C while booting: no guest may outlive the check
+        for i in started:  # (an interrupted join() may return at once for a live thread: wait on events)
+            done[i].wait()  # a guest still booting is ended once it is up
+        end_guests([g for g in guests if g is not None])
+        raise
     booted = [g for g in guests if g is not None]
     if errors:
         end_guests(booted)
@@ -999,7 +1070,9 @@ def run_scenarios(
     why = unavailable_reason()
     if why:
         raise CaptureError(f"cannot check against real KSM: {why}")
-    tmp = Path(work_dir or tempfile.mkdtemp(prefix="ksmcheck-"))
+    if work_dir is None:
+        remove_dead_work_dirs()
+    tmp = Path(work_dir or tempfile.mkdtemp(prefix=f"ksmcheck-{os.getpid()}-"))
     result: dict = {"kernel": os.uname().release, "thp_zero_pages_merge": thp_zero_pages_merge(), "scenarios": {}}
     try:
         with KsmSession(state_file, foreign_wait_s=foreign_wait_s) as session:
@@ -1041,6 +1114,20 @@ def run_scenarios(
         if work_dir is None:
             shutil.rmtree(tmp, ignore_errors=True)
     return result
+
+
+def remove_dead_work_dirs(parent: str | None = None) -> list[Path]:
+    """Remove the temporary directories (``ksmcheck-PID-*``: initramfs, console logs) of checks that
+    are gone without cleaning up (SIGKILL); only this user's, only of PIDs no longer running."""
+    gone = []
+    for d in Path(parent or tempfile.gettempdir()).glob("ksmcheck-*-*"):
+        pid = d.name.split("-")[1]
+        with contextlib.suppress(OSError):
+            if pid.isdigit() and d.is_dir() and not d.is_symlink() and d.stat().st_uid == os.geteuid():
+                if _proc_start(int(pid)) is None:
+                    shutil.rmtree(d)
+                    gone.append(d)
+    return gone
 
 
 def _live_table(g: _Guest, out: Path) -> pd.DataFrame:
@@ -1134,6 +1221,12 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--settings: {exc}")
     if not 0 <= args.calibrate_on < len(settings):
         p.error(f"--calibrate-on must index one of the {len(settings)} settings")
+    if args.vms is not None and args.vms < 1:
+        p.error(f"--vms must be at least 1, got {args.vms}")
+    if not 0 < args.timeout < float("inf"):  # NaN never timed out; <= 0 stopped before KSM had scanned
+        p.error(f"--timeout must be a finite number of seconds > 0, got {args.timeout}")
+    if args.ram_mb < 1:
+        p.error(f"--ram-mb must be at least 1, got {args.ram_mb}")
     if args.vms:
         scen = {"identical": ("base",) * args.vms}
     else:
@@ -1148,6 +1241,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pagecore: error: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(r, indent=2))
+    if r.get("settings_restored") is False:  # said only inside the JSON, the run exited 0
+        print(
+            f"pagecore: error: the KSM settings found were not all restored; they are saved in {args.state_file} "
+            "and the next run restores them (or restore /sys/kernel/mm/ksm by hand, then remove it)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

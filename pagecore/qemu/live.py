@@ -129,12 +129,69 @@ def guest_name(pid: int) -> str:
     return f"qemu-{pid}"
 
 
+def table_stem(name: str, pid: int) -> str:
+    """A file name stem for guest ``name``: QEMU's ``-name`` is anyone's text, so a ``/`` or a leading
+    dot (``-name ../x``) must not place the table outside the output directory or hide it."""
+    stem = re.sub(r"[^A-Za-z0-9_.+-]", "_", name).lstrip(".")
+    return stem or f"qemu-{pid}"
+
+
 def qmp_socket_of(pid: int) -> str | None:
     """The QMP UNIX socket named by ``-qmp unix:PATH`` on QEMU's command line, if any."""
     args = _cmdline(pid)
     for i, a in enumerate(args[:-1]):
         if a == "-qmp" and args[i + 1].startswith("unix:"):
             return args[i + 1][5:].split(",")[0]
+    return None
+
+
+def qmp_socket_owned(pid: int, sock: str | os.PathLike) -> bool | None:
+    """Whether process ``pid`` listens on the UNIX socket ``sock`` (None: no such socket file).
+
+    A QMP socket of another QEMU (a mistyped ``--qmp``, or a path two QEMUs were given) would
+    locate RAM by that guest's layout and ``--pause`` that guest, while the table said "paused".
+    """
+    if not os.path.exists(sock):
+        return None
+    want = os.path.realpath(sock)
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                m = re.fullmatch(r"socket:\[(\d+)\]", os.readlink(f"/proc/{pid}/fd/{fd}"))
+                if m:
+                    inodes.add(int(m.group(1)))
+    try:
+        table = Path("/proc/net/unix").read_text().splitlines()[1:]
+    except OSError:
+        return True  # cannot tell: trust the caller, as before
+    for line in table:
+        f = line.split(None, 7)
+        if len(f) == 8 and int(f[6]) in inodes:
+            path = f[7] if f[7].startswith("/") else os.path.join(f"/proc/{pid}/cwd", f[7])
+            if os.path.realpath(path) == want:
+                return True
+    return False
+
+
+def ram_size_of(pid: int) -> int | None:
+    """Guest RAM in bytes from QEMU's ``-m`` (QEMU's default 128 MiB without one; None if unreadable)."""
+    args = _cmdline(pid)
+    text = None
+    for i, a in enumerate(args[:-1]):
+        if a == "-m":
+            text = args[i + 1]
+    if text is None:
+        return 128 << 20
+    for part in text.split(","):
+        k, eq, v = part.partition("=")
+        v = v if eq else k
+        if eq and k != "size":
+            continue
+        m = re.fullmatch(r"(\d+)([KMGT]?)[Bb]?", v.strip(), re.I)
+        if not m:
+            return None
+        return int(m.group(1)) << {"": 20, "K": 10, "M": 20, "G": 30, "T": 40}[m.group(2).upper()]
     return None
 
 
@@ -211,6 +268,14 @@ def locate_by_qmp(pid: int, qmp: QMP) -> Guest:
             "no guest RAM block matched a QEMU RAM mapping: " + "; ".join(g.notes),
             hint="run without a QMP socket to take the largest RAM mapping instead",
         )
+    main = max(blocks, key=lambda n: blocks[n][1])
+    if main not in host:  # a table of the ROMs alone would pass for the guest
+        raise InputError(
+            f"/proc/{pid}/smaps",
+            f"the guest's main RAM block {main} ({blocks[main][1] >> 20} MiB) matches no anonymous QEMU RAM "
+            "mapping (guest RAM in a memory-backend-file or shared memory is not read)",
+            hint="dump the guest instead (QMP dump-guest-memory, `pagecore qemu savestate`) and hash the dump",
+        )
     return g
 
 
@@ -225,6 +290,14 @@ def locate_by_maps(pid: int) -> Guest:
         )
     lo, hi, _ = max(maps, key=lambda m: m[1] - m[0])
     size = hi - lo
+    ram = ram_size_of(pid) if qemu_reason(pid) is None else None  # (a process read with --force has no -m)
+    if ram is not None and size != ram:  # the largest mapping is something else: not the guest's RAM
+        raise InputError(
+            f"/proc/{pid}/smaps",
+            f"no anonymous RAM mapping of the guest's size ({ram >> 20} MiB, from -m); the largest is "
+            f"{size >> 10} KiB (guest RAM in a memory-backend-file or shared memory is not read)",
+            hint="dump the guest instead (QMP dump-guest-memory) and hash the dump",
+        )
     g = Guest(
         pid,
         guest_name(pid),
@@ -428,6 +501,12 @@ def read_guest(
                 "taken_at": time.time(),
             }
             w.metadata.update(meta)
+    except (FileNotFoundError, ProcessLookupError) as exc:  # /proc/PID/pagemap of a process that ended
+        if _running(guest.pid):
+            raise
+        raise InputError(
+            f"/proc/{guest.pid}", f"the process exited during the read ({exc.strerror}); no table written"
+        ) from None
     finally:
         if paused_at is not None:  # error or signal while paused: always resume the guest
             with contextlib.suppress(CaptureError, OSError):
@@ -436,6 +515,15 @@ def read_guest(
         if kpf is not None:
             os.close(kpf)
     return meta
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not exited (a zombie has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
 
 
 def read_live_table(path: str | os.PathLike):
@@ -463,6 +551,9 @@ __all__ = [
     "locate_by_qmp",
     "qemu_reason",
     "qmp_socket_of",
+    "qmp_socket_owned",
+    "ram_size_of",
     "read_guest",
     "read_live_table",
+    "table_stem",
 ]

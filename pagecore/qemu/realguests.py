@@ -29,9 +29,11 @@ from pagecore.qemu.capture import (
     build_initramfs,
     newest_kernel,
     pause_and_save_ram,
+    publish,
     qemu_version,
     qmp_session,
     sha256_file,
+    staging_dir,
 )
 
 
@@ -71,20 +73,25 @@ def capture_identical(
         "notes": [],
     }
     use = accel
-    for i in range(1, n + 1):
-        gwork = work / f"guest{i:02d}"
-        gwork.mkdir(exist_ok=True)
-        proc, sock, used, secs = boot_guest(
-            qemu, use, kernel, initrd, ram_mb, gwork, append, kvm_timeout, tcg_timeout, manifest["notes"]
-        )
-        manifest["guests"][f"guest{i:02d}"] = {"accel": used, "boot_s": round(secs, 1)}
-        use = used  # the same accelerator for the rest: identical guests
-        raw = out / f"guest{i:02d}.raw"
-        with qmp_session(proc, sock) as qmp:
-            pause_and_save_ram(qmp, raw)
-        manifest["guests"][f"guest{i:02d}"].update(bytes=raw.stat().st_size, sha256=sha256_file(raw))
-    manifest["captured_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    stage = staging_dir(out, "realguests")  # guests appear in `out` together, with their manifest
+    try:
+        for i in range(1, n + 1):
+            gwork = work / f"guest{i:02d}"
+            gwork.mkdir(exist_ok=True)
+            proc, sock, used, secs = boot_guest(
+                qemu, use, kernel, initrd, ram_mb, gwork, append, kvm_timeout, tcg_timeout, manifest["notes"]
+            )
+            manifest["guests"][f"guest{i:02d}"] = {"accel": used, "boot_s": round(secs, 1)}
+            use = used  # the same accelerator for the rest: identical guests
+            raw = stage / f"guest{i:02d}.raw"
+            with qmp_session(proc, sock) as qmp:
+                pause_and_save_ram(qmp, raw)
+            manifest["guests"][f"guest{i:02d}"].update(bytes=raw.stat().st_size, sha256=sha256_file(raw))
+        manifest["captured_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        (stage / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        publish(stage, out, [f"{g}.raw" for g in manifest["guests"]])
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
     return manifest
 
@@ -97,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto", help="accelerator (default auto)")
     p.add_argument("--kvm-timeout", type=float, default=30.0, help="seconds to wait for KVM (default 30)")
     args = p.parse_args(argv)
+    if args.vms < 1:
+        p.error(f"--vms must be at least 1, got {args.vms}")
     try:
         m = capture_identical(
             args.vms, args.output_dir, ram_mb=args.ram_mb, accel=args.accel, kvm_timeout=args.kvm_timeout

@@ -7,8 +7,10 @@ For each algorithm the device offers: the device's settings are saved to
 disksize are the ones changed and restored), the device is reset, set to the algorithm, sized to the dump, every page
 is written once with ``O_DIRECT`` in page order, ``mm_stat`` is read, and the device is reset and
 its settings restored; the saved file is removed only after the restore. A saved file left by
-a killed run is restored at the start of the next run. A device that holds data (non-zero
-``disksize``, listed in /proc/swaps or mounted) is never touched.
+a killed run is restored at the start of the next run (after checking it: this user's, this
+boot's, this device's, nothing anyone else could have written). A device that holds data
+(non-zero ``disksize``, listed in /proc/swaps or mounted) is never touched, and one check at a
+time uses a device (``flock`` on its sysfs directory).
 
 The prediction is :func:`pagecore.sharing.compress.zram_mm_stat` on the sizes
 :mod:`pagecore.pages.compress` computes for the same pages.
@@ -17,15 +19,20 @@ The prediction is :func:`pagecore.sharing.compress.zram_mm_stat` on the sizes
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import mmap
 import os
+import re
+import stat
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from pagecore import PAGE_SIZE
+from pagecore.errors import InputError, PagecoreError
 
 STATE_DIR = Path(os.environ.get("PAGECORE_STATE_DIR", "/var/tmp"))
 MM_STAT_FIELDS = (
@@ -87,11 +94,16 @@ def available(dev: str = "zram0") -> tuple[bool, str]:
             return False, f"{dev} is initialized (disksize != 0): it may hold someone's data"
     except OSError as exc:
         return False, f"cannot read {dev} settings: {exc}"
-    swaps = Path("/proc/swaps").read_text() if Path("/proc/swaps").exists() else ""
-    mounts = Path("/proc/mounts").read_text() if Path("/proc/mounts").exists() else ""
-    if f"/dev/{dev} " in swaps or f"/dev/{dev} " in mounts:
+    if in_use(dev):
         return False, f"/dev/{dev} is in use (swap or mounted)"
     return True, ""
+
+
+def in_use(dev: str) -> bool:
+    """Whether ``/dev/dev`` is a swap device or mounted."""
+    swaps = Path("/proc/swaps").read_text() if Path("/proc/swaps").exists() else ""
+    mounts = Path("/proc/mounts").read_text() if Path("/proc/mounts").exists() else ""
+    return f"/dev/{dev} " in swaps or f"/dev/{dev} " in mounts
 
 
 def state_file(dev: str) -> Path:
@@ -103,6 +115,67 @@ def state_file(dev: str) -> Path:
 #: cannot be read back, and the check only runs on an unused device (disksize 0), where
 #: ``reset`` has already cleared them.
 RESTORED = ("comp_algorithm", "disksize")
+
+
+def boot_id() -> str | None:
+    """This boot's id (a state file from another boot describes a device the reboot reset)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def lock(dev: str):
+    """Hold ``dev`` for one check: a second check (another process) is refused, not let loose on
+    the device (it restored, i.e. reset, the first one's device mid-run and removed its saved
+    settings). The lock is ``flock`` on the device's sysfs directory, released when the process
+    ends, however it ends."""
+    try:
+        fd = os.open(sysfs(dev), os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise ZramUnavailable(f"no /sys/block/{dev} ({exc.strerror})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ZramUnavailable(f"another zramcheck is using {dev}; run one at a time") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def load_state(dev: str) -> dict | None:
+    """The settings a killed run saved for ``dev`` (None if none), checked before anything is reset:
+    the file must be a regular file of this user, not writable by others (``STATE_DIR`` is
+    world-writable), of this boot, name this device, an algorithm it offers and ``disksize`` 0 (a
+    check only runs on an unused device). Anything else is a one-line :class:`InputError`."""
+    p = state_file(dev)
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        return None
+    fix = f"check /sys/block/{dev} by hand (reset it if nothing uses it), then remove the file"
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise InputError(p, "not a zramcheck state file of this user (a link, another owner or writable by others)",
+                         hint=fix)  # fmt: skip
+    try:
+        state = json.loads(p.read_text())
+        if not isinstance(state, dict):
+            raise ValueError("not a JSON object")
+        if state.get("device") != dev:
+            raise ValueError(f"it names device {state.get('device')!r}, not {dev}")
+        algo, size = state.get("comp_algorithm"), state.get("disksize")
+        if not isinstance(algo, str) or algo not in algorithms(dev):
+            raise ValueError(f"comp_algorithm {algo!r} is not one {dev} offers")
+        if size != 0 or isinstance(size, bool):
+            raise ValueError(f"disksize {size!r} (a check only runs on an unused device, disksize 0)")
+    except (ValueError, OSError) as exc:
+        raise InputError(p, f"not a usable zramcheck state file ({exc})", hint=fix) from None
+    saved_boot = state.get("boot_id")
+    if saved_boot is not None and saved_boot != boot_id():
+        raise InputError(p, "saved in another boot: the reboot reset the device since", hint=fix)
+    return state
 
 
 def save_settings(dev: str) -> dict:
@@ -118,21 +191,28 @@ def save_settings(dev: str) -> dict:
         "device": dev,
         "comp_algorithm": selected_algorithm(dev),
         "disksize": int(_read(sysfs(dev) / "disksize")),
+        "boot_id": boot_id(),
         "snapshot": snapshot,
     }
-    p = state_file(dev)
-    tmp = p.with_suffix(".tmp")
-    tmp.write_text(json.dumps(st))
-    os.replace(tmp, p)
+    from pagecore._util import write_json_atomic  # a new file (O_EXCL), never through a planted link
+
+    write_json_atomic(state_file(dev), st)
+    os.chmod(state_file(dev), 0o644)  # whatever the umask: load_state refuses a file others may write
     return st
 
 
 def restore_settings(dev: str) -> dict | None:
     """Reset the device and put back the settings of the state file, then remove the file."""
     p = state_file(dev)
-    if not p.exists():
+    st = load_state(dev)
+    if st is None:
         return None
-    st = json.loads(p.read_text())
+    if in_use(dev):  # set up (swap, a file system) since the run that saved the file died
+        raise InputError(
+            p,
+            f"/dev/{dev} is in use now (swap or mounted); not resetting it",
+            hint=f"if it should not be, swapoff/umount it and run again; else remove {p.name}",
+        )
     _write(sysfs(dev) / "reset", "1")
     _write(sysfs(dev) / "comp_algorithm", st["comp_algorithm"])
     if st["disksize"]:
@@ -219,13 +299,20 @@ def _dump_chunks(path, fmt="auto"):
 def check(path, algos=None, dev: str = "zram0", threads: int | None = None) -> list[dict]:
     """Predict and measure ``mm_stat`` for the pages of dump ``path``; one row per algorithm.
 
-    Raises ZramUnavailable when the device cannot be used.
+    Raises ZramUnavailable when the device cannot be used (also while another check runs on it).
     """
+    if not re.fullmatch(r"zram\d+", dev):  # it names a sysfs directory and the state file
+        raise ZramUnavailable(f"{dev!r} is not a zram device name (zram0, zram1, ...)")
+    with lock(dev):
+        return _check(path, algos, dev, threads)
+
+
+def _check(path, algos, dev: str, threads: int | None) -> list[dict]:
     from pagecore.dumps import open_dump
     from pagecore.pages.compress import page_sizes
     from pagecore.sharing.compress import zram_mm_stat
 
-    if state_file(dev).exists():
+    if os.path.lexists(state_file(dev)):
         restore_settings(dev)  # a killed run left the device configured
     ok, why = available(dev)
     if not ok:
@@ -268,6 +355,9 @@ def main(argv=None) -> int:
     except ZramUnavailable as exc:
         print(f"zramcheck: skipped: {exc}", file=sys.stderr)
         return 2
+    except PagecoreError as exc:
+        print(f"pagecore: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
