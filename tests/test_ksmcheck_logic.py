@@ -527,3 +527,30 @@ def test_merges_by_full_scan_from_the_last_sample_of_each_scan():
         {"t": [0.0, 1, 2, 3, 4, 5], "pages_sharing": [0, 0, 50, 80, 100, 100], "full_scans": [0, 0, 1, 1, 2, 3]}
     )
     assert ksmcheck._merges_by_scan(real) == [0, 80, 20, 0]
+
+
+def test_timelines_are_saved_together_or_not_at_all(tmp_path, monkeypatch):
+    """``--timelines``: every file of a scenario appears complete, or none does (they were
+    written straight into the directory, one after the other, so a failure or a signal left a
+    half-written CSV beside the ones before it)."""
+    real = pd.DataFrame({"t": [0.0, 0.05], "pages_sharing": [0, 7]})
+    pages = pd.DataFrame({"gpfn": np.arange(3, dtype=np.uint64), "hash": np.arange(3, dtype=np.uint64)})
+    tl = {(0, "real"): real, (0, "predicted"): real, (0, "input"): pages}
+    ksmcheck._save_timelines(tl, tmp_path / "tl", "two")
+    names = sorted(p.name for p in (tmp_path / "tl").iterdir())
+    assert names == ["two.setting0.input.parquet", "two.setting0.predicted.csv", "two.setting0.real.csv"]
+    assert pd.read_csv(tmp_path / "tl/two.setting0.real.csv").equals(real)
+
+    calls = []
+    orig = pd.DataFrame.to_csv
+
+    def fail_second(self, *a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return orig(self, *a, **kw)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", fail_second)
+    with pytest.raises(Exception, match="No space left"):
+        ksmcheck._save_timelines(tl, tmp_path / "tl2", "two")
+    assert not (tmp_path / "tl2").exists() or not any((tmp_path / "tl2").iterdir())

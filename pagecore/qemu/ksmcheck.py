@@ -1143,12 +1143,18 @@ def _live_table(g: _Guest, out: Path) -> pd.DataFrame:
 
 
 def _save_timelines(tl: dict, out: Path, scenario: str) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    for (i, kind), df in tl.items():
-        if kind == "input":  # the pages and their host view, for replaying the comparison offline
-            df.to_parquet(out / f"{scenario}.setting{i}.input.parquet", index=False)
-        else:
-            df.to_csv(out / f"{scenario}.setting{i}.{kind}.csv", index=False)
+    """One scenario's timelines into ``out``, each file written atomically and all of them
+    renamed together (an interrupted save leaves none, and no half-written CSV)."""
+    from pagecore._util import all_or_nothing, atomic_path
+
+    with all_or_nothing():
+        for (i, kind), df in tl.items():
+            if kind == "input":  # the pages and their host view, for replaying the comparison offline
+                with atomic_path(out / f"{scenario}.setting{i}.input.parquet") as tmp:
+                    df.to_parquet(tmp, index=False)
+            else:
+                with atomic_path(out / f"{scenario}.setting{i}.{kind}.csv") as tmp:
+                    df.to_csv(tmp, index=False)
 
 
 def run_check(
