@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from dumps_helpers import FIXTURE_ARCHIVE, read_all, unpack_fixture
 
@@ -237,3 +239,33 @@ def test_a_capture_appears_whole(tmp_path, monkeypatch):
     manifest = __import__("json").loads((out / "manifest.json").read_text())
     assert set(manifest["files"]) == {"guest.elf", "guest.lime", "guest.raw"} and res.out_dir == out
     assert (out / "guest.raw").read_bytes() == bytes(4 * 4096)
+
+
+def test_fixture_archive_is_atomic(tmp_path, monkeypatch):
+    """``capture --fixtures``: an archive that fails half-way leaves neither a cut archive nor
+    its temporary (``qemu-guest.tar.tmp`` stayed behind), and a good one is whole."""
+    import tarfile
+
+    cap_dir = tmp_path / "cap"
+    cap_dir.mkdir()
+    (cap_dir / "guest.raw").write_bytes(np.arange(64 * 4096, dtype=np.uint32).astype(np.uint8).tobytes())
+    (cap_dir / "manifest.json").write_text(
+        json.dumps({"files": {"guest.raw": {"what": "pmemsave", "bytes": 64 * 4096, "sha256": "0" * 64}}})
+    )
+    dest = tmp_path / "out"
+    real_addfile = tarfile.TarFile.addfile
+
+    def fail(self, ti, fh=None):
+        if ti.name != "manifest.json":
+            raise OSError(28, "No space left on device")
+        return real_addfile(self, ti, fh)
+
+    monkeypatch.setattr(tarfile.TarFile, "addfile", fail)
+    with pytest.raises(Exception, match="No space left"):
+        cap.make_fixtures(cap_dir, dest, windows=[(0, 8)])
+    assert sorted(p.name for p in dest.iterdir()) == []
+    monkeypatch.setattr(tarfile.TarFile, "addfile", real_addfile)
+    fixture = cap.make_fixtures(cap_dir, dest, windows=[(0, 8)])
+    assert sorted(p.name for p in dest.iterdir()) == [fixture["archive"]["name"]]
+    with tarfile.open(dest / fixture["archive"]["name"], "r:xz") as tar:
+        assert sorted(tar.getnames()) == ["guest.raw", "manifest.json"]

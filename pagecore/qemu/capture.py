@@ -53,6 +53,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pagecore._util import atomic_path
 from pagecore.errors import PagecoreError
 
 MARKER = "PAGECORE-WORKLOAD-READY"
@@ -646,9 +647,10 @@ def make_fixtures(capture_dir: Path, dest: Path, windows=FIXTURE_WINDOWS) -> dic
     (stage / "manifest.json").write_text(json.dumps(fixture, indent=2) + "\n")
     dest.mkdir(parents=True, exist_ok=True)
     archive = dest / FIXTURE_ARCHIVE
-    tmp = archive.with_suffix(".tmp")
     filters = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": 64 << 20}]
+    # atomic: a failed or interrupted archive leaves neither a cut archive nor its temporary
     with (
+        atomic_path(archive) as tmp,
         lzma.open(tmp, "wb", format=lzma.FORMAT_XZ, filters=filters) as xz,
         tarfile.open(fileobj=xz, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
@@ -660,7 +662,6 @@ def make_fixtures(capture_dir: Path, dest: Path, windows=FIXTURE_WINDOWS) -> dic
             ti.mode = 0o644
             with open(stage / name, "rb") as fh:
                 tar.addfile(ti, fh)
-    os.replace(tmp, archive)
     shutil.rmtree(stage, ignore_errors=True)
     fixture["archive"] = {"name": archive.name, "bytes": archive.stat().st_size, "sha256": sha256_file(archive)}
     return fixture
@@ -733,9 +734,8 @@ def update_readme(readme: Path, section: str) -> None:
         text = pat.sub(lambda _m: section, text)
     else:
         text = text.rstrip("\n") + "\n\n" + section
-    tmp = readme.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, readme)
+    with atomic_path(readme) as tmp:
+        tmp.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:
