@@ -163,3 +163,31 @@ def test_a_guest_that_exits_mid_read_is_one_line_and_leaves_nothing(tmp_path):
         p.stdout.close()
     assert r.returncode == 1 and "exited during the read" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert not out.exists()
+
+
+@reads_memory
+def test_a_failure_on_one_guest_names_the_complete_tables_it_keeps(stand_in, tmp_path):
+    """Each guest's table is renamed into place when complete: guest ``a`` read whole before
+    ``b`` exited mid-read keeps its table, and the run says so (it did not)."""
+    a = stand_in("a")
+    b = subprocess.Popen(
+        [sys.executable, "-c", HOLDER.replace("time.sleep(600)", "time.sleep(1.5)"), "2048", "-name", "b"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert b.stdout.readline().strip() == "ready"
+        out = tmp_path / "out"
+        r = subprocess.run(
+            [sys.executable, "-m", "pagecore", "live", "--pid", str(a), "--pid", str(b.pid), "--force",
+             "--no-drift", "--max-mb-per-s", "2", "-o", str(out)],
+            capture_output=True, text=True, timeout=300,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        )  # fmt: skip
+    finally:
+        b.kill()
+        b.wait()
+        b.stdout.close()
+    assert r.returncode == 1 and "exited during the read" in r.stderr, r.stderr
+    assert "1 complete table(s) of this run kept" in r.stderr and "a.parquet" in r.stderr, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a.parquet"]

@@ -74,6 +74,7 @@ def _cmd_live(args) -> int:
         )
     key = key_from_args(args)
     opened: list[tuple[live.Guest, QMP | None]] = []
+    written: list[Path] = []
     created = not out_dir.exists()
     try:
         for pid in pids:
@@ -105,8 +106,14 @@ def _cmd_live(args) -> int:
             if i:
                 time.sleep(args.interval)
             for guest, qmp in opened:
-                _read_one(args, guest, qmp, out_dir, i, key)
+                written.append(_read_one(args, guest, qmp, out_dir, i, key))
     except BaseException:
+        if written:  # each table is whole on its own (renamed when complete): say which stay
+            print(
+                f"stopped; {len(written)} complete table(s) of this run kept in {out_dir}: "
+                f"{', '.join(p.name for p in written[:4])}{', …' if len(written) > 4 else ''}",
+                file=sys.stderr,
+            )
         if created:  # a run that wrote nothing leaves no empty -o directory (rmdir: only if empty)
             with contextlib.suppress(OSError):
                 out_dir.rmdir()
@@ -118,8 +125,9 @@ def _cmd_live(args) -> int:
     return 0
 
 
-def _read_one(args, guest, qmp, out_dir: Path, i: int, key) -> None:
-    """Read ``guest`` once into ``<guest>.parquet`` (``<guest>.NNNN.parquet`` in a series) and say how it went."""
+def _read_one(args, guest, qmp, out_dir: Path, i: int, key) -> Path:
+    """Read ``guest`` once into ``<guest>.parquet`` (``<guest>.NNNN.parquet`` in a series), say how it
+    went, and return the table's path."""
     from pagecore.qemu import live
 
     name = _table_name(live.table_stem(guest.name, guest.pid), args.count, i)
@@ -145,6 +153,7 @@ def _read_one(args, guest, qmp, out_dir: Path, i: int, key) -> None:
         f"{meta['pages_skipped']:,} unreadable",
         file=sys.stderr,
     )
+    return out_dir / name
 
 
 def _table_name(stem: str, count: int, i: int) -> str:
