@@ -241,6 +241,31 @@ def test_esxi_shares_nothing_until_pressure_and_breaks_greedily():
         assert got["share_inter"] == 0
 
 
+def test_esxi_pages_outside_whole_regions_are_small_pages_shared_from_the_start():
+    # a region with a frame missing cannot be one large page (as `share` counts backable regions):
+    # its pages share within the VM however much memory is free; whole regions wait for pressure
+    h = np.concatenate([np.full(512, 7), [0, 0, 5, 5, 5, 9, 9, 0]]).astype(np.uint64)
+    a = _vm("a", h)
+    st = H.HostSettings(vm_overhead_mb=0.0)
+    roomy = H.evaluate(_members([a]), "esxi", 4096.0, st)
+    assert roomy.saved_mb["zero"] * 256 == 2  # 3 zero pages, one kept (salted: one per VM)
+    assert roomy.saved_mb["share_intra"] * 256 == 3  # 5 ×3 → 2, 9 ×2 → 1; the large page of 7s intact
+    assert any("8 pages lie outside whole 2 MiB regions" in x for x in roomy.notes)
+    assert any("large pages intact" in x for x in roomy.notes)
+    # 520 pages, 514 after the small pages share, above the high state of 2.5 MiB (76 %: 486 pages)
+    tight = H.evaluate(_members([a]), "esxi", 2.5, st)
+    assert tight.saved_mb["share_intra"] * 256 == 3 + 511 and tight.saved_mb["zero"] * 256 == 2
+    assert any("1 of 1 large pages broken" in x for x in tight.notes)
+    # three 8-page VMs (no whole region): intra-VM sharing and zero pages as under esx2002 but salted
+    vms = [
+        _vm("A", [0, 0, 0, 1, 1, 2, 3, 4]),
+        _vm("B", [0, 0, 1, 2, 5, 5, 5, 6]),
+        _vm("C", [0, 1, 7, 8, 9, 10, 11, 12]),
+    ]
+    f = H.evaluate(_members(vms), "esxi", 4096.0, st)
+    assert f.saved_mb["zero"] * 256 == 3 and f.saved_mb["share_intra"] * 256 == 3 and f.saved_mb["share_inter"] == 0
+
+
 def test_thp_zero_regions_are_not_ksm_candidates():
     h = np.concatenate([np.zeros(512), np.arange(1, 513), np.zeros(100), np.ones(100)])
     v = _vm("a", h)

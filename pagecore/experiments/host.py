@@ -898,12 +898,8 @@ def evaluate(members, policy: str, host_mb: float, settings: HostSettings) -> Fi
         sh = sharing_savings(ps, "kvm-ksm", settings, mask=~reported)
     elif policy == "esxi":
         high_mb = host_mb - overhead - settings.esxi_high_pct_of_minfree / 100.0 * min_free_esxi_mb(host_mb)
-        sh = {"per_vm": {m: np.zeros(n) for m in ("zero", "share_intra", "share_inter")}}
         need = touched.sum() / PAGES_PER_MIB - high_mb
-        if need > 0:
-            sh = _esxi_break(members, ps, need * PAGES_PER_MIB, notes)
-        else:
-            notes.append(f"{n} VMs: large pages intact (free memory stays above the high state), nothing shared")
+        sh = _esxi_break(members, ps, need * PAGES_PER_MIB, notes)
     else:
         sh = sharing_savings(ps, policy, settings)
     for m_ in ("zero", "share_intra", "share_inter"):
@@ -993,21 +989,33 @@ def _esxi_break(members, ps: PageSet, need_pages: float, notes: list) -> dict:
 
     n = ps.n_vms
     curves = [_vm_curve(v, k, ps, j) for j, (_, v, k, _) in enumerate(members)]
-    heap = [(-int(c[0][1]), j, 1) for j, c in enumerate(curves) if len(c[0]) > 1]
+    # the pages outside whole 2 MiB regions were never large pages: their pseudo-region (first in
+    # each curve that has one) is broken from the start, whatever the pressure
+    broken = np.array([c[3] for c in curves], np.int64)
+    won = float(sum(c[0][1] for c in curves if c[3]))
+    heap = [(-int(c[0][1 + c[3]]), j, 1 + c[3]) for j, c in enumerate(curves) if len(c[0]) > 1 + c[3]]
     heapq.heapify(heap)
-    broken = np.zeros(n, np.int64)
-    won = 0.0
     while heap and won < need_pages:
         g, j, pos = heapq.heappop(heap)
         won += -g
         broken[j] = pos
         if pos + 1 < len(curves[j][0]):
             heapq.heappush(heap, (-int(curves[j][0][pos + 1]), j, pos + 1))
-    total_regions = sum(len(c[0]) - 1 for c in curves)
-    notes.append(f"{n} VMs: {int(broken.sum()):,} of {total_regions:,} large pages broken under pressure")
+    forced = int(sum(c[3] for c in curves))
+    total_regions = sum(len(c[0]) - 1 for c in curves) - forced
+    if need_pages <= 0:
+        notes.append(f"{n} VMs: large pages intact (free memory stays above the high state)")
+    else:
+        notes.append(f"{n} VMs: {int(broken.sum()) - forced:,} of {total_regions:,} large pages broken under pressure")
+    if forced:
+        small = sum(int(c[3]) and int(np.sum(c[2] == c[1][0])) for c in curves)
+        notes.append(
+            f"{n} VMs: {small:,} pages lie outside whole 2 MiB regions (a hole, or a VM not a multiple of 2 MiB): "
+            "small pages, shared (within each VM) from the start"
+        )
     per_vm = {m: np.zeros(n) for m in ("zero", "share_intra", "share_inter")}
     for j, (_, v, k, _) in enumerate(members):
-        z, intra = _vm_broken_savings(v, k, ps, j, int(broken[j]), curves[j][1])
+        z, intra = _vm_broken_savings(v, k, ps, j, int(broken[j]), curves[j])
         per_vm["zero"][j] = z
         per_vm["share_intra"][j] = intra
     # gain_pages: the curve's own count, where every zero page in a broken region is saved; the
@@ -1016,25 +1024,45 @@ def _esxi_break(members, ps: PageSet, need_pages: float, notes: list) -> dict:
 
 
 def _vm_curve(v: HostVM, k: np.ndarray, ps: PageSet, j: int):
-    """(gains with a leading 0, regions in breaking order) of one VM alone (cached per input
-    VM: a copy's keys are a one-to-one remap, so its order is the same)."""
-    from pagecore.sharing.largepages import large_page_savings
+    """(gains with a leading 0, regions in breaking order, each page's region, 1 if the VM has
+    pages outside whole 2 MiB regions else 0) of one VM alone (cached per input VM: a copy's keys
+    are a one-to-one remap, so its order is the same).
+
+    A region with a frame missing from the table cannot be one large page
+    (:func:`pagecore.sharing.largepages.backable_regions`, as ``pagecore share`` counts them): its
+    pages are small pages from the start. They are gathered into one pseudo-region that leads the
+    breaking order (given more zero pages than any real region can gain, then taken off its gain),
+    so the greedy order of the real regions is the one with those pages already small."""
+    from pagecore.sharing.largepages import backable_regions, large_page_savings
 
     tag = "esxi_curve"
     if tag not in v.cache:
         sel = (ps.vm == j) & ps.cost
-        _, curve = large_page_savings(np.zeros(int(sel.sum()), np.int64), ps.gpfn[sel], ps.key[sel], ps.zero[sel])
-        v.cache[tag] = (curve["gain"].to_numpy(np.int64), curve["region"].to_numpy(np.int64)[1:])
+        gpfn, key, zero = ps.gpfn[sel], ps.key[sel], ps.zero[sel]
+        reg = (gpfn // np.uint64(REGION_PAGES)).astype(np.int64)
+        in_b, _, _ = backable_regions(np.zeros(len(gpfn), np.int64), gpfn)
+        forced = int((~in_b).any())
+        pad = 0
+        if forced:
+            pad = REGION_PAGES + 1  # a region's gain is at most its 512 pages
+            reg = np.where(in_b, reg, int(reg.max()) + 1)
+            gpfn = np.concatenate([reg, np.full(pad, reg.max())]).astype(np.uint64) * np.uint64(REGION_PAGES)
+            key = np.concatenate([key, np.zeros(pad, np.uint64)])
+            zero = np.concatenate([zero, np.ones(pad, bool)])
+        _, curve = large_page_savings(np.zeros(len(gpfn), np.int64), gpfn, key, zero)
+        gain = curve["gain"].to_numpy(np.int64).copy()
+        order = curve["region"].to_numpy(np.int64)[1:]
+        gain[1 : 1 + forced] -= pad
+        v.cache[tag] = (gain, order, reg, forced)
     return v.cache[tag]
 
 
-def _vm_broken_savings(v: HostVM, k, ps: PageSet, j: int, nbroken: int, order) -> tuple[float, float]:
+def _vm_broken_savings(v: HostVM, k, ps: PageSet, j: int, nbroken: int, curve) -> tuple[float, float]:
     """Zero-page and intra-VM savings of one VM with its first ``nbroken`` regions broken."""
     tag = ("esxi_broken", nbroken)
     if tag not in v.cache:
         sel = (ps.vm == j) & ps.cost
-        reg = (ps.gpfn[sel] // np.uint64(REGION_PAGES)).astype(np.int64)
-        m = np.isin(reg, order[:nbroken])
+        m = np.isin(curve[2], curve[1][:nbroken])
         key, zero = ps.key[sel][m], ps.zero[sel][m]
         zc = int(zero.sum())
         u = np.unique(key[~zero]).size
