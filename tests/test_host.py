@@ -484,6 +484,22 @@ def test_esxi_compresses_before_it_swaps():
     assert f.swap_mb > 0 and not f.fits
 
 
+def test_esxi_compresses_only_pages_sharing_left_resident():
+    # 500 zero pages (20 bytes compressed) and 500 distinct incompressible pages, all small pages
+    # (every other frame: no whole 2 MiB region). Sharing frees 499 zero pages; the 124.4 pages
+    # still to reclaim on 1.5 MiB come from the 501 resident pages: 500 that do not compress and
+    # one zero page. A zero page already shared cannot be compressed too (it was, 73 times).
+    h = np.concatenate([np.zeros(500), np.arange(1, 501)]).astype(np.uint64)
+    v = _vm("a", h, gpfn=2 * np.arange(1000))
+    v.frame["csize_lz4"] = np.where(h == 0, 20, 3000).astype(np.int32)
+    st = H.HostSettings(vm_overhead_mb=0.0, balloon_max_pct=0.0)
+    f = H.evaluate(_members([v]), "esxi", 1.5, st)
+    need = 1000 - 499 - f.capacity_mb * 256  # 501 backed pages on 376.6 pages of capacity
+    assert f.saved_mb["zero"] * 256 == 499
+    assert f.saved_mb["compress"] * 256 <= 0.75  # at most the one resident zero page, in a 1 KiB slot
+    assert f.swap_mb * 256 >= math.floor(need) and not f.fits
+
+
 def test_cooperative_discards_reported_chunks_then_shares_the_rest():
     from pagecore.experiments.cooperative import free_report
 

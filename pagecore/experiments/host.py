@@ -938,7 +938,7 @@ def evaluate(members, policy: str, host_mb: float, settings: HostSettings) -> Fi
         if ps.csize is None:
             notes.append(f"no csize_{settings.compress_algorithm} column (hash --compress): compression not modelled")
         else:
-            sav["compress"], sav["swap"] = _esxi_compress(ps, target, need, settings)
+            sav["compress"], sav["swap"] = _esxi_compress(ps, target, need, settings, ~sh["shared"])
             need = float(sav["swap"].sum())
     if not sav["swap"].any():
         sav["swap"] = target / max(target.sum(), 1) * need if need > 0 else np.zeros(n)
@@ -1014,13 +1014,22 @@ def _esxi_break(members, ps: PageSet, need_pages: float, notes: list) -> dict:
             "small pages, shared (within each VM) from the start"
         )
     per_vm = {m: np.zeros(n) for m in ("zero", "share_intra", "share_inter")}
+    shared = np.zeros(len(ps.vm), bool)
     for j, (_, v, k, _) in enumerate(members):
-        z, intra = _vm_broken_savings(v, k, ps, j, int(broken[j]), curves[j])
+        z, intra, gone = _vm_broken_savings(v, k, ps, j, int(broken[j]), curves[j])
         per_vm["zero"][j] = z
         per_vm["share_intra"][j] = intra
+        shared[np.flatnonzero((ps.vm == j) & ps.cost)[gone]] = True
     # gain_pages: the curve's own count, where every zero page in a broken region is saved; the
-    # savings above keep one zero page per VM (its salt domain), as sharing_savings does
-    return {"total": {m: float(a.sum()) for m, a in per_vm.items()}, "per_vm": per_vm, "gain_pages": won}
+    # savings above keep one zero page per VM (its salt domain), as sharing_savings does.
+    # shared: the pages those savings free (all copies of a content but one), never a victim of
+    # compression or swapping
+    return {
+        "total": {m: float(a.sum()) for m, a in per_vm.items()},
+        "per_vm": per_vm,
+        "gain_pages": won,
+        "shared": shared,
+    }
 
 
 def _vm_curve(v: HostVM, k: np.ndarray, ps: PageSet, j: int):
@@ -1057,26 +1066,30 @@ def _vm_curve(v: HostVM, k: np.ndarray, ps: PageSet, j: int):
     return v.cache[tag]
 
 
-def _vm_broken_savings(v: HostVM, k, ps: PageSet, j: int, nbroken: int, curve) -> tuple[float, float]:
-    """Zero-page and intra-VM savings of one VM with its first ``nbroken`` regions broken."""
+def _vm_broken_savings(v: HostVM, k, ps: PageSet, j: int, nbroken: int, curve) -> tuple[float, float, np.ndarray]:
+    """Zero-page and intra-VM savings of one VM with its first ``nbroken`` regions broken, and
+    which of its pages (those that cost memory, in order) they free: every copy of a content in
+    the broken regions but its first (a copy's keys are a one-to-one remap: the same pages)."""
     tag = ("esxi_broken", nbroken)
     if tag not in v.cache:
         sel = (ps.vm == j) & ps.cost
         m = np.isin(curve[2], curve[1][:nbroken])
-        key, zero = ps.key[sel][m], ps.zero[sel][m]
-        zc = int(zero.sum())
-        u = np.unique(key[~zero]).size
-        v.cache[tag] = (float(max(zc - 1, 0)), float((~zero).sum() - u))
+        key, zero = ps.key[sel], ps.zero[sel]
+        content = np.where(zero, np.uint64(0), key)  # all zero pages one content
+        cls = pd.factorize(pd.MultiIndex.from_arrays([zero, content]))[0]
+        gone = m & pd.Series(np.where(m, cls, -1)).duplicated().to_numpy()
+        v.cache[tag] = (float(max(int((m & zero).sum()) - 1, 0)), float((gone & ~zero).sum()), gone)
     return v.cache[tag]
 
 
 def _esxi_compress(
-    ps: PageSet, target: np.ndarray, need: float, settings: HostSettings
+    ps: PageSet, target: np.ndarray, need: float, settings: HostSettings, resident: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(pages won by compression, pages swapped) per VM when ``need`` pages must be reclaimed.
 
     Each VM gives its share of ``need`` (in proportion to its allocation) from victims in random
-    order, as ESXi does for pages chosen for swapping: a victim that compresses to at most
+    order among its ``resident`` pages (default all; never a page sharing has already freed, which
+    would count it twice), as ESXi does for pages chosen for swapping: a victim that compresses to at most
     2 KiB takes the smallest slot (1 or 2 KiB) that holds it while the VM's cache stays within
     ``Mem.MemZipMaxPct`` of the VM, winning a page minus its slot; any other victim is
     swapped, winning a whole page. Victims are taken until the VM's share is won.
@@ -1092,7 +1105,7 @@ def _esxi_compress(
     for i in range(n):
         if share[i] <= 0:
             continue
-        idx = rng.permutation(np.flatnonzero((ps.vm == i) & ps.cost))
+        idx = rng.permutation(np.flatnonzero((ps.vm == i) & ps.cost & (True if resident is None else resident)))
         cs = ps.csize[idx].astype(np.int64)
         slot = np.zeros(len(cs), np.int64)
         for sz in reversed(slots):
