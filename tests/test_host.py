@@ -500,6 +500,22 @@ def test_esxi_compresses_only_pages_sharing_left_resident():
     assert f.swap_mb * 256 >= math.floor(need) and not f.fits
 
 
+def test_esxi_compression_cache_is_a_share_of_the_vm_size_not_of_what_sharing_left():
+    # 1,000 pages (all small), 500 zero, 500 distinct compressing to 1,000 bytes (1 KiB slots).
+    # On 1 MiB: 501 backed pages, capacity 251.08 -> 249.9 pages to reclaim = 334 victims at 3/4
+    # page each. The cache may hold 10 % of the VM's 1,000 pages = 400 KiB = 400 slots: all fit,
+    # nothing swapped (`pagecore compress` sizes it the same). 10 % of the 501 pages sharing left
+    # (200 slots) swapped 100 pages.
+    h = np.concatenate([np.zeros(500), np.arange(1, 501)]).astype(np.uint64)
+    v = _vm("a", h, gpfn=2 * np.arange(1000))
+    v.frame["csize_lz4"] = np.where(h == 0, 20, 1000).astype(np.int32)
+    st = H.HostSettings(vm_overhead_mb=0.0, balloon_max_pct=0.0)
+    f = H.evaluate(_members([v]), "esxi", 1.0, st)
+    assert f.capacity_mb * 256 == pytest.approx(251.0848)
+    assert f.saved_mb["compress"] * 256 == 334 * 0.75
+    assert f.swap_mb == 0 and f.fits
+
+
 def test_cooperative_discards_reported_chunks_then_shares_the_rest():
     from pagecore.experiments.cooperative import free_report
 

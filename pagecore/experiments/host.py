@@ -938,7 +938,7 @@ def evaluate(members, policy: str, host_mb: float, settings: HostSettings) -> Fi
         if ps.csize is None:
             notes.append(f"no csize_{settings.compress_algorithm} column (hash --compress): compression not modelled")
         else:
-            sav["compress"], sav["swap"] = _esxi_compress(ps, target, need, settings, ~sh["shared"])
+            sav["compress"], sav["swap"] = _esxi_compress(ps, target, need, settings, ~sh["shared"], sizes)
             need = float(sav["swap"].sum())
     if not sav["swap"].any():
         sav["swap"] = target / max(target.sum(), 1) * need if need > 0 else np.zeros(n)
@@ -1083,16 +1083,23 @@ def _vm_broken_savings(v: HostVM, k, ps: PageSet, j: int, nbroken: int, curve) -
 
 
 def _esxi_compress(
-    ps: PageSet, target: np.ndarray, need: float, settings: HostSettings, resident: np.ndarray | None = None
+    ps: PageSet,
+    target: np.ndarray,
+    need: float,
+    settings: HostSettings,
+    resident: np.ndarray | None = None,
+    vm_pages: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(pages won by compression, pages swapped) per VM when ``need`` pages must be reclaimed.
 
     Each VM gives its share of ``need`` (in proportion to its allocation) from victims in random
     order among its ``resident`` pages (default all; never a page sharing has already freed, which
-    would count it twice), as ESXi does for pages chosen for swapping: a victim that compresses to at most
-    2 KiB takes the smallest slot (1 or 2 KiB) that holds it while the VM's cache stays within
-    ``Mem.MemZipMaxPct`` of the VM, winning a page minus its slot; any other victim is
-    swapped, winning a whole page. Victims are taken until the VM's share is won.
+    would count it twice), as ESXi does for pages chosen for swapping: a victim that compresses to
+    at most 2 KiB takes the smallest slot (1 or 2 KiB) that holds it while the VM's cache stays
+    within ``Mem.MemZipMaxPct`` of the VM's memory size (``vm_pages``, as ``pagecore compress``
+    and vSphere's resource management guide size it; default its allocation ``target``), winning
+    a page minus its slot; any other victim is swapped, winning a whole page. Victims are taken
+    until the VM's share is won.
     """
     from pagecore.sharing.compress import ESXI_MAX_COMPRESSED, ESXI_SLOTS
 
@@ -1111,7 +1118,7 @@ def _esxi_compress(
         for sz in reversed(slots):
             slot[cs <= sz] = sz
         ok = (cs <= ESXI_MAX_COMPRESSED) & (slot > 0)
-        cap = target[i] * PAGE_BYTES * settings.esxi_memzip_max_pct / 100.0
+        cap = (target if vm_pages is None else vm_pages)[i] * PAGE_BYTES * settings.esxi_memzip_max_pct / 100.0
         ok &= np.cumsum(np.where(ok, slot, 0)) <= cap
         gain = np.where(ok, 1.0 - slot / PAGE_BYTES, 1.0)
         k = int(np.searchsorted(np.cumsum(gain), share[i] - 1e-9)) + 1
