@@ -266,6 +266,14 @@ def test_esxi_pages_outside_whole_regions_are_small_pages_shared_from_the_start(
     assert f.saved_mb["zero"] * 256 == 3 and f.saved_mb["share_intra"] * 256 == 3 and f.saved_mb["share_inter"] == 0
 
 
+def test_kvm_low_watermark_by_hand():
+    # min_free_kbytes = sqrt(16 × KiB); low = min + max(min / 4, 0.1 % of memory) (mm/page_alloc.c)
+    assert H.min_free_kvm_mb(512.0) == pytest.approx(1.25 * math.sqrt(16 * 512 * 1024) / 1024)  # min/4 wins
+    assert H.min_free_kvm_mb(65536.0) == pytest.approx(32.0 + 65.536)  # 32 MiB + 0.1 % of 64 GiB
+    assert H.min_free_kvm_mb(1 << 20) == pytest.approx(128.0 + 1048.576)  # 1 TiB
+    assert H.min_free_kvm_mb(1 << 24) == pytest.approx(256.0 + 16777.216)  # 16 TiB: min_free_kbytes capped
+
+
 def test_thp_zero_regions_are_not_ksm_candidates():
     h = np.concatenate([np.zeros(512), np.arange(1, 513), np.zeros(100), np.ones(100)])
     v = _vm("a", h)

@@ -34,8 +34,9 @@ Policies (:data:`POLICIES`)
     The KSM emulator gets the huge pages (:func:`thp_backing`), so its timeline follows the
     stale zero node of Linux 6.12+ that the real-KSM check validated (merges one full scan late
     while an all-zero piece's tree node is stale; :class:`pagecore.sharing.ThpBacking`).
-    Swapping starts below the low watermark (1.25 × ``min_free_kbytes`` = 1.25 × √(16 ×
-    memory in KiB), mm/page_alloc.c).
+    Swapping starts below the low watermark (``min_free_kbytes`` = √(16 × memory in KiB) plus
+    the larger of a quarter of it and ``watermark_scale_factor`` = 0.1 % of memory,
+    mm/page_alloc.c; :func:`min_free_kvm_mb`).
 ``cooperative``
     A Linux host whose guests talk to it (issue 20): virtio-balloon free page reporting discards
     the guests' free memory in whole 2 MiB chunks (:func:`pagecore.experiments.cooperative.
@@ -821,12 +822,19 @@ def _scanner_settings(settings: HostSettings):
 
 
 # ------------------------------------------------------------------------------ the fit
+#: vm.watermark_scale_factor default (Linux 4.6+): the kswapd watermarks' distance in 1/10,000 of memory.
+WATERMARK_SCALE_FACTOR = 10
+
+
 def min_free_kvm_mb(host_mb: float) -> float:
-    """The low watermark of a Linux host: 1.25 × min_free_kbytes, with min_free_kbytes =
-    √(16 × lowmem KiB) (mm/page_alloc.c, ``calculate_min_free_kbytes``), clamped to [128 KiB,
-    256 MiB] (the kernel's bounds since 5.x)."""
+    """The low watermark of a Linux host: min_free_kbytes = √(16 × lowmem KiB)
+    (``calculate_min_free_kbytes``, clamped to [128 KiB, 256 MiB], the kernel's bounds since 5.x)
+    plus the larger of a quarter of it and ``watermark_scale_factor`` / 10,000 of memory
+    (``__setup_per_zone_wmarks`` since Linux 4.6; taken over all of memory rather than zone by
+    zone). Above about 1 GiB the scale factor wins: 97.5 MiB on 64 GiB, not 1.25 × 32 MiB."""
     kib = min(max(math.sqrt(16.0 * host_mb * 1024.0), 128.0), 262144.0)
-    return 1.25 * kib / 1024.0
+    gap = max(kib / 4.0, host_mb * 1024.0 * WATERMARK_SCALE_FACTOR / 10000.0)
+    return (kib + gap) / 1024.0
 
 
 def min_free_esxi_mb(host_mb: float) -> float:
