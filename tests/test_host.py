@@ -274,6 +274,14 @@ def test_kvm_low_watermark_by_hand():
     assert H.min_free_kvm_mb(1 << 24) == pytest.approx(256.0 + 16777.216)  # 16 TiB: min_free_kbytes capped
 
 
+def test_memory_sizes_are_binary_in_every_spelling():
+    from pagecore.cli.host import parse_memory
+
+    assert parse_memory(["512", "512M", "0.5GB", "0.5GiB"]) == [512.0]
+    assert parse_memory(["1T", "1TB", "1TiB", "1024G"]) == [1024.0**2]  # 1TB and 1TiB were refused
+    assert parse_memory(["512:1G:256"]) == [512.0, 768.0, 1024.0]
+
+
 def test_thp_zero_regions_are_not_ksm_candidates():
     h = np.concatenate([np.zeros(512), np.arange(1, 513), np.zeros(100), np.ones(100)])
     v = _vm("a", h)

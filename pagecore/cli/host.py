@@ -22,7 +22,9 @@ from pagecore._defaults import MAX_VMS
 from pagecore.cli._args import add_config_arg, add_format_args, check_outputs, command, emit, int_at_least
 from pagecore.errors import PagecoreError
 
-_UNITS = {"": 1.0, "m": 1.0, "mb": 1.0, "mib": 1.0, "g": 1024.0, "gb": 1024.0, "gib": 1024.0, "t": 1024.0**2}
+#: binary units whatever the spelling (M, MB, MiB = 2^20 bytes, as the paper's megabytes)
+_UNITS = {"": 1.0, "m": 1.0, "mb": 1.0, "mib": 1.0, "g": 1024.0, "gb": 1024.0, "gib": 1024.0,
+          "t": 1024.0**2, "tb": 1024.0**2, "tib": 1024.0**2}  # fmt: skip
 
 
 #: Host sizes one ``--memory`` range may list (each is a full consolidation search).
