@@ -291,6 +291,18 @@ def test_thp_zero_regions_are_not_ksm_candidates():
     assert on.cost.all()
 
 
+def test_kvm_ksm_says_which_pages_the_thp_rule_leaves_out():
+    # 1,024 pages: region 0 all zero (one THP KSM does not merge), region 1 256 zero + 256 distinct.
+    # kvm-ksm merges 256 zero pages (keeps 1): 255 saved, where `pagecore ksm` merges all 768 (767):
+    # the report must say why
+    h = np.concatenate([np.zeros(768), np.arange(1, 257)]).astype(np.uint64)
+    f = H.evaluate(_members([_vm("d", h)]), "kvm-ksm", 1024.0, H.HostSettings())
+    assert f.saved_mb["zero"] * 256 == 255
+    assert any("512 pages (2.0 MiB) are all-zero pieces of transparent huge pages" in x for x in f.notes)
+    assert not any("transparent huge" in x for x in H.evaluate(_members([_vm("d", h)]), "esx2002", 1024.0,
+                                                                    H.HostSettings()).notes)  # fmt: skip
+
+
 def test_host_view_decides_cost_and_eligibility():
     h = np.array([0, 0, 5, 5, 0, 7], np.uint64)
     v = _vm("a", h)

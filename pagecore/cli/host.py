@@ -147,7 +147,13 @@ def format_table(rep: dict) -> str:
     names = ", ".join(f"{v['name']} ({v['size_mb']:.0f} MiB, {v['activity']})" for v in rep["vms"])
     lines.append(f"VMs of the mix: {names}")
     elig = sorted({v["ksm_eligibility"] for v in rep["vms"]})
-    lines.append(f"KSM eligibility: {', '.join(elig)} pages; replicas beyond the input: {rep['settings']['replicas']}")
+    st = rep["settings"]
+    thp = st.get("kvm_thp") and "all" in elig and {"kvm-ksm", "cooperative"} & set(st["policies"])
+    lines.append(
+        f"KSM eligibility: {', '.join(elig)} pages"
+        + (" but the all-zero 2 MiB regions (THP-backed guest RAM)" if thp else "")
+        + f"; replicas beyond the input: {rep['settings']['replicas']}"
+    )
     short = {"zero": "zero", "share_intra": "intra", "share_inter": "inter", "compress": "zip", "balloon": "balloon",
              "swap": "swap", "free_report": "freerep"}  # fmt: skip
     capped = {(f["policy"], f["host_mb"]) for f in rep["fits"] if f.get("at_max_vms")}

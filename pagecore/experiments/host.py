@@ -895,6 +895,13 @@ def evaluate(members, policy: str, host_mb: float, settings: HostSettings) -> Fi
     ps = page_set(members, policy, settings)
     n = ps.n_vms
     notes = []
+    thp_zero = int((ps.cost & ~ps.eligible).sum()) if policy in ("kvm-ksm", "cooperative") else 0
+    if thp_zero:  # the reason `pagecore ksm` (every page a candidate) merges more
+        notes.append(
+            f"{n} VMs: {thp_zero:,} pages ({thp_zero / PAGES_PER_MIB:,.1f} MiB) are all-zero pieces of transparent "
+            "huge pages: not KSM candidates, they cost memory and win nothing (host.kvm_thp; pagecore ksm and share "
+            "count them as candidates)"
+        )
     overhead = settings.hypervisor_mb + n * settings.vm_overhead_mb
     cap_mb = host_mb - overhead - free_floor_mb(policy, host_mb, settings)
     reserve = sum(v.reservation_mb for _, v, _, _ in members)
