@@ -544,6 +544,21 @@ def test_esxi_compression_cache_is_a_share_of_the_vm_size_not_of_what_sharing_le
     assert f.swap_mb == 0 and f.fits
 
 
+def test_limit_mb_caps_a_vm_whatever_the_host_has_free():
+    # 1,000 distinct pages, light (750 idle; the balloon may take 65 % = 650), a roomy host.
+    # limit 2 MiB = 512 pages: 488 over it, ballooned under ESX, swapped by a Linux cgroup limit;
+    # limit 1 MiB = 256 pages: 744 over it, 650 ballooned and 94 swapped (the limit was ignored)
+    v = _vm("a", np.arange(1, 1001), gpfn=2 * np.arange(1000))
+    st = H.HostSettings(vm_overhead_mb=0.0)
+    for lim, pol, balloon, swap in ((2.0, "esx2002", 488, 0), (2.0, "kvm-ksm", 0, 488), (1.0, "esx2002", 650, 94),
+                                    (1.0, "esxi", 650, 94), (1.0, "kvm-ksm", 0, 744)):  # fmt: skip
+        v.limit_mb = lim
+        f = H.evaluate(_members([v]), pol, 1024.0, st)
+        assert (f.saved_mb["balloon"] * 256, f.saved_mb["swap"] * 256) == (balloon, swap), (lim, pol)
+        assert f.swap_mb * 256 == swap and f.fits == (swap == 0), (lim, pol)
+        assert any("limit_mb holds 1 VM(s)" in x for x in f.notes)
+
+
 def test_cooperative_discards_reported_chunks_then_shares_the_rest():
     from pagecore.experiments.cooperative import free_report
 

@@ -948,6 +948,25 @@ def evaluate(members, policy: str, host_mb: float, settings: HostSettings) -> Fi
         idle_tax = 0.5 * float(np.abs(target - flat).sum())
         target = np.minimum(target, backed)
         sav["balloon"] = backed - target
+    # limit_mb caps a VM's memory whatever the host has free: the ESX manager balloons the rest
+    # (within what the balloon may take) and swaps what the balloon cannot; a Linux host's cgroup
+    # limit swaps it (MOM balloons on host pressure only)
+    lim = np.array([v.limit_mb for _, v, _, _ in members]) * PAGES_PER_MIB
+    over = np.maximum(target - lim, 0.0)
+    limit_swap = np.zeros(n)
+    if over.any():
+        room = np.zeros(n)
+        if balloons(policy, settings) and not mom:
+            give = np.minimum((1 - act) * backed, settings.balloon_max_pct / 100.0 * sizes)
+            room = np.maximum(give - sav["balloon"], 0.0)
+        b = np.minimum(over, room)
+        sav["balloon"] = sav["balloon"] + b
+        limit_swap = over - b
+        target = target - over
+        notes.append(
+            f"{n} VMs: limit_mb holds {int((over > 0).sum())} VM(s) below their memory: "
+            f"{b.sum() / PAGES_PER_MIB:,.1f} MiB ballooned, {limit_swap.sum() / PAGES_PER_MIB:,.1f} MiB swapped"
+        )
     need = max(0.0, target.sum() - cap_pages)
     if need > 0 and policy == "esxi":
         if ps.csize is None:
@@ -957,6 +976,8 @@ def evaluate(members, policy: str, host_mb: float, settings: HostSettings) -> Fi
             need = float(sav["swap"].sum())
     if not sav["swap"].any():
         sav["swap"] = target / max(target.sum(), 1) * need if need > 0 else np.zeros(n)
+    sav["swap"] = sav["swap"] + limit_swap
+    need += float(limit_swap.sum())
     boot_swap = max(0.0, touched.sum() - sav["free_report"].sum() - cap_pages)
     saved_mb = {m_: float(a.sum()) / PAGES_PER_MIB for m_, a in sav.items()}
     per_vm = pd.DataFrame(
