@@ -282,6 +282,14 @@ def test_memory_sizes_are_binary_in_every_spelling():
     assert parse_memory(["512:1G:256"]) == [512.0, 768.0, 1024.0]
 
 
+def test_table_prints_a_small_vm_size_not_zero():
+    from pagecore.cli.host import format_table
+
+    vms = [_vm("a", [0, 0, 1, 1, 2, 3, 4, 5]), _vm("b", np.arange(1, 1281))]  # 8 pages; 1,280 pages = 5 MiB
+    rep = H.host_report(vms, H.HostSettings(memory_mb=[1024.0], policies=("esx2002",), max_vms=2))
+    assert "VMs of the mix: a (0.03125 MiB, light), b (5 MiB, light)" in format_table(rep)  # a was "0 MiB"
+
+
 def test_thp_zero_regions_are_not_ksm_candidates():
     h = np.concatenate([np.zeros(512), np.arange(1, 513), np.zeros(100), np.ones(100)])
     v = _vm("a", h)

@@ -144,7 +144,7 @@ def format_table(rep: dict) -> str:
 
     rows = rep["rows"]
     lines = []
-    names = ", ".join(f"{v['name']} ({v['size_mb']:.0f} MiB, {v['activity']})" for v in rep["vms"])
+    names = ", ".join(f"{v['name']} ({v['size_mb']:.6g} MiB, {v['activity']})" for v in rep["vms"])
     lines.append(f"VMs of the mix: {names}")
     elig = sorted({v["ksm_eligibility"] for v in rep["vms"]})
     st = rep["settings"]
