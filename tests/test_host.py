@@ -567,6 +567,21 @@ def test_limit_mb_caps_a_vm_whatever_the_host_has_free():
         assert any("limit_mb holds 1 VM(s)" in x for x in f.notes)
 
 
+def test_esxi_compression_that_cannot_reach_the_need_swaps_the_rest():
+    # 950 zero pages (949 shared) and 50 distinct pages compressing to 1 KiB: 51 resident pages on a
+    # capacity of 6 -> 45 to reclaim. Compressing all 51 wins 38.25: 6.75 short. Swapping 27 of the
+    # compressed pages frees their slots (27 × 0.25 = 6.75): 18 compressed, 27 swapped; the mix does
+    # not fit (it was reported fitting with 6.75 pages nowhere)
+    h = np.concatenate([np.zeros(950), np.arange(1, 51)]).astype(np.uint64)
+    v = _vm("a", h, gpfn=2 * np.arange(1000))
+    v.frame["csize_lz4"] = np.where(h == 0, 20, 1000).astype(np.int32)
+    st = H.HostSettings(vm_overhead_mb=0.0, balloon_max_pct=0.0)
+    f = H.evaluate(_members([v]), "esxi", 6 / 256 / (1 - 0.32 * 0.06), st)
+    assert f.capacity_mb * 256 == pytest.approx(6.0)
+    assert f.saved_mb["compress"] * 256 == 18.0 and f.saved_mb["swap"] * 256 == 27.0
+    assert not f.fits
+
+
 def test_cooperative_discards_reported_chunks_then_shares_the_rest():
     from pagecore.experiments.cooperative import free_report
 

@@ -1135,7 +1135,8 @@ def _esxi_compress(
     within ``Mem.MemZipMaxPct`` of the VM's memory size (``vm_pages``, as ``pagecore compress``
     and vSphere's resource management guide size it; default its allocation ``target``), winning
     a page minus its slot; any other victim is swapped, winning a whole page. Victims are taken
-    until the VM's share is won.
+    until the VM's share is won; when every page is a victim and the share is still not won,
+    compressed pages are swapped out of the cache (each then wins a whole page) until it is.
     """
     from pagecore.sharing.compress import ESXI_MAX_COMPRESSED, ESXI_SLOTS
 
@@ -1161,6 +1162,12 @@ def _esxi_compress(
         k = min(k, len(gain))
         won[i] = gain[:k][ok[:k]].sum()
         swapped[i] = float((~ok[:k]).sum())
+        short = share[i] - won[i] - swapped[i]
+        if short > 1e-9:  # every page a victim and still short: compressed pages go on to swap (each frees its slot)
+            freed = np.cumsum(slot[:k][ok[:k]] / PAGE_BYTES)
+            m = min(int(np.searchsorted(freed, short - 1e-9)) + 1, len(freed))
+            won[i] -= float(gain[:k][ok[:k]][:m].sum())
+            swapped[i] += m
     return won, swapped
 
 
