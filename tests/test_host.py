@@ -241,6 +241,55 @@ def test_esxi_shares_nothing_until_pressure_and_breaks_greedily():
         assert got["share_inter"] == 0
 
 
+def test_esxi_pages_outside_whole_regions_are_small_pages_shared_from_the_start():
+    # a region with a frame missing cannot be one large page (as `share` counts backable regions):
+    # its pages share within the VM however much memory is free; whole regions wait for pressure
+    h = np.concatenate([np.full(512, 7), [0, 0, 5, 5, 5, 9, 9, 0]]).astype(np.uint64)
+    a = _vm("a", h)
+    st = H.HostSettings(vm_overhead_mb=0.0)
+    roomy = H.evaluate(_members([a]), "esxi", 4096.0, st)
+    assert roomy.saved_mb["zero"] * 256 == 2  # 3 zero pages, one kept (salted: one per VM)
+    assert roomy.saved_mb["share_intra"] * 256 == 3  # 5 ×3 → 2, 9 ×2 → 1; the large page of 7s intact
+    assert any("8 pages lie outside whole 2 MiB regions" in x for x in roomy.notes)
+    assert any("large pages intact" in x for x in roomy.notes)
+    # 520 pages, 514 after the small pages share, above the high state of 2.5 MiB (76 %: 486 pages)
+    tight = H.evaluate(_members([a]), "esxi", 2.5, st)
+    assert tight.saved_mb["share_intra"] * 256 == 3 + 511 and tight.saved_mb["zero"] * 256 == 2
+    assert any("1 of 1 large pages broken" in x for x in tight.notes)
+    # three 8-page VMs (no whole region): intra-VM sharing and zero pages as under esx2002 but salted
+    vms = [
+        _vm("A", [0, 0, 0, 1, 1, 2, 3, 4]),
+        _vm("B", [0, 0, 1, 2, 5, 5, 5, 6]),
+        _vm("C", [0, 1, 7, 8, 9, 10, 11, 12]),
+    ]
+    f = H.evaluate(_members(vms), "esxi", 4096.0, st)
+    assert f.saved_mb["zero"] * 256 == 3 and f.saved_mb["share_intra"] * 256 == 3 and f.saved_mb["share_inter"] == 0
+
+
+def test_kvm_low_watermark_by_hand():
+    # min_free_kbytes = sqrt(16 × KiB); low = min + max(min / 4, 0.1 % of memory) (mm/page_alloc.c)
+    assert H.min_free_kvm_mb(512.0) == pytest.approx(1.25 * math.sqrt(16 * 512 * 1024) / 1024)  # min/4 wins
+    assert H.min_free_kvm_mb(65536.0) == pytest.approx(32.0 + 65.536)  # 32 MiB + 0.1 % of 64 GiB
+    assert H.min_free_kvm_mb(1 << 20) == pytest.approx(128.0 + 1048.576)  # 1 TiB
+    assert H.min_free_kvm_mb(1 << 24) == pytest.approx(256.0 + 16777.216)  # 16 TiB: min_free_kbytes capped
+
+
+def test_memory_sizes_are_binary_in_every_spelling():
+    from pagecore.cli.host import parse_memory
+
+    assert parse_memory(["512", "512M", "0.5GB", "0.5GiB"]) == [512.0]
+    assert parse_memory(["1T", "1TB", "1TiB", "1024G"]) == [1024.0**2]  # 1TB and 1TiB were refused
+    assert parse_memory(["512:1G:256"]) == [512.0, 768.0, 1024.0]
+
+
+def test_table_prints_a_small_vm_size_not_zero():
+    from pagecore.cli.host import format_table
+
+    vms = [_vm("a", [0, 0, 1, 1, 2, 3, 4, 5]), _vm("b", np.arange(1, 1281))]  # 8 pages; 1,280 pages = 5 MiB
+    rep = H.host_report(vms, H.HostSettings(memory_mb=[1024.0], policies=("esx2002",), max_vms=2))
+    assert "VMs of the mix: a (0.03125 MiB, light), b (5 MiB, light)" in format_table(rep)  # a was "0 MiB"
+
+
 def test_thp_zero_regions_are_not_ksm_candidates():
     h = np.concatenate([np.zeros(512), np.arange(1, 513), np.zeros(100), np.ones(100)])
     v = _vm("a", h)
@@ -248,6 +297,18 @@ def test_thp_zero_regions_are_not_ksm_candidates():
     off = H.page_set(_members([v]), "kvm-ksm", H.HostSettings(kvm_thp=False))
     assert (~on.eligible).sum() == 512 and off.eligible.all()
     assert on.cost.all()
+
+
+def test_kvm_ksm_says_which_pages_the_thp_rule_leaves_out():
+    # 1,024 pages: region 0 all zero (one THP KSM does not merge), region 1 256 zero + 256 distinct.
+    # kvm-ksm merges 256 zero pages (keeps 1): 255 saved, where `pagecore ksm` merges all 768 (767):
+    # the report must say why
+    h = np.concatenate([np.zeros(768), np.arange(1, 257)]).astype(np.uint64)
+    f = H.evaluate(_members([_vm("d", h)]), "kvm-ksm", 1024.0, H.HostSettings())
+    assert f.saved_mb["zero"] * 256 == 255
+    assert any("512 pages (2.0 MiB) are all-zero pieces of transparent huge pages" in x for x in f.notes)
+    assert not any("transparent huge" in x for x in H.evaluate(_members([_vm("d", h)]), "esx2002", 1024.0,
+                                                                    H.HostSettings()).notes)  # fmt: skip
 
 
 def test_host_view_decides_cost_and_eligibility():
@@ -457,6 +518,68 @@ def test_esxi_compresses_before_it_swaps():
     cache_pages = 2 * int(0.01 * f.per_vm["touched_mb"].iloc[0] * 256 * 4096 // 1024)  # 1 KiB slots that fit
     assert f.saved_mb["compress"] == pytest.approx(cache_pages * 0.75 / 256, abs=4 / 256)
     assert f.swap_mb > 0 and not f.fits
+
+
+def test_esxi_compresses_only_pages_sharing_left_resident():
+    # 500 zero pages (20 bytes compressed) and 500 distinct incompressible pages, all small pages
+    # (every other frame: no whole 2 MiB region). Sharing frees 499 zero pages; the 124.4 pages
+    # still to reclaim on 1.5 MiB come from the 501 resident pages: 500 that do not compress and
+    # one zero page. A zero page already shared cannot be compressed too (it was, 73 times).
+    h = np.concatenate([np.zeros(500), np.arange(1, 501)]).astype(np.uint64)
+    v = _vm("a", h, gpfn=2 * np.arange(1000))
+    v.frame["csize_lz4"] = np.where(h == 0, 20, 3000).astype(np.int32)
+    st = H.HostSettings(vm_overhead_mb=0.0, balloon_max_pct=0.0)
+    f = H.evaluate(_members([v]), "esxi", 1.5, st)
+    need = 1000 - 499 - f.capacity_mb * 256  # 501 backed pages on 376.6 pages of capacity
+    assert f.saved_mb["zero"] * 256 == 499
+    assert f.saved_mb["compress"] * 256 <= 0.75  # at most the one resident zero page, in a 1 KiB slot
+    assert f.swap_mb * 256 >= math.floor(need) and not f.fits
+
+
+def test_esxi_compression_cache_is_a_share_of_the_vm_size_not_of_what_sharing_left():
+    # 1,000 pages (all small), 500 zero, 500 distinct compressing to 1,000 bytes (1 KiB slots).
+    # On 1 MiB: 501 backed pages, capacity 251.08 -> 249.9 pages to reclaim = 334 victims at 3/4
+    # page each. The cache may hold 10 % of the VM's 1,000 pages = 400 KiB = 400 slots: all fit,
+    # nothing swapped (`pagecore compress` sizes it the same). 10 % of the 501 pages sharing left
+    # (200 slots) swapped 100 pages.
+    h = np.concatenate([np.zeros(500), np.arange(1, 501)]).astype(np.uint64)
+    v = _vm("a", h, gpfn=2 * np.arange(1000))
+    v.frame["csize_lz4"] = np.where(h == 0, 20, 1000).astype(np.int32)
+    st = H.HostSettings(vm_overhead_mb=0.0, balloon_max_pct=0.0)
+    f = H.evaluate(_members([v]), "esxi", 1.0, st)
+    assert f.capacity_mb * 256 == pytest.approx(251.0848)
+    assert f.saved_mb["compress"] * 256 == 334 * 0.75
+    assert f.swap_mb == 0 and f.fits
+
+
+def test_limit_mb_caps_a_vm_whatever_the_host_has_free():
+    # 1,000 distinct pages, light (750 idle; the balloon may take 65 % = 650), a roomy host.
+    # limit 2 MiB = 512 pages: 488 over it, ballooned under ESX, swapped by a Linux cgroup limit;
+    # limit 1 MiB = 256 pages: 744 over it, 650 ballooned and 94 swapped (the limit was ignored)
+    v = _vm("a", np.arange(1, 1001), gpfn=2 * np.arange(1000))
+    st = H.HostSettings(vm_overhead_mb=0.0)
+    for lim, pol, balloon, swap in ((2.0, "esx2002", 488, 0), (2.0, "kvm-ksm", 0, 488), (1.0, "esx2002", 650, 94),
+                                    (1.0, "esxi", 650, 94), (1.0, "kvm-ksm", 0, 744)):  # fmt: skip
+        v.limit_mb = lim
+        f = H.evaluate(_members([v]), pol, 1024.0, st)
+        assert (f.saved_mb["balloon"] * 256, f.saved_mb["swap"] * 256) == (balloon, swap), (lim, pol)
+        assert f.swap_mb * 256 == swap and f.fits == (swap == 0), (lim, pol)
+        assert any("limit_mb holds 1 VM(s)" in x for x in f.notes)
+
+
+def test_esxi_compression_that_cannot_reach_the_need_swaps_the_rest():
+    # 950 zero pages (949 shared) and 50 distinct pages compressing to 1 KiB: 51 resident pages on a
+    # capacity of 6 -> 45 to reclaim. Compressing all 51 wins 38.25: 6.75 short. Swapping 27 of the
+    # compressed pages frees their slots (27 × 0.25 = 6.75): 18 compressed, 27 swapped; the mix does
+    # not fit (it was reported fitting with 6.75 pages nowhere)
+    h = np.concatenate([np.zeros(950), np.arange(1, 51)]).astype(np.uint64)
+    v = _vm("a", h, gpfn=2 * np.arange(1000))
+    v.frame["csize_lz4"] = np.where(h == 0, 20, 1000).astype(np.int32)
+    st = H.HostSettings(vm_overhead_mb=0.0, balloon_max_pct=0.0)
+    f = H.evaluate(_members([v]), "esxi", 6 / 256 / (1 - 0.32 * 0.06), st)
+    assert f.capacity_mb * 256 == pytest.approx(6.0)
+    assert f.saved_mb["compress"] * 256 == 18.0 and f.saved_mb["swap"] * 256 == 27.0
+    assert not f.fits
 
 
 def test_cooperative_discards_reported_chunks_then_shares_the_rest():

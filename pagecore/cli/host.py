@@ -22,7 +22,9 @@ from pagecore._defaults import MAX_VMS
 from pagecore.cli._args import add_config_arg, add_format_args, check_outputs, command, emit, int_at_least
 from pagecore.errors import PagecoreError
 
-_UNITS = {"": 1.0, "m": 1.0, "mb": 1.0, "mib": 1.0, "g": 1024.0, "gb": 1024.0, "gib": 1024.0, "t": 1024.0**2}
+#: binary units whatever the spelling (M, MB, MiB = 2^20 bytes, as the paper's megabytes)
+_UNITS = {"": 1.0, "m": 1.0, "mb": 1.0, "mib": 1.0, "g": 1024.0, "gb": 1024.0, "gib": 1024.0,
+          "t": 1024.0**2, "tb": 1024.0**2, "tib": 1024.0**2}  # fmt: skip
 
 
 #: Host sizes one ``--memory`` range may list (each is a full consolidation search).
@@ -142,10 +144,16 @@ def format_table(rep: dict) -> str:
 
     rows = rep["rows"]
     lines = []
-    names = ", ".join(f"{v['name']} ({v['size_mb']:.0f} MiB, {v['activity']})" for v in rep["vms"])
+    names = ", ".join(f"{v['name']} ({v['size_mb']:.6g} MiB, {v['activity']})" for v in rep["vms"])
     lines.append(f"VMs of the mix: {names}")
     elig = sorted({v["ksm_eligibility"] for v in rep["vms"]})
-    lines.append(f"KSM eligibility: {', '.join(elig)} pages; replicas beyond the input: {rep['settings']['replicas']}")
+    st = rep["settings"]
+    thp = st.get("kvm_thp") and "all" in elig and {"kvm-ksm", "cooperative"} & set(st["policies"])
+    lines.append(
+        f"KSM eligibility: {', '.join(elig)} pages"
+        + (" but the all-zero 2 MiB regions (THP-backed guest RAM)" if thp else "")
+        + f"; replicas beyond the input: {rep['settings']['replicas']}"
+    )
     short = {"zero": "zero", "share_intra": "intra", "share_inter": "inter", "compress": "zip", "balloon": "balloon",
              "swap": "swap", "free_report": "freerep"}  # fmt: skip
     capped = {(f["policy"], f["host_mb"]) for f in rep["fits"] if f.get("at_max_vms")}

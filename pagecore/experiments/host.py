@@ -34,8 +34,9 @@ Policies (:data:`POLICIES`)
     The KSM emulator gets the huge pages (:func:`thp_backing`), so its timeline follows the
     stale zero node of Linux 6.12+ that the real-KSM check validated (merges one full scan late
     while an all-zero piece's tree node is stale; :class:`pagecore.sharing.ThpBacking`).
-    Swapping starts below the low watermark (1.25 × ``min_free_kbytes`` = 1.25 × √(16 ×
-    memory in KiB), mm/page_alloc.c).
+    Swapping starts below the low watermark (``min_free_kbytes`` = √(16 × memory in KiB) plus
+    the larger of a quarter of it and ``watermark_scale_factor`` = 0.1 % of memory,
+    mm/page_alloc.c; :func:`min_free_kvm_mb`).
 ``cooperative``
     A Linux host whose guests talk to it (issue 20): virtio-balloon free page reporting discards
     the guests' free memory in whole 2 MiB chunks (:func:`pagecore.experiments.cooperative.
@@ -821,12 +822,19 @@ def _scanner_settings(settings: HostSettings):
 
 
 # ------------------------------------------------------------------------------ the fit
+#: vm.watermark_scale_factor default (Linux 4.6+): the kswapd watermarks' distance in 1/10,000 of memory.
+WATERMARK_SCALE_FACTOR = 10
+
+
 def min_free_kvm_mb(host_mb: float) -> float:
-    """The low watermark of a Linux host: 1.25 × min_free_kbytes, with min_free_kbytes =
-    √(16 × lowmem KiB) (mm/page_alloc.c, ``calculate_min_free_kbytes``), clamped to [128 KiB,
-    256 MiB] (the kernel's bounds since 5.x)."""
+    """The low watermark of a Linux host: min_free_kbytes = √(16 × lowmem KiB)
+    (``calculate_min_free_kbytes``, clamped to [128 KiB, 256 MiB], the kernel's bounds since 5.x)
+    plus the larger of a quarter of it and ``watermark_scale_factor`` / 10,000 of memory
+    (``__setup_per_zone_wmarks`` since Linux 4.6; taken over all of memory rather than zone by
+    zone). Above about 1 GiB the scale factor wins: 97.5 MiB on 64 GiB, not 1.25 × 32 MiB."""
     kib = min(max(math.sqrt(16.0 * host_mb * 1024.0), 128.0), 262144.0)
-    return 1.25 * kib / 1024.0
+    gap = max(kib / 4.0, host_mb * 1024.0 * WATERMARK_SCALE_FACTOR / 10000.0)
+    return (kib + gap) / 1024.0
 
 
 def min_free_esxi_mb(host_mb: float) -> float:
@@ -887,6 +895,13 @@ def evaluate(members, policy: str, host_mb: float, settings: HostSettings) -> Fi
     ps = page_set(members, policy, settings)
     n = ps.n_vms
     notes = []
+    thp_zero = int((ps.cost & ~ps.eligible).sum()) if policy in ("kvm-ksm", "cooperative") else 0
+    if thp_zero:  # the reason `pagecore ksm` (every page a candidate) merges more
+        notes.append(
+            f"{n} VMs: {thp_zero:,} pages ({thp_zero / PAGES_PER_MIB:,.1f} MiB) are all-zero pieces of transparent "
+            "huge pages: not KSM candidates, they cost memory and win nothing (host.kvm_thp; pagecore ksm and share "
+            "count them as candidates)"
+        )
     overhead = settings.hypervisor_mb + n * settings.vm_overhead_mb
     cap_mb = host_mb - overhead - free_floor_mb(policy, host_mb, settings)
     reserve = sum(v.reservation_mb for _, v, _, _ in members)
@@ -898,12 +913,8 @@ def evaluate(members, policy: str, host_mb: float, settings: HostSettings) -> Fi
         sh = sharing_savings(ps, "kvm-ksm", settings, mask=~reported)
     elif policy == "esxi":
         high_mb = host_mb - overhead - settings.esxi_high_pct_of_minfree / 100.0 * min_free_esxi_mb(host_mb)
-        sh = {"per_vm": {m: np.zeros(n) for m in ("zero", "share_intra", "share_inter")}}
         need = touched.sum() / PAGES_PER_MIB - high_mb
-        if need > 0:
-            sh = _esxi_break(members, ps, need * PAGES_PER_MIB, notes)
-        else:
-            notes.append(f"{n} VMs: large pages intact (free memory stays above the high state), nothing shared")
+        sh = _esxi_break(members, ps, need * PAGES_PER_MIB, notes)
     else:
         sh = sharing_savings(ps, policy, settings)
     for m_ in ("zero", "share_intra", "share_inter"):
@@ -937,15 +948,36 @@ def evaluate(members, policy: str, host_mb: float, settings: HostSettings) -> Fi
         idle_tax = 0.5 * float(np.abs(target - flat).sum())
         target = np.minimum(target, backed)
         sav["balloon"] = backed - target
+    # limit_mb caps a VM's memory whatever the host has free: the ESX manager balloons the rest
+    # (within what the balloon may take) and swaps what the balloon cannot; a Linux host's cgroup
+    # limit swaps it (MOM balloons on host pressure only)
+    lim = np.array([v.limit_mb for _, v, _, _ in members]) * PAGES_PER_MIB
+    over = np.maximum(target - lim, 0.0)
+    limit_swap = np.zeros(n)
+    if over.any():
+        room = np.zeros(n)
+        if balloons(policy, settings) and not mom:
+            give = np.minimum((1 - act) * backed, settings.balloon_max_pct / 100.0 * sizes)
+            room = np.maximum(give - sav["balloon"], 0.0)
+        b = np.minimum(over, room)
+        sav["balloon"] = sav["balloon"] + b
+        limit_swap = over - b
+        target = target - over
+        notes.append(
+            f"{n} VMs: limit_mb holds {int((over > 0).sum())} VM(s) below their memory: "
+            f"{b.sum() / PAGES_PER_MIB:,.1f} MiB ballooned, {limit_swap.sum() / PAGES_PER_MIB:,.1f} MiB swapped"
+        )
     need = max(0.0, target.sum() - cap_pages)
     if need > 0 and policy == "esxi":
         if ps.csize is None:
             notes.append(f"no csize_{settings.compress_algorithm} column (hash --compress): compression not modelled")
         else:
-            sav["compress"], sav["swap"] = _esxi_compress(ps, target, need, settings)
+            sav["compress"], sav["swap"] = _esxi_compress(ps, target, need, settings, ~sh["shared"], sizes)
             need = float(sav["swap"].sum())
     if not sav["swap"].any():
         sav["swap"] = target / max(target.sum(), 1) * need if need > 0 else np.zeros(n)
+    sav["swap"] = sav["swap"] + limit_swap
+    need += float(limit_swap.sum())
     boot_swap = max(0.0, touched.sum() - sav["free_report"].sum() - cap_pages)
     saved_mb = {m_: float(a.sum()) / PAGES_PER_MIB for m_, a in sav.items()}
     per_vm = pd.DataFrame(
@@ -993,65 +1025,118 @@ def _esxi_break(members, ps: PageSet, need_pages: float, notes: list) -> dict:
 
     n = ps.n_vms
     curves = [_vm_curve(v, k, ps, j) for j, (_, v, k, _) in enumerate(members)]
-    heap = [(-int(c[0][1]), j, 1) for j, c in enumerate(curves) if len(c[0]) > 1]
+    # the pages outside whole 2 MiB regions were never large pages: their pseudo-region (first in
+    # each curve that has one) is broken from the start, whatever the pressure
+    broken = np.array([c[3] for c in curves], np.int64)
+    won = float(sum(c[0][1] for c in curves if c[3]))
+    heap = [(-int(c[0][1 + c[3]]), j, 1 + c[3]) for j, c in enumerate(curves) if len(c[0]) > 1 + c[3]]
     heapq.heapify(heap)
-    broken = np.zeros(n, np.int64)
-    won = 0.0
     while heap and won < need_pages:
         g, j, pos = heapq.heappop(heap)
         won += -g
         broken[j] = pos
         if pos + 1 < len(curves[j][0]):
             heapq.heappush(heap, (-int(curves[j][0][pos + 1]), j, pos + 1))
-    total_regions = sum(len(c[0]) - 1 for c in curves)
-    notes.append(f"{n} VMs: {int(broken.sum()):,} of {total_regions:,} large pages broken under pressure")
+    forced = int(sum(c[3] for c in curves))
+    total_regions = sum(len(c[0]) - 1 for c in curves) - forced
+    if need_pages <= 0:
+        notes.append(f"{n} VMs: large pages intact (free memory stays above the high state)")
+    else:
+        notes.append(f"{n} VMs: {int(broken.sum()) - forced:,} of {total_regions:,} large pages broken under pressure")
+    if forced:
+        small = sum(int(c[3]) and int(np.sum(c[2] == c[1][0])) for c in curves)
+        notes.append(
+            f"{n} VMs: {small:,} pages lie outside whole 2 MiB regions (a hole, or a VM not a multiple of 2 MiB): "
+            "small pages, shared (within each VM) from the start"
+        )
     per_vm = {m: np.zeros(n) for m in ("zero", "share_intra", "share_inter")}
+    shared = np.zeros(len(ps.vm), bool)
     for j, (_, v, k, _) in enumerate(members):
-        z, intra = _vm_broken_savings(v, k, ps, j, int(broken[j]), curves[j][1])
+        z, intra, gone = _vm_broken_savings(v, k, ps, j, int(broken[j]), curves[j])
         per_vm["zero"][j] = z
         per_vm["share_intra"][j] = intra
+        shared[np.flatnonzero((ps.vm == j) & ps.cost)[gone]] = True
     # gain_pages: the curve's own count, where every zero page in a broken region is saved; the
-    # savings above keep one zero page per VM (its salt domain), as sharing_savings does
-    return {"total": {m: float(a.sum()) for m, a in per_vm.items()}, "per_vm": per_vm, "gain_pages": won}
+    # savings above keep one zero page per VM (its salt domain), as sharing_savings does.
+    # shared: the pages those savings free (all copies of a content but one), never a victim of
+    # compression or swapping
+    return {
+        "total": {m: float(a.sum()) for m, a in per_vm.items()},
+        "per_vm": per_vm,
+        "gain_pages": won,
+        "shared": shared,
+    }
 
 
 def _vm_curve(v: HostVM, k: np.ndarray, ps: PageSet, j: int):
-    """(gains with a leading 0, regions in breaking order) of one VM alone (cached per input
-    VM: a copy's keys are a one-to-one remap, so its order is the same)."""
-    from pagecore.sharing.largepages import large_page_savings
+    """(gains with a leading 0, regions in breaking order, each page's region, 1 if the VM has
+    pages outside whole 2 MiB regions else 0) of one VM alone (cached per input VM: a copy's keys
+    are a one-to-one remap, so its order is the same).
+
+    A region with a frame missing from the table cannot be one large page
+    (:func:`pagecore.sharing.largepages.backable_regions`, as ``pagecore share`` counts them): its
+    pages are small pages from the start. They are gathered into one pseudo-region that leads the
+    breaking order (given more zero pages than any real region can gain, then taken off its gain),
+    so the greedy order of the real regions is the one with those pages already small."""
+    from pagecore.sharing.largepages import backable_regions, large_page_savings
 
     tag = "esxi_curve"
     if tag not in v.cache:
         sel = (ps.vm == j) & ps.cost
-        _, curve = large_page_savings(np.zeros(int(sel.sum()), np.int64), ps.gpfn[sel], ps.key[sel], ps.zero[sel])
-        v.cache[tag] = (curve["gain"].to_numpy(np.int64), curve["region"].to_numpy(np.int64)[1:])
+        gpfn, key, zero = ps.gpfn[sel], ps.key[sel], ps.zero[sel]
+        reg = (gpfn // np.uint64(REGION_PAGES)).astype(np.int64)
+        in_b, _, _ = backable_regions(np.zeros(len(gpfn), np.int64), gpfn)
+        forced = int((~in_b).any())
+        pad = 0
+        if forced:
+            pad = REGION_PAGES + 1  # a region's gain is at most its 512 pages
+            reg = np.where(in_b, reg, int(reg.max()) + 1)
+            gpfn = np.concatenate([reg, np.full(pad, reg.max())]).astype(np.uint64) * np.uint64(REGION_PAGES)
+            key = np.concatenate([key, np.zeros(pad, np.uint64)])
+            zero = np.concatenate([zero, np.ones(pad, bool)])
+        _, curve = large_page_savings(np.zeros(len(gpfn), np.int64), gpfn, key, zero)
+        gain = curve["gain"].to_numpy(np.int64).copy()
+        order = curve["region"].to_numpy(np.int64)[1:]
+        gain[1 : 1 + forced] -= pad
+        v.cache[tag] = (gain, order, reg, forced)
     return v.cache[tag]
 
 
-def _vm_broken_savings(v: HostVM, k, ps: PageSet, j: int, nbroken: int, order) -> tuple[float, float]:
-    """Zero-page and intra-VM savings of one VM with its first ``nbroken`` regions broken."""
+def _vm_broken_savings(v: HostVM, k, ps: PageSet, j: int, nbroken: int, curve) -> tuple[float, float, np.ndarray]:
+    """Zero-page and intra-VM savings of one VM with its first ``nbroken`` regions broken, and
+    which of its pages (those that cost memory, in order) they free: every copy of a content in
+    the broken regions but its first (a copy's keys are a one-to-one remap: the same pages)."""
     tag = ("esxi_broken", nbroken)
     if tag not in v.cache:
         sel = (ps.vm == j) & ps.cost
-        reg = (ps.gpfn[sel] // np.uint64(REGION_PAGES)).astype(np.int64)
-        m = np.isin(reg, order[:nbroken])
-        key, zero = ps.key[sel][m], ps.zero[sel][m]
-        zc = int(zero.sum())
-        u = np.unique(key[~zero]).size
-        v.cache[tag] = (float(max(zc - 1, 0)), float((~zero).sum() - u))
+        m = np.isin(curve[2], curve[1][:nbroken])
+        key, zero = ps.key[sel], ps.zero[sel]
+        content = np.where(zero, np.uint64(0), key)  # all zero pages one content
+        cls = pd.factorize(pd.MultiIndex.from_arrays([zero, content]))[0]
+        gone = m & pd.Series(np.where(m, cls, -1)).duplicated().to_numpy()
+        v.cache[tag] = (float(max(int((m & zero).sum()) - 1, 0)), float((gone & ~zero).sum()), gone)
     return v.cache[tag]
 
 
 def _esxi_compress(
-    ps: PageSet, target: np.ndarray, need: float, settings: HostSettings
+    ps: PageSet,
+    target: np.ndarray,
+    need: float,
+    settings: HostSettings,
+    resident: np.ndarray | None = None,
+    vm_pages: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(pages won by compression, pages swapped) per VM when ``need`` pages must be reclaimed.
 
     Each VM gives its share of ``need`` (in proportion to its allocation) from victims in random
-    order, as ESXi does for pages chosen for swapping: a victim that compresses to at most
-    2 KiB takes the smallest slot (1 or 2 KiB) that holds it while the VM's cache stays within
-    ``Mem.MemZipMaxPct`` of the VM, winning a page minus its slot; any other victim is
-    swapped, winning a whole page. Victims are taken until the VM's share is won.
+    order among its ``resident`` pages (default all; never a page sharing has already freed, which
+    would count it twice), as ESXi does for pages chosen for swapping: a victim that compresses to
+    at most 2 KiB takes the smallest slot (1 or 2 KiB) that holds it while the VM's cache stays
+    within ``Mem.MemZipMaxPct`` of the VM's memory size (``vm_pages``, as ``pagecore compress``
+    and vSphere's resource management guide size it; default its allocation ``target``), winning
+    a page minus its slot; any other victim is swapped, winning a whole page. Victims are taken
+    until the VM's share is won; when every page is a victim and the share is still not won,
+    compressed pages are swapped out of the cache (each then wins a whole page) until it is.
     """
     from pagecore.sharing.compress import ESXI_MAX_COMPRESSED, ESXI_SLOTS
 
@@ -1064,19 +1149,25 @@ def _esxi_compress(
     for i in range(n):
         if share[i] <= 0:
             continue
-        idx = rng.permutation(np.flatnonzero((ps.vm == i) & ps.cost))
+        idx = rng.permutation(np.flatnonzero((ps.vm == i) & ps.cost & (True if resident is None else resident)))
         cs = ps.csize[idx].astype(np.int64)
         slot = np.zeros(len(cs), np.int64)
         for sz in reversed(slots):
             slot[cs <= sz] = sz
         ok = (cs <= ESXI_MAX_COMPRESSED) & (slot > 0)
-        cap = target[i] * PAGE_BYTES * settings.esxi_memzip_max_pct / 100.0
+        cap = (target if vm_pages is None else vm_pages)[i] * PAGE_BYTES * settings.esxi_memzip_max_pct / 100.0
         ok &= np.cumsum(np.where(ok, slot, 0)) <= cap
         gain = np.where(ok, 1.0 - slot / PAGE_BYTES, 1.0)
         k = int(np.searchsorted(np.cumsum(gain), share[i] - 1e-9)) + 1
         k = min(k, len(gain))
         won[i] = gain[:k][ok[:k]].sum()
         swapped[i] = float((~ok[:k]).sum())
+        short = share[i] - won[i] - swapped[i]
+        if short > 1e-9:  # every page a victim and still short: compressed pages go on to swap (each frees its slot)
+            freed = np.cumsum(slot[:k][ok[:k]] / PAGE_BYTES)
+            m = min(int(np.searchsorted(freed, short - 1e-9)) + 1, len(freed))
+            won[i] -= float(gain[:k][ok[:k]][:m].sum())
+            swapped[i] += m
     return won, swapped
 
 

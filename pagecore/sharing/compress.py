@@ -392,7 +392,8 @@ def reclamation_ladder(frame, algorithm: str, *, compression: str = "esxi", **op
 
     Steps (pages saved at each, and pages still resident after it):
 
-    1. ``zero pages``: every all-zero page maps to one shared zero page (saves zeros − 1).
+    1. ``zero pages``: every all-zero page maps to one shared zero page (saves zeros − 1), one
+       per sharing domain under salting (``salting removes`` includes the zero pages so lost).
     2. ``intra-VM sharing``: copies of a non-zero content within one VM share one page.
     3. ``inter-VM sharing``: contents also present in other VMs share across VMs; under
        ``Mem.ShareForceSalting = salting`` (:mod:`.salting`) only VMs with equal salt do, and
@@ -462,12 +463,15 @@ def ladder_from_arrays(
     total = len(hashes)
     nz = ~zero
     rows = []
-    n_zero = int(zero.sum())
-    zero_saved = max(n_zero - 1, 0)
-    rows.append(("zero pages", zero_saved))
-    # sharing among non-zero pages: within VMs only, then across (salted) domains
     dom = salt_domains(vm_names, salting, salts)[vm_codes]
     one_domain = dom.size == 0 or bool((dom == dom[0]).all())
+    # zero pages: one shared zero page per sharing domain (as `share --salting` and the esxi
+    # policy of `host` count them); what salting takes of it is in "salting removes"
+    n_zero = int(zero.sum())
+    zero_free = max(n_zero - 1, 0)
+    zero_saved = n_zero - int(np.unique(dom[zero]).size)
+    rows.append(("zero pages", zero_saved))
+    # sharing among non-zero pages: within VMs only, then across (salted) domains
     if nz.any():
         h_nz, z_nz, v_nz = hashes[nz], zero[nz], vm_codes[nz]
         c_all = count_sharing(h_nz, z_nz, v_nz, vm_names, top_n=0).to_dict()
@@ -508,7 +512,8 @@ def ladder_from_arrays(
         resident -= saved
         out.append((step, float(saved), resident))
     out.append(("remains for ballooning / swap", 0.0, resident))
-    out.append(("salting removes (inter-VM sharing lost)", float(inter_free - inter), float("nan")))
+    lost = inter_free - inter + zero_free - zero_saved
+    out.append(("salting removes (inter-VM sharing lost)", float(lost), float("nan")))
     mib = page_size / 2**20
     records = [
         {"step": step, "saved_pages": saved, "resident_pages": res, "saved_mb": saved * mib, "resident_mb": res * mib}
