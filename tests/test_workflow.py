@@ -325,6 +325,29 @@ def test_nothing_to_do_after_a_run(run_dir):
     assert planned_jobs(run_dir, cfg) == set()
 
 
+def test_a_dump_replaced_under_its_old_mtime_is_hashed_again(tmp_path):
+    """A dump copied over by another file of the same size with its modification time set back
+    (``cp -p``, a restored copy, ``touch -d``): Snakemake saw no input newer than the page table,
+    so the old table and the report made from it stood, with exit 0 (session 18 audit). The
+    hashing rule's params hold the dump's size, times and inode, so it is hashed again."""
+    import os
+
+    dump = tmp_path / "guest.raw"
+    dump.write_bytes(bytes(4096) * 3 + b"\x07" * 4096 * 2)
+    cfg = tiny_config(dumps=[{"vm": "mine", "path": str(dump)}])
+    snakemake(tmp_path, cfg, target="results/sharing/user.json")
+    before = json.loads((tmp_path / "results/sharing/user.json").read_text())
+    assert before["total_pages"] == 5 and before["reclaimed_pages"] == 3
+    st = dump.stat()
+    dump.write_bytes(b"".join(bytes([i + 1]) * 4096 for i in range(5)))  # 5 different pages, same size
+    os.utime(dump, ns=(st.st_atime_ns, st.st_mtime_ns))  # the old modification time, to the nanosecond
+    assert dump.stat().st_size == st.st_size and dump.stat().st_mtime_ns == st.st_mtime_ns
+    snakemake(tmp_path, cfg, target="results/sharing/user.json")
+    after = json.loads((tmp_path / "results/sharing/user.json").read_text())
+    assert after["total_pages"] == 5 and after["reclaimed_pages"] == 0 and after["zero_pages"] == 0
+    assert planned_jobs(tmp_path, cfg, "results/sharing/user.json") == set()  # and then up to date
+
+
 def test_more_fig04_guests_rerun_only_what_depends_on_them(run_dir):
     """A fourth guest: the three existing ones are neither regenerated nor rehashed."""
     cfg = tiny_config(dumps=[{"vm": "mine", "path": str(run_dir / "mydump.raw")}])

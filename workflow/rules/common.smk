@@ -136,6 +136,32 @@ def user_dump_format(wildcards):
     return user_dumps()[wildcards.vm].get("format", "auto")
 
 
+#: A dump's companions, read with it: a VMware ``.vmem`` and its ``.vmss``/``.vmsn`` map.
+DUMP_COMPANIONS = {".vmem": (".vmss", ".vmsn"), ".vmss": (".vmem",), ".vmsn": (".vmem",)}
+
+
+def user_dump_stamp(wildcards):
+    """The dump of one of your VMs as it is on disk now: size, modification and change times and
+    inode of the file (and of a VMware ``.vmem``'s map beside it), or None where one is gone.
+
+    A param of the hashing rule, so its page table is made again whenever the dump is another
+    file or was written since: Snakemake reruns a job when an input is newer than its output,
+    and a dump replaced by a file with an older modification time (``cp -p``, a restored copy,
+    ``touch -d``) kept its old page table and every number made from it, with exit 0. The change
+    time cannot be set back (only the clock sets it), so a replaced dump always changes it."""
+    path = user_dump_path(wildcards)
+    root, ext = os.path.splitext(path)
+    stamp = {}
+    for p in [path] + [root + e for e in DUMP_COMPANIONS.get(ext.lower(), ()) if os.path.exists(root + e)]:
+        try:
+            st = os.stat(p)
+        except OSError:  # gone: Snakemake names the missing input (a job needs it again now)
+            stamp[p] = None
+        else:
+            stamp[p] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    return stamp
+
+
 def user_page_tables(wildcards=None):
     return expand("results/pages/user/{vm}.parquet", vm=sorted(user_dumps()))
 

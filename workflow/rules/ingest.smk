@@ -10,6 +10,7 @@ rule hash_user_dump:
     params:
         vm="{vm}",
         format=user_dump_format,
+        dump=user_dump_stamp,
         hashing=config["hashing"],
     log:
         "results/logs/hash_user_dump/{vm}.log",
