@@ -447,6 +447,68 @@ def check_sets(config: dict) -> None:
                 )
 
 
+#: Files read with a dump, by its suffix: a VMware ``.vmem`` and its ``.vmss``/``.vmsn`` map.
+DUMP_COMPANIONS = {".vmem": (".vmss", ".vmsn"), ".vmss": (".vmem",), ".vmsn": (".vmem",)}
+
+
+def dump_files(path: str) -> list[str]:
+    """``path`` and the companions beside it that a reader of it opens too (`DUMP_COMPANIONS`)."""
+    root, ext = os.path.splitext(path)
+    return [path] + [root + e for e in DUMP_COMPANIONS.get(ext.lower(), ()) if os.path.exists(root + e)]
+
+
+def check_dump_files(config: dict) -> None:
+    """Every ``dumps`` path that exists is a readable regular file, and no file is the dump of two
+    VMs. For the pipeline (the Snakefile), before any job: the library opens files only in jobs.
+
+    A directory, a FIFO (whose job then waited for a writer), a device or a symbolic-link loop
+    failed inside a job or with a traceback while Snakemake built its jobs; one dump named twice
+    under two VM names (also through a symbolic or hard link, or a VMware guest by its ``.vmem``
+    and its ``.vmss``) counted every page of it as shared between them, exit 0, unless both paths
+    were spelled alike. A path that does not exist is left to Snakemake, which names it when a job
+    needs it (it may be a file the pipeline makes). Relative paths are relative to the working
+    directory, as Snakemake reads them.
+    """
+    import errno
+    import stat
+
+    seen: dict[tuple, tuple[int, str]] = {}
+    for i, d in enumerate(config.get("dumps") or []):
+        if not isinstance(d, dict) or not isinstance(d.get("path"), str):
+            continue
+        path, key = d["path"], f"dumps[{i}].path"
+        ids = []
+        for f in dump_files(path):
+            try:
+                st = os.stat(f)
+            except OSError as exc:
+                if exc.errno == errno.ENOENT and f == path:  # a dangling link too; Snakemake names it
+                    ids.append(("path", os.path.normpath(os.path.abspath(path))))
+                    break
+                raise ConfigError(f"config key {key}: {f} cannot be read ({exc.strerror}); check the path") from None
+            if stat.S_ISDIR(st.st_mode):
+                raise ConfigError(
+                    f"config key {key}: {f} is a directory, not a memory dump; name a dump file inside it"
+                )
+            if not stat.S_ISREG(st.st_mode):
+                raise ConfigError(
+                    f"config key {key}: {f} is not a regular file (a FIFO, device or socket); copy the dump to a "
+                    "regular file first"
+                )
+            if not os.access(f, os.R_OK):
+                raise ConfigError(f"config key {key}: {f}: permission denied; make it readable by this user")
+            ids.append((st.st_dev, st.st_ino))
+        for n, ident in enumerate(ids):
+            if ident in seen:
+                j, m, vm = seen[ident]
+                same = "is the same file as" if n == m == 0 else "reads the same VMware guest as"
+                raise ConfigError(
+                    f"config key {key}: {path} {same} dumps[{j}].path (VM {vm!r}); VMs {vm!r} and {d.get('vm')!r} "
+                    "would share every page; give each dump once (identical guests: copies of the dump)"
+                )
+            seen[ident] = (i, n, d.get("vm"))
+
+
 def _fill_defaults(obj, sch) -> None:
     if not isinstance(obj, dict) or sch.get("type") != "object":
         if isinstance(obj, list) and "items" in sch:

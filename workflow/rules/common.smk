@@ -4,7 +4,7 @@
 import os
 import sys
 
-from pagecore.config import scenario_section, validate_config
+from pagecore.config import check_dump_files, dump_files, scenario_section, validate_config
 from pagecore.experiments.config_models import check_models
 from pagecore.errors import ConfigError
 
@@ -12,6 +12,8 @@ from pagecore.errors import ConfigError
 try:
     validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
     check_models(config)  # what the models themselves would refuse inside a job
+    if not workflow.remote_exec:  # a cluster job reads only its own dump, where its node mounts it
+        check_dump_files(config)
 except ConfigError as err:  # one line naming the key, before any job runs; no traceback
     sys.exit(f"pagecore: error: {err}")
 
@@ -136,10 +138,6 @@ def user_dump_format(wildcards):
     return user_dumps()[wildcards.vm].get("format", "auto")
 
 
-#: A dump's companions, read with it: a VMware ``.vmem`` and its ``.vmss``/``.vmsn`` map.
-DUMP_COMPANIONS = {".vmem": (".vmss", ".vmsn"), ".vmss": (".vmem",), ".vmsn": (".vmem",)}
-
-
 def user_dump_stamp(wildcards):
     """The dump of one of your VMs as it is on disk now: size, modification and change times and
     inode of the file (and of a VMware ``.vmem``'s map beside it), or None where one is gone.
@@ -149,10 +147,8 @@ def user_dump_stamp(wildcards):
     and a dump replaced by a file with an older modification time (``cp -p``, a restored copy,
     ``touch -d``) kept its old page table and every number made from it, with exit 0. The change
     time cannot be set back (only the clock sets it), so a replaced dump always changes it."""
-    path = user_dump_path(wildcards)
-    root, ext = os.path.splitext(path)
     stamp = {}
-    for p in [path] + [root + e for e in DUMP_COMPANIONS.get(ext.lower(), ()) if os.path.exists(root + e)]:
+    for p in dump_files(user_dump_path(wildcards)):
         try:
             st = os.stat(p)
         except OSError:  # gone: Snakemake names the missing input (a job needs it again now)
