@@ -348,6 +348,32 @@ def test_a_dump_replaced_under_its_old_mtime_is_hashed_again(tmp_path):
     assert planned_jobs(tmp_path, cfg, "results/sharing/user.json") == set()  # and then up to date
 
 
+def test_a_new_hash_key_under_the_same_variable_hashes_again(tmp_path, monkeypatch):
+    """``hashing.key_env`` names a variable; a new secret in it changed no param, so every page
+    table kept the old key and a dump added later was refused beside them (session 18 audit).
+    The hashing rules' params hold the key's fingerprint; an unset variable is one line before
+    any job (it failed inside the first hashing job)."""
+    from pagecore.pages import PageKey
+
+    dump = tmp_path / "guest.raw"
+    dump.write_bytes(bytes(4096) * 3 + b"\x07" * 4096 * 2)
+    cfg = tiny_config(dumps=[{"vm": "mine", "path": str(dump)}])
+    cfg["hashing"]["key_env"] = "PAGECORE_S18_TEST_KEY"
+    table = tmp_path / "results/pages/user/mine.parquet"
+    ids = []
+    for secret in ("first secret of 32 bytes........", "second secret of 32 bytes......."):
+        monkeypatch.setenv("PAGECORE_S18_TEST_KEY", secret)
+        snakemake(tmp_path, cfg, target="results/pages/user/mine.parquet")
+        ids.append(page_table_metadata(table)["hash_key_id"])
+        assert ids[-1] == PageKey.from_env("PAGECORE_S18_TEST_KEY").key_id
+    assert ids[0] != ids[1]
+    monkeypatch.delenv("PAGECORE_S18_TEST_KEY")
+    proc = snakemake(tmp_path, cfg, "--dry-run", check=False, target="results/pages/user/mine.parquet")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in out
+    assert "pagecore: error: hash key variable PAGECORE_S18_TEST_KEY is not set or empty" in out
+
+
 def test_more_fig04_guests_rerun_only_what_depends_on_them(run_dir):
     """A fourth guest: the three existing ones are neither regenerated nor rehashed."""
     cfg = tiny_config(dumps=[{"vm": "mine", "path": str(run_dir / "mydump.raw")}])

@@ -18,6 +18,29 @@ except ConfigError as err:  # one line naming the key, before any job runs; no t
     sys.exit(f"pagecore: error: {err}")
 
 
+def hashing_params(hashing):
+    """The ``hashing`` section for the hashing rules' params, with the fingerprint of the key it
+    names (``key_id``) when keyed; unkeyed, the section as it is.
+
+    The secret is read from the environment (``key_env`` names the variable), so a new secret
+    under the same name changed no param: every page table kept the old key, and a dump added
+    later was refused beside them (keys differ). Each table already stores this fingerprint.
+    Cluster jobs run their own job only and compare no params: None there."""
+    if not hashing.get("key_env"):
+        return hashing
+    if workflow.remote_exec:
+        return {**hashing, "key_id": None}
+    from pagecore.pages import PageKey
+
+    return {**hashing, "key_id": PageKey.from_config(hashing).key_id}
+
+
+try:
+    HASHING = hashing_params(config["hashing"])  # an unset or short key: one line, before any job
+except ConfigError as err:
+    sys.exit(f"pagecore: error: {err}")
+
+
 def _byte_compile_imports():
     """Let the jobs cache the bytecode of what they import, and compile pagecore's modules and the
     ones this process imported (Snakemake's own) once (each a no-op when up to date).

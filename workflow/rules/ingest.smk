@@ -11,7 +11,7 @@ rule hash_user_dump:
         vm="{vm}",
         format=user_dump_format,
         dump=user_dump_stamp,
-        hashing=config["hashing"],
+        hashing=HASHING,
     log:
         "results/logs/hash_user_dump/{vm}.log",
     script:
