@@ -423,11 +423,62 @@ def set_members_available(config: dict) -> dict[str, list[str]]:
     }
 
 
+def builtin_sets(config: dict) -> dict[str, list[str]]:
+    """The VM sets the workflow always analyses, by name: one Figure 4 guest, all of them, and
+    each Figure 5 host (Figure 5 and its numbers read ``fig05-<scenario>``)."""
+    avail = set_members_available(config)
+    sets = {"fig04-1vm": ["fig04/vm01"], "fig04-all": [f"fig04/{vm}" for vm in avail["fig04"]]}
+    sets.update({f"fig05-{name}": [f"fig05/{name}"] for name in avail["fig05"]})
+    return sets
+
+
+def _case_clash(names: list[str]) -> tuple[int, int] | None:
+    """Indices ``(i, j)``, ``i < j``, of the first two of ``names`` that differ only in case."""
+    first: dict[str, int] = {}
+    for j, n in enumerate(names):
+        if isinstance(n, str):
+            i = first.setdefault(n.casefold(), j)
+            if i != j and names[i] != n:
+                return i, j
+    return None
+
+
 def check_sets(config: dict) -> None:
-    """Every member of every ``sharing.sets`` entry names a page table the workflow makes."""
+    """Every member of every ``sharing.sets`` entry names a page table the workflow makes, once;
+    no set takes the name of a built-in one (`builtin_sets`: a set named ``fig05-A`` replaced
+    Figure 5's host A, and its numbers, with its own members), and no two set or VM names differ
+    only in case (their files would be one on a case-insensitive file system: macOS, Windows)."""
     sets = (config.get("sharing") or {}).get("sets") or {}
     avail = set_members_available(config)
+    builtin = builtin_sets(config)
+    dumps = [d.get("vm") for d in config.get("dumps") or [] if isinstance(d, dict)]
+    clash = _case_clash(dumps)
+    if clash:
+        i, j = clash
+        raise ConfigError(
+            f"config key dumps[{j}].vm: {dumps[j]!r} differs from dumps[{i}].vm {dumps[i]!r} only in case; their page "
+            "tables would be one file on a case-insensitive file system (macOS, Windows); rename one"
+        )
+    names = sorted(sets)
+    clash = _case_clash(names + sorted(builtin))
+    if clash:
+        a, b = (names + sorted(builtin))[clash[0]], (names + sorted(builtin))[clash[1]]
+        raise ConfigError(
+            f"config key sharing.sets.{a}: differs from set {b!r} only in case; their reports would be one file on a "
+            "case-insensitive file system (macOS, Windows); rename one"
+        )
     for name, members in sorted(sets.items()):
+        if name in builtin:
+            raise ConfigError(
+                f"config key sharing.sets.{name}: the name of a set the workflow always makes "
+                f"({', '.join(builtin[name][:3])}{' …' if len(builtin[name]) > 3 else ''}); choose another name"
+            )
+        twice = sorted({m for m in members if members.count(m) > 1})
+        if twice:
+            raise ConfigError(
+                f"config key sharing.sets.{name}: member {twice[0]!r} is listed twice; one guest counted twice "
+                "would share all its pages with itself"
+            )
         for member in members:
             kind, _, vm = member.partition("/")
             if kind not in avail:

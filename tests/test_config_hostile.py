@@ -127,6 +127,14 @@ CASES = [
         lambda c: c["sim"]["overrides"].setdefault("fig06", {}).update(balloon={"poll_s": 2.0}),
         "sim.overrides.fig06.record_s",
     ),
+    # 7. sets and VM names (session 18 audit): a set named like a built-in one replaced it (Figure 5's
+    # host A, and its numbers, by your own dumps), names differing in case are one file on macOS
+    (lambda c: c["sharing"].update(sets={"fig05-A": ["fig04/vm01"]}), "sharing.sets.fig05-A"),
+    (lambda c: c["sharing"].update(sets={"fig04-all": ["fig04/vm01", "fig04/vm02"]}), "sharing.sets.fig04-all"),
+    (lambda c: c["sharing"].update(sets={"Fig04-1VM": ["fig04/vm01"]}), "sharing.sets.Fig04-1VM"),
+    (lambda c: c["sharing"].update(sets={"web": ["fig04/vm01"], "Web": ["fig04/vm02"]}), "sharing.sets.Web"),
+    (lambda c: c["sharing"].update(sets={"two": ["fig04/vm01", "fig04/vm01"]}), "sharing.sets.two"),
+    (lambda c: c.update(dumps=[{"vm": "web", "path": "a.raw"}, {"vm": "WEB", "path": "b.raw"}]), "dumps[1].vm"),
 ]
 
 
@@ -151,6 +159,7 @@ def test_refused_with_one_line_naming_the_key(mutate, key):
         lambda c: c["host"].update(activity=" active:0.3 "),
         lambda c: c["reclaim"]["fig02"].update(fit_mb=[160.0, 224]),
         lambda c: c["reclaim"]["paging"].update(reclaim_mb=[0, 32, 150]),
+        lambda c: c["sharing"].update(sets={"fig05-mine": ["fig04/vm01"], "fig04-two": ["fig04/vm01", "fig04/vm02"]}),
     ],
 )
 def test_careful_variations_pass(mutate):

@@ -4,7 +4,7 @@
 import os
 import sys
 
-from pagecore.config import check_dump_files, dump_files, scenario_section, validate_config
+from pagecore.config import builtin_sets, check_dump_files, dump_files, scenario_section, validate_config
 from pagecore.experiments.config_models import check_models
 from pagecore.errors import ConfigError
 
@@ -199,11 +199,7 @@ def fig04_dumps_for_verification(wildcards=None):
 
 def all_sets():
     """VM sets to analyse: one Figure 4 guest, all of them, and the config's own sets."""
-    sets = {
-        "fig04-1vm": ["fig04/vm01"],
-        "fig04-all": [f"fig04/vm{i}" for i in fig04_vm_ids()],
-    }
-    sets.update({f"fig05-{name}": [f"fig05/{name}"] for name in FIG05["scenarios"]})
+    sets = builtin_sets(config)  # the config's sets may not take these names (check_sets)
     sets.update(config["sharing"]["sets"])
     return sets
 
