@@ -204,6 +204,7 @@ def check_consistency(config: dict) -> None:
     if dup:
         raise ConfigError(f"config key dumps: VM name {dup[0]!r} is listed twice; give each dump its own vm name")
     check_sets(config)
+    check_salts(config)
     check_schedules(config)
     check_fig08_fit(config)
     check_comparison(config)
@@ -441,6 +442,33 @@ def _case_clash(names: list[str]) -> tuple[int, int] | None:
             if i != j and names[i] != n:
                 return i, j
     return None
+
+
+def vm_names_of(config: dict, member: str) -> list[str]:
+    """The VM names in the page table of a set member (``fig04/vmNN``, ``user/<vm>``: that name;
+    ``fig05/<scenario>``: the names of its guests)."""
+    kind, _, name = member.partition("/")
+    if kind != "fig05":
+        return [name]
+    scenario = _section(config, "fig05", "scenarios").get(name) or {}
+    return [g.get("name") for g in scenario.get("guests") or [] if isinstance(g, dict)]
+
+
+def check_salts(config: dict) -> None:
+    """Every VM ``sharing.salting.salts`` names is in a page table the run makes: each analysis is
+    given the salts of its own VMs only, so a misspelt name would salt nothing, silently."""
+    salts = _section(config, "sharing", "salting").get("salts") or {}
+    avail = set_members_available(config)
+    members = [f"{kind}/{name}" for kind, names in avail.items() for name in names]
+    known = {vm for m in members for vm in vm_names_of(config, m)}
+    for vm in sorted(salts):
+        if vm not in known:
+            fig04 = avail["fig04"]
+            raise ConfigError(
+                f"config key sharing.salting.salts.{vm}: no VM {vm!r} in any page table of the run (Figure 4 "
+                f"guests {fig04[0] if fig04 else ''}..{fig04[-1] if fig04 else ''}, the Figure 5 guests of "
+                "fig05.scenarios, the vm names of dumps); check the name"
+            )
 
 
 def check_sets(config: dict) -> None:

@@ -135,6 +135,8 @@ CASES = [
     (lambda c: c["sharing"].update(sets={"web": ["fig04/vm01"], "Web": ["fig04/vm02"]}), "sharing.sets.Web"),
     (lambda c: c["sharing"].update(sets={"two": ["fig04/vm01", "fig04/vm01"]}), "sharing.sets.two"),
     (lambda c: c.update(dumps=[{"vm": "web", "path": "a.raw"}, {"vm": "WEB", "path": "b.raw"}]), "dumps[1].vm"),
+    # each analysis gets the salts of its own VMs: a misspelt VM would salt nothing
+    (lambda c: c["sharing"]["salting"].update(salts={"vm1": "tenantA"}), "sharing.salting.salts.vm1"),
 ]
 
 
@@ -160,6 +162,7 @@ def test_refused_with_one_line_naming_the_key(mutate, key):
         lambda c: c["reclaim"]["fig02"].update(fit_mb=[160.0, 224]),
         lambda c: c["reclaim"]["paging"].update(reclaim_mb=[0, 32, 150]),
         lambda c: c["sharing"].update(sets={"fig05-mine": ["fig04/vm01"], "fig04-two": ["fig04/vm01", "fig04/vm02"]}),
+        lambda c: c["sharing"]["salting"].update(salts={"vm01": "tenantA", "a01": "tenantA", "c03": "tenantB"}),
     ],
 )
 def test_careful_variations_pass(mutate):

@@ -374,6 +374,29 @@ def test_a_new_hash_key_under_the_same_variable_hashes_again(tmp_path, monkeypat
     assert "pagecore: error: hash key variable PAGECORE_S18_TEST_KEY is not set or empty" in out
 
 
+def test_salts_of_vms_outside_a_set_do_not_fail_it(tmp_path):
+    """``sharing.salting.salts`` naming a VM failed every analysis without that VM ("--salt names
+    VMs that are not in the page tables"), so the config's own example ({vm01: tenantA}) failed
+    the Figure 5 sets and your dumps' report (session 18 audit). Each analysis gets the salts of
+    its own VMs."""
+    dumps = []
+    for vm, fill in (("a", 1), ("b", 2)):
+        (tmp_path / f"{vm}.raw").write_bytes(bytes([fill]) * 4096 * 2 + bytes(4096))
+        dumps.append({"vm": vm, "path": str(tmp_path / f"{vm}.raw")})
+    cfg = tiny_config(dumps=dumps)
+    cfg["sharing"]["sets"] = {"both": ["user/a", "user/b"], "bonly": ["user/b"]}
+    cfg["sharing"]["salting"] = {"mode": 1, "salts": {"a": "tenantA"}}
+    targets = ["results/sharing/sets/both.json", "results/sharing/sets/bonly.json"]
+    for t in targets:
+        snakemake(tmp_path, cfg, target=t)
+    both, bonly = (json.loads((tmp_path / t).read_text())["salting"] for t in targets)
+    assert both["domains"] == {"a": 0, "b": 1} and bonly["domains"] == {"b": 0}
+    cfg["sharing"]["salting"]["salts"]["b"] = "tenantA"  # the set without "a" must not be rerun for "a"
+    assert planned_jobs(tmp_path, cfg, *targets) == {"share_set[set=both]", "share_set[set=bonly]"}
+    cfg["sharing"]["salting"]["salts"] = {"a": "tenantB"}
+    assert planned_jobs(tmp_path, cfg, *targets) == {"share_set[set=both]"}
+
+
 def test_more_fig04_guests_rerun_only_what_depends_on_them(run_dir):
     """A fourth guest: the three existing ones are neither regenerated nor rehashed."""
     cfg = tiny_config(dumps=[{"vm": "mine", "path": str(run_dir / "mydump.raw")}])

@@ -4,7 +4,14 @@
 import os
 import sys
 
-from pagecore.config import builtin_sets, check_dump_files, dump_files, scenario_section, validate_config
+from pagecore.config import (
+    builtin_sets,
+    check_dump_files,
+    dump_files,
+    scenario_section,
+    validate_config,
+    vm_names_of,
+)
 from pagecore.experiments.config_models import check_models
 from pagecore.errors import ConfigError
 
@@ -433,9 +440,25 @@ def fig04_model():
     return pick(FIG04, "mem_mb", "variants", "seed", "fractions")
 
 
-def sharing_params():
-    """What a sharing analysis depends on (not the list of sets)."""
-    return pick(config["sharing"], "verify", "salting", "ksm", "top_contents")
+def sharing_params(members):
+    """What the sharing analysis of the page tables of ``members`` (``user/web1``, …) depends on:
+    not the list of sets, and only the salts of its own VMs (the analysis refuses salts naming VMs
+    it does not have: one salted VM failed every set without it; check_salts refuses misspelt ones)."""
+    out = pick(config["sharing"], "verify", "salting", "ksm", "top_contents")
+    names = {vm for m in members for vm in vm_names_of(config, m)}
+    salting = out["salting"]
+    out["salting"] = {**salting, "salts": {vm: v for vm, v in salting["salts"].items() if vm in names}}
+    return out
+
+
+def user_sharing_params():
+    """share_user's `sharing_params`: all your dumps."""
+    return sharing_params([f"user/{vm}" for vm in sorted(user_dumps())])
+
+
+def set_sharing_params(wildcards):
+    """share_set's `sharing_params`: the members of one set."""
+    return sharing_params(all_sets()[wildcards.set])
 
 
 def scenario_name(wildcards):
