@@ -540,8 +540,8 @@ def check_dump_files(config: dict) -> None:
     """Every ``dumps`` path that exists is a readable regular file, and no file is the dump of two
     VMs. For the pipeline (the Snakefile), before any job: the library opens files only in jobs.
 
-    A directory, a FIFO (whose job then waited for a writer), a device or a symbolic-link loop
-    failed inside a job or with a traceback while Snakemake built its jobs; one dump named twice
+    A directory, a FIFO, a device or a symbolic-link loop failed inside a job or with a traceback
+    while Snakemake built its jobs, a path with ``{`` or ``}`` with a WildcardError; one dump named twice
     under two VM names (also through a symbolic or hard link, or a VMware guest by its ``.vmem``
     and its ``.vmss``) counted every page of it as shared between them, exit 0, unless both paths
     were spelled alike. A path that does not exist is left to Snakemake, which names it when a job
@@ -556,6 +556,11 @@ def check_dump_files(config: dict) -> None:
         if not isinstance(d, dict) or not isinstance(d.get("path"), str):
             continue
         path, key = d["path"], f"dumps[{i}].path"
+        if "{" in path or "}" in path:  # Snakemake fills them in as wildcards: a WildcardError
+            raise ConfigError(
+                f"config key {key}: {path} has {{ or }}, which Snakemake reads as a wildcard; rename the dump "
+                "or link it under a name without them"
+            )
         ids = []
         for f in dump_files(path):
             try:

@@ -266,6 +266,9 @@ def test_dump_paths_that_are_no_regular_file_are_refused(tmp_path):
         msg = _dump_refusal([{"vm": "a", "path": str(tmp_path / name)}])
         assert msg.startswith("config key dumps[0].path: ") and says in msg, msg
     assert "is not a regular file" in _dump_refusal([{"vm": "a", "path": "/dev/zero"}])
+    braces = tmp_path / "du{mp}.raw"  # Snakemake stopped with a WildcardError naming 'mp'
+    braces.write_bytes(bytes(4096))
+    assert "which Snakemake reads as a wildcard" in _dump_refusal([{"vm": "a", "path": str(braces)}])
 
 
 def test_one_dump_file_under_two_vm_names_is_refused(tmp_path):
