@@ -316,3 +316,18 @@ def test_snakemake_refuses_a_dump_that_is_a_directory_before_any_job(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "Traceback" not in out
     assert f"pagecore: error: config key dumps[0].path: {tmp_path} is a directory, not a memory dump" in out
+
+
+def test_fig05_table_from_config_takes_each_hosts_own_salts():
+    """The sensitivity runs' Figure 5 table passed every salt to every host: a salted Figure 4 VM
+    (the config's own example, {vm01: tenantA}) failed it ("--salt names VMs that are not in the
+    page tables"). Each host gets the salts of its own guests."""
+    from pagecore.experiments.sharing_figures import fig05_table_from_config
+
+    cfg = default()
+    tiny = {"guests": [{"name": "t1", "os": "linux", "mem_mb": 1}, {"name": "t2", "os": "linux", "mem_mb": 1}]}
+    cfg["fig05"]["scenarios"] = {"A": tiny, "B": tiny, "C": tiny}
+    cfg["sharing"]["salting"] = {"mode": 2, "salts": {"vm01": "tenantA", "t1": "tenantB", "t2": "tenantB"}}
+    validate_config(cfg, SCHEMA)
+    table = fig05_table_from_config(cfg)
+    assert len(table) == 3
