@@ -82,9 +82,16 @@ def job_log(smk):
     columns Snakemake samples are NA. Snakemake's own benchmark samples each job from the main
     process twice a second (reading its ``smaps``), about 0.3 s of CPU per job that the
     default run's two cores otherwise spend on the jobs, and it undercounts CPU.
+
+    SIGTERM (a cluster's time limit, ``scancel``, ``kill``) unwinds the job like an error, so its
+    outputs' temporary files are removed (:func:`pagecore._util.atomic_path`), and ends it with
+    exit status 143 and one line in the log; it killed the job where it stood, leaving them.
     """
+    from pagecore._signals import Terminated, handlers
+
     if not smk.log:
-        yield
+        with handlers():
+            yield
         return
     own_timing = timing_path(smk.log[0]) if getattr(smk, "bench_iteration", None) is None else None
     started = _process_start() if own_timing else 0.0
@@ -92,7 +99,11 @@ def job_log(smk):
         old = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = fh
         try:
-            yield
+            with handlers():
+                yield
+        except Terminated:
+            print("pagecore: terminated (SIGTERM); no output written", file=fh)
+            raise SystemExit(143) from None
         except BaseException:
             traceback.print_exc(file=fh)
             raise

@@ -204,6 +204,7 @@ def check_consistency(config: dict) -> None:
     if dup:
         raise ConfigError(f"config key dumps: VM name {dup[0]!r} is listed twice; give each dump its own vm name")
     check_sets(config)
+    check_salts(config)
     check_schedules(config)
     check_fig08_fit(config)
     check_comparison(config)
@@ -423,11 +424,89 @@ def set_members_available(config: dict) -> dict[str, list[str]]:
     }
 
 
+def builtin_sets(config: dict) -> dict[str, list[str]]:
+    """The VM sets the workflow always analyses, by name: one Figure 4 guest, all of them, and
+    each Figure 5 host (Figure 5 and its numbers read ``fig05-<scenario>``)."""
+    avail = set_members_available(config)
+    sets = {"fig04-1vm": ["fig04/vm01"], "fig04-all": [f"fig04/{vm}" for vm in avail["fig04"]]}
+    sets.update({f"fig05-{name}": [f"fig05/{name}"] for name in avail["fig05"]})
+    return sets
+
+
+def _case_clash(names: list[str]) -> tuple[int, int] | None:
+    """Indices ``(i, j)``, ``i < j``, of the first two of ``names`` that differ only in case."""
+    first: dict[str, int] = {}
+    for j, n in enumerate(names):
+        if isinstance(n, str):
+            i = first.setdefault(n.casefold(), j)
+            if i != j and names[i] != n:
+                return i, j
+    return None
+
+
+def vm_names_of(config: dict, member: str) -> list[str]:
+    """The VM names in the page table of a set member (``fig04/vmNN``, ``user/<vm>``: that name;
+    ``fig05/<scenario>``: the names of its guests)."""
+    kind, _, name = member.partition("/")
+    if kind != "fig05":
+        return [name]
+    scenario = _section(config, "fig05", "scenarios").get(name) or {}
+    return [g.get("name") for g in scenario.get("guests") or [] if isinstance(g, dict)]
+
+
+def check_salts(config: dict) -> None:
+    """Every VM ``sharing.salting.salts`` names is in a page table the run makes: each analysis is
+    given the salts of its own VMs only, so a misspelt name would salt nothing, silently."""
+    salts = _section(config, "sharing", "salting").get("salts") or {}
+    avail = set_members_available(config)
+    members = [f"{kind}/{name}" for kind, names in avail.items() for name in names]
+    known = {vm for m in members for vm in vm_names_of(config, m)}
+    for vm in sorted(salts):
+        if vm not in known:
+            fig04 = avail["fig04"]
+            raise ConfigError(
+                f"config key sharing.salting.salts.{vm}: no VM {vm!r} in any page table of the run (Figure 4 "
+                f"guests {fig04[0] if fig04 else ''}..{fig04[-1] if fig04 else ''}, the Figure 5 guests of "
+                "fig05.scenarios, the vm names of dumps); check the name"
+            )
+
+
 def check_sets(config: dict) -> None:
-    """Every member of every ``sharing.sets`` entry names a page table the workflow makes."""
+    """Every member of every ``sharing.sets`` entry names a page table the workflow makes, once;
+    no set takes the name of a built-in one (`builtin_sets`: a set named ``fig05-A`` replaced
+    Figure 5's host A, and its numbers, with its own members), and no two set or VM names differ
+    only in case (their files would be one on a case-insensitive file system: macOS, Windows)."""
     sets = (config.get("sharing") or {}).get("sets") or {}
     avail = set_members_available(config)
+    builtin = builtin_sets(config)
+    dumps = [d.get("vm") for d in config.get("dumps") or [] if isinstance(d, dict)]
+    clash = _case_clash(dumps)
+    if clash:
+        i, j = clash
+        raise ConfigError(
+            f"config key dumps[{j}].vm: {dumps[j]!r} differs from dumps[{i}].vm {dumps[i]!r} only in case; their page "
+            "tables would be one file on a case-insensitive file system (macOS, Windows); rename one"
+        )
+    names = sorted(sets)
+    clash = _case_clash(names + sorted(builtin))
+    if clash:
+        a, b = (names + sorted(builtin))[clash[0]], (names + sorted(builtin))[clash[1]]
+        raise ConfigError(
+            f"config key sharing.sets.{a}: differs from set {b!r} only in case; their reports would be one file on a "
+            "case-insensitive file system (macOS, Windows); rename one"
+        )
     for name, members in sorted(sets.items()):
+        if name in builtin:
+            raise ConfigError(
+                f"config key sharing.sets.{name}: the name of a set the workflow always makes "
+                f"({', '.join(builtin[name][:3])}{' …' if len(builtin[name]) > 3 else ''}); choose another name"
+            )
+        twice = sorted({m for m in members if members.count(m) > 1})
+        if twice:
+            raise ConfigError(
+                f"config key sharing.sets.{name}: member {twice[0]!r} is listed twice; one guest counted twice "
+                "would share all its pages with itself"
+            )
         for member in members:
             kind, _, vm = member.partition("/")
             if kind not in avail:
@@ -445,6 +524,73 @@ def check_sets(config: dict) -> None:
                 raise ConfigError(
                     f"config key sharing.sets.{name}: member {member!r} does not exist ({kind}/ has: {have}); {hint}"
                 )
+
+
+#: Files read with a dump, by its suffix: a VMware ``.vmem`` and its ``.vmss``/``.vmsn`` map.
+DUMP_COMPANIONS = {".vmem": (".vmss", ".vmsn"), ".vmss": (".vmem",), ".vmsn": (".vmem",)}
+
+
+def dump_files(path: str) -> list[str]:
+    """``path`` and the companions beside it that a reader of it opens too (`DUMP_COMPANIONS`)."""
+    root, ext = os.path.splitext(path)
+    return [path] + [root + e for e in DUMP_COMPANIONS.get(ext.lower(), ()) if os.path.exists(root + e)]
+
+
+def check_dump_files(config: dict) -> None:
+    """Every ``dumps`` path that exists is a readable regular file, and no file is the dump of two
+    VMs. For the pipeline (the Snakefile), before any job: the library opens files only in jobs.
+
+    A directory, a FIFO, a device or a symbolic-link loop failed inside a job or with a traceback
+    while Snakemake built its jobs, a path with ``{`` or ``}`` with a WildcardError; one dump named twice
+    under two VM names (also through a symbolic or hard link, or a VMware guest by its ``.vmem``
+    and its ``.vmss``) counted every page of it as shared between them, exit 0, unless both paths
+    were spelled alike. A path that does not exist is left to Snakemake, which names it when a job
+    needs it (it may be a file the pipeline makes). Relative paths are relative to the working
+    directory, as Snakemake reads them.
+    """
+    import errno
+    import stat
+
+    seen: dict[tuple, tuple[int, str]] = {}
+    for i, d in enumerate(config.get("dumps") or []):
+        if not isinstance(d, dict) or not isinstance(d.get("path"), str):
+            continue
+        path, key = d["path"], f"dumps[{i}].path"
+        if "{" in path or "}" in path:  # Snakemake fills them in as wildcards: a WildcardError
+            raise ConfigError(
+                f"config key {key}: {path} has {{ or }}, which Snakemake reads as a wildcard; rename the dump "
+                "or link it under a name without them"
+            )
+        ids = []
+        for f in dump_files(path):
+            try:
+                st = os.stat(f)
+            except OSError as exc:
+                if exc.errno == errno.ENOENT and f == path:  # a dangling link too; Snakemake names it
+                    ids.append(("path", os.path.normpath(os.path.abspath(path))))
+                    break
+                raise ConfigError(f"config key {key}: {f} cannot be read ({exc.strerror}); check the path") from None
+            if stat.S_ISDIR(st.st_mode):
+                raise ConfigError(
+                    f"config key {key}: {f} is a directory, not a memory dump; name a dump file inside it"
+                )
+            if not stat.S_ISREG(st.st_mode):
+                raise ConfigError(
+                    f"config key {key}: {f} is not a regular file (a FIFO, device or socket); copy the dump to a "
+                    "regular file first"
+                )
+            if not os.access(f, os.R_OK):
+                raise ConfigError(f"config key {key}: {f}: permission denied; make it readable by this user")
+            ids.append((st.st_dev, st.st_ino))
+        for n, ident in enumerate(ids):
+            if ident in seen:
+                j, m, vm = seen[ident]
+                same = "is the same file as" if n == m == 0 else "reads the same VMware guest as"
+                raise ConfigError(
+                    f"config key {key}: {path} {same} dumps[{j}].path (VM {vm!r}); VMs {vm!r} and {d.get('vm')!r} "
+                    "would share every page; give each dump once (identical guests: copies of the dump)"
+                )
+            seen[ident] = (i, n, d.get("vm"))
 
 
 def _fill_defaults(obj, sch) -> None:

@@ -127,6 +127,16 @@ CASES = [
         lambda c: c["sim"]["overrides"].setdefault("fig06", {}).update(balloon={"poll_s": 2.0}),
         "sim.overrides.fig06.record_s",
     ),
+    # 7. sets and VM names (session 18 audit): a set named like a built-in one replaced it (Figure 5's
+    # host A, and its numbers, by your own dumps), names differing in case are one file on macOS
+    (lambda c: c["sharing"].update(sets={"fig05-A": ["fig04/vm01"]}), "sharing.sets.fig05-A"),
+    (lambda c: c["sharing"].update(sets={"fig04-all": ["fig04/vm01", "fig04/vm02"]}), "sharing.sets.fig04-all"),
+    (lambda c: c["sharing"].update(sets={"Fig04-1VM": ["fig04/vm01"]}), "sharing.sets.Fig04-1VM"),
+    (lambda c: c["sharing"].update(sets={"web": ["fig04/vm01"], "Web": ["fig04/vm02"]}), "sharing.sets.Web"),
+    (lambda c: c["sharing"].update(sets={"two": ["fig04/vm01", "fig04/vm01"]}), "sharing.sets.two"),
+    (lambda c: c.update(dumps=[{"vm": "web", "path": "a.raw"}, {"vm": "WEB", "path": "b.raw"}]), "dumps[1].vm"),
+    # each analysis gets the salts of its own VMs: a misspelt VM would salt nothing
+    (lambda c: c["sharing"]["salting"].update(salts={"vm1": "tenantA"}), "sharing.salting.salts.vm1"),
 ]
 
 
@@ -151,6 +161,8 @@ def test_refused_with_one_line_naming_the_key(mutate, key):
         lambda c: c["host"].update(activity=" active:0.3 "),
         lambda c: c["reclaim"]["fig02"].update(fit_mb=[160.0, 224]),
         lambda c: c["reclaim"]["paging"].update(reclaim_mb=[0, 32, 150]),
+        lambda c: c["sharing"].update(sets={"fig05-mine": ["fig04/vm01"], "fig04-two": ["fig04/vm01", "fig04/vm02"]}),
+        lambda c: c["sharing"]["salting"].update(salts={"vm01": "tenantA", "a01": "tenantA", "c03": "tenantB"}),
     ],
 )
 def test_careful_variations_pass(mutate):
@@ -228,3 +240,94 @@ def test_snakemake_refuses_a_vm_that_cannot_be_before_any_job(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "Traceback" not in out
     assert f"pagecore: error: workload {vms[0]['name']}: boot.os_mb" in out and "exceeds max_mb" in out
+
+
+# ---------------------------------------------------------------- your dumps, as files (the Snakefile)
+def _dump_refusal(dumps: list[dict]) -> str:
+    from pagecore.config import check_dump_files
+
+    with pytest.raises(ConfigError) as exc:
+        check_dump_files({"dumps": dumps})
+    msg = str(exc.value)
+    assert "\n" not in msg, msg
+    return msg
+
+
+def test_dump_paths_that_are_no_regular_file_are_refused(tmp_path):
+    """A directory or a FIFO failed inside its hashing job (a traceback), a symbolic-link loop with
+    a traceback while Snakemake built its jobs (session 18 audit)."""
+    import os
+
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    for name, says in [("fifo", "is not a regular file"), ("dir", "is a directory"), ("loop1", "cannot be read")]:
+        msg = _dump_refusal([{"vm": "a", "path": str(tmp_path / name)}])
+        assert msg.startswith("config key dumps[0].path: ") and says in msg, msg
+    assert "is not a regular file" in _dump_refusal([{"vm": "a", "path": "/dev/zero"}])
+    braces = tmp_path / "du{mp}.raw"  # Snakemake stopped with a WildcardError naming 'mp'
+    braces.write_bytes(bytes(4096))
+    assert "which Snakemake reads as a wildcard" in _dump_refusal([{"vm": "a", "path": str(braces)}])
+
+
+def test_one_dump_file_under_two_vm_names_is_refused(tmp_path):
+    """The same file through a symbolic or a hard link, or one VMware guest by its .vmem and its
+    .vmss, under two VM names: every page counted as shared between them, verified, exit 0 (only
+    the same path spelled alike was refused, inside the sharing job after hashing both)."""
+    import os
+
+    import numpy as np
+
+    from pagecore.config import check_dump_files
+    from pagecore.dumps.vmware import write_vmware
+
+    dump = tmp_path / "g.raw"
+    dump.write_bytes(bytes(8192))
+    (tmp_path / "sym.raw").symlink_to(dump)
+    os.link(dump, tmp_path / "hard.raw")
+    for other in ["sym.raw", "hard.raw", "../" + tmp_path.name + "/g.raw"]:
+        msg = _dump_refusal([{"vm": "a", "path": str(dump)}, {"vm": "b", "path": str(tmp_path / other)}])
+        assert msg.startswith("config key dumps[1].path: ") and "is the same file as dumps[0].path (VM 'a')" in msg
+    write_vmware(tmp_path / "w.vmem", [(0, 0, 2)], np.ones((2, 4096), np.uint8))
+    msg = _dump_refusal([{"vm": "a", "path": str(tmp_path / "w.vmem")}, {"vm": "b", "path": str(tmp_path / "w.vmss")}])
+    assert "reads the same VMware guest as dumps[0].path" in msg
+    (tmp_path / "copy.raw").write_bytes(dump.read_bytes())  # a copy: identical guests, as documented
+    missing = tmp_path / "made-later.raw"  # may be a file the pipeline makes; Snakemake names it if not
+    check_dump_files({"dumps": [{"vm": "a", "path": str(dump)}, {"vm": "b", "path": str(tmp_path / "copy.raw")},
+                                {"vm": "c", "path": str(missing)}]})  # fmt: skip
+
+
+def test_dump_formats_are_the_readers():
+    """``dumps[].format`` was any string: a misspelt one failed inside its hashing job."""
+    from pagecore.dumps import READERS
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    assert schema["properties"]["dumps"]["items"]["properties"]["format"]["enum"] == ["auto", *sorted(READERS)]
+    cfg = default()
+    cfg["dumps"] = [{"vm": "a", "path": "x.raw", "format": "rwa"}]
+    assert refusal(cfg).startswith("config key dumps[0].format: 'rwa' is not one of")
+
+
+def test_snakemake_refuses_a_dump_that_is_a_directory_before_any_job(tmp_path):
+    extra = tmp_path / "over.yaml"
+    extra.write_text(yaml.safe_dump({"dumps": [{"vm": "a", "path": str(tmp_path)}]}))
+    proc = _dry_run(tmp_path, "--configfile", str(extra))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in out
+    assert f"pagecore: error: config key dumps[0].path: {tmp_path} is a directory, not a memory dump" in out
+
+
+def test_fig05_table_from_config_takes_each_hosts_own_salts():
+    """The sensitivity runs' Figure 5 table passed every salt to every host: a salted Figure 4 VM
+    (the config's own example, {vm01: tenantA}) failed it ("--salt names VMs that are not in the
+    page tables"). Each host gets the salts of its own guests."""
+    from pagecore.experiments.sharing_figures import fig05_table_from_config
+
+    cfg = default()
+    tiny = {"guests": [{"name": "t1", "os": "linux", "mem_mb": 1}, {"name": "t2", "os": "linux", "mem_mb": 1}]}
+    cfg["fig05"]["scenarios"] = {"A": tiny, "B": tiny, "C": tiny}
+    cfg["sharing"]["salting"] = {"mode": 2, "salts": {"vm01": "tenantA", "t1": "tenantB", "t2": "tenantB"}}
+    validate_config(cfg, SCHEMA)
+    table = fig05_table_from_config(cfg)
+    assert len(table) == 3

@@ -88,6 +88,21 @@ def test_one_dump_hashed_under_two_vm_names_is_refused(dumps, tmp_path, command)
     assert "same dump" in line and dump.name in line
 
 
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+@pytest.mark.parametrize("command", [["share"], ["ksm"]])
+def test_one_dump_hashed_through_a_link_under_two_vm_names_is_refused(dumps, tmp_path, command, link):
+    """The same dump hashed once through a symbolic or hard link (another recorded path) under
+    another VM name: every page counted as shared, verified, exit 0 (session 18 audit: the
+    pipeline's `dumps` listing one file twice this way)."""
+    (dump, table), _ = dumps
+    other = tmp_path / "link.raw"
+    other.symlink_to(dump) if link == "symlink" else os.link(dump, other)
+    again = tmp_path / "again.parquet"
+    hash_dump(other, again, "other", show_progress=False)
+    line = one_line_error(cli(command[0], str(table), str(again), *command[1:]))
+    assert "same dump" in line
+
+
 def test_copies_of_one_dump_are_distinct_guests(dumps, tmp_path):
     """Identical guests as two files are two VMs (what `synth fig04` writes): not refused."""
     (dump, table), _ = dumps

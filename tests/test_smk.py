@@ -78,3 +78,32 @@ def test_failed_job_writes_no_timing_and_logs_the_error(tmp_path):
         raise RuntimeError("boom")
     assert "RuntimeError: boom" in (tmp_path / "results/logs/rule/job.log").read_text()
     assert not (tmp_path / "results/benchmarks").exists()
+
+
+def test_sigterm_unwinds_a_job_and_leaves_no_temporary(tmp_path):
+    """A job killed by SIGTERM (a cluster's time limit, ``scancel``) died where it stood and left
+    its output's ``.<name>.pagecore-tmp-<pid>-<n>`` beside it (session 18 audit); it now unwinds
+    through the atomic write, logs one line and exits 143."""
+    import signal
+    import subprocess
+    import sys
+
+    log = tmp_path / "results/logs/rule/job.log"
+    log.parent.mkdir(parents=True)
+    out = tmp_path / "results/out.bin"
+    script = (
+        "import time\nfrom types import SimpleNamespace\nfrom pagecore._smk import job_log\n"
+        "from pagecore._util import atomic_path\n"
+        f"smk = SimpleNamespace(log=[{str(log)!r}], bench_iteration=None)\n"
+        f"with job_log(smk), atomic_path({str(out)!r}) as tmp:\n"
+        "    tmp.write_bytes(b'partial')\n    print('writing', flush=True)\n    time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.time() + 60
+    while "writing" not in (log.read_text() if log.exists() else "") and time.time() < deadline:
+        time.sleep(0.05)
+    assert [p for p in out.parent.iterdir() if p.name.startswith(".out.bin.pagecore-tmp-")], "nothing written"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 143
+    assert sorted(p.name for p in out.parent.iterdir()) == ["logs"]  # no output, no temporary
+    assert log.read_text().splitlines()[-1] == "pagecore: terminated (SIGTERM); no output written"

@@ -325,6 +325,78 @@ def test_nothing_to_do_after_a_run(run_dir):
     assert planned_jobs(run_dir, cfg) == set()
 
 
+def test_a_dump_replaced_under_its_old_mtime_is_hashed_again(tmp_path):
+    """A dump copied over by another file of the same size with its modification time set back
+    (``cp -p``, a restored copy, ``touch -d``): Snakemake saw no input newer than the page table,
+    so the old table and the report made from it stood, with exit 0 (session 18 audit). The
+    hashing rule's params hold the dump's size, times and inode, so it is hashed again."""
+    import os
+
+    dump = tmp_path / "guest.raw"
+    dump.write_bytes(bytes(4096) * 3 + b"\x07" * 4096 * 2)
+    cfg = tiny_config(dumps=[{"vm": "mine", "path": str(dump)}])
+    snakemake(tmp_path, cfg, target="results/sharing/user.json")
+    before = json.loads((tmp_path / "results/sharing/user.json").read_text())
+    assert before["total_pages"] == 5 and before["reclaimed_pages"] == 3
+    st = dump.stat()
+    dump.write_bytes(b"".join(bytes([i + 1]) * 4096 for i in range(5)))  # 5 different pages, same size
+    os.utime(dump, ns=(st.st_atime_ns, st.st_mtime_ns))  # the old modification time, to the nanosecond
+    assert dump.stat().st_size == st.st_size and dump.stat().st_mtime_ns == st.st_mtime_ns
+    snakemake(tmp_path, cfg, target="results/sharing/user.json")
+    after = json.loads((tmp_path / "results/sharing/user.json").read_text())
+    assert after["total_pages"] == 5 and after["reclaimed_pages"] == 0 and after["zero_pages"] == 0
+    assert planned_jobs(tmp_path, cfg, "results/sharing/user.json") == set()  # and then up to date
+
+
+def test_a_new_hash_key_under_the_same_variable_hashes_again(tmp_path, monkeypatch):
+    """``hashing.key_env`` names a variable; a new secret in it changed no param, so every page
+    table kept the old key and a dump added later was refused beside them (session 18 audit).
+    The hashing rules' params hold the key's fingerprint; an unset variable is one line before
+    any job (it failed inside the first hashing job)."""
+    from pagecore.pages import PageKey
+
+    dump = tmp_path / "guest.raw"
+    dump.write_bytes(bytes(4096) * 3 + b"\x07" * 4096 * 2)
+    cfg = tiny_config(dumps=[{"vm": "mine", "path": str(dump)}])
+    cfg["hashing"]["key_env"] = "PAGECORE_S18_TEST_KEY"
+    table = tmp_path / "results/pages/user/mine.parquet"
+    ids = []
+    for secret in ("first secret of 32 bytes........", "second secret of 32 bytes......."):
+        monkeypatch.setenv("PAGECORE_S18_TEST_KEY", secret)
+        snakemake(tmp_path, cfg, target="results/pages/user/mine.parquet")
+        ids.append(page_table_metadata(table)["hash_key_id"])
+        assert ids[-1] == PageKey.from_env("PAGECORE_S18_TEST_KEY").key_id
+    assert ids[0] != ids[1]
+    monkeypatch.delenv("PAGECORE_S18_TEST_KEY")
+    proc = snakemake(tmp_path, cfg, "--dry-run", check=False, target="results/pages/user/mine.parquet")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in out
+    assert "pagecore: error: hash key variable PAGECORE_S18_TEST_KEY is not set or empty" in out
+
+
+def test_salts_of_vms_outside_a_set_do_not_fail_it(tmp_path):
+    """``sharing.salting.salts`` naming a VM failed every analysis without that VM ("--salt names
+    VMs that are not in the page tables"), so the config's own example ({vm01: tenantA}) failed
+    the Figure 5 sets and your dumps' report (session 18 audit). Each analysis gets the salts of
+    its own VMs."""
+    dumps = []
+    for vm, fill in (("a", 1), ("b", 2)):
+        (tmp_path / f"{vm}.raw").write_bytes(bytes([fill]) * 4096 * 2 + bytes(4096))
+        dumps.append({"vm": vm, "path": str(tmp_path / f"{vm}.raw")})
+    cfg = tiny_config(dumps=dumps)
+    cfg["sharing"]["sets"] = {"both": ["user/a", "user/b"], "bonly": ["user/b"]}
+    cfg["sharing"]["salting"] = {"mode": 1, "salts": {"a": "tenantA"}}
+    targets = ["results/sharing/sets/both.json", "results/sharing/sets/bonly.json"]
+    for t in targets:
+        snakemake(tmp_path, cfg, target=t)
+    both, bonly = (json.loads((tmp_path / t).read_text())["salting"] for t in targets)
+    assert both["domains"] == {"a": 0, "b": 1} and bonly["domains"] == {"b": 0}
+    cfg["sharing"]["salting"]["salts"]["b"] = "tenantA"  # the set without "a" must not be rerun for "a"
+    assert planned_jobs(tmp_path, cfg, *targets) == {"share_set[set=both]", "share_set[set=bonly]"}
+    cfg["sharing"]["salting"]["salts"] = {"a": "tenantB"}
+    assert planned_jobs(tmp_path, cfg, *targets) == {"share_set[set=both]"}
+
+
 def test_more_fig04_guests_rerun_only_what_depends_on_them(run_dir):
     """A fourth guest: the three existing ones are neither regenerated nor rehashed."""
     cfg = tiny_config(dumps=[{"vm": "mine", "path": str(run_dir / "mydump.raw")}])

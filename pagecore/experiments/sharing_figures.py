@@ -81,7 +81,7 @@ def fig05_table_from_config(cfg: dict, tmpdir: str | os.PathLike | None = None) 
                 [path],
                 verify="no",
                 salting_mode=s["salting"]["mode"],
-                salts=s["salting"]["salts"],
+                salts={vm: v for vm, v in s["salting"]["salts"].items() if vm in names},  # its own VMs'
                 use_zero_pages=s["ksm"]["use_zero_pages"],
                 max_page_sharing=s["ksm"]["max_page_sharing"],
                 top_n=s["top_contents"],

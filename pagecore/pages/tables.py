@@ -489,22 +489,38 @@ def source_identity(meta: dict) -> tuple | None:
     return ident if all(ident) else None
 
 
+def _dump_keys(meta: dict) -> list[tuple]:
+    """What identifies the dump a table was hashed from: its recorded path, size and sample
+    digest and, while that path still holds a file of that size, the file itself (device and
+    inode, with the digest): a dump hashed once through a symbolic or hard link is the same dump."""
+    ident = source_identity(meta)
+    if ident is None:
+        return []  # nothing to compare
+    keys = [("source", *ident)]
+    try:
+        st = os.stat(ident[0])
+    except OSError:
+        return keys
+    if st.st_size == ident[1]:
+        keys.append(("file", st.st_dev, st.st_ino, ident[2]))
+    return keys
+
+
 def _check_distinct_dumps(paths: Sequence[Path], metas: Sequence[dict]) -> None:
-    """Refuse two tables hashed from one dump file (same recorded path, size and sample digest)
-    under two VM names: every page of it would count as shared between two VMs."""
+    """Refuse two tables hashed from one dump file (same recorded path, size and sample digest,
+    or the same file reached through a link) under two VM names: every page of it would count as
+    shared between two VMs."""
     seen: dict[tuple, int] = {}
     for i, m in enumerate(metas):
-        ident = source_identity(m)
-        if ident is None:
-            continue  # nothing to compare
-        if ident in seen and metas[seen[ident]].get("vm") != m.get("vm"):  # one name: a duplicate-frame error
-            j = seen[ident]
-            raise InputError(
-                paths[i], f"hashed from the same dump as {paths[j]} ({ident[0]}; VM {m.get('vm')!r} and "
-                f"{metas[j].get('vm')!r}): one guest given twice would count all its pages as shared",
-                hint="give each dump once (identical guests: `host --replicas identical`, or copies of the dump)",
-            )  # fmt: skip
-        seen[ident] = i
+        for key in _dump_keys(m):
+            if key in seen and metas[seen[key]].get("vm") != m.get("vm"):  # one name: a duplicate-frame error
+                j = seen[key]
+                raise InputError(
+                    paths[i], f"hashed from the same dump as {paths[j]} ({m.get('source_path')}; VM {m.get('vm')!r} "
+                    f"and {metas[j].get('vm')!r}): one guest given twice would count all its pages as shared",
+                    hint="give each dump once (identical guests: `host --replicas identical`, or copies of the dump)",
+                )  # fmt: skip
+            seen[key] = i
 
 
 def read_page_tables(paths: Iterable[str | os.PathLike], columns: Sequence[str] | None = None) -> pa.Table:

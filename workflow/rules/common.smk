@@ -4,7 +4,14 @@
 import os
 import sys
 
-from pagecore.config import scenario_section, validate_config
+from pagecore.config import (
+    builtin_sets,
+    check_dump_files,
+    dump_files,
+    scenario_section,
+    validate_config,
+    vm_names_of,
+)
 from pagecore.experiments.config_models import check_models
 from pagecore.errors import ConfigError
 
@@ -12,7 +19,32 @@ from pagecore.errors import ConfigError
 try:
     validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
     check_models(config)  # what the models themselves would refuse inside a job
+    if not workflow.remote_exec:  # a cluster job reads only its own dump, where its node mounts it
+        check_dump_files(config)
 except ConfigError as err:  # one line naming the key, before any job runs; no traceback
+    sys.exit(f"pagecore: error: {err}")
+
+
+def hashing_params(hashing):
+    """The ``hashing`` section for the hashing rules' params, with the fingerprint of the key it
+    names (``key_id``) when keyed; unkeyed, the section as it is.
+
+    The secret is read from the environment (``key_env`` names the variable), so a new secret
+    under the same name changed no param: every page table kept the old key, and a dump added
+    later was refused beside them (keys differ). Each table already stores this fingerprint.
+    Cluster jobs run their own job only and compare no params: None there."""
+    if not hashing.get("key_env"):
+        return hashing
+    if workflow.remote_exec:
+        return {**hashing, "key_id": None}
+    from pagecore.pages import PageKey
+
+    return {**hashing, "key_id": PageKey.from_config(hashing).key_id}
+
+
+try:
+    HASHING = hashing_params(config["hashing"])  # an unset or short key: one line, before any job
+except ConfigError as err:
     sys.exit(f"pagecore: error: {err}")
 
 
@@ -136,6 +168,26 @@ def user_dump_format(wildcards):
     return user_dumps()[wildcards.vm].get("format", "auto")
 
 
+def user_dump_stamp(wildcards):
+    """The dump of one of your VMs as it is on disk now: size, modification and change times and
+    inode of the file (and of a VMware ``.vmem``'s map beside it), or None where one is gone.
+
+    A param of the hashing rule, so its page table is made again whenever the dump is another
+    file or was written since: Snakemake reruns a job when an input is newer than its output,
+    and a dump replaced by a file with an older modification time (``cp -p``, a restored copy,
+    ``touch -d``) kept its old page table and every number made from it, with exit 0. The change
+    time cannot be set back (only the clock sets it), so a replaced dump always changes it."""
+    stamp = {}
+    for p in dump_files(user_dump_path(wildcards)):
+        try:
+            st = os.stat(p)
+        except OSError:  # gone: Snakemake names the missing input (a job needs it again now)
+            stamp[p] = None
+        else:
+            stamp[p] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    return stamp
+
+
 def user_page_tables(wildcards=None):
     return expand("results/pages/user/{vm}.parquet", vm=sorted(user_dumps()))
 
@@ -154,11 +206,7 @@ def fig04_dumps_for_verification(wildcards=None):
 
 def all_sets():
     """VM sets to analyse: one Figure 4 guest, all of them, and the config's own sets."""
-    sets = {
-        "fig04-1vm": ["fig04/vm01"],
-        "fig04-all": [f"fig04/vm{i}" for i in fig04_vm_ids()],
-    }
-    sets.update({f"fig05-{name}": [f"fig05/{name}"] for name in FIG05["scenarios"]})
+    sets = builtin_sets(config)  # the config's sets may not take these names (check_sets)
     sets.update(config["sharing"]["sets"])
     return sets
 
@@ -392,9 +440,25 @@ def fig04_model():
     return pick(FIG04, "mem_mb", "variants", "seed", "fractions")
 
 
-def sharing_params():
-    """What a sharing analysis depends on (not the list of sets)."""
-    return pick(config["sharing"], "verify", "salting", "ksm", "top_contents")
+def sharing_params(members):
+    """What the sharing analysis of the page tables of ``members`` (``user/web1``, …) depends on:
+    not the list of sets, and only the salts of its own VMs (the analysis refuses salts naming VMs
+    it does not have: one salted VM failed every set without it; check_salts refuses misspelt ones)."""
+    out = pick(config["sharing"], "verify", "salting", "ksm", "top_contents")
+    names = {vm for m in members for vm in vm_names_of(config, m)}
+    salting = out["salting"]
+    out["salting"] = {**salting, "salts": {vm: v for vm, v in salting["salts"].items() if vm in names}}
+    return out
+
+
+def user_sharing_params():
+    """share_user's `sharing_params`: all your dumps."""
+    return sharing_params([f"user/{vm}" for vm in sorted(user_dumps())])
+
+
+def set_sharing_params(wildcards):
+    """share_set's `sharing_params`: the members of one set."""
+    return sharing_params(all_sets()[wildcards.set])
 
 
 def scenario_name(wildcards):

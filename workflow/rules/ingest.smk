@@ -10,7 +10,8 @@ rule hash_user_dump:
     params:
         vm="{vm}",
         format=user_dump_format,
-        hashing=config["hashing"],
+        dump=user_dump_stamp,
+        hashing=HASHING,
     log:
         "results/logs/hash_user_dump/{vm}.log",
     script:

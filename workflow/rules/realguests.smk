@@ -25,7 +25,7 @@ rule hash_real_guest:
     params:
         vm="guest{idx}",
         format="raw",
-        hashing=config["hashing"],
+        hashing=HASHING,
     log:
         "results/logs/hash_real_guest/guest{idx}.log",
     script:

@@ -24,7 +24,7 @@ rule share_user:
     output:
         report="results/sharing/user.json",
     params:
-        sharing=sharing_params(),
+        sharing=user_sharing_params(),
     log:
         "results/logs/share_user.log",
     script:
@@ -39,7 +39,7 @@ rule share_set:
     output:
         report="results/sharing/sets/{set}.json",
     params:
-        sharing=sharing_params(),
+        sharing=set_sharing_params,
     log:
         "results/logs/share_set/{set}.log",
     priority: priority_of("share_set")

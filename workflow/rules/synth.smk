@@ -9,7 +9,7 @@ rule fig04_guest:
     params:
         model=fig04_model(),
         vm="vm{idx}",
-        hashing=config["hashing"],
+        hashing=HASHING,
     log:
         "results/logs/fig04_guest/vm{idx}.log",
     priority: priority_of("fig04_guest")
