@@ -50,7 +50,7 @@ def sample_digest(path: str | os.PathLike, size: int, key=None) -> str:
 
 
 def source_fingerprint(path: str | os.PathLike, key=None) -> dict:
-    """What a page table records about its dump: absolute path, size, mtime, sample digest."""
+    """What a page table records about its dump: absolute path, size, sample digest (no mtime: same bytes)."""
     p = Path(path)
     st = p.stat()
     return {
