@@ -729,3 +729,24 @@ def test_synth_fig04_refuses_before_filling_the_disk(tmp_path, monkeypatch, caps
     assert not out.exists() or not list(out.iterdir())
     assert main(["synth", "fig04", "-o", str(out), "--vms", "2", "--mem-mb", "1"]) == 0  # 2 MiB: fits
     assert sorted(p.name for p in out.iterdir()) == ["vm01.raw", "vm02.raw"]
+
+
+def test_one_vmware_guest_hashed_through_its_vmem_and_its_vmss_is_refused(tmp_path):
+    """A VMware guest is read through either of its two files: `hash g.vmem --vm a` and `hash
+    g.vmss --vm b` recorded different source files, so `share` counted every page as shared
+    between two VMs, exit 0 (session 18 audit; the pipeline already refused it)."""
+    from pagecore.dumps.vmware import write_vmware
+
+    rng = np.random.default_rng(7)
+    write_vmware(tmp_path / "g.vmem", [(0, 0, 16)], rng.integers(0, 256, (16, 4096), dtype=np.uint8))
+    for src, vm in (("g.vmem", "a"), ("g.vmss", "b")):
+        proc = cli("hash", str(tmp_path / src), "--vm", vm, "-o", str(tmp_path / f"{vm}.parquet"), "-q")
+        assert proc.returncode == 0, proc.stderr
+    line = one_line_error(cli("share", str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")))
+    assert "same dump" in line
+    # two guests' files are two guests
+    write_vmware(tmp_path / "h.vmem", [(0, 0, 16)], rng.integers(0, 256, (16, 4096), dtype=np.uint8))
+    proc = cli("hash", str(tmp_path / "h.vmss"), "--vm", "c", "-o", str(tmp_path / "c.parquet"), "-q")
+    assert proc.returncode == 0, proc.stderr
+    proc = cli("share", str(tmp_path / "a.parquet"), str(tmp_path / "c.parquet"), "--format", "json")
+    assert proc.returncode == 0, proc.stderr

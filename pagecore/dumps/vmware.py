@@ -259,8 +259,8 @@ class VmwareReader(DumpReader):
     def metadata(self) -> dict:
         meta = super().metadata()
         meta.update(
-            vmem_path=str(self.vmem),
-            checkpoint_path=str(self.checkpoint),
+            vmem_path=os.path.abspath(self.vmem),  # absolute, as source_path: read from anywhere
+            checkpoint_path=os.path.abspath(self.checkpoint),
             checkpoint_version=self.info["version"],
             regions=[list(r) for r in self.regions],
         )

@@ -30,6 +30,7 @@ Writers stream row groups to a temporary file and rename it into place on succes
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import sys
@@ -497,6 +498,14 @@ def _dump_keys(meta: dict) -> list[tuple]:
     if ident is None:
         return []  # nothing to compare
     keys = [("source", *ident)]
+    # a VMware guest's memory is read through its .vmss (format vmware, recording its .vmem) or as
+    # its flat .vmem (raw): either way the .vmem file is the guest
+    vmem = meta.get("vmem_path") or (ident[0] if str(ident[0]).endswith(".vmem") else None)
+    if vmem:
+        keys.append(("vmem", os.path.abspath(vmem)))
+        with contextlib.suppress(OSError):
+            st = os.stat(vmem)
+            keys.append(("vmem file", st.st_dev, st.st_ino))
     try:
         st = os.stat(ident[0])
     except OSError:
