@@ -152,6 +152,20 @@ def scenario_section(sim: dict, scenario: str | None, section: str) -> dict:
     return out
 
 
+def off_step(every, dt, what: str = "the replay would run it as") -> str | None:
+    """Why an interval of ``every`` seconds cannot be replayed in steps of ``dt`` (the balloon's
+    ``poll_s``, the simulator's step), or None when it can (or a value is not a positive number,
+    which the schema refuses): the replay would have run it rounded to whole steps."""
+    if not isinstance(every, int | float) or not isinstance(dt, int | float) or dt <= 0:
+        return None
+    if abs(every / dt - round(every / dt)) <= 1e-9:
+        return None
+    return (
+        f"{every:g} s is not a whole number of simulator steps (balloon.poll_s = {dt:g} s); "
+        f"{what} {max(1, round(every / dt)) * dt:g} s"
+    )
+
+
 def check_consistency(config: dict) -> None:
     """Check the values that constrain each other, which a JSON schema cannot express.
 
@@ -172,15 +186,10 @@ def check_consistency(config: dict) -> None:
                     )
             b = scenario_section(sim, name, "balloon")
             dt = b.get("poll_s", 1.0)
-            over = (sim.get("overrides") or {}).get(name) or {} if name is not None else {}
-            for key in ("record_s", "rebalance_s"):  # the replay steps by the balloon poll
-                every = over.get(key, sim.get(key))
-                ok = not isinstance(every, int | float) or not isinstance(dt, int | float) or dt <= 0
-                if not ok and abs(every / dt - round(every / dt)) > 1e-9:
-                    raise ConfigError(
-                        f"config key {where}.{key}: {every:g} s is not a whole number of simulator steps "
-                        f"(balloon.poll_s = {dt:g} s); the replay would run it as {max(1, round(every / dt)) * dt:g} s"
-                    )
+            for key in ("record_s", "rebalance_s"):  # scalars: no scenario overrides them (schema)
+                off = off_step(sim.get(key), dt)
+                if off:
+                    raise ConfigError(f"config key {where}.{key}: {off}")
             if "rate_min_mb_s" in b and "rate_max_mb_s" in b and b["rate_min_mb_s"] > b["rate_max_mb_s"]:
                 raise ConfigError(
                     f"config key {where}.balloon.rate_min_mb_s: {b['rate_min_mb_s']} exceeds rate_max_mb_s "

@@ -255,6 +255,18 @@ def register(reader: type[DumpReader]) -> type[DumpReader]:
     return reader
 
 
+def refuse_shrunk(path, opened: int, now: int, wait: str) -> None:
+    """Raise InputError if a mapped input of ``opened`` bytes has ``now`` fewer: touching a mapped
+    page past the end of a file kills the process with SIGBUS. ``wait`` says what to wait for."""
+    if now < opened:
+        raise InputError(
+            path,
+            f"the file shrank while being read: {opened:,} bytes when opened, {now:,} now",
+            expected="an input that nothing writes while pagecore reads it",
+            hint=f"{wait} and run again",
+        )
+
+
 class MmapReader(DumpReader):
     """Helper base for formats whose page data can be viewed in a read-only memory map."""
 
@@ -286,13 +298,7 @@ class MmapReader(DumpReader):
         """
         fh = self._fh
         size = os.fstat(fh.fileno()).st_size if fh is not None else self.path.stat().st_size
-        if size < self.file_size:
-            raise InputError(
-                self.path,
-                f"the file shrank while being read: {self.file_size:,} bytes when opened, {size:,} now",
-                expected="an input that nothing writes while pagecore reads it",
-                hint="wait until the producer has finished (or copy the dump) and run again",
-            )
+        refuse_shrunk(self.path, self.file_size, size, "wait until the producer has finished (or copy the dump)")
 
     def _check_complete(self) -> None:
         """Also refuse an input that grew while read: a raw image still being written (or copied)

@@ -41,7 +41,7 @@ import numpy as np
 
 from pagecore import PAGE_SIZE
 from pagecore.dumps import _sigbus
-from pagecore.dumps.base import DumpReader, PageChunk, register
+from pagecore.dumps.base import DumpReader, PageChunk, refuse_shrunk, register
 from pagecore.errors import InputError
 
 MAGICS = (0xBED2BED0, 0xBAD1BAD1, 0xBED2BED2, 0xBED3BED3)
@@ -221,14 +221,10 @@ class VmwareReader(DumpReader):
 
     def _check_size(self) -> None:
         """As :meth:`MmapReader._check_size`: a .vmem cut while read was a silent SIGBUS death."""
-        size = os.fstat(self._fh.fileno()).st_size
-        if size < self._vmem_size:
-            raise InputError(
-                self.vmem,
-                f"the file shrank while being read: {self._vmem_size:,} bytes when opened, {size:,} now",
-                expected="an input that nothing writes while pagecore reads it",
-                hint="wait until the VM is suspended or powered off (or copy the files) and run again",
-            )
+        refuse_shrunk(
+            self.vmem, self._vmem_size, os.fstat(self._fh.fileno()).st_size,
+            "wait until the VM is suspended or powered off (or copy the files)",
+        )  # fmt: skip
 
     def chunks(self) -> Iterator[PageChunk]:
         _sigbus.install_async()  # a cut while a view is in use: one line, not a silent death

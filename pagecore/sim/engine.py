@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from pagecore.config import off_step
 from pagecore.errors import ConfigError, InputError
 from pagecore.sim import memory as m
 from pagecore.sim.contents import check_contents
@@ -272,12 +273,9 @@ class Simulator:
         dt = float(self.mech["balloon"].poll_s)
         for key, what in (("record_s", "the timeline would have had a row every"),
                           ("rebalance_s", "allocations would have been rebalanced every")):  # fmt: skip
-            every = getattr(params, key)
-            if abs(every / dt - round(every / dt)) > 1e-9:
-                raise ConfigError(
-                    f"sim.{key} = {every:g} s is not a whole number of simulator steps (the balloon "
-                    f"poll_s = {dt:g} s); {what} {max(1, round(every / dt)) * dt:g} s"
-                )
+            off = off_step(getattr(params, key), dt, what)
+            if off:
+                raise ConfigError(f"sim.{key} = {off}")
 
     # ----------------------------------------------------------------------------- trace
     def _fill(self, upto: float):
