@@ -645,3 +645,37 @@ def test_input_growing_while_read_is_one_line(tmp_path, fmt):
         with pytest.raises(InputError, match="changed size while being read"):
             for _ in it:
                 pass
+
+
+def test_a_vmem_beside_its_checkpoint_is_read_through_its_region_map(tmp_path, capsys):
+    """`hash g.vmem` (auto) read a VMware .vmem as raw although its .vmss sat beside it: the pages
+    the region map places above the PCI hole got their file offsets as frame numbers, exit 0
+    (session 19). Auto-detection now reads it through the map, as `hash g.vmss` does; a file of
+    the checkpoint's name that is none is refused, and `--format raw` still reads it flat."""
+    import pyarrow.parquet as pq
+
+    from pagecore.cli import main as cli_main
+    from pagecore.dumps import detect_format
+    from pagecore.dumps.vmware import write_vmware
+
+    pg = make_pages(6, seed=11)
+    vmss = write_vmware(tmp_path / "g.vmem", [(0, 0, 3), (0x100000, 3, 3)], pg)  # 3 pages above 4 GiB
+    vmem = tmp_path / "g.vmem"
+    assert detect_format(vmem) == "vmware"
+    want = {g: pg[i].tobytes() for i, g in enumerate([0, 1, 2, 0x100000, 0x100001, 0x100002])}
+    assert read_all(vmem)[0] == want == read_all(vmss)[0]
+    gpfns = {}
+    for src, extra in (("g.vmem", []), ("g.vmss", []), ("g.vmem", ["--format", "raw"])):
+        out = tmp_path / f"{src}{len(extra)}.parquet"
+        assert cli_main(["hash", str(tmp_path / src), "--vm", "a", "-o", str(out), "-q", *extra]) == 0
+        gpfns[(src, len(extra))] = sorted(pq.read_table(out).column("gpfn").to_pylist())
+    assert gpfns[("g.vmem", 0)] == gpfns[("g.vmss", 0)] == sorted(want)
+    assert gpfns[("g.vmem", 2)] == list(range(6))  # flat, when asked for
+    # a .vmsn snapshot works the same; a "checkpoint" that is none is refused, not ignored
+    vmss.rename(tmp_path / "g.vmsn")
+    assert detect_format(vmem) == "vmware"
+    (tmp_path / "g.vmsn").write_bytes(b"\0" * 64)
+    with pytest.raises(InputError, match=r"g\.vmsn beside it is not a VMware checkpoint.*--format raw"):
+        detect_format(vmem)
+    (tmp_path / "g.vmsn").unlink()
+    assert detect_format(vmem) == "raw"  # a lone .vmem is a flat image

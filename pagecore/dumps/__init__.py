@@ -11,7 +11,7 @@ Formats are registered in :data:`READERS`, one module each (layouts in their doc
 ==================  ===============================================  ==========================
 name                producers                                        pages
 ==================  ===============================================  ==========================
-``raw``             QEMU ``pmemsave``, flat VMware ``.vmem``         zero-copy mmap views
+``raw``             QEMU ``pmemsave``, a lone ``.vmem``              zero-copy mmap views
 ``elf``             QEMU ``dump-guest-memory`` elf, ``virsh dump``   zero-copy mmap views
 ``lime``            LiME (``format=lime``)                           zero-copy mmap views
 ``kdump``           makedumpfile, QEMU ``kdump-raw-*``               decoded in a thread pool
@@ -57,11 +57,44 @@ from pagecore.errors import InputError
 SNIFF_BYTES = 4096
 
 
+def _vmem_beside_checkpoint(path: Path) -> str | None:
+    """``"vmware"`` for a ``.vmem`` with its VMware checkpoint (``.vmss``/``.vmsn``) beside it.
+
+    Such a file has no header, so it looked raw, and its pages were read with file offsets as
+    guest frame numbers: wrong for every page above the PCI hole, which the checkpoint's region
+    map places (and gpfns are what large-page regions and live guests' views are built on). A
+    checkpoint of that name that is not one (no VMware magic) is refused: it may be a damaged
+    one, and only the user can say the ``.vmem`` is flat."""
+    if path.suffix.lower() != ".vmem":
+        return None
+    from pagecore.dumps.vmware import VmwareReader
+
+    for suffix in (".vmss", ".vmsn"):
+        meta = path.with_suffix(suffix)
+        if not meta.is_file():
+            continue
+        with open(meta, "rb") as fh:
+            head = fh.read(SNIFF_BYTES)
+        if VmwareReader.sniff(head, meta.stat().st_size):
+            return VmwareReader.name
+        raise InputError(
+            path,
+            f"{meta.name} beside it is not a VMware checkpoint (no .vmss/.vmsn magic), so where its pages lie in "
+            "guest-physical memory is unknown",
+            expected=VmwareReader.magic_description,
+            hint=f"pass --format raw to read {path.name} as a flat image (file offsets as frame numbers), or copy "
+            "the checkpoint again",
+        )
+    return None
+
+
 def detect_format(path: str | os.PathLike) -> str:
     """Name of the format of ``path``, from its magic bytes.
 
     Readers with a magic number are tried first; a file that matches none of them and whose
-    size is a whole number of pages is taken as a raw physical image (which has no header).
+    size is a whole number of pages is taken as a raw physical image (which has no header) —
+    except a VMware ``.vmem`` with its checkpoint beside it, which is read through the
+    checkpoint's region map (``vmware``).
 
     Raises
     ------
@@ -89,7 +122,7 @@ def detect_format(path: str | os.PathLike) -> str:
             hint="decompress or convert it first (a raw image has no header); --format raw reads it as it is",
         )
     if RawReader.sniff(head, size):
-        return RawReader.name
+        return _vmem_beside_checkpoint(path) or RawReader.name
     tried.append(f"raw (size a multiple of {RawReader.page_size} bytes; this file has {size:,})")
     raise InputError(
         path,
