@@ -3,6 +3,7 @@ delay measure, and (slow, root + QEMU) the measured host memory against the coop
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -154,6 +155,31 @@ def test_write_table_is_a_page_table_with_guest_free_and_host_view(tmp_path):
     )  # chunks (2,3) and (4,5) are free; of them only 4 and 5 are backed
     with pytest.raises(fr.CaptureError, match="pagemap"):
         fr.write_table(out, "g", raw, [], present[:3])
+
+
+def test_a_guests_files_appear_together_or_not_at_all(tmp_path):
+    """A guest's table, samples, console log and run file were written one after the other, the run
+    file (which --reuse-runs trusts) last: a run stopped in between left a new table beside an
+    earlier run's samples and run file (session 19). They now appear together or not at all."""
+    raw = tmp_path / "ram.raw"
+    raw.write_bytes(np.zeros((4, 4096), np.uint8).tobytes())
+    console = tmp_path / "console.log"
+    out = tmp_path / "out"
+    out.mkdir()
+    res = {"name": "fpr-on", "reporting": True, "table": str(out / "fpr-on.pages.parquet"),
+           "samples": [{"t": 0.0, "ram_kb": 1}], "marks": {}}  # fmt: skip
+    earlier = {p: f"earlier {p}" for p in ("fpr-on.samples.csv", "fpr-on.run.json")}
+    for p, text in earlier.items():
+        (out / p).write_text(text)
+    with pytest.raises(OSError):  # the console log is gone: the last but one file fails
+        fr.write_guest_files(out, res, raw, [], np.ones(4, bool), console)
+    assert {p.name: p.read_text() for p in out.iterdir()} == earlier  # no new table, nothing left over
+    console.write_text("PCFREE-DONE\n")
+    fr.write_guest_files(out, res, raw, [], np.ones(4, bool), console)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "fpr-on.console.log", "fpr-on.pages.parquet", "fpr-on.run.json", "fpr-on.samples.csv",
+    ]  # fmt: skip
+    assert json.loads((out / "fpr-on.run.json").read_text())["name"] == "fpr-on"
 
 
 @pytest.mark.parametrize(

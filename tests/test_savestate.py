@@ -423,3 +423,35 @@ def test_ram_claimed_beyond_what_the_index_can_hold_is_refused_up_front(tmp_path
     p = write(tmp_path, qevm({"pc.ram": 1 << 51}, [[("pc.ram", 0, "page", page(1))], []]))
     with pytest.raises(InputError, match=r"needs .* MiB for its index, more than this machine.s"):
         read_all(p)
+
+
+def test_a_failed_virsh_save_keeps_the_earlier_capture_whole(tmp_path, monkeypatch):
+    """`virsh dump` wrote guest.elf straight into the output directory and `virsh save` then
+    failed: this run's ELF sat beside an earlier run's save image, two guests under the names of
+    one capture (session 19). The files are now staged and moved in only when all are written."""
+    from pagecore.qemu import virshsave
+
+    out = tmp_path / "cap"
+    out.mkdir()
+    earlier = {"guest.elf": b"earlier elf", "guest.libvirt.save": b"earlier save", "virshsave.json": b"{}"}
+    for name, data in earlier.items():
+        (out / name).write_bytes(data)
+
+    def capture(stage, ram_mb, boot_timeout, fail):
+        (stage / "guest.elf").write_bytes(b"new elf")
+        if fail:
+            raise virshsave.CaptureError("virsh save: error")
+        (stage / "guest.libvirt.save").write_bytes(b"new save")
+        (stage / "virshsave.json").write_bytes(b'{"new": 1}')
+        return {"new": 1}
+
+    monkeypatch.setattr(virshsave, "libvirt_reason", lambda: None)
+    monkeypatch.setattr(virshsave, "_capture", lambda s, r, b: capture(s, r, b, True))
+    with pytest.raises(virshsave.CaptureError):
+        virshsave.capture_virsh_save(out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier  # nothing mixed, nothing left over
+    monkeypatch.setattr(virshsave, "_capture", lambda s, r, b: capture(s, r, b, False))
+    assert virshsave.capture_virsh_save(out) == {"new": 1}
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == {
+        "guest.elf": b"new elf", "guest.libvirt.save": b"new save", "virshsave.json": b'{"new": 1}',
+    }  # fmt: skip

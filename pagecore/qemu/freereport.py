@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from pagecore._util import all_or_nothing, atomic_path
 from pagecore.errors import PagecoreError
 from pagecore.experiments.cooperative import (
     X86_64_ZONES,
@@ -343,10 +344,6 @@ def run_guest(
     text = console.read_text(errors="replace")
     parsed = parse_console(text)
     table_path = out_dir / f"{name}.pages.parquet"
-    write_table(table_path, name, raw, parsed["runs"], present, notes=[f"reporting {'on' if reporting else 'off'}"])
-    pd.DataFrame(samples).to_csv(out_dir / f"{name}.samples.csv", index=False)
-    shutil.copy(console, out_dir / f"{name}.console.log")
-    raw.unlink()
     res = {
         "name": name,
         "reporting": reporting,
@@ -359,8 +356,25 @@ def run_guest(
         "console": {k: v for k, v in parsed.items() if k != "runs"},
         "notes": list(notes),
     }
-    (out_dir / f"{name}.run.json").write_text(json.dumps(res, indent=1, default=_json) + "\n")
+    write_guest_files(out_dir, res, raw, parsed["runs"], present, console)
+    raw.unlink()
     return res
+
+
+def write_guest_files(out_dir: Path, res: dict, raw: Path, runs, present: np.ndarray, console: Path) -> None:
+    """One guest's page table, samples, console log and ``NAME.run.json``, all or none: the run
+    file is what ``--reuse-runs`` trusts, and a run stopped between them left a new table beside
+    an earlier run's samples and run file."""
+    name = res["name"]
+    with all_or_nothing():
+        note = f"reporting {'on' if res['reporting'] else 'off'}"
+        write_table(Path(res["table"]), name, raw, runs, present, notes=[note])
+        with atomic_path(out_dir / f"{name}.samples.csv") as tmp:
+            pd.DataFrame(res["samples"]).to_csv(tmp, index=False)
+        with atomic_path(out_dir / f"{name}.console.log") as tmp:
+            shutil.copyfile(console, tmp)
+        with atomic_path(out_dir / f"{name}.run.json") as tmp:
+            tmp.write_text(json.dumps(res, indent=1, default=_json) + "\n")
 
 
 # ---------------------------------------------------------------------------- compare
@@ -550,7 +564,8 @@ def run(
     }
     for d in out.glob(".work-*"):
         shutil.rmtree(d, ignore_errors=True)
-    (out / "freereport.json").write_text(json.dumps(result, indent=2, default=_json) + "\n")
+    with atomic_path(out / "freereport.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=2, default=_json) + "\n")
     return result
 
 

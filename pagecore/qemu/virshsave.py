@@ -166,12 +166,27 @@ def domain_xml(name: str, kernel: Path, initrd: Path, console: Path, ram_mb: int
 
 def capture_virsh_save(out_dir: str | os.PathLike, *, ram_mb: int = 128, boot_timeout: float = 300.0) -> dict:
     """Boot, pause, dump and ``virsh save`` one tiny guest; write ``guest.elf``, ``guest.libvirt.save``
-    and ``virshsave.json`` (versions, timings, the daemons started) into ``out_dir``."""
+    and ``virshsave.json`` (versions, timings, the daemons started) into ``out_dir``.
+
+    The files are written in a hidden directory inside ``out_dir`` and moved into it only when all
+    are complete: a failed save left this run's ``guest.elf`` beside an earlier run's save image,
+    two different guests under the names of one capture."""
     why = libvirt_reason()
     if why:
         raise CaptureError(why)
-    out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    final = Path(out_dir).resolve()
+    final.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".pagecore-virshsave-", dir=final) as stage:
+        out = Path(stage)
+        os.chmod(out, final.stat().st_mode & 0o777)  # libvirt writes here as it would in out_dir
+        manifest = _capture(out, ram_mb, boot_timeout)
+        for f in sorted(out.iterdir()):  # all complete: only now replace an earlier capture's
+            os.replace(f, final / f.name)
+    return manifest
+
+
+def _capture(out: Path, ram_mb: int, boot_timeout: float) -> dict:
+    """:func:`capture_virsh_save` into the staging directory ``out``."""
     kernel = newest_kernel()
     t_all = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="pagecore-virshsave-") as tmp:
