@@ -677,6 +677,20 @@ def test_replay_cross_check_shares_contents_and_reports_swap():
         H.replay(_members(vms), "kvm-ksm", 64.0, st)
 
 
+def test_replay_holds_a_vm_to_its_limit():
+    """The replay ignored ``limit_mb`` (session 19): a 2-MiB VM of unique pages limited to 1 MiB on
+    a roomy host held all 512 pages. By hand: it touches its 512 pages once in the 5-s boot and may
+    hold 256, so at least 256 pages (1 MiB) go to swap during the boot, however free the host."""
+    rng = np.random.default_rng(5)
+    st = H.HostSettings(vm_overhead_mb=0.0, hypervisor_mb=0.0)
+    free = H.replay(_members([_vm("l", rng.integers(1, 10**9, 512), activity="idle")]), "esx2002", 64.0, st,
+                    boot_s=5.0, duration_s=60.0)  # fmt: skip
+    assert free["swap_out_in_boot_mb"] == 0 and free["swapped_mb_end"] == 0
+    v = _vm("l", rng.integers(1, 10**9, 512), activity="idle", limit_mb=1.0)
+    lim = H.replay(_members([v]), "esx2002", 64.0, st, boot_s=5.0, duration_s=60.0)
+    assert lim["swap_out_in_boot_mb"] >= 1.0
+
+
 def test_ksm_walks_thp_zero_pieces_but_never_merges_them():
     h = np.concatenate([np.zeros(512), np.arange(1, 257), np.arange(1, 257), np.zeros(10)])
     v = _vm("t", h)

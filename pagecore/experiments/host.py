@@ -1335,8 +1335,9 @@ def replay(
     ``boot_s`` (the page's content, from its page table, loads on that first touch); then every
     ``period_s`` it reads its active pages (``active`` of them, a fixed random set). Reads keep
     shared pages shared; the idle pages are what sampling finds idle and the balloon takes.
-    ``esxi`` keeps each VM's contents to itself (salting); large pages and compression are not
-    in the replay. The run lasts ``duration_s`` (default: three passes of the scanner over all
+    ``esxi`` keeps each VM's contents to itself (salting); a VM's ``limit_mb`` caps what it holds
+    (``VMSpec.limit_mb``: ballooned, then swapped, however free the host); large pages and
+    compression are not in the replay. The run lasts ``duration_s`` (default: three passes of the scanner over all
     pages at its rates, at least 15 minutes). Returns the memory written to swap after boot
     (MiB; the mix fits when it is 0 and admission control refused no VM), during boot, and the
     replay's swapped, shared and ballooned memory at the end.
@@ -1367,6 +1368,7 @@ def replay(
                 shares=v.shares,
                 overhead_mb=settings.vm_overhead_mb,
                 balloon_driver_s=boot_s,
+                limit_mb=v.limit_mb,
             )
         )
         z = v.frame["zero"].to_numpy(bool)

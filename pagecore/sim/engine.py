@@ -411,8 +411,21 @@ class Simulator:
         """Pages VM ``v`` must give up to reach its target. With ``credit_shared`` only the
         machine pages it holds alone count (a shared page costs the host nothing more), so a VM
         whose pages are shared needs less reclaimed; otherwise every mapped frame counts."""
-        held = v.mem.machine if self.params.credit_shared else v.mem.alloc
-        return held - v.target
+        return self._held(v) - v.target
+
+    def _held(self, v) -> int:
+        """Machine memory VM ``v`` counts as holding (see :meth:`_need`)."""
+        return v.mem.machine if self.params.credit_shared else v.mem.alloc
+
+    def _over_limit(self, v, dt: float) -> int:
+        """Pages VM ``v`` must give up for its limit (``VMSpec.limit_mb``): what it holds above
+        it, and, while a touch waits at the limit for a new page, the paging rate's worth more
+        (ESX reclaims a VM at its limit for the pages it asks for, however free the host); 0
+        within it or without one."""
+        if v.limit_pages >= v.pages:
+            return 0
+        over = max(0, self._held(v) - v.limit_pages)
+        return max(over, self.mech["paging"].rate_pages(dt)) if v.limit_wait else over
 
     def _recompute(self):
         run = [v for v in self.vms if v.running]
@@ -423,7 +436,7 @@ class Simulator:
         t = self.mech["allocation"].targets(
             np.array([v.shares for v in run]),
             np.array([v.min_pages for v in run]),
-            np.array([v.pages for v in run]),
+            np.array([v.limit_pages for v in run]),  # max, or the VM's limit when lower
             np.array([est.estimate(v) for v in run]),
             avail,
             self.tau,
@@ -437,9 +450,19 @@ class Simulator:
         smp = self.mech["sampling"]
         mem = vm.mem
         b = vm.buf
+        limited = vm.limit_pages < vm.pages
         while vm.clock < end - 1e-12:
             seg = min(end, vm.next_period)
-            i = mem.replay(b.t, b.g, b.f, b.pos, seg, vm.period, self.host.free)
+            if limited:  # new pages only up to the limit: at it, a touch waits for reclamation
+                free = self.host.free
+                budget = np.array([min(int(free[0]), vm.limit_pages - self._held(vm))], np.int64)
+                before = int(budget[0])
+                i = mem.replay(b.t, b.g, b.f, b.pos, seg, vm.period, budget)
+                free[0] += int(budget[0]) - before
+                # waiting at its limit (not for the host): reclamation must make room (_reclaim)
+                vm.limit_wait = i < len(b.t) and b.t[i] < seg and int(budget[0]) <= 0 < int(free[0])
+            else:
+                i = mem.replay(b.t, b.g, b.f, b.pos, seg, vm.period, self.host.free)
             b.pos = i
             if i < len(b.t) and b.t[i] < seg:  # stalled: no free machine memory
                 vm.clock = max(vm.clock, float(b.t[i]))
@@ -459,21 +482,25 @@ class Simulator:
         for v in run:
             size = v.mem.count(m.BALLOONED)
             need = self._need(v)
+            over = self._over_limit(v, dt)
             if state == "high" and not self.params.balloon_in_high:
-                v.balloon_target = max(0, size - max(0, -need))
+                if over > 0:  # a limit reclaims whatever the host has free
+                    v.balloon_target = int(np.clip(size + over, 0, bal.max_pages(v)))
+                else:
+                    v.balloon_target = max(0, size - max(0, -need))
             else:
-                v.balloon_target = int(np.clip(size + need, 0, bal.max_pages(v)))
+                v.balloon_target = int(np.clip(size + (max(need, over) if over else need), 0, bal.max_pages(v)))
             bal.poll(v, v.balloon_target, now)
         self._sync_swap()
-        if state == "high":
-            return
         pager = self.mech["paging"]
         page = []
         for v in run:
-            need = self._need(v)
+            # in the high state only a VM above its limit is reclaimed (as in soft: balloon first)
+            over = self._over_limit(v, dt)
+            need = over if state == "high" else max(self._need(v), over)
             if need <= 0:
                 continue
-            if state == "soft":
+            if state in ("high", "soft"):
                 can_balloon = bal.available(v, now) and v.mem.count(m.BALLOONED) < bal.max_pages(v)
                 if can_balloon:
                     continue

@@ -114,6 +114,9 @@ class VMState:
         self.index = index
         self.pages = pages_of(spec.max_mb)
         self.min_pages = pages_of(spec.min_mb)
+        # at most this many machine pages whatever the host has free (VMSpec.limit_mb)
+        lim = spec.limit_mb
+        self.limit_pages = self.pages if lim is None or lim >= spec.max_mb else pages_of(lim)
         self.overhead_pages = pages_of(spec.overhead_mb)
         self.shares = float(spec.shares)
         self.balloon_driver_s = float(spec.balloon_driver_s)
@@ -127,6 +130,7 @@ class VMState:
         self.waited = False  # a power_on_wait was logged
         self.overhead_held = 0  # overhead pages in use taken so far while starting
         self.blocked = False
+        self.limit_wait = False  # a touch waits at limit_pages for reclamation
         self.est: dict = {}
         self.bal: dict = {}
         self.scan_credit = 0.0

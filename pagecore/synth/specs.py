@@ -20,7 +20,10 @@ class VMSpec:
     ``overhead_mb`` is the reservation (32 MB typical, §6.2); ``start_s``/``stop_s`` are host
     times; ``balloon_driver_s`` is VM time after power-on when the balloon driver starts;
     ``zero_freed`` says whether the guest zeroes pages it gets back from the balloon (default:
-    Windows guests do, via the zero page thread [22]).
+    Windows guests do, via the zero page thread [22]). ``limit_mb`` (not in the paper; ESX 3+'s
+    per-VM limit, as ``pagecore host`` takes it) caps the machine memory the VM holds whatever
+    the host has free: its target never exceeds it, a VM above it is reclaimed in every state
+    (balloon, then paging), and a touch that needs a new page at the limit waits for that.
     """
 
     name: str
@@ -33,6 +36,7 @@ class VMSpec:
     balloon_driver_s: float = 0.0
     os: str = ""
     zero_freed: bool | None = None
+    limit_mb: float | None = None
 
     def __post_init__(self):
         if not 0 < self.max_mb < math.inf:
@@ -63,6 +67,11 @@ class VMSpec:
             )
         if self.zero_freed is None:
             self.zero_freed = self.os == "windows"
+        if self.limit_mb is not None and not self.min_mb <= self.limit_mb:  # NaN included
+            raise ConfigError(
+                f"VM {self.name}: limit_mb must be at least min_mb ({self.min_mb:g}; None or >= max_mb: no limit), "
+                f"got {self.limit_mb}"
+            )
 
 
 @dataclass
