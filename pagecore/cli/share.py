@@ -250,9 +250,9 @@ def register(sub) -> None:
     s.add_argument("--use-zero-pages", action="store_true", help="KSM counters as with use_zero_pages=1")
     s.add_argument(
         "--max-page-sharing",
-        type=int_at_least(2),
+        type=int_at_least(2, 2**31 - 1),
         default=256,
-        help="KSM max_page_sharing (default 256; KSM needs >= 2)",
+        help="KSM max_page_sharing (default 256; KSM takes 2 to 2147483647, a C int)",
     )
     s.add_argument("--salting", type=int, choices=[0, 1, 2], help="also report ESXi Mem.ShareForceSalting at this mode")
     s.add_argument("--salt", action="append", metavar="VM=SALT", help="sched.mem.pshare.salt of a VM (repeatable)")
