@@ -291,7 +291,10 @@ def bigcount_free_space(wildcards=None):
     if not workflow.remote_exec:
         from pagecore.sharing.bigplan import check_free_space
 
-        check_free_space(BIG, "results")
+        try:
+            check_free_space(BIG, "results")
+        except ConfigError as err:  # one line, as the config checks above; no InputFunctionException
+            sys.exit(f"pagecore: error: {err}")
     return []
 
 
