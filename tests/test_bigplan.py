@@ -163,3 +163,39 @@ def test_count_jobs_hold_one_vm_list_not_one_per_shard(tmp_path):
     tracemalloc.stop()
     assert c.to_dict()["vms"] == 20_000
     assert peak < 25e6, peak  # 40 lists of 20,000 names were about 50 MB; the counters are 7 MB
+
+
+@pytest.mark.parametrize("groups", [None, 0.0002])
+def test_count_memory_covers_the_largest_partition_of_the_content_model(groups):
+    """A content's pages all go to one partition: with few intra-VM duplicate groups (a valid
+    ``synth.fig04.fractions``) one partition held 4.3 times the pages a count job asked for (its
+    share plus every zero page). The plan now bounds the largest partition class by class from
+    the content model; the model's own hashes stay under it."""
+    import numpy as np
+
+    from pagecore.synth.fig04 import Fig04Model
+
+    cfg = yaml.safe_load((ROOT / "workflow/config/config.yaml").read_text())["synth"]["fig04"]
+    fractions = (
+        dict(cfg["fractions"]) if groups is None else dict(cfg["fractions"], intra_dup=0.35, intra_dup_groups=groups)
+    )
+    big = {"vms": 64, "mem_mb": 16, "vms_per_shard": 8, "partition_bits": 6, "seed": 1}
+    model = Fig04Model(mem_mb=16, variants=cfg["variants"], seed=1, **fractions)
+    h = np.concatenate([model.page_table(v)[1] for v in range(64)])
+    largest = int(np.bincount((h >> np.uint64(58)).astype(np.int64), minlength=64).max())
+    classes = model.content_classes(64)
+    assert sum(p for p, _ in classes) == len(h)
+    assert largest <= bigplan.largest_partition_pages(big, classes)
+    share_and_zero = -(-len(h) // 64) + round(fractions["zero"] * len(h))
+    if groups is not None:
+        assert largest > 4 * share_and_zero  # what the count jobs asked for
+    pages = bigplan.largest_partition_pages(big, classes)
+    assert bigplan.job_mem_mb(big, "count", classes=classes) == bigplan.MEM_BASE_MB + int(
+        -(
+            -bigplan.MEM_MARGIN
+            * (bigplan.MEM_BYTES_PER_PAGE["count"] * pages + bigplan.MEM_BYTES_PER_VM["count"] * 64)
+            // 2**20
+        )
+    )
+    full = Fig04Model(mem_mb=FULL["mem_mb"], variants=cfg["variants"], seed=FULL["seed"], **cfg["fractions"])
+    assert bigplan.job_mem_mb(FULL, "count", classes=full.content_classes(FULL["vms"])) * 2**20 > 3.3e9  # measured peak
