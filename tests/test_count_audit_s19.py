@@ -170,3 +170,44 @@ def test_bench_count_passes_the_vm_index_share_passes(tmp_path):
     _table(tmp_path / "b.parquet", "b", [1, 3])
     share_vm = load_pages([t, str(tmp_path / "b.parquet")])[2]
     assert make_pages(1000, vms=7)[2].dtype == share_vm.dtype
+
+
+# ----------------------------------------------------------------------------- scatter, count, gather
+def test_gather_sums_each_partition_once(tmp_path):
+    """The library's scatter / count / gather of three page tables equals one in-core count of
+    them (every counter and the top contents); a partition given twice (a glob over a counts
+    directory that also holds an earlier run's files) or missing was summed with exit 0."""
+    from pagecore.errors import InputError
+    from pagecore.experiments.analyze import load_pages
+    from pagecore.sharing.partition import count_partition, gather, load_counts, save_counts, scatter_table
+
+    rng = np.random.default_rng(5)
+    tables = [
+        _table(tmp_path / f"{vm}.parquet", vm, np.where(rng.random(400) < 0.1, 0, rng.integers(1, 150, 400)))
+        for vm in ("a", "b", "c")
+    ]
+    h, z, vm, names, _ = load_pages(tables)
+    want = count_sharing(h, z, vm, names, top_n=6)
+    scattered = []
+    for t in tables:
+        scattered.append(str(tmp_path / f"s_{t.rsplit('/', 1)[1]}"))
+        scatter_table(t, scattered[-1], names, 2)
+    parts = []
+    for p in range(4):
+        parts.append(tmp_path / f"part{p}.json")
+        save_counts(count_partition(scattered, p, top_n=6), parts[-1])
+    assert load_counts(parts[1]).partition == (1, 4)
+    got = gather(parts)
+    assert np.array_equal(got.totals, want.totals) and np.array_equal(got.per_vm, want.per_vm)
+    assert got.top == want.top and got.shrdsvd == pytest.approx(want.shrdsvd)
+    with pytest.raises(InputError, match="partition 2 of 4 is also in"):
+        gather([*parts, parts[2]])
+    with pytest.raises(ValueError, match="partitions missing: 1 of 4"):
+        gather(parts[:3])
+    (tmp_path / "two").mkdir()
+    for t, s in zip(tables, scattered, strict=True):  # the same set in 2 partitions
+        scatter_table(t, tmp_path / "two" / s.rsplit("/", 1)[1], names, 1)
+    two = tmp_path / "two" / "part0.json"
+    save_counts(count_partition([str(p) for p in sorted((tmp_path / "two").glob("s_*"))], 0, top_n=6), two)
+    with pytest.raises(InputError, match="counts of 2 partitions beside 4's"):
+        gather([*parts, two])

@@ -1142,6 +1142,8 @@ class SharingCounts:
     hash_bits: int = 64
     page_size: int = PAGE_SIZE
     top_n: int = 10
+    #: (p, partitions) when these are the counts of hash-prefix partition p (:mod:`.partition`)
+    partition: tuple[int, int] | None = None
 
     def __add__(self, other: SharingCounts) -> SharingCounts:
         if self.vm_names != other.vm_names:

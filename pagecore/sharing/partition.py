@@ -136,7 +136,9 @@ def count_partition(scatter_paths: Sequence[str | os.PathLike], p: int, **kw) ->
     if len(scatter_paths) == 1:  # one row group: count NumPy views of its Arrow columns
         t = pq.ParquetFile(scatter_paths[0]).read_row_group(p)
         h, vm = (t[c].to_numpy() for c in ("hash", "vm"))  # no copy of a single chunk
-        return count_sharing(h, t["zero"].to_numpy(zero_copy_only=False), vm, names, **kw)
+        counts = count_sharing(h, t["zero"].to_numpy(zero_copy_only=False), vm, names, **kw)
+        counts.partition = (p, metas[0]["partitions"])
+        return counts
     # one row group at a time into arrays of the partition's size (known from the metadata), so
     # the job holds the pages once (13 bytes each) beside the counter's scratch, not an Arrow
     # copy of all of them as well (measured on the largest partition of the full run, every
@@ -157,7 +159,9 @@ def count_partition(scatter_paths: Sequence[str | os.PathLike], p: int, **kw) ->
         at += k
         del t
     pa.default_memory_pool().release_unused()  # the last row group's buffers, before the scratch
-    return count_sharing(h, z, vm, names, **kw)
+    counts = count_sharing(h, z, vm, names, **kw)
+    counts.partition = (p, metas[0]["partitions"])
+    return counts
 
 
 def save_counts(counts: SharingCounts, path: str | os.PathLike) -> None:
@@ -175,6 +179,7 @@ def save_counts(counts: SharingCounts, path: str | os.PathLike) -> None:
         "hash_bits": counts.hash_bits,
         "page_size": counts.page_size,
         "top_n": counts.top_n,
+        "partition": counts.partition,
     }
     with atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps(state))
@@ -195,15 +200,33 @@ def load_counts(path: str | os.PathLike) -> SharingCounts:
         hash_bits=s["hash_bits"],
         page_size=s["page_size"],
         top_n=s["top_n"],
+        partition=tuple(s["partition"]) if s.get("partition") is not None else None,
     )
 
 
 def gather(count_paths: Sequence[str | os.PathLike]) -> SharingCounts:
-    """Sum the saved counts of every partition."""
+    """Sum the saved counts of every partition.
+
+    Counts saved from :func:`count_partition` name their partition: a partition given twice, or
+    counts of a set in another number of partitions, or a missing partition, is refused (a glob
+    over a counts directory that also held an earlier run's partitions summed both, exit 0).
+    """
     total = None
+    seen: dict[tuple[int, int], str] = {}
     for p in count_paths:
         c = load_counts(p)
+        if c.partition is not None:
+            if c.partition in seen:
+                raise InputError(p, f"partition {c.partition[0]} of {c.partition[1]} is also in {seen[c.partition]}")
+            if seen and next(iter(seen))[1] != c.partition[1]:
+                raise InputError(p, f"counts of {c.partition[1]} partitions beside {next(iter(seen))[1]}'s")
+            seen[c.partition] = str(p)
         total = c if total is None else total + c
     if total is None:
         raise ValueError("no partition counts to gather")
+    if seen:
+        nparts = next(iter(seen))[1]
+        missing = sorted(set(range(nparts)) - {k for k, _ in seen})
+        if missing:
+            raise ValueError(f"partitions missing: {len(missing)} of {nparts} (the first: {missing[0]})")
     return total
