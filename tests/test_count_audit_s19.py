@@ -211,3 +211,15 @@ def test_gather_sums_each_partition_once(tmp_path):
     save_counts(count_partition([str(p) for p in sorted((tmp_path / "two").glob("s_*"))], 0, top_n=6), two)
     with pytest.raises(InputError, match="counts of 2 partitions beside 4's"):
         gather([*parts, two])
+
+
+def test_bench_count_refuses_more_pages_than_one_count_takes(capsys):
+    """``bench count --pages 1e20`` was a NumPy traceback from making the pages; 2**31 pages were
+    made (34 GB) before the counter refused them."""
+    from pagecore.bench.count import main
+
+    for pages in ("1e20", str(2**31)):
+        with pytest.raises(SystemExit) as e:
+            main(["--pages", pages])
+        assert e.value.code == 2
+        assert "at most 2**31 - 1 pages per count" in capsys.readouterr().err

@@ -318,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--tmpdir", default=None, help="where to write the synthetic dump (default: system temp)")
     args = p.parse_args(argv)
+    for n in args.pages:  # count_sharing's limit per call, before making the pages
+        if n >= 1 << 31:
+            p.error(f"argument --pages: at most 2**31 - 1 pages per count (larger sets: bigcount), got {n:,}")
     for n in args.pages:
         rows = bench_count(n, args.vms, args.repeat, args.seed, not args.no_salts, args.threads, args.warm)
         print_count(n, args.vms, rows, args.repeat, args.warm)
