@@ -123,7 +123,7 @@ def test_summed_counts_keep_the_narrowest_hash_and_one_page_size():
     h = np.array([1, 1, 2], np.uint64)
     a = count_sharing(h, None, None, ["a"], hash_bits=64)
     b = count_sharing(h, None, None, ["a"], hash_bits=32)
-    assert (a + b).hash_bits == (b + a).hash_bits == 32  # the expected false matches of the wider one
+    assert (a + b).hash_bits == (b + a).hash_bits == 32  # expected false matches of the narrower hash
     b.page_size = 2 << 20
     with pytest.raises(ValueError, match="pages"):
         a + b
@@ -223,3 +223,27 @@ def test_bench_count_refuses_more_pages_than_one_count_takes(capsys):
             main(["--pages", pages])
         assert e.value.code == 2
         assert "at most 2**31 - 1 pages per count" in capsys.readouterr().err
+
+
+def test_narrow_hashes_are_partitioned_by_their_own_top_bits(tmp_path):
+    """32-bit hashes (Memory Buddies traces) have nothing in the top bits of the uint64: every
+    page went to partition 0, so a partition job held the whole set (the counts still added up).
+    Partitions now use the top bits of the hash's own width."""
+    from pagecore.pages.tables import write_page_table
+    from pagecore.sharing.partition import count_partition, gather, save_counts, scatter_table
+
+    rng = np.random.default_rng(9)
+    h = rng.integers(1, 2**32, 4000, dtype=np.uint64)
+    h[rng.random(4000) < 0.3] = h[0]
+    t = tmp_path / "mb.parquet"
+    write_page_table(t, "mb", np.arange(4000, dtype=np.uint64), h, np.zeros(4000, bool),
+                     {"hash_only": True, "hash_bits": 32})  # fmt: skip
+    meta = scatter_table(t, tmp_path / "s.parquet", ["mb"], 3)
+    rows = meta["rows"]
+    assert sum(rows) == 4000 and max(rows) < 4000 * 0.3 + 4000 / 8 * 1.5, rows
+    parts = []
+    for p in range(8):
+        parts.append(tmp_path / f"c{p}.json")
+        save_counts(count_partition([tmp_path / "s.parquet"], p), parts[-1])
+    got, want = gather(parts), count_sharing(h, None, None, ["mb"], hash_bits=32)
+    assert np.array_equal(got.totals, want.totals) and got.top == want.top and got.hash_bits == 32

@@ -67,14 +67,22 @@ def scatter_table(
     vm = _vm_indices(table["vm"], {n: i for i, n in enumerate(vm_names)}, table_path)
     h = table["hash"].to_numpy()
     z = table["zero"].to_numpy(zero_copy_only=False)
+    src_meta = page_table_metadata(table_path)
+    # the top bits of the hash's own width: a 32-bit hash (Memory Buddies traces) has nothing in
+    # the top bits of the uint64 (every page went to partition 0)
+    width = int(src_meta.get("hash_bits", 64))
+    if not bits <= width <= 64:
+        raise InputError(table_path, f"hash_bits {width}: cannot partition by {bits} bits of the hash")
     # partition numbers as uint16: NumPy's stable sort of 16-bit keys is a radix sort (one
     # pass, where a 64-bit key took a merge sort); stable, so each partition keeps the table's
     # order and the counter still sees each VM's pages as one block
-    part = (h >> np.uint64(64 - bits)).astype(np.uint16) if bits else np.zeros(len(h), np.uint16)
+    if bits:
+        part = ((h >> np.uint64(width - bits)) & np.uint64(nparts - 1)).astype(np.uint16)
+    else:
+        part = np.zeros(len(h), np.uint16)
     order = np.argsort(part, kind="stable")
     bounds = np.zeros(nparts + 1, np.int64)
     np.cumsum(np.bincount(part, minlength=nparts), out=bounds[1:])
-    src_meta = page_table_metadata(table_path)
     meta = {
         "partitions": nparts,
         "bits": bits,
