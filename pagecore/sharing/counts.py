@@ -1418,15 +1418,16 @@ def count_sharing(
         Index of each page's VM in ``vm_names``, any integer dtype (None: every page is in
         VM 0). Compact dtypes (uint8, uint16, uint32) save memory; nothing is converted.
     vm_names : list of str
+        Distinct; at least one when there are pages.
     salt : integer[n], optional
         Sharing domain of each page (ESXi salting, :mod:`pagecore.sharing.salting`): only pages
-        with equal salt and equal content share. Default: one domain.
+        with equal salt and equal content share (floats only when whole). Default: one domain.
     eligible : bool[n], optional
         False for pages made ineligible by a false match (:mod:`pagecore.pages.verify`).
     use_zero_pages : bool
         KSM's ``use_zero_pages``: zero pages go to the kernel zero page (``ksm_zero_pages``).
     max_page_sharing : int
-        KSM's cap on sharers per KSM page (kernel default 256, minimum 2).
+        KSM's cap on sharers per KSM page (kernel default 256, minimum 2; at most 2**63 - 1).
     top_n : int
         How many of the most-copied contents to keep.
     threads : int
