@@ -247,3 +247,21 @@ def test_narrow_hashes_are_partitioned_by_their_own_top_bits(tmp_path):
         save_counts(count_partition([tmp_path / "s.parquet"], p), parts[-1])
     got, want = gather(parts), count_sharing(h, None, None, ["mb"], hash_bits=32)
     assert np.array_equal(got.totals, want.totals) and got.top == want.top and got.hash_bits == 32
+
+
+def test_share_refuses_a_set_larger_than_one_count_before_reading_it(tmp_path, monkeypatch, capsys):
+    """More pages than one count takes (2**31 - 1) were all loaded (17 bytes a page) before the
+    counter's ValueError came out as a traceback; now one line from the tables' row counts."""
+    from pagecore.cli import main
+    from pagecore.sharing import counts
+
+    a = _table(tmp_path / "a.parquet", "a", [1, 1, 2, 0])
+    b = _table(tmp_path / "b.parquet", "b", [1, 3, 0])
+    monkeypatch.setattr(counts, "MAX_PAGES", 6)
+    assert main(["share", a, b, "-q", "--format", "json"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("pagecore: error: 7 pages in 2 page tables: one count takes at most 6;") and "\n" not in err
+    with pytest.raises(ValueError, match="at most 2\\*\\*31 - 1 pages per call"):
+        count_sharing(np.arange(7, dtype=np.uint64), None, None, ["a"])
+    monkeypatch.setattr(counts, "MAX_PAGES", 7)
+    assert main(["share", a, b, "-q", "--format", "json"]) == 0

@@ -165,6 +165,10 @@ RMAP_ITEM_BYTES = 64  # sizeof(struct ksm_rmap_item) on 64-bit (kernel doc, "Gen
 ) = range(9)
 
 
+#: the most pages one call counts (per-VM pair counters hold page counts in 31 bits): larger sets
+#: are counted by hash-prefix partitions (:mod:`.partition`)
+MAX_PAGES = (1 << 31) - 1
+
 #: level-1 buckets aim at this many eligible pages, so that a bucket and its sorted copy (8
 #: bytes per page each, plus the level-2 counters) stay in the core's L2 cache
 BUCKET_TARGET = 1 << 15
@@ -1451,7 +1455,7 @@ def count_sharing(
     n = hashes.shape[0]
     if hashes.ndim != 1 or hashes.dtype != np.uint64:
         raise ValueError(f"hashes must be uint64[n], got {hashes.dtype}{hashes.shape}")
-    if n >= 1 << 31:
+    if n > MAX_PAGES:
         raise ValueError(f"at most 2**31 - 1 pages per call, got {n:,}: count hash-prefix partitions (bigcount)")
     zero = np.zeros(0, np.bool_) if zero is None else _flags(zero, n, "zero")
     if vm is None:
