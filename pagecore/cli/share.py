@@ -163,6 +163,7 @@ def _cmd_share(args) -> int:
     check_outputs([args.output], [*args.pages, args.key_file], args.dump_dir)
     if args.salt and args.salting is None:  # salts only change the salted counts --salting asks for
         raise PagecoreError("--salt sets the salts of --salting's counts; give --salting 0, 1 or 2 with it")
+    _check_size(args.pages)
     rep = analyze_page_tables(
         args.pages,
         verify=args.verify,
@@ -186,6 +187,27 @@ def _cmd_share(args) -> int:
     rows = (lambda: _share_csv_frame(rep, by_vm)) if args.format == "csv" else (lambda: _share_frame(rep, by_vm))
     emit(args, rep, rows, lambda: _fmt_table(rep, by_vm))
     return 0
+
+
+def _check_size(paths) -> None:
+    """Refuse, before reading any page, a set larger than one count takes (its pages were loaded,
+    17 bytes each, then the counter's ValueError was a traceback)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pagecore.sharing.counts import MAX_PAGES
+
+    n = 0
+    for p in paths:
+        try:
+            n += pq.ParquetFile(p).metadata.num_rows
+        except (pa.ArrowInvalid, OSError):  # not a readable table: the analysis names the problem
+            return
+    if n > MAX_PAGES:
+        raise PagecoreError(
+            f"{n:,} pages in {len(paths)} page tables: one count takes at most {MAX_PAGES:,}; count larger "
+            "sets by hash-prefix partitions (pagecore.sharing.partition: scatter_table, count_partition, gather)"
+        )
 
 
 def _share_frame(rep: dict, by_vm: bool):
@@ -250,9 +272,9 @@ def register(sub) -> None:
     s.add_argument("--use-zero-pages", action="store_true", help="KSM counters as with use_zero_pages=1")
     s.add_argument(
         "--max-page-sharing",
-        type=int_at_least(2),
+        type=int_at_least(2, 2**31 - 1),
         default=256,
-        help="KSM max_page_sharing (default 256; KSM needs >= 2)",
+        help="KSM max_page_sharing (default 256; KSM takes 2 to 2147483647, a C int)",
     )
     s.add_argument("--salting", type=int, choices=[0, 1, 2], help="also report ESXi Mem.ShareForceSalting at this mode")
     s.add_argument("--salt", action="append", metavar="VM=SALT", help="sched.mem.pshare.salt of a VM (repeatable)")

@@ -7,7 +7,8 @@ shard size (shard and scatter jobs) or the partition size (count jobs). These fu
 ``bigcount`` config section into those numbers, so that the workflow can
 
 * refuse to start, with one clear line, when the file system holding ``results/`` has less
-  free space than the run needs (:func:`check_free_space`), and
+  free space than the run needs, or the sizes are ones no run can use (:func:`check_free_space`,
+  :func:`check_plan`), and
 * ask a cluster scheduler for the memory each job needs (:func:`job_mem_mb`), instead of one
   size for every job (pages of one VM for a shard job, of one shard for a scatter job, of one
   partition for a count job).
@@ -31,13 +32,21 @@ pyarrow, Numba: about 225–260 MB) and, on a cluster, the Snakemake that runs i
 (about 200 MB). SLURM adds up the resident memory of both: the first real run through SLURM
 (2,048-page VMs) had its shard jobs killed at 420 MB (``exceeded memory limit (440311808 >
 420478976)``) when the base was 400 MiB; the base is now 800 MiB.
+
+Every job also holds the set's VM names (every Snakemake process builds the list), and the later
+stages more per VM: a scatter job the list, its index and the file's metadata (132 bytes per VM
+above the imports, measured at 10^5 and 10^6 VMs), a count job the per-VM counters and their JSON
+(337 bytes), the gather the per-VM report (1,060 bytes): :data:`MEM_BYTES_PER_VM`, with the
+Snakemake's list (about 70 bytes) and the script's unpickled params on top. Negligible at the full
+size's 1,024 VMs; a million VMs needed about 1 GB more in the gather than its 800 MiB.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from pagecore.errors import ConfigError
 
@@ -46,6 +55,8 @@ PAGES_PER_MB = 256
 DISK_BYTES_PER_PAGE = 20
 #: peak resident bytes per page of one job, by stage (see the module docstring)
 MEM_BYTES_PER_PAGE = {"shard": 360, "scatter": 51, "count": 36}
+#: peak resident bytes per VM of the set of one job, by stage (see the module docstring)
+MEM_BYTES_PER_VM = {"shard": 100, "scatter": 300, "count": 420, "gather": 1200}
 #: resident memory of a job before it reads a page (script and in-job Snakemake, imports), MiB
 MEM_BASE_MB = 800
 #: margin on the per-page part of a job's memory request
@@ -71,39 +82,92 @@ def disk_bytes(big: Mapping) -> int:
     return total_pages(big) * DISK_BYTES_PER_PAGE
 
 
-def job_mem_mb(big: Mapping, stage: str, zero_fraction: float = 0.0) -> int:
+def _most_in_one(g: int, parts: int) -> int:
+    """At most how many of ``g`` contents with random hashes one of ``parts`` partitions holds,
+    but with probability below 10^-6 for any partition (Bernstein's bound on the binomial count of
+    one partition, ``L = ln(parts / 10^-6)``: ``g/parts + L/3 + sqrt(L²/9 + 2 L g/parts)``)."""
+    mean = g / parts
+    lg = math.log(parts / 1e-6)
+    return min(g, math.ceil(mean + lg / 3 + math.sqrt(lg * lg / 9 + 2 * lg * mean)))
+
+
+def largest_partition_pages(big: Mapping, classes: Sequence[tuple[int, int]]) -> int:
+    """Pages of the set's largest hash-prefix partition, at most: ``classes`` are the content
+    model's classes as (pages of the set, distinct contents they hold, each about equally
+    copied), covering the set. A content's pages all go to one partition, so a class of few
+    contents can land whole in one: the zero page (one content), or the content model's
+    ``intra_dup`` pages when ``intra_dup_groups`` is small (0.0002 put 4.3 times the pages asked
+    for in one partition: 64 VMs of 16 MB, 64 partitions)."""
+    parts = 1 << big["partition_bits"]
+    out = 0
+    for pages, contents in classes:
+        if pages > 0:
+            g = max(1, contents)
+            out += -(-pages * _most_in_one(g, parts) // g)
+    return out
+
+
+def job_mem_mb(
+    big: Mapping, stage: str, zero_fraction: float = 0.0, classes: Sequence[tuple[int, int]] | None = None
+) -> int:
     """Memory (MiB) to request for one ``stage`` job: ``shard``, ``scatter``, ``count`` or ``gather``.
 
-    ``zero_fraction`` is the content model's fraction of zero pages: they all have one hash, so
-    one partition holds every zero page of the set beside its share of the rest (6.75 % of the
-    full set: 72 M pages beside 16.8 M); which partition is known only from the hash, so every
-    count job asks for that much.
+    A count job's pages are those of the largest partition: with the content model's ``classes``
+    (:func:`largest_partition_pages`), or else its share of the set plus every zero page
+    (``zero_fraction``: one content, so one partition holds every zero page of the set beside its
+    share of the rest, 6.75 % of the full set: 72 M pages beside 16.8 M). Which partition is known
+    only from the hashes, so every count job asks for that much.
     """
-    if stage == "gather":
-        return MEM_BASE_MB
-    if stage not in MEM_BYTES_PER_PAGE:
+    if stage not in MEM_BYTES_PER_VM:
         raise ValueError(f"stage must be shard, scatter, count or gather, got {stage!r}")
     if not 0.0 <= zero_fraction <= 1.0:
         raise ValueError(f"zero_fraction must be in [0, 1], got {zero_fraction}")
-    if stage == "count":
+    if stage == "count" and classes is not None:
+        pages = largest_partition_pages(big, classes)
+    elif stage == "count":
         pages = -(-total_pages(big) // (1 << big["partition_bits"])) + round(zero_fraction * total_pages(big))
     elif stage == "shard":
         pages = _pages_per_vm(big)
-    else:
+    elif stage == "scatter":
         pages = min(big["vms_per_shard"], big["vms"]) * _pages_per_vm(big)
-    return MEM_BASE_MB + int(-(-MEM_MARGIN * MEM_BYTES_PER_PAGE[stage] * pages // 2**20))
+    else:
+        pages = 0
+    need = MEM_BYTES_PER_PAGE.get(stage, 0) * pages + MEM_BYTES_PER_VM[stage] * big["vms"]
+    return MEM_BASE_MB + int(-(-MEM_MARGIN * need // 2**20))
 
 
 def _gb(n: int) -> str:
     return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.1f} MB"
 
 
+def check_plan(big: Mapping) -> None:
+    """Raise :class:`ConfigError` (one line naming the key) for sizes the schema lets through that
+    no run can use: VMs of no page (``mem_mb`` under half a 4 KiB page: the shard jobs failed
+    after the run started), more partitions than pages (some are always empty: ``partition_bits``
+    16 on 256 pages was 65,536 count jobs), more VMs than the counter takes."""
+    if _pages_per_vm(big) < 1:
+        raise ConfigError(
+            f"config key bigcount.mem_mb: {big['mem_mb']:g} MB gives each VM no page; give at least "
+            f"{1 / PAGES_PER_MB:g} (one 4 KiB page)"
+        )
+    if big["vms"] >= 1 << 31:
+        raise ConfigError(f"config key bigcount.vms: {big['vms']:,} VMs; the counter takes at most 2**31 - 1")
+    n = total_pages(big)
+    if 1 << big["partition_bits"] > n:
+        raise ConfigError(
+            f"config key bigcount.partition_bits: {1 << big['partition_bits']:,} partitions of {n:,} pages leave "
+            f"some empty; give at most {n.bit_length() - 1}"
+        )
+
+
 def check_free_space(big: Mapping, directory: str | os.PathLike = ".", free_bytes: int | None = None) -> int:
-    """Raise :class:`ConfigError` (one line) if ``directory`` lacks the space the run needs.
+    """Raise :class:`ConfigError` (one line) if the plan is one no run can use (:func:`check_plan`)
+    or ``directory`` lacks the space the run needs.
 
     ``directory`` is where ``results/`` will be (the nearest existing parent is asked);
     ``free_bytes`` overrides the measured free space (tests). Returns the bytes needed.
     """
+    check_plan(big)
     need = disk_bytes(big)
     path = os.path.abspath(directory)
     while not os.path.exists(path):

@@ -165,6 +165,10 @@ RMAP_ITEM_BYTES = 64  # sizeof(struct ksm_rmap_item) on 64-bit (kernel doc, "Gen
 ) = range(9)
 
 
+#: the most pages one call counts (per-VM pair counters hold page counts in 31 bits): larger sets
+#: are counted by hash-prefix partitions (:mod:`.partition`)
+MAX_PAGES = (1 << 31) - 1
+
 #: level-1 buckets aim at this many eligible pages, so that a bucket and its sorted copy (8
 #: bytes per page each, plus the level-2 counters) stay in the core's L2 cache
 BUCKET_TARGET = 1 << 15
@@ -220,6 +224,7 @@ _C3 = np.uint64(0x94D049BB133111EB)  # salt mixer (splitmix64)
 _M64 = (1 << 64) - 1
 _SIGN = np.int64(-(1 << 63))
 _LOW32 = (1 << 32) - 1
+_INT64_MAX = (1 << 63) - 1
 # columns of the per-VM scratch of _scan_bucket: pages of shared zero contents; pages of
 # contents in >= 2 VMs | (content, VM) pairs << 32 (each < 2**31 pages); pairs of one page; then
 # pages by their content's copies (0, 1, 2, ..., COPY_CLASSES or more)
@@ -1141,13 +1146,21 @@ class SharingCounts:
     hash_bits: int = 64
     page_size: int = PAGE_SIZE
     top_n: int = 10
+    #: (p, partitions) when these are the counts of hash-prefix partition p (:mod:`.partition`)
+    partition: tuple[int, int] | None = None
 
     def __add__(self, other: SharingCounts) -> SharingCounts:
         if self.vm_names != other.vm_names:
             raise ValueError("cannot add counts of different VM sets")
         if (self.use_zero_pages, self.max_page_sharing) != (other.use_zero_pages, other.max_page_sharing):
             raise ValueError("cannot add counts made with different KSM settings")
-        top = sorted(self.top + other.top, key=lambda t: (-t[2], t[0], t[1]))[: max(self.top_n, other.top_n)]
+        if self.page_size != other.page_size:
+            raise ValueError(f"cannot add counts of {self.page_size}- and {other.page_size}-byte pages")
+        # the kernel's choice of the top contents, by (copies desc, salt, hash), listed by (copies
+        # desc, hash, salt): choosing by hash first kept other contents than one count of the whole
+        # set under salts (ties in copies)
+        top = sorted(self.top + other.top, key=lambda t: (-t[2], t[1], t[0]))[: max(self.top_n, other.top_n)]
+        top.sort(key=lambda t: (-t[2], t[0], t[1]))
         return SharingCounts(
             vm_names=self.vm_names,
             totals=self.totals + other.totals,
@@ -1158,7 +1171,7 @@ class SharingCounts:
             max_page_sharing=self.max_page_sharing,
             verified=self.verified and other.verified,
             false_matches=self.false_matches + other.false_matches,
-            hash_bits=self.hash_bits,
+            hash_bits=min(self.hash_bits, other.hash_bits),
             page_size=self.page_size,
             top_n=max(self.top_n, other.top_n),
         )
@@ -1256,6 +1269,19 @@ def _flags(a, n: int, name: str) -> np.ndarray:
             raise ValueError(f"{name} must be bool flags (or numbers 0 and 1), got {a.dtype}")
         a = a.astype(np.bool_)
     return a
+
+
+def _whole(a, n: int, name: str) -> np.ndarray:
+    """``a`` as a contiguous int64[n] of the same numbers: integers, bools, or floats that are whole
+    and within int64 (a float salt was truncated: salts 0.5 and 0.7 shared their pages)."""
+    a = np.ascontiguousarray(a)
+    if a.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got {a.shape}")
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold whole numbers, got {a.dtype}")
+    if a.dtype.kind == "f" and n and not (np.isfinite(a).all() and (a == np.floor(a)).all() and (abs(a) < 2**63).all()):
+        raise ValueError(f"{name} must hold whole numbers, got {a.dtype} values that are not (or NaN)")
+    return a.astype(np.int64, copy=False)
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -1396,15 +1422,16 @@ def count_sharing(
         Index of each page's VM in ``vm_names``, any integer dtype (None: every page is in
         VM 0). Compact dtypes (uint8, uint16, uint32) save memory; nothing is converted.
     vm_names : list of str
+        Distinct; at least one when there are pages.
     salt : integer[n], optional
         Sharing domain of each page (ESXi salting, :mod:`pagecore.sharing.salting`): only pages
-        with equal salt and equal content share. Default: one domain.
+        with equal salt and equal content share (floats only when whole). Default: one domain.
     eligible : bool[n], optional
         False for pages made ineligible by a false match (:mod:`pagecore.pages.verify`).
     use_zero_pages : bool
         KSM's ``use_zero_pages``: zero pages go to the kernel zero page (``ksm_zero_pages``).
     max_page_sharing : int
-        KSM's cap on sharers per KSM page (kernel default 256, minimum 2).
+        KSM's cap on sharers per KSM page (kernel default 256, minimum 2; at most 2**63 - 1).
     top_n : int
         How many of the most-copied contents to keep.
     threads : int
@@ -1423,10 +1450,12 @@ def count_sharing(
     grouped by (salt, hash); a content's zero flag is that of its first eligible page.
     """
     hashes = np.ascontiguousarray(hashes)
+    if hashes.dtype.kind == "u" and hashes.dtype.itemsize == 8 and not hashes.dtype.isnative:
+        hashes = hashes.astype(np.uint64)  # big-endian uint64 (read from a file as such)
     n = hashes.shape[0]
     if hashes.ndim != 1 or hashes.dtype != np.uint64:
         raise ValueError(f"hashes must be uint64[n], got {hashes.dtype}{hashes.shape}")
-    if n >= 1 << 31:
+    if n > MAX_PAGES:
         raise ValueError(f"at most 2**31 - 1 pages per call, got {n:,}: count hash-prefix partitions (bigcount)")
     zero = np.zeros(0, np.bool_) if zero is None else _flags(zero, n, "zero")
     if vm is None:
@@ -1441,31 +1470,42 @@ def count_sharing(
             raise ValueError(f"vm must be integer VM indices, got {vm.dtype}")
         if vm.dtype.kind not in "iu" or vm.dtype == np.uint64:
             vm = vm.astype(np.int64)
-    if max_page_sharing < 2:
-        raise ValueError(f"max_page_sharing must be >= 2 (kernel minimum), got {max_page_sharing}")
+        elif not vm.dtype.isnative:  # big-endian indices: Numba takes native byte order only
+            vm = vm.astype(vm.dtype.newbyteorder("="))
+    # at least 2 (KSM's minimum); the kernels take an int64 (any value >= the pages is "no cap")
+    if isinstance(max_page_sharing, bool) or not isinstance(max_page_sharing, int | np.integer):
+        raise ValueError(f"max_page_sharing must be a whole number, got {max_page_sharing!r}")
+    if not 2 <= max_page_sharing <= _INT64_MAX:
+        raise ValueError(f"max_page_sharing must be in [2, 2**63 - 1], got {max_page_sharing}")
     nvm = len(vm_names)
     if nvm >= 1 << 31:
         raise ValueError(f"at most 2**31 - 1 VMs, got {nvm}")
+    if len(set(vm_names)) != nvm:  # to_dict's per-VM counts are keyed by name: one would hide another
+        dup = next(x for i, x in enumerate(vm_names) if x in vm_names[:i])
+        raise ValueError(f"vm_names must be distinct, {dup!r} is given twice")
+    if vm.shape[0] == 0 and n and nvm == 0:  # no vm: every page is VM 0, which must have a name
+        raise ValueError("vm_names is empty, but the pages (vm None: every page in VM 0) need VM 0's name")
     if salt is None:
         salt = np.zeros(0, np.int64)
     else:
-        salt = np.ascontiguousarray(salt, dtype=np.int64)
-        if salt.shape != (n,):
-            raise ValueError(f"salt must have shape ({n},), got {salt.shape}")
+        salt = _whole(salt, n, "salt")
     el = np.zeros(0, np.bool_) if eligible is None else _flags(eligible, n, "eligible")
     if el.shape[0] and el.all():  # every page eligible (no false match, as nearly always): the
         el = np.zeros(0, np.bool_)  # same counts as without flags, by the common path's kernels
     if isinstance(top_n, bool) or not isinstance(top_n, int | np.integer) or top_n < 0:
         raise ValueError(f"top_n must be a whole number >= 0, got {top_n!r}")
+    if isinstance(hash_bits, bool) or not isinstance(hash_bits, int | np.integer) or not 1 <= hash_bits <= 64:
+        raise ValueError(f"hash_bits must be a whole number in [1, 64], got {hash_bits!r}")
     tot = np.zeros(N_TOTALS, np.int64)
     per_vm = np.zeros((nvm, N_VM), np.int64)
     svd = np.zeros(nvm, np.float64)
+    keep = min(top_n, n)  # never more top contents than pages (share --top 10**20 was a traceback)
     top_arrays = (
-        np.zeros(top_n, np.int64),
-        np.zeros(top_n, np.int64),
-        np.zeros(top_n, np.int64),  # hash bits; read back as uint64
-        np.zeros(top_n, np.int64),
-        np.zeros(top_n, np.bool_),
+        np.zeros(keep, np.int64),
+        np.zeros(keep, np.int64),
+        np.zeros(keep, np.int64),  # hash bits; read back as uint64
+        np.zeros(keep, np.int64),
+        np.zeros(keep, np.bool_),
     )
     # level-1 buckets: enough for sub-buckets of about BUCKET_TARGET pages, at most
     # 2**L1_MAX_BITS; and at least as many bits as a page's payload (vm << 1 | zero) when that

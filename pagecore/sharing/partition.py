@@ -67,14 +67,22 @@ def scatter_table(
     vm = _vm_indices(table["vm"], {n: i for i, n in enumerate(vm_names)}, table_path)
     h = table["hash"].to_numpy()
     z = table["zero"].to_numpy(zero_copy_only=False)
+    src_meta = page_table_metadata(table_path)
+    # the top bits of the hash's own width: a 32-bit hash (Memory Buddies traces) has nothing in
+    # the top bits of the uint64 (every page went to partition 0)
+    width = int(src_meta.get("hash_bits", 64))
+    if not bits <= width <= 64:
+        raise InputError(table_path, f"hash_bits {width}: cannot partition by {bits} bits of the hash")
     # partition numbers as uint16: NumPy's stable sort of 16-bit keys is a radix sort (one
     # pass, where a 64-bit key took a merge sort); stable, so each partition keeps the table's
     # order and the counter still sees each VM's pages as one block
-    part = (h >> np.uint64(64 - bits)).astype(np.uint16) if bits else np.zeros(len(h), np.uint16)
+    if bits:
+        part = ((h >> np.uint64(width - bits)) & np.uint64(nparts - 1)).astype(np.uint16)
+    else:
+        part = np.zeros(len(h), np.uint16)
     order = np.argsort(part, kind="stable")
     bounds = np.zeros(nparts + 1, np.int64)
     np.cumsum(np.bincount(part, minlength=nparts), out=bounds[1:])
-    src_meta = page_table_metadata(table_path)
     meta = {
         "partitions": nparts,
         "bits": bits,
@@ -119,17 +127,26 @@ def scatter_metadata(path: str | os.PathLike) -> dict:
 def count_partition(scatter_paths: Sequence[str | os.PathLike], p: int, **kw) -> SharingCounts:
     """Count partition ``p`` across the scattered tables (keyword arguments go to
     :func:`pagecore.sharing.count_sharing`)."""
-    metas = [scatter_metadata(s) for s in scatter_paths]
-    names = metas[0]["vm_names"]
-    if any(m["vm_names"] != names or m["partitions"] != metas[0]["partitions"] for m in metas):
-        raise ValueError("scatter files disagree on VM list or partition count")
+    # each file's metadata holds the set's VM list: keep one (1,024 shards of 65,536 VMs held 67 M
+    # names, about 4 GB at 62 bytes a name, in every count job)
+    metas = []
+    for s in scatter_paths:
+        m = scatter_metadata(s)
+        vm_names = m.pop("vm_names")
+        if not metas:
+            names = vm_names
+        elif vm_names != names or m["partitions"] != metas[0]["partitions"]:
+            raise ValueError("scatter files disagree on VM list or partition count")
+        metas.append(m)
     if not 0 <= p < metas[0]["partitions"]:
         raise ValueError(f"partition {p} out of range 0..{metas[0]['partitions'] - 1}")
     kw.setdefault("hash_bits", min(int(m.get("hash_bits") or 64) for m in metas))
     if len(scatter_paths) == 1:  # one row group: count NumPy views of its Arrow columns
         t = pq.ParquetFile(scatter_paths[0]).read_row_group(p)
         h, vm = (t[c].to_numpy() for c in ("hash", "vm"))  # no copy of a single chunk
-        return count_sharing(h, t["zero"].to_numpy(zero_copy_only=False), vm, names, **kw)
+        counts = count_sharing(h, t["zero"].to_numpy(zero_copy_only=False), vm, names, **kw)
+        counts.partition = (p, metas[0]["partitions"])
+        return counts
     # one row group at a time into arrays of the partition's size (known from the metadata), so
     # the job holds the pages once (13 bytes each) beside the counter's scratch, not an Arrow
     # copy of all of them as well (measured on the largest partition of the full run, every
@@ -150,7 +167,9 @@ def count_partition(scatter_paths: Sequence[str | os.PathLike], p: int, **kw) ->
         at += k
         del t
     pa.default_memory_pool().release_unused()  # the last row group's buffers, before the scratch
-    return count_sharing(h, z, vm, names, **kw)
+    counts = count_sharing(h, z, vm, names, **kw)
+    counts.partition = (p, metas[0]["partitions"])
+    return counts
 
 
 def save_counts(counts: SharingCounts, path: str | os.PathLike) -> None:
@@ -168,6 +187,7 @@ def save_counts(counts: SharingCounts, path: str | os.PathLike) -> None:
         "hash_bits": counts.hash_bits,
         "page_size": counts.page_size,
         "top_n": counts.top_n,
+        "partition": counts.partition,
     }
     with atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps(state))
@@ -188,15 +208,33 @@ def load_counts(path: str | os.PathLike) -> SharingCounts:
         hash_bits=s["hash_bits"],
         page_size=s["page_size"],
         top_n=s["top_n"],
+        partition=tuple(s["partition"]) if s.get("partition") is not None else None,
     )
 
 
 def gather(count_paths: Sequence[str | os.PathLike]) -> SharingCounts:
-    """Sum the saved counts of every partition."""
+    """Sum the saved counts of every partition.
+
+    Counts saved from :func:`count_partition` name their partition: a partition given twice, or
+    counts of a set in another number of partitions, or a missing partition, is refused (a glob
+    over a counts directory that also held an earlier run's partitions summed both, exit 0).
+    """
     total = None
+    seen: dict[tuple[int, int], str] = {}
     for p in count_paths:
         c = load_counts(p)
+        if c.partition is not None:
+            if c.partition in seen:
+                raise InputError(p, f"partition {c.partition[0]} of {c.partition[1]} is also in {seen[c.partition]}")
+            if seen and next(iter(seen))[1] != c.partition[1]:
+                raise InputError(p, f"counts of {c.partition[1]} partitions beside {next(iter(seen))[1]}'s")
+            seen[c.partition] = str(p)
         total = c if total is None else total + c
     if total is None:
         raise ValueError("no partition counts to gather")
+    if seen:
+        nparts = next(iter(seen))[1]
+        missing = sorted(set(range(nparts)) - {k for k, _ in seen})
+        if missing:
+            raise ValueError(f"partitions missing: {len(missing)} of {nparts} (the first: {missing[0]})")
     return total

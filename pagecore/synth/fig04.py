@@ -253,6 +253,20 @@ class Fig04Model:
         content, patch, _, _ = self.layout(vm)
         return np.arange(self.pages, dtype=np.uint64), content_hash(content, patch), content == 0
 
+    def content_classes(self, n_vms: int) -> list[tuple[int, int]]:
+        """The pages of ``n_vms`` guests by class as (pages, distinct contents), covering them: the
+        zero page one content; intra-VM duplicates, common and variant pages contents every guest
+        shares (groups, pages, slots × variants); private pages each their own. What the memory of
+        a hash-prefix partition job depends on (:func:`pagecore.sharing.bigplan.largest_partition_pages`)."""
+        c = self.counts()
+        return [
+            (c["zero"] * n_vms, 1),
+            (c["intra_dup"] * n_vms, self.dup_groups()),
+            (c["common"] * n_vms, c["common"]),
+            (c["variant"] * n_vms, c["variant"] * self.variants),
+            (c["private"] * n_vms, c["private"] * n_vms),
+        ]
+
     # -- the model's own expectation -------------------------------------------------------
     def expected(self, n_vms: int) -> dict[str, float]:
         """Expected Figure 4 metrics (in pages) for ``n_vms`` identical guests.

@@ -277,9 +277,18 @@ def bigcount_mem_mb(stage):
     def mem_mb(wildcards):
         from pagecore.sharing.bigplan import job_mem_mb
 
-        return job_mem_mb(BIG, stage, zero_fraction=FIG04["fractions"]["zero"])
+        return job_mem_mb(BIG, stage, classes=bigcount_content_classes() if stage == "count" else None)
 
     return mem_mb
+
+
+def bigcount_content_classes():
+    """The synthetic set's content classes as (pages, distinct contents), for the count jobs' memory
+    (pagecore.sharing.bigplan.largest_partition_pages), from the Figure 4 model bigcount writes."""
+    from pagecore.synth import Fig04Model
+
+    model = Fig04Model(mem_mb=BIG["mem_mb"], variants=FIG04["variants"], seed=BIG["seed"], **FIG04["fractions"])
+    return model.content_classes(BIG["vms"])
 
 
 def bigcount_free_space(wildcards=None):
@@ -291,7 +300,10 @@ def bigcount_free_space(wildcards=None):
     if not workflow.remote_exec:
         from pagecore.sharing.bigplan import check_free_space
 
-        check_free_space(BIG, "results")
+        try:
+            check_free_space(BIG, "results")
+        except ConfigError as err:  # one line, as the config checks above; no InputFunctionException
+            sys.exit(f"pagecore: error: {err}")
     return []
 
 
