@@ -105,11 +105,24 @@ def content_hash(content: np.ndarray, patch: np.ndarray) -> np.ndarray:
 
 
 def _content_id(seed: int, cls: int, vm: int, idx: np.ndarray) -> np.ndarray:
-    """Distinct non-zero 64-bit content ids for (seed, class, vm, index)."""
+    """Distinct non-zero 64-bit content ids for (seed, class, vm, index).
+
+    The low 32 bits hold ``index + 1``, the high 32 the seed's low 8 bits, the class and the
+    VM's low 20 bits; the rest of the seed and of the VM number pick a 64-bit constant XORed
+    into every id (0 when both are 0, so seeds below 256 keep their ids). Without it only the
+    seed's low 8 bits reached the ids: ``--seed 0`` and ``--seed 256`` wrote the same pages in
+    another order. XOR with one constant keeps which ids are equal, so every sharing count of a
+    guest set is unchanged; the constant has bit 31 set, so no id of an index below 2^31 - 1 is
+    0 (the zero page).
+    """
     idx = np.asarray(idx, dtype=np.uint64)
-    tag = np.uint64((seed & 0xFFFFFFFF) << 24 | (cls & 0xF) << 20 | (vm & 0xFFFFF))
+    tag = np.uint64(((seed & 0xFF) << 24 | (cls & 0xF) << 20 | (vm & 0xFFFFF)) & 0xFFFFFFFF)
+    rest = ((seed >> 8) & (2**64 - 1), vm >> 20)  # a negative seed too
+    mix = np.uint64(0)
+    if rest != (0, 0):
+        mix = np.random.SeedSequence([0xC0_47E4_7, *rest]).generate_state(1, np.uint64)[0] | np.uint64(1 << 31)
     with np.errstate(over="ignore"):
-        return (tag << np.uint64(32)) ^ (idx + np.uint64(1)) ^ np.uint64(1 << 63)
+        return (tag << np.uint64(32)) ^ (idx + np.uint64(1)) ^ np.uint64(1 << 63) ^ mix
 
 
 class ContentLayout:
