@@ -52,10 +52,12 @@ def _table_source(path: Path, algorithm: str):
     if table is not None:
         return vm, None, table, rows
     src = meta.get("source_path")
-    if not src:
+    if not src or meta.get("hash_only"):  # an imported trace records its trace file: no page bytes
+        fmt = meta.get("format")
         raise InputError(
             path,
-            "page table has no compressed sizes and records no dump to re-read",
+            "page table has no compressed sizes and records no dump to re-read"
+            + (f" (a hash-only {fmt} table: its source holds hashes, not pages)" if meta.get("hash_only") else ""),
             expected=f"a csize_{algorithm} column or source_path metadata",
             hint=f"hash the dump with `pagecore hash --compress {algorithm}` or pass the dump itself",
         )
