@@ -112,6 +112,32 @@ def test_scanner_says_whether_it_settled():
     assert not EsxScanner(h, st).run(max_s=5.0).settled
 
 
+def test_lifetimes_of_one_read_per_guest_is_one_line(tiny_tables, tmp_path, capsys):
+    """`ksm vm1 vm2 --series --interval 5 --lifetimes L.csv` (one read of each guest) was a
+    ValueError traceback from series_lifetimes, after the whole emulation."""
+    out = tmp_path / "l.csv"
+    for cmd in ("ksm", "scan"):
+        assert main([cmd, *tiny_tables[:2], "--series", "--interval", "5", "--lifetimes", str(out)]) == 1
+        assert "--lifetimes needs at least two reads" in one_line_error_text(capsys)
+    assert not out.exists()
+
+
+def test_series_interval_below_the_read_time_resolution_is_refused(tmp_path, capsys):
+    """Three reads of one VM at --interval 1e-7: read times are kept to the microsecond, so the
+    three collapsed into one (the report said "last at 0.0 s") and --lifetimes was a traceback."""
+    reads = []
+    for i, tags in enumerate(TINY.values()):
+        raw = tmp_path / f"r{i}.raw"
+        raw.write_bytes(b"".join(_page(t) for t in tags))
+        reads.append(str(tmp_path / f"r{i}.parquet"))
+        assert main(["hash", "-q", str(raw), "--vm", "g", "-o", reads[-1]]) == 0
+    out = tmp_path / "l.csv"
+    assert main(["scan", *reads, "--series", "--interval", "1e-7", "--lifetimes", str(out)]) == 1
+    assert "--interval must be at least 1e-06 s" in one_line_error_text(capsys)
+    assert main(["scan", *reads, "--series", "--interval", "1e-6", "--lifetimes", str(out)]) == 0
+    assert "series: 3 reads" in capsys.readouterr().out and out.exists()
+
+
 # ------------------------------------------------------------------------------ synth
 def test_seeds_that_differ_above_the_low_byte_give_other_contents():
     """`synth fig04 --seed 0` and `--seed 256` wrote the same pages in another order (only the

@@ -62,6 +62,11 @@ def _run(emulator_cls, settings_cls, savings, args, **settings) -> int:
     except ValueError as exc:
         raise PagecoreError(str(exc)) from None
     history, info = _history_from_args(args)
+    if getattr(args, "lifetimes", None) and info["reads"] < 2:  # series_lifetimes' ValueError was a traceback
+        raise PagecoreError(
+            f"--lifetimes needs at least two reads of each guest; these tables hold {info['reads']} read of each "
+            f"VM ({', '.join(history.vm_names[:3])}{', …' if len(history.vm_names) > 3 else ''})"
+        )
     em = emulator_cls(history, st)
     if hasattr(em, "check_can_settle"):  # the ESX scanner: rates too low to finish a pass in its time limit
         try:
