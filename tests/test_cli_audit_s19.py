@@ -180,6 +180,19 @@ def test_vm_numbers_past_20_bits_get_their_own_private_pages():
     assert set(_content_id(0, PRIVATE, 1, idx).tolist()).isdisjoint(_content_id(0, PRIVATE, 1 + 2**20, idx).tolist())
 
 
+def test_synth_variants_past_the_bound_is_a_usage_error(tmp_path):
+    """`synth fig04 --variants 10000000000000000000` was a numpy ValueError traceback ("high is
+    out of bounds for int64") from the draw of each slot's version."""
+    proc = cli("synth", "fig04", "-o", str(tmp_path / "g"), "--vms", "1", "--mem-mb", "1", "--variants", str(2**63))
+    assert proc.returncode == 2 and "argument --variants" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "g" / "vm01.raw").exists()
+    from pagecore.synth.fig04 import MAX_VARIANTS, Fig04Model
+
+    with pytest.raises(ValueError, match="variants must be in"):
+        Fig04Model(mem_mb=1, variant=0.5, variants=MAX_VARIANTS + 1)
+    Fig04Model(mem_mb=1, variant=0.5, variants=MAX_VARIANTS).layout(0)
+
+
 # ------------------------------------------------------------------------------ import
 def test_memorybuddies_cut_trace_is_refused(tmp_path, capsys):
     """A trace cut 2 bytes short: its last header line ("proc1\\n", 6 bytes) plus the cut hashes

@@ -14,6 +14,7 @@ from pagecore.cli._args import (
     command,
     float_in,
     group,
+    int_at_least,
     load_workflow_config,
     nonneg_int,
     output_arg,
@@ -222,7 +223,7 @@ def register(sub) -> None:
         )
     f4.add_argument(
         "--variants",
-        type=positive_int,
+        type=int_at_least(1, 2**32),
         default=FIG04_DEFAULTS["variants"],
         help="versions per variant slot (default %(default)s)",
     )

@@ -54,6 +54,9 @@ ZERO, INTRA_DUP, COMMON, VARIANT, PRIVATE = 0, 1, 2, 3, 4
 CLASS_NAMES = ("zero", "intra_dup", "common", "variant", "private")
 #: 64-bit words rewritten in a variant page (relocated pointers / randomized fields)
 VARIANT_WORDS = 8
+#: most versions per variant slot: each slot's versions take ``variants`` patch ids, which must
+#: stay in 64 bits for any guest (2^63 was a traceback from numpy's draw)
+MAX_VARIANTS = 2**32
 
 
 @njit(**INLINE)
@@ -185,8 +188,8 @@ class Fig04Model:
             raise ValueError("zero + intra_dup + common + variant must not exceed 1")
         if self.intra_dup_groups > self.intra_dup:
             raise ValueError("intra_dup_groups cannot exceed intra_dup (a group has at least one page)")
-        if self.variants < 1:
-            raise ValueError(f"variants must be >= 1, got {self.variants}")
+        if not 1 <= self.variants <= MAX_VARIANTS:  # numpy's draw of a version is int64
+            raise ValueError(f"variants must be in [1, {MAX_VARIANTS:,}], got {self.variants:,}")
         if self.pages < 1:
             raise ValueError(f"mem_mb={self.mem_mb} gives no pages")
 
