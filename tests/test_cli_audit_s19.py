@@ -243,3 +243,21 @@ def test_compress_of_an_imported_trace_says_it_holds_no_pages(tmp_path, capsys):
     assert main(["compress", str(table)]) == 1
     line = one_line_error_text(capsys)
     assert "hash-only memorybuddies table" in line and "unknown dump format" not in line
+
+
+@pytest.mark.parametrize("damage", ["moved", "resized"])
+def test_compress_of_a_table_whose_dump_is_gone_names_no_share_options(tmp_path, capsys, damage):
+    """`compress T.parquet` whose dump was moved advised "pass --dump-dir DIR where it now is, or
+    share with --no-verify" (resized: "or share with --no-verify"): compress has neither option."""
+    raw = tmp_path / "g.raw"
+    raw.write_bytes(b"".join(_page(t) for t in (1, 2, 0, 3)))
+    table = tmp_path / "g.parquet"
+    assert main(["hash", "-q", str(raw), "-o", str(table)]) == 0
+    if damage == "moved":
+        raw.rename(tmp_path / "elsewhere.raw")
+    else:
+        raw.write_bytes(raw.read_bytes() + bytes(4096))
+    assert main(["compress", str(table)]) == 1
+    line = one_line_error_text(capsys)
+    assert "dump changed since hashing" in line and "give compress the dump itself" in line
+    assert "--no-verify" not in line and "--dump-dir" not in line
