@@ -58,8 +58,9 @@ def register(subparsers):
     p.add_argument(
         "--sample",
         default=None,
-        help="estimate from a page sample: a fraction in (0, 1) or a number of pages (>= 1); exact by default; "
-        "fewer than 5 sampled pages are refused, fewer than 100 flagged unreliable",
+        help="estimate from a seeded Bernoulli page sample: a fraction in (0, 1) or an expected number of pages "
+        "(>= 1; the pages examined vary around it); exact by default; fewer than 5 sampled pages are refused, "
+        "fewer than 100 flagged unreliable",
     )
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the page sample")
     p.add_argument("--threads", type=nonneg_int, default=0, help="threads (0 = all cores)")
