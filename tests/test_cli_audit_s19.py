@@ -138,6 +138,29 @@ def test_series_interval_below_the_read_time_resolution_is_refused(tmp_path, cap
     assert "series: 3 reads" in capsys.readouterr().out and out.exists()
 
 
+def test_lifetimes_of_three_reads_counted_by_hand(tmp_path, capsys):
+    """Three reads of one guest 10 s apart: A A B 0, then A C 0 0, then A B D E. By hand: A's
+    two copies are duplicates from 0 s until 10 s (one changes), the two zero pages from 10 s
+    until 20 s: four episodes of 10 s, so none outlives 10 s. The read times kept only the first
+    and the last read (a comprehension read the loop's last `t`): [0, 20] for three reads, so
+    every episode looked 20 s long and survival at 10 s was 1 where it is 0, exit 0."""
+    import json
+
+    import pandas as pd
+
+    reads = []
+    for i, tags in enumerate(TINY.values()):
+        raw = tmp_path / f"r{i}.raw"
+        raw.write_bytes(b"".join(_page(t) for t in tags))
+        reads.append(str(tmp_path / f"r{i}.parquet"))
+        assert main(["hash", "-q", str(raw), "--vm", "g", "-o", reads[-1]]) == 0
+    out = tmp_path / "l.csv"
+    assert main(["ksm", *reads, "--series", "--interval", "10", "--lifetimes", str(out), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["series"]["read_times_s"] == [0.0, 10.0, 20.0]
+    surv = pd.read_csv(out).query("table == 'survival'")
+    assert surv["x"].tolist() == [0.0, 10.0] and surv["fraction"].tolist() == [1.0, 0.0]
+
+
 # ------------------------------------------------------------------------------ synth
 def test_seeds_that_differ_above_the_low_byte_give_other_contents():
     """`synth fig04 --seed 0` and `--seed 256` wrote the same pages in another order (only the

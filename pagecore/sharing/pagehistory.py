@@ -319,7 +319,7 @@ def read_history(paths, *, series: bool = False, interval: float | None = None, 
                     el = _host_eligible(paths[i], len(f))[mine]
                     idx = key0.get_indexer(pd.MultiIndex.from_arrays([fvm[mine], f["gpfn"].to_numpy()[mine]]))
                     keep[idx[el]] = True
-        times = sorted({round(t, 6) for _, f, *_ in later} | {round(t, 6) for t, _, _ in first})
+        times = sorted({round(t, 6) for t, *_ in later} | {round(t, 6) for t, _, _ in first})
         info = {
             "reads": next(iter(counts.values())),
             "read_times_s": times,
