@@ -284,3 +284,22 @@ def test_compress_of_a_table_whose_dump_is_gone_names_no_share_options(tmp_path,
     line = one_line_error_text(capsys)
     assert "dump changed since hashing" in line and "give compress the dump itself" in line
     assert "--no-verify" not in line and "--dump-dir" not in line
+
+
+def test_an_imported_trace_is_never_an_output_from_another_directory(tmp_path, monkeypatch, capsys):
+    """`import memorybuddies t.trace -o t.parquet` run in the trace's directory recorded
+    source_path "t.trace" (relative), so from another directory `share d/t.parquet -o d/t.trace`
+    did not see the trace as an input and replaced it with the report, exit 0."""
+    d = tmp_path / "d"
+    d.mkdir()
+    trace = d / "t.trace"
+    trace.write_bytes(b"Linux\n" + np.arange(1, 9, dtype="<u4").tobytes())
+    before = trace.read_bytes()
+    monkeypatch.chdir(d)
+    assert main(["import", "memorybuddies", "t.trace", "-o", "t.parquet"]) == 0
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    for cmd in (["share", "d/t.parquet", "--format", "json"], ["ksm", "d/t.parquet", "--format", "json"]):
+        assert main([*cmd, "-o", "d/t.trace"]) == 1
+        assert "inputs are never overwritten" in one_line_error_text(capsys)
+    assert trace.read_bytes() == before

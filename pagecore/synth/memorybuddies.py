@@ -192,7 +192,7 @@ def import_trace(
     os_line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
     meta = {
         "format": "memorybuddies",
-        "source_path": str(path),
+        "source_path": os.path.abspath(path),  # absolute: `-o` naming the trace is refused from any directory
         "source_size": size,
         "header_bytes": hdr,
         "header_first_line": os_line[:200],
