@@ -216,6 +216,22 @@ def test_synth_variants_past_the_bound_is_a_usage_error(tmp_path):
     Fig04Model(mem_mb=1, variant=0.5, variants=MAX_VARIANTS).layout(0)
 
 
+def test_guest_names_with_one_content_tag_are_refused():
+    """Scenario C with guests c01, c02 renamed vm041, vm086 (names whose 16-bit content tags are
+    equal): `synth fig05 C` then `share` gave 38.3 % saved instead of 11.2 %, exit 0 (the two
+    guests' private pages and random draws were generated as one's)."""
+    from pagecore.config import load_config
+    from pagecore.synth.guests import GuestSet, _tag
+
+    assert _tag("vm041") == _tag("vm086")
+    cfg = load_config()
+    scen = {"guests": [dict(g) for g in cfg["fig05"]["scenarios"]["C"]["guests"]]}
+    GuestSet.from_config(scen, cfg["catalogue"], 1)  # the shipped names are told apart
+    scen["guests"][0]["name"], scen["guests"][1]["name"] = "vm041", "vm086"
+    with pytest.raises(ValueError, match="'vm041' and 'vm086' have one 16-bit content tag"):
+        GuestSet.from_config(scen, cfg["catalogue"], 1)
+
+
 # ------------------------------------------------------------------------------ import
 def test_memorybuddies_cut_trace_is_refused(tmp_path, capsys):
     """A trace cut 2 bytes short: its last header line ("proc1\\n", 6 bytes) plus the cut hashes

@@ -129,7 +129,10 @@ def _cmd_synth_fig05(args) -> int:
         raise PagecoreError(
             f"unknown Figure 5 scenario {args.scenario!r}; the config has {', '.join(sorted(scenarios))}"
         )
-    gs = GuestSet.from_config(scenarios[args.scenario], cfg["catalogue"], cfg["fig05"]["seed"])
+    try:
+        gs = GuestSet.from_config(scenarios[args.scenario], cfg["catalogue"], cfg["fig05"]["seed"])
+    except ValueError as exc:  # names the model cannot tell apart
+        raise PagecoreError(f"synth fig05 {args.scenario}: {exc}") from None
     names = [g.name for g in gs.guests]
     generator = {
         "model": "GuestSet",

@@ -111,6 +111,18 @@ class GuestSet:
         names = [g.name for g in self.guests]
         if len(set(names)) != len(names):
             raise ValueError("guest names must be unique")
+        # contents are keyed by a 16-bit tag of each name: two guests (or applications) whose
+        # names share one got the same private (application) pages and the same random draws,
+        # counted as sharing (guests "vm041" and "vm086": every private page shared), exit 0
+        for what, group in (("guests", names), ("applications", sorted(self.apps))):
+            seen: dict[int, str] = {}
+            for name in group:
+                other = seen.setdefault(_tag(name), name)
+                if other != name:
+                    raise ValueError(
+                        f"{what} {other!r} and {name!r} have one 16-bit content tag (pagecore.synth.guests._tag): "
+                        "their pages would be generated as one's; rename one of them"
+                    )
 
     @property
     def total_mb(self) -> float:
