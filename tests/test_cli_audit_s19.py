@@ -230,6 +230,11 @@ def test_guest_names_with_one_content_tag_are_refused():
     scen["guests"][0]["name"], scen["guests"][1]["name"] = "vm041", "vm086"
     with pytest.raises(ValueError, match="'vm041' and 'vm086' have one 16-bit content tag"):
         GuestSet.from_config(scen, cfg["catalogue"], 1)
+    from pagecore.synth.guests import Guest, OSKind
+
+    assert _tag("os228") == _tag("os244")  # two OS kinds would share their OS pages
+    with pytest.raises(ValueError, match="OS kinds 'os228' and 'os244'"):
+        GuestSet([Guest("a", "os228", 8.0), Guest("b", "os244", 8.0)], {k: OSKind(0.1, 2.0) for k in ("os228", "os244")})
 
 
 # ------------------------------------------------------------------------------ import

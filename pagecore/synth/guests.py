@@ -111,10 +111,14 @@ class GuestSet:
         names = [g.name for g in self.guests]
         if len(set(names)) != len(names):
             raise ValueError("guest names must be unique")
-        # contents are keyed by a 16-bit tag of each name: two guests (or applications) whose
+        # contents are keyed by a 16-bit tag of each name: two guests (applications, OS kinds) whose
         # names share one got the same private (application) pages and the same random draws,
         # counted as sharing (guests "vm041" and "vm086": every private page shared), exit 0
-        for what, group in (("guests", names), ("applications", sorted(self.apps))):
+        for what, group in (
+            ("guests", names),
+            ("applications", sorted(self.apps)),
+            ("OS kinds", sorted(self.os_kinds)),
+        ):
             seen: dict[int, str] = {}
             for name in group:
                 other = seen.setdefault(_tag(name), name)
