@@ -234,7 +234,9 @@ def test_guest_names_with_one_content_tag_are_refused():
 
     assert _tag("os228") == _tag("os244")  # two OS kinds would share their OS pages
     with pytest.raises(ValueError, match="OS kinds 'os228' and 'os244'"):
-        GuestSet([Guest("a", "os228", 8.0), Guest("b", "os244", 8.0)], {k: OSKind(0.1, 2.0) for k in ("os228", "os244")})
+        GuestSet(
+            [Guest("a", "os228", 8.0), Guest("b", "os244", 8.0)], {k: OSKind(0.1, 2.0) for k in ("os228", "os244")}
+        )
 
 
 # ------------------------------------------------------------------------------ import
