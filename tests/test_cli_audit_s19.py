@@ -326,3 +326,19 @@ def test_an_imported_trace_is_never_an_output_from_another_directory(tmp_path, m
         assert main([*cmd, "-o", "d/t.trace"]) == 1
         assert "inputs are never overwritten" in one_line_error_text(capsys)
     assert trace.read_bytes() == before
+
+
+def test_ksm_of_an_imported_trace_says_its_zero_pages_are_unknown(tmp_path, capsys):
+    """Memory Buddies traces do not mark zero pages (the table says zero_known: false): `ksm
+    --use-zero-pages` of one printed ksm_zero_pages 0 and savings "zero 0 pages" without a word,
+    whatever the trace held."""
+    import json
+
+    trace = tmp_path / "m.trace"
+    trace.write_bytes(b"Linux\n" + np.array([5, 5, 5, 9], dtype="<u4").tobytes())
+    table = tmp_path / "m.parquet"
+    assert main(["import", "memorybuddies", str(trace), "-o", str(table)]) == 0
+    capsys.readouterr()
+    assert main(["ksm", str(table), "--use-zero-pages", "--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert "does not mark zero pages" in err and json.loads(out)["series"]["zero_unknown"] == [str(table)]

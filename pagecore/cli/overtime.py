@@ -67,6 +67,15 @@ def _run(emulator_cls, settings_cls, savings, args, **settings) -> int:
             f"--lifetimes needs at least two reads of each guest; these tables hold {info['reads']} read of each "
             f"VM ({', '.join(history.vm_names[:3])}{', …' if len(history.vm_names) > 3 else ''})"
         )
+    if info["zero_unknown"]:  # the zero counts would read 0 without a word
+        n = len(info["zero_unknown"])
+        print(
+            f"pagecore: warning: {info['zero_unknown'][0]}"
+            + (f" and {n - 1} more tables do" if n > 1 else " does")
+            + " not mark zero pages (an imported trace): zero pages count as ordinary contents there, and the "
+            "zero counts (ksm_zero_pages, savings 'zero') leave them out",
+            file=sys.stderr,
+        )
     em = emulator_cls(history, st)
     if hasattr(em, "check_can_settle"):  # the ESX scanner: rates too low to finish a pass in its time limit
         try:

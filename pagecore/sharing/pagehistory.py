@@ -208,7 +208,8 @@ def read_history(paths, *, series: bool = False, interval: float | None = None, 
     info : dict
         ``ksm_eligibility`` (``all`` or ``host_view``), ``pages_not_eligible``, ``reads``,
         ``read_times_s`` (per read, seconds after the first), ``times_from`` (``taken_at``,
-        ``interval`` or ``static``) and ``writes``.
+        ``interval`` or ``static``), ``writes`` and ``zero_unknown`` (the tables that do not mark
+        zero pages, ``zero_known: false``: their zero pages are counted as ordinary contents).
 
     Raises
     ------
@@ -326,6 +327,8 @@ def read_history(paths, *, series: bool = False, interval: float | None = None, 
             "times_from": "taken_at" if interval is None else "interval",
         }
     info["ksm_eligibility"] = eligibility
+    # imported traces (Memory Buddies) do not mark zero pages: theirs count as ordinary contents
+    info["zero_unknown"] = [str(p) for p, m in zip(paths, metas, strict=True) if m.get("zero_known") is False]
     info["pages_not_eligible"] = 0 if keep is None else int((~keep).sum())
     if keep is not None:
         h = h.subset(keep)
