@@ -342,3 +342,12 @@ def test_ksm_of_an_imported_trace_says_its_zero_pages_are_unknown(tmp_path, caps
     assert main(["ksm", str(table), "--use-zero-pages", "--format", "json"]) == 0
     out, err = capsys.readouterr()
     assert "does not mark zero pages" in err and json.loads(out)["series"]["zero_unknown"] == [str(table)]
+
+
+def test_compress_seed_past_64_bits_is_a_usage_error(tmp_path):
+    """`compress --sample 10 --seed 18446744073709551616` drew seed 0's sample (the sample hashes
+    the seed's low 64 bits), exit 0: a seed that is not honoured."""
+    raw = tmp_path / "g.raw"
+    raw.write_bytes(b"".join(_page(t) for t in range(1, 21)))
+    proc = cli("compress", str(raw), "--sample", "10", "--seed", str(2**64))
+    assert proc.returncode == 2 and "argument --seed" in proc.stderr and "Traceback" not in proc.stderr
