@@ -275,4 +275,8 @@ def register(sub) -> None:
     output_arg(mb)
     mb.add_argument("--vm", help="machine name (default: the file stem)")
     mb.add_argument("--header-bytes", type=nonneg_int, help="header length (default: detect the text lines)")
-    mb.add_argument("--max-pages", type=positive_int, help="hashes to read (default: to the end of the file)")
+    mb.add_argument(
+        "--max-pages",
+        type=positive_int,
+        help="hashes to read (default: the header's page count line, 'pages: N', else to the end of the file)",
+    )
