@@ -351,3 +351,20 @@ def test_compress_seed_past_64_bits_is_a_usage_error(tmp_path):
     raw.write_bytes(b"".join(_page(t) for t in range(1, 21)))
     proc = cli("compress", str(raw), "--sample", "10", "--seed", str(2**64))
     assert proc.returncode == 2 and "argument --seed" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("line", ["proccé\n", "procé\n"])
+def test_memorybuddies_non_ascii_header_line_is_refused(tmp_path, capsys, line):
+    """A header line with a non-ASCII process name ("proccé", 8 bytes in UTF-8) ended the ASCII
+    header before it: 52 pages of 50, its bytes read as 2 hashes, exit 0 (7 bytes: refused as
+    "not whole 32-bit hashes", advising --max-pages)."""
+    h = np.random.default_rng(3).integers(0, 2**32, 50, dtype=np.uint64).astype("<u4").tobytes()
+    header = b"Linux\n" + line.encode()
+    trace = tmp_path / "u.trace"
+    trace.write_bytes(header + h)
+    out = tmp_path / "u.parquet"
+    assert main(["import", "memorybuddies", str(trace), "-o", str(out)]) == 1
+    assert f"--header-bytes {len(header)} if that line is part of the header" in one_line_error_text(capsys)
+    assert not out.exists()
+    assert main(["import", "memorybuddies", str(trace), "-o", str(out), "--header-bytes", str(len(header))]) == 0
+    assert "50 pages" in capsys.readouterr().err

@@ -104,6 +104,31 @@ def header_candidates(data: bytes, size: int, max_pages: int | None = None) -> l
     return [e for e in ends if last - e <= SWALLOW_WINDOW and _fits(data[:e], size, max_pages)]
 
 
+def _refuse_non_ascii_line(path, data: bytes, end: int) -> None:
+    """Refuse a header that ends where a text line with non-ASCII characters begins (a process
+    name in UTF-8): the header is ASCII lines, so such a line was taken for hashes ("Linux\n"
+    then "proccé\n" read as 2 more pages, every later hash in place, exit 0)."""
+    j = data.find(b"\n", end, end + 4096)
+    if j <= end:
+        return
+    try:
+        line = data[end:j].decode("utf-8")
+    except UnicodeDecodeError:
+        return
+    if line.isascii() or not all(ch.isprintable() or ch in "\t\r" for ch in line):
+        return
+    if sum(ch.isascii() and ch.isalpha() for ch in line) < 3:  # hashes pass the tests above about 1 in 5,000
+        return
+    raise InputError(
+        path,
+        f"the text header ends after {end:,} bytes, where a line of non-ASCII text ({line[:40]!r}) follows: "
+        "it may be part of the header",
+        offset=end,
+        expected="a text header of ASCII lines followed by 32-bit page hashes",
+        hint=f"pass --header-bytes {j + 1} if that line is part of the header, or --header-bytes {end} if not",
+    )
+
+
 def detect_header(path, data: bytes, size: int, max_pages: int | None = None) -> int:
     """The header length of the trace at ``path`` (``data``: its start; ``size``: its length).
 
@@ -115,8 +140,10 @@ def detect_header(path, data: bytes, size: int, max_pages: int | None = None) ->
     cands = header_candidates(data, size, max_pages)
     longest = split_header(data)
     if cands == [longest]:
+        _refuse_non_ascii_line(path, data, longest)
         return longest
     if not cands:
+        _refuse_non_ascii_line(path, data, longest)
         return longest
     if len(cands) == 1:  # only a shorter header fits: hashes that look like text, or a cut file
         c = cands[0]
