@@ -239,6 +239,20 @@ def test_guest_names_with_one_content_tag_are_refused():
         )
 
 
+def test_synth_class_counts_add_up_when_rounding_overflows():
+    """`synth fig04 --mem-mb 0.01171875 --zero 0.5 --intra-dup 0.5 …` (3 pages): the classes
+    rounded to 2 + 2, common became -1 to make up, and the layout of 4 pages was cut to 3 by
+    the permutation (a random page dropped), while expected() counted common -1; exit 0."""
+    from pagecore.synth.fig04 import CLASS_NAMES, Fig04Model
+
+    for zero, dup in ((0.5, 0.5), (0.5, 0.0), (0.34, 0.34)):
+        m = Fig04Model(mem_mb=3 / 256, zero=zero, intra_dup=dup, intra_dup_groups=min(dup, 0.1), variant=1 - zero - dup)
+        c = m.counts()
+        assert min(c.values()) >= 0 and sum(c.values()) == m.pages == 3, c
+        cls = m.layout(0)[3]
+        assert {k: int((cls == i).sum()) for i, k in enumerate(CLASS_NAMES)} == c
+
+
 # ------------------------------------------------------------------------------ import
 def test_memorybuddies_cut_trace_is_refused(tmp_path, capsys):
     """A trace cut 2 bytes short: its last header line ("proc1\\n", 6 bytes) plus the cut hashes

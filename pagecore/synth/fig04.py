@@ -203,9 +203,13 @@ class Fig04Model:
         n = self.pages
         c = {k: round(getattr(self, k) * n) for k in ("zero", "intra_dup", "common", "variant")}
         c["private"] = n - sum(c.values())
-        if c["private"] < 0:  # rounding overflow
-            c["common"] += c["private"]
-            c["private"] = 0
+        # rounding overflow: take it from the classes in turn (taken from common alone, common went
+        # negative: 3 pages of half zero, half intra_dup gave 2 + 2 + common -1, and the layout
+        # dropped a random one of its 4 pages)
+        for k in ("common", "variant", "intra_dup", "zero"):
+            take = min(max(0, -c["private"]), c[k])
+            c[k] -= take
+            c["private"] += take
         return c
 
     def dup_groups(self) -> int:
