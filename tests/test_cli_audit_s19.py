@@ -251,6 +251,13 @@ def test_synth_class_counts_add_up_when_rounding_overflows():
         assert min(c.values()) >= 0 and sum(c.values()) == m.pages == 3, c
         cls = m.layout(0)[3]
         assert {k: int((cls == i).sum()) for i, k in enumerate(CLASS_NAMES)} == c
+    from pagecore.synth.guests import Guest, GuestSet, OSKind
+
+    gs = GuestSet(
+        [Guest("a", "l", 3 / 256)], {"l": OSKind(zero=0.5, shared_mb=0.0, intra_dup=0.5, intra_dup_groups=0.1)}
+    )
+    c = gs.counts(0)  # Figure 5's guests: zero 2, intra_dup 2, private -1, a page dropped
+    assert min(c.values()) >= 0 and sum(c.values()) == 3, c
 
 
 # ------------------------------------------------------------------------------ import

@@ -138,7 +138,7 @@ class GuestSet:
         o = self.os_kinds[g.os]
         n = g.pages
         zero = round(o.zero * n)
-        dup = round(o.intra_dup * n)
+        dup = min(round(o.intra_dup * n), n - zero)  # both rounded up could pass n: private was -1
         os_pages = min(round(o.shared_mb * PAGES_PER_MB), round(o.max_shared * n))
         app = 0
         for a in g.apps:
