@@ -389,3 +389,12 @@ def test_memorybuddies_non_ascii_header_line_is_refused(tmp_path, capsys, line):
     assert not out.exists()
     assert main(["import", "memorybuddies", str(trace), "-o", str(out), "--header-bytes", str(len(header))]) == 0
     assert "50 pages" in capsys.readouterr().err
+
+
+def test_synth_fraction_errors_name_the_options_and_their_values(tmp_path, capsys):
+    """`synth fig04 --intra-dup 0` said "intra_dup_groups cannot exceed intra_dup": the user gave
+    no --intra-dup-groups (its calibrated default is > 0) and no option of that name exists."""
+    assert main(["synth", "fig04", "-o", str(tmp_path / "g"), "--intra-dup", "0"]) == 1
+    line = one_line_error_text(capsys)
+    assert "--intra-dup-groups cannot exceed --intra-dup" in line and "--intra-dup 0," in line
+    assert "intra_dup" not in line and not (tmp_path / "g").exists()

@@ -89,6 +89,10 @@ def _earlier_run(out: Path, names: set[str], force: bool) -> list[Path]:
     return sorted(p for p in entries if p.name not in names)
 
 
+def _option(m: re.Match) -> str:
+    return "--" + m.group(1).replace("_", "-")
+
+
 def _cmd_synth_fig04(args) -> int:
     from pagecore._util import progress
     from pagecore.synth import FIG04_DEFAULTS, Fig04Model
@@ -101,8 +105,14 @@ def _cmd_synth_fig04(args) -> int:
     stale = _earlier_run(out, {t.name for t in targets}, args.force)
     try:
         model = Fig04Model(**{k: getattr(args, k) for k in FIG04_DEFAULTS})
-    except ValueError as exc:  # fractions that sum past 1, a size of no pages
-        raise PagecoreError(f"synth fig04: {exc}") from None
+    except ValueError as exc:  # fractions that sum past 1, a size of no pages: named as the options
+        given = {k: getattr(args, k) for k in FIG04_DEFAULTS}
+        text = re.sub(r"\b(intra_dup_groups|intra_dup|mem_mb|zero|common|variants|variant)\b", _option, str(exc))
+        raise PagecoreError(
+            f"synth fig04: {text} (given or default: "
+            + ", ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in given.items() if k != "seed")
+            + ")"
+        ) from None
     _check_free_space(out, args.vms * model.pages * PAGE_SIZE, f"{args.vms:,} guests of {model.pages:,} pages")
     from pagecore._util import all_or_nothing
 
