@@ -214,8 +214,9 @@ def test_series_without_read_times_takes_the_interval(tmp_path):
     paths = [table(tmp_path / f"a.{k}.parquet", "a", r) for k, r in enumerate(READS_A)]
     h, info = read_history(paths, series=True, interval=30)
     assert info["times_from"] == "interval" and h.t.tolist() == [30.0, 60.0]
-    with pytest.raises(InputError, match="interval must be > 0"):
-        read_history(paths, series=True, interval=0)
+    for bad in (0, 1e-7, float("nan")):  # read times are kept to the microsecond
+        with pytest.raises(InputError, match="interval must be at least 1e-06 s"):
+            read_history(paths, series=True, interval=bad)
 
 
 # ------------------------------------------------------------------ emulators' savings by mechanism

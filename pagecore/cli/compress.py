@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import time
 
-from pagecore.cli._args import add_format_args, check_outputs, emit, float_in, nonneg_int
+from pagecore.cli._args import add_format_args, check_outputs, emit, float_in, int_at_least, nonneg_int
 
 
 def register(subparsers):
@@ -58,10 +58,16 @@ def register(subparsers):
     p.add_argument(
         "--sample",
         default=None,
-        help="estimate from a page sample: a fraction in (0, 1) or a number of pages (>= 1); exact by default; "
-        "fewer than 5 sampled pages are refused, fewer than 100 flagged unreliable",
+        help="estimate from a seeded Bernoulli page sample: a fraction in (0, 1) or an expected number of pages "
+        "(>= 1; the pages examined vary around it); exact by default; fewer than 5 sampled pages are refused, "
+        "fewer than 100 flagged unreliable",
     )
-    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the page sample")
+    p.add_argument(
+        "--seed",
+        type=int_at_least(0, 2**64 - 1),  # the sample hashes a 64-bit seed: 2^64 drew seed 0's sample
+        default=0,
+        help="seed of the page sample (0 to 2^64 - 1)",
+    )
     p.add_argument("--threads", type=nonneg_int, default=0, help="threads (0 = all cores)")
     p.add_argument("--salting", type=int, choices=(0, 1, 2), default=0, help="Mem.ShareForceSalting for the ladder")
     p.add_argument(

@@ -11,7 +11,6 @@ from pagecore.cli._args import (
     float_in,
     int_at_least,
     nonneg_int,
-    positive_int,
 )
 from pagecore.errors import PagecoreError
 
@@ -63,7 +62,26 @@ def _run(emulator_cls, settings_cls, savings, args, **settings) -> int:
     except ValueError as exc:
         raise PagecoreError(str(exc)) from None
     history, info = _history_from_args(args)
+    if getattr(args, "lifetimes", None) and info["reads"] < 2:  # series_lifetimes' ValueError was a traceback
+        raise PagecoreError(
+            f"--lifetimes needs at least two reads of each guest; these tables hold {info['reads']} read of each "
+            f"VM ({', '.join(history.vm_names[:3])}{', …' if len(history.vm_names) > 3 else ''})"
+        )
+    if info["zero_unknown"]:  # the zero counts would read 0 without a word
+        n = len(info["zero_unknown"])
+        print(
+            f"pagecore: warning: {info['zero_unknown'][0]}"
+            + (f" and {n - 1} more tables do" if n > 1 else " does")
+            + " not mark zero pages (an imported trace): zero pages count as ordinary contents there, and the "
+            "zero counts (ksm_zero_pages, savings 'zero') leave them out",
+            file=sys.stderr,
+        )
     em = emulator_cls(history, st)
+    if hasattr(em, "check_can_settle"):  # the ESX scanner: rates too low to finish a pass in its time limit
+        try:
+            em.check_can_settle()
+        except ValueError as exc:
+            raise PagecoreError(str(exc)) from None
     res = em.run()
     rep = res.to_dict()
     rep["ksm_eligibility"] = info["ksm_eligibility"]
@@ -74,6 +92,12 @@ def _run(emulator_cls, settings_cls, savings, args, **settings) -> int:
         rep["warning"] = (
             f"the run stopped at {end:,.1f} s, before the last write at {history.last_write_s:,.1f} s: "
             "later changes were not replayed"
+        )
+        print(f"pagecore: warning: {rep['warning']}", file=sys.stderr)
+    elif not getattr(res, "settled", True):  # the scanner's time limit reached before its last pass
+        rep["warning"] = (
+            f"the run stopped at {end:,.1f} s, before every VM finished a pass after the last change: "
+            "the counters are not the converged ones (raise the scan rates)"
         )
         print(f"pagecore: warning: {rep['warning']}", file=sys.stderr)
 
@@ -178,9 +202,13 @@ def register(sub) -> None:
         "and print the final /sys/kernel/mm/ksm counters and the seconds KSM needs to find the sharing.",
     )
     _over_time_inputs(ks)
-    ks.add_argument("--pages-to-scan", type=positive_int, default=100, help="pages per wake-up (default 100)")
-    ks.add_argument("--sleep-ms", type=nonneg_int, default=20, help="sleep_millisecs (default 20)")
-    ks.add_argument("--max-page-sharing", type=int_at_least(2), default=256, help="max_page_sharing (default 256)")
+    ks.add_argument(
+        "--pages-to-scan", type=int_at_least(1, 2**32 - 1), default=100, help="pages per wake-up (default 100)"
+    )
+    ks.add_argument("--sleep-ms", type=int_at_least(0, 2**32 - 1), default=20, help="sleep_millisecs (default 20)")
+    ks.add_argument(
+        "--max-page-sharing", type=int_at_least(2, 2**31 - 1), default=256, help="max_page_sharing (default 256)"
+    )
     ks.add_argument("--use-zero-pages", action="store_true", help="map zero pages to the kernel zero page")
     ks.add_argument("--no-smart-scan", action="store_true", help="smart_scan=0 (default: on, as in the kernel)")
 
@@ -199,5 +227,10 @@ def register(sub) -> None:
     sc.add_argument(
         "--rate-total", type=float_in(0, above=True), default=200.0, help="pages/s system-wide (default 200, ESX 2.x)"
     )
-    sc.add_argument("--hash-bits", type=int, default=64, help="page-hash bits used (default 64)")
+    sc.add_argument(
+        "--hash-bits",
+        type=int_at_least(32, 64),
+        default=64,
+        help="page-hash bits used, 32 to 64: at least the 32 a hint frame keeps (default 64)",
+    )
     sc.add_argument("--seed", type=nonneg_int, default=0, help="seed of the scan order (default 0)")

@@ -14,6 +14,7 @@ from pagecore.cli._args import (
     command,
     float_in,
     group,
+    int_at_least,
     load_workflow_config,
     nonneg_int,
     output_arg,
@@ -88,6 +89,10 @@ def _earlier_run(out: Path, names: set[str], force: bool) -> list[Path]:
     return sorted(p for p in entries if p.name not in names)
 
 
+def _option(m: re.Match) -> str:
+    return "--" + m.group(1).replace("_", "-")
+
+
 def _cmd_synth_fig04(args) -> int:
     from pagecore._util import progress
     from pagecore.synth import FIG04_DEFAULTS, Fig04Model
@@ -100,8 +105,14 @@ def _cmd_synth_fig04(args) -> int:
     stale = _earlier_run(out, {t.name for t in targets}, args.force)
     try:
         model = Fig04Model(**{k: getattr(args, k) for k in FIG04_DEFAULTS})
-    except ValueError as exc:  # fractions that sum past 1, a size of no pages
-        raise PagecoreError(f"synth fig04: {exc}") from None
+    except ValueError as exc:  # fractions that sum past 1, a size of no pages: named as the options
+        given = {k: getattr(args, k) for k in FIG04_DEFAULTS}
+        text = re.sub(r"\b(intra_dup_groups|intra_dup|mem_mb|zero|common|variants|variant)\b", _option, str(exc))
+        raise PagecoreError(
+            f"synth fig04: {text} (given or default: "
+            + ", ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in given.items() if k != "seed")
+            + ")"
+        ) from None
     _check_free_space(out, args.vms * model.pages * PAGE_SIZE, f"{args.vms:,} guests of {model.pages:,} pages")
     from pagecore._util import all_or_nothing
 
@@ -128,7 +139,10 @@ def _cmd_synth_fig05(args) -> int:
         raise PagecoreError(
             f"unknown Figure 5 scenario {args.scenario!r}; the config has {', '.join(sorted(scenarios))}"
         )
-    gs = GuestSet.from_config(scenarios[args.scenario], cfg["catalogue"], cfg["fig05"]["seed"])
+    try:
+        gs = GuestSet.from_config(scenarios[args.scenario], cfg["catalogue"], cfg["fig05"]["seed"])
+    except ValueError as exc:  # names the model cannot tell apart
+        raise PagecoreError(f"synth fig05 {args.scenario}: {exc}") from None
     names = [g.name for g in gs.guests]
     generator = {
         "model": "GuestSet",
@@ -222,7 +236,7 @@ def register(sub) -> None:
         )
     f4.add_argument(
         "--variants",
-        type=positive_int,
+        type=int_at_least(1, 2**32),
         default=FIG04_DEFAULTS["variants"],
         help="versions per variant slot (default %(default)s)",
     )
@@ -271,4 +285,8 @@ def register(sub) -> None:
     output_arg(mb)
     mb.add_argument("--vm", help="machine name (default: the file stem)")
     mb.add_argument("--header-bytes", type=nonneg_int, help="header length (default: detect the text lines)")
-    mb.add_argument("--max-pages", type=positive_int, help="hashes to read (default: to the end of the file)")
+    mb.add_argument(
+        "--max-pages",
+        type=positive_int,
+        help="hashes to read (default: the header's page count line, 'pages: N', else to the end of the file)",
+    )

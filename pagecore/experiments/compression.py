@@ -52,16 +52,26 @@ def _table_source(path: Path, algorithm: str):
     if table is not None:
         return vm, None, table, rows
     src = meta.get("source_path")
-    if not src:
+    if not src or meta.get("hash_only"):  # an imported trace records its trace file: no page bytes
+        fmt = meta.get("format")
         raise InputError(
             path,
-            "page table has no compressed sizes and records no dump to re-read",
+            "page table has no compressed sizes and records no dump to re-read"
+            + (f" (a hash-only {fmt} table: its source holds hashes, not pages)" if meta.get("hash_only") else ""),
             expected=f"a csize_{algorithm} column or source_path metadata",
             hint=f"hash the dump with `pagecore hash --compress {algorithm}` or pass the dump itself",
         )
-    from pagecore.pages.provenance import locate_dump
+    from pagecore.pages.provenance import DumpChanged, locate_dump
 
-    sp = locate_dump(path, meta)
+    try:
+        sp = locate_dump(path, meta)
+    except DumpChanged as exc:  # its advice named share's --dump-dir and --no-verify, which compress lacks
+        raise DumpChanged(
+            exc.path,
+            exc.problem.removeprefix("dump changed since hashing: "),
+            hint="compress reads the pages from that dump: restore it, or give compress the dump itself, or a "
+            f"table hashed with `pagecore hash --compress {algorithm}`",
+        ) from None
     reader = open_dump(sp, meta.get("format", "auto"), skip_bad_pages=hashed_skipping(meta))  # as it was hashed
     return vm, reader, None, rows
 

@@ -116,6 +116,8 @@ Q_SLEEP, Q_SCAN_US, Q_SAMPLE, Q_UNTIL = range(4)
 DONE, NEED_ROWS = 0, 1
 
 _INDEX_LIMIT = 2**31 - 1
+#: largest values of the sysfs knobs' C types (``unsigned int``, ``int``)
+UINT_MAX, INT_MAX = 2**32 - 1, 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -146,12 +148,20 @@ class KsmSettings:
     stale_below_fraction: float = 0.5
 
     def __post_init__(self):
-        if self.pages_to_scan < 1:
-            raise ValueError(f"pages_to_scan must be >= 1, got {self.pages_to_scan}")
-        if self.sleep_millisecs < 0:
-            raise ValueError(f"sleep_millisecs must be >= 0, got {self.sleep_millisecs}")
-        if self.max_page_sharing < 2:
-            raise ValueError(f"max_page_sharing must be >= 2 (kernel minimum), got {self.max_page_sharing}")
+        # upper bounds: the kernel's sysfs types (pages_to_scan and sleep_millisecs are parsed with
+        # kstrtouint, max_page_sharing with kstrtoint); larger values overflowed the kernels' int64
+        if not 1 <= self.pages_to_scan <= UINT_MAX:
+            raise ValueError(
+                f"pages_to_scan must be in [1, {UINT_MAX:,}] (sysfs unsigned int), got {self.pages_to_scan:,}"
+            )
+        if not 0 <= self.sleep_millisecs <= UINT_MAX:
+            raise ValueError(
+                f"sleep_millisecs must be in [0, {UINT_MAX:,}] (sysfs unsigned int), got {self.sleep_millisecs:,}"
+            )
+        if not 2 <= self.max_page_sharing <= INT_MAX:
+            raise ValueError(
+                f"max_page_sharing must be in [2, {INT_MAX:,}] (kernel minimum 2), got {self.max_page_sharing:,}"
+            )
         if self.hz < 0:
             raise ValueError(f"hz must be >= 0 (0: no rounding to jiffies), got {self.hz}")
         if not 0.0 <= self.stale_below_fraction <= 1.0:

@@ -164,6 +164,12 @@ class PageHistory:
         )
 
 
+#: read times are kept to the microsecond (``info["read_times_s"]``): reads closer than this are
+#: one read time (an --interval of 1e-7 s collapsed three reads into one time, and --lifetimes
+#: then stopped with a traceback)
+READ_TIME_RESOLUTION_S = 1e-6
+
+
 def _host_eligible(path, n: int) -> np.ndarray:
     """Pages KSM can see in a live table: present in the host and not the host's zero page (see
     :func:`pagecore.experiments.analyze.host_view_mask`)."""
@@ -202,7 +208,8 @@ def read_history(paths, *, series: bool = False, interval: float | None = None, 
     info : dict
         ``ksm_eligibility`` (``all`` or ``host_view``), ``pages_not_eligible``, ``reads``,
         ``read_times_s`` (per read, seconds after the first), ``times_from`` (``taken_at``,
-        ``interval`` or ``static``) and ``writes``.
+        ``interval`` or ``static``), ``writes`` and ``zero_unknown`` (the tables that do not mark
+        zero pages, ``zero_known: false``: their zero pages are counted as ordinary contents).
 
     Raises
     ------
@@ -219,8 +226,12 @@ def read_history(paths, *, series: bool = False, interval: float | None = None, 
     paths = list(paths)
     if not paths:
         raise InputError(None, "no page tables given")
-    if interval is not None and not interval > 0:
-        raise InputError(None, f"--interval must be > 0 seconds, got {interval}")
+    if interval is not None and not interval >= READ_TIME_RESOLUTION_S:  # NaN too
+        raise InputError(
+            None,
+            f"--interval must be at least {READ_TIME_RESOLUTION_S:g} s (read times are kept to the microsecond), "
+            f"got {interval}",
+        )
     metas = check_comparable(paths)
     use_host = host_view and all(set(HOST_VIEW_COLUMNS) <= set(pq.ParquetFile(p).schema_arrow.names) for p in paths)
     eligibility = ksm_eligibility(HOST_VIEW_COLUMNS if use_host else ())
@@ -260,7 +271,7 @@ def read_history(paths, *, series: bool = False, interval: float | None = None, 
         for v, r in reads.items():
             r.sort()
             for (ta, ia), (tb, ib) in itertools.pairwise(r):
-                if ta == tb:
+                if round(ta - t0, 6) == round(tb - t0, 6):  # one read time, as info's read times round them
                     raise InputError(paths[ib], f"VM {v!r} is read twice at the same time (also in {paths[ia]})")
             pick = [(t - t0, frames[i][frames[i]["vm"].astype(str) == v], i) for t, i in r]
             first.append(pick[0])
@@ -309,13 +320,15 @@ def read_history(paths, *, series: bool = False, interval: float | None = None, 
                     el = _host_eligible(paths[i], len(f))[mine]
                     idx = key0.get_indexer(pd.MultiIndex.from_arrays([fvm[mine], f["gpfn"].to_numpy()[mine]]))
                     keep[idx[el]] = True
-        times = sorted({round(t, 6) for _, f, *_ in later} | {round(t, 6) for t, _, _ in first})
+        times = sorted({round(t, 6) for t, *_ in later} | {round(t, 6) for t, _, _ in first})
         info = {
             "reads": next(iter(counts.values())),
             "read_times_s": times,
             "times_from": "taken_at" if interval is None else "interval",
         }
     info["ksm_eligibility"] = eligibility
+    # imported traces (Memory Buddies) do not mark zero pages: theirs count as ordinary contents
+    info["zero_unknown"] = [str(p) for p, m in zip(paths, metas, strict=True) if m.get("zero_known") is False]
     info["pages_not_eligible"] = 0 if keep is None else int((~keep).sum())
     if keep is not None:
         h = h.subset(keep)

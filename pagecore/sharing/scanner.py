@@ -119,6 +119,8 @@ F_T, F_CONV = range(2)
 NF = 2
 # driver return codes
 DONE, NEED_ROWS, NEED_PERM = 0, 1, 2
+#: emulated seconds after which :meth:`EsxScanner.run` stops a run that has not settled
+MAX_S = 1e7
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,10 @@ class ScannerSettings:
         if not 0 < self.tick_s < math.inf:
             raise ValueError(f"tick_s must be > 0, got {self.tick_s}")
         if not 1 <= self.hint_hash_bits <= self.hash_bits <= 64:
-            raise ValueError("need 1 <= hint_hash_bits <= hash_bits <= 64")
+            raise ValueError(
+                f"need 1 <= hint_hash_bits <= hash_bits <= 64, got hint_hash_bits {self.hint_hash_bits} "
+                f"and hash_bits {self.hash_bits}"
+            )
         if self.pages_per_bucket < 1 or self.refcount_bits < 1:
             raise ValueError("pages_per_bucket and refcount_bits must be >= 1")
 
@@ -157,6 +162,9 @@ class ScanResult:
     timeline: pd.DataFrame
     seconds_to_converge: float
     settings: ScannerSettings
+    #: every VM completed the settle passes after the last write (False: stopped by ``until_s``
+    #: or ``max_s`` first, so the counters are not the converged ones)
+    settled: bool = True
 
     def to_dict(self) -> dict:
         return {**self.final, "seconds_to_converge": self.seconds_to_converge, "settings": asdict(self.settings)}
@@ -681,18 +689,42 @@ class EsxScanner:
         out["min_passes"] = int(_min_passes(self.passes))
         return out
 
-    def run(self, *, until_s: float | None = None, settle_passes: int = 1, max_s: float = 1e7) -> ScanResult:
+    def _per_vm(self, active: int) -> float:
+        """Pages each of ``active`` scanning VMs may scan per tick (both rate caps)."""
+        s = self.s
+        return min(s.scan_rate_vm, s.scan_rate_total / max(1, active)) * s.tick_s
+
+    def check_can_settle(self, *, settle_passes: int = 1, max_s: float = MAX_S) -> None:
+        """Raise ``ValueError`` when :meth:`run` cannot settle by ``max_s`` even at best (the
+        largest VM's ``settle_passes`` passes after the last write at its rate cap): at
+        ``--rate-vm 1e-300`` the run ticked to ``max_s`` for seconds, growing a timeline of
+        10^7 rows, and reported nothing shared, converged at 0 s, exit 0."""
+        if not (self.vlen > 0).any():
+            return
+        per_vm = self._per_vm(int((self.vlen > 0).sum()))
+        vmax = int(self.vlen.max())
+        need_s = self.h.last_write_s + settle_passes * vmax / per_vm * self.s.tick_s
+        if need_s > max_s:
+            raise ValueError(
+                f"at {per_vm / self.s.tick_s:.3g} pages/s per VM, {settle_passes} pass(es) over a VM of {vmax:,} "
+                f"pages end at {need_s:.3g} s at the earliest, past the {max_s:.3g} s the emulation runs: "
+                "raise the scan rates"
+            )
+
+    def run(self, *, until_s: float | None = None, settle_passes: int = 1, max_s: float = MAX_S) -> ScanResult:
         """Scan until settled or ``until_s``.
 
         Settled: after the last write every VM has completed ``settle_passes`` further passes
         (one pass finds all sharing of a static set). Timeline: one row per tick.
+        ``max_s`` stops a run that has not settled (``ScanResult.settled`` is then False;
+        :meth:`check_can_settle` refuses, before a run, settings that cannot settle by then).
         """
         h, s = self.h, self.s
         ev_t = np.ascontiguousarray(h.t, np.float64)
         ev_p = np.ascontiguousarray(h.page, np.int64)
         ev_c = np.ascontiguousarray(h.new_content, np.int64)
         active = np.flatnonzero(self.vlen > 0).astype(np.int64)
-        per_vm = min(s.scan_rate_vm, s.scan_rate_total / max(1, len(active))) * s.tick_s
+        per_vm = self._per_vm(len(active))
         ist, fst, a = self.ist, self.fst, self.c.a
         ist[I_PHASE] = 0
         ist[I_GOAL_SET] = 0
@@ -729,7 +761,8 @@ class EsxScanner:
                 rows_c = np.concatenate([rows_c, np.empty((cap - len(rows_c), _ROW_COLS), np.int64)])
         r = int(ist[I_NROWS])
         tl = self._timeline(rows_t[:r], rows_c[:r])
-        return ScanResult(self.snapshot(), tl, float(fst[F_CONV]), s)
+        settled = bool(ist[I_GOAL_SET]) and bool(np.all(self.passes[active] >= goal[active]))
+        return ScanResult(self.snapshot(), tl, float(fst[F_CONV]), s, settled)
 
     def _timeline(self, t: np.ndarray, rows: np.ndarray) -> pd.DataFrame:
         s = self.s

@@ -54,6 +54,9 @@ ZERO, INTRA_DUP, COMMON, VARIANT, PRIVATE = 0, 1, 2, 3, 4
 CLASS_NAMES = ("zero", "intra_dup", "common", "variant", "private")
 #: 64-bit words rewritten in a variant page (relocated pointers / randomized fields)
 VARIANT_WORDS = 8
+#: most versions per variant slot: each slot's versions take ``variants`` patch ids, which must
+#: stay in 64 bits for any guest (2^63 was a traceback from numpy's draw)
+MAX_VARIANTS = 2**32
 
 
 @njit(**INLINE)
@@ -105,11 +108,24 @@ def content_hash(content: np.ndarray, patch: np.ndarray) -> np.ndarray:
 
 
 def _content_id(seed: int, cls: int, vm: int, idx: np.ndarray) -> np.ndarray:
-    """Distinct non-zero 64-bit content ids for (seed, class, vm, index)."""
+    """Distinct non-zero 64-bit content ids for (seed, class, vm, index).
+
+    The low 32 bits hold ``index + 1``, the high 32 the seed's low 8 bits, the class and the
+    VM's low 20 bits; the rest of the seed and of the VM number pick a 64-bit constant XORed
+    into every id (0 when both are 0, so seeds below 256 keep their ids). Without it only the
+    seed's low 8 bits reached the ids: ``--seed 0`` and ``--seed 256`` wrote the same pages in
+    another order. XOR with one constant keeps which ids are equal, so every sharing count of a
+    guest set is unchanged; the constant has bit 31 set, so no id of an index below 2^31 - 1 is
+    0 (the zero page).
+    """
     idx = np.asarray(idx, dtype=np.uint64)
-    tag = np.uint64((seed & 0xFFFFFFFF) << 24 | (cls & 0xF) << 20 | (vm & 0xFFFFF))
+    tag = np.uint64(((seed & 0xFF) << 24 | (cls & 0xF) << 20 | (vm & 0xFFFFF)) & 0xFFFFFFFF)
+    rest = ((seed >> 8) & (2**64 - 1), vm >> 20)  # a negative seed too
+    mix = np.uint64(0)
+    if rest != (0, 0):
+        mix = np.random.SeedSequence([0xC0_47E4_7, *rest]).generate_state(1, np.uint64)[0] | np.uint64(1 << 31)
     with np.errstate(over="ignore"):
-        return (tag << np.uint64(32)) ^ (idx + np.uint64(1)) ^ np.uint64(1 << 63)
+        return (tag << np.uint64(32)) ^ (idx + np.uint64(1)) ^ np.uint64(1 << 63) ^ mix
 
 
 class ContentLayout:
@@ -172,8 +188,8 @@ class Fig04Model:
             raise ValueError("zero + intra_dup + common + variant must not exceed 1")
         if self.intra_dup_groups > self.intra_dup:
             raise ValueError("intra_dup_groups cannot exceed intra_dup (a group has at least one page)")
-        if self.variants < 1:
-            raise ValueError(f"variants must be >= 1, got {self.variants}")
+        if not 1 <= self.variants <= MAX_VARIANTS:  # numpy's draw of a version is int64
+            raise ValueError(f"variants must be in [1, {MAX_VARIANTS:,}], got {self.variants:,}")
         if self.pages < 1:
             raise ValueError(f"mem_mb={self.mem_mb} gives no pages")
 
@@ -187,9 +203,13 @@ class Fig04Model:
         n = self.pages
         c = {k: round(getattr(self, k) * n) for k in ("zero", "intra_dup", "common", "variant")}
         c["private"] = n - sum(c.values())
-        if c["private"] < 0:  # rounding overflow
-            c["common"] += c["private"]
-            c["private"] = 0
+        # rounding overflow: take it from the classes in turn (taken from common alone, common went
+        # negative: 3 pages of half zero, half intra_dup gave 2 + 2 + common -1, and the layout
+        # dropped a random one of its 4 pages)
+        for k in ("common", "variant", "intra_dup", "zero"):
+            take = min(max(0, -c["private"]), c[k])
+            c[k] -= take
+            c["private"] += take
         return c
 
     def dup_groups(self) -> int:

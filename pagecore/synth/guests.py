@@ -111,6 +111,22 @@ class GuestSet:
         names = [g.name for g in self.guests]
         if len(set(names)) != len(names):
             raise ValueError("guest names must be unique")
+        # contents are keyed by a 16-bit tag of each name: two guests (applications, OS kinds) whose
+        # names share one got the same private (application) pages and the same random draws,
+        # counted as sharing (guests "vm041" and "vm086": every private page shared), exit 0
+        for what, group in (
+            ("guests", names),
+            ("applications", sorted(self.apps)),
+            ("OS kinds", sorted(self.os_kinds)),
+        ):
+            seen: dict[int, str] = {}
+            for name in group:
+                other = seen.setdefault(_tag(name), name)
+                if other != name:
+                    raise ValueError(
+                        f"{what} {other!r} and {name!r} have one 16-bit content tag (pagecore.synth.guests._tag): "
+                        "their pages would be generated as one's; rename one of them"
+                    )
 
     @property
     def total_mb(self) -> float:
@@ -122,7 +138,7 @@ class GuestSet:
         o = self.os_kinds[g.os]
         n = g.pages
         zero = round(o.zero * n)
-        dup = round(o.intra_dup * n)
+        dup = min(round(o.intra_dup * n), n - zero)  # both rounded up could pass n: private was -1
         os_pages = min(round(o.shared_mb * PAGES_PER_MB), round(o.max_shared * n))
         app = 0
         for a in g.apps:

@@ -15,10 +15,13 @@ repository's ``traceReader.c`` is not available here, so this importer:
   with random hashes), so the longest such prefix may have swallowed the first hashes: every
   line end within :data:`SWALLOW_WINDOW` bytes before the end of that prefix is a possible
   header end, and each one the file fits (whole 32-bit hashes after it, or room for the page
-  count) is a candidate. One candidate is the header; several are refused, naming them, with
-  the advice to pass ``--header-bytes`` (hashes are never silently dropped or misaligned). A
-  swallow longer than the window needs ~4 more hash bytes, all text, per extra byte: with
-  random hashes, about one trace in 10^9;
+  count) is a candidate. The longest prefix, when it is the only candidate, is the header;
+  several candidates are refused, naming them, with the advice to pass ``--header-bytes``, and
+  so is one shorter candidate alone: a file cut short (or damaged) by a few bytes fits a header
+  that ends one text line early as well as one whose hashes look like text, and taking it
+  read the last header line as hashes and misaligned every hash, exit 0 (hashes are never
+  silently dropped or misaligned). A swallow longer than the window needs ~4 more hash bytes,
+  all text, per extra byte: with random hashes, about one trace in 10^9;
 * reads 32-bit little-endian hashes from there to the end of the file — or ``max_pages`` of
   them when given (to leave out a Bloom filter) — and rejects a trailing partial value unless
   ``max_pages`` is set;
@@ -101,17 +104,58 @@ def header_candidates(data: bytes, size: int, max_pages: int | None = None) -> l
     return [e for e in ends if last - e <= SWALLOW_WINDOW and _fits(data[:e], size, max_pages)]
 
 
+def _refuse_non_ascii_line(path, data: bytes, end: int) -> None:
+    """Refuse a header that ends where a text line with non-ASCII characters begins (a process
+    name in UTF-8): the header is ASCII lines, so such a line was taken for hashes ("Linux\n"
+    then "proccé\n" read as 2 more pages, every later hash in place, exit 0)."""
+    j = data.find(b"\n", end, end + 4096)
+    if j <= end:
+        return
+    try:
+        line = data[end:j].decode("utf-8")
+    except UnicodeDecodeError:
+        return
+    if line.isascii() or not all(ch.isprintable() or ch in "\t\r" for ch in line):
+        return
+    if sum(ch.isascii() and ch.isalpha() for ch in line) < 3:  # hashes pass the tests above about 1 in 5,000
+        return
+    raise InputError(
+        path,
+        f"the text header ends after {end:,} bytes, where a line of non-ASCII text ({line[:40]!r}) follows: "
+        "it may be part of the header",
+        offset=end,
+        expected="a text header of ASCII lines followed by 32-bit page hashes",
+        hint=f"pass --header-bytes {j + 1} if that line is part of the header, or --header-bytes {end} if not",
+    )
+
+
 def detect_header(path, data: bytes, size: int, max_pages: int | None = None) -> int:
     """The header length of the trace at ``path`` (``data``: its start; ``size``: its length).
 
-    The one candidate of :func:`header_candidates`; with none, the longest text prefix (the
-    caller then says what does not fit); with several, an :class:`InputError` naming them.
+    The longest text prefix when it is the one candidate of :func:`header_candidates`, or when
+    there is none (the caller then says what does not fit); an :class:`InputError` naming them
+    when there are several, or when the one candidate is shorter (a cut file or hashes that look
+    like text: only the user can tell).
     """
     cands = header_candidates(data, size, max_pages)
-    if len(cands) == 1:
-        return cands[0]
+    longest = split_header(data)
+    if cands == [longest]:
+        _refuse_non_ascii_line(path, data, longest)
+        return longest
     if not cands:
-        return split_header(data)
+        _refuse_non_ascii_line(path, data, longest)
+        return longest
+    if len(cands) == 1:  # only a shorter header fits: hashes that look like text, or a cut file
+        c = cands[0]
+        raise InputError(
+            path,
+            f"the text lines end after {longest:,} bytes, but the hashes after them do not fit the file; only a "
+            f"header of {c:,} bytes does (the file is cut short or damaged, or its first hashes look like text)",
+            offset=c,
+            expected="a text header followed by 32-bit page hashes",
+            hint=f"look at the start of the file (head -c 200 FILE | od -c): if bytes {c:,} to {longest:,} are "
+            f"hashes, pass --header-bytes {c}; otherwise get the trace again",
+        )
     listed = ", ".join(f"{c:,}" for c in cands[:-1]) + f" or {cands[-1]:,}"
     raise InputError(
         path,
@@ -175,7 +219,7 @@ def import_trace(
     os_line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
     meta = {
         "format": "memorybuddies",
-        "source_path": str(path),
+        "source_path": os.path.abspath(path),  # absolute: `-o` naming the trace is refused from any directory
         "source_size": size,
         "header_bytes": hdr,
         "header_first_line": os_line[:200],
