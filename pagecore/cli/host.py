@@ -279,9 +279,12 @@ def register(sub) -> None:
     )
     p.add_argument("--verify", choices=("auto", "yes", "no"), help="byte-compare equal hashes (default auto)")
     p.add_argument("--dump-dir", metavar="DIR", help="where the dumps behind the page tables are, if they moved")
-    p.add_argument("--ksm-pages-to-scan", type=int_at_least(1), help="KSM pages_to_scan (default 100)")
-    p.add_argument("--ksm-sleep-millisecs", type=int_at_least(0), help="KSM sleep_millisecs (default 20)")
-    p.add_argument("--ksm-max-page-sharing", type=int_at_least(2), help="KSM max_page_sharing (default 256)")
+    # the kernel's sysfs types (unsigned int, int): past them KSM's C code would not take the value
+    p.add_argument("--ksm-pages-to-scan", type=int_at_least(1, 2**32 - 1), help="KSM pages_to_scan (default 100)")
+    p.add_argument("--ksm-sleep-millisecs", type=int_at_least(0, 2**32 - 1), help="KSM sleep_millisecs (default 20)")
+    p.add_argument(
+        "--ksm-max-page-sharing", type=int_at_least(2, 2**31 - 1), help="KSM max_page_sharing (default 256)"
+    )
     p.add_argument("--ksm-use-zero-pages", action="store_true", help="KSM use_zero_pages=1")
     p.add_argument("--ksm-no-smart-scan", action="store_true", help="KSM smart_scan=0")
     p.add_argument("--kvm-balloon", choices=("none", "mom"), help="Linux host balloon policy (default none)")
