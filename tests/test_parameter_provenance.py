@@ -272,3 +272,17 @@ def test_figure4_in_memory_equals_hashing_the_dumps(tmp_path):
     assert got["shared_pages"].iloc[-1] > 0  # the guests do share
     recs = fig04_records(got, ["shared_mb@2"])
     assert {r.kind for r in recs} == {"fitted", "predicted"}
+
+
+def test_the_provenance_check_tries_a_replayable_interval():
+    """The provenance check changes a number by half or a tenth; since session 18 the replay refuses
+    recording and rebalancing intervals that are not whole steps of it, so every try of
+    ``sim.record_s`` (5 s) and ``sim.rebalance_s`` (15 s) was refused and the slow check failed
+    ("every change refused"). A whole number is now also tried one up and one down."""
+    from pagecore.config import off_step
+    from pagecore.experiments.sensitivity import _changed
+
+    dt = CFG["sim"]["balloon"]["poll_s"]
+    for key in ("record_s", "rebalance_s"):
+        v = CFG["sim"][key]
+        assert any(off_step(nv, dt) is None and nv != v for nv in _changed(v)), (key, _changed(v))

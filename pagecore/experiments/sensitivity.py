@@ -118,7 +118,10 @@ def _changed(v):
     if isinstance(v, int):
         return [v + max(1, v // 2), max(0, v - max(1, v // 2)), v + 1, max(0, v - 1)]
     if isinstance(v, float):
-        return [v * 1.5, v * 0.5, v * 1.1, v * 0.9] if v else [0.5]
+        if not v:
+            return [0.5]
+        whole = [v + 1.0, v - 1.0] if v.is_integer() and v > 1 else []  # intervals in whole replay steps
+        return [v * 1.5, v * 0.5, v * 1.1, v * 0.9, *whole]
     return []
 
 
@@ -127,8 +130,9 @@ def provenance_check(cfg: dict, paths: list[str] | None = None) -> pd.DataFrame:
     compared numbers move, against what its provenance row declares
     (:mod:`pagecore.experiments.provenance`).
 
-    A number is changed by half (× 1.5, else × 0.5, × 1.1 or × 0.9, the first the model accepts),
-    an integer by half or one, a flag flipped; text and lists are skipped, and so is the ``comparison`` section (it
+    A number is changed by half (× 1.5, else × 0.5, × 1.1 or × 0.9, or a whole number by one: the
+    first the model accepts; intervals such as ``sim.record_s`` must be whole replay steps), an
+    integer by half or one, a flag flipped; text and lists are skipped, and so is the ``comparison`` section (it
     scores the numbers, it does not make them). A row is ``ok`` when the figures that moved are
     among the row's ``moves`` (none for an :data:`~pagecore.experiments.provenance.EXEMPT`
     value)."""
