@@ -271,6 +271,25 @@ def all_or_nothing() -> Iterator[None]:
                 tmp.unlink()
 
 
+def name_tag(name: str) -> int:
+    """A stable 16-bit integer for a name: the synthetic guests key the contents of a guest, OS
+    kind or application by it (:mod:`pagecore.synth.guests`), so two names of one tag would be
+    generated as one (:func:`tag_collision` finds them)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=2).digest(), "little")
+
+
+def tag_collision(names) -> tuple[str, str] | None:
+    """The first two different ``names`` with one :func:`name_tag`, or None."""
+    seen: dict[int, str] = {}
+    for name in names:
+        other = seen.setdefault(name_tag(name), name)
+        if other != name:
+            return other, name
+    return None
+
+
 def write_json_atomic(path: str | os.PathLike, obj) -> None:
     """Write ``obj`` as stable, indented JSON (sorted keys off: records keep their order)."""
     with atomic_path(path) as tmp:

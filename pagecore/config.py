@@ -388,6 +388,22 @@ def check_fig05(config: dict) -> None:
                     f"config key {where}.name: guest {g.get('name')!r} is listed twice in scenario {sname}"
                 )
             seen.add(g.get("name"))
+        _no_tag_collision(f"fig05.scenarios.{sname}.guests", "guests", [str(n) for n in seen])
+    _no_tag_collision("catalogue.apps", "applications", [str(a) for a in apps])
+    _no_tag_collision("catalogue.os", "OS kinds", [str(k) for k in kinds])
+
+
+def _no_tag_collision(key: str, what: str, names: list[str]) -> None:
+    """Refuse two ``names`` the synthetic guests would generate as one (one 16-bit content tag:
+    pagecore._util.name_tag): their pages were counted as shared, exit 0 (session 19 audit)."""
+    from pagecore._util import tag_collision
+
+    pair = tag_collision(sorted(names))
+    if pair is not None:
+        raise ConfigError(
+            f"config key {key}: {what} {pair[0]!r} and {pair[1]!r} have one 16-bit content tag, so their pages "
+            "would be generated as one's; rename one of them"
+        )
 
 
 def check_reclaim(config: dict) -> None:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pagecore import PAGE_SIZE
+from pagecore._util import name_tag, tag_collision
 from pagecore.synth.fig04 import PAGES_PER_MB, WORDS, ContentLayout, _content_id, _fill_pages, content_hash
 
 # content-id class tags (distinct from pagecore.synth.fig04's 0..4)
@@ -47,11 +48,7 @@ CLASS_NAMES = {
 }
 
 
-def _tag(name: str) -> int:
-    """A stable small integer for a name (OS kind or application)."""
-    import hashlib
-
-    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=2).digest(), "little")
+_tag = name_tag  # a stable 16-bit integer for a name (guest, OS kind or application)
 
 
 @dataclass(frozen=True)
@@ -119,14 +116,12 @@ class GuestSet:
             ("applications", sorted(self.apps)),
             ("OS kinds", sorted(self.os_kinds)),
         ):
-            seen: dict[int, str] = {}
-            for name in group:
-                other = seen.setdefault(_tag(name), name)
-                if other != name:
-                    raise ValueError(
-                        f"{what} {other!r} and {name!r} have one 16-bit content tag (pagecore.synth.guests._tag): "
-                        "their pages would be generated as one's; rename one of them"
-                    )
+            pair = tag_collision(group)
+            if pair is not None:
+                raise ValueError(
+                    f"{what} {pair[0]!r} and {pair[1]!r} have one 16-bit content tag (pagecore._util.name_tag): "
+                    "their pages would be generated as one's; rename one of them"
+                )
 
     @property
     def total_mb(self) -> float:
