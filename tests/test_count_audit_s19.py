@@ -161,8 +161,9 @@ def test_share_top_larger_than_any_set(tmp_path):
 # ----------------------------------------------------------------------------- bench count
 def test_bench_count_passes_the_vm_index_share_passes(tmp_path):
     """The benchmark's VM index has the dtype ``pagecore share`` hands the kernel (it was uint8
-    where share passes int64: the kernel reads 8 bytes a page more in share, about 10 % slower, so
-    the benchmark measured a faster path than the one users run)."""
+    where share passed int64: the kernel read 8 bytes a page more in share, so the benchmark
+    measured a faster path than the one users ran; since session 19 share passes compact indices,
+    uint8 up to 256 VMs, and the benchmark the same)."""
     from pagecore.bench.count import make_pages
     from pagecore.experiments.analyze import load_pages
 
@@ -265,3 +266,26 @@ def test_share_refuses_a_set_larger_than_one_count_before_reading_it(tmp_path, m
         count_sharing(np.arange(7, dtype=np.uint64), None, None, ["a"])
     monkeypatch.setattr(counts, "MAX_PAGES", 7)
     assert main(["share", a, b, "-q", "--format", "json"]) == 0
+
+
+def test_compact_vm_indices_keep_their_values_and_counts():
+    """share and the Figure 4 sweep hand the kernel VM indices in the narrowest dtype (uint8 up to
+    256 VMs, uint16 up to 65,536, else int64): the values, and every count, are those of int64."""
+    from pagecore.sharing.counts import compact_vm_index, count_sharing
+
+    for nvm, dt in ((1, np.uint8), (256, np.uint8), (257, np.uint16), (65536, np.uint16), (65537, np.int64)):
+        idx = np.array([0, nvm - 1, nvm // 2], np.int64)
+        got = compact_vm_index(idx, nvm)
+        assert got.dtype == dt and got.tolist() == idx.tolist()
+    with pytest.raises(ValueError, match=r"in \[0, 256\)"):
+        compact_vm_index(np.array([0, 256]), 256)
+    with pytest.raises(ValueError, match=r"in \[0, 3\)"):
+        compact_vm_index(np.array([-1, 2]), 3)
+    rng = np.random.default_rng(3)
+    h = rng.integers(1, 50, 3000).astype(np.uint64)
+    z = h == 7
+    vm = np.repeat(np.arange(300), 10)
+    names = [f"v{i}" for i in range(300)]
+    a = count_sharing(h, z, vm.astype(np.int64), names).to_dict()
+    b = count_sharing(h, z, compact_vm_index(vm, 300), names).to_dict()
+    assert a == b

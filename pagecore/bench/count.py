@@ -41,10 +41,11 @@ def make_pages(n: int, vms: int = 100, *, seed: int = 0, shared_fraction: float 
     About ``shared_fraction`` of pages repeat a content (contents drawn uniformly from
     ``n · (1 − shared_fraction)`` random hashes, so copies spread over VMs), ``zero_fraction``
     are the zero page; each VM's pages are contiguous, as when page tables are concatenated.
-    The VM index has the dtype ``pagecore share`` passes (:func:`pagecore.pages.tables.vm_index`:
-    int64; the kernel reads 8 bytes a page of it, and a uint8 index counted about 10 % faster than
-    share does).
+    The VM index has the dtype ``pagecore share`` passes
+    (:func:`pagecore.sharing.counts.compact_vm_index`: uint8 up to 256 VMs).
     """
+    from pagecore.sharing.counts import compact_vm_index
+
     rng = np.random.default_rng(seed)
     n_unique = max(1, int(n * (1 - shared_fraction)))
     uniq = rng.integers(0, 2**64 - 1, size=n_unique, dtype=np.uint64)
@@ -58,7 +59,7 @@ def make_pages(n: int, vms: int = 100, *, seed: int = 0, shared_fraction: float 
         h[a:b][rng.random(b - a) < zero_fraction] = zero_hash
         np.equal(h[a:b], zero_hash, out=z[a:b])
     del uniq
-    vm = np.arange(n, dtype=np.int64) * vms // max(n, 1)
+    vm = compact_vm_index(np.arange(n, dtype=np.int64) * vms // max(n, 1), vms)
     return h, z, vm
 
 

@@ -129,7 +129,7 @@ def vm_count_sweep(pages: pd.DataFrame, order: list[str] | None = None) -> pd.Da
         (``intra_vm_saved_pages``, ``inter_vm_saved_pages``, ``zero_saved_pages``), plus
         ``verified`` and ``false_matches``.
     """
-    from pagecore.sharing.counts import count_sharing
+    from pagecore.sharing.counts import compact_vm_index, count_sharing
 
     vm_names = list(order) if order is not None else sorted(pages["vm"].astype(str).unique())
     vm_col = pages["vm"].astype(str)
@@ -142,9 +142,9 @@ def vm_count_sweep(pages: pd.DataFrame, order: list[str] | None = None) -> pd.Da
         names = vm_names[:i]
         sel = vm_col.isin(names).to_numpy()
         sub = pages[sel]
-        # int64 like the VM indices of analyze_page_tables: the same kernel signature (int8
-        # codes would compile the counting kernel once more in a fresh clone, ~4 CPU-s)
-        idx = pd.Categorical(vm_col[sel], categories=names).codes.astype(np.int64)
+        # the dtype of analyze_page_tables' VM indices: the same kernel signature (another
+        # dtype would compile the counting kernels once more in a fresh clone, ~4 CPU-s)
+        idx = compact_vm_index(pd.Categorical(vm_col[sel], categories=names).codes, len(names))
         el = sub["eligible"].to_numpy(np.bool_) if verified else None
         d = count_sharing(
             sub["hash"].to_numpy(np.uint64),
