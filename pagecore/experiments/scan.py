@@ -11,6 +11,7 @@ import pandas as pd
 
 from pagecore import PAGE_SIZE
 from pagecore.sharing import count_sharing
+from pagecore.sharing.counts import compact_vm_index
 from pagecore.sharing.ksm import KsmSettings, emulate_ksm
 from pagecore.sharing.lifetime import catchable_fraction, duplicate_episodes, ksm_catchable_fraction, survival
 from pagecore.sharing.pagehistory import PageHistory, with_random_writes
@@ -39,8 +40,8 @@ def sharing_over_time(history: PageHistory, esx: list[dict], ksm: list[dict], *,
     """
     rows, summ = [], []
     exact = count_sharing(
-        history.content_hash[history.content], history.content == history.zero_content, history.vm,
-        history.vm_names, use_zero_pages=use_zero_pages,
+        history.content_hash[history.content], history.content == history.zero_content,
+        compact_vm_index(history.vm, len(history.vm_names)), history.vm_names, use_zero_pages=use_zero_pages,
     ).to_dict()  # fmt: skip
     for s in esx:
         r = emulate_scanner(

@@ -58,7 +58,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pagecore import PAGE_SIZE
-from pagecore.sharing.counts import count_sharing
+from pagecore.sharing.counts import compact_vm_index, count_sharing
 from pagecore.sharing.salting import salt_domains
 
 # ------------------------------------------------------------------ zsmalloc (Linux 6.18)
@@ -473,7 +473,8 @@ def ladder_from_arrays(
     rows.append(("zero pages", zero_saved))
     # sharing among non-zero pages: within VMs only, then across (salted) domains
     if nz.any():
-        h_nz, z_nz, v_nz = hashes[nz], zero[nz], vm_codes[nz]
+        h_nz, z_nz = hashes[nz], zero[nz]
+        v_nz = compact_vm_index(vm_codes[nz], len(vm_names))  # share's dtype: one kernel signature
         c_all = count_sharing(h_nz, z_nz, v_nz, vm_names, top_n=0).to_dict()
         intra = c_all["intra_vm_saved_pages"]
         inter_free = c_all["inter_vm_saved_pages"]

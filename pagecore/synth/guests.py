@@ -202,6 +202,7 @@ class GuestSet:
 def measure(gs: GuestSet) -> dict:
     """Sharing of a guest set from its hash-only page tables (paper vocabulary, MB)."""
     from pagecore.sharing import count_sharing
+    from pagecore.sharing.counts import compact_vm_index
 
     hs, zs, vs = [], [], []
     for i in range(len(gs.guests)):
@@ -209,9 +210,9 @@ def measure(gs: GuestSet) -> dict:
         hs.append(h)
         zs.append(z)
         vs.append(np.full(len(h), i))
-    d = count_sharing(
-        np.concatenate(hs), np.concatenate(zs), np.concatenate(vs), [g.name for g in gs.guests], top_n=0
-    ).to_dict()
+    names = [g.name for g in gs.guests]
+    vm = compact_vm_index(np.concatenate(vs), len(names))  # share's dtype: one kernel signature
+    d = count_sharing(np.concatenate(hs), np.concatenate(zs), vm, names, top_n=0).to_dict()
     mb = PAGE_SIZE / (1 << 20)
     return {
         "total_mb": d["total_mb"],
