@@ -133,3 +133,31 @@ def test_fig08_allocation_at_min_mb_is_the_floor():
     assert recs["sql_alloc@70min"].kind == "predicted" and recs["sql_alloc@20min"].kind == "predicted"
     vms, host = _fig08_run(sql_alloc=vmin["sql"] + 1.5)
     assert {r.quantity: r.kind for r in fig08_records(vms, host)}["sql_alloc@40min"] == "predicted"
+
+
+# ------------------------------------------------------------------------------ provenance
+def test_balloon_limit_chosen_after_looking_at_figure7_is_declared_so():
+    """The config says sim.balloon.max_fraction 0.65 (ESX 4) "was preferred after looking at
+    Figure 7" over the paper-era 0.5 (ESX 2.x), but its provenance row was a plain "doc" value
+    chosen on no figure, so the influence step never ran it. It is chosen on Figure 7 now."""
+    from pagecore.experiments.provenance import PARAMETERS
+
+    cfg_text = (ROOT / "workflow/config/config.yaml").read_text()
+    assert "preferred\n                          # after looking at Figure 7" in cfg_text
+    row = {p.key: p for p in PARAMETERS}["sim.balloon.max_fraction"]
+    assert row.kind == "fitted" and row.chosen_on == ("fig07",)
+    assert (row.low, row.high) == (0.5, 0.65)  # still swept over the documented range
+
+
+def test_rows_that_say_a_value_was_chosen_on_a_figure_declare_it():
+    """A provenance row whose source says the value was read off, tuned or preferred by looking at a
+    figure is ``fitted`` and names the figure in ``chosen_on`` (or is a declared fit)."""
+    import re
+
+    from pagecore.experiments.provenance import DECLARED_FITS, PARAMETERS
+
+    said = re.compile(r"after looking at|read off Figure|iterated until|by eye|preferred|chosen (so|from)", re.I)
+    rows = [p for p in PARAMETERS if said.search(p.source) and "not chosen" not in p.source]
+    assert len(rows) >= 8
+    for p in rows:
+        assert p.kind == "fitted" and (p.chosen_on or p.key in DECLARED_FITS), p.key
