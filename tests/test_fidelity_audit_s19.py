@@ -161,3 +161,43 @@ def test_rows_that_say_a_value_was_chosen_on_a_figure_declare_it():
     assert len(rows) >= 8
     for p in rows:
         assert p.kind == "fitted" and (p.chosen_on or p.key in DECLARED_FITS), p.key
+
+
+# ------------------------------------------------------------------------------ paper values in the config
+def _scenario(name):
+    from pagecore.synth import scenario
+
+    w = CFG["workloads"]
+    return scenario(name, w[name], seed=w["seed"], chunk_s=w["chunk_s"])
+
+
+def test_figure7_host_and_start_are_the_papers():
+    """Figure 7's host (512 MB, TEXT), the memory it leaves for VMs (about 360 MB, TEXT: the τ = 0
+    allocations are half of it) and VM2's start (5.2 min, GRAPH) were typed into the config with
+    no test that they equal pagecore.paper."""
+    sc = _scenario("fig07")
+    overhead = sum(v.overhead_mb for v in sc.vms)
+    assert all(v.overhead_mb == paper.PARAMETERS["overhead_mb"] for v in sc.vms)
+    assert sc.host.system_mb == paper.FIG07["system_mb"]
+    assert sc.host.system_mb - sc.host.esx_mb - overhead == paper.FIG07["available_mb"]
+    assert [v.start_min for v in sc.vms] == [0.0, paper.FIG07["vm2_start_min"]]
+
+
+def test_figure8_host_holds_the_papers_gigabyte_and_overhead():
+    """Figure 8's host: system − ESX is the text's 1 GB for VMs and their overhead reservations add
+    up to the text's 160 MB (5 x 32 MB), as provenance.py's workloads.fig08.host.system_mb row says."""
+    sc = _scenario("fig08")
+    assert sc.host.system_mb - sc.host.esx_mb == paper.FIG08_TEXT["host_mb"]
+    assert sum(v.overhead_mb for v in sc.vms) == paper.FIG08_TEXT["overhead_mb"]
+    assert all(v.overhead_mb == paper.PARAMETERS["overhead_mb"] for v in sc.vms)
+
+
+def test_figure6_background_and_null_model_come_from_the_paper():
+    """Figure 6's configured background (14 MB) lies in the text's 10-20 MB, and the null model's
+    15 MB background and 250 MB toucher peak are paper.py's (they were typed in nullmodels.py)."""
+    from pagecore.experiments import nullmodels
+
+    lo, hi = paper.FIG06["background_text_mb"]
+    assert lo <= CFG["workloads"]["fig06"]["vms"][0]["background"]["mb"] <= hi
+    assert nullmodels.FIG06_BACKGROUND_MB == (lo + hi) / 2 == 15.0
+    assert nullmodels.null_value("fig06", "peak_estimate_mb") == paper.FIG06_TOUCHER.mb.max() + 15.0 == 265.0

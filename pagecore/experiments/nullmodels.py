@@ -85,7 +85,8 @@ def _fig05(q: str) -> float:
     }.get(name, math.nan)
 
 
-FIG06_BACKGROUND_MB = 15.0  # TEXT: "10-20 MB" of background activity, midpoint
+FIG06_BACKGROUND_MB = sum(paper.FIG06["background_text_mb"]) / 2  # TEXT: "10-20 MB" of background activity, midpoint
+FIG06_TOUCHER_PEAK_MB = float(paper.FIG06_TOUCHER.mb.max())  # the toucher's largest set (250 MB)
 
 
 def _touched(t_min: float) -> float:
@@ -99,7 +100,7 @@ def _fig06(q: str) -> float:
     if name == "baseline_estimate_mb":
         return FIG06_BACKGROUND_MB
     if name == "peak_estimate_mb":
-        return 250.0 + FIG06_BACKGROUND_MB
+        return FIG06_TOUCHER_PEAK_MB + FIG06_BACKGROUND_MB
     if name == "zpt_spike_mb":
         return _touched(28.0) + FIG06_BACKGROUND_MB
     if name == "slow_average_mb":

@@ -194,7 +194,8 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "workloads.fig07.host.esx_mb",
         "input",
-        "set so 512 MB - ESX - 2 x 32 MB overhead = the paper's 'about 360 MB' for VMs (Figure 7 TEXT)",
+        "set so 512 MB - ESX - 2 x 32 MB overhead = the paper's 'about 360 MB' for VMs (Figure 7 TEXT; "
+        "= paper.FIG07 available_mb, equality tested)",
         ("fig07",),
     ),
     Param(
@@ -264,7 +265,12 @@ PARAMETERS: tuple[Param, ...] = (
         ("fig07",),
         chosen_on=("fig07",),
     ),
-    Param("workloads.fig07.vms.*.start_min", "paper", "Figure 7 GRAPH: VM2 starts at about 5.2 min", ("fig07",)),
+    Param(
+        "workloads.fig07.vms.*.start_min",
+        "paper",
+        "Figure 7 GRAPH: VM1 at 0, VM2 at about 5.2 min = paper.FIG07 vm2_start_min (equality tested)",
+        ("fig07",),
+    ),
     Param(
         "workloads.*.vms.*.boot.zero_mb_s",
         "fitted",
@@ -452,7 +458,12 @@ PARAMETERS: tuple[Param, ...] = (
         "number",
         (),
     ),
-    Param("workloads.fig07.host.system_mb", "paper", "Figure 7 TEXT: a 512 MB host", ("fig07",)),
+    Param(
+        "workloads.fig07.host.system_mb",
+        "paper",
+        "Figure 7 TEXT: a 512 MB host = paper.FIG07 system_mb (equality tested)",
+        ("fig07",),
+    ),
     Param(
         "workloads.*.host.swap_mb",
         "assumption",
