@@ -201,3 +201,24 @@ def test_figure6_background_and_null_model_come_from_the_paper():
     assert lo <= CFG["workloads"]["fig06"]["vms"][0]["background"]["mb"] <= hi
     assert nullmodels.FIG06_BACKGROUND_MB == (lo + hi) / 2 == 15.0
     assert nullmodels.null_value("fig06", "peak_estimate_mb") == paper.FIG06_TOUCHER.mb.max() + 15.0 == 265.0
+
+
+# ------------------------------------------------------------------------------ null models
+def test_fig04_null_model_is_linear_through_the_fitted_points():
+    """Figure 4's null model was n x the 1-VM point for every series, so the shared MB at 3-9 VMs
+    (all within 10 % of the straight line between the *fitted* 2-VM and 10-VM points) counted
+    as 7 non-trivial predictions. Hand-worked: shared@3 = 47.7 + (262.0 - 47.7) / 8 = 74.4875
+    (paper 76.0: within 10 %), shared@9 = 47.7 + 7 x 26.7875 = 235.2125; reclaimed, fitted only
+    at 1 VM, stays n x 4.9."""
+    from pagecore.experiments.nullmodels import FIG04_FITTED_VMS, null_value
+
+    assert null_value("fig04", "shared_mb@3") == pytest.approx(74.4875)
+    assert null_value("fig04", "shared_mb@9") == pytest.approx(235.2125)
+    assert null_value("fig04", "shared_mb@10") == pytest.approx(262.0)
+    assert null_value("fig04", "shared_mb@1") == pytest.approx(6.6)
+    assert null_value("fig04", "reclaimed_mb@10") == pytest.approx(49.0)
+    fitted = {}
+    for q in CFG["synth"]["fig04"]["fitted_to"]:
+        name, _, n = q.partition("@")
+        fitted.setdefault(name, []).append(int(n))
+    assert {k: tuple(sorted(v)) for k, v in fitted.items()} == FIG04_FITTED_VMS
