@@ -222,3 +222,18 @@ def test_fig04_null_model_is_linear_through_the_fitted_points():
         name, _, n = q.partition("@")
         fitted.setdefault(name, []).append(int(n))
     assert {k: tuple(sorted(v)) for k, v in fitted.items()} == FIG04_FITTED_VMS
+
+
+# ------------------------------------------------------------------------------ summary
+def test_summary_names_every_seeds_count_of_predicted_numbers():
+    """Whether an allocation sits at its floor, or a balloon repeats the allocation, is an outcome
+    of each seed's run, so seeds can have different numbers of predicted records (Figure 8: 90-97
+    over the 5 seeds). The per-figure line said "within 41-47 of 97", as if every seed had 97."""
+    from pagecore.experiments.records import Record, comparison_table, summarize
+
+    def rec(q, seed, ours):
+        return {**Record("fig08", q, "MB", 100.0, ours, "predicted").__dict__, "seed": seed}
+
+    recs = [rec("sql_alloc@10min", 1, 100.0), rec("sql_alloc@15min", 1, 100.0), rec("sql_alloc@10min", 2, 100.0)]
+    text = summarize(comparison_table(recs, {"fig08": 0.25}, {"MB": 2.0}), 1)
+    assert "fig08: within 1-2 of 1-2," in text
