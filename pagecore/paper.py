@@ -92,6 +92,7 @@ FIG06_TOUCHER = pd.DataFrame(
 )
 FIG06 = {
     "baseline_mb": (6.0, 16.0),  # estimate while the toucher is idle
+    "background_text_mb": (10.0, 20.0),  # TEXT: "10-20 MB" of background activity
     "peak_estimate_mb": 285.0,  # around 16–17 min, touching 250 MB
     "zpt_spike_mb": 224.0,  # at 27.6–28.5 min
     "zpt_spike_min": (27.6, 28.5),
@@ -103,10 +104,12 @@ FIG06 = {
 
 # --------------------------------------------------------------------------- Figure 7 (GRAPH)
 FIG07 = {
+    "system_mb": 512.0,  # TEXT: the host's memory
     "available_mb": 360.0,  # TEXT: about 360 MB available for VMs
     "vm_max_mb": 256.0,  # TEXT
     "tau_change_min": 30.9,  # GRAPH
     "vm1_boot_min": 1.6,  # GRAPH: "VM1 boots" 0-1.6 min (then its usage spikes as Windows zeroes memory)
+    "vm2_start_min": 5.2,  # GRAPH: VM2 (dbench) starts "a few minutes later"
     "alloc_tau0_mb": 179.0,  # TEXT: both VMs at tau = 0
     "alloc_idle_tau75_mb": 101.3,  # GRAPH mean, VM1 (idle) after tau = 75 %
     "alloc_active_tau75_mb": 242.5,  # GRAPH mean, VM2 (dbench) after tau = 75 %

@@ -271,7 +271,7 @@ def test_figure4_in_memory_equals_hashing_the_dumps(tmp_path):
     pd.testing.assert_frame_equal(got[cols], want[cols])
     assert got["shared_pages"].iloc[-1] > 0  # the guests do share
     recs = fig04_records(got, ["shared_mb@2"])
-    assert {r.kind for r in recs} == {"fitted", "predicted"}
+    assert {r.kind for r in recs} == {"fitted", "input", "predicted"}  # zero_mb@n: n x zero_mb@1 (s19 audit)
 
 
 def test_the_provenance_check_tries_a_replayable_interval():

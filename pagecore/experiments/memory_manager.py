@@ -355,7 +355,30 @@ FIG08_SOURCES = {
     "boot": "fitted: workloads.fig08 boot zero_mb_s iterated until the boot-time peaks matched Figure 8 "
     f"(every number in the first {FIG08_BOOT_MIN:g} min)",
     "sql_min": "input: the SQL VM's min_mb 160 (TEXT) floors its allocation",
+    "floor": "input: {vm}'s allocation is at its min_mb {mb:g} (TEXT), the floor admission control reserves: "
+    "the clamp, not a prediction (as sql_alloc_idle_min_mb)",
+    "balloon": "input: = max_mb - allocation - swapped at the same time (every page of a booted VM is allocated, "
+    "ballooned or swapped; checked on the run): the allocation {alloc} counted again, so it is compared once, "
+    "as the allocation",
 }
+
+#: Tolerance (MB) of the balloon identity max = alloc + balloon + swapped and of the min_mb floor:
+#: a page is 0.004 MB, so this is less than three pages.
+FIG08_IDENTITY_MB = 0.01
+
+
+def fig08_identity_gap(vms: pd.DataFrame) -> pd.DataFrame:
+    """Per recorded time (index ``t``), for ``total`` and every VM of paper.FIG08_VMS: the MB of
+    the VM's max (TEXT; the config's are tested equal) that is neither allocated, ballooned nor
+    swapped (``total``: summed over VMs). Zero once a VM has touched all its memory (the boot
+    zeroing): then its balloon is max − alloc − swapped, the allocation in other units."""
+    vmax = dict(zip(paper.FIG08_VMS.vm, paper.FIG08_VMS.max_mb.astype(float), strict=True))
+    v = vms[vms["vm"].astype(str).isin(vmax)]
+    gap = (v["vm"].astype(str).map(vmax) - v["alloc"] - v["balloon"] - v["swapped"]).abs()
+    g = pd.DataFrame({"t": v["t"].to_numpy(), "vm": v["vm"].astype(str).to_numpy(), "gap": gap.to_numpy()})
+    out = g.pivot_table(index="t", columns="vm", values="gap", aggfunc="max")
+    out["total"] = out.sum(axis=1, min_count=len(vmax))
+    return out
 
 
 def fig08_records(vms: pd.DataFrame, host: pd.DataFrame) -> list[Record]:
@@ -363,13 +386,23 @@ def fig08_records(vms: pd.DataFrame, host: pd.DataFrame) -> list[Record]:
 
     Active series are fitted (the working-set sizes were read off them); every number in the
     boot window (the first :data:`FIG08_BOOT_MIN` minutes, and the boot-time extremes) is
-    fitted (the boot zeroing rate was tuned on them); the SQL idle minimum is the input min size.
+    fitted (the boot zeroing rate was tuned on them); the SQL idle minimum is the input min size,
+    and so is every allocation at its VM's min_mb (the floor, not a prediction).
     The later numbers the zeroing rate moves are made ``fitted`` by the influence step.
     Each quantity is compared once: the text's "approaches 1200 MB" is the graph's 1194 MB
-    maximum, "35 MB paged" is one number (not also the run's total swap-out), and "sharing saves
-    about 200 MB" is the mean of the shared series already compared point by point.
+    maximum, "35 MB paged" is one number (not also the run's total swap-out), "sharing saves
+    about 200 MB" is the mean of the shared series already compared point by point, and a
+    balloon number (a point, or an extreme whose window has it throughout) is ``input`` where the
+    run has max = alloc + balloon + swapped (:func:`fig08_identity_gap`): it is the allocation at
+    the same time in other units, compared once as the allocation.
     """
     ours = fig08_panels(vms)
+    gaps = fig08_identity_gap(vms).reindex(np.sort(vms["t"].unique()))  # fig08_panels' rows, in order
+
+    def gap(who: str) -> np.ndarray:
+        return gaps[who].to_numpy() if who in gaps else np.full(len(ours), np.nan)
+
+    vmin = dict(zip(paper.FIG08_VMS.vm, paper.FIG08_VMS.min_mb.astype(float), strict=True))
     recs = []
     P = paper.FIG08
     S = FIG08_SOURCES
@@ -383,13 +416,19 @@ def fig08_records(vms: pd.DataFrame, host: pd.DataFrame) -> list[Record]:
             i = int(np.argmin(d))
             if d[i] > 1.0:
                 continue
+            who = name.rsplit("_", 1)[0]
+            val = float(ours[name].iloc[i])
             if name.endswith("_active"):
                 kind, src = "fitted", S["active"]
             elif t <= FIG08_BOOT_MIN:
                 kind, src = "fitted", S["boot"]
+            elif name.endswith("_balloon") and gap(who)[i] <= FIG08_IDENTITY_MB:
+                kind, src = "input", S["balloon"].format(alloc=f"{who}_alloc@{row['t_min']:g}min")
+            elif name.endswith("_alloc") and who in vmin and abs(val - vmin[who]) <= FIG08_IDENTITY_MB:
+                kind, src = "input", S["floor"].format(vm=who, mb=vmin[who])
             else:
                 kind, src = "predicted", ""
-            recs.append(Record("fig08", f"{name}@{row['t_min']:g}min", "MB", pv, float(ours[name].iloc[i]), kind, src))
+            recs.append(Record("fig08", f"{name}@{row['t_min']:g}min", "MB", pv, val, kind, src))
     T = paper.FIG08_TEXT
     boot = vms[vms["t"] <= 600].groupby("t")[["share_before_swap", "swap_out"]].sum()
     sql = _window(vms[vms["vm"] == "sql"], 22, 45)["alloc"]
@@ -451,11 +490,22 @@ def fig08_records(vms: pd.DataFrame, host: pd.DataFrame) -> list[Record]:
         "sql_query_balloon_min": query["sql_balloon"].min(),
         "citrix_alloc_min": citrix_boot["citrix_alloc"].min(),
     }
+    #: a balloon extreme whose window has the identity at every time is its allocation extreme again
+    balloon_of = {
+        "total_balloon_max": ("total", mid, "total_alloc_min_mb"),
+        "sql_query_balloon_min": ("sql", query, "sql_query_alloc_peak_mb"),
+    }
     for key, val in ext.items():
+        window_gap = None
+        if key in balloon_of:
+            who, win, alloc_key = balloon_of[key]
+            window_gap = gap(who)[win.index.to_numpy()]
         if key in ("total_active_max", "sql_query_active_peak"):
             kind, src = "fitted", S["active"]
         elif X[key][1] <= FIG08_BOOT_MIN:
             kind, src = "fitted", S["boot"]
+        elif window_gap is not None and len(window_gap) and bool(np.all(window_gap <= FIG08_IDENTITY_MB)):
+            kind, src = "input", S["balloon"].format(alloc=alloc_key)
         else:
             kind, src = "predicted", ""
         recs.append(Record("fig08", f"{key}_mb", "MB", X[key][0], float(val), kind, src))

@@ -11,8 +11,10 @@ figure   null model
 =======  ==================================================================================
 fig02    "ballooned = configured": a ballooned VM runs as fast as one configured with that
          memory (the paper's configured bar), overhead 0 %
-fig04    "linear in the number of VMs": n VMs share and reclaim n times what one VM does
-         (the fitted 1-VM points), i.e. no sharing between VMs
+fig04    "linear in the number of VMs" through the fitted points of each series: between two
+         fitted VM counts the straight line joining them (shared: 1, 2 and 10 VMs), beyond
+         the last the last segment, and a series fitted only at 1 VM (reclaimed) n times that
+         point, i.e. no sharing between VMs
 fig05    "constant fraction": every host reclaims the mean fraction of the two fitted hosts
          (A, B), shared = reclaimed, zero pages the fitted fraction of host B
 fig06    "estimate = what is touched": toucher schedule + 15 MB background (TEXT: 10-20 MB);
@@ -32,7 +34,7 @@ from pagecore import paper
 
 NULL_MODELS = {
     "fig02": "ballooned = configured (paper's configured bar); overhead 0",
-    "fig04": "linear in #VMs from the fitted 1-VM point (no inter-VM sharing)",
+    "fig04": "linear in #VMs through the fitted points (shared: 1, 2, 10 VMs; else n x the 1-VM point)",
     "fig05": "constant fraction: mean reclaimed % of the fitted hosts A, B",
     "fig06": "estimate = toucher schedule + 15 MB background",
     "fig07": "tau-blind equal split of ~360 MB",
@@ -55,13 +57,25 @@ def _fig02(q: str) -> float:
     return math.nan
 
 
+#: The VM counts of each Figure 4 series whose paper points calibrated the content model
+#: (``synth.fig04.fitted_to``; tests/test_fidelity_audit_s19.py checks they agree).
+FIG04_FITTED_VMS = {"shared_mb": (1, 2, 10), "reclaimed_mb": (1,), "zero_mb": (1,)}
+
+
 def _fig04(q: str) -> float:
     name, at = _split(q)
     p = paper.FIG04.set_index("vms")
     if name not in p.columns:
         return math.nan
     one = float(p.at[1, name])
-    return one if name.endswith("_pct") else int(at) * one
+    if name.endswith("_pct"):
+        return one
+    n = int(at)
+    pts = [(0, 0.0)] + [(k, float(p.at[k, name])) for k in FIG04_FITTED_VMS.get(name, (1,))]
+    # the segment of fitted points that holds n (the last one beyond the last point)
+    i = next((j for j in range(1, len(pts)) if n <= pts[j][0]), len(pts) - 1)
+    (k0, y0), (k1, y1) = pts[i - 1], pts[i]
+    return y0 + (y1 - y0) * (n - k0) / (k1 - k0)
 
 
 def _fig05_fraction() -> tuple[float, float]:
@@ -85,7 +99,8 @@ def _fig05(q: str) -> float:
     }.get(name, math.nan)
 
 
-FIG06_BACKGROUND_MB = 15.0  # TEXT: "10-20 MB" of background activity, midpoint
+FIG06_BACKGROUND_MB = sum(paper.FIG06["background_text_mb"]) / 2  # TEXT: "10-20 MB" of background activity, midpoint
+FIG06_TOUCHER_PEAK_MB = float(paper.FIG06_TOUCHER.mb.max())  # the toucher's largest set (250 MB)
 
 
 def _touched(t_min: float) -> float:
@@ -99,7 +114,7 @@ def _fig06(q: str) -> float:
     if name == "baseline_estimate_mb":
         return FIG06_BACKGROUND_MB
     if name == "peak_estimate_mb":
-        return 250.0 + FIG06_BACKGROUND_MB
+        return FIG06_TOUCHER_PEAK_MB + FIG06_BACKGROUND_MB
     if name == "zpt_spike_mb":
         return _touched(28.0) + FIG06_BACKGROUND_MB
     if name == "slow_average_mb":

@@ -282,8 +282,9 @@ def summarize(table: pd.DataFrame, default_seed: int | None = None) -> str:
         for fig, g in sc.groupby("figure", sort=True):
             w = g["within"] / g["predicted"].where(g["predicted"] > 0)
             row = first[first["figure"] == fig]
+            lo, hi = g["predicted"].min(), g["predicted"].max()  # a seed's floors and identities may differ
             lines.append(
-                f"  {fig}: within {g['within'].min()}-{g['within'].max()} of {g['predicted'].max()}, "
+                f"  {fig}: within {g['within'].min()}-{g['within'].max()} of {lo if lo == hi else f'{lo}-{hi}'}, "
                 f"median err {_pct(g['median_err'].median())} (null {_pct(g['null_median_err'].median())})"
                 + ("; " + _against_null(row.iloc[0]) if w.notna().any() and len(row) else " (nothing predicted)")
             )

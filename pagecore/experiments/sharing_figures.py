@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import replace
 
 import pandas as pd
 
@@ -31,19 +32,58 @@ FIG05_COLUMNS = {
 }
 FIG05_SOURCE = "fitted: catalogue.os shared_mb / zero calibrated on these points (pagecore.synth.guests.fit)"
 
+#: Why Figure 4's zero pages of n guests are not a prediction: each guest's zero pages are the
+#: fraction ``synth.fig04.fractions.zero`` of its memory, so n guests have n times one guest's.
+FIG04_ZERO_SOURCE = (
+    "input: n x one guest's zero pages (synth.fig04.fractions.zero x 40 MB per guest, the fraction fitted on "
+    "zero_mb@1): arithmetic on the fitted point, the same as the null model's 'linear in #VMs'"
+)
+#: Why a Figure 5 host's zero pages are not a prediction when its OS's zero fraction was fitted on
+#: another host: the catalogue gives every guest of an OS kind that fraction of its memory.
+FIG05_ZERO_SOURCE = (
+    "input: catalogue.os.{os}.zero (fitted on {fit}) x the host's {mb:g} MB of guest memory (paper.FIG05 total_mb): "
+    "arithmetic on the fitted fraction"
+)
+
 
 def fig04_records(sweep: pd.DataFrame, fitted) -> list[Record]:
     """Figure 4's records from the VM-count sweep (:func:`pagecore.sharing.vm_count_sweep`);
-    ``fitted``: the quantities ``synth.fig04.fitted_to`` names."""
-    return sweep_records("fig04", sweep, paper.FIG04, FIG04_COLUMNS, set(fitted), fitted_source=FIG04_SOURCE)
+    ``fitted``: the quantities ``synth.fig04.fitted_to`` names. The zero pages of n guests are
+    ``input`` (:data:`FIG04_ZERO_SOURCE`): n times the fitted one-guest number."""
+    recs = sweep_records("fig04", sweep, paper.FIG04, FIG04_COLUMNS, set(fitted), fitted_source=FIG04_SOURCE)
+    return [
+        replace(r, kind="input", source=FIG04_ZERO_SOURCE)
+        if r.kind == "predicted" and r.quantity.startswith("zero_mb@")
+        else r
+        for r in recs
+    ]
+
+
+def fig05_os(workload: str) -> str:
+    """The catalogue OS kind of a Figure 5 host's guests (paper.FIG05 ``guests``; the config's
+    are tested equal)."""
+    guests = paper.FIG05.set_index("workload").at[workload, "guests"]
+    return "winnt4" if "WinNT" in guests else "linux"
 
 
 def fig05_records(table: pd.DataFrame, fitted) -> list[Record]:
     """Figure 5's records from the hosts' table (:func:`pagecore.sharing.fig05_table`); ``fitted``:
-    the quantities ``fig05.fitted_to`` names."""
-    return sweep_records(
+    the quantities ``fig05.fitted_to`` names. A host's zero pages are ``input`` when its OS's
+    zero fraction was fitted on another host's (:data:`FIG05_ZERO_SOURCE`)."""
+    recs = sweep_records(
         "fig05", table, paper.FIG05, FIG05_COLUMNS, set(fitted), key="workload", fitted_source=FIG05_SOURCE
     )
+    fit_zero = {fig05_os(q.partition("@")[2]): q for q in fitted if q.startswith("zero_reclaimed_mb@")}
+    total = paper.FIG05.set_index("workload")["total_mb"]
+    out = []
+    for r in recs:
+        name, _, host = r.quantity.partition("@")
+        os_kind = fig05_os(host)
+        if r.kind == "predicted" and name == "zero_reclaimed_mb" and os_kind in fit_zero:
+            src = FIG05_ZERO_SOURCE.format(os=os_kind, fit=fit_zero[os_kind], mb=float(total[host]))
+            r = replace(r, kind="input", source=src)
+        out.append(r)
+    return out
 
 
 def fig04_sweep_from_config(synth: dict) -> pd.DataFrame:
