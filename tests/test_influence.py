@@ -227,3 +227,31 @@ def test_scenario_section_is_the_section_with_its_override():
     check_consistency({"sim": {"states": states}})
     with pytest.raises(ConfigError, match=r"sim\.overrides\.fig07\.states"):
         check_consistency({"sim": {"states": states, "overrides": {"fig07": {"states": {"soft_pct": 7}}}}})
+
+
+def test_a_value_read_off_one_figure_is_checked_on_every_figure_it_moves():
+    """Issue 14: a value chosen by looking at a paper output makes every number it moves fitted.
+    Until session 19 the step checked only the figure a value was chosen on: alpha_fast, read off
+    Figure 6, moved 95 of Figure 8's 101 predicted numbers at x0.9 and x1.1, and they stayed
+    predicted. Here m.p is read off figY and moves figX's q1 (and not q2): q1 becomes fitted, its
+    label naming the figure the value was read off."""
+    from pagecore.experiments.influence import figures_of
+
+    cfg = {"m": {"p": 1.0}}
+    p = Param("m.p", "fitted", "s", ("figX",), chosen_on=("figY",))
+    assert figures_of(p) == ("figY", "figX")
+    rows = {p.key: p for p in PARAMETERS}
+    assert "fig08" in figures_of(rows["sim.sampling.alpha_fast"])
+
+    def toy(c, figures):  # figY predicts nothing; figX as _toy_records
+        return [r for r in _toy_records(c, figures) if r.figure in figures] if "figX" in figures else []
+
+    runs = influence_runs(cfg, [p], 0.1, records=toy)
+    assert set(runs["figure"]) == {"figX"} and set(runs["quantity"]) == {"q1", "q2", "q3"}
+    recs = [
+        {"figure": "figX", "quantity": q, "kind": "predicted", "source": "", "seed": 1, "ours": v}
+        for q, v in (("q1", 2.0), ("q2", 7.0))
+    ]
+    out = {r["quantity"]: r for r in relabel(recs, moves(runs, {}), {"m.p": ("figY",)})}
+    assert out["q2"]["kind"] == "predicted"
+    assert out["q1"]["kind"] == "fitted" and "m.p chosen on figY" in out["q1"]["source"]

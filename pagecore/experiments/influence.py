@@ -1,12 +1,13 @@
 """The influence step: which predicted numbers a value chosen by looking at a figure moves (issue 14).
 
 The rule (:mod:`pagecore.experiments.records`): a parameter chosen by looking at a paper output
-makes every number it moves in that figure ``fitted``. A record function knows the numbers a
-value was tuned *on* (Figure 8's first 5 minutes for the boot zeroing rate), not every number
-the value *moves*. This step measures that, for every provenance row with
+makes every number it moves ``fitted``, in that figure and in every other (:func:`figures_of`:
+the figures it was chosen on and those its provenance row says it moves). A record function
+knows the numbers a value was tuned *on* (Figure 8's first 5 minutes for the boot zeroing rate),
+not every number the value *moves*. This step measures that, for every provenance row with
 :attr:`~pagecore.experiments.provenance.Param.chosen_on` figures:
 
-1. the figure is re-run from the config at the value × (1 − step) and × (1 + step) (a flag
+1. each such figure is re-run from the config at the value × (1 − step) and × (1 + step) (a flag
    flipped; a value that cannot be perturbed, such as a schedule or a zero, or whose perturbed
    value the model refuses, moves every number of the figure, conservatively);
 2. a predicted number *moves* when it changes by more than ``spread_k`` times its sample
@@ -33,6 +34,9 @@ import pandas as pd
 
 from pagecore.experiments.provenance import PARAMETERS, Param, lookup, with_each, with_scaled
 
+#: The figures each chosen value was read off (by provenance key), for the labels' wording.
+_CHOSEN_ON = {p.key: p.chosen_on for p in PARAMETERS if p.chosen_on}
+
 #: Columns of ``results/numbers/influence.csv``.
 COLUMNS = ["param", "figure", "quantity", "unit", "end", "ours", "perturbed", "delta", "seed_sd", "threshold", "moved"]
 
@@ -45,6 +49,15 @@ REFUSED = "refused by the model"
 def chosen() -> list[Param]:
     """The provenance rows chosen by looking at a figure (those the step runs)."""
     return [p for p in PARAMETERS if p.chosen_on]
+
+
+def figures_of(p: Param) -> tuple[str, ...]:
+    """The figures the step checks a chosen value on: those it was chosen on and every other figure
+    its provenance row says it moves. A value read off one figure makes every number it moves
+    ``fitted``, in any figure (issue 14; until session 19 only the figure it was chosen on was
+    checked, and ``sim.sampling.alpha_fast``, read off Figure 6, moved 95 of Figure 8's 101
+    predicted numbers while they stayed predicted)."""
+    return tuple(dict.fromkeys((*p.chosen_on, *p.moves)))
 
 
 def perturbations(cfg: dict, p: Param, step: float) -> list[tuple[str, dict]] | None:
@@ -87,7 +100,7 @@ def influence_runs(
     records: Callable | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
-    """Every (parameter, end, predicted record of a figure it was chosen on): the record at the
+    """Every (parameter, end, predicted record of a figure it was chosen on or moves): the record at the
     defaults (``ours``), perturbed, and the change (:data:`RUN_COLUMNS`). Needs only the config,
     so the pipeline runs it beside the figures; :func:`moves` then says which changes are moves.
 
@@ -102,7 +115,7 @@ def influence_runs(
     base: dict[str, list] = {}
     rows = []
     for p in params:
-        for fig in p.chosen_on:
+        for fig in figures_of(p):
             if fig not in base:
                 base[fig] = [r for r in records(cfg, (fig,)) if r.figure == fig]
             pred = [r for r in base[fig] if r.kind == "predicted"]
@@ -141,11 +154,12 @@ def check_defaults(runs: pd.DataFrame, records: Iterable[dict], figures: Iterabl
     """Refuse influence runs whose records at the defaults are not the pipeline's ``records`` of
     the same seed (a kind differs, a value by more than the 6 significant digits some figure files
     keep, or a number is missing), or that leave out a predicted record of one of ``figures``
-    (default: every figure a value was chosen on): they were made from other inputs, and their
+    (default: every figure a chosen value can move, :func:`figures_of`): they were made from other
+    inputs, and their
     changes would be mixed with that difference or miss a number."""
     records = list(records)
     ours = {(r["figure"], r["quantity"]): r for r in records}
-    figures = {f for p in chosen() for f in p.chosen_on} if figures is None else set(figures)
+    figures = {f for p in chosen() for f in figures_of(p)} if figures is None else set(figures)
     covered = set(zip(runs["figure"], runs["quantity"], strict=True))
     left = sorted(k for k, r in ours.items() if r["kind"] == "predicted" and k[0] in figures and k not in covered)
     if left:
@@ -164,9 +178,11 @@ def check_defaults(runs: pd.DataFrame, records: Iterable[dict], figures: Iterabl
             )
 
 
-def relabel(records: list[dict], table: pd.DataFrame) -> list[dict]:
+def relabel(records: list[dict], table: pd.DataFrame, chosen_on: dict | None = None) -> list[dict]:
     """``records`` (dicts, any seeds) with every predicted record that ``table`` says moved made
-    ``fitted``, its source naming the parameter and its largest move."""
+    ``fitted``, its source naming the parameter, the figures it was read off (``chosen_on``: by
+    provenance key, default the provenance rows') and its largest move."""
+    chosen_on = _CHOSEN_ON if chosen_on is None else chosen_on
     moved = table[table["moved"]]
     if moved.empty:
         return list(records)
@@ -183,8 +199,10 @@ def relabel(records: list[dict], table: pd.DataFrame) -> list[dict]:
             how = f"at {r['end']} the number is no longer made"
         else:
             how = f"moves it by {r['delta']:+.3g} {r['unit']} at {r['end']} (noise threshold {r['threshold']:.3g})"
+        on = sorted({f for k in dict.fromkeys(g["param"]) for f in chosen_on.get(k, ())})
         why[(fig, q)] = (
-            f"fitted (influence step, results/numbers/influence.csv): {params} chosen on {fig}; {r['param']} {how}"
+            f"fitted (influence step, results/numbers/influence.csv): {params} chosen on {', '.join(on) or fig}; "
+            f"{r['param']} {how}"
         )
     out = []
     for rec in records:
