@@ -1,0 +1,86 @@
+"""Session 19's audit of `pagecore hash` and the pages package behind it (page tables, their
+metadata, keyed hashing, hash-then-verify) as a careless or hostile user runs them: each test is
+a case that once gave a misleading error, a lost file or a wrong-looking report, built from the
+command line that showed it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pagecore.cli import main
+
+
+def _page(tag: int) -> bytes:
+    if tag == 0:
+        return bytes(4096)
+    return np.random.default_rng(tag).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+
+
+def one_line_error_text(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("pagecore: error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.fixture
+def guest(tmp_path):
+    """A raw dump of pages A A B 0 C A, its unkeyed and keyed tables, and two keys."""
+    raw = tmp_path / "g.raw"
+    raw.write_bytes(b"".join(_page(t) for t in (1, 1, 2, 0, 3, 1)))
+    keys = []
+    for name, seed in (("k1", 11), ("k2", 12)):
+        k = tmp_path / name
+        k.write_bytes(np.random.default_rng(seed).integers(65, 91, 32, dtype=np.uint8).tobytes())
+        keys.append(str(k))
+    unkeyed, keyed = tmp_path / "u.parquet", tmp_path / "k.parquet"
+    assert main(["hash", "-q", str(raw), "-o", str(unkeyed)]) == 0
+    assert main(["hash", "-q", str(raw), "-o", str(keyed), "--key-file", keys[0]]) == 0
+    return raw, str(unkeyed), str(keyed), keys
+
+
+# ------------------------------------------------------------------------------ keys and verification
+def test_a_key_for_an_unkeyed_table_is_not_a_changed_dump(guest, capsys):
+    """`share unkeyed.parquet --key-file K --verify` said "dump changed since hashing ... (sample
+    digest)": the sample digest was taken with the key given although the table is unkeyed. The
+    dump did not change; the key is the mistake, and the line says so."""
+    raw, unkeyed, _, keys = guest
+    before = raw.read_bytes()
+    assert main(["share", unkeyed, "--key-file", keys[0], "--verify"]) == 1
+    line = one_line_error_text(capsys)
+    assert "dump changed" not in line and "unkeyed" in line and "without --key-env/--key-file" in line
+    assert raw.read_bytes() == before
+    # without --verify the report is unverified, with the same reason (not "dump changed")
+    import json
+
+    assert main(["share", unkeyed, "--key-file", keys[0], "--format", "json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["verification"]["verified"] is False and "unkeyed" in rep["verification"]["reason"]
+
+
+def test_a_wrong_key_for_a_keyed_table_is_named_as_such(guest, capsys):
+    """`share keyed.parquet --key-file OTHER --verify` said "pass its key (--key-env/--key-file)"
+    although a key was passed: the line now says the key given is not the one it was hashed with."""
+    _, _, keyed, keys = guest
+    assert main(["share", keyed, "--key-file", keys[1], "--verify"]) == 1
+    line = one_line_error_text(capsys)
+    assert "dump changed" not in line and "not the key" in line
+    assert main(["share", keyed, "--verify"]) == 1  # no key at all: ask for it
+    assert "pass its key" in one_line_error_text(capsys)
+    assert main(["share", keyed, "--key-file", keys[0], "--verify"]) == 0  # its own key verifies
+
+
+def test_locate_dump_never_blames_the_dump_for_a_wrong_key(guest):
+    """The library: `locate_dump(table, meta, key=K)` of an unkeyed table (or of a keyed table and
+    another key) took the sample digest with K and raised DumpChanged for an unchanged dump."""
+    from pagecore.pages.hashing import PageKey
+    from pagecore.pages.provenance import locate_dump
+    from pagecore.pages.tables import page_table_metadata
+
+    raw, unkeyed, keyed, keys = guest
+    k1, k2 = PageKey.from_file(keys[0]), PageKey.from_file(keys[1])
+    assert locate_dump(unkeyed, page_table_metadata(unkeyed), key=k1) == raw
+    assert locate_dump(keyed, page_table_metadata(keyed), key=k2) == raw
+    assert locate_dump(keyed, page_table_metadata(keyed), key=k1) == raw
