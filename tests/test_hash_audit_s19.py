@@ -84,3 +84,38 @@ def test_locate_dump_never_blames_the_dump_for_a_wrong_key(guest):
     assert locate_dump(unkeyed, page_table_metadata(unkeyed), key=k1) == raw
     assert locate_dump(keyed, page_table_metadata(keyed), key=k2) == raw
     assert locate_dump(keyed, page_table_metadata(keyed), key=k1) == raw
+
+
+# ------------------------------------------------------------------------------ outputs
+def _old_table(tmp_path, monkeypatch):
+    """d/g.raw and d/g.parquet recording ``source_path`` "g.raw" (relative), as tables of older
+    versions did when hashed in the dump's directory; the current directory is then tmp_path."""
+    from pagecore.pages.ingest import hash_dump
+    from pagecore.pages.tables import PageTableWriter, page_table_metadata, read_page_table
+
+    d = tmp_path / "d"
+    d.mkdir()
+    raw = d / "g.raw"
+    raw.write_bytes(b"".join(_page(t) for t in (1, 1, 2, 0)))
+    new = tmp_path / "new.parquet"
+    hash_dump(raw, new, "g", show_progress=False)
+    meta = {k: v for k, v in page_table_metadata(new).items() if k not in ("vm", "pagecore_version")}
+    meta["source_path"] = "g.raw"
+    t = read_page_table(new)
+    with PageTableWriter(d / "g.parquet", "g", meta) as w:
+        w.write(t["gpfn"].to_numpy(), t["hash"].to_numpy(), t["zero"].to_numpy())
+    new.unlink()
+    monkeypatch.chdir(tmp_path)
+    return raw
+
+
+@pytest.mark.parametrize("cmd", ["share", "ksm"])
+def test_the_relative_dump_of_an_old_table_is_never_an_output(tmp_path, monkeypatch, capsys, cmd):
+    """A table of an older version records its dump as "g.raw", relative to where it was hashed:
+    from another directory `share d/g.parquet --format json -o d/g.raw` did not see the dump as an
+    input (it looked for ./g.raw) and replaced it with the report, exit 0."""
+    raw = _old_table(tmp_path, monkeypatch)
+    before = raw.read_bytes()
+    assert main([cmd, "d/g.parquet", "--format", "json", "-o", "d/g.raw"]) == 1
+    assert "inputs are never overwritten" in one_line_error_text(capsys)
+    assert raw.read_bytes() == before
