@@ -119,3 +119,26 @@ def test_the_relative_dump_of_an_old_table_is_never_an_output(tmp_path, monkeypa
     assert main([cmd, "d/g.parquet", "--format", "json", "-o", "d/g.raw"]) == 1
     assert "inputs are never overwritten" in one_line_error_text(capsys)
     assert raw.read_bytes() == before
+
+
+# ------------------------------------------------------------------------------ VM names
+@pytest.mark.parametrize("vm", ["a\nall", "web\t1", "x\x1b[31m", "web1 ", " web1", "a\u200bb"])
+def test_unprintable_or_padded_vm_names_are_refused(tmp_path, capsys, vm):
+    """`hash g.raw --vm $'a\\nall'` wrote the table (exit 0), and `share --by vm` then printed a
+    row "all alone" that was no set; "web1 " and "web1" were two VMs that read the same."""
+    raw = tmp_path / "g.raw"
+    raw.write_bytes(_page(1) + _page(0))
+    out = tmp_path / "g.parquet"
+    assert main(["hash", "-q", str(raw), "-o", str(out), "--vm", vm]) == 1
+    assert "vm: " in one_line_error_text(capsys)
+    assert not out.exists()
+
+
+def test_a_dump_named_with_a_line_break_needs_vm(tmp_path, capsys):
+    """The default VM name is the file stem: the same check, and --vm names it instead."""
+    raw = tmp_path / "a\nb.raw"
+    raw.write_bytes(_page(1))
+    out = tmp_path / "g.parquet"
+    assert main(["hash", "-q", str(raw), "-o", str(out)]) == 1
+    assert "--vm NAME" in one_line_error_text(capsys)
+    assert main(["hash", "-q", str(raw), "-o", str(out), "--vm", "ab"]) == 0
