@@ -142,3 +142,21 @@ def test_a_dump_named_with_a_line_break_needs_vm(tmp_path, capsys):
     assert main(["hash", "-q", str(raw), "-o", str(out)]) == 1
     assert "--vm NAME" in one_line_error_text(capsys)
     assert main(["hash", "-q", str(raw), "-o", str(out), "--vm", "ab"]) == 0
+
+
+# ------------------------------------------------------------------------------ --compress
+def test_an_algorithm_named_twice_gives_one_column(tmp_path):
+    """`hash g.raw --compress lz4 --compress lz4` wrote two csize_lz4 columns (exit 0): a table
+    that `page_table_frame` and pandas refuse ("Multiple matches for FieldRef.Name(csize_lz4)")."""
+    import pyarrow.parquet as pq
+
+    from pagecore.pages.tables import page_table_frame, page_table_metadata
+
+    raw = tmp_path / "g.raw"
+    raw.write_bytes(_page(1) + _page(0) + _page(1))
+    out = tmp_path / "g.parquet"
+    assert main(["hash", "-q", str(raw), "-o", str(out), "--compress", "lz4", "--compress", "zstd",
+                 "--compress", "lz4"]) == 0  # fmt: skip
+    assert pq.read_schema(out).names == ["vm", "gpfn", "hash", "zero", "csize_lz4", "csize_zstd", "same_filled"]
+    assert page_table_metadata(out)["compress_algorithms"] == ["lz4", "zstd"]
+    assert len(page_table_frame(out)) == 3

@@ -44,6 +44,9 @@ def hash_dump(
     """
     check_vm_name(vm)
     key = key or PageKey.default()
+    # an algorithm named twice (`--compress lz4 --compress lz4`) wrote two csize_lz4 columns: a
+    # table pandas and pyarrow then refuse to read ("Multiple matches for FieldRef")
+    compress = tuple(dict.fromkeys(compress))
     if compress:  # imported only when asked for: its Numba kernels cost start-up (issue 18)
         from pagecore.pages.compress import ChunkSizer, page_table_columns, page_table_fields
     with open_dump(dump, format, chunk_pages=chunk_pages, skip_bad_pages=skip_bad_pages) as reader:
