@@ -160,3 +160,42 @@ def test_an_algorithm_named_twice_gives_one_column(tmp_path):
     assert pq.read_schema(out).names == ["vm", "gpfn", "hash", "zero", "csize_lz4", "csize_zstd", "same_filled"]
     assert page_table_metadata(out)["compress_algorithms"] == ["lz4", "zstd"]
     assert len(page_table_frame(out)) == 3
+
+
+# ------------------------------------------------------------------------------ a dump that changes
+@pytest.mark.parametrize("how", ["write", "replace"])
+def test_a_dump_written_while_it_is_hashed_is_refused(tmp_path, monkeypatch, how):
+    """A dump written in place (same size: the readers' size check passes) or renamed over while it
+    was hashed gave a table of pages from two states of the file, exit 0, recording the size and
+    sample digest of the last state. Now refused; no table is written."""
+    import os
+
+    from pagecore.errors import InputError
+    from pagecore.pages import ingest
+
+    raw = tmp_path / "g.raw"
+    raw.write_bytes(b"".join(_page(t) for t in (1, 2, 3, 4, 5, 6)))
+    real = ingest.hashed_chunks
+
+    def changing(reader, key=None, threads=None):
+        for i, item in enumerate(real(reader, key, threads)):
+            yield item
+            if i == 0:  # page 0 is hashed: change it under the reader
+                st = raw.stat()
+                if how == "write":
+                    with open(raw, "r+b") as fh:
+                        fh.write(_page(9))
+                else:
+                    other = tmp_path / "new.raw"
+                    other.write_bytes(_page(9) + raw.read_bytes()[4096:])
+                    os.replace(other, raw)
+                os.utime(raw, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # past a coarse clock's tick
+
+    monkeypatch.setattr(ingest, "hashed_chunks", changing)
+    out = tmp_path / "g.parquet"
+    with pytest.raises(InputError, match="written or replaced while it was hashed"):
+        ingest.hash_dump(raw, out, "g", chunk_pages=2, show_progress=False)
+    assert not out.exists()
+    monkeypatch.setattr(ingest, "hashed_chunks", real)
+    ingest.hash_dump(raw, out, "g", chunk_pages=2, show_progress=False)  # left alone: hashed
+    assert out.exists()

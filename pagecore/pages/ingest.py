@@ -13,7 +13,7 @@ import numpy as np
 
 from pagecore._util import progress
 from pagecore.dumps import DEFAULT_CHUNK_PAGES, open_dump
-from pagecore.errors import ConfigError
+from pagecore.errors import ConfigError, InputError
 from pagecore.pages.hashing import ALGORITHM, PageKey, hash_pages, hash_pages_start, rows_hasher
 from pagecore.pages.provenance import source_fingerprint
 from pagecore.pages.tables import PageTableWriter
@@ -54,12 +54,15 @@ def hash_dump(
         sizer = ChunkSizer(compress, threads) if compress else None
         fields = page_table_fields(compress) if compress else ()
         # the reader's own inputs too: `hash g.vmss -o g.vmem` replaced the guest's memory file
-        with PageTableWriter(out, vm, inputs=[dump, *reader.input_paths], extra_fields=fields) as writer:
+        inputs = [dump, *reader.input_paths]
+        stamps = _stamps(inputs)
+        with PageTableWriter(out, vm, inputs=inputs, extra_fields=fields) as writer:
             for chunk, h, z in hashed_chunks(reader, key, threads):
                 extra = page_table_columns(sizer, chunk.pages, h, z) if sizer is not None else None
                 writer.write(chunk.gpfn, h, z, extra=extra)
                 if bar is not None:
                     bar.update(len(chunk))
+            _check_unchanged(inputs, stamps)
             meta = reader.metadata()
             meta.update(source_fingerprint(dump, key))
             meta.update(
@@ -75,6 +78,34 @@ def hash_dump(
         if bar is not None:
             bar.close()
     return {"vm": vm, **meta}
+
+
+def _stamps(paths) -> list[tuple | None]:
+    """Device, inode, size and modification time of each path (None where it cannot be read)."""
+    out = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            out.append(None)
+        else:
+            out.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    return out
+
+
+def _check_unchanged(paths, stamps) -> None:
+    """Refuse a dump written or replaced while it was hashed: the readers refuse one whose size
+    changed, but a write in place (a running guest's memory file, an image being rewritten) or a
+    rename over it gave a table of pages from two states of the file, recording the size and
+    sample digest of the last one, with exit 0."""
+    for p, before, now in zip(paths, stamps, _stamps(paths), strict=True):
+        if before != now:
+            raise InputError(
+                p, "the file was written or replaced while it was hashed (its modification time, inode or size "
+                "changed): the table would mix pages of two states",
+                expected="a dump nothing writes while pagecore reads it",
+                hint="wait until its producer has finished (or copy it) and hash it again",
+            )  # fmt: skip
 
 
 def check_vm_name(vm) -> None:
