@@ -199,3 +199,17 @@ def test_a_dump_written_while_it_is_hashed_is_refused(tmp_path, monkeypatch, how
     monkeypatch.setattr(ingest, "hashed_chunks", real)
     ingest.hash_dump(raw, out, "g", chunk_pages=2, show_progress=False)  # left alone: hashed
     assert out.exists()
+
+
+@pytest.mark.parametrize("name", ["g.pq", "g.table", "g"])
+def test_the_dump_of_a_table_not_named_parquet_is_never_an_output(tmp_path, monkeypatch, capsys, name):
+    """`hash g.raw -o g.pq` is accepted, but outputs were checked against the dumps of inputs named
+    *.parquet only: `share g.pq --format json -o g.raw` replaced the dump with the report, exit 0."""
+    monkeypatch.chdir(tmp_path)
+    raw = tmp_path / "g.raw"
+    raw.write_bytes(b"".join(_page(t) for t in (1, 1, 2, 0)))
+    before = raw.read_bytes()
+    assert main(["hash", "-q", "g.raw", "-o", name]) == 0
+    assert main(["share", name, "--format", "json", "-o", "g.raw"]) == 1
+    assert "inputs are never overwritten" in one_line_error_text(capsys)
+    assert raw.read_bytes() == before

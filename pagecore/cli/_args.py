@@ -106,7 +106,9 @@ def _source_dumps(inputs, dump_dir=None) -> list[str]:
 
     out = []
     for i in inputs:
-        if not (isinstance(i, str | os.PathLike) and os.fspath(i).endswith(".parquet") and os.path.isfile(i)):
+        # a page table by its magic bytes, not its name: `hash g.raw -o g.pq` then `share g.pq -o
+        # g.raw` replaced the dump with the report, exit 0
+        if not (isinstance(i, str | os.PathLike) and os.path.isfile(i) and _is_parquet(i)):
             continue
         try:
             meta = page_table_metadata(i)
@@ -120,6 +122,14 @@ def _source_dumps(inputs, dump_dir=None) -> list[str]:
                 if dump_dir is not None:
                     out.append(os.path.join(dump_dir, os.path.basename(src)))
     return out
+
+
+def _is_parquet(path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"PAR1"
+    except OSError:
+        return False
 
 
 def add_format_args(p: argparse.ArgumentParser, what: str = "report") -> None:
