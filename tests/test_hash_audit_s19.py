@@ -213,3 +213,25 @@ def test_the_dump_of_a_table_not_named_parquet_is_never_an_output(tmp_path, monk
     assert main(["share", name, "--format", "json", "-o", "g.raw"]) == 1
     assert "inputs are never overwritten" in one_line_error_text(capsys)
     assert raw.read_bytes() == before
+
+
+def test_a_page_table_is_not_hashed_as_a_raw_dump(tmp_path, capsys):
+    """`hash t.parquet -o x.parquet` of a Parquet file whose size is a whole number of pages (a
+    page table given by mistake) hashed it as a raw guest, exit 0."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq_file = tmp_path / "t.parquet"
+
+    def write(n: int) -> int:
+        pq.write_table(pa.table({"a": np.zeros(n, np.uint8)}), pq_file, compression="none", use_dictionary=False)
+        return pq_file.stat().st_size
+
+    n = 4000 + (-write(4000)) % 4096  # one byte a row: a Parquet file of a whole number of 4 KiB pages
+    while write(n) % 4096:
+        n += 1
+    assert pq_file.stat().st_size % 4096 == 0
+    out = tmp_path / "x.parquet"
+    assert main(["hash", "-q", str(pq_file), "-o", str(out)]) == 1
+    assert "a Parquet file (a page table?), not a memory dump" in one_line_error_text(capsys)
+    assert not out.exists()
