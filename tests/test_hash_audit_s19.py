@@ -267,3 +267,12 @@ def test_the_table_does_not_depend_on_chunk_pages_or_threads(tmp_path, monkeypat
     h, z = hash_pages(pages)
     assert t["gpfn"].to_pylist() == list(range(23))
     assert t["hash"].to_numpy().tolist() == h.tolist() and t["zero"].to_pylist() == z.tolist()
+
+
+@pytest.mark.parametrize("dump", [".", "/"])
+def test_a_directory_as_the_dump_is_named_as_such(tmp_path, monkeypatch, capsys, dump):
+    """`hash . -o t.parquet` said "vm: expected a VM name (non-blank text), got ''" (the default
+    VM name is the file stem, and "." has none) instead of what is wrong: the dump is a directory."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["hash", "-q", dump, "-o", "t.parquet"]) == 1
+    assert "is a directory, not a memory dump" in one_line_error_text(capsys)
