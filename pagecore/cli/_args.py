@@ -94,14 +94,21 @@ def check_outputs(outputs, inputs, dump_dir=None) -> None:
 
 def _source_dumps(inputs, dump_dir=None) -> list[str]:
     """The dumps the page tables among ``inputs`` record (``source_path``), and the same names in
-    ``dump_dir``; tables that cannot be read are left to the command to report."""
+    ``dump_dir``; tables that cannot be read are left to the command to report.
+
+    Tables of older versions (and older `import memorybuddies` ones) record a relative path,
+    relative to the directory the hashing ran in: that is unknown, so both the current directory
+    and the table's own one are taken (from another directory, `share d/t.parquet -o d/t.raw`
+    replaced the dump of such a table with its report, exit 0)."""
     import os
 
     from pagecore.pages.tables import page_table_metadata
 
     out = []
     for i in inputs:
-        if not (isinstance(i, str | os.PathLike) and os.fspath(i).endswith(".parquet") and os.path.isfile(i)):
+        # a page table by its magic bytes, not its name: `hash g.raw -o g.pq` then `share g.pq -o
+        # g.raw` replaced the dump with the report, exit 0
+        if not (isinstance(i, str | os.PathLike) and os.path.isfile(i) and _is_parquet(i)):
             continue
         try:
             meta = page_table_metadata(i)
@@ -110,9 +117,19 @@ def _source_dumps(inputs, dump_dir=None) -> list[str]:
         for src in (meta.get("source_path"), meta.get("vmem_path")):  # a VMware dump is two files
             if isinstance(src, str) and src:
                 out.append(src)
+                if not os.path.isabs(src):
+                    out.append(os.path.join(os.path.dirname(os.fspath(i)), src))
                 if dump_dir is not None:
                     out.append(os.path.join(dump_dir, os.path.basename(src)))
     return out
+
+
+def _is_parquet(path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"PAR1"
+    except OSError:
+        return False
 
 
 def add_format_args(p: argparse.ArgumentParser, what: str = "report") -> None:

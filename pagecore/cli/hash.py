@@ -18,6 +18,10 @@ def _cmd_hash(args) -> int:
     from pagecore.pages.ingest import hash_dump
 
     check_outputs([args.output], [args.dump, args.key_file])
+    if args.vm is None:  # `hash . -o t.parquet` said "vm: expected a VM name ..., got ''" (the stem of ".")
+        from pagecore.dumps import check_input_path
+
+        check_input_path(args.dump)
     if args.vm is not None and not args.vm.strip():  # `--vm ""` fell back to the file stem without a word
         raise PagecoreError("--vm needs a name (omit it for the dump's file stem)")
     vm = args.vm or Path(args.dump).stem

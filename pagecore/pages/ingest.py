@@ -13,7 +13,7 @@ import numpy as np
 
 from pagecore._util import progress
 from pagecore.dumps import DEFAULT_CHUNK_PAGES, open_dump
-from pagecore.errors import ConfigError
+from pagecore.errors import ConfigError, InputError
 from pagecore.pages.hashing import ALGORITHM, PageKey, hash_pages, hash_pages_start, rows_hasher
 from pagecore.pages.provenance import source_fingerprint
 from pagecore.pages.tables import PageTableWriter
@@ -44,19 +44,27 @@ def hash_dump(
     """
     check_vm_name(vm)
     key = key or PageKey.default()
+    # an algorithm named twice (`--compress lz4 --compress lz4`) wrote two csize_lz4 columns: a
+    # table pandas and pyarrow then refuse to read ("Multiple matches for FieldRef")
+    compress = tuple(dict.fromkeys(compress))
     if compress:  # imported only when asked for: its Numba kernels cost start-up (issue 18)
         from pagecore.pages.compress import ChunkSizer, page_table_columns, page_table_fields
+    if format == "auto":
+        _refuse_page_table(dump)
     with open_dump(dump, format, chunk_pages=chunk_pages, skip_bad_pages=skip_bad_pages) as reader:
         bar = progress(reader.pages_hint, desc=f"hash {vm}") if show_progress else None
         sizer = ChunkSizer(compress, threads) if compress else None
         fields = page_table_fields(compress) if compress else ()
         # the reader's own inputs too: `hash g.vmss -o g.vmem` replaced the guest's memory file
-        with PageTableWriter(out, vm, inputs=[dump, *reader.input_paths], extra_fields=fields) as writer:
+        inputs = [dump, *reader.input_paths]
+        stamps = _stamps(inputs)
+        with PageTableWriter(out, vm, inputs=inputs, extra_fields=fields) as writer:
             for chunk, h, z in hashed_chunks(reader, key, threads):
                 extra = page_table_columns(sizer, chunk.pages, h, z) if sizer is not None else None
                 writer.write(chunk.gpfn, h, z, extra=extra)
                 if bar is not None:
                     bar.update(len(chunk))
+            _check_unchanged(inputs, stamps)
             meta = reader.metadata()
             meta.update(source_fingerprint(dump, key))
             meta.update(
@@ -74,16 +82,70 @@ def hash_dump(
     return {"vm": vm, **meta}
 
 
+def _refuse_page_table(dump) -> None:
+    """A Parquet file (a page table given as the dump by mistake) whose size is a whole number of
+    pages was auto-detected as a raw image and hashed as guest pages, exit 0."""
+    try:
+        with open(dump, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return  # open_dump says why
+    if head == b"PAR1":
+        raise InputError(
+            dump, "a Parquet file (a page table?), not a memory dump",
+            hint="give `pagecore hash` the dump itself (--format raw forces it)",
+        )  # fmt: skip
+
+
+def _stamps(paths) -> list[tuple | None]:
+    """Device, inode, size and modification time of each path (None where it cannot be read)."""
+    out = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            out.append(None)
+        else:
+            out.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    return out
+
+
+def _check_unchanged(paths, stamps) -> None:
+    """Refuse a dump written or replaced while it was hashed: the readers refuse one whose size
+    changed, but a write in place (a running guest's memory file, an image being rewritten) or a
+    rename over it gave a table of pages from two states of the file, recording the size and
+    sample digest of the last one, with exit 0."""
+    for p, before, now in zip(paths, stamps, _stamps(paths), strict=True):
+        if before != now:
+            raise InputError(
+                p, "the file was written or replaced while it was hashed (its modification time, inode or size "
+                "changed): the table would mix pages of two states",
+                expected="a dump nothing writes while pagecore reads it",
+                hint="wait until its producer has finished (or copy it) and hash it again",
+            )  # fmt: skip
+
+
 def check_vm_name(vm) -> None:
     """Refuse a VM name that is not non-blank text: ``vm=5`` failed deep in the writer
     (``'int' object has no attribute 'encode'``), ``vm=""`` wrote a table of a nameless VM, and a
-    name with an undecodable command-line byte (a lone surrogate) failed in Arrow's encoder."""
+    name with an undecodable command-line byte (a lone surrogate) failed in Arrow's encoder.
+
+    Names are printed in every report, so a line break, tab or other unprintable character is
+    refused too (``--vm $'a\nall'`` printed a report row "all alone" that was no set), and so is
+    white space around a name ("web1 " and "web1" were two VMs that read the same)."""
     if not isinstance(vm, str) or not vm.strip():
         raise ConfigError(f"vm: expected a VM name (non-blank text), got {vm!r}")
     try:
         vm.encode("utf-8")
     except UnicodeEncodeError:
         raise ConfigError(f"vm: {vm!r} is not valid text (undecodable bytes); give a UTF-8 VM name") from None
+    if not vm.isprintable():
+        raise ConfigError(
+            f"vm: {vm!r} holds a line break, tab or other unprintable character (names are printed in "
+            "reports); give a printable VM name (pagecore hash --vm NAME)"
+        )
+    if vm != vm.strip():
+        raise ConfigError(f"vm: {vm!r} begins or ends with white space; give the name without it")
 
 
 class _HashAsDecoded:

@@ -65,8 +65,9 @@ def locate_dump(table: str | os.PathLike, meta: dict, dump_dir: str | os.PathLik
 
     Looks at the recorded ``source_path``, else at the same file name in ``dump_dir``. The
     size must match and, when the table records a digest, so must the sample digest (keyed
-    tables need ``key`` for that; without it the digest check is skipped and verification's
-    re-hashing of every page read still catches a change).
+    tables need their ``key`` for that; without it, or with another key, the digest check is
+    skipped and verification's re-hashing of every page read still catches a change; a key
+    given for an unkeyed table is not used).
 
     Raises
     ------
@@ -91,7 +92,14 @@ def locate_dump(table: str | os.PathLike, meta: dict, dump_dir: str | os.PathLik
     if size != meta["source_size"]:
         raise DumpChanged(src, f"{size:,} bytes now, {meta['source_size']:,} when {table} was made")
     digest = meta.get("source_digest")
-    keyed = meta.get("hash_key_id", "none") != "none"
-    if digest and (not keyed or key is not None) and sample_digest(src, size, key) != digest:
+    kid = meta.get("hash_key_id", "none")
+    # the digest is keyed with the table's own key: another key (also one given for an unkeyed
+    # table) gave another digest, reported as "dump changed" for an unchanged dump; a wrong key
+    # is the caller's to refuse (verify.unavailable_reason, verify_tables)
+    if kid == "none":
+        key = None
+    elif key is None or key.key_id != kid:
+        digest = None
+    if digest and sample_digest(src, size, key) != digest:
         raise DumpChanged(src, f"its content differs from when {table} was made (sample digest)")
     return src

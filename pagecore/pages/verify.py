@@ -175,6 +175,22 @@ def dumps_available(table_paths, dump_dir: str | os.PathLike | None = None) -> b
     return unavailable_reason(table_paths, dump_dir) is None
 
 
+def key_mismatch(table, kid: str, key: PageKey | None) -> str | None:
+    """Why ``key`` cannot verify a table hashed with key id ``kid`` (one line), or None.
+
+    A key given for an unkeyed table was reported as "dump changed since hashing" (the sample
+    digest taken with it), and a wrong key for a keyed table as "pass its key" although one was
+    passed."""
+    given = "none" if key is None else key.key_id
+    if given == kid:
+        return None
+    if kid == "none":
+        return f"{table}: unkeyed table, but a key ({given}) was given: verify it without --key-env/--key-file"
+    if given == "none":
+        return f"{table}: keyed table (key {kid}); pass its key (--key-env/--key-file) to verify"
+    return f"{table}: keyed table (key {kid}); the key given ({given}) is not the key it was hashed with"
+
+
 def unavailable_reason(table_paths, dump_dir: str | os.PathLike | None = None, key: PageKey | None = None):
     """Why the tables cannot be verified (one line), or ``None`` if they can."""
     for t in table_paths:
@@ -183,9 +199,9 @@ def unavailable_reason(table_paths, dump_dir: str | os.PathLike | None = None, k
             return f"{t}: hash-only table (no dump behind it)"
         if meta.get("format") == "live":
             return f"{t}: a live read of a running guest (its pages cannot be read again to compare bytes)"
-        kid = meta.get("hash_key_id", "none")
-        if kid != "none" and (key is None or key.key_id != kid):
-            return f"{t}: keyed table (key {kid}); pass its key (--key-env/--key-file) to verify"
+        why = key_mismatch(t, meta.get("hash_key_id", "none"), key)
+        if why is not None:
+            return why
         try:
             locate_dump(t, meta, dump_dir, key)
         except InputError as exc:
