@@ -233,7 +233,7 @@ def test_a_page_table_is_not_hashed_as_a_raw_dump(tmp_path, capsys):
     assert pq_file.stat().st_size % 4096 == 0
     out = tmp_path / "x.parquet"
     assert main(["hash", "-q", str(pq_file), "-o", str(out)]) == 1
-    assert "a Parquet file (a page table?), not a memory dump" in one_line_error_text(capsys)
+    assert "magic bytes of a Parquet file (a page table?), not a memory dump" in one_line_error_text(capsys)
     assert not out.exists()
 
 

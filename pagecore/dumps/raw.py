@@ -39,6 +39,7 @@ FOREIGN_MAGICS = (
     (b"QEVM", "a QEMU migration stream of a version pagecore does not read"),
     (b"PAGEDU64", "a Windows crash dump"),
     (b"PAGEDUMP", "a Windows crash dump"),
+    (b"PAR1", "a Parquet file (a page table?)"),
 )
 
 

@@ -49,8 +49,6 @@ def hash_dump(
     compress = tuple(dict.fromkeys(compress))
     if compress:  # imported only when asked for: its Numba kernels cost start-up (issue 18)
         from pagecore.pages.compress import ChunkSizer, page_table_columns, page_table_fields
-    if format == "auto":
-        _refuse_page_table(dump)
     with open_dump(dump, format, chunk_pages=chunk_pages, skip_bad_pages=skip_bad_pages) as reader:
         bar = progress(reader.pages_hint, desc=f"hash {vm}") if show_progress else None
         sizer = ChunkSizer(compress, threads) if compress else None
@@ -80,21 +78,6 @@ def hash_dump(
         if bar is not None:
             bar.close()
     return {"vm": vm, **meta}
-
-
-def _refuse_page_table(dump) -> None:
-    """A Parquet file (a page table given as the dump by mistake) whose size is a whole number of
-    pages was auto-detected as a raw image and hashed as guest pages, exit 0."""
-    try:
-        with open(dump, "rb") as fh:
-            head = fh.read(4)
-    except OSError:
-        return  # open_dump says why
-    if head == b"PAR1":
-        raise InputError(
-            dump, "a Parquet file (a page table?), not a memory dump",
-            hint="give `pagecore hash` the dump itself (--format raw forces it)",
-        )  # fmt: skip
 
 
 def _stamps(paths) -> list[tuple | None]:
