@@ -41,7 +41,8 @@ with job_log(snakemake):
     text = summarize(table, default_seed)
     text += (
         f"\nInfluence step: {before - after} of the {before} records their figures label predicted move with a "
-        "value chosen on that figure, so they count as fitted (results/numbers/influence.csv)."
+        "value chosen by looking at a figure (that one or another), so they count as fitted "
+        "(results/numbers/influence.csv)."
     )
     with atomic_path(snakemake.output.summary) as tmp:
         tmp.write_text(text + "\n")
