@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cli_helpers import cli, one_line_error
 
 from pagecore.cli import main
-from cli_helpers import cli, one_line_error
 
 # three VMs of four pages, counted by hand: vm1 = A A B 0, vm2 = A C 0 0, vm3 = A B D E
 TINY = {"vm1": [1, 1, 2, 0], "vm2": [1, 3, 0, 0], "vm3": [1, 2, 4, 5]}
