@@ -276,3 +276,28 @@ def test_a_directory_as_the_dump_is_named_as_such(tmp_path, monkeypatch, capsys,
     monkeypatch.chdir(tmp_path)
     assert main(["hash", "-q", dump, "-o", "t.parquet"]) == 1
     assert "is a directory, not a memory dump" in one_line_error_text(capsys)
+
+
+def test_compress_and_host_know_a_page_table_by_its_content(guest, tmp_path, capsys):
+    """`compress` and `host` told page tables from dumps by the `.parquet` name: a table written as
+    `-o g.pq` was read as a dump (refused as a Parquet file, or, before that, hashed as raw guest
+    pages). They now look at the file's magic, as `share` does (session 19)."""
+    import json
+    import shutil
+
+    raw, unkeyed, _, _ = guest
+    pq_named = tmp_path / "u.pq"
+    shutil.copy(unkeyed, pq_named)
+    got = {}
+    for path in (unkeyed, str(pq_named)):
+        assert main(["compress", path, "--format", "json"]) == 0, capsys.readouterr().err
+        rep = json.loads(capsys.readouterr().out)
+        rep.pop("inputs", None)
+        rep.pop("timing", None)
+        got[path] = rep
+    assert got[unkeyed] == got[str(pq_named)]
+    rows = {}
+    for path in (unkeyed, str(pq_named)):
+        assert main(["host", path, "--memory", "64M", "--policy", "esx2002", "--format", "json"]) == 0
+        rows[path] = json.loads(capsys.readouterr().out)["rows"]
+    assert rows[unkeyed] == rows[str(pq_named)]

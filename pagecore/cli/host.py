@@ -71,6 +71,8 @@ def parse_memory(items) -> list[float] | None:
 def _entries(args) -> list[dict]:
     import yaml
 
+    from pagecore.pages.tables import is_page_table
+
     entries = []
     if args.vms:
         try:
@@ -88,7 +90,7 @@ def _entries(args) -> list[dict]:
             raise PagecoreError(f"{args.vms}: expected a list of VMs, each a mapping with pages: or dump:")
         entries += data
     for p in args.inputs:
-        e = {"pages": p} if p.endswith(".parquet") else {"dump": p}
+        e = {"pages": p} if is_page_table(p) else {"dump": p}  # by content, not by name
         if args.activity:
             e["activity"] = args.activity
         entries.append(e)

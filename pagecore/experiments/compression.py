@@ -107,7 +107,9 @@ def _guest_keys(path: Path) -> list:
 
     st = path.stat()
     keys: list = [("file", st.st_dev, st.st_ino)]
-    if path.suffix == ".parquet":
+    from pagecore.pages.tables import is_page_table
+
+    if is_page_table(path):
         from pagecore.pages.tables import page_table_metadata, source_identity
 
         meta = page_table_metadata(path)
@@ -131,6 +133,7 @@ def collect(args: CompressOptions):
 
     from pagecore.dumps import open_dump
     from pagecore.pages.compress import PageSizes, SizeStats, page_sizes
+    from pagecore.pages.tables import is_page_table
 
     alg = args.algorithm
     streams, tables, total = [], [], 0
@@ -148,7 +151,7 @@ def collect(args: CompressOptions):
                     hint="give each guest once",
                 )  # fmt: skip
             seen[key] = path
-        if path.suffix == ".parquet":
+        if is_page_table(path):  # by content: a table named x.pq was read as a dump
             vm, reader, table, rows = _table_source(path, alg)
             if vm in vms_of:  # two tables of one VM name would be counted as one VM (its sharing intra-VM)
                 raise InputError(
@@ -170,7 +173,7 @@ def collect(args: CompressOptions):
     if tables:  # their own hashes meet the dumps' (hashed here with the default key) and each other's
         from pagecore.pages.tables import check_comparable, page_table_metadata
 
-        kept = [Path(n) for n in args.inputs if Path(n).suffix == ".parquet"]
+        kept = [Path(n) for n in args.inputs if is_page_table(n)]
         kept = [p for p, t in zip(kept, _kept_flags(kept, alg), strict=True) if t]
         others = [Path(n) for n in args.inputs if Path(n) not in kept]
         check_comparable(kept + others, [page_table_metadata(p) for p in kept] + [{} for _ in others])

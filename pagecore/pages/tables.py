@@ -505,6 +505,17 @@ def warn_damaged(paths: Sequence[str | os.PathLike], metas: Sequence[dict]) -> l
     return out
 
 
+def is_page_table(path) -> bool:
+    """Whether ``path`` is a Parquet file (a page table), by its magic bytes, whatever its name:
+    commands that take dumps and page tables tell them apart by content (a table named ``x.pq``
+    was read as a dump, and the dump named like a table as one)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"PAR1"
+    except OSError:
+        return False
+
+
 def _kind(path: Path) -> str:
     """``page table`` (a Parquet file) or ``dump``: what `host` was given at ``path``."""
     try:
