@@ -285,7 +285,7 @@ def test_compress_and_host_know_a_page_table_by_its_content(guest, tmp_path, cap
     import json
     import shutil
 
-    raw, unkeyed, _, _ = guest
+    _, unkeyed, _, _ = guest
     pq_named = tmp_path / "u.pq"
     shutil.copy(unkeyed, pq_named)
     got = {}
