@@ -398,3 +398,21 @@ def test_synth_fraction_errors_name_the_options_and_their_values(tmp_path, capsy
     line = one_line_error_text(capsys)
     assert "--intra-dup-groups cannot exceed --intra-dup" in line and "--intra-dup 0," in line
     assert "intra_dup" not in line and not (tmp_path / "g").exists()
+
+
+def test_share_of_an_imported_trace_says_its_zero_pages_are_unknown(tmp_path, capsys):
+    """`share` of a Memory Buddies table (zero_known: false) reported zero_pages 0 without a word
+    (ksm and scan warned since the s19 audit); it now warns, in the table and on stderr for the
+    other formats, and lists the tables under zero_unknown."""
+    import json
+
+    trace = tmp_path / "m.trace"
+    trace.write_bytes(b"Linux\n" + np.array([5, 5, 5, 9], dtype="<u4").tobytes())
+    table = tmp_path / "m.parquet"
+    assert main(["import", "memorybuddies", str(trace), "-o", str(table)]) == 0
+    capsys.readouterr()
+    assert main(["share", str(table), "--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert "mark no zero pages" in err and json.loads(out)["zero_unknown"] == [str(table)]
+    assert main(["share", str(table)]) == 0
+    assert "WARNING: " in capsys.readouterr().out

@@ -76,6 +76,11 @@ def _fmt_table(rep: dict, by_vm: bool) -> str:
         lines.append(f"WARNING: {b['message']}")
     for d in rep.get("damaged_inputs", []):
         lines.append(f"WARNING: {d['vm']}: hashed from a damaged dump ({d['damage']}): only the pages read are counted")
+    if rep.get("zero_unknown"):
+        lines.append(
+            "WARNING: " + ", ".join(rep["zero_unknown"]) + " mark no zero pages (imported traces): their zero pages "
+            "count as ordinary contents, and every zero count (zero_pages, ZERO, ksm_zero_pages) leaves them out"
+        )
     if rep.get("fuzzy_snapshots"):
         lines.append("note: unverified (fuzzy) live snapshots of running guests: " + ", ".join(rep["fuzzy_snapshots"]))
     if rep["top_shared"]:
@@ -181,6 +186,12 @@ def _cmd_share(args) -> int:
     if args.format != "table":  # the table prints them itself; JSON/Parquet users still see them
         for b in rep.get("biased_inputs", []):
             print(f"pagecore: warning: {b['message']}", file=sys.stderr)
+        if rep.get("zero_unknown"):
+            print(
+                f"pagecore: warning: {', '.join(rep['zero_unknown'])} mark no zero pages (imported traces): every zero "
+                "count leaves them out",
+                file=sys.stderr,
+            )
     by_vm = args.by == "vm"
     if args.format == "json" and not by_vm:
         rep.pop("by_vm")

@@ -244,6 +244,8 @@ def analyze_page_tables(
     biased = [b for b in (bias_of(m, zeros_by_vm.get(m.get("vm"))) for m in metas) if b is not None]
     out["biased_inputs"] = biased  # filtered kdumps: the classes they miss; every count is then a lower bound
     out["damaged_inputs"] = warn_damaged(paths, metas)  # hashed with --skip-bad-pages from damaged dumps
+    # imported traces (zero_known: false) mark no zero page: their zero counts read 0 without a word
+    out["zero_unknown"] = [str(p) for p, m in zip(paths, metas, strict=True) if m.get("zero_known") is False]
     out["sharing_underestimated"] = bool(biased)
     fuzzy = sorted({m.get("vm", "?") for m in metas if m.get("snapshot") == "unverified (fuzzy)"})
     if fuzzy:
