@@ -387,6 +387,11 @@ def check_fig05(config: dict) -> None:
                 raise ConfigError(
                     f"config key {where}.name: guest {g.get('name')!r} is listed twice in scenario {sname}"
                 )
+            mem = g.get("mem_mb")
+            if isinstance(mem, int | float) and round(mem * 256) < 1:  # 256 pages of 4 KiB a MB
+                raise ConfigError(
+                    f"config key {where}.mem_mb: {mem:g} MB gives the guest no 4 KiB page; give at least 0.00390625"
+                )
             seen.add(g.get("name"))
         _no_tag_collision(f"fig05.scenarios.{sname}.guests", "guests", [str(n) for n in seen])
     _no_tag_collision("catalogue.apps", "applications", [str(a) for a in apps])

@@ -350,3 +350,21 @@ def test_fig05_names_of_one_content_tag_are_refused_before_any_job():
     cat = cfg["catalogue"]["apps"]
     cat["vm041"], cat["vm086"] = cat["ssh"], cat["ssh"]
     assert "catalogue.apps" in refusal(cfg)
+
+
+def test_a_fig05_guest_of_no_page_is_refused():
+    """A Figure 5 guest of mem_mb 0.0001 rounds to no page: `synth fig05` wrote "10 guests" of which
+    one was empty, counted as nothing (s19 audit lead). Refused by the config check, naming the key,
+    and by GuestSet for library callers."""
+    from pagecore.synth.guests import Guest, GuestSet
+
+    cfg = default()
+    cfg["fig05"]["scenarios"]["C"]["guests"][2]["mem_mb"] = 0.0001
+    assert "fig05.scenarios.C.guests[2].mem_mb" in refusal(cfg)
+    c = default()
+    with pytest.raises(ValueError, match="gives no 4 KiB page"):
+        GuestSet.from_config(
+            {**c["fig05"]["scenarios"]["C"], "guests": [{"name": "x", "os": "linux", "mem_mb": 0.0001}]},
+            c["catalogue"], 1,
+        )  # fmt: skip
+    assert Guest("y", "linux", 1 / 256).pages == 1

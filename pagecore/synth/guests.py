@@ -108,6 +108,11 @@ class GuestSet:
         names = [g.name for g in self.guests]
         if len(set(names)) != len(names):
             raise ValueError("guest names must be unique")
+        for g in self.guests:  # a guest of no page was written as one of the set, and counted as nothing
+            if g.pages < 1:
+                raise ValueError(
+                    f"guest {g.name}: mem_mb {g.mem_mb:g} gives no 4 KiB page (at least {1 / PAGES_PER_MB:g})"
+                )
         # contents are keyed by a 16-bit tag of each name: two guests (applications, OS kinds) whose
         # names share one got the same private (application) pages and the same random draws,
         # counted as sharing (guests "vm041" and "vm086": every private page shared), exit 0
