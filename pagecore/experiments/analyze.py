@@ -157,7 +157,9 @@ def analyze_page_tables(
         there unchanged, ``yes`` always (error if a dump is missing), ``no`` never (the report
         is then flagged unverified, with the expected number of false matches). A dump that
         is missing or changed since hashing is never verified against: ``auto`` reports the
-        tables unverified with that reason, ``yes`` fails with it.
+        tables unverified with that reason when the change shows before verifying (size, path,
+        the 64 sampled pages), ``yes`` fails with it; a change only the page-by-page re-hash
+        finds (a page outside the sample) fails under both, "dump changed since hashing".
     salting_mode : {None, 0, 1, 2}
         Also report ESXi ``Mem.ShareForceSalting`` at this mode (salts per VM in ``salts``):
         savings with and without salting and the cross-VM shared pages an attacker in another
