@@ -271,6 +271,17 @@ def all_or_nothing() -> Iterator[None]:
                 tmp.unlink()
 
 
+def is_page_table(path) -> bool:
+    """Whether ``path`` is a Parquet file (a page table), by its magic bytes, whatever its name:
+    commands that take dumps and page tables tell them apart by content (a table named ``x.pq``
+    was read as a dump). False where it cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"PAR1"
+    except OSError:
+        return False
+
+
 def name_tag(name: str) -> int:
     """A stable 16-bit integer for a name: the synthetic guests key the contents of a guest, OS
     kind or application by it (:mod:`pagecore.synth.guests`), so two names of one tag would be

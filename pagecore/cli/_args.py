@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from pagecore._argtypes import float_in, int_at_least, nonneg_int, positive_int
+from pagecore._util import is_page_table
 from pagecore.errors import PagecoreError
 
 __all__ = ["float_in", "int_at_least", "nonneg_int", "positive_int"]  # their home: pagecore._argtypes
@@ -108,7 +109,7 @@ def _source_dumps(inputs, dump_dir=None) -> list[str]:
     for i in inputs:
         # a page table by its magic bytes, not its name: `hash g.raw -o g.pq` then `share g.pq -o
         # g.raw` replaced the dump with the report, exit 0
-        if not (isinstance(i, str | os.PathLike) and os.path.isfile(i) and _is_parquet(i)):
+        if not (isinstance(i, str | os.PathLike) and os.path.isfile(i) and is_page_table(i)):
             continue
         try:
             meta = page_table_metadata(i)
@@ -122,14 +123,6 @@ def _source_dumps(inputs, dump_dir=None) -> list[str]:
                 if dump_dir is not None:
                     out.append(os.path.join(dump_dir, os.path.basename(src)))
     return out
-
-
-def _is_parquet(path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(4) == b"PAR1"
-    except OSError:
-        return False
 
 
 def add_format_args(p: argparse.ArgumentParser, what: str = "report") -> None:

@@ -71,7 +71,7 @@ def parse_memory(items) -> list[float] | None:
 def _entries(args) -> list[dict]:
     import yaml
 
-    from pagecore.pages.tables import is_page_table
+    from pagecore._util import is_page_table
 
     entries = []
     if args.vms:

@@ -44,11 +44,8 @@ def hash_guarantee(keyed: bool, hash_bits: int, verified: bool) -> str:
 
 def load_pages(paths: Sequence[str | os.PathLike]):
     """Concatenated (hash, zero, vm index) arrays, the VM names and per-table metadata."""
-    from pagecore.sharing.counts import compact_vm_index
-
     table = read_page_tables(paths, columns=["vm", "hash", "zero"])
-    names, vm_idx = vm_index(table["vm"])
-    vm_idx = compact_vm_index(vm_idx, len(names))  # uint8 for up to 256 VMs: less to read and hold
+    names, vm_idx = vm_index(table["vm"])  # uint8 for up to 256 VMs: less to read and hold
     metas = [page_table_metadata(p) for p in paths]
     return table["hash"].to_numpy(), table["zero"].to_numpy(zero_copy_only=False), vm_idx, names, metas
 

@@ -107,7 +107,7 @@ def _guest_keys(path: Path) -> list:
 
     st = path.stat()
     keys: list = [("file", st.st_dev, st.st_ino)]
-    from pagecore.pages.tables import is_page_table
+    from pagecore._util import is_page_table
 
     if is_page_table(path):
         from pagecore.pages.tables import page_table_metadata, source_identity
@@ -131,9 +131,9 @@ def collect(args: CompressOptions):
     """Per-page sizes for the inputs: (PageSizes, input bytes)."""
     import pandas as pd
 
+    from pagecore._util import is_page_table
     from pagecore.dumps import open_dump
     from pagecore.pages.compress import PageSizes, SizeStats, page_sizes
-    from pagecore.pages.tables import is_page_table
 
     alg = args.algorithm
     streams, tables, total = [], [], 0

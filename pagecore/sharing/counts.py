@@ -1285,14 +1285,13 @@ def _whole(a, n: int, name: str) -> np.ndarray:
 
 
 def compact_vm_index(idx: np.ndarray, nvm: int) -> np.ndarray:
-    """VM indices ``0 <= idx < nvm`` in the narrowest dtype the callers of :func:`count_sharing`
-    agree on: uint8 up to 256 VMs, uint16 up to 65,536, else int64. The one pass reads a page's
-    VM index beside its hash: at 50 M pages an int64 index is 350 MB more to read than a uint8 one
-    (10–30 % of the count's time on one core, measured, more when other jobs share the memory
-    bus), and 7 bytes a page more to hold. ``share`` (``analyze.load_pages``) and the Figure 4
-    sweep pass the same dtypes, so a fresh clone compiles the counting kernels once for both."""
+    """VM indices ``0 <= idx < nvm`` in the dtype every caller of :func:`count_sharing` hands it
+    (:func:`pagecore.pages.tables.vm_index_dtype`, which ``share``'s :func:`~pagecore.pages.tables.vm_index`
+    produces directly): one kernel signature per size, and 7 bytes a page less than int64."""
+    from pagecore.pages.tables import vm_index_dtype
+
     idx = np.asarray(idx)
-    dt = np.uint8 if nvm <= 1 << 8 else np.uint16 if nvm <= 1 << 16 else np.int64
+    dt = vm_index_dtype(nvm)
     if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= max(nvm, 1)):
         raise ValueError(f"VM indices must be in [0, {nvm}), got {int(idx.min())}..{int(idx.max())}")
     return idx.astype(dt, copy=False)
