@@ -597,8 +597,9 @@ def vm_index_dtype(nvm: int):
     to 256 VMs, uint16 up to 65,536, else int64. The count's one pass reads a page's VM index
     beside its hash (an int64 index is 7 bytes a page more to read and hold: at 50 M pages,
     ``count_sharing`` on one core took 1.08–1.75 times as long with int64 as with uint8, median
-    1.18, paired on a loaded machine; ``share`` as a whole was not timed apart); every caller handing the kernels one dtype per size keeps one
-    compiled signature (a fresh clone compiles each, about 4 CPU-s)."""
+    1.18, paired on a loaded machine; ``share`` as a whole was not timed apart); every caller
+    handing the kernels one dtype per size keeps one compiled signature (a fresh clone compiles
+    each, about 4 CPU-s)."""
     return np.uint8 if nvm <= 1 << 8 else np.uint16 if nvm <= 1 << 16 else np.int64
 
 
