@@ -9,6 +9,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from pagecore import PAGE_SIZE
 from pagecore.errors import ConfigError
 
 
@@ -388,9 +389,10 @@ def check_fig05(config: dict) -> None:
                     f"config key {where}.name: guest {g.get('name')!r} is listed twice in scenario {sname}"
                 )
             mem = g.get("mem_mb")
-            if isinstance(mem, int | float) and round(mem * 256) < 1:  # 256 pages of 4 KiB a MB
+            per_mb = (1 << 20) // PAGE_SIZE  # as pagecore.synth.guests.Guest.pages rounds
+            if isinstance(mem, int | float) and round(mem * per_mb) < 1:
                 raise ConfigError(
-                    f"config key {where}.mem_mb: {mem:g} MB gives the guest no 4 KiB page; give at least 0.00390625"
+                    f"config key {where}.mem_mb: {mem:g} MB gives the guest no 4 KiB page; give at least {1 / per_mb:g}"
                 )
             seen.add(g.get("name"))
         _no_tag_collision(f"fig05.scenarios.{sname}.guests", "guests", [str(n) for n in seen])
