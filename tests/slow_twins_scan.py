@@ -273,7 +273,8 @@ class KsmEmulator:
         final = self.snapshot()
         rows.append({"t": self.t, **final})
         tl = pd.DataFrame(rows).drop_duplicates(subset=["t"], keep="last").reset_index(drop=True)
-        return KsmResult(final, tl, float(saved_hist[-1][0]), s)
+        done = n == 0 or settled >= settle_scans  # no pages: nothing to settle
+        return KsmResult(final, tl, float(saved_hist[-1][0]), s, done)
 
     def _key(self) -> tuple:
         c = self.c

@@ -17,6 +17,7 @@ Settings default to the ``host:`` section of the workflow config (``--config``).
 from __future__ import annotations
 
 import re
+import sys
 
 from pagecore._defaults import MAX_VMS
 from pagecore.cli._args import add_config_arg, add_format_args, check_outputs, command, emit, int_at_least
@@ -29,7 +30,6 @@ _UNITS = {"": 1.0, "m": 1.0, "mb": 1.0, "mib": 1.0, "g": 1024.0, "gb": 1024.0, "
 
 #: Host sizes one ``--memory`` range may list (each is a full consolidation search).
 MAX_HOST_SIZES = 1000
-
 
 
 def parse_size_mb(text: str) -> float:
@@ -221,6 +221,17 @@ def _cmd_host(args) -> int:
     inputs = [e.get(k) for e in entries for k in ("pages", "dump", "trace") if e.get(k)]
     check_outputs(outs, [*inputs, args.vms, args.config], args.dump_dir)
     settings = _settings(args)
+    if args.replay:  # the replay is the ESX memory manager's: say so rather than skip a policy without a word
+        other = [p for p in settings.policies if p not in ("esx2002", "esxi")]
+        if len(other) == len(settings.policies):
+            raise PagecoreError(
+                f"--replay cross-checks the esx2002 and esxi policies only, and none is asked for "
+                f"(--policy {','.join(settings.policies)}): add esx2002 or esxi to --policy, or leave out --replay"
+            )
+        if other:
+            print(
+                f"pagecore: note: --replay cross-checks esx2002 and esxi only, not {', '.join(other)}", file=sys.stderr
+            )
     for e in entries:
         e.setdefault("activity", settings.activity)
     if not entries:
@@ -284,9 +295,7 @@ def register(sub) -> None:
     # the kernel's sysfs types (unsigned int, int): past them KSM's C code would not take the value
     p.add_argument("--ksm-pages-to-scan", type=int_at_least(1, 2**32 - 1), help="KSM pages_to_scan (default 100)")
     p.add_argument("--ksm-sleep-millisecs", type=int_at_least(0, 2**32 - 1), help="KSM sleep_millisecs (default 20)")
-    p.add_argument(
-        "--ksm-max-page-sharing", type=int_at_least(2, 2**31 - 1), help="KSM max_page_sharing (default 256)"
-    )
+    p.add_argument("--ksm-max-page-sharing", type=int_at_least(2, 2**31 - 1), help="KSM max_page_sharing (default 256)")
     p.add_argument("--ksm-use-zero-pages", action="store_true", help="KSM use_zero_pages=1")
     p.add_argument("--ksm-no-smart-scan", action="store_true", help="KSM smart_scan=0")
     p.add_argument("--kvm-balloon", choices=("none", "mom"), help="Linux host balloon policy (default none)")

@@ -94,10 +94,13 @@ def _run(emulator_cls, settings_cls, savings, args, **settings) -> int:
             "later changes were not replayed"
         )
         print(f"pagecore: warning: {rep['warning']}", file=sys.stderr)
-    elif not getattr(res, "settled", True):  # the scanner's time limit reached before its last pass
+    elif not res.settled:  # a time or scan limit reached before the counters settled
         rep["warning"] = (
             f"the run stopped at {end:,.1f} s, before every VM finished a pass after the last change: "
             "the counters are not the converged ones (raise the scan rates)"
+            if hasattr(em, "check_can_settle")  # the ESX scanner
+            else f"the run stopped at {end:,.1f} s, before KSM's counters settled (equal over consecutive full "
+            "scans after the last change): the counters are not the converged ones"
         )
         print(f"pagecore: warning: {rep['warning']}", file=sys.stderr)
 

@@ -1289,10 +1289,15 @@ def scan_over_time(members, policy: str, settings: HostSettings) -> dict:
         what = "pages compared per second (KSM visits)"
         full_scan_s = len(key) / rate if rate else math.inf
     else:
-        from pagecore.sharing.scanner import emulate_scanner
+        from pagecore.sharing.scanner import EsxScanner
 
         ss = _scanner_settings(settings)
-        r = emulate_scanner(hist, ss)
+        em = EsxScanner(hist, ss)
+        try:  # rates that cannot finish a pass in the emulated time: refused, not a partial answer
+            em.check_can_settle()
+        except ValueError as exc:
+            raise ConfigError(f"host.scanner ({policy}): {exc}") from None
+        r = em.run()
         tl = r.timeline
         saved = tl["reclaimed_pages"].to_numpy(float)
         rate = min(ss.scan_rate_vm * ps.n_vms, ss.scan_rate_total)
@@ -1308,6 +1313,9 @@ def scan_over_time(members, policy: str, settings: HostSettings) -> dict:
         "vms": ps.n_vms,
         "pages": len(key),
         "converged_saved_mb": final / PAGES_PER_MIB,
+        # False: a time or scan limit stopped the run first (the savings and the time to 90 %
+        # are then those of an unfinished run; the fits' notes say so)
+        "settled": bool(r.settled),
         "seconds_to_90pct": t90,
         "scan_pages_per_s": float(rate),
         "scan_rate_means": what,
@@ -1524,6 +1532,12 @@ def host_report(
             }
         )
         fits[-1]["notes"] = list(dict.fromkeys(mine.notes + (at.notes if n_fit else [])))
+        if not scans[p]["settled"]:
+            fits[-1]["notes"].insert(
+                0,
+                f"the {p} scan stopped before it settled: its savings over time and time to 90 % are those "
+                "of an unfinished scan (raise the scan rates)",
+            )
         if n_fit == settings.max_vms:  # the search stopped at the bound: a lower bound, not the answer
             fits[-1]["notes"].insert(
                 0,

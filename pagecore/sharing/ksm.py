@@ -532,9 +532,18 @@ class KsmResult:
     timeline: pd.DataFrame
     seconds_to_converge: float
     settings: KsmSettings
+    #: the counters settled (``settle_scans`` equal full scans after the last write); False: the
+    #: run stopped at ``until_s`` or ``max_full_scans`` first, so the counters and
+    #: ``seconds_to_converge`` are not the converged ones
+    settled: bool = True
 
     def to_dict(self) -> dict:
-        return {**self.final, "seconds_to_converge": self.seconds_to_converge, "settings": asdict(self.settings)}
+        return {
+            **self.final,
+            "seconds_to_converge": self.seconds_to_converge,
+            "settled": self.settled,
+            "settings": asdict(self.settings),
+        }
 
 
 class KsmEmulator:
@@ -731,7 +740,8 @@ class KsmEmulator:
         final = self.snapshot()
         tl = _timeline(np.append(rows_t[:r], fst[F_T]), np.vstack([rows_c[:r], c[None, :_ROW_COLS]]))
         tl = tl.drop_duplicates(subset=["t"], keep="last").reset_index(drop=True)
-        return KsmResult(final, tl, float(fst[F_CONV]), s)
+        settled = h.pages == 0 or ist[I_SETTLED] >= settle_scans  # no pages: nothing to settle
+        return KsmResult(final, tl, float(fst[F_CONV]), s, bool(settled))
 
 
 def _counters(c: np.ndarray) -> dict:

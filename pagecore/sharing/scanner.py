@@ -167,7 +167,12 @@ class ScanResult:
     settled: bool = True
 
     def to_dict(self) -> dict:
-        return {**self.final, "seconds_to_converge": self.seconds_to_converge, "settings": asdict(self.settings)}
+        return {
+            **self.final,
+            "seconds_to_converge": self.seconds_to_converge,
+            "settled": self.settled,
+            "settings": asdict(self.settings),
+        }
 
 
 # ---------------------------------------------------------------------------------- kernels

@@ -1,0 +1,101 @@
+"""Session 20: KSM's emulator says whether its counters settled (as the ESX scanner did), and
+`pagecore host` neither reports an unfinished scan as converged nor runs one that cannot finish."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pagecore.errors import ConfigError
+from pagecore.experiments import host as H
+from pagecore.sharing.ksm import KsmSettings, emulate_ksm
+from pagecore.sharing.pagehistory import PageHistory
+
+
+def _history(n=2000, contents=50, seed=0):
+    rng = np.random.default_rng(seed)
+    h = rng.integers(0, contents, size=n).astype(np.uint64)
+    return PageHistory.from_pages(h, h == 0, np.repeat(np.arange(2), n // 2), ["a", "b"])
+
+
+def test_ksm_result_says_whether_it_settled():
+    hist = _history()
+    done = emulate_ksm(hist, KsmSettings())
+    assert done.settled and done.to_dict()["settled"] is True
+    # stopped by time: 0.5 s is a fraction of the 1.6 s the counters need to settle here
+    early = emulate_ksm(hist, KsmSettings(), until_s=0.5)
+    assert early.timeline["t"].iloc[-1] < done.timeline["t"].iloc[-1]
+    assert not early.settled and early.to_dict()["settled"] is False
+    # stopped by the full-scan limit before settle_scans equal scans
+    assert not emulate_ksm(hist, KsmSettings(), max_full_scans=1, settle_scans=5).settled
+
+
+def test_ksm_with_nothing_to_scan_is_settled():
+    empty = PageHistory.from_pages(np.zeros(0, np.uint64), np.zeros(0, bool), np.zeros(0, np.int64), ["a"])
+    assert emulate_ksm(empty, KsmSettings()).settled
+    zeros = PageHistory.from_pages(np.zeros(100, np.uint64), np.ones(100, bool), np.zeros(100, np.int64), ["a"])
+    r = emulate_ksm(zeros, KsmSettings(use_zero_pages=True))  # every page on the zero page: nothing left to visit
+    assert r.settled and r.final["ksm_zero_pages"] == 100
+
+
+def _vms(pages=300):
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    out = []
+    for i in range(3):
+        h = rng.integers(1, 40, size=pages).astype(np.uint64)
+        frame = pd.DataFrame({"vm": f"v{i}", "gpfn": np.arange(pages, dtype=np.uint64), "hash": h, "zero": h == 0})
+        out.append(H.HostVM(name=f"v{i}", frame=frame, size_mb=pages / 256))
+    return out
+
+
+def _members(vms):
+    return H.replicate(vms, [v.frame["hash"].to_numpy(np.uint64) for v in vms], len(vms), "distinct")
+
+
+@pytest.mark.parametrize("policy", ["esx2002", "kvm-ksm"])
+def test_host_scan_says_it_settled(policy):
+    got = H.scan_over_time(_members(_vms()), policy, H.HostSettings(kvm_thp=False))
+    assert got["settled"] is True
+
+
+def test_host_refuses_a_scanner_that_cannot_finish_a_pass():
+    st = H.HostSettings(scanner={"scan_rate_vm": 1e-6, "scan_rate_total": 1e-6})
+    with pytest.raises(ConfigError, match=r"host\.scanner \(esx2002\).*raise the scan rates"):
+        H.scan_over_time(_members(_vms()), "esx2002", st)
+
+
+def test_host_notes_an_unsettled_scan(monkeypatch):
+    """A scan stopped by a limit (here: KSM's, forced) is said to be unfinished in every fit of its policy."""
+    import pagecore.sharing.ksm as K
+
+    real = K.KsmEmulator.run
+    monkeypatch.setattr(K.KsmEmulator, "run", lambda self, **kw: real(self, **{**kw, "until_s": 0.05}))
+    vms = _vms()
+    st = H.HostSettings(kvm_thp=False, policies=("kvm-ksm",), memory_mb=(64.0,))
+    out = H.host_report(vms, st)
+    assert out["scan"]["kvm-ksm"]["settled"] is False
+    assert all("stopped before it settled" in f["notes"][0] for f in out["fits"])
+
+
+def test_host_replay_says_which_policies_it_cross_checks(tmp_path):
+    """--replay runs the ESX memory manager only: asked with no ESX policy it was skipped without a word."""
+    import subprocess
+    import sys
+
+    from pagecore.pages.tables import write_page_table
+
+    rng = np.random.default_rng(1)
+    t = tmp_path / "a.parquet"
+    h = rng.integers(1, 50, 256).astype(np.uint64)
+    write_page_table(t, "a", np.arange(256, dtype=np.uint64), h, h == 0, {"hash_only": True})
+
+    def run(*a):
+        return subprocess.run([sys.executable, "-m", "pagecore", "host", str(t), "--memory", "8", "--verify", "no",
+                               "-q", "--replay", *a], capture_output=True, text=True, timeout=600)  # fmt: skip
+
+    p = run("--policy", "kvm-ksm")
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    assert "--replay cross-checks the esx2002 and esxi policies only" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
