@@ -190,6 +190,10 @@ def run_tmpdir(command: str, base: str | os.PathLike | None = None) -> Iterator[
 
 _counter = itertools.count()
 
+#: Outputs this process has renamed into place (complete files), in order: an interrupted command
+#: names them instead of saying "no output written" (:func:`pagecore.cli.main`).
+WRITTEN: list[Path] = []
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Iterator[Path]:
@@ -221,6 +225,7 @@ def atomic_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (
             _DEFERRED.append((tmp, target))
             return
         os.replace(tmp, target)
+        WRITTEN.append(target)
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -263,6 +268,7 @@ def all_or_nothing() -> Iterator[None]:
                 os.replace(tmp, target)
             except OSError as exc:
                 raise InputError(target, f"cannot write output: {exc.strerror}", hint="check the directory") from None
+            WRITTEN.append(target)
             pending.pop(0)
     finally:
         _DEFERRED = None

@@ -99,3 +99,41 @@ def test_host_replay_says_which_policies_it_cross_checks(tmp_path):
     assert p.returncode != 0 and "Traceback" not in p.stderr
     assert "--replay cross-checks the esx2002 and esxi policies only" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
+
+
+def _parser_running(func):
+    """A stand-in for the parser: whatever the command line, the command is ``func``."""
+    import argparse
+
+    class P:
+        def parse_args(self, argv):
+            return argparse.Namespace(func=func)
+
+    return lambda only=None: P()
+
+
+def test_an_interrupt_after_an_output_was_renamed_names_it(tmp_path, monkeypatch, capsys):
+    """Ctrl-C after a command had renamed its output into place said "no output written"."""
+    import pagecore.cli as cli
+    from pagecore._util import atomic_path
+
+    out = tmp_path / "report.json"
+
+    def after_rename(args):
+        with atomic_path(out) as tmp:
+            tmp.write_text("{}")
+        raise KeyboardInterrupt  # after the rename, before the command returns
+
+    monkeypatch.setattr(cli, "build_parser", _parser_running(after_rename))
+    assert cli.main(["anything"]) == 130
+    err = capsys.readouterr().err
+    assert out.read_text() == "{}"
+    assert "no output written" not in err and str(out) in err and "nothing else written" in err
+
+    def before_any(args):
+        raise KeyboardInterrupt
+
+    # the next command (same process) interrupted before any rename still says so
+    monkeypatch.setattr(cli, "build_parser", _parser_running(before_any))
+    assert cli.main(["anything"]) == 130
+    assert "no output written" in capsys.readouterr().err

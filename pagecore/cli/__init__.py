@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_named_group(argv))
     args = parser.parse_args(argv)
+    from pagecore._util import WRITTEN
+
+    WRITTEN.clear()  # this command's outputs only (tests call main more than once in a process)
     try:
         with handlers():  # never lost inside a Numba compile (see pagecore._signals)
             return int(args.func(args) or 0)
@@ -88,10 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pagecore: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("pagecore: interrupted (Ctrl-C); no output written", file=sys.stderr)
+        print(f"pagecore: interrupted (Ctrl-C); {_what_was_written()}", file=sys.stderr)
         return 130
     except Terminated:
-        print("pagecore: terminated (SIGTERM); no output written", file=sys.stderr)
+        print(f"pagecore: terminated (SIGTERM); {_what_was_written()}", file=sys.stderr)
         return 143
     except BrokenPipeError:
         return 0
@@ -102,6 +105,17 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"pagecore: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
+
+
+def _what_was_written() -> str:
+    """What an interrupted command leaves: "no output written", or the complete outputs it had
+    already renamed into place (an interrupt can come after the last rename, before the exit)."""
+    from pagecore._util import WRITTEN
+
+    if not WRITTEN:
+        return "no output written"
+    names = [str(p) for p in WRITTEN[:3]] + ([f"{len(WRITTEN) - 3} more"] if len(WRITTEN) > 3 else [])
+    return f"complete before the interrupt, nothing else written: {', '.join(names)}"
 
 
 def _one_blas_thread() -> None:
