@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from pagecore._util import write_json_atomic
+from pagecore.config import COMPARED_UNITS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,6 +53,8 @@ class Record:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.unit not in COMPARED_UNITS:  # comparison.abs_floor may name only these
+            raise ValueError(f"{self.figure} {self.quantity}: unit must be one of {COMPARED_UNITS}, got {self.unit!r}")
         if self.kind != "predicted" and not self.source:
             raise ValueError(f"{self.figure} {self.quantity}: a {self.kind} record must name its source")
 
