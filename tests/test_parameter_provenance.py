@@ -286,3 +286,16 @@ def test_the_provenance_check_tries_a_replayable_interval():
     for key in ("record_s", "rebalance_s"):
         v = CFG["sim"][key]
         assert any(off_step(nv, dt) is None and nv != v for nv in _changed(v)), (key, _changed(v))
+
+
+def test_summary_warns_when_scored_on_fewer_than_five_seeds():
+    """Issue 14: the score is reported over at least five seeds with its spread. A config with
+    `comparison.seeds: []` (or two seeds) printed a score with no spread, or a spread of two,
+    without a word; the summary now says so."""
+    rec = _rec("fig07", "alloc_idle_tau75_mb", 101.3, 102.0)
+    one = summarize(comparison_table([rec], {"fig07": 0.05}, {"MB": 2.0}))
+    assert "WARNING: scored on 1 seed only: no spread; list at least 5 in comparison.seeds" in one
+    two = summarize(comparison_table([{**rec, "seed": s} for s in (1, 2)], {"fig07": 0.05}, {"MB": 2.0}))
+    assert "WARNING: scored on 2 seeds only" in two
+    five = summarize(comparison_table([{**rec, "seed": s} for s in range(5)], {"fig07": 0.05}, {"MB": 2.0}))
+    assert "over 5 seeds" in five and "WARNING" not in five

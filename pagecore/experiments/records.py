@@ -291,7 +291,18 @@ def summarize(table: pd.DataFrame, default_seed: int | None = None) -> str:
                 f"median err {_pct(g['median_err'].median())} (null {_pct(g['null_median_err'].median())})"
                 + ("; " + _against_null(row.iloc[0]) if w.notna().any() and len(row) else " (nothing predicted)")
             )
+    if len(seeds) < MIN_SEEDS:  # issue 14: the score is reported over at least five seeds
+        lines.append("")
+        lines.append(
+            f"WARNING: scored on {len(seeds)} seed{'s' if len(seeds) > 1 else ''} only: "
+            f"{'no spread' if len(seeds) == 1 else 'a spread of few seeds'}; "
+            f"list at least {MIN_SEEDS} in comparison.seeds"
+        )
     return "\n".join(lines)
+
+
+#: Seeds the score needs for its spread (issue 14); fewer are scored, with a warning in the summary.
+MIN_SEEDS = 5
 
 
 def _against_null(r) -> str:
