@@ -66,7 +66,7 @@ rule all:
     """Everything of the default run: figures, numbers, comparison, rendered notebooks."""
     default_target: True
     input:
-        final_outputs() + CAPTURE_OUTPUTS,
+        final_outputs() + CAPTURE_OUTPUTS + sensitivity_in_report(),
 
 
 onstart:

@@ -111,3 +111,18 @@ def job_log(smk):
             sys.stdout, sys.stderr = old
     if own_timing:
         write_timing(own_timing, started)
+
+
+def report_only_outputs(argv: list[str], outputs: list[str], exists=os.path.exists) -> list[str]:
+    """``outputs`` (of a target outside the default run, such as the sensitivity charts) when the
+    command ``argv`` builds a report (``--report``) and every one of them exists, else [].
+
+    Snakemake's report holds the report-marked files of the jobs that make the command's targets,
+    by default ``rule all``; a target left out of the default run so that it stays fast (``snakemake
+    sensitivity``) was never in ``snakemake --report results/report.html``, even after it ran.
+    ``rule all`` asks for these files only while a report is built, which runs no job (not with
+    ``--report-after-run``, which runs the workflow first)."""
+    reporting = any(a == "--report" or a.startswith("--report=") for a in argv)
+    if not reporting or "--report-after-run" in argv:
+        return []
+    return list(outputs) if outputs and all(exists(p) for p in outputs) else []

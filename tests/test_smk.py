@@ -107,3 +107,32 @@ def test_sigterm_unwinds_a_job_and_leaves_no_temporary(tmp_path):
     assert proc.wait(timeout=30) == 143
     assert sorted(p.name for p in out.parent.iterdir()) == ["logs"]  # no output, no temporary
     assert log.read_text().splitlines()[-1] == "pagecore: terminated (SIGTERM); no output written"
+
+
+def test_report_asks_for_the_sensitivity_charts_once_they_exist(tmp_path):
+    """Issue 14: the report includes the tornado charts when `snakemake sensitivity` has run.
+    `snakemake --report results/report.html` reported `rule all`'s jobs only, and the charts are
+    outside the default run, so the report never held them (checked on a real run, session 20).
+    `rule all` asks for them while a report is built, never while the workflow runs."""
+    from pagecore._smk import report_only_outputs
+
+    charts = [str(tmp_path / f"sensitivity_fig0{i}.png") for i in (2, 4)]
+    report = ["snakemake", "--report", "results/report.html"]
+    assert report_only_outputs(report, charts) == []  # not run yet: the report builds without them
+    for c in charts:
+        open(c, "wb").close()
+    assert report_only_outputs(report, charts) == charts
+    assert report_only_outputs(["snakemake", "--report=r.html"], charts) == charts
+    assert report_only_outputs(["snakemake", "--cores", "2"], charts) == []  # the default run
+    assert report_only_outputs([*report, "--report-after-run"], charts) == []  # runs jobs first
+    assert report_only_outputs(["snakemake", "--report-stylesheet", "s.css"], charts) == []
+    open(charts[0], "wb").close()
+    (tmp_path / "sensitivity_fig04.png").unlink()
+    assert report_only_outputs(report, charts) == []  # a partial set: not reported
+
+
+def test_snakefile_rule_all_takes_the_report_only_charts():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    assert "sensitivity_in_report()" in (root / "Snakefile").read_text()
