@@ -4,6 +4,7 @@ the config equal pagecore.paper; null models and record kinds behave as document
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -299,3 +300,50 @@ def test_summary_warns_when_scored_on_fewer_than_five_seeds():
     assert "WARNING: scored on 2 seeds only" in two
     five = summarize(comparison_table([{**rec, "seed": s} for s in range(5)], {"fig07": 0.05}, {"MB": 2.0}))
     assert "over 5 seeds" in five and "WARNING" not in five
+
+
+def test_sensitivity_tables_are_named_after_their_parameter():
+    """The sweep tables were numbered (results/sensitivity/12.csv): a provenance row inserted
+    before a parameter gave its number to another one, Snakemake called the old table up to date
+    (same config, same number) and the charts drew it as the new parameter's bar (README quoted
+    `12.csv` for workloads.fig08.host.system_mb, by then number 13). Named by key they keep it."""
+    from pagecore.experiments.provenance import sweep_name, swept, swept_named
+
+    figs = ("fig02", "fig04", "fig05", "fig06", "fig07", "fig08")
+    names = [sweep_name(p) for p in swept(figs)]
+    assert len(set(names)) == len(names) == len(swept(figs))
+    assert all(re.fullmatch(r"\w+(\.\w+)+", n) and n != "baseline" for n in names)
+    for p in swept(figs):
+        assert swept_named(sweep_name(p), figs) is p
+    assert sweep_name(next(p for p in swept(figs) if "*" in p.key)).count("each") >= 1
+    with pytest.raises(KeyError, match="no swept parameter"):
+        swept_named("12", figs)
+
+
+def test_sensitivity_charts_refuse_stale_or_partial_tables():
+    """The tornado chart drew a missing end as no change (0.0) and took whatever parameter a
+    table held: the aggregation refuses both, and a duplicate."""
+    from pagecore.experiments.provenance import Param
+    from pagecore.experiments.sensitivity import check_tables
+
+    a = Param("sim.a", "assumption", "t", ("fig06", "fig07"), 1.0, 2.0)
+    b = Param("sim.b", "assumption", "t", ("fig07",), 1.0, 2.0)
+    rows = [("baseline", "baseline", f) for f in ("fig06", "fig07")]
+    rows += [("sim.a", e, f) for e in ("low", "high") for f in ("fig06", "fig07")]
+    rows += [("sim.b", e, "fig07") for e in ("low", "high")]
+
+    def table(rs):
+        return pd.DataFrame(rs, columns=["param", "end", "figure"]).assign(median_err=0.1)
+
+    check_tables(table(rows), [a, b])
+    with pytest.raises(ValueError, match=r"no \('sim.b', 'high', 'fig07'\)"):
+        check_tables(table(rows[:-1]), [a, b])
+    with pytest.raises(ValueError, match=r"unexpected.*sim.c"):
+        check_tables(table([*rows, ("sim.c", "low", "fig07"), ("sim.c", "high", "fig07")]), [a, b])
+    with pytest.raises(ValueError, match="appears twice"):
+        check_tables(table([*rows, rows[-1]]), [a, b])
+    stale = table([*rows, rows[-1]]).assign(source=["x.csv"] * len(rows) + ["sim.c.csv"])
+    with pytest.raises(ValueError, match=r"^sim.c.csv, x.csv: \('sim.b', 'high', 'fig07'\) appears twice"):
+        check_tables(stale, [a, b])
+    with pytest.raises(ValueError, match="no baseline"):
+        check_tables(table(rows[2:]), [a, b])

@@ -920,6 +920,21 @@ def swept(figures: tuple[str, ...] = S) -> list[Param]:
     return [p for p in PARAMETERS if p.low is not None and set(p.moves) & set(figures)]
 
 
+def sweep_name(p: Param) -> str:
+    """The stem of ``p``'s sensitivity table, ``results/sensitivity/<stem>.csv``: its key with ``*``
+    written ``each``. Named by key, a table keeps its parameter when rows are added or removed
+    (numbered tables went on to feed the next parameter's bar after a row was inserted)."""
+    return p.key.replace("*", "each")
+
+
+def swept_named(name: str, figures: tuple[str, ...] = S) -> Param:
+    """The parameter of :func:`swept` whose :func:`sweep_name` is ``name`` (KeyError: none)."""
+    for p in swept(figures):
+        if sweep_name(p) == name:
+            return p
+    raise KeyError(f"no swept parameter is named {name!r} (the provenance keys with a range, * written each)")
+
+
 def _assign(cfg, parts, new):
     """Set every match of ``parts`` in ``cfg`` to ``new(old value)``; returns the number set."""
     head, rest = parts[0], parts[1:]

@@ -113,6 +113,33 @@ def run_param(cfg: dict, p: Param) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
+def check_tables(table: pd.DataFrame, params: list[Param]) -> None:
+    """Refuse sweep tables that do not hold exactly a baseline and, for each of ``params``, its low
+    and high end on every figure it moves (ValueError naming what is wrong): a missing end was
+    drawn as no change, a table of another parameter as this one's bar."""
+    want = {("baseline", "baseline", f) for f in table.loc[table["param"] == "baseline", "figure"]}
+    if not want:
+        raise ValueError("the sensitivity tables have no baseline run")
+    figs = {f for _, _, f in want}
+    want |= {(p.key, end, f) for p in params for f in p.moves if f in figs for end in ("low", "high")}
+    got = list(zip(table["param"], table["end"], table["figure"], strict=True))
+
+    def where(row) -> str:  # the table files a row came from (column "source", when given)
+        if "source" not in table:
+            return "sensitivity tables"
+        hit = [g == row for g in got]
+        return ", ".join(sorted({str(x) for x in table.loc[hit, "source"]}))
+
+    dup = sorted({g for g in got if got.count(g) > 1})
+    if dup:
+        raise ValueError(f"{where(dup[0])}: {dup[0]} appears twice; delete the stale table and run the sweep again")
+    missing, extra = sorted(want - set(got)), sorted(set(got) - want)
+    if missing:
+        raise ValueError(f"sensitivity tables: no {missing[0]} (param, end, figure); run the sweep again")
+    if extra:
+        raise ValueError(f"{where(extra[0])}: an unexpected {extra[0]}; delete the stale table and run the sweep again")
+
+
 # ----------------------------------------------------------------------------- provenance check
 def _figures_of(path: str) -> tuple[str, ...]:
     """The figures a value at dotted ``path`` can move (() for the scoring's own settings)."""

@@ -549,8 +549,23 @@ def sensitivity_in_report():
 
 
 def sensitivity_runs(wildcards=None):
-    """One table per swept parameter (by index) plus the baseline run."""
-    from pagecore.experiments import swept
+    """One table per swept parameter, named after its key (``*`` written ``each``), plus the
+    baseline run."""
+    from pagecore.experiments import sweep_name, swept
 
-    n = len(swept(tuple(SENS_FIGURES)))
-    return expand("results/sensitivity/{param}.csv", param=["baseline"] + [str(i) for i in range(n)])
+    names = [sweep_name(p) for p in swept(tuple(SENS_FIGURES))]
+    return expand("results/sensitivity/{param}.csv", param=["baseline"] + names)
+
+
+def sensitivity_sweep(wildcards):
+    """What the table ``wildcards.param`` sweeps, for the job's params: a changed range, or a
+    parameter that moves other figures, makes the table again ("baseline": the defaults)."""
+    from pagecore.experiments import swept_named
+
+    if wildcards.param == "baseline":
+        return "baseline"
+    try:
+        p = swept_named(wildcards.param, tuple(SENS_FIGURES))
+    except KeyError as err:  # one line, as the config checks; no InputFunctionException
+        sys.exit(f"pagecore: error: results/sensitivity/{wildcards.param}.csv: {err.args[0]}")
+    return {"key": p.key, "low": p.low, "high": p.high, "relative": p.relative, "moves": list(p.moves)}
