@@ -347,3 +347,67 @@ def test_sensitivity_charts_refuse_stale_or_partial_tables():
         check_tables(stale, [a, b])
     with pytest.raises(ValueError, match="no baseline"):
         check_tables(table(rows[2:]), [a, b])
+
+
+def test_tornado_shows_both_ends_and_the_seeds_spread():
+    """Figure 8's bars were drawn one over the other (a low end shorter than a high end of the same
+    sign was hidden under it) and without the simulator seeds' own spread, which on Figures 6-8
+    exceeds most bars (Figure 8's baseline over the five seeds: 12.6-16.6 %, session 20)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.patches import Rectangle
+
+    from pagecore.plotting import sensitivity_tornado
+
+    t = pd.DataFrame(
+        [
+            ("baseline", "baseline", math.nan, 0.10),
+            ("baseline", "seed:1", 1.0, 0.14),
+            ("baseline", "seed:2", 2.0, 0.09),
+            ("sim.a", "low", 1.0, 0.12),
+            ("sim.a", "high", 3.0, 0.20),
+        ],
+        columns=["param", "end", "value", "median_err"],
+    ).assign(figure="fig08", within=1, compared=2)
+    fig = sensitivity_tornado(t, "fig08")
+    ax = fig.axes[0]
+    bars = [p for p in ax.patches if isinstance(p, Rectangle) and p.get_width() > 0 and p.get_height() < 1]
+    (lo,) = [b for b in bars if abs(b.get_width() - 2.0) < 1e-9]
+    (hi,) = [b for b in bars if abs(b.get_width() - 10.0) < 1e-9]
+    assert lo.get_y() >= hi.get_y() + hi.get_height() - 1e-9  # side by side, not on top of each other
+    band = [p for p in ax.patches if "seeds" in str(p.get_label())]
+    assert len(band) == 1
+    xs = band[0].get_path().transformed(band[0].get_patch_transform()).vertices[:, 0]
+    assert (min(xs), max(xs)) == pytest.approx((-4.0, 4.0))  # ± max(|0.09 - 0.10|, |0.14 - 0.10|) x 100
+    assert "± largest change of the baseline over 3 simulator seeds" in [
+        x.get_text() for x in ax.get_legend().get_texts()
+    ]
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_sensitivity_baseline_is_scored_at_every_comparison_seed(monkeypatch):
+    """The baseline job scores Figures 6-8 at each other seed of comparison.seeds (the tornado's
+    grey band); the figures the simulator seed cannot move are scored once."""
+    from pagecore.experiments import sensitivity
+
+    seen = []
+
+    def fake(cfg, figures):
+        seen.append((cfg["sim"]["seed"], tuple(figures)))
+        return [Record(f, "q", "MB", 100.0, 100.0 + cfg["sim"]["seed"] % 7, "predicted") for f in figures]
+
+    monkeypatch.setattr(sensitivity, "figure_records", fake)
+    cfg = {
+        "sim": {"seed": 5},
+        "comparison": {"tolerances": {"fig02": 0.1, "fig08": 0.1}, "abs_floor": {}, "seeds": [1, 5, 2]},
+    }
+    t = sensitivity.run_baseline(cfg, ("fig02", "fig08"))
+    assert seen == [(5, ("fig02", "fig08")), (1, ("fig08",)), (2, ("fig08",))]
+    assert t[["figure", "end"]].values.tolist() == [
+        ["fig02", "baseline"], ["fig08", "baseline"], ["fig08", "seed:1"], ["fig08", "seed:2"],
+    ]  # fmt: skip
+    assert t.loc[t["end"] == "seed:2", "median_err"].item() == pytest.approx(0.02)
+    sensitivity.check_tables(t, [])

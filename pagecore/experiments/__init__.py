@@ -79,6 +79,7 @@ _LAZY = {
     "sharing_over_time": ("pagecore.experiments.scan", "sharing_over_time"),
     "figure_records": ("pagecore.experiments.sensitivity", "figure_records"),
     "run_param": ("pagecore.experiments.sensitivity", "run_param"),
+    "run_sensitivity_baseline": ("pagecore.experiments.sensitivity", "run_baseline"),
     "sensitivity_score": ("pagecore.experiments.sensitivity", "score"),
     "fig04_records": ("pagecore.experiments.sharing_figures", "fig04_records"),
     "fig04_sweep_from_config": ("pagecore.experiments.sharing_figures", "fig04_sweep_from_config"),
