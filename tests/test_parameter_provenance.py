@@ -411,3 +411,19 @@ def test_sensitivity_baseline_is_scored_at_every_comparison_seed(monkeypatch):
     ]  # fmt: skip
     assert t.loc[t["end"] == "seed:2", "median_err"].item() == pytest.approx(0.02)
     sensitivity.check_tables(t, [])
+
+
+def test_every_number_chosen_by_looking_at_a_figure_is_swept():
+    """Issue 14 item 4 sweeps every unconfirmed parameter. Numbers read off a paper figure have no
+    source beyond that reading; α_fast, the balloon limit and the zeroing rates were swept, but
+    Figure 7's idle usage and Figure 2's trace shape (mb_per_client, popularity_power) were not,
+    and they move their figures most (Figure 2: +27 points at 3.25 MB per client, session 20)."""
+    from pagecore.experiments.provenance import PARAMETERS
+
+    missing = []
+    for p in PARAMETERS:
+        vals = lookup(CFG, p.key)
+        numeric = vals and all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals)
+        if p.chosen_on and p.moves and numeric and p.low is None:
+            missing.append(p.key)
+    assert missing == []

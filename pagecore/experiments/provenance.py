@@ -254,8 +254,11 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "workloads.fig07.vms.*.background.mb",
         "fitted",
-        "read off Figure 7's idle usage (5-14 MB)",
+        "read off Figure 7's idle usage (5-14 MB); swept x 0.5 and x 1.5 (no source beyond the reading)",
         ("fig07",),
+        0.5,
+        1.5,
+        relative=True,
         chosen_on=("fig07",),
     ),
     Param(
@@ -365,15 +368,19 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "reclaim.trace.mb_per_client",
         "fitted",
-        "chosen from the curvature of Figure 2's configured bars",
+        "chosen from the curvature of Figure 2's configured bars; swept over ±50 % (no source beyond the reading)",
         ("fig02",),
+        3.25,
+        9.75,
         chosen_on=("fig02",),
     ),
     Param(
         "reclaim.trace.popularity_power",
         "fitted",
-        "chosen from the curvature of Figure 2's configured bars",
+        "chosen from the curvature of Figure 2's configured bars; swept over ±50 % (no source beyond the reading)",
         ("fig02",),
+        1.0,
+        3.0,
         chosen_on=("fig02",),
     ),
     Param(
