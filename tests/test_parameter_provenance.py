@@ -397,7 +397,8 @@ def test_sensitivity_baseline_is_scored_at_every_comparison_seed(monkeypatch):
 
     def fake(cfg, figures):
         seen.append((cfg["sim"]["seed"], tuple(figures)))
-        return [Record(f, "q", "MB", 100.0, 100.0 + cfg["sim"]["seed"] % 7, "predicted") for f in figures]
+        ours = 100.0 + cfg["sim"]["seed"] % 7
+        return [Record(f, "q", "MB", 100.0, ours, "fitted", "fitted: test") for f in figures]
 
     monkeypatch.setattr(sensitivity, "figure_records", fake)
     cfg = {
@@ -427,3 +428,13 @@ def test_every_number_chosen_by_looking_at_a_figure_is_swept():
         if p.chosen_on and p.moves and numeric and p.low is None:
             missing.append(p.key)
     assert missing == []
+
+
+def test_a_predicted_number_without_a_null_value_is_refused():
+    """A predicted record whose figure's null model has no value for it counted as non-trivial
+    (the null model "missed" it) and left the null median without it, silently."""
+    rec = _rec("fig08", "new_quantity@5min", 100.0, 100.0)
+    with pytest.raises(ValueError, match="fig08 new_quantity@5min: the figure's null model gives no value"):
+        comparison_table([rec], {"fig08": 0.25}, {"MB": 2.0})
+    fitted = _rec("fig08", "new_quantity@5min", 100.0, 100.0, "fitted", "fitted: test")
+    assert not comparison_table([fitted], {"fig08": 0.25}, {"MB": 2.0})["nontrivial"].item()

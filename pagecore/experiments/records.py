@@ -172,7 +172,9 @@ def comparison_table(records: list[dict], tolerances: dict[str, float], abs_floo
     A number is within tolerance when ``|ours − paper| ≤ max(tol·|paper|, floor[unit])``: ``tol``
     is the figure's relative tolerance, ``floor`` an absolute reading error per unit (so a paper
     value of 0 can still be met). A predicted record is *non-trivial* when the null model is not
-    within tolerance of it. Records may carry a ``seed`` (the run they come from; default 0).
+    within tolerance of it; every predicted record needs a null-model value (ValueError otherwise:
+    one without would count as non-trivial by default). Records may carry a ``seed`` (the run
+    they come from; default 0).
     """
     import pandas as pd
 
@@ -188,6 +190,11 @@ def comparison_table(records: list[dict], tolerances: dict[str, float], abs_floo
         tol = float(tolerances[rec.figure])
         floor = float(abs_floor.get(rec.unit, 0.0))
         null = null_value(rec.figure, rec.quantity)
+        if rec.kind == "predicted" and not math.isfinite(null):  # it would count as non-trivial
+            raise ValueError(
+                f"{rec.figure} {rec.quantity}: the figure's null model gives no value "
+                "(pagecore.experiments.nullmodels); a predicted number is scored against it"
+            )
         null_within = _within(null, rec.paper, tol, floor)
         rows.append(
             {
