@@ -39,7 +39,7 @@ def sensitivity_tornado(table, figure: str):
             noise = float(np.nanmax(np.abs(100 * (at_seeds.astype(float).to_numpy() - b))))
             ax.axvspan(
                 -noise, noise, color="0.88", zorder=0,
-                label=f"± largest change of the baseline over {len(at_seeds) + 1} simulator seeds",
+                label=f"seed noise ({len(at_seeds) + 1} seeds)",
             )  # fmt: skip
         ax.barh(y + 0.2, [r[1] for r in rows], height=0.4, color="tab:blue", label="low end")
         ax.barh(y - 0.2, [r[2] for r in rows], height=0.4, color="tab:orange", label="high end")
