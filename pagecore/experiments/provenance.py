@@ -272,8 +272,8 @@ PARAMETERS: tuple[Param, ...] = (
         "workloads.fig07.vms.1.foreground.schedule.*.2",
         "fitted",
         "the dbench working set (MB) of the schedule above, read off Figure 7; swept from -50 % to 230 MB "
-        "(+21 %: the 256-MB VM holds no more beside its cold set; 247 MB is refused, the trace would touch "
-        "pages beyond it)",
+        "(+21 %, the largest in 10-MB steps the 256-MB VM takes beside its cold set: at 240 MB the trace "
+        "touches pages beyond the VM and is refused)",
         ("fig07",),
         95.0,
         230.0,
