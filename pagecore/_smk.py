@@ -113,7 +113,17 @@ def job_log(smk):
         write_timing(own_timing, started)
 
 
-def report_only_outputs(argv: list[str], outputs: list[str], exists=os.path.exists) -> list[str]:
+def config_digest(config) -> str:
+    """A fingerprint of a (validated) config: SHA-256 of its JSON with sorted keys."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=repr).encode()).hexdigest()
+
+
+def report_only_outputs(
+    argv: list[str], outputs: list[str], exists=os.path.exists, stamp: str | None = None, digest: str | None = None
+) -> list[str]:
     """``outputs`` (of a target outside the default run, such as the sensitivity charts) when the
     command ``argv`` builds a report (``--report``) and every one of them exists, else [].
 
@@ -121,8 +131,27 @@ def report_only_outputs(argv: list[str], outputs: list[str], exists=os.path.exis
     by default ``rule all``; a target left out of the default run so that it stays fast (``snakemake
     sensitivity``) was never in ``snakemake --report results/report.html``, even after it ran.
     ``rule all`` asks for these files only while a report is built, which runs no job (not with
-    ``--report-after-run``, which runs the workflow first)."""
+    ``--report-after-run``, which runs the workflow first).
+
+    ``stamp``: a file holding the :func:`config_digest` the outputs were made under; when it
+    differs from ``digest`` (the config now), the outputs are left out with a warning, not put in
+    the report as if they were made under this config (the report runs no job to remake them)."""
     reporting = any(a == "--report" or a.startswith("--report=") for a in argv)
     if not reporting or "--report-after-run" in argv:
         return []
-    return list(outputs) if outputs and all(exists(p) for p in outputs) else []
+    if not outputs or not all(exists(p) for p in outputs):
+        return []
+    if stamp is not None and digest is not None:
+        try:
+            with open(stamp) as fh:
+                made_under = fh.read().strip()
+        except OSError:
+            made_under = None
+        if made_under != digest:
+            print(
+                f"pagecore: warning: {outputs[0]} and the rest were made under another config ({stamp}); "
+                "the report leaves them out: make them again first",
+                file=sys.stderr,
+            )
+            return []
+    return list(outputs)

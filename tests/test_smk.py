@@ -136,3 +136,22 @@ def test_snakefile_rule_all_takes_the_report_only_charts():
 
     root = Path(__file__).resolve().parents[1]
     assert "sensitivity_in_report()" in (root / "Snakefile").read_text()
+
+
+def test_report_leaves_out_charts_made_under_another_config(tmp_path, capsys):
+    """The report runs no job: charts drawn under an earlier config went into it as if they were
+    this config's. With the digest stamp they are left out, with a warning."""
+    from pagecore._smk import config_digest, report_only_outputs
+
+    charts = [str(tmp_path / "sensitivity_fig08.png")]
+    open(charts[0], "wb").close()
+    stamp = tmp_path / "config.sha256"
+    report = ["snakemake", "--report", "r.html"]
+    now = config_digest({"comparison": {"tolerances": {"fig08": 0.25}}})
+    assert now == config_digest({"comparison": {"tolerances": {"fig08": 0.25}}})
+    assert report_only_outputs(report, charts, stamp=str(stamp), digest=now) == []  # no stamp: not known
+    stamp.write_text(config_digest({"comparison": {"tolerances": {"fig08": 0.2}}}) + "\n")
+    assert report_only_outputs(report, charts, stamp=str(stamp), digest=now) == []
+    assert "made under another config" in capsys.readouterr().err
+    stamp.write_text(now + "\n")
+    assert report_only_outputs(report, charts, stamp=str(stamp), digest=now) == charts

@@ -13,6 +13,7 @@ from pagecore.config import (
     vm_names_of,
 )
 from pagecore.experiments.config_models import check_models
+from pagecore._smk import config_digest
 from pagecore.errors import ConfigError
 
 
@@ -545,7 +546,12 @@ def sensitivity_in_report():
     run; the default run never makes them)."""
     from pagecore._smk import report_only_outputs
 
-    return report_only_outputs(sys.argv, expand("results/figures/sensitivity_{fig}.png", fig=SENS_FIGURES))
+    charts = expand("results/figures/sensitivity_{fig}.png", fig=SENS_FIGURES)
+    return report_only_outputs(sys.argv, charts, stamp=SENS_STAMP, digest=config_digest(config))
+
+
+#: The config digest the tornado charts were drawn under (rule sensitivity writes it)
+SENS_STAMP = "results/sensitivity/config.sha256"
 
 
 def sensitivity_runs(wildcards=None):

@@ -32,9 +32,12 @@ rule sensitivity:
             category="Sensitivity",
         ),
         pdfs=expand("results/figures/sensitivity_{fig}.pdf", fig=SENS_FIGURES),
+        stamp=SENS_STAMP,
     params:
         figures=SENS_FIGURES,
         swept=sensitivity_runs,  # the tables' parameters: one added or removed makes the charts again
+        # the config the charts are drawn under: the report leaves out charts of another config
+        digest=config_digest(config),
     log:
         "results/logs/sensitivity.log",
     script:

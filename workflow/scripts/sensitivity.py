@@ -14,3 +14,5 @@ with job_log(snakemake):
         table.to_csv(tmp, index=False, float_format="%.6g")
     for fig, png in zip(snakemake.params.figures, snakemake.output.pngs, strict=True):
         save_figure(sensitivity_tornado(table, fig), png.removesuffix(".png"))
+    with atomic_path(snakemake.output.stamp) as tmp:  # last: the charts are complete
+        tmp.write_text(snakemake.params.digest + "\n")
