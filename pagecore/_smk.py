@@ -155,3 +155,16 @@ def report_only_outputs(
             )
             return []
     return list(outputs)
+
+
+#: The targets whose run ends with the comparison summary: the default run and the comparison's own files
+SUMMARY_TARGETS = frozenset({"all", "results/numbers/comparison.txt", "results/numbers/comparison.csv"})
+
+
+def closing_summary_shown(targets) -> bool:
+    """Whether a successful run of ``targets`` (Snakemake's target names; empty = the default
+    run) ends with results/numbers/comparison.txt: only when the run brought it up to date. After
+    another target (``snakemake sensitivity``, one page table) the file may be an earlier
+    config's score, printed as this run's."""
+    targets = set(targets or ())
+    return not targets or bool(targets & SUMMARY_TARGETS)

@@ -155,3 +155,16 @@ def test_report_leaves_out_charts_made_under_another_config(tmp_path, capsys):
     assert "made under another config" in capsys.readouterr().err
     stamp.write_text(now + "\n")
     assert report_only_outputs(report, charts, stamp=str(stamp), digest=now) == charts
+
+
+def test_closing_summary_only_after_runs_that_made_it():
+    """`snakemake sensitivity` after a config change ended with the comparison summary of the
+    earlier config, as "paper vs pagecore"; only the default run and the comparison's own targets
+    print it now (the file is up to date after them)."""
+    from pagecore._smk import closing_summary_shown
+
+    assert closing_summary_shown(frozenset())  # `snakemake` (rule all)
+    assert closing_summary_shown({"all"})
+    assert closing_summary_shown({"results/numbers/comparison.txt"})
+    assert not closing_summary_shown({"sensitivity"})
+    assert not closing_summary_shown({"results/pages/fig04/vm01.parquet"})
