@@ -10,6 +10,7 @@ import jsonschema
 import yaml
 
 from pagecore import PAGE_SIZE
+from pagecore._defaults import COMPARED_UNITS
 from pagecore.errors import ConfigError
 
 
@@ -342,11 +343,6 @@ def compared_figures() -> list[str]:
     from pagecore import paper
 
     return sorted(n.lower() for n in vars(paper) if re.fullmatch(r"FIG\d\d", n))
-
-
-#: The units of the compared numbers (``Record.unit``; records refuse any other), so the keys
-#: ``comparison.abs_floor`` may have.
-COMPARED_UNITS = ("MB", "%", "MB/s")
 
 
 def check_comparison(config: dict) -> None:

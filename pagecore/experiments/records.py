@@ -31,8 +31,8 @@ import os
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+from pagecore._defaults import COMPARED_UNITS
 from pagecore._util import write_json_atomic
-from pagecore.config import COMPARED_UNITS
 
 if TYPE_CHECKING:
     import pandas as pd
