@@ -148,8 +148,9 @@ def report_only_outputs(
         except OSError:
             made_under = None
         if made_under != digest:
+            why = "under another config" if made_under else f"under a config no {stamp} records"
             print(
-                f"pagecore: warning: {outputs[0]} and the rest were made under another config ({stamp}); "
+                f"pagecore: warning: {outputs[0]} and the rest were made {why}; "
                 "the report leaves them out: make them again first",
                 file=sys.stderr,
             )
