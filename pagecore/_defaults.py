@@ -39,3 +39,7 @@ FIG04_DEFAULTS = {
 #: a 40-page VM under the three default policies take about 7 s, while 100,000,000 ran for
 #: CPU-minutes (re-exported as :data:`pagecore.experiments.host.MAX_VMS`).
 MAX_VMS = 16384
+
+#: The units of the numbers compared with the paper (``pagecore.experiments.records.Record.unit``;
+#: records refuse any other), so the keys ``comparison.abs_floor`` may have (``pagecore.config``).
+COMPARED_UNITS = ("MB", "%", "MB/s")

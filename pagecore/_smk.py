@@ -111,3 +111,61 @@ def job_log(smk):
             sys.stdout, sys.stderr = old
     if own_timing:
         write_timing(own_timing, started)
+
+
+def config_digest(config) -> str:
+    """A fingerprint of a (validated) config: SHA-256 of its JSON with sorted keys."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=repr).encode()).hexdigest()
+
+
+def report_only_outputs(
+    argv: list[str], outputs: list[str], exists=os.path.exists, stamp: str | None = None, digest: str | None = None
+) -> list[str]:
+    """``outputs`` (of a target outside the default run, such as the sensitivity charts) when the
+    command ``argv`` builds a report (``--report``) and every one of them exists, else [].
+
+    Snakemake's report holds the report-marked files of the jobs that make the command's targets,
+    by default ``rule all``; a target left out of the default run so that it stays fast (``snakemake
+    sensitivity``) was never in ``snakemake --report results/report.html``, even after it ran.
+    ``rule all`` asks for these files only while a report is built, which runs no job (not with
+    ``--report-after-run``, which runs the workflow first).
+
+    ``stamp``: a file holding the :func:`config_digest` the outputs were made under; when it
+    differs from ``digest`` (the config now), the outputs are left out with a warning, not put in
+    the report as if they were made under this config (the report runs no job to remake them)."""
+    reporting = any(a == "--report" or a.startswith("--report=") for a in argv)
+    if not reporting or "--report-after-run" in argv:
+        return []
+    if not outputs or not all(exists(p) for p in outputs):
+        return []
+    if stamp is not None and digest is not None:
+        try:
+            with open(stamp) as fh:
+                made_under = fh.read().strip()
+        except OSError:
+            made_under = None
+        if made_under != digest:
+            why = "under another config" if made_under else f"under a config no {stamp} records"
+            print(
+                f"pagecore: warning: {outputs[0]} and the rest were made {why}; "
+                "the report leaves them out: make them again first",
+                file=sys.stderr,
+            )
+            return []
+    return list(outputs)
+
+
+#: The targets whose run ends with the comparison summary: the default run and the comparison's own files
+SUMMARY_TARGETS = frozenset({"all", "results/numbers/comparison.txt", "results/numbers/comparison.csv"})
+
+
+def closing_summary_shown(targets) -> bool:
+    """Whether a successful run of ``targets`` (Snakemake's target names; empty = the default
+    run) ends with results/numbers/comparison.txt: only when the run brought it up to date. After
+    another target (``snakemake sensitivity``, one page table) the file may be an earlier
+    config's score, printed as this run's."""
+    targets = set(targets or ())
+    return not targets or bool(targets & SUMMARY_TARGETS)

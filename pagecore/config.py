@@ -10,6 +10,7 @@ import jsonschema
 import yaml
 
 from pagecore import PAGE_SIZE
+from pagecore._defaults import COMPARED_UNITS
 from pagecore.errors import ConfigError
 
 
@@ -345,8 +346,16 @@ def compared_figures() -> list[str]:
 
 
 def check_comparison(config: dict) -> None:
-    """``comparison.tolerances`` has one entry per compared figure, and no other."""
+    """``comparison.tolerances`` has one entry per compared figure, and no other, each a fraction
+    below 1; ``comparison.abs_floor`` names only units of compared numbers."""
     comparison = _section(config, "comparison")
+    floor = comparison.get("abs_floor")
+    for unit in floor if isinstance(floor, dict) else {}:
+        if unit not in COMPARED_UNITS:  # a misspelt unit ("mb") left that unit's floor at 0
+            raise ConfigError(
+                f"config key comparison.abs_floor.{unit}: no compared number is in {unit!r}; "
+                f"units: {', '.join(COMPARED_UNITS)}"
+            )
     if "tolerances" not in comparison:
         return
     tol = comparison.get("tolerances") or {}
@@ -356,6 +365,13 @@ def check_comparison(config: dict) -> None:
             raise ConfigError(
                 f"config key comparison.tolerances.{name}: no figure {name} is compared with the paper; "
                 f"figures: {', '.join(figs)}"
+            )
+        v = tol[name]
+        if isinstance(v, int | float) and not isinstance(v, bool) and v >= 1:
+            # `fig07: 5` meant 5 % and counted every number within 500 % (0 included) as a match
+            raise ConfigError(
+                f"config key comparison.tolerances.{name}: {v} is a fraction of the paper's value "
+                f"(0.05 is 5 %); {100 * v:g} % would count any number, 0 included, as within; give a number below 1"
             )
     for name in figs:
         if name not in tol:

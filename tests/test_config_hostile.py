@@ -120,6 +120,11 @@ CASES = [
     # 5. tolerances
     (lambda c: c["comparison"]["tolerances"].update(fig09=0.1), "comparison.tolerances.fig09"),
     (lambda c: c["comparison"]["tolerances"].pop("fig02"), "comparison.tolerances.fig02"),
+    # a percentage typed as one (5 for 5 %) counted every number within 500 %, 0 included
+    (lambda c: c["comparison"]["tolerances"].update(fig07=5), "comparison.tolerances.fig07"),
+    (lambda c: c["comparison"]["tolerances"].update(fig08=1.0), "comparison.tolerances.fig08"),
+    # a misspelt unit left the real unit's reading-error floor at 0 without a word
+    (lambda c: c["comparison"]["abs_floor"].update(mb=2.0), "comparison.abs_floor.mb"),
     # 6. intervals the replay runs in whole steps of the balloon poll (2.5 s ran as 2 s)
     (lambda c: c["sim"].update(record_s=2.5), "sim.record_s"),
     (lambda c: c["sim"].update(rebalance_s=7.5), "sim.rebalance_s"),
@@ -163,6 +168,8 @@ def test_refused_with_one_line_naming_the_key(mutate, key):
         lambda c: c["reclaim"]["paging"].update(reclaim_mb=[0, 32, 150]),
         lambda c: c["sharing"].update(sets={"fig05-mine": ["fig04/vm01"], "fig04-two": ["fig04/vm01", "fig04/vm02"]}),
         lambda c: c["sharing"]["salting"].update(salts={"vm01": "tenantA", "a01": "tenantA", "c03": "tenantB"}),
+        lambda c: c["comparison"]["tolerances"].update(fig07=0.99, fig08=0),
+        lambda c: c["comparison"].update(abs_floor={}),
     ],
 )
 def test_careful_variations_pass(mutate):
@@ -368,3 +375,15 @@ def test_a_fig05_guest_of_no_page_is_refused():
             c["catalogue"], 1,
         )  # fmt: skip
     assert Guest("y", "linux", 1 / 256).pages == 1
+
+
+def test_compared_records_carry_a_unit_abs_floor_may_name():
+    """comparison.abs_floor refuses units outside COMPARED_UNITS, so a record in another unit
+    would get no floor: the record refuses it."""
+    from pagecore.config import COMPARED_UNITS
+    from pagecore.experiments.records import Record
+
+    for unit in COMPARED_UNITS:
+        Record("fig08", "q", unit, 1.0, 1.0, "predicted")
+    with pytest.raises(ValueError, match="unit must be one of"):
+        Record("fig08", "q", "GB", 1.0, 1.0, "predicted")

@@ -107,3 +107,64 @@ def test_sigterm_unwinds_a_job_and_leaves_no_temporary(tmp_path):
     assert proc.wait(timeout=30) == 143
     assert sorted(p.name for p in out.parent.iterdir()) == ["logs"]  # no output, no temporary
     assert log.read_text().splitlines()[-1] == "pagecore: terminated (SIGTERM); no output written"
+
+
+def test_report_asks_for_the_sensitivity_charts_once_they_exist(tmp_path):
+    """Issue 14: the report includes the tornado charts when `snakemake sensitivity` has run.
+    `snakemake --report results/report.html` reported `rule all`'s jobs only, and the charts are
+    outside the default run, so the report never held them (checked on a real run, session 20).
+    `rule all` asks for them while a report is built, never while the workflow runs."""
+    from pagecore._smk import report_only_outputs
+
+    charts = [str(tmp_path / f"sensitivity_fig0{i}.png") for i in (2, 4)]
+    report = ["snakemake", "--report", "results/report.html"]
+    assert report_only_outputs(report, charts) == []  # not run yet: the report builds without them
+    for c in charts:
+        open(c, "wb").close()
+    assert report_only_outputs(report, charts) == charts
+    assert report_only_outputs(["snakemake", "--report=r.html"], charts) == charts
+    assert report_only_outputs(["snakemake", "--cores", "2"], charts) == []  # the default run
+    assert report_only_outputs([*report, "--report-after-run"], charts) == []  # runs jobs first
+    assert report_only_outputs(["snakemake", "--report-stylesheet", "s.css"], charts) == []
+    open(charts[0], "wb").close()
+    (tmp_path / "sensitivity_fig04.png").unlink()
+    assert report_only_outputs(report, charts) == []  # a partial set: not reported
+
+
+def test_snakefile_rule_all_takes_the_report_only_charts():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    assert "sensitivity_in_report()" in (root / "Snakefile").read_text()
+
+
+def test_report_leaves_out_charts_made_under_another_config(tmp_path, capsys):
+    """The report runs no job: charts drawn under an earlier config went into it as if they were
+    this config's. With the digest stamp they are left out, with a warning."""
+    from pagecore._smk import config_digest, report_only_outputs
+
+    charts = [str(tmp_path / "sensitivity_fig08.png")]
+    open(charts[0], "wb").close()
+    stamp = tmp_path / "config.sha256"
+    report = ["snakemake", "--report", "r.html"]
+    now = config_digest({"comparison": {"tolerances": {"fig08": 0.25}}})
+    assert now == config_digest({"comparison": {"tolerances": {"fig08": 0.25}}})
+    assert report_only_outputs(report, charts, stamp=str(stamp), digest=now) == []  # no stamp: not known
+    stamp.write_text(config_digest({"comparison": {"tolerances": {"fig08": 0.2}}}) + "\n")
+    assert report_only_outputs(report, charts, stamp=str(stamp), digest=now) == []
+    assert "made under another config" in capsys.readouterr().err
+    stamp.write_text(now + "\n")
+    assert report_only_outputs(report, charts, stamp=str(stamp), digest=now) == charts
+
+
+def test_closing_summary_only_after_runs_that_made_it():
+    """`snakemake sensitivity` after a config change ended with the comparison summary of the
+    earlier config, as "paper vs pagecore"; only the default run and the comparison's own targets
+    print it now (the file is up to date after them)."""
+    from pagecore._smk import closing_summary_shown
+
+    assert closing_summary_shown(frozenset())  # `snakemake` (rule all)
+    assert closing_summary_shown({"all"})
+    assert closing_summary_shown({"results/numbers/comparison.txt"})
+    assert not closing_summary_shown({"sensitivity"})
+    assert not closing_summary_shown({"results/pages/fig04/vm01.parquet"})

@@ -31,6 +31,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+from pagecore._defaults import COMPARED_UNITS
 from pagecore._util import write_json_atomic
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ class Record:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.unit not in COMPARED_UNITS:  # comparison.abs_floor may name only these
+            raise ValueError(f"{self.figure} {self.quantity}: unit must be one of {COMPARED_UNITS}, got {self.unit!r}")
         if self.kind != "predicted" and not self.source:
             raise ValueError(f"{self.figure} {self.quantity}: a {self.kind} record must name its source")
 
@@ -169,7 +172,9 @@ def comparison_table(records: list[dict], tolerances: dict[str, float], abs_floo
     A number is within tolerance when ``|ours − paper| ≤ max(tol·|paper|, floor[unit])``: ``tol``
     is the figure's relative tolerance, ``floor`` an absolute reading error per unit (so a paper
     value of 0 can still be met). A predicted record is *non-trivial* when the null model is not
-    within tolerance of it. Records may carry a ``seed`` (the run they come from; default 0).
+    within tolerance of it; every predicted record needs a null-model value (ValueError otherwise:
+    one without would count as non-trivial by default). Records may carry a ``seed`` (the run
+    they come from; default 0).
     """
     import pandas as pd
 
@@ -185,6 +190,11 @@ def comparison_table(records: list[dict], tolerances: dict[str, float], abs_floo
         tol = float(tolerances[rec.figure])
         floor = float(abs_floor.get(rec.unit, 0.0))
         null = null_value(rec.figure, rec.quantity)
+        if rec.kind == "predicted" and not math.isfinite(null):  # it would count as non-trivial
+            raise ValueError(
+                f"{rec.figure} {rec.quantity}: the figure's null model gives no value "
+                "(pagecore.experiments.nullmodels); a predicted number is scored against it"
+            )
         null_within = _within(null, rec.paper, tol, floor)
         rows.append(
             {
@@ -288,7 +298,18 @@ def summarize(table: pd.DataFrame, default_seed: int | None = None) -> str:
                 f"median err {_pct(g['median_err'].median())} (null {_pct(g['null_median_err'].median())})"
                 + ("; " + _against_null(row.iloc[0]) if w.notna().any() and len(row) else " (nothing predicted)")
             )
+    if len(seeds) < MIN_SEEDS:  # issue 14: the score is reported over at least five seeds
+        lines.append("")
+        lines.append(
+            f"WARNING: scored on {len(seeds)} seed{'s' if len(seeds) > 1 else ''} only: "
+            f"{'no spread' if len(seeds) == 1 else 'a spread of few seeds'}; "
+            f"list at least {MIN_SEEDS} in comparison.seeds"
+        )
     return "\n".join(lines)
+
+
+#: Seeds the score needs for its spread (issue 14); fewer are scored, with a warning in the summary.
+MIN_SEEDS = 5
 
 
 def _against_null(r) -> str:

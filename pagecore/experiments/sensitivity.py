@@ -101,6 +101,27 @@ def score(records: list, comparison: dict) -> pd.DataFrame:
     ).reset_index()
 
 
+#: Figures the simulator's seed moves (the ones ``comparison.seeds`` re-run)
+SEEDED = ("fig06", "fig07", "fig08")
+
+
+def run_baseline(cfg: dict, figures) -> pd.DataFrame:
+    """Every figure at the defaults (``end`` "baseline"), then each figure of :data:`SEEDED` at
+    every other seed of ``comparison.seeds`` (``end`` "seed:<seed>", ``value`` the seed): the
+    spread a bar must exceed to be more than the simulator's own randomness."""
+    table = score(figure_records(cfg, figures), cfg["comparison"])
+    table["param"], table["end"], table["value"] = "baseline", "baseline", float("nan")
+    rows = [table]
+    seeds = [s for s in cfg["comparison"].get("seeds", []) if s != cfg["sim"]["seed"]]
+    for fig in (f for f in SEEDED if f in figures):  # one trace per figure, replayed per seed
+        for seed in seeds:
+            c = {**cfg, "sim": {**cfg["sim"], "seed": seed}}
+            t = score(figure_records(c, (fig,)), cfg["comparison"])
+            t["param"], t["end"], t["value"] = "baseline", f"seed:{seed}", float(seed)
+            rows.append(t)
+    return pd.concat(rows, ignore_index=True)
+
+
 def run_param(cfg: dict, p: Param) -> pd.DataFrame:
     """One parameter at its low and high value: a row per (figure, end). ``value`` is the value
     set, or for a :attr:`~pagecore.experiments.provenance.Param.relative` parameter (values that
@@ -111,6 +132,36 @@ def run_param(cfg: dict, p: Param) -> pd.DataFrame:
         s["param"], s["end"], s["value"], s["relative"] = p.key, end, value, p.relative
         rows.append(s)
     return pd.concat(rows, ignore_index=True)
+
+
+def check_tables(table: pd.DataFrame, params: list[Param]) -> None:
+    """Refuse sweep tables that do not hold exactly a baseline and, for each of ``params``, its low
+    and high end on every figure it moves (ValueError naming what is wrong): a missing end was
+    drawn as no change, a table of another parameter as this one's bar."""
+    base = table[(table["param"] == "baseline") & (table["end"] == "baseline")]
+    if not len(base):
+        raise ValueError("the sensitivity tables have no baseline run")
+    figs = set(base["figure"])
+    want = {("baseline", "baseline", f) for f in figs}
+    want |= {(p.key, end, f) for p in params for f in p.moves if f in figs for end in ("low", "high")}
+    got = list(zip(table["param"], table["end"], table["figure"], strict=True))
+    # the baseline at the other seeds (run_baseline), as many as comparison.seeds lists
+    want |= {g for g in got if g[0] == "baseline" and str(g[1]).startswith("seed:") and g[2] in SEEDED}
+
+    def where(row) -> str:  # the table files a row came from (column "source", when given)
+        if "source" not in table:
+            return "sensitivity tables"
+        hit = [g == row for g in got]
+        return ", ".join(sorted({str(x) for x in table.loc[hit, "source"]}))
+
+    dup = sorted({g for g in got if got.count(g) > 1})
+    if dup:
+        raise ValueError(f"{where(dup[0])}: {dup[0]} appears twice; delete the stale table and run the sweep again")
+    missing, extra = sorted(want - set(got)), sorted(set(got) - want)
+    if missing:
+        raise ValueError(f"sensitivity tables: no {missing[0]} (param, end, figure); run the sweep again")
+    if extra:
+        raise ValueError(f"{where(extra[0])}: an unexpected {extra[0]}; delete the stale table and run the sweep again")
 
 
 # ----------------------------------------------------------------------------- provenance check

@@ -13,6 +13,7 @@ from pagecore.config import (
     vm_names_of,
 )
 from pagecore.experiments.config_models import check_models
+from pagecore._smk import config_digest
 from pagecore.errors import ConfigError
 
 
@@ -539,9 +540,38 @@ def notebook_outputs():
 SENS_FIGURES = ["fig02", "fig04", "fig05", "fig06", "fig07", "fig08"]
 
 
-def sensitivity_runs(wildcards=None):
-    """One table per swept parameter (by index) plus the baseline run."""
-    from pagecore.experiments import swept
+def sensitivity_in_report():
+    """The tornado charts, for `rule all` while `snakemake --report` builds the report and once
+    `snakemake sensitivity` has made them (issue 14: the report includes them when they have been
+    run; the default run never makes them)."""
+    from pagecore._smk import report_only_outputs
 
-    n = len(swept(tuple(SENS_FIGURES)))
-    return expand("results/sensitivity/{param}.csv", param=["baseline"] + [str(i) for i in range(n)])
+    charts = expand("results/figures/sensitivity_{fig}.png", fig=SENS_FIGURES)
+    return report_only_outputs(sys.argv, charts, stamp=SENS_STAMP, digest=config_digest(config))
+
+
+#: The config digest the tornado charts were drawn under (rule sensitivity writes it)
+SENS_STAMP = "results/sensitivity/config.sha256"
+
+
+def sensitivity_runs(wildcards=None):
+    """One table per swept parameter, named after its key (``*`` written ``each``), plus the
+    baseline run."""
+    from pagecore.experiments import sweep_name, swept
+
+    names = [sweep_name(p) for p in swept(tuple(SENS_FIGURES))]
+    return expand("results/sensitivity/{param}.csv", param=["baseline"] + names)
+
+
+def sensitivity_sweep(wildcards):
+    """What the table ``wildcards.param`` sweeps, for the job's params: a changed range, or a
+    parameter that moves other figures, makes the table again ("baseline": the defaults)."""
+    from pagecore.experiments import swept_named
+
+    if wildcards.param == "baseline":
+        return "baseline"
+    try:
+        p = swept_named(wildcards.param, tuple(SENS_FIGURES))
+    except KeyError as err:  # one line, as the config checks; no InputFunctionException
+        sys.exit(f"pagecore: error: results/sensitivity/{wildcards.param}.csv: {err.args[0]}")
+    return {"key": p.key, "low": p.low, "high": p.high, "relative": p.relative, "moves": list(p.moves)}
