@@ -83,16 +83,36 @@ def run_compress(inputs, algorithm, threads) -> tuple[float, int, object, float,
     return t2 - t0, nbytes, ps, c2 - c0, stages
 
 
-def distinct_nonzero_pages(inputs, frame) -> np.ndarray:
-    """The pages of the distinct non-zero contents of ``frame`` (read back from the raw inputs)."""
-    f = frame[~frame["zero"].to_numpy()]
-    first = ~f.duplicated(subset=["hash"]).to_numpy()
-    f = f[first]
-    out = []
+def _vm_names(inputs) -> list[str]:
+    """The VM name ``compress`` gives each dump among ``inputs`` (its file name, or its whole path
+    when an earlier input has that name: :func:`pagecore.experiments.compression.collect`)."""
+    names: list[str] = []
     for inp in inputs:
-        sel = f[f["vm"].astype(str) == Path(inp).name]
-        mm = np.memmap(inp, np.uint8, mode="r").reshape(-1, PAGE_SIZE)
-        out.append(np.asarray(mm[sel["gpfn"].to_numpy(np.int64)]))
+        name = Path(inp).name
+        names.append(name if name not in names else str(inp))
+    return names
+
+
+def distinct_nonzero_pages(inputs, frame) -> np.ndarray:
+    """The pages of the distinct non-zero contents of ``frame``, read back from the dumps among
+    ``inputs`` through their readers (any format ``compress`` reads: mapping the file as a raw
+    image was a NumPy traceback on an ELF dump, and the wrong pages on one whose size happens to
+    be whole pages)."""
+    from pagecore.dumps import open_dump
+
+    f = frame[~frame["zero"].to_numpy()]
+    f = f[~f.duplicated(subset=["hash"]).to_numpy()]
+    vms = f["vm"].astype(str).to_numpy()
+    out = []
+    for inp, name in zip(inputs, _vm_names(inputs), strict=True):
+        want = np.unique(f["gpfn"].to_numpy(np.uint64)[vms == name])
+        if not len(want):
+            continue
+        with open_dump(inp) as reader:
+            for chunk in reader:
+                keep = np.isin(chunk.gpfn, want)
+                if keep.any():
+                    out.append(np.array(chunk.pages[keep]))
     return np.ascontiguousarray(np.vstack(out)) if out else np.zeros((0, PAGE_SIZE), np.uint8)
 
 
@@ -284,6 +304,14 @@ def main(argv=None) -> int:
         help="also time one fresh `pagecore compress` process per input (default: on)",
     )
     args = ap.parse_args(argv)
+    if args.real is not None:
+        from pagecore._util import is_page_table
+
+        if os.path.isfile(args.real) and is_page_table(args.real):
+            ap.error(
+                f"argument --real: {args.real} is a page table; give the memory dump it was hashed from "
+                "(the liblz4 baseline compresses the dump's pages)"
+            )
     rows = []
     with tempfile.TemporaryDirectory(prefix="pagecore-bench-compress-") as tmp:
         tmp = Path(tmp)
