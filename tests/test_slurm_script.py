@@ -113,4 +113,3 @@ def test_start_on_a_running_cluster_refuses_other_settings(cluster):
     assert stop.returncode == 0 and stop.stdout.count("stopped") == 3, stop.stdout
     assert not link.is_symlink()
     assert run("stop").stdout.strip() == "local-cluster: nothing of ours was running"
-
