@@ -282,6 +282,19 @@ def bench(name, inputs, algorithm, threads, repeat: int = 3, cli: bool = True, r
     return row
 
 
+def check_compress_disk(vms: int, real=None, free: int | None = None) -> None:
+    """Refuse in one line, before writing, Figure 4 guests (and the shipped dump, unpacked) that
+    do not fit in the system's temporary directory (``--vms 100000`` wrote until the disk was full)."""
+    import yaml
+
+    from pagecore.bench import check_disk
+
+    mem_mb = yaml.safe_load((REPO / "workflow" / "config" / "config.yaml").read_text())["synth"]["fig04"]["mem_mb"]
+    need = vms * mem_mb * (1 << 20) + (0 if real else 64 << 20)
+    fix = "give fewer --vms (or set TMPDIR to another directory)"
+    check_disk(tempfile.gettempdir(), need, f"bench compress --vms {vms}", fix, free)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="pagecore bench compress", description=__doc__.splitlines()[0])
     ap.add_argument("--vms", type=nonneg_int, default=10, help="Figure 4 guests (default 10, the paper's maximum)")
@@ -312,6 +325,7 @@ def main(argv=None) -> int:
                 f"argument --real: {args.real} is a page table; give the memory dump it was hashed from "
                 "(the liblz4 baseline compresses the dump's pages)"
             )
+    check_compress_disk(args.vms, args.real)
     rows = []
     with tempfile.TemporaryDirectory(prefix="pagecore-bench-compress-") as tmp:
         tmp = Path(tmp)

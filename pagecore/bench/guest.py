@@ -32,6 +32,10 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=positive_int, default=3, help="best of N runs (default 3)")
     ap.add_argument("--no-twins", action="store_true", help="skip the slow-twin baseline")
     a = ap.parse_args(argv)
+    from pagecore.bench import check_memory
+
+    # the traces and the kernels' state: tens of bytes a reference or I/O
+    check_memory(48 * (a.refs + a.ios), f"bench guest --refs {a.refs:,} --ios {a.ios:,}", "give fewer --refs or --ios")
     pages, write = dbench_trace(refs=a.refs, mb_per_client=6.5, popularity_power=2.0)
     cap = 50_000
     refs = pages.size  # the trace's own length: the rate is of the references replayed

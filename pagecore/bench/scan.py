@@ -152,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--seed", type=nonneg_int, default=0)
     args = ap.parse_args(argv)
+    from pagecore.bench import check_memory
+
+    # the page history and the emulator's state: about 50 bytes a page (8 x 512 MiB: +52 MB)
+    for option in ("--rate-host", "--twin-host", "--host"):
+        vms, mib = getattr(args, option[2:].replace("-", "_"))
+        pages = vms * round(mib * PAGES_PER_MIB)
+        check_memory(64 * pages, f"bench scan {option} {vms}x{mib:g} ({pages:,} pages)", f"give a smaller {option}")
 
     ksm_st, esx_st = KsmSettings(), ScannerSettings(seed=args.seed)
     t0 = time.perf_counter()

@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", type=Path, default=root / "workflow/config/config.yaml")
     ap.add_argument("--schema", type=Path, default=root / "workflow/schemas/config.schema.yaml")
     args = ap.parse_args(argv)
+    from pagecore.bench import check_memory
+
+    # times, frames (and their int64 draw), flags (and their float draw): about 40 bytes an event
+    check_memory(48 * args.events, f"bench sim --events {args.events:,}", "give fewer --events")
 
     pages = 320 * 256
     for steady in (True, False):

@@ -86,17 +86,32 @@ def resident_fraction(path: Path) -> float:
 
 
 def run_child(cmd: list[str], stdout=None, env=None) -> tuple[float, float]:
-    """Wall and CPU (user + system, from ``wait4``) seconds of one child process."""
+    """Wall and CPU (user + system, from ``wait4``) seconds of one child process.
+
+    Interrupted (Ctrl-C, SIGTERM), the child is killed and reaped before the exception goes on:
+    a ``pagecore hash`` child went on hashing the dump after the benchmark had stopped and
+    removed its directory. A child that fails is one line naming the command and its last line.
+    """
+    from pagecore.errors import PagecoreError
+
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, env=env)
-    _, status, ru = os.wait4(proc.pid, 0)
+    try:
+        _, status, ru = os.wait4(proc.pid, 0)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+        raise
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.stderr:
         proc.stderr.close()
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {err[-2000:]}")
+        last = (err.strip().splitlines() or ["no message"])[-1]
+        raise PagecoreError(f"the benchmark's `{' '.join(cmd)}` failed (exit {proc.returncode}): {last}")
     return wall, ru.ru_utime + ru.ru_stime
 
 
@@ -137,6 +152,27 @@ def kernel_status(env: dict) -> str:
     return proc.stdout.strip()
 
 
+def check_whole_process(size: int, tmpdir=None, available: int | None = None, free: int | None = None) -> str:
+    """The directory the dump of ``size`` bytes goes to (``--tmpdir``, default the system's), after
+    refusing in one line, before writing, a directory that is not one, a dump that does not fit
+    in its file system (it filled the disk before failing) or in the page cache (the ratio
+    against ``cat`` would be of reads from disk, not what the benchmark says)."""
+    from pagecore.bench import check_dir, check_disk, check_memory
+
+    d = check_dir("--tmpdir", tmpdir)
+    what = f"bench hash --whole-process {size / (1 << 30):g}G"
+    # the dump, the page tables of the runs (about 17 bytes a page) and the 1 M-row one
+    check_disk(d, size + size // 128 + (64 << 20), what, "give a smaller SIZE or another --tmpdir", free)
+    # the dump in the page cache beside this process's 64 MiB block and a child's page table
+    check_memory(
+        size + size // 256 + (512 << 20),
+        what + " (its dump must fit in the page cache)",
+        "give a smaller SIZE",
+        available,
+    )
+    return d
+
+
 def bench_whole_process(size: int, repeat: int = 3, tmpdir=None, keep: Path | None = None) -> dict:
     """Run the whole-process comparison on a ``size``-byte raw dump; returns the timings."""
     py = [sys.executable, "-m", "pagecore", "hash"]
@@ -175,6 +211,10 @@ def bench_whole_process(size: int, repeat: int = 3, tmpdir=None, keep: Path | No
     return res
 
 
+#: Below this fraction of the dump in the page cache (before or after), the ratios are refused.
+RESIDENT_MIN = 0.999
+
+
 def print_whole_process(r: dict, repeat: int) -> None:
     size = r["size"]
     gib = size / (1 << 30)
@@ -183,6 +223,14 @@ def print_whole_process(r: dict, repeat: int) -> None:
         f"({r['resident']:.1%} resident before, {r['resident_after']:.1%} after; best of {repeat}; "
         "CPU = user + system of the child)"
     )
+    low = min(r["resident"], r["resident_after"])
+    if low < RESIDENT_MIN:  # printed as valid before: a ratio of reads from disk against cat's from memory
+        warning = (
+            f"the dump was NOT all in the page cache ({low:.1%} at the lowest): cat and pagecore hash read "
+            "different things, so the ratios below are not valid; free memory or give a smaller SIZE"
+        )
+        print(f"WARNING: {warning}")
+        print(f"pagecore: warning: {warning}", file=sys.stderr)
     la, lb = r.get("load_before"), r.get("load_after")
     if la and lb:
         print(f"load average {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} before, {lb[0]:.2f} {lb[1]:.2f} {lb[2]:.2f} after")
