@@ -224,3 +224,61 @@ def test_a_failing_child_is_one_line():
 
     with pytest.raises(PagecoreError, match=r"failed \(exit 3\): last words$"):
         run_child([sys.executable, "-c", "import sys; print('x\\nlast words', file=sys.stderr); sys.exit(3)"])
+
+
+# ----------------------------------------------------------------------------- share's verification report
+def test_share_report_rows_add_up(capsys):
+    """``share --no-verify (load + count)`` was 0.020 s above rows of 0.004 and 0.000 s: the
+    large-page section and the rest of the report were in it but in no row, so the split did not
+    add up; likewise the verified run beside ``--no-verify`` and verification."""
+    import re
+
+    from pagecore.bench.count import print_share
+
+    r = {"pages": 1000, "file_bytes": 1000 * PAGE_SIZE, "read": (0.001, 0.001), "share_no_verify": (0.020, 0.02)}
+    r.update(load=(0.004, 0.004), count=(0.001, 0.001), verify=(0.030, 0.03), share_verify=(0.060, 0.06))
+    r.update(bytes_compared=600 * PAGE_SIZE, pages_compared=600)
+    print_share(4, r, 1)
+    out = capsys.readouterr().out
+
+    def row(label: str) -> float:
+        m = re.search(rf"^{re.escape(label)}\s+(-?\d+\.\d+)", out, re.M)
+        assert m, (label, out)
+        return float(m.group(1))
+
+    whole = row("share --no-verify (the whole report)")
+    parts = row("  load the page table (Parquet -> arrays)") + row("  count_sharing")
+    assert whole == pytest.approx(parts + row("  the rest (large pages, the report; by difference)"))
+    verified = row("share with verification (the whole report)")
+    rest = row("  minus share --no-verify and verify (by difference)")
+    assert verified == pytest.approx(whole + row("verify: bytes compared") + rest)
+
+
+def test_bench_count_verify_checks_its_scratch_directory(capsys, tmp_path):
+    (tmp_path / "f").write_text("x")
+    line = _one_error(capsys, ["bench", "count", "--pages", "10", "--verify", "--tmpdir", str(tmp_path / "f")])
+    assert f"--tmpdir {tmp_path / 'f'}: not a directory" in line, line
+
+
+def test_share_bench_loads_its_kernels_before_timing(monkeypatch, tmp_path):
+    """With ``--repeat 1`` the first timed call (``share --no-verify``) paid the first calls of the
+    kernels and read 0.024 s against 0.015 s for share *with* verification, timed after it."""
+    import pagecore.bench.count as bc
+    import pagecore.experiments.analyze as an
+
+    log = []
+    real_timed, real_analyze = bc.timed, an.analyze_page_tables
+
+    def timed(fn, repeat=1):
+        log.append("timing")
+        return real_timed(fn, repeat)
+
+    def analyze(*a, **kw):
+        log.append(f"share {kw.get('verify')}")
+        return real_analyze(*a, **kw)
+
+    monkeypatch.setattr(bc, "timed", timed)
+    monkeypatch.setattr(an, "analyze_page_tables", analyze)
+    bc.bench_share(2, 1, tmpdir=tmp_path, threads=1)
+    first = log.index("share yes")
+    assert first < log.index("timing"), log
