@@ -112,3 +112,21 @@ def test_report_of_a_run_with_compilations():
     assert "   2.50 CPU-s    2 times   m.a" in text  # by kernel, over processes
     assert "6 s to Snakemake's first job" in text and "134 s of jobs" in text
     assert "under 150 s: NOT met" in text
+
+
+def test_output_and_work_directories_are_checked_before_any_run(tmp_path, capsys):
+    """``--json /missing/x.json`` failed only after every run (minutes each, results lost);
+    ``--workdir`` missing was a traceback from mkdtemp."""
+    repo = _fake_repo(tmp_path / "repo", "true")
+    work = tmp_path / "work"
+    work.mkdir()
+    for args, want in (
+        (["--json", str(tmp_path / "missing" / "x.json")], "--json "),
+        (["--json", str(work)], "--json: "),
+        (["--workdir", str(tmp_path / "nowhere")], "--workdir "),
+    ):
+        argv = ["--repo", str(repo), "--workdir", str(work), *args]
+        assert qs.main(argv) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith(f"pagecore bench quickstart: {want}") and err.count("\n") == 1, err
+        assert list(work.iterdir()) == []

@@ -242,6 +242,23 @@ def format_run(r: dict, top: int = 10) -> str:
 
 
 # ----------------------------------------------------------------------------- command line
+def _where_problem(workdir: Path | None, json_path: Path | None) -> str | None:
+    """Why ``--workdir`` or ``--json`` cannot be used (one line), or None."""
+    from pagecore._util import check_output
+    from pagecore.errors import PagecoreError
+
+    if workdir is not None and not workdir.is_dir():
+        return f"--workdir {workdir}: {'not a directory' if workdir.exists() else 'no such directory'}"
+    if json_path is not None:
+        try:
+            check_output(json_path)
+        except PagecoreError as e:
+            return f"--json: {e}"
+        if not json_path.resolve().parent.is_dir():
+            return f"--json {json_path}: {json_path.parent} is not a directory; create it or name another file"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="pagecore bench quickstart",
@@ -269,6 +286,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if shutil.which("git") is None:
         print("pagecore bench quickstart: needs git", file=sys.stderr)
+        return 2
+    # checked before minutes of runs: a --json in a missing directory failed after all of them
+    problem = _where_problem(a.workdir, a.json)
+    if problem:
+        print(f"pagecore bench quickstart: {problem}", file=sys.stderr)
         return 2
     runs = []
     for rev in a.rev or ["HEAD"]:
