@@ -130,3 +130,46 @@ def test_output_and_work_directories_are_checked_before_any_run(tmp_path, capsys
         err = capsys.readouterr().err
         assert err.startswith(f"pagecore bench quickstart: {want}") and err.count("\n") == 1, err
         assert list(work.iterdir()) == []
+
+
+def test_an_interrupted_run_stops_every_process_of_its_steps(tmp_path):
+    """Ctrl-C or SIGTERM killed the shell running the steps; what it had started (pip, Snakemake)
+    ran on in the clone being removed."""
+    import os
+    import signal
+    import time
+
+    pidfile = tmp_path / "pid"
+    repo = _fake_repo(tmp_path / "repo", f"true && sh -c 'echo $$ > {pidfile}; exec sleep 60'")
+    work = tmp_path / "work"
+    work.mkdir()
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    pid = None
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 3.0)
+        with pytest.raises(KeyboardInterrupt):
+            qs.run_one(repo, "HEAD", work, log=lambda m: None)
+        pid = int(pidfile.read_text())
+        for _ in range(50):  # the group was killed; its sleep is reaped by init soon after
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            if open(f"/proc/{pid}/stat").read().split()[2] == "Z":
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the step's process runs on")
+        assert list(work.iterdir()) == []
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

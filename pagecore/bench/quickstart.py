@@ -169,9 +169,7 @@ def run_one(repo: Path, rev: str, workdir: Path | None = None, keep: bool = Fals
         speed = host_speed()
         log(f"{commit}: running Quick start line 1 in {clone} (empty HOME) ...")
         with open(out, "w") as f:
-            rc = subprocess.run(
-                ["bash", "-c", "\n".join(script)], env=env, stdout=f, stderr=subprocess.STDOUT
-            ).returncode
+            rc = _run_group(["bash", "-c", "\n".join(script)], env=env, stdout=f, stderr=subprocess.STDOUT)
         text = out.read_text(errors="replace")
         if rc != 0:
             raise RuntimeError(f"{commit}: Quick start line 1 failed (exit {rc}); its log ends:\n" + text[-3000:])
@@ -198,6 +196,24 @@ def run_one(repo: Path, rev: str, workdir: Path | None = None, keep: bool = Fals
             log(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run_group(cmd: list[str], **kw) -> int:
+    """Run ``cmd`` in a process group of its own and return its exit status; interrupted
+    (Ctrl-C, SIGTERM), the whole group is killed before the exception goes on: killing the shell
+    alone left its pip or Snakemake running on in the clone being removed."""
+    import signal
+
+    proc = subprocess.Popen(cmd, start_new_session=True, **kw)
+    try:
+        return proc.wait()
+    except BaseException:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        raise
 
 
 def _q(p) -> str:
