@@ -282,3 +282,24 @@ def test_share_bench_loads_its_kernels_before_timing(monkeypatch, tmp_path):
     bc.bench_share(2, 1, tmpdir=tmp_path, threads=1)
     first = log.index("share yes")
     assert first < log.index("timing"), log
+
+
+# ----------------------------------------------------------------------------- bench guest
+def test_bench_guest_prints_each_kernel_against_its_twin(capsys):
+    """The slow twins' rates were printed as rows of their own, no ratio: a baseline the reader
+    had to pair and divide."""
+    import re
+
+    from pagecore.bench.guest import main
+
+    assert main(["--refs", "300000", "--ios", "20000", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    rate = {
+        m[1].strip(): (float(m[2]), m[3]) for m in re.finditer(r"^(.{45}) +(\d+\.\d+)(?: +(\d+\.\d+))?$", out, re.M)
+    }
+    for kernel, twin in (
+        ("guest LRU + host paging 64 MB", "slow twin: OrderedDict LRU + host paging"),
+        ("I/O remap (cost_benefit, 128 low pages)", "slow twin: brute-force copy count"),
+    ):
+        assert rate[kernel][1] is not None, out
+        assert float(rate[kernel][1]) == pytest.approx(rate[kernel][0] / rate[twin][0], rel=0.05, abs=0.1), out
