@@ -303,3 +303,20 @@ def test_bench_guest_prints_each_kernel_against_its_twin(capsys):
     ):
         assert rate[kernel][1] is not None, out
         assert float(rate[kernel][1]) == pytest.approx(rate[kernel][0] / rate[twin][0], rel=0.05, abs=0.1), out
+
+
+# ----------------------------------------------------------------------------- bench sim
+def test_bench_sim_times_the_jobs_path_beside_reading_its_trace(capsys, tmp_path):
+    """``bench sim`` replayed the scenario from batches in memory: the job (sim_replay.py) reads
+    its trace file first (a third of its time for Figure 8), and no baseline was measured."""
+    import re
+
+    from pagecore.bench.sim import main
+
+    assert main(["--events", "20000", "--scenario", "fig08", "--repeat", "1", "--tmpdir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    job = float(re.search(r"the job's path \(read the trace file \+ replay.*?: (\d+\.\d+) s", out)[1])
+    read, ratio = re.search(r"reading the trace file alone \(the baseline\): (\d+\.\d+) s = (\d+\.\d+) x", out).groups()
+    assert float(ratio) == pytest.approx(float(read) / job, abs=0.01), out
+    assert out.count("reading the events alone") == 2, out
+    assert list(tmp_path.iterdir()) == []  # the trace file is gone
