@@ -75,10 +75,10 @@ def _alive(pid_file: Path) -> bool:
 def test_a_failed_start_stops_what_it_started(cluster):
     """slurmctld exiting at once: `start` said so, exit 1, and left munged running."""
     run, d, bin_, link = cluster
-    (bin_ / "slurmctld").write_text("#!/bin/sh\nexit 1\n")
+    (bin_ / "slurmctld").write_text("#!/bin/sh\necho 'slurmctld: fatal: port in use' >&2\nexit 1\n")
     proc = run("start")
     assert proc.returncode == 1
-    assert "slurmctld exited at once" in proc.stderr, proc.stderr
+    assert "slurmctld exited at once: slurmctld: fatal: port in use; see " in proc.stderr, proc.stderr
     assert not _alive(d / "run" / "munged.pid"), "munged left running"
     assert not link.is_symlink(), "the symlink start made is left behind"
 

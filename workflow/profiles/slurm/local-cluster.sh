@@ -142,7 +142,10 @@ launch() {  # launch NAME CMD...: start in the foreground mode under nohup, reco
     echo $! >"$DIR/run/$name.pid"
     STARTED+=("$name")
     sleep 1
-    live_pid "$name" >/dev/null || die "$name exited at once; see $DIR/log/$name.out and $DIR/log/$name.log"
+    if ! live_pid "$name" >/dev/null; then
+        # its last words (a port in use: "fatal: slurm_init_msg_engine_port error Address already in use")
+        die "$name exited at once: $(tail -n 1 "$DIR/log/$name.out" 2>/dev/null || true); see $DIR/log/$name.out and $DIR/log/$name.log"
+    fi
     echo "local-cluster: started $name (PID $(cat "$DIR/run/$name.pid"))"
 }
 
