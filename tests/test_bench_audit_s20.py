@@ -320,3 +320,16 @@ def test_bench_sim_times_the_jobs_path_beside_reading_its_trace(capsys, tmp_path
     assert float(ratio) == pytest.approx(float(read) / job, abs=0.01), out
     assert out.count("reading the events alone") == 2, out
     assert list(tmp_path.iterdir()) == []  # the trace file is gone
+
+
+def test_bench_compress_divides_only_lz4_by_liblz4(tmp_path, capsys):
+    """``--algorithm zstd`` printed "compress per core / liblz4": zstd's rate over lz4's."""
+    from pagecore.bench.compress import main
+
+    raw = tmp_path / "g.raw"
+    _guest().tofile(raw)
+    assert main(["--real", str(raw), "--vms", "0", "--no-cli", "--repeat", "1", "--algorithm", "zstd"]) == 0
+    out = capsys.readouterr().out
+    assert "liblz4 =" not in out and "no same-run baseline for zstd" in out, out
+    assert main(["--real", str(raw), "--vms", "0", "--no-cli", "--repeat", "1"]) == 0
+    assert "compress per core / liblz4 = " in capsys.readouterr().out
