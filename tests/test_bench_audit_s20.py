@@ -169,7 +169,8 @@ def test_whole_process_says_loudly_when_the_dump_was_not_all_cached(capsys):
     from pagecore.bench.wholeproc import print_whole_process
 
     r = {"size": 1 << 30, "resident": 0.983, "resident_after": 1.0, "cat": (0.1, 0.1), "hash": (0.2, 0.2)}
-    r.update({k: (0.05, 0.05) for k in ("tiny", "startup", "python", "parquet_1m")})
+    r.update({k: (0.05, 0.05) for k in ("tiny", "startup", "python", "parquet_1m", "imports")})
+    r.update(imports_s=0.04, first_call_s=0.002)
     print_whole_process(r, 1)
     out, err = capsys.readouterr()
     assert "NOT all in the page cache (98.3% at the lowest)" in out and "not valid" in out, out
@@ -333,3 +334,23 @@ def test_bench_compress_divides_only_lz4_by_liblz4(tmp_path, capsys):
     assert "liblz4 =" not in out and "no same-run baseline for zstd" in out, out
     assert main(["--real", str(raw), "--vms", "0", "--no-cli", "--repeat", "1"]) == 0
     assert "compress per core / liblz4 = " in capsys.readouterr().out
+
+
+def test_whole_process_reports_imports_and_the_kernel_load_apart(capsys):
+    """Issue 18 asks for the fixed cost's parts apart (start-up, Numba dispatch, Parquet of 1 M
+    rows): the imports and the kernel's first call were one row with the 1-page run's own work."""
+    import os
+    from pathlib import Path
+
+    from pagecore.bench.wholeproc import child_env, imports_and_kernel, print_whole_process
+
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**child_env(), "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    imports, first = imports_and_kernel(env, 1)
+    assert 0 < imports < 60 and -1 < first < 60
+    r = {"size": 1 << 20, "resident": 1.0, "resident_after": 1.0, "cat": (0.1, 0.1), "hash": (0.2, 0.2)}
+    r.update({k: (0.05, 0.05) for k in ("tiny", "startup", "python", "parquet_1m", "imports")})
+    r.update(imports_s=imports, first_call_s=first)
+    print_whole_process(r, 1)
+    out = capsys.readouterr().out
+    assert "hash's imports + first hash call" in out and f"{imports:8.3f}" in out and f"{first:8.3f}" in out, out
