@@ -373,3 +373,16 @@ def test_bench_scan_times_the_ksm_commands_path(capsys, tmp_path):
     )
     assert m, out
     assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- bench ingest
+def test_bench_ingest_takes_threads_as_pagecore_hash_does(capsys, tmp_path):
+    """``--threads 1000`` on 2 cores printed "1000 threads" and ran the decoders' baselines on a
+    pool of 1000 threads while the hash ran on the cores it has."""
+    from pagecore._jit import max_threads
+    from pagecore.bench.ingest import main
+
+    assert main(["--mib", "1", "--repeat", "1", "--threads", "1000", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f", {max_threads()} threads," in out.splitlines()[0], out
+    assert list(tmp_path.iterdir()) == []

@@ -87,7 +87,7 @@ import numpy as np
 from pagecore import PAGE_SIZE
 from pagecore._argtypes import int_at_least, nonneg_int, positive_int
 from pagecore._defaults import DEFAULT_CHUNK_PAGES, MAX_CHUNK_PAGES
-from pagecore._jit import max_threads
+from pagecore._jit import resolve_threads
 from pagecore.bench import paired_ratio, timed
 from pagecore.bench.wholeproc import resident_fraction
 
@@ -310,7 +310,8 @@ def bench_ingest(
     See the module docstring."""
     from pagecore.pages.hashing import hash_pages
 
-    threads = threads or max_threads()
+    # as pagecore hash takes --threads: at most the cores ("--threads 1000" printed "1000 threads")
+    threads = resolve_threads(threads)
     npages = mib * (1 << 20) // PAGE_SIZE
     pages = guest_like_pages(npages)
     nbytes = pages.nbytes
