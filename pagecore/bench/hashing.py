@@ -75,7 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         argv = argv[1:]
     p = argparse.ArgumentParser(prog="pagecore bench hash", description=__doc__.split("\n\n")[0])
     p.add_argument("--mib", type=positive_int, default=512, help="buffer size in MiB (default 512; larger than caches)")
-    p.add_argument("--repeat", type=positive_int, default=5, help="repetitions; the best is reported (default 5)")
+    p.add_argument(
+        "--repeat",
+        type=positive_int,
+        default=5,
+        help="repetitions; the best is reported (default 5; at most 3 with --whole-process, which says so)",
+    )
     p.add_argument(
         "--whole-process",
         metavar="SIZE",
