@@ -112,3 +112,70 @@ def test_report_of_a_run_with_compilations():
     assert "   2.50 CPU-s    2 times   m.a" in text  # by kernel, over processes
     assert "6 s to Snakemake's first job" in text and "134 s of jobs" in text
     assert "under 150 s: NOT met" in text
+
+
+def test_output_and_work_directories_are_checked_before_any_run(tmp_path, capsys):
+    """``--json /missing/x.json`` failed only after every run (minutes each, results lost);
+    ``--workdir`` missing was a traceback from mkdtemp."""
+    repo = _fake_repo(tmp_path / "repo", "true")
+    work = tmp_path / "work"
+    work.mkdir()
+    for args, want in (
+        (["--json", str(tmp_path / "missing" / "x.json")], "--json "),
+        (["--json", str(work)], "--json: "),
+        (["--workdir", str(tmp_path / "nowhere")], "--workdir "),
+    ):
+        argv = ["--repo", str(repo), "--workdir", str(work), *args]
+        assert qs.main(argv) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith(f"pagecore bench quickstart: {want}") and err.count("\n") == 1, err
+        assert list(work.iterdir()) == []
+
+
+def test_an_interrupted_run_stops_every_process_of_its_steps(tmp_path):
+    """Ctrl-C or SIGTERM killed the shell running the steps; what it had started (pip, Snakemake)
+    ran on in the clone being removed."""
+    import os
+    import signal
+    import time
+
+    pidfile = tmp_path / "pid"
+    repo = _fake_repo(tmp_path / "repo", f"true && sh -c 'echo $$ > {pidfile}; exec sleep 60'")
+    work = tmp_path / "work"
+    work.mkdir()
+
+    def interrupt(signum, frame):  # once the step's sleep runs (cloning may be slow on a loaded host)
+        if not (pidfile.exists() and pidfile.read_text().strip()):
+            signal.setitimer(signal.ITIMER_REAL, 0.2)
+            return
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    pid = None
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(KeyboardInterrupt):
+            qs.run_one(repo, "HEAD", work, log=lambda m: None)
+        pid = int(pidfile.read_text())
+        for _ in range(50):  # the group was killed; its sleep is reaped by init soon after
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            try:
+                if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+                    break
+            except FileNotFoundError:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the step's process runs on")
+        assert list(work.iterdir()) == []
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -47,6 +47,67 @@ def whole_number(low: int = 1):
     return parse
 
 
+def mem_available() -> int:
+    """Bytes of memory available to a new process now (``MemAvailable`` in ``/proc/meminfo``;
+    unbounded where that cannot be read)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        pass
+    return 1 << 62
+
+
+def _size(b: float) -> str:
+    return f"{b / 2**30:,.1f} GiB" if b >= 2**30 else f"{b / 2**20:,.1f} MiB"
+
+
+def check_memory(need: float, what: str, fix: str, available: int | None = None) -> None:
+    """Refuse in one line, before anything is made, a run that needs about ``need`` bytes of
+    memory when less is available: it was a misleading "use smaller --chunk-pages" line after
+    minutes of work, or the kernel's OOM killer on a machine shared with others."""
+    from pagecore.errors import PagecoreError
+
+    avail = mem_available() if available is None else available
+    if need > avail:
+        raise PagecoreError(f"{what} needs about {_size(need)} of memory; {_size(avail)} is available; {fix}")
+
+
+def check_dir(option: str, path) -> str:
+    """``path`` (given as ``option``; None: the system's temporary directory) as an existing
+    directory, or one line naming the option."""
+    import os
+    import tempfile
+
+    from pagecore.errors import PagecoreError
+
+    if path is None:
+        return tempfile.gettempdir()
+    if not os.path.exists(path):
+        raise PagecoreError(f"{option} {path}: no such directory; create it or give another one")
+    if not os.path.isdir(path):
+        raise PagecoreError(f"{option} {path}: not a directory; give a directory for the scratch files")
+    return os.fspath(path)
+
+
+def check_disk(directory, need: float, what: str, fix: str, free: int | None = None) -> None:
+    """Refuse in one line, before writing, scratch files of about ``need`` bytes that do not fit
+    in ``directory``'s file system (they filled the disk, for everyone on it, before failing)."""
+    import shutil
+
+    from pagecore.errors import PagecoreError
+
+    if free is None:
+        try:
+            free = shutil.disk_usage(directory).free
+        except OSError:  # cannot tell: writing says so if it fails
+            return
+    if need > free:
+        raise PagecoreError(f"{what} needs about {_size(need)} in {directory}; {_size(free)} is free there; {fix}")
+
+
 def best_of(fn, repeat: int) -> float:
     """The shortest wall time in seconds of ``repeat`` calls of ``fn()``."""
     best = float("inf")
@@ -93,5 +154,12 @@ def paired_ratio(base_rounds, rounds) -> tuple[float, float]:
 
 def run(what: str, argv: list[str]) -> int:
     """Run benchmark ``what`` with its command-line arguments ``argv``."""
+    from pagecore.errors import PagecoreError
+
     module, pre = BENCHMARKS[what]
-    return importlib.import_module(module).main([*pre, *argv])
+    try:
+        return importlib.import_module(module).main([*pre, *argv])
+    except MemoryError:  # the command's own line names --chunk-pages, which no benchmark takes
+        raise PagecoreError(
+            f"out of memory; run `pagecore bench {what}` at a smaller size (`pagecore bench {what} --help`)"
+        ) from None

@@ -83,16 +83,36 @@ def run_compress(inputs, algorithm, threads) -> tuple[float, int, object, float,
     return t2 - t0, nbytes, ps, c2 - c0, stages
 
 
-def distinct_nonzero_pages(inputs, frame) -> np.ndarray:
-    """The pages of the distinct non-zero contents of ``frame`` (read back from the raw inputs)."""
-    f = frame[~frame["zero"].to_numpy()]
-    first = ~f.duplicated(subset=["hash"]).to_numpy()
-    f = f[first]
-    out = []
+def _vm_names(inputs) -> list[str]:
+    """The VM name ``compress`` gives each dump among ``inputs`` (its file name, or its whole path
+    when an earlier input has that name: :func:`pagecore.experiments.compression.collect`)."""
+    names: list[str] = []
     for inp in inputs:
-        sel = f[f["vm"].astype(str) == Path(inp).name]
-        mm = np.memmap(inp, np.uint8, mode="r").reshape(-1, PAGE_SIZE)
-        out.append(np.asarray(mm[sel["gpfn"].to_numpy(np.int64)]))
+        name = Path(inp).name
+        names.append(name if name not in names else str(inp))
+    return names
+
+
+def distinct_nonzero_pages(inputs, frame) -> np.ndarray:
+    """The pages of the distinct non-zero contents of ``frame``, read back from the dumps among
+    ``inputs`` through their readers (any format ``compress`` reads: mapping the file as a raw
+    image was a NumPy traceback on an ELF dump, and the wrong pages on one whose size happens to
+    be whole pages)."""
+    from pagecore.dumps import open_dump
+
+    f = frame[~frame["zero"].to_numpy()]
+    f = f[~f.duplicated(subset=["hash"]).to_numpy()]
+    vms = f["vm"].astype(str).to_numpy()
+    out = []
+    for inp, name in zip(inputs, _vm_names(inputs), strict=True):
+        want = np.unique(f["gpfn"].to_numpy(np.uint64)[vms == name])
+        if not len(want):
+            continue
+        with open_dump(inp) as reader:
+            for chunk in reader:
+                keep = np.isin(chunk.gpfn, want)
+                if keep.any():
+                    out.append(np.array(chunk.pages[keep]))
     return np.ascontiguousarray(np.vstack(out)) if out else np.zeros((0, PAGE_SIZE), np.uint8)
 
 
@@ -232,7 +252,9 @@ def bench(name, inputs, algorithm, threads, repeat: int = 3, cli: bool = True, r
     (wall, nbytes, ps, cpu, stages), load = best
     pages = distinct_nonzero_pages(inputs, ps.frame)
     with realtime(rt):
-        base = baseline_rates(pages) if len(pages) else {}
+        # liblz4 is lz4's baseline only: compress --algorithm zstd divided by liblz4's rate was
+        # printed as "compress per core / liblz4", a ratio of two different algorithms
+        base = baseline_rates(pages) if len(pages) and algorithm == "lz4" else {}
     row = {
         "input": name,
         "pages": int(ps.stats.pages),
@@ -262,6 +284,19 @@ def bench(name, inputs, algorithm, threads, repeat: int = 3, cli: bool = True, r
     return row
 
 
+def check_compress_disk(vms: int, real=None, free: int | None = None) -> None:
+    """Refuse in one line, before writing, Figure 4 guests (and the shipped dump, unpacked) that
+    do not fit in the system's temporary directory (``--vms 100000`` wrote until the disk was full)."""
+    import yaml
+
+    from pagecore.bench import check_disk
+
+    mem_mb = yaml.safe_load((REPO / "workflow" / "config" / "config.yaml").read_text())["synth"]["fig04"]["mem_mb"]
+    need = vms * mem_mb * (1 << 20) + (0 if real else 64 << 20)
+    fix = "give fewer --vms (or set TMPDIR to another directory)"
+    check_disk(tempfile.gettempdir(), need, f"bench compress --vms {vms}", fix, free)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="pagecore bench compress", description=__doc__.splitlines()[0])
     ap.add_argument("--vms", type=nonneg_int, default=10, help="Figure 4 guests (default 10, the paper's maximum)")
@@ -284,6 +319,15 @@ def main(argv=None) -> int:
         help="also time one fresh `pagecore compress` process per input (default: on)",
     )
     args = ap.parse_args(argv)
+    if args.real is not None:
+        from pagecore._util import is_page_table
+
+        if os.path.isfile(args.real) and is_page_table(args.real):
+            ap.error(
+                f"argument --real: {args.real} is a page table; give the memory dump it was hashed from "
+                "(the liblz4 baseline compresses the dump's pages)"
+            )
+    check_compress_disk(args.vms, args.real)
     rows = []
     with tempfile.TemporaryDirectory(prefix="pagecore-bench-compress-") as tmp:
         tmp = Path(tmp)
@@ -320,6 +364,8 @@ def main(argv=None) -> int:
                 f"({r['cli_reported_gb_s_per_core']:.2f} GB/s per core) from after its imports "
                 "(first calls of the compiled kernels included)"
             )
+        if args.algorithm != "lz4":
+            print(f"  no same-run baseline for {args.algorithm}: liblz4 and the kernel port are lz4's")
         if r.get("liblz4_gb_s_1thread"):
             print(
                 f"  lz4 on the distinct non-zero pages, 1 thread: liblz4 {r['liblz4_gb_s_1thread']:.2f} GB/s, "

@@ -32,6 +32,10 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=positive_int, default=3, help="best of N runs (default 3)")
     ap.add_argument("--no-twins", action="store_true", help="skip the slow-twin baseline")
     a = ap.parse_args(argv)
+    from pagecore.bench import check_memory
+
+    # the traces and the kernels' state: tens of bytes a reference or I/O
+    check_memory(48 * (a.refs + a.ios), f"bench guest --refs {a.refs:,} --ios {a.ios:,}", "give fewer --refs or --ios")
     pages, write = dbench_trace(refs=a.refs, mb_per_client=6.5, popularity_power=2.0)
     cap = 50_000
     refs = pages.size  # the trace's own length: the rate is of the references replayed
@@ -66,9 +70,26 @@ def main(argv=None) -> int:
         m = min(200_000, io.size)
         s = best_of(lambda: io_copies(io[:m], high, 8, 0, "cost_benefit"), 1)
         rows.append(("slow twin: brute-force copy count", m / s))
-    for label, rate in rows:
-        print(f"{label:45s} {rate / 1e6:8.2f} M references/s")
+    print(format_rows(rows))
     return 0
+
+
+#: Each kernel's row and the row of its slow twin, the baseline it is divided by.
+TWIN_OF = {
+    "guest LRU + host paging 64 MB": "slow twin: OrderedDict LRU + host paging",
+    "I/O remap (cost_benefit, 128 low pages)": "slow twin: brute-force copy count",
+}
+
+
+def format_rows(rows: list[tuple[str, float]]) -> str:
+    """The table: each rate, and each kernel's ratio to its slow twin measured in the same run
+    (printed beside each other before, the ratio left to the reader)."""
+    rates = dict(rows)
+    lines = [f"{'':45s} {'M refs/s':>8}  x slow twin (same run)"]
+    for label, rate in rows:
+        twin = rates.get(TWIN_OF.get(label, ""))
+        lines.append(f"{label:45s} {rate / 1e6:8.2f}" + (f"  {rate / twin:8.1f}" if twin else ""))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

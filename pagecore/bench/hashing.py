@@ -17,7 +17,7 @@ import numpy as np
 from pagecore import PAGE_SIZE
 from pagecore._argtypes import positive_int
 from pagecore._jit import max_threads
-from pagecore.bench import best_of
+from pagecore.bench import best_of, check_memory
 
 
 def bench_hash(mib: int = 512, repeat: int = 5, seed: int = 0) -> dict[str, float]:
@@ -75,7 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         argv = argv[1:]
     p = argparse.ArgumentParser(prog="pagecore bench hash", description=__doc__.split("\n\n")[0])
     p.add_argument("--mib", type=positive_int, default=512, help="buffer size in MiB (default 512; larger than caches)")
-    p.add_argument("--repeat", type=positive_int, default=5, help="repetitions; the best is reported (default 5)")
+    p.add_argument(
+        "--repeat",
+        type=positive_int,
+        default=5,
+        help="repetitions; the best is reported (default 5; at most 3 with --whole-process, which says so)",
+    )
     p.add_argument(
         "--whole-process",
         metavar="SIZE",
@@ -86,11 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tmpdir", default=None, help="where --whole-process writes its dump (default: system temp)")
     args = p.parse_args(argv)
     if args.whole_process:
-        from pagecore.bench.wholeproc import bench_whole_process, print_whole_process
+        from pagecore.bench.wholeproc import bench_whole_process, check_whole_process, print_whole_process
 
+        tmpdir = check_whole_process(args.whole_process, args.tmpdir)
         repeat = min(args.repeat, 3)
-        print_whole_process(bench_whole_process(args.whole_process, repeat, args.tmpdir), repeat)
+        print_whole_process(bench_whole_process(args.whole_process, repeat, tmpdir), repeat)
         return 0
+    if args.tmpdir is not None:
+        p.error("argument --tmpdir: only --whole-process writes a dump; give it with --whole-process SIZE")
+    # the pages, and as much again at most while NumPy makes them
+    check_memory(2 * args.mib * (1 << 20), f"bench hash --mib {args.mib}", "give a smaller --mib")
     res = bench_hash(args.mib, args.repeat)
     print(format_hash_result(res, args.mib, args.repeat))
     return 0

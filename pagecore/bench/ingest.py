@@ -87,7 +87,7 @@ import numpy as np
 from pagecore import PAGE_SIZE
 from pagecore._argtypes import int_at_least, nonneg_int, positive_int
 from pagecore._defaults import DEFAULT_CHUNK_PAGES, MAX_CHUNK_PAGES
-from pagecore._jit import max_threads
+from pagecore._jit import resolve_threads
 from pagecore.bench import paired_ratio, timed
 from pagecore.bench.wholeproc import resident_fraction
 
@@ -280,6 +280,22 @@ def _kernel_measures(blobs: list[bytes], decode, name: str, threads: int, pool) 
     return {f"{name} 1T": lambda: decode(buf, offs, sizes, idx, out, status), f"{name} {threads}T": parallel}
 
 
+def check_ingest(mib: int, workdir=None, available: int | None = None, free: int | None = None) -> str:
+    """Refuse in one line, before anything is made, a scratch directory (``--dir``) that is not
+    one, dump files that do not fit in it (about 6 x the image: raw, ELF and LiME whole, five
+    kdump files) and a run that does not fit in memory (the process peaks at about 10 x the image
+    with its codec baselines, measured at 64 MiB, and the files must stay in the page cache).
+    Returns the directory."""
+    from pagecore.bench import check_dir, check_disk, check_memory
+
+    d = check_dir("--dir", workdir)
+    size = mib * (1 << 20)
+    what = f"bench ingest --mib {mib}"
+    check_disk(d, 6 * size, what, "give a smaller --mib or another --dir", free)
+    check_memory(16 * size + (256 << 20), what, "give a smaller --mib", available)
+    return d
+
+
 def bench_ingest(
     mib: int = 256,
     repeat: int = 3,
@@ -294,7 +310,8 @@ def bench_ingest(
     See the module docstring."""
     from pagecore.pages.hashing import hash_pages
 
-    threads = threads or max_threads()
+    # as pagecore hash takes --threads: at most the cores ("--threads 1000" printed "1000 threads")
+    threads = resolve_threads(threads)
     npages = mib * (1 << 20) // PAGE_SIZE
     pages = guest_like_pages(npages)
     nbytes = pages.nbytes
@@ -437,6 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         "(small folios: shows what mapping a freshly written dump costs)",
     )
     args = p.parse_args(argv)
+    check_ingest(args.mib, args.dir)
     res = bench_ingest(args.mib, args.repeat, args.threads or None, args.chunk_pages, args.dir, not args.as_written)
     threads = res.pop("_threads")
     sizes = res.pop("_file_mb")

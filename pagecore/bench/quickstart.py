@@ -169,9 +169,7 @@ def run_one(repo: Path, rev: str, workdir: Path | None = None, keep: bool = Fals
         speed = host_speed()
         log(f"{commit}: running Quick start line 1 in {clone} (empty HOME) ...")
         with open(out, "w") as f:
-            rc = subprocess.run(
-                ["bash", "-c", "\n".join(script)], env=env, stdout=f, stderr=subprocess.STDOUT
-            ).returncode
+            rc = _run_group(["bash", "-c", "\n".join(script)], env=env, stdout=f, stderr=subprocess.STDOUT)
         text = out.read_text(errors="replace")
         if rc != 0:
             raise RuntimeError(f"{commit}: Quick start line 1 failed (exit {rc}); its log ends:\n" + text[-3000:])
@@ -198,6 +196,24 @@ def run_one(repo: Path, rev: str, workdir: Path | None = None, keep: bool = Fals
             log(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run_group(cmd: list[str], **kw) -> int:
+    """Run ``cmd`` in a process group of its own and return its exit status; interrupted
+    (Ctrl-C, SIGTERM), the whole group is killed before the exception goes on: killing the shell
+    alone left its pip or Snakemake running on in the clone being removed."""
+    import signal
+
+    proc = subprocess.Popen(cmd, start_new_session=True, **kw)
+    try:
+        return proc.wait()
+    except BaseException:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        raise
 
 
 def _q(p) -> str:
@@ -242,6 +258,23 @@ def format_run(r: dict, top: int = 10) -> str:
 
 
 # ----------------------------------------------------------------------------- command line
+def _where_problem(workdir: Path | None, json_path: Path | None) -> str | None:
+    """Why ``--workdir`` or ``--json`` cannot be used (one line), or None."""
+    from pagecore._util import check_output
+    from pagecore.errors import PagecoreError
+
+    if workdir is not None and not workdir.is_dir():
+        return f"--workdir {workdir}: {'not a directory' if workdir.exists() else 'no such directory'}"
+    if json_path is not None:
+        try:
+            check_output(json_path)
+        except PagecoreError as e:
+            return f"--json: {e}"
+        if not json_path.resolve().parent.is_dir():
+            return f"--json {json_path}: {json_path.parent} is not a directory; create it or name another file"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="pagecore bench quickstart",
@@ -269,6 +302,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if shutil.which("git") is None:
         print("pagecore bench quickstart: needs git", file=sys.stderr)
+        return 2
+    # checked before minutes of runs: a --json in a missing directory failed after all of them
+    problem = _where_problem(a.workdir, a.json)
+    if problem:
+        print(f"pagecore bench quickstart: {problem}", file=sys.stderr)
         return 2
     runs = []
     for rev in a.rev or ["HEAD"]:

@@ -17,12 +17,14 @@
 # finds the configuration at SLURM's default path. No systemd unit is used: the daemons are
 # started in the foreground mode under nohup, and their PIDs, as started, are recorded in
 # $PAGECORE_SLURM_DIR/run/*.pid.
-# Every subcommand is idempotent: `start` on a running cluster only checks it, `stop` on a
-# stopped one does nothing.
+# Every subcommand is idempotent: `start` on a running cluster only checks it (and refuses
+# settings other than those it runs with: stop it first), `stop` on a stopped one does nothing.
+# A `start` that fails stops the daemons it started itself and removes the symlink it made.
 #
 # Knobs (environment): PAGECORE_SLURM_DIR, PAGECORE_SLURM_CPUS (default 2),
 # PAGECORE_SLURM_MEM_MB (RealMemory, default 4096), PAGECORE_SLURM_PORT (slurmctld port,
-# default 6817; slurmd uses the next one), PAGECORE_SLURM_MIN_JOB_AGE (default 600 s).
+# default 6817; slurmd uses the next one), PAGECORE_SLURM_MIN_JOB_AGE (default 600 s),
+# PAGECORE_SLURM_ETC_CONF (the symlink's path, default /etc/slurm/slurm.conf; tests change it).
 #
 # Job status: no slurmdbd. sacct therefore has no database to ask, and the plugin is run with
 # `--slurm-status-command squeue`; squeue only sees a finished job for MinJobAge seconds, so
@@ -36,9 +38,11 @@ PORT=${PAGECORE_SLURM_PORT:-6817}
 MIN_JOB_AGE=${PAGECORE_SLURM_MIN_JOB_AGE:-600}
 NODE=$(hostname -s)
 CONF=$DIR/etc/slurm.conf
-ETC_CONF=/etc/slurm/slurm.conf
+ETC_CONF=${PAGECORE_SLURM_ETC_CONF:-/etc/slurm/slurm.conf}
 SOCKET=$DIR/munge/munge.socket
 DAEMONS=(munged slurmctld slurmd)
+STARTED=()  # daemons this `start` launched (stopped again if it fails)
+LINKED=0    # whether this `start` made the $ETC_CONF symlink
 
 die() { echo "local-cluster: $*" >&2; exit 1; }
 
@@ -105,6 +109,14 @@ SlurmdTimeout=60
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
 PartitionName=pagecore Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
+    if [ -s "$CONF" ] && ! cmp -s "$tmp" "$CONF" && { live_pid slurmctld >/dev/null || live_pid slurmd >/dev/null; }; then
+        # the daemons run with the file as it is: rewriting it under them made `start` report the
+        # new settings (RealMemory=8000) of a node that still had the old ones (4096)
+        local diff
+        diff=$(diff "$CONF" "$tmp" | grep '^[<>]' | tr '\n' ' ' || true)
+        rm -f "$tmp"
+        die "the running cluster has other settings than these ($diff); run '$0 stop' first to change them"
+    fi
     mv "$tmp" "$CONF"
 }
 
@@ -128,26 +140,49 @@ launch() {  # launch NAME CMD...: start in the foreground mode under nohup, reco
     fi
     nohup "$@" >>"$DIR/log/$name.out" 2>&1 </dev/null &
     echo $! >"$DIR/run/$name.pid"
+    STARTED+=("$name")
     sleep 1
-    live_pid "$name" >/dev/null || die "$name exited at once; see $DIR/log/$name.out and $DIR/log/$name.log"
+    if ! live_pid "$name" >/dev/null; then
+        # its last words (a port in use: "fatal: slurm_init_msg_engine_port error Address already in use")
+        die "$name exited at once: $(tail -n 1 "$DIR/log/$name.out" 2>/dev/null || true); see $DIR/log/$name.out and $DIR/log/$name.log"
+    fi
     echo "local-cluster: started $name (PID $(cat "$DIR/run/$name.pid"))"
+}
+
+# on a failed `start`: stop what it started (a refusal left munged running before)
+undo_start() {
+    local rc=$? i
+    [ "$rc" = 0 ] && return
+    for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
+        stop_daemon "${STARTED[i]}" >/dev/null || true
+    done
+    if [ "$LINKED" = 1 ] && [ -L "$ETC_CONF" ] && [ "$(readlink "$ETC_CONF")" = "$CONF" ]; then
+        rm -f "$ETC_CONF"
+    fi
+    [ ${#STARTED[@]} = 0 ] || echo "local-cluster: stopped what this start had started (${STARTED[*]})" >&2
 }
 
 cmd_start() {
     need_root
     installed || die "SLURM is not installed: run '$0 install' (apt-get install slurm-wlm munge)"
+    # checked before anything starts
+    if [ -L "$ETC_CONF" ] && [ "$(readlink "$ETC_CONF")" = "$CONF" ]; then
+        :
+    elif [ -L "$ETC_CONF" ]; then
+        die "$ETC_CONF is a symlink to $(readlink "$ETC_CONF"), not to $CONF: another SLURM (or another PAGECORE_SLURM_DIR) uses it; stop that one first"
+    elif [ -e "$ETC_CONF" ]; then
+        die "$ETC_CONF exists and is not ours: this machine has its own SLURM; use it instead"
+    fi
+    trap undo_start EXIT
     write_configs
     launch munged munged --foreground --force --key-file="$DIR/munge/munge.key" --socket="$SOCKET" \
         --pid-file="$DIR/run/munged.daemon.pid" --log-file="$DIR/log/munged.log" --seed-file="$DIR/munge/munged.seed"
     for _ in $(seq 20); do [ -S "$SOCKET" ] && break; sleep 0.5; done
     [ -S "$SOCKET" ] || die "munged did not create $SOCKET; see $DIR/log/munged.log"
-    if [ -L "$ETC_CONF" ] && [ "$(readlink "$ETC_CONF")" = "$CONF" ]; then
-        :
-    elif [ -e "$ETC_CONF" ] || [ -L "$ETC_CONF" ]; then
-        die "$ETC_CONF exists and is not ours: this machine has its own SLURM; use it instead"
-    else
+    if ! [ -L "$ETC_CONF" ]; then
         mkdir -p "$(dirname "$ETC_CONF")"
         ln -s "$CONF" "$ETC_CONF"
+        LINKED=1
     fi
     export SLURM_CONF=$CONF
     launch slurmctld slurmctld -D -f "$CONF"
@@ -163,25 +198,36 @@ cmd_start() {
         idle* | mix* | alloc*) ;;
         *) die "node $NODE is '$state', not idle, after 60 s; see $DIR/log/slurmctld.log and slurmd.log" ;;
     esac
-    echo "local-cluster: up; node $NODE $state, CPUs=$CPUS RealMemory=$MEM_MB MinJobAge=$MIN_JOB_AGE"
+    trap - EXIT
+    # what the node runs with, as slurmctld sees it (not what this call was asked for)
+    local have
+    have=$(sinfo -h -N -o 'CPUs=%c RealMemory=%m' 2>/dev/null | head -1 || true)
+    echo "local-cluster: up; node $NODE $state, $have MinJobAge=$MIN_JOB_AGE"
     echo "export SLURM_CONF=$CONF"
+}
+
+stop_daemon() {  # stop_daemon NAME: stop the daemon `start` recorded, if it still runs
+    local name=$1 pid rc=1
+    if pid=$(live_pid "$name"); then
+        kill "$pid"
+        for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -9 "$pid"
+        fi
+        echo "local-cluster: stopped $name (PID $pid)"
+        rc=0
+    fi
+    rm -f "$DIR/run/$name.pid"
+    return $rc
 }
 
 cmd_stop() {
     local pid any=0
     # reverse order: slurmd, slurmctld, munged
     for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
-        local name=${DAEMONS[i]}
-        if pid=$(live_pid "$name"); then
-            kill "$pid"
-            for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-            if kill -0 "$pid" 2>/dev/null; then
-                kill -9 "$pid"
-            fi
-            echo "local-cluster: stopped $name (PID $pid)"
+        if stop_daemon "${DAEMONS[i]}"; then
             any=1
         fi
-        rm -f "$DIR/run/$name.pid"
     done
     if [ -L "$ETC_CONF" ] && [ "$(readlink "$ETC_CONF")" = "$CONF" ]; then
         rm -f "$ETC_CONF"
