@@ -54,5 +54,17 @@ class InputError(PagecoreError, ValueError):
         return "; ".join(parts)
 
 
+def not_a_file(path, what: str, hint: str | None = None, where: str = "") -> InputError:
+    """The error for an input ``path`` that is not a regular file: "no such <what>" when nothing
+    is there, "is a directory, not a <what>" for a directory (it said "no such page table"
+    for a directory that plainly exists), "is not a regular file" for a device or a FIFO.
+    ``where`` follows the problem (e.g. " (host VM #2)")."""
+    if os.path.isdir(path):
+        return InputError(path, f"is a directory, not a {what}{where}", hint=f"name a {what} inside it")
+    if os.path.lexists(path):
+        return InputError(path, f"is not a regular file, so not a {what}{where}", hint=hint)
+    return InputError(path, f"no such {what}{where}", hint=hint)
+
+
 class ConfigError(PagecoreError, ValueError):
     """An invalid configuration value; the message names the key."""

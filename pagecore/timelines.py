@@ -71,7 +71,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pagecore._util import atomic_path
-from pagecore.errors import InputError
+from pagecore.errors import InputError, not_a_file
 
 _D = pa.dictionary(pa.int32(), pa.string())
 _F = pa.float64()
@@ -200,7 +200,7 @@ def write_timeline(path: str | os.PathLike, df: pd.DataFrame, kind: str, provena
 def read_timeline(path: str | os.PathLike, kind: str) -> pd.DataFrame:
     """Read a timeline written by :func:`write_timeline`, checking its columns and types."""
     if not os.path.isfile(path):
-        raise InputError(path, f"no such {kind} timeline", hint="run the simulation rule first")
+        raise not_a_file(path, f"{kind} timeline", hint="run the simulation rule first")
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:

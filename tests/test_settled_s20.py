@@ -137,3 +137,34 @@ def test_an_interrupt_after_an_output_was_renamed_names_it(tmp_path, monkeypatch
     monkeypatch.setattr(cli, "build_parser", _parser_running(before_any))
     assert cli.main(["anything"]) == 130
     assert "no output written" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, what",
+    [
+        (["share", "{d}"], "page table"),
+        (["ksm", "{d}"], "page table"),
+        (["compress", "{d}"], "memory dump or page table"),
+        (["host", "{d}", "--memory", "1G"], "dump (host VM #1)"),
+    ],
+)
+def test_a_directory_given_as_an_input_is_called_one(tmp_path, argv, what):
+    """A directory named as an input said "no such page table" (or "no such file") though it exists."""
+    import subprocess
+    import sys
+
+    d = tmp_path / "guests"
+    d.mkdir()
+    p = subprocess.run(
+        [sys.executable, "-m", "pagecore", *[a.format(d=d) for a in argv]], capture_output=True, text=True, timeout=300
+    )
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    assert f"is a directory, not a {what}" in p.stderr and "no such" not in p.stderr
+
+
+def test_not_a_file_says_what_is_there(tmp_path):
+    from pagecore.errors import not_a_file
+
+    assert "no such page table" in str(not_a_file(tmp_path / "missing.parquet", "page table"))
+    assert "is a directory, not a page table" in str(not_a_file(tmp_path, "page table"))
+    assert "is not a regular file" in str(not_a_file("/dev/null", "page table"))

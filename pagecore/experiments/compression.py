@@ -19,7 +19,7 @@ import numpy as np
 
 from pagecore import PAGE_SIZE
 from pagecore.dumps import open_dump
-from pagecore.errors import InputError
+from pagecore.errors import InputError, not_a_file
 
 
 @dataclass
@@ -142,7 +142,7 @@ def collect(args: CompressOptions):
     for name in args.inputs:
         path = Path(name)
         if not path.is_file():
-            raise InputError(path, "no such file", hint="pass a memory dump or a page table from `pagecore hash`")
+            raise not_a_file(path, "memory dump or page table", hint="pass one, or hash a dump with `pagecore hash`")
         for key in _guest_keys(path):
             if key in seen:
                 raise InputError(

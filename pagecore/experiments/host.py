@@ -85,7 +85,7 @@ import pandas as pd
 
 from pagecore._defaults import COMPRESS_ALGORITHMS, MAX_VMS
 from pagecore._util import run_tmpdir
-from pagecore.errors import ConfigError, InputError
+from pagecore.errors import ConfigError, InputError, not_a_file
 from pagecore.vocab import HOST_VIEW_COLUMNS, MECHANISMS
 
 PAGE_KIB = 4
@@ -127,7 +127,6 @@ class HostVM:
             self.shares = 10.0 * self.size_mb  # ESX 2.x "normal": 10 shares per MB
         if self.limit_mb is None:
             self.limit_mb = self.size_mb
-
 
 
 #: Most pages of one replicated mix that ``host`` evaluates or emulates: 2^30 pages = 4 TiB of
@@ -425,7 +424,7 @@ def load_vm(entry: dict, index: int, *, tmpdir: str | None = None, show_progress
 
         dump = Path(entry["dump"])
         if not dump.is_file():
-            raise InputError(dump, f"no such dump (host VM #{index + 1})")
+            raise not_a_file(dump, "dump", where=f" (host VM #{index + 1})")
         name = str(entry.get("name") or dump.stem)  # a YAML name: 5 is an int; hash_dump takes text
         source = str(dump)
         with contextlib.ExitStack() as stack:
@@ -439,7 +438,7 @@ def load_vm(entry: dict, index: int, *, tmpdir: str | None = None, show_progress
     else:
         path = Path(entry["pages"])
         if not path.is_file():
-            raise InputError(path, f"no such page table (host VM #{index + 1})")
+            raise not_a_file(path, "page table", where=f" (host VM #{index + 1})")
         source = str(path)
         frame, meta = _read_vm_table(path)
     frame["vm"] = frame["vm"].astype(str)

@@ -42,7 +42,7 @@ import pyarrow as pa
 
 from pagecore import __version__
 from pagecore._util import atomic_path, is_page_table
-from pagecore.errors import InputError
+from pagecore.errors import InputError, not_a_file
 
 META_KEY = b"pagecore"
 
@@ -307,7 +307,7 @@ def read_page_table(path: str | os.PathLike, columns: Sequence[str] | None = Non
     """Read one page table, checking it has the page-table columns and types and no nulls."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(path, "no such page table", hint="run `pagecore hash` first")
+        raise not_a_file(path, "page table", hint="run `pagecore hash` first")
     try:
         names = _pq().ParquetFile(path).schema_arrow.names
     except (pa.ArrowInvalid, OSError) as exc:
@@ -417,7 +417,7 @@ def check_comparable(paths: Sequence[str | os.PathLike], metas: Sequence[dict] |
     paths = [Path(p) for p in paths]
     for p in paths:
         if not p.is_file():
-            raise InputError(p, "no such page table", hint="run `pagecore hash` first")
+            raise not_a_file(p, "page table", hint="run `pagecore hash` first")
     metas = list(metas) if metas is not None else [page_table_metadata(p) for p in paths]
     seen: dict[tuple[int, int], Path] = {}
     for p in paths:

@@ -65,7 +65,7 @@ import pyarrow.parquet as pq
 from pagecore import __version__
 from pagecore._sort import stable_argsort
 from pagecore._util import atomic_path
-from pagecore.errors import ConfigError, InputError
+from pagecore.errors import ConfigError, InputError, not_a_file
 from pagecore.synth.specs import HostSpec, VMSpec
 
 META_KEY = b"pagecore"
@@ -433,7 +433,7 @@ def write_trace(path: str | os.PathLike, batches, metadata: dict | None = None) 
 def read_trace(path: str | os.PathLike, batch_rows: int = 1 << 20) -> Iterator[pa.RecordBatch]:
     """Stream an access trace's record batches, checking its columns first."""
     if not os.path.isfile(path):
-        raise InputError(path, "no such access trace", hint="generate it with the workflow's trace rules")
+        raise not_a_file(path, "access trace", hint="generate it with the workflow's trace rules")
     try:
         pf = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
