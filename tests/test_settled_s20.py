@@ -168,3 +168,58 @@ def test_not_a_file_says_what_is_there(tmp_path):
     assert "no such page table" in str(not_a_file(tmp_path / "missing.parquet", "page table"))
     assert "is a directory, not a page table" in str(not_a_file(tmp_path, "page table"))
     assert "is not a regular file" in str(not_a_file("/dev/null", "page table"))
+
+
+def _write_rows(path, n, chunk=4096, fail_at=None, monkeypatch=None):
+    from pagecore.pages import tables as T
+
+    if fail_at is not None:
+        real = T.PageTableWriter._write
+        calls = []
+
+        def failing(self, batches):
+            calls.append(1)
+            if len(calls) == fail_at:
+                raise OSError(28, "No space left on device")
+            return real(self, batches)
+
+        monkeypatch.setattr(T.PageTableWriter, "_write", failing)
+    rng = np.random.default_rng(2)
+    g = np.arange(n, dtype=np.uint64)
+    h = rng.integers(0, 2**63, size=n, dtype=np.uint64)
+    z = rng.random(n) < 0.1
+    h[z] = 12345  # the zero pages' one hash (tables are checked for it when read)
+    with T.PageTableWriter(path, "vm") as w:
+        for a in range(0, n, chunk):
+            w.write(g[a : a + chunk], h[a : a + chunk], z[a : a + chunk])
+    return g, h, z
+
+
+def test_row_groups_written_behind_keep_their_order_and_rows(tmp_path, monkeypatch):
+    """Whole row groups are written on a thread of their own while the caller goes on (issue 18:
+    they held the hashing threads idle): the table has every row in order, in 1 M-row groups."""
+    from pagecore.pages import tables as T
+
+    monkeypatch.setattr(T.PageTableWriter, "ROW_GROUP", 1000)
+    p = tmp_path / "t.parquet"
+    g, h, z = _write_rows(p, 10_500, chunk=333)
+    t = T.read_page_table(p)
+    assert t["gpfn"].to_numpy().tolist() == g.tolist() and (t["hash"].to_numpy() == h).all()
+    assert (t["zero"].to_numpy() == z).all() and z.any()
+    import pyarrow.parquet as pq
+
+    sizes = [pq.ParquetFile(p).metadata.row_group(i).num_rows for i in range(pq.ParquetFile(p).num_row_groups)]
+    assert sizes == [1000] * 10 + [500]
+
+
+@pytest.mark.parametrize("fail_at", [1, 2, 4])
+def test_a_row_group_that_fails_behind_fails_the_table(tmp_path, monkeypatch, fail_at):
+    """An error of the writing thread (disk full) is the caller's error, and no table appears."""
+    from pagecore.errors import InputError
+    from pagecore.pages import tables as T
+
+    monkeypatch.setattr(T.PageTableWriter, "ROW_GROUP", 1000)
+    p = tmp_path / "t.parquet"
+    with pytest.raises((OSError, InputError)):
+        _write_rows(p, 3500, chunk=250, fail_at=fail_at, monkeypatch=monkeypatch)
+    assert not p.exists() and not list(tmp_path.iterdir())

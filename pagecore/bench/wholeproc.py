@@ -243,7 +243,7 @@ def bench_whole_process(size: int, repeat: int = 3, tmpdir=None, keep: Path | No
 
             res["hash"] = best(hash_run, repeat)
             res["tiny"] = best(lambda: hash_run(tiny), repeat)
-            res["imports"] = best(lambda: run_child([sys.executable, "-c", IMPORTS_AND_KERNEL], env=env), repeat)
+            res["imports"] = best(lambda: run_child([sys.executable, "-c", IMPORTS_AND_KERNEL], null, env=env), repeat)
             res["imports_s"], res["first_call_s"] = imports_and_kernel(env, repeat)
             version = [sys.executable, "-m", "pagecore", "--version"]
             res["startup"] = best(lambda: run_child(version, stdout=null, env=env), repeat)
