@@ -20,3 +20,34 @@ def one_line_error(proc, code=1):
     assert len(lines) == 1 and lines[0].startswith("pagecore: "), proc.stderr
     assert "Traceback" not in proc.stderr
     return lines[0]
+
+
+class ctrl_c_when:
+    """Raise ``KeyboardInterrupt`` in the main thread (SIGALRM) once ``ready()`` is true, polled
+    every ``poll_s`` from ``first_s`` on: a Ctrl-C that comes when the work under test has
+    started, however slow the host is. The timer and the handler are restored on the way out."""
+
+    def __init__(self, ready, first_s: float = 0.5, poll_s: float = 0.2):
+        self.ready, self.first_s, self.poll_s = ready, first_s, poll_s
+
+    def _fire(self, signum, frame):
+        import signal
+
+        if not self.ready():
+            signal.setitimer(signal.ITIMER_REAL, self.poll_s)
+            return
+        raise KeyboardInterrupt
+
+    def __enter__(self):
+        import signal
+
+        self._old = signal.signal(signal.SIGALRM, self._fire)
+        signal.setitimer(signal.ITIMER_REAL, self.first_s)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, self._old)
+        return False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cli_helpers import ctrl_c_when
 
 from pagecore import PAGE_SIZE
 
@@ -193,21 +194,16 @@ def test_an_interrupted_benchmark_stops_its_child(tmp_path):
     pidfile = tmp_path / "pid"
     code = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
 
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGALRM, interrupt)
     pid = None
     try:
-        signal.setitimer(signal.ITIMER_REAL, 1.5)
-        with pytest.raises(KeyboardInterrupt):
-            run_child([sys.executable, "-c", code])
+        # once the child runs (it writes its PID first), however slow the host
+        with ctrl_c_when(lambda: pidfile.exists() and pidfile.read_text().strip()):
+            with pytest.raises(KeyboardInterrupt):
+                run_child([sys.executable, "-c", code])
         pid = int(pidfile.read_text())
         with pytest.raises(ProcessLookupError):  # killed and reaped
             os.kill(pid, 0)
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
         if pid is not None:
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import ctrl_c_when
 from conftest import JIT_DISABLED
 
 from pagecore.bench import quickstart as qs
@@ -144,18 +145,12 @@ def test_an_interrupted_run_stops_every_process_of_its_steps(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
 
-    def interrupt(signum, frame):  # once the step's sleep runs (cloning may be slow on a loaded host)
-        if not (pidfile.exists() and pidfile.read_text().strip()):
-            signal.setitimer(signal.ITIMER_REAL, 0.2)
-            return
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGALRM, interrupt)
     pid = None
     try:
-        signal.setitimer(signal.ITIMER_REAL, 0.5)
-        with pytest.raises(KeyboardInterrupt):
-            qs.run_one(repo, "HEAD", work, log=lambda m: None)
+        # once the step's sleep runs (cloning may be slow on a loaded host)
+        with ctrl_c_when(lambda: pidfile.exists() and pidfile.read_text().strip()):
+            with pytest.raises(KeyboardInterrupt):
+                qs.run_one(repo, "HEAD", work, log=lambda m: None)
         pid = int(pidfile.read_text())
         for _ in range(50):  # the group was killed; its sleep is reaped by init soon after
             try:
@@ -172,8 +167,6 @@ def test_an_interrupted_run_stops_every_process_of_its_steps(tmp_path):
             pytest.fail("the step's process runs on")
         assert list(work.iterdir()) == []
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
         if pid is not None:
             try:
                 os.kill(pid, signal.SIGKILL)
