@@ -107,6 +107,8 @@ _numba_cache_fallback()
 
 PAGE_SIZE = 4096
 """Bytes per guest page (IA-32 small page; paper §4.3 footnote 3)."""
+PAGES_PER_MB = (1 << 20) // PAGE_SIZE
+"""Pages per MiB (the paper's MB): 256."""
 
 #: Public names re-exported from the packages, imported on first use.
 _LAZY = {
@@ -137,7 +139,7 @@ _LAZY = {
     "job_log": "pagecore._smk",
 }
 
-__all__ = ["PAGE_SIZE", "__version__", *sorted(_LAZY)]
+__all__ = ["PAGES_PER_MB", "PAGE_SIZE", "__version__", *sorted(_LAZY)]
 
 
 def lazy_exports(package: str, table: dict, namespace: dict):

@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from pagecore import PAGE_SIZE
+from pagecore import PAGES_PER_MB
 from pagecore._defaults import COMPARED_UNITS
 from pagecore.errors import ConfigError
 
@@ -405,10 +405,10 @@ def check_fig05(config: dict) -> None:
                     f"config key {where}.name: guest {g.get('name')!r} is listed twice in scenario {sname}"
                 )
             mem = g.get("mem_mb")
-            per_mb = (1 << 20) // PAGE_SIZE  # as pagecore.synth.guests.Guest.pages rounds
-            if isinstance(mem, int | float) and round(mem * per_mb) < 1:
+            if isinstance(mem, int | float) and round(mem * PAGES_PER_MB) < 1:  # as Guest.pages rounds
                 raise ConfigError(
-                    f"config key {where}.mem_mb: {mem:g} MB gives the guest no 4 KiB page; give at least {1 / per_mb:g}"
+                    f"config key {where}.mem_mb: {mem:g} MB gives the guest no 4 KiB page; "
+                    f"give at least {1 / PAGES_PER_MB:g}"
                 )
             seen.add(g.get("name"))
         _no_tag_collision(f"fig05.scenarios.{sname}.guests", "guests", [str(n) for n in seen])

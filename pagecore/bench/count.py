@@ -31,7 +31,7 @@ import sys
 import numpy as np
 
 from pagecore._argtypes import nonneg_int, positive_int
-from pagecore.bench import paired_ratio, timed, whole_number
+from pagecore.bench import mem_available, paired_ratio, timed, whole_number
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -61,17 +61,6 @@ def make_pages(n: int, vms: int = 100, *, seed: int = 0, shared_fraction: float 
     del uniq
     vm = compact_vm_index(np.arange(n, dtype=np.int64) * vms // max(n, 1), vms)
     return h, z, vm
-
-
-def _mem_available() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:  # pragma: no cover - not Linux
-        pass
-    return 1 << 62
 
 
 def paired(row: dict, base: dict) -> tuple[float, float]:
@@ -116,7 +105,7 @@ def bench_count(
     salt = None
     # salt 8 + records 8 bytes per page (salts of VMs: no salt scratch), and the salts stay while
     # numpy.unique takes its turn (its sorted copy and outputs, up to 24 bytes per page)
-    if salts and _mem_available() > n * 40:
+    if salts and mem_available() > n * 40:
         # share --salting 2 with pairs of VMs sharing a salt: the second count_sharing call
         dom = salt_domains(names, 2, {nm: str(i // 2) for i, nm in enumerate(names)})
         salt = dom[vm]

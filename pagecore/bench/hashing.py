@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
 
         tmpdir = check_whole_process(args.whole_process, args.tmpdir)
         repeat = min(args.repeat, 3)
-        print_whole_process(bench_whole_process(args.whole_process, repeat, tmpdir), repeat)
-        return 0
+        valid = print_whole_process(bench_whole_process(args.whole_process, repeat, tmpdir), repeat)
+        return 0 if valid else 1  # ratios of a dump partly read from disk: not a result
     if args.tmpdir is not None:
         p.error("argument --tmpdir: only --whole-process writes a dump; give it with --whole-process SIZE")
     # the pages, and as much again at most while NumPy makes them

@@ -35,7 +35,7 @@ FIG05_SOURCE = "fitted: catalogue.os shared_mb / zero calibrated on these points
 #: Why Figure 4's zero pages of n guests are not a prediction: each guest's zero pages are the
 #: fraction ``synth.fig04.fractions.zero`` of its memory, so n guests have n times one guest's.
 FIG04_ZERO_SOURCE = (
-    "input: n x one guest's zero pages (synth.fig04.fractions.zero x 40 MB per guest, the fraction fitted on "
+    "input: n x one guest's zero pages (synth.fig04.fractions.zero x a guest's memory, the fraction fitted on "
     "zero_mb@1): arithmetic on the fitted point, the same as the null model's 'linear in #VMs'"
 )
 #: Why a Figure 5 host's zero pages are not a prediction when its OS's zero fraction was fitted on

@@ -21,7 +21,7 @@ def sensitivity_tornado(table, figure: str):
     b = float(base.iloc[0]) if len(base) else float("nan")
     at_seeds = t[(t["param"] == "baseline") & t["end"].astype(str).str.startswith("seed:")]["median_err"]
     rows = []
-    for param, g in t[~t["end"].isin(["baseline"]) & (t["param"] != "baseline")].groupby("param"):
+    for param, g in t[t["param"] != "baseline"].groupby("param"):
         lo = g[g["end"] == "low"]
         hi = g[g["end"] == "high"]
         dlo = 100 * (float(lo["median_err"].iloc[0]) - b) if len(lo) else float("nan")

@@ -43,11 +43,11 @@ import numba
 import numpy as np
 import pandas as pd
 
+from pagecore import PAGES_PER_MB
 from pagecore._jit import JIT_DISABLED, SERIAL
 from pagecore.sim.contracts import mechanism
 
 PAGE = 4096
-PAGES_PER_MB = 256
 M64 = (1 << 64) - 1
 
 #: Index of each counter in the stats array :func:`_replay` fills.

@@ -10,11 +10,10 @@ import math
 
 import numpy as np
 
+from pagecore import PAGES_PER_MB
 from pagecore.errors import ConfigError, InputError
 from pagecore.sim import memory as m
 from pagecore.synth.specs import HostSpec, VMSpec
-
-PAGES_PER_MB = 256
 
 
 def mb(pages) -> float:

@@ -40,14 +40,13 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from pagecore import PAGE_SIZE
+from pagecore import PAGE_SIZE, PAGES_PER_MB
 from pagecore._defaults import FIG04_DEFAULTS as _FIG04_DEFAULTS
 from pagecore._jit import INLINE, SERIAL
 from pagecore._util import atomic_path
 
 WORDS = PAGE_SIZE // 8
 MB = 1 << 20
-PAGES_PER_MB = MB // PAGE_SIZE
 
 # class tags mixed into content ids
 ZERO, INTRA_DUP, COMMON, VARIANT, PRIVATE = 0, 1, 2, 3, 4

@@ -37,7 +37,7 @@ rule sensitivity:
         figures=SENS_FIGURES,
         swept=sensitivity_runs,  # the tables' parameters: one added or removed makes the charts again
         # the config the charts are drawn under: the report leaves out charts of another config
-        digest=config_digest(config),
+        digest=SENS_DIGEST,
     log:
         "results/logs/sensitivity.log",
     script:
