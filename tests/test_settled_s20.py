@@ -223,3 +223,26 @@ def test_a_row_group_that_fails_behind_fails_the_table(tmp_path, monkeypatch, fa
     with pytest.raises((OSError, InputError)):
         _write_rows(p, 3500, chunk=250, fail_at=fail_at, monkeypatch=monkeypatch)
     assert not p.exists() and not list(tmp_path.iterdir())
+
+
+def test_fig05_zero_labels_follow_the_configs_os_kinds():
+    """Which hosts share an OS kind came from the paper's guest text ("WinNT" or else linux); it
+    comes from the config's guests, and a host of mixed kinds has no one fitted fraction."""
+    from pathlib import Path
+
+    import yaml
+
+    from pagecore import paper
+    from pagecore.experiments.sharing_figures import fig05_os_kinds, fig05_records
+
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow/config/config.yaml").read_text())
+    kinds = fig05_os_kinds(cfg["fig05"]["scenarios"])
+    assert kinds == {"A": "winnt4", "B": "linux", "C": "linux"}
+    table = paper.FIG05.copy()  # any numbers: only the labels are checked
+    fitted = cfg["fig05"]["fitted_to"]
+    recs = {r.quantity: r for r in fig05_records(table, fitted, kinds)}
+    assert recs["zero_reclaimed_mb@C"].kind == "input"
+    mixed = dict(cfg["fig05"]["scenarios"])
+    mixed["C"] = {"guests": [*mixed["C"]["guests"], {"name": "cx", "os": "winnt4", "mem_mb": 64, "apps": []}]}
+    recs = {r.quantity: r for r in fig05_records(table, fitted, fig05_os_kinds(mixed))}
+    assert recs["zero_reclaimed_mb@C"].kind == "predicted"

@@ -84,6 +84,7 @@ _LAZY = {
     "fig04_records": ("pagecore.experiments.sharing_figures", "fig04_records"),
     "fig04_sweep_from_config": ("pagecore.experiments.sharing_figures", "fig04_sweep_from_config"),
     "fig05_records": ("pagecore.experiments.sharing_figures", "fig05_records"),
+    "fig05_os_kinds": ("pagecore.experiments.sharing_figures", "fig05_os_kinds"),
     "fig05_table_from_config": ("pagecore.experiments.sharing_figures", "fig05_table_from_config"),
     "provenance_check": ("pagecore.experiments.sensitivity", "provenance_check"),
     "SHARE_LEGEND": ("pagecore.experiments.sharetable", "LEGEND"),

@@ -74,9 +74,11 @@ def figure_records(cfg: dict, figures) -> list:
 
         recs += fig04_records(fig04_sweep_from_config(cfg["synth"]), cfg["synth"]["fig04"]["fitted_to"])
     if "fig05" in figures:
-        from pagecore.experiments.sharing_figures import fig05_records, fig05_table_from_config
+        from pagecore.experiments.sharing_figures import fig05_os_kinds, fig05_records, fig05_table_from_config
 
-        recs += fig05_records(fig05_table_from_config(cfg), cfg["fig05"]["fitted_to"])
+        recs += fig05_records(
+            fig05_table_from_config(cfg), cfg["fig05"]["fitted_to"], fig05_os_kinds(cfg["fig05"]["scenarios"])
+        )
     if "fig02" in figures:
         from pagecore.experiments.reclaim import fig02_records, fit_fig02_cost, run_guest
 

@@ -66,20 +66,34 @@ def fig05_os(workload: str) -> str:
     return "winnt4" if "WinNT" in guests else "linux"
 
 
-def fig05_records(table: pd.DataFrame, fitted) -> list[Record]:
+def fig05_os_kinds(scenarios: dict) -> dict[str, str | None]:
+    """Each Figure 5 host's catalogue OS kind from the config's ``fig05.scenarios`` (its guests'
+    ``os``), None for a host whose guests run several kinds."""
+    out = {}
+    for host, sc in scenarios.items():
+        kinds = {str(g.get("os")) for g in sc.get("guests", [])}
+        out[str(host)] = kinds.pop() if len(kinds) == 1 else None
+    return out
+
+
+def fig05_records(table: pd.DataFrame, fitted, os_kinds: dict | None = None) -> list[Record]:
     """Figure 5's records from the hosts' table (:func:`pagecore.sharing.fig05_table`); ``fitted``:
-    the quantities ``fig05.fitted_to`` names. A host's zero pages are ``input`` when its OS's
-    zero fraction was fitted on another host's (:data:`FIG05_ZERO_SOURCE`)."""
+    the quantities ``fig05.fitted_to`` names; ``os_kinds``: each host's OS kind
+    (:func:`fig05_os_kinds` of the config; default: read off the paper's guest column,
+    :func:`fig05_os`). A host's zero pages are ``input`` when its one OS kind's zero fraction was
+    fitted on another host's (:data:`FIG05_ZERO_SOURCE`)."""
     recs = sweep_records(
         "fig05", table, paper.FIG05, FIG05_COLUMNS, set(fitted), key="workload", fitted_source=FIG05_SOURCE
     )
-    fit_zero = {fig05_os(q.partition("@")[2]): q for q in fitted if q.startswith("zero_reclaimed_mb@")}
+    os_of = os_kinds.get if os_kinds is not None else fig05_os
+    fit_zero = {os_of(q.partition("@")[2]): q for q in fitted if q.startswith("zero_reclaimed_mb@")}
+    fit_zero.pop(None, None)  # a host of mixed kinds calibrates no one kind
     total = paper.FIG05.set_index("workload")["total_mb"]
     out = []
     for r in recs:
         name, _, host = r.quantity.partition("@")
-        os_kind = fig05_os(host)
-        if r.kind == "predicted" and name == "zero_reclaimed_mb" and os_kind in fit_zero:
+        os_kind = os_of(host)
+        if r.kind == "predicted" and name == "zero_reclaimed_mb" and os_kind is not None and os_kind in fit_zero:
             src = FIG05_ZERO_SOURCE.format(os=os_kind, fit=fit_zero[os_kind], mb=float(total[host]))
             r = replace(r, kind="input", source=src)
         out.append(r)

@@ -47,6 +47,7 @@ rule figures_page_sharing:
         fig04_fitted=FIG04["fitted_to"],
         fig05_scenarios=sorted(FIG05["scenarios"]),
         fig05_fitted=FIG05["fitted_to"],
+        fig05_guests=FIG05["scenarios"],  # each host's OS kinds (which zero fractions were fitted where)
     log:
         "results/logs/figures_page_sharing.log",
     priority: priority_of("figures_page_sharing")

@@ -48,7 +48,7 @@ def fig05_real_world_sharing(key="fig05"):
     """Figure 5 as a table and a chart (production hosts A, B, C), paper vs ours."""
     import json
 
-    from pagecore.experiments import fig05_records, write_records
+    from pagecore.experiments import fig05_os_kinds, fig05_records, write_records
     from pagecore.plotting import fig05_real_world_sharing as draw
     from pagecore.sharing import fig05_structure, fig05_table
 
@@ -58,7 +58,7 @@ def fig05_real_world_sharing(key="fig05"):
     }
     ours = fig05_table(reports)
     _save(draw(ours, paper.FIG05), key)
-    write_records(snakemake.output.fig05_numbers, fig05_records(ours, p.fig05_fitted))
+    write_records(snakemake.output.fig05_numbers, fig05_records(ours, p.fig05_fitted, fig05_os_kinds(p.fig05_guests)))
     side = ours.merge(paper.FIG05, on="workload", suffixes=("", "_paper"))
     # how the sharing is structured (copies per content, bounds on content in every VM / in pairs)
     structure = fig05_structure(ours).merge(fig05_structure(paper.FIG05), on="workload", suffixes=("", "_paper"))
