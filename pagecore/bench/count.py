@@ -269,7 +269,7 @@ def print_share(mib: int, r: dict, repeat: int) -> None:
     # the rows add up: what share does beside loading and counting (the large-page section, the
     # report's other parts) was in the first row's time but in no row below it
     rest = r["share_no_verify"][0] - r["load"][0] - r["count"][0]
-    print(f"{'  the rest (large pages, the report; by difference)':<52}{rest:>8.3f}")
+    print(f"{'  the rest (large pages, the report; by difference)':<52}{_by_difference(rest)}")
     cmp_bw = r["bytes_compared"] / r["verify"][0] / 1e9
     file_bw = size / r["verify"][0] / 1e9
     print(
@@ -282,8 +282,16 @@ def print_share(mib: int, r: dict, repeat: int) -> None:
     sv = r["share_verify"][0]
     print(f"{'share with verification (the whole report)':<52}{sv:>8.3f}")
     extra = sv - r["share_no_verify"][0] - r["verify"][0]
-    print(f"{'  minus share --no-verify and verify (by difference)':<52}{extra:>8.3f}")
+    print(f"{'  minus share --no-verify and verify (by difference)':<52}{_by_difference(extra)}")
     print()
+
+
+def _by_difference(s: float) -> str:
+    """A row computed as one best-of time minus others, each the best of separate runs: below
+    zero it is within their run-to-run spread, and printed as such rather than as a negative time."""
+    if s >= 0:
+        return f"{s:>8.3f}"
+    return f"{'< 0':>8}   (below the run-to-run spread of the rows it is computed from: {s:.3f} s)"
 
 
 def main(argv: list[str] | None = None) -> int:
