@@ -24,3 +24,34 @@ def test_share_report_never_prints_a_negative_time(capsys):
     for line, diff in ((rest, -0.004), (extra, -0.005)):
         assert not re.search(r"\s-\d+\.\d+\s*$", line) and re.search(r"\s< 0\s", line), line
         assert f"{diff:.3f} s" in line and "run-to-run spread" in line, line
+
+
+def test_null_models_go_through_the_points_the_run_was_fitted_on():
+    """Figures 4 and 5's null models go through the paper points the model was fitted on, but
+    those points were typed into ``nullmodels`` (FIG04_FITTED_VMS, hosts "A" and "B") beside the
+    config's ``fitted_to``, kept equal by a test: a config fitted on other points was scored
+    against a null model through the shipped points. The points now come from the run's config
+    (``comparison_table(..., fitted)``; the shipped config's by default)."""
+    import pytest
+
+    from pagecore import paper
+    from pagecore.config import default_config
+    from pagecore.experiments import comparison_table, fitted_points, null_value
+
+    p4 = paper.FIG04.set_index("vms")["shared_mb"]
+    mine = {"fig04": ["shared_mb@1", "shared_mb@5"], "fig05": ["reclaimed_mb@A"]}
+    # Figure 4: the straight line through the 1- and 5-VM points, then its continuation
+    assert null_value("fig04", "shared_mb@3", mine) == pytest.approx(p4[1] + (p4[5] - p4[1]) * 2 / 4)
+    assert null_value("fig04", "shared_mb@7", mine) == pytest.approx(p4[1] + (p4[5] - p4[1]) * 6 / 4)
+    # the shipped config's points by default: 2 and 10 VMs for the shared series
+    shipped = fitted_points(default_config())
+    assert null_value("fig04", "shared_mb@3") == null_value("fig04", "shared_mb@3", shipped)
+    assert null_value("fig04", "shared_mb@3") == pytest.approx(p4[2] + (p4[10] - p4[2]) / 8)
+    # Figure 5: host A's reclaimed fraction alone; no zero fraction fitted: none
+    p5 = paper.FIG05.set_index("workload")
+    frac_a = p5.at["A", "reclaimed_mb"] / p5.at["A", "total_mb"]
+    assert null_value("fig05", "reclaimed_mb@C", mine) == pytest.approx(frac_a * p5.at["C", "total_mb"])
+    assert null_value("fig05", "zero_reclaimed_mb@C", mine) == 0.0
+    rec = {"figure": "fig05", "quantity": "reclaimed_mb@C", "unit": "MB", "paper": 120.0, "ours": 120.0}
+    t = comparison_table([{**rec, "kind": "predicted"}], {"fig05": 0.2}, {}, mine)
+    assert t["null"].iloc[0] == pytest.approx(frac_a * p5.at["C", "total_mb"])

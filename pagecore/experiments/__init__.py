@@ -55,6 +55,7 @@ _LAZY = {
     "seed_spread": ("pagecore.experiments.influence", "seed_spread"),
     "NULL_MODELS": ("pagecore.experiments.nullmodels", "NULL_MODELS"),
     "null_value": ("pagecore.experiments.nullmodels", "null_value"),
+    "fitted_points": ("pagecore.experiments.nullmodels", "fitted_points"),
     "PARAMETERS": ("pagecore.experiments.provenance", "PARAMETERS"),
     "provenance_table": ("pagecore.experiments.provenance", "provenance_table"),
     "swept": ("pagecore.experiments.provenance", "swept"),

@@ -11,12 +11,13 @@ figure   null model
 =======  ==================================================================================
 fig02    "ballooned = configured": a ballooned VM runs as fast as one configured with that
          memory (the paper's configured bar), overhead 0 %
-fig04    "linear in the number of VMs" through the fitted points of each series: between two
-         fitted VM counts the straight line joining them (shared: 1, 2 and 10 VMs), beyond
-         the last the last segment, and a series fitted only at 1 VM (reclaimed) n times that
-         point, i.e. no sharing between VMs
-fig05    "constant fraction": every host reclaims the mean fraction of the two fitted hosts
-         (A, B), shared = reclaimed, zero pages the fitted fraction of host B
+fig04    "linear in the number of VMs" through the fitted points of each series (the run's
+         ``synth.fig04.fitted_to``): between two fitted VM counts the straight line joining
+         them (shipped config, shared: 1, 2 and 10 VMs), beyond the last the last segment, and
+         a series fitted only at 1 VM (reclaimed) n times that point, i.e. no sharing between VMs
+fig05    "constant fraction": every host reclaims the mean fraction of the fitted hosts (the
+         run's ``fig05.fitted_to``; shipped config: A, B), shared = reclaimed, zero pages the
+         mean fraction of the hosts whose zero pages were fitted (B); none fitted: 0
 fig06    "estimate = what is touched": toucher schedule + 15 MB background (TEXT: 10-20 MB);
          no zero page thread spike, no smoothing
 fig07    "τ-blind equal split": both VMs get half of the memory for VMs (TEXT: about 360 MB)
@@ -28,14 +29,15 @@ fig08    "allocation = configured share, constant": each VM gets 1024 MB × max/
 
 from __future__ import annotations
 
+import functools
 import math
 
 from pagecore import paper
 
 NULL_MODELS = {
     "fig02": "ballooned = configured (paper's configured bar); overhead 0",
-    "fig04": "linear in #VMs through the fitted points (shared: 1, 2, 10 VMs; else n x the 1-VM point)",
-    "fig05": "constant fraction: mean reclaimed % of the fitted hosts A, B",
+    "fig04": "linear in #VMs through the fitted points (shipped config, shared: 1, 2, 10 VMs; else n x the 1-VM point)",
+    "fig05": "constant fraction: mean reclaimed % of the fitted hosts (shipped config: A, B)",
     "fig06": "estimate = toucher schedule + 15 MB background",
     "fig07": "tau-blind equal split of ~360 MB",
     "fig08": "allocation = 1024 MB x max/sum(max), constant; no sharing/paging; always high",
@@ -57,12 +59,31 @@ def _fig02(q: str) -> float:
     return math.nan
 
 
-#: The VM counts of each Figure 4 series whose paper points calibrated the content model
-#: (``synth.fig04.fitted_to``; tests/test_fidelity_audit_s19.py checks they agree).
-FIG04_FITTED_VMS = {"shared_mb": (1, 2, 10), "reclaimed_mb": (1,), "zero_mb": (1,)}
+def _points(fitted, at_type=str) -> dict[str, list]:
+    """``{"shared_mb": [1, 2, 10], ...}`` from quantity names ``series@point`` (``fitted``)."""
+    out: dict[str, list] = {}
+    for q in fitted:
+        name, _, at = q.partition("@")
+        out.setdefault(name, []).append(at_type(at))
+    return out
 
 
-def _fig04(q: str) -> float:
+def fitted_points(config: dict) -> dict[str, list[str]]:
+    """The paper points ``config`` calibrates Figures 4 and 5 on (``synth.fig04.fitted_to``,
+    ``fig05.fitted_to``), by figure: what :func:`null_value` draws their null models through."""
+    return {"fig04": list(config["synth"]["fig04"]["fitted_to"]), "fig05": list(config["fig05"]["fitted_to"])}
+
+
+@functools.cache
+def _default_fitted() -> dict[str, tuple[str, ...]]:
+    from pagecore.config import default_config
+
+    return {k: tuple(v) for k, v in fitted_points(default_config()).items()}
+
+
+def _fig04(q: str, fitted) -> float:
+    """Linear in #VMs through the fitted points of ``q``'s series (``fitted``: quantity names such
+    as ``shared_mb@2``); a series fitted at no VM count other than 1 is n times its 1-VM point."""
     name, at = _split(q)
     p = paper.FIG04.set_index("vms")
     if name not in p.columns:
@@ -71,24 +92,31 @@ def _fig04(q: str) -> float:
     if name.endswith("_pct"):
         return one
     n = int(at)
-    pts = [(0, 0.0)] + [(k, float(p.at[k, name])) for k in FIG04_FITTED_VMS.get(name, (1,))]
+    vms = sorted(k for k in set(_points(fitted, int).get(name, [])) | {1} if k > 0)
+    pts = [(0, 0.0)] + [(k, float(p.at[k, name])) for k in vms]
     # the segment of fitted points that holds n (the last one beyond the last point)
     i = next((j for j in range(1, len(pts)) if n <= pts[j][0]), len(pts) - 1)
     (k0, y0), (k1, y1) = pts[i - 1], pts[i]
     return y0 + (y1 - y0) * (n - k0) / (k1 - k0)
 
 
-def _fig05_fraction() -> tuple[float, float]:
+def _fig05_fraction(fitted) -> tuple[float, float]:
+    """The mean reclaimed fraction of the hosts whose reclaimed MB was fitted, and the mean zero
+    fraction of those whose zero MB was (0 without any: the null model then reclaims nothing)."""
     p = paper.FIG05.set_index("workload")
-    frac = float((p.loc[["A", "B"], "reclaimed_mb"] / p.loc[["A", "B"], "total_mb"]).mean())
-    zero = float(p.at["B", "zero_reclaimed_mb"] / p.at["B", "total_mb"])
-    return frac, zero
+    pts = _points(fitted)
+
+    def mean_fraction(col: str) -> float:
+        hosts = sorted(set(pts.get(col, [])))
+        return float((p.loc[hosts, col] / p.loc[hosts, "total_mb"]).mean()) if hosts else 0.0
+
+    return mean_fraction("reclaimed_mb"), mean_fraction("zero_reclaimed_mb")
 
 
-def _fig05(q: str) -> float:
+def _fig05(q: str, fitted) -> float:
     name, at = _split(q)
     p = paper.FIG05.set_index("workload")
-    frac, zero = _fig05_fraction()
+    frac, zero = _fig05_fraction(fitted)
     total = float(p.at[at, "total_mb"])
     return {
         "shared_mb": frac * total,
@@ -182,8 +210,19 @@ def _fig08(q: str) -> float:
 _FUNCS = {"fig02": _fig02, "fig04": _fig04, "fig05": _fig05, "fig06": _fig06, "fig07": _fig07, "fig08": _fig08}
 
 
-def null_value(figure: str, quantity: str) -> float:
+#: Null models drawn through the paper points the model was fitted on (``fitted_to``)
+_FITTED_ON = ("fig04", "fig05")
+
+
+def null_value(figure: str, quantity: str, fitted: dict[str, list[str]] | None = None) -> float:
     """The figure's null-model value for ``quantity`` (NaN when it has none: e.g. the
-    active-memory series of Figure 8, which are fitted inputs)."""
+    active-memory series of Figure 8, which are fitted inputs). ``fitted``: per figure, the paper
+    points our model was fitted on (the run's ``synth.fig04.fitted_to`` and ``fig05.fitted_to``;
+    default: the shipped config's), which the Figure 4 and 5 null models go through."""
     f = _FUNCS.get(figure)
-    return float(f(quantity)) if f else math.nan
+    if f is None:
+        return math.nan
+    if figure in _FITTED_ON:
+        pts = (_default_fitted() if fitted is None else fitted).get(figure, ())
+        return float(f(quantity, tuple(pts)))
+    return float(f(quantity))

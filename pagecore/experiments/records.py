@@ -165,7 +165,12 @@ def _within(value: float, paper: float, tol: float, floor: float) -> bool:
     return bool(math.isfinite(value) and abs(value - paper) <= max(tol * abs(paper), floor))
 
 
-def comparison_table(records: list[dict], tolerances: dict[str, float], abs_floor: dict[str, float]) -> pd.DataFrame:
+def comparison_table(
+    records: list[dict],
+    tolerances: dict[str, float],
+    abs_floor: dict[str, float],
+    fitted: dict[str, list[str]] | None = None,
+) -> pd.DataFrame:
     """Every record with its relative error, tolerance, whether it is within it, and the same for
     its figure's null model (:mod:`pagecore.experiments.nullmodels`).
 
@@ -174,7 +179,9 @@ def comparison_table(records: list[dict], tolerances: dict[str, float], abs_floo
     value of 0 can still be met). A predicted record is *non-trivial* when the null model is not
     within tolerance of it; every predicted record needs a null-model value (ValueError otherwise:
     one without would count as non-trivial by default). Records may carry a ``seed`` (the run
-    they come from; default 0).
+    they come from; default 0). ``fitted``: the paper points the run's config fitted Figures 4
+    and 5 on (:func:`pagecore.experiments.nullmodels.fitted_points`), which their null models go
+    through (default: the shipped config's).
     """
     import pandas as pd
 
@@ -189,7 +196,7 @@ def comparison_table(records: list[dict], tolerances: dict[str, float], abs_floo
             raise ValueError(f"no tolerance configured for {rec.figure} (comparison.tolerances)")
         tol = float(tolerances[rec.figure])
         floor = float(abs_floor.get(rec.unit, 0.0))
-        null = null_value(rec.figure, rec.quantity)
+        null = null_value(rec.figure, rec.quantity, fitted)
         if rec.kind == "predicted" and not math.isfinite(null):  # it would count as non-trivial
             raise ValueError(
                 f"{rec.figure} {rec.quantity}: the figure's null model gives no value "

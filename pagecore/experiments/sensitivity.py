@@ -90,7 +90,7 @@ def figure_records(cfg: dict, figures) -> list:
 
 def score(records: list, comparison: dict) -> pd.DataFrame:
     """Per figure: median |relative error| and the number within tolerance of the compared
-    (non-input) records."""
+    (non-input) records (the null models play no part: their points are the shipped config's)."""
     t = comparison_table([r.__dict__ for r in records], comparison["tolerances"], comparison.get("abs_floor", {}))
     t = t[t["kind"] != "input"]
     g = t.groupby("figure")

@@ -11,6 +11,7 @@ from pagecore.experiments import (
     check_defaults,
     comparison_table,
     figure_scores,
+    fitted_points,
     gather_records,
     influence_moves,
     provenance_table,
@@ -31,7 +32,8 @@ with job_log(snakemake):
     before = sum(r["kind"] == "predicted" for r in records if r["seed"] == default_seed)
     records = relabel(records, moved)
     after = sum(r["kind"] == "predicted" for r in records if r["seed"] == default_seed)
-    table = comparison_table(records, c["tolerances"], c.get("abs_floor", {}))
+    fitted = fitted_points(snakemake.params.config)  # the null models of Figures 4 and 5 go through them
+    table = comparison_table(records, c["tolerances"], c.get("abs_floor", {}), fitted)
     with atomic_path(snakemake.output.table) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     with atomic_path(snakemake.output.scores) as tmp:
