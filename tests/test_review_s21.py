@@ -55,3 +55,10 @@ def test_null_models_go_through_the_points_the_run_was_fitted_on():
     rec = {"figure": "fig05", "quantity": "reclaimed_mb@C", "unit": "MB", "paper": 120.0, "ours": 120.0}
     t = comparison_table([{**rec, "kind": "predicted"}], {"fig05": 0.2}, {}, mine)
     assert t["null"].iloc[0] == pytest.approx(frac_a * p5.at["C", "total_mb"])
+    # a fitted point the paper has no value at calibrated nothing: left out, not a KeyError
+    assert null_value("fig04", "shared_mb@3", {"fig04": ["shared_mb@1", "shared_mb@5", "shared_mb@40"]}) == (
+        null_value("fig04", "shared_mb@3", mine)
+    )
+    assert null_value("fig05", "reclaimed_mb@C", {"fig05": ["reclaimed_mb@A", "reclaimed_mb@Z"]}) == (
+        null_value("fig05", "reclaimed_mb@C", mine)
+    )

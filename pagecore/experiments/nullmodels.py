@@ -92,7 +92,8 @@ def _fig04(q: str, fitted) -> float:
     if name.endswith("_pct"):
         return one
     n = int(at)
-    vms = sorted(k for k in set(_points(fitted, int).get(name, [])) | {1} if k > 0)
+    # fitted VM counts the paper has a point at (only those can have calibrated anything), and 1
+    vms = sorted(k for k in set(_points(fitted, int).get(name, [])) | {1} if k > 0 and k in p.index)
     pts = [(0, 0.0)] + [(k, float(p.at[k, name])) for k in vms]
     # the segment of fitted points that holds n (the last one beyond the last point)
     i = next((j for j in range(1, len(pts)) if n <= pts[j][0]), len(pts) - 1)
@@ -107,7 +108,7 @@ def _fig05_fraction(fitted) -> tuple[float, float]:
     pts = _points(fitted)
 
     def mean_fraction(col: str) -> float:
-        hosts = sorted(set(pts.get(col, [])))
+        hosts = sorted(h for h in set(pts.get(col, [])) if h in p.index)
         return float((p.loc[hosts, col] / p.loc[hosts, "total_mb"]).mean()) if hosts else 0.0
 
     return mean_fraction("reclaimed_mb"), mean_fraction("zero_reclaimed_mb")
