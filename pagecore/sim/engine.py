@@ -382,9 +382,12 @@ class Simulator:
 
         ``high_threshold`` (the paper): "in every state, targets are computed to drive free
         memory above the high threshold". Free memory is ``system − esx − Σ overhead in use −
-        Σ machine pages of the VMs``; a VM whose targets are met holds ``target`` machine pages
-        (shared pages credited, see :meth:`_need`), so free memory settles at or above the
-        high threshold iff ``Σ target ≤ system − esx − Σ overhead_used − high``. We aim at
+        Σ machine pages of the VMs − shared content pages`` (one machine page per shared
+        non-zero content, which no VM holds alone); a VM whose targets are met holds ``target``
+        machine pages (shared pages credited, see :meth:`_need`), so free memory settles at or
+        above the high threshold iff ``Σ target ≤ system − esx − Σ overhead_used − shared − high``.
+        (Without the shared content pages, a host sharing them settled that many pages below the
+        threshold, in soft for good once it got there.) We aim at
         high + the hysteresis margin, the level at which the state machine returns to high
         (aiming at exactly 6 % would leave a system that once dropped to soft stuck there).
         The overhead of admitted VMs still waiting to start counts as in use.
@@ -401,7 +404,7 @@ class Simulator:
         st = self.mech["states"]
         pct = float(getattr(st, "high_pct", 6.0)) + float(getattr(st, "hysteresis_pct", 0.0))
         headroom = math.ceil(pct * h.system_pages / 100.0 - 1e-9)
-        return h.managed_pages - (len(run) + len(self._starting())) * h.overhead_used - headroom
+        return h.managed_pages - (len(run) + len(self._starting())) * h.overhead_used - h.shared_pages - headroom
 
     def _starting(self):
         """Admitted VMs waiting for free memory for their overhead (:meth:`_power_on`)."""
