@@ -53,3 +53,31 @@ def test_targets_leave_room_for_the_machine_pages_of_shared_contents():
     assert (at3["target"] * 256).tolist() == [14523, 14523]
     last = res.host.iloc[-1]
     assert last["state"] == "high" and last["free"] * 256 >= 1810
+
+
+def test_a_host_settled_at_its_targets_returns_to_high():
+    """Hand-worked: one 100-MB VM on a 100-MB host (25600 pages, no ESX memory, no overhead)
+    writes 25000 pages in its first second: 600 free, 2.3 %, the soft state. High + hysteresis
+    is 7 % = 1792 pages exactly, and the state machine returns to high only above it
+    (:class:`~pagecore.sim.states.EsxStates` compares strictly), so the target leaves 1793
+    free: 23807 pages. The balloon takes the 600 untouched frames (no machine page) and 1193
+    written ones: 1793 free, 7.004 %, high. The target used to leave 1792: soft for good."""
+    p = SimParams(
+        duration_s=30,
+        seed=1,
+        tau=0.0,
+        record_s=1.0,
+        check=True,
+        settings={"sharing": {"rate_vm_pages_s": 0.0}, **NO_PAGING},
+    )
+    vm = VMSpec("a", max_mb=100, overhead_mb=0)
+    res = simulate(
+        [vm],
+        HostSpec(system_mb=100, esx_mb=0, swap_mb=1024, overhead_used_mb=0),
+        p,
+        _events("a", 0.0, range(25000), True, span=1.0),
+    )
+    assert set(res.vms["target"] * 256) == {23807}
+    last = res.host.iloc[-1]
+    assert last["free"] * 256 == 1793 and last["state"] == "high"
+    assert res.vms.iloc[-1]["balloon"] * 256 == 600 + 1193

@@ -389,7 +389,8 @@ class Simulator:
         (Without the shared content pages, a host sharing them settled that many pages below the
         threshold, in soft for good once it got there.) We aim at
         high + the hysteresis margin, the level at which the state machine returns to high
-        (aiming at exactly 6 % would leave a system that once dropped to soft stuck there).
+        (aiming at exactly 6 % would leave a system that once dropped to soft stuck there): the
+        fewest pages strictly above that level, since the state machine needs it exceeded.
         The overhead of admitted VMs still waiting to start counts as in use.
         ``reservations``: memory minus the VMs' overhead reservations (32 MB each), the
         pre-issue-14 rule, which holds the high state only through unused overhead.
@@ -403,7 +404,12 @@ class Simulator:
             )
         st = self.mech["states"]
         pct = float(getattr(st, "high_pct", 6.0)) + float(getattr(st, "hysteresis_pct", 0.0))
-        headroom = math.ceil(pct * h.system_pages / 100.0 - 1e-9)
+        # the fewest free pages the state machine counts as above pct (it compares strictly):
+        # with ceil, a host whose pct·system/100 is a whole number settled exactly at pct, in
+        # soft for good
+        headroom = max(0, math.floor(pct * h.system_pages / 100.0))
+        while not 100.0 * headroom / h.system_pages > pct:
+            headroom += 1
         return h.managed_pages - (len(run) + len(self._starting())) * h.overhead_used - h.shared_pages - headroom
 
     def _starting(self):
