@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from pagecore.sim import HostSpec, SimParams, VMSpec, simulate
 
@@ -81,3 +82,41 @@ def test_a_host_settled_at_its_targets_returns_to_high():
     last = res.host.iloc[-1]
     assert last["free"] * 256 == 1793 and last["state"] == "high"
     assert res.vms.iloc[-1]["balloon"] * 256 == 600 + 1193
+
+
+@pytest.mark.parametrize(
+    "vm_a",
+    [VMSpec("a", max_mb=50, overhead_mb=0), VMSpec("a", max_mb=100, min_mb=50, shares=0, overhead_mb=0)],
+    ids=["max", "min"],
+)
+def test_bounds_of_a_vm_with_shared_pages_count_its_shared_frames(vm_a):
+    """Hand-worked (§6.1: min and max bound the VM's "physical" memory). A 100-MB host (25600
+    pages; 1793 stay free, see above). VM a reads 40 MB of untouched pages (zero-filled, 10240
+    frames, which the scanner shares) and writes 10 MB (2560 pages); it maps 50 MB, its max
+    (or its min, with 0 shares, which pins it there). VM b writes 22272 pages at t = 2 s: 768
+    free, soft. Targets count machine pages held alone (shared pages credited), so a's bound is
+    50 MB − 10240 shared frames = 2560 pages: a keeps its 50 MB, b's target is 25600 − 1793 −
+    2560 = 21247 and 1025 of its pages are reclaimed: free 1793, high. With bounds in frames,
+    a's target was 12800 machine pages (recorded as 90 or 71 MB of alloc for a 50-MB VM) and b
+    was reclaimed for memory that then sat free."""
+    trace = _trace(
+        [
+            _events("a", 0.0, range(10240), False),
+            _events("a", 0.5, range(10240, 12800), True),
+            _events("b", 2.0, range(22272), True),
+        ]
+    )
+    p = SimParams(
+        duration_s=30,
+        seed=1,
+        tau=0.0,
+        record_s=1.0,
+        check=True,
+        settings={"sharing": {"rate_vm_pages_s": 1e6, "rate_total_pages_s": 1e6}, **NO_PAGING},
+    )
+    vms = [vm_a, VMSpec("b", max_mb=100, overhead_mb=0)]
+    res = simulate(vms, HostSpec(system_mb=100, esx_mb=0, swap_mb=1024, overhead_used_mb=0), p, trace)
+    last = res.vms[res.vms["t"] == res.vms["t"].max()].set_index("vm")
+    assert last.loc["a", "target"] == 50.0 and last.loc["a", "shared"] == 40.0
+    assert last.loc["b", "target"] * 256 == 21247 and last.loc["b", "alloc"] * 256 == 21247
+    assert res.host.iloc[-1]["free"] * 256 == 1793 and res.host.iloc[-1]["state"] == "high"

@@ -436,16 +436,33 @@ class Simulator:
         over = max(0, self._held(v) - v.limit_pages)
         return max(over, self.mech["paging"].rate_pages(dt)) if v.limit_wait else over
 
+    def _bounds(self, run):
+        """Per VM the (min, max) its target may take, in the units of :meth:`_held`. min and
+        max (or the VM's limit when lower) bound the frames a VM maps (§6.1); with
+        ``credit_shared`` the target counts machine pages held alone, so both drop by the VM's
+        shared frames: a VM mapping ``s`` shared frames holds at most ``max − s`` pages alone
+        and keeps its guaranteed ``min`` frames with ``min − s`` of them. (Bounds in frames
+        gave a VM with shared pages a target above its max, stranding that memory while other
+        VMs were reclaimed for it, and a floor of min frames plus its shared ones.)"""
+        lo = np.array([v.min_pages for v in run], np.int64)
+        hi = np.array([v.limit_pages for v in run], np.int64)  # max, or the VM's limit when lower
+        if self.params.credit_shared:
+            shared = np.array([v.mem.count(m.SHARED) for v in run], np.int64)
+            hi = np.maximum(hi - shared, 0)
+            lo = np.minimum(np.maximum(lo - shared, 0), hi)
+        return lo, hi
+
     def _recompute(self):
         run = [v for v in self.vms if v.running]
         if not run:
             return
         avail = self.target_pool_pages(run)
         est = self.mech["sampling"]
+        lo, hi = self._bounds(run)
         t = self.mech["allocation"].targets(
             np.array([v.shares for v in run]),
-            np.array([v.min_pages for v in run]),
-            np.array([v.limit_pages for v in run]),  # max, or the VM's limit when lower
+            lo,
+            hi,
             np.array([est.estimate(v) for v in run]),
             avail,
             self.tau,
