@@ -120,3 +120,17 @@ def test_bounds_of_a_vm_with_shared_pages_count_its_shared_frames(vm_a):
     assert last.loc["a", "target"] == 50.0 and last.loc["a", "shared"] == 40.0
     assert last.loc["b", "target"] * 256 == 21247 and last.loc["b", "alloc"] * 256 == 21247
     assert res.host.iloc[-1]["free"] * 256 == 1793 and res.host.iloc[-1]["state"] == "high"
+
+
+def test_a_trace_without_events_replays_nothing():
+    """A zero-length trace built from empty lists (no dtypes: float64 or object columns) was
+    refused as "gpfn not an integer"; it replays nothing, like an empty typed one."""
+    host = HostSpec(system_mb=64, esx_mb=0, swap_mb=64, overhead_used_mb=0)
+    p = SimParams(duration_s=2, seed=1, record_s=1.0, check=True)
+    vms = [VMSpec("a", max_mb=16, min_mb=16, overhead_mb=0)]
+    for trace in (
+        pd.DataFrame({"t": [], "vm": [], "gpfn": [], "write": []}),
+        pd.DataFrame({"t": [], "vm": [], "gpfn": [], "write": [], "zero": []}, dtype=object),
+    ):
+        res = simulate(vms, host, p, trace)
+        assert res.vms["alloc"].tolist() == [0.0, 0.0] and res.vms["events"].tolist() == [0, 0]  # rows at 1 and 2 s
