@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from pagecore.sim import HostSpec, SimParams, VMSpec, simulate
 
 NO_PAGING = {"paging": {"swap_rate_mb_s": 0.0}}
-FAST_CONTENT_SCAN = {"sharing": {"rate_vm_pages_s": 1e6, "rate_total_pages_s": 1e6}, **NO_PAGING}
+FAST_SCAN = {"sharing": {"rate_vm_pages_s": 1e6, "rate_total_pages_s": 1e6}, **NO_PAGING}
 
 
 def _events(vm, t0, gpfns, write, zero=False, span=0.5):
@@ -43,7 +42,7 @@ def test_targets_leave_room_for_the_machine_pages_of_shared_contents():
     image[:5000] = np.arange(1, 5001)
     p = SimParams(
         duration_s=40, seed=1, tau=0.0, record_s=1.0, check=True,
-        mechanisms={"sharing": "content"}, settings=FAST_CONTENT_SCAN,
+        mechanisms={"sharing": "content"}, settings=FAST_SCAN,
     )  # fmt: skip
     vms = [VMSpec(v, max_mb=100, overhead_mb=0) for v in "ab"]
     host = HostSpec(system_mb=101, esx_mb=0, swap_mb=1024, overhead_used_mb=0)
@@ -84,42 +83,50 @@ def test_a_host_settled_at_its_targets_returns_to_high():
     assert res.vms.iloc[-1]["balloon"] * 256 == 600 + 1193
 
 
-@pytest.mark.parametrize(
-    "vm_a",
-    [VMSpec("a", max_mb=50, overhead_mb=0), VMSpec("a", max_mb=100, min_mb=50, shares=0, overhead_mb=0)],
-    ids=["max", "min"],
-)
-def test_bounds_of_a_vm_with_shared_pages_count_its_shared_frames(vm_a):
-    """Hand-worked (§6.1: min and max bound the VM's "physical" memory). A 100-MB host (25600
-    pages; 1793 stay free, see above). VM a reads 40 MB of untouched pages (zero-filled, 10240
-    frames, which the scanner shares) and writes 10 MB (2560 pages); it maps 50 MB, its max
-    (or its min, with 0 shares, which pins it there). VM b writes 22272 pages at t = 2 s: 768
-    free, soft. Targets count machine pages held alone (shared pages credited), so a's bound is
-    50 MB − 10240 shared frames = 2560 pages: a keeps its 50 MB, b's target is 25600 − 1793 −
-    2560 = 21247 and 1025 of its pages are reclaimed: free 1793, high. With bounds in frames,
-    a's target was 12800 machine pages (recorded as 90 or 71 MB of alloc for a 50-MB VM) and b
-    was reclaimed for memory that then sat free."""
-    trace = _trace(
-        [
-            _events("a", 0.0, range(10240), False),
-            _events("a", 0.5, range(10240, 12800), True),
-            _events("b", 2.0, range(22272), True),
-        ]
-    )
+def _a_with_shared_frames_b_pushing_to_soft(vm_a, extra=None, **kw):
+    """VM a reads 40 MB of untouched pages (10240 zero frames, shared by the scanner) and
+    writes 10 MB (2560 pages); VM b (100 MB) writes 22272 pages at t = 2 s, which takes a 100-MB
+    host (25600 pages) to 768 free: soft."""
+    parts = [_events("a", 0.0, range(10240), False), _events("a", 0.5, range(10240, 12800), True)]
+    parts += [_events("b", 2.0, range(22272), True)] + ([extra] if extra is not None else [])
     p = SimParams(
-        duration_s=30,
-        seed=1,
-        tau=0.0,
-        record_s=1.0,
-        check=True,
-        settings={"sharing": {"rate_vm_pages_s": 1e6, "rate_total_pages_s": 1e6}, **NO_PAGING},
+        **{"duration_s": 30, "seed": 1, "tau": 0.0, "record_s": 1.0, "check": True, "settings": FAST_SCAN, **kw}
     )
     vms = [vm_a, VMSpec("b", max_mb=100, overhead_mb=0)]
-    res = simulate(vms, HostSpec(system_mb=100, esx_mb=0, swap_mb=1024, overhead_used_mb=0), p, trace)
+    return simulate(vms, HostSpec(system_mb=100, esx_mb=0, swap_mb=1024, overhead_used_mb=0), p, _trace(parts))
+
+
+def test_a_vm_with_shared_pages_is_bounded_by_its_max_less_its_shared_frames():
+    """Hand-worked (§6.1: max bounds the VM's "physical" memory). VM a (max 50 MB) maps 50 MB,
+    40 of them shared. Targets count machine pages held alone (shared pages credited), so a's
+    bound is 12800 − 10240 shared frames = 2560 pages: a keeps its 50 MB, and b's target is
+    25600 − 1793 (free, see above) − 2560 = 21247: 1025 of its pages are reclaimed, free 1793,
+    high. With the bound in frames, a's target was 7936 machine pages (a third of the pool by
+    shares 500:1000; recorded as 71 MB of alloc for a 50-MB VM) and b was reclaimed to 15871
+    pages' target for memory that then sat free."""
+    res = _a_with_shared_frames_b_pushing_to_soft(VMSpec("a", max_mb=50, overhead_mb=0))
     last = res.vms[res.vms["t"] == res.vms["t"].max()].set_index("vm")
     assert last.loc["a", "target"] == 50.0 and last.loc["a", "shared"] == 40.0
     assert last.loc["b", "target"] * 256 == 21247 and last.loc["b", "alloc"] * 256 == 21247
     assert res.host.iloc[-1]["free"] * 256 == 1793 and res.host.iloc[-1]["state"] == "high"
+
+
+def test_a_vm_at_min_equal_max_is_never_reclaimed_below_min_through_its_shared_frames():
+    """VM a has min = max = 50 MB, 40 of them shared: its bound is 2560 machine pages (above),
+    met. At t = 20 s (the host back in high, reclaiming there with ``balloon_in_high``; the
+    last rebalance at 15 s, the next at 30 s) it writes 512 of its shared frames
+    (copy-on-write): 3072 pages alone, 512 over that bound until the rebalance (free 1793 − 512
+    = 1281, 5 %: no state change to recompute earlier). Taking them would take a below its
+    min (the guest's balloon takes shared zero frames first: they are its free pages), so
+    nothing is taken: a maps 50 MB throughout and its bound is 3072 after the rebalance. The
+    balloon took 512 of them (alloc 48 MB < min) when min was a bound less the shared frames."""
+    cow = _events("a", 20.0, range(512), True)
+    vm = VMSpec("a", max_mb=50, min_mb=50, overhead_mb=0)
+    res = _a_with_shared_frames_b_pushing_to_soft(vm, cow, duration_s=35, balloon_in_high=True)
+    a = res.vms[res.vms["vm"] == "a"].set_index("t")
+    assert (a["alloc"] == 50.0).all() and (a["balloon"] == 0.0).all()
+    assert a.loc[21.0, "private"] * 256 == 3072 and res.host.set_index("t").loc[21.0, "state"] == "high"
+    assert a.loc[31.0, "target"] == 50.0  # 3072 alone + 9728 shared
 
 
 def test_a_trace_without_events_replays_nothing():

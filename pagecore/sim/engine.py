@@ -420,8 +420,13 @@ class Simulator:
     def _need(self, v) -> int:
         """Pages VM ``v`` must give up to reach its target. With ``credit_shared`` only the
         machine pages it holds alone count (a shared page costs the host nothing more), so a VM
-        whose pages are shared needs less reclaimed; otherwise every mapped frame counts."""
-        return self._held(v) - v.target
+        whose pages are shared needs less reclaimed; otherwise every mapped frame counts. Never
+        more than takes the VM's mapped frames below its min (§6.1: a guaranteed lower bound),
+        which a credited target below ``min`` machine pages (:meth:`_bounds`) would."""
+        need = self._held(v) - v.target
+        if self.params.credit_shared:
+            need = min(need, v.mem.alloc - v.min_pages)
+        return need
 
     def _held(self, v) -> int:
         """Machine memory VM ``v`` counts as holding (see :meth:`_need`)."""
@@ -438,19 +443,19 @@ class Simulator:
         return max(over, self.mech["paging"].rate_pages(dt)) if v.limit_wait else over
 
     def _bounds(self, run):
-        """Per VM the (min, max) its target may take, in the units of :meth:`_held`. min and
-        max (or the VM's limit when lower) bound the frames a VM maps (§6.1); with
-        ``credit_shared`` the target counts machine pages held alone, so both drop by the VM's
-        shared frames: a VM mapping ``s`` shared frames holds at most ``max − s`` pages alone
-        and keeps its guaranteed ``min`` frames with ``min − s`` of them. (Bounds in frames
-        gave a VM with shared pages a target above its max, stranding that memory while other
-        VMs were reclaimed for it, and a floor of min frames plus its shared ones.)"""
+        """Per VM the (min, max) its target may take, in the units of :meth:`_held`. max (or
+        the VM's limit when lower) bounds the frames a VM maps (§6.1); with ``credit_shared``
+        the target counts machine pages held alone, and a VM mapping ``s`` shared frames holds
+        at most ``max − s`` of those, so that is its bound (a bound in frames gave it a target
+        above its max, stranding that memory while other VMs were reclaimed for it). min stays
+        ``min`` machine pages (at most the bound): ``min − s`` would let the guest's balloon,
+        which takes shared zero frames first (they are free pages to the guest), take the VM
+        below ``min`` frames; :meth:`_need` never reclaims a VM below them."""
         lo = np.array([v.min_pages for v in run], np.int64)
         hi = np.array([v.limit_pages for v in run], np.int64)  # max, or the VM's limit when lower
         if self.params.credit_shared:
-            shared = np.array([v.mem.count(m.SHARED) for v in run], np.int64)
-            hi = np.maximum(hi - shared, 0)
-            lo = np.minimum(np.maximum(lo - shared, 0), hi)
+            hi = np.maximum(hi - np.array([v.mem.count(m.SHARED) for v in run], np.int64), 0)
+            lo = np.minimum(lo, hi)
         return lo, hi
 
     def _recompute(self):
