@@ -141,3 +141,18 @@ def test_a_trace_without_events_replays_nothing():
     ):
         res = simulate(vms, host, p, trace)
         assert res.vms["alloc"].tolist() == [0.0, 0.0] and res.vms["events"].tolist() == [0, 0]  # rows at 1 and 2 s
+
+
+def test_a_limit_bounds_the_target_of_a_vm_with_shared_pages_as_is():
+    """A limit counts the machine pages a VM holds alone (what it is reclaimed to in every
+    state), so it bounds that VM's credited target as is: VM a (max 100 MB, limit 50 MB) with
+    40 MB shared may hold 12800 pages alone (12800 + 10240 frames < max). With τ = 0 and equal
+    shares, a and b split the 23807-page pool: 11903 and 11904 (hand: the rounding page goes
+    to the first VM of highest ρ after the bisection; both equal, the floor of 11903.5 each and
+    one page left over). The bound was the limit less the shared frames, 2560: a target of
+    2560 alone."""
+    vm = VMSpec("a", max_mb=100, limit_mb=50, overhead_mb=0)
+    res = _a_with_shared_frames_b_pushing_to_soft(vm, duration_s=4)
+    at4 = res.vms[res.vms["t"] == 4.0].set_index("vm")
+    assert at4.loc["a", "shared"] * 256 == 10240
+    assert sorted([at4.loc["a", "target"] * 256 - 10240, at4.loc["b", "target"] * 256]) == [11903, 11904]

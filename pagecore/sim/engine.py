@@ -447,14 +447,16 @@ class Simulator:
         the VM's limit when lower) bounds the frames a VM maps (§6.1); with ``credit_shared``
         the target counts machine pages held alone, and a VM mapping ``s`` shared frames holds
         at most ``max − s`` of those, so that is its bound (a bound in frames gave it a target
-        above its max, stranding that memory while other VMs were reclaimed for it). min stays
+        above its max, stranding that memory while other VMs were reclaimed for it); a limit
+        already counts the pages held alone (:meth:`_over_limit`), so it bounds as is. min stays
         ``min`` machine pages (at most the bound): ``min − s`` would let the guest's balloon,
         which takes shared zero frames first (they are free pages to the guest), take the VM
         below ``min`` frames; :meth:`_need` never reclaims a VM below them."""
         lo = np.array([v.min_pages for v in run], np.int64)
         hi = np.array([v.limit_pages for v in run], np.int64)  # max, or the VM's limit when lower
         if self.params.credit_shared:
-            hi = np.maximum(hi - np.array([v.mem.count(m.SHARED) for v in run], np.int64), 0)
+            alone = np.array([v.pages - v.mem.count(m.SHARED) for v in run], np.int64)
+            hi = np.minimum(hi, alone)
             lo = np.minimum(lo, hi)
         return lo, hi
 
