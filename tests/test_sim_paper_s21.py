@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from pagecore.errors import InputError
 from pagecore.sim import HostSpec, SimParams, VMSpec, simulate
 
 NO_PAGING = {"paging": {"swap_rate_mb_s": 0.0}}
@@ -156,3 +158,14 @@ def test_a_limit_bounds_the_target_of_a_vm_with_shared_pages_as_is():
     at4 = res.vms[res.vms["t"] == 4.0].set_index("vm")
     assert at4.loc["a", "shared"] * 256 == 10240
     assert sorted([at4.loc["a", "target"] * 256 - 10240, at4.loc["b", "target"] * 256]) == [11903, 11904]
+
+
+def test_a_zeroing_event_that_is_not_a_write_is_refused():
+    """``zero`` says the write fills the page with zeros. A row with zero and not write was
+    replayed as a zeroing write on a private page and as a read on a shared one (the shared
+    content stayed): refused, naming the event."""
+    trace = pd.concat([_events("a", 0.0, [0, 1], False), _events("a", 1.0, [1], False, zero=True)], ignore_index=True)
+    p = SimParams(duration_s=2, seed=1, record_s=1.0)
+    host = HostSpec(system_mb=64, esx_mb=0, swap_mb=64, overhead_used_mb=0)
+    with pytest.raises(InputError, match="event 2 has zero = true but write = false"):
+        simulate([VMSpec("a", max_mb=1, overhead_mb=0)], host, p, trace)

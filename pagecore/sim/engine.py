@@ -173,9 +173,19 @@ def _as_arrays(batch):
         # a float gpfn was truncated (1.5 -> 1), a negative one named as 2^64 - 1 in the error
         raise InputError(None, f"access trace gpfn {bad} ({g.dtype})", expected="integer gpfns >= 0 (uint64)")
     g = np.ascontiguousarray(g, dtype=np.uint64)
-    f = np.asarray(get("write"), dtype=np.bool_).astype(np.uint8)
+    w = np.asarray(get("write"), dtype=np.bool_)
+    f = w.astype(np.uint8)
     if has_zero:
-        f |= np.asarray(get("zero"), dtype=np.bool_).astype(np.uint8) << 1
+        z = np.asarray(get("zero"), dtype=np.bool_)
+        if z.size and bool((z & ~w).any()):
+            # the touch path zeroed a private page on it but left a shared one as it was
+            bad = int(np.flatnonzero(z & ~w)[0])
+            raise InputError(
+                None,
+                f"access trace event {bad} has zero = true but write = false",
+                expected="zero only on writes (zero: the write fills the page with zeros)",
+            )
+        f |= z.astype(np.uint8) << 1
     return names, codes, t, g, f
 
 
