@@ -57,6 +57,27 @@ def test_targets_leave_room_for_the_machine_pages_of_shared_contents():
     assert last["state"] == "high" and last["free"] * 256 >= 1810
 
 
+def test_without_the_credit_targets_count_shared_content_pages_among_the_frames():
+    """The scenario above with ``credit_shared: false``: targets count every mapped frame, so
+    each shared content's page is counted among its frames already (twice here): the targets
+    split 25856 − 1810 = 24046 pages, 12023 each, and each VM (15000 frames) is reclaimed
+    2977. Taking the 5000 shared pages off the pool as well reclaimed 2500 more from each."""
+    parts = []
+    for v in "ab":
+        parts += [_events(v, 0.0, range(5000), False), _events(v, 0.5, range(5000, 12000), True)]
+        parts.append(_events(v, 2.0, range(12000, 15000), True))
+    image = np.full(25600, -1, np.int64)
+    image[:5000] = np.arange(1, 5001)
+    p = SimParams(
+        duration_s=4, seed=1, tau=0.0, record_s=1.0, check=True, credit_shared=False,
+        mechanisms={"sharing": "content"}, settings=FAST_SCAN,
+    )  # fmt: skip
+    vms = [VMSpec(v, max_mb=100, overhead_mb=0) for v in "ab"]
+    host = HostSpec(system_mb=101, esx_mb=0, swap_mb=1024, overhead_used_mb=0)
+    res = simulate(vms, host, p, _trace(parts), contents={"a": image, "b": image})
+    assert (res.vms[res.vms["t"] == 3.0]["target"] * 256).tolist() == [12023, 12023]
+
+
 def test_a_host_settled_at_its_targets_returns_to_high():
     """Hand-worked: one 100-MB VM on a 100-MB host (25600 pages, no ESX memory, no overhead)
     writes 25000 pages in its first second: 600 free, 2.3 %, the soft state. High + hysteresis

@@ -396,7 +396,8 @@ class Simulator:
         Σ machine pages of the VMs − shared content pages`` (one machine page per shared
         non-zero content, which no VM holds alone); a VM whose targets are met holds ``target``
         machine pages (shared pages credited, see :meth:`_need`), so free memory settles at or
-        above the high threshold iff ``Σ target ≤ system − esx − Σ overhead_used − shared − high``.
+        above the high threshold iff ``Σ target ≤ system − esx − Σ overhead_used − shared − high``
+        (without the credit, targets count every mapped frame, shared content pages among them).
         (Without the shared content pages, a host sharing them settled that many pages below the
         threshold, in soft for good once it got there.) We aim at
         high + the hysteresis margin, the level at which the state machine returns to high
@@ -421,7 +422,10 @@ class Simulator:
         headroom = max(0, math.floor(pct * h.system_pages / 100.0))
         while not 100.0 * headroom / h.system_pages > pct:
             headroom += 1
-        return h.managed_pages - (len(run) + len(self._starting())) * h.overhead_used - h.shared_pages - headroom
+        # targets counting every mapped frame (no credit) already count each shared content's
+        # page at least once among its frames
+        shared = h.shared_pages if self.params.credit_shared else 0
+        return h.managed_pages - (len(run) + len(self._starting())) * h.overhead_used - shared - headroom
 
     def _starting(self):
         """Admitted VMs waiting for free memory for their overhead (:meth:`_power_on`)."""
