@@ -619,7 +619,9 @@ class Simulator:
                     v.name,
                     v.clock,
                     mb(v.mem.alloc),
-                    mb(v.target + (int(c[m.SHARED]) if self.params.credit_shared else 0)),
+                    # in frames: the credited target plus the frames shared now (more may have
+                    # been shared since the target was computed: at most the VM's max)
+                    mb(min(v.pages, v.target + (int(c[m.SHARED]) if self.params.credit_shared else 0))),
                     mb(v.active_true),
                     mb(smp.estimate(v)),
                     mb(comp["active_slow"]),
