@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pagecore.errors import InputError
+from pagecore.errors import ConfigError, InputError
 from pagecore.sim import HostSpec, SimParams, VMSpec, simulate
 
 NO_PAGING = {"paging": {"swap_rate_mb_s": 0.0}}
@@ -206,3 +206,8 @@ def test_the_recorded_target_of_a_vm_sharing_more_and_more_pages_stays_within_it
     res = simulate([VMSpec("a", max_mb=50, overhead_mb=0)], host, p, _events("a", 0.0, range(10240), False))
     assert res.vms["shared"].iloc[-1] > res.vms["shared"].iloc[0] > 0  # shared over time
     assert res.vms["target"].max() == 50.0
+
+
+def test_a_vm_smaller_than_one_page_is_refused_naming_it():
+    with pytest.raises(ConfigError, match=r"VM tiny: max_mb 0\.001 is less than one 4-KiB page"):
+        simulate([VMSpec("tiny", max_mb=0.001, overhead_mb=0)], HostSpec(system_mb=64), SimParams(duration_s=1))
