@@ -211,3 +211,28 @@ def test_the_recorded_target_of_a_vm_sharing_more_and_more_pages_stays_within_it
 def test_a_vm_smaller_than_one_page_is_refused_naming_it():
     with pytest.raises(ConfigError, match=r"VM tiny: max_mb 0\.001 is less than one 4-KiB page"):
         simulate([VMSpec("tiny", max_mb=0.001, overhead_mb=0)], HostSpec(system_mb=64), SimParams(duration_s=1))
+
+
+@pytest.mark.parametrize(("credit", "alloc_a"), [(True, 10000), (False, 7619)])
+def test_of_two_vms_mapping_as_much_the_one_with_shared_pages_is_reclaimed_less(credit, alloc_a):
+    """Hand-worked: two 64-MB VMs on a 64-MB host (16384 pages; 1147 stay free, the fewest
+    above 7 %), equal shares, τ = 0: targets 7619 (the first VM takes the rounding page) and
+    7618. Each maps 10000 frames: a reads 4000 untouched pages (zero, shared by the scanner)
+    and writes 6000; b writes 10000. 16000 machine pages, 384 free: soft. Reclaiming toward
+    the targets in every state (``balloon_in_high``): with the credit a holds 6000 alone,
+    under its target, and keeps its 10000 frames while b gives up 2382; without it a gives
+    up 2381 frames as well."""
+    parts = [_events("a", 0.0, range(4000), False), _events("a", 1.0, range(4000, 10000), True)]
+    parts.append(_events("b", 1.0, range(10000), True, span=1.0))
+    p = SimParams(
+        duration_s=30, seed=1, tau=0.0, record_s=1.0, check=True, credit_shared=credit, balloon_in_high=True,
+        settings=FAST_SCAN,
+    )  # fmt: skip
+    vms = [VMSpec(v, max_mb=64, overhead_mb=0) for v in "ab"]
+    res = simulate(vms, HostSpec(system_mb=64, esx_mb=0, swap_mb=1024, overhead_used_mb=0), p, _trace(parts))
+    assert res.host.set_index("t").loc[2.0, "state"] == "soft"
+    last = res.vms[res.vms["t"] == 30.0].set_index("vm")
+    assert (last["alloc"] * 256).to_dict() == {"a": alloc_a, "b": 7618}
+    # without the credit a's balloon takes its 6384 untouched frames, then 2381 of its shared
+    # zero frames (free pages to the guest): no machine page comes back from those
+    assert last.loc["a", "shared"] * 256 == (4000 if credit else 4000 - 2381)
