@@ -485,13 +485,14 @@ def test_story_paging_when_the_balloon_cannot_help():
 def test_targets_keep_free_memory_above_the_high_threshold():
     """Hand-worked (§6.3 "targets are computed to drive free memory above the high
     threshold"): a 100-MB host, 10 MB for ESX, 2 MB of overhead in use per VM, two equal VMs
-    at τ = 0. Targets add up to 100 − 10 − 2·2 − (6 % + 1 % hysteresis)·100 = 79 MB: 39.5 MB
-    each. With the old rule (memory minus 32-MB reservations... here 8 MB each) they were
-    (90 − 16) / 2 = 37 MB."""
+    at τ = 0. Targets add up to 100 − 10 − 2·2 MB less the fewest pages above 6 % + 1 %
+    hysteresis of 100 MB (1792 pages exactly, so 1793): 20223 pages, 10112 and 10111 (the
+    rounding page to the first). With the old rule (memory minus 32-MB reservations... here
+    8 MB each) they were (90 − 16) / 2 = 37 MB."""
     vms = [VMSpec("a", max_mb=100, overhead_mb=8), VMSpec("b", max_mb=100, overhead_mb=8)]
     host = HostSpec(system_mb=100, esx_mb=10, swap_mb=1024, overhead_used_mb=2)
     res = simulate(vms, host, _params(2))
-    assert set(res.vms["target"].round(6)) == {39.5}
+    assert res.vms.groupby("vm")["target"].agg(lambda x: set(x * 256)).to_dict() == {"a": {10112}, "b": {10111}}
     old = simulate(vms, host, _params(2, target_pool="reservations"))
     assert set(old.vms["target"].round(6)) == {37.0}
 

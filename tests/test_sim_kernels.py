@@ -53,7 +53,12 @@ def replay_twin(ts, g, fl, lo, t_end, state, owner, alias, refbit, sampled, stam
         w, z = bool(fl[i] & 1), bool(fl[i] & 2)
         if host[0] <= 0:
             home = x if owner[x] == x else (alias[x] if alias[x] >= 0 and owner[alias[x]] == x else -1)
-            if home < 0 or not (state[home] in (P, Z) or (state[home] == S and not w)):
+            if home < 0 and owner[x] == m.FREE:
+                home = x
+            ww = w
+            if home < 0:  # the frame the guest would re-home x to (a pick on copies), written
+                home, ww = pick_twin(owner, state, refbit.copy(), hands.copy(), c), True
+            if home < 0 or not (state[home] in (P, Z) or (state[home] == S and not ww)):
                 return i  # only an event that needs a new machine page waits
         if owner[x] == x:
             f = x
@@ -202,6 +207,25 @@ def test_replay_matches_twin(seed):
     mem.check()
 
 
+@pytest.mark.parametrize("seed", range(scaled(25, 4)))
+def test_replay_without_free_memory_matches_twin(seed):
+    """Random histories replayed with no free machine page: the kernel goes on exactly over
+    the events the twin finds need no new page (its re-homing frame: a pick on copies)."""
+    rng = np.random.default_rng(5000 + seed)
+    mem, _ = _random_vm(rng)
+    host = np.array([0], np.int64)
+    ref = _snapshot(mem)
+    host_ref = host.copy()
+    t, g, f = _trace(rng, mem.pages, scaled(3000, 300))
+    i = mem.replay(t, g, f, 0, 10.0, 3, host)
+    keys = ("state", "owner", "alias", "refbit", "sampled", "stamp")
+    j = replay_twin(t, g, f, 0, 10.0, *(ref[x] for x in keys), 3, ref["hands"], ref["c"], host_ref)
+    assert i == j and host[0] == host_ref[0] == 0
+    for x in ARRAYS:
+        np.testing.assert_array_equal(getattr(mem, x), ref[x], err_msg=x)
+    mem.check()
+
+
 @pytest.mark.parametrize("k", [1, m.AHEAD - 1, m.AHEAD, m.AHEAD + 1, 2 * m.AHEAD + 3])
 @pytest.mark.parametrize("start", [0, 1])
 def test_replay_matches_twin_around_the_prefetch_distance(k, start):
@@ -256,6 +280,39 @@ def test_replay_without_free_memory_only_new_pages_wait():
     assert host[0] == 0 and mem.state[1] == S
     # an unbacked frame also waits
     assert mem.replay(t, g, f, 4, 100.0, 1, host) == 4
+
+
+def test_replay_without_free_memory_goes_on_where_the_guest_finds_a_backed_frame():
+    """Hand-worked: a guest's data read (zero pages, backed), no free machine page left. (a)
+    All four read; the balloon takes frames 0 and 1 (the guest's free list) and gives them back
+    zero-filled (Windows): frame 0 is backed again, its datum's own freed frame; reading datum
+    0 needs no new page and goes on. (b) All four read; the balloon holds frame 0: the guest
+    re-homes datum 0 to its next free frame, 1 (backed, zero), and writes it there: no new page
+    either. Both used to wait (only a datum's own or aliased frame was looked at). (c) Only
+    data 0 and 3 read: the next free frame, 1, is unbacked; the re-homing needs a page and
+    waits."""
+    for case in "abc":
+        mem = m.VMMemory(4)
+        host = np.array([10], np.int64)
+        g = np.array([0, 3] if case == "c" else [0, 1, 2, 3], np.uint64)
+        mem.replay(np.arange(g.size, dtype=np.float64), g, np.zeros(g.size, np.uint8), 0, 9.0, 0, host)
+        if case == "a":
+            mem.inflate(2, host)
+            mem.deflate(2, host, True)
+            assert mem.owner.tolist() == [m.FREE, m.FREE, 2, 3] and mem.state.tolist() == [Z, Z, Z, Z]
+        else:
+            mem.inflate(1, host)
+            assert mem.state[0] == B
+        host[0] = 0
+        before = mem.state.copy()
+        i = mem.replay(np.array([10.0]), np.array([0], np.uint64), np.zeros(1, np.uint8), 0, 99.0, 1, host)
+        assert host[0] == 0
+        if case == "c":
+            assert i == 0 and mem.state.tolist() == before.tolist() == [B, U, U, Z]
+        else:
+            assert i == 1
+            assert mem.state.tolist() == ([Z, Z, Z, Z] if case == "a" else [B, P, Z, Z])
+        mem.check()
 
 
 def test_replay_empty_and_one_event():

@@ -167,14 +167,25 @@ def _as_arrays(batch):
             expected="a finite time >= 0 (seconds of the VM's time since its power-on)",
         )
     g = get("gpfn")
-    if g.dtype.kind not in "ui" or (g.dtype.kind == "i" and g.size and g.min() < 0):
+    # (an empty column has no integer dtype to check: a trace without events replays nothing)
+    if g.size and (g.dtype.kind not in "ui" or (g.dtype.kind == "i" and g.min() < 0)):
         bad = "not an integer" if g.dtype.kind not in "ui" else f"{int(g.min())}"
         # a float gpfn was truncated (1.5 -> 1), a negative one named as 2^64 - 1 in the error
         raise InputError(None, f"access trace gpfn {bad} ({g.dtype})", expected="integer gpfns >= 0 (uint64)")
     g = np.ascontiguousarray(g, dtype=np.uint64)
-    f = np.asarray(get("write"), dtype=np.bool_).astype(np.uint8)
+    w = np.asarray(get("write"), dtype=np.bool_)
+    f = w.astype(np.uint8)
     if has_zero:
-        f |= np.asarray(get("zero"), dtype=np.bool_).astype(np.uint8) << 1
+        z = np.asarray(get("zero"), dtype=np.bool_)
+        if z.size and bool((z & ~w).any()):
+            # the touch path zeroed a private page on it but left a shared one as it was
+            bad = int(np.flatnonzero(z & ~w)[0])
+            raise InputError(
+                None,
+                f"access trace event {bad} has zero = true but write = false",
+                expected="zero only on writes (zero: the write fills the page with zeros)",
+            )
+        f |= z.astype(np.uint8) << 1
     return names, codes, t, g, f
 
 
@@ -382,11 +393,16 @@ class Simulator:
 
         ``high_threshold`` (the paper): "in every state, targets are computed to drive free
         memory above the high threshold". Free memory is ``system − esx − Σ overhead in use −
-        Σ machine pages of the VMs``; a VM whose targets are met holds ``target`` machine pages
-        (shared pages credited, see :meth:`_need`), so free memory settles at or above the
-        high threshold iff ``Σ target ≤ system − esx − Σ overhead_used − high``. We aim at
+        Σ machine pages of the VMs − shared content pages`` (one machine page per shared
+        non-zero content, which no VM holds alone); a VM whose targets are met holds ``target``
+        machine pages (shared pages credited, see :meth:`_need`), so free memory settles at or
+        above the high threshold iff ``Σ target ≤ system − esx − Σ overhead_used − shared − high``
+        (without the credit, targets count every mapped frame, shared content pages among them).
+        (Without the shared content pages, a host sharing them settled that many pages below the
+        threshold, in soft for good once it got there.) We aim at
         high + the hysteresis margin, the level at which the state machine returns to high
-        (aiming at exactly 6 % would leave a system that once dropped to soft stuck there).
+        (aiming at exactly 6 % would leave a system that once dropped to soft stuck there): the
+        fewest pages strictly above that level, since the state machine needs it exceeded.
         The overhead of admitted VMs still waiting to start counts as in use.
         ``reservations``: memory minus the VMs' overhead reservations (32 MB each), the
         pre-issue-14 rule, which holds the high state only through unused overhead.
@@ -400,8 +416,16 @@ class Simulator:
             )
         st = self.mech["states"]
         pct = float(getattr(st, "high_pct", 6.0)) + float(getattr(st, "hysteresis_pct", 0.0))
-        headroom = math.ceil(pct * h.system_pages / 100.0 - 1e-9)
-        return h.managed_pages - (len(run) + len(self._starting())) * h.overhead_used - headroom
+        # the fewest free pages the state machine counts as above pct (it compares strictly):
+        # with ceil, a host whose pct·system/100 is a whole number settled exactly at pct, in
+        # soft for good
+        headroom = max(0, math.floor(pct * h.system_pages / 100.0))
+        while not 100.0 * headroom / h.system_pages > pct:
+            headroom += 1
+        # targets counting every mapped frame (no credit) already count each shared content's
+        # page at least once among its frames
+        shared = h.shared_pages if self.params.credit_shared else 0
+        return h.managed_pages - (len(run) + len(self._starting())) * h.overhead_used - shared - headroom
 
     def _starting(self):
         """Admitted VMs waiting for free memory for their overhead (:meth:`_power_on`)."""
@@ -410,8 +434,13 @@ class Simulator:
     def _need(self, v) -> int:
         """Pages VM ``v`` must give up to reach its target. With ``credit_shared`` only the
         machine pages it holds alone count (a shared page costs the host nothing more), so a VM
-        whose pages are shared needs less reclaimed; otherwise every mapped frame counts."""
-        return self._held(v) - v.target
+        whose pages are shared needs less reclaimed; otherwise every mapped frame counts. Never
+        more than takes the VM's mapped frames below its min (§6.1: a guaranteed lower bound),
+        which a credited target below ``min`` machine pages (:meth:`_bounds`) would."""
+        need = self._held(v) - v.target
+        if self.params.credit_shared:
+            need = min(need, v.mem.alloc - v.min_pages)
+        return need
 
     def _held(self, v) -> int:
         """Machine memory VM ``v`` counts as holding (see :meth:`_need`)."""
@@ -427,16 +456,35 @@ class Simulator:
         over = max(0, self._held(v) - v.limit_pages)
         return max(over, self.mech["paging"].rate_pages(dt)) if v.limit_wait else over
 
+    def _bounds(self, run):
+        """Per VM the (min, max) its target may take, in the units of :meth:`_held`. max (or
+        the VM's limit when lower) bounds the frames a VM maps (§6.1); with ``credit_shared``
+        the target counts machine pages held alone, and a VM mapping ``s`` shared frames holds
+        at most ``max − s`` of those, so that is its bound (a bound in frames gave it a target
+        above its max, stranding that memory while other VMs were reclaimed for it); a limit
+        already counts the pages held alone (:meth:`_over_limit`), so it bounds as is. min stays
+        ``min`` machine pages (at most the bound): ``min − s`` would let the guest's balloon,
+        which takes shared zero frames first (they are free pages to the guest), take the VM
+        below ``min`` frames; :meth:`_need` never reclaims a VM below them."""
+        lo = np.array([v.min_pages for v in run], np.int64)
+        hi = np.array([v.limit_pages for v in run], np.int64)  # max, or the VM's limit when lower
+        if self.params.credit_shared:
+            alone = np.array([v.pages - v.mem.count(m.SHARED) for v in run], np.int64)
+            hi = np.minimum(hi, alone)
+            lo = np.minimum(lo, hi)
+        return lo, hi
+
     def _recompute(self):
         run = [v for v in self.vms if v.running]
         if not run:
             return
         avail = self.target_pool_pages(run)
         est = self.mech["sampling"]
+        lo, hi = self._bounds(run)
         t = self.mech["allocation"].targets(
             np.array([v.shares for v in run]),
-            np.array([v.min_pages for v in run]),
-            np.array([v.limit_pages for v in run]),  # max, or the VM's limit when lower
+            lo,
+            hi,
             np.array([est.estimate(v) for v in run]),
             avail,
             self.tau,
@@ -571,7 +619,9 @@ class Simulator:
                     v.name,
                     v.clock,
                     mb(v.mem.alloc),
-                    mb(v.target + (int(c[m.SHARED]) if self.params.credit_shared else 0)),
+                    # in frames: the credited target plus the frames shared now (more may have
+                    # been shared since the target was computed: at most the VM's max)
+                    mb(min(v.pages, v.target + (int(c[m.SHARED]) if self.params.credit_shared else 0))),
                     mb(v.active_true),
                     mb(smp.estimate(v)),
                     mb(comp["active_slow"]),

@@ -154,24 +154,6 @@ def _set(state, c, f, newstate):
     c[newstate] += 1
 
 
-@njit(**SERIAL)
-def _resident(x, w, owner, alias, state):
-    """Whether touching datum ``x`` (a write if ``w``) needs no new machine page: the datum
-    sits in a frame backed by a machine page it may use as is (private or zero-content
-    private page; a shared page only for a read)."""
-    f = -1
-    if owner[x] == x:
-        f = x
-    else:
-        a = alias[x]
-        if a >= 0 and owner[a] == x:
-            f = a
-    if f < 0:
-        return False
-    s = state[f]
-    return s == PRIVATE or s == ZERO or (s == SHARED and not w)
-
-
 # ----------------------------------------------------------------------------- content table
 def _slot0_py(key, mask):
     """Home slot of ``key``: the SplitMix64 finalizer of the content id, in Python integers
@@ -371,17 +353,52 @@ def _rebuild(okeys, orefs, ohvm, ohfr, keep, keys, refs, hvm, hfr, tstat):
 
 # ----------------------------------------------------------------------------- touch path
 @njit(**SERIAL)
-def _resident(x, w, owner, alias, state):
-    """Whether touching datum ``x`` (a write if ``w``) needs no new machine page: the datum
-    sits in a frame backed by a machine page it may use as is (private or zero-content
-    private page; a shared page only for a read)."""
-    f = -1
+def _guest_peek(owner, state, cont, refbit, hands, c):
+    """The frame :func:`_guest_pick` would return (``avoid`` = -1), changing nothing: its free
+    pass; else the first frame after the CLOCK hand whose reference bit is clear; else (every
+    bit set: the pick clears them in one sweep) the first frame after the hand. -1 if every
+    frame is ballooned."""
+    n = owner.shape[0]
+    if c[UNBACKED] + c[ZERO] + c[SHARED] > 0:
+        h = hands[0]
+        for _ in range(n):
+            h += 1
+            if h >= n:
+                h = 0
+            s = state[h]
+            if s != BALLOONED and (owner[h] == FREE or s == UNBACKED or s == ZERO or (s == SHARED and cont[h] == 0)):
+                return h
+    first = -1
+    h = hands[1]
+    for _ in range(n):
+        h += 1
+        if h >= n:
+            h = 0
+        if state[h] == BALLOONED:
+            continue
+        if not refbit[h]:
+            return h
+        if first < 0:
+            first = h
+    return first
+
+
+@njit(**SERIAL)
+def _resident(x, w, owner, alias, state, cont, refbit, hands, c):
+    """Whether touching datum ``x`` (a write if ``w``) needs no new machine page: the frame
+    the touch uses (the datum's own or its alias; its own freed frame; else the frame the
+    guest would re-home it to, written) is backed by a machine page it may use as is (private
+    or zero-content private page; a shared page only for a read)."""
+    a = alias[x]
     if owner[x] == x:
         f = x
+    elif a >= 0 and owner[a] == x:
+        f = a
+    elif owner[x] == FREE:
+        f = x
     else:
-        a = alias[x]
-        if a >= 0 and owner[a] == x:
-            f = a
+        f = _guest_peek(owner, state, cont, refbit, hands, c)
+        w = True  # re-homed data is written into its new frame
     if f < 0:
         return False
     s = state[f]
@@ -436,8 +453,9 @@ def replay(
     sharing non-zero content releases its reference in the content table (``keys``, ``refs``,
     ``tstat``). Stops early, before an event that needs a new machine page, when the host has
     none (``host[0] <= 0``): the VM waits for reclamation. Touches of data already in a backed
-    frame (a read or write of a private page, a read of a shared one) need no machine memory
-    and go on.
+    frame (a read or write of a private page, a read of a shared one; its own freed frame the
+    guest zero-filled) and data the guest re-homes to a backed private or zero frame need no
+    machine memory and go on.
 
     Traces touch frames in random order, so each event's frame arrays miss the caches; the
     kernel prefetches the home frame of the event :data:`AHEAD` events later (a hint only), which
@@ -461,7 +479,7 @@ def replay(
         fl = flags[i]
         w = (fl & F_WRITE) != 0
         z = (fl & F_ZERO) != 0
-        if host[0] <= 0 and not _resident(x, w, owner, alias, state):
+        if host[0] <= 0 and not _resident(x, w, owner, alias, state, cont, refbit, hands, c):
             return i
         home = False
         if owner[x] == x:

@@ -112,6 +112,8 @@ class VMState:
         self.name = spec.name
         self.index = index
         self.pages = pages_of(spec.max_mb)
+        if self.pages < 1:  # VMMemory said only "a VM needs at least one page, got 0"
+            raise ConfigError(f"VM {spec.name}: max_mb {spec.max_mb:g} is less than one 4-KiB page (1/256 MB)")
         self.min_pages = pages_of(spec.min_mb)
         # at most this many machine pages whatever the host has free (VMSpec.limit_mb)
         lim = spec.limit_mb
