@@ -25,6 +25,25 @@ def _trace(parts):
     return pd.concat(parts, ignore_index=True).sort_values("t", kind="stable").reset_index(drop=True)
 
 
+def _two_vms_sharing_an_image(duration_s: float, credit_shared: bool):
+    """The scenario of the two tests below: a 101-MB host, two 100-MB VMs whose first 5000
+    pages hold the same OS contents; each reads them and writes 7000 more at t < 1 s, then
+    3000 more at t = 2 s; the content scanner shares as fast as it likes."""
+    parts = []
+    for v in "ab":
+        parts += [_events(v, 0.0, range(5000), False), _events(v, 0.5, range(5000, 12000), True)]
+        parts.append(_events(v, 2.0, range(12000, 15000), True))
+    image = np.full(25600, -1, np.int64)
+    image[:5000] = np.arange(1, 5001)
+    p = SimParams(
+        duration_s=duration_s, seed=1, tau=0.0, record_s=1.0, check=True, credit_shared=credit_shared,
+        mechanisms={"sharing": "content"}, settings=FAST_SCAN,
+    )  # fmt: skip
+    vms = [VMSpec(v, max_mb=100, overhead_mb=0) for v in "ab"]
+    host = HostSpec(system_mb=101, esx_mb=0, swap_mb=1024, overhead_used_mb=0)
+    return simulate(vms, host, p, _trace(parts), contents={"a": image, "b": image})
+
+
 def test_targets_leave_room_for_the_machine_pages_of_shared_contents():
     """Hand-worked (§6.3: targets drive free memory above the high threshold). A 101-MB host
     (25856 pages, no ESX memory, no overhead); two 100-MB VMs whose first 5000 pages hold the
@@ -36,19 +55,7 @@ def test_targets_leave_room_for_the_machine_pages_of_shared_contents():
     each VM holds 10000, so 477 each are reclaimed and the host returns to high. The targets
     used to leave the 5000 shared pages out (12023 each, nothing to reclaim): soft for good at
     856 free pages."""
-    parts = []
-    for v in "ab":
-        parts += [_events(v, 0.0, range(5000), False), _events(v, 0.5, range(5000, 12000), True)]
-        parts.append(_events(v, 2.0, range(12000, 15000), True))
-    image = np.full(25600, -1, np.int64)
-    image[:5000] = np.arange(1, 5001)
-    p = SimParams(
-        duration_s=40, seed=1, tau=0.0, record_s=1.0, check=True,
-        mechanisms={"sharing": "content"}, settings=FAST_SCAN,
-    )  # fmt: skip
-    vms = [VMSpec(v, max_mb=100, overhead_mb=0) for v in "ab"]
-    host = HostSpec(system_mb=101, esx_mb=0, swap_mb=1024, overhead_used_mb=0)
-    res = simulate(vms, host, p, _trace(parts), contents={"a": image, "b": image})
+    res = _two_vms_sharing_an_image(duration_s=40, credit_shared=True)
     at3 = res.vms[res.vms["t"] == 3.0]
     assert res.host.set_index("t").loc[3.0, "free"] * 256 == 856
     # the recorded target adds the VM's shared frames back (alloc terms): 9523 + 5000
@@ -62,19 +69,7 @@ def test_without_the_credit_targets_count_shared_content_pages_among_the_frames(
     each shared content's page is counted among its frames already (twice here): the targets
     split 25856 − 1810 = 24046 pages, 12023 each, and each VM (15000 frames) is reclaimed
     2977. Taking the 5000 shared pages off the pool as well reclaimed 2500 more from each."""
-    parts = []
-    for v in "ab":
-        parts += [_events(v, 0.0, range(5000), False), _events(v, 0.5, range(5000, 12000), True)]
-        parts.append(_events(v, 2.0, range(12000, 15000), True))
-    image = np.full(25600, -1, np.int64)
-    image[:5000] = np.arange(1, 5001)
-    p = SimParams(
-        duration_s=4, seed=1, tau=0.0, record_s=1.0, check=True, credit_shared=False,
-        mechanisms={"sharing": "content"}, settings=FAST_SCAN,
-    )  # fmt: skip
-    vms = [VMSpec(v, max_mb=100, overhead_mb=0) for v in "ab"]
-    host = HostSpec(system_mb=101, esx_mb=0, swap_mb=1024, overhead_used_mb=0)
-    res = simulate(vms, host, p, _trace(parts), contents={"a": image, "b": image})
+    res = _two_vms_sharing_an_image(duration_s=4, credit_shared=False)
     assert (res.vms[res.vms["t"] == 3.0]["target"] * 256).tolist() == [12023, 12023]
 
 
