@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from pagecore import PAGE_SIZE
 
 
@@ -32,8 +34,6 @@ def test_null_models_go_through_the_points_the_run_was_fitted_on():
     config's ``fitted_to``, kept equal by a test: a config fitted on other points was scored
     against a null model through the shipped points. The points now come from the run's config
     (``comparison_table(..., fitted)``; the shipped config's by default)."""
-    import pytest
-
     from pagecore import paper
     from pagecore.config import default_config
     from pagecore.experiments import comparison_table, fitted_points, null_value

@@ -428,7 +428,7 @@ def fig08_records(vms: pd.DataFrame, host: pd.DataFrame) -> list[Record]:
             elif name.endswith("_balloon") and gap(who)[i] <= FIG08_IDENTITY_MB:
                 kind, src = "input", S["balloon"].format(alloc=f"{who}_alloc@{row['t_min']:g}min")
             elif name.endswith("_alloc") and pv == floor and abs(val - floor) <= FIG08_IDENTITY_MB:
-                kind, src = "input", S["floor"].format(vm=who, mb=vmin[who])
+                kind, src = "input", S["floor"].format(vm=who, mb=floor)
             else:
                 kind, src = "predicted", ""
             recs.append(Record("fig08", f"{name}@{row['t_min']:g}min", "MB", pv, val, kind, src))

@@ -96,6 +96,14 @@ T_PURGED = 8  # stale hints dropped when the table was rebuilt
 NT = 9
 
 
+@njit(**INLINE)
+def _guest_free(h, owner, state, cont):
+    """Whether frame ``h`` is on the guest's free list (:func:`_guest_pick`'s first pass, and
+    :func:`_guest_peek`'s): not ballooned, and free, unbacked or of zero content."""
+    s = state[h]
+    return s != BALLOONED and (owner[h] == FREE or s == UNBACKED or s == ZERO or (s == SHARED and cont[h] == 0))
+
+
 @njit(**SERIAL)
 def _guest_pick(owner, state, cont, refbit, hands, avoid, c):
     """The frame the guest gives up next: a free (zero-content) frame, else a cold one (CLOCK
@@ -110,12 +118,7 @@ def _guest_pick(owner, state, cont, refbit, hands, avoid, c):
         h += 1
         if h >= n:
             h = 0
-        s = state[h]
-        if (
-            h != avoid
-            and s != BALLOONED
-            and (owner[h] == FREE or s == UNBACKED or s == ZERO or (s == SHARED and cont[h] == 0))
-        ):
+        if h != avoid and _guest_free(h, owner, state, cont):
             hands[0] = h
             return h
     hands[0] = h
@@ -365,8 +368,7 @@ def _guest_peek(owner, state, cont, refbit, hands, c):
             h += 1
             if h >= n:
                 h = 0
-            s = state[h]
-            if s != BALLOONED and (owner[h] == FREE or s == UNBACKED or s == ZERO or (s == SHARED and cont[h] == 0)):
+            if _guest_free(h, owner, state, cont):
                 return h
     first = -1
     h = hands[1]
