@@ -1438,7 +1438,8 @@ def count_sharing(
         Distinct; at least one when there are pages.
     salt : integer[n], optional
         Sharing domain of each page (ESXi salting, :mod:`pagecore.sharing.salting`): only pages
-        with equal salt and equal content share (floats only when whole). Default: one domain.
+        with equal salt and equal content share (floats only when whole; uint64 salts are listed in
+        ``top`` as given). Default: one domain.
     eligible : bool[n], optional
         False for pages made ineligible by a false match (:mod:`pagecore.pages.verify`).
     use_zero_pages : bool
@@ -1498,10 +1499,15 @@ def count_sharing(
         raise ValueError(f"vm_names must be distinct, {dup!r} is given twice")
     if vm.shape[0] == 0 and n and nvm == 0:  # no vm: every page is VM 0, which must have a name
         raise ValueError("vm_names is empty, but the pages (vm None: every page in VM 0) need VM 0's name")
+    unsigned_salt = False
     if salt is None:
         salt = np.zeros(0, np.int64)
     else:
-        salt = _whole(salt, n, "salt")
+        given = np.asarray(salt)
+        unsigned_salt = given.dtype.kind == "u" and given.dtype.itemsize == 8
+        salt = _whole(given, n, "salt")
+        if unsigned_salt:  # uint64 salts to int64 in their order (ties in the top list go by salt),
+            salt = salt ^ _SIGN  # given back as uint64 values: 2**63 was listed as -2**63, first
     el = np.zeros(0, np.bool_) if eligible is None else _flags(eligible, n, "eligible")
     if el.shape[0] and el.all():  # every page eligible (no false match, as nearly always): the
         el = np.zeros(0, np.bool_)  # same counts as without flags, by the common path's kernels
@@ -1595,6 +1601,8 @@ def count_sharing(
         bool(use_zero_pages), int(max_page_sharing), b1, packed, bs, svd, top_arrays, tot, per_vm, n, threads,
     )  # fmt: skip
     tc, ts, th, tk, tz = (a[:ntop].tolist() for a in (*top_arrays[:2], top_arrays[2].view(np.uint64), *top_arrays[3:]))
+    if unsigned_salt:
+        ts = [x + (1 << 63) for x in ts]
     top = sorted(zip(th, ts, tc, tk, tz, strict=True), key=lambda t: (-t[2], t[0], t[1]))
     return SharingCounts(
         vm_names=list(vm_names),

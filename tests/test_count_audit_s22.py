@@ -1,0 +1,26 @@
+"""Session 22 audit of ``count_sharing``'s API (a randomized differential search against the slow
+twin, tests/test_count_fuzz_s22.py): each test is an input that was counted or reported wrongly
+with no error (or refused with a misleading one), and now gives the twin's answer or one clear
+line."""
+
+from __future__ import annotations
+
+import numpy as np
+from test_count_kernel import check
+
+
+def test_uint64_salts_are_ranked_and_listed_as_given():
+    """uint64 salts of 2**63 or more were cast to negative int64: the top contents listed salt
+    2**63 + 5 as -9223372036854775803, and of two contents tied in copies the one under that salt
+    was kept before the one under salt 3 (the twin, and the salts as given, rank 3 first). Salts
+    of VMs (the common path) and of pages (the general one)."""
+    big = 2**63 + 5
+    h = np.array([7, 7, 9, 9, 11, 11], np.uint64)
+    vm = np.array([0, 0, 1, 1, 2, 2], np.uint8)
+    for salt in (np.array([big, big, 3, 3, 2**64 - 1, 2**64 - 1], np.uint64),  # salts of VMs
+                 np.array([big, big, 3, 3, 2**64 - 1, 0], np.uint64)):  # fmt: skip
+        got = check(h, None, vm, 3, salt=salt, top_n=1)
+        assert got.top == [(9, 3, 2, 1, False)]
+        got = check(h, None, vm, 3, salt=salt, top_n=3)
+        want = [(7, big, 2, 1, False), (9, 3, 2, 1, False), (11, 2**64 - 1, 2, 1, False)]
+        assert got.top == (want if salt[5] else want[:2])
