@@ -6,7 +6,11 @@ line."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from test_count_kernel import check
+
+from pagecore.sharing import count_sharing
+from pagecore.sharing.counts import T_KSM_ZERO
 
 
 def test_uint64_salts_are_ranked_and_listed_as_given():
@@ -24,3 +28,27 @@ def test_uint64_salts_are_ranked_and_listed_as_given():
         got = check(h, None, vm, 3, salt=salt, top_n=3)
         want = [(7, big, 2, 1, False), (9, 3, 2, 1, False), (11, 2**64 - 1, 2, 1, False)]
         assert got.top == (want if salt[5] else want[:2])
+
+
+def test_ksm_and_report_switches_must_be_switches():
+    """``use_zero_pages="0"`` (a string, as read from sysfs or a config) was True: zero pages
+    counted as ``ksm_zero_pages``; ``verified="no"`` was reported as verified; ``false_matches=-1``
+    was reported; ``threads="2"`` was a TypeError from inside. 0/1 and NumPy bools still work."""
+    h = np.array([0, 0, 0, 5, 5], np.uint64)
+    z = h == 0
+    for bad in ("0", "1", 2, None, 0.0):
+        with pytest.raises(ValueError, match="use_zero_pages must be True or False"):
+            count_sharing(h, z, None, ["a"], use_zero_pages=bad)
+    for bad in ("no", 2, None):
+        with pytest.raises(ValueError, match="verified must be True or False"):
+            count_sharing(h, z, None, ["a"], verified=bad)
+    for bad in (-1, 1.5, "3", True):
+        with pytest.raises(ValueError, match="false_matches must be a whole number >= 0"):
+            count_sharing(h, z, None, ["a"], false_matches=bad)
+    for bad in ("2", 2.5, True):
+        with pytest.raises(ValueError, match="threads must be a whole number >= 0"):
+            count_sharing(h, z, None, ["a"], threads=bad)
+    on = [count_sharing(h, z, None, ["a"], use_zero_pages=x).t(T_KSM_ZERO) for x in (True, 1, np.bool_(True))]
+    off = [count_sharing(h, z, None, ["a"], use_zero_pages=x).t(T_KSM_ZERO) for x in (False, 0, np.int64(0))]
+    assert on == [3, 3, 3] and off == [0, 0, 0]
+    assert count_sharing(h, z, None, ["a"], verified=np.bool_(True)).to_dict()["verified"] is True

@@ -1515,6 +1515,13 @@ def count_sharing(
         raise ValueError(f"top_n must be a whole number >= 0, got {top_n!r}")
     if isinstance(hash_bits, bool) or not isinstance(hash_bits, int | np.integer) or not 1 <= hash_bits <= 64:
         raise ValueError(f"hash_bits must be a whole number in [1, 64], got {hash_bits!r}")
+    for name, x in (("use_zero_pages", use_zero_pages), ("verified", verified)):  # bool("0") is True
+        if not isinstance(x, bool | np.bool_) and not (isinstance(x, int | np.integer) and x in (0, 1)):
+            raise ValueError(f"{name} must be True or False (or 0 or 1), got {x!r}")
+    if isinstance(false_matches, bool) or not isinstance(false_matches, int | np.integer) or false_matches < 0:
+        raise ValueError(f"false_matches must be a whole number >= 0, got {false_matches!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int | np.integer)):
+        raise ValueError(f"threads must be a whole number >= 0 (0: all available), got {threads!r}")
     tot = np.zeros(N_TOTALS, np.int64)
     per_vm = np.zeros((nvm, N_VM), np.int64)
     svd = np.zeros(nvm, np.float64)
@@ -1612,7 +1619,7 @@ def count_sharing(
         top=top,
         use_zero_pages=bool(use_zero_pages),
         max_page_sharing=int(max_page_sharing),
-        verified=verified,
+        verified=bool(verified),
         false_matches=int(false_matches),
         hash_bits=hash_bits,
         top_n=top_n,
