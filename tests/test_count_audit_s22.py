@@ -52,3 +52,30 @@ def test_ksm_and_report_switches_must_be_switches():
     off = [count_sharing(h, z, None, ["a"], use_zero_pages=x).t(T_KSM_ZERO) for x in (False, 0, np.int64(0))]
     assert on == [3, 3, 3] and off == [0, 0, 0]
     assert count_sharing(h, z, None, ["a"], verified=np.bool_(True)).to_dict()["verified"] is True
+
+
+def test_a_scalar_is_not_a_set_of_pages():
+    """A scalar hash was counted as a set of one page (np.ascontiguousarray makes a 0-d array one
+    of shape (1,)), and so were scalar zero, salt and eligibility flags for one page."""
+    with pytest.raises(ValueError, match=r"hashes must be uint64\[n\], got uint64\(\)"):
+        count_sharing(np.uint64(5), None, None, ["a"])
+    one = np.array([5], np.uint64)
+    with pytest.raises(ValueError, match=r"zero must have shape \(1,\), got \(\)"):
+        count_sharing(one, True, None, ["a"])
+    with pytest.raises(ValueError, match=r"salt must have shape \(1,\), got \(\)"):
+        count_sharing(one, None, None, ["a"], salt=3)
+    with pytest.raises(ValueError, match=r"eligible must have shape \(1,\), got \(\)"):
+        count_sharing(one, None, None, ["a"], eligible=False)
+    with pytest.raises(ValueError, match=r"vm must have shape \(1,\), got \(\)"):
+        count_sharing(one, None, 0, ["a"])
+    assert count_sharing(one, [True], [0], ["a"], salt=[3], eligible=[True]).to_dict()["zero_pages"] == 1
+
+
+def test_a_bad_vm_index_is_named_as_given():
+    """A uint64 VM index of 2**64 - 1 was named -1 in the refusal, and 1e19 (a float) was named
+    -9223372036854775808: the values after a cast the user never made."""
+    h = np.arange(3, dtype=np.uint64)
+    with pytest.raises(ValueError, match=r"page 2 has 18446744073709551615$"):
+        count_sharing(h, None, np.array([0, 1, 2**64 - 1], np.uint64), ["a", "b"])
+    with pytest.raises(ValueError, match=r"page 1 has 1e\+19$"):
+        count_sharing(h, None, np.array([0, 1e19, 1]), ["a", "b"], salt=np.arange(3))

@@ -1261,9 +1261,10 @@ class SharingCounts:
 def _flags(a, n: int, name: str) -> np.ndarray:
     """``a`` as a contiguous bool[n] (a view when it already is one); numbers must be 0 or 1 (a NaN
     flag was taken as True)."""
-    a = np.ascontiguousarray(a)
+    a = np.asarray(a)  # a scalar keeps its shape () here (np.ascontiguousarray makes it one of 1)
     if a.shape != (n,):
         raise ValueError(f"{name} must have shape ({n},), got {a.shape}")
+    a = np.ascontiguousarray(a)
     if a.dtype != np.bool_:
         if a.dtype.kind not in "iuf" or not np.isin(a, (0, 1)).all():
             raise ValueError(f"{name} must be bool flags (or numbers 0 and 1), got {a.dtype}")
@@ -1274,9 +1275,10 @@ def _flags(a, n: int, name: str) -> np.ndarray:
 def _whole(a, n: int, name: str) -> np.ndarray:
     """``a`` as a contiguous int64[n] of the same numbers: integers, bools, or floats that are whole
     and within int64 (a float salt was truncated: salts 0.5 and 0.7 shared their pages)."""
-    a = np.ascontiguousarray(a)
+    a = np.asarray(a)
     if a.shape != (n,):
         raise ValueError(f"{name} must have shape ({n},), got {a.shape}")
+    a = np.ascontiguousarray(a)
     if a.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold whole numbers, got {a.dtype}")
     if a.dtype.kind == "f" and n and not (np.isfinite(a).all() and (a == np.floor(a)).all() and (abs(a) < 2**63).all()):
@@ -1463,25 +1465,30 @@ def count_sharing(
     Time and memory as in the module docstring ("How it counts"). Contents are
     grouped by (salt, hash); a content's zero flag is that of its first eligible page.
     """
+    hashes = np.asarray(hashes)  # a scalar stays one (np.ascontiguousarray made it a set of one page)
+    if hashes.ndim != 1 or hashes.dtype.kind != "u" or hashes.dtype.itemsize != 8:
+        raise ValueError(f"hashes must be uint64[n], got {hashes.dtype}{hashes.shape}")
     hashes = np.ascontiguousarray(hashes)
-    if hashes.dtype.kind == "u" and hashes.dtype.itemsize == 8 and not hashes.dtype.isnative:
+    if not hashes.dtype.isnative:
         hashes = hashes.astype(np.uint64)  # big-endian uint64 (read from a file as such)
     n = hashes.shape[0]
-    if hashes.ndim != 1 or hashes.dtype != np.uint64:
-        raise ValueError(f"hashes must be uint64[n], got {hashes.dtype}{hashes.shape}")
     if n > MAX_PAGES:
         raise ValueError(f"at most 2**31 - 1 pages per call, got {n:,}: count hash-prefix partitions (bigcount)")
     zero = np.zeros(0, np.bool_) if zero is None else _flags(zero, n, "zero")
     if vm is None:
-        vm = np.zeros(0, np.int64)
+        vm = given_vm = np.zeros(0, np.int64)
     else:
-        vm = np.ascontiguousarray(vm)
-        if vm.shape != (n,):
-            raise ValueError(f"zero and vm must have shape ({n},), got {zero.shape} and {vm.shape}")
+        given_vm = np.asarray(vm)  # as given, for the error message of a bad index (not wrapped)
+        if given_vm.shape != (n,):
+            raise ValueError(f"vm must have shape ({n},), got {given_vm.shape}")  # (zero's is checked)
+        vm = np.ascontiguousarray(given_vm)
         if vm.dtype.kind == "f" and n and not (np.isfinite(vm).all() and (vm == np.floor(vm)).all()):
             raise ValueError(f"vm must hold whole VM indices, got {vm.dtype} values that are not (or NaN)")
         if vm.dtype.kind not in "iuf":
             raise ValueError(f"vm must be integer VM indices, got {vm.dtype}")
+        if vm.dtype.kind == "f" and n and not ((vm >= 0).all() and (vm < len(vm_names)).all()):
+            bad = int(np.flatnonzero((vm < 0) | (vm >= len(vm_names)))[0])  # before the cast: 1e19 was
+            raise ValueError(f"vm indices must be in [0, {len(vm_names)}); page {bad} has {vm[bad]}")  # -2**63
         if vm.dtype.kind not in "iu" or vm.dtype == np.uint64:
             vm = vm.astype(np.int64)
         elif not vm.dtype.isnative:  # big-endian indices: Numba takes native byte order only
@@ -1599,7 +1606,7 @@ def count_sharing(
     range_sizes, range_per_vm, orders, in_blocks, bads = zip(*_run(scatter, range(nparts), threads), strict=True)
     for bad in bads:  # the first bad page of the first range that has one: the first in the input
         if bad >= 0:
-            raise ValueError(f"vm indices must be in [0, {nvm}); page {bad} has {vm[bad]}")
+            raise ValueError(f"vm indices must be in [0, {nvm}); page {bad} has {given_vm[bad]}")
     for pv in range_per_vm:
         per_vm += pv
     sizes = np.stack(range_sizes)
