@@ -79,3 +79,15 @@ def test_a_bad_vm_index_is_named_as_given():
         count_sharing(h, None, np.array([0, 1, 2**64 - 1], np.uint64), ["a", "b"])
     with pytest.raises(ValueError, match=r"page 1 has 1e\+19$"):
         count_sharing(h, None, np.array([0, 1e19, 1]), ["a", "b"], salt=np.arange(3))
+
+
+def test_compact_vm_index_takes_whole_numbers_only():
+    """``compact_vm_index`` (the dtype every caller hands ``count_sharing``) cast float indices
+    0.5 and 1.7 to VMs 0 and 1, and strings were a NumPy UFuncTypeError; whole floats still work."""
+    from pagecore.sharing.counts import compact_vm_index
+
+    for bad in (np.array([0.5, 1.7]), np.array([0, np.nan]), np.array(["0", "1"]), np.array([True, False])):
+        with pytest.raises(ValueError, match="VM indices must be whole numbers"):
+            compact_vm_index(bad, 2)
+    got = compact_vm_index(np.array([1.0, 0.0]), 2)
+    assert got.tolist() == [1, 0] and got.dtype == np.uint8

@@ -1293,6 +1293,10 @@ def compact_vm_index(idx: np.ndarray, nvm: int) -> np.ndarray:
     from pagecore.pages.tables import vm_index_dtype
 
     idx = np.asarray(idx)
+    kind = idx.dtype.kind
+    whole = kind in "iu" or (kind == "f" and np.isfinite(idx).all() and (idx == np.floor(idx)).all())
+    if not whole:  # floats were truncated: 0.5 and 1.7 became VMs 0 and 1
+        raise ValueError(f"VM indices must be whole numbers, got {idx.dtype} values that are not")
     dt = vm_index_dtype(nvm)
     if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= max(nvm, 1)):
         raise ValueError(f"VM indices must be in [0, {nvm}), got {int(idx.min())}..{int(idx.max())}")
