@@ -91,3 +91,13 @@ def test_compact_vm_index_takes_whole_numbers_only():
             compact_vm_index(bad, 2)
     got = compact_vm_index(np.array([1.0, 0.0]), 2)
     assert got.tolist() == [1, 0] and got.dtype == np.uint8
+
+
+def test_numpy_whole_numbers_give_a_json_report():
+    """``top_n`` and ``hash_bits`` given as NumPy integers (read from an array or a DataFrame) were
+    kept as such: ``json.dumps(counts.to_dict())`` (what ``share`` writes) was a TypeError."""
+    import json
+
+    c = count_sharing(np.array([1, 1, 2], np.uint64), None, None, ["a"], top_n=np.int64(3), hash_bits=np.uint8(32))
+    d = json.loads(json.dumps(c.to_dict()))
+    assert d["hash_bits"] == 32 and len(d["top_shared"]) == 1

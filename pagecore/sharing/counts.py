@@ -1632,6 +1632,6 @@ def count_sharing(
         max_page_sharing=int(max_page_sharing),
         verified=bool(verified),
         false_matches=int(false_matches),
-        hash_bits=hash_bits,
-        top_n=top_n,
+        hash_bits=int(hash_bits),  # NumPy ints are not JSON (to_dict, save_counts)
+        top_n=int(top_n),
     )
