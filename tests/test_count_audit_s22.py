@@ -101,3 +101,14 @@ def test_numpy_whole_numbers_give_a_json_report():
     c = count_sharing(np.array([1, 1, 2], np.uint64), None, None, ["a"], top_n=np.int64(3), hash_bits=np.uint8(32))
     d = json.loads(json.dumps(c.to_dict()))
     assert d["hash_bits"] == 32 and len(d["top_shared"]) == 1
+
+
+def test_count_hashes_checks_as_count_sharing_does():
+    """``count_hashes`` checked its input on its own: a scalar hash was a set of one page, and
+    big-endian uint64 hashes (which ``count_sharing`` counts) were refused."""
+    from pagecore.sharing.fastcount import count_hashes
+
+    with pytest.raises(ValueError, match=r"hashes must be uint64\[n\]"):
+        count_hashes(np.uint64(5))
+    h = np.array([3, 3, 4], np.uint64)
+    assert count_hashes(h.astype(">u8")) == count_hashes(h) == (2, 2, 1)
