@@ -112,3 +112,16 @@ def test_count_hashes_checks_as_count_sharing_does():
         count_hashes(np.uint64(5))
     h = np.array([3, 3, 4], np.uint64)
     assert count_hashes(h.astype(">u8")) == count_hashes(h) == (2, 2, 1)
+
+
+def test_counts_of_other_top_lengths_add_up_to_the_shorter():
+    """Two parts counted with top 1 and top 3 summed to a top 3 that missed the first part's
+    second content (4 copies) and listed the second part's 2-copy contents in its place: the sum
+    keeps as many as both lists hold for sure."""
+    a = count_sharing(np.array([1] * 5 + [2] * 4, np.uint64), None, None, ["a"], top_n=1)
+    b = count_sharing(np.array([7, 7, 8, 8], np.uint64), None, None, ["a"], top_n=3)
+    for s in (a + b, b + a):
+        assert s.top == [(1, 0, 5, 1, False)] and s.top_n == 1
+    whole = count_sharing(np.array([1] * 5 + [2] * 4 + [7, 7, 8, 8], np.uint64), None, None, ["a"], top_n=3)
+    same = count_sharing(np.array([1] * 5 + [2] * 4, np.uint64), None, None, ["a"], top_n=3) + b
+    assert same.top == whole.top and same.top_n == 3

@@ -1158,8 +1158,11 @@ class SharingCounts:
             raise ValueError(f"cannot add counts of {self.page_size}- and {other.page_size}-byte pages")
         # the kernel's choice of the top contents, by (copies desc, salt, hash), listed by (copies
         # desc, hash, salt): choosing by hash first kept other contents than one count of the whole
-        # set under salts (ties in copies)
-        top = sorted(self.top + other.top, key=lambda t: (-t[2], t[1], t[0]))[: max(self.top_n, other.top_n)]
+        # set under salts (ties in copies). As many as the shorter list promises: beyond its top_n one
+        # side's next contents are unknown (top 1 of one part and top 3 of another listed the
+        # second's 2-copy contents above the first's 4-copy one)
+        top_n = min(self.top_n, other.top_n)
+        top = sorted(self.top + other.top, key=lambda t: (-t[2], t[1], t[0]))[:top_n]
         top.sort(key=lambda t: (-t[2], t[0], t[1]))
         return SharingCounts(
             vm_names=self.vm_names,
@@ -1173,7 +1176,7 @@ class SharingCounts:
             false_matches=self.false_matches + other.false_matches,
             hash_bits=min(self.hash_bits, other.hash_bits),
             page_size=self.page_size,
-            top_n=max(self.top_n, other.top_n),
+            top_n=top_n,
         )
 
     # ------------------------------------------------------------------ derived values
