@@ -1158,8 +1158,11 @@ class SharingCounts:
             raise ValueError(f"cannot add counts of {self.page_size}- and {other.page_size}-byte pages")
         # the kernel's choice of the top contents, by (copies desc, salt, hash), listed by (copies
         # desc, hash, salt): choosing by hash first kept other contents than one count of the whole
-        # set under salts (ties in copies)
-        top = sorted(self.top + other.top, key=lambda t: (-t[2], t[1], t[0]))[: max(self.top_n, other.top_n)]
+        # set under salts (ties in copies). As many as the shorter list promises: beyond its top_n one
+        # side's next contents are unknown (top 1 of one part and top 3 of another listed the
+        # second's 2-copy contents above the first's 4-copy one)
+        top_n = min(self.top_n, other.top_n)
+        top = sorted(self.top + other.top, key=lambda t: (-t[2], t[1], t[0]))[:top_n]
         top.sort(key=lambda t: (-t[2], t[0], t[1]))
         return SharingCounts(
             vm_names=self.vm_names,
@@ -1173,7 +1176,7 @@ class SharingCounts:
             false_matches=self.false_matches + other.false_matches,
             hash_bits=min(self.hash_bits, other.hash_bits),
             page_size=self.page_size,
-            top_n=max(self.top_n, other.top_n),
+            top_n=top_n,
         )
 
     # ------------------------------------------------------------------ derived values
@@ -1261,9 +1264,10 @@ class SharingCounts:
 def _flags(a, n: int, name: str) -> np.ndarray:
     """``a`` as a contiguous bool[n] (a view when it already is one); numbers must be 0 or 1 (a NaN
     flag was taken as True)."""
-    a = np.ascontiguousarray(a)
+    a = np.asarray(a)  # a scalar keeps its shape () here (np.ascontiguousarray makes it one of 1)
     if a.shape != (n,):
         raise ValueError(f"{name} must have shape ({n},), got {a.shape}")
+    a = np.ascontiguousarray(a)
     if a.dtype != np.bool_:
         if a.dtype.kind not in "iuf" or not np.isin(a, (0, 1)).all():
             raise ValueError(f"{name} must be bool flags (or numbers 0 and 1), got {a.dtype}")
@@ -1274,9 +1278,10 @@ def _flags(a, n: int, name: str) -> np.ndarray:
 def _whole(a, n: int, name: str) -> np.ndarray:
     """``a`` as a contiguous int64[n] of the same numbers: integers, bools, or floats that are whole
     and within int64 (a float salt was truncated: salts 0.5 and 0.7 shared their pages)."""
-    a = np.ascontiguousarray(a)
+    a = np.asarray(a)
     if a.shape != (n,):
         raise ValueError(f"{name} must have shape ({n},), got {a.shape}")
+    a = np.ascontiguousarray(a)
     if a.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold whole numbers, got {a.dtype}")
     if a.dtype.kind == "f" and n and not (np.isfinite(a).all() and (a == np.floor(a)).all() and (abs(a) < 2**63).all()):
@@ -1291,6 +1296,10 @@ def compact_vm_index(idx: np.ndarray, nvm: int) -> np.ndarray:
     from pagecore.pages.tables import vm_index_dtype
 
     idx = np.asarray(idx)
+    kind = idx.dtype.kind
+    whole = kind in "iu" or (kind == "f" and np.isfinite(idx).all() and (idx == np.floor(idx)).all())
+    if not whole:  # floats were truncated: 0.5 and 1.7 became VMs 0 and 1
+        raise ValueError(f"VM indices must be whole numbers, got {idx.dtype} values that are not")
     dt = vm_index_dtype(nvm)
     if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= max(nvm, 1)):
         raise ValueError(f"VM indices must be in [0, {nvm}), got {int(idx.min())}..{int(idx.max())}")
@@ -1438,7 +1447,8 @@ def count_sharing(
         Distinct; at least one when there are pages.
     salt : integer[n], optional
         Sharing domain of each page (ESXi salting, :mod:`pagecore.sharing.salting`): only pages
-        with equal salt and equal content share (floats only when whole). Default: one domain.
+        with equal salt and equal content share (floats only when whole; uint64 salts are listed in
+        ``top`` as given). Default: one domain.
     eligible : bool[n], optional
         False for pages made ineligible by a false match (:mod:`pagecore.pages.verify`).
     use_zero_pages : bool
@@ -1462,25 +1472,30 @@ def count_sharing(
     Time and memory as in the module docstring ("How it counts"). Contents are
     grouped by (salt, hash); a content's zero flag is that of its first eligible page.
     """
+    hashes = np.asarray(hashes)  # a scalar stays one (np.ascontiguousarray made it a set of one page)
+    if hashes.ndim != 1 or hashes.dtype.kind != "u" or hashes.dtype.itemsize != 8:
+        raise ValueError(f"hashes must be uint64[n], got {hashes.dtype}{hashes.shape}")
     hashes = np.ascontiguousarray(hashes)
-    if hashes.dtype.kind == "u" and hashes.dtype.itemsize == 8 and not hashes.dtype.isnative:
+    if not hashes.dtype.isnative:
         hashes = hashes.astype(np.uint64)  # big-endian uint64 (read from a file as such)
     n = hashes.shape[0]
-    if hashes.ndim != 1 or hashes.dtype != np.uint64:
-        raise ValueError(f"hashes must be uint64[n], got {hashes.dtype}{hashes.shape}")
     if n > MAX_PAGES:
         raise ValueError(f"at most 2**31 - 1 pages per call, got {n:,}: count hash-prefix partitions (bigcount)")
     zero = np.zeros(0, np.bool_) if zero is None else _flags(zero, n, "zero")
     if vm is None:
-        vm = np.zeros(0, np.int64)
+        vm = given_vm = np.zeros(0, np.int64)
     else:
-        vm = np.ascontiguousarray(vm)
-        if vm.shape != (n,):
-            raise ValueError(f"zero and vm must have shape ({n},), got {zero.shape} and {vm.shape}")
+        given_vm = np.asarray(vm)  # as given, for the error message of a bad index (not wrapped)
+        if given_vm.shape != (n,):
+            raise ValueError(f"vm must have shape ({n},), got {given_vm.shape}")  # (zero's is checked)
+        vm = np.ascontiguousarray(given_vm)
         if vm.dtype.kind == "f" and n and not (np.isfinite(vm).all() and (vm == np.floor(vm)).all()):
             raise ValueError(f"vm must hold whole VM indices, got {vm.dtype} values that are not (or NaN)")
         if vm.dtype.kind not in "iuf":
             raise ValueError(f"vm must be integer VM indices, got {vm.dtype}")
+        if vm.dtype.kind == "f" and n and not ((vm >= 0).all() and (vm < len(vm_names)).all()):
+            bad = int(np.flatnonzero((vm < 0) | (vm >= len(vm_names)))[0])  # before the cast: 1e19 was
+            raise ValueError(f"vm indices must be in [0, {len(vm_names)}); page {bad} has {vm[bad]}")  # -2**63
         if vm.dtype.kind not in "iu" or vm.dtype == np.uint64:
             vm = vm.astype(np.int64)
         elif not vm.dtype.isnative:  # big-endian indices: Numba takes native byte order only
@@ -1498,10 +1513,15 @@ def count_sharing(
         raise ValueError(f"vm_names must be distinct, {dup!r} is given twice")
     if vm.shape[0] == 0 and n and nvm == 0:  # no vm: every page is VM 0, which must have a name
         raise ValueError("vm_names is empty, but the pages (vm None: every page in VM 0) need VM 0's name")
+    unsigned_salt = False
     if salt is None:
         salt = np.zeros(0, np.int64)
     else:
-        salt = _whole(salt, n, "salt")
+        given = np.asarray(salt)
+        unsigned_salt = given.dtype.kind == "u" and given.dtype.itemsize == 8
+        salt = _whole(given, n, "salt")
+        if unsigned_salt:  # uint64 salts to int64 in their order (ties in the top list go by salt),
+            salt = salt ^ _SIGN  # given back as uint64 values: 2**63 was listed as -2**63, first
     el = np.zeros(0, np.bool_) if eligible is None else _flags(eligible, n, "eligible")
     if el.shape[0] and el.all():  # every page eligible (no false match, as nearly always): the
         el = np.zeros(0, np.bool_)  # same counts as without flags, by the common path's kernels
@@ -1509,6 +1529,13 @@ def count_sharing(
         raise ValueError(f"top_n must be a whole number >= 0, got {top_n!r}")
     if isinstance(hash_bits, bool) or not isinstance(hash_bits, int | np.integer) or not 1 <= hash_bits <= 64:
         raise ValueError(f"hash_bits must be a whole number in [1, 64], got {hash_bits!r}")
+    for name, x in (("use_zero_pages", use_zero_pages), ("verified", verified)):  # bool("0") is True
+        if not isinstance(x, bool | np.bool_) and not (isinstance(x, int | np.integer) and x in (0, 1)):
+            raise ValueError(f"{name} must be True or False (or 0 or 1), got {x!r}")
+    if isinstance(false_matches, bool) or not isinstance(false_matches, int | np.integer) or false_matches < 0:
+        raise ValueError(f"false_matches must be a whole number >= 0, got {false_matches!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int | np.integer)):
+        raise ValueError(f"threads must be a whole number >= 0 (0: all available), got {threads!r}")
     tot = np.zeros(N_TOTALS, np.int64)
     per_vm = np.zeros((nvm, N_VM), np.int64)
     svd = np.zeros(nvm, np.float64)
@@ -1586,7 +1613,7 @@ def count_sharing(
     range_sizes, range_per_vm, orders, in_blocks, bads = zip(*_run(scatter, range(nparts), threads), strict=True)
     for bad in bads:  # the first bad page of the first range that has one: the first in the input
         if bad >= 0:
-            raise ValueError(f"vm indices must be in [0, {nvm}); page {bad} has {vm[bad]}")
+            raise ValueError(f"vm indices must be in [0, {nvm}); page {bad} has {given_vm[bad]}")
     for pv in range_per_vm:
         per_vm += pv
     sizes = np.stack(range_sizes)
@@ -1595,6 +1622,8 @@ def count_sharing(
         bool(use_zero_pages), int(max_page_sharing), b1, packed, bs, svd, top_arrays, tot, per_vm, n, threads,
     )  # fmt: skip
     tc, ts, th, tk, tz = (a[:ntop].tolist() for a in (*top_arrays[:2], top_arrays[2].view(np.uint64), *top_arrays[3:]))
+    if unsigned_salt:
+        ts = [x + (1 << 63) for x in ts]
     top = sorted(zip(th, ts, tc, tk, tz, strict=True), key=lambda t: (-t[2], t[0], t[1]))
     return SharingCounts(
         vm_names=list(vm_names),
@@ -1604,8 +1633,8 @@ def count_sharing(
         top=top,
         use_zero_pages=bool(use_zero_pages),
         max_page_sharing=int(max_page_sharing),
-        verified=verified,
+        verified=bool(verified),
         false_matches=int(false_matches),
-        hash_bits=hash_bits,
-        top_n=top_n,
+        hash_bits=int(hash_bits),  # NumPy ints are not JSON (to_dict, save_counts)
+        top_n=int(top_n),
     )

@@ -30,8 +30,7 @@ def count_hashes(hashes: np.ndarray) -> tuple[int, int, int]:
     -----
     Memory: the input plus 8 bytes per page of scratch (see :mod:`.counts`).
     """
-    hashes = np.ascontiguousarray(hashes)
-    if hashes.ndim != 1 or hashes.dtype != np.uint64:
-        raise ValueError(f"hashes must be uint64[n], got {hashes.dtype}{hashes.shape}")
+    # count_sharing checks the hashes (a check of its own here took a scalar as one page and refused
+    # big-endian uint64)
     c = count_sharing(hashes, None, None, ["all"], top_n=0)
     return c.t(T_DISTINCT), c.t(T_SHARED), c.t(T_SHARED_GROUPS)
