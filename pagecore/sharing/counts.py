@@ -217,6 +217,9 @@ COPY_CLASSES = 16
 #: the insertion sort that finishes a level-1 bucket gives up for a stable merge sort after this
 #: many moves per page (only keys that agree in their top 20-odd bits cost moves)
 SORT_MOVES = 64
+#: records per window of :func:`_scan_flat` (its scratch: 5 bytes a record, in L1/L2 cache; its
+#: per-content code keeps the copies, up to COPY_CLASSES, in the 6 bits above two flags)
+SCAN_WINDOW = 1 << 14
 
 _C1 = np.uint64(0x9E3779B97F4A7C15)  # key mixer (golden ratio), a bijection of uint64
 _C1_INV = np.uint64(pow(0x9E3779B97F4A7C15, -1, 1 << 64))  # its inverse, to report a hash
@@ -707,6 +710,107 @@ def _scan_packed(
 
 
 @njit(**SERIAL)
+def _scan_flat(
+    rk, m, pmask, bucket, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c, top_s, top_h, top_k,
+    top_z, ntop, acc, starts, code,
+):  # fmt: skip
+    """:func:`_scan_packed` without salts, in three passes with no branch that depends on the
+    data, over windows of records that end where a content ends:
+    (1) the first record of each content; (2) per content, the totals and a code (shared, in
+    several VMs, copies); (3) per record, its VM's counters. Where the one-pass scan mispredicts a branch
+    per content and per (content, VM) run, these passes compute flags and add them. A content
+    that needs more than additions (``COPY_CLASSES`` or more copies, more than
+    ``max_page_sharing``, a top-list candidate, shared zero pages) is counted by
+    :func:`_scan_packed` as it comes, in content order, so every count, the float sums and the
+    top list are those of the one-pass scan. ``starts`` (int32[w + 1]) and ``code`` (uint8[w])
+    are scratch for windows of ``w`` ≥ 1 records (:data:`SCAN_WINDOW`)."""
+    ntop_max = top_c.shape[0]
+    cap = hist.shape[1] - 1 - H_CLASSES
+    keymask = ~pmask
+    uzp = np.int64(1) if use_zero_pages else np.int64(0)
+    lim = min(cap, max_page_sharing + 1)  # contents with this many copies or more: counted whole
+    if ntop_max:
+        lim = 0 if ntop < ntop_max else min(lim, top_c[ntop_max - 1])
+    distinct = shared = groups = vms_sum = inter_shared = 0
+    ksm_sharing = ksm_unshared = ksm_zero = 0
+    a = np.int64(0)
+    while a < m:
+        w = min(m - a, code.shape[0])
+        # pass 1: where each content of the window starts (rk[a] starts one)
+        nc = np.int64(0)
+        prev = ~rk[_U(a)] & keymask
+        for i in range(a, a + w):
+            k = rk[_U(i)] & keymask
+            starts[_U(nc)] = i
+            nc += np.int64(k != prev)
+            prev = k
+        end = a + w
+        if end < m and (rk[_U(end)] & keymask) == prev:  # the last content goes on past the window
+            if nc == 1:  # one content fills the window (with SCAN_WINDOW, a rare one): counted whole
+                while end < m and (rk[_U(end)] & keymask) == prev:
+                    end += 1
+                ntop = _scan_packed(rk[a:end], end - a, pmask, None, bucket, b1, use_zero_pages, max_page_sharing,
+                                    sort_moves, hist, svd, top_c, top_s, top_h, top_k, top_z, ntop, acc)  # fmt: skip
+                lim = min(cap, max_page_sharing + 1)
+                if ntop_max:
+                    lim = 0 if ntop < ntop_max else min(lim, top_c[ntop_max - 1])
+                a = end
+                continue
+            nc -= 1
+            end = np.int64(starts[_U(nc)])
+        starts[_U(nc)] = end
+        # pass 2, per content: the totals, and the code pass 3 reads (bit 0 shared, bit 1 inter-VM)
+        for t in range(nc):
+            s = np.int64(starts[_U(t)])
+            e = np.int64(starts[_U(t + 1)])
+            c = e - s
+            x0 = rk[_U(s)]
+            zz = x0 & 1
+            sh = np.int64(c >= 2)
+            if ((np.int64(c >= lim) | zz) & sh) != 0:  # rare: counted whole, in content order
+                ntop = _scan_packed(rk[s:e], c, pmask, None, bucket, b1, use_zero_pages, max_page_sharing, sort_moves,
+                                    hist, svd, top_c, top_s, top_h, top_k, top_z, ntop, acc)  # fmt: skip
+                lim = min(cap, max_page_sharing + 1)
+                if ntop_max:
+                    lim = 0 if ntop < ntop_max else min(lim, top_c[ntop_max - 1])
+                code[_U(t)] = 0
+                continue
+            inter = np.int64(((x0 ^ rk[_U(e - 1)]) & pmask) >= 2)  # first and last page in other VMs
+            code[_U(t)] = sh | (inter << 1) | (min(c, cap) << 2)
+            distinct += 1
+            shared += sh * c
+            groups += sh  # one KSM page each (c <= max_page_sharing here)
+            inter_shared += sh * inter * c
+            zq = uzp & zz  # zz only when c == 1 here
+            ksm_zero += zq
+            ksm_unshared += (1 - zq) & (1 - sh)
+            ksm_sharing += sh * (c - 1)
+        # pass 3, per record: its VM's pages by copies, inter-VM pages, pairs and one-page pairs
+        t = np.int64(-1)
+        vprev = np.int64(-1)
+        kprev = ~rk[_U(a)] & keymask
+        for i in range(a, end):
+            x = rk[_U(i)]
+            xn = rk[_U(min(i + 1, end - 1))]
+            f = np.int64((x & keymask) != kprev)  # a content's first record
+            kprev = x & keymask
+            t += f
+            cd = np.int64(code[_U(t)])
+            sh = cd & 1
+            v = (x & pmask) >> 1
+            st = f | np.int64(v != vprev)  # a (content, VM) run's first record
+            en = np.int64(((x ^ xn) & ~np.int64(1)) != 0) | np.int64(i + 1 == end)  # and its last
+            hist[_U(v), _U(H_CLASSES + (cd >> 2))] += sh
+            hist[_U(v), H_INTER_PAIRS] += sh * (((cd >> 1) & 1) + _PAIR * st)
+            hist[_U(v), H_SINGLES] += sh & st & en
+            vms_sum += sh & st
+            vprev = v
+        a = end
+    _add_totals(acc, distinct, shared, groups, vms_sum, 0, inter_shared, groups, ksm_sharing, ksm_unshared, ksm_zero)
+    return ntop
+
+
+@njit(**SERIAL)
 def _salt_per_vm(s, vm, nvm, vs):
     """Whether every page's salt is that of its VM (``share --salting``: sharing domains are sets
     of VMs), writing each VM's salt to ``vs`` (int64[nvm]); False as soon as one is not, or a VM
@@ -1035,11 +1139,12 @@ def _buckets(
 @njit(**SERIAL)
 def _buckets_packed(
     keys, vs, nxt, bases, sizes, size, lo, hi, use_zero_pages, max_page_sharing, b1, b2max, sort_moves, bs, hist, svd,
-    top,
+    top, starts, code,
 ):  # fmt: skip
     """:func:`_buckets` for packed records of VMs whose pages form blocks, without salts (``vs``
     None) or with salts of VMs (``vs``): the written-out copy, sort and scan, the records sorted
-    by key alone (:func:`_scan_packed` tells the salts of VMs apart). An entry of its own, so a
+    by key alone (:func:`_scan_packed` tells the salts of VMs apart); without salts the scan is
+    :func:`_scan_flat`'s, ``starts`` and ``code`` its scratch. An entry of its own, so a
     process compiles only the bucket count it runs."""
     top_c, top_s, top_h, top_k, top_z = top
     pmask = np.int64((1 << b1) - 1)
@@ -1062,10 +1167,16 @@ def _buckets_packed(
         b2 = max(1, min(b2max, _log2_at_least(m) - L2_SHIFT))
         _copy_packed(keys, nxt, bases, sizes, b, bs, b2, cnt, rk)
         _sort_packed(rk, rp, rs, m, keymask, yes, no_s, sort_moves)
-        ntop = _scan_packed(
-            rk, m, pmask, vs, b, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c, top_s, top_h,
-            top_k, top_z, ntop, acc,
-        )  # fmt: skip
+        if vs is None:  # (compiled out with salts)
+            ntop = _scan_flat(
+                rk, m, pmask, b, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c, top_s, top_h,
+                top_k, top_z, ntop, acc, starts, code,
+            )  # fmt: skip
+        else:
+            ntop = _scan_packed(
+                rk, m, pmask, vs, b, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c, top_s, top_h,
+                top_k, top_z, ntop, acc,
+            )  # fmt: skip
     return ntop, acc
 
 
@@ -1384,7 +1495,8 @@ def _count_buckets(
         if fast:
             ntop, acc = _buckets_packed(
                 keys, vsalt if by_vm else None, nxt, bases, sizes, size, lo, hi, use_zero_pages, max_page_sharing, b1,
-                L2_MAX_BITS, SORT_MOVES, bs, hist, part_svd, part_top,
+                L2_MAX_BITS, SORT_MOVES, bs, hist, part_svd, part_top, np.empty(SCAN_WINDOW + 1, np.int32),
+                np.empty(SCAN_WINDOW, np.uint8),
             )  # fmt: skip
         else:
             ntop, acc = _buckets(
