@@ -89,7 +89,12 @@ copies of the one pass, the bucket sort and the scan written out for it (fewer l
 the loops keep them in registers; indices unsigned, so Numba emits no wrap-around code for
 negative ones; compiled apart with and without salts; entries of their own, chosen in Python,
 so a process compiles only the path it runs): the general versions handle everything else, and
-the tests run both against the twin. With salts of VMs the common case sorts the
+the tests run both against the twin. Without salts, its scan of a bucket whose contents have
+several copies on average runs in three passes with no branch that depends on the data
+(:func:`_scan_flat`: where contents start, per-content totals, per-record VM counters), since
+the one-pass scan mispredicts about one branch per content and per (content, VM) run there;
+contents that need more than additions are counted by the one-pass scan in content order, so
+the results are the same to the bit. With salts of VMs the common case sorts the
 records by key alone and its scan tells the salts apart by the VM index: a content is a run
 of equal key and equal salt, and a key under several salts (two contents whose mixed keys are
 equal) is sorted by salt and counted by the general scan, so the contents are counted in the
@@ -220,6 +225,12 @@ SORT_MOVES = 64
 #: records per window of :func:`_scan_flat` (its scratch: 5 bytes a record, in L1/L2 cache; its
 #: per-content code keeps the copies, up to COPY_CLASSES, in the 6 bits above two flags)
 SCAN_WINDOW = 1 << 14
+#: :func:`_scan_flat` counts a window in its three passes when its contents have at least this
+#: many copies on average, else by the one-pass scan, whose branches then mostly go one way (20 M
+#: pages, 100 VMs, same process, best of 5, load 2: three passes / one pass 3.2 with 90 % of the
+#: pages unique, i.e. 1.07 copies a content; 1.9 at 70 % (1.2); 1.3 at 50 % (1.5); 0.75 at 20 %
+#: (2.1); 0.7 on `bench count`'s pages (2.75))
+FLAT_MIN_COPIES = 1.75
 
 _C1 = np.uint64(0x9E3779B97F4A7C15)  # key mixer (golden ratio), a bijection of uint64
 _C1_INV = np.uint64(pow(0x9E3779B97F4A7C15, -1, 1 << 64))  # its inverse, to report a hash
@@ -715,15 +726,16 @@ def _scan_flat(
     top_z, ntop, acc, starts, code,
 ):  # fmt: skip
     """:func:`_scan_packed` without salts, in three passes with no branch that depends on the
-    data, over windows of records that end where a content ends:
-    (1) the first record of each content; (2) per content, the totals and a code (shared, in
-    several VMs, copies); (3) per record, its VM's counters. Where the one-pass scan mispredicts a branch
-    per content and per (content, VM) run, these passes compute flags and add them. A content
-    that needs more than additions (``COPY_CLASSES`` or more copies, more than
+    data, over windows of records that end where a content ends: (1) the first record of each
+    content (a window whose contents have fewer than :data:`FLAT_MIN_COPIES` copies on average
+    then goes to :func:`_scan_packed`); (2) per content, the totals and a code (shared, in
+    several VMs, copies); (3) per record, its VM's counters. Where the one-pass scan mispredicts
+    a branch per content and per (content, VM) run, these passes compute flags and add them. A
+    content that needs more than additions (``COPY_CLASSES`` or more copies, more than
     ``max_page_sharing``, a top-list candidate, shared zero pages) is counted by
     :func:`_scan_packed` as it comes, in content order, so every count, the float sums and the
     top list are those of the one-pass scan. ``starts`` (int32[w + 1]) and ``code`` (uint8[w])
-    are scratch for windows of ``w`` ≥ 1 records (:data:`SCAN_WINDOW`)."""
+    are scratch for windows of ``w`` >= 1 records (:data:`SCAN_WINDOW`)."""
     ntop_max = top_c.shape[0]
     cap = hist.shape[1] - 1 - H_CLASSES
     keymask = ~pmask
@@ -759,6 +771,14 @@ def _scan_flat(
             nc -= 1
             end = np.int64(starts[_U(nc)])
         starts[_U(nc)] = end
+        if end - a < FLAT_MIN_COPIES * nc:  # mostly contents of one page: the one-pass scan is faster
+            ntop = _scan_packed(rk[a:end], end - a, pmask, None, bucket, b1, use_zero_pages, max_page_sharing,
+                                sort_moves, hist, svd, top_c, top_s, top_h, top_k, top_z, ntop, acc)  # fmt: skip
+            lim = min(cap, max_page_sharing + 1)
+            if ntop_max:
+                lim = 0 if ntop < ntop_max else min(lim, top_c[ntop_max - 1])
+            a = end
+            continue
         # pass 2, per content: the totals, and the code pass 3 reads (bit 0 shared, bit 1 inter-VM)
         for t in range(nc):
             s = np.int64(starts[_U(t)])
@@ -1143,8 +1163,9 @@ def _buckets_packed(
 ):  # fmt: skip
     """:func:`_buckets` for packed records of VMs whose pages form blocks, without salts (``vs``
     None) or with salts of VMs (``vs``): the written-out copy, sort and scan, the records sorted
-    by key alone (:func:`_scan_packed` tells the salts of VMs apart); without salts the scan is
-    :func:`_scan_flat`'s, ``starts`` and ``code`` its scratch. An entry of its own, so a
+    by key alone (:func:`_scan_packed` tells the salts of VMs apart); without salts a bucket is
+    scanned by :func:`_scan_flat` (``starts`` and ``code`` its scratch) when the bucket before
+    had :data:`FLAT_MIN_COPIES` copies a content on average. An entry of its own, so a
     process compiles only the bucket count it runs."""
     top_c, top_s, top_h, top_k, top_z = top
     pmask = np.int64((1 << b1) - 1)
@@ -1160,6 +1181,8 @@ def _buckets_packed(
     yes = np.bool_(True)  # the arguments _sort_bucket (its fallback) is compiled for elsewhere
     no_s = np.bool_(False)
     ntop = np.int64(0)
+    flat = True
+    distinct = np.int64(0)  # contents counted so far (acc[0])
     for b in range(lo, hi):
         m = size[b]
         if m == 0:
@@ -1167,7 +1190,7 @@ def _buckets_packed(
         b2 = max(1, min(b2max, _log2_at_least(m) - L2_SHIFT))
         _copy_packed(keys, nxt, bases, sizes, b, bs, b2, cnt, rk)
         _sort_packed(rk, rp, rs, m, keymask, yes, no_s, sort_moves)
-        if vs is None:  # (compiled out with salts)
+        if vs is None and flat:  # (compiled out with salts)
             ntop = _scan_flat(
                 rk, m, pmask, b, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c, top_s, top_h,
                 top_k, top_z, ntop, acc, starts, code,
@@ -1177,6 +1200,10 @@ def _buckets_packed(
                 rk, m, pmask, vs, b, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c, top_s, top_h,
                 top_k, top_z, ntop, acc,
             )  # fmt: skip
+        # the next bucket by three passes if this one's contents had FLAT_MIN_COPIES copies on
+        # average (the buckets of a set are alike: its hashes spread evenly)
+        flat = m >= FLAT_MIN_COPIES * (acc[0] - distinct)
+        distinct = acc[0]
     return ntop, acc
 
 
