@@ -720,6 +720,18 @@ def _scan_packed(
     return ntop
 
 
+@njit(**INLINE)
+def _flat_limit(ntop, top_c, cap, max_page_sharing):
+    """The copies from which :func:`_scan_flat` counts a content whole, by :func:`_scan_packed`:
+    ``COPY_CLASSES`` (per-VM SHRDSVD), more than ``max_page_sharing`` (several KSM pages), or as
+    many as the top list's last entry (every content while the list is not full)."""
+    ntop_max = top_c.shape[0]
+    if ntop_max and ntop < ntop_max:
+        return 0
+    lim = min(cap, max_page_sharing + 1)
+    return min(lim, top_c[ntop_max - 1]) if ntop_max else lim
+
+
 @njit(**SERIAL)
 def _scan_flat(
     rk, m, pmask, bucket, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c, top_s, top_h, top_k,
@@ -736,13 +748,10 @@ def _scan_flat(
     :func:`_scan_packed` as it comes, in content order, so every count, the float sums and the
     top list are those of the one-pass scan. ``starts`` (int32[w + 1]) and ``code`` (uint8[w])
     are scratch for windows of ``w`` >= 1 records (:data:`SCAN_WINDOW`)."""
-    ntop_max = top_c.shape[0]
     cap = hist.shape[1] - 1 - H_CLASSES
     keymask = ~pmask
     uzp = np.int64(1) if use_zero_pages else np.int64(0)
-    lim = min(cap, max_page_sharing + 1)  # contents with this many copies or more: counted whole
-    if ntop_max:
-        lim = 0 if ntop < ntop_max else min(lim, top_c[ntop_max - 1])
+    lim = _flat_limit(ntop, top_c, cap, max_page_sharing)
     distinct = shared = groups = vms_sum = inter_shared = 0
     ksm_sharing = ksm_unshared = ksm_zero = 0
     a = np.int64(0)
@@ -757,28 +766,23 @@ def _scan_flat(
             nc += np.int64(k != prev)
             prev = k
         end = a + w
+        whole = False
         if end < m and (rk[_U(end)] & keymask) == prev:  # the last content goes on past the window
             if nc == 1:  # one content fills the window (with SCAN_WINDOW, a rare one): counted whole
                 while end < m and (rk[_U(end)] & keymask) == prev:
                     end += 1
-                ntop = _scan_packed(rk[a:end], end - a, pmask, None, bucket, b1, use_zero_pages, max_page_sharing,
-                                    sort_moves, hist, svd, top_c, top_s, top_h, top_k, top_z, ntop, acc)  # fmt: skip
-                lim = min(cap, max_page_sharing + 1)
-                if ntop_max:
-                    lim = 0 if ntop < ntop_max else min(lim, top_c[ntop_max - 1])
-                a = end
-                continue
-            nc -= 1
-            end = np.int64(starts[_U(nc)])
-        starts[_U(nc)] = end
-        if end - a < FLAT_MIN_COPIES * nc:  # mostly contents of one page: the one-pass scan is faster
+                whole = True
+            else:
+                nc -= 1
+                end = np.int64(starts[_U(nc)])
+        # mostly contents of one page: the one-pass scan is faster (its branches mostly go one way)
+        if whole or end - a < FLAT_MIN_COPIES * nc:
             ntop = _scan_packed(rk[a:end], end - a, pmask, None, bucket, b1, use_zero_pages, max_page_sharing,
                                 sort_moves, hist, svd, top_c, top_s, top_h, top_k, top_z, ntop, acc)  # fmt: skip
-            lim = min(cap, max_page_sharing + 1)
-            if ntop_max:
-                lim = 0 if ntop < ntop_max else min(lim, top_c[ntop_max - 1])
+            lim = _flat_limit(ntop, top_c, cap, max_page_sharing)
             a = end
             continue
+        starts[_U(nc)] = end
         # pass 2, per content: the totals, and the code pass 3 reads (bit 0 shared, bit 1 inter-VM)
         for t in range(nc):
             s = np.int64(starts[_U(t)])
@@ -790,9 +794,7 @@ def _scan_flat(
             if ((np.int64(c >= lim) | zz) & sh) != 0:  # rare: counted whole, in content order
                 ntop = _scan_packed(rk[s:e], c, pmask, None, bucket, b1, use_zero_pages, max_page_sharing, sort_moves,
                                     hist, svd, top_c, top_s, top_h, top_k, top_z, ntop, acc)  # fmt: skip
-                lim = min(cap, max_page_sharing + 1)
-                if ntop_max:
-                    lim = 0 if ntop < ntop_max else min(lim, top_c[ntop_max - 1])
+                lim = _flat_limit(ntop, top_c, cap, max_page_sharing)
                 code[_U(t)] = 0
                 continue
             inter = np.int64(((x0 ^ rk[_U(e - 1)]) & pmask) >= 2)  # first and last page in other VMs
