@@ -640,40 +640,52 @@ def test_careless_vm_indices_flags_and_top_n_are_refused():
             count_sharing(h, z, np.zeros(5, int), ["a"], top_n=bad)
 
 
-def _bucket(rng, b1, nvm, contents):
+def _bucket(rng, b1, nvm, contents, halves=False):
     """A level-1 bucket as the scan sees it: packed records (key above ``b1`` bits, ``vm << 1 |
     zero`` below) sorted, so each content's pages come VM by VM; ``contents`` copies each (the
-    first content is the zero page, if it has more than one copy)."""
+    first content is the zero page, if it has more than one copy). ``halves``: most contents'
+    pages in even VMs only or odd VMs only (the salts of the test below), some in both."""
     recs = []
     for j, c in enumerate(contents):
         key = (j + 1) * 7919 << b1
         zero = int(j == 0 and c > 1)
-        recs += [key | int(v) << 1 | zero for v in rng.integers(0, nvm, c)]
+        vms = rng.integers(0, nvm, c)
+        if halves and j % 3:  # all even or all odd VMs
+            vms = vms // 2 * 2 + j % 2
+        recs += [key | int(v) << 1 | zero for v in vms]
     return np.sort(np.array(recs, np.int64))
 
 
-@pytest.mark.parametrize("trial", range(scaled(12, 3)))
-def test_windowed_scan_equals_one_pass_scan(rng, trial):
+@pytest.mark.parametrize("salted", [False, True])
+@pytest.mark.parametrize("trial", range(scaled(16, 4)))
+def test_windowed_scan_equals_one_pass_scan(trial, salted):
     """_scan_flat (three passes over windows that end where a content ends) adds exactly what
     _scan_packed (one pass) adds, the float sums and the top list included, for windows from
     one record to more than the bucket: contents longer than a window, windows that end at a
-    content's end, the zero page, contents over max_page_sharing and the copy classes."""
+    content's end, the zero page, contents over max_page_sharing and the copy classes, windows
+    of mostly single pages (the one-pass scan's), and with salts of VMs keys under one salt and
+    under two (even and odd VMs, each their own salt, so a key's pages, VM by VM, change salt
+    back and forth)."""
+    rng = np.random.default_rng(trial)  # a case of its own per trial
     b1, nvm = 8, 60
     copies = rng.choice([1, 1, 2, 3, 4, 5, 15, 16, 17, 40], size=int(rng.integers(1, 120)))
-    rk = _bucket(rng, b1, nvm, copies)
+    if trial % 3 == 2:  # mostly single pages
+        copies = rng.choice([1] * 12 + [2, 3], size=int(rng.integers(1, 200)))
+    rk = _bucket(rng, b1, nvm, copies, halves=salted)
+    vs = np.tile(np.array([11, -5], np.int64), nvm // 2) if salted else None
     pmask = np.int64((1 << b1) - 1)
-    uzp, mps, top_n = bool(trial % 2), int(rng.choice([2, 3, 5, 256])), int(rng.choice([0, 1, 3, 10]))
+    uzp, mps, top_n = bool(trial % 2), (2, 3, 5, 256)[trial % 4], (0, 1, 3, 10)[trial // 4 % 4]
     cols = counts.H_CLASSES + counts.COPY_CLASSES + 1
 
     def run(window):
         hist, svd, acc = np.zeros((nvm, cols), np.int64), np.zeros(nvm), np.zeros(10, np.int64)
         top = tuple(np.zeros(top_n, t) for t in (np.int64, np.int64, np.int64, np.int64, np.bool_))
         if window is None:
-            ntop = counts._scan_packed(rk, rk.size, pmask, None, 5, b1, uzp, mps, 64, hist, svd, *top, np.int64(0), acc)
+            ntop = counts._scan_packed(rk, rk.size, pmask, vs, 5, b1, uzp, mps, 64, hist, svd, *top, np.int64(0), acc)
         else:
             starts, code = np.empty(window + 1, np.int32), np.empty(window, np.uint8)
             ntop = counts._scan_flat(
-                rk, rk.size, pmask, 5, b1, uzp, mps, 64, hist, svd, *top, np.int64(0), acc, starts, code
+                rk, rk.size, pmask, vs, 5, b1, uzp, mps, 64, hist, svd, *top, np.int64(0), acc, starts, code
             )
         return hist, svd.tolist(), [t[:ntop].tolist() for t in top], acc.tolist()
 

@@ -89,7 +89,7 @@ copies of the one pass, the bucket sort and the scan written out for it (fewer l
 the loops keep them in registers; indices unsigned, so Numba emits no wrap-around code for
 negative ones; compiled apart with and without salts; entries of their own, chosen in Python,
 so a process compiles only the path it runs): the general versions handle everything else, and
-the tests run both against the twin. Without salts, its scan of a bucket whose contents have
+the tests run both against the twin. Its scan of a bucket whose contents have
 several copies on average runs in three passes with no branch that depends on the data
 (:func:`_scan_flat`: where contents start, per-content totals, per-record VM counters), since
 the one-pass scan mispredicts about one branch per content and per (content, VM) run there;
@@ -734,19 +734,19 @@ def _flat_limit(ntop, top_c, cap, max_page_sharing):
 
 @njit(**SERIAL)
 def _scan_flat(
-    rk, m, pmask, bucket, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c, top_s, top_h, top_k,
+    rk, m, pmask, vs, bucket, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c, top_s, top_h, top_k,
     top_z, ntop, acc, starts, code,
 ):  # fmt: skip
-    """:func:`_scan_packed` without salts, in three passes with no branch that depends on the
+    """:func:`_scan_packed` (no salts, or salts of VMs ``vs``) in three passes with no branch that depends on the
     data, over windows of records that end where a content ends: (1) the first record of each
     content (a window whose contents have fewer than :data:`FLAT_MIN_COPIES` copies on average
     then goes to :func:`_scan_packed`); (2) per content, the totals and a code (shared, in
     several VMs, copies); (3) per record, its VM's counters. Where the one-pass scan mispredicts
     a branch per content and per (content, VM) run, these passes compute flags and add them. A
     content that needs more than additions (``COPY_CLASSES`` or more copies, more than
-    ``max_page_sharing``, a top-list candidate, shared zero pages) is counted by
-    :func:`_scan_packed` as it comes, in content order, so every count, the float sums and the
-    top list are those of the one-pass scan. ``starts`` (int32[w + 1]) and ``code`` (uint8[w])
+    ``max_page_sharing``, a top-list candidate, shared zero pages, a key under several salts) is
+    counted by :func:`_scan_packed` as it comes, in content order, so every count, the float
+    sums and the top list are those of the one-pass scan. ``starts`` (int32[w + 1]) and ``code`` (uint8[w])
     are scratch for windows of ``w`` >= 1 records (:data:`SCAN_WINDOW`)."""
     cap = hist.shape[1] - 1 - H_CLASSES
     keymask = ~pmask
@@ -757,14 +757,29 @@ def _scan_flat(
     a = np.int64(0)
     while a < m:
         w = min(m - a, code.shape[0])
-        # pass 1: where each content of the window starts (rk[a] starts one)
+        # pass 1: where each content of the window starts (rk[a] starts one); with salts of VMs, a
+        # run of one key is a content unless its pages' salts differ (code 1: counted whole)
         nc = np.int64(0)
         prev = ~rk[_U(a)] & keymask
-        for i in range(a, a + w):
-            k = rk[_U(i)] & keymask
-            starts[_U(nc)] = i
-            nc += np.int64(k != prev)
-            prev = k
+        if vs is None:  # (compiled out with salts)
+            for i in range(a, a + w):
+                k = rk[_U(i)] & keymask
+                starts[_U(nc)] = i
+                nc += np.int64(k != prev)
+                prev = k
+        else:
+            s0 = mixed = np.int64(0)
+            for i in range(a, a + w):
+                x = rk[_U(i)]
+                k = x & keymask
+                sv = vs[_U((x & pmask) >> 1)]
+                f = np.int64(k != prev)
+                starts[_U(nc)] = i
+                nc += f
+                s0 = sv if f else s0
+                mixed = (mixed & (1 - f)) | np.int64(sv != s0)
+                code[_U(nc - 1)] = mixed
+                prev = k
         end = a + w
         whole = False
         if end < m and (rk[_U(end)] & keymask) == prev:  # the last content goes on past the window
@@ -777,7 +792,7 @@ def _scan_flat(
                 end = np.int64(starts[_U(nc)])
         # mostly contents of one page: the one-pass scan is faster (its branches mostly go one way)
         if whole or end - a < FLAT_MIN_COPIES * nc:
-            ntop = _scan_packed(rk[a:end], end - a, pmask, None, bucket, b1, use_zero_pages, max_page_sharing,
+            ntop = _scan_packed(rk[a:end], end - a, pmask, vs, bucket, b1, use_zero_pages, max_page_sharing,
                                 sort_moves, hist, svd, top_c, top_s, top_h, top_k, top_z, ntop, acc)  # fmt: skip
             lim = _flat_limit(ntop, top_c, cap, max_page_sharing)
             a = end
@@ -791,8 +806,9 @@ def _scan_flat(
             x0 = rk[_U(s)]
             zz = x0 & 1
             sh = np.int64(c >= 2)
-            if ((np.int64(c >= lim) | zz) & sh) != 0:  # rare: counted whole, in content order
-                ntop = _scan_packed(rk[s:e], c, pmask, None, bucket, b1, use_zero_pages, max_page_sharing, sort_moves,
+            mixed = np.int64(code[_U(t)]) if vs is not None else np.int64(0)
+            if ((np.int64(c >= lim) | zz | mixed) & sh) != 0:  # rare: counted whole, in content order
+                ntop = _scan_packed(rk[s:e], c, pmask, vs, bucket, b1, use_zero_pages, max_page_sharing, sort_moves,
                                     hist, svd, top_c, top_s, top_h, top_k, top_z, ntop, acc)  # fmt: skip
                 lim = _flat_limit(ntop, top_c, cap, max_page_sharing)
                 code[_U(t)] = 0
@@ -1165,8 +1181,8 @@ def _buckets_packed(
 ):  # fmt: skip
     """:func:`_buckets` for packed records of VMs whose pages form blocks, without salts (``vs``
     None) or with salts of VMs (``vs``): the written-out copy, sort and scan, the records sorted
-    by key alone (:func:`_scan_packed` tells the salts of VMs apart); without salts a bucket is
-    scanned by :func:`_scan_flat` (``starts`` and ``code`` its scratch) when the bucket before
+    by key alone (:func:`_scan_packed` tells the salts of VMs apart); a bucket is scanned by
+    :func:`_scan_flat` (``starts`` and ``code`` its scratch) when the bucket before
     had :data:`FLAT_MIN_COPIES` copies a content on average. An entry of its own, so a
     process compiles only the bucket count it runs."""
     top_c, top_s, top_h, top_k, top_z = top
@@ -1192,9 +1208,9 @@ def _buckets_packed(
         b2 = max(1, min(b2max, _log2_at_least(m) - L2_SHIFT))
         _copy_packed(keys, nxt, bases, sizes, b, bs, b2, cnt, rk)
         _sort_packed(rk, rp, rs, m, keymask, yes, no_s, sort_moves)
-        if vs is None and flat:  # (compiled out with salts)
+        if flat:
             ntop = _scan_flat(
-                rk, m, pmask, b, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c, top_s, top_h,
+                rk, m, pmask, vs, b, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c, top_s, top_h,
                 top_k, top_z, ntop, acc, starts, code,
             )  # fmt: skip
         else:
