@@ -98,10 +98,12 @@ def buckets(request, monkeypatch):
     more than 1 VM needs more than 2 bits), in chains of scatter blocks of one cache line; the
     same with up to 1024 level-1 buckets (payload packed into the records) and blocks of two
     lines; level-2 sorts of one bit whose insertion sorts give up at once for the merge sort
-    (``SORT_MOVES`` 0); default buckets in chains of blocks of two cache lines; and every call
-    on 3 threads (whatever it asks for), the pages scattered in ranges of 16 or more pages and
-    the buckets counted in up to 5 ranges, with level-1 buckets of ~8 pages."""
+    (``SORT_MOVES`` 0) and scans in windows of one record; default buckets in chains of blocks
+    of two cache lines; and every call on 3 threads (whatever it asks for), the pages scattered
+    in ranges of 16 or more pages and the buckets counted in up to 5 ranges, with level-1
+    buckets of ~8 pages scanned in windows of 5 records."""
     if request.param == "threads":
+        monkeypatch.setattr(counts, "SCAN_WINDOW", 5)
         monkeypatch.setattr(counts, "resolve_threads", lambda threads: 3)
         monkeypatch.setattr(counts, "SCATTER_MIN_PAGES", 16)
         monkeypatch.setattr(counts, "SCATTER_RANGE_TAILS", 0)
@@ -115,6 +117,7 @@ def buckets(request, monkeypatch):
     if request.param == "tiny-blocks":
         monkeypatch.setattr(counts, "SCATTER_BLOCK", 16)
     if request.param == "tiny-sorts":
+        monkeypatch.setattr(counts, "SCAN_WINDOW", 1)
         monkeypatch.setattr(counts, "BUCKET_TARGET", 2)
         monkeypatch.setattr(counts, "L2_MAX_BITS", 1)
         monkeypatch.setattr(counts, "SORT_MOVES", 0)
@@ -461,6 +464,7 @@ def test_threads_vm_blocks_and_bad_index_across_ranges(monkeypatch):
     monkeypatch.setattr(counts, "SCATTER_MIN_PAGES", 4)
     monkeypatch.setattr(counts, "SCATTER_RANGE_TAILS", 0)
     monkeypatch.setattr("pagecore._jit.max_threads", lambda: 4)
+
     def vm_blocks(*ranges):  # (the range's VMs one block each, its VMs in the order met) per range
         return counts._vm_blocks([b for b, _ in ranges], [np.array(o, np.int64) for _, o in ranges])
 
@@ -634,3 +638,60 @@ def test_careless_vm_indices_flags_and_top_n_are_refused():
     for bad in (2.5, True, -1):
         with pytest.raises(ValueError, match="top_n must be a whole number"):
             count_sharing(h, z, np.zeros(5, int), ["a"], top_n=bad)
+
+
+def _bucket(rng, b1, nvm, contents, halves=False):
+    """A level-1 bucket as the scan sees it: packed records (key above ``b1`` bits, ``vm << 1 |
+    zero`` below) sorted, so each content's pages come VM by VM; ``contents`` copies each (the
+    first content is the zero page, if it has more than one copy). ``halves``: most contents'
+    pages in even VMs only or odd VMs only (the salts of the test below), some in both."""
+    recs = []
+    for j, c in enumerate(contents):
+        key = (j + 1) * 7919 << b1
+        zero = int(j == 0 and c > 1)
+        vms = rng.integers(0, nvm, c)
+        if halves and j % 3:  # all even or all odd VMs
+            vms = vms // 2 * 2 + j % 2
+        recs += [key | int(v) << 1 | zero for v in vms]
+    return np.sort(np.array(recs, np.int64))
+
+
+@pytest.mark.parametrize("salted", [False, True])
+@pytest.mark.parametrize("trial", range(scaled(16, 4)))
+def test_windowed_scan_equals_one_pass_scan(trial, salted):
+    """_scan_flat (three passes over windows that end where a content ends) adds exactly what
+    _scan_packed (one pass) adds, the float sums and the top list included, for windows from
+    one record to more than the bucket: contents longer than a window, windows that end at a
+    content's end, the zero page, contents over max_page_sharing and the copy classes, windows
+    of mostly single pages (the one-pass scan's), and with salts of VMs keys under one salt and
+    under two (even and odd VMs, each their own salt, so a key's pages, VM by VM, change salt
+    back and forth)."""
+    rng = np.random.default_rng(trial)  # a case of its own per trial
+    b1, nvm = 8, 60
+    copies = rng.choice([1, 1, 2, 3, 4, 5, 15, 16, 17, 40], size=int(rng.integers(1, 120)))
+    if trial % 3 == 2:  # mostly single pages
+        copies = rng.choice([1] * 12 + [2, 3], size=int(rng.integers(1, 200)))
+    rk = _bucket(rng, b1, nvm, copies, halves=salted)
+    vs = np.tile(np.array([11, -5], np.int64), nvm // 2) if salted else None
+    pmask = np.int64((1 << b1) - 1)
+    uzp, mps, top_n = bool(trial % 2), (2, 3, 5, 256)[trial % 4], (0, 1, 3, 10)[trial // 4 % 4]
+    cols = counts.H_CLASSES + counts.COPY_CLASSES + 1
+
+    def run(window):
+        hist, svd, acc = np.zeros((nvm, cols), np.int64), np.zeros(nvm), np.zeros(10, np.int64)
+        top = tuple(np.zeros(top_n, t) for t in (np.int64, np.int64, np.int64, np.int64, np.bool_))
+        if window is None:
+            ntop = counts._scan_packed(rk, rk.size, pmask, vs, 5, b1, uzp, mps, 64, hist, svd, *top, np.int64(0), acc)
+        else:
+            starts, code = np.empty(window + 1, np.int32), np.empty(window, np.uint8)
+            ntop = counts._scan_flat(
+                rk, rk.size, pmask, vs, 5, b1, uzp, mps, 64, hist, svd, *top, np.int64(0), acc, starts, code
+            )
+        return hist, svd.tolist(), [t[:ntop].tolist() for t in top], acc.tolist()
+
+    want = run(None)
+    assert want[3][1] > 0  # shared pages counted
+    for window in (1, 2, 3, 4, 5, 16, 17, 41, rk.size, rk.size + 3):
+        got = run(window)
+        assert (got[0] == want[0]).all(), window
+        assert got[1:] == want[1:], window
