@@ -197,8 +197,10 @@ def fig07_means(vms: pd.DataFrame, idle_vm: str, active_vm: str, t_change_min: f
 
 #: Why each Figure 7 number is not a prediction (record ``source``).
 FIG07_SOURCES = {
-    "alloc_tau0": "input: (system_mb 512 - esx_mb 88 - 2 x 32 MB overhead) / 2 = 180 MB, with esx_mb set so the "
-    "memory for VMs is the paper's 'about 360 MB' (TEXT); equal shares split it evenly at tau = 0",
+    "alloc_tau0": "input: the targets add up to system_mb 512 - esx_mb 88 - 2 x overhead_used_mb 16 - (high_pct 6 + "
+    "hysteresis_pct 1) % of 512 MB = 356.2 MB (sim.target_pool: high_threshold), which equal shares split evenly at "
+    "tau = 0: 178.1 MB each; esx_mb was set so that 512 - 88 - 2 x 32 MB overhead reservations = the paper's 'about "
+    "360 MB' (TEXT)",
     "usage_idle": "fitted: workloads.fig07 vm1 background.mb = 10 read off VM1's usage (GRAPH 5-14 MB)",
     "usage_active_tau0": "fitted: dbench working set (190 MB + 8 MB background) read off the tau = 75 % usage, "
     "capped at tau = 0 by the 180 MB input allocation",
