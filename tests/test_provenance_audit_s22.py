@@ -146,3 +146,57 @@ def test_balloon_rate_factor_is_a_setting():
     with pytest.raises(ValueError, match="rate_factor"):
         EsxBalloon(rate_factor=0.5)
     assert default_config()["sim"]["balloon"]["rate_factor"] == 2.0  # the value the literal had
+
+
+# ------------------------------------------------------------------ paper readings in paper.py
+def test_figure6_and_7_windows_follow_the_paper_module(monkeypatch):
+    """Figure 6's slow-average minutes (28.5 + 0.5 k), its three windows (the toucher schedule)
+    and Figure 7's averaging windows (steady from 8.7 min; the τ = 75 % means over 33-65 min, typed
+    as t_change + 2.1) were readings of the paper typed in memory_manager; they come from
+    :mod:`pagecore.paper` now (same values)."""
+    import numpy as np
+    import pandas as pd
+
+    from pagecore import paper
+    from pagecore.experiments import memory_manager as mm
+
+    assert mm.fig06_slow_times_min(3).tolist() == [28.5, 29.0, 29.5]
+    assert mm.fig06_windows_min() == {"baseline": (2.0, 8.5), "peak": (14.5, 17.6), "zpt": (27.5, 29.5)}
+    assert 30.9 + mm.fig07_settle_min() == 33.0  # the run's τ change + the paper's settling time, exactly
+    t = np.arange(0, 3901, 60.0)
+    vms = pd.concat([pd.DataFrame({"t": t, "vm": n, "alloc": t / 60, "active_est": 0.0}) for n in ("a", "b")])
+    before = mm.fig07_means(vms, "a", "b", 30.9)
+    assert before["alloc_idle_tau0_mb"] == np.mean(np.arange(9, 31))  # minutes 9..30 of 8.7-30.9
+    assert before["alloc_idle_tau75_mb"] == np.mean(np.arange(33, 66))
+    monkeypatch.setitem(paper.FIG06, "slow_decay_from_min", 30.0)
+    monkeypatch.setitem(paper.FIG07, "tau0_steady_from_min", 20.0)
+    monkeypatch.setitem(paper.FIG07, "tau75_steady_from_min", 40.0)
+    assert mm.fig06_slow_times_min(2).tolist() == [30.0, 30.5]
+    after = mm.fig07_means(vms, "a", "b", 30.9)
+    assert after["alloc_idle_tau0_mb"] == np.mean(np.arange(20, 31))
+    assert after["alloc_idle_tau75_mb"] == np.mean(np.arange(40, 66))
+
+
+def test_no_paper_reading_is_typed_in_the_record_makers():
+    """Readings of the paper that were typed outside :mod:`pagecore.paper` (issue 14: "paper values
+    live only in paper.py"): Figure 7's 8.7 and 33 (as + 2.1) min, Figure 6's 28.5 min, Figure 8's
+    "0" read at 0.3 min, SQL's flat minimum over 22-45 min, the 90-min axis, the null model's 28 min
+    (the ZPT spike), Figure 2's 128 and 224 MB; and the unnamed 600-s boot cutoff. Each is a named
+    value now (paper.py, or a documented constant of the module)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "pagecore/experiments"
+    banned = {
+        "memory_manager.py": {8.7, 2.1, 28.5, 0.3, 22, 45, 90.0, 600, 8.5, 14.5, 17.6, 27.5, 29.5},
+        "nullmodels.py": {28.0},
+        "reclaim.py": {128, 224},
+    }
+    for name, values in banned.items():
+        tree = ast.parse((root / name).read_text())
+        found = {
+            (n.value, n.lineno)
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and type(n.value) in (int, float) and n.value in values
+        }
+        assert not found, f"{name}: {sorted(found)}"
