@@ -26,6 +26,8 @@ FIG02 = pd.DataFrame(
         "ballooned_mbps": [10.96, 13.46, 15.29, 16.80, float("nan")],
     }
 )
+#: TEXT: the workload, dbench simulating a file server with 40 clients.
+FIG02_SETUP = {"dbench_clients": 40}
 #: TEXT: ballooning overhead 4.4 % at 128 MB down to 1.4 % at 224 MB.
 FIG02_TEXT = {"overhead_pct_128": 4.4, "overhead_pct_224": 1.4}
 
@@ -110,6 +112,7 @@ FIG07 = {
     "available_mb": 360.0,  # TEXT: about 360 MB available for VMs
     "vm_max_mb": 256.0,  # TEXT
     "tau_change_min": 30.9,  # GRAPH
+    "data_end_min": 65.0,  # GRAPH: "data runs to about 65" min
     "vm1_boot_min": 1.6,  # GRAPH: "VM1 boots" 0-1.6 min (then its usage spikes as Windows zeroes memory)
     "vm2_start_min": 5.2,  # GRAPH: VM2 (dbench) starts "a few minutes later"
     "alloc_tau0_mb": 179.0,  # TEXT: both VMs at tau = 0

@@ -200,3 +200,91 @@ def test_no_paper_reading_is_typed_in_the_record_makers():
             if isinstance(n, ast.Constant) and type(n.value) in (int, float) and n.value in values
         }
         assert not found, f"{name}: {sorted(found)}"
+
+
+#: Config values whose provenance row says they come from the paper (kind ``paper`` or ``input``),
+#: each with the :mod:`pagecore.paper` value it must equal (a function of that module). Rows whose
+#: values other tests prove equal are named in :data:`_PROVEN_ELSEWHERE`.
+def _paper_values():
+    from pagecore import paper
+
+    P = paper.PARAMETERS
+    th = P["free_thresholds_pct"]
+    return {
+        "sim.tau": [P["tax_rate"]],
+        "sim.sampling.sample_pages": [P["sample_pages"]],
+        "sim.sampling.period_s": [P["sample_period_s"]],
+        "sim.states.high_pct": [th["high"]],
+        "sim.states.soft_pct": [th["soft"]],
+        "sim.states.hard_pct": [th["hard"]],
+        "sim.states.low_pct": [th["low"]],
+        "sim.balloon.poll_s": [P["balloon_poll_s"]],
+        "reclaim.trace.clients": [paper.FIG02_SETUP["dbench_clients"]],
+        "workloads.*.vms.*.overhead_mb": [P["overhead_mb"]] * 2,
+        "workloads.*.duration_min": [
+            float(paper.FIG06_TOUCHER.to_min.max()),
+            paper.FIG07["data_end_min"],
+            float(paper.FIG08_STATES.to_min.max()),
+        ],
+        "workloads.fig07.host.system_mb": [paper.FIG07["system_mb"]],
+        "workloads.fig06.vms.*.start_min": [0.0],
+        "workloads.fig08.vms.*.start_min": [0.0] * 5,
+    }
+
+
+_PROVEN_ELSEWHERE = {
+    # tests/test_parameter_provenance.py
+    "workloads.fig06.vms.*.foreground.schedule",
+    "workloads.fig07.tau_schedule_min",
+    "workloads.*.tau_schedule_min",
+    "workloads.fig07.vms.*.max_mb",
+    "workloads.fig08.vms.*.max_mb",
+    "workloads.fig08.vms.*.min_mb",
+    "reclaim.fig02.sizes_mb",
+    "reclaim.fig02.boot_mb",
+    "synth.fig04.vms",
+    "synth.fig04.mem_mb",
+    "fig05.scenarios.A.guests.*.mem_mb",
+    # tests/test_fidelity_audit_s19.py (the hosts of Figures 7 and 8, the boot and start minutes)
+    "workloads.fig07.host.esx_mb",
+    "workloads.fig08.host.system_mb",
+    "workloads.fig08.host.esx_mb",
+    "workloads.fig07.vms.*.start_min",
+    "workloads.fig07.vms.0.boot.boot_s",
+    # this file
+    "workloads.fig08.vms.*.shares",
+}
+
+
+def test_paper_stated_numbers_in_the_config_equal_pagecore_paper():
+    """Issue 14: "paper values live only in paper.py; config values that come from the paper refer
+    to it (or a test proves they are equal)". The mechanism parameters the paper states (τ, n,
+    the period, the four thresholds, the poll interval), dbench's 40 clients (not in paper.py
+    before), the overhead reservation and the figures' time axes were typed into the config with a
+    "TEXT" comment and a ``paper`` row, and nothing checked them against :mod:`pagecore.paper`.
+    Every numeric ``paper``/``input`` row is now checked here or by a named test."""
+    from pagecore import paper
+    from pagecore.experiments.provenance import PARAMETERS, lookup
+
+    raw = _raw()
+    want = _paper_values()
+    for key, values in want.items():
+        assert [float(x) for x in lookup(raw, key)] == [float(x) for x in values], key
+    lo, hi = paper.FIG06["background_text_mb"]  # TEXT: "10-20 MB" of background activity
+    assert all(lo <= x <= hi for x in lookup(raw, "workloads.fig06.vms.*.background.mb"))
+    shares = lookup(raw, "workloads.fig07.vms.*.shares")
+    assert len(set(shares)) == 1  # TEXT: identical shares
+    numeric = {
+        p.key
+        for p in PARAMETERS
+        if p.kind in ("paper", "input") and any(type(x) in (int, float, list) for x in lookup(raw, p.key))
+    }
+    checked = (
+        set(want)
+        | _PROVEN_ELSEWHERE
+        | {
+            "workloads.fig06.vms.*.background.mb",
+            "workloads.fig07.vms.*.shares",
+        }
+    )
+    assert numeric - checked == set(), "a numeric paper/input row no test compares with pagecore.paper"
