@@ -26,6 +26,8 @@ FIG02 = pd.DataFrame(
         "ballooned_mbps": [10.96, 13.46, 15.29, 16.80, float("nan")],
     }
 )
+#: TEXT: the workload, dbench simulating a file server with 40 clients.
+FIG02_SETUP = {"dbench_clients": 40}
 #: TEXT: ballooning overhead 4.4 % at 128 MB down to 1.4 % at 224 MB.
 FIG02_TEXT = {"overhead_pct_128": 4.4, "overhead_pct_224": 1.4}
 
@@ -98,6 +100,8 @@ FIG06 = {
     "zpt_spike_min": (27.6, 28.5),
     # slow average after the spike, steps 0.5 min apart starting 28.5 min
     "slow_decay_mb": [141, 109, 83, 61, 48, 38, 29, 26, 22, 16, 13],
+    "slow_decay_from_min": 28.5,  # GRAPH: the first slow-average point after the spike
+    "slow_decay_step_min": 0.5,  # GRAPH: "steps about 0.5 min (30 s) apart"
     "sample_pages": 100,  # TEXT
     "sample_period_s": 30.0,  # TEXT
 }
@@ -108,9 +112,12 @@ FIG07 = {
     "available_mb": 360.0,  # TEXT: about 360 MB available for VMs
     "vm_max_mb": 256.0,  # TEXT
     "tau_change_min": 30.9,  # GRAPH
+    "data_end_min": 65.0,  # GRAPH: "data runs to about 65" min
     "vm1_boot_min": 1.6,  # GRAPH: "VM1 boots" 0-1.6 min (then its usage spikes as Windows zeroes memory)
     "vm2_start_min": 5.2,  # GRAPH: VM2 (dbench) starts "a few minutes later"
     "alloc_tau0_mb": 179.0,  # TEXT: both VMs at tau = 0
+    "tau0_steady_from_min": 8.7,  # GRAPH: both allocations steady at 179 MB from about 8.7 min
+    "tau75_steady_from_min": 33.0,  # GRAPH: the tau = 75 % means are over 33-65 min
     "alloc_idle_tau75_mb": 101.3,  # GRAPH mean, VM1 (idle) after tau = 75 %
     "alloc_active_tau75_mb": 242.5,  # GRAPH mean, VM2 (dbench) after tau = 75 %
     "usage_idle_tau0_mb": 9.5,
@@ -186,6 +193,10 @@ FIG08 = pd.DataFrame(
         "sql_shared": [_NA, 91, 58, 81, 16, 15, 14, 14, 15, 16, 17, 18, 19, 17, 11, 11, 11, 11, 11],
     }
 )
+#: Figure 8 (GRAPH): the minute the panels' "0" column is read at.
+FIG08_ZERO_READ_MIN = 0.3
+#: Figure 8 (d) (GRAPH): minutes over which SQL Server's allocation is flat at its 160-MB min.
+FIG08_SQL_IDLE_MIN = (22.0, 45.0)
 #: Figure 8 (a) state timeline (GRAPH): (from_min, to_min, state); flicker simplified to its
 #: dominant state.
 FIG08_STATES = pd.DataFrame(

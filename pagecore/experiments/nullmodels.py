@@ -145,7 +145,7 @@ def _fig06(q: str) -> float:
     if name == "peak_estimate_mb":
         return FIG06_TOUCHER_PEAK_MB + FIG06_BACKGROUND_MB
     if name == "zpt_spike_mb":
-        return _touched(28.0) + FIG06_BACKGROUND_MB
+        return _touched(sum(paper.FIG06["zpt_spike_min"]) / 2) + FIG06_BACKGROUND_MB
     if name == "slow_average_mb":
         return _touched(float(at.removesuffix("min"))) + FIG06_BACKGROUND_MB
     return math.nan

@@ -107,8 +107,8 @@ def paper_fig02() -> pd.DataFrame:
     p = paper.FIG02.copy()
     p["overhead_pct"] = 100 * (p.configured_mbps - p.ballooned_mbps) / p.configured_mbps
     # the text's own two overheads replace the digitized ones (4.44 -> 4.4, 1.39 -> 1.4)
-    p.loc[p.vm_mb == 128, "overhead_pct"] = paper.FIG02_TEXT["overhead_pct_128"]
-    p.loc[p.vm_mb == 224, "overhead_pct"] = paper.FIG02_TEXT["overhead_pct_224"]
+    for key, pct in paper.FIG02_TEXT.items():  # "overhead_pct_<VM MB>"
+        p.loc[p.vm_mb == int(key.rsplit("_", 1)[1]), "overhead_pct"] = pct
     return p
 
 

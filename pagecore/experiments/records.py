@@ -15,7 +15,7 @@ A figure's numbers file is a JSON list of records::
     :mod:`pagecore.experiments.provenance` lists which figures each parameter moves);
 ``input``
     the number is fixed by the inputs or by arithmetic on them (``source`` says which: e.g.
-    Figure 7's τ = 0 allocations are (512 − ESX − 2 × 32 MB overhead) / 2);
+    Figure 7's τ = 0 allocations are (512 − ESX − 2 × 16 MB overhead in use − 7 % of 512) / 2);
 ``predicted``
     an output of the model that no input was chosen to produce.
 

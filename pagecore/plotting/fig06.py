@@ -68,7 +68,7 @@ def fig06_active_memory_sampling(vms: pd.DataFrame, schedule, paper: dict | None
             )
             dec = paper["slow_decay_mb"]
             ax.plot(
-                28.5 + 0.5 * np.arange(len(dec)),
+                paper["slow_decay_from_min"] + paper["slow_decay_step_min"] * np.arange(len(dec)),
                 dec,
                 color="tab:red",
                 **PAPER_STYLE,

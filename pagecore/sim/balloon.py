@@ -13,10 +13,11 @@ Parameters:
     largest balloon as a fraction of the VM's configured size. UNCONFIRMED in the paper;
     ESX 4's ``Mem.CtlMaxPercent`` [DOC ESX 4.0] (ESX 2.x: half of max). Figure 7 takes the
     idle VM down to about 101 of 256 MB, past half.
-``rate_min_mb_s = 1.0``, ``rate_max_mb_s = 16.0``
-    the adaptive rate limit (algorithm UNCONFIRMED). Ours: start at the minimum, double the
-    per-poll step after every poll in which the guest did not have to page in-use data to its
-    disk, halve it after one in which it did (additive probing is too slow at 1 poll/s).
+``rate_min_mb_s = 1.0``, ``rate_max_mb_s = 16.0``, ``rate_factor = 2.0``
+    the adaptive rate limit (algorithm UNCONFIRMED). Ours: start at the minimum, multiply the
+    per-poll step by ``rate_factor`` (double it) after every poll in which the guest did not have
+    to page in-use data to its disk, divide it by ``rate_factor`` after one in which it did
+    (additive probing is too slow at 1 poll/s).
     Deflation always runs at the maximum rate. Pages a Windows guest gets back are zeroed by
     its zero page thread (VM spec ``zero_freed``), so they are backed again (and shareable).
 ``unavailable_during_boot = true``
@@ -40,6 +41,7 @@ class EsxBalloon:
     max_fraction: float = 0.65
     rate_min_mb_s: float = 1.0
     rate_max_mb_s: float = 16.0
+    rate_factor: float = 2.0
     unavailable_during_boot: bool = True
 
     def __post_init__(self):
@@ -49,6 +51,8 @@ class EsxBalloon:
             raise ValueError(f"max_fraction must be in [0, 1], got {self.max_fraction}")
         if not 0 < self.rate_min_mb_s <= self.rate_max_mb_s < math.inf:
             raise ValueError("need 0 < rate_min_mb_s <= rate_max_mb_s < inf")
+        if not 1 <= self.rate_factor < math.inf:  # < 1 shrank the step after a clean poll, NaN froze it
+            raise ValueError(f"rate_factor must be >= 1 and finite, got {self.rate_factor}")
 
     def _pages(self, mb_s):
         return max(1, round(mb_s * 256 * self.poll_s))
@@ -75,9 +79,9 @@ class EsxBalloon:
             done = mem.inflate(step, vm.host_free)
             grew = int(mem.c[m.C_GUEST_PAGEOUT]) - b["pageouts"] - paged
             if paged + grew > 0:
-                b["rate"] = max(self._pages(self.rate_min_mb_s), b["rate"] // 2)
+                b["rate"] = max(self._pages(self.rate_min_mb_s), int(b["rate"] / self.rate_factor))
             else:
-                b["rate"] = min(self._pages(self.rate_max_mb_s), b["rate"] * 2)
+                b["rate"] = min(self._pages(self.rate_max_mb_s), int(b["rate"] * self.rate_factor))
             delta = done
         elif target < size:
             n = min(size - target, self._pages(self.rate_max_mb_s))

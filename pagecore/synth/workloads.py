@@ -121,6 +121,8 @@ class VMWorkload:
     foreground: dict = field(default_factory=dict)
     zpt_mb_s: float = 0.0
     balloon_driver_delay_s: float = 0.0
+    #: the guest zeroes the pages its balloon gives back (VMSpec.zero_freed; None: Windows guests do)
+    zero_freed: bool | None = None
     free_on_shrink: bool = False  # the scenario's ``free_on_shrink`` (see the module docstring)
 
     def __post_init__(self):
@@ -185,6 +187,7 @@ class VMWorkload:
             start_s=60.0 * self.start_min,
             balloon_driver_s=self.boot_s + self.balloon_driver_delay_s,
             os=self.os,
+            zero_freed=None if self.zero_freed is None else bool(self.zero_freed),  # a swept flag may be 0.0 / 1.0
         )
 
 
