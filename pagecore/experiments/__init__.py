@@ -40,6 +40,7 @@ _LAZY = {
     "fig06_error": ("pagecore.experiments.memory_manager", "fig06_error"),
     "fig06_records": ("pagecore.experiments.memory_manager", "fig06_records"),
     "fig07_records": ("pagecore.experiments.memory_manager", "fig07_records"),
+    "fig07_tau0_split_mb": ("pagecore.experiments.memory_manager", "fig07_tau0_split_mb"),
     "fig08_panels": ("pagecore.experiments.memory_manager", "fig08_panels"),
     "fig08_records": ("pagecore.experiments.memory_manager", "fig08_records"),
     "fit_fig06_alpha_slow": ("pagecore.experiments.memory_manager", "fit_fig06_alpha_slow"),

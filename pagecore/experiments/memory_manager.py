@@ -35,7 +35,9 @@ def _at(df, col, t_min):
 # ------------------------------------------------------------------------------- Figure 6
 #: Why each Figure 6 number is not a prediction (record ``source``).
 FIG06_SOURCES = {
-    "baseline_estimate_mb": "input: workloads.fig06 background.mb = 14 (TEXT: 10-20 MB background activity)",
+    "baseline_estimate_mb": "fitted: the estimate's bias above workloads.fig06 background.mb = 14 (TEXT: 10-20 MB "
+    "background activity; true-active sampling gives 14.0, ESX sampling about 21) moves with sim.sampling.alpha_fast, "
+    "read off Figure 6",
     "peak_estimate_mb": "fitted: sim.sampling.alpha_fast 0.7 read off Figure 6's fast average sets the overshoot "
     "above the 250 MB toucher + 14 MB background",
     "zpt_spike_mb": "fitted: workloads.fig06 zpt_mb_s = 8 chosen so the spike lands within one sample (Figure 6), "
@@ -83,7 +85,7 @@ def fig06_records(vms: pd.DataFrame) -> list[Record]:
             "MB",
             (lo + hi) / 2,
             float(_window(v, *W["baseline"])["active_est"].mean()),
-            "input",
+            "fitted",
             S["baseline_estimate_mb"],
         ),
         Record(
@@ -245,8 +247,34 @@ FIG07_SOURCES = {
 }
 
 
+def fig07_tau0_split_mb(fig07: dict, sim: dict) -> float:
+    """Each VM's τ = 0 allocation by arithmetic on the inputs (the ``input`` source of
+    :data:`FIG07_SOURCES`): the targets' pool split evenly by equal shares. ``high_threshold``
+    pool: system − ESX − overhead in use − the fewest pages strictly above (high + hysteresis) % of
+    system memory (as the engine); ``reservations``: system − ESX − the overhead reservations."""
+    h, vms = fig07["host"], fig07["vms"]
+    system = round(float(h["system_mb"]) * 256)
+    if sim.get("target_pool", "high_threshold") == "reservations":
+        pool = (
+            system - round(float(h["esx_mb"]) * 256) - sum(round(float(v.get("overhead_mb", 32.0)) * 256) for v in vms)
+        )
+    else:
+        from pagecore.sim.engine import headroom_pages
+
+        st = sim.get("states", {})
+        headroom = headroom_pages(system, float(st.get("high_pct", 6.0)) + float(st.get("hysteresis_pct", 1.0)))
+        used = round(float(h.get("overhead_used_mb", 16.0)) * 256)
+        pool = system - round(float(h["esx_mb"]) * 256) - len(vms) * used - headroom
+    return pool / len(vms) / 256
+
+
 def fig07_records(
-    vms: pd.DataFrame, idle_vm: str, active_vm: str, t_change_min: float, tau: float = 0.75
+    vms: pd.DataFrame,
+    idle_vm: str,
+    active_vm: str,
+    t_change_min: float,
+    tau: float = 0.75,
+    tau0_split_mb: float | None = None,
 ) -> list[Record]:
     """Figure 7: allocations at τ = 75 % (fitted: two parameters that move them were chosen by
     looking at this figure, see :data:`FIG07_SOURCES`), the τ = 0 allocations and the boot peak
@@ -255,11 +283,20 @@ def fig07_records(
     shows how far the τ = 75 % allocations follow from the tax formula anyway.
 
     The ρ ratio at τ = 75 % is not a record: it recomputes the two τ = 75 % allocations from
-    the usages, so it would count them twice.
+    the usages, so it would count them twice. A τ = 0 allocation is ``input`` only where the run
+    holds the arithmetic (``tau0_split_mb``, :func:`fig07_tau0_split_mb`) within
+    :data:`FIG08_IDENTITY_MB`; elsewhere (the idle VM credited with the zero pages the swap
+    daemon shared when VM2 started) it is a prediction. Without ``tau0_split_mb`` both are ``input``.
     """
     p = paper.FIG07
     m = fig07_means(vms, idle_vm, active_vm, t_change_min)
     S = FIG07_SOURCES
+
+    def tau0_kind(ours):
+        if tau0_split_mb is None or abs(ours - tau0_split_mb) <= FIG08_IDENTITY_MB:
+            return "input", S["alloc_tau0"]
+        return "predicted", ""
+
     return _finite(
         [
             Record(
@@ -268,8 +305,7 @@ def fig07_records(
                 "MB",
                 p["alloc_tau0_mb"],
                 m["alloc_idle_tau0_mb"],
-                "input",
-                S["alloc_tau0"],
+                *tau0_kind(m["alloc_idle_tau0_mb"]),
             ),
             Record(
                 "fig07",
@@ -277,8 +313,7 @@ def fig07_records(
                 "MB",
                 p["alloc_tau0_mb"],
                 m["alloc_active_tau0_mb"],
-                "input",
-                S["alloc_tau0"],
+                *tau0_kind(m["alloc_active_tau0_mb"]),
             ),
             Record(
                 "fig07",

@@ -16,6 +16,7 @@ from pagecore.experiments.memory_manager import (
     apply_fig08_fit,
     fig06_records,
     fig07_records,
+    fig07_tau0_split_mb,
     fig08_records,
     fit_fig08_active,
 )
@@ -66,7 +67,8 @@ def figure_records(cfg: dict, figures) -> list:
             recs += fig06_records(res.vms)
         elif name == "fig07":
             idle, active = (v["name"] for v in w["fig07"]["vms"][:2])
-            recs += fig07_records(res.vms, idle, active, w["fig07"]["tau_schedule_min"][-1][0])
+            split = fig07_tau0_split_mb(w["fig07"], sim)
+            recs += fig07_records(res.vms, idle, active, w["fig07"]["tau_schedule_min"][-1][0], tau0_split_mb=split)
         else:
             recs += fig08_records(res.vms, res.host)
     if "fig04" in figures:

@@ -246,6 +246,16 @@ def _split_by_vm(names, codes):
         yield names[codes[part[0]]], part
 
 
+def headroom_pages(system_pages: int, pct: float) -> int:
+    """The fewest free pages the state machine counts as above ``pct`` % of ``system_pages``
+    (it compares strictly: with ceil, a host whose pct·system/100 is a whole number settled
+    exactly at pct, in soft for good): what the ``high_threshold`` target pool keeps free."""
+    headroom = max(0, math.floor(pct * system_pages / 100.0))
+    while not 100.0 * headroom / system_pages > pct:
+        headroom += 1
+    return headroom
+
+
 class Simulator:
     """Replay ``trace`` (a DataFrame or an iterable of Arrow batches / DataFrames, sorted by
     ``t`` — VM time since each VM's power-on) for ``vms`` on ``host``."""
@@ -416,12 +426,7 @@ class Simulator:
             )
         st = self.mech["states"]
         pct = float(getattr(st, "high_pct", 6.0)) + float(getattr(st, "hysteresis_pct", 0.0))
-        # the fewest free pages the state machine counts as above pct (it compares strictly):
-        # with ceil, a host whose pct·system/100 is a whole number settled exactly at pct, in
-        # soft for good
-        headroom = max(0, math.floor(pct * h.system_pages / 100.0))
-        while not 100.0 * headroom / h.system_pages > pct:
-            headroom += 1
+        headroom = headroom_pages(h.system_pages, pct)
         # targets counting every mapped frame (no credit) already count each shared content's
         # page at least once among its frames
         shared = h.shared_pages if self.params.credit_shared else 0

@@ -106,6 +106,7 @@ rule figures_memory_manager:
         fig06_schedule=config["workloads"]["fig06"]["vms"][0]["foreground"]["schedule"],
         fig06_sampling=scenario_section(config["sim"], "fig06", "sampling"),
         fig07_scenario=config["workloads"]["fig07"],
+        fig07_sim=config["sim"],
     log:
         "results/logs/figures_memory_manager.log",
     priority: priority_of("figures_memory_manager")

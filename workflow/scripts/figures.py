@@ -99,7 +99,7 @@ def fig06_active_memory_sampling(key="fig06"):
 
 def fig07_idle_memory_tax(key="fig07"):
     """Figure 7: two VMs' allocations as τ goes from 0 to 75 %."""
-    from pagecore.experiments import fig07_records
+    from pagecore.experiments import fig07_records, fig07_tau0_split_mb
     from pagecore.plotting import fig07_idle_memory_tax as draw
     from pagecore.timelines import read_timeline
 
@@ -108,7 +108,9 @@ def fig07_idle_memory_tax(key="fig07"):
     idle, active = (v["name"] for v in sc["vms"][:2])
     t_change = sc["tau_schedule_min"][-1][0]
     _save(draw(vms, idle, active, t_change, paper.FIG07), key)
-    _records(key, fig07_records(vms, idle, active, t_change, tau=sc["tau_schedule_min"][-1][1]), 32)
+    split = fig07_tau0_split_mb(sc, snakemake.params.fig07_sim)
+    recs = fig07_records(vms, idle, active, t_change, tau=sc["tau_schedule_min"][-1][1], tau0_split_mb=split)
+    _records(key, recs, 32)
 
 
 def fig08_dynamic_reallocation(key="fig08"):

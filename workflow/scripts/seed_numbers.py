@@ -9,7 +9,7 @@ comparison scores every seed and reports the spread.
 import copy
 
 from pagecore import job_log, write_json_atomic
-from pagecore.experiments import fig06_records, fig07_records, fig08_records
+from pagecore.experiments import fig06_records, fig07_records, fig07_tau0_split_mb, fig08_records
 from pagecore.sim import PreparedTrace, scenarios
 from pagecore.synth import read_trace, scenario
 
@@ -34,7 +34,8 @@ with job_log(snakemake):
             elif name == "fig07":
                 cfg = w["fig07"]
                 idle, active = (v["name"] for v in cfg["vms"][:2])
-                recs = fig07_records(res.vms, idle, active, cfg["tau_schedule_min"][-1][0])
+                split = fig07_tau0_split_mb(cfg, sim)
+                recs = fig07_records(res.vms, idle, active, cfg["tau_schedule_min"][-1][0], tau0_split_mb=split)
             else:
                 recs = fig08_records(res.vms, res.host)
             out[seed] += [{**r.__dict__, "seed": seed} for r in recs]
