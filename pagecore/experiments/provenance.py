@@ -175,8 +175,9 @@ PARAMETERS: tuple[Param, ...] = (
         "sim.mechanisms.sharing",
         "paper",
         "§4.2-4.3: content-based sharing (hint and shared frames, copy-on-write) is `content`; the default `zero` "
-        "shares only zero pages, kept because `content` left the default run's Figure 6-8 score unchanged "
-        "(17 of 160 on 5 seeds) and would add the unsourced sim.contents.os_shared; not chosen by looking at a figure",
+        "shares only zero pages, because `content` needs the unsourced sim.contents.os_shared (the paper gives no "
+        "fraction of identical OS pages); the two were also scored and tie (17 of 160 on 5 seeds, session 20's "
+        "labels), so the choice moves no score; not chosen by looking at a figure",
         S,
     ),
     Param(
