@@ -100,7 +100,10 @@ def _message(e: jsonschema.ValidationError) -> str:
 
 
 def validate_config(config: dict, schema: str | os.PathLike) -> dict:
-    """Check ``config`` against the JSON schema at ``schema``; fill in schema defaults.
+    """Check ``config`` against the JSON schema at ``schema``; fill in the schema defaults of
+    sections written inline in it (not of those under ``$ref``, such as each ``workloads``
+    scenario: their keys keep the code's defaults; :func:`pagecore.experiments.provenance.
+    with_schema_defaults` fills those too, without touching ``sim.overrides``).
 
     Strings given where the schema wants another type are read as YAML first (nested
     ``--config`` values, see `coerce_strings`); then values that constrain each other are
