@@ -737,17 +737,18 @@ def _scan_flat(
     rk, m, pmask, vs, bucket, b1, use_zero_pages, max_page_sharing, sort_moves, hist, svd, top_c, top_s, top_h, top_k,
     top_z, ntop, acc, starts, code,
 ):  # fmt: skip
-    """:func:`_scan_packed` (no salts, or salts of VMs ``vs``) in three passes with no branch that depends on the
-    data, over windows of records that end where a content ends: (1) the first record of each
-    content (a window whose contents have fewer than :data:`FLAT_MIN_COPIES` copies on average
-    then goes to :func:`_scan_packed`); (2) per content, the totals and a code (shared, in
-    several VMs, copies); (3) per record, its VM's counters. Where the one-pass scan mispredicts
-    a branch per content and per (content, VM) run, these passes compute flags and add them. A
-    content that needs more than additions (``COPY_CLASSES`` or more copies, more than
-    ``max_page_sharing``, a top-list candidate, shared zero pages, a key under several salts) is
-    counted by :func:`_scan_packed` as it comes, in content order, so every count, the float
-    sums and the top list are those of the one-pass scan. ``starts`` (int32[w + 1]) and ``code`` (uint8[w])
-    are scratch for windows of ``w`` >= 1 records (:data:`SCAN_WINDOW`)."""
+    """:func:`_scan_packed` (no salts, or salts of VMs ``vs``) in three passes with no branch
+    that depends on the data, over windows of records that end where a content ends: (1) the
+    first record of each content (a window whose contents have fewer than
+    :data:`FLAT_MIN_COPIES` copies on average then goes to :func:`_scan_packed`); (2) per
+    content, the totals and a code (shared, in several VMs, copies); (3) per record, its VM's
+    counters. Where the one-pass scan mispredicts a branch per content and per (content, VM)
+    run, these passes compute flags and add them. A content that needs more than additions
+    (``COPY_CLASSES`` or more copies, more than ``max_page_sharing``, a top-list candidate,
+    shared zero pages, a key under several salts) is counted by :func:`_scan_packed` as it
+    comes, in content order, so every count, the float sums and the top list are those of the
+    one-pass scan. ``starts`` (int32[w + 1]) and ``code`` (uint8[w]) are scratch for windows
+    of ``w`` >= 1 records (:data:`SCAN_WINDOW`)."""
     cap = hist.shape[1] - 1 - H_CLASSES
     keymask = ~pmask
     uzp = np.int64(1) if use_zero_pages else np.int64(0)
