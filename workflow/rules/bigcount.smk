@@ -36,7 +36,7 @@ rule bigcount_scatter:
         scattered=temp("results/bigcount/scatter/shard{shard}.parquet"),
     params:
         bits=BIG["partition_bits"],
-        vm_names=bigcount_vm_names(),
+        vm_names=lambda wildcards: bigcount_vm_names(),
     resources:
         mem_mb=bigcount_mem_mb("scatter"),
     log:
