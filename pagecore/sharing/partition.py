@@ -91,6 +91,8 @@ def scatter_table(
         "source_table": str(table_path),
         "hash_algorithm": src_meta.get("hash_algorithm"),
         "hash_bits": src_meta.get("hash_bits", 64),
+        "hash_key_id": src_meta.get("hash_key_id", "none"),
+        "page_size": src_meta.get("page_size", 4096),
     }
     with atomic_path(out_path) as tmp:
         with pq.ParquetWriter(tmp, SCATTER_SCHEMA, **SCATTER_WRITE_OPTIONS) as w:
@@ -130,6 +132,7 @@ def count_partition(scatter_paths: Sequence[str | os.PathLike], p: int, **kw) ->
     # each file's metadata holds the set's VM list: keep one (1,024 shards of 65,536 VMs held 67 M
     # names, about 4 GB at 62 bytes a name, in every count job)
     metas = []
+    sources: dict[str, str] = {}
     for s in scatter_paths:
         m = scatter_metadata(s)
         vm_names = m.pop("vm_names")
@@ -137,6 +140,20 @@ def count_partition(scatter_paths: Sequence[str | os.PathLike], p: int, **kw) ->
             names = vm_names
         elif vm_names != names or m["partitions"] != metas[0]["partitions"]:
             raise ValueError("scatter files disagree on VM list or partition count")
+        # as `share` refuses them: a table scattered twice counted its pages twice, and tables
+        # of other hashes (a 32-bit Memory Buddies trace beside 64-bit pcx64 tables, another key)
+        # were compared hash by hash (exit 0, wrong counts)
+        src = os.path.abspath(str(m.get("source_table", s)))
+        if src in sources:
+            raise InputError(s, f"scatters {src}, as {sources[src]} does: give each page table once")
+        sources[src] = str(s)
+        for key, default in (("hash_algorithm", None), ("hash_bits", 64), ("hash_key_id", "none"), ("page_size", 4096)):
+            if metas and m.get(key, default) != metas[0].get(key, default):
+                raise InputError(
+                    s,
+                    f"{key} {m.get(key, default)} differs from {metas[0].get(key, default)} of {scatter_paths[0]}: "
+                    "their hashes are not comparable; compare like with like",
+                )
         metas.append(m)
     if not 0 <= p < metas[0]["partitions"]:
         raise ValueError(f"partition {p} out of range 0..{metas[0]['partitions'] - 1}")
