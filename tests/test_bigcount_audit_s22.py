@@ -45,3 +45,17 @@ def test_count_partition_refuses_hashes_of_another_kind(tmp_path, key, value):
     scatter_table(b, tmp_path / "s_b.parquet", names, 0)
     with pytest.raises(InputError, match=f"{key} .* not comparable"):
         count_partition([tmp_path / "s_a.parquet", tmp_path / "s_b.parquet"], 0)
+
+
+def test_count_partition_refuses_one_vm_in_two_tables(tmp_path):
+    """Two dumps hashed under one VM name: `share` refuses them; scattered, their pages were counted
+    as one VM's (the 2 pages of content 1 as intra-VM sharing), exit 0."""
+    names = ["a", "b"]
+    a1 = _table(tmp_path / "a1.parquet", "a", [1, 2, 3, 4])
+    a2 = _table(tmp_path / "a2.parquet", "a", [1, 5, 6, 7])
+    b = _table(tmp_path / "b.parquet", "b", [8, 9])
+    for src in (a1, a2, b):
+        scatter_table(src, tmp_path / f"s_{src.name}", names, 1)
+    assert count_partition([tmp_path / "s_a1.parquet", tmp_path / "s_b.parquet"], 0).to_dict()["vms"] == 2
+    with pytest.raises(InputError, match=r"VM 'a' is also in .*s_a1\.parquet"):
+        count_partition([tmp_path / "s_a1.parquet", tmp_path / "s_b.parquet", tmp_path / "s_a2.parquet"], 1)
