@@ -308,7 +308,7 @@ def bigcount_free_space(wildcards=None):
         from pagecore.sharing.bigplan import check_free_space
 
         try:
-            check_free_space(BIG, "results")
+            check_free_space(BIG, "results/bigcount")  # where its files go (a symlink to another disk)
         except ConfigError as err:  # one line, as the config checks above; no InputFunctionException
             sys.exit(f"pagecore: error: {err}")
         _BIGCOUNT_CHECKED = True
