@@ -2,7 +2,7 @@
 # Optional: `snakemake --cores all bigcount` (not part of the default run).
 # Each job asks for the memory its shard, VM or partition needs (mem_mb, used by cluster
 # executors and by --resources mem_mb=...); the run stops with one line before any job starts
-# if the file system of results/ lacks the space its temporary page tables need.
+# if the file system of results/bigcount/ lacks the space its temporary page tables need.
 
 
 localrules:
