@@ -199,3 +199,54 @@ def test_count_memory_covers_the_largest_partition_of_the_content_model(groups):
     )
     full = Fig04Model(mem_mb=FULL["mem_mb"], variants=cfg["variants"], seed=FULL["seed"], **cfg["fractions"])
     assert bigplan.job_mem_mb(FULL, "count", classes=full.content_classes(FULL["vms"])) * 2**20 > 3.3e9  # measured peak
+
+
+@pytest.mark.parametrize(
+    ("vms", "words"),
+    [(2**31, "config key bigcount.vms: 2,147,483,648 VMs"), (10**8, "config key bigcount: 204,800,000,000 pages")],
+)
+def test_workflow_refuses_too_many_vms_before_listing_them(tmp_path, vms, words):
+    """Session 22 audit: the scatter rule's VM names were a parameter built when the rules were
+    read, and the count rule's input listed every shard, both before the size checks: 2**31 VMs
+    (refused by check_plan) or 10^8 (4 TB of tables) filled the memory (MemoryError under a 3 GB
+    limit, every target; 2**31 names would take over 100 GB) instead of the one-line refusal."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"bigcount": {"vms": vms, "mem_mb": 8, "vms_per_shard": 2, "partition_bits": 2}}))
+    cmd = [sys.executable, "-m", "snakemake", "bigcount", "--snakefile", str(ROOT / "Snakefile")]
+    cmd += ["--directory", str(tmp_path), "--configfile", str(cfg), "--cores", "1", "--dry-run"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, preexec_fn=limit)
+    out = proc.stderr + proc.stdout
+    assert proc.returncode != 0 and "Traceback" not in out and "MemoryError" not in out, out[-2000:]
+    assert f"pagecore: error: {words}" in out
+
+
+def test_workflow_asks_the_disk_bigcount_writes_to(tmp_path):
+    """Session 22 audit: the space check asked the file system of results/, but the temporary
+    tables go to results/bigcount/, which an operator may link to another disk: a set needing
+    41 GB passed (80 GB free under results/) with its tables going to a 25 GB tmpfs."""
+    import shutil
+    import tempfile
+
+    shm = Path("/dev/shm")
+    need = 1000 * 8000 * 256 * bigplan.DISK_BYTES_PER_PAGE
+    if not shm.is_dir() or not shutil.disk_usage(shm).free < need < shutil.disk_usage(tmp_path).free:
+        pytest.skip("needs a /dev/shm with less free space than the 41 GB asked for, and tmp_path with more")
+    other = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        (tmp_path / "results").mkdir()
+        (tmp_path / "results/bigcount").symlink_to(other)
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(yaml.safe_dump({"bigcount": {"vms": 1000, "mem_mb": 8000, "partition_bits": 2}}))
+        cmd = [sys.executable, "-m", "snakemake", "bigcount", "--snakefile", str(ROOT / "Snakefile")]
+        cmd += ["--directory", str(tmp_path), "--configfile", str(cfg), "--cores", "1", "--dry-run"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        out = proc.stderr + proc.stdout
+        assert proc.returncode != 0 and "Traceback" not in out, out[-2000:]
+        assert f"of temporary page tables under {tmp_path}/results/bigcount, but only" in out
+    finally:
+        shutil.rmtree(other)

@@ -6,7 +6,7 @@ the shards, then the same pages scattered by hash prefix — and bounds each job
 shard size (shard and scatter jobs) or the partition size (count jobs). These functions turn a
 ``bigcount`` config section into those numbers, so that the workflow can
 
-* refuse to start, with one clear line, when the file system holding ``results/`` has less
+* refuse to start, with one clear line, when the file system holding ``results/bigcount/`` has less
   free space than the run needs, or the sizes are ones no run can use (:func:`check_free_space`,
   :func:`check_plan`), and
 * ask a cluster scheduler for the memory each job needs (:func:`job_mem_mb`), instead of one

@@ -20,6 +20,7 @@ Partitioned counts are hash-only: nothing is byte-verified (verify shards with
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Sequence
@@ -64,7 +65,8 @@ def scatter_table(
         raise ValueError(f"bits must be in 0..16, got {bits}")
     nparts = 1 << bits
     table = read_page_table(table_path, ["vm", "hash", "zero"])
-    vm = _vm_indices(table["vm"], {n: i for i, n in enumerate(vm_names)}, table_path)
+    present: set[int] = set()
+    vm = _vm_indices(table["vm"], {n: i for i, n in enumerate(vm_names)}, table_path, present)
     h = table["hash"].to_numpy()
     z = table["zero"].to_numpy(zero_copy_only=False)
     src_meta = page_table_metadata(table_path)
@@ -91,6 +93,9 @@ def scatter_table(
         "source_table": str(table_path),
         "hash_algorithm": src_meta.get("hash_algorithm"),
         "hash_bits": src_meta.get("hash_bits", 64),
+        "hash_key_id": src_meta.get("hash_key_id", "none"),
+        "page_size": src_meta.get("page_size", 4096),
+        "vm_runs": _runs(sorted(present)),
     }
     with atomic_path(out_path) as tmp:
         with pq.ParquetWriter(tmp, SCATTER_SCHEMA, **SCATTER_WRITE_OPTIONS) as w:
@@ -102,8 +107,9 @@ def scatter_table(
     return meta
 
 
-def _vm_indices(col: pa.ChunkedArray, index: dict[str, int], path) -> np.ndarray:
-    """Global VM index of every row, decoding dictionary chunks without materializing strings."""
+def _vm_indices(col: pa.ChunkedArray, index: dict[str, int], path, present: set | None = None) -> np.ndarray:
+    """Global VM index of every row, decoding dictionary chunks without materializing strings
+    (``present``: gets the indices of the VMs that have rows)."""
     out = []
     for chunk in col.chunks:
         if not pa.types.is_dictionary(chunk.type):
@@ -113,8 +119,22 @@ def _vm_indices(col: pa.ChunkedArray, index: dict[str, int], path) -> np.ndarray
         if missing:
             raise InputError(path, f"VM {missing[0]!r} is not in the set's VM list")
         lut = np.array([index[n] for n in names], np.uint32)
-        out.append(lut[chunk.indices.to_numpy(zero_copy_only=False)])
+        ix = chunk.indices.to_numpy(zero_copy_only=False)
+        if present is not None and len(ix):
+            present.update(lut[np.bincount(ix, minlength=len(lut)) > 0].tolist())
+        out.append(lut[ix])
     return np.concatenate(out) if out else np.zeros(0, np.uint32)
+
+
+def _runs(ix: list[int]) -> list[list[int]]:
+    """Sorted indices as [first, last] runs (a shard's consecutive VMs are one)."""
+    out: list[list[int]] = []
+    for i in ix:
+        if out and out[-1][1] == i - 1:
+            out[-1][1] = i
+        else:
+            out.append([i, i])
+    return out
 
 
 def scatter_metadata(path: str | os.PathLike) -> dict:
@@ -130,6 +150,7 @@ def count_partition(scatter_paths: Sequence[str | os.PathLike], p: int, **kw) ->
     # each file's metadata holds the set's VM list: keep one (1,024 shards of 65,536 VMs held 67 M
     # names, about 4 GB at 62 bytes a name, in every count job)
     metas = []
+    sources: dict[str, str] = {}
     for s in scatter_paths:
         m = scatter_metadata(s)
         vm_names = m.pop("vm_names")
@@ -137,7 +158,30 @@ def count_partition(scatter_paths: Sequence[str | os.PathLike], p: int, **kw) ->
             names = vm_names
         elif vm_names != names or m["partitions"] != metas[0]["partitions"]:
             raise ValueError("scatter files disagree on VM list or partition count")
+        # as `share` refuses them: a table scattered twice counted its pages twice, and tables
+        # of other hashes (a 32-bit Memory Buddies trace beside 64-bit pcx64 tables, another key)
+        # were compared hash by hash (exit 0, wrong counts)
+        src = os.path.abspath(str(m.get("source_table", s)))
+        if src in sources:
+            raise InputError(s, f"scatters {src}, as {sources[src]} does: give each page table once")
+        sources[src] = str(s)
+        for key, default in (("hash_algorithm", None), ("hash_bits", 64), ("hash_key_id", "none"), ("page_size", 4096)):
+            if metas and m.get(key, default) != metas[0].get(key, default):
+                raise InputError(
+                    s,
+                    f"{key} {m.get(key, default)} differs from {metas[0].get(key, default)} of {scatter_paths[0]}: "
+                    "their hashes are not comparable; compare like with like",
+                )
         metas.append(m)
+    # one VM's pages in two tables (two dumps hashed under one VM name): `share` refuses them;
+    # here they were counted as one VM (intra- and inter-VM sharing and per-VM counts wrong, exit 0)
+    runs = sorted((a, b, i) for i, m in enumerate(metas) for a, b in m.get("vm_runs", ()))
+    for (_, b0, i0), (a1, _, i1) in itertools.pairwise(runs):
+        if a1 <= b0:
+            raise InputError(
+                scatter_paths[i1],
+                f"VM {names[a1]!r} is also in {scatter_paths[i0]}: give each VM's pages in one page table",
+            )
     if not 0 <= p < metas[0]["partitions"]:
         raise ValueError(f"partition {p} out of range 0..{metas[0]['partitions'] - 1}")
     kw.setdefault("hash_bits", min(int(m.get("hash_bits") or 64) for m in metas))

@@ -2,7 +2,7 @@
 # Optional: `snakemake --cores all bigcount` (not part of the default run).
 # Each job asks for the memory its shard, VM or partition needs (mem_mb, used by cluster
 # executors and by --resources mem_mb=...); the run stops with one line before any job starts
-# if the file system of results/ lacks the space its temporary page tables need.
+# if the file system of results/bigcount/ lacks the space its temporary page tables need.
 
 
 localrules:
@@ -36,7 +36,7 @@ rule bigcount_scatter:
         scattered=temp("results/bigcount/scatter/shard{shard}.parquet"),
     params:
         bits=BIG["partition_bits"],
-        vm_names=bigcount_vm_names(),
+        vm_names=lambda wildcards: bigcount_vm_names(),
     resources:
         mem_mb=bigcount_mem_mb("scatter"),
     log:

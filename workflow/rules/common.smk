@@ -262,10 +262,12 @@ def bigcount_vm_names():
 
 
 def bigcount_scattered(wildcards=None):
+    bigcount_free_space()  # before the list of shards: 10^8 VMs filled the memory building it
     return expand("results/bigcount/scatter/shard{shard}.parquet", shard=bigcount_shards())
 
 
 def bigcount_counts(wildcards=None):
+    bigcount_free_space()
     return expand("results/bigcount/counts/part{part}.json", part=bigcount_partitions())
 
 
@@ -295,17 +297,25 @@ def bigcount_content_classes():
 def bigcount_free_space(wildcards=None):
     """No inputs; stops the run with one line if results/ lacks the disk space bigcount needs.
 
-    An input function of the first bigcount jobs, so it runs while Snakemake builds the job graph
-    (dry runs included) and only when bigcount jobs are part of it; not inside cluster jobs.
+    An input function of the first bigcount jobs, and called first by the input functions that
+    list the shards and partitions (and, lazily, the VM names: a parameter built when the rules were
+    read made 2**31 names, filling the memory before this check), so it runs while Snakemake builds
+    the job graph (dry runs included), once, and only when bigcount jobs are part of it; not inside
+    cluster jobs.
     """
-    if not workflow.remote_exec:
+    global _BIGCOUNT_CHECKED
+    if not workflow.remote_exec and not _BIGCOUNT_CHECKED:
         from pagecore.sharing.bigplan import check_free_space
 
         try:
-            check_free_space(BIG, "results")
+            check_free_space(BIG, "results/bigcount")  # where its files go (a symlink to another disk)
         except ConfigError as err:  # one line, as the config checks above; no InputFunctionException
             sys.exit(f"pagecore: error: {err}")
+        _BIGCOUNT_CHECKED = True
     return []
+
+
+_BIGCOUNT_CHECKED = False
 
 
 def fig04_real_ids():
