@@ -21,10 +21,16 @@ C3 = int(counts._C3)
 NVMS = [1, 2, 3, 7, 64, 127, 128, 129, 255, 256, 257, 600, 1024, 2048, 2049]
 KNOBS = [
     {},
-    {"BUCKET_TARGET": 4, "L1_MAX_BITS": 2, "SCATTER_BLOCK": 8},  # few level-1 buckets: payload unpacked
-    {"BUCKET_TARGET": 4, "L1_MAX_BITS": 10, "SCATTER_BLOCK": 16},  # many, packed
+    {"BUCKET_TARGET": 4, "L1_MAX_BITS": 2, "SCATTER_BLOCK": counts.WC_LINE},  # few level-1 buckets: payload unpacked
+    {"BUCKET_TARGET": 4, "L1_MAX_BITS": 10, "SCATTER_BLOCK": 2 * counts.WC_LINE},  # many, packed
     {"BUCKET_TARGET": 2, "L2_MAX_BITS": 1, "SORT_MOVES": 1},  # insertion sorts give up for the merge sort
-    {"SCATTER_MIN_PAGES": 8, "SCATTER_RANGE_TAILS": 0, "COUNT_CHUNKS": 3, "BUCKET_TARGET": 8, "SCATTER_BLOCK": 16},
+    {
+        "SCATTER_MIN_PAGES": 8,
+        "SCATTER_RANGE_TAILS": 0,
+        "COUNT_CHUNKS": 3,
+        "BUCKET_TARGET": 8,
+        "SCATTER_BLOCK": 2 * counts.WC_LINE,
+    },
 ]
 
 

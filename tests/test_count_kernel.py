@@ -95,11 +95,11 @@ def check(h, z, vm, nvm, **kw):
 @pytest.fixture(params=["one-bucket-target", "tiny-buckets", "tiny-packed", "tiny-sorts", "tiny-blocks", "threads"])
 def buckets(request, monkeypatch):
     """Default sizes; level-1 buckets of ~4 pages, at most 4 of them (payload in its own array:
-    more than 1 VM needs more than 2 bits), in chains of scatter blocks of one cache line; the
-    same with up to 1024 level-1 buckets (payload packed into the records) and blocks of two
-    lines; level-2 sorts of one bit whose insertion sorts give up at once for the merge sort
+    more than 1 VM needs more than 2 bits), in chains of scatter blocks of one write buffer
+    (``WC_LINE``); the same with up to 1024 level-1 buckets (payload packed into the records) and
+    blocks of two buffers; level-2 sorts of one bit whose insertion sorts give up at once for the merge sort
     (``SORT_MOVES`` 0) and scans in windows of one record; default buckets in chains of blocks
-    of two cache lines; and every call on 3 threads (whatever it asks for), the pages scattered
+    of two write buffers; and every call on 3 threads (whatever it asks for), the pages scattered
     in ranges of 16 or more pages and the buckets counted in up to 5 ranges, with level-1
     buckets of ~8 pages scanned in windows of 5 records."""
     if request.param == "threads":
@@ -109,13 +109,13 @@ def buckets(request, monkeypatch):
         monkeypatch.setattr(counts, "SCATTER_RANGE_TAILS", 0)
         monkeypatch.setattr(counts, "COUNT_CHUNKS", 5)
         monkeypatch.setattr(counts, "BUCKET_TARGET", 8)
-        monkeypatch.setattr(counts, "SCATTER_BLOCK", 16)
+        monkeypatch.setattr(counts, "SCATTER_BLOCK", 2 * counts.WC_LINE)
     if request.param in ("tiny-buckets", "tiny-packed"):
         monkeypatch.setattr(counts, "BUCKET_TARGET", 4)
         monkeypatch.setattr(counts, "L1_MAX_BITS", 2 if request.param == "tiny-buckets" else 10)
-        monkeypatch.setattr(counts, "SCATTER_BLOCK", counts.WC_LINE if request.param == "tiny-buckets" else 16)
+        monkeypatch.setattr(counts, "SCATTER_BLOCK", counts.WC_LINE * (1 if request.param == "tiny-buckets" else 2))
     if request.param == "tiny-blocks":
-        monkeypatch.setattr(counts, "SCATTER_BLOCK", 16)
+        monkeypatch.setattr(counts, "SCATTER_BLOCK", 2 * counts.WC_LINE)
     if request.param == "tiny-sorts":
         monkeypatch.setattr(counts, "SCAN_WINDOW", 1)
         monkeypatch.setattr(counts, "BUCKET_TARGET", 2)
@@ -695,3 +695,13 @@ def test_windowed_scan_equals_one_pass_scan(trial, salted):
         got = run(window)
         assert (got[0] == want[0]).all(), window
         assert got[1:] == want[1:], window
+
+
+@pytest.mark.parametrize("block", [counts.WC_LINE // 2, 3 * counts.WC_LINE])
+def test_scatter_blocks_must_hold_whole_write_buffers(monkeypatch, block):
+    """The scatter writes whole write-combining buffers (WC_LINE records) into blocks: a block
+    smaller than a buffer or not a power of two would mix buckets' records (a fuzz setting of
+    8-record blocks gave wrong counts once the buffers held 16); refused before any count."""
+    monkeypatch.setattr(counts, "SCATTER_BLOCK", block)
+    with pytest.raises(ValueError, match="SCATTER_BLOCK"):
+        count_sharing(np.arange(100, dtype=np.uint64), None, None, ["vm0"])
