@@ -252,19 +252,17 @@ def fig07_tau0_split_mb(fig07: dict, sim: dict) -> float:
     :data:`FIG07_SOURCES`): the targets' pool split evenly by equal shares. ``high_threshold``
     pool: system − ESX − overhead in use − the fewest pages strictly above (high + hysteresis) % of
     system memory (as the engine); ``reservations``: system − ESX − the overhead reservations."""
+    from pagecore.sim.engine import high_threshold_pool_pages
+
     h, vms = fig07["host"], fig07["vms"]
     system = round(float(h["system_mb"]) * 256)
-    if sim.get("target_pool", "high_threshold") == "reservations":
-        pool = (
-            system - round(float(h["esx_mb"]) * 256) - sum(round(float(v.get("overhead_mb", 32.0)) * 256) for v in vms)
-        )
+    managed = system - round(float(h["esx_mb"]) * 256)
+    if sim["target_pool"] == "reservations":
+        pool = managed - sum(round(float(v["overhead_mb"]) * 256) for v in vms)
     else:
-        from pagecore.sim.engine import headroom_pages
-
-        st = sim.get("states", {})
-        headroom = headroom_pages(system, float(st.get("high_pct", 6.0)) + float(st.get("hysteresis_pct", 1.0)))
-        used = round(float(h.get("overhead_used_mb", 16.0)) * 256)
-        pool = system - round(float(h["esx_mb"]) * 256) - len(vms) * used - headroom
+        st = sim["states"]
+        pct = float(st["high_pct"]) + float(st["hysteresis_pct"])
+        pool = high_threshold_pool_pages(system, managed, len(vms), round(float(h["overhead_used_mb"]) * 256), pct)
     return pool / len(vms) / 256
 
 

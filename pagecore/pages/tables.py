@@ -478,6 +478,15 @@ def check_comparable(paths: Sequence[str | os.PathLike], metas: Sequence[dict] |
         seen[st.st_dev, st.st_ino] = p
     _check_distinct_dumps(paths, metas)
     _check_no_bare_tables(paths, metas)
+    check_same_hashes(paths, metas)
+    warn_damaged(paths, metas)
+    return metas
+
+
+def check_same_hashes(paths: Sequence[str | os.PathLike], metas: Sequence[dict]) -> None:
+    """Refuse files whose hashes were made differently (:data:`COMPARABLE`: algorithm, key, width,
+    page size), with one line naming the first that differs from ``paths[0]``; ``metas`` are the
+    files' pagecore metadata (page tables, or scatter files, which carry their table's)."""
     defaults = {"hash_algorithm": "pcx64-v1", "hash_key_id": "none", "hash_bits": 64, "page_size": 4096}
     for key in COMPARABLE:
         vals = [m.get(key, defaults[key]) for m in metas]
@@ -491,8 +500,6 @@ def check_comparable(paths: Sequence[str | os.PathLike], metas: Sequence[dict] |
                 paths[i], f"{key} {vals[i]} differs from {vals[0]} of {paths[0]}: their hashes are not comparable",
                 hint=hint,
             )  # fmt: skip
-    warn_damaged(paths, metas)
-    return metas
 
 
 def _check_no_bare_tables(paths: Sequence[Path], metas: Sequence[dict]) -> None:

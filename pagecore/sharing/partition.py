@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from pagecore._util import atomic_path
 from pagecore.errors import InputError
-from pagecore.pages.tables import page_table_metadata, read_page_table
+from pagecore.pages.tables import check_same_hashes, page_table_metadata, read_page_table
 from pagecore.sharing.counts import SharingCounts, count_sharing
 
 SCATTER_SCHEMA = pa.schema(
@@ -165,14 +165,8 @@ def count_partition(scatter_paths: Sequence[str | os.PathLike], p: int, **kw) ->
         if src in sources:
             raise InputError(s, f"scatters {src}, as {sources[src]} does: give each page table once")
         sources[src] = str(s)
-        for key, default in (("hash_algorithm", None), ("hash_bits", 64), ("hash_key_id", "none"), ("page_size", 4096)):
-            if metas and m.get(key, default) != metas[0].get(key, default):
-                raise InputError(
-                    s,
-                    f"{key} {m.get(key, default)} differs from {metas[0].get(key, default)} of {scatter_paths[0]}: "
-                    "their hashes are not comparable; compare like with like",
-                )
         metas.append(m)
+    check_same_hashes(scatter_paths, metas)  # as `share` does (algorithm, key, width, page size)
     # one VM's pages in two tables (two dumps hashed under one VM name): `share` refuses them;
     # here they were counted as one VM (intra- and inter-VM sharing and per-VM counts wrong, exit 0)
     runs = sorted((a, b, i) for i, m in enumerate(metas) for a, b in m.get("vm_runs", ()))

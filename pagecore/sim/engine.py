@@ -256,6 +256,13 @@ def headroom_pages(system_pages: int, pct: float) -> int:
     return headroom
 
 
+def high_threshold_pool_pages(system_pages: int, managed_pages: int, vms: int, overhead_used: int, pct: float) -> int:
+    """The ``high_threshold`` target pool before shared content pages: the memory ESX manages for
+    VMs less each of ``vms`` VMs' overhead in use and :func:`headroom_pages` above ``pct`` %
+    (high + hysteresis) of system memory (:meth:`Simulator._target_pool`)."""
+    return managed_pages - vms * overhead_used - headroom_pages(system_pages, pct)
+
+
 class Simulator:
     """Replay ``trace`` (a DataFrame or an iterable of Arrow batches / DataFrames, sorted by
     ``t`` — VM time since each VM's power-on) for ``vms`` on ``host``."""
@@ -426,11 +433,13 @@ class Simulator:
             )
         st = self.mech["states"]
         pct = float(getattr(st, "high_pct", 6.0)) + float(getattr(st, "hysteresis_pct", 0.0))
-        headroom = headroom_pages(h.system_pages, pct)
         # targets counting every mapped frame (no credit) already count each shared content's
         # page at least once among its frames
         shared = h.shared_pages if self.params.credit_shared else 0
-        return h.managed_pages - (len(run) + len(self._starting())) * h.overhead_used - shared - headroom
+        pool = high_threshold_pool_pages(
+            h.system_pages, h.managed_pages, len(run) + len(self._starting()), h.overhead_used, pct
+        )
+        return pool - shared
 
     def _starting(self):
         """Admitted VMs waiting for free memory for their overhead (:meth:`_power_on`)."""
