@@ -171,7 +171,7 @@ def _ingest(path: Path, threads: int, chunk_pages: int) -> int:
     with open_dump(path, chunk_pages=chunk_pages) as r:
         if hasattr(r, "threads"):
             r.threads = threads
-        for c, _, _ in hashed_chunks(r, threads=threads):
+        for c, _, _ in hashed_chunks(r, threads=threads, pages_used=False):
             n += len(c)
     return n
 

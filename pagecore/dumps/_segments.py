@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pagecore import PAGE_SIZE
 from pagecore.dumps.base import MmapReader, PageChunk
 from pagecore.errors import InputError
 
@@ -252,7 +253,8 @@ class SegmentReader(MmapReader):
                 self._populate(start, (hi - lo) * ps)
                 pages = buf[start : start + (hi - lo) * ps].reshape(hi - lo, ps)
                 self.stats.pages_read += hi - lo
-                yield PageChunk(np.arange(lo, hi, dtype=np.uint64), pages)
+                at = (self._fh.fileno(), start) if ps == PAGE_SIZE else None
+                yield PageChunk(np.arange(lo, hi, dtype=np.uint64), pages, file_at=at)
                 held.append((start, (hi - lo) * ps))
         if open_pfn >= 0:
             yield self._partial_chunk(pend, pend_pfn, k + 1)

@@ -38,11 +38,17 @@ class PageChunk:
         What a decode hook made of these pages while the reader decoded them
         (:attr:`pagecore.dumps.kdump.KdumpReader.decode_hook`: the page hashes, for
         :func:`pagecore.pages.ingest.hashed_chunks`), else ``None``.
+    file_at : tuple of (int, int), optional
+        ``(fd, offset)`` where the reader's open file holds these pages one after another, 4 KiB
+        each, from byte ``offset`` (raw, ELF, LiME and .vmem chunks): what ``pages`` shows, so
+        :func:`pagecore.pages.ingest.hashed_chunks` may read them from there instead (issue 18).
+        Valid while the reader is open.
     """
 
     gpfn: np.ndarray
     pages: np.ndarray
     decoded: object = None
+    file_at: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         return int(self.gpfn.shape[0])

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from pagecore import PAGE_SIZE
 from pagecore.dumps.base import MmapReader, PageChunk, register
 from pagecore.errors import InputError
 
@@ -113,5 +114,6 @@ class RawReader(MmapReader):
             self._populate(lo * ps, (hi - lo) * ps)
             pages = buf[lo * ps : hi * ps].reshape(hi - lo, ps)
             self.stats.pages_read += hi - lo
-            yield PageChunk(np.arange(lo, hi, dtype=np.uint64), pages)
+            at = (self._fh.fileno(), lo * ps) if ps == PAGE_SIZE else None
+            yield PageChunk(np.arange(lo, hi, dtype=np.uint64), pages, file_at=at)
             held.append((lo, hi))

@@ -239,7 +239,10 @@ class VmwareReader(DumpReader):
                 k = min(self.chunk_pages, n - first)
                 self._check_size()
                 self.stats.pages_read += k
-                yield PageChunk(np.arange(ppn + first, ppn + first + k, dtype=np.uint64), pages[fpn + first :][:k])
+                yield PageChunk(
+                    np.arange(ppn + first, ppn + first + k, dtype=np.uint64), pages[fpn + first :][:k],
+                    file_at=(self._fh.fileno(), (fpn + first) * PAGE_SIZE),
+                )  # fmt: skip
 
     def close(self) -> None:
         if self._mm is not None:

@@ -241,6 +241,99 @@ def hash_pages_start(
     return lambda: (out_hash, out_zero)
 
 
+#: Pages read per ``pread`` by :func:`hash_file_start` (4 MiB). Measured on a cached 4 GiB raw
+#: file, 2 threads (session 23): 1 MiB blocks 0.96-1.03 x ``cat``, 4 MiB 1.16-1.37 x.
+FILE_BLOCK_PAGES = 1024
+
+_file_buffers = threading.local()
+
+
+def _file_buffer(nbytes: int) -> np.ndarray:
+    """This thread's page-aligned read buffer of at least ``nbytes`` (kept for the next call)."""
+    buf = getattr(_file_buffers, "buf", None)
+    if buf is None or buf.shape[0] < nbytes:
+        raw = np.empty(nbytes + PAGE_SIZE, np.uint8)
+        off = (-raw.ctypes.data) % PAGE_SIZE
+        buf = _file_buffers.buf = raw[off : off + nbytes]
+    return buf
+
+
+def can_hash_files() -> bool:
+    """Whether :func:`hash_file_start` can run here (it needs the native kernel)."""
+    return _native.kernel() is not None
+
+
+def hash_file_start(
+    fd: int,
+    offset: int,
+    n: int,
+    key: PageKey | None = None,
+    threads: int | None = 1,
+    out: tuple[np.ndarray, np.ndarray] | None = None,
+):
+    """Start hashing the ``n`` pages stored one after another in the open file ``fd`` from byte
+    ``offset``, as :func:`hash_pages` hashes them in memory; return a function that waits for the
+    result ``(hashes, zero)``.
+
+    Each hashing thread reads a block of :data:`FILE_BLOCK_PAGES` pages with ``pread`` into a
+    buffer of its own and hashes it there, in cache. Hashing a dump through its memory map read
+    every page through a 4 KiB mapping (a page fault or a ``MADV_POPULATE_READ`` entry and a TLB
+    miss per page): 0.74-0.82 x ``cat`` of a cached 4 GiB file, against 1.16-1.37 x this way
+    (issue 18, session 23). A block that comes back short (the file shrank) raises ``EOFError``
+    from the returned function; the caller says which file. Needs the native kernel
+    (:func:`can_hash_files`).
+    """
+    fn = _native.kernel()
+    if fn is None:
+        raise RuntimeError("hash_file_start needs the native page-hash kernel (see can_hash_files)")
+    if n < 0 or offset < 0:
+        raise ValueError(f"n and offset must be >= 0, got {n} and {offset}")
+    key = key or _DEFAULT_KEY
+    if out is None:
+        out_hash, out_zero = np.empty(n, np.uint64), np.empty(n, np.bool_)
+    else:
+        out_hash, out_zero = out
+        for a, dtype, name in ((out_hash, np.uint64, "out[0]"), (out_zero, np.bool_, "out[1]")):
+            if a.shape != (n,) or a.dtype != dtype or not a.flags.c_contiguous or not a.flags.writeable:
+                raise ValueError(f"{name} must be a writable contiguous {np.dtype(dtype)}[{n}], got {a.dtype}{a.shape}")
+    if n == 0:
+        return lambda: (out_hash, out_zero)
+    kp, k0, k1 = key.words.ctypes.data, int(key.k0), int(key.k1)
+    hbase, zbase = out_hash.ctypes.data, out_zero.ctypes.data
+    keep = (key.words, out_hash, out_zero)  # alive while any block runs
+    nblocks = -(-n // FILE_BLOCK_PAGES)
+    take = itertools.count().__next__
+
+    def blocks(keep=keep) -> None:
+        buf = _file_buffer(FILE_BLOCK_PAGES * PAGE_SIZE)
+        view = memoryview(buf)
+        scratch = np.empty(2 * LANES, np.uint64)
+        while (b := take()) < nblocks:
+            lo = b * FILE_BLOCK_PAGES
+            k = min(n, lo + FILE_BLOCK_PAGES) - lo
+            want = k * PAGE_SIZE
+            got = 0
+            while got < want:  # pread may return less than asked without being at the end
+                r = os.preadv(fd, [view[got:want]], offset + lo * PAGE_SIZE + got)
+                if r == 0:
+                    raise EOFError(f"{want - got:,} bytes missing at byte {offset + lo * PAGE_SIZE + got:,}")
+                got += r
+            fn(buf.ctypes.data, k, kp, k0, k1, hbase + 8 * lo, zbase + lo, scratch.ctypes.data)
+
+    nthreads = min(resolve_threads(threads), nblocks)
+    if nthreads == 1:
+        blocks()
+        return lambda: (out_hash, out_zero)
+    futures = [_pool(nthreads).submit(blocks) for _ in range(nthreads)]
+
+    def wait():
+        for f in futures:
+            f.result()
+        return out_hash, out_zero
+
+    return wait
+
+
 def rows_hasher(
     pages: np.ndarray,
     key: PageKey | None,

@@ -14,7 +14,15 @@ import numpy as np
 from pagecore._util import progress
 from pagecore.dumps import DEFAULT_CHUNK_PAGES, open_dump
 from pagecore.errors import ConfigError, InputError
-from pagecore.pages.hashing import ALGORITHM, PageKey, hash_pages, hash_pages_start, rows_hasher
+from pagecore.pages.hashing import (
+    ALGORITHM,
+    PageKey,
+    can_hash_files,
+    hash_file_start,
+    hash_pages,
+    hash_pages_start,
+    rows_hasher,
+)
 from pagecore.pages.provenance import source_fingerprint
 from pagecore.pages.tables import PageTableWriter
 
@@ -57,7 +65,7 @@ def hash_dump(
         inputs = [dump, *reader.input_paths]
         stamps = _stamps(inputs)
         with PageTableWriter(out, vm, inputs=inputs, extra_fields=fields) as writer:
-            for chunk, h, z in hashed_chunks(reader, key, threads):
+            for chunk, h, z in hashed_chunks(reader, key, threads, pages_used=sizer is not None):
                 extra = page_table_columns(sizer, chunk.pages, h, z) if sizer is not None else None
                 writer.write(chunk.gpfn, h, z, extra=extra)
                 if bar is not None:
@@ -173,7 +181,9 @@ class _HashAsDecoded:
         return self.hashes[keep], self.zero[keep]
 
 
-def hashed_chunks(reader, key: PageKey | None = None, threads: int | None = None) -> Iterator[tuple]:
+def hashed_chunks(
+    reader, key: PageKey | None = None, threads: int | None = None, *, pages_used: bool = True
+) -> Iterator[tuple]:
     """Yield ``(chunk, hashes, zero)`` for every chunk of ``reader``, hashing one chunk while the
     reader makes the next.
 
@@ -189,28 +199,61 @@ def hashed_chunks(reader, key: PageKey | None = None, threads: int | None = None
     was decoded read its 64 MiB back from memory (issue 18). Pages a Python codec decoded again
     are hashed again, pages dropped by ``skip_bad_pages`` are dropped from the hashes, so the
     hashes are those of :func:`~pagecore.pages.hashing.hash_pages` on ``chunk.pages``.
+
+    ``pages_used=False`` says the caller will not read ``chunk.pages`` (``pagecore hash``
+    without ``--compress``): chunks whose pages lie one after another in the reader's file
+    (``chunk.file_at``: raw, ELF, LiME, .vmem) are then not mapped first but read by the hashing
+    threads into buffers of their own (:func:`~pagecore.pages.hashing.hash_file_start`), 1.5 x
+    faster from the page cache (issue 18); ``chunk.pages`` stays valid either way. A file that
+    shrinks meanwhile is refused as the mapped path refuses it.
     """
     key = key or PageKey.default()
     if hasattr(reader, "decode_hook") and reader.decode_hook is None:
         yield from _hashed_as_decoded(reader, key, threads)
         return
+    from_file = not pages_used and can_hash_files()
+    if from_file and hasattr(reader, "populate_on_read"):
+        reader.populate_on_read(False)  # nothing maps the pages first: the threads read them
     bufs = [(np.empty(reader.chunk_pages, np.uint64), np.empty(reader.chunk_pages, np.bool_)) for _ in range(2)]
     pending = None
     try:
         for i, chunk in enumerate(reader):
             k = len(chunk)
             hb, zb = bufs[i % 2]
-            started = (chunk, hash_pages_start(chunk.pages, key, threads, out=(hb[:k], zb[:k])))
+            if from_file and chunk.file_at is not None:
+                fd, offset = chunk.file_at
+                started = (chunk, hash_file_start(fd, offset, k, key, threads, out=(hb[:k], zb[:k])))
+            else:
+                started = (chunk, hash_pages_start(chunk.pages, key, threads, out=(hb[:k], zb[:k])))
             if pending is not None:
                 done, pending = pending, None
-                yield (done[0], *done[1]())
+                yield (done[0], *_collect(reader, done[1]))
             pending = started
         if pending is not None:
             done, pending = pending, None
-            yield (done[0], *done[1]())
+            yield (done[0], *_collect(reader, done[1]))
     finally:
         if pending is not None:  # an error or an abandoned loop: let the threads finish with the pages
-            pending[1]()
+            try:
+                pending[1]()
+            except EOFError:
+                pass  # the error that ended the loop says more
+
+
+def _collect(reader, wait) -> tuple:
+    """Wait for a chunk's hashes; a file read short (it shrank under us) is the reader's error."""
+    try:
+        return wait()
+    except EOFError as e:
+        check = getattr(reader, "_check_size", None)
+        if check is not None:
+            check()  # raises InputError: the file shrank
+        raise InputError(
+            getattr(reader, "path", "the dump"),
+            f"the file ended early while being read: {e}",
+            expected="an input that nothing writes while pagecore reads it",
+            hint="wait until the producer has finished (or copy the dump) and run again",
+        ) from e
 
 
 def _hashed_as_decoded(reader, key: PageKey, threads: int | None) -> Iterator[tuple]:
