@@ -177,8 +177,8 @@ def test_a_dump_written_while_it_is_hashed_is_refused(tmp_path, monkeypatch, how
     raw.write_bytes(b"".join(_page(t) for t in (1, 2, 3, 4, 5, 6)))
     real = ingest.hashed_chunks
 
-    def changing(reader, key=None, threads=None):
-        for i, item in enumerate(real(reader, key, threads)):
+    def changing(reader, key=None, threads=None, **kw):
+        for i, item in enumerate(real(reader, key, threads, **kw)):
             yield item
             if i == 0:  # page 0 is hashed: change it under the reader
                 st = raw.stat()

@@ -120,11 +120,14 @@ SLOW_HASH = textwrap.dedent(
     """
     import sys, time
     import pagecore.pages.ingest as ingest
-    real = ingest.hash_pages_start  # what hash_dump starts per chunk (through hashed_chunks)
-    def slow(*a, **k):
-        time.sleep(0.2)
-        return real(*a, **k)
-    ingest.hash_pages_start = slow
+    # what hash_dump starts per chunk (through hashed_chunks): from the file, or from memory
+    def slowed(real):
+        def slow(*a, **k):
+            time.sleep(0.2)
+            return real(*a, **k)
+        return slow
+    ingest.hash_pages_start = slowed(ingest.hash_pages_start)
+    ingest.hash_file_start = slowed(ingest.hash_file_start)
     from pagecore.cli import console
     sys.argv[0] = "pagecore"
     console()
