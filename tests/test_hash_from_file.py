@@ -163,3 +163,16 @@ def test_hash_dump_reads_the_file_unless_the_pages_are_needed(tmp_path, monkeypa
     b = pq.read_table(tmp_path / "b.parquet", columns=["gpfn", "hash", "zero"])
     assert a.equals(b)
     assert a["hash"].to_pylist() == [pcx64(p.tobytes()) for p in pages]
+
+
+def test_without_preadv_the_pages_are_hashed_from_the_map(tmp_path, monkeypatch):
+    """Where ``os.preadv`` is missing, ``hashed_chunks`` falls back to the mapped pages."""
+    pages = make_pages(9, seed=1)
+    path = write_dump("raw", tmp_path / "g.raw", np.arange(9), pages)
+    monkeypatch.delattr(hashing.os, "preadv")
+    assert not can_hash_files()
+    with pytest.raises(RuntimeError, match="preadv"):
+        hash_file_start(0, 0, 1)
+    with open_dump(path, chunk_pages=4) as r:
+        got = [h for _, hh, _ in ingest.hashed_chunks(r, threads=2, pages_used=False) for h in hh.tolist()]
+    assert got == [pcx64(p.tobytes()) for p in pages]

@@ -259,8 +259,8 @@ def _file_buffer(nbytes: int) -> np.ndarray:
 
 
 def can_hash_files() -> bool:
-    """Whether :func:`hash_file_start` can run here (it needs the native kernel)."""
-    return _native.kernel() is not None
+    """Whether :func:`hash_file_start` can run here (it needs the native kernel and ``os.preadv``)."""
+    return hasattr(os, "preadv") and _native.kernel() is not None
 
 
 def hash_file_start(
@@ -286,8 +286,8 @@ def hash_file_start(
     (:func:`can_hash_files`).
     """
     fn = _native.kernel()
-    if fn is None:
-        raise RuntimeError("hash_file_start needs the native page-hash kernel (see can_hash_files)")
+    if fn is None or not hasattr(os, "preadv"):
+        raise RuntimeError("hash_file_start needs the native page-hash kernel and os.preadv (see can_hash_files)")
     if n < 0 or offset < 0:
         raise ValueError(f"n and offset must be >= 0, got {n} and {offset}")
     key = key or _DEFAULT_KEY
