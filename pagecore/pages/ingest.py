@@ -42,8 +42,9 @@ def hash_dump(
 ) -> dict:
     """Hash every page of ``dump`` and write the page table ``out``; return its metadata.
 
-    Memory is bounded by ``chunk_pages``: pages are hashed chunk by chunk from the reader's
-    (memory-mapped, read-only) view and only hashes are kept. ``out`` appears only if the
+    Memory is bounded by ``chunk_pages``: pages are hashed chunk by chunk (read from the file
+    into the hashing threads' buffers where they lie one after another in it, else from the
+    reader's read-only view) and only hashes are kept. ``out`` appears only if the
     whole dump was read. ``compress`` adds ``csize_<alg>`` (bytes after compression, computed
     once per distinct content) and ``same_filled`` columns for ``pagecore compress``.
 
