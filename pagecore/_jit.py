@@ -48,9 +48,15 @@ def max_threads() -> int:
     env = os.environ.get("NUMBA_NUM_THREADS", "")
     if env.strip().isdigit() and int(env) > 0:
         return int(env)
+    return usable_cpus()
+
+
+def usable_cpus() -> int:
+    """The CPUs this process (and its children) may run on: its affinity mask where the OS has
+    one, else the machine's count; at least 1."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
+    except (AttributeError, OSError):  # not Linux
         return max(1, os.cpu_count() or 1)
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from pagecore import PAGE_SIZE
+from pagecore._jit import usable_cpus
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -195,14 +196,6 @@ def kernel_status(env: dict) -> str:
     return proc.stdout.strip()
 
 
-def usable_cores() -> int:
-    """The cores this process (and its children) may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def check_whole_process(size: int, tmpdir=None, available: int | None = None, free: int | None = None) -> str:
     """The directory the dump of ``size`` bytes goes to (``--tmpdir``, default the system's), after
     refusing in one line, before writing, a directory that is not one, a dump that does not fit
@@ -228,7 +221,7 @@ def bench_whole_process(size: int, repeat: int = 3, tmpdir=None, keep: Path | No
     """Run the whole-process comparison on a ``size``-byte raw dump; returns the timings."""
     py = [sys.executable, "-m", "pagecore", "hash"]
     env = child_env()
-    res: dict = {"size": size, "kernel": kernel_status(env), "load_before": os.getloadavg(), "cores": usable_cores()}
+    res: dict = {"size": size, "kernel": kernel_status(env), "load_before": os.getloadavg(), "cores": usable_cpus()}
     with tempfile.TemporaryDirectory(dir=tmpdir) as td:
         d = Path(td)
         raw = keep if keep is not None and keep.exists() and keep.stat().st_size == size else d / "guest.raw"

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pagecore import PAGE_SIZE
 from pagecore.dumps.base import MmapReader, PageChunk
 from pagecore.errors import InputError
 
@@ -253,8 +252,7 @@ class SegmentReader(MmapReader):
                 self._populate(start, (hi - lo) * ps)
                 pages = buf[start : start + (hi - lo) * ps].reshape(hi - lo, ps)
                 self.stats.pages_read += hi - lo
-                at = (self._fh.fileno(), start) if ps == PAGE_SIZE else None
-                yield PageChunk(np.arange(lo, hi, dtype=np.uint64), pages, file_at=at)
+                yield PageChunk(np.arange(lo, hi, dtype=np.uint64), pages, file_at=(self._fh.fileno(), start))
                 held.append((start, (hi - lo) * ps))
         if open_pfn >= 0:
             yield self._partial_chunk(pend, pend_pfn, k + 1)

@@ -78,6 +78,7 @@ from typing import Protocol
 
 import numpy as np
 
+from pagecore._jit import usable_cpus
 from pagecore.dumps.base import LazyPageChunk, MmapReader, PageChunk, register
 from pagecore.errors import InputError
 
@@ -206,10 +207,7 @@ CODEC_PACKAGES = {FLAG_LZO: "lzokay", FLAG_SNAPPY: "cramjam", FLAG_ZSTD: "zstand
 
 def default_threads() -> int:
     """Decompression threads: the CPUs this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cpus()
 
 
 class _InlineExecutor:

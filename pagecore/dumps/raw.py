@@ -16,7 +16,6 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from pagecore import PAGE_SIZE
 from pagecore.dumps.base import MmapReader, PageChunk, register
 from pagecore.errors import InputError
 
@@ -114,6 +113,5 @@ class RawReader(MmapReader):
             self._populate(lo * ps, (hi - lo) * ps)
             pages = buf[lo * ps : hi * ps].reshape(hi - lo, ps)
             self.stats.pages_read += hi - lo
-            at = (self._fh.fileno(), lo * ps) if ps == PAGE_SIZE else None
-            yield PageChunk(np.arange(lo, hi, dtype=np.uint64), pages, file_at=at)
+            yield PageChunk(np.arange(lo, hi, dtype=np.uint64), pages, file_at=(self._fh.fileno(), lo * ps))
             held.append((lo, hi))

@@ -86,7 +86,7 @@ from numba import njit, parallel_chunksize, prange
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from pagecore._defaults import COMPRESS_ALGORITHMS, DEFAULT_COMPRESS_ALGORITHM
-from pagecore._jit import JIT_DISABLED, PARALLEL, SERIAL, resolve_threads
+from pagecore._jit import JIT_DISABLED, PARALLEL, SERIAL, resolve_threads, usable_cpus
 from pagecore.errors import ConfigError
 
 ALGORITHMS = COMPRESS_ALGORITHMS
@@ -1605,10 +1605,7 @@ def page_sizes(
 
 def default_threads() -> int:
     """All cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return os.cpu_count() or 1
+    return usable_cpus()
 
 
 __all__ = [

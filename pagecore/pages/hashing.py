@@ -250,6 +250,14 @@ FILE_BLOCK_PAGES = 1024
 _file_buffers = threading.local()
 
 
+def _file_scratch() -> np.ndarray:
+    """This thread's 16-word scratch for the native kernel (kept for the next call)."""
+    st = getattr(_file_buffers, "scratch", None)
+    if st is None:
+        st = _file_buffers.scratch = np.empty(2 * LANES, np.uint64)
+    return st
+
+
 def _file_buffer(nbytes: int) -> np.ndarray:
     """This thread's page-aligned read buffer of at least ``nbytes`` (kept for the next call)."""
     buf = getattr(_file_buffers, "buf", None)
@@ -258,6 +266,14 @@ def _file_buffer(nbytes: int) -> np.ndarray:
         off = (-raw.ctypes.data) % PAGE_SIZE
         buf = _file_buffers.buf = raw[off : off + nbytes]
     return buf
+
+
+def _check_outputs(out_hash: np.ndarray, out_zero: np.ndarray, n: int, names: tuple[str, str]) -> None:
+    """Raise ValueError unless the outputs are a writable contiguous uint64[n] and bool[n] (the
+    native kernel writes through their addresses)."""
+    for a, dtype, name in ((out_hash, np.uint64, names[0]), (out_zero, np.bool_, names[1])):
+        if a.shape != (n,) or a.dtype != dtype or not a.flags.c_contiguous or not a.flags.writeable:
+            raise ValueError(f"{name} must be a writable contiguous {np.dtype(dtype)}[{n}], got {a.dtype}{a.shape}")
 
 
 def can_hash_files() -> bool:
@@ -297,45 +313,29 @@ def hash_file_start(
         out_hash, out_zero = np.empty(n, np.uint64), np.empty(n, np.bool_)
     else:
         out_hash, out_zero = out
-        for a, dtype, name in ((out_hash, np.uint64, "out[0]"), (out_zero, np.bool_, "out[1]")):
-            if a.shape != (n,) or a.dtype != dtype or not a.flags.c_contiguous or not a.flags.writeable:
-                raise ValueError(f"{name} must be a writable contiguous {np.dtype(dtype)}[{n}], got {a.dtype}{a.shape}")
+        _check_outputs(out_hash, out_zero, n, ("out[0]", "out[1]"))
     if n == 0:
         return lambda: (out_hash, out_zero)
     kp, k0, k1 = key.words.ctypes.data, int(key.k0), int(key.k1)
     hbase, zbase = out_hash.ctypes.data, out_zero.ctypes.data
+    block = FILE_BLOCK_PAGES
     keep = (key.words, out_hash, out_zero)  # alive while any block runs
-    nblocks = -(-n // FILE_BLOCK_PAGES)
-    take = itertools.count().__next__
 
-    def blocks(keep=keep) -> None:
-        buf = _file_buffer(FILE_BLOCK_PAGES * PAGE_SIZE)
+    def run(b: int, keep=keep) -> None:
+        buf = _file_buffer(block * PAGE_SIZE)
+        lo = b * block
+        k = min(n, lo + block) - lo
+        want, got = k * PAGE_SIZE, 0
         view = memoryview(buf)
-        scratch = np.empty(2 * LANES, np.uint64)
-        while (b := take()) < nblocks:
-            lo = b * FILE_BLOCK_PAGES
-            k = min(n, lo + FILE_BLOCK_PAGES) - lo
-            want = k * PAGE_SIZE
-            got = 0
-            while got < want:  # pread may return less than asked without being at the end
-                r = os.preadv(fd, [view[got:want]], offset + lo * PAGE_SIZE + got)
-                if r == 0:
-                    raise EOFError(f"{want - got:,} bytes missing at byte {offset + lo * PAGE_SIZE + got:,}")
-                got += r
-            fn(buf.ctypes.data, k, kp, k0, k1, hbase + 8 * lo, zbase + lo, scratch.ctypes.data)
+        while got < want:  # pread may return less than asked without being at the end
+            r = os.preadv(fd, [view[got:want]], offset + lo * PAGE_SIZE + got)
+            if r == 0:
+                raise EOFError(f"{want - got:,} bytes missing at byte {offset + lo * PAGE_SIZE + got:,}")
+            got += r
+        fn(buf.ctypes.data, k, kp, k0, k1, hbase + 8 * lo, zbase + lo, _file_scratch().ctypes.data)
 
-    nthreads = min(resolve_threads(threads), nblocks)
-    if nthreads == 1:
-        blocks()
-        return lambda: (out_hash, out_zero)
-    futures = [_pool(nthreads).submit(blocks) for _ in range(nthreads)]
-
-    def wait():
-        for f in futures:
-            f.result()
-        return out_hash, out_zero
-
-    return wait
+    wait = _start_pieces(run, -(-n // block), resolve_threads(threads), lazy=True)
+    return lambda: (wait(), (out_hash, out_zero))[1]
 
 
 def rows_hasher(
@@ -369,9 +369,7 @@ def rows_hasher(
     words = as_page_words(pages)
     key = key or _DEFAULT_KEY
     n = words.shape[0]
-    for a, dtype, name in ((out_hash, np.uint64, "out_hash"), (out_zero, np.bool_, "out_zero")):
-        if a.shape != (n,) or a.dtype != dtype or not a.flags.c_contiguous or not a.flags.writeable:
-            raise ValueError(f"{name} must be a writable contiguous {np.dtype(dtype)}[{n}], got {a.dtype}{a.shape}")
+    _check_outputs(out_hash, out_zero, n, ("out_hash", "out_zero"))
     if known_zero is not None:
         if known_zero.shape != (n,) or known_zero.dtype != np.bool_ or not known_zero.flags.c_contiguous:
             raise ValueError(f"known_zero must be a contiguous bool[{n}], got {known_zero.dtype}{known_zero.shape}")
@@ -495,19 +493,37 @@ def _hash_native(fn, words, key, out_hash, out_zero, nthreads, nchunks):
         lo, hi = c * n // nchunks, (c + 1) * n // nchunks
         fn(base + lo * PAGE_SIZE, hi - lo, kp, k0, k1, hbase + 8 * lo, zbase + lo, sbase + c * 16 * 8)
 
-    if nchunks == 1:
-        run(0)
+    return _start_pieces(run, nchunks, nthreads)
+
+
+def _start_pieces(run, npieces: int, nthreads: int, lazy: bool = False):
+    """Run ``run(i)`` for every piece ``i < npieces`` on up to ``nthreads`` hashing threads; return
+    a function that waits for them and raises what a piece raised.
+
+    One task per thread, each taking the next piece (``itertools.count`` hands each out once,
+    atomic under the GIL), instead of a future per piece: a chunk's 8 futures and their wake-ups
+    cost a chunked read ~4 % of the hash's CPU (issue 18). With one thread (or one piece) the
+    pieces run on the calling thread: at once, or, when ``lazy``, in the returned function, so
+    that an error comes from there either way.
+    """
+    nthreads = min(nthreads, npieces)
+    if nthreads <= 1:
+
+        def serial() -> None:
+            for i in range(npieces):
+                run(i)
+
+        if lazy:
+            return serial
+        serial()
         return lambda: None
-    # one task per thread, each taking the next slice (``itertools.count`` hands each out once, atomic
-    # under the GIL) instead of a future per slice: a chunk's 8 futures and their wake-ups cost a
-    # chunked read ~4 % of the hash's CPU (issue 18)
     take = itertools.count().__next__
 
-    def slices() -> None:
-        while (c := take()) < nchunks:
-            run(c)
+    def pieces() -> None:
+        while (i := take()) < npieces:
+            run(i)
 
-    futures = [_pool(nthreads).submit(slices) for _ in range(min(nthreads, nchunks))]
+    futures = [_pool(nthreads).submit(pieces) for _ in range(nthreads)]
 
     def wait() -> None:
         for f in futures:
