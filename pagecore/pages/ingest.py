@@ -205,8 +205,9 @@ def hashed_chunks(
     without ``--compress``): chunks whose pages lie one after another in the reader's file
     (``chunk.file_at``: raw, ELF, LiME, .vmem) are then not mapped first but read by the hashing
     threads into buffers of their own (:func:`~pagecore.pages.hashing.hash_file_start`),
-    1.15-1.3 x faster from the page cache (issue 18); ``chunk.pages`` stays valid either way. A file that
-    shrinks meanwhile is refused as the mapped path refuses it.
+    1.15-1.3 x faster from the page cache in one process (issue 18; the whole ``pagecore hash``
+    command, bound by 2 cores, did not gain on the benchmark's file); ``chunk.pages`` stays valid
+    either way. A file that shrinks meanwhile is refused as the mapped path refuses it.
     """
     key = key or PageKey.default()
     if hasattr(reader, "decode_hook") and reader.decode_hook is None:
