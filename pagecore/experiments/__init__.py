@@ -43,6 +43,7 @@ _LAZY = {
     "fig07_tau0_split_mb": ("pagecore.experiments.memory_manager", "fig07_tau0_split_mb"),
     "fig08_panels": ("pagecore.experiments.memory_manager", "fig08_panels"),
     "fig08_records": ("pagecore.experiments.memory_manager", "fig08_records"),
+    "fig08_pool_gap": ("pagecore.experiments.memory_manager", "fig08_pool_gap"),
     "fit_fig06_alpha_slow": ("pagecore.experiments.memory_manager", "fit_fig06_alpha_slow"),
     "fit_fig08_active": ("pagecore.experiments.memory_manager", "fit_fig08_active"),
     "run_whatif": ("pagecore.experiments.memory_manager", "run_whatif"),

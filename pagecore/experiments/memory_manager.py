@@ -428,6 +428,13 @@ FIG08_SOURCES = {
     "balloon": "input: = max_mb - allocation - swapped at the same time (every page of a booted VM is allocated, "
     "ballooned or swapped; checked on the run): the allocation {alloc} counted again, so it is compared once, "
     "as the allocation",
+    "pool": "input: = {shared} + the machine memory the VMs hold alone, system - ESX - overhead in use - free "
+    "memory (checked on the run), with free memory held by the targets at the high threshold + hysteresis "
+    "(sim.states, {target:.1f} MB) within its distance from the soft threshold ({band:.1f} MB; here "
+    "{free:.1f} MB): the shared series counted again plus a constant of the inputs, so it is compared once, as "
+    "the shared memory",
+    "same_point": "input: our extreme in its window is our value at {mark} (the window's edge or a plateau): the "
+    "same reading as {point}, compared once there",
 }
 
 #: Figure 8's text splits ESX's paging into "at boot" (35 MB) and "the remainder" (under 20 MB)
@@ -462,7 +469,41 @@ def fig08_identity_gap(vms: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def fig08_records(vms: pd.DataFrame, host: pd.DataFrame) -> list[Record]:
+def fig08_pool_gap(vms: pd.DataFrame, host: pd.DataFrame, states: dict | None) -> pd.DataFrame:
+    """Per recorded time (index ``t``): ``identity``, how far Σ alloc − Σ shared is from the
+    machine memory the VMs hold alone by the host's accounting (system − ESX − overhead in use −
+    free − shared content pages; 0 when every mapped page is a VM's own or shared), ``free_off``,
+    how far free memory is from the level the targets aim at (``target``: ``sim.states`` high +
+    hysteresis % of system memory), and ``band``, that level's distance from the soft threshold
+    (high + hysteresis − soft %): above the soft threshold nothing is reclaimed, so free memory
+    moves within the band around the targets' level while they are met; ``shared_machine``, the machine pages
+    of shared non-zero contents (MB). Empty without ``states`` or the host's accounting columns.
+
+    Where the identity holds, no shared content holds a machine page of its own and free memory is
+    within the band, the total allocation is the total shared memory plus a constant of the inputs:
+    the shared series again (issue 14: each quantity once)."""
+    need = {"free", "system", "esx", "overhead", "shared_machine"}
+    if not states or not need <= set(host.columns):
+        return pd.DataFrame(columns=["identity", "free_off", "band", "shared_machine"])
+    high = float(states.get("high_pct", 6.0))
+    target_pct = high + float(states.get("hysteresis_pct", 0.0))
+    band_pct = target_pct - float(states.get("soft_pct", 4.0))
+    tot = vms.groupby("t")[["alloc", "shared"]].sum()
+    h = host.set_index("t").reindex(tot.index)
+    held = h["system"] - h["esx"] - h["overhead"] - h["free"] - h["shared_machine"]
+    return pd.DataFrame(
+        {
+            "identity": (tot["alloc"] - tot["shared"] - held).abs(),
+            "free_off": (h["free"] - target_pct / 100.0 * h["system"]).abs(),
+            "band": band_pct / 100.0 * h["system"],
+            "target": target_pct / 100.0 * h["system"],
+            "free": h["free"],
+            "shared_machine": h["shared_machine"],
+        }
+    )
+
+
+def fig08_records(vms: pd.DataFrame, host: pd.DataFrame, states: dict | None = None) -> list[Record]:
     """Figure 8: the digitized 5-minute samples of panels (b)-(d) and the text's numbers.
 
     Active series are fitted (the working-set sizes were read off them); every number in the
@@ -477,13 +518,33 @@ def fig08_records(vms: pd.DataFrame, host: pd.DataFrame) -> list[Record]:
     about 200 MB" is the mean of the shared series already compared point by point, and a
     balloon number (a point, or an extreme whose window has it throughout) is ``input`` where the
     run has max = alloc + balloon + swapped (:func:`fig08_identity_gap`): it is the allocation at
-    the same time in other units, compared once as the allocation.
+    the same time in other units, compared once as the allocation. Likewise, with the replay's
+    free-memory ``states`` (``sim.states`` as the run used them), a total allocation is ``input``
+    where the run holds Σ alloc = Σ shared + system − ESX − overhead − free with free memory at
+    the targets' level within its distance from the soft threshold (:func:`fig08_pool_gap`): the shared series
+    again plus a constant of the inputs, compared once as the shared memory; a total allocation
+    while free memory is out of that band (a transient the targets have not caught up with) stays
+    a prediction. An extreme of ours at its window's edge, on a 5-minute mark of its series, is
+    that mark's reading again, and an extreme the paper reads at a mark of its series (Citrix's
+    minimum at 5 min) is that point again: each compared once, at the mark.
     """
     ours = fig08_panels(vms)
-    gaps = fig08_identity_gap(vms).reindex(np.sort(vms["t"].unique()))  # fig08_panels' rows, in order
+    times = np.sort(vms["t"].unique())  # fig08_panels' rows, in order
+    gaps = fig08_identity_gap(vms).reindex(times)
+    pool = fig08_pool_gap(vms, host, states).reindex(times)
 
     def gap(who: str) -> np.ndarray:
         return gaps[who].to_numpy() if who in gaps else np.full(len(ours), np.nan)
+
+    def pool_source(i: int, shared: str) -> str | None:
+        """The ``pool`` source for the total allocation at row ``i``, or None where it is not fixed."""
+        if not len(pool.columns) or not np.isfinite(pool["identity"].iloc[i]):
+            return None
+        r = pool.iloc[i]
+        exact = r["identity"] <= FIG08_IDENTITY_MB and r["shared_machine"] <= FIG08_IDENTITY_MB
+        if exact and r["free_off"] <= r["band"]:
+            return S["pool"].format(shared=shared, target=r["target"], band=r["band"], free=r["free"])
+        return None
 
     vmin = dict(zip(paper.FIG08_VMS.vm, paper.FIG08_VMS.min_mb.astype(float), strict=True))
     recs = []
@@ -510,6 +571,8 @@ def fig08_records(vms: pd.DataFrame, host: pd.DataFrame) -> list[Record]:
                 kind, src = "input", S["balloon"].format(alloc=f"{who}_alloc@{row['t_min']:g}min")
             elif name.endswith("_alloc") and pv == floor and abs(val - floor) <= FIG08_IDENTITY_MB:
                 kind, src = "input", S["floor"].format(vm=who, mb=floor)
+            elif name == "total_alloc" and (ps := pool_source(i, f"total_shared@{row['t_min']:g}min")):
+                kind, src = "input", ps
             else:
                 kind, src = "predicted", ""
             recs.append(Record("fig08", f"{name}@{row['t_min']:g}min", "MB", pv, val, kind, src))
@@ -564,34 +627,61 @@ def fig08_records(vms: pd.DataFrame, host: pd.DataFrame) -> list[Record]:
     early, mid, query, citrix_boot = (
         ours[(ours["t_min"] >= W[k][0]) & (ours["t_min"] <= W[k][1])] for k in ("early", "mid", "query", "citrix")
     )
-    ext = {
-        "total_alloc_max": early["total_alloc"].max(),
-        "total_alloc_min": mid["total_alloc"].min(),
-        "total_active_max": early["total_active"].max(),
-        "total_shared_max": early["total_shared"].max(),
-        "total_shared_min": mid["total_shared"].min(),
-        "total_balloon_max": mid["total_balloon"].max(),
-        "sql_query_active_peak": query["sql_active"].max(),
-        "sql_query_alloc_peak": query["sql_alloc"].max(),
-        "sql_query_balloon_min": query["sql_balloon"].min(),
-        "citrix_alloc_min": citrix_boot["citrix_alloc"].min(),
+    #: each extreme: (the series, its window, max or min)
+    spec = {
+        "total_alloc_max": ("total_alloc", early, "max"),
+        "total_alloc_min": ("total_alloc", mid, "min"),
+        "total_active_max": ("total_active", early, "max"),
+        "total_shared_max": ("total_shared", early, "max"),
+        "total_shared_min": ("total_shared", mid, "min"),
+        "total_balloon_max": ("total_balloon", mid, "max"),
+        "sql_query_active_peak": ("sql_active", query, "max"),
+        "sql_query_alloc_peak": ("sql_alloc", query, "max"),
+        "sql_query_balloon_min": ("sql_balloon", query, "min"),
+        "citrix_alloc_min": ("citrix_alloc", citrix_boot, "min"),
     }
+    marks = {float(t) for t in P["t_min"]}
+    ext, at = {}, {}
+    for key, (series, win, how) in spec.items():
+        col = win[series].dropna()
+        if not len(col):
+            ext[key], at[key] = float("nan"), None
+            continue
+        j = col.idxmax() if how == "max" else col.idxmin()  # the first time it is reached
+        ext[key], at[key] = float(col[j]), j
     #: a balloon extreme whose window has the identity at every time is its allocation extreme again
     balloon_of = {
         "total_balloon_max": ("total", mid, "total_alloc_min_mb"),
         "sql_query_balloon_min": ("sql", query, "sql_query_alloc_peak_mb"),
     }
     for key, val in ext.items():
+        series = spec[key][0]
+        if X[key][1] in marks and np.isfinite(float(P.loc[P["t_min"] == X[key][1], series].iloc[0])):
+            continue  # the paper's extreme is its reading at a 5-minute mark, compared there
         window_gap = None
         if key in balloon_of:
             who, win, alloc_key = balloon_of[key]
             window_gap = gap(who)[win.index.to_numpy()]
+        j = at[key]
+        win = spec[key][1]
+        # a compared 5-minute mark in the window where our series has the extreme's value (the
+        # extreme on a plateau or at the window's edge): the same reading, compared at the mark
+        same = [
+            m for m in sorted(marks)
+            if np.isfinite(float(P.loc[P["t_min"] == m, series].iloc[0]))
+            and len(hit := win.index[np.abs(win["t_min"].to_numpy() - m) < 1e-9])
+            and abs(float(win[series].loc[hit[0]]) - val) <= FIG08_IDENTITY_MB
+        ]  # fmt: skip
         if key in ("total_active_max", "sql_query_active_peak"):
             kind, src = "fitted", S["active"]
         elif X[key][1] <= FIG08_BOOT_MIN:
             kind, src = "fitted", S["boot"]
         elif window_gap is not None and len(window_gap) and bool(np.all(window_gap <= FIG08_IDENTITY_MB)):
             kind, src = "input", S["balloon"].format(alloc=alloc_key)
+        elif same:
+            kind, src = "input", S["same_point"].format(mark=f"{same[0]:g} min", point=f"{series}@{same[0]:g}min")
+        elif key == "total_alloc_min" and j is not None and (ps := pool_source(int(j), "total_shared at that time")):
+            kind, src = "input", ps
         else:
             kind, src = "predicted", ""
         recs.append(Record("fig08", f"{key}_mb", "MB", X[key][0], float(val), kind, src))

@@ -49,6 +49,7 @@ def figure_records(cfg: dict, figures) -> list:
     """Records of ``figures`` (fig02, fig04-fig08) for a full config ``cfg`` (traces generated in
     memory; Figures 4 and 5 from hash-only page tables in a temporary directory,
     :mod:`pagecore.experiments.sharing_figures`)."""
+    from pagecore.config import scenario_section
     from pagecore.sim import scenarios
     from pagecore.synth import scenario
 
@@ -70,7 +71,7 @@ def figure_records(cfg: dict, figures) -> list:
             split = fig07_tau0_split_mb(w["fig07"], sim)
             recs += fig07_records(res.vms, idle, active, w["fig07"]["tau_schedule_min"][-1][0], tau0_split_mb=split)
         else:
-            recs += fig08_records(res.vms, res.host)
+            recs += fig08_records(res.vms, res.host, scenario_section(sim, "fig08", "states"))
     if "fig04" in figures:
         from pagecore.experiments.sharing_figures import fig04_records, fig04_sweep_from_config
 

@@ -107,6 +107,9 @@ rule figures_memory_manager:
         fig06_sampling=scenario_section(config["sim"], "fig06", "sampling"),
         fig07_scenario=config["workloads"]["fig07"],
         fig07_sim=config["sim"],
+        # the free-memory states Figure 8's replay used (its total allocation is the shared memory
+        # again where free memory is held at their level: pagecore.experiments.fig08_pool_gap)
+        fig08_states=scenario_section(config["sim"], "fig08", "states"),
     log:
         "results/logs/figures_memory_manager.log",
     priority: priority_of("figures_memory_manager")

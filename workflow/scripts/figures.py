@@ -129,7 +129,7 @@ def fig08_dynamic_reallocation(key="fig08"):
     vms = read_timeline(snakemake.input.fig08_vms, "vm")
     host = read_timeline(snakemake.input.fig08_host, "host")
     _save(draw(fig08_panels(vms), host, paper.FIG08, paper.FIG08_STATES), key)
-    records = fig08_records(vms, host)
+    records = fig08_records(vms, host, snakemake.params.fig08_states)
     write_records(snakemake.output.fig08_numbers, records)
     err = series_error(records)
     with atomic_path(snakemake.output.fig08_errors) as tmp:

@@ -9,6 +9,7 @@ comparison scores every seed and reports the spread.
 import copy
 
 from pagecore import job_log, write_json_atomic
+from pagecore.config import scenario_section
 from pagecore.experiments import fig06_records, fig07_records, fig07_tau0_split_mb, fig08_records
 from pagecore.sim import PreparedTrace, scenarios
 from pagecore.synth import read_trace, scenario
@@ -37,7 +38,7 @@ with job_log(snakemake):
                 split = fig07_tau0_split_mb(cfg, sim)
                 recs = fig07_records(res.vms, idle, active, cfg["tau_schedule_min"][-1][0], tau0_split_mb=split)
             else:
-                recs = fig08_records(res.vms, res.host)
+                recs = fig08_records(res.vms, res.host, scenario_section(sim, "fig08", "states"))
             out[seed] += [{**r.__dict__, "seed": seed} for r in recs]
             print(f"seed {seed} {name}: {len(recs)} records", flush=True)
         del trace
