@@ -62,12 +62,15 @@ def figures_of(p: Param) -> tuple[str, ...]:
 
 def perturbations(cfg: dict, p: Param, step: float) -> list[tuple[str, dict]] | None:
     """``(label, config)`` for each perturbed value of ``p``: every match × (1 − step) and
-    × (1 + step) (integers rounded), or flags flipped. None when ``p`` has no value it can change
-    (text, lists, mappings, or numbers that scaling leaves equal, such as 0)."""
+    × (1 + step) (integers rounded), or flags flipped; a value chosen among a few readings
+    (:attr:`Param.influence_at_range`) set to each end of its range instead. None when ``p`` has
+    no value it can change (text, lists, mappings, or numbers that scaling leaves equal, such as 0)."""
     vals = lookup(cfg, p.key)
     if not vals:
         return None
-    if all(isinstance(v, bool) for v in vals):
+    if p.influence_at_range and all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals):
+        ends = [(f"={x:g}", with_each(cfg, p.key, lambda old, x=x: type(old)(x))) for x in (p.low, p.high)]
+    elif all(isinstance(v, bool) for v in vals):
         ends = [("flipped", with_each(cfg, p.key, lambda old: not old))]
     elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals):
         ends = [

@@ -13,8 +13,12 @@ fig02    "ballooned = configured": a ballooned VM runs as fast as one configured
          memory (the paper's configured bar), overhead 0 %
 fig04    "linear in the number of VMs" through the fitted points of each series (the run's
          ``synth.fig04.fitted_to``): between two fitted VM counts the straight line joining
-         them (shipped config, shared: 1, 2 and 10 VMs), beyond the last the last segment, and
-         a series fitted only at 1 VM (reclaimed) n times that point, i.e. no sharing between VMs
+         them (shipped config, shared: 1, 2 and 10 VMs), beyond the last the last segment;
+         reclaimed, fitted only at 1 VM: identical guests, each shared content once in every
+         VM, so all but one of its n copies are reclaimed: (1 − 1/n) × the null shared MB
+         (since session 24; before, n × the 1-VM point, which no sharing between VMs gives: a
+         weak null for a figure about sharing between VMs); a series fitted only at 1 VM with
+         no shared series fitted beyond it, n times that point
 fig05    "constant fraction": every host reclaims the mean fraction of the fitted hosts (the
          run's ``fig05.fitted_to``; shipped config: A, B), shared = reclaimed, zero pages the
          mean fraction of the hosts whose zero pages were fitted (B); none fitted: 0
@@ -36,7 +40,8 @@ from pagecore import paper
 
 NULL_MODELS = {
     "fig02": "ballooned = configured (paper's configured bar); overhead 0",
-    "fig04": "linear in #VMs through the fitted points (shipped config, shared: 1, 2, 10 VMs; else n x the 1-VM point)",
+    "fig04": "linear in #VMs through the fitted points (shipped config, shared: 1, 2, 10 VMs); reclaimed = "
+    "(1 - 1/n) x that shared (identical guests: one copy of each content kept)",
     "fig05": "constant fraction: mean reclaimed % of the fitted hosts (shipped config: A, B)",
     "fig06": "estimate = toucher schedule + 15 MB background",
     "fig07": "tau-blind equal split of ~360 MB",
@@ -81,9 +86,18 @@ def _default_fitted() -> dict[str, tuple[str, ...]]:
     return {k: tuple(v) for k, v in fitted_points(default_config()).items()}
 
 
+def _fitted_vms(name: str, fitted, p) -> list[int]:
+    """The VM counts ``name`` was fitted at that the paper has a point at (only those can have
+    calibrated anything), and 1."""
+    return sorted(k for k in set(_points(fitted, int).get(name, [])) | {1} if k > 0 and k in p.index)
+
+
 def _fig04(q: str, fitted) -> float:
     """Linear in #VMs through the fitted points of ``q``'s series (``fitted``: quantity names such
-    as ``shared_mb@2``); a series fitted at no VM count other than 1 is n times its 1-VM point."""
+    as ``shared_mb@2``). The reclaimed MB, fitted at no VM count other than 1 while the shared MB
+    is: (1 − 1/n) × the null's shared MB at n ≥ 2 VMs (the guests are identical, so each shared
+    content is in every VM once and all copies but one are reclaimed). Any other series fitted at
+    no VM count other than 1 is n times its 1-VM point."""
     name, at = _split(q)
     p = paper.FIG04.set_index("vms")
     if name not in p.columns:
@@ -92,8 +106,9 @@ def _fig04(q: str, fitted) -> float:
     if name.endswith("_pct"):
         return one
     n = int(at)
-    # fitted VM counts the paper has a point at (only those can have calibrated anything), and 1
-    vms = sorted(k for k in set(_points(fitted, int).get(name, [])) | {1} if k > 0 and k in p.index)
+    vms = _fitted_vms(name, fitted, p)
+    if name == "reclaimed_mb" and vms == [1] and n >= 2 and len(_fitted_vms("shared_mb", fitted, p)) > 1:
+        return (1.0 - 1.0 / n) * _fig04(f"shared_mb@{n}", fitted)
     pts = [(0, 0.0)] + [(k, float(p.at[k, name])) for k in vms]
     # the segment of fitted points that holds n (the last one beyond the last point)
     i = next((j for j in range(1, len(pts)) if n <= pts[j][0]), len(pts) - 1)
