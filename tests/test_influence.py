@@ -34,7 +34,9 @@ CFG = yaml.safe_load((ROOT / "workflow/config/config.yaml").read_text())
 def test_every_fitted_value_is_a_declared_fit_or_names_its_figures():
     for p in PARAMETERS:
         if p.kind == "fitted":
-            assert bool(p.chosen_on) != (p.key in DECLARED_FITS), p.key
+            # a declared fit names its figure only where it moves another figure's numbers (session 24)
+            crosses = p.key in DECLARED_FITS and set(p.moves) - set(p.chosen_on)
+            assert bool(p.chosen_on) != (p.key in DECLARED_FITS) or (crosses and len(p.chosen_on) == 1), p.key
     rows = {p.key: p for p in PARAMETERS}
     assert all(rows[k].kind == "fitted" for k in DECLARED_FITS)
     assert "workloads.*.vms.*.boot.zero_mb_s" in {p.key for p in chosen()}
