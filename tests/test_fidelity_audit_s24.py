@@ -184,3 +184,25 @@ def test_a_declared_fit_that_moves_another_figure_is_checked_there():
     assert slow in chosen() and slow.chosen_on == ("fig06",) and set(figures_of(slow)) == {"fig06", "fig07", "fig08"}
     for key in set(DECLARED_FITS) - {slow.key}:  # each of the others moves the one figure it is fitted on
         assert rows[key] not in chosen() and len(rows[key].moves) == 1, key
+
+
+def test_unswept_assumptions_that_move_predicted_numbers_are_swept():
+    """Figure 8's split of panel (b) − (c) − (d) among the other three VMs and the traces' seed moved
+    predicted numbers with no sweep (the tornado charts could not show them). Both are swept now:
+    the split over two alternatives that are not numbers, the seed over two other seeds."""
+    from pagecore.config import default_config, default_schema_path, validate_config
+    from pagecore.experiments.provenance import PARAMETERS, lookup, sweep_value_label, swept, swept_config
+    from pagecore.plotting.sensitivity import _shown
+
+    cfg = default_config()
+    rows = {p.key: p for p in swept(("fig06", "fig07", "fig08"))}
+    split, seed = rows["workloads.fig08_fit.split"], rows["workloads.seed"]
+    assert lookup(swept_config(cfg, split, "low"), split.key) == ["equal"]
+    high = swept_config(cfg, split, "high")
+    assert lookup(high, split.key) == [{"exchange": 1.0, "exchange_client": 0.0, "citrix_client": 0.0}]
+    validate_config(high, default_schema_path())  # the schema takes both ends
+    assert [lookup(swept_config(cfg, seed, e), seed.key) for e in ("low", "high")] == [[1], [2]]
+    assert sweep_value_label(split.high) == "exchange:1,exchange_client:0,citrix_client:0"
+    assert sweep_value_label(0.5) == "0.5" and sweep_value_label("equal") == "equal"
+    assert _shown("0.65") == "0.65" and _shown(1088.0) == "1088" and _shown("equal") == "equal"
+    assert all(p.key in {q.key for q in PARAMETERS} for p in rows.values())

@@ -40,8 +40,10 @@ class Param:
     kind: str
     source: str
     moves: tuple[str, ...]
-    low: float | None = None  # sensitivity range (UNCONFIRMED parameters only)
-    high: float | None = None
+    # sensitivity range (UNCONFIRMED parameters only): numbers, or two alternatives of a value that
+    # is not a number (Figure 8's split: a name, or VM -> weight pairs, given as a tuple of pairs)
+    low: float | str | tuple | None = None
+    high: float | str | tuple | None = None
     relative: bool = False  # low and high are factors on each matched value (values that differ per VM)
     #: Figures whose paper values the value was chosen by looking at (kind ``fitted`` only, not a
     #: declared fit): the influence step (:mod:`pagecore.experiments.influence`) makes every
@@ -378,8 +380,11 @@ PARAMETERS: tuple[Param, ...] = (
         "workloads.fig08_fit.split",
         "assumption",
         "how the exchange, exchange_client and citrix_client VMs share panel (b) - (c) - (d): in proportion to their "
-        "max sizes (TEXT); the paper draws only their sum",
+        "max sizes (TEXT); the paper draws only their sum. Swept over two alternatives: evenly (equal), and all of "
+        "it on the Exchange server (the clients at the fit's floor)",
         ("fig08",),
+        "equal",
+        (("exchange", 1.0), ("exchange_client", 0.0), ("citrix_client", 0.0)),
     ),
     Param(
         "workloads.fig08_fit.lead_min",
@@ -486,8 +491,11 @@ PARAMETERS: tuple[Param, ...] = (
         "workloads.seed",
         "assumption",
         "the traces' random draws (page orders, phases, write flags): a fixed seed set before any run was scored; "
-        "comparison.seeds re-run only the simulator on the same traces, so the score's spread does not include it",
+        "comparison.seeds re-run only the simulator on the same traces, so the score's spread does not include it. "
+        "Swept over two other seeds (1 and 2): how much of the score is the traces' own randomness",
         S,
+        1,
+        2,
     ),
     Param(
         "workloads.*.duration_min",
@@ -1142,7 +1150,19 @@ def with_scaled(cfg: dict, key: str, factor: float) -> dict:
 def swept_config(cfg: dict, p: Param, end: str) -> dict:
     """``cfg`` with ``p`` at its ``end`` ("low" or "high") of the sweep."""
     v = p.low if end == "low" else p.high
+    if isinstance(v, tuple):  # VM -> weight pairs (a frozen row cannot hold a dict)
+        v = dict(v)
     return with_scaled(cfg, p.key, v) if p.relative else with_value(cfg, p.key, v)
+
+
+def sweep_value_label(v) -> str:
+    """A sweep end as the tornado chart and tables show it: a number by ``:g``, VM -> weight pairs
+    as ``vm:w,...``, anything else as text."""
+    if isinstance(v, bool) or not isinstance(v, int | float | tuple | dict):
+        return str(v)
+    if isinstance(v, int | float):
+        return f"{v:g}"
+    return ",".join(f"{k}:{w:g}" for k, w in (v.items() if isinstance(v, dict) else v))
 
 
 # ----------------------------------------------------------------------------- completeness

@@ -20,7 +20,7 @@ from pagecore.experiments.memory_manager import (
     fig08_records,
     fit_fig08_active,
 )
-from pagecore.experiments.provenance import Param, swept_config
+from pagecore.experiments.provenance import Param, sweep_value_label, swept_config
 from pagecore.experiments.records import comparison_table
 
 #: The last traces made, by their workload (the influence step and the sweeps change simulator
@@ -134,6 +134,8 @@ def run_param(cfg: dict, p: Param) -> pd.DataFrame:
     rows = []
     for end, value in (("low", p.low), ("high", p.high)):
         s = score(figure_records(swept_config(cfg, p, end), p.moves), cfg["comparison"])
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            value = sweep_value_label(value)  # an alternative that is not a number: its label
         s["param"], s["end"], s["value"], s["relative"] = p.key, end, value, p.relative
         rows.append(s)
     return pd.concat(rows, ignore_index=True)

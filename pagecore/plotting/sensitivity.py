@@ -8,6 +8,15 @@ import numpy as np
 from pagecore.plotting import style
 
 
+def _shown(v) -> str:
+    """A sweep end in a bar's label: a number by ``:g`` (also as read back from a table, text such
+    as "0.5"), else the alternative's label as written (e.g. Figure 8's split, "equal")."""
+    try:
+        return f"{float(v):g}"
+    except (TypeError, ValueError):
+        return str(v)
+
+
 def sensitivity_tornado(table, figure: str):
     """One pair of horizontal bars per parameter that moves ``figure``: the change in median
     |relative error| (percentage points) at the low and the high end of its range against the
@@ -43,7 +52,7 @@ def sensitivity_tornado(table, figure: str):
             )  # fmt: skip
         ax.barh(y + 0.2, [r[1] for r in rows], height=0.4, color="tab:blue", label="low end")
         ax.barh(y - 0.2, [r[2] for r in rows], height=0.4, color="tab:orange", label="high end")
-        ax.set_yticks(y, [f"{r[0]}  [{r[5]}{r[3]:g}, {r[5]}{r[4]:g}]" for r in rows], fontsize=7)
+        ax.set_yticks(y, [f"{r[0]}  [{r[5]}{_shown(r[3])}, {r[5]}{_shown(r[4])}]" for r in rows], fontsize=7)
         ax.axvline(0, color="k", lw=0.8)
         ax.set_xlabel("change in median |relative error| of fitted and predicted numbers vs defaults (points)")
         ax.set_title(f"{figure}: sensitivity to unconfirmed parameters (baseline median error {100 * b:.1f} %)")
