@@ -15,8 +15,8 @@ Parameters (all UNCONFIRMED except ``sample_pages`` and ``period_s``, which are 
 
 ``alpha_slow = 0.27``
     gain of the slow average per period. Fitted to Figure 6: after the zero-page-thread spike
-    the slow line closes 70–75 % of its distance to the new level per 30-s step (reference §3
-    item 4), i.e. gain ≈ 0.25–0.30.
+    the slow line's distance to the new level shrinks by a factor of about 0.70–0.75 per 30-s
+    step (reference §3 item 4), i.e. it closes 25–30 % of it: gain ≈ 0.25–0.30.
 ``alpha_fast = 0.7``
     gain of the fast average (same source: it removes about 70–75 % of the gap per sample).
 ``initial_fraction = 0.0``
