@@ -39,6 +39,16 @@ above the imports, measured at 10^5 and 10^6 VMs), a count job the per-VM counte
 (337 bytes), the gather the per-VM report (1,060 bytes): :data:`MEM_BYTES_PER_VM`, with the
 Snakemake's list (about 70 bytes) and the script's unpickled params on top. Negligible at the full
 size's 1,024 VMs; a million VMs needed about 1 GB more in the gather than its 800 MiB.
+
+The disk holds more than the pages (:func:`disk_bytes`), and with many small VMs far more (session
+25 audit: a run of 8,192 VMs of 2 pages wrote 15 times the pages' estimate). Measured with
+``scatter_table`` and a small ``snakemake bigcount`` (5-digit names, ``L`` = 7 characters; ``D`` is
+the digits of one VM's page count, the widest per-VM counter): every scatter file stores the set's
+VM list in its metadata (``L`` + 4 bytes a VM: 11.0 measured at 10^5 VMs) and each of its row groups
+costs 135–151 bytes of Parquet metadata; a shard's page table holds each VM's name and dictionary
+(36 bytes a VM at one page each); each partition's counts JSON a per-VM row (42 bytes at ``D`` = 1:
+name, 8 counters, one float); the report a per-VM record (378 bytes at ``D`` = 1, indented JSON).
+The constants below are those measures with a margin of at least 20 % and the widest float.
 """
 
 from __future__ import annotations
@@ -53,6 +63,11 @@ from pagecore.errors import ConfigError
 PAGES_PER_MB = 256
 #: bytes on disk per page, shard table + scattered table, measured 8.1 + 8.0, with 24 % margin
 DISK_BYTES_PER_PAGE = 20
+#: bytes on disk per VM of the set in its shard's page table (name, dictionary; measured 36)
+DISK_BYTES_PER_VM_TABLE = 48
+#: bytes per row group (one per partition) of each scatter file (measured 135-151), and per file
+DISK_BYTES_PER_ROW_GROUP = 192
+DISK_BYTES_PER_FILE = 8192
 #: peak resident bytes per page of one job, by stage (see the module docstring)
 MEM_BYTES_PER_PAGE = {"shard": 360, "scatter": 51, "count": 36}
 #: peak resident bytes per VM of the set of one job, by stage (see the module docstring)
@@ -72,14 +87,30 @@ def total_pages(big: Mapping) -> int:
     return big["vms"] * _pages_per_vm(big)
 
 
+def _shards(big: Mapping) -> int:
+    return -(-big["vms"] // big.get("vms_per_shard", big["vms"]))
+
+
 def disk_bytes(big: Mapping) -> int:
-    """Bytes of temporary files the run may hold at once (all shards and all scattered tables).
+    """Bytes the run may hold at once under ``results/bigcount/``: all shards and all scattered
+    tables (temporary), every partition's counts and the report.
 
     Snakemake deletes a shard as soon as its scatter job is done and the scattered tables once
     every count job is done, but the scheduler may write every shard first, so the estimate is
-    the sum of both.
+    the sum of all. Besides the pages (:data:`DISK_BYTES_PER_PAGE`), each scatter file holds the
+    set's VM list and one row group per partition, and each counts file and the report a row per
+    VM (module docstring): with many small VMs these are most of it.
     """
-    return total_pages(big) * DISK_BYTES_PER_PAGE
+    vms, shards, parts = big["vms"], _shards(big), 1 << big["partition_bits"]
+    name = len(f"vm{vms:05d}")  # the longest name (workflow/rules/common.smk bigcount_vm_names)
+    digits = len(str(max(1, _pages_per_vm(big))))
+    tables = total_pages(big) * DISK_BYTES_PER_PAGE + vms * DISK_BYTES_PER_VM_TABLE + 2 * shards * DISK_BYTES_PER_FILE
+    scatter = shards * (vms * (name + 6) + parts * DISK_BYTES_PER_ROW_GROUP)
+    # per VM: name and quotes; 8 counters of up to `digits` digits with ", "; one float (<= 24 chars)
+    counts = parts * (vms * (name + 8 * digits + 50) + DISK_BYTES_PER_FILE)
+    # per VM: the name twice, 7 counters, 3 floats and their keys, indented (378 measured at 1 digit)
+    report = vms * (2 * name + 8 * digits + 460) + parts * 64 + DISK_BYTES_PER_FILE
+    return tables + scatter + counts + report
 
 
 def _most_in_one(g: int, parts: int) -> int:
