@@ -23,7 +23,7 @@ def test_full_size_counts_a_billion_pages_and_needs_tens_of_gb():
 
 
 def test_disk_estimate_holds_the_vm_list_of_every_scatter_file():
-    """Session 25 audit: each of 4,096 scatter files holds the list of 262,144 VMs (3.1 MB a file,
+    """Issue 18 audit C: each of 4,096 scatter files holds the list of 262,144 VMs (3.1 MB a file,
     measured), 12.6 GB that the estimate by pages alone (1.34 GB) left out."""
     big = {"vms": 262_144, "mem_mb": 1, "vms_per_shard": 64, "partition_bits": 6}
     assert bigplan.disk_bytes(big) > 4096 * 3_082_185 + 64 * 262_144 * 42 + 262_144 * 378

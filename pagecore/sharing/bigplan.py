@@ -40,8 +40,8 @@ above the imports, measured at 10^5 and 10^6 VMs), a count job the per-VM counte
 Snakemake's list (about 70 bytes) and the script's unpickled params on top. Negligible at the full
 size's 1,024 VMs; a million VMs needed about 1 GB more in the gather than its 800 MiB.
 
-The disk holds more than the pages (:func:`disk_bytes`), and with many small VMs far more (session
-25 audit: a run of 8,192 VMs of 2 pages wrote 15 times the pages' estimate). Measured with
+The disk holds more than the pages (:func:`disk_bytes`), and with many small VMs far more (issue 18
+audit C: a run of 8,192 VMs of 2 pages wrote 15 times the pages' estimate). Measured with
 ``scatter_table`` and a small ``snakemake bigcount`` (5-digit names, ``L`` = 7 characters; ``D`` is
 the digits of one VM's page count, the widest per-VM counter): every scatter file stores the set's
 VM list in its metadata (``L`` + 4 bytes a VM: 11.0 measured at 10^5 VMs) and each of its row groups

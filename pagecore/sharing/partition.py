@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from pagecore._util import atomic_path
 from pagecore.errors import InputError
-from pagecore.pages.tables import check_same_hashes, page_table_metadata, read_page_table
+from pagecore.pages.tables import check_same_hashes, page_table_metadata, read_page_table, vm_index_dtype
 from pagecore.sharing.counts import SharingCounts, count_sharing
 
 SCATTER_SCHEMA = pa.schema(
@@ -179,9 +179,15 @@ def count_partition(scatter_paths: Sequence[str | os.PathLike], p: int, **kw) ->
     if not 0 <= p < metas[0]["partitions"]:
         raise ValueError(f"partition {p} out of range 0..{metas[0]['partitions'] - 1}")
     kw.setdefault("hash_bits", min(int(m.get("hash_bits") or 64) for m in metas))
+    # the VM index in the dtype `share` hands the counter (compact_vm_index: uint8 up to 256 VMs,
+    # uint16 up to 65,536), not the file's uint32: one kernel signature for every caller, and 2-3
+    # bytes a page less for the counter to read (issue 18 audit C: bigcount ran another signature
+    # than the one `pagecore bench count` measures)
+    dt = vm_index_dtype(len(names))
     if len(scatter_paths) == 1:  # one row group: count NumPy views of its Arrow columns
         t = pq.ParquetFile(scatter_paths[0]).read_row_group(p)
-        h, vm = (t[c].to_numpy() for c in ("hash", "vm"))  # no copy of a single chunk
+        h = t["hash"].to_numpy()  # no copy of a single chunk
+        vm = _checked_vm(t["vm"].to_numpy(), len(names), scatter_paths[0]).astype(dt, copy=False)
         counts = count_sharing(h, t["zero"].to_numpy(zero_copy_only=False), vm, names, **kw)
         counts.partition = (p, metas[0]["partitions"])
         return counts
@@ -192,7 +198,7 @@ def count_partition(scatter_paths: Sequence[str | os.PathLike], p: int, **kw) ->
     n = sum(int(m["rows"][p]) for m in metas)
     h = np.empty(n, np.uint64)
     z = np.empty(n, np.bool_)
-    vm = np.empty(n, np.uint32)
+    vm = np.empty(n, dt)
     at = 0
     for s, m in zip(scatter_paths, metas, strict=True):
         t = pq.ParquetFile(s).read_row_group(p)
@@ -201,13 +207,20 @@ def count_partition(scatter_paths: Sequence[str | os.PathLike], p: int, **kw) ->
             raise InputError(s, f"row group {p} holds {k:,} rows, its metadata says {int(m['rows'][p]):,}")
         h[at : at + k] = t["hash"].to_numpy()
         z[at : at + k] = t["zero"].to_numpy(zero_copy_only=False)
-        vm[at : at + k] = t["vm"].to_numpy()
+        vm[at : at + k] = _checked_vm(t["vm"].to_numpy(), len(names), s)  # in range, so the cast is exact
         at += k
         del t
     pa.default_memory_pool().release_unused()  # the last row group's buffers, before the scratch
     counts = count_sharing(h, z, vm, names, **kw)
     counts.partition = (p, metas[0]["partitions"])
     return counts
+
+
+def _checked_vm(vm: np.ndarray, nvm: int, path) -> np.ndarray:
+    """``vm`` if every index names a VM of the set's list (a narrower dtype would wrap the others)."""
+    if len(vm) and int(vm.max()) >= nvm:
+        raise InputError(path, f"VM index {int(vm.max()):,} is beyond the set's {nvm:,} VMs")
+    return vm
 
 
 def save_counts(counts: SharingCounts, path: str | os.PathLike) -> None:
