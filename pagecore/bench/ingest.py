@@ -168,9 +168,7 @@ def _ingest(path: Path, threads: int, chunk_pages: int) -> int:
     from pagecore.pages.ingest import hashed_chunks
 
     n = 0
-    with open_dump(path, chunk_pages=chunk_pages) as r:
-        if hasattr(r, "threads"):
-            r.threads = threads
+    with open_dump(path, chunk_pages=chunk_pages, threads=threads) as r:  # as hash_dump opens it
         for c, _, _ in hashed_chunks(r, threads=threads, pages_used=False):
             n += len(c)
     return n
@@ -181,9 +179,7 @@ def _read(path: Path, threads: int, chunk_pages: int) -> int:
     from pagecore.dumps import open_dump
 
     n = 0
-    with open_dump(path, chunk_pages=chunk_pages) as r:
-        if hasattr(r, "threads"):
-            r.threads = threads
+    with open_dump(path, chunk_pages=chunk_pages, threads=threads) as r:  # as hash_dump opens it
         for c in r:
             n += len(c)
     return n

@@ -139,6 +139,7 @@ def open_dump(
     *,
     chunk_pages: int = DEFAULT_CHUNK_PAGES,
     skip_bad_pages: bool = False,
+    threads: int | None = None,
 ) -> DumpReader:
     """Open a guest memory dump for streaming.
 
@@ -155,6 +156,10 @@ def open_dump(
         truncated compressed pages and missing descriptors; for ELF and LiME, segment data
         cut off by a truncated file; for raw images (no per-page structure), a trailing
         partial page. Malformed headers are always an error.
+    threads : int, optional
+        Decoding threads of a reader that decodes on several (kdump: its ``threads``); None or 0
+        is the reader's default (kdump: every usable CPU). ``pagecore hash --threads`` and
+        ``pagecore bench ingest --threads`` pass theirs here.
 
     Returns
     -------
@@ -172,7 +177,12 @@ def open_dump(
             f"unknown dump format {format!r}",
             expected="auto or one of " + ", ".join(sorted(READERS)),
         ) from None
-    return reader(Path(path), chunk_pages=chunk_pages, skip_bad_pages=skip_bad_pages)
+    r = reader(Path(path), chunk_pages=chunk_pages, skip_bad_pages=skip_bad_pages)
+    if threads and hasattr(r, "threads"):
+        from pagecore._jit import resolve_threads
+
+        r.threads = resolve_threads(threads)  # at most the cores, as the hash's threads
+    return r
 
 
 __all__ = [

@@ -58,7 +58,8 @@ def hash_dump(
     compress = tuple(dict.fromkeys(compress))
     if compress:  # imported only when asked for: its Numba kernels cost start-up (issue 18)
         from pagecore.pages.compress import ChunkSizer, page_table_columns, page_table_fields
-    with open_dump(dump, format, chunk_pages=chunk_pages, skip_bad_pages=skip_bad_pages) as reader:
+    # the reader's decoding threads too: kdump decoded on every CPU whatever --threads said (audit C)
+    with open_dump(dump, format, chunk_pages=chunk_pages, skip_bad_pages=skip_bad_pages, threads=threads) as reader:
         bar = progress(reader.pages_hint, desc=f"hash {vm}") if show_progress else None
         sizer = ChunkSizer(compress, threads) if compress else None
         fields = page_table_fields(compress) if compress else ()
