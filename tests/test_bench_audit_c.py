@@ -46,3 +46,65 @@ def test_hash_dump_decodes_kdump_on_the_threads_it_is_given(tmp_path, monkeypatc
         assert cmd == bench == {main}  # decoded inline, in the calling thread
     else:
         assert cmd and bench and all(n.startswith("kdump") for n in cmd | bench)  # the pool of 2
+
+
+def _cli(*args, **kw):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "pagecore", *args], capture_output=True, text=True, timeout=300, **kw)
+
+
+def test_bench_count_refuses_a_run_that_cannot_fit_before_making_pages(monkeypatch):
+    """``--pages 1e9`` on a 24 GiB machine met the OOM killer after making the pages (27.5 bytes a
+    page measured at 500 M); now one line before anything is made."""
+    from pagecore import bench
+    from pagecore.bench import count
+    from pagecore.errors import PagecoreError
+
+    made = []
+    monkeypatch.setattr(count, "make_pages", lambda *a, **k: made.append(a))
+    monkeypatch.setattr(bench, "mem_available", lambda: 2 * 10**9)
+    with pytest.raises(PagecoreError) as e:
+        count.main(["--pages", "1e8", "--no-salts"])
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("bench count --pages 100,000,000 --vms 100 needs about 3.3 GiB")
+    assert not made
+    # what the measured 500 M run peaked at is within what the check asks for
+    assert 13.77e9 < count.count_memory(500_000_000, 100) < 1.3 * 13.77e9
+
+
+def test_bench_count_one_line_at_the_cli_for_too_many_pages():
+    need = 32 * (2**31 - 1)
+    from pagecore.bench import mem_available
+
+    if mem_available() > need:
+        pytest.skip("this machine has the memory for 2**31 - 1 pages")
+    proc = _cli("bench", "count", "--pages", str(2**31 - 1))
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("pagecore: error: bench count --pages 2,147,483,647")
+
+
+@pytest.mark.parametrize(
+    ("vms", "words"),
+    [("3000000000", "--vms: at most 2**31 - 1 VMs"), ("11", "--vms: 11 VMs of 10 pages leave VMs of no page")],
+)
+def test_bench_count_refuses_vms_it_cannot_count(vms, words):
+    """``--pages 10 --vms 3000000000`` spent 31 s and 5.5 GB making names before "out of memory"."""
+    proc = _cli("bench", "count", "--pages", "10", "--vms", vms)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert words in proc.stderr.strip().splitlines()[-1]
+
+
+def test_bench_count_says_when_the_salted_rows_are_skipped(monkeypatch, capsys):
+    """The salted rows were dropped silently when memory was short; the table did not say so."""
+    from pagecore.bench import count
+
+    monkeypatch.setattr(count, "mem_available", lambda: 1000)
+    rows = count.bench_count(2000, vms=4, repeat=1, threads=1, warm=1)
+    assert not any("salts" in r["method"] for r in rows)
+    assert "salted rows skipped: they need about" in capsys.readouterr().out
+    monkeypatch.setattr(count, "mem_available", lambda: 10**12)
+    rows = count.bench_count(2000, vms=4, repeat=1, threads=1, warm=1)
+    assert any("salts" in r["method"] for r in rows)
+    assert "skipped" not in capsys.readouterr().out

@@ -33,6 +33,27 @@ import numpy as np
 from pagecore._argtypes import nonneg_int, positive_int
 from pagecore.bench import mem_available, paired_ratio, timed, whole_number
 
+# ----------------------------------------------------------------------------- memory
+#: peak resident bytes of a run per page and per VM, and before the pages (imports), without the
+#: salted rows: measured with /usr/bin/time at 5 M and 10 M pages (27.7 bytes a page; the
+#: README's 500 M run peaked at 13.77 GB, 27.5) and at 2 M pages over 10^6 VMs (1,410 bytes a VM
+#: above 100 VMs: names, per-VM counters and the counts' dictionaries), with margins
+COUNT_BYTES_PER_PAGE = 32
+COUNT_BYTES_PER_VM = 1600
+COUNT_BASE_BYTES = 320 << 20
+#: free memory the salted rows need beside the rest, per page (measured 8 bytes a page more at
+#: 10 M pages; numpy.unique's turn comes while the salts are held)
+SALT_BYTES_PER_PAGE = 40
+
+
+def count_memory(n: int, vms: int) -> int:
+    """Bytes a :func:`bench_count` run of ``n`` pages over ``vms`` VMs needs, without the salted
+    rows (measured with uint8 VM indices; wider ones, over 256 VMs, cost their extra bytes twice)."""
+    from pagecore.pages.tables import vm_index_dtype
+
+    per_page = COUNT_BYTES_PER_PAGE + 2 * (np.dtype(vm_index_dtype(vms)).itemsize - 1)
+    return per_page * n + COUNT_BYTES_PER_VM * vms + COUNT_BASE_BYTES
+
 
 # ----------------------------------------------------------------------------- inputs
 def make_pages(n: int, vms: int = 100, *, seed: int = 0, shared_fraction: float = 0.6, zero_fraction: float = 0.05):
@@ -105,7 +126,15 @@ def bench_count(
     salt = None
     # salt 8 + records 8 bytes per page (salts of VMs: no salt scratch), and the salts stay while
     # numpy.unique takes its turn (its sorted copy and outputs, up to 24 bytes per page)
-    if salts and mem_available() > n * 40:
+    if salts and mem_available() <= n * SALT_BYTES_PER_PAGE:
+        from pagecore.bench import _size
+
+        print(
+            f"salted rows skipped: they need about {_size(n * SALT_BYTES_PER_PAGE)} more memory, "
+            f"{_size(mem_available())} is available (give fewer --pages, or --no-salts to say so)",
+            flush=True,
+        )
+    elif salts:
         # share --salting 2 with pairs of VMs sharing a salt: the second count_sharing call
         dom = salt_domains(names, 2, {nm: str(i // 2) for i, nm in enumerate(names)})
         salt = dom[vm]
@@ -303,7 +332,9 @@ def main(argv: list[str] | None = None) -> int:
         default=[5_000_000],
         help="numbers of hashes to count, e.g. 50e6 500e6 (default 5e6: under a minute)",
     )
-    p.add_argument("--vms", type=positive_int, default=100, help="VMs the pages belong to (default 100)")
+    p.add_argument(
+        "--vms", type=positive_int, default=None, help="VMs the pages belong to (default 100, or --pages if fewer)"
+    )
     p.add_argument(
         "--repeat",
         type=positive_int,
@@ -330,8 +361,20 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.pages:  # count_sharing's limit per call, before making the pages
         if n >= 1 << 31:
             p.error(f"argument --pages: at most 2**31 - 1 pages per count (larger sets: bigcount), got {n:,}")
+    vms_given = args.vms is not None
+    args.vms = args.vms if vms_given else 100
+    if args.vms >= 1 << 31:  # count_sharing's limit, refused only after the names were made
+        p.error(f"argument --vms: at most 2**31 - 1 VMs, got {args.vms:,}")
+    if vms_given and args.vms > min(args.pages):
+        p.error(f"argument --vms: {args.vms:,} VMs of {min(args.pages):,} pages leave VMs of no page; give fewer")
+    from pagecore.bench import check_memory
+
+    # before the pages are made: 1e9 pages met the OOM killer (or a late MemoryError) instead
+    n = max(args.pages)
+    what = f"bench count --pages {n:,} --vms {args.vms:,}"
+    check_memory(count_memory(n, args.vms), what, "give fewer --pages or --vms")
     if args.verify:
-        from pagecore.bench import check_dir, check_disk, check_memory
+        from pagecore.bench import check_dir, check_disk
 
         tmpdir = check_dir("--tmpdir", args.tmpdir)
         size = args.verify_mib * (1 << 20)
@@ -343,8 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.tmpdir is not None:
         p.error("argument --tmpdir: only --verify writes a dump; give it with --verify")
     for n in args.pages:
-        rows = bench_count(n, args.vms, args.repeat, args.seed, not args.no_salts, args.threads, args.warm)
-        print_count(n, args.vms, rows, args.repeat, args.warm)
+        vms = args.vms if vms_given else min(args.vms, n)  # the default: no VM of no page
+        rows = bench_count(n, vms, args.repeat, args.seed, not args.no_salts, args.threads, args.warm)
+        print_count(n, vms, rows, args.repeat, args.warm)
     if args.verify:
         r = bench_share(args.verify_mib, args.repeat, args.seed, args.tmpdir, args.threads)
         print_share(args.verify_mib, r, args.repeat)
