@@ -108,3 +108,39 @@ def test_bench_count_says_when_the_salted_rows_are_skipped(monkeypatch, capsys):
     rows = count.bench_count(2000, vms=4, repeat=1, threads=1, warm=1)
     assert any("salts" in r["method"] for r in rows)
     assert "skipped" not in capsys.readouterr().out
+
+
+def test_whole_process_alternates_cat_and_hash_and_prints_the_paired_ratio(monkeypatch, tmp_path, capsys):
+    """``bench hash --whole-process`` ran ``cat`` all its repeats, then ``pagecore hash`` all of its,
+    and divided the best of each: a fast period of the host could meet a slow one. Now they take
+    turns and the median of the ratios within a round is printed beside the best-of ratio."""
+    from pathlib import Path
+
+    from pagecore.bench import wholeproc
+
+    order, times = [], iter([(1.0, 0.5), (2.0, 2.0), (1.0, 0.5), (4.0, 4.0), (3.0, 0.5), (3.0, 3.0)])
+    keep = tmp_path / "keep.raw"
+
+    def child(cmd, stdout=None, env=None):
+        if "-o" in cmd:
+            Path(cmd[cmd.index("-o") + 1]).write_bytes(b"")
+        kind = "cat" if cmd[0] == "cat" else "hash" if str(keep) in cmd else None
+        if kind is None:
+            return (0.01, 0.01)
+        order.append(kind)
+        return (0.01, 0.01) if len(order) == 1 else next(times)  # the first cat fills the page cache
+
+    keep = tmp_path / "keep.raw"
+    keep.write_bytes(b"\0" * 8192)
+    monkeypatch.setattr(wholeproc, "run_child", child)
+    monkeypatch.setattr(wholeproc, "kernel_status", lambda env: "stub")
+    monkeypatch.setattr(wholeproc, "resident_fraction", lambda p: 1.0)
+    monkeypatch.setattr(wholeproc, "imports_and_kernel", lambda env, repeat: (0.1, 0.01))
+    monkeypatch.setattr(wholeproc, "parquet_1m_rows", lambda d: (0.1, 0.1))
+    r = wholeproc.bench_whole_process(8192, repeat=3, tmpdir=tmp_path, keep=keep)
+    assert order[1:] == ["cat", "hash"] * 3, order
+    assert r["cat"] == (1.0, 0.5) and r["hash"] == (2.0, 2.0)
+    assert wholeproc.print_whole_process(r, 3) is True
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("pagecore hash FILE"))
+    best_of, pair = (float(v) for v in line.split()[-2:])
+    assert best_of == 0.5 and pair == 0.5  # rounds: 1/2, 1/4, 3/3 -> median 0.5; best 1/2
