@@ -144,3 +144,26 @@ def test_whole_process_alternates_cat_and_hash_and_prints_the_paired_ratio(monke
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("pagecore hash FILE"))
     best_of, pair = (float(v) for v in line.split()[-2:])
     assert best_of == 0.5 and pair == 0.5  # rounds: 1/2, 1/4, 3/3 -> median 0.5; best 1/2
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bench_ingest_measures_at_one_thread_keep_the_serial_decoder(threads):
+    """With ``--threads 1`` the pool variant was named as the serial measure (``zlib decode 1T``)
+    and replaced it: the 1-thread baseline then carried the pool's overhead. At one thread the
+    serial call is the only measure; above, each variant has its own name."""
+    from pagecore.bench.ingest import _codec_blobs, _codec_measures, _kernel_measures
+    from pagecore.dumps import _pagecodec
+
+    class NoPool:  # the serial measures never touch the pool
+        def map(self, *a):
+            raise AssertionError("the 1-thread measure ran on the pool")
+
+        submit = map
+
+    blobs = _codec_blobs(guest_like_pages(300, seed=4), "zlib")
+    codec = _codec_measures(blobs, "zlib", threads, NoPool())
+    kern = _kernel_measures(blobs, _pagecodec.inflate_pages, "k", threads, NoPool())
+    want = ["1T"] if threads == 1 else ["1T", f"{threads}T"]
+    assert [k.split()[-1] for k in codec] == want and [k.split()[-1] for k in kern] == want
+    codec["zlib decode 1T"]()
+    kern["k 1T"]()
