@@ -26,7 +26,9 @@ SCRIPT = ROOT / "workflow/profiles/slurm/local-cluster.sh"
 pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 
 # a few VMs of a few MB: 2 shards, 4 partitions -> 2 + 2 + 4 SLURM jobs and a local gather
-BIG = {"vms": 4, "mem_mb": 8, "vms_per_shard": 2, "partition_bits": 2, "seed": 7}
+#: large enough VMs that every stage asks SLURM for its own memory (at 8 MB a VM every stage asked
+#: 801 MiB, so the memory assertion below could not fail: audit C), still seconds of work a job
+BIG = {"vms": 4, "mem_mb": 512, "vms_per_shard": 2, "partition_bits": 2, "seed": 7}
 
 
 def _script(cmd: str, timeout: float) -> subprocess.CompletedProcess:
@@ -76,6 +78,27 @@ def _bigcount(workdir: Path, env: dict, *extra: str) -> subprocess.CompletedProc
     return proc
 
 
+def _rule_mem_mb() -> dict[str, int]:
+    """Each stage's memory as workflow/rules/common.smk's bigcount_mem_mb asks it; the count jobs'
+    with the Figure 4 model's content classes (and unlike a count job that ignored them)."""
+    from pagecore.sharing.bigplan import job_mem_mb
+    from pagecore.synth import Fig04Model
+
+    fig04 = yaml.safe_load((ROOT / "workflow/config/config.yaml").read_text())["synth"]["fig04"]
+    model = Fig04Model(mem_mb=BIG["mem_mb"], variants=fig04["variants"], seed=BIG["seed"], **fig04["fractions"])
+    out = {stage: job_mem_mb(BIG, stage) for stage in ("shard", "scatter", "gather")}
+    out["count"] = job_mem_mb(BIG, "count", classes=model.content_classes(BIG["vms"]))
+    out["count without classes"] = job_mem_mb(BIG, "count")
+    return out
+
+
+def test_the_expected_job_memory_tells_the_stages_apart():
+    """Runs without SLURM: the sizes above give each stage, and a count job without the content
+    model's classes, a memory request of its own."""
+    want = _rule_mem_mb()
+    assert len(set(want.values())) == len(want), want
+
+
 def test_bigcount_through_slurm_equals_local_run(slurm, tmp_path):
     local = tmp_path / "local"
     t0 = time.perf_counter()
@@ -105,12 +128,14 @@ def test_bigcount_through_slurm_equals_local_run(slurm, tmp_path):
     per_rule = {r: len(list((logs / f"rule_{r}").rglob("*.log"))) for r in ("bigcount_shard", "bigcount_scatter")}
     per_rule["bigcount_count"] = len(list((logs / "rule_bigcount_count").rglob("*.log")))
     assert per_rule == {"bigcount_shard": 2, "bigcount_scatter": 2, "bigcount_count": 4}, per_rule
-    # ... and each asked SLURM for the memory bigplan estimates, not the profile's default
-    from pagecore.sharing.bigplan import job_mem_mb
-
+    # ... and each asked SLURM for the memory bigplan estimates, as the rules compute it (common.smk
+    # bigcount_mem_mb: the count jobs with the content model's classes), not the profile's default
     out = proc.stdout + proc.stderr
+    want_mb = _rule_mem_mb()
+    assert len(set(want_mb.values())) == len(want_mb), want_mb  # the stages are told apart
     for stage in ("shard", "scatter", "count"):
-        assert f"mem_mb={job_mem_mb(BIG, stage)}," in out, stage
+        assert f"mem_mb={want_mb[stage]}," in out, (stage, want_mb)
+    assert f"mem_mb={want_mb['count without classes']}," not in out, want_mb
     assert "mem_mb=4000," not in out
     # temporary page tables are gone on the shared file system, as in a local run
     for d in ("pages", "scatter"):
