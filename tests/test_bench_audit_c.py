@@ -167,3 +167,31 @@ def test_bench_ingest_measures_at_one_thread_keep_the_serial_decoder(threads):
     assert [k.split()[-1] for k in codec] == want and [k.split()[-1] for k in kern] == want
     codec["zlib decode 1T"]()
     kern["k 1T"]()
+
+
+def test_bench_ingest_names_its_measures_honestly_at_one_thread(capsys, tmp_path):
+    """The "raw map only" line described a mapped reader's cost, but ``pagecore hash`` reads raw,
+    ELF and LiME by pread; and at ``--threads 1`` each decoder had one line, the pool's."""
+    from pagecore.bench.ingest import main
+
+    assert main(["--mib", "1", "--repeat", "1", "--threads", "1", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "raw map only" not in out and "raw mmap, 1 byte a page" in out
+    names = [line.split("  ")[0] for line in out.splitlines()]
+    assert names.count("zlib decode 1T") == 1 and names.count("zlib decode libz-kernel 1T") == 1, out
+
+
+def test_bench_hash_refuses_mib_with_whole_process():
+    """``--mib N --whole-process S`` ignored --mib without a word."""
+    proc = _cli("bench", "hash", "--mib", "4", "--whole-process", "8M")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "argument --mib: not used with --whole-process" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_bench_quickstart_unknown_revision_is_one_line(tmp_path):
+    """``--rev nosuch`` printed git's own lines and a CalledProcessError repr, after cloning."""
+    proc = _cli("bench", "quickstart", "--rev", "nosuch-rev-1234", "--workdir", str(tmp_path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "CalledProcessError" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pagecore: error: bench quickstart --rev nosuch-rev-1234: no such")
+    assert list(tmp_path.iterdir()) == []  # nothing cloned

@@ -95,7 +95,10 @@ def test_a_whole_run_on_a_made_up_repository(tmp_path):
     bad = _fake_repo(tmp_path / "bad", "echo working && echo broken >&2 && false")
     with pytest.raises(RuntimeError, match=r"(?s)failed \(exit 1\).*broken"):
         qs.run_one(bad, "HEAD", work, log=lambda m: None)
-    assert qs.main(["--repo", str(tmp_path / "missing"), "--workdir", str(work)]) == 1
+    # refused before any clone, in one line (audit C: a bad --rev printed a CalledProcessError repr)
+    assert qs.main(["--repo", str(tmp_path / "missing"), "--workdir", str(work)]) == 2
+    assert qs.main(["--repo", str(bad), "--rev", "nosuch", "--workdir", str(work)]) == 2
+    assert list(work.iterdir()) == []
 
 
 def test_report_of_a_run_with_compilations():

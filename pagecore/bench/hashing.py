@@ -74,7 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["hash"]:
         argv = argv[1:]
     p = argparse.ArgumentParser(prog="pagecore bench hash", description=__doc__.split("\n\n")[0])
-    p.add_argument("--mib", type=positive_int, default=512, help="buffer size in MiB (default 512; larger than caches)")
+    p.add_argument(
+        "--mib",
+        type=positive_int,
+        default=None,
+        help="buffer size in MiB (default 512; larger than caches; not with --whole-process, whose SIZE is the dump's)",
+    )
     p.add_argument(
         "--repeat",
         type=positive_int,
@@ -90,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--tmpdir", default=None, help="where --whole-process writes its dump (default: system temp)")
     args = p.parse_args(argv)
+    if args.whole_process and args.mib is not None:  # it was ignored without a word
+        p.error("argument --mib: not used with --whole-process, whose SIZE is the dump's size; give one of them")
+    args.mib = 512 if args.mib is None else args.mib
     if args.whole_process:
         from pagecore.bench.wholeproc import bench_whole_process, check_whole_process, print_whole_process
 

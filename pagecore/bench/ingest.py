@@ -13,9 +13,13 @@ GB/s of guest page data, wall and CPU seconds (all threads of this process), for
 * ``read bandwidth``: ``numpy.sum`` over the pages in memory (one thread reading every byte);
 * ``hash only``: the page hash on the in-memory pages, all threads, in one call; and
   ``hash only, chunked``: the same in calls of ``--chunk-pages`` pages, as ingest makes them;
-* ``raw map only``: the raw file mapped as the readers map it and one byte of every page
-  touched: the kernel's share of what a mapped reader costs (it depends on how large the page
-  cache's folios are);
+* ``raw mmap, 1 byte a page``: the raw file mapped read-only (``MADV_SEQUENTIAL``) and one byte
+  of every page touched: the kernel's share of reading a dump through a mapping (it depends on
+  how large the page cache's folios are). ``pagecore hash`` no longer pays it for raw, ELF and
+  LiME: their ``ingest+hash`` reads the file by ``pread`` into the hashing threads' buffers
+  (:func:`~pagecore.pages.hashing.hash_file_start`); the mapping is the path of ``pagecore hash
+  --compress`` (which reads the chunks' pages) and of the kdump readers' raw pages. A reference,
+  not any reader's baseline;
 * ``<format> ingest+hash``: ``open_dump`` + the page hash over every chunk as ``pagecore hash``
   does it (:func:`~pagecore.pages.ingest.hashed_chunks`, ``--chunk-pages`` defaults to the
   CLI's), Parquet writing excluded (see ``pagecore bench hash --whole-process`` for that);
@@ -44,8 +48,9 @@ reader runs (``libz-kernel`` for zlib, ``kernel`` for snappy, lzo and zstd; ``CO
 and zstd where their libraries are missing);
 for the uncompressed formats (raw, ELF, LiME), whose "decoding" is getting the file's bytes, the
 better of ``hash only`` (hashing pages that are already in memory: the ceiling for anything
-that must hash every page) and ``read bandwidth`` -- so the kernel's cost of mapping the page
-cache into the process counts against the reader, not against the baseline. Ratios against
+that must hash every page) and ``read bandwidth`` -- so the cost of getting the page cache's
+bytes into the process (``pread`` for ``pagecore hash``) counts against the reader, not against
+the baseline. Ratios against
 ``hash only, chunked`` are printed too, and every ratio is also given in CPU terms (the
 baseline's CPU seconds over the reader's: steadier than wall time on a shared machine, where a
 2-thread measure may get one core or two). Each measure's wall and CPU seconds are the least of
@@ -151,7 +156,9 @@ def _as_read_from_disk(path: Path) -> float:
 
 
 def _map_only(path: Path) -> None:
-    """Map ``path`` as the readers do (read-only, ``MADV_SEQUENTIAL``) and touch every page."""
+    """Map ``path`` read-only (``MADV_SEQUENTIAL``, as :class:`~pagecore.dumps.base.MmapReader` maps
+    it for ``pagecore hash --compress``) and touch every page; ``pagecore hash`` without
+    ``--compress`` reads raw, ELF and LiME files by ``pread`` instead."""
     with open(path, "rb") as fh:
         mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         if hasattr(mm, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
@@ -339,7 +346,7 @@ def bench_ingest(
             "read bandwidth": lambda: words.sum(),
             "hash only": lambda: hash_pages(pages, threads=threads, out=out),
             "hash only, chunked": hash_chunked,
-            "raw map only": lambda: _map_only(files["raw"]),
+            "raw mmap, 1 byte a page": lambda: _map_only(files["raw"]),
         }
         for name, path in files.items():
             _ingest(path, threads, chunk_pages)  # first run: Numba kernels load outside the timing

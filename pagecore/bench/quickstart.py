@@ -308,11 +308,26 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"pagecore bench quickstart: {problem}", file=sys.stderr)
         return 2
+    # the repository and every revision, before any clone: --rev nosuch printed git's lines and a
+    # CalledProcessError repr
+    if subprocess.run(["git", "-C", str(repo), "rev-parse", "--git-dir"], capture_output=True).returncode != 0:
+        print(f"pagecore: error: bench quickstart --repo {repo}: not a git repository", file=sys.stderr)
+        return 2
+    for rev in a.rev or ["HEAD"]:
+        proc = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", "--end-of-options",
+                               f"{rev}^{{commit}}"], capture_output=True, text=True)  # fmt: skip
+        if proc.returncode != 0:
+            print(f"pagecore: error: bench quickstart --rev {rev}: no such revision in {repo}", file=sys.stderr)
+            return 2
     runs = []
     for rev in a.rev or ["HEAD"]:
         try:
             r = run_one(repo, rev, a.workdir, a.keep, log=lambda m: print(m, flush=True))
-        except (RuntimeError, subprocess.CalledProcessError, ValueError) as e:
+        except subprocess.CalledProcessError as e:
+            cmd = " ".join(str(c) for c in e.cmd[:2] if not str(c).startswith("-")) if e.cmd else "a command"
+            print(f"pagecore: error: bench quickstart --rev {rev}: {cmd} failed (exit {e.returncode})", file=sys.stderr)
+            return 1
+        except (RuntimeError, ValueError) as e:
             print(f"pagecore bench quickstart: {e}", file=sys.stderr)
             return 1
         print(format_run(r, a.top), flush=True)
