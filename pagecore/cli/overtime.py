@@ -77,11 +77,13 @@ def _run(emulator_cls, settings_cls, savings, args, **settings) -> int:
             file=sys.stderr,
         )
     em = emulator_cls(history, st)
-    if hasattr(em, "check_can_settle"):  # the ESX scanner: rates too low to finish a pass in its time limit
-        try:
-            em.check_can_settle()
-        except ValueError as exc:
-            raise PagecoreError(str(exc)) from None
+    # the ESX scanner: rates too low to finish a pass in its time limit; KSM: too many wake-ups
+    # before the last change (a huge --interval)
+    check = getattr(em, "check_can_settle", None) or getattr(em, "check_can_run", None)
+    try:
+        check()
+    except ValueError as exc:
+        raise PagecoreError(str(exc)) from None
     res = em.run()
     rep = res.to_dict()
     rep["ksm_eligibility"] = info["ksm_eligibility"]

@@ -118,6 +118,10 @@ DONE, NEED_ROWS = 0, 1
 _INDEX_LIMIT = 2**31 - 1
 #: largest values of the sysfs knobs' C types (``unsigned int``, ``int``)
 UINT_MAX, INT_MAX = 2**32 - 1, 2**31 - 1
+#: wake-ups of ``ksmd`` :meth:`KsmEmulator.run` replays up to the last write at most: the run
+#: time and the timeline (up to one row per wake-up) grow with them, whatever the pages. A day
+#: at the default 20 ms is 4.3 M; ``ksm --series --interval 1e300`` grew to 19 GB.
+MAX_WAKEUPS = 10**7
 
 
 @dataclass(frozen=True)
@@ -669,6 +673,24 @@ class KsmEmulator:
     def snapshot(self) -> dict:
         return _counters(self.c)
 
+    def check_can_run(self, *, until_s: float | None = None, max_wakeups: int = MAX_WAKEUPS) -> None:
+        """Raise ``ValueError`` when replaying the writes (up to ``until_s``) takes more than
+        ``max_wakeups`` wake-ups of ``ksmd``: each one takes at least ``sleep_millisecs``, and
+        the run's time and timeline grow with their number. ``ksm --series --interval 1e300``
+        grew to 19 GB of memory before it was killed."""
+        span = self.h.last_write_s if until_s is None else min(self.h.last_write_s, until_s)
+        span -= self.t
+        step = self.s.sleep_s
+        if step <= 0 or not span > 0:  # no sleep: max_full_scans bounds the run
+            return
+        wakeups = span / step
+        if wakeups > max_wakeups:
+            raise ValueError(
+                f"the last change comes {span:.3g} s into the run: KSM waking every {step * 1000:g} ms takes "
+                f"{wakeups:.3g} wake-ups to get there, past the {max_wakeups:.3g} the emulation runs; "
+                "use a shorter --interval (or a larger --sleep-ms)"
+            )
+
     # ------------------------------------------------------------------ time loop
     def run(
         self,
@@ -685,8 +707,10 @@ class KsmEmulator:
         not settle, counted after the last write (every write is replayed first), or from the
         start when emulated time cannot advance (``sleep_millisecs`` and ``scan_us_per_page`` 0).
         Returns a :class:`KsmResult`; its timeline has one row per ``sample_s`` of emulated time
-        and per full scan, columns ``t`` and the counters.
+        and per full scan, columns ``t`` and the counters. Raises ``ValueError`` when the writes
+        take more than :data:`MAX_WAKEUPS` wake-ups to replay (:meth:`check_can_run`).
         """
+        self.check_can_run(until_s=until_s)
         h, s = self.h, self.s
         ev_t = np.ascontiguousarray(h.t, np.float64)
         ev_p = np.ascontiguousarray(h.page, np.int64)
@@ -733,7 +757,7 @@ class KsmEmulator:
             )  # fmt: skip
             if rc == DONE:
                 break
-            cap *= 4  # NEED_ROWS
+            cap *= 2  # NEED_ROWS (twice, not four times: a long run's unused rows were gigabytes)
             rows_t = np.concatenate([rows_t, np.empty(cap - len(rows_t), np.float64)])
             rows_c = np.concatenate([rows_c, np.empty((cap - len(rows_c), _ROW_COLS), np.int64)])
         r = int(ist[I_NROWS])

@@ -1,0 +1,65 @@
+"""Audit B of the user commands (hash, share, compress, ksm, scan, host, import): each test is a
+case that once gave a wrong answer with exit 0, ran without bound or said something untrue,
+built from the reproducer that showed it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pagecore.cli import main
+
+# two reads of one guest of four pages: A A B 0, then A C 0 0
+READS = ([1, 1, 2, 0], [1, 3, 0, 0])
+
+
+def _page(tag: int) -> bytes:
+    if tag == 0:
+        return bytes(4096)
+    return np.random.default_rng(tag).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+
+
+def one_line_error_text(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("pagecore: error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def reads(tmp_path_factory):
+    d = tmp_path_factory.mktemp("reads")
+    out = []
+    for i, tags in enumerate(READS):
+        raw = d / f"r{i}.raw"
+        raw.write_bytes(b"".join(_page(t) for t in tags))
+        out.append(str(d / f"r{i}.parquet"))
+        assert main(["hash", "-q", str(raw), "--vm", "g", "-o", out[-1]]) == 0
+    return out
+
+
+# ------------------------------------------------------------------------------ finding 1
+def test_ksm_series_interval_past_the_wakeups_it_can_replay_is_refused(reads, capsys):
+    """`ksm --series --interval 1e300` was accepted: ksmd's wake-ups were replayed one by one up
+    to the last read, growing to 19 GB of memory before it was killed."""
+    for interval in ("1e300", "1e6"):
+        assert main(["ksm", *reads, "--series", "--interval", interval]) == 1
+        assert "use a shorter --interval" in one_line_error_text(capsys)
+
+
+def test_ksm_series_a_day_apart_still_runs(reads, capsys):
+    """Reads a day apart are a plausible `pagecore live` series: at --sleep-ms 1000 they run here
+    in a moment; at the default 20 ms (4.3 M wake-ups) the check lets them through."""
+    from pagecore.sharing.ksm import KsmEmulator, KsmSettings
+    from pagecore.sharing.pagehistory import read_history
+
+    assert main(["ksm", *reads, "--series", "--interval", "86400", "--sleep-ms", "1000", "--format", "json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["series"]["read_times_s"] == [0.0, 86400.0] and rep["pages_sharing"] == 1  # A A in the 2nd read
+    h, _ = read_history(reads, series=True, interval=86400.0)
+    KsmEmulator(h, KsmSettings()).check_can_run()
+    with pytest.raises(ValueError, match="past the 1e\\+06"):
+        KsmEmulator(h, KsmSettings()).check_can_run(max_wakeups=10**6)
+    KsmEmulator(h, KsmSettings()).check_can_run(until_s=1000.0, max_wakeups=10**6)  # stops early
