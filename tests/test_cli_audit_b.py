@@ -63,3 +63,24 @@ def test_ksm_series_a_day_apart_still_runs(reads, capsys):
     with pytest.raises(ValueError, match="past the 1e\\+06"):
         KsmEmulator(h, KsmSettings()).check_can_run(max_wakeups=10**6)
     KsmEmulator(h, KsmSettings()).check_can_run(until_s=1000.0, max_wakeups=10**6)  # stops early
+
+
+# ------------------------------------------------------------------------------ finding 3
+def test_two_dumps_under_one_vm_name_are_refused_even_with_disjoint_frames(tmp_path, capsys):
+    """vm01 as raw (frames 0-3) and another guest as an ELF at frame 0x10000, both `--vm web`:
+    `share` counted one VM of 8 pages, their sharing intra-VM, exit 0. The same dump's table
+    given twice under one name is still refused as repeated frames."""
+    from pagecore.dumps.elf import write_elf
+
+    a, b = tmp_path / "a.raw", tmp_path / "b.elf"
+    a.write_bytes(b"".join(_page(t) for t in READS[0]))
+    write_elf(str(b), [(0x10000 * 4096, np.frombuffer(b"".join(_page(t) for t in READS[1]), np.uint8))], align=4096)
+    ta, tb, tc = (str(tmp_path / f"{n}.parquet") for n in "abc")
+    assert main(["hash", "-q", str(a), "--vm", "web", "-o", ta]) == 0
+    assert main(["hash", "-q", str(b), "--vm", "web", "-o", tb]) == 0
+    assert main(["share", ta, tb, "--no-verify"]) == 1
+    line = one_line_error_text(capsys)
+    assert "VM 'web' is also in" in line and "another source" in line and "distinct --vm" in line
+    assert main(["hash", "-q", str(b), "--vm", "db", "-o", tc]) == 0
+    assert main(["share", ta, tc, "--no-verify", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["vms"] == 2

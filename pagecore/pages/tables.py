@@ -642,6 +642,7 @@ def read_page_tables(paths: Iterable[str | os.PathLike], columns: Sequence[str] 
     for t in tables:
         t = t.select(names).replace_schema_metadata(None)
         casted.append(t.cast(pa.schema([fields.get(n, t.schema.field(n)) for n in names])))
+    _check_one_dump_per_vm(tables, paths, metas)
     table = pa.concat_tables(casted)
     _check_unique_frames(table, paths, np.repeat(np.arange(len(tables)), [t.num_rows for t in tables]))
     if columns is not None:
@@ -681,6 +682,34 @@ def vm_index(column) -> tuple[list[str], np.ndarray]:
     code = np.zeros(len(names), vm_index_dtype(int(used.sum())))
     code[order] = pos
     return [names[i] for i in order if used[i]], code[col.indices.to_numpy(zero_copy_only=False)]
+
+
+def _check_one_dump_per_vm(tables: Sequence[pa.Table], paths: Sequence[Path], metas: Sequence[dict]) -> None:
+    """Refuse one VM name in two tables unless both record the same source dump (path, size and
+    sample digest): two dumps hashed under one name whose guest frames do not overlap were merged
+    into one VM (its VM count, and its sharing counted intra-VM instead of inter-VM), exit 0."""
+    import pyarrow.compute as pc
+
+    if len(tables) < 2:
+        return
+    first: dict[str, int] = {}  # VM name -> the first table holding it
+    for i, t in enumerate(tables):
+        col = t["vm"].combine_chunks() if t.num_rows else pa.array([], pa.string())
+        if pa.types.is_dictionary(col.type):
+            col = col.dictionary.take(pc.unique(col.indices))
+        for vm in pc.unique(col).to_pylist():
+            j = first.setdefault(vm, i)
+            if j == i:
+                continue
+            a, b = source_identity(metas[j]), source_identity(metas[i])
+            if a is not None and a == b:  # parts of one dump (the frame check still refuses an overlap)
+                continue
+            src_i, src_j = (metas[k].get("source_path") or "no dump recorded" for k in (i, j))
+            raise InputError(
+                paths[i], f"VM {vm!r} is also in {paths[j]}, which comes from another source ({src_i}, not "
+                f"{src_j}): the two would be counted as one VM",
+                hint="pass distinct --vm NAMEs when hashing (or importing), one per dump",
+            )  # fmt: skip
 
 
 def _check_unique_frames(table: pa.Table, paths: Sequence[Path], source: np.ndarray) -> None:
