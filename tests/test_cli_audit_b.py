@@ -84,3 +84,25 @@ def test_two_dumps_under_one_vm_name_are_refused_even_with_disjoint_frames(tmp_p
     assert main(["hash", "-q", str(b), "--vm", "db", "-o", tc]) == 0
     assert main(["share", ta, tc, "--no-verify", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["vms"] == 2
+
+
+# ------------------------------------------------------------------------------ finding 4
+def test_compress_takes_a_table_with_sizes_beside_one_without(tmp_path, capsys):
+    """c1 hashed with `--compress lz4`, t2 without: t2 was refused as having "no pagecore
+    metadata" (it has; compress passed {} for it). t2's dump is re-read and hashed without a key,
+    which matches c1. A keyed c1 cannot match it: refused, saying so."""
+    raws = []
+    for i, tags in enumerate(READS):
+        raws.append(tmp_path / f"g{i}.raw")
+        raws[-1].write_bytes(b"".join(_page(t + 10 * i) for t in tags))
+    c1, t2, k1 = (str(tmp_path / n) for n in ("c1.parquet", "t2.parquet", "k1.parquet"))
+    assert main(["hash", "-q", str(raws[0]), "-o", c1, "--compress", "lz4"]) == 0
+    assert main(["hash", "-q", str(raws[1]), "-o", t2]) == 0
+    assert main(["compress", c1, t2, "--algorithm", "lz4", "--format", "json"]) == 0
+    capsys.readouterr()
+    key = tmp_path / "key"
+    key.write_bytes(b"k" * 32)
+    assert main(["hash", "-q", str(raws[0]), "-o", k1, "--compress", "lz4", "--key-file", str(key)]) == 0
+    assert main(["compress", k1, t2, "--algorithm", "lz4"]) == 1
+    line = one_line_error_text(capsys)
+    assert "k1.parquet: its hashes were made with hash_key_id" in line and "metadata" not in line

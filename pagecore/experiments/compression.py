@@ -171,12 +171,24 @@ def collect(args: CompressOptions):
             names = {v for v, *_ in streams}
             streams.append((path.name if path.name not in names else str(path), reader, None, None))
     if tables:  # their own hashes meet the dumps' (hashed here with the default key) and each other's
-        from pagecore.pages.tables import check_comparable, page_table_metadata
+        from pagecore.pages.tables import COMPARABLE, HASH_DEFAULTS, check_comparable, page_table_metadata
 
         kept = [Path(n) for n in args.inputs if is_page_table(n)]
         kept = [p for p, t in zip(kept, _kept_flags(kept, alg), strict=True) if t]
         others = [Path(n) for n in args.inputs if Path(n) not in kept]
-        check_comparable(kept + others, [page_table_metadata(p) for p in kept] + [{} for _ in others])
+        metas = [page_table_metadata(p) for p in kept]
+        for p, m in zip(kept, metas, strict=True):  # each of the others is hashed here without a key
+            diff = [k for k in COMPARABLE if m and str(m.get(k, HASH_DEFAULTS[k])) != str(HASH_DEFAULTS[k])]
+            if others and diff:
+                k = diff[0]
+                raise InputError(
+                    p, f"its hashes were made with {k} {m[k]}, but {others[0]} is hashed here from its dump with "
+                    f"{k} {HASH_DEFAULTS[k]}: they cannot be compared",
+                    hint=f"give compress {p.name}'s dump instead, or hash {others[0].name}'s dump the same way with "
+                    f"`pagecore hash --compress {alg}`",
+                )  # fmt: skip
+        # the others' metadata is how they are hashed here (not {}: a table read as "no pagecore metadata")
+        check_comparable(kept + others, metas + [dict(HASH_DEFAULTS) for _ in others])
     frac = _sample_fraction(args.sample, total)
     frames, stats, vm_pages = [], SizeStats(), {}
     if streams:

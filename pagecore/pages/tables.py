@@ -456,6 +456,8 @@ def page_table_metadata(path: str | os.PathLike) -> dict:
 
 #: Metadata that must agree between page tables compared with each other.
 COMPARABLE = ("hash_algorithm", "hash_key_id", "hash_bits", "page_size")
+#: Their values when a table does not record them, which are also how a dump is hashed without a key
+HASH_DEFAULTS = {"hash_algorithm": "pcx64-v1", "hash_key_id": "none", "hash_bits": 64, "page_size": 4096}
 
 
 def check_comparable(paths: Sequence[str | os.PathLike], metas: Sequence[dict] | None = None) -> list[dict]:
@@ -487,7 +489,7 @@ def check_same_hashes(paths: Sequence[str | os.PathLike], metas: Sequence[dict])
     """Refuse files whose hashes were made differently (:data:`COMPARABLE`: algorithm, key, width,
     page size), with one line naming the first that differs from ``paths[0]``; ``metas`` are the
     files' pagecore metadata (page tables, or scatter files, which carry their table's)."""
-    defaults = {"hash_algorithm": "pcx64-v1", "hash_key_id": "none", "hash_bits": 64, "page_size": 4096}
+    defaults = HASH_DEFAULTS
     for key in COMPARABLE:
         vals = [m.get(key, defaults[key]) for m in metas]
         if len(set(map(str, vals))) > 1:
