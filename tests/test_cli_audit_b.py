@@ -106,3 +106,30 @@ def test_compress_takes_a_table_with_sizes_beside_one_without(tmp_path, capsys):
     assert main(["compress", k1, t2, "--algorithm", "lz4"]) == 1
     line = one_line_error_text(capsys)
     assert "k1.parquet: its hashes were made with hash_key_id" in line and "metadata" not in line
+
+
+# ------------------------------------------------------------------------------ finding 5
+@pytest.mark.parametrize("name", ["all\nalone", " ", "web1 "])
+def test_import_memorybuddies_refuses_vm_names_hash_refuses(tmp_path, capsys, name):
+    """`import memorybuddies --vm $'all\\nalone'` (or ' ') wrote a table; `share` then printed a
+    row that split over two lines ("all" / "alone alone") and a blank VM's row."""
+    trace = tmp_path / "mb.trace"
+    trace.write_bytes(b"Windows XP\n" + np.random.default_rng(1).integers(0, 2**32, 100, np.uint32).tobytes())
+    out = tmp_path / "mb.parquet"
+    assert main(["import", "memorybuddies", str(trace), "-o", str(out), "--vm", name]) == 1
+    assert "vm: " in one_line_error_text(capsys) and not out.exists()
+    assert main(["import", "memorybuddies", str(trace), "-o", str(out), "--vm", "mb"]) == 0
+
+
+def test_a_table_with_an_unprintable_vm_name_is_refused_naming_it(reads, tmp_path, capsys):
+    """A table edited to hold VM `g\\nall` was read and reported as if "all" were a row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(reads[0])
+    edited = tmp_path / "edited.parquet"
+    vm = pa.array([v + "\nall" for v in t["vm"].to_pylist()]).dictionary_encode()
+    pq.write_table(t.set_column(0, "vm", vm).replace_schema_metadata(t.schema.metadata), edited)
+    assert main(["share", str(edited), "--no-verify"]) == 1
+    line = one_line_error_text(capsys)
+    assert line.startswith(f"pagecore: error: {edited}: VM name 'g\\nall' is not usable")

@@ -388,9 +388,33 @@ def read_page_table(path: str | os.PathLike, columns: Sequence[str] | None = Non
         META_KEY
     )
     _check_consistent(path, table, meta)
+    if "vm" in table.column_names:
+        _check_vm_names(path, table["vm"])
     if meta:  # older tables kept it in the footer only
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: meta})
     return table
+
+
+def _check_vm_names(path: Path, column) -> None:
+    """Refuse VM names `pagecore hash --vm` refuses (:func:`pagecore.pages.ingest.check_vm_name`:
+    blank, unprintable, white space around): an edited or imported table with ``vm01\nall``
+    printed a report row that split over two lines, one of them a forged "all" row."""
+    import pyarrow.compute as pc
+
+    from pagecore.errors import ConfigError
+    from pagecore.pages.ingest import check_vm_name
+
+    col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_dictionary(col.type):
+        col = col.dictionary.take(pc.unique(col.indices))
+    for vm in pc.unique(col).to_pylist():
+        try:
+            check_vm_name(vm)
+        except ConfigError as exc:
+            raise InputError(
+                path, f"VM name {vm!r} is not usable: {str(exc).removeprefix('vm: ')}",
+                hint="hash (or import) its dump again with --vm NAME",
+            ) from None  # fmt: skip
 
 
 def _check_consistent(path: Path, table: pa.Table, meta) -> None:

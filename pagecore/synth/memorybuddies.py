@@ -177,7 +177,10 @@ def import_trace(
 ) -> dict:
     """Convert one Memory Buddies trace into a hash-only page table; return its metadata."""
     path = check_input_path(path)
-    vm = vm or path.stem
+    vm = path.stem if vm is None else vm
+    from pagecore.pages.ingest import check_vm_name
+
+    check_vm_name(vm)  # as `hash --vm` does: a name with a line break printed forged report rows
     size = path.stat().st_size
     if size == 0:
         raise InputError(path, "file is empty", offset=0, expected="a text header followed by 32-bit page hashes")
