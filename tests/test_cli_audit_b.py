@@ -133,3 +133,28 @@ def test_a_table_with_an_unprintable_vm_name_is_refused_naming_it(reads, tmp_pat
     assert main(["share", str(edited), "--no-verify"]) == 1
     line = one_line_error_text(capsys)
     assert line.startswith(f"pagecore: error: {edited}: VM name 'g\\nall' is not usable")
+
+
+# ------------------------------------------------------------------------------ finding 6
+def test_a_link_to_a_vmem_is_read_through_its_checkpoint(tmp_path):
+    """`hash dumps/guest.vmem` (a link to ../v.vmem, whose v.vmss is beside it) read the file as a
+    flat raw image: frames 0..9 where the checkpoint places them at 0..0x300+4, exit 0. A link to
+    the checkpoint finds the .vmem beside its target too."""
+    import pyarrow.parquet as pq
+
+    from pagecore.dumps import detect_format
+    from pagecore.dumps.vmware import write_vmware
+
+    pages = np.frombuffer(b"".join(_page(t) for t in range(1, 11)), np.uint8).reshape(-1, 4096)
+    write_vmware(str(tmp_path / "v.vmem"), [(0, 0, 5), (0x300, 5, 5)], pages)
+    (tmp_path / "dumps").mkdir()
+    link, clink = tmp_path / "dumps" / "guest.vmem", tmp_path / "dumps" / "ck.vmss"
+    link.symlink_to("../v.vmem")
+    clink.symlink_to(tmp_path / "v.vmss")
+    assert detect_format(link) == "vmware"
+    gpfns = []
+    for i, src in enumerate((tmp_path / "v.vmem", link, clink)):
+        out = tmp_path / f"t{i}.parquet"
+        assert main(["hash", "-q", str(src), "--vm", f"g{i}", "-o", str(out)]) == 0
+        gpfns.append(sorted(pq.read_table(out)["gpfn"].to_pylist()))
+    assert gpfns[0] == [0, 1, 2, 3, 4, 0x300, 0x301, 0x302, 0x303, 0x304] and gpfns[1] == gpfns[2] == gpfns[0]

@@ -64,15 +64,15 @@ def _vmem_beside_checkpoint(path: Path) -> str | None:
     guest frame numbers: wrong for every page above the PCI hole, which the checkpoint's region
     map places (and gpfns are what large-page regions and live guests' views are built on). A
     checkpoint of that name that is not one (no VMware magic) is refused: it may be a damaged
-    one, and only the user can say the ``.vmem`` is flat."""
-    if path.suffix.lower() != ".vmem":
-        return None
-    from pagecore.dumps.vmware import VmwareReader
+    one, and only the user can say the ``.vmem`` is flat.
 
-    for suffix in (".vmss", ".vmsn"):
-        meta = path.with_suffix(suffix)
-        if not meta.is_file():
-            continue
+    A symbolic link to a ``.vmem`` is followed: the checkpoint is looked for beside the link, then
+    beside the file it names (a link to one was read as raw, every frame above the hole wrong)."""
+    from pagecore.dumps.vmware import VmwareReader, beside
+
+    if path.suffix.lower() != ".vmem" and path.resolve().suffix.lower() != ".vmem":
+        return None
+    for meta in beside(path, (".vmss", ".vmsn")):
         with open(meta, "rb") as fh:
             head = fh.read(SNIFF_BYTES)
         if VmwareReader.sniff(head, meta.stat().st_size):

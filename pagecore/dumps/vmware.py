@@ -159,6 +159,18 @@ def regions_of(path: Path, tags: dict, vmem_pages: int) -> list[tuple[int, int, 
     return out
 
 
+def beside(path: Path, suffixes) -> list[Path]:
+    """The existing files of ``path``'s name with each of ``suffixes``: beside ``path``, then (a
+    symbolic link) beside the file it resolves to, under that file's name."""
+    out = []
+    for where in dict.fromkeys([Path(path), Path(path).resolve()]):
+        for suffix in suffixes:
+            c = where.with_suffix(suffix)
+            if c.is_file() and c not in out:
+                out.append(c)
+    return out
+
+
 @register
 class VmwareReader(DumpReader):
     """VMware ``.vmem`` with the region map of its ``.vmss``/``.vmsn``."""
@@ -173,16 +185,18 @@ class VmwareReader(DumpReader):
     def __init__(self, path: Path, **kw):
         super().__init__(path, **kw)
         p = Path(path)
-        if p.suffix.lower() == ".vmem":
-            cands = [p.with_suffix(s) for s in (".vmss", ".vmsn")]
-            meta = next((c for c in cands if c.is_file()), None)
+        if p.suffix.lower() == ".vmem" or p.resolve().suffix.lower() == ".vmem":
+            meta = next(iter(beside(p, (".vmss", ".vmsn"))), None)
             if meta is None:
                 raise InputError(p, "no .vmss or .vmsn beside this .vmem", hint="read it as raw if the guest is flat")
             self.vmem, self.checkpoint = p, meta
         else:
-            self.vmem, self.checkpoint = p.with_suffix(".vmem"), p
-            if not self.vmem.is_file():
-                raise InputError(p, f"no {self.vmem.name} beside this checkpoint", hint="copy the .vmem next to it")
+            vmem = next(iter(beside(p, (".vmem",))), None)
+            if vmem is None:
+                raise InputError(
+                    p, f"no {p.with_suffix('.vmem').name} beside this checkpoint", hint="copy the .vmem next to it"
+                )
+            self.vmem, self.checkpoint = vmem, p
         vsize = self.vmem.stat().st_size
         if vsize == 0:  # was a table of 0 pages, exit 0
             raise InputError(
