@@ -158,3 +158,70 @@ def test_a_link_to_a_vmem_is_read_through_its_checkpoint(tmp_path):
         assert main(["hash", "-q", str(src), "--vm", f"g{i}", "-o", str(out)]) == 0
         gpfns.append(sorted(pq.read_table(out)["gpfn"].to_pylist()))
     assert gpfns[0] == [0, 1, 2, 3, 4, 0x300, 0x301, 0x302, 0x303, 0x304] and gpfns[1] == gpfns[2] == gpfns[0]
+
+
+# ------------------------------------------------------------------------------ finding 2
+def _flip_hash_bytes(src, dst):
+    """A copy of page table ``src`` with 4 bytes flipped at the end of its hash column's data."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    shutil.copyfile(src, dst)
+    col = pq.ParquetFile(src).metadata.row_group(0).column(2)
+    assert col.path_in_schema == "hash"
+    with open(dst, "r+b") as fh:
+        fh.seek(col.data_page_offset + col.total_compressed_size - 4)
+        old = fh.read(4)
+        fh.seek(-4, 1)
+        fh.write(bytes(b ^ 0xFF for b in old))
+
+
+def test_a_flipped_byte_in_the_hash_column_is_refused_as_a_corrupted_table(reads, tmp_path, capsys):
+    """The hash column is stored plain and uncompressed without page checksums: 4 flipped bytes
+    changed `share --no-verify` and `ksm` counts with exit 0."""
+    flip = tmp_path / "flip.parquet"
+    _flip_hash_bytes(reads[0], flip)
+    for cmd in (["share", str(flip), reads[1], "--no-verify"], ["ksm", str(flip)]):
+        assert main(cmd) == 1
+        line = one_line_error_text(capsys)
+        assert line.startswith(f"pagecore: error: {flip}: corrupted page table") and "checksum" in line
+
+
+def test_tables_without_page_checksums_still_read(reads, tmp_path, capsys):
+    """Tables written before checksums were turned on have none: they read as before."""
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(reads[0])
+    old = tmp_path / "old.parquet"
+    pq.write_table(t, old, write_page_checksum=False)
+    assert main(["share", str(old), "--no-verify", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["total_pages"] == 4
+
+
+def test_a_hash_that_differs_from_an_intact_dump_does_not_blame_the_dump(tmp_path, capsys):
+    """A table whose hash column was damaged (here rewritten with valid checksums) was reported as
+    "dump changed since hashing" although the dump's size and sample digest still matched."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    raw = tmp_path / "g.raw"
+    raw.write_bytes(b"".join(_page(t) for t in READS[0]))
+    table = tmp_path / "g.parquet"
+    assert main(["hash", "-q", str(raw), "-o", str(table)]) == 0
+    t = pq.read_table(table)
+    h = t["hash"].to_numpy().copy()
+    h[2] ^= 1  # page B (not the zero page)
+    pq.write_table(t.set_column(2, "hash", pa.array(h, pa.uint64())).replace_schema_metadata(t.schema.metadata), table)
+    assert main(["share", str(table)]) == 1
+    line = one_line_error_text(capsys)
+    assert "dump changed since hashing" not in line and "the table or the dump may be damaged" in line
+    # a dump whose recorded size or sample digest differs is still said to have changed
+    from pagecore.pages.hashing import PageKey
+    from pagecore.pages.provenance import DumpChanged
+    from pagecore.pages.tables import page_table_metadata
+    from pagecore.pages.verify import _refuse_page_mismatch
+
+    meta = page_table_metadata(table)
+    with pytest.raises(DumpChanged, match="dump changed since hashing: guest frame 2 "):
+        _refuse_page_mismatch(raw, table, {**meta, "source_digest": "0" * 32}, PageKey.default(), 2)

@@ -135,6 +135,9 @@ WRITE_OPTIONS = dict(
     compression={"vm": "zstd", "gpfn": "zstd", "hash": "none", "zero": "zstd"},
     use_dictionary=["vm"],
     column_encoding={"gpfn": "DELTA_BINARY_PACKED", "hash": "PLAIN", "zero": "PLAIN"},
+    # a CRC per data page, checked by read_page_table: the hash column is stored plain and
+    # uncompressed, so a flipped byte in it decoded fine and changed the counts with exit 0
+    write_page_checksum=True,
 )
 
 
@@ -371,9 +374,16 @@ def read_page_table(path: str | os.PathLike, columns: Sequence[str] | None = Non
                 expected="a page table written by `pagecore hash` (vm, gpfn, hash, zero)",
             )  # fmt: skip
     try:
-        table = _pq().read_table(path, columns=[f.name for f in want])
+        # tables written before page checksums have none to check (those pages are read as before)
+        table = _pq().read_table(path, columns=[f.name for f in want], page_checksum_verification=True)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(path, f"not a readable Parquet page table ({str(exc).splitlines()[0]})") from None
+        first = str(exc).splitlines()[0]
+        if "crc" in first.lower() or "checksum" in first.lower():
+            raise InputError(
+                path, f"corrupted page table: a data page fails its checksum ({first})",
+                hint="the file was damaged after it was written; re-run `pagecore hash` on its dump",
+            ) from None  # fmt: skip
+        raise InputError(path, f"not a readable Parquet page table ({first})") from None
     for f in want:
         got = table.schema.field(f.name).type
         if f.name == "vm":

@@ -38,7 +38,7 @@ from pagecore._util import progress
 from pagecore.dumps import open_dump
 from pagecore.errors import InputError
 from pagecore.pages.hashing import PageKey, hash_pages
-from pagecore.pages.provenance import DumpChanged, locate_dump
+from pagecore.pages.provenance import DumpChanged, locate_dump, sample_digest
 from pagecore.pages.tables import hashed_skipping, page_table_metadata, read_page_table
 
 WORDS = PAGE_SIZE // 8
@@ -209,6 +209,42 @@ def unavailable_reason(table_paths, dump_dir: str | os.PathLike | None = None, k
     return None
 
 
+class HashMismatch(DumpChanged):
+    """A page hashes differently from its table row while the dump still matches the size and
+    sample digest the table records: the table or the dump is damaged, or the dump changed
+    between the sampled pages (a :class:`DumpChanged`, so its callers handle it alike)."""
+
+    def __init__(self, path, problem, hint):
+        InputError.__init__(self, path, problem, hint=hint)
+
+
+def _refuse_page_mismatch(dump, table: Path, meta: dict, key: PageKey, gpfn: int) -> None:
+    """A page of ``dump`` hashes differently from its row in ``table``. Said to be a changed dump
+    only when the dump's size or sample digest differs from what the table records: a flipped
+    byte in the table's hash column was reported as "dump changed" for an intact dump."""
+    problem = f"guest frame {gpfn} no longer has the content hashed into {table}"
+    try:
+        size = os.stat(dump).st_size
+        digest = meta.get("source_digest")
+        kid = meta.get("hash_key_id", "none")
+        same = (
+            meta.get("source_size") == size
+            and bool(digest)
+            and (kid == "none" or key.key_id == kid)
+            and sample_digest(dump, size, None if kid == "none" else key) == digest
+        )
+    except OSError:
+        same = False
+    if not same:
+        raise DumpChanged(dump, problem)
+    raise HashMismatch(
+        table, f"guest frame {gpfn}'s hash differs from its page in {dump}, though the dump's size and sample "
+        "digest still match what the table records: the table or the dump may be damaged (or the dump changed "
+        "between the sampled pages)",
+        hint="check the dump against a copy or checksum you trust, then re-run `pagecore hash` on it",
+    )  # fmt: skip
+
+
 def verify_tables(
     table_paths,
     dumps: list[tuple[str | os.PathLike, str]] | None = None,
@@ -304,9 +340,7 @@ def verify_tables(
                     got = hash_pages(chunk.pages, key)[0] if rehash is None else rehash(chunk.pages)
                     if not np.array_equal(got, want):
                         bad = int(chunk.gpfn[np.flatnonzero(got != want)[0]])
-                        raise DumpChanged(
-                            dump, f"guest frame {bad} no longer has the content hashed into {table_paths[t]}"
-                        )
+                        _refuse_page_mismatch(dump, table_paths[t], metas[t], key, bad)
                     pages_read += len(chunk)
                     _verify_chunk(
                         chunk.pages.view(np.uint64), want, rows + offsets[t], cand, lo, hi,
