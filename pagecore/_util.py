@@ -87,11 +87,35 @@ def _alive(pid: int) -> bool:
     return True
 
 
+#: bytes a file name may have (NAME_MAX on Linux and the usual file systems)
+NAME_MAX = 255
+#: bytes the temporary's name may take before :data:`TMP_TAG`: room for the tag, a pid and a counter
+_TMP_STEM_MAX = NAME_MAX - len(TMP_TAG) - 28
+
+
+def _tmp_stem(target: Path) -> str:
+    """The start of ``target``'s temporaries' names, up to :data:`TMP_TAG`: ``.NAME``, or, for a
+    name too long to take the tag (a valid 253-byte output was refused as "File name too long"),
+    its start cut to fit and a digest of the whole name (temporaries of two long names differ)."""
+    stem = "." + target.name
+    raw = os.fsencode(stem)
+    if len(raw) <= _TMP_STEM_MAX:
+        return stem
+    import hashlib
+
+    digest = hashlib.blake2b(raw, digest_size=6).hexdigest()
+    cut = _TMP_STEM_MAX - len(digest) - 1
+    while cut > 1 and raw[cut] & 0xC0 == 0x80:  # not inside a UTF-8 character (a lone byte is no text)
+        cut -= 1
+    return os.fsdecode(raw[:cut]) + "~" + digest
+
+
 def clean_stale_temporaries(target: Path) -> list[Path]:
     """Remove temporaries of ``target`` left by runs whose process is gone; return them."""
     removed = []
-    for p in target.parent.glob(f".{glob.escape(target.name)}{TMP_TAG}*"):
-        pid = p.name[len(target.name) + 1 + len(TMP_TAG) :].split("-", 1)[0]
+    stem = _tmp_stem(target)
+    for p in target.parent.glob(f"{glob.escape(stem)}{TMP_TAG}*"):
+        pid = p.name[len(stem) + len(TMP_TAG) :].split("-", 1)[0]
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
             with contextlib.suppress(OSError):
                 p.unlink() if not p.is_dir() else shutil.rmtree(p)
@@ -214,7 +238,7 @@ def atomic_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (
     except OSError as exc:
         raise InputError(target.parent, f"cannot create the output directory: {exc.strerror}") from None
     clean_stale_temporaries(target)
-    tmp = target.parent / f".{target.name}{TMP_TAG}{os.getpid()}-{next(_counter)}"
+    tmp = target.parent / f"{_tmp_stem(target)}{TMP_TAG}{os.getpid()}-{next(_counter)}"
     try:
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # mode & ~umask
     except OSError as exc:

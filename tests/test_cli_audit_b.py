@@ -225,3 +225,60 @@ def test_a_hash_that_differs_from_an_intact_dump_does_not_blame_the_dump(tmp_pat
     meta = page_table_metadata(table)
     with pytest.raises(DumpChanged, match="dump changed since hashing: guest frame 2 "):
         _refuse_page_mismatch(raw, table, {**meta, "source_digest": "0" * 32}, PageKey.default(), 2)
+
+
+# ------------------------------------------------------------------------------ finding 7
+def test_a_file_that_cannot_be_mapped_is_named(tmp_path, capsys):
+    """`hash /sys/kernel/mm/transparent_hugepage/enabled` (st_size 4096) said only "No such device"."""
+    import os
+
+    sysfile = "/sys/kernel/mm/transparent_hugepage/enabled"
+    if not os.path.isfile(sysfile) or os.path.getsize(sysfile) % 4096:
+        pytest.skip(f"no {sysfile} of a whole page here")
+    assert main(["hash", "-q", sysfile, "--format", "raw", "-o", str(tmp_path / "s.parquet")]) == 1
+    assert one_line_error_text(capsys).startswith(f"pagecore: error: {sysfile}: ")
+
+
+def test_an_output_name_of_up_to_255_bytes_is_written(reads, tmp_path):
+    """A valid 253-byte output name was refused ("File name too long"): its temporary's name
+    `.NAME.pagecore-tmp-PID-N` was too long. Two long names that share a start still get distinct
+    temporaries."""
+    from pagecore._util import _tmp_stem
+
+    raw = tmp_path / "g.raw"
+    raw.write_bytes(b"".join(_page(t) for t in READS[0]))
+    for name in ("x" * 245 + ".parquet", "é" * 123 + "x.parquet"):
+        out = tmp_path / name
+        assert len(name.encode()) <= 255
+        assert main(["hash", "-q", str(raw), "-o", str(out)]) == 0 and out.is_file()
+    a, b = (tmp_path / ("y" * 240 + s) for s in ("a.parquet", "b.parquet"))
+    assert _tmp_stem(a) != _tmp_stem(b) and _tmp_stem(tmp_path / "short") == ".short"
+    assert [p.name for p in tmp_path.iterdir() if "pagecore-tmp" in p.name] == []
+
+
+def test_ksm_series_over_one_read_of_each_guest_is_refused(tmp_path, capsys):
+    """`ksm --series --interval 5 t1 t2` on two different guests reported `reads: 1`, exit 0:
+    --series and --interval had no effect."""
+    tables = []
+    for i, tags in enumerate(READS):
+        raw = tmp_path / f"vm{i}.raw"
+        raw.write_bytes(b"".join(_page(t) for t in tags))
+        tables.append(str(tmp_path / f"vm{i}.parquet"))
+        assert main(["hash", "-q", str(raw), "-o", tables[-1]]) == 0
+    assert main(["ksm", *tables, "--series", "--interval", "5"]) == 1
+    assert "one read of each VM (vm0, vm1)" in one_line_error_text(capsys)
+    assert main(["ksm", *tables]) == 0
+
+
+def test_verification_advice_names_each_commands_option(tmp_path, capsys):
+    """`host` on a table whose dump is gone advised "share with --no-verify"; host's option is
+    `--verify no`."""
+    from pagecore.pages.provenance import DumpChanged
+
+    assert "host --verify no" in DumpChanged("d", "x").hint and "share --no-verify" in DumpChanged("d", "x").hint
+
+
+def test_compress_sample_nan_names_no_input(reads, capsys):
+    """`compress --sample nan` said "pagecore: error: <input>: --sample must be ..."."""
+    assert main(["compress", reads[0], "--sample", "nan"]) == 1
+    assert one_line_error_text(capsys) == "pagecore: error: --sample must be a finite number > 0, got nan"

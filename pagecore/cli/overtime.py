@@ -67,6 +67,12 @@ def _run(emulator_cls, settings_cls, savings, args, **settings) -> int:
             f"--lifetimes needs at least two reads of each guest; these tables hold {info['reads']} read of each "
             f"VM ({', '.join(history.vm_names[:3])}{', …' if len(history.vm_names) > 3 else ''})"
         )
+    if args.series and info["reads"] < 2:  # --series and --interval were ignored without a word
+        vms = ", ".join(history.vm_names[:3]) + (", …" if len(history.vm_names) > 3 else "")
+        raise PagecoreError(
+            f"--series: these tables hold one read of each VM ({vms}), so there is no series to replay; "
+            "drop --series" + (" and --interval" if args.interval is not None else "") + " to count them as one set"
+        )
     if info["zero_unknown"]:  # the zero counts would read 0 without a word
         n = len(info["zero_unknown"])
         print(

@@ -289,7 +289,15 @@ class MmapReader(DumpReader):
             _sigbus.set_current(self.path)
             self._fh = open(self.path, "rb")
             self._check_size()
-            self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
+            try:
+                self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
+            except OSError as exc:  # a /sys or /proc file: "No such device", naming no file
+                self._fh.close()
+                self._fh = None
+                raise InputError(
+                    self.path, f"cannot be mapped into memory ({exc.strerror or exc})",
+                    expected="a memory dump in a regular file", hint="copy it to a regular file first",
+                ) from None  # fmt: skip
             if hasattr(self._mm, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
                 self._mm.madvise(mmap.MADV_SEQUENTIAL)
             self._buf = np.frombuffer(self._mm, dtype=np.uint8)

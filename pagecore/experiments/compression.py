@@ -19,7 +19,7 @@ import numpy as np
 
 from pagecore import PAGE_SIZE
 from pagecore.dumps import open_dump
-from pagecore.errors import InputError, not_a_file
+from pagecore.errors import ConfigError, InputError, not_a_file
 
 
 @dataclass
@@ -82,11 +82,9 @@ def _sample_fraction(spec, total_pages: int) -> float | None:
     try:
         v = float(spec)
     except ValueError:
-        raise InputError(
-            None, f"--sample {spec!r} is not a number", hint="give a fraction such as 0.05 or a page count"
-        ) from None
-    if not 0 < v < math.inf:  # NaN too
-        raise InputError(None, f"--sample must be a finite number > 0, got {spec}")
+        raise ConfigError(f"--sample {spec!r} is not a number: give a fraction such as 0.05 or a page count") from None
+    if not 0 < v < math.inf:  # NaN too (an InputError of no file printed "<input>: --sample ...")
+        raise ConfigError(f"--sample must be a finite number > 0, got {spec}")
     if v < 1:
         return v
     return min(1.0, v / max(total_pages, 1))

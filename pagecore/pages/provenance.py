@@ -22,10 +22,14 @@ SAMPLE_PAGES = 64
 SAMPLE_BYTES = 4096
 
 
+#: how to go on without the dumps, in every command that verifies (`host` had advice for `share`)
+VERIFY_OFF = "turn byte verification off (share --no-verify, host --verify no)"
+
+
 class DumpChanged(InputError):
     """The dump behind a page table is missing or no longer the one that was hashed."""
 
-    def __init__(self, path, problem, hint="re-run `pagecore hash` on it, or share with --no-verify"):
+    def __init__(self, path, problem, hint=f"re-run `pagecore hash` on it, or {VERIFY_OFF}"):
         super().__init__(path, f"dump changed since hashing: {problem}", hint=hint)
 
 
@@ -75,10 +79,10 @@ def locate_dump(table: str | os.PathLike, meta: dict, dump_dir: str | os.PathLik
         Missing, resized or re-written dump; also a table that records no dump or no size.
     """
     if "source_path" not in meta:
-        raise DumpChanged(table, "the page table records no source dump", hint="share it with --no-verify")
+        raise DumpChanged(table, "the page table records no source dump", hint=VERIFY_OFF)
     if meta.get("source_size") is None:
         raise DumpChanged(table, "the page table records no dump size (made by an old pagecore?)",
-                          hint="re-run `pagecore hash`, or share with --no-verify")  # fmt: skip
+                          hint=f"re-run `pagecore hash`, or {VERIFY_OFF}")  # fmt: skip
     recorded = Path(meta["source_path"])
     candidates = [recorded] if recorded.is_absolute() else []
     if dump_dir is not None:
@@ -86,7 +90,7 @@ def locate_dump(table: str | os.PathLike, meta: dict, dump_dir: str | os.PathLik
     src = next((c for c in candidates if c.is_file()), None)
     if src is None:
         where = " or ".join(str(c) for c in candidates) or f"{recorded} (a relative path: use --dump-dir)"
-        hint = "restore it, pass --dump-dir DIR where it now is, or share with --no-verify"
+        hint = f"restore it, pass --dump-dir DIR where it now is, or {VERIFY_OFF}"
         raise DumpChanged(table, f"source dump not found at {where}", hint=hint)
     size = src.stat().st_size
     if size != meta["source_size"]:
