@@ -16,7 +16,7 @@ from compress_reference import lz4_kernel_reference, lzo1x_1_reference
 from dumps_helpers import make_pages
 
 from pagecore.dumps.base import PageChunk
-from pagecore.errors import InputError
+from pagecore.errors import ConfigError, InputError
 from pagecore.pages.compress import (
     LZO_MAX_INPUT,
     ContentTable,
@@ -703,7 +703,7 @@ def test_cli_dump_and_table_paths(tmp_path, capsys):
     assert not est["exact"] and est["pages"] == len(pages) and 0 < est["pages_examined"] < len(pages)
     z = est["zram_estimate"]["compr_data_size"]
     assert z["low"] <= z["estimate"] <= z["high"]
-    with pytest.raises(InputError, match="--sample"):
+    with pytest.raises(ConfigError, match="--sample"):
         run(_args(inputs=[str(dump)], sample="lots"))
     # a page table re-reads its dump
     table = tmp_path / "g.parquet"

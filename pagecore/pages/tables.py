@@ -412,7 +412,7 @@ def _check_vm_names(path: Path, column) -> None:
     import pyarrow.compute as pc
 
     from pagecore.errors import ConfigError
-    from pagecore.pages.ingest import check_vm_name
+    from pagecore.pages.names import check_vm_name
 
     col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_dictionary(col.type):

@@ -178,7 +178,7 @@ def import_trace(
     """Convert one Memory Buddies trace into a hash-only page table; return its metadata."""
     path = check_input_path(path)
     vm = path.stem if vm is None else vm
-    from pagecore.pages.ingest import check_vm_name
+    from pagecore.pages.names import check_vm_name
 
     check_vm_name(vm)  # as `hash --vm` does: a name with a line break printed forged report rows
     size = path.stat().st_size
