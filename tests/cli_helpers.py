@@ -22,6 +22,24 @@ def one_line_error(proc, code=1):
     return lines[0]
 
 
+def tag_page(tag: int) -> bytes:
+    """A 4 KiB page standing for ``tag``: all zeros for 0, else bytes drawn from a generator seeded
+    with ``tag`` (equal tags, equal pages)."""
+    import numpy as np
+
+    if tag == 0:
+        return bytes(4096)
+    return np.random.default_rng(tag).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+
+
+def one_line_error_text(capsys) -> str:
+    """The single ``pagecore: error: ...`` line an in-process ``main()`` wrote to stderr (no traceback)."""
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("pagecore: error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
 class ctrl_c_when:
     """Raise ``KeyboardInterrupt`` in the main thread (SIGALRM) once ``ready()`` is true, polled
     every ``poll_s`` from ``first_s`` on: a Ctrl-C that comes when the work under test has

@@ -7,18 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cli_helpers import cli, one_line_error
+from cli_helpers import cli, one_line_error, one_line_error_text
+from cli_helpers import tag_page as _page
 
 from pagecore.cli import main
 
 # three VMs of four pages, counted by hand: vm1 = A A B 0, vm2 = A C 0 0, vm3 = A B D E
 TINY = {"vm1": [1, 1, 2, 0], "vm2": [1, 3, 0, 0], "vm3": [1, 2, 4, 5]}
 
-
-def _page(tag: int) -> bytes:
-    if tag == 0:
-        return bytes(4096)
-    return np.random.default_rng(tag).integers(0, 256, 4096, dtype=np.uint8).tobytes()
 
 
 @pytest.fixture(scope="module")
@@ -90,12 +86,6 @@ def test_scan_at_a_rate_that_cannot_converge_is_refused(tiny_tables, capsys):
     line = one_line_error_text(capsys)
     assert "raise the scan rates" in line and "1e-300 pages/s" in line
 
-
-def one_line_error_text(capsys) -> str:
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("pagecore: error: ") and "Traceback" not in err, err
-    return lines[0]
 
 
 def test_scanner_says_whether_it_settled():

@@ -8,21 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cli_helpers import one_line_error_text
+from cli_helpers import tag_page as _page
 
 from pagecore.cli import main
-
-
-def _page(tag: int) -> bytes:
-    if tag == 0:
-        return bytes(4096)
-    return np.random.default_rng(tag).integers(0, 256, 4096, dtype=np.uint8).tobytes()
-
-
-def one_line_error_text(capsys) -> str:
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("pagecore: error: ") and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.fixture

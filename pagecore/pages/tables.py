@@ -412,7 +412,7 @@ def _check_vm_names(path: Path, column) -> None:
     import pyarrow.compute as pc
 
     from pagecore.errors import ConfigError
-    from pagecore.pages.names import check_vm_name
+    from pagecore.pages.names import check_vm_name  # (no cycle: names imports only errors)
 
     col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_dictionary(col.type):
