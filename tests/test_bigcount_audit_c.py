@@ -70,3 +70,110 @@ def test_count_partition_refuses_a_vm_index_beyond_the_list(tmp_path):
         w.add_key_value_metadata({partition.META_KEY: f.metadata.metadata[partition.META_KEY]})
     with pytest.raises(InputError, match="VM index 300 is beyond the set's 2 VMs"):
         partition.count_partition([tmp_path / "bad2.parquet"], 0)
+
+
+def _rewrite(src, dst, table, meta=None):
+    """``table`` written as a scatter file with ``src``'s metadata (or ``meta``), one row group per
+    partition as ``scatter_table`` writes them."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    m = partition.scatter_metadata(src) if meta is None else meta
+    with pq.ParquetWriter(dst, partition.SCATTER_SCHEMA, **partition.SCATTER_WRITE_OPTIONS) as w:
+        at = 0
+        for rows in m["rows"]:
+            w.write_table(table.slice(at, rows), row_group_size=max(1, rows))
+            at += rows
+        w.add_key_value_metadata({partition.META_KEY: json.dumps(m)})
+    return dst
+
+
+def _scattered(tmp_path, bits=1):
+    names = ["a", "b"]
+    hashes = [1, 2, 3, 0, (1 << 63) | 5, (1 << 63) | 6, 7, 7]
+    src = _table(tmp_path / "a.parquet", "a", hashes)
+    out = tmp_path / "s.parquet"
+    partition.scatter_table(src, out, names, bits)
+    return out
+
+
+@pytest.mark.parametrize("files", [1, 2])
+def test_count_partition_refuses_a_flipped_hash_byte(tmp_path, files):
+    """Scatter files stored the hash column plain without checksums: a flipped byte in it was
+    counted as another content (session 24 left it open). Their data pages now carry CRCs."""
+    s = _scattered(tmp_path)
+    import pyarrow.parquet as pq
+
+    assert pq.ParquetFile(s).metadata.row_group(0).num_rows == 6
+    data = bytearray(s.read_bytes())
+    # the hash column's plain little-endian values of row group 0, in the table's order: flip a
+    # byte of the first 7
+    plain = b"".join(v.to_bytes(8, "little") for v in (1, 2, 3, 0, 7, 7))
+    at = bytes(data).find(plain)
+    assert at > 0
+    data[at + 32] ^= 0x10
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(bytes(data))
+    paths = [bad]
+    if files == 2:  # and another table of the set: VM b's
+        paths.append(tmp_path / "o.parquet")
+        partition.scatter_table(_table(tmp_path / "b.parquet", "b", [9]), paths[-1], ["a", "b"], 1)
+    with pytest.raises(InputError, match="corrupted scatter file: row group 0: a data page fails its checksum"):
+        partition.count_partition(paths, 0)
+    assert partition.count_partition([s], 0).totals[0] == 6  # the intact file counts
+
+
+def test_count_partition_refuses_a_hash_in_another_partition(tmp_path):
+    """A row group holding a hash of another partition split its content's copies over two
+    count jobs (each counted it apart): refused, naming the hash and its partition."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    s = _scattered(tmp_path)
+    t = pq.read_table(s)
+    h = t["hash"].to_numpy().copy()
+    h[0] = (1 << 63) | 9  # a partition-1 hash in row group 0
+    col = pa.array(h, pa.uint64())
+    bad = _rewrite(s, tmp_path / "bad.parquet", t.set_column(0, partition.SCATTER_SCHEMA.field("hash"), col))
+    want = r"row group 0 holds 1 hashes of other partitions \(the first: 0x8000000000000009, partition 1\)"
+    with pytest.raises(InputError, match=want):
+        partition.count_partition([bad], 0)
+    assert partition.count_partition([bad], 1).totals[0] == 2  # partition 1 itself is intact
+
+
+def test_count_partition_refuses_rows_unlike_the_metadata_with_one_file(tmp_path):
+    """With several files the row count of a row group was checked; with one it was not (the
+    counts then held fewer or more pages than the set, exit 0)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    s = _scattered(tmp_path)
+    m = partition.scatter_metadata(s)
+    t = pq.read_table(s)
+    bad = _rewrite(s, tmp_path / "bad.parquet", t, meta=m)
+    m2 = dict(m, rows=[m["rows"][0] + 1, m["rows"][1]])
+    f = pq.ParquetFile(bad)
+    with pq.ParquetWriter(tmp_path / "bad2.parquet", f.schema_arrow, **partition.SCATTER_WRITE_OPTIONS) as w:
+        for g in range(f.metadata.num_row_groups):
+            rg = f.read_row_group(g)
+            w.write_table(rg, row_group_size=max(1, rg.num_rows))
+        w.add_key_value_metadata({partition.META_KEY: json.dumps(m2)})
+    with pytest.raises(InputError, match="row group 0 holds 6 rows, its metadata says 7"):
+        partition.count_partition([tmp_path / "bad2.parquet"], 0)
+
+
+def test_count_partition_refuses_another_schema(tmp_path):
+    """A scatter file whose vm column is not uint32 (here int64) is refused by name."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    s = _scattered(tmp_path, bits=0)
+    t = pq.read_table(s)
+    t = t.set_column(2, "vm", pa.array(t["vm"].to_numpy().astype(np.int64)))
+    with pq.ParquetWriter(tmp_path / "bad.parquet", t.schema) as w:
+        w.write_table(t)
+        w.add_key_value_metadata({partition.META_KEY: pq.ParquetFile(s).metadata.metadata[partition.META_KEY]})
+    with pytest.raises(InputError, match="scatter column 'vm': int64"):
+        partition.count_partition([tmp_path / "bad.parquet"], 0)

@@ -50,6 +50,10 @@ SCATTER_WRITE_OPTIONS = dict(
     compression={"hash": "none", "zero": "zstd", "vm": "zstd"},
     use_dictionary=["vm"],
     column_encoding={"hash": "PLAIN", "zero": "PLAIN"},
+    # a CRC per data page, checked by count_partition (as page tables since session 24): the hash
+    # column is plain and uncompressed, so a flipped byte decoded fine and moved a page's content
+    # into another group, or another partition, with exit 0
+    write_page_checksum=True,
 )
 
 
@@ -185,7 +189,7 @@ def count_partition(scatter_paths: Sequence[str | os.PathLike], p: int, **kw) ->
     # than the one `pagecore bench count` measures)
     dt = vm_index_dtype(len(names))
     if len(scatter_paths) == 1:  # one row group: count NumPy views of its Arrow columns
-        t = pq.ParquetFile(scatter_paths[0]).read_row_group(p)
+        t = _row_group(scatter_paths[0], metas[0], p)
         h = t["hash"].to_numpy()  # no copy of a single chunk
         vm = _checked_vm(t["vm"].to_numpy(), len(names), scatter_paths[0]).astype(dt, copy=False)
         counts = count_sharing(h, t["zero"].to_numpy(zero_copy_only=False), vm, names, **kw)
@@ -201,10 +205,8 @@ def count_partition(scatter_paths: Sequence[str | os.PathLike], p: int, **kw) ->
     vm = np.empty(n, dt)
     at = 0
     for s, m in zip(scatter_paths, metas, strict=True):
-        t = pq.ParquetFile(s).read_row_group(p)
+        t = _row_group(s, m, p)
         k = t.num_rows
-        if k != int(m["rows"][p]):
-            raise InputError(s, f"row group {p} holds {k:,} rows, its metadata says {int(m['rows'][p]):,}")
         h[at : at + k] = t["hash"].to_numpy()
         z[at : at + k] = t["zero"].to_numpy(zero_copy_only=False)
         vm[at : at + k] = _checked_vm(t["vm"].to_numpy(), len(names), s)  # in range, so the cast is exact
@@ -214,6 +216,49 @@ def count_partition(scatter_paths: Sequence[str | os.PathLike], p: int, **kw) ->
     counts = count_sharing(h, z, vm, names, **kw)
     counts.partition = (p, metas[0]["partitions"])
     return counts
+
+
+def _row_group(path, meta: dict, p: int) -> pa.Table:
+    """Row group ``p`` of a scatter file, checked: its data pages' checksums (files written
+    before session 25 have none to check), the scatter schema without nulls, the row count its
+    metadata gives, and every hash in partition ``p`` (a page in another partition's row group
+    would be counted apart from its content's other copies: wrong counts with exit 0)."""
+    try:
+        f = pq.ParquetFile(path, page_checksum_verification=True)
+        groups, nparts = f.metadata.num_row_groups, int(meta["partitions"])
+        if groups != nparts:
+            raise InputError(path, f"{groups:,} row groups, its metadata says {nparts:,} partitions")
+        t = f.read_row_group(p)
+    except (pa.ArrowInvalid, OSError) as exc:
+        first = str(exc).splitlines()[0]
+        crc = "crc" in first.lower() or "checksum" in first.lower()
+        what = "a data page fails its checksum" if crc else "unreadable"
+        raise InputError(
+            path, f"corrupted scatter file: row group {p}: {what} ({first})",
+            hint="the file was damaged after it was written; delete it and re-run the scatter job",
+        ) from None  # fmt: skip
+    for f in SCATTER_SCHEMA:
+        if f.name not in t.column_names or t.schema.field(f.name).type != f.type:
+            got = t.schema.field(f.name).type if f.name in t.column_names else "missing"
+            raise InputError(path, f"scatter column {f.name!r}: {got}", expected=str(f.type))
+        if t.column(f.name).null_count:
+            raise InputError(path, f"scatter column {f.name!r} of row group {p} has null values")
+    want = int(meta["rows"][p])
+    if t.num_rows != want:
+        raise InputError(path, f"row group {p} holds {t.num_rows:,} rows, its metadata says {want:,}")
+    bits = int(meta.get("bits", 0))
+    if bits and t.num_rows:
+        width = int(meta.get("hash_bits") or 64)
+        # as scatter_table computes it
+        top = (t["hash"].to_numpy() >> np.uint64(width - bits)) & np.uint64((1 << bits) - 1)
+        bad = np.flatnonzero(top != np.uint64(p))
+        if len(bad):
+            raise InputError(
+                path, f"row group {p} holds {len(bad):,} hashes of other partitions "
+                f"(the first: {int(t['hash'][int(bad[0])].as_py()):#018x}, partition {int(top[bad[0]])})",
+                hint="the file was altered after it was written; delete it and re-run the scatter job",
+            )  # fmt: skip
+    return t
 
 
 def _checked_vm(vm: np.ndarray, nvm: int, path) -> np.ndarray:
