@@ -60,6 +60,13 @@ def test_pool_gap_by_hand():
     assert g.loc[2400.0, "free_off"] == pytest.approx(39.96)  # Citrix 40 MB down: free 117.8, 39.96 above 77.84
     assert fig08_pool_gap(vms, host, None).empty
     assert fig08_pool_gap(vms, host[["t", "state"]], STATES).empty  # a host timeline without accounting
+    # empty or not, the same columns (the empty frame lacked target and free)
+    full = list(fig08_pool_gap(vms, host, STATES).columns)
+    assert (
+        list(fig08_pool_gap(vms, host, None).columns)
+        == full
+        == ["identity", "free_off", "band", "target", "free", "shared_machine"]
+    )
 
 
 def test_total_allocation_is_the_shared_series_again_where_free_memory_is_held():

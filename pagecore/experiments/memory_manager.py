@@ -469,6 +469,10 @@ def fig08_identity_gap(vms: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: the columns of :func:`fig08_pool_gap`, empty or not
+FIG08_POOL_GAP_COLUMNS = ("identity", "free_off", "band", "target", "free", "shared_machine")
+
+
 def fig08_pool_gap(vms: pd.DataFrame, host: pd.DataFrame, states: dict | None) -> pd.DataFrame:
     """Per recorded time (index ``t``): ``identity``, how far Σ alloc − Σ shared is from the
     machine memory the VMs hold alone by the host's accounting (system − ESX − overhead in use −
@@ -484,7 +488,7 @@ def fig08_pool_gap(vms: pd.DataFrame, host: pd.DataFrame, states: dict | None) -
     the shared series again (issue 14: each quantity once)."""
     need = {"free", "system", "esx", "overhead", "shared_machine"}
     if not states or not need <= set(host.columns):
-        return pd.DataFrame(columns=["identity", "free_off", "band", "shared_machine"])
+        return pd.DataFrame(columns=list(FIG08_POOL_GAP_COLUMNS))
     high = float(states.get("high_pct", 6.0))
     target_pct = high + float(states.get("hysteresis_pct", 0.0))
     band_pct = target_pct - float(states.get("soft_pct", 4.0))
@@ -499,7 +503,8 @@ def fig08_pool_gap(vms: pd.DataFrame, host: pd.DataFrame, states: dict | None) -
             "target": target_pct / 100.0 * h["system"],
             "free": h["free"],
             "shared_machine": h["shared_machine"],
-        }
+        },
+        columns=list(FIG08_POOL_GAP_COLUMNS),
     )
 
 
