@@ -43,9 +43,10 @@ size's 1,024 VMs; a million VMs needed about 1 GB more in the gather than its 80
 The disk holds more than the pages (:func:`disk_bytes`), and with many small VMs far more (issue 18
 audit C: a run of 8,192 VMs of 2 pages wrote 15 times the pages' estimate). Measured with
 ``scatter_table`` and a small ``snakemake bigcount`` (5-digit names, ``L`` = 7 characters; ``D`` is
-the digits of one VM's page count, the widest per-VM counter): every scatter file stores the set's
-VM list in its metadata (``L`` + 4 bytes a VM: 11.0 measured at 10^5 VMs) and each of its row groups
-costs 135–151 bytes of Parquet metadata; a shard's page table holds each VM's name and dictionary
+the digits of one VM's page count, the widest per-VM counter): every scatter file stored the set's
+VM list in its metadata (``L`` + 4 bytes a VM: 11.0 measured at 10^5 VMs; since session 25 only the
+list's digest, the count jobs being given the list) and each of its row groups costs 135–151 bytes
+of Parquet metadata; a shard's page table holds each VM's name and dictionary
 (36 bytes a VM at one page each); each partition's counts JSON a per-VM row (42 bytes at ``D`` = 1:
 name, 8 counters, one float); the report a per-VM record (378 bytes at ``D`` = 1, indented JSON).
 The constants below are those measures with a margin of at least 20 % and the widest float.
@@ -97,15 +98,16 @@ def disk_bytes(big: Mapping) -> int:
 
     Snakemake deletes a shard as soon as its scatter job is done and the scattered tables once
     every count job is done, but the scheduler may write every shard first, so the estimate is
-    the sum of all. Besides the pages (:data:`DISK_BYTES_PER_PAGE`), each scatter file holds the
-    set's VM list and one row group per partition, and each counts file and the report a row per
-    VM (module docstring): with many small VMs these are most of it.
+    the sum of all. Besides the pages (:data:`DISK_BYTES_PER_PAGE`), each scatter file holds one
+    row group per partition, and each counts file and the report a row per VM (module
+    docstring): with many small VMs these are most of it.
     """
     vms, shards, parts = big["vms"], _shards(big), 1 << big["partition_bits"]
     name = len(f"vm{vms:05d}")  # the longest name (workflow/rules/common.smk bigcount_vm_names)
     digits = len(str(max(1, _pages_per_vm(big))))
     tables = total_pages(big) * DISK_BYTES_PER_PAGE + vms * DISK_BYTES_PER_VM_TABLE + 2 * shards * DISK_BYTES_PER_FILE
-    scatter = shards * (vms * (name + 6) + parts * DISK_BYTES_PER_ROW_GROUP)
+    # since session 25 a scatter file holds its VM list's digest, not the list (11 bytes a VM)
+    scatter = shards * parts * DISK_BYTES_PER_ROW_GROUP
     # per VM: name and quotes; 8 counters of up to `digits` digits with ", "; one float (<= 24 chars)
     counts = parts * (vms * (name + 8 * digits + 50) + DISK_BYTES_PER_FILE)
     # per VM: the name twice, 7 counters, 3 floats and their keys, indented (378 measured at 1 digit)

@@ -55,6 +55,8 @@ rule bigcount_count:
         counts="results/bigcount/counts/part{part}.json",
     params:
         ksm=config["sharing"]["ksm"],
+        # the set's VM list, given here once: the scatter files hold only its digest
+        vm_names=lambda wildcards: bigcount_vm_names(),
     resources:
         mem_mb=bigcount_mem_mb("count"),
     log:

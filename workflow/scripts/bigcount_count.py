@@ -8,6 +8,7 @@ with job_log(snakemake):
     counts = count_partition(
         snakemake.input.scattered,
         int(snakemake.wildcards.part),
+        vm_names=snakemake.params.vm_names,
         use_zero_pages=k["use_zero_pages"],
         max_page_sharing=k["max_page_sharing"],
         threads=snakemake.threads,
