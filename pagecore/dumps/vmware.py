@@ -19,13 +19,14 @@ community notes on the format)::
                     width again, 2 bytes, then size bytes
 
 In group ``memory``: ``regionsCount``; per region ``i``: ``regionPPN[i]`` (first guest page),
-``regionPageNum[i]`` (first ``.vmem`` page) and ``regionSize[i]`` (pages). No regions (or
-``regionsCount`` 0): the ``.vmem`` is flat from guest-physical 0. Regions must not overlap, must
+``regionPageNum[i]`` (first ``.vmem`` page) and ``regionSize[i]`` (pages). ``regionsCount`` 0:
+the ``.vmem`` is flat from guest-physical 0. Regions must not overlap, must
 lie inside the ``.vmem`` and below the 52-bit physical limit, and must place every page of it (a
 page no region places, or a tail that is not a whole page, is an error; under ``skip_bad_pages``
-it is skipped and counted); region tags must be integers and appear once. Memory stored inside
-the checkpoint itself (no ``.vmem``) is not supported. Both files are inputs: an output may be
-neither (:attr:`VmwareReader.input_paths`).
+it is skipped and counted); region tags must be integers and appear once; ``regionsCount`` must
+be there (0 for a flat ``.vmem``: a map without it is not taken as flat) and no region tag may
+name a region at or beyond it. Memory stored inside the checkpoint itself (no ``.vmem``) is not
+supported. Both files are inputs: an output may be neither (:attr:`VmwareReader.input_paths`).
 """
 
 from __future__ import annotations
@@ -121,10 +122,28 @@ def parse_checkpoint(path: Path) -> dict:
 
 
 def regions_of(path: Path, tags: dict, vmem_pages: int) -> list[tuple[int, int, int]]:
-    """``[(first guest page, first .vmem page, pages)]``, checked; flat if the map has no regions."""
-    count = tags.get(("regionsCount", ()), 0)
+    """``[(first guest page, first .vmem page, pages)]``, checked; flat if regionsCount is 0."""
+    if ("regionsCount", ()) not in tags:
+        # VMware writes it in every checkpoint (0 for a flat .vmem); without it the map was taken
+        # as flat, so a damaged memory group (a renamed tag, a group offset pointing at another
+        # group) moved every page above the PCI hole to other frames with exit 0
+        raise InputError(
+            path,
+            "the memory group has no regionsCount tag, so where the .vmem's pages lie is unknown",
+            expected="a regionsCount tag (0 for a flat .vmem) in the memory group",
+            hint="the checkpoint is damaged; pass --format raw to read the .vmem as a flat image",
+        )
+    count = tags[("regionsCount", ())]
     if not isinstance(count, int):
         raise InputError(path, "regionsCount is not an integer", expected="a 4- or 8-byte tag")
+    stray = [f"{n}{list(i)}" for n, i in tags if n in REGION_TAGS[1:] and (len(i) != 1 or i[0] >= count)]
+    if stray:  # a lowered regionsCount (0: read flat) left regions out with exit 0
+        raise InputError(
+            path,
+            f"regionsCount is {count:,} but the memory group also has tag {stray[0]}",
+            expected=f"region tags with one index below {count:,}" if count else "no region tags in a flat map",
+            hint="the checkpoint is damaged",
+        )
     if count == 0:
         return [(0, 0, vmem_pages)]
     out = []

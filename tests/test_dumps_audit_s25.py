@@ -1,0 +1,75 @@
+"""Session 25's audit of the dump readers and saved-state parsers: malformed files built from scratch.
+
+Each test here gave a wrong page count, wrong frames or a bad failure with the code before its
+fix; now each case is refused with a one-line InputError naming the file and the failed check,
+or read correctly. Files are tiny and built in ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from dumps_helpers import PS, read_all
+
+from pagecore.dumps.vmware import write_vmware
+from pagecore.errors import InputError
+
+
+def _err(path, fmt="auto", **kw) -> InputError:
+    with pytest.raises(InputError) as ei:
+        read_all(path, fmt, **kw)
+    msg = str(ei.value)
+    assert "\n" not in msg and str(path) in msg
+    return ei.value
+
+
+def _vmware_pages(n: int) -> np.ndarray:
+    pages = np.zeros((n, PS), np.uint8)
+    pages[:, 0] = np.arange(1, n + 1)
+    return pages
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(lambda b: b.replace(b"regionsCount" + (2).to_bytes(8, "little"), b"regionsCount" + bytes(8)),
+                     id="regionsCount-zeroed"),
+        pytest.param(lambda b: b.replace(b"regionsCount", b"regionsCounu"), id="regionsCount-renamed"),
+        pytest.param(lambda b: b.replace(b"regionsCount" + (2).to_bytes(8, "little"),
+                                         b"regionsCount" + (1).to_bytes(8, "little")), id="regionsCount-lowered"),
+    ],
+)  # fmt: skip
+def test_a_vmware_map_without_its_region_count_is_not_read_flat(tmp_path, edit):
+    """A checkpoint whose regionsCount was zeroed or whose tag name was damaged (or whose memory
+    group offset pointed at another group) had no regions, so the .vmem was read flat: guest
+    frames 0-5 instead of 0, 1 and 0x100-0x103, exit 0. (A lowered count was refused already, but
+    as a .vmem "belonging to another checkpoint": now the checkpoint is named as the damaged file.)"""
+    vmss = write_vmware(tmp_path / "v.vmem", [(0, 0, 2), (0x100, 2, 4)], _vmware_pages(6))
+    assert sorted(read_all(vmss)[0]) == [0, 1, 0x100, 0x101, 0x102, 0x103]
+    data = vmss.read_bytes()
+    vmss.write_bytes(edit(data))
+    assert vmss.read_bytes() != data
+    e = _err(vmss)
+    assert "regionsCount" in e.problem
+
+
+def test_a_vmware_memory_group_offset_pointing_at_another_group_is_refused(tmp_path):
+    """The group table's offset of 'memory' moved to the 'Checkpoint' group (one flipped bit):
+    its tags end cleanly but hold no region map, and the .vmem was read flat."""
+    from pagecore.dumps.vmware import GROUP, HEADER
+
+    vmss = write_vmware(tmp_path / "v.vmem", [(0, 0, 2), (0x100, 2, 4)], _vmware_pages(6))
+    data = bytearray(vmss.read_bytes())
+    first = GROUP.unpack_from(data, HEADER.size)  # Checkpoint
+    name, _off, size = GROUP.unpack_from(data, HEADER.size + GROUP.size)
+    assert name.rstrip(b"\0") == b"memory"
+    GROUP.pack_into(data, HEADER.size + GROUP.size, name, first[1], size)
+    vmss.write_bytes(bytes(data))
+    assert "no regionsCount" in _err(vmss).problem
+
+
+def test_a_flat_vmware_map_is_still_read_flat(tmp_path):
+    """regionsCount 0 with no region tags is VMware's flat .vmem: frames are file pages."""
+    vmss = write_vmware(tmp_path / "f.vmem", [], _vmware_pages(3))
+    got, st = read_all(vmss)
+    assert sorted(got) == [0, 1, 2] and st.pages_read == 3
