@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dumps_helpers import PS, read_all
+from dumps_helpers import PS, make_pages, read_all
 
+from pagecore.dumps.flattened import write_kdump_flat
 from pagecore.dumps.vmware import write_vmware
 from pagecore.errors import InputError
 
@@ -73,3 +74,21 @@ def test_a_flat_vmware_map_is_still_read_flat(tmp_path):
     vmss = write_vmware(tmp_path / "f.vmem", [], _vmware_pages(3))
     got, st = read_all(vmss)
     assert sorted(got) == [0, 1, 2] and st.pages_read == 3
+
+
+@pytest.mark.parametrize("tail", ["second-dump", "garbage"])
+def test_bytes_after_a_flattened_files_end_record_are_refused(tmp_path, tail):
+    """A flattened file with a second dump appended (``makedumpfile -F ... >> f``), or other bytes
+    after its end record, was read to the end record with exit 0 and the rest ignored: the
+    second guest's pages were silently missing."""
+    first = write_kdump_flat(tmp_path / "a.flat", np.arange(8), make_pages(8, seed=1))
+    assert sorted(read_all(first)[0]) == list(range(8))
+    if tail == "second-dump":
+        more = write_kdump_flat(tmp_path / "b.flat", np.arange(100, 108), make_pages(8, seed=2)).read_bytes()
+    else:
+        more = b"\x01" * 5000
+    both = tmp_path / "ab.flat"
+    both.write_bytes(first.read_bytes() + more)
+    e = _err(both)
+    assert f"{len(more):,} bytes after the end record" in e.problem
+    _err(both, skip_bad_pages=True)

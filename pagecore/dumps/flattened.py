@@ -8,7 +8,8 @@ record whose offset and size are both -1 (QEMU 7.2 and makedumpfile 1.7.2 files 
 
 What is checked, beyond the kdump checks (:mod:`pagecore.dumps.kdump`): the header's
 signature, type and version, every record header (offset and size >= 0, offset + size below
-2**62, data inside the file) and the end record; a read of kdump bytes no record wrote is an
+2**62, data inside the file) and the end record, which must end the file (a second dump
+appended with ``>>`` was ignored); a read of kdump bytes no record wrote is an
 error. Overlapping records are resolved in O(n log n). What no check can protect
 (:data:`UNPROTECTED`): those of the kdump file inside the records.
 
@@ -188,6 +189,14 @@ class FlattenedReader(KdumpReader):
                 continue
             if code == pc.SCAN_END_RECORD:
                 ended = True
+                if off + RECORD.size < size:  # was ignored: a second dump appended (>>) was never read
+                    raise InputError(
+                        self.path,
+                        f"{size - off - RECORD.size:,} bytes after the end record (at {off:,})",
+                        offset=off + RECORD.size,
+                        expected="the file to end with its end record (offset = size = -1)",
+                        hint="the file holds more than one dump (written with >>?) or is corrupt; re-create it",
+                    )
             elif code == pc.SCAN_NEGATIVE:
                 raise InputError(
                     self.path,
