@@ -7,10 +7,14 @@ or read correctly. Files are tiny and built in ``tmp_path``.
 
 from __future__ import annotations
 
+import struct
+from pathlib import Path
+
 import numpy as np
 import pytest
 from dumps_helpers import PS, make_pages, read_all
 
+from pagecore.dumps.elf import ET_CORE, PT_LOAD, PT_NOTE
 from pagecore.dumps.flattened import write_kdump_flat
 from pagecore.dumps.vmware import write_vmware
 from pagecore.errors import InputError
@@ -92,3 +96,36 @@ def test_bytes_after_a_flattened_files_end_record_are_refused(tmp_path, tail):
     e = _err(both)
     assert f"{len(more):,} bytes after the end record" in e.problem
     _err(both, skip_bad_pages=True)
+
+
+def _elf_with_notes(path, segs, lower_first_offset: int = 0):
+    """An ELF64 core laid out as QEMU writes it: ELF header, program headers, one PT_NOTE, then
+    the PT_LOAD data; the first PT_LOAD's ``p_offset`` lowered by ``lower_first_offset``."""
+    eh, ph = struct.Struct("<16sHHIQQQIHHHHHH"), struct.Struct("<IIQQQQQQ")
+    note = struct.pack("<III", 5, 200, 1) + b"CORE\0\0\0\0" + b"\x11" * 200
+    off = eh.size + ph.size * (1 + len(segs))
+    phdrs = [ph.pack(PT_NOTE, 0, off, 0, 0, len(note), len(note), 0)]
+    off += len(note)
+    for i, (paddr, data) in enumerate(segs):
+        phdrs.append(
+            ph.pack(PT_LOAD, 7, off - (lower_first_offset if i == 0 else 0), paddr, paddr, len(data), len(data), 0)
+        )
+        off += len(data)
+    ident = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
+    head = eh.pack(ident, ET_CORE, 62, 1, 0, eh.size, 0, 0, eh.size, ph.size, len(phdrs), 0, 0, 0)
+    Path(path).write_bytes(head + b"".join(phdrs) + note + b"".join(d for _, d in segs))
+    return Path(path)
+
+
+@pytest.mark.parametrize("lower", [8, 100, 220])
+def test_an_elf_segment_whose_data_overlaps_the_notes_is_refused(tmp_path, lower):
+    """A PT_LOAD whose p_offset was lowered into the PT_NOTE before it (QEMU writes the notes just
+    before the first segment's data) was read with exit 0: every page of the segment shifted by
+    ``lower`` bytes, the gap it left at its end shorter than the page the undescribed-bytes
+    check looks for."""
+    pages = make_pages(8, seed=3)
+    segs = [(0, pages[:4].tobytes()), (0x10000, pages[4:].tobytes())]
+    got, _ = read_all(_elf_with_notes(tmp_path / "ok.elf", segs))
+    assert got == {g: pages[i].tobytes() for i, g in enumerate([0, 1, 2, 3, 0x10, 0x11, 0x12, 0x13])}
+    e = _err(_elf_with_notes(tmp_path / "low.elf", segs, lower_first_offset=lower))
+    assert "overlaps the notes of PT_NOTE #0" in e.problem

@@ -12,11 +12,11 @@ What is checked: the ELF header (magic, class, byte order, ``ET_CORE``, ``e_phen
 program header table inside the file, ``p_filesz <= p_memsz``, every ``PT_LOAD`` below the
 52-bit physical address limit, ``PT_LOAD`` ranges (by ``p_memsz``) disjoint in guest-physical
 space, segment data inside the file (else an error, or under ``skip_bad_pages`` the missing
-pages are skipped and counted), apart from each other and from the ELF header and program
-header table, no page-sized stretch of the file that nothing describes (inside it or at its
-end), and the file not shrinking while read. What no check can protect
-(:data:`UNPROTECTED`): ELF has no checksum, so the page data of every ``PT_LOAD`` is taken as
-is, a changed ``p_paddr`` that still yields disjoint segments moves pages to other frames
+pages are skipped and counted), apart from each other and from the ELF header, the program
+header table, the notes and the section header table, no page-sized stretch of the file that
+nothing describes (inside it or at its end), and the file not shrinking while read. What no
+check can protect (:data:`UNPROTECTED`): ELF has no checksum, so the page data of every
+``PT_LOAD`` is taken as is, a changed ``p_paddr`` that still yields disjoint segments moves pages to other frames
 undetected (QEMU's ``p_vaddr`` is not a copy of it), and the last segment's ``p_filesz``
 lowered by less than a page reads its lost tail as zeros (``p_memsz`` beyond ``p_filesz``):
 QEMU's dumps end with a few bytes no header describes, so a short undescribed tail is accepted.
@@ -203,8 +203,12 @@ class ElfReader(SegmentReader):
         segs = SegmentTable(
             paddr[has_data], offset[has_data], filesz[has_data], at[has_data], load[has_data], "PT_LOAD"
         )
-        # segment data must not lie in the ELF header or the program header table
-        for lo, hi, what in ((0, eh.size, "the ELF header"), (e_phoff, table_end, "the program header table")):
+        # segment data must not lie in the ELF header, the program header table, the notes or the
+        # section header table (a p_offset lowered into the notes shifted a segment's every page)
+        apart = [(0, eh.size, "the ELF header"), (e_phoff, table_end, "the program header table")]
+        apart += [(o, o + n, f"the notes of PT_NOTE #{(a - e_phoff) // e_phentsize}") for o, n, a in notes if n]
+        apart += [(lo, hi, "the section header table") for lo, hi in headers[2 + len(notes) :]]
+        for lo, hi, what in apart:
             clash = np.flatnonzero((segs.offset < hi) & (segs.offset + segs.size > lo))
             if len(clash):
                 sg = segs.segment(int(clash[0]))
