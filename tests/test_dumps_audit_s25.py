@@ -7,6 +7,7 @@ or read correctly. Files are tiny and built in ``tmp_path``.
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -129,3 +130,39 @@ def test_an_elf_segment_whose_data_overlaps_the_notes_is_refused(tmp_path, lower
     assert got == {g: pages[i].tobytes() for i, g in enumerate([0, 1, 2, 3, 0x10, 0x11, 0x12, 0x13])}
     e = _err(_elf_with_notes(tmp_path / "low.elf", segs, lower_first_offset=lower))
     assert "overlaps the notes of PT_NOTE #0" in e.problem
+
+
+def test_a_vmware_checkpoint_holding_big_tags_is_not_read_into_memory(tmp_path):
+    """A checkpoint whose memory group holds a big tag (VMware stores a guest's memory in the
+    checkpoint itself that way) was read whole, and the tag copied: a 1 GiB .vmss took 1.1 GB of
+    memory, a snapshot of a large guest more than the machine has. Only the tags are read now."""
+    import tracemalloc
+
+    from pagecore.dumps.vmware import GROUP, HEADER
+
+    big = 64 << 20
+
+    def tag(name, idx=(), value=None):
+        raw = bytes([(8 if value is not None else 62) | len(idx) << 6, len(name)]) + name.encode()
+        raw += struct.pack(f"<{len(idx)}I", *idx)
+        return raw + (value.to_bytes(8, "little") if value is not None else struct.pack("<QQ", big, big) + b"\0\0")
+
+    mem = tag("regionsCount", value=1)
+    for t, v in (("regionPPN", 0x100), ("regionPageNum", 0), ("regionSize", 2)):
+        mem += tag(t, (0,), v)
+    mem += tag("Memory")
+    vmss = tmp_path / "e.vmss"
+    with open(vmss, "wb") as fh:
+        at = HEADER.size + GROUP.size
+        fh.write(HEADER.pack(0xBED2BED2, 0, 1) + GROUP.pack(b"memory", at, len(mem) + big + 2) + mem)
+        fh.seek(big, os.SEEK_CUR)  # a hole: the big tag's bytes
+        fh.write(b"\0\0")
+    _vmware_pages(2).tofile(tmp_path / "e.vmem")
+    tracemalloc.start()
+    try:
+        got, _ = read_all(vmss)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert sorted(got) == [0x100, 0x101]
+    assert peak < big // 8, f"{peak:,} bytes allocated to read a {vmss.stat().st_size:,}-byte checkpoint"

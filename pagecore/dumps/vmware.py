@@ -49,6 +49,8 @@ MAGICS = (0xBED2BED0, 0xBAD1BAD1, 0xBED2BED2, 0xBED3BED3)
 HEADER = struct.Struct("<III")
 GROUP = struct.Struct("<64sQQ")
 MAX_GROUPS = 4096
+#: longest "big" tag value kept by :func:`parse_checkpoint` (none it uses is anywhere near this)
+BIG_TAG_KEEP = 1 << 16
 #: the memory group's tags that place the ``.vmem``: each must be an integer and appear once
 REGION_TAGS = ("regionsCount", "regionPPN", "regionPageNum", "regionSize")
 #: guest pages end below this (the 52-bit physical address limit of ``_segments``)
@@ -59,12 +61,18 @@ def parse_checkpoint(path: Path) -> dict:
     """Groups and the ``memory`` group's tags of a ``.vmss``/``.vmsn`` file.
 
     Returns ``{"version", "groups": {name: (offset, size)}, "memory": {(name, indices): value}}``
-    where small 4/8-byte values are ints and anything else bytes.
+    where small 4/8-byte values are ints, other values of up to :data:`BIG_TAG_KEEP` bytes bytes,
+    and longer ones ``None``. The file is mapped, not read: a checkpoint that holds the guest's
+    memory itself (gigabytes, in one big tag) cost its size in memory, twice.
     """
-    data = path.read_bytes()
-    size = len(data)
+    size = path.stat().st_size
     if size < HEADER.size:
         raise InputError(path, "file shorter than a VMware checkpoint header", offset=0, expected="12 bytes")
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return _parse_checkpoint(path, data, size)
+
+
+def _parse_checkpoint(path: Path, data, size: int) -> dict:
     magic, _unknown, ngroups = HEADER.unpack_from(data, 0)
     if magic not in MAGICS:
         raise InputError(path, f"bad magic {magic:#x}", offset=0, expected=" or ".join(f"{m:#x}" for m in MAGICS))
@@ -107,7 +115,7 @@ def parse_checkpoint(path: Path) -> dict:
             pos += 2 * width + 2
             if pos + big > end:
                 raise InputError(path, f"tag {name} data of {big:,} bytes runs past its group", offset=at)
-            value = data[pos : pos + big]
+            value = data[pos : pos + big] if big <= BIG_TAG_KEEP else None
             pos += big
         else:
             if pos + dlen > end:
