@@ -365,7 +365,7 @@ class QevmWalker:
                 raise raw.err(f"RAM block {name!r} listed twice", expected="unique block names", at=at)
             info.blocks.append(RamBlock(name, size))
             seen += size
-        need = 16 * (total // PAGE_SIZE)  # the first pass's index and the frame map: 8 + 8 bytes a page
+        need = 16 * (total // PAGE_SIZE)  # the first pass's index, 8 bytes a page: at most half the memory
         have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         if need > have:  # was a MemoryError, or swapping, on a header claiming petabytes
             raise raw.err(
@@ -608,15 +608,15 @@ class QevmWalker:
         info.devices_source = "VM description (JSON) at the end of the stream"
 
 
-def _frame_maps(info: StreamInfo) -> list[np.ndarray]:
-    """Guest frame of every page of every block (-1: not guest RAM)."""
-    gmaps = []
-    for b in info.blocks:
-        g = np.full(b.pages, -1, np.int64)
-        for off, gpa, length in b.gpa_ranges:
-            g[off // PAGE_SIZE : (off + length) // PAGE_SIZE] = np.arange(length // PAGE_SIZE) + gpa // PAGE_SIZE
-        gmaps.append(g)
-    return gmaps
+def _frame_of(block: RamBlock, page: int) -> int:
+    """Guest frame of page ``page`` of ``block`` (-1: not guest RAM). Computed from the block's
+    (at most two) ranges: a map of every page cost 8 bytes a page and 16 more while it was
+    built, so a stream of a few KiB claiming terabytes of RAM took more than the machine had."""
+    off = page * PAGE_SIZE
+    for start, gpa, length in block.gpa_ranges:
+        if start <= off < start + length:
+            return (gpa + off - start) // PAGE_SIZE
+    return -1
 
 
 def crop_stream(src: str | Path, dst: str | Path, windows: list[tuple[int, int]]) -> Path:
@@ -630,7 +630,6 @@ def crop_stream(src: str | Path, dst: str | Path, windows: list[tuple[int, int]]
     src, dst = Path(src), Path(dst)
     check_output(dst, [src])  # crop_stream(f, f) emptied f before reading it
     info = QemuMigrationReader(src).describe()
-    gmaps = _frame_maps(info)
     with open(src, "rb") as fh, open(dst, "wb") as out:
         data = fh.read()
         w = QevmWalker(_In(io.BytesIO(data), src))
@@ -638,7 +637,7 @@ def crop_stream(src: str | Path, dst: str | Path, windows: list[tuple[int, int]]
         for b, p, _d, _f in w.pages():
             at, end, named, word = w.span
             out.write(data[pos:at])
-            g = int(gmaps[b][p])
+            g = _frame_of(info.blocks[b], p)
             if g >= 0 and any(lo <= g < hi for lo, hi in windows):
                 if named or prev == b:
                     out.write(data[at:end])
@@ -711,16 +710,22 @@ class StreamReader(DumpReader):
             w = self._walker(fh, base, what)
             _pc_layout(info.blocks, info.machine, w.raw)
             self.info = info
-            gmaps = _frame_maps(info)
-            self._not_ram = sum(int((g < 0).sum()) for g in gmaps)
-            missing = sum(int(((lst < 0) & (g >= 0)).sum()) for lst, g in zip(last, gmaps, strict=True))
+            blocks = info.blocks
+            self._not_ram = sum(b.pages - sum(n for _, _, n in b.gpa_ranges) // PAGE_SIZE for b in blocks)
+            missing = sum(
+                int(np.count_nonzero(lst[o // PAGE_SIZE : (o + n) // PAGE_SIZE] < 0))
+                for lst, b in zip(last, blocks, strict=True)
+                for o, _, n in b.gpa_ranges
+            )
             k = self.chunk_pages
             buf = np.empty((k, PAGE_SIZE), np.uint8)
             gp = np.empty(k, np.uint64)
             n = 0
             for seq, (b, p, data, fill) in enumerate(w.pages(stop_at_devices=True), 1):
-                g = gmaps[b][p]
-                if g < 0 or last[b][p] != seq:
+                if last[b][p] != seq:
+                    continue
+                g = _frame_of(blocks[b], p)
+                if g < 0:
                     continue
                 if data is None:
                     buf[n].fill(fill)
