@@ -190,3 +190,26 @@ def test_a_migration_stream_claiming_much_ram_costs_only_its_index(tmp_path):
     assert sorted(got) == [0, (1 << 32) // PS + (size - 0xC0000000) // PS - 1]
     assert st.pages_excluded == size // PS - 2
     assert peak < 12 * (size // PS), f"{peak:,} bytes for {size // PS:,} claimed pages"
+
+
+def test_one_part_of_a_split_kdump_is_named_as_such(tmp_path, capsys):
+    """`hash` of one part of a ``makedumpfile --split`` dump said "32 pages of p1 (kdump)" and
+    nothing else: the frames in the other parts were neither read nor counted anywhere, so every
+    number made from the table described half the guest as if it were all of it."""
+    from pagecore.cli import main as cli_main
+    from pagecore.dumps.kdump import SUB_HEADER, write_kdump
+    from pagecore.pages.tables import page_table_metadata
+
+    path = write_kdump(tmp_path / "p1.kdump", np.arange(32), make_pages(32, seed=4), excluded=np.arange(32, 64))
+    data = bytearray(path.read_bytes())
+    f = list(SUB_HEADER.unpack_from(data, PS))
+    f[2], f[3], f[4], f[11], f[12] = 1, 0, 32, 0, 32  # split, start/end_pfn, their 64-bit copies
+    SUB_HEADER.pack_into(data, PS, *f)
+    path.write_bytes(bytes(data))
+    got, st = read_all(path)
+    assert sorted(got) == list(range(32)) and st.pages_excluded == 0
+    table = tmp_path / "p1.parquet"
+    assert cli_main(["hash", str(path), "-o", str(table), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "one part of a split dump" in err and "32 more frames are in the other parts" in err
+    assert page_table_metadata(table)["split_part"]["frames_in_other_parts"] == 32

@@ -64,6 +64,14 @@ def _cmd_hash(args) -> int:
             "(segment or range edges not on a 4 KiB boundary): the missing bytes were read as zeros and hashed so",
             file=sys.stderr,
         )
+    split = meta.get("split_part")
+    if split:  # loud even with --quiet: the guest's other frames are in the other parts' files
+        print(
+            f"pagecore: warning: {args.dump}: one part of a split dump (makedumpfile --split): it holds frames "
+            f"{split['start_pfn']:#x}-{split['end_pfn']:#x} of the guest's {split['max_mapnr']:#x}; "
+            f"{split['frames_in_other_parts']:,} more frames are in the other parts, not in this table",
+            file=sys.stderr,
+        )
     if not args.quiet:
         extra = ""
         if meta["pages_skipped"] or meta["pages_excluded"]:

@@ -598,6 +598,7 @@ class KdumpReader(MmapReader):
             desc_at=desc_at,
             eraseinfo=eraseinfo,
             incomplete=incomplete,
+            split=bool(split),
         )
 
     def _prepare(self, src) -> dict:
@@ -615,7 +616,7 @@ class KdumpReader(MmapReader):
         bs = h["block_size"]
         half = h["bitmap2"] - h["bitmap1"]
         lo, hi, mapnr = h["start_pfn"], h["end_pfn"], h["max_mapnr"]
-        n = 0
+        n = others = 0
         for b in range(0, half, BITMAP_STEP):
             nb = min(BITMAP_STEP, half - b)
             bm1 = np.asarray(src.read(h["bitmap1"] + b, nb))
@@ -645,7 +646,13 @@ class KdumpReader(MmapReader):
             if first + nb * 8 > lo and first < hi:
                 bits = np.unpackbits(bm2, bitorder="little")
                 n += int(np.count_nonzero(bits[max(lo - first, 0) : min(hi - first, nb * 8)]))
+            if h["split"]:  # the guest's frames that the other parts of a split dump hold
+                bits = np.unpackbits(bm1, bitorder="little")
+                others += int(np.count_nonzero(bits)) - int(
+                    np.count_nonzero(bits[max(lo - first, 0) : max(min(hi - first, nb * 8), 0)])
+                )
         h["ndesc"] = n
+        h["other_parts"] = others
         h["zero_page"] = -1  # kdump offset of the shared zero page, once checked (_check_table)
         self._check_table(src, h, n, bs)
         return h
@@ -1129,6 +1136,13 @@ class KdumpReader(MmapReader):
         h = getattr(self, "header", None)
         if h is not None:
             meta["dump_level"] = h["dump_level"]
+            if h["split"]:  # one part of makedumpfile --split: the table holds only its frames
+                meta["split_part"] = {
+                    "start_pfn": h["start_pfn"],
+                    "end_pfn": h["end_pfn"],
+                    "max_mapnr": h["max_mapnr"],
+                    "frames_in_other_parts": h["other_parts"],
+                }
         return meta
 
 
