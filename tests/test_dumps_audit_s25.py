@@ -213,3 +213,37 @@ def test_one_part_of_a_split_kdump_is_named_as_such(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "one part of a split dump" in err and "32 more frames are in the other parts" in err
     assert page_table_metadata(table)["split_part"]["frames_in_other_parts"] == 32
+
+
+def test_a_libvirt_header_claiming_much_xml_reads_only_the_xml(tmp_path):
+    """A save image whose data_len (up to 4 GiB) was far larger than its XML was read whole and the
+    XML part copied: a header claiming 3 GiB took 6.3 GB of memory. Only the XML up to its NUL is
+    read now, at most 16 MiB; an XML with no end in that is refused."""
+    import tracemalloc
+
+    from test_savestate import page, qevm
+
+    from pagecore.dumps.libvirt_save import HEADER, MAGIC
+
+    stream = qevm({"pc.ram": 2 * PS}, [[("pc.ram", 1, "page", page(1))], []])
+    claim = 256 << 20
+
+    def save(name, xml: bytes):
+        path = tmp_path / name
+        with open(path, "wb") as fh:
+            fh.write(HEADER.pack(MAGIC, 2, claim, 0, 0, 0) + xml)
+            fh.seek(HEADER.size + claim)  # the rest of data_len: a hole
+            fh.write(stream)
+        return path
+
+    ok = save("ok.save", b"<domain><name>x</name></domain>\0")
+    tracemalloc.start()
+    try:
+        got, _ = read_all(ok, chunk_pages=16)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got == {1: page(1)}
+    assert peak < claim // 8, f"{peak:,} bytes allocated for a data_len of {claim:,}"
+    endless = save("endless.save", b"<domain>" + b"x" * (17 << 20))
+    assert "no end to the domain XML" in _err(endless).problem

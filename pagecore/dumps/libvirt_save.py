@@ -37,6 +37,8 @@ MAGIC = b"LibvirtQemudSave"
 PARTIAL = b"LibvirtQemudPart"
 VERSION = 2
 HEADER = struct.Struct("16s5I56x")
+#: longest domain XML read (libvirt's are a few KiB; data_len adds 64 KiB of padding and the cookie)
+XML_MAX = 16 << 20
 COMPRESSION = {0: "raw", 1: "gzip", 2: "bzip2", 3: "xz", 4: "lzop", 5: "zstd", 6: "sparse"}
 _OPENERS = {
     1: lambda f, mode="rb": gzip.GzipFile(fileobj=f, mode=mode, compresslevel=1),
@@ -120,9 +122,22 @@ class LibvirtSaveReader(StreamReader):
         with open(self.path, "rb") as fh:
             head = fh.read(HEADER.size)
             self.header = parse_header(head, self.path, self.file_size)
-            data = fh.read(self.header["data_len"])
-        xml_end = self.header["cookie_offset"] or len(data)
-        xml = data[:xml_end].split(b"\0", 1)[0]
+            # only the XML is used (up to its NUL): data_len (up to 4 GiB) was read whole, and copied
+            xml_len = self.header["cookie_offset"] or self.header["data_len"]
+            data = bytearray()
+            while len(data) < min(xml_len, XML_MAX) and (piece := fh.read(min(1 << 16, xml_len - len(data)))):
+                data += piece
+                if b"\0" in piece:
+                    break
+            xml = bytes(data[: min(xml_len, XML_MAX)]).split(b"\0", 1)[0]
+        if len(xml) == XML_MAX < xml_len:
+            raise InputError(
+                self.path,
+                f"no end to the domain XML in its first {XML_MAX >> 20} MiB (data_len {self.header['data_len']:,})",
+                offset=HEADER.size,
+                expected="a NUL-terminated domain XML",
+                hint="the header is corrupt",
+            )
         if not xml.lstrip().startswith(b"<domain"):
             raise InputError(self.path, "no domain XML after the header", offset=HEADER.size, expected="<domain ...>")
         self.xml = xml.decode("utf-8", "replace")
