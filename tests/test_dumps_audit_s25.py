@@ -247,3 +247,20 @@ def test_a_libvirt_header_claiming_much_xml_reads_only_the_xml(tmp_path):
     assert peak < claim // 8, f"{peak:,} bytes allocated for a data_len of {claim:,}"
     endless = save("endless.save", b"<domain>" + b"x" * (17 << 20))
     assert "no end to the domain XML" in _err(endless).problem
+
+
+def test_a_migration_stream_cut_in_its_device_state_is_refused(tmp_path):
+    """A stream cut anywhere after the header of its first device section (a save that ran out
+    of disk after its RAM) was read with exit 0, the device list quietly "stopping there": QEMU
+    cannot restore such a file. Machine types that send a configuration always end the stream
+    with the VM description, so its absence means the file is cut. Each cut point is tried."""
+    from test_savestate import _devices_tail, _small_stream
+
+    whole = _small_stream(1, _devices_tail())
+    path = tmp_path / "g.qevm"
+    path.write_bytes(whole)
+    assert sorted(read_all(path)[0]) == [0, 1, 2, 3]
+    ram_end = len(_small_stream(1, b""))  # where the device sections start
+    for n in range(ram_end, len(whole)):
+        path.write_bytes(whole[:n])
+        _err(path)

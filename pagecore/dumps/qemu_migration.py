@@ -38,7 +38,9 @@ used; a decompressor's error is one line naming the file. Every RAM page is sent
 once (zero pages as ZERO records) and a page dirtied during migration again later; the last
 record of a page wins, so the reader makes two passes (the first only indexes which record of
 each page is the last; memory: 8 bytes per guest page). Device sections (``FULL`` after RAM)
-are listed from the stream's own VM description, never parsed.
+are listed from the stream's own VM description, never parsed; a stream with a configuration
+section (machine types >= 2.4, which always send the description) that has device sections but
+no description at its end is cut in the device state, and refused.
 
 Guest-physical addresses: block ``pc.ram`` of a PC machine (i440fx or q35, named by the
 configuration section) starts at 0; RAM beyond the machine's below-4 GiB limit continues at
@@ -572,6 +574,15 @@ class QevmWalker:
                     continue
                 break
         if desc is None:
+            if info.machine:  # machine types >= 2.4 (the ones that send a configuration) always end with it
+                raise raw.err(
+                    "the stream ends without QEMU's VM description after its device sections: it is cut "
+                    "(or corrupt) in the device state",
+                    expected="device sections, EOF, then the VM description (0x06, its length, JSON) at the end",
+                    hint="the save did not finish (a full disk?); the RAM pages came before the damage, but "
+                    "QEMU cannot restore this file: save the guest again",
+                    at=first_at,
+                )
             info.devices_source += "; no VM description at the end of the stream, so the list stops there"
             return
         if not (
