@@ -195,7 +195,8 @@ def test_a_migration_stream_claiming_much_ram_costs_only_its_index(tmp_path):
 def test_one_part_of_a_split_kdump_is_named_as_such(tmp_path, capsys):
     """`hash` of one part of a ``makedumpfile --split`` dump said "32 pages of p1 (kdump)" and
     nothing else: the frames in the other parts were neither read nor counted anywhere, so every
-    number made from the table described half the guest as if it were all of it."""
+    number made from the table described half the guest as if it were all of it. `hash` and
+    `share` now say so."""
     from pagecore.cli import main as cli_main
     from pagecore.dumps.kdump import SUB_HEADER, write_kdump
     from pagecore.pages.tables import page_table_metadata
@@ -213,6 +214,9 @@ def test_one_part_of_a_split_kdump_is_named_as_such(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "one part of a split dump" in err and "32 more frames are in the other parts" in err
     assert page_table_metadata(table)["split_part"]["frames_in_other_parts"] == 32
+    assert cli_main(["share", str(table), "--no-verify", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING: p1: hashed from one part of a split dump" in out and "32 frames in the other parts" in out
 
 
 def test_a_libvirt_header_claiming_much_xml_reads_only_the_xml(tmp_path):

@@ -76,6 +76,8 @@ def _fmt_table(rep: dict, by_vm: bool) -> str:
         lines.append(f"WARNING: {b['message']}")
     for d in rep.get("damaged_inputs", []):
         lines.append(f"WARNING: {d['vm']}: hashed from a damaged dump ({d['damage']}): only the pages read are counted")
+    for sp in rep.get("split_parts", []):
+        lines.append(f"WARNING: {_split_part_message(sp)}")
     if rep.get("zero_unknown"):
         lines.append(
             "WARNING: " + ", ".join(rep["zero_unknown"]) + " mark no zero pages (imported traces): their zero pages "
@@ -92,6 +94,14 @@ def _fmt_table(rep: dict, by_vm: bool) -> str:
             )
         )
     return "\n".join(lines)
+
+
+def _split_part_message(sp: dict) -> str:
+    return (
+        f"{sp['vm']}: hashed from one part of a split dump (makedumpfile --split, frames {sp['start_pfn']:#x}-"
+        f"{sp['end_pfn']:#x} of {sp['max_mapnr']:#x}): its {sp['frames_in_other_parts']:,} frames in the other "
+        "parts are not counted"
+    )
 
 
 def _eligibility_words(k: dict) -> str:
@@ -186,6 +196,8 @@ def _cmd_share(args) -> int:
     if args.format != "table":  # the table prints them itself; JSON/Parquet users still see them
         for b in rep.get("biased_inputs", []):
             print(f"pagecore: warning: {b['message']}", file=sys.stderr)
+        for sp in rep.get("split_parts", []):
+            print(f"pagecore: warning: {_split_part_message(sp)}", file=sys.stderr)
         if rep.get("zero_unknown"):
             print(
                 f"pagecore: warning: {', '.join(rep['zero_unknown'])} mark no zero pages (imported traces): every zero "

@@ -182,8 +182,8 @@ def analyze_page_tables(
         :func:`input_list`), then :meth:`pagecore.sharing.SharingCounts.to_dict` plus
         ``verification``, ``biased_inputs`` (page tables of filtered kdumps, with the page classes
         they miss; see :func:`pagecore.dumps.dumplevel.bias_of`), ``damaged_inputs`` (tables
-        hashed from damaged dumps: :func:`pagecore.pages.tables.warn_damaged`),
-        ``sharing_underestimated`` and,
+        hashed from damaged dumps: :func:`pagecore.pages.tables.warn_damaged`), ``split_parts``
+        (tables of one part of a ``makedumpfile --split`` dump), ``sharing_underestimated`` and,
         when asked, ``salting``. ``savings_pages``/``savings_mb`` hold the saved memory by
         mechanism key (:data:`pagecore.vocab.MECHANISMS`: ``zero``, ``share_intra``,
         ``share_inter``); ``ksm["eligibility"]`` says which pages the KSM counters considered
@@ -243,6 +243,12 @@ def analyze_page_tables(
     biased = [b for b in (bias_of(m, zeros_by_vm.get(m.get("vm"))) for m in metas) if b is not None]
     out["biased_inputs"] = biased  # filtered kdumps: the classes they miss; every count is then a lower bound
     out["damaged_inputs"] = warn_damaged(paths, metas)  # hashed with --skip-bad-pages from damaged dumps
+    # one part of a makedumpfile --split dump: the guest's other frames are in the other parts' files
+    out["split_parts"] = [
+        {"vm": m.get("vm"), "path": str(p), **m["split_part"]}
+        for p, m in zip(paths, metas, strict=True)
+        if isinstance(m.get("split_part"), dict)
+    ]
     # imported traces (zero_known: false) mark no zero page: their zero counts read 0 without a word
     out["zero_unknown"] = [str(p) for p, m in zip(paths, metas, strict=True) if m.get("zero_known") is False]
     out["sharing_underestimated"] = bool(biased)
