@@ -268,3 +268,16 @@ def test_a_migration_stream_cut_in_its_device_state_is_refused(tmp_path):
     for n in range(ram_end, len(whole)):
         path.write_bytes(whole[:n])
         _err(path)
+
+
+def test_a_big_endian_kdump_is_named_as_such(tmp_path):
+    """A kdump of a big-endian guest (s390x, ppc64) was refused with "no valid block_size in the
+    disk_dump_header", which sends the user looking for damage; it now says what the file is."""
+    from pagecore.dumps.kdump import HEADER64_TAIL_AT, HEADER_TAIL, write_kdump
+
+    path = write_kdump(tmp_path / "be.kdump", np.arange(8), make_pages(8))
+    data = bytearray(path.read_bytes())
+    struct.pack_into(">i", data, 8, struct.unpack_from("<i", data, 8)[0])
+    struct.pack_into(">10I", data, HEADER64_TAIL_AT, *HEADER_TAIL.unpack_from(data, HEADER64_TAIL_AT))
+    path.write_bytes(bytes(data))
+    assert "big-endian kdump header" in _err(path).problem

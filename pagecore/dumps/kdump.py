@@ -498,6 +498,15 @@ class KdumpReader(MmapReader):
                 tail, tail_at = t, at
                 break
         if tail is None:
+            be_bs = struct.unpack_from(">I", head, HEADER64_TAIL_AT + 4)[0]
+            if 0 < struct.unpack_from(">i", head, 8)[0] <= 64 and 512 <= be_bs <= 1 << 16 and be_bs & (be_bs - 1) == 0:
+                raise self._err(
+                    f"big-endian kdump header (header_version and block_size {be_bs} read big-endian): a dump of a "
+                    "big-endian guest (s390x, ppc64)",
+                    8,
+                    "a little-endian kdump file (x86-64, arm64, ppc64le)",
+                    hint="pagecore reads little-endian kdump files only",
+                )
             raise self._err(
                 "no valid block_size in the disk_dump_header",
                 HEADER64_TAIL_AT + 4,
