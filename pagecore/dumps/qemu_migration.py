@@ -107,6 +107,8 @@ LAYOUT_CAPABILITIES = ("x-ignore-shared", "postcopy-ram", "mapped-ram")
 NOT_GUEST_RAM_ENDINGS = ("rom", "bios", "vram", ".fifo")
 #: ... or by the start of their name (fw_cfg ROM blobs; OVMF's pflash devices)
 NOT_GUEST_RAM_PREFIXES = ("/rom@", "system.flash")
+#: most RAM blocks a stream may list (QEMU has one per RAM region: RAM, firmware, option ROMs, DIMMs)
+MAX_RAM_BLOCKS = 1 << 16
 #: most bytes of device state kept while looking for the VM description at the end
 DEVICE_TAIL_MAX = 64 << 20
 #: what a decompressor (or the disk) raises on damaged input: Python's gzip, bz2 and lzma modules
@@ -353,8 +355,16 @@ class QevmWalker:
         total = word & ~FLAG_MASK
         info.ram_total = total
         seen = 0
+        names: set[str] = set()
         while seen < total:
             at = raw.pos
+            if len(info.blocks) == MAX_RAM_BLOCKS:  # each was compared with every other: hours for 10**6
+                raise raw.err(
+                    f"more than {MAX_RAM_BLOCKS:,} RAM blocks in the RAM setup",
+                    expected="a few to a few hundred blocks (RAM, firmware, option ROMs, DIMMs)",
+                    hint="the RAM setup record is corrupt",
+                    at=at,
+                )
             name = raw.name("RAM block name")
             size = raw.be64("RAM block size")
             if size % PAGE_SIZE or size == 0 or seen + size > total:
@@ -363,8 +373,9 @@ class QevmWalker:
                     expected=f"a non-zero multiple of 4096, within the {total:,} bytes announced",
                     at=at,
                 )
-            if any(b.name == name for b in info.blocks):
+            if name in names:
                 raise raw.err(f"RAM block {name!r} listed twice", expected="unique block names", at=at)
+            names.add(name)
             info.blocks.append(RamBlock(name, size))
             seen += size
         need = 16 * (total // PAGE_SIZE)  # the first pass's index, 8 bytes a page: at most half the memory
