@@ -316,3 +316,36 @@ def test_a_migration_stream_listing_many_ram_blocks_is_read_in_linear_time(tmp_p
     assert got == {0: page(1)}
     monkeypatch.setattr(qemu_migration, "MAX_RAM_BLOCKS", 1000)
     assert "more than 1,000 RAM blocks" in _err(path).problem
+
+
+def test_a_vmware_memory_group_of_many_tags_keeps_only_the_region_map(tmp_path, monkeypatch):
+    """Every tag of the memory group was kept in a dict: a 30 MB group of tiny tags with distinct
+    indices took 960 MB of memory (32 times the file). Only the region tags are kept now, and more
+    than MAX_REGIONS regions' worth of them are refused."""
+    import tracemalloc
+
+    from pagecore.dumps import vmware
+    from pagecore.dumps.vmware import GROUP, HEADER
+
+    def checkpoint(name, junk: bytes):
+        count = bytes([8, 12]) + b"regionsCount" + bytes(8)
+        mem = count + junk + b"\0\0"
+        at = HEADER.size + GROUP.size
+        (tmp_path / f"{name}.vmss").write_bytes(
+            HEADER.pack(0xBED2BED2, 0, 1) + GROUP.pack(b"memory", at, len(mem)) + mem
+        )
+        _vmware_pages(2).tofile(tmp_path / f"{name}.vmem")
+        return tmp_path / f"{name}.vmss"
+
+    tiny = checkpoint("t", b"".join(b"\x40\x00" + struct.pack("<I", i) for i in range(50_000)))
+    tracemalloc.start()
+    try:
+        got, _ = read_all(tiny)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert sorted(got) == [0, 1]
+    assert peak < 4 << 20, f"{peak:,} bytes allocated for a {tiny.stat().st_size:,}-byte checkpoint"
+    monkeypatch.setattr(vmware, "MAX_REGIONS", 100)
+    many = b"".join(bytes([0x48, 9]) + b"regionPPN" + struct.pack("<IQ", i, i) for i in range(3 * 100 + 2))
+    assert "memory regions' tags" in _err(checkpoint("m", many)).problem
