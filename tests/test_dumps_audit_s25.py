@@ -349,3 +349,32 @@ def test_a_vmware_memory_group_of_many_tags_keeps_only_the_region_map(tmp_path, 
     monkeypatch.setattr(vmware, "MAX_REGIONS", 100)
     many = b"".join(bytes([0x48, 9]) + b"regionPPN" + struct.pack("<IQ", i, i) for i in range(3 * 100 + 2))
     assert "memory regions' tags" in _err(checkpoint("m", many)).problem
+
+
+def test_the_elf_notes_overlap_check_is_not_quadratic(tmp_path):
+    """The check that segment data lies apart from the notes compared every PT_NOTE with every
+    PT_LOAD (one NumPy pass per note): a PN_XNUM core with 200,000 of each took some 20 s, and
+    such dumps may hold millions. It sorts once now."""
+    import time
+
+    from pagecore.dumps.elf import ElfReader
+
+    n = 200_000
+    eh, ph = struct.Struct("<16sHHIQQQIHHHHHH"), struct.Struct("<IIQQQQQQ")
+    shdr = struct.pack("<IIQQQQIIQQ", 0, 0, 0, 0, 0, 0, 0, 2 * n, 0, 0)  # sh_info: the real e_phnum
+    phoff = eh.size + len(shdr)
+    off = phoff + ph.size * 2 * n
+    notes = [ph.pack(PT_NOTE, 0, off + 12 * i, 0, 0, 12, 12, 0) for i in range(n)]
+    off += 12 * n
+    loads = [ph.pack(PT_LOAD, 7, off + 16 * i, i * PS, i * PS, 16, 16, 0) for i in range(n)]
+    ident = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
+    head = eh.pack(ident, ET_CORE, 62, 1, 0, phoff, eh.size, 0, eh.size, ph.size, 0xFFFF, len(shdr), 1, 0)
+    path = tmp_path / "many.elf"
+    path.write_bytes(head + shdr + b"".join(notes + loads) + struct.pack("<III", 0, 0, 1) * n + b"\1" * 16 * n)
+    r = ElfReader(path)
+    try:
+        t0 = time.monotonic()
+        assert len(r._segments()) == n
+        assert time.monotonic() - t0 < 5
+    finally:
+        r.close()

@@ -208,17 +208,22 @@ class ElfReader(SegmentReader):
         apart = [(0, eh.size, "the ELF header"), (e_phoff, table_end, "the program header table")]
         apart += [(o, o + n, f"the notes of PT_NOTE #{(a - e_phoff) // e_phentsize}") for o, n, a in notes if n]
         apart += [(lo, hi, "the section header table") for lo, hi in headers[2 + len(notes) :]]
-        for lo, hi, what in apart:
-            clash = np.flatnonzero((segs.offset < hi) & (segs.offset + segs.size > lo))
-            if len(clash):
-                sg = segs.segment(int(clash[0]))
-                raise self._bad(
-                    f"{sg.label} data (file offset {sg.offset:,}, {sg.size:,} bytes) overlaps {what} "
-                    f"(bytes {lo:,}-{hi:,})",
-                    sg.header_offset,
-                    "segment data apart from the headers",
-                    hint="the header is corrupt; re-create the dump",
-                )
+        # O((segments + headers) log): a segment overlaps a header iff, of the headers starting
+        # before its end, the one reaching furthest reaches past its start
+        alo, ahi = (np.array([r[k] for r in apart], np.int64) for k in (0, 1))
+        order = np.argsort(alo, kind="stable")
+        reach = np.maximum.accumulate(ahi[order])
+        last = np.searchsorted(alo[order], segs.offset + segs.size, side="left") - 1
+        hit = np.flatnonzero((last >= 0) & (reach[np.maximum(last, 0)] > segs.offset))
+        if len(hit):
+            sg = segs.segment(int(hit[0]))
+            lo, hi, what = next(r for r in apart if r[0] < sg.offset + sg.size and r[1] > sg.offset)
+            raise self._bad(
+                f"{sg.label} data (file offset {sg.offset:,}, {sg.size:,} bytes) overlaps {what} (bytes {lo:,}-{hi:,})",
+                sg.header_offset,
+                "segment data apart from the headers",
+                hint="the header is corrupt; re-create the dump",
+            )
         # no page-sized stretch of the file that nothing describes: a moved e_phoff or a lowered
         # e_phnum can drop a segment's header while its data stays (same rule as the tail below)
         seg_ranges = zip(segs.offset.tolist(), (segs.offset + segs.size).tolist(), strict=True)
