@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from dumps_helpers import PS, make_pages, read_all
 
+from pagecore.dumps import open_dump
 from pagecore.dumps.elf import ET_CORE, PT_LOAD, PT_NOTE
 from pagecore.dumps.flattened import write_kdump_flat
 from pagecore.dumps.vmware import write_vmware
@@ -378,3 +379,35 @@ def test_the_elf_notes_overlap_check_is_not_quadratic(tmp_path):
         assert time.monotonic() - t0 < 5
     finally:
         r.close()
+
+
+def test_a_migration_stream_of_many_commands_does_not_grow_memory_with_them(tmp_path):
+    """Every RAM section and PING command went into a list of dicts (only its length was used):
+    about 200 bytes of memory per 5 bytes of file, so a compressed save image of PINGs (xz makes
+    10 GB of them some 1 MB) needed unbounded memory. The first 1,024 are listed, all counted."""
+    import tracemalloc
+
+    from test_savestate import _name, page
+
+    n = 40_000
+    machine = b"pc-i440fx-7.2"
+    out = b"QEVM" + struct.pack(">I", 3) + b"\x07" + struct.pack(">I", len(machine)) + machine
+    setup = struct.pack(">Q", PS | 0x04) + _name("pc.ram") + struct.pack(">Q", PS)
+    out += b"\x01" + struct.pack(">I", 2) + _name("ram") + struct.pack(">II", 0, 4) + setup
+    out += (
+        struct.pack(">Q", 0x08) + _name("pc.ram") + page(1) + struct.pack(">Q", 0x10) + b"\x7e" + struct.pack(">I", 2)
+    )
+    out += (b"\x08" + struct.pack(">HH", 2, 0)) * n  # PING commands without payload
+    out += b"\x03" + struct.pack(">I", 2) + struct.pack(">Q", 0x10) + b"\x7e" + struct.pack(">I", 2) + b"\x00"
+    path = tmp_path / "pings.qevm"
+    path.write_bytes(out)
+    tracemalloc.start()
+    try:
+        with open_dump(path, chunk_pages=16) as r:
+            got = [bytes(c.pages[0]) for c in r]
+            meta = r.metadata()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got == [page(1)] and meta["ram_sections"] == n + 2
+    assert peak < 4 << 20, f"{peak:,} bytes allocated for {n:,} commands"

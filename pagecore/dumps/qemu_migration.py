@@ -109,6 +109,8 @@ NOT_GUEST_RAM_ENDINGS = ("rom", "bios", "vram", ".fifo")
 NOT_GUEST_RAM_PREFIXES = ("/rom@", "system.flash")
 #: most RAM blocks a stream may list (QEMU has one per RAM region: RAM, firmware, option ROMs, DIMMs)
 MAX_RAM_BLOCKS = 1 << 16
+#: RAM sections and commands listed in :attr:`StreamInfo.sections` (all are counted)
+SECTIONS_KEPT = 1024
 #: most bytes of device state kept while looking for the VM description at the end
 DEVICE_TAIL_MAX = 64 << 20
 #: what a decompressor (or the disk) raises on damaged input: Python's gzip, bz2 and lzma modules
@@ -137,7 +139,8 @@ class StreamInfo:
     ram_total: int = 0
     ram_section_id: int | None = None
     footers: bool | None = None
-    sections: list[dict] = field(default_factory=list)  # RAM sections and commands, in order
+    sections: list[dict] = field(default_factory=list)  # the first SECTIONS_KEPT RAM sections and commands
+    section_count: int = 0  # all of them (a list of every one grew without bound: 14 bytes of file each)
     devices: list[dict] = field(default_factory=list)
     devices_source: str = ""
     records: int = 0
@@ -331,6 +334,12 @@ class QevmWalker:
                 hint="these add fields to the RAM setup that pagecore does not decode; migrate without them",
             )
 
+    def _section(self, entry: dict) -> None:
+        info = self.info
+        info.section_count += 1
+        if len(info.sections) < SECTIONS_KEPT:
+            info.sections.append(entry)
+
     def _footer(self, section_id: int) -> None:
         raw, info = self.raw, self.info
         nxt = raw.peek()
@@ -456,7 +465,7 @@ class QevmWalker:
             at = raw.pos
             kind = raw.u8("section type")
             if kind == SEC_CONFIG:
-                if info.sections or info.machine:
+                if info.section_count or info.machine:
                     raise raw.err("configuration section after other sections", expected="it first", at=at)
                 self._configuration()
             elif kind in (SEC_START, SEC_FULL):
@@ -490,7 +499,7 @@ class QevmWalker:
                         at=at,
                     )
                 info.ram_section_id = sid
-                info.sections.append({"type": "START", "offset": at})
+                self._section({"type": "START", "offset": at})
                 yield from self._ram_data(setup=True)
                 self._footer(sid)
             elif kind in (SEC_PART, SEC_END):
@@ -501,7 +510,7 @@ class QevmWalker:
                         expected=f"PART/END of the RAM section {info.ram_section_id}",
                         at=at,
                     )
-                info.sections.append({"type": SECTION_NAMES[kind], "offset": at})
+                self._section({"type": SECTION_NAMES[kind], "offset": at})
                 yield from self._ram_data(setup=False)
                 self._footer(sid)
                 ram_done = kind == SEC_END
@@ -515,7 +524,7 @@ class QevmWalker:
                         at=at,
                     )
                 raw.read(n, "command data")
-                info.sections.append({"type": "COMMAND", "command": SKIPPABLE_COMMANDS[cmd], "offset": at})
+                self._section({"type": "COMMAND", "command": SKIPPABLE_COMMANDS[cmd], "offset": at})
             elif kind == SEC_EOF:
                 if not ram_done:
                     raise raw.err("stream ends before its RAM section ends", expected="a RAM END section", at=at)
@@ -776,7 +785,7 @@ class StreamReader(DumpReader):
                     for b in info.blocks
                 ],
                 ram_records={"zero": info.zero_records, "page": info.page_records},
-                ram_sections=len(info.sections),
+                ram_sections=info.section_count,
                 pages_not_guest_ram=getattr(self, "_not_ram", 0),
                 device_sections=[d["name"] for d in info.devices],
                 device_sections_source=info.devices_source,
