@@ -411,3 +411,15 @@ def test_a_migration_stream_of_many_commands_does_not_grow_memory_with_them(tmp_
         tracemalloc.stop()
     assert got == [page(1)] and meta["ram_sections"] == n + 2
     assert peak < 4 << 20, f"{peak:,} bytes allocated for {n:,} commands"
+
+
+def test_a_migration_stream_listing_too_many_capabilities_is_refused(tmp_path):
+    """The configuration's capability count (a be32) was trusted and every name kept: a compressed
+    stream could list billions of them. QEMU has some 30; more than 1,024 are refused."""
+    from test_savestate import _name, page, qevm
+
+    sub = b"\x05" + _name("configuration/capabilities") + struct.pack(">II", 1, 5000)
+    sub += b"".join(_name(f"cap{i}") for i in range(5000))
+    path = tmp_path / "caps.qevm"
+    path.write_bytes(qevm({"pc.ram": PS}, [[("pc.ram", 0, "page", page(1))], []], subsections=sub))
+    assert "5,000 migration capabilities" in _err(path).problem

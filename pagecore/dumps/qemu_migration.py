@@ -109,6 +109,8 @@ NOT_GUEST_RAM_ENDINGS = ("rom", "bios", "vram", ".fifo")
 NOT_GUEST_RAM_PREFIXES = ("/rom@", "system.flash")
 #: most RAM blocks a stream may list (QEMU has one per RAM region: RAM, firmware, option ROMs, DIMMs)
 MAX_RAM_BLOCKS = 1 << 16
+#: most migration capabilities a configuration may list (QEMU 9 has some 30)
+MAX_CAPABILITIES = 1024
 #: RAM sections and commands listed in :attr:`StreamInfo.sections` (all are counted)
 SECTIONS_KEPT = 1024
 #: most bytes of device state kept while looking for the VM description at the end
@@ -322,7 +324,12 @@ class QevmWalker:
                 if bits != 12:
                     raise raw.err(f"target page size 2**{bits}", expected="4096-byte pages", at=raw.pos - 4)
             elif name.endswith("capabilities"):
-                for _ in range(raw.be32("capability count")):
+                n = raw.be32("capability count")
+                if n > MAX_CAPABILITIES:  # each was kept: a compressed stream could list billions
+                    raise raw.err(
+                        f"{n:,} migration capabilities", expected=f"at most {MAX_CAPABILITIES}", at=raw.pos - 4
+                    )
+                for _ in range(n):
                     info.capabilities.append(raw.name("capability"))
             else:
                 raw.read(16, "uuid")
