@@ -423,3 +423,17 @@ def test_a_migration_stream_listing_too_many_capabilities_is_refused(tmp_path):
     path = tmp_path / "caps.qevm"
     path.write_bytes(qevm({"pc.ram": PS}, [[("pc.ram", 0, "page", page(1))], []], subsections=sub))
     assert "5,000 migration capabilities" in _err(path).problem
+
+
+def test_a_pt_note_far_past_the_file_is_one_line_under_skip_bad_pages(tmp_path):
+    """The notes overlap check (c687743) put every PT_NOTE's offset in an int64 array: one at
+    2**64 - 1, which --skip-bad-pages lets past the note check, was an OverflowError traceback."""
+    eh, ph = struct.Struct("<16sHHIQQQIHHHHHH"), struct.Struct("<IIQQQQQQ")
+    off = eh.size + ph.size * 2
+    phdrs = [ph.pack(PT_NOTE, 0, (1 << 64) - 1, 0, 0, 100, 100, 0), ph.pack(PT_LOAD, 7, off, 0, 0, 4 * PS, 4 * PS, 0)]
+    ident = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
+    head = eh.pack(ident, ET_CORE, 62, 1, 0, eh.size, 0, 0, eh.size, ph.size, 2, 0, 0, 0)
+    path = tmp_path / "far.elf"
+    path.write_bytes(head + b"".join(phdrs) + make_pages(4, seed=3).tobytes())
+    _err(path)
+    _err(path, skip_bad_pages=True)

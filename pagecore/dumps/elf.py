@@ -206,18 +206,28 @@ class ElfReader(SegmentReader):
         # segment data must not lie in the ELF header, the program header table, the notes or the
         # section header table (a p_offset lowered into the notes shifted a segment's every page)
         apart = [(0, eh.size, "the ELF header"), (e_phoff, table_end, "the program header table")]
-        apart += [(o, o + n, f"the notes of PT_NOTE #{(a - e_phoff) // e_phentsize}") for o, n, a in notes if n]
         apart += [(lo, hi, "the section header table") for lo, hi in headers[2 + len(notes) :]]
+        # (offset, size, header offset) per PT_NOTE; a note past the file (skipped under skip_bad_pages)
+        # may hold any u64 there: clipped so that offset + size stays inside int64
+        nt = np.minimum(np.array(notes, np.uint64).reshape(-1, 3), np.uint64(1 << 61)).astype(np.int64)
+        nt = nt[nt[:, 1] > 0]
+        alo = np.concatenate([np.array([r[0] for r in apart], np.int64), nt[:, 0]])
+        ahi = np.concatenate([np.array([r[1] for r in apart], np.int64), nt[:, 0] + nt[:, 1]])
         # O((segments + headers) log): a segment overlaps a header iff, of the headers starting
         # before its end, the one reaching furthest reaches past its start
-        alo, ahi = (np.array([r[k] for r in apart], np.int64) for k in (0, 1))
         order = np.argsort(alo, kind="stable")
         reach = np.maximum.accumulate(ahi[order])
         last = np.searchsorted(alo[order], segs.offset + segs.size, side="left") - 1
         hit = np.flatnonzero((last >= 0) & (reach[np.maximum(last, 0)] > segs.offset))
         if len(hit):
             sg = segs.segment(int(hit[0]))
-            lo, hi, what = next(r for r in apart if r[0] < sg.offset + sg.size and r[1] > sg.offset)
+            k = int(np.flatnonzero((alo < sg.offset + sg.size) & (ahi > sg.offset))[0])
+            lo, hi = int(alo[k]), int(ahi[k])
+            what = (
+                apart[k][2]
+                if k < len(apart)
+                else f"the notes of PT_NOTE #{(nt[k - len(apart), 2] - e_phoff) // e_phentsize}"
+            )
             raise self._bad(
                 f"{sg.label} data (file offset {sg.offset:,}, {sg.size:,} bytes) overlaps {what} (bytes {lo:,}-{hi:,})",
                 sg.header_offset,
