@@ -16,10 +16,11 @@ pages are skipped and counted), apart from each other and from the ELF header, t
 header table, the notes and the section header table, no page-sized stretch of the file that
 nothing describes (inside it or at its end), and the file not shrinking while read. What no
 check can protect (:data:`UNPROTECTED`): ELF has no checksum, so the page data of every
-``PT_LOAD`` is taken as is, a changed ``p_paddr`` that still yields disjoint segments moves pages to other frames
-undetected (QEMU's ``p_vaddr`` is not a copy of it), and the last segment's ``p_filesz``
-lowered by less than a page reads its lost tail as zeros (``p_memsz`` beyond ``p_filesz``):
-QEMU's dumps end with a few bytes no header describes, so a short undescribed tail is accepted.
+``PT_LOAD`` is taken as is, a changed ``p_paddr`` that still yields disjoint segments moves
+pages to other frames undetected (QEMU's ``p_vaddr`` is not a copy of it), and the last
+segment's ``p_filesz`` lowered by less than a page reads its lost tail as zeros (``p_memsz``
+beyond ``p_filesz``): QEMU's dumps end with a few bytes no header describes, so a short
+undescribed tail is accepted.
 
 ELF64 and ELF32, little- and big-endian, and ``e_phnum == PN_XNUM`` (the real count in
 section header 0's ``sh_info``, as QEMU writes for guests with > 65,534 blocks) are read.

@@ -9,9 +9,9 @@ record whose offset and size are both -1 (QEMU 7.2 and makedumpfile 1.7.2 files 
 What is checked, beyond the kdump checks (:mod:`pagecore.dumps.kdump`): the header's
 signature, type and version, every record header (offset and size >= 0, offset + size below
 2**62, data inside the file) and the end record, which must end the file (a second dump
-appended with ``>>`` was ignored); a read of kdump bytes no record wrote is an
-error. Overlapping records are resolved in O(n log n). What no check can protect
-(:data:`UNPROTECTED`): those of the kdump file inside the records.
+appended with ``>>`` was ignored); a read of kdump bytes no record wrote is an error.
+Overlapping records are resolved in O(n log n). What no check can protect (:data:`UNPROTECTED`):
+those of the kdump file inside the records.
 
 Instead of re-assembling the kdump file (``makedumpfile -R``), the reader scans the record
 headers once, builds an index from kdump offsets to file offsets (a later record wins where
