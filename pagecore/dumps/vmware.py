@@ -71,8 +71,10 @@ def parse_checkpoint(path: Path) -> dict:
     size = path.stat().st_size
     if size < HEADER.size:
         raise InputError(path, "file shorter than a VMware checkpoint header", offset=0, expected="12 bytes")
+    _sigbus.install_async()  # the checkpoint cut while it is parsed: one line, not a silent death
+    _sigbus.set_current(path)
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        return _parse_checkpoint(path, data, size)
+        return _parse_checkpoint(path, data, min(size, len(data)))
 
 
 def _parse_checkpoint(path: Path, data, size: int) -> dict:
