@@ -39,8 +39,9 @@ once (zero pages as ZERO records) and a page dirtied during migration again late
 record of a page wins, so the reader makes two passes (the first only indexes which record of
 each page is the last; memory: 8 bytes per guest page). Device sections (``FULL`` after RAM)
 are listed from the stream's own VM description, never parsed; a stream with a configuration
-section (machine types >= 2.4, which always send the description) that has device sections but
-no description at its end is cut in the device state, and refused.
+section (machine types >= 2.4, which send the description unless QEMU ran with ``-machine
+suppress-vmdesc=on``) that has device sections but neither the description nor a whole
+stream's end (the last section's footer and EOF) is cut in the device state, and refused.
 
 Guest-physical addresses: block ``pc.ram`` of a PC machine (i440fx or q35, named by the
 configuration section) starts at 0; RAM beyond the machine's below-4 GiB limit continues at
@@ -600,8 +601,12 @@ class QevmWalker:
                 except ValueError:
                     continue
                 break
+        # no description, but the stream ends as a whole one does: the last section's footer (when
+        # the stream has footers) and EOF: QEMU ran with -machine suppress-vmdesc=on (a valid file)
+        ends_whole = len(end) >= 6 and end[-1] == SEC_EOF and (not info.footers or end[-6] == SEC_FOOTER)
         if desc is None:
-            if info.machine:  # machine types >= 2.4 (the ones that send a configuration) always end with it
+            # machine types >= 2.4 (the ones that send a configuration) end with it unless suppressed
+            if info.machine and not ends_whole:
                 raise raw.err(
                     "the stream ends without QEMU's VM description after its device sections: it is cut "
                     "(or corrupt) in the device state",
@@ -611,6 +616,8 @@ class QevmWalker:
                     at=first_at,
                 )
             info.devices_source += "; no VM description at the end of the stream, so the list stops there"
+            if ends_whole:
+                info.devices_source += " (the stream ends whole: saved with -machine suppress-vmdesc=on?)"
             return
         if not (
             isinstance(desc, dict)
