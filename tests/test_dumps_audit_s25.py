@@ -447,3 +447,26 @@ def test_a_pt_note_far_past_the_file_is_one_line_under_skip_bad_pages(tmp_path):
     path.write_bytes(head + b"".join(phdrs) + make_pages(4, seed=3).tobytes())
     _err(path)
     _err(path, skip_bad_pages=True)
+
+
+def test_a_migration_stream_resending_pages_without_end_is_refused(tmp_path, monkeypatch):
+    """Re-sent pages are legal (a live migration sends a page again each time the guest dirtied
+    it), so a compressed save image of a few KB could make the reader walk records for hours (1.5 KB
+    of xz took 3.3 s). More than MAX_RECORDS_PER_PAGE records a guest page (plus RECORDS_SLACK) are
+    refused; a stream at the limit still reads, its last record of each page winning."""
+    from test_savestate import page, qevm
+
+    from pagecore.dumps import qemu_migration as qm
+
+    monkeypatch.setattr(qm, "MAX_RECORDS_PER_PAGE", 3)
+    monkeypatch.setattr(qm, "RECORDS_SLACK", 2)
+    # 2 pages: at most 3 * 2 + 2 = 8 records
+    ok = [("pc.ram", 0, "page", page(1))] + [(None, i % 2, "zero", b"\0") for i in range(6)]
+    ok.append((None, 0, "page", page(7)))
+    path = tmp_path / "ok.qevm"
+    path.write_bytes(qevm({"pc.ram": 2 * PS}, [ok, []]))
+    got = read_all(path)[0]
+    assert got == {0: page(7), 1: bytes(PS)}
+    path.write_bytes(qevm({"pc.ram": 2 * PS}, [[*ok, (None, 1, "zero", b"\0")], []]))
+    err = _err(path)
+    assert "more than 8 RAM records for 2 guest pages" in str(err) and "at most 3 records a page" in str(err)

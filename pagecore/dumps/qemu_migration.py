@@ -114,6 +114,12 @@ MAX_RAM_BLOCKS = 1 << 16
 MAX_CAPABILITIES = 1024
 #: RAM sections and commands listed in :attr:`StreamInfo.sections` (all are counted)
 SECTIONS_KEPT = 1024
+#: most RAM records a stream may hold per guest page (and :data:`RECORDS_SLACK` more): QEMU sends
+#: each page once, and again each time a running guest dirtied it during a live migration's
+#: iterations, so a stream far beyond this re-sends without end; a compressed save image of a few KB
+#: could take hours of CPU (1.5 KB of xz-compressed ZERO records took 3.3 s to read)
+MAX_RECORDS_PER_PAGE = 256
+RECORDS_SLACK = 1 << 16
 #: most bytes of device state kept while looking for the VM description at the end
 DEVICE_TAIL_MAX = 64 << 20
 #: what a decompressor (or the disk) raises on damaged input: Python's gzip, bz2 and lzma modules
@@ -286,6 +292,7 @@ class QevmWalker:
         self.raw = raw
         self.info = StreamInfo()
         self._cur: int | None = None
+        self._record_cap = RECORDS_SLACK  # set from the RAM setup (MAX_RECORDS_PER_PAGE a page)
         #: (start, end, carries the block name, header word) of the record just yielded
         self.span: tuple[int, int, bool, int] = (0, 0, False, 0)
 
@@ -405,6 +412,7 @@ class QevmWalker:
                 hint="read it on a machine with more memory (or the RAM setup record is corrupt)",
                 at=setup_at,
             )
+        self._record_cap = MAX_RECORDS_PER_PAGE * (total // PAGE_SIZE) + RECORDS_SLACK
 
     def _ram_data(self, setup: bool) -> Iterator[tuple[int, int, bytes | None, int]]:
         raw, info = self.raw, self.info
@@ -448,6 +456,15 @@ class QevmWalker:
                     at=at,
                 )
             info.records += 1
+            if info.records > self._record_cap:
+                raise raw.err(
+                    f"more than {self._record_cap:,} RAM records for {info.ram_total // PAGE_SIZE:,} guest pages",
+                    expected=f"at most {MAX_RECORDS_PER_PAGE} records a page (each page once, and again each "
+                    "time a running guest dirtied it during a live migration)",
+                    hint="the stream re-sends pages without end (a migration that never converged, or a "
+                    "corrupt or crafted stream)",
+                    at=at,
+                )
             if kind == F_ZERO:
                 fill = raw.u8("zero-page fill byte")
                 info.zero_records += 1
