@@ -43,11 +43,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import errno
 import json
 import os
 import re
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -155,6 +157,7 @@ def save_state(path: Path, found: dict, guests: Sequence[int] = ()) -> dict:
         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_json_atomic(path, state)
+    os.chmod(path, 0o644)  # whatever the umask: load_state refuses a file others may write
     return state
 
 
@@ -168,10 +171,25 @@ def _boot_id() -> str | None:
 def load_state(path: Path) -> dict | None:
     """The saved state at ``path``, None if there is none; a damaged, hand-edited or other-boot
     file is a one-line error (checked whole before anything is written or ended)."""
-    try:
-        text = Path(path).read_text()
+    try:  # never through a link: the file names processes to end and values to write as root
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        why = "a symbolic link" if exc.errno == errno.ELOOP else exc.strerror
+        raise CaptureError(
+            f"{path}: not a ksmcheck state file to trust ({why}); check /sys/kernel/mm/ksm by hand, then remove it"
+        ) from None
+    try:
+        st = os.fstat(fd)
+        text = os.read(fd, 1 << 16).decode("utf-8", "replace") if stat.S_ISREG(st.st_mode) else ""
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise CaptureError(
+            f"{path}: not a ksmcheck state file of this user (not a regular file, another owner or writable by others);"
+            " check /sys/kernel/mm/ksm by hand, then remove it"
+        )
     try:
         state = json.loads(text)
         if not isinstance(state, dict) or state.get("version") != 1 or not isinstance(state.get("knobs"), dict):

@@ -1,0 +1,107 @@
+"""Session 25's audit of the host settings pagecore changes (KSM, zram) and the processes it ends.
+
+Each test replays one finding on a stand-in sysfs directory (plain files, no root, no KSM or
+zram needed): a saved-state file that must not be trusted is refused in one line *before*
+anything is written to the host or any process is ended; a process is ended only while it is
+still the one that was started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pagecore.qemu import ksmcheck
+
+KNOB_VALUES = {
+    "run": "0",
+    "pages_to_scan": "100",
+    "sleep_millisecs": "20",
+    "use_zero_pages": "0",
+    "smart_scan": "1",
+    "max_page_sharing": "256",
+    "advisor_mode": "[none] scan-time",
+    "pages_shared": "0",
+    "full_scans": "0",
+}
+LEFT = {"pages_to_scan": "1000\n", "smart_scan": "0\n", "run": "1\n"}  # what a killed run left
+
+
+@pytest.fixture
+def fake_ksm(tmp_path):
+    """A stand-in /sys/kernel/mm/ksm as a killed check left it (KSM on, knobs changed)."""
+    d = tmp_path / "ksm"
+    d.mkdir()
+    for k, v in KNOB_VALUES.items():
+        (d / k).write_text(v + "\n")
+    for k, v in LEFT.items():
+        (d / k).write_text(v)
+    return d
+
+
+def _dead_pid() -> dict:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return {"pid": p.pid, "start": 12345}
+
+
+def _killed_runs_file(path, **edit) -> dict:
+    """The state file of a check killed after it saved the settings (its owner is gone)."""
+    found = {k: v for k, v in KNOB_VALUES.items()}
+    state = ksmcheck.save_state(path, found)
+    state["owner"] = _dead_pid()
+    state.update(edit)
+    path.write_text(json.dumps(state))
+    os.chmod(path, 0o644)
+    return state
+
+
+def _untouched(ksm) -> bool:
+    return all((ksm / k).read_text() == v for k, v in LEFT.items())
+
+
+# ------------------------------------------------------------------ KSM: whose file is trusted
+def test_ksm_state_file_through_a_symlink_is_refused(fake_ksm, tmp_path):
+    """``--state-file``/``PAGECORE_KSM_STATE`` may name a world-writable directory: a link planted
+    there was followed, and the file it pointed at (anyone's) restored as root."""
+    elsewhere = tmp_path / "planted.json"
+    _killed_runs_file(elsewhere, knobs={"pages_to_scan": "7", "sleep_millisecs": "20"})
+    link = tmp_path / "state.json"
+    link.symlink_to(elsewhere)
+    with pytest.raises(ksmcheck.CaptureError, match="symbolic link") as e:
+        ksmcheck.recover_leftovers(link, fake_ksm)
+    assert str(link) in str(e.value) and "\n" not in str(e.value)
+    assert _untouched(fake_ksm) and link.is_symlink()
+
+
+@pytest.mark.parametrize("how", ["writable by others", "another owner"])
+def test_ksm_state_file_others_could_write_is_refused(fake_ksm, tmp_path, how):
+    """A file others may write (or another user's) names values to write into sysfs and QEMU PIDs
+    to end as root: it was restored like our own."""
+    state = tmp_path / "state.json"
+    _killed_runs_file(state)
+    if how == "writable by others":
+        os.chmod(state, 0o666)
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("needs root to give the file to another user")
+        os.chown(state, 65534, 65534)
+    with pytest.raises(ksmcheck.CaptureError, match="not a ksmcheck state file of this user") as e:
+        ksmcheck.recover_leftovers(state, fake_ksm)
+    assert "\n" not in str(e.value)
+    assert _untouched(fake_ksm) and state.exists()
+
+
+def test_ksm_state_saved_under_a_loose_umask_is_ours_next_time(fake_ksm, tmp_path):
+    """A check run with umask 000 must still be able to restore its own leftovers."""
+    state = tmp_path / "state.json"
+    old = os.umask(0)
+    try:
+        ksmcheck.save_state(state, ksmcheck.read_ksm(fake_ksm))
+    finally:
+        os.umask(old)
+    assert state.stat().st_mode & 0o777 == 0o644
