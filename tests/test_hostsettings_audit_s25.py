@@ -105,3 +105,29 @@ def test_ksm_state_saved_under_a_loose_umask_is_ours_next_time(fake_ksm, tmp_pat
     finally:
         os.umask(old)
     assert state.stat().st_mode & 0o777 == 0o644
+
+
+# ------------------------------------------------------------ KSM: values written back to sysfs
+@pytest.mark.parametrize(
+    "knob, value",
+    [
+        ("pages_to_scan", "-1"),
+        ("pages_to_scan", str(10**30)),
+        ("pages_to_scan", "4294967296"),
+        ("sleep_millisecs", "20\n0"),
+        ("sleep_millisecs", ""),
+        ("max_page_sharing", "0x10"),
+        ("smart_scan", "2"),
+        ("use_zero_pages", "yes"),
+        ("advisor_mode", "../../../../tmp/x"),
+    ],
+)
+def test_ksm_saved_value_no_kernel_could_show_is_refused_before_any_write(fake_ksm, tmp_path, knob, value):
+    """A value no kernel shows for that knob was written back as found (after run=2, run=0 had
+    already been written), leaving KSM half restored; now the file is refused whole first."""
+    state = tmp_path / "state.json"
+    _killed_runs_file(state, knobs={**{k: ksmcheck.knob_value(k, KNOB_VALUES[k]) for k in ksmcheck.KNOBS}, knob: value})
+    with pytest.raises(ksmcheck.CaptureError, match=f"knob {knob} = ") as e:
+        ksmcheck.recover_leftovers(state, fake_ksm)
+    assert str(state) in str(e.value) and "\n" not in str(e.value)
+    assert _untouched(fake_ksm) and (fake_ksm / knob).read_text() == LEFT.get(knob, KNOB_VALUES[knob] + "\n")

@@ -168,6 +168,17 @@ def _boot_id() -> str | None:
         return None
 
 
+#: what a saved knob may read back as (numbers: an unsigned int, as the kernel's kstrtouint reads them)
+_KNOB_TEXT = {"use_zero_pages": "[01]", "smart_scan": "[01]", "advisor_mode": "none|scan-time"}
+
+
+def _plausible(knob: str, value: str) -> bool:
+    """Whether ``value`` is text the kernel could have shown for ``knob`` (checked before it is written back)."""
+    if knob in _KNOB_TEXT:
+        return re.fullmatch(_KNOB_TEXT[knob], value) is not None
+    return re.fullmatch(r"[0-9]{1,10}", value) is not None and int(value) < 2**32
+
+
 def load_state(path: Path) -> dict | None:
     """The saved state at ``path``, None if there is none; a damaged, hand-edited or other-boot
     file is a one-line error (checked whole before anything is written or ended)."""
@@ -199,6 +210,9 @@ def load_state(path: Path) -> dict | None:
         bad = [k for k, v in state["knobs"].items() if k not in KNOBS or not isinstance(v, str)]
         if bad:
             raise ValueError(f"knob {bad[0]!r} is not one a check changes, as text")
+        bad = [(k, v) for k, v in state["knobs"].items() if not _plausible(k, v)]
+        if bad:
+            raise ValueError(f"knob {bad[0][0]} = {bad[0][1]!r} is not a value that knob can have")
         guests, owner = state.get("guests", []), state.get("owner", {})
         recs = [*guests, owner] if isinstance(guests, list) else [None]
         if not all(
