@@ -131,3 +131,42 @@ def test_ksm_saved_value_no_kernel_could_show_is_refused_before_any_write(fake_k
         ksmcheck.recover_leftovers(state, fake_ksm)
     assert str(state) in str(e.value) and "\n" not in str(e.value)
     assert _untouched(fake_ksm) and (fake_ksm / knob).read_text() == LEFT.get(knob, KNOB_VALUES[knob] + "\n")
+
+
+# ---------------------------------------------------------------- KSM: the processes a file names
+def test_a_pid_reused_between_the_check_and_the_signal_is_not_signalled(fake_ksm, tmp_path, monkeypatch):
+    """The leftover guest's PID and start time were checked, then the PID was signalled by number
+    (SIGTERM, and SIGKILL 10 s later however the PID's owner changed meanwhile). Here the process
+    under that PID has changed by the time the signal goes out: it must be left alone."""
+    from pagecore.qemu import live
+
+    monkeypatch.setattr(live, "qemu_reason", lambda pid: None)  # the stand-in passes for QEMU
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        start = ksmcheck._proc_start(other.pid)
+        state = tmp_path / "state.json"
+        _killed_runs_file(state, guests=[{"pid": other.pid, "start": start}])
+        calls = []
+
+        def reused(pid):  # the recorded process on the first look, another one (same PID) after
+            calls.append(pid)
+            return start if pid == other.pid and len([c for c in calls if c == other.pid]) == 1 else start + 1
+
+        monkeypatch.setattr(ksmcheck, "_proc_start", reused)
+        r = ksmcheck.recover_leftovers(state, fake_ksm)
+        assert r["ended_guests"] == []
+        with pytest.raises(subprocess.TimeoutExpired):
+            other.wait(0.3)  # still running: never signalled
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_an_owner_recorded_without_a_start_time_does_not_block_recovery_forever(fake_ksm, tmp_path):
+    """A record whose start time is null matched any PID that no longer exists (None == None): a
+    dead owner passed for "another ksmcheck is running" and the leftovers were never restored."""
+    state = tmp_path / "state.json"
+    _killed_runs_file(state, owner={"pid": _dead_pid()["pid"], "start": None})
+    r = ksmcheck.recover_leftovers(state, fake_ksm)
+    assert r is not None and not state.exists()
+    assert (fake_ksm / "pages_to_scan").read_text() == "100\n" and (fake_ksm / "run").read_text() == "0\n"

@@ -139,7 +139,8 @@ def _proc_start(pid: int) -> int | None:
 
 
 def _same_process(rec: dict) -> bool:
-    return rec.get("pid") is not None and _proc_start(int(rec["pid"])) == rec.get("start")
+    """Whether the process recorded (PID and start time) is running (a record without a start time never is)."""
+    return rec.get("pid") is not None and rec.get("start") is not None and _proc_start(int(rec["pid"])) == rec["start"]
 
 
 def save_state(path: Path, found: dict, guests: Sequence[int] = ()) -> dict:
@@ -254,15 +255,26 @@ def restore_settings(state: dict, ksm_dir: Path = KSM) -> list[str]:
     return failed
 
 
-def _end_pid(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    for _ in range(100):
-        if _proc_start(pid) is None:
-            return
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+def _end_pid(pid: int, start: int) -> bool:
+    """End process ``pid`` if it is still the one that started at ``start``: SIGTERM, SIGKILL after
+    10 s. Signals go through a pidfd opened before the start time is checked, so a PID reused
+    meanwhile (also during the 10 s) is never signalled. Returns whether it was that process."""
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:  # gone already
+        return False
+    try:
+        if _proc_start(pid) != start:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(fd, signal.SIGTERM)
+            if not select.select([fd], [], [], 10.0)[0]:  # readable once it has exited
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+        return True
+    finally:
+        os.close(fd)
 
 
 def recover_leftovers(path: Path = STATE_FILE, ksm_dir: Path = KSM) -> dict | None:
@@ -283,8 +295,8 @@ def recover_leftovers(path: Path = STATE_FILE, ksm_dir: Path = KSM) -> dict | No
     for g in state.get("guests", []):
         if _same_process(g):
             if qemu_reason(int(g["pid"])) is None:  # the file records QEMUs: never end anything else
-                _end_pid(int(g["pid"]))
-                ended.append(int(g["pid"]))
+                if _end_pid(int(g["pid"]), g["start"]):
+                    ended.append(int(g["pid"]))
             else:
                 left.append(int(g["pid"]))
     failed = restore_settings(state, ksm_dir)
