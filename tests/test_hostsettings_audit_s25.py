@@ -170,3 +170,70 @@ def test_an_owner_recorded_without_a_start_time_does_not_block_recovery_forever(
     r = ksmcheck.recover_leftovers(state, fake_ksm)
     assert r is not None and not state.exists()
     assert (fake_ksm / "pages_to_scan").read_text() == "100\n" and (fake_ksm / "run").read_text() == "0\n"
+
+
+def test_a_guest_is_recorded_as_soon_as_qemu_runs_not_once_it_booted(fake_ksm, tmp_path, monkeypatch):
+    """Each QEMU was written to the state file only after its boot (up to 30 s under KVM, 600 s
+    under TCG): a check killed (SIGKILL) meanwhile left QEMU running, unknown to the next run, its
+    mergeable memory then keeping every later check waiting. Here the stand-in "boot" looks at the
+    state file the moment QEMU runs."""
+    from pathlib import Path
+
+    procs: list[subprocess.Popen] = []
+    recorded: list[list[int]] = []
+    state = tmp_path / "state.json"
+
+    def boot_guest(qemu, use, kernel, initrd, ram_mb, d, append, kvm_t, tcg_t, notes, on_start=None):
+        p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        procs.append(p)
+        on_start(p.pid)
+        recorded.append([g["pid"] for g in json.loads(state.read_text())["guests"]])  # a SIGKILL here
+        return p, d / "qmp.sock", "tcg", 0.1
+
+    class FakeQMP:
+        def __init__(self, sock):
+            pass
+
+        def cmd(self, *a, **k):
+            return {}
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(ksmcheck, "boot_guest", boot_guest)
+    monkeypatch.setattr(ksmcheck, "QMP", FakeQMP)
+    monkeypatch.setattr(ksmcheck, "_which", lambda name, hint: name)
+    monkeypatch.setattr(ksmcheck, "newest_kernel", lambda: Path("/boot/vmlinuz-stand-in"))
+    monkeypatch.setattr(ksmcheck, "build_workload_initramfs", lambda path, w: path)
+    for k, v in KNOB_VALUES.items():
+        (fake_ksm / k).write_text(v + "\n")
+    try:
+        with ksmcheck.KsmSession(state, fake_ksm, foreign_wait_s=0) as s:
+            guests = ksmcheck.boot_scenario(s, ["base", "base"], tmp_path / "work")
+            ksmcheck.end_guests(guests)
+        assert recorded == [[procs[0].pid], [procs[0].pid, procs[1].pid]]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+
+def test_boot_reports_qemus_pid_before_waiting_and_ends_it_if_the_caller_cannot_record_it(tmp_path):
+    """:func:`pagecore.qemu.capture._boot` calls ``on_start(pid)`` while QEMU runs; if recording
+    fails (disk full writing the state file), that QEMU is ended, not left behind."""
+    from pagecore.qemu import capture
+
+    qemu = tmp_path / "qemu-system-x86_64"
+    qemu.write_text("#!/bin/sh\nexec sleep 60\n")
+    qemu.chmod(0o755)
+    seen = []
+
+    def on_start(pid):
+        seen.append((pid, ksmcheck._proc_start(pid)))
+        raise OSError("no space left on device")
+
+    with pytest.raises(OSError, match="no space"):
+        capture._boot(str(qemu), "tcg", tmp_path / "k", tmp_path / "i", 64, tmp_path, 30, "", on_start=on_start)
+    assert len(seen) == 1 and seen[0][1] is not None
+    assert ksmcheck._proc_start(seen[0][0]) != seen[0][1]  # ended (and reaped)

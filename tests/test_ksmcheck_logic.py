@@ -350,7 +350,7 @@ def test_sigterm_while_guests_boot_ends_every_guest(monkeypatch, tmp_path):
 
     procs: list[subprocess.Popen] = []
 
-    def boot_guest(qemu, use, kernel, initrd, ram_mb, d, append, kvm_t, tcg_t, notes):
+    def boot_guest(qemu, use, kernel, initrd, ram_mb, d, append, kvm_t, tcg_t, notes, on_start=None):
         p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         procs.append(p)
         time.sleep(1.0 if len(procs) > 1 else 0.0)

@@ -279,10 +279,13 @@ def _boot(
     timeout: float,
     append: str,
     extra_args: tuple[str, ...] = (),
+    on_start=None,
 ) -> tuple[subprocess.Popen, Path] | None:
     """Start QEMU; return (process, qmp socket) once the marker is on the console, else None.
 
-    ``extra_args`` are appended to QEMU's command line (devices such as a virtio-balloon).
+    ``extra_args`` are appended to QEMU's command line (devices such as a virtio-balloon);
+    ``on_start(pid)`` is called as soon as QEMU runs, before the boot is waited for (a caller that
+    saves its PIDs to a file can then end it after being killed mid-boot; if it raises, QEMU is ended).
     """
     console = work / f"console-{accel}.log"
     qmp_sock = work / f"qmp-{accel}.sock"
@@ -321,6 +324,8 @@ def _boot(
     log.close()
     deadline = time.monotonic() + timeout
     try:
+        if on_start is not None:
+            on_start(proc.pid)
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 return None
@@ -346,10 +351,12 @@ def boot_guest(
     tcg_timeout: float,
     notes: list[str],
     extra_args: tuple[str, ...] = (),
+    on_start=None,
 ) -> tuple[subprocess.Popen, Path, str, float]:
     """Boot under KVM (``accel`` auto/kvm, within ``kvm_timeout``) or else TCG.
 
-    ``extra_args`` are appended to QEMU's command line.
+    ``extra_args`` are appended to QEMU's command line; ``on_start(pid)`` is called for each QEMU
+    started, as soon as it runs (see :func:`_boot`).
 
     Returns ``(process, qmp socket, accelerator used, seconds to the workload marker)``;
     appends what happened to ``notes``; raises :class:`CaptureError` if no try booted.
@@ -361,7 +368,7 @@ def boot_guest(
         tries.append(("tcg", tcg_timeout))
     for name, limit in tries:
         t0 = time.monotonic()
-        booted = _boot(qemu, name, kernel, initrd, ram_mb, work, limit, append, tuple(extra_args))
+        booted = _boot(qemu, name, kernel, initrd, ram_mb, work, limit, append, tuple(extra_args), on_start)
         if booted is not None:
             secs = time.monotonic() - t0
             notes.append(f"guest booted under {name} in {secs:.1f} s")

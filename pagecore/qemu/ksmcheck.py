@@ -1041,10 +1041,15 @@ def boot_scenario(
         initrd = build_workload_initramfs(d / "initramfs.cpio", WORKLOADS[w])
         notes: list[str] = []
         proc = None
+
+        def started(pid: int) -> None:  # recorded before the boot is waited for: a check killed then
+            with lock:  # (SIGKILL) left a QEMU running that its next run did not know to end
+                session.add_guest(pid)
+
         try:
-            proc, sock, used, secs = boot_guest(qemu, use, kernel, initrd, ram_mb, d, DEFAULT_APPEND, 30, 600, notes)
-            with lock:
-                session.add_guest(proc.pid)
+            proc, sock, used, secs = boot_guest(
+                qemu, use, kernel, initrd, ram_mb, d, DEFAULT_APPEND, 30, 600, notes, on_start=started
+            )
             qmp = QMP(sock)
             qmp.cmd("stop")
             guests[i] = _Guest(f"g{i}-{w}", proc, qmp, used, secs, w, notes)
