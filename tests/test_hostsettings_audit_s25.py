@@ -237,3 +237,97 @@ def test_boot_reports_qemus_pid_before_waiting_and_ends_it_if_the_caller_cannot_
         capture._boot(str(qemu), "tcg", tmp_path / "k", tmp_path / "i", 64, tmp_path, 30, "", on_start=on_start)
     assert len(seen) == 1 and seen[0][1] is not None
     assert ksmcheck._proc_start(seen[0][0]) != seen[0][1]  # ended (and reaped)
+
+
+# ------------------------------------------------------------------------ zram: a device in use
+@pytest.fixture
+def fake_zram(tmp_path, monkeypatch):
+    """A stand-in /sys/block/zram9 left configured by a killed check, and that check's saved file."""
+    from pathlib import Path
+
+    from pagecore.qemu import zramcheck
+
+    dev = tmp_path / "sys" / "zram9"
+    dev.mkdir(parents=True)
+    (dev / "comp_algorithm").write_text("lzo-rle lzo [lz4]\n")
+    (dev / "disksize").write_text("46137344\n")
+    (dev / "reset").write_text("")
+    (tmp_path / "state").mkdir()
+    monkeypatch.setattr(zramcheck, "sysfs", lambda d: tmp_path / "sys" / d)
+    monkeypatch.setattr(zramcheck, "STATE_DIR", tmp_path / "state")
+    boot = Path("/proc/sys/kernel/random/boot_id")
+    saved = {"device": "zram9", "comp_algorithm": "lzo-rle", "disksize": 0}
+    saved["boot_id"] = boot.read_text().strip() if boot.exists() else None
+    zramcheck.state_file("zram9").write_text(json.dumps(saved))
+    os.chmod(zramcheck.state_file("zram9"), 0o644)
+    return dev, zramcheck.state_file("zram9")
+
+
+def test_a_zram_held_by_another_device_is_not_reset(fake_zram, capsys):
+    """Since the killed run, the device became an LVM physical volume (``holders/dm-0``): only
+    /proc/swaps and /proc/mounts were looked at, so the restore reset it."""
+    from pagecore.qemu import zramcheck
+
+    dev, state = fake_zram
+    (dev / "holders").mkdir()
+    (dev / "holders" / "dm-0").write_text("")
+    assert zramcheck.main(["no-dump-needed.raw", "--device", "zram9"]) == 1
+    err = capsys.readouterr().err
+    assert "is in use now" in err and len(err.strip().splitlines()) == 1, err
+    assert (dev / "reset").read_text() == "" and state.exists()
+
+
+def test_a_restore_the_kernel_refuses_is_one_line_and_keeps_the_file(fake_zram, monkeypatch, capsys):
+    """Swap on the device through another device node (``mknod /tmp/z b 253 0; swapon /tmp/z``:
+    /proc/swaps shows /tmp/z) passed the in-use check; the kernel refused the reset (EBUSY) and
+    the user got a traceback. Seen on a real zram0; here the kernel's refusal is the stand-in's."""
+    import errno
+
+    from pagecore.qemu import zramcheck
+
+    dev, state = fake_zram
+    real_write = zramcheck._write
+
+    def busy(p, value):
+        if p.name == "reset":
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), str(p))
+        real_write(p, value)
+
+    monkeypatch.setattr(zramcheck, "_write", busy)
+    assert zramcheck.main(["no-dump-needed.raw", "--device", "zram9"]) == 1
+    err = capsys.readouterr().err
+    assert "Device or resource busy" in err and str(dev / "reset") in err and len(err.strip().splitlines()) == 1, err
+    assert state.exists() and (dev / "comp_algorithm").read_text() == "lzo-rle lzo [lz4]\n"
+
+
+def test_a_real_zram_swap_through_another_device_node_counts_as_in_use(tmp_path):
+    """The finding on a real device: swap through a second device node is invisible to
+    /proc/swaps' ``/dev/zram0``; the exclusive open sees it."""
+    import shutil
+    from pathlib import Path
+
+    from pagecore.qemu import zramcheck
+
+    dev = "zram0"
+    if os.geteuid() != 0 or not zramcheck.sysfs(dev).is_dir() or not shutil.which("mkswap"):
+        pytest.skip("needs root, /sys/block/zram0 and mkswap")
+    with zramcheck.lock(dev):  # never under a running check
+        if int(zramcheck._read(zramcheck.sysfs(dev) / "disksize")) != 0 or zramcheck.in_use(dev):
+            pytest.skip("zram0 is configured or in use: not ours to touch")
+        algo = zramcheck.selected_algorithm(dev)
+        node = tmp_path / "zalias"
+        try:
+            zramcheck._write(zramcheck.sysfs(dev) / "disksize", str(16 << 20))
+            subprocess.run(["mkswap", f"/dev/{dev}"], check=True, capture_output=True)
+            os.mknod(node, 0o600 | 0o060000, os.stat(f"/dev/{dev}").st_rdev)
+            if subprocess.run(["swapon", str(node)], capture_output=True).returncode != 0:
+                pytest.skip("swapon refused here")
+            try:
+                assert f"/dev/{dev} " not in Path("/proc/swaps").read_text()  # what the old check looked for
+                assert zramcheck.in_use(dev)
+            finally:
+                subprocess.run(["swapoff", str(node)], check=True)
+        finally:
+            zramcheck._write(zramcheck.sysfs(dev) / "reset", "1")
+            zramcheck._write(zramcheck.sysfs(dev) / "comp_algorithm", algo)
+        assert not zramcheck.in_use(dev)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import fcntl
 import json
 import mmap
@@ -100,10 +101,24 @@ def available(dev: str = "zram0") -> tuple[bool, str]:
 
 
 def in_use(dev: str) -> bool:
-    """Whether ``/dev/dev`` is a swap device or mounted."""
+    """Whether ``/dev/dev`` is a swap device, mounted or held (device mapper, md, bcache).
+
+    /proc/swaps and /proc/mounts show the path the device was opened by, which need not be
+    ``/dev/dev`` (another device node, another mount namespace); the kernel's own answer is an
+    exclusive open, refused (EBUSY) while the device is swap, mounted or held, and ``holders``.
+    """
     swaps = Path("/proc/swaps").read_text() if Path("/proc/swaps").exists() else ""
     mounts = Path("/proc/mounts").read_text() if Path("/proc/mounts").exists() else ""
-    return f"/dev/{dev} " in swaps or f"/dev/{dev} " in mounts
+    if f"/dev/{dev} " in swaps or f"/dev/{dev} " in mounts:
+        return True
+    with contextlib.suppress(OSError):
+        if any((sysfs(dev) / "holders").iterdir()):
+            return True
+    try:
+        os.close(os.open(f"/dev/{dev}", os.O_RDONLY | os.O_EXCL | os.O_NONBLOCK))
+    except OSError as exc:
+        return exc.errno == errno.EBUSY
+    return False
 
 
 def state_file(dev: str) -> Path:
@@ -213,10 +228,14 @@ def restore_settings(dev: str) -> dict | None:
             f"/dev/{dev} is in use now (swap or mounted); not resetting it",
             hint=f"if it should not be, swapoff/umount it and run again; else remove {p.name}",
         )
-    _write(sysfs(dev) / "reset", "1")
-    _write(sysfs(dev) / "comp_algorithm", st["comp_algorithm"])
-    if st["disksize"]:
-        _write(sysfs(dev) / "disksize", str(st["disksize"]))
+    writes = [("reset", "1"), ("comp_algorithm", st["comp_algorithm"])]
+    for name, value in writes + ([("disksize", str(st["disksize"]))] if st["disksize"] else []):
+        try:
+            _write(sysfs(dev) / name, value)
+        except OSError as exc:  # EBUSY: in use in a way in_use() did not see; the file is kept
+            raise InputError(
+                sysfs(dev) / name, f"cannot write {value!r} ({exc.strerror}); {dev} not restored", hint=f"kept {p}"
+            ) from None
     p.unlink()
     return st
 
