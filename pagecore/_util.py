@@ -331,6 +331,39 @@ def tag_collision(names) -> tuple[str, str] | None:
     return None
 
 
+def write_state_json(path: str | os.PathLike, obj) -> None:
+    """Write a saved-state file (host settings a root command restores) as ``path``, mode 0644.
+
+    Unlike :func:`write_json_atomic`, a symbolic link at ``path`` is never followed: state files
+    live in shared directories (``/var/tmp``, a ``--state-file`` in ``/tmp``) where anyone may plant
+    one, and following it made root replace the file it named (``/etc/shadow``) with JSON. The
+    temporary is made beside ``path`` (``O_EXCL``, so no link either) and renamed onto the name
+    itself, replacing a link, not its target.
+    """
+    from pagecore.errors import InputError
+
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{next(_counter)}"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise InputError(path, f"cannot write the state file: {exc.strerror}", hint="check the directory") from None
+    try:
+        with os.fdopen(fd, "w") as fh:
+            os.fchmod(fh.fileno(), 0o644)  # whatever the umask: a file others may write is refused when read
+            fh.write(json.dumps(obj, indent=2, allow_nan=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise InputError(path, f"cannot write the state file: {exc.strerror}") from None
+        raise
+
+
 def write_json_atomic(path: str | os.PathLike, obj) -> None:
     """Write ``obj`` as stable, indented JSON (sorted keys off: records keep their order)."""
     with atomic_path(path) as tmp:

@@ -331,3 +331,46 @@ def test_a_real_zram_swap_through_another_device_node_counts_as_in_use(tmp_path)
             zramcheck._write(zramcheck.sysfs(dev) / "reset", "1")
             zramcheck._write(zramcheck.sysfs(dev) / "comp_algorithm", algo)
         assert not zramcheck.in_use(dev)
+
+
+# ------------------------------------------------------- saved-state files: never through a link
+def test_ksm_state_saved_over_a_planted_link_replaces_the_link_not_its_target(fake_ksm, tmp_path):
+    """A link planted at the state file's name (``--state-file`` in /tmp, before the first save)
+    was followed: root replaced the file it named with JSON (and made it 0644)."""
+    victim = tmp_path / "shadow"
+    victim.write_text("root:secret\n")
+    os.chmod(victim, 0o600)
+    state = tmp_path / "state.json"
+    state.symlink_to(victim)
+    ksmcheck.save_state(state, ksmcheck.read_ksm(fake_ksm))
+    assert victim.read_text() == "root:secret\n" and victim.stat().st_mode & 0o777 == 0o600
+    assert not state.is_symlink() and json.loads(state.read_text())["version"] == 1
+    assert state.stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ksm", "shadow", "state.json"]  # no temporary left
+
+
+def test_zram_settings_saved_over_a_link_planted_meanwhile_leave_its_target_alone(fake_zram):
+    """zramcheck looks for a state file at the start, then computes the dump's page sizes
+    (seconds to minutes), then saves: a link planted in world-writable /var/tmp meanwhile made
+    root replace the file it named. Here the link is planted just before the save."""
+    from pagecore.qemu import zramcheck
+
+    dev, state = fake_zram
+    state.unlink()
+    (dev / "disksize").write_text("0\n")
+    victim = state.parent.parent / "shadow"
+    victim.write_text("root:secret\n")
+    os.chmod(victim, 0o600)
+    state.symlink_to(victim)
+    zramcheck.save_settings("zram9")
+    assert victim.read_text() == "root:secret\n" and victim.stat().st_mode & 0o777 == 0o600
+    assert not state.is_symlink() and zramcheck.load_state("zram9")["device"] == "zram9"
+
+
+def test_a_state_file_that_cannot_be_written_is_one_line(fake_ksm, tmp_path):
+    from pagecore.errors import InputError
+
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(InputError, match="cannot write the state file") as e:
+        ksmcheck.save_state(tmp_path / "a-file" / "state.json", ksmcheck.read_ksm(fake_ksm))
+    assert "a-file" in str(e.value) and "\n" not in str(e.value)

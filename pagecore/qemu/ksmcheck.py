@@ -145,7 +145,7 @@ def _same_process(rec: dict) -> bool:
 
 def save_state(path: Path, found: dict, guests: Sequence[int] = ()) -> dict:
     """Write the settings found (and the QEMU processes started so far) to ``path`` atomically."""
-    from pagecore._util import write_json_atomic
+    from pagecore._util import write_state_json
 
     state = {
         "version": 1,
@@ -157,8 +157,7 @@ def save_state(path: Path, found: dict, guests: Sequence[int] = ()) -> dict:
         "boot_id": _boot_id(),
         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    write_json_atomic(path, state)
-    os.chmod(path, 0o644)  # whatever the umask: load_state refuses a file others may write
+    write_state_json(path, state)  # never through a link planted at path; 0644 whatever the umask
     return state
 
 

@@ -209,10 +209,9 @@ def save_settings(dev: str) -> dict:
         "boot_id": boot_id(),
         "snapshot": snapshot,
     }
-    from pagecore._util import write_json_atomic  # a new file (O_EXCL), never through a planted link
+    from pagecore._util import write_state_json  # never through a link planted in STATE_DIR; 0644
 
-    write_json_atomic(state_file(dev), st)
-    os.chmod(state_file(dev), 0o644)  # whatever the umask: load_state refuses a file others may write
+    write_state_json(state_file(dev), st)
     return st
 
 
