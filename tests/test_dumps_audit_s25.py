@@ -14,20 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from dumps_helpers import PS, make_pages, read_all
+from test_dumps_hostile import _err  # one line naming the file
 
 from pagecore.dumps import open_dump
 from pagecore.dumps.elf import ET_CORE, PT_LOAD, PT_NOTE
 from pagecore.dumps.flattened import write_kdump_flat
 from pagecore.dumps.vmware import write_vmware
-from pagecore.errors import InputError
-
-
-def _err(path, fmt="auto", **kw) -> InputError:
-    with pytest.raises(InputError) as ei:
-        read_all(path, fmt, **kw)
-    msg = str(ei.value)
-    assert "\n" not in msg and str(path) in msg
-    return ei.value
 
 
 def _vmware_pages(n: int) -> np.ndarray:
