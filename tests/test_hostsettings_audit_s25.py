@@ -52,7 +52,7 @@ def _dead_pid() -> dict:
 def _killed_runs_file(path, **edit) -> dict:
     """The state file of a check killed after it saved the settings (its owner is gone)."""
     found = {k: v for k, v in KNOB_VALUES.items()}
-    state = ksmcheck.save_state(path, found)
+    state = ksmcheck.save_state(path, found, (), {k: v.strip() for k, v in LEFT.items()})  # what it wrote
     state["owner"] = _dead_pid()
     state.update(edit)
     path.write_text(json.dumps(state))
@@ -374,3 +374,72 @@ def test_a_state_file_that_cannot_be_written_is_one_line(fake_ksm, tmp_path):
     with pytest.raises(InputError, match="cannot write the state file") as e:
         ksmcheck.save_state(tmp_path / "a-file" / "state.json", ksmcheck.read_ksm(fake_ksm))
     assert "a-file" in str(e.value) and "\n" not in str(e.value)
+
+
+def _killed_state(fake_ksm, tmp_path, applied):
+    """A state file as a check killed (SIGKILL) after writing ``applied`` left it."""
+    from test_ksmcheck_logic import _dead_pid
+
+    state = tmp_path / "state.json"
+    for k, v in KNOB_VALUES.items():  # KSM idle, as a check finds it
+        (fake_ksm / k).write_text(v + "\n")
+    ksmcheck.save_state(state, ksmcheck.read_ksm(fake_ksm), (), applied)
+    saved = json.loads(state.read_text())
+    saved["owner"] = dict(zip(("pid", "start"), _dead_pid(), strict=True))
+    state.write_text(json.dumps(saved))
+    state.chmod(0o644)
+    for k, v in applied.items():
+        (fake_ksm / k).write_text(v + "\n")
+    return state
+
+
+def test_set_records_what_it_writes_before_writing_it(fake_ksm, tmp_path):
+    state = tmp_path / "state.json"
+    for k, v in KNOB_VALUES.items():
+        (fake_ksm / k).write_text(v + "\n")
+    with ksmcheck.KsmSession(state, fake_ksm) as s:
+        s.set(pages_to_scan=1000, smart_scan=False, run=1)
+        assert json.loads(state.read_text())["applied"] == {"pages_to_scan": "1000", "smart_scan": "0", "run": "1"}
+        s.set(run=2)
+        assert json.loads(state.read_text())["applied"]["run"] == "2"
+    assert not state.exists()
+
+
+def test_a_ksm_changed_since_the_killed_check_is_left_alone(fake_ksm, tmp_path):
+    """Recovery restored the saved settings whatever KSM held now: an admin (or ksmtuned) who
+    switched KSM on after the check was killed had every page unmerged (run=2) and KSM turned off.
+    Now a KSM that differs from what the check left is refused, nothing written, the file kept."""
+    state = _killed_state(fake_ksm, tmp_path, {"pages_to_scan": "1000", "run": "1"})
+    (fake_ksm / "sleep_millisecs").write_text("50\n")  # someone else's setting since
+    before = {f.name: f.read_text() for f in fake_ksm.iterdir()}
+    want = r"KSM was changed since the killed check \(sleep_millisecs is 50, the check left it at 20\)"
+    with pytest.raises(ksmcheck.CaptureError, match=want):
+        ksmcheck.KsmSession(state, fake_ksm).__enter__()
+    assert {f.name: f.read_text() for f in fake_ksm.iterdir()} == before
+    assert state.exists()
+    # as the check left it: restored
+    (fake_ksm / "sleep_millisecs").write_text("20\n")
+    r = ksmcheck.recover_leftovers(state, fake_ksm)
+    assert r is not None and (fake_ksm / "run").read_text().strip() == "0"
+    assert (fake_ksm / "pages_to_scan").read_text().strip() == "100" and not state.exists()
+
+
+def test_a_state_file_without_applied_values_restores_as_before(fake_ksm, tmp_path):
+    """Files of session 24 and before hold no 'applied': restored as they were."""
+    state = _killed_state(fake_ksm, tmp_path, {"pages_to_scan": "1000", "run": "1"})
+    saved = json.loads(state.read_text())
+    del saved["applied"]
+    state.write_text(json.dumps(saved))
+    (fake_ksm / "sleep_millisecs").write_text("50\n")
+    assert ksmcheck.recover_leftovers(state, fake_ksm) is not None
+    assert (fake_ksm / "sleep_millisecs").read_text().strip() == "20" and (fake_ksm / "run").read_text().strip() == "0"
+
+
+@pytest.mark.parametrize("applied", [{"merge_across_nodes": "1"}, {"run": "7"}, {"run": "01"}, {"pages_to_scan": "-1"}, ["run"]])
+def test_implausible_applied_values_are_refused(fake_ksm, tmp_path, applied):
+    state = _killed_state(fake_ksm, tmp_path, {})
+    saved = json.loads(state.read_text())
+    saved["applied"] = applied
+    state.write_text(json.dumps(saved))
+    with pytest.raises(ksmcheck.CaptureError, match="not a ksmcheck state file"):
+        ksmcheck.load_state(state)

@@ -223,8 +223,10 @@ def test_a_killed_runs_leftovers_are_restored_by_the_next_run(fake_ksm, tmp_path
     saved = json.loads(state.read_text())
     saved["owner"] = dict(zip(("pid", "start"), _dead_pid(), strict=True))
     saved["guests"] = [dict(zip(("pid", "start"), _dead_pid(), strict=True))]  # gone already: not ended
+    left = {"pages_to_scan": "1000", "sleep_millisecs": "5", "smart_scan": "0", "run": "1"}
+    saved["applied"] = left  # what it had written (KsmSession.set records it first)
     state.write_text(json.dumps(saved))
-    for k, v in (("pages_to_scan", "1000"), ("sleep_millisecs", "5"), ("smart_scan", "0"), ("run", "1")):
+    for k, v in left.items():
         (fake_ksm / k).write_text(v + "\n")
     with ksmcheck.KsmSession(state, fake_ksm) as s:
         assert s.recovered["ended_guests"] == []

@@ -143,8 +143,9 @@ def _same_process(rec: dict) -> bool:
     return rec.get("pid") is not None and rec.get("start") is not None and _proc_start(int(rec["pid"])) == rec["start"]
 
 
-def save_state(path: Path, found: dict, guests: Sequence[int] = ()) -> dict:
-    """Write the settings found (and the QEMU processes started so far) to ``path`` atomically."""
+def save_state(path: Path, found: dict, guests: Sequence[int] = (), applied: dict | None = None) -> dict:
+    """Write the settings found (and the QEMU processes started so far, and the values the check
+    has written: ``applied``) to ``path`` atomically."""
     from pagecore._util import write_state_json
 
     state = {
@@ -154,6 +155,9 @@ def save_state(path: Path, found: dict, guests: Sequence[int] = ()) -> dict:
         "run": knob_value("run", found.get("run", "0")),
         "knobs": {k: knob_value(k, found[k]) for k in KNOBS if k in found},
         "guests": [{"pid": p, "start": _proc_start(p)} for p in guests],
+        # what the check wrote last, knob by knob (recorded before each write): a killed check's
+        # leftovers are these, so a KSM that differs was changed since, by someone else
+        "applied": dict(applied or {}),
         "boot_id": _boot_id(),
         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -213,6 +217,15 @@ def load_state(path: Path) -> dict | None:
         bad = [(k, v) for k, v in state["knobs"].items() if not _plausible(k, v)]
         if bad:
             raise ValueError(f"knob {bad[0][0]} = {bad[0][1]!r} is not a value that knob can have")
+        applied = state.get("applied", {})  # (files of session 24 and before have none)
+        if not isinstance(applied, dict) or any(
+            k not in (*KNOBS, "run")
+            or not isinstance(v, str)
+            or not _plausible(k, v)
+            or (k == "run" and v not in ("0", "1", "2"))
+            for k, v in applied.items()
+        ):
+            raise ValueError("'applied' is not knobs a check writes with values they can have")
         guests, owner = state.get("guests", []), state.get("owner", {})
         recs = [*guests, owner] if isinstance(guests, list) else [None]
         if not all(
@@ -298,6 +311,18 @@ def recover_leftovers(path: Path = STATE_FILE, ksm_dir: Path = KSM) -> dict | No
                     ended.append(int(g["pid"]))
             else:
                 left.append(int(g["pid"]))
+    if "applied" in state:  # leave a KSM alone that someone changed since the killed check
+        expected = {"run": state["run"], **state["knobs"], **state["applied"]}
+        current = read_ksm(ksm_dir)
+        changed = [(k, knob_value(k, current[k]), v) for k, v in expected.items() if k in current]
+        changed = [c for c in changed if c[1] != c[2]]
+        if changed:
+            k, now, left_at = changed[0]
+            raise CaptureError(
+                f"{path}: KSM was changed since the killed check ({k} is {now}, the check left it at {left_at}): "
+                "not restoring it; the settings the check found are in this file: put them back by hand if you "
+                "want them, then remove it"
+            )
     failed = restore_settings(state, ksm_dir)
     if failed:
         raise CaptureError(f"could not restore the KSM settings saved in {path}: {'; '.join(failed)}")
@@ -325,6 +350,7 @@ class KsmSession:
         self.foreign_wait_s = foreign_wait_s
         self.found: dict = {}
         self.guests: list[int] = []
+        self.applied: dict[str, str] = {}
         self.recovered: dict | None = None
         self.restored: bool | None = None
         self._old_term = None
@@ -366,14 +392,18 @@ class KsmSession:
 
     def add_guest(self, pid: int) -> None:
         self.guests.append(pid)
-        self.state = save_state(self.state_file, self.found, self.guests)
+        self.state = save_state(self.state_file, self.found, self.guests, self.applied)
 
     def set(self, **knobs) -> None:
-        for k, v in knobs.items():
+        for k in knobs:
             if k not in (*KNOBS, "run"):
                 raise ValueError(f"not a knob this check restores: {k}")
-            if (self.ksm_dir / k).exists():
-                _write(k, int(v) if isinstance(v, bool) else v, self.ksm_dir)
+        values = {k: int(v) if isinstance(v, bool) else v for k, v in knobs.items() if (self.ksm_dir / k).exists()}
+        # recorded before they are written: a check killed after this finds them as it left them
+        self.applied.update({k: str(v) for k, v in values.items()})
+        self.state = save_state(self.state_file, self.found, self.guests, self.applied)
+        for k, v in values.items():
+            _write(k, v, self.ksm_dir)
 
     def __exit__(self, *exc) -> None:
         try:
