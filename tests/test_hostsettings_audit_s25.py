@@ -435,7 +435,9 @@ def test_a_state_file_without_applied_values_restores_as_before(fake_ksm, tmp_pa
     assert (fake_ksm / "sleep_millisecs").read_text().strip() == "20" and (fake_ksm / "run").read_text().strip() == "0"
 
 
-@pytest.mark.parametrize("applied", [{"merge_across_nodes": "1"}, {"run": "7"}, {"run": "01"}, {"pages_to_scan": "-1"}, ["run"]])
+@pytest.mark.parametrize(
+    "applied", [{"merge_across_nodes": "1"}, {"run": "7"}, {"run": "01"}, {"pages_to_scan": "-1"}, ["run"]]
+)
 def test_implausible_applied_values_are_refused(fake_ksm, tmp_path, applied):
     state = _killed_state(fake_ksm, tmp_path, {})
     saved = json.loads(state.read_text())
