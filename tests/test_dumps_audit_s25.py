@@ -22,6 +22,17 @@ from pagecore.dumps.flattened import write_kdump_flat
 from pagecore.dumps.vmware import write_vmware
 
 
+def _peak_read(path, **kw):
+    """``read_all(path, **kw)`` and the most memory Python allocated meanwhile (tracemalloc)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        return read_all(path, **kw), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def _vmware_pages(n: int) -> np.ndarray:
     pages = np.zeros((n, PS), np.uint8)
     pages[:, 0] = np.arange(1, n + 1)
@@ -129,8 +140,6 @@ def test_a_vmware_checkpoint_holding_big_tags_is_not_read_into_memory(tmp_path):
     """A checkpoint whose memory group holds a big tag (VMware stores a guest's memory in the
     checkpoint itself that way) was read whole, and the tag copied: a 1 GiB .vmss took 1.1 GB of
     memory, a snapshot of a large guest more than the machine has. Only the tags are read now."""
-    import tracemalloc
-
     from pagecore.dumps.vmware import GROUP, HEADER
 
     big = 64 << 20
@@ -151,12 +160,7 @@ def test_a_vmware_checkpoint_holding_big_tags_is_not_read_into_memory(tmp_path):
         fh.seek(big, os.SEEK_CUR)  # a hole: the big tag's bytes
         fh.write(b"\0\0")
     _vmware_pages(2).tofile(tmp_path / "e.vmem")
-    tracemalloc.start()
-    try:
-        got, _ = read_all(vmss)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    (got, _), peak = _peak_read(vmss)
     assert sorted(got) == [0x100, 0x101]
     assert peak < big // 8, f"{peak:,} bytes allocated to read a {vmss.stat().st_size:,}-byte checkpoint"
 
@@ -166,20 +170,13 @@ def test_a_migration_stream_claiming_much_ram_costs_only_its_index(tmp_path):
     claimed page (the index, plus a frame map of every page and its temporaries): claims up to
     the check's limit (256 times the machine's memory) took about 1.5 times the machine's
     memory. Only the index (8 bytes a page) is held now."""
-    import tracemalloc
-
     from test_savestate import page, qevm
 
     size = 8 << 30  # 2 Mi pages
     s = qevm({"pc.ram": size}, [[("pc.ram", 0, "page", page(5)), (None, size // PS - 1, "zero", b"\0")], []])
     path = tmp_path / "big.qevm"
     path.write_bytes(s)
-    tracemalloc.start()
-    try:
-        got, st = read_all(path, chunk_pages=16)  # the chunk buffer is not what is measured
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    (got, st), peak = _peak_read(path, chunk_pages=16)  # the chunk buffer is not what is measured
     assert sorted(got) == [0, (1 << 32) // PS + (size - 0xC0000000) // PS - 1]
     assert st.pages_excluded == size // PS - 2
     assert peak < 12 * (size // PS), f"{peak:,} bytes for {size // PS:,} claimed pages"
@@ -216,8 +213,6 @@ def test_a_libvirt_header_claiming_much_xml_reads_only_the_xml(tmp_path):
     """A save image whose data_len (up to 4 GiB) was far larger than its XML was read whole and the
     XML part copied: a header claiming 3 GiB took 6.3 GB of memory. Only the XML up to its NUL is
     read now, at most 16 MiB; an XML with no end in that is refused."""
-    import tracemalloc
-
     from test_savestate import page, qevm
 
     from pagecore.dumps.libvirt_save import HEADER, MAGIC
@@ -234,12 +229,7 @@ def test_a_libvirt_header_claiming_much_xml_reads_only_the_xml(tmp_path):
         return path
 
     ok = save("ok.save", b"<domain><name>x</name></domain>\0")
-    tracemalloc.start()
-    try:
-        got, _ = read_all(ok, chunk_pages=16)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    (got, _), peak = _peak_read(ok, chunk_pages=16)
     assert got == {1: page(1)}
     assert peak < claim // 8, f"{peak:,} bytes allocated for a data_len of {claim:,}"
     endless = save("endless.save", b"<domain>" + b"x" * (17 << 20))
@@ -325,8 +315,6 @@ def test_a_vmware_memory_group_of_many_tags_keeps_only_the_region_map(tmp_path, 
     """Every tag of the memory group was kept in a dict: a 30 MB group of tiny tags with distinct
     indices took 960 MB of memory (32 times the file). Only the region tags are kept now, and more
     than MAX_REGIONS regions' worth of them are refused."""
-    import tracemalloc
-
     from pagecore.dumps import vmware
     from pagecore.dumps.vmware import GROUP, HEADER
 
@@ -341,12 +329,7 @@ def test_a_vmware_memory_group_of_many_tags_keeps_only_the_region_map(tmp_path, 
         return tmp_path / f"{name}.vmss"
 
     tiny = checkpoint("t", b"".join(b"\x40\x00" + struct.pack("<I", i) for i in range(50_000)))
-    tracemalloc.start()
-    try:
-        got, _ = read_all(tiny)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    (got, _), peak = _peak_read(tiny)
     assert sorted(got) == [0, 1]
     assert peak < 4 << 20, f"{peak:,} bytes allocated for a {tiny.stat().st_size:,}-byte checkpoint"
     monkeypatch.setattr(vmware, "MAX_REGIONS", 100)
@@ -387,8 +370,6 @@ def test_a_migration_stream_of_many_commands_does_not_grow_memory_with_them(tmp_
     """Every RAM section and PING command went into a list of dicts (only its length was used):
     about 200 bytes of memory per 5 bytes of file, so a compressed save image of PINGs (xz makes
     10 GB of them some 1 MB) needed unbounded memory. The first 1,024 are listed, all counted."""
-    import tracemalloc
-
     from test_savestate import _name, page
 
     n = 40_000
@@ -403,6 +384,8 @@ def test_a_migration_stream_of_many_commands_does_not_grow_memory_with_them(tmp_
     out += b"\x03" + struct.pack(">I", 2) + struct.pack(">Q", 0x10) + b"\x7e" + struct.pack(">I", 2) + b"\x00"
     path = tmp_path / "pings.qevm"
     path.write_bytes(out)
+    import tracemalloc
+
     tracemalloc.start()
     try:
         with open_dump(path, chunk_pages=16) as r:

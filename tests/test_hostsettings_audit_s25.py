@@ -190,17 +190,9 @@ def test_a_guest_is_recorded_as_soon_as_qemu_runs_not_once_it_booted(fake_ksm, t
         recorded.append([g["pid"] for g in json.loads(state.read_text())["guests"]])  # a SIGKILL here
         return p, d / "qmp.sock", "tcg", 0.1
 
-    class FakeQMP:
-        def __init__(self, sock):
-            pass
-
-        def cmd(self, *a, **k):
-            return {}
-
-        def close(self):
-            pass
-
     monkeypatch.setattr(ksmcheck, "boot_guest", boot_guest)
+    from test_ksmcheck_logic import FakeQMP
+
     monkeypatch.setattr(ksmcheck, "QMP", FakeQMP)
     monkeypatch.setattr(ksmcheck, "_which", lambda name, hint: name)
     monkeypatch.setattr(ksmcheck, "newest_kernel", lambda: Path("/boot/vmlinuz-stand-in"))

@@ -164,6 +164,19 @@ def fake_ksm(tmp_path):
     return d
 
 
+class FakeQMP:
+    """A QMP connection that answers every command with nothing (the stand-in guests have none)."""
+
+    def __init__(self, sock):
+        pass
+
+    def cmd(self, *a, **k):
+        return {}
+
+    def close(self):
+        pass
+
+
 def _dead_pid() -> tuple[int, int]:
     p = subprocess.Popen([sys.executable, "-c", "pass"])
     p.wait()
@@ -357,16 +370,6 @@ def test_sigterm_while_guests_boot_ends_every_guest(monkeypatch, tmp_path):
         procs.append(p)
         time.sleep(1.0 if len(procs) > 1 else 0.0)
         return p, d / "qmp.sock", "tcg", 0.1
-
-    class FakeQMP:
-        def __init__(self, sock):
-            pass
-
-        def cmd(self, *a, **k):
-            return {}
-
-        def close(self):
-            pass
 
     class Session:
         def add_guest(self, pid):
